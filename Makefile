@@ -1,0 +1,50 @@
+# Affidavit: every target installs what it needs first, so each works on a fresh machine.
+SHELL := /bin/bash
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test deps debs venv binaries lint unit integration e2e bench clean
+
+demo: deps binaries
+	$(VENV)/bin/affidavit demo
+
+test: deps binaries lint
+	$(PY) -m pytest tests
+
+deps: debs venv
+
+debs:
+	@bash scripts/install-debs
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+binaries:
+	@bash scripts/k8s-binaries
+
+lint: venv
+	$(VENV)/bin/ruff check src tests benchmarks
+	$(VENV)/bin/ruff format --check src tests benchmarks
+	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports
+
+unit: venv
+	$(PY) -m pytest tests/unit
+
+integration: deps
+	$(PY) -m pytest tests/integration
+
+e2e: deps binaries
+	$(PY) -m pytest tests/e2e
+
+bench: deps binaries
+	for b in benchmarks/bench_*.py; do $(PY) $$b || exit 1; done
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

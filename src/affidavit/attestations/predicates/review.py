@@ -1,0 +1,62 @@
+"""The code-review/v1 predicate: who reviewed the change that produced an image, and how.
+
+No vetted in-toto predicate for code review exists, hence this one. Only approvals of the final
+revision count, and ``independentApprovals`` excludes the author, the committers, bots and AI
+agents, because an approval by the change's own author or by the agent that wrote it is no review.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from affidavit.attestations.predicates._base import WireModel
+from affidavit.attestations.predicates.provenance import Source
+
+CODE_REVIEW_V1 = "https://affidavit.dev/attestations/code-review/v1"
+
+ReviewSystem = Literal["github", "gitlab", "gerrit", "trailers"]
+ReviewState = Literal["approved", "changes_requested", "commented", "dismissed", "pending"]
+
+
+class Identity(WireModel):
+    name: str | None = None
+    login: str | None = None
+    email: str | None = None
+    is_bot: bool = False
+
+
+class ChangeRequest(WireModel):
+    system: ReviewSystem
+    id: str
+    url: str | None = None
+    title: str | None = None
+    author: Identity
+    merged_by: Identity | None = None
+    merged_at: str | None = None
+    committers: list[Identity] = Field(default_factory=list)
+
+
+class Review(WireModel):
+    reviewer: Identity
+    state: ReviewState
+    submitted_at: str | None = None
+    revision: str | None = None
+    comments: int = 0
+    on_final_revision: bool = False
+    independent: bool = False
+
+
+class ReviewSummary(WireModel):
+    approvals_on_final_revision: int
+    independent_approvals: int
+    reviewers: list[str] = Field(default_factory=list)
+    review_comments: int = 0
+
+
+class CodeReview(WireModel):
+    source: Source
+    change_request: ChangeRequest
+    reviews: list[Review]
+    summary: ReviewSummary

@@ -1,0 +1,60 @@
+"""The ``affidavit`` command: one entry point, and the one place errors become exit codes.
+
+Each sub-command lives in its own module and registers itself here. Any ``AffidavitError`` is
+printed as its diagnostic (problem, then fix) with the error's exit code; a user mistake never
+ends in a stack trace.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+
+import typer
+
+from affidavit import __version__
+from affidavit.cli import attest, cluster, collect, demo
+from affidavit.errors import AffidavitError
+
+app = typer.Typer(
+    name="affidavit",
+    help=(
+        "Accountability for AI-assisted code: collect and attest who wrote a change (human or "
+        "AI tool) and who reviewed it, enforce it at Kubernetes admission, explain and audit it."
+    ),
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+
+for module in (collect, attest, cluster, demo):
+    module.register(app)
+
+
+@app.command("version")
+def version() -> None:
+    """Print Affidavit's version."""
+    typer.echo(__version__)
+
+
+@app.callback()
+def _root() -> None:
+    """Accountability for AI-assisted code."""
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI; map the error family to exit codes in this one place."""
+    try:
+        app(args=list(argv) if argv is not None else None, prog_name="affidavit")
+    except AffidavitError as e:
+        typer.echo(f"error: {e.diagnostic}", err=True)
+        return e.exit_code
+    except SystemExit as e:  # click exits for --help, usage errors and normal completion
+        if e.code is None:
+            return 0
+        return e.code if isinstance(e.code, int) else 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
