@@ -44,7 +44,7 @@ def wait_for(check: object, what: str, timeout: float = 30.0) -> None:
         try:
             if callable(check) and check():
                 return
-        except Exception:  # noqa: S110 - polling until the server answers
+        except Exception:
             pass
         time.sleep(0.1)
     raise RuntimeError(f"{what} did not become ready within {timeout}s")
@@ -79,7 +79,7 @@ def _start_registry(root: Path) -> tuple[subprocess.Popen[bytes], RegistryServer
     server = RegistryServer(host=f"127.0.0.1:{port}", root=root)
 
     def ready() -> bool:
-        with urllib.request.urlopen(f"{server.url}/v2/", timeout=1) as r:  # noqa: S310
+        with urllib.request.urlopen(f"{server.url}/v2/", timeout=1) as r:
             return bool(r.status == 200)
 
     wait_for(ready, "docker-registry")
@@ -145,7 +145,16 @@ def postgres_url() -> Iterator[str]:
     )
     try:
         subprocess.run(
-            [str(bindir / "createdb"), "-h", "127.0.0.1", "-p", str(port), "-U", "affidavit", "ledger"],
+            [
+                str(bindir / "createdb"),
+                "-h",
+                "127.0.0.1",
+                "-p",
+                str(port),
+                "-U",
+                "affidavit",
+                "ledger",
+            ],
             check=True,
             capture_output=True,
         )

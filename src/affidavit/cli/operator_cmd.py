@@ -1,4 +1,4 @@
-"""CLI: cluster commands (placeholder until its owner lands it)."""
+"""CLI: operator_cmd commands (placeholder until its owner lands it)."""
 
 from __future__ import annotations
 
