@@ -1,0 +1,187 @@
+"""DSSE envelopes: the signed wrapper every Affidavit attestation travels in.
+
+The Dead Simple Signing Envelope (``{"payload", "payloadType", "signatures": [{"keyid",
+"sig"}]}``) is what cosign, in-toto and Sigstore sign, so an envelope made here verifies with
+their tools and theirs with ours. Signatures are over the pre-authentication encoding
+``PAE = "DSSEv1" SP LEN(type) SP type SP LEN(body) SP body``, never over the JSON, so parsing is
+strict about shape and size but the original bytes are kept for digests and re-publication.
+A verification failure names one specific reason, because users act on it.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import json
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
+
+from affidavit.attestations.keys import Signer, Verifier
+from affidavit.errors import VerificationError
+
+PAYLOAD_TYPE_INTOTO = "application/vnd.in-toto+json"
+DSSE_MEDIA_TYPE = "application/vnd.dsse.envelope.v1+json"
+MAX_ENVELOPE_BYTES = 4 * 1024 * 1024
+
+_URL_SAFE = re.compile(r"[-_]")
+
+
+def pae(payload_type: str, payload: bytes) -> bytes:
+    """DSSE's pre-authentication encoding of ``payload`` (what is actually signed)."""
+    kind = payload_type.encode()
+    return b"DSSEv1 %d %s %d %s" % (len(kind), kind, len(payload), payload)
+
+
+def b64decode(text: str) -> bytes:
+    """Standard or URL-safe base64, padded or not (the DSSE spec allows all four)."""
+    altchars = b"-_" if _URL_SAFE.search(text) else None
+    padded = text + "=" * (-len(text) % 4)
+    return base64.b64decode(padded, altchars=altchars, validate=True)
+
+
+def sha256_digest(data: bytes) -> str:
+    """``sha256:<hex>`` of ``data`` (how envelopes and bundles are named in evidence)."""
+    return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+class Signature(BaseModel):
+    """One DSSE signature; ``keyid`` is an unauthenticated hint (cosign leaves it empty)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    keyid: str = ""
+    sig: str
+
+
+class Envelope(BaseModel):
+    """A DSSE envelope; ``raw`` is the exact bytes it was parsed from, when it was parsed."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    payload: str
+    payload_type: str = Field(alias="payloadType")
+    signatures: list[Signature]
+
+    _raw: bytes | None = PrivateAttr(default=None)
+
+    @property
+    def raw(self) -> bytes | None:
+        return self._raw
+
+    def payload_bytes(self) -> bytes:
+        """The decoded payload (the signed statement bytes)."""
+        try:
+            return b64decode(self.payload)
+        except (binascii.Error, ValueError) as e:
+            raise VerificationError("envelope payload is not base64") from e
+
+    def to_json(self) -> bytes:
+        """The envelope's JSON: the original bytes when parsed, else compact JSON."""
+        if self._raw is not None:
+            return self._raw
+        return json.dumps(self.model_dump(by_alias=True), separators=(",", ":")).encode()
+
+    def digest(self) -> str:
+        """``sha256:<hex>`` of ``to_json()``."""
+        return sha256_digest(self.to_json())
+
+
+@dataclass(frozen=True)
+class VerifiedPayload:
+    """A payload whose signature verified; ``signer`` is the trusted key's (or identity's) name."""
+
+    payload: bytes
+    payload_type: str
+    signer: str
+    keyid: str
+
+
+def parse_envelope(data: bytes, *, max_bytes: int = MAX_ENVELOPE_BYTES) -> Envelope:
+    """Parse DSSE envelope bytes strictly, with a size limit checked before anything else."""
+    if len(data) > max_bytes:
+        raise VerificationError(
+            f"envelope is {len(data)} bytes, over the {max_bytes}-byte limit",
+            hint="attestations are small; an oversized layer is refused rather than parsed",
+        )
+    try:
+        document = json.loads(data)
+    except (ValueError, UnicodeDecodeError) as e:
+        raise VerificationError(f"envelope is not valid JSON: {e}") from e
+    if not isinstance(document, dict):
+        raise VerificationError(
+            f"envelope is not a DSSE envelope: a JSON {type(document).__name__}, not an object"
+        )
+    if not document.get("signatures"):
+        raise VerificationError("envelope has no signatures")
+    try:
+        envelope = Envelope.model_validate(document)
+    except ValidationError as e:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc']) or '(root)'}: {err['msg']}"
+            for err in e.errors()
+        )
+        raise VerificationError(f"envelope is not a DSSE envelope: {problems}") from e
+    envelope.payload_bytes()  # raises "envelope payload is not base64"
+    for index, signature in enumerate(envelope.signatures):
+        try:
+            b64decode(signature.sig)
+        except (binascii.Error, ValueError) as e:
+            raise VerificationError(f"envelope signature {index} is not base64") from e
+    envelope._raw = bytes(data)
+    return envelope
+
+
+def sign_envelope(
+    payload: bytes, signer: Signer, *, payload_type: str = PAYLOAD_TYPE_INTOTO
+) -> Envelope:
+    """Sign ``payload`` into a one-signature envelope."""
+    signature = signer.sign(pae(payload_type, payload))
+    return Envelope(
+        payload=base64.b64encode(payload).decode(),
+        payload_type=payload_type,
+        signatures=[Signature(keyid=signer.keyid, sig=base64.b64encode(signature).decode())],
+    )
+
+
+def verify_envelope(
+    envelope: Envelope,
+    verifiers: Sequence[Verifier],
+    *,
+    expected_payload_type: str = PAYLOAD_TYPE_INTOTO,
+) -> VerifiedPayload:
+    """The payload of the first signature that a trusted key verifies, or one specific error.
+
+    Key ids are hints only (cosign writes none), so every signature is tried with every key.
+    """
+    if envelope.payload_type != expected_payload_type:
+        raise VerificationError(
+            f"payloadType is {envelope.payload_type!r}, expected {expected_payload_type!r}"
+        )
+    if not verifiers:
+        raise VerificationError(
+            "no trusted keys to verify the envelope with", hint="pass --key PUBLIC_KEY.pem"
+        )
+    payload = envelope.payload_bytes()
+    message = pae(envelope.payload_type, payload)
+    for signature in envelope.signatures:
+        try:
+            raw = b64decode(signature.sig)
+        except (binascii.Error, ValueError):
+            continue
+        for verifier in verifiers:
+            if verifier.verify(raw, message):
+                return VerifiedPayload(
+                    payload=payload,
+                    payload_type=envelope.payload_type,
+                    signer=verifier.name,
+                    keyid=verifier.keyid,
+                )
+    names = ", ".join(v.name for v in verifiers)
+    raise VerificationError(
+        f"no signature verified with the trusted keys ({names}): the payload was changed after"
+        " signing or was signed by another key"
+    )

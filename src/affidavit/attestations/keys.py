@@ -1,0 +1,258 @@
+"""Signing and verification keys: load them, name them, and sign or check bytes with them.
+
+Affidavit signs with the keys teams already have for air-gapped and enterprise use: ECDSA P-256
+and Ed25519 private keys in PEM (PKCS#8 or SEC1, optionally password-encrypted), and cosign's
+encrypted key files. ECDSA signatures are ASN.1 DER over SHA-256 of the message, exactly as cosign
+makes them, so one key pair works with both tools. Every key problem a user can meet (no file,
+wrong password, a curve or key type that is not supported) is a ``KeyMaterialError`` naming the
+fix.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal, Protocol
+
+from cryptography import x509
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519
+
+from affidavit.attestations.cosign_keys import decrypt_cosign_key, is_cosign_key, pem_type
+from affidavit.attestations.evidence import KeySigner
+from affidavit.errors import KeyMaterialError
+
+PublicKey = ec.EllipticCurvePublicKey | ed25519.Ed25519PublicKey
+PrivateKey = ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey
+KeyKind = Literal["ecdsa-p256", "ed25519"]
+
+_MAKE_KEY = "create one with `cosign generate-key-pair` (ECDSA P-256)"
+
+
+class Signer(Protocol):
+    """Anything that signs bytes: a private key here, or another backend elsewhere."""
+
+    @property
+    def keyid(self) -> str: ...
+
+    def sign(self, data: bytes) -> bytes: ...
+
+
+def keyid_of(public_key: PublicKey) -> str:
+    """A stable key id: the SHA-256 hex of the DER SubjectPublicKeyInfo."""
+    spki = public_key.public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    return hashlib.sha256(spki).hexdigest()
+
+
+def public_pem(public_key: PublicKey) -> bytes:
+    """The SubjectPublicKeyInfo PEM of ``public_key`` (what ``cosign.pub`` holds)."""
+    return public_key.public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+
+
+def _kind_of(key: PrivateKey | PublicKey) -> KeyKind:
+    return (
+        "ed25519"
+        if isinstance(key, ed25519.Ed25519PrivateKey | ed25519.Ed25519PublicKey)
+        else "ecdsa-p256"
+    )
+
+
+@dataclass(frozen=True)
+class Verifier:
+    """A trusted public key under the name policies and reports use for it."""
+
+    name: str
+    keyid: str
+    public_key: PublicKey
+
+    def verify(self, signature: bytes, data: bytes) -> bool:
+        """True when ``signature`` is this key's signature of ``data``."""
+        try:
+            if isinstance(self.public_key, ed25519.Ed25519PublicKey):
+                self.public_key.verify(signature, data)
+            else:
+                self.public_key.verify(signature, data, ec.ECDSA(hashes.SHA256()))
+        except (InvalidSignature, ValueError):
+            return False
+        return True
+
+
+@dataclass(frozen=True)
+class PrivateKeySigner:
+    """A loaded ECDSA P-256 or Ed25519 private key (satisfies ``Signer``)."""
+
+    private_key: PrivateKey = field(repr=False)
+    keyid: str
+
+    @property
+    def kind(self) -> KeyKind:
+        return _kind_of(self.private_key)
+
+    @property
+    def public_key(self) -> PublicKey:
+        return self.private_key.public_key()
+
+    def public_pem(self) -> bytes:
+        return public_pem(self.public_key)
+
+    def verifier(self, name: str) -> Verifier:
+        """The matching ``Verifier``, trusted under ``name``."""
+        return Verifier(name=name, keyid=keyid_of(self.public_key), public_key=self.public_key)
+
+    def sign(self, data: bytes) -> bytes:
+        """Ed25519 signature, or ECDSA-SHA256 as ASN.1 DER (cosign's encoding)."""
+        if isinstance(self.private_key, ed25519.Ed25519PrivateKey):
+            return self.private_key.sign(data)
+        return self.private_key.sign(data, ec.ECDSA(hashes.SHA256()))
+
+
+def _checked(key: object, source: str) -> PrivateKey:
+    if isinstance(key, ed25519.Ed25519PrivateKey):
+        return key
+    if isinstance(key, ec.EllipticCurvePrivateKey):
+        if not isinstance(key.curve, ec.SECP256R1):
+            raise KeyMaterialError(
+                f"ECDSA key {source} is on curve {key.curve.name}; Affidavit signs with P-256"
+                " (secp256r1) only",
+                hint=f"{_MAKE_KEY}, or `openssl genpkey -algorithm ed25519`",
+            )
+        return key
+    raise KeyMaterialError(
+        f"key {source} is a {type(key).__name__.lstrip('_')}; Affidavit signs with ECDSA P-256 or"
+        " Ed25519",
+        hint=_MAKE_KEY,
+    )
+
+
+def _load_pem_private(data: bytes, password: bytes | None, source: str) -> object:
+    kind = pem_type(data)
+    if kind is None:
+        raise KeyMaterialError(
+            f"{source} is not a PEM file",
+            hint=f"pass a PEM private key or a cosign.key file; {_MAKE_KEY}",
+        )
+    if "PUBLIC KEY" in kind or kind == "CERTIFICATE":
+        raise KeyMaterialError(
+            f"{source} holds a public key ({kind}); signing needs the private key",
+            hint="pass the private key file (for cosign keys, cosign.key rather than cosign.pub)",
+        )
+    encrypted = kind == "ENCRYPTED PRIVATE KEY" or b"Proc-Type: 4,ENCRYPTED" in data
+    try:
+        return serialization.load_pem_private_key(data, password=password if encrypted else None)
+    except TypeError as e:  # encrypted but no password
+        raise KeyMaterialError(
+            f"private key {source} is encrypted and no password was given",
+            hint="set the password in $COSIGN_PASSWORD",
+        ) from e
+    except UnsupportedAlgorithm as e:
+        raise KeyMaterialError(f"private key {source} uses an unsupported algorithm ({e})") from e
+    except ValueError as e:
+        if encrypted:
+            raise KeyMaterialError(
+                f"cannot decrypt private key {source}: wrong password",
+                hint="set the key's password in $COSIGN_PASSWORD",
+            ) from e
+        raise KeyMaterialError(f"private key {source} cannot be read ({e})") from e
+
+
+def load_signer(
+    path: Path,
+    *,
+    password: bytes | None = None,
+    password_env: str = "COSIGN_PASSWORD",  # noqa: S107 - a variable name
+    keyid: str | None = None,
+) -> PrivateKeySigner:
+    """Load a signing key file: PEM (PKCS#8/SEC1, maybe encrypted) or a cosign key file.
+
+    The password of an encrypted key is ``password`` or else the ``password_env`` variable.
+    ``keyid`` overrides the envelope key id (default: ``keyid_of`` the public key).
+    """
+    source = str(path)
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError as e:
+        raise KeyMaterialError(
+            f"signing key {source} does not exist", hint=f"pass --key PATH; {_MAKE_KEY}"
+        ) from e
+    except OSError as e:
+        raise KeyMaterialError(f"cannot read signing key {source}: {e.strerror}") from e
+    env_password = os.environ.get(password_env)
+    from_env = password is None
+    secret = (
+        password
+        if password is not None
+        else (env_password.encode() if env_password is not None else None)
+    )
+    if is_cosign_key(data):
+        if secret is None:
+            raise KeyMaterialError(
+                f"cosign key {source} is encrypted and ${password_env} is not set",
+                hint=f"export {password_env} with the password given to `cosign generate-key-pair`",
+            )
+        key: object = decrypt_cosign_key(
+            data, secret, source=source, password_env=password_env if from_env else None
+        )
+    else:
+        key = _load_pem_private(data, secret, source)
+    private = _checked(key, source)
+    return PrivateKeySigner(
+        private_key=private, keyid=keyid if keyid is not None else keyid_of(private.public_key())
+    )
+
+
+def load_verifier(pem: bytes, *, name: str) -> Verifier:
+    """A ``Verifier`` from a PEM public key (or the public key of a PEM certificate)."""
+    kind = pem_type(pem)
+    try:
+        if kind == "CERTIFICATE":
+            key: object = x509.load_pem_x509_certificate(pem).public_key()
+        else:
+            key = serialization.load_pem_public_key(pem)
+    except (ValueError, UnsupportedAlgorithm) as e:
+        raise KeyMaterialError(
+            f"trusted key {name!r} is not a PEM public key (found {kind or 'no PEM block'})",
+            hint="give the public key, e.g. cosign.pub or the output of `openssl pkey -pubout`",
+        ) from e
+    if isinstance(key, ec.EllipticCurvePublicKey) and not isinstance(key.curve, ec.SECP256R1):
+        raise KeyMaterialError(
+            f"trusted key {name!r} is on curve {key.curve.name}; only P-256 and Ed25519 are"
+            " supported"
+        )
+    if not isinstance(key, ec.EllipticCurvePublicKey | ed25519.Ed25519PublicKey):
+        raise KeyMaterialError(
+            f"trusted key {name!r} is a {type(key).__name__.lstrip('_')}; only ECDSA P-256 and"
+            " Ed25519 are supported"
+        )
+    return Verifier(name=name, keyid=keyid_of(key), public_key=key)
+
+
+def verifier_for(signer: KeySigner) -> Verifier:
+    """The ``Verifier`` of a trusted ``KeySigner`` from a policy."""
+    return load_verifier(signer.public_key_pem.encode(), name=signer.name)
+
+
+def generate_key_pair(kind: KeyKind, *, password: bytes | None = None) -> tuple[bytes, bytes]:
+    """A fresh key pair as (PKCS#8 private PEM, encrypted when ``password``; public PEM)."""
+    private: PrivateKey
+    if kind == "ecdsa-p256":
+        private = ec.generate_private_key(ec.SECP256R1())
+    elif kind == "ed25519":
+        private = ed25519.Ed25519PrivateKey.generate()
+    else:
+        raise KeyMaterialError(f"unknown key kind {kind!r}; use ecdsa-p256 or ed25519")
+    encryption: serialization.KeySerializationEncryption = (
+        serialization.BestAvailableEncryption(password)
+        if password
+        else serialization.NoEncryption()
+    )
+    private_pem = private.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, encryption
+    )
+    return private_pem, public_pem(private.public_key())

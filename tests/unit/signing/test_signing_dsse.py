@@ -1,0 +1,180 @@
+"""DSSE: PAE bytes, sign/verify round trips with real keys, and each specific rejection."""
+
+from __future__ import annotations
+
+import base64
+import json
+from pathlib import Path
+
+import pytest
+
+from affidavit.attestations.dsse import (
+    PAYLOAD_TYPE_INTOTO,
+    Envelope,
+    Signature,
+    pae,
+    parse_envelope,
+    sign_envelope,
+    verify_envelope,
+)
+from affidavit.attestations.keys import generate_key_pair, load_signer, load_verifier
+from affidavit.attestations.statement import make_statement
+from affidavit.errors import VerificationError
+
+STATEMENT = make_statement("reg.example/app", "sha256:" + "0" * 64, "https://x.example/p", {})
+
+
+def test_pae_matches_the_spec_example() -> None:
+    # The DSSE spec's test vector (protocol.md): type "http://example.com/HelloWorld".
+    assert pae("http://example.com/HelloWorld", b"hello world") == (
+        b"DSSEv1 29 http://example.com/HelloWorld 11 hello world"
+    )
+    assert pae("t", "é".encode()) == b"DSSEv1 1 t 2 \xc3\xa9"
+
+
+def test_sign_then_parse_then_verify(key_files: tuple[Path, bytes]) -> None:
+    path, public = key_files
+    signer = load_signer(path)
+    envelope = sign_envelope(STATEMENT, signer)
+    parsed = parse_envelope(envelope.to_json())
+    assert parsed.raw == envelope.to_json()
+    assert parsed.to_json() == envelope.to_json()
+    assert parsed.digest() == envelope.digest()
+    result = verify_envelope(parsed, [load_verifier(public, name="release-key")])
+    assert result.payload == STATEMENT
+    assert result.payload_type == PAYLOAD_TYPE_INTOTO
+    assert result.signer == "release-key"
+    assert result.keyid == signer.keyid
+    wire = json.loads(envelope.to_json())
+    assert set(wire) == {"payload", "payloadType", "signatures"}
+    assert wire["signatures"][0]["keyid"] == signer.keyid
+
+
+def test_second_trusted_key_is_found(key_files: tuple[Path, bytes]) -> None:
+    path, public = key_files
+    _, other = generate_key_pair("ecdsa-p256")
+    envelope = sign_envelope(STATEMENT, load_signer(path))
+    verifiers = [load_verifier(other, name="key-a"), load_verifier(public, name="key-b")]
+    assert verify_envelope(envelope, verifiers).signer == "key-b"
+
+
+def test_empty_keyid_like_cosign_verifies(key_files: tuple[Path, bytes]) -> None:
+    path, public = key_files
+    envelope = sign_envelope(STATEMENT, load_signer(path, keyid=""))
+    assert envelope.signatures[0].keyid == ""
+    assert verify_envelope(envelope, [load_verifier(public, name="k")]).signer == "k"
+
+
+NO_SIGNATURE = (
+    "no signature verified with the trusted keys (key-a, key-b): the payload was changed after"
+    " signing or was signed by another key"
+)
+
+
+def test_wrong_key_is_rejected(key_files: tuple[Path, bytes]) -> None:
+    path, _ = key_files
+    envelope = sign_envelope(STATEMENT, load_signer(path))
+    others = [
+        load_verifier(generate_key_pair("ecdsa-p256")[1], name="key-a"),
+        load_verifier(generate_key_pair("ed25519")[1], name="key-b"),
+    ]
+    with pytest.raises(VerificationError) as info:
+        verify_envelope(envelope, others)
+    assert info.value.message == NO_SIGNATURE
+
+
+def test_tampered_payload_is_rejected(key_files: tuple[Path, bytes]) -> None:
+    path, public = key_files
+    envelope = sign_envelope(STATEMENT, load_signer(path))
+    tampered = STATEMENT.replace(b'"predicate":{}', b'"predicate":{"approved":true}')
+    assert tampered != STATEMENT
+    forged = Envelope(
+        payload=base64.b64encode(tampered).decode(),
+        payload_type=envelope.payload_type,
+        signatures=envelope.signatures,
+    )
+    trusted = [load_verifier(public, name="key-a"), load_verifier(public, name="key-b")]
+    with pytest.raises(VerificationError) as info:
+        verify_envelope(forged, trusted)
+    assert info.value.message == NO_SIGNATURE
+
+
+def test_changed_payload_type_is_rejected_even_when_expected(key_files: tuple[Path, bytes]) -> None:
+    path, public = key_files
+    envelope = sign_envelope(STATEMENT, load_signer(path), payload_type="application/x-other")
+    with pytest.raises(VerificationError) as info:
+        verify_envelope(envelope, [load_verifier(public, name="k")])
+    assert info.value.message == (
+        "payloadType is 'application/x-other', expected 'application/vnd.in-toto+json'"
+    )
+    # The type is signed too: relabelling the envelope breaks the signature.
+    relabelled = envelope.model_copy(update={"payload_type": PAYLOAD_TYPE_INTOTO})
+    with pytest.raises(VerificationError, match="no signature verified"):
+        verify_envelope(relabelled, [load_verifier(public, name="k")])
+
+
+def test_url_safe_unpadded_base64_is_accepted(key_files: tuple[Path, bytes]) -> None:
+    path, public = key_files
+    envelope = sign_envelope(STATEMENT, load_signer(path))
+    wire = json.loads(envelope.to_json())
+    wire["payload"] = base64.urlsafe_b64encode(STATEMENT).decode().rstrip("=")
+    sig = base64.b64decode(wire["signatures"][0]["sig"])
+    wire["signatures"][0]["sig"] = base64.urlsafe_b64encode(sig).decode().rstrip("=")
+    parsed = parse_envelope(json.dumps(wire).encode())
+    assert verify_envelope(parsed, [load_verifier(public, name="k")]).payload == STATEMENT
+
+
+def _wire(**changes: object) -> bytes:
+    document: dict[str, object] = {
+        "payload": base64.b64encode(STATEMENT).decode(),
+        "payloadType": PAYLOAD_TYPE_INTOTO,
+        "signatures": [{"keyid": "", "sig": base64.b64encode(b"x" * 64).decode()}],
+    }
+    document.update(changes)
+    return json.dumps(document).encode()
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        (
+            b"{nope",
+            "envelope is not valid JSON: Expecting property name enclosed in double quotes:"
+            " line 1 column 2 (char 1)",
+        ),
+        (b"[]", "envelope is not a DSSE envelope: a JSON list, not an object"),
+        (_wire(signatures=[]), "envelope has no signatures"),
+        (_wire(signatures=None), "envelope has no signatures"),
+        (_wire(payload="%%%not base64"), "envelope payload is not base64"),
+        (
+            _wire(payloadType=None),
+            "envelope is not a DSSE envelope: payloadType: Input should be a valid string",
+        ),
+        (
+            _wire(extra="x"),
+            "envelope is not a DSSE envelope: extra: Extra inputs are not permitted",
+        ),
+        (_wire(signatures=[{"sig": "!!"}]), "envelope signature 0 is not base64"),
+    ],
+)
+def test_malformed_envelopes(data: bytes, message: str) -> None:
+    with pytest.raises(VerificationError) as info:
+        parse_envelope(data)
+    assert info.value.message == message
+
+
+def test_oversized_envelope_is_refused_before_parsing() -> None:
+    data = b" " * 101 + _wire()
+    with pytest.raises(VerificationError) as info:
+        parse_envelope(data, max_bytes=100)
+    assert info.value.message == f"envelope is {len(data)} bytes, over the 100-byte limit"
+    assert parse_envelope(_wire(), max_bytes=len(_wire())).payload_type == PAYLOAD_TYPE_INTOTO
+
+
+def test_keyid_is_only_a_hint(key_files: tuple[Path, bytes]) -> None:
+    path, public = key_files
+    envelope = sign_envelope(STATEMENT, load_signer(path))
+    renamed = envelope.model_copy(
+        update={"signatures": [Signature(keyid="someone-else", sig=envelope.signatures[0].sig)]}
+    )
+    assert verify_envelope(renamed, [load_verifier(public, name="k")]).signer == "k"
