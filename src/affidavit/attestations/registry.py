@@ -1,0 +1,541 @@
+"""A small OCI distribution client: the one place Affidavit talks to a container registry.
+
+Attestations live beside the image in its registry, so signing, verification, the admission
+webhook and the demo all need the same handful of distribution-spec calls: resolve a tag, get and
+put manifests and blobs, list tags, ask the referrers API. Doing them here over httpx (rather than
+shelling out to a registry tool) lets every caller get the same safety rules: plain HTTP only for
+loopback or explicitly insecure hosts, a size limit enforced while the body streams, a digest check
+on everything fetched by digest, and registry failures that name the registry, the image and the
+fix instead of a stack trace.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import hashlib
+import ipaddress
+import json
+import re
+import ssl
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+from urllib.parse import urljoin
+
+import httpx
+
+from affidavit.errors import InputError, RegistryError
+
+DEFAULT_MAX_BYTES = 4 * 1024 * 1024
+
+OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
+OCI_INDEX = "application/vnd.oci.image.index.v1+json"
+DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
+DOCKER_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
+MANIFEST_TYPES = (OCI_MANIFEST, OCI_INDEX, DOCKER_MANIFEST, DOCKER_LIST)
+
+_COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
+_REPOSITORY = re.compile(rf"^{_COMPONENT}(?:/{_COMPONENT})*$")
+_TAG = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
+_DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
+_HOST = re.compile(r"^(?:localhost|\[[0-9a-fA-F:]+\]|[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*)(?::\d+)?$")
+_CHALLENGE_PARAM = re.compile(r'(\w+)="([^"]*)"')
+
+_REF_HINT = "write it as HOST[:PORT]/REPOSITORY[:TAG][@sha256:<64 hex>], e.g. 127.0.0.1:5000/app@sha256:<hex>"
+
+
+def sha256_digest(data: bytes) -> str:
+    """The ``sha256:<hex>`` digest of ``data``."""
+    return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+@dataclass(frozen=True)
+class ImageReference:
+    """A parsed image reference: registry host, repository, and a tag and/or a digest."""
+
+    registry: str
+    repository: str
+    tag: str | None = None
+    digest: str | None = None
+
+    @classmethod
+    def parse(cls, text: str) -> ImageReference:
+        """Parse ``host[:port]/repo[:tag][@sha256:...]``; the registry host is required."""
+        ref = text.strip()
+        if not ref:
+            raise InputError("the image reference is empty", hint=_REF_HINT)
+        rest, digest = ref, None
+        if "@" in ref:
+            rest, digest = ref.split("@", 1)
+            if not _DIGEST.match(digest):
+                raise InputError(
+                    f"image reference {text!r} has digest {digest!r}, which is not "
+                    "sha256:<64 lowercase hex>",
+                    hint=_REF_HINT,
+                )
+        host, sep, path = rest.partition("/")
+        if (
+            not sep
+            or not _HOST.match(host)
+            or not ("." in host or ":" in host or host == "localhost")
+        ):
+            raise InputError(
+                f"image reference {text!r} does not start with a registry host", hint=_REF_HINT
+            )
+        tag = None
+        last = path.rsplit("/", 1)[-1]
+        if ":" in last:
+            path, tag = path.rsplit(":", 1)
+            if not _TAG.match(tag):
+                raise InputError(
+                    f"image reference {text!r} has an invalid tag {tag!r}", hint=_REF_HINT
+                )
+        if not _REPOSITORY.match(path):
+            raise InputError(
+                f"image reference {text!r} has an invalid repository {path!r} (lowercase letters, "
+                "digits and separators . _ - /)",
+                hint=_REF_HINT,
+            )
+        return cls(registry=host, repository=path, tag=tag, digest=digest)
+
+    @property
+    def name(self) -> str:
+        """``host/repository``: the subject name of statements about this image."""
+        return f"{self.registry}/{self.repository}"
+
+    @property
+    def reference(self) -> str:
+        """What goes after ``/manifests/``: the digest when known, else the tag (``latest``)."""
+        return self.digest or self.tag or "latest"
+
+    def with_digest(self, digest: str) -> ImageReference:
+        return replace(self, digest=digest)
+
+    def with_tag(self, tag: str) -> ImageReference:
+        return replace(self, tag=tag, digest=None)
+
+    def __str__(self) -> str:
+        text = self.name
+        if self.tag:
+            text += f":{self.tag}"
+        if self.digest:
+            text += f"@{self.digest}"
+        return text
+
+
+@dataclass(frozen=True)
+class Credentials:
+    username: str
+    password: str
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """A manifest's exact bytes, its media type and its digest."""
+
+    data: bytes
+    media_type: str
+    digest: str
+
+    def json(self) -> dict[str, Any]:
+        try:
+            value = json.loads(self.data)
+        except ValueError as e:
+            raise RegistryError(f"manifest {self.digest} is not valid JSON ({e})") from e
+        if not isinstance(value, dict):
+            raise RegistryError(f"manifest {self.digest} is not a JSON object")
+        return value
+
+
+class BodyTooLargeError(RegistryError):
+    """A response body is larger than the caller's limit (found while streaming)."""
+
+    def __init__(self, what: str, size: int, limit: int) -> None:
+        super().__init__(f"{what} is {size} bytes, over the {limit}-byte limit")
+        self.size = size
+        self.limit = limit
+
+
+@dataclass(frozen=True)
+class _Response:
+    status: int
+    headers: httpx.Headers
+    body: bytes
+
+
+def credentials_from_docker_config(
+    config: bytes | str | Mapping[str, Any],
+) -> dict[str, Credentials]:
+    """Registry credentials from a dockerconfigjson document (an imagePullSecret's payload)."""
+    try:
+        document = json.loads(config) if isinstance(config, bytes | str) else dict(config)
+        auths = document.get("auths", {})
+        result: dict[str, Credentials] = {}
+        for key, entry in auths.items():
+            host = re.sub(r"^https?://", "", key).split("/", 1)[0]
+            if entry.get("auth"):
+                user, _, password = base64.b64decode(entry["auth"]).decode().partition(":")
+            else:
+                user, password = entry.get("username", ""), entry.get("password", "")
+            if user:
+                result[host] = Credentials(user, password)
+        return result
+    except (ValueError, AttributeError, TypeError, UnicodeDecodeError) as e:
+        raise InputError(
+            f"the registry credentials are not a valid dockerconfigjson ({e})",
+            hint='expected {"auths": {"HOST": {"auth": base64("user:password")}}}',
+        ) from e
+
+
+def _is_loopback(registry: str) -> bool:
+    host = registry.rsplit(":", 1)[0] if not registry.endswith("]") else registry
+    host = host.strip("[]")
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _connect_reason(error: httpx.TransportError) -> str:
+    text = str(error).lower()
+    if "refused" in text:
+        return "connection refused"
+    if isinstance(error, httpx.TimeoutException):
+        return "timed out"
+    if "name or service not known" in text or "nodename nor servname" in text:
+        return "host name not found"
+    if "certificate" in text or "ssl" in text:
+        return f"TLS failed ({error})"
+    return str(error) or type(error).__name__
+
+
+class RegistryClient:
+    """Distribution-spec calls with auth, TLS rules, size limits and digest checks."""
+
+    def __init__(
+        self,
+        *,
+        insecure_hosts: Collection[str] = (),
+        insecure: bool = False,
+        ca_bundle: str | Path | None = None,
+        credentials: Mapping[str, Credentials] | None = None,
+        max_bytes: int = DEFAULT_MAX_BYTES,
+        timeout: float = 10.0,
+    ) -> None:
+        verify: ssl.SSLContext | bool = True
+        if ca_bundle is not None:
+            verify = ssl.create_default_context(cafile=str(ca_bundle))
+        self._http = httpx.Client(verify=verify, timeout=timeout, follow_redirects=True)
+        self._insecure_hosts = frozenset(insecure_hosts)
+        self._insecure = insecure
+        self._credentials = dict(credentials or {})
+        self._tokens: dict[tuple[str, str], str] = {}
+        self.max_bytes = max_bytes
+
+    def __enter__(self) -> RegistryClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._http.close()
+
+    # -- manifests -------------------------------------------------------------------------
+
+    def resolve(self, ref: ImageReference) -> str:
+        """The manifest digest ``ref`` names (a tag is resolved; a digest is checked to exist)."""
+        return self.head_manifest(ref)[0]
+
+    def head_manifest(self, ref: ImageReference) -> tuple[str, str, int]:
+        """``(digest, media type, size)`` of the manifest ``ref`` names; missing -> RegistryError."""
+        r = self._request("HEAD", ref, f"manifests/{ref.reference}", accept=MANIFEST_TYPES)
+        if r.status == 404:
+            raise self._missing(ref)
+        self._check(r, "HEAD", ref)
+        digest = r.headers.get("docker-content-digest")
+        media_type = r.headers.get("content-type", "").split(";")[0]
+        size = int(r.headers.get("content-length", "0"))
+        if not digest:
+            manifest = self.get_manifest(ref)
+            return manifest.digest, manifest.media_type, len(manifest.data)
+        if ref.digest and digest != ref.digest:
+            raise RegistryError(f"registry {ref.registry} answered digest {digest} for {ref}")
+        return digest, media_type, size
+
+    def get_manifest(self, ref: ImageReference) -> Manifest:
+        manifest = self.find_manifest(ref)
+        if manifest is None:
+            raise self._missing(ref)
+        return manifest
+
+    def find_manifest(self, ref: ImageReference) -> Manifest | None:
+        """The manifest ``ref`` names, or None when the registry has none; digest-checked."""
+        r = self._request(
+            "GET", ref, f"manifests/{ref.reference}", accept=MANIFEST_TYPES, limit=self.max_bytes
+        )
+        if r.status == 404:
+            return None
+        self._check(r, "GET", ref)
+        digest = sha256_digest(r.body)
+        if ref.digest and digest != ref.digest:
+            raise RegistryError(
+                f"manifest {ref} has digest {digest}, not the {ref.digest} that was asked for; "
+                "the registry returned other content"
+            )
+        media_type = r.headers.get("content-type", "").split(";")[0]
+        with contextlib.suppress(ValueError, AttributeError):
+            media_type = json.loads(r.body).get("mediaType") or media_type
+        return Manifest(data=r.body, media_type=media_type, digest=digest)
+
+    def put_manifest(self, ref: ImageReference, data: bytes, media_type: str) -> tuple[str, bool]:
+        """Store a manifest under ``ref``'s tag or digest; returns (digest, registry set OCI-Subject)."""
+        r = self._request(
+            "PUT",
+            ref,
+            f"manifests/{ref.reference}",
+            content=data,
+            headers={"Content-Type": media_type},
+            push=True,
+        )
+        self._check(r, "PUT", ref)
+        digest = sha256_digest(data)
+        return digest, "oci-subject" in r.headers
+
+    # -- blobs ------------------------------------------------------------------------------
+
+    def has_blob(self, ref: ImageReference, digest: str) -> bool:
+        r = self._request("HEAD", ref, f"blobs/{digest}")
+        if r.status == 404:
+            return False
+        self._check(r, "HEAD", ref)
+        return True
+
+    def get_blob(self, ref: ImageReference, digest: str, *, max_bytes: int | None = None) -> bytes:
+        """The blob's bytes, refused while streaming beyond ``max_bytes``, and digest-checked."""
+        limit = self.max_bytes if max_bytes is None else max_bytes
+        r = self._request("GET", ref, f"blobs/{digest}", limit=limit, what=f"blob {digest}")
+        if r.status == 404:
+            raise RegistryError(
+                f"blob {digest} not found in {ref.name}",
+                hint="the manifest refers to a blob the registry does not have; push it again",
+            )
+        self._check(r, "GET", ref)
+        actual = sha256_digest(r.body)
+        if actual != digest:
+            raise RegistryError(
+                f"blob {digest} from {ref.name} has digest {actual}; the registry returned "
+                "other content than asked for"
+            )
+        return r.body
+
+    def put_blob(self, ref: ImageReference, data: bytes) -> str:
+        """Upload ``data`` (monolithic POST + PUT) unless the registry has it; returns its digest."""
+        digest = sha256_digest(data)
+        if self.has_blob(ref, digest):
+            return digest
+        r = self._request("POST", ref, "blobs/uploads/", push=True, content=b"")
+        self._check(r, "POST", ref)
+        location = r.headers.get("location")
+        if not location:
+            raise RegistryError(f"registry {ref.registry} started an upload without a Location")
+        url = urljoin(self._base(ref), location)
+        url += ("&" if "?" in url else "?") + f"digest={digest}"
+        r = self._request(
+            "PUT",
+            ref,
+            url,
+            content=data,
+            headers={"Content-Type": "application/octet-stream"},
+            push=True,
+        )
+        self._check(r, "PUT", ref)
+        return digest
+
+    # -- listings ---------------------------------------------------------------------------
+
+    def list_tags(self, ref: ImageReference) -> list[str]:
+        tags: list[str] = []
+        path = "tags/list"
+        while True:
+            r = self._request("GET", ref, path, limit=self.max_bytes)
+            if r.status == 404:
+                return tags
+            self._check(r, "GET", ref)
+            tags.extend(json.loads(r.body).get("tags") or [])
+            match = re.search(r'<([^>]+)>;\s*rel="?next"?', r.headers.get("link", ""))
+            if not match:
+                return tags
+            path = urljoin(self._base(ref), match.group(1))
+
+    def referrers(self, ref: ImageReference, digest: str) -> dict[str, Any] | None:
+        """The referrers index for ``digest``, or None when the registry has no referrers API."""
+        r = self._request(
+            "GET", ref, f"referrers/{digest}", accept=(OCI_INDEX,), limit=self.max_bytes
+        )
+        if r.status in (404, 400, 405):
+            return None
+        self._check(r, "GET", ref)
+        if not r.headers.get("content-type", "").startswith(OCI_INDEX):
+            return None
+        value = json.loads(r.body)
+        return value if isinstance(value, dict) else None
+
+    # -- transport --------------------------------------------------------------------------
+
+    def _base(self, ref: ImageReference) -> str:
+        secure = not (
+            self._insecure or ref.registry in self._insecure_hosts or _is_loopback(ref.registry)
+        )
+        return f"{'https' if secure else 'http'}://{ref.registry}/v2/{ref.repository}/"
+
+    def _request(
+        self,
+        method: str,
+        ref: ImageReference,
+        path: str,
+        *,
+        accept: Collection[str] = (),
+        headers: Mapping[str, str] | None = None,
+        content: bytes | None = None,
+        limit: int | None = None,
+        what: str | None = None,
+        push: bool = False,
+    ) -> _Response:
+        url = path if "://" in path else self._base(ref) + path
+        send_headers = dict(headers or {})
+        if accept:
+            send_headers["Accept"] = ", ".join(accept)
+        auth = self._tokens.get((ref.registry, ref.repository))
+        for attempt in range(2):
+            if auth:
+                send_headers["Authorization"] = auth
+            response = self._send(method, url, ref, send_headers, content, limit, what)
+            if response.status != 401 or attempt:
+                break
+            auth = self._authenticate(ref, response.headers.get("www-authenticate", ""), push)
+            self._tokens[(ref.registry, ref.repository)] = auth
+        if response.status in (401, 403):
+            raise self._refused(ref, response)
+        return response
+
+    def _send(
+        self,
+        method: str,
+        url: str,
+        ref: ImageReference,
+        headers: Mapping[str, str],
+        content: bytes | None,
+        limit: int | None,
+        what: str | None,
+    ) -> _Response:
+        try:
+            with self._http.stream(method, url, headers=headers, content=content) as r:
+                label = what or f"response from {ref.registry}"
+                declared = r.headers.get("content-length")
+                too_big = limit is not None and declared is not None and int(declared) > limit
+                if too_big and r.status_code == 200 and method != "HEAD" and limit is not None:
+                    raise BodyTooLargeError(label, int(declared or 0), limit)
+                chunks: list[bytes] = []
+                size = 0
+                if method != "HEAD":
+                    for chunk in r.iter_bytes():
+                        size += len(chunk)
+                        if limit is not None and size > limit:
+                            raise BodyTooLargeError(label, size, limit)
+                        chunks.append(chunk)
+                return _Response(r.status_code, r.headers, b"".join(chunks))
+        except httpx.TransportError as e:
+            raise RegistryError(
+                f"registry {ref.registry} is unreachable: {_connect_reason(e)}; check the address "
+                "and that the registry is running"
+            ) from e
+
+    def _authenticate(self, ref: ImageReference, challenge: str, push: bool) -> str:
+        scheme, _, params_text = challenge.partition(" ")
+        creds = self._credentials.get(ref.registry)
+        basic = (
+            "Basic " + base64.b64encode(f"{creds.username}:{creds.password}".encode()).decode()
+            if creds
+            else None
+        )
+        if scheme.lower() == "basic":
+            if basic is None:
+                raise RegistryError(
+                    f"registry {ref.registry} refused access to {ref.name}: it requires a user "
+                    "name and password and none were given",
+                    hint="pass credentials as a dockerconfigjson (--registry-config FILE)",
+                )
+            return basic
+        if scheme.lower() != "bearer":
+            raise RegistryError(
+                f"registry {ref.registry} asks for unsupported authentication {challenge!r}"
+            )
+        params = dict(_CHALLENGE_PARAM.findall(params_text))
+        realm = params.get("realm")
+        if not realm:
+            raise RegistryError(f"registry {ref.registry} sent a Bearer challenge without a realm")
+        scope = (
+            params.get("scope") or f"repository:{ref.repository}:{'pull,push' if push else 'pull'}"
+        )
+        query = {"scope": scope, **({"service": params["service"]} if "service" in params else {})}
+        try:
+            r = self._http.get(
+                realm, params=query, headers={"Authorization": basic} if basic else {}
+            )
+        except httpx.TransportError as e:
+            raise RegistryError(
+                f"token service {realm} of registry {ref.registry} is unreachable: "
+                f"{_connect_reason(e)}"
+            ) from e
+        if r.status_code != 200:
+            raise RegistryError(
+                f"registry {ref.registry} refused access to {ref.name}: its token service "
+                f"answered HTTP {r.status_code}",
+                hint="check the credentials (--registry-config) and that they may "
+                f"{'push to' if push else 'pull from'} {ref.repository}",
+            )
+        try:
+            body = r.json()
+            token = body.get("token") or body.get("access_token")
+        except (ValueError, AttributeError) as e:
+            raise RegistryError(f"token service {realm} answered with no token") from e
+        if not isinstance(token, str) or not token:
+            raise RegistryError(f"token service {realm} answered with no token")
+        return f"Bearer {token}"
+
+    def _refused(self, ref: ImageReference, r: _Response) -> RegistryError:
+        return RegistryError(
+            f"registry {ref.registry} refused access to {ref.name} (HTTP {r.status}"
+            f"{': ' + _error_text(r.body) if _error_text(r.body) else ''})",
+            hint="pass credentials with pull and push access as a dockerconfigjson "
+            "(--registry-config FILE)",
+        )
+
+    def _missing(self, ref: ImageReference) -> RegistryError:
+        return RegistryError(
+            f"image {ref} not found in the registry",
+            hint="check the repository and digest, or push the image first",
+        )
+
+    def _check(self, r: _Response, method: str, ref: ImageReference) -> None:
+        if r.status < 300:
+            return
+        detail = _error_text(r.body)
+        raise RegistryError(
+            f"registry {ref.registry} answered HTTP {r.status} to {method} for {ref.name}"
+            + (f": {detail}" if detail else "")
+        )
+
+
+def _error_text(body: bytes) -> str:
+    """The distribution-spec ``errors[].message`` texts of an error body, if any."""
+    try:
+        errors = json.loads(body).get("errors") or []
+        return "; ".join(f"{e.get('code', '')} {e.get('message', '')}".strip() for e in errors)
+    except (ValueError, AttributeError):
+        return ""
