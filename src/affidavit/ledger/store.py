@@ -1,0 +1,411 @@
+"""The decision ledger: an append-only, hash-chained table of admission decisions.
+
+Every decision the webhook takes is appended here, so an auditor can later ask "what did we
+admit, on which evidence" and trust the answer: each row's hash covers the previous row's hash
+and the decision's canonical JSON, so editing, deleting or reordering a row breaks the chain at
+that row. Appends are serialised across processes (SQLite: ``BEGIN IMMEDIATE``; PostgreSQL:
+``SELECT ... FOR UPDATE`` on the head row) so concurrent webhook replicas extend one chain.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Connection, Engine, create_engine, event, func, insert, or_, select, update
+from sqlalchemy.engine import RowMapping, make_url
+from sqlalchemy.exc import ArgumentError, DBAPIError, IntegrityError, SQLAlchemyError
+
+from affidavit.errors import LedgerError
+from affidavit.ledger.canonical import (
+    GENESIS_HASH,
+    DecisionLike,
+    canonical_json,
+    chain_hash,
+    decision_to_dict,
+)
+from affidavit.ledger.schema import decision_images, decisions, ledger_head, metadata
+
+_HEAD_ID = 1
+
+
+@dataclass(frozen=True)
+class LedgerRecord:
+    """One stored decision: its place in the chain and the full decision as JSON data."""
+
+    seq: int
+    id: str
+    time: datetime  # UTC, timezone-aware
+    outcome: str
+    namespace: str
+    kind: str
+    name: str
+    decision: dict[str, Any]
+    canonical: str
+    prev_hash: str
+    hash: str
+
+
+@dataclass(frozen=True)
+class ChainReport:
+    """The result of walking the chain: ``first_broken_seq`` is None when it is intact."""
+
+    checked: int
+    head_seq: int
+    first_broken_seq: int | None = None
+    reason: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.first_broken_seq is None and self.reason is None
+
+
+def _parse_time(value: str) -> datetime:
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError as e:
+        raise LedgerError(f"decision time {value!r} is not RFC 3339") from e
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    return parsed.astimezone(UTC).replace(tzinfo=None)
+
+
+def _naive_utc(value: datetime) -> datetime:
+    if value.tzinfo is None:
+        return value
+    return value.astimezone(UTC).replace(tzinfo=None)
+
+
+def _images_of(data: Mapping[str, Any]) -> list[tuple[str, str | None]]:
+    out: list[tuple[str, str | None]] = []
+    for item in data.get("images") or ():
+        if isinstance(item, Mapping) and isinstance(item.get("ref"), str):
+            digest = item.get("digest")
+            out.append((item["ref"], digest if isinstance(digest, str) else None))
+    return out
+
+
+class Ledger:
+    """A decision ledger at a SQLAlchemy URL (``sqlite:///path.db`` or ``postgresql+psycopg://…``).
+
+    Construction does not connect: the webhook must start (and buffer decisions) even when the
+    database is down. The schema is created on first successful use.
+    """
+
+    def __init__(self, url: str, *, connect_timeout: float = 5.0) -> None:
+        try:
+            parsed = make_url(url)
+        except ArgumentError as e:
+            raise LedgerError(
+                f"ledger URL {url!r} is not a database URL",
+                hint="use sqlite:///PATH.db or postgresql+psycopg://USER@HOST:PORT/DB",
+            ) from e
+        self.url = parsed.render_as_string(hide_password=True)
+        self._sqlite = parsed.get_backend_name() == "sqlite"
+        self._postgres = parsed.get_backend_name() == "postgresql"
+        if not (self._sqlite or self._postgres):
+            raise LedgerError(
+                f"ledger URL {self.url!r} names an unsupported database "
+                f"{parsed.get_backend_name()!r}",
+                hint="use sqlite:///PATH.db or postgresql+psycopg://USER@HOST:PORT/DB",
+            )
+        connect_args: dict[str, Any] = {}
+        if self._sqlite:
+            connect_args["timeout"] = 30.0
+        else:
+            connect_args["connect_timeout"] = max(1, int(connect_timeout))
+        try:
+            self._engine: Engine = create_engine(
+                parsed, connect_args=connect_args, pool_pre_ping=True
+            )
+        except (ArgumentError, ImportError) as e:
+            raise LedgerError(f"cannot use ledger URL {self.url!r}: {e}") from e
+        if self._sqlite:
+            event.listen(self._engine, "connect", _sqlite_on_connect)
+            event.listen(self._engine, "begin", _sqlite_on_begin)
+        self._schema_ready = False
+        self._schema_lock = threading.Lock()
+
+    # -- plumbing ---------------------------------------------------------------------------
+
+    def _unreachable(self, e: Exception) -> LedgerError:
+        detail = str(getattr(e, "orig", None) or e).strip().splitlines()[0]
+        return LedgerError(
+            f"ledger database {self.url} is unreachable: {detail}",
+            hint=(
+                "check that the database is running and the --ledger URL is right; "
+                "the webhook keeps deciding and buffers decisions in memory until it returns"
+            ),
+        )
+
+    def _ensure_schema(self) -> None:
+        if self._schema_ready:
+            return
+        with self._schema_lock:
+            if self._schema_ready:
+                return
+            try:
+                conn_cm = self._engine.connect().execution_options(affidavit_immediate=True)
+                with conn_cm as conn, conn.begin():
+                    metadata.create_all(conn)
+                    if conn.execute(select(ledger_head.c.id)).first() is None:
+                        conn.execute(
+                            insert(ledger_head).values(id=_HEAD_ID, seq=0, hash=GENESIS_HASH)
+                        )
+            except IntegrityError:
+                pass  # another process created the tables or the head row first
+            except SQLAlchemyError as e:
+                raise self._unreachable(e) from e
+            self._schema_ready = True
+
+    def close(self) -> None:
+        self._engine.dispose()
+
+    # -- writing ----------------------------------------------------------------------------
+
+    def append(self, decision: DecisionLike | Mapping[str, Any]) -> LedgerRecord:
+        """Append one decision at the head of the chain; idempotent for a repeated identical id."""
+        data = decision_to_dict(decision)
+        canonical = canonical_json(data)
+        decision_id = str(data["id"])
+        self._ensure_schema()
+        try:
+            conn_cm = self._engine.connect().execution_options(affidavit_immediate=True)
+            with conn_cm as conn, conn.begin():
+                return self._append_locked(conn, data, canonical, decision_id)
+        except LedgerError:
+            raise
+        except IntegrityError as e:
+            raise LedgerError(
+                f"decision {decision_id} could not be appended: {str(e.orig).splitlines()[0]}"
+            ) from e
+        except (DBAPIError, SQLAlchemyError) as e:
+            raise self._unreachable(e) from e
+
+    def _append_locked(
+        self, conn: Connection, data: dict[str, Any], canonical: str, decision_id: str
+    ) -> LedgerRecord:
+        head_query = select(ledger_head.c.seq, ledger_head.c.hash).where(
+            ledger_head.c.id == _HEAD_ID
+        )
+        if self._postgres:
+            head_query = head_query.with_for_update()
+        head = conn.execute(head_query).one()
+        existing = conn.execute(select(decisions).where(decisions.c.id == decision_id)).first()
+        if existing is not None:
+            if existing.decision == canonical:
+                return _record(existing._mapping)
+            raise LedgerError(
+                f"decision id {decision_id} is already in the ledger (seq {existing.seq}) "
+                "with different content",
+                hint="decision ids must be unique; this points to a bug or a replayed write",
+            )
+        seq = int(head.seq) + 1
+        prev_hash = str(head.hash)
+        digest = chain_hash(prev_hash, canonical)
+        row = {
+            "seq": seq,
+            "id": decision_id,
+            "time": _parse_time(str(data["time"])),
+            "outcome": str(data["outcome"]),
+            "namespace": str(data.get("namespace") or ""),
+            "kind": str(data.get("kind") or ""),
+            "name": str(data.get("name") or ""),
+            "decision": canonical,
+            "prev_hash": prev_hash,
+            "hash": digest,
+        }
+        conn.execute(insert(decisions).values(**row))
+        images = _images_of(data)
+        if images:
+            conn.execute(
+                insert(decision_images),
+                [{"seq": seq, "ref": ref, "digest": dg} for ref, dg in images],
+            )
+        conn.execute(
+            update(ledger_head).where(ledger_head.c.id == _HEAD_ID).values(seq=seq, hash=digest)
+        )
+        return _record(row)
+
+    # -- reading ----------------------------------------------------------------------------
+
+    def head(self) -> tuple[int, str]:
+        """``(seq, hash)`` of the last appended decision; ``(0, GENESIS_HASH)`` when empty."""
+        self._ensure_schema()
+        try:
+            with self._engine.connect() as conn:
+                row = conn.execute(
+                    select(ledger_head.c.seq, ledger_head.c.hash).where(
+                        ledger_head.c.id == _HEAD_ID
+                    )
+                ).one()
+        except SQLAlchemyError as e:
+            raise self._unreachable(e) from e
+        return int(row.seq), str(row.hash)
+
+    def count(self) -> int:
+        self._ensure_schema()
+        try:
+            with self._engine.connect() as conn:
+                return int(conn.execute(select(func.count()).select_from(decisions)).scalar_one())
+        except SQLAlchemyError as e:
+            raise self._unreachable(e) from e
+
+    def get(self, decision_id: str) -> LedgerRecord | None:
+        rows = self._select(select(decisions).where(decisions.c.id == decision_id))
+        return rows[0] if rows else None
+
+    def after(self, seq: int, limit: int = 100) -> list[LedgerRecord]:
+        """Decisions with ``seq`` greater than the given one, oldest first (for event reporters)."""
+        query = (
+            select(decisions).where(decisions.c.seq > seq).order_by(decisions.c.seq).limit(limit)
+        )
+        return self._select(query)
+
+    def query(
+        self,
+        *,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        namespace: str | None = None,
+        outcome: str | None = None,
+        image: str | None = None,
+        limit: int | None = 1000,
+    ) -> list[LedgerRecord]:
+        """Decisions matching every given filter, oldest first.
+
+        ``since`` is inclusive and ``until`` exclusive. ``image`` matches a reference as written
+        (``reg/app:1.0``), a digest (``sha256:…``) or a repository (``reg/app``: any tag/digest).
+        """
+        q = select(decisions)
+        if since is not None:
+            q = q.where(decisions.c.time >= _naive_utc(since))
+        if until is not None:
+            q = q.where(decisions.c.time < _naive_utc(until))
+        if namespace is not None:
+            q = q.where(decisions.c.namespace == namespace)
+        if outcome is not None:
+            q = q.where(decisions.c.outcome == outcome)
+        if image is not None:
+            pattern = image.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+            matching = select(decision_images.c.seq).where(
+                or_(
+                    decision_images.c.ref == image,
+                    decision_images.c.digest == image,
+                    decision_images.c.ref.like(pattern + ":%", escape="\\"),
+                    decision_images.c.ref.like(pattern + "@%", escape="\\"),
+                )
+            )
+            q = q.where(decisions.c.seq.in_(matching))
+        q = q.order_by(decisions.c.seq)
+        if limit is not None:
+            q = q.limit(limit)
+        return self._select(q)
+
+    def _select(self, query: Any) -> list[LedgerRecord]:
+        self._ensure_schema()
+        try:
+            with self._engine.connect() as conn:
+                return [_record(r._mapping) for r in conn.execute(query)]
+        except SQLAlchemyError as e:
+            raise self._unreachable(e) from e
+
+    def iter_all(self, batch: int = 500) -> Iterator[LedgerRecord]:
+        """Every decision in chain order, fetched in batches."""
+        last = 0
+        while True:
+            rows = self.after(last, batch)
+            if not rows:
+                return
+            yield from rows
+            last = rows[-1].seq
+
+    # -- verifying --------------------------------------------------------------------------
+
+    def verify_chain(self) -> ChainReport:
+        """Walk the chain from the genesis and name the first row that does not hold."""
+        head_seq, head_hash = self.head()
+        expected_prev = GENESIS_HASH
+        expected_seq = 1
+        checked = 0
+        for rec in self.iter_all():
+            problem = _check_row(rec, expected_seq, expected_prev)
+            if problem is not None:
+                return ChainReport(checked, head_seq, rec.seq, problem)
+            checked += 1
+            expected_prev = rec.hash
+            expected_seq = rec.seq + 1
+        if head_seq != expected_seq - 1 or head_hash != expected_prev:
+            return ChainReport(
+                checked,
+                head_seq,
+                expected_seq if head_seq >= expected_seq else head_seq,
+                f"the head records seq {head_seq} but the chain ends at seq {expected_seq - 1}: "
+                "rows were removed from the end or the head was edited",
+            )
+        return ChainReport(checked, head_seq)
+
+
+def _check_row(rec: LedgerRecord, expected_seq: int, expected_prev: str) -> str | None:
+    if rec.seq != expected_seq:
+        return f"seq {expected_seq} is missing: the chain jumps to seq {rec.seq}"
+    if rec.prev_hash != expected_prev:
+        return (
+            f"prev_hash {rec.prev_hash[:12]}… does not match the hash of seq {rec.seq - 1} "
+            f"({expected_prev[:12]}…)"
+        )
+    if chain_hash(rec.prev_hash, rec.canonical) != rec.hash:
+        return "the stored decision JSON does not match its hash (the row was edited)"
+    data = rec.decision
+    cols = {"id": rec.id, "outcome": rec.outcome, "namespace": rec.namespace, "kind": rec.kind}
+    for column, value in cols.items():
+        if str(data.get(column) or "") != value:
+            return f"column {column}={value!r} disagrees with the hashed decision"
+    return None
+
+
+def _record(row: Mapping[str, Any] | RowMapping) -> LedgerRecord:
+    canonical = str(row["decision"])
+    try:
+        data = json.loads(canonical)
+    except ValueError:
+        data = {}
+    if not isinstance(data, dict):
+        data = {}
+    time: datetime = row["time"]
+    return LedgerRecord(
+        seq=int(row["seq"]),
+        id=str(row["id"]),
+        time=time.replace(tzinfo=UTC) if time.tzinfo is None else time.astimezone(UTC),
+        outcome=str(row["outcome"]),
+        namespace=str(row["namespace"]),
+        kind=str(row["kind"]),
+        name=str(row["name"]),
+        decision=data,
+        canonical=canonical,
+        prev_hash=str(row["prev_hash"]),
+        hash=str(row["hash"]),
+    )
+
+
+def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
+    # Take transaction control from pysqlite so BEGIN IMMEDIATE can be issued explicitly.
+    dbapi_connection.isolation_level = None
+    cursor = dbapi_connection.cursor()
+    try:
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+    finally:
+        cursor.close()
+
+
+def _sqlite_on_begin(conn: Connection) -> None:
+    immediate = conn.get_execution_options().get("affidavit_immediate", False)
+    conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+
+__all__: Sequence[str] = ("ChainReport", "Ledger", "LedgerRecord")
