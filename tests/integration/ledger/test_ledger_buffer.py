@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import make_decision
+from ledger_decisions import make_decision
 
 from affidavit.errors import LedgerError
 from affidavit.ledger import BufferedLedger, Ledger

@@ -8,7 +8,7 @@ import threading
 from datetime import UTC, datetime
 
 import pytest
-from conftest import make_decision
+from ledger_decisions import make_decision
 from sqlalchemy import create_engine, text
 
 from affidavit.errors import LedgerError
