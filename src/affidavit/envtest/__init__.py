@@ -1,0 +1,44 @@
+"""A real Kubernetes control plane for tests and the demo, without Docker.
+
+Affidavit's cluster side (admission webhook, operator, Helm chart) is tested against a real
+kube-apiserver, never a mock. This package starts etcd, kube-apiserver and
+kube-controller-manager as local processes the way controller-runtime's envtest does, from
+binaries that ``scripts/k8s-binaries`` builds from the Go module proxy, and makes the
+certificates that such a cluster and a webhook it calls need.
+
+    from affidavit.envtest import ControlPlane
+    with ControlPlane(workdir) as info:
+        ...  # info.kubeconfig, info.server, info.kubectl
+
+``python -m affidavit.envtest [WORKDIR]`` runs one until interrupted (for the demo).
+"""
+
+from __future__ import annotations
+
+from affidavit.envtest.binaries import (
+    BinariesMissingError,
+    find_binaries,
+    k8s_bin_dir,
+    pinned_versions,
+)
+from affidavit.envtest.certs import CertKeyPair, issue_cert, make_ca
+from affidavit.envtest.controlplane import (
+    ControlPlane,
+    ControlPlaneError,
+    ControlPlaneInfo,
+    free_port,
+)
+
+__all__ = [
+    "BinariesMissingError",
+    "CertKeyPair",
+    "ControlPlane",
+    "ControlPlaneError",
+    "ControlPlaneInfo",
+    "find_binaries",
+    "free_port",
+    "issue_cert",
+    "k8s_bin_dir",
+    "make_ca",
+    "pinned_versions",
+]

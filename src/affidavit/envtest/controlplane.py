@@ -1,0 +1,515 @@
+"""Start and stop a real Kubernetes control plane as plain processes, envtest-style.
+
+Affidavit's admission webhook, operator and Helm chart must be tested against a real
+kube-apiserver, and the demo must run one, on machines without Docker. :class:`ControlPlane`
+starts etcd, kube-apiserver and (optionally) kube-controller-manager from the binaries that
+``scripts/k8s-binaries`` built, on free 127.0.0.1 ports, with fresh certificates, RBAC
+authorization, a ``system:masters`` client certificate and a generated kubeconfig. It waits
+until each component is healthy and stops them cleanly.
+
+No process may outlive its owner, even when a test fails or is interrupted: each component
+runs in its own process group, is stopped with SIGTERM then SIGKILL, every live control plane
+is stopped at interpreter exit, and ``PR_SET_PDEATHSIG`` makes the kernel kill the children if
+the Python process itself dies without running any of that (SIGKILL, a crash).
+"""
+
+from __future__ import annotations
+
+import atexit
+import base64
+import contextlib
+import ctypes
+import ctypes.util
+import http.client
+import json
+import os
+import signal
+import socket
+import ssl
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+from typing import IO
+
+from affidavit.envtest.binaries import find_binaries
+from affidavit.envtest.certs import (
+    CertKeyPair,
+    issue_cert,
+    make_ca,
+    make_rsa_key_pem,
+    public_key_pem,
+)
+from affidavit.errors import ClusterError
+
+__all__ = ["ControlPlane", "ControlPlaneError", "ControlPlaneInfo", "free_port"]
+
+#: How long each component may take to become healthy (2-core CI machines are slow).
+STARTUP_TIMEOUT = 90.0
+#: How long a component gets between SIGTERM and SIGKILL.
+STOP_TIMEOUT = 15.0
+#: Starting is retried this many times when a picked port was taken meanwhile.
+_PORT_RETRIES = 3
+_SERVICE_CIDR = "10.0.0.0/24"
+_SERVICE_IP = "10.0.0.1"
+
+
+class ControlPlaneError(ClusterError):
+    """A control-plane component failed to start, crashed, or did not become healthy."""
+
+
+@dataclass(frozen=True)
+class ControlPlaneInfo:
+    """How to reach a running control plane. Every path is inside the control plane's workdir."""
+
+    #: ``https://127.0.0.1:<port>`` of kube-apiserver.
+    server: str
+    #: A self-contained kubeconfig (context ``affidavit-envtest``) for the admin identity.
+    kubeconfig: Path
+    #: PEM of the CA that signed the apiserver's serving certificate.
+    ca_pem: bytes
+    ca_file: Path
+    #: Client certificate and key of user ``affidavit-admin`` in group ``system:masters``.
+    client_cert: Path
+    client_key: Path
+    #: ``http://127.0.0.1:<port>`` of etcd.
+    etcd_url: str
+    #: Directory holding etcd, kube-apiserver, kubectl, helm, ...
+    bin_dir: Path
+    workdir: Path
+
+    @property
+    def kubectl(self) -> Path:
+        return self.bin_dir / "kubectl"
+
+    @property
+    def helm(self) -> Path:
+        return self.bin_dir / "helm"
+
+    def env(self) -> dict[str, str]:
+        """``os.environ`` plus ``KUBECONFIG`` pointing at this control plane."""
+        return {**os.environ, "KUBECONFIG": str(self.kubeconfig)}
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that was free a moment ago."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+# --- keeping children from outliving us ------------------------------------------------------
+
+_PR_SET_PDEATHSIG = 1
+_libc: ctypes.CDLL | None = None
+if sys.platform.startswith("linux"):
+    with contextlib.suppress(OSError):
+        _libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+
+
+def _child_setup(parent_pid: int) -> Callable[[], None]:
+    """``preexec_fn``: die with SIGKILL when the parent thread dies (Linux), even if it was
+    SIGKILLed. If the parent already died before ``prctl`` ran, exit at once."""
+
+    def setup() -> None:
+        if _libc is not None:
+            _libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        if os.getppid() != parent_pid:
+            os._exit(1)
+
+    return setup
+
+
+_live: set[ControlPlane] = set()
+_live_lock = threading.Lock()
+
+
+@atexit.register
+def _stop_all() -> None:
+    with _live_lock:
+        planes = list(_live)
+    for plane in planes:
+        plane.stop()
+
+
+@dataclass
+class _Process:
+    name: str
+    popen: subprocess.Popen[bytes]
+    log_path: Path
+    log_file: IO[bytes] = field(repr=False)
+
+    def log_tail(self, lines: int = 30) -> str:
+        try:
+            text = self.log_path.read_text(errors="replace")
+        except OSError:
+            return ""
+        return "\n".join(text.splitlines()[-lines:])
+
+    def stop(self) -> None:
+        if self.popen.poll() is None:
+            self._signal(signal.SIGTERM)
+            try:
+                self.popen.wait(timeout=STOP_TIMEOUT)
+            except subprocess.TimeoutExpired:
+                self._signal(signal.SIGKILL)
+                self.popen.wait(timeout=STOP_TIMEOUT)
+        # Anything the component forked into its group goes too.
+        self._signal(signal.SIGKILL)
+        self.log_file.close()
+
+    def _signal(self, sig: signal.Signals) -> None:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.popen.pid, sig)
+
+
+class ControlPlane:
+    """etcd + kube-apiserver (+ kube-controller-manager) in ``workdir``; a context manager.
+
+    >>> with ControlPlane(tmp_path) as info:  # doctest: +SKIP
+    ...     subprocess.run([info.kubectl, "get", "ns"], env=info.env(), check=True)
+
+    The caller owns ``workdir`` (certificates, kubeconfig, etcd data and one log per
+    component are written there and left behind for debugging). Without a controller manager
+    nothing reconciles: Deployments get no ReplicaSets and namespaces never finish deleting.
+    There is no scheduler or kubelet, so Pods stay Pending.
+    """
+
+    def __init__(
+        self,
+        workdir: Path,
+        *,
+        binaries: Path | None = None,
+        with_controller_manager: bool = True,
+        extra_apiserver_args: Sequence[str] = (),
+    ) -> None:
+        self.workdir = Path(workdir).resolve()
+        self._binaries = binaries
+        self.with_controller_manager = with_controller_manager
+        self._extra_apiserver_args = tuple(extra_apiserver_args)
+        self._procs: list[_Process] = []
+        self._info: ControlPlaneInfo | None = None
+
+    @property
+    def info(self) -> ControlPlaneInfo:
+        if self._info is None:
+            raise ControlPlaneError("the control plane is not running")
+        return self._info
+
+    @property
+    def pids(self) -> dict[str, int]:
+        """Process ids of the running components, by name (for diagnostics and tests)."""
+        return {p.name: p.popen.pid for p in self._procs if p.popen.poll() is None}
+
+    # -- lifecycle ----------------------------------------------------------------------------
+
+    def start(self) -> ControlPlaneInfo:
+        """Start every component, wait until healthy, and return how to reach them."""
+        if self._info is not None:
+            return self._info
+        required = ["etcd", "kube-apiserver"]
+        if self.with_controller_manager:
+            required.append("kube-controller-manager")
+        if self._binaries is not None:
+            bin_dir = self._binaries
+            missing = [b for b in required if not os.access(bin_dir / b, os.X_OK)]
+            if missing:
+                raise ControlPlaneError(
+                    f"control-plane binaries missing from {bin_dir}: {', '.join(missing)}",
+                    hint="run `bash scripts/k8s-binaries` from the repository root",
+                )
+        else:
+            bin_dir = find_binaries(tuple(required))
+        with _live_lock:
+            _live.add(self)
+        try:
+            for attempt in range(1, _PORT_RETRIES + 1):
+                try:
+                    self._info = self._start_once(bin_dir)
+                    return self._info
+                except _PortTaken:
+                    self._stop_processes()
+                    if attempt == _PORT_RETRIES:
+                        raise ControlPlaneError(
+                            "control plane could not bind its ports after "
+                            f"{_PORT_RETRIES} attempts (logs in {self.workdir})"
+                        ) from None
+        except BaseException:
+            self.stop()
+            raise
+        raise AssertionError("unreachable")
+
+    def stop(self) -> None:
+        """Stop the components (newest first: SIGTERM, then SIGKILL after a grace period)."""
+        self._stop_processes()
+        self._info = None
+        with _live_lock:
+            _live.discard(self)
+
+    def __enter__(self) -> ControlPlaneInfo:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    # -- internals ----------------------------------------------------------------------------
+
+    def _stop_processes(self) -> None:
+        while self._procs:
+            self._procs.pop().stop()
+
+    def _spawn(self, name: str, argv: list[str]) -> _Process:
+        log_path = self.workdir / f"{name}.log"
+        log_file = open(log_path, "ab")  # noqa: SIM115 - closed by _Process.stop
+        log_file.write(f"\n=== {time.strftime('%H:%M:%S')} {' '.join(argv)}\n".encode())
+        log_file.flush()
+        try:
+            popen = subprocess.Popen(
+                argv,
+                stdin=subprocess.DEVNULL,
+                stdout=log_file,
+                stderr=subprocess.STDOUT,
+                cwd=self.workdir,
+                start_new_session=True,
+                # preexec_fn only calls prctl: safe enough even with threads around.
+                preexec_fn=_child_setup(os.getpid()),
+            )
+        except OSError as e:
+            log_file.close()
+            raise ControlPlaneError(f"cannot start {name}: {e}") from e
+        proc = _Process(name, popen, log_path, log_file)
+        self._procs.append(proc)
+        return proc
+
+    def _wait(self, proc: _Process, what: str, check: Callable[[], bool]) -> None:
+        deadline = time.monotonic() + STARTUP_TIMEOUT
+        last_error = ""
+        while time.monotonic() < deadline:
+            if proc.popen.poll() is not None:
+                tail = proc.log_tail()
+                if "address already in use" in tail:
+                    raise _PortTaken(proc.name)
+                raise ControlPlaneError(
+                    f"{proc.name} exited with code {proc.popen.returncode} while starting; "
+                    f"last lines of {proc.log_path}:\n{tail}"
+                )
+            try:
+                if check():
+                    return
+            except (OSError, http.client.HTTPException) as e:
+                last_error = str(e)
+            time.sleep(0.2)
+        raise ControlPlaneError(
+            f"{what} not healthy after {STARTUP_TIMEOUT:.0f}s ({last_error or 'no answer'}); "
+            f"last lines of {proc.log_path}:\n{proc.log_tail()}"
+        )
+
+    def _start_once(self, bin_dir: Path) -> ControlPlaneInfo:
+        wd = self.workdir
+        wd.mkdir(parents=True, exist_ok=True)
+        pki = wd / "pki"
+        pki.mkdir(exist_ok=True)
+
+        # Certificates: a serving CA, a client CA (also the controller manager's signing CA),
+        # the admin client identity and the service-account key pair.
+        serving_ca = make_ca("affidavit-envtest-ca")
+        client_ca = make_ca("affidavit-envtest-client-ca")
+        apiserver = issue_cert(
+            serving_ca,
+            "kube-apiserver",
+            ip_sans=["127.0.0.1", _SERVICE_IP],
+            dns_sans=[
+                "localhost",
+                "kubernetes",
+                "kubernetes.default",
+                "kubernetes.default.svc",
+                "kubernetes.default.svc.cluster.local",
+            ],
+        )
+        admin = issue_cert(client_ca, "affidavit-admin", client=True, organization="system:masters")
+        ca_file, _ = serving_ca.write(pki, "ca")
+        client_ca_file, client_ca_key = client_ca.write(pki, "client-ca")
+        apiserver_crt, apiserver_key = apiserver.write(pki, "apiserver")
+        admin_crt, admin_key = admin.write(pki, "admin")
+        sa_key_pem = make_rsa_key_pem()
+        sa_key = pki / "sa.key"
+        sa_pub = pki / "sa.pub"
+        sa_key.write_bytes(sa_key_pem)
+        sa_key.chmod(0o600)
+        sa_pub.write_bytes(public_key_pem(sa_key_pem))
+
+        etcd_port, peer_port, api_port = free_port(), free_port(), free_port()
+        etcd_url = f"http://127.0.0.1:{etcd_port}"
+        peer_url = f"http://127.0.0.1:{peer_port}"
+        server = f"https://127.0.0.1:{api_port}"
+
+        etcd = self._spawn(
+            "etcd",
+            [
+                str(bin_dir / "etcd"),
+                "--name=default",
+                f"--data-dir={wd / 'etcd-data'}",
+                f"--listen-client-urls={etcd_url}",
+                f"--advertise-client-urls={etcd_url}",
+                f"--listen-peer-urls={peer_url}",
+                f"--initial-advertise-peer-urls={peer_url}",
+                f"--initial-cluster=default={peer_url}",
+                "--unsafe-no-fsync=true",
+                "--log-level=warn",
+            ],
+        )
+        self._wait(etcd, f"etcd at {etcd_url}", lambda: _etcd_healthy(etcd_port))
+
+        kube_apiserver = self._spawn(
+            "kube-apiserver",
+            [
+                str(bin_dir / "kube-apiserver"),
+                f"--etcd-servers={etcd_url}",
+                "--bind-address=127.0.0.1",
+                "--advertise-address=127.0.0.1",
+                f"--secure-port={api_port}",
+                f"--cert-dir={pki}",
+                f"--tls-cert-file={apiserver_crt}",
+                f"--tls-private-key-file={apiserver_key}",
+                f"--client-ca-file={client_ca_file}",
+                f"--service-cluster-ip-range={_SERVICE_CIDR}",
+                "--allow-privileged=true",
+                "--authorization-mode=RBAC",
+                # No token controller runs before the controller manager; like envtest, do not
+                # make Pod creation wait for the default ServiceAccount.
+                "--disable-admission-plugins=ServiceAccount",
+                f"--service-account-issuer={server}/",
+                f"--service-account-key-file={sa_pub}",
+                f"--service-account-signing-key-file={sa_key}",
+                # A 127.0.0.1 endpoint for the `kubernetes` Service is invalid; don't keep trying.
+                "--endpoint-reconciler-type=none",
+                *self._extra_apiserver_args,
+            ],
+        )
+        ssl_ctx = ssl.create_default_context(cafile=str(ca_file))
+        ssl_ctx.load_cert_chain(str(admin_crt), str(admin_key))
+        self._wait(
+            kube_apiserver,
+            f"kube-apiserver at {server}",
+            lambda: _https_ok("127.0.0.1", api_port, "/readyz", ssl_ctx),
+        )
+
+        kubeconfig = wd / "kubeconfig"
+        _write_kubeconfig(kubeconfig, server, serving_ca, admin)
+
+        if self.with_controller_manager:
+            kcm_port = free_port()
+            kcm = self._spawn(
+                "kube-controller-manager",
+                [
+                    str(bin_dir / "kube-controller-manager"),
+                    f"--kubeconfig={kubeconfig}",
+                    f"--authentication-kubeconfig={kubeconfig}",
+                    f"--authorization-kubeconfig={kubeconfig}",
+                    "--bind-address=127.0.0.1",
+                    f"--secure-port={kcm_port}",
+                    f"--cert-dir={wd / 'kcm-certs'}",
+                    f"--service-account-private-key-file={sa_key}",
+                    f"--root-ca-file={ca_file}",
+                    f"--cluster-signing-cert-file={client_ca_file}",
+                    f"--cluster-signing-key-file={client_ca_key}",
+                    "--use-service-account-credentials=true",
+                    "--leader-elect=false",
+                    "--controllers=*",
+                ],
+            )
+            insecure = ssl.create_default_context()
+            insecure.check_hostname = False
+            insecure.verify_mode = ssl.CERT_NONE  # its self-signed serving cert; /healthz only
+            self._wait(
+                kcm,
+                f"kube-controller-manager on port {kcm_port}",
+                lambda: _https_ok("127.0.0.1", kcm_port, "/healthz", insecure),
+            )
+
+        return ControlPlaneInfo(
+            server=server,
+            kubeconfig=kubeconfig,
+            ca_pem=serving_ca.cert_pem,
+            ca_file=ca_file,
+            client_cert=admin_crt,
+            client_key=admin_key,
+            etcd_url=etcd_url,
+            bin_dir=bin_dir,
+            workdir=wd,
+        )
+
+
+class _PortTaken(Exception):
+    """A component exited because another process took the port we picked for it."""
+
+
+def _etcd_healthy(port: int) -> bool:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+    try:
+        conn.request("GET", "/health")
+        resp = conn.getresponse()
+        body = resp.read()
+    finally:
+        conn.close()
+    if resp.status != 200:
+        return False
+    return bool(json.loads(body).get("health") == "true")
+
+
+def _https_ok(host: str, port: int, path: str, ctx: ssl.SSLContext) -> bool:
+    conn = http.client.HTTPSConnection(host, port, timeout=2, context=ctx)
+    try:
+        conn.request("GET", path)
+        resp = conn.getresponse()
+        resp.read()
+        return resp.status == 200
+    finally:
+        conn.close()
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode()
+
+
+def _write_kubeconfig(path: Path, server: str, ca: CertKeyPair, user: CertKeyPair) -> None:
+    """A kubeconfig with the CA and client identity embedded (JSON is valid YAML)."""
+    config = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [
+            {
+                "name": "affidavit-envtest",
+                "cluster": {"server": server, "certificate-authority-data": _b64(ca.cert_pem)},
+            }
+        ],
+        "users": [
+            {
+                "name": "affidavit-admin",
+                "user": {
+                    "client-certificate-data": _b64(user.cert_pem),
+                    "client-key-data": _b64(user.key_pem),
+                },
+            }
+        ],
+        "contexts": [
+            {
+                "name": "affidavit-envtest",
+                "context": {"cluster": "affidavit-envtest", "user": "affidavit-admin"},
+            }
+        ],
+        "current-context": "affidavit-envtest",
+        "preferences": {},
+    }
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        json.dump(config, f, indent=2)
