@@ -149,7 +149,12 @@ class Manifest:
         return value
 
 
-class BodyTooLargeError(RegistryError):
+class ContentError(RegistryError):
+    """One blob or manifest is missing, oversized or not what its digest says (the registry
+    itself answered; other content may still be fine)."""
+
+
+class BodyTooLargeError(ContentError):
     """A response body is larger than the caller's limit (found while streaming)."""
 
     def __init__(self, what: str, size: int, limit: int) -> None:
@@ -283,7 +288,7 @@ class RegistryClient:
         self._check(r, "GET", ref)
         digest = sha256_digest(r.body)
         if ref.digest and digest != ref.digest:
-            raise RegistryError(
+            raise ContentError(
                 f"manifest {ref} has digest {digest}, not the {ref.digest} that was asked for; "
                 "the registry returned other content"
             )
@@ -320,14 +325,14 @@ class RegistryClient:
         limit = self.max_bytes if max_bytes is None else max_bytes
         r = self._request("GET", ref, f"blobs/{digest}", limit=limit, what=f"blob {digest}")
         if r.status == 404:
-            raise RegistryError(
+            raise ContentError(
                 f"blob {digest} not found in {ref.name}",
                 hint="the manifest refers to a blob the registry does not have; push it again",
             )
         self._check(r, "GET", ref)
         actual = sha256_digest(r.body)
         if actual != digest:
-            raise RegistryError(
+            raise ContentError(
                 f"blob {digest} from {ref.name} has digest {actual}; the registry returned "
                 "other content than asked for"
             )
