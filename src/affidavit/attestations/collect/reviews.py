@@ -84,7 +84,7 @@ _EMAIL = re.compile(r"^[^\s@<>*]+@[^\s@<>*]+\.[^\s@<>*]+$")
 _ANGLE_EMAIL = re.compile(r"<([^<>\s]+@[^<>\s]+)>")
 _BOT_LOGIN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]*\[bot\]$")
 _NOREPLY = re.compile(r"^(?:\d+\+)?([^@+]+)@users\.noreply\.github\.com$")
-_LOGIN_KEYS = frozenset({"login", "logins", "github_login", "github_logins", "bot", "bots"})
+_LOGIN_KEYS = frozenset({"login", "logins", "names", "bot", "bots"})
 
 
 def login_from_email(email: str) -> str | None:
@@ -99,6 +99,7 @@ class AgentIdentities:
 
     emails: frozenset[str] = _AGENT_EMAILS
     logins: frozenset[str] = _AGENT_LOGINS
+    names: frozenset[str] = frozenset()  # exact names of agent accounts
     name_suffixes: tuple[str, ...] = _AGENT_NAME_SUFFIXES
 
     def matches(self, person: Identity) -> bool:
@@ -109,32 +110,40 @@ class AgentIdentities:
             derived = login_from_email(email)
             if email in self.emails or (derived is not None and derived in self.logins):
                 return True
-        name = (person.name or "").lower()
+        name = (person.name or "").strip().lower()
+        if name and name in self.names:
+            return True
         return any(name.endswith(suffix) for suffix in self.name_suffixes)
 
 
-def _walk_strings(node: object, key: str | None, emails: set[str], logins: set[str]) -> None:
+def _walk_strings(node: object, key: str | None, found: dict[str, set[str]]) -> None:
     if isinstance(node, Mapping):
         for k, v in node.items():
-            _walk_strings(v, str(k).lower(), emails, logins)
+            _walk_strings(v, str(k).lower(), found)
     elif isinstance(node, list):
         for v in node:
-            _walk_strings(v, key, emails, logins)
+            _walk_strings(v, key, found)
     elif isinstance(node, str):
         text = node.strip()
+        if key in ("namesuffixes", "name_suffixes"):
+            found["suffixes"].add(node.lower())
+            return
         for candidate in [*_ANGLE_EMAIL.findall(text), text]:
             if _EMAIL.match(candidate):
-                emails.add(candidate.lower())
+                found["emails"].add(candidate.lower())
         if _BOT_LOGIN.match(text) or (key in _LOGIN_KEYS and re.fullmatch(r"[\w.\[\]-]+", text)):
-            logins.add(text.lower())
+            found["logins"].add(text.lower())
+        if key in ("names", "logins"):
+            found["names"].add(text.lower())
 
 
 def load_agent_identities(path: Path | None = None) -> AgentIdentities:
     """The built-in agent identities, extended by every email and bot login in ai-tools.yaml.
 
     The tools registry belongs to the provenance collector and its shape may change, so it is read
-    leniently: any e-mail address in it (bare or as ``Name <email>``) and any ``name[bot]`` login
-    or value under a ``login(s)``/``bot(s)`` key is an agent identity. A missing or unreadable file
+    leniently: any e-mail address in it (bare or as ``Name <email>``), any ``name[bot]`` login,
+    any value under a ``names``/``login(s)``/``bot(s)`` key and any ``nameSuffixes`` entry is an
+    agent identity. A missing or unreadable file
     leaves the built-in list, which is never shrunk.
     """
     try:
@@ -149,10 +158,19 @@ def load_agent_identities(path: Path | None = None) -> AgentIdentities:
         data: object = yaml.safe_load(text)
     except (OSError, UnicodeDecodeError, yaml.YAMLError):
         return AgentIdentities()
-    emails: set[str] = set()
-    logins: set[str] = set()
-    _walk_strings(data, None, emails, logins)
-    return AgentIdentities(emails=_AGENT_EMAILS | emails, logins=_AGENT_LOGINS | logins)
+    found: dict[str, set[str]] = {
+        "emails": set(),
+        "logins": set(),
+        "names": set(),
+        "suffixes": set(),
+    }
+    _walk_strings(data, None, found)
+    return AgentIdentities(
+        emails=_AGENT_EMAILS | found["emails"],
+        logins=_AGENT_LOGINS | found["logins"],
+        names=frozenset(found["names"]),
+        name_suffixes=tuple(dict.fromkeys([*_AGENT_NAME_SUFFIXES, *sorted(found["suffixes"])])),
+    )
 
 
 # --- JSON inputs -------------------------------------------------------------------------------
