@@ -1,0 +1,211 @@
+"""Decide, for one commit, how much AI was involved and say where that answer came from.
+
+Every convention in use today is read, and each one that fires adds an evidence item naming
+exactly what was found, so a reviewer or auditor can check the answer by hand. Levels:
+
+- ``generated``: the change was authored by an AI identity: a bot author (``copilot-swe-agent[bot]``),
+  an author name with a tool suffix (``Alice (aider)``), a tool subject prefix (``aider: ``), or a
+  ``Generated-by:`` trailer;
+- ``assisted``: a co-author trailer with a known AI identity, ``Assisted-by:``, ``Made-with:``, a
+  tool-specific trailer (``Claude-Session:``), an AI committer identity, ``AI-Assisted: yes``, AI
+  line ranges in a git-ai note, or an Agent Trace record with an ``ai``/``mixed`` contributor;
+- ``none``: declared human, by ``AI-Assisted: no``, a git-ai note with only human ranges, or Agent
+  Trace records with only ``human`` contributors;
+- ``unknown``: no signal at all.
+
+Any AI signal beats a human declaration (fail closed: a commit saying ``AI-Assisted: no`` while
+carrying ``Co-authored-by: Claude <noreply@anthropic.com>`` is ``assisted``, with both recorded).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from affidavit.attestations.collect.agent_trace import TRACE_PATH, CommitTrace
+from affidavit.attestations.collect.git import RawCommit
+from affidavit.attestations.collect.notes import NOTES_REF, AuthorshipNote
+from affidavit.attestations.collect.tools import ToolRegistry, ToolSpec
+from affidavit.attestations.collect.trailers import parse_trailers, subject
+from affidavit.attestations.predicates.provenance import AiInvolvement, Evidence, Tool
+
+_NONE, _ASSISTED, _GENERATED = 0, 1, 2
+_LEVELS: dict[int, AiInvolvement] = {_ASSISTED: "assisted", _GENERATED: "generated"}
+_IDENT = re.compile(r"^\s*(?P<name>.*?)\s*<(?P<email>[^>]*)>\s*$")
+_PARENS = re.compile(r"\((?P<inner>[^()]+)\)\s*$")
+_YES = {"yes", "true", "y", "1"}
+_NO = {"no", "false", "n", "0", "none"}
+
+
+@dataclass(frozen=True, slots=True)
+class Classification:
+    """The answer for one commit."""
+
+    involvement: AiInvolvement
+    evidence: tuple[Evidence, ...]
+    tools: tuple[Tool, ...]
+    ai_lines: dict[str, int] | None  # per path, when a line-level source covers the commit
+
+
+@dataclass
+class _Acc:
+    level: int = _NONE
+    declared_human: bool = False
+    evidence: list[Evidence] = field(default_factory=list)
+    tools: dict[tuple[str, str | None, str | None], None] = field(default_factory=dict)
+
+    def ai(self, level: int, kind: str, detail: str, tool: Tool | None) -> None:
+        self.level = max(self.level, level)
+        self.evidence.append(Evidence(kind=kind, detail=detail))
+        if tool is not None:
+            self.tools[(tool.name, tool.model, tool.version)] = None
+
+    def human(self, kind: str, detail: str) -> None:
+        self.declared_human = True
+        self.evidence.append(Evidence(kind=kind, detail=detail))
+
+
+def _model_from_name(name: str, spec: ToolSpec) -> str | None:
+    """``aider (gpt-4o)`` -> gpt-4o; ``Claude Opus 4.6`` -> Claude Opus 4.6; ``Claude`` -> None."""
+    m = _PARENS.search(name)
+    if m:
+        return m.group("inner").strip()
+    lowered = name.strip().lower()
+    if not lowered or lowered == spec.name.lower() or lowered in {a.lower() for a in spec.aliases}:
+        return None
+    return name.strip()
+
+
+def _named_tool(registry: ToolRegistry, text: str, model: str | None = None) -> Tool:
+    spec = registry.by_alias(text)
+    return Tool(name=spec.name if spec else text.strip(), model=model or None)
+
+
+def _identity(acc: _Acc, registry: ToolRegistry, role: str, name: str, email: str) -> None:
+    level = _GENERATED if role == "author" else _ASSISTED
+    detail = f"{role}: {name} <{email}>"
+    spec = registry.identity(name, email)
+    if spec is not None:
+        acc.ai(level, "identity", detail, Tool(name=spec.name))
+        return
+    hit = registry.by_name_suffix(name)
+    if hit is not None:
+        acc.ai(level, "identity", detail, Tool(name=hit[0].name))
+
+
+def _trailers(acc: _Acc, registry: ToolRegistry, message: str) -> None:
+    for t in parse_trailers(message):
+        key, value, text = t.lower_key, t.value, str(t)
+        if key == "co-authored-by":
+            m = _IDENT.match(value)
+            if not m:
+                continue
+            name, email = m.group("name"), m.group("email")
+            spec = registry.by_email(email) or registry.by_bot_name(name)
+            if spec is not None:
+                acc.ai(
+                    _ASSISTED,
+                    "trailer",
+                    text,
+                    Tool(name=spec.name, model=_model_from_name(name, spec)),
+                )
+        elif key == "assisted-by" and value:
+            first = value.split()[0]
+            if ":" in first:  # kernel form AGENT:MODEL [tool...]
+                agent, _, model = first.partition(":")
+                acc.ai(_ASSISTED, "trailer", text, _named_tool(registry, agent, model))
+            else:  # free text (Fedora)
+                acc.ai(_ASSISTED, "trailer", text, _named_tool(registry, value))
+        elif key == "made-with" and value:
+            acc.ai(_ASSISTED, "trailer", text, _named_tool(registry, value))
+        elif key == "generated-by" and value:
+            acc.ai(_GENERATED, "trailer", text, _named_tool(registry, value))
+        elif key == "ai-assisted":
+            if value.strip().lower() in _NO:
+                acc.human("declaration", text)
+            else:  # yes, or anything that is not a clear "no": fail closed
+                acc.ai(_ASSISTED, "declaration", text, None)
+        else:
+            spec = registry.by_trailer_key(t.key)
+            if spec is not None:
+                acc.ai(_ASSISTED, "trailer", text, Tool(name=spec.name))
+
+
+def _note(acc: _Acc, registry: ToolRegistry, note: AuthorshipNote) -> None:
+    ai = note.total_ai_lines
+    if ai:
+        names = ", ".join(sorted({t.tool for t in note.tools})) or "unnamed session"
+        detail = f"{NOTES_REF}: {ai} AI lines in {len(note.ai_lines)} files ({names})"
+        acc.ai(_ASSISTED, "git-ai-note", detail, None)
+        for t in note.tools:
+            tool = _named_tool(registry, t.tool, t.model)
+            acc.tools[(tool.name, tool.model, tool.version)] = None
+    elif note.human_lines:
+        detail = f"{NOTES_REF}: {sum(note.human_lines.values())} human lines, no AI lines"
+        acc.human("git-ai-note", detail)
+
+
+def _trace(acc: _Acc, registry: ToolRegistry, trace: CommitTrace) -> None:
+    ids = ", ".join(trace.record_ids)
+    types = "/".join(sorted(trace.contributor_types))
+    detail = f"{TRACE_PATH} record {ids}: contributor {types}"
+    if trace.ai_involved:
+        acc.ai(_ASSISTED, "agent-trace", detail, None)
+        for t in trace.tools:
+            base = _named_tool(registry, t.name or "unknown agent", t.model)
+            tool = Tool(name=base.name, model=base.model, version=t.version)
+            acc.tools[(tool.name, tool.model, tool.version)] = None
+    elif trace.contributor_types == {"human"}:
+        acc.human("agent-trace", detail)
+
+
+def _line_level(
+    raw: RawCommit, note: AuthorshipNote | None, trace: CommitTrace | None
+) -> dict[str, int] | None:
+    if note is None and trace is None:
+        return None
+    lines: dict[str, int] = {}
+    for f in raw.files:
+        if f.added is None:
+            continue
+        known = max(
+            note.ai_lines.get(f.path, 0) if note else 0,
+            trace.ai_lines.get(f.path, 0) if trace else 0,
+        )
+        lines[f.path] = min(known, f.added)
+    return lines
+
+
+def classify(
+    raw: RawCommit,
+    registry: ToolRegistry,
+    note: AuthorshipNote | None = None,
+    trace: CommitTrace | None = None,
+) -> Classification:
+    """Classify one commit from its identities, message, git-ai note and Agent Trace records."""
+    acc = _Acc()
+    _identity(acc, registry, "author", raw.author_name, raw.author_email)
+    _identity(acc, registry, "committer", raw.committer_name, raw.committer_email)
+    subj = subject(raw.message)
+    prefix = registry.by_subject_prefix(subj)
+    if prefix is not None:
+        acc.ai(_GENERATED, "identity", f"subject: {subj}", Tool(name=prefix[0].name))
+    _trailers(acc, registry, raw.message)
+    if note is not None:
+        _note(acc, registry, note)
+    if trace is not None:
+        _trace(acc, registry, trace)
+    involvement: AiInvolvement
+    if acc.level:
+        involvement = _LEVELS[acc.level]
+    elif acc.declared_human:
+        involvement = "none"
+    else:
+        involvement = "unknown"
+    detailed = {n for n, m, v in acc.tools if m or v}
+    tools = tuple(
+        Tool(name=n, model=m, version=v)
+        for n, m, v in acc.tools
+        if m or v or n not in detailed  # a bare name adds nothing to a detailed entry
+    )
+    return Classification(involvement, tuple(acc.evidence), tools, _line_level(raw, note, trace))

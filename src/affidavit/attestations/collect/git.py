@@ -1,0 +1,242 @@
+"""Read a range of git history fast enough for 50,000-commit ranges.
+
+Provenance needs, for every commit in ``base..head``, its identities, dates, message and changed
+files. Spawning git per commit is far too slow for large ranges, so the whole range comes from ONE
+``git log`` process whose output is streamed and parsed incrementally:
+
+- the header of each commit is a record starting with ``\\x1e`` whose fields are NUL-separated
+  (a commit message can never contain NUL, so the fields are unambiguous);
+- files come from ``--numstat -z`` (``added\\tdeleted\\tpath``; a rename is
+  ``added\\tdeleted\\t`` followed by the old and new path; binary files show ``-``);
+- renames are detected with ``-M``; root commits are diffed against the empty tree (``--root``);
+- merge commits are diffed against their FIRST parent (``--diff-merges=first-parent``): the files
+  of a merge are what it brought into the mainline. The lines of a merge are therefore also counted
+  in the merged commits; the summary excludes merges from line totals for that reason.
+
+Messages and names are forced to UTF-8 with ``--encoding=UTF-8`` (git re-encodes commits that
+carry an ``encoding`` header). Commits without that header whose bytes are not UTF-8 are decoded
+with the repository's ``i18n.commitEncoding`` when set, else as UTF-8 with replacement characters.
+"""
+
+from __future__ import annotations
+
+import codecs
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from affidavit.errors import CollectError
+
+_HEADER_FIELDS = 9  # sha, parents, an, ae, aI, cn, ce, cI, message
+_FORMAT = "%x1e%H%x00%P%x00%an%x00%ae%x00%aI%x00%cn%x00%ce%x00%cI%x00%B"
+_CHUNK = 1 << 20
+
+
+@dataclass(frozen=True, slots=True)
+class FileStat:
+    """One changed file of a commit; ``added``/``deleted`` are None for a binary file."""
+
+    path: str
+    added: int | None
+    deleted: int | None
+    previous_path: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RawCommit:
+    """A commit as git reports it, decoded to text."""
+
+    sha: str
+    parents: tuple[str, ...]
+    author_name: str
+    author_email: str
+    authored_at: str
+    committer_name: str
+    committer_email: str
+    committed_at: str
+    message: str
+    files: tuple[FileStat, ...]
+
+
+def run_git(repo: Path, *args: str, stdin: bytes | None = None, check: bool = True) -> bytes:
+    """Run one git command in ``repo`` and return its stdout; failures become CollectError."""
+    try:
+        proc = subprocess.run(
+            ["git", "-C", str(repo), *args],
+            input=stdin,
+            capture_output=True,
+            check=False,
+        )
+    except FileNotFoundError as e:
+        raise CollectError("git is not installed", hint="install git and retry") from e
+    if check and proc.returncode != 0:
+        detail = proc.stderr.decode("utf-8", "replace").strip()
+        raise CollectError(f"git {args[0]} failed in {repo}: {detail}")
+    return proc.stdout
+
+
+def resolve_commit(repo: Path, rev: str) -> str:
+    """The full sha of commit ``rev``; an unknown revision is a CollectError naming it."""
+    if (
+        not (repo / ".git").exists()
+        and not run_git(repo, "rev-parse", "--git-dir", check=False).strip()
+    ):
+        raise CollectError(
+            f"{repo} is not a git repository",
+            hint="pass --repo with the path of the repository the image was built from",
+        )
+    out = run_git(
+        repo, "rev-parse", "--verify", "-q", "--end-of-options", f"{rev}^{{commit}}", check=False
+    )
+    sha = out.decode().strip()
+    if not sha:
+        raise CollectError(
+            f"revision {rev!r} is not a commit in {repo}",
+            hint="fetch it (git fetch --unshallow or git fetch origin <ref>) or pass an existing revision",
+        )
+    return sha
+
+
+def config_value(repo: Path, key: str) -> str | None:
+    """A git config value of the repository, or None when unset."""
+    out = run_git(repo, "config", "--get", key, check=False).decode("utf-8", "replace").strip()
+    return out or None
+
+
+def read_blob(repo: Path, rev: str, path: str) -> bytes | None:
+    """The content of ``path`` at ``rev``, or None when the file does not exist there."""
+    proc = subprocess.run(
+        ["git", "-C", str(repo), "cat-file", "blob", f"{rev}:{path}"],
+        capture_output=True,
+        check=False,
+    )
+    return proc.stdout if proc.returncode == 0 else None
+
+
+class _Decoder:
+    """UTF-8 first; the repository's commit encoding for legacy bytes; replacement otherwise."""
+
+    def __init__(self, fallback: str | None) -> None:
+        self._fallback: str | None = None
+        if fallback:
+            try:
+                self._fallback = codecs.lookup(fallback).name
+            except LookupError:
+                self._fallback = None
+
+    def __call__(self, raw: bytes) -> str:
+        try:
+            return raw.decode("utf-8")
+        except UnicodeDecodeError:
+            return raw.decode(self._fallback or "utf-8", "replace")
+
+
+def _tokens(stream: Iterator[bytes]) -> Iterator[bytes]:
+    """Split a byte stream on NUL without holding more than one chunk."""
+    tail = b""
+    for chunk in stream:
+        parts = (tail + chunk).split(b"\0")
+        tail = parts.pop()
+        yield from parts
+    if tail:
+        yield tail
+
+
+def _parse_count(raw: bytes) -> int | None:
+    return None if raw == b"-" else int(raw)
+
+
+def parse_log(stream: Iterator[bytes], decode: _Decoder) -> Iterator[RawCommit]:
+    """Parse the output of ``git log -z --numstat --format=_FORMAT`` incrementally."""
+    tokens = _tokens(stream)
+    header: list[bytes] | None = None
+    files: list[FileStat] = []
+
+    def build(h: list[bytes]) -> RawCommit:
+        text = [decode(b) for b in h]
+        return RawCommit(
+            sha=text[0],
+            parents=tuple(text[1].split()),
+            author_name=text[2],
+            author_email=text[3],
+            authored_at=text[4],
+            committer_name=text[5],
+            committer_email=text[6],
+            committed_at=text[7],
+            message=text[8],
+            files=tuple(files),
+        )
+
+    for tok in tokens:
+        if tok.startswith(b"\n"):
+            tok = tok[1:]
+        if not tok:
+            continue
+        if tok[0] == 0x1E:
+            if header is not None:
+                yield build(header)
+            header = [tok[1:]]
+            for _ in range(_HEADER_FIELDS - 1):
+                header.append(next(tokens, b""))
+            files = []
+            continue
+        added, deleted, path = tok.split(b"\t", 2)
+        if path:
+            files.append(FileStat(decode(path), _parse_count(added), _parse_count(deleted)))
+        else:  # rename or copy: the old and new path follow as their own tokens
+            old = decode(next(tokens, b""))
+            new = decode(next(tokens, b""))
+            files.append(FileStat(new, _parse_count(added), _parse_count(deleted), old))
+    if header is not None:
+        yield build(header)
+
+
+def iter_commits(repo: Path, base: str | None, head: str) -> Iterator[RawCommit]:
+    """Every commit in ``base..head`` (all ancestors of head when base is None), oldest first.
+
+    ``base`` and ``head`` must be full shas (see ``resolve_commit``).
+    """
+    revs = [head] if base is None else [head, f"^{base}"]
+    args = [
+        "git",
+        "-C",
+        str(repo),
+        "-c",
+        "log.showSignature=false",
+        "log",
+        "--reverse",
+        "--no-color",
+        "--no-ext-diff",
+        "--no-textconv",
+        "--encoding=UTF-8",
+        "-M",
+        "--root",
+        "--diff-merges=first-parent",
+        "--numstat",
+        "-z",
+        f"--format={_FORMAT}",
+        *revs,
+        "--",
+    ]
+    decode = _Decoder(config_value(repo, "i18n.commitEncoding"))
+    errfile = tempfile.TemporaryFile()  # noqa: SIM115 -- closed in the finally below
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=errfile)
+    assert proc.stdout is not None
+    stdout = proc.stdout
+
+    def chunks() -> Iterator[bytes]:
+        while chunk := stdout.read(_CHUNK):
+            yield chunk
+
+    try:
+        yield from parse_log(chunks(), decode)
+    finally:
+        stdout.close()
+        code = proc.wait()
+        errfile.seek(0)
+        err = errfile.read()
+        errfile.close()
+    if code != 0:
+        raise CollectError(f"git log failed in {repo}: {err.decode('utf-8', 'replace').strip()}")

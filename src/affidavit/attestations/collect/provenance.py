@@ -1,0 +1,217 @@
+"""Assemble the ai-provenance/v1 predicate for ``base..head`` from every source of evidence.
+
+This is the one place that does the I/O of collection (a constant number of git processes,
+whatever the size of the range), hands each commit to ``classify``, decides who accepted each
+AI-touched change, and computes the summary that policies and auditors read first.
+
+Who accepted an AI change (``acceptedBy``): the committer when that is a human (for ``Alice
+(aider)`` the human is ``Alice``), else the author when human, else the committer of the mainline
+merge that brought the commit in (the merger); ``acceptedAt`` is that commit's ``committedAt``.
+Bot accounts (``[bot]``), known AI identities and platform identities (GitHub's web-flow
+``noreply@github.com``) are never an acceptor.
+
+``aiLineShare`` is AI lines divided by lines added, over the files of non-merge commits whose AI
+line count is known (from git-ai notes or Agent Trace); it is absent when no count is known.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from affidavit import __version__
+from affidavit.attestations.collect.agent_trace import read_traces
+from affidavit.attestations.collect.classify import Classification, classify
+from affidavit.attestations.collect.git import (
+    RawCommit,
+    config_value,
+    iter_commits,
+    read_blob,
+    resolve_commit,
+    run_git,
+)
+from affidavit.attestations.collect.notes import read_notes
+from affidavit.attestations.collect.tiers import TIERS_PATH, TierMap, load_tiers
+from affidavit.attestations.collect.tools import ToolRegistry, load_registry
+from affidavit.attestations.predicates.provenance import (
+    AiProvenance,
+    Change,
+    Collector,
+    FileChange,
+    Person,
+    Source,
+    Summary,
+)
+
+COLLECTOR_NAME = "affidavit"
+_PLATFORM_EMAILS = frozenset({"noreply@github.com", "noreply@gitlab.com"})
+
+
+@dataclass(frozen=True, slots=True)
+class _Acceptor:
+    person: Person
+    at: str
+
+
+def _human(registry: ToolRegistry, name: str, email: str) -> Person | None:
+    """The human behind an identity, or None for a bot, AI or platform identity."""
+    if name.lower().endswith("[bot]") or email.lower() in _PLATFORM_EMAILS:
+        return None
+    if registry.identity(name, email) is not None:
+        return None
+    hit = registry.by_name_suffix(name)
+    if hit is not None:
+        return Person(name=hit[1], email=email) if hit[1] else None
+    return Person(name=name, email=email)
+
+
+def _mergers(commits: list[RawCommit], head: str) -> dict[str, RawCommit]:
+    """For each commit off the mainline, the mainline merge that brought it in."""
+    by_sha = {c.sha: c for c in commits}
+    mainline: list[RawCommit] = []
+    cur = by_sha.get(head)
+    while cur is not None:
+        mainline.append(cur)
+        cur = by_sha.get(cur.parents[0]) if cur.parents else None
+    on_main = {c.sha for c in mainline}
+    merger: dict[str, RawCommit] = {}
+    for merge in reversed(mainline):  # oldest first: the first merge to bring a commit wins
+        stack = [p for p in merge.parents[1:] if p in by_sha]
+        while stack:
+            sha = stack.pop()
+            if sha in on_main or sha in merger:
+                continue
+            merger[sha] = merge
+            stack.extend(p for p in by_sha[sha].parents if p in by_sha)
+    return merger
+
+
+def _acceptor(
+    raw: RawCommit, registry: ToolRegistry, mergers: dict[str, RawCommit]
+) -> _Acceptor | None:
+    person = _human(registry, raw.committer_name, raw.committer_email) or _human(
+        registry, raw.author_name, raw.author_email
+    )
+    if person is not None:
+        return _Acceptor(person, raw.committed_at)
+    merge = mergers.get(raw.sha)
+    if merge is not None:
+        person = _human(registry, merge.committer_name, merge.committer_email)
+        if person is not None:
+            return _Acceptor(person, merge.committed_at)
+    return None
+
+
+def _change(
+    raw: RawCommit, c: Classification, tiers: TierMap, acceptor: _Acceptor | None
+) -> Change:
+    ai_lines = c.ai_lines
+    files = [
+        FileChange(
+            path=f.path,
+            tier=tiers.tier_of(f.path),
+            lines_added=f.added or 0,
+            lines_deleted=f.deleted or 0,
+            ai_lines=None if ai_lines is None or f.added is None else ai_lines.get(f.path, 0),
+            binary=f.added is None,
+            previous_path=f.previous_path,
+        )
+        for f in raw.files
+    ]
+    return Change(
+        commit=raw.sha,
+        parents=list(raw.parents),
+        author=Person(name=raw.author_name, email=raw.author_email),
+        committer=Person(name=raw.committer_name, email=raw.committer_email),
+        authored_at=raw.authored_at,
+        committed_at=raw.committed_at,
+        ai_involvement=c.involvement,
+        evidence=list(c.evidence),
+        tools=list(c.tools),
+        accepted_by=acceptor.person if acceptor else None,
+        accepted_at=acceptor.at if acceptor else None,
+        files=files,
+    )
+
+
+def summarize(changes: list[Change]) -> Summary:
+    """Counts, traceability coverage, tools, AI-touched tiers and the AI line share."""
+    touched = [c for c in changes if c.ai_involvement in ("assisted", "generated")]
+    undeclared = sum(1 for c in changes if c.ai_involvement == "unknown")
+    ai_total = added_total = 0
+    known = False
+    for c in changes:
+        if len(c.parents) > 1:
+            continue
+        for f in c.files:
+            if f.ai_lines is not None:
+                known = True
+                ai_total += f.ai_lines
+                added_total += f.lines_added
+    share = round(ai_total / added_total, 4) if known and added_total else (0.0 if known else None)
+    n = len(changes)
+    return Summary(
+        commits=n,
+        ai_touched_commits=len(touched),
+        undeclared_commits=undeclared,
+        traceability_coverage=round((n - undeclared) / n, 4) if n else 1.0,
+        tools=sorted({t.name for c in changes for t in c.tools}),
+        tiers_touched_by_ai=sorted({f.tier for c in touched for f in c.files}),
+        ai_line_share=share,
+    )
+
+
+def _source(repo: Path, base: str | None, head_arg: str, head: str) -> Source:
+    origin = config_value(repo, "remote.origin.url")
+    ref = run_git(repo, "rev-parse", "--symbolic-full-name", head_arg, check=False)
+    ref_text = ref.decode("utf-8", "replace").strip()
+    return Source(
+        repository=origin or str(repo.resolve()),
+        revision=head,
+        base_revision=base,
+        ref=ref_text if ref_text.startswith("refs/") else None,
+    )
+
+
+def collect_provenance(
+    repo: Path,
+    base: str | None,
+    head: str,
+    *,
+    tools: ToolRegistry | None = None,
+    tiers_file: Path | None = None,
+) -> AiProvenance:
+    """The ai-provenance/v1 predicate for ``base..head`` of the git repository at ``repo``.
+
+    ``base`` None means every commit reachable from ``head``. ``tools`` defaults to the built-in
+    registry; ``tiers_file`` overrides ``.affidavit/tiers.yaml`` at head.
+    """
+    registry = tools if tools is not None else load_registry()
+    head_sha = resolve_commit(repo, head)
+    base_sha = resolve_commit(repo, base) if base is not None else None
+    tiers = load_tiers(tiers_file, read_blob(repo, head_sha, TIERS_PATH))
+    raws = list(iter_commits(repo, base_sha, head_sha))
+    shas = {r.sha for r in raws}
+    notes = read_notes(repo, shas)
+    traces = read_traces(repo, head_sha, shas)
+    classes = [classify(r, registry, notes.get(r.sha), traces.get(r.sha)) for r in raws]
+    needs_merger = any(
+        c.involvement in ("assisted", "generated") and len(r.parents) <= 1
+        for r, c in zip(raws, classes, strict=True)
+    )
+    mergers = _mergers(raws, head_sha) if needs_merger else {}
+    changes = [
+        _change(
+            r,
+            c,
+            tiers,
+            _acceptor(r, registry, mergers) if c.involvement in ("assisted", "generated") else None,
+        )
+        for r, c in zip(raws, classes, strict=True)
+    ]
+    return AiProvenance(
+        source=_source(repo, base_sha, head, head_sha),
+        changes=changes,
+        summary=summarize(changes),
+        collector=Collector(name=COLLECTOR_NAME, version=__version__, tiers_digest=tiers.digest),
+    )

@@ -1,0 +1,183 @@
+"""Put every changed file in a trust tier, from the repository's own tier map.
+
+Review requirements differ by risk: an AI-written change to authentication code needs more than
+one to a README. The repository says which paths are which in ``.affidavit/tiers.yaml`` (read at
+the head revision, so the map that was in force for the build is the one used); a default map
+applies when it is absent. The sha256 of the configuration used goes into the predicate
+(``collector.tiersDigest``) so a verifier can tell which map classified the files.
+
+File shape::
+
+    tiers:
+      - tier: critical
+        paths: ["**/auth/**", "db/migrations/**"]
+      - tier: low
+        paths: ["docs/**", "*.md"]
+    default: standard
+
+Globs: ``**`` spans directories, ``*`` and ``?`` stay within one path segment; a pattern without
+``/`` matches the file name in any directory (like .gitignore). The FIRST matching rule wins, so
+list stricter tiers first (the default map puts ``critical`` before ``low``: ``docs/auth.md`` is
+``critical`` -- when in doubt, fail closed).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from affidavit.errors import InputError
+
+TIERS_PATH = ".affidavit/tiers.yaml"
+
+_CRITICAL_WORDS = (
+    "auth",
+    "login",
+    "session",
+    "oauth",
+    "crypto",
+    "security",
+    "payments",
+    "billing",
+    "migrations",
+)
+
+
+def _default_text() -> str:
+    critical: list[str] = []
+    for w in _CRITICAL_WORDS:
+        critical += [f"**/{w}/**", f"**/{w}.*", f"**/{w}_*", f"**/*_{w}.*"]
+    lines = ["tiers:", "  - tier: critical", "    paths:"]
+    lines += [f'      - "{p}"' for p in critical]
+    lines += ["  - tier: low", "    paths:"]
+    lines += [
+        f'      - "{p}"' for p in ("docs/**", "**/docs/**", "*.md", "tests/**", "**/tests/**")
+    ]
+    lines += ["default: standard", ""]
+    return "\n".join(lines)
+
+
+DEFAULT_TIERS_TEXT = _default_text()
+
+
+class _Rule(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    tier: str = Field(min_length=1)
+    paths: list[str] = Field(min_length=1)
+
+
+class _TiersFile(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    tiers: list[_Rule] = Field(default_factory=list)
+    default: str = "standard"
+
+
+def glob_to_regex(pattern: str) -> re.Pattern[str]:
+    """Compile a path glob (``**``, ``*``, ``?``) to an anchored regular expression."""
+    pat = pattern.strip()
+    if "/" not in pat.rstrip("/"):
+        pat = "**/" + pat
+    pat = pat.lstrip("/")
+    if pat.endswith("/"):
+        pat += "**"
+    out: list[str] = []
+    i = 0
+    while i < len(pat):
+        if pat.startswith("**/", i):
+            out.append("(?:.*/)?")
+            i += 3
+        elif pat.startswith("**", i):
+            out.append(".*")
+            i += 2
+        elif pat[i] == "*":
+            out.append("[^/]*")
+            i += 1
+        elif pat[i] == "?":
+            out.append("[^/]")
+            i += 1
+        else:
+            out.append(re.escape(pat[i]))
+            i += 1
+    return re.compile("".join(out) + r"\Z", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class TierMap:
+    """Ordered (tier, globs) rules; the first match wins. ``digest`` identifies the config."""
+
+    rules: tuple[tuple[str, tuple[str, ...]], ...]
+    default: str
+    digest: str
+    source: str
+    _compiled: tuple[tuple[str, re.Pattern[str]], ...] = field(default=(), repr=False)
+    _cache: dict[str, str] = field(default_factory=dict, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        compiled = tuple((tier, glob_to_regex(g)) for tier, globs in self.rules for g in globs)
+        object.__setattr__(self, "_compiled", compiled)
+
+    def tier_of(self, path: str) -> str:
+        """The tier of ``path`` (repository-relative, ``/``-separated)."""
+        hit = self._cache.get(path)
+        if hit is None:
+            hit = self.default
+            for tier, rx in self._compiled:
+                if rx.match(path):
+                    hit = tier
+                    break
+            self._cache[path] = hit
+        return hit
+
+
+def parse_tiers(raw: bytes, source: str) -> TierMap:
+    """A tier map from the bytes of a tiers file; ``source`` names it in errors."""
+    try:
+        data: Any = yaml.safe_load(raw.decode("utf-8"))
+    except (UnicodeDecodeError, yaml.YAMLError) as e:
+        raise InputError(
+            f"{source} is not valid UTF-8 YAML: {e}", hint="fix the syntax of the tiers file"
+        ) from e
+    try:
+        parsed = _TiersFile.model_validate(data if data is not None else {})
+    except ValidationError as e:
+        first = e.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "(top level)"
+        raise InputError(
+            f"{source}: invalid tier map at {where}: {first['msg']}",
+            hint="expected 'tiers: [{tier: NAME, paths: [GLOB, ...]}, ...]' and optional 'default: NAME'",
+        ) from e
+    return TierMap(
+        rules=tuple((r.tier, tuple(r.paths)) for r in parsed.tiers),
+        default=parsed.default,
+        digest="sha256:" + hashlib.sha256(raw).hexdigest(),
+        source=source,
+    )
+
+
+def default_tiers() -> TierMap:
+    """The built-in map: critical auth/crypto/payments/migrations paths, low docs and tests."""
+    return parse_tiers(DEFAULT_TIERS_TEXT.encode(), "built-in default tier map")
+
+
+def load_tiers(tiers_file: Path | None, head_blob: bytes | None) -> TierMap:
+    """``--tiers FILE`` if given, else ``.affidavit/tiers.yaml`` at head, else the default map."""
+    if tiers_file is not None:
+        try:
+            raw = tiers_file.read_bytes()
+        except OSError as e:
+            raise InputError(
+                f"cannot read tiers file {tiers_file}: {e.strerror}",
+                hint="pass --tiers with the path of a YAML tier map",
+            ) from e
+        return parse_tiers(raw, str(tiers_file))
+    if head_blob is not None:
+        return parse_tiers(head_blob, f"{TIERS_PATH} at the head revision")
+    return default_tiers()

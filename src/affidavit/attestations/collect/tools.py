@@ -1,0 +1,161 @@
+"""The registry of known AI tool identities, as data users can extend.
+
+New agents and new bot accounts appear every month; hard-coding them would make the collector
+wrong the day a team adopts one. The built-in list lives in ``affidavit/data/ai-tools.yaml``;
+``--tools FILE`` of the same shape adds entries or replaces entries with the same ``id``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from affidavit.errors import InputError
+
+
+class _ToolEntry(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    id: str = Field(min_length=1)
+    name: str = Field(min_length=1)
+    emails: list[str] = Field(default_factory=list)
+    names: list[str] = Field(default_factory=list)
+    name_suffixes: list[str] = Field(default_factory=list, alias="nameSuffixes")
+    subject_prefixes: list[str] = Field(default_factory=list, alias="subjectPrefixes")
+    aliases: list[str] = Field(default_factory=list)
+    trailers: list[str] = Field(default_factory=list)
+
+
+class _RegistryFile(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    version: int = 1
+    tools: list[_ToolEntry]
+
+
+@dataclass(frozen=True, slots=True)
+class ToolSpec:
+    """One known AI tool and the marks that identify it."""
+
+    id: str
+    name: str
+    emails: tuple[str, ...] = ()
+    names: tuple[str, ...] = ()
+    name_suffixes: tuple[str, ...] = ()
+    subject_prefixes: tuple[str, ...] = ()
+    aliases: tuple[str, ...] = ()
+    trailers: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class ToolRegistry:
+    """Look-ups from the marks found in a commit to the tool they belong to."""
+
+    tools: tuple[ToolSpec, ...]
+    _emails: dict[str, ToolSpec] = field(init=False, repr=False, compare=False)
+    _names: dict[str, ToolSpec] = field(init=False, repr=False, compare=False)
+    _aliases: dict[str, ToolSpec] = field(init=False, repr=False, compare=False)
+    _trailers: dict[str, ToolSpec] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        def index(attr: str) -> dict[str, ToolSpec]:
+            table: dict[str, ToolSpec] = {}
+            for tool in self.tools:
+                for key in getattr(tool, attr):
+                    table.setdefault(key.lower(), tool)
+            return table
+
+        object.__setattr__(self, "_emails", index("emails"))
+        object.__setattr__(self, "_names", index("names"))
+        object.__setattr__(self, "_aliases", index("aliases"))
+        object.__setattr__(self, "_trailers", index("trailers"))
+
+    def by_email(self, email: str) -> ToolSpec | None:
+        return self._emails.get(email.strip().lower())
+
+    def by_bot_name(self, name: str) -> ToolSpec | None:
+        return self._names.get(name.strip().lower())
+
+    def by_alias(self, text: str) -> ToolSpec | None:
+        return self._aliases.get(text.strip().lower())
+
+    def by_trailer_key(self, key: str) -> ToolSpec | None:
+        return self._trailers.get(key.lower())
+
+    def by_name_suffix(self, name: str) -> tuple[ToolSpec, str] | None:
+        """The tool whose suffix ends ``name``, and the name without it (the human)."""
+        lowered = name.lower()
+        for tool in self.tools:
+            for suffix in tool.name_suffixes:
+                if suffix and lowered.endswith(suffix.lower()):
+                    return tool, name[: len(name) - len(suffix)].strip()
+        return None
+
+    def by_subject_prefix(self, subject: str) -> tuple[ToolSpec, str] | None:
+        lowered = subject.lower()
+        for tool in self.tools:
+            for prefix in tool.subject_prefixes:
+                if prefix and lowered.startswith(prefix.lower()):
+                    return tool, subject[: len(prefix)]
+        return None
+
+    def identity(self, name: str, email: str) -> ToolSpec | None:
+        """The tool a whole identity (a bot account) belongs to, if any."""
+        return self.by_bot_name(name) or self.by_email(email)
+
+
+def _parse(text: str, origin: str) -> list[_ToolEntry]:
+    try:
+        data: Any = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        raise InputError(
+            f"{origin} is not valid YAML: {e}", hint="fix the YAML syntax of the tools file"
+        ) from e
+    try:
+        return _RegistryFile.model_validate(data).tools
+    except ValidationError as e:
+        first = e.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        raise InputError(
+            f"{origin}: invalid tools registry at {where}: {first['msg']}",
+            hint="see affidavit/data/ai-tools.yaml for the expected shape",
+        ) from e
+
+
+def _spec(entry: _ToolEntry) -> ToolSpec:
+    return ToolSpec(
+        id=entry.id,
+        name=entry.name,
+        emails=tuple(entry.emails),
+        names=tuple(entry.names),
+        name_suffixes=tuple(entry.name_suffixes),
+        subject_prefixes=tuple(entry.subject_prefixes),
+        aliases=tuple(entry.aliases),
+        trailers=tuple(entry.trailers),
+    )
+
+
+def builtin_tools_text() -> str:
+    """The text of the built-in registry."""
+    return resources.files("affidavit").joinpath("data/ai-tools.yaml").read_text("utf-8")
+
+
+def load_registry(extra: Path | None = None) -> ToolRegistry:
+    """The built-in registry, extended or overridden (same ``id``) by ``extra`` when given."""
+    entries = {e.id: e for e in _parse(builtin_tools_text(), "built-in ai-tools.yaml")}
+    if extra is not None:
+        try:
+            text = extra.read_text("utf-8")
+        except OSError as e:
+            raise InputError(
+                f"cannot read tools file {extra}: {e.strerror}",
+                hint="pass --tools with the path of a YAML registry",
+            ) from e
+        for entry in _parse(text, str(extra)):
+            entries[entry.id] = entry
+    return ToolRegistry(tuple(_spec(e) for e in entries.values()))
