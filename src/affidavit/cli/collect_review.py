@@ -1,12 +1,136 @@
-"""CLI: ``affidavit collect review`` (placeholder until its owner lands it).
+"""CLI: ``affidavit collect review``, the code-review/v1 predicate from one of three sources.
 
-Kept apart from ``collect.py`` so the review sub-command's owner edits only this module.
+Kept apart from the rest of ``collect`` so the review collector's options (three mutually
+exclusive sources) do not crowd the provenance command; ``cli/collect.py`` calls ``register``.
 """
 
 from __future__ import annotations
 
+import json
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated
+
 import typer
+
+from affidavit.attestations.collect.reviews_github import collect_github_review
+from affidavit.attestations.collect.reviews_gitlab import collect_gitlab_review
+from affidavit.attestations.collect.reviews_trailers import collect_trailer_review
+from affidavit.attestations.predicates.review import CodeReview
+from affidavit.errors import UsageError
+
+_SOURCES = (
+    "--github-pr PR.json --github-reviews REVIEWS.json --github-commits COMMITS.json, "
+    "--gitlab-mr MR.json --gitlab-approvals APPROVALS.json, "
+    "or --trailers --repo PATH --base A --head B"
+)
+
+
+def _require(given: Mapping[str, object], mode: str) -> None:
+    absent = [flag for flag, value in given.items() if value is None]
+    if absent:
+        raise UsageError(
+            f"collect review {mode} needs {', '.join(absent)}", hint=f"give one source: {_SOURCES}"
+        )
+
+
+def review(
+    github_pr: Annotated[
+        Path | None, typer.Option(help="JSON of GET /repos/{o}/{r}/pulls/{n}.")
+    ] = None,
+    github_reviews: Annotated[
+        Path | None, typer.Option(help="JSON of GET /repos/{o}/{r}/pulls/{n}/reviews.")
+    ] = None,
+    github_commits: Annotated[
+        Path | None, typer.Option(help="JSON of GET /repos/{o}/{r}/pulls/{n}/commits.")
+    ] = None,
+    github_review_comments: Annotated[
+        Path | None,
+        typer.Option(
+            help="Optional JSON of GET /repos/{o}/{r}/pulls/{n}/comments (per-review counts)."
+        ),
+    ] = None,
+    gitlab_mr: Annotated[
+        Path | None, typer.Option(help="JSON of GET /projects/:id/merge_requests/:iid.")
+    ] = None,
+    gitlab_approvals: Annotated[
+        Path | None, typer.Option(help="JSON of GET /projects/:id/merge_requests/:iid/approvals.")
+    ] = None,
+    gitlab_commits: Annotated[
+        Path | None,
+        typer.Option(help="Optional JSON of GET /projects/:id/merge_requests/:iid/commits."),
+    ] = None,
+    trailers: Annotated[
+        bool, typer.Option("--trailers", help="Read Reviewed-by/Acked-by/Approved-by trailers.")
+    ] = False,
+    repo: Annotated[Path, typer.Option(help="Git repository for --trailers.")] = Path("."),
+    base: Annotated[str | None, typer.Option(help="First excluded commit (--trailers).")] = None,
+    head: Annotated[
+        str | None,
+        typer.Option(help="Revision the image was built from (default: the PR/MR head)."),
+    ] = None,
+    repository: Annotated[
+        str | None, typer.Option(help="Repository URL to record (default: from the input).")
+    ] = None,
+    output: Annotated[
+        Path | None, typer.Option(help="Write the predicate here instead of stdout.")
+    ] = None,
+) -> None:
+    """Print the code-review/v1 predicate for a pull request, merge request or commit range."""
+    github = {
+        "--github-pr": github_pr,
+        "--github-reviews": github_reviews,
+        "--github-commits": github_commits,
+    }
+    gitlab = {"--gitlab-mr": gitlab_mr, "--gitlab-approvals": gitlab_approvals}
+    modes = [
+        name
+        for name, used in (
+            ("GitHub", any(v is not None for v in github.values()) or github_review_comments),
+            ("GitLab", any(v is not None for v in gitlab.values()) or gitlab_commits),
+            ("--trailers", trailers),
+        )
+        if used
+    ]
+    if len(modes) != 1:
+        found = " and ".join(modes) if modes else "no source"
+        raise UsageError(f"collect review needs exactly one source, got {found}", hint=_SOURCES)
+    predicate: CodeReview
+    if modes[0] == "GitHub":
+        _require(github, "from GitHub")
+        assert github_pr and github_reviews and github_commits
+        predicate = collect_github_review(
+            github_pr,
+            github_reviews,
+            github_commits,
+            comments_path=github_review_comments,
+            head=head,
+            repository=repository,
+        )
+    elif modes[0] == "GitLab":
+        _require(gitlab, "from GitLab")
+        assert gitlab_mr and gitlab_approvals
+        predicate = collect_gitlab_review(
+            gitlab_mr,
+            gitlab_approvals,
+            commits_path=gitlab_commits,
+            head=head,
+            repository=repository,
+        )
+    else:
+        _require({"--base": base, "--head": head}, "--trailers")
+        assert base and head
+        predicate = collect_trailer_review(repo, base, head, repository=repository)
+    text = json.dumps(predicate.to_wire(), indent=2) + "\n"
+    if output is None:
+        typer.echo(text, nl=False)
+        return
+    try:
+        output.write_text(text, encoding="utf-8")
+    except OSError as e:
+        raise UsageError(f"cannot write --output {output}: {e.strerror or e}") from e
 
 
 def register(app: typer.Typer) -> None:
-    """Add the ``review`` sub-command to the ``collect`` group."""
+    """Add the ``review`` command to the ``collect`` group ``app``."""
+    app.command("review")(review)
