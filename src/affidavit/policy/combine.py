@@ -1,0 +1,281 @@
+"""Strictest-wins combination of every policy, region policy and preset that applies.
+
+No policy can weaken another: numbers take the maximum (the exception length, a ceiling, takes
+the minimum), booleans OR, label requirements add up, allow-lists and reviewer-group lists stay
+separate constraints that must all hold (an intersection), modes take the strictest
+(Enforce > Warn > Audit), and an explicit ``failurePolicy: Fail`` beats ``Ignore``. Every value
+remembers the policy or preset (and control) it came from, for messages and ``explain``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Generic, TypeVar
+
+from affidavit.attestations.evidence import KeylessSigner, KeySigner, TrustedSigner
+from affidavit.policy.decision import PolicyRef
+from affidavit.policy.model import (
+    AppliesTo,
+    EvidenceRules,
+    ExceptionRules,
+    FailurePolicy,
+    Mode,
+    Require,
+    Signers,
+    TierRequirement,
+)
+
+T = TypeVar("T")
+
+MODE_STRICTNESS: Mapping[str, int] = {"Audit": 0, "Warn": 1, "Enforce": 2}
+
+
+@dataclass(frozen=True)
+class Origin:
+    """Where a requirement comes from, e.g. ``preset/pci-dss via RegionPolicy/eu`` [PCI DSS 6.2.4]."""
+
+    source: str
+    control: str | None = None
+
+    def __str__(self) -> str:
+        return f"{self.source} [{self.control}]" if self.control else self.source
+
+
+@dataclass(frozen=True)
+class Req(Generic[T]):
+    value: T
+    origin: Origin
+
+
+@dataclass(frozen=True)
+class TierRules:
+    """Review rules for changes touching ``tier`` (``*`` = any tier) within ``scope``."""
+
+    tier: str
+    scope: AppliesTo  # "ai": AI-involved changes only; "all": every change
+    approvals: Req[int] | None = None
+    independent_approvals: Req[int] | None = None
+    human_approvals: Req[int] | None = None
+    reviewer_groups: tuple[Req[tuple[str, ...]], ...] = ()
+    security_review: Req[bool] | None = None
+
+
+@dataclass(frozen=True)
+class Layer:
+    """One contribution to an effective policy: a policy's own spec or a preset it names."""
+
+    source: str
+    require: Require
+    controls: Mapping[str, str] = field(default_factory=dict)
+    mode: Mode | None = None
+    signers: Signers | None = None
+    groups: Mapping[str, Sequence[str]] = field(default_factory=dict)
+    evidence: EvidenceRules | None = None
+    exceptions: ExceptionRules | None = None
+    policy: PolicyRef | None = None
+
+
+@dataclass(frozen=True)
+class EffectivePolicy:
+    """The combined requirements for one image in one namespace of one cluster."""
+
+    mode_req: Req[Mode]
+    failure_policy: Req[FailurePolicy]
+    signers: tuple[TrustedSigner, ...]
+    signer_sources: tuple[str, ...]
+    policies: tuple[PolicyRef, ...]
+    provenance: Req[bool] | None = None
+    provenance_max_age_days: Req[int] | None = None
+    tiers: tuple[TierRules, ...] = ()
+    allowed_tools: tuple[Req[tuple[str, ...]], ...] = ()
+    require_tool_details: Req[bool] | None = None
+    treat_unknown_as_ai: Req[bool] | None = None
+    owner_labels: tuple[Req[str], ...] = ()
+    escalation_labels: tuple[Req[str], ...] = ()
+    consistent_revision: Req[bool] | None = None
+    require_digest_req: Req[bool] | None = None
+    retention_days: Req[int] | None = None
+    residency: tuple[Req[str], ...] = ()
+    pseudonymous_identities: Req[bool] | None = None
+    exception_max_days: Req[int] | None = None
+    groups: tuple[tuple[str, frozenset[str]], ...] = ()
+    sources: tuple[str, ...] = ()
+
+    @property
+    def mode(self) -> Mode:
+        return self.mode_req.value
+
+    @property
+    def fail_open(self) -> bool:
+        return self.failure_policy.value == "Ignore"
+
+    @property
+    def require_digest(self) -> bool:
+        return self.require_digest_req is not None and self.require_digest_req.value
+
+    def members(self, group: str) -> frozenset[str] | None:
+        """Members of ``group`` (lower-cased logins/emails), or None when no policy defines it."""
+        for name, members in self.groups:
+            if name == group:
+                return members
+        return None
+
+
+def _max(cur: Req[int] | None, value: int | None, origin: Origin) -> Req[int] | None:
+    if value is None or value <= 0:
+        return cur
+    if cur is None or value > cur.value:
+        return Req(value, origin)
+    return cur
+
+
+def _min(cur: Req[int] | None, value: int | None, origin: Origin) -> Req[int] | None:
+    if value is None:
+        return cur
+    if cur is None or value < cur.value:
+        return Req(value, origin)
+    return cur
+
+
+def _or(cur: Req[bool] | None, value: bool, origin: Origin) -> Req[bool] | None:
+    if value and cur is None:
+        return Req(True, origin)
+    return cur
+
+
+def _add(cur: tuple[Req[T], ...], value: T | None, origin: Origin) -> tuple[Req[T], ...]:
+    if value is None or any(r.value == value for r in cur):
+        return cur
+    return (*cur, Req(value, origin))
+
+
+def _signer_key(s: TrustedSigner) -> tuple[str, ...]:
+    if isinstance(s, KeySigner):
+        return ("key", "".join(s.public_key_pem.split()))
+    return ("keyless", s.issuer, s.identity)
+
+
+def _signers_of(spec: Signers) -> list[TrustedSigner]:
+    out: list[TrustedSigner] = [KeySigner(k.name, k.public_key) for k in spec.keys]
+    out += [KeylessSigner(k.name, k.issuer, k.identity) for k in spec.keyless]
+    return out
+
+
+class _Builder:
+    def __init__(self) -> None:
+        self.tiers: dict[tuple[str, AppliesTo], TierRules] = {}
+
+    def tier(self, layer: Layer, key: str, req: TierRequirement) -> None:
+        cur = self.tiers.get((key, req.applies_to)) or TierRules(key, req.applies_to)
+
+        def o(name: str) -> Origin:
+            return Origin(layer.source, layer.controls.get(f"tiers.{key}.{name}"))
+
+        groups = cur.reviewer_groups
+        if req.reviewer_groups:
+            groups = _add(groups, tuple(req.reviewer_groups), o("reviewerGroups"))
+        self.tiers[(key, req.applies_to)] = TierRules(
+            tier=key,
+            scope=req.applies_to,
+            approvals=_max(cur.approvals, req.approvals, o("approvals")),
+            independent_approvals=_max(
+                cur.independent_approvals, req.independent_approvals, o("independentApprovals")
+            ),
+            human_approvals=_max(cur.human_approvals, req.human_approvals, o("humanApprovals")),
+            reviewer_groups=groups,
+            security_review=_or(cur.security_review, req.security_review, o("securityReview")),
+        )
+
+
+def combine(layers: Sequence[Layer]) -> EffectivePolicy:
+    """Combine ``layers`` (in a stable order: the first of equally strict values is named)."""
+    b = _Builder()
+    mode: Req[Mode] | None = None
+    fail: Req[FailurePolicy] | None = None
+    signers: list[TrustedSigner] | None = None
+    signer_sources: list[str] = []
+    groups: dict[str, frozenset[str]] = {}
+    prov = prov_age = tool_details = unknown_ai = consistent = digest = None
+    retention = pseudo = exc_days = None
+    tools: tuple[Req[tuple[str, ...]], ...] = ()
+    owners: tuple[Req[str], ...] = ()
+    escalations: tuple[Req[str], ...] = ()
+    residency: tuple[Req[str], ...] = ()
+    policies: list[PolicyRef] = []
+    sources: list[str] = []
+
+    for layer in layers:
+        r = layer.require
+        sources.append(layer.source)
+
+        def o(path: str, layer: Layer = layer) -> Origin:
+            return Origin(layer.source, layer.controls.get(path))
+
+        if layer.policy is not None and layer.policy not in policies:
+            policies.append(layer.policy)
+        if layer.mode is not None and (
+            mode is None or MODE_STRICTNESS[layer.mode] > MODE_STRICTNESS[mode.value]
+        ):
+            mode = Req(layer.mode, o("mode"))
+        if r.failure_policy is not None and (
+            fail is None or (fail.value == "Ignore" and r.failure_policy == "Fail")
+        ):
+            fail = Req(r.failure_policy, o("failurePolicy"))
+        if layer.signers is not None:
+            mine = _signers_of(layer.signers)
+            signer_sources.append(layer.source)
+            if signers is None:
+                signers = mine
+            else:
+                keys = {_signer_key(s) for s in mine}
+                signers = [s for s in signers if _signer_key(s) in keys]
+        for gname, members in layer.groups.items():
+            mset = frozenset(m.lower() for m in members)
+            groups[gname] = groups[gname] & mset if gname in groups else mset
+        if r.provenance is not None:
+            prov = _or(prov, r.provenance.required, o("provenance.required"))
+            prov_age = _min(prov_age, r.provenance.max_age_days, o("provenance.maxAgeDays"))
+        for key, treq in r.tiers.items():
+            b.tier(layer, key, treq)
+        if r.allowed_tools is not None:
+            tools = _add(tools, tuple(r.allowed_tools), o("allowedTools"))
+        tool_details = _or(tool_details, r.require_tool_details, o("requireToolDetails"))
+        unknown_ai = _or(unknown_ai, r.treat_unknown_as_ai, o("treatUnknownAsAi"))
+        owners = _add(owners, r.owner_label, o("ownerLabel"))
+        escalations = _add(escalations, r.escalation_label, o("escalationLabel"))
+        consistent = _or(consistent, r.consistent_revision, o("consistentRevision"))
+        digest = _or(digest, r.require_digest, o("requireDigest"))
+        retention = _max(retention, r.retention_days, o("retentionDays"))
+        if layer.evidence is not None:
+            ev = layer.evidence
+            retention = _max(retention, ev.retention_days, o("evidence.retentionDays"))
+            residency = _add(residency, ev.residency, o("evidence.residency"))
+            pseudo = _or(pseudo, ev.pseudonymous_identities, o("evidence.pseudonymousIdentities"))
+        if layer.exceptions is not None:
+            exc_days = _min(exc_days, layer.exceptions.max_days, o("exceptions.maxDays"))
+
+    default = Origin("default")
+    return EffectivePolicy(
+        mode_req=mode or Req("Enforce", default),
+        failure_policy=fail or Req("Fail", default),
+        signers=tuple(signers or ()),
+        signer_sources=tuple(signer_sources),
+        policies=tuple(policies),
+        provenance=prov,
+        provenance_max_age_days=prov_age,
+        tiers=tuple(b.tiers[k] for k in sorted(b.tiers)),
+        allowed_tools=tools,
+        require_tool_details=tool_details,
+        treat_unknown_as_ai=unknown_ai,
+        owner_labels=owners,
+        escalation_labels=escalations,
+        consistent_revision=consistent,
+        require_digest_req=digest,
+        retention_days=retention,
+        residency=residency,
+        pseudonymous_identities=pseudo,
+        exception_max_days=exc_days,
+        groups=tuple(sorted(groups.items())),
+        sources=tuple(sources),
+    )

@@ -1,0 +1,141 @@
+"""Evaluation: one admission request, its images' verified evidence, the index -> a Decision.
+
+The webhook resolves images to digests and verifies attestations; this module only judges. It
+takes the effective policy of each image, runs the rules, and picks the outcome: no violations
+-> allowed; violations covered by an active, policy-bounded exception -> excepted; otherwise by
+the strictest mode among the violating images (Enforce -> denied, Warn -> warned,
+Audit -> audited).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+from affidavit.attestations.evidence import ImageEvidence
+from affidavit.policy.combine import MODE_STRICTNESS, EffectivePolicy
+from affidavit.policy.decision import (
+    Decision,
+    EvidenceUsed,
+    ImageRef,
+    Mode,
+    Outcome,
+    PolicyRef,
+    Violation,
+)
+from affidavit.policy.index import ExceptionRef, PolicyIndex
+from affidavit.policy.rules import check_image, check_workload
+
+_OUTCOME: Mapping[str, Outcome] = {"Enforce": "denied", "Warn": "warned", "Audit": "audited"}
+
+
+@dataclass(frozen=True)
+class RequestContext:
+    uid: str
+    cluster: str
+    region: str
+    namespace: str
+    namespace_labels: Mapping[str, str]
+    kind: str
+    name: str
+    operation: str
+    user: str
+    labels: Mapping[str, str] = field(default_factory=dict)
+    images: tuple[str, ...] = ()
+
+
+def _bounded(exc: ExceptionRef, eff: EffectivePolicy, now: datetime) -> bool:
+    if eff.exception_max_days is None:
+        return True
+    start = exc.created_at or now
+    return exc.expires_at - start <= timedelta(days=eff.exception_max_days.value)
+
+
+def evaluate(
+    ctx: RequestContext,
+    evidence: Mapping[str, ImageEvidence | None],
+    index: PolicyIndex,
+    *,
+    now: datetime,
+    decision_id: str,
+) -> Decision:
+    """Judge ``ctx`` against ``index``; ``evidence[image]`` is None when it could not be fetched."""
+    violations: list[Violation] = []
+    used: list[EvidenceUsed] = []
+    refs: list[ImageRef] = []
+    policies: list[PolicyRef] = []
+    modes: list[Mode] = []
+    violating_modes: list[Mode] = []
+    exceptions: list[str] = []
+    uncovered = False
+    workload_checked: set[tuple[str, ...]] = set()
+
+    for image in ctx.images:
+        ev = evidence.get(image)
+        refs.append(ImageRef(image, ev.digest if ev is not None else _digest_of(image)))
+        eff = index.effective(
+            cluster=ctx.cluster,
+            region=ctx.region,
+            namespace=ctx.namespace,
+            namespace_labels=ctx.namespace_labels,
+            image=image,
+        )
+        if eff is None:
+            continue
+        modes.append(eff.mode)
+        policies += [p for p in eff.policies if p not in policies]
+        found, evidence_used = check_image(image, ev, eff, now)
+        used += evidence_used
+        labels_key = tuple(r.value for r in (*eff.owner_labels, *eff.escalation_labels))
+        if labels_key not in workload_checked:
+            workload_checked.add(labels_key)
+            found += [
+                v
+                for v in check_workload(ctx.kind, ctx.name, ctx.namespace, ctx.labels, eff)
+                if v not in violations
+            ]
+        if not found:
+            continue
+        violations += found
+        violating_modes.append(eff.mode)
+        active = [
+            e
+            for e in index.exceptions_for(ctx.namespace, ctx.kind, ctx.name, image, now)
+            if _bounded(e, eff, now)
+        ]
+        if active:
+            exceptions += [e.key for e in active if e.key not in exceptions]
+        else:
+            uncovered = True
+
+    mode: Mode = max(modes, key=lambda m: MODE_STRICTNESS[m]) if modes else "Enforce"
+    outcome: Outcome = "allowed"
+    if violations:
+        if not uncovered:
+            outcome = "excepted"
+        else:
+            worst = max(violating_modes, key=lambda m: MODE_STRICTNESS[m])
+            outcome = _OUTCOME[worst]
+    return Decision(
+        id=decision_id,
+        time=now.astimezone(UTC).isoformat().replace("+00:00", "Z"),
+        cluster=ctx.cluster,
+        region=ctx.region,
+        namespace=ctx.namespace,
+        kind=ctx.kind,
+        name=ctx.name,
+        operation=ctx.operation,
+        user=ctx.user,
+        outcome=outcome,
+        mode=mode,
+        images=tuple(refs),
+        violations=tuple(violations),
+        evidence=tuple(used),
+        policies=tuple(policies),
+        exception=", ".join(exceptions) if outcome == "excepted" else None,
+    )
+
+
+def _digest_of(ref: str) -> str | None:
+    return ref.split("@", 1)[1] if "@" in ref else None

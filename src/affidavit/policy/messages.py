@@ -1,0 +1,77 @@
+"""The words a release manager reads: fix commands for each rule, and the admission message.
+
+Kept apart from the rules so that the texts (which tests assert exactly) live in one place and
+every fix names the command that produces the missing evidence.
+"""
+
+from __future__ import annotations
+
+from affidavit.attestations.predicates import AI_PROVENANCE_V1, CODE_REVIEW_V1
+from affidavit.policy.decision import Decision
+
+MAX_SHOWN = 3
+
+
+def repository(ref: str) -> str:
+    base = ref.split("@", 1)[0]
+    slash, colon = base.rfind("/"), base.rfind(":")
+    return base[:colon] if colon > slash else base
+
+
+def pinned(ref: str, digest: str | None) -> str:
+    return f"{repository(ref)}@{digest}" if digest else f"{repository(ref)}@sha256:<digest>"
+
+
+def attest_cmd(image: str, predicate_file: str, predicate_type: str) -> str:
+    return (
+        f"affidavit attest --image {image} --predicate {predicate_file} "
+        f"--type {predicate_type} --key <key>"
+    )
+
+
+def collect_provenance_fix(image: str) -> str:
+    return (
+        "run `affidavit collect provenance --repo . --base <base> --head <revision> "
+        f"> provenance.json && {attest_cmd(image, 'provenance.json', AI_PROVENANCE_V1)}`"
+    )
+
+
+def collect_review_fix(image: str, todo: str) -> str:
+    return (
+        f"{todo}, then run `affidavit collect review ... > review.json && "
+        f"{attest_cmd(image, 'review.json', CODE_REVIEW_V1)}`"
+    )
+
+
+def plural(n: int, word: str) -> str:
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
+
+
+def short_type(predicate_type: str) -> str:
+    """``https://affidavit.dev/attestations/code-review/v1`` -> ``code-review/v1``."""
+    parts = predicate_type.rstrip("/").split("/")
+    return "/".join(parts[-2:]) if len(parts) >= 2 else predicate_type
+
+
+def admission_message(decision: Decision) -> str:
+    """Short, actionable text for the AdmissionReview response (the ledger has the rest)."""
+    target = f"{decision.kind}/{decision.name} in namespace {decision.namespace}"
+    if not decision.violations:
+        return f"Affidavit admitted {target} (decision {decision.id})"
+    head = {
+        "denied": f"Affidavit denied {target}",
+        "warned": f"Affidavit warning for {target} (admitted, policy in Warn mode)",
+        "audited": f"Affidavit audit for {target} (admitted, policy in Audit mode)",
+        "excepted": f"Affidavit admitted {target} under exception {decision.exception}",
+        "allowed": f"Affidavit admitted {target}",
+    }[decision.outcome]
+    n = len(decision.violations)
+    lines = [f"{head} (decision {decision.id}): {plural(n, 'violation')}"]
+    lines += [f"- {v.message}" for v in decision.violations[:MAX_SHOWN]]
+    if n > MAX_SHOWN:
+        lines.append(f"- and {n - MAX_SHOWN} more")
+    image = next((v.image for v in decision.violations if v.image), None)
+    if image is None and decision.images:
+        image = decision.images[0].ref
+    lines.append(f"run `affidavit explain {image or '<image>'}` for the full record")
+    return "\n".join(lines)

@@ -1,0 +1,200 @@
+"""The three policy CRDs as strict models: the one definition both the CRDs and the engine use.
+
+The CRD schemas in charts/affidavit/crds/ are generated from these models (see ``crds.py``), so
+what the kube-apiserver accepts and what the engine understands cannot drift apart. Specs are
+parsed strictly: an unknown field is an error, because a typo in a policy must never silently
+weaken it. Wire names are camelCase, as Kubernetes users expect.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+from pydantic.alias_generators import to_camel
+
+GROUP = "affidavit.dev"
+VERSION = "v1alpha1"
+API_VERSION = f"{GROUP}/{VERSION}"
+
+Mode = Literal["Enforce", "Warn", "Audit"]
+FailurePolicy = Literal["Fail", "Ignore"]
+PresetName = Literal[
+    "soc2", "pci-dss", "us-fedramp-moderate", "eu", "eu-ai-act-high-risk", "slsa-source-l4"
+]
+AppliesTo = Literal["ai", "all"]
+
+
+def _cel(*rules: tuple[str, str]) -> dict[str, Any]:
+    return {"x-kubernetes-validations": [{"rule": r, "message": m} for r, m in rules]}
+
+
+class SpecModel(BaseModel):
+    """Strict, immutable, camelCase on the wire."""
+
+    model_config = ConfigDict(
+        extra="forbid", frozen=True, alias_generator=to_camel, populate_by_name=True
+    )
+
+    def to_wire(self) -> dict[str, Any]:
+        return self.model_dump(mode="json", by_alias=True, exclude_none=True)
+
+
+class LabelSelectorRequirement(SpecModel):
+    key: str = Field(min_length=1)
+    operator: Literal["In", "NotIn", "Exists", "DoesNotExist"]
+    values: list[str] = Field(default_factory=list)
+
+    model_config = ConfigDict(
+        json_schema_extra=_cel(
+            (
+                "self.operator in ['Exists', 'DoesNotExist'] || "
+                "(has(self.values) && size(self.values) > 0)",
+                "operators In and NotIn need at least one value",
+            )
+        )
+    )
+
+
+class NamespaceSelector(SpecModel):
+    match_labels: dict[str, str] = Field(default_factory=dict)
+    match_expressions: list[LabelSelectorRequirement] = Field(default_factory=list)
+
+
+class Match(SpecModel):
+    """Which requests a policy governs. An omitted or empty list of globs matches everything."""
+
+    images: list[str] = Field(default_factory=list, description="image reference globs")
+    namespace_selector: NamespaceSelector | None = None
+    regions: list[str] = Field(default_factory=list, description="cluster region globs")
+    clusters: list[str] = Field(default_factory=list, description="cluster name globs")
+
+
+class KeySignerSpec(SpecModel):
+    name: str = Field(min_length=1)
+    public_key: str = Field(min_length=1, description="PEM public key (ECDSA P-256, Ed25519)")
+
+
+class KeylessSignerSpec(SpecModel):
+    name: str = Field(min_length=1)
+    issuer: str = Field(min_length=1, description="OIDC issuer URL")
+    identity: str = Field(min_length=1, description="certificate SAN (email or URI)")
+
+
+class Signers(SpecModel):
+    keys: list[KeySignerSpec] = Field(default_factory=list)
+    keyless: list[KeylessSignerSpec] = Field(default_factory=list)
+
+
+class ProvenanceRequirement(SpecModel):
+    required: bool = True
+    max_age_days: int | None = Field(default=None, ge=1)
+
+
+class TierRequirement(SpecModel):
+    """Review needed by the changes that touch a tier (``*`` = every tier)."""
+
+    approvals: int = Field(default=0, ge=0, description="approvals on the final revision")
+    independent_approvals: int = Field(
+        default=0, ge=0, description="approvals by neither the author, a committer, nor a bot"
+    )
+    human_approvals: int = Field(default=0, ge=0, description="approvals by non-bot reviewers")
+    reviewer_groups: list[str] = Field(
+        default_factory=list,
+        description="an approving reviewer must belong to one of these groups",
+    )
+    security_review: bool = Field(
+        default=False, description="an approval by a member of the group `security`"
+    )
+    applies_to: AppliesTo = Field(
+        default="ai", description="ai: only AI-involved changes; all: every change"
+    )
+
+
+class Require(SpecModel):
+    provenance: ProvenanceRequirement | None = None
+    tiers: dict[str, TierRequirement] = Field(default_factory=dict)
+    allowed_tools: list[str] | None = Field(
+        default=None, description="AI tool name globs; omitted = any tool"
+    )
+    require_tool_details: bool = Field(
+        default=False, description="AI-involved changes must name tool, model and version"
+    )
+    treat_unknown_as_ai: bool = Field(
+        default=False, description="commits with no AI declaration count as AI-involved"
+    )
+    owner_label: str | None = None
+    escalation_label: str | None = None
+    consistent_revision: bool = False
+    require_digest: bool = False
+    failure_policy: FailurePolicy | None = None
+    retention_days: int | None = Field(default=None, ge=1)
+
+
+class ExceptionRules(SpecModel):
+    max_days: int = Field(ge=1, description="longest an AccountabilityException may last")
+
+
+class EvidenceRules(SpecModel):
+    retention_days: int | None = Field(default=None, ge=1)
+    residency: str | None = Field(default=None, description="where evidence must be stored")
+    pseudonymous_identities: bool = False
+
+
+class AccountabilityPolicySpec(SpecModel):
+    mode: Mode = "Enforce"
+    match: Match = Field(default_factory=Match)
+    signers: Signers | None = None
+    groups: dict[str, list[str]] = Field(
+        default_factory=dict, description="group name -> member logins or emails"
+    )
+    require: Require = Field(default_factory=Require)
+    jurisdictions: list[PresetName] = Field(default_factory=list)
+    exceptions: ExceptionRules | None = None
+
+
+class RegionPolicySpec(SpecModel):
+    regions: list[str] = Field(min_length=1, description="cluster region globs")
+    jurisdictions: list[PresetName] = Field(default_factory=list)
+    evidence: EvidenceRules | None = None
+    groups: dict[str, list[str]] = Field(default_factory=dict)
+    require: Require = Field(default_factory=Require)
+
+
+class WorkloadRef(SpecModel):
+    kind: str = Field(min_length=1)
+    name: str = Field(min_length=1, description="workload name glob")
+
+
+class AccountabilityExceptionSpec(SpecModel):
+    images: list[str] = Field(default_factory=list, description="image reference globs")
+    workloads: list[WorkloadRef] = Field(default_factory=list)
+    reason: str = Field(min_length=1)
+    incident_id: str = Field(min_length=1)
+    owner: str = Field(min_length=1)
+    approvers: list[str] = Field(min_length=1)
+    expires_at: AwareDatetime
+
+    model_config = ConfigDict(
+        json_schema_extra=_cel(
+            (
+                "(has(self.images) && size(self.images) > 0) || "
+                "(has(self.workloads) && size(self.workloads) > 0)",
+                "an exception must name images or workloads",
+            ),
+            ("!(self.owner in self.approvers)", "the owner cannot approve their own exception"),
+        )
+    )
+
+    @model_validator(mode="after")
+    def _check(self) -> AccountabilityExceptionSpec:
+        if not self.images and not self.workloads:
+            raise ValueError("an exception must name images or workloads")
+        if self.owner in self.approvers:
+            raise ValueError("the owner cannot approve their own exception")
+        return self
+
+
+KIND_POLICY = "AccountabilityPolicy"
+KIND_REGION = "RegionPolicy"
+KIND_EXCEPTION = "AccountabilityException"

@@ -1,0 +1,279 @@
+"""The rules: what one image's verified evidence must show under an effective policy.
+
+Each check yields Violations that name the rule, the policy (and control) behind it, what was
+found, what was expected and the command that fixes it. The evidence is taken only from
+attestations that verified against a signer the effective policy trusts and whose subject is the
+image being deployed; everything else is reported, never used.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+
+from pydantic import ValidationError
+
+from affidavit.attestations.evidence import ImageEvidence, VerifiedAttestation
+from affidavit.attestations.predicates import (
+    AI_PROVENANCE_V1,
+    CODE_REVIEW_V1,
+    SLSA_PROVENANCE_V1,
+    AiProvenance,
+    CodeReview,
+)
+from affidavit.policy.combine import EffectivePolicy, Origin, Req
+from affidavit.policy.decision import EvidenceUsed, Violation
+from affidavit.policy.messages import collect_provenance_fix, pinned, short_type
+from affidavit.policy.tiers import check_review, check_tools, touched_tiers
+
+
+def _v(
+    rule: str, origin: Origin, found: str, expected: str, fix: str, image: str | None
+) -> Violation:
+    return Violation(rule, origin.source, found, expected, fix, image, origin.control)
+
+
+def _primary(eff: EffectivePolicy) -> Origin:
+    return Origin(eff.sources[0] if eff.sources else "default")
+
+
+def _origin(req: Req[bool] | None, eff: EffectivePolicy) -> Origin:
+    return req.origin if req is not None else _primary(eff)
+
+
+def _parse_error(e: ValidationError) -> str:
+    first = e.errors()[0]
+    return f"{'.'.join(str(p) for p in first['loc'])}: {first['msg']}"
+
+
+def _provenance(att: VerifiedAttestation | None) -> AiProvenance | str | None:
+    if att is None:
+        return None
+    try:
+        return AiProvenance.model_validate(att.predicate)
+    except ValidationError as e:
+        return _parse_error(e)
+
+
+def _review(att: VerifiedAttestation | None) -> CodeReview | str | None:
+    if att is None:
+        return None
+    try:
+        return CodeReview.model_validate(att.predicate)
+    except ValidationError as e:
+        return _parse_error(e)
+
+
+def _slsa_revisions(att: VerifiedAttestation | None) -> set[str]:
+    if att is None:
+        return set()
+    deps = att.predicate.get("buildDefinition", {}).get("resolvedDependencies", [])
+    out = set()
+    for dep in deps if isinstance(deps, list) else []:
+        digest = dep.get("digest", {}) if isinstance(dep, dict) else {}
+        for algo in ("gitCommit", "sha1"):
+            if isinstance(digest.get(algo), str):
+                out.add(digest[algo])
+    return out
+
+
+def _missing(
+    rule: str, ptype: str, ev: ImageEvidence, origin: Origin, why: str, fix: str
+) -> Violation:
+    rejected = [r for r in ev.rejected if r.predicate_type in (None, ptype)]
+    found = f"no verified {short_type(ptype)} attestation"
+    if rejected:
+        found += " (rejected: " + "; ".join(r.reason for r in rejected) + ")"
+    return _v(rule, origin, found, f"a {short_type(ptype)} attestation {why}", fix, ev.image)
+
+
+def check_image(
+    image: str, ev: ImageEvidence | None, eff: EffectivePolicy, now: datetime
+) -> tuple[list[Violation], list[EvidenceUsed]]:
+    out: list[Violation] = []
+    repo_at = pinned(image, ev.digest if ev is not None else None)
+    if eff.require_digest and "@sha256:" not in image:
+        assert eff.require_digest_req is not None
+        out.append(
+            _v(
+                "image.digest",
+                eff.require_digest_req.origin,
+                f"tag reference {image}",
+                "an image reference pinned by digest (REPOSITORY@sha256:...)",
+                f"deploy `{pinned(image, None)}` with the digest your build pushed",
+                image,
+            )
+        )
+    if ev is None:
+        if not eff.fail_open:
+            out.append(
+                _v(
+                    "evidence.unavailable",
+                    eff.failure_policy.origin
+                    if eff.failure_policy.origin.source != "default"
+                    else _primary(eff),
+                    "no evidence: the image's registry could not be reached",
+                    "verified attestations for the image (failurePolicy: Fail)",
+                    "make the registry reachable from the webhook and retry, or set "
+                    "`spec.require.failurePolicy: Ignore` to fail open",
+                    image,
+                )
+            )
+        return out, []
+
+    if "@" in image and image.split("@", 1)[1] != ev.digest:
+        out.append(
+            _v(
+                "subject.digest",
+                _primary(eff),
+                f"evidence for {ev.digest}",
+                f"evidence for {image.split('@', 1)[1]} (the digest being deployed)",
+                "re-run verification for the deployed digest",
+                image,
+            )
+        )
+    trusted = {s.name for s in eff.signers}
+    usable: list[VerifiedAttestation] = []
+    for att in ev.verified:
+        if att.signer not in trusted:
+            continue
+        if att.subject_digest != ev.digest:
+            out.append(
+                _v(
+                    "subject.digest",
+                    _origin(eff.provenance, eff),
+                    f"a {short_type(att.predicate_type)} attestation whose subject is "
+                    f"{att.subject_digest}",
+                    f"subject {ev.digest} (the image being deployed)",
+                    "attest the image that is deployed: `"
+                    + f"affidavit attest --image {repo_at} --predicate <file> "
+                    + f"--type {att.predicate_type} --key <key>`",
+                    image,
+                )
+            )
+            continue
+        usable.append(att)
+    used = [EvidenceUsed(image, a.predicate_type, a.envelope_digest, a.signer) for a in usable]
+
+    def first(ptype: str) -> VerifiedAttestation | None:
+        return next((a for a in usable if a.predicate_type == ptype), None)
+
+    prov_att, review_att = first(AI_PROVENANCE_V1), first(CODE_REVIEW_V1)
+    prov = _provenance(prov_att)
+    review = _review(review_att)
+    signer_names = ", ".join(sorted(trusted)) or "no signer (the matching policies trust none)"
+    if eff.provenance is not None and eff.provenance.value:
+        if prov is None:
+            out.append(
+                _missing(
+                    "provenance.present",
+                    AI_PROVENANCE_V1,
+                    ev,
+                    eff.provenance.origin,
+                    f"signed by {signer_names} with subject {ev.digest}",
+                    collect_provenance_fix(repo_at),
+                )
+            )
+        elif isinstance(prov, str):
+            out.append(
+                _v(
+                    "provenance.valid",
+                    eff.provenance.origin,
+                    f"an ai-provenance/v1 predicate that does not parse ({prov})",
+                    "a predicate valid against the ai-provenance/v1 schema",
+                    collect_provenance_fix(repo_at),
+                    image,
+                )
+            )
+    if isinstance(prov, AiProvenance) and eff.provenance_max_age_days is not None:
+        out += _freshness(prov, eff.provenance_max_age_days, image, repo_at, now)
+    if eff.consistent_revision is not None:
+        out += _consistency(prov, review, first(SLSA_PROVENANCE_V1), eff, image, repo_at)
+    if isinstance(prov, AiProvenance):
+        unknown_ai = eff.treat_unknown_as_ai is not None
+        tiers = touched_tiers(prov, unknown_ai)
+        out += check_review(tiers, review, eff, image, repo_at, ev)
+        out += check_tools(prov, unknown_ai, eff, image)
+    return out, used
+
+
+def _freshness(
+    prov: AiProvenance, req: Req[int], image: str, repo_at: str, now: datetime
+) -> list[Violation]:
+    rev = prov.source.revision
+    change = next((c for c in prov.changes if c.commit == rev), None)
+    times = [change.committed_at] if change else [c.committed_at for c in prov.changes]
+    parsed = []
+    for t in times:
+        try:
+            parsed.append(datetime.fromisoformat(t.replace("Z", "+00:00")))
+        except ValueError:
+            continue
+    fix = "rebuild from a recent revision, then " + collect_provenance_fix(repo_at)
+    expected = f"a revision committed at most {req.value} days ago"
+    if not parsed:
+        found = f"no commit time for revision {rev[:12]}"
+        return [_v("provenance.fresh", req.origin, found, expected, fix, image)]
+    age = (now - max(parsed)).days
+    if age <= req.value:
+        return []
+    found = f"revision {rev[:12]} committed {age} days ago"
+    return [_v("provenance.fresh", req.origin, found, expected, fix, image)]
+
+
+def _consistency(
+    prov: object,
+    review: object,
+    slsa: VerifiedAttestation | None,
+    eff: EffectivePolicy,
+    image: str,
+    repo_at: str,
+) -> list[Violation]:
+    assert eff.consistent_revision is not None
+    seen: dict[str, str] = {}
+    if isinstance(prov, AiProvenance):
+        seen["ai-provenance"] = prov.source.revision
+    if isinstance(review, CodeReview):
+        seen["code-review"] = review.source.revision
+    slsa_revs = _slsa_revisions(slsa)
+    if slsa_revs and seen and not set(seen.values()) & slsa_revs:
+        seen["slsa"] = ",".join(sorted(slsa_revs))
+    if len(set(seen.values())) <= 1:
+        return []
+    found = ", ".join(f"{k} {v[:12]}" for k, v in seen.items())
+    return [
+        _v(
+            "revision.consistent",
+            eff.consistent_revision.origin,
+            found,
+            "one source revision across all attestations",
+            "collect provenance and review for the revision the image was built from, then "
+            "attest both: " + collect_provenance_fix(repo_at),
+            image,
+        )
+    ]
+
+
+def check_workload(
+    kind: str, name: str, namespace: str, labels: Mapping[str, str], eff: EffectivePolicy
+) -> list[Violation]:
+    out = []
+    for rule, reqs, what in (
+        ("labels.owner", eff.owner_labels, "the owning team"),
+        ("labels.escalation", eff.escalation_labels, "the escalation contact"),
+    ):
+        for req in reqs:
+            if labels.get(req.value):
+                continue
+            out.append(
+                _v(
+                    rule,
+                    req.origin,
+                    f"no label `{req.value}` on {kind}/{name}",
+                    f"label `{req.value}` naming {what}",
+                    f"set `metadata.labels.{req.value}` in the manifest "
+                    f"(`kubectl label {kind.lower()} {name} -n {namespace} {req.value}=<value>`)",
+                    None,
+                )
+            )
+    return out

@@ -1,0 +1,269 @@
+"""Differentiated review: which trust tiers AI-involved changes touch, and what review they need.
+
+The ai-provenance predicate says which files each change touched and in which tier (from the
+repository's ``.affidavit/tiers.yaml``); the code-review predicate says who approved the final
+revision. Tier rules apply only when a change in their scope touches their tier (``*`` = any),
+so a docs-only AI change does not need the review an AI change to the payment code needs.
+Approvals by bots or AI agents never count as independent or human approvals.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from fnmatch import fnmatchcase
+
+from affidavit.attestations.evidence import ImageEvidence
+from affidavit.attestations.predicates import CODE_REVIEW_V1, AiProvenance, CodeReview
+from affidavit.attestations.predicates.review import Identity
+from affidavit.policy.combine import EffectivePolicy, Req, TierRules
+from affidavit.policy.decision import Violation
+from affidavit.policy.messages import collect_review_fix, plural, short_type
+
+AI = ("assisted", "generated")
+SECURITY_GROUP = "security"
+
+
+@dataclass(frozen=True)
+class Touched:
+    """tier -> paths, for AI-involved changes (``ai``) and for every change (``all``)."""
+
+    ai: Mapping[str, tuple[str, ...]]
+    all: Mapping[str, tuple[str, ...]]
+    any_ai: bool
+    any_change: bool
+
+    def paths(self, rules: TierRules) -> tuple[str, ...] | None:
+        """Paths that make ``rules`` apply, or None when they do not apply."""
+        tiers = self.ai if rules.scope == "ai" else self.all
+        if rules.tier == "*":
+            if not (self.any_ai if rules.scope == "ai" else self.any_change):
+                return None
+            return tuple(p for paths in tiers.values() for p in paths)
+        return tiers.get(rules.tier)
+
+
+def is_ai(involvement: str, unknown_as_ai: bool) -> bool:
+    return involvement in AI or (unknown_as_ai and involvement == "unknown")
+
+
+def touched_tiers(prov: AiProvenance, unknown_as_ai: bool) -> Touched:
+    ai: dict[str, list[str]] = {}
+    every: dict[str, list[str]] = {}
+    any_ai = False
+    for change in prov.changes:
+        flagged = is_ai(change.ai_involvement, unknown_as_ai)
+        any_ai = any_ai or flagged
+        for f in change.files:
+            for target, on in ((every, True), (ai, flagged)):
+                if on and f.path not in target.setdefault(f.tier, []):
+                    target[f.tier].append(f.path)
+    return Touched(
+        ai={k: tuple(v) for k, v in ai.items()},
+        all={k: tuple(v) for k, v in every.items()},
+        any_ai=any_ai,
+        any_change=bool(prov.changes),
+    )
+
+
+def _why(rules: TierRules, paths: tuple[str, ...]) -> str:
+    who = "AI-involved changes" if rules.scope == "ai" else "changes"
+    where = "any tier" if rules.tier == "*" else f"tier {rules.tier}"
+    shown = ", ".join(paths[:3]) + (f" +{len(paths) - 3} more" if len(paths) > 3 else "")
+    return f"{who} touch {where}" + (f": {shown}" if shown else "")
+
+
+def change_label(review: CodeReview) -> str:
+    cr = review.change_request
+    if cr.url:
+        return cr.url
+    return {"github": f"PR #{cr.id}", "gitlab": f"MR !{cr.id}"}.get(cr.system, f"change {cr.id}")
+
+
+def _ids(who: Identity) -> set[str]:
+    return {x.lower() for x in (who.login, who.email) if x}
+
+
+def _who(who: Identity) -> str:
+    return who.login or who.email or who.name or "?"
+
+
+def check_review(
+    touched: Touched,
+    review: CodeReview | str | None,
+    eff: EffectivePolicy,
+    image: str,
+    repo_at: str,
+    ev: ImageEvidence,
+) -> list[Violation]:
+    applicable = [(r, p) for r in eff.tiers if (p := touched.paths(r)) is not None]
+    applicable = [(r, p) for r, p in applicable if _demands(r)]
+    if not applicable:
+        return []
+    rules0, paths0 = applicable[0]
+    origin = _first_origin(rules0).origin
+    fix0 = collect_review_fix(repo_at, "review the change on its final revision")
+    if review is None:
+        rejected = [r.reason for r in ev.rejected if r.predicate_type in (None, CODE_REVIEW_V1)]
+        found = f"no verified {short_type(CODE_REVIEW_V1)} attestation"
+        if rejected:
+            found += " (rejected: " + "; ".join(rejected) + ")"
+        expected = f"a {short_type(CODE_REVIEW_V1)} attestation ({_why(rules0, paths0)})"
+        return [
+            Violation("review.present", origin.source, found, expected, fix0, image, origin.control)
+        ]
+    if isinstance(review, str):
+        found = f"a code-review/v1 predicate that does not parse ({review})"
+        expected = "a predicate valid against the code-review/v1 schema"
+        return [
+            Violation("review.valid", origin.source, found, expected, fix0, image, origin.control)
+        ]
+
+    final = [r for r in review.reviews if r.state == "approved" and r.on_final_revision]
+    humans = {_who(r.reviewer) for r in final if not r.reviewer.is_bot}
+    counts = {
+        "approvals": (review.summary.approvals_on_final_revision, "approval"),
+        "independentApprovals": (review.summary.independent_approvals, "independent approval"),
+        "humanApprovals": (len(humans), "human approval"),
+    }
+    label = change_label(review)
+    out: list[Violation] = []
+    for fname, (have, noun) in counts.items():
+        best: tuple[Req[int], TierRules, tuple[str, ...]] | None = None
+        for rules, paths in applicable:
+            req = {
+                "approvals": rules.approvals,
+                "independentApprovals": rules.independent_approvals,
+                "humanApprovals": rules.human_approvals,
+            }[fname]
+            if req is not None and (best is None or _stricter(req, best[0], eff)):
+                best = (req, rules, paths)
+        if best is None or have >= best[0].value:
+            continue
+        req, rules, paths = best
+        todo = f"get {plural(req.value - have, 'more ' + noun)} on the final revision of {label}"
+        out.append(
+            Violation(
+                f"review.{rules.tier}.{fname}",
+                req.origin.source,
+                f"{plural(have, noun)} on the final revision of {label}",
+                f"at least {req.value} ({_why(rules, paths)})",
+                collect_review_fix(repo_at, todo),
+                image,
+                req.origin.control,
+            )
+        )
+    independent = [r for r in final if r.independent and not r.reviewer.is_bot]
+    approvers = ", ".join(sorted(_who(r.reviewer) for r in independent)) or "nobody"
+    done: set[tuple[str, ...]] = set()
+    for rules, paths in applicable:
+        wanted: list[tuple[str, Req[tuple[str, ...]] | Req[bool]]] = [
+            (f"review.{rules.tier}.reviewerGroups", g) for g in rules.reviewer_groups
+        ]
+        if rules.security_review is not None:
+            wanted.append((f"review.{rules.tier}.securityReview", rules.security_review))
+        for rule, greq in wanted:
+            groups = greq.value if isinstance(greq.value, tuple) else (SECURITY_GROUP,)
+            if groups in done:
+                continue
+            done.add(groups)
+            undefined = [g for g in groups if eff.members(g) is None]
+            members: set[str] = set()
+            for g in groups:
+                members |= eff.members(g) or frozenset()
+            if any(_ids(r.reviewer) & members for r in independent):
+                continue
+            names = " or ".join(f"`{g}`" for g in groups)
+            found = (
+                f"independent approvals by {approvers}, none a member of {names}"
+                if independent
+                else f"no independent approval on the final revision of {label}"
+            )
+            if undefined:
+                found += " (" + ", ".join(f"`{g}`" for g in undefined) + " defined by no policy)"
+            todo = f"get an approval from a member of {names} on the final revision of {label}"
+            out.append(
+                Violation(
+                    rule,
+                    greq.origin.source,
+                    found,
+                    f"an independent approval by a member of {names} ({_why(rules, paths)})",
+                    collect_review_fix(repo_at, todo),
+                    image,
+                    greq.origin.control,
+                )
+            )
+    return out
+
+
+def _stricter(a: Req[int], b: Req[int], eff: EffectivePolicy) -> bool:
+    """Higher value wins; on a tie, the requirement from the earlier policy is named."""
+    if a.value != b.value:
+        return a.value > b.value
+    order = {s: i for i, s in enumerate(eff.sources)}
+    return order.get(a.origin.source, len(order)) < order.get(b.origin.source, len(order))
+
+
+def _demands(r: TierRules) -> bool:
+    return bool(
+        r.approvals or r.independent_approvals or r.human_approvals or r.reviewer_groups
+    ) or (r.security_review is not None)
+
+
+def _first_origin(r: TierRules) -> Req[int] | Req[bool] | Req[tuple[str, ...]]:
+    for req in (r.approvals, r.independent_approvals, r.human_approvals, r.security_review):
+        if req is not None:
+            return req
+    return r.reviewer_groups[0]
+
+
+def check_tools(
+    prov: AiProvenance, unknown_as_ai: bool, eff: EffectivePolicy, image: str
+) -> list[Violation]:
+    out: list[Violation] = []
+    reported: set[tuple[str, tuple[str, ...]]] = set()
+    for change in prov.changes:
+        if change.ai_involvement not in AI:
+            continue
+        for allowed in eff.allowed_tools:
+            names = [t.name for t in change.tools] or ["(none named)"]
+            for name in names:
+                ok = any(fnmatchcase(name.lower(), g.lower()) for g in allowed.value)
+                if ok or (name, allowed.value) in reported:
+                    continue
+                reported.add((name, allowed.value))
+                out.append(
+                    Violation(
+                        "tools.allowed",
+                        allowed.origin.source,
+                        f"AI tool {name} in commit {change.commit[:12]}",
+                        "a tool matching one of: " + ", ".join(allowed.value),
+                        f"rework the change without {name}, or have {allowed.origin.source} "
+                        "add it to `spec.require.allowedTools`",
+                        image,
+                        allowed.origin.control,
+                    )
+                )
+    if eff.require_tool_details is not None:
+        req = eff.require_tool_details
+        bare = [
+            c.commit[:12]
+            for c in prov.changes
+            if is_ai(c.ai_involvement, unknown_as_ai)
+            and not any(t.model and t.version for t in c.tools)
+        ]
+        if bare:
+            shown = ", ".join(bare[:3]) + (f" +{len(bare) - 3} more" if len(bare) > 3 else "")
+            out.append(
+                Violation(
+                    "tools.details",
+                    req.origin.source,
+                    f"AI-involved commits without tool name, model and version: {shown}",
+                    "every AI-involved change names its tool, model and version",
+                    "declare them in the commit message (`Assisted-by: AGENT:MODEL [tools]` "
+                    "with the tool's version), then collect and attest provenance again",
+                    image,
+                    req.origin.control,
+                )
+            )
+    return out
