@@ -23,7 +23,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, overload
 
 import yaml
 
@@ -36,7 +36,7 @@ from affidavit.attestations.predicates.review import (
     ReviewState,
     ReviewSummary,
 )
-from affidavit.errors import InputError
+from affidavit.errors import InputError, UsageError
 
 __all__ = [
     "AgentIdentities",
@@ -275,6 +275,43 @@ def get_field(
         names = names.replace("str", "string").replace("dict", "object").replace("list", "array")
         raise source.error(f"{where} has '{dotted}' = {json.dumps(value)}, expected {names}")
     return value
+
+
+_REVISION = re.compile(r"^(?:[0-9a-f]{40}|[0-9a-f]{64})$")
+
+
+@overload
+def get_revision(
+    source: JsonInput, obj: Any, dotted: str, *, where: str, required: Literal[True] = True
+) -> str: ...
+
+
+@overload
+def get_revision(
+    source: JsonInput, obj: Any, dotted: str, *, where: str, required: bool
+) -> str | None: ...
+
+
+def get_revision(
+    source: JsonInput, obj: Any, dotted: str, *, where: str, required: bool = True
+) -> str | None:
+    """A commit id field: 40 (SHA-1) or 64 (SHA-256) lower-case hex digits."""
+    value = get_field(source, obj, dotted, str, where=where, required=required)
+    if value is not None and not _REVISION.match(value):
+        raise source.error(
+            f"{where} has '{dotted}' = {json.dumps(value)}, expected a full commit id"
+        )
+    return value  # type: ignore[no-any-return]
+
+
+def check_head(head: str | None) -> str | None:
+    """``--head`` as given by the user: a full commit id, since it is compared with the API's."""
+    if head is not None and not _REVISION.match(head):
+        raise UsageError(
+            f"--head {head!r} is not a full commit id (40 or 64 lower-case hex digits)",
+            hint='pass the full id, e.g. --head "$(git rev-parse HEAD)"',
+        )
+    return head
 
 
 # --- the rules ---------------------------------------------------------------------------------

@@ -19,7 +19,9 @@ from affidavit.attestations.collect.reviews import (
     RawReview,
     ReviewEvidence,
     build_code_review,
+    check_head,
     get_field,
+    get_revision,
     load_json,
 )
 from affidavit.attestations.predicates.provenance import Source
@@ -66,7 +68,7 @@ def _commits(source: JsonInput, items: list[Any]) -> tuple[Contributors, set[str
     shas: set[str] = set()
     for number, item in enumerate(items, start=1):
         where = f"item {number}"
-        shas.add(get_field(source, item, "sha", str, where=where))
+        shas.add(get_revision(source, item, "sha", where=where))
         message = get_field(source, item, "commit.message", str, where=where, required=False)
         for role in ("author", "committer"):
             email = get_field(
@@ -113,7 +115,7 @@ def _reviews(
             )
         if not isinstance(item, dict) or "commit_id" not in item:
             raise source.error(f"{where} has no 'commit_id'")
-        revision = get_field(source, item, "commit_id", str, where=where, required=False)
+        revision = get_revision(source, item, "commit_id", where=where, required=False)
         url = get_field(source, item, "pull_request_url", str, where=where, required=False)
         if url is not None and not url.rstrip("/").endswith(f"/pulls/{number}"):
             raise source.error(
@@ -156,8 +158,9 @@ def collect_github_review(
     pr = load_json(pr_src, array=False)
     where = "the pull request"
     number = get_field(pr_src, pr, "number", int, where=where)
-    pr_head = get_field(pr_src, pr, "head.sha", str, where=where)
-    merge_sha = get_field(pr_src, pr, "merge_commit_sha", str, where=where, required=False)
+    check_head(head)
+    pr_head = get_revision(pr_src, pr, "head.sha", where=where)
+    merge_sha = get_revision(pr_src, pr, "merge_commit_sha", where=where, required=False)
     author = _user(pr_src, pr, "user", where, required=True)
     assert author is not None  # required=True
     merged_by = _user(pr_src, pr, "merged_by", where, required=False)
@@ -190,7 +193,7 @@ def collect_github_review(
         source=Source(
             repository=repo_url,
             revision=revision,
-            base_revision=get_field(pr_src, pr, "base.sha", str, where=where, required=False),
+            base_revision=get_revision(pr_src, pr, "base.sha", where=where, required=False),
             ref=f"refs/heads/{head_ref}" if head_ref else None,
         ),
         change_request=ChangeRequest(

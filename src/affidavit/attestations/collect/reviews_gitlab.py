@@ -20,7 +20,9 @@ from affidavit.attestations.collect.reviews import (
     RawReview,
     ReviewEvidence,
     build_code_review,
+    check_head,
     get_field,
+    get_revision,
     load_json,
 )
 from affidavit.attestations.predicates.provenance import Source
@@ -90,12 +92,13 @@ def collect_gitlab_review(
     mr = load_json(mr_src, array=False)
     where = "the merge request"
     iid = get_field(mr_src, mr, "iid", int, where=where)
-    mr_head = get_field(mr_src, mr, "sha", str, where=where)
+    check_head(head)
+    mr_head = get_revision(mr_src, mr, "sha", where=where)
     author = _user(mr_src, mr, "author", where, required=True)
     assert author is not None  # required=True
     merged_by = _user(mr_src, mr, "merged_by", where, required=False)
     merge_shas = {
-        get_field(mr_src, mr, key, str, where=where, required=False)
+        get_revision(mr_src, mr, key, where=where, required=False)
         for key in ("merge_commit_sha", "squash_commit_sha")
     } - {None}
 
@@ -132,8 +135,8 @@ def collect_gitlab_review(
         source=Source(
             repository=repo_url,
             revision=revision,
-            base_revision=get_field(
-                mr_src, mr, "diff_refs.base_sha", str, where=where, required=False
+            base_revision=get_revision(
+                mr_src, mr, "diff_refs.base_sha", where=where, required=False
             ),
             ref=f"refs/heads/{branch}" if branch else None,
         ),
