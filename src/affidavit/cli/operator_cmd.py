@@ -1,9 +1,132 @@
-"""CLI: operator_cmd commands (placeholder until its owner lands it)."""
+"""CLI: ``affidavit operator run``, the cluster-side operator (in a pod or against a kubeconfig).
+
+The options map one to one onto ``affidavit.operator.main.OperatorSettings``; every one can also
+come from an ``AFFIDAVIT_*`` environment variable, which is how the Helm chart configures it.
+"""
 
 from __future__ import annotations
 
+import datetime
+import logging
+from pathlib import Path
+from typing import Annotated
+
 import typer
+
+from affidavit.errors import UsageError
+
+operator_app = typer.Typer(
+    name="operator",
+    help="The operator: compiles policies into the index, manages webhook certificates, "
+    "expires exceptions and turns denials into Kubernetes Events.",
+    no_args_is_help=True,
+)
+
+
+@operator_app.command("run")
+def run(
+    namespace: Annotated[
+        str, typer.Option(envvar="AFFIDAVIT_NAMESPACE", help="the release namespace")
+    ],
+    kubeconfig: Annotated[
+        Path | None,
+        typer.Option(
+            envvar="AFFIDAVIT_KUBECONFIG",
+            help="kubeconfig file; default: the pod's service account",
+        ),
+    ] = None,
+    cluster_name: Annotated[
+        str, typer.Option(envvar="AFFIDAVIT_CLUSTER_NAME", help="this cluster's name")
+    ] = "",
+    region: Annotated[
+        str, typer.Option(envvar="AFFIDAVIT_REGION", help="this cluster's region")
+    ] = "",
+    ledger: Annotated[
+        str | None,
+        typer.Option(
+            envvar="AFFIDAVIT_LEDGER_URL",
+            help="decision ledger URL (sqlite:///PATH or postgresql+psycopg://...); "
+            "enables Events for denials and warnings",
+        ),
+    ] = None,
+    webhook_url: Annotated[
+        str | None,
+        typer.Option(
+            envvar="AFFIDAVIT_WEBHOOK_URL",
+            help="URL of a webhook run outside the cluster; its host goes into the certificate",
+        ),
+    ] = None,
+    service: Annotated[
+        str, typer.Option(envvar="AFFIDAVIT_SERVICE", help="the webhook's Service name")
+    ] = "affidavit",
+    webhook_configuration: Annotated[
+        str,
+        typer.Option(
+            envvar="AFFIDAVIT_WEBHOOK_CONFIGURATION",
+            help="ValidatingWebhookConfiguration whose caBundle is kept current",
+        ),
+    ] = "affidavit",
+    cert_dir: Annotated[
+        Path | None,
+        typer.Option(
+            envvar="AFFIDAVIT_CERT_DIR",
+            help="also write tls.crt, tls.key and ca.crt here (for a webhook run locally)",
+        ),
+    ] = None,
+    manage_certificates: Annotated[
+        bool,
+        typer.Option(envvar="AFFIDAVIT_MANAGE_CERTIFICATES", help="issue and rotate certificates"),
+    ] = True,
+    cert_lifetime: Annotated[
+        float,
+        typer.Option(envvar="AFFIDAVIT_CERT_LIFETIME_SECONDS", help="serving certificate lifetime"),
+    ] = 90 * 86400.0,
+    cert_renew_fraction: Annotated[
+        float,
+        typer.Option(
+            envvar="AFFIDAVIT_CERT_RENEW_FRACTION",
+            help="renew when less than this fraction of the lifetime is left",
+        ),
+    ] = 1 / 3,
+    resync_seconds: Annotated[
+        float, typer.Option(envvar="AFFIDAVIT_RESYNC_SECONDS", help="full reconcile period")
+    ] = 300.0,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="debug logging")] = False,
+) -> None:
+    """Run the operator until SIGTERM."""
+    from affidavit.operator.main import OperatorSettings
+    from affidavit.operator.main import run as run_operator
+
+    if cert_lifetime <= 0 or not 0 < cert_renew_fraction < 1:
+        raise UsageError(
+            f"--cert-lifetime {cert_lifetime} / --cert-renew-fraction {cert_renew_fraction} "
+            "are out of range",
+            hint="the lifetime must be positive and the renew fraction between 0 and 1",
+        )
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    settings = OperatorSettings(
+        namespace=namespace,
+        kubeconfig=kubeconfig,
+        cluster_name=cluster_name,
+        region=region,
+        ledger_url=ledger,
+        webhook_url=webhook_url,
+        service_name=service,
+        webhook_configuration=webhook_configuration,
+        cert_dir=cert_dir,
+        manage_certificates=manage_certificates,
+        cert_lifetime=datetime.timedelta(seconds=cert_lifetime),
+        cert_renew_fraction=cert_renew_fraction,
+        cert_check_interval=min(60.0, max(1.0, cert_lifetime / 20)),
+        resync=datetime.timedelta(seconds=resync_seconds),
+    )
+    settings.certificate_names()  # validate --webhook-url before anything starts
+    run_operator(settings)
 
 
 def register(root: typer.Typer) -> None:
-    """Add this module's commands to the root app."""
+    """Add ``affidavit operator ...`` to the root app."""
+    root.add_typer(operator_app)

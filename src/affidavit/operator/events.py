@@ -1,0 +1,225 @@
+"""Denials and warnings from the ledger, told to the people who own the workload.
+
+A release manager looks at ``kubectl describe`` and ``kubectl get events`` first, not at the
+webhook's logs. The webhook records every decision in the ledger; this reporter follows the
+ledger (``after(cursor)``) and emits a core/v1 Event on the workload for each denial
+(``AffidavitDenied``) or warning (``AffidavitWarned``), with the decision id so that
+``affidavit explain`` finds the full record. If the cluster has the ``wgpolicyk8s.io``
+PolicyReport CRD, a report per workload is kept as well. The cursor is stored in the ConfigMap
+``affidavit-operator-state`` so a restarted operator neither repeats nor skips Events.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from kubernetes import client
+
+from affidavit.errors import AffidavitError
+from affidavit.ledger import Ledger, LedgerRecord
+from affidavit.operator import kube
+
+log = logging.getLogger(__name__)
+
+STATE_CONFIGMAP = "affidavit-operator-state"
+CURSOR_KEY = "eventsCursor"
+REASONS = {"denied": "AffidavitDenied", "warned": "AffidavitWarned"}
+API_VERSIONS = {
+    "Pod": "v1",
+    "ReplicationController": "v1",
+    "Deployment": "apps/v1",
+    "ReplicaSet": "apps/v1",
+    "StatefulSet": "apps/v1",
+    "DaemonSet": "apps/v1",
+    "Job": "batch/v1",
+    "CronJob": "batch/v1",
+}
+POLICY_REPORT = ("wgpolicyk8s.io", "v1alpha2", "policyreports")
+_MAX_MESSAGE = 1000
+
+
+def violation_message(v: Mapping[str, Any]) -> str:
+    """The same sentence as ``Violation.message``, from the ledger's JSON."""
+    subject = f"{v['image']}: " if v.get("image") else ""
+    cite = f" [{v['control']}]" if v.get("control") else ""
+    return (
+        f"{subject}{v.get('rule')} ({v.get('policy')}{cite}): found {v.get('found')}; "
+        f"expected {v.get('expected')}; fix: {v.get('fix')}"
+    )
+
+
+def short_message(record: LedgerRecord) -> str:
+    """One line: what was decided, the first reason, and the id to explain it by."""
+    d = record.decision
+    violations = d.get("violations") or []
+    verb = "denied" if record.outcome == "denied" else "admitted with a warning"
+    head = f"Affidavit {verb} {record.kind}/{record.name} (decision {record.id})"
+    if not violations:
+        return head
+    more = f" (+{len(violations) - 1} more)" if len(violations) > 1 else ""
+    text = f"{head}: {violation_message(violations[0])}{more}; see `affidavit explain {record.id}`"
+    return text if len(text) <= _MAX_MESSAGE else text[: _MAX_MESSAGE - 1] + "…"
+
+
+def event_name(record: LedgerRecord) -> str:
+    """A valid, unique object name for the Event of one decision."""
+    slug = re.sub(r"[^a-z0-9.-]+", "-", f"{record.name}.affidavit-{record.id}".lower())
+    return slug.strip(".-")[:253]
+
+
+def event_body(record: LedgerRecord, cluster: str) -> Any:
+    return client.CoreV1Event(
+        metadata=client.V1ObjectMeta(name=event_name(record), namespace=record.namespace),
+        involved_object=client.V1ObjectReference(
+            api_version=API_VERSIONS.get(record.kind),
+            kind=record.kind,
+            name=record.name,
+            namespace=record.namespace,
+        ),
+        reason=REASONS[record.outcome],
+        message=short_message(record),
+        type="Warning",
+        count=1,
+        first_timestamp=record.time,
+        last_timestamp=record.time,
+        event_time=None,
+        source=client.V1EventSource(component="affidavit", host=cluster or None),
+        reporting_component="affidavit.dev/operator",
+        reporting_instance=cluster or "affidavit",
+        action="Admission",
+    )
+
+
+@dataclass
+class EventReporter:
+    """Follows the ledger and emits Events (and PolicyReports when their CRD exists)."""
+
+    api: kube.Kube
+    ledger: Ledger
+    namespace: str
+    cluster: str = ""
+    batch: int = 100
+    interval: float = 2.0
+    cursor: int | None = None
+    _policy_reports: bool | None = field(default=None, repr=False)
+
+    def load_cursor(self) -> int:
+        cm = kube.read_configmap(self.api, self.namespace, STATE_CONFIGMAP)
+        value = (cm.data or {}).get(CURSOR_KEY) if cm is not None else None
+        return int(value) if value and value.isdigit() else 0
+
+    def save_cursor(self, seq: int) -> None:
+        kube.apply_configmap(self.api, self.namespace, STATE_CONFIGMAP, {CURSOR_KEY: str(seq)}, {})
+
+    def poll_once(self) -> int:
+        """Emit what is new since the cursor; returns how many Events were created."""
+        if self.cursor is None:
+            self.cursor = self.load_cursor()
+        emitted = 0
+        while True:
+            records = self.ledger.after(self.cursor, self.batch)
+            if not records:
+                return emitted
+            for record in records:
+                if record.outcome in REASONS:
+                    self.emit(record)
+                    emitted += 1
+            self.cursor = records[-1].seq
+            self.save_cursor(self.cursor)
+
+    def emit(self, record: LedgerRecord) -> None:
+        body = event_body(record, self.cluster)
+        try:
+            kube.call(
+                f"create event in {record.namespace}",
+                lambda: self.api.core.create_namespaced_event(record.namespace, body),
+            )
+        except AffidavitError as e:
+            if not kube.is_conflict(e):  # already emitted before a restart: fine
+                raise
+        if self.policy_reports_available():
+            self.report(record)
+
+    def policy_reports_available(self) -> bool:
+        if self._policy_reports is None:
+            group, version, _ = POLICY_REPORT
+            groups = kube.call("list API groups", lambda: self.api.apis.get_api_versions())
+            self._policy_reports = any(
+                g.name == group and any(v.version == version for v in g.versions)
+                for g in groups.groups or []
+            )
+        return self._policy_reports
+
+    def report(self, record: LedgerRecord) -> None:
+        """Replace the workload's PolicyReport with the results of this decision."""
+        group, version, plural = POLICY_REPORT
+        name = re.sub(r"[^a-z0-9.-]+", "-", f"affidavit-{record.kind}-{record.name}".lower())
+        result = "fail" if record.outcome == "denied" else "warn"
+        stamp = int(record.time.timestamp())
+        results = [
+            {
+                "source": "affidavit",
+                "policy": str(v.get("policy")),
+                "rule": str(v.get("rule")),
+                "result": result,
+                "message": violation_message(v),
+                "timestamp": {"seconds": stamp, "nanos": 0},
+                "properties": {"decision": record.id},
+            }
+            for v in record.decision.get("violations") or []
+        ]
+        body: dict[str, Any] = {
+            "apiVersion": f"{group}/{version}",
+            "kind": "PolicyReport",
+            "metadata": {"name": name, "namespace": record.namespace},
+            "scope": {
+                "apiVersion": API_VERSIONS.get(record.kind, "v1"),
+                "kind": record.kind,
+                "name": record.name,
+                "namespace": record.namespace,
+            },
+            "results": results,
+            "summary": {
+                "fail": len(results) if result == "fail" else 0,
+                "warn": len(results) if result == "warn" else 0,
+            },
+        }
+        api = self.api.custom
+        try:
+            current = kube.call(
+                f"get policyreport {name}",
+                lambda: api.get_namespaced_custom_object(
+                    group, version, record.namespace, plural, name
+                ),
+            )
+            body["metadata"]["resourceVersion"] = current["metadata"]["resourceVersion"]
+            kube.call(
+                f"replace policyreport {name}",
+                lambda: api.replace_namespaced_custom_object(
+                    group, version, record.namespace, plural, name, body
+                ),
+            )
+        except AffidavitError as e:
+            if not kube.is_not_found(e):
+                raise
+            kube.call(
+                f"create policyreport {name}",
+                lambda: api.create_namespaced_custom_object(
+                    group, version, record.namespace, plural, body
+                ),
+            )
+
+    async def run(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            try:
+                await asyncio.to_thread(self.poll_once)
+            except (AffidavitError, OSError) as e:
+                log.warning("event reporter: %s", e)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=self.interval)

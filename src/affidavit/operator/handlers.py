@@ -1,0 +1,316 @@
+"""kopf handlers for the three policy CRDs, and the reconciler that turns them into the index.
+
+Any change to an AccountabilityPolicy, RegionPolicy or AccountabilityException (create, update,
+delete, or the listing kopf does when it resumes) marks the reconciler dirty. The reconciler is
+level-triggered: it lists every current object of the three kinds, keeps that snapshot in
+memory, compiles the whole index (``PolicyIndex.from_objects``), publishes it to the ConfigMap
+``affidavit-policy-index`` when its digest changed, and writes each object's status (Ready,
+observedGeneration, the compiled rules or the validation error; Active/Expired for exceptions).
+
+Why list instead of folding watch events into a cache: a partial view (kopf's first listing
+arrives one object at a time) would publish an index missing some policies, i.e. a *weaker*
+policy. A full list is one consistent view, so the published index is never weaker than the
+objects in the cluster. The same loop is the exception timer: it wakes at the next ``expiresAt``
+and republishes the index without the expired exception.
+
+The handlers use kopf's low-level event handlers, so kopf needs no finalizers and no
+annotations on the objects: the operator's only write to its CRDs is ``patch`` on ``/status``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from fnmatch import fnmatchcase
+from typing import Any
+
+import kopf
+
+from affidavit.errors import AffidavitError
+from affidavit.operator import kube
+from affidavit.policy.index import PolicyIndex, Stored
+from affidavit.policy.model import (
+    KIND_EXCEPTION,
+    KIND_POLICY,
+    KIND_REGION,
+    AccountabilityPolicySpec,
+    RegionPolicySpec,
+    Require,
+)
+
+log = logging.getLogger(__name__)
+
+INDEX_CONFIGMAP = "affidavit-policy-index"
+INDEX_KEY = "index.json"
+DIGEST_ANNOTATION = "affidavit.dev/index-digest"
+KINDS = (KIND_POLICY, KIND_REGION, KIND_EXCEPTION)
+
+
+def _now() -> datetime.datetime:
+    return datetime.datetime.now(datetime.UTC)
+
+
+def _rfc3339(t: datetime.datetime) -> str:
+    return t.astimezone(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def object_key(kind: str, obj: Mapping[str, Any]) -> str:
+    """The key ``PolicyIndex.errors`` uses: ``Kind/name`` or ``Kind/namespace/name``."""
+    meta = obj.get("metadata", {})
+    if kind == KIND_EXCEPTION:
+        return f"{kind}/{meta.get('namespace')}/{meta.get('name')}"
+    return f"{kind}/{meta.get('name')}"
+
+
+def expires_at(obj: Mapping[str, Any]) -> datetime.datetime | None:
+    value = (obj.get("spec") or {}).get("expiresAt")
+    if not isinstance(value, str):
+        return None
+    try:
+        parsed = datetime.datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else None
+
+
+def describe_require(require: Require) -> list[str]:
+    """The requirements of one ``require`` block, one short sentence each."""
+    rules: list[str] = []
+    if require.provenance is not None and require.provenance.required:
+        age = require.provenance.max_age_days
+        rules.append("provenance required" + (f" (at most {age} days old)" if age else ""))
+    for tier, t in sorted(require.tiers.items()):
+        parts = [
+            f"{n} {what}"
+            for n, what in (
+                (t.approvals, "approvals"),
+                (t.independent_approvals, "independent approvals"),
+                (t.human_approvals, "human approvals"),
+            )
+            if n
+        ]
+        if t.security_review:
+            parts.append("security review")
+        if t.reviewer_groups:
+            parts.append("reviewer from " + ", ".join(t.reviewer_groups))
+        scope = "AI-touched" if t.applies_to == "ai" else "all"
+        rules.append(f"tier {tier} ({scope} changes): " + (", ".join(parts) or "no review"))
+    if require.allowed_tools is not None:
+        rules.append("AI tools allowed: " + (", ".join(require.allowed_tools) or "none"))
+    flags = (
+        (require.require_tool_details, "AI tool, model and version recorded"),
+        (require.treat_unknown_as_ai, "undeclared commits count as AI-involved"),
+        (require.consistent_revision, "one source revision across attestations"),
+        (require.require_digest, "images pinned by digest"),
+    )
+    rules += [text for on, text in flags if on]
+    for label, what in ((require.owner_label, "owner"), (require.escalation_label, "escalation")):
+        if label:
+            rules.append(f"workload label {label} names the {what}")
+    return rules
+
+
+def compiled_summary(kind: str, spec: Any, cluster: str, region: str) -> dict[str, Any]:
+    """What an object contributes, in words, and whether it applies to this cluster."""
+    if isinstance(spec, AccountabilityPolicySpec):
+        m = spec.match
+        applies = (not m.regions or any(fnmatchcase(region, g) for g in m.regions)) and (
+            not m.clusters or any(fnmatchcase(cluster, g) for g in m.clusters)
+        )
+        return {
+            "mode": spec.mode,
+            "jurisdictions": list(spec.jurisdictions),
+            "rules": describe_require(spec.require),
+            "appliesToThisCluster": applies,
+        }
+    if isinstance(spec, RegionPolicySpec):
+        return {
+            "jurisdictions": list(spec.jurisdictions),
+            "rules": describe_require(spec.require),
+            "appliesToThisCluster": any(fnmatchcase(region, g) for g in spec.regions),
+        }
+    return {}
+
+
+def ready_condition(
+    ok: bool, reason: str, message: str, generation: int | None, previous: Mapping[str, Any]
+) -> dict[str, Any]:
+    """A Ready condition; ``lastTransitionTime`` moves only when the status flips."""
+    status = "True" if ok else "False"
+    old = next((c for c in previous.get("conditions") or [] if c.get("type") == "Ready"), None)
+    since = old.get("lastTransitionTime") if old is not None else None
+    if old is None or old.get("status") != status or not since:
+        since = _rfc3339(_now())
+    return {
+        "type": "Ready",
+        "status": status,
+        "reason": reason,
+        "message": message,
+        "observedGeneration": generation,
+        "lastTransitionTime": since,
+    }
+
+
+@dataclass
+class Snapshot:
+    """The objects of the last reconcile, by kind, as listed from the API."""
+
+    objects: dict[str, list[kube.KubeObject]] = field(default_factory=dict)
+    index: PolicyIndex | None = None
+
+
+@dataclass
+class Reconciler:
+    """Compiles, publishes and reports status; see the module docstring."""
+
+    api: kube.Kube
+    namespace: str
+    cluster: str = ""
+    region: str = ""
+    resync: datetime.timedelta = datetime.timedelta(minutes=5)
+    snapshot: Snapshot = field(default_factory=Snapshot)
+    _dirty: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def mark_dirty(self) -> None:
+        self._dirty.set()
+
+    def desired_status(
+        self, kind: str, obj: kube.KubeObject, index: PolicyIndex, now: datetime.datetime
+    ) -> dict[str, Any]:
+        meta = obj.get("metadata", {})
+        generation = meta.get("generation")
+        previous = obj.get("status") or {}
+        error = index.errors.get(object_key(kind, obj))
+        status: dict[str, Any] = {"observedGeneration": generation}
+        if kind == KIND_EXCEPTION:
+            expiry = expires_at(obj)
+            expired = expiry is not None and expiry <= now
+            status["phase"] = "Expired" if expired else ("Invalid" if error else "Active")
+            if expired and error is None:
+                assert expiry is not None
+                status["conditions"] = [
+                    ready_condition(
+                        False,
+                        "Expired",
+                        f"expired at {_rfc3339(expiry)}; it no longer admits workloads",
+                        generation,
+                        previous,
+                    )
+                ]
+                return status
+        if error is not None:
+            status["conditions"] = [ready_condition(False, "Invalid", error, generation, previous)]
+            status["compiled"] = None
+            return status
+        stored: Sequence[Stored[Any]]
+        if kind == KIND_POLICY:
+            stored = index.policies
+        elif kind == KIND_REGION:
+            stored = index.region_policies
+        else:
+            stored = index.exceptions
+        spec = next(
+            (
+                s.spec
+                for s in stored
+                if s.name == meta.get("name") and s.namespace == meta.get("namespace")
+            ),
+            None,
+        )
+        message = "compiled into the policy index"
+        if kind == KIND_EXCEPTION:
+            expiry = expires_at(obj)
+            message = f"active until {_rfc3339(expiry)}" if expiry else message
+        status["conditions"] = [ready_condition(True, "Compiled", message, generation, previous)]
+        if kind != KIND_EXCEPTION:
+            status["compiled"] = compiled_summary(kind, spec, self.cluster, self.region)
+        return status
+
+    def reconcile_once(self) -> datetime.datetime | None:
+        """One full pass; returns the next ``expiresAt`` still to come (the next wake-up)."""
+        now = _now()
+        listed = {kind: kube.list_custom(self.api, kind) for kind in KINDS}
+        live_exceptions = [
+            o for o in listed[KIND_EXCEPTION] if (t := expires_at(o)) is None or t > now
+        ]
+        index = PolicyIndex.from_objects(listed[KIND_POLICY], listed[KIND_REGION], live_exceptions)
+        self.publish(index)
+        self.snapshot = Snapshot(objects=listed, index=index)
+        for kind in KINDS:
+            for obj in listed[kind]:
+                self._update_status(kind, obj, index, now)
+        upcoming = [t for o in live_exceptions if (t := expires_at(o)) is not None]
+        return min(upcoming) if upcoming else None
+
+    def publish(self, index: PolicyIndex) -> bool:
+        """Write the index to the ConfigMap unless it already holds this digest."""
+        existing = kube.read_configmap(self.api, self.namespace, INDEX_CONFIGMAP)
+        if existing is not None:
+            same_data = (existing.data or {}).get(INDEX_KEY) == index.to_json()
+            same_digest = (existing.metadata.annotations or {}).get(DIGEST_ANNOTATION)
+            if same_data and same_digest == index.digest:
+                return False
+        kube.apply_configmap(
+            self.api,
+            self.namespace,
+            INDEX_CONFIGMAP,
+            {INDEX_KEY: index.to_json()},
+            {DIGEST_ANNOTATION: index.digest},
+        )
+        log.info("published policy index %s", index.digest)
+        return True
+
+    def _update_status(
+        self, kind: str, obj: kube.KubeObject, index: PolicyIndex, now: datetime.datetime
+    ) -> None:
+        desired = self.desired_status(kind, obj, index, now)
+        current = obj.get("status") or {}
+        if all(current.get(k) == v for k, v in desired.items()):
+            return
+        try:
+            kube.patch_status(self.api, kind, obj, desired)
+        except AffidavitError as e:
+            if not kube.is_not_found(e):  # deleted meanwhile: nothing to report on
+                raise
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Reconcile whenever marked dirty, at the next expiry, and every ``resync``."""
+        backoff = 1.0
+        self._dirty.set()
+        while not stop.is_set():
+            wait = self.resync.total_seconds()
+            try:
+                self._dirty.clear()
+                next_expiry = await asyncio.to_thread(self.reconcile_once)
+                backoff = 1.0
+                if next_expiry is not None:
+                    wait = min(wait, max(0.0, (next_expiry - _now()).total_seconds()) + 0.05)
+            except (AffidavitError, OSError) as e:
+                log.warning("reconcile failed, retrying in %.0fs: %s", backoff, e)
+                wait, backoff = backoff, min(backoff * 2, 30.0)
+            await _wait_any(self._dirty, stop, wait)
+
+
+async def _wait_any(a: asyncio.Event, b: asyncio.Event, timeout: float) -> None:
+    tasks = [asyncio.ensure_future(a.wait()), asyncio.ensure_future(b.wait())]
+    try:
+        await asyncio.wait(tasks, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for t in tasks:
+            t.cancel()
+
+
+def register(registry: kopf.OperatorRegistry, reconciler: Reconciler) -> None:
+    """Watch the three CRDs: every event (including the resume listing) marks the index dirty."""
+    for plural in kube.PLURALS.values():
+
+        @kopf.on.event(kube.GROUP, kube.VERSION, plural, registry=registry)
+        async def _changed(event: Mapping[str, Any], **_: Any) -> None:
+            reconciler.mark_dirty()
+
+
+def plurals() -> Sequence[str]:
+    return tuple(kube.PLURALS.values())

@@ -1,0 +1,189 @@
+"""The operator's entry point: settings, kopf in standalone mode, and the background loops.
+
+One process runs kopf (watching the CRDs, no peering: one replica owns the index) beside three
+loops of its own: the reconciler (index, status, exception expiry), the certificate manager
+(Secret, cert dir, ``caBundle``, rotation) and the event reporter (ledger -> Events). kopf logs
+in with the same kubeconfig (or service account) the loops use, so a local run against a test
+control plane and an in-cluster run differ only in ``--kubeconfig``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime
+import logging
+import signal
+import urllib.parse
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import kopf
+
+from affidavit.errors import AffidavitError, UsageError
+from affidavit.ledger import Ledger
+from affidavit.operator import certificates, events, handlers, kube
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class OperatorSettings:
+    """Everything the operator needs to know about where it runs."""
+
+    namespace: str
+    kubeconfig: Path | None = None
+    cluster_name: str = ""
+    region: str = ""
+    ledger_url: str | None = None
+    webhook_url: str | None = None  # https://127.0.0.1:PORT/validate for a local webhook
+    service_name: str = "affidavit"
+    webhook_configuration: str = certificates.WEBHOOK_CONFIGURATION
+    cert_dir: Path | None = None
+    manage_certificates: bool = True
+    cert_lifetime: datetime.timedelta = datetime.timedelta(days=90)
+    cert_renew_fraction: float = 1 / 3
+    cert_check_interval: float = 60.0
+    resync: datetime.timedelta = datetime.timedelta(minutes=5)
+    events_interval: float = 2.0
+
+    def certificate_names(self) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        """DNS and IP SANs: the Service's names, plus the host of ``webhook_url``."""
+        dns = certificates.service_names(self.service_name, self.namespace)
+        ips: list[str] = []
+        if self.webhook_url:
+            parsed = urllib.parse.urlsplit(self.webhook_url)
+            if parsed.scheme != "https" or not parsed.hostname:
+                raise UsageError(
+                    f"--webhook-url {self.webhook_url!r} is not an https:// URL",
+                    hint="the kube-apiserver only calls webhooks over https, e.g. "
+                    "https://127.0.0.1:8443/validate",
+                )
+            host = parsed.hostname
+            if _is_ip(host):
+                ips.append(host)
+            elif host not in dns:
+                dns.append(host)
+        return tuple(dns), tuple(ips)
+
+
+def _is_ip(host: str) -> bool:
+    import ipaddress
+
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
+
+
+async def _cert_loop(
+    manager: certificates.CertificateManager, interval: float, stop: asyncio.Event
+) -> None:
+    while not stop.is_set():
+        wait = interval
+        try:
+            material = await asyncio.to_thread(manager.ensure)
+            until = certificates.renew_at(material, manager.policy)
+            now = datetime.datetime.now(datetime.UTC)
+            wait = min(interval, max(0.5, (until - now).total_seconds() + 0.1))
+        except (AffidavitError, OSError) as e:
+            log.warning("certificate manager: %s", e)
+            wait = min(interval, 5.0)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), timeout=wait)
+
+
+def build_registry(
+    reconciler: handlers.Reconciler, settings: OperatorSettings
+) -> kopf.OperatorRegistry:
+    registry = kopf.OperatorRegistry()
+
+    @kopf.on.startup(registry=registry)
+    def _configure(settings: kopf.OperatorSettings, **_: Any) -> None:
+        settings.peering.standalone = True
+        settings.posting.level = logging.WARNING
+        settings.watching.server_timeout = 300
+        settings.networking.request_timeout = 60
+
+    @kopf.on.login(registry=registry)
+    def _login(**_: Any) -> kopf.ConnectionInfo | None:
+        return kube.kopf_login(kubeconfig)
+
+    kubeconfig = settings.kubeconfig
+    handlers.register(registry, reconciler)
+    return registry
+
+
+async def run_async(settings: OperatorSettings, stop: asyncio.Event | None = None) -> None:
+    """Run until ``stop`` is set (or SIGINT/SIGTERM when run from the main thread)."""
+    stop = stop or asyncio.Event()
+    client = kube.connect(settings.kubeconfig)
+    reconciler = handlers.Reconciler(
+        client, settings.namespace, settings.cluster_name, settings.region, settings.resync
+    )
+    loops = [asyncio.create_task(reconciler.run(stop), name="affidavit-reconciler")]
+    if settings.manage_certificates:
+        dns, ips = settings.certificate_names()
+        manager = certificates.CertificateManager(
+            api=client,
+            namespace=settings.namespace,
+            dns_names=dns,
+            ips=ips,
+            policy=certificates.CertificatePolicy(
+                settings.cert_lifetime, settings.cert_renew_fraction
+            ),
+            cert_dir=settings.cert_dir,
+            webhook_configuration=settings.webhook_configuration,
+        )
+        loops.append(
+            asyncio.create_task(
+                _cert_loop(manager, settings.cert_check_interval, stop), name="affidavit-certs"
+            )
+        )
+    if settings.ledger_url:
+        reporter = events.EventReporter(
+            client,
+            Ledger(settings.ledger_url),
+            settings.namespace,
+            settings.cluster_name,
+            interval=settings.events_interval,
+        )
+        loops.append(asyncio.create_task(reporter.run(stop), name="affidavit-events"))
+    registry = build_registry(reconciler, settings)
+    kopf_stop: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+
+    async def relay_stop() -> None:
+        await stop.wait()
+        if not kopf_stop.done():
+            kopf_stop.set_result(None)
+
+    loops.append(asyncio.create_task(relay_stop()))
+    try:
+        await kopf.operator(
+            registry=registry,
+            standalone=True,
+            clusterwide=True,
+            stop_flag=kopf_stop,
+        )
+    finally:
+        stop.set()
+        for task in loops:
+            task.cancel()
+        await asyncio.gather(*loops, return_exceptions=True)
+        client.close()
+
+
+def run(settings: OperatorSettings) -> None:
+    """Blocking entry point for ``affidavit operator run``: stops cleanly on SIGTERM/SIGINT."""
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.add_signal_handler(sig, stop.set)
+        await run_async(settings, stop)
+
+    asyncio.run(main())
