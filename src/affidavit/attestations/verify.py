@@ -1,0 +1,336 @@
+"""Turn what is stored beside an image into verified statements, or specific reasons why not.
+
+This is the only way to obtain a ``VerifiedAttestation``: every envelope or bundle found in the
+registry (both layouts) has its signature checked against the trusted signers, its payload type
+and statement parsed strictly, and its subject compared with the image digest. The same envelope
+found in both layouts counts once. Each failure becomes a ``RejectedAttestation`` naming one
+reason, because a release manager has to act on it. ``EvidenceCache`` lets the admission webhook
+answer repeated requests for the same digest without going back to the registry.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from affidavit.attestations.dsse import (
+    Envelope,
+    VerifiedPayload,
+    parse_envelope,
+    verify_envelope,
+)
+from affidavit.attestations.evidence import (
+    ImageEvidence,
+    KeylessSigner,
+    KeySigner,
+    RejectedAttestation,
+    TrustedSigner,
+    VerifiedAttestation,
+)
+from affidavit.attestations.keys import Verifier, verifier_for
+from affidavit.attestations.registry import DEFAULT_MAX_BYTES, ImageReference, RegistryClient
+from affidavit.attestations.statement import parse_statement
+from affidavit.attestations.store import BUNDLE_MEDIA_TYPE, FetchedAttestation, fetch
+from affidavit.errors import AffidavitError, VerificationError
+
+
+@dataclass(frozen=True)
+class _Checked:
+    """One fetched item after parsing: its dedupe identity and its outcome."""
+
+    identity: str
+    verified: VerifiedAttestation | None
+    rejected: RejectedAttestation | None
+
+
+def _identity(envelope: Envelope) -> str:
+    """Same payload, type and signatures = the same attestation, whichever layout holds it."""
+    sigs = sorted(s.sig for s in envelope.signatures)
+    key = json.dumps([envelope.payload_type, envelope.payload, sigs]).encode()
+    return hashlib.sha256(key).hexdigest()
+
+
+def _bundle_envelope(data: bytes, max_bytes: int) -> tuple[Envelope, bool]:
+    """The bundle's DSSE envelope, and whether it is keyless (certificate material)."""
+    try:
+        bundle = json.loads(data)
+    except (ValueError, UnicodeDecodeError) as e:
+        raise VerificationError(f"Sigstore bundle is not valid JSON: {e}") from e
+    if not isinstance(bundle, dict):
+        raise VerificationError(f"Sigstore bundle is a JSON {type(bundle).__name__}, not an object")
+    media_type = str(bundle.get("mediaType", ""))
+    if not media_type.startswith("application/vnd.dev.sigstore.bundle"):
+        raise VerificationError(
+            f"layer is not a Sigstore bundle: mediaType {media_type!r}, expected "
+            f"{BUNDLE_MEDIA_TYPE!r}"
+        )
+    envelope = bundle.get("dsseEnvelope")
+    if not isinstance(envelope, dict):
+        raise VerificationError("Sigstore bundle holds no dsseEnvelope")
+    material = bundle.get("verificationMaterial") or {}
+    keyless = "publicKey" not in material
+    raw = json.dumps(envelope, separators=(",", ":")).encode()
+    return parse_envelope(raw, max_bytes=max_bytes), keyless
+
+
+class _Verifier:
+    """The trusted signers of one verification run, loaded once."""
+
+    def __init__(self, signers: Sequence[TrustedSigner], trusted_root: Path | None) -> None:
+        self.trusted_root = trusted_root
+        self.keys: list[Verifier] = [verifier_for(s) for s in signers if isinstance(s, KeySigner)]
+        self.keyless = [s for s in signers if isinstance(s, KeylessSigner)]
+
+    def check(self, item: FetchedAttestation, max_bytes: int) -> tuple[Envelope, VerifiedPayload]:
+        assert item.data is not None
+        if item.media_type == BUNDLE_MEDIA_TYPE:
+            envelope, keyless = _bundle_envelope(item.data, max_bytes)
+            if keyless:
+                return envelope, self._keyless(item.data)
+        else:
+            envelope = parse_envelope(item.data, max_bytes=max_bytes)
+        if not self.keys:
+            raise VerificationError(
+                "the envelope is signed with a key and no trusted keys were given",
+                hint="pass the signer's public key (--key PUB)",
+            )
+        return envelope, verify_envelope(envelope, self.keys)
+
+    def _keyless(self, data: bytes) -> VerifiedPayload:
+        if not self.keyless:
+            raise VerificationError(
+                "the bundle is signed keyless (Sigstore certificate) and no trusted keyless "
+                "identities were given",
+                hint="pass --keyless-identity ID --keyless-issuer ISSUER",
+            )
+        from affidavit.attestations import sigstore  # sigstore-python is slow to import
+
+        failure: VerificationError | None = None
+        for signer in self.keyless:
+            try:
+                return sigstore.verify_bundle(
+                    data,
+                    issuer=signer.issuer,
+                    identity=signer.identity,
+                    name=signer.name,
+                    trusted_root=self.trusted_root,
+                )
+            except VerificationError as e:
+                failure = failure or e
+        assert failure is not None
+        raise failure
+
+
+def _check_item(
+    item: FetchedAttestation, trusted: _Verifier, digest: str, max_bytes: int
+) -> _Checked:
+    def reject(reason: str, identity: str | None = None) -> _Checked:
+        rejected = RejectedAttestation(
+            envelope_digest=item.digest,
+            reason=reason,
+            predicate_type=item.predicate_type,
+            storage=item.storage,
+        )
+        return _Checked(identity or f"item:{item.storage}:{item.digest}", None, rejected)
+
+    if item.problem is not None or item.data is None:
+        return reject(item.problem or "attestation layer could not be read")
+    identity: str | None = None
+    try:
+        if item.media_type == BUNDLE_MEDIA_TYPE:
+            envelope, _ = _bundle_envelope(item.data, max_bytes)
+        else:
+            envelope = parse_envelope(item.data, max_bytes=max_bytes)
+        identity = _identity(envelope)
+        _, payload = trusted.check(item, max_bytes)
+        statement = parse_statement(payload.payload)
+        if not statement.is_about(digest):
+            named = ", ".join(sorted(statement.subject_digests())) or "without a sha256 digest"
+            raise VerificationError(
+                f"statement subject is {named}, not this image's {digest}; the attestation was "
+                "made for another image"
+            )
+    except AffidavitError as e:
+        return reject(e.message, identity)
+    subject = next(s for s in statement.subject if f"sha256:{s.digest.get('sha256')}" == digest)
+    verified = VerifiedAttestation(
+        predicate_type=statement.predicate_type,
+        subject_name=subject.name,
+        subject_digest=digest,
+        predicate=statement.predicate,
+        envelope_digest=item.digest,
+        signer=payload.signer,
+        storage=item.storage,
+    )
+    return _Checked(identity, verified, None)
+
+
+def verify_digest(
+    client: RegistryClient,
+    ref: ImageReference,
+    signers: Sequence[TrustedSigner],
+    *,
+    image: str | None = None,
+    predicate_types: Sequence[str] | None = None,
+    max_layer_bytes: int = DEFAULT_MAX_BYTES,
+    sigstore_trusted_root: Path | None = None,
+) -> ImageEvidence:
+    """Verify everything stored beside ``ref`` (which must carry its digest)."""
+    if ref.digest is None:
+        raise VerificationError(f"image {ref} has no digest to verify against")
+    trusted = _Verifier(signers, sigstore_trusted_root)
+    groups: dict[str, list[_Checked]] = {}
+    for item in fetch(client, ref, max_layer_bytes=max_layer_bytes):
+        checked = _check_item(item, trusted, ref.digest, max_layer_bytes)
+        groups.setdefault(checked.identity, []).append(checked)
+    wanted = set(predicate_types) if predicate_types else None
+    verified: list[VerifiedAttestation] = []
+    rejected: list[RejectedAttestation] = []
+    for outcomes in groups.values():
+        good = next((c.verified for c in outcomes if c.verified is not None), None)
+        if good is not None:
+            if wanted is None or good.predicate_type in wanted:
+                verified.append(good)
+            continue
+        bad = outcomes[0].rejected
+        if bad is not None and (wanted is None or bad.predicate_type in (wanted | {None})):
+            rejected.append(bad)
+    return ImageEvidence(
+        image=image or str(ref),
+        digest=ref.digest,
+        verified=tuple(verified),
+        rejected=tuple(rejected),
+    )
+
+
+def verify_image(
+    client: RegistryClient,
+    image: str,
+    signers: Sequence[TrustedSigner],
+    *,
+    predicate_types: Sequence[str] | None = None,
+    max_layer_bytes: int = DEFAULT_MAX_BYTES,
+    sigstore_trusted_root: Path | None = None,
+) -> ImageEvidence:
+    """Resolve ``image`` (tag or digest; a missing image is a RegistryError) and verify it."""
+    ref = ImageReference.parse(image)
+    digest = client.resolve(ref)
+    return verify_digest(
+        client,
+        ref.with_digest(digest),
+        signers,
+        image=image,
+        predicate_types=predicate_types,
+        max_layer_bytes=max_layer_bytes,
+        sigstore_trusted_root=sigstore_trusted_root,
+    )
+
+
+def signers_digest(signers: Sequence[TrustedSigner], predicate_types: Sequence[str] | None) -> str:
+    """A stable digest of a trust configuration (what a cache entry was verified against)."""
+    parts = sorted(json.dumps([type(s).__name__, *vars(s).values()]) for s in signers)
+    data = json.dumps([parts, sorted(predicate_types or [])]).encode()
+    return hashlib.sha256(data).hexdigest()
+
+
+@dataclass(frozen=True)
+class _Entry:
+    evidence: ImageEvidence
+    expires: float | None
+
+
+class EvidenceCache:
+    """Bounded LRU of verification results keyed by image digest and trust configuration.
+
+    Attestations are bound to immutable digests, so a positive result can be reused; a negative
+    one (nothing verified) expires after ``negative_ttl`` seconds so that evidence attached after
+    a rejected deploy is picked up. Registry errors are never cached. Thread-safe.
+    """
+
+    def __init__(
+        self,
+        *,
+        max_entries: int = 1024,
+        negative_ttl: float = 30.0,
+        positive_ttl: float | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.max_entries = max_entries
+        self.negative_ttl = negative_ttl
+        self.positive_ttl = positive_ttl
+        self.hits = 0
+        self.misses = 0
+        self._clock = clock
+        self._entries: OrderedDict[str, _Entry] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    @staticmethod
+    def key(
+        digest: str, signers: Sequence[TrustedSigner], predicate_types: Sequence[str] | None = None
+    ) -> str:
+        return f"{digest}|{signers_digest(signers, predicate_types)}"
+
+    def get(self, key: str) -> ImageEvidence | None:
+        with self._lock:
+            entry = self._entries.get(key)
+            if entry is not None and entry.expires is not None and entry.expires <= self._clock():
+                del self._entries[key]
+                entry = None
+            if entry is None:
+                self.misses += 1
+                return None
+            self._entries.move_to_end(key)
+            self.hits += 1
+            return entry.evidence
+
+    def put(self, key: str, evidence: ImageEvidence) -> None:
+        ttl = self.positive_ttl if evidence.verified else self.negative_ttl
+        with self._lock:
+            self._entries[key] = _Entry(evidence, None if ttl is None else self._clock() + ttl)
+            self._entries.move_to_end(key)
+            while len(self._entries) > self.max_entries:
+                self._entries.popitem(last=False)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+
+    def verify(
+        self,
+        client: RegistryClient,
+        image: str,
+        signers: Sequence[TrustedSigner],
+        *,
+        predicate_types: Sequence[str] | None = None,
+        max_layer_bytes: int = DEFAULT_MAX_BYTES,
+        sigstore_trusted_root: Path | None = None,
+    ) -> ImageEvidence:
+        """``verify_image`` through the cache (a tag is resolved on every call; digests are not)."""
+        ref = ImageReference.parse(image)
+        digest = ref.digest or client.resolve(ref)
+        key = self.key(digest, signers, predicate_types)
+        cached = self.get(key)
+        if cached is not None:
+            return cached if cached.image == image else replace(cached, image=image)
+        if ref.digest:
+            client.resolve(ref)  # a missing image is a RegistryError, not "no attestations"
+        evidence = verify_digest(
+            client,
+            ref.with_digest(digest),
+            signers,
+            image=image,
+            predicate_types=predicate_types,
+            max_layer_bytes=max_layer_bytes,
+            sigstore_trusted_root=sigstore_trusted_root,
+        )
+        self.put(key, evidence)
+        return evidence
