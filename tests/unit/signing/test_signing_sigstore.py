@@ -1,0 +1,146 @@
+"""Sigstore: offline verification of a real public-good DSSE bundle (and its rejections), and
+the keyless-signing paths that need no OIDC identity or network.
+
+Not tested here, because no test has an OIDC identity: a successful keyless signature (Fulcio
+certificate + Rekor entry). That path is sigstore-python's own `sign_dsse`, wrapped unchanged.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from pathlib import Path
+
+import pytest
+
+from affidavit.attestations.sigstore import NO_IDENTITY, sign_dsse_keyless, verify_bundle
+from affidavit.attestations.statement import make_statement
+from affidavit.errors import KeyMaterialError, SigningError, VerificationError
+
+FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "sigstore"
+BUNDLE = (FIXTURES / "gcb_attestation_test-0.0.0.tar.gz.sigstore.json").read_bytes()
+ROOT = FIXTURES / "trusted_root.json"
+IDENTITY = "919436158236-compute@developer.gserviceaccount.com"
+ISSUER = "https://accounts.google.com"
+
+
+def test_real_bundle_verifies_offline_with_given_root() -> None:
+    result = verify_bundle(BUNDLE, issuer=ISSUER, identity=IDENTITY, trusted_root=ROOT)
+    statement = json.loads(result.payload)
+    assert statement["_type"] == "https://in-toto.io/Statement/v1"
+    assert statement["subject"][0]["digest"]["sha256"] == (
+        "461317362419124b6012e855423a9078d6de8aed3e74fa78cc74d669b23dc6cf"
+    )
+    assert result.payload_type == "application/vnd.in-toto+json"
+    assert result.signer == IDENTITY
+    assert result.keyid == ""
+
+
+def test_real_bundle_verifies_with_bundled_root_and_a_name() -> None:
+    result = verify_bundle(BUNDLE, issuer=ISSUER, identity=IDENTITY, name="gcb-builder")
+    assert result.signer == "gcb-builder"
+
+
+def test_wrong_identity() -> None:
+    with pytest.raises(VerificationError) as info:
+        verify_bundle(BUNDLE, issuer=ISSUER, identity="mallory@example.com", trusted_root=ROOT)
+    assert info.value.message == (
+        f"Sigstore bundle did not verify for mallory@example.com (issuer {ISSUER}): Certificate's"
+        f" SANs do not match mallory@example.com; actual SANs: {{'{IDENTITY}'}}"
+    )
+
+
+def test_wrong_issuer() -> None:
+    github = "https://token.actions.githubusercontent.com"
+    with pytest.raises(VerificationError) as info:
+        verify_bundle(BUNDLE, issuer=github, identity=IDENTITY, trusted_root=ROOT)
+    assert info.value.message == (
+        f"Sigstore bundle did not verify for {IDENTITY} (issuer {github}): Certificate's"
+        f" OIDCIssuer does not match (got '{ISSUER}', expected '{github}')"
+    )
+
+
+def _tampered(change: object) -> bytes:
+    document = json.loads(BUNDLE)
+    change(document)  # type: ignore[operator]
+    return json.dumps(document).encode()
+
+
+def _other_subject(document: dict[str, dict[str, str]]) -> None:
+    statement = json.loads(base64.b64decode(document["dsseEnvelope"]["payload"]))
+    statement["subject"][0]["digest"]["sha256"] = "0" * 64
+    document["dsseEnvelope"]["payload"] = base64.b64encode(json.dumps(statement).encode()).decode()
+
+
+def test_tampered_payload() -> None:
+    with pytest.raises(VerificationError) as info:
+        verify_bundle(
+            _tampered(_other_subject), issuer=ISSUER, identity=IDENTITY, trusted_root=ROOT
+        )
+    assert info.value.message == (
+        f"Sigstore bundle did not verify for {IDENTITY} (issuer {ISSUER}): DSSE: invalid signature"
+    )
+
+
+def test_untrusted_root_rejects(tmp_path: Path) -> None:
+    root = json.loads(ROOT.read_text())
+    root["certificateAuthorities"] = root["certificateAuthorities"][:1]  # only the 2021 CA
+    path = tmp_path / "root.json"
+    path.write_text(json.dumps(root))
+    with pytest.raises(VerificationError, match=r"^Sigstore bundle did not verify for "):
+        verify_bundle(BUNDLE, issuer=ISSUER, identity=IDENTITY, trusted_root=path)
+
+
+def test_malformed_and_oversized_bundles(tmp_path: Path) -> None:
+    with pytest.raises(VerificationError) as info:
+        verify_bundle(b"{}", issuer=ISSUER, identity=IDENTITY, trusted_root=ROOT)
+    assert info.value.message.startswith("bundle is not a valid Sigstore bundle: ")
+    with pytest.raises(VerificationError) as info:
+        verify_bundle(BUNDLE, issuer=ISSUER, identity=IDENTITY, trusted_root=ROOT, max_bytes=100)
+    assert info.value.message == f"bundle is {len(BUNDLE)} bytes, over the 100-byte limit"
+    with pytest.raises(KeyMaterialError) as key_info:
+        verify_bundle(BUNDLE, issuer=ISSUER, identity=IDENTITY, trusted_root=tmp_path / "no.json")
+    assert key_info.value.message == f"trusted root {tmp_path / 'no.json'} does not exist"
+
+
+AMBIENT = (
+    "GITHUB_ACTIONS",
+    "ACTIONS_ID_TOKEN_REQUEST_URL",
+    "ACTIONS_ID_TOKEN_REQUEST_TOKEN",
+    "SIGSTORE_ID_TOKEN",
+    "GOOGLE_SERVICE_ACCOUNT_NAME",
+    "BUILDKITE",
+    "GITLAB_CI",
+    "CIRCLECI",
+)
+
+
+def test_keyless_without_identity(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in AMBIENT:
+        monkeypatch.delenv(name, raising=False)
+    statement = make_statement("reg.example/app", "sha256:" + "1" * 64, "https://x.example/p", {})
+    with pytest.raises(SigningError) as info:
+        sign_dsse_keyless(statement)
+    assert info.value.message == NO_IDENTITY
+    assert NO_IDENTITY == (
+        "no ambient OIDC identity: run in GitHub Actions with id-token: write, or pass"
+        " --identity-token"
+    )
+
+
+def test_keyless_rejects_bad_statement_and_bad_token() -> None:
+    sha1 = json.dumps(
+        {
+            "_type": "https://in-toto.io/Statement/v1",
+            "subject": [{"name": "a", "digest": {"sha1": "0" * 40}}],
+            "predicateType": "https://x.example/p",
+            "predicate": {},
+        }
+    ).encode()
+    with pytest.raises(SigningError) as info:
+        sign_dsse_keyless(sha1, identity_token="x")
+    assert info.value.message.startswith("Sigstore refuses the statement: ")
+    statement = make_statement("reg.example/app", "sha256:" + "1" * 64, "https://x.example/p", {})
+    with pytest.raises(SigningError) as info:
+        sign_dsse_keyless(statement, identity_token="not-a-jwt")
+    assert info.value.message.startswith("Sigstore keyless signing failed: ")
