@@ -66,12 +66,15 @@ class _Acc:
 
 
 def _model_from_name(name: str, spec: ToolSpec) -> str | None:
-    """``aider (gpt-4o)`` -> gpt-4o; ``Claude Opus 4.6`` -> Claude Opus 4.6; ``Claude`` -> None."""
+    """``aider (gpt-4o)`` -> gpt-4o; ``Claude Opus 4.6`` -> Claude Opus 4.6; ``Claude`` -> None.
+
+    A co-author name is taken as a model name only when it carries a version number.
+    """
     m = _PARENS.search(name)
     if m:
         return m.group("inner").strip()
     lowered = name.strip().lower()
-    if not lowered or lowered == spec.name.lower() or lowered in {a.lower() for a in spec.aliases}:
+    if lowered in {a.lower() for a in spec.aliases} or not any(ch.isdigit() for ch in lowered):
         return None
     return name.strip()
 
