@@ -13,6 +13,7 @@ from typing import Annotated
 
 import typer
 
+from affidavit.attestations.collect.reviews import load_agent_identities
 from affidavit.attestations.collect.reviews_github import collect_github_review
 from affidavit.attestations.collect.reviews_gitlab import collect_gitlab_review
 from affidavit.attestations.collect.reviews_trailers import collect_trailer_review
@@ -72,6 +73,10 @@ def review(
     repository: Annotated[
         str | None, typer.Option(help="Repository URL to record (default: from the input).")
     ] = None,
+    tools: Annotated[
+        Path | None,
+        typer.Option(help="YAML registry of AI tools whose identities are never independent."),
+    ] = None,
     output: Annotated[
         Path | None, typer.Option(help="Write the predicate here instead of stdout.")
     ] = None,
@@ -95,6 +100,7 @@ def review(
     if len(modes) != 1:
         found = " and ".join(modes) if modes else "no source"
         raise UsageError(f"collect review needs exactly one source, got {found}", hint=_SOURCES)
+    agents = load_agent_identities(tools)
     predicate: CodeReview
     if modes[0] == "GitHub":
         _require(github, "from GitHub")
@@ -106,6 +112,7 @@ def review(
             comments_path=github_review_comments,
             head=head,
             repository=repository,
+            agents=agents,
         )
     elif modes[0] == "GitLab":
         _require(gitlab, "from GitLab")
@@ -116,11 +123,12 @@ def review(
             commits_path=gitlab_commits,
             head=head,
             repository=repository,
+            agents=agents,
         )
     else:
         _require({"--base": base, "--head": head}, "--trailers")
         assert base and head
-        predicate = collect_trailer_review(repo, base, head, repository=repository)
+        predicate = collect_trailer_review(repo, base, head, repository=repository, agents=agents)
     text = json.dumps(predicate.to_wire(), indent=2) + "\n"
     if output is None:
         typer.echo(text, nl=False)

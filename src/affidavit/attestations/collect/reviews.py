@@ -137,34 +137,37 @@ def _walk_strings(node: object, key: str | None, found: dict[str, set[str]]) -> 
             found["names"].add(text.lower())
 
 
-def load_agent_identities(path: Path | None = None) -> AgentIdentities:
-    """The built-in agent identities, extended by every email and bot login in ai-tools.yaml.
+def _read_identities(text: str, found: dict[str, set[str]]) -> None:
+    _walk_strings(yaml.safe_load(text), None, found)
+
+
+def load_agent_identities(extra: Path | None = None) -> AgentIdentities:
+    """The built-in agent identities, extended by ai-tools.yaml and by ``extra`` (``--tools``).
 
     The tools registry belongs to the provenance collector and its shape may change, so it is read
     leniently: any e-mail address in it (bare or as ``Name <email>``), any ``name[bot]`` login,
     any value under a ``names``/``login(s)``/``bot(s)`` key and any ``nameSuffixes`` entry is an
-    agent identity. A missing or unreadable file
-    leaves the built-in list, which is never shrunk.
+    agent identity. A missing or unreadable packaged file leaves the built-in list, which is
+    never shrunk; an unreadable ``extra`` file, which the user named, is an error.
     """
-    try:
-        if path is not None:
-            text = path.read_text(encoding="utf-8")
-        else:
-            text = (
-                resources.files("affidavit")
-                .joinpath("data", "ai-tools.yaml")
-                .read_text(encoding="utf-8")
-            )
-        data: object = yaml.safe_load(text)
-    except (OSError, UnicodeDecodeError, yaml.YAMLError):
-        return AgentIdentities()
     found: dict[str, set[str]] = {
         "emails": set(),
         "logins": set(),
         "names": set(),
         "suffixes": set(),
     }
-    _walk_strings(data, None, found)
+    try:
+        packaged = resources.files("affidavit").joinpath("data", "ai-tools.yaml")
+        _read_identities(packaged.read_text(encoding="utf-8"), found)
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        pass
+    if extra is not None:
+        try:
+            _read_identities(extra.read_text(encoding="utf-8"), found)
+        except (OSError, UnicodeDecodeError) as e:
+            raise InputError(f"tools file {extra} cannot be read ({e})") from e
+        except yaml.YAMLError as e:
+            raise InputError(f"tools file {extra} is not valid YAML: {e}") from e
     return AgentIdentities(
         emails=_AGENT_EMAILS | found["emails"],
         logins=_AGENT_LOGINS | found["logins"],
