@@ -1,9 +1,299 @@
-"""CLI: attest commands (placeholder until its owner lands it)."""
+"""CLI: ``affidavit attest``, ``affidavit verify`` and ``affidavit keygen``.
+
+The pipeline's half of Affidavit in three commands: make a key, sign a predicate about an image
+digest and push it beside the image (both layouts), and check what is there the way the admission
+webhook will. ``verify`` exits 4 with the one specific reason when nothing verifies, so a pipeline
+step fails with something a person can act on.
+"""
 
 from __future__ import annotations
 
+import json
+import os
+from pathlib import Path
+from typing import Annotated, Any
+
 import typer
+from pydantic import BaseModel, ValidationError
+
+from affidavit.attestations.dsse import sign_envelope
+from affidavit.attestations.evidence import ImageEvidence, KeylessSigner, KeySigner, TrustedSigner
+from affidavit.attestations.keys import generate_key_pair, load_signer
+from affidavit.attestations.predicates import (
+    AI_PROVENANCE_V1,
+    CODE_REVIEW_V1,
+    AiProvenance,
+    CodeReview,
+)
+from affidavit.attestations.registry import (
+    DEFAULT_MAX_BYTES,
+    ImageReference,
+    RegistryClient,
+    credentials_from_docker_config,
+)
+from affidavit.attestations.statement import make_statement
+from affidavit.attestations.store import attach
+from affidavit.attestations.verify import verify_image
+from affidavit.errors import InputError, KeyMaterialError, UsageError, VerificationError
+
+_MODELS: dict[str, type[BaseModel]] = {AI_PROVENANCE_V1: AiProvenance, CODE_REVIEW_V1: CodeReview}
+
+InsecureOpt = Annotated[
+    bool,
+    typer.Option(
+        "--insecure-registry", help="Allow plain HTTP to this registry (loopback always may)."
+    ),
+]
+RegistryConfigOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--registry-config", help="Registry credentials as a dockerconfigjson (imagePullSecret)."
+    ),
+]
+CaBundleOpt = Annotated[
+    Path | None, typer.Option("--ca-bundle", help="CA certificates (PEM) for the registry's TLS.")
+]
+MaxBytesOpt = Annotated[
+    int, typer.Option("--max-bytes", help="Largest envelope or attestation layer accepted.")
+]
+
+
+def _client(
+    insecure: bool, registry_config: Path | None, ca_bundle: Path | None, image: ImageReference
+) -> RegistryClient:
+    credentials = None
+    if registry_config is not None:
+        try:
+            credentials = credentials_from_docker_config(registry_config.read_bytes())
+        except OSError as e:
+            raise InputError(f"cannot read registry credentials {registry_config}: {e}") from e
+    hosts = {image.registry} if insecure else set()
+    return RegistryClient(insecure_hosts=hosts, ca_bundle=ca_bundle, credentials=credentials)
+
+
+def _read_predicate(path: Path, predicate_type: str, max_bytes: int) -> dict[str, Any]:
+    try:
+        data = path.read_bytes()
+    except OSError as e:
+        raise InputError(f"cannot read predicate file {path}: {e.strerror or e}") from e
+    if len(data) > max_bytes:
+        raise InputError(
+            f"predicate file {path} is {len(data)} bytes, over the {max_bytes}-byte limit",
+            hint="verifiers refuse larger attestations; raise --max-bytes on both sides if needed",
+        )
+    try:
+        predicate = json.loads(data)
+    except (ValueError, UnicodeDecodeError) as e:
+        raise InputError(f"predicate file {path} is not valid JSON: {e}") from e
+    if not isinstance(predicate, dict):
+        raise InputError(
+            f"predicate file {path} holds a JSON {type(predicate).__name__}, not an object"
+        )
+    model = _MODELS.get(predicate_type)
+    if model is not None:
+        try:
+            model.model_validate(predicate)
+        except ValidationError as e:
+            first = e.errors()[0]
+            where = ".".join(str(p) for p in first["loc"]) or "(root)"
+            raise InputError(
+                f"predicate file {path} is not a valid {predicate_type} predicate: "
+                f"{where}: {first['msg']}",
+                hint="produce it with `affidavit collect`",
+            ) from e
+    return predicate
+
+
+def attest(
+    image: Annotated[str, typer.Option("--image", help="REGISTRY/REPO@sha256:<digest>.")],
+    predicate: Annotated[Path, typer.Option("--predicate", help="Predicate JSON file.")],
+    predicate_type: Annotated[str, typer.Option("--type", help="Predicate type URI.")],
+    key: Annotated[
+        Path | None, typer.Option("--key", help="Signing key (PEM or cosign key file).")
+    ] = None,
+    use_sigstore: Annotated[
+        bool, typer.Option("--sigstore", help="Sign keyless with Sigstore (ambient OIDC).")
+    ] = False,
+    identity_token: Annotated[
+        str | None, typer.Option("--identity-token", help="OIDC token for --sigstore.")
+    ] = None,
+    insecure_registry: InsecureOpt = False,
+    registry_config: RegistryConfigOpt = None,
+    ca_bundle: CaBundleOpt = None,
+    max_bytes: MaxBytesOpt = DEFAULT_MAX_BYTES,
+) -> None:
+    """Sign PREDICATE about the image and push it beside the image (cosign tag and OCI referrer)."""
+    if (key is None) == (not use_sigstore):
+        raise UsageError("give exactly one of --key KEY and --sigstore")
+    ref = ImageReference.parse(image)
+    if ref.digest is None:
+        raise UsageError(
+            f"--image {image} names a tag; attestations are bound to a digest",
+            hint="pass REGISTRY/REPO@sha256:<digest> (`affidavit verify REF` prints a tag's digest)",
+        )
+    body = _read_predicate(predicate, predicate_type, max_bytes)
+    with _client(insecure_registry, registry_config, ca_bundle, ref) as client:
+        client.resolve(ref)  # fail on a missing image before signing anything
+        statement = make_statement(ref.name, ref.digest, predicate_type, body)
+        if key is not None:
+            envelope = sign_envelope(statement, load_signer(key)).to_json()
+            bundle = None
+        else:
+            from affidavit.attestations.sigstore import sign_dsse_keyless
+
+            envelope, bundle = None, sign_dsse_keyless(statement, identity_token=identity_token)
+        size = len(envelope if envelope is not None else bundle or b"")
+        if size > max_bytes:
+            raise InputError(
+                f"the signed attestation is {size} bytes, over the {max_bytes}-byte limit"
+            )
+        result = attach(client, ref, predicate_type, envelope=envelope, bundle=bundle)
+    typer.echo(f"attested {ref} ({predicate_type})")
+    typer.echo(f"  envelope   {result.envelope_digest}")
+    typer.echo(
+        f"  cosign tag {ref.name}:{result.cosign_tag} (manifest {result.cosign_manifest_digest})"
+    )
+    typer.echo(f"  referrer   {ref.name}@{result.referrer_digest} (bundle {result.bundle_digest})")
+    typer.echo(f"  tag index  {ref.name}:{result.index_tag}")
+
+
+def _signers(keys: list[Path], identity: str | None, issuer: str | None) -> list[TrustedSigner]:
+    signers: list[TrustedSigner] = []
+    for path in keys:
+        try:
+            signers.append(KeySigner(name=str(path), public_key_pem=path.read_text()))
+        except OSError as e:
+            raise KeyMaterialError(f"cannot read public key {path}: {e.strerror or e}") from e
+    if (identity is None) != (issuer is None):
+        raise UsageError("--keyless-identity and --keyless-issuer go together")
+    if identity is not None and issuer is not None:
+        signers.append(KeylessSigner(name=identity, issuer=issuer, identity=identity))
+    if not signers:
+        raise UsageError(
+            "no trusted signer given",
+            hint="pass --key PUB and/or --keyless-identity/--keyless-issuer",
+        )
+    return signers
+
+
+def _as_json(evidence: ImageEvidence) -> str:
+    document = {
+        "image": evidence.image,
+        "digest": evidence.digest,
+        "verified": [
+            {
+                "predicateType": a.predicate_type,
+                "signer": a.signer,
+                "storage": a.storage,
+                "envelopeDigest": a.envelope_digest,
+                "subject": f"{a.subject_name}@{a.subject_digest}",
+            }
+            for a in evidence.verified
+        ],
+        "rejected": [
+            {
+                "predicateType": r.predicate_type,
+                "storage": r.storage,
+                "envelopeDigest": r.envelope_digest,
+                "reason": r.reason,
+            }
+            for r in evidence.rejected
+        ],
+    }
+    return json.dumps(document, indent=2)
+
+
+def _failure(evidence: ImageEvidence, ref: str, types: list[str]) -> VerificationError:
+    if not evidence.rejected:
+        kind = f" of type {', '.join(types)}" if types else ""
+        return VerificationError(
+            f"no attestations{kind} found for {ref}",
+            hint="attach one with `affidavit attest --image IMAGE@DIGEST --predicate FILE "
+            "--type URI --key KEY`",
+        )
+    reasons = list(dict.fromkeys(r.reason for r in evidence.rejected))
+    return VerificationError(f"no attestation for {ref} verified: {'; '.join(reasons)}")
+
+
+def verify(
+    image: Annotated[str, typer.Argument(help="REGISTRY/REPO@sha256:<digest> or REPO:TAG.")],
+    key: Annotated[
+        list[Path] | None, typer.Option("--key", help="Trusted public key (repeatable).")
+    ] = None,
+    keyless_identity: Annotated[
+        str | None, typer.Option("--keyless-identity", help="Trusted certificate identity.")
+    ] = None,
+    keyless_issuer: Annotated[
+        str | None, typer.Option("--keyless-issuer", help="OIDC issuer of that identity.")
+    ] = None,
+    types: Annotated[
+        list[str] | None, typer.Option("--type", help="Only these predicate types (repeatable).")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+    insecure_registry: InsecureOpt = False,
+    registry_config: RegistryConfigOpt = None,
+    ca_bundle: CaBundleOpt = None,
+    max_bytes: MaxBytesOpt = DEFAULT_MAX_BYTES,
+) -> None:
+    """List the attestations beside IMAGE, which verified and by which signer."""
+    signers = _signers(list(key or []), keyless_identity, keyless_issuer)
+    ref = ImageReference.parse(image)
+    with _client(insecure_registry, registry_config, ca_bundle, ref) as client:
+        digest = client.resolve(ref)
+        pinned = ImageReference(ref.registry, ref.repository, digest=digest)
+        evidence = verify_image(
+            client, str(pinned), signers, predicate_types=types or None, max_layer_bytes=max_bytes
+        )
+    if as_json:
+        typer.echo(_as_json(evidence))
+    else:
+        if ref.digest is None:
+            typer.echo(f"{ref} resolved to {digest}")
+        typer.echo(f"image {pinned}")
+        for a in evidence.verified:
+            typer.echo(
+                f"  verified  {a.predicate_type}  signer {a.signer}  ({a.storage} {a.envelope_digest})"
+            )
+        for r in evidence.rejected:
+            typer.echo(
+                f"  rejected  {r.predicate_type or '(unknown type)'}  ({r.storage} "
+                f"{r.envelope_digest}): {r.reason}"
+            )
+        typer.echo(f"{len(evidence.verified)} verified, {len(evidence.rejected)} rejected")
+    if not evidence.verified:
+        raise _failure(evidence, str(pinned), list(types or []))
+
+
+def keygen(
+    kind: Annotated[str, typer.Option("--kind", help="ecdsa-p256 or ed25519.")] = "ecdsa-p256",
+    output_prefix: Annotated[
+        Path, typer.Option("--output-prefix", help="Writes PREFIX.key and PREFIX.pub.")
+    ] = Path("affidavit"),
+    force: Annotated[bool, typer.Option("--force", help="Overwrite existing files.")] = False,
+) -> None:
+    """Make a signing key pair (private key encrypted when $COSIGN_PASSWORD is set)."""
+    if kind not in ("ecdsa-p256", "ed25519"):
+        raise UsageError(f"--kind {kind!r} is not supported; use ecdsa-p256 or ed25519")
+    private_path = output_prefix.with_name(output_prefix.name + ".key")
+    public_path = output_prefix.with_name(output_prefix.name + ".pub")
+    for path in (private_path, public_path):
+        if path.exists() and not force:
+            raise UsageError(f"{path} already exists", hint="pass --force to overwrite it")
+    password = os.environ.get("COSIGN_PASSWORD")
+    private_pem, public_pem = generate_key_pair(
+        "ed25519" if kind == "ed25519" else "ecdsa-p256",
+        password=password.encode() if password else None,
+    )
+    private_path.write_bytes(b"")
+    private_path.chmod(0o600)
+    private_path.write_bytes(private_pem)
+    public_path.write_bytes(public_pem)
+    typer.echo(f"private key {private_path}")
+    typer.echo(f"public key  {public_path}")
 
 
 def register(root: typer.Typer) -> None:
-    """Add this module's commands to the root app."""
+    """Add ``attest``, ``verify`` and ``keygen`` to the root app."""
+    root.command("attest")(attest)
+    root.command("verify")(verify)
+    root.command("keygen")(keygen)
