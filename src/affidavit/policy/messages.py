@@ -32,13 +32,26 @@ def attest_cmd(image: str, predicate_file: str, predicate_type: str) -> str:
 def collect_provenance_fix(image: str) -> str:
     return (
         "run `affidavit collect provenance --repo . --base <base> --head <revision> "
-        f"> provenance.json && {attest_cmd(image, 'provenance.json', AI_PROVENANCE_V1)}`"
+        f"--output provenance.json && {attest_cmd(image, 'provenance.json', AI_PROVENANCE_V1)}`"
     )
 
 
-def collect_review_fix(image: str, todo: str) -> str:
+def collect_review_cmd(system: str | None, revision: str | None) -> str:
+    """The ``affidavit collect review`` invocation for the review system in use."""
+    head = f" --head {revision}" if revision else ""
+    source = {
+        "github": "--github-pr pr.json --github-reviews reviews.json --github-commits commits.json",
+        "gitlab": "--gitlab-mr mr.json --gitlab-approvals approvals.json",
+        "trailers": "--trailers --repo . --base <base>",
+    }.get(system or "", "...")
+    return f"affidavit collect review {source}{head} --output review.json"
+
+
+def collect_review_fix(
+    image: str, todo: str, system: str | None = None, revision: str | None = None
+) -> str:
     return (
-        f"{todo}, then run `affidavit collect review ... > review.json && "
+        f"{todo}, then run `{collect_review_cmd(system, revision)} && "
         f"{attest_cmd(image, 'review.json', CODE_REVIEW_V1)}`"
     )
 

@@ -8,7 +8,7 @@ weaken it. Wire names are camelCase, as Kubernetes users expect.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 from pydantic.alias_generators import to_camel
@@ -23,6 +23,7 @@ PresetName = Literal[
     "soc2", "pci-dss", "us-fedramp-moderate", "eu", "eu-ai-act-high-risk", "slsa-source-l4"
 ]
 AppliesTo = Literal["ai", "all"]
+LABEL_KEY = r"^([a-z0-9]([-a-z0-9.]*[a-z0-9])?/)?[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$"
 
 
 def _cel(*rules: tuple[str, str]) -> dict[str, Any]:
@@ -72,18 +73,38 @@ class Match(SpecModel):
 
 class KeySignerSpec(SpecModel):
     name: str = Field(min_length=1)
-    public_key: str = Field(min_length=1, description="PEM public key (ECDSA P-256, Ed25519)")
+    public_key: str = Field(
+        pattern=r"^\s*-----BEGIN PUBLIC KEY-----",
+        description="PEM public key (ECDSA P-256, Ed25519)",
+    )
 
 
 class KeylessSignerSpec(SpecModel):
     name: str = Field(min_length=1)
-    issuer: str = Field(min_length=1, description="OIDC issuer URL")
+    issuer: str = Field(pattern=r"^https://", description="OIDC issuer URL")
     identity: str = Field(min_length=1, description="certificate SAN (email or URI)")
 
 
+def _list_map(key: str) -> dict[str, Any]:
+    return {"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": [key]}
+
+
 class Signers(SpecModel):
-    keys: list[KeySignerSpec] = Field(default_factory=list)
-    keyless: list[KeylessSignerSpec] = Field(default_factory=list)
+    keys: list[KeySignerSpec] = Field(default_factory=list, json_schema_extra=_list_map("name"))
+    keyless: list[KeylessSignerSpec] = Field(
+        default_factory=list, json_schema_extra=_list_map("name")
+    )
+
+    @model_validator(mode="after")
+    def _unique(self) -> Signers:
+        for what, names in (
+            ("keys", [k.name for k in self.keys]),
+            ("keyless", [k.name for k in self.keyless]),
+        ):
+            dup = sorted({n for n in names if names.count(n) > 1})
+            if dup:
+                raise ValueError(f"signers.{what}: duplicate name {', '.join(dup)}")
+        return self
 
 
 class ProvenanceRequirement(SpecModel):
@@ -110,6 +131,26 @@ class TierRequirement(SpecModel):
         default="ai", description="ai: only AI-involved changes; all: every change"
     )
 
+    model_config = ConfigDict(
+        json_schema_extra=_cel(
+            (
+                "!has(self.independentApprovals) || !has(self.approvals) || "
+                "self.approvals == 0 || self.independentApprovals <= self.approvals",
+                "independentApprovals cannot exceed approvals (independent approvals are "
+                "approvals); leave approvals at 0 to require only independent ones",
+            )
+        )
+    )
+
+    @model_validator(mode="after")
+    def _consistent(self) -> TierRequirement:
+        if self.approvals and self.independent_approvals > self.approvals:
+            raise ValueError(
+                "independentApprovals cannot exceed approvals (independent approvals are "
+                "approvals); leave approvals at 0 to require only independent ones"
+            )
+        return self
+
 
 class Require(SpecModel):
     provenance: ProvenanceRequirement | None = None
@@ -123,8 +164,8 @@ class Require(SpecModel):
     treat_unknown_as_ai: bool = Field(
         default=False, description="commits with no AI declaration count as AI-involved"
     )
-    owner_label: str | None = None
-    escalation_label: str | None = None
+    owner_label: str | None = Field(default=None, pattern=LABEL_KEY)
+    escalation_label: str | None = Field(default=None, pattern=LABEL_KEY)
     consistent_revision: bool = False
     require_digest: bool = False
     failure_policy: FailurePolicy | None = None
@@ -168,11 +209,13 @@ class WorkloadRef(SpecModel):
 
 class AccountabilityExceptionSpec(SpecModel):
     images: list[str] = Field(default_factory=list, description="image reference globs")
-    workloads: list[WorkloadRef] = Field(default_factory=list)
+    workloads: list[WorkloadRef] = Field(default_factory=list)  # kind and name-glob pairs
     reason: str = Field(min_length=1)
     incident_id: str = Field(min_length=1)
-    owner: str = Field(min_length=1)
-    approvers: list[str] = Field(min_length=1)
+    owner: str = Field(min_length=1, max_length=256)
+    approvers: list[Annotated[str, Field(min_length=1, max_length=256)]] = Field(
+        min_length=1, max_length=16
+    )
     expires_at: AwareDatetime
 
     model_config = ConfigDict(

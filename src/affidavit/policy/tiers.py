@@ -127,6 +127,11 @@ def check_review(
         "humanApprovals": (len(humans), "human approval"),
     }
     label = change_label(review)
+    system, revision = review.change_request.system, review.source.revision
+
+    def fix(todo: str) -> str:
+        return collect_review_fix(repo_at, todo, system, revision)
+
     out: list[Violation] = []
     for fname, (have, noun) in counts.items():
         best: tuple[Req[int], TierRules, tuple[str, ...]] | None = None
@@ -148,7 +153,7 @@ def check_review(
                 req.origin.source,
                 f"{plural(have, noun)} on the final revision of {label}",
                 f"at least {req.value} ({_why(rules, paths)})",
-                collect_review_fix(repo_at, todo),
+                fix(todo),
                 image,
                 req.origin.control,
             )
@@ -188,7 +193,7 @@ def check_review(
                     greq.origin.source,
                     found,
                     f"an independent approval by a member of {names} ({_why(rules, paths)})",
-                    collect_review_fix(repo_at, todo),
+                    fix(todo),
                     image,
                     greq.origin.control,
                 )
