@@ -20,7 +20,7 @@ import binascii
 import hashlib
 import json
 import os
-from typing import Any
+from typing import Any, Literal
 
 import nacl.exceptions
 import nacl.secret
@@ -39,7 +39,10 @@ KNOWN_SCRYPT_PARAMS = (
     {"N": 65536, "r": 8, "p": 1},
     {"N": 131072, "r": 8, "p": 1},
 )
-_WRITE_PARAMS = KNOWN_SCRYPT_PARAMS[0]  # the set every cosign and sigstore-rs version reads
+ScryptStrength = Literal["legacy", "standard", "owasp"]
+_STRENGTHS: dict[str, dict[str, int]] = dict(
+    zip(("legacy", "standard", "owasp"), KNOWN_SCRYPT_PARAMS, strict=True)
+)
 _KEY_SIZE = nacl.secret.SecretBox.KEY_SIZE
 _NONCE_SIZE = nacl.secret.SecretBox.NONCE_SIZE
 _SALT_SIZE = 32
@@ -151,9 +154,18 @@ def decrypt_cosign_key(
 
 
 def write_cosign_key(
-    private_key: CosignPrivateKey, password: bytes, *, pem_type: str = SIGSTORE_PEM_TYPE
+    private_key: CosignPrivateKey,
+    password: bytes,
+    *,
+    pem_type: str = SIGSTORE_PEM_TYPE,
+    strength: ScryptStrength = "legacy",
 ) -> bytes:
-    """A cosign key file for ``private_key``, as ``cosign generate-key-pair`` writes one."""
+    """A cosign key file for ``private_key``, as ``cosign generate-key-pair`` writes one.
+
+    ``strength`` picks the scrypt parameters: cosign 2.x writes "standard" (N=2^16); the default
+    "legacy" (N=2^15) is the set every cosign and sigstore-rs version reads.
+    """
+    params = _STRENGTHS[strength]
     if pem_type not in COSIGN_PEM_TYPES:
         raise KeyMaterialError(f"{pem_type!r} is not a cosign key PEM type")
     der = private_key.private_bytes(
@@ -162,11 +174,11 @@ def write_cosign_key(
         serialization.NoEncryption(),
     )
     salt, nonce = os.urandom(_SALT_SIZE), os.urandom(_NONCE_SIZE)
-    sealed = nacl.secret.SecretBox(_derive(password, salt, _WRITE_PARAMS)).encrypt(der, nonce)
+    sealed = nacl.secret.SecretBox(_derive(password, salt, params)).encrypt(der, nonce)
     document = {
         "kdf": {
             "name": "scrypt",
-            "params": dict(_WRITE_PARAMS),
+            "params": dict(params),
             "salt": base64.b64encode(salt).decode(),
         },
         "cipher": {"name": "nacl/secretbox", "nonce": base64.b64encode(nonce).decode()},

@@ -45,6 +45,19 @@ def test_round_trip(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, pem_type: s
     assert verify_envelope(parse_envelope(envelope.to_json()), [verifier]).signer == "cosign.pub"
 
 
+@pytest.mark.parametrize(
+    ("strength", "n"), [("legacy", 32768), ("standard", 65536), ("owasp", 131072)]
+)
+def test_every_scrypt_strength_cosign_writes_loads(tmp_path: Path, strength: str, n: int) -> None:
+    key = ec.generate_private_key(ec.SECP256R1())
+    data = write_cosign_key(key, b"pw", strength=strength)  # type: ignore[arg-type]
+    body = json.loads(base64.b64decode(b"".join(data.splitlines()[1:-1])))
+    assert body["kdf"]["params"] == {"N": n, "r": 8, "p": 1}
+    path = tmp_path / "cosign.key"
+    path.write_bytes(data)
+    assert load_signer(path, password=b"pw").keyid == keyid_of(key.public_key())
+
+
 def test_ed25519_and_empty_password(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     key = ed25519.Ed25519PrivateKey.generate()
     path = tmp_path / "cosign.key"
@@ -134,13 +147,16 @@ def test_cosign_generated_key_pair_loads(tmp_path: Path, monkeypatch: pytest.Mon
     key = ec.generate_private_key(ec.SECP256R1())
     (tmp_path / "aff.key").write_bytes(write_cosign_key(key, b"from-cosign"))
     (tmp_path / "blob").write_bytes(b"blob")
-    signed = subprocess.run(
-        [cosign, "sign-blob", "--key", "aff.key", "--tlog-upload=false", "--yes", "blob"],
+    subprocess.run(
+        [
+            *(cosign, "sign-blob", "--key", "aff.key", "--tlog-upload=false", "--yes"),
+            *("--output-signature", "blob.sig", "blob"),
+        ],
         cwd=tmp_path,
         env=env,
         check=True,
         capture_output=True,
     )
-    signature = base64.b64decode(signed.stdout.strip().splitlines()[-1])
+    signature = base64.b64decode((tmp_path / "blob.sig").read_bytes().strip())
     mine = load_verifier(public_pem(key.public_key()), name="affidavit")
     assert mine.verify(signature, b"blob")
