@@ -1,0 +1,176 @@
+"""From an image as written in a workload to its verified evidence, with the workload's credentials.
+
+A tag says nothing about what will run; attestations are bound to digests. So each image is
+resolved to its manifest digest against its registry, using the registry credentials of the
+workload's imagePullSecrets (a private registry answers 401 otherwise), and the evidence is
+looked up by digest through the ``EvidenceCache``. Secrets are read through the small
+``SecretReader`` protocol: the app wires in the Kubernetes API; tests pass real Secret objects.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any, Literal, Protocol
+
+from affidavit.attestations.evidence import ImageEvidence, TrustedSigner
+from affidavit.attestations.registry import (
+    Credentials,
+    ImageReference,
+    RegistryClient,
+    credentials_from_docker_config,
+)
+from affidavit.attestations.verify import EvidenceCache, verify_digest
+from affidavit.errors import InputError
+
+CacheResult = Literal["hit", "miss", "negative_hit"]
+
+
+class SecretReader(Protocol):
+    """Reads a Secret object (``{"type": ..., "data": {...}}``, values base64) or None if absent."""
+
+    def read_secret(self, namespace: str, name: str) -> Mapping[str, Any] | None: ...
+
+
+def secret_credentials(secret: Mapping[str, Any], *, where: str) -> dict[str, Credentials]:
+    """Registry credentials from a ``kubernetes.io/dockerconfigjson`` (or legacy dockercfg) Secret."""
+    data = secret.get("data") or {}
+    kind = secret.get("type")
+    try:
+        if kind == "kubernetes.io/dockerconfigjson" and ".dockerconfigjson" in data:
+            return credentials_from_docker_config(base64.b64decode(data[".dockerconfigjson"]))
+        if kind == "kubernetes.io/dockercfg" and ".dockercfg" in data:
+            auths = json.loads(base64.b64decode(data[".dockercfg"]))
+            return credentials_from_docker_config({"auths": auths})
+    except (ValueError, TypeError) as e:
+        raise InputError(f"imagePullSecret {where} is not valid base64 JSON ({e})") from e
+    raise InputError(
+        f"imagePullSecret {where} has type {kind!r} without registry credentials",
+        hint="use `kubectl create secret docker-registry` (type kubernetes.io/dockerconfigjson)",
+    )
+
+
+@dataclass(frozen=True)
+class Lookup:
+    """The evidence for one image, and whether the cache answered."""
+
+    image: str
+    digest: str
+    evidence: ImageEvidence
+    cache: CacheResult
+
+
+class EvidenceResolver:
+    """Resolves images with per-workload credentials and verifies them through a shared cache."""
+
+    def __init__(
+        self,
+        *,
+        cache: EvidenceCache,
+        secrets: SecretReader | None = None,
+        insecure_hosts: Sequence[str] = (),
+        ca_bundle: Path | None = None,
+        registry_timeout: float = 5.0,
+        secret_ttl: float = 30.0,
+        predicate_types: Sequence[str] | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.cache = cache
+        self._secrets = secrets
+        self._insecure_hosts = tuple(insecure_hosts)
+        self._ca_bundle = ca_bundle
+        self._timeout = registry_timeout
+        self._secret_ttl = secret_ttl
+        self._predicate_types = predicate_types
+        self._clock = clock
+        self._clients: dict[str, RegistryClient] = {}
+        self._creds: dict[tuple[str, str], tuple[float, dict[str, Credentials]]] = {}
+        self._lock = threading.Lock()
+
+    def close(self) -> None:
+        with self._lock:
+            for client in self._clients.values():
+                client.close()
+            self._clients.clear()
+
+    def credentials(self, namespace: str, secret_names: Sequence[str]) -> dict[str, Credentials]:
+        """Credentials by registry host from the named pull secrets (first secret wins per host)."""
+        merged: dict[str, Credentials] = {}
+        if self._secrets is None:
+            return merged
+        now = self._clock()
+        for name in secret_names:
+            key = (namespace, name)
+            with self._lock:
+                cached = self._creds.get(key)
+            if cached is not None and cached[0] > now:
+                creds = cached[1]
+            else:
+                secret = self._secrets.read_secret(namespace, name)
+                creds = (
+                    secret_credentials(secret, where=f"{namespace}/{name}")
+                    if secret is not None
+                    else {}
+                )
+                with self._lock:
+                    self._creds[key] = (now + self._secret_ttl, creds)
+            for host, c in creds.items():
+                merged.setdefault(host, c)
+        return merged
+
+    def client(self, credentials: Mapping[str, Credentials]) -> RegistryClient:
+        """A pooled registry client for this set of credentials."""
+        fingerprint = hashlib.sha256(
+            json.dumps(sorted((h, c.username, c.password) for h, c in credentials.items())).encode()
+        ).hexdigest()
+        with self._lock:
+            found = self._clients.get(fingerprint)
+            if found is None:
+                found = RegistryClient(
+                    insecure_hosts=self._insecure_hosts,
+                    ca_bundle=self._ca_bundle,
+                    credentials=credentials,
+                    timeout=self._timeout,
+                )
+                self._clients[fingerprint] = found
+            return found
+
+    def lookup(
+        self,
+        image: str,
+        signers: Sequence[TrustedSigner],
+        *,
+        namespace: str,
+        pull_secrets: Sequence[str] = (),
+    ) -> Lookup:
+        """Resolve ``image`` to its digest and return its (cached) verified evidence.
+
+        Raises ``RegistryError``/``InputError`` when the image cannot be resolved or fetched;
+        those are never cached.
+        """
+        ref = ImageReference.parse(image)
+        client = self.client(self.credentials(namespace, pull_secrets))
+        digest = ref.digest or client.resolve(ref)
+        key = self.cache.key(digest, signers, self._predicate_types)
+        cached = self.cache.get(key)
+        if cached is not None:
+            result: CacheResult = "hit" if cached.verified else "negative_hit"
+            evidence = cached if cached.image == image else replace(cached, image=image)
+            return Lookup(image, digest, evidence, result)
+        if ref.digest:
+            client.resolve(ref)  # a missing image is a RegistryError, not "no attestations"
+        evidence = verify_digest(
+            client,
+            ref.with_digest(digest),
+            signers,
+            image=image,
+            predicate_types=self._predicate_types,
+        )
+        self.cache.put(key, evidence)
+        return Lookup(image, digest, evidence, "miss")
