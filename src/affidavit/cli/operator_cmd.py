@@ -91,6 +91,10 @@ def run(
     resync_seconds: Annotated[
         float, typer.Option(envvar="AFFIDAVIT_RESYNC_SECONDS", help="full reconcile period")
     ] = 300.0,
+    liveness: Annotated[
+        str | None,
+        typer.Option(help="serve kopf's liveness probe here, e.g. http://0.0.0.0:8080/healthz"),
+    ] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="debug logging")] = False,
 ) -> None:
     """Run the operator until SIGTERM."""
@@ -122,6 +126,7 @@ def run(
         cert_renew_fraction=cert_renew_fraction,
         cert_check_interval=min(60.0, max(1.0, cert_lifetime / 20)),
         resync=datetime.timedelta(seconds=resync_seconds),
+        liveness_endpoint=liveness,
     )
     settings.certificate_names()  # validate --webhook-url before anything starts
     run_operator(settings)

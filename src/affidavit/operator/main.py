@@ -47,6 +47,7 @@ class OperatorSettings:
     cert_check_interval: float = 60.0
     resync: datetime.timedelta = datetime.timedelta(minutes=5)
     events_interval: float = 2.0
+    liveness_endpoint: str | None = None  # e.g. http://0.0.0.0:8080/healthz (kopf's probe)
 
     def certificate_names(self) -> tuple[tuple[str, ...], tuple[str, ...]]:
         """DNS and IP SANs: the Service's names, plus the host of ``webhook_url``."""
@@ -166,6 +167,7 @@ async def run_async(settings: OperatorSettings, stop: asyncio.Event | None = Non
             standalone=True,
             clusterwide=True,
             stop_flag=kopf_stop,
+            liveness_endpoint=settings.liveness_endpoint,
         )
     finally:
         stop.set()

@@ -1,0 +1,94 @@
+{{/* Helpers: every one is named affidavit.<thing>. */}}
+
+{{- define "affidavit.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{- define "affidavit.fullname" -}}
+{{- if .Values.fullnameOverride -}}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- $name := default .Chart.Name .Values.nameOverride -}}
+{{- if contains $name .Release.Name -}}
+{{- .Release.Name | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "affidavit.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{- define "affidavit.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "affidavit.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end -}}
+
+{{- define "affidavit.labels" -}}
+helm.sh/chart: {{ include "affidavit.chart" . }}
+{{ include "affidavit.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/part-of: affidavit
+{{- end -}}
+
+{{- define "affidavit.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create -}}
+{{- default (include "affidavit.fullname" .) .Values.serviceAccount.name -}}
+{{- else -}}
+{{- default "default" .Values.serviceAccount.name -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "affidavit.image" -}}
+{{- if .Values.image.digest -}}
+{{- printf "%s@%s" .Values.image.repository .Values.image.digest -}}
+{{- else -}}
+{{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) -}}
+{{- end -}}
+{{- end -}}
+
+{{/* Names the operator and the webhook agree on (fixed: the webhook reads them by name). */}}
+{{- define "affidavit.tlsSecretName" -}}affidavit-webhook-tls{{- end -}}
+{{- define "affidavit.indexConfigMapName" -}}affidavit-policy-index{{- end -}}
+{{- define "affidavit.stateConfigMapName" -}}affidavit-operator-state{{- end -}}
+{{- define "affidavit.certDir" -}}/var/run/affidavit/certs{{- end -}}
+{{- define "affidavit.dataDir" -}}/var/lib/affidavit{{- end -}}
+
+{{- define "affidavit.excludedNamespaces" -}}
+{{- $ns := list .Release.Namespace "kube-system" -}}
+{{- range .Values.webhook.excludeNamespaces -}}{{- $ns = append $ns . -}}{{- end -}}
+{{- toJson (uniq $ns) -}}
+{{- end -}}
+
+{{/* Environment shared by both containers. */}}
+{{- define "affidavit.commonEnv" -}}
+- name: AFFIDAVIT_NAMESPACE
+  valueFrom:
+    fieldRef:
+      fieldPath: metadata.namespace
+- name: AFFIDAVIT_CLUSTER_NAME
+  value: {{ .Values.clusterName | quote }}
+- name: AFFIDAVIT_REGION
+  value: {{ .Values.region | quote }}
+- name: AFFIDAVIT_CERT_DIR
+  value: {{ include "affidavit.certDir" . | quote }}
+{{- if eq .Values.ledger.type "postgres" }}
+- name: AFFIDAVIT_LEDGER_URL
+  valueFrom:
+    secretKeyRef:
+      name: {{ required "ledger.postgres.existingSecret is required when ledger.type=postgres" .Values.ledger.postgres.existingSecret }}
+      key: {{ .Values.ledger.postgres.secretKey }}
+{{- else }}
+- name: AFFIDAVIT_LEDGER_URL
+  value: {{ printf "sqlite:///%s/ledger.db" (include "affidavit.dataDir" .) | quote }}
+{{- end }}
+{{- end -}}
+
+{{- define "affidavit.validate" -}}
+{{- if and (gt (int .Values.replicaCount) 1) (ne .Values.ledger.type "postgres") -}}
+{{- fail "replicaCount > 1 needs ledger.type=postgres: each replica would otherwise keep its own SQLite ledger" -}}
+{{- end -}}
+{{- end -}}
