@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import GITHUB, github_args, review_json, run_cli
+from review_helpers import GITHUB, github_args, review_json, run_cli
 
 EditFn = Callable[[Path, str, Callable[[Any], Any]], Path]
 
