@@ -93,6 +93,15 @@ def login_from_email(email: str) -> str | None:
     return match.group(1) if match else None
 
 
+def looks_like_bot(person: Identity) -> bool:
+    """A ``[bot]`` account by login, name or noreply address (GitHub Apps all look like this)."""
+    derived = login_from_email(person.email) if person.email else None
+    return any(
+        (value or "").strip().lower().endswith("[bot]")
+        for value in (person.login, person.name, derived)
+    )
+
+
 @dataclass(frozen=True)
 class AgentIdentities:
     """Known AI agent identities, compared case-insensitively."""
@@ -403,7 +412,7 @@ def reviewer_key(person: Identity) -> str:
 
 
 def is_independent(reviewer: Identity, evidence: ReviewEvidence, agents: AgentIdentities) -> bool:
-    if reviewer.is_bot or agents.matches(reviewer):
+    if reviewer.is_bot or looks_like_bot(reviewer) or agents.matches(reviewer):
         return False
     author = Contributors()
     author.add(evidence.change_request.author)

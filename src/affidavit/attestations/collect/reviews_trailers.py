@@ -20,6 +20,7 @@ from affidavit.attestations.collect.reviews import (
     RawReview,
     ReviewEvidence,
     build_code_review,
+    looks_like_bot,
     parse_name_email,
 )
 from affidavit.attestations.predicates.provenance import Source
@@ -130,9 +131,10 @@ def collect_trailer_review(
                 contributors.add(Identity(name=name, email=email), listed=False)
             elif key in REVIEW_TRAILERS:
                 name, email = parse_name_email(value)
+                reviewer = Identity(name=name, email=email)
                 reviews.append(
                     RawReview(
-                        reviewer=Identity(name=name, email=email),
+                        reviewer=reviewer.model_copy(update={"is_bot": looks_like_bot(reviewer)}),
                         state="approved",
                         submitted_at=commit.committed_at,
                         revision=commit.sha,
