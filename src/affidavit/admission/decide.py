@@ -90,7 +90,7 @@ class Webhook:
 
     def _handle(self, body: bytes, started: float) -> Answer:
         if len(body) > self.judge.max_body_bytes:
-            return self._too_large(body)
+            return self.too_large(body[:65536], len(body))
         try:
             req = parse_review(body)
             if req.operation not in ("CREATE", "UPDATE") or not is_workload(req.kind):
@@ -288,20 +288,21 @@ class Webhook:
         self.metrics.decisions.labels(outcome="denied").inc()
         return Answer(200, review_response(req.uid, allowed=False, message=message))
 
-    def _too_large(self, body: bytes) -> Answer:
+    def too_large(self, head: bytes, size: int) -> Answer:
+        """Refuse a review over the size limit (``head``: its first bytes, for the uid)."""
         limit = self.judge.max_body_bytes
         message = (
-            f"AdmissionReview of {len(body)} bytes exceeds the webhook's {limit // (1024 * 1024)} MiB"
-            " limit; the object is too large to judge"
+            f"AdmissionReview of {size} bytes exceeds the webhook's limit of {limit} bytes "
+            f"({limit / (1024 * 1024):g} MiB); the object is too large to judge"
         )
-        uid = _sniff_uid(body)
+        uid = sniff_uid(head)
         self.metrics.decisions.labels(outcome="denied").inc()
         if uid is None:
             return Answer(413, {"error": message})
         return Answer(200, review_response(uid, allowed=False, message=message, code=413))
 
 
-def _sniff_uid(body: bytes) -> str | None:
+def sniff_uid(body: bytes) -> str | None:
     """The request uid of an oversized review, found without parsing megabytes of JSON."""
     m = re.search(rb'"uid"\s*:\s*"([0-9A-Za-z-]{1,64})"', body[:65536])
     return m.group(1).decode() if m else None

@@ -1,0 +1,109 @@
+"""The HTTP face of the webhook: /validate, health, readiness and metrics.
+
+A thin shell over ``Webhook``: it reads the body with a hard size cap (a huge object must not
+exhaust memory before we refuse it), runs the blocking judgement off the event loop, and turns
+anything unexpected into a denial for that request, never into a 500 the apiserver would report
+as a broken webhook.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request, Response
+from starlette.concurrency import run_in_threadpool
+
+from affidavit.admission.decide import Answer, Webhook, sniff_uid
+from affidavit.admission.review import review_response
+
+log = logging.getLogger("affidavit.admission")
+
+_HEAD_KEEP = 65536
+
+
+def _json(answer: Answer) -> Response:
+    return Response(
+        content=json.dumps(answer.body, separators=(",", ":")),
+        status_code=answer.status,
+        media_type="application/json",
+    )
+
+
+def create_app(webhook: Webhook, *, flush_interval: float = 2.0) -> FastAPI:
+    """The FastAPI app; starts the policy source and the ledger flusher with the server."""
+    stop = threading.Event()
+
+    def flusher() -> None:
+        while not stop.wait(flush_interval):
+            if webhook.ledger is not None and webhook.ledger.pending:
+                webhook.ledger.flush()
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        webhook.policy.start()
+        thread = threading.Thread(target=flusher, name="affidavit-ledger-flush", daemon=True)
+        thread.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            webhook.policy.stop()
+            webhook.close()
+
+    app = FastAPI(
+        title="affidavit admission webhook",
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
+    )
+    limit = webhook.judge.max_body_bytes
+
+    @app.post("/validate")
+    async def validate(request: Request) -> Response:
+        chunks: list[bytes] = []
+        size = 0
+        head = b""
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size <= limit:
+                chunks.append(chunk)
+            elif len(head) < _HEAD_KEEP:
+                head = (b"".join(chunks) + chunk)[:_HEAD_KEEP]
+                chunks = []
+        if size > limit:
+            return _json(webhook.too_large(head or b"".join(chunks)[:_HEAD_KEEP], size))
+        body = b"".join(chunks)
+        try:
+            answer = await run_in_threadpool(webhook.handle, body)
+        except Exception as e:  # a bug answers as a denial for this request, not a 500
+            log.exception("admission review crashed")
+            uid = sniff_uid(body)
+            message = f"internal error in the affidavit webhook ({type(e).__name__}); denied"
+            if uid is None:
+                return Response(json.dumps({"error": message}), 400, media_type="application/json")
+            return _json(Answer(200, review_response(uid, allowed=False, message=message)))
+        return _json(answer)
+
+    @app.get("/healthz")
+    async def healthz() -> Response:
+        return Response("ok\n", media_type="text/plain")
+
+    @app.get("/readyz")
+    async def readyz() -> Response:
+        if webhook.policy.current() is None:
+            reason = getattr(webhook.policy, "last_error", None) or "no policy index loaded yet"
+            return Response(f"not ready: {reason}\n", 503, media_type="text/plain")
+        return Response("ok\n", media_type="text/plain")
+
+    @app.get("/metrics")
+    async def metrics() -> Response:
+        return Response(
+            webhook.metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8"
+        )
+
+    return app

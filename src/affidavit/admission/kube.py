@@ -1,0 +1,100 @@
+"""The webhook's only contact with the Kubernetes API: Secrets, Namespaces and one ConfigMap.
+
+Kept apart so the rest of the admission package works on plain mappings behind small protocols
+(``SecretReader``, ``NamespaceReader``, ``ConfigMapApi``): tests hand in real objects read from
+a real apiserver, and a local run needs no cluster at all.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any, cast
+
+from kubernetes import client, config, watch
+from kubernetes.client.exceptions import ApiException
+
+from affidavit.errors import ClusterError
+
+
+def api_client(kubeconfig: Path | None) -> Any:
+    """An ApiClient from a kubeconfig file, or from the pod's service account when None."""
+    try:
+        if kubeconfig is not None:
+            return config.new_client_from_config(config_file=str(kubeconfig))  # type: ignore[no-untyped-call]
+        configuration = client.Configuration()
+        config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
+        return client.ApiClient(configuration)
+    except Exception as e:
+        raise ClusterError(
+            f"cannot configure the Kubernetes client ({e})",
+            hint="pass --kubeconfig FILE, or run inside a pod with a service account",
+        ) from e
+
+
+class KubeApi:
+    """Implements SecretReader, NamespaceReader and ConfigMapApi over the Kubernetes client."""
+
+    def __init__(self, api: Any, *, request_timeout: float = 5.0) -> None:
+        self._api = api
+        self._core = client.CoreV1Api(api)
+        self._timeout = request_timeout
+
+    def _plain(self, obj: Any) -> dict[str, Any]:
+        return cast(dict[str, Any], self._api.sanitize_for_serialization(obj))
+
+    def read_secret(self, namespace: str, name: str) -> Mapping[str, Any] | None:
+        try:
+            obj = self._core.read_namespaced_secret(name, namespace, _request_timeout=self._timeout)
+        except ApiException as e:
+            if e.status == 404:
+                return None
+            raise
+        return self._plain(obj)
+
+    def read_namespace_labels(self, namespace: str) -> Mapping[str, str] | None:
+        try:
+            obj = self._core.read_namespace(namespace, _request_timeout=self._timeout)
+        except ApiException as e:
+            if e.status == 404:
+                return None
+            raise
+        meta = obj.metadata
+        return dict((meta.labels if meta is not None else None) or {})
+
+    def get_config_map(self, namespace: str, name: str) -> Mapping[str, Any] | None:
+        try:
+            obj = self._core.read_namespaced_config_map(
+                name, namespace, _request_timeout=self._timeout
+            )
+        except ApiException as e:
+            if e.status == 404:
+                return None
+            raise
+        return self._plain(obj)
+
+    def watch_config_map(
+        self, namespace: str, name: str, resource_version: str | None, timeout_seconds: int
+    ) -> Iterator[tuple[str, Mapping[str, Any]]]:
+        w = watch.Watch()  # type: ignore[no-untyped-call]
+        kwargs: dict[str, Any] = {
+            "field_selector": f"metadata.name={name}",
+            "timeout_seconds": timeout_seconds,
+        }
+        if resource_version:
+            kwargs["resource_version"] = resource_version
+        try:
+            stream = w.stream(  # type: ignore[no-untyped-call]
+                self._core.list_namespaced_config_map, namespace, **kwargs
+            )
+            for event in stream:
+                obj = event.get("object")
+                plain = obj if isinstance(obj, dict) else self._plain(obj)
+                yield str(event.get("type")), plain
+        except ApiException as e:
+            if e.status == 410:  # resource version too old: the caller lists again
+                yield "ERROR", {}
+                return
+            raise
+        finally:
+            w.stop()  # type: ignore[no-untyped-call]

@@ -1,0 +1,84 @@
+"""A server TLS context that picks up a rotated certificate without a restart.
+
+The operator rotates the webhook's serving certificate before it expires by rewriting the
+cert/key files (a mounted Secret). Restarting the webhook for that would drop in-flight admission
+requests, so every handshake goes through ``sni_callback``, which swaps in a context loaded from
+the current files whenever they change (checked at most once per ``interval``). The callback
+runs for every ClientHello, with or without SNI: the apiserver dials ``https://IP`` without it.
+A half-written pair fails to load; the previous context keeps serving until the pair is whole.
+"""
+
+from __future__ import annotations
+
+import logging
+import ssl
+import threading
+import time
+from pathlib import Path
+
+from affidavit.errors import UsageError
+
+log = logging.getLogger("affidavit.admission")
+
+
+def _load(cert: Path, key: Path) -> ssl.SSLContext:
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    ctx.set_alpn_protocols(["http/1.1"])
+    ctx.load_cert_chain(str(cert), str(key))
+    return ctx
+
+
+def _stamp(cert: Path, key: Path) -> tuple[int, int, int, int]:
+    c, k = cert.stat(), key.stat()
+    return (c.st_mtime_ns, c.st_size, k.st_mtime_ns, k.st_size)
+
+
+class ReloadingTLS:
+    """Holds the outer context handed to the server and the current per-certificate context."""
+
+    def __init__(self, cert: Path, key: Path, *, interval: float = 1.0) -> None:
+        self.cert, self.key, self.interval = cert, key, interval
+        try:
+            self._current = _load(cert, key)
+            self._stamp = _stamp(cert, key)
+        except (OSError, ssl.SSLError) as e:
+            raise UsageError(
+                f"cannot load the TLS certificate {cert} and key {key}: {e}",
+                hint="pass --tls-cert/--tls-key with a PEM certificate and its private key",
+            ) from e
+        self._checked = time.monotonic()
+        self._lock = threading.Lock()
+        self.reloads = 0
+        self.context = _load(cert, key)
+        self.context.sni_callback = self._on_hello
+
+    def current(self) -> ssl.SSLContext:
+        now = time.monotonic()
+        if now - self._checked >= self.interval:
+            with self._lock:
+                self._checked = now
+                self._maybe_reload()
+        return self._current
+
+    def _maybe_reload(self) -> None:
+        try:
+            stamp = _stamp(self.cert, self.key)
+        except OSError as e:
+            log.error("TLS files unreadable, keeping the current certificate: %s", e)
+            return
+        if stamp == self._stamp:
+            return
+        try:
+            self._current = _load(self.cert, self.key)
+        except (OSError, ssl.SSLError) as e:
+            log.warning("TLS certificate changed but does not load yet (%s); keeping the old", e)
+            return
+        self._stamp = stamp
+        self.reloads += 1
+        log.info("TLS certificate reloaded from %s", self.cert)
+
+    def _on_hello(
+        self, sslobj: ssl.SSLObject | ssl.SSLSocket, _name: str | None, _ctx: ssl.SSLContext
+    ) -> None:
+        sslobj.context = self.current()
