@@ -1,9 +1,153 @@
-"""CLI: webhook commands (placeholder until its owner lands it)."""
+"""CLI: ``affidavit webhook serve`` runs the admission webhook; ``affidavit decisions`` reads the ledger.
+
+Every flag has an ``AFFIDAVIT_*`` environment variable so the Helm chart can configure the pod
+without a long argument list. Errors are raised, never printed: the root app maps them to exit
+codes.
+"""
 
 from __future__ import annotations
 
+import json
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated
+
 import typer
+
+from affidavit.errors import LedgerError, UsageError
+from affidavit.ledger import Ledger, LedgerRecord
+
+webhook_app = typer.Typer(help="Run the admission webhook.", no_args_is_help=True)
+decisions_app = typer.Typer(help="Read and verify the decision ledger.", no_args_is_help=True)
+
+LedgerOpt = Annotated[
+    str,
+    typer.Option(
+        "--ledger",
+        envvar="AFFIDAVIT_LEDGER",
+        help="SQLAlchemy URL: sqlite:///PATH.db or postgresql+psycopg://USER@HOST:PORT/DB.",
+    ),
+]
+
+
+@webhook_app.command("serve")
+def serve(
+    tls_cert: Annotated[Path, typer.Option("--tls-cert", envvar="AFFIDAVIT_TLS_CERT")],
+    tls_key: Annotated[Path, typer.Option("--tls-key", envvar="AFFIDAVIT_TLS_KEY")],
+    cluster_name: Annotated[str, typer.Option("--cluster-name", envvar="AFFIDAVIT_CLUSTER_NAME")],
+    region: Annotated[str, typer.Option("--region", envvar="AFFIDAVIT_REGION")],
+    port: Annotated[int, typer.Option("--port", envvar="AFFIDAVIT_PORT")] = 8443,
+    host: Annotated[str, typer.Option("--host", envvar="AFFIDAVIT_HOST")] = "0.0.0.0",  # noqa: S104
+    ledger: Annotated[
+        str, typer.Option("--ledger", envvar="AFFIDAVIT_LEDGER", help="Ledger URL ('' = none).")
+    ] = "sqlite:///affidavit-ledger.db",
+    policy_dir: Annotated[
+        Path | None, typer.Option("--policy-dir", envvar="AFFIDAVIT_POLICY_DIR")
+    ] = None,
+    policy_configmap: Annotated[
+        str | None,
+        typer.Option(
+            "--policy-configmap", envvar="AFFIDAVIT_POLICY_CONFIGMAP", help="NAMESPACE/NAME"
+        ),
+    ] = None,
+    kubeconfig: Annotated[
+        Path | None, typer.Option("--kubeconfig", envvar="AFFIDAVIT_KUBECONFIG")
+    ] = None,
+    budget_seconds: Annotated[
+        float, typer.Option("--budget-seconds", envvar="AFFIDAVIT_BUDGET_SECONDS")
+    ] = 8.0,
+    insecure_registry: Annotated[
+        list[str] | None,
+        typer.Option("--insecure-registry", help="HOST:PORT reached over plain HTTP (repeat)."),
+    ] = None,
+    registry_ca: Annotated[
+        Path | None, typer.Option("--registry-ca", envvar="AFFIDAVIT_REGISTRY_CA")
+    ] = None,
+    log_level: Annotated[str, typer.Option("--log-level", envvar="AFFIDAVIT_LOG_LEVEL")] = "info",
+) -> None:
+    """Serve AdmissionReviews over HTTPS at /validate (plus /healthz, /readyz, /metrics)."""
+    from affidavit.admission.server import WebhookSettings
+    from affidavit.admission.server import serve as run
+
+    run(
+        WebhookSettings(
+            tls_cert=tls_cert,
+            tls_key=tls_key,
+            cluster_name=cluster_name,
+            region=region,
+            port=port,
+            host=host,
+            ledger_url=ledger or None,
+            policy_dir=policy_dir,
+            policy_configmap=policy_configmap,
+            kubeconfig=kubeconfig,
+            budget_seconds=budget_seconds,
+            insecure_registries=tuple(insecure_registry or ()),
+            registry_ca=registry_ca,
+            log_level=log_level,
+        )
+    )
+
+
+def _time(value: str | None, flag: str) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        return datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError as e:
+        raise UsageError(
+            f"{flag} {value!r} is not a date or RFC 3339 time", hint="e.g. 2026-03-01T00:00:00Z"
+        ) from e
+
+
+def _line(r: LedgerRecord) -> str:
+    images = ",".join(i.get("ref", "?") for i in r.decision.get("images", []))
+    when = r.time.strftime("%Y-%m-%dT%H:%M:%SZ")
+    return f"{r.seq}\t{when}\t{r.outcome}\t{r.namespace}/{r.kind}/{r.name}\t{images}\t{r.id}"
+
+
+@decisions_app.command("list")
+def list_decisions(
+    ledger: LedgerOpt,
+    since: Annotated[str | None, typer.Option("--since", help="RFC 3339, inclusive")] = None,
+    until: Annotated[str | None, typer.Option("--until", help="RFC 3339, exclusive")] = None,
+    namespace: Annotated[str | None, typer.Option("--namespace", "-n")] = None,
+    outcome: Annotated[str | None, typer.Option("--outcome")] = None,
+    image: Annotated[str | None, typer.Option("--image", help="ref, repository or digest")] = None,
+    limit: Annotated[int, typer.Option("--limit")] = 100,
+    as_json: Annotated[bool, typer.Option("--json", help="one full decision per line")] = False,
+) -> None:
+    """List recorded decisions, oldest first (seq, time, outcome, workload, images, id)."""
+    records = Ledger(ledger).query(
+        since=_time(since, "--since"),
+        until=_time(until, "--until"),
+        namespace=namespace,
+        outcome=outcome,
+        image=image,
+        limit=limit,
+    )
+    for r in records:
+        if as_json:
+            typer.echo(json.dumps({"seq": r.seq, "hash": r.hash, "decision": r.decision}))
+        else:
+            typer.echo(_line(r))
+
+
+@decisions_app.command("verify-chain")
+def verify_chain(ledger: LedgerOpt) -> None:
+    """Recompute the hash chain; exit non-zero naming the first broken seq."""
+    report = Ledger(ledger).verify_chain()
+    if not report.ok:
+        raise LedgerError(
+            f"ledger hash chain is broken at seq {report.first_broken_seq}: {report.reason} "
+            f"({report.checked} decisions verified before it)",
+            hint="the ledger was edited outside Affidavit; restore it from a backup and "
+            "investigate who had write access to the database",
+        )
+    typer.echo(f"ok: {report.checked} decisions, chain intact up to seq {report.head_seq}")
 
 
 def register(root: typer.Typer) -> None:
-    """Add this module's commands to the root app."""
+    """Add ``webhook`` and ``decisions`` to the root app."""
+    root.add_typer(webhook_app, name="webhook")
+    root.add_typer(decisions_app, name="decisions")
