@@ -1,0 +1,288 @@
+"""The Helm chart, rendered: lint, schema sync, every ci scenario, restricted pod security,
+least-privilege RBAC rules and the webhook configuration, checked on `helm template` output."""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import pytest
+from helm_podsecurity import pod_specs, restricted_violations
+from helm_support import CHART, CI_VALUES, Render, load_yaml, run_helm
+
+
+def merged(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    out = copy.deepcopy(base)
+    for k, v in override.items():
+        out[k] = merged(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+def by_kind(docs: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
+    return [d for d in docs if d["kind"] == kind]
+
+
+def one(docs: list[dict[str, Any]], kind: str) -> dict[str, Any]:
+    found = by_kind(docs, kind)
+    assert len(found) == 1, f"expected one {kind}, found {len(found)}"
+    return found[0]
+
+
+def test_ci_scenarios_exist() -> None:
+    names = {p.name for p in CI_VALUES}
+    assert {"default-values.yaml", "postgres-values.yaml", "eu-region-values.yaml"} <= names
+
+
+def test_values_and_every_ci_file_match_the_schema() -> None:
+    schema = json.loads((CHART / "values.schema.json").read_text())
+    jsonschema.Draft202012Validator.check_schema(schema)
+    defaults = load_yaml(CHART / "values.yaml")
+    jsonschema.validate(defaults, schema, cls=jsonschema.Draft202012Validator)
+    for path in CI_VALUES:
+        jsonschema.validate(
+            merged(defaults, load_yaml(path) or {}), schema, cls=jsonschema.Draft202012Validator
+        )
+
+
+def test_every_values_key_is_declared_in_the_schema() -> None:
+    """The schema is closed (additionalProperties: false), so it cannot lag behind values.yaml."""
+    schema = json.loads((CHART / "values.schema.json").read_text())
+
+    def walk(values: dict[str, Any], node: dict[str, Any], path: str) -> None:
+        props = node.get("properties", {})
+        for key, value in values.items():
+            assert key in props, f"values.yaml key {path}{key} is not in values.schema.json"
+            sub = props[key]
+            if "$ref" in sub:
+                sub = schema["$defs"][sub["$ref"].split("/")[-1]]
+            if isinstance(value, dict) and sub.get("additionalProperties") is False:
+                walk(value, sub, f"{path}{key}.")
+
+    walk(load_yaml(CHART / "values.yaml"), schema, "")
+
+
+def test_schema_rejects_what_it_should() -> None:
+    schema = json.loads((CHART / "values.schema.json").read_text())
+    defaults = load_yaml(CHART / "values.yaml")
+    bad = [
+        {"webhook": {"failurePolicy": "Sometimes"}},
+        {"ledger": {"type": "postgres", "postgres": {"existingSecret": ""}}},
+        {"clusterName": ""},
+        {"typo": True},
+    ]
+    for override in bad:
+        with pytest.raises(jsonschema.ValidationError):
+            jsonschema.validate(merged(defaults, override), schema)
+
+
+def test_helm_lint_passes_for_every_scenario(helm: Path) -> None:
+    for path in [None, *CI_VALUES]:
+        args = ["lint", CHART, "--strict"] + (["-f", path] if path else [])
+        out = run_helm(helm, *args)
+        assert "0 chart(s) failed" in out.stdout
+
+
+def test_helm_enforces_the_schema(helm: Path) -> None:
+    out = run_helm(
+        helm, "template", "affidavit", CHART, "--set", "webhook.timeoutSeconds=99", check=False
+    )
+    assert out.returncode != 0
+    assert "timeoutSeconds" in out.stderr
+
+
+@pytest.mark.parametrize("values", CI_VALUES, ids=lambda p: p.name)
+def test_every_pod_is_restricted(render: Render, values: Path) -> None:
+    docs = render("-f", values) + render(
+        "-f", values, "--show-only", "templates/tests/test-readyz.yaml"
+    )
+    specs = list(pod_specs(docs))
+    assert {name for name, _ in specs} >= {"Deployment/affidavit", "Pod/affidavit-test-readyz"}
+    for name, spec in specs:
+        assert restricted_violations(spec) == [], name
+        assert spec.get("automountServiceAccountToken") is not None or name.startswith("Deploy")
+
+
+def test_the_checker_catches_a_privileged_pod() -> None:
+    spec = {
+        "hostNetwork": True,
+        "volumes": [{"name": "root", "hostPath": {"path": "/"}}],
+        "containers": [
+            {
+                "name": "c",
+                "securityContext": {"privileged": True, "capabilities": {"add": ["SYS_ADMIN"]}},
+                "ports": [{"containerPort": 80, "hostPort": 80}],
+            }
+        ],
+    }
+    assert restricted_violations(spec) == [
+        "hostNetwork is true",
+        "volume root has type ['hostPath']",
+        "container c is privileged",
+        "container c does not set allowPrivilegeEscalation=false",
+        "container c does not drop ALL capabilities",
+        "container c adds capabilities ['SYS_ADMIN']",
+        "container c may run as root (runAsNonRoot not true)",
+        "container c has seccompProfile None",
+        "container c has a writable root filesystem",
+        "container c uses hostPort 80",
+    ]
+
+
+def test_deployment_runs_webhook_and_operator_sharing_the_ledger(render: Render) -> None:
+    dep = one(render(), "Deployment")
+    pod = dep["spec"]["template"]["spec"]
+    containers = {c["name"]: c for c in pod["containers"]}
+    assert set(containers) == {"webhook", "operator"}
+    assert containers["webhook"]["args"][:2] == ["webhook", "serve"]
+    assert containers["operator"]["args"][:2] == ["operator", "run"]
+    for c in containers.values():
+        env = {e["name"]: e.get("value") for e in c["env"]}
+        assert env["AFFIDAVIT_LEDGER_URL"] == "sqlite:////var/lib/affidavit/ledger.db"
+        assert env["AFFIDAVIT_CLUSTER_NAME"] == "cluster"
+        mounts = {m["name"]: m["mountPath"] for m in c["volumeMounts"]}
+        assert mounts["data"] == "/var/lib/affidavit"
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    assert "emptyDir" in volumes["data"]
+    assert containers["webhook"]["readinessProbe"]["httpGet"]["scheme"] == "HTTPS"
+
+
+def test_postgres_scenario_reads_the_url_from_a_secret(render: Render) -> None:
+    dep = one(render("-f", CHART / "ci" / "postgres-values.yaml"), "Deployment")
+    assert dep["spec"]["replicas"] == 3
+    for c in dep["spec"]["template"]["spec"]["containers"]:
+        env = {e["name"]: e for e in c["env"]}
+        assert env["AFFIDAVIT_LEDGER_URL"]["valueFrom"]["secretKeyRef"] == {
+            "name": "affidavit-ledger",
+            "key": "url",
+        }
+
+
+def test_several_replicas_need_postgres(helm: Path) -> None:
+    out = run_helm(helm, "template", "affidavit", CHART, "--set", "replicaCount=2", check=False)
+    assert out.returncode != 0
+    assert "replicaCount > 1 needs ledger.type=postgres" in out.stderr
+
+
+def test_eu_region_values_reach_both_containers(render: Render) -> None:
+    docs = render("-f", CHART / "ci" / "eu-region-values.yaml")
+    for c in one(docs, "Deployment")["spec"]["template"]["spec"]["containers"]:
+        env = {e["name"]: e.get("value") for e in c["env"]}
+        assert (env["AFFIDAVIT_CLUSTER_NAME"], env["AFFIDAVIT_REGION"]) == (
+            "prod-eu-1",
+            "eu-west-1",
+        )
+    hook = one(docs, "ValidatingWebhookConfiguration")["webhooks"][0]
+    excluded = hook["namespaceSelector"]["matchExpressions"][0]["values"]
+    assert excluded == ["affidavit-system", "kube-system", "monitoring"]
+    rules = one(docs, "ClusterRole")["rules"]
+    assert {
+        "apiGroups": ["wgpolicyk8s.io"],
+        "resources": ["policyreports"],
+        "verbs": ["get", "create", "update"],
+    } in rules
+
+
+def test_webhook_configuration(render: Render) -> None:
+    vwc = one(render(), "ValidatingWebhookConfiguration")
+    assert vwc["metadata"]["name"] == "affidavit"
+    (hook,) = vwc["webhooks"]
+    assert hook["failurePolicy"] == "Fail"
+    assert hook["timeoutSeconds"] == 10
+    assert hook["sideEffects"] == "None"
+    assert hook["admissionReviewVersions"] == ["v1"]
+    assert hook["clientConfig"]["service"] == {
+        "name": "affidavit",
+        "namespace": "affidavit-system",
+        "path": "/validate",
+        "port": 443,
+    }
+    assert hook["namespaceSelector"]["matchExpressions"] == [
+        {
+            "key": "kubernetes.io/metadata.name",
+            "operator": "NotIn",
+            "values": ["affidavit-system", "kube-system"],
+        }
+    ]
+    covered = {
+        (g, r) for rule in hook["rules"] for g in rule["apiGroups"] for r in rule["resources"]
+    }
+    assert covered == {
+        ("", "pods"),
+        ("", "replicationcontrollers"),
+        ("apps", "deployments"),
+        ("apps", "replicasets"),
+        ("apps", "statefulsets"),
+        ("apps", "daemonsets"),
+        ("batch", "jobs"),
+        ("batch", "cronjobs"),
+    }
+    assert all(rule["operations"] == ["CREATE", "UPDATE"] for rule in hook["rules"])
+
+
+def test_rbac_is_least_privilege(render: Render) -> None:
+    docs = render()
+    cluster_rules = one(docs, "ClusterRole")["rules"]
+    ns_rules = one(docs, "Role")["rules"]
+    verbs = {
+        (g, r, tuple(rule.get("resourceNames", ())), v)
+        for rule in cluster_rules + ns_rules
+        for g in rule["apiGroups"]
+        for r in rule["resources"]
+        for v in rule["verbs"]
+    }
+    for rule in cluster_rules + ns_rules:
+        assert "*" not in rule["verbs"] and "*" not in rule["resources"], rule
+        assert not {"delete", "deletecollection", "escalate", "bind", "impersonate"} & set(
+            rule["verbs"]
+        ), rule
+    writes_on_crds = {v for g, r, _, v in verbs if g == "affidavit.dev" and "/" not in r}
+    assert writes_on_crds == {"get", "list", "watch"}
+    assert (
+        "admissionregistration.k8s.io",
+        "validatingwebhookconfigurations",
+        ("affidavit",),
+        "patch",
+    ) in verbs
+    secret_verbs = {(n, v) for g, r, n, v in verbs if r == "secrets"}
+    assert secret_verbs == {
+        ((), "get"),
+        ((), "create"),
+        (("affidavit-webhook-tls",), "get"),
+        (("affidavit-webhook-tls",), "update"),
+        (("affidavit-webhook-tls",), "patch"),
+    }
+    # create is the only secret verb without a name, and only in the release namespace
+    assert any(
+        r["resources"] == ["configmaps", "secrets"] and r["verbs"] == ["create"] for r in ns_rules
+    )
+    binding = one(docs, "ClusterRoleBinding")
+    assert binding["subjects"] == [
+        {"kind": "ServiceAccount", "name": "affidavit", "namespace": "affidavit-system"}
+    ]
+
+
+def test_image_pull_secret_reads_can_be_turned_off(render: Render) -> None:
+    rules = one(render("--set", "rbac.readImagePullSecrets=false"), "ClusterRole")["rules"]
+    assert not [r for r in rules if "secrets" in r["resources"]]
+
+
+def test_pdb_and_network_policy(render: Render) -> None:
+    docs = render("-f", CHART / "ci" / "postgres-values.yaml")
+    pdb = one(docs, "PodDisruptionBudget")
+    assert pdb["spec"]["maxUnavailable"] == 1
+    netpol = one(docs, "NetworkPolicy")
+    assert netpol["spec"]["policyTypes"] == ["Ingress", "Egress"]
+    assert netpol["spec"]["ingress"][0]["from"] == [{"ipBlock": {"cidr": "10.0.0.0/8"}}]
+    assert not by_kind(render(), "NetworkPolicy")
+
+
+def test_helm_test_pod_checks_readyz_over_tls(render: Render) -> None:
+    (pod,) = render("--show-only", "templates/tests/test-readyz.yaml")
+    assert pod["metadata"]["annotations"]["helm.sh/hook"] == "test"
+    script = pod["spec"]["containers"][0]["command"][-1]
+    assert "https://affidavit.affidavit-system.svc:443/readyz" in script
+    assert 'cafile="/tls/ca.crt"' in script
+    assert pod["spec"]["volumes"][0]["secret"]["secretName"] == "affidavit-webhook-tls"
