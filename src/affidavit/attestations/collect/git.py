@@ -23,7 +23,7 @@ from __future__ import annotations
 import codecs
 import subprocess
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -193,7 +193,7 @@ def parse_log(stream: Iterator[bytes], decode: _Decoder) -> Iterator[RawCommit]:
         yield build(header)
 
 
-def iter_commits(repo: Path, base: str | None, head: str) -> Iterator[RawCommit]:
+def iter_commits(repo: Path, base: str | None, head: str) -> Generator[RawCommit, None, None]:
     """Every commit in ``base..head`` (all ancestors of head when base is None), oldest first.
 
     ``base`` and ``head`` must be full shas (see ``resolve_commit``).
