@@ -27,6 +27,7 @@ from affidavit.policy.model import (
 )
 
 T = TypeVar("T")
+T_co = TypeVar("T_co", covariant=True)
 
 MODE_STRICTNESS: Mapping[str, int] = {"Audit": 0, "Warn": 1, "Enforce": 2}
 
@@ -43,8 +44,8 @@ class Origin:
 
 
 @dataclass(frozen=True)
-class Req(Generic[T]):
-    value: T
+class Req(Generic[T_co]):
+    value: T_co
     origin: Origin
 
 

@@ -56,6 +56,11 @@ def collect_review_fix(
     )
 
 
+def a(word: str) -> str:
+    """``a code-review/v1`` / ``an ai-provenance/v1``."""
+    return f"an {word}" if word[:1].lower() in "aeiou" else f"a {word}"
+
+
 def plural(n: int, word: str) -> str:
     return f"{n} {word}" if n == 1 else f"{n} {word}s"
 

@@ -83,6 +83,7 @@ PRESETS: Mapping[str, Preset] = {
             controls={
                 "tiers.*.approvals": "SOC 2 CC8.1",
                 "tiers.*.independentApprovals": "SOC 2 CC8.1",
+                "exceptions.maxDays": "SOC 2 CC8.1",
             },
             exceptions={"maxDays": 7},
             description="one independent approval on the final revision; bounded break-glass",

@@ -23,7 +23,7 @@ from affidavit.attestations.predicates import (
 )
 from affidavit.policy.combine import EffectivePolicy, Origin, Req
 from affidavit.policy.decision import EvidenceUsed, Violation
-from affidavit.policy.messages import collect_provenance_fix, pinned, short_type
+from affidavit.policy.messages import a, collect_provenance_fix, pinned, short_type
 from affidavit.policy.tiers import check_review, check_tools, touched_tiers
 
 
@@ -84,7 +84,7 @@ def _missing(
     found = f"no verified {short_type(ptype)} attestation"
     if rejected:
         found += " (rejected: " + "; ".join(r.reason for r in rejected) + ")"
-    return _v(rule, origin, found, f"a {short_type(ptype)} attestation {why}", fix, ev.image)
+    return _v(rule, origin, found, f"{a(short_type(ptype))} attestation {why}", fix, ev.image)
 
 
 def check_image(
@@ -142,7 +142,7 @@ def check_image(
                 _v(
                     "subject.digest",
                     _origin(eff.provenance, eff),
-                    f"a {short_type(att.predicate_type)} attestation whose subject is "
+                    f"{a(short_type(att.predicate_type))} attestation whose subject is "
                     f"{att.subject_digest}",
                     f"subject {ev.digest} (the image being deployed)",
                     "attest the image that is deployed: `"

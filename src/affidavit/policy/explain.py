@@ -1,0 +1,128 @@
+"""Human-readable accounts of an effective policy and of a decision.
+
+A release manager whose deploy was refused needs to see which policy (and which control) stands
+behind each requirement, and an auditor needs the whole decision record in one place. Both come
+from here, so ``affidavit explain`` and the operator's status say the same thing.
+"""
+
+from __future__ import annotations
+
+from affidavit.attestations.evidence import KeySigner
+from affidavit.policy.combine import EffectivePolicy, Origin, Req
+from affidavit.policy.decision import Decision
+from affidavit.policy.messages import short_type
+
+
+def _fmt(value: object) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, tuple):
+        return "[" + ", ".join(str(v) for v in value) + "]"
+    return str(value)
+
+
+def requirements(eff: EffectivePolicy) -> list[tuple[str, str, Origin]]:
+    """(rule, value, origin) for every requirement in force, in a stable order."""
+    out: list[tuple[str, str, Origin]] = []
+
+    def add(rule: str, req: Req[object] | None) -> None:
+        if req is not None:
+            out.append((rule, _fmt(req.value), req.origin))
+
+    add("mode", eff.mode_req)
+    add("failurePolicy", eff.failure_policy)
+    add("image.digest", eff.require_digest_req)
+    add("provenance.present", eff.provenance)
+    add("provenance.maxAgeDays", eff.provenance_max_age_days)
+    add("revision.consistent", eff.consistent_revision)
+    add("treatUnknownAsAi", eff.treat_unknown_as_ai)
+    for t in eff.tiers:
+        scope = "AI-involved changes" if t.scope == "ai" else "all changes"
+        prefix = f"review.{t.tier}"
+        for name, req in (
+            ("approvals", t.approvals),
+            ("independentApprovals", t.independent_approvals),
+            ("humanApprovals", t.human_approvals),
+            ("securityReview", t.security_review),
+        ):
+            if req is not None:
+                out.append((f"{prefix}.{name} ({scope})", _fmt(req.value), req.origin))
+        for g in t.reviewer_groups:
+            out.append((f"{prefix}.reviewerGroups ({scope})", _fmt(g.value), g.origin))
+    for tools in eff.allowed_tools:
+        add("tools.allowed", tools)
+    add("tools.details", eff.require_tool_details)
+    for label in eff.owner_labels:
+        add("labels.owner", label)
+    for label in eff.escalation_labels:
+        add("labels.escalation", label)
+    add("evidence.retentionDays", eff.retention_days)
+    for where in eff.residency:
+        add("evidence.residency", where)
+    add("evidence.pseudonymousIdentities", eff.pseudonymous_identities)
+    add("exceptions.maxDays", eff.exception_max_days)
+    return out
+
+
+def explain_policy(eff: EffectivePolicy) -> str:
+    """The effective policy, one requirement a line, each with the policy and control behind it."""
+    lines = ["Effective policy"]
+    refs = ", ".join(
+        f"{p.kind}/{p.name}" + (f" (generation {p.generation})" if p.generation else "")
+        for p in eff.policies
+    )
+    lines.append(f"  policies: {refs}")
+    if eff.signers:
+        signers = ", ".join(
+            f"{s.name} ({'key' if isinstance(s, KeySigner) else f'keyless {s.identity}'})"
+            for s in eff.signers
+        )
+    else:
+        signers = "none (no signer is trusted by every policy that names signers)"
+    lines.append(f"  trusted signers: {signers}  <- {', '.join(eff.signer_sources) or 'no policy'}")
+    for name, members in eff.groups:
+        lines.append(f"  group {name}: {', '.join(sorted(members)) or '(empty)'}")
+    lines.append("Requirements")
+    rows = requirements(eff)
+    width = max(len(f"{rule}: {value}") for rule, value, _ in rows)
+    for rule, value, origin in rows:
+        lines.append(f"  {f'{rule}: {value}':<{width}}  <- {origin}")
+    return "\n".join(lines)
+
+
+def explain_decision(decision: Decision) -> str:
+    """The full decision record, as the ledger keeps it."""
+    d = decision
+    lines = [
+        f"Decision {d.id}: {d.outcome} (mode {d.mode}) at {d.time}",
+        f"  request: {d.operation} {d.kind}/{d.name} in namespace {d.namespace} by {d.user}",
+        f"  cluster: {d.cluster}, region {d.region}",
+    ]
+    for img in d.images:
+        lines.append(f"  image: {img.ref} -> {img.digest or 'digest unknown'}")
+    if d.policies:
+        lines.append(
+            "  policies: "
+            + ", ".join(
+                f"{p.kind}/{p.name}" + (f"@{p.generation}" if p.generation else "")
+                for p in d.policies
+            )
+        )
+    for ev in d.evidence:
+        lines.append(
+            f"  evidence: {short_type(ev.predicate_type)} {ev.envelope_digest} "
+            f"signed by {ev.signer} for {ev.image}"
+        )
+    if d.exception:
+        lines.append(f"  exception: {d.exception}")
+    if not d.violations:
+        lines.append("  violations: none")
+    for n, v in enumerate(d.violations, 1):
+        cite = f" [{v.control}]" if v.control else ""
+        lines.append(f"  {n}. {v.rule} ({v.policy}{cite})")
+        if v.image:
+            lines.append(f"     image:    {v.image}")
+        lines.append(f"     found:    {v.found}")
+        lines.append(f"     expected: {v.expected}")
+        lines.append(f"     fix:      {v.fix}")
+    return "\n".join(lines)

@@ -1,0 +1,325 @@
+"""Table tests of evaluate(): outcomes and the exact violation texts a release manager reads.
+
+Covers differentiated review by tier, modes, exceptions (active, expired, over-long), the digest
+requirement, revision consistency, the subject check, unavailable evidence and fail-open,
+freshness, tools, labels, and the admission message.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from policy_builders import (
+    DIGEST,
+    IMAGE,
+    NOW,
+    OTHER_DIGEST,
+    OWNER,
+    PR_URL,
+    REPO,
+    REV,
+    approval,
+    att,
+    change,
+    ctx,
+    evidence,
+    exception,
+    index,
+    policy,
+    provenance,
+    review,
+    slsa,
+)
+
+from affidavit.attestations.evidence import ImageEvidence, RejectedAttestation
+from affidavit.attestations.predicates import AI_PROVENANCE_V1, SLSA_PROVENANCE_V1
+from affidavit.policy import Decision, PolicyIndex, PolicyRef, admission_message, evaluate
+
+REVIEW_TYPE = "https://affidavit.dev/attestations/code-review/v1"
+ATTEST_REVIEW = (
+    f"affidavit attest --image {IMAGE} --predicate review.json --type {REVIEW_TYPE} --key <key>"
+)
+COLLECT_REVIEW = (
+    "affidavit collect review --github-pr pr.json --github-reviews reviews.json "
+    f"--github-commits commits.json --head {REV} --output review.json"
+)
+ATTEST_PROV = (
+    f"affidavit attest --image {IMAGE} --predicate provenance.json "
+    f"--type {AI_PROVENANCE_V1} --key <key>"
+)
+COLLECT_PROV = (
+    "affidavit collect provenance --repo . --base <base> --head <revision> --output provenance.json"
+)
+CRITICAL_WHY = "AI-involved changes touch tier critical: src/auth/login.py"
+NO_INDEPENDENT = (
+    f"{IMAGE}: review.critical.independentApprovals (AccountabilityPolicy/baseline): "
+    f"found 0 independent approvals on the final revision of {PR_URL}; "
+    f"expected at least 1 ({CRITICAL_WHY}); "
+    f"fix: get 1 more independent approval on the final revision of {PR_URL}, "
+    f"then run `{COLLECT_REVIEW} && {ATTEST_REVIEW}`"
+)
+
+
+def run(ix: PolicyIndex, ev: Any, **kw: Any) -> Decision:
+    c = ctx(**kw)
+    evmap = ev if isinstance(ev, dict) else {c.images[0]: ev}
+    return evaluate(c, evmap, ix, now=NOW, decision_id="d-1")
+
+
+def messages(d: Decision) -> list[str]:
+    return [v.message for v in d.violations]
+
+
+def test_critical_ai_change_without_independent_approval_is_denied() -> None:
+    d = run(index(), evidence(provenance(), review(approval("alice", independent=False))))
+    assert d.outcome == "denied"
+    assert not d.allowed
+    assert messages(d) == [NO_INDEPENDENT]
+    assert d.policies == (PolicyRef("AccountabilityPolicy", "baseline", 1),)
+    assert admission_message(d) == (
+        "Affidavit denied Deployment/payments in namespace shop (decision d-1): 1 violation\n"
+        f"- {NO_INDEPENDENT}\n"
+        f"run `affidavit explain {IMAGE}` for the full record"
+    )
+
+
+def test_critical_ai_change_with_independent_approval_is_admitted() -> None:
+    d = run(index(), evidence(provenance(), review(approval("bob"))))
+    assert (d.outcome, d.violations, d.exception) == ("allowed", (), None)
+    assert [(e.predicate_type, e.signer) for e in d.evidence] == [
+        (AI_PROVENANCE_V1, "ci"),
+        (REVIEW_TYPE, "ci"),
+    ]
+    assert d.images[0].digest == DIGEST
+    assert admission_message(d) == (
+        "Affidavit admitted Deployment/payments in namespace shop (decision d-1)"
+    )
+
+
+@pytest.mark.parametrize(
+    ("involvement", "tier", "outcome"),
+    [
+        ("generated", "critical", "denied"),
+        ("assisted", "critical", "denied"),
+        ("generated", "low", "allowed"),  # differentiated: no rule for the low tier
+        ("none", "critical", "allowed"),  # human change: AI tier rules do not apply
+        ("unknown", "critical", "allowed"),  # plain policy: unknown is not AI by default
+    ],
+)
+def test_tier_rules_apply_to_ai_changes_in_their_tier(
+    involvement: str, tier: str, outcome: str
+) -> None:
+    prov = provenance(change(involvement=involvement, files=(("src/x.py", tier),)))
+    d = run(index(), evidence(prov, review()))
+    assert d.outcome == outcome
+
+
+def test_unknown_counts_as_ai_when_policy_says_so() -> None:
+    strict = policy(
+        require={"tiers": {"critical": {"independentApprovals": 1}}, "treatUnknownAsAi": True}
+    )
+    prov = provenance(change(involvement="unknown"))
+    d = run(index([strict]), evidence(prov, review()))
+    assert [v.rule for v in d.violations] == ["review.critical.independentApprovals"]
+
+
+def test_missing_review_attestation_names_what_is_missing_and_rejections() -> None:
+    rej = RejectedAttestation("sha256:" + "ee" * 32, "signature does not verify with key ci")
+    d = run(index(), evidence(provenance(), None, rejected=(rej,)))
+    assert messages(d) == [
+        f"{IMAGE}: review.present (AccountabilityPolicy/baseline): found no verified "
+        "code-review/v1 attestation (rejected: signature does not verify with key ci); "
+        f"expected a code-review/v1 attestation ({CRITICAL_WHY}); "
+        "fix: review the change on its final revision, then run "
+        f"`affidavit collect review ... --output review.json && {ATTEST_REVIEW}`"
+    ]
+
+
+def test_missing_provenance() -> None:
+    d = run(index(), evidence(None, review(approval("bob"))))
+    assert messages(d) == [
+        f"{IMAGE}: provenance.present (AccountabilityPolicy/baseline): found no verified "
+        f"ai-provenance/v1 attestation; expected an ai-provenance/v1 attestation signed by ci "
+        f"with subject {DIGEST}; fix: run `{COLLECT_PROV} && {ATTEST_PROV}`"
+    ]
+
+
+def test_warn_mode_admits_with_the_violation_recorded() -> None:
+    d = run(index([policy(mode="Warn")]), evidence(provenance(), review()))
+    assert (d.outcome, d.mode, d.allowed) == ("warned", "Warn", True)
+    assert admission_message(d).splitlines()[0] == (
+        "Affidavit warning for Deployment/payments in namespace shop "
+        "(admitted, policy in Warn mode) (decision d-1): 1 violation"
+    )
+
+
+def test_audit_mode_records_only() -> None:
+    d = run(index([policy(mode="Audit")]), evidence(provenance(), review()))
+    assert (d.outcome, d.allowed, len(d.violations)) == ("audited", True, 1)
+
+
+@pytest.mark.parametrize(
+    ("exc", "outcome", "used"),
+    [
+        (exception("hotfix"), "excepted", "shop/hotfix"),
+        (exception("hotfix", expiresAt="2026-11-29T11:59:59Z"), "denied", None),  # expired
+        (exception("hotfix", namespace="other"), "denied", None),
+        (exception("hotfix", images=["registry.example/other/*"]), "denied", None),
+        (
+            exception("hotfix", images=[], workloads=[{"kind": "Deployment", "name": "pay*"}]),
+            "excepted",
+            "shop/hotfix",
+        ),
+        (
+            exception("hotfix", workloads=[{"kind": "StatefulSet", "name": "payments"}]),
+            "denied",
+            None,
+        ),
+    ],
+)
+def test_exceptions_active_vs_expired(exc: dict[str, Any], outcome: str, used: str | None) -> None:
+    ix = index([policy()], exceptions=[exc])
+    d = run(ix, evidence(provenance(), review()))
+    assert (d.outcome, d.exception) == (outcome, used)
+    assert messages(d) == [NO_INDEPENDENT]  # the violation stays on record either way
+
+
+def test_exception_longer_than_policy_allows_is_not_used() -> None:
+    ix = index([policy(exceptions={"maxDays": 1})], exceptions=[exception("hotfix")])
+    assert run(ix, evidence(provenance(), review())).outcome == "excepted"
+    long = exception("long", expiresAt="2026-12-05T00:00:00Z")
+    ix = index([policy(exceptions={"maxDays": 1})], exceptions=[long])
+    assert run(ix, evidence(provenance(), review())).outcome == "denied"
+
+
+def test_exceptions_for_lists_only_active_ones() -> None:
+    ix = index(exceptions=[exception("a"), exception("b", expiresAt="2026-11-01T00:00:00Z")])
+    assert [e.key for e in ix.exceptions_for("shop", "Deployment", "x", IMAGE, NOW)] == ["shop/a"]
+    later = NOW + timedelta(days=2)
+    assert ix.exceptions_for("shop", "Deployment", "x", IMAGE, later) == []
+
+
+def test_digest_requirement() -> None:
+    tagged = f"{REPO}:1.4.2"
+    ix = index([policy(require={"requireDigest": True})])
+    ev = ImageEvidence(tagged, DIGEST, evidence(provenance(), review()).verified)
+    d = run(ix, {tagged: ev}, images=(tagged,))
+    assert messages(d) == [
+        f"{tagged}: image.digest (AccountabilityPolicy/baseline): found tag reference {tagged}; "
+        "expected an image reference pinned by digest (REPOSITORY@sha256:...); "
+        f"fix: deploy `{REPO}@sha256:<digest>` with the digest your build pushed"
+    ]
+    assert run(ix, evidence(provenance(), review())).outcome == "allowed"
+
+
+def test_inconsistent_revisions_across_attestations() -> None:
+    other = "bad" + "1" * 37
+    ev = evidence(
+        provenance(),
+        review(approval("bob"), revision=other),
+        extra=(att(SLSA_PROVENANCE_V1, slsa("5" * 40), n=3),),
+    )
+    d = run(index(), ev)
+    assert messages(d) == [
+        f"{IMAGE}: revision.consistent (AccountabilityPolicy/baseline): found ai-provenance "
+        f"{REV[:12]}, code-review {other[:12]}, slsa 555555555555; expected one source "
+        "revision across all attestations; fix: collect provenance and review for the revision "
+        f"the image was built from, then attest both: run `{COLLECT_PROV} && {ATTEST_PROV}`"
+    ]
+    good = evidence(
+        provenance(), review(approval("bob")), extra=(att(SLSA_PROVENANCE_V1, slsa(REV), n=3),)
+    )
+    assert run(index(), good).outcome == "allowed"
+
+
+def test_wrong_subject_is_reported_and_not_used() -> None:
+    ev = ImageEvidence(
+        IMAGE,
+        DIGEST,
+        (att(AI_PROVENANCE_V1, provenance(), subject=OTHER_DIGEST),),
+    )
+    d = run(index([policy(require={"provenance": {"required": True}})]), ev)
+    assert messages(d) == [
+        f"{IMAGE}: subject.digest (AccountabilityPolicy/baseline): found an ai-provenance/v1 "
+        f"attestation whose subject is {OTHER_DIGEST}; expected subject {DIGEST} (the image "
+        f"being deployed); fix: attest the image that is deployed: `affidavit attest --image "
+        f"{IMAGE} --predicate <file> --type {AI_PROVENANCE_V1} --key <key>`",
+        f"{IMAGE}: provenance.present (AccountabilityPolicy/baseline): found no verified "
+        f"ai-provenance/v1 attestation; expected an ai-provenance/v1 attestation signed by ci "
+        f"with subject {DIGEST}; fix: run `{COLLECT_PROV} && {ATTEST_PROV}`",
+    ]
+    assert d.evidence == ()
+
+
+def test_attestation_from_untrusted_signer_is_ignored() -> None:
+    ev = ImageEvidence(IMAGE, DIGEST, (att(AI_PROVENANCE_V1, provenance(), signer="stranger"),))
+    d = run(index([policy(require={"provenance": {"required": True}})]), ev)
+    assert [v.rule for v in d.violations] == ["provenance.present"]
+
+
+def test_unavailable_evidence_fails_closed_unless_fail_open() -> None:
+    d = run(index(), {IMAGE: None})
+    assert messages(d) == [
+        f"{IMAGE}: evidence.unavailable (AccountabilityPolicy/baseline): found no evidence: "
+        "the image's registry could not be reached; expected verified attestations for the "
+        "image (failurePolicy: Fail); fix: make the registry reachable from the webhook and "
+        "retry, or set `spec.require.failurePolicy: Ignore` to fail open"
+    ]
+    assert d.outcome == "denied"
+    ix = index([policy(require={"failurePolicy": "Ignore"})])
+    assert run(ix, {IMAGE: None}).outcome == "allowed"
+
+
+def test_stale_provenance() -> None:
+    ix = index([policy(require={"provenance": {"required": True, "maxAgeDays": 30}})])
+    old = provenance(change(committed_at="2026-09-01T00:00:00Z"))
+    d = run(ix, evidence(old, review()))
+    assert messages(d) == [
+        f"{IMAGE}: provenance.fresh (AccountabilityPolicy/baseline): found revision "
+        f"{REV[:12]} committed 89 days ago; expected a revision committed at most 30 days ago; "
+        f"fix: rebuild from a recent revision, then run `{COLLECT_PROV} && {ATTEST_PROV}`"
+    ]
+    assert run(ix, evidence(provenance(), review())).outcome == "allowed"
+
+
+def test_allowed_tools_and_owner_labels() -> None:
+    ix = index(
+        [
+            policy(
+                require={
+                    "allowedTools": ["claude-*", "aider"],
+                    "ownerLabel": OWNER,
+                    "escalationLabel": "affidavit.dev/escalation",
+                }
+            )
+        ]
+    )
+    cursor = change(tools=({"name": "cursor", "model": "gpt-5", "version": "1"},))
+    d = run(ix, evidence(provenance(cursor), review()), labels={OWNER: "payments-team"})
+    assert messages(d) == [
+        f"{IMAGE}: tools.allowed (AccountabilityPolicy/baseline): found AI tool cursor in "
+        f"commit {REV[:12]}; expected a tool matching one of: claude-*, aider; fix: rework the "
+        "change without cursor, or have AccountabilityPolicy/baseline add it to "
+        "`spec.require.allowedTools`",
+        "labels.escalation (AccountabilityPolicy/baseline): found no label "
+        "`affidavit.dev/escalation` on Deployment/payments; expected label "
+        "`affidavit.dev/escalation` naming the escalation contact; fix: set "
+        "`metadata.labels.affidavit.dev/escalation` in the manifest (`kubectl label deployment "
+        "payments -n shop affidavit.dev/escalation=<value>`)",
+    ]
+
+
+def test_image_outside_every_policy_is_allowed_without_policies() -> None:
+    ix = index([policy(match={"images": ["registry.example/other/*"]})])
+    d = run(ix, evidence(provenance(), review()))
+    assert (d.outcome, d.policies, d.violations) == ("allowed", (), ())
+
+
+def test_bot_approval_never_counts_as_human() -> None:
+    ix = index([policy(require={"tiers": {"*": {"humanApprovals": 1, "appliesTo": "all"}}})])
+    d = run(ix, evidence(provenance(), review(approval("copilot[bot]", bot=True))))
+    assert [(v.rule, v.found) for v in d.violations] == [
+        ("review.*.humanApprovals", f"0 human approvals on the final revision of {PR_URL}")
+    ]
