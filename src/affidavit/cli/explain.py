@@ -1,9 +1,211 @@
-"""CLI: explain commands (placeholder until its owner lands it)."""
+"""CLI: ``affidavit explain`` — which policy asks what of an image, and (given evidence) why.
+
+A release manager whose deploy was refused runs this against the same policy files the cluster
+holds and sees every requirement with the policy, preset and control behind it; with
+``--evidence DIR`` it also replays the decision. It reads files only: no cluster, no registry.
+"""
 
 from __future__ import annotations
 
+import json
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated, Any
+
 import typer
+import yaml
+from pydantic import ValidationError
+
+from affidavit.attestations.evidence import ImageEvidence, VerifiedAttestation
+from affidavit.attestations.predicates import (
+    AI_PROVENANCE_V1,
+    CODE_REVIEW_V1,
+    SLSA_PROVENANCE_V1,
+    AiProvenance,
+    CodeReview,
+)
+from affidavit.errors import InputError, PolicyError, UsageError
+from affidavit.policy import PolicyIndex, RequestContext, evaluate
+from affidavit.policy.explain import explain_decision, explain_policy
+from affidavit.policy.model import KIND_EXCEPTION, KIND_POLICY, KIND_REGION
+
+_KINDS = (KIND_POLICY, KIND_REGION, KIND_EXCEPTION)
+
+
+def _load_objects(files: list[Path]) -> dict[str, list[dict[str, Any]]]:
+    found: dict[str, list[dict[str, Any]]] = {k: [] for k in _KINDS}
+    for path in files:
+        try:
+            docs = list(yaml.safe_load_all(path.read_text(encoding="utf-8")))
+        except OSError as e:
+            raise InputError(f"cannot read policy file {path}: {e.strerror}") from e
+        except yaml.YAMLError as e:
+            raise InputError(f"policy file {path} is not valid YAML: {e}") from e
+        queue = [d for d in docs if d is not None]
+        while queue:
+            doc = queue.pop(0)
+            if not isinstance(doc, dict):
+                raise InputError(
+                    f"policy file {path}: found a {type(doc).__name__}, expected an object"
+                )
+            if doc.get("kind") == "List":
+                queue += doc.get("items") or []
+            elif doc.get("kind") in found:
+                found[str(doc["kind"])].append(doc)
+            else:
+                raise InputError(
+                    f"policy file {path}: found kind {doc.get('kind')!r}; expected one of "
+                    + ", ".join(_KINDS)
+                )
+    return found
+
+
+def _pairs(values: list[str], option: str) -> dict[str, str]:
+    out = {}
+    for v in values:
+        key, sep, value = v.partition("=")
+        if not sep or not key:
+            raise UsageError(f"{option} {v!r}: expected KEY=VALUE")
+        out[key] = value
+    return out
+
+
+def _predicate_type(data: dict[str, Any]) -> str | None:
+    try:
+        AiProvenance.model_validate(data)
+        return AI_PROVENANCE_V1
+    except ValidationError:
+        pass
+    try:
+        CodeReview.model_validate(data)
+        return CODE_REVIEW_V1
+    except ValidationError:
+        pass
+    return SLSA_PROVENANCE_V1 if "buildDefinition" in data else None
+
+
+def _load_evidence(directory: Path, image: str, signer: str) -> ImageEvidence:
+    """Predicates (or in-toto Statements) in ``directory``, taken as verified by ``signer``."""
+    digest = image.split("@", 1)[1] if "@" in image else None
+    verified = []
+    files = sorted(directory.glob("*.json")) if directory.is_dir() else []
+    if not files:
+        raise UsageError(f"--evidence {directory}: no *.json files found")
+    for path in files:
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as e:
+            raise InputError(f"evidence file {path} is not readable JSON: {e}") from e
+        subject = digest
+        ptype: str | None
+        if isinstance(data, dict) and "predicateType" in data:
+            ptype = str(data["predicateType"])
+            subjects = data.get("subject") or [{}]
+            sha = subjects[0].get("digest", {}).get("sha256")
+            subject = f"sha256:{sha}" if sha else digest
+            data = data.get("predicate", {})
+        else:
+            ptype = _predicate_type(data) if isinstance(data, dict) else None
+        if ptype is None:
+            raise InputError(
+                f"evidence file {path}: not an ai-provenance/v1, code-review/v1 or SLSA "
+                "provenance predicate, nor an in-toto Statement"
+            )
+        if subject is None:
+            raise UsageError(
+                f"cannot tell which digest {path} is about",
+                hint="give the image by digest (REPOSITORY@sha256:...)",
+            )
+        verified.append(
+            VerifiedAttestation(
+                predicate_type=ptype,
+                subject_name=image.split("@", 1)[0],
+                subject_digest=subject,
+                predicate=data,
+                envelope_digest=f"file:{path.name}",
+                signer=signer,
+                storage="local",
+            )
+        )
+    return ImageEvidence(image, digest or verified[0].subject_digest, tuple(verified))
+
+
+def explain(
+    image: Annotated[str, typer.Argument(help="Image reference, ideally REPOSITORY@sha256:...")],
+    policy: Annotated[
+        list[Path],
+        typer.Option("--policy", help="YAML file of policies, region policies, exceptions."),
+    ],
+    region: Annotated[str, typer.Option(help="The cluster's region.")] = "",
+    cluster: Annotated[str, typer.Option(help="The cluster's name.")] = "",
+    namespace: Annotated[str, typer.Option(help="Namespace of the workload.")] = "default",
+    namespace_label: Annotated[
+        list[str] | None, typer.Option(help="Namespace label KEY=VALUE (repeatable).")
+    ] = None,
+    label: Annotated[
+        list[str] | None, typer.Option(help="Workload label KEY=VALUE (repeatable).")
+    ] = None,
+    kind: Annotated[str, typer.Option(help="Workload kind.")] = "Deployment",
+    name: Annotated[str, typer.Option(help="Workload name.")] = "workload",
+    evidence: Annotated[
+        Path | None,
+        typer.Option(
+            help="Directory of verified predicate or Statement JSON files: replay the decision "
+            "(exit 1 when it would be denied)."
+        ),
+    ] = None,
+    at: Annotated[
+        str | None, typer.Option(help="Evaluate as of this RFC 3339 time (default: now).")
+    ] = None,
+) -> None:
+    """Print the effective policy for IMAGE with the source of each requirement."""
+    objs = _load_objects(policy)
+    index = PolicyIndex.from_objects(objs[KIND_POLICY], objs[KIND_REGION], objs[KIND_EXCEPTION])
+    if index.errors:
+        raise PolicyError(
+            "invalid policy objects: " + "; ".join(f"{k}: {v}" for k, v in index.errors.items()),
+            hint="fix the named fields; the cluster rejects or ignores these objects too",
+        )
+    ns_labels = _pairs(namespace_label or [], "--namespace-label")
+    eff = index.effective(
+        cluster=cluster, region=region, namespace=namespace, namespace_labels=ns_labels, image=image
+    )
+    if eff is None:
+        typer.echo(
+            f"no AccountabilityPolicy matches {image} in cluster {cluster or '-'}, region "
+            f"{region or '-'}, namespace {namespace}: it is not under policy"
+        )
+        return
+    typer.echo(explain_policy(eff))
+    if evidence is None:
+        return
+    try:
+        now = datetime.fromisoformat(at.replace("Z", "+00:00")) if at else datetime.now(UTC)
+    except ValueError as e:
+        raise UsageError(f"--at {at!r}: not an RFC 3339 time") from e
+    signer = eff.signers[0].name if eff.signers else "local"
+    ctx = RequestContext(
+        uid="explain",
+        cluster=cluster,
+        region=region,
+        namespace=namespace,
+        namespace_labels=ns_labels,
+        kind=kind,
+        name=name,
+        operation="CREATE",
+        user="affidavit-explain",
+        labels=_pairs(label or [], "--label"),
+        images=(image,),
+    )
+    ev = {image: _load_evidence(evidence, image, signer)}
+    decision = evaluate(ctx, ev, index, now=now, decision_id=f"explain-{uuid.uuid4().hex[:8]}")
+    typer.echo("")
+    typer.echo(explain_decision(decision))
+    if decision.outcome == "denied":
+        raise typer.Exit(1)
 
 
 def register(root: typer.Typer) -> None:
-    """Add this module's commands to the root app."""
+    """Add ``affidavit explain`` to the root app."""
+    root.command("explain")(explain)
