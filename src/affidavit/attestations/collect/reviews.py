@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -52,32 +52,16 @@ __all__ = [
 # Identities AI agents use on GitHub, GitLab and in commit trailers. ai-tools.yaml, when present,
 # extends these; it can never remove one.
 _AGENT_EMAILS = frozenset(
-    {
-        "noreply@anthropic.com",
-        "noreply@openai.com",
-        "aider@aider.chat",
-        "noreply@aider.chat",
-        "copilot@github.com",
-        "cursoragent@cursor.com",
-        "198982749+copilot@users.noreply.github.com",
-        "161369871+google-labs-jules[bot]@users.noreply.github.com",
-        "158243242+devin-ai-integration[bot]@users.noreply.github.com",
-        "208079219+amazon-q-developer[bot]@users.noreply.github.com",
-    }
+    """noreply@anthropic.com noreply@openai.com aider@aider.chat noreply@aider.chat
+    copilot@github.com cursoragent@cursor.com 198982749+copilot@users.noreply.github.com
+    161369871+google-labs-jules[bot]@users.noreply.github.com
+    158243242+devin-ai-integration[bot]@users.noreply.github.com
+    208079219+amazon-q-developer[bot]@users.noreply.github.com""".split()  # noqa: SIM905 (a word list)
 )
 _AGENT_LOGINS = frozenset(
-    {
-        "copilot",
-        "copilot-swe-agent",
-        "copilot-swe-agent[bot]",
-        "copilot-pull-request-reviewer[bot]",
-        "google-labs-jules[bot]",
-        "devin-ai-integration[bot]",
-        "amazon-q-developer[bot]",
-        "claude[bot]",
-        "chatgpt-codex-connector[bot]",
-        "cursor[bot]",
-    }
+    """copilot copilot-swe-agent copilot-swe-agent[bot] copilot-pull-request-reviewer[bot]
+    google-labs-jules[bot] devin-ai-integration[bot] amazon-q-developer[bot] claude[bot]
+    chatgpt-codex-connector[bot] cursor[bot]""".split()  # noqa: SIM905 (a word list)
 )
 _AGENT_NAME_SUFFIXES = (" (aider)",)
 _EMAIL = re.compile(r"^[^\s@<>*]+@[^\s@<>*]+\.[^\s@<>*]+$")
@@ -474,8 +458,3 @@ def build_code_review(
             review_comments=comments,
         ),
     )
-
-
-def unique(items: Iterable[str]) -> list[str]:
-    """``items`` without repeats, first occurrence kept."""
-    return list(dict.fromkeys(items))
