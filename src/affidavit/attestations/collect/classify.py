@@ -74,7 +74,7 @@ def _model_from_name(name: str, spec: ToolSpec) -> str | None:
     if m:
         return m.group("inner").strip()
     lowered = name.strip().lower()
-    if lowered in {a.lower() for a in spec.aliases} or not any(ch.isdigit() for ch in lowered):
+    if not any(ch.isdigit() for ch in lowered) or any(a.lower() == lowered for a in spec.aliases):
         return None
     return name.strip()
 

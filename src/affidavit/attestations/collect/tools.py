@@ -61,6 +61,8 @@ class ToolRegistry:
     _names: dict[str, ToolSpec] = field(init=False, repr=False, compare=False)
     _aliases: dict[str, ToolSpec] = field(init=False, repr=False, compare=False)
     _trailers: dict[str, ToolSpec] = field(init=False, repr=False, compare=False)
+    _suffixes: tuple[tuple[str, ToolSpec], ...] = field(init=False, repr=False, compare=False)
+    _prefixes: tuple[tuple[str, ToolSpec], ...] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         def index(attr: str) -> dict[str, ToolSpec]:
@@ -74,6 +76,10 @@ class ToolRegistry:
         object.__setattr__(self, "_names", index("names"))
         object.__setattr__(self, "_aliases", index("aliases"))
         object.__setattr__(self, "_trailers", index("trailers"))
+        suffixes = tuple((x.lower(), t) for t in self.tools for x in t.name_suffixes if x)
+        prefixes = tuple((x.lower(), t) for t in self.tools for x in t.subject_prefixes if x)
+        object.__setattr__(self, "_suffixes", suffixes)
+        object.__setattr__(self, "_prefixes", prefixes)
 
     def by_email(self, email: str) -> ToolSpec | None:
         return self._emails.get(email.strip().lower())
@@ -90,18 +96,17 @@ class ToolRegistry:
     def by_name_suffix(self, name: str) -> tuple[ToolSpec, str] | None:
         """The tool whose suffix ends ``name``, and the name without it (the human)."""
         lowered = name.lower()
-        for tool in self.tools:
-            for suffix in tool.name_suffixes:
-                if suffix and lowered.endswith(suffix.lower()):
-                    return tool, name[: len(name) - len(suffix)].strip()
+        for suffix, tool in self._suffixes:
+            if lowered.endswith(suffix):
+                return tool, name[: len(name) - len(suffix)].strip()
         return None
 
     def by_subject_prefix(self, subject: str) -> tuple[ToolSpec, str] | None:
+        """The tool whose prefix starts ``subject``, and the prefix as written."""
         lowered = subject.lower()
-        for tool in self.tools:
-            for prefix in tool.subject_prefixes:
-                if prefix and lowered.startswith(prefix.lower()):
-                    return tool, subject[: len(prefix)]
+        for prefix, tool in self._prefixes:
+            if lowered.startswith(prefix):
+                return tool, subject[: len(prefix)]
         return None
 
     def identity(self, name: str, email: str) -> ToolSpec | None:

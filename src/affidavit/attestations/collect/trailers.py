@@ -13,6 +13,7 @@ a ``---`` line is not treated as the start of a patch. Keys compare case-insensi
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 _GIT_GENERATED = ("Signed-off-by: ", "(cherry picked from commit ")
@@ -34,17 +35,13 @@ class Trailer:
         return f"{self.key}: {self.value}"
 
 
+_SEPARATOR = re.compile(r"[A-Za-z0-9-]+[ \t]*:")
+
+
 def _separator_pos(line: str) -> int:
-    """Index of the ``:`` after a token of alphanumerics and '-' (spaces allowed before it)."""
-    whitespace = False
-    for i, ch in enumerate(line):
-        if not whitespace and (ch.isascii() and (ch.isalnum() or ch == "-")):
-            continue
-        if i != 0 and ch in " \t":
-            whitespace = True
-            continue
-        return i if ch == ":" else -1
-    return -1
+    """Index of the ``:`` after a token of ASCII alphanumerics and '-' (spaces allowed before it)."""
+    m = _SEPARATOR.match(line)
+    return m.end() - 1 if m else -1
 
 
 def _is_blank(line: str) -> bool:
