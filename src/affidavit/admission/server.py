@@ -97,7 +97,7 @@ def build_webhook(settings: WebhookSettings) -> Webhook:
         secrets=secrets,
         insecure_hosts=settings.insecure_registries,
         ca_bundle=settings.registry_ca,
-        registry_timeout=max(1.0, settings.budget_seconds),
+        registry_timeout=settings.budget_seconds + 2.0,  # the budget fires first
     )
     ledger = None
     if settings.ledger_url:

@@ -1,0 +1,262 @@
+"""Helpers for the webhook's integration tests: signed images in the real registry, policy files,
+AdmissionReviews, and a real `affidavit webhook serve` process over HTTPS on 127.0.0.1."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import yaml
+
+from affidavit.attestations.dsse import sign_envelope
+from affidavit.attestations.image import push_sample_image
+from affidavit.attestations.keys import generate_key_pair, load_signer
+from affidavit.attestations.predicates import AI_PROVENANCE_V1
+from affidavit.attestations.registry import ImageReference, RegistryClient
+from affidavit.attestations.statement import make_statement
+from affidavit.attestations.store import attach
+from affidavit.envtest.certs import CertKeyPair
+from affidavit.policy.decision import Decision, EvidenceUsed, ImageRef, PolicyRef, Violation
+
+REV = "c0ffee" + "0" * 34
+
+
+@dataclass(frozen=True)
+class Tls:
+    ca: CertKeyPair
+    cert: Path
+    key: Path
+
+
+@dataclass(frozen=True)
+class Images:
+    good: str  # tag reference, attested
+    good_digest: str
+    bare: str  # tag reference, no attestations
+    bare_digest: str
+    host: str
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def human_provenance() -> dict[str, Any]:
+    person = {"name": "Alice", "email": "alice@example.com"}
+    return {
+        "source": {"repository": "https://github.com/example/shop", "revision": REV},
+        "changes": [
+            {
+                "commit": REV,
+                "author": person,
+                "committer": person,
+                "authoredAt": "2026-11-28T10:00:00Z",
+                "committedAt": "2026-11-28T10:00:00Z",
+                "aiInvolvement": "none",
+                "tools": [],
+                "files": [{"path": "README.md", "tier": "low", "linesAdded": 3}],
+            }
+        ],
+        "summary": {
+            "commits": 1,
+            "aiTouchedCommits": 0,
+            "undeclaredCommits": 0,
+            "traceabilityCoverage": 1.0,
+        },
+        "collector": {"name": "affidavit", "version": "0.1.0"},
+    }
+
+
+@dataclass(frozen=True)
+class Signing:
+    private_path: Path
+    public_pem: str
+
+
+def make_signing(directory: Path) -> Signing:
+    private_pem, public_pem = generate_key_pair("ecdsa-p256")
+    path = directory / "ci.key"
+    path.write_bytes(private_pem)
+    return Signing(path, public_pem.decode())
+
+
+def push(registry_host: str, repo: str, tag: str, *, content: bytes) -> str:
+    with RegistryClient() as client:
+        return push_sample_image(client, f"{registry_host}/{repo}", {"app.txt": content}, tag=tag)
+
+
+def attest_provenance(registry_host: str, repo: str, digest: str, signing: Signing) -> None:
+    ref = ImageReference.parse(f"{registry_host}/{repo}@{digest}")
+    statement = make_statement(ref.name, digest, AI_PROVENANCE_V1, human_provenance())
+    envelope = sign_envelope(statement, load_signer(signing.private_path)).to_json()
+    with RegistryClient() as client:
+        attach(client, ref, AI_PROVENANCE_V1, envelope=envelope)
+
+
+def policy(name: str, images: list[str], pem: str, **spec: Any) -> dict[str, Any]:
+    require: dict[str, Any] = {"provenance": {"required": True}}
+    require.update(spec.pop("require", {}))
+    return {
+        "apiVersion": "affidavit.dev/v1alpha1",
+        "kind": "AccountabilityPolicy",
+        "metadata": {"name": name, "generation": 1},
+        "spec": {
+            "mode": spec.pop("mode", "Enforce"),
+            "match": {"images": images},
+            "signers": {"keys": [{"name": "ci", "publicKey": pem}]},
+            "require": require,
+            **spec,
+        },
+    }
+
+
+def write_policies(directory: Path, pem: str) -> None:
+    docs = [
+        policy("strict", ["*/strict/*"], pem),
+        policy("lenient", ["*/lenient/*"], pem, require={"failurePolicy": "Ignore"}),
+        policy("warn", ["*/warn/*"], pem, mode="Warn"),
+        policy("audit", ["*/audit/*"], pem, mode="Audit"),
+        policy("pinned", ["*/pinned/*"], pem, require={"requireDigest": True}),
+    ]
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "policies.yaml").write_text(yaml.safe_dump_all(docs))
+
+
+def review(
+    *images: str,
+    uid: str = "uid-1",
+    kind: str = "Deployment",
+    namespace: str = "shop",
+    name: str = "web",
+) -> dict[str, Any]:
+    pod_spec = {"containers": [{"name": f"c{i}", "image": im} for i, im in enumerate(images)]}
+    obj: dict[str, Any] = {
+        "apiVersion": "apps/v1",
+        "kind": kind,
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {"template": {"metadata": {"labels": {"app": name}}, "spec": pod_spec}},
+    }
+    return {
+        "apiVersion": "admission.k8s.io/v1",
+        "kind": "AdmissionReview",
+        "request": {
+            "uid": uid,
+            "kind": {"group": "apps", "version": "v1", "kind": kind},
+            "resource": {"group": "apps", "version": "v1", "resource": "deployments"},
+            "operation": "CREATE",
+            "namespace": namespace,
+            "name": name,
+            "userInfo": {"username": "alice", "groups": ["dev"]},
+            "object": obj,
+        },
+    }
+
+
+@dataclass
+class WebhookProcess:
+    url: str
+    proc: subprocess.Popen[bytes]
+    log: Path
+    client: httpx.Client
+
+    def validate(self, body: dict[str, Any] | bytes) -> httpx.Response:
+        content = body if isinstance(body, bytes) else json.dumps(body).encode()
+        return self.client.post(
+            f"{self.url}/validate", content=content, headers={"content-type": "application/json"}
+        )
+
+    def metric(self, name: str, **labels: str) -> float:
+        text = self.client.get(f"{self.url}/metrics").text
+        want = name + (
+            "{" + ",".join(f'{k}="{v}"' for k, v in labels.items()) + "}" if labels else ""
+        )
+        for line in text.splitlines():
+            if line.startswith(want + " "):
+                return float(line.split()[-1])
+        return 0.0
+
+    def stop(self) -> None:
+        self.client.close()
+        self.proc.terminate()
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+
+
+def start_webhook(
+    workdir: Path, ca_pem: bytes, cert: Path, key: Path, *, args: list[str]
+) -> WebhookProcess:
+    port = free_port()
+    log = workdir / f"webhook-{port}.log"
+    cmd = [
+        sys.executable,
+        "-m",
+        "affidavit.cli.main",
+        "webhook",
+        "serve",
+        "--tls-cert",
+        str(cert),
+        "--tls-key",
+        str(key),
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--cluster-name",
+        "prod-1",
+        "--region",
+        "eu-west-1",
+        "--log-level",
+        "warning",
+        *args,
+    ]
+    out = open(log, "wb")  # noqa: SIM115 - lives as long as the process
+    proc = subprocess.Popen(
+        cmd, stdout=out, stderr=out, env={**os.environ, "PYTHONUNBUFFERED": "1"}
+    )
+    ca = workdir / "ca.pem"
+    ca.write_bytes(ca_pem)
+    client = httpx.Client(verify=_ctx(ca), timeout=30)
+    url = f"https://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"webhook exited: {log.read_text()}")
+        try:
+            if client.get(f"{url}/readyz").status_code == 200:
+                return WebhookProcess(url, proc, log, client)
+        except httpx.TransportError:
+            pass
+        time.sleep(0.1)
+    proc.kill()
+    raise RuntimeError(f"webhook not ready: {log.read_text()}")
+
+
+def _ctx(ca: Path) -> Any:
+    import ssl
+
+    return ssl.create_default_context(cafile=str(ca))
+
+
+def decision_from_json(data: dict[str, Any]) -> Decision:
+    """Rebuild a Decision from the ledger's JSON (to recompute the admission message)."""
+    return Decision(
+        **{
+            **data,
+            "images": tuple(ImageRef(**i) for i in data["images"]),
+            "violations": tuple(Violation(**v) for v in data["violations"]),
+            "evidence": tuple(EvidenceUsed(**e) for e in data["evidence"]),
+            "policies": tuple(PolicyRef(**p) for p in data["policies"]),
+        }
+    )
