@@ -1,0 +1,84 @@
+"""The server around the webhook: the serving certificate is reloaded when its files change (the
+operator rotates it) for clients that send no SNI, as the apiserver dialling an IP does; and with
+the ledger database unreachable, decisions are buffered and the response says so."""
+
+from __future__ import annotations
+
+import socket
+import ssl
+import time
+from pathlib import Path
+
+from admission_support import Images, Tls, review, start_webhook
+from cryptography import x509
+
+from affidavit.envtest.certs import issue_cert
+
+
+def _served_serial(port: int, ca: Path) -> int:
+    ctx = ssl.create_default_context(cafile=str(ca))
+    ctx.check_hostname = False  # no SNI: the apiserver dials https://127.0.0.1:PORT
+    with (
+        socket.create_connection(("127.0.0.1", port), timeout=5) as raw,
+        ctx.wrap_socket(raw, server_hostname=None) as tls_sock,
+    ):
+        der = tls_sock.getpeercert(binary_form=True)
+    assert der is not None
+    return x509.load_der_x509_certificate(der).serial_number
+
+
+def test_rotated_certificate_is_served_without_restart(
+    tmp_path: Path, tls: Tls, images: Images, workdir: Path
+) -> None:
+    first = issue_cert(tls.ca, "affidavit-webhook", ip_sans=["127.0.0.1"])
+    cert, key = first.write(tmp_path, "serving")
+    hook = start_webhook(
+        tmp_path,
+        tls.ca.cert_pem,
+        cert,
+        key,
+        args=["--ledger", "", "--policy-dir", str(workdir / "policies")],
+    )
+    try:
+        port = int(hook.url.rsplit(":", 1)[1])
+        ca = tmp_path / "ca.pem"
+        assert _served_serial(port, ca) == first.certificate.serial_number
+        second = issue_cert(tls.ca, "affidavit-webhook", ip_sans=["127.0.0.1"])
+        second.write(tmp_path, "serving")
+        deadline = time.monotonic() + 20
+        serial = _served_serial(port, ca)
+        while serial != second.certificate.serial_number and time.monotonic() < deadline:
+            time.sleep(0.3)
+            serial = _served_serial(port, ca)
+        assert serial == second.certificate.serial_number
+        # the app still answers over the new certificate
+        assert hook.validate(review(images.good)).json()["response"]["allowed"] is True
+    finally:
+        hook.stop()
+
+
+def test_unreachable_ledger_buffers_and_says_so(
+    tmp_path: Path, tls: Tls, images: Images, workdir: Path, closed_port: str
+) -> None:
+    hook = start_webhook(
+        tmp_path,
+        tls.ca.cert_pem,
+        tls.cert,
+        tls.key,
+        args=[
+            "--ledger",
+            f"postgresql+psycopg://affidavit@{closed_port}/ledger",
+            "--policy-dir",
+            str(workdir / "policies"),
+        ],
+    )
+    try:
+        response = hook.validate(review(images.good, uid="u-buf")).json()["response"]
+        assert response["allowed"] is True
+        decision_id = response["auditAnnotations"]["decision"]
+        assert response["warnings"] == [
+            f"ledger unavailable, decision buffered (decision {decision_id})"
+        ]
+        assert hook.metric("affidavit_ledger_buffered_total") == 1
+    finally:
+        hook.stop()
