@@ -181,7 +181,9 @@ def credentials_from_docker_config(
         for key, entry in auths.items():
             host = re.sub(r"^https?://", "", key).split("/", 1)[0]
             if entry.get("auth"):
-                user, _, password = base64.b64decode(entry["auth"]).decode().partition(":")
+                user, _, password = (
+                    base64.b64decode(entry["auth"], validate=True).decode().partition(":")
+                )
             else:
                 user, password = entry.get("username", ""), entry.get("password", "")
             if user:
@@ -281,7 +283,12 @@ class RegistryClient:
     def find_manifest(self, ref: ImageReference) -> Manifest | None:
         """The manifest ``ref`` names, or None when the registry has none; digest-checked."""
         r = self._request(
-            "GET", ref, f"manifests/{ref.reference}", accept=MANIFEST_TYPES, limit=self.max_bytes
+            "GET",
+            ref,
+            f"manifests/{ref.reference}",
+            accept=MANIFEST_TYPES,
+            limit=self.max_bytes,
+            what=f"manifest {ref}",
         )
         if r.status == 404:
             return None

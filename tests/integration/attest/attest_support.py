@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import json
+import os
 import socket
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 from affidavit.attestations.dsse import sign_envelope
 from affidavit.attestations.evidence import KeySigner
@@ -148,3 +151,11 @@ def closed_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def missing(what: str, how: str) -> None:
+    """Fail in CI (``CI=true``), skip elsewhere: a needed tool is never silently absent."""
+    message = f"{what} is not installed; {how}"
+    if os.environ.get("CI") == "true":
+        pytest.fail(message)
+    pytest.skip(message)

@@ -7,12 +7,18 @@ tampers with) never shows up in another.
 from __future__ import annotations
 
 import itertools
+import shutil
+import socket
+import subprocess
+import time
+import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
-from attest_support import KeyPair, make_key
+from attest_support import KeyPair, make_key, missing
 
 from affidavit.attestations.image import push_sample_image
 from affidavit.attestations.registry import ImageReference, RegistryClient
@@ -46,3 +52,72 @@ def new_image(registry: Any, client: RegistryClient) -> Callable[..., ImageRefer
         return repository.with_digest(digest)
 
     return make
+
+
+def _serve_registry(directory: Path, address: str, auth: str = "") -> Iterator[str]:
+    """Run docker-registry with an extra config section; yields ``host:port``."""
+    binary = shutil.which("docker-registry") or "/usr/bin/docker-registry"
+    if not Path(binary).exists():
+        missing("docker-registry", "run `make deps` (apt-get install docker-registry)")
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((address, 0))
+        port = int(s.getsockname()[1])
+    host = f"{address}:{port}"
+    config = directory / "config.yml"
+    config.write_text(
+        "version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\n"
+        f"storage:\n  filesystem:\n    rootdirectory: {directory / 'data'}\n"
+        f"{auth}http:\n  addr: {host}\n"
+    )
+    with open(directory / "registry.log", "wb") as log:
+        proc = subprocess.Popen([binary, "serve", str(config)], stdout=log, stderr=log)
+        try:
+            deadline = time.monotonic() + 30
+            while True:
+                try:
+                    httpx.get(f"http://{host}/v2/", timeout=1)
+                    break
+                except httpx.TransportError:
+                    if time.monotonic() > deadline:
+                        raise RuntimeError(f"docker-registry on {host} did not start") from None
+                    time.sleep(0.1)
+            yield host
+        finally:
+            proc.terminate()
+            proc.wait(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def auth_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A docker-registry on 127.0.0.1 that requires basic auth (user ``ci``, password ``s3cret``)."""
+    directory = tmp_path_factory.mktemp("auth-registry")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        import crypt  # bcrypt through libxcrypt: what docker-registry's htpasswd expects
+
+        hashed = crypt.crypt(
+            "s3cret", crypt.mksalt(crypt.METHOD_BLOWFISH, rounds=16)
+        )  # cost 4: fast tests
+    (directory / "htpasswd").write_text(f"ci:{hashed}\n")
+    auth = f"auth:\n  htpasswd:\n    realm: affidavit-test\n    path: {directory / 'htpasswd'}\n"
+    yield from _serve_registry(directory, "127.0.0.1", auth)
+
+
+def _lan_address() -> str | None:
+    """This machine's outbound IPv4 address (a UDP connect sends nothing)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        try:
+            s.connect(("198.51.100.1", 9))
+        except OSError:
+            return None
+        address = str(s.getsockname()[0])
+    return None if address.startswith("127.") or address == "0.0.0.0" else address
+
+
+@pytest.fixture(scope="module")
+def lan_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A plain-HTTP docker-registry on this machine's non-loopback address."""
+    address = _lan_address()
+    if address is None:
+        pytest.skip("this machine has no non-loopback IPv4 address")
+    yield from _serve_registry(tmp_path_factory.mktemp("lan-registry"), address)

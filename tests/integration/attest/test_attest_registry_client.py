@@ -1,0 +1,147 @@
+"""The OCI registry client: reference parsing, auth, the plain-HTTP rule, limits, credentials.
+
+Against real docker-registry processes: the shared one, one that requires basic auth
+(htpasswd), and one listening on this machine's non-loopback address to show that such a host
+gets TLS unless it is explicitly marked insecure.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Callable
+
+import pytest
+from attest_support import KeyPair, attest
+
+from affidavit.attestations.image import push_sample_image
+from affidavit.attestations.registry import (
+    BodyTooLargeError,
+    Credentials,
+    ImageReference,
+    RegistryClient,
+    credentials_from_docker_config,
+)
+from affidavit.attestations.verify import verify_image
+from affidavit.errors import InputError, RegistryError
+
+NewImage = Callable[..., ImageReference]
+HINT = "write it as HOST[:PORT]/REPOSITORY[:TAG][@sha256:<64 hex>], e.g. 127.0.0.1:5000/app@sha256:<hex>"
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("127.0.0.1:5000/app", ImageReference("127.0.0.1:5000", "app")),
+        ("localhost/team/app:v1.2", ImageReference("localhost", "team/app", tag="v1.2")),
+        (
+            f"ghcr.io/org/app:v1@sha256:{'a' * 64}",
+            ImageReference("ghcr.io", "org/app", tag="v1", digest=f"sha256:{'a' * 64}"),
+        ),
+    ],
+)
+def test_reference_parsing(text: str, expected: ImageReference) -> None:
+    parsed = ImageReference.parse(text)
+    assert parsed == expected
+    assert str(parsed) == text
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("app:v1", "image reference 'app:v1' does not start with a registry host"),
+        (
+            "127.0.0.1:5000/App",
+            "image reference '127.0.0.1:5000/App' has an invalid repository 'App' (lowercase "
+            "letters, digits and separators . _ - /)",
+        ),
+        (
+            "127.0.0.1:5000/app@sha256:abc",
+            "image reference '127.0.0.1:5000/app@sha256:abc' has digest 'sha256:abc', which is "
+            "not sha256:<64 lowercase hex>",
+        ),
+        (
+            "127.0.0.1:5000/app:-x",
+            "image reference '127.0.0.1:5000/app:-x' has an invalid tag '-x'",
+        ),
+        ("", "the image reference is empty"),
+    ],
+)
+def test_bad_references(text: str, message: str) -> None:
+    with pytest.raises(InputError) as caught:
+        ImageReference.parse(text)
+    assert (caught.value.message, caught.value.hint) == (message, HINT)
+
+
+def test_docker_config_credentials() -> None:
+    config = {
+        "auths": {
+            "https://registry.example.com/v1/": {"auth": base64.b64encode(b"robot:pa:ss").decode()},
+            "127.0.0.1:5000": {"username": "ci", "password": "x"},
+        }
+    }
+    assert credentials_from_docker_config(json.dumps(config)) == {
+        "registry.example.com": Credentials("robot", "pa:ss"),
+        "127.0.0.1:5000": Credentials("ci", "x"),
+    }
+    with pytest.raises(InputError) as caught:
+        credentials_from_docker_config(b'{"auths": {"h": {"auth": "!!"}}}')
+    assert caught.value.message.startswith(
+        "the registry credentials are not a valid dockerconfigjson"
+    )
+
+
+def test_basic_auth(auth_registry: str, tmp_path: object, key: KeyPair) -> None:
+    repository = ImageReference.parse(f"{auth_registry}/secured")
+    with RegistryClient() as anonymous, pytest.raises(RegistryError) as caught:
+        push_sample_image(anonymous, repository, {"a": b"1"}, "v1")
+    assert caught.value.message == (
+        f"registry {auth_registry} refused access to {auth_registry}/secured: it requires a "
+        "user name and password and none were given"
+    )
+    wrong = {auth_registry: Credentials("ci", "guess")}
+    with RegistryClient(credentials=wrong) as client, pytest.raises(RegistryError) as caught:
+        client.list_tags(repository)
+    assert caught.value.message == (
+        f"registry {auth_registry} refused access to {auth_registry}/secured (HTTP 401: "
+        "UNAUTHORIZED authentication required)"
+    )
+    secret = base64.b64encode(b"ci:s3cret").decode()
+    pull_secret = json.dumps({"auths": {auth_registry: {"auth": secret}}})
+    credentials = credentials_from_docker_config(pull_secret)
+    with RegistryClient(credentials=credentials) as client:
+        digest = push_sample_image(client, repository, {"a": b"1"}, "v1")
+        image = repository.with_digest(digest)
+        attest(client, image, key)
+        assert sorted(client.list_tags(repository)) == sorted(
+            ["v1", digest.replace(":", "-"), digest.replace(":", "-") + ".att"]
+        )
+        evidence = verify_image(client, f"{repository}:v1", [key.trusted])
+        assert [a.signer for a in evidence.verified] == ["release.pub"]
+
+
+def test_non_loopback_hosts_get_tls_unless_marked_insecure(lan_registry: str) -> None:
+    ref = ImageReference.parse(f"{lan_registry}/app:v1")
+    with RegistryClient() as client, pytest.raises(RegistryError) as caught:
+        client.list_tags(ref)
+    assert caught.value.message.startswith(f"registry {lan_registry} is unreachable: TLS failed")
+    with RegistryClient(insecure_hosts={lan_registry}) as client:
+        digest = push_sample_image(client, ref, {"a": b"1"}, "v1")
+        assert client.resolve(ref) == digest
+
+
+def test_manifest_size_limit(client: RegistryClient, new_image: NewImage) -> None:
+    image = new_image()
+    with RegistryClient(max_bytes=100) as small, pytest.raises(BodyTooLargeError) as caught:
+        small.get_manifest(image)
+    size = len(client.get_manifest(image).data)
+    assert caught.value.message == f"manifest {image} is {size} bytes, over the 100-byte limit"
+
+
+def test_sample_image_is_reproducible(client: RegistryClient, registry: object) -> None:
+    host = getattr(registry, "host")  # noqa: B009 - the fixture's type lives in tests/conftest
+    first = push_sample_image(client, f"{host}/affidavit-test/repro", {"b": b"2", "a": b"1"}, "x")
+    second = push_sample_image(client, f"{host}/affidavit-test/repro", {"a": b"1", "b": b"2"}, "y")
+    assert first == second
+    manifest = client.get_manifest(ImageReference.parse(f"{host}/affidavit-test/repro:x")).json()
+    assert manifest["layers"][0]["mediaType"] == "application/vnd.oci.image.layer.v1.tar+gzip"
