@@ -80,7 +80,7 @@ CRDS: tuple[CrdSpec, ...] = (
         "Namespaced",
         AccountabilityExceptionSpec,
         True,
-        (("Expires", "date", ".spec.expiresAt"), ("Incident", "string", ".spec.incidentId")),
+        (("Expires", "string", ".spec.expiresAt"), ("Incident", "string", ".spec.incidentId")),
     ),
 )
 

@@ -56,10 +56,16 @@ class LabelSelectorRequirement(SpecModel):
         )
     )
 
+    @model_validator(mode="after")
+    def _values(self) -> LabelSelectorRequirement:
+        if self.operator in ("In", "NotIn") and not self.values:
+            raise ValueError("operators In and NotIn need at least one value")
+        return self
+
 
 class NamespaceSelector(SpecModel):
     match_labels: dict[str, str] = Field(default_factory=dict)
-    match_expressions: list[LabelSelectorRequirement] = Field(default_factory=list)
+    match_expressions: list[LabelSelectorRequirement] = Field(default_factory=list, max_length=32)
 
 
 class Match(SpecModel):
@@ -154,7 +160,7 @@ class TierRequirement(SpecModel):
 
 class Require(SpecModel):
     provenance: ProvenanceRequirement | None = None
-    tiers: dict[str, TierRequirement] = Field(default_factory=dict)
+    tiers: dict[str, TierRequirement] = Field(default_factory=dict, max_length=32)
     allowed_tools: list[str] | None = Field(
         default=None, description="AI tool name globs; omitted = any tool"
     )
