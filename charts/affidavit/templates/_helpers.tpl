@@ -73,16 +73,14 @@ app.kubernetes.io/part-of: affidavit
   value: {{ .Values.clusterName | quote }}
 - name: AFFIDAVIT_REGION
   value: {{ .Values.region | quote }}
-- name: AFFIDAVIT_CERT_DIR
-  value: {{ include "affidavit.certDir" . | quote }}
 {{- if eq .Values.ledger.type "postgres" }}
-- name: AFFIDAVIT_LEDGER_URL
+- name: AFFIDAVIT_LEDGER
   valueFrom:
     secretKeyRef:
       name: {{ required "ledger.postgres.existingSecret is required when ledger.type=postgres" .Values.ledger.postgres.existingSecret }}
       key: {{ .Values.ledger.postgres.secretKey }}
 {{- else }}
-- name: AFFIDAVIT_LEDGER_URL
+- name: AFFIDAVIT_LEDGER
   value: {{ printf "sqlite:///%s/ledger.db" (include "affidavit.dataDir" .) | quote }}
 {{- end }}
 {{- end -}}

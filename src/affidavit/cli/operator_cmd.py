@@ -44,7 +44,7 @@ def run(
     ledger: Annotated[
         str | None,
         typer.Option(
-            envvar="AFFIDAVIT_LEDGER_URL",
+            envvar="AFFIDAVIT_LEDGER",
             help="decision ledger URL (sqlite:///PATH or postgresql+psycopg://...); "
             "enables Events for denials and warnings",
         ),

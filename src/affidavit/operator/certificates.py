@@ -34,7 +34,8 @@ log = logging.getLogger(__name__)
 
 SECRET_NAME = "affidavit-webhook-tls"  # noqa: S105 - a Secret's name, not a password
 WEBHOOK_CONFIGURATION = "affidavit"
-_BACKDATE = datetime.timedelta(minutes=5)
+#: Backdate notBefore for peers with slow clocks: 5 minutes, or 5% of a short test lifetime.
+_MAX_BACKDATE = datetime.timedelta(minutes=5)
 
 
 @dataclass(frozen=True)
@@ -96,7 +97,8 @@ def issue(
 ) -> ServingMaterial:
     """A fresh one-shot CA and a serving certificate it signs, both valid for the lifetime."""
     now = _now()
-    not_before = now - _BACKDATE
+    backdate = min(_MAX_BACKDATE, policy.lifetime * 0.05)
+    not_before = now - backdate
     not_after = now + policy.lifetime
     ca_key = ec.generate_private_key(ec.SECP256R1())
     ca_name = x509.Name(
@@ -112,7 +114,7 @@ def issue(
         .public_key(ca_key.public_key())
         .serial_number(x509.random_serial_number())
         .not_valid_before(not_before)
-        .not_valid_after(not_after + _BACKDATE)
+        .not_valid_after(not_after + backdate)
         .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
         .add_extension(
             x509.KeyUsage(
@@ -258,19 +260,24 @@ class CertificateManager:
     secret_name: str = SECRET_NAME
     webhook_configuration: str = WEBHOOK_CONFIGURATION
 
-    def load(self) -> ServingMaterial | None:
-        data = kube.read_secret_data(self.api, self.namespace, self.secret_name)
-        if not data or not {"tls.crt", "tls.key", "ca.crt"} <= data.keys():
-            return None
-        return ServingMaterial(data["tls.crt"], data["tls.key"], data["ca.crt"])
+    def load(self) -> tuple[ServingMaterial | None, str | None]:
+        """The stored material (None if absent or incomplete) and the Secret's version."""
+        found = kube.read_secret_data(self.api, self.namespace, self.secret_name)
+        if found is None:
+            return None, None
+        data, version = found
+        if not {"tls.crt", "tls.key", "ca.crt"} <= data.keys():
+            return None, version
+        return ServingMaterial(data["tls.crt"], data["tls.key"], data["ca.crt"]), version
 
     def ensure(self) -> ServingMaterial:
         """Rotate if needed, then make the webhook configuration and cert dir match the Secret.
 
         Order matters: the ``caBundle`` (new CA plus previous CA) is published before the
-        Secret and the files the webhook serves from change.
+        Secret and the files the webhook serves from change. Replicas race safely: the Secret
+        is replaced only at the version that was read; the loser adopts the winner's material.
         """
-        material = self.load()
+        material, version = self.load()
         reason = needs_renewal(material, self.dns_names, self.ips, self.policy)
         if material is None or reason is not None:
             log.info("issuing a new webhook serving certificate: %s", reason)
@@ -281,10 +288,19 @@ class CertificateManager:
                 previous_ca=material.ca_bundle if material else None,
             )
             patch_ca_bundle(self.api, self.webhook_configuration, fresh.ca_bundle)
-            kube.apply_tls_secret(
-                self.api, self.namespace, self.secret_name, fresh.as_secret_data()
-            )
-            material = fresh
+            try:
+                kube.write_tls_secret(
+                    self.api, self.namespace, self.secret_name, fresh.as_secret_data(), version
+                )
+                material = fresh
+            except ClusterError as e:
+                if not kube.is_conflict(e):
+                    raise
+                log.info("another replica rotated the certificate first; adopting it")
+                material, _ = self.load()
+                if material is None:
+                    raise
+                patch_ca_bundle(self.api, self.webhook_configuration, material.ca_bundle)
         elif not patch_ca_bundle(self.api, self.webhook_configuration, material.ca_bundle):
             log.debug("ValidatingWebhookConfiguration %s not found", self.webhook_configuration)
         if self.cert_dir is not None:

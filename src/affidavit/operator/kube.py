@@ -196,8 +196,8 @@ def apply_configmap(
     )
 
 
-def read_secret_data(kube: Kube, namespace: str, name: str) -> dict[str, bytes] | None:
-    """The decoded data of a Secret, or None when it does not exist."""
+def read_secret_data(kube: Kube, namespace: str, name: str) -> tuple[dict[str, bytes], str] | None:
+    """The decoded data and resourceVersion of a Secret, or None when it does not exist."""
     try:
         secret = call(
             f"get secret {namespace}/{name}",
@@ -207,34 +207,43 @@ def read_secret_data(kube: Kube, namespace: str, name: str) -> dict[str, bytes] 
         if is_not_found(e):
             return None
         raise
-    return {k: base64.b64decode(v) for k, v in (secret.data or {}).items()}
+    data = {k: base64.b64decode(v) for k, v in (secret.data or {}).items()}
+    return data, str(secret.metadata.resource_version)
 
 
-def apply_tls_secret(kube: Kube, namespace: str, name: str, data: Mapping[str, bytes]) -> None:
-    """Create the ``kubernetes.io/tls`` Secret or patch its data in place."""
+def write_tls_secret(
+    kube: Kube,
+    namespace: str,
+    name: str,
+    data: Mapping[str, bytes],
+    resource_version: str | None,
+) -> None:
+    """Create the ``kubernetes.io/tls`` Secret, or replace the version that was read.
+
+    Optimistic concurrency: if another replica wrote it since ``resource_version`` was read,
+    this raises a ``ClusterError`` for which :func:`is_conflict` is true.
+    """
     encoded = {k: base64.b64encode(v).decode("ascii") for k, v in data.items()}
-    try:
-        call(
-            f"patch secret {namespace}/{name}",
-            lambda: kube.core.patch_namespaced_secret(name, namespace, {"data": encoded}),
-        )
-        return
-    except ClusterError as e:
-        if not is_not_found(e):
-            raise
     body = client.V1Secret(
         metadata=client.V1ObjectMeta(
             name=name,
             namespace=namespace,
             labels={"app.kubernetes.io/managed-by": "affidavit-operator"},
+            resource_version=resource_version,
         ),
         type="kubernetes.io/tls",
         data=encoded,
     )
-    call(
-        f"create secret {namespace}/{name}",
-        lambda: kube.core.create_namespaced_secret(namespace, body),
-    )
+    if resource_version is None:
+        call(
+            f"create secret {namespace}/{name}",
+            lambda: kube.core.create_namespaced_secret(namespace, body),
+        )
+    else:
+        call(
+            f"replace secret {namespace}/{name}",
+            lambda: kube.core.replace_namespaced_secret(name, namespace, body),
+        )
 
 
 def kopf_login(kubeconfig: Path | None) -> kopf.ConnectionInfo | None:

@@ -140,13 +140,20 @@ def test_deployment_runs_webhook_and_operator_sharing_the_ledger(render: Render)
     assert containers["operator"]["args"][:2] == ["operator", "run"]
     for c in containers.values():
         env = {e["name"]: e.get("value") for e in c["env"]}
-        assert env["AFFIDAVIT_LEDGER_URL"] == "sqlite:////var/lib/affidavit/ledger.db"
+        assert env["AFFIDAVIT_LEDGER"] == "sqlite:////var/lib/affidavit/ledger.db"
         assert env["AFFIDAVIT_CLUSTER_NAME"] == "cluster"
         mounts = {m["name"]: m["mountPath"] for m in c["volumeMounts"]}
         assert mounts["data"] == "/var/lib/affidavit"
     volumes = {v["name"]: v for v in pod["volumes"]}
     assert "emptyDir" in volumes["data"]
     assert containers["webhook"]["readinessProbe"]["httpGet"]["scheme"] == "HTTPS"
+    webhook_env = {e["name"]: e.get("value") for e in containers["webhook"]["env"]}
+    assert webhook_env["AFFIDAVIT_TLS_CERT"] == "/var/run/affidavit/certs/tls.crt"
+    assert webhook_env["AFFIDAVIT_POLICY_CONFIGMAP"] == "$(AFFIDAVIT_NAMESPACE)/affidavit-policy-index"
+    assert webhook_env["AFFIDAVIT_BUDGET_SECONDS"] == "8"
+    operator_env = {e["name"]: e.get("value") for e in containers["operator"]["env"]}
+    assert operator_env["AFFIDAVIT_CERT_DIR"] == "/var/run/affidavit/certs"
+    assert operator_env["AFFIDAVIT_WEBHOOK_CONFIGURATION"] == "affidavit"
 
 
 def test_postgres_scenario_reads_the_url_from_a_secret(render: Render) -> None:
@@ -154,7 +161,7 @@ def test_postgres_scenario_reads_the_url_from_a_secret(render: Render) -> None:
     assert dep["spec"]["replicas"] == 3
     for c in dep["spec"]["template"]["spec"]["containers"]:
         env = {e["name"]: e for e in c["env"]}
-        assert env["AFFIDAVIT_LEDGER_URL"]["valueFrom"]["secretKeyRef"] == {
+        assert env["AFFIDAVIT_LEDGER"]["valueFrom"]["secretKeyRef"] == {
             "name": "affidavit-ledger",
             "key": "url",
         }

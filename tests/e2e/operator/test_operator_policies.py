@@ -1,0 +1,231 @@
+"""The operator on a real kube-apiserver: policies compile into the published index, status
+reports Ready or the validation error, edits republish, and exceptions expire on time."""
+
+from __future__ import annotations
+
+import datetime
+import hashlib
+import json
+import subprocess
+from collections.abc import Callable
+from typing import Any
+
+import yaml
+from operator_support import CRDS, NAMESPACE, RunningOperator, get_json, wait_for
+
+Kubectl = Callable[..., subprocess.CompletedProcess[str]]
+
+
+def apply(kubectl: Kubectl, obj: dict[str, Any]) -> None:
+    kubectl("apply", "-f", "-", input=json.dumps(obj))
+
+
+def published_index(kubectl: Kubectl) -> tuple[dict[str, Any], str]:
+    cm = get_json(kubectl, "configmap", "affidavit-policy-index", "-n", NAMESPACE)
+    text = cm["data"]["index.json"]
+    assert cm["metadata"]["annotations"]["affidavit.dev/index-digest"] == (
+        "sha256:" + hashlib.sha256(text.encode()).hexdigest()
+    )
+    return json.loads(text), cm["metadata"]["annotations"]["affidavit.dev/index-digest"]
+
+
+def ready(obj: dict[str, Any] | None) -> dict[str, Any] | None:
+    if not obj:
+        return None
+    for c in (obj.get("status") or {}).get("conditions") or []:
+        if c["type"] == "Ready":
+            return c
+    return None
+
+
+def policy(name: str, **spec: Any) -> dict[str, Any]:
+    return {
+        "apiVersion": "affidavit.dev/v1alpha1",
+        "kind": "AccountabilityPolicy",
+        "metadata": {"name": name},
+        "spec": spec,
+    }
+
+
+def test_valid_policy_is_published_and_ready(operator: RunningOperator, kubectl: Kubectl) -> None:
+    apply(
+        kubectl,
+        policy(
+            "e2e-baseline",
+            mode="Enforce",
+            match={"images": ["registry.example/*"], "regions": ["eu-*"]},
+            require={
+                "provenance": {"required": True, "maxAgeDays": 30},
+                "tiers": {"critical": {"independentApprovals": 2, "securityReview": True}},
+                "consistentRevision": True,
+            },
+            jurisdictions=["soc2"],
+        ),
+    )
+
+    def status() -> dict[str, Any] | None:
+        obj = get_json(kubectl, "accountabilitypolicy", "e2e-baseline")
+        c = ready(obj)
+        return obj if c and c["status"] == "True" else None
+
+    obj = wait_for(status, "e2e-baseline to be Ready")
+    st = obj["status"]
+    assert st["observedGeneration"] == obj["metadata"]["generation"] == 1
+    assert ready(obj) == {
+        "type": "Ready",
+        "status": "True",
+        "reason": "Compiled",
+        "message": "compiled into the policy index",
+        "observedGeneration": 1,
+        "lastTransitionTime": ready(obj)["lastTransitionTime"],  # type: ignore[index]
+    }
+    assert st["compiled"] == {
+        "mode": "Enforce",
+        "jurisdictions": ["soc2"],
+        "rules": [
+            "provenance required (at most 30 days old)",
+            "tier critical (AI-touched changes): 2 independent approvals, security review",
+            "one source revision across attestations",
+        ],
+        "appliesToThisCluster": True,  # region eu-west-1 matches eu-*
+    }
+    index, _ = wait_for(
+        lambda: (
+            (i := published_index(kubectl))
+            and any(p["name"] == "e2e-baseline" for p in i[0]["policies"])
+            and i
+        ),
+        "the index to hold e2e-baseline",
+    )
+    (entry,) = [p for p in index["policies"] if p["name"] == "e2e-baseline"]
+    assert entry["generation"] == 1
+    assert entry["spec"]["require"]["tiers"]["critical"]["independentApprovals"] == 2
+
+
+def test_edit_republishes_and_bumps_observed_generation(
+    operator: RunningOperator, kubectl: Kubectl
+) -> None:
+    apply(kubectl, policy("e2e-edit", mode="Warn", match={"clusters": ["other-*"]}))
+    wait_for(lambda: ready(get_json(kubectl, "accountabilitypolicy", "e2e-edit")), "e2e-edit")
+    _, before = published_index(kubectl)
+    obj = get_json(kubectl, "accountabilitypolicy", "e2e-edit")
+    assert obj["status"]["compiled"]["appliesToThisCluster"] is False  # cluster is e2e-cluster
+
+    kubectl("patch", "accountabilitypolicy", "e2e-edit", "--type=merge",
+            "-p", json.dumps({"spec": {"mode": "Enforce"}}))  # fmt: skip
+
+    def edited() -> dict[str, Any] | None:
+        o = get_json(kubectl, "accountabilitypolicy", "e2e-edit")
+        return o if o["status"].get("observedGeneration") == 2 else None
+
+    obj = wait_for(edited, "observedGeneration 2")
+    assert obj["status"]["compiled"]["mode"] == "Enforce"
+    index, after = published_index(kubectl)
+    assert after != before
+    (entry,) = [p for p in index["policies"] if p["name"] == "e2e-edit"]
+    assert (entry["generation"], entry["spec"]["mode"]) == (2, "Enforce")
+
+    kubectl("delete", "accountabilitypolicy", "e2e-edit")
+    wait_for(
+        lambda: all(p["name"] != "e2e-edit" for p in published_index(kubectl)[0]["policies"]),
+        "the deleted policy to leave the index",
+    )
+
+
+def older_crd_without_tier_rules() -> str:
+    """The chart's AccountabilityPolicy CRD minus the CEL rules on tiers.
+
+    Helm never upgrades CRDs, so clusters keep CRDs of earlier chart versions whose schema
+    lacked rules the engine enforces; objects stored under them reach the operator.
+    """
+    crd = yaml.safe_load((CRDS / "accountabilitypolicies.affidavit.dev.yaml").read_text())
+    schema = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
+    tiers = schema["properties"]["spec"]["properties"]["require"]["properties"]["tiers"]
+    tiers["additionalProperties"].pop("x-kubernetes-validations", None)
+    return json.dumps(crd)
+
+
+def test_invalid_policy_reports_the_validation_error(
+    operator: RunningOperator, kubectl: Kubectl
+) -> None:
+    kubectl("apply", "-f", "-", input=older_crd_without_tier_rules())
+    try:
+        apply(
+            kubectl,
+            policy(
+                "e2e-inconsistent",
+                require={"tiers": {"critical": {"approvals": 1, "independentApprovals": 2}}},
+            ),
+        )
+    finally:
+        kubectl("apply", "--server-side", "--force-conflicts", "-f",
+                CRDS / "accountabilitypolicies.affidavit.dev.yaml")  # fmt: skip
+
+    def invalid() -> dict[str, Any] | None:
+        c = ready(get_json(kubectl, "accountabilitypolicy", "e2e-inconsistent"))
+        return c if c and c["status"] == "False" else None
+
+    c = wait_for(invalid, "e2e-inconsistent to be reported invalid")
+    expected = (
+        "spec.require.tiers.critical: Value error, independentApprovals cannot exceed approvals "
+        "(independent approvals are approvals); leave approvals at 0 to require only "
+        "independent ones"
+    )
+    assert (c["reason"], c["message"], c["observedGeneration"]) == ("Invalid", expected, 1)
+    obj = get_json(kubectl, "accountabilitypolicy", "e2e-inconsistent")
+    assert "compiled" not in obj["status"]
+    index, _ = published_index(kubectl)
+    assert all(p["name"] != "e2e-inconsistent" for p in index["policies"])
+    assert index["errors"]["AccountabilityPolicy/e2e-inconsistent"] == expected
+
+    # fixing the object makes it Ready and brings it into the index
+    kubectl("patch", "accountabilitypolicy", "e2e-inconsistent", "--type=merge", "-p",
+            json.dumps({"spec": {"require": {"tiers": {"critical": {"approvals": 2}}}}}))  # fmt: skip
+
+    def fixed() -> dict[str, Any] | None:
+        c = ready(get_json(kubectl, "accountabilitypolicy", "e2e-inconsistent"))
+        return c if c and c["status"] == "True" and c["observedGeneration"] == 2 else None
+
+    wait_for(fixed, "e2e-inconsistent to become Ready after the fix")
+    index, _ = published_index(kubectl)
+    assert "AccountabilityPolicy/e2e-inconsistent" not in index["errors"]
+    assert any(p["name"] == "e2e-inconsistent" for p in index["policies"])
+    kubectl("delete", "accountabilitypolicy", "e2e-inconsistent")
+
+
+def test_exception_expires_and_leaves_the_index(
+    operator: RunningOperator, kubectl: Kubectl
+) -> None:
+    expiry = datetime.datetime.now(datetime.UTC) + datetime.timedelta(seconds=8)
+    stamp = expiry.strftime("%Y-%m-%dT%H:%M:%SZ")
+    apply(
+        kubectl,
+        {
+            "apiVersion": "affidavit.dev/v1alpha1",
+            "kind": "AccountabilityException",
+            "metadata": {"name": "break-glass", "namespace": NAMESPACE},
+            "spec": {
+                "workloads": [{"kind": "Deployment", "name": "checkout"}],
+                "reason": "payment outage hotfix",
+                "incidentId": "INC-42",
+                "owner": "alice",
+                "approvers": ["bob"],
+                "expiresAt": stamp,
+            },
+        },
+    )
+
+    def phase(p: str) -> dict[str, Any] | None:
+        obj = get_json(kubectl, "accountabilityexception", "break-glass", "-n", NAMESPACE)
+        return obj if obj and (obj.get("status") or {}).get("phase") == p else None
+
+    active = wait_for(lambda: phase("Active"), "break-glass to be Active", timeout=8)
+    assert ready(active)["message"] == f"active until {stamp}"  # type: ignore[index]
+    assert any(e["name"] == "break-glass" for e in published_index(kubectl)[0]["exceptions"])
+
+    expired = wait_for(lambda: phase("Expired"), "break-glass to expire", timeout=30)
+    c = ready(expired)
+    assert c is not None
+    assert (c["status"], c["reason"]) == ("False", "Expired")
+    assert c["message"] == f"expired at {stamp}; it no longer admits workloads"
+    assert all(e["name"] != "break-glass" for e in published_index(kubectl)[0]["exceptions"])
