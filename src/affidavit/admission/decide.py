@@ -126,7 +126,7 @@ class Webhook:
             labels=labels,
             images=workload.images,
         )
-        evidence, late, failed = self._gather(req, ctx, workload.pull_secrets, started)
+        evidence, late, failed = self._gather(index, req, ctx, workload.pull_secrets, started)
         now = datetime.now(UTC)
         decision = evaluate(ctx, evidence, index, now=now, decision_id=str(uuid.uuid4()))
         decision = self._note_failures(decision, ctx, index, late, failed)
@@ -136,13 +136,12 @@ class Webhook:
 
     def _gather(
         self,
+        index: PolicyIndex,
         req: ParsedRequest,
         ctx: RequestContext,
         pull_secrets: tuple[str, ...],
         started: float,
     ) -> tuple[dict[str, ImageEvidence | None], set[str], dict[str, str]]:
-        index = self.policy.current()
-        assert index is not None
         jobs: dict[str, Future[Lookup]] = {}
         for image in ctx.images:
             eff = index.effective(
