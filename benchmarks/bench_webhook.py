@@ -1,0 +1,257 @@
+"""Benchmark: AdmissionReviews/s and p50/p99 latency of the webhook over HTTPS.
+
+Why: the kube-apiserver calls the webhook synchronously on every workload write and gives up at
+its timeout (10 s by default); a slow webhook slows every deploy in the cluster. This measures:
+
+- the HTTP+TLS floor: ``GET /healthz`` over the same keep-alive HTTPS connection;
+- the warm path: a Deployment whose images are pinned by digest and already verified (cache
+  hits; no registry traffic), and the same by tag (one manifest HEAD per image per request);
+- the cold path: the first sight of a digest, with a real registry on loopback (resolve, fetch
+  both attestation layouts, verify the ECDSA signature, evaluate, write the ledger).
+
+The server is a real ``affidavit webhook serve`` process (uvicorn, TLS, SQLite ledger) pinned to
+core 0 with ``taskset -c 0``; this client runs on core 1. Run:
+``.venv/bin/python benchmarks/bench_webhook.py [--requests N] [--cold N]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import socket
+import ssl
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+import yaml
+
+from affidavit.attestations.dsse import sign_envelope
+from affidavit.attestations.image import push_sample_image
+from affidavit.attestations.keys import generate_key_pair, load_signer
+from affidavit.attestations.predicates import AI_PROVENANCE_V1
+from affidavit.attestations.registry import ImageReference, RegistryClient
+from affidavit.attestations.statement import make_statement
+from affidavit.attestations.store import attach
+from affidavit.envtest.certs import issue_cert, make_ca
+
+REV = "c0ffee" + "0" * 34
+
+
+def _port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextmanager
+def registry(root: Path) -> Iterator[str]:
+    binary = shutil.which("docker-registry") or "/usr/bin/docker-registry"
+    host = f"127.0.0.1:{_port()}"
+    config = root / "registry.yml"
+    config.write_text(
+        "version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\n"
+        f"storage:\n  filesystem:\n    rootdirectory: {root}/data\nhttp:\n  addr: {host}\n"
+    )
+    proc = subprocess.Popen(
+        ["taskset", "-c", "1", binary, "serve", str(config)], stderr=subprocess.DEVNULL
+    )
+    try:
+        for _ in range(300):
+            try:
+                httpx.get(f"http://{host}/v2/", timeout=1)
+                break
+            except httpx.TransportError:
+                time.sleep(0.05)
+        yield host
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def provenance() -> dict[str, Any]:
+    person = {"name": "Alice", "email": "alice@example.com"}
+    return {
+        "source": {"repository": "https://github.com/example/shop", "revision": REV},
+        "changes": [
+            {
+                "commit": REV,
+                "author": person,
+                "committer": person,
+                "authoredAt": "2026-11-28T10:00:00Z",
+                "committedAt": "2026-11-28T10:00:00Z",
+                "aiInvolvement": "none",
+                "tools": [],
+                "files": [{"path": "README.md", "tier": "low", "linesAdded": 3}],
+            }
+        ],
+        "summary": {
+            "commits": 1,
+            "aiTouchedCommits": 0,
+            "undeclaredCommits": 0,
+            "traceabilityCoverage": 1.0,
+        },
+        "collector": {"name": "affidavit", "version": "0.1.0"},
+    }
+
+
+def push_attested(client: RegistryClient, host: str, repo: str, tag: str, key: Path) -> str:
+    digest = push_sample_image(client, f"{host}/{repo}", {"f": f"{repo}:{tag}".encode()}, tag=tag)
+    ref = ImageReference.parse(f"{host}/{repo}@{digest}")
+    statement = make_statement(ref.name, digest, AI_PROVENANCE_V1, provenance())
+    attach(
+        client,
+        ref,
+        AI_PROVENANCE_V1,
+        envelope=sign_envelope(statement, load_signer(key)).to_json(),
+    )
+    return digest
+
+
+def review(images: list[str], uid: str) -> bytes:
+    spec = {"containers": [{"name": f"c{i}", "image": im} for i, im in enumerate(images)]}
+    return json.dumps(
+        {
+            "apiVersion": "admission.k8s.io/v1",
+            "kind": "AdmissionReview",
+            "request": {
+                "uid": uid,
+                "kind": {"group": "apps", "version": "v1", "kind": "Deployment"},
+                "resource": {"group": "apps", "version": "v1", "resource": "deployments"},
+                "operation": "CREATE",
+                "namespace": "shop",
+                "name": "web",
+                "userInfo": {"username": "alice"},
+                "object": {
+                    "metadata": {"name": "web", "namespace": "shop"},
+                    "spec": {"template": {"spec": spec}},
+                },
+            },
+        }
+    ).encode()
+
+
+def measure(n: int, call: Callable[[int], None]) -> tuple[float, list[float]]:
+    latencies = []
+    start = time.perf_counter()
+    for i in range(n):
+        t = time.perf_counter()
+        call(i)
+        latencies.append(time.perf_counter() - t)
+    return time.perf_counter() - start, latencies
+
+
+def report(label: str, total: float, lat: list[float]) -> None:
+    lat = sorted(lat)
+    p50 = statistics.median(lat) * 1000
+    p99 = lat[min(len(lat) - 1, int(len(lat) * 0.99))] * 1000
+    print(f"{label:<44} {len(lat) / total:9.1f}/s   p50 {p50:7.2f} ms   p99 {p99:7.2f} ms")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--requests", type=int, default=500)
+    parser.add_argument("--cold", type=int, default=40)
+    args = parser.parse_args()
+    if hasattr(os, "sched_setaffinity") and (os.cpu_count() or 1) > 1:
+        os.sched_setaffinity(0, {1})
+
+    with tempfile.TemporaryDirectory(prefix="affidavit-bench-webhook-") as d:
+        root = Path(d)
+        with registry(root) as host:
+            private_pem, public_pem = generate_key_pair("ecdsa-p256")
+            key = root / "ci.key"
+            key.write_bytes(private_pem)
+            with RegistryClient() as client:
+                warm = [push_attested(client, host, f"app/svc{i}", "1", key) for i in range(3)]
+                cold = [
+                    push_attested(client, host, "app/cold", f"v{i}", key) for i in range(args.cold)
+                ]
+            pem = public_pem.decode()
+            policy = {
+                "apiVersion": "affidavit.dev/v1alpha1",
+                "kind": "AccountabilityPolicy",
+                "metadata": {"name": "baseline", "generation": 1},
+                "spec": {
+                    "mode": "Enforce",
+                    "match": {"images": [f"{host}/*"]},
+                    "signers": {"keys": [{"name": "ci", "publicKey": pem}]},
+                    "require": {"provenance": {"required": True}},
+                },
+            }
+            (root / "policies").mkdir()
+            (root / "policies" / "p.yaml").write_text(yaml.safe_dump(policy))
+            ca = make_ca("bench-ca")
+            cert, tls_key = issue_cert(ca, "webhook", ip_sans=["127.0.0.1"]).write(root, "tls")
+            (root / "ca.pem").write_bytes(ca.cert_pem)
+            port = _port()
+            server = subprocess.Popen(
+                [
+                    "taskset", "-c", "0", sys.executable, "-m", "affidavit.cli.main",
+                    "webhook", "serve", "--tls-cert", str(cert), "--tls-key", str(tls_key),
+                    "--host", "127.0.0.1", "--port", str(port), "--cluster-name", "bench",
+                    "--region", "eu-west-1", "--ledger", f"sqlite:///{root / 'ledger.db'}",
+                    "--policy-dir", str(root / "policies"), "--log-level", "warning",
+                ],
+            )  # fmt: skip
+            url = f"https://127.0.0.1:{port}"
+            ctx = ssl.create_default_context(cafile=str(root / "ca.pem"))
+            try:
+                with httpx.Client(verify=ctx, timeout=30) as http:
+                    for _ in range(300):
+                        try:
+                            if http.get(f"{url}/readyz").status_code == 200:
+                                break
+                        except httpx.TransportError:
+                            pass
+                        time.sleep(0.1)
+                    run(http, url, host, warm, cold, args.requests)
+            finally:
+                server.terminate()
+                server.wait(10)
+    return 0
+
+
+def run(http: httpx.Client, url: str, host: str, warm: list[str], cold: list[str], n: int) -> None:
+    pinned = [f"{host}/app/svc{i}@{dg}" for i, dg in enumerate(warm)]
+    tagged = [f"{host}/app/svc{i}:1" for i in range(len(warm))]
+    headers = {"content-type": "application/json"}
+
+    def post(body: bytes) -> None:
+        r = http.post(f"{url}/validate", content=body, headers=headers)
+        assert r.status_code == 200 and r.json()["response"]["allowed"], r.text
+
+    for body in (review(pinned, "prime"), review(tagged, "prime2")):
+        post(body)  # warm the caches and the connection
+    for _ in range(20):
+        http.get(f"{url}/healthz")
+
+    print(f"webhook on core 0, client on core 1; {n} sequential requests per row")
+    report("GET /healthz (HTTP+TLS floor)", *measure(n, lambda i: _ok(http.get(f"{url}/healthz"))))
+    one = review(pinned[:1], "w1")
+    report("warm, 1 image by digest", *measure(n, lambda i: post(one)))
+    three = review(pinned, "w3")
+    report("warm, 3 images by digest", *measure(n, lambda i: post(three)))
+    tag = review(tagged[:1], "t1")
+    report("warm, 1 image by tag (HEAD per request)", *measure(n, lambda i: post(tag)))
+    report(
+        "cold, first sight of a digest (registry)",
+        *measure(len(cold), lambda i: post(review([f"{host}/app/cold@{cold[i]}"], f"c{i}"))),
+    )
+
+
+def _ok(r: httpx.Response) -> None:
+    assert r.status_code == 200
+
+
+if __name__ == "__main__":
+    sys.exit(main())
