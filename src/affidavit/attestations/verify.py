@@ -128,7 +128,7 @@ class _Verifier:
 
 
 def _check_item(
-    item: FetchedAttestation, trusted: _Verifier, digest: str, max_bytes: int
+    item: FetchedAttestation, trusted: _Verifier, digest: str, max_bytes: int, done: set[str]
 ) -> _Checked:
     def reject(reason: str, identity: str | None = None) -> _Checked:
         rejected = RejectedAttestation(
@@ -148,6 +148,8 @@ def _check_item(
         else:
             envelope = parse_envelope(item.data, max_bytes=max_bytes)
         identity = _identity(envelope)
+        if identity in done:  # the same envelope already verified from the other layout
+            return _Checked(identity, None, None)
         _, payload = trusted.check(item, max_bytes)
         statement = parse_statement(payload.payload)
         if not statement.is_about(digest):
@@ -171,6 +173,47 @@ def _check_item(
     return _Checked(identity, verified, None)
 
 
+def verify_fetched(
+    items: Sequence[FetchedAttestation],
+    ref: ImageReference,
+    signers: Sequence[TrustedSigner],
+    *,
+    image: str | None = None,
+    predicate_types: Sequence[str] | None = None,
+    max_layer_bytes: int = DEFAULT_MAX_BYTES,
+    sigstore_trusted_root: Path | None = None,
+) -> ImageEvidence:
+    """Verify already-fetched envelopes and bundles of ``ref`` (which must carry its digest)."""
+    if ref.digest is None:
+        raise VerificationError(f"image {ref} has no digest to verify against")
+    trusted = _Verifier(signers, sigstore_trusted_root)
+    groups: dict[str, list[_Checked]] = {}
+    done: set[str] = set()
+    for item in items:
+        checked = _check_item(item, trusted, ref.digest, max_layer_bytes, done)
+        groups.setdefault(checked.identity, []).append(checked)
+        if checked.verified is not None:
+            done.add(checked.identity)
+    wanted = set(predicate_types) if predicate_types else None
+    verified: list[VerifiedAttestation] = []
+    rejected: list[RejectedAttestation] = []
+    for outcomes in groups.values():
+        good = next((c.verified for c in outcomes if c.verified is not None), None)
+        if good is not None:
+            if wanted is None or good.predicate_type in wanted:
+                verified.append(good)
+            continue
+        bad = next((c.rejected for c in outcomes if c.rejected is not None), None)
+        if bad is not None and (wanted is None or bad.predicate_type in (wanted | {None})):
+            rejected.append(bad)
+    return ImageEvidence(
+        image=image or str(ref),
+        digest=ref.digest,
+        verified=tuple(verified),
+        rejected=tuple(rejected),
+    )
+
+
 def verify_digest(
     client: RegistryClient,
     ref: ImageReference,
@@ -181,31 +224,15 @@ def verify_digest(
     max_layer_bytes: int = DEFAULT_MAX_BYTES,
     sigstore_trusted_root: Path | None = None,
 ) -> ImageEvidence:
-    """Verify everything stored beside ``ref`` (which must carry its digest)."""
-    if ref.digest is None:
-        raise VerificationError(f"image {ref} has no digest to verify against")
-    trusted = _Verifier(signers, sigstore_trusted_root)
-    groups: dict[str, list[_Checked]] = {}
-    for item in fetch(client, ref, max_layer_bytes=max_layer_bytes):
-        checked = _check_item(item, trusted, ref.digest, max_layer_bytes)
-        groups.setdefault(checked.identity, []).append(checked)
-    wanted = set(predicate_types) if predicate_types else None
-    verified: list[VerifiedAttestation] = []
-    rejected: list[RejectedAttestation] = []
-    for outcomes in groups.values():
-        good = next((c.verified for c in outcomes if c.verified is not None), None)
-        if good is not None:
-            if wanted is None or good.predicate_type in wanted:
-                verified.append(good)
-            continue
-        bad = outcomes[0].rejected
-        if bad is not None and (wanted is None or bad.predicate_type in (wanted | {None})):
-            rejected.append(bad)
-    return ImageEvidence(
-        image=image or str(ref),
-        digest=ref.digest,
-        verified=tuple(verified),
-        rejected=tuple(rejected),
+    """Fetch and verify everything stored beside ``ref`` (which must carry its digest)."""
+    return verify_fetched(
+        fetch(client, ref, max_layer_bytes=max_layer_bytes),
+        ref,
+        signers,
+        image=image,
+        predicate_types=predicate_types,
+        max_layer_bytes=max_layer_bytes,
+        sigstore_trusted_root=sigstore_trusted_root,
     )
 
 

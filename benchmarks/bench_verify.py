@@ -1,0 +1,174 @@
+"""Benchmark: verifications/s of ``verify`` for a cached set of envelopes.
+
+Why: the admission webhook verifies attestations on the request path of every Pod creation. Once
+the envelopes are fetched, what remains is CPU: parse the envelope, check the signature over the
+DSSE PAE, parse the in-toto statement strictly, compare the subject. This measures that cost per
+envelope against the raw cost of the bare signature check (the floor: the cryptography library's
+ECDSA P-256 verify over the same PAE bytes), and the cost of the cached path that the webhook
+takes for a digest it has seen (``EvidenceCache``).
+
+A real docker-registry is started in a temporary directory; N envelopes are attached to a sample
+image (both layouts) and fetched once. Run:
+``.venv/bin/python benchmarks/bench_verify.py [--envelopes N] [--rounds R]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import json
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+
+from affidavit.attestations.dsse import pae, sign_envelope
+from affidavit.attestations.evidence import KeySigner
+from affidavit.attestations.image import push_sample_image
+from affidavit.attestations.keys import generate_key_pair, load_signer, load_verifier
+from affidavit.attestations.registry import ImageReference, RegistryClient
+from affidavit.attestations.statement import make_statement
+from affidavit.attestations.store import attach, fetch
+from affidavit.attestations.verify import EvidenceCache, verify_fetched
+
+PREDICATE_TYPE = "https://affidavit.dev/attestations/ai-provenance/v1"
+
+
+@contextmanager
+def registry() -> Iterator[str]:
+    binary = shutil.which("docker-registry") or "/usr/bin/docker-registry"
+    with tempfile.TemporaryDirectory(prefix="affidavit-bench-") as d, socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        host = f"127.0.0.1:{s.getsockname()[1]}"
+        s.close()
+        config = Path(d, "config.yml")
+        config.write_text(
+            "version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\n"
+            f"storage:\n  filesystem:\n    rootdirectory: {d}/data\nhttp:\n  addr: {host}\n"
+        )
+        proc = subprocess.Popen([binary, "serve", str(config)], stderr=subprocess.DEVNULL)
+        try:
+            for _ in range(300):
+                try:
+                    httpx.get(f"http://{host}/v2/", timeout=1)
+                    break
+                except httpx.TransportError:
+                    time.sleep(0.1)
+            yield host
+        finally:
+            proc.terminate()
+            proc.wait()
+
+
+def rate(label: str, count: int, rounds: int, work: Callable[[], object]) -> float:
+    best = float("inf")
+    for _ in range(rounds):
+        start = time.perf_counter()
+        work()
+        best = min(best, time.perf_counter() - start)
+    per_second = count / best
+    print(f"{label:<58} {per_second:>12,.0f} /s  ({best * 1e3:8.2f} ms for {count})")
+    return per_second
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--envelopes", type=int, default=200)
+    parser.add_argument("--rounds", type=int, default=5)
+    args = parser.parse_args()
+    n = args.envelopes
+
+    with tempfile.TemporaryDirectory() as keydir, registry() as host:
+        private_pem, public_pem = generate_key_pair("ecdsa-p256")
+        Path(keydir, "k.key").write_bytes(private_pem)
+        signer = load_signer(Path(keydir, "k.key"))
+        trusted = [KeySigner(name="bench.pub", public_key_pem=public_pem.decode())]
+        with RegistryClient() as client:
+            repository = ImageReference.parse(f"{host}/bench/app")
+            digest = push_sample_image(client, repository, {"app/main.py": b"x"}, "v1")
+            image = repository.with_digest(digest)
+            envelopes = []
+            print(f"attaching {n} envelopes (both layouts) to {image} ...")
+            for i in range(n):
+                predicate = {"summary": {"commits": i, "aiTouchedCommits": i // 2}}
+                statement = make_statement(image.name, digest, PREDICATE_TYPE, predicate)
+                envelope = sign_envelope(statement, signer)
+                envelopes.append(envelope)
+                attach(client, image, PREDICATE_TYPE, envelope=envelope.to_json())
+            start = time.perf_counter()
+            items = fetch(client, image)
+            fetched_in = time.perf_counter() - start
+            print(f"fetched {len(items)} layers once in {fetched_in * 1e3:.1f} ms")
+            cosign_items = [i for i in items if i.storage == "cosign-tag"]
+            assert len(cosign_items) == n
+
+            verifier = load_verifier(public_pem, name="bench.pub")
+            signed = [
+                (base64.b64decode(e.signatures[0].sig), pae(e.payload_type, e.payload_bytes()))
+                for e in envelopes
+            ]
+
+            def bare() -> None:
+                for sig, message in signed:
+                    assert verifier.verify(sig, message)
+
+            def full_cosign() -> None:
+                evidence = verify_fetched(cosign_items, image, trusted)
+                assert len(evidence.verified) == n
+
+            def full_both() -> None:
+                evidence = verify_fetched(items, image, trusted)
+                assert len(evidence.verified) == n
+
+            cache = EvidenceCache()
+            cache.verify(client, str(image), trusted)
+
+            def cached() -> None:
+                for _ in range(n):
+                    cache.verify(client, str(image), trusted)
+
+            def uncached_end_to_end() -> None:
+                fresh = EvidenceCache()
+                assert len(fresh.verify(client, str(image), trusted).verified) == n
+
+            print()
+            baseline = rate("baseline: bare ECDSA P-256 verify over the PAE", n, args.rounds, bare)
+            full = rate(
+                "verify: envelope+signature+statement+subject (cosign tag)",
+                n,
+                args.rounds,
+                full_cosign,
+            )
+            both = rate(
+                "verify: both layouts, deduplicated (2 copies/envelope)", n, args.rounds, full_both
+            )
+            hit = rate(
+                "cached: EvidenceCache.verify for a seen digest (lookups)", n, args.rounds, cached
+            )
+            e2e = rate(
+                "uncached: fetch from registry + verify (envelopes)", n, 1, uncached_end_to_end
+            )
+            print()
+            print(
+                json.dumps(
+                    {
+                        "envelopes": n,
+                        "bare_signature_per_s": round(baseline),
+                        "verify_per_s": round(full),
+                        "verify_both_layouts_per_s": round(both),
+                        "verify_overhead_vs_bare": round(baseline / full, 2),
+                        "cached_lookups_per_s": round(hit),
+                        "uncached_end_to_end_envelopes_per_s": round(e2e),
+                    }
+                )
+            )
+
+
+if __name__ == "__main__":
+    main()
