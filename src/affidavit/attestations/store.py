@@ -38,6 +38,7 @@ ANNOTATION_PREDICATE_TYPE = "predicateType"
 ANNOTATION_BUNDLE_CONTENT = "dev.sigstore.bundle.content"
 ANNOTATION_BUNDLE_PREDICATE_TYPE = "dev.sigstore.bundle.predicateType"
 ANNOTATION_COSIGN_CERTIFICATE = "dev.sigstore.cosign/certificate"
+ANNOTATION_COSIGN_SIGNATURE = "dev.cosignproject.cosign/signature"  # empty for DSSE, as cosign
 
 
 def cosign_tag(digest: str) -> str:
@@ -147,7 +148,7 @@ def attach(
     if any(layer.get("digest") == envelope_digest for layer in layers) and existing:
         att_digest = existing.digest
     else:
-        annotations = {ANNOTATION_PREDICATE_TYPE: predicate_type}
+        annotations = {ANNOTATION_COSIGN_SIGNATURE: "", ANNOTATION_PREDICATE_TYPE: predicate_type}
         if certificate:
             annotations[ANNOTATION_COSIGN_CERTIFICATE] = certificate
         layers.append(

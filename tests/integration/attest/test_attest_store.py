@@ -36,7 +36,10 @@ def test_cosign_tag_layout(client: RegistryClient, new_image: NewImage, key: Key
     [layer] = document["layers"]
     assert layer["mediaType"] == "application/vnd.dsse.envelope.v1+json"
     assert layer["digest"] == result.envelope_digest
-    assert layer["annotations"] == {"predicateType": PREDICATE_TYPE}
+    assert layer["annotations"] == {
+        "dev.cosignproject.cosign/signature": "",
+        "predicateType": PREDICATE_TYPE,
+    }
     envelope = json.loads(client.get_blob(image, layer["digest"]))
     assert envelope["payloadType"] == "application/vnd.in-toto+json"
 
