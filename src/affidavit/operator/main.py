@@ -104,6 +104,9 @@ def build_registry(
     @kopf.on.startup(registry=registry)
     def _configure(settings: kopf.OperatorSettings, **_: Any) -> None:
         settings.peering.standalone = True
+        # Resources are discovered once at start; watching CRDs would need RBAC on
+        # customresourcedefinitions, which the chart does not grant.
+        settings.scanning.disabled = True
         settings.posting.level = logging.WARNING
         settings.watching.server_timeout = 300
         settings.networking.request_timeout = 60

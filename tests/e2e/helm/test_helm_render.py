@@ -149,7 +149,9 @@ def test_deployment_runs_webhook_and_operator_sharing_the_ledger(render: Render)
     assert containers["webhook"]["readinessProbe"]["httpGet"]["scheme"] == "HTTPS"
     webhook_env = {e["name"]: e.get("value") for e in containers["webhook"]["env"]}
     assert webhook_env["AFFIDAVIT_TLS_CERT"] == "/var/run/affidavit/certs/tls.crt"
-    assert webhook_env["AFFIDAVIT_POLICY_CONFIGMAP"] == "$(AFFIDAVIT_NAMESPACE)/affidavit-policy-index"
+    assert (
+        webhook_env["AFFIDAVIT_POLICY_CONFIGMAP"] == "$(AFFIDAVIT_NAMESPACE)/affidavit-policy-index"
+    )
     assert webhook_env["AFFIDAVIT_BUDGET_SECONDS"] == "8"
     operator_env = {e["name"]: e.get("value") for e in containers["operator"]["env"]}
     assert operator_env["AFFIDAVIT_CERT_DIR"] == "/var/run/affidavit/certs"

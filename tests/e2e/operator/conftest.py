@@ -27,10 +27,32 @@ from operator_support import (
 
 from affidavit.envtest import ControlPlaneInfo, free_port
 
+POLICY_REPORT_CRD: dict[str, Any] = {
+    "apiVersion": "apiextensions.k8s.io/v1",
+    "kind": "CustomResourceDefinition",
+    "metadata": {"name": "policyreports.wgpolicyk8s.io"},
+    "spec": {
+        "group": "wgpolicyk8s.io",
+        "names": {"kind": "PolicyReport", "plural": "policyreports", "singular": "policyreport",
+                  "listKind": "PolicyReportList", "shortNames": ["polr"]},
+        "scope": "Namespaced",
+        "versions": [{
+            "name": "v1alpha2", "served": True, "storage": True,
+            "schema": {"openAPIV3Schema": {"type": "object",
+                                            "x-kubernetes-preserve-unknown-fields": True}},
+        }],
+    },
+}  # fmt: skip
+
 
 @pytest.fixture(scope="session")
 def crds(kubectl: Callable[..., subprocess.CompletedProcess[str]]) -> None:
     kubectl("apply", "--server-side", "--force-conflicts", "-f", CRDS)
+    # The PolicyReport CRD of the Kubernetes policy working group (wgpolicyk8s.io/v1alpha2),
+    # trimmed to its envelope: the operator writes reports only where this CRD exists.
+    kubectl("apply", "-f", "-", input=json.dumps(POLICY_REPORT_CRD))
+    kubectl("wait", "--for=condition=Established", "crd/policyreports.wgpolicyk8s.io",
+            "--timeout=60s")  # fmt: skip
     for crd in CRDS.glob("*.yaml"):
         name = crd.name.removesuffix(".yaml")
         kubectl("wait", "--for=condition=Established", f"crd/{name}", "--timeout=60s")

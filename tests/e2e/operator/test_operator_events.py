@@ -90,3 +90,24 @@ def test_denial_and_warning_become_events(operator: RunningOperator, kubectl: Ku
     assert sorted(
         e["message"].split("decision ")[1][:36] for e in events_for(kubectl, "checkout")
     ) == sorted([denied.id, again.id])
+
+
+def test_denial_is_also_a_policy_report(operator: RunningOperator, kubectl: Kubectl) -> None:
+    kubectl("create", "namespace", NS, check=False)
+    denied = decision("denied", "billing", (MISSING_REVIEW,))
+    Ledger(operator.ledger_url).append(denied)
+    report = wait_for(
+        lambda: get_json(kubectl, "policyreports.wgpolicyk8s.io", "affidavit-deployment-billing",
+                         "-n", NS),
+        "the PolicyReport",
+    )  # fmt: skip
+    assert report["scope"] == {
+        "apiVersion": "apps/v1", "kind": "Deployment", "name": "billing", "namespace": NS
+    }  # fmt: skip
+    (result,) = report["results"]
+    assert (result["policy"], result["rule"], result["result"]) == (
+        "AccountabilityPolicy/baseline", "review.critical.independentApprovals", "fail"
+    )  # fmt: skip
+    assert result["message"] == MISSING_REVIEW.message
+    assert result["properties"] == {"decision": denied.id}
+    assert report["summary"] == {"fail": 1, "warn": 0}
