@@ -13,12 +13,14 @@ import subprocess
 import time
 import warnings
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 from attest_support import KeyPair, make_key, missing
+from attest_token_server import ISSUER, SERVICE, make_signing_cert, token_server
 
 from affidavit.attestations.image import push_sample_image
 from affidavit.attestations.registry import ImageReference, RegistryClient
@@ -121,3 +123,24 @@ def lan_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     if address is None:
         pytest.skip("this machine has no non-loopback IPv4 address")
     yield from _serve_registry(tmp_path_factory.mktemp("lan-registry"), address)
+
+
+@dataclass(frozen=True)
+class TokenRegistry:
+    host: str
+    realm: str
+    granted: list[str]
+
+
+@pytest.fixture(scope="module")
+def token_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TokenRegistry]:
+    """A docker-registry using Bearer tokens from a real token service (user ci / s3cret)."""
+    directory = tmp_path_factory.mktemp("token-registry")
+    key, cert_der, bundle = make_signing_cert(directory)
+    with token_server(key, cert_der, "ci", "s3cret") as (realm, granted):
+        auth = (
+            f"auth:\n  token:\n    realm: {realm}\n    service: {SERVICE}\n"
+            f"    issuer: {ISSUER}\n    rootcertbundle: {bundle}\n"
+        )
+        for host in _serve_registry(directory, "127.0.0.1", auth):
+            yield TokenRegistry(host, realm, granted)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import json
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 from attest_support import KeyPair, attest
@@ -145,3 +146,20 @@ def test_sample_image_is_reproducible(client: RegistryClient, registry: object) 
     assert first == second
     manifest = client.get_manifest(ImageReference.parse(f"{host}/affidavit-test/repro:x")).json()
     assert manifest["layers"][0]["mediaType"] == "application/vnd.oci.image.layer.v1.tar+gzip"
+
+
+def test_bearer_token_flow(token_registry: Any, key: KeyPair) -> None:
+    host = token_registry.host
+    repository = ImageReference.parse(f"{host}/secured")
+    with RegistryClient() as anonymous, pytest.raises(RegistryError) as caught:
+        anonymous.list_tags(repository)
+    assert caught.value.message == (
+        f"registry {host} refused access to {host}/secured: its token service answered HTTP 401"
+    )
+    credentials = {host: Credentials("ci", "s3cret")}
+    with RegistryClient(credentials=credentials) as client:
+        digest = push_sample_image(client, repository, {"a": b"1"}, "v1")
+        attest(client, repository.with_digest(digest), key)
+        evidence = verify_image(client, f"{repository}:v1", [key.trusted])
+    assert [a.signer for a in evidence.verified] == ["release.pub"]
+    assert "repository:secured:pull,push" in token_registry.granted
