@@ -158,11 +158,11 @@ class _Process:
             except subprocess.TimeoutExpired:
                 self._signal(signal.SIGKILL)
                 self.popen.wait(timeout=STOP_TIMEOUT)
-        # Anything the component forked into its group goes too.
-        self._signal(signal.SIGKILL)
         self.log_file.close()
 
     def _signal(self, sig: signal.Signals) -> None:
+        # The component leads its own process group (start_new_session), so anything it
+        # forked gets the signal too.
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(self.popen.pid, sig)
 
