@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 import yaml
-from helm_support import CHART, Render, helm_binary, run_helm
+from helm_support import CHART, KUBE_VERSION_ARGS, Render, helm_binary, run_helm
 
 
 @pytest.fixture(scope="session")
@@ -20,7 +20,10 @@ def render(helm: Path) -> Render:
     """``render(*extra_args)`` -> the documents of `helm template` (release affidavit)."""
 
     def run(*extra: str | Path, namespace: str = "affidavit-system") -> list[dict[str, Any]]:
-        out = run_helm(helm, "template", "affidavit", CHART, "--namespace", namespace, *extra)
+        out = run_helm(
+            helm, "template", "affidavit", CHART, "--namespace", namespace,
+            *KUBE_VERSION_ARGS, *extra,
+        )  # fmt: skip
         return [d for d in yaml.safe_load_all(out.stdout) if d]
 
     return run

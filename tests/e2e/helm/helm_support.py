@@ -11,11 +11,14 @@ from typing import Any
 import pytest
 import yaml
 
-from affidavit.envtest import BinariesMissingError, find_binaries
+from affidavit.envtest import BinariesMissingError, find_binaries, pinned_versions
 
 IN_CI = os.environ.get("CI") == "true"
 CHART = Path(__file__).resolve().parents[3] / "charts" / "affidavit"
 CI_VALUES = sorted((CHART / "ci").glob("*-values.yaml"))
+
+#: `helm template` renders for the Kubernetes version the control plane runs.
+KUBE_VERSION_ARGS = ("--kube-version", pinned_versions()["K8S_VERSION"])
 
 Render = Callable[..., list[dict[str, Any]]]
 

@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 import yaml
 from helm_podsecurity import pod_specs
-from helm_support import CHART, run_helm
+from helm_support import CHART, KUBE_VERSION_ARGS, run_helm
 
 from affidavit.envtest import ControlPlaneInfo
 
@@ -137,8 +137,9 @@ def _pod(name: str, spec: dict[str, Any]) -> str:
 def test_pods_pass_the_apiservers_restricted_admission(
     release: str, helm: Path, kubectl: Kubectl
 ) -> None:
-    rendered = run_helm(helm, "template", RELEASE, CHART, "--namespace", NS, *SET).stdout
-    tests = run_helm(helm, "template", RELEASE, CHART, "--namespace", NS, *SET,
+    args = ("template", RELEASE, CHART, "--namespace", NS, *KUBE_VERSION_ARGS, *SET)
+    rendered = run_helm(helm, *args).stdout
+    tests = run_helm(helm, *args,
                      "--show-only", "templates/tests/test-readyz.yaml").stdout  # fmt: skip
     docs = [d for d in yaml.safe_load_all(rendered + "\n---\n" + tests) if d]
     specs = dict(pod_specs(docs))

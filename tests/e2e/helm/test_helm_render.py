@@ -11,7 +11,7 @@ from typing import Any
 import jsonschema
 import pytest
 from helm_podsecurity import pod_specs, restricted_violations
-from helm_support import CHART, CI_VALUES, Render, load_yaml, run_helm
+from helm_support import CHART, CI_VALUES, KUBE_VERSION_ARGS, Render, load_yaml, run_helm
 
 
 def merged(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
@@ -170,7 +170,8 @@ def test_postgres_scenario_reads_the_url_from_a_secret(render: Render) -> None:
 
 
 def test_several_replicas_need_postgres(helm: Path) -> None:
-    out = run_helm(helm, "template", "affidavit", CHART, "--set", "replicaCount=2", check=False)
+    out = run_helm(helm, "template", "affidavit", CHART, *KUBE_VERSION_ARGS,
+                   "--set", "replicaCount=2", check=False)  # fmt: skip
     assert out.returncode != 0
     assert "replicaCount > 1 needs ledger.type=postgres" in out.stderr
 
