@@ -11,7 +11,6 @@ fix instead of a stack trace.
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import hashlib
 import ipaddress
@@ -19,14 +18,36 @@ import json
 import re
 import ssl
 from collections.abc import Collection, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urljoin
 
 import httpx
 
-from affidavit.errors import InputError, RegistryError
+from affidavit.attestations.reference import ImageReference
+from affidavit.attestations.registry_auth import (
+    Credentials,
+    authorization,
+    connect_reason,
+    credentials_from_docker_config,
+)
+from affidavit.errors import RegistryError
+
+__all__ = [
+    "DEFAULT_MAX_BYTES",
+    "MANIFEST_TYPES",
+    "OCI_INDEX",
+    "OCI_MANIFEST",
+    "BodyTooLargeError",
+    "ContentError",
+    "Credentials",
+    "ImageReference",
+    "Manifest",
+    "RegistryClient",
+    "credentials_from_docker_config",
+    "sha256_digest",
+]
 
 DEFAULT_MAX_BYTES = 4 * 1024 * 1024
 
@@ -36,99 +57,10 @@ DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
 DOCKER_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
 MANIFEST_TYPES = (OCI_MANIFEST, OCI_INDEX, DOCKER_MANIFEST, DOCKER_LIST)
 
-_COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
-_REPOSITORY = re.compile(rf"^{_COMPONENT}(?:/{_COMPONENT})*$")
-_TAG = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
-_DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
-_HOST = re.compile(r"^(?:localhost|\[[0-9a-fA-F:]+\]|[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*)(?::\d+)?$")
-_CHALLENGE_PARAM = re.compile(r'(\w+)="([^"]*)"')
-
-_REF_HINT = "write it as HOST[:PORT]/REPOSITORY[:TAG][@sha256:<64 hex>], e.g. 127.0.0.1:5000/app@sha256:<hex>"
-
 
 def sha256_digest(data: bytes) -> str:
     """The ``sha256:<hex>`` digest of ``data``."""
     return "sha256:" + hashlib.sha256(data).hexdigest()
-
-
-@dataclass(frozen=True)
-class ImageReference:
-    """A parsed image reference: registry host, repository, and a tag and/or a digest."""
-
-    registry: str
-    repository: str
-    tag: str | None = None
-    digest: str | None = None
-
-    @classmethod
-    def parse(cls, text: str) -> ImageReference:
-        """Parse ``host[:port]/repo[:tag][@sha256:...]``; the registry host is required."""
-        ref = text.strip()
-        if not ref:
-            raise InputError("the image reference is empty", hint=_REF_HINT)
-        rest, digest = ref, None
-        if "@" in ref:
-            rest, digest = ref.split("@", 1)
-            if not _DIGEST.match(digest):
-                raise InputError(
-                    f"image reference {text!r} has digest {digest!r}, which is not "
-                    "sha256:<64 lowercase hex>",
-                    hint=_REF_HINT,
-                )
-        host, sep, path = rest.partition("/")
-        if (
-            not sep
-            or not _HOST.match(host)
-            or not ("." in host or ":" in host or host == "localhost")
-        ):
-            raise InputError(
-                f"image reference {text!r} does not start with a registry host", hint=_REF_HINT
-            )
-        tag = None
-        last = path.rsplit("/", 1)[-1]
-        if ":" in last:
-            path, tag = path.rsplit(":", 1)
-            if not _TAG.match(tag):
-                raise InputError(
-                    f"image reference {text!r} has an invalid tag {tag!r}", hint=_REF_HINT
-                )
-        if not _REPOSITORY.match(path):
-            raise InputError(
-                f"image reference {text!r} has an invalid repository {path!r} (lowercase letters, "
-                "digits and separators . _ - /)",
-                hint=_REF_HINT,
-            )
-        return cls(registry=host, repository=path, tag=tag, digest=digest)
-
-    @property
-    def name(self) -> str:
-        """``host/repository``: the subject name of statements about this image."""
-        return f"{self.registry}/{self.repository}"
-
-    @property
-    def reference(self) -> str:
-        """What goes after ``/manifests/``: the digest when known, else the tag (``latest``)."""
-        return self.digest or self.tag or "latest"
-
-    def with_digest(self, digest: str) -> ImageReference:
-        return replace(self, digest=digest)
-
-    def with_tag(self, tag: str) -> ImageReference:
-        return replace(self, tag=tag, digest=None)
-
-    def __str__(self) -> str:
-        text = self.name
-        if self.tag:
-            text += f":{self.tag}"
-        if self.digest:
-            text += f"@{self.digest}"
-        return text
-
-
-@dataclass(frozen=True)
-class Credentials:
-    username: str
-    password: str
 
 
 @dataclass(frozen=True)
@@ -170,32 +102,6 @@ class _Response:
     body: bytes
 
 
-def credentials_from_docker_config(
-    config: bytes | str | Mapping[str, Any],
-) -> dict[str, Credentials]:
-    """Registry credentials from a dockerconfigjson document (an imagePullSecret's payload)."""
-    try:
-        document = json.loads(config) if isinstance(config, bytes | str) else dict(config)
-        auths = document.get("auths", {})
-        result: dict[str, Credentials] = {}
-        for key, entry in auths.items():
-            host = re.sub(r"^https?://", "", key).split("/", 1)[0]
-            if entry.get("auth"):
-                user, _, password = (
-                    base64.b64decode(entry["auth"], validate=True).decode().partition(":")
-                )
-            else:
-                user, password = entry.get("username", ""), entry.get("password", "")
-            if user:
-                result[host] = Credentials(user, password)
-        return result
-    except (ValueError, AttributeError, TypeError, UnicodeDecodeError) as e:
-        raise InputError(
-            f"the registry credentials are not a valid dockerconfigjson ({e})",
-            hint='expected {"auths": {"HOST": {"auth": base64("user:password")}}}',
-        ) from e
-
-
 def _is_loopback(registry: str) -> bool:
     host = registry.rsplit(":", 1)[0] if not registry.endswith("]") else registry
     host = host.strip("[]")
@@ -205,19 +111,6 @@ def _is_loopback(registry: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
-
-
-def _connect_reason(error: httpx.TransportError) -> str:
-    text = str(error).lower()
-    if "refused" in text:
-        return "connection refused"
-    if isinstance(error, httpx.TimeoutException):
-        return "timed out"
-    if "name or service not known" in text or "nodename nor servname" in text:
-        return "host name not found"
-    if "certificate" in text or "ssl" in text:
-        return f"TLS failed ({error})"
-    return str(error) or type(error).__name__
 
 
 class RegistryClient:
@@ -463,62 +356,14 @@ class RegistryClient:
                 return _Response(r.status_code, r.headers, b"".join(chunks))
         except httpx.TransportError as e:
             raise RegistryError(
-                f"registry {ref.registry} is unreachable: {_connect_reason(e)}; check the address "
+                f"registry {ref.registry} is unreachable: {connect_reason(e)}; check the address "
                 "and that the registry is running"
             ) from e
 
     def _authenticate(self, ref: ImageReference, challenge: str, push: bool) -> str:
-        scheme, _, params_text = challenge.partition(" ")
-        creds = self._credentials.get(ref.registry)
-        basic = (
-            "Basic " + base64.b64encode(f"{creds.username}:{creds.password}".encode()).decode()
-            if creds
-            else None
+        return authorization(
+            self._http, ref, challenge, self._credentials.get(ref.registry), push=push
         )
-        if scheme.lower() == "basic":
-            if basic is None:
-                raise RegistryError(
-                    f"registry {ref.registry} refused access to {ref.name}: it requires a user "
-                    "name and password and none were given",
-                    hint="pass credentials as a dockerconfigjson (--registry-config FILE)",
-                )
-            return basic
-        if scheme.lower() != "bearer":
-            raise RegistryError(
-                f"registry {ref.registry} asks for unsupported authentication {challenge!r}"
-            )
-        params = dict(_CHALLENGE_PARAM.findall(params_text))
-        realm = params.get("realm")
-        if not realm:
-            raise RegistryError(f"registry {ref.registry} sent a Bearer challenge without a realm")
-        scope = (
-            params.get("scope") or f"repository:{ref.repository}:{'pull,push' if push else 'pull'}"
-        )
-        query = {"scope": scope, **({"service": params["service"]} if "service" in params else {})}
-        try:
-            r = self._http.get(
-                realm, params=query, headers={"Authorization": basic} if basic else {}
-            )
-        except httpx.TransportError as e:
-            raise RegistryError(
-                f"token service {realm} of registry {ref.registry} is unreachable: "
-                f"{_connect_reason(e)}"
-            ) from e
-        if r.status_code != 200:
-            raise RegistryError(
-                f"registry {ref.registry} refused access to {ref.name}: its token service "
-                f"answered HTTP {r.status_code}",
-                hint="check the credentials (--registry-config) and that they may "
-                f"{'push to' if push else 'pull from'} {ref.repository}",
-            )
-        try:
-            body = r.json()
-            token = body.get("token") or body.get("access_token")
-        except (ValueError, AttributeError) as e:
-            raise RegistryError(f"token service {realm} answered with no token") from e
-        if not isinstance(token, str) or not token:
-            raise RegistryError(f"token service {realm} answered with no token")
-        return f"Bearer {token}"
 
     def _refused(self, ref: ImageReference, r: _Response) -> RegistryError:
         return RegistryError(

@@ -1,0 +1,127 @@
+"""Registry authentication: credentials from imagePullSecrets, Basic, and the Bearer token flow.
+
+Registries answer 401 with a ``WWW-Authenticate`` challenge: Basic (send the user and password)
+or Bearer (fetch a token for a scope from the realm, with the user and password if any). The
+credentials come in the form Kubernetes and Docker keep them, a dockerconfigjson. Kept apart from
+the distribution calls so the client reads as the spec's operations.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+from affidavit.attestations.reference import ImageReference
+from affidavit.errors import InputError, RegistryError
+
+_CHALLENGE_PARAM = re.compile(r'(\w+)="([^"]*)"')
+
+
+@dataclass(frozen=True)
+class Credentials:
+    """A user name and password for one registry host."""
+
+    username: str
+    password: str
+
+
+def credentials_from_docker_config(
+    config: bytes | str | Mapping[str, Any],
+) -> dict[str, Credentials]:
+    """Registry credentials from a dockerconfigjson document (an imagePullSecret's payload)."""
+    try:
+        document = json.loads(config) if isinstance(config, bytes | str) else dict(config)
+        auths = document.get("auths", {})
+        result: dict[str, Credentials] = {}
+        for key, entry in auths.items():
+            host = re.sub(r"^https?://", "", key).split("/", 1)[0]
+            if entry.get("auth"):
+                user, _, password = (
+                    base64.b64decode(entry["auth"], validate=True).decode().partition(":")
+                )
+            else:
+                user, password = entry.get("username", ""), entry.get("password", "")
+            if user:
+                result[host] = Credentials(user, password)
+        return result
+    except (ValueError, AttributeError, TypeError, UnicodeDecodeError) as e:
+        raise InputError(
+            f"the registry credentials are not a valid dockerconfigjson ({e})",
+            hint='expected {"auths": {"HOST": {"auth": base64("user:password")}}}',
+        ) from e
+
+
+def connect_reason(error: httpx.TransportError) -> str:
+    """A short human reason for a transport failure (refused, timed out, ...)."""
+    text = str(error).lower()
+    if "refused" in text:
+        return "connection refused"
+    if isinstance(error, httpx.TimeoutException):
+        return "timed out"
+    if "name or service not known" in text or "nodename nor servname" in text:
+        return "host name not found"
+    if "certificate" in text or "ssl" in text:
+        return f"TLS failed ({error})"
+    return str(error) or type(error).__name__
+
+
+def authorization(
+    http: httpx.Client,
+    ref: ImageReference,
+    challenge: str,
+    creds: Credentials | None,
+    *,
+    push: bool,
+) -> str:
+    """The Authorization header that answers a 401's WWW-Authenticate ``challenge``."""
+    scheme, _, params_text = challenge.partition(" ")
+    basic = (
+        "Basic " + base64.b64encode(f"{creds.username}:{creds.password}".encode()).decode()
+        if creds
+        else None
+    )
+    if scheme.lower() == "basic":
+        if basic is None:
+            raise RegistryError(
+                f"registry {ref.registry} refused access to {ref.name}: it requires a user "
+                "name and password and none were given",
+                hint="pass credentials as a dockerconfigjson (--registry-config FILE)",
+            )
+        return basic
+    if scheme.lower() != "bearer":
+        raise RegistryError(
+            f"registry {ref.registry} asks for unsupported authentication {challenge!r}"
+        )
+    params = dict(_CHALLENGE_PARAM.findall(params_text))
+    realm = params.get("realm")
+    if not realm:
+        raise RegistryError(f"registry {ref.registry} sent a Bearer challenge without a realm")
+    scope = params.get("scope") or f"repository:{ref.repository}:{'pull,push' if push else 'pull'}"
+    query = {"scope": scope, **({"service": params["service"]} if "service" in params else {})}
+    try:
+        r = http.get(realm, params=query, headers={"Authorization": basic} if basic else {})
+    except httpx.TransportError as e:
+        raise RegistryError(
+            f"token service {realm} of registry {ref.registry} is unreachable: {connect_reason(e)}"
+        ) from e
+    if r.status_code != 200:
+        raise RegistryError(
+            f"registry {ref.registry} refused access to {ref.name}: its token service "
+            f"answered HTTP {r.status_code}",
+            hint="check the credentials (--registry-config) and that they may "
+            f"{'push to' if push else 'pull from'} {ref.repository}",
+        )
+    try:
+        body = r.json()
+        token = body.get("token") or body.get("access_token")
+    except (ValueError, AttributeError) as e:
+        raise RegistryError(f"token service {realm} answered with no token") from e
+    if not isinstance(token, str) or not token:
+        raise RegistryError(f"token service {realm} answered with no token")
+    return f"Bearer {token}"
