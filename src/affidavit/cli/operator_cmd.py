@@ -101,16 +101,22 @@ def run(
     from affidavit.operator.main import OperatorSettings
     from affidavit.operator.main import run as run_operator
 
-    if cert_lifetime <= 0 or not 0 < cert_renew_fraction < 1:
+    if cert_lifetime <= 0:
         raise UsageError(
-            f"--cert-lifetime {cert_lifetime} / --cert-renew-fraction {cert_renew_fraction} "
-            "are out of range",
-            hint="the lifetime must be positive and the renew fraction between 0 and 1",
+            f"--cert-lifetime must be a positive number of seconds; found {cert_lifetime:g}",
+            hint="the default is 7776000 (90 days)",
+        )
+    if not 0 < cert_renew_fraction < 1:
+        raise UsageError(
+            f"--cert-renew-fraction must be between 0 and 1; found {cert_renew_fraction:g}",
+            hint="0.33 renews the certificate when a third of its lifetime is left",
         )
     logging.basicConfig(
         level=logging.DEBUG if verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    if not verbose:  # one line per watch event is noise; failures are still logged
+        logging.getLogger("kopf.objects").setLevel(logging.WARNING)
     settings = OperatorSettings(
         namespace=namespace,
         kubeconfig=kubeconfig,
