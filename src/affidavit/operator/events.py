@@ -221,5 +221,7 @@ class EventReporter:
                 await asyncio.to_thread(self.poll_once)
             except (AffidavitError, OSError) as e:
                 log.warning("event reporter: %s", e)
+            except Exception as e:  # a bug must not silently stop the loop
+                log.exception("event reporter: %s", e)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), timeout=self.interval)

@@ -291,6 +291,9 @@ class Reconciler:
             except (AffidavitError, OSError) as e:
                 log.warning("reconcile failed, retrying in %.0fs: %s", backoff, e)
                 wait, backoff = backoff, min(backoff * 2, 30.0)
+            except Exception as e:  # a bug must not silently stop the loop
+                log.exception("reconcile failed, retrying in %.0fs: %s", backoff, e)
+                wait, backoff = backoff, min(backoff * 2, 30.0)
             await _wait_any(self._dirty, stop, wait)
 
 

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, TypedDict, TypeVar
 
 import kopf
+import urllib3
 import yaml
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
@@ -103,6 +104,11 @@ def call(what: str, fn: Callable[[], T]) -> T:
         return fn()
     except ApiException as e:
         raise ClusterError(f"Kubernetes API call failed: {what}: {e.status} {e.reason}") from e
+    except urllib3.exceptions.HTTPError as e:
+        raise ClusterError(
+            f"Kubernetes API unreachable: {what}: {e}",
+            hint="check that the kube-apiserver is up and the kubeconfig points at it",
+        ) from e
 
 
 def is_not_found(e: BaseException) -> bool:

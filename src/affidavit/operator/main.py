@@ -92,6 +92,9 @@ async def _cert_loop(
         except (AffidavitError, OSError) as e:
             log.warning("certificate manager: %s", e)
             wait = min(interval, 5.0)
+        except Exception as e:  # a bug must not silently stop the loop
+            log.exception("certificate manager: %s", e)
+            wait = min(interval, 5.0)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), timeout=wait)
 
