@@ -313,7 +313,3 @@ def register(registry: kopf.OperatorRegistry, reconciler: Reconciler) -> None:
         @kopf.on.event(kube.GROUP, kube.VERSION, plural, registry=registry)
         async def _changed(event: Mapping[str, Any], **_: Any) -> None:
             reconciler.mark_dirty()
-
-
-def plurals() -> Sequence[str]:
-    return tuple(kube.PLURALS.values())

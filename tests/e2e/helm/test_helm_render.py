@@ -71,6 +71,7 @@ def test_schema_rejects_what_it_should() -> None:
         {"webhook": {"failurePolicy": "Sometimes"}},
         {"ledger": {"type": "postgres", "postgres": {"existingSecret": ""}}},
         {"clusterName": ""},
+        {"region": ""},  # the webhook refuses to start without a region
         {"typo": True},
     ]
     for override in bad:
