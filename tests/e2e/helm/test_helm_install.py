@@ -172,11 +172,30 @@ def test_operator_runs_with_the_charts_rbac(
         "users": [{"name": "sa", "user": {"token": token}}],
         "contexts": [{"name": "sa", "context": {"cluster": "c", "user": "sa"}}],
     }))  # fmt: skip
-    log = tmp_path / "operator.log"
+    first = run_operator_until_converged(kubeconfig, tmp_path / "first", kubectl)
+    secret = kubectl("get", "secret", "affidavit-webhook-tls", "-n", NS, "-o",
+                     "jsonpath={.data.tls\\.crt}").stdout  # fmt: skip
+    assert base64.b64decode(secret) == (tmp_path / "first" / "certs" / "tls.crt").read_bytes()
+
+    # a restarted operator keeps serving the stored, still valid certificate
+    run_operator_until_converged(kubeconfig, tmp_path / "second", kubectl)
+    assert (tmp_path / "second" / "certs" / "tls.crt").read_bytes() == first
+    assert (
+        "issuing a new webhook serving certificate"
+        not in (tmp_path / "second" / "operator.log").read_text()
+    )
+
+
+def run_operator_until_converged(kubeconfig: Path, work: Path, kubectl: Kubectl) -> bytes:
+    """Run the operator with ``kubeconfig`` until the index, Secret, caBundle and cert dir exist;
+    returns the served certificate."""
+    work.mkdir()
+    log = work / "operator.log"
+    certs = work / "certs"
     argv = [sys.executable, "-m", "affidavit.cli", "operator", "run",
             "--namespace", NS, "--kubeconfig", str(kubeconfig), "--service", RELEASE,
             "--webhook-configuration", RELEASE, "--cluster-name", "helm-e2e",
-            "--cert-dir", str(tmp_path / "certs")]  # fmt: skip
+            "--cert-dir", str(certs)]  # fmt: skip
     with open(log, "wb") as out:
         proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT)
     try:
@@ -187,11 +206,13 @@ def test_operator_runs_with_the_charts_rbac(
             secret = kubectl("get", "secret", "affidavit-webhook-tls", "-n", NS, check=False)
             bundle = kubectl("get", "validatingwebhookconfiguration", RELEASE, "-o",
                              "jsonpath={.webhooks[0].clientConfig.caBundle}").stdout  # fmt: skip
-            done = cm.returncode == 0 and secret.returncode == 0 and bool(bundle)
+            done = (cm.returncode == 0 and secret.returncode == 0 and bool(bundle)
+                    and (certs / "tls.key").exists())  # fmt: skip
             time.sleep(0.5)
         text = log.read_text(errors="replace")
         assert done, f"operator with the chart's RBAC did not converge:\n{text[-3000:]}"
         assert "403" not in text and "Forbidden" not in text, text[-3000:]
+        return (certs / "tls.crt").read_bytes()
     finally:
         proc.terminate()
         proc.wait(timeout=20)
