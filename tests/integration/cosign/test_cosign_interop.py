@@ -13,11 +13,23 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+import sigstore
 from cosign_support import PASSWORD, Cosign
 
 from affidavit.cli.main import main
 
 TYPE = "https://affidavit.dev/attestations/interop-test/v1"
+
+# cosign 2.6 finds Affidavit's Sigstore bundle referrer (through the sha256-<hex> tag index) and
+# then verifies in its new-bundle mode, which needs a trusted root even for a key; online it
+# fetches one through TUF. Offline, give it the public-good root sigstore-python ships.
+PUBLIC_GOOD_ROOT = (
+    Path(sigstore.__file__).parent
+    / "_store"
+    / "https%3A%2F%2Ftuf-repo-cdn.sigstore.dev"
+    / "trusted_root.json"
+)
+OFFLINE_ROOT = ("--trusted-root", str(PUBLIC_GOOD_ROOT))
 
 
 @pytest.fixture
@@ -48,6 +60,7 @@ def test_cosign_verifies_what_affidavit_pushed(
         "--type",
         TYPE,
         "--allow-insecure-registry",
+        *OFFLINE_ROOT,
         image,
     )
     [line] = [ln for ln in result.stdout.splitlines() if ln.strip()]
@@ -68,6 +81,7 @@ def test_cosign_verifies_what_affidavit_pushed(
         "--type",
         TYPE,
         "--allow-insecure-registry",
+        *OFFLINE_ROOT,
         image,
         check=False,
     )
