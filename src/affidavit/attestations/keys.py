@@ -10,6 +10,7 @@ fix.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import os
 from dataclasses import dataclass, field
@@ -42,11 +43,17 @@ class Signer(Protocol):
 
 
 def keyid_of(public_key: PublicKey) -> str:
-    """A stable key id: the SHA-256 hex of the DER SubjectPublicKeyInfo."""
-    spki = public_key.public_bytes(
-        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    """The DSSE key id cosign and sigstore-go compute for a key (go-securesystemslib's
+    ``SHA256KeyID``: the OpenSSH SHA-256 fingerprint, ``SHA256:<unpadded base64>``).
+
+    cosign skips a signature whose non-empty key id differs from the one it computes, so every
+    envelope Affidavit signs carries this id and verifies with cosign as well as with Affidavit.
+    """
+    openssh = public_key.public_bytes(
+        serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH
     )
-    return hashlib.sha256(spki).hexdigest()
+    blob = base64.b64decode(openssh.split()[1])
+    return "SHA256:" + base64.b64encode(hashlib.sha256(blob).digest()).decode().rstrip("=")
 
 
 def public_pem(public_key: PublicKey) -> bytes:

@@ -11,14 +11,9 @@ blob whatever layout it came from.
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import json
 from dataclasses import dataclass
 from typing import Any
-
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 
 from affidavit.attestations.dsse import DSSE_MEDIA_TYPE
 from affidavit.attestations.evidence import Storage
@@ -84,17 +79,6 @@ class FetchedAttestation:
     predicate_type: str | None  # the (unsigned) annotation, a hint only
     data: bytes | None
     problem: str | None = None
-
-
-def cosign_keyid(public_key: ec.EllipticCurvePublicKey | ed25519.Ed25519PublicKey) -> str:
-    """The DSSE key id that cosign and sigstore-go compute for a public key (go-securesystemslib's
-    ``SHA256KeyID``: the OpenSSH SHA-256 fingerprint). They skip a signature whose non-empty key id
-    differs from it, so envelopes meant for cosign must carry this id (or none)."""
-    openssh = public_key.public_bytes(
-        serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH
-    )
-    blob = base64.b64decode(openssh.split()[1])
-    return "SHA256:" + base64.b64encode(hashlib.sha256(blob).digest()).decode().rstrip("=")
 
 
 def key_bundle(envelope_json: bytes) -> bytes:

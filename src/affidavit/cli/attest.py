@@ -8,7 +8,6 @@ step fails with something a person can act on.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 from pathlib import Path
@@ -33,7 +32,7 @@ from affidavit.attestations.registry import (
     credentials_from_docker_config,
 )
 from affidavit.attestations.statement import make_statement
-from affidavit.attestations.store import attach, cosign_keyid
+from affidavit.attestations.store import attach
 from affidavit.attestations.verify import verify_image
 from affidavit.errors import InputError, KeyMaterialError, UsageError, VerificationError
 
@@ -137,10 +136,7 @@ def attest(
         client.resolve(ref)  # fail on a missing image before signing anything
         statement = make_statement(ref.name, ref.digest, predicate_type, body)
         if key is not None:
-            signer = load_signer(key)
-            # cosign and sigstore-go skip signatures whose key id is not theirs for the key
-            signer = dataclasses.replace(signer, keyid=cosign_keyid(signer.public_key))
-            envelope = sign_envelope(statement, signer).to_json()
+            envelope = sign_envelope(statement, load_signer(key)).to_json()
             bundle = None
         else:
             from affidavit.attestations.sigstore import sign_dsse_keyless

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import subprocess
 from pathlib import Path
 
@@ -70,12 +69,26 @@ def test_openssl_generated_keys_load(tmp_path: Path) -> None:
         assert not verifier.verify(signer.sign(b"data"), b"other")
 
 
-def test_keyid_is_sha256_of_spki() -> None:
-    key = ed25519.Ed25519PrivateKey.generate().public_key()
-    der = key.public_bytes(
-        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+@pytest.mark.parametrize("kind", ["ecdsa", "ed25519"])
+def test_keyid_is_the_openssh_sha256_fingerprint(kind: str, tmp_path: Path) -> None:
+    """cosign (go-securesystemslib SHA256KeyID) skips signatures whose key id differs from this."""
+    private = (
+        ec.generate_private_key(ec.SECP256R1())
+        if kind == "ecdsa"
+        else ed25519.Ed25519PrivateKey.generate()
     )
-    assert keyid_of(key) == hashlib.sha256(der).hexdigest()
+    key = private.public_key()
+    pub = tmp_path / "key.pub"
+    pub.write_bytes(
+        key.public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH)
+    )
+    fingerprint = subprocess.run(
+        ["ssh-keygen", "-l", "-E", "sha256", "-f", str(pub)],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.split()[1]
+    assert keyid_of(key) == fingerprint
 
 
 def test_encrypted_pem_with_password_and_env(
