@@ -111,7 +111,7 @@ if sys.platform.startswith("linux"):
         _libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
 
 
-def _child_setup(parent_pid: int) -> Callable[[], None]:
+def child_setup(parent_pid: int) -> Callable[[], None]:
     """``preexec_fn``: die with SIGKILL when the parent thread dies (Linux), even if it was
     SIGKILLed. If the parent already died before ``prctl`` ran, exit at once."""
 
@@ -281,7 +281,7 @@ class ControlPlane:
                 cwd=self.workdir,
                 start_new_session=True,
                 # preexec_fn only calls prctl: safe enough even with threads around.
-                preexec_fn=_child_setup(os.getpid()),
+                preexec_fn=child_setup(os.getpid()),
             )
         except OSError as e:
             log_file.close()
