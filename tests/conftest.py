@@ -13,13 +13,12 @@ import socket
 import subprocess
 import tempfile
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+
+from affidavit.demo.services import LocalRegistry
 
 IN_CI = os.environ.get("CI") == "true"
 
@@ -50,55 +49,19 @@ def wait_for(check: object, what: str, timeout: float = 30.0) -> None:
     raise RuntimeError(f"{what} did not become ready within {timeout}s")
 
 
-@dataclass(frozen=True)
-class RegistryServer:
-    """A running docker-registry: ``host`` is ``127.0.0.1:<port>``, plain HTTP on loopback."""
-
-    host: str
-    root: Path
-
-    @property
-    def url(self) -> str:
-        return f"http://{self.host}"
-
-
-def _start_registry(root: Path) -> tuple[subprocess.Popen[bytes], RegistryServer]:
-    binary = shutil.which("docker-registry") or "/usr/bin/docker-registry"
-    if not Path(binary).exists():
-        missing("docker-registry", "run `make deps` (apt-get install docker-registry)")
-    port = free_port()
-    config = root / "config.yml"
-    config.write_text(
-        "version: 0.1\n"
-        "log:\n  level: error\n  accesslog:\n    disabled: true\n"
-        f"storage:\n  filesystem:\n    rootdirectory: {root / 'data'}\n  delete:\n    enabled: true\n"
-        f"http:\n  addr: 127.0.0.1:{port}\n"
-    )
-    log = open(root / "registry.log", "wb")  # noqa: SIM115 - lives as long as the process
-    proc = subprocess.Popen([binary, "serve", str(config)], stdout=log, stderr=log)
-    server = RegistryServer(host=f"127.0.0.1:{port}", root=root)
-
-    def ready() -> bool:
-        with urllib.request.urlopen(f"{server.url}/v2/", timeout=1) as r:
-            return bool(r.status == 200)
-
-    wait_for(ready, "docker-registry")
-    return proc, server
-
-
 @pytest.fixture(scope="session")
-def registry() -> Iterator[RegistryServer]:
-    """A real OCI registry (distribution 2.8, no referrers API) shared by the session."""
-    with tempfile.TemporaryDirectory(prefix="affidavit-registry-") as d:
-        proc, server = _start_registry(Path(d))
-        try:
-            yield server
-        finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+def registry() -> Iterator[LocalRegistry]:
+    """A real OCI registry (distribution 2.8, no referrers API) shared by the session.
+
+    ``.host`` is ``127.0.0.1:<port>``, ``.url`` its plain-HTTP base, ``.root`` its storage.
+    """
+    if not (shutil.which("docker-registry") or Path("/usr/bin/docker-registry").exists()):
+        missing("docker-registry", "run `make deps` (apt-get install docker-registry)")
+    with (
+        tempfile.TemporaryDirectory(prefix="affidavit-registry-") as d,
+        LocalRegistry(Path(d)) as server,
+    ):
+        yield server
 
 
 def _pg_bin() -> Path | None:

@@ -1,0 +1,1 @@
+"""The end-to-end demo: a sample repository, real local services, and the whole Affidavit path."""

@@ -1,0 +1,214 @@
+"""Affidavit's cluster side running for real against a control plane: operator, webhook, wiring.
+
+The demo and the end-to-end tests need the same thing a Helm install gives a real cluster (the
+CRDs, the operator publishing the policy index and managing the webhook certificate, the webhook
+serving decisions, a ValidatingWebhookConfiguration pointing at it) but with the two servers as
+local processes, because the control plane here has no kubelet to run pods. This module is that
+wiring, in one place, so the tests exercise exactly what the demo shows.
+"""
+
+from __future__ import annotations
+
+import json
+import ssl
+import subprocess
+import sys
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from affidavit.demo.services import ManagedProcess
+from affidavit.envtest import ControlPlaneInfo, free_port
+from affidavit.errors import ClusterError
+from affidavit.policy.crds import render_all
+
+NAMESPACE = "affidavit-system"
+WEBHOOK_CONFIGURATION = "affidavit"
+INDEX_CONFIGMAP = "affidavit-policy-index"
+
+#: Every kind that creates pods, as the chart registers them.
+_RULES = [
+    {"apiGroups": [""], "apiVersions": ["v1"], "resources": ["pods", "replicationcontrollers"]},
+    {
+        "apiGroups": ["apps"],
+        "apiVersions": ["v1"],
+        "resources": ["deployments", "replicasets", "statefulsets", "daemonsets"],
+    },
+    {"apiGroups": ["batch"], "apiVersions": ["v1"], "resources": ["jobs", "cronjobs"]},
+]
+
+
+@dataclass(frozen=True)
+class StackSettings:
+    cluster_name: str
+    region: str
+    registry_host: str  # "127.0.0.1:PORT" of the (plain-HTTP, loopback) registry
+    budget_seconds: float = 8.0
+
+
+class ClusterStack:
+    """CRDs + operator + webhook + webhook configuration on a running control plane."""
+
+    def __init__(
+        self, control_plane: ControlPlaneInfo, workdir: Path, settings: StackSettings
+    ) -> None:
+        self.cp = control_plane
+        self.workdir = workdir
+        self.settings = settings
+        self.cert_dir = workdir / "webhook-certs"
+        self.ledger_url = f"sqlite:///{workdir / 'ledger.db'}"
+        self.webhook_port = free_port()
+        self.webhook_url = f"https://127.0.0.1:{self.webhook_port}/validate"
+        self.operator: ManagedProcess | None = None
+        self.webhook: ManagedProcess | None = None
+
+    # --- kubectl ---------------------------------------------------------------------------
+
+    def kubectl(
+        self, *args: str, input: str | None = None, check: bool = True, timeout: float = 60
+    ) -> subprocess.CompletedProcess[str]:
+        argv = [str(self.cp.kubectl), f"--kubeconfig={self.cp.kubeconfig}", *args]
+        proc = subprocess.run(
+            argv, input=input, capture_output=True, text=True, timeout=timeout, check=False
+        )
+        if check and proc.returncode != 0:
+            raise ClusterError(
+                f"kubectl {' '.join(args)} exited {proc.returncode}: {proc.stderr.strip()}"
+            )
+        return proc
+
+    def apply(self, obj: dict[str, Any], *, check: bool = True) -> subprocess.CompletedProcess[str]:
+        return self.kubectl("apply", "-f", "-", input=json.dumps(obj), check=check)
+
+    # --- lifecycle -------------------------------------------------------------------------
+
+    def start(self) -> ClusterStack:
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self._install_crds()
+        self.kubectl("create", "namespace", NAMESPACE, check=False)
+        self.apply(self._webhook_configuration())
+        self._start_operator()
+        self.start_webhook()
+        self._wait_for_ca_bundle()
+        return self
+
+    def stop(self) -> None:
+        for proc in (self.webhook, self.operator):
+            if proc is not None:
+                proc.stop()
+        self.webhook = self.operator = None
+
+    def __enter__(self) -> ClusterStack:
+        try:
+            return self.start()
+        except BaseException:
+            self.stop()
+            raise
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def _install_crds(self) -> None:
+        for text in render_all().values():
+            self.kubectl("apply", "--server-side", "--force-conflicts", "-f", "-", input=text)
+        self.kubectl(
+            "wait", "--for=condition=Established", "--timeout=60s",
+            "crd/accountabilitypolicies.affidavit.dev",
+            "crd/regionpolicies.affidavit.dev",
+            "crd/accountabilityexceptions.affidavit.dev",
+        )  # fmt: skip
+
+    def _webhook_configuration(self) -> dict[str, Any]:
+        return {
+            "apiVersion": "admissionregistration.k8s.io/v1",
+            "kind": "ValidatingWebhookConfiguration",
+            "metadata": {"name": WEBHOOK_CONFIGURATION},
+            "webhooks": [
+                {
+                    "name": "workloads.affidavit.dev",
+                    "admissionReviewVersions": ["v1"],
+                    "sideEffects": "None",
+                    "failurePolicy": "Fail",
+                    "timeoutSeconds": 10,
+                    "clientConfig": {"url": self.webhook_url},
+                    "namespaceSelector": {
+                        "matchExpressions": [
+                            {
+                                "key": "kubernetes.io/metadata.name",
+                                "operator": "NotIn",
+                                "values": [NAMESPACE, "kube-system", "kube-public"],
+                            }
+                        ]
+                    },
+                    "rules": [{**r, "operations": ["CREATE", "UPDATE"]} for r in _RULES],
+                }
+            ],
+        }
+
+    def _python(self) -> list[str]:
+        return [sys.executable, "-m", "affidavit.cli"]
+
+    def _start_operator(self) -> None:
+        s = self.settings
+        argv = [
+            *self._python(), "operator", "run",
+            "--namespace", NAMESPACE,
+            "--kubeconfig", str(self.cp.kubeconfig),
+            "--cluster-name", s.cluster_name,
+            "--region", s.region,
+            "--ledger", self.ledger_url,
+            "--webhook-url", self.webhook_url,
+            "--webhook-configuration", WEBHOOK_CONFIGURATION,
+            "--cert-dir", str(self.cert_dir),
+            "--resync-seconds", "30",
+        ]  # fmt: skip
+        self.operator = ManagedProcess("operator", argv, self.workdir / "operator.log")
+        self.operator.wait_until(
+            lambda: (self.cert_dir / "tls.crt").exists() and self._index_published(),
+            "the operator wrote the webhook certificate and published the policy index",
+        )
+
+    def _index_published(self) -> bool:
+        proc = self.kubectl("get", "configmap", INDEX_CONFIGMAP, "-n", NAMESPACE, check=False)
+        return proc.returncode == 0
+
+    def start_webhook(self, *, region: str | None = None) -> None:
+        """Start (or restart, e.g. in another region) the webhook and wait until it is ready."""
+        if self.webhook is not None:
+            self.webhook.stop()
+        s = self.settings
+        argv = [
+            *self._python(), "webhook", "serve",
+            "--tls-cert", str(self.cert_dir / "tls.crt"),
+            "--tls-key", str(self.cert_dir / "tls.key"),
+            "--host", "127.0.0.1",
+            "--port", str(self.webhook_port),
+            "--cluster-name", s.cluster_name,
+            "--region", region or s.region,
+            "--ledger", self.ledger_url,
+            "--policy-configmap", f"{NAMESPACE}/{INDEX_CONFIGMAP}",
+            "--kubeconfig", str(self.cp.kubeconfig),
+            "--budget-seconds", str(s.budget_seconds),
+            "--insecure-registry", s.registry_host,
+        ]  # fmt: skip
+        self.webhook = ManagedProcess("webhook", argv, self.workdir / "webhook.log")
+        self.webhook.wait_until(self._webhook_ready, "the webhook answered /readyz")
+
+    def _webhook_ready(self) -> bool:
+        ctx = ssl.create_default_context(cafile=str(self.cert_dir / "ca.crt"))
+        url = f"https://127.0.0.1:{self.webhook_port}/readyz"
+        with urllib.request.urlopen(url, timeout=2, context=ctx) as r:
+            return bool(r.status == 200)
+
+    def _wait_for_ca_bundle(self) -> None:
+        assert self.operator is not None
+
+        def patched() -> bool:
+            out = self.kubectl(
+                "get", "validatingwebhookconfiguration", WEBHOOK_CONFIGURATION,
+                "-o", "jsonpath={.webhooks[0].clientConfig.caBundle}",
+            ).stdout  # fmt: skip
+            return bool(out.strip())
+
+        self.operator.wait_until(patched, "the operator set the webhook's caBundle")
