@@ -17,6 +17,7 @@ from affidavit.errors import CollectError
 
 ANA = ("Ana Developer", "ana@example.com")
 BO = ("Bo Reviewer", "bo@example.com")
+REPOSITORY = "https://github.com/acme/payments-api"
 
 
 @dataclass(frozen=True)
@@ -72,6 +73,7 @@ def make_sample_repo(path: Path) -> SampleRepo:
     _git(path, "init", "-q", "-b", "main")
     _git(path, "config", "user.name", ANA[0])
     _git(path, "config", "user.email", ANA[1])
+    _git(path, "remote", "add", "origin", REPOSITORY)
     base = _commit(
         path,
         {
