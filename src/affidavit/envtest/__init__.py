@@ -18,6 +18,7 @@ from __future__ import annotations
 from affidavit.envtest.binaries import (
     BinariesMissingError,
     find_binaries,
+    find_cosign,
     k8s_bin_dir,
     pinned_versions,
 )
@@ -36,6 +37,7 @@ __all__ = [
     "ControlPlaneError",
     "ControlPlaneInfo",
     "find_binaries",
+    "find_cosign",
     "free_port",
     "issue_cert",
     "k8s_bin_dir",

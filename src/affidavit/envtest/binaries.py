@@ -19,6 +19,7 @@ __all__ = [
     "BinariesMissingError",
     "cache_root",
     "find_binaries",
+    "find_cosign",
     "k8s_bin_dir",
     "pinned_versions",
     "versions_file",
@@ -94,3 +95,25 @@ def find_binaries(required: tuple[str, ...] = CONTROL_PLANE_BINARIES) -> Path:
             hint=_BUILD_HINT,
         )
     return directory
+
+
+def find_cosign() -> Path:
+    """The cosign binary ``scripts/k8s-binaries cosign`` built for the pinned COSIGN_VERSION.
+
+    ``$AFFIDAVIT_COSIGN`` (a path to a cosign binary) wins when set.
+    """
+    override = os.environ.get("AFFIDAVIT_COSIGN")
+    if override:
+        path = Path(override)
+    else:
+        version = pinned_versions().get("COSIGN_VERSION")
+        if not version:
+            raise BinariesMissingError("scripts/versions.env sets no COSIGN_VERSION")
+        path = cache_root() / "tools" / f"cosign-{version}" / "bin" / "cosign"
+    if not os.access(path, os.X_OK):
+        raise BinariesMissingError(
+            f"cosign is missing: {path}",
+            hint="run `bash scripts/k8s-binaries cosign` from the repository root "
+            "(builds it with Go from the module proxy), or set AFFIDAVIT_COSIGN",
+        )
+    return path
