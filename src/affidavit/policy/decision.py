@@ -6,8 +6,9 @@ so an auditor can later answer who deployed what, under which policies, on which
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 Outcome = Literal["allowed", "denied", "warned", "audited", "excepted"]
 Mode = Literal["Enforce", "Warn", "Audit"]
@@ -78,3 +79,20 @@ class Decision:
     @property
     def allowed(self) -> bool:
         return self.outcome != "denied"
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Decision:
+        """Rebuild a Decision from its JSON form (as the ledger stores it).
+
+        Raises ``TypeError``/``KeyError``/``ValueError`` on data that is not a decision; callers
+        that read untrusted rows wrap those where they enter.
+        """
+        return cls(
+            **{
+                **data,
+                "images": tuple(ImageRef(**i) for i in data.get("images") or ()),
+                "violations": tuple(Violation(**v) for v in data.get("violations") or ()),
+                "evidence": tuple(EvidenceUsed(**e) for e in data.get("evidence") or ()),
+                "policies": tuple(PolicyRef(**p) for p in data.get("policies") or ()),
+            }
+        )

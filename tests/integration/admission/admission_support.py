@@ -24,7 +24,7 @@ from affidavit.attestations.registry import ImageReference, RegistryClient
 from affidavit.attestations.statement import make_statement
 from affidavit.attestations.store import attach
 from affidavit.envtest.certs import CertKeyPair
-from affidavit.policy.decision import Decision, EvidenceUsed, ImageRef, PolicyRef, Violation
+from affidavit.policy.decision import Decision
 
 REV = "c0ffee" + "0" * 34
 
@@ -251,12 +251,4 @@ def _ctx(ca: Path) -> Any:
 
 def decision_from_json(data: dict[str, Any]) -> Decision:
     """Rebuild a Decision from the ledger's JSON (to recompute the admission message)."""
-    return Decision(
-        **{
-            **data,
-            "images": tuple(ImageRef(**i) for i in data["images"]),
-            "violations": tuple(Violation(**v) for v in data["violations"]),
-            "evidence": tuple(EvidenceUsed(**e) for e in data["evidence"]),
-            "policies": tuple(PolicyRef(**p) for p in data["policies"]),
-        }
-    )
+    return Decision.from_dict(data)
