@@ -46,7 +46,7 @@ from affidavit.envtest.certs import (
 )
 from affidavit.errors import ClusterError
 
-__all__ = ["ControlPlane", "ControlPlaneError", "ControlPlaneInfo", "free_port"]
+__all__ = ["ControlPlane", "ControlPlaneError", "ControlPlaneInfo", "child_setup", "free_port"]
 
 #: How long each component may take to become healthy (2-core CI machines are slow).
 STARTUP_TIMEOUT = 90.0
