@@ -51,11 +51,19 @@ class ClusterStack:
     """CRDs + operator + webhook + webhook configuration on a running control plane."""
 
     def __init__(
-        self, control_plane: ControlPlaneInfo, workdir: Path, settings: StackSettings
+        self,
+        control_plane: ControlPlaneInfo,
+        workdir: Path,
+        settings: StackSettings,
+        *,
+        namespace: str = NAMESPACE,
+        webhook_configuration: str = WEBHOOK_CONFIGURATION,
     ) -> None:
         self.cp = control_plane
         self.workdir = workdir
         self.settings = settings
+        self.namespace = namespace  # where the operator keeps its index, state and Secret
+        self.webhook_configuration = webhook_configuration
         self.cert_dir = workdir / "webhook-certs"
         self.ledger_url = f"sqlite:///{workdir / 'ledger.db'}"
         self.webhook_port = free_port()
@@ -86,7 +94,7 @@ class ClusterStack:
     def start(self) -> ClusterStack:
         self.workdir.mkdir(parents=True, exist_ok=True)
         self._install_crds()
-        self.kubectl("create", "namespace", NAMESPACE, check=False)
+        self.kubectl("create", "namespace", self.namespace, check=False)
         self.apply(self._webhook_configuration())
         self._start_operator()
         self.start_webhook()
@@ -123,7 +131,7 @@ class ClusterStack:
         return {
             "apiVersion": "admissionregistration.k8s.io/v1",
             "kind": "ValidatingWebhookConfiguration",
-            "metadata": {"name": WEBHOOK_CONFIGURATION},
+            "metadata": {"name": self.webhook_configuration},
             "webhooks": [
                 {
                     "name": "workloads.affidavit.dev",
@@ -137,7 +145,7 @@ class ClusterStack:
                             {
                                 "key": "kubernetes.io/metadata.name",
                                 "operator": "NotIn",
-                                "values": [NAMESPACE, "kube-system", "kube-public"],
+                                "values": [self.namespace, "kube-system", "kube-public"],
                             }
                         ]
                     },
@@ -153,13 +161,13 @@ class ClusterStack:
         s = self.settings
         argv = [
             *self._python(), "operator", "run",
-            "--namespace", NAMESPACE,
+            "--namespace", self.namespace,
             "--kubeconfig", str(self.cp.kubeconfig),
             "--cluster-name", s.cluster_name,
             "--region", s.region,
             "--ledger", self.ledger_url,
             "--webhook-url", self.webhook_url,
-            "--webhook-configuration", WEBHOOK_CONFIGURATION,
+            "--webhook-configuration", self.webhook_configuration,
             "--cert-dir", str(self.cert_dir),
             "--resync-seconds", "30",
         ]  # fmt: skip
@@ -170,7 +178,7 @@ class ClusterStack:
         )
 
     def _index_published(self) -> bool:
-        proc = self.kubectl("get", "configmap", INDEX_CONFIGMAP, "-n", NAMESPACE, check=False)
+        proc = self.kubectl("get", "configmap", INDEX_CONFIGMAP, "-n", self.namespace, check=False)
         return proc.returncode == 0
 
     def start_webhook(self, *, region: str | None = None) -> None:
@@ -187,7 +195,7 @@ class ClusterStack:
             "--cluster-name", s.cluster_name,
             "--region", region or s.region,
             "--ledger", self.ledger_url,
-            "--policy-configmap", f"{NAMESPACE}/{INDEX_CONFIGMAP}",
+            "--policy-configmap", f"{self.namespace}/{INDEX_CONFIGMAP}",
             "--kubeconfig", str(self.cp.kubeconfig),
             "--budget-seconds", str(s.budget_seconds),
             "--insecure-registry", s.registry_host,
@@ -206,7 +214,7 @@ class ClusterStack:
 
         def patched() -> bool:
             out = self.kubectl(
-                "get", "validatingwebhookconfiguration", WEBHOOK_CONFIGURATION,
+                "get", "validatingwebhookconfiguration", self.webhook_configuration,
                 "-o", "jsonpath={.webhooks[0].clientConfig.caBundle}",
             ).stdout  # fmt: skip
             return bool(out.strip())
