@@ -26,7 +26,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 binaries:
-	@bash scripts/k8s-binaries
+	@bash scripts/k8s-binaries all
 
 lint: venv
 	$(VENV)/bin/ruff check src tests benchmarks
