@@ -1,0 +1,229 @@
+"""CLI: ``affidavit audit report`` and ``affidavit audit pack`` for auditors, legal and the CISO.
+
+"Show me your governance over AI-generated code over this period, per region" is one command
+over the decision ledger. With ``--public-key`` the images of the period are also checked
+against their verified provenance so AI-touched workloads are counted from evidence. A broken
+hash chain still produces the report (which says so at the top) and then exits non-zero.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+import yaml
+
+from affidavit.attestations.evidence import ImageEvidence, KeySigner
+from affidavit.attestations.reference import ImageReference
+from affidavit.attestations.registry import RegistryClient
+from affidavit.attestations.verify import verify_digest
+from affidavit.audit.pack import build_pack, write_pack
+from affidavit.audit.report import (
+    RENDERERS,
+    ExceptionDetail,
+    ai_touched_from_evidence,
+    exception_details,
+    report_from_ledger,
+)
+from affidavit.errors import AffidavitError, InputError, LedgerError, UsageError
+from affidavit.ledger import Ledger, LedgerRecord
+
+audit_app = typer.Typer(
+    help="Coverage reports and evidence packs from the decision ledger.", no_args_is_help=True
+)
+
+LedgerOpt = Annotated[
+    str,
+    typer.Option(
+        "--ledger",
+        envvar="AFFIDAVIT_LEDGER",
+        help="SQLAlchemy URL: sqlite:///PATH.db or postgresql+psycopg://USER@HOST:PORT/DB.",
+    ),
+]
+RegionOpt = Annotated[str | None, typer.Option("--region", help="only this cluster region")]
+ExceptionsOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--exceptions",
+        help="YAML/JSON of AccountabilityException objects (kubectl get accountabilityexceptions "
+        "-A -o yaml) for who approved each exception, why, incident and expiry",
+    ),
+]
+KeysOpt = Annotated[
+    list[Path] | None,
+    typer.Option(
+        "--public-key",
+        help="trusted signer's public key (PEM); verifies each image's provenance to count "
+        "AI-touched workloads from evidence (repeatable)",
+    ),
+]
+InsecureOpt = Annotated[
+    list[str] | None,
+    typer.Option("--insecure-registry", help="HOST:PORT reached over plain HTTP (repeatable)"),
+]
+
+
+def _time(value: str | None, flag: str) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError as e:
+        raise UsageError(
+            f"{flag} {value!r} is not a date or an RFC 3339 time",
+            hint=f"for example {flag} 2026-01-01 or {flag} 2026-01-01T00:00:00Z",
+        ) from e
+    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+
+
+def _required(value: str, flag: str) -> datetime:
+    parsed = _time(value, flag)
+    if parsed is None:  # typer enforces the option; kept for the type checker
+        raise UsageError(f"{flag} is required")
+    return parsed
+
+
+def _exceptions(path: Path | None) -> dict[str, ExceptionDetail] | None:
+    if path is None:
+        return None
+    try:
+        docs = list(yaml.safe_load_all(path.read_text(encoding="utf-8")))
+    except (OSError, yaml.YAMLError) as e:
+        raise InputError(f"cannot read exceptions from {path}: {e}") from e
+    objects: list[dict[str, Any]] = []
+    for doc in docs:
+        items = doc.get("items") if isinstance(doc, dict) and "items" in doc else [doc]
+        objects += [o for o in items or [] if isinstance(o, dict)]
+    return exception_details(objects)
+
+
+def _ai_touched(
+    records: list[LedgerRecord], keys: list[Path] | None, insecure: list[str] | None
+) -> dict[str, bool] | None:
+    if not keys:
+        return None
+    signers = []
+    for path in keys:
+        try:
+            signers.append(KeySigner(name=path.stem, public_key_pem=path.read_text()))
+        except OSError as e:
+            raise InputError(f"cannot read public key {path}: {e.strerror or e}") from e
+    images: dict[str, str] = {}
+    for rec in records:
+        for image in rec.decision.get("images") or ():
+            if isinstance(image, dict) and image.get("digest") and image.get("ref"):
+                images.setdefault(str(image["digest"]), str(image["ref"]))
+    evidence: list[ImageEvidence] = []
+    with RegistryClient(insecure_hosts=insecure or ()) as client:
+        for digest, ref in sorted(images.items()):
+            try:
+                target = ImageReference.parse(ref).with_digest(digest)
+                evidence.append(verify_digest(client, target, signers))
+            except AffidavitError:
+                continue  # no verified evidence: counted as undetermined
+    return ai_touched_from_evidence(evidence)
+
+
+def _refuse_broken(report: dict[str, Any]) -> None:
+    if report["verdict"] == "intact":
+        return
+    integrity = report["integrity"]
+    where = (
+        f"the ledger hash chain is broken at seq {integrity['firstBrokenSeq']}: "
+        f"{integrity['reason']}"
+        if not integrity["ok"]
+        else f"ledger rows at seq {integrity['unreadableSeqs']} are not readable decisions"
+    )
+    raise LedgerError(
+        f"{where}; the report says so and presents no clean bill",
+        hint="restore the ledger from a backup, run `affidavit decisions verify-chain`, and "
+        "investigate who had write access to the database",
+    )
+
+
+@audit_app.command("report")
+def report(
+    ledger: LedgerOpt,
+    since: Annotated[
+        str | None, typer.Option("--since", help="RFC 3339 or date, inclusive")
+    ] = None,
+    until: Annotated[
+        str | None, typer.Option("--until", help="RFC 3339 or date, exclusive")
+    ] = None,
+    region: RegionOpt = None,
+    fmt: Annotated[str, typer.Option("--format", help="json | markdown | html")] = "markdown",
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="file (default: stdout)")
+    ] = None,
+    exceptions: ExceptionsOpt = None,
+    public_key: KeysOpt = None,
+    insecure_registry: InsecureOpt = None,
+) -> None:
+    """Coverage over a period: outcomes per region/cluster/namespace, evidence, AI-touched
+    workloads, exceptions, top violated rules and controls, and the hash-chain verdict."""
+    if fmt not in RENDERERS:
+        raise UsageError(
+            f"--format {fmt!r} is not one of json, markdown, html", hint="use --format html"
+        )
+    start, end = _time(since, "--since"), _time(until, "--until")
+    led = Ledger(ledger)
+    records = led.query(since=start, until=end, limit=None)
+    doc = report_from_ledger(
+        led,
+        since=start,
+        until=end,
+        region=region,
+        exceptions=_exceptions(exceptions),
+        ai_touched=_ai_touched(records, public_key, insecure_registry),
+        records=records,
+    )
+    text = RENDERERS[fmt](doc)
+    if output is None:
+        typer.echo(text, nl=False)
+    else:
+        try:
+            output.write_text(text, encoding="utf-8")
+        except OSError as e:
+            raise UsageError(f"cannot write the report to {output}: {e.strerror or e}") from e
+        typer.echo(f"wrote {fmt} report to {output}", err=True)
+    _refuse_broken(doc)
+
+
+@audit_app.command("pack")
+def pack(
+    ledger: LedgerOpt,
+    since: Annotated[str, typer.Option("--since", help="RFC 3339 or date, inclusive")],
+    until: Annotated[str, typer.Option("--until", help="RFC 3339 or date, exclusive")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="the .zip to write")],
+    region: RegionOpt = None,
+    exceptions: ExceptionsOpt = None,
+    public_key: KeysOpt = None,
+    insecure_registry: InsecureOpt = None,
+) -> None:
+    """A deterministic evidence pack (.zip): report in three formats, the period's ledger rows
+    as stored, MANIFEST.json, SHA256SUMS and a README on verifying them with standard tools."""
+    start, end = _required(since, "--since"), _required(until, "--until")
+    led = Ledger(ledger)
+    ai = None
+    if public_key:
+        ai = _ai_touched(
+            led.query(since=start, until=end, limit=None), public_key, insecure_registry
+        )
+    data, doc = build_pack(
+        led,
+        since=start,
+        until=end,
+        region=region,
+        exceptions=_exceptions(exceptions),
+        ai_touched=ai,
+    )
+    digest = write_pack(output, data)
+    typer.echo(f"wrote evidence pack {output} (sha256 {digest}, verdict: {doc['verdict']})")
+    _refuse_broken(doc)
+
+
+def register(root: typer.Typer) -> None:
+    """Add ``audit`` to the root app."""
+    root.add_typer(audit_app, name="audit")
