@@ -1,0 +1,305 @@
+"""Helpers for the admission end-to-end tests: objects, polling, and decisions from the ledger.
+
+The tests drive the real path (kubectl -> kube-apiserver -> webhook -> ledger -> operator), so
+they need to wait for asynchronous steps (the operator republishing the policy index, the webhook
+reloading it, the operator emitting Events) with bounded polls, and to read back the decision the
+webhook recorded to compare kubectl's output with the exact admission message.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from affidavit.demo.pipeline import Release
+from affidavit.demo.stack import INDEX_CONFIGMAP, ClusterStack, StackSettings
+from affidavit.envtest import ControlPlaneInfo
+from affidavit.ledger import Ledger
+from affidavit.policy import Decision, EvidenceUsed, ImageRef, PolicyRef, Violation
+
+API = "affidavit.dev/v1alpha1"
+WEBHOOK = "workloads.affidavit.dev"
+REPO = "admission-e2e/payments-api"
+OWNER_LABEL = "affidavit.dev/owner"
+_DECISION_ID = re.compile(r"\(decision ([0-9a-f-]{36})\)")
+CLUSTER = "e2e-admission"
+HOME_REGION = "us-east-1"
+
+
+@dataclass(frozen=True)
+class Releases:
+    registry_host: str
+    public_pem: str
+    reviewed: Release  # conforming: independent approval on the final revision
+    late: Release  # AI change to src/auth/login.py pushed after the approval
+
+
+@contextmanager
+def running_stack(
+    control_plane: ControlPlaneInfo, registry_host: str, workdir: Path, name: str
+) -> Iterator[ClusterStack]:
+    """A ClusterStack in namespace ``name`` with configuration ``name``; removed afterwards."""
+    stack = ClusterStack(
+        control_plane,
+        workdir,
+        StackSettings(CLUSTER, HOME_REGION, registry_host),
+        namespace=name,
+        webhook_configuration=name,
+    )
+    try:
+        with stack:
+            yield stack
+            # Removed before the webhook stops: failurePolicy Fail must not outlive it.
+            stack.kubectl("delete", "validatingwebhookconfiguration", name, "--ignore-not-found")
+    finally:
+        stack.kubectl(
+            "delete", "validatingwebhookconfiguration", name, "--ignore-not-found", check=False
+        )
+
+
+def wait_for(check: Callable[[], Any], what: str, timeout: float = 60.0) -> Any:
+    """Poll ``check`` until it returns something truthy; fail naming ``what``."""
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        last = check()
+        if last:
+            return last
+        time.sleep(0.25)
+    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}; last: {last!r}")
+
+
+def rfc3339(t: datetime) -> str:
+    return t.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def from_now(**delta: float) -> str:
+    return rfc3339(datetime.now(UTC) + timedelta(**delta))
+
+
+# --- policy objects --------------------------------------------------------------------------
+
+
+def policy(name: str, registry_host: str, public_pem: str, **spec: Any) -> dict[str, Any]:
+    """An AccountabilityPolicy for this suite's images: AI-touched critical code needs one
+    independent approval on the final revision, and provenance must be present."""
+    base: dict[str, Any] = {
+        "mode": "Enforce",
+        "match": {"images": [f"{registry_host}/{REPO}*"]},
+        "signers": {"keys": [{"name": "ci-release-key", "publicKey": public_pem}]},
+        "require": {
+            "provenance": {"required": True},
+            "tiers": {"critical": {"independentApprovals": 1}},
+            "consistentRevision": True,
+        },
+    }
+    return {
+        "apiVersion": API,
+        "kind": "AccountabilityPolicy",
+        "metadata": {"name": name},
+        "spec": base | spec,
+    }
+
+
+def region_policy(name: str, regions: list[str], **spec: Any) -> dict[str, Any]:
+    return {
+        "apiVersion": API,
+        "kind": "RegionPolicy",
+        "metadata": {"name": name},
+        "spec": {"regions": regions, **spec},
+    }
+
+
+def exception(name: str, namespace: str, images: list[str], expires_at: str) -> dict[str, Any]:
+    return {
+        "apiVersion": API,
+        "kind": "AccountabilityException",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {
+            "images": images,
+            "reason": "login outage hotfix",
+            "incidentId": "INC-2041",
+            "owner": "olga",
+            "approvers": ["victor"],
+            "expiresAt": expires_at,
+        },
+    }
+
+
+# --- workloads -------------------------------------------------------------------------------
+
+
+def _pod_spec(image: str) -> dict[str, Any]:
+    return {"containers": [{"name": "api", "image": image}]}
+
+
+def deployment(name: str, namespace: str, image: str) -> dict[str, Any]:
+    labels = {"app": name}
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {
+            "replicas": 1,
+            "selector": {"matchLabels": labels},
+            "template": {"metadata": {"labels": labels}, "spec": _pod_spec(image)},
+        },
+    }
+
+
+def pod(name: str, namespace: str, image: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": _pod_spec(image),
+    }
+
+
+def cronjob(name: str, namespace: str, image: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "CronJob",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {
+            "schedule": "0 3 * * *",
+            "jobTemplate": {
+                "spec": {"template": {"spec": {**_pod_spec(image), "restartPolicy": "Never"}}}
+            },
+        },
+    }
+
+
+# --- the cluster's side ----------------------------------------------------------------------
+
+
+def published_index(stack: ClusterStack) -> tuple[dict[str, Any], str] | None:
+    """The policy index the operator published, and its digest (None before the first one)."""
+    proc = stack.kubectl(
+        "get", "configmap", INDEX_CONFIGMAP, "-n", stack.namespace, "-o", "json", check=False
+    )
+    if proc.returncode != 0:
+        return None
+    cm = json.loads(proc.stdout)
+    digest = (cm["metadata"].get("annotations") or {}).get("affidavit.dev/index-digest", "")
+    return json.loads(cm["data"]["index.json"]), digest
+
+
+def generation_of(stack: ClusterStack, kind: str, name: str, namespace: str | None = None) -> int:
+    ns = ["-n", namespace] if namespace else []
+    out = stack.kubectl("get", kind, name, *ns, "-o", "jsonpath={.metadata.generation}").stdout
+    return int(out)
+
+
+def webhook_loaded(stack: ClusterStack, holds: Callable[[dict[str, Any]], bool]) -> str:
+    """Wait until the published index satisfies ``holds`` and the webhook has loaded it."""
+    found = wait_for(
+        lambda: (p := published_index(stack)) is not None and holds(p[0]) and p,
+        "the operator to publish the expected policy index",
+    )
+    digest: str = found[1]
+    assert stack.webhook is not None
+    webhook = stack.webhook
+    wait_for(
+        lambda: f"policy index {digest} loaded" in webhook.log_path.read_text(errors="replace"),
+        f"the webhook to load policy index {digest}",
+    )
+    return digest
+
+
+def index_has(kind_key: str, name: str, generation: int, namespace: str | None = None) -> Any:
+    """A predicate on the index JSON: the object is there, at this generation."""
+
+    def holds(index: dict[str, Any]) -> bool:
+        return any(
+            item["name"] == name
+            and item.get("generation") == generation
+            and item.get("namespace") == namespace
+            for item in index.get(kind_key, [])
+        )
+
+    return holds
+
+
+def apply_and_sync(stack: ClusterStack, obj: dict[str, Any]) -> str:
+    """Apply a policy object and wait until the webhook judges with it; returns the digest."""
+    stack.apply(obj)
+    meta = obj["metadata"]
+    key = {
+        "AccountabilityPolicy": "policies",
+        "RegionPolicy": "regionPolicies",
+        "AccountabilityException": "exceptions",
+    }[obj["kind"]]
+    generation = generation_of(stack, obj["kind"].lower(), meta["name"], meta.get("namespace"))
+    return webhook_loaded(stack, index_has(key, meta["name"], generation, meta.get("namespace")))
+
+
+def delete_and_sync(stack: ClusterStack, kind: str, name: str, namespace: str | None = None) -> str:
+    """Delete a policy object and wait until the webhook judges without it."""
+    ns = ["-n", namespace] if namespace else []
+    stack.kubectl("delete", kind, name, *ns, "--ignore-not-found")
+    key = {"accountabilitypolicy": "policies", "regionpolicy": "regionPolicies"}.get(
+        kind, "exceptions"
+    )
+    return webhook_loaded(
+        stack, lambda index: all(item["name"] != name for item in index.get(key, []))
+    )
+
+
+# --- decisions -------------------------------------------------------------------------------
+
+
+def decision_from_record(data: dict[str, Any]) -> Decision:
+    """Rebuild the Decision the webhook recorded from its JSON in the ledger."""
+    return Decision(
+        **{
+            **data,
+            "images": tuple(ImageRef(**i) for i in data["images"]),
+            "violations": tuple(Violation(**v) for v in data["violations"]),
+            "evidence": tuple(EvidenceUsed(**e) for e in data["evidence"]),
+            "policies": tuple(PolicyRef(**p) for p in data["policies"]),
+        }
+    )
+
+
+def decision_id_in(text: str) -> str:
+    m = _DECISION_ID.search(text)
+    assert m is not None, f"no decision id in:\n{text}"
+    return m.group(1)
+
+
+def recorded(stack: ClusterStack, decision_id: str) -> Decision:
+    """The decision with this id, once the webhook's ledger holds it."""
+    ledger = Ledger(stack.ledger_url)
+    try:
+        record = wait_for(lambda: ledger.get(decision_id), f"decision {decision_id} in the ledger")
+    finally:
+        ledger.close()
+    return decision_from_record(record.decision)
+
+
+def latest(stack: ClusterStack, namespace: str, kind: str, name: str) -> Decision:
+    """The most recent decision about one workload (waits until there is one)."""
+    ledger = Ledger(stack.ledger_url)
+
+    def find() -> Any:
+        rows = [r for r in ledger.query(namespace=namespace) if (r.kind, r.name) == (kind, name)]
+        return rows[-1] if rows else None
+
+    try:
+        record = wait_for(find, f"a decision about {kind}/{name} in {namespace}")
+    finally:
+        ledger.close()
+    return decision_from_record(record.decision)
+
+
+def denial_text(message: str) -> str:
+    """What kubectl prints for a request the webhook refused with ``message``."""
+    return f'admission webhook "{WEBHOOK}" denied the request: {message}'

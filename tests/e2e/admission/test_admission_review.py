@@ -1,0 +1,180 @@
+"""Differentiated review enforced by a real kube-apiserver through the webhook.
+
+`kubectl apply` of a workload whose image carries an AI-assisted change to critical-tier code
+without an independent approval on the final revision is refused with the actionable message
+the webhook recorded; the operator reports the denial as an Event on the workload; the reviewed
+image is admitted (and the Deployment controller's ReplicaSet passes the webhook too); patching
+an admitted Deployment to the unreviewed image is refused; bare Pods and CronJobs are checked.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from admission_e2e_support import (
+    Releases,
+    apply_and_sync,
+    cronjob,
+    decision_id_in,
+    denial_text,
+    deployment,
+    latest,
+    pod,
+    policy,
+    recorded,
+    running_stack,
+    wait_for,
+)
+
+from affidavit.demo.stack import ClusterStack
+from affidavit.envtest import ControlPlaneInfo
+from affidavit.policy import admission_message
+
+SYSTEM = "affidavit-e2e-review"
+NS = "adm-review"
+POLICY = "adm-review-baseline"
+
+
+@pytest.fixture(scope="module")
+def stack(
+    control_plane: ControlPlaneInfo,
+    releases: Releases,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[ClusterStack]:
+    work: Path = tmp_path_factory.mktemp("admission-review")
+    with running_stack(control_plane, releases.registry_host, work, SYSTEM) as running:
+        running.kubectl("create", "namespace", NS)
+        apply_and_sync(running, policy(POLICY, releases.registry_host, releases.public_pem))
+        try:
+            yield running
+        finally:
+            running.kubectl("delete", "accountabilitypolicy", POLICY, "--ignore-not-found")
+            running.kubectl("delete", "namespace", NS, "--wait=false", "--ignore-not-found")
+
+
+def review_violation(image: str, revision: str) -> str:
+    """The violation sentence for an image whose critical AI change lacks the approval."""
+    pr = "https://github.com/acme/payments-api/pull/42"
+    return (
+        f"{image}: review.critical.independentApprovals (AccountabilityPolicy/{POLICY}): "
+        f"found 0 independent approvals on the final revision of {pr}; expected at least 1 "
+        "(AI-involved changes touch tier critical: src/auth/login.py); "
+        f"fix: get 1 more independent approval on the final revision of {pr}, then run "
+        "`affidavit collect review --github-pr pr.json --github-reviews reviews.json "
+        f"--github-commits commits.json --head {revision} --output review.json && "
+        f"affidavit attest --image {image} --predicate review.json "
+        "--type https://affidavit.dev/attestations/code-review/v1 --key <key>`"
+    )
+
+
+def assert_refused(
+    stack: ClusterStack, proc: object, kind: str, name: str, image: str, revision: str
+) -> str:
+    """kubectl failed with the exact admission message of the recorded denial."""
+    assert isinstance(proc, subprocess.CompletedProcess)
+    assert proc.returncode == 1, proc.stdout
+    decision = recorded(stack, decision_id_in(proc.stderr))
+    assert (decision.outcome, decision.kind, decision.name, decision.namespace) == (
+        "denied",
+        kind,
+        name,
+        NS,
+    )
+    assert [v.message for v in decision.violations] == [review_violation(image, revision)]
+    message = admission_message(decision)
+    assert message == (
+        f"Affidavit denied {kind}/{name} in namespace {NS} (decision {decision.id}): "
+        f"1 violation\n- {review_violation(image, revision)}\n"
+        f"run `affidavit explain {image}` for the full record"
+    )
+    assert denial_text(message) in proc.stderr
+    return decision.id
+
+
+def test_unreviewed_ai_change_to_critical_code_is_refused(
+    stack: ClusterStack, releases: Releases
+) -> None:
+    late = releases.late
+    proc = stack.apply(deployment("login-late", NS, late.image), check=False)
+    assert_refused(stack, proc, "Deployment", "login-late", late.image, late.revision)
+    assert stack.kubectl("get", "deployment", "login-late", "-n", NS, check=False).returncode == 1
+
+
+def test_denial_is_reported_as_an_event(stack: ClusterStack, releases: Releases) -> None:
+    decision = latest(stack, NS, "Deployment", "login-late")
+
+    def event() -> dict[str, object] | None:
+        out = stack.kubectl(
+            "get", "events", "-n", NS, "--field-selector", "reason=AffidavitDenied", "-o", "json"
+        ).stdout
+        items = json.loads(out)["items"]
+        return next((e for e in items if decision.id in e["message"]), None)
+
+    found = wait_for(event, "an AffidavitDenied Event for the refused Deployment")
+    assert found["involvedObject"] == {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "name": "login-late",
+        "namespace": NS,
+    }
+    assert found["type"] == "Warning"
+    head = f"Affidavit denied Deployment/login-late (decision {decision.id}): "
+    first = decision.violations[0].message
+    assert found["message"].startswith(head + first[:400])
+    assert len(found["message"]) <= 1000
+
+
+def test_reviewed_image_is_admitted_and_its_replicaset_too(
+    stack: ClusterStack, releases: Releases
+) -> None:
+    proc = stack.apply(deployment("login", NS, releases.reviewed.image))
+    assert proc.stdout.strip() == "deployment.apps/login created"
+    assert "Warning" not in proc.stderr
+    decision = latest(stack, NS, "Deployment", "login")
+    assert (decision.outcome, decision.violations) == ("allowed", ())
+    assert {(e.predicate_type.rsplit("/", 2)[-2], e.signer) for e in decision.evidence} == {
+        ("ai-provenance", "ci-release-key"),
+        ("code-review", "ci-release-key"),
+    }
+
+    def replicaset() -> list[dict[str, object]]:
+        out = stack.kubectl("get", "replicasets", "-n", NS, "-l", "app=login", "-o", "json")
+        return list(json.loads(out.stdout)["items"])
+
+    made = wait_for(replicaset, "the Deployment controller to create a ReplicaSet")
+    rs_name = made[0]["metadata"]["name"]
+    assert latest(stack, NS, "ReplicaSet", rs_name).outcome == "allowed"
+
+
+def test_patching_an_admitted_deployment_to_the_unreviewed_image_is_refused(
+    stack: ClusterStack, releases: Releases
+) -> None:
+    reviewed, late = releases.reviewed, releases.late
+    stack.apply(deployment("login-patched", NS, reviewed.image))
+    proc = stack.kubectl(
+        "set", "image", "deployment/login-patched", f"api={late.image}", "-n", NS, check=False
+    )
+    assert_refused(stack, proc, "Deployment", "login-patched", late.image, late.revision)
+    image = stack.kubectl(
+        "get", "deployment", "login-patched", "-n", NS,
+        "-o", "jsonpath={.spec.template.spec.containers[0].image}",
+    ).stdout  # fmt: skip
+    assert image == reviewed.image
+
+
+def test_bare_pods_and_cronjobs_are_checked(stack: ClusterStack, releases: Releases) -> None:
+    late = releases.late
+    proc = stack.apply(pod("login-pod", NS, late.image), check=False)
+    assert_refused(stack, proc, "Pod", "login-pod", late.image, late.revision)
+    proc = stack.apply(cronjob("login-rotate", NS, late.image), check=False)
+    assert_refused(stack, proc, "CronJob", "login-rotate", late.image, late.revision)
+
+    ok = stack.apply(pod("login-pod", NS, releases.reviewed.image))
+    assert ok.stdout.strip() == "pod/login-pod created"
+    ok = stack.apply(cronjob("login-rotate", NS, releases.reviewed.image))
+    assert ok.stdout.strip() == "cronjob.batch/login-rotate created"
+    assert latest(stack, NS, "CronJob", "login-rotate").outcome == "allowed"
