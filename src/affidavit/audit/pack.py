@@ -162,7 +162,8 @@ def build_pack(
     stretch: Sequence[LedgerRecord] = ()
     if period:
         first, last = period[0].seq, period[-1].seq
-        stretch = ledger.after(first - 1, limit=last - first + 1)
+        contiguous = last - first + 1 == len(period)  # the usual case: no re-read needed
+        stretch = period if contiguous else ledger.after(first - 1, limit=last - first + 1)
     files: dict[str, bytes] = {
         "report.json": render_json(report).encode(),
         "report.md": render_markdown(report).encode(),
