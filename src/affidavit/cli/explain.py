@@ -26,7 +26,9 @@ from affidavit.attestations.predicates import (
     CodeReview,
 )
 from affidavit.errors import InputError, PolicyError, UsageError
+from affidavit.ledger import Ledger
 from affidavit.policy import PolicyIndex, RequestContext, evaluate
+from affidavit.policy.decision import Decision
 from affidavit.policy.explain import explain_decision, explain_policy
 from affidavit.policy.model import KIND_EXCEPTION, KIND_POLICY, KIND_REGION
 
@@ -131,12 +133,37 @@ def _load_evidence(directory: Path, image: str, signer: str) -> ImageEvidence:
     return ImageEvidence(image, digest or verified[0].subject_digest, tuple(verified))
 
 
+def _explain_recorded(decision_id: str, ledger_url: str) -> None:
+    """Print a decision the webhook recorded, from the ledger (what the denial points to)."""
+    record = Ledger(ledger_url).get(decision_id)
+    if record is None:
+        raise UsageError(
+            f"decision {decision_id} is not in the ledger {ledger_url}",
+            hint="pass the ledger the webhook writes to with --ledger or $AFFIDAVIT_LEDGER",
+        )
+    decision = Decision.from_dict(record.decision)
+    typer.echo(explain_decision(decision))
+    typer.echo(f"ledger: seq {record.seq}, hash {record.hash}")
+
+
 def explain(
-    image: Annotated[str, typer.Argument(help="Image reference, ideally REPOSITORY@sha256:...")],
+    image: Annotated[
+        str | None, typer.Argument(help="Image reference, ideally REPOSITORY@sha256:...")
+    ] = None,
     policy: Annotated[
-        list[Path],
+        list[Path] | None,
         typer.Option("--policy", help="YAML file of policies, region policies, exceptions."),
-    ],
+    ] = None,
+    decision_id: Annotated[
+        str | None,
+        typer.Option("--decision", help="Explain this recorded decision (id from a denial)."),
+    ] = None,
+    ledger: Annotated[
+        str,
+        typer.Option(
+            "--ledger", envvar="AFFIDAVIT_LEDGER", help="Decision ledger URL (with --decision)."
+        ),
+    ] = "sqlite:///affidavit-ledger.db",
     region: Annotated[str, typer.Option(help="The cluster's region.")] = "",
     cluster: Annotated[str, typer.Option(help="The cluster's name.")] = "",
     namespace: Annotated[str, typer.Option(help="Namespace of the workload.")] = "default",
@@ -159,7 +186,18 @@ def explain(
         str | None, typer.Option(help="Evaluate as of this RFC 3339 time (default: now).")
     ] = None,
 ) -> None:
-    """Print the effective policy for IMAGE with the source of each requirement."""
+    """Explain a recorded decision (--decision ID), or the effective policy for IMAGE with the
+    source of each requirement (--policy FILE ...), replaying a decision with --evidence."""
+    if decision_id is not None:
+        if image is not None or policy:
+            raise UsageError("--decision explains a recorded decision; drop IMAGE and --policy")
+        _explain_recorded(decision_id, ledger)
+        return
+    if image is None or not policy:
+        raise UsageError(
+            "give IMAGE and at least one --policy FILE, or --decision ID",
+            hint="`affidavit explain --decision <id>` explains a denial the webhook recorded",
+        )
     objs = _load_objects(policy)
     index = PolicyIndex.from_objects(objs[KIND_POLICY], objs[KIND_REGION], objs[KIND_EXCEPTION])
     if index.errors:

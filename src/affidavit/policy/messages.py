@@ -88,8 +88,5 @@ def admission_message(decision: Decision) -> str:
     lines += [f"- {v.message}" for v in decision.violations[:MAX_SHOWN]]
     if n > MAX_SHOWN:
         lines.append(f"- and {n - MAX_SHOWN} more")
-    image = next((v.image for v in decision.violations if v.image), None)
-    if image is None and decision.images:
-        image = decision.images[0].ref
-    lines.append(f"run `affidavit explain {image or '<image>'}` for the full record")
+    lines.append(f"run `affidavit explain --decision {decision.id}` for the full record")
     return "\n".join(lines)

@@ -81,7 +81,7 @@ def test_critical_ai_change_without_independent_approval_is_denied() -> None:
     assert admission_message(d) == (
         "Affidavit denied Deployment/payments in namespace shop (decision d-1): 1 violation\n"
         f"- {NO_INDEPENDENT}\n"
-        f"run `affidavit explain {IMAGE}` for the full record"
+        "run `affidavit explain --decision d-1` for the full record"
     )
 
 

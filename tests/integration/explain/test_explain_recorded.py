@@ -1,0 +1,71 @@
+"""Tests `affidavit explain --decision ID`: the command a denial message points release managers to."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from affidavit.cli.main import main
+from affidavit.ledger import Ledger
+from affidavit.policy.decision import Decision, ImageRef, PolicyRef, Violation
+
+DIGEST = "sha256:" + "7b" * 32
+
+
+def _decision() -> Decision:
+    return Decision(
+        id="d-42",
+        time="2026-11-29T01:00:00Z",
+        cluster="prod-eu",
+        region="eu-west-1",
+        namespace="payments",
+        kind="Deployment",
+        name="api",
+        operation="CREATE",
+        user="alice",
+        outcome="denied",
+        mode="Enforce",
+        images=(ImageRef(ref=f"registry.example/api@{DIGEST}", digest=DIGEST),),
+        violations=(
+            Violation(
+                rule="review.critical.independentApprovals",
+                policy="AccountabilityPolicy/baseline",
+                found="0 independent approvals",
+                expected="at least 1",
+                fix="get an independent approval",
+            ),
+        ),
+        policies=(PolicyRef("AccountabilityPolicy", "baseline", 3),),
+    )
+
+
+def test_recorded_decision_is_explained(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    url = f"sqlite:///{tmp_path / 'ledger.db'}"
+    record = Ledger(url).append(_decision())
+    assert main(["explain", "--decision", "d-42", "--ledger", url]) == 0
+    out = capsys.readouterr().out
+    assert "Decision d-42: denied (mode Enforce)" in out
+    assert "review.critical.independentApprovals (AccountabilityPolicy/baseline)" in out
+    assert "found:    0 independent approvals" in out
+    assert f"ledger: seq {record.seq}, hash {record.hash}" in out
+
+
+def test_unknown_decision_names_the_ledger(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    url = f"sqlite:///{tmp_path / 'ledger.db'}"
+    Ledger(url).append(_decision())
+    assert main(["explain", "--decision", "nope", "--ledger", url]) == 2
+    err = capsys.readouterr().err
+    assert f"error: decision nope is not in the ledger {url}\n" in err
+    assert "hint: pass the ledger the webhook writes to with --ledger or $AFFIDAVIT_LEDGER" in err
+
+
+def test_explain_needs_an_image_and_policy_or_a_decision(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert main(["explain"]) == 2
+    assert "error: give IMAGE and at least one --policy FILE, or --decision ID" in (
+        capsys.readouterr().err
+    )
