@@ -1,4 +1,4 @@
-"""CLI: ``affidavit attest``, ``affidavit verify`` and ``affidavit keygen``.
+"""CLI: ``affidavit attest``, ``affidavit verify``, ``affidavit trace`` and ``affidavit keygen``.
 
 The pipeline's half of Affidavit in three commands: make a key, sign a predicate about an image
 digest and push it beside the image (both layouts), and check what is there the way the admission
@@ -34,6 +34,7 @@ from affidavit.attestations.registry import (
 from affidavit.attestations.statement import make_statement
 from affidavit.attestations.store import attach
 from affidavit.attestations.verify import verify_image
+from affidavit.audit.trace import render_trace, trace_image
 from affidavit.errors import InputError, KeyMaterialError, UsageError, VerificationError
 
 _MODELS: dict[str, type[BaseModel]] = {AI_PROVENANCE_V1: AiProvenance, CODE_REVIEW_V1: CodeReview}
@@ -264,6 +265,32 @@ def verify(
         raise _failure(evidence, str(pinned), list(types or []))
 
 
+def trace(
+    image: Annotated[str, typer.Argument(help="REGISTRY/REPO@sha256:<digest> or REPO:TAG.")],
+    key: Annotated[
+        list[Path] | None, typer.Option("--key", help="Trusted public key (repeatable).")
+    ] = None,
+    keyless_identity: Annotated[
+        str | None, typer.Option("--keyless-identity", help="Trusted certificate identity.")
+    ] = None,
+    keyless_issuer: Annotated[
+        str | None, typer.Option("--keyless-issuer", help="OIDC issuer of that identity.")
+    ] = None,
+    insecure_registry: InsecureOpt = False,
+    registry_config: RegistryConfigOpt = None,
+    ca_bundle: CaBundleOpt = None,
+    max_bytes: MaxBytesOpt = DEFAULT_MAX_BYTES,
+) -> None:
+    """Answer the four questions for IMAGE from its verified attestations: was it AI-generated,
+    by which tool, who accepted it, what review it had."""
+    signers = _signers(list(key or []), keyless_identity, keyless_issuer)
+    ref = ImageReference.parse(image)
+    with _client(insecure_registry, registry_config, ca_bundle, ref) as client:
+        pinned = ImageReference(ref.registry, ref.repository, digest=client.resolve(ref))
+        evidence = verify_image(client, str(pinned), signers, max_layer_bytes=max_bytes)
+    typer.echo(render_trace(trace_image(evidence)))
+
+
 def keygen(
     kind: Annotated[str, typer.Option("--kind", help="ecdsa-p256 or ed25519.")] = "ecdsa-p256",
     output_prefix: Annotated[
@@ -293,7 +320,8 @@ def keygen(
 
 
 def register(root: typer.Typer) -> None:
-    """Add ``attest``, ``verify`` and ``keygen`` to the root app."""
+    """Add ``attest``, ``verify``, ``trace`` and ``keygen`` to the root app."""
     root.command("attest")(attest)
     root.command("verify")(verify)
+    root.command("trace")(trace)
     root.command("keygen")(keygen)
