@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -22,7 +23,14 @@ from affidavit.demo.pipeline import Release
 from affidavit.demo.stack import INDEX_CONFIGMAP, ClusterStack, StackSettings
 from affidavit.envtest import ControlPlaneInfo
 from affidavit.ledger import Ledger
-from affidavit.policy import Decision, EvidenceUsed, ImageRef, PolicyRef, Violation
+from affidavit.policy import (
+    Decision,
+    EvidenceUsed,
+    ImageRef,
+    PolicyRef,
+    Violation,
+    admission_message,
+)
 
 API = "affidavit.dev/v1alpha1"
 WEBHOOK = "workloads.affidavit.dev"
@@ -300,6 +308,30 @@ def latest(stack: ClusterStack, namespace: str, kind: str, name: str) -> Decisio
     return decision_from_record(record.decision)
 
 
+def review_violation(policy: str, image: str, revision: str) -> str:
+    """The violation sentence for an image whose critical AI change lacks the approval."""
+    pr = "https://github.com/acme/payments-api/pull/42"
+    return (
+        f"{image}: review.critical.independentApprovals (AccountabilityPolicy/{policy}): "
+        f"found 0 independent approvals on the final revision of {pr}; expected at least 1 "
+        "(AI-involved changes touch tier critical: src/auth/login.py); "
+        f"fix: get 1 more independent approval on the final revision of {pr}, then run "
+        "`affidavit collect review --github-pr pr.json --github-reviews reviews.json "
+        f"--github-commits commits.json --head {revision} --output review.json && "
+        f"affidavit attest --image {image} --predicate review.json "
+        "--type https://affidavit.dev/attestations/code-review/v1 --key <key>`"
+    )
+
+
 def denial_text(message: str) -> str:
     """What kubectl prints for a request the webhook refused with ``message``."""
     return f'admission webhook "{WEBHOOK}" denied the request: {message}'
+
+
+def refused(stack: ClusterStack, proc: subprocess.CompletedProcess[str]) -> Decision:
+    """kubectl failed, printing the admission message of the denial the ledger recorded."""
+    assert proc.returncode == 1, f"expected a refusal; kubectl said:\n{proc.stdout}{proc.stderr}"
+    decision = recorded(stack, decision_id_in(proc.stderr))
+    assert decision.outcome == "denied"
+    assert denial_text(admission_message(decision)) in proc.stderr, proc.stderr
+    return decision

@@ -26,6 +26,7 @@ from admission_e2e_support import (
     pod,
     policy,
     recorded,
+    review_violation,
     running_stack,
     wait_for,
 )
@@ -56,21 +57,6 @@ def stack(
             running.kubectl("delete", "namespace", NS, "--wait=false", "--ignore-not-found")
 
 
-def review_violation(image: str, revision: str) -> str:
-    """The violation sentence for an image whose critical AI change lacks the approval."""
-    pr = "https://github.com/acme/payments-api/pull/42"
-    return (
-        f"{image}: review.critical.independentApprovals (AccountabilityPolicy/{POLICY}): "
-        f"found 0 independent approvals on the final revision of {pr}; expected at least 1 "
-        "(AI-involved changes touch tier critical: src/auth/login.py); "
-        f"fix: get 1 more independent approval on the final revision of {pr}, then run "
-        "`affidavit collect review --github-pr pr.json --github-reviews reviews.json "
-        f"--github-commits commits.json --head {revision} --output review.json && "
-        f"affidavit attest --image {image} --predicate review.json "
-        "--type https://affidavit.dev/attestations/code-review/v1 --key <key>`"
-    )
-
-
 def assert_refused(
     stack: ClusterStack, proc: object, kind: str, name: str, image: str, revision: str
 ) -> str:
@@ -84,12 +70,12 @@ def assert_refused(
         name,
         NS,
     )
-    assert [v.message for v in decision.violations] == [review_violation(image, revision)]
+    assert [v.message for v in decision.violations] == [review_violation(POLICY, image, revision)]
     message = admission_message(decision)
     assert message == (
         f"Affidavit denied {kind}/{name} in namespace {NS} (decision {decision.id}): "
-        f"1 violation\n- {review_violation(image, revision)}\n"
-        f"run `affidavit explain {image}` for the full record"
+        f"1 violation\n- {review_violation(POLICY, image, revision)}\n"
+        f"run `affidavit explain --decision {decision.id}` for the full record"
     )
     assert denial_text(message) in proc.stderr
     return decision.id

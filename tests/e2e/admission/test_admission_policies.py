@@ -1,0 +1,219 @@
+"""How policy objects change the webhook's answers on a real control plane, without restarts.
+
+A RegionPolicy for ``eu-*`` makes the webhook of a cluster in eu-west-1 refuse an image that the
+same cluster admits in us-east-1; Warn mode admits with kubectl's ``Warning:``; an unexpired
+AccountabilityException admits a non-conforming workload and the ledger records it, an expired
+one does not (nor does one that expires while the webhook runs); and a policy edit changes the
+running webhook's behaviour once the operator republishes the index.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from admission_e2e_support import (
+    Releases,
+    apply_and_sync,
+    delete_and_sync,
+    deployment,
+    exception,
+    from_now,
+    latest,
+    policy,
+    refused,
+    region_policy,
+    review_violation,
+    running_stack,
+    wait_for,
+)
+
+from affidavit.demo.stack import ClusterStack
+from affidavit.envtest import ControlPlaneInfo
+
+SYSTEM = "affidavit-e2e-policies"
+NS = "adm-policies"
+POLICY = "adm-policies-baseline"
+
+
+@pytest.fixture(scope="module")
+def stack(
+    control_plane: ControlPlaneInfo, releases: Releases, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ClusterStack]:
+    work: Path = tmp_path_factory.mktemp("admission-policies")
+    with running_stack(control_plane, releases.registry_host, work, SYSTEM) as running:
+        running.kubectl("create", "namespace", NS)
+        apply_and_sync(running, baseline(releases))
+        try:
+            yield running
+        finally:
+            running.kubectl("delete", "accountabilitypolicy", POLICY, "--ignore-not-found")
+            running.kubectl("delete", "regionpolicy", "adm-eu", "--ignore-not-found")
+            running.kubectl("delete", "namespace", NS, "--wait=false", "--ignore-not-found")
+
+
+def baseline(releases: Releases, **spec: Any) -> dict[str, Any]:
+    return policy(POLICY, releases.registry_host, releases.public_pem, **spec)
+
+
+def dry_run(stack: ClusterStack, obj: dict[str, Any]) -> subprocess.CompletedProcess[str]:
+    return stack.kubectl("apply", "--dry-run=server", "-f", "-", input=json.dumps(obj), check=False)
+
+
+def test_region_policy_makes_eu_clusters_stricter(stack: ClusterStack, releases: Releases) -> None:
+    image = releases.reviewed.image
+    eu = region_policy(
+        "adm-eu",
+        ["eu-*"],
+        jurisdictions=["pci-dss"],
+        groups={"security": ["sam"], "secure-code-reviewers": ["bo"]},
+    )
+    apply_and_sync(stack, eu)
+    try:
+        us = stack.apply(deployment("ledger-us", NS, image))
+        assert us.stdout.strip() == "deployment.apps/ledger-us created"
+        assert latest(stack, NS, "Deployment", "ledger-us").region == "us-east-1"
+
+        stack.start_webhook(region="eu-west-1")
+        decision = refused(stack, stack.apply(deployment("ledger-eu", NS, image), check=False))
+        assert decision.region == "eu-west-1"
+        pr = "https://github.com/acme/payments-api/pull/42"
+        assert [v.message for v in decision.violations] == [
+            f"{image}: review.critical.securityReview (preset/pci-dss via RegionPolicy/adm-eu "
+            "[PCI DSS 6.2.4]): found independent approvals by bo, none a member of `security`; "
+            "expected an independent approval by a member of `security` (AI-involved changes "
+            "touch tier critical: src/auth/login.py); fix: get an approval from a member of "
+            f"`security` on the final revision of {pr}, then run `affidavit collect review "
+            "--github-pr pr.json --github-reviews reviews.json --github-commits commits.json "
+            f"--head {releases.reviewed.revision} --output review.json && affidavit attest "
+            f"--image {image} --predicate review.json "
+            "--type https://affidavit.dev/attestations/code-review/v1 --key <key>`"
+        ]
+    finally:
+        stack.start_webhook()
+        delete_and_sync(stack, "regionpolicy", "adm-eu")
+
+
+def test_warn_mode_admits_with_a_warning(stack: ClusterStack, releases: Releases) -> None:
+    late = releases.late
+    apply_and_sync(stack, baseline(releases, mode="Warn"))
+    try:
+        proc = stack.apply(deployment("login-warned", NS, late.image))
+        assert proc.stdout.strip() == "deployment.apps/login-warned created"
+        violation = review_violation(POLICY, late.image, late.revision)
+        assert proc.stderr.splitlines() == [f"Warning: {violation}"]
+        decision = latest(stack, NS, "Deployment", "login-warned")
+        assert (decision.outcome, decision.mode) == ("warned", "Warn")
+        assert [v.message for v in decision.violations] == [violation]
+    finally:
+        apply_and_sync(stack, baseline(releases))
+
+
+def test_unexpired_exception_admits_and_is_recorded(
+    stack: ClusterStack, releases: Releases
+) -> None:
+    late = releases.late
+    hotfix = exception("login-hotfix", NS, [late.image], from_now(hours=4))
+    hotfix["spec"]["workloads"] = [{"kind": "Deployment", "name": "login-hotfix"}]
+    apply_and_sync(stack, hotfix)
+    try:
+        proc = stack.apply(deployment("login-hotfix", NS, late.image))
+        assert proc.stdout.strip() == "deployment.apps/login-hotfix created"
+        assert proc.stderr.splitlines() == [f"Warning: admitted under exception {NS}/login-hotfix"]
+        decision = latest(stack, NS, "Deployment", "login-hotfix")
+        assert (decision.outcome, decision.exception) == ("excepted", f"{NS}/login-hotfix")
+        assert [v.message for v in decision.violations] == [
+            review_violation(POLICY, late.image, late.revision)
+        ]
+        # The exception names one workload: another Deployment of the same image is refused.
+        other = refused(stack, stack.apply(deployment("login-other", NS, late.image), check=False))
+        assert other.exception is None
+    finally:
+        delete_and_sync(stack, "accountabilityexception", "login-hotfix", NS)
+
+
+def test_expired_exception_does_not_admit(stack: ClusterStack, releases: Releases) -> None:
+    late = releases.late
+    stale = exception("login-stale", NS, [late.image], from_now(hours=-1))
+    stack.apply(stale)
+    try:
+        phase = wait_for(
+            lambda: stack.kubectl(
+                "get", "accountabilityexception", "login-stale", "-n", NS,
+                "-o", "jsonpath={.status.phase}",
+            ).stdout == "Expired",
+            "the operator to mark the exception Expired",
+        )  # fmt: skip
+        assert phase
+        decision = refused(
+            stack, stack.apply(deployment("login-stale", NS, late.image), check=False)
+        )
+        assert decision.exception is None
+        assert [v.message for v in decision.violations] == [
+            review_violation(POLICY, late.image, late.revision)
+        ]
+    finally:
+        stack.kubectl("delete", "accountabilityexception", "login-stale", "-n", NS)
+
+
+def test_exception_stops_admitting_when_it_expires(stack: ClusterStack, releases: Releases) -> None:
+    late = releases.late
+    short = exception("login-short", NS, [late.image], from_now(seconds=40))
+    short["spec"]["workloads"] = [{"kind": "Deployment", "name": "login-short"}]
+    apply_and_sync(stack, short)
+    try:
+        first = dry_run(stack, deployment("login-short", NS, late.image))
+        assert first.returncode == 0, first.stderr
+        assert latest(stack, NS, "Deployment", "login-short").outcome == "excepted"
+        # The operator republishes the index without it at expiresAt; the webhook also
+        # refuses an expired exception on its own. Poll until the answer changes.
+        last = wait_for(
+            lambda: (
+                (p := dry_run(stack, deployment("login-short", NS, late.image))).returncode and p
+            ),
+            "the exception to expire",
+            timeout=120,
+        )
+        decision = refused(stack, last)
+        assert decision.exception is None
+    finally:
+        stack.kubectl("delete", "accountabilityexception", "login-short", "-n", NS)
+
+
+def test_policy_edit_takes_effect_without_restarting_the_webhook(
+    stack: ClusterStack, releases: Releases
+) -> None:
+    assert stack.webhook is not None
+    pid = stack.webhook.popen.pid
+    reviewed = releases.reviewed
+    workload = deployment("login-edit", NS, reviewed.image)
+    assert dry_run(stack, workload).returncode == 0
+    stricter = {"spec": {"require": {"tiers": {"critical": {"independentApprovals": 2}}}}}
+    stack.kubectl("patch", "accountabilitypolicy", POLICY, "--type", "merge",
+                  "-p", json.dumps(stricter))  # fmt: skip
+    try:
+        last = wait_for(
+            lambda: (p := dry_run(stack, workload)).returncode and p,
+            "the running webhook to apply the stricter policy",
+        )
+        decision = refused(stack, last)
+        assert [v.rule for v in decision.violations] == ["review.critical.independentApprovals"]
+        pr = "https://github.com/acme/payments-api/pull/42"
+        (v,) = decision.violations
+        assert (v.found, v.expected) == (
+            f"1 independent approval on the final revision of {pr}",
+            "at least 2 (AI-involved changes touch tier critical: src/auth/login.py)",
+        )
+    finally:
+        looser = {"spec": {"require": {"tiers": {"critical": {"independentApprovals": 1}}}}}
+        stack.kubectl("patch", "accountabilitypolicy", POLICY, "--type", "merge",
+                      "-p", json.dumps(looser))  # fmt: skip
+    wait_for(
+        lambda: dry_run(stack, workload).returncode == 0,
+        "the running webhook to apply the relaxed policy",
+    )
+    assert stack.webhook.popen.pid == pid and stack.webhook.alive()
