@@ -23,12 +23,8 @@ from affidavit.envtest.binaries import (
     pinned_versions,
 )
 from affidavit.envtest.certs import CertKeyPair, issue_cert, make_ca
-from affidavit.envtest.controlplane import (
-    ControlPlane,
-    ControlPlaneError,
-    ControlPlaneInfo,
-    free_port,
-)
+from affidavit.envtest.controlplane import ControlPlane, ControlPlaneError, ControlPlaneInfo
+from affidavit.envtest.process import ManagedProcess, child_setup, free_port
 
 __all__ = [
     "BinariesMissingError",
@@ -36,6 +32,8 @@ __all__ = [
     "ControlPlane",
     "ControlPlaneError",
     "ControlPlaneInfo",
+    "ManagedProcess",
+    "child_setup",
     "find_binaries",
     "find_cosign",
     "free_port",

@@ -7,55 +7,44 @@ starts etcd, kube-apiserver and (optionally) kube-controller-manager from the bi
 authorization, a ``system:masters`` client certificate and a generated kubeconfig. It waits
 until each component is healthy and stops them cleanly.
 
-No process may outlive its owner, even when a test fails or is interrupted: each component
-runs in its own process group, is stopped with SIGTERM then SIGKILL, every live control plane
-is stopped at interpreter exit, and ``PR_SET_PDEATHSIG`` makes the kernel kill the children if
-the Python process itself dies without running any of that (SIGKILL, a crash).
+No process may outlive its owner, even when a test fails or is interrupted: each component is
+a :class:`~affidavit.envtest.process.ManagedProcess` (own process group, SIGTERM then SIGKILL,
+stopped at interpreter exit, killed by the kernel if the Python process itself dies).
 """
 
 from __future__ import annotations
 
-import atexit
-import base64
-import contextlib
-import ctypes
-import ctypes.util
 import http.client
 import json
 import os
-import signal
-import socket
 import ssl
-import subprocess
-import sys
-import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import IO
 
 from affidavit.envtest.binaries import find_binaries
 from affidavit.envtest.certs import (
-    CertKeyPair,
     issue_cert,
     make_ca,
     make_rsa_key_pem,
     public_key_pem,
 )
+from affidavit.envtest.kubeconfig import write_kubeconfig
+from affidavit.envtest.process import ManagedProcess, child_setup, free_port
 from affidavit.errors import ClusterError
 
 __all__ = ["ControlPlane", "ControlPlaneError", "ControlPlaneInfo", "child_setup", "free_port"]
 
 #: How long each component may take to become healthy (2-core CI machines are slow).
 STARTUP_TIMEOUT = 90.0
-#: How long a component gets between SIGTERM and SIGKILL.
-STOP_TIMEOUT = 15.0
 #: Starting is retried this many times when a picked port was taken meanwhile.
 _PORT_RETRIES = 3
 _SERVICE_CIDR = "10.0.0.0/24"
 _SERVICE_IP = "10.0.0.1"
+#: Log lines quoted when a component fails to start.
+_LOG_TAIL_LINES = 30
 
 
 class ControlPlaneError(ClusterError):
@@ -95,78 +84,6 @@ class ControlPlaneInfo:
         return {**os.environ, "KUBECONFIG": str(self.kubeconfig)}
 
 
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that was free a moment ago."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-# --- keeping children from outliving us ------------------------------------------------------
-
-_PR_SET_PDEATHSIG = 1
-_libc: ctypes.CDLL | None = None
-if sys.platform.startswith("linux"):
-    with contextlib.suppress(OSError):
-        _libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
-
-
-def child_setup(parent_pid: int) -> Callable[[], None]:
-    """``preexec_fn``: die with SIGKILL when the parent thread dies (Linux), even if it was
-    SIGKILLed. If the parent already died before ``prctl`` ran, exit at once."""
-
-    def setup() -> None:
-        if _libc is not None:
-            _libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-        if os.getppid() != parent_pid:
-            os._exit(1)
-
-    return setup
-
-
-_live: set[ControlPlane] = set()
-_live_lock = threading.Lock()
-
-
-@atexit.register
-def _stop_all() -> None:
-    with _live_lock:
-        planes = list(_live)
-    for plane in planes:
-        plane.stop()
-
-
-@dataclass
-class _Process:
-    name: str
-    popen: subprocess.Popen[bytes]
-    log_path: Path
-    log_file: IO[bytes] = field(repr=False)
-
-    def log_tail(self, lines: int = 30) -> str:
-        try:
-            text = self.log_path.read_text(errors="replace")
-        except OSError:
-            return ""
-        return "\n".join(text.splitlines()[-lines:])
-
-    def stop(self) -> None:
-        if self.popen.poll() is None:
-            self._signal(signal.SIGTERM)
-            try:
-                self.popen.wait(timeout=STOP_TIMEOUT)
-            except subprocess.TimeoutExpired:
-                self._signal(signal.SIGKILL)
-                self.popen.wait(timeout=STOP_TIMEOUT)
-        self.log_file.close()
-
-    def _signal(self, sig: signal.Signals) -> None:
-        # The component leads its own process group (start_new_session), so anything it
-        # forked gets the signal too.
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(self.popen.pid, sig)
-
-
 class ControlPlane:
     """etcd + kube-apiserver (+ kube-controller-manager) in ``workdir``; a context manager.
 
@@ -191,7 +108,7 @@ class ControlPlane:
         self._binaries = binaries
         self.with_controller_manager = with_controller_manager
         self._extra_apiserver_args = tuple(extra_apiserver_args)
-        self._procs: list[_Process] = []
+        self._procs: list[ManagedProcess] = []
         self._info: ControlPlaneInfo | None = None
 
     @property
@@ -224,8 +141,6 @@ class ControlPlane:
                 )
         else:
             bin_dir = find_binaries(tuple(required))
-        with _live_lock:
-            _live.add(self)
         try:
             for attempt in range(1, _PORT_RETRIES + 1):
                 try:
@@ -247,8 +162,6 @@ class ControlPlane:
         """Stop the components (newest first: SIGTERM, then SIGKILL after a grace period)."""
         self._stop_processes()
         self._info = None
-        with _live_lock:
-            _live.discard(self)
 
     def __enter__(self) -> ControlPlaneInfo:
         return self.start()
@@ -267,35 +180,20 @@ class ControlPlane:
         while self._procs:
             self._procs.pop().stop()
 
-    def _spawn(self, name: str, argv: list[str]) -> _Process:
-        log_path = self.workdir / f"{name}.log"
-        log_file = open(log_path, "ab")  # noqa: SIM115 - closed by _Process.stop
-        log_file.write(f"\n=== {time.strftime('%H:%M:%S')} {' '.join(argv)}\n".encode())
-        log_file.flush()
+    def _spawn(self, name: str, argv: list[str]) -> ManagedProcess:
         try:
-            popen = subprocess.Popen(
-                argv,
-                stdin=subprocess.DEVNULL,
-                stdout=log_file,
-                stderr=subprocess.STDOUT,
-                cwd=self.workdir,
-                start_new_session=True,
-                # preexec_fn only calls prctl: safe enough even with threads around.
-                preexec_fn=child_setup(os.getpid()),
-            )
-        except OSError as e:
-            log_file.close()
-            raise ControlPlaneError(f"cannot start {name}: {e}") from e
-        proc = _Process(name, popen, log_path, log_file)
+            proc = ManagedProcess(name, argv, self.workdir / f"{name}.log", cwd=self.workdir)
+        except ClusterError as e:
+            raise ControlPlaneError(e.message, hint=e.hint) from e.__cause__
         self._procs.append(proc)
         return proc
 
-    def _wait(self, proc: _Process, what: str, check: Callable[[], bool]) -> None:
+    def _wait(self, proc: ManagedProcess, what: str, check: Callable[[], bool]) -> None:
         deadline = time.monotonic() + STARTUP_TIMEOUT
         last_error = ""
         while time.monotonic() < deadline:
             if proc.popen.poll() is not None:
-                tail = proc.log_tail()
+                tail = proc.log_tail(_LOG_TAIL_LINES)
                 if "address already in use" in tail:
                     raise _PortTaken(proc.name)
                 raise ControlPlaneError(
@@ -310,7 +208,7 @@ class ControlPlane:
             time.sleep(0.2)
         raise ControlPlaneError(
             f"{what} not healthy after {STARTUP_TIMEOUT:.0f}s ({last_error or 'no answer'}); "
-            f"last lines of {proc.log_path}:\n{proc.log_tail()}"
+            f"last lines of {proc.log_path}:\n{proc.log_tail(_LOG_TAIL_LINES)}"
         )
 
     def _start_once(self, bin_dir: Path) -> ControlPlaneInfo:
@@ -404,7 +302,7 @@ class ControlPlane:
         )
 
         kubeconfig = wd / "kubeconfig"
-        _write_kubeconfig(kubeconfig, server, serving_ca, admin)
+        write_kubeconfig(kubeconfig, server, serving_ca, admin)
 
         if self.with_controller_manager:
             kcm_port = free_port()
@@ -475,41 +373,3 @@ def _https_ok(host: str, port: int, path: str, ctx: ssl.SSLContext) -> bool:
         return resp.status == 200
     finally:
         conn.close()
-
-
-def _b64(data: bytes) -> str:
-    return base64.b64encode(data).decode()
-
-
-def _write_kubeconfig(path: Path, server: str, ca: CertKeyPair, user: CertKeyPair) -> None:
-    """A kubeconfig with the CA and client identity embedded (JSON is valid YAML)."""
-    config = {
-        "apiVersion": "v1",
-        "kind": "Config",
-        "clusters": [
-            {
-                "name": "affidavit-envtest",
-                "cluster": {"server": server, "certificate-authority-data": _b64(ca.cert_pem)},
-            }
-        ],
-        "users": [
-            {
-                "name": "affidavit-admin",
-                "user": {
-                    "client-certificate-data": _b64(user.cert_pem),
-                    "client-key-data": _b64(user.key_pem),
-                },
-            }
-        ],
-        "contexts": [
-            {
-                "name": "affidavit-envtest",
-                "context": {"cluster": "affidavit-envtest", "user": "affidavit-admin"},
-            }
-        ],
-        "current-context": "affidavit-envtest",
-        "preferences": {},
-    }
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as f:
-        json.dump(config, f, indent=2)
