@@ -3,7 +3,8 @@
 A real kube-apiserver only talks TLS: it needs a serving certificate, a CA to verify client
 certificates, and a webhook it calls must present a certificate whose CA is in the
 ``caBundle``. kopf's own self-signed helpers fail on OpenSSL >= 3.0.10, so every certificate the
-project needs at test or demo time is made here instead: :func:`make_ca` makes a CA and
+project needs at test or demo time is made here (built by :mod:`affidavit.pki`, which the
+operator shares): :func:`make_ca` makes a CA and
 :func:`issue_cert` a leaf signed by it (server or client, with IP and DNS SANs and an optional
 organization, which Kubernetes reads as the group, e.g. ``system:masters``).
 """
@@ -11,17 +12,18 @@ organization, which Kubernetes reads as the group, e.g. ``system:masters``).
 from __future__ import annotations
 
 import datetime
-import ipaddress
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.asymmetric.types import CertificateIssuerPrivateKeyTypes
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from cryptography.x509.oid import ExtendedKeyUsageOID
+
+from affidavit import pki
 
 __all__ = ["CertKeyPair", "issue_cert", "make_ca", "make_rsa_key_pem", "public_key_pem"]
 
@@ -61,58 +63,17 @@ class CertKeyPair:
         return cert_path, key_path
 
 
-def _new_key() -> ec.EllipticCurvePrivateKey:
-    return ec.generate_private_key(ec.SECP256R1())
-
-
-def _key_pem(key: CertificateIssuerPrivateKeyTypes) -> bytes:
-    return key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    )
-
-
-def _name(common_name: str, organization: str | None = None) -> x509.Name:
-    attrs = []
-    if organization:
-        attrs.append(x509.NameAttribute(NameOID.ORGANIZATION_NAME, organization))
-    attrs.append(x509.NameAttribute(NameOID.COMMON_NAME, common_name))
-    return x509.Name(attrs)
-
-
 def make_ca(common_name: str, *, valid_days: int = DEFAULT_VALID_DAYS) -> CertKeyPair:
     """A self-signed CA certificate (ECDSA P-256) that may sign leaf certificates."""
-    key = _new_key()
+    key = pki.new_key()
     now = datetime.datetime.now(datetime.UTC)
-    name = _name(common_name)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - _BACKDATE)
-        .not_valid_after(now + datetime.timedelta(days=valid_days))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=True,
-                content_commitment=False,
-                key_encipherment=False,
-                data_encipherment=False,
-                key_agreement=False,
-                key_cert_sign=True,
-                crl_sign=True,
-                encipher_only=False,
-                decipher_only=False,
-            ),
-            critical=True,
-        )
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
-        .sign(key, hashes.SHA256())
+    cert = pki.build_ca(
+        key,
+        pki.subject_name(common_name),
+        now - _BACKDATE,
+        now + datetime.timedelta(days=valid_days),
     )
-    return CertKeyPair(cert.public_bytes(serialization.Encoding.PEM), _key_pem(key))
+    return CertKeyPair(cert.public_bytes(serialization.Encoding.PEM), pki.key_pem(key))
 
 
 def issue_cert(
@@ -134,55 +95,30 @@ def issue_cert(
     ``https://127.0.0.1:<port>`` needs ``ip_sans=["127.0.0.1"]``. ``organization`` is what
     Kubernetes reads as the user's group (``system:masters`` is cluster-admin).
     """
-    ca_cert = ca.certificate
-    ca_key = ca.private_key()
-    key = _new_key()
+    key = pki.new_key()
     now = datetime.datetime.now(datetime.UTC)
     usages = []
     if server if server is not None else not client:
         usages.append(ExtendedKeyUsageOID.SERVER_AUTH)
     if client:
         usages.append(ExtendedKeyUsageOID.CLIENT_AUTH)
-    builder = (
-        x509.CertificateBuilder()
-        .subject_name(_name(common_name, organization))
-        .issuer_name(ca_cert.subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - _BACKDATE)
-        .not_valid_after(now + datetime.timedelta(days=valid_days))
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=True,
-                content_commitment=False,
-                key_encipherment=False,
-                data_encipherment=False,
-                key_agreement=False,
-                key_cert_sign=False,
-                crl_sign=False,
-                encipher_only=False,
-                decipher_only=False,
-            ),
-            critical=True,
-        )
-        .add_extension(x509.ExtendedKeyUsage(usages), critical=False)
-        .add_extension(
-            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_cert.public_key()),  # type: ignore[arg-type]
-            critical=False,
-        )
+    cert = pki.build_leaf(
+        ca.certificate.subject,
+        ca.private_key(),
+        key,
+        pki.subject_name(common_name, organization),
+        now - _BACKDATE,
+        now + datetime.timedelta(days=valid_days),
+        usages=usages,
+        dns_sans=dns_sans,
+        ip_sans=ip_sans,
     )
-    sans: list[x509.GeneralName] = [x509.DNSName(d) for d in dns_sans]
-    sans += [x509.IPAddress(ipaddress.ip_address(ip)) for ip in ip_sans]
-    if sans:
-        builder = builder.add_extension(x509.SubjectAlternativeName(sans), critical=False)
-    cert = builder.sign(ca_key, hashes.SHA256())
-    return CertKeyPair(cert.public_bytes(serialization.Encoding.PEM), _key_pem(key))
+    return CertKeyPair(cert.public_bytes(serialization.Encoding.PEM), pki.key_pem(key))
 
 
 def make_rsa_key_pem(bits: int = 2048) -> bytes:
     """A fresh RSA private key in PEM (PKCS#8), e.g. the service-account signing key."""
-    return _key_pem(rsa.generate_private_key(public_exponent=65537, key_size=bits))
+    return pki.key_pem(rsa.generate_private_key(public_exponent=65537, key_size=bits))
 
 
 def public_key_pem(private_key_pem: bytes) -> bytes:

@@ -1,8 +1,8 @@
 """The webhook's serving certificate: made, published, trusted and rotated before it expires.
 
 The kube-apiserver only calls a webhook over TLS it can verify, so the operator owns the whole
-chain: it makes a one-shot CA and a serving certificate (``cryptography``; kopf's own helpers
-fail on OpenSSL >= 3.0.10), stores them in the Secret ``affidavit-webhook-tls`` (``tls.crt``,
+chain: it makes a one-shot CA and a serving certificate (built by :mod:`affidavit.pki`, which
+envtest shares), stores them in the Secret ``affidavit-webhook-tls`` (``tls.crt``,
 ``tls.key``, ``ca.crt``) and, for a webhook run outside the cluster, in a directory; and it
 patches the ``caBundle`` of the ValidatingWebhookConfiguration.
 
@@ -23,10 +23,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from cryptography.hazmat.primitives import serialization
+from cryptography.x509.oid import ExtendedKeyUsageOID
 
+from affidavit import pki
 from affidavit.errors import ClusterError
 from affidavit.operator import kube
 
@@ -75,20 +75,6 @@ def _now() -> datetime.datetime:
     return datetime.datetime.now(datetime.UTC)
 
 
-def _key_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
-    return key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    )
-
-
-def _sans(dns_names: Sequence[str], ips: Sequence[str]) -> list[x509.GeneralName]:
-    names: list[x509.GeneralName] = [x509.DNSName(n) for n in dns_names]
-    names += [x509.IPAddress(ipaddress.ip_address(ip)) for ip in ips]
-    return names
-
-
 def issue(
     dns_names: Sequence[str],
     ips: Sequence[str],
@@ -100,62 +86,27 @@ def issue(
     backdate = min(_MAX_BACKDATE, policy.lifetime * 0.05)
     not_before = now - backdate
     not_after = now + policy.lifetime
-    ca_key = ec.generate_private_key(ec.SECP256R1())
-    ca_name = x509.Name(
-        [
-            x509.NameAttribute(NameOID.ORGANIZATION_NAME, "affidavit"),
-            x509.NameAttribute(NameOID.COMMON_NAME, f"affidavit webhook CA {now:%Y%m%dT%H%M%S%f}"),
-        ]
-    )
-    ca_cert = (
-        x509.CertificateBuilder()
-        .subject_name(ca_name)
-        .issuer_name(ca_name)
-        .public_key(ca_key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(not_before)
-        .not_valid_after(not_after + backdate)
-        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=True,
-                content_commitment=False,
-                key_encipherment=False,
-                data_encipherment=False,
-                key_agreement=False,
-                key_cert_sign=True,
-                crl_sign=True,
-                encipher_only=False,
-                decipher_only=False,
-            ),
-            critical=True,
-        )
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), False)
-        .sign(ca_key, hashes.SHA256())
-    )
-    key = ec.generate_private_key(ec.SECP256R1())
+    ca_key = pki.new_key()
+    ca_name = pki.subject_name(f"affidavit webhook CA {now:%Y%m%dT%H%M%S%f}", "affidavit")
+    ca_cert = pki.build_ca(ca_key, ca_name, not_before, not_after + backdate)
+    key = pki.new_key()
     common_name = dns_names[0] if dns_names else (ips[0] if ips else "affidavit")
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)]))
-        .issuer_name(ca_name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(not_before)
-        .not_valid_after(not_after)
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(x509.SubjectAlternativeName(_sans(dns_names, ips)), critical=False)
-        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
-        .add_extension(
-            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), False
-        )
-        .sign(ca_key, hashes.SHA256())
+    cert = pki.build_leaf(
+        ca_name,
+        ca_key,
+        key,
+        pki.subject_name(common_name),
+        not_before,
+        not_after,
+        usages=[ExtendedKeyUsageOID.SERVER_AUTH],
+        dns_sans=dns_names,
+        ip_sans=ips,
     )
     ca_pem = ca_cert.public_bytes(serialization.Encoding.PEM)
     bundle = ca_pem + _still_valid(previous_ca or b"", now)
     return ServingMaterial(
         tls_crt=cert.public_bytes(serialization.Encoding.PEM),
-        tls_key=_key_pem(key),
+        tls_key=pki.key_pem(key),
         ca_bundle=bundle,
     )
 
