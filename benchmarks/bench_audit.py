@@ -29,7 +29,8 @@ from sqlalchemy import create_engine, insert, text, update
 
 from affidavit.attestations.predicates import AI_PROVENANCE_V1, CODE_REVIEW_V1
 from affidavit.audit.pack import build_pack
-from affidavit.audit.report import coverage_report, render_html, render_markdown
+from affidavit.audit.render import render_html, render_markdown
+from affidavit.audit.report import coverage_report
 from affidavit.ledger import Ledger, canonical_json, chain_hash
 from affidavit.ledger.schema import decision_images, decisions, ledger_head
 from affidavit.policy.decision import Decision, EvidenceUsed, ImageRef, Violation

@@ -20,13 +20,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from affidavit.audit.report import (
-    ExceptionDetail,
-    render_html,
-    render_json,
-    render_markdown,
-    report_from_ledger,
-)
+from affidavit.audit.render import render_html, render_json, render_markdown
+from affidavit.audit.report import ExceptionDetail, report_from_ledger
 from affidavit.errors import UsageError
 from affidavit.ledger import GENESIS_HASH, Ledger, LedgerRecord
 

@@ -20,8 +20,8 @@ from affidavit.attestations.reference import ImageReference
 from affidavit.attestations.registry import RegistryClient
 from affidavit.attestations.verify import verify_digest
 from affidavit.audit.pack import build_pack, write_pack
+from affidavit.audit.render import RENDERERS
 from affidavit.audit.report import (
-    RENDERERS,
     ExceptionDetail,
     ai_touched_from_evidence,
     exception_details,

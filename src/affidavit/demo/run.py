@@ -21,7 +21,8 @@ from affidavit.attestations.evidence import KeySigner
 from affidavit.attestations.keys import generate_key_pair, load_signer
 from affidavit.attestations.registry import RegistryClient
 from affidavit.attestations.verify import verify_image
-from affidavit.audit.report import render_markdown, report_from_ledger
+from affidavit.audit.render import render_markdown
+from affidavit.audit.report import report_from_ledger
 from affidavit.audit.trace import render_trace, trace_image
 from affidavit.demo.github_records import Approval
 from affidavit.demo.pipeline import Release, release

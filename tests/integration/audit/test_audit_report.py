@@ -17,13 +17,8 @@ from audit_decisions import (
     tamper,
 )
 
-from affidavit.audit.report import (
-    exception_details,
-    render_html,
-    render_json,
-    render_markdown,
-    report_from_ledger,
-)
+from affidavit.audit.render import render_html, render_json, render_markdown
+from affidavit.audit.report import exception_details, report_from_ledger
 from affidavit.ledger import Ledger
 
 COUNTS = ("allowed", "warned", "audited", "excepted", "denied")
