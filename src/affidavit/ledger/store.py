@@ -5,19 +5,18 @@ admit, on which evidence" and trust the answer: each row's hash covers the previ
 and the decision's canonical JSON, so editing, deleting or reordering a row breaks the chain at
 that row. Appends are serialised across processes (SQLite: ``BEGIN IMMEDIATE``; PostgreSQL:
 ``SELECT ... FOR UPDATE`` on the head row) so concurrent webhook replicas extend one chain.
+The record types and the per-row chain check live in :mod:`affidavit.ledger.records`.
 """
 
 from __future__ import annotations
 
-import json
 import threading
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Connection, Engine, create_engine, event, func, insert, or_, select, update
-from sqlalchemy.engine import RowMapping, make_url
+from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, IntegrityError, SQLAlchemyError
 
 from affidavit.errors import LedgerError
@@ -28,40 +27,10 @@ from affidavit.ledger.canonical import (
     chain_hash,
     decision_to_dict,
 )
+from affidavit.ledger.records import ChainReport, LedgerRecord, check_row, record_from_row
 from affidavit.ledger.schema import decision_images, decisions, ledger_head, metadata
 
 _HEAD_ID = 1
-
-
-@dataclass(frozen=True)
-class LedgerRecord:
-    """One stored decision: its place in the chain and the full decision as JSON data."""
-
-    seq: int
-    id: str
-    time: datetime  # UTC, timezone-aware
-    outcome: str
-    namespace: str
-    kind: str
-    name: str
-    decision: dict[str, Any]
-    canonical: str
-    prev_hash: str
-    hash: str
-
-
-@dataclass(frozen=True)
-class ChainReport:
-    """The result of walking the chain: ``first_broken_seq`` is None when it is intact."""
-
-    checked: int
-    head_seq: int
-    first_broken_seq: int | None = None
-    reason: str | None = None
-
-    @property
-    def ok(self) -> bool:
-        return self.first_broken_seq is None and self.reason is None
 
 
 def _parse_time(value: str) -> datetime:
@@ -198,7 +167,7 @@ class Ledger:
         existing = conn.execute(select(decisions).where(decisions.c.id == decision_id)).first()
         if existing is not None:
             if existing.decision == canonical:
-                return _record(existing._mapping)
+                return record_from_row(existing._mapping)
             raise LedgerError(
                 f"decision id {decision_id} is already in the ledger (seq {existing.seq}) "
                 "with different content",
@@ -229,7 +198,7 @@ class Ledger:
         conn.execute(
             update(ledger_head).where(ledger_head.c.id == _HEAD_ID).values(seq=seq, hash=digest)
         )
-        return _record(row)
+        return record_from_row(row)
 
     # -- reading ----------------------------------------------------------------------------
 
@@ -310,7 +279,7 @@ class Ledger:
         self._ensure_schema()
         try:
             with self._engine.connect() as conn:
-                return [_record(r._mapping) for r in conn.execute(query)]
+                return [record_from_row(r._mapping) for r in conn.execute(query)]
         except SQLAlchemyError as e:
             raise self._unreachable(e) from e
 
@@ -333,7 +302,7 @@ class Ledger:
         expected_seq = 1
         checked = 0
         for rec in self.iter_all():
-            problem = _check_row(rec, expected_seq, expected_prev)
+            problem = check_row(rec, expected_seq, expected_prev)
             if problem is not None:
                 return ChainReport(checked, head_seq, rec.seq, problem)
             checked += 1
@@ -348,48 +317,6 @@ class Ledger:
                 "rows were removed from the end or the head was edited",
             )
         return ChainReport(checked, head_seq)
-
-
-def _check_row(rec: LedgerRecord, expected_seq: int, expected_prev: str) -> str | None:
-    if rec.seq != expected_seq:
-        return f"seq {expected_seq} is missing: the chain jumps to seq {rec.seq}"
-    if rec.prev_hash != expected_prev:
-        return (
-            f"prev_hash {rec.prev_hash[:12]}… does not match the hash of seq {rec.seq - 1} "
-            f"({expected_prev[:12]}…)"
-        )
-    if chain_hash(rec.prev_hash, rec.canonical) != rec.hash:
-        return "the stored decision JSON does not match its hash (the row was edited)"
-    data = rec.decision
-    cols = {"id": rec.id, "outcome": rec.outcome, "namespace": rec.namespace, "kind": rec.kind}
-    for column, value in cols.items():
-        if str(data.get(column) or "") != value:
-            return f"column {column}={value!r} disagrees with the hashed decision"
-    return None
-
-
-def _record(row: Mapping[str, Any] | RowMapping) -> LedgerRecord:
-    canonical = str(row["decision"])
-    try:
-        data = json.loads(canonical)
-    except ValueError:
-        data = {}
-    if not isinstance(data, dict):
-        data = {}
-    time: datetime = row["time"]
-    return LedgerRecord(
-        seq=int(row["seq"]),
-        id=str(row["id"]),
-        time=time.replace(tzinfo=UTC) if time.tzinfo is None else time.astimezone(UTC),
-        outcome=str(row["outcome"]),
-        namespace=str(row["namespace"]),
-        kind=str(row["kind"]),
-        name=str(row["name"]),
-        decision=data,
-        canonical=canonical,
-        prev_hash=str(row["prev_hash"]),
-        hash=str(row["hash"]),
-    )
 
 
 def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
