@@ -33,7 +33,7 @@ from admission_e2e_support import (
 
 from affidavit.demo.stack import ClusterStack
 from affidavit.envtest import ControlPlaneInfo
-from affidavit.policy import admission_message
+from affidavit.policy import Decision, admission_message
 
 SYSTEM = "affidavit-e2e-review"
 NS = "adm-review"
@@ -58,10 +58,14 @@ def stack(
 
 
 def assert_refused(
-    stack: ClusterStack, proc: object, kind: str, name: str, image: str, revision: str
-) -> str:
+    stack: ClusterStack,
+    proc: subprocess.CompletedProcess[str],
+    kind: str,
+    name: str,
+    image: str,
+    revision: str,
+) -> Decision:
     """kubectl failed with the exact admission message of the recorded denial."""
-    assert isinstance(proc, subprocess.CompletedProcess)
     assert proc.returncode == 1, proc.stdout
     decision = recorded(stack, decision_id_in(proc.stderr))
     assert (decision.outcome, decision.kind, decision.name, decision.namespace) == (
@@ -78,7 +82,7 @@ def assert_refused(
         f"run `affidavit explain --decision {decision.id}` for the full record"
     )
     assert denial_text(message) in proc.stderr
-    return decision.id
+    return decision
 
 
 def test_unreviewed_ai_change_to_critical_code_is_refused(
@@ -86,13 +90,10 @@ def test_unreviewed_ai_change_to_critical_code_is_refused(
 ) -> None:
     late = releases.late
     proc = stack.apply(deployment("login-late", NS, late.image), check=False)
-    assert_refused(stack, proc, "Deployment", "login-late", late.image, late.revision)
+    decision = assert_refused(stack, proc, "Deployment", "login-late", late.image, late.revision)
     assert stack.kubectl("get", "deployment", "login-late", "-n", NS, check=False).returncode == 1
 
-
-def test_denial_is_reported_as_an_event(stack: ClusterStack, releases: Releases) -> None:
-    decision = latest(stack, NS, "Deployment", "login-late")
-
+    # The operator follows the ledger and tells the workload's owners where they look first.
     def event() -> dict[str, object] | None:
         out = stack.kubectl(
             "get", "events", "-n", NS, "--field-selector", "reason=AffidavitDenied", "-o", "json"
