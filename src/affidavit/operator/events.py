@@ -63,8 +63,11 @@ def short_message(record: LedgerRecord) -> str:
     if not violations:
         return head
     more = f" (+{len(violations) - 1} more)" if len(violations) > 1 else ""
-    text = f"{head}: {violation_message(violations[0])}{more}; see `affidavit explain {record.id}`"
-    return text if len(text) <= _MAX_MESSAGE else text[: _MAX_MESSAGE - 1] + "…"
+    pointer = f"; see `affidavit explain --decision {record.id}`"
+    text = f"{head}: {violation_message(violations[0])}{more}"
+    if len(text) + len(pointer) > _MAX_MESSAGE:  # shorten the reason, never the pointer
+        text = text[: _MAX_MESSAGE - len(pointer) - 1] + "…"
+    return text + pointer
 
 
 def event_name(record: LedgerRecord) -> str:

@@ -69,7 +69,7 @@ def test_denial_and_warning_become_events(operator: RunningOperator, kubectl: Ku
     }
     assert event["message"] == (
         f"Affidavit denied Deployment/checkout (decision {denied.id}): "
-        f"{MISSING_REVIEW.message}; see `affidavit explain {denied.id}`"
+        f"{MISSING_REVIEW.message}; see `affidavit explain --decision {denied.id}`"
     )
     assert event["source"]["component"] == "affidavit"
     assert event["reportingComponent"] == "affidavit.dev/operator"
