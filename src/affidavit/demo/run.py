@@ -22,7 +22,7 @@ from affidavit.attestations.keys import generate_key_pair, load_signer
 from affidavit.attestations.registry import RegistryClient
 from affidavit.attestations.verify import verify_image
 from affidavit.audit.render import render_markdown
-from affidavit.audit.report import report_from_ledger
+from affidavit.audit.report import ai_touched_from_evidence, report_from_ledger
 from affidavit.audit.trace import render_trace, trace_image
 from affidavit.demo.github_records import Approval
 from affidavit.demo.pipeline import Release, release
@@ -160,8 +160,8 @@ def _run(echo: Echo, base: Path, region: str) -> int:
             echo(f"  attested ai-provenance/v1 and code-review/v1 for {rel.image}")
 
         _step(echo, "3. The four questions, answered from the verified attestations")
-        for rel in (good, late):
-            evidence = verify_image(client, rel.image, trusted)
+        evidences = [verify_image(client, rel.image, trusted) for rel in (good, late)]
+        for evidence in evidences:
             echo("")
             for line in render_trace(trace_image(evidence)).splitlines():
                 echo(f"  {line}")
@@ -180,7 +180,7 @@ def _run(echo: Echo, base: Path, region: str) -> int:
             echo("  applied AccountabilityPolicy/payments-baseline (soc2; critical tier needs an")
             echo("  independent approval of AI-touched changes) and RegionPolicy/eu (eu preset)")
             _wait_for_policies(stack)
-            return _deployments(echo, stack, good, late)
+            return _deployments(echo, stack, good, late, ai_touched_from_evidence(evidences))
 
 
 def _wait_for_policies(stack: ClusterStack) -> None:
@@ -207,7 +207,9 @@ def _webhook_sees(stack: ClusterStack) -> bool:
     return "payments-baseline" in data and "eu" in json.dumps(index)
 
 
-def _deployments(echo: Echo, stack: ClusterStack, good: Release, late: Release) -> int:
+def _deployments(
+    echo: Echo, stack: ClusterStack, good: Release, late: Release, ai_touched: dict[str, bool]
+) -> int:
     _step(echo, "5. Release managers deploy")
     admitted = _deploy(stack, echo, "payments-api", good.image)
     refused = not _deploy(stack, echo, "payments-api-canary", late.image)
@@ -227,7 +229,7 @@ def _deployments(echo: Echo, stack: ClusterStack, good: Release, late: Release) 
     chain = ledger.verify_chain()
     echo(f"  chain: {chain.checked} decisions checked, {'intact' if chain.ok else 'BROKEN'}")
     _step(echo, "8. The auditor's coverage report ($ affidavit audit report --format markdown)")
-    for line in render_markdown(report_from_ledger(ledger)).splitlines()[:40]:
+    for line in render_markdown(report_from_ledger(ledger, ai_touched=ai_touched)).splitlines():
         echo(f"  {line}")
 
     ok = admitted and refused and chain.ok
