@@ -113,12 +113,32 @@ class EventReporter:
     _policy_reports: bool | None = field(default=None, repr=False)
 
     def load_cursor(self) -> int:
-        cm = kube.read_configmap(self.api, self.namespace, STATE_CONFIGMAP)
-        value = (cm.data or {}).get(CURSOR_KEY) if cm is not None else None
-        return int(value) if value and value.isdigit() else 0
+        """The last seq already reported, if the stored cursor belongs to this ledger.
 
-    def save_cursor(self, seq: int) -> None:
-        kube.apply_configmap(self.api, self.namespace, STATE_CONFIGMAP, {CURSOR_KEY: str(seq)}, {})
+        The cursor is stored as ``<seq>:<hash of that decision>``. When the ledger at that seq
+        holds another decision (the operator now follows a different or a recreated ledger),
+        the cursor is not this ledger's: start from the beginning rather than skip its
+        decisions. Re-emitting is harmless, since an Event already created is a conflict.
+        """
+        cm = kube.read_configmap(self.api, self.namespace, STATE_CONFIGMAP)
+        value = (cm.data or {}).get(CURSOR_KEY, "") if cm is not None else ""
+        seq_text, _, stored_hash = value.partition(":")
+        if not seq_text.isdigit() or int(seq_text) == 0:
+            return 0
+        seq = int(seq_text)
+        at = self.ledger.after(seq - 1, 1)
+        if not at or at[0].seq != seq or at[0].hash != stored_hash:
+            return 0
+        return seq
+
+    def save_cursor(self, record: LedgerRecord) -> None:
+        kube.apply_configmap(
+            self.api,
+            self.namespace,
+            STATE_CONFIGMAP,
+            {CURSOR_KEY: f"{record.seq}:{record.hash}"},
+            {},
+        )
 
     def poll_once(self) -> int:
         """Emit what is new since the cursor; returns how many Events were created."""
@@ -134,7 +154,7 @@ class EventReporter:
                     self.emit(record)
                     emitted += 1
             self.cursor = records[-1].seq
-            self.save_cursor(self.cursor)
+            self.save_cursor(records[-1])
 
     def emit(self, record: LedgerRecord) -> None:
         body = event_body(record, self.cluster)

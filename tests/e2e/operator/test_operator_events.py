@@ -5,11 +5,16 @@ from __future__ import annotations
 
 import datetime
 import uuid
+from pathlib import Path
 from typing import Any
 
+import pytest
 from operator_support import Kubectl, RunningOperator, get_json, wait_for
 
+from affidavit.envtest import ControlPlaneInfo
 from affidavit.ledger import Ledger
+from affidavit.operator import kube
+from affidavit.operator.events import CURSOR_KEY, STATE_CONFIGMAP, EventReporter
 from affidavit.policy.decision import Decision, ImageRef, Violation
 
 NS = "affidavit-events-e2e"
@@ -83,7 +88,9 @@ def test_denial_and_warning_become_events(operator: RunningOperator, kubectl: Ku
 
     # the cursor is persisted: a later decision is reported once, earlier ones not again
     state = get_json(kubectl, "configmap", "affidavit-operator-state", "-n", operator.namespace)
-    assert int(state["data"]["eventsCursor"]) >= 3
+    seq, _, digest = state["data"]["eventsCursor"].partition(":")
+    assert int(seq) >= 3
+    assert digest == ledger.after(int(seq) - 1, 1)[0].hash
     again = decision("denied", "checkout", (MISSING_REVIEW,))
     ledger.append(again)
     wait_for(lambda: len(events_for(kubectl, "checkout")) == 2, "the second denial's Event")
@@ -111,3 +118,31 @@ def test_denial_is_also_a_policy_report(operator: RunningOperator, kubectl: Kube
     assert result["message"] == MISSING_REVIEW.message
     assert result["properties"] == {"decision": denied.id}
     assert report["summary"] == {"fail": 1, "warn": 0}
+
+
+@pytest.mark.parametrize("stored", [f"1:{'f' * 64}", "1"], ids=["other-ledger", "no-hash"])
+def test_a_cursor_from_another_ledger_is_not_trusted(
+    control_plane: ControlPlaneInfo, kubectl: Kubectl, tmp_path: Path, stored: str
+) -> None:
+    """A cursor stored for one ledger must not make the reporter skip another ledger's decisions
+    (an operator re-pointed at a new or recreated ledger in the same namespace)."""
+    state_ns = "affidavit-cursor-e2e"
+    kubectl("create", "namespace", state_ns, check=False)
+    kubectl("create", "namespace", NS, check=False)
+    kubectl("delete", "configmap", STATE_CONFIGMAP, "-n", state_ns, "--ignore-not-found")
+    kubectl("create", "configmap", STATE_CONFIGMAP, "-n", state_ns,
+            f"--from-literal={CURSOR_KEY}={stored}")  # fmt: skip
+    ledger = Ledger(f"sqlite:///{tmp_path / 'new-ledger.db'}")
+    names = [f"cursor-{uuid.uuid4().hex[:8]}" for _ in range(2)]
+    for name in names:
+        ledger.append(decision("denied", name, (MISSING_REVIEW,)))
+    reporter = EventReporter(api=kube.connect(control_plane.kubeconfig), ledger=ledger,
+                             namespace=state_ns)  # fmt: skip
+    assert reporter.load_cursor() == 0
+    assert reporter.poll_once() == 2
+    assert [len(events_for(kubectl, n)) for n in names] == [1, 1]
+    # its own cursor is trusted: a fresh reporter resumes after the last reported decision
+    again = EventReporter(api=kube.connect(control_plane.kubeconfig), ledger=ledger,
+                          namespace=state_ns)  # fmt: skip
+    assert again.load_cursor() == 2
+    assert again.poll_once() == 0
