@@ -92,6 +92,7 @@ class EffectivePolicy:
     allowed_tools: tuple[Req[tuple[str, ...]], ...] = ()
     require_tool_details: Req[bool] | None = None
     treat_unknown_as_ai: Req[bool] | None = None
+    independent_release_approver: Req[bool] | None = None
     owner_labels: tuple[Req[str], ...] = ()
     escalation_labels: tuple[Req[str], ...] = ()
     consistent_revision: Req[bool] | None = None
@@ -198,7 +199,7 @@ def combine(layers: Sequence[Layer]) -> EffectivePolicy:
     signer_sources: list[str] = []
     groups: dict[str, frozenset[str]] = {}
     prov = prov_age = tool_details = unknown_ai = consistent = digest = None
-    retention = pseudo = exc_days = None
+    retention = pseudo = exc_days = release_approver = None
     tools: tuple[Req[tuple[str, ...]], ...] = ()
     owners: tuple[Req[str], ...] = ()
     escalations: tuple[Req[str], ...] = ()
@@ -243,6 +244,9 @@ def combine(layers: Sequence[Layer]) -> EffectivePolicy:
             tools = _add(tools, tuple(r.allowed_tools), o("allowedTools"))
         tool_details = _or(tool_details, r.require_tool_details, o("requireToolDetails"))
         unknown_ai = _or(unknown_ai, r.treat_unknown_as_ai, o("treatUnknownAsAi"))
+        release_approver = _or(
+            release_approver, r.independent_release_approver, o("independentReleaseApprover")
+        )
         owners = _add(owners, r.owner_label, o("ownerLabel"))
         escalations = _add(escalations, r.escalation_label, o("escalationLabel"))
         consistent = _or(consistent, r.consistent_revision, o("consistentRevision"))
@@ -269,6 +273,7 @@ def combine(layers: Sequence[Layer]) -> EffectivePolicy:
         allowed_tools=tools,
         require_tool_details=tool_details,
         treat_unknown_as_ai=unknown_ai,
+        independent_release_approver=release_approver,
         owner_labels=owners,
         escalation_labels=escalations,
         consistent_revision=consistent,

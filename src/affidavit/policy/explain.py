@@ -49,6 +49,7 @@ def requirements(eff: EffectivePolicy) -> list[tuple[str, str, Origin]]:
                 out.append((f"{prefix}.{name} ({scope})", _fmt(req.value), req.origin))
         for g in t.reviewer_groups:
             out.append((f"{prefix}.reviewerGroups ({scope})", _fmt(g.value), g.origin))
+    add("review.releaseApprover (AI-involved changes)", eff.independent_release_approver)
     for tools in eff.allowed_tools:
         add("tools.allowed", tools)
     add("tools.details", eff.require_tool_details)

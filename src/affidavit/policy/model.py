@@ -172,6 +172,10 @@ class Require(SpecModel):
     )
     owner_label: str | None = Field(default=None, pattern=LABEL_KEY)
     escalation_label: str | None = Field(default=None, pattern=LABEL_KEY)
+    independent_release_approver: bool = Field(
+        default=False,
+        description="AI-involved changes must be merged by neither their author nor a reviewer",
+    )
     consistent_revision: bool = False
     require_digest: bool = False
     failure_policy: FailurePolicy | None = None

@@ -98,15 +98,18 @@ PRESETS: Mapping[str, Preset] = {
                     "*": {"independentApprovals": 1, "reviewerGroups": ["secure-code-reviewers"]},
                     "critical": {"securityReview": True},
                 },
+                "independentReleaseApprover": True,
                 "retentionDays": 365,
             },
             controls={
                 "tiers.*.independentApprovals": "PCI DSS 6.2.3.1",
                 "tiers.*.reviewerGroups": "PCI DSS 6.2.3.1",
+                "independentReleaseApprover": "PCI DSS 6.2.3.1",
                 "tiers.critical.securityReview": "PCI DSS 6.2.4",
                 "retentionDays": "PCI DSS 10.5.1",
             },
-            description="reviewer is not the author and knows secure coding; security review "
+            description="reviewer is not the author and knows secure coding; the release "
+            "approver (who merges) is neither the author nor a reviewer; security review "
             "of auth/crypto/payment (critical) paths; evidence kept 12 months",
         ),
         _preset(
@@ -122,6 +125,7 @@ PRESETS: Mapping[str, Preset] = {
                     },
                     "critical": {"securityReview": True},
                 },
+                "independentReleaseApprover": True,
                 "requireToolDetails": True,
                 "retentionDays": 90,
             },
@@ -130,13 +134,15 @@ PRESETS: Mapping[str, Preset] = {
                 "tiers.*.independentApprovals": "NIST SP 800-53 CM-3",
                 "tiers.*.reviewerGroups": "NIST SP 800-53 CM-3",
                 "tiers.critical.securityReview": "NIST SP 800-53 CM-3(4)",
+                "independentReleaseApprover": "NIST SP 800-53 CM-3",
                 "requireToolDetails": "NIST SP 800-53 SA-15",
                 "retentionDays": "NIST SP 800-53 AU-11",
                 "evidence.residency": "NIST SP 800-53 SA-9(5)",
                 "evidence.retentionDays": "NIST SP 800-53 AU-11",
             },
             evidence={"residency": "us", "retentionDays": 90},
-            description="approved, security-reviewed changes; AI tool, model and version "
+            description="approved, security-reviewed changes released by an independent "
+            "approver; AI tool, model and version "
             "recorded; evidence in the US, kept at least 90 days",
         ),
         _preset(

@@ -24,6 +24,7 @@ from affidavit.attestations.predicates import (
 from affidavit.policy.combine import EffectivePolicy, Origin, Req
 from affidavit.policy.decision import EvidenceUsed, Violation
 from affidavit.policy.messages import a, collect_provenance_fix, pinned, short_type
+from affidavit.policy.release import check_release_approver
 from affidavit.policy.tiers import check_review, check_tools, touched_tiers
 
 
@@ -192,7 +193,10 @@ def check_image(
     if isinstance(prov, AiProvenance):
         unknown_ai = eff.treat_unknown_as_ai is not None
         tiers = touched_tiers(prov, unknown_ai)
-        out += check_review(tiers, review, eff, image, repo_at, ev)
+        reviewed = check_review(tiers, review, eff, image, repo_at, ev)
+        out += reviewed
+        reported = any(v.rule in ("review.present", "review.valid") for v in reviewed)
+        out += check_release_approver(tiers, review, eff, image, repo_at, ev, reported)
         out += check_tools(prov, unknown_ai, eff, image)
     return out, used
 

@@ -23,6 +23,7 @@ REV = "c0ffee" + "0" * 34
 PEM = "-----BEGIN PUBLIC KEY-----\nMCowBQYDK2VwAyEAtest\n-----END PUBLIC KEY-----\n"
 PR_URL = "https://github.com/example/shop/pull/42"
 OWNER = "affidavit.dev/owner"
+MERGER = {"login": "mia", "name": "Mia Release"}  # neither the author nor a reviewer
 
 
 def obj(kind: str, name: str, spec: dict[str, Any], **meta: Any) -> dict[str, Any]:
@@ -129,16 +130,22 @@ def approval(login: str, *, independent: bool = True, bot: bool = False) -> dict
     }
 
 
-def review(*reviews: dict[str, Any], revision: str = REV) -> dict[str, Any]:
+def review(
+    *reviews: dict[str, Any], revision: str = REV, merged_by: dict[str, Any] | None = MERGER
+) -> dict[str, Any]:
+    """A code-review/v1 predicate for PR #42 by alice, merged by ``merged_by`` (None: unmerged)."""
     final = [r for r in reviews if r["state"] == "approved" and r["onFinalRevision"]]
+    change_request: dict[str, Any] = {
+        "system": "github",
+        "id": "42",
+        "url": PR_URL,
+        "author": {"login": "alice", "email": "alice@example.com"},
+    }
+    if merged_by is not None:
+        change_request["mergedBy"] = merged_by
     return {
         "source": {"repository": "https://github.com/example/shop", "revision": revision},
-        "changeRequest": {
-            "system": "github",
-            "id": "42",
-            "url": PR_URL,
-            "author": {"login": "alice"},
-        },
+        "changeRequest": change_request,
         "reviews": list(reviews),
         "summary": {
             "approvalsOnFinalRevision": len(final),
