@@ -79,7 +79,7 @@ def write_review_records(
         "base": {"ref": "main", "sha": base, "repo": {"html_url": REPOSITORY}},
         "merged_at": "2026-11-04T09:00:00Z",
         "merge_commit_sha": None,
-        "merged_by": _user("ana"),
+        "merged_by": _user("mia") | {"name": "Mia Release"},  # neither author nor reviewer
         "review_comments": 1,
     }
     reviews = [
