@@ -15,21 +15,18 @@ import json
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import Any, Protocol
 
 from affidavit.attestations.evidence import ImageEvidence, TrustedSigner
 from affidavit.attestations.registry import (
     Credentials,
-    ImageReference,
     RegistryClient,
     credentials_from_docker_config,
 )
-from affidavit.attestations.verify import EvidenceCache, verify_digest
+from affidavit.attestations.verify import CacheResult, EvidenceCache
 from affidavit.errors import InputError
-
-CacheResult = Literal["hit", "miss", "negative_hit"]
 
 
 class SecretReader(Protocol):
@@ -154,23 +151,6 @@ class EvidenceResolver:
         Raises ``RegistryError``/``InputError`` when the image cannot be resolved or fetched;
         those are never cached.
         """
-        ref = ImageReference.parse(image)
         client = self.client(self.credentials(namespace, pull_secrets))
-        digest = ref.digest or client.resolve(ref)
-        key = self.cache.key(digest, signers, self._predicate_types)
-        cached = self.cache.get(key)
-        if cached is not None:
-            result: CacheResult = "hit" if cached.verified else "negative_hit"
-            evidence = cached if cached.image == image else replace(cached, image=image)
-            return Lookup(image, digest, evidence, result)
-        if ref.digest:
-            client.resolve(ref)  # a missing image is a RegistryError, not "no attestations"
-        evidence = verify_digest(
-            client,
-            ref.with_digest(digest),
-            signers,
-            image=image,
-            predicate_types=self._predicate_types,
-        )
-        self.cache.put(key, evidence)
-        return Lookup(image, digest, evidence, "miss")
+        found = self.cache.lookup(client, image, signers, predicate_types=self._predicate_types)
+        return Lookup(image, found.digest, found.evidence, found.result)

@@ -18,6 +18,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Literal
 
 from affidavit.attestations.dsse import (
     Envelope,
@@ -272,6 +273,18 @@ class _Entry:
     expires: float | None
 
 
+CacheResult = Literal["hit", "miss", "negative_hit"]
+
+
+@dataclass(frozen=True)
+class CacheLookup:
+    """What ``EvidenceCache.lookup`` found for an image: its digest, evidence, and the source."""
+
+    digest: str
+    evidence: ImageEvidence
+    result: CacheResult
+
+
 class EvidenceCache:
     """Bounded LRU of verification results keyed by image digest and trust configuration.
 
@@ -331,7 +344,7 @@ class EvidenceCache:
         with self._lock:
             self._entries.clear()
 
-    def verify(
+    def lookup(
         self,
         client: RegistryClient,
         image: str,
@@ -340,16 +353,22 @@ class EvidenceCache:
         predicate_types: Sequence[str] | None = None,
         max_layer_bytes: int = DEFAULT_MAX_BYTES,
         sigstore_trusted_root: Path | None = None,
-    ) -> ImageEvidence:
-        """``verify_image`` through the cache (a tag is resolved on every call; digests are not)."""
+    ) -> CacheLookup:
+        """``verify_image`` through the cache, saying whether the answer came from it.
+
+        A tag is resolved on every call; a digest is not, but a cache miss on a digest checks
+        that the image exists, so a missing image is a ``RegistryError``, never "no
+        attestations". Registry errors propagate and are never cached.
+        """
         ref = ImageReference.parse(image)
         digest = ref.digest or client.resolve(ref)
         key = self.key(digest, signers, predicate_types)
         cached = self.get(key)
         if cached is not None:
-            return cached if cached.image == image else replace(cached, image=image)
+            found = cached if cached.image == image else replace(cached, image=image)
+            return CacheLookup(digest, found, "hit" if cached.verified else "negative_hit")
         if ref.digest:
-            client.resolve(ref)  # a missing image is a RegistryError, not "no attestations"
+            client.resolve(ref)
         evidence = verify_digest(
             client,
             ref.with_digest(digest),
@@ -360,4 +379,24 @@ class EvidenceCache:
             sigstore_trusted_root=sigstore_trusted_root,
         )
         self.put(key, evidence)
-        return evidence
+        return CacheLookup(digest, evidence, "miss")
+
+    def verify(
+        self,
+        client: RegistryClient,
+        image: str,
+        signers: Sequence[TrustedSigner],
+        *,
+        predicate_types: Sequence[str] | None = None,
+        max_layer_bytes: int = DEFAULT_MAX_BYTES,
+        sigstore_trusted_root: Path | None = None,
+    ) -> ImageEvidence:
+        """``verify_image`` through the cache."""
+        return self.lookup(
+            client,
+            image,
+            signers,
+            predicate_types=predicate_types,
+            max_layer_bytes=max_layer_bytes,
+            sigstore_trusted_root=sigstore_trusted_root,
+        ).evidence
