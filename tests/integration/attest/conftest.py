@@ -105,24 +105,32 @@ def auth_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     yield from _serve_registry(directory, "127.0.0.1", auth)
 
 
-def _lan_address() -> str | None:
-    """This machine's outbound IPv4 address (a UDP connect sends nothing)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        try:
-            s.connect(("198.51.100.1", 9))
-        except OSError:
-            return None
-        address = str(s.getsockname()[0])
-    return None if address.startswith("127.") or address == "0.0.0.0" else address
+def _loopback_name() -> str | None:
+    """A name for this machine that resolves to a loopback address but is neither ``localhost``
+    nor an IP literal (Debian maps the host name to 127.0.0.1 or 127.0.1.1 in /etc/hosts)."""
+    name = socket.gethostname()
+    try:
+        addresses = {info[4][0] for info in socket.getaddrinfo(name, None, socket.AF_INET)}
+    except OSError:
+        return None
+    if name == "localhost" or not addresses or not all(a.startswith("127.") for a in addresses):
+        return None
+    return name
 
 
 @pytest.fixture(scope="module")
-def lan_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A plain-HTTP docker-registry on this machine's non-loopback address."""
-    address = _lan_address()
-    if address is None:
-        pytest.skip("this machine has no non-loopback IPv4 address")
-    yield from _serve_registry(tmp_path_factory.mktemp("lan-registry"), address)
+def named_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A plain-HTTP docker-registry on 127.0.0.1, addressed by a host name that is not a loopback
+    literal: to the client it is an ordinary remote host. Traffic stays on loopback."""
+    name = _loopback_name()
+    if name is None:
+        pytest.skip("this machine's host name does not resolve to a loopback address")
+    server = _serve_registry(tmp_path_factory.mktemp("named-registry"), "127.0.0.1")
+    host = next(server)
+    try:
+        yield host.replace("127.0.0.1", name, 1)
+    finally:
+        server.close()  # stops the registry
 
 
 @dataclass(frozen=True)

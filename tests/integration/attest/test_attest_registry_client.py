@@ -121,12 +121,12 @@ def test_basic_auth(auth_registry: str, tmp_path: object, key: KeyPair) -> None:
         assert [a.signer for a in evidence.verified] == ["release.pub"]
 
 
-def test_non_loopback_hosts_get_tls_unless_marked_insecure(lan_registry: str) -> None:
-    ref = ImageReference.parse(f"{lan_registry}/app:v1")
+def test_non_loopback_hosts_get_tls_unless_marked_insecure(named_registry: str) -> None:
+    ref = ImageReference.parse(f"{named_registry}/app:v1")
     with RegistryClient() as client, pytest.raises(RegistryError) as caught:
         client.list_tags(ref)
-    assert caught.value.message.startswith(f"registry {lan_registry} is unreachable: TLS failed")
-    with RegistryClient(insecure_hosts={lan_registry}) as client:
+    assert caught.value.message.startswith(f"registry {named_registry} is unreachable: TLS failed")
+    with RegistryClient(insecure_hosts={named_registry}) as client:
         digest = push_sample_image(client, ref, {"a": b"1"}, "v1")
         assert client.resolve(ref) == digest
 
