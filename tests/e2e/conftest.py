@@ -8,16 +8,14 @@ build step cannot hide behind skipped tests; locally the tests skip with the com
 
 from __future__ import annotations
 
-import os
 import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
-from affidavit.envtest import BinariesMissingError, ControlPlane, ControlPlaneInfo, find_binaries
-
-IN_CI = os.environ.get("CI") == "true"
+from affidavit.envtest import ControlPlaneInfo
+from control_planes import started_control_plane
 
 #: ``kubectl(*args, input=None, check=True, timeout=60)`` -> the completed process (text mode).
 Kubectl = Callable[..., "subprocess.CompletedProcess[str]"]
@@ -26,14 +24,7 @@ Kubectl = Callable[..., "subprocess.CompletedProcess[str]"]
 @pytest.fixture(scope="session")
 def control_plane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ControlPlaneInfo]:
     """A running etcd + kube-apiserver + kube-controller-manager, shared by the session."""
-    try:
-        find_binaries()
-    except BinariesMissingError as e:
-        if IN_CI:
-            pytest.fail(str(e))
-        pytest.skip(str(e))
-    workdir = tmp_path_factory.mktemp("control-plane")
-    with ControlPlane(workdir) as info:
+    with started_control_plane(tmp_path_factory.mktemp("control-plane")) as info:
         yield info
 
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -21,22 +20,20 @@ from affidavit.admission.kube import KubeApi, api_client
 from affidavit.admission.policy_source import ConfigMapPolicySource, NamespaceLabels
 from affidavit.admission.resolve import secret_credentials
 from affidavit.attestations.registry import Credentials
-from affidavit.envtest import BinariesMissingError, ControlPlane, ControlPlaneInfo, find_binaries
+from affidavit.envtest import ControlPlaneInfo
 from affidavit.errors import InputError
 from affidavit.policy.index import PolicyIndex
+from control_planes import started_control_plane
 
 PEM = "-----BEGIN PUBLIC KEY-----\nMCowBQYDK2VwAyEAtest\n-----END PUBLIC KEY-----\n"
 
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ControlPlaneInfo]:
-    try:
-        find_binaries()
-    except BinariesMissingError as e:
-        if os.environ.get("CI") == "true":
-            pytest.fail(str(e))
-        pytest.skip(str(e))
-    with ControlPlane(tmp_path_factory.mktemp("cp"), with_controller_manager=False) as info:
+    """Its own control plane: this module reads back every object it lists."""
+    with started_control_plane(
+        tmp_path_factory.mktemp("cp"), with_controller_manager=False
+    ) as info:
         yield info
 
 

@@ -1,0 +1,32 @@
+"""Starting a real control plane for a test scope: one place that fails in CI and skips elsewhere.
+
+The e2e session shares one control plane; a few integration and unit modules start their own,
+without kube-controller-manager, because they read back *every* object of a kind and must not
+see other tests' objects. All of them go through ``started_control_plane``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+from affidavit.envtest import BinariesMissingError, ControlPlane, ControlPlaneInfo, find_binaries
+
+
+@contextmanager
+def started_control_plane(
+    workdir: Path, *, with_controller_manager: bool = True
+) -> Iterator[ControlPlaneInfo]:
+    """A running control plane; in CI (``CI=true``) missing binaries fail the test, else skip."""
+    try:
+        find_binaries()
+    except BinariesMissingError as e:
+        if os.environ.get("CI") == "true":
+            pytest.fail(str(e))
+        pytest.skip(str(e))
+    with ControlPlane(workdir, with_controller_manager=with_controller_manager) as info:
+        yield info
