@@ -6,6 +6,7 @@ the reviewed one and refuse the one with an AI change pushed after the approval.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from affidavit.demo.run import run_demo
@@ -26,4 +27,6 @@ def test_demo_admits_the_reviewed_release_and_refuses_the_other(
         "     https://github.com/acme/payments-api/pull/42: 0 approvals on the final revision"
         in text
     )
-    assert "  chain: 4 decisions checked, intact" in text
+    # the Deployment, the denial, and however many ReplicaSet/Pod admissions the controller
+    # manager has made by then: the count varies, the chain's integrity must not
+    assert re.search(r"^  chain: \d+ decisions checked, intact$", text, re.MULTILINE)
