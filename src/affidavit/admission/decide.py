@@ -221,7 +221,7 @@ class Webhook:
             return job.result()
         except Exception as e:  # a bug must not become a 500 or an admit
             log.exception("evidence lookup for %s crashed", image)
-            found = f"evidence for {image} could not be fetched ({type(e).__name__})"
+            found = f"the lookup failed ({type(e).__name__})"
             return Missing(image, found, "retry; the webhook's log has the detail")
 
     def _note_unavailable(

@@ -234,13 +234,13 @@ class EvidenceResolver:
             log.info("evidence for %s is missing: %s", image, e.message)
             return Missing(
                 image,
-                f"evidence for {image} could not be fetched: {e.message}",
+                e.message,
                 e.hint or "check the image reference and the workload's imagePullSecrets",
             )
         except Exception as e:  # a bug or the API server: fail closed, never fail open
             log.exception("evidence lookup for %s crashed", image)
             return Missing(
                 image,
-                f"evidence for {image} could not be fetched ({type(e).__name__})",
+                f"the lookup failed ({type(e).__name__})",
                 "retry; the webhook's log has the detail",
             )
