@@ -4,8 +4,9 @@ Attestations live beside the image in its registry, so signing, verification, th
 webhook and the demo all need the same handful of distribution-spec calls: resolve a tag, get and
 put manifests and blobs, list tags, ask the referrers API. Doing them here over httpx (rather than
 shelling out to a registry tool) lets every caller get the same safety rules: plain HTTP only for
-loopback or explicitly insecure hosts, a size limit enforced while the body streams, a digest check
-on everything fetched by digest, and registry failures that name the registry, the image and the
+loopback or explicitly insecure hosts, redirects and token realms only where the caller allows
+(``registry_transport``), a size limit enforced while the body streams, a digest check on
+everything fetched by digest, and registry failures that name the registry, the image and the
 fix instead of a stack trace.
 """
 
