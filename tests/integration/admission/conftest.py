@@ -88,9 +88,9 @@ def webhook(
             "--policy-dir",
             str(workdir / "policies"),
             "--budget-seconds",
-            "1.5",
+            "3",
             "--registry-timeout",
-            "0.9",
+            "0.5",
             *allowed,
         ],
     )
