@@ -2,7 +2,8 @@
 
 A flood of dry-run Pods listing dozens of images on a registry that accepts connections and
 never answers (a loopback server written here) fills one namespace's lookups, while a reviewed
-Deployment in another namespace is admitted; a Pod naming a non-dockerconfig Secret as its pull
+Deployment in another namespace is admitted on its evidence (not through its policy's
+fail-open path); a Pod naming a non-dockerconfig Secret as its pull
 secret gets *missing evidence* under a `failurePolicy: Ignore` policy, not the fail-open path;
 an image on a registry that no policy names is refused without the webhook dialling it.
 """
@@ -22,6 +23,7 @@ from admission_e2e_support import (
     apply_and_sync,
     decision_id_in,
     deployment,
+    latest,
     pod,
     policy,
     recorded,
@@ -116,6 +118,10 @@ def test_a_flood_in_one_namespace_does_not_starve_another(
     for t in threads:
         t.join()
     assert admitted.returncode == 0, admitted.stderr
+    # admitted on its evidence, not through its policy's fail-open path (no warning)
+    assert "Warning" not in admitted.stderr
+    decision = latest(stack, SHOP, "Deployment", "reviewed")
+    assert (decision.outcome, decision.violations) == ("allowed", ())
     assert len(results) == 6
     assert all(r.returncode == 1 for r in results)
     assert all("evidence.budget" in r.stderr or "unreachable" in r.stderr for r in results)
