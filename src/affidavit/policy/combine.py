@@ -1,7 +1,7 @@
 """Strictest-wins combination of every policy, region policy and preset that applies.
 
 No policy can weaken another: numbers take the maximum (the exception length, a ceiling, takes
-the minimum), booleans OR, label requirements add up, allow-lists and reviewer-group lists stay
+the minimum), booleans OR, label requirements and tier map pins add up, allow-lists and reviewer-group lists stay
 separate constraints that must all hold (an intersection), modes take the strictest
 (Enforce > Warn > Audit), and an explicit ``failurePolicy: Fail`` beats ``Ignore``. Every value
 remembers the policy or preset (and control) it came from, for messages and ``explain``.
@@ -96,6 +96,7 @@ class EffectivePolicy:
     owner_labels: tuple[Req[str], ...] = ()
     escalation_labels: tuple[Req[str], ...] = ()
     consistent_revision: Req[bool] | None = None
+    tier_map_digests: tuple[Req[str], ...] = ()  # every pin must hold
     require_digest_req: Req[bool] | None = None
     retention_days: Req[int] | None = None
     residency: tuple[Req[str], ...] = ()
@@ -203,6 +204,7 @@ def combine(layers: Sequence[Layer]) -> EffectivePolicy:
     tools: tuple[Req[tuple[str, ...]], ...] = ()
     owners: tuple[Req[str], ...] = ()
     escalations: tuple[Req[str], ...] = ()
+    tier_maps: tuple[Req[str], ...] = ()
     residency: tuple[Req[str], ...] = ()
     policies: list[PolicyRef] = []
     sources: list[str] = []
@@ -250,6 +252,7 @@ def combine(layers: Sequence[Layer]) -> EffectivePolicy:
         owners = _add(owners, r.owner_label, o("ownerLabel"))
         escalations = _add(escalations, r.escalation_label, o("escalationLabel"))
         consistent = _or(consistent, r.consistent_revision, o("consistentRevision"))
+        tier_maps = _add(tier_maps, r.tier_map_digest, o("tierMapDigest"))
         digest = _or(digest, r.require_digest, o("requireDigest"))
         retention = _max(retention, r.retention_days, o("retentionDays"))
         if layer.evidence is not None:
@@ -277,6 +280,7 @@ def combine(layers: Sequence[Layer]) -> EffectivePolicy:
         owner_labels=owners,
         escalation_labels=escalations,
         consistent_revision=consistent,
+        tier_map_digests=tier_maps,
         require_digest_req=digest,
         retention_days=retention,
         residency=residency,

@@ -177,6 +177,12 @@ class Require(SpecModel):
         description="AI-involved changes must be merged by neither their author nor a reviewer",
     )
     consistent_revision: bool = False
+    tier_map_digest: str | None = Field(
+        default=None,
+        pattern=r"^sha256:[0-9a-f]{64}$",
+        description="the provenance must have classified files with this trust-tier map "
+        "(its collector.tiersDigest)",
+    )
     require_digest: bool = False
     failure_policy: FailurePolicy | None = None
     retention_days: int | None = Field(default=None, ge=1)
