@@ -3,7 +3,8 @@
 A thin shell over ``Webhook``: it reads the body with a hard size cap (a huge object must not
 exhaust memory before we refuse it), runs the blocking judgement off the event loop, and turns
 anything unexpected into a denial for that request, never into a 500 the apiserver would report
-as a broken webhook.
+as a broken webhook. With ``client_auth``, only the kube-apiserver's client certificate reaches
+anything but the probes and metrics (see ``client_auth``).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI, Request, Response
 from starlette.concurrency import run_in_threadpool
 
+from affidavit.admission.client_auth import ClientAuth, RequireClientCert
 from affidavit.admission.decide import Answer, Webhook, sniff_uid
 from affidavit.admission.review import review_response
 
@@ -33,7 +35,9 @@ def _json(answer: Answer) -> Response:
     )
 
 
-def create_app(webhook: Webhook, *, flush_interval: float = 2.0) -> FastAPI:
+def create_app(
+    webhook: Webhook, *, flush_interval: float = 2.0, client_auth: ClientAuth | None = None
+) -> FastAPI:
     """The FastAPI app; starts the policy source and the ledger flusher with the server."""
     stop = threading.Event()
 
@@ -61,6 +65,10 @@ def create_app(webhook: Webhook, *, flush_interval: float = 2.0) -> FastAPI:
         redoc_url=None,
         openapi_url=None,
     )
+    if client_auth is not None:
+        app.add_middleware(
+            RequireClientCert, auth=client_auth, on_refused=webhook.metrics.unauthenticated.inc
+        )
     limit = webhook.judge.max_body_bytes
 
     @app.post("/validate")

@@ -48,6 +48,11 @@ class Metrics:
             "Images whose evidence lookup exceeded the request budget.",
             registry=r,
         )
+        self.unauthenticated = Counter(
+            "affidavit_unauthenticated_requests",
+            "Requests refused (401) for want of the kube-apiserver's client certificate.",
+            registry=r,
+        )
         for outcome in ("allowed", "denied", "warned", "audited", "excepted"):
             self.decisions.labels(outcome=outcome)
         for result in ("hit", "miss", "negative_hit"):

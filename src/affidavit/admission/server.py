@@ -15,6 +15,7 @@ import uvicorn
 from fastapi import FastAPI
 
 from affidavit.admission.app import create_app
+from affidavit.admission.client_auth import ClientAuth, PeerCertProtocol
 from affidavit.admission.decide import Judge, Webhook
 from affidavit.admission.metrics import Metrics
 from affidavit.admission.policy_source import (
@@ -61,6 +62,8 @@ class WebhookSettings:
     negative_ttl_seconds: float = 30.0
     ledger_buffer: int = 10_000
     log_level: str = "info"
+    client_ca: Path | None = None  # verify the kube-apiserver's client certificate against it
+    client_names: tuple[str, ...] = ()  # its subject CN or DNS SAN, one of these
 
     def __post_init__(self) -> None:
         if (self.policy_dir is None) == (self.policy_configmap is None):
@@ -72,6 +75,11 @@ class WebhookSettings:
             raise UsageError(
                 f"--policy-configmap {self.policy_configmap!r} is not NAMESPACE/NAME",
                 hint="e.g. --policy-configmap affidavit-system/affidavit-policy-index",
+            )
+        if self.client_names and self.client_ca is None:
+            raise UsageError(
+                "--client-name needs --client-ca (the CA that signs that client certificate)",
+                hint="pass --client-ca with the PEM CA bundle, or drop --client-name",
             )
         if not 0 < self.budget_seconds < 30:
             raise UsageError(
@@ -144,8 +152,15 @@ def build_webhook(settings: WebhookSettings) -> Webhook:
     )
 
 
+def client_auth(settings: WebhookSettings) -> ClientAuth | None:
+    """Who may call the webhook, or None when client certificates are not checked."""
+    if settings.client_ca is None:
+        return None
+    return ClientAuth(settings.client_ca, frozenset(settings.client_names))
+
+
 def build_app(settings: WebhookSettings) -> FastAPI:
-    return create_app(build_webhook(settings))
+    return create_app(build_webhook(settings), client_auth=client_auth(settings))
 
 
 def serve(settings: WebhookSettings) -> None:
@@ -153,8 +168,9 @@ def serve(settings: WebhookSettings) -> None:
     logging.basicConfig(
         level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    tls = ReloadingTLS(settings.tls_cert, settings.tls_key)
-    app = build_app(settings)
+    auth = client_auth(settings)  # checked before anything loads
+    tls = ReloadingTLS(settings.tls_cert, settings.tls_key, client_ca=settings.client_ca)
+    app = create_app(build_webhook(settings), client_auth=auth)
     config = uvicorn.Config(
         app,
         host=settings.host,
@@ -162,6 +178,7 @@ def serve(settings: WebhookSettings) -> None:
         ssl_certfile=str(settings.tls_cert),
         ssl_keyfile=str(settings.tls_key),
         ssl_context_factory=lambda _config, _default: tls.context,
+        http=PeerCertProtocol,  # puts the verified client certificate in each request's scope
         log_level=settings.log_level,
         access_log=False,
     )

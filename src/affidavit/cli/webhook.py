@@ -89,6 +89,24 @@ def serve(
         ),
     ] = 64,
     log_level: Annotated[str, typer.Option("--log-level", envvar="AFFIDAVIT_LOG_LEVEL")] = "info",
+    client_ca: Annotated[
+        Path | None,
+        typer.Option(
+            "--client-ca",
+            envvar="AFFIDAVIT_CLIENT_CA",
+            help="PEM CA bundle: only a client certificate it signed may call /validate "
+            "(/healthz, /readyz, /metrics stay open).",
+        ),
+    ] = None,
+    client_name: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--client-name",
+            envvar="AFFIDAVIT_CLIENT_NAMES",
+            help="Subject CN or DNS SAN of the kube-apiserver's client certificate (repeat; "
+            "the environment variable takes names separated by spaces).",
+        ),
+    ] = None,
 ) -> None:
     """Serve AdmissionReviews over HTTPS at /validate (plus /healthz, /readyz, /metrics)."""
     from affidavit.admission.server import WebhookSettings
@@ -113,6 +131,8 @@ def serve(
             registry_timeout_seconds=registry_timeout,
             max_images_per_request=max_images_per_request,
             log_level=log_level,
+            client_ca=client_ca,
+            client_names=tuple(client_name or ()),
         )
     )
 
