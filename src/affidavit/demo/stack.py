@@ -58,6 +58,7 @@ class ClusterStack:
         *,
         namespace: str = NAMESPACE,
         webhook_configuration: str = WEBHOOK_CONFIGURATION,
+        webhook_port: int | None = None,
     ) -> None:
         self.cp = control_plane
         self.workdir = workdir
@@ -66,7 +67,8 @@ class ClusterStack:
         self.webhook_configuration = webhook_configuration
         self.cert_dir = workdir / "webhook-certs"
         self.ledger_url = f"sqlite:///{workdir / 'ledger.db'}"
-        self.webhook_port = free_port()
+        # Given when the control plane was started with a client certificate for this host.
+        self.webhook_port = webhook_port or free_port()
         self.webhook_url = f"https://127.0.0.1:{self.webhook_port}/validate"
         self.operator: ManagedProcess | None = None
         self.webhook: ManagedProcess | None = None
@@ -200,6 +202,9 @@ class ClusterStack:
             "--budget-seconds", str(s.budget_seconds),
             "--insecure-registry", s.registry_host,
         ]  # fmt: skip
+        client = self.cp.webhook_client
+        if client is not None:  # the apiserver presents a certificate: demand it
+            argv += ["--client-ca", str(client.ca_file), "--client-name", client.name]
         self.webhook = ManagedProcess("webhook", argv, self.workdir / "webhook.log")
         self.webhook.wait_until(self._webhook_ready, "the webhook answered /readyz")
 
