@@ -305,7 +305,10 @@ def test_pdb_and_network_policy(render: Render) -> None:
     netpol = one(docs, "NetworkPolicy")
     assert netpol["spec"]["policyTypes"] == ["Ingress", "Egress"]
     assert netpol["spec"]["ingress"][0]["from"] == [{"ipBlock": {"cidr": "10.0.0.0/8"}}]
-    assert not by_kind(render(), "NetworkPolicy")
+    default = one(render(), "NetworkPolicy")  # on by default: ingress to the webhook port only
+    assert default["spec"]["policyTypes"] == ["Ingress"]
+    assert default["spec"]["ingress"] == [{"ports": [{"port": "https", "protocol": "TCP"}]}]
+    assert not by_kind(render("--set", "networkPolicy.enabled=false"), "NetworkPolicy")
 
 
 def test_helm_test_pod_checks_readyz_over_tls(render: Render) -> None:
