@@ -96,6 +96,9 @@ def server_verifies_clients(ctx: ssl.SSLContext, client_ca: Path) -> None:
     """Ask every client for a certificate and verify any that is sent against ``client_ca``."""
     ctx.verify_mode = ssl.CERT_OPTIONAL
     ctx.load_verify_locations(cafile=str(client_ca))
+    # The identity is read once per connection (after the handshake): a TLS 1.2 renegotiation
+    # must not present another certificate on the same connection.
+    ctx.options |= ssl.OP_NO_RENEGOTIATION
 
 
 @lru_cache(maxsize=64)
