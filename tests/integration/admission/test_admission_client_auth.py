@@ -63,7 +63,7 @@ def guarded(
         args=[
             "--ledger", f"sqlite:///{authn_dir / 'ledger.db'}",
             "--policy-dir", str(workdir / "policies"),
-            "--insecure-registry", images.host,
+            "--registry-allowed-host", images.host,  # the policies name no registry
             "--client-ca", str(ca_file),
             "--client-name", APISERVER,
         ],
