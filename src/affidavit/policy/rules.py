@@ -13,7 +13,7 @@ from datetime import datetime
 
 from pydantic import ValidationError
 
-from affidavit.attestations.evidence import ImageEvidence, VerifiedAttestation
+from affidavit.attestations.evidence import ImageEvidence, VerifiedAttestation, newest
 from affidavit.attestations.predicates import (
     AI_PROVENANCE_V1,
     CODE_REVIEW_V1,
@@ -168,10 +168,13 @@ def check_image(
             )
             continue
         usable.append(att)
-    used = [EvidenceUsed(image, a.predicate_type, a.envelope_digest, a.signer) for a in usable]
+    counted = [
+        n for t in dict.fromkeys(a.predicate_type for a in usable) if (n := newest(usable, t))
+    ]
+    used = [EvidenceUsed(image, a.predicate_type, a.envelope_digest, a.signer) for a in counted]
 
     def first(ptype: str) -> VerifiedAttestation | None:
-        return next((a for a in usable if a.predicate_type == ptype), None)
+        return newest(usable, ptype)  # the newest by its signed time, never the registry's order
 
     prov_att, review_att = first(AI_PROVENANCE_V1), first(CODE_REVIEW_V1)
     prov = _provenance(prov_att)

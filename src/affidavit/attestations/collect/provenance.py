@@ -43,6 +43,7 @@ from affidavit.attestations.predicates.provenance import (
     Summary,
     TiersSource,
 )
+from affidavit.attestations.predicates.signed_time import utc_now_rfc3339
 
 COLLECTOR_NAME = "affidavit"
 _PLATFORM_EMAILS = frozenset({"noreply@github.com", "noreply@gitlab.com"})
@@ -246,4 +247,5 @@ def collect_provenance(
             tiers_digest=tiers.digest,
             tiers_source=TiersSource(kind=tiers.kind, path=tiers.path, revision=tiers.revision),
         ),
+        created_at=utc_now_rfc3339(),
     )

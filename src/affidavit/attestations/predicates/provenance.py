@@ -101,3 +101,4 @@ class AiProvenance(WireModel):
     changes: list[Change]
     summary: Summary
     collector: Collector
+    created_at: str | None = None  # RFC 3339; orders several attestations (signed_time.py)
