@@ -103,8 +103,9 @@ def create_app(
 
     @app.get("/readyz")
     async def readyz() -> Response:
-        if webhook.policy.current() is None:
-            reason = getattr(webhook.policy, "last_error", None) or "no policy index loaded yet"
+        problem = webhook.policy.problem()
+        if problem is not None or webhook.policy.current() is None:
+            reason = problem or "no policy index loaded yet"
             return Response(f"not ready: {reason}\n", 503, media_type="text/plain")
         return Response("ok\n", media_type="text/plain")
 

@@ -6,6 +6,11 @@ watched through the Kubernetes API in a background thread. Both keep the last go
 the new input is broken or the API is unreachable: the webhook keeps deciding on the policies it
 last knew while the operator or the apiserver is down, and says so in its log.
 
+A policy file with one invalid object (an unknown field such as ``ownerLabels:`` for
+``ownerLabel:``) is a broken input as a whole: loading just the valid objects would silently drop
+the broken policy, i.e. deploy a weaker policy than the one written. The last good index stays in
+force and ``problem()`` names the object and field, which ``/readyz`` reports (503).
+
 Namespace labels (for ``namespaceSelector``) come from a small cache in front of the API.
 """
 
@@ -32,12 +37,18 @@ NAME_LABEL = "kubernetes.io/metadata.name"
 
 class PolicySource(Protocol):
     def current(self) -> PolicyIndex | None: ...
+    def problem(self) -> str | None: ...
     def start(self) -> None: ...
     def stop(self) -> None: ...
 
 
 def load_policy_files(path: Path) -> PolicyIndex:
-    """A PolicyIndex from a YAML file or every ``*.yaml``/``*.yml`` in a directory tree."""
+    """A PolicyIndex from a YAML file or every ``*.yaml``/``*.yml`` in a directory tree.
+
+    Raises:
+        PolicyError: a file is unreadable, a document is not one of the three kinds, or any
+            object is invalid (every invalid object is named, with its file and field).
+    """
     files = [path] if path.is_file() else sorted([*path.rglob("*.yaml"), *path.rglob("*.yml")])
     if not path.exists():
         raise PolicyError(
@@ -49,6 +60,7 @@ def load_policy_files(path: Path) -> PolicyIndex:
         KIND_REGION: [],
         KIND_EXCEPTION: [],
     }
+    origin: dict[int, Path] = {}
     for file in files:
         try:
             docs = list(yaml.safe_load_all(file.read_text(encoding="utf-8")))
@@ -64,9 +76,34 @@ def load_policy_files(path: Path) -> PolicyIndex:
                     f"{', '.join(buckets)}"
                 )
             buckets[doc["kind"]].append(doc)
-    return PolicyIndex.from_objects(
+            origin[id(doc)] = file
+    index = PolicyIndex.from_objects(
         buckets[KIND_POLICY], buckets[KIND_REGION], buckets[KIND_EXCEPTION]
     )
+    if index.errors:
+        files_of = {
+            object_key(kind, doc): origin[id(doc)] for kind, docs in buckets.items() for doc in docs
+        }
+        raise PolicyError(
+            "invalid policy objects: "
+            + "; ".join(
+                f"{key} in {files_of.get(key, path)}: {error}"
+                for key, error in index.errors.items()
+            ),
+            hint="fix the named fields (an unknown field is an error, so that a typo never "
+            "silently weakens a policy); the webhook keeps the last good policy index meanwhile",
+        )
+    return index
+
+
+def object_key(kind: str, obj: Mapping[str, Any]) -> str:
+    """The key ``PolicyIndex.errors`` uses: ``Kind/name`` or ``Kind/namespace/name``."""
+    meta = obj.get("metadata")
+    meta = meta if isinstance(meta, Mapping) else {}
+    name = meta.get("name") or "?"
+    if kind == KIND_EXCEPTION:
+        return f"{kind}/{meta.get('namespace')}/{name}"
+    return f"{kind}/{name}"
 
 
 def _fingerprint(path: Path) -> tuple[tuple[str, int, int], ...]:
@@ -103,6 +140,11 @@ class FilePolicySource:
 
     def stop(self) -> None:
         pass
+
+    def problem(self) -> str | None:
+        """Why the files on disk are not what is in force (None: they are)."""
+        self.current()
+        return self.last_error
 
     def current(self) -> PolicyIndex | None:
         now = time.monotonic()
@@ -160,6 +202,13 @@ class ConfigMapPolicySource:
 
     def current(self) -> PolicyIndex | None:
         return self._index
+
+    def problem(self) -> str | None:
+        """Not ready only before the first index: later the last one stays in force while the
+        API or the operator is away (a restart of either must not take admission down)."""
+        if self._index is not None:
+            return None
+        return self.last_error or "no policy index loaded yet"
 
     def start(self) -> None:
         if self._thread is None:
