@@ -73,6 +73,8 @@ app.kubernetes.io/part-of: affidavit
   value: {{ .Values.clusterName | quote }}
 - name: AFFIDAVIT_REGION
   value: {{ .Values.region | quote }}
+- name: AFFIDAVIT_EXCEPTION_MAX_DAYS
+  value: {{ .Values.exceptions.maxDays | quote }}
 {{- if eq .Values.ledger.type "postgres" }}
 - name: AFFIDAVIT_LEDGER
   valueFrom:

@@ -27,6 +27,7 @@ import yaml
 
 from affidavit.errors import AffidavitError, PolicyError
 from affidavit.policy.index import PolicyIndex
+from affidavit.policy.lifetime import DEFAULT_EXCEPTION_MAX_DAYS
 from affidavit.policy.model import KIND_EXCEPTION, KIND_POLICY, KIND_REGION
 
 log = logging.getLogger("affidavit.admission")
@@ -42,7 +43,9 @@ class PolicySource(Protocol):
     def stop(self) -> None: ...
 
 
-def load_policy_files(path: Path) -> PolicyIndex:
+def load_policy_files(
+    path: Path, *, exception_max_days: int = DEFAULT_EXCEPTION_MAX_DAYS
+) -> PolicyIndex:
     """A PolicyIndex from a YAML file or every ``*.yaml``/``*.yml`` in a directory tree.
 
     Raises:
@@ -78,7 +81,10 @@ def load_policy_files(path: Path) -> PolicyIndex:
             buckets[doc["kind"]].append(doc)
             origin[id(doc)] = file
     index = PolicyIndex.from_objects(
-        buckets[KIND_POLICY], buckets[KIND_REGION], buckets[KIND_EXCEPTION]
+        buckets[KIND_POLICY],
+        buckets[KIND_REGION],
+        buckets[KIND_EXCEPTION],
+        exception_max_days=exception_max_days,
     )
     if index.errors:
         files_of = {
@@ -126,8 +132,15 @@ def _fingerprint(path: Path) -> tuple[tuple[str, int, int], ...]:
 class FilePolicySource:
     """Policies from YAML files, re-read (at most every ``interval`` seconds) when they change."""
 
-    def __init__(self, path: Path, *, interval: float = 1.0) -> None:
+    def __init__(
+        self,
+        path: Path,
+        *,
+        interval: float = 1.0,
+        exception_max_days: int = DEFAULT_EXCEPTION_MAX_DAYS,
+    ) -> None:
         self.path = path
+        self.exception_max_days = exception_max_days
         self.interval = interval
         self.last_error: str | None = None
         self._index: PolicyIndex | None = None
@@ -155,7 +168,9 @@ class FilePolicySource:
             seen = _fingerprint(self.path)
             if seen != self._seen:
                 try:
-                    self._index = load_policy_files(self.path)
+                    self._index = load_policy_files(
+                        self.path, exception_max_days=self.exception_max_days
+                    )
                     self.last_error = None
                     log.info("policy index loaded from %s (%s)", self.path, self._index.digest)
                 except AffidavitError as e:

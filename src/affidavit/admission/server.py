@@ -29,6 +29,7 @@ from affidavit.admission.tls import ReloadingTLS
 from affidavit.attestations.verify import EvidenceCache
 from affidavit.errors import UsageError
 from affidavit.ledger import BufferedLedger, Ledger
+from affidavit.policy.lifetime import DEFAULT_EXCEPTION_MAX_DAYS
 
 DEFAULT_LEDGER = "sqlite:///affidavit-ledger.db"
 
@@ -60,6 +61,8 @@ class WebhookSettings:
     max_images_per_request: int = 64
     cache_entries: int = 4096
     negative_ttl_seconds: float = 30.0
+    evidence_ttl_seconds: float = 300.0  # verified evidence is re-verified after this
+    exception_max_days: int = DEFAULT_EXCEPTION_MAX_DAYS  # with --policy-dir
     ledger_buffer: int = 10_000
     log_level: str = "info"
     client_ca: Path | None = None  # verify the kube-apiserver's client certificate against it
@@ -80,6 +83,16 @@ class WebhookSettings:
             raise UsageError(
                 "--client-name needs --client-ca (the CA that signs that client certificate)",
                 hint="pass --client-ca with the PEM CA bundle, or drop --client-name",
+            )
+        if not 0 < self.evidence_ttl_seconds <= 86400:
+            raise UsageError(
+                f"--evidence-ttl-seconds {self.evidence_ttl_seconds:g} is outside (0, 86400]",
+                hint="verified evidence is re-verified after this; the default is 300",
+            )
+        if self.exception_max_days < 1:
+            raise UsageError(
+                f"--exception-max-days must be at least 1; found {self.exception_max_days}",
+                hint="break-glass exceptions are bounded; the default is 7 days",
             )
         if not 0 < self.budget_seconds < 30:
             raise UsageError(
@@ -118,14 +131,18 @@ def build_webhook(settings: WebhookSettings) -> Webhook:
         secrets = kube
         namespaces = NamespaceLabels(kube)
     if settings.policy_dir is not None:
-        policy = FilePolicySource(settings.policy_dir)
+        policy = FilePolicySource(
+            settings.policy_dir, exception_max_days=settings.exception_max_days
+        )
     else:
         assert settings.policy_configmap is not None
         namespace, name = settings.policy_configmap.split("/")
         policy = ConfigMapPolicySource(kube, namespace, name)
     resolver = EvidenceResolver(
         cache=EvidenceCache(
-            max_entries=settings.cache_entries, negative_ttl=settings.negative_ttl_seconds
+            max_entries=settings.cache_entries,
+            negative_ttl=settings.negative_ttl_seconds,
+            positive_ttl=settings.evidence_ttl_seconds,
         ),
         secrets=secrets,
         insecure_hosts=settings.insecure_registries,

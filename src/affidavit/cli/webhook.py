@@ -88,6 +88,23 @@ def serve(
             help="Distinct images judged per request; a request with more is denied.",
         ),
     ] = 64,
+    evidence_ttl_seconds: Annotated[
+        float,
+        typer.Option(
+            "--evidence-ttl-seconds",
+            envvar="AFFIDAVIT_EVIDENCE_TTL_SECONDS",
+            help="Re-verify an image's attestations after this long (a newer one may be there).",
+        ),
+    ] = 300.0,
+    exception_max_days: Annotated[
+        int,
+        typer.Option(
+            "--exception-max-days",
+            envvar="AFFIDAVIT_EXCEPTION_MAX_DAYS",
+            help="Longest AccountabilityException (days) with --policy-dir; with the operator's "
+            "ConfigMap, the operator's setting applies.",
+        ),
+    ] = 7,
     log_level: Annotated[str, typer.Option("--log-level", envvar="AFFIDAVIT_LOG_LEVEL")] = "info",
     client_ca: Annotated[
         Path | None,
@@ -130,6 +147,8 @@ def serve(
             registry_allowed_hosts=tuple(registry_allowed_host or ()),
             registry_timeout_seconds=registry_timeout,
             max_images_per_request=max_images_per_request,
+            evidence_ttl_seconds=evidence_ttl_seconds,
+            exception_max_days=exception_max_days,
             log_level=log_level,
             client_ca=client_ca,
             client_names=tuple(client_name or ()),

@@ -183,11 +183,17 @@ class ClusterStack:
         proc = self.kubectl("get", "configmap", INDEX_CONFIGMAP, "-n", self.namespace, check=False)
         return proc.returncode == 0
 
-    def start_webhook(self, *, region: str | None = None) -> None:
-        """Start (or restart, e.g. in another region) the webhook and wait until it is ready."""
+    def start_webhook(self, *, region: str | None = None, policy_dir: Path | None = None) -> None:
+        """Start (or restart, e.g. in another region, or on policy files instead of the
+        operator's index) the webhook and wait until it is ready."""
         if self.webhook is not None:
             self.webhook.stop()
         s = self.settings
+        source = (
+            ["--policy-dir", str(policy_dir)]
+            if policy_dir is not None
+            else ["--policy-configmap", f"{self.namespace}/{INDEX_CONFIGMAP}"]
+        )
         argv = [
             *self._python(), "webhook", "serve",
             "--tls-cert", str(self.cert_dir / "tls.crt"),
@@ -197,7 +203,7 @@ class ClusterStack:
             "--cluster-name", s.cluster_name,
             "--region", region or s.region,
             "--ledger", self.ledger_url,
-            "--policy-configmap", f"{self.namespace}/{INDEX_CONFIGMAP}",
+            *source,
             "--kubeconfig", str(self.cp.kubeconfig),
             "--budget-seconds", str(s.budget_seconds),
             "--insecure-registry", s.registry_host,

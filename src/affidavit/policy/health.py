@@ -5,7 +5,8 @@ something that cannot hold, and their authors only find out from a surprised den
 
 - an AccountabilityException that no policy in this cluster could use: longer than a policy or
   preset governing its images allows (``exceptions.maxDays``), or naming images that no
-  AccountabilityPolicy here governs. It is invalid as a whole, like a malformed one: the operator
+  AccountabilityPolicy here governs (for an exception that names only workloads, just the
+  length is checked). It is invalid as a whole, like a malformed one: the operator
   leaves it out of the index, so its status and the webhook agree that it admits nothing;
 - a policy or RegionPolicy whose preset (or own tier rule) needs reviewers from a group that no
   AccountabilityPolicy or RegionPolicy defines: every AI-involved change it covers is denied
@@ -30,7 +31,7 @@ from datetime import datetime, timedelta
 from fnmatch import fnmatchcase
 
 from affidavit.policy.index import ExceptionRef, PolicyIndex, Stored, image_matches
-from affidavit.policy.lifetime import CLUSTER_SOURCE, duration, parse_time, too_long
+from affidavit.policy.lifetime import CLUSTER_SOURCE, duration, parse_time, rfc3339, too_long
 from affidavit.policy.model import (
     KIND_EXCEPTION,
     AccountabilityExceptionSpec,
@@ -110,7 +111,7 @@ def exception_problems(index: PolicyIndex, *, cluster: str, region: str) -> dict
     for e in index.exceptions:
         key = f"{KIND_EXCEPTION}/{e.namespace}/{e.name}"
         governing = [p for p in policies if _could_govern(p, e.spec)]
-        if not governing:
+        if not governing and e.spec.images:  # typically a typo in the image globs
             named = ", ".join(e.spec.images)
             out[key] = (
                 f"spec.images: no AccountabilityPolicy in cluster {cluster or '-'} (region "
@@ -217,7 +218,7 @@ def why_not_applied(
     """For ``explain``: why exception ``e`` does not cover this workload's image, or None."""
     s = e.spec
     if s.expires_at <= now:
-        return f"expired at {s.expires_at.isoformat()}"
+        return f"expired at {rfc3339(s.expires_at)}"
     if s.images and not image_matches(s.images, image):
         return f"names images {', '.join(s.images)}, not {image}"
     if s.workloads and not any(w.kind == kind and fnmatchcase(name, w.name) for w in s.workloads):

@@ -292,7 +292,7 @@ def _list(value: object) -> list[Any]:
 
 class WorkloadRef(SpecModel):
     kind: str = Field(min_length=1)
-    name: str = Field(min_length=1, description="workload name glob, starting with literal text")
+    name: str = Field(min_length=1, description="workload name glob")
 
 
 class AccountabilityExceptionSpec(SpecModel):
@@ -326,14 +326,9 @@ class AccountabilityExceptionSpec(SpecModel):
         """Checked by the operator (status Invalid, with this message), not by the CRD schema."""
         if not isinstance(data, dict):
             return data
-        globs = [(f"images[{i}]", g) for i, g in enumerate(_list(data.get("images")))] + [
-            (f"workloads[{i}].name", w.get("name"))
-            for i, w in enumerate(_list(data.get("workloads")))
-            if isinstance(w, dict)
-        ]
-        for where, glob in globs:
+        for i, glob in enumerate(_list(data.get("images"))):
             if isinstance(glob, str) and re.match(NAMED_GLOB, glob) is None:
-                raise ValueError(f"{where} {glob!r} {_NAMED_GLOB_MESSAGE}")
+                raise ValueError(f"images[{i}] {glob!r} {_NAMED_GLOB_MESSAGE}")
         return data
 
     @model_validator(mode="after")

@@ -145,6 +145,7 @@ def test_deployment_runs_webhook_and_operator_sharing_the_ledger(render: Render)
         env = {e["name"]: e.get("value") for e in c["env"]}
         assert env["AFFIDAVIT_LEDGER"] == "sqlite:////var/lib/affidavit/ledger.db"
         assert env["AFFIDAVIT_CLUSTER_NAME"] == "cluster"
+        assert env["AFFIDAVIT_EXCEPTION_MAX_DAYS"] == "7"  # both enforce the cluster maximum
         mounts = {m["name"]: m["mountPath"] for m in c["volumeMounts"]}
         assert mounts["data"] == "/var/lib/affidavit"
     volumes = {v["name"]: v for v in pod["volumes"]}
@@ -156,6 +157,7 @@ def test_deployment_runs_webhook_and_operator_sharing_the_ledger(render: Render)
         webhook_env["AFFIDAVIT_POLICY_CONFIGMAP"] == "$(AFFIDAVIT_NAMESPACE)/affidavit-policy-index"
     )
     assert webhook_env["AFFIDAVIT_BUDGET_SECONDS"] == "8"
+    assert webhook_env["AFFIDAVIT_EVIDENCE_TTL_SECONDS"] == "300"
     operator_env = {e["name"]: e.get("value") for e in containers["operator"]["env"]}
     assert operator_env["AFFIDAVIT_CERT_DIR"] == "/var/run/affidavit/certs"
     assert operator_env["AFFIDAVIT_WEBHOOK_CONFIGURATION"] == "affidavit"
