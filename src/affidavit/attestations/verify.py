@@ -286,7 +286,7 @@ class CacheLookup:
 
 
 class EvidenceCache:
-    """Bounded LRU of verification results keyed by image digest and trust configuration.
+    """Bounded LRU of verification results keyed by repository, digest and trust configuration.
 
     A negative result (nothing verified) expires after ``negative_ttl`` seconds so that evidence
     attached after a rejected deploy is picked up. A positive one expires too, after
@@ -320,9 +320,14 @@ class EvidenceCache:
 
     @staticmethod
     def key(
-        digest: str, signers: Sequence[TrustedSigner], predicate_types: Sequence[str] | None = None
+        digest: str,
+        signers: Sequence[TrustedSigner],
+        predicate_types: Sequence[str] | None = None,
+        repository: str = "",
     ) -> str:
-        return f"{digest}|{signers_digest(signers, predicate_types)}"
+        """The cache key: the repository too, because what is stored beside one digest differs
+        between repositories (the same image pushed twice carries each one's attestations)."""
+        return f"{repository}@{digest}|{signers_digest(signers, predicate_types)}"
 
     def get(self, key: str) -> ImageEvidence | None:
         with self._lock:
@@ -367,7 +372,7 @@ class EvidenceCache:
         """
         ref = ImageReference.parse(image)
         digest = ref.digest or client.resolve(ref)
-        key = self.key(digest, signers, predicate_types)
+        key = self.key(digest, signers, predicate_types, ref.name)
         cached = self.get(key)
         if cached is not None:
             found = cached if cached.image == image else replace(cached, image=image)

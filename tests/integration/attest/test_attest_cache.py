@@ -78,6 +78,19 @@ def test_positive_results_expire_and_a_newer_attestation_is_seen(
     assert (cache.hits, cache.misses) == (1, 2)
 
 
+def test_the_same_digest_in_another_repository_has_its_own_entry(
+    client: RegistryClient, new_image: NewImage, key: KeyPair
+) -> None:
+    """What is stored beside a digest differs between repositories; the cache keeps them apart."""
+    image, other = new_image(b"shared"), new_image(b"shared")
+    assert image.digest == other.digest and image.repository != other.repository
+    attest(client, image, key)
+    cache = EvidenceCache()
+    assert len(cache.verify(client, str(image), [key.trusted]).verified) == 1
+    assert cache.verify(client, str(other), [key.trusted]).verified == ()
+    assert (cache.hits, cache.misses) == (0, 2)
+
+
 def test_positive_ttl_is_bounded() -> None:
     with pytest.raises(ValueError, match="positive_ttl must be a positive number of seconds"):
         EvidenceCache(positive_ttl=float("inf"))
