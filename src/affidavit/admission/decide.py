@@ -23,6 +23,7 @@ from functools import partial
 from typing import Any
 
 from affidavit.admission.metrics import Metrics
+from affidavit.admission.owners import OwnerChain
 from affidavit.admission.policy_source import NamespaceLabels, PolicySource
 from affidavit.admission.resolve import EvidenceResolver, Lookup, Missing, Outcome, Unavailable
 from affidavit.admission.review import (
@@ -33,7 +34,7 @@ from affidavit.admission.review import (
     review_response,
 )
 from affidavit.admission.schedule import FairScheduler
-from affidavit.admission.workloads import extract_images, is_workload
+from affidavit.admission.workloads import WorkloadImages, extract_images, is_workload
 from affidavit.attestations.evidence import ImageEvidence
 from affidavit.errors import LedgerError
 from affidavit.ledger import BUFFERED_NOTE, BufferedLedger
@@ -45,6 +46,8 @@ from affidavit.policy.messages import admission_message
 log = logging.getLogger("affidavit.admission")
 
 DECISION_ANNOTATION = "decision"
+#: At most this long (and half the remaining budget) for asking the API server about an owner.
+OWNER_CHECK_SECONDS = 2.0
 
 
 @dataclass(frozen=True)
@@ -77,12 +80,15 @@ class Webhook:
     metrics: Metrics = field(default_factory=Metrics)
     workers: int = 16
     per_namespace: int | None = None  # lookup threads one namespace may hold (workers // 4)
+    owners: OwnerChain | None = None  # None: every child of a controller is judged
 
     def __post_init__(self) -> None:
         self._scheduler = FairScheduler(self.workers, self.per_namespace)
 
     def close(self) -> None:
         self._scheduler.close()
+        if self.owners is not None:
+            self.owners.close()
 
     # -- entry point -----------------------------------------------------------------------
 
@@ -106,6 +112,9 @@ class Webhook:
             if e.uid is None:
                 return Answer(400, {"error": e.message})
             return Answer(200, review_response(e.uid, allowed=False, message=e.message, code=400))
+        routine = self._already_judged(req, workload, started)
+        if routine is not None:
+            return routine
         index = self.policy.current()
         if index is None:
             return self._deny(
@@ -148,6 +157,42 @@ class Webhook:
         )
         decision = self._note_unavailable(decision, ctx, index, unavailable)
         return self._answer(req, decision)
+
+    # -- what was already judged -------------------------------------------------------------
+
+    def _already_judged(
+        self, req: ParsedRequest, workload: WorkloadImages, started: float
+    ) -> Answer | None:
+        """Admit, with no new decision, what runs only images that were judged already.
+
+        An UPDATE that leaves the set of images as it was (scale, labels, finalizers, a
+        controller's bookkeeping) and an object whose controller owner on the API server runs
+        the same images (``OwnerChain``). Policies that tightened since apply to new rollouts;
+        running workloads are reported, not broken. Anything unsure returns None: judge it.
+        """
+        reason: str | None = None
+        if req.operation == "UPDATE" and images_unchanged(req, workload):
+            reason = "unchanged"
+            note = "the update changes no image"
+        elif self.owners is not None:
+            remaining = self.judge.budget_seconds - (time.monotonic() - started)
+            assert req.object is not None
+            owner = self.owners.verify(
+                req.kind,
+                req.namespace,
+                req.object,
+                workload.images,
+                timeout=min(OWNER_CHECK_SECONDS, remaining / 2),
+            )
+            if owner is not None:
+                reason = "owner"
+                note = f"runs the images of its admitted owner {owner}"
+        if reason is None:
+            return None
+        self.metrics.already_judged.labels(reason=reason).inc()
+        return Answer(
+            200, review_response(req.uid, allowed=True, audit_annotations={"admitted": note})
+        )
 
     # -- evidence under a budget -----------------------------------------------------------
 
@@ -329,6 +374,18 @@ class Webhook:
         if uid is None:
             return Answer(413, {"error": message})
         return Answer(200, review_response(uid, allowed=False, message=message, code=413))
+
+
+def images_unchanged(req: ParsedRequest, workload: WorkloadImages) -> bool:
+    """Whether an UPDATE's old object ran the same set of images (every list the extractor
+    reads). An old object that cannot be read counts as changed: the update is judged."""
+    if req.old_object is None:
+        return False
+    try:
+        before = extract_images(req.kind, req.old_object, uid=req.uid)
+    except MalformedReview:
+        return False
+    return set(before.images) == set(workload.images)
 
 
 def sniff_uid(body: bytes) -> str | None:

@@ -53,6 +53,15 @@ class Metrics:
             "Requests refused (401) for want of the kube-apiserver's client certificate.",
             registry=r,
         )
+        self.already_judged = Counter(
+            "affidavit_already_judged",
+            "Admitted without a new decision: the update changes no image (unchanged) or the "
+            "object runs its verified owner's images (owner).",
+            ["reason"],
+            registry=r,
+        )
+        for reason in ("unchanged", "owner"):
+            self.already_judged.labels(reason=reason)
         for outcome in ("allowed", "denied", "warned", "audited", "excepted"):
             self.decisions.labels(outcome=outcome)
         for result in ("hit", "miss", "negative_hit"):

@@ -101,6 +101,8 @@ class ParsedRequest:
     groups: tuple[str, ...]
     object: Mapping[str, Any] | None
     sub_resource: str = ""
+    #: The object before an UPDATE (None for other operations, or when it is not an object).
+    old_object: Mapping[str, Any] | None = None
     dry_run: bool = False
     labels: Mapping[str, str] = field(default_factory=dict)
 
@@ -187,6 +189,7 @@ def _parse_request(request: Mapping[str, Any], uid: str) -> ParsedRequest:
         groups=tuple(groups),
         object=obj,
         sub_resource=_str(request.get("subResource")) or "",
+        old_object=old if isinstance(old := request.get("oldObject"), dict) else None,
         dry_run=request.get("dryRun") is True,
         labels=dict(labels),
     )

@@ -18,6 +18,7 @@ from affidavit.admission.app import create_app
 from affidavit.admission.client_auth import ClientAuth, PeerCertProtocol
 from affidavit.admission.decide import Judge, Webhook
 from affidavit.admission.metrics import Metrics
+from affidavit.admission.owners import OwnerChain
 from affidavit.admission.policy_source import (
     ConfigMapPolicySource,
     FilePolicySource,
@@ -123,6 +124,7 @@ def build_webhook(settings: WebhookSettings) -> Webhook:
     """The Webhook and its collaborators for these settings (no server started)."""
     policy: PolicySource
     secrets = None
+    owners = None
     namespaces = NamespaceLabels()
     if settings.policy_configmap is not None or settings.kubeconfig is not None:
         from affidavit.admission.kube import KubeApi, api_client
@@ -130,6 +132,7 @@ def build_webhook(settings: WebhookSettings) -> Webhook:
         kube = KubeApi(api_client(settings.kubeconfig))
         secrets = kube
         namespaces = NamespaceLabels(kube)
+        owners = OwnerChain(kube)
     if settings.policy_dir is not None:
         policy = FilePolicySource(
             settings.policy_dir, exception_max_days=settings.exception_max_days
@@ -166,6 +169,7 @@ def build_webhook(settings: WebhookSettings) -> Webhook:
         namespaces=namespaces,
         ledger=ledger,
         metrics=Metrics(),
+        owners=owners,
     )
 
 
