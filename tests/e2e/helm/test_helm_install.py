@@ -95,6 +95,14 @@ MUST = [
     ("get", "secrets/affidavit-webhook-tls", "-n", NS),
     ("update", "secrets/affidavit-webhook-tls", "-n", NS),
     ("get", "secrets/regcred", "-n", "team-a"),  # imagePullSecrets of a workload
+    # the controller owner of a ReplicaSet, Pod or Job, read to admit it on the owner's decision
+    ("get", "deployments.apps/web", "-n", "team-a"),
+    ("get", "replicasets.apps/web-5d8f", "-n", "team-a"),
+    ("get", "statefulsets.apps/db", "-n", "team-a"),
+    ("get", "daemonsets.apps/agent", "-n", "team-a"),
+    ("get", "jobs.batch/rotate-1", "-n", "team-a"),
+    ("get", "cronjobs.batch/rotate", "-n", "team-a"),
+    ("get", "replicationcontrollers/legacy", "-n", "team-a"),
 ]
 MUST_NOT = [
     ("patch", "accountabilitypolicies.affidavit.dev"),  # only status
@@ -112,6 +120,10 @@ MUST_NOT = [
     ("create", "validatingwebhookconfigurations"),
     ("create", "pods", "-n", "team-a"),
     ("create", "deployments.apps", "-n", NS),
+    ("list", "replicasets.apps", "-n", "team-a"),  # owners are read one by one, by name
+    ("watch", "deployments.apps", "-n", "team-a"),
+    ("update", "replicasets.apps/web-5d8f", "-n", "team-a"),
+    ("get", "pods/web-5d8f-x2x9q", "-n", "team-a"),  # Pods own nothing the webhook judges
     ("update", "namespaces/team-a"),
     ("list", "events", "-n", "team-a"),
     ("create", "clusterrolebindings"),

@@ -13,6 +13,8 @@ import pytest
 from helm_podsecurity import pod_specs, restricted_violations
 from helm_support import CHART, CI_VALUES, KUBE_VERSION_ARGS, Render, load_yaml, run_helm
 
+from affidavit.admission.owners import CREATORS
+
 
 def merged(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
     out = copy.deepcopy(base)
@@ -285,6 +287,13 @@ def test_rbac_is_least_privilege(render: Render) -> None:
         (("affidavit-webhook-tls",), "update"),
         (("affidavit-webhook-tls",), "patch"),
     }
+    # The webhook reads the owner of a controller-made object, and only reads it: get on
+    # exactly the kinds that create the webhook's kinds (owners.CREATORS).
+    owner_kinds = {owner for creators in CREATORS.values() for owner in creators}
+    plural = {k: k.lower() + "s" for _, k in owner_kinds}
+    assert {(g, r, n, v) for g, r, n, v in verbs if g in ("apps", "batch")} | {
+        (g, r, n, v) for g, r, n, v in verbs if r == "replicationcontrollers"
+    } == {(g, plural[k], (), "get") for g, k in owner_kinds}
     # create is the only secret verb without a name, and only in the release namespace
     assert any(
         r["resources"] == ["configmaps", "secrets"] and r["verbs"] == ["create"] for r in ns_rules
