@@ -59,12 +59,15 @@ class ClusterStack:
         namespace: str = NAMESPACE,
         webhook_configuration: str = WEBHOOK_CONFIGURATION,
         webhook_port: int | None = None,
+        webhook_kubeconfig: Path | None = None,
     ) -> None:
         self.cp = control_plane
         self.workdir = workdir
         self.settings = settings
         self.namespace = namespace  # where the operator keeps its index, state and Secret
         self.webhook_configuration = webhook_configuration
+        #: The webhook's identity; the control plane's admin (system:masters) when None.
+        self.webhook_kubeconfig = webhook_kubeconfig or control_plane.kubeconfig
         self.cert_dir = workdir / "webhook-certs"
         self.ledger_url = f"sqlite:///{workdir / 'ledger.db'}"
         # Given when the control plane was started with a client certificate for this host.
@@ -204,7 +207,7 @@ class ClusterStack:
             "--region", region or s.region,
             "--ledger", self.ledger_url,
             *source,
-            "--kubeconfig", str(self.cp.kubeconfig),
+            "--kubeconfig", str(self.webhook_kubeconfig),
             "--budget-seconds", str(s.budget_seconds),
             "--insecure-registry", s.registry_host,
         ]  # fmt: skip

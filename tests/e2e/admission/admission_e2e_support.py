@@ -51,15 +51,22 @@ class Releases:
 
 @contextmanager
 def running_stack(
-    control_plane: ControlPlaneInfo, registry_host: str, workdir: Path, name: str
+    control_plane: ControlPlaneInfo,
+    registry_host: str,
+    workdir: Path,
+    name: str,
+    *,
+    webhook_kubeconfig: Path | None = None,
 ) -> Iterator[ClusterStack]:
-    """A ClusterStack in namespace ``name`` with configuration ``name``; removed afterwards."""
+    """A ClusterStack in namespace ``name`` with configuration ``name``; removed afterwards.
+    The webhook runs as the cluster admin unless ``webhook_kubeconfig`` names an identity."""
     stack = ClusterStack(
         control_plane,
         workdir,
         StackSettings(CLUSTER, HOME_REGION, registry_host),
         namespace=name,
         webhook_configuration=name,
+        webhook_kubeconfig=webhook_kubeconfig,
     )
     try:
         with stack:
