@@ -68,7 +68,10 @@ class KubeApi:
         except ApiException as e:
             if e.status == 404:
                 return None
-            raise
+            raise ClusterError(
+                f"cannot get {kind} {namespace}/{name}: {e.status} {e.reason}",
+                hint="the webhook's ServiceAccount needs get on the owner kinds (chart RBAC)",
+            ) from e
         obj = json.loads(raw.data)
         return cast(dict[str, Any], obj) if isinstance(obj, dict) else None
 

@@ -35,6 +35,7 @@ from typing import Any, Protocol
 
 from affidavit.admission.review import MalformedReview
 from affidavit.admission.workloads import extract_images
+from affidavit.errors import AffidavitError
 
 log = logging.getLogger("affidavit.admission")
 
@@ -147,7 +148,7 @@ class OwnerChain:
         if ref is None or not images or timeout <= 0:
             return None
         if not self._slots.acquire(blocking=False):
-            log.warning("owner check of %s %s/%s skipped: all reads busy", kind, namespace, ref)
+            log.warning("owner check of %s in %s skipped: all reads busy", ref, namespace)
             return None
         try:
             job = self._pool.submit(self._verify, ref, namespace, frozenset(images))
@@ -159,8 +160,12 @@ class OwnerChain:
             return ref if job.result(timeout=timeout) else None
         except FutureTimeout:
             log.warning("owner check of %s in %s timed out after %gs", ref, namespace, timeout)
-        except Exception as e:  # the API said no or broke: judge the child
-            log.warning("owner check of %s in %s failed: %s", ref, namespace, e)
+        except AffidavitError as e:  # the API said no: judge the child
+            log.warning("owner check of %s in %s failed: %s", ref, namespace, e.message)
+        except Exception as e:  # the API broke: judge the child
+            log.warning(
+                "owner check of %s in %s failed: %s: %s", ref, namespace, type(e).__name__, e
+            )
         return None
 
     def _verify(self, ref: OwnerRef, namespace: str, images: frozenset[str]) -> bool:

@@ -3,10 +3,11 @@ child names exists on the API server with that UID, is a kind that creates the c
 its template runs exactly the child's images — a forged UID, another image, an extra image, a
 non-controller reference or an owner of the wrong kind are not. Owner snapshots are cached,
 bounded in time and in entries, a changed template is read again, and an API server that never
-answers makes the check give up (the child is then judged)."""
+answers, or forbids the read, makes the check give up (the child is then judged)."""
 
 from __future__ import annotations
 
+import json
 import logging
 import socket
 from collections.abc import Iterator
@@ -14,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from kubernetes import client
 
 from affidavit.admission.kube import KubeApi, api_client
@@ -190,3 +192,34 @@ def test_an_api_server_that_never_answers_makes_the_check_give_up(
     finally:
         owners.close()
         hang.close()
+
+
+def test_an_owner_the_webhook_may_not_read_makes_the_check_give_up(
+    cluster: ControlPlaneInfo,
+    apps: client.AppsV1Api,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    uid = deployment(apps, "unreadable", APP)
+    core = client.CoreV1Api(api_client(cluster.kubeconfig))
+    core.create_namespaced_service_account(
+        NS, client.V1ServiceAccount(metadata=client.V1ObjectMeta(name="no-rbac"))
+    )
+    request = client.AuthenticationV1TokenRequest(spec=client.V1TokenRequestSpec(audiences=[]))
+    token = core.create_namespaced_service_account_token("no-rbac", NS, request).status.token
+    admin = yaml.safe_load(cluster.kubeconfig.read_text())
+    admin["users"] = [{"name": "no-rbac", "user": {"token": token}}]
+    admin["contexts"][0]["context"]["user"] = "no-rbac"
+    kubeconfig = tmp_path / "no-rbac"
+    kubeconfig.write_text(json.dumps(admin))
+    owners = OwnerChain(KubeApi(api_client(kubeconfig)))
+    try:
+        with caplog.at_level(logging.WARNING, logger="affidavit.admission"):
+            child = replica_set("unreadable", uid, APP)
+            assert owners.verify("ReplicaSet", NS, child, (APP,), timeout=10) is None
+        assert [r.getMessage() for r in caplog.records] == [
+            f"owner check of Deployment/unreadable (uid {uid}) in {NS} failed: "
+            f"cannot get Deployment {NS}/unreadable: 403 Forbidden"
+        ]
+    finally:
+        owners.close()
