@@ -22,6 +22,7 @@ from datetime import UTC, datetime
 from functools import partial
 from typing import Any
 
+from affidavit.admission.kinds import pod_source
 from affidavit.admission.metrics import Metrics
 from affidavit.admission.policy_source import NamespaceLabels, PolicySource
 from affidavit.admission.resolve import EvidenceResolver, Lookup, Missing, Outcome, Unavailable
@@ -33,7 +34,7 @@ from affidavit.admission.review import (
     review_response,
 )
 from affidavit.admission.schedule import FairScheduler
-from affidavit.admission.workloads import extract_images, is_workload
+from affidavit.admission.workloads import extract_images
 from affidavit.attestations.evidence import ImageEvidence
 from affidavit.errors import LedgerError
 from affidavit.ledger import BUFFERED_NOTE, BufferedLedger
@@ -98,7 +99,8 @@ class Webhook:
             return self.too_large(body[:65536], len(body))
         try:
             req = parse_review(body)
-            if req.operation not in ("CREATE", "UPDATE") or not is_workload(req.kind):
+            judged = pod_source(req.group, req.kind, req.sub_resource) is not None
+            if req.operation not in ("CREATE", "UPDATE") or not judged:
                 return Answer(200, review_response(req.uid, allowed=True))
             assert req.object is not None
             workload = extract_images(req.kind, req.object, uid=req.uid)
