@@ -283,8 +283,13 @@ class Webhook:
         return None
 
     def _answer(self, req: ParsedRequest, decision: Decision) -> Answer:
+        """Record (unless a dry run) and answer; a dry run is judged and answered the same.
+
+        ``dryRun`` is the apiserver's promise that the object will not be persisted, so it only
+        skips side effects (ledger row, hence Events and PolicyReports), never the judgement.
+        """
         try:
-            note = self._record(decision)
+            note = None if req.dry_run else self._record(decision)
         except LedgerError as e:
             decision = replace(decision, outcome="denied")
             self.metrics.decisions.labels(outcome="denied").inc()
@@ -295,7 +300,7 @@ class Webhook:
         annotations = {DECISION_ANNOTATION: decision.id}
         message: str | None = None
         if decision.outcome == "denied":
-            message = admission_message(decision)
+            message = admission_message(decision, recorded=not req.dry_run)
         elif decision.outcome == "warned":
             warnings = [v.message for v in decision.violations]
         elif decision.outcome == "audited":
