@@ -30,6 +30,53 @@ WEBHOOK_CONFIGURATION = "affidavit"
 INDEX_CONFIGMAP = "affidavit-policy-index"
 
 
+def webhook_configurations(
+    name: str, namespace: str, validate_url: str, mutate_url: str
+) -> list[dict[str, Any]]:
+    """The chart's Validating- and MutatingWebhookConfiguration, calling a local webhook by URL
+    (rules from ``affidavit.admission.kinds``; ``namespace``, the operator's, is not judged)."""
+
+    def hook(webhook: str, url: str) -> dict[str, Any]:
+        return {
+            "name": webhook,
+            "admissionReviewVersions": ["v1"],
+            "failurePolicy": "Fail",
+            "timeoutSeconds": 10,
+            "matchPolicy": "Equivalent",
+            "clientConfig": {"url": url},
+            "namespaceSelector": {
+                "matchExpressions": [
+                    {
+                        "key": "kubernetes.io/metadata.name",
+                        "operator": "NotIn",
+                        "values": [namespace, "kube-system", "kube-public"],
+                    }
+                ]
+            },
+        }
+
+    api = "admissionregistration.k8s.io/v1"
+    validating = {
+        **hook("workloads.affidavit.dev", validate_url),
+        # judged like the real request, but no ledger row and no Event
+        "sideEffects": "NoneOnDryRun",
+        "rules": webhook_rules(),
+    }
+    mutating = {
+        **hook("pin.affidavit.dev", mutate_url),
+        "sideEffects": "None",
+        "reinvocationPolicy": "IfNeeded",
+        "rules": pin_rules(),
+    }
+    return [
+        {"apiVersion": api, "kind": kind, "metadata": {"name": name}, "webhooks": [webhook]}
+        for kind, webhook in (
+            ("ValidatingWebhookConfiguration", validating),
+            ("MutatingWebhookConfiguration", mutating),
+        )
+    ]
+
+
 @dataclass(frozen=True)
 class StackSettings:
     cluster_name: str
@@ -89,8 +136,10 @@ class ClusterStack:
         self.workdir.mkdir(parents=True, exist_ok=True)
         self._install_crds()
         self.kubectl("create", "namespace", self.namespace, check=False)
-        self.apply(self._webhook_configuration())
-        self.apply(self._mutating_configuration())
+        for configuration in webhook_configurations(
+            self.webhook_configuration, self.namespace, self.webhook_url, self.mutate_url
+        ):
+            self.apply(configuration)
         self._start_operator()
         self.start_webhook()
         self._wait_for_ca_bundle()
@@ -121,57 +170,6 @@ class ClusterStack:
             "crd/regionpolicies.affidavit.dev",
             "crd/accountabilityexceptions.affidavit.dev",
         )  # fmt: skip
-
-    def _webhook_configuration(self) -> dict[str, Any]:
-        """The chart's ValidatingWebhookConfiguration, calling the local webhook by URL."""
-        return {
-            "apiVersion": "admissionregistration.k8s.io/v1",
-            "kind": "ValidatingWebhookConfiguration",
-            "metadata": {"name": self.webhook_configuration},
-            "webhooks": [
-                {
-                    **self._hook("workloads.affidavit.dev", self.webhook_url),
-                    # judged like the real request, but no ledger row and no Event
-                    "sideEffects": "NoneOnDryRun",
-                    "rules": webhook_rules(),
-                }
-            ],
-        }
-
-    def _mutating_configuration(self) -> dict[str, Any]:
-        """The chart's MutatingWebhookConfiguration: Pods get their verified digests."""
-        return {
-            "apiVersion": "admissionregistration.k8s.io/v1",
-            "kind": "MutatingWebhookConfiguration",
-            "metadata": {"name": self.webhook_configuration},
-            "webhooks": [
-                {
-                    **self._hook("pin.affidavit.dev", self.mutate_url),
-                    "sideEffects": "None",
-                    "reinvocationPolicy": "IfNeeded",
-                    "rules": pin_rules(),
-                }
-            ],
-        }
-
-    def _hook(self, name: str, url: str) -> dict[str, Any]:
-        return {
-            "name": name,
-            "admissionReviewVersions": ["v1"],
-            "failurePolicy": "Fail",
-            "timeoutSeconds": 10,
-            "matchPolicy": "Equivalent",
-            "clientConfig": {"url": url},
-            "namespaceSelector": {
-                "matchExpressions": [
-                    {
-                        "key": "kubernetes.io/metadata.name",
-                        "operator": "NotIn",
-                        "values": [self.namespace, "kube-system", "kube-public"],
-                    }
-                ]
-            },
-        }
 
     def remove_webhook_configurations(self, *, check: bool = True) -> None:
         """Delete both configurations (before the webhook stops: failurePolicy Fail)."""
