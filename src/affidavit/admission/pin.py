@@ -9,9 +9,10 @@ digest form (a cache hit, never a second resolution that could disagree).
 
 Workload templates are judged but never rewritten, so GitOps tools see no drift; their Pods are
 pinned as the controllers create them. Nothing is written for an image that no policy covers
-(its registry is not ours to contact), nor for one whose tag does not resolve in time: the
-validating webhook then judges it as before, and denies what it cannot verify. The mutation
-never denies on its own, except a request it cannot read, which is refused like a bad review.
+(its registry is not ours to contact), nor for one an active exception admits by name (an
+exception naming a tag does not cover every digest), nor for one whose tag does not resolve in
+time: the validating webhook then judges it as before, and denies what it cannot verify. The
+mutation never denies on its own, except a request it cannot read, refused like a bad review.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import wait as wait_futures
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from affidavit.admission.decide import Answer, Webhook
@@ -63,7 +65,7 @@ class Pinner:
                 return Answer(400, {"error": e.message})
             return Answer(200, review_response(e.uid, allowed=False, message=e.message, code=400))
         tags = [c for c in pod.containers if "@" not in c.image]
-        patch = self._pins(tags, req.namespace, pod.pull_secrets, started) if tags else []
+        patch = self._pins(tags, req.namespace, req.name, pod.pull_secrets, started) if tags else []
         annotations = {PINNED_ANNOTATION: str(len(patch))} if patch else None
         return Answer(
             200, review_response(req.uid, allowed=True, patch=patch, audit_annotations=annotations)
@@ -73,6 +75,7 @@ class Pinner:
         self,
         tags: list[ContainerImage],
         namespace: str,
+        name: str,
         pull_secrets: tuple[str, ...],
         started: float,
     ) -> list[dict[str, Any]]:
@@ -86,7 +89,10 @@ class Pinner:
             log.warning("not pinning in namespace %s: %s", namespace, e)
             return []
         jobs: dict[str, Future[Lookup]] = {}
+        now = datetime.now(UTC)
         for image in dict.fromkeys(c.image for c in tags):
+            if index.exceptions_for(namespace, "Pod", name, image, now):
+                continue  # break-glass admits it by name, not by evidence: nothing to pin
             eff = index.effective(
                 cluster=self.webhook.judge.cluster,
                 region=self.webhook.judge.region,

@@ -7,7 +7,8 @@
   request but leave no ledger row and no Event.
 - A Deployment by tag: its Pod carries the digest the webhook verified (the templates keep the
   tag); after a retag, a new Pod by that tag is pinned to (and judged at) the new digest; a tag
-  that does not resolve is not rewritten, and validation denies it as before.
+  that does not resolve is not rewritten, and validation denies it as before; an image admitted
+  by an exception is not rewritten either.
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ from admission_e2e_support import (
     decision_id_in,
     denial_text,
     deployment,
+    exception,
+    from_now,
     latest,
     pod,
     policy,
@@ -224,3 +227,22 @@ def test_a_tag_that_does_not_resolve_is_not_rewritten(
     decision = refused(stack, proc)
     assert [i.ref for i in decision.images] == [image]
     assert [(v.rule, v.image) for v in decision.violations] == [("evidence.unavailable", image)]
+
+
+def test_an_image_admitted_by_exception_is_not_pinned(
+    stack: ClusterStack, releases: Releases
+) -> None:
+    """Break-glass admits a tag by name, not by evidence: there is no verified digest to pin,
+    and an exception naming a tag does not stretch to whatever digest is written after it."""
+    image = tag(releases, "hotfix-1", releases.late.digest)
+    apply_and_sync(stack, exception("hotfix", NS, [image], from_now(hours=1)))
+    try:
+        out = stack.apply(pod("hotfix", NS, image))
+        assert out.stdout.strip() == "pod/hotfix created"
+        got = stack.kubectl("get", "pod", "hotfix", "-n", NS, "-o", "json").stdout
+        assert json.loads(got)["spec"]["containers"][0]["image"] == image
+        assert latest(stack, NS, "Pod", "hotfix").outcome == "excepted"
+        pinned = f"{image}@{releases.late.digest}"
+        refused(stack, stack.apply(pod("hotfix-pinned", NS, pinned), check=False))
+    finally:
+        stack.kubectl("delete", "accountabilityexception", "hotfix", "-n", NS, "--ignore-not-found")
