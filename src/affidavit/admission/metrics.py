@@ -53,6 +53,14 @@ class Metrics:
             "Requests refused (401) for want of the kube-apiserver's client certificate.",
             registry=r,
         )
+        self.pins = Counter(
+            "affidavit_pins",
+            "Pod image tags pinned to their verified digest, or left as written (unresolved).",
+            ["result"],
+            registry=r,
+        )
+        for result in ("pinned", "unresolved"):
+            self.pins.labels(result=result)
         for outcome in ("allowed", "denied", "warned", "audited", "excepted"):
             self.decisions.labels(outcome=outcome)
         for result in ("hit", "miss", "negative_hit"):

@@ -115,11 +115,13 @@ class Pinner:
         for image, job in jobs.items():
             if not job.done():
                 job.cancel()
+                self.webhook.metrics.pins.labels(result="unresolved").inc()
                 log.warning("not pinning %s: the lookup exceeded the budget", image)
                 continue
             try:
                 digests[image] = job.result().digest
             except Exception as e:  # the validating webhook reports why, and fails closed
+                self.webhook.metrics.pins.labels(result="unresolved").inc()
                 log.warning("not pinning %s: %s", image, e)
         patch: list[dict[str, Any]] = []
         for c in tags:
@@ -127,5 +129,6 @@ class Pinner:
             if digest is None:
                 continue
             patch.append({"op": "replace", "path": c.pointer, "value": f"{c.image}@{digest}"})
+            self.webhook.metrics.pins.labels(result="pinned").inc()
             log.info("pinned %s at %s to %s", c.image, c.pointer, digest)
         return patch

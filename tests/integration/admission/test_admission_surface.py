@@ -136,6 +136,8 @@ def test_mutate_pins_covered_tags_to_the_resolved_digests(
         ),
         "volumes": [{"name": "model", "image": {"reference": images.good}}],
     }
+    before = webhook.metric("affidavit_pins_total", result="pinned")
+    unresolved = webhook.metric("affidavit_pins_total", result="unresolved")
     response = mutate(webhook, pod_review(spec, uid="u-pin"))
     assert response["allowed"] is True
     assert response["auditAnnotations"] == {"pinned": "3"}
@@ -156,6 +158,8 @@ def test_mutate_pins_covered_tags_to_the_resolved_digests(
             "value": f"{images.good}@{images.good_digest}",
         },
     ]
+    assert webhook.metric("affidavit_pins_total", result="pinned") == before + 3
+    assert webhook.metric("affidavit_pins_total", result="unresolved") == unresolved + 1
     # The pinned form is judged at the same digest by the validating webhook.
     pinned = webhook.validate(
         pod_review(containers(f"{images.good}@{images.good_digest}"), uid="u-pinned")
