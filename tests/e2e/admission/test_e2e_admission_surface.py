@@ -215,7 +215,12 @@ def test_a_pod_runs_the_digest_that_was_verified(stack: ClusterStack, releases: 
     kept = stack.kubectl("get", "pod", made["metadata"]["name"], "-n", NS, "-o", "json").stdout
     assert json.loads(kept)["spec"]["containers"][0]["image"] == f"{image}@{reviewed.digest}"
     proc = stack.apply(pod("pinned-after-retag", NS, image), check=False)
-    decision = assert_review_refusal(stack, proc, f"{image}@{late.digest}", late.revision)
+    decision = refused(stack, proc)
+    # Named as pinned; the fix attests the digest (late.image is REPOSITORY@digest).
+    violation = review_violation(POLICY, late.image, late.revision)
+    assert [v.message for v in decision.violations] == [
+        f"{image}@{late.digest}" + violation.removeprefix(late.image)
+    ]
     assert [(i.ref, i.digest) for i in decision.images] == [(f"{image}@{late.digest}", late.digest)]
 
 
