@@ -58,7 +58,6 @@ def create_app(
         finally:
             stop.set()
             webhook.policy.stop()
-            pinner.close()
             webhook.close()
 
     app = FastAPI(

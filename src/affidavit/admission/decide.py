@@ -85,6 +85,11 @@ class Webhook:
     def close(self) -> None:
         self._scheduler.close()
 
+    @property
+    def scheduler(self) -> FairScheduler:
+        """The lookups' threads; the pinning webhook shares them (and their fairness)."""
+        return self._scheduler
+
     # -- entry point -----------------------------------------------------------------------
 
     def handle(self, body: bytes) -> Answer:

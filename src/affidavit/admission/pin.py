@@ -4,8 +4,9 @@ A Deployment by tag is judged at the digest its tag names at that moment; retag 
 a restart or a new node pulls something that was never judged. So the mutating webhook
 (``/mutate``, Pod CREATE only) rewrites each tag reference that a policy covers to
 ``NAME:TAG@sha256:...``, where the digest is the one the evidence lookup resolved and judged:
-the same resolver and cache as the validating webhook, which is called after it and judges the
-digest form (a cache hit, never a second resolution that could disagree).
+the same resolver, registry trust, cache and fair threads as the validating webhook, which is
+called after it and judges the digest form (a cache hit, never a second resolution that could
+disagree).
 
 Workload templates are judged but never rewritten, so GitOps tools see no drift; their Pods are
 pinned as the controllers create them. Nothing is written for an image that no policy covers
@@ -19,14 +20,15 @@ from __future__ import annotations
 
 import logging
 import time
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from concurrent.futures import wait as wait_futures
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 from affidavit.admission.decide import Answer, Webhook
-from affidavit.admission.resolve import Lookup
+from affidavit.admission.resolve import Lookup, Outcome
 from affidavit.admission.review import MalformedReview, parse_review, review_response
 from affidavit.admission.workloads import ContainerImage, extract_images
 
@@ -35,19 +37,11 @@ log = logging.getLogger("affidavit.admission")
 PINNED_ANNOTATION = "pinned"
 
 
-@dataclass
+@dataclass(frozen=True)
 class Pinner:
-    """The mutating half of the webhook; borrows the judge's policy, resolver and budget."""
+    """The mutating half of the webhook; borrows the judge's policy, resolver, threads, budget."""
 
     webhook: Webhook
-    workers: int = 8
-    _pool: ThreadPoolExecutor = field(init=False, repr=False)
-
-    def __post_init__(self) -> None:
-        self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="affidavit-pin")
-
-    def close(self) -> None:
-        self._pool.shutdown(wait=False, cancel_futures=True)
 
     def handle(self, body: bytes) -> Answer:
         """Answer a Pod CREATE review with a JSON Patch pinning its covered tags, if any."""
@@ -65,6 +59,8 @@ class Pinner:
                 return Answer(400, {"error": e.message})
             return Answer(200, review_response(e.uid, allowed=False, message=e.message, code=400))
         tags = [c for c in pod.containers if "@" not in c.image]
+        if len(pod.images) > self.webhook.judge.max_images:
+            tags = []  # the validating webhook refuses the request; nothing to look up
         patch = self._pins(tags, req.namespace, req.name, pod.pull_secrets, started) if tags else []
         annotations = {PINNED_ANNOTATION: str(len(patch))} if patch else None
         return Answer(
@@ -79,7 +75,7 @@ class Pinner:
         pull_secrets: tuple[str, ...],
         started: float,
     ) -> list[dict[str, Any]]:
-        """A JSON Patch ``replace`` for every tag that resolved within the budget."""
+        """A JSON Patch ``replace`` for every tag whose evidence lookup resolved in time."""
         index = self.webhook.policy.current()
         if index is None:
             return []  # the validating webhook refuses until an index is loaded
@@ -88,7 +84,8 @@ class Pinner:
         except Exception as e:  # the validating webhook denies with the reason
             log.warning("not pinning in namespace %s: %s", namespace, e)
             return []
-        jobs: dict[str, Future[Lookup]] = {}
+        deadline = started + self.webhook.judge.budget_seconds
+        jobs: dict[str, Future[Outcome]] = {}
         now = datetime.now(UTC)
         for image in dict.fromkeys(c.image for c in tags):
             if index.exceptions_for(namespace, "Pod", name, image, now):
@@ -102,27 +99,31 @@ class Pinner:
             )
             if eff is None:
                 continue  # no policy covers it: its registry is not contacted
-            jobs[image] = self._pool.submit(
-                self.webhook.resolver.lookup,
+            # The same lookup as the validating webhook's: registry trust, cache, fair threads.
+            lookup = partial(
+                self.webhook.resolver.outcome,
                 image,
                 eff.signers,
+                index=index,
                 namespace=namespace,
                 pull_secrets=pull_secrets,
             )
-        remaining = max(0.0, self.webhook.judge.budget_seconds - (time.monotonic() - started))
-        wait_futures(list(jobs.values()), timeout=remaining)
+            jobs[image] = self.webhook.scheduler.submit(namespace, lookup, deadline=deadline)
+        wait_futures(list(jobs.values()), timeout=max(0.0, deadline - time.monotonic()))
         digests: dict[str, str] = {}
         for image, job in jobs.items():
-            if not job.done():
-                job.cancel()
-                self.webhook.metrics.pins.labels(result="unresolved").inc()
-                log.warning("not pinning %s: the lookup exceeded the budget", image)
+            outcome = (
+                job.result() if job.done() and not job.cancelled() and not job.exception() else None
+            )
+            if isinstance(outcome, Lookup):
+                digests[image] = outcome.digest
                 continue
-            try:
-                digests[image] = job.result().digest
-            except Exception as e:  # the validating webhook reports why, and fails closed
-                self.webhook.metrics.pins.labels(result="unresolved").inc()
-                log.warning("not pinning %s: %s", image, e)
+            job.cancel()
+            self.webhook.metrics.pins.labels(result="unresolved").inc()
+            why = (
+                "the lookup failed or did not finish in time" if outcome is None else outcome.found
+            )
+            log.warning("not pinning %s: %s", image, why)
         patch: list[dict[str, Any]] = []
         for c in tags:
             digest = digests.get(c.image)
