@@ -231,7 +231,7 @@ def test_a_tag_that_does_not_resolve_is_not_rewritten(
     proc = stack.apply(pod("unresolved", NS, image), check=False)
     decision = refused(stack, proc)
     assert [i.ref for i in decision.images] == [image]
-    assert [(v.rule, v.image) for v in decision.violations] == [("evidence.unavailable", image)]
+    assert [(v.rule, v.image) for v in decision.violations] == [("evidence.missing", image)]
 
 
 def test_an_image_admitted_by_exception_is_not_pinned(
