@@ -1,4 +1,4 @@
-"""The HTTP face of the webhook: /validate, health, readiness and metrics.
+"""The HTTP face of the webhook: /validate, /mutate, health, readiness and metrics.
 
 A thin shell over ``Webhook``: it reads the body with a hard size cap (a huge object must not
 exhaust memory before we refuse it), runs the blocking judgement off the event loop, and turns
@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request, Response
@@ -20,6 +20,7 @@ from starlette.concurrency import run_in_threadpool
 
 from affidavit.admission.client_auth import ClientAuth, RequireClientCert
 from affidavit.admission.decide import Answer, Webhook, sniff_uid
+from affidavit.admission.pin import Pinner
 from affidavit.admission.review import review_response
 
 log = logging.getLogger("affidavit.admission")
@@ -40,6 +41,7 @@ def create_app(
 ) -> FastAPI:
     """The FastAPI app; starts the policy source and the ledger flusher with the server."""
     stop = threading.Event()
+    pinner = Pinner(webhook)
 
     def flusher() -> None:
         while not stop.wait(flush_interval):
@@ -71,8 +73,7 @@ def create_app(
         )
     limit = webhook.judge.max_body_bytes
 
-    @app.post("/validate")
-    async def validate(request: Request) -> Response:
+    async def answer(request: Request, handle: Callable[[bytes], Answer]) -> Response:
         chunks: list[bytes] = []
         size = 0
         head = b""
@@ -87,7 +88,7 @@ def create_app(
             return _json(webhook.too_large(head or b"".join(chunks)[:_HEAD_KEEP], size))
         body = b"".join(chunks)
         try:
-            answer = await run_in_threadpool(webhook.handle, body)
+            answer = await run_in_threadpool(handle, body)
         except Exception as e:  # a bug answers as a denial for this request, not a 500
             log.exception("admission review crashed")
             uid = sniff_uid(body)
@@ -96,6 +97,15 @@ def create_app(
                 return Response(json.dumps({"error": message}), 400, media_type="application/json")
             return _json(Answer(200, review_response(uid, allowed=False, message=message)))
         return _json(answer)
+
+    @app.post("/validate")
+    async def validate(request: Request) -> Response:
+        return await answer(request, webhook.handle)
+
+    @app.post("/mutate")
+    async def mutate(request: Request) -> Response:
+        """Pin a Pod's tags to the digests that were verified (see ``affidavit.admission.pin``)."""
+        return await answer(request, pinner.handle)
 
     @app.get("/healthz")
     async def healthz() -> Response:

@@ -22,6 +22,7 @@ from datetime import UTC, datetime
 from functools import partial
 from typing import Any
 
+from affidavit.admission.kinds import pod_source
 from affidavit.admission.metrics import Metrics
 from affidavit.admission.owners import OwnerChain
 from affidavit.admission.policy_source import NamespaceLabels, PolicySource
@@ -34,7 +35,7 @@ from affidavit.admission.review import (
     review_response,
 )
 from affidavit.admission.schedule import FairScheduler
-from affidavit.admission.workloads import WorkloadImages, extract_images, is_workload
+from affidavit.admission.workloads import WorkloadImages, extract_images
 from affidavit.attestations.evidence import ImageEvidence
 from affidavit.errors import LedgerError
 from affidavit.ledger import BUFFERED_NOTE, BufferedLedger
@@ -90,6 +91,11 @@ class Webhook:
         if self.owners is not None:
             self.owners.close()
 
+    @property
+    def scheduler(self) -> FairScheduler:
+        """The lookups' threads; the pinning webhook shares them (and their fairness)."""
+        return self._scheduler
+
     # -- entry point -----------------------------------------------------------------------
 
     def handle(self, body: bytes) -> Answer:
@@ -104,7 +110,8 @@ class Webhook:
             return self.too_large(body[:65536], len(body))
         try:
             req = parse_review(body)
-            if req.operation not in ("CREATE", "UPDATE") or not is_workload(req.kind):
+            judged = pod_source(req.group, req.kind, req.sub_resource) is not None
+            if req.operation not in ("CREATE", "UPDATE") or not judged:
                 return Answer(200, review_response(req.uid, allowed=True))
             assert req.object is not None
             workload = extract_images(req.kind, req.object, uid=req.uid)
@@ -326,8 +333,13 @@ class Webhook:
         return None
 
     def _answer(self, req: ParsedRequest, decision: Decision) -> Answer:
+        """Record (unless a dry run) and answer; a dry run is judged and answered the same.
+
+        ``dryRun`` is the apiserver's promise that the object will not be persisted, so it only
+        skips side effects (ledger row, hence Events and PolicyReports), never the judgement.
+        """
         try:
-            note = self._record(decision)
+            note = None if req.dry_run else self._record(decision)
         except LedgerError as e:
             decision = replace(decision, outcome="denied")
             self.metrics.decisions.labels(outcome="denied").inc()
@@ -338,7 +350,7 @@ class Webhook:
         annotations = {DECISION_ANNOTATION: decision.id}
         message: str | None = None
         if decision.outcome == "denied":
-            message = admission_message(decision)
+            message = admission_message(decision, recorded=not req.dry_run)
         elif decision.outcome == "warned":
             warnings = [v.message for v in decision.violations]
         elif decision.outcome == "audited":

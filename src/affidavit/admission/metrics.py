@@ -62,6 +62,14 @@ class Metrics:
         )
         for reason in ("unchanged", "owner"):
             self.already_judged.labels(reason=reason)
+        self.pins = Counter(
+            "affidavit_pins",
+            "Pod image tags pinned to their verified digest, or left as written (unresolved).",
+            ["result"],
+            registry=r,
+        )
+        for result in ("pinned", "unresolved"):
+            self.pins.labels(result=result)
         for outcome in ("allowed", "denied", "warned", "audited", "excepted"):
             self.decisions.labels(outcome=outcome)
         for result in ("hit", "miss", "negative_hit"):

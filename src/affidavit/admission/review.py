@@ -8,6 +8,7 @@ with a denial that names the field when there is a uid to answer, and with a 400
 
 from __future__ import annotations
 
+import base64
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -67,6 +68,8 @@ class AdmissionResponse(TypedDict):
     status: NotRequired[Status]
     warnings: NotRequired[list[str]]
     auditAnnotations: NotRequired[dict[str, str]]
+    patchType: NotRequired[Literal["JSONPatch"]]
+    patch: NotRequired[str]  # base64 of a JSON Patch (RFC 6902)
 
 
 class AdmissionReview(TypedDict):
@@ -203,8 +206,12 @@ def review_response(
     code: int | None = None,
     warnings: Sequence[str] = (),
     audit_annotations: Mapping[str, str] | None = None,
+    patch: Sequence[Mapping[str, Any]] = (),
 ) -> AdmissionReview:
-    """The AdmissionReview the apiserver expects back for request ``uid``."""
+    """The AdmissionReview the apiserver expects back for request ``uid``.
+
+    ``patch``: JSON Patch operations, for a mutating webhook's answer (none: no change).
+    """
     response: AdmissionResponse = {"uid": uid, "allowed": allowed}
     if message is not None or code is not None:
         status: Status = {"code": code if code is not None else (200 if allowed else 403)}
@@ -217,4 +224,9 @@ def review_response(
         response["warnings"] = list(warnings)
     if audit_annotations:
         response["auditAnnotations"] = dict(audit_annotations)
+    if patch:
+        response["patchType"] = "JSONPatch"
+        response["patch"] = base64.b64encode(
+            json.dumps(list(patch), separators=(",", ":")).encode()
+        ).decode("ascii")
     return {"apiVersion": API_VERSION, "kind": "AdmissionReview", "response": response}

@@ -101,11 +101,19 @@ def glob_any(globs: Sequence[str], value: str) -> bool:
     return any(fnmatchcase(value, g) for g in globs)
 
 
-def image_matches(globs: Sequence[str], ref: str) -> bool:
-    """An empty list matches every image; a glob may match the full reference or the repository."""
+def image_matches(globs: Sequence[str], ref: str, *, pinned_tags: bool = False) -> bool:
+    """An empty list matches every image; a glob may match the full reference or the repository.
+
+    ``pinned_tags``: a glob naming a tag also covers that tag pinned by digest (``app:1.0``
+    covers ``app:1.0@sha256:..``, as the pinning webhook writes it and as anyone may). Right for
+    policy coverage, where matching more is stricter; not for exceptions, where it would admit
+    every digest of the repository under a tag's name.
+    """
     if not globs:
         return True
-    return glob_any(globs, ref) or glob_any(globs, image_repository(ref))
+    if glob_any(globs, ref) or glob_any(globs, image_repository(ref)):
+        return True
+    return pinned_tags and "@" in ref and glob_any(globs, ref.split("@", 1)[0])
 
 
 def selector_matches(sel: NamespaceSelector | None, labels: Mapping[str, str]) -> bool:
@@ -372,7 +380,7 @@ class PolicyIndex:
         for p in self._policies:
             m = p.spec.match
             if not (
-                image_matches(m.images, image)
+                image_matches(m.images, image, pinned_tags=True)
                 and (not m.regions or glob_any(m.regions, region))
                 and (not m.clusters or glob_any(m.clusters, cluster))
                 and selector_matches(m.namespace_selector, namespace_labels)

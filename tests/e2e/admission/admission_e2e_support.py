@@ -72,11 +72,9 @@ def running_stack(
         with stack:
             yield stack
             # Removed before the webhook stops: failurePolicy Fail must not outlive it.
-            stack.kubectl("delete", "validatingwebhookconfiguration", name, "--ignore-not-found")
+            stack.remove_webhook_configurations()
     finally:
-        stack.kubectl(
-            "delete", "validatingwebhookconfiguration", name, "--ignore-not-found", check=False
-        )
+        stack.remove_webhook_configurations(check=False)
 
 
 def wait_for(check: Callable[[], Any], what: str, timeout: float = 60.0) -> Any:

@@ -75,6 +75,8 @@ def test_install_creates_every_object(release: str, kubectl: Kubectl) -> None:
     kubectl("get", "clusterrolebinding", RELEASE)
     vwc = json.loads(kubectl("get", "validatingwebhookconfiguration", RELEASE, "-o", "json").stdout)
     assert vwc["webhooks"][0]["clientConfig"]["service"]["name"] == RELEASE
+    mwc = json.loads(kubectl("get", "mutatingwebhookconfiguration", RELEASE, "-o", "json").stdout)
+    assert mwc["webhooks"][0]["clientConfig"]["service"]["path"] == "/mutate"
     for crd in ("accountabilitypolicies", "regionpolicies", "accountabilityexceptions"):
         kubectl("get", "crd", f"{crd}.affidavit.dev")
 
@@ -89,6 +91,8 @@ MUST = [
     ("list", "namespaces"),
     ("get", f"validatingwebhookconfigurations/{RELEASE}"),
     ("patch", f"validatingwebhookconfigurations/{RELEASE}"),
+    ("get", f"mutatingwebhookconfigurations/{RELEASE}"),
+    ("patch", f"mutatingwebhookconfigurations/{RELEASE}"),
     ("create", "configmaps", "-n", NS),
     ("update", "configmaps/affidavit-policy-index", "-n", NS),
     ("watch", "configmaps", "-n", NS),
@@ -118,6 +122,8 @@ MUST_NOT = [
     ("patch", "validatingwebhookconfigurations/someone-else"),
     ("delete", f"validatingwebhookconfigurations/{RELEASE}"),
     ("create", "validatingwebhookconfigurations"),
+    ("patch", "mutatingwebhookconfigurations/someone-else"),
+    ("create", "mutatingwebhookconfigurations"),
     ("create", "pods", "-n", "team-a"),
     ("create", "deployments.apps", "-n", NS),
     ("list", "replicasets.apps", "-n", "team-a"),  # owners are read one by one, by name
@@ -216,8 +222,11 @@ def run_operator_until_converged(kubeconfig: Path, work: Path, kubectl: Kubectl)
         while time.monotonic() < deadline and proc.poll() is None and not done:
             cm = kubectl("get", "configmap", "affidavit-policy-index", "-n", NS, check=False)
             secret = kubectl("get", "secret", "affidavit-webhook-tls", "-n", NS, check=False)
-            bundle = kubectl("get", "validatingwebhookconfiguration", RELEASE, "-o",
-                             "jsonpath={.webhooks[0].clientConfig.caBundle}").stdout  # fmt: skip
+            bundle = all(
+                kubectl("get", kind, RELEASE, "-o",
+                        "jsonpath={.webhooks[0].clientConfig.caBundle}").stdout
+                for kind in ("validatingwebhookconfiguration", "mutatingwebhookconfiguration")
+            )  # fmt: skip
             done = (cm.returncode == 0 and secret.returncode == 0 and bool(bundle)
                     and (certs / "tls.key").exists())  # fmt: skip
             time.sleep(0.5)
