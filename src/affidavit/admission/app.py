@@ -44,9 +44,16 @@ def create_app(
     pinner = Pinner(webhook)
 
     def flusher() -> None:
-        while not stop.wait(flush_interval):
+        # The only writer of the ledger's backlog (replayed from its file at start, or buffered
+        # in an outage): requests never flush it themselves.
+        while True:
             if webhook.ledger is not None and webhook.ledger.pending:
-                webhook.ledger.flush()
+                try:
+                    webhook.ledger.flush()
+                except Exception:  # keep flushing: a dead flusher would fill the buffer
+                    log.exception("ledger flush crashed")
+            if stop.wait(flush_interval):
+                return
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
