@@ -13,6 +13,7 @@ from pathlib import Path
 
 import uvicorn
 from fastapi import FastAPI
+from sqlalchemy.engine import make_url
 
 from affidavit.admission.app import create_app
 from affidavit.admission.client_auth import ClientAuth, PeerCertProtocol
@@ -31,6 +32,8 @@ from affidavit.attestations.verify import EvidenceCache
 from affidavit.errors import UsageError
 from affidavit.ledger import BufferedLedger, Ledger
 from affidavit.policy.lifetime import DEFAULT_EXCEPTION_MAX_DAYS
+
+log = logging.getLogger("affidavit.admission")
 
 DEFAULT_LEDGER = "sqlite:///affidavit-ledger.db"
 
@@ -65,6 +68,12 @@ class WebhookSettings:
     evidence_ttl_seconds: float = 300.0  # verified evidence is re-verified after this
     exception_max_days: int = DEFAULT_EXCEPTION_MAX_DAYS  # with --policy-dir
     ledger_buffer: int = 10_000
+    # Where buffered decisions survive a restart (append-only, fsynced); default: beside a
+    # SQLite ledger, none (memory only) for PostgreSQL unless given.
+    ledger_buffer_file: Path | None = None
+    # How long an append waits for another writer's lock before the decision is buffered;
+    # default min(1 s, budget / 8), inside the apiserver's timeout beyond the budget.
+    ledger_wait_seconds: float | None = None
     log_level: str = "info"
     client_ca: Path | None = None  # verify the kube-apiserver's client certificate against it
     client_names: tuple[str, ...] = ()  # its subject CN or DNS SAN, one of these
@@ -108,10 +117,31 @@ class WebhookSettings:
                 hint="a registry is unavailable when it does not answer within this time; the "
                 "budget must leave room for it",
             )
+        wait = self.ledger_wait_seconds
+        if wait is not None and not 0 < wait < self.budget_seconds:
+            raise UsageError(
+                f"--ledger-wait {wait:g} is outside (0, --budget-seconds {self.budget_seconds:g})",
+                hint="the ledger's lock wait must stay well inside the request budget",
+            )
         if self.max_images_per_request < 1:
             raise UsageError(
                 f"--max-images-per-request {self.max_images_per_request} must be at least 1"
             )
+
+    @property
+    def ledger_wait(self) -> float:
+        if self.ledger_wait_seconds is not None:
+            return self.ledger_wait_seconds
+        return round(min(1.0, self.budget_seconds / 8), 3)
+
+    @property
+    def ledger_buffer_path(self) -> Path | None:
+        if self.ledger_buffer_file is not None or not self.ledger_url:
+            return self.ledger_buffer_file
+        url = make_url(self.ledger_url)
+        if url.get_backend_name() == "sqlite" and url.database:
+            return Path(url.database + "-buffer.jsonl")
+        return None
 
     @property
     def registry_timeout(self) -> float:
@@ -155,7 +185,15 @@ def build_webhook(settings: WebhookSettings) -> Webhook:
     )
     ledger = None
     if settings.ledger_url:
-        ledger = BufferedLedger(Ledger(settings.ledger_url), capacity=settings.ledger_buffer)
+        wait = settings.ledger_wait
+        path = settings.ledger_buffer_path
+        if path is None:
+            log.warning("no --ledger-buffer-file: decisions buffered in an outage live in memory")
+        ledger = BufferedLedger(
+            Ledger(settings.ledger_url, connect_timeout=wait, lock_timeout=wait),
+            capacity=settings.ledger_buffer,
+            path=path,
+        )
     return Webhook(
         judge=Judge(
             cluster=settings.cluster_name,

@@ -105,6 +105,24 @@ def serve(
             "ConfigMap, the operator's setting applies.",
         ),
     ] = 7,
+    ledger_buffer_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--ledger-buffer-file",
+            envvar="AFFIDAVIT_LEDGER_BUFFER_FILE",
+            help="Append-only file keeping decisions buffered while the ledger is away, replayed "
+            "on start (default: beside a SQLite ledger; memory only for PostgreSQL).",
+        ),
+    ] = None,
+    ledger_wait: Annotated[
+        float | None,
+        typer.Option(
+            "--ledger-wait",
+            envvar="AFFIDAVIT_LEDGER_WAIT",
+            help="Seconds an append waits for the ledger's lock before buffering "
+            "(default min(1, budget/8)).",
+        ),
+    ] = None,
     log_level: Annotated[str, typer.Option("--log-level", envvar="AFFIDAVIT_LOG_LEVEL")] = "info",
     client_ca: Annotated[
         Path | None,
@@ -149,6 +167,8 @@ def serve(
             max_images_per_request=max_images_per_request,
             evidence_ttl_seconds=evidence_ttl_seconds,
             exception_max_days=exception_max_days,
+            ledger_buffer_file=ledger_buffer_file,
+            ledger_wait_seconds=ledger_wait,
             log_level=log_level,
             client_ca=client_ca,
             client_names=tuple(client_name or ()),
