@@ -367,3 +367,8 @@ def test_helm_test_pod_checks_readyz_over_tls(render: Render) -> None:
     assert "https://affidavit.affidavit-system.svc:443/readyz" in script
     assert 'cafile="/tls/ca.crt"' in script
     assert pod["spec"]["volumes"][0]["secret"]["secretName"] == "affidavit-webhook-tls"
+
+
+def test_the_ledger_buffer_file_is_on_the_data_volume(render: Render) -> None:
+    env = _webhook_env(render())
+    assert env["AFFIDAVIT_LEDGER_BUFFER_FILE"] == "/var/lib/affidavit/ledger-buffer.jsonl"
