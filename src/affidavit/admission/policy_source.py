@@ -19,6 +19,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, Protocol
@@ -316,12 +317,15 @@ class NamespaceLabels:
         reader: NamespaceReader | None = None,
         *,
         ttl: float = 30.0,
+        max_entries: int = 4096,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._reader = reader
         self._ttl = ttl
         self._clock = clock
-        self._cache: dict[str, tuple[float, dict[str, str]]] = {}
+        self.max_entries = max_entries
+        # least recently used first; bounded: a review names any namespace it likes
+        self._cache: OrderedDict[str, tuple[float, dict[str, str]]] = OrderedDict()
         self._lock = threading.Lock()
 
     def labels(self, namespace: str) -> Mapping[str, str]:
@@ -343,4 +347,7 @@ class NamespaceLabels:
         labels = {**dict(found or {}), **base}
         with self._lock:
             self._cache[namespace] = (now + self._ttl, labels)
+            self._cache.move_to_end(namespace)
+            while len(self._cache) > self.max_entries:
+                self._cache.popitem(last=False)
         return labels

@@ -46,6 +46,9 @@ from affidavit.policy.presets import expand
 S = TypeVar("S", bound=BaseModel)
 _CACHE_LIMIT = 4096
 _TOP_LEVEL = ("apiVersion", "kind", "metadata", "spec", "status")
+# The cache key holds request strings (image, namespace, labels): a key longer than any valid
+# reference and namespace is computed but never kept, so the cache stays under ~4096 x 1 KiB.
+_CACHE_KEY_CHARS = 1024
 
 
 @dataclass(frozen=True)
@@ -416,7 +419,9 @@ class PolicyIndex:
                     layers += _preset_layers(r.spec.jurisdictions, source)
             layers.append(self.cluster_layer())
             result = combine(layers)
-        if len(self._cache) < _CACHE_LIMIT:
+        size = sum(map(len, (cluster, region, namespace, image)))
+        size += sum(len(k) + len(v) for k, v in key[3])
+        if len(self._cache) < _CACHE_LIMIT and size <= _CACHE_KEY_CHARS:
             self._cache[key] = result
         return result
 
