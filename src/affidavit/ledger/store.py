@@ -124,7 +124,7 @@ class Ledger:
             f"ledger database {self.url} is unreachable: {detail}",
             hint=(
                 "check that the database is running and the --ledger URL is right; "
-                "the webhook keeps deciding and buffers decisions in memory until it returns"
+                "the webhook keeps deciding and buffers decisions until it returns"
             ),
         )
 
