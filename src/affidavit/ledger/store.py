@@ -32,6 +32,8 @@ from affidavit.ledger.records import ChainReport, LedgerRecord, check_row, recor
 from affidavit.ledger.schema import decision_images, decisions, ledger_head, metadata
 
 _HEAD_ID = 1
+#: The outcomes that let a workload in (every one but ``denied``), named so a new one is not.
+_ADMITTING = ("allowed", "warned", "audited", "excepted")
 
 
 def _parse_time(value: str) -> datetime:
@@ -299,6 +301,34 @@ class Ledger:
         if limit is not None:
             q = q.limit(limit)
         return self._select(q)
+
+    def admitted(self, namespace: str, ref: str, digest: str) -> bool:
+        """Whether a decision in ``namespace`` admitted ``ref`` at ``digest``.
+
+        Admitted: any outcome but ``denied`` (allowed, warned, audited, excepted). ``ref`` is the
+        reference as recorded (a tag, ``reg/app:1.0``); a decision recorded under the pinned form
+        ``ref@digest`` counts too, as it judged the same digest under the same name. One indexed
+        lookup (``decision_images.ref``), for the webhook's check of pinned children.
+        """
+        judged = select(decision_images.c.seq).where(
+            decision_images.c.ref.in_((ref, f"{ref}@{digest}")),
+            decision_images.c.digest == digest,
+        )
+        query = (
+            select(decisions.c.seq)
+            .where(
+                decisions.c.seq.in_(judged),
+                decisions.c.namespace == namespace,
+                decisions.c.outcome.in_(_ADMITTING),
+            )
+            .limit(1)
+        )
+        self._ensure_schema()
+        try:
+            with self._engine.connect() as conn:
+                return conn.execute(query).first() is not None
+        except SQLAlchemyError as e:
+            raise self._unreachable(e) from e
 
     def _select(self, query: Any) -> list[LedgerRecord]:
         self._ensure_schema()
