@@ -15,6 +15,11 @@ and the child is judged like any object (fail closed). A forged reference to an 
 Deployment with another image is judged; a ReplicaSet with the Deployment's images is fine,
 because those images were judged.
 
+A controller's Pod is pinned (``affidavit.admission.pin``): it runs ``X:T@sha256:D`` where the
+template says ``X:T``. Such an image matches the template's ``X:T`` only when the ledger shows
+``D`` was judged and admitted for ``X:T`` in the namespace (``JudgedDigests``); a digest the tag
+moved to later was not, so that Pod is judged. Images that are not pinned compare exactly.
+
 Owner snapshots are cached (bounded in entries and time); a snapshot that does not match the
 child is read again once, so a cached old template never refuses a new child. Reads run in a
 small pool of their own with a timeout, so a slow API server costs a request at most the time it
@@ -24,6 +29,7 @@ is given and never holds the evidence lookups' workers.
 from __future__ import annotations
 
 import logging
+import re
 import threading
 import time
 from collections import OrderedDict
@@ -33,11 +39,15 @@ from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from affidavit.admission.judged import JudgedDigests
 from affidavit.admission.review import MalformedReview
 from affidavit.admission.workloads import extract_images
 from affidavit.errors import AffidavitError
 
 log = logging.getLogger("affidavit.admission")
+
+#: ``NAME[:TAG]@sha256:<hex>``, as the pinning webhook writes a tag it pinned.
+_PINNED = re.compile(r"^(?P<name>[^@]+)@(?P<digest>sha256:[0-9a-f]{64})$")
 
 #: Which owner kinds (API group, kind) create which child kinds: the built-in controllers.
 CREATORS: Mapping[str, frozenset[tuple[str, str]]] = {
@@ -117,8 +127,10 @@ class OwnerChain:
         max_entries: int = 1024,
         workers: int = 4,
         clock: Callable[[], float] = time.monotonic,
+        judged: JudgedDigests | None = None,
     ) -> None:
         self._reader = reader
+        self._judged = judged  # None: a pinned child never matches a template's tag
         self._ttl = ttl
         self._max = max_entries
         self._clock = clock
@@ -171,10 +183,16 @@ class OwnerChain:
     def _verify(self, ref: OwnerRef, namespace: str, images: frozenset[str]) -> bool:
         key = (ref.group, ref.kind, namespace, ref.name)
         cached = self._cached(key)
-        if cached is not None and _matches(cached, ref, images):
-            return True
-        fresh = self._read(key)
-        return fresh is not None and _matches(fresh, ref, images)
+        pins = _matches(cached, ref, images) if cached is not None else None
+        if pins is None:
+            fresh = self._read(key)
+            pins = _matches(fresh, ref, images) if fresh is not None else None
+        if pins is None:
+            return False
+        judged = self._judged
+        if pins and judged is None:
+            return False
+        return all(judged is not None and judged.admitted(namespace, *p) for p in pins)
 
     def _cached(self, key: tuple[str, str, str, str]) -> _Snapshot | None:
         now = self._clock()
@@ -212,5 +230,26 @@ class OwnerChain:
         return snapshot
 
 
-def _matches(owner: _Snapshot, ref: OwnerRef, images: frozenset[str]) -> bool:
-    return owner.uid == ref.uid and owner.images == images
+def _matches(
+    owner: _Snapshot, ref: OwnerRef, images: frozenset[str]
+) -> list[tuple[str, str]] | None:
+    """None when ``images`` are not the owner's; else the ``(tag, digest)`` pins to confirm.
+
+    An image is the owner's as written, or pinned (``X:T@sha256:D``) from a tag ``X:T`` of the
+    owner's that the child does not also run as written; the pins are then confirmed against
+    the ledger. The owner's images must all be accounted for, as before.
+    """
+    if owner.uid != ref.uid:
+        return None
+    pins: list[tuple[str, str]] = []
+    unpinned: set[str] = set()
+    for image in images:
+        pinned = None if image in owner.images else _PINNED.match(image)
+        if pinned is None:
+            unpinned.add(image)
+        elif (name := pinned["name"]) in owner.images:
+            pins.append((name, pinned["digest"]))
+            unpinned.add(name)
+        else:
+            return None
+    return pins if unpinned == owner.images else None

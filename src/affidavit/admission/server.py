@@ -18,6 +18,7 @@ from sqlalchemy.engine import make_url
 from affidavit.admission.app import create_app
 from affidavit.admission.client_auth import ClientAuth, PeerCertProtocol
 from affidavit.admission.decide import Judge, Webhook
+from affidavit.admission.judged import JudgedDigests
 from affidavit.admission.metrics import Metrics
 from affidavit.admission.owners import OwnerChain
 from affidavit.admission.policy_source import (
@@ -156,13 +157,26 @@ def build_webhook(settings: WebhookSettings) -> Webhook:
     secrets = None
     owners = None
     namespaces = NamespaceLabels()
+    ledger = None
+    if settings.ledger_url:
+        wait = settings.ledger_wait
+        path = settings.ledger_buffer_path
+        if path is None:
+            log.warning("no --ledger-buffer-file: decisions buffered in an outage live in memory")
+        ledger = BufferedLedger(
+            Ledger(settings.ledger_url, connect_timeout=wait, lock_timeout=wait),
+            capacity=settings.ledger_buffer,
+            path=path,
+        )
     if settings.policy_configmap is not None or settings.kubeconfig is not None:
         from affidavit.admission.kube import KubeApi, api_client
 
         kube = KubeApi(api_client(settings.kubeconfig))
         secrets = kube
         namespaces = NamespaceLabels(kube)
-        owners = OwnerChain(kube)
+        # A pinned Pod matches its template's tag only at a digest the ledger shows admitted.
+        judged = JudgedDigests(ledger.ledger) if ledger is not None else None
+        owners = OwnerChain(kube, judged=judged)
     if settings.policy_dir is not None:
         policy = FilePolicySource(
             settings.policy_dir, exception_max_days=settings.exception_max_days
@@ -183,17 +197,6 @@ def build_webhook(settings: WebhookSettings) -> Webhook:
         registry_timeout=settings.registry_timeout,
         allowed_hosts=settings.registry_allowed_hosts,
     )
-    ledger = None
-    if settings.ledger_url:
-        wait = settings.ledger_wait
-        path = settings.ledger_buffer_path
-        if path is None:
-            log.warning("no --ledger-buffer-file: decisions buffered in an outage live in memory")
-        ledger = BufferedLedger(
-            Ledger(settings.ledger_url, connect_timeout=wait, lock_timeout=wait),
-            capacity=settings.ledger_buffer,
-            path=path,
-        )
     return Webhook(
         judge=Judge(
             cluster=settings.cluster_name,

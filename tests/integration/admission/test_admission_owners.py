@@ -1,7 +1,10 @@
 """The owner check against a real kube-apiserver: a child is its owner's only when the owner the
 child names exists on the API server with that UID, is a kind that creates the child's kind, and
 its template runs exactly the child's images — a forged UID, another image, an extra image, a
-non-controller reference or an owner of the wrong kind are not. Owner snapshots are cached,
+non-controller reference or an owner of the wrong kind are not. A pinned child
+(``TAG@sha256:D``) matches its owner's ``TAG`` only at a digest a real ledger shows admitted for
+that tag in that namespace: a digest the tag moved to later, a denied decision, another
+namespace's decision, no ledger or an unreachable one do not count. Owner snapshots are cached,
 bounded in time and in entries, a changed template is read again, and an API server that never
 answers, or forbids the read, makes the check give up (the child is then judged)."""
 
@@ -18,9 +21,12 @@ import pytest
 import yaml
 from kubernetes import client
 
+from affidavit.admission.judged import JudgedDigests
 from affidavit.admission.kube import KubeApi, api_client
 from affidavit.admission.owners import OwnerChain, OwnerRef, controller_ref
 from affidavit.envtest import ControlPlaneInfo
+from affidavit.ledger import Ledger
+from affidavit.policy.decision import Decision, ImageRef
 from control_planes import started_control_plane
 
 NS = "shop"
@@ -223,3 +229,89 @@ def test_an_owner_the_webhook_may_not_read_makes_the_check_give_up(
         ]
     finally:
         owners.close()
+
+
+TAG = "registry.example/shop/pinned:1"
+D1, D2 = "sha256:" + "1" * 64, "sha256:" + "2" * 64
+
+
+def admission(n: int, outcome: str, namespace: str, ref: str, digest: str) -> Decision:
+    return Decision(
+        id=f"pin-{n}",
+        time="2026-03-01T10:00:00Z",
+        cluster="prod-1",
+        region="eu-west-1",
+        namespace=namespace,
+        kind="Deployment",
+        name="pinned",
+        operation="CREATE",
+        user="alice",
+        outcome=outcome,  # type: ignore[arg-type]
+        mode="Enforce",
+        images=(ImageRef(ref, digest),),
+    )
+
+
+def test_a_pinned_child_matches_its_owners_tag_only_at_an_admitted_digest(
+    apps: client.AppsV1Api, kube: KubeApi, tmp_path: Path
+) -> None:
+    ledger = Ledger(f"sqlite:///{tmp_path / 'ledger.db'}")
+    ledger.append(admission(1, "allowed", NS, TAG, D1))
+    ledger.append(admission(2, "denied", NS, TAG, D2))
+    ledger.append(admission(3, "allowed", "elsewhere", TAG, D2))
+    uid = deployment(apps, "pinned", TAG, APP)
+    owners = OwnerChain(kube, judged=JudgedDigests(ledger))
+    unjudged = OwnerChain(kube)  # no ledger: a pinned child is never its owner's
+    try:
+
+        def check(chain: OwnerChain, *images: str) -> OwnerRef | None:
+            return chain.verify("ReplicaSet", NS, replica_set("pinned", uid, *images), images,
+                                timeout=10)  # fmt: skip
+
+        owner = OwnerRef("apps", "Deployment", "pinned", uid)
+        assert check(owners, TAG, APP) == owner  # not pinned: compared as written
+        assert check(owners, f"{TAG}@{D1}", APP) == owner  # D1 was judged and admitted here
+        assert check(owners, f"{TAG}@{D1}", TAG, APP) == owner
+        assert check(owners, f"{TAG}@{D2}", APP) is None  # denied here, admitted elsewhere
+        assert check(owners, f"{TAG}@{D1}") is None  # the owner's other image is missing
+        assert check(owners, f"{APP}@{D1}", f"{TAG}@{D1}") is None  # APP@D1 was never judged
+        assert check(owners, f"registry.example/shop/other:1@{D1}", APP) is None
+        assert check(unjudged, f"{TAG}@{D1}", APP) is None
+        # The tag moves on; the new digest is judged and admitted here: from now on, it counts.
+        ledger.append(admission(4, "allowed", NS, TAG, D2))
+        assert check(owners, f"{TAG}@{D2}", APP) == owner
+    finally:
+        owners.close()
+        unjudged.close()
+        ledger.close()
+
+
+def test_judged_digests_cache_admissions_only_and_give_up_on_an_unreachable_ledger(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    now = [0.0]
+    ledger = Ledger(f"sqlite:///{tmp_path / 'ledger.db'}")
+    judged = JudgedDigests(ledger, ttl=60, max_entries=1, clock=lambda: now[0])
+    assert not judged.admitted(NS, TAG, D1)
+    ledger.append(admission(1, "allowed", NS, TAG, D1))
+    assert judged.admitted(NS, TAG, D1)  # a "no" is never cached: the new decision counts
+    ledger.close()
+    (tmp_path / "ledger.db").unlink()
+    assert judged.admitted(NS, TAG, D1)  # cached
+    now[0] = 61.0
+    assert not judged.admitted(NS, TAG, D1)  # expired, read again: the decision is gone (an error)
+    caplog.clear()
+
+    down = JudgedDigests(
+        Ledger("postgresql+psycopg://affidavit@127.0.0.1:9/none", connect_timeout=1),
+        retry_interval=3600,
+    )
+    with caplog.at_level(logging.WARNING, logger="affidavit.admission"):
+        assert not down.admitted(NS, TAG, D1)
+        assert not down.admitted(NS, TAG, D1)  # backing off: the ledger is not asked again
+    messages = [r.getMessage() for r in caplog.records if r.name == "affidavit.admission"]
+    assert len(messages) == 1
+    assert messages[0].startswith(
+        f"cannot tell whether {TAG} at {D1} was admitted in {NS}: ledger database "
+        "postgresql+psycopg://affidavit@127.0.0.1:9/none is unreachable: "
+    )
