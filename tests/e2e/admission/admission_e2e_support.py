@@ -19,6 +19,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from affidavit.attestations.reference import ImageReference
+from affidavit.attestations.registry import RegistryClient
 from affidavit.demo.pipeline import Release
 from affidavit.demo.stack import INDEX_CONFIGMAP, ClusterStack, StackSettings
 from affidavit.envtest import ControlPlaneInfo
@@ -47,6 +49,15 @@ class Releases:
     public_pem: str
     reviewed: Release  # conforming: independent approval on the final revision
     late: Release  # AI change to src/auth/login.py pushed after the approval
+
+
+def tag(releases: Releases, name: str, digest: str) -> str:
+    """Point tag ``name`` of the suite's repository at ``digest``; returns the tag reference."""
+    ref = ImageReference.parse(f"{releases.registry_host}/{REPO}:{name}")
+    with RegistryClient(insecure_hosts={releases.registry_host}) as client:
+        manifest = client.get_manifest(ref.with_digest(digest))
+        client.put_manifest(ref, manifest.data, manifest.media_type)
+    return str(ref)
 
 
 @contextmanager

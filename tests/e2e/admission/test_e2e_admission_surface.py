@@ -35,11 +35,10 @@ from admission_e2e_support import (
     refused,
     review_violation,
     running_stack,
+    tag,
     wait_for,
 )
 
-from affidavit.attestations.reference import ImageReference
-from affidavit.attestations.registry import RegistryClient
 from affidavit.demo.stack import ClusterStack
 from affidavit.envtest import ControlPlaneInfo
 from affidavit.ledger import Ledger
@@ -66,15 +65,6 @@ def stack(
         finally:
             running.kubectl("delete", "accountabilitypolicy", POLICY, "--ignore-not-found")
             running.kubectl("delete", "namespace", NS, "--wait=false", "--ignore-not-found")
-
-
-def tag(releases: Releases, name: str, digest: str) -> str:
-    """Point tag ``name`` of the suite's repository at ``digest``; returns the tag reference."""
-    ref = ImageReference.parse(f"{releases.registry_host}/{REPO}:{name}")
-    with RegistryClient(insecure_hosts={releases.registry_host}) as client:
-        manifest = client.get_manifest(ref.with_digest(digest))
-        client.put_manifest(ref, manifest.data, manifest.media_type)
-    return str(ref)
 
 
 def rows_about(stack: ClusterStack, name: str) -> list[str]:
@@ -197,11 +187,11 @@ def test_a_pod_runs_the_digest_that_was_verified(stack: ClusterStack, releases: 
     stack.apply(deployment("pinned", NS, image))
     (made,) = wait_for(lambda: pods_of(stack, "pinned"), "the Deployment's Pod")
     assert made["spec"]["containers"][0]["image"] == f"{image}@{reviewed.digest}"
-    admitted = latest(stack, NS, "Pod", made["metadata"]["name"])
+    # The Pod runs the digest its Deployment was judged at: admitted on that decision.
+    admitted = latest(stack, NS, "Deployment", "pinned")
     assert admitted.outcome == "allowed"
-    assert [(i.ref, i.digest) for i in admitted.images] == [
-        (f"{image}@{reviewed.digest}", reviewed.digest)
-    ]
+    assert [(i.ref, i.digest) for i in admitted.images] == [(image, reviewed.digest)]
+    assert rows_about(stack, made["metadata"]["name"]) == []
     # Templates are judged, never rewritten: GitOps tools see no drift.
     template = "jsonpath={.spec.template.spec.containers[0].image}"
     assert stack.kubectl("get", "deployment", "pinned", "-n", NS, "-o", template).stdout == image

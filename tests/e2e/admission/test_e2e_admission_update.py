@@ -2,7 +2,9 @@
 kube-controller-manager: scale 1→3, a rollout restart of an unchanged template and a deleted
 Pod all get their ReplicaSets and Pods with no denial in the ledger and no FailedCreate Event,
 while a new image is refused, and so is a Pod or ReplicaSet that claims an admitted owner but
-runs other images, or names it with a forged UID. An AccountabilityException for a Deployment
+runs other images, or names it with a forged UID. The Deployment runs a tag, so its Pods are
+pinned to the digest that was judged (the templates keep the tag) and still count as its own;
+after a retag, a Pod pinned to the new, never-judged digest is judged and refused. An AccountabilityException for a Deployment
 reaches the ReplicaSet and Pods its controller creates, and nothing else.
 
 The webhook runs as the chart's ServiceAccount with the chart's RBAC (``chart_identity``), so
@@ -29,6 +31,7 @@ from admission_e2e_support import (
     policy,
     refused,
     running_stack,
+    tag,
     wait_for,
 )
 from chart_identity import chart_webhook_kubeconfig, delete_chart_rbac
@@ -133,13 +136,16 @@ def test_a_tightened_policy_does_not_break_what_was_admitted(
 ) -> None:
     reviewed, late = releases.reviewed, releases.late
     app = "ledger-api"
-    stack.apply(deployment(app, NS, reviewed.image))
+    # By tag, so the pinning webhook makes every Pod run TAG@digest while the templates say TAG.
+    image = tag(releases, "update-1", reviewed.digest)
+    pinned = f"{image}@{reviewed.digest}"
+    stack.apply(deployment(app, NS, image))
     assert latest(stack, NS, "Deployment", app).outcome == "allowed"
     first = wait_for(lambda: pod_names(stack, app), "the first Pod")
     apply_and_sync(stack, baseline(releases, approvals=2))
     try:
         # Tightened: the same image in a new Deployment is refused now.
-        refused(stack, stack.apply(deployment("probe", NS, reviewed.image), check=False))
+        refused(stack, stack.apply(deployment("probe", NS, image), check=False))
 
         stack.kubectl("scale", "deployment", app, "-n", NS, "--replicas=3")
         scaled = wait_for(lambda: len(p := pod_names(stack, app)) == 3 and p, "3 Pods")
@@ -157,6 +163,9 @@ def test_a_tightened_policy_does_not_break_what_was_admitted(
             "the ReplicaSet to replace the deleted Pod",
         )
         assert refusals(stack, app) == []
+        assert {
+            c["image"] for p in objects(stack, "pods", app) for c in p["spec"]["containers"]
+        } == {pinned}
 
         # A new image is a new rollout: judged, and refused.
         new_image = stack.kubectl(
@@ -168,13 +177,21 @@ def test_a_tightened_policy_does_not_break_what_was_admitted(
         rs = objects(stack, "replicasets", app)[0]
         other = owned_by(pod("ledger-api-forged", NS, late.image), rs)
         refused(stack, stack.apply(other, check=False))
-        forged = owned_by(
-            pod("ledger-api-forged", NS, reviewed.image), rs, uid=rs["metadata"]["uid"][::-1]
-        )
+        forged = owned_by(pod("ledger-api-forged", NS, image), rs, uid=rs["metadata"]["uid"][::-1])
         refused(stack, stack.apply(forged, check=False))
-        # The same images as the admitted owner's template were judged: fine.
-        same = owned_by(pod("ledger-api-twin", NS, reviewed.image), rs)
+        # The same images as the admitted owner's template, pinned to the digest that was
+        # judged: fine.
+        same = owned_by(pod("ledger-api-twin", NS, image), rs)
         assert stack.apply(same).stdout.strip() == "pod/ledger-api-twin created"
+        assert get(stack, "pod", "ledger-api-twin")["spec"]["containers"][0]["image"] == pinned
+        # Retag: the tag's new digest was never judged, so a Pod pinned to it is judged (and
+        # refused), not admitted on the old decision.
+        tag(releases, "update-1", late.digest)
+        retagged = owned_by(pod("ledger-api-retagged", NS, image), rs)
+        decision = refused(stack, stack.apply(retagged, check=False))
+        assert [(i.ref, i.digest) for i in decision.images] == [
+            (f"{image}@{late.digest}", late.digest)
+        ]
     finally:
         apply_and_sync(stack, baseline(releases))
 
