@@ -76,6 +76,19 @@ def test_basic_auth(auth_registry: str, tmp_path: object, key: KeyPair) -> None:
         assert [a.signer for a in evidence.verified] == ["release.pub"]
 
 
+def test_credentials_are_found_under_the_canonical_host(auth_registry: str) -> None:
+    """A pull secret that spells the host another way still authenticates the canonical name."""
+    port = auth_registry.rsplit(":", 1)[1]
+    secret = base64.b64encode(b"ci:s3cret").decode()
+    spelled = json.dumps({"auths": {f"http://LOCALHOST:{port}/v1/": {"auth": secret}}})
+    repository = ImageReference.parse(f"localhost:{port}/secured-spelled")
+    with RegistryClient(credentials=credentials_from_docker_config(spelled)) as client:
+        digest = push_sample_image(client, repository, {"a": b"1"}, "v1")
+        assert client.resolve(ImageReference.parse(f"LOCALHOST:{port}/secured-spelled:v1")) == (
+            digest
+        )
+
+
 def test_non_loopback_hosts_get_tls_unless_marked_insecure(named_registry: str) -> None:
     ref = ImageReference.parse(f"{named_registry}/app:v1")
     with RegistryClient() as client, pytest.raises(RegistryError) as caught:
