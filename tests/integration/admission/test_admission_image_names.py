@@ -4,6 +4,8 @@ reference that is no reference at all is refused instead of slipping past the ma
 
 from __future__ import annotations
 
+import base64
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -86,3 +88,29 @@ def test_a_reference_that_is_no_reference_is_refused(
         f"(lowercase letters, digits and separators . _ - /), so it cannot be judged; "
         f"fix: {FIX_HINT}"
     )
+
+
+def test_mutate_skips_a_reference_that_is_no_reference(
+    webhook: WebhookProcess, images: Images
+) -> None:
+    """/mutate pins what it can and leaves an invalid reference to the validating webhook."""
+    bad = f"{images.host}/Strict/Good:1"
+    spec = {"containers": [{"name": "a", "image": bad}, {"name": "b", "image": images.good}]}
+    body = review(images.good, uid="u-mutate")
+    body["request"]["kind"] = {"group": "", "version": "v1", "kind": "Pod"}
+    body["request"]["resource"] = {"group": "", "version": "v1", "resource": "pods"}
+    body["request"]["object"] = {"apiVersion": "v1", "kind": "Pod", "spec": spec}
+    r = webhook.client.post(
+        f"{webhook.url}/mutate",
+        content=json.dumps(body).encode(),
+        headers={"content-type": "application/json"},
+    )
+    assert r.status_code == 200, r.text
+    patch = json.loads(base64.b64decode(r.json()["response"]["patch"]))
+    assert patch == [
+        {
+            "op": "replace",
+            "path": "/spec/containers/1/image",
+            "value": f"{images.good}@{images.good_digest}",
+        }
+    ]
