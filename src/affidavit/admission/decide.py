@@ -37,12 +37,13 @@ from affidavit.admission.review import (
 from affidavit.admission.schedule import FairScheduler
 from affidavit.admission.workloads import WorkloadImages, extract_images
 from affidavit.attestations.evidence import ImageEvidence
-from affidavit.errors import LedgerError
+from affidavit.errors import InputError, LedgerError
 from affidavit.ledger import BUFFERED_NOTE, BufferedLedger
 from affidavit.policy.decision import Decision, Violation
 from affidavit.policy.evaluate import RequestContext, evaluate
 from affidavit.policy.index import PolicyIndex
 from affidavit.policy.messages import admission_message
+from affidavit.policy.presets import UnmatchedImages
 
 log = logging.getLogger("affidavit.admission")
 
@@ -67,6 +68,7 @@ class Judge:
     budget_seconds: float = 8.0
     max_body_bytes: int = 3 * 1024 * 1024
     max_images: int = 64  # distinct images judged per request; more is denied
+    unmatched_images: UnmatchedImages = "Warn"  # what an image no policy matches gets
 
 
 @dataclass
@@ -146,7 +148,12 @@ class Webhook:
             user=req.user,
             labels=labels,
             images=workload.images,
+            unmatched_images=self.judge.unmatched_images,
         )
+        try:  # one name per image from here on: matching, evidence, ledger, messages
+            ctx = ctx.canonical()
+        except InputError as e:
+            return self._deny(req, f"{e.message}, so it cannot be judged; fix: {e.hint}")
         distinct = len(set(ctx.images))
         if distinct > self.judge.max_images:
             return self._deny(

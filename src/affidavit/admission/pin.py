@@ -31,6 +31,8 @@ from affidavit.admission.decide import Answer, Webhook
 from affidavit.admission.resolve import Lookup, Outcome
 from affidavit.admission.review import MalformedReview, parse_review, review_response
 from affidavit.admission.workloads import ContainerImage, extract_images
+from affidavit.attestations.reference import canonical_image
+from affidavit.errors import InputError
 
 log = logging.getLogger("affidavit.admission")
 
@@ -88,6 +90,10 @@ class Pinner:
         jobs: dict[str, Future[Outcome]] = {}
         now = datetime.now(UTC)
         for image in dict.fromkeys(c.image for c in tags):
+            try:
+                canonical_image(image)
+            except InputError:
+                continue  # not an image reference: the validating webhook refuses the Pod
             if index.exceptions_for(namespace, "Pod", name, image, now):
                 continue  # break-glass admits it by name, not by evidence: nothing to pin
             eff = index.effective(

@@ -5,7 +5,8 @@ every host it names, any namespace could make it probe internal addresses (a por
 answer is the denial text) or point it at a registry that answers slowly on purpose. So a host
 is contacted only when an ``AccountabilityPolicy``'s ``match.images`` names it literally (or as
 ``*.DOMAIN``), or the cluster's ``registry.allowedHosts`` lists it. A glob that starts with a
-wildcard (``*/team/*``) names no registry. An image on any other host gets *missing evidence*,
+wildcard (``*/team/*``) names no registry; one without a host (``team/*``) names Docker Hub, as
+the reference grammar reads it. An image on any other host gets *missing evidence*,
 never *registry unavailable*, so it can never take a fail-open path.
 """
 
@@ -14,7 +15,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Sequence
 
-from affidavit.attestations.reference import ImageReference
+from affidavit.attestations.reference import ImageReference, canonical_glob
 from affidavit.attestations.registry_transport import allowed_patterns, host_matches
 from affidavit.policy.index import PolicyIndex
 
@@ -22,26 +23,26 @@ _GLOB = frozenset("*?[")
 
 
 def registry_host(image: str) -> str:
-    """The host the allow-list compares: the image's registry, lower-case.
-
-    Seam for the canonical reference grammar (default registry, Docker Hub aliases, default
-    port): once images reach the webhook in canonical form this stays a plain lookup.
-    """
-    return ImageReference.parse(image).registry.lower().removesuffix(":443")
+    """The host the allow-list compares: the image's canonical registry (lower case, no
+    ``:443``, Docker Hub's aliases folded into ``docker.io``)."""
+    return ImageReference.parse(image).registry
 
 
 def named_host(glob: str) -> str | None:
-    """The registry host a ``match.images`` glob names, or None when it names none."""
-    host, sep, _ = glob.partition("/")
+    """The registry host a ``match.images`` glob names, or None when it names none.
+
+    The glob is read with the reference grammar (``canonical_glob``), as the index reads it:
+    ``team/*`` means ``docker.io/team/*`` and so names Docker Hub.
+    """
+    host, sep, _ = canonical_glob(glob).partition("/")
     if not sep or not host:
         return None
-    host = host.lower().removesuffix(":443")
+    if host.startswith("[[]"):  # an IPv6 literal, its bracket escaped for fnmatch
+        return "[" + host[3:]
     if host.startswith("*.") and not (_GLOB & set(host[2:])):
-        return host
+        return host.lower().removesuffix(":443")
     if _GLOB & set(host):
         return None
-    if "." not in host and ":" not in host and host != "localhost":
-        return None  # `team/*` is a repository path on the default registry, not a host
     return host
 
 

@@ -33,6 +33,7 @@ from affidavit.attestations.verify import EvidenceCache
 from affidavit.errors import UsageError
 from affidavit.ledger import BufferedLedger, Ledger
 from affidavit.policy.lifetime import DEFAULT_EXCEPTION_MAX_DAYS
+from affidavit.policy.presets import UnmatchedImages
 
 log = logging.getLogger("affidavit.admission")
 
@@ -78,6 +79,7 @@ class WebhookSettings:
     log_level: str = "info"
     client_ca: Path | None = None  # verify the kube-apiserver's client certificate against it
     client_names: tuple[str, ...] = ()  # its subject CN or DNS SAN, one of these
+    unmatched_images: UnmatchedImages = "Warn"
 
     def __post_init__(self) -> None:
         if (self.policy_dir is None) == (self.policy_configmap is None):
@@ -104,6 +106,11 @@ class WebhookSettings:
             raise UsageError(
                 f"--exception-max-days must be at least 1; found {self.exception_max_days}",
                 hint="break-glass exceptions are bounded; the default is 7 days",
+            )
+        if self.unmatched_images not in ("Allow", "Warn", "Deny"):
+            raise UsageError(
+                f"--unmatched-images {self.unmatched_images!r} is not Allow, Warn or Deny",
+                hint="what an image no AccountabilityPolicy matches gets (default Warn)",
             )
         if not 0 < self.budget_seconds < 30:
             raise UsageError(
@@ -204,6 +211,7 @@ def build_webhook(settings: WebhookSettings) -> Webhook:
             budget_seconds=settings.budget_seconds,
             max_body_bytes=settings.max_body_bytes,
             max_images=settings.max_images_per_request,
+            unmatched_images=settings.unmatched_images,
         ),
         policy=policy,
         resolver=resolver,

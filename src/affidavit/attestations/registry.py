@@ -25,7 +25,7 @@ from urllib.parse import urljoin
 
 import httpx
 
-from affidavit.attestations.reference import ImageReference
+from affidavit.attestations.reference import ImageReference, canonical_host
 from affidavit.attestations.registry_auth import (
     Credentials,
     authorization,
@@ -42,7 +42,7 @@ from affidavit.attestations.registry_transport import (
     allowed_patterns,
     send,
 )
-from affidavit.errors import RegistryError
+from affidavit.errors import AffidavitError, RegistryError
 
 __all__ = [
     "DEFAULT_MAX_BYTES",
@@ -95,6 +95,15 @@ class Manifest:
         return value
 
 
+def _canonical(host: str) -> str:
+    """A configured host under its canonical name (references are canonical: INDEX.DOCKER.IO's
+    credentials are docker.io's); left as written when it is no host at all."""
+    try:
+        return canonical_host(host)
+    except AffidavitError:
+        return host
+
+
 class RegistryClient:
     """Distribution-spec calls with auth, TLS rules, size limits and digest checks."""
 
@@ -119,10 +128,10 @@ class RegistryClient:
         self._timeout = timeout
         self._rules = HostRules(
             allowed=allowed_patterns(allowed_hosts),
-            insecure_hosts=frozenset(insecure_hosts),
+            insecure_hosts=frozenset(_canonical(h) for h in insecure_hosts),
             insecure=insecure,
         )
-        self._credentials = dict(credentials or {})
+        self._credentials = {_canonical(h): c for h, c in (credentials or {}).items()}
         self._tokens: dict[tuple[str, str], str] = {}
         self.max_bytes = max_bytes
 
@@ -284,7 +293,7 @@ class RegistryClient:
 
     def _base(self, ref: ImageReference) -> str:
         secure = not self._rules.plain_http(ref.registry)
-        return f"{'https' if secure else 'http'}://{ref.registry}/v2/{ref.repository}/"
+        return f"{'https' if secure else 'http'}://{ref.endpoint}/v2/{ref.repository}/"
 
     def _request(
         self,

@@ -11,7 +11,7 @@ import json
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, cast
 
 import typer
 import yaml
@@ -25,6 +25,7 @@ from affidavit.attestations.predicates import (
     AiProvenance,
     CodeReview,
 )
+from affidavit.attestations.reference import canonical_image
 from affidavit.errors import InputError, PolicyError, UsageError
 from affidavit.ledger import Ledger
 from affidavit.policy import EffectivePolicy, PolicyIndex, RequestContext, evaluate
@@ -32,6 +33,8 @@ from affidavit.policy.decision import Decision
 from affidavit.policy.explain import explain_decision, explain_policy
 from affidavit.policy.health import why_not_applied
 from affidavit.policy.model import KIND_EXCEPTION, KIND_POLICY, KIND_REGION
+from affidavit.policy.presets import UnmatchedImages
+from affidavit.policy.unmatched import unmatched_rule, unmatched_violation
 
 _KINDS = (KIND_POLICY, KIND_REGION, KIND_EXCEPTION)
 
@@ -172,6 +175,37 @@ def _explain_exceptions(
         typer.echo(f"  {namespace}/{e.name}: {verdict}")
 
 
+def _explain_unmatched(
+    index: PolicyIndex,
+    image: str,
+    cluster: str,
+    region: str,
+    namespace: str,
+    ns_labels: dict[str, str],
+    setting: str,
+) -> None:
+    """No policy matches: say so, and what the webhook does with the image (unmatchedImages)."""
+    if setting not in ("Allow", "Warn", "Deny"):
+        raise UsageError(f"--unmatched-images {setting!r} is not Allow, Warn or Deny")
+    rule = unmatched_rule(
+        index,
+        cluster=cluster,
+        region=region,
+        namespace_labels=ns_labels,
+        cluster_setting=cast(UnmatchedImages, setting),
+    )
+    typer.echo(
+        f"no AccountabilityPolicy matches {image} in cluster {cluster or '-'}, region "
+        f"{region or '-'}, namespace {namespace}: it is not under policy"
+    )
+    does = {"Allow": "admits it", "Warn": "admits it with a warning", "Deny": "refuses it"}
+    typer.echo(f"unmatchedImages: {rule.setting} ({rule.origin}): the webhook {does[rule.setting]}")
+    if rule.mode is not None:
+        typer.echo(f"  {unmatched_violation(image, rule).message}")
+    if rule.setting == "Deny":
+        raise typer.Exit(1)
+
+
 def explain(
     image: Annotated[
         str | None, typer.Argument(help="Image reference, ideally REPOSITORY@sha256:...")
@@ -211,6 +245,13 @@ def explain(
     at: Annotated[
         str | None, typer.Option(help="Evaluate as of this RFC 3339 time (default: now).")
     ] = None,
+    unmatched_images: Annotated[
+        str,
+        typer.Option(
+            "--unmatched-images",
+            help="The cluster's unmatchedImages setting (Allow, Warn, Deny; chart default Warn).",
+        ),
+    ] = "Warn",
 ) -> None:
     """Explain a recorded decision (--decision ID), or the effective policy for IMAGE with the
     source of each requirement (--policy FILE ...), replaying a decision with --evidence."""
@@ -232,14 +273,12 @@ def explain(
             hint="fix the named fields; the cluster rejects or ignores these objects too",
         )
     ns_labels = _pairs(namespace_label or [], "--namespace-label")
+    image = canonical_image(image)  # the name the webhook judges and records it under
     eff = index.effective(
         cluster=cluster, region=region, namespace=namespace, namespace_labels=ns_labels, image=image
     )
     if eff is None:
-        typer.echo(
-            f"no AccountabilityPolicy matches {image} in cluster {cluster or '-'}, region "
-            f"{region or '-'}, namespace {namespace}: it is not under policy"
-        )
+        _explain_unmatched(index, image, cluster, region, namespace, ns_labels, unmatched_images)
         return
     typer.echo(explain_policy(eff))
     try:

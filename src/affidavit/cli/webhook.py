@@ -10,10 +10,11 @@ from __future__ import annotations
 import json
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, cast
 
 import typer
 
+from affidavit.attestations.reference import ImageReference
 from affidavit.errors import LedgerError, UsageError
 from affidavit.ledger import Ledger, LedgerRecord
 
@@ -142,10 +143,20 @@ def serve(
             "the environment variable takes names separated by spaces).",
         ),
     ] = None,
+    unmatched_images: Annotated[
+        str,
+        typer.Option(
+            "--unmatched-images",
+            envvar="AFFIDAVIT_UNMATCHED_IMAGES",
+            help="What an image no AccountabilityPolicy matches gets: Allow, Warn (recorded and "
+            "warned about) or Deny. Presets such as pci-dss may demand Deny.",
+        ),
+    ] = "Warn",
 ) -> None:
     """Serve AdmissionReviews over HTTPS at /validate (plus /healthz, /readyz, /metrics)."""
     from affidavit.admission.server import WebhookSettings
     from affidavit.admission.server import serve as run
+    from affidavit.policy.presets import UnmatchedImages
 
     run(
         WebhookSettings(
@@ -172,6 +183,7 @@ def serve(
             log_level=log_level,
             client_ca=client_ca,
             client_names=tuple(client_name or ()),
+            unmatched_images=cast(UnmatchedImages, unmatched_images),
         )
     )
 
@@ -185,6 +197,13 @@ def _time(value: str | None, flag: str) -> datetime | None:
         raise UsageError(
             f"{flag} {value!r} is not a date or RFC 3339 time", hint="e.g. 2026-03-01T00:00:00Z"
         ) from e
+
+
+def _canonical_query(image: str) -> str:
+    """The ledger records canonical references: ``nginx`` asks for ``docker.io/library/nginx``
+    (any tag or digest), ``nginx:1`` for ``docker.io/library/nginx:1``."""
+    ref = ImageReference.parse(image)
+    return ref.name if ref.tag is None and ref.digest is None else str(ref)
 
 
 def _line(r: LedgerRecord) -> str:
@@ -205,6 +224,8 @@ def list_decisions(
     as_json: Annotated[bool, typer.Option("--json", help="one full decision per line")] = False,
 ) -> None:
     """List recorded decisions, oldest first (seq, time, outcome, workload, images, id)."""
+    if image is not None and not image.startswith("sha256:"):
+        image = _canonical_query(image)
     records = Ledger(ledger).query(
         since=_time(since, "--since"),
         until=_time(until, "--until"),

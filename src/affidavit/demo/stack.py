@@ -83,6 +83,7 @@ class StackSettings:
     region: str
     registry_host: str  # "127.0.0.1:PORT" of the (plain-HTTP, loopback) registry
     budget_seconds: float = 8.0
+    unmatched_images: str = "Warn"  # Allow | Warn | Deny (the chart's unmatchedImages)
 
 
 class ClusterStack:
@@ -231,6 +232,7 @@ class ClusterStack:
             "--kubeconfig", str(self.webhook_kubeconfig),
             "--budget-seconds", str(s.budget_seconds),
             "--insecure-registry", s.registry_host,
+            "--unmatched-images", s.unmatched_images,
         ]  # fmt: skip
         client = self.cp.webhook_client
         if client is not None:  # the apiserver presents a certificate: demand it

@@ -4,16 +4,22 @@ The webhook resolves images to digests and verifies attestations; this module on
 takes the effective policy of each image, runs the rules, and picks the outcome: no violations
 -> allowed; violations covered by an active, policy-bounded exception -> excepted; otherwise by
 the strictest mode among the violating images (Enforce -> denied, Warn -> warned,
-Audit -> audited).
+Audit -> audited). An image no policy matches is judged by the cluster's ``unmatchedImages``
+(``affidavit.policy.unmatched``): Warn counts as a Warn violation, Deny as an Enforce one.
+
+Images are judged under their canonical names (``nginx`` is ``docker.io/library/nginx:latest``):
+the webhook canonicalises once where it reads the workload (``RequestContext.canonical``), this
+module makes sure of it again (idempotent), and the index reads policy globs the same way.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 
 from affidavit.attestations.evidence import ImageEvidence
+from affidavit.attestations.reference import canonical_image
 from affidavit.policy.combine import MODE_STRICTNESS, EffectivePolicy
 from affidavit.policy.decision import (
     Decision,
@@ -25,7 +31,9 @@ from affidavit.policy.decision import (
     Violation,
 )
 from affidavit.policy.index import ExceptionRef, PolicyIndex
+from affidavit.policy.presets import UnmatchedImages
 from affidavit.policy.rules import check_image, check_workload
+from affidavit.policy.unmatched import UnmatchedRule, unmatched_rule, unmatched_violation
 
 _OUTCOME: Mapping[str, Outcome] = {"Enforce": "denied", "Warn": "warned", "Audit": "audited"}
 
@@ -43,6 +51,15 @@ class RequestContext:
     user: str
     labels: Mapping[str, str] = field(default_factory=dict)
     images: tuple[str, ...] = ()
+    unmatched_images: UnmatchedImages = "Warn"  # the cluster's setting (chart value)
+
+    def canonical(self) -> RequestContext:
+        """This context with every image in canonical form, each once, in order.
+
+        Raises ``InputError`` naming the first image that is not a valid reference.
+        """
+        images = tuple(dict.fromkeys(canonical_image(i) for i in self.images))
+        return self if images == self.images else replace(self, images=images)
 
 
 def _bounded(exc: ExceptionRef, eff: EffectivePolicy, now: datetime) -> bool:
@@ -62,7 +79,15 @@ def evaluate(
     missing: Mapping[str, tuple[str, str, str]] | None = None,
 ) -> Decision:
     """Judge ``ctx`` against ``index``; ``evidence[image]`` is None when it could not be fetched,
-    and ``missing[image]`` (rule, found, fix) when that was the request's doing, not an outage."""
+    and ``missing[image]`` (rule, found, fix) when that was the request's doing, not an outage.
+
+    Images (in ``ctx`` and as keys of ``evidence`` and ``missing``) are judged and recorded in
+    canonical form.
+    """
+    ctx = ctx.canonical()
+    evidence = {canonical_image(image): found for image, found in evidence.items()}
+    if missing is not None:
+        missing = {canonical_image(image): why for image, why in missing.items()}
     violations: list[Violation] = []
     used: list[EvidenceUsed] = []
     refs: list[ImageRef] = []
@@ -72,6 +97,7 @@ def evaluate(
     exceptions: list[str] = []
     uncovered = False
     workload_checked: set[tuple[str, ...]] = set()
+    unmatched: UnmatchedRule | None = None
 
     for image in ctx.images:
         ev = evidence.get(image)
@@ -84,6 +110,19 @@ def evaluate(
             image=image,
         )
         if eff is None:
+            if unmatched is None:
+                unmatched = unmatched_rule(
+                    index,
+                    cluster=ctx.cluster,
+                    region=ctx.region,
+                    namespace_labels=ctx.namespace_labels,
+                    cluster_setting=ctx.unmatched_images,
+                )
+            if unmatched.mode is not None:
+                modes.append(unmatched.mode)
+                violating_modes.append(unmatched.mode)
+                violations.append(unmatched_violation(image, unmatched))
+                uncovered = True  # no policy, so no exception can be bounded by one
             continue
         modes.append(eff.mode)
         policies += [p for p in eff.policies if p not in policies]

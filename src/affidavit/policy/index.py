@@ -19,6 +19,7 @@ from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
+from affidavit.attestations.reference import ImageReference, canonical_glob
 from affidavit.errors import PolicyError
 from affidavit.policy.combine import EffectivePolicy, Layer, combine
 from affidavit.policy.decision import PolicyRef
@@ -92,31 +93,31 @@ class ExceptionRef:
         return f"{self.namespace}/{self.name}"
 
 
-def image_repository(ref: str) -> str:
-    """``reg:5000/a/b:tag@sha256:..`` -> ``reg:5000/a/b``."""
-    base = ref.split("@", 1)[0]
-    slash = base.rfind("/")
-    colon = base.rfind(":")
-    return base[:colon] if colon > slash else base
-
-
 def glob_any(globs: Sequence[str], value: str) -> bool:
     return any(fnmatchcase(value, g) for g in globs)
 
 
+def _covers(patterns: Sequence[str], ref: ImageReference, *, pinned_tags: bool = False) -> bool:
+    if not patterns or glob_any(patterns, str(ref)) or glob_any(patterns, ref.name):
+        return True
+    return bool(pinned_tags and ref.digest and ref.tag) and glob_any(
+        patterns, f"{ref.name}:{ref.tag}"
+    )
+
+
 def image_matches(globs: Sequence[str], ref: str, *, pinned_tags: bool = False) -> bool:
     """An empty list matches every image; a glob may match the full reference or the repository.
+
+    Both sides are read with the reference grammar first (``canonical_glob``, and the canonical
+    form of ``ref``), so no spelling of an image escapes a glob that names it.
 
     ``pinned_tags``: a glob naming a tag also covers that tag pinned by digest (``app:1.0``
     covers ``app:1.0@sha256:..``, as the pinning webhook writes it and as anyone may). Right for
     policy coverage, where matching more is stricter; not for exceptions, where it would admit
     every digest of the repository under a tag's name.
     """
-    if not globs:
-        return True
-    if glob_any(globs, ref) or glob_any(globs, image_repository(ref)):
-        return True
-    return pinned_tags and "@" in ref and glob_any(globs, ref.split("@", 1)[0])
+    patterns = [canonical_glob(g) for g in globs]
+    return _covers(patterns, ImageReference.parse(ref), pinned_tags=pinned_tags)
 
 
 def selector_matches(sel: NamespaceSelector | None, labels: Mapping[str, str]) -> bool:
@@ -225,6 +226,14 @@ class PolicyIndex:
         self._json = json.dumps(self._payload(), sort_keys=True, separators=(",", ":"))
         self._digest = "sha256:" + hashlib.sha256(self._json.encode()).hexdigest()
         self._cache: dict[tuple[Any, ...], EffectivePolicy | None] = {}
+        # Image globs read with the reference grammar once, here (``acme/*`` is docker.io/acme/*).
+        self._policy_globs = {
+            p.name: tuple(canonical_glob(g) for g in p.spec.match.images) for p in self._policies
+        }
+        self._exception_globs = {
+            (e.namespace, e.name): tuple(canonical_glob(g) for g in e.spec.images)
+            for e in self._exceptions
+        }
 
     @classmethod
     def from_objects(
@@ -374,16 +383,18 @@ class PolicyIndex:
         """Strictest combination of what applies; None when no AccountabilityPolicy matches.
 
         A RegionPolicy only tightens the AccountabilityPolicies that match: it names no signers
-        and no images, so on its own it brings no image under policy.
+        and no images, so on its own it brings no image under policy. ``image`` is matched in its
+        canonical form (``InputError`` when it is not an image reference).
         """
-        key = (cluster, region, namespace, tuple(sorted(namespace_labels.items())), image)
+        ref = ImageReference.parse(image)
+        key = (cluster, region, namespace, tuple(sorted(namespace_labels.items())), str(ref))
         if key in self._cache:
             return self._cache[key]
         layers: list[Layer] = []
         for p in self._policies:
             m = p.spec.match
             if not (
-                image_matches(m.images, image, pinned_tags=True)
+                _covers(self._policy_globs[p.name], ref, pinned_tags=True)
                 and (not m.regions or glob_any(m.regions, region))
                 and (not m.clusters or glob_any(m.clusters, cluster))
                 and selector_matches(m.namespace_selector, namespace_labels)
@@ -429,12 +440,13 @@ class PolicyIndex:
         self, namespace: str, kind: str, name: str, image: str, now: datetime
     ) -> list[ExceptionRef]:
         """Active (unexpired) exceptions in ``namespace`` that cover this workload and image."""
+        ref = ImageReference.parse(image)
         out = []
         for e in self._exceptions:
             s = e.spec
             if e.namespace != namespace or s.expires_at <= now:
                 continue
-            if s.images and not image_matches(s.images, image):
+            if s.images and not _covers(self._exception_globs[(e.namespace, e.name)], ref):
                 continue
             if s.workloads and not any(
                 w.kind == kind and fnmatchcase(name, w.name) for w in s.workloads

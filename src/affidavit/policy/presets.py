@@ -18,15 +18,22 @@ what runs is what was judged, and the webhook guarantees that for tags too: the 
 pins each new Pod's tags to the digests it verified (``affidavit.admission.pin``), while workload
 templates keep their tags so GitOps tools see no drift. A preset demanding digests would refuse
 exactly the tag-based templates that design admits. A policy may still set ``requireDigest``.
+
+Decision on images no policy covers: ``pci-dss`` (6.3.2, an inventory of the software that runs)
+and ``us-fedramp-moderate`` (CM-7(5), allow-by-exception) demand ``unmatchedImages: Deny``; the
+others leave the cluster's setting (``Warn`` by default) alone. A policy that does not match an
+image cannot speak for it, so the demand acts cluster-wide (``affidavit.policy.unmatched``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from affidavit.policy.model import EvidenceRules, ExceptionRules, Require
+
+UnmatchedImages = Literal["Allow", "Warn", "Deny"]
 
 
 @dataclass(frozen=True)
@@ -39,6 +46,9 @@ class Preset:
     evidence: EvidenceRules | None = None
     exceptions: ExceptionRules | None = None
     description: str = ""
+    # What an image no AccountabilityPolicy matches gets in a cluster under this preset (None:
+    # the cluster's own setting). Cluster-wide, see ``affidavit.policy.unmatched``.
+    unmatched_images: UnmatchedImages | None = None
 
     def control(self, path: str) -> str | None:
         return self.controls.get(path)
@@ -58,6 +68,7 @@ def _preset(
     evidence: dict[str, Any] | None = None,
     exceptions: dict[str, Any] | None = None,
     description: str = "",
+    unmatched_images: UnmatchedImages | None = None,
 ) -> Preset:
     base = {
         "provenance": {"required": True},
@@ -74,6 +85,7 @@ def _preset(
         evidence=EvidenceRules.model_validate(evidence) if evidence else None,
         exceptions=ExceptionRules.model_validate(exceptions) if exceptions else None,
         description=description,
+        unmatched_images=unmatched_images,
     )
 
 
@@ -112,10 +124,13 @@ PRESETS: Mapping[str, Preset] = {
                 "independentReleaseApprover": "PCI DSS 6.2.3.1",
                 "tiers.critical.securityReview": "PCI DSS 6.2.4",
                 "retentionDays": "PCI DSS 10.5.1",
+                "unmatchedImages": "PCI DSS 6.3.2",
             },
+            unmatched_images="Deny",
             description="reviewer is not the author and knows secure coding; the release "
             "approver (who merges) is neither the author nor a reviewer; security review "
-            "of auth/crypto/payment (critical) paths; evidence kept 12 months",
+            "of auth/crypto/payment (critical) paths; evidence kept 12 months; no software "
+            "outside the inventory (an image no policy covers is refused)",
         ),
         _preset(
             "us-fedramp-moderate",
@@ -144,11 +159,14 @@ PRESETS: Mapping[str, Preset] = {
                 "retentionDays": "NIST SP 800-53 AU-11",
                 "evidence.residency": "NIST SP 800-53 SA-9(5)",
                 "evidence.retentionDays": "NIST SP 800-53 AU-11",
+                "unmatchedImages": "NIST SP 800-53 CM-7(5)",
             },
             evidence={"residency": "us", "retentionDays": 90},
+            unmatched_images="Deny",
             description="approved, security-reviewed changes released by an independent "
             "approver; AI tool, model and version "
-            "recorded; evidence in the US, kept at least 90 days",
+            "recorded; evidence in the US, kept at least 90 days; only authorised software "
+            "runs (an image no policy covers is refused)",
         ),
         _preset(
             "eu",

@@ -78,6 +78,7 @@ def test_schema_rejects_what_it_should() -> None:
         {"ledger": {"type": "postgres", "postgres": {"existingSecret": ""}}},
         {"clusterName": ""},
         {"region": ""},  # the webhook refuses to start without a region
+        {"unmatchedImages": "Block"},
         {"typo": True},
         {"registry": {"allowedHosts": ["https://ghcr.io/org"]}},  # a host, not a URL
         {"webhook": {"maxImagesPerRequest": 0}},
@@ -183,6 +184,12 @@ def test_registry_allow_list_and_image_cap_reach_the_webhook(render: Render) -> 
     env = _webhook_env(render("--set", hosts, "--set", "webhook.maxImagesPerRequest=16"))
     assert env["AFFIDAVIT_REGISTRY_ALLOWED_HOSTS"] == "auth.docker.io *.cloudflare.docker.com"
     assert env["AFFIDAVIT_MAX_IMAGES_PER_REQUEST"] == "16"
+
+
+def test_unmatched_images_reaches_the_webhook(render: Render) -> None:
+    assert _webhook_env(render())["AFFIDAVIT_UNMATCHED_IMAGES"] == "Warn"
+    env = _webhook_env(render("--set", "unmatchedImages=Deny"))
+    assert env["AFFIDAVIT_UNMATCHED_IMAGES"] == "Deny"
 
 
 def test_postgres_scenario_reads_the_url_from_a_secret(render: Render) -> None:

@@ -242,10 +242,11 @@ def test_attest_refuses_a_tag_and_bad_input(
         f"error: predicate file {predicate} is not valid JSON: Expecting ',' delimiter: line 1 "
         "column 3 (char 2)\n"
     )
-    code, _, err = run(capsys, "verify", "no-registry-here", "--key", str(keys / "ci.pub"))
+    code, _, err = run(capsys, "verify", "Acme/App", "--key", str(keys / "ci.pub"))
     assert code == 2
     assert err.startswith(
-        "error: image reference 'no-registry-here' does not start with a registry host"
+        "error: image reference 'Acme/App' has an invalid repository 'Acme/App' (lowercase letters, "
+        "digits and separators . _ - /)"
     )
     code, _, err = run(
         capsys,

@@ -1,7 +1,15 @@
-"""Tests `affidavit trace`: the four questions for an image, from its verified attestations only."""
+"""Tests `affidavit trace`: the four questions for an image, from its verified attestations only.
+
+Images are named as users write them (``nginx:latest``, an upper-case host): trace resolves the
+canonical name and reaches the registry's endpoint. Docker Hub is never contacted: a loopback
+HTTP proxy stands in for the internet and records where the client wanted to go.
+"""
 
 from __future__ import annotations
 
+import socket
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -60,3 +68,78 @@ def test_trace_refuses_an_image_without_verified_provenance(
         "attestation (found: nothing verified)" in err
     )
     assert "hint: run `affidavit collect provenance` and `affidavit attest`" in err
+
+
+def test_trace_reads_the_image_under_any_spelling(
+    registry: LocalRegistry, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    key, pub = _keys(tmp_path)
+    sample = make_sample_repo(tmp_path / "repo")
+    with RegistryClient(insecure_hosts={registry.host}) as client:
+        rel = release(
+            client, registry.host, "trace/spelled", sample, sample.reviewed,
+            [Approval("bo", BO[0], sample.reviewed)], load_signer(key), tmp_path,
+        )  # fmt: skip
+    port = registry.host.rsplit(":", 1)[1]
+    spelled = f"LOCALHOST:{port}/trace/spelled@{rel.digest}"  # localhost is this registry too
+    assert main(["trace", spelled, "--key", str(pub)]) == 0
+    out = capsys.readouterr().out
+    assert out.splitlines()[:2] == [
+        f"image localhost:{port}/trace/spelled@{rel.digest}",
+        f"  digest {rel.digest}, built from revision {sample.reviewed}",
+    ]
+
+
+@pytest.fixture
+def proxy() -> Iterator[list[str]]:
+    """An HTTP proxy on loopback that refuses every tunnel and records the request lines."""
+    seen: list[str] = []
+    server = socket.create_server(("127.0.0.1", 0))
+    server.settimeout(0.2)
+    stop = threading.Event()
+
+    def serve() -> None:
+        while not stop.is_set():
+            try:
+                conn, _ = server.accept()
+            except TimeoutError:
+                continue
+            with conn:
+                conn.settimeout(5)
+                head = b""
+                while b"\r\n\r\n" not in head:
+                    chunk = conn.recv(4096)
+                    if not chunk:
+                        break
+                    head += chunk
+                seen.append(head.split(b"\r\n", 1)[0].decode())
+                conn.sendall(b"HTTP/1.1 502 Bad Gateway\r\nContent-Length: 0\r\n\r\n")
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    seen.append(f"http://127.0.0.1:{server.getsockname()[1]}")
+    try:
+        yield seen
+    finally:
+        stop.set()
+        thread.join()
+        server.close()
+
+
+def test_trace_of_a_docker_hub_image_goes_to_docker_hubs_endpoint(
+    proxy: list[str],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``nginx:latest`` is docker.io/library/nginx:latest, fetched from registry-1.docker.io."""
+    _, pub = _keys(tmp_path)
+    url = proxy.pop(0)
+    for name in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"):
+        monkeypatch.setenv(name, url)
+    for name in ("NO_PROXY", "no_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    assert main(["trace", "nginx:latest", "--key", str(pub)]) == 5
+    err = capsys.readouterr().err
+    assert err.startswith("error: registry docker.io is unreachable"), err
+    assert proxy == ["CONNECT registry-1.docker.io:443 HTTP/1.1"]

@@ -53,3 +53,24 @@ def test_bad_url_and_bad_time(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     assert capsys.readouterr().err.startswith(
         "error: --since 'yesterday' is not a date or RFC 3339 time"
     )
+
+
+def test_list_by_image_asks_for_the_canonical_name(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The webhook records canonical references, so a query in any spelling finds them."""
+    url = f"sqlite:///{tmp_path / 'l.db'}"
+    led = Ledger(url)
+    led.append(make_decision(did="d-hub", image="docker.io/library/nginx:1.27"))
+    led.append(make_decision(did="d-latest", image="docker.io/library/nginx:latest"))
+    led.append(make_decision(did="d-other", image="registry.example/shop/web:1.0"))
+    for query, found in [
+        ("nginx", ["d-hub", "d-latest"]),  # no tag written: every tag and digest
+        ("index.docker.io/library/nginx", ["d-hub", "d-latest"]),
+        ("nginx:1.27", ["d-hub"]),
+        ("DOCKER.IO/nginx:latest", ["d-latest"]),
+        ("REGISTRY.EXAMPLE/shop/web", ["d-other"]),
+    ]:
+        assert main(["decisions", "list", "--ledger", url, "--image", query]) == 0
+        ids = [line.split("\t")[-1] for line in capsys.readouterr().out.splitlines()]
+        assert ids == found, query

@@ -1,5 +1,6 @@
 """Which registry hosts the webhook may contact: the hosts policies' image globs name literally
-(or as *.DOMAIN), plus the allow-list; a glob that starts with a wildcard names none."""
+(or as *.DOMAIN), read with the reference grammar (``team/*`` names docker.io), plus the
+allow-list; a glob that starts with a wildcard names none."""
 
 from __future__ import annotations
 
@@ -21,7 +22,11 @@ from affidavit.policy.index import PolicyIndex
         ("*/team/*", None),
         ("reg*.example.com/app", None),
         ("registry.example.?om/app", None),
-        ("team/app", None),  # a repository path, not a host
+        ("team/app", "docker.io"),  # the reference grammar: docker.io/team/app
+        ("nginx", "docker.io"),
+        ("INDEX.DOCKER.IO/library/*", "docker.io"),
+        ("registry-1.docker.io:443/team/*", "docker.io"),
+        ("[0:0::1]:5000/app", "[::1]:5000"),
         ("*", None),
     ],
 )
@@ -63,3 +68,13 @@ def test_policy_hosts_and_the_allow_list() -> None:
 
 def test_registry_host_is_lower_case_without_the_default_port() -> None:
     assert registry_host("Registry.Example.com:443/team/app:1") == "registry.example.com"
+    assert registry_host("nginx:latest") == "docker.io"
+    assert registry_host("index.docker.io/acme/app") == "docker.io"
+
+
+def test_a_policy_for_docker_hub_in_any_spelling_permits_docker_hub() -> None:
+    trust = RegistryTrust()
+    ix = _index("acme/*")
+    assert trust.policy_hosts(ix) == {"docker.io"}
+    assert trust.permits(registry_host("index.docker.io/acme/app:1"), ix)
+    assert not trust.permits(registry_host("registry.example.com/acme/app:1"), ix)

@@ -13,6 +13,7 @@ from typing import Any
 from affidavit.attestations.evidence import ImageEvidence, RejectedAttestation, VerifiedAttestation
 from affidavit.attestations.predicates import AI_PROVENANCE_V1, CODE_REVIEW_V1
 from affidavit.policy import PolicyIndex, RequestContext
+from affidavit.policy.presets import UnmatchedImages
 
 NOW = datetime(2026, 11, 29, 12, 0, tzinfo=UTC)
 DIGEST = "sha256:" + "ab" * 32
@@ -205,6 +206,7 @@ def ctx(
     namespace: str = "shop",
     namespace_labels: dict[str, str] | None = None,
     name: str = "payments",
+    unmatched_images: UnmatchedImages = "Warn",
 ) -> RequestContext:
     return RequestContext(
         uid="uid-1",
@@ -218,4 +220,5 @@ def ctx(
         user="release-bot",
         labels=labels or {},
         images=images,
+        unmatched_images=unmatched_images,
     )

@@ -337,9 +337,9 @@ def test_allowed_tools_and_owner_labels() -> None:
     ]
 
 
-def test_image_outside_every_policy_is_allowed_without_policies() -> None:
+def test_image_outside_every_policy_is_allowed_without_policies_when_the_cluster_allows() -> None:
     ix = index([policy(match={"images": ["registry.example/other/*"]})])
-    d = run(ix, evidence(provenance(), review()))
+    d = run(ix, evidence(provenance(), review()), unmatched_images="Allow")
     assert (d.outcome, d.policies, d.violations) == ("allowed", (), ())
 
 

@@ -114,7 +114,55 @@ def test_explain_image_outside_policy(tmp_path: Path, capsys: pytest.CaptureFixt
     assert capsys.readouterr().out == (
         f"no AccountabilityPolicy matches {IMAGE} in cluster prod-1, region -, namespace "
         "default: it is not under policy\n"
+        "unmatchedImages: Warn (cluster setting unmatchedImages=Warn): the webhook admits it "
+        "with a warning\n"
+        f"  {IMAGE}: image.unmatched (cluster setting unmatchedImages=Warn): found no "
+        "AccountabilityPolicy matches this image; expected every image under an "
+        "AccountabilityPolicy (unmatchedImages: Warn); fix: add registry.example/shop/payments "
+        "(or a glob that covers it) to match.images of an AccountabilityPolicy, or run the image "
+        f"under the name a policy covers; `affidavit explain {IMAGE} --policy FILE` shows what "
+        "matches\n"
     )
+
+
+def test_explain_names_a_preset_that_denies_unmatched_images(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    f = tmp_path / "p.yaml"
+    f.write_text(
+        yaml.safe_dump_all(
+            [
+                policy(match={"images": ["127.0.0.1:5000/*"]}),
+                region_policy("eu", ["eu-*"], jurisdictions=["pci-dss"]),
+            ]
+        )
+    )
+    argv = ["explain", "--policy", str(f), "--region", "eu-west-1", "LOCALHOST:5000/app"]
+    assert main(argv) == 1
+    out = capsys.readouterr().out.splitlines()
+    assert out[:2] == [
+        "no AccountabilityPolicy matches localhost:5000/app:latest in cluster -, region "
+        "eu-west-1, namespace default: it is not under policy",
+        "unmatchedImages: Deny (preset/pci-dss via RegionPolicy/eu [PCI DSS 6.3.2]): the webhook "
+        "refuses it",
+    ]
+    allow = ["explain", "--policy", str(f), "--unmatched-images", "Allow", "LOCALHOST:5000/app"]
+    assert main(allow) == 0
+    assert capsys.readouterr().out.splitlines()[1] == (
+        "unmatchedImages: Allow (cluster setting unmatchedImages=Allow): the webhook admits it"
+    )
+
+
+def test_explain_judges_the_canonical_name(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    f = tmp_path / "p.yaml"
+    f.write_text(yaml.safe_dump(policy(match={"images": ["docker.io/acme/*"]})))
+    digest = IMAGE.split("@")[1]
+    assert main(["explain", "--policy", str(f), f"INDEX.DOCKER.IO/acme/app@{digest}"]) == 0
+    out = capsys.readouterr().out
+    assert "not under policy" not in out
+    assert "AccountabilityPolicy/baseline" in out
 
 
 def test_explain_decision_lists_exception_and_evidence() -> None:
