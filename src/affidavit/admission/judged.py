@@ -23,6 +23,9 @@ from collections import OrderedDict
 from collections.abc import Callable
 from typing import Protocol
 
+from affidavit.attestations.reference import canonical_image
+from affidavit.errors import InputError
+
 log = logging.getLogger("affidavit.admission")
 
 
@@ -54,6 +57,10 @@ class JudgedDigests:
         self._lock = threading.Lock()
 
     def admitted(self, namespace: str, ref: str, digest: str) -> bool:
+        try:
+            ref = canonical_image(ref)  # the ledger records canonical names
+        except InputError:
+            return False
         key = (namespace, ref, digest)
         now = self._clock()
         with self._lock:
