@@ -68,6 +68,7 @@ class WebhookSettings:
     log_level: str = "info"
     client_ca: Path | None = None  # verify the kube-apiserver's client certificate against it
     client_names: tuple[str, ...] = ()  # its subject CN or DNS SAN, one of these
+    tls_wait_seconds: float = 0.0  # wait this long for the operator to write the certificate
 
     def __post_init__(self) -> None:
         if (self.policy_dir is None) == (self.policy_configmap is None):
@@ -190,7 +191,12 @@ def serve(settings: WebhookSettings) -> None:
         level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     auth = client_auth(settings)  # checked before anything loads
-    tls = ReloadingTLS(settings.tls_cert, settings.tls_key, client_ca=settings.client_ca)
+    tls = ReloadingTLS(
+        settings.tls_cert,
+        settings.tls_key,
+        client_ca=settings.client_ca,
+        wait=settings.tls_wait_seconds,
+    )
     app = create_app(build_webhook(settings), client_auth=auth)
     config = uvicorn.Config(
         app,

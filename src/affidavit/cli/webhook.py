@@ -124,6 +124,14 @@ def serve(
             "the environment variable takes names separated by spaces).",
         ),
     ] = None,
+    tls_wait_seconds: Annotated[
+        float,
+        typer.Option(
+            "--tls-wait-seconds",
+            envvar="AFFIDAVIT_TLS_WAIT_SECONDS",
+            help="Wait this long for --tls-cert/--tls-key to appear (written by the operator).",
+        ),
+    ] = 0.0,
 ) -> None:
     """Serve AdmissionReviews over HTTPS at /validate (plus /healthz, /readyz, /metrics)."""
     from affidavit.admission.server import WebhookSettings
@@ -152,6 +160,7 @@ def serve(
             log_level=log_level,
             client_ca=client_ca,
             client_names=tuple(client_name or ()),
+            tls_wait_seconds=tls_wait_seconds,
         )
     )
 
