@@ -132,6 +132,14 @@ def serve(
             help="Wait this long for --tls-cert/--tls-key to appear (written by the operator).",
         ),
     ] = 0.0,
+    metrics_port: Annotated[
+        int | None,
+        typer.Option(
+            "--metrics-port",
+            envvar="AFFIDAVIT_METRICS_PORT",
+            help="Also serve /metrics over plain HTTP on this port (for Prometheus).",
+        ),
+    ] = None,
 ) -> None:
     """Serve AdmissionReviews over HTTPS at /validate (plus /healthz, /readyz, /metrics)."""
     from affidavit.admission.server import WebhookSettings
@@ -161,6 +169,7 @@ def serve(
             client_ca=client_ca,
             client_names=tuple(client_name or ()),
             tls_wait_seconds=tls_wait_seconds,
+            metrics_port=metrics_port,
         )
     )
 
