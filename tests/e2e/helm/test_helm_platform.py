@@ -1,6 +1,6 @@
 """What platform engineers expect from the chart, on `helm template` / `helm install --dry-run`
-output: a PersistentVolumeClaim for the SQLite ledger, registry CA / plain-HTTP / allowlist
-values reaching the webhook, a separate metrics port and a ServiceMonitor, cert-manager instead
+output: a PersistentVolumeClaim for the SQLite ledger, registry CA and plain-HTTP values
+reaching the webhook, a separate metrics port and a ServiceMonitor, cert-manager instead
 of operator-managed certificates, anti-affinity and topology spreading, extraArgs / extraEnv /
 extraVolumes, the operator's readiness probe and identity, the webhook's bounded wait for its
 certificate, a `helm test` Pod kept for `--logs`, NOTES warnings, and the refusal of several
@@ -81,8 +81,6 @@ def test_registry_values_reach_the_webhook(render: Render) -> None:
     assert webhook["args"] == [
         "webhook", "serve",
         "--insecure-registry=mirror.internal:5000",
-        "--allowed-registry=registry.example.com",
-        "--allowed-registry=mirror.internal:5000",
         "--budget-seconds=6",
     ]  # fmt: skip
     assert env(webhook)["AFFIDAVIT_REGISTRY_CA"] == "/etc/affidavit/registry-ca/ca.crt"
