@@ -8,11 +8,16 @@ replicas on SQLite."""
 
 from __future__ import annotations
 
+import subprocess
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from helm_support import CHART, KUBE_VERSION_ARGS, Render, run_helm
+from helm_support import CHART, Render, run_helm
 
+from affidavit.envtest import ControlPlaneInfo
+
+Kubectl = Callable[..., subprocess.CompletedProcess[str]]
 PLATFORM = CHART / "ci" / "platform-values.yaml"
 SELECTOR = {"app.kubernetes.io/name": "affidavit", "app.kubernetes.io/instance": "affidavit"}
 
@@ -207,19 +212,58 @@ def test_helm_test_pod_is_kept_for_its_logs(render: Render) -> None:
     assert pod["metadata"]["annotations"]["helm.sh/hook-delete-policy"] == "before-hook-creation"
 
 
-def notes(helm: Path, *args: str) -> str:
+def notes(helm: Path, control_plane: ControlPlaneInfo, *args: str) -> str:
+    """NOTES.txt as `helm install` prints it (a client-side dry run; helm asks the real
+    apiserver for its version)."""
     out = run_helm(helm, "install", "affidavit", CHART, "--dry-run=client", "--namespace",
-                   "affidavit-system", *KUBE_VERSION_ARGS, *args)  # fmt: skip
+                   "affidavit-system", *args, env=control_plane.env())  # fmt: skip
     return out.stdout.split("NOTES:\n", 1)[1]
 
 
-def test_notes_warn_about_defaults_left_in_place(helm: Path) -> None:
-    text = notes(helm)
+def test_notes_warn_about_defaults_left_in_place(
+    helm: Path, control_plane: ControlPlaneInfo
+) -> None:
+    text = notes(helm, control_plane)
     assert (
         'WARNING: clusterName and/or region are left at their defaults ("cluster", "unspecified").'
         in text
     )
     assert "WARNING: the decision ledger is SQLite on an emptyDir" in text
-    text = notes(helm, "--set", "clusterName=prod-1", "--set", "region=eu-west-1",
+    text = notes(helm, control_plane, "--set", "clusterName=prod-1", "--set", "region=eu-west-1",
                  "--set", "ledger.sqlite.persistence.enabled=true")  # fmt: skip
     assert "WARNING" not in text
+
+
+def test_platform_scenario_installs_into_the_apiserver(
+    helm: Path, control_plane: ControlPlaneInfo, kubectl: Kubectl, tmp_path: Path
+) -> None:
+    """The PVC, registry CA ConfigMap, metrics port, spreading and extra volumes are accepted by
+    the real apiserver, and the Pods pass its PodSecurity "restricted" admission (the
+    ServiceMonitor is left out: this apiserver has no Prometheus operator CRDs)."""
+    namespace, release = "affidavit-platform-e2e", "affidavit-platform"
+    env = {
+        **control_plane.env(),
+        "HELM_CACHE_HOME": str(tmp_path / "cache"),
+        "HELM_CONFIG_HOME": str(tmp_path / "config"),
+        "HELM_DATA_HOME": str(tmp_path / "data"),
+    }
+    kubectl("create", "namespace", namespace, check=False)
+    kubectl("label", "--overwrite", "namespace", namespace,
+            "pod-security.kubernetes.io/enforce=restricted")  # fmt: skip
+    out = run_helm(helm, "install", release, CHART, "--namespace", namespace, "-f", PLATFORM,
+                   "--set", "metrics.serviceMonitor.enabled=false",
+                   "--set", "webhook.failurePolicy=Ignore", env=env, timeout=180)  # fmt: skip
+    try:
+        assert "would violate PodSecurity" not in out.stdout + out.stderr
+        claim = kubectl("get", "pvc", f"{release}-ledger", "-n", namespace, "-o",
+                        "jsonpath={.spec.resources.requests.storage}").stdout  # fmt: skip
+        assert claim == "5Gi"
+        ports = kubectl("get", "service", release, "-n", namespace, "-o",
+                        "jsonpath={.spec.ports[*].name}").stdout  # fmt: skip
+        assert ports == "https metrics"
+    finally:
+        run_helm(helm, "uninstall", release, "--namespace", namespace, check=False, env=env)
+        # the claim is kept on uninstall (helm.sh/resource-policy: keep): audit evidence
+        kept = kubectl("get", "pvc", f"{release}-ledger", "-n", namespace, check=False)
+        kubectl("delete", "namespace", namespace, "--wait=false", check=False)
+    assert kept.returncode == 0
