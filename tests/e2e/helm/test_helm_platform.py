@@ -204,7 +204,11 @@ def test_operator_is_ready_only_with_a_current_index(render: Render) -> None:
 
 
 def test_webhook_waits_for_its_certificate(render: Render) -> None:
-    assert env(containers(render())["webhook"])["AFFIDAVIT_TLS_WAIT_SECONDS"] == "120"
+    webhook = containers(render())["webhook"]
+    assert env(webhook)["AFFIDAVIT_TLS_WAIT_SECONDS"] == "120"
+    # the kubelet leaves it that long (and a little more) before liveness may restart it
+    startup = webhook["startupProbe"]
+    assert startup["periodSeconds"] * startup["failureThreshold"] == 130
 
 
 def test_helm_test_pod_is_kept_for_its_logs(render: Render) -> None:
