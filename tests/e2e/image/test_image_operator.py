@@ -12,12 +12,15 @@ from collections.abc import Callable
 from pathlib import Path
 
 import httpx
+import pytest
 
 from affidavit.envtest import ControlPlaneInfo, free_port
 from image_builds import REPO, Layout, image_env, rootfs_argv, unpacked_rootfs
 
 Kubectl = Callable[..., subprocess.CompletedProcess[str]]
 NAMESPACE = "affidavit-image-e2e"
+
+pytestmark = pytest.mark.timeout(2400)  # the first session builds the image (minutes)
 
 
 def test_operator_runs_as_a_uid_without_passwd_entry(
@@ -65,4 +68,8 @@ def test_operator_runs_as_a_uid_without_passwd_entry(
         assert "getpwuid" not in text
     finally:
         proc.terminate()
-        proc.wait(timeout=30)
+        try:
+            proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=30)

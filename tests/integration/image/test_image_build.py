@@ -21,6 +21,8 @@ from image_builds import (
     unpacked_rootfs,
 )
 
+pytestmark = pytest.mark.timeout(2400)  # the first session builds the image (minutes)
+
 
 @dataclass(frozen=True)
 class Layer:

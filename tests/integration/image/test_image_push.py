@@ -9,10 +9,14 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from affidavit.demo.services import LocalRegistry
 from image_builds import Layout, run_build
 
 PROVENANCE = "https://affidavit.dev/attestations/ai-provenance/v1"
+
+pytestmark = pytest.mark.timeout(2400)  # the first session builds the image (minutes)
 
 
 def test_pushed_image_carries_its_own_signed_provenance(
