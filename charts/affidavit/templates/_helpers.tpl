@@ -142,6 +142,7 @@ app.kubernetes.io/part-of: affidavit
   {{- end }}
 {{- end }}
 {{- end }}
+{{- end -}}
 
 {{/* The SQLite ledger's PersistentVolumeClaim name, or "" when the ledger is on an emptyDir. */}}
 {{- define "affidavit.ledgerClaim" -}}
