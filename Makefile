@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test deps debs venv binaries lint unit integration e2e bench fuzz clean
+.PHONY: demo test deps debs venv binaries lint unit integration e2e bench fuzz clean image
 
 demo: deps binaries
 	$(VENV)/bin/affidavit demo
@@ -24,6 +24,21 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e '.[dev]'
 	touch $(STAMP)
+
+# The container image, built without a daemon (operator/build-image). With REGISTRY=HOST:PORT
+# it is pushed to REGISTRY/IMAGE_REPO:IMAGE_TAG and Affidavit's own provenance attestation is
+# signed with SIGN_KEY (made with `affidavit keygen` on first use) against the pushed digest.
+REGISTRY ?=
+IMAGE_REPO ?= affidavit
+IMAGE_TAG ?= dev
+SIGN_KEY ?= $(HOME)/.cache/affidavit/image/signing.key
+image: deps
+	@if [ -z "$(REGISTRY)" ]; then \
+	  operator/build-image; \
+	else \
+	  test -f "$(SIGN_KEY)" || $(VENV)/bin/affidavit keygen --output-prefix "$(basename $(SIGN_KEY))"; \
+	  operator/build-image --push "$(REGISTRY)/$(IMAGE_REPO):$(IMAGE_TAG)" --sign-key "$(SIGN_KEY)"; \
+	fi
 
 binaries:
 	@bash scripts/k8s-binaries all

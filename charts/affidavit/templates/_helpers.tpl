@@ -143,3 +143,42 @@ app.kubernetes.io/part-of: affidavit
 {{- end }}
 {{- end }}
 {{- end -}}
+
+{{/* The SQLite ledger's PersistentVolumeClaim name, or "" when the ledger is on an emptyDir. */}}
+{{- define "affidavit.ledgerClaim" -}}
+{{- $p := .Values.ledger.sqlite.persistence -}}
+{{- if and (eq .Values.ledger.type "sqlite") $p.enabled -}}
+{{- default (printf "%s-ledger" (include "affidavit.fullname" .)) $p.existingClaim -}}
+{{- end -}}
+{{- end -}}
+
+{{/* extraEnv, for both containers. */}}
+{{- define "affidavit.extraEnv" -}}
+{{- with .Values.extraEnv -}}
+{{- toYaml . -}}
+{{- end -}}
+{{- end -}}
+
+{{/* affinity: the user's, plus hostname anti-affinity between replicas (podAntiAffinity). */}}
+{{- define "affidavit.affinity" -}}
+{{- $affinity := deepCopy (.Values.affinity | default dict) -}}
+{{- if and .Values.podAntiAffinity (not $affinity.podAntiAffinity) -}}
+{{- $term := dict "topologyKey" "kubernetes.io/hostname" "labelSelector" (dict "matchLabels" (include "affidavit.selectorLabels" . | fromYaml)) -}}
+{{- if eq .Values.podAntiAffinity "hard" -}}
+{{- $_ := set $affinity "podAntiAffinity" (dict "requiredDuringSchedulingIgnoredDuringExecution" (list $term)) -}}
+{{- else -}}
+{{- $_ := set $affinity "podAntiAffinity" (dict "preferredDuringSchedulingIgnoredDuringExecution" (list (dict "weight" 100 "podAffinityTerm" $term))) -}}
+{{- end -}}
+{{- end -}}
+{{- if $affinity -}}
+{{- toYaml $affinity -}}
+{{- end -}}
+{{- end -}}
+
+{{/* Annotations of the webhook configurations: cert-manager injects the caBundle when it
+     issues the serving certificate. */}}
+{{- define "affidavit.webhookConfigurationAnnotations" -}}
+{{- if .Values.certManager.enabled -}}
+cert-manager.io/inject-ca-from: {{ printf "%s/%s" .Release.Namespace (include "affidavit.fullname" .) }}
+{{- end -}}
+{{- end -}}

@@ -80,6 +80,8 @@ class WebhookSettings:
     client_ca: Path | None = None  # verify the kube-apiserver's client certificate against it
     client_names: tuple[str, ...] = ()  # its subject CN or DNS SAN, one of these
     unmatched_images: UnmatchedImages = "Warn"
+    tls_wait_seconds: float = 0.0  # wait this long for the operator to write the certificate
+    metrics_port: int | None = None  # also serve /metrics over plain HTTP here (Prometheus)
 
     def __post_init__(self) -> None:
         if (self.policy_dir is None) == (self.policy_configmap is None):
@@ -233,14 +235,39 @@ def build_app(settings: WebhookSettings) -> FastAPI:
     return create_app(build_webhook(settings), client_auth=client_auth(settings))
 
 
+def serve_metrics(webhook: Webhook, host: str, port: int) -> None:
+    """Serve the webhook's metrics over plain HTTP on a port of their own (a daemon thread).
+
+    Prometheus scrapes without the webhook's CA, and a NetworkPolicy can open this port to the
+    monitoring namespace without opening the admission endpoint.
+    """
+    from prometheus_client import start_http_server
+
+    try:
+        start_http_server(port, addr=host, registry=webhook.metrics.registry)
+    except OSError as e:
+        raise UsageError(
+            f"cannot serve metrics on {host}:{port}: {e.strerror or e}",
+            hint="choose a free --metrics-port (or omit it: /metrics is also on the TLS port)",
+        ) from e
+
+
 def serve(settings: WebhookSettings) -> None:
     """Run the webhook over TLS until interrupted."""
     logging.basicConfig(
         level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     auth = client_auth(settings)  # checked before anything loads
-    tls = ReloadingTLS(settings.tls_cert, settings.tls_key, client_ca=settings.client_ca)
-    app = create_app(build_webhook(settings), client_auth=auth)
+    tls = ReloadingTLS(
+        settings.tls_cert,
+        settings.tls_key,
+        client_ca=settings.client_ca,
+        wait=settings.tls_wait_seconds,
+    )
+    webhook = build_webhook(settings)
+    if settings.metrics_port is not None:
+        serve_metrics(webhook, settings.host, settings.metrics_port)
+    app = create_app(webhook, client_auth=auth)
     config = uvicorn.Config(
         app,
         host=settings.host,

@@ -8,6 +8,10 @@ runs for every ClientHello, with or without SNI: the apiserver dials ``https://I
 A half-written pair fails to load; the previous context keeps serving until the pair is whole.
 With a client CA (``client_auth``), every context asks for and verifies client certificates
 against it, and a changed CA file is picked up like a changed certificate.
+
+In the chart the operator (the other container of the Pod) writes the first pair a few seconds
+after the Pod starts; ``wait`` lets the webhook wait for it, bounded and saying what it waits
+for, instead of exiting and being restarted by the kubelet until the files appear.
 """
 
 from __future__ import annotations
@@ -46,22 +50,49 @@ class ReloadingTLS:
     """Holds the outer context handed to the server and the current per-certificate context."""
 
     def __init__(
-        self, cert: Path, key: Path, *, interval: float = 1.0, client_ca: Path | None = None
+        self,
+        cert: Path,
+        key: Path,
+        *,
+        interval: float = 1.0,
+        client_ca: Path | None = None,
+        wait: float = 0.0,
     ) -> None:
         self.cert, self.key, self.interval, self.client_ca = cert, key, interval, client_ca
         self._files = (cert, key) if client_ca is None else (cert, key, client_ca)
-        try:
-            self._current = _load(cert, key, client_ca)
-            self._stamp = _stamp(*self._files)
-        except (OSError, ssl.SSLError) as e:
-            what = f"the TLS certificate {cert} and key {key}"
-            if client_ca is not None:
-                what += f" and client CA {client_ca}"
-            raise UsageError(
-                f"cannot load {what}: {e}",
-                hint="pass --tls-cert/--tls-key with a PEM certificate and its private key"
-                + (" and --client-ca with a PEM CA bundle" if client_ca is not None else ""),
-            ) from e
+        deadline = time.monotonic() + wait
+        announced = 0.0
+        while True:
+            try:
+                self._current = _load(cert, key, client_ca)
+                self._stamp = _stamp(*self._files)
+                break
+            except (OSError, ssl.SSLError) as e:
+                now = time.monotonic()
+                if now >= deadline:
+                    what = f"the TLS certificate {cert} and key {key}"
+                    if client_ca is not None:
+                        what += f" and client CA {client_ca}"
+                    waited = f" after waiting {wait:g}s" if wait > 0 else ""
+                    raise UsageError(
+                        f"cannot load {what}{waited}: {e}",
+                        hint="pass --tls-cert/--tls-key with a PEM certificate and its private key"
+                        + (" and --client-ca with a PEM CA bundle" if client_ca is not None else "")
+                        + " (in the chart the operator container writes them)",
+                    ) from e
+                if now - announced >= 10.0:
+                    announced = now
+                    log.warning(
+                        "waiting up to %.0fs more for the TLS certificate %s and key %s "
+                        "(written by the operator): %s",
+                        deadline - now,
+                        cert,
+                        key,
+                        e,
+                    )
+                time.sleep(min(0.5, max(0.0, deadline - now)))
+        if announced:
+            log.info("TLS certificate %s loaded", cert)
         self._checked = time.monotonic()
         self._lock = threading.Lock()
         self.reloads = 0

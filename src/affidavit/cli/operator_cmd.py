@@ -102,6 +102,14 @@ def run(
         str | None,
         typer.Option(help="serve kopf's liveness probe here, e.g. http://0.0.0.0:8080/healthz"),
     ] = None,
+    readiness_url: Annotated[
+        str | None,
+        typer.Option(
+            "--readiness",
+            help="serve /readyz here (200 once the policy index is published and current), "
+            "e.g. http://0.0.0.0:8081/readyz",
+        ),
+    ] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="debug logging")] = False,
 ) -> None:
     """Run the operator until SIGTERM."""
@@ -146,8 +154,13 @@ def run(
         resync=datetime.timedelta(seconds=resync_seconds),
         exception_max_days=exception_max_days,
         liveness_endpoint=liveness,
+        readiness_endpoint=readiness_url,
     )
     settings.certificate_names()  # validate --webhook-url before anything starts
+    if readiness_url is not None:
+        from affidavit.operator.readiness import parse_endpoint
+
+        parse_endpoint(readiness_url)
     run_operator(settings)
 
 

@@ -152,6 +152,22 @@ def serve(
             "warned about) or Deny. Presets such as pci-dss may demand Deny.",
         ),
     ] = "Warn",
+    tls_wait_seconds: Annotated[
+        float,
+        typer.Option(
+            "--tls-wait-seconds",
+            envvar="AFFIDAVIT_TLS_WAIT_SECONDS",
+            help="Wait this long for --tls-cert/--tls-key to appear (written by the operator).",
+        ),
+    ] = 0.0,
+    metrics_port: Annotated[
+        int | None,
+        typer.Option(
+            "--metrics-port",
+            envvar="AFFIDAVIT_METRICS_PORT",
+            help="Also serve /metrics over plain HTTP on this port (for Prometheus).",
+        ),
+    ] = None,
 ) -> None:
     """Serve AdmissionReviews over HTTPS at /validate (plus /healthz, /readyz, /metrics)."""
     from affidavit.admission.server import WebhookSettings
@@ -184,6 +200,8 @@ def serve(
             client_ca=client_ca,
             client_names=tuple(client_name or ()),
             unmatched_images=cast(UnmatchedImages, unmatched_images),
+            tls_wait_seconds=tls_wait_seconds,
+            metrics_port=metrics_port,
         )
     )
 

@@ -31,6 +31,7 @@ import kopf
 
 from affidavit.errors import AffidavitError
 from affidavit.operator import kube
+from affidavit.operator.readiness import Readiness
 from affidavit.policy import health
 from affidavit.policy.index import PolicyIndex, Stored
 from affidavit.policy.lifetime import DEFAULT_EXCEPTION_MAX_DAYS
@@ -188,6 +189,7 @@ class Reconciler:
     resync: datetime.timedelta = datetime.timedelta(minutes=5)
     snapshot: Snapshot = field(default_factory=Snapshot)
     exception_max_days: int = DEFAULT_EXCEPTION_MAX_DAYS
+    readiness: Readiness | None = None
     _dirty: asyncio.Event = field(default_factory=asyncio.Event)
 
     def mark_dirty(self) -> None:
@@ -324,14 +326,20 @@ class Reconciler:
                 self._dirty.clear()
                 next_expiry = await asyncio.to_thread(self.reconcile_once)
                 backoff = 1.0
+                if self.readiness is not None and self.snapshot.index is not None:
+                    self.readiness.succeeded(self.snapshot.index.digest)
                 if next_expiry is not None:
                     wait = min(wait, max(0.0, (next_expiry - _now()).total_seconds()) + 0.05)
             except (AffidavitError, OSError) as e:
                 log.warning("reconcile failed, retrying in %.0fs: %s", backoff, e)
                 wait, backoff = backoff, min(backoff * 2, 30.0)
+                if self.readiness is not None:
+                    self.readiness.failed(str(e))
             except Exception as e:  # a bug must not silently stop the loop
                 log.exception("reconcile failed, retrying in %.0fs: %s", backoff, e)
                 wait, backoff = backoff, min(backoff * 2, 30.0)
+                if self.readiness is not None:
+                    self.readiness.failed(f"{type(e).__name__}: {e}")
             await _wait_any(self._dirty, stop, wait)
 
 

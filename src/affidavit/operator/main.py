@@ -13,7 +13,9 @@ import asyncio
 import contextlib
 import datetime
 import logging
+import os
 import signal
+import socket
 import urllib.parse
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,7 +25,7 @@ import kopf
 
 from affidavit.errors import AffidavitError, UsageError
 from affidavit.ledger import Ledger
-from affidavit.operator import certificates, events, handlers, kube
+from affidavit.operator import certificates, events, handlers, kube, readiness
 from affidavit.policy.lifetime import DEFAULT_EXCEPTION_MAX_DAYS
 
 log = logging.getLogger(__name__)
@@ -50,6 +52,7 @@ class OperatorSettings:
     exception_max_days: int = DEFAULT_EXCEPTION_MAX_DAYS
     events_interval: float = 2.0
     liveness_endpoint: str | None = None  # e.g. http://0.0.0.0:8080/healthz (kopf's probe)
+    readiness_endpoint: str | None = None  # e.g. http://0.0.0.0:8081/readyz (index current)
 
     def certificate_names(self) -> tuple[tuple[str, ...], tuple[str, ...]]:
         """DNS and IP SANs: the Service's names, plus the host of ``webhook_url``."""
@@ -69,6 +72,20 @@ class OperatorSettings:
             elif host not in dns:
                 dns.append(host)
         return tuple(dns), tuple(ips)
+
+
+def operator_identity() -> str:
+    """Who this operator replica is, for kopf's peering, without asking ``/etc/passwd``.
+
+    kopf's default (``getpass.getuser()@host``) raises ``KeyError`` for a uid with no passwd
+    entry, which is how images run (``runAsUser: 65532``): the operator crash-looped. The Pod's
+    name (``AFFIDAVIT_POD_NAME`` from the downward API) names a replica in a cluster; outside
+    one, the host name and process id do.
+    """
+    pod = os.environ.get("AFFIDAVIT_POD_NAME", "").strip()
+    if pod:
+        return pod
+    return f"{socket.gethostname()}/{os.getpid()}"
 
 
 def _is_ip(host: str) -> bool:
@@ -129,6 +146,7 @@ async def run_async(settings: OperatorSettings, stop: asyncio.Event | None = Non
     """Run until ``stop`` is set (or SIGINT/SIGTERM when run from the main thread)."""
     stop = stop or asyncio.Event()
     client = kube.connect(settings.kubeconfig)
+    ready = readiness.Readiness(max_age=2 * settings.resync + datetime.timedelta(seconds=60))
     reconciler = handlers.Reconciler(
         client,
         settings.namespace,
@@ -136,8 +154,15 @@ async def run_async(settings: OperatorSettings, stop: asyncio.Event | None = Non
         settings.region,
         settings.resync,
         exception_max_days=settings.exception_max_days,
+        readiness=ready,
     )
     loops = [asyncio.create_task(reconciler.run(stop), name="affidavit-reconciler")]
+    if settings.readiness_endpoint:
+        loops.append(
+            asyncio.create_task(
+                readiness.serve(ready, settings.readiness_endpoint, stop), name="affidavit-readyz"
+            )
+        )
     if settings.manage_certificates:
         dns, ips = settings.certificate_names()
         manager = certificates.CertificateManager(
@@ -179,6 +204,8 @@ async def run_async(settings: OperatorSettings, stop: asyncio.Event | None = Non
             registry=registry,
             standalone=True,
             clusterwide=True,
+            # kopf's Identity is a NewType of str that kopf does not export.
+            identity=operator_identity(),  # type: ignore[arg-type]
             stop_flag=kopf_stop,
             liveness_endpoint=settings.liveness_endpoint,
         )

@@ -69,6 +69,7 @@ def operator(
     work = tmp_path_factory.mktemp("operator")
     kubectl("create", "namespace", NAMESPACE, check=False)
     port = free_port()
+    readiness_url = f"http://127.0.0.1:{free_port()}/readyz"
     webhook_url = f"https://127.0.0.1:{port}/validate"
     # A configuration that never matches anything (failurePolicy Ignore, a namespace label
     # nobody sets): it exists only to receive the caBundle, and cannot disturb other tests.
@@ -118,10 +119,13 @@ def operator(
         "--cert-lifetime", str(CERT_LIFETIME),
         "--cert-renew-fraction", str(RENEW_FRACTION),
         "--resync-seconds", "30",
+        "--readiness", readiness_url,
     ]  # fmt: skip
     with open(log, "wb") as out:
         proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT)
-    running = RunningOperator(NAMESPACE, cert_dir, ledger_url, webhook_url, log, proc)
+    running = RunningOperator(
+        NAMESPACE, cert_dir, ledger_url, webhook_url, log, proc, readiness_url
+    )
     try:
         wait_for(
             lambda: (

@@ -39,6 +39,7 @@ class RunningOperator:
     webhook_url: str
     log: Path
     proc: subprocess.Popen[bytes]
+    readiness_url: str = ""
 
     def log_tail(self, lines: int = 40) -> str:
         return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])

@@ -1,0 +1,273 @@
+"""What platform engineers expect from the chart, on `helm template` / `helm install --dry-run`
+output: a PersistentVolumeClaim for the SQLite ledger, registry CA and plain-HTTP values
+reaching the webhook, a separate metrics port and a ServiceMonitor, cert-manager instead
+of operator-managed certificates, anti-affinity and topology spreading, extraArgs / extraEnv /
+extraVolumes, the operator's readiness probe and identity, the webhook's bounded wait for its
+certificate, a `helm test` Pod kept for `--logs`, NOTES warnings, and the refusal of several
+replicas on SQLite."""
+
+from __future__ import annotations
+
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from helm_support import CHART, Render, run_helm
+
+from affidavit.envtest import ControlPlaneInfo
+
+Kubectl = Callable[..., subprocess.CompletedProcess[str]]
+PLATFORM = CHART / "ci" / "platform-values.yaml"
+SELECTOR = {"app.kubernetes.io/name": "affidavit", "app.kubernetes.io/instance": "affidavit"}
+
+
+def one(docs: list[dict[str, Any]], kind: str) -> dict[str, Any]:
+    found = [d for d in docs if d["kind"] == kind]
+    assert len(found) == 1, f"expected one {kind}, found {len(found)}"
+    return found[0]
+
+
+def containers(docs: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    spec = one(docs, "Deployment")["spec"]["template"]["spec"]
+    return {c["name"]: c for c in spec["containers"]}
+
+
+def env(container: dict[str, Any]) -> dict[str, Any]:
+    return {e["name"]: e.get("value", e.get("valueFrom")) for e in container["env"]}
+
+
+def test_sqlite_ledger_on_a_persistent_volume_claim(render: Render) -> None:
+    docs = render("-f", PLATFORM)
+    claim = one(docs, "PersistentVolumeClaim")
+    assert claim["metadata"]["name"] == "affidavit-ledger"
+    assert claim["metadata"]["annotations"] == {"helm.sh/resource-policy": "keep"}
+    assert claim["spec"] == {
+        "accessModes": ["ReadWriteOnce"],
+        "storageClassName": "fast",
+        "resources": {"requests": {"storage": "5Gi"}},
+    }
+    deployment = one(docs, "Deployment")
+    assert deployment["spec"]["strategy"] == {"type": "Recreate"}
+    volumes = {v["name"]: v for v in deployment["spec"]["template"]["spec"]["volumes"]}
+    assert volumes["data"] == {
+        "name": "data",
+        "persistentVolumeClaim": {"claimName": "affidavit-ledger"},
+    }
+
+
+def test_an_existing_claim_is_used_not_created(render: Render) -> None:
+    docs = render("--set", "ledger.sqlite.persistence.enabled=true",
+                  "--set", "ledger.sqlite.persistence.existingClaim=audit-ledger")  # fmt: skip
+    assert [d for d in docs if d["kind"] == "PersistentVolumeClaim"] == []
+    volumes = one(docs, "Deployment")["spec"]["template"]["spec"]["volumes"]
+    assert {"name": "data", "persistentVolumeClaim": {"claimName": "audit-ledger"}} in volumes
+
+
+def test_by_default_the_ledger_is_on_an_emptydir(render: Render) -> None:
+    docs = render()
+    assert [d for d in docs if d["kind"] == "PersistentVolumeClaim"] == []
+    deployment = one(docs, "Deployment")
+    assert "strategy" not in deployment["spec"]
+    volumes = {v["name"]: v for v in deployment["spec"]["template"]["spec"]["volumes"]}
+    assert volumes["data"] == {"name": "data", "emptyDir": {"sizeLimit": "1Gi"}}
+
+
+def test_several_replicas_on_sqlite_are_refused(helm: Path) -> None:
+    out = run_helm(helm, "template", "affidavit", CHART, "--set", "replicaCount=2",
+                   "--set", "ledger.sqlite.persistence.enabled=true", check=False)  # fmt: skip
+    assert out.returncode != 0
+    assert "replicaCount > 1 needs ledger.type=postgres" in out.stderr
+
+
+def test_registry_values_reach_the_webhook(render: Render) -> None:
+    docs = render("-f", PLATFORM)
+    webhook = containers(docs)["webhook"]
+    assert webhook["args"] == [
+        "webhook", "serve",
+        "--insecure-registry=mirror.internal:5000",
+        "--budget-seconds=6",
+    ]  # fmt: skip
+    assert env(webhook)["AFFIDAVIT_REGISTRY_CA"] == "/etc/affidavit/registry-ca/ca.crt"
+    assert {
+        "name": "registry-ca", "mountPath": "/etc/affidavit/registry-ca", "readOnly": True,
+    } in webhook["volumeMounts"]  # fmt: skip
+    configmap = next(d for d in docs if d["metadata"]["name"] == "affidavit-registry-ca")
+    assert configmap["data"]["ca.crt"].startswith("-----BEGIN CERTIFICATE-----\n")
+    # The operator never contacts registries: none of it reaches its container.
+    assert "AFFIDAVIT_REGISTRY_CA" not in env(containers(docs)["operator"])
+
+
+def test_without_registry_values_nothing_is_added(render: Render) -> None:
+    docs = render()
+    assert containers(docs)["webhook"]["args"] == ["webhook", "serve"]
+    assert not [d for d in docs if d["metadata"]["name"] == "affidavit-registry-ca"]
+
+
+def test_metrics_port_and_service_monitor(render: Render) -> None:
+    docs = render("-f", PLATFORM)
+    webhook = containers(docs)["webhook"]
+    assert env(webhook)["AFFIDAVIT_METRICS_PORT"] == "9090"
+    assert {"name": "metrics", "containerPort": 9090, "protocol": "TCP"} in webhook["ports"]
+    service_ports = one(docs, "Service")["spec"]["ports"]
+    assert {"name": "metrics", "port": 9090, "targetPort": "metrics", "protocol": "TCP"} in (
+        service_ports
+    )
+    monitor = one(docs, "ServiceMonitor")
+    assert monitor["metadata"]["labels"]["release"] == "prometheus"
+    assert monitor["spec"] == {
+        "selector": {"matchLabels": SELECTOR},
+        "namespaceSelector": {"matchNames": ["affidavit-system"]},
+        "endpoints": [{"port": "metrics", "path": "/metrics", "scheme": "http",
+                       "interval": "30s"}],
+    }  # fmt: skip
+
+
+def test_a_service_monitor_needs_the_metrics_port(helm: Path) -> None:
+    out = run_helm(helm, "template", "affidavit", CHART, "--set", "metrics.port=0",
+                   "--set", "metrics.serviceMonitor.enabled=true", check=False)  # fmt: skip
+    assert out.returncode != 0
+    assert "metrics.serviceMonitor.enabled needs metrics.port" in out.stderr
+
+
+def test_cert_manager_issues_the_certificate_instead_of_the_operator(render: Render) -> None:
+    docs = render("--set", "certManager.enabled=true")
+    kinds = sorted(
+        (d["kind"], d["metadata"]["name"]) for d in docs if "cert-manager" in d["apiVersion"]
+    )
+    assert kinds == [
+        ("Certificate", "affidavit"),
+        ("Certificate", "affidavit-ca"),
+        ("Issuer", "affidavit-ca"),
+        ("Issuer", "affidavit-selfsigned"),
+    ]
+    serving = next(
+        d for d in docs if d["kind"] == "Certificate" and d["metadata"]["name"] == "affidavit"
+    )
+    assert serving["spec"]["secretName"] == "affidavit-webhook-tls"
+    assert serving["spec"]["dnsNames"][2] == "affidavit.affidavit-system.svc"
+    assert serving["spec"]["issuerRef"] == {"name": "affidavit-ca", "kind": "Issuer",
+                                            "group": "cert-manager.io"}  # fmt: skip
+    spec = one(docs, "Deployment")["spec"]["template"]["spec"]
+    volumes = {v["name"]: v for v in spec["volumes"]}
+    assert volumes["certs"] == {"name": "certs", "secret": {"secretName": "affidavit-webhook-tls"}}
+    assert env(containers(docs)["operator"])["AFFIDAVIT_MANAGE_CERTIFICATES"] == "false"
+
+
+def test_cert_manager_with_an_existing_issuer(render: Render) -> None:
+    docs = render("--set", "certManager.enabled=true", "--set", "certManager.issuerRef.name=corp",
+                  "--set", "certManager.issuerRef.kind=ClusterIssuer")  # fmt: skip
+    issued = [d for d in docs if "cert-manager" in d["apiVersion"]]
+    assert [(d["kind"], d["metadata"]["name"]) for d in issued] == [("Certificate", "affidavit")]
+    assert issued[0]["spec"]["issuerRef"] == {
+        "name": "corp", "kind": "ClusterIssuer", "group": "cert-manager.io",
+    }  # fmt: skip
+
+
+def test_replicas_spread_over_nodes_and_zones(render: Render) -> None:
+    term = {"topologyKey": "kubernetes.io/hostname", "labelSelector": {"matchLabels": SELECTOR}}
+    spec = one(render(), "Deployment")["spec"]["template"]["spec"]
+    assert spec["affinity"] == {"podAntiAffinity": {
+        "preferredDuringSchedulingIgnoredDuringExecution": [
+            {"weight": 100, "podAffinityTerm": term}]}}  # fmt: skip
+    spec = one(render("-f", PLATFORM), "Deployment")["spec"]["template"]["spec"]
+    assert spec["affinity"] == {
+        "podAntiAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [term]}
+    }
+    assert spec["topologySpreadConstraints"] == [{
+        "maxSkew": 1, "topologyKey": "topology.kubernetes.io/zone",
+        "whenUnsatisfiable": "ScheduleAnyway", "labelSelector": {"matchLabels": SELECTOR},
+    }]  # fmt: skip
+    spec = one(render("--set", "podAntiAffinity="), "Deployment")["spec"]["template"]["spec"]
+    assert "affinity" not in spec
+
+
+def test_extra_args_env_and_volumes(render: Render) -> None:
+    docs = render("-f", PLATFORM)
+    both = containers(docs)
+    assert both["operator"]["args"][-1] == "--verbose"
+    for container in both.values():
+        assert env(container)["HTTPS_PROXY"] == "http://proxy.internal:3128"
+        assert {"name": "extra-config", "mountPath": "/etc/affidavit/extra",
+                "readOnly": True} in container["volumeMounts"]  # fmt: skip
+    volumes = one(docs, "Deployment")["spec"]["template"]["spec"]["volumes"]
+    assert {"name": "extra-config", "configMap": {"name": "affidavit-extra"}} in volumes
+
+
+def test_operator_is_ready_only_with_a_current_index(render: Render) -> None:
+    operator = containers(render())["operator"]
+    assert "--readiness=http://0.0.0.0:8081/readyz" in operator["args"]
+    assert {"name": "ready", "containerPort": 8081, "protocol": "TCP"} in operator["ports"]
+    assert operator["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "ready"}
+    # kopf's peering identity from the Pod's name, not from /etc/passwd
+    assert env(operator)["AFFIDAVIT_POD_NAME"] == {"fieldRef": {"fieldPath": "metadata.name"}}
+
+
+def test_webhook_waits_for_its_certificate(render: Render) -> None:
+    webhook = containers(render())["webhook"]
+    assert env(webhook)["AFFIDAVIT_TLS_WAIT_SECONDS"] == "120"
+    # the kubelet leaves it that long (and a little more) before liveness may restart it
+    startup = webhook["startupProbe"]
+    assert startup["periodSeconds"] * startup["failureThreshold"] == 130
+
+
+def test_helm_test_pod_is_kept_for_its_logs(render: Render) -> None:
+    (pod,) = render("--show-only", "templates/tests/test-readyz.yaml")
+    assert pod["metadata"]["annotations"]["helm.sh/hook-delete-policy"] == "before-hook-creation"
+
+
+def notes(helm: Path, control_plane: ControlPlaneInfo, *args: str) -> str:
+    """NOTES.txt as `helm install` prints it (a client-side dry run; helm asks the real
+    apiserver for its version)."""
+    out = run_helm(helm, "install", "affidavit", CHART, "--dry-run=client", "--namespace",
+                   "affidavit-system", *args, env=control_plane.env())  # fmt: skip
+    return out.stdout.split("NOTES:\n", 1)[1]
+
+
+def test_notes_warn_about_defaults_left_in_place(
+    helm: Path, control_plane: ControlPlaneInfo
+) -> None:
+    text = notes(helm, control_plane)
+    assert (
+        'WARNING: clusterName and/or region are left at their defaults ("cluster", "unspecified").'
+        in text
+    )
+    assert "WARNING: the decision ledger is SQLite on an emptyDir" in text
+    text = notes(helm, control_plane, "--set", "clusterName=prod-1", "--set", "region=eu-west-1",
+                 "--set", "ledger.sqlite.persistence.enabled=true")  # fmt: skip
+    assert "WARNING" not in text
+
+
+def test_platform_scenario_installs_into_the_apiserver(
+    helm: Path, control_plane: ControlPlaneInfo, kubectl: Kubectl, tmp_path: Path
+) -> None:
+    """The PVC, registry CA ConfigMap, metrics port, spreading and extra volumes are accepted by
+    the real apiserver, and the Pods pass its PodSecurity "restricted" admission (the
+    ServiceMonitor is left out: this apiserver has no Prometheus operator CRDs)."""
+    namespace, release = "affidavit-platform-e2e", "affidavit-platform"
+    env = {
+        **control_plane.env(),
+        "HELM_CACHE_HOME": str(tmp_path / "cache"),
+        "HELM_CONFIG_HOME": str(tmp_path / "config"),
+        "HELM_DATA_HOME": str(tmp_path / "data"),
+    }
+    kubectl("create", "namespace", namespace, check=False)
+    kubectl("label", "--overwrite", "namespace", namespace,
+            "pod-security.kubernetes.io/enforce=restricted")  # fmt: skip
+    out = run_helm(helm, "install", release, CHART, "--namespace", namespace, "-f", PLATFORM,
+                   "--set", "metrics.serviceMonitor.enabled=false",
+                   "--set", "webhook.failurePolicy=Ignore", env=env, timeout=180)  # fmt: skip
+    try:
+        assert "would violate PodSecurity" not in out.stdout + out.stderr
+        claim = kubectl("get", "pvc", f"{release}-ledger", "-n", namespace, "-o",
+                        "jsonpath={.spec.resources.requests.storage}").stdout  # fmt: skip
+        assert claim == "5Gi"
+        ports = kubectl("get", "service", release, "-n", namespace, "-o",
+                        "jsonpath={.spec.ports[*].name}").stdout  # fmt: skip
+        assert ports == "https metrics"
+    finally:
+        run_helm(helm, "uninstall", release, "--namespace", namespace, check=False, env=env)
+        # the claim is kept on uninstall (helm.sh/resource-policy: keep): audit evidence
+        kept = kubectl("get", "pvc", f"{release}-ledger", "-n", namespace, check=False)
+        kubectl("delete", "namespace", namespace, "--wait=false", check=False)
+    assert kept.returncode == 0

@@ -1,0 +1,75 @@
+"""The operator is ready only when the policy index is published and current, and says why not.
+
+In a Pod without cluster DNS the operator could not reach the API, compiled no policy, and the
+Pod still reported Ready (kopf's liveness answers while the process runs). `--readiness` serves
+/readyz: 200 naming the published index digest; 503 with the reconciler's own diagnostic while
+no index could be compiled.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+from operator_support import Kubectl, RunningOperator, get_json, wait_for
+
+from affidavit.envtest import free_port
+
+
+def test_readyz_names_the_published_index(operator: RunningOperator, kubectl: Kubectl) -> None:
+    configmap = get_json(kubectl, "configmap", "affidavit-policy-index", "-n", operator.namespace)
+    digest = configmap["metadata"]["annotations"]["affidavit.dev/index-digest"]
+    response = wait_for(
+        lambda: (r := httpx.get(operator.readiness_url, timeout=5)).status_code == 200 and r,
+        "the operator's /readyz to answer 200",
+    )
+    assert response.text == f"ok: policy index {digest} published\n"
+
+
+def test_unreachable_api_is_not_ready_and_says_why(tmp_path: Path) -> None:
+    closed = free_port()  # nothing listens there: the API is unreachable
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text(
+        "apiVersion: v1\nkind: Config\ncurrent-context: c\n"
+        f"clusters: [{{name: c, cluster: {{server: 'https://127.0.0.1:{closed}'}}}}]\n"
+        "users: [{name: u, user: {token: t}}]\n"
+        "contexts: [{name: c, context: {cluster: c, user: u}}]\n"
+    )
+    url = f"http://127.0.0.1:{free_port()}/readyz"
+    log = tmp_path / "operator.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(
+            [
+                sys.executable, "-m", "affidavit.cli", "operator", "run",
+                "--namespace", "affidavit-unreachable", "--kubeconfig", str(kubeconfig),
+                "--no-manage-certificates", "--readiness", url,
+            ],
+            stdout=out, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+    try:
+
+        def answer() -> httpx.Response | None:
+            try:
+                r = httpx.get(url, timeout=5)
+            except httpx.TransportError:
+                return None
+            return r if "never compiled" in r.text else None
+
+        response = wait_for(answer, "/readyz to report the failed reconcile", timeout=60)
+        assert response.status_code == 503
+        first, hint = response.text.splitlines()
+        assert first.startswith(
+            "not ready: policy index not current (never compiled): Kubernetes API unreachable: "
+            "list accountabilitypolicies.affidavit.dev: "
+        )
+        assert f"port={closed}" in first
+        assert hint == "  hint: check that the kube-apiserver is up and the kubeconfig points at it"
+        assert "WARNING affidavit.operator.readiness: not ready: policy index not current" in (
+            log.read_text()
+        )
+        assert proc.poll() is None  # not ready, still running: it recovers when the API does
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
