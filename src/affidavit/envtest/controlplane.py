@@ -32,6 +32,7 @@ from affidavit.envtest.certs import (
     public_key_pem,
 )
 from affidavit.envtest.kubeconfig import write_kubeconfig
+from affidavit.envtest.namespaces import Namespaces
 from affidavit.envtest.process import ManagedProcess, child_setup, free_port
 from affidavit.errors import ClusterError
 
@@ -103,8 +104,13 @@ class ControlPlane:
         binaries: Path | None = None,
         with_controller_manager: bool = True,
         extra_apiserver_args: Sequence[str] = (),
+        namespace: Namespaces | None = None,
     ) -> None:
         self.workdir = Path(workdir).resolve()
+        #: With a namespace (a real node's), every component runs inside it on the node's
+        #: address at the usual ports, and Pods reach the apiserver through the ``kubernetes``
+        #: Service; without, they run on 127.0.0.1 at free ports.
+        self.namespace = namespace
         self._binaries = binaries
         self.with_controller_manager = with_controller_manager
         self._extra_apiserver_args = tuple(extra_apiserver_args)
@@ -182,6 +188,8 @@ class ControlPlane:
 
     def _spawn(self, name: str, argv: list[str]) -> ManagedProcess:
         try:
+            if self.namespace is not None:
+                argv = self.namespace.command(argv, cwd=self.workdir)
             proc = ManagedProcess(name, argv, self.workdir / f"{name}.log", cwd=self.workdir)
         except ClusterError as e:
             raise ControlPlaneError(e.message, hint=e.hint) from e.__cause__
@@ -201,7 +209,7 @@ class ControlPlane:
                     f"last lines of {proc.log_path}:\n{tail}"
                 )
             try:
-                if check():
+                if check() if self.namespace is None else self.namespace.call(check):
                     return
             except (OSError, http.client.HTTPException) as e:
                 last_error = str(e)
@@ -221,10 +229,12 @@ class ControlPlane:
         # the admin client identity and the service-account key pair.
         serving_ca = make_ca("affidavit-envtest-ca")
         client_ca = make_ca("affidavit-envtest-client-ca")
+        ns = self.namespace
+        host = "127.0.0.1" if ns is None else ns.ip
         apiserver = issue_cert(
             serving_ca,
             "kube-apiserver",
-            ip_sans=["127.0.0.1", _SERVICE_IP],
+            ip_sans=sorted({"127.0.0.1", host, _SERVICE_IP}),
             dns_sans=[
                 "localhost",
                 "kubernetes",
@@ -245,10 +255,32 @@ class ControlPlane:
         sa_key.chmod(0o600)
         sa_pub.write_bytes(public_key_pem(sa_key_pem))
 
-        etcd_port, peer_port, api_port = free_port(), free_port(), free_port()
+        if ns is None:
+            etcd_port, peer_port, api_port = free_port(), free_port(), free_port()
+        else:  # a namespace of its own: every port is free
+            etcd_port, peer_port, api_port = 2379, 2380, 6443
         etcd_url = f"http://127.0.0.1:{etcd_port}"
         peer_url = f"http://127.0.0.1:{peer_port}"
-        server = f"https://127.0.0.1:{api_port}"
+        server = f"https://{host}:{api_port}"
+        if ns is None:
+            placement = [
+                "--bind-address=127.0.0.1",
+                "--advertise-address=127.0.0.1",
+                # A 127.0.0.1 endpoint for the `kubernetes` Service is invalid; don't try.
+                "--endpoint-reconciler-type=none",
+            ]
+        else:
+            placement = [
+                "--bind-address=0.0.0.0",
+                f"--advertise-address={host}",
+                # Webhooks are called at their endpoints' Pod IPs, not through a ClusterIP
+                # (nothing in the apiserver's own network path runs kube-proxy's rules).
+                "--enable-aggregator-routing=true",
+                # `kubectl logs/exec` and the apiserver's calls to the kubelet.
+                f"--kubelet-client-certificate={admin_crt}",
+                f"--kubelet-client-key={admin_key}",
+                "--kubelet-preferred-address-types=InternalIP",
+            ]
 
         etcd = self._spawn(
             "etcd",
@@ -272,8 +304,7 @@ class ControlPlane:
             [
                 str(bin_dir / "kube-apiserver"),
                 f"--etcd-servers={etcd_url}",
-                "--bind-address=127.0.0.1",
-                "--advertise-address=127.0.0.1",
+                *placement,
                 f"--secure-port={api_port}",
                 f"--cert-dir={pki}",
                 f"--tls-cert-file={apiserver_crt}",
@@ -288,8 +319,6 @@ class ControlPlane:
                 f"--service-account-issuer={server}/",
                 f"--service-account-key-file={sa_pub}",
                 f"--service-account-signing-key-file={sa_key}",
-                # A 127.0.0.1 endpoint for the `kubernetes` Service is invalid; don't keep trying.
-                "--endpoint-reconciler-type=none",
                 *self._extra_apiserver_args,
             ],
         )
@@ -298,14 +327,14 @@ class ControlPlane:
         self._wait(
             kube_apiserver,
             f"kube-apiserver at {server}",
-            lambda: _https_ok("127.0.0.1", api_port, "/readyz", ssl_ctx),
+            lambda: _https_ok(host, api_port, "/readyz", ssl_ctx),
         )
 
         kubeconfig = wd / "kubeconfig"
         write_kubeconfig(kubeconfig, server, serving_ca, admin)
 
         if self.with_controller_manager:
-            kcm_port = free_port()
+            kcm_port = free_port() if ns is None else 10257
             kcm = self._spawn(
                 "kube-controller-manager",
                 [
