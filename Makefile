@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test deps debs venv binaries lint unit integration e2e bench clean
+.PHONY: demo test deps debs venv binaries lint unit integration e2e bench clean cluster cluster-stop
 
 demo: deps binaries
 	$(VENV)/bin/affidavit demo
@@ -27,6 +27,14 @@ $(STAMP): pyproject.toml
 
 binaries:
 	@bash scripts/k8s-binaries all
+
+# A control plane and a real node (in namespaces of their own) with the chart installed from a
+# freshly built image; prints the kubeconfig. `make cluster-stop` removes it all.
+cluster: deps binaries
+	@bash scripts/cluster
+
+cluster-stop:
+	@bash scripts/cluster stop
 
 lint: venv
 	$(VENV)/bin/ruff check src tests benchmarks

@@ -10,6 +10,7 @@ admissions, then a drain).
 from __future__ import annotations
 
 import json
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -58,11 +59,10 @@ def _apply(kubectl: Run, obj: dict[str, Any], check: bool = True) -> Any:
     return kubectl("apply", "-f", "-", input=json.dumps(obj), check=check)
 
 
-def _values_for(node: NodeInfo, image: BuiltImage) -> list[str]:
-    """--set flags: the built image by digest, two replicas, PostgreSQL, the plain-HTTP registry."""
-    repository, _, _ = image.repository.partition("@")
+def _helm_args(node: NodeInfo, image: BuiltImage, work: Path) -> list[str]:
+    """The built image by digest, two replicas, the PostgreSQL ledger, the plain-HTTP registry."""
     sets = {
-        "image.repository": repository,
+        "image.repository": image.repository,
         "image.digest": image.digest,
         "replicaCount": "2",
         "ledger.type": "postgres",
@@ -70,15 +70,27 @@ def _values_for(node: NodeInfo, image: BuiltImage) -> list[str]:
         "clusterName": "node-e2e",
         "region": "us-east-1",
     }
-    values = yaml.safe_load((CHART / "values.yaml").read_text())
-    registries = values.get("registries") or values.get("webhook", {}).get("registries")
-    if isinstance(registries, dict) and "insecure" in registries:
-        prefix = "registries" if "registries" in values else "webhook.registries"
-        sets[f"{prefix}.insecure[0]"] = node.registry
     args: list[str] = []
     for key, value in sets.items():
-        args += ["--set-string" if key != "replicaCount" else "--set", f"{key}={value}"]
-    return args
+        args += ["--set" if key == "replicaCount" else "--set-string", f"{key}={value}"]
+    values = yaml.safe_load((CHART / "values.yaml").read_text())
+    if "insecure" in (values.get("registries") or {}):
+        return [*args, "--set-string", f"registries.insecure[0]={node.registry}"]
+    # A chart without a value for plain-HTTP registries: add the webhook's flag after rendering.
+    renderer = work / "insecure-registry"
+    renderer.write_text(
+        f"#!{sys.executable}\n"
+        "import sys, yaml\n"
+        "docs = [d for d in yaml.safe_load_all(sys.stdin) if d]\n"
+        "for d in docs:\n"
+        "    if d.get('kind') == 'Deployment':\n"
+        "        for c in d['spec']['template']['spec']['containers']:\n"
+        "            if c['name'] == 'webhook':\n"
+        f"                c['args'] = c.get('args', []) + ['--insecure-registry', {node.registry!r}]\n"
+        "sys.stdout.write(yaml.safe_dump_all(docs))\n"
+    )
+    renderer.chmod(0o755)
+    return [*args, "--post-renderer", str(renderer)]
 
 
 @pytest.fixture(scope="module")
@@ -87,13 +99,15 @@ def release(
     node_kubectl: Run,
     node_helm: Run,
     affidavit_image: BuiltImage,
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[str]:
     kubectl = node_kubectl
+    args = _helm_args(node, affidavit_image, tmp_path_factory.mktemp("helm-install"))
     kubectl("create", "namespace", NS)
     kubectl("create", "secret", "generic", "affidavit-ledger", "-n", NS,
             f"--from-literal=url={node.postgres_url}")  # fmt: skip
     proc = node_helm("install", RELEASE, CHART, "--namespace", NS, "--wait", "--timeout", "6m",
-                     *_values_for(node, affidavit_image), timeout=420)  # fmt: skip
+                     *args, timeout=420)  # fmt: skip
     try:
         yield proc.stdout
     finally:
