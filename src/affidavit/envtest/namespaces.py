@@ -59,7 +59,9 @@ KERNEL_TUNABLES = (
 # Runs as PID 1 of the new namespaces (``python -c``): mounts, network, then reaps orphans
 # (containerd's shims re-parent to it) until it is killed.
 _ANCHOR = r"""
-import json, os, subprocess, sys, time
+import json, os, signal, subprocess, sys, time
+# PID 1 ignores signals it has no handler for; SIGTERM ends the namespaces (and all inside).
+signal.signal(signal.SIGTERM, lambda *_: os._exit(0))
 cfg = json.loads(sys.argv[1])
 wd = cfg["workdir"]
 def run(*argv):
