@@ -22,7 +22,7 @@ from __future__ import annotations
 import asyncio
 import datetime
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 from typing import Any
@@ -172,6 +172,8 @@ class Reconciler:
     region: str = ""
     resync: datetime.timedelta = datetime.timedelta(minutes=5)
     snapshot: Snapshot = field(default_factory=Snapshot)
+    #: Only the replica holding the operator Lease publishes (see affidavit.operator.leader).
+    is_leader: Callable[[], bool] = lambda: True
     _dirty: asyncio.Event = field(default_factory=asyncio.Event)
 
     def mark_dirty(self) -> None:
@@ -237,8 +239,10 @@ class Reconciler:
             o for o in listed[KIND_EXCEPTION] if (t := expires_at(o)) is None or t > now
         ]
         index = PolicyIndex.from_objects(listed[KIND_POLICY], listed[KIND_REGION], live_exceptions)
-        self.publish(index)
         self.snapshot = Snapshot(objects=listed, index=index)
+        if not self.is_leader():
+            return None
+        self.publish(index)
         for kind in KINDS:
             for obj in listed[kind]:
                 self._update_status(kind, obj, index, now)

@@ -1,8 +1,9 @@
 """The operator's entry point: settings, kopf in standalone mode, and the background loops.
 
-One process runs kopf (watching the CRDs, no peering: one replica owns the index) beside three
-loops of its own: the reconciler (index, status, exception expiry), the certificate manager
-(Secret, cert dir, ``caBundle``, rotation) and the event reporter (ledger -> Events). kopf logs
+One process runs kopf (watching the CRDs, no kopf peering) beside four loops of its own: the
+leader election (a Lease: of several replicas, only its holder publishes), the reconciler
+(index, status, exception expiry), the certificate manager (Secret, cert dir, ``caBundle``,
+rotation; every replica, race-safe) and the event reporter (ledger -> Events). kopf logs
 in with the same kubeconfig (or service account) the loops use, so a local run against a test
 control plane and an in-cluster run differ only in ``--kubeconfig``.
 """
@@ -23,7 +24,7 @@ import kopf
 
 from affidavit.errors import AffidavitError, UsageError
 from affidavit.ledger import Ledger
-from affidavit.operator import certificates, events, handlers, kube
+from affidavit.operator import certificates, events, handlers, kube, leader
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +49,9 @@ class OperatorSettings:
     resync: datetime.timedelta = datetime.timedelta(minutes=5)
     events_interval: float = 2.0
     liveness_endpoint: str | None = None  # e.g. http://0.0.0.0:8080/healthz (kopf's probe)
+    #: The operator Lease: a dead leader is replaced within lease + renew seconds.
+    lease_seconds: int = 15
+    lease_renew_seconds: float = 5.0
 
     def certificate_names(self) -> tuple[tuple[str, ...], tuple[str, ...]]:
         """DNS and IP SANs: the Service's names, plus the host of ``webhook_url``."""
@@ -130,7 +134,19 @@ async def run_async(settings: OperatorSettings, stop: asyncio.Event | None = Non
     reconciler = handlers.Reconciler(
         client, settings.namespace, settings.cluster_name, settings.region, settings.resync
     )
-    loops = [asyncio.create_task(reconciler.run(stop), name="affidavit-reconciler")]
+    election = leader.LeaderElection(
+        client,
+        settings.namespace,
+        leader.replica_identity(),
+        lease_seconds=settings.lease_seconds,
+        renew_seconds=settings.lease_renew_seconds,
+        on_elected=reconciler.mark_dirty,
+    )
+    reconciler.is_leader = election.is_leader
+    loops = [
+        asyncio.create_task(election.run(stop), name="affidavit-leader"),
+        asyncio.create_task(reconciler.run(stop), name="affidavit-reconciler"),
+    ]
     if settings.manage_certificates:
         dns, ips = settings.certificate_names()
         manager = certificates.CertificateManager(
@@ -156,6 +172,7 @@ async def run_async(settings: OperatorSettings, stop: asyncio.Event | None = Non
             settings.namespace,
             settings.cluster_name,
             interval=settings.events_interval,
+            is_leader=election.is_leader,
         )
         loops.append(asyncio.create_task(reporter.run(stop), name="affidavit-events"))
     registry = build_registry(reconciler, settings)
