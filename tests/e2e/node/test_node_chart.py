@@ -249,6 +249,40 @@ def test_we_admit_ourselves(
     assert any(e.predicate_type.endswith("/ai-provenance/v1") for e in decision.evidence)
 
 
+def _lease_holder(kubectl: Run) -> str:
+    return str(kubectl("get", "lease", "affidavit-operator", "-n", NS, "-o",
+                       "jsonpath={.spec.holderIdentity}", check=False).stdout)  # fmt: skip
+
+
+def _published(kubectl: Run, pod: str) -> list[str]:
+    log = kubectl("logs", pod, "-n", NS, "-c", "operator", check=False).stdout
+    return [line for line in log.splitlines() if "published policy index" in line]
+
+
+def test_one_operator_replica_publishes_and_another_takes_over_when_it_dies(
+    policies: None, node_kubectl: Run, node_releases: NodeReleases
+) -> None:
+    """The Lease names the one replica that publishes; after the leader is killed the other
+    holds it within lease + renew time (15 s + 5 s) and publishes the next change."""
+    pods = running(node_kubectl, NS, WEBHOOK_PODS)
+    leader = wait_for(lambda: (h := _lease_holder(node_kubectl)) in pods and h, "a Lease holder")
+    (follower,) = [p for p in pods if p != leader]
+    assert _published(node_kubectl, leader)
+    assert _published(node_kubectl, follower) == []
+
+    node_kubectl("delete", "pod", leader, "-n", NS, "--grace-period=0", "--force")
+    wait_for(lambda: _lease_holder(node_kubectl) == follower, "the follower to take over", 25)
+    extra = policy("node-e2e-after-takeover", ["example.invalid/*"], node_releases.public_pem,
+                   provenance={"required": True})  # fmt: skip
+    _apply(node_kubectl, extra)
+    wait_for(lambda: any("published" in line for line in _published(node_kubectl, follower)[1:])
+             or len(_published(node_kubectl, follower)) >= 1, "the new leader to publish")  # fmt: skip
+    _wait_index_loaded(node_kubectl, {POLICY, SELF_POLICY, "node-e2e-after-takeover"})
+    for p in running(node_kubectl, NS, WEBHOOK_PODS):
+        if p != follower:
+            assert _published(node_kubectl, p) == []
+
+
 def test_killing_a_webhook_pod_loses_no_admission_and_no_decision(
     policies: None, node: NodeInfo, node_kubectl: Run, node_releases: NodeReleases
 ) -> None:
