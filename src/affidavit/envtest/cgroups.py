@@ -14,7 +14,7 @@ import os
 import time
 from pathlib import Path
 
-__all__ = ["PREFIX", "hierarchies", "remove", "remove_stale"]
+__all__ = ["PREFIX", "create", "hierarchies", "remove", "remove_stale"]
 
 PREFIX = "affidavit-node-"
 
@@ -27,6 +27,20 @@ def hierarchies() -> list[Path]:
         if len(fields) > 2 and fields[2] in {"cgroup", "cgroup2"}:
             points.append(Path(fields[1]))
     return points
+
+
+def create(root: str) -> None:
+    """Make ``root`` in every hierarchy (kubelet refuses a cgroupRoot that does not exist).
+
+    A new cpuset cgroup (v1) has no CPUs or memory nodes until given its parent's.
+    """
+    for hierarchy in hierarchies():
+        top = hierarchy / root.strip("/")
+        top.mkdir(exist_ok=True)
+        for name in ("cpuset.cpus", "cpuset.mems"):
+            parent, mine = hierarchy / name, top / name
+            if parent.exists() and mine.exists() and not mine.read_text().strip():
+                mine.write_text(parent.read_text())
 
 
 def remove(root: str, *, timeout: float = 30.0) -> list[Path]:

@@ -236,6 +236,7 @@ class Node:
         sock = ns.root / CONTAINERD_SOCKET.lstrip("/")
         self._wait(containerd, "containerd listens", lambda: _unix_ok(sock))
         write_cni(layout)
+        cgroups.create(self._cgroup_root)
 
         kubelet = self._spawn("kubelet", [
             str(node_bin / "kubelet"), f"--config={write_kubelet(layout, pki / 'client-ca.crt')}",
