@@ -3,8 +3,9 @@
 This is the webhook without HTTP, so the app stays a thin shell and tests can drive the whole
 judgement. It owns the rules that are about admission rather than policy: the per-request time
 budget (the apiserver gives up at its timeout; an answer after that is worthless, so a slow
-registry fails closed unless the policy fails open), the ledger's buffering, and the shape of the
-response for each mode (a denial's message, Warn's warnings, Audit's annotations).
+lookup fails closed), the cap on images per request, which evidence problems may fail open (only
+a registry that is itself unavailable, where the policy says Ignore), the ledger's buffering, and
+the shape of the response for each mode (a denial's message, Warn's warnings, Audit's annotations).
 """
 
 from __future__ import annotations
@@ -14,15 +15,16 @@ import re
 import time
 import uuid
 from collections.abc import Mapping
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from concurrent.futures import wait as wait_futures
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 from affidavit.admission.metrics import Metrics
 from affidavit.admission.policy_source import NamespaceLabels, PolicySource
-from affidavit.admission.resolve import EvidenceResolver, Lookup
+from affidavit.admission.resolve import EvidenceResolver, Lookup, Missing, Outcome, Unavailable
 from affidavit.admission.review import (
     AdmissionReview,
     MalformedReview,
@@ -30,9 +32,10 @@ from affidavit.admission.review import (
     parse_review,
     review_response,
 )
+from affidavit.admission.schedule import FairScheduler
 from affidavit.admission.workloads import extract_images, is_workload
 from affidavit.attestations.evidence import ImageEvidence
-from affidavit.errors import AffidavitError, LedgerError
+from affidavit.errors import LedgerError
 from affidavit.ledger import BUFFERED_NOTE, BufferedLedger
 from affidavit.policy.decision import Decision, Violation
 from affidavit.policy.evaluate import RequestContext, evaluate
@@ -59,6 +62,7 @@ class Judge:
     region: str
     budget_seconds: float = 8.0
     max_body_bytes: int = 3 * 1024 * 1024
+    max_images: int = 64  # distinct images judged per request; more is denied
 
 
 @dataclass
@@ -72,12 +76,13 @@ class Webhook:
     ledger: BufferedLedger | None = None
     metrics: Metrics = field(default_factory=Metrics)
     workers: int = 16
+    per_namespace: int | None = None  # lookup threads one namespace may hold (workers // 4)
 
     def __post_init__(self) -> None:
-        self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="affidavit-evidence")
+        self._scheduler = FairScheduler(self.workers, self.per_namespace)
 
     def close(self) -> None:
-        self._pool.shutdown(wait=False, cancel_futures=True)
+        self._scheduler.close()
 
     # -- entry point -----------------------------------------------------------------------
 
@@ -126,10 +131,22 @@ class Webhook:
             labels=labels,
             images=workload.images,
         )
-        evidence, late, failed = self._gather(index, req, ctx, workload.pull_secrets, started)
+        distinct = len(set(ctx.images))
+        if distinct > self.judge.max_images:
+            return self._deny(
+                req,
+                f"the {req.kind} names {distinct} distinct images, more than the "
+                f"{self.judge.max_images} the webhook judges per request; split it into smaller "
+                "workloads or raise webhook.maxImagesPerRequest (--max-images-per-request)",
+            )
+        evidence, missing, unavailable = self._gather(
+            index, req, ctx, workload.pull_secrets, started
+        )
         now = datetime.now(UTC)
-        decision = evaluate(ctx, evidence, index, now=now, decision_id=str(uuid.uuid4()))
-        decision = self._note_failures(decision, ctx, index, late, failed)
+        decision = evaluate(
+            ctx, evidence, index, now=now, decision_id=str(uuid.uuid4()), missing=missing
+        )
+        decision = self._note_unavailable(decision, ctx, index, unavailable)
         return self._answer(req, decision)
 
     # -- evidence under a budget -----------------------------------------------------------
@@ -141,8 +158,12 @@ class Webhook:
         ctx: RequestContext,
         pull_secrets: tuple[str, ...],
         started: float,
-    ) -> tuple[dict[str, ImageEvidence | None], set[str], dict[str, str]]:
-        jobs: dict[str, Future[Lookup]] = {}
+    ) -> tuple[
+        dict[str, ImageEvidence | None], dict[str, tuple[str, str, str]], dict[str, Unavailable]
+    ]:
+        """Look the covered images up (fairly, under the budget): evidence, missing, unavailable."""
+        deadline = started + self.judge.budget_seconds
+        jobs: dict[str, Future[Outcome]] = {}
         for image in ctx.images:
             eff = index.effective(
                 cluster=ctx.cluster,
@@ -151,85 +172,94 @@ class Webhook:
                 namespace_labels=ctx.namespace_labels,
                 image=image,
             )
-            if eff is None:
+            if eff is None or image in jobs:
                 continue  # no policy covers this image: nothing to fetch
-            jobs[image] = self._pool.submit(
-                self.resolver.lookup,
+            lookup = partial(
+                self.resolver.outcome,
                 image,
                 eff.signers,
+                index=index,
                 namespace=req.namespace,
                 pull_secrets=pull_secrets,
             )
-        remaining = max(0.0, self.judge.budget_seconds - (time.monotonic() - started))
-        wait_futures(list(jobs.values()), timeout=remaining)
+            jobs[image] = self._scheduler.submit(req.namespace, lookup, deadline=deadline)
+        wait_futures(list(jobs.values()), timeout=max(0.0, deadline - time.monotonic()))
         evidence: dict[str, ImageEvidence | None] = {}
-        late: set[str] = set()
-        failed: dict[str, str] = {}
+        missing: dict[str, tuple[str, str, str]] = {}
+        unavailable: dict[str, Unavailable] = {}
         for image, job in jobs.items():
-            if not job.done():
-                late.add(image)
-                evidence[image] = None
-                self.metrics.budget_exceeded.inc()
-                continue
-            try:
-                found = job.result()
-            except AffidavitError as e:
-                failed[image] = e.message
-                evidence[image] = None
+            evidence[image] = None
+            outcome = self._outcome(image, job)
+            if isinstance(outcome, Lookup):
+                self.metrics.cache.labels(result=outcome.cache).inc()
+                evidence[image] = outcome.evidence
+            elif isinstance(outcome, Unavailable):
                 self.metrics.registry_errors.inc()
-                log.warning("evidence lookup for %s failed: %s", image, e.message)
-                continue
-            except Exception as e:  # a bug must not become a 500 or an admit
-                failed[image] = f"{type(e).__name__}: {e}"
-                evidence[image] = None
-                log.exception("evidence lookup for %s crashed", image)
-                continue
-            self.metrics.cache.labels(result=found.cache).inc()
-            evidence[image] = found.evidence
-        return evidence, late, failed
+                unavailable[image] = outcome
+            elif outcome.late:
+                self.metrics.budget_exceeded.inc()
+                missing[image] = (
+                    "evidence.budget",
+                    f"evidence lookup for {image} exceeded the "
+                    f"{self.judge.budget_seconds:g}s budget",
+                    "retry; a slow registry or a busy webhook never makes a policy fail open",
+                )
+            else:
+                missing[image] = (
+                    "evidence.missing",
+                    f"missing evidence: {outcome.found}",
+                    outcome.fix,
+                )
+        return evidence, missing, unavailable
 
-    def _note_failures(
+    @staticmethod
+    def _outcome(image: str, job: Future[Outcome]) -> Outcome:
+        if not job.done() or job.cancelled():
+            job.cancel()  # queued: never runs; running: its registry calls end at the deadline
+            return Missing(image, "", "", late=True)
+        try:
+            return job.result()
+        except Exception as e:  # a bug must not become a 500 or an admit
+            log.exception("evidence lookup for %s crashed", image)
+            found = f"the lookup failed ({type(e).__name__})"
+            return Missing(image, found, "retry; the webhook's log has the detail")
+
+    def _note_unavailable(
         self,
         decision: Decision,
         ctx: RequestContext,
         index: PolicyIndex,
-        late: set[str],
-        failed: Mapping[str, str],
+        unavailable: Mapping[str, Unavailable],
     ) -> Decision:
-        """Name the budget in denials, and record fail-open admissions as warnings."""
-        if not late and not failed:
+        """Name the unreachable registry in denials; record fail-open admissions as warnings."""
+        if not unavailable:
             return decision
         violations = list(decision.violations)
         added: list[Violation] = []
-        for image in [*sorted(late), *sorted(failed)]:
-            eff = index.effective(
-                cluster=ctx.cluster,
-                region=ctx.region,
-                namespace=ctx.namespace,
-                namespace_labels=ctx.namespace_labels,
-                image=image,
-            )
-            budget = f"{self.judge.budget_seconds:g}s"
-            if image in late:
-                found = f"evidence lookup for {image} exceeded the {budget} budget"
-            else:
-                found = f"evidence lookup for {image} failed: {failed[image]}"
+        for image in sorted(unavailable):
+            found = unavailable[image].found
             for i, v in enumerate(violations):
                 if v.image == image and v.rule == "evidence.unavailable":
-                    rule = "evidence.budget" if image in late else v.rule
-                    violations[i] = replace(v, rule=rule, found=found)
+                    violations[i] = replace(v, found=found)
                     break
             else:
+                eff = index.effective(
+                    cluster=ctx.cluster,
+                    region=ctx.region,
+                    namespace=ctx.namespace,
+                    namespace_labels=ctx.namespace_labels,
+                    image=image,
+                )
                 if eff is not None and eff.fail_open:
                     added.append(
                         Violation(
-                            rule="evidence.budget" if image in late else "evidence.unavailable",
+                            rule="evidence.unavailable",
                             policy=eff.failure_policy.origin.source,
                             control=eff.failure_policy.origin.control,
                             found=found,
                             expected="verified attestations for the image",
-                            fix="admitted because the policy fails open "
-                            "(failurePolicy: Ignore); make the registry reachable and redeploy",
+                            fix="admitted because the registry itself is unavailable and the "
+                            "policy fails open (failurePolicy: Ignore); redeploy once it is back",
                             image=image,
                         )
                     )

@@ -5,6 +5,12 @@ resolved to its manifest digest against its registry, using the registry credent
 workload's imagePullSecrets (a private registry answers 401 otherwise), and the evidence is
 looked up by digest through the ``EvidenceCache``. Secrets are read through the small
 ``SecretReader`` protocol: the app wires in the Kubernetes API; tests pass real Secret objects.
+
+Each lookup ends in one of three outcomes: the evidence (``Lookup``), ``Missing`` (anything
+the request itself causes or controls: a bad pull secret, a registry no policy names, a missing
+image, a refused credential, the budget), or ``Unavailable`` (the registry itself failed). Only
+``Unavailable`` may ever take a policy's fail-open path, and its text names the registry and
+nothing more; the detail goes to the log.
 """
 
 from __future__ import annotations
@@ -12,6 +18,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import logging
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -19,14 +26,20 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+from affidavit.admission.registries import RegistryTrust, registry_host
 from affidavit.attestations.evidence import ImageEvidence, TrustedSigner
 from affidavit.attestations.registry import (
+    BudgetExceededError,
     Credentials,
     RegistryClient,
+    RegistryUnavailableError,
     credentials_from_docker_config,
 )
 from affidavit.attestations.verify import CacheResult, EvidenceCache
-from affidavit.errors import InputError
+from affidavit.errors import AffidavitError, InputError
+from affidavit.policy.index import PolicyIndex
+
+log = logging.getLogger("affidavit.admission")
 
 
 class SecretReader(Protocol):
@@ -63,6 +76,31 @@ class Lookup:
     cache: CacheResult
 
 
+@dataclass(frozen=True)
+class Missing:
+    """No evidence, for a reason the request causes or controls: never fail-open."""
+
+    image: str
+    found: str
+    fix: str
+    late: bool = False  # the request's time budget ran out first
+
+
+@dataclass(frozen=True)
+class Unavailable:
+    """The image's registry itself failed (refused, timed out on its own, 5xx)."""
+
+    image: str
+    registry: str
+
+    @property
+    def found(self) -> str:
+        return f"registry {self.registry} is unreachable"
+
+
+Outcome = Lookup | Missing | Unavailable
+
+
 class EvidenceResolver:
     """Resolves images with per-workload credentials and verifies them through a shared cache."""
 
@@ -76,9 +114,13 @@ class EvidenceResolver:
         registry_timeout: float = 5.0,
         secret_ttl: float = 30.0,
         predicate_types: Sequence[str] | None = None,
+        allowed_hosts: Sequence[str] = (),
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        """``allowed_hosts``: registries contacted besides those the policies name, and the
+        only hosts a redirect or a token realm may lead to (``HOST[:PORT]`` or ``*.DOMAIN``)."""
         self.cache = cache
+        self.trust = RegistryTrust(allowed_hosts)
         self._secrets = secrets
         self._insecure_hosts = tuple(insecure_hosts)
         self._ca_bundle = ca_bundle
@@ -134,6 +176,7 @@ class EvidenceResolver:
                     ca_bundle=self._ca_bundle,
                     credentials=credentials,
                     timeout=self._timeout,
+                    allowed_hosts=self.trust.allowed,
                 )
                 self._clients[fingerprint] = found
             return found
@@ -154,3 +197,50 @@ class EvidenceResolver:
         client = self.client(self.credentials(namespace, pull_secrets))
         found = self.cache.lookup(client, image, signers, predicate_types=self._predicate_types)
         return Lookup(image, found.digest, found.evidence, found.result)
+
+    def outcome(
+        self,
+        image: str,
+        signers: Sequence[TrustedSigner],
+        *,
+        index: PolicyIndex,
+        namespace: str,
+        pull_secrets: Sequence[str] = (),
+    ) -> Outcome:
+        """``lookup`` for an untrusted request: the evidence, ``Missing`` or ``Unavailable``.
+
+        A registry that neither a policy nor the allow-list names is never contacted.
+        """
+        try:
+            host = registry_host(image)
+        except InputError as e:
+            return Missing(image, e.message, "write the image as REGISTRY/REPOSITORY[:TAG]")
+        if not self.trust.permits(host, index):
+            return Missing(
+                image,
+                f"registry {host} is not one the webhook contacts (no AccountabilityPolicy's "
+                "match.images names it and registry.allowedHosts does not list it)",
+                "deploy the image from a registry a policy names, or add the registry to "
+                "registry.allowedHosts",
+            )
+        try:
+            return self.lookup(image, signers, namespace=namespace, pull_secrets=pull_secrets)
+        except RegistryUnavailableError as e:
+            log.warning("registry of %s unavailable: %s", image, e.message)
+            return Unavailable(image, host)
+        except BudgetExceededError as e:
+            return Missing(image, e.message, "retry", late=True)
+        except AffidavitError as e:
+            log.info("evidence for %s is missing: %s", image, e.message)
+            return Missing(
+                image,
+                e.message,
+                e.hint or "check the image reference and the workload's imagePullSecrets",
+            )
+        except Exception as e:  # a bug or the API server: fail closed, never fail open
+            log.exception("evidence lookup for %s crashed", image)
+            return Missing(
+                image,
+                f"the lookup failed ({type(e).__name__})",
+                "retry; the webhook's log has the detail",
+            )

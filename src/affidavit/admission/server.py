@@ -50,6 +50,13 @@ class WebhookSettings:
     max_body_bytes: int = 3 * 1024 * 1024
     insecure_registries: tuple[str, ...] = ()
     registry_ca: Path | None = None
+    # Registries contacted besides those a policy's match.images names; also the only hosts a
+    # redirect (blob storage) or a token realm may lead to.
+    registry_allowed_hosts: tuple[str, ...] = ()
+    # A registry that does not answer within this is unavailable (fail-open where a policy says
+    # Ignore); below the budget, so that an outage is told apart from a request out of time.
+    registry_timeout_seconds: float | None = None  # default: 0.6 x budget
+    max_images_per_request: int = 64
     cache_entries: int = 4096
     negative_ttl_seconds: float = 30.0
     ledger_buffer: int = 10_000
@@ -71,6 +78,24 @@ class WebhookSettings:
                 f"--budget-seconds {self.budget_seconds:g} is outside (0, 30)",
                 hint="keep it below the webhook's timeoutSeconds (default budget 8 of 10)",
             )
+        timeout = self.registry_timeout_seconds
+        if timeout is not None and not 0 < timeout < self.budget_seconds:
+            raise UsageError(
+                f"--registry-timeout {timeout:g} is outside (0, --budget-seconds "
+                f"{self.budget_seconds:g})",
+                hint="a registry is unavailable when it does not answer within this time; the "
+                "budget must leave room for it",
+            )
+        if self.max_images_per_request < 1:
+            raise UsageError(
+                f"--max-images-per-request {self.max_images_per_request} must be at least 1"
+            )
+
+    @property
+    def registry_timeout(self) -> float:
+        if self.registry_timeout_seconds is not None:
+            return self.registry_timeout_seconds
+        return round(self.budget_seconds * 0.6, 3)
 
 
 def build_webhook(settings: WebhookSettings) -> Webhook:
@@ -97,7 +122,8 @@ def build_webhook(settings: WebhookSettings) -> Webhook:
         secrets=secrets,
         insecure_hosts=settings.insecure_registries,
         ca_bundle=settings.registry_ca,
-        registry_timeout=settings.budget_seconds + 2.0,  # the budget fires first
+        registry_timeout=settings.registry_timeout,
+        allowed_hosts=settings.registry_allowed_hosts,
     )
     ledger = None
     if settings.ledger_url:
@@ -108,6 +134,7 @@ def build_webhook(settings: WebhookSettings) -> Webhook:
             region=settings.region,
             budget_seconds=settings.budget_seconds,
             max_body_bytes=settings.max_body_bytes,
+            max_images=settings.max_images_per_request,
         ),
         policy=policy,
         resolver=resolver,

@@ -4,8 +4,9 @@ Attestations live beside the image in its registry, so signing, verification, th
 webhook and the demo all need the same handful of distribution-spec calls: resolve a tag, get and
 put manifests and blobs, list tags, ask the referrers API. Doing them here over httpx (rather than
 shelling out to a registry tool) lets every caller get the same safety rules: plain HTTP only for
-loopback or explicitly insecure hosts, a size limit enforced while the body streams, a digest check
-on everything fetched by digest, and registry failures that name the registry, the image and the
+loopback or explicitly insecure hosts, redirects and token realms only where the caller allows
+(``registry_transport``), a size limit enforced while the body streams, a digest check on
+everything fetched by digest, and registry failures that name the registry, the image and the
 fix instead of a stack trace.
 """
 
@@ -13,7 +14,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import ipaddress
 import json
 import re
 import ssl
@@ -29,8 +29,18 @@ from affidavit.attestations.reference import ImageReference
 from affidavit.attestations.registry_auth import (
     Credentials,
     authorization,
-    connect_reason,
     credentials_from_docker_config,
+)
+from affidavit.attestations.registry_transport import (
+    BodyTooLargeError,
+    BudgetExceededError,
+    ContentError,
+    ForbiddenHostError,
+    HostRules,
+    RegistryUnavailableError,
+    Response,
+    allowed_patterns,
+    send,
 )
 from affidavit.errors import RegistryError
 
@@ -40,11 +50,14 @@ __all__ = [
     "OCI_INDEX",
     "OCI_MANIFEST",
     "BodyTooLargeError",
+    "BudgetExceededError",
     "ContentError",
     "Credentials",
+    "ForbiddenHostError",
     "ImageReference",
     "Manifest",
     "RegistryClient",
+    "RegistryUnavailableError",
     "credentials_from_docker_config",
     "sha256_digest",
 ]
@@ -81,38 +94,6 @@ class Manifest:
         return value
 
 
-class ContentError(RegistryError):
-    """One blob or manifest is missing, oversized or not what its digest says (the registry
-    itself answered; other content may still be fine)."""
-
-
-class BodyTooLargeError(ContentError):
-    """A response body is larger than the caller's limit (found while streaming)."""
-
-    def __init__(self, what: str, size: int, limit: int) -> None:
-        super().__init__(f"{what} is {size} bytes, over the {limit}-byte limit")
-        self.size = size
-        self.limit = limit
-
-
-@dataclass(frozen=True)
-class _Response:
-    status: int
-    headers: httpx.Headers
-    body: bytes
-
-
-def _is_loopback(registry: str) -> bool:
-    host = registry.rsplit(":", 1)[0] if not registry.endswith("]") else registry
-    host = host.strip("[]")
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 class RegistryClient:
     """Distribution-spec calls with auth, TLS rules, size limits and digest checks."""
 
@@ -125,13 +106,21 @@ class RegistryClient:
         credentials: Mapping[str, Credentials] | None = None,
         max_bytes: int = DEFAULT_MAX_BYTES,
         timeout: float = 10.0,
+        allowed_hosts: Collection[str] | None = None,
     ) -> None:
+        """``allowed_hosts``: the hosts a redirect or a token realm may lead to besides the
+        registry itself (``HOST[:PORT]`` or ``*.DOMAIN``); None allows any host. Credentials
+        only ever go to the host they are for."""
         verify: ssl.SSLContext | bool = True
         if ca_bundle is not None:
             verify = ssl.create_default_context(cafile=str(ca_bundle))
-        self._http = httpx.Client(verify=verify, timeout=timeout, follow_redirects=True)
-        self._insecure_hosts = frozenset(insecure_hosts)
-        self._insecure = insecure
+        self._http = httpx.Client(verify=verify, timeout=timeout, follow_redirects=False)
+        self._timeout = timeout
+        self._rules = HostRules(
+            allowed=allowed_patterns(allowed_hosts),
+            insecure_hosts=frozenset(insecure_hosts),
+            insecure=insecure,
+        )
         self._credentials = dict(credentials or {})
         self._tokens: dict[tuple[str, str], str] = {}
         self.max_bytes = max_bytes
@@ -293,9 +282,7 @@ class RegistryClient:
     # -- transport --------------------------------------------------------------------------
 
     def _base(self, ref: ImageReference) -> str:
-        secure = not (
-            self._insecure or ref.registry in self._insecure_hosts or _is_loopback(ref.registry)
-        )
+        secure = not self._rules.plain_http(ref.registry)
         return f"{'https' if secure else 'http'}://{ref.registry}/v2/{ref.repository}/"
 
     def _request(
@@ -310,7 +297,7 @@ class RegistryClient:
         limit: int | None = None,
         what: str | None = None,
         push: bool = False,
-    ) -> _Response:
+    ) -> Response:
         url = path if "://" in path else self._base(ref) + path
         send_headers = dict(headers or {})
         if accept:
@@ -337,35 +324,32 @@ class RegistryClient:
         content: bytes | None,
         limit: int | None,
         what: str | None,
-    ) -> _Response:
-        try:
-            with self._http.stream(method, url, headers=headers, content=content) as r:
-                label = what or f"response from {ref.registry}"
-                declared = r.headers.get("content-length")
-                too_big = limit is not None and declared is not None and int(declared) > limit
-                if too_big and r.status_code == 200 and method != "HEAD" and limit is not None:
-                    raise BodyTooLargeError(label, int(declared or 0), limit)
-                chunks: list[bytes] = []
-                size = 0
-                if method != "HEAD":
-                    for chunk in r.iter_bytes():
-                        size += len(chunk)
-                        if limit is not None and size > limit:
-                            raise BodyTooLargeError(label, size, limit)
-                        chunks.append(chunk)
-                return _Response(r.status_code, r.headers, b"".join(chunks))
-        except httpx.TransportError as e:
-            raise RegistryError(
-                f"registry {ref.registry} is unreachable: {connect_reason(e)}; check the address "
-                "and that the registry is running"
-            ) from e
+    ) -> Response:
+        return send(
+            self._http,
+            method,
+            url,
+            registry=ref.registry,
+            rules=self._rules,
+            timeout=self._timeout,
+            headers=headers,
+            content=content,
+            limit=limit,
+            what=what,
+        )
 
     def _authenticate(self, ref: ImageReference, challenge: str, push: bool) -> str:
         return authorization(
-            self._http, ref, challenge, self._credentials.get(ref.registry), push=push
+            self._http,
+            ref,
+            challenge,
+            self._credentials.get(ref.registry),
+            push=push,
+            rules=self._rules,
+            timeout=self._timeout,
         )
 
-    def _refused(self, ref: ImageReference, r: _Response) -> RegistryError:
+    def _refused(self, ref: ImageReference, r: Response) -> RegistryError:
         return RegistryError(
             f"registry {ref.registry} refused access to {ref.name} (HTTP {r.status}"
             f"{': ' + _error_text(r.body) if _error_text(r.body) else ''})",
@@ -379,14 +363,15 @@ class RegistryClient:
             hint="check the repository and digest, or push the image first",
         )
 
-    def _check(self, r: _Response, method: str, ref: ImageReference) -> None:
+    def _check(self, r: Response, method: str, ref: ImageReference) -> None:
         if r.status < 300:
             return
         detail = _error_text(r.body)
-        raise RegistryError(
-            f"registry {ref.registry} answered HTTP {r.status} to {method} for {ref.name}"
-            + (f": {detail}" if detail else "")
-        )
+        message = f"registry {ref.registry} answered HTTP {r.status} to {method} for {ref.name}"
+        message += f": {detail}" if detail else ""
+        if r.status >= 500 or r.status == 429:  # the registry's own trouble, not the request's
+            raise RegistryUnavailableError(ref.registry, message)
+        raise RegistryError(message)
 
 
 def _error_text(body: bytes) -> str:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import json
+import logging
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -18,8 +19,18 @@ from typing import Any
 import httpx
 
 from affidavit.attestations.reference import ImageReference
+from affidavit.attestations.registry_transport import (
+    BudgetExceededError,
+    ForbiddenHostError,
+    HostRules,
+    RegistryUnavailableError,
+    authority,
+    connect_reason,
+    request_timeout,
+)
 from affidavit.errors import InputError, RegistryError
 
+log = logging.getLogger("affidavit.registry")
 _CHALLENGE_PARAM = re.compile(r'(\w+)="([^"]*)"')
 
 
@@ -57,20 +68,6 @@ def credentials_from_docker_config(
         ) from e
 
 
-def connect_reason(error: httpx.TransportError) -> str:
-    """A short human reason for a transport failure (refused, timed out, ...)."""
-    text = str(error).lower()
-    if "refused" in text:
-        return "connection refused"
-    if isinstance(error, httpx.TimeoutException):
-        return "timed out"
-    if "name or service not known" in text or "nodename nor servname" in text:
-        return "host name not found"
-    if "certificate" in text or "ssl" in text:
-        return f"TLS failed ({error})"
-    return str(error) or type(error).__name__
-
-
 def authorization(
     http: httpx.Client,
     ref: ImageReference,
@@ -78,8 +75,15 @@ def authorization(
     creds: Credentials | None,
     *,
     push: bool,
+    rules: HostRules | None = None,
+    timeout: float = 10.0,
 ) -> str:
-    """The Authorization header that answers a 401's WWW-Authenticate ``challenge``."""
+    """The Authorization header that answers a 401's WWW-Authenticate ``challenge``.
+
+    ``creds`` are the registry's own; they go to its token realm only when the realm is on the
+    registry's host or on a host ``rules`` allow (a registry cannot send them elsewhere).
+    """
+    rules = rules or HostRules()
     scheme, _, params_text = challenge.partition(" ")
     basic = (
         "Basic " + base64.b64encode(f"{creds.username}:{creds.password}".encode()).decode()
@@ -102,14 +106,56 @@ def authorization(
     realm = params.get("realm")
     if not realm:
         raise RegistryError(f"registry {ref.registry} sent a Bearer challenge without a realm")
+    try:
+        realm_url = httpx.URL(realm)
+    except httpx.InvalidURL as e:
+        raise RegistryError(f"registry {ref.registry} named an invalid token realm") from e
+    realm_host = authority(realm_url)
+    if realm_host != authority(httpx.URL(f"https://{ref.registry}/")) and not rules.permits(
+        realm_host
+    ):
+        log.warning("registry %s named token realm %s, which is not allowed", ref.registry, realm)
+        raise ForbiddenHostError(
+            f"registry {ref.registry} named a token service on another host, which is not "
+            "among the allowed registry hosts",
+            hint="if that host is the registry's token service, add it to "
+            "registry.allowedHosts (--registry-allowed-host)",
+        )
+    if realm_url.scheme != "https" and not rules.plain_http(realm_host):
+        raise ForbiddenHostError(
+            f"registry {ref.registry} named a token service over plain HTTP on {realm_host}, "
+            "which must use TLS"
+        )
     scope = params.get("scope") or f"repository:{ref.repository}:{'pull,push' if push else 'pull'}"
     query = {"scope": scope, **({"service": params["service"]} if "service" in params else {})}
+    wait, budget_bound = request_timeout(ref.registry, timeout)
     try:
-        r = http.get(realm, params=query, headers={"Authorization": basic} if basic else {})
-    except httpx.TransportError as e:
-        raise RegistryError(
-            f"token service {realm} of registry {ref.registry} is unreachable: {connect_reason(e)}"
+        r = http.get(
+            realm_url,
+            params=query,
+            headers={"Authorization": basic} if basic else {},
+            timeout=wait,
+            follow_redirects=False,
+        )
+    except httpx.TimeoutException as e:
+        if budget_bound:
+            raise BudgetExceededError(
+                f"the time budget ran out before registry {ref.registry} answered"
+            ) from e
+        raise RegistryUnavailableError(
+            ref.registry,
+            f"token service {realm} of registry {ref.registry} is unreachable: {connect_reason(e)}",
         ) from e
+    except httpx.TransportError as e:
+        raise RegistryUnavailableError(
+            ref.registry,
+            f"token service {realm} of registry {ref.registry} is unreachable: {connect_reason(e)}",
+        ) from e
+    if r.status_code >= 500:
+        raise RegistryUnavailableError(
+            ref.registry,
+            f"token service {realm} of registry {ref.registry} answered HTTP {r.status_code}",
+        )
     if r.status_code != 200:
         raise RegistryError(
             f"registry {ref.registry} refused access to {ref.name}: its token service "

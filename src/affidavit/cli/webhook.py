@@ -63,6 +63,31 @@ def serve(
     registry_ca: Annotated[
         Path | None, typer.Option("--registry-ca", envvar="AFFIDAVIT_REGISTRY_CA")
     ] = None,
+    registry_allowed_host: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--registry-allowed-host",
+            envvar="AFFIDAVIT_REGISTRY_ALLOWED_HOSTS",
+            help="HOST[:PORT] or *.DOMAIN contacted besides the registries policies name, and "
+            "allowed as redirect (blob storage) or token realm host (repeat; env: space-separated).",
+        ),
+    ] = None,
+    registry_timeout: Annotated[
+        float | None,
+        typer.Option(
+            "--registry-timeout",
+            envvar="AFFIDAVIT_REGISTRY_TIMEOUT",
+            help="Seconds after which a silent registry is unavailable (default 0.6 x budget).",
+        ),
+    ] = None,
+    max_images_per_request: Annotated[
+        int,
+        typer.Option(
+            "--max-images-per-request",
+            envvar="AFFIDAVIT_MAX_IMAGES_PER_REQUEST",
+            help="Distinct images judged per request; a request with more is denied.",
+        ),
+    ] = 64,
     log_level: Annotated[str, typer.Option("--log-level", envvar="AFFIDAVIT_LOG_LEVEL")] = "info",
 ) -> None:
     """Serve AdmissionReviews over HTTPS at /validate (plus /healthz, /readyz, /metrics)."""
@@ -84,6 +109,9 @@ def serve(
             budget_seconds=budget_seconds,
             insecure_registries=tuple(insecure_registry or ()),
             registry_ca=registry_ca,
+            registry_allowed_hosts=tuple(registry_allowed_host or ()),
+            registry_timeout_seconds=registry_timeout,
+            max_images_per_request=max_images_per_request,
             log_level=log_level,
         )
     )

@@ -59,8 +59,10 @@ def evaluate(
     *,
     now: datetime,
     decision_id: str,
+    missing: Mapping[str, tuple[str, str, str]] | None = None,
 ) -> Decision:
-    """Judge ``ctx`` against ``index``; ``evidence[image]`` is None when it could not be fetched."""
+    """Judge ``ctx`` against ``index``; ``evidence[image]`` is None when it could not be fetched,
+    and ``missing[image]`` (rule, found, fix) when that was the request's doing, not an outage."""
     violations: list[Violation] = []
     used: list[EvidenceUsed] = []
     refs: list[ImageRef] = []
@@ -85,7 +87,7 @@ def evaluate(
             continue
         modes.append(eff.mode)
         policies += [p for p in eff.policies if p not in policies]
-        found, evidence_used = check_image(image, ev, eff, now)
+        found, evidence_used = check_image(image, ev, eff, now, (missing or {}).get(image))
         used += evidence_used
         labels_key = tuple(r.value for r in (*eff.owner_labels, *eff.escalation_labels))
         if labels_key not in workload_checked:

@@ -89,8 +89,15 @@ def _missing(
 
 
 def check_image(
-    image: str, ev: ImageEvidence | None, eff: EffectivePolicy, now: datetime
+    image: str,
+    ev: ImageEvidence | None,
+    eff: EffectivePolicy,
+    now: datetime,
+    missing: tuple[str, str, str] | None = None,
 ) -> tuple[list[Violation], list[EvidenceUsed]]:
+    """``ev`` None: no evidence. ``missing`` (rule, found, fix) says the request itself caused
+    that (never fail-open); without it the registry was unavailable (``failurePolicy`` decides).
+    """
     out: list[Violation] = []
     repo_at = pinned(image, ev.digest if ev is not None else None)
     if eff.require_digest and "@sha256:" not in image:
@@ -106,7 +113,14 @@ def check_image(
             )
         )
     if ev is None:
-        if not eff.fail_open:
+        if missing is not None:
+            rule, found, fix = missing
+            expected = (
+                "verified attestations for the image (missing evidence, not a registry "
+                "outage: failurePolicy does not apply)"
+            )
+            out.append(_v(rule, _primary(eff), found, expected, fix, image))
+        elif not eff.fail_open:
             out.append(
                 _v(
                     "evidence.unavailable",

@@ -73,6 +73,8 @@ def test_schema_rejects_what_it_should() -> None:
         {"clusterName": ""},
         {"region": ""},  # the webhook refuses to start without a region
         {"typo": True},
+        {"registry": {"allowedHosts": ["https://ghcr.io/org"]}},  # a host, not a URL
+        {"webhook": {"maxImagesPerRequest": 0}},
     ]
     for override in bad:
         with pytest.raises(jsonschema.ValidationError):
@@ -157,6 +159,22 @@ def test_deployment_runs_webhook_and_operator_sharing_the_ledger(render: Render)
     operator_env = {e["name"]: e.get("value") for e in containers["operator"]["env"]}
     assert operator_env["AFFIDAVIT_CERT_DIR"] == "/var/run/affidavit/certs"
     assert operator_env["AFFIDAVIT_WEBHOOK_CONFIGURATION"] == "affidavit"
+
+
+def _webhook_env(docs: list[dict[str, Any]]) -> dict[str, str | None]:
+    pod = one(docs, "Deployment")["spec"]["template"]["spec"]
+    (webhook,) = [c for c in pod["containers"] if c["name"] == "webhook"]
+    return {e["name"]: e.get("value") for e in webhook["env"]}
+
+
+def test_registry_allow_list_and_image_cap_reach_the_webhook(render: Render) -> None:
+    env = _webhook_env(render())
+    assert env["AFFIDAVIT_MAX_IMAGES_PER_REQUEST"] == "64"
+    assert "AFFIDAVIT_REGISTRY_ALLOWED_HOSTS" not in env  # only the registries policies name
+    hosts = "registry.allowedHosts={auth.docker.io,*.cloudflare.docker.com}"
+    env = _webhook_env(render("--set", hosts, "--set", "webhook.maxImagesPerRequest=16"))
+    assert env["AFFIDAVIT_REGISTRY_ALLOWED_HOSTS"] == "auth.docker.io *.cloudflare.docker.com"
+    assert env["AFFIDAVIT_MAX_IMAGES_PER_REQUEST"] == "16"
 
 
 def test_postgres_scenario_reads_the_url_from_a_secret(render: Render) -> None:

@@ -68,7 +68,15 @@ def closed_port() -> str:
 
 
 @pytest.fixture(scope="module")
-def webhook(workdir: Path, tls: Tls, images: Images) -> Iterator[WebhookProcess]:
+def webhook(
+    workdir: Path, tls: Tls, images: Images, hanging_registry: str, closed_port: str
+) -> Iterator[WebhookProcess]:
+    # The policies' globs (`*/strict/*`) name no registry, so the hosts are allow-listed.
+    allowed = [
+        a
+        for h in (images.host, hanging_registry, closed_port)
+        for a in ("--registry-allowed-host", h)
+    ]
     proc = start_webhook(
         workdir,
         tls.ca.cert_pem,
@@ -80,7 +88,10 @@ def webhook(workdir: Path, tls: Tls, images: Images) -> Iterator[WebhookProcess]
             "--policy-dir",
             str(workdir / "policies"),
             "--budget-seconds",
-            "1.5",
+            "3",
+            "--registry-timeout",
+            "0.5",
+            *allowed,
         ],
     )
     yield proc

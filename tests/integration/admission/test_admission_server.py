@@ -37,7 +37,14 @@ def test_rotated_certificate_is_served_without_restart(
         tls.ca.cert_pem,
         cert,
         key,
-        args=["--ledger", "", "--policy-dir", str(workdir / "policies")],
+        args=[
+            "--ledger",
+            "",
+            "--policy-dir",
+            str(workdir / "policies"),
+            "--registry-allowed-host",  # the policies' globs (`*/strict/*`) name no registry
+            images.host,
+        ],
     )
     try:
         port = int(hook.url.rsplit(":", 1)[1])
@@ -70,6 +77,8 @@ def test_unreachable_ledger_buffers_and_says_so(
             f"postgresql+psycopg://affidavit@{closed_port}/ledger",
             "--policy-dir",
             str(workdir / "policies"),
+            "--registry-allowed-host",
+            images.host,
         ],
     )
     try:

@@ -272,6 +272,20 @@ def test_unavailable_evidence_fails_closed_unless_fail_open() -> None:
     assert run(ix, {IMAGE: None}).outcome == "allowed"
 
 
+def test_missing_evidence_fails_closed_even_when_the_policy_fails_open() -> None:
+    """A problem of the request itself (a bad pull secret, an unnamed registry) is no outage."""
+    ix = index([policy(require={"failurePolicy": "Ignore"})])
+    c = ctx()
+    missing = {IMAGE: ("evidence.missing", "missing evidence: a bad pull secret", "fix it")}
+    d = evaluate(c, {IMAGE: None}, ix, now=NOW, decision_id="d-1", missing=missing)
+    assert d.outcome == "denied"
+    assert messages(d) == [
+        f"{IMAGE}: evidence.missing (AccountabilityPolicy/baseline): found missing evidence: a "
+        "bad pull secret; expected verified attestations for the image (missing evidence, not "
+        "a registry outage: failurePolicy does not apply); fix: fix it"
+    ]
+
+
 def test_stale_provenance() -> None:
     ix = index([policy(require={"provenance": {"required": True, "maxAgeDays": 30}})])
     old = provenance(change(committed_at="2026-09-01T00:00:00Z"))

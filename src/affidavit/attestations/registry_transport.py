@@ -1,0 +1,270 @@
+"""The wire under the registry client: which hosts it may reach, redirects, deadlines, limits.
+
+A registry is a remote party, and in the admission webhook the image reference that names it
+comes from whoever wrote the Pod spec. So the rules about *where* a request may go live here, in
+one place, rather than in each distribution call: redirects are followed by hand (only to the
+same host, or to a host the caller allows, and without the Authorization header when the host
+changes); a caller-set deadline caps every request's timeout, so outstanding work stops when
+the caller's budget does; and failures are sorted into the registry's own unavailability
+(``RegistryUnavailableError``: refused, timed out on its own, 5xx) versus everything else, which
+callers must not mistake for an outage.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ipaddress
+import logging
+import time
+from collections.abc import Collection, Iterator, Mapping
+from contextvars import ContextVar
+from dataclasses import dataclass
+
+import httpx
+
+from affidavit.errors import RegistryError
+
+log = logging.getLogger("affidavit.registry")
+
+MAX_REDIRECTS = 5
+_REDIRECTS = (301, 302, 303, 307, 308)
+_DEADLINE: ContextVar[float | None] = ContextVar("affidavit_registry_deadline", default=None)
+
+
+class ContentError(RegistryError):
+    """One blob or manifest is missing, oversized or not what its digest says (the registry
+    itself answered; other content may still be fine)."""
+
+
+class BodyTooLargeError(ContentError):
+    """A response body is larger than the caller's limit (found while streaming)."""
+
+    def __init__(self, what: str, size: int, limit: int) -> None:
+        super().__init__(f"{what} is {size} bytes, over the {limit}-byte limit")
+        self.size = size
+        self.limit = limit
+
+
+class RegistryUnavailableError(RegistryError):
+    """The registry itself failed: connection refused, its own timeout, TLS, or HTTP 5xx/429.
+
+    The only failure that may count as "registry unavailable" for a fail-open policy; the
+    message holds the detail for logs and the CLI, ``registry`` the host to name elsewhere.
+    """
+
+    def __init__(self, registry: str, message: str, *, hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.registry = registry
+
+
+class BudgetExceededError(RegistryError):
+    """The caller's deadline passed before the registry answered (the caller's limit, not an
+    outage: the registry was never given its own full timeout)."""
+
+
+class ForbiddenHostError(RegistryError):
+    """A registry sent the client to a host it may not contact (a redirect or a token realm)."""
+
+
+def is_loopback(host: str) -> bool:
+    """``host[:port]`` names this machine (localhost or a loopback address)."""
+    name = host.rsplit(":", 1)[0] if not host.endswith("]") else host
+    name = name.strip("[]")
+    if name == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
+
+
+def authority(url: httpx.URL) -> str:
+    """``host[:port]`` of ``url``, lower-case, without the scheme's default port."""
+    host = url.host.lower()
+    if ":" in host:
+        host = f"[{host}]"
+    return host if url.port is None else f"{host}:{url.port}"
+
+
+def host_matches(host: str, pattern: str) -> bool:
+    """``pattern`` is ``HOST[:PORT]`` (exact) or ``*.DOMAIN[:PORT]`` (any sub-domain of DOMAIN)."""
+    host, pattern = host.lower(), pattern.lower()
+    if pattern.startswith("*."):
+        suffix = pattern[1:]
+        name, _, port = host.partition(":")
+        want, _, want_port = suffix.partition(":")
+        return name.endswith(want) and len(name) > len(want) and port == want_port
+    return host == pattern
+
+
+@dataclass(frozen=True)
+class HostRules:
+    """Where requests may go beyond the registry they are for, and where plain HTTP is allowed.
+
+    ``allowed`` None: any host (the CLI, where the user names the registry); otherwise only
+    hosts matching one of these patterns (see ``host_matches``).
+    """
+
+    allowed: frozenset[str] | None = None
+    insecure_hosts: frozenset[str] = frozenset()
+    insecure: bool = False
+
+    def permits(self, host: str) -> bool:
+        return self.allowed is None or any(host_matches(host, p) for p in self.allowed)
+
+    def plain_http(self, host: str) -> bool:
+        return self.insecure or host in self.insecure_hosts or is_loopback(host)
+
+
+@contextlib.contextmanager
+def deadline(at: float) -> Iterator[None]:
+    """Cap every registry request made in this context so that it ends by ``at`` (monotonic)."""
+    token = _DEADLINE.set(at)
+    try:
+        yield
+    finally:
+        _DEADLINE.reset(token)
+
+
+def request_timeout(registry: str, default: float) -> tuple[float, bool]:
+    """The timeout for the next request, and whether the caller's deadline (not ``default``) set it."""
+    at = _DEADLINE.get()
+    if at is None:
+        return default, False
+    left = at - time.monotonic()
+    if left <= 0:
+        raise BudgetExceededError(f"the time budget ran out before registry {registry} answered")
+    return (left, True) if left < default else (default, False)
+
+
+def connect_reason(error: httpx.TransportError) -> str:
+    """A short human reason for a transport failure (refused, timed out, ...)."""
+    text = str(error).lower()
+    if "refused" in text:
+        return "connection refused"
+    if isinstance(error, httpx.TimeoutException):
+        return "timed out"
+    if "name or service not known" in text or "nodename nor servname" in text:
+        return "host name not found"
+    if "certificate" in text or "ssl" in text:
+        return f"TLS failed ({error})"
+    return str(error) or type(error).__name__
+
+
+@dataclass(frozen=True)
+class Response:
+    status: int
+    headers: httpx.Headers
+    body: bytes
+    url: httpx.URL
+
+
+def send(
+    http: httpx.Client,
+    method: str,
+    url: str,
+    *,
+    registry: str,
+    rules: HostRules,
+    timeout: float,
+    headers: Mapping[str, str],
+    content: bytes | None = None,
+    limit: int | None = None,
+    what: str | None = None,
+) -> Response:
+    """One registry request, following redirects only where ``rules`` allow.
+
+    Raises:
+        RegistryUnavailableError: the registry refused the connection or timed out on its own.
+        BudgetExceededError: the deadline set with ``deadline()`` passed first.
+        ForbiddenHostError: a redirect points at a host ``rules`` do not allow, or downgrades
+            to plain HTTP on a host that must use TLS.
+        BodyTooLargeError: the body is over ``limit`` (checked while streaming).
+    """
+    target = httpx.URL(url)
+    origin = authority(target)
+    send_headers = dict(headers)
+    for _hop in range(MAX_REDIRECTS + 1):
+        r = _once(http, method, target, registry, send_headers, content, limit, what, timeout)
+        location = r.headers.get("location")
+        if r.status not in _REDIRECTS or not location:
+            return r
+        target = target.join(location)
+        host = authority(target)
+        if host != origin:
+            if not rules.permits(host):
+                log.warning("registry %s redirected to %s, which is not allowed", registry, host)
+                raise ForbiddenHostError(
+                    f"registry {registry} redirected to another host, which is not among the "
+                    "allowed registry hosts",
+                    hint="if that host is the registry's blob storage, add it to "
+                    "registry.allowedHosts (--registry-allowed-host)",
+                )
+            send_headers = {k: v for k, v in send_headers.items() if k.lower() != "authorization"}
+        if target.scheme != "https" and not rules.plain_http(host):
+            raise ForbiddenHostError(
+                f"registry {registry} redirected to plain HTTP on {host}, which must use TLS"
+            )
+        if r.status == 303:
+            method, content = "GET", None
+    raise RegistryError(f"registry {registry} redirected more than {MAX_REDIRECTS} times")
+
+
+def _once(
+    http: httpx.Client,
+    method: str,
+    url: httpx.URL,
+    registry: str,
+    headers: Mapping[str, str],
+    content: bytes | None,
+    limit: int | None,
+    what: str | None,
+    default_timeout: float,
+) -> Response:
+    timeout, budget_bound = request_timeout(registry, default_timeout)
+    try:
+        with http.stream(method, url, headers=headers, content=content, timeout=timeout) as r:
+            label = what or f"response from {registry}"
+            declared = r.headers.get("content-length")
+            too_big = limit is not None and declared is not None and int(declared) > limit
+            if too_big and r.status_code == 200 and method != "HEAD" and limit is not None:
+                raise BodyTooLargeError(label, int(declared or 0), limit)
+            chunks: list[bytes] = []
+            size = 0
+            if method != "HEAD" and r.status_code not in _REDIRECTS:
+                for chunk in r.iter_bytes():
+                    size += len(chunk)
+                    if limit is not None and size > limit:
+                        raise BodyTooLargeError(label, size, limit)
+                    chunks.append(chunk)
+                    request_timeout(registry, default_timeout)  # raises once the deadline passed
+            return Response(r.status_code, r.headers, b"".join(chunks), url)
+    except httpx.TimeoutException as e:
+        if budget_bound:
+            raise BudgetExceededError(
+                f"the time budget ran out before registry {registry} answered"
+            ) from e
+        raise _unreachable(registry, e) from e
+    except httpx.TransportError as e:
+        raise _unreachable(registry, e) from e
+
+
+def _unreachable(registry: str, e: httpx.TransportError) -> RegistryUnavailableError:
+    return RegistryUnavailableError(
+        registry,
+        f"registry {registry} is unreachable: {connect_reason(e)}; check the address "
+        "and that the registry is running",
+    )
+
+
+def allowed_patterns(patterns: Collection[str] | None) -> frozenset[str] | None:
+    """Normalise a host allow-list (lower-case, no scheme or path); None stays None (any host)."""
+    if patterns is None:
+        return None
+    out = set()
+    for p in patterns:
+        p = p.strip().lower()
+        p = p.split("://", 1)[-1].split("/", 1)[0].removesuffix(":443")
+        if p:
+            out.add(p)
+    return frozenset(out)

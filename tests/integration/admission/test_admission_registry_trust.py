@@ -1,0 +1,268 @@
+"""What a request cannot make the webhook do: contact a registry no policy names, take the
+fail-open path with a problem of its own making, or starve another namespace's lookups.
+
+The webhook runs in-process (``Webhook.handle``) against the real registry with real signed
+attestations, policy files, real Secret objects for imagePullSecrets, and hostile registries on
+loopback (one that records what it receives, one that accepts and stalls). Outcomes are
+asserted, never times.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import threading
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from admission_support import attest_provenance, make_signing, policy, push, review
+
+from affidavit.admission.decide import Answer, Judge, Webhook
+from affidavit.admission.policy_source import FilePolicySource
+from affidavit.admission.resolve import EvidenceResolver
+from affidavit.attestations.verify import EvidenceCache
+from affidavit.policy.decision import Decision
+from hostile_registries import hostile_registry, manifest, stalling_registry
+
+
+@dataclass(frozen=True)
+class Setup:
+    policies: Path
+    good: str  # REGISTRY/named/good:1, attested; the registry is named by policy "named"
+    host: str
+
+
+class Secrets:
+    """Secret objects as the API server returns them (values base64), by namespace and name."""
+
+    def __init__(self, objects: Mapping[tuple[str, str], Mapping[str, Any]]) -> None:
+        self.objects = objects
+
+    def read_secret(self, namespace: str, name: str) -> Mapping[str, Any] | None:
+        return self.objects.get((namespace, name))
+
+
+SECRETS = Secrets(
+    {
+        ("shop", "not-docker"): {
+            "type": "Opaque",
+            "data": {"password": base64.b64encode(b"hunter2").decode()},
+        }
+    }
+)
+
+
+@pytest.fixture(scope="module")
+def setup(registry: Any, tmp_path_factory: pytest.TempPathFactory) -> Setup:
+    work = tmp_path_factory.mktemp("registry-trust")
+    host: str = registry.host
+    signing = make_signing(work)
+    digest = push(host, "named/good", "1", content=f"good {work}".encode())
+    attest_provenance(host, "named/good", digest, signing)
+    docs = [
+        # names its registry: contacted without any allow-list; fails open when unavailable
+        policy(
+            "named", [f"{host}/named/*"], signing.public_pem, require={"failurePolicy": "Ignore"}
+        ),
+        # a glob that starts with a wildcard names no registry
+        policy("lenient", ["*/lenient/*"], signing.public_pem, require={"failurePolicy": "Ignore"}),
+    ]
+    (work / "policies").mkdir()
+    (work / "policies" / "policies.yaml").write_text(yaml.safe_dump_all(docs))
+    return Setup(work / "policies", f"{host}/named/good:1", host)
+
+
+def make_webhook(
+    setup: Setup,
+    *,
+    allowed: tuple[str, ...] = (),
+    budget: float = 3.0,
+    registry_timeout: float = 10.0,
+    workers: int = 16,
+) -> Webhook:
+    resolver = EvidenceResolver(
+        cache=EvidenceCache(),
+        secrets=SECRETS,
+        registry_timeout=registry_timeout,
+        allowed_hosts=allowed,
+    )
+    return Webhook(
+        judge=Judge(cluster="prod-1", region="eu-west-1", budget_seconds=budget),
+        policy=FilePolicySource(setup.policies),
+        resolver=resolver,
+        workers=workers,
+    )
+
+
+@pytest.fixture
+def webhook(setup: Setup) -> Iterator[Webhook]:
+    hook = make_webhook(setup)
+    yield hook
+    hook.close()
+
+
+def judge(hook: Webhook, body: dict[str, Any]) -> tuple[dict[str, Any], Decision | None]:
+    answer: Answer = hook.handle(json.dumps(body).encode())
+    assert answer.status == 200
+    assert isinstance(answer.body, dict)
+    return answer.body["response"], answer.decision
+
+
+def found(decision: Decision | None) -> list[tuple[str, str, str]]:
+    assert decision is not None
+    return [(v.rule, v.policy, v.found) for v in decision.violations]
+
+
+def test_a_registry_no_policy_names_is_never_contacted(webhook: Webhook) -> None:
+    with hostile_registry(manifest) as stranger:
+        image = f"{stranger.host}/lenient/app:1"
+        response, decision = judge(webhook, review(image))
+        assert stranger.seen == []
+    assert response["allowed"] is False  # missing evidence: the policy's Ignore does not apply
+    assert found(decision) == [
+        (
+            "evidence.missing",
+            "AccountabilityPolicy/lenient",
+            f"missing evidence: registry {stranger.host} is not one the webhook contacts (no "
+            "AccountabilityPolicy's match.images names it and registry.allowedHosts does not "
+            "list it)",
+        )
+    ]
+    assert decision is not None
+    assert decision.violations[0].fix == (
+        "deploy the image from a registry a policy names, or add the registry to "
+        "registry.allowedHosts"
+    )
+
+
+def test_an_allow_listed_registry_is_contacted(setup: Setup) -> None:
+    with hostile_registry(manifest) as listed:
+        hook = make_webhook(setup, allowed=(listed.host,))
+        try:
+            judge(hook, review(f"{listed.host}/lenient/app:1"))
+        finally:
+            hook.close()
+        assert [s.path for s in listed.seen][:1] == ["/v2/lenient/app/manifests/1"]
+
+
+def test_a_registry_a_policy_names_needs_no_allow_list(webhook: Webhook, setup: Setup) -> None:
+    response, decision = judge(webhook, review(setup.good))
+    assert response["allowed"] is True
+    assert found(decision) == []
+
+
+def test_a_bad_pull_secret_is_missing_evidence_not_an_outage(
+    webhook: Webhook, setup: Setup
+) -> None:
+    body = review(setup.good)
+    pod = body["request"]["object"]["spec"]["template"]["spec"]
+    pod["imagePullSecrets"] = [{"name": "not-docker"}]
+    response, decision = judge(webhook, body)
+    assert response["allowed"] is False  # under failurePolicy Ignore it was admitted before
+    assert found(decision) == [
+        (
+            "evidence.missing",
+            "AccountabilityPolicy/named",
+            "missing evidence: imagePullSecret shop/not-docker has type 'Opaque' without "
+            "registry credentials",
+        )
+    ]
+    assert decision is not None
+    assert decision.violations[0].fix == (
+        "use `kubectl create secret docker-registry` (type kubernetes.io/dockerconfigjson)"
+    )
+
+
+def test_more_images_than_the_cap_is_denied(webhook: Webhook, setup: Setup) -> None:
+    images = [f"{setup.host}/named/app{i}:1" for i in range(65)]
+    response, decision = judge(webhook, review(*images, uid="u-many"))
+    assert decision is None  # refused before any lookup
+    assert response == {
+        "uid": "u-many",
+        "allowed": False,
+        "status": {
+            "code": 403,
+            "message": "the Deployment names 65 distinct images, more than the 64 the webhook "
+            "judges per request; split it into smaller workloads or raise "
+            "webhook.maxImagesPerRequest (--max-images-per-request)",
+            "reason": "Forbidden",
+        },
+    }
+    response, _ = judge(webhook, review(*images[:64], *images[:64]))
+    assert response["allowed"] is False and "distinct images" not in str(response)
+
+
+def test_running_out_of_budget_never_fails_open(setup: Setup) -> None:
+    with stalling_registry() as slow:
+        hook = make_webhook(setup, allowed=(slow.host,), budget=1.0, registry_timeout=10.0)
+        try:
+            image = f"{slow.host}/lenient/app:1"
+            response, decision = judge(hook, review(image))
+        finally:
+            hook.close()
+    assert response["allowed"] is False
+    assert found(decision) == [
+        (
+            "evidence.budget",
+            "AccountabilityPolicy/lenient",
+            f"evidence lookup for {image} exceeded the 1s budget",
+        )
+    ]
+
+
+def test_a_registry_that_times_out_on_its_own_is_unavailable(setup: Setup) -> None:
+    with stalling_registry() as down:
+        hook = make_webhook(setup, allowed=(down.host,), budget=3.0, registry_timeout=0.5)
+        try:
+            image = f"{down.host}/lenient/app:1"
+            response, decision = judge(hook, review(image))
+        finally:
+            hook.close()
+    assert response["allowed"] is True  # the registry itself is down and the policy says Ignore
+    assert found(decision) == [
+        (
+            "evidence.unavailable",
+            "AccountabilityPolicy/lenient",
+            f"registry {down.host} is unreachable",
+        )
+    ]
+
+
+def test_a_flood_from_one_namespace_does_not_starve_another(setup: Setup) -> None:
+    """Dry-run Pods with many images on a stalled registry in `flood`; a reviewed image in
+    `shop` is still judged on its evidence, and the flood's queued lookups never run."""
+    with stalling_registry() as slow:
+        hook = make_webhook(setup, allowed=(slow.host,), workers=4, budget=3.0)
+        try:
+            flood: list[dict[str, Any]] = []
+
+            def send(n: int) -> None:
+                images = [f"{slow.host}/lenient/app{n}-{i}:1" for i in range(20)]
+                body = review(*images, uid=f"u-flood-{n}", namespace="flood", name=f"f{n}")
+                body["request"]["dryRun"] = True
+                flood.append(judge(hook, body)[0])
+
+            threads = [threading.Thread(target=send, args=(n,)) for n in range(3)]
+            for t in threads:
+                t.start()
+            for _ in range(3000):  # until the flood is queued (bounded, not timed)
+                if sum(hook._scheduler.queued().values()) >= 40:
+                    break
+                threading.Event().wait(0.01)
+            else:
+                raise AssertionError("the flood was never queued")
+            response, decision = judge(hook, review(setup.good, namespace="shop"))
+            for t in threads:
+                t.join()
+            assert response["allowed"] is True
+            assert found(decision) == []
+            assert [r["allowed"] for r in flood] == [False, False, False]
+            # one lookup thread per namespace: each flood request ran at most one of its 20
+            # lookups; the rest were cancelled with the budget and never dialled the registry
+            assert slow.accepted <= 3
+        finally:
+            hook.close()
