@@ -74,8 +74,10 @@ def _helm_args(node: NodeInfo, image: BuiltImage, work: Path) -> list[str]:
     for key, value in sets.items():
         args += ["--set" if key == "replicaCount" else "--set-string", f"{key}={value}"]
     values = yaml.safe_load((CHART / "values.yaml").read_text())
-    if "insecure" in (values.get("registries") or {}):
-        return [*args, "--set-string", f"registries.insecure[0]={node.registry}"]
+    insecure = [k for k, v in (values.get("registry") or {}).items()
+                if "insecure" in k.lower() and isinstance(v, list)]  # fmt: skip
+    if insecure:
+        return [*args, "--set-string", f"registry.{insecure[0]}[0]={node.registry}"]
     # A chart without a value for plain-HTTP registries: add the webhook's flag after rendering.
     renderer = work / "insecure-registry"
     renderer.write_text(
