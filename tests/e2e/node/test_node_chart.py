@@ -50,7 +50,7 @@ SELF = "affidavit-self"
 POLICY = "node-e2e-review"
 SELF_POLICY = "node-e2e-we-admit-ourselves"
 INDEX = "affidavit-policy-index"
-WEBHOOK_PODS = "app.kubernetes.io/name=affidavit"
+WEBHOOK_PODS = "app.kubernetes.io/name=affidavit,app.kubernetes.io/component!=test"
 
 pytestmark = pytest.mark.timeout(1500)
 
