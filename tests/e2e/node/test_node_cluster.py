@@ -32,7 +32,10 @@ def test_the_node_is_ready_at_the_pinned_versions(node: NodeInfo, node_kubectl: 
     pins = pinned_versions()
     assert versions["kubeletVersion"] == pins["K8S_VERSION"]
     assert versions["kubeProxyVersion"] in {"", pins["K8S_VERSION"]}
-    assert versions["containerRuntimeVersion"] == f"containerd://{pins['CONTAINERD_VERSION']}"
+    assert (
+        versions["containerRuntimeVersion"]
+        == f"containerd://{pins['CONTAINERD_VERSION'].lstrip('v')}"
+    )
     addresses = {a["type"]: a["address"] for a in info["status"]["addresses"]}
     assert addresses["InternalIP"] == node.ip
     # The node's kernel tunables are files in its namespace; the machine's are untouched.
