@@ -264,13 +264,16 @@ class ControlPlane:
         server = f"https://{host}:{api_port}"
         if ns is None:
             placement = [
+                # No token controller runs before the controller manager; like envtest, do not
+                # make Pod creation wait for the default ServiceAccount.
+                "--disable-admission-plugins=ServiceAccount",
                 "--bind-address=127.0.0.1",
                 "--advertise-address=127.0.0.1",
                 # A 127.0.0.1 endpoint for the `kubernetes` Service is invalid; don't try.
                 "--endpoint-reconciler-type=none",
             ]
         else:
-            placement = [
+            placement = [  # Pods run: they get their ServiceAccount token (admission plugin on)
                 "--bind-address=0.0.0.0",
                 f"--advertise-address={host}",
                 # Webhooks are called at their endpoints' Pod IPs, not through a ClusterIP
@@ -313,9 +316,6 @@ class ControlPlane:
                 f"--service-cluster-ip-range={_SERVICE_CIDR}",
                 "--allow-privileged=true",
                 "--authorization-mode=RBAC",
-                # No token controller runs before the controller manager; like envtest, do not
-                # make Pod creation wait for the default ServiceAccount.
-                "--disable-admission-plugins=ServiceAccount",
                 f"--service-account-issuer={server}/",
                 f"--service-account-key-file={sa_pub}",
                 f"--service-account-signing-key-file={sa_key}",
