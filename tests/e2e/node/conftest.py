@@ -4,7 +4,8 @@ One node per session (``affidavit.envtest.Node``: control plane, kubelet, contai
 kube-proxy, CoreDNS, a registry and PostgreSQL, all inside namespaces of its own). Affidavit's
 image is built by ``operator/build-image`` (the build ``make image`` runs), pushed to the node's
 registry and its own attestations signed with a key made here. In CI (``CI=true``) missing
-binaries are a failure; elsewhere the tests skip with the command to run.
+binaries are a failure; elsewhere the tests skip with the command to run. They run only with
+``AFFIDAVIT_NODE_TESTS=1``; otherwise they skip saying so.
 """
 
 from __future__ import annotations
@@ -43,8 +44,11 @@ def _missing(message: str) -> None:
 @pytest.fixture(scope="session")
 def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NodeInfo]:
     """A running node with PostgreSQL, shared by the session."""
-    if os.environ.get(GATE, "1") == "0":
-        pytest.skip(f"{GATE}=0: the real-node tests are switched off")
+    if os.environ.get(GATE) != "1":
+        pytest.skip(
+            f"the real-node tests run with {GATE}=1 (not yet reliable enough for every CI run: "
+            "the image build and the chart on a loaded 2-core machine take minutes)"
+        )
     try:
         find_binaries(("etcd", "kube-apiserver", "kube-controller-manager", "kubectl", "helm"))
         find_node_binaries()
