@@ -11,7 +11,9 @@ binaries are a failure; elsewhere the tests skip with the command to run. They r
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -42,7 +44,7 @@ def _missing(message: str) -> None:
 
 
 @pytest.fixture(scope="session")
-def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NodeInfo]:
+def node() -> Iterator[NodeInfo]:
     """A running node with PostgreSQL, shared by the session."""
     if os.environ.get(GATE) != "1":
         pytest.skip(
@@ -54,8 +56,14 @@ def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NodeInfo]:
         find_node_binaries()
     except BinariesMissingError as e:
         _missing(str(e))
-    with Node(tmp_path_factory.mktemp("node"), postgres=True) as info:
-        yield info
+    # Not under pytest's base temp: another pytest session on the machine prunes old base
+    # temps, and a node's kubelet and containerd live in this directory for the whole session.
+    workdir = Path(tempfile.mkdtemp(prefix="affidavit-node-e2e-"))
+    try:
+        with Node(workdir, postgres=True) as info:
+            yield info
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
 
 
 def _runner(binary: Path, env: dict[str, str]) -> Run:

@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -82,8 +84,9 @@ def _host_state() -> dict[str, object]:
 
 
 def test_a_second_node_beside_the_first_stops_on_sigint_leaving_nothing_behind(
-    node: NodeInfo, tmp_path: Path
+    node: NodeInfo,
 ) -> None:
+    tmp_path = Path(tempfile.mkdtemp(prefix="affidavit-node-second-"))
     before = _host_state()
     ready = tmp_path / "ready.json"
     log = (tmp_path / "envtest.log").open("w")
@@ -114,6 +117,7 @@ def test_a_second_node_beside_the_first_stops_on_sigint_leaving_nothing_behind(
         code = proc.wait(timeout=180)
         log.close()
     assert code == 0, (tmp_path / "envtest.log").read_text()[-3000:]
+    shutil.rmtree(tmp_path, ignore_errors=True)
     assert not Path(f"/proc/{anchor}").exists()
     assert not any(list(h.glob(f"{cgroup}*")) for h in hierarchies())
     deadline = time.monotonic() + 10
