@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import shutil
 import socket
-import subprocess
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from affidavit.demo.services import LocalRegistry
+from ledger_databases import PostgresServer, pg_bin
 
 IN_CI = os.environ.get("CI") == "true"
 
@@ -51,67 +51,33 @@ def registry() -> Iterator[LocalRegistry]:
         yield server
 
 
-def _pg_bin() -> Path | None:
-    for candidate in sorted(Path("/usr/lib/postgresql").glob("*/bin"), reverse=True):
-        if (candidate / "initdb").exists():
-            return candidate
-    return None
-
-
 @pytest.fixture(scope="session")
 def postgres_url() -> Iterator[str]:
     """A real PostgreSQL server on 127.0.0.1 with a fresh cluster; yields a SQLAlchemy URL."""
-    bindir = _pg_bin()
+    bindir = pg_bin()
     if bindir is None:
         missing("PostgreSQL server", "run `make deps` (apt-get install postgresql)")
         raise AssertionError("unreachable")
-    base = Path(tempfile.mkdtemp(prefix="affidavit-pg-"))
-    data = base / "data"
-    run_as: list[str] = []
-    if os.geteuid() == 0:  # initdb refuses to run as root
-        shutil.chown(base, "postgres", "postgres")
-        run_as = ["runuser", "-u", "postgres", "--"]
-    subprocess.run(
-        [*run_as, str(bindir / "initdb"), "-D", str(data), "-U", "affidavit", "--auth=trust"],
-        check=True,
-        capture_output=True,
-    )
-    port = free_port()
-    subprocess.run(
-        [
-            *run_as,
-            str(bindir / "pg_ctl"),
-            "-D",
-            str(data),
-            "-l",
-            str(base / "pg.log"),
-            "-o",
-            f"-c listen_addresses=127.0.0.1 -p {port} -k {base} -c fsync=off",
-            "-w",
-            "start",
-        ],
-        check=True,
-        capture_output=True,
-    )
+    server = PostgresServer(bindir)
     try:
-        subprocess.run(
-            [
-                str(bindir / "createdb"),
-                "-h",
-                "127.0.0.1",
-                "-p",
-                str(port),
-                "-U",
-                "affidavit",
-                "ledger",
-            ],
-            check=True,
-            capture_output=True,
-        )
-        yield f"postgresql+psycopg://affidavit@127.0.0.1:{port}/ledger"
+        server.start()
+        server.create_database()
+        yield server.url
     finally:
-        subprocess.run(
-            [*run_as, str(bindir / "pg_ctl"), "-D", str(data), "-m", "fast", "stop"],
-            capture_output=True,
-        )
-        shutil.rmtree(base, ignore_errors=True)
+        server.remove()
+
+
+@pytest.fixture
+def postgres_server() -> Iterator[PostgresServer]:
+    """A PostgreSQL server of the test's own (database ``ledger``), for tests that stop it."""
+    bindir = pg_bin()
+    if bindir is None:
+        missing("PostgreSQL server", "run `make deps` (apt-get install postgresql)")
+        raise AssertionError("unreachable")
+    server = PostgresServer(bindir)
+    try:
+        server.start()
+        server.create_database()
+        yield server
+    finally:
+        server.remove()

@@ -8,7 +8,7 @@ see other tests' objects. All of them go through ``started_control_plane``.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -19,14 +19,24 @@ from affidavit.envtest import BinariesMissingError, ControlPlane, ControlPlaneIn
 
 @contextmanager
 def started_control_plane(
-    workdir: Path, *, with_controller_manager: bool = True
+    workdir: Path,
+    *,
+    with_controller_manager: bool = True,
+    webhook_client_hosts: Sequence[str] = (),
 ) -> Iterator[ControlPlaneInfo]:
-    """A running control plane; in CI (``CI=true``) missing binaries fail the test, else skip."""
+    """A running control plane; in CI (``CI=true``) missing binaries fail the test, else skip.
+
+    ``webhook_client_hosts``: the apiserver presents a client certificate to webhooks there.
+    """
     try:
         find_binaries()
     except BinariesMissingError as e:
         if os.environ.get("CI") == "true":
             pytest.fail(str(e))
         pytest.skip(str(e))
-    with ControlPlane(workdir, with_controller_manager=with_controller_manager) as info:
+    with ControlPlane(
+        workdir,
+        with_controller_manager=with_controller_manager,
+        webhook_client_hosts=webhook_client_hosts,
+    ) as info:
         yield info

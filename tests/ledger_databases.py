@@ -1,4 +1,6 @@
-"""A fresh ledger per test on SQLite (a file, WAL) or on the session's real PostgreSQL.
+"""A fresh ledger per test on SQLite (a file, WAL) or on the session's real PostgreSQL, and the
+real PostgreSQL server itself (``PostgresServer``: a fresh cluster on 127.0.0.1 that a fault test
+can stop and start again on the same port and data).
 
 The ledger's and the audit's integration tests both run every test against both backends;
 their conftest.py files import these two fixtures from here.
@@ -7,6 +9,11 @@ their conftest.py files import these two fixtures from here.
 from __future__ import annotations
 
 import itertools
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,6 +23,80 @@ from sqlalchemy import create_engine, text
 from affidavit.ledger import Ledger
 
 _databases = itertools.count(1)
+
+
+def pg_bin() -> Path | None:
+    for candidate in sorted(Path("/usr/lib/postgresql").glob("*/bin"), reverse=True):
+        if (candidate / "initdb").exists():
+            return candidate
+    return None
+
+
+class PostgresServer:
+    """Debian's PostgreSQL with a fresh cluster in a temporary directory, on a random port."""
+
+    def __init__(self, bindir: Path) -> None:
+        self.bindir = bindir
+        self.base = Path(tempfile.mkdtemp(prefix="affidavit-pg-"))
+        self.data = self.base / "data"
+        self.run_as: list[str] = []
+        if os.geteuid() == 0:  # initdb refuses to run as root
+            shutil.chown(self.base, "postgres", "postgres")
+            self.run_as = ["runuser", "-u", "postgres", "--"]
+        subprocess.run(
+            [
+                *self.run_as,
+                str(bindir / "initdb"),
+                "-D",
+                str(self.data),
+                "-U",
+                "affidavit",
+                "--auth=trust",
+            ],
+            check=True,
+            capture_output=True,
+        )
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            self.port = int(s.getsockname()[1])
+        self.url = f"postgresql+psycopg://affidavit@127.0.0.1:{self.port}/ledger"
+
+    def _ctl(self, *args: str) -> None:
+        subprocess.run(
+            [*self.run_as, str(self.bindir / "pg_ctl"), "-D", str(self.data), *args],
+            check=True,
+            capture_output=True,
+        )
+
+    def start(self) -> None:
+        options = f"-c listen_addresses=127.0.0.1 -p {self.port} -k {self.base} -c fsync=off"
+        self._ctl("-l", str(self.base / "pg.log"), "-o", options, "-w", "start")
+
+    def stop(self) -> None:
+        self._ctl("-m", "fast", "-w", "stop")
+
+    def create_database(self, name: str = "ledger") -> None:
+        subprocess.run(
+            [
+                str(self.bindir / "createdb"),
+                "-h",
+                "127.0.0.1",
+                "-p",
+                str(self.port),
+                "-U",
+                "affidavit",
+                name,
+            ],
+            check=True,
+            capture_output=True,
+        )
+
+    def remove(self) -> None:
+        subprocess.run(
+            [*self.run_as, str(self.bindir / "pg_ctl"), "-D", str(self.data), "-m", "fast", "stop"],
+            capture_output=True,
+        )
+        shutil.rmtree(self.base, ignore_errors=True)
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

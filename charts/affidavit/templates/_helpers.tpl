@@ -73,6 +73,8 @@ app.kubernetes.io/part-of: affidavit
   value: {{ .Values.clusterName | quote }}
 - name: AFFIDAVIT_REGION
   value: {{ .Values.region | quote }}
+- name: AFFIDAVIT_EXCEPTION_MAX_DAYS
+  value: {{ .Values.exceptions.maxDays | quote }}
 {{- if eq .Values.ledger.type "postgres" }}
 - name: AFFIDAVIT_LEDGER
   valueFrom:
@@ -89,4 +91,55 @@ app.kubernetes.io/part-of: affidavit
 {{- if and (gt (int .Values.replicaCount) 1) (ne .Values.ledger.type "postgres") -}}
 {{- fail "replicaCount > 1 needs ledger.type=postgres: each replica would otherwise keep its own SQLite ledger" -}}
 {{- end -}}
+{{- end -}}
+
+{{/* Client-certificate authentication of the kube-apiserver (webhook.clientAuth). */}}
+{{- define "affidavit.clientCADir" -}}/var/run/affidavit/client-ca{{- end -}}
+
+{{- define "affidavit.validateClientAuth" -}}
+{{- with .Values.webhook.clientAuth -}}
+{{- if .enabled -}}
+{{- if and .caBundle .existingSecret -}}
+{{- fail "webhook.clientAuth: give caBundle or existingSecret, not both" -}}
+{{- end -}}
+{{- if not (or .caBundle .existingSecret) -}}
+{{- fail "webhook.clientAuth.enabled needs caBundle (PEM) or existingSecret: the CA that signs the kube-apiserver's webhook client certificate" -}}
+{{- end -}}
+{{- if not .allowedNames -}}
+{{- fail "webhook.clientAuth.enabled needs allowedNames: the subject CN (or a DNS SAN) of the kube-apiserver's webhook client certificate" -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "affidavit.clientAuthEnv" -}}
+{{- if .Values.webhook.clientAuth.enabled }}
+- name: AFFIDAVIT_CLIENT_CA
+  value: {{ printf "%s/ca.crt" (include "affidavit.clientCADir" .) | quote }}
+- name: AFFIDAVIT_CLIENT_NAMES
+  value: {{ join " " .Values.webhook.clientAuth.allowedNames | quote }}
+{{- end }}
+{{- end -}}
+
+{{- define "affidavit.clientAuthMount" -}}
+{{- if .Values.webhook.clientAuth.enabled }}
+- {name: client-ca, mountPath: {{ include "affidavit.clientCADir" . }}, readOnly: true}
+{{- end }}
+{{- end -}}
+
+{{- define "affidavit.clientAuthVolume" -}}
+{{- with .Values.webhook.clientAuth }}
+{{- if .enabled }}
+- name: client-ca
+  {{- if .existingSecret }}
+  secret:
+    secretName: {{ .existingSecret }}
+    items: [{key: {{ .secretKey }}, path: ca.crt}]
+  {{- else }}
+  configMap:
+    name: {{ include "affidavit.fullname" $ }}-client-ca
+    items: [{key: ca.crt, path: ca.crt}]
+  {{- end }}
+{{- end }}
+{{- end }}
 {{- end -}}

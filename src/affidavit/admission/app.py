@@ -1,9 +1,10 @@
-"""The HTTP face of the webhook: /validate, health, readiness and metrics.
+"""The HTTP face of the webhook: /validate, /mutate, health, readiness and metrics.
 
 A thin shell over ``Webhook``: it reads the body with a hard size cap (a huge object must not
 exhaust memory before we refuse it), runs the blocking judgement off the event loop, and turns
 anything unexpected into a denial for that request, never into a 500 the apiserver would report
-as a broken webhook.
+as a broken webhook. With ``client_auth``, only the kube-apiserver's client certificate reaches
+anything but the probes and metrics (see ``client_auth``).
 """
 
 from __future__ import annotations
@@ -11,13 +12,15 @@ from __future__ import annotations
 import json
 import logging
 import threading
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request, Response
 from starlette.concurrency import run_in_threadpool
 
+from affidavit.admission.client_auth import ClientAuth, RequireClientCert
 from affidavit.admission.decide import Answer, Webhook, sniff_uid
+from affidavit.admission.pin import Pinner
 from affidavit.admission.review import review_response
 
 log = logging.getLogger("affidavit.admission")
@@ -33,14 +36,24 @@ def _json(answer: Answer) -> Response:
     )
 
 
-def create_app(webhook: Webhook, *, flush_interval: float = 2.0) -> FastAPI:
+def create_app(
+    webhook: Webhook, *, flush_interval: float = 2.0, client_auth: ClientAuth | None = None
+) -> FastAPI:
     """The FastAPI app; starts the policy source and the ledger flusher with the server."""
     stop = threading.Event()
+    pinner = Pinner(webhook)
 
     def flusher() -> None:
-        while not stop.wait(flush_interval):
+        # The only writer of the ledger's backlog (replayed from its file at start, or buffered
+        # in an outage): requests never flush it themselves.
+        while True:
             if webhook.ledger is not None and webhook.ledger.pending:
-                webhook.ledger.flush()
+                try:
+                    webhook.ledger.flush()
+                except Exception:  # keep flushing: a dead flusher would fill the buffer
+                    log.exception("ledger flush crashed")
+            if stop.wait(flush_interval):
+                return
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -61,10 +74,13 @@ def create_app(webhook: Webhook, *, flush_interval: float = 2.0) -> FastAPI:
         redoc_url=None,
         openapi_url=None,
     )
+    if client_auth is not None:
+        app.add_middleware(
+            RequireClientCert, auth=client_auth, on_refused=webhook.metrics.unauthenticated.inc
+        )
     limit = webhook.judge.max_body_bytes
 
-    @app.post("/validate")
-    async def validate(request: Request) -> Response:
+    async def answer(request: Request, handle: Callable[[bytes], Answer]) -> Response:
         chunks: list[bytes] = []
         size = 0
         head = b""
@@ -79,7 +95,7 @@ def create_app(webhook: Webhook, *, flush_interval: float = 2.0) -> FastAPI:
             return _json(webhook.too_large(head or b"".join(chunks)[:_HEAD_KEEP], size))
         body = b"".join(chunks)
         try:
-            answer = await run_in_threadpool(webhook.handle, body)
+            answer = await run_in_threadpool(handle, body)
         except Exception as e:  # a bug answers as a denial for this request, not a 500
             log.exception("admission review crashed")
             uid = sniff_uid(body)
@@ -89,14 +105,24 @@ def create_app(webhook: Webhook, *, flush_interval: float = 2.0) -> FastAPI:
             return _json(Answer(200, review_response(uid, allowed=False, message=message)))
         return _json(answer)
 
+    @app.post("/validate")
+    async def validate(request: Request) -> Response:
+        return await answer(request, webhook.handle)
+
+    @app.post("/mutate")
+    async def mutate(request: Request) -> Response:
+        """Pin a Pod's tags to the digests that were verified (see ``affidavit.admission.pin``)."""
+        return await answer(request, pinner.handle)
+
     @app.get("/healthz")
     async def healthz() -> Response:
         return Response("ok\n", media_type="text/plain")
 
     @app.get("/readyz")
     async def readyz() -> Response:
-        if webhook.policy.current() is None:
-            reason = getattr(webhook.policy, "last_error", None) or "no policy index loaded yet"
+        problem = webhook.policy.problem()
+        if problem is not None or webhook.policy.current() is None:
+            reason = problem or "no policy index loaded yet"
             return Response(f"not ready: {reason}\n", 503, media_type="text/plain")
         return Response("ok\n", media_type="text/plain")
 

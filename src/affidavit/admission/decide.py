@@ -22,7 +22,9 @@ from datetime import UTC, datetime
 from functools import partial
 from typing import Any
 
+from affidavit.admission.kinds import pod_source
 from affidavit.admission.metrics import Metrics
+from affidavit.admission.owners import OwnerChain
 from affidavit.admission.policy_source import NamespaceLabels, PolicySource
 from affidavit.admission.resolve import EvidenceResolver, Lookup, Missing, Outcome, Unavailable
 from affidavit.admission.review import (
@@ -33,7 +35,7 @@ from affidavit.admission.review import (
     review_response,
 )
 from affidavit.admission.schedule import FairScheduler
-from affidavit.admission.workloads import extract_images, is_workload
+from affidavit.admission.workloads import WorkloadImages, extract_images
 from affidavit.attestations.evidence import ImageEvidence
 from affidavit.errors import LedgerError
 from affidavit.ledger import BUFFERED_NOTE, BufferedLedger
@@ -45,6 +47,8 @@ from affidavit.policy.messages import admission_message
 log = logging.getLogger("affidavit.admission")
 
 DECISION_ANNOTATION = "decision"
+#: At most this long (and half the remaining budget) for asking the API server about an owner.
+OWNER_CHECK_SECONDS = 2.0
 
 
 @dataclass(frozen=True)
@@ -77,12 +81,20 @@ class Webhook:
     metrics: Metrics = field(default_factory=Metrics)
     workers: int = 16
     per_namespace: int | None = None  # lookup threads one namespace may hold (workers // 4)
+    owners: OwnerChain | None = None  # None: every child of a controller is judged
 
     def __post_init__(self) -> None:
         self._scheduler = FairScheduler(self.workers, self.per_namespace)
 
     def close(self) -> None:
         self._scheduler.close()
+        if self.owners is not None:
+            self.owners.close()
+
+    @property
+    def scheduler(self) -> FairScheduler:
+        """The lookups' threads; the pinning webhook shares them (and their fairness)."""
+        return self._scheduler
 
     # -- entry point -----------------------------------------------------------------------
 
@@ -98,7 +110,8 @@ class Webhook:
             return self.too_large(body[:65536], len(body))
         try:
             req = parse_review(body)
-            if req.operation not in ("CREATE", "UPDATE") or not is_workload(req.kind):
+            judged = pod_source(req.group, req.kind, req.sub_resource) is not None
+            if req.operation not in ("CREATE", "UPDATE") or not judged:
                 return Answer(200, review_response(req.uid, allowed=True))
             assert req.object is not None
             workload = extract_images(req.kind, req.object, uid=req.uid)
@@ -106,6 +119,9 @@ class Webhook:
             if e.uid is None:
                 return Answer(400, {"error": e.message})
             return Answer(200, review_response(e.uid, allowed=False, message=e.message, code=400))
+        routine = self._already_judged(req, workload, started)
+        if routine is not None:
+            return routine
         index = self.policy.current()
         if index is None:
             return self._deny(
@@ -148,6 +164,42 @@ class Webhook:
         )
         decision = self._note_unavailable(decision, ctx, index, unavailable)
         return self._answer(req, decision)
+
+    # -- what was already judged -------------------------------------------------------------
+
+    def _already_judged(
+        self, req: ParsedRequest, workload: WorkloadImages, started: float
+    ) -> Answer | None:
+        """Admit, with no new decision, what runs only images that were judged already.
+
+        An UPDATE that leaves the set of images as it was (scale, labels, finalizers, a
+        controller's bookkeeping) and an object whose controller owner on the API server runs
+        the same images (``OwnerChain``). Policies that tightened since apply to new rollouts;
+        running workloads are reported, not broken. Anything unsure returns None: judge it.
+        """
+        reason: str | None = None
+        if req.operation == "UPDATE" and images_unchanged(req, workload):
+            reason = "unchanged"
+            note = "the update changes no image"
+        elif self.owners is not None:
+            remaining = self.judge.budget_seconds - (time.monotonic() - started)
+            assert req.object is not None
+            owner = self.owners.verify(
+                req.kind,
+                req.namespace,
+                req.object,
+                workload.images,
+                timeout=min(OWNER_CHECK_SECONDS, remaining / 2),
+            )
+            if owner is not None:
+                reason = "owner"
+                note = f"runs the images of its admitted owner {owner}"
+        if reason is None:
+            return None
+        self.metrics.already_judged.labels(reason=reason).inc()
+        return Answer(
+            200, review_response(req.uid, allowed=True, audit_annotations={"admitted": note})
+        )
 
     # -- evidence under a budget -----------------------------------------------------------
 
@@ -281,8 +333,13 @@ class Webhook:
         return None
 
     def _answer(self, req: ParsedRequest, decision: Decision) -> Answer:
+        """Record (unless a dry run) and answer; a dry run is judged and answered the same.
+
+        ``dryRun`` is the apiserver's promise that the object will not be persisted, so it only
+        skips side effects (ledger row, hence Events and PolicyReports), never the judgement.
+        """
         try:
-            note = self._record(decision)
+            note = None if req.dry_run else self._record(decision)
         except LedgerError as e:
             decision = replace(decision, outcome="denied")
             self.metrics.decisions.labels(outcome="denied").inc()
@@ -293,7 +350,7 @@ class Webhook:
         annotations = {DECISION_ANNOTATION: decision.id}
         message: str | None = None
         if decision.outcome == "denied":
-            message = admission_message(decision)
+            message = admission_message(decision, recorded=not req.dry_run)
         elif decision.outcome == "warned":
             warnings = [v.message for v in decision.violations]
         elif decision.outcome == "audited":
@@ -329,6 +386,18 @@ class Webhook:
         if uid is None:
             return Answer(413, {"error": message})
         return Answer(200, review_response(uid, allowed=False, message=message, code=413))
+
+
+def images_unchanged(req: ParsedRequest, workload: WorkloadImages) -> bool:
+    """Whether an UPDATE's old object ran the same set of images (every list the extractor
+    reads). An old object that cannot be read counts as changed: the update is judged."""
+    if req.old_object is None:
+        return False
+    try:
+        before = extract_images(req.kind, req.old_object, uid=req.uid)
+    except MalformedReview:
+        return False
+    return set(before.images) == set(workload.images)
 
 
 def sniff_uid(body: bytes) -> str | None:

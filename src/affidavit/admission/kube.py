@@ -1,13 +1,15 @@
-"""The webhook's only contact with the Kubernetes API: Secrets, Namespaces and one ConfigMap.
+"""The webhook's only contact with the Kubernetes API: Secrets, Namespaces, one ConfigMap, and
+the owners of controller-made objects (``get`` only, on the built-in workload kinds).
 
 Kept apart so the rest of the admission package works on plain mappings behind small protocols
-(``SecretReader``, ``NamespaceReader``, ``ConfigMapApi``): tests hand in real objects read from
+(``SecretReader``, ``NamespaceReader``, ``ConfigMapApi``, ``OwnerReader``): tests hand in real objects read from
 a real apiserver, and a local run needs no cluster at all.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+import json
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, cast
 
@@ -33,12 +35,45 @@ def api_client(kubeconfig: Path | None) -> Any:
 
 
 class KubeApi:
-    """Implements SecretReader, NamespaceReader and ConfigMapApi over the Kubernetes client."""
+    """Implements SecretReader, NamespaceReader, ConfigMapApi and OwnerReader over the client."""
 
-    def __init__(self, api: Any, *, request_timeout: float = 5.0) -> None:
+    def __init__(
+        self, api: Any, *, request_timeout: float = 5.0, owner_timeout: float = 2.0
+    ) -> None:
         self._api = api
         self._core = client.CoreV1Api(api)
         self._timeout = request_timeout
+        self._owner_timeout = owner_timeout
+        apps, batch = client.AppsV1Api(api), client.BatchV1Api(api)
+        self._owner_reads: dict[tuple[str, str], Callable[..., Any]] = {
+            ("apps", "ReplicaSet"): apps.read_namespaced_replica_set,
+            ("apps", "Deployment"): apps.read_namespaced_deployment,
+            ("apps", "StatefulSet"): apps.read_namespaced_stateful_set,
+            ("apps", "DaemonSet"): apps.read_namespaced_daemon_set,
+            ("batch", "Job"): batch.read_namespaced_job,
+            ("batch", "CronJob"): batch.read_namespaced_cron_job,
+            ("", "ReplicationController"): self._core.read_namespaced_replication_controller,
+        }
+
+    def read_owner(
+        self, group: str, kind: str, namespace: str, name: str
+    ) -> Mapping[str, Any] | None:
+        read = self._owner_reads.get((group, kind))
+        if read is None:
+            raise ValueError(f"{group}/{kind} is not an owner kind the webhook reads")
+        try:
+            raw = read(
+                name, namespace, _preload_content=False, _request_timeout=self._owner_timeout
+            )
+        except ApiException as e:
+            if e.status == 404:
+                return None
+            raise ClusterError(
+                f"cannot get {kind} {namespace}/{name}: {e.status} {e.reason}",
+                hint="the webhook's ServiceAccount needs get on the owner kinds (chart RBAC)",
+            ) from e
+        obj = json.loads(raw.data)
+        return cast(dict[str, Any], obj) if isinstance(obj, dict) else None
 
     def _plain(self, obj: Any) -> dict[str, Any]:
         return cast(dict[str, Any], self._api.sanitize_for_serialization(obj))

@@ -48,6 +48,28 @@ class Metrics:
             "Images whose evidence lookup exceeded the request budget.",
             registry=r,
         )
+        self.unauthenticated = Counter(
+            "affidavit_unauthenticated_requests",
+            "Requests refused (401) for want of the kube-apiserver's client certificate.",
+            registry=r,
+        )
+        self.already_judged = Counter(
+            "affidavit_already_judged",
+            "Admitted without a new decision: the update changes no image (unchanged) or the "
+            "object runs its verified owner's images (owner).",
+            ["reason"],
+            registry=r,
+        )
+        for reason in ("unchanged", "owner"):
+            self.already_judged.labels(reason=reason)
+        self.pins = Counter(
+            "affidavit_pins",
+            "Pod image tags pinned to their verified digest, or left as written (unresolved).",
+            ["result"],
+            registry=r,
+        )
+        for result in ("pinned", "unresolved"):
+            self.pins.labels(result=result)
         for outcome in ("allowed", "denied", "warned", "audited", "excepted"):
             self.decisions.labels(outcome=outcome)
         for result in ("hit", "miss", "negative_hit"):

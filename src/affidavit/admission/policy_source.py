@@ -6,6 +6,11 @@ watched through the Kubernetes API in a background thread. Both keep the last go
 the new input is broken or the API is unreachable: the webhook keeps deciding on the policies it
 last knew while the operator or the apiserver is down, and says so in its log.
 
+A policy file with one invalid object (an unknown field such as ``ownerLabels:`` for
+``ownerLabel:``) is a broken input as a whole: loading just the valid objects would silently drop
+the broken policy, i.e. deploy a weaker policy than the one written. The last good index stays in
+force and ``problem()`` names the object and field, which ``/readyz`` reports (503).
+
 Namespace labels (for ``namespaceSelector``) come from a small cache in front of the API.
 """
 
@@ -14,6 +19,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, Protocol
@@ -22,6 +28,7 @@ import yaml
 
 from affidavit.errors import AffidavitError, PolicyError
 from affidavit.policy.index import PolicyIndex
+from affidavit.policy.lifetime import DEFAULT_EXCEPTION_MAX_DAYS
 from affidavit.policy.model import KIND_EXCEPTION, KIND_POLICY, KIND_REGION
 
 log = logging.getLogger("affidavit.admission")
@@ -32,12 +39,20 @@ NAME_LABEL = "kubernetes.io/metadata.name"
 
 class PolicySource(Protocol):
     def current(self) -> PolicyIndex | None: ...
+    def problem(self) -> str | None: ...
     def start(self) -> None: ...
     def stop(self) -> None: ...
 
 
-def load_policy_files(path: Path) -> PolicyIndex:
-    """A PolicyIndex from a YAML file or every ``*.yaml``/``*.yml`` in a directory tree."""
+def load_policy_files(
+    path: Path, *, exception_max_days: int = DEFAULT_EXCEPTION_MAX_DAYS
+) -> PolicyIndex:
+    """A PolicyIndex from a YAML file or every ``*.yaml``/``*.yml`` in a directory tree.
+
+    Raises:
+        PolicyError: a file is unreadable, a document is not one of the three kinds, or any
+            object is invalid (every invalid object is named, with its file and field).
+    """
     files = [path] if path.is_file() else sorted([*path.rglob("*.yaml"), *path.rglob("*.yml")])
     if not path.exists():
         raise PolicyError(
@@ -49,6 +64,7 @@ def load_policy_files(path: Path) -> PolicyIndex:
         KIND_REGION: [],
         KIND_EXCEPTION: [],
     }
+    origin: dict[int, Path] = {}
     for file in files:
         try:
             docs = list(yaml.safe_load_all(file.read_text(encoding="utf-8")))
@@ -64,9 +80,37 @@ def load_policy_files(path: Path) -> PolicyIndex:
                     f"{', '.join(buckets)}"
                 )
             buckets[doc["kind"]].append(doc)
-    return PolicyIndex.from_objects(
-        buckets[KIND_POLICY], buckets[KIND_REGION], buckets[KIND_EXCEPTION]
+            origin[id(doc)] = file
+    index = PolicyIndex.from_objects(
+        buckets[KIND_POLICY],
+        buckets[KIND_REGION],
+        buckets[KIND_EXCEPTION],
+        exception_max_days=exception_max_days,
     )
+    if index.errors:
+        files_of = {
+            object_key(kind, doc): origin[id(doc)] for kind, docs in buckets.items() for doc in docs
+        }
+        raise PolicyError(
+            "invalid policy objects: "
+            + "; ".join(
+                f"{key} in {files_of.get(key, path)}: {error}"
+                for key, error in index.errors.items()
+            ),
+            hint="fix the named fields (an unknown field is an error, so that a typo never "
+            "silently weakens a policy); the webhook keeps the last good policy index meanwhile",
+        )
+    return index
+
+
+def object_key(kind: str, obj: Mapping[str, Any]) -> str:
+    """The key ``PolicyIndex.errors`` uses: ``Kind/name`` or ``Kind/namespace/name``."""
+    meta = obj.get("metadata")
+    meta = meta if isinstance(meta, Mapping) else {}
+    name = meta.get("name") or "?"
+    if kind == KIND_EXCEPTION:
+        return f"{kind}/{meta.get('namespace')}/{name}"
+    return f"{kind}/{name}"
 
 
 def _fingerprint(path: Path) -> tuple[tuple[str, int, int], ...]:
@@ -89,8 +133,15 @@ def _fingerprint(path: Path) -> tuple[tuple[str, int, int], ...]:
 class FilePolicySource:
     """Policies from YAML files, re-read (at most every ``interval`` seconds) when they change."""
 
-    def __init__(self, path: Path, *, interval: float = 1.0) -> None:
+    def __init__(
+        self,
+        path: Path,
+        *,
+        interval: float = 1.0,
+        exception_max_days: int = DEFAULT_EXCEPTION_MAX_DAYS,
+    ) -> None:
         self.path = path
+        self.exception_max_days = exception_max_days
         self.interval = interval
         self.last_error: str | None = None
         self._index: PolicyIndex | None = None
@@ -104,6 +155,11 @@ class FilePolicySource:
     def stop(self) -> None:
         pass
 
+    def problem(self) -> str | None:
+        """Why the files on disk are not what is in force (None: they are)."""
+        self.current()
+        return self.last_error
+
     def current(self) -> PolicyIndex | None:
         now = time.monotonic()
         if self._index is not None and now - self._checked < self.interval:
@@ -113,7 +169,9 @@ class FilePolicySource:
             seen = _fingerprint(self.path)
             if seen != self._seen:
                 try:
-                    self._index = load_policy_files(self.path)
+                    self._index = load_policy_files(
+                        self.path, exception_max_days=self.exception_max_days
+                    )
                     self.last_error = None
                     log.info("policy index loaded from %s (%s)", self.path, self._index.digest)
                 except AffidavitError as e:
@@ -160,6 +218,13 @@ class ConfigMapPolicySource:
 
     def current(self) -> PolicyIndex | None:
         return self._index
+
+    def problem(self) -> str | None:
+        """Not ready only before the first index: later the last one stays in force while the
+        API or the operator is away (a restart of either must not take admission down)."""
+        if self._index is not None:
+            return None
+        return self.last_error or "no policy index loaded yet"
 
     def start(self) -> None:
         if self._thread is None:
@@ -252,12 +317,15 @@ class NamespaceLabels:
         reader: NamespaceReader | None = None,
         *,
         ttl: float = 30.0,
+        max_entries: int = 4096,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._reader = reader
         self._ttl = ttl
         self._clock = clock
-        self._cache: dict[str, tuple[float, dict[str, str]]] = {}
+        self.max_entries = max_entries
+        # least recently used first; bounded: a review names any namespace it likes
+        self._cache: OrderedDict[str, tuple[float, dict[str, str]]] = OrderedDict()
         self._lock = threading.Lock()
 
     def labels(self, namespace: str) -> Mapping[str, str]:
@@ -279,4 +347,7 @@ class NamespaceLabels:
         labels = {**dict(found or {}), **base}
         with self._lock:
             self._cache[namespace] = (now + self._ttl, labels)
+            self._cache.move_to_end(namespace)
+            while len(self._cache) > self.max_entries:
+                self._cache.popitem(last=False)
         return labels

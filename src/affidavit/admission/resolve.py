@@ -21,6 +21,7 @@ import json
 import logging
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,6 +41,9 @@ from affidavit.errors import AffidavitError, InputError
 from affidavit.policy.index import PolicyIndex
 
 log = logging.getLogger("affidavit.admission")
+
+MAX_CLIENTS = 64  # pooled registry clients, one per distinct set of pull-secret credentials
+MAX_SECRETS = 1024  # cached pull secrets, by (namespace, name)
 
 
 class SecretReader(Protocol):
@@ -128,8 +132,12 @@ class EvidenceResolver:
         self._secret_ttl = secret_ttl
         self._predicate_types = predicate_types
         self._clock = clock
-        self._clients: dict[str, RegistryClient] = {}
-        self._creds: dict[tuple[str, str], tuple[float, dict[str, Credentials]]] = {}
+        # Both keyed by what a Pod spec names (pull secrets, their credentials), so both are
+        # bounded, least recently used first out.
+        self._clients: OrderedDict[str, RegistryClient] = OrderedDict()
+        self._creds: OrderedDict[tuple[str, str], tuple[float, dict[str, Credentials]]] = (
+            OrderedDict()
+        )
         self._lock = threading.Lock()
 
     def close(self) -> None:
@@ -159,6 +167,9 @@ class EvidenceResolver:
                 )
                 with self._lock:
                     self._creds[key] = (now + self._secret_ttl, creds)
+                    self._creds.move_to_end(key)
+                    while len(self._creds) > MAX_SECRETS:
+                        self._creds.popitem(last=False)
             for host, c in creds.items():
                 merged.setdefault(host, c)
         return merged
@@ -179,6 +190,10 @@ class EvidenceResolver:
                     allowed_hosts=self.trust.allowed,
                 )
                 self._clients[fingerprint] = found
+                while len(self._clients) > MAX_CLIENTS:
+                    # not closed: a request may still be using it; its sockets close with it
+                    self._clients.popitem(last=False)
+            self._clients.move_to_end(fingerprint)
             return found
 
     def lookup(

@@ -8,7 +8,9 @@ with a denial that names the field when there is a uid to answer, and with a 400
 
 from __future__ import annotations
 
+import base64
 import json
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, NotRequired, TypedDict
@@ -67,6 +69,8 @@ class AdmissionResponse(TypedDict):
     status: NotRequired[Status]
     warnings: NotRequired[list[str]]
     auditAnnotations: NotRequired[dict[str, str]]
+    patchType: NotRequired[Literal["JSONPatch"]]
+    patch: NotRequired[str]  # base64 of a JSON Patch (RFC 6902)
 
 
 class AdmissionReview(TypedDict):
@@ -101,6 +105,8 @@ class ParsedRequest:
     groups: tuple[str, ...]
     object: Mapping[str, Any] | None
     sub_resource: str = ""
+    #: The object before an UPDATE (None for other operations, or when it is not an object).
+    old_object: Mapping[str, Any] | None = None
     dry_run: bool = False
     labels: Mapping[str, str] = field(default_factory=dict)
 
@@ -109,18 +115,118 @@ def _str(value: object) -> str | None:
     return value if isinstance(value, str) else None
 
 
-def parse_review(body: bytes | str) -> ParsedRequest:
-    """Parse and check an AdmissionReview; raise ``MalformedReview`` naming the bad field."""
+#: Deeper JSON than this is refused before any code walks it (Pod specs nest ~15 levels).
+MAX_DEPTH = 100
+
+# A \uD800-\uDFFF escape: the only way a JSON text yields a lone surrogate, which no UTF-8
+# encoder (digests, the ledger, registry requests, the response) accepts.
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]", re.ASCII)
+
+
+_SURROGATE_TEXT = "contains a lone UTF-16 surrogate, which is not Unicode text"
+
+
+class _Repeated(dict[str, Any]):
+    """A JSON object in which ``keys`` appeared more than once (the last value kept)."""
+
+    repeated: tuple[str, ...] = ()
+
+
+class _NoRepeats:
+    """An ``object_pairs_hook`` decoding objects as ``json`` does, but marking those in which a
+    key repeats: the webhook must never judge one reading of a body that the apiserver (or the
+    answer's uid) reads another way."""
+
+    def __init__(self) -> None:
+        self.seen = False
+
+    def __call__(self, pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        repeated: list[str] = []
+        for key, value in pairs:
+            if key in out:
+                repeated.append(key)
+            out[key] = value
+        if not repeated:
+            return out
+        self.seen = True
+        marked = _Repeated(out)
+        marked.repeated = tuple(repeated)
+        return marked
+
+
+def _first_repeat(doc: Any) -> str | None:
+    stack: list[tuple[Any, str]] = [(doc, "")]
+    while stack:
+        node, path = stack.pop()
+        if isinstance(node, _Repeated):
+            return f"{path}.{node.repeated[0]}" if path else node.repeated[0]
+        if isinstance(node, dict):
+            stack.extend((v, f"{path}.{k}" if path else k) for k, v in node.items())
+        elif isinstance(node, list):
+            stack.extend((v, f"{path}[{i}]") for i, v in enumerate(node))
+    return None
+
+
+def _walk(doc: Any, check_text: bool) -> str | None:
+    """Name the first problem a decoded body has (too deep, a lone surrogate), or None."""
+    stack: list[tuple[Any, str, int]] = [(doc, "", 0)]
+    while stack:
+        node, path, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            return f"the body nests deeper than {MAX_DEPTH} levels (at {path or 'the top'})"
+        if isinstance(node, dict):
+            for key, value in node.items():
+                if check_text and _lone_surrogate(key):
+                    return f"a key in {path or 'the top object'} contains a lone UTF-16 surrogate"
+                stack.append((value, f"{path}.{key}" if path else key, depth + 1))
+        elif isinstance(node, list):
+            stack.extend((v, f"{path}[{i}]", depth + 1) for i, v in enumerate(node))
+        elif check_text and isinstance(node, str) and _lone_surrogate(node):
+            return f"{path} {_SURROGATE_TEXT}"
+    return None
+
+
+def _lone_surrogate(text: str) -> bool:
     try:
-        doc = json.loads(body)
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
+def parse_review(body: bytes | str) -> ParsedRequest:
+    """Parse and check an AdmissionReview; raise ``MalformedReview`` naming the bad field.
+
+    Refused before anything reads a field: a repeated key anywhere (the apiserver never sends
+    one; answered without a uid when ``uid`` or ``request`` repeats, since which one to answer
+    is the ambiguity), nesting deeper than ``MAX_DEPTH``, and lone surrogates in any string.
+    """
+    hook = _NoRepeats()
+    try:
+        doc = json.loads(body, object_pairs_hook=hook)
+    except RecursionError:
+        raise MalformedReview(f"the body nests deeper than {MAX_DEPTH} levels") from None
     except (ValueError, UnicodeDecodeError) as e:
         raise MalformedReview(f"the body is not JSON ({e})") from e
     if not isinstance(doc, dict):
         raise MalformedReview("the body is not a JSON object")
     request = doc.get("request")
+    if isinstance(doc, _Repeated) and "request" in doc.repeated:
+        raise MalformedReview("request appears more than once")
+    if isinstance(request, _Repeated) and "uid" in request.repeated:
+        raise MalformedReview("request.uid appears more than once")
     uid = _str(request.get("uid")) if isinstance(request, dict) else None
-    if not uid:
-        uid = None
+    if uid and _lone_surrogate(uid):
+        raise MalformedReview(f"request.uid {_SURROGATE_TEXT}")
+    uid = uid or None
+    raw = body.encode("utf-8", "surrogatepass") if isinstance(body, str) else body
+    problem = _walk(doc, check_text=_SURROGATE_ESCAPE.search(raw) is not None)
+    if problem is not None:
+        raise MalformedReview(problem, uid=uid)
+    repeat = _first_repeat(doc) if hook.seen else None
+    if repeat is not None:
+        raise MalformedReview(f"{repeat} appears more than once", uid=uid)
     if doc.get("kind") != "AdmissionReview":
         raise MalformedReview(f"kind must be AdmissionReview, got {doc.get('kind')!r}", uid=uid)
     if doc.get("apiVersion") != API_VERSION:
@@ -187,6 +293,7 @@ def _parse_request(request: Mapping[str, Any], uid: str) -> ParsedRequest:
         groups=tuple(groups),
         object=obj,
         sub_resource=_str(request.get("subResource")) or "",
+        old_object=old if isinstance(old := request.get("oldObject"), dict) else None,
         dry_run=request.get("dryRun") is True,
         labels=dict(labels),
     )
@@ -200,8 +307,12 @@ def review_response(
     code: int | None = None,
     warnings: Sequence[str] = (),
     audit_annotations: Mapping[str, str] | None = None,
+    patch: Sequence[Mapping[str, Any]] = (),
 ) -> AdmissionReview:
-    """The AdmissionReview the apiserver expects back for request ``uid``."""
+    """The AdmissionReview the apiserver expects back for request ``uid``.
+
+    ``patch``: JSON Patch operations, for a mutating webhook's answer (none: no change).
+    """
     response: AdmissionResponse = {"uid": uid, "allowed": allowed}
     if message is not None or code is not None:
         status: Status = {"code": code if code is not None else (200 if allowed else 403)}
@@ -214,4 +325,9 @@ def review_response(
         response["warnings"] = list(warnings)
     if audit_annotations:
         response["auditAnnotations"] = dict(audit_annotations)
+    if patch:
+        response["patchType"] = "JSONPatch"
+        response["patch"] = base64.b64encode(
+            json.dumps(list(patch), separators=(",", ":")).encode()
+        ).decode("ascii")
     return {"apiVersion": API_VERSION, "kind": "AdmissionReview", "response": response}

@@ -13,10 +13,13 @@ from pathlib import Path
 
 import uvicorn
 from fastapi import FastAPI
+from sqlalchemy.engine import make_url
 
 from affidavit.admission.app import create_app
+from affidavit.admission.client_auth import ClientAuth, PeerCertProtocol
 from affidavit.admission.decide import Judge, Webhook
 from affidavit.admission.metrics import Metrics
+from affidavit.admission.owners import OwnerChain
 from affidavit.admission.policy_source import (
     ConfigMapPolicySource,
     FilePolicySource,
@@ -28,6 +31,9 @@ from affidavit.admission.tls import ReloadingTLS
 from affidavit.attestations.verify import EvidenceCache
 from affidavit.errors import UsageError
 from affidavit.ledger import BufferedLedger, Ledger
+from affidavit.policy.lifetime import DEFAULT_EXCEPTION_MAX_DAYS
+
+log = logging.getLogger("affidavit.admission")
 
 DEFAULT_LEDGER = "sqlite:///affidavit-ledger.db"
 
@@ -59,8 +65,18 @@ class WebhookSettings:
     max_images_per_request: int = 64
     cache_entries: int = 4096
     negative_ttl_seconds: float = 30.0
+    evidence_ttl_seconds: float = 300.0  # verified evidence is re-verified after this
+    exception_max_days: int = DEFAULT_EXCEPTION_MAX_DAYS  # with --policy-dir
     ledger_buffer: int = 10_000
+    # Where buffered decisions survive a restart (append-only, fsynced); default: beside a
+    # SQLite ledger, none (memory only) for PostgreSQL unless given.
+    ledger_buffer_file: Path | None = None
+    # How long an append waits for another writer's lock before the decision is buffered;
+    # default min(1 s, budget / 8), inside the apiserver's timeout beyond the budget.
+    ledger_wait_seconds: float | None = None
     log_level: str = "info"
+    client_ca: Path | None = None  # verify the kube-apiserver's client certificate against it
+    client_names: tuple[str, ...] = ()  # its subject CN or DNS SAN, one of these
 
     def __post_init__(self) -> None:
         if (self.policy_dir is None) == (self.policy_configmap is None):
@@ -72,6 +88,21 @@ class WebhookSettings:
             raise UsageError(
                 f"--policy-configmap {self.policy_configmap!r} is not NAMESPACE/NAME",
                 hint="e.g. --policy-configmap affidavit-system/affidavit-policy-index",
+            )
+        if self.client_names and self.client_ca is None:
+            raise UsageError(
+                "--client-name needs --client-ca (the CA that signs that client certificate)",
+                hint="pass --client-ca with the PEM CA bundle, or drop --client-name",
+            )
+        if not 0 < self.evidence_ttl_seconds <= 86400:
+            raise UsageError(
+                f"--evidence-ttl-seconds {self.evidence_ttl_seconds:g} is outside (0, 86400]",
+                hint="verified evidence is re-verified after this; the default is 300",
+            )
+        if self.exception_max_days < 1:
+            raise UsageError(
+                f"--exception-max-days must be at least 1; found {self.exception_max_days}",
+                hint="break-glass exceptions are bounded; the default is 7 days",
             )
         if not 0 < self.budget_seconds < 30:
             raise UsageError(
@@ -86,10 +117,31 @@ class WebhookSettings:
                 hint="a registry is unavailable when it does not answer within this time; the "
                 "budget must leave room for it",
             )
+        wait = self.ledger_wait_seconds
+        if wait is not None and not 0 < wait < self.budget_seconds:
+            raise UsageError(
+                f"--ledger-wait {wait:g} is outside (0, --budget-seconds {self.budget_seconds:g})",
+                hint="the ledger's lock wait must stay well inside the request budget",
+            )
         if self.max_images_per_request < 1:
             raise UsageError(
                 f"--max-images-per-request {self.max_images_per_request} must be at least 1"
             )
+
+    @property
+    def ledger_wait(self) -> float:
+        if self.ledger_wait_seconds is not None:
+            return self.ledger_wait_seconds
+        return round(min(1.0, self.budget_seconds / 8), 3)
+
+    @property
+    def ledger_buffer_path(self) -> Path | None:
+        if self.ledger_buffer_file is not None or not self.ledger_url:
+            return self.ledger_buffer_file
+        url = make_url(self.ledger_url)
+        if url.get_backend_name() == "sqlite" and url.database:
+            return Path(url.database + "-buffer.jsonl")
+        return None
 
     @property
     def registry_timeout(self) -> float:
@@ -102,6 +154,7 @@ def build_webhook(settings: WebhookSettings) -> Webhook:
     """The Webhook and its collaborators for these settings (no server started)."""
     policy: PolicySource
     secrets = None
+    owners = None
     namespaces = NamespaceLabels()
     if settings.policy_configmap is not None or settings.kubeconfig is not None:
         from affidavit.admission.kube import KubeApi, api_client
@@ -109,15 +162,20 @@ def build_webhook(settings: WebhookSettings) -> Webhook:
         kube = KubeApi(api_client(settings.kubeconfig))
         secrets = kube
         namespaces = NamespaceLabels(kube)
+        owners = OwnerChain(kube)
     if settings.policy_dir is not None:
-        policy = FilePolicySource(settings.policy_dir)
+        policy = FilePolicySource(
+            settings.policy_dir, exception_max_days=settings.exception_max_days
+        )
     else:
         assert settings.policy_configmap is not None
         namespace, name = settings.policy_configmap.split("/")
         policy = ConfigMapPolicySource(kube, namespace, name)
     resolver = EvidenceResolver(
         cache=EvidenceCache(
-            max_entries=settings.cache_entries, negative_ttl=settings.negative_ttl_seconds
+            max_entries=settings.cache_entries,
+            negative_ttl=settings.negative_ttl_seconds,
+            positive_ttl=settings.evidence_ttl_seconds,
         ),
         secrets=secrets,
         insecure_hosts=settings.insecure_registries,
@@ -127,7 +185,15 @@ def build_webhook(settings: WebhookSettings) -> Webhook:
     )
     ledger = None
     if settings.ledger_url:
-        ledger = BufferedLedger(Ledger(settings.ledger_url), capacity=settings.ledger_buffer)
+        wait = settings.ledger_wait
+        path = settings.ledger_buffer_path
+        if path is None:
+            log.warning("no --ledger-buffer-file: decisions buffered in an outage live in memory")
+        ledger = BufferedLedger(
+            Ledger(settings.ledger_url, connect_timeout=wait, lock_timeout=wait),
+            capacity=settings.ledger_buffer,
+            path=path,
+        )
     return Webhook(
         judge=Judge(
             cluster=settings.cluster_name,
@@ -141,11 +207,19 @@ def build_webhook(settings: WebhookSettings) -> Webhook:
         namespaces=namespaces,
         ledger=ledger,
         metrics=Metrics(),
+        owners=owners,
     )
 
 
+def client_auth(settings: WebhookSettings) -> ClientAuth | None:
+    """Who may call the webhook, or None when client certificates are not checked."""
+    if settings.client_ca is None:
+        return None
+    return ClientAuth(settings.client_ca, frozenset(settings.client_names))
+
+
 def build_app(settings: WebhookSettings) -> FastAPI:
-    return create_app(build_webhook(settings))
+    return create_app(build_webhook(settings), client_auth=client_auth(settings))
 
 
 def serve(settings: WebhookSettings) -> None:
@@ -153,8 +227,9 @@ def serve(settings: WebhookSettings) -> None:
     logging.basicConfig(
         level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    tls = ReloadingTLS(settings.tls_cert, settings.tls_key)
-    app = build_app(settings)
+    auth = client_auth(settings)  # checked before anything loads
+    tls = ReloadingTLS(settings.tls_cert, settings.tls_key, client_ca=settings.client_ca)
+    app = create_app(build_webhook(settings), client_auth=auth)
     config = uvicorn.Config(
         app,
         host=settings.host,
@@ -162,6 +237,7 @@ def serve(settings: WebhookSettings) -> None:
         ssl_certfile=str(settings.tls_cert),
         ssl_keyfile=str(settings.tls_key),
         ssl_context_factory=lambda _config, _default: tls.context,
+        http=PeerCertProtocol,  # puts the verified client certificate in each request's scope
         log_level=settings.log_level,
         access_log=False,
     )

@@ -1,41 +1,40 @@
 """Which images a workload would run, for every kind that creates Pods.
 
-The webhook must see every image a Pod can start — regular, init and ephemeral containers — or
-an unattested image slips in through the one list nobody checked. Each kind keeps its pod
-template somewhere else; this module knows where, and fails with the exact field path when the
-object does not have the shape the kind promises.
+The webhook must see every image a Pod can start — regular, init and ephemeral containers, and
+image volumes (``volumes[].image.reference``, an OCI image mounted as a volume) — or an
+unattested image slips in through the one list nobody checked. Each kind keeps its pod template
+somewhere else (``kinds.POD_SOURCES`` says where); this module reads it, and fails with the exact
+field path when the object does not have the shape the kind promises.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from affidavit.admission.kinds import POD_SOURCES
 from affidavit.admission.review import MalformedReview
 
 #: Where each kind keeps its PodSpec (a path of keys under the object).
-POD_SPEC_PATHS: Mapping[str, tuple[str, ...]] = {
-    "Pod": ("spec",),
-    "Deployment": ("spec", "template", "spec"),
-    "ReplicaSet": ("spec", "template", "spec"),
-    "StatefulSet": ("spec", "template", "spec"),
-    "DaemonSet": ("spec", "template", "spec"),
-    "Job": ("spec", "template", "spec"),
-    "ReplicationController": ("spec", "template", "spec"),
-    "CronJob": ("spec", "jobTemplate", "spec", "template", "spec"),
-}
+POD_SPEC_PATHS: Mapping[str, tuple[str, ...]] = {s.kind: s.pod_spec for s in POD_SOURCES}
 
 CONTAINER_LISTS = ("initContainers", "containers", "ephemeralContainers")
 
 
 @dataclass(frozen=True)
 class ContainerImage:
-    """One container's image and where it was found (``spec.template.spec.containers[0]``)."""
+    """One image and where it was found.
+
+    ``path`` names the container (``spec.template.spec.containers[0]``) or the image volume
+    (``spec.volumes[1]``), ``container`` its name; ``pointer`` is the JSON Pointer of the image
+    string itself (``/spec/containers/0/image``, ``/spec/volumes/1/image/reference``).
+    """
 
     path: str
     container: str
     image: str
+    pointer: str = ""
 
 
 @dataclass(frozen=True)
@@ -65,6 +64,7 @@ def extract_images(kind: str, obj: Mapping[str, Any], *, uid: str | None = None)
 
     node: Any = obj
     where = "request.object"
+    pointer = ""
     template: Any = None
     for key in path:
         if not isinstance(node, Mapping):
@@ -75,6 +75,7 @@ def extract_images(kind: str, obj: Mapping[str, Any], *, uid: str | None = None)
             raise bad(f"{where}.{key} is missing")
         node = node[key]
         where = f"{where}.{key}"
+        pointer = f"{pointer}/{key}"
     if not isinstance(node, Mapping):
         raise bad(f"{where} is not an object")
     pod_spec: Mapping[str, Any] = node
@@ -101,8 +102,10 @@ def extract_images(kind: str, obj: Mapping[str, Any], *, uid: str | None = None)
                     path=at.removeprefix("request.object."),
                     container=name if isinstance(name, str) else "",
                     image=image.strip(),
+                    pointer=f"{pointer}/{list_name}/{i}/image",
                 )
             )
+    containers += _image_volumes(pod_spec, where, pointer, bad)
 
     secrets: list[str] = []
     pull = pod_spec.get("imagePullSecrets") or []
@@ -122,6 +125,40 @@ def extract_images(kind: str, obj: Mapping[str, Any], *, uid: str | None = None)
     elif isinstance(template, Mapping):
         labels = _labels(template.get("metadata"))
     return WorkloadImages(tuple(containers), tuple(secrets), labels)
+
+
+def _image_volumes(
+    pod_spec: Mapping[str, Any], where: str, pointer: str, bad: Callable[[str], MalformedReview]
+) -> list[ContainerImage]:
+    """``volumes[].image.reference``: the kubelet pulls it like a container image."""
+    volumes = pod_spec.get("volumes")
+    if volumes is None:
+        return []
+    if not isinstance(volumes, list):
+        raise bad(f"{where}.volumes is not a list")
+    found: list[ContainerImage] = []
+    for i, volume in enumerate(volumes):
+        at = f"{where}.volumes[{i}]"
+        if not isinstance(volume, Mapping):
+            raise bad(f"{at} is not an object")
+        source = volume.get("image")
+        if source is None:
+            continue
+        if not isinstance(source, Mapping):
+            raise bad(f"{at}.image is not an object")
+        image = source.get("reference")
+        if not isinstance(image, str) or not image.strip():
+            raise bad(f"{at}.image.reference is missing")
+        name = volume.get("name")
+        found.append(
+            ContainerImage(
+                path=at.removeprefix("request.object."),
+                container=name if isinstance(name, str) else "",
+                image=image.strip(),
+                pointer=f"{pointer}/volumes/{i}/image/reference",
+            )
+        )
+    return found
 
 
 def _labels(meta: object) -> Mapping[str, str]:

@@ -7,8 +7,12 @@ payload: the only way to obtain a ``VerifiedAttestation`` is through ``affidavit
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any, Literal
+
+from affidavit.attestations.predicates.signed_time import signed_time
 
 Storage = Literal["cosign-tag", "referrer", "tag-index", "local"]
 
@@ -45,6 +49,28 @@ class VerifiedAttestation:
     signer: str  # the trusted signer's name
     storage: Storage
 
+    @property
+    def signed_time(self) -> datetime | None:
+        """When the signed predicate says it was made (see ``predicates.signed_time``)."""
+        return signed_time(self.predicate_type, self.predicate)
+
+
+_NEVER = datetime.min.replace(tzinfo=UTC)
+
+
+def newest(
+    attestations: Iterable[VerifiedAttestation], predicate_type: str
+) -> VerifiedAttestation | None:
+    """The attestation of ``predicate_type`` with the latest signed time, whatever the order.
+
+    One without any signed time counts as the oldest; equal times are ordered by envelope digest,
+    so the registry's listing order (which its writers choose) never decides.
+    """
+    of_type = [a for a in attestations if a.predicate_type == predicate_type]
+    if not of_type:
+        return None
+    return max(of_type, key=lambda a: (a.signed_time or _NEVER, a.envelope_digest))
+
 
 @dataclass(frozen=True)
 class RejectedAttestation:
@@ -67,3 +93,7 @@ class ImageEvidence:
 
     def of_type(self, predicate_type: str) -> tuple[VerifiedAttestation, ...]:
         return tuple(a for a in self.verified if a.predicate_type == predicate_type)
+
+    def newest(self, predicate_type: str) -> VerifiedAttestation | None:
+        """The verified attestation of this type that counts: the newest by its signed time."""
+        return newest(self.verified, predicate_type)

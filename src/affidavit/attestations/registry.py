@@ -63,6 +63,7 @@ __all__ = [
 ]
 
 DEFAULT_MAX_BYTES = 4 * 1024 * 1024
+MAX_TOKENS = 1024  # bearer tokens a client keeps, by (registry, repository)
 
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
@@ -311,6 +312,9 @@ class RegistryClient:
                 break
             auth = self._authenticate(ref, response.headers.get("www-authenticate", ""), push)
             self._tokens[(ref.registry, ref.repository)] = auth
+            # Keyed by repository, which a request names freely: the oldest go first.
+            for stale in list(self._tokens)[: max(0, len(self._tokens) - MAX_TOKENS)]:
+                self._tokens.pop(stale, None)
         if response.status in (401, 403):
             raise self._refused(ref, response)
         return response

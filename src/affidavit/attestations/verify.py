@@ -270,7 +270,7 @@ def signers_digest(signers: Sequence[TrustedSigner], predicate_types: Sequence[s
 @dataclass(frozen=True)
 class _Entry:
     evidence: ImageEvidence
-    expires: float | None
+    expires: float
 
 
 CacheResult = Literal["hit", "miss", "negative_hit"]
@@ -286,11 +286,14 @@ class CacheLookup:
 
 
 class EvidenceCache:
-    """Bounded LRU of verification results keyed by image digest and trust configuration.
+    """Bounded LRU of verification results keyed by repository, digest and trust configuration.
 
-    Attestations are bound to immutable digests, so a positive result can be reused; a negative
-    one (nothing verified) expires after ``negative_ttl`` seconds so that evidence attached after
-    a rejected deploy is picked up. Registry errors are never cached. Thread-safe.
+    A negative result (nothing verified) expires after ``negative_ttl`` seconds so that evidence
+    attached after a rejected deploy is picked up. A positive one expires too, after
+    ``positive_ttl`` seconds (5 minutes by default): the image digest is immutable, but the set
+    of attestations beside it is not (a newer review saying "changes requested" is attached
+    later), and the newest one must count within a bounded time. Registry errors are never
+    cached. Thread-safe.
     """
 
     def __init__(
@@ -298,9 +301,11 @@ class EvidenceCache:
         *,
         max_entries: int = 1024,
         negative_ttl: float = 30.0,
-        positive_ttl: float | None = None,
+        positive_ttl: float = 300.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        if not 0 < positive_ttl < float("inf"):
+            raise ValueError(f"positive_ttl must be a positive number of seconds: {positive_ttl}")
         self.max_entries = max_entries
         self.negative_ttl = negative_ttl
         self.positive_ttl = positive_ttl
@@ -315,14 +320,19 @@ class EvidenceCache:
 
     @staticmethod
     def key(
-        digest: str, signers: Sequence[TrustedSigner], predicate_types: Sequence[str] | None = None
+        digest: str,
+        signers: Sequence[TrustedSigner],
+        predicate_types: Sequence[str] | None = None,
+        repository: str = "",
     ) -> str:
-        return f"{digest}|{signers_digest(signers, predicate_types)}"
+        """The cache key: the repository too, because what is stored beside one digest differs
+        between repositories (the same image pushed twice carries each one's attestations)."""
+        return f"{repository}@{digest}|{signers_digest(signers, predicate_types)}"
 
     def get(self, key: str) -> ImageEvidence | None:
         with self._lock:
             entry = self._entries.get(key)
-            if entry is not None and entry.expires is not None and entry.expires <= self._clock():
+            if entry is not None and entry.expires <= self._clock():
                 del self._entries[key]
                 entry = None
             if entry is None:
@@ -335,7 +345,7 @@ class EvidenceCache:
     def put(self, key: str, evidence: ImageEvidence) -> None:
         ttl = self.positive_ttl if evidence.verified else self.negative_ttl
         with self._lock:
-            self._entries[key] = _Entry(evidence, None if ttl is None else self._clock() + ttl)
+            self._entries[key] = _Entry(evidence, self._clock() + ttl)
             self._entries.move_to_end(key)
             while len(self._entries) > self.max_entries:
                 self._entries.popitem(last=False)
@@ -362,7 +372,7 @@ class EvidenceCache:
         """
         ref = ImageReference.parse(image)
         digest = ref.digest or client.resolve(ref)
-        key = self.key(digest, signers, predicate_types)
+        key = self.key(digest, signers, predicate_types, ref.name)
         cached = self.get(key)
         if cached is not None:
             found = cached if cached.image == image else replace(cached, image=image)

@@ -75,7 +75,9 @@ def trace_image(evidence: ImageEvidence) -> Trace:
             hint="run `affidavit collect provenance` and `affidavit attest` in the pipeline that "
             "built this image, then `affidavit verify` with the signer's public key",
         )
-    provenance = AiProvenance.model_validate(provenance_atts[-1].predicate)
+    newest_provenance = evidence.newest(AI_PROVENANCE_V1)
+    assert newest_provenance is not None
+    provenance = AiProvenance.model_validate(newest_provenance.predicate)
     ai_changes = tuple(
         AiChange(
             commit=c.commit,
@@ -90,9 +92,9 @@ def trace_image(evidence: ImageEvidence) -> Trace:
         if c.ai_involvement in ("assisted", "generated")
     )
     review: ReviewAnswer | None = None
-    review_atts = evidence.of_type(CODE_REVIEW_V1)
-    if review_atts:
-        cr = CodeReview.model_validate(review_atts[-1].predicate)
+    review_att = evidence.newest(CODE_REVIEW_V1)
+    if review_att is not None:
+        cr = CodeReview.model_validate(review_att.predicate)
         review = ReviewAnswer(
             change_request=cr.change_request.url
             or f"{cr.change_request.system} #{cr.change_request.id}",

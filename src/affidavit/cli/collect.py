@@ -36,7 +36,9 @@ def provenance(
     ] = None,
     tiers: Annotated[
         Path | None,
-        typer.Option("--tiers", help="Trust-tier map to use instead of .affidavit/tiers.yaml."),
+        typer.Option(
+            "--tiers", help="Trust-tier map to use instead of .affidavit/tiers.yaml at --base."
+        ),
     ] = None,
     output: Annotated[
         Path | None, typer.Option("--output", "-o", help="Write the JSON here, not to stdout.")

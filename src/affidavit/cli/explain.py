@@ -27,9 +27,10 @@ from affidavit.attestations.predicates import (
 )
 from affidavit.errors import InputError, PolicyError, UsageError
 from affidavit.ledger import Ledger
-from affidavit.policy import PolicyIndex, RequestContext, evaluate
+from affidavit.policy import EffectivePolicy, PolicyIndex, RequestContext, evaluate
 from affidavit.policy.decision import Decision
 from affidavit.policy.explain import explain_decision, explain_policy
+from affidavit.policy.health import why_not_applied
 from affidavit.policy.model import KIND_EXCEPTION, KIND_POLICY, KIND_REGION
 
 _KINDS = (KIND_POLICY, KIND_REGION, KIND_EXCEPTION)
@@ -146,6 +147,31 @@ def _explain_recorded(decision_id: str, ledger_url: str) -> None:
     typer.echo(f"ledger: seq {record.seq}, hash {record.hash}")
 
 
+def _explain_exceptions(
+    index: PolicyIndex,
+    eff: EffectivePolicy,
+    namespace: str,
+    kind: str,
+    name: str,
+    image: str,
+    now: datetime,
+) -> None:
+    """Each exception in ``namespace``: whether it would cover this workload's image, or why not."""
+    mine = [e for e in index.exceptions if e.namespace == namespace]
+    if not mine:
+        return
+    bound = eff.exception_max_days
+    max_days = (bound.value, str(bound.origin)) if bound is not None else None
+    refs = {r.name: r for r in index.exceptions_for(namespace, kind, name, image, now)}
+    typer.echo(f"Exceptions in namespace {namespace} (for {kind}/{name})")
+    for e in mine:
+        why = why_not_applied(
+            e, refs.get(e.name), kind=kind, name=name, image=image, now=now, max_days=max_days
+        )
+        verdict = "applies" if why is None else f"does not apply: {why}"
+        typer.echo(f"  {namespace}/{e.name}: {verdict}")
+
+
 def explain(
     image: Annotated[
         str | None, typer.Argument(help="Image reference, ideally REPOSITORY@sha256:...")
@@ -216,12 +242,13 @@ def explain(
         )
         return
     typer.echo(explain_policy(eff))
-    if evidence is None:
-        return
     try:
         now = datetime.fromisoformat(at.replace("Z", "+00:00")) if at else datetime.now(UTC)
     except ValueError as e:
         raise UsageError(f"--at {at!r}: not an RFC 3339 time") from e
+    _explain_exceptions(index, eff, namespace, kind, name, image, now)
+    if evidence is None:
+        return
     signer = eff.signers[0].name if eff.signers else "local"
     ctx = RequestContext(
         uid="explain",

@@ -91,6 +91,13 @@ def run(
     resync_seconds: Annotated[
         float, typer.Option(envvar="AFFIDAVIT_RESYNC_SECONDS", help="full reconcile period")
     ] = 300.0,
+    exception_max_days: Annotated[
+        int,
+        typer.Option(
+            envvar="AFFIDAVIT_EXCEPTION_MAX_DAYS",
+            help="longest AccountabilityException in this cluster (days), whatever policies say",
+        ),
+    ] = 7,
     liveness: Annotated[
         str | None,
         typer.Option(help="serve kopf's liveness probe here, e.g. http://0.0.0.0:8080/healthz"),
@@ -110,6 +117,11 @@ def run(
         raise UsageError(
             f"--cert-renew-fraction must be between 0 and 1; found {cert_renew_fraction:g}",
             hint="0.33 renews the certificate when a third of its lifetime is left",
+        )
+    if exception_max_days < 1:
+        raise UsageError(
+            f"--exception-max-days must be at least 1; found {exception_max_days}",
+            hint="break-glass exceptions are bounded; the default is 7 days",
         )
     logging.basicConfig(
         level=logging.DEBUG if verbose else logging.INFO,
@@ -132,6 +144,7 @@ def run(
         cert_renew_fraction=cert_renew_fraction,
         cert_check_interval=min(60.0, max(1.0, cert_lifetime / 20)),
         resync=datetime.timedelta(seconds=resync_seconds),
+        exception_max_days=exception_max_days,
         liveness_endpoint=liveness,
     )
     settings.certificate_names()  # validate --webhook-url before anything starts

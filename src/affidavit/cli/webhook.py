@@ -88,7 +88,60 @@ def serve(
             help="Distinct images judged per request; a request with more is denied.",
         ),
     ] = 64,
+    evidence_ttl_seconds: Annotated[
+        float,
+        typer.Option(
+            "--evidence-ttl-seconds",
+            envvar="AFFIDAVIT_EVIDENCE_TTL_SECONDS",
+            help="Re-verify an image's attestations after this long (a newer one may be there).",
+        ),
+    ] = 300.0,
+    exception_max_days: Annotated[
+        int,
+        typer.Option(
+            "--exception-max-days",
+            envvar="AFFIDAVIT_EXCEPTION_MAX_DAYS",
+            help="Longest AccountabilityException (days) with --policy-dir; with the operator's "
+            "ConfigMap, the operator's setting applies.",
+        ),
+    ] = 7,
+    ledger_buffer_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--ledger-buffer-file",
+            envvar="AFFIDAVIT_LEDGER_BUFFER_FILE",
+            help="Append-only file keeping decisions buffered while the ledger is away, replayed "
+            "on start (default: beside a SQLite ledger; memory only for PostgreSQL).",
+        ),
+    ] = None,
+    ledger_wait: Annotated[
+        float | None,
+        typer.Option(
+            "--ledger-wait",
+            envvar="AFFIDAVIT_LEDGER_WAIT",
+            help="Seconds an append waits for the ledger's lock before buffering "
+            "(default min(1, budget/8)).",
+        ),
+    ] = None,
     log_level: Annotated[str, typer.Option("--log-level", envvar="AFFIDAVIT_LOG_LEVEL")] = "info",
+    client_ca: Annotated[
+        Path | None,
+        typer.Option(
+            "--client-ca",
+            envvar="AFFIDAVIT_CLIENT_CA",
+            help="PEM CA bundle: only a client certificate it signed may call /validate "
+            "(/healthz, /readyz, /metrics stay open).",
+        ),
+    ] = None,
+    client_name: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--client-name",
+            envvar="AFFIDAVIT_CLIENT_NAMES",
+            help="Subject CN or DNS SAN of the kube-apiserver's client certificate (repeat; "
+            "the environment variable takes names separated by spaces).",
+        ),
+    ] = None,
 ) -> None:
     """Serve AdmissionReviews over HTTPS at /validate (plus /healthz, /readyz, /metrics)."""
     from affidavit.admission.server import WebhookSettings
@@ -112,7 +165,13 @@ def serve(
             registry_allowed_hosts=tuple(registry_allowed_host or ()),
             registry_timeout_seconds=registry_timeout,
             max_images_per_request=max_images_per_request,
+            evidence_ttl_seconds=evidence_ttl_seconds,
+            exception_max_days=exception_max_days,
+            ledger_buffer_file=ledger_buffer_file,
+            ledger_wait_seconds=ledger_wait,
             log_level=log_level,
+            client_ca=client_ca,
+            client_names=tuple(client_name or ()),
         )
     )
 

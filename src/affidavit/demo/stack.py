@@ -2,9 +2,10 @@
 
 The demo and the end-to-end tests need the same thing a Helm install gives a real cluster (the
 CRDs, the operator publishing the policy index and managing the webhook certificate, the webhook
-serving decisions, a ValidatingWebhookConfiguration pointing at it) but with the two servers as
-local processes, because the control plane here has no kubelet to run pods. This module is that
-wiring, in one place, so the tests exercise exactly what the demo shows.
+serving decisions, the validating and mutating webhook configurations pointing at it, with the
+rules of ``affidavit.admission.kinds``) but with the two servers as local processes, because the
+control plane here has no kubelet to run pods. This module is that wiring, in one place, so the
+tests exercise exactly what the demo shows.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from affidavit.admission.kinds import pin_rules, webhook_rules
 from affidavit.demo.services import ManagedProcess
 from affidavit.envtest import ControlPlaneInfo, free_port
 from affidavit.errors import ClusterError
@@ -27,16 +29,52 @@ NAMESPACE = "affidavit-system"
 WEBHOOK_CONFIGURATION = "affidavit"
 INDEX_CONFIGMAP = "affidavit-policy-index"
 
-#: Every kind that creates pods, as the chart registers them.
-_RULES = [
-    {"apiGroups": [""], "apiVersions": ["v1"], "resources": ["pods", "replicationcontrollers"]},
-    {
-        "apiGroups": ["apps"],
-        "apiVersions": ["v1"],
-        "resources": ["deployments", "replicasets", "statefulsets", "daemonsets"],
-    },
-    {"apiGroups": ["batch"], "apiVersions": ["v1"], "resources": ["jobs", "cronjobs"]},
-]
+
+def webhook_configurations(
+    name: str, namespace: str, validate_url: str, mutate_url: str
+) -> list[dict[str, Any]]:
+    """The chart's Validating- and MutatingWebhookConfiguration, calling a local webhook by URL
+    (rules from ``affidavit.admission.kinds``; ``namespace``, the operator's, is not judged)."""
+
+    def hook(webhook: str, url: str) -> dict[str, Any]:
+        return {
+            "name": webhook,
+            "admissionReviewVersions": ["v1"],
+            "failurePolicy": "Fail",
+            "timeoutSeconds": 10,
+            "matchPolicy": "Equivalent",
+            "clientConfig": {"url": url},
+            "namespaceSelector": {
+                "matchExpressions": [
+                    {
+                        "key": "kubernetes.io/metadata.name",
+                        "operator": "NotIn",
+                        "values": [namespace, "kube-system", "kube-public"],
+                    }
+                ]
+            },
+        }
+
+    api = "admissionregistration.k8s.io/v1"
+    validating = {
+        **hook("workloads.affidavit.dev", validate_url),
+        # judged like the real request, but no ledger row and no Event
+        "sideEffects": "NoneOnDryRun",
+        "rules": webhook_rules(),
+    }
+    mutating = {
+        **hook("pin.affidavit.dev", mutate_url),
+        "sideEffects": "None",
+        "reinvocationPolicy": "IfNeeded",
+        "rules": pin_rules(),
+    }
+    return [
+        {"apiVersion": api, "kind": kind, "metadata": {"name": name}, "webhooks": [webhook]}
+        for kind, webhook in (
+            ("ValidatingWebhookConfiguration", validating),
+            ("MutatingWebhookConfiguration", mutating),
+        )
+    ]
 
 
 @dataclass(frozen=True)
@@ -58,16 +96,22 @@ class ClusterStack:
         *,
         namespace: str = NAMESPACE,
         webhook_configuration: str = WEBHOOK_CONFIGURATION,
+        webhook_port: int | None = None,
+        webhook_kubeconfig: Path | None = None,
     ) -> None:
         self.cp = control_plane
         self.workdir = workdir
         self.settings = settings
         self.namespace = namespace  # where the operator keeps its index, state and Secret
         self.webhook_configuration = webhook_configuration
+        #: The webhook's identity; the control plane's admin (system:masters) when None.
+        self.webhook_kubeconfig = webhook_kubeconfig or control_plane.kubeconfig
         self.cert_dir = workdir / "webhook-certs"
         self.ledger_url = f"sqlite:///{workdir / 'ledger.db'}"
-        self.webhook_port = free_port()
+        # Given when the control plane was started with a client certificate for this host.
+        self.webhook_port = webhook_port or free_port()
         self.webhook_url = f"https://127.0.0.1:{self.webhook_port}/validate"
+        self.mutate_url = f"https://127.0.0.1:{self.webhook_port}/mutate"
         self.operator: ManagedProcess | None = None
         self.webhook: ManagedProcess | None = None
 
@@ -95,7 +139,10 @@ class ClusterStack:
         self.workdir.mkdir(parents=True, exist_ok=True)
         self._install_crds()
         self.kubectl("create", "namespace", self.namespace, check=False)
-        self.apply(self._webhook_configuration())
+        for configuration in webhook_configurations(
+            self.webhook_configuration, self.namespace, self.webhook_url, self.mutate_url
+        ):
+            self.apply(configuration)
         self._start_operator()
         self.start_webhook()
         self._wait_for_ca_bundle()
@@ -127,32 +174,11 @@ class ClusterStack:
             "crd/accountabilityexceptions.affidavit.dev",
         )  # fmt: skip
 
-    def _webhook_configuration(self) -> dict[str, Any]:
-        return {
-            "apiVersion": "admissionregistration.k8s.io/v1",
-            "kind": "ValidatingWebhookConfiguration",
-            "metadata": {"name": self.webhook_configuration},
-            "webhooks": [
-                {
-                    "name": "workloads.affidavit.dev",
-                    "admissionReviewVersions": ["v1"],
-                    "sideEffects": "None",
-                    "failurePolicy": "Fail",
-                    "timeoutSeconds": 10,
-                    "clientConfig": {"url": self.webhook_url},
-                    "namespaceSelector": {
-                        "matchExpressions": [
-                            {
-                                "key": "kubernetes.io/metadata.name",
-                                "operator": "NotIn",
-                                "values": [self.namespace, "kube-system", "kube-public"],
-                            }
-                        ]
-                    },
-                    "rules": [{**r, "operations": ["CREATE", "UPDATE"]} for r in _RULES],
-                }
-            ],
-        }
+    def remove_webhook_configurations(self, *, check: bool = True) -> None:
+        """Delete both configurations (before the webhook stops: failurePolicy Fail)."""
+        for kind in ("validatingwebhookconfiguration", "mutatingwebhookconfiguration"):
+            self.kubectl("delete", kind, self.webhook_configuration, "--ignore-not-found",
+                         check=check)  # fmt: skip
 
     def _python(self) -> list[str]:
         return [sys.executable, "-m", "affidavit.cli"]
@@ -181,11 +207,17 @@ class ClusterStack:
         proc = self.kubectl("get", "configmap", INDEX_CONFIGMAP, "-n", self.namespace, check=False)
         return proc.returncode == 0
 
-    def start_webhook(self, *, region: str | None = None) -> None:
-        """Start (or restart, e.g. in another region) the webhook and wait until it is ready."""
+    def start_webhook(self, *, region: str | None = None, policy_dir: Path | None = None) -> None:
+        """Start (or restart, e.g. in another region, or on policy files instead of the
+        operator's index) the webhook and wait until it is ready."""
         if self.webhook is not None:
             self.webhook.stop()
         s = self.settings
+        source = (
+            ["--policy-dir", str(policy_dir)]
+            if policy_dir is not None
+            else ["--policy-configmap", f"{self.namespace}/{INDEX_CONFIGMAP}"]
+        )
         argv = [
             *self._python(), "webhook", "serve",
             "--tls-cert", str(self.cert_dir / "tls.crt"),
@@ -195,11 +227,14 @@ class ClusterStack:
             "--cluster-name", s.cluster_name,
             "--region", region or s.region,
             "--ledger", self.ledger_url,
-            "--policy-configmap", f"{self.namespace}/{INDEX_CONFIGMAP}",
-            "--kubeconfig", str(self.cp.kubeconfig),
+            *source,
+            "--kubeconfig", str(self.webhook_kubeconfig),
             "--budget-seconds", str(s.budget_seconds),
             "--insecure-registry", s.registry_host,
         ]  # fmt: skip
+        client = self.cp.webhook_client
+        if client is not None:  # the apiserver presents a certificate: demand it
+            argv += ["--client-ca", str(client.ca_file), "--client-name", client.name]
         self.webhook = ManagedProcess("webhook", argv, self.workdir / "webhook.log")
         self.webhook.wait_until(self._webhook_ready, "the webhook answered /readyz")
 
@@ -213,10 +248,12 @@ class ClusterStack:
         assert self.operator is not None
 
         def patched() -> bool:
-            out = self.kubectl(
-                "get", "validatingwebhookconfiguration", self.webhook_configuration,
-                "-o", "jsonpath={.webhooks[0].clientConfig.caBundle}",
-            ).stdout  # fmt: skip
-            return bool(out.strip())
+            return all(
+                self.kubectl(
+                    "get", kind, self.webhook_configuration,
+                    "-o", "jsonpath={.webhooks[0].clientConfig.caBundle}",
+                ).stdout.strip()
+                for kind in ("validatingwebhookconfiguration", "mutatingwebhookconfiguration")
+            )  # fmt: skip
 
-        self.operator.wait_until(patched, "the operator set the webhook's caBundle")
+        self.operator.wait_until(patched, "the operator set both webhooks' caBundle")

@@ -5,7 +5,9 @@ kube-apiserver, and the demo must run one, on machines without Docker. :class:`C
 starts etcd, kube-apiserver and (optionally) kube-controller-manager from the binaries that
 ``scripts/k8s-binaries`` built, on free 127.0.0.1 ports, with fresh certificates, RBAC
 authorization, a ``system:masters`` client certificate and a generated kubeconfig. It waits
-until each component is healthy and stops them cleanly.
+until each component is healthy and stops them cleanly. With ``webhook_client_hosts`` the
+apiserver also presents a client certificate to the webhooks at those hosts
+(:mod:`~affidavit.envtest.admission_config`).
 
 No process may outlive its owner, even when a test fails or is interrupted: each component is
 a :class:`~affidavit.envtest.process.ManagedProcess` (own process group, SIGTERM then SIGKILL,
@@ -24,6 +26,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 
+from affidavit.envtest.admission_config import (
+    DEFAULT_CLIENT_NAME,
+    WebhookClientAuth,
+    write_webhook_client_auth,
+)
 from affidavit.envtest.binaries import find_binaries
 from affidavit.envtest.certs import (
     issue_cert,
@@ -71,6 +78,8 @@ class ControlPlaneInfo:
     #: Directory holding etcd, kube-apiserver, kubectl, helm, ...
     bin_dir: Path
     workdir: Path
+    #: The client certificate the apiserver presents to webhooks (``webhook_client_hosts``).
+    webhook_client: WebhookClientAuth | None = None
 
     @property
     def kubectl(self) -> Path:
@@ -104,9 +113,13 @@ class ControlPlane:
         binaries: Path | None = None,
         with_controller_manager: bool = True,
         extra_apiserver_args: Sequence[str] = (),
+        webhook_client_hosts: Sequence[str] = (),
+        webhook_client_name: str = DEFAULT_CLIENT_NAME,
         namespace: Namespaces | None = None,
     ) -> None:
         self.workdir = Path(workdir).resolve()
+        self._webhook_client_hosts = tuple(webhook_client_hosts)
+        self._webhook_client_name = webhook_client_name
         #: With a namespace (a real node's), every component runs inside it on the node's
         #: address at the usual ports, and Pods reach the apiserver through the ``kubernetes``
         #: Service; without, they run on 127.0.0.1 at free ports.
@@ -254,6 +267,13 @@ class ControlPlane:
         sa_key.write_bytes(sa_key_pem)
         sa_key.chmod(0o600)
         sa_pub.write_bytes(public_key_pem(sa_key_pem))
+        webhook_client = None
+        admission_args: list[str] = []
+        if self._webhook_client_hosts:
+            webhook_client = write_webhook_client_auth(
+                wd / "admission", self._webhook_client_hosts, self._webhook_client_name
+            )
+            admission_args = [f"--admission-control-config-file={webhook_client.admission_config}"]
 
         if ns is None:
             etcd_port, peer_port, api_port = free_port(), free_port(), free_port()
@@ -319,6 +339,7 @@ class ControlPlane:
                 f"--service-account-issuer={server}/",
                 f"--service-account-key-file={sa_pub}",
                 f"--service-account-signing-key-file={sa_key}",
+                *admission_args,
                 *self._extra_apiserver_args,
             ],
         )
@@ -373,6 +394,7 @@ class ControlPlane:
             etcd_url=etcd_url,
             bin_dir=bin_dir,
             workdir=wd,
+            webhook_client=webhook_client,
         )
 
 

@@ -1,24 +1,34 @@
-"""A bounded in-memory buffer in front of the ledger, so a database outage does not stop admission.
+"""A bounded, durable buffer in front of the ledger, so a database outage does not stop admission.
 
 The webhook must answer the kube-apiserver within its timeout whether or not the ledger database
-is up. When an append fails, the decision waits here (in order) and is flushed, oldest first,
-as soon as the database answers again. The buffer is bounded: when it is full, ``record`` raises
-``LedgerError`` and the webhook fails closed, because a decision nobody can audit later must not
-admit a workload.
+is up. A request appends straight to the ledger only while nothing is waiting; when that append
+fails (database down, or locked past the ledger's short lock timeout), or older decisions are
+still waiting, the decision is buffered in order. Only the background ``flush`` writes the
+backlog: a request never pays for an outage it did not see.
+
+With a ``path``, the buffer is also a local append-only file (JSON lines, fsynced before the
+request is answered), replayed on start and truncated once flushed, so a webhook killed during
+an outage loses no decision it answered. Replaying a decision the ledger already holds is a
+no-op (appends are idempotent by decision id). The buffer is bounded: when it is full,
+``record`` raises ``LedgerError`` and the webhook fails closed, because a decision nobody can
+audit later must not admit a workload.
 """
 
 from __future__ import annotations
 
+import fcntl
+import json
 import logging
+import os
 import threading
-import time
 from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Literal
+from pathlib import Path
+from typing import IO, Any, Literal
 
 from affidavit.errors import LedgerError
-from affidavit.ledger.canonical import DecisionLike, decision_to_dict
+from affidavit.ledger.canonical import DecisionLike, canonical_json, decision_to_dict
 from affidavit.ledger.store import Ledger, LedgerRecord
 
 log = logging.getLogger("affidavit.ledger")
@@ -38,20 +48,96 @@ class RecordResult:
 class BufferedLedger:
     """Appends to a ``Ledger``; while it is unreachable, keeps up to ``capacity`` decisions."""
 
-    def __init__(
-        self, ledger: Ledger, *, capacity: int = 10_000, retry_interval: float = 2.0
-    ) -> None:
+    def __init__(self, ledger: Ledger, *, capacity: int = 10_000, path: Path | None = None) -> None:
         if capacity < 1:
             raise ValueError("capacity must be at least 1")
         self.ledger = ledger
         self.capacity = capacity
-        #: After a failure, requests skip the database for this long (a background ``flush``
-        #: keeps trying), so an unreachable database costs one connect timeout, not one per request.
-        self.retry_interval = retry_interval
-        self._failed_at: float | None = None
+        self.path = path
         self._pending: deque[dict[str, Any]] = deque()
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # guards _pending and the file; never held across the DB
+        self._flushing = threading.Lock()  # one flush at a time
+        self._file: IO[bytes] | None = None
         self.last_error: str | None = None
+        if path is not None:
+            self._open(path)
+
+    # -- the durable file -------------------------------------------------------------------
+
+    def _open(self, path: Path) -> None:
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            handle = path.open("a+b")
+        except OSError as e:
+            raise LedgerError(
+                f"cannot open the ledger buffer file {path}: {e.strerror or e}",
+                hint="give --ledger-buffer-file a writable path on the Pod's volume",
+            ) from e
+        try:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as e:
+            handle.close()
+            raise LedgerError(
+                f"the ledger buffer file {path} is in use by another process",
+                hint="each webhook process needs a buffer file of its own",
+            ) from e
+        self._file = handle
+        handle.seek(0)
+        lines = handle.read().split(b"\n")
+        for number, line in enumerate(lines, 1):
+            if not line.strip():
+                continue
+            try:
+                data = json.loads(line)
+            except ValueError:
+                if number == len(lines):  # a write cut short by a crash: never answered
+                    log.warning("ledger buffer %s: dropped a torn last line", path)
+                    continue
+                raise LedgerError(
+                    f"the ledger buffer file {path} has an unreadable line {number}",
+                    hint="move the file aside to start; its decisions are not in the ledger",
+                ) from None
+            if not isinstance(data, dict) or "id" not in data:
+                raise LedgerError(f"the ledger buffer file {path} line {number} is no decision")
+            self._pending.append(data)
+        if self._pending:
+            self.last_error = f"{len(self._pending)} decisions replayed from {path}"
+            log.warning("ledger buffer: %s, flushing in the background", self.last_error)
+
+    def _persist(self, data: Mapping[str, Any]) -> None:
+        """Append one decision to the file and fsync it (called with ``_lock`` held)."""
+        if self._file is None:
+            return
+        try:
+            self._file.write(canonical_json(data).encode() + b"\n")
+            self._file.flush()
+            os.fsync(self._file.fileno())
+        except OSError as e:
+            raise LedgerError(
+                f"ledger unavailable and its buffer file {self.path} cannot be written: "
+                f"{e.strerror or e}",
+                hint="restore the ledger database or free the buffer's volume; until then "
+                "requests are denied",
+            ) from e
+
+    def _truncate(self) -> None:
+        """Empty the file once everything in it is in the ledger (``_lock`` held)."""
+        if self._file is None:
+            return
+        try:
+            self._file.truncate(0)
+            self._file.flush()
+            os.fsync(self._file.fileno())
+        except OSError as e:  # harmless: a replay of stored decisions is a no-op
+            log.warning("ledger buffer %s not truncated: %s", self.path, e)
+
+    def close(self) -> None:
+        with self._lock:
+            if self._file is not None:
+                self._file.close()
+                self._file = None
+
+    # -- the request path -------------------------------------------------------------------
 
     @property
     def pending(self) -> int:
@@ -59,56 +145,51 @@ class BufferedLedger:
             return len(self._pending)
 
     def record(self, decision: DecisionLike | Mapping[str, Any]) -> RecordResult:
-        """Store the decision, or buffer it; raise ``LedgerError`` if the buffer is full."""
+        """Store the decision, or buffer it; raise ``LedgerError`` if the buffer is full.
+
+        Never writes the backlog: while decisions are waiting, a new one waits behind them.
+        """
         data = decision_to_dict(decision)
         with self._lock:
-            backing_off = (
-                self._failed_at is not None
-                and time.monotonic() - self._failed_at < self.retry_interval
-            )
-            if not backing_off and self._flush_locked():
-                try:
-                    return RecordResult("stored", record=self.ledger.append(data))
-                except LedgerError as e:
-                    self._note_failure(e)
+            waiting = bool(self._pending)
+        if not waiting:
+            try:
+                return RecordResult("stored", record=self.ledger.append(data))
+            except LedgerError as e:
+                self.last_error = e.message
+        with self._lock:
             if len(self._pending) >= self.capacity:
                 raise LedgerError(
                     f"ledger unavailable and its buffer is full ({self.capacity} decisions): "
                     f"{self.last_error}",
                     hint="restore the ledger database; until then requests are denied",
                 )
+            self._persist(data)
             self._pending.append(data)
-            log.warning(
-                "%s: id=%s pending=%d (%s)",
-                BUFFERED_NOTE,
-                data.get("id"),
-                len(self._pending),
-                self.last_error,
-            )
-            return RecordResult("buffered", reason=self.last_error)
+            count = len(self._pending)
+        log.warning(
+            "%s: id=%s pending=%d (%s)", BUFFERED_NOTE, data.get("id"), count, self.last_error
+        )
+        return RecordResult("buffered", reason=self.last_error)
+
+    # -- the background flusher -------------------------------------------------------------
 
     def flush(self) -> int:
-        """Try to write buffered decisions; return how many are still pending."""
-        with self._lock:
-            if self._flush_locked():
-                self._failed_at = None
-            return len(self._pending)
-
-    def _flush_locked(self) -> bool:
-        """Drain the buffer in order; True when it is empty (the database is answering)."""
-        while self._pending:
-            try:
-                self.ledger.append(self._pending[0])
-            except LedgerError as e:
-                self._note_failure(e)
-                return False
-            self._pending.popleft()
-            if not self._pending:
-                log.info("ledger reachable again; buffered decisions flushed")
-        self.last_error = None
-        self._failed_at = None
-        return True
-
-    def _note_failure(self, e: LedgerError) -> None:
-        self.last_error = e.message
-        self._failed_at = time.monotonic()
+        """Write buffered decisions, oldest first; return how many are still pending."""
+        with self._flushing:
+            while True:
+                with self._lock:
+                    if not self._pending:
+                        return 0
+                    head = self._pending[0]
+                try:
+                    self.ledger.append(head)
+                except LedgerError as e:
+                    self.last_error = e.message
+                    return self.pending
+                with self._lock:
+                    self._pending.popleft()
+                    if not self._pending:
+                        self._truncate()
+                        self.last_error = None
+                        log.info("ledger reachable again; buffered decisions flushed")

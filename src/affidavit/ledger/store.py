@@ -10,6 +10,7 @@ The record types and the per-row chain check live in :mod:`affidavit.ledger.reco
 
 from __future__ import annotations
 
+import math
 import threading
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, datetime
@@ -62,10 +63,14 @@ class Ledger:
     """A decision ledger at a SQLAlchemy URL (``sqlite:///path.db`` or ``postgresql+psycopg://…``).
 
     Construction does not connect: the webhook must start (and buffer decisions) even when the
-    database is down. The schema is created on first successful use.
+    database is down. The schema is created on first successful use. ``lock_timeout`` is how long
+    a write waits for another writer's lock (SQLite's busy timeout, PostgreSQL's
+    ``lock_timeout``): the webhook keeps it well inside its request budget and buffers past it.
     """
 
-    def __init__(self, url: str, *, connect_timeout: float = 5.0) -> None:
+    def __init__(
+        self, url: str, *, connect_timeout: float = 5.0, lock_timeout: float = 30.0
+    ) -> None:
         try:
             parsed = make_url(url)
         except ArgumentError as e:
@@ -82,11 +87,16 @@ class Ledger:
                 f"{parsed.get_backend_name()!r}",
                 hint="use sqlite:///PATH.db or postgresql+psycopg://USER@HOST:PORT/DB",
             )
+        if lock_timeout <= 0:
+            raise LedgerError(f"ledger lock timeout {lock_timeout:g}s must be positive")
+        self.lock_timeout = lock_timeout
         connect_args: dict[str, Any] = {}
         if self._sqlite:
-            connect_args["timeout"] = 30.0
+            connect_args["timeout"] = lock_timeout
         else:
-            connect_args["connect_timeout"] = max(1, int(connect_timeout))
+            # libpq counts whole seconds (and waits at least 2)
+            connect_args["connect_timeout"] = max(1, math.ceil(connect_timeout))
+            connect_args["options"] = f"-c lock_timeout={max(1, round(lock_timeout * 1000))}"
         try:
             self._engine: Engine = create_engine(
                 parsed, connect_args=connect_args, pool_pre_ping=True
@@ -103,18 +113,31 @@ class Ledger:
 
     def _unreachable(self, e: Exception) -> LedgerError:
         detail = str(getattr(e, "orig", None) or e).strip().splitlines()[0]
+        if "database is locked" in detail or "lock timeout" in detail:
+            return LedgerError(
+                f"ledger database {self.url} stayed locked by another writer for more than "
+                f"{self.lock_timeout:g}s ({detail})",
+                hint="find the process holding the ledger's write lock; the webhook buffers "
+                "decisions until it is released",
+            )
         return LedgerError(
             f"ledger database {self.url} is unreachable: {detail}",
             hint=(
                 "check that the database is running and the --ledger URL is right; "
-                "the webhook keeps deciding and buffers decisions in memory until it returns"
+                "the webhook keeps deciding and buffers decisions until it returns"
             ),
         )
 
     def _ensure_schema(self) -> None:
         if self._schema_ready:
             return
-        with self._schema_lock:
+        # Bounded like the database's own lock: callers must not queue behind a stuck first use.
+        if not self._schema_lock.acquire(timeout=self.lock_timeout):
+            raise LedgerError(
+                f"ledger database {self.url} is still being opened by another thread after "
+                f"{self.lock_timeout:g}s"
+            )
+        try:
             if self._schema_ready:
                 return
             try:
@@ -130,6 +153,8 @@ class Ledger:
             except SQLAlchemyError as e:
                 raise self._unreachable(e) from e
             self._schema_ready = True
+        finally:
+            self._schema_lock.release()
 
     def close(self) -> None:
         self._engine.dispose()

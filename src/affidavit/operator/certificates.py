@@ -4,7 +4,7 @@ The kube-apiserver only calls a webhook over TLS it can verify, so the operator 
 chain: it makes a one-shot CA and a serving certificate (built by :mod:`affidavit.pki`, which
 envtest shares), stores them in the Secret ``affidavit-webhook-tls`` (``tls.crt``,
 ``tls.key``, ``ca.crt``) and, for a webhook run outside the cluster, in a directory; and it
-patches the ``caBundle`` of the ValidatingWebhookConfiguration.
+patches the ``caBundle`` of the Validating- and MutatingWebhookConfiguration.
 
 Rotation never leaves a window in which the apiserver distrusts the webhook: each rotation makes
 a fresh CA, first publishes a ``caBundle`` holding the new CA *and* the previous one, and only
@@ -174,12 +174,28 @@ def write_cert_dir(directory: Path, material: ServingMaterial) -> None:
 
 
 def patch_ca_bundle(k: kube.Kube, name: str, ca_bundle: bytes) -> bool:
-    """Set ``caBundle`` on every webhook of the configuration; False if it does not exist."""
-    try:
-        current = kube.call(
-            f"get validatingwebhookconfiguration {name}",
-            lambda: k.admission.read_validating_webhook_configuration(name),
+    """Set ``caBundle`` on every webhook of the validating and the mutating configuration
+    ``name``; False if neither exists (the mutating one pins digests, see admission.pin)."""
+    found = False
+    for kind in ("validating", "mutating"):
+        found = _patch_ca_bundle(k, kind, name, ca_bundle) or found
+    return found
+
+
+def _patch_ca_bundle(k: kube.Kube, kind: str, name: str, ca_bundle: bytes) -> bool:
+    api = k.admission
+    if kind == "validating":
+        read, write = (
+            api.read_validating_webhook_configuration,
+            api.patch_validating_webhook_configuration,
         )
+    else:
+        read, write = (
+            api.read_mutating_webhook_configuration,
+            api.patch_mutating_webhook_configuration,
+        )
+    try:
+        current = kube.call(f"get {kind}webhookconfiguration {name}", lambda: read(name))
     except ClusterError as e:
         if kube.is_not_found(e):
             return False
@@ -191,10 +207,7 @@ def patch_ca_bundle(k: kube.Kube, name: str, ca_bundle: bytes) -> bool:
     patch = {
         "webhooks": [{"name": w.name, "clientConfig": {"caBundle": encoded}} for w in webhooks]
     }
-    kube.call(
-        f"patch validatingwebhookconfiguration {name}",
-        lambda: k.admission.patch_validating_webhook_configuration(name, patch),
-    )
+    kube.call(f"patch {kind}webhookconfiguration {name}", lambda: write(name, patch))
     return True
 
 
@@ -253,7 +266,7 @@ class CertificateManager:
                     raise
                 patch_ca_bundle(self.api, self.webhook_configuration, material.ca_bundle)
         elif not patch_ca_bundle(self.api, self.webhook_configuration, material.ca_bundle):
-            log.debug("ValidatingWebhookConfiguration %s not found", self.webhook_configuration)
+            log.debug("no webhook configuration %s found", self.webhook_configuration)
         if self.cert_dir is not None:
             self._sync_dir(material)
         return material

@@ -31,7 +31,9 @@ import kopf
 
 from affidavit.errors import AffidavitError
 from affidavit.operator import kube
+from affidavit.policy import health
 from affidavit.policy.index import PolicyIndex, Stored
+from affidavit.policy.lifetime import DEFAULT_EXCEPTION_MAX_DAYS
 from affidavit.policy.model import (
     KIND_EXCEPTION,
     KIND_POLICY,
@@ -39,6 +41,7 @@ from affidavit.policy.model import (
     AccountabilityPolicySpec,
     RegionPolicySpec,
     Require,
+    with_policy_defaults,
 )
 
 log = logging.getLogger(__name__)
@@ -123,7 +126,7 @@ def compiled_summary(kind: str, spec: Any, cluster: str, region: str) -> dict[st
         return {
             "mode": spec.mode,
             "jurisdictions": list(spec.jurisdictions),
-            "rules": describe_require(spec.require),
+            "rules": describe_require(with_policy_defaults(spec.require)),
             "appliesToThisCluster": applies,
         }
     if isinstance(spec, RegionPolicySpec):
@@ -139,13 +142,25 @@ def ready_condition(
     ok: bool, reason: str, message: str, generation: int | None, previous: Mapping[str, Any]
 ) -> dict[str, Any]:
     """A Ready condition; ``lastTransitionTime`` moves only when the status flips."""
+    return condition("Ready", ok, reason, message, generation, previous)
+
+
+def condition(
+    kind: str,
+    ok: bool,
+    reason: str,
+    message: str,
+    generation: int | None,
+    previous: Mapping[str, Any],
+) -> dict[str, Any]:
+    """A condition of type ``kind``; ``lastTransitionTime`` moves only when the status flips."""
     status = "True" if ok else "False"
-    old = next((c for c in previous.get("conditions") or [] if c.get("type") == "Ready"), None)
+    old = next((c for c in previous.get("conditions") or [] if c.get("type") == kind), None)
     since = old.get("lastTransitionTime") if old is not None else None
     if old is None or old.get("status") != status or not since:
         since = _rfc3339(_now())
     return {
-        "type": "Ready",
+        "type": kind,
         "status": status,
         "reason": reason,
         "message": message,
@@ -172,6 +187,7 @@ class Reconciler:
     region: str = ""
     resync: datetime.timedelta = datetime.timedelta(minutes=5)
     snapshot: Snapshot = field(default_factory=Snapshot)
+    exception_max_days: int = DEFAULT_EXCEPTION_MAX_DAYS
     #: Only the replica holding the operator Lease publishes (see affidavit.operator.leader).
     is_leader: Callable[[], bool] = lambda: True
     _dirty: asyncio.Event = field(default_factory=asyncio.Event)
@@ -226,7 +242,20 @@ class Reconciler:
         if kind == KIND_EXCEPTION:
             expiry = expires_at(obj)
             message = f"active until {_rfc3339(expiry)}" if expiry else message
-        status["conditions"] = [ready_condition(True, "Compiled", message, generation, previous)]
+        ready = ready_condition(True, "Compiled", message, generation, previous)
+        lacking = None
+        if isinstance(spec, AccountabilityPolicySpec | RegionPolicySpec):
+            source = f"{kind}/{meta.get('name')}"
+            lacking = health.missing_groups(index, spec.require, spec.jurisdictions, source)
+        if lacking is not None:  # in force (fail closed), but it cannot be satisfied
+            message = f"compiled and enforced, but {lacking}"
+            ready = ready_condition(False, "GroupUndefined", message, generation, previous)
+        status["conditions"] = [ready]
+        if isinstance(spec, RegionPolicySpec):
+            c = health.region_condition(spec.regions, self.region)
+            status["conditions"].append(
+                condition(c.type, c.status == "True", c.reason, c.message, generation, previous)
+            )
         if kind != KIND_EXCEPTION:
             status["compiled"] = compiled_summary(kind, spec, self.cluster, self.region)
         return status
@@ -238,7 +267,16 @@ class Reconciler:
         live_exceptions = [
             o for o in listed[KIND_EXCEPTION] if (t := expires_at(o)) is None or t > now
         ]
-        index = PolicyIndex.from_objects(listed[KIND_POLICY], listed[KIND_REGION], live_exceptions)
+        index = PolicyIndex.from_objects(
+            listed[KIND_POLICY],
+            listed[KIND_REGION],
+            live_exceptions,
+            exception_max_days=self.exception_max_days,
+        )
+        # An exception that cannot apply here is Invalid and left out, so that its status and
+        # the webhook agree that it admits nothing.
+        problems = health.exception_problems(index, cluster=self.cluster, region=self.region)
+        index = health.without_exceptions(index, problems)
         self.snapshot = Snapshot(objects=listed, index=index)
         if not self.is_leader():
             return None

@@ -25,6 +25,7 @@ import kopf
 from affidavit.errors import AffidavitError, UsageError
 from affidavit.ledger import Ledger
 from affidavit.operator import certificates, events, handlers, kube, leader
+from affidavit.policy.lifetime import DEFAULT_EXCEPTION_MAX_DAYS
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +48,7 @@ class OperatorSettings:
     cert_renew_fraction: float = 1 / 3
     cert_check_interval: float = 60.0
     resync: datetime.timedelta = datetime.timedelta(minutes=5)
+    exception_max_days: int = DEFAULT_EXCEPTION_MAX_DAYS
     events_interval: float = 2.0
     liveness_endpoint: str | None = None  # e.g. http://0.0.0.0:8080/healthz (kopf's probe)
     #: The operator Lease: a dead leader is replaced within lease + renew seconds.
@@ -132,7 +134,12 @@ async def run_async(settings: OperatorSettings, stop: asyncio.Event | None = Non
     stop = stop or asyncio.Event()
     client = kube.connect(settings.kubeconfig)
     reconciler = handlers.Reconciler(
-        client, settings.namespace, settings.cluster_name, settings.region, settings.resync
+        client,
+        settings.namespace,
+        settings.cluster_name,
+        settings.region,
+        settings.resync,
+        exception_max_days=settings.exception_max_days,
     )
     election = leader.LeaderElection(
         client,

@@ -1,10 +1,13 @@
 """Strictest-wins combination of every policy, region policy and preset that applies.
 
 No policy can weaken another: numbers take the maximum (the exception length, a ceiling, takes
-the minimum), booleans OR, label requirements add up, allow-lists and reviewer-group lists stay
-separate constraints that must all hold (an intersection), modes take the strictest
-(Enforce > Warn > Audit), and an explicit ``failurePolicy: Fail`` beats ``Ignore``. Every value
-remembers the policy or preset (and control) it came from, for messages and ``explain``.
+the minimum), booleans OR, label requirements and tier map pins add up, allow-lists and
+reviewer-group lists stay separate constraints that must all hold (an intersection), modes take the strictest
+(Enforce > Warn > Audit), and ``failurePolicy: Fail`` beats ``Ignore``. An AccountabilityPolicy's
+omitted ``provenance``, ``consistentRevision`` and ``failurePolicy`` count with their secure
+defaults (``with_policy_defaults``), so a policy that is silent is never weakened by one that
+relaxes. Every value remembers the policy or preset (and control) it came from, for messages and
+``explain``.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from affidavit.policy.model import (
     Require,
     Signers,
     TierRequirement,
+    with_policy_defaults,
 )
 
 T = TypeVar("T")
@@ -38,9 +42,11 @@ class Origin:
 
     source: str
     control: str | None = None
+    default: bool = False  # the policy omitted the field; this is its secure default
 
     def __str__(self) -> str:
-        return f"{self.source} [{self.control}]" if self.control else self.source
+        text = f"{self.source} [{self.control}]" if self.control else self.source
+        return f"{text} (default)" if self.default else text
 
 
 @dataclass(frozen=True)
@@ -76,6 +82,11 @@ class Layer:
     exceptions: ExceptionRules | None = None
     policy: PolicyRef | None = None
 
+    @property
+    def is_policy(self) -> bool:
+        """An AccountabilityPolicy's own spec (the only layer with a mode): it has defaults."""
+        return self.mode is not None
+
 
 @dataclass(frozen=True)
 class EffectivePolicy:
@@ -96,6 +107,7 @@ class EffectivePolicy:
     owner_labels: tuple[Req[str], ...] = ()
     escalation_labels: tuple[Req[str], ...] = ()
     consistent_revision: Req[bool] | None = None
+    tier_map_digests: tuple[Req[str], ...] = ()  # every pin must hold
     require_digest_req: Req[bool] | None = None
     retention_days: Req[int] | None = None
     residency: tuple[Req[str], ...] = ()
@@ -164,6 +176,19 @@ def _signers_of(spec: Signers) -> list[TrustedSigner]:
     return out
 
 
+def _omitted(r: Require) -> frozenset[str]:
+    """The paths ``with_policy_defaults`` fills in, so that ``explain`` can say "(default)"."""
+    return frozenset(
+        path
+        for path, value in (
+            ("provenance.required", r.provenance),
+            ("consistentRevision", r.consistent_revision),
+            ("failurePolicy", r.failure_policy),
+        )
+        if value is None
+    )
+
+
 class _Builder:
     def __init__(self) -> None:
         self.tiers: dict[tuple[str, AppliesTo], TierRules] = {}
@@ -203,16 +228,21 @@ def combine(layers: Sequence[Layer]) -> EffectivePolicy:
     tools: tuple[Req[tuple[str, ...]], ...] = ()
     owners: tuple[Req[str], ...] = ()
     escalations: tuple[Req[str], ...] = ()
+    tier_maps: tuple[Req[str], ...] = ()
     residency: tuple[Req[str], ...] = ()
     policies: list[PolicyRef] = []
     sources: list[str] = []
 
     for layer in layers:
         r = layer.require
+        filled = frozenset[str]()
+        if layer.is_policy:
+            filled = _omitted(r)
+            r = with_policy_defaults(r)
         sources.append(layer.source)
 
-        def o(path: str, layer: Layer = layer) -> Origin:
-            return Origin(layer.source, layer.controls.get(path))
+        def o(path: str, layer: Layer = layer, filled: frozenset[str] = filled) -> Origin:
+            return Origin(layer.source, layer.controls.get(path), default=path in filled)
 
         if layer.policy is not None and layer.policy not in policies:
             policies.append(layer.policy)
@@ -249,7 +279,8 @@ def combine(layers: Sequence[Layer]) -> EffectivePolicy:
         )
         owners = _add(owners, r.owner_label, o("ownerLabel"))
         escalations = _add(escalations, r.escalation_label, o("escalationLabel"))
-        consistent = _or(consistent, r.consistent_revision, o("consistentRevision"))
+        consistent = _or(consistent, bool(r.consistent_revision), o("consistentRevision"))
+        tier_maps = _add(tier_maps, r.tier_map_digest, o("tierMapDigest"))
         digest = _or(digest, r.require_digest, o("requireDigest"))
         retention = _max(retention, r.retention_days, o("retentionDays"))
         if layer.evidence is not None:
@@ -277,6 +308,7 @@ def combine(layers: Sequence[Layer]) -> EffectivePolicy:
         owner_labels=owners,
         escalation_labels=escalations,
         consistent_revision=consistent,
+        tier_map_digests=tier_maps,
         require_digest_req=digest,
         retention_days=retention,
         residency=residency,

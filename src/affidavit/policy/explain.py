@@ -35,6 +35,8 @@ def requirements(eff: EffectivePolicy) -> list[tuple[str, str, Origin]]:
     add("provenance.present", eff.provenance)
     add("provenance.maxAgeDays", eff.provenance_max_age_days)
     add("revision.consistent", eff.consistent_revision)
+    for pin in eff.tier_map_digests:
+        add("provenance.tierMap", pin)
     add("treatUnknownAsAi", eff.treat_unknown_as_ai)
     for t in eff.tiers:
         scope = "AI-involved changes" if t.scope == "ai" else "all changes"

@@ -22,6 +22,12 @@ from pydantic import BaseModel, ValidationError
 from affidavit.errors import PolicyError
 from affidavit.policy.combine import EffectivePolicy, Layer, combine
 from affidavit.policy.decision import PolicyRef
+from affidavit.policy.lifetime import (
+    CLUSTER_SOURCE,
+    DEFAULT_EXCEPTION_MAX_DAYS,
+    parse_time,
+    too_long,
+)
 from affidavit.policy.model import (
     API_VERSION,
     KIND_EXCEPTION,
@@ -29,14 +35,20 @@ from affidavit.policy.model import (
     KIND_REGION,
     AccountabilityExceptionSpec,
     AccountabilityPolicySpec,
+    ExceptionRules,
     NamespaceSelector,
     PresetName,
     RegionPolicySpec,
+    Require,
 )
 from affidavit.policy.presets import expand
 
 S = TypeVar("S", bound=BaseModel)
 _CACHE_LIMIT = 4096
+_TOP_LEVEL = ("apiVersion", "kind", "metadata", "spec", "status")
+# The cache key holds request strings (image, namespace, labels): a key longer than any valid
+# reference and namespace is computed but never kept, so the cache stays under ~4096 x 1 KiB.
+_CACHE_KEY_CHARS = 1024
 
 
 @dataclass(frozen=True)
@@ -92,11 +104,19 @@ def glob_any(globs: Sequence[str], value: str) -> bool:
     return any(fnmatchcase(value, g) for g in globs)
 
 
-def image_matches(globs: Sequence[str], ref: str) -> bool:
-    """An empty list matches every image; a glob may match the full reference or the repository."""
+def image_matches(globs: Sequence[str], ref: str, *, pinned_tags: bool = False) -> bool:
+    """An empty list matches every image; a glob may match the full reference or the repository.
+
+    ``pinned_tags``: a glob naming a tag also covers that tag pinned by digest (``app:1.0``
+    covers ``app:1.0@sha256:..``, as the pinning webhook writes it and as anyone may). Right for
+    policy coverage, where matching more is stricter; not for exceptions, where it would admit
+    every digest of the repository under a tag's name.
+    """
     if not globs:
         return True
-    return glob_any(globs, ref) or glob_any(globs, image_repository(ref))
+    if glob_any(globs, ref) or glob_any(globs, image_repository(ref)):
+        return True
+    return pinned_tags and "@" in ref and glob_any(globs, ref.split("@", 1)[0])
 
 
 def selector_matches(sel: NamespaceSelector | None, labels: Mapping[str, str]) -> bool:
@@ -121,7 +141,8 @@ def _validation_message(e: ValidationError) -> str:
     parts = []
     for err in e.errors():
         loc = ".".join(str(p) for p in err["loc"])
-        parts.append(f"spec.{loc}: {err['msg']}" if loc else f"spec: {err['msg']}")
+        msg = "unknown field" if err["type"] == "extra_forbidden" else err["msg"]
+        parts.append(f"spec.{loc}: {msg}" if loc else f"spec: {msg}")
     return "; ".join(parts)
 
 
@@ -135,6 +156,10 @@ def _parse(
     key = f"{kind}/{ns}/{name}" if kind == KIND_EXCEPTION else f"{kind}/{name}"
     if obj.get("kind") != kind:
         errors[key] = f"kind: found {obj.get('kind')!r}; expected {kind!r}"
+        return None
+    unknown = sorted(str(k) for k in obj if k not in _TOP_LEVEL)
+    if unknown:  # e.g. `sepc:`, which would leave an empty spec in force
+        errors[key] = f"{', '.join(unknown)}: unknown field (expected {', '.join(_TOP_LEVEL)})"
         return None
     if obj.get("apiVersion") != API_VERSION:
         errors[key] = f"apiVersion: found {obj.get('apiVersion')!r}; expected {API_VERSION!r}"
@@ -189,7 +214,10 @@ class PolicyIndex:
         region_policies: Sequence[Stored[RegionPolicySpec]],
         exceptions: Sequence[Stored[AccountabilityExceptionSpec]],
         errors: Mapping[str, str],
+        *,
+        exception_max_days: int = DEFAULT_EXCEPTION_MAX_DAYS,
     ) -> None:
+        self._exception_max_days = exception_max_days
         self._policies = tuple(sorted(policies, key=lambda s: s.name))
         self._regions = tuple(sorted(region_policies, key=lambda s: s.name))
         self._exceptions = tuple(sorted(exceptions, key=lambda s: (s.namespace or "", s.name)))
@@ -204,16 +232,35 @@ class PolicyIndex:
         policies: Sequence[Mapping[str, Any]],
         region_policies: Sequence[Mapping[str, Any]],
         exceptions: Sequence[Mapping[str, Any]],
+        *,
+        exception_max_days: int = DEFAULT_EXCEPTION_MAX_DAYS,
     ) -> PolicyIndex:
+        """Parse and validate; invalid objects are left out and named in ``errors``.
+
+        An exception that outlives the cluster's ``exception_max_days`` is invalid: it could
+        never admit anything, and its owner must learn that from its status, not from a denial.
+        """
         errors: dict[str, str] = {}
         ps = [_parse(o, KIND_POLICY, AccountabilityPolicySpec, errors) for o in policies]
         rs = [_parse(o, KIND_REGION, RegionPolicySpec, errors) for o in region_policies]
         es = [_parse(o, KIND_EXCEPTION, AccountabilityExceptionSpec, errors) for o in exceptions]
+        valid_es = []
+        for e in es:
+            if e is None:
+                continue
+            problem = too_long(
+                parse_time(e.created), e.spec.expires_at, exception_max_days, CLUSTER_SOURCE
+            )
+            if problem is not None:
+                errors[f"{KIND_EXCEPTION}/{e.namespace}/{e.name}"] = problem
+                continue
+            valid_es.append(e)
         return cls(
             [p for p in ps if p is not None],
             [r for r in rs if r is not None],
-            [e for e in es if e is not None],
+            valid_es,
             errors,
+            exception_max_days=exception_max_days,
         )
 
     def _payload(self) -> dict[str, Any]:
@@ -223,6 +270,7 @@ class PolicyIndex:
             "regionPolicies": [r.to_json() for r in self._regions],
             "exceptions": [e.to_json() for e in self._exceptions],
             "errors": self._errors,
+            "exceptionMaxDays": self._exception_max_days,
         }
 
     def to_json(self) -> str:
@@ -251,10 +299,14 @@ class PolicyIndex:
                     )
                 return out
 
+            max_days = data.get("exceptionMaxDays", DEFAULT_EXCEPTION_MAX_DAYS)
+            if not isinstance(max_days, int) or max_days < 1:
+                raise ValueError(f"exceptionMaxDays {max_days!r} is not a positive integer")
             index = cls.from_objects(
                 objs("policies", KIND_POLICY),
                 objs("regionPolicies", KIND_REGION),
                 objs("exceptions", KIND_EXCEPTION),
+                exception_max_days=max_days,
             )
         except (ValueError, KeyError, TypeError) as e:
             raise PolicyError(
@@ -263,11 +315,30 @@ class PolicyIndex:
             ) from e
         if index.errors:
             raise PolicyError(f"the published policy index holds invalid objects: {index.errors}")
-        return cls(index._policies, index._regions, index._exceptions, data.get("errors", {}))
+        return cls(
+            index._policies,
+            index._regions,
+            index._exceptions,
+            data.get("errors", {}),
+            exception_max_days=index.exception_max_days,
+        )
 
     @property
     def errors(self) -> dict[str, str]:
         return dict(self._errors)
+
+    @property
+    def exception_max_days(self) -> int:
+        """The cluster's longest AccountabilityException (days), whatever the policies say."""
+        return self._exception_max_days
+
+    def cluster_layer(self) -> Layer:
+        """The cluster's own settings as one layer of every effective policy."""
+        return Layer(
+            source=CLUSTER_SOURCE,
+            require=Require(),
+            exceptions=ExceptionRules(max_days=self._exception_max_days),
+        )
 
     @property
     def digest(self) -> str:
@@ -312,7 +383,7 @@ class PolicyIndex:
         for p in self._policies:
             m = p.spec.match
             if not (
-                image_matches(m.images, image)
+                image_matches(m.images, image, pinned_tags=True)
                 and (not m.regions or glob_any(m.regions, region))
                 and (not m.clusters or glob_any(m.clusters, cluster))
                 and selector_matches(m.namespace_selector, namespace_labels)
@@ -346,8 +417,11 @@ class PolicyIndex:
                         )
                     )
                     layers += _preset_layers(r.spec.jurisdictions, source)
+            layers.append(self.cluster_layer())
             result = combine(layers)
-        if len(self._cache) < _CACHE_LIMIT:
+        size = sum(map(len, (cluster, region, namespace, image)))
+        size += sum(len(k) + len(v) for k, v in key[3])
+        if len(self._cache) < _CACHE_LIMIT and size <= _CACHE_KEY_CHARS:
             self._cache[key] = result
         return result
 

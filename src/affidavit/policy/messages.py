@@ -71,8 +71,14 @@ def short_type(predicate_type: str) -> str:
     return "/".join(parts[-2:]) if len(parts) >= 2 else predicate_type
 
 
-def admission_message(decision: Decision) -> str:
-    """Short, actionable text for the AdmissionReview response (the ledger has the rest)."""
+DRY_RUN_NOTE = "dry run: judged like the real request, but not recorded"
+
+
+def admission_message(decision: Decision, *, recorded: bool = True) -> str:
+    """Short, actionable text for the AdmissionReview response (the ledger has the rest).
+
+    A dry run is not recorded, so its message says so instead of pointing to the record.
+    """
     target = f"{decision.kind}/{decision.name} in namespace {decision.namespace}"
     if not decision.violations:
         return f"Affidavit admitted {target} (decision {decision.id})"
@@ -88,5 +94,8 @@ def admission_message(decision: Decision) -> str:
     lines += [f"- {v.message}" for v in decision.violations[:MAX_SHOWN]]
     if n > MAX_SHOWN:
         lines.append(f"- and {n - MAX_SHOWN} more")
-    lines.append(f"run `affidavit explain --decision {decision.id}` for the full record")
+    if recorded:
+        lines.append(f"run `affidavit explain --decision {decision.id}` for the full record")
+    else:
+        lines.append(DRY_RUN_NOTE)
     return "\n".join(lines)

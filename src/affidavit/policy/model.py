@@ -8,9 +8,17 @@ weaken it. Wire names are camelCase, as Kubernetes users expect.
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    model_validator,
+)
 from pydantic.alias_generators import to_camel
 
 GROUP = "affidavit.dev"
@@ -68,12 +76,31 @@ class NamespaceSelector(SpecModel):
     match_expressions: list[LabelSelectorRequirement] = Field(default_factory=list, max_length=32)
 
 
+#: Region names are lower-case letters, digits and ``-`` (eu-west-1, europe-west1, westeurope),
+#: so a glob with any other character (``EU-*``, ``eu_west``) can match no region a cluster has.
+REGION_GLOB = re.compile(r"[a-z0-9*?\[\]!-]+")
+
+
+def check_region_globs(globs: list[str]) -> list[str]:
+    """Refuse a region glob that can match no region name (a policy that silently says nothing)."""
+    for i, glob in enumerate(globs):
+        if REGION_GLOB.fullmatch(glob) is None:
+            raise ValueError(
+                f"regions[{i}] {glob!r} can match no region: region names are lower-case "
+                "letters, digits and '-' (e.g. eu-west-1), globs may add * ? [...]"
+            )
+    return globs
+
+
+RegionGlobs = Annotated[list[str], AfterValidator(check_region_globs)]
+
+
 class Match(SpecModel):
     """Which requests a policy governs. An omitted or empty list of globs matches everything."""
 
     images: list[str] = Field(default_factory=list, description="image reference globs")
     namespace_selector: NamespaceSelector | None = None
-    regions: list[str] = Field(default_factory=list, description="cluster region globs")
+    regions: RegionGlobs = Field(default_factory=list, description="cluster region globs")
     clusters: list[str] = Field(default_factory=list, description="cluster name globs")
 
 
@@ -159,7 +186,12 @@ class TierRequirement(SpecModel):
 
 
 class Require(SpecModel):
-    provenance: ProvenanceRequirement | None = None
+    """What a policy requires (an AccountabilityPolicy's omissions take secure defaults)."""
+
+    provenance: ProvenanceRequirement | None = Field(
+        default=None,
+        description="signed ai-provenance/v1; omitted in an AccountabilityPolicy = required",
+    )
     tiers: dict[str, TierRequirement] = Field(default_factory=dict, max_length=32)
     allowed_tools: list[str] | None = Field(
         default=None, description="AI tool name globs; omitted = any tool"
@@ -176,10 +208,43 @@ class Require(SpecModel):
         default=False,
         description="AI-involved changes must be merged by neither their author nor a reviewer",
     )
-    consistent_revision: bool = False
+    consistent_revision: bool | None = Field(
+        default=None,
+        description="provenance, review and build name one source revision; omitted in an "
+        "AccountabilityPolicy = true",
+    )
+    tier_map_digest: str | None = Field(
+        default=None,
+        pattern=r"^sha256:[0-9a-f]{64}$",
+        description="the provenance must have classified files with this trust-tier map "
+        "(its collector.tiersDigest)",
+    )
     require_digest: bool = False
-    failure_policy: FailurePolicy | None = None
+    failure_policy: FailurePolicy | None = Field(
+        default=None,
+        description="when the registry is unreachable; omitted in an AccountabilityPolicy = "
+        "Fail, and Fail beats Ignore",
+    )
     retention_days: int | None = Field(default=None, ge=1)
+
+
+def with_policy_defaults(require: Require) -> Require:
+    """An AccountabilityPolicy's ``require`` with the secure defaults of what it omits.
+
+    A matched policy that says nothing about provenance still requires it (an image with no
+    attestations at all must not pass), the review must be for the revision the provenance
+    describes, and an unreachable registry denies: each only when the policy does not say
+    otherwise. In the strictest-wins merge the default counts like a written value, so one
+    policy's ``Ignore`` or ``required: false`` cannot weaken another policy that is silent.
+    """
+    fill: dict[str, Any] = {}
+    if require.provenance is None:
+        fill["provenance"] = ProvenanceRequirement()
+    if require.consistent_revision is None:
+        fill["consistent_revision"] = True
+    if require.failure_policy is None:
+        fill["failure_policy"] = "Fail"
+    return require.model_copy(update=fill) if fill else require
 
 
 class ExceptionRules(SpecModel):
@@ -205,11 +270,24 @@ class AccountabilityPolicySpec(SpecModel):
 
 
 class RegionPolicySpec(SpecModel):
-    regions: list[str] = Field(min_length=1, description="cluster region globs")
+    regions: RegionGlobs = Field(min_length=1, description="cluster region globs")
     jurisdictions: list[PresetName] = Field(default_factory=list)
     evidence: EvidenceRules | None = None
     groups: dict[str, list[str]] = Field(default_factory=dict)
     require: Require = Field(default_factory=Require)
+
+
+#: An exception glob starts with literal text (a registry, a repository, a name prefix): ``*``,
+#: ``*/*`` or ``?*`` would except every image, which is switching the policy off, not an exception.
+NAMED_GLOB = r"^[^*?\[]"
+_NAMED_GLOB_MESSAGE = (
+    "must start with literal text (a registry, repository or name prefix), not a wildcard: "
+    "an exception for every image switches the policy off"
+)
+
+
+def _list(value: object) -> list[Any]:
+    return value if isinstance(value, list) else []
 
 
 class WorkloadRef(SpecModel):
@@ -218,7 +296,10 @@ class WorkloadRef(SpecModel):
 
 
 class AccountabilityExceptionSpec(SpecModel):
-    images: list[str] = Field(default_factory=list, description="image reference globs")
+    images: list[str] = Field(
+        default_factory=list,
+        description="image reference globs, each starting with literal text (never `*`)",
+    )
     workloads: list[WorkloadRef] = Field(default_factory=list)  # kind and name-glob pairs
     reason: str = Field(min_length=1)
     incident_id: str = Field(min_length=1)
@@ -238,6 +319,17 @@ class AccountabilityExceptionSpec(SpecModel):
             ("!(self.owner in self.approvers)", "the owner cannot approve their own exception"),
         )
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _named(cls, data: Any) -> Any:
+        """Checked by the operator (status Invalid, with this message), not by the CRD schema."""
+        if not isinstance(data, dict):
+            return data
+        for i, glob in enumerate(_list(data.get("images"))):
+            if isinstance(glob, str) and re.match(NAMED_GLOB, glob) is None:
+                raise ValueError(f"images[{i}] {glob!r} {_NAMED_GLOB_MESSAGE}")
+        return data
 
     @model_validator(mode="after")
     def _check(self) -> AccountabilityExceptionSpec:

@@ -10,8 +10,14 @@ declares nothing cannot prove it is human-only, so under a compliance preset it 
 an AI-involved change needs (fail closed). Plain policies keep the default (false) so a team can
 adopt Affidavit before every commit carries a declaration.
 
-Every preset also requires signed provenance and digest-pinned images; an AI agent or bot never
-counts as an approver (independent and human approvals exclude bots by definition).
+Every preset also requires signed provenance; an AI agent or bot never counts as an approver
+(independent and human approvals exclude bots by definition).
+
+Decision on ``requireDigest``: no preset sets it. What a change-control preset needs is that
+what runs is what was judged, and the webhook guarantees that for tags too: the mutating webhook
+pins each new Pod's tags to the digests it verified (``affidavit.admission.pin``), while workload
+templates keep their tags so GitOps tools see no drift. A preset demanding digests would refuse
+exactly the tag-based templates that design admits. A policy may still set ``requireDigest``.
 """
 
 from __future__ import annotations
@@ -38,7 +44,7 @@ class Preset:
         return self.controls.get(path)
 
 
-_BASE_CONTROLS = ("provenance.required", "requireDigest", "consistentRevision", "treatUnknownAsAi")
+_BASE_CONTROLS = ("provenance.required", "consistentRevision", "treatUnknownAsAi")
 
 
 def _preset(
@@ -55,7 +61,6 @@ def _preset(
 ) -> Preset:
     base = {
         "provenance": {"required": True},
-        "requireDigest": True,
         "consistentRevision": True,
         "treatUnknownAsAi": True,
     }

@@ -13,7 +13,7 @@ from datetime import datetime
 
 from pydantic import ValidationError
 
-from affidavit.attestations.evidence import ImageEvidence, VerifiedAttestation
+from affidavit.attestations.evidence import ImageEvidence, VerifiedAttestation, newest
 from affidavit.attestations.predicates import (
     AI_PROVENANCE_V1,
     CODE_REVIEW_V1,
@@ -168,10 +168,13 @@ def check_image(
             )
             continue
         usable.append(att)
-    used = [EvidenceUsed(image, a.predicate_type, a.envelope_digest, a.signer) for a in usable]
+    counted = [
+        n for t in dict.fromkeys(a.predicate_type for a in usable) if (n := newest(usable, t))
+    ]
+    used = [EvidenceUsed(image, a.predicate_type, a.envelope_digest, a.signer) for a in counted]
 
     def first(ptype: str) -> VerifiedAttestation | None:
-        return next((a for a in usable if a.predicate_type == ptype), None)
+        return newest(usable, ptype)  # the newest by its signed time, never the registry's order
 
     prov_att, review_att = first(AI_PROVENANCE_V1), first(CODE_REVIEW_V1)
     prov = _provenance(prov_att)
@@ -200,6 +203,8 @@ def check_image(
                     image,
                 )
             )
+    if isinstance(prov, AiProvenance):
+        out += _tier_map(prov, eff.tier_map_digests, image, repo_at)
     if isinstance(prov, AiProvenance) and eff.provenance_max_age_days is not None:
         out += _freshness(prov, eff.provenance_max_age_days, image, repo_at, now)
     if eff.consistent_revision is not None:
@@ -213,6 +218,43 @@ def check_image(
         out += check_release_approver(tiers, review, eff, image, repo_at, ev, reported)
         out += check_tools(prov, unknown_ai, eff, image)
     return out, used
+
+
+def _tier_map_source(prov: AiProvenance) -> str:
+    src = prov.collector.tiers_source
+    if src is None:
+        return "source not recorded"
+    if src.kind == "base-revision":
+        return f"{src.path} at base revision {(src.revision or '?')[:12]}"
+    if src.kind == "file":
+        return f"--tiers {src.path}"
+    return "the built-in default map"
+
+
+def _tier_map(
+    prov: AiProvenance, pins: tuple[Req[str], ...], image: str, repo_at: str
+) -> list[Violation]:
+    """``require.tierMapDigest``: the files were put in tiers by the map the policy pins, so a
+    pipeline cannot classify with a map of its own choosing."""
+    used = prov.collector.tiers_digest
+    out = []
+    for pin in pins:
+        if used == pin.value:
+            continue
+        found = (
+            f"provenance classified with tier map {used} ({_tier_map_source(prov)})"
+            if used
+            else "provenance that does not record its tier map (no collector.tiersDigest)"
+        )
+        fix = (
+            "classify with the pinned map (commit it as .affidavit/tiers.yaml on the base "
+            "revision, or pass it with --tiers), then "
+            + collect_provenance_fix(repo_at)
+            + f"; if the map changed on purpose, update `require.tierMapDigest` in {pin.origin.source}"
+        )
+        expected = f"files classified with the pinned tier map {pin.value}"
+        out.append(_v("provenance.tierMap", pin.origin, found, expected, fix, image))
+    return out
 
 
 def _freshness(

@@ -51,25 +51,30 @@ class Releases:
 
 @contextmanager
 def running_stack(
-    control_plane: ControlPlaneInfo, registry_host: str, workdir: Path, name: str
+    control_plane: ControlPlaneInfo,
+    registry_host: str,
+    workdir: Path,
+    name: str,
+    *,
+    webhook_kubeconfig: Path | None = None,
 ) -> Iterator[ClusterStack]:
-    """A ClusterStack in namespace ``name`` with configuration ``name``; removed afterwards."""
+    """A ClusterStack in namespace ``name`` with configuration ``name``; removed afterwards.
+    The webhook runs as the cluster admin unless ``webhook_kubeconfig`` names an identity."""
     stack = ClusterStack(
         control_plane,
         workdir,
         StackSettings(CLUSTER, HOME_REGION, registry_host),
         namespace=name,
         webhook_configuration=name,
+        webhook_kubeconfig=webhook_kubeconfig,
     )
     try:
         with stack:
             yield stack
             # Removed before the webhook stops: failurePolicy Fail must not outlive it.
-            stack.kubectl("delete", "validatingwebhookconfiguration", name, "--ignore-not-found")
+            stack.remove_webhook_configurations()
     finally:
-        stack.kubectl(
-            "delete", "validatingwebhookconfiguration", name, "--ignore-not-found", check=False
-        )
+        stack.remove_webhook_configurations(check=False)
 
 
 def wait_for(check: Callable[[], Any], what: str, timeout: float = 60.0) -> Any:

@@ -3,7 +3,8 @@
 `kubectl apply` of a workload whose image carries an AI-assisted change to critical-tier code
 without an independent approval on the final revision is refused with the actionable message
 the webhook recorded; the operator reports the denial as an Event on the workload; the reviewed
-image is admitted (and the Deployment controller's ReplicaSet passes the webhook too); patching
+image is admitted (and the Deployment controller's ReplicaSet and Pod pass the webhook on the
+Deployment's decision, without a new one); patching
 an admitted Deployment to the unreviewed image is refused; bare Pods and CronJobs are checked.
 """
 
@@ -33,6 +34,7 @@ from admission_e2e_support import (
 
 from affidavit.demo.stack import ClusterStack
 from affidavit.envtest import ControlPlaneInfo
+from affidavit.ledger import Ledger
 from affidavit.policy import Decision, admission_message
 
 SYSTEM = "affidavit-e2e-review"
@@ -118,7 +120,7 @@ def test_unreviewed_ai_change_to_critical_code_is_refused(
     assert len(found["message"]) == 1000
 
 
-def test_reviewed_image_is_admitted_and_its_replicaset_too(
+def test_reviewed_image_is_admitted_and_its_replicaset_on_that_decision(
     stack: ClusterStack, releases: Releases
 ) -> None:
     proc = stack.apply(deployment("login", NS, releases.reviewed.image))
@@ -137,7 +139,17 @@ def test_reviewed_image_is_admitted_and_its_replicaset_too(
 
     made = wait_for(replicaset, "the Deployment controller to create a ReplicaSet")
     rs_name = made[0]["metadata"]["name"]
-    assert latest(stack, NS, "ReplicaSet", rs_name).outcome == "allowed"
+    wait_for(
+        lambda: stack.kubectl("get", "pods", "-n", NS, "-l", "app=login", "-o", "name").stdout,
+        "the ReplicaSet controller to create a Pod",
+    )
+    # They run the Deployment's images: admitted on its decision, not on new ones.
+    ledger = Ledger(stack.ledger_url)
+    try:
+        children = [r for r in ledger.query(namespace=NS) if r.name.startswith(rs_name)]
+    finally:
+        ledger.close()
+    assert children == []
 
 
 def test_patching_an_admitted_deployment_to_the_unreviewed_image_is_refused(

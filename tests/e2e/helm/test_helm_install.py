@@ -75,6 +75,8 @@ def test_install_creates_every_object(release: str, kubectl: Kubectl) -> None:
     kubectl("get", "clusterrolebinding", RELEASE)
     vwc = json.loads(kubectl("get", "validatingwebhookconfiguration", RELEASE, "-o", "json").stdout)
     assert vwc["webhooks"][0]["clientConfig"]["service"]["name"] == RELEASE
+    mwc = json.loads(kubectl("get", "mutatingwebhookconfiguration", RELEASE, "-o", "json").stdout)
+    assert mwc["webhooks"][0]["clientConfig"]["service"]["path"] == "/mutate"
     for crd in ("accountabilitypolicies", "regionpolicies", "accountabilityexceptions"):
         kubectl("get", "crd", f"{crd}.affidavit.dev")
 
@@ -89,12 +91,22 @@ MUST = [
     ("list", "namespaces"),
     ("get", f"validatingwebhookconfigurations/{RELEASE}"),
     ("patch", f"validatingwebhookconfigurations/{RELEASE}"),
+    ("get", f"mutatingwebhookconfigurations/{RELEASE}"),
+    ("patch", f"mutatingwebhookconfigurations/{RELEASE}"),
     ("create", "configmaps", "-n", NS),
     ("update", "configmaps/affidavit-policy-index", "-n", NS),
     ("watch", "configmaps", "-n", NS),
     ("get", "secrets/affidavit-webhook-tls", "-n", NS),
     ("update", "secrets/affidavit-webhook-tls", "-n", NS),
     ("get", "secrets/regcred", "-n", "team-a"),  # imagePullSecrets of a workload
+    # the controller owner of a ReplicaSet, Pod or Job, read to admit it on the owner's decision
+    ("get", "deployments.apps/web", "-n", "team-a"),
+    ("get", "replicasets.apps/web-5d8f", "-n", "team-a"),
+    ("get", "statefulsets.apps/db", "-n", "team-a"),
+    ("get", "daemonsets.apps/agent", "-n", "team-a"),
+    ("get", "jobs.batch/rotate-1", "-n", "team-a"),
+    ("get", "cronjobs.batch/rotate", "-n", "team-a"),
+    ("get", "replicationcontrollers/legacy", "-n", "team-a"),
 ]
 MUST_NOT = [
     ("patch", "accountabilitypolicies.affidavit.dev"),  # only status
@@ -110,8 +122,14 @@ MUST_NOT = [
     ("patch", "validatingwebhookconfigurations/someone-else"),
     ("delete", f"validatingwebhookconfigurations/{RELEASE}"),
     ("create", "validatingwebhookconfigurations"),
+    ("patch", "mutatingwebhookconfigurations/someone-else"),
+    ("create", "mutatingwebhookconfigurations"),
     ("create", "pods", "-n", "team-a"),
     ("create", "deployments.apps", "-n", NS),
+    ("list", "replicasets.apps", "-n", "team-a"),  # owners are read one by one, by name
+    ("watch", "deployments.apps", "-n", "team-a"),
+    ("update", "replicasets.apps/web-5d8f", "-n", "team-a"),
+    ("get", "pods/web-5d8f-x2x9q", "-n", "team-a"),  # Pods own nothing the webhook judges
     ("update", "namespaces/team-a"),
     ("list", "events", "-n", "team-a"),
     ("create", "clusterrolebindings"),
@@ -204,8 +222,11 @@ def run_operator_until_converged(kubeconfig: Path, work: Path, kubectl: Kubectl)
         while time.monotonic() < deadline and proc.poll() is None and not done:
             cm = kubectl("get", "configmap", "affidavit-policy-index", "-n", NS, check=False)
             secret = kubectl("get", "secret", "affidavit-webhook-tls", "-n", NS, check=False)
-            bundle = kubectl("get", "validatingwebhookconfiguration", RELEASE, "-o",
-                             "jsonpath={.webhooks[0].clientConfig.caBundle}").stdout  # fmt: skip
+            bundle = all(
+                kubectl("get", kind, RELEASE, "-o",
+                        "jsonpath={.webhooks[0].clientConfig.caBundle}").stdout
+                for kind in ("validatingwebhookconfiguration", "mutatingwebhookconfiguration")
+            )  # fmt: skip
             done = (cm.returncode == 0 and secret.returncode == 0 and bool(bundle)
                     and (certs / "tls.key").exists())  # fmt: skip
             time.sleep(0.5)

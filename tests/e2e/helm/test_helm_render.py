@@ -1,5 +1,6 @@
 """The Helm chart, rendered: lint, schema sync, every ci scenario, restricted pod security,
-least-privilege RBAC rules and the webhook configuration, checked on `helm template` output."""
+least-privilege RBAC rules and the webhook configurations (their rules the same list as the
+image extractor's), checked on `helm template` output."""
 
 from __future__ import annotations
 
@@ -12,6 +13,11 @@ import jsonschema
 import pytest
 from helm_podsecurity import pod_specs, restricted_violations
 from helm_support import CHART, CI_VALUES, KUBE_VERSION_ARGS, Render, load_yaml, run_helm
+
+from affidavit.admission.kinds import POD_SOURCES, covered, pin_rules, webhook_rules
+from affidavit.admission.owners import CREATORS
+from affidavit.admission.workloads import POD_SPEC_PATHS
+from affidavit.demo.stack import webhook_configurations
 
 
 def merged(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
@@ -145,6 +151,7 @@ def test_deployment_runs_webhook_and_operator_sharing_the_ledger(render: Render)
         env = {e["name"]: e.get("value") for e in c["env"]}
         assert env["AFFIDAVIT_LEDGER"] == "sqlite:////var/lib/affidavit/ledger.db"
         assert env["AFFIDAVIT_CLUSTER_NAME"] == "cluster"
+        assert env["AFFIDAVIT_EXCEPTION_MAX_DAYS"] == "7"  # both enforce the cluster maximum
         mounts = {m["name"]: m["mountPath"] for m in c["volumeMounts"]}
         assert mounts["data"] == "/var/lib/affidavit"
     volumes = {v["name"]: v for v in pod["volumes"]}
@@ -156,6 +163,7 @@ def test_deployment_runs_webhook_and_operator_sharing_the_ledger(render: Render)
         webhook_env["AFFIDAVIT_POLICY_CONFIGMAP"] == "$(AFFIDAVIT_NAMESPACE)/affidavit-policy-index"
     )
     assert webhook_env["AFFIDAVIT_BUDGET_SECONDS"] == "8"
+    assert webhook_env["AFFIDAVIT_EVIDENCE_TTL_SECONDS"] == "300"
     operator_env = {e["name"]: e.get("value") for e in containers["operator"]["env"]}
     assert operator_env["AFFIDAVIT_CERT_DIR"] == "/var/run/affidavit/certs"
     assert operator_env["AFFIDAVIT_WEBHOOK_CONFIGURATION"] == "affidavit"
@@ -220,7 +228,7 @@ def test_webhook_configuration(render: Render) -> None:
     (hook,) = vwc["webhooks"]
     assert hook["failurePolicy"] == "Fail"
     assert hook["timeoutSeconds"] == 10
-    assert hook["sideEffects"] == "None"
+    assert hook["sideEffects"] == "NoneOnDryRun"  # a dry run leaves no ledger row, no Event
     assert hook["admissionReviewVersions"] == ["v1"]
     assert hook["clientConfig"]["service"] == {
         "name": "affidavit",
@@ -235,20 +243,58 @@ def test_webhook_configuration(render: Render) -> None:
             "values": ["affidavit-system", "kube-system"],
         }
     ]
-    covered = {
-        (g, r) for rule in hook["rules"] for g in rule["apiGroups"] for r in rule["resources"]
-    }
-    assert covered == {
-        ("", "pods"),
-        ("", "replicationcontrollers"),
-        ("apps", "deployments"),
-        ("apps", "replicasets"),
-        ("apps", "statefulsets"),
-        ("apps", "daemonsets"),
-        ("batch", "jobs"),
-        ("batch", "cronjobs"),
-    }
     assert all(rule["operations"] == ["CREATE", "UPDATE"] for rule in hook["rules"])
+
+
+def test_webhook_rules_cover_exactly_what_the_extractor_reads(render: Render) -> None:
+    """One list (admission.kinds) for the chart's rules, the demo stack's, and the extractor:
+    a kind registered but unreadable would be denied, one readable but not registered would
+    never be sent (as pods/ephemeralcontainers, i.e. `kubectl debug`, once was)."""
+    (hook,) = one(render(), "ValidatingWebhookConfiguration")["webhooks"]
+    from_list = {
+        (s.group, s.version, r) for s in POD_SOURCES for r in s.resources
+    }  # fmt: skip
+    assert covered(hook["rules"]) == from_list == covered(webhook_rules())
+    assert ("", "v1", "pods/ephemeralcontainers") in from_list
+    assert set(POD_SPEC_PATHS) == {s.kind for s in POD_SOURCES}
+    assert all(r.get("scope") == "Namespaced" for r in hook["rules"])
+    demo_vwc, demo_mwc = webhook_configurations("affidavit", "affidavit-system", "u", "u")
+    (demo_hook,) = demo_vwc["webhooks"]
+    assert covered(demo_hook["rules"]) == from_list
+    assert demo_hook["sideEffects"] == hook["sideEffects"]
+    (demo_pin,) = demo_mwc["webhooks"]
+    (pin,) = one(render(), "MutatingWebhookConfiguration")["webhooks"]
+    assert demo_pin["rules"] == pin["rules"] == pin_rules()
+
+
+def test_mutating_webhook_pins_pods_only(render: Render) -> None:
+    mwc = one(render(), "MutatingWebhookConfiguration")
+    assert mwc["metadata"]["name"] == "affidavit"
+    (hook,) = mwc["webhooks"]
+    assert hook["rules"] == [
+        {
+            "apiGroups": [""],
+            "apiVersions": ["v1"],
+            "operations": ["CREATE"],
+            "resources": ["pods"],
+            "scope": "Namespaced",
+        }
+    ]
+    assert hook["clientConfig"]["service"] == {
+        "name": "affidavit",
+        "namespace": "affidavit-system",
+        "path": "/mutate",
+        "port": 443,
+    }
+    assert (hook["failurePolicy"], hook["sideEffects"], hook["reinvocationPolicy"]) == (
+        "Fail",
+        "None",
+        "IfNeeded",
+    )
+    vwc = one(render(), "ValidatingWebhookConfiguration")["webhooks"][0]
+    assert hook["namespaceSelector"] == vwc["namespaceSelector"]
+    ignore = one(render("--set", "webhook.failurePolicy=Ignore"), "MutatingWebhookConfiguration")
+    assert ignore["webhooks"][0]["failurePolicy"] == "Ignore"
 
 
 def test_rbac_is_least_privilege(render: Render) -> None:
@@ -269,12 +315,8 @@ def test_rbac_is_least_privilege(render: Render) -> None:
         ), rule
     writes_on_crds = {v for g, r, _, v in verbs if g == "affidavit.dev" and "/" not in r}
     assert writes_on_crds == {"get", "list", "watch"}
-    assert (
-        "admissionregistration.k8s.io",
-        "validatingwebhookconfigurations",
-        ("affidavit",),
-        "patch",
-    ) in verbs
+    for kind in ("validatingwebhookconfigurations", "mutatingwebhookconfigurations"):
+        assert ("admissionregistration.k8s.io", kind, ("affidavit",), "patch") in verbs
     secret_verbs = {(n, v) for g, r, n, v in verbs if r == "secrets"}
     assert secret_verbs == {
         ((), "get"),
@@ -283,6 +325,13 @@ def test_rbac_is_least_privilege(render: Render) -> None:
         (("affidavit-webhook-tls",), "update"),
         (("affidavit-webhook-tls",), "patch"),
     }
+    # The webhook reads the owner of a controller-made object, and only reads it: get on
+    # exactly the kinds that create the webhook's kinds (owners.CREATORS).
+    owner_kinds = {owner for creators in CREATORS.values() for owner in creators}
+    plural = {k: k.lower() + "s" for _, k in owner_kinds}
+    assert {(g, r, n, v) for g, r, n, v in verbs if g in ("apps", "batch")} | {
+        (g, r, n, v) for g, r, n, v in verbs if r == "replicationcontrollers"
+    } == {(g, plural[k], (), "get") for g, k in owner_kinds}
     # create is the only secret verb without a name, and only in the release namespace
     assert any(
         r["resources"] == ["configmaps", "secrets"] and r["verbs"] == ["create"] for r in ns_rules
@@ -305,7 +354,10 @@ def test_pdb_and_network_policy(render: Render) -> None:
     netpol = one(docs, "NetworkPolicy")
     assert netpol["spec"]["policyTypes"] == ["Ingress", "Egress"]
     assert netpol["spec"]["ingress"][0]["from"] == [{"ipBlock": {"cidr": "10.0.0.0/8"}}]
-    assert not by_kind(render(), "NetworkPolicy")
+    default = one(render(), "NetworkPolicy")  # on by default: ingress to the webhook port only
+    assert default["spec"]["policyTypes"] == ["Ingress"]
+    assert default["spec"]["ingress"] == [{"ports": [{"port": "https", "protocol": "TCP"}]}]
+    assert not by_kind(render("--set", "networkPolicy.enabled=false"), "NetworkPolicy")
 
 
 def test_helm_test_pod_checks_readyz_over_tls(render: Render) -> None:
@@ -315,3 +367,8 @@ def test_helm_test_pod_checks_readyz_over_tls(render: Render) -> None:
     assert "https://affidavit.affidavit-system.svc:443/readyz" in script
     assert 'cafile="/tls/ca.crt"' in script
     assert pod["spec"]["volumes"][0]["secret"]["secretName"] == "affidavit-webhook-tls"
+
+
+def test_the_ledger_buffer_file_is_on_the_data_volume(render: Render) -> None:
+    env = _webhook_env(render())
+    assert env["AFFIDAVIT_LEDGER_BUFFER_FILE"] == "/var/lib/affidavit/ledger-buffer.jsonl"

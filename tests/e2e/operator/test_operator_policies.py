@@ -60,6 +60,7 @@ def test_valid_policy_is_published_and_ready(operator: RunningOperator, kubectl:
                 "consistentRevision": True,
             },
             jurisdictions=["soc2"],
+            groups={"security": ["sam"]},  # securityReview needs it, else Ready False
         ),
     )
 

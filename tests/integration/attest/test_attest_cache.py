@@ -1,7 +1,8 @@
 """EvidenceCache: what the admission webhook reuses between requests for the same digest.
 
-Positive results are reused (even after the registry changes), negative ones expire after their
-TTL so evidence attached after a rejection is seen, the cache is bounded (LRU) and keyed by the
+Positive results are reused (even after the registry changes) until their bounded TTL, after
+which they are re-verified so a newer attestation counts; negative ones expire after their TTL so
+evidence attached after a rejection is seen, the cache is bounded (LRU) and keyed by the
 trusted signers, and hits and misses are counted. Time is an injected clock, not the wall.
 """
 
@@ -10,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import httpx
+import pytest
 from attest_support import KeyPair, attest
 
 from affidavit.attestations.registry import ImageReference, RegistryClient
@@ -57,6 +59,41 @@ def test_negative_results_expire(client: RegistryClient, new_image: NewImage, ke
     clock.now += 2.0
     assert len(cache.verify(client, str(image), [key.trusted]).verified) == 1
     assert (cache.hits, cache.misses) == (1, 2)
+
+
+def test_positive_results_expire_and_a_newer_attestation_is_seen(
+    client: RegistryClient, new_image: NewImage, key: KeyPair
+) -> None:
+    image = new_image()
+    attest(client, image, key, {"createdAt": "2026-11-28T11:00:00Z", "state": "approved"})
+    clock = Clock()
+    cache = EvidenceCache(positive_ttl=300.0, clock=clock)
+    assert len(cache.verify(client, str(image), [key.trusted]).verified) == 1
+    attest(client, image, key, {"createdAt": "2026-11-28T12:00:00Z", "state": "rejected"})
+    clock.now += 299.0
+    assert len(cache.verify(client, str(image), [key.trusted]).verified) == 1  # still cached
+    clock.now += 2.0
+    again = cache.verify(client, str(image), [key.trusted])
+    assert sorted(a.predicate["state"] for a in again.verified) == ["approved", "rejected"]
+    assert (cache.hits, cache.misses) == (1, 2)
+
+
+def test_the_same_digest_in_another_repository_has_its_own_entry(
+    client: RegistryClient, new_image: NewImage, key: KeyPair
+) -> None:
+    """What is stored beside a digest differs between repositories; the cache keeps them apart."""
+    image, other = new_image(b"shared"), new_image(b"shared")
+    assert image.digest == other.digest and image.repository != other.repository
+    attest(client, image, key)
+    cache = EvidenceCache()
+    assert len(cache.verify(client, str(image), [key.trusted]).verified) == 1
+    assert cache.verify(client, str(other), [key.trusted]).verified == ()
+    assert (cache.hits, cache.misses) == (0, 2)
+
+
+def test_positive_ttl_is_bounded() -> None:
+    with pytest.raises(ValueError, match="positive_ttl must be a positive number of seconds"):
+        EvidenceCache(positive_ttl=float("inf"))
 
 
 def test_bounded_and_keyed_by_signers(

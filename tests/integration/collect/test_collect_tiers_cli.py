@@ -1,4 +1,4 @@
-"""Trust tiers (default map, .affidavit/tiers.yaml at head, --tiers) and the ``affidavit collect
+"""Trust tiers (default map, .affidavit/tiers.yaml at the base revision, --tiers) and the ``affidavit collect
 provenance`` command end to end, with its output validated against the ai-provenance/v1 schema.
 """
 
@@ -60,14 +60,13 @@ def test_default_tier_map(path: str, tier: str) -> None:
     assert default_tiers().tier_of(path) == tier
 
 
-def test_repository_tier_map_at_head_first_match_wins(make_repo: Callable[[str], Repo]) -> None:
+def test_repository_tier_map_at_base_first_match_wins(make_repo: Callable[[str], Repo]) -> None:
     repo = make_repo("tiers")
-    base = repo.commit("initial", {"a.md": "a\n"})
+    base = repo.commit("initial", {"a.md": "a\n", ".affidavit/tiers.yaml": REPO_TIERS})
     repo.commit(
         "ledger\n\nCo-authored-by: Claude <noreply@anthropic.com>\n",
         {"src/ledger/post.py": "p\n", "src/ledger/fixtures/x.txt": "x\n", "src/auth/a.py": "a\n"},
     )
-    repo.commit("tiers", {".affidavit/tiers.yaml": REPO_TIERS})
     predicate = collect_provenance(repo.path, base, "HEAD").to_wire()
     files = predicate["changes"][0]["files"]
     assert [(f["path"], f["tier"]) for f in files] == [
@@ -75,16 +74,31 @@ def test_repository_tier_map_at_head_first_match_wins(make_repo: Callable[[str],
         ("src/ledger/fixtures/x.txt", "regulated"),
         ("src/ledger/post.py", "regulated"),
     ]
-    assert (
-        predicate["collector"]["tiersDigest"] == "sha256:" + hashlib.sha256(REPO_TIERS).hexdigest()
-    )
+    assert predicate["collector"] == {
+        "name": "affidavit",
+        "version": predicate["collector"]["version"],
+        "tiersDigest": "sha256:" + hashlib.sha256(REPO_TIERS).hexdigest(),
+        "tiersSource": {"kind": "base-revision", "path": ".affidavit/tiers.yaml", "revision": base},
+    }
     assert predicate["summary"]["tiersTouchedByAi"] == ["normal", "regulated"]
-    # the map at the base revision does not apply: only head's map exists here
-    before = collect_provenance(repo.path, base, "HEAD~1").to_wire()
-    assert before["changes"][0]["files"][0]["tier"] == "critical"
-    assert before["collector"]["tiersDigest"] == (
+    # the whole history has no trusted side: the built-in map applies, and the commit that
+    # added the map is itself a critical change
+    whole = collect_provenance(repo.path, None, "HEAD").to_wire()
+    assert [(f["path"], f["tier"]) for f in whole["changes"][0]["files"]] == [
+        (".affidavit/tiers.yaml", "critical"),
+        ("a.md", "low"),
+    ]
+    assert whole["changes"][1]["files"][0] == {
+        "path": "src/auth/a.py",
+        "tier": "critical",
+        "linesAdded": 1,
+        "linesDeleted": 0,
+        "binary": False,
+    }
+    assert whole["collector"]["tiersDigest"] == (
         "sha256:" + hashlib.sha256(DEFAULT_TIERS_TEXT.encode()).hexdigest()
     )
+    assert whole["collector"]["tiersSource"] == {"kind": "built-in"}
 
 
 def test_invalid_tier_file_names_the_field(
@@ -139,6 +153,7 @@ def test_cli_prints_schema_valid_predicate(
     assert written["collector"]["tiersDigest"] == (
         "sha256:" + hashlib.sha256(tiers.read_bytes()).hexdigest()
     )
+    assert written["collector"]["tiersSource"] == {"kind": "file", "path": str(tiers)}
 
 
 def test_cli_bad_revision_exit_code(

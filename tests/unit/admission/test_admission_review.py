@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 from typing import Any
 
@@ -109,3 +110,11 @@ def test_response_shape() -> None:
         "kind": "AdmissionReview",
         "response": {"uid": "u", "allowed": True},
     }
+
+
+def test_a_mutating_answer_carries_a_base64_json_patch() -> None:
+    ops = [{"op": "replace", "path": "/spec/containers/0/image", "value": "r.example/a:1@sha256:x"}]
+    response = review_response("u-1", allowed=True, patch=ops)["response"]
+    assert response["patchType"] == "JSONPatch"
+    assert json.loads(base64.b64decode(response["patch"])) == ops
+    assert "patch" not in review_response("u-1", allowed=True)["response"]

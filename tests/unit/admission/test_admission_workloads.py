@@ -1,5 +1,6 @@
-"""Image extraction for every workload kind: containers, init and ephemeral containers, pull
-secrets, and the exact field path named when an object is malformed."""
+"""Image extraction for every workload kind: containers, init and ephemeral containers, image
+volumes, pull secrets, the JSON Pointer of each image (what the pinning webhook rewrites), and
+the exact field path named when an object is malformed."""
 
 from __future__ import annotations
 
@@ -18,6 +19,13 @@ POD_SPEC: dict[str, Any] = {
         {"name": "web2", "image": "reg.example/app/web:1"},
     ],
     "ephemeralContainers": [{"name": "debug", "image": "reg.example/tools/debug:2"}],
+    "volumes": [
+        {"name": "scratch", "emptyDir": {}},
+        {
+            "name": "model",
+            "image": {"reference": "reg.example/ml/weights:7", "pullPolicy": "Always"},
+        },
+    ],
     "imagePullSecrets": [{"name": "pull-a"}, {"name": "pull-b"}, {"name": "pull-a"}],
 }
 
@@ -65,12 +73,23 @@ def test_extracts_every_container_list_and_pull_secrets(kind: str) -> None:
         (f"{p}.containers[1]", "sidecar", "reg.example/app/proxy@sha256:" + "c" * 64),
         (f"{p}.containers[2]", "web2", "reg.example/app/web:1"),
         (f"{p}.ephemeralContainers[0]", "debug", "reg.example/tools/debug:2"),
+        (f"{p}.volumes[1]", "model", "reg.example/ml/weights:7"),
+    ]
+    q = "/" + p.replace(".", "/")
+    assert [c.pointer for c in got.containers] == [
+        f"{q}/initContainers/0/image",
+        f"{q}/containers/0/image",
+        f"{q}/containers/1/image",
+        f"{q}/containers/2/image",
+        f"{q}/ephemeralContainers/0/image",
+        f"{q}/volumes/1/image/reference",
     ]
     assert got.images == (
         "reg.example/app/migrate:1",
         "reg.example/app/web:1",
         "reg.example/app/proxy@sha256:" + "c" * 64,
         "reg.example/tools/debug:2",
+        "reg.example/ml/weights:7",
     )
     assert got.pull_secrets == ("pull-a", "pull-b")
     assert got.pod_labels == {"app": "web"}
@@ -114,6 +133,30 @@ def test_extracts_every_container_list_and_pull_secrets(kind: str) -> None:
             "Pod",
             {"spec": {"containers": [{"image": "a.example/b:1"}], "imagePullSecrets": [{}]}},
             "malformed AdmissionReview: request.object.spec.imagePullSecrets[0].name is missing",
+        ),
+        (
+            "Pod",
+            {"spec": {"containers": [{"image": "a.example/b:1"}], "volumes": {"v": {}}}},
+            "malformed AdmissionReview: request.object.spec.volumes is not a list",
+        ),
+        (
+            "Deployment",
+            {
+                "spec": {
+                    "template": {
+                        "spec": {
+                            "containers": [{"image": "a.example/b:1"}],
+                            "volumes": [{"name": "v", "image": {"pullPolicy": "Always"}}],
+                        }
+                    }
+                }
+            },
+            "malformed AdmissionReview: request.object.spec.template.spec.volumes[0].image.reference is missing",
+        ),
+        (
+            "Pod",
+            {"spec": {"containers": [{"image": "a.example/b:1"}], "volumes": [{"image": "x"}]}},
+            "malformed AdmissionReview: request.object.spec.volumes[0].image is not an object",
         ),
     ],
 )

@@ -90,11 +90,47 @@ def test_allow_lists_intersect() -> None:
 
 
 def test_failure_policy_fail_wins_over_ignore() -> None:
-    assert two({"require": {"failurePolicy": "Ignore"}}, {}).fail_open
-    assert not two(
-        {"require": {"failurePolicy": "Ignore"}}, {"require": {"failurePolicy": "Fail"}}
-    ).fail_open
+    ignore = {"require": {"failurePolicy": "Ignore"}}
+    assert two(ignore, ignore).fail_open
+    assert not two(ignore, {"require": {"failurePolicy": "Fail"}}).fail_open
     assert not two({}, {}).fail_open
+
+
+def test_a_silent_policy_counts_as_fail_against_another_policys_ignore() -> None:
+    """Issue 7 item 7: the default Fail is a value in the merge, so Ignore cannot fail open."""
+    e = two({"require": {"failurePolicy": "Ignore"}}, {"require": {}})
+    assert not e.fail_open
+    assert e.failure_policy == Req("Fail", Origin("AccountabilityPolicy/b", default=True))
+    e = two({"require": {}}, {"require": {"failurePolicy": "Ignore"}})
+    assert e.failure_policy == Req("Fail", Origin("AccountabilityPolicy/a", default=True))
+
+
+def test_a_region_policy_that_is_silent_does_not_override_ignore() -> None:
+    """Only an AccountabilityPolicy has defaults; a RegionPolicy adds what it states."""
+    ix = index(
+        [policy("a", require={"failurePolicy": "Ignore"})],
+        [region_policy("eu", ["eu-*"], require={"tiers": {"*": {"approvals": 1}}})],
+    )
+    assert eff(ix, "eu-west-1").fail_open
+    ix = index(
+        [policy("a", require={"failurePolicy": "Ignore"})],
+        [region_policy("eu", ["eu-*"], require={"failurePolicy": "Fail"})],
+    )
+    assert eff(ix, "eu-west-1").failure_policy == Req("Fail", Origin("RegionPolicy/eu"))
+
+
+def test_provenance_and_revision_consistency_are_required_unless_a_policy_says_otherwise() -> None:
+    """Issue 7 items 13, 14: the defaults of a matched policy; a relaxed one cannot weaken it."""
+    silent = eff(index([policy("a", require={})]))
+    assert silent.provenance == Req(True, Origin("AccountabilityPolicy/a", default=True))
+    assert silent.consistent_revision == Req(True, Origin("AccountabilityPolicy/a", default=True))
+    relaxed = {"require": {"provenance": {"required": False}, "consistentRevision": False}}
+    off = eff(index([policy("a", **relaxed)]))
+    assert off.provenance is None
+    assert off.consistent_revision is None
+    both = two(relaxed, {"require": {}})
+    assert both.provenance == Req(True, Origin("AccountabilityPolicy/b", default=True))
+    assert both.consistent_revision == Req(True, Origin("AccountabilityPolicy/b", default=True))
 
 
 def test_signers_intersect() -> None:
@@ -204,9 +240,7 @@ def test_preset_rules_cite_their_controls_through_extends() -> None:
     assert e.exception_max_days == Req(
         7, Origin("preset/soc2 via preset/pci-dss via RegionPolicy/eu", "SOC 2 CC8.1")
     )
-    assert e.require_digest_req == Req(
-        True, Origin("preset/pci-dss via RegionPolicy/eu", "PCI DSS 6.2.3")
-    )
+    assert e.require_digest_req is None  # no preset demands digests: the webhook pins tags
     assert e.treat_unknown_as_ai is not None
 
 
@@ -236,7 +270,7 @@ def test_explain_policy_names_the_source_of_each_requirement() -> None:
         "evidence.retentionDays: 365 <- preset/pci-dss via RegionPolicy/eu [PCI DSS 10.5.1]" in body
     )
     assert "mode: Enforce <- AccountabilityPolicy/baseline" in body
-    assert "failurePolicy: Fail <- default" in body
+    assert "failurePolicy: Fail <- AccountabilityPolicy/baseline (default)" in body
 
 
 def test_fedramp_requires_tool_details_and_us_residency() -> None:

@@ -36,6 +36,7 @@ from policy_builders import (
 from affidavit.attestations.evidence import ImageEvidence, RejectedAttestation
 from affidavit.attestations.predicates import AI_PROVENANCE_V1, SLSA_PROVENANCE_V1
 from affidavit.policy import Decision, PolicyIndex, PolicyRef, admission_message, evaluate
+from affidavit.policy.presets import PRESETS
 
 REVIEW_TYPE = "https://affidavit.dev/attestations/code-review/v1"
 ATTEST_REVIEW = (
@@ -212,6 +213,17 @@ def test_digest_requirement() -> None:
         f"fix: deploy `{REPO}@sha256:<digest>` with the digest your build pushed"
     ]
     assert run(ix, evidence(provenance(), review())).outcome == "allowed"
+
+
+@pytest.mark.parametrize("preset", sorted(PRESETS))
+def test_no_preset_refuses_a_tag(preset: str) -> None:
+    """Tags are pinned to the verified digest on each new Pod (admission.pin), so presets leave
+    templates by tag alone; a policy may still demand digests (above)."""
+    tagged = f"{REPO}:1.4.2"
+    ix = index([policy(jurisdictions=[preset])])
+    ev = ImageEvidence(tagged, DIGEST, evidence(provenance(), review()).verified)
+    d = run(ix, {tagged: ev}, images=(tagged,))
+    assert "image.digest" not in {v.rule for v in d.violations}
 
 
 def test_inconsistent_revisions_across_attestations() -> None:

@@ -131,3 +131,28 @@ def test_explain_decision_lists_exception_and_evidence() -> None:
     ]
     assert "  exception: shop/hotfix" in text
     assert "  1. review.critical.independentApprovals (AccountabilityPolicy/baseline)" in text
+
+
+def test_explain_says_which_exceptions_apply_and_why_the_others_do_not(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    f = tmp_path / "policies.yaml"
+    docs = [
+        policy(exceptions={"maxDays": 1}),
+        exception("short", expiresAt="2026-11-29T20:00:00Z"),
+        exception("long", expiresAt="2026-12-01T00:00:00Z"),
+        exception("other", images=["registry.example/shop/cart*"]),
+        exception("over", expiresAt="2026-11-28T00:00:00Z"),
+    ]
+    f.write_text(yaml.safe_dump_all(docs))
+    at = ["--at", "2026-11-29T12:00:00Z", "--namespace", "shop", "--name", "payments"]
+    assert main(["explain", "--policy", str(f), *at, IMAGE]) == 0
+    out = capsys.readouterr().out
+    assert out.split("Exceptions in namespace", 1)[1].splitlines() == [
+        " shop (for Deployment/payments)",
+        "  shop/long: does not apply: lasts 2 days, longer than the 1 days "
+        "AccountabilityPolicy/baseline allows",
+        f"  shop/other: does not apply: names images registry.example/shop/cart*, not {IMAGE}",
+        "  shop/over: does not apply: expired at 2026-11-28T00:00:00Z",
+        "  shop/short: applies",
+    ]

@@ -44,7 +44,7 @@ CHART_CRDS = Path(__file__).resolve().parents[3] / "charts" / "affidavit" / "crd
         (
             policy("p", requires={}),
             "AccountabilityPolicy/p",
-            "spec.requires: Extra inputs are not permitted",
+            "spec.requires: unknown field",
         ),
         (
             policy("p", jurisdictions=["gdpr"]),

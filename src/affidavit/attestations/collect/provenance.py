@@ -31,7 +31,7 @@ from affidavit.attestations.collect.git import (
     run_git,
 )
 from affidavit.attestations.collect.notes import read_notes
-from affidavit.attestations.collect.tiers import TIERS_PATH, TierMap, load_tiers
+from affidavit.attestations.collect.tiers import TIER_MAP_TIER, TIERS_PATH, TierMap, load_tiers
 from affidavit.attestations.collect.tools import ToolRegistry, load_registry
 from affidavit.attestations.predicates.provenance import (
     AiProvenance,
@@ -41,7 +41,9 @@ from affidavit.attestations.predicates.provenance import (
     Person,
     Source,
     Summary,
+    TiersSource,
 )
+from affidavit.attestations.predicates.signed_time import utc_now_rfc3339
 
 COLLECTOR_NAME = "affidavit"
 _PLATFORM_EMAILS = frozenset({"noreply@github.com", "noreply@gitlab.com"})
@@ -130,7 +132,8 @@ def _change(
     files = [
         FileChange.model_construct(
             path=f.path,
-            tier=tiers.tier_of(f.path),
+            # moving the tier map away is a change to it, too
+            tier=TIER_MAP_TIER if f.previous_path == TIERS_PATH else tiers.tier_of(f.path),
             lines_added=f.added or 0,
             lines_deleted=f.deleted or 0,
             ai_lines=None if ai_lines is None or f.added is None else ai_lines.get(f.path, 0),
@@ -205,12 +208,14 @@ def collect_provenance(
     """The ai-provenance/v1 predicate for ``base..head`` of the git repository at ``repo``.
 
     ``base`` None means every commit reachable from ``head``. ``tools`` defaults to the built-in
-    registry; ``tiers_file`` overrides ``.affidavit/tiers.yaml`` at head.
+    registry; ``tiers_file`` overrides ``.affidavit/tiers.yaml`` at ``base`` (never the map at head:
+    the change does not decide its own review; see ``tiers``).
     """
     registry = tools if tools is not None else load_registry()
     head_sha = resolve_commit(repo, head)
     base_sha = resolve_commit(repo, base) if base is not None else None
-    tiers = load_tiers(tiers_file, read_blob(repo, head_sha, TIERS_PATH))
+    base_map = read_blob(repo, base_sha, TIERS_PATH) if base_sha is not None else None
+    tiers = load_tiers(tiers_file, base_map, base_sha)
     raws = list(iter_commits(repo, base_sha, head_sha))
     shas = {r.sha for r in raws}
     notes = read_notes(repo, shas)
@@ -236,5 +241,11 @@ def collect_provenance(
         source=_source(repo, base_sha, head, head_sha),
         changes=changes,
         summary=summarize(changes),
-        collector=Collector(name=COLLECTOR_NAME, version=__version__, tiers_digest=tiers.digest),
+        collector=Collector(
+            name=COLLECTOR_NAME,
+            version=__version__,
+            tiers_digest=tiers.digest,
+            tiers_source=TiersSource(kind=tiers.kind, path=tiers.path, revision=tiers.revision),
+        ),
+        created_at=utc_now_rfc3339(),
     )

@@ -44,6 +44,7 @@ from affidavit.attestations.predicates.review import (
     ReviewState,
     ReviewSummary,
 )
+from affidavit.attestations.predicates.signed_time import utc_now_rfc3339
 
 __all__ = [
     "AgentIdentities",
@@ -195,4 +196,5 @@ def build_code_review(
             reviewers=sorted({reviewer_key(p) for p in reviewers.values()}, key=str.lower),
             review_comments=comments,
         ),
+        created_at=utc_now_rfc3339(),
     )

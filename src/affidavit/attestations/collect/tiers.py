@@ -1,10 +1,15 @@
 """Put every changed file in a trust tier, from the repository's own tier map.
 
 Review requirements differ by risk: an AI-written change to authentication code needs more than
-one to a README. The repository says which paths are which in ``.affidavit/tiers.yaml`` (read at
-the head revision, so the map that was in force for the build is the one used); a default map
-applies when it is absent. The sha256 of the configuration used goes into the predicate
-(``collector.tiersDigest``) so a verifier can tell which map classified the files.
+one to a README. The repository says which paths are which in ``.affidavit/tiers.yaml``, read at
+the BASE revision: the change under review must not decide its own review, so an AI commit that
+edits ``src/auth/`` and also drops ``src/auth/**`` from ``critical`` is still classified by the map
+that was in force before it (the trusted side). ``--tiers FILE`` overrides; with no base revision
+(the whole history is the change) or no map at base, the built-in default map applies. A change to
+the tier map file itself is always ``critical``, whatever any map says. The sha256 of the
+configuration used and where it came from go into the predicate (``collector.tiersDigest``,
+``collector.tiersSource``) so a verifier can tell which map classified the files, and a policy can
+pin it (``require.tierMapDigest``).
 
 File shape::
 
@@ -32,9 +37,11 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from affidavit.attestations.predicates.provenance import TiersKind
 from affidavit.errors import InputError
 
 TIERS_PATH = ".affidavit/tiers.yaml"
+TIER_MAP_TIER = "critical"  # the tier of any change to TIERS_PATH itself
 
 _CRITICAL_WORDS = (
     "auth",
@@ -111,12 +118,19 @@ def glob_to_regex(pattern: str) -> re.Pattern[str]:
 
 @dataclass(frozen=True)
 class TierMap:
-    """Ordered (tier, globs) rules; the first match wins. ``digest`` identifies the config."""
+    """Ordered (tier, globs) rules; the first match wins. ``digest`` identifies the config.
+
+    ``source`` names the map in errors; ``kind``, ``path`` and ``revision`` say where it came
+    from (recorded as ``collector.tiersSource``).
+    """
 
     rules: tuple[tuple[str, tuple[str, ...]], ...]
     default: str
     digest: str
     source: str
+    kind: TiersKind = "built-in"
+    path: str | None = None
+    revision: str | None = None
     _compiled: tuple[tuple[str, re.Pattern[str]], ...] = field(default=(), repr=False)
     _cache: dict[str, str] = field(default_factory=dict, repr=False, compare=False)
 
@@ -125,7 +139,13 @@ class TierMap:
         object.__setattr__(self, "_compiled", compiled)
 
     def tier_of(self, path: str) -> str:
-        """The tier of ``path`` (repository-relative, ``/``-separated)."""
+        """The tier of ``path`` (repository-relative, ``/``-separated).
+
+        The tier map file itself is always ``critical``: a change to it changes how every later
+        change is reviewed.
+        """
+        if path == TIERS_PATH:
+            return TIER_MAP_TIER
         hit = self._cache.get(path)
         if hit is None:
             hit = self.default
@@ -137,7 +157,13 @@ class TierMap:
         return hit
 
 
-def parse_tiers(raw: bytes, source: str) -> TierMap:
+def parse_tiers(
+    raw: bytes,
+    source: str,
+    kind: TiersKind = "built-in",
+    path: str | None = None,
+    revision: str | None = None,
+) -> TierMap:
     """A tier map from the bytes of a tiers file; ``source`` names it in errors."""
     try:
         data: Any = yaml.safe_load(raw.decode("utf-8"))
@@ -159,6 +185,9 @@ def parse_tiers(raw: bytes, source: str) -> TierMap:
         default=parsed.default,
         digest="sha256:" + hashlib.sha256(raw).hexdigest(),
         source=source,
+        kind=kind,
+        path=path,
+        revision=revision,
     )
 
 
@@ -167,8 +196,14 @@ def default_tiers() -> TierMap:
     return parse_tiers(DEFAULT_TIERS_TEXT.encode(), "built-in default tier map")
 
 
-def load_tiers(tiers_file: Path | None, head_blob: bytes | None) -> TierMap:
-    """``--tiers FILE`` if given, else ``.affidavit/tiers.yaml`` at head, else the default map."""
+def load_tiers(
+    tiers_file: Path | None, base_blob: bytes | None, base_revision: str | None = None
+) -> TierMap:
+    """``--tiers FILE`` if given, else ``.affidavit/tiers.yaml`` at the base revision (the
+    trusted side: ``base_blob``, read at ``base_revision``), else the default map.
+
+    Never the map at head: the change being classified cannot choose its own review.
+    """
     if tiers_file is not None:
         try:
             raw = tiers_file.read_bytes()
@@ -177,7 +212,13 @@ def load_tiers(tiers_file: Path | None, head_blob: bytes | None) -> TierMap:
                 f"cannot read tiers file {tiers_file}: {e.strerror}",
                 hint="pass --tiers with the path of a YAML tier map",
             ) from e
-        return parse_tiers(raw, str(tiers_file))
-    if head_blob is not None:
-        return parse_tiers(head_blob, f"{TIERS_PATH} at the head revision")
+        return parse_tiers(raw, str(tiers_file), "file", str(tiers_file))
+    if base_blob is not None and base_revision is not None:
+        return parse_tiers(
+            base_blob,
+            f"{TIERS_PATH} at the base revision {base_revision[:12]}",
+            "base-revision",
+            TIERS_PATH,
+            base_revision,
+        )
     return default_tiers()

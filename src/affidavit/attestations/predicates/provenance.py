@@ -16,6 +16,7 @@ from affidavit.attestations.predicates._base import WireModel
 AI_PROVENANCE_V1 = "https://affidavit.dev/attestations/ai-provenance/v1"
 
 AiInvolvement = Literal["none", "assisted", "generated", "unknown"]
+TiersKind = Literal["base-revision", "file", "built-in"]
 EvidenceKind = Literal["trailer", "identity", "git-ai-note", "agent-trace", "declaration"]
 
 
@@ -69,10 +70,20 @@ class Change(WireModel):
     files: list[FileChange] = Field(default_factory=list)
 
 
+class TiersSource(WireModel):
+    """Where the trust-tier map came from: the base revision's ``.affidavit/tiers.yaml`` (the
+    trusted side), a ``--tiers`` file, or the built-in default map."""
+
+    kind: TiersKind
+    path: str | None = None
+    revision: str | None = None  # the base revision the map was read at (kind base-revision)
+
+
 class Collector(WireModel):
     name: str
     version: str
     tiers_digest: str | None = None  # "sha256:<hex>" of the trust-tier configuration used
+    tiers_source: TiersSource | None = None
 
 
 class Summary(WireModel):
@@ -90,3 +101,4 @@ class AiProvenance(WireModel):
     changes: list[Change]
     summary: Summary
     collector: Collector
+    created_at: str | None = None  # RFC 3339; orders several attestations (signed_time.py)

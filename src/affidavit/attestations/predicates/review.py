@@ -60,3 +60,4 @@ class CodeReview(WireModel):
     change_request: ChangeRequest
     reviews: list[Review]
     summary: ReviewSummary
+    created_at: str | None = None  # RFC 3339; the newest review attestation counts (signed_time.py)

@@ -1,0 +1,180 @@
+"""Only the kube-apiserver may ask for a decision: client-certificate authentication of the webhook.
+
+Why: a call to ``/validate`` writes a decision into the ledger, and the operator turns denials
+into Events in the request's namespace. Without authentication, anyone who reaches the Service
+could forge decisions and Events. The kube-apiserver presents a client certificate to a webhook
+when its AdmissionConfiguration says so (``WebhookAdmissionConfiguration.kubeConfigFile``: a
+kubeconfig whose ``users[].name`` is the webhook's host, e.g. ``affidavit.affidavit-system.svc:443``
+or ``127.0.0.1:8443``).
+
+How: with a client CA configured (``--client-ca``), the TLS layer asks every client for a
+certificate but does not insist (``CERT_OPTIONAL``): the kubelet's probes have none, and
+``/healthz``, ``/readyz`` and ``/metrics`` must stay reachable. A certificate that is sent is
+verified against the CA during the handshake (one from another CA, or without the clientAuth
+usage, never gets a connection). Then, per path, :class:`RequireClientCert` lets through only
+requests whose certificate names one of the expected identities (``--client-name``: the subject
+CN or a DNS SAN; a CA alone is not enough, because clusters often share one CA among many client
+identities). Every path except the three open ones needs it, so a route added later is closed
+by default. A refused request gets 401 before its body is read: nothing reaches the judge, the
+ledger or the Events.
+
+uvicorn does not put the peer certificate in the ASGI scope, so :class:`PeerCertProtocol` reads it
+off the TLS connection once the handshake is done and adds it to every request's scope the way the
+ASGI TLS extension does (``scope["extensions"]["tls"]["client_cert_chain"]``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import ssl
+from collections.abc import Awaitable, Callable, MutableMapping
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from cryptography import x509
+from cryptography.x509.oid import NameOID
+from uvicorn.protocols.http.h11_impl import H11Protocol
+
+from affidavit.errors import UsageError
+
+log = logging.getLogger("affidavit.admission")
+
+#: Reachable without a client certificate: the kubelet's probes and Prometheus.
+OPEN_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
+
+Scope = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
+Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class PeerCertificate:
+    """The verified client certificate of a connection: its subject and the names it carries."""
+
+    subject: str  # RFC 4514, e.g. "CN=kube-apiserver-webhook-client,O=affidavit"
+    names: tuple[str, ...]  # subject CNs, then DNS SANs
+
+
+@dataclass(frozen=True)
+class ClientAuth:
+    """Who may call the webhook: a certificate signed by ``ca_file`` naming one of ``names``."""
+
+    ca_file: Path
+    names: frozenset[str]
+
+    def __post_init__(self) -> None:
+        if not self.names:
+            raise UsageError(
+                "a client CA without an expected client name would admit every certificate "
+                "that CA signed",
+                hint="name the identity the kube-apiserver presents: --client-name CN "
+                "(the subject CN or a DNS SAN of its webhook client certificate)",
+            )
+
+    def refusal(self, path: str, peer: PeerCertificate | None) -> str | None:
+        """None when ``peer`` may call ``path``; else why not (the text of the 401)."""
+        if peer is not None and set(peer.names) & self.names:
+            return None
+        found = "no client certificate" if peer is None else f"client certificate {peer.subject}"
+        if peer is not None and len(peer.names) > 1:
+            found += f" (names: {', '.join(peer.names)})"
+        wanted = " or ".join(sorted(self.names))
+        return (
+            f"unauthenticated request to {path}: found {found}; expected a client certificate "
+            f"signed by the webhook's client CA whose subject CN or DNS name is {wanted}; fix: "
+            "give the kube-apiserver that certificate for this webhook's host in its "
+            "AdmissionConfiguration (WebhookAdmissionConfiguration kubeConfigFile)"
+        )
+
+
+def server_verifies_clients(ctx: ssl.SSLContext, client_ca: Path) -> None:
+    """Ask every client for a certificate and verify any that is sent against ``client_ca``."""
+    ctx.verify_mode = ssl.CERT_OPTIONAL
+    ctx.load_verify_locations(cafile=str(client_ca))
+    # The identity is read once per connection (after the handshake): a TLS 1.2 renegotiation
+    # must not present another certificate on the same connection.
+    ctx.options |= ssl.OP_NO_RENEGOTIATION
+
+
+@lru_cache(maxsize=64)
+def _parse(der: bytes) -> PeerCertificate:
+    cert = x509.load_der_x509_certificate(der)
+    names = [str(a.value) for a in cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)]
+    try:
+        san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+        names += san.get_values_for_type(x509.DNSName)
+    except x509.ExtensionNotFound:
+        pass
+    return PeerCertificate(cert.subject.rfc4514_string(), tuple(names))
+
+
+def peer_certificate(tls_object: ssl.SSLObject | ssl.SSLSocket | None) -> PeerCertificate | None:
+    """The client certificate verified during the handshake, or None when none was sent."""
+    if tls_object is None or not tls_object.getpeercert():  # {} / None: nothing verified
+        return None
+    der = tls_object.getpeercert(binary_form=True)
+    return _parse(der) if der else None
+
+
+class PeerCertProtocol(H11Protocol):
+    """uvicorn's h11 protocol, plus the connection's verified client certificate in each scope."""
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        peer = peer_certificate(transport.get_extra_info("ssl_object"))
+        tls = {
+            "client_cert_chain": [] if peer is None else [peer],
+            "client_cert_name": None if peer is None else peer.subject,
+            "client_cert_error": None,
+        }
+        inner: ASGIApp = self.app
+
+        async def app(scope: Scope, receive: Receive, send: Send) -> None:
+            scope.setdefault("extensions", {})["tls"] = tls
+            await inner(scope, receive, send)
+
+        self.app = app
+
+
+def _peer_of(scope: Scope) -> PeerCertificate | None:
+    chain = (scope.get("extensions") or {}).get("tls", {}).get("client_cert_chain") or []
+    return chain[0] if chain and isinstance(chain[0], PeerCertificate) else None
+
+
+class RequireClientCert:
+    """ASGI middleware: every path but :data:`OPEN_PATHS` needs an authorised client certificate."""
+
+    def __init__(
+        self, app: ASGIApp, auth: ClientAuth, on_refused: Callable[[], None] | None = None
+    ) -> None:
+        self.app, self.auth, self.on_refused = app, auth, on_refused
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] in OPEN_PATHS:
+            await self.app(scope, receive, send)
+            return
+        reason = self.auth.refusal(scope["path"], _peer_of(scope))
+        if reason is None:
+            await self.app(scope, receive, send)
+            return
+        if self.on_refused is not None:
+            self.on_refused()
+        client = scope.get("client") or ("?", 0)
+        log.warning("refused %s %s from %s: %s", scope["method"], scope["path"], client[0], reason)
+        body = json.dumps({"error": reason}).encode()
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 401,
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(body)).encode()),
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})

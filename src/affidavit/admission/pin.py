@@ -1,0 +1,135 @@
+"""What runs is what was judged: a Pod's tags are pinned to the digests that were verified.
+
+A Deployment by tag is judged at the digest its tag names at that moment; retag the image, and
+a restart or a new node pulls something that was never judged. So the mutating webhook
+(``/mutate``, Pod CREATE only) rewrites each tag reference that a policy covers to
+``NAME:TAG@sha256:...``, where the digest is the one the evidence lookup resolved and judged:
+the same resolver, registry trust, cache and fair threads as the validating webhook, which is
+called after it and judges the digest form (a cache hit, never a second resolution that could
+disagree).
+
+Workload templates are judged but never rewritten, so GitOps tools see no drift; their Pods are
+pinned as the controllers create them. Nothing is written for an image that no policy covers
+(its registry is not ours to contact), nor for one an active exception admits by name (an
+exception naming a tag does not cover every digest), nor for one whose tag does not resolve in
+time: the validating webhook then judges it as before, and denies what it cannot verify. The
+mutation never denies on its own, except a request it cannot read, refused like a bad review.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from concurrent.futures import Future
+from concurrent.futures import wait as wait_futures
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from functools import partial
+from typing import Any
+
+from affidavit.admission.decide import Answer, Webhook
+from affidavit.admission.resolve import Lookup, Outcome
+from affidavit.admission.review import MalformedReview, parse_review, review_response
+from affidavit.admission.workloads import ContainerImage, extract_images
+
+log = logging.getLogger("affidavit.admission")
+
+PINNED_ANNOTATION = "pinned"
+
+
+@dataclass(frozen=True)
+class Pinner:
+    """The mutating half of the webhook; borrows the judge's policy, resolver, threads, budget."""
+
+    webhook: Webhook
+
+    def handle(self, body: bytes) -> Answer:
+        """Answer a Pod CREATE review with a JSON Patch pinning its covered tags, if any."""
+        started = time.monotonic()
+        if len(body) > self.webhook.judge.max_body_bytes:
+            return self.webhook.too_large(body[:65536], len(body))
+        try:
+            req = parse_review(body)
+            if (req.group, req.kind, req.operation, req.sub_resource) != ("", "Pod", "CREATE", ""):
+                return Answer(200, review_response(req.uid, allowed=True))
+            assert req.object is not None
+            pod = extract_images("Pod", req.object, uid=req.uid)
+        except MalformedReview as e:
+            if e.uid is None:
+                return Answer(400, {"error": e.message})
+            return Answer(200, review_response(e.uid, allowed=False, message=e.message, code=400))
+        tags = [c for c in pod.containers if "@" not in c.image]
+        if len(pod.images) > self.webhook.judge.max_images:
+            tags = []  # the validating webhook refuses the request; nothing to look up
+        patch = self._pins(tags, req.namespace, req.name, pod.pull_secrets, started) if tags else []
+        annotations = {PINNED_ANNOTATION: str(len(patch))} if patch else None
+        return Answer(
+            200, review_response(req.uid, allowed=True, patch=patch, audit_annotations=annotations)
+        )
+
+    def _pins(
+        self,
+        tags: list[ContainerImage],
+        namespace: str,
+        name: str,
+        pull_secrets: tuple[str, ...],
+        started: float,
+    ) -> list[dict[str, Any]]:
+        """A JSON Patch ``replace`` for every tag whose evidence lookup resolved in time."""
+        index = self.webhook.policy.current()
+        if index is None:
+            return []  # the validating webhook refuses until an index is loaded
+        try:
+            ns_labels = self.webhook.namespaces.labels(namespace)
+        except Exception as e:  # the validating webhook denies with the reason
+            log.warning("not pinning in namespace %s: %s", namespace, e)
+            return []
+        deadline = started + self.webhook.judge.budget_seconds
+        jobs: dict[str, Future[Outcome]] = {}
+        now = datetime.now(UTC)
+        for image in dict.fromkeys(c.image for c in tags):
+            if index.exceptions_for(namespace, "Pod", name, image, now):
+                continue  # break-glass admits it by name, not by evidence: nothing to pin
+            eff = index.effective(
+                cluster=self.webhook.judge.cluster,
+                region=self.webhook.judge.region,
+                namespace=namespace,
+                namespace_labels=ns_labels,
+                image=image,
+            )
+            if eff is None:
+                continue  # no policy covers it: its registry is not contacted
+            # The same lookup as the validating webhook's: registry trust, cache, fair threads.
+            lookup = partial(
+                self.webhook.resolver.outcome,
+                image,
+                eff.signers,
+                index=index,
+                namespace=namespace,
+                pull_secrets=pull_secrets,
+            )
+            jobs[image] = self.webhook.scheduler.submit(namespace, lookup, deadline=deadline)
+        wait_futures(list(jobs.values()), timeout=max(0.0, deadline - time.monotonic()))
+        digests: dict[str, str] = {}
+        for image, job in jobs.items():
+            outcome = (
+                job.result() if job.done() and not job.cancelled() and not job.exception() else None
+            )
+            if isinstance(outcome, Lookup):
+                digests[image] = outcome.digest
+                continue
+            job.cancel()
+            self.webhook.metrics.pins.labels(result="unresolved").inc()
+            why = (
+                "the lookup failed or did not finish in time" if outcome is None else outcome.found
+            )
+            log.warning("not pinning %s: %s", image, why)
+        patch: list[dict[str, Any]] = []
+        for c in tags:
+            digest = digests.get(c.image)
+            if digest is None:
+                continue
+            patch.append({"op": "replace", "path": c.pointer, "value": f"{c.image}@{digest}"})
+            self.webhook.metrics.pins.labels(result="pinned").inc()
+            log.info("pinned %s at %s to %s", c.image, c.pointer, digest)
+        return patch

@@ -1,0 +1,239 @@
+"""What a valid policy object cannot do in this cluster, said in its status instead of Ready True.
+
+Parsing catches objects that are malformed. Some well-formed objects still say nothing, or say
+something that cannot hold, and their authors only find out from a surprised denial later:
+
+- an AccountabilityException that no policy in this cluster could use: longer than a policy or
+  preset governing its images allows (``exceptions.maxDays``), or naming images that no
+  AccountabilityPolicy here governs (for an exception that names only workloads, just the
+  length is checked). It is invalid as a whole, like a malformed one: the operator
+  leaves it out of the index, so its status and the webhook agree that it admits nothing;
+- a policy or RegionPolicy whose preset (or own tier rule) needs reviewers from a group that no
+  AccountabilityPolicy or RegionPolicy defines: every AI-involved change it covers is denied
+  (fail closed; the policy stays in force) until someone defines the group;
+- a RegionPolicy that does not apply to this cluster's region (the same manifests go to every
+  cluster, so that is a fact to show, not an error) or whose region is unknown.
+
+Region globs that can match no region name at all are refused by the model (``REGION_GLOB``).
+
+Which policies could govern an exception's images is decided on the globs' literal prefixes
+(``registry.example/shop/*`` and ``registry.example/shop/payments*`` overlap;
+``registry.example/shop/*`` and ``other.example/*`` do not); namespace selectors are not
+considered (they could only make fewer policies apply), so a policy counts whenever it could.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from fnmatch import fnmatchcase
+
+from affidavit.policy.index import ExceptionRef, PolicyIndex, Stored, image_matches
+from affidavit.policy.lifetime import CLUSTER_SOURCE, duration, parse_time, rfc3339, too_long
+from affidavit.policy.model import (
+    KIND_EXCEPTION,
+    AccountabilityExceptionSpec,
+    AccountabilityPolicySpec,
+    PresetName,
+    Require,
+)
+from affidavit.policy.presets import expand
+from affidavit.policy.tiers import SECURITY_GROUP
+
+
+@dataclass(frozen=True)
+class Condition:
+    """A status condition for one object: ``type`` ``status`` because ``reason``: ``message``."""
+
+    type: str
+    status: str  # "True" | "False"
+    reason: str
+    message: str
+
+
+def _literal(glob: str) -> str:
+    return re.split(r"[*?\[]", glob, maxsplit=1)[0]
+
+
+def _overlap(a: str, b: str) -> bool:
+    la, lb = _literal(a), _literal(b)
+    return la.startswith(lb) or lb.startswith(la)
+
+
+def _applies_here(p: Stored[AccountabilityPolicySpec], cluster: str, region: str) -> bool:
+    m = p.spec.match
+    return (not m.regions or any(fnmatchcase(region, g) for g in m.regions)) and (
+        not m.clusters or any(fnmatchcase(cluster, g) for g in m.clusters)
+    )
+
+
+def _could_govern(p: Stored[AccountabilityPolicySpec], spec: AccountabilityExceptionSpec) -> bool:
+    globs = p.spec.match.images
+    if not spec.images or not globs:
+        return True
+    return any(_overlap(e, g) for e in spec.images for g in globs)
+
+
+def _max_days(
+    p: Stored[AccountabilityPolicySpec], index: PolicyIndex, region: str
+) -> tuple[int, str]:
+    """The tightest ``exceptions.maxDays`` over the policy, its presets, and the region's."""
+    best = (index.exception_max_days, CLUSTER_SOURCE)
+    source = f"{p.kind}/{p.name}"
+    candidates: list[tuple[int, str]] = []
+    if p.spec.exceptions is not None:
+        candidates.append((p.spec.exceptions.max_days, source))
+    candidates += _preset_days(p.spec.jurisdictions, source)
+    for r in index.region_policies:
+        if any(fnmatchcase(region, g) for g in r.spec.regions):
+            candidates += _preset_days(r.spec.jurisdictions, f"{r.kind}/{r.name}")
+    for days, where in candidates:
+        if days < best[0]:
+            best = (days, where)
+    return best
+
+
+def _preset_days(names: Sequence[PresetName], via: str) -> list[tuple[int, str]]:
+    out = []
+    for name in names:
+        for preset, _chain in expand(name):
+            if preset.exceptions is not None:
+                out.append((preset.exceptions.max_days, f"preset/{preset.name} via {via}"))
+    return out
+
+
+def exception_problems(index: PolicyIndex, *, cluster: str, region: str) -> dict[str, str]:
+    """``AccountabilityException/ns/name`` -> why it cannot apply in this cluster."""
+    policies = [p for p in index.policies if _applies_here(p, cluster, region)]
+    out: dict[str, str] = {}
+    for e in index.exceptions:
+        key = f"{KIND_EXCEPTION}/{e.namespace}/{e.name}"
+        governing = [p for p in policies if _could_govern(p, e.spec)]
+        if not governing and e.spec.images:  # typically a typo in the image globs
+            named = ", ".join(e.spec.images)
+            out[key] = (
+                f"spec.images: no AccountabilityPolicy in cluster {cluster or '-'} (region "
+                f"{region or '-'}) governs {named}, so there is nothing to except; name the "
+                "images as the policy's match.images does"
+            )
+            continue
+        created = parse_time(e.created)
+        for p in governing:
+            days, source = _max_days(p, index, region)
+            problem = too_long(created, e.spec.expires_at, days, source)
+            if problem is not None:
+                out[key] = problem
+                break
+    return out
+
+
+def without_exceptions(index: PolicyIndex, problems: dict[str, str]) -> PolicyIndex:
+    """``index`` with the named exceptions left out and their problems among its errors."""
+    if not problems:
+        return index
+    keep = [
+        e for e in index.exceptions if f"{KIND_EXCEPTION}/{e.namespace}/{e.name}" not in problems
+    ]
+    return PolicyIndex(
+        index.policies,
+        index.region_policies,
+        keep,
+        {**index.errors, **problems},
+        exception_max_days=index.exception_max_days,
+    )
+
+
+def _needed_groups(require: Require) -> Iterable[tuple[str, tuple[str, ...]]]:
+    for tier, t in sorted(require.tiers.items()):
+        if t.reviewer_groups:
+            yield f"tiers.{tier}.reviewerGroups", tuple(t.reviewer_groups)
+        if t.security_review:
+            yield f"tiers.{tier}.securityReview", (SECURITY_GROUP,)
+
+
+def missing_groups(
+    index: PolicyIndex, require: Require, jurisdictions: Sequence[PresetName], source: str
+) -> str | None:
+    """Why the reviewer-group rules of an object cannot be met, or None when they can."""
+    defined = {g for p in index.policies for g in p.spec.groups} | {
+        g for r in index.region_policies for g in r.spec.groups
+    }
+    needs = [(path, groups, source) for path, groups in _needed_groups(require)]
+    for name in jurisdictions:
+        for preset, _chain in expand(name):
+            needs += [
+                (path, groups, f"preset/{preset.name}")
+                for path, groups in _needed_groups(preset.require)
+            ]
+    lacking: list[str] = []
+    for path, groups, who in needs:
+        if any(g in defined for g in groups):
+            continue
+        names = " or ".join(f"`{g}`" for g in groups)
+        text = f"{who} {path} needs an approver from {names}"
+        if text not in lacking:
+            lacking.append(text)
+    if not lacking:
+        return None
+    return (
+        "; ".join(lacking)
+        + ", and no AccountabilityPolicy or RegionPolicy defines it: every change that rule "
+        "covers is denied; define the group in spec.groups (members' logins or emails)"
+    )
+
+
+def region_condition(regions: Sequence[str], region: str) -> Condition:
+    """Whether a RegionPolicy applies to this cluster's region."""
+    if not region:
+        return Condition(
+            "AppliesToThisCluster",
+            "False",
+            "RegionUnknown",
+            "this cluster's region is not set (operator --region, chart value `region`): "
+            "no RegionPolicy applies",
+        )
+    if any(fnmatchcase(region, g) for g in regions):
+        return Condition("AppliesToThisCluster", "True", "RegionMatches", f"region {region}")
+    return Condition(
+        "AppliesToThisCluster",
+        "False",
+        "OtherRegion",
+        f"regions {', '.join(regions)} do not include this cluster's region {region}: "
+        "it has no effect here",
+    )
+
+
+def why_not_applied(
+    e: Stored[AccountabilityExceptionSpec],
+    ref: ExceptionRef | None,
+    *,
+    kind: str,
+    name: str,
+    image: str,
+    now: datetime,
+    max_days: tuple[int, str] | None,
+) -> str | None:
+    """For ``explain``: why exception ``e`` does not cover this workload's image, or None."""
+    s = e.spec
+    if s.expires_at <= now:
+        return f"expired at {rfc3339(s.expires_at)}"
+    if s.images and not image_matches(s.images, image):
+        return f"names images {', '.join(s.images)}, not {image}"
+    if s.workloads and not any(w.kind == kind and fnmatchcase(name, w.name) for w in s.workloads):
+        named = ", ".join(f"{w.kind}/{w.name}" for w in s.workloads)
+        return f"names workloads {named}, not {kind}/{name}"
+    if max_days is not None:
+        start = (ref.created_at if ref is not None else None) or now
+        days, source = max_days
+        if s.expires_at - start > _days(days):
+            return (
+                f"lasts {duration(s.expires_at - start)}, longer than the {days} days "
+                f"{source} allows"
+            )
+    return None
+
+
+def _days(n: int) -> timedelta:
+    return timedelta(days=n)

@@ -1,0 +1,214 @@
+"""What was admitted keeps running after a policy tightens, on the real control plane with
+kube-controller-manager: scale 1→3, a rollout restart of an unchanged template and a deleted
+Pod all get their ReplicaSets and Pods with no denial in the ledger and no FailedCreate Event,
+while a new image is refused, and so is a Pod or ReplicaSet that claims an admitted owner but
+runs other images, or names it with a forged UID. An AccountabilityException for a Deployment
+reaches the ReplicaSet and Pods its controller creates, and nothing else.
+
+The webhook runs as the chart's ServiceAccount with the chart's RBAC (``chart_identity``), so
+the owner reads it makes are the ones the chart grants.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from admission_e2e_support import (
+    Releases,
+    apply_and_sync,
+    delete_and_sync,
+    deployment,
+    exception,
+    from_now,
+    latest,
+    pod,
+    policy,
+    refused,
+    running_stack,
+    wait_for,
+)
+from chart_identity import chart_webhook_kubeconfig, delete_chart_rbac
+
+from affidavit.demo.stack import ClusterStack
+from affidavit.envtest import ControlPlaneInfo
+from affidavit.ledger import Ledger
+
+SYSTEM = "affidavit-e2e-update"
+NS = "adm-update"
+POLICY = "adm-update-baseline"
+
+
+@pytest.fixture(scope="module")
+def stack(
+    control_plane: ControlPlaneInfo, releases: Releases, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ClusterStack]:
+    work: Path = tmp_path_factory.mktemp("admission-update")
+    identity = chart_webhook_kubeconfig(control_plane, SYSTEM, work)
+    try:
+        with running_stack(
+            control_plane, releases.registry_host, work, SYSTEM, webhook_kubeconfig=identity
+        ) as running:
+            running.kubectl("create", "namespace", NS)
+            apply_and_sync(running, baseline(releases))
+            try:
+                yield running
+            finally:
+                running.kubectl("delete", "accountabilitypolicy", POLICY, "--ignore-not-found")
+                running.kubectl("delete", "namespace", NS, "--wait=false", "--ignore-not-found")
+    finally:
+        delete_chart_rbac(control_plane, SYSTEM)
+
+
+def baseline(releases: Releases, approvals: int = 1) -> dict[str, Any]:
+    spec = {
+        "require": {
+            "provenance": {"required": True},
+            "tiers": {"critical": {"independentApprovals": approvals}},
+            "consistentRevision": True,
+        }
+    }
+    return policy(POLICY, releases.registry_host, releases.public_pem, **spec)
+
+
+def objects(stack: ClusterStack, kind: str, app: str) -> list[dict[str, Any]]:
+    out = stack.kubectl("get", kind, "-n", NS, "-l", f"app={app}", "-o", "json").stdout
+    items: list[dict[str, Any]] = json.loads(out)["items"]
+    return items
+
+
+def pod_names(stack: ClusterStack, app: str) -> set[str]:
+    return {p["metadata"]["name"] for p in objects(stack, "pods", app)}
+
+
+def refusals(stack: ClusterStack, app: str) -> list[str]:
+    """Denials in the ledger, and FailedCreate Events, about the workload ``app`` and its children."""
+    ledger = Ledger(stack.ledger_url)
+    try:
+        denied = [
+            f"{r.kind}/{r.name}"
+            for r in ledger.query(namespace=NS, outcome="denied", limit=None)
+            if r.name.startswith(app)
+        ]
+    finally:
+        ledger.close()
+    events = stack.kubectl(
+        "get", "events", "-n", NS, "--field-selector", "reason=FailedCreate", "-o", "json"
+    ).stdout  # fmt: skip
+    failed = [
+        f"event {e['involvedObject']['kind']}/{e['involvedObject']['name']}: {e['message']}"
+        for e in json.loads(events)["items"]
+        if e["involvedObject"]["name"].startswith(app)
+    ]
+    return denied + failed
+
+
+def owned_by(obj: dict[str, Any], owner: dict[str, Any], uid: str | None = None) -> dict[str, Any]:
+    """``obj`` claiming ``owner`` as its controller (with ``uid``, or the owner's real one)."""
+    meta = owner["metadata"]
+    obj["metadata"]["ownerReferences"] = [
+        {
+            "apiVersion": owner["apiVersion"],
+            "kind": owner["kind"],
+            "name": meta["name"],
+            "uid": uid or meta["uid"],
+            "controller": True,
+        }
+    ]
+    return obj
+
+
+def get(stack: ClusterStack, kind: str, name: str) -> dict[str, Any]:
+    obj: dict[str, Any] = json.loads(
+        stack.kubectl("get", kind, name, "-n", NS, "-o", "json").stdout
+    )
+    return obj
+
+
+def test_a_tightened_policy_does_not_break_what_was_admitted(
+    stack: ClusterStack, releases: Releases
+) -> None:
+    reviewed, late = releases.reviewed, releases.late
+    app = "ledger-api"
+    stack.apply(deployment(app, NS, reviewed.image))
+    assert latest(stack, NS, "Deployment", app).outcome == "allowed"
+    first = wait_for(lambda: pod_names(stack, app), "the first Pod")
+    apply_and_sync(stack, baseline(releases, approvals=2))
+    try:
+        # Tightened: the same image in a new Deployment is refused now.
+        refused(stack, stack.apply(deployment("probe", NS, reviewed.image), check=False))
+
+        stack.kubectl("scale", "deployment", app, "-n", NS, "--replicas=3")
+        scaled = wait_for(lambda: len(p := pod_names(stack, app)) == 3 and p, "3 Pods")
+
+        stack.kubectl("rollout", "restart", "deployment", app, "-n", NS)
+        wait_for(
+            lambda: len(objects(stack, "replicasets", app)) == 2 and pod_names(stack, app) - scaled,
+            "the restart's ReplicaSet and its first Pod",
+        )
+
+        gone = sorted(first)[0]
+        stack.kubectl("delete", "pod", gone, "-n", NS, "--wait=false")
+        wait_for(
+            lambda: gone not in (p := pod_names(stack, app)) and len(p) >= 4,
+            "the ReplicaSet to replace the deleted Pod",
+        )
+        assert refusals(stack, app) == []
+
+        # A new image is a new rollout: judged, and refused.
+        new_image = stack.kubectl(
+            "set", "image", f"deployment/{app}", f"api={late.image}", "-n", NS, check=False
+        )
+        assert refused(stack, new_image).images[0].ref == late.image
+
+        # Claims of ownership are checked on the API server, never believed.
+        rs = objects(stack, "replicasets", app)[0]
+        other = owned_by(pod("ledger-api-forged", NS, late.image), rs)
+        refused(stack, stack.apply(other, check=False))
+        forged = owned_by(
+            pod("ledger-api-forged", NS, reviewed.image), rs, uid=rs["metadata"]["uid"][::-1]
+        )
+        refused(stack, stack.apply(forged, check=False))
+        # The same images as the admitted owner's template were judged: fine.
+        same = owned_by(pod("ledger-api-twin", NS, reviewed.image), rs)
+        assert stack.apply(same).stdout.strip() == "pod/ledger-api-twin created"
+    finally:
+        apply_and_sync(stack, baseline(releases))
+
+
+def test_an_exception_for_a_deployment_reaches_what_it_creates(
+    stack: ClusterStack, releases: Releases
+) -> None:
+    late = releases.late
+    app = "login-hotfix"
+    hotfix = exception(app, NS, [late.image], from_now(hours=4))
+    hotfix["spec"]["workloads"] = [{"kind": "Deployment", "name": app}]
+    apply_and_sync(stack, hotfix)
+    try:
+        stack.apply(deployment(app, NS, late.image))
+        assert latest(stack, NS, "Deployment", app).outcome == "excepted"
+        wait_for(lambda: pod_names(stack, app), "the excepted Deployment's Pod")
+        (rs,) = objects(stack, "replicasets", app)
+        assert rs["metadata"]["ownerReferences"][0]["kind"] == "Deployment"
+        assert refusals(stack, app) == []
+
+        # The exception reaches what the Deployment creates, not whatever claims to belong to
+        # it: a Pod (Deployments create ReplicaSets, not Pods), a ReplicaSet with another image.
+        owner = get(stack, "deployment", app)
+        stray = owned_by(pod("login-hotfix-stray", NS, late.image), owner)
+        refused(stack, stack.apply(stray, check=False))
+        rogue = deployment("login-hotfix-rogue", NS, late.image) | {"kind": "ReplicaSet"}
+        rogue["spec"]["template"]["spec"]["containers"].append(
+            {"name": "sidecar", "image": releases.reviewed.image}
+        )
+        refused(stack, stack.apply(owned_by(rogue, owner), check=False))
+        # A ReplicaSet of exactly the Deployment's images is what the exception admitted.
+        twin = deployment("login-hotfix-twin", NS, late.image) | {"kind": "ReplicaSet"}
+        twin["spec"]["replicas"] = 0
+        created = stack.apply(owned_by(twin, owner))
+        assert created.stdout.strip() == "replicaset.apps/login-hotfix-twin created"
+    finally:
+        delete_and_sync(stack, "accountabilityexception", app, NS)

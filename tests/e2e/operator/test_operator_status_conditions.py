@@ -1,0 +1,189 @@
+"""The operator on a real kube-apiserver says when a valid-looking object cannot do its job
+(issue 7, items 17 and 21): an exception for every image (`images: ["*"]`) or one that outlives
+the cluster's maximum is Invalid and left out of the published index; a RegionPolicy whose glob
+can match no region is Invalid, one for another region says it does not apply here; a policy
+whose preset needs a reviewer group that no policy defines is not Ready."""
+
+from __future__ import annotations
+
+import datetime
+import json
+import subprocess
+from collections.abc import Callable
+from typing import Any
+
+from operator_support import NAMESPACE, RunningOperator, get_json, wait_for
+
+Kubectl = Callable[..., subprocess.CompletedProcess[str]]
+API = "affidavit.dev/v1alpha1"
+
+
+def apply(kubectl: Kubectl, obj: dict[str, Any]) -> None:
+    kubectl("apply", "-f", "-", input=json.dumps(obj))
+
+
+def condition(obj: dict[str, Any] | None, kind: str = "Ready") -> dict[str, Any] | None:
+    conditions: list[dict[str, Any]] = ((obj or {}).get("status") or {}).get("conditions") or []
+    return next((c for c in conditions if c["type"] == kind), None)
+
+
+def index(kubectl: Kubectl) -> dict[str, Any]:
+    cm = get_json(kubectl, "configmap", "affidavit-policy-index", "-n", NAMESPACE)
+    data: dict[str, Any] = json.loads(cm["data"]["index.json"])
+    return data
+
+
+def exception(name: str, images: list[str], expires_at: str) -> dict[str, Any]:
+    return {
+        "apiVersion": API,
+        "kind": "AccountabilityException",
+        "metadata": {"name": name, "namespace": NAMESPACE},
+        "spec": {
+            "images": images,
+            "reason": "checkout outage",
+            "incidentId": "INC-77",
+            "owner": "alice",
+            "approvers": ["bob"],
+            "expiresAt": expires_at,
+        },
+    }
+
+
+def invalid_exception(kubectl: Kubectl, name: str) -> dict[str, Any]:
+    def check() -> dict[str, Any] | None:
+        obj = get_json(kubectl, "accountabilityexception", name, "-n", NAMESPACE)
+        c = condition(obj)
+        return obj if c and c["status"] == "False" else None
+
+    obj: dict[str, Any] = wait_for(check, f"{name} to be reported Invalid")
+    return obj
+
+
+def in_future(**delta: float) -> str:
+    t = datetime.datetime.now(datetime.UTC) + datetime.timedelta(**delta)
+    return t.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def test_an_exception_for_every_image_is_invalid(
+    operator: RunningOperator, kubectl: Kubectl
+) -> None:
+    apply(kubectl, exception("e2e-everything", ["*"], in_future(hours=2)))
+    try:
+        obj = invalid_exception(kubectl, "e2e-everything")
+        expected = (
+            "spec: Value error, images[0] '*' must start with literal text (a registry, "
+            "repository or name prefix), not a wildcard: an exception for every image switches "
+            "the policy off"
+        )
+        c = condition(obj)
+        assert c is not None
+        assert (obj["status"]["phase"], c["reason"], c["message"]) == (
+            "Invalid",
+            "Invalid",
+            expected,
+        )
+        published = index(kubectl)
+        assert all(e["name"] != "e2e-everything" for e in published["exceptions"])
+        assert published["errors"][f"AccountabilityException/{NAMESPACE}/e2e-everything"] == (
+            expected
+        )
+    finally:
+        kubectl("delete", "accountabilityexception", "e2e-everything", "-n", NAMESPACE)
+
+
+def test_an_exception_longer_than_the_cluster_maximum_is_invalid(
+    operator: RunningOperator, kubectl: Kubectl
+) -> None:
+    expires = in_future(days=30)
+    apply(kubectl, exception("e2e-too-long", ["registry.example/checkout*"], expires))
+    try:
+        obj = invalid_exception(kubectl, "e2e-too-long")
+        created = obj["metadata"]["creationTimestamp"]
+        start = datetime.datetime.fromisoformat(created.replace("Z", "+00:00"))
+        end = datetime.datetime.fromisoformat(expires.replace("Z", "+00:00"))
+        days, rest = divmod(int((end - start).total_seconds()), 86400)
+        lasts = f"{days} days" + (f" {rest // 3600} hours" if rest // 3600 else "")
+        latest = (start + datetime.timedelta(days=7)).strftime("%Y-%m-%dT%H:%M:%SZ")
+        c = condition(obj)
+        assert c is not None
+        assert (obj["status"]["phase"], c["reason"]) == ("Invalid", "Invalid")
+        assert c["message"] == (
+            f"spec.expiresAt: the exception lasts {lasts} (creationTimestamp {created} to "
+            f"expiresAt {expires}); cluster setting exceptionMaxDays allows at most 7 days; "
+            f"set expiresAt no later than {latest}"
+        )
+        assert all(e["name"] != "e2e-too-long" for e in index(kubectl)["exceptions"])
+    finally:
+        kubectl("delete", "accountabilityexception", "e2e-too-long", "-n", NAMESPACE)
+
+
+def test_region_policies_say_whether_they_can_apply(
+    operator: RunningOperator, kubectl: Kubectl
+) -> None:
+    for name, regions in (("e2e-upper", ["EU-*"]), ("e2e-us", ["us-*"])):
+        apply(
+            kubectl,
+            {"apiVersion": API, "kind": "RegionPolicy", "metadata": {"name": name},
+             "spec": {"regions": regions, "jurisdictions": ["soc2"]}},
+        )  # fmt: skip
+    try:
+        upper = wait_for(
+            lambda: condition(get_json(kubectl, "regionpolicy", "e2e-upper")),
+            "e2e-upper to get a Ready condition",
+        )
+        assert (upper["status"], upper["reason"], upper["message"]) == (
+            "False",
+            "Invalid",
+            "spec.regions: Value error, regions[0] 'EU-*' can match no region: region names are "
+            "lower-case letters, digits and '-' (e.g. eu-west-1), globs may add * ? [...]",
+        )
+        us = wait_for(
+            lambda: condition(get_json(kubectl, "regionpolicy", "e2e-us"), "AppliesToThisCluster"),
+            "e2e-us to say whether it applies",
+        )
+        assert (us["status"], us["reason"], us["message"]) == (
+            "False",
+            "OtherRegion",
+            "regions us-* do not include this cluster's region eu-west-1: it has no effect here",
+        )
+        ready = condition(get_json(kubectl, "regionpolicy", "e2e-us"))
+        assert ready is not None and ready["status"] == "True"
+    finally:
+        kubectl("delete", "regionpolicy", "e2e-upper", "e2e-us", "--ignore-not-found")
+
+
+def test_a_preset_needing_an_undefined_group_is_not_ready(
+    operator: RunningOperator, kubectl: Kubectl
+) -> None:
+    apply(
+        kubectl,
+        {"apiVersion": API, "kind": "AccountabilityPolicy", "metadata": {"name": "e2e-oversight"},
+         "spec": {"match": {"images": ["registry.example/e2e-oversight/*"]},
+                  "jurisdictions": ["eu-ai-act-high-risk"]}},
+    )  # fmt: skip
+    try:
+
+        def not_ready() -> dict[str, Any] | None:
+            c = condition(get_json(kubectl, "accountabilitypolicy", "e2e-oversight"))
+            return c if c and c["status"] == "False" else None
+
+        c = wait_for(not_ready, "e2e-oversight to be reported")
+        assert (c["reason"], c["message"]) == (
+            "GroupUndefined",
+            "compiled and enforced, but preset/eu-ai-act-high-risk tiers.*.reviewerGroups needs "
+            "an approver from `oversight`, and no AccountabilityPolicy or RegionPolicy defines "
+            "it: every change that rule covers is denied; define the group in spec.groups "
+            "(members' logins or emails)",
+        )
+        assert any(p["name"] == "e2e-oversight" for p in index(kubectl)["policies"])
+        kubectl("patch", "accountabilitypolicy", "e2e-oversight", "--type=merge",
+                "-p", json.dumps({"spec": {"groups": {"oversight": ["olga"]}}}))  # fmt: skip
+        wait_for(
+            lambda: (
+                (c := condition(get_json(kubectl, "accountabilitypolicy", "e2e-oversight")))
+                and c["status"] == "True"
+            ),
+            "e2e-oversight to be Ready once the group is defined",
+        )
+    finally:
+        kubectl("delete", "accountabilitypolicy", "e2e-oversight", "--ignore-not-found")

@@ -1,0 +1,122 @@
+"""Ledger faults on a real `affidavit webhook serve`: another process holding the SQLite write lock
+does not stall admission (the decision is buffered within the ledger's short wait, the answer
+says so, and the background flusher records it once the lock is released); and a webhook
+SIGKILLed while PostgreSQL is down loses none of the decisions it answered: they are in its
+buffer file, replayed into the chain when it starts again."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+from pathlib import Path
+
+from admission_support import Images, Tls, review, start_webhook
+
+from affidavit.ledger import BUFFERED_NOTE, Ledger
+from ledger_databases import PostgresServer
+
+
+def _wait_for(check: object, what: str, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():  # type: ignore[operator]
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.2)
+
+
+def test_a_held_write_lock_buffers_the_decision_and_says_so(
+    tmp_path: Path, tls: Tls, images: Images, workdir: Path
+) -> None:
+    db = tmp_path / "ledger.db"
+    hook = start_webhook(
+        tmp_path,
+        tls.ca.cert_pem,
+        tls.cert,
+        tls.key,
+        args=[
+            "--ledger",
+            f"sqlite:///{db}",
+            "--policy-dir",
+            str(workdir / "policies"),
+            "--registry-allowed-host",
+            images.host,
+        ],
+    )
+    held, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        conn = sqlite3.connect(db, isolation_level=None)
+        conn.execute("BEGIN EXCLUSIVE")
+        held.set()
+        release.wait(20)  # past the webhook's 1 s wait, inside its old 30 s one
+        conn.execute("ROLLBACK")
+        conn.close()
+
+    try:
+        first = hook.validate(review(images.good, uid="u-before")).json()["response"]
+        assert "warnings" not in first  # stored: the ledger exists and answers
+        holder = threading.Thread(target=hold)
+        holder.start()
+        try:
+            assert held.wait(10)
+            response = hook.validate(review(images.good, uid="u-locked")).json()["response"]
+        finally:
+            release.set()
+            holder.join()
+        assert response["allowed"] is True
+        decision_id = response["auditAnnotations"]["decision"]
+        assert response["warnings"] == [f"{BUFFERED_NOTE} (decision {decision_id})"]
+        ledger = Ledger(f"sqlite:///{db}")
+        _wait_for(lambda: ledger.get(decision_id) is not None, "the flusher to record it")
+        assert ledger.count() == 2
+        assert ledger.verify_chain().ok
+    finally:
+        hook.stop()
+
+
+def test_a_webhook_killed_during_a_database_outage_loses_no_answered_decision(
+    tmp_path: Path, tls: Tls, images: Images, workdir: Path, postgres_server: PostgresServer
+) -> None:
+    postgres = postgres_server
+    buffer = tmp_path / "buffer.jsonl"
+    args = [
+        "--ledger",
+        postgres.url,
+        "--ledger-buffer-file",
+        str(buffer),
+        "--policy-dir",
+        str(workdir / "policies"),
+        "--registry-allowed-host",
+        images.host,
+    ]
+    hook = start_webhook(tmp_path, tls.ca.cert_pem, tls.cert, tls.key, args=args)
+    answered: list[str] = []
+    try:
+        stored = hook.validate(review(images.good, uid="u-up")).json()["response"]
+        assert "warnings" not in stored
+        answered.append(stored["auditAnnotations"]["decision"])
+        postgres.stop()
+        for i in range(5):
+            image = images.good if i % 2 else images.bare
+            response = hook.validate(review(image, uid=f"u-down-{i}")).json()["response"]
+            decision_id = response["auditAnnotations"]["decision"]
+            assert response["allowed"] is (i % 2 == 1)
+            assert response["warnings"][-1] == f"{BUFFERED_NOTE} (decision {decision_id})"
+            answered.append(decision_id)
+    finally:
+        hook.proc.kill()  # SIGKILL: no shutdown, no flush
+        hook.proc.wait()
+        hook.client.close()
+    assert len(buffer.read_bytes().splitlines()) == 5
+    postgres.start()
+    hook = start_webhook(tmp_path, tls.ca.cert_pem, tls.cert, tls.key, args=args)
+    try:
+        ledger = Ledger(postgres.url)
+        _wait_for(lambda: ledger.count() == len(answered), "the replayed backlog")
+        assert [r.id for r in ledger.after(0)] == answered
+        assert ledger.verify_chain().ok
+        _wait_for(lambda: buffer.read_bytes() == b"", "the buffer file to be truncated")
+        ledger.close()
+    finally:
+        hook.stop()

@@ -1,0 +1,225 @@
+"""The owner check against a real kube-apiserver: a child is its owner's only when the owner the
+child names exists on the API server with that UID, is a kind that creates the child's kind, and
+its template runs exactly the child's images — a forged UID, another image, an extra image, a
+non-controller reference or an owner of the wrong kind are not. Owner snapshots are cached,
+bounded in time and in entries, a changed template is read again, and an API server that never
+answers, or forbids the read, makes the check give up (the child is then judged)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from kubernetes import client
+
+from affidavit.admission.kube import KubeApi, api_client
+from affidavit.admission.owners import OwnerChain, OwnerRef, controller_ref
+from affidavit.envtest import ControlPlaneInfo
+from control_planes import started_control_plane
+
+NS = "shop"
+APP = "registry.example/shop/app:1"
+OTHER = "registry.example/shop/unreviewed:1"
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ControlPlaneInfo]:
+    """Its own control plane without a controller manager: owners here have no real children."""
+    with started_control_plane(
+        tmp_path_factory.mktemp("cp"), with_controller_manager=False
+    ) as info:
+        core = client.CoreV1Api(api_client(info.kubeconfig))
+        core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=NS)))
+        yield info
+
+
+@pytest.fixture(scope="module")
+def apps(cluster: ControlPlaneInfo) -> client.AppsV1Api:
+    return client.AppsV1Api(api_client(cluster.kubeconfig))
+
+
+@pytest.fixture(scope="module")
+def kube(cluster: ControlPlaneInfo) -> KubeApi:
+    return KubeApi(api_client(cluster.kubeconfig))
+
+
+def _template(name: str, images: list[str]) -> dict[str, Any]:
+    return {
+        "metadata": {"labels": {"app": name}},
+        "spec": {"containers": [{"name": f"c{i}", "image": im} for i, im in enumerate(images)]},
+    }
+
+
+def deployment(apps: client.AppsV1Api, name: str, *images: str) -> str:
+    """Create a Deployment running ``images``; its UID."""
+    body: dict[str, Any] = {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": name},
+        "spec": {
+            "selector": {"matchLabels": {"app": name}},
+            "template": _template(name, [*images]),
+        },
+    }
+    created: Any = apps.create_namespaced_deployment(NS, body)  # type: ignore[arg-type]
+    return str(created.metadata.uid)
+
+
+def replica_set(owner: str, uid: str, *images: str, controller: bool = True) -> dict[str, Any]:
+    """A ReplicaSet as a child claims it (never created: the check reads only the owner)."""
+    ref: dict[str, Any] = {"apiVersion": "apps/v1", "kind": "Deployment", "name": owner, "uid": uid}
+    if controller:
+        ref["controller"] = True
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "ReplicaSet",
+        "metadata": {"name": f"{owner}-5d8f", "namespace": NS, "ownerReferences": [ref]},
+        "spec": {"template": _template(owner, [*images])},
+    }
+
+
+def test_a_child_is_its_owners_only_when_the_api_server_says_so(
+    apps: client.AppsV1Api, kube: KubeApi
+) -> None:
+    uid = deployment(apps, "web", APP)
+    owners = OwnerChain(kube)
+    try:
+
+        def check(obj: dict[str, Any], *images: str, kind: str = "ReplicaSet") -> OwnerRef | None:
+            return owners.verify(kind, NS, obj, images, timeout=10)
+
+        assert check(replica_set("web", uid, APP), APP) == OwnerRef(
+            "apps", "Deployment", "web", uid
+        )
+        assert check(replica_set("web", "forged-uid", APP), APP) is None
+        assert check(replica_set("web", uid, OTHER), OTHER) is None
+        assert check(replica_set("web", uid, APP, OTHER), APP, OTHER) is None
+        assert check(replica_set("web", uid, APP, controller=False), APP) is None
+        assert check(replica_set("absent", uid, APP), APP) is None
+        # A Deployment creates ReplicaSets, not Pods: a Pod claiming one is judged.
+        assert check(replica_set("web", uid, APP), APP, kind="Pod") is None
+    finally:
+        owners.close()
+
+
+def test_controller_ref_reads_only_the_controller_of_a_creating_kind() -> None:
+    rs = replica_set("web", "u1", APP)
+    assert controller_ref("ReplicaSet", rs) == OwnerRef("apps", "Deployment", "web", "u1")
+    assert controller_ref("Deployment", rs) is None  # nothing creates Deployments
+    rs["metadata"]["ownerReferences"][0]["apiVersion"] = "example.com/v1"
+    assert controller_ref("ReplicaSet", rs) is None  # a Deployment of another group
+    pod = {"metadata": {"ownerReferences": [{"apiVersion": "v1", "kind": "ReplicationController",
+                                             "name": "rc", "uid": "u2", "controller": True}]}}  # fmt: skip
+    assert controller_ref("Pod", pod) == OwnerRef("", "ReplicationController", "rc", "u2")
+
+
+def test_owner_snapshots_are_cached_bounded_in_time_and_entries(
+    apps: client.AppsV1Api, kube: KubeApi
+) -> None:
+    now = [0.0]
+    owners = OwnerChain(kube, ttl=30, max_entries=1, clock=lambda: now[0])
+    one, two = deployment(apps, "cache-one", APP), deployment(apps, "cache-two", APP)
+    try:
+        assert owners.verify(
+            "ReplicaSet", NS, replica_set("cache-one", one, APP), (APP,), timeout=10
+        )
+        assert owners.verify(
+            "ReplicaSet", NS, replica_set("cache-two", two, APP), (APP,), timeout=10
+        )
+        apps.delete_namespaced_deployment("cache-one", NS)
+        apps.delete_namespaced_deployment("cache-two", NS)
+        # cache-two is still cached; cache-one was evicted (one entry) and is read again: gone.
+        assert owners.verify(
+            "ReplicaSet", NS, replica_set("cache-two", two, APP), (APP,), timeout=10
+        )
+        assert not owners.verify(
+            "ReplicaSet", NS, replica_set("cache-one", one, APP), (APP,), timeout=10
+        )
+        now[0] = 31.0  # expired: read again, gone
+        assert not owners.verify(
+            "ReplicaSet", NS, replica_set("cache-two", two, APP), (APP,), timeout=10
+        )
+    finally:
+        owners.close()
+
+
+def test_a_changed_template_is_read_again(apps: client.AppsV1Api, kube: KubeApi) -> None:
+    owners = OwnerChain(kube, ttl=3600)
+    uid = deployment(apps, "rolled", APP)
+    try:
+        assert owners.verify("ReplicaSet", NS, replica_set("rolled", uid, APP), (APP,), timeout=10)
+        patch = {"spec": {"template": _template("rolled", [OTHER])}}
+        apps.patch_namespaced_deployment("rolled", NS, patch)
+        # The cached snapshot (APP) does not match; the fresh read (OTHER) does.
+        assert owners.verify(
+            "ReplicaSet", NS, replica_set("rolled", uid, OTHER), (OTHER,), timeout=10
+        )
+        assert not owners.verify(
+            "ReplicaSet", NS, replica_set("rolled", uid, APP), (APP,), timeout=10
+        )
+    finally:
+        owners.close()
+
+
+def test_an_api_server_that_never_answers_makes_the_check_give_up(
+    cluster: ControlPlaneInfo, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    hang = socket.socket()
+    hang.bind(("127.0.0.1", 0))
+    hang.listen(16)  # accepts connections into the backlog, never answers
+    config = cluster.kubeconfig.read_text().replace(
+        cluster.server, f"https://127.0.0.1:{hang.getsockname()[1]}"
+    )
+    kubeconfig = tmp_path / "hanging"
+    kubeconfig.write_text(config)
+    owners = OwnerChain(KubeApi(api_client(kubeconfig), owner_timeout=30), workers=1)
+    try:
+        child = replica_set("web", "u1", APP)
+        with caplog.at_level(logging.WARNING, logger="affidavit.admission"):
+            assert owners.verify("ReplicaSet", NS, child, (APP,), timeout=0.2) is None
+            # The one read is still stuck: the next check does not queue behind it.
+            assert owners.verify("ReplicaSet", NS, child, (APP,), timeout=10) is None
+        assert [r.getMessage() for r in caplog.records if r.name == "affidavit.admission"] == [
+            f"owner check of Deployment/web (uid u1) in {NS} timed out after 0.2s",
+            f"owner check of Deployment/web (uid u1) in {NS} skipped: all reads busy",
+        ]
+    finally:
+        owners.close()
+        hang.close()
+
+
+def test_an_owner_the_webhook_may_not_read_makes_the_check_give_up(
+    cluster: ControlPlaneInfo,
+    apps: client.AppsV1Api,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    uid = deployment(apps, "unreadable", APP)
+    core = client.CoreV1Api(api_client(cluster.kubeconfig))
+    core.create_namespaced_service_account(
+        NS, client.V1ServiceAccount(metadata=client.V1ObjectMeta(name="no-rbac"))
+    )
+    request = client.AuthenticationV1TokenRequest(spec=client.V1TokenRequestSpec(audiences=[]))
+    token = core.create_namespaced_service_account_token("no-rbac", NS, request).status.token
+    admin = yaml.safe_load(cluster.kubeconfig.read_text())
+    admin["users"] = [{"name": "no-rbac", "user": {"token": token}}]
+    admin["contexts"][0]["context"]["user"] = "no-rbac"
+    kubeconfig = tmp_path / "no-rbac"
+    kubeconfig.write_text(json.dumps(admin))
+    owners = OwnerChain(KubeApi(api_client(kubeconfig)))
+    try:
+        with caplog.at_level(logging.WARNING, logger="affidavit.admission"):
+            child = replica_set("unreadable", uid, APP)
+            assert owners.verify("ReplicaSet", NS, child, (APP,), timeout=10) is None
+        assert [r.getMessage() for r in caplog.records if r.name == "affidavit.admission"] == [
+            f"owner check of Deployment/unreadable (uid {uid}) in {NS} failed: "
+            f"cannot get Deployment {NS}/unreadable: 403 Forbidden"
+        ]
+    finally:
+        owners.close()

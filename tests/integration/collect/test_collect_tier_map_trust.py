@@ -1,0 +1,153 @@
+"""The change does not decide its own review: tiers come from the base revision's map.
+
+The attack (issue 7, item 9): an AI commit edits ``src/auth/login.py`` and, in the same commit,
+drops ``src/auth/**`` from ``critical`` in ``.affidavit/tiers.yaml``. Read at head, the map would
+make the login change ``standard`` and let it in unreviewed. Classified with the map of the base
+revision (the trusted side), it stays ``critical``, and the edit of the map is ``critical`` too.
+Real git repositories, the real collector and the ``affidavit collect provenance`` command.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import jsonschema
+import pytest
+from collect_gitrepo import Repo
+
+from affidavit.attestations.collect import collect_provenance
+from affidavit.cli.main import main
+
+ROOT = Path(__file__).resolve().parents[3]
+SCHEMA = json.loads((ROOT / "attestations/ai-provenance/v1/schema.json").read_text("utf-8"))
+CLAUDE = "\n\nCo-authored-by: Claude <noreply@anthropic.com>\n"
+
+STRICT = b"""tiers:
+  - tier: critical
+    paths: ["src/auth/**", "src/payments/**"]
+  - tier: low
+    paths: ["docs/**"]
+default: standard
+"""
+RELAXED = b"""tiers:
+  - tier: critical
+    paths: ["src/payments/**"]
+  - tier: low
+    paths: ["docs/**"]
+default: standard
+"""
+
+
+def _sha(raw: bytes) -> str:
+    return "sha256:" + hashlib.sha256(raw).hexdigest()
+
+
+def _released(make_repo: Callable[[str], Repo]) -> tuple[Repo, str]:
+    """A repository whose released base has the strict map and a login module."""
+    repo = make_repo("shop")
+    base = repo.commit(
+        "release 1.0",
+        {".affidavit/tiers.yaml": STRICT, "src/auth/login.py": "def login(): ...\n"},
+    )
+    return repo, base
+
+
+def _tiers(predicate: dict[str, object], n: int = 0) -> list[tuple[str, str]]:
+    changes = predicate["changes"]
+    assert isinstance(changes, list)
+    return [(f["path"], f["tier"]) for f in changes[n]["files"]]
+
+
+def test_ai_commit_that_relaxes_the_map_is_classified_by_the_base_map(
+    make_repo: Callable[[str], Repo],
+) -> None:
+    repo, base = _released(make_repo)
+    repo.commit(
+        "login: skip the password check" + CLAUDE,
+        {".affidavit/tiers.yaml": RELAXED, "src/auth/login.py": "def login(): return True\n"},
+    )
+    predicate = collect_provenance(repo.path, base, "HEAD").to_wire()
+    jsonschema.Draft202012Validator(SCHEMA).validate(predicate)
+    assert predicate["changes"][0]["aiInvolvement"] == "assisted"
+    assert _tiers(predicate) == [
+        (".affidavit/tiers.yaml", "critical"),
+        ("src/auth/login.py", "critical"),
+    ]
+    assert predicate["summary"]["tiersTouchedByAi"] == ["critical"]
+    assert predicate["collector"]["tiersDigest"] == _sha(STRICT)
+    assert predicate["collector"]["tiersSource"] == {
+        "kind": "base-revision",
+        "path": ".affidavit/tiers.yaml",
+        "revision": base,
+    }
+
+
+def test_the_relaxed_map_applies_only_once_it_is_the_base(
+    make_repo: Callable[[str], Repo],
+) -> None:
+    repo, _ = _released(make_repo)
+    relaxed = repo.commit("tiers: auth is standard now", {".affidavit/tiers.yaml": RELAXED})
+    repo.commit("login" + CLAUDE, {"src/auth/login.py": "def login(): return True\n"})
+    predicate = collect_provenance(repo.path, relaxed, "HEAD").to_wire()
+    assert _tiers(predicate) == [("src/auth/login.py", "standard")]
+    assert predicate["collector"]["tiersDigest"] == _sha(RELAXED)
+    assert predicate["collector"]["tiersSource"]["revision"] == relaxed
+
+
+@pytest.mark.parametrize("how", ["edit", "delete", "rename"])
+def test_any_change_to_the_map_itself_is_critical(
+    make_repo: Callable[[str], Repo], how: str
+) -> None:
+    repo, base = _released(make_repo)
+    if how == "edit":
+        repo.commit("tiers" + CLAUDE, {".affidavit/tiers.yaml": STRICT + b"# note\n"})
+        expected = [(".affidavit/tiers.yaml", "critical")]
+    elif how == "delete":
+        repo.git("rm", "-q", ".affidavit/tiers.yaml")
+        repo.commit("drop tiers" + CLAUDE)
+        expected = [(".affidavit/tiers.yaml", "critical")]
+    else:
+        repo.git("mv", ".affidavit/tiers.yaml", ".affidavit/tiers.old.yaml")
+        repo.commit("move tiers" + CLAUDE)
+        expected = [(".affidavit/tiers.old.yaml", "critical")]
+    predicate = collect_provenance(repo.path, base, "HEAD").to_wire()
+    assert _tiers(predicate) == expected
+    assert predicate["summary"]["tiersTouchedByAi"] == ["critical"]
+
+
+def test_a_map_that_puts_itself_in_a_low_tier_is_still_critical(
+    make_repo: Callable[[str], Repo], tmp_path: Path
+) -> None:
+    repo, base = _released(make_repo)
+    repo.commit("tiers" + CLAUDE, {".affidavit/tiers.yaml": STRICT + b"# note\n"})
+    lenient = tmp_path / "lenient.yaml"
+    lenient.write_bytes(b"tiers:\n  - tier: low\n    paths: ['**']\n")
+    predicate = collect_provenance(repo.path, base, "HEAD", tiers_file=lenient).to_wire()
+    assert _tiers(predicate) == [(".affidavit/tiers.yaml", "critical")]
+    assert predicate["collector"]["tiersSource"] == {"kind": "file", "path": str(lenient)}
+
+
+def test_cli_records_the_base_map(
+    make_repo: Callable[[str], Repo], capsys: pytest.CaptureFixture[str]
+) -> None:
+    repo, base = _released(make_repo)
+    repo.commit(
+        "login" + CLAUDE,
+        {".affidavit/tiers.yaml": RELAXED, "src/auth/login.py": "def login(): return True\n"},
+    )
+    args = ["collect", "provenance", "--repo", str(repo.path), "--base", base, "--head", "main"]
+    assert main(args) == 0
+    printed = json.loads(capsys.readouterr().out)
+    jsonschema.Draft202012Validator(SCHEMA).validate(printed)
+    assert _tiers(printed) == [
+        (".affidavit/tiers.yaml", "critical"),
+        ("src/auth/login.py", "critical"),
+    ]
+    assert printed["collector"]["tiersSource"] == {
+        "kind": "base-revision",
+        "path": ".affidavit/tiers.yaml",
+        "revision": base,
+    }
