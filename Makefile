@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test deps debs venv binaries lint unit integration e2e bench fuzz clean image
+.PHONY: demo test deps debs venv binaries lint unit integration e2e bench fuzz clean image cluster cluster-stop node-binaries
 
 demo: deps binaries
 	$(VENV)/bin/affidavit demo
@@ -40,8 +40,22 @@ image: deps
 	  operator/build-image --push "$(REGISTRY)/$(IMAGE_REPO):$(IMAGE_TAG)" --sign-key "$(SIGN_KEY)"; \
 	fi
 
+# What `make test` needs. The real node's parts (kubelet, containerd, CoreDNS, ...) are built only
+# for `make cluster` and the node tests (AFFIDAVIT_NODE_TESTS=1): `make node-binaries`.
 binaries:
-	@bash scripts/k8s-binaries all
+	@bash scripts/k8s-binaries k8s >/dev/null
+	@bash scripts/k8s-binaries cosign >/dev/null
+
+node-binaries:
+	@bash scripts/k8s-binaries node >/dev/null
+
+# A control plane and a real node (in namespaces of their own) with the chart installed from a
+# freshly built image; prints the kubeconfig. `make cluster-stop` removes it all.
+cluster: deps binaries node-binaries
+	@bash scripts/cluster
+
+cluster-stop:
+	@bash scripts/cluster stop
 
 lint: venv
 	$(VENV)/bin/ruff check src tests benchmarks

@@ -10,7 +10,14 @@ certificates that such a cluster and a webhook it calls need.
     with ControlPlane(workdir) as info:
         ...  # info.kubeconfig, info.server, info.kubectl
 
-``python -m affidavit.envtest [WORKDIR]`` runs one until interrupted (for the demo).
+A real node (kubelet, containerd, kube-proxy, CoreDNS, a registry, optionally PostgreSQL)
+runs on request, with the control plane, inside namespaces of its own:
+
+    from affidavit.envtest import Node
+    with Node(workdir) as node:
+        ...  # node.control_plane.kubeconfig, node.registry_local, node.run([...])
+
+``python -m affidavit.envtest [--node] [WORKDIR]`` runs one until interrupted (demo, make cluster).
 """
 
 from __future__ import annotations
@@ -19,11 +26,14 @@ from affidavit.envtest.binaries import (
     BinariesMissingError,
     find_binaries,
     find_cosign,
+    find_node_binaries,
     k8s_bin_dir,
     pinned_versions,
 )
 from affidavit.envtest.certs import CertKeyPair, issue_cert, make_ca
 from affidavit.envtest.controlplane import ControlPlane, ControlPlaneError, ControlPlaneInfo
+from affidavit.envtest.namespaces import Namespaces
+from affidavit.envtest.node import Node, NodeError, NodeInfo
 from affidavit.envtest.process import ManagedProcess, child_setup, free_port
 
 __all__ = [
@@ -33,9 +43,14 @@ __all__ = [
     "ControlPlaneError",
     "ControlPlaneInfo",
     "ManagedProcess",
+    "Namespaces",
+    "Node",
+    "NodeError",
+    "NodeInfo",
     "child_setup",
     "find_binaries",
     "find_cosign",
+    "find_node_binaries",
     "free_port",
     "issue_cert",
     "k8s_bin_dir",

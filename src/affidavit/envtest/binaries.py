@@ -20,13 +20,24 @@ __all__ = [
     "cache_root",
     "find_binaries",
     "find_cosign",
+    "find_node_binaries",
     "k8s_bin_dir",
+    "node_root",
     "pinned_versions",
     "versions_file",
 ]
 
 #: Binaries a full control plane (with kubectl for the tests) needs.
 CONTROL_PLANE_BINARIES = ("etcd", "kube-apiserver", "kube-controller-manager", "kubectl")
+#: Binaries a real node needs beside them (``scripts/k8s-binaries node``).
+NODE_BINARIES = (
+    "kubelet",
+    "kube-scheduler",
+    "kube-proxy",
+    "containerd",
+    "containerd-shim-runc-v2",
+    "coredns",
+)
 
 _BUILD_HINT = (
     "run `bash scripts/k8s-binaries` from the repository root (builds them with Go from the "
@@ -117,3 +128,29 @@ def find_cosign() -> Path:
             "(builds it with Go from the module proxy), or set AFFIDAVIT_COSIGN",
         )
     return path
+
+
+def node_root() -> Path:
+    """Where ``scripts/k8s-binaries node`` puts the node's binaries (``bin/``) and pause image."""
+    return cache_root() / "node" / pinned_versions()["K8S_VERSION"]
+
+
+def find_node_binaries() -> Path:
+    """The directory holding every binary in :data:`NODE_BINARIES` and the pause image.
+
+    ``$AFFIDAVIT_NODE_BIN`` wins when set. Raises :class:`BinariesMissingError` naming what is
+    missing and how to build it.
+    """
+    override = os.environ.get("AFFIDAVIT_NODE_BIN")
+    directory = Path(override) if override else node_root() / "bin"
+    missing = [name for name in NODE_BINARIES if not os.access(directory / name, os.X_OK)]
+    if not (directory.parent / "pause-oci" / "index.json").is_file():
+        missing.append("pause image (pause-oci)")
+    if missing:
+        raise BinariesMissingError(
+            f"node binaries missing from {directory}: {', '.join(missing)}",
+            hint="run `bash scripts/k8s-binaries node` from the repository root (builds them "
+            "with Go from the module proxy), or point AFFIDAVIT_NODE_BIN at a directory that "
+            "holds them",
+        )
+    return directory

@@ -39,6 +39,7 @@ from affidavit.envtest.certs import (
     public_key_pem,
 )
 from affidavit.envtest.kubeconfig import write_kubeconfig
+from affidavit.envtest.namespaces import Namespaces
 from affidavit.envtest.process import ManagedProcess, child_setup, free_port
 from affidavit.errors import ClusterError
 
@@ -114,10 +115,15 @@ class ControlPlane:
         extra_apiserver_args: Sequence[str] = (),
         webhook_client_hosts: Sequence[str] = (),
         webhook_client_name: str = DEFAULT_CLIENT_NAME,
+        namespace: Namespaces | None = None,
     ) -> None:
         self.workdir = Path(workdir).resolve()
         self._webhook_client_hosts = tuple(webhook_client_hosts)
         self._webhook_client_name = webhook_client_name
+        #: With a namespace (a real node's), every component runs inside it on the node's
+        #: address at the usual ports, and Pods reach the apiserver through the ``kubernetes``
+        #: Service; without, they run on 127.0.0.1 at free ports.
+        self.namespace = namespace
         self._binaries = binaries
         self.with_controller_manager = with_controller_manager
         self._extra_apiserver_args = tuple(extra_apiserver_args)
@@ -195,6 +201,8 @@ class ControlPlane:
 
     def _spawn(self, name: str, argv: list[str]) -> ManagedProcess:
         try:
+            if self.namespace is not None:
+                argv = self.namespace.command(argv, cwd=self.workdir)
             proc = ManagedProcess(name, argv, self.workdir / f"{name}.log", cwd=self.workdir)
         except ClusterError as e:
             raise ControlPlaneError(e.message, hint=e.hint) from e.__cause__
@@ -214,7 +222,7 @@ class ControlPlane:
                     f"last lines of {proc.log_path}:\n{tail}"
                 )
             try:
-                if check():
+                if check() if self.namespace is None else self.namespace.call(check):
                     return
             except (OSError, http.client.HTTPException) as e:
                 last_error = str(e)
@@ -234,10 +242,12 @@ class ControlPlane:
         # the admin client identity and the service-account key pair.
         serving_ca = make_ca("affidavit-envtest-ca")
         client_ca = make_ca("affidavit-envtest-client-ca")
+        ns = self.namespace
+        host = "127.0.0.1" if ns is None else ns.ip
         apiserver = issue_cert(
             serving_ca,
             "kube-apiserver",
-            ip_sans=["127.0.0.1", _SERVICE_IP],
+            ip_sans=sorted({"127.0.0.1", host, _SERVICE_IP}),
             dns_sans=[
                 "localhost",
                 "kubernetes",
@@ -265,10 +275,35 @@ class ControlPlane:
             )
             admission_args = [f"--admission-control-config-file={webhook_client.admission_config}"]
 
-        etcd_port, peer_port, api_port = free_port(), free_port(), free_port()
+        if ns is None:
+            etcd_port, peer_port, api_port = free_port(), free_port(), free_port()
+        else:  # a namespace of its own: every port is free
+            etcd_port, peer_port, api_port = 2379, 2380, 6443
         etcd_url = f"http://127.0.0.1:{etcd_port}"
         peer_url = f"http://127.0.0.1:{peer_port}"
-        server = f"https://127.0.0.1:{api_port}"
+        server = f"https://{host}:{api_port}"
+        if ns is None:
+            placement = [
+                # No token controller runs before the controller manager; like envtest, do not
+                # make Pod creation wait for the default ServiceAccount.
+                "--disable-admission-plugins=ServiceAccount",
+                "--bind-address=127.0.0.1",
+                "--advertise-address=127.0.0.1",
+                # A 127.0.0.1 endpoint for the `kubernetes` Service is invalid; don't try.
+                "--endpoint-reconciler-type=none",
+            ]
+        else:
+            placement = [  # Pods run: they get their ServiceAccount token (admission plugin on)
+                "--bind-address=0.0.0.0",
+                f"--advertise-address={host}",
+                # Webhooks are called at their endpoints' Pod IPs, not through a ClusterIP
+                # (nothing in the apiserver's own network path runs kube-proxy's rules).
+                "--enable-aggregator-routing=true",
+                # `kubectl logs/exec` and the apiserver's calls to the kubelet.
+                f"--kubelet-client-certificate={admin_crt}",
+                f"--kubelet-client-key={admin_key}",
+                "--kubelet-preferred-address-types=InternalIP",
+            ]
 
         etcd = self._spawn(
             "etcd",
@@ -292,8 +327,7 @@ class ControlPlane:
             [
                 str(bin_dir / "kube-apiserver"),
                 f"--etcd-servers={etcd_url}",
-                "--bind-address=127.0.0.1",
-                "--advertise-address=127.0.0.1",
+                *placement,
                 f"--secure-port={api_port}",
                 f"--cert-dir={pki}",
                 f"--tls-cert-file={apiserver_crt}",
@@ -302,14 +336,9 @@ class ControlPlane:
                 f"--service-cluster-ip-range={_SERVICE_CIDR}",
                 "--allow-privileged=true",
                 "--authorization-mode=RBAC",
-                # No token controller runs before the controller manager; like envtest, do not
-                # make Pod creation wait for the default ServiceAccount.
-                "--disable-admission-plugins=ServiceAccount",
                 f"--service-account-issuer={server}/",
                 f"--service-account-key-file={sa_pub}",
                 f"--service-account-signing-key-file={sa_key}",
-                # A 127.0.0.1 endpoint for the `kubernetes` Service is invalid; don't keep trying.
-                "--endpoint-reconciler-type=none",
                 *admission_args,
                 *self._extra_apiserver_args,
             ],
@@ -319,14 +348,14 @@ class ControlPlane:
         self._wait(
             kube_apiserver,
             f"kube-apiserver at {server}",
-            lambda: _https_ok("127.0.0.1", api_port, "/readyz", ssl_ctx),
+            lambda: _https_ok(host, api_port, "/readyz", ssl_ctx),
         )
 
         kubeconfig = wd / "kubeconfig"
         write_kubeconfig(kubeconfig, server, serving_ca, admin)
 
         if self.with_controller_manager:
-            kcm_port = free_port()
+            kcm_port = free_port() if ns is None else 10257
             kcm = self._spawn(
                 "kube-controller-manager",
                 [

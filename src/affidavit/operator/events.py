@@ -15,7 +15,7 @@ import asyncio
 import contextlib
 import logging
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -110,6 +110,8 @@ class EventReporter:
     batch: int = 100
     interval: float = 2.0
     cursor: int | None = None
+    #: Only the replica holding the operator Lease reports (see affidavit.operator.leader).
+    is_leader: Callable[[], bool] = lambda: True
     _policy_reports: bool | None = field(default=None, repr=False)
 
     def load_cursor(self) -> int:
@@ -142,6 +144,9 @@ class EventReporter:
 
     def poll_once(self) -> int:
         """Emit what is new since the cursor; returns how many Events were created."""
+        if not self.is_leader():
+            self.cursor = None  # on taking over, continue from the stored cursor
+            return 0
         if self.cursor is None:
             self.cursor = self.load_cursor()
         emitted = 0

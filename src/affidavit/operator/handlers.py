@@ -22,7 +22,7 @@ from __future__ import annotations
 import asyncio
 import datetime
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 from typing import Any
@@ -190,6 +190,8 @@ class Reconciler:
     snapshot: Snapshot = field(default_factory=Snapshot)
     exception_max_days: int = DEFAULT_EXCEPTION_MAX_DAYS
     readiness: Readiness | None = None
+    #: Only the replica holding the operator Lease publishes (see affidavit.operator.leader).
+    is_leader: Callable[[], bool] = lambda: True
     _dirty: asyncio.Event = field(default_factory=asyncio.Event)
 
     def mark_dirty(self) -> None:
@@ -277,8 +279,10 @@ class Reconciler:
         # the webhook agree that it admits nothing.
         problems = health.exception_problems(index, cluster=self.cluster, region=self.region)
         index = health.without_exceptions(index, problems)
-        self.publish(index)
         self.snapshot = Snapshot(objects=listed, index=index)
+        if not self.is_leader():
+            return None
+        self.publish(index)
         for kind in KINDS:
             for obj in listed[kind]:
                 self._update_status(kind, obj, index, now)

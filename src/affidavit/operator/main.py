@@ -1,8 +1,9 @@
 """The operator's entry point: settings, kopf in standalone mode, and the background loops.
 
-One process runs kopf (watching the CRDs, no peering: one replica owns the index) beside three
-loops of its own: the reconciler (index, status, exception expiry), the certificate manager
-(Secret, cert dir, ``caBundle``, rotation) and the event reporter (ledger -> Events). kopf logs
+One process runs kopf (watching the CRDs, no kopf peering) beside four loops of its own: the
+leader election (a Lease: of several replicas, only its holder publishes), the reconciler
+(index, status, exception expiry), the certificate manager (Secret, cert dir, ``caBundle``,
+rotation; every replica, race-safe) and the event reporter (ledger -> Events). kopf logs
 in with the same kubeconfig (or service account) the loops use, so a local run against a test
 control plane and an in-cluster run differ only in ``--kubeconfig``.
 """
@@ -13,9 +14,7 @@ import asyncio
 import contextlib
 import datetime
 import logging
-import os
 import signal
-import socket
 import urllib.parse
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,7 +24,7 @@ import kopf
 
 from affidavit.errors import AffidavitError, UsageError
 from affidavit.ledger import Ledger
-from affidavit.operator import certificates, events, handlers, kube, readiness
+from affidavit.operator import certificates, events, handlers, kube, leader, readiness
 from affidavit.policy.lifetime import DEFAULT_EXCEPTION_MAX_DAYS
 
 log = logging.getLogger(__name__)
@@ -53,6 +52,9 @@ class OperatorSettings:
     events_interval: float = 2.0
     liveness_endpoint: str | None = None  # e.g. http://0.0.0.0:8080/healthz (kopf's probe)
     readiness_endpoint: str | None = None  # e.g. http://0.0.0.0:8081/readyz (index current)
+    #: The operator Lease: a dead leader is replaced within lease + renew seconds.
+    lease_seconds: int = 15
+    lease_renew_seconds: float = 5.0
 
     def certificate_names(self) -> tuple[tuple[str, ...], tuple[str, ...]]:
         """DNS and IP SANs: the Service's names, plus the host of ``webhook_url``."""
@@ -78,14 +80,10 @@ def operator_identity() -> str:
     """Who this operator replica is, for kopf's peering, without asking ``/etc/passwd``.
 
     kopf's default (``getpass.getuser()@host``) raises ``KeyError`` for a uid with no passwd
-    entry, which is how images run (``runAsUser: 65532``): the operator crash-looped. The Pod's
-    name (``AFFIDAVIT_POD_NAME`` from the downward API) names a replica in a cluster; outside
-    one, the host name and process id do.
+    entry, which is how images run (``runAsUser: 65532``): the operator crash-looped. The same
+    name identifies the replica in the operator Lease (``leader.replica_identity``).
     """
-    pod = os.environ.get("AFFIDAVIT_POD_NAME", "").strip()
-    if pod:
-        return pod
-    return f"{socket.gethostname()}/{os.getpid()}"
+    return leader.replica_identity()
 
 
 def _is_ip(host: str) -> bool:
@@ -163,6 +161,19 @@ async def run_async(settings: OperatorSettings, stop: asyncio.Event | None = Non
                 readiness.serve(ready, settings.readiness_endpoint, stop), name="affidavit-readyz"
             )
         )
+    election = leader.LeaderElection(
+        client,
+        settings.namespace,
+        leader.replica_identity(),
+        lease_seconds=settings.lease_seconds,
+        renew_seconds=settings.lease_renew_seconds,
+        on_elected=reconciler.mark_dirty,
+    )
+    reconciler.is_leader = election.is_leader
+    loops = [
+        asyncio.create_task(election.run(stop), name="affidavit-leader"),
+        asyncio.create_task(reconciler.run(stop), name="affidavit-reconciler"),
+    ]
     if settings.manage_certificates:
         dns, ips = settings.certificate_names()
         manager = certificates.CertificateManager(
@@ -188,6 +199,7 @@ async def run_async(settings: OperatorSettings, stop: asyncio.Event | None = Non
             settings.namespace,
             settings.cluster_name,
             interval=settings.events_interval,
+            is_leader=election.is_leader,
         )
         loops.append(asyncio.create_task(reporter.run(stop), name="affidavit-events"))
     registry = build_registry(reconciler, settings)

@@ -1,0 +1,343 @@
+"""The chart as installed: `helm install --wait` on a real node, Pods serving admissions.
+
+Affidavit's image (built by operator/build-image) runs as two replicas with the PostgreSQL
+ledger; the kube-apiserver calls the webhook through its Service. Released images are runnable
+(see node_e2e_support), so an admitted Deployment really gets Running Pods. The tests run in
+file order: the last ones disturb the release (a webhook Pod killed during a stream of
+admissions, then a drain).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from node_e2e_support import (
+    BuiltImage,
+    NodeReleases,
+    Run,
+    denial_text,
+    deployment,
+    policy,
+    review_violation,
+    running,
+    wait_for,
+)
+
+from affidavit.envtest import NodeInfo
+from affidavit.ledger import Ledger
+from affidavit.policy import (
+    Decision,
+    EvidenceUsed,
+    ImageRef,
+    PolicyRef,
+    Violation,
+    admission_message,
+)
+
+CHART = Path(__file__).resolve().parents[3] / "charts" / "affidavit"
+NS = "affidavit-system"
+RELEASE = "affidavit"
+APPS = "payments"
+SELF = "affidavit-self"
+POLICY = "node-e2e-review"
+SELF_POLICY = "node-e2e-we-admit-ourselves"
+INDEX = "affidavit-policy-index"
+WEBHOOK_PODS = "app.kubernetes.io/name=affidavit,app.kubernetes.io/component!=test"
+
+pytestmark = pytest.mark.timeout(1500)
+
+
+def _apply(kubectl: Run, obj: dict[str, Any], check: bool = True) -> Any:
+    return kubectl("apply", "-f", "-", input=json.dumps(obj), check=check)
+
+
+def _helm_args(node: NodeInfo, image: BuiltImage, work: Path) -> list[str]:
+    """The built image by digest, two replicas, the PostgreSQL ledger, the plain-HTTP registry."""
+    sets = {
+        "image.repository": image.repository,
+        "image.digest": image.digest,
+        "replicaCount": "2",
+        "ledger.type": "postgres",
+        "ledger.postgres.existingSecret": "affidavit-ledger",
+        "clusterName": "node-e2e",
+        "region": "us-east-1",
+    }
+    args: list[str] = []
+    for key, value in sets.items():
+        args += ["--set" if key == "replicaCount" else "--set-string", f"{key}={value}"]
+    values = yaml.safe_load((CHART / "values.yaml").read_text())
+    insecure = [k for k, v in (values.get("registry") or {}).items()
+                if "insecure" in k.lower() and isinstance(v, list)]  # fmt: skip
+    if insecure:
+        return [*args, "--set-string", f"registry.{insecure[0]}[0]={node.registry}"]
+    # A chart without a value for plain-HTTP registries: add the webhook's flag after rendering.
+    renderer = work / "insecure-registry"
+    renderer.write_text(
+        f"#!{sys.executable}\n"
+        "import sys, yaml\n"
+        "docs = [d for d in yaml.safe_load_all(sys.stdin) if d]\n"
+        "for d in docs:\n"
+        "    if d.get('kind') == 'Deployment':\n"
+        "        for c in d['spec']['template']['spec']['containers']:\n"
+        "            if c['name'] == 'webhook':\n"
+        f"                c['args'] = c.get('args', []) + ['--insecure-registry', {node.registry!r}]\n"
+        "sys.stdout.write(yaml.safe_dump_all(docs))\n"
+    )
+    renderer.chmod(0o755)
+    return [*args, "--post-renderer", str(renderer)]
+
+
+@pytest.fixture(scope="module")
+def release(
+    node: NodeInfo,
+    node_kubectl: Run,
+    node_helm: Run,
+    affidavit_image: BuiltImage,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[str]:
+    kubectl = node_kubectl
+    args = _helm_args(node, affidavit_image, tmp_path_factory.mktemp("helm-install"))
+    kubectl("create", "namespace", NS)
+    kubectl("create", "secret", "generic", "affidavit-ledger", "-n", NS,
+            f"--from-literal=url={node.postgres_url}")  # fmt: skip
+    proc = node_helm("install", RELEASE, CHART, "--namespace", NS, "--wait", "--timeout", "6m",
+                     *args, timeout=420)  # fmt: skip
+    try:
+        yield proc.stdout
+    finally:
+        # failurePolicy Fail must not outlive the webhook Pods.
+        kubectl("delete", "validatingwebhookconfiguration", RELEASE, "--ignore-not-found",
+                check=False)  # fmt: skip
+        node_helm("uninstall", RELEASE, "--namespace", NS, "--wait", check=False, timeout=180)
+
+
+@pytest.fixture(scope="module")
+def policies(release: str, node: NodeInfo, node_kubectl: Run, node_releases: NodeReleases,
+             affidavit_image: BuiltImage) -> None:  # fmt: skip
+    """The review policy for the team's images and the self-admission policy, loaded by every
+    webhook replica."""
+    for ns in (APPS, SELF):
+        node_kubectl("create", "namespace", ns)
+    review = policy(POLICY, [f"{node.registry}/team/*"], node_releases.public_pem,
+                    provenance={"required": True},
+                    tiers={"critical": {"independentApprovals": 1}})  # fmt: skip
+    own = policy(SELF_POLICY, [f"{affidavit_image.repository}*"], affidavit_image.public_pem,
+                 provenance={"required": True})  # fmt: skip
+    for obj in (review, own):
+        _apply(node_kubectl, obj)
+    _wait_index_loaded(node_kubectl, {POLICY, SELF_POLICY})
+
+
+def _wait_index_loaded(kubectl: Run, names: set[str]) -> None:
+    def published() -> str | None:
+        proc = kubectl("get", "configmap", INDEX, "-n", NS, "-o", "json", check=False)
+        if proc.returncode:
+            return None
+        cm = json.loads(proc.stdout)
+        index = json.loads(cm["data"]["index.json"])
+        if not names <= {p["name"] for p in index.get("policies", [])}:
+            return None
+        digest: str = cm["metadata"]["annotations"]["affidavit.dev/index-digest"]
+        return digest
+
+    digest = wait_for(published, f"the operator to publish policies {sorted(names)}")
+
+    def all_loaded() -> bool:
+        pods = running(kubectl, NS, WEBHOOK_PODS)
+        logs = [kubectl("logs", p, "-n", NS, "-c", "webhook").stdout for p in pods]
+        return len(pods) == 2 and all(f"policy index {digest} loaded" in log for log in logs)
+
+    wait_for(all_loaded, f"both webhook replicas to load policy index {digest}")
+
+
+def _decision(node: NodeInfo, namespace: str, kind: str, name: str) -> Decision:
+    ledger = Ledger(node.postgres_local_url or "")
+    try:
+        rows = wait_for(
+            lambda: [
+                r for r in ledger.query(namespace=namespace) if (r.kind, r.name) == (kind, name)
+            ],
+            f"a decision about {kind}/{name}",
+        )
+    finally:
+        ledger.close()
+    data = rows[-1].decision
+    return Decision(
+        **{
+            **data,
+            "images": tuple(ImageRef(**i) for i in data["images"]),
+            "violations": tuple(Violation(**v) for v in data["violations"]),
+            "evidence": tuple(EvidenceUsed(**e) for e in data["evidence"]),
+            "policies": tuple(PolicyRef(**p) for p in data["policies"]),
+        }
+    )
+
+
+def test_helm_install_wait_pods_running_and_helm_test_passes(
+    release: str, node_kubectl: Run, node_helm: Run
+) -> None:
+    assert len(running(node_kubectl, NS, WEBHOOK_PODS)) == 2
+    vwc = json.loads(node_kubectl("get", "validatingwebhookconfiguration", RELEASE,
+                                  "-o", "json").stdout)  # fmt: skip
+    assert vwc["webhooks"][0]["clientConfig"]["service"] == {
+        "name": RELEASE, "namespace": NS, "path": "/validate", "port": 443,
+    }  # fmt: skip
+    proc = node_helm("test", RELEASE, "--namespace", NS, "--timeout", "3m", timeout=240)
+    assert "Phase:          Succeeded" in proc.stdout
+
+
+def test_reviewed_release_gets_running_pods(
+    policies: None, node: NodeInfo, node_kubectl: Run, node_releases: NodeReleases
+) -> None:
+    image = node_releases.reviewed.image
+    _apply(node_kubectl, deployment("login", APPS, image, replicas=2))
+    wait_for(lambda: len(running(node_kubectl, APPS, "app=login")) == 2, "2 Running login Pods")
+    decision = _decision(node, APPS, "Deployment", "login")
+    assert (decision.allowed, decision.violations) == (True, ())
+
+
+def test_unreviewed_release_is_refused_with_the_exact_message(
+    policies: None, node: NodeInfo, node_kubectl: Run, node_releases: NodeReleases
+) -> None:
+    late = node_releases.late
+    proc = _apply(node_kubectl, deployment("login-late", APPS, late.image), check=False)
+    assert proc.returncode != 0
+    decision = _decision(node, APPS, "Deployment", "login-late")
+    violation = review_violation(POLICY, late.image, late.revision)
+    assert [v.message for v in decision.violations] == [violation]
+    message = admission_message(decision)
+    assert message == (
+        f"Affidavit denied Deployment/login-late in namespace {APPS} (decision {decision.id}): "
+        f"1 violation\n- {violation}\n"
+        f"run `affidavit explain --decision {decision.id}` for the full record"
+    )
+    assert denial_text(message) in proc.stderr
+    assert node_kubectl("get", "deployment", "login-late", "-n", APPS, check=False).returncode
+
+
+def test_a_deleted_pod_of_an_admitted_deployment_is_replaced(
+    policies: None, node_kubectl: Run, node_releases: NodeReleases
+) -> None:
+    _apply(node_kubectl, deployment("replaced", APPS, node_releases.reviewed.image))
+    (first,) = wait_for(lambda: running(node_kubectl, APPS, "app=replaced"), "a Running Pod")
+    node_kubectl("delete", "pod", first, "-n", APPS, "--wait=false")
+    replacement = wait_for(
+        lambda: [p for p in running(node_kubectl, APPS, "app=replaced") if p != first],
+        "a Running replacement Pod",
+    )
+    assert len(replacement) == 1
+
+
+def test_we_admit_ourselves(
+    policies: None, node: NodeInfo, node_kubectl: Run, affidavit_image: BuiltImage
+) -> None:
+    """Affidavit's own image, under a policy requiring its own signed provenance, is admitted."""
+    obj = deployment("affidavit-cli", SELF, affidavit_image.ref)
+    container = obj["spec"]["template"]["spec"]["containers"][0]
+    container["command"] = ["python3", "-c", "import time; time.sleep(3600)"]
+    _apply(node_kubectl, obj)
+    wait_for(lambda: running(node_kubectl, SELF, "app=affidavit-cli"), "Affidavit's own Pod")
+    decision = _decision(node, SELF, "Deployment", "affidavit-cli")
+    assert decision.allowed
+    assert SELF_POLICY in {p.name for p in decision.policies}
+    assert any(e.predicate_type.endswith("/ai-provenance/v1") for e in decision.evidence)
+
+
+def _lease_holder(kubectl: Run) -> str:
+    return str(kubectl("get", "lease", "affidavit-operator", "-n", NS, "-o",
+                       "jsonpath={.spec.holderIdentity}", check=False).stdout)  # fmt: skip
+
+
+def _published(kubectl: Run, pod: str) -> list[str]:
+    log = kubectl("logs", pod, "-n", NS, "-c", "operator", check=False).stdout
+    return [line for line in log.splitlines() if "published policy index" in line]
+
+
+def test_one_operator_replica_publishes_and_another_takes_over_when_it_dies(
+    policies: None, node_kubectl: Run, node_releases: NodeReleases
+) -> None:
+    """The Lease names the one replica that publishes; after the leader is killed the other
+    holds it within lease + renew time (15 s + 5 s) and publishes the next change."""
+    pods = running(node_kubectl, NS, WEBHOOK_PODS)
+    leader = wait_for(lambda: (h := _lease_holder(node_kubectl)) in pods and h, "a Lease holder")
+    (follower,) = [p for p in pods if p != leader]
+    assert _published(node_kubectl, leader)
+    assert _published(node_kubectl, follower) == []
+
+    node_kubectl("delete", "pod", leader, "-n", NS, "--grace-period=0", "--force")
+    wait_for(lambda: _lease_holder(node_kubectl) == follower, "the follower to take over", 25)
+    extra = policy("node-e2e-after-takeover", ["example.invalid/*"], node_releases.public_pem,
+                   provenance={"required": True})  # fmt: skip
+    _apply(node_kubectl, extra)
+    wait_for(lambda: _published(node_kubectl, follower), "the new leader to publish the change")
+    _wait_index_loaded(node_kubectl, {POLICY, SELF_POLICY, "node-e2e-after-takeover"})
+    for p in running(node_kubectl, NS, WEBHOOK_PODS):
+        if p != follower:
+            assert _published(node_kubectl, p) == []
+
+
+def test_killing_a_webhook_pod_loses_no_admission_and_no_decision(
+    policies: None, node: NodeInfo, node_kubectl: Run, node_releases: NodeReleases
+) -> None:
+    """Admissions stream while one of the two webhook Pods is deleted: every one succeeds and
+    every one has its decision in the shared PostgreSQL ledger."""
+    image = node_releases.reviewed.image
+    names = [f"stream-{i:03d}" for i in range(40)]
+    failures: list[str] = []
+    done = threading.Event()
+    progress = [0]
+
+    def stream() -> None:
+        for name in names:
+            obj = deployment(name, APPS, image, replicas=0)
+            proc = _apply(node_kubectl, obj, check=False)
+            if proc.returncode:
+                failures.append(f"{name}: {proc.stderr.strip()}")
+            progress[0] += 1
+            time.sleep(0.2)
+        done.set()
+
+    before = running(node_kubectl, NS, WEBHOOK_PODS)
+    worker = threading.Thread(target=stream)
+    worker.start()
+    wait_for(lambda: progress[0] >= 8, "the first admissions of the stream", 60)
+    node_kubectl("delete", "pod", before[0], "-n", NS, "--wait=false")
+    worker.join(timeout=300)
+    assert done.is_set()
+    assert failures == []
+    ledger = Ledger(node.postgres_local_url or "")
+    try:
+        recorded = {
+            r.name for r in ledger.query(namespace=APPS, limit=None) if r.kind == "Deployment"
+        }
+    finally:
+        ledger.close()
+    assert set(names) <= recorded
+    wait_for(lambda: len(running(node_kubectl, NS, WEBHOOK_PODS)) == 2, "a second webhook Pod")
+
+
+def test_drain_respects_the_pod_disruption_budget(
+    policies: None, node: NodeInfo, node_kubectl: Run, node_releases: NodeReleases
+) -> None:
+    """On the only node, a drain may evict one webhook Pod but never the second one (the
+    budget allows one unavailable), so admissions keep being served."""
+    wait_for(lambda: len(running(node_kubectl, NS, WEBHOOK_PODS)) == 2, "two webhook Pods")
+    try:
+        proc = node_kubectl("drain", node.name, "--ignore-daemonsets", "--delete-emptydir-data",
+                            "--timeout=40s", check=False, timeout=120)  # fmt: skip
+        assert proc.returncode != 0
+        assert "disruption budget" in proc.stderr
+        assert len(running(node_kubectl, NS, WEBHOOK_PODS)) == 1
+        # The remaining replica still answers (failurePolicy Fail would refuse otherwise).
+        _apply(node_kubectl, deployment("during-drain", APPS, node_releases.reviewed.image, 0))
+    finally:
+        node_kubectl("uncordon", node.name)
+    wait_for(lambda: len(running(node_kubectl, NS, WEBHOOK_PODS)) == 2, "two webhook Pods again")
