@@ -329,14 +329,19 @@ class Webhook:
 
     # -- answers ---------------------------------------------------------------------------
 
-    def _record(self, decision: Decision) -> str | None:
-        """Append to the ledger; return a note when buffered; raise LedgerError when full."""
+    def _record(self, decision: Decision, annotations: dict[str, str]) -> str | None:
+        """Append to the ledger; return a note when buffered; raise LedgerError when full.
+
+        A stored decision's annotations carry its chain position (``ledger``: seq and hash),
+        which the apiserver audit log keeps outside the database."""
         if self.ledger is None:
             return None
         result = self.ledger.record(decision)
         if result.status == "buffered":
             self.metrics.ledger_buffered.inc()
             return f"{BUFFERED_NOTE} (decision {decision.id})"
+        if result.record is not None:
+            annotations["ledger"] = f"seq={result.record.seq} hash={result.record.hash}"
         return None
 
     def _answer(self, req: ParsedRequest, decision: Decision) -> Answer:
@@ -345,8 +350,9 @@ class Webhook:
         ``dryRun`` is the apiserver's promise that the object will not be persisted, so it only
         skips side effects (ledger row, hence Events and PolicyReports), never the judgement.
         """
+        annotations = {DECISION_ANNOTATION: decision.id}
         try:
-            note = None if req.dry_run else self._record(decision)
+            note = None if req.dry_run else self._record(decision, annotations)
         except LedgerError as e:
             decision = replace(decision, outcome="denied")
             self.metrics.decisions.labels(outcome="denied").inc()
@@ -354,7 +360,6 @@ class Webhook:
             return Answer(200, review_response(req.uid, allowed=False, message=refusal), decision)
         self.metrics.decisions.labels(outcome=decision.outcome).inc()
         warnings: list[str] = []
-        annotations = {DECISION_ANNOTATION: decision.id}
         message: str | None = None
         if decision.outcome == "denied":
             message = admission_message(decision, recorded=not req.dry_run)

@@ -32,6 +32,7 @@ from affidavit.admission.tls import ReloadingTLS
 from affidavit.attestations.verify import EvidenceCache
 from affidavit.errors import UsageError
 from affidavit.ledger import BufferedLedger, Ledger
+from affidavit.ledger.checkpoint import Checkpointer, CheckpointTrail, load_private_key
 from affidavit.policy.lifetime import DEFAULT_EXCEPTION_MAX_DAYS
 from affidavit.policy.presets import UnmatchedImages
 
@@ -76,6 +77,11 @@ class WebhookSettings:
     # How long an append waits for another writer's lock before the decision is buffered;
     # default min(1 s, budget / 8), inside the apiserver's timeout beyond the budget.
     ledger_wait_seconds: float | None = None
+    # Signed checkpoints of the ledger head (Ed25519 key; trail directory outside the database).
+    ledger_key: Path | None = None
+    checkpoint_dir: Path | None = None
+    checkpoint_every: int = 1000
+    checkpoint_interval_seconds: float = 60.0
     log_level: str = "info"
     client_ca: Path | None = None  # verify the kube-apiserver's client certificate against it
     client_names: tuple[str, ...] = ()  # its subject CN or DNS SAN, one of these
@@ -172,11 +178,13 @@ def build_webhook(settings: WebhookSettings) -> Webhook:
         path = settings.ledger_buffer_path
         if path is None:
             log.warning("no --ledger-buffer-file: decisions buffered in an outage live in memory")
-        ledger = BufferedLedger(
-            Ledger(settings.ledger_url, connect_timeout=wait, lock_timeout=wait),
-            capacity=settings.ledger_buffer,
-            path=path,
+        signer = checkpointer(settings)
+        store = Ledger(
+            settings.ledger_url, connect_timeout=wait, lock_timeout=wait, checkpointer=signer
         )
+        if signer is not None:
+            signer.start(store.head)  # every T seconds, besides every N decisions
+        ledger = BufferedLedger(store, capacity=settings.ledger_buffer, path=path)
     if settings.policy_configmap is not None or settings.kubeconfig is not None:
         from affidavit.admission.kube import KubeApi, api_client
 
@@ -221,6 +229,25 @@ def build_webhook(settings: WebhookSettings) -> Webhook:
         ledger=ledger,
         metrics=Metrics(),
         owners=owners,
+    )
+
+
+def checkpointer(settings: WebhookSettings) -> Checkpointer | None:
+    """The signer of ledger checkpoints, or None when no ledger key is configured."""
+    if settings.ledger_key is None and settings.checkpoint_dir is None:
+        return None
+    if settings.ledger_key is None or settings.checkpoint_dir is None:
+        raise UsageError(
+            "--ledger-key and --checkpoint-dir go together",
+            hint="make a key with `affidavit keygen --ledger-key` and name the directory "
+            "the signed checkpoints are published to",
+        )
+    return Checkpointer(
+        load_private_key(settings.ledger_key),
+        CheckpointTrail(settings.checkpoint_dir),
+        origin=f"affidavit.dev/ledger/{settings.cluster_name}",
+        every=settings.checkpoint_every,
+        interval=settings.checkpoint_interval_seconds,
     )
 
 

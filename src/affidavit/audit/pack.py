@@ -24,6 +24,7 @@ from affidavit.audit.render import render_html, render_json, render_markdown
 from affidavit.audit.report import ExceptionDetail, report_from_ledger
 from affidavit.errors import UsageError
 from affidavit.ledger import GENESIS_HASH, Ledger, LedgerRecord
+from affidavit.ledger.checkpoint import Checkpoint
 
 PACK_SCHEMA = "https://affidavit.dev/audit/evidence-pack/v1"
 
@@ -136,6 +137,7 @@ def build_pack(
     region: str | None = None,
     exceptions: Mapping[str, ExceptionDetail] | None = None,
     ai_touched: Mapping[str, bool] | None = None,
+    checkpoints: Sequence[Checkpoint] = (),
 ) -> tuple[bytes, dict[str, Any]]:
     """The pack's zip bytes and its report document, for decisions in ``[since, until)``."""
     if since >= until:
@@ -153,6 +155,7 @@ def build_pack(
         exceptions=exceptions,
         ai_touched=ai_touched,
         records=period,
+        checkpoints=checkpoints,
     )
     stretch: Sequence[LedgerRecord] = ()
     if period:
@@ -174,6 +177,7 @@ def build_pack(
             "headHash": integrity["headHash"],
             "verdict": report["verdict"],
             "firstBrokenSeq": integrity["firstBrokenSeq"],
+            "checkpointSize": integrity["checkpointSize"],
         },
         "decisions": {
             "count": len(stretch),

@@ -93,7 +93,16 @@ def _period(r: Mapping[str, Any]) -> str:
 
 def _integrity_line(r: Mapping[str, Any]) -> str:
     i = r["integrity"]
-    return f"Ledger head: seq {i['headSeq']}, hash {i['headHash'] or '-'}; {i['checked']} rows verified."
+    signed = i.get("checkpointSize")
+    checkpoint = (
+        f" Checked against the signed checkpoint at size {signed}."
+        if signed is not None
+        else " No signed checkpoint was given (--ledger-public-key, --checkpoints)."
+    )
+    return (
+        f"Ledger head: seq {i['headSeq']}, hash {i['headHash'] or '-'}; {i['checked']} rows "
+        f"verified.{checkpoint}"
+    )
 
 
 _MD_SPECIAL = re.compile(r"([\\`*_\[\]|~])")

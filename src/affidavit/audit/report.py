@@ -22,6 +22,7 @@ from affidavit.attestations.predicates import AI_PROVENANCE_V1, CODE_REVIEW_V1
 from affidavit.audit.trace import trace_image
 from affidavit.errors import InputError, VerificationError
 from affidavit.ledger import ChainReport, Ledger, LedgerRecord
+from affidavit.ledger.checkpoint import Checkpoint
 from affidavit.policy.decision import Decision
 from affidavit.policy.index import PolicyIndex
 
@@ -176,6 +177,7 @@ def coverage_report(
             "headHash": ledger_head[1] if ledger_head else None,
             "firstBrokenSeq": chain.first_broken_seq,
             "reason": chain.reason,
+            "checkpointSize": chain.checkpoint_size,
             "unreadableSeqs": unreadable,
         },
         "totals": {
@@ -274,9 +276,11 @@ def report_from_ledger(
     exceptions: Mapping[str, ExceptionDetail] | None = None,
     ai_touched: Mapping[str, bool] | None = None,
     records: Sequence[LedgerRecord] | None = None,
+    checkpoints: Sequence[Checkpoint] = (),
 ) -> dict[str, Any]:
-    """Verify the whole chain, then report on the period's decisions (``since`` inclusive)."""
-    chain = ledger.verify_chain()
+    """Verify the whole chain (against the signed ``checkpoints``), then report on the period's
+    decisions (``since`` inclusive)."""
+    chain = ledger.verify_chain(checkpoints)
     head = ledger.head()
     if records is None:
         records = ledger.query(since=since, until=until, limit=None)

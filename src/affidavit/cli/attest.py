@@ -297,8 +297,20 @@ def keygen(
         Path, typer.Option("--output-prefix", help="Writes PREFIX.key and PREFIX.pub.")
     ] = Path("affidavit"),
     force: Annotated[bool, typer.Option("--force", help="Overwrite existing files.")] = False,
+    ledger_key: Annotated[
+        bool,
+        typer.Option(
+            "--ledger-key",
+            help="The webhook's ledger checkpoint key: Ed25519, never encrypted (keep it in a "
+            "Secret); --output-prefix defaults to affidavit-ledger.",
+        ),
+    ] = False,
 ) -> None:
     """Make a signing key pair (private key encrypted when $COSIGN_PASSWORD is set)."""
+    if ledger_key:
+        kind = "ed25519"
+        if output_prefix == Path("affidavit"):
+            output_prefix = Path("affidavit-ledger")
     if kind not in ("ecdsa-p256", "ed25519"):
         raise UsageError(f"--kind {kind!r} is not supported; use ecdsa-p256 or ed25519")
     private_path = output_prefix.with_name(output_prefix.name + ".key")
@@ -306,7 +318,7 @@ def keygen(
     for path in (private_path, public_path):
         if path.exists() and not force:
             raise UsageError(f"{path} already exists", hint="pass --force to overwrite it")
-    password = os.environ.get("COSIGN_PASSWORD")
+    password = None if ledger_key else os.environ.get("COSIGN_PASSWORD")
     private_pem, public_pem = generate_key_pair(
         "ed25519" if kind == "ed25519" else "ecdsa-p256",
         password=password.encode() if password else None,

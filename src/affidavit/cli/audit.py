@@ -29,6 +29,7 @@ from affidavit.audit.report import (
 )
 from affidavit.errors import AffidavitError, InputError, LedgerError, UsageError
 from affidavit.ledger import Ledger, LedgerRecord
+from affidavit.ledger.checkpoint import load_checkpoints
 
 audit_app = typer.Typer(
     help="Coverage reports and evidence packs from the decision ledger.", no_args_is_help=True
@@ -57,6 +58,22 @@ KeysOpt = Annotated[
         "--public-key",
         help="trusted signer's public key (PEM); verifies each image's provenance to count "
         "AI-touched workloads from evidence (repeatable)",
+    ),
+]
+LedgerKeyOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--ledger-public-key",
+        envvar="AFFIDAVIT_LEDGER_PUBLIC_KEY",
+        help="Ed25519 public key (PEM) the ledger's checkpoints are signed with.",
+    ),
+]
+CheckpointsOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--checkpoints",
+        envvar="AFFIDAVIT_CHECKPOINTS",
+        help="Directory of signed checkpoints the rows are checked against.",
     ),
 ]
 InsecureOpt = Annotated[
@@ -160,6 +177,8 @@ def report(
     exceptions: ExceptionsOpt = None,
     public_key: KeysOpt = None,
     insecure_registry: InsecureOpt = None,
+    ledger_public_key: LedgerKeyOpt = None,
+    checkpoints: CheckpointsOpt = None,
 ) -> None:
     """Coverage over a period: outcomes per region/cluster/namespace, evidence, AI-touched
     workloads, exceptions, top violated rules and controls, and the hash-chain verdict."""
@@ -168,7 +187,8 @@ def report(
             f"--format {fmt!r} is not one of json, markdown, html", hint="use --format html"
         )
     start, end = _time(since, "--since"), _time(until, "--until")
-    led = Ledger(ledger)
+    signed = load_checkpoints(ledger_public_key, checkpoints)
+    led = Ledger(ledger, read_only=True)
     records = led.query(since=start, until=end, limit=None)
     doc = report_from_ledger(
         led,
@@ -178,6 +198,7 @@ def report(
         exceptions=_exceptions(exceptions),
         ai_touched=_ai_touched(records, public_key, insecure_registry),
         records=records,
+        checkpoints=signed,
     )
     text = RENDERERS[fmt](doc)
     if output is None:
@@ -201,11 +222,14 @@ def pack(
     exceptions: ExceptionsOpt = None,
     public_key: KeysOpt = None,
     insecure_registry: InsecureOpt = None,
+    ledger_public_key: LedgerKeyOpt = None,
+    checkpoints: CheckpointsOpt = None,
 ) -> None:
     """A deterministic evidence pack (.zip): report in three formats, the period's ledger rows
     as stored, MANIFEST.json, SHA256SUMS and a README on verifying them with standard tools."""
     start, end = _required(since, "--since"), _required(until, "--until")
-    led = Ledger(ledger)
+    signed = load_checkpoints(ledger_public_key, checkpoints)
+    led = Ledger(ledger, read_only=True)
     ai = None
     if public_key:
         ai = _ai_touched(
@@ -218,6 +242,7 @@ def pack(
         region=region,
         exceptions=_exceptions(exceptions),
         ai_touched=ai,
+        checkpoints=signed,
     )
     digest = write_pack(output, data)
     typer.echo(f"wrote evidence pack {output} (sha256 {digest}, verdict: {doc['verdict']})")

@@ -139,7 +139,7 @@ def _load_evidence(directory: Path, image: str, signer: str) -> ImageEvidence:
 
 def _explain_recorded(decision_id: str, ledger_url: str) -> None:
     """Print a decision the webhook recorded, from the ledger (what the denial points to)."""
-    record = Ledger(ledger_url).get(decision_id)
+    record = Ledger(ledger_url, read_only=True).get(decision_id)
     if record is None:
         raise UsageError(
             f"decision {decision_id} is not in the ledger {ledger_url}",

@@ -17,10 +17,27 @@ import typer
 from affidavit.attestations.reference import ImageReference
 from affidavit.errors import LedgerError, UsageError
 from affidavit.ledger import Ledger, LedgerRecord
+from affidavit.ledger.checkpoint import load_checkpoints
 
 webhook_app = typer.Typer(help="Run the admission webhook.", no_args_is_help=True)
 decisions_app = typer.Typer(help="Read and verify the decision ledger.", no_args_is_help=True)
 
+PublicKeyOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--ledger-public-key",
+        envvar="AFFIDAVIT_LEDGER_PUBLIC_KEY",
+        help="Ed25519 public key (PEM) the ledger's checkpoints are signed with.",
+    ),
+]
+CheckpointsOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--checkpoints",
+        envvar="AFFIDAVIT_CHECKPOINTS",
+        help="Directory of signed checkpoints (the webhook's --checkpoint-dir trail).",
+    ),
+]
 LedgerOpt = Annotated[
     str,
     typer.Option(
@@ -124,6 +141,33 @@ def serve(
             "(default min(1, budget/8)).",
         ),
     ] = None,
+    ledger_key: Annotated[
+        Path | None,
+        typer.Option(
+            "--ledger-key",
+            envvar="AFFIDAVIT_LEDGER_KEY",
+            help="Ed25519 private key (PEM, from a Secret) that signs ledger checkpoints "
+            "(`affidavit keygen --ledger-key`).",
+        ),
+    ] = None,
+    checkpoint_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--checkpoint-dir",
+            envvar="AFFIDAVIT_CHECKPOINT_DIR",
+            help="Directory the signed checkpoints are published to (outside the database).",
+        ),
+    ] = None,
+    checkpoint_every: Annotated[
+        int,
+        typer.Option("--checkpoint-every", envvar="AFFIDAVIT_CHECKPOINT_EVERY", min=1),
+    ] = 1000,
+    checkpoint_interval: Annotated[
+        float,
+        typer.Option(
+            "--checkpoint-interval", envvar="AFFIDAVIT_CHECKPOINT_INTERVAL", help="Seconds."
+        ),
+    ] = 60.0,
     log_level: Annotated[str, typer.Option("--log-level", envvar="AFFIDAVIT_LOG_LEVEL")] = "info",
     client_ca: Annotated[
         Path | None,
@@ -196,6 +240,10 @@ def serve(
             exception_max_days=exception_max_days,
             ledger_buffer_file=ledger_buffer_file,
             ledger_wait_seconds=ledger_wait,
+            ledger_key=ledger_key,
+            checkpoint_dir=checkpoint_dir,
+            checkpoint_every=checkpoint_every,
+            checkpoint_interval_seconds=checkpoint_interval,
             log_level=log_level,
             client_ca=client_ca,
             client_names=tuple(client_name or ()),
@@ -244,9 +292,10 @@ def list_decisions(
     """List recorded decisions, oldest first (seq, time, outcome, workload, images, id)."""
     if image is not None and not image.startswith("sha256:"):
         image = _canonical_query(image)
-    records = Ledger(ledger).query(
-        since=_time(since, "--since"),
-        until=_time(until, "--until"),
+    start, end = _time(since, "--since"), _time(until, "--until")
+    records = Ledger(ledger, read_only=True).query(
+        since=start,
+        until=end,
         namespace=namespace,
         outcome=outcome,
         image=image,
@@ -260,9 +309,13 @@ def list_decisions(
 
 
 @decisions_app.command("verify-chain")
-def verify_chain(ledger: LedgerOpt) -> None:
-    """Recompute the hash chain; exit non-zero naming the first broken seq."""
-    report = Ledger(ledger).verify_chain()
+def verify_chain(
+    ledger: LedgerOpt, ledger_public_key: PublicKeyOpt = None, checkpoints: CheckpointsOpt = None
+) -> None:
+    """Recompute the hash chain, check every column against it and the rows against the signed
+    checkpoints; exit non-zero naming the first fault. Never creates or repairs a ledger."""
+    signed = load_checkpoints(ledger_public_key, checkpoints)
+    report = Ledger(ledger, read_only=True).verify_chain(signed)
     if not report.ok:
         raise LedgerError(
             f"ledger hash chain is broken at seq {report.first_broken_seq}: {report.reason} "
@@ -270,7 +323,12 @@ def verify_chain(ledger: LedgerOpt) -> None:
             hint="the ledger was edited outside Affidavit; restore it from a backup and "
             "investigate who had write access to the database",
         )
-    typer.echo(f"ok: {report.checked} decisions, chain intact up to seq {report.head_seq}")
+    line = f"ok: {report.checked} decisions, chain intact up to seq {report.head_seq}"
+    if report.checkpoint_size is not None:
+        line += f", consistent with the signed checkpoint at size {report.checkpoint_size}"
+    elif checkpoints is not None:
+        line += f"; no signed checkpoint in {checkpoints} yet"
+    typer.echo(line)
 
 
 def register(root: typer.Typer) -> None:

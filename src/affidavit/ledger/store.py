@@ -10,13 +10,26 @@ The record types and the per-row chain check live in :mod:`affidavit.ledger.reco
 
 from __future__ import annotations
 
+import logging
 import math
 import threading
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Engine, create_engine, event, func, insert, or_, select, update
+from sqlalchemy import (
+    Connection,
+    Engine,
+    create_engine,
+    event,
+    func,
+    insert,
+    inspect,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, IntegrityError, SQLAlchemyError
 
@@ -28,22 +41,23 @@ from affidavit.ledger.canonical import (
     chain_hash,
     decision_to_dict,
 )
-from affidavit.ledger.records import ChainReport, LedgerRecord, check_row, record_from_row
+from affidavit.ledger.checkpoint import Checkpoint, Checkpointer
+from affidavit.ledger.records import (
+    ChainReport,
+    Image,
+    LedgerRecord,
+    images_of,
+    parse_time,
+    record_from_row,
+)
 from affidavit.ledger.schema import decision_images, decisions, ledger_head, metadata
+from affidavit.ledger.verify import walk_chain
 
 _HEAD_ID = 1
 #: The outcomes that let a workload in (every one but ``denied``), named so a new one is not.
 _ADMITTING = ("allowed", "warned", "audited", "excepted")
-
-
-def _parse_time(value: str) -> datetime:
-    try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError as e:
-        raise LedgerError(f"decision time {value!r} is not RFC 3339") from e
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=UTC)
-    return parsed.astimezone(UTC).replace(tzinfo=None)
+_TABLES = ("decisions", "decision_images", "ledger_head")
+log = logging.getLogger("affidavit.ledger")
 
 
 def _naive_utc(value: datetime) -> datetime:
@@ -52,26 +66,25 @@ def _naive_utc(value: datetime) -> datetime:
     return value.astimezone(UTC).replace(tzinfo=None)
 
 
-def _images_of(data: Mapping[str, Any]) -> list[tuple[str, str | None]]:
-    out: list[tuple[str, str | None]] = []
-    for item in data.get("images") or ():
-        if isinstance(item, Mapping) and isinstance(item.get("ref"), str):
-            digest = item.get("digest")
-            out.append((item["ref"], digest if isinstance(digest, str) else None))
-    return out
-
-
 class Ledger:
     """A decision ledger at a SQLAlchemy URL (``sqlite:///path.db`` or ``postgresql+psycopg://…``).
 
     Construction does not connect: the webhook must start (and buffer decisions) even when the
-    database is down. The schema is created on first successful use. ``lock_timeout`` is how long
-    a write waits for another writer's lock (SQLite's busy timeout, PostgreSQL's
-    ``lock_timeout``): the webhook keeps it well inside its request budget and buffers past it.
+    database is down. The schema is created on first successful use by a writer; a
+    ``read_only`` ledger (every reading command) never creates or repairs anything: a missing
+    SQLite file or a damaged schema is an error naming it. ``lock_timeout`` is how long a write
+    waits for another writer's lock (SQLite's busy timeout, PostgreSQL's ``lock_timeout``): the
+    webhook keeps it well inside its request budget and buffers past it.
     """
 
     def __init__(
-        self, url: str, *, connect_timeout: float = 5.0, lock_timeout: float = 30.0
+        self,
+        url: str,
+        *,
+        connect_timeout: float = 5.0,
+        lock_timeout: float = 30.0,
+        read_only: bool = False,
+        checkpointer: Checkpointer | None = None,
     ) -> None:
         try:
             parsed = make_url(url)
@@ -92,6 +105,15 @@ class Ledger:
         if lock_timeout <= 0:
             raise LedgerError(f"ledger lock timeout {lock_timeout:g}s must be positive")
         self.lock_timeout = lock_timeout
+        self.read_only = read_only
+        self.checkpointer = checkpointer
+        if read_only and self._sqlite:
+            path = parsed.database or ""
+            if path in ("", ":memory:") or not Path(path).is_file():
+                raise LedgerError(
+                    f"ledger database {path or ':memory:'} does not exist",
+                    hint="check the --ledger path; reading commands never create a ledger",
+                )
         connect_args: dict[str, Any] = {}
         if self._sqlite:
             connect_args["timeout"] = lock_timeout
@@ -106,7 +128,10 @@ class Ledger:
         except (ArgumentError, ImportError) as e:
             raise LedgerError(f"cannot use ledger URL {self.url!r}: {e}") from e
         if self._sqlite:
-            event.listen(self._engine, "connect", _sqlite_on_connect)
+            if not read_only:
+                event.listen(self._engine, "connect", _sqlite_on_connect)
+            else:
+                event.listen(self._engine, "connect", _sqlite_on_connect_ro)
             event.listen(self._engine, "begin", _sqlite_on_begin)
         self._schema_ready = False
         self._schema_lock = threading.Lock()
@@ -130,6 +155,30 @@ class Ledger:
             ),
         )
 
+    def _damaged(self, what: str) -> LedgerError:
+        return LedgerError(
+            f"ledger database {self.url} has a damaged schema: {what}",
+            hint="Affidavit does not repair a ledger; restore it from a backup and investigate "
+            "who had write access to the database",
+        )
+
+    def _check_schema(self, conn: Connection) -> bool:
+        """True when every table exists; False when none does; raise when only some do."""
+        present = set(inspect(conn).get_table_names())
+        missing = [t for t in _TABLES if t not in present]
+        if not missing:
+            if conn.execute(select(ledger_head.c.id)).first() is None:
+                raise self._damaged("the ledger_head table has no head row")
+            return True
+        if len(missing) == len(_TABLES) and not self.read_only:
+            return False
+        if len(missing) == len(_TABLES):
+            raise LedgerError(
+                f"ledger database {self.url} holds no ledger (no decisions table)",
+                hint="check the --ledger URL; reading commands never create a ledger",
+            )
+        raise self._damaged(f"table {', '.join(missing)} is missing")
+
     def _ensure_schema(self) -> None:
         if self._schema_ready:
             return
@@ -143,15 +192,19 @@ class Ledger:
             if self._schema_ready:
                 return
             try:
-                conn_cm = self._engine.connect().execution_options(affidavit_immediate=True)
+                conn_cm = self._engine.connect().execution_options(
+                    affidavit_immediate=not self.read_only
+                )
                 with conn_cm as conn, conn.begin():
-                    metadata.create_all(conn)
-                    if conn.execute(select(ledger_head.c.id)).first() is None:
+                    if not self._check_schema(conn):
+                        metadata.create_all(conn)
                         conn.execute(
                             insert(ledger_head).values(id=_HEAD_ID, seq=0, hash=GENESIS_HASH)
                         )
             except IntegrityError:
                 pass  # another process created the tables or the head row first
+            except LedgerError:
+                raise
             except SQLAlchemyError as e:
                 raise self._unreachable(e) from e
             self._schema_ready = True
@@ -165,6 +218,8 @@ class Ledger:
 
     def append(self, decision: DecisionLike | Mapping[str, Any]) -> LedgerRecord:
         """Append one decision at the head of the chain; idempotent for a repeated identical id."""
+        if self.read_only:
+            raise LedgerError(f"ledger {self.url} was opened read-only")
         data = decision_to_dict(decision)
         canonical = canonical_json(data)
         decision_id = str(data["id"])
@@ -172,7 +227,7 @@ class Ledger:
         try:
             conn_cm = self._engine.connect().execution_options(affidavit_immediate=True)
             with conn_cm as conn, conn.begin():
-                return self._append_locked(conn, data, canonical, decision_id)
+                record = self._append_locked(conn, data, canonical, decision_id)
         except LedgerError:
             raise
         except IntegrityError as e:
@@ -181,6 +236,12 @@ class Ledger:
             ) from e
         except (DBAPIError, SQLAlchemyError) as e:
             raise self._unreachable(e) from e
+        if self.checkpointer is not None:
+            try:
+                self.checkpointer.observe(record.seq, record.hash)
+            except OSError as e:  # the decision is stored; the next checkpoint covers it
+                log.warning("cannot publish a ledger checkpoint: %s", e)
+        return record
 
     def _append_locked(
         self, conn: Connection, data: dict[str, Any], canonical: str, decision_id: str
@@ -206,7 +267,7 @@ class Ledger:
         row = {
             "seq": seq,
             "id": decision_id,
-            "time": _parse_time(str(data["time"])),
+            "time": parse_time(str(data["time"])),
             "outcome": str(data["outcome"]),
             "namespace": str(data.get("namespace") or ""),
             "kind": str(data.get("kind") or ""),
@@ -216,7 +277,7 @@ class Ledger:
             "hash": digest,
         }
         conn.execute(insert(decisions).values(**row))
-        images = _images_of(data)
+        images = images_of(data)
         if images:
             conn.execute(
                 insert(decision_images),
@@ -238,9 +299,11 @@ class Ledger:
                     select(ledger_head.c.seq, ledger_head.c.hash).where(
                         ledger_head.c.id == _HEAD_ID
                     )
-                ).one()
+                ).first()
         except SQLAlchemyError as e:
             raise self._unreachable(e) from e
+        if row is None:
+            raise self._damaged("the ledger_head table has no head row")
         return int(row.seq), str(row.hash)
 
     def count(self) -> int:
@@ -350,28 +413,44 @@ class Ledger:
 
     # -- verifying --------------------------------------------------------------------------
 
-    def verify_chain(self) -> ChainReport:
-        """Walk the chain from the genesis and name the first row that does not hold."""
-        head_seq, head_hash = self.head()
-        expected_prev = GENESIS_HASH
-        expected_seq = 1
-        checked = 0
-        for rec in self.iter_all():
-            problem = check_row(rec, expected_seq, expected_prev)
-            if problem is not None:
-                return ChainReport(checked, head_seq, rec.seq, problem)
-            checked += 1
-            expected_prev = rec.hash
-            expected_seq = rec.seq + 1
-        if head_seq != expected_seq - 1 or head_hash != expected_prev:
-            return ChainReport(
-                checked,
-                head_seq,
-                expected_seq if head_seq >= expected_seq else head_seq,
-                f"the head records seq {head_seq} but the chain ends at seq {expected_seq - 1}: "
-                "rows were removed from the end or the head was edited",
-            )
-        return ChainReport(checked, head_seq)
+    def images(self, first: int, last: int) -> dict[int, list[Image]]:
+        """The ``decision_images`` rows of seqs ``first..last``, per seq."""
+        q = select(decision_images.c.seq, decision_images.c.ref, decision_images.c.digest).where(
+            decision_images.c.seq >= first, decision_images.c.seq <= last
+        )
+        self._ensure_schema()
+        out: dict[int, list[Image]] = {}
+        try:
+            with self._engine.connect() as conn:
+                for seq, ref, digest in conn.execute(q):
+                    out.setdefault(int(seq), []).append((str(ref), digest))
+        except SQLAlchemyError as e:
+            raise self._unreachable(e) from e
+        return out
+
+    def orphan_images(self) -> list[int]:
+        """Seqs that ``decision_images`` names but ``decisions`` lacks (foreign keys off)."""
+        q = (
+            select(decision_images.c.seq)
+            .where(decision_images.c.seq.not_in(select(decisions.c.seq)))
+            .distinct()
+            .order_by(decision_images.c.seq)
+        )
+        self._ensure_schema()
+        try:
+            with self._engine.connect() as conn:
+                return [int(s) for s in conn.scalars(q)]
+        except SQLAlchemyError as e:
+            raise self._unreachable(e) from e
+
+    def verify_chain(self, checkpoints: Sequence[Checkpoint] = ()) -> ChainReport:
+        """Walk the chain from the genesis and name the first row that does not hold.
+
+        Every column and image row is checked against the hashed JSON; with ``checkpoints``
+        (already signature-checked) the row at each signed size must carry the signed hash and
+        the head must not be below the largest signed size.
+        """
+        return walk_chain(self, checkpoints)
 
 
 def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
@@ -381,6 +460,15 @@ def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
     try:
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA foreign_keys=ON")
+    finally:
+        cursor.close()
+
+
+def _sqlite_on_connect_ro(dbapi_connection: Any, _record: Any) -> None:
+    dbapi_connection.isolation_level = None
+    cursor = dbapi_connection.cursor()
+    try:
+        cursor.execute("PRAGMA query_only=ON")
     finally:
         cursor.close()
 

@@ -162,9 +162,10 @@ def test_broken_chain_is_named_and_refuses_a_clean_bill(ledger: Ledger, ledger_u
     assert r["verdict"] == "chain-broken"
     assert r["integrity"]["ok"] is False
     assert r["integrity"]["firstBrokenSeq"] == 4
+    did = ledger.after(3, 1)[0].id
     headline = (
-        "NOT A CLEAN BILL: the ledger's hash chain is broken at seq 4: the stored decision JSON "
-        "does not match its hash (the row was edited). Decisions from that seq on may have been "
+        f"NOT A CLEAN BILL: the ledger's hash chain is broken at seq 4: row seq 4 (decision {did}): "
+        "the stored decision JSON does not match its hash (the row was edited). Decisions from that seq on may have been "
         "edited, removed or inserted; the figures below cannot be relied on until the ledger is "
         "restored from a backup and verifies."
     )

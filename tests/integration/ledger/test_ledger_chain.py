@@ -59,7 +59,8 @@ def test_editing_a_rows_json_is_reported_at_that_seq(ledger: Ledger, ledger_url:
     assert report.first_broken_seq == 3
     assert report.checked == 2
     assert report.reason == (
-        "the stored decision JSON does not match its hash (the row was edited)"
+        f"row seq 3 (decision {ledger.after(2, 1)[0].id}): the stored decision JSON does not "
+        "match its hash (the row was edited)"
     )
 
 
@@ -75,7 +76,7 @@ def test_rewriting_a_rows_hash_too_breaks_the_next_link(ledger: Ledger, ledger_u
     engine.dispose()
     report = ledger.verify_chain()
     assert report.first_broken_seq == 3
-    assert report.reason is not None and report.reason.startswith("prev_hash ")
+    assert report.reason is not None and report.reason.startswith("row seq 3 (decision ")
 
 
 def test_deleting_a_row_or_the_tail_is_detected(ledger: Ledger, ledger_url: str) -> None:

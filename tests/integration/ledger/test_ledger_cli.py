@@ -8,10 +8,11 @@ from pathlib import Path
 
 import pytest
 from ledger_decisions import make_decision
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine, inspect, text
 
 from affidavit.cli.main import main
 from affidavit.ledger import Ledger
+from affidavit.ledger.checkpoint import Checkpointer, CheckpointTrail, load_private_key
 
 
 def test_list_and_verify(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -40,8 +41,9 @@ def test_list_and_verify(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> 
     assert main(["decisions", "verify-chain", "--ledger", url]) == 6
     err = capsys.readouterr().err
     assert err.startswith(
-        "error: ledger hash chain is broken at seq 2: the stored decision JSON does not match "
-        "its hash (the row was edited) (1 decisions verified before it)\n  hint: "
+        "error: ledger hash chain is broken at seq 2: row seq 2 (decision d-b): the stored "
+        "decision JSON does not match its hash (the row was edited) (1 decisions verified "
+        "before it)\n  hint: "
     )
 
 
@@ -74,3 +76,100 @@ def test_list_by_image_asks_for_the_canonical_name(
         assert main(["decisions", "list", "--ledger", url, "--image", query]) == 0
         ids = [line.split("\t")[-1] for line in capsys.readouterr().out.splitlines()]
         assert ids == found, query
+
+
+_NO_LEDGER = "  hint: check the --ledger path; reading commands never create a ledger\n"
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["decisions", "list"],
+        ["decisions", "verify-chain"],
+        ["audit", "report"],
+        ["audit", "pack", "--since", "2026-01-01", "--until", "2026-02-01", "-o", "p.zip"],
+        ["explain", "--decision", "d-1"],
+    ],
+)
+def test_reading_commands_never_create_a_ledger(
+    argv: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    missing = tmp_path / "typo.db"
+    assert main([*argv, "--ledger", f"sqlite:///{missing}"]) == 6
+    assert capsys.readouterr().err == (
+        f"error: ledger database {missing} does not exist\n{_NO_LEDGER}"
+    )
+    assert not missing.exists()
+
+
+def test_verify_chain_reports_a_damaged_schema_and_does_not_repair_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    url = f"sqlite:///{tmp_path / 'l.db'}"
+    Ledger(url).append(make_decision())
+    engine = create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(text("DROP TABLE decision_images"))
+    assert main(["decisions", "verify-chain", "--ledger", url]) == 6
+    assert capsys.readouterr().err == (
+        f"error: ledger database {url} has a damaged schema: table decision_images is missing\n"
+        "  hint: Affidavit does not repair a ledger; restore it from a backup and investigate "
+        "who had write access to the database\n"
+    )
+    with engine.connect() as conn:
+        assert "decision_images" not in inspect(conn).get_table_names()
+    engine.dispose()
+    empty = tmp_path / "empty.db"
+    empty.write_bytes(b"")
+    assert main(["decisions", "verify-chain", "--ledger", f"sqlite:///{empty}"]) == 6
+    assert capsys.readouterr().err == (
+        f"error: ledger database sqlite:///{empty} holds no ledger (no decisions table)\n"
+        "  hint: check the --ledger URL; reading commands never create a ledger\n"
+    )
+    assert empty.read_bytes() == b""
+
+
+def test_verify_chain_and_report_check_signed_checkpoints(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    prefix = tmp_path / "ledger-key"
+    assert main(["keygen", "--ledger-key", "--output-prefix", str(prefix)]) == 0
+    capsys.readouterr()
+    trail = CheckpointTrail(tmp_path / "checkpoints")
+    signer = Checkpointer(
+        load_private_key(tmp_path / "ledger-key.key"), trail, origin="test", every=2
+    )
+    url = f"sqlite:///{tmp_path / 'l.db'}"
+    led = Ledger(url, checkpointer=signer)
+    recs = [led.append(make_decision()) for _ in range(3)]
+    flags = ["--ledger", url, "--ledger-public-key", f"{prefix}.pub", "--checkpoints"]
+    assert main(["decisions", "verify-chain", *flags, str(trail.directory)]) == 0
+    assert capsys.readouterr().out == (
+        "ok: 3 decisions, chain intact up to seq 3, consistent with the signed checkpoint "
+        "at size 2\n"
+    )
+    assert main(["decisions", "verify-chain", "--ledger", url, "--checkpoints", "x"]) == 2
+    assert capsys.readouterr().err.startswith(
+        "error: --ledger-public-key and --checkpoints go together\n"
+    )
+
+    engine = create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(text("DELETE FROM decision_images WHERE seq >= 2"))
+        conn.execute(text("DELETE FROM decisions WHERE seq >= 2"))
+        conn.execute(text("UPDATE ledger_head SET seq = 1, hash = :h"), {"h": recs[0].hash})
+    engine.dispose()
+    assert main(["decisions", "verify-chain", "--ledger", url]) == 0  # the chain alone: fine
+    capsys.readouterr()
+    truncation = (
+        f"checkpoint {trail.directory}/checkpoint.0000000000000002 signs size 2 but the ledger "
+        "ends at seq 1: decisions 2..2 were removed and the head rewound (truncation)"
+    )
+    assert main(["decisions", "verify-chain", *flags, str(trail.directory)]) == 6
+    assert capsys.readouterr().err.startswith(
+        f"error: ledger hash chain is broken at seq 2: {truncation} (1 decisions verified before "
+        "it)\n"
+    )
+    assert main(["audit", "report", "--format", "json", *flags, str(trail.directory)]) == 6
+    doc = json.loads(capsys.readouterr().out)
+    assert (doc["verdict"], doc["integrity"]["reason"]) == ("chain-broken", truncation)
