@@ -5,7 +5,9 @@ admit, on which evidence" and trust the answer: each row's hash covers the previ
 and the decision's canonical JSON, so editing, deleting or reordering a row breaks the chain at
 that row. Appends are serialised across processes (SQLite: ``BEGIN IMMEDIATE``; PostgreSQL:
 ``SELECT ... FOR UPDATE`` on the head row) so concurrent webhook replicas extend one chain.
-The record types and the per-row chain check live in :mod:`affidavit.ledger.records`.
+The record types and the per-row check live in :mod:`affidavit.ledger.records`, the walk
+(rows, head, signed checkpoints) in :mod:`affidavit.ledger.verify`. Reading commands open the
+ledger ``read_only``: they never create a database or repair a damaged schema.
 """
 
 from __future__ import annotations
@@ -50,13 +52,21 @@ from affidavit.ledger.records import (
     parse_time,
     record_from_row,
 )
-from affidavit.ledger.schema import decision_images, decisions, ledger_head, metadata
+from affidavit.ledger.schema import (
+    TABLES,
+    decision_images,
+    decisions,
+    ledger_head,
+    metadata,
+    sqlite_on_begin,
+    sqlite_on_connect,
+    sqlite_on_connect_read_only,
+)
 from affidavit.ledger.verify import walk_chain
 
 _HEAD_ID = 1
 #: The outcomes that let a workload in (every one but ``denied``), named so a new one is not.
 _ADMITTING = ("allowed", "warned", "audited", "excepted")
-_TABLES = ("decisions", "decision_images", "ledger_head")
 log = logging.getLogger("affidavit.ledger")
 
 
@@ -128,11 +138,9 @@ class Ledger:
         except (ArgumentError, ImportError) as e:
             raise LedgerError(f"cannot use ledger URL {self.url!r}: {e}") from e
         if self._sqlite:
-            if not read_only:
-                event.listen(self._engine, "connect", _sqlite_on_connect)
-            else:
-                event.listen(self._engine, "connect", _sqlite_on_connect_ro)
-            event.listen(self._engine, "begin", _sqlite_on_begin)
+            on_connect = sqlite_on_connect_read_only if read_only else sqlite_on_connect
+            event.listen(self._engine, "connect", on_connect)
+            event.listen(self._engine, "begin", sqlite_on_begin)
         self._schema_ready = False
         self._schema_lock = threading.Lock()
 
@@ -150,7 +158,9 @@ class Ledger:
         return LedgerError(
             f"ledger database {self.url} is unreachable: {detail}",
             hint=(
-                "check that the database is running and the --ledger URL is right; "
+                "check that the database is running and the --ledger URL is right"
+                if self.read_only
+                else "check that the database is running and the --ledger URL is right; "
                 "the webhook keeps deciding and buffers decisions until it returns"
             ),
         )
@@ -165,14 +175,14 @@ class Ledger:
     def _check_schema(self, conn: Connection) -> bool:
         """True when every table exists; False when none does; raise when only some do."""
         present = set(inspect(conn).get_table_names())
-        missing = [t for t in _TABLES if t not in present]
+        missing = [t for t in TABLES if t not in present]
         if not missing:
             if conn.execute(select(ledger_head.c.id)).first() is None:
                 raise self._damaged("the ledger_head table has no head row")
             return True
-        if len(missing) == len(_TABLES) and not self.read_only:
+        if len(missing) == len(TABLES) and not self.read_only:
             return False
-        if len(missing) == len(_TABLES):
+        if len(missing) == len(TABLES):
             raise LedgerError(
                 f"ledger database {self.url} holds no ledger (no decisions table)",
                 hint="check the --ledger URL; reading commands never create a ledger",
@@ -451,31 +461,6 @@ class Ledger:
         the head must not be below the largest signed size.
         """
         return walk_chain(self, checkpoints)
-
-
-def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
-    # Take transaction control from pysqlite so BEGIN IMMEDIATE can be issued explicitly.
-    dbapi_connection.isolation_level = None
-    cursor = dbapi_connection.cursor()
-    try:
-        cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute("PRAGMA foreign_keys=ON")
-    finally:
-        cursor.close()
-
-
-def _sqlite_on_connect_ro(dbapi_connection: Any, _record: Any) -> None:
-    dbapi_connection.isolation_level = None
-    cursor = dbapi_connection.cursor()
-    try:
-        cursor.execute("PRAGMA query_only=ON")
-    finally:
-        cursor.close()
-
-
-def _sqlite_on_begin(conn: Connection) -> None:
-    immediate = conn.get_execution_options().get("affidavit_immediate", False)
-    conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
 
 __all__: Sequence[str] = ("ChainReport", "Ledger", "LedgerRecord")

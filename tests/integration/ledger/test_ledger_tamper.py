@@ -8,6 +8,7 @@ it, which the tests sign with a real Ed25519 ledger key before the database is t
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
@@ -273,3 +274,36 @@ def test_a_forged_or_altered_checkpoint_is_refused(
         f"checkpoint {path} (size 30): its signature does not verify with the ledger public key "
         "(the checkpoint was forged or altered)"
     )
+
+
+def test_a_missing_postgres_database_is_named_not_created(postgres_url: str) -> None:
+    url = postgres_url.rsplit("/", 1)[0] + "/no_such_ledger"
+    reader = Ledger(url, read_only=True)
+    with pytest.raises(LedgerError) as e:
+        reader.verify_chain()
+    assert e.value.message.startswith(f"ledger database {reader.url} is unreachable: ")
+    assert 'database "no_such_ledger" does not exist' in e.value.message
+    assert e.value.hint == "check that the database is running and the --ledger URL is right"
+
+
+def test_the_checkpointer_also_signs_the_head_on_its_timer(
+    ledger: Ledger, key: ed25519.Ed25519PrivateKey, tmp_path: Path
+) -> None:
+    recs = _fill(ledger, 3)
+    trail = CheckpointTrail(tmp_path / "cp")
+    signer = Checkpointer(key, trail, origin="test/ledger", every=1000, interval=0.05)
+    signer.start(ledger.head)
+    try:
+        deadline = time.monotonic() + 30
+        while not (trail.directory / "checkpoint.0000000000000003").exists():
+            assert time.monotonic() < deadline, "no checkpoint was signed"
+            time.sleep(0.05)
+    finally:
+        signer.stop()
+    (checkpoint,) = trail.read(key.public_key())
+    assert (checkpoint.origin, checkpoint.size, checkpoint.head_hash) == (
+        "test/ledger",
+        3,
+        recs[2].hash,
+    )
+    assert ledger.verify_chain([checkpoint]).checkpoint_size == 3
