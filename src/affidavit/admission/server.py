@@ -82,6 +82,7 @@ class WebhookSettings:
     checkpoint_dir: Path | None = None
     checkpoint_every: int = 1000
     checkpoint_interval_seconds: float = 60.0
+    checkpoint_configmap: str | None = None  # "NAMESPACE/NAME": the newest checkpoints, too
     log_level: str = "info"
     client_ca: Path | None = None  # verify the kube-apiserver's client certificate against it
     client_names: tuple[str, ...] = ()  # its subject CN or DNS SAN, one of these
@@ -242,12 +243,24 @@ def checkpointer(settings: WebhookSettings) -> Checkpointer | None:
             hint="make a key with `affidavit keygen --ledger-key` and name the directory "
             "the signed checkpoints are published to",
         )
+    mirrors = []
+    if settings.checkpoint_configmap is not None:
+        from affidavit.admission.checkpoint_trail import ConfigMapTrail
+        from affidavit.admission.kube import api_client
+
+        namespace, _, name = settings.checkpoint_configmap.partition("/")
+        if not namespace or not name:
+            raise UsageError(
+                f"--checkpoint-configmap {settings.checkpoint_configmap!r} is not NAMESPACE/NAME"
+            )
+        mirrors.append(ConfigMapTrail(api_client(settings.kubeconfig), namespace, name))
     return Checkpointer(
         load_private_key(settings.ledger_key),
         CheckpointTrail(settings.checkpoint_dir),
         origin=f"affidavit.dev/ledger/{settings.cluster_name}",
         every=settings.checkpoint_every,
         interval=settings.checkpoint_interval_seconds,
+        mirrors=mirrors,
     )
 
 

@@ -35,7 +35,8 @@ CheckpointsOpt = Annotated[
     typer.Option(
         "--checkpoints",
         envvar="AFFIDAVIT_CHECKPOINTS",
-        help="Directory of signed checkpoints (the webhook's --checkpoint-dir trail).",
+        help="Directory of signed checkpoints (the webhook's --checkpoint-dir trail), or a file "
+        "with the checkpoint ConfigMap (kubectl get configmap NAME -o yaml).",
     ),
 ]
 LedgerOpt = Annotated[
@@ -168,6 +169,14 @@ def serve(
             "--checkpoint-interval", envvar="AFFIDAVIT_CHECKPOINT_INTERVAL", help="Seconds."
         ),
     ] = 60.0,
+    checkpoint_configmap: Annotated[
+        str | None,
+        typer.Option(
+            "--checkpoint-configmap",
+            envvar="AFFIDAVIT_CHECKPOINT_CONFIGMAP",
+            help="NAMESPACE/NAME of a ConfigMap that also keeps the newest signed checkpoints.",
+        ),
+    ] = None,
     log_level: Annotated[str, typer.Option("--log-level", envvar="AFFIDAVIT_LOG_LEVEL")] = "info",
     client_ca: Annotated[
         Path | None,
@@ -244,6 +253,7 @@ def serve(
             checkpoint_dir=checkpoint_dir,
             checkpoint_every=checkpoint_every,
             checkpoint_interval_seconds=checkpoint_interval,
+            checkpoint_configmap=checkpoint_configmap,
             log_level=log_level,
             client_ca=client_ca,
             client_names=tuple(client_name or ()),

@@ -26,10 +26,12 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Protocol
 
+import yaml
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
@@ -140,15 +142,30 @@ def open_checkpoint(text: str, public: ed25519.Ed25519PublicKey, source: str) ->
     )
 
 
+class Publisher(Protocol):
+    """Somewhere a signed checkpoint is published (a directory, a ConfigMap)."""
+
+    def publish(self, size: int, note: str) -> object: ...
+
+
+def checkpoint_key(size: int) -> str:
+    """The file name / ConfigMap key of the checkpoint at ``size`` (sorts by size)."""
+    return f"{_PREFIX}{size:016d}"
+
+
 class CheckpointTrail:
-    """A directory of checkpoint notes, one file per size (``checkpoint.<size>``)."""
+    """A directory of checkpoint notes, one file per size (``checkpoint.<size>``).
+
+    ``read`` also takes a file holding a ConfigMap trail as ``kubectl get configmap NAME -o
+    yaml`` prints it, so an auditor checks the cluster's trail offline.
+    """
 
     def __init__(self, directory: Path) -> None:
         self.directory = directory
 
     def publish(self, size: int, note: str) -> Path:
         self.directory.mkdir(parents=True, exist_ok=True)
-        path = self.directory / f"{_PREFIX}{size:016d}"
+        path = self.directory / checkpoint_key(size)
         tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}")
         tmp.write_text(note, encoding="utf-8")
         os.replace(tmp, path)
@@ -156,15 +173,35 @@ class CheckpointTrail:
 
     def read(self, public: ed25519.Ed25519PublicKey) -> list[Checkpoint]:
         """Every checkpoint in the trail, verified, oldest first; a bad one raises."""
-        if not self.directory.is_dir():
+        if self.directory.is_file():
+            notes = _config_map_notes(self.directory)
+        elif self.directory.is_dir():
+            notes = [
+                (str(p), p.read_text(encoding="utf-8"))
+                for p in sorted(self.directory.glob(_PREFIX + "*"))
+            ]
+        else:
             raise LedgerError(
                 f"checkpoint directory {self.directory} does not exist",
                 hint="pass the directory the webhook publishes to (--checkpoint-dir)",
             )
-        out = []
-        for path in sorted(self.directory.glob(_PREFIX + "*")):
-            out.append(open_checkpoint(path.read_text(encoding="utf-8"), public, str(path)))
+        out = [open_checkpoint(text, public, source) for source, text in notes]
         return sorted(out, key=lambda c: c.size)
+
+
+def _config_map_notes(path: Path) -> list[tuple[str, str]]:
+    try:
+        doc: Any = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as e:
+        raise LedgerError(f"cannot read the checkpoint ConfigMap {path}: {e}") from e
+    data = doc.get("data") if isinstance(doc, dict) else None
+    if not isinstance(data, dict):
+        raise LedgerError(f"{path} is not a ConfigMap of checkpoints (no data)")
+    return [
+        (f"{path}:{key}", str(text))
+        for key, text in sorted(data.items())
+        if str(key).startswith(_PREFIX)
+    ]
 
 
 class Checkpointer:
@@ -178,10 +215,11 @@ class Checkpointer:
         origin: str = DEFAULT_ORIGIN,
         every: int = 1000,
         interval: float = 60.0,
+        mirrors: Sequence[Publisher] = (),
     ) -> None:
         if every < 1 or interval <= 0:
             raise ValueError("checkpoint every/interval must be positive")
-        self.key, self.trail, self.origin = key, trail, origin
+        self.key, self.trail, self.origin, self.mirrors = key, trail, origin, tuple(mirrors)
         self.every, self.interval = every, interval
         self.last_size = -1
         self._last_at = time.monotonic()
@@ -195,6 +233,8 @@ class Checkpointer:
                 return None
             note = sign_checkpoint(Checkpoint(self.origin, size, head_hash), self.key, self.origin)
             path = self.trail.publish(size, note)
+            for mirror in self.mirrors:
+                mirror.publish(size, note)
             self.last_size, self._last_at = size, time.monotonic()
             return path
 

@@ -1,7 +1,8 @@
 """A real `affidavit webhook serve` with a ledger key signs checkpoints of the ledger head every N
 decisions into a directory outside the database, each answer's audit annotations carry the
 decision's place in the chain, and `affidavit decisions verify-chain` checks the rows against
-the published checkpoints with the public key."""
+the published checkpoints with the public key; the ConfigMap trail on a real apiserver keeps
+the newest checkpoints and, dumped with kubectl's YAML, catches a rewound head offline."""
 
 from __future__ import annotations
 
@@ -11,10 +12,18 @@ import subprocess
 import sys
 from pathlib import Path
 
+import yaml
 from admission_support import Images, Tls, review, start_webhook
 from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ed25519
+from kubernetes import client
+from sqlalchemy import create_engine, text
 
+from affidavit.admission.checkpoint_trail import ConfigMapTrail
+from affidavit.admission.kube import api_client
 from affidavit.ledger import Ledger
+from affidavit.ledger.checkpoint import Checkpointer, CheckpointTrail
+from control_planes import started_control_plane
 
 
 def _affidavit(*args: str) -> subprocess.CompletedProcess[str]:
@@ -24,6 +33,18 @@ def _affidavit(*args: str) -> subprocess.CompletedProcess[str]:
         text=True,
         check=False,
     )
+
+
+def _decision(n: int) -> dict[str, object]:
+    return {
+        "id": f"d-{n}",
+        "time": "2026-03-01T10:00:00Z",
+        "outcome": "allowed",
+        "namespace": "shop",
+        "kind": "Deployment",
+        "name": f"web-{n}",
+        "images": [{"ref": "registry.example/shop/web:1.0", "digest": None}],
+    }
 
 
 def test_the_webhook_signs_and_publishes_checkpoints(
@@ -95,4 +116,49 @@ def test_the_webhook_signs_and_publishes_checkpoints(
         0,
         "ok: 3 decisions, chain intact up to seq 3, consistent with the signed checkpoint "
         "at size 2\n",
+    )
+
+
+def test_the_configmap_trail_keeps_the_newest_checkpoints_for_an_offline_check(
+    tmp_path: Path,
+) -> None:
+    key = ed25519.Ed25519PrivateKey.generate()
+    public = tmp_path / "ledger.pub"
+    public.write_bytes(
+        key.public_key().public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+    )
+    with started_control_plane(tmp_path / "cp", with_controller_manager=False) as info:
+        api = api_client(info.kubeconfig)
+        trail = ConfigMapTrail(api, "default", "affidavit-checkpoints", keep=2)
+        signer = Checkpointer(
+            key, CheckpointTrail(tmp_path / "dir"), origin="test", every=1, mirrors=[trail]
+        )
+        url = f"sqlite:///{tmp_path / 'l.db'}"
+        led = Ledger(url, checkpointer=signer)
+        recs = [led.append(_decision(i)) for i in range(3)]
+        obj = client.CoreV1Api(api).read_namespaced_config_map("affidavit-checkpoints", "default")
+        dumped = tmp_path / "cm.yaml"
+        dumped.write_text(yaml.safe_dump(api.sanitize_for_serialization(obj)))
+    assert sorted(obj.data) == ["checkpoint.0000000000000002", "checkpoint.0000000000000003"]
+    flags = ["--ledger", url, "--ledger-public-key", str(public), "--checkpoints", str(dumped)]
+    ok = _affidavit("decisions", "verify-chain", *flags)
+    assert (ok.returncode, ok.stdout) == (
+        0,
+        "ok: 3 decisions, chain intact up to seq 3, consistent with the signed checkpoint "
+        "at size 3\n",
+    )
+    engine = create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(text("DELETE FROM decision_images WHERE seq = 3"))
+        conn.execute(text("DELETE FROM decisions WHERE seq = 3"))
+        conn.execute(text("UPDATE ledger_head SET seq = 2, hash = :h"), {"h": recs[1].hash})
+    engine.dispose()
+    rewound = _affidavit("decisions", "verify-chain", *flags)
+    assert rewound.returncode == 6
+    assert rewound.stderr.startswith(
+        f"error: ledger hash chain is broken at seq 3: checkpoint {dumped}:"
+        "checkpoint.0000000000000003 signs size 3 but the ledger ends at seq 2: decisions "
+        "3..3 were removed and the head rewound (truncation) (2 decisions verified before it)\n"
     )
