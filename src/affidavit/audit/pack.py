@@ -129,6 +129,16 @@ def _zip_time(until: datetime) -> tuple[int, int, int, int, int, int]:
     return (t.year, t.month, t.day, t.hour, t.minute, t.second - t.second % 2)
 
 
+def check_period(since: datetime, until: datetime) -> None:
+    """Refuse an empty period (before any database is opened)."""
+    if since >= until:
+        raise UsageError(
+            f"the period is empty: --since {since.isoformat()} is not before --until "
+            f"{until.isoformat()}",
+            hint="give --since an earlier time than --until",
+        )
+
+
 def build_pack(
     ledger: Ledger,
     *,
@@ -140,12 +150,7 @@ def build_pack(
     checkpoints: Sequence[Checkpoint] = (),
 ) -> tuple[bytes, dict[str, Any]]:
     """The pack's zip bytes and its report document, for decisions in ``[since, until)``."""
-    if since >= until:
-        raise UsageError(
-            f"the period is empty: --since {since.isoformat()} is not before --until "
-            f"{until.isoformat()}",
-            hint="give --since an earlier time than --until",
-        )
+    check_period(since, until)
     period = ledger.query(since=since, until=until, limit=None)
     report = report_from_ledger(
         ledger,

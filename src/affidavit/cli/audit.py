@@ -19,7 +19,7 @@ from affidavit.attestations.evidence import ImageEvidence, KeySigner
 from affidavit.attestations.reference import ImageReference
 from affidavit.attestations.registry import RegistryClient
 from affidavit.attestations.verify import verify_digest
-from affidavit.audit.pack import build_pack, write_pack
+from affidavit.audit.pack import build_pack, check_period, write_pack
 from affidavit.audit.render import RENDERERS
 from affidavit.audit.report import (
     ExceptionDetail,
@@ -228,6 +228,7 @@ def pack(
     """A deterministic evidence pack (.zip): report in three formats, the period's ledger rows
     as stored, MANIFEST.json, SHA256SUMS and a README on verifying them with standard tools."""
     start, end = _required(since, "--since"), _required(until, "--until")
+    check_period(start, end)
     signed = load_checkpoints(ledger_public_key, checkpoints)
     led = Ledger(ledger, read_only=True)
     ai = None

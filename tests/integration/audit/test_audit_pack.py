@@ -149,9 +149,11 @@ def test_cli_exits_non_zero_on_a_broken_chain(
     assert main(["audit", "report", "--ledger", ledger_url, "--format", "markdown"]) == 6
     out, err = capsys.readouterr()
     assert "WARNING: NOT A CLEAN BILL" in out
+    did = ledger.after(3, 1)[0].id
     assert err == (
-        "error: the ledger hash chain is broken at seq 4: the stored decision JSON does not "
-        "match its hash (the row was edited); the report says so and presents no clean bill\n"
+        f"error: the ledger hash chain is broken at seq 4: row seq 4 (decision {did}): the "
+        "stored decision JSON does not match its hash (the row was edited); the report says so "
+        "and presents no clean bill\n"
         "  hint: restore the ledger from a backup, run `affidavit decisions verify-chain`, and "
         "investigate who had write access to the database\n"
     )

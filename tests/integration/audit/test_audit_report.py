@@ -45,6 +45,7 @@ def test_figures_for_the_period_are_exact(ledger: Ledger) -> None:
         "headHash": ledger.head()[1],
         "firstBrokenSeq": None,
         "reason": None,
+        "checkpointSize": None,
         "unreadableSeqs": [],
     }
     assert r["period"] == {

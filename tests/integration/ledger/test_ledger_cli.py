@@ -148,6 +148,11 @@ def test_verify_chain_and_report_check_signed_checkpoints(
         "ok: 3 decisions, chain intact up to seq 3, consistent with the signed checkpoint "
         "at size 2\n"
     )
+    assert main(["audit", "report", *flags, str(trail.directory)]) == 0
+    assert (
+        f"Ledger head: seq 3, hash {recs[2].hash}; 3 rows verified. Checked against the signed "
+        "checkpoint at size 2." in capsys.readouterr().out
+    )
     assert main(["decisions", "verify-chain", "--ledger", url, "--checkpoints", "x"]) == 2
     assert capsys.readouterr().err.startswith(
         "error: --ledger-public-key and --checkpoints go together\n"
