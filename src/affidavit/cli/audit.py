@@ -27,6 +27,7 @@ from affidavit.audit.report import (
     exception_details,
     report_from_ledger,
 )
+from affidavit.cli.options import CheckpointsOpt, LedgerPublicKeyOpt
 from affidavit.errors import AffidavitError, InputError, LedgerError, UsageError
 from affidavit.ledger import Ledger, LedgerRecord
 from affidavit.ledger.checkpoint import load_checkpoints
@@ -58,22 +59,6 @@ KeysOpt = Annotated[
         "--public-key",
         help="trusted signer's public key (PEM); verifies each image's provenance to count "
         "AI-touched workloads from evidence (repeatable)",
-    ),
-]
-LedgerKeyOpt = Annotated[
-    Path | None,
-    typer.Option(
-        "--ledger-public-key",
-        envvar="AFFIDAVIT_LEDGER_PUBLIC_KEY",
-        help="Ed25519 public key (PEM) the ledger's checkpoints are signed with.",
-    ),
-]
-CheckpointsOpt = Annotated[
-    Path | None,
-    typer.Option(
-        "--checkpoints",
-        envvar="AFFIDAVIT_CHECKPOINTS",
-        help="Directory of signed checkpoints the rows are checked against.",
     ),
 ]
 InsecureOpt = Annotated[
@@ -177,7 +162,7 @@ def report(
     exceptions: ExceptionsOpt = None,
     public_key: KeysOpt = None,
     insecure_registry: InsecureOpt = None,
-    ledger_public_key: LedgerKeyOpt = None,
+    ledger_public_key: LedgerPublicKeyOpt = None,
     checkpoints: CheckpointsOpt = None,
 ) -> None:
     """Coverage over a period: outcomes per region/cluster/namespace, evidence, AI-touched
@@ -222,7 +207,7 @@ def pack(
     exceptions: ExceptionsOpt = None,
     public_key: KeysOpt = None,
     insecure_registry: InsecureOpt = None,
-    ledger_public_key: LedgerKeyOpt = None,
+    ledger_public_key: LedgerPublicKeyOpt = None,
     checkpoints: CheckpointsOpt = None,
 ) -> None:
     """A deterministic evidence pack (.zip): report in three formats, the period's ledger rows

@@ -15,6 +15,7 @@ from typing import Annotated, cast
 import typer
 
 from affidavit.attestations.reference import ImageReference
+from affidavit.cli.options import CheckpointsOpt, LedgerPublicKeyOpt
 from affidavit.errors import LedgerError, UsageError
 from affidavit.ledger import Ledger, LedgerRecord
 from affidavit.ledger.checkpoint import load_checkpoints
@@ -22,23 +23,6 @@ from affidavit.ledger.checkpoint import load_checkpoints
 webhook_app = typer.Typer(help="Run the admission webhook.", no_args_is_help=True)
 decisions_app = typer.Typer(help="Read and verify the decision ledger.", no_args_is_help=True)
 
-PublicKeyOpt = Annotated[
-    Path | None,
-    typer.Option(
-        "--ledger-public-key",
-        envvar="AFFIDAVIT_LEDGER_PUBLIC_KEY",
-        help="Ed25519 public key (PEM) the ledger's checkpoints are signed with.",
-    ),
-]
-CheckpointsOpt = Annotated[
-    Path | None,
-    typer.Option(
-        "--checkpoints",
-        envvar="AFFIDAVIT_CHECKPOINTS",
-        help="Directory of signed checkpoints (the webhook's --checkpoint-dir trail), or a file "
-        "with the checkpoint ConfigMap (kubectl get configmap NAME -o yaml).",
-    ),
-]
 LedgerOpt = Annotated[
     str,
     typer.Option(
@@ -320,7 +304,9 @@ def list_decisions(
 
 @decisions_app.command("verify-chain")
 def verify_chain(
-    ledger: LedgerOpt, ledger_public_key: PublicKeyOpt = None, checkpoints: CheckpointsOpt = None
+    ledger: LedgerOpt,
+    ledger_public_key: LedgerPublicKeyOpt = None,
+    checkpoints: CheckpointsOpt = None,
 ) -> None:
     """Recompute the hash chain, check every column against it and the rows against the signed
     checkpoints; exit non-zero naming the first fault. Never creates or repairs a ledger."""
