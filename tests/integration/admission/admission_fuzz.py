@@ -17,6 +17,8 @@ from typing import Any
 
 from admission_support import review
 
+from affidavit.admission.kinds import POD_SOURCES, PodSource, pod_source
+
 WORKLOAD_KINDS = ("Deployment", "Pod", "StatefulSet", "DaemonSet", "ReplicaSet", "Job", "CronJob")
 _CONTAINER_LISTS = ("containers", "initContainers", "ephemeralContainers")
 _ODD_VALUES: tuple[Any, ...] = (
@@ -78,6 +80,13 @@ class Mutator:
         )
         if kind == "Pod":
             doc["request"]["object"]["spec"] = doc["request"]["object"]["spec"]["template"]["spec"]
+        source = pod_source_of(kind)
+        doc["request"]["kind"] = {"group": source.group, "version": source.version, "kind": kind}
+        doc["request"]["resource"] = {
+            "group": source.group,
+            "version": source.version,
+            "resource": source.resource,
+        }
         mutation = rng.choice(
             (
                 "replace",
@@ -225,8 +234,24 @@ def problems(case: Case, status: int, answer: Any, image: str) -> list[str]:
         and isinstance(request, dict)
         and request.get("operation") in ("CREATE", "UPDATE")
         and isinstance(request.get("kind"), dict)
-        and request["kind"].get("kind") in WORKLOAD_KINDS
+        and _judged_kind(request)
         and names_image(request.get("object"), image)
     ):
         found.append("admitted a workload naming the unreviewed image")
     return found
+
+
+def pod_source_of(kind: str) -> PodSource:
+    """Where the API serves ``kind``: the group, version and resource a real request carries."""
+    return next(s for s in POD_SOURCES if s.kind == kind)
+
+
+def _judged_kind(request: dict[str, Any]) -> bool:
+    """Whether the webhook's rules route this group/kind (and subresource) to it at all; the
+    apiserver never sends another (``apps/Pod`` is no kind), and the webhook admits those."""
+    kind = request["kind"]
+    group, name = kind.get("group"), kind.get("kind")
+    sub = request.get("subResource") or ""
+    if not (isinstance(group, str) and isinstance(name, str) and isinstance(sub, str)):
+        return False
+    return pod_source(group, name, sub) is not None
