@@ -108,6 +108,8 @@ def _inline(node: Any, defs: dict[str, Any]) -> Any:
             continue
         if key == "properties":
             out[key] = {name: _inline(v, defs) for name, v in value.items()}
+        elif key == "description":
+            out[key] = " ".join(str(value).split())  # docstrings wrap; kubectl explain re-wraps
         else:
             out[key] = _inline(value, defs)
     return out
@@ -118,6 +120,24 @@ def structural_schema(model: type[BaseModel]) -> dict[str, Any]:
     raw = model.model_json_schema(by_alias=True, mode="validation")
     result: dict[str, Any] = _inline(raw, raw.get("$defs", {}))
     return result
+
+
+def undescribed(schema: Any, path: str = "") -> list[str]:
+    """The paths in ``schema`` that ``kubectl explain`` would show without a description."""
+    if not isinstance(schema, dict):
+        return []
+    out = [] if schema.get("description") else [path or "."]
+    for name, sub in schema.get("properties", {}).items():
+        if not path and name == "metadata":
+            continue  # ObjectMeta: kubectl explain shows its standard documentation
+        out += undescribed(sub, f"{path}.{name}")
+    if isinstance(schema.get("items"), dict) and schema["items"].get("properties"):
+        out += [p for p in undescribed(schema["items"], f"{path}[]") if p != f"{path}[]"]
+    if isinstance(schema.get("additionalProperties"), dict):
+        sub = schema["additionalProperties"]
+        if sub.get("properties"):
+            out += [p for p in undescribed(sub, f"{path}[*]") if p != f"{path}[*]"]
+    return out
 
 
 def structural_problems(schema: Any, path: str = "") -> list[str]:
@@ -141,42 +161,61 @@ def structural_problems(schema: Any, path: str = "") -> list[str]:
     return problems
 
 
+def _described(description: str, **schema: Any) -> dict[str, Any]:
+    return {"description": description, **schema}
+
+
 def _status_schema() -> dict[str, Any]:
-    condition = {
-        "type": "object",
-        "required": ["type", "status"],
-        "properties": {
-            "type": {"type": "string"},
-            "status": {"type": "string", "enum": ["True", "False", "Unknown"]},
-            "reason": {"type": "string"},
-            "message": {"type": "string"},
-            "lastTransitionTime": {"type": "string", "format": "date-time"},
-            "observedGeneration": {"type": "integer", "format": "int64"},
+    condition = _described(
+        "One aspect of the object's state, as the operator last observed it.",
+        type="object",
+        required=["type", "status"],
+        properties={
+            "type": _described("What the condition is about, e.g. Ready.", type="string"),
+            "status": _described(
+                "Whether the condition holds.", type="string", enum=["True", "False", "Unknown"]
+            ),
+            "reason": _described("A CamelCase word for why, e.g. Invalid.", type="string"),
+            "message": _described("What is wrong and how to fix it.", type="string"),
+            "lastTransitionTime": _described(
+                "When the status last changed.", type="string", format="date-time"
+            ),
+            "observedGeneration": _described(
+                "The generation of the spec this condition describes.",
+                type="integer",
+                format="int64",
+            ),
         },
-    }
-    return {
-        "type": "object",
-        "x-kubernetes-preserve-unknown-fields": True,
-        "properties": {
-            "observedGeneration": {"type": "integer", "format": "int64"},
-            "conditions": {
-                "type": "array",
-                "items": condition,
-                "x-kubernetes-list-type": "map",
-                "x-kubernetes-list-map-keys": ["type"],
-            },
+    )
+    return _described(
+        "Written by the operator: whether the object is valid and in force.",
+        type="object",
+        **{"x-kubernetes-preserve-unknown-fields": True},
+        properties={
+            "observedGeneration": _described(
+                "The generation of the spec the operator last processed.",
+                type="integer",
+                format="int64",
+            ),
+            "conditions": _described(
+                "The operator's conditions; Ready says whether the object is in force.",
+                type="array",
+                items=condition,
+                **{"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"]},
+            ),
         },
-    }
+    )
 
 
 def render(crd: CrdSpec) -> dict[str, Any]:
     """The CustomResourceDefinition object for ``crd``."""
     root: dict[str, Any] = {
+        "description": (crd.model.__doc__ or "").split("\n\n")[0].replace("\n", " "),
         "type": "object",
         "properties": {
-            "apiVersion": {"type": "string"},
-            "kind": {"type": "string"},
-            "metadata": {"type": "object"},
+            "apiVersion": _described(f"Always {GROUP}/{VERSION}.", type="string"),
+            "kind": _described(f"Always {crd.kind}.", type="string"),
+            "metadata": {"type": "object"},  # the apiserver refuses a description here
             "spec": structural_schema(crd.model),
             "status": _status_schema(),
         },

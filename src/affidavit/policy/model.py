@@ -39,10 +39,18 @@ def _cel(*rules: tuple[str, str]) -> dict[str, Any]:
 
 
 class SpecModel(BaseModel):
-    """Strict, immutable, camelCase on the wire."""
+    """Strict, immutable, camelCase on the wire.
+
+    Each field's docstring is its description in the generated CRD, so ``kubectl explain``
+    reads the same text as this file (a test fails when a field has none).
+    """
 
     model_config = ConfigDict(
-        extra="forbid", frozen=True, alias_generator=to_camel, populate_by_name=True
+        extra="forbid",
+        frozen=True,
+        alias_generator=to_camel,
+        populate_by_name=True,
+        use_attribute_docstrings=True,
     )
 
     def to_wire(self) -> dict[str, Any]:
@@ -50,9 +58,14 @@ class SpecModel(BaseModel):
 
 
 class LabelSelectorRequirement(SpecModel):
+    """One namespace label requirement, as in a Kubernetes label selector."""
+
     key: str = Field(min_length=1)
+    """The label key the requirement applies to."""
     operator: Literal["In", "NotIn", "Exists", "DoesNotExist"]
+    """How the label's value relates to `values`."""
     values: list[str] = Field(default_factory=list)
+    """Label values; required (non-empty) for In and NotIn, ignored otherwise."""
 
     model_config = ConfigDict(
         json_schema_extra=_cel(
@@ -72,8 +85,12 @@ class LabelSelectorRequirement(SpecModel):
 
 
 class NamespaceSelector(SpecModel):
+    """Which namespaces, by their labels; every condition must hold (omitted = all namespaces)."""
+
     match_labels: dict[str, str] = Field(default_factory=dict)
+    """Labels the namespace must carry with exactly these values."""
     match_expressions: list[LabelSelectorRequirement] = Field(default_factory=list, max_length=32)
+    """Label requirements the namespace must meet, all of them."""
 
 
 #: Region names are lower-case letters, digits and ``-`` (eu-west-1, europe-west1, westeurope),
@@ -98,24 +115,34 @@ RegionGlobs = Annotated[list[str], AfterValidator(check_region_globs)]
 class Match(SpecModel):
     """Which requests a policy governs. An omitted or empty list of globs matches everything."""
 
-    images: list[str] = Field(default_factory=list, description="image reference globs")
+    images: list[str] = Field(default_factory=list)
+    """Image reference globs, matched against the canonical name (docker.io/library/nginx:1)."""
     namespace_selector: NamespaceSelector | None = None
-    regions: RegionGlobs = Field(default_factory=list, description="cluster region globs")
-    clusters: list[str] = Field(default_factory=list, description="cluster name globs")
+    """The namespaces whose workloads the policy governs (omitted = every namespace)."""
+    regions: RegionGlobs = Field(default_factory=list)
+    """Globs of the cluster's region (topology.kubernetes.io/region), e.g. eu-*."""
+    clusters: list[str] = Field(default_factory=list)
+    """Globs of the cluster's name as the webhook is configured with it."""
 
 
 class KeySignerSpec(SpecModel):
+    """A signer known by its public key (``affidavit keygen`` or cosign key pairs)."""
+
     name: str = Field(min_length=1)
-    public_key: str = Field(
-        pattern=r"^\s*-----BEGIN PUBLIC KEY-----",
-        description="PEM public key (ECDSA P-256, Ed25519)",
-    )
+    """The signer's name, unique among the policy's keys, shown in decisions."""
+    public_key: str = Field(pattern=r"^\s*-----BEGIN PUBLIC KEY-----")
+    """PEM public key (ECDSA P-256 or Ed25519)."""
 
 
 class KeylessSignerSpec(SpecModel):
+    """A Sigstore keyless signer: an OIDC identity certified by Fulcio."""
+
     name: str = Field(min_length=1)
-    issuer: str = Field(pattern=r"^https://", description="OIDC issuer URL")
-    identity: str = Field(min_length=1, description="certificate SAN (email or URI)")
+    """The signer's name, unique among the policy's keyless signers, shown in decisions."""
+    issuer: str = Field(pattern=r"^https://")
+    """The OIDC issuer URL the certificate must name."""
+    identity: str = Field(min_length=1)
+    """The certificate's subject alternative name (an email or a URI)."""
 
 
 def _list_map(key: str) -> dict[str, Any]:
@@ -123,10 +150,14 @@ def _list_map(key: str) -> dict[str, Any]:
 
 
 class Signers(SpecModel):
+    """Whose signatures count; an attestation signed by anyone else is ignored."""
+
     keys: list[KeySignerSpec] = Field(default_factory=list, json_schema_extra=_list_map("name"))
+    """Signers by public key."""
     keyless: list[KeylessSignerSpec] = Field(
         default_factory=list, json_schema_extra=_list_map("name")
     )
+    """Signers by OIDC identity (Sigstore keyless)."""
 
     @model_validator(mode="after")
     def _unique(self) -> Signers:
@@ -141,28 +172,29 @@ class Signers(SpecModel):
 
 
 class ProvenanceRequirement(SpecModel):
+    """Whether a signed ai-provenance/v1 attestation must be present, and how fresh."""
+
     required: bool = True
+    """An image without signed provenance is denied."""
     max_age_days: int | None = Field(default=None, ge=1)
+    """The provenance must have been signed at most this many days ago (omitted = any age)."""
 
 
 class TierRequirement(SpecModel):
-    """Review needed by the changes that touch a tier (``*`` = every tier)."""
+    """Review needed by the changes that touch a tier (`*` = every tier)."""
 
-    approvals: int = Field(default=0, ge=0, description="approvals on the final revision")
-    independent_approvals: int = Field(
-        default=0, ge=0, description="approvals by neither the author, a committer, nor a bot"
-    )
-    human_approvals: int = Field(default=0, ge=0, description="approvals by non-bot reviewers")
-    reviewer_groups: list[str] = Field(
-        default_factory=list,
-        description="an approving reviewer must belong to one of these groups",
-    )
-    security_review: bool = Field(
-        default=False, description="an approval by a member of the group `security`"
-    )
-    applies_to: AppliesTo = Field(
-        default="ai", description="ai: only AI-involved changes; all: every change"
-    )
+    approvals: int = Field(default=0, ge=0)
+    """Approvals needed on the change's final revision."""
+    independent_approvals: int = Field(default=0, ge=0)
+    """Approvals needed by neither the author, a committer, nor a bot."""
+    human_approvals: int = Field(default=0, ge=0)
+    """Approvals needed by reviewers who are not bots."""
+    reviewer_groups: list[str] = Field(default_factory=list)
+    """An approving reviewer must belong to one of these groups (see `groups`)."""
+    security_review: bool = False
+    """An approval by a member of the group `security` is needed."""
+    applies_to: AppliesTo = "ai"
+    """ai: only AI-involved changes need this review; all: every change does."""
 
     model_config = ConfigDict(
         json_schema_extra=_cel(
@@ -188,44 +220,35 @@ class TierRequirement(SpecModel):
 class Require(SpecModel):
     """What a policy requires (an AccountabilityPolicy's omissions take secure defaults)."""
 
-    provenance: ProvenanceRequirement | None = Field(
-        default=None,
-        description="signed ai-provenance/v1; omitted in an AccountabilityPolicy = required",
-    )
+    provenance: ProvenanceRequirement | None = None
+    """Signed ai-provenance/v1; omitted in an AccountabilityPolicy = required."""
     tiers: dict[str, TierRequirement] = Field(default_factory=dict, max_length=32)
-    allowed_tools: list[str] | None = Field(
-        default=None, description="AI tool name globs; omitted = any tool"
-    )
-    require_tool_details: bool = Field(
-        default=False, description="AI-involved changes must name tool, model and version"
-    )
-    treat_unknown_as_ai: bool = Field(
-        default=False, description="commits with no AI declaration count as AI-involved"
-    )
+    """Trust tier name (from the repository's tier map; `*` = every tier) -> review needed."""
+    allowed_tools: list[str] | None = None
+    """AI tool name globs that may have written code; omitted = any tool."""
+    require_tool_details: bool = False
+    """AI-involved changes must name the tool, its model and its version."""
+    treat_unknown_as_ai: bool = False
+    """Commits with no AI declaration count as AI-involved."""
     owner_label: str | None = Field(default=None, pattern=LABEL_KEY)
+    """A label the workload must carry naming its accountable owner."""
     escalation_label: str | None = Field(default=None, pattern=LABEL_KEY)
-    independent_release_approver: bool = Field(
-        default=False,
-        description="AI-involved changes must be merged by neither their author nor a reviewer",
-    )
-    consistent_revision: bool | None = Field(
-        default=None,
-        description="provenance, review and build name one source revision; omitted in an "
-        "AccountabilityPolicy = true",
-    )
-    tier_map_digest: str | None = Field(
-        default=None,
-        pattern=r"^sha256:[0-9a-f]{64}$",
-        description="the provenance must have classified files with this trust-tier map "
-        "(its collector.tiersDigest)",
-    )
+    """A label the workload must carry naming where incidents escalate."""
+    independent_release_approver: bool = False
+    """AI-involved changes must be merged by neither their author nor a reviewer."""
+    consistent_revision: bool | None = None
+    """Provenance, review and build name one source revision; omitted in an
+    AccountabilityPolicy = true."""
+    tier_map_digest: str | None = Field(default=None, pattern=r"^sha256:[0-9a-f]{64}$")
+    """The provenance must have classified files with this trust-tier map (its
+    collector.tiersDigest)."""
     require_digest: bool = False
-    failure_policy: FailurePolicy | None = Field(
-        default=None,
-        description="when the registry is unreachable; omitted in an AccountabilityPolicy = "
-        "Fail, and Fail beats Ignore",
-    )
+    """Images must be referenced by digest (the pinning webhook otherwise pins covered tags)."""
+    failure_policy: FailurePolicy | None = None
+    """What an unreachable registry means: Fail denies, Ignore admits; omitted in an
+    AccountabilityPolicy = Fail, and Fail beats Ignore."""
     retention_days: int | None = Field(default=None, ge=1)
+    """The ledger must keep decisions at least this many days."""
 
 
 def with_policy_defaults(require: Require) -> Require:
@@ -248,33 +271,56 @@ def with_policy_defaults(require: Require) -> Require:
 
 
 class ExceptionRules(SpecModel):
-    max_days: int = Field(ge=1, description="longest an AccountabilityException may last")
+    """Bounds on the AccountabilityExceptions that may relax this policy."""
+
+    max_days: int = Field(ge=1)
+    """The longest an AccountabilityException may last, from creation to expiry."""
 
 
 class EvidenceRules(SpecModel):
+    """How a region's evidence is kept (recorded with decisions; not enforced at admission)."""
+
     retention_days: int | None = Field(default=None, ge=1)
-    residency: str | None = Field(default=None, description="where evidence must be stored")
+    """The ledger must keep decisions at least this many days."""
+    residency: str | None = None
+    """Where evidence must be stored (a region name)."""
     pseudonymous_identities: bool = False
+    """People are named by pseudonymous identifiers in the evidence."""
 
 
 class AccountabilityPolicySpec(SpecModel):
+    """A cluster-wide policy: what the images it matches must prove before they run."""
+
     mode: Mode = "Enforce"
+    """Enforce denies; Warn admits with a warning; Audit only records the decision."""
     match: Match = Field(default_factory=Match)
+    """Which requests the policy governs (omitted = all)."""
     signers: Signers | None = None
-    groups: dict[str, list[str]] = Field(
-        default_factory=dict, description="group name -> member logins or emails"
-    )
+    """Whose signatures count; with several matching policies only the signers they all name
+    count, and with none named no attestation is trusted."""
+    groups: dict[str, list[str]] = Field(default_factory=dict)
+    """Group name -> member logins or emails, for reviewerGroups and securityReview."""
     require: Require = Field(default_factory=Require)
+    """What the matched images must prove; omissions take secure defaults."""
     jurisdictions: list[PresetName] = Field(default_factory=list)
+    """Presets whose requirements are added (strictest wins), e.g. soc2, pci-dss."""
     exceptions: ExceptionRules | None = None
+    """Bounds on exceptions to this policy (omitted = the operator's default, 7 days)."""
 
 
 class RegionPolicySpec(SpecModel):
-    regions: RegionGlobs = Field(min_length=1, description="cluster region globs")
+    """Requirements for every cluster in some regions, added to the cluster's policies."""
+
+    regions: RegionGlobs = Field(min_length=1)
+    """Globs of the regions (topology.kubernetes.io/region) the policy applies in."""
     jurisdictions: list[PresetName] = Field(default_factory=list)
+    """Presets whose requirements are added (strictest wins), e.g. eu, us-fedramp-moderate."""
     evidence: EvidenceRules | None = None
+    """How evidence is kept in these regions."""
     groups: dict[str, list[str]] = Field(default_factory=dict)
+    """Group name -> member logins or emails, for reviewerGroups and securityReview."""
     require: Require = Field(default_factory=Require)
+    """What every image in these regions must prove, beside each policy's own requirements."""
 
 
 #: An exception glob starts with literal text (a registry, a repository, a name prefix): ``*``,
@@ -291,23 +337,33 @@ def _list(value: object) -> list[Any]:
 
 
 class WorkloadRef(SpecModel):
+    """A workload by kind and name glob, in the exception's namespace."""
+
     kind: str = Field(min_length=1)
-    name: str = Field(min_length=1, description="workload name glob")
+    """The workload's kind, e.g. Deployment."""
+    name: str = Field(min_length=1)
+    """A glob of the workload's name."""
 
 
 class AccountabilityExceptionSpec(SpecModel):
-    images: list[str] = Field(
-        default_factory=list,
-        description="image reference globs, each starting with literal text (never `*`)",
-    )
-    workloads: list[WorkloadRef] = Field(default_factory=list)  # kind and name-glob pairs
+    """A time-bound, approved waiver of the policies for some images or workloads."""
+
+    images: list[str] = Field(default_factory=list)
+    """Image reference globs, each starting with literal text (never `*`)."""
+    workloads: list[WorkloadRef] = Field(default_factory=list)
+    """Workloads (kind and name glob) in this namespace the exception covers."""
     reason: str = Field(min_length=1)
+    """Why the waiver is needed, recorded with every decision it allows."""
     incident_id: str = Field(min_length=1)
+    """The incident or change ticket the waiver belongs to."""
     owner: str = Field(min_length=1, max_length=256)
+    """Who is accountable for the waiver."""
     approvers: list[Annotated[str, Field(min_length=1, max_length=256)]] = Field(
         min_length=1, max_length=16
     )
+    """Who approved the waiver; never the owner."""
     expires_at: AwareDatetime
+    """When the waiver ends (RFC 3339, with a time zone), within the policy's maxDays."""
 
     model_config = ConfigDict(
         json_schema_extra=_cel(

@@ -10,11 +10,22 @@ from pathlib import Path
 
 import pytest
 import yaml
-from policy_builders import IMAGE, exception, index, obj, policy, region_policy
+from pydantic import Field
 
 from affidavit.errors import PolicyError
 from affidavit.policy import PolicyIndex
-from affidavit.policy.crds import CRDS, main, render, render_all, stale, structural_problems
+from affidavit.policy.crds import (
+    CRDS,
+    main,
+    render,
+    render_all,
+    stale,
+    structural_problems,
+    structural_schema,
+    undescribed,
+)
+from affidavit.policy.model import SpecModel
+from policy_builders import IMAGE, exception, index, obj, policy, region_policy
 
 CHART_CRDS = Path(__file__).resolve().parents[3] / "charts" / "affidavit" / "crds"
 
@@ -148,11 +159,38 @@ def test_crd_files_parse_and_carry_cel_rules() -> None:
     ]
     pol = docs["accountabilitypolicies.affidavit.dev.yaml"]
     spec = pol["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]
-    assert spec["properties"]["mode"] == {"enum": ["Enforce", "Warn", "Audit"], "type": "string"}
+    assert spec["properties"]["mode"] == {
+        "description": "Enforce denies; Warn admits with a warning; Audit only records the decision.",
+        "enum": ["Enforce", "Warn", "Audit"],
+        "type": "string",
+    }
     tier = spec["properties"]["require"]["properties"]["tiers"]["additionalProperties"]
     assert tier["properties"]["approvals"]["minimum"] == 0
     assert tier["x-kubernetes-validations"][0]["rule"].startswith("!has(self.independentApprovals)")
     exc = docs["accountabilityexceptions.affidavit.dev.yaml"]
     espec = exc["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]
-    assert espec["properties"]["expiresAt"] == {"format": "date-time", "type": "string"}
+    assert espec["properties"]["expiresAt"] == {
+        "description": "When the waiver ends (RFC 3339, with a time zone), within the policy's "
+        "maxDays.",
+        "format": "date-time",
+        "type": "string",
+    }
     assert exc["spec"]["scope"] == "Namespaced"
+
+
+@pytest.mark.parametrize("crd", CRDS, ids=lambda c: c.kind)
+def test_every_crd_field_has_a_description(crd: object) -> None:
+    """`kubectl explain` must never show a field of ours without saying what it does."""
+    schema = render(crd)["spec"]["versions"][0]["schema"]["openAPIV3Schema"]  # type: ignore[arg-type]
+    assert undescribed(schema) == []
+
+
+def test_an_undocumented_field_is_found() -> None:
+    class Undocumented(SpecModel):
+        """A model with one documented field and one without."""
+
+        documented: int = 0
+        """Says what it is."""
+        silent: list[str] = Field(default_factory=list)
+
+    assert undescribed(structural_schema(Undocumented)) == [".silent"]

@@ -16,11 +16,11 @@ from typing import Any
 
 import pytest
 import yaml
-from policy_builders import PEM, exception, policy, region_policy
 
 from affidavit.envtest import ControlPlaneInfo
 from affidavit.policy import PolicyIndex
 from control_planes import started_control_plane
+from policy_builders import PEM, exception, policy, region_policy
 
 pytestmark = pytest.mark.e2e
 CHART_CRDS = Path(__file__).resolve().parents[3] / "charts" / "affidavit" / "crds"
@@ -153,3 +153,19 @@ def test_invalid_objects_are_refused_by_the_api_server(
         [obj] if kind == "AccountabilityException" else [],
     )
     assert len(ix.errors) == 1
+
+
+def test_kubectl_explain_reads_the_models_descriptions(crds: ControlPlaneInfo) -> None:
+    """`kubectl explain` serves each field's docstring from affidavit.policy.model."""
+    code, out = kubectl(crds, "explain", "accountabilitypolicy.spec.require")
+    assert code == 0, out
+    text = " ".join(out.split())  # kubectl wraps descriptions at its own width
+    assert "What the matched images must prove; omissions take secure defaults." in text
+    assert "Trust tier name (from the repository's tier map; `*` = every tier)" in text
+    assert "failurePolicy <string>" in text and "and Fail beats Ignore." in text
+    code, out = kubectl(crds, "explain", "accountabilityexception.spec.approvers")
+    assert code == 0, out
+    assert "Who approved the waiver; never the owner." in " ".join(out.split())
+    code, out = kubectl(crds, "explain", "regionpolicy.status.conditions.reason")
+    assert code == 0, out
+    assert "A CamelCase word for why, e.g. Invalid." in " ".join(out.split())
