@@ -121,10 +121,12 @@ def create_app(
     @app.get("/readyz")
     async def readyz() -> Response:
         problem = webhook.policy.problem()
-        if problem is not None or webhook.policy.current() is None:
+        index = webhook.policy.current()
+        if problem is not None or index is None:
             reason = problem or "no policy index loaded yet"
             return Response(f"not ready: {reason}\n", 503, media_type="text/plain")
-        return Response("ok\n", media_type="text/plain")
+        # The digest lets a rollout or a test wait for *this* index, not for any index.
+        return Response(f"ok: policy index {index.digest}\n", media_type="text/plain")
 
     @app.get("/metrics")
     async def metrics() -> Response:

@@ -8,6 +8,7 @@ the one component no test or demo can reach; everything downstream of it is real
 
 from __future__ import annotations
 
+import hashlib
 import json
 import subprocess
 from dataclasses import dataclass
@@ -36,7 +37,10 @@ class ReviewRecords:
 
 
 def _user(login: str) -> dict[str, Any]:
-    return {"login": login, "id": abs(hash(login)) % 10_000_000, "type": "User"}
+    """A GitHub user object; the id derives from the login so every run records the same one
+    (``hash()`` of a string changes per process)."""
+    digest = hashlib.sha256(login.encode()).digest()
+    return {"login": login, "id": int.from_bytes(digest[:4], "big") % 10_000_000, "type": "User"}
 
 
 def _commits(repo: Path, base: str, head: str) -> list[dict[str, Any]]:

@@ -10,7 +10,6 @@ approval is refused, and the demo shows why, from the rejection to the ledger.
 
 from __future__ import annotations
 
-import json
 import shutil
 import tempfile
 from collections.abc import Callable
@@ -31,6 +30,7 @@ from affidavit.demo.services import LocalRegistry
 from affidavit.demo.stack import ClusterStack, StackSettings
 from affidavit.envtest import ControlPlane
 from affidavit.ledger import Ledger
+from affidavit.policy import PolicyIndex
 from affidavit.policy.decision import Decision
 from affidavit.policy.explain import explain_decision
 
@@ -199,12 +199,14 @@ def _wait_for_policies(stack: ClusterStack) -> None:
 
 
 def _webhook_sees(stack: ClusterStack) -> bool:
+    """The webhook has loaded the index the operator published with both policies in it."""
     data = stack.kubectl(
         "get", "configmap", "affidavit-policy-index", "-n", "affidavit-system",
         "-o", "jsonpath={.data.index\\.json}",
     ).stdout  # fmt: skip
-    index = json.loads(data) if data else {}
-    return "payments-baseline" in data and "eu" in json.dumps(index)
+    if "payments-baseline" not in data or "eu" not in data:
+        return False
+    return stack.webhook_index_digest() == PolicyIndex.from_json(data).digest
 
 
 def _deployments(

@@ -14,6 +14,7 @@ import json
 import ssl
 import subprocess
 import sys
+import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
@@ -241,10 +242,18 @@ class ClusterStack:
         self.webhook.wait_until(self._webhook_ready, "the webhook answered /readyz")
 
     def _webhook_ready(self) -> bool:
+        return self.webhook_index_digest() is not None
+
+    def webhook_index_digest(self) -> str | None:
+        """The digest of the policy index the webhook has loaded (its /readyz), None if none."""
         ctx = ssl.create_default_context(cafile=str(self.cert_dir / "ca.crt"))
         url = f"https://127.0.0.1:{self.webhook_port}/readyz"
-        with urllib.request.urlopen(url, timeout=2, context=ctx) as r:
-            return bool(r.status == 200)
+        try:
+            with urllib.request.urlopen(url, timeout=2, context=ctx) as r:
+                body = r.read().decode()
+        except urllib.error.HTTPError:
+            return None  # 503: not ready
+        return body.rsplit(" ", 1)[-1].strip() if body.startswith("ok: policy index ") else None
 
     def _wait_for_ca_bundle(self) -> None:
         assert self.operator is not None

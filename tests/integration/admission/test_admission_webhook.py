@@ -11,6 +11,7 @@ from pathlib import Path
 
 from admission_support import Images, WebhookProcess, decision_from_json, review
 
+from affidavit.admission.policy_source import load_policy_files
 from affidavit.ledger import Ledger
 from affidavit.policy.messages import admission_message
 
@@ -183,8 +184,12 @@ def test_evidence_cache_hits_misses_and_negative_hits(
     assert webhook.metric("affidavit_decisions_total", outcome="allowed") >= 1
 
 
-def test_health_readiness_and_non_workloads(webhook: WebhookProcess) -> None:
+def test_health_readiness_and_non_workloads(webhook: WebhookProcess, workdir: Path) -> None:
     assert webhook.client.get(f"{webhook.url}/healthz").text == "ok\n"
-    assert webhook.client.get(f"{webhook.url}/readyz").status_code == 200
+    ready = webhook.client.get(f"{webhook.url}/readyz")
+    assert ready.status_code == 200
+    # /readyz names the index it loaded, so a rollout can wait for a given policy change.
+    loaded = load_policy_files(workdir / "policies")
+    assert ready.text == f"ok: policy index {loaded.digest}\n"
     body = review("x.example/a:1", kind="ConfigMap", uid="u-cm")
     assert webhook.validate(body).json()["response"] == {"uid": "u-cm", "allowed": True}
