@@ -162,7 +162,7 @@ def test_expired_exception_does_not_admit(stack: ClusterStack, releases: Release
 
 def test_exception_stops_admitting_when_it_expires(stack: ClusterStack, releases: Releases) -> None:
     late = releases.late
-    short = exception("login-short", NS, [late.image], from_now(seconds=60))
+    short = exception("login-short", NS, [late.image], from_now(seconds=30))
     short["spec"]["workloads"] = [{"kind": "Deployment", "name": "login-short"}]
     apply_and_sync(stack, short)
     try:
