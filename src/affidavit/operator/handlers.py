@@ -33,7 +33,7 @@ from affidavit.errors import AffidavitError
 from affidavit.operator import kube
 from affidavit.operator.readiness import Readiness
 from affidavit.policy import health
-from affidavit.policy.index import PolicyIndex, Stored
+from affidavit.policy.index import PolicyIndex
 from affidavit.policy.lifetime import DEFAULT_EXCEPTION_MAX_DAYS
 from affidavit.policy.model import (
     KIND_EXCEPTION,
@@ -44,6 +44,7 @@ from affidavit.policy.model import (
     Require,
     with_policy_defaults,
 )
+from affidavit.policy.stored import Stored
 
 log = logging.getLogger(__name__)
 

@@ -7,8 +7,9 @@ evidence, and both get the same answers.
 from affidavit.policy.combine import EffectivePolicy, Origin, Req, TierRules
 from affidavit.policy.decision import Decision, EvidenceUsed, ImageRef, PolicyRef, Violation
 from affidavit.policy.evaluate import RequestContext, evaluate
-from affidavit.policy.index import ExceptionRef, PolicyIndex
+from affidavit.policy.index import PolicyIndex
 from affidavit.policy.messages import admission_message
+from affidavit.policy.stored import ExceptionRef
 
 __all__ = [
     "Decision",

@@ -30,9 +30,10 @@ from affidavit.policy.decision import (
     PolicyRef,
     Violation,
 )
-from affidavit.policy.index import ExceptionRef, PolicyIndex
+from affidavit.policy.index import PolicyIndex
 from affidavit.policy.presets import UnmatchedImages
 from affidavit.policy.rules import check_image, check_workload
+from affidavit.policy.stored import ExceptionRef
 from affidavit.policy.unmatched import UnmatchedRule, unmatched_rule, unmatched_violation
 
 _OUTCOME: Mapping[str, Outcome] = {"Enforce": "denied", "Warn": "warned", "Audit": "audited"}

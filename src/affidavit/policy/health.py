@@ -30,8 +30,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from fnmatch import fnmatchcase
 
-from affidavit.policy.index import ExceptionRef, PolicyIndex, Stored, image_matches
+from affidavit.policy.index import PolicyIndex
 from affidavit.policy.lifetime import CLUSTER_SOURCE, duration, parse_time, rfc3339, too_long
+from affidavit.policy.matching import image_matches
 from affidavit.policy.model import (
     KIND_EXCEPTION,
     AccountabilityExceptionSpec,
@@ -40,6 +41,7 @@ from affidavit.policy.model import (
     Require,
 )
 from affidavit.policy.presets import expand
+from affidavit.policy.stored import ExceptionRef, Stored
 from affidavit.policy.tiers import SECURITY_GROUP
 
 

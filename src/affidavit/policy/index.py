@@ -12,23 +12,20 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from datetime import datetime
 from fnmatch import fnmatchcase
-from typing import Any, Generic, TypeVar
-
-from pydantic import BaseModel, ValidationError
+from typing import Any
 
 from affidavit.attestations.reference import ImageReference, canonical_glob
 from affidavit.errors import PolicyError
 from affidavit.policy.combine import EffectivePolicy, Layer, combine
-from affidavit.policy.decision import PolicyRef
 from affidavit.policy.lifetime import (
     CLUSTER_SOURCE,
     DEFAULT_EXCEPTION_MAX_DAYS,
     parse_time,
     too_long,
 )
+from affidavit.policy.matching import covers, glob_any, selector_matches
 from affidavit.policy.model import (
     API_VERSION,
     KIND_EXCEPTION,
@@ -37,155 +34,17 @@ from affidavit.policy.model import (
     AccountabilityExceptionSpec,
     AccountabilityPolicySpec,
     ExceptionRules,
-    NamespaceSelector,
     PresetName,
     RegionPolicySpec,
     Require,
 )
 from affidavit.policy.presets import expand
+from affidavit.policy.stored import ExceptionRef, Stored, parse_object
 
-S = TypeVar("S", bound=BaseModel)
 _CACHE_LIMIT = 4096
-_TOP_LEVEL = ("apiVersion", "kind", "metadata", "spec", "status")
 # The cache key holds request strings (image, namespace, labels): a key longer than any valid
 # reference and namespace is computed but never kept, so the cache stays under ~4096 x 1 KiB.
 _CACHE_KEY_CHARS = 1024
-
-
-@dataclass(frozen=True)
-class Stored(Generic[S]):
-    kind: str
-    name: str
-    spec: S
-    generation: int | None = None
-    namespace: str | None = None
-    created: str | None = None  # metadata.creationTimestamp
-
-    @property
-    def ref(self) -> PolicyRef:
-        return PolicyRef(self.kind, self.name, self.generation)
-
-    def to_json(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"name": self.name, "generation": self.generation}
-        if self.namespace is not None:
-            out["namespace"] = self.namespace
-        if self.created is not None:
-            out["creationTimestamp"] = self.created
-        out["spec"] = self.spec.model_dump(mode="json", by_alias=True, exclude_none=True)
-        return out
-
-
-@dataclass(frozen=True)
-class ExceptionRef:
-    """An active AccountabilityException, as recorded with a decision."""
-
-    namespace: str
-    name: str
-    reason: str
-    incident_id: str
-    owner: str
-    approvers: tuple[str, ...]
-    expires_at: datetime
-    created_at: datetime | None = None
-
-    @property
-    def key(self) -> str:
-        return f"{self.namespace}/{self.name}"
-
-
-def glob_any(globs: Sequence[str], value: str) -> bool:
-    return any(fnmatchcase(value, g) for g in globs)
-
-
-def _covers(patterns: Sequence[str], ref: ImageReference, *, pinned_tags: bool = False) -> bool:
-    if not patterns or glob_any(patterns, str(ref)) or glob_any(patterns, ref.name):
-        return True
-    return bool(pinned_tags and ref.digest and ref.tag) and glob_any(
-        patterns, f"{ref.name}:{ref.tag}"
-    )
-
-
-def image_matches(globs: Sequence[str], ref: str, *, pinned_tags: bool = False) -> bool:
-    """An empty list matches every image; a glob may match the full reference or the repository.
-
-    Both sides are read with the reference grammar first (``canonical_glob``, and the canonical
-    form of ``ref``), so no spelling of an image escapes a glob that names it.
-
-    ``pinned_tags``: a glob naming a tag also covers that tag pinned by digest (``app:1.0``
-    covers ``app:1.0@sha256:..``, as the pinning webhook writes it and as anyone may). Right for
-    policy coverage, where matching more is stricter; not for exceptions, where it would admit
-    every digest of the repository under a tag's name.
-    """
-    patterns = [canonical_glob(g) for g in globs]
-    return _covers(patterns, ImageReference.parse(ref), pinned_tags=pinned_tags)
-
-
-def selector_matches(sel: NamespaceSelector | None, labels: Mapping[str, str]) -> bool:
-    if sel is None:
-        return True
-    if any(labels.get(k) != v for k, v in sel.match_labels.items()):
-        return False
-    for e in sel.match_expressions:
-        present = e.key in labels
-        ok = {
-            "In": present and labels.get(e.key) in e.values,
-            "NotIn": not present or labels.get(e.key) not in e.values,
-            "Exists": present,
-            "DoesNotExist": not present,
-        }[e.operator]
-        if not ok:
-            return False
-    return True
-
-
-def _validation_message(e: ValidationError) -> str:
-    parts = []
-    for err in e.errors():
-        loc = ".".join(str(p) for p in err["loc"])
-        msg = "unknown field" if err["type"] == "extra_forbidden" else err["msg"]
-        parts.append(f"spec.{loc}: {msg}" if loc else f"spec: {msg}")
-    return "; ".join(parts)
-
-
-def _parse(
-    obj: Mapping[str, Any], kind: str, model: type[S], errors: dict[str, str]
-) -> Stored[S] | None:
-    meta = obj.get("metadata") if isinstance(obj.get("metadata"), Mapping) else {}
-    assert isinstance(meta, Mapping)
-    name = str(meta.get("name") or "?")
-    ns = meta.get("namespace")
-    key = f"{kind}/{ns}/{name}" if kind == KIND_EXCEPTION else f"{kind}/{name}"
-    if obj.get("kind") != kind:
-        errors[key] = f"kind: found {obj.get('kind')!r}; expected {kind!r}"
-        return None
-    unknown = sorted(str(k) for k in obj if k not in _TOP_LEVEL)
-    if unknown:  # e.g. `sepc:`, which would leave an empty spec in force
-        errors[key] = f"{', '.join(unknown)}: unknown field (expected {', '.join(_TOP_LEVEL)})"
-        return None
-    if obj.get("apiVersion") != API_VERSION:
-        errors[key] = f"apiVersion: found {obj.get('apiVersion')!r}; expected {API_VERSION!r}"
-        return None
-    if name == "?":
-        errors[key] = "metadata.name: missing"
-        return None
-    if kind == KIND_EXCEPTION and not ns:
-        errors[key] = "metadata.namespace: missing (AccountabilityException is namespaced)"
-        return None
-    try:
-        spec = model.model_validate(obj.get("spec") or {})
-    except ValidationError as e:
-        errors[key] = _validation_message(e)
-        return None
-    gen = meta.get("generation")
-    created = meta.get("creationTimestamp")
-    return Stored(
-        kind=kind,
-        name=name,
-        spec=spec,
-        generation=gen if isinstance(gen, int) else None,
-        namespace=str(ns) if ns else None,
-        created=str(created) if created else None,
-    )
 
 
 def _preset_layers(names: Sequence[PresetName], via: str) -> list[Layer]:
@@ -250,9 +109,11 @@ class PolicyIndex:
         never admit anything, and its owner must learn that from its status, not from a denial.
         """
         errors: dict[str, str] = {}
-        ps = [_parse(o, KIND_POLICY, AccountabilityPolicySpec, errors) for o in policies]
-        rs = [_parse(o, KIND_REGION, RegionPolicySpec, errors) for o in region_policies]
-        es = [_parse(o, KIND_EXCEPTION, AccountabilityExceptionSpec, errors) for o in exceptions]
+        ps = [parse_object(o, KIND_POLICY, AccountabilityPolicySpec, errors) for o in policies]
+        rs = [parse_object(o, KIND_REGION, RegionPolicySpec, errors) for o in region_policies]
+        es = [
+            parse_object(o, KIND_EXCEPTION, AccountabilityExceptionSpec, errors) for o in exceptions
+        ]
         valid_es = []
         for e in es:
             if e is None:
@@ -394,7 +255,7 @@ class PolicyIndex:
         for p in self._policies:
             m = p.spec.match
             if not (
-                _covers(self._policy_globs[p.name], ref, pinned_tags=True)
+                covers(self._policy_globs[p.name], ref, pinned_tags=True)
                 and (not m.regions or glob_any(m.regions, region))
                 and (not m.clusters or glob_any(m.clusters, cluster))
                 and selector_matches(m.namespace_selector, namespace_labels)
@@ -446,7 +307,7 @@ class PolicyIndex:
             s = e.spec
             if e.namespace != namespace or s.expires_at <= now:
                 continue
-            if s.images and not _covers(self._exception_globs[(e.namespace, e.name)], ref):
+            if s.images and not covers(self._exception_globs[(e.namespace, e.name)], ref):
                 continue
             if s.workloads and not any(
                 w.kind == kind and fnmatchcase(name, w.name) for w in s.workloads

@@ -28,7 +28,8 @@ from dataclasses import dataclass
 from affidavit.attestations.reference import ImageReference
 from affidavit.policy.combine import Origin
 from affidavit.policy.decision import Mode, Violation
-from affidavit.policy.index import PolicyIndex, glob_any, selector_matches
+from affidavit.policy.index import PolicyIndex
+from affidavit.policy.matching import glob_any, selector_matches
 from affidavit.policy.model import PresetName
 from affidavit.policy.presets import UnmatchedImages, expand
 

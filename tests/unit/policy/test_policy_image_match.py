@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from affidavit.policy.index import image_matches
+from affidavit.policy.matching import image_matches
 
 DIGEST = "sha256:" + "ab" * 32
 

@@ -1,0 +1,62 @@
+"""How a policy or an exception matches a request: image globs, namespace selectors.
+
+Matching is where a bypass would hide (another spelling of an image, a label that is present but
+empty), so it lives in one small module the index, the unmatched-image rule and the operator's
+health checks share, read with the image reference grammar on both sides.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from fnmatch import fnmatchcase
+
+from affidavit.attestations.reference import ImageReference, canonical_glob
+from affidavit.policy.model import NamespaceSelector
+
+
+def glob_any(globs: Sequence[str], value: str) -> bool:
+    """Whether ``value`` matches any of the shell-style ``globs`` (case-sensitive)."""
+    return any(fnmatchcase(value, g) for g in globs)
+
+
+def covers(patterns: Sequence[str], ref: ImageReference, *, pinned_tags: bool = False) -> bool:
+    """``image_matches`` for globs already in canonical form (the index reads them once)."""
+    if not patterns or glob_any(patterns, str(ref)) or glob_any(patterns, ref.name):
+        return True
+    return bool(pinned_tags and ref.digest and ref.tag) and glob_any(
+        patterns, f"{ref.name}:{ref.tag}"
+    )
+
+
+def image_matches(globs: Sequence[str], ref: str, *, pinned_tags: bool = False) -> bool:
+    """An empty list matches every image; a glob may match the full reference or the repository.
+
+    Both sides are read with the reference grammar first (``canonical_glob``, and the canonical
+    form of ``ref``), so no spelling of an image escapes a glob that names it.
+
+    ``pinned_tags``: a glob naming a tag also covers that tag pinned by digest (``app:1.0``
+    covers ``app:1.0@sha256:..``, as the pinning webhook writes it and as anyone may). Right for
+    policy coverage, where matching more is stricter; not for exceptions, where it would admit
+    every digest of the repository under a tag's name.
+    """
+    patterns = [canonical_glob(g) for g in globs]
+    return covers(patterns, ImageReference.parse(ref), pinned_tags=pinned_tags)
+
+
+def selector_matches(sel: NamespaceSelector | None, labels: Mapping[str, str]) -> bool:
+    """Whether a namespace with ``labels`` is selected (no selector selects every namespace)."""
+    if sel is None:
+        return True
+    if any(labels.get(k) != v for k, v in sel.match_labels.items()):
+        return False
+    for e in sel.match_expressions:
+        present = e.key in labels
+        ok = {
+            "In": present and labels.get(e.key) in e.values,
+            "NotIn": not present or labels.get(e.key) not in e.values,
+            "Exists": present,
+            "DoesNotExist": not present,
+        }[e.operator]
+        if not ok:
+            return False
+    return True

@@ -1,0 +1,114 @@
+"""Policy objects as the index holds them: parsed strictly, or refused with the field at fault.
+
+The operator's status conditions and the webhook's /readyz both quote these refusals, so an
+object that does not parse names its kind, name and field instead of half-applying.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Generic, TypeVar
+
+from pydantic import BaseModel, ValidationError
+
+from affidavit.policy.decision import PolicyRef
+from affidavit.policy.model import API_VERSION, KIND_EXCEPTION
+
+S = TypeVar("S", bound=BaseModel)
+_TOP_LEVEL = ("apiVersion", "kind", "metadata", "spec", "status")
+
+
+@dataclass(frozen=True)
+class Stored(Generic[S]):
+    """A valid policy object: its identity and its strictly parsed spec."""
+
+    kind: str
+    name: str
+    spec: S
+    generation: int | None = None
+    namespace: str | None = None
+    created: str | None = None  # metadata.creationTimestamp
+
+    @property
+    def ref(self) -> PolicyRef:
+        return PolicyRef(self.kind, self.name, self.generation)
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"name": self.name, "generation": self.generation}
+        if self.namespace is not None:
+            out["namespace"] = self.namespace
+        if self.created is not None:
+            out["creationTimestamp"] = self.created
+        out["spec"] = self.spec.model_dump(mode="json", by_alias=True, exclude_none=True)
+        return out
+
+
+@dataclass(frozen=True)
+class ExceptionRef:
+    """An active AccountabilityException, as recorded with a decision."""
+
+    namespace: str
+    name: str
+    reason: str
+    incident_id: str
+    owner: str
+    approvers: tuple[str, ...]
+    expires_at: datetime
+    created_at: datetime | None = None
+
+    @property
+    def key(self) -> str:
+        return f"{self.namespace}/{self.name}"
+
+
+def _validation_message(e: ValidationError) -> str:
+    parts = []
+    for err in e.errors():
+        loc = ".".join(str(p) for p in err["loc"])
+        msg = "unknown field" if err["type"] == "extra_forbidden" else err["msg"]
+        parts.append(f"spec.{loc}: {msg}" if loc else f"spec: {msg}")
+    return "; ".join(parts)
+
+
+def parse_object(
+    obj: Mapping[str, Any], kind: str, model: type[S], errors: dict[str, str]
+) -> Stored[S] | None:
+    """``obj`` as a Stored spec, or None with the reason in ``errors`` under the object's key."""
+    meta = obj.get("metadata") if isinstance(obj.get("metadata"), Mapping) else {}
+    assert isinstance(meta, Mapping)
+    name = str(meta.get("name") or "?")
+    ns = meta.get("namespace")
+    key = f"{kind}/{ns}/{name}" if kind == KIND_EXCEPTION else f"{kind}/{name}"
+    if obj.get("kind") != kind:
+        errors[key] = f"kind: found {obj.get('kind')!r}; expected {kind!r}"
+        return None
+    unknown = sorted(str(k) for k in obj if k not in _TOP_LEVEL)
+    if unknown:  # e.g. `sepc:`, which would leave an empty spec in force
+        errors[key] = f"{', '.join(unknown)}: unknown field (expected {', '.join(_TOP_LEVEL)})"
+        return None
+    if obj.get("apiVersion") != API_VERSION:
+        errors[key] = f"apiVersion: found {obj.get('apiVersion')!r}; expected {API_VERSION!r}"
+        return None
+    if name == "?":
+        errors[key] = "metadata.name: missing"
+        return None
+    if kind == KIND_EXCEPTION and not ns:
+        errors[key] = "metadata.namespace: missing (AccountabilityException is namespaced)"
+        return None
+    try:
+        spec = model.model_validate(obj.get("spec") or {})
+    except ValidationError as e:
+        errors[key] = _validation_message(e)
+        return None
+    gen = meta.get("generation")
+    created = meta.get("creationTimestamp")
+    return Stored(
+        kind=kind,
+        name=name,
+        spec=spec,
+        generation=gen if isinstance(gen, int) else None,
+        namespace=str(ns) if ns else None,
+        created=str(created) if created else None,
+    )
