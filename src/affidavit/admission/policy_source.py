@@ -27,13 +27,13 @@ from typing import Any, Protocol
 import yaml
 
 from affidavit.errors import AffidavitError, PolicyError
+from affidavit.names import INDEX_CONFIGMAP, INDEX_KEY
 from affidavit.policy.index import PolicyIndex
 from affidavit.policy.lifetime import DEFAULT_EXCEPTION_MAX_DAYS
 from affidavit.policy.model import KIND_EXCEPTION, KIND_POLICY, KIND_REGION
 
 log = logging.getLogger("affidavit.admission")
 
-INDEX_KEY = "index.json"
 NAME_LABEL = "kubernetes.io/metadata.name"
 
 
@@ -198,7 +198,7 @@ class ConfigMapPolicySource:
         self,
         api: ConfigMapApi,
         namespace: str,
-        name: str = "affidavit-policy-index",
+        name: str = INDEX_CONFIGMAP,
         *,
         retry_seconds: float = 2.0,
         watch_seconds: int = 60,

@@ -33,6 +33,7 @@ from affidavit.attestations.verify import EvidenceCache
 from affidavit.errors import UsageError
 from affidavit.ledger import BufferedLedger, Ledger
 from affidavit.ledger.checkpoint import Checkpointer, CheckpointTrail, load_private_key
+from affidavit.names import INDEX_CONFIGMAP
 from affidavit.policy.lifetime import DEFAULT_EXCEPTION_MAX_DAYS
 from affidavit.policy.presets import UnmatchedImages
 
@@ -99,7 +100,7 @@ class WebhookSettings:
         if self.policy_configmap is not None and self.policy_configmap.count("/") != 1:
             raise UsageError(
                 f"--policy-configmap {self.policy_configmap!r} is not NAMESPACE/NAME",
-                hint="e.g. --policy-configmap affidavit-system/affidavit-policy-index",
+                hint=f"e.g. --policy-configmap affidavit-system/{INDEX_CONFIGMAP}",
             )
         if self.client_names and self.client_ca is None:
             raise UsageError(

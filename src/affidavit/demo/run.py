@@ -30,6 +30,7 @@ from affidavit.demo.services import LocalRegistry
 from affidavit.demo.stack import ClusterStack, StackSettings
 from affidavit.envtest import ControlPlane
 from affidavit.ledger import Ledger
+from affidavit.names import API_VERSION, INDEX_CONFIGMAP
 from affidavit.policy import PolicyIndex
 from affidavit.policy.decision import Decision
 from affidavit.policy.explain import explain_decision
@@ -41,7 +42,7 @@ OWNER_LABEL = "affidavit.dev/owner"
 
 def _policy(registry_host: str, public_pem: str) -> dict[str, Any]:
     return {
-        "apiVersion": "affidavit.dev/v1alpha1",
+        "apiVersion": API_VERSION,
         "kind": "AccountabilityPolicy",
         "metadata": {"name": "payments-baseline"},
         "spec": {
@@ -62,7 +63,7 @@ def _policy(registry_host: str, public_pem: str) -> dict[str, Any]:
 
 def _region_policy() -> dict[str, Any]:
     return {
-        "apiVersion": "affidavit.dev/v1alpha1",
+        "apiVersion": API_VERSION,
         "kind": "RegionPolicy",
         "metadata": {"name": "eu"},
         "spec": {"regions": ["eu-*"], "jurisdictions": ["eu"]},
@@ -201,7 +202,7 @@ def _wait_for_policies(stack: ClusterStack) -> None:
 def _webhook_sees(stack: ClusterStack) -> bool:
     """The webhook has loaded the index the operator published with both policies in it."""
     data = stack.kubectl(
-        "get", "configmap", "affidavit-policy-index", "-n", "affidavit-system",
+        "get", "configmap", INDEX_CONFIGMAP, "-n", "affidavit-system",
         "-o", "jsonpath={.data.index\\.json}",
     ).stdout  # fmt: skip
     if "payments-baseline" not in data or "eu" not in data:

@@ -24,11 +24,11 @@ from affidavit.admission.kinds import pin_rules, webhook_rules
 from affidavit.demo.services import ManagedProcess
 from affidavit.envtest import ControlPlaneInfo, free_port
 from affidavit.errors import ClusterError
+from affidavit.names import INDEX_CONFIGMAP
 from affidavit.policy.crds import render_all
 
 NAMESPACE = "affidavit-system"
 WEBHOOK_CONFIGURATION = "affidavit"
-INDEX_CONFIGMAP = "affidavit-policy-index"
 
 
 def webhook_configurations(

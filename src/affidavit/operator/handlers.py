@@ -30,6 +30,7 @@ from typing import Any
 import kopf
 
 from affidavit.errors import AffidavitError
+from affidavit.names import GROUP, INDEX_CONFIGMAP, INDEX_KEY, VERSION
 from affidavit.operator import kube
 from affidavit.operator.readiness import Readiness
 from affidavit.policy import health
@@ -48,8 +49,6 @@ from affidavit.policy.stored import Stored
 
 log = logging.getLogger(__name__)
 
-INDEX_CONFIGMAP = "affidavit-policy-index"
-INDEX_KEY = "index.json"
 DIGEST_ANNOTATION = "affidavit.dev/index-digest"
 KINDS = (KIND_POLICY, KIND_REGION, KIND_EXCEPTION)
 
@@ -361,6 +360,6 @@ def register(registry: kopf.OperatorRegistry, reconciler: Reconciler) -> None:
     """Watch the three CRDs: every event (including the resume listing) marks the index dirty."""
     for plural in kube.PLURALS.values():
 
-        @kopf.on.event(kube.GROUP, kube.VERSION, plural, registry=registry)
+        @kopf.on.event(GROUP, VERSION, plural, registry=registry)
         async def _changed(event: Mapping[str, Any], **_: Any) -> None:
             reconciler.mark_dirty()

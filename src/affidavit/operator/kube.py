@@ -24,9 +24,8 @@ from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
 from affidavit.errors import ClusterError
+from affidavit.names import GROUP, VERSION
 
-GROUP = "affidavit.dev"
-VERSION = "v1alpha1"
 PLURALS = {
     "AccountabilityPolicy": "accountabilitypolicies",
     "RegionPolicy": "regionpolicies",

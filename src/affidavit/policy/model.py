@@ -21,9 +21,10 @@ from pydantic import (
 )
 from pydantic.alias_generators import to_camel
 
-GROUP = "affidavit.dev"
-VERSION = "v1alpha1"
-API_VERSION = f"{GROUP}/{VERSION}"
+from affidavit.names import API_VERSION, GROUP, VERSION
+
+__all__ = ["API_VERSION", "GROUP", "VERSION"]  # re-exported: the models' wire identity
+
 
 Mode = Literal["Enforce", "Warn", "Audit"]
 FailurePolicy = Literal["Fail", "Ignore"]

@@ -22,9 +22,10 @@ from typing import Any
 from affidavit.attestations.reference import ImageReference
 from affidavit.attestations.registry import RegistryClient
 from affidavit.demo.pipeline import Release
-from affidavit.demo.stack import INDEX_CONFIGMAP, ClusterStack, StackSettings
+from affidavit.demo.stack import ClusterStack, StackSettings
 from affidavit.envtest import ControlPlaneInfo
 from affidavit.ledger import Ledger
+from affidavit.names import INDEX_CONFIGMAP
 from affidavit.policy import (
     Decision,
     EvidenceUsed,

@@ -18,6 +18,7 @@ from affidavit.admission.kinds import POD_SOURCES, covered, pin_rules, webhook_r
 from affidavit.admission.owners import CREATORS
 from affidavit.admission.workloads import POD_SPEC_PATHS
 from affidavit.demo.stack import webhook_configurations
+from affidavit.names import GROUP, INDEX_CONFIGMAP, VERSION
 
 
 def merged(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
@@ -379,3 +380,27 @@ def test_helm_test_pod_checks_readyz_over_tls(render: Render) -> None:
 def test_the_ledger_buffer_file_is_on_the_data_volume(render: Render) -> None:
     env = _webhook_env(render())
     assert env["AFFIDAVIT_LEDGER_BUFFER_FILE"] == "/var/lib/affidavit/ledger-buffer.jsonl"
+
+
+def test_chart_names_are_the_ones_the_processes_use(render: Render) -> None:
+    """The index ConfigMap, its RBAC and the CRDs' group/version come from affidavit.names."""
+    docs = render("--include-crds")
+    dep = one(docs, "Deployment")
+    (webhook,) = [
+        c for c in dep["spec"]["template"]["spec"]["containers"] if c["name"] == "webhook"
+    ]
+    env = {e["name"]: e.get("value") for e in webhook["env"]}
+    assert env["AFFIDAVIT_POLICY_CONFIGMAP"] == f"$(AFFIDAVIT_NAMESPACE)/{INDEX_CONFIGMAP}"
+    granted = {
+        name
+        for role in by_kind(docs, "Role")
+        for rule in role["rules"]
+        if "configmaps" in rule["resources"]
+        for name in rule.get("resourceNames", [])
+    }
+    assert INDEX_CONFIGMAP in granted
+    crds = by_kind(docs, "CustomResourceDefinition")
+    assert len(crds) == 3
+    for crd in crds:
+        assert crd["spec"]["group"] == GROUP
+        assert [v["name"] for v in crd["spec"]["versions"]] == [VERSION]
