@@ -10,28 +10,15 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterator, Mapping
-from pathlib import Path
 from typing import Any, cast
 
-from kubernetes import client, config, watch
+from kubernetes import client, watch
 from kubernetes.client.exceptions import ApiException
 
 from affidavit.errors import ClusterError
+from affidavit.kubeconfig import api_client
 
-
-def api_client(kubeconfig: Path | None) -> Any:
-    """An ApiClient from a kubeconfig file, or from the pod's service account when None."""
-    try:
-        if kubeconfig is not None:
-            return config.new_client_from_config(config_file=str(kubeconfig))  # type: ignore[no-untyped-call]
-        configuration = client.Configuration()
-        config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
-        return client.ApiClient(configuration)
-    except Exception as e:
-        raise ClusterError(
-            f"cannot configure the Kubernetes client ({e})",
-            hint="pass --kubeconfig FILE, or run inside a pod with a service account",
-        ) from e
+__all__ = ["KubeApi", "api_client"]  # api_client: re-exported, defined in affidavit.kubeconfig
 
 
 class KubeApi:

@@ -20,10 +20,11 @@ from typing import Any, TypedDict, TypeVar
 import kopf
 import urllib3
 import yaml
-from kubernetes import client, config
+from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from affidavit.errors import ClusterError
+from affidavit.kubeconfig import api_client
 from affidavit.names import GROUP, VERSION
 
 PLURALS = {
@@ -81,20 +82,7 @@ class Kube:
 
 def connect(kubeconfig: Path | None) -> Kube:
     """A client from ``kubeconfig``, or from the pod's service account when it is None."""
-    try:
-        if kubeconfig is not None:
-            api = config.new_client_from_config(config_file=str(kubeconfig))  # type: ignore[no-untyped-call]
-        else:
-            configuration = client.Configuration()
-            config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
-            api = client.ApiClient(configuration)
-    except (config.ConfigException, OSError, yaml.YAMLError) as e:
-        where = str(kubeconfig) if kubeconfig else "the in-cluster service account"
-        raise ClusterError(
-            f"cannot load Kubernetes credentials from {where}: {e}",
-            hint="pass --kubeconfig FILE, or run inside a pod with a service account",
-        ) from e
-    return Kube(api=api)
+    return Kube(api=api_client(kubeconfig))
 
 
 def call(what: str, fn: Callable[[], T]) -> T:

@@ -148,4 +148,8 @@ def test_kubeconfig_errors_are_actionable(tmp_path: Path) -> None:
 
     with pytest.raises(ClusterError) as e:
         api_client(tmp_path / "nope.yaml")
-    assert e.value.message.startswith("cannot configure the Kubernetes client (")
+    # One message for the webhook, the operator and the CLI (affidavit.kubeconfig).
+    assert e.value.message.startswith(
+        f"cannot load Kubernetes credentials from {tmp_path / 'nope.yaml'}: "
+    )
+    assert e.value.hint == "pass --kubeconfig FILE, or run inside a pod with a service account"

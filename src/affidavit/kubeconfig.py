@@ -1,0 +1,37 @@
+"""One way to reach the Kubernetes API: a kubeconfig file, or the Pod's service account.
+
+The webhook, the operator and the CLI all need a client, and each used to build its own with
+its own error message. They now share this one, so "cannot load credentials" reads the same
+everywhere and names where the credentials were looked for.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+from kubernetes import client, config
+
+from affidavit.errors import ClusterError
+
+
+def api_client(kubeconfig: Path | None) -> Any:
+    """An ApiClient from ``kubeconfig``, or from the Pod's service account when it is None.
+
+    Raises:
+        ClusterError: the kubeconfig cannot be read or parsed, or (in a Pod) the service
+            account's token and CA are not mounted.
+    """
+    try:
+        if kubeconfig is not None:
+            return config.new_client_from_config(config_file=str(kubeconfig))  # type: ignore[no-untyped-call]
+        configuration = client.Configuration()
+        config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
+        return client.ApiClient(configuration)
+    except (config.ConfigException, OSError, yaml.YAMLError) as e:
+        where = str(kubeconfig) if kubeconfig else "the in-cluster service account"
+        raise ClusterError(
+            f"cannot load Kubernetes credentials from {where}: {e}",
+            hint="pass --kubeconfig FILE, or run inside a pod with a service account",
+        ) from e
