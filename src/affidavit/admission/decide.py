@@ -22,6 +22,7 @@ from datetime import UTC, datetime
 from functools import partial
 from typing import Any
 
+from affidavit import defaults
 from affidavit.admission.kinds import pod_source
 from affidavit.admission.metrics import Metrics
 from affidavit.admission.owners import OwnerChain
@@ -65,9 +66,9 @@ class Answer:
 class Judge:
     cluster: str
     region: str
-    budget_seconds: float = 8.0
-    max_body_bytes: int = 3 * 1024 * 1024
-    max_images: int = 64  # distinct images judged per request; more is denied
+    budget_seconds: float = defaults.BUDGET_SECONDS
+    max_body_bytes: int = defaults.MAX_BODY_BYTES
+    max_images: int = defaults.MAX_IMAGES_PER_REQUEST
     unmatched_images: UnmatchedImages = "Warn"  # what an image no policy matches gets
 
 

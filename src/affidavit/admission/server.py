@@ -15,6 +15,7 @@ import uvicorn
 from fastapi import FastAPI
 from sqlalchemy.engine import make_url
 
+from affidavit import defaults
 from affidavit.admission.app import create_app
 from affidavit.admission.client_auth import ClientAuth, PeerCertProtocol
 from affidavit.admission.decide import Judge, Webhook
@@ -39,8 +40,6 @@ from affidavit.policy.presets import UnmatchedImages
 
 log = logging.getLogger("affidavit.admission")
 
-DEFAULT_LEDGER = "sqlite:///affidavit-ledger.db"
-
 
 @dataclass(frozen=True)
 class WebhookSettings:
@@ -52,12 +51,12 @@ class WebhookSettings:
     region: str
     port: int = 8443
     host: str = "0.0.0.0"  # noqa: S104 - a webhook must be reachable by the apiserver
-    ledger_url: str | None = DEFAULT_LEDGER
+    ledger_url: str | None = defaults.LEDGER_URL
     policy_dir: Path | None = None
     policy_configmap: str | None = None  # "NAMESPACE/NAME"
     kubeconfig: Path | None = None
-    budget_seconds: float = 8.0
-    max_body_bytes: int = 3 * 1024 * 1024
+    budget_seconds: float = defaults.BUDGET_SECONDS
+    max_body_bytes: int = defaults.MAX_BODY_BYTES
     insecure_registries: tuple[str, ...] = ()
     registry_ca: Path | None = None
     # Registries contacted besides those a policy's match.images names; also the only hosts a
@@ -66,7 +65,7 @@ class WebhookSettings:
     # A registry that does not answer within this is unavailable (fail-open where a policy says
     # Ignore); below the budget, so that an outage is told apart from a request out of time.
     registry_timeout_seconds: float | None = None  # default: 0.6 x budget
-    max_images_per_request: int = 64
+    max_images_per_request: int = defaults.MAX_IMAGES_PER_REQUEST
     cache_entries: int = 4096
     negative_ttl_seconds: float = 30.0
     evidence_ttl_seconds: float = 300.0  # verified evidence is re-verified after this

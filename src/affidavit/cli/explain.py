@@ -17,6 +17,7 @@ import typer
 import yaml
 from pydantic import ValidationError
 
+from affidavit import defaults
 from affidavit.attestations.evidence import ImageEvidence, VerifiedAttestation
 from affidavit.attestations.predicates import (
     AI_PROVENANCE_V1,
@@ -223,7 +224,7 @@ def explain(
         typer.Option(
             "--ledger", envvar="AFFIDAVIT_LEDGER", help="Decision ledger URL (with --decision)."
         ),
-    ] = "sqlite:///affidavit-ledger.db",
+    ] = defaults.LEDGER_URL,
     region: Annotated[str, typer.Option(help="The cluster's region.")] = "",
     cluster: Annotated[str, typer.Option(help="The cluster's name.")] = "",
     namespace: Annotated[str, typer.Option(help="Namespace of the workload.")] = "default",

@@ -14,6 +14,7 @@ from typing import Annotated, cast
 
 import typer
 
+from affidavit import defaults
 from affidavit.attestations.reference import ImageReference
 from affidavit.cli.options import CheckpointsOpt, LedgerPublicKeyOpt
 from affidavit.errors import LedgerError, UsageError
@@ -43,7 +44,7 @@ def serve(
     host: Annotated[str, typer.Option("--host", envvar="AFFIDAVIT_HOST")] = "0.0.0.0",  # noqa: S104
     ledger: Annotated[
         str, typer.Option("--ledger", envvar="AFFIDAVIT_LEDGER", help="Ledger URL ('' = none).")
-    ] = "sqlite:///affidavit-ledger.db",
+    ] = defaults.LEDGER_URL,
     policy_dir: Annotated[
         Path | None, typer.Option("--policy-dir", envvar="AFFIDAVIT_POLICY_DIR")
     ] = None,
@@ -58,7 +59,7 @@ def serve(
     ] = None,
     budget_seconds: Annotated[
         float, typer.Option("--budget-seconds", envvar="AFFIDAVIT_BUDGET_SECONDS")
-    ] = 8.0,
+    ] = defaults.BUDGET_SECONDS,
     insecure_registry: Annotated[
         list[str] | None,
         typer.Option("--insecure-registry", help="HOST:PORT reached over plain HTTP (repeat)."),
@@ -90,7 +91,7 @@ def serve(
             envvar="AFFIDAVIT_MAX_IMAGES_PER_REQUEST",
             help="Distinct images judged per request; a request with more is denied.",
         ),
-    ] = 64,
+    ] = defaults.MAX_IMAGES_PER_REQUEST,
     evidence_ttl_seconds: Annotated[
         float,
         typer.Option(

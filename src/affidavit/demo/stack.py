@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from affidavit import defaults
 from affidavit.admission.kinds import pin_rules, webhook_rules
 from affidavit.demo.services import ManagedProcess
 from affidavit.envtest import ControlPlaneInfo, free_port
@@ -83,7 +84,7 @@ class StackSettings:
     cluster_name: str
     region: str
     registry_host: str  # "127.0.0.1:PORT" of the (plain-HTTP, loopback) registry
-    budget_seconds: float = 8.0
+    budget_seconds: float = defaults.BUDGET_SECONDS
     unmatched_images: str = "Warn"  # Allow | Warn | Deny (the chart's unmatchedImages)
 
 

@@ -14,6 +14,7 @@ import pytest
 from helm_podsecurity import pod_specs, restricted_violations
 from helm_support import CHART, CI_VALUES, KUBE_VERSION_ARGS, Render, load_yaml, run_helm
 
+from affidavit import defaults
 from affidavit.admission.kinds import POD_SOURCES, covered, pin_rules, webhook_rules
 from affidavit.admission.owners import CREATORS
 from affidavit.admission.workloads import POD_SPEC_PATHS
@@ -383,7 +384,8 @@ def test_the_ledger_buffer_file_is_on_the_data_volume(render: Render) -> None:
 
 
 def test_chart_names_are_the_ones_the_processes_use(render: Render) -> None:
-    """The index ConfigMap, its RBAC and the CRDs' group/version come from affidavit.names."""
+    """The index ConfigMap, its RBAC, the CRDs' group/version (affidavit.names) and the
+    webhook's defaults (affidavit.defaults) are the ones the processes use."""
     docs = render("--include-crds")
     dep = one(docs, "Deployment")
     (webhook,) = [
@@ -399,6 +401,9 @@ def test_chart_names_are_the_ones_the_processes_use(render: Render) -> None:
         for name in rule.get("resourceNames", [])
     }
     assert INDEX_CONFIGMAP in granted
+    # The chart's defaults are the webhook's own (affidavit.defaults).
+    assert float(env["AFFIDAVIT_BUDGET_SECONDS"]) == defaults.BUDGET_SECONDS
+    assert int(env["AFFIDAVIT_MAX_IMAGES_PER_REQUEST"]) == defaults.MAX_IMAGES_PER_REQUEST
     crds = by_kind(docs, "CustomResourceDefinition")
     assert len(crds) == 3
     for crd in crds:
