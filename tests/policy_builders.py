@@ -10,7 +10,12 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from affidavit.attestations.evidence import ImageEvidence, RejectedAttestation, VerifiedAttestation
+from affidavit.attestations.evidence import (
+    _SEAL,
+    ImageEvidence,
+    RejectedAttestation,
+    VerifiedAttestation,
+)
 from affidavit.attestations.predicates import AI_PROVENANCE_V1, CODE_REVIEW_V1
 from affidavit.policy import PolicyIndex, RequestContext
 from affidavit.policy.presets import UnmatchedImages
@@ -179,6 +184,7 @@ def att(
         envelope_digest="sha256:" + f"{n:02x}" * 32,
         signer=signer,
         storage="cosign-tag",
+        seal=_SEAL,  # engine tests stand in for the verifier
     )
 
 

@@ -2,15 +2,17 @@
 
 The policy engine and the admission webhook never see envelopes or registries; they see these
 values. Keeping the seam here means the cluster side cannot accidentally trust an unverified
-payload: the only way to obtain a ``VerifiedAttestation`` is through ``affidavit.attestations.verify``.
+payload: the only way to obtain a ``VerifiedAttestation`` is through ``affidavit.attestations.verify``,
+whose seal its constructor demands. A what-if (``affidavit explain --evidence``) evaluates
+``AssumedAttestation``s instead: the same statement, typed as never checked.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import KW_ONLY, InitVar, dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from affidavit.attestations.predicates.signed_time import signed_time
 
@@ -38,8 +40,8 @@ TrustedSigner = KeySigner | KeylessSigner
 
 
 @dataclass(frozen=True)
-class VerifiedAttestation:
-    """A statement whose signature verified against a trusted signer and whose subject is the image."""
+class Attestation:
+    """A statement about an image as the policy engine reads it (verified or assumed)."""
 
     predicate_type: str
     subject_name: str
@@ -55,12 +57,43 @@ class VerifiedAttestation:
         return signed_time(self.predicate_type, self.predicate)
 
 
+class _Seal:
+    """The verifier's capability to make a VerifiedAttestation (see ``verify._check``)."""
+
+
+#: Passed only by ``affidavit.attestations.verify``; a test keeps every other module from it.
+_SEAL = _Seal()
+
+
+@dataclass(frozen=True)
+class VerifiedAttestation(Attestation):
+    """A statement whose signature verified against a trusted signer and whose subject is the image.
+
+    Only verification makes one: the constructor demands the verifier's seal, so code building
+    one from unverified bytes fails at once instead of being trusted.
+    """
+
+    _: KW_ONLY
+    seal: InitVar[object] = None
+
+    def __post_init__(self, seal: object) -> None:
+        if seal is not _SEAL:
+            raise TypeError(
+                "a VerifiedAttestation comes only from affidavit.attestations.verify; "
+                "evaluate unverified statements as AssumedAttestation"
+            )
+
+
+@dataclass(frozen=True)
+class AssumedAttestation(Attestation):
+    """A statement taken as given for a what-if evaluation: its signature was never checked."""
+
+
+A = TypeVar("A", bound=Attestation)
 _NEVER = datetime.min.replace(tzinfo=UTC)
 
 
-def newest(
-    attestations: Iterable[VerifiedAttestation], predicate_type: str
-) -> VerifiedAttestation | None:
+def newest(attestations: Iterable[A], predicate_type: str) -> A | None:
     """The attestation of ``predicate_type`` with the latest signed time, whatever the order.
 
     One without any signed time counts as the oldest; equal times are ordered by envelope digest,
@@ -84,16 +117,26 @@ class RejectedAttestation:
 
 @dataclass(frozen=True)
 class ImageEvidence:
-    """Everything found for one image digest."""
+    """Everything found for one image digest.
+
+    ``assumed`` is only ever filled by a what-if (``affidavit explain --evidence``); the webhook
+    and ``verify`` build evidence from verification alone.
+    """
 
     image: str  # the reference as written in the workload
     digest: str  # "sha256:<hex>"
     verified: tuple[VerifiedAttestation, ...] = field(default_factory=tuple)
     rejected: tuple[RejectedAttestation, ...] = field(default_factory=tuple)
+    assumed: tuple[AssumedAttestation, ...] = field(default_factory=tuple)
 
-    def of_type(self, predicate_type: str) -> tuple[VerifiedAttestation, ...]:
-        return tuple(a for a in self.verified if a.predicate_type == predicate_type)
+    @property
+    def statements(self) -> tuple[Attestation, ...]:
+        """What the policy engine weighs: the verified statements, then any assumed ones."""
+        return (*self.verified, *self.assumed)
 
-    def newest(self, predicate_type: str) -> VerifiedAttestation | None:
-        """The verified attestation of this type that counts: the newest by its signed time."""
-        return newest(self.verified, predicate_type)
+    def of_type(self, predicate_type: str) -> tuple[Attestation, ...]:
+        return tuple(a for a in self.statements if a.predicate_type == predicate_type)
+
+    def newest(self, predicate_type: str) -> Attestation | None:
+        """The attestation of this type that counts: the newest by its signed time."""
+        return newest(self.statements, predicate_type)

@@ -27,6 +27,7 @@ from affidavit.attestations.dsse import (
     verify_envelope,
 )
 from affidavit.attestations.evidence import (
+    _SEAL,
     ImageEvidence,
     KeylessSigner,
     KeySigner,
@@ -170,6 +171,7 @@ def _check_item(
         envelope_digest=item.digest,
         signer=payload.signer,
         storage=item.storage,
+        seal=_SEAL,
     )
     return _Checked(identity, verified, None)
 

@@ -18,7 +18,7 @@ import yaml
 from pydantic import ValidationError
 
 from affidavit import defaults
-from affidavit.attestations.evidence import ImageEvidence, VerifiedAttestation
+from affidavit.attestations.evidence import AssumedAttestation, ImageEvidence
 from affidavit.attestations.predicates import (
     AI_PROVENANCE_V1,
     CODE_REVIEW_V1,
@@ -93,9 +93,9 @@ def _predicate_type(data: dict[str, Any]) -> str | None:
 
 
 def _load_evidence(directory: Path, image: str, signer: str) -> ImageEvidence:
-    """Predicates (or in-toto Statements) in ``directory``, taken as verified by ``signer``."""
+    """Predicates (or in-toto Statements) in ``directory``, assumed (unchecked) from ``signer``."""
     digest = image.split("@", 1)[1] if "@" in image else None
-    verified = []
+    assumed = []
     files = sorted(directory.glob("*.json")) if directory.is_dir() else []
     if not files:
         raise UsageError(f"--evidence {directory}: no *.json files found")
@@ -124,8 +124,8 @@ def _load_evidence(directory: Path, image: str, signer: str) -> ImageEvidence:
                 f"cannot tell which digest {path} is about",
                 hint="give the image by digest (REPOSITORY@sha256:...)",
             )
-        verified.append(
-            VerifiedAttestation(
+        assumed.append(
+            AssumedAttestation(
                 predicate_type=ptype,
                 subject_name=image.split("@", 1)[0],
                 subject_digest=subject,
@@ -135,7 +135,7 @@ def _load_evidence(directory: Path, image: str, signer: str) -> ImageEvidence:
                 storage="local",
             )
         )
-    return ImageEvidence(image, digest or verified[0].subject_digest, tuple(verified))
+    return ImageEvidence(image, digest or assumed[0].subject_digest, assumed=tuple(assumed))
 
 
 def _explain_recorded(decision_id: str, ledger_url: str) -> None:

@@ -13,7 +13,7 @@ from datetime import datetime
 
 from pydantic import ValidationError
 
-from affidavit.attestations.evidence import ImageEvidence, VerifiedAttestation, newest
+from affidavit.attestations.evidence import Attestation, ImageEvidence, newest
 from affidavit.attestations.predicates import (
     AI_PROVENANCE_V1,
     CODE_REVIEW_V1,
@@ -47,7 +47,7 @@ def _parse_error(e: ValidationError) -> str:
     return f"{'.'.join(str(p) for p in first['loc'])}: {first['msg']}"
 
 
-def _provenance(att: VerifiedAttestation | None) -> AiProvenance | str | None:
+def _provenance(att: Attestation | None) -> AiProvenance | str | None:
     if att is None:
         return None
     try:
@@ -56,7 +56,7 @@ def _provenance(att: VerifiedAttestation | None) -> AiProvenance | str | None:
         return _parse_error(e)
 
 
-def _review(att: VerifiedAttestation | None) -> CodeReview | str | None:
+def _review(att: Attestation | None) -> CodeReview | str | None:
     if att is None:
         return None
     try:
@@ -65,7 +65,7 @@ def _review(att: VerifiedAttestation | None) -> CodeReview | str | None:
         return _parse_error(e)
 
 
-def _slsa_revisions(att: VerifiedAttestation | None) -> set[str]:
+def _slsa_revisions(att: Attestation | None) -> set[str]:
     if att is None:
         return set()
     deps = att.predicate.get("buildDefinition", {}).get("resolvedDependencies", [])
@@ -148,8 +148,8 @@ def check_image(
             )
         )
     trusted = {s.name for s in eff.signers}
-    usable: list[VerifiedAttestation] = []
-    for att in ev.verified:
+    usable: list[Attestation] = []
+    for att in ev.statements:
         if att.signer not in trusted:
             continue
         if att.subject_digest != ev.digest:
@@ -173,7 +173,7 @@ def check_image(
     ]
     used = [EvidenceUsed(image, a.predicate_type, a.envelope_digest, a.signer) for a in counted]
 
-    def first(ptype: str) -> VerifiedAttestation | None:
+    def first(ptype: str) -> Attestation | None:
         return newest(usable, ptype)  # the newest by its signed time, never the registry's order
 
     prov_att, review_att = first(AI_PROVENANCE_V1), first(CODE_REVIEW_V1)
@@ -284,7 +284,7 @@ def _freshness(
 def _consistency(
     prov: object,
     review: object,
-    slsa: VerifiedAttestation | None,
+    slsa: Attestation | None,
     eff: EffectivePolicy,
     image: str,
     repo_at: str,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from affidavit.attestations.evidence import ImageEvidence, VerifiedAttestation
+from affidavit.attestations.evidence import _SEAL, ImageEvidence, VerifiedAttestation
 from affidavit.attestations.predicates import AI_PROVENANCE_V1, CODE_REVIEW_V1
 from affidavit.audit.trace import render_trace, trace_image
 from affidavit.errors import VerificationError
@@ -84,6 +84,7 @@ def _att(ptype: str, predicate: dict[str, object]) -> VerifiedAttestation:
         envelope_digest="sha256:" + "ee" * 32,
         signer="ci-key",
         storage="cosign-tag",
+        seal=_SEAL,  # engine tests stand in for the verifier
     )
 
 
