@@ -26,7 +26,7 @@ from affidavit.attestations.predicates import (
     AiProvenance,
     CodeReview,
 )
-from affidavit.attestations.reference import canonical_image
+from affidavit.attestations.reference import ImageReference, canonical_image
 from affidavit.errors import InputError, PolicyError, UsageError
 from affidavit.ledger import Ledger
 from affidavit.policy import EffectivePolicy, PolicyIndex, RequestContext, evaluate
@@ -94,7 +94,8 @@ def _predicate_type(data: dict[str, Any]) -> str | None:
 
 def _load_evidence(directory: Path, image: str, signer: str) -> ImageEvidence:
     """Predicates (or in-toto Statements) in ``directory``, assumed (unchecked) from ``signer``."""
-    digest = image.split("@", 1)[1] if "@" in image else None
+    ref = ImageReference.parse(image)
+    digest = ref.digest
     assumed = []
     files = sorted(directory.glob("*.json")) if directory.is_dir() else []
     if not files:
@@ -127,7 +128,7 @@ def _load_evidence(directory: Path, image: str, signer: str) -> ImageEvidence:
         assumed.append(
             AssumedAttestation(
                 predicate_type=ptype,
-                subject_name=image.split("@", 1)[0],
+                subject_name=ref.name,
                 subject_digest=subject,
                 predicate=data,
                 envelope_digest=f"file:{path.name}",

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 
 from affidavit.attestations.evidence import ImageEvidence
-from affidavit.attestations.reference import canonical_image
+from affidavit.attestations.reference import ImageReference, canonical_image
 from affidavit.policy.combine import MODE_STRICTNESS, EffectivePolicy
 from affidavit.policy.decision import (
     Decision,
@@ -180,4 +180,4 @@ def evaluate(
 
 
 def _digest_of(ref: str) -> str | None:
-    return ref.split("@", 1)[1] if "@" in ref else None
+    return ImageReference.parse(ref).digest

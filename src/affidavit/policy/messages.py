@@ -7,15 +7,15 @@ every fix names the command that produces the missing evidence.
 from __future__ import annotations
 
 from affidavit.attestations.predicates import AI_PROVENANCE_V1, CODE_REVIEW_V1
+from affidavit.attestations.reference import ImageReference
 from affidavit.policy.decision import Decision
 
 MAX_SHOWN = 3
 
 
 def repository(ref: str) -> str:
-    base = ref.split("@", 1)[0]
-    slash, colon = base.rfind("/"), base.rfind(":")
-    return base[:colon] if colon > slash else base
+    """The repository of an image reference (no tag, no digest), read with the grammar."""
+    return ImageReference.parse(ref).name
 
 
 def pinned(ref: str, digest: str | None) -> str:

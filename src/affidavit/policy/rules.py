@@ -21,6 +21,7 @@ from affidavit.attestations.predicates import (
     AiProvenance,
     CodeReview,
 )
+from affidavit.attestations.reference import ImageReference
 from affidavit.policy.combine import EffectivePolicy, Origin, Req
 from affidavit.policy.decision import EvidenceUsed, Violation
 from affidavit.policy.messages import a, collect_provenance_fix, pinned, short_type
@@ -136,13 +137,14 @@ def check_image(
             )
         return out, []
 
-    if "@" in image and image.split("@", 1)[1] != ev.digest:
+    deployed = ImageReference.parse(image).digest
+    if deployed is not None and deployed != ev.digest:
         out.append(
             _v(
                 "subject.digest",
                 _primary(eff),
                 f"evidence for {ev.digest}",
-                f"evidence for {image.split('@', 1)[1]} (the digest being deployed)",
+                f"evidence for {deployed} (the digest being deployed)",
                 "re-run verification for the deployed digest",
                 image,
             )
