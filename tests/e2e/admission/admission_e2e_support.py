@@ -26,14 +26,7 @@ from affidavit.demo.stack import ClusterStack, StackSettings
 from affidavit.envtest import ControlPlaneInfo
 from affidavit.ledger import Ledger
 from affidavit.names import INDEX_CONFIGMAP
-from affidavit.policy import (
-    Decision,
-    EvidenceUsed,
-    ImageRef,
-    PolicyRef,
-    Violation,
-    admission_message,
-)
+from affidavit.policy import Decision, admission_message
 
 API = "affidavit.dev/v1alpha1"
 WEBHOOK = "workloads.affidavit.dev"
@@ -283,15 +276,7 @@ def delete_and_sync(stack: ClusterStack, kind: str, name: str, namespace: str | 
 
 def decision_from_record(data: dict[str, Any]) -> Decision:
     """Rebuild the Decision the webhook recorded from its JSON in the ledger."""
-    return Decision(
-        **{
-            **data,
-            "images": tuple(ImageRef(**i) for i in data["images"]),
-            "violations": tuple(Violation(**v) for v in data["violations"]),
-            "evidence": tuple(EvidenceUsed(**e) for e in data["evidence"]),
-            "policies": tuple(PolicyRef(**p) for p in data["policies"]),
-        }
-    )
+    return Decision.from_dict(data)
 
 
 def decision_id_in(text: str) -> str:
