@@ -31,6 +31,7 @@ from affidavit.cli.options import CheckpointsOpt, LedgerPublicKeyOpt
 from affidavit.errors import AffidavitError, InputError, LedgerError, UsageError
 from affidavit.ledger import Ledger, LedgerRecord
 from affidavit.ledger.checkpoint import load_checkpoints
+from affidavit.policy.decision import Decision
 
 audit_app = typer.Typer(
     help="Coverage reports and evidence packs from the decision ledger.", no_args_is_help=True
@@ -114,9 +115,13 @@ def _ai_touched(
             raise InputError(f"cannot read public key {path}: {e.strerror or e}") from e
     images: dict[str, str] = {}
     for rec in records:
-        for image in rec.decision.get("images") or ():
-            if isinstance(image, dict) and image.get("digest") and image.get("ref"):
-                images.setdefault(str(image["digest"]), str(image["ref"]))
+        try:
+            decision = Decision.from_dict(rec.decision)
+        except (TypeError, KeyError, ValueError):
+            continue  # the report lists it as unreadable
+        for image in decision.images:
+            if image.digest:
+                images.setdefault(image.digest, image.ref)
     evidence: list[ImageEvidence] = []
     with RegistryClient(insecure_hosts=insecure or ()) as client:
         for digest, ref in sorted(images.items()):
