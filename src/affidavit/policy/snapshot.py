@@ -44,7 +44,7 @@ def ai_involvement(image: str, digest: str | None, ev: ImageEvidence | None) -> 
     if att is None:
         return AiInvolvement(image, digest)
     try:
-        prov = AiProvenance.model_validate(att.predicate)
+        prov = att.parsed(AiProvenance)
     except ValidationError:
         return AiInvolvement(image, digest)
     kinds = Counter(c.ai_involvement for c in prov.changes)
@@ -78,7 +78,7 @@ def _review(ev: ImageEvidence | None) -> ReviewSeen | None:
     if att is None:
         return None
     try:
-        cr = CodeReview.model_validate(att.predicate)
+        cr = att.parsed(CodeReview)
     except ValidationError:
         return None
     request = cr.change_request
