@@ -19,6 +19,7 @@ from affidavit.policy.decision import (
     Snapshot,
     ToolUse,
 )
+from affidavit.policy.explain import explain_decision
 from policy_builders import (
     DIGEST,
     IMAGE,
@@ -126,3 +127,20 @@ def test_the_snapshot_round_trips_through_its_json_form() -> None:
     ix = index([policy()], exceptions=[exception("hotfix")])
     d = run(ix, evidence(provenance(), review()))
     assert Decision.from_dict(dataclasses.asdict(d)) == d
+
+
+def test_explain_shows_what_the_decision_recorded() -> None:
+    ix = index([policy()], exceptions=[exception("hotfix")])
+    lines = explain_decision(run(ix, evidence(provenance(), review()))).splitlines()
+    start = lines.index("  exception: shop/hotfix")
+    assert lines[start + 1 : start + 4] == [
+        f"  recorded: policy index {ix.digest}; caller not authenticated by a client certificate",
+        f"  ai: {IMAGE}: 1 of 1 commits AI-touched (0 assisted, 1 generated), 0 undeclared; "
+        f"tools: claude-code (claude-sonnet-4-5) in 1; tiers: critical; review: {PR_URL}, "
+        "0 approvals on the final revision, 0 independent",
+        "  exception shop/hotfix: owner olga, incident INC-7, approvers victor, expires "
+        "2026-11-30T00:00:00Z; reason: payment outage hotfix",
+    ]
+    assert f"  ai: {IMAGE}: undetermined (no verified provenance)" in (
+        explain_decision(run(ix, None)).splitlines()
+    )
