@@ -12,7 +12,7 @@ import json
 import re
 import subprocess
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -62,9 +62,11 @@ def running_stack(
     name: str,
     *,
     webhook_kubeconfig: Path | None = None,
+    webhook_args: Sequence[str] = (),
 ) -> Iterator[ClusterStack]:
     """A ClusterStack in namespace ``name`` with configuration ``name``; removed afterwards.
-    The webhook runs as the cluster admin unless ``webhook_kubeconfig`` names an identity."""
+    The webhook runs as the cluster admin unless ``webhook_kubeconfig`` names an identity,
+    with the stack's options and ``webhook_args``."""
     stack = ClusterStack(
         control_plane,
         workdir,
@@ -72,6 +74,7 @@ def running_stack(
         namespace=name,
         webhook_configuration=name,
         webhook_kubeconfig=webhook_kubeconfig,
+        webhook_args=webhook_args,
     )
     try:
         with stack:
