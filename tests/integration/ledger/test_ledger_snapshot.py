@@ -1,19 +1,21 @@
 """Decision snapshots in the ledger, on SQLite and real PostgreSQL: rows written before snapshots
 existed still verify and read (``snapshot`` None), a snapshot is inside the hashed JSON so editing
 it (an exception's owner, an image's AI counts) breaks the chain at that row, and a snapshot
-newer than this version reads is refused by name rather than misread.
+newer than this version reads is refused by name rather than misread; a decision buffered
+during an outage keeps its snapshot through the buffer file.
 """
 
 from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from ledger_decisions import make_decision
 from sqlalchemy import Engine, create_engine, text
 
-from affidavit.ledger import Ledger
+from affidavit.ledger import BufferedLedger, Ledger
 from affidavit.policy.decision import (
     AiInvolvement,
     Caller,
@@ -109,3 +111,23 @@ def test_a_snapshot_newer_than_this_version_is_refused_by_name(ledger: Ledger) -
         "decision snapshot version 2 is not one this Affidavit reads (1..1); upgrade Affidavit "
         "to read it"
     )
+
+
+def test_a_snapshot_survives_the_buffer_file_and_a_restart(tmp_path: Path) -> None:
+    """Recorded during an outage (the database's directory is missing), then replayed from the
+    buffer file by another process: the stored decision is the one judged, snapshot and all."""
+    home = tmp_path / "db-away"
+    path = tmp_path / "buffer.jsonl"
+    led = Ledger(f"sqlite:///{home / 'ledger.db'}")
+    judged = dataclasses.replace(make_decision(outcome="excepted"), snapshot=SNAPSHOT)
+    first = BufferedLedger(led, capacity=10, path=path)
+    assert first.record(judged).status == "buffered"
+    first.close()
+    home.mkdir()
+    second = BufferedLedger(led, capacity=10, path=path)
+    assert second.flush() == 0
+    second.close()
+    stored = led.get(judged.id)
+    assert stored is not None
+    assert Decision.from_dict(stored.decision) == judged
+    assert led.verify_chain().ok
