@@ -152,6 +152,52 @@ app.kubernetes.io/part-of: affidavit
 {{- end -}}
 {{- end -}}
 
+{{/* Signed ledger checkpoints (ledger.signingKey, ledger.checkpoints). */}}
+{{- define "affidavit.ledgerKeyDir" -}}/var/run/affidavit/ledger-key{{- end -}}
+
+{{- define "affidavit.checkpointConfigMapName" -}}
+{{- $cm := .Values.ledger.checkpoints.configMap -}}
+{{- if and .Values.ledger.signingKey.existingSecret $cm.enabled -}}
+{{- default (printf "%s-ledger-checkpoints" (include "affidavit.fullname" .)) $cm.name -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "affidavit.ledgerKeyEnv" -}}
+{{- if .Values.ledger.signingKey.existingSecret }}
+- name: AFFIDAVIT_LEDGER_KEY
+  value: {{ printf "%s/ledger.key" (include "affidavit.ledgerKeyDir" .) | quote }}
+- name: AFFIDAVIT_CHECKPOINT_DIR
+  value: {{ printf "%s/checkpoints" (include "affidavit.dataDir" .) | quote }}
+- name: AFFIDAVIT_CHECKPOINT_EVERY
+  value: {{ .Values.ledger.checkpoints.every | quote }}
+- name: AFFIDAVIT_CHECKPOINT_INTERVAL
+  value: {{ .Values.ledger.checkpoints.intervalSeconds | quote }}
+{{- with include "affidavit.checkpointConfigMapName" . }}
+- name: AFFIDAVIT_CHECKPOINT_CONFIGMAP
+  value: {{ printf "%s/%s" $.Release.Namespace . | quote }}
+{{- end }}
+{{- end }}
+{{- end -}}
+
+{{- define "affidavit.ledgerKeyMount" -}}
+{{- if .Values.ledger.signingKey.existingSecret }}
+- {name: ledger-key, mountPath: {{ include "affidavit.ledgerKeyDir" . }}, readOnly: true}
+{{- end }}
+{{- end -}}
+
+{{- define "affidavit.ledgerKeyVolume" -}}
+{{- with .Values.ledger.signingKey }}
+{{- if .existingSecret }}
+# Readable by the Pod's group (fsGroup) only; mounted into the webhook container only.
+- name: ledger-key
+  secret:
+    secretName: {{ .existingSecret }}
+    defaultMode: 0440
+    items: [{key: {{ .secretKey }}, path: ledger.key}]
+{{- end }}
+{{- end }}
+{{- end -}}
+
 {{/* extraEnv, for both containers. */}}
 {{- define "affidavit.extraEnv" -}}
 {{- with .Values.extraEnv -}}

@@ -18,7 +18,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI, Request, Response
 from starlette.concurrency import run_in_threadpool
 
-from affidavit.admission.client_auth import ClientAuth, RequireClientCert
+from affidavit.admission.client_auth import ClientAuth, RequireClientCert, caller_of
 from affidavit.admission.decide import Answer, Webhook, sniff_uid
 from affidavit.admission.pin import Pinner
 from affidavit.admission.review import review_response
@@ -107,7 +107,8 @@ def create_app(
 
     @app.post("/validate")
     async def validate(request: Request) -> Response:
-        return await answer(request, webhook.handle)
+        caller = caller_of(request.scope, client_auth)
+        return await answer(request, lambda body: webhook.handle(body, caller))
 
     @app.post("/mutate")
     async def mutate(request: Request) -> Response:

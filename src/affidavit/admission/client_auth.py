@@ -40,6 +40,7 @@ from cryptography.x509.oid import NameOID
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from affidavit.errors import UsageError
+from affidavit.policy.decision import Caller
 
 log = logging.getLogger("affidavit.admission")
 
@@ -144,6 +145,15 @@ class PeerCertProtocol(H11Protocol):
 def _peer_of(scope: Scope) -> PeerCertificate | None:
     chain = (scope.get("extensions") or {}).get("tls", {}).get("client_cert_chain") or []
     return chain[0] if chain and isinstance(chain[0], PeerCertificate) else None
+
+
+def caller_of(scope: Scope, auth: ClientAuth | None) -> Caller:
+    """Who made a request, as its decision records it: authenticated only when ``auth`` is on
+    (then :class:`RequireClientCert` has already refused anyone else) and the certificate passed."""
+    peer = _peer_of(scope)
+    if auth is None or peer is None or auth.refusal(str(scope.get("path", "")), peer) is not None:
+        return Caller(authenticated=False)
+    return Caller(authenticated=True, identity=peer.subject)
 
 
 class RequireClientCert:

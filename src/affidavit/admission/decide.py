@@ -40,7 +40,7 @@ from affidavit.admission.workloads import WorkloadImages, extract_images
 from affidavit.attestations.evidence import ImageEvidence
 from affidavit.errors import InputError, LedgerError
 from affidavit.ledger import BUFFERED_NOTE, BufferedLedger
-from affidavit.policy.decision import Decision, Violation
+from affidavit.policy.decision import Caller, Decision, Violation
 from affidavit.policy.evaluate import RequestContext, evaluate
 from affidavit.policy.index import PolicyIndex
 from affidavit.policy.messages import admission_message
@@ -51,6 +51,7 @@ log = logging.getLogger("affidavit.admission")
 DECISION_ANNOTATION = "decision"
 #: At most this long (and half the remaining budget) for asking the API server about an owner.
 OWNER_CHECK_SECONDS = 2.0
+UNAUTHENTICATED = Caller()
 
 
 @dataclass(frozen=True)
@@ -101,14 +102,16 @@ class Webhook:
 
     # -- entry point -----------------------------------------------------------------------
 
-    def handle(self, body: bytes) -> Answer:
+    def handle(self, body: bytes, caller: Caller = UNAUTHENTICATED) -> Answer:
+        """Judge one review; ``caller`` (the verified client certificate, if the app required
+        one) is recorded in the decision's snapshot."""
         started = time.monotonic()
         try:
-            return self._handle(body, started)
+            return self._handle(body, started, caller)
         finally:
             self.metrics.duration.observe(time.monotonic() - started)
 
-    def _handle(self, body: bytes, started: float) -> Answer:
+    def _handle(self, body: bytes, started: float, caller: Caller) -> Answer:
         if len(body) > self.judge.max_body_bytes:
             return self.too_large(body[:65536], len(body))
         try:
@@ -150,6 +153,7 @@ class Webhook:
             labels=labels,
             images=workload.images,
             unmatched_images=self.judge.unmatched_images,
+            caller=caller,
         )
         try:  # one name per image from here on: matching, evidence, ledger, messages
             ctx = ctx.canonical()

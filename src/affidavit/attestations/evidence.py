@@ -14,6 +14,8 @@ from dataclasses import KW_ONLY, InitVar, dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal, TypeVar
 
+from pydantic import BaseModel
+
 from affidavit.attestations.predicates.signed_time import signed_time
 
 Storage = Literal["cosign-tag", "referrer", "tag-index", "local"]
@@ -37,6 +39,7 @@ class KeylessSigner:
 
 
 TrustedSigner = KeySigner | KeylessSigner
+M = TypeVar("M", bound=BaseModel)
 
 
 @dataclass(frozen=True)
@@ -55,6 +58,18 @@ class Attestation:
     def signed_time(self) -> datetime | None:
         """When the signed predicate says it was made (see ``predicates.signed_time``)."""
         return signed_time(self.predicate_type, self.predicate)
+
+    def parsed(self, model: type[M]) -> M:
+        """The predicate validated as ``model`` (raises pydantic's ``ValidationError``), once per
+        attestation: the evidence cache hands the same attestation to every admission of the
+        image, and a provenance of hundreds of commits is worth validating only once. The
+        predicate is never mutated after verification, so the parse cannot go stale."""
+        memo: dict[type[BaseModel], BaseModel] = self.__dict__.setdefault("_parsed", {})
+        found = memo.get(model)
+        if found is None:
+            found = memo[model] = model.model_validate(self.predicate)
+        assert isinstance(found, model)
+        return found
 
 
 class _Seal:

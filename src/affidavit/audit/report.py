@@ -86,14 +86,32 @@ def _ai_class(d: Decision, ai_touched: Mapping[str, bool]) -> str:
     """ "ai", "human" or "undetermined" for one decision.
 
     The ledger alone knows AI was involved when a per-tier review rule fired (those rules apply
-    only to tiers AI-touched changes reached); verified provenance (``ai_touched``) settles the rest.
+    only to tiers AI-touched changes reached); the decision's snapshot of its verified provenance
+    settles the rest, and for rows recorded before snapshots (or images without verified
+    provenance then) provenance verified now (``ai_touched``, by digest).
     """
-    known = [ai_touched.get(i.digest) for i in d.images if i.digest]
+    known = [_ai_of(d, i.ref, i.digest, ai_touched) for i in d.images]
     if any(known) or any(v.rule.startswith("review.") for v in d.violations):
         return "ai"
-    if d.images and len(known) == len(d.images) and all(k is False for k in known):
+    if d.images and all(k is False for k in known):
         return "human"
     return "undetermined"
+
+
+def _ai_of(
+    d: Decision, ref: str, digest: str | None, ai_touched: Mapping[str, bool]
+) -> bool | None:
+    seen = d.snapshot.image(ref) if d.snapshot is not None else None
+    if seen is not None and seen.ai_touched is not None:
+        return seen.ai_touched
+    return ai_touched.get(digest) if digest else None
+
+
+def _snapshot_detail(d: Decision, key: str) -> ExceptionDetail | None:
+    e = d.snapshot.exception(key) if d.snapshot is not None else None
+    if e is None:
+        return None
+    return ExceptionDetail(e.key, e.owner, e.approvers, e.reason, e.incident_id, e.expires_at)
 
 
 def _has(d: Decision, predicate_type: str) -> bool:
@@ -126,6 +144,7 @@ def coverage_report(
     evidence: Counter[str] = Counter()
     ai: Counter[str] = Counter()
     exc_uses: dict[str, list[tuple[str, str]]] = {}
+    recorded: dict[str, ExceptionDetail] = {}  # from the decisions' snapshots, newest wins
     rules: dict[str, dict[str, Any]] = {}
     unreadable: list[int] = []
     for rec in records:
@@ -154,6 +173,9 @@ def coverage_report(
             exc_uses.setdefault(key, []).append(
                 (d.time, f"{d.cluster}/{d.namespace}/{d.kind}/{d.name}")
             )
+            detail = _snapshot_detail(d, key)
+            if detail is not None:
+                recorded[key] = detail
         for rule_name in sorted({v.rule for v in d.violations}):
             entry = rules.setdefault(
                 rule_name, {"violations": 0, "decisions": 0, "controls": set(), "policies": set()}
@@ -207,7 +229,8 @@ def coverage_report(
             },
         },
         "exceptions": [
-            _exception_row(k, uses, exceptions.get(k)) for k, uses in sorted(exc_uses.items())
+            _exception_row(k, uses, recorded.get(k) or exceptions.get(k))
+            for k, uses in sorted(exc_uses.items())
         ],
         "topViolatedRules": [
             {

@@ -1,8 +1,10 @@
 """CLI: ``affidavit audit report`` and ``affidavit audit pack`` for auditors, legal and the CISO.
 
 "Show me your governance over AI-generated code over this period, per region" is one command
-over the decision ledger. With ``--public-key`` the images of the period are also checked
-against their verified provenance so AI-touched workloads are counted from evidence. A broken
+over the decision ledger. Each decision carries a snapshot of its images' verified AI involvement
+and of the exceptions it used, so the report needs no registry and no exception objects; for
+rows recorded before snapshots, ``--public-key`` checks the images' provenance in the registry
+now and ``--exceptions`` reads the exception objects. A broken
 hash chain still produces the report (which says so at the top) and then exits non-zero.
 """
 
@@ -31,6 +33,7 @@ from affidavit.cli.options import CheckpointsOpt, LedgerPublicKeyOpt
 from affidavit.errors import AffidavitError, InputError, LedgerError, UsageError
 from affidavit.ledger import Ledger, LedgerRecord
 from affidavit.ledger.checkpoint import load_checkpoints
+from affidavit.policy.decision import Decision
 
 audit_app = typer.Typer(
     help="Coverage reports and evidence packs from the decision ledger.", no_args_is_help=True
@@ -49,16 +52,18 @@ ExceptionsOpt = Annotated[
     Path | None,
     typer.Option(
         "--exceptions",
-        help="YAML/JSON of AccountabilityException objects (kubectl get accountabilityexceptions "
-        "-A -o yaml) for who approved each exception, why, incident and expiry",
+        help="for ledgers recorded before decision snapshots: YAML/JSON of "
+        "AccountabilityException objects (kubectl get accountabilityexceptions -A -o yaml) for "
+        "who approved each exception, why, incident and expiry (newer decisions record them)",
     ),
 ]
 KeysOpt = Annotated[
     list[Path] | None,
     typer.Option(
         "--public-key",
-        help="trusted signer's public key (PEM); verifies each image's provenance to count "
-        "AI-touched workloads from evidence (repeatable)",
+        help="for decisions without a snapshot of their provenance (recorded before snapshots, or "
+        "unattested then): trusted signer's public key (PEM) to verify each image's provenance "
+        "in the registry now and count AI-touched workloads from evidence (repeatable)",
     ),
 ]
 InsecureOpt = Annotated[
@@ -114,9 +119,17 @@ def _ai_touched(
             raise InputError(f"cannot read public key {path}: {e.strerror or e}") from e
     images: dict[str, str] = {}
     for rec in records:
-        for image in rec.decision.get("images") or ():
-            if isinstance(image, dict) and image.get("digest") and image.get("ref"):
-                images.setdefault(str(image["digest"]), str(image["ref"]))
+        try:
+            decision = Decision.from_dict(rec.decision)
+        except (TypeError, KeyError, ValueError):
+            continue  # the report lists it as unreadable
+        snapshot = decision.snapshot
+        for image in decision.images:
+            seen = snapshot.image(image.ref) if snapshot is not None else None
+            if seen is not None and seen.ai_touched is not None:
+                continue  # settled at decision time: no registry lookup
+            if image.digest:
+                images.setdefault(image.digest, image.ref)
     evidence: list[ImageEvidence] = []
     with RegistryClient(insecure_hosts=insecure or ()) as client:
         for digest, ref in sorted(images.items()):

@@ -20,6 +20,7 @@ from affidavit.cli.options import CheckpointsOpt, LedgerPublicKeyOpt
 from affidavit.errors import LedgerError, UsageError
 from affidavit.ledger import Ledger, LedgerRecord
 from affidavit.ledger.checkpoint import load_checkpoints
+from affidavit.policy.decision import Decision
 
 webhook_app = typer.Typer(help="Run the admission webhook.", no_args_is_help=True)
 decisions_app = typer.Typer(help="Read and verify the decision ledger.", no_args_is_help=True)
@@ -268,7 +269,10 @@ def _canonical_query(image: str) -> str:
 
 
 def _line(r: LedgerRecord) -> str:
-    images = ",".join(i.get("ref", "?") for i in r.decision.get("images", []))
+    try:
+        images = ",".join(i.ref for i in Decision.from_dict(r.decision).images)
+    except (TypeError, KeyError, ValueError):
+        images = "?"  # not a readable decision: `decisions verify-chain` says why
     when = r.time.strftime("%Y-%m-%dT%H:%M:%SZ")
     return f"{r.seq}\t{when}\t{r.outcome}\t{r.namespace}/{r.kind}/{r.name}\t{images}\t{r.id}"
 

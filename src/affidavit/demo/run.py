@@ -227,8 +227,7 @@ def _deployments(
 
     _step(echo, "7. Audit: every decision, hash-chained ($ affidavit decisions list)")
     for record in ledger.query(namespace=APP_NAMESPACE):
-        d = record.decision
-        echo(f"  #{record.seq} {d['outcome']:<8} {d['kind']}/{d['name']} {record.hash[:16]}")
+        echo(f"  #{record.seq} {record.outcome:<8} {record.kind}/{record.name} {record.hash[:16]}")
     chain = ledger.verify_chain()
     echo(f"  chain: {chain.checked} decisions checked, {'intact' if chain.ok else 'BROKEN'}")
     _step(echo, "8. The auditor's coverage report ($ affidavit audit report --format markdown)")

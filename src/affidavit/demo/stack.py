@@ -16,6 +16,7 @@ import subprocess
 import sys
 import urllib.error
 import urllib.request
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -101,6 +102,7 @@ class ClusterStack:
         webhook_configuration: str = WEBHOOK_CONFIGURATION,
         webhook_port: int | None = None,
         webhook_kubeconfig: Path | None = None,
+        webhook_args: Sequence[str] = (),
     ) -> None:
         self.cp = control_plane
         self.workdir = workdir
@@ -109,6 +111,8 @@ class ClusterStack:
         self.webhook_configuration = webhook_configuration
         #: The webhook's identity; the control plane's admin (system:masters) when None.
         self.webhook_kubeconfig = webhook_kubeconfig or control_plane.kubeconfig
+        #: More `affidavit webhook serve` options (e.g. a ledger key and its checkpoint trails).
+        self.webhook_args = tuple(webhook_args)
         self.cert_dir = workdir / "webhook-certs"
         self.ledger_url = f"sqlite:///{workdir / 'ledger.db'}"
         # Given when the control plane was started with a client certificate for this host.
@@ -235,6 +239,7 @@ class ClusterStack:
             "--budget-seconds", str(s.budget_seconds),
             "--insecure-registry", s.registry_host,
             "--unmatched-images", s.unmatched_images,
+            *self.webhook_args,
         ]  # fmt: skip
         client = self.cp.webhook_client
         if client is not None:  # the apiserver presents a certificate: demand it

@@ -15,7 +15,7 @@ import asyncio
 import contextlib
 import logging
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,6 +24,7 @@ from kubernetes import client
 from affidavit.errors import AffidavitError
 from affidavit.ledger import Ledger, LedgerRecord
 from affidavit.operator import kube
+from affidavit.policy.decision import Decision, Violation
 
 log = logging.getLogger(__name__)
 
@@ -44,27 +45,25 @@ POLICY_REPORT = ("wgpolicyk8s.io", "v1alpha2", "policyreports")
 _MAX_MESSAGE = 1000
 
 
-def violation_message(v: Mapping[str, Any]) -> str:
-    """The same sentence as ``Violation.message``, from the ledger's JSON."""
-    subject = f"{v['image']}: " if v.get("image") else ""
-    cite = f" [{v['control']}]" if v.get("control") else ""
-    return (
-        f"{subject}{v.get('rule')} ({v.get('policy')}{cite}): found {v.get('found')}; "
-        f"expected {v.get('expected')}; fix: {v.get('fix')}"
-    )
+def recorded_violations(record: LedgerRecord) -> tuple[Violation, ...]:
+    """The violations of a stored decision; none when the row is not a readable decision (the
+    Event then says what was decided and points to ``affidavit explain``)."""
+    try:
+        return Decision.from_dict(record.decision).violations
+    except (TypeError, KeyError, ValueError):
+        return ()
 
 
 def short_message(record: LedgerRecord) -> str:
     """One line: what was decided, the first reason, and the id to explain it by."""
-    d = record.decision
-    violations = d.get("violations") or []
+    violations = recorded_violations(record)
     verb = "denied" if record.outcome == "denied" else "admitted with a warning"
     head = f"Affidavit {verb} {record.kind}/{record.name} (decision {record.id})"
     if not violations:
         return head
     more = f" (+{len(violations) - 1} more)" if len(violations) > 1 else ""
     pointer = f"; see `affidavit explain --decision {record.id}`"
-    text = f"{head}: {violation_message(violations[0])}{more}"
+    text = f"{head}: {violations[0].message}{more}"
     if len(text) + len(pointer) > _MAX_MESSAGE:  # shorten the reason, never the pointer
         text = text[: _MAX_MESSAGE - len(pointer) - 1] + "…"
     return text + pointer
@@ -193,14 +192,14 @@ class EventReporter:
         results = [
             {
                 "source": "affidavit",
-                "policy": str(v.get("policy")),
-                "rule": str(v.get("rule")),
+                "policy": v.policy,
+                "rule": v.rule,
                 "result": result,
-                "message": violation_message(v),
+                "message": v.message,
                 "timestamp": {"seconds": stamp, "nanos": 0},
                 "properties": {"decision": record.id},
             }
-            for v in record.decision.get("violations") or []
+            for v in recorded_violations(record)
         ]
         body: dict[str, Any] = {
             "apiVersion": f"{group}/{version}",

@@ -22,6 +22,7 @@ from affidavit.attestations.evidence import ImageEvidence
 from affidavit.attestations.reference import ImageReference, canonical_image
 from affidavit.policy.combine import MODE_STRICTNESS, EffectivePolicy
 from affidavit.policy.decision import (
+    Caller,
     Decision,
     EvidenceUsed,
     ImageRef,
@@ -33,6 +34,7 @@ from affidavit.policy.decision import (
 from affidavit.policy.index import PolicyIndex
 from affidavit.policy.presets import UnmatchedImages
 from affidavit.policy.rules import check_image, check_workload
+from affidavit.policy.snapshot import snapshot
 from affidavit.policy.stored import ExceptionRef
 from affidavit.policy.unmatched import UnmatchedRule, unmatched_rule, unmatched_violation
 
@@ -53,6 +55,7 @@ class RequestContext:
     labels: Mapping[str, str] = field(default_factory=dict)
     images: tuple[str, ...] = ()
     unmatched_images: UnmatchedImages = "Warn"  # the cluster's setting (chart value)
+    caller: Caller = field(default_factory=Caller)  # recorded in the snapshot, never judged
 
     def canonical(self) -> RequestContext:
         """This context with every image in canonical form, each once, in order.
@@ -95,7 +98,7 @@ def evaluate(
     policies: list[PolicyRef] = []
     modes: list[Mode] = []
     violating_modes: list[Mode] = []
-    exceptions: list[str] = []
+    exceptions: dict[str, ExceptionRef] = {}
     uncovered = False
     workload_checked: set[tuple[str, ...]] = set()
     unmatched: UnmatchedRule | None = None
@@ -147,7 +150,7 @@ def evaluate(
             if _bounded(e, eff, now)
         ]
         if active:
-            exceptions += [e.key for e in active if e.key not in exceptions]
+            exceptions.update((e.key, e) for e in active if e.key not in exceptions)
         else:
             uncovered = True
 
@@ -159,6 +162,7 @@ def evaluate(
         else:
             worst = max(violating_modes, key=lambda m: MODE_STRICTNESS[m])
             outcome = _OUTCOME[worst]
+    used_exceptions = list(exceptions.values()) if outcome == "excepted" else []
     return Decision(
         id=decision_id,
         time=now.astimezone(UTC).isoformat().replace("+00:00", "Z"),
@@ -175,7 +179,14 @@ def evaluate(
         violations=tuple(violations),
         evidence=tuple(used),
         policies=tuple(policies),
-        exception=", ".join(exceptions) if outcome == "excepted" else None,
+        exception=", ".join(e.key for e in used_exceptions) or None,
+        snapshot=snapshot(
+            index.digest,
+            ctx.caller,
+            ((r.ref, r.digest) for r in refs),
+            evidence,
+            used_exceptions,
+        ),
     )
 
 

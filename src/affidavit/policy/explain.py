@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from affidavit.attestations.evidence import KeySigner
 from affidavit.policy.combine import EffectivePolicy, Origin, Req
-from affidavit.policy.decision import Decision
+from affidavit.policy.decision import AiInvolvement, Decision, Snapshot
 from affidavit.policy.messages import short_type
 
 
@@ -93,6 +93,45 @@ def explain_policy(eff: EffectivePolicy) -> str:
     return "\n".join(lines)
 
 
+def _ai_line(i: AiInvolvement) -> str:
+    if i.provenance is None:
+        return f"  ai: {i.image}: undetermined (no verified provenance)"
+    text = (
+        f"  ai: {i.image}: {i.assisted + i.generated} of {i.commits} commits AI-touched "
+        f"({i.assisted} assisted, {i.generated} generated), {i.undeclared} undeclared"
+    )
+    if i.tools:
+        text += "; tools: " + ", ".join(
+            f"{t.name}" + (f" ({t.model})" if t.model else "") + f" in {t.changes}" for t in i.tools
+        )
+    if i.tiers:
+        text += f"; tiers: {', '.join(i.tiers)}"
+    if i.review is None:
+        return text + "; review: none verified"
+    r = i.review
+    return (
+        text + f"; review: {r.change_request}, {r.approvals} approvals on the final revision, "
+        f"{r.independent_approvals} independent"
+    )
+
+
+def _snapshot_lines(s: Snapshot) -> list[str]:
+    """What the decision recorded as true when it was taken (``Decision.snapshot``)."""
+    caller = (
+        f"authenticated as {s.caller.identity}"
+        if s.caller.authenticated
+        else "not authenticated by a client certificate"
+    )
+    lines = [f"  recorded: policy index {s.policy_index}; caller {caller}"]
+    lines += [_ai_line(i) for i in s.images]
+    lines += [
+        f"  exception {e.key}: owner {e.owner}, incident {e.incident_id}, approvers "
+        f"{', '.join(e.approvers) or 'none'}, expires {e.expires_at}; reason: {e.reason}"
+        for e in s.exceptions
+    ]
+    return lines
+
+
 def explain_decision(decision: Decision) -> str:
     """The full decision record, as the ledger keeps it."""
     d = decision
@@ -118,6 +157,8 @@ def explain_decision(decision: Decision) -> str:
         )
     if d.exception:
         lines.append(f"  exception: {d.exception}")
+    if d.snapshot is not None:
+        lines += _snapshot_lines(d.snapshot)
     if not d.violations:
         lines.append("  violations: none")
     for n, v in enumerate(d.violations, 1):

@@ -52,7 +52,7 @@ def _provenance(att: Attestation | None) -> AiProvenance | str | None:
     if att is None:
         return None
     try:
-        return AiProvenance.model_validate(att.predicate)
+        return att.parsed(AiProvenance)
     except ValidationError as e:
         return _parse_error(e)
 
@@ -61,7 +61,7 @@ def _review(att: Attestation | None) -> CodeReview | str | None:
     if att is None:
         return None
     try:
-        return CodeReview.model_validate(att.predicate)
+        return att.parsed(CodeReview)
     except ValidationError as e:
         return _parse_error(e)
 

@@ -12,7 +12,7 @@ import json
 import re
 import subprocess
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -26,14 +26,7 @@ from affidavit.demo.stack import ClusterStack, StackSettings
 from affidavit.envtest import ControlPlaneInfo
 from affidavit.ledger import Ledger
 from affidavit.names import INDEX_CONFIGMAP
-from affidavit.policy import (
-    Decision,
-    EvidenceUsed,
-    ImageRef,
-    PolicyRef,
-    Violation,
-    admission_message,
-)
+from affidavit.policy import Decision, admission_message
 
 API = "affidavit.dev/v1alpha1"
 WEBHOOK = "workloads.affidavit.dev"
@@ -69,9 +62,11 @@ def running_stack(
     name: str,
     *,
     webhook_kubeconfig: Path | None = None,
+    webhook_args: Sequence[str] = (),
 ) -> Iterator[ClusterStack]:
     """A ClusterStack in namespace ``name`` with configuration ``name``; removed afterwards.
-    The webhook runs as the cluster admin unless ``webhook_kubeconfig`` names an identity."""
+    The webhook runs as the cluster admin unless ``webhook_kubeconfig`` names an identity,
+    with the stack's options and ``webhook_args``."""
     stack = ClusterStack(
         control_plane,
         workdir,
@@ -79,6 +74,7 @@ def running_stack(
         namespace=name,
         webhook_configuration=name,
         webhook_kubeconfig=webhook_kubeconfig,
+        webhook_args=webhook_args,
     )
     try:
         with stack:
@@ -283,15 +279,7 @@ def delete_and_sync(stack: ClusterStack, kind: str, name: str, namespace: str | 
 
 def decision_from_record(data: dict[str, Any]) -> Decision:
     """Rebuild the Decision the webhook recorded from its JSON in the ledger."""
-    return Decision(
-        **{
-            **data,
-            "images": tuple(ImageRef(**i) for i in data["images"]),
-            "violations": tuple(Violation(**v) for v in data["violations"]),
-            "evidence": tuple(EvidenceUsed(**e) for e in data["evidence"]),
-            "policies": tuple(PolicyRef(**p) for p in data["policies"]),
-        }
-    )
+    return Decision.from_dict(data)
 
 
 def decision_id_in(text: str) -> str:

@@ -27,8 +27,11 @@ def _run(argv: list[str], *, input: str | None = None) -> str:
     return proc.stdout
 
 
-def chart_webhook_kubeconfig(cp: ControlPlaneInfo, namespace: str, workdir: Path) -> Path:
-    """A kubeconfig for the chart's ServiceAccount of release ``namespace`` in ``namespace``."""
+def chart_webhook_kubeconfig(
+    cp: ControlPlaneInfo, namespace: str, workdir: Path, *values: str
+) -> Path:
+    """A kubeconfig for the chart's ServiceAccount of release ``namespace`` in ``namespace``,
+    its RBAC rendered with the chart's defaults and ``values`` (``KEY=VALUE``, as ``--set``)."""
     kubectl = [str(cp.kubectl), f"--kubeconfig={cp.kubeconfig}"]
     rendered = _run(
         [
@@ -37,6 +40,7 @@ def chart_webhook_kubeconfig(cp: ControlPlaneInfo, namespace: str, workdir: Path
             "--kube-version", pinned_versions()["K8S_VERSION"],
             "--show-only", "templates/serviceaccount.yaml",
             "--show-only", "templates/rbac.yaml",
+            *(arg for value in values for arg in ("--set", value)),
         ]
     )  # fmt: skip
     docs = [d for d in yaml.safe_load_all(rendered) if d]

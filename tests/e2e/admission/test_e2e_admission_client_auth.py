@@ -4,9 +4,10 @@ A control plane of its own, started with ``--admission-control-config-file``: it
 AdmissionConfiguration gives the ValidatingAdmissionWebhook and MutatingAdmissionWebhook plugins
 a kubeconfig with a client certificate for exactly this webhook's host (``127.0.0.1:PORT``), and
 the webhook runs with ``--client-ca``/``--client-name``. A Pod created through the apiserver is
-judged (admitted or refused, recorded); a direct POST to ``/validate`` without a client
-certificate gets 401 and leaves no ledger row and no Event; even the cluster-admin's client
-certificate (another CA) never gets a TLS connection; the probes stay open.
+judged (admitted or refused, recorded as asked by the authenticated apiserver); a direct POST to
+``/validate`` without a client certificate gets 401 and leaves no ledger row and no Event; even
+the cluster-admin's client certificate (another CA) never gets a TLS connection; the probes
+stay open.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from admission_e2e_support import (
 from affidavit.demo.stack import ClusterStack, StackSettings
 from affidavit.envtest import free_port
 from affidavit.ledger import Ledger
+from affidavit.policy.decision import Caller
 from control_planes import started_control_plane
 
 SYSTEM = "affidavit-e2e-authn"
@@ -128,7 +130,14 @@ def test_pod_created_through_the_apiserver_is_judged(
     stack: ClusterStack, releases: Releases
 ) -> None:
     stack.apply(pod("reviewed", NS, releases.reviewed.image))
-    assert latest(stack, NS, "Pod", "reviewed").outcome == "allowed"
+    admitted = latest(stack, NS, "Pod", "reviewed")
+    assert admitted.outcome == "allowed"
+    assert admitted.snapshot is not None
+    # The decision records that the caller was the authenticated kube-apiserver, and that the
+    # AI-touched image had an independent approval of its final revision.
+    assert admitted.snapshot.caller == Caller(authenticated=True, identity=f"CN={APISERVER}")
+    (image,) = admitted.snapshot.images
+    assert (image.ai_touched, image.reviewed) == (True, True)
     decision = refused(stack, stack.apply(pod("late", NS, releases.late.image), check=False))
     assert (decision.kind, decision.name, decision.namespace) == ("Pod", "late", NS)
     assert _metric(stack, "affidavit_unauthenticated_requests_total") == 0

@@ -3,8 +3,10 @@
 A RegionPolicy for ``eu-*`` makes the webhook of a cluster in eu-west-1 refuse an image that the
 same cluster admits in us-east-1; Warn mode admits with kubectl's ``Warning:``; an unexpired
 AccountabilityException admits a non-conforming workload and the ledger records it, an expired
-one does not (nor does one that expires while the webhook runs); and a policy edit changes the
-running webhook's behaviour once the operator republishes the index.
+one does not (nor does one that expires while the webhook runs); the decision keeps a snapshot of
+what was true when it was taken (AI involvement, review, the exception's details, the policy
+index); and a policy edit changes the running webhook's behaviour once the operator republishes
+the index.
 """
 
 from __future__ import annotations
@@ -32,8 +34,17 @@ from admission_e2e_support import (
     wait_for,
 )
 
+from affidavit.attestations.predicates import AI_PROVENANCE_V1
 from affidavit.demo.stack import ClusterStack
 from affidavit.envtest import ControlPlaneInfo
+from affidavit.policy.decision import (
+    AiInvolvement,
+    Caller,
+    ExceptionUsed,
+    ReviewSeen,
+    Snapshot,
+    ToolUse,
+)
 from affidavit.policy.messages import DRY_RUN_NOTE
 
 SYSTEM = "affidavit-e2e-policies"
@@ -135,6 +146,62 @@ def test_unexpired_exception_admits_and_is_recorded(
         assert other.exception is None
     finally:
         delete_and_sync(stack, "accountabilityexception", "login-hotfix", NS)
+
+
+def test_the_decision_records_what_was_true_when_it_was_taken(
+    stack: ClusterStack, releases: Releases
+) -> None:
+    """The snapshot in the hashed decision: the image's AI involvement from its verified
+    provenance, its review evidence, the exception as it read (owner, incident, approvers,
+    expiry), the policy index judged with, and a caller the webhook did not authenticate (no
+    client CA here). The exception object is deleted afterwards; the record still says it all."""
+    late = releases.late
+    expires = from_now(hours=4)
+    hotfix = exception("login-snapshot", NS, [late.image], expires)
+    hotfix["spec"]["workloads"] = [{"kind": "Deployment", "name": "login-snapshot"}]
+    index_digest = apply_and_sync(stack, hotfix)
+    try:
+        stack.apply(deployment("login-snapshot", NS, late.image))
+    finally:
+        delete_and_sync(stack, "accountabilityexception", "login-snapshot", NS)
+    decision = latest(stack, NS, "Deployment", "login-snapshot")
+    assert decision.outcome == "excepted"
+    (image,) = decision.images
+    (provenance,) = [e for e in decision.evidence if e.predicate_type == AI_PROVENANCE_V1]
+    assert decision.snapshot == Snapshot(
+        policy_index=index_digest,
+        caller=Caller(authenticated=False),
+        images=(
+            AiInvolvement(
+                image=image.ref,
+                digest=late.digest,
+                provenance=provenance.envelope_digest,
+                commits=4,
+                assisted=2,
+                generated=1,
+                undeclared=1,
+                tools=(ToolUse("Claude Code", "Claude Opus 4.6", 2), ToolUse("aider", None, 1)),
+                tiers=("critical", "low"),
+                review=ReviewSeen(
+                    "https://github.com/acme/payments-api/pull/42",
+                    approvals=0,
+                    independent_approvals=0,
+                ),
+            ),
+        ),
+        exceptions=(
+            ExceptionUsed(
+                namespace=NS,
+                name="login-snapshot",
+                owner="olga",
+                incident_id="INC-2041",
+                approvers=("victor",),
+                expires_at=expires,
+                reason="login outage hotfix",
+            ),
+        ),
+    )
+    assert decision.snapshot.images[0].ai_touched and not decision.snapshot.images[0].reviewed
 
 
 def test_expired_exception_does_not_admit(stack: ClusterStack, releases: Releases) -> None:
