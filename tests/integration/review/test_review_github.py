@@ -16,6 +16,10 @@ from typing import Any
 import pytest
 from review_helpers import GITHUB, github_args, review_json, run_cli
 
+from affidavit.attestations.collect.reviews import load_agent_identities
+from affidavit.attestations.collect.tools import builtin_tools
+from affidavit.errors import InputError
+
 EditFn = Callable[[Path, str, Callable[[Any], Any]], Path]
 
 
@@ -273,3 +277,23 @@ def test_unreadable_file(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> 
         f"error: github reviews file {args[3]}: cannot be read (No such file or directory); "
         f"{ENDPOINT_REVIEWS}\n"
     )
+
+
+def test_a_broken_tools_file_is_an_error_not_ignored(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """collect review reads --tools with the same strict reader as collect provenance."""
+    tools = tmp_path / "tools.yaml"
+    tools.write_text("tools:\n  - id: inhouse\n    logins: bob\n")  # a string, not a list
+    with pytest.raises(InputError) as e:
+        load_agent_identities(tools)
+    assert e.value.message.startswith(f"{tools}: invalid tools registry at tools.0.logins: ")
+
+
+def test_agent_identities_come_from_the_tools_registry() -> None:
+    """One source: every identity the provenance collector knows is an agent for reviews too."""
+    agents = load_agent_identities()
+    for tool in builtin_tools():
+        assert {e.lower() for e in tool.emails} <= agents.emails
+        assert {x.lower() for x in (*tool.logins, *tool.names)} <= agents.logins
+    assert "copilot-pull-request-reviewer[bot]" in agents.logins

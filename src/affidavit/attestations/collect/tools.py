@@ -22,9 +22,10 @@ class _ToolEntry(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
     id: str = Field(min_length=1)
-    name: str = Field(min_length=1)
+    name: str = ""  # shown in predicates; the id when omitted
     emails: list[str] = Field(default_factory=list)
     names: list[str] = Field(default_factory=list)
+    logins: list[str] = Field(default_factory=list)
     name_suffixes: list[str] = Field(default_factory=list, alias="nameSuffixes")
     subject_prefixes: list[str] = Field(default_factory=list, alias="subjectPrefixes")
     aliases: list[str] = Field(default_factory=list)
@@ -46,6 +47,7 @@ class ToolSpec:
     name: str
     emails: tuple[str, ...] = ()
     names: tuple[str, ...] = ()
+    logins: tuple[str, ...] = ()  # review-system logins (collect review's independence rule)
     name_suffixes: tuple[str, ...] = ()
     subject_prefixes: tuple[str, ...] = ()
     aliases: tuple[str, ...] = ()
@@ -135,9 +137,10 @@ def _parse(text: str, origin: str) -> list[_ToolEntry]:
 def _spec(entry: _ToolEntry) -> ToolSpec:
     return ToolSpec(
         id=entry.id,
-        name=entry.name,
+        name=entry.name or entry.id,
         emails=tuple(entry.emails),
         names=tuple(entry.names),
+        logins=tuple(entry.logins),
         name_suffixes=tuple(entry.name_suffixes),
         subject_prefixes=tuple(entry.subject_prefixes),
         aliases=tuple(entry.aliases),
@@ -150,17 +153,27 @@ def builtin_tools_text() -> str:
     return resources.files("affidavit").joinpath("data/ai-tools.yaml").read_text("utf-8")
 
 
+def builtin_tools() -> tuple[ToolSpec, ...]:
+    """The tools of the packaged ai-tools.yaml (a broken packaged file is an error, not empty)."""
+    return tuple(_spec(e) for e in _parse(builtin_tools_text(), "built-in ai-tools.yaml"))
+
+
+def tools_from_file(path: Path) -> tuple[ToolSpec, ...]:
+    """The tools of a ``--tools`` file, in the packaged file's shape."""
+    try:
+        text = path.read_text("utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        reason = e.strerror if isinstance(e, OSError) else "not UTF-8 text"
+        raise InputError(
+            f"cannot read tools file {path}: {reason}",
+            hint="pass --tools with the path of a YAML registry",
+        ) from e
+    return tuple(_spec(e) for e in _parse(text, str(path)))
+
+
 def load_registry(extra: Path | None = None) -> ToolRegistry:
     """The built-in registry, extended or overridden (same ``id``) by ``extra`` when given."""
-    entries = {e.id: e for e in _parse(builtin_tools_text(), "built-in ai-tools.yaml")}
+    tools = {t.id: t for t in builtin_tools()}
     if extra is not None:
-        try:
-            text = extra.read_text("utf-8")
-        except OSError as e:
-            raise InputError(
-                f"cannot read tools file {extra}: {e.strerror}",
-                hint="pass --tools with the path of a YAML registry",
-            ) from e
-        for entry in _parse(text, str(extra)):
-            entries[entry.id] = entry
-    return ToolRegistry(tuple(_spec(e) for e in entries.values()))
+        tools.update((t.id, t) for t in tools_from_file(extra))
+    return ToolRegistry(tuple(tools.values()))
