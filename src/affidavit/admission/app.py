@@ -20,6 +20,8 @@ from starlette.concurrency import run_in_threadpool
 
 from affidavit.admission.client_auth import ClientAuth, RequireClientCert, caller_of
 from affidavit.admission.decide import Answer, Webhook, sniff_uid
+from affidavit.admission.decisions_api import PREFIX as DECISIONS_PREFIX
+from affidavit.admission.decisions_api import add_decision_routes
 from affidavit.admission.pin import Pinner
 from affidavit.admission.review import review_response
 
@@ -37,9 +39,16 @@ def _json(answer: Answer) -> Response:
 
 
 def create_app(
-    webhook: Webhook, *, flush_interval: float = 2.0, client_auth: ClientAuth | None = None
+    webhook: Webhook,
+    *,
+    flush_interval: float = 2.0,
+    client_auth: ClientAuth | None = None,
+    decisions_api: bool = False,
 ) -> FastAPI:
-    """The FastAPI app; starts the policy source and the ledger flusher with the server."""
+    """The FastAPI app; starts the policy source and the ledger flusher with the server.
+
+    ``decisions_api``: also serve the ledger read-only at ``/decisions`` (see ``decisions_api``).
+    """
     stop = threading.Event()
     pinner = Pinner(webhook)
 
@@ -76,8 +85,13 @@ def create_app(
     )
     if client_auth is not None:
         app.add_middleware(
-            RequireClientCert, auth=client_auth, on_refused=webhook.metrics.unauthenticated.inc
+            RequireClientCert,
+            auth=client_auth,
+            on_refused=webhook.metrics.unauthenticated.inc,
+            open_prefixes=(DECISIONS_PREFIX,) if decisions_api else (),
         )
+    if decisions_api:
+        add_decision_routes(app, lambda: webhook.ledger.ledger if webhook.ledger else None)
     limit = webhook.judge.max_body_bytes
 
     async def answer(request: Request, handle: Callable[[bytes], Answer]) -> Response:

@@ -160,12 +160,23 @@ class RequireClientCert:
     """ASGI middleware: every path but :data:`OPEN_PATHS` needs an authorised client certificate."""
 
     def __init__(
-        self, app: ASGIApp, auth: ClientAuth, on_refused: Callable[[], None] | None = None
+        self,
+        app: ASGIApp,
+        auth: ClientAuth,
+        on_refused: Callable[[], None] | None = None,
+        open_prefixes: tuple[str, ...] = (),
     ) -> None:
         self.app, self.auth, self.on_refused = app, auth, on_refused
+        # Read-only routes the apiserver's service proxy reaches (it presents no certificate).
+        self.open_prefixes = open_prefixes
+
+    def _open(self, path: str) -> bool:
+        return path in OPEN_PATHS or any(
+            path == p or path.startswith(p + "/") for p in self.open_prefixes
+        )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] in OPEN_PATHS:
+        if scope["type"] != "http" or self._open(scope["path"]):
             await self.app(scope, receive, send)
             return
         reason = self.auth.refusal(scope["path"], _peer_of(scope))

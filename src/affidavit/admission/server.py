@@ -89,6 +89,7 @@ class WebhookSettings:
     unmatched_images: UnmatchedImages = "Warn"
     tls_wait_seconds: float = 0.0  # wait this long for the operator to write the certificate
     metrics_port: int | None = None  # also serve /metrics over plain HTTP here (Prometheus)
+    decisions_api: bool = False  # serve the ledger read-only at /decisions (service proxy)
 
     def __post_init__(self) -> None:
         if (self.policy_dir is None) == (self.policy_configmap is None):
@@ -272,7 +273,11 @@ def client_auth(settings: WebhookSettings) -> ClientAuth | None:
 
 
 def build_app(settings: WebhookSettings) -> FastAPI:
-    return create_app(build_webhook(settings), client_auth=client_auth(settings))
+    return create_app(
+        build_webhook(settings),
+        client_auth=client_auth(settings),
+        decisions_api=settings.decisions_api,
+    )
 
 
 def serve_metrics(webhook: Webhook, host: str, port: int) -> None:
@@ -307,7 +312,7 @@ def serve(settings: WebhookSettings) -> None:
     webhook = build_webhook(settings)
     if settings.metrics_port is not None:
         serve_metrics(webhook, settings.host, settings.metrics_port)
-    app = create_app(webhook, client_auth=auth)
+    app = create_app(webhook, client_auth=auth, decisions_api=settings.decisions_api)
     config = uvicorn.Config(
         app,
         host=settings.host,

@@ -17,7 +17,6 @@ import typer
 import yaml
 from pydantic import ValidationError
 
-from affidavit import defaults
 from affidavit.attestations.evidence import AssumedAttestation, ImageEvidence
 from affidavit.attestations.predicates import (
     AI_PROVENANCE_V1,
@@ -139,17 +138,38 @@ def _load_evidence(directory: Path, image: str, signer: str) -> ImageEvidence:
     return ImageEvidence(image, digest or assumed[0].subject_digest, assumed=tuple(assumed))
 
 
-def _explain_recorded(decision_id: str, ledger_url: str) -> None:
-    """Print a decision the webhook recorded, from the ledger (what the denial points to)."""
-    record = Ledger(ledger_url, read_only=True).get(decision_id)
-    if record is None:
-        raise UsageError(
-            f"decision {decision_id} is not in the ledger {ledger_url}",
-            hint="pass the ledger the webhook writes to with --ledger or $AFFIDAVIT_LEDGER",
-        )
-    decision = Decision.from_dict(record.decision)
-    typer.echo(explain_decision(decision))
-    typer.echo(f"ledger: seq {record.seq}, hash {record.hash}")
+def _explain_recorded(
+    decision_id: str,
+    ledger_url: str | None,
+    kubeconfig: Path | None,
+    context: str | None,
+    service: str,
+    as_json: bool,
+) -> None:
+    """Print a decision the webhook recorded (what the denial points to): from the ledger
+    database with ``--ledger``, else from the cluster's decisions API with the kubeconfig."""
+    if ledger_url is not None:
+        record = Ledger(ledger_url, read_only=True).get(decision_id)
+        if record is None:
+            raise UsageError(
+                f"decision {decision_id} is not in the ledger {ledger_url}",
+                hint="pass the ledger the webhook writes to with --ledger or $AFFIDAVIT_LEDGER",
+            )
+        found: dict[str, Any] = {
+            "seq": record.seq,
+            "hash": record.hash,
+            "decision": record.decision,
+        }
+    else:
+        from affidavit.cli.cluster import Cluster, ServiceRef
+
+        ref = ServiceRef.parse(service)
+        found = Cluster(kubeconfig, context).decision(ref, decision_id)
+    if as_json:
+        typer.echo(json.dumps(found, indent=2, sort_keys=True))
+        return
+    typer.echo(explain_decision(Decision.from_dict(found["decision"])))
+    typer.echo(f"ledger: seq {found['seq']}, hash {found['hash']}")
 
 
 def _explain_exceptions(
@@ -221,11 +241,31 @@ def explain(
         typer.Option("--decision", help="Explain this recorded decision (id from a denial)."),
     ] = None,
     ledger: Annotated[
+        str | None,
+        typer.Option(
+            "--ledger",
+            envvar="AFFIDAVIT_LEDGER",
+            help="Read --decision from this ledger database URL instead of the cluster.",
+        ),
+    ] = None,
+    kubeconfig: Annotated[
+        Path | None,
+        typer.Option(
+            "--kubeconfig", envvar="KUBECONFIG", help="With --decision: the cluster to ask."
+        ),
+    ] = None,
+    context: Annotated[str | None, typer.Option("--context", help="kubeconfig context.")] = None,
+    service: Annotated[
         str,
         typer.Option(
-            "--ledger", envvar="AFFIDAVIT_LEDGER", help="Decision ledger URL (with --decision)."
+            "--service",
+            envvar="AFFIDAVIT_SERVICE",
+            help="With --decision: the webhook's Service NAMESPACE/NAME (its decisions API).",
         ),
-    ] = defaults.LEDGER_URL,
+    ] = "affidavit-system/affidavit",
+    as_json: Annotated[
+        bool, typer.Option("--json", help="With --decision: print the record as JSON.")
+    ] = False,
     region: Annotated[str, typer.Option(help="The cluster's region.")] = "",
     cluster: Annotated[str, typer.Option(help="The cluster's name.")] = "",
     namespace: Annotated[str, typer.Option(help="Namespace of the workload.")] = "default",
@@ -255,12 +295,13 @@ def explain(
         ),
     ] = "Warn",
 ) -> None:
-    """Explain a recorded decision (--decision ID), or the effective policy for IMAGE with the
-    source of each requirement (--policy FILE ...), replaying a decision with --evidence."""
+    """Explain a recorded decision (--decision ID: through the cluster's decisions API with your
+    kubeconfig, or from --ledger URL), or the effective policy for IMAGE with the source of
+    each requirement (--policy FILE ...), replaying a decision with --evidence."""
     if decision_id is not None:
         if image is not None or policy:
             raise UsageError("--decision explains a recorded decision; drop IMAGE and --policy")
-        _explain_recorded(decision_id, ledger)
+        _explain_recorded(decision_id, ledger, kubeconfig, context, service, as_json)
         return
     if image is None or not policy:
         raise UsageError(

@@ -207,6 +207,16 @@ def serve(
             help="Also serve /metrics over plain HTTP on this port (for Prometheus).",
         ),
     ] = None,
+    decisions_api: Annotated[
+        bool,
+        typer.Option(
+            "--decisions-api",
+            envvar="AFFIDAVIT_DECISIONS_API",
+            help="Also serve the ledger read-only at /decisions, for `affidavit explain "
+            "--decision ID` through the apiserver's service proxy (no client certificate: "
+            "restrict the port with a NetworkPolicy).",
+        ),
+    ] = False,
 ) -> None:
     """Serve AdmissionReviews over HTTPS at /validate (plus /healthz, /readyz, /metrics)."""
     from affidavit.admission.server import WebhookSettings
@@ -246,6 +256,7 @@ def serve(
             unmatched_images=cast(UnmatchedImages, unmatched_images),
             tls_wait_seconds=tls_wait_seconds,
             metrics_port=metrics_port,
+            decisions_api=decisions_api,
         )
     )
 

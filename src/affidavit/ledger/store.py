@@ -344,11 +344,15 @@ class Ledger:
         outcome: str | None = None,
         image: str | None = None,
         limit: int | None = 1000,
+        kind: str | None = None,
+        names: Sequence[str] = (),
+        newest_first: bool = False,
     ) -> list[LedgerRecord]:
-        """Decisions matching every given filter, oldest first.
+        """Decisions matching every given filter, oldest first (``newest_first``: the reverse).
 
         ``since`` is inclusive and ``until`` exclusive. ``image`` matches a reference as written
         (``reg/app:1.0``), a digest (``sha256:…``) or a repository (``reg/app``: any tag/digest).
+        ``kind`` and ``names`` select workloads (a Deployment and the names of its children).
         """
         q = select(decisions)
         if since is not None:
@@ -359,6 +363,10 @@ class Ledger:
             q = q.where(decisions.c.namespace == namespace)
         if outcome is not None:
             q = q.where(decisions.c.outcome == outcome)
+        if kind is not None:
+            q = q.where(decisions.c.kind == kind)
+        if names:
+            q = q.where(decisions.c.name.in_(tuple(names)))
         if image is not None:
             pattern = image.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
             matching = select(decision_images.c.seq).where(
@@ -370,7 +378,7 @@ class Ledger:
                 )
             )
             q = q.where(decisions.c.seq.in_(matching))
-        q = q.order_by(decisions.c.seq)
+        q = q.order_by(decisions.c.seq.desc() if newest_first else decisions.c.seq)
         if limit is not None:
             q = q.limit(limit)
         return self._select(q)

@@ -223,7 +223,7 @@ def test_eu_region_values_reach_both_containers(render: Render) -> None:
     hook = one(docs, "ValidatingWebhookConfiguration")["webhooks"][0]
     excluded = hook["namespaceSelector"]["matchExpressions"][0]["values"]
     assert excluded == ["affidavit-system", "kube-system", "monitoring"]
-    rules = one(docs, "ClusterRole")["rules"]
+    rules = operator_role(docs)["rules"]
     assert {
         "apiGroups": ["wgpolicyk8s.io"],
         "resources": ["policyreports"],
@@ -306,9 +306,48 @@ def test_mutating_webhook_pins_pods_only(render: Render) -> None:
     assert ignore["webhooks"][0]["failurePolicy"] == "Ignore"
 
 
+def operator_role(docs: list[dict[str, Any]]) -> dict[str, Any]:
+    """The operator's and webhook's ClusterRole (the other one is for people: decision readers)."""
+    (role,) = [d for d in by_kind(docs, "ClusterRole") if d["metadata"]["name"] == "affidavit"]
+    return role
+
+
+def test_the_decision_reader_role_only_reads_decisions_the_index_and_policies(
+    render: Render,
+) -> None:
+    (role,) = [
+        d for d in by_kind(render(), "ClusterRole")
+        if d["metadata"]["name"] == "affidavit-decision-reader"
+    ]  # fmt: skip
+    assert role["rules"] == [
+        {
+            "apiGroups": [""],
+            "resources": ["services/proxy"],
+            "resourceNames": ["https:affidavit:https", "https:affidavit:443"],
+            "verbs": ["get"],
+        },
+        {
+            "apiGroups": [""],
+            "resources": ["configmaps"],
+            "resourceNames": ["affidavit-policy-index"],
+            "verbs": ["get"],
+        },
+        {
+            "apiGroups": ["affidavit.dev"],
+            "resources": ["accountabilitypolicies", "regionpolicies", "accountabilityexceptions"],
+            "verbs": ["get", "list"],
+        },
+    ]
+    env = {
+        e["name"]: e.get("value")
+        for e in one(render(), "Deployment")["spec"]["template"]["spec"]["containers"][0]["env"]
+    }
+    assert env["AFFIDAVIT_DECISIONS_API"] == "true"
+
+
 def test_rbac_is_least_privilege(render: Render) -> None:
     docs = render()
-    cluster_rules = one(docs, "ClusterRole")["rules"]
+    cluster_rules = operator_role(docs)["rules"]
     ns_rules = one(docs, "Role")["rules"]
     verbs = {
         (g, r, tuple(rule.get("resourceNames", ())), v)
@@ -352,7 +391,7 @@ def test_rbac_is_least_privilege(render: Render) -> None:
 
 
 def test_image_pull_secret_reads_can_be_turned_off(render: Render) -> None:
-    rules = one(render("--set", "rbac.readImagePullSecrets=false"), "ClusterRole")["rules"]
+    rules = operator_role(render("--set", "rbac.readImagePullSecrets=false"))["rules"]
     assert not [r for r in rules if "secrets" in r["resources"]]
 
 

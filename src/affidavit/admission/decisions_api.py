@@ -1,0 +1,103 @@
+"""The read-only decisions API: a denied release manager reads the full record through Kubernetes.
+
+Why: the admission message points to ``affidavit explain --decision ID``, but the ledger lives
+beside the webhook, inside the cluster. The webhook therefore serves its own ledger, read-only,
+and people reach it through the kube-apiserver's service proxy
+(``/api/v1/namespaces/NS/services/https:NAME:https/proxy/decisions/ID``) with the credentials
+they already have; RBAC decides who may (``services/proxy`` ``get`` on this one Service: the
+chart's ClusterRole ``affidavit-decision-reader``).
+
+Routes (GET only; JSON):
+
+* ``/decisions/{id}``: ``{"seq", "hash", "decision"}``, or 404 naming the id.
+* ``/decisions?namespace=&kind=&name=&outcome=&limit=``: ``{"items": [...]}``, newest first;
+  ``name`` repeats (a Deployment and its ReplicaSets and Pods in one question).
+
+Trust model: the apiserver's service proxy presents no client identity to the backend (its
+proxy transport, ``CreateProxyTransport`` in kube-apiserver, has no client certificate, and the
+caller's ``Authorization`` header is removed once the apiserver has authenticated it), so a
+proxied request cannot be told from a direct one. These routes are therefore open on the
+webhook's port like ``/metrics`` (``webhook.clientAuth`` still guards ``/validate`` and
+``/mutate``), they are off unless enabled (``--decisions-api``), they only read, and who
+reaches the port directly is the NetworkPolicy's business (``networkPolicy.ingressFrom``: the
+control plane's addresses). Decisions hold no secrets, but they do name users, workloads and
+images.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+from fastapi import FastAPI, Query, Response
+from starlette.concurrency import run_in_threadpool
+
+from affidavit.errors import LedgerError
+from affidavit.ledger import Ledger, LedgerRecord
+
+#: The path prefix of the API (open without a client certificate when enabled).
+PREFIX = "/decisions"
+MAX_LIMIT = 200
+
+
+def record_json(record: LedgerRecord) -> dict[str, Any]:
+    """One stored decision as the API (and ``affidavit decisions list --json``) shows it."""
+    return {"seq": record.seq, "hash": record.hash, "decision": record.decision}
+
+
+def _json(body: dict[str, Any], status: int = 200) -> Response:
+    return Response(json.dumps(body, sort_keys=True), status, media_type="application/json")
+
+
+def add_decision_routes(app: FastAPI, ledger: Callable[[], Ledger | None]) -> None:
+    """Serve ``/decisions`` from the ledger ``ledger()`` returns (None: the webhook keeps none)."""
+
+    def store() -> Ledger:
+        found = ledger()
+        if found is None:
+            raise LedgerError("this webhook runs without a ledger (--ledger ''): no decisions")
+        return found
+
+    def unavailable(e: LedgerError) -> Response:
+        return _json({"error": e.message}, 503)
+
+    @app.get(PREFIX + "/{decision_id}")
+    async def one(decision_id: str) -> Response:
+        try:
+            record = await run_in_threadpool(lambda: store().get(decision_id))
+        except LedgerError as e:
+            return unavailable(e)
+        if record is None:
+            return _json(
+                {
+                    "error": f"decision {decision_id} is not in this webhook's ledger (it may "
+                    "still be buffered, or recorded by another cluster's webhook)"
+                },
+                404,
+            )
+        return _json(record_json(record))
+
+    @app.get(PREFIX)
+    async def many(
+        namespace: str | None = None,
+        kind: str | None = None,
+        name: list[str] | None = Query(default=None),  # noqa: B008 - FastAPI's idiom
+        outcome: str | None = None,
+        limit: int = 20,
+    ) -> Response:
+        limit = max(1, min(limit, MAX_LIMIT))
+        try:
+            records = await run_in_threadpool(
+                lambda: store().query(
+                    namespace=namespace,
+                    kind=kind,
+                    names=tuple(name or ()),
+                    outcome=outcome,
+                    limit=limit,
+                    newest_first=True,
+                )
+            )
+        except LedgerError as e:
+            return unavailable(e)
+        return _json({"items": [record_json(r) for r in records]})
