@@ -136,7 +136,7 @@ class Cluster:
                 hint="ask for the ClusterRole affidavit-decision-reader (`kubectl create "
                 "clusterrolebinding NAME --clusterrole affidavit-decision-reader --user YOU`)",
             ) from e
-        except _Missing as e:
+        except ApiNotFound as e:
             if e.from_webhook:
                 raise NotFoundError(e.message) from e
             raise ClusterError(
@@ -173,8 +173,8 @@ class _Forbidden(_ApiError):
     pass
 
 
-class _Missing(_ApiError):
-    pass
+class ApiNotFound(_ApiError):
+    """The apiserver (or the webhook behind the proxy) answered 404."""
 
 
 class _Unavailable(_ApiError):
@@ -194,7 +194,7 @@ def _api_error(path: str, status: int, body: Any) -> ClusterError:
     if status == 403:
         return _Forbidden(message)
     if status == 404:
-        return _Missing(message, from_webhook=from_webhook)
+        return ApiNotFound(message, from_webhook=from_webhook)
     if status in (502, 503):
         return _Unavailable(message)
     if status == 401:

@@ -138,7 +138,7 @@ def _load_evidence(directory: Path, image: str, signer: str) -> ImageEvidence:
     return ImageEvidence(image, digest or assumed[0].subject_digest, assumed=tuple(assumed))
 
 
-def _explain_recorded(
+def explain_recorded(
     decision_id: str,
     ledger_url: str | None,
     kubeconfig: Path | None,
@@ -197,7 +197,7 @@ def _explain_exceptions(
         typer.echo(f"  {namespace}/{e.name}: {verdict}")
 
 
-def _explain_unmatched(
+def explain_unmatched(
     index: PolicyIndex,
     image: str,
     cluster: str,
@@ -301,7 +301,7 @@ def explain(
     if decision_id is not None:
         if image is not None or policy:
             raise UsageError("--decision explains a recorded decision; drop IMAGE and --policy")
-        _explain_recorded(decision_id, ledger, kubeconfig, context, service, as_json)
+        explain_recorded(decision_id, ledger, kubeconfig, context, service, as_json)
         return
     if image is None or not policy:
         raise UsageError(
@@ -321,7 +321,7 @@ def explain(
         cluster=cluster, region=region, namespace=namespace, namespace_labels=ns_labels, image=image
     )
     if eff is None:
-        _explain_unmatched(index, image, cluster, region, namespace, ns_labels, unmatched_images)
+        explain_unmatched(index, image, cluster, region, namespace, ns_labels, unmatched_images)
         return
     typer.echo(explain_policy(eff))
     try:

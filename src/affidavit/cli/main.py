@@ -44,8 +44,13 @@ def _root() -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; map the error family to exit codes in this one place."""
+    return run(app, "affidavit", argv)
+
+
+def run(command: typer.Typer, prog_name: str, argv: Sequence[str] | None) -> int:
+    """Run a typer app (``affidavit``, ``kubectl affidavit``) with the one error mapping."""
     try:
-        app(args=list(argv) if argv is not None else None, prog_name="affidavit")
+        command(args=list(argv) if argv is not None else None, prog_name=prog_name)
     except AffidavitError as e:
         typer.echo(f"error: {e.diagnostic}", err=True)
         return e.exit_code

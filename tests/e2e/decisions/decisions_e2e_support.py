@@ -17,6 +17,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -34,6 +35,8 @@ from affidavit.envtest import BinariesMissingError, ControlPlane, find_binaries,
 from affidavit.envtest.certs import issue_cert, make_ca
 from affidavit.envtest.namespaces import Namespaces
 from affidavit.envtest.process import ManagedProcess
+from affidavit.policy import PolicyIndex
+from affidavit.policy.crds import render_all
 
 IP = "10.89.0.1"
 PORT = 8443
@@ -64,6 +67,39 @@ class ProxiedCluster:
     ledger_url: str
     webhook: ManagedProcess
     namespaces: Namespaces
+    policy_file: Path
+
+    def deploy(self, name: str, image: str) -> subprocess.CompletedProcess[str]:
+        """Apply a one-container Deployment in namespace shop (not checked: it may be denied)."""
+        self.kubectl("create", "namespace", "shop", check=False)
+        deployment = {
+            "apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": name, "namespace": "shop"},
+            "spec": {
+                "selector": {"matchLabels": {"app": name}},
+                "template": {"metadata": {"labels": {"app": name}},
+                             "spec": {"containers": [{"name": "app", "image": image}]}},
+            },
+        }  # fmt: skip
+        return self.kubectl("apply", "-f", "-", input=json.dumps(deployment), check=False)
+
+    def denied(self, name: str) -> str:
+        """Apply a Deployment the policy refuses; the decision id from the denial."""
+        got = self.deploy(name, f"{REGISTRY}/acme/{name}:1")
+        assert got.returncode != 0, got.stdout
+        found = re.search(
+            r"Affidavit denied Deployment/\S+ in namespace shop \(decision (\S+)\)", got.stderr
+        )
+        assert found, got.stderr
+        return found.group(1)
+
+    def reader(self, name: str) -> Path:
+        """A person bound to the chart's ClusterRole affidavit-decision-reader, and nothing else."""
+        kubeconfig = self.user(name)
+        self.kubectl("create", "clusterrolebinding", f"{name}-reads-decisions",
+                     "--clusterrole=affidavit-decision-reader",
+                     f"--serviceaccount=team:{name}", check=False)  # fmt: skip
+        return kubeconfig
 
     def kubectl(
         self,
@@ -174,8 +210,9 @@ def proxied_cluster(wd: Path) -> Iterator[ProxiedCluster]:
             webhook = ManagedProcess("webhook", ns.command(argv, cwd=wd), wd / "webhook.log")
             try:
                 cluster = ProxiedCluster(
-                    wd, kubeconfig, bin_dir / "kubectl", ledger_url, webhook, ns
-                )
+                    wd, kubeconfig, bin_dir / "kubectl", ledger_url, webhook, ns,
+                    policies / "policy.yaml",
+                )  # fmt: skip
                 _wire(cluster, ca.cert_pem)
                 yield cluster
             finally:
@@ -214,6 +251,15 @@ def _wire(cluster: ProxiedCluster, ca_pem: bytes) -> None:
         }],
     })  # fmt: skip
     cluster.apply(_chart_reader_role())
+    for text in render_all().values():
+        k("apply", "--server-side", "-f", "-", input=text)
+    # The operator's policy index, as it would publish it (no operator runs here).
+    index = PolicyIndex.from_objects([yaml.safe_load(cluster.policy_file.read_text())], [], [])
+    cluster.apply({
+        "apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": {"name": "affidavit-policy-index", "namespace": SYSTEM},
+        "data": {"index.json": index.to_json()},
+    })  # fmt: skip
 
     def ready() -> bool:
         got = k("get", "--raw", f"/api/v1/namespaces/{SYSTEM}/services/https:{SERVICE}:https"

@@ -4,13 +4,12 @@ manager reads the full record from a laptop with only a kubeconfig, as RBAC allo
 from __future__ import annotations
 
 import json
-import re
 import ssl
 import urllib.error
 import urllib.request
 
 import pytest
-from decisions_e2e_support import IP, PORT, REGISTRY, SERVICE, SYSTEM, ProxiedCluster
+from decisions_e2e_support import IP, PORT, SERVICE, SYSTEM, ProxiedCluster
 
 from affidavit.cli.main import main
 from affidavit.ledger import Ledger
@@ -20,35 +19,11 @@ from affidavit.policy.explain import explain_decision
 pytestmark = pytest.mark.e2e
 
 
-def _denied_deployment(cluster: ProxiedCluster, name: str) -> str:
-    """Apply a Deployment the policy refuses; the decision id from the denial."""
-    cluster.kubectl("create", "namespace", "shop", check=False)
-    deployment = {
-        "apiVersion": "apps/v1", "kind": "Deployment",
-        "metadata": {"name": name, "namespace": "shop"},
-        "spec": {
-            "selector": {"matchLabels": {"app": name}},
-            "template": {"metadata": {"labels": {"app": name}},
-                         "spec": {"containers": [{"name": "app",
-                                                  "image": f"{REGISTRY}/acme/{name}:1"}]}},
-        },
-    }  # fmt: skip
-    got = cluster.kubectl("apply", "-f", "-", input=json.dumps(deployment), check=False)
-    assert got.returncode != 0, got.stdout
-    found = re.search(
-        r"Affidavit denied Deployment/\S+ in namespace shop \(decision (\S+)\)", got.stderr
-    )
-    assert found, got.stderr
-    return found.group(1)
-
-
 def test_explain_reads_a_denial_through_the_service_proxy_with_a_kubeconfig(
     proxied: ProxiedCluster, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    decision_id = _denied_deployment(proxied, "checkout")
-    rita = proxied.user("rita")
-    proxied.kubectl("create", "clusterrolebinding", "rita-reads-decisions",
-                    "--clusterrole=affidavit-decision-reader", "--serviceaccount=team:rita")  # fmt: skip
+    decision_id = proxied.denied("checkout")
+    rita = proxied.reader("rita")
     record = Ledger(proxied.ledger_url, read_only=True).get(decision_id)
     assert record is not None
     expected = explain_decision(Decision.from_dict(record.decision))
@@ -68,7 +43,7 @@ def test_explain_reads_a_denial_through_the_service_proxy_with_a_kubeconfig(
 def test_without_the_reader_role_the_apiserver_refuses_and_the_cli_says_which_role(
     proxied: ProxiedCluster, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    decision_id = _denied_deployment(proxied, "basket")
+    decision_id = proxied.denied("basket")
     sam = proxied.user("sam")
     capsys.readouterr()
     assert main(["explain", "--decision", decision_id, "--kubeconfig", str(sam)]) == 7

@@ -332,6 +332,7 @@ def test_the_decision_reader_role_only_reads_decisions_the_index_and_policies(
             "resourceNames": ["affidavit-policy-index"],
             "verbs": ["get"],
         },
+        {"apiGroups": [""], "resources": ["namespaces"], "verbs": ["get"]},
         {
             "apiGroups": ["affidavit.dev"],
             "resources": ["accountabilitypolicies", "regionpolicies", "accountabilityexceptions"],
