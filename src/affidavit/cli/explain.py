@@ -39,7 +39,7 @@ from affidavit.policy.unmatched import unmatched_rule, unmatched_violation
 _KINDS = (KIND_POLICY, KIND_REGION, KIND_EXCEPTION)
 
 
-def _load_objects(files: list[Path]) -> dict[str, list[dict[str, Any]]]:
+def load_objects(files: list[Path]) -> dict[str, list[dict[str, Any]]]:
     found: dict[str, list[dict[str, Any]]] = {k: [] for k in _KINDS}
     for path in files:
         try:
@@ -77,7 +77,7 @@ def _pairs(values: list[str], option: str) -> dict[str, str]:
     return out
 
 
-def _predicate_type(data: dict[str, Any]) -> str | None:
+def predicate_type(data: dict[str, Any]) -> str | None:
     try:
         AiProvenance.model_validate(data)
         return AI_PROVENANCE_V1
@@ -113,7 +113,7 @@ def _load_evidence(directory: Path, image: str, signer: str) -> ImageEvidence:
             subject = f"sha256:{sha}" if sha else digest
             data = data.get("predicate", {})
         else:
-            ptype = _predicate_type(data) if isinstance(data, dict) else None
+            ptype = predicate_type(data) if isinstance(data, dict) else None
         if ptype is None:
             raise InputError(
                 f"evidence file {path}: not an ai-provenance/v1, code-review/v1 or SLSA "
@@ -308,7 +308,7 @@ def explain(
             "give IMAGE and at least one --policy FILE, or --decision ID",
             hint="`affidavit explain --decision <id>` explains a denial the webhook recorded",
         )
-    objs = _load_objects(policy)
+    objs = load_objects(policy)
     index = PolicyIndex.from_objects(objs[KIND_POLICY], objs[KIND_REGION], objs[KIND_EXCEPTION])
     if index.errors:
         raise PolicyError(

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 import typer
 
 from affidavit import __version__
-from affidavit.cli import attest, audit, collect, demo, explain, operator_cmd, webhook
+from affidavit.cli import attest, audit, collect, demo, explain, operator_cmd, test_cmd, webhook
 from affidavit.errors import AffidavitError
 
 app = typer.Typer(
@@ -27,7 +27,7 @@ app = typer.Typer(
     add_completion=False,
 )
 
-for module in (collect, attest, explain, webhook, operator_cmd, demo, audit):
+for module in (collect, attest, explain, test_cmd, webhook, operator_cmd, demo, audit):
     module.register(app)
 
 

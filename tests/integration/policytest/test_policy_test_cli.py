@@ -1,0 +1,109 @@
+"""Tests ``affidavit test DIR``: a policy repository's cases judged by the webhook's engine, with
+exit codes a CI pipeline can act on (0 passed, 1 a case failed, 2 a case is invalid), and the
+template repository (examples/policy-repo) passing its own pipeline."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+import yaml
+
+from affidavit.cli.main import main
+
+TEMPLATE = Path(__file__).resolve().parents[3] / "examples" / "policy-repo"
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> Path:
+    copy = tmp_path / "policy-repo"
+    shutil.copytree(TEMPLATE, copy)
+    return copy
+
+
+def _edit(path: Path, change: dict[str, object]) -> None:
+    doc = yaml.safe_load(path.read_text())
+    node = doc
+    *parents, last = next(iter(change)).split(".")
+    for key in parents:
+        node = node[key]
+    node[last] = next(iter(change.values()))
+    path.write_text(yaml.safe_dump(doc, sort_keys=False))
+
+
+def test_the_template_passes_the_pipeline_it_ships(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    workflow = yaml.safe_load(
+        (TEMPLATE / ".github" / "workflows" / "affidavit-policies.yaml").read_text()
+    )
+    (step,) = [s for s in workflow["jobs"]["test"]["steps"] if s.get("name") == "Judge the cases"]
+    assert step["run"] == "affidavit test tests"
+    monkeypatch.chdir(TEMPLATE)
+    assert main(step["run"].split()[1:]) == 0
+    assert capsys.readouterr().out == (
+        "PASS  ai-change-after-the-review (denied)\n"
+        "PASS  reviewed-release (allowed)\n"
+        "PASS  unattested-image (denied)\n"
+        "3 cases: 3 passed, 0 failed\n"
+    )
+
+
+def test_a_tightened_policy_that_would_refuse_a_good_release_fails_with_exit_1(
+    repo: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _edit(repo / "policies" / "payments-baseline.yaml",
+          {"spec.require.tiers": {"critical": {"independentApprovals": 2}}})  # fmt: skip
+    assert main(["test", str(repo / "tests")]) == 1
+    assert capsys.readouterr().out == (
+        "PASS  ai-change-after-the-review (denied)\n"
+        "FAIL  reviewed-release\n"
+        "      expected outcome allowed, got denied\n"
+        "      expected rules [], got ['review.critical.independentApprovals']\n"
+        "PASS  unattested-image (denied)\n"
+        "3 cases: 2 passed, 1 failed\n"
+    )
+
+
+def test_one_case_can_be_run_and_its_exact_message_checked(
+    repo: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    case = repo / "tests" / "unattested-image"
+    _edit(case / "case.yaml", {"expect.message": "Affidavit denied something else"})
+    assert main(["test", str(case)]) == 1
+    out = capsys.readouterr().out
+    assert out.startswith(
+        "FAIL  unattested-image\n"
+        "      expected message:\n"
+        "      Affidavit denied something else\n"
+        "      got:\n"
+        "      Affidavit denied Deployment/payments-api in namespace payments "
+        "(decision test-unattested-image): 1 violation\n"
+    ), out
+    assert out.endswith("1 case: 0 passed, 1 failed\n"), out
+
+
+def test_an_invalid_case_is_an_error_with_exit_2_and_the_others_still_run(
+    repo: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _edit(repo / "tests" / "reviewed-release" / "case.yaml", {"expect.outcome": "admitted"})
+    assert main(["test", str(repo / "tests")]) == 2
+    case = repo / "tests" / "reviewed-release" / "case.yaml"
+    assert capsys.readouterr().out == (
+        "PASS  ai-change-after-the-review (denied)\n"
+        f"ERROR reviewed-release: {case}: expect.outcome 'admitted' is not one of allowed, "
+        "denied, warned, audited, excepted\n"
+        "PASS  unattested-image (denied)\n"
+        "3 cases: 2 passed, 0 failed, 1 invalid\n"
+    )
+
+
+def test_a_directory_without_cases_is_a_usage_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["test", str(tmp_path)]) == 2
+    assert capsys.readouterr().err == (
+        f"error: no case.yaml found under {tmp_path}\n"
+        "  hint: each case is a directory with case.yaml, a manifest, evidence/\n"
+    )
