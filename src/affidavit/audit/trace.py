@@ -19,6 +19,7 @@ from affidavit.attestations.predicates import (
     CodeReview,
 )
 from affidavit.errors import VerificationError
+from affidavit.policy.messages import plural
 
 
 @dataclass(frozen=True)
@@ -125,13 +126,18 @@ def render_trace(trace: Trace) -> str:
         "1. Was any of it AI-generated?",
     ]
     if trace.ai_generated:
+        n = len(trace.ai_changes)
         lines.append(
-            f"   yes: {len(trace.ai_changes)} of {trace.commits} commits were AI-assisted or generated"
+            f"   yes: {n} of {plural(trace.commits, 'commit')} {'was' if n == 1 else 'were'} "
+            "AI-assisted or generated"
         )
     else:
-        lines.append(f"   no AI involvement declared in {trace.commits} commits")
+        lines.append(f"   no AI involvement declared in {plural(trace.commits, 'commit')}")
     if trace.undeclared_commits:
-        lines.append(f"   {trace.undeclared_commits} commits carry no declaration (unknown)")
+        carry = "carries" if trace.undeclared_commits == 1 else "carry"
+        lines.append(
+            f"   {plural(trace.undeclared_commits, 'commit')} {carry} no declaration (unknown)"
+        )
     lines.append("2. By which tool?")
     lines.append(f"   {', '.join(trace.tools) if trace.tools else 'none recorded'}")
     for change in trace.ai_changes:
@@ -150,7 +156,8 @@ def render_trace(trace: Trace) -> str:
     else:
         r = trace.review
         lines.append(
-            f"   {r.change_request}: {r.approvals_on_final_revision} approvals on the final revision, "
+            f"   {r.change_request}: {plural(r.approvals_on_final_revision, 'approval')} on the "
+            "final revision, "
             f"{r.independent_approvals} independent; reviewers: {', '.join(r.reviewers) or 'none'}"
         )
     return "\n".join(lines)

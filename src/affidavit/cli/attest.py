@@ -105,6 +105,18 @@ def _read_predicate(path: Path, predicate_type: str, max_bytes: int) -> dict[str
     return predicate
 
 
+def _check_type_uri(value: str) -> None:
+    """in-toto's predicateType is a TypeURI: a scheme and the rest (``https://…``, ``urn:…``)."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(value)
+    if not (parts.scheme and (parts.netloc or parts.path)) or " " in value:
+        raise UsageError(
+            f"--type {value!r} is not a URI; in-toto predicate types are URIs",
+            hint=f"for example --type {AI_PROVENANCE_V1} or --type {CODE_REVIEW_V1}",
+        )
+
+
 def attest(
     image: Annotated[str, typer.Option("--image", help="REGISTRY/REPO@sha256:<digest>.")],
     predicate: Annotated[Path, typer.Option("--predicate", help="Predicate JSON file.")],
@@ -132,6 +144,7 @@ def attest(
             f"--image {image} names a tag; attestations are bound to a digest",
             hint="pass REGISTRY/REPO@sha256:<digest> (`affidavit verify REF` prints a tag's digest)",
         )
+    _check_type_uri(predicate_type)
     body = _read_predicate(predicate, predicate_type, max_bytes)
     with _client(insecure_registry, registry_config, ca_bundle, ref) as client:
         client.resolve(ref)  # fail on a missing image before signing anything
@@ -323,10 +336,22 @@ def keygen(
         "ed25519" if kind == "ed25519" else "ecdsa-p256",
         password=password.encode() if password else None,
     )
-    private_path.write_bytes(b"")
-    private_path.chmod(0o600)
-    private_path.write_bytes(private_pem)
-    public_path.write_bytes(public_pem)
+    for path in (private_path, public_path):
+        if not path.parent.is_dir():
+            raise UsageError(
+                f"cannot write {path}: the directory {path.parent} does not exist",
+                hint="create it first, or choose another --output-prefix",
+            )
+    try:
+        private_path.write_bytes(b"")
+        private_path.chmod(0o600)
+        private_path.write_bytes(private_pem)
+        public_path.write_bytes(public_pem)
+    except OSError as e:
+        raise UsageError(
+            f"cannot write the key pair to {output_prefix}: {e.strerror or e}",
+            hint="choose a writable --output-prefix",
+        ) from e
     typer.echo(f"private key {private_path}")
     typer.echo(f"public key  {public_path}")
 

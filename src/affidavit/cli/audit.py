@@ -29,7 +29,7 @@ from affidavit.audit.report import (
     exception_details,
     report_from_ledger,
 )
-from affidavit.cli.options import CheckpointsOpt, LedgerPublicKeyOpt
+from affidavit.cli.options import CheckpointsOpt, LedgerPublicKeyOpt, check_order
 from affidavit.errors import AffidavitError, InputError, LedgerError, UsageError
 from affidavit.ledger import Ledger, LedgerRecord
 from affidavit.ledger.checkpoint import load_checkpoints
@@ -141,6 +141,19 @@ def _ai_touched(
     return ai_touched_from_evidence(evidence)
 
 
+def _check_region(region: str | None, records: list[LedgerRecord]) -> None:
+    """A --region no decision of the period was made in is a typo until shown otherwise: say
+    which regions there are instead of printing an empty report."""
+    if region is None or not records:
+        return
+    regions = sorted({str(r.decision.get("region") or "") for r in records})
+    if region not in regions:
+        raise UsageError(
+            f"--region {region!r}: no decision of this period was made in that region",
+            hint="regions in this period: " + ", ".join(r or "(none)" for r in regions),
+        )
+
+
 def _refuse_broken(report: dict[str, Any]) -> None:
     if report["verdict"] == "intact":
         return
@@ -185,9 +198,11 @@ def report(
             f"--format {fmt!r} is not one of json, markdown, html", hint="use --format html"
         )
     start, end = _time(since, "--since"), _time(until, "--until")
+    check_order(start, end)
     signed = load_checkpoints(ledger_public_key, checkpoints)
     led = Ledger(ledger, read_only=True)
     records = led.query(since=start, until=end, limit=None)
+    _check_region(region, records)
     doc = report_from_ledger(
         led,
         since=start,

@@ -13,6 +13,7 @@ import typer
 
 from affidavit.attestations.collect import collect_provenance, load_registry
 from affidavit.cli import collect_review
+from affidavit.errors import UsageError
 
 collect_app = typer.Typer(
     help="Collect evidence (AI provenance, code review) as attestation predicates (JSON).",
@@ -48,10 +49,47 @@ def provenance(
     registry = load_registry(tools)
     predicate = collect_provenance(repo, base, head, tools=registry, tiers_file=tiers)
     text = predicate.model_dump_json(by_alias=True, exclude_none=True, indent=2) + "\n"
+    if not predicate.changes:
+        raise _empty_range(repo, base, head)
     if output is None:
         typer.echo(text, nl=False)
     else:
-        output.write_text(text, encoding="utf-8")
+        try:
+            output.write_text(text, encoding="utf-8")
+        except OSError as e:
+            raise UsageError(
+                f"cannot write {output}: {e.strerror or e}",
+                hint="create its directory first, or choose another --output",
+            ) from e
+
+
+def _empty_range(repo: Path, base: str | None, head: str) -> UsageError:
+    """No commit in BASE..HEAD: the same revision twice, or the two swapped, or nothing new."""
+    import subprocess
+
+    def rev(name: str) -> str:
+        done = subprocess.run(["git", "-C", str(repo), "rev-parse", "--verify", name + "^{commit}"],
+                              capture_output=True, text=True, check=False)  # fmt: skip
+        return done.stdout.strip()
+
+    where = f"{base}..{head}" if base else head
+    if base is not None and rev(base) == rev(head):
+        return UsageError(
+            f"the range {where} is empty: --base and --head are the same commit {rev(head)[:12]}",
+            hint="--base is the last released revision, --head the one the image is built from",
+        )
+    if base is not None:
+        ancestor = subprocess.run(["git", "-C", str(repo), "merge-base", "--is-ancestor", head,
+                                   base], capture_output=True, check=False)  # fmt: skip
+        if ancestor.returncode == 0:
+            return UsageError(
+                f"the range {where} is empty: --head {head} is an ancestor of --base {base}",
+                hint="swap them: --base is the older, already released revision",
+            )
+    return UsageError(
+        f"no commits in {where}: there is nothing to attest",
+        hint="check --base and --head",
+    )
 
 
 collect_review.register(collect_app)

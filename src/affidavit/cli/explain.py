@@ -46,9 +46,19 @@ def load_objects(files: list[Path]) -> dict[str, list[dict[str, Any]]]:
             docs = list(yaml.safe_load_all(path.read_text(encoding="utf-8")))
         except OSError as e:
             raise InputError(f"cannot read policy file {path}: {e.strerror}") from e
+        except UnicodeDecodeError as e:
+            raise InputError(
+                f"policy file {path} is not UTF-8 text (byte {e.start}: {e.object[e.start]:#04x})",
+                hint="save it as UTF-8; Kubernetes objects are UTF-8 YAML or JSON",
+            ) from e
         except yaml.YAMLError as e:
             raise InputError(f"policy file {path} is not valid YAML: {e}") from e
         queue = [d for d in docs if d is not None]
+        if not queue:
+            raise InputError(
+                f"policy file {path} is empty: no policy, region policy or exception in it",
+                hint="check the path; an empty file would leave every image unmatched",
+            )
         while queue:
             doc = queue.pop(0)
             if not isinstance(doc, dict):

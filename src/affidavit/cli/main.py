@@ -9,12 +9,21 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Sequence
+from typing import Annotated
 
 import typer
 
 from affidavit import __version__
 from affidavit.cli import attest, audit, collect, demo, explain, operator_cmd, test_cmd, webhook
 from affidavit.errors import AffidavitError
+
+#: Shown under every command's --help; the README's table says the same.
+EXIT_CODES = (
+    "Exit codes: 0 success; 1 denied, a failed check or test case, or a broken ledger report; "
+    "2 usage or input error (a bad flag, file, policy or key); 3 collecting or signing failed; "
+    "4 no attestation verified; 5 registry unreachable or image missing; 6 ledger "
+    "unavailable or its chain broken; 7 Kubernetes unreachable or refused."
+)
 
 app = typer.Typer(
     name="affidavit",
@@ -24,7 +33,8 @@ app = typer.Typer(
     ),
     no_args_is_help=True,
     pretty_exceptions_enable=False,
-    add_completion=False,
+    add_completion=True,  # --install-completion / --show-completion (bash, zsh, fish, PowerShell)
+    epilog=EXIT_CODES,
 )
 
 for module in (collect, attest, explain, test_cmd, webhook, operator_cmd, demo, audit):
@@ -37,8 +47,24 @@ def version() -> None:
     typer.echo(__version__)
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(f"affidavit {__version__}")
+        raise typer.Exit()
+
+
 @app.callback()
-def _root() -> None:
+def _root(
+    version: Annotated[
+        bool | None,
+        typer.Option(
+            "--version",
+            callback=_print_version,
+            is_eager=True,
+            help="Print Affidavit's version and exit.",
+        ),
+    ] = None,
+) -> None:
     """Accountability for AI-assisted code."""
 
 

@@ -1,11 +1,15 @@
-"""Options that more than one command takes, defined once so their flags and help agree."""
+"""Options that more than one command takes, defined once so their flags and help agree, and
+the checks of their values that more than one command makes."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
 
 import typer
+
+from affidavit.errors import UsageError
 
 LedgerPublicKeyOpt = Annotated[
     Path | None,
@@ -24,3 +28,20 @@ CheckpointsOpt = Annotated[
         "with the checkpoint ConfigMap (kubectl get configmap NAME -o yaml).",
     ),
 ]
+
+#: What a decision's outcome can be (``Decision.outcome``).
+OUTCOMES = ("allowed", "denied", "warned", "audited", "excepted")
+
+
+def check_order(start: datetime | None, end: datetime | None) -> None:
+    """--since must come before --until: a reversed period would silently select nothing."""
+    if start is not None and end is not None:
+        a = (start if start.tzinfo else start.replace(tzinfo=UTC)).astimezone(UTC)
+        b = (end if end.tzinfo else end.replace(tzinfo=UTC)).astimezone(UTC)
+        if a >= b:
+            when = "%Y-%m-%dT%H:%M:%SZ"
+            raise UsageError(
+                f"--since {a.strftime(when)} is not before --until {b.strftime(when)}: the "
+                "period is empty",
+                hint="--since is inclusive and --until exclusive; swap them if reversed",
+            )

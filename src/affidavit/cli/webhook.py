@@ -16,11 +16,12 @@ import typer
 
 from affidavit import defaults
 from affidavit.attestations.reference import ImageReference
-from affidavit.cli.options import CheckpointsOpt, LedgerPublicKeyOpt
+from affidavit.cli.options import OUTCOMES, CheckpointsOpt, LedgerPublicKeyOpt, check_order
 from affidavit.errors import LedgerError, UsageError
 from affidavit.ledger import Ledger, LedgerRecord
 from affidavit.ledger.checkpoint import load_checkpoints
 from affidavit.policy.decision import Decision
+from affidavit.policy.messages import plural
 
 webhook_app = typer.Typer(help="Run the admission webhook.", no_args_is_help=True)
 decisions_app = typer.Typer(help="Read and verify the decision ledger.", no_args_is_help=True)
@@ -302,7 +303,13 @@ def list_decisions(
     """List recorded decisions, oldest first (seq, time, outcome, workload, images, id)."""
     if image is not None and not image.startswith("sha256:"):
         image = _canonical_query(image)
+    if outcome is not None and outcome not in OUTCOMES:
+        raise UsageError(
+            f"--outcome {outcome!r} is not an outcome",
+            hint="one of " + ", ".join(OUTCOMES),
+        )
     start, end = _time(since, "--since"), _time(until, "--until")
+    check_order(start, end)
     records = Ledger(ledger, read_only=True).query(
         since=start,
         until=end,
@@ -331,11 +338,11 @@ def verify_chain(
     if not report.ok:
         raise LedgerError(
             f"ledger hash chain is broken at seq {report.first_broken_seq}: {report.reason} "
-            f"({report.checked} decisions verified before it)",
+            f"({plural(report.checked, 'decision')} verified before it)",
             hint="the ledger was edited outside Affidavit; restore it from a backup and "
             "investigate who had write access to the database",
         )
-    line = f"ok: {report.checked} decisions, chain intact up to seq {report.head_seq}"
+    line = f"ok: {plural(report.checked, 'decision')}, chain intact up to seq {report.head_seq}"
     if report.checkpoint_size is not None:
         line += f", consistent with the signed checkpoint at size {report.checkpoint_size}"
     elif checkpoints is not None:

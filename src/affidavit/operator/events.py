@@ -55,18 +55,28 @@ def recorded_violations(record: LedgerRecord) -> tuple[Violation, ...]:
 
 
 def short_message(record: LedgerRecord) -> str:
-    """One line: what was decided, the first reason, and the id to explain it by."""
+    """One line: what was decided, the first rule and what was found, and the command that shows
+    the whole record. Never a sentence cut in the middle: when the finding does not fit, the
+    rules alone are named (the full text is in the ledger)."""
     violations = recorded_violations(record)
     verb = "denied" if record.outcome == "denied" else "admitted with a warning"
     head = f"Affidavit {verb} {record.kind}/{record.name} (decision {record.id})"
     if not violations:
         return head
+    why = (
+        f"; run `kubectl affidavit why {record.kind.lower()}/{record.name} -n "
+        f"{record.namespace}` for the full record"
+    )
     more = f" (+{len(violations) - 1} more)" if len(violations) > 1 else ""
-    pointer = f"; see `affidavit explain --decision {record.id}`"
-    text = f"{head}: {violations[0].message}{more}"
-    if len(text) + len(pointer) > _MAX_MESSAGE:  # shorten the reason, never the pointer
-        text = text[: _MAX_MESSAGE - len(pointer) - 1] + "…"
-    return text + pointer
+    first = violations[0]
+    text = f"{head}: {first.rule}: found {first.found}{more}"
+    if len(text) + len(why) > _MAX_MESSAGE:
+        rules = list(dict.fromkeys(v.rule for v in violations))
+        text = f"{head}: violated {', '.join(rules)}"
+        while len(text) + len(why) > _MAX_MESSAGE and len(rules) > 1:
+            rules.pop()
+            text = f"{head}: violated {', '.join(rules)} and more"
+    return text + why
 
 
 def event_name(record: LedgerRecord) -> str:

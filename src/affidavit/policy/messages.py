@@ -6,9 +6,12 @@ every fix names the command that produces the missing evidence.
 
 from __future__ import annotations
 
+import re
+from dataclasses import replace
+
 from affidavit.attestations.predicates import AI_PROVENANCE_V1, CODE_REVIEW_V1
 from affidavit.attestations.reference import ImageReference
-from affidavit.policy.decision import Decision
+from affidavit.policy.decision import Decision, Violation
 
 MAX_SHOWN = 3
 
@@ -71,6 +74,23 @@ def short_type(predicate_type: str) -> str:
     return "/".join(parts[-2:]) if len(parts) >= 2 else predicate_type
 
 
+_FIX = re.compile(r"^(?:(?P<todo>.+), then )?run `(?P<command>[^`]+)`$", re.DOTALL)
+
+
+def once(violations: tuple[Violation, ...]) -> tuple[tuple[Violation, ...], list[str]]:
+    """The violations with a command that more than one of them ends with taken out of their
+    fix, and those commands (in order): a release manager runs each once, not once per rule."""
+    parts = [_FIX.match(v.fix) for v in violations]
+    commands = [m["command"] for m in parts if m is not None]
+    repeated = list(dict.fromkeys(c for c in commands if commands.count(c) > 1))
+    out = []
+    for v, m in zip(violations, parts, strict=True):
+        if m is not None and m["command"] in repeated:
+            v = replace(v, fix=m["todo"] or "the command below")
+        out.append(v)
+    return tuple(out), repeated
+
+
 DRY_RUN_NOTE = "dry run: judged like the real request, but not recorded"
 
 
@@ -91,9 +111,11 @@ def admission_message(decision: Decision, *, recorded: bool = True) -> str:
     }[decision.outcome]
     n = len(decision.violations)
     lines = [f"{head} (decision {decision.id}): {plural(n, 'violation')}"]
-    lines += [f"- {v.message}" for v in decision.violations[:MAX_SHOWN]]
+    shown, commands = once(decision.violations[:MAX_SHOWN])
+    lines += [f"- {v.message}" for v in shown]
     if n > MAX_SHOWN:
         lines.append(f"- and {n - MAX_SHOWN} more")
+    lines += [f"then run, once for all of the above: `{c}`" for c in commands]
     if recorded:
         lines.append(f"run `affidavit explain --decision {decision.id}` for the full record")
     else:

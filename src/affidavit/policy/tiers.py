@@ -186,7 +186,10 @@ def check_review(
             )
             if undefined:
                 found += " (" + ", ".join(f"`{g}`" for g in undefined) + " defined by no policy)"
-            todo = f"get an approval from a member of {names} on the final revision of {label}"
+            todo = (
+                f"get an approval from a member of {names}{_who_can(members, review)} on the "
+                f"final revision of {label}"
+            )
             out.append(
                 Violation(
                     rule,
@@ -199,6 +202,19 @@ def check_review(
                 )
             )
     return out
+
+
+def _who_can(members: set[str], review: CodeReview) -> str:
+    """`` (rita, sam)``: the group's members whose approval would count (not the change's
+    author or committers); empty when the policies define no members (nothing to name)."""
+    if not members:
+        return ""
+    cr = review.change_request
+    excluded = _ids(cr.author).union(*(_ids(c) for c in cr.committers))
+    can = sorted(m for m in members if m.lower() not in excluded)
+    if not can:
+        return " (none but the change's author or committers: add a reviewer to the group)"
+    return f" ({', '.join(can)})"
 
 
 def _stricter(a: Req[int], b: Req[int], eff: EffectivePolicy) -> bool:

@@ -99,7 +99,7 @@ def test_region_policy_makes_eu_clusters_stricter(stack: ClusterStack, releases:
             "[PCI DSS 6.2.4]): found independent approvals by bo, none a member of `security`; "
             "expected an independent approval by a member of `security` (AI-involved changes "
             "touch tier critical: src/auth/login.py); fix: get an approval from a member of "
-            f"`security` on the final revision of {pr}, then run `affidavit collect review "
+            f"`security` (sam) on the final revision of {pr}, then run `affidavit collect review "
             "--github-pr pr.json --github-reviews reviews.json --github-commits commits.json "
             f"--head {releases.reviewed.revision} --output review.json && affidavit attest "
             f"--image {image} --predicate review.json "

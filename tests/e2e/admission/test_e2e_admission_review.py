@@ -111,13 +111,15 @@ def test_unreviewed_ai_change_to_critical_code_is_refused(
         "namespace": NS,
     }
     assert found["type"] == "Warning"
-    head = f"Affidavit denied Deployment/login-late (decision {decision.id}): "
-    first = decision.violations[0].message
-    # Long violations are shortened, never the pointer to the full record (a command that works).
-    pointer = f"; see `affidavit explain --decision {decision.id}`"
-    assert found["message"].startswith(head + first[:400])
-    assert found["message"].endswith(pointer)
-    assert len(found["message"]) == 1000
+    # A short reason (the first rule and what was found), never a sentence cut in the middle,
+    # and the command that shows the full record from a laptop.
+    first = decision.violations[0]
+    more = f" (+{len(decision.violations) - 1} more)" if len(decision.violations) > 1 else ""
+    assert found["message"] == (
+        f"Affidavit denied Deployment/login-late (decision {decision.id}): {first.rule}: found "
+        f"{first.found}{more}; run `kubectl affidavit why deployment/login-late -n {NS}` for the "
+        "full record"
+    )
 
 
 def test_reviewed_image_is_admitted_and_its_replicaset_on_that_decision(

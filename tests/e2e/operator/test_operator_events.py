@@ -74,7 +74,8 @@ def test_denial_and_warning_become_events(operator: RunningOperator, kubectl: Ku
     }
     assert event["message"] == (
         f"Affidavit denied Deployment/checkout (decision {denied.id}): "
-        f"{MISSING_REVIEW.message}; see `affidavit explain --decision {denied.id}`"
+        f"{MISSING_REVIEW.rule}: found {MISSING_REVIEW.found}; run `kubectl affidavit why "
+        f"deployment/checkout -n {NS}` for the full record"
     )
     assert event["source"]["component"] == "affidavit"
     assert event["reportingComponent"] == "affidavit.dev/operator"

@@ -42,7 +42,7 @@ def test_list_and_verify(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> 
     err = capsys.readouterr().err
     assert err.startswith(
         "error: ledger hash chain is broken at seq 2: row seq 2 (decision d-b): the stored "
-        "decision JSON does not match its hash (the row was edited) (1 decisions verified "
+        "decision JSON does not match its hash (the row was edited) (1 decision verified "
         "before it)\n  hint: "
     )
 
@@ -172,7 +172,7 @@ def test_verify_chain_and_report_check_signed_checkpoints(
     )
     assert main(["decisions", "verify-chain", *flags, str(trail.directory)]) == 6
     assert capsys.readouterr().err.startswith(
-        f"error: ledger hash chain is broken at seq 2: {truncation} (1 decisions verified before "
+        f"error: ledger hash chain is broken at seq 2: {truncation} (1 decision verified before "
         "it)\n"
     )
     assert main(["audit", "report", "--format", "json", *flags, str(trail.directory)]) == 6

@@ -102,10 +102,10 @@ def test_trace_answers_the_four_questions() -> None:
     assert trace.ai_changes[0].tiers == ("critical",)
     assert trace.review is not None and trace.review.independent_approvals == 1
     text = render_trace(trace)
-    assert "   yes: 1 of 2 commits were AI-assisted or generated" in text
+    assert "   yes: 1 of 2 commits was AI-assisted or generated" in text
     assert f"   - {'c2' * 6} accepted by Ana Dev <ana@example.com> at 2026-11-02T11:00:00Z" in text
     assert (
-        "   https://github.example/app/pull/42: 1 approvals on the final revision, 1 independent;"
+        "   https://github.example/app/pull/42: 1 approval on the final revision, 1 independent;"
         " reviewers: bo" in text
     )
 

@@ -194,7 +194,7 @@ def test_match_by_namespace_selector_region_and_cluster() -> None:
 
 EU = region_policy("eu", ["eu-*"], jurisdictions=["pci-dss"])
 SECURITY_FIX = (
-    f"get an approval from a member of `security` on the final revision of {PR_URL}, then run"
+    f"get an approval from a member of `security` (sam) on the final revision of {PR_URL}, then run"
 )
 
 
