@@ -6,8 +6,9 @@ applies it (``affidavit test DIR``, like ``kyverno test`` or ``gator verify``). 
 only worth having if it is the webhook's own, so this reuses what the webhook does after the
 evidence lookup: the same image extraction per workload kind, the same canonical names, the same
 strictest-wins evaluation, the same admission message. What it leaves out is what needs the
-world: the registry (the evidence comes from files, taken as verified), the API server (the
-namespace's labels come from the case, owners are not consulted) and the ledger.
+world: the registry (the evidence comes from files, assumed: their signatures are never
+checked), the API server (the namespace's labels come from the case, owners are not
+consulted) and the ledger.
 """
 
 from __future__ import annotations

@@ -15,10 +15,10 @@ from pathlib import Path
 from typing import Any
 
 from affidavit.errors import ClusterError, UsageError
+from affidavit.names import GROUP, VERSION
 
 #: Where the chart's webhook Service lives by default (release ``affidavit``).
 DEFAULT_SERVICE = "affidavit-system/affidavit"
-GROUP, VERSION = "affidavit.dev", "v1alpha1"
 
 
 class NotFoundError(UsageError):

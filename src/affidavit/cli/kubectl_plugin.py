@@ -313,18 +313,19 @@ def policy(
     from affidavit.cli.cluster import Cluster, ServiceRef
     from affidavit.cli.explain import explain_unmatched
     from affidavit.errors import ClusterError
+    from affidavit.names import INDEX_CONFIGMAP, INDEX_KEY
     from affidavit.policy import PolicyIndex
     from affidavit.policy.explain import explain_policy
-    from affidavit.policy.index import glob_any, selector_matches
+    from affidavit.policy.matching import glob_any, selector_matches
 
     ref = ServiceRef.parse(service)
     ns = _namespace(kubeconfig, context, namespace)
     cluster = Cluster(kubeconfig, context)
-    cm = cluster.get(f"/api/v1/namespaces/{ref.namespace}/configmaps/affidavit-policy-index")
-    text = (cm.get("data") or {}).get("index.json")
+    cm = cluster.get(f"/api/v1/namespaces/{ref.namespace}/configmaps/{INDEX_CONFIGMAP}")
+    text = (cm.get("data") or {}).get(INDEX_KEY)
     if not text:
         raise ClusterError(
-            f"the ConfigMap {ref.namespace}/affidavit-policy-index holds no index.json",
+            f"the ConfigMap {ref.namespace}/{INDEX_CONFIGMAP} holds no {INDEX_KEY}",
             hint="the operator publishes it; check that it runs",
         )
     index = PolicyIndex.from_json(text)

@@ -97,10 +97,11 @@ def _index(paths: list[Path]) -> Any:
 
 def _evidence(directory: Path, images: tuple[str, ...], signer: str) -> dict[str, Any]:
     """Each image's evidence from the files (Statements by subject; a bare predicate belongs to
-    the only image). An image with no file has no attestations, as in an empty registry."""
+    the only image), assumed: their signatures are never checked here. An image with no file
+    has no attestations, as in an empty registry."""
     import json
 
-    from affidavit.attestations.evidence import ImageEvidence, VerifiedAttestation
+    from affidavit.attestations.evidence import AssumedAttestation, ImageEvidence
     from affidavit.attestations.reference import ImageReference
     from affidavit.cli.explain import predicate_type
     from affidavit.errors import InputError
@@ -142,7 +143,7 @@ def _evidence(directory: Path, images: tuple[str, ...], signer: str) -> dict[str
                 continue  # a Statement about another digest of this repository
             digests.setdefault(image, digest or ref.digest or "")
             found[image].append(
-                VerifiedAttestation(
+                AssumedAttestation(
                     predicate_type=ptype,
                     subject_name=ref.name,
                     subject_digest=digests[image],
@@ -156,7 +157,7 @@ def _evidence(directory: Path, images: tuple[str, ...], signer: str) -> dict[str
         image: ImageEvidence(
             image,
             digests.get(image) or ImageReference.parse(image).digest or "",
-            tuple(attestations),
+            assumed=tuple(attestations),
         )
         for image, attestations in found.items()
     }
@@ -193,7 +194,7 @@ def run_case(case_dir: Path, policies: list[Path]) -> Result:
         eff = index.effective(cluster=cluster, region=region, namespace=workload.namespace,
                               namespace_labels=labels, image=image)  # fmt: skip
         if eff is not None and eff.signers:
-            signer = eff.signers[0].name  # the files are taken as verified by the policy's signer
+            signer = eff.signers[0].name  # assumed from the policy's signer (never checked)
             break
     evidence = _evidence(
         case_dir / str(spec.get("evidence") or "evidence"), workload.images, signer

@@ -7,6 +7,9 @@ control.
 
 from __future__ import annotations
 
+from affidavit.attestations.evidence import KeylessSigner, KeySigner
+from affidavit.policy import EffectivePolicy, Origin, PolicyIndex, Req, evaluate
+from affidavit.policy.explain import explain_policy
 from policy_builders import (
     IMAGE,
     NOW,
@@ -22,10 +25,6 @@ from policy_builders import (
     region_policy,
     review,
 )
-
-from affidavit.attestations.evidence import KeylessSigner, KeySigner
-from affidavit.policy import EffectivePolicy, Origin, PolicyIndex, Req, evaluate
-from affidavit.policy.explain import explain_policy
 
 OTHER_PEM = "-----BEGIN PUBLIC KEY-----\nMCowBQYDK2VwAyEAother\n-----END PUBLIC KEY-----\n"
 

@@ -6,6 +6,9 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import UTC, datetime
 
+from affidavit.policy import evaluate
+from affidavit.policy.decision import Decision, Violation
+from affidavit.policy.messages import admission_message
 from policy_builders import (
     IMAGE,
     PR_URL,
@@ -17,10 +20,6 @@ from policy_builders import (
     provenance,
     review,
 )
-
-from affidavit.policy import evaluate
-from affidavit.policy.decision import Decision, Violation
-from affidavit.policy.messages import admission_message
 
 NOW = datetime(2026, 3, 1, tzinfo=UTC)
 GROUP_RULE = {"critical": {"independentApprovals": 1, "reviewerGroups": ["secure-code-reviewers"]}}
