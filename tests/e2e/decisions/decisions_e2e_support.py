@@ -264,7 +264,7 @@ def _wire(cluster: ProxiedCluster, ca_pem: bytes) -> None:
     def ready() -> bool:
         got = k("get", "--raw", f"/api/v1/namespaces/{SYSTEM}/services/https:{SERVICE}:https"
                 "/proxy/readyz", check=False)  # fmt: skip
-        return got.returncode == 0 and got.stdout.strip() == "ok"
+        return got.returncode == 0 and got.stdout.startswith("ok")
 
     cluster.webhook.wait_until(ready, "the webhook answered /readyz through the service proxy")
     bundle = base64.b64encode(ca_pem).decode()
