@@ -305,9 +305,11 @@ def explain(
         ),
     ] = "Warn",
 ) -> None:
-    """Explain a recorded decision (--decision ID: through the cluster's decisions API with your
-    kubeconfig, or from --ledger URL), or the effective policy for IMAGE with the source of
-    each requirement (--policy FILE ...), replaying a decision with --evidence."""
+    """Explain a recorded decision, or the effective policy for IMAGE by source.
+
+    --decision ID reads the record through the cluster's decisions API with your kubeconfig
+    (or from --ledger URL); IMAGE with --policy FILE shows each requirement and the policy
+    behind it, and --evidence DIR replays the decision."""
     if decision_id is not None:
         if image is not None or policy:
             raise UsageError("--decision explains a recorded decision; drop IMAGE and --policy")

@@ -28,6 +28,8 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from affidavit.cli.options import EXIT_CODES
+
 if TYPE_CHECKING:
     from affidavit.cli.cluster import Cluster
 
@@ -38,6 +40,7 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
+    epilog=EXIT_CODES,
 )
 
 KubeconfigOpt = Annotated[
@@ -308,8 +311,9 @@ def policy(
     context: ContextOpt = None,
     service: ServiceOpt = DEFAULT_SERVICE,
 ) -> None:
-    """The effective policy for IMAGE in a namespace (with the source of each requirement), or,
-    without IMAGE, which policies apply in the namespace and to which images."""
+    """The effective policy for IMAGE in a namespace, each requirement with its source.
+
+    Without IMAGE: which policies apply in the namespace, and to which images."""
     from affidavit.cli.cluster import Cluster, ServiceRef
     from affidavit.cli.explain import explain_unmatched
     from affidavit.errors import ClusterError

@@ -15,15 +15,8 @@ import typer
 
 from affidavit import __version__
 from affidavit.cli import attest, audit, collect, demo, explain, operator_cmd, test_cmd, webhook
+from affidavit.cli.options import EXIT_CODES
 from affidavit.errors import AffidavitError
-
-#: Shown under every command's --help; the README's table says the same.
-EXIT_CODES = (
-    "Exit codes: 0 success; 1 denied, a failed check or test case, or a broken ledger report; "
-    "2 usage or input error (a bad flag, file, policy or key); 3 collecting or signing failed; "
-    "4 no attestation verified; 5 registry unreachable or image missing; 6 ledger "
-    "unavailable or its chain broken; 7 Kubernetes unreachable or refused."
-)
 
 app = typer.Typer(
     name="affidavit",

@@ -249,8 +249,11 @@ def run_tests(
         typer.Option("--policy", help="Policy file or directory, for every case (repeatable)."),
     ] = None,
 ) -> None:
-    """Judge each case (manifest + evidence) with the webhook's engine and compare with what it
-    expects. Exit 0: all passed; 1: a case failed; 2: a case or policy is invalid."""
+    """Judge policy test cases with the webhook's engine (for a policy repository's CI).
+
+    Each case (a directory with case.yaml, a manifest and evidence/) is judged and compared
+    with the outcome, rules and message it expects. Exit 0: all passed; 1: a case failed;
+    2: a case or a policy is invalid."""
     from affidavit.errors import AffidavitError, UsageError
     from affidavit.policy.messages import plural
 
