@@ -3,6 +3,7 @@ that shows the full record, never a sentence cut in the middle."""
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import UTC, datetime
 
 from affidavit.ledger import LedgerRecord
@@ -18,7 +19,7 @@ def _record(violations: list[Violation]) -> LedgerRecord:
     )  # fmt: skip
     return LedgerRecord(
         seq=7, id="d-7", time=datetime(2026, 3, 1, tzinfo=UTC), outcome="denied",
-        namespace="shop", kind="Deployment", name="checkout", decision=decision.to_dict(),
+        namespace="shop", kind="Deployment", name="checkout", decision=dataclasses.asdict(decision),
         canonical="{}", prev_hash="0" * 64, hash="1" * 64,
     )  # fmt: skip
 
