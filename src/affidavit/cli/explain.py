@@ -28,7 +28,6 @@ from affidavit.attestations.predicates import (
 )
 from affidavit.attestations.reference import ImageReference, canonical_image
 from affidavit.errors import InputError, PolicyError, UsageError
-from affidavit.ledger import Ledger
 from affidavit.policy import EffectivePolicy, PolicyIndex, RequestContext, evaluate
 from affidavit.policy.decision import Decision
 from affidavit.policy.explain import explain_decision, explain_policy
@@ -141,6 +140,8 @@ def _load_evidence(directory: Path, image: str, signer: str) -> ImageEvidence:
 
 def _explain_recorded(decision_id: str, ledger_url: str) -> None:
     """Print a decision the webhook recorded, from the ledger (what the denial points to)."""
+    from affidavit.ledger import Ledger  # SQLAlchemy: only for the command that reads it
+
     record = Ledger(ledger_url, read_only=True).get(decision_id)
     if record is None:
         raise UsageError(
