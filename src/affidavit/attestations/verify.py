@@ -331,14 +331,17 @@ class EvidenceCache:
         between repositories (the same image pushed twice carries each one's attestations)."""
         return f"{repository}@{digest}|{signers_digest(signers, predicate_types)}"
 
-    def get(self, key: str) -> ImageEvidence | None:
+    def get(self, key: str, *, count_miss: bool = True) -> ImageEvidence | None:
+        """The fresh entry for ``key``; ``count_miss=False``: a peek whose miss is looked up
+        (and counted) next."""
         with self._lock:
             entry = self._entries.get(key)
             if entry is not None and entry.expires <= self._clock():
                 del self._entries[key]
                 entry = None
             if entry is None:
-                self.misses += 1
+                if count_miss:
+                    self.misses += 1
                 return None
             self._entries.move_to_end(key)
             self.hits += 1
