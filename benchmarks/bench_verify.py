@@ -8,14 +8,17 @@ ECDSA P-256 verify over the same PAE bytes), and the cost of the cached path tha
 takes for a digest it has seen (``EvidenceCache``).
 
 A real docker-registry is started in a temporary directory; N envelopes are attached to a sample
-image (both layouts) and fetched once. Run:
-``.venv/bin/python benchmarks/bench_verify.py [--envelopes N] [--rounds R]``.
+image (both layouts) and fetched once. Each predicate has the size ``collect`` writes for a
+real change range (``--predicate-bytes``, 19 KB by default: one entry per commit with its files),
+because verifying a 60-byte predicate hides what decoding and parsing a real payload cost. Run:
+``.venv/bin/python benchmarks/bench_verify.py [--envelopes N] [--rounds R] [--predicate-bytes B]``.
 """
 
 from __future__ import annotations
 
 import argparse
 import base64
+import hashlib
 import json
 import shutil
 import socket
@@ -77,10 +80,35 @@ def rate(label: str, count: int, rounds: int, work: Callable[[], object]) -> flo
     return per_second
 
 
+def provenance_of_size(i: int, size: int) -> dict[str, object]:
+    """An ai-provenance-shaped predicate of about ``size`` bytes of JSON."""
+    person = {"name": "Alice Example", "email": "alice@example.com"}
+    change = {
+        "commit": hashlib.sha1(str(i).encode()).hexdigest(),
+        "author": person,
+        "committer": person,
+        "authoredAt": "2026-11-28T10:00:00Z",
+        "committedAt": "2026-11-28T10:00:00Z",
+        "aiInvolvement": "assisted",
+        "evidence": ["trailer:Co-authored-by"],
+        "tools": [{"name": "claude-code", "model": "claude-sonnet-4"}],
+        "files": [
+            {"path": f"src/pkg/module_{k}.py", "tier": "standard", "linesAdded": 12}
+            for k in range(3)
+        ],
+    }
+    one = len(json.dumps(change))
+    return {
+        "summary": {"commits": i, "aiTouchedCommits": i // 2},
+        "changes": [change] * max(1, size // one),
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--envelopes", type=int, default=200)
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--predicate-bytes", type=int, default=19_000)
     args = parser.parse_args()
     n = args.envelopes
 
@@ -96,7 +124,7 @@ def main() -> None:
             envelopes = []
             print(f"attaching {n} envelopes (both layouts) to {image} ...")
             for i in range(n):
-                predicate = {"summary": {"commits": i, "aiTouchedCommits": i // 2}}
+                predicate = provenance_of_size(i, args.predicate_bytes)
                 statement = make_statement(image.name, digest, PREDICATE_TYPE, predicate)
                 envelope = sign_envelope(statement, signer)
                 envelopes.append(envelope)
