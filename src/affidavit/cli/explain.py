@@ -11,7 +11,7 @@ import json
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any, cast
+from typing import TYPE_CHECKING, Annotated, Any, cast
 
 import typer
 import yaml
@@ -28,19 +28,17 @@ from affidavit.attestations.predicates import (
 )
 from affidavit.attestations.reference import ImageReference, canonical_image
 from affidavit.errors import InputError, PolicyError, UsageError
-from affidavit.policy import EffectivePolicy, PolicyIndex, RequestContext, evaluate
-from affidavit.policy.decision import Decision
-from affidavit.policy.explain import explain_decision, explain_policy
-from affidavit.policy.health import why_not_applied
-from affidavit.policy.model import KIND_EXCEPTION, KIND_POLICY, KIND_REGION
-from affidavit.policy.presets import UnmatchedImages
-from affidavit.policy.unmatched import unmatched_rule, unmatched_violation
 
-_KINDS = (KIND_POLICY, KIND_REGION, KIND_EXCEPTION)
+if TYPE_CHECKING:  # the policy engine (pydantic CRD models) is imported by explain only
+    from affidavit.policy import EffectivePolicy, PolicyIndex
 
 
 def _load_objects(files: list[Path]) -> dict[str, list[dict[str, Any]]]:
-    found: dict[str, list[dict[str, Any]]] = {k: [] for k in _KINDS}
+    from affidavit.policy.model import KIND_EXCEPTION, KIND_POLICY, KIND_REGION
+
+    found: dict[str, list[dict[str, Any]]] = {
+        k: [] for k in (KIND_POLICY, KIND_REGION, KIND_EXCEPTION)
+    }
     for path in files:
         try:
             docs = list(yaml.safe_load_all(path.read_text(encoding="utf-8")))
@@ -62,7 +60,7 @@ def _load_objects(files: list[Path]) -> dict[str, list[dict[str, Any]]]:
             else:
                 raise InputError(
                     f"policy file {path}: found kind {doc.get('kind')!r}; expected one of "
-                    + ", ".join(_KINDS)
+                    + ", ".join(found)
                 )
     return found
 
@@ -141,6 +139,8 @@ def _load_evidence(directory: Path, image: str, signer: str) -> ImageEvidence:
 def _explain_recorded(decision_id: str, ledger_url: str) -> None:
     """Print a decision the webhook recorded, from the ledger (what the denial points to)."""
     from affidavit.ledger import Ledger  # SQLAlchemy: only for the command that reads it
+    from affidavit.policy.decision import Decision
+    from affidavit.policy.explain import explain_decision
 
     record = Ledger(ledger_url, read_only=True).get(decision_id)
     if record is None:
@@ -163,6 +163,8 @@ def _explain_exceptions(
     now: datetime,
 ) -> None:
     """Each exception in ``namespace``: whether it would cover this workload's image, or why not."""
+    from affidavit.policy.health import why_not_applied
+
     mine = [e for e in index.exceptions if e.namespace == namespace]
     if not mine:
         return
@@ -188,6 +190,9 @@ def _explain_unmatched(
     setting: str,
 ) -> None:
     """No policy matches: say so, and what the webhook does with the image (unmatchedImages)."""
+    from affidavit.policy.presets import UnmatchedImages
+    from affidavit.policy.unmatched import unmatched_rule, unmatched_violation
+
     if setting not in ("Allow", "Warn", "Deny"):
         raise UsageError(f"--unmatched-images {setting!r} is not Allow, Warn or Deny")
     rule = unmatched_rule(
@@ -258,6 +263,10 @@ def explain(
 ) -> None:
     """Explain a recorded decision (--decision ID), or the effective policy for IMAGE with the
     source of each requirement (--policy FILE ...), replaying a decision with --evidence."""
+    from affidavit.policy import PolicyIndex, RequestContext, evaluate
+    from affidavit.policy.explain import explain_decision, explain_policy
+    from affidavit.policy.model import KIND_EXCEPTION, KIND_POLICY, KIND_REGION
+
     if decision_id is not None:
         if image is not None or policy:
             raise UsageError("--decision explains a recorded decision; drop IMAGE and --policy")
