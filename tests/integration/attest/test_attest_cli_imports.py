@@ -1,6 +1,7 @@
 """The CLI imports only what the command it runs uses: ``affidavit verify`` (its help, and a real
 verification against the real registry) loads neither the ledger's SQLAlchemy nor the webhook's
-web stack nor the operator's Kubernetes clients; starting them cost most of a verify's time.
+web stack nor the operator's Kubernetes clients nor the policy engine's CRD models; starting them
+cost most of a verify's time.
 Each check runs the CLI in a fresh interpreter, which then reports what it imported."""
 
 from __future__ import annotations
@@ -15,14 +16,23 @@ from attest_support import KeyPair, attest
 
 from affidavit.attestations.registry import ImageReference, RegistryClient
 
-#: Top-level packages a verify has no use for.
-HEAVY = ["fastapi", "kopf", "kubernetes", "sqlalchemy", "starlette", "uvicorn"]
+#: Packages (and Affidavit's own subpackages) a verify has no use for.
+HEAVY = [
+    "affidavit.policy",
+    "fastapi",
+    "kopf",
+    "kubernetes",
+    "sqlalchemy",
+    "starlette",
+    "uvicorn",
+]
 
 _PROBE = """
 import json, sys
 from affidavit.cli.main import main
 code = main(sys.argv[1:])
-loaded = sorted({m.split(".")[0] for m in sys.modules} & set(json.loads(HEAVY)))
+names = {m.split(".")[0] for m in sys.modules} | {".".join(m.split(".")[:2]) for m in sys.modules}
+loaded = sorted(names & set(json.loads(HEAVY)))
 print("LOADED " + json.dumps({"code": code, "heavy": loaded}))
 """
 
