@@ -8,18 +8,25 @@ ECDSA P-256 verify over the same PAE bytes), and the cost of the cached path tha
 takes for a digest it has seen (``EvidenceCache``).
 
 A real docker-registry is started in a temporary directory; N envelopes are attached to a sample
-image (both layouts) and fetched once. Run:
-``.venv/bin/python benchmarks/bench_verify.py [--envelopes N] [--rounds R]``.
+image (both layouts) and fetched once. Each predicate has the size ``collect`` writes for a
+real change range (``--predicate-bytes``, 19 KB by default: one entry per commit with its files),
+because verifying a 60-byte predicate hides what decoding and parsing a real payload cost. Last,
+whole processes: ``affidavit verify`` beside the real ``cosign verify-attestation`` (the one
+``make binaries`` builds) on an image with one attestation and on the image with N. Run:
+``.venv/bin/python benchmarks/bench_verify.py [--envelopes N] [--rounds R] [--predicate-bytes B]``.
 """
 
 from __future__ import annotations
 
 import argparse
 import base64
+import hashlib
 import json
+import os
 import shutil
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -27,6 +34,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
+import sigstore
 
 from affidavit.attestations.dsse import pae, sign_envelope
 from affidavit.attestations.evidence import KeySigner
@@ -77,10 +85,35 @@ def rate(label: str, count: int, rounds: int, work: Callable[[], object]) -> flo
     return per_second
 
 
+def provenance_of_size(i: int, size: int) -> dict[str, object]:
+    """An ai-provenance-shaped predicate of about ``size`` bytes of JSON."""
+    person = {"name": "Alice Example", "email": "alice@example.com"}
+    change = {
+        "commit": hashlib.sha1(str(i).encode()).hexdigest(),
+        "author": person,
+        "committer": person,
+        "authoredAt": "2026-11-28T10:00:00Z",
+        "committedAt": "2026-11-28T10:00:00Z",
+        "aiInvolvement": "assisted",
+        "evidence": ["trailer:Co-authored-by"],
+        "tools": [{"name": "claude-code", "model": "claude-sonnet-4"}],
+        "files": [
+            {"path": f"src/pkg/module_{k}.py", "tier": "standard", "linesAdded": 12}
+            for k in range(3)
+        ],
+    }
+    one = len(json.dumps(change))
+    return {
+        "summary": {"commits": i, "aiTouchedCommits": i // 2},
+        "changes": [change] * max(1, size // one),
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--envelopes", type=int, default=200)
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--predicate-bytes", type=int, default=19_000)
     args = parser.parse_args()
     n = args.envelopes
 
@@ -96,7 +129,7 @@ def main() -> None:
             envelopes = []
             print(f"attaching {n} envelopes (both layouts) to {image} ...")
             for i in range(n):
-                predicate = {"summary": {"commits": i, "aiTouchedCommits": i // 2}}
+                predicate = provenance_of_size(i, args.predicate_bytes)
                 statement = make_statement(image.name, digest, PREDICATE_TYPE, predicate)
                 envelope = sign_envelope(statement, signer)
                 envelopes.append(envelope)
@@ -168,6 +201,61 @@ def main() -> None:
                     }
                 )
             )
+            one = repository.with_digest(
+                push_sample_image(client, repository, {"app/one.py": b"1"}, "one")
+            )
+            statement = make_statement(one.name, str(one.digest), PREDICATE_TYPE, predicate)
+            attach(client, one, PREDICATE_TYPE, envelope=sign_envelope(statement, signer).to_json())
+            Path(keydir, "k.pub").write_bytes(public_pem)
+            whole_process(Path(keydir), {1: str(one), n: str(image)}, args.rounds)
+
+
+def whole_process(keydir: Path, images: dict[int, str], rounds: int) -> None:
+    """``affidavit verify`` against the real ``cosign verify-attestation``, whole processes."""
+    cosign = _cosign()
+    if cosign is None:
+        print("\ncosign not found (make binaries): the whole-process rows are skipped")
+        return
+    root = Path(sigstore.__file__).parent / "_store"
+    trusted_root = root / "https%3A%2F%2Ftuf-repo-cdn.sigstore.dev" / "trusted_root.json"
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(keydir)}
+    env["TUF_ROOT"] = str(keydir / "tuf")
+    print("\nwhole process, best of", rounds)
+    for count, image in images.items():
+        ours = [sys.executable, "-m", "affidavit.cli.main", "verify", image, "--key"]
+        theirs = [str(cosign), "verify-attestation", "--key", str(keydir / "k.pub")]
+        theirs += ["--insecure-ignore-tlog", "--type", PREDICATE_TYPE]
+        theirs += ["--allow-insecure-registry", "--trusted-root", str(trusted_root), image]
+        t_ours = _best(rounds, [*ours, str(keydir / "k.pub")], None)
+        t_cosign = _best(rounds, theirs, env)
+        print(
+            f"{count:>4} attestation(s): affidavit verify {t_ours * 1e3:8.1f} ms   "
+            f"cosign verify-attestation {t_cosign * 1e3:8.1f} ms   "
+            f"cosign/affidavit {t_cosign / t_ours:.2f}x"
+        )
+
+
+def _best(rounds: int, argv: list[str], env: dict[str, str] | None) -> float:
+    best = float("inf")
+    for _ in range(rounds):
+        start = time.perf_counter()
+        subprocess.run(argv, env=env, check=True, capture_output=True)
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+def _cosign() -> Path | None:
+    """The cosign that ``make binaries`` built (scripts/versions.env pins it), else one on PATH."""
+    pins = Path(__file__).resolve().parent.parent / "scripts" / "versions.env"
+    for line in pins.read_text().splitlines():
+        if line.startswith("COSIGN_VERSION="):
+            version = line.split("=", 1)[1].strip()
+            cache = Path(os.environ.get("AFFIDAVIT_CACHE_DIR", Path.home() / ".cache/affidavit"))
+            built = cache / "tools" / f"cosign-{version}" / "bin" / "cosign"
+            if built.exists():
+                return built
+    found = shutil.which("cosign")
+    return Path(found) if found else None
 
 
 if __name__ == "__main__":

@@ -7,7 +7,12 @@ its timeout (10 s by default); a slow webhook slows every deploy in the cluster.
 - the warm path: a Deployment whose images are pinned by digest and already verified (cache
   hits; no registry traffic), and the same by tag (one manifest HEAD per image per request);
 - the cold path: the first sight of a digest, with a real registry on loopback (resolve, fetch
-  both attestation layouts, verify the ECDSA signature, evaluate, write the ledger).
+  both attestation layouts, verify the ECDSA signature, evaluate, write the ledger);
+- under load: ``--connections C`` kept-alive HTTPS connections sending back to back, as the
+  kube-apiserver does when many writes arrive together; ``/healthz`` and a warm review at the
+  same concurrency, and their ratio. Every review's decision is durable in the ledger (SQLite,
+  ``synchronous=FULL``) before it is answered; concurrent decisions share commits. This client is
+  asyncio (uvloop when installed) over raw TLS streams, so that it is not the bottleneck.
 
 The server is a real ``affidavit webhook serve`` process (uvicorn, TLS, SQLite ledger) pinned to
 core 0 with ``taskset -c 0``; this client runs on core 1. Run:
@@ -17,6 +22,7 @@ core 0 with ``taskset -c 0``; this client runs on core 1. Run:
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import os
 import shutil
@@ -161,6 +167,13 @@ def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--requests", type=int, default=500)
     parser.add_argument("--cold", type=int, default=40)
+    parser.add_argument("--connections", type=int, default=16)
+    parser.add_argument(
+        "--server-python",
+        default=sys.executable,
+        help="the interpreter that runs the webhook (another checkout's venv: a before/after)",
+    )
+    parser.add_argument("--load", type=int, default=4000, help="requests per load row")
     args = parser.parse_args()
     if hasattr(os, "sched_setaffinity") and (os.cpu_count() or 1) > 1:
         os.sched_setaffinity(0, {1})
@@ -196,7 +209,7 @@ def main() -> int:
             port = _port()
             server = subprocess.Popen(
                 [
-                    "taskset", "-c", "0", sys.executable, "-m", "affidavit.cli.main",
+                    "taskset", "-c", "0", args.server_python, "-m", "affidavit.cli.main",
                     "webhook", "serve", "--tls-cert", str(cert), "--tls-key", str(tls_key),
                     "--host", "127.0.0.1", "--port", str(port), "--cluster-name", "bench",
                     "--region", "eu-west-1", "--ledger", f"sqlite:///{root / 'ledger.db'}",
@@ -215,6 +228,7 @@ def main() -> int:
                             pass
                         time.sleep(0.1)
                     run(http, url, host, warm, cold, args.requests)
+                run_load(port, ctx, review([f"{host}/app/svc0@{warm[0]}"], "load"), args)
             finally:
                 server.terminate()
                 server.wait(10)
@@ -247,6 +261,67 @@ def run(http: httpx.Client, url: str, host: str, warm: list[str], cold: list[str
         "cold, first sight of a digest (registry)",
         *measure(len(cold), lambda i: post(review([f"{host}/app/cold@{cold[i]}"], f"c{i}"))),
     )
+
+
+def run_load(port: int, ctx: ssl.SSLContext, body: bytes, args: argparse.Namespace) -> None:
+    """The load rows: ``/healthz`` and a warm review over the same number of connections."""
+    try:
+        import uvloop
+
+        runner: Callable[[Any], Any] = uvloop.run
+    except ImportError:
+        runner = asyncio.run
+    health = b"GET /healthz HTTP/1.1\r\nhost: bench\r\n\r\n"
+    validate = (
+        b"POST /validate HTTP/1.1\r\nhost: bench\r\ncontent-type: application/json\r\n"
+        + f"content-length: {len(body)}\r\n\r\n".encode()
+        + body
+    )
+    c, n = args.connections, args.load
+    print(f"\nunder load: {c} kept-alive connections, {n} requests per row")
+    runner(_load(port, ctx, health, b"ok", c, n // 4))  # warm-up
+    floor = runner(_load(port, ctx, health, b"ok", c, n))
+    report(f"GET /healthz, {c} connections", *floor)
+    runner(_load(port, ctx, validate, b'"allowed":true', c, n // 4))
+    warm = runner(_load(port, ctx, validate, b'"allowed":true', c, n))
+    report(f"warm review (ledger durable), {c} connections", *warm)
+    lat_h, lat_w = sorted(floor[1]), sorted(warm[1])
+    print(
+        f"review / healthz: throughput {n / warm[0] / (n / floor[0]):.2f}x, "
+        f"p50 {statistics.median(lat_w) / statistics.median(lat_h):.2f}x, "
+        f"p99 {_p99(lat_w) / _p99(lat_h):.2f}x"
+    )
+
+
+def _p99(lat: list[float]) -> float:
+    return lat[min(len(lat) - 1, int(len(lat) * 0.99))]
+
+
+async def _load(
+    port: int, ctx: ssl.SSLContext, request: bytes, expect: bytes, conns: int, total: int
+) -> tuple[float, list[float]]:
+    latencies: list[float] = []
+
+    async def worker(count: int) -> None:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port, ssl=ctx)
+        try:
+            for _ in range(count):
+                t = time.perf_counter()
+                writer.write(request)
+                head = await reader.readuntil(b"\r\n\r\n")
+                length = 0
+                for line in head.split(b"\r\n"):
+                    if line.lower().startswith(b"content-length:"):
+                        length = int(line.split(b":", 1)[1])
+                body = await reader.readexactly(length)
+                latencies.append(time.perf_counter() - t)
+                assert head.startswith(b"HTTP/1.1 200") and expect in body, head + body
+        finally:
+            writer.close()
+
+    start = time.perf_counter()
+    await asyncio.gather(*(worker(total // conns) for _ in range(conns)))
+    return time.perf_counter() - start, latencies
 
 
 def _ok(r: httpx.Response) -> None:

@@ -5,6 +5,12 @@ exhaust memory before we refuse it), runs the blocking judgement off the event l
 anything unexpected into a denial for that request, never into a 500 the apiserver would report
 as a broken webhook. With ``client_auth``, only the kube-apiserver's client certificate reaches
 anything but the probes and metrics (see ``client_auth``).
+
+The three paths every admission and every probe takes (``POST /validate``, ``POST /mutate``,
+``GET /healthz``) are plain ASGI in front of the FastAPI app, which serves the rest (readiness,
+metrics, and the 404/405 answers): FastAPI's routing and middleware layers cost as much CPU per
+request as the TLS floor itself (``benchmarks/bench_webhook.py``), on the one event loop that
+every connection shares.
 """
 
 from __future__ import annotations
@@ -15,10 +21,18 @@ import threading
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI, Request, Response
+from fastapi import FastAPI, Response
 from starlette.concurrency import run_in_threadpool
 
-from affidavit.admission.client_auth import ClientAuth, RequireClientCert, caller_of
+from affidavit.admission.client_auth import (
+    ASGIApp,
+    ClientAuth,
+    Receive,
+    RequireClientCert,
+    Scope,
+    Send,
+    caller_of,
+)
 from affidavit.admission.decide import Answer, Webhook, sniff_uid
 from affidavit.admission.decisions_api import PREFIX as DECISIONS_PREFIX
 from affidavit.admission.decisions_api import add_decision_routes
@@ -30,12 +44,19 @@ log = logging.getLogger("affidavit.admission")
 _HEAD_KEEP = 65536
 
 
-def _json(answer: Answer) -> Response:
-    return Response(
-        content=json.dumps(answer.body, separators=(",", ":")),
-        status_code=answer.status,
-        media_type="application/json",
-    )
+_JSON = b"application/json"
+_TEXT = b"text/plain; charset=utf-8"
+
+
+async def _respond(send: Send, status: int, body: bytes, content_type: bytes) -> None:
+    headers = [(b"content-type", content_type), (b"content-length", str(len(body)).encode())]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+async def _respond_json(send: Send, answer: Answer) -> None:
+    body = json.dumps(answer.body, separators=(",", ":")).encode()
+    await _respond(send, answer.status, body, _JSON)
 
 
 def create_app(
@@ -44,8 +65,8 @@ def create_app(
     flush_interval: float = 2.0,
     client_auth: ClientAuth | None = None,
     decisions_api: bool = False,
-) -> FastAPI:
-    """The FastAPI app; starts the policy source and the ledger flusher with the server.
+) -> ASGIApp:
+    """The ASGI app; starts the policy source and the ledger flusher with the server.
 
     ``decisions_api``: also serve the ledger read-only at ``/decisions`` (see ``decisions_api``).
     """
@@ -76,29 +97,28 @@ def create_app(
             webhook.policy.stop()
             webhook.close()
 
-    app = FastAPI(
+    api = FastAPI(
         title="affidavit admission webhook",
         lifespan=lifespan,
         docs_url=None,
         redoc_url=None,
         openapi_url=None,
     )
-    if client_auth is not None:
-        app.add_middleware(
-            RequireClientCert,
-            auth=client_auth,
-            on_refused=webhook.metrics.unauthenticated.inc,
-            open_prefixes=(DECISIONS_PREFIX,) if decisions_api else (),
-        )
     if decisions_api:
-        add_decision_routes(app, lambda: webhook.ledger.ledger if webhook.ledger else None)
+        add_decision_routes(api, lambda: webhook.ledger.ledger if webhook.ledger else None)
     limit = webhook.judge.max_body_bytes
 
-    async def answer(request: Request, handle: Callable[[bytes], Answer]) -> Response:
+    async def answer(receive: Receive, send: Send, handle: Callable[[bytes], Answer]) -> None:
         chunks: list[bytes] = []
         size = 0
         head = b""
-        async for chunk in request.stream():
+        more = True
+        while more:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return  # the client went away: nobody to answer
+            chunk = message.get("body", b"")
+            more = message.get("more_body", False)
             size += len(chunk)
             if size <= limit:
                 chunks.append(chunk)
@@ -106,34 +126,41 @@ def create_app(
                 head = (b"".join(chunks) + chunk)[:_HEAD_KEEP]
                 chunks = []
         if size > limit:
-            return _json(webhook.too_large(head or b"".join(chunks)[:_HEAD_KEEP], size))
+            too_large = webhook.too_large(head or b"".join(chunks)[:_HEAD_KEEP], size)
+            await _respond_json(send, too_large)
+            return
         body = b"".join(chunks)
         try:
-            answer = await run_in_threadpool(handle, body)
+            result = await run_in_threadpool(handle, body)
         except Exception as e:  # a bug answers as a denial for this request, not a 500
             log.exception("admission review crashed")
             uid = sniff_uid(body)
-            message = f"internal error in the affidavit webhook ({type(e).__name__}); denied"
+            message_text = f"internal error in the affidavit webhook ({type(e).__name__}); denied"
             if uid is None:
-                return Response(json.dumps({"error": message}), 400, media_type="application/json")
-            return _json(Answer(200, review_response(uid, allowed=False, message=message)))
-        return _json(answer)
+                error = json.dumps({"error": message_text}).encode()
+                await _respond(send, 400, error, _JSON)
+                return
+            denial = review_response(uid, allowed=False, message=message_text)
+            result = Answer(200, denial)
+        await _respond_json(send, result)
 
-    @app.post("/validate")
-    async def validate(request: Request) -> Response:
-        caller = caller_of(request.scope, client_auth)
-        return await answer(request, lambda body: webhook.handle(body, caller))
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            path, method = scope["path"], scope["method"]
+            if path == "/validate" and method == "POST":
+                caller = caller_of(scope, client_auth)
+                await answer(receive, send, lambda body: webhook.handle(body, caller))
+                return
+            if path == "/mutate" and method == "POST":
+                # Pin a Pod's tags to the digests that were verified (affidavit.admission.pin).
+                await answer(receive, send, pinner.handle)
+                return
+            if path == "/healthz" and method == "GET":
+                await _respond(send, 200, b"ok\n", _TEXT)
+                return
+        await api(scope, receive, send)  # readiness, metrics, lifespan, 404 and 405
 
-    @app.post("/mutate")
-    async def mutate(request: Request) -> Response:
-        """Pin a Pod's tags to the digests that were verified (see ``affidavit.admission.pin``)."""
-        return await answer(request, pinner.handle)
-
-    @app.get("/healthz")
-    async def healthz() -> Response:
-        return Response("ok\n", media_type="text/plain")
-
-    @app.get("/readyz")
+    @api.get("/readyz")
     async def readyz() -> Response:
         problem = webhook.policy.problem()
         index = webhook.policy.current()
@@ -143,10 +170,17 @@ def create_app(
         # The digest lets a rollout or a test wait for *this* index, not for any index.
         return Response(f"ok: policy index {index.digest}\n", media_type="text/plain")
 
-    @app.get("/metrics")
+    @api.get("/metrics")
     async def metrics() -> Response:
         return Response(
             webhook.metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8"
         )
 
-    return app
+    if client_auth is None:
+        return app
+    return RequireClientCert(
+        app,
+        auth=client_auth,
+        on_refused=webhook.metrics.unauthenticated.inc,
+        open_prefixes=(DECISIONS_PREFIX,) if decisions_api else (),
+    )

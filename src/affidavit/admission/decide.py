@@ -238,6 +238,14 @@ class Webhook:
             )
             if eff is None or image in jobs:
                 continue  # no policy covers this image: nothing to fetch
+            cached = self.resolver.cached(
+                image, eff.signers, index=index, namespace=req.namespace, pull_secrets=pull_secrets
+            )
+            if cached is not None:  # answered from the cache: no lookup thread, no I/O
+                done: Future[Outcome] = Future()
+                done.set_result(cached)
+                jobs[image] = done
+                continue
             lookup = partial(
                 self.resolver.outcome,
                 image,

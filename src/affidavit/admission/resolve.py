@@ -23,12 +23,13 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Protocol
 
 from affidavit.admission.registries import RegistryTrust, registry_host
 from affidavit.attestations.evidence import ImageEvidence, TrustedSigner
+from affidavit.attestations.reference import ImageReference
 from affidavit.attestations.registry import (
     BudgetExceededError,
     Credentials,
@@ -212,6 +213,42 @@ class EvidenceResolver:
         client = self.client(self.credentials(namespace, pull_secrets))
         found = self.cache.lookup(client, image, signers, predicate_types=self._predicate_types)
         return Lookup(image, found.digest, found.evidence, found.result)
+
+    def cached(
+        self,
+        image: str,
+        signers: Sequence[TrustedSigner],
+        *,
+        index: PolicyIndex,
+        namespace: str,
+        pull_secrets: Sequence[str] = (),
+    ) -> Lookup | None:
+        """What ``outcome`` would answer from the cache alone, or None when it needs I/O.
+
+        Only for an image pinned by digest, on a registry the webhook contacts, whose pull
+        secrets (if any) are cached and whose evidence is cached and fresh: then ``outcome``
+        contacts nothing either, and the request need not queue for a lookup thread.
+        """
+        try:
+            ref = ImageReference.parse(image)
+        except InputError:
+            return None
+        if ref.digest is None or not self.trust.permits(ref.registry, index):
+            return None
+        if pull_secrets:
+            now = self._clock()
+            with self._lock:
+                for name in pull_secrets:
+                    cached = self._creds.get((namespace, name))
+                    if cached is None or cached[0] <= now:
+                        return None
+        key = self.cache.key(ref.digest, signers, self._predicate_types, ref.name)
+        evidence = self.cache.get(key, count_miss=False)
+        if evidence is None:
+            return None
+        if evidence.image != image:
+            evidence = replace(evidence, image=image)
+        return Lookup(image, ref.digest, evidence, "hit" if evidence.verified else "negative_hit")
 
     def outcome(
         self,

@@ -29,6 +29,7 @@ from __future__ import annotations
 import ipaddress
 import re
 from dataclasses import dataclass, replace
+from functools import lru_cache
 
 from affidavit.errors import InputError
 
@@ -143,7 +144,14 @@ class ImageReference:
 
     @classmethod
     def parse(cls, text: str) -> ImageReference:
-        """Parse ``[host[:port]/]repo[:tag][@sha256:...]`` into its canonical form."""
+        """Parse ``[host[:port]/]repo[:tag][@sha256:...]`` into its canonical form.
+
+        Pure and asked about the same few images on every admission: answers are cached
+        (bounded; an invalid reference is refused every time, never cached)."""
+        return _parse(text) if cls is ImageReference else cls._parse(text)
+
+    @classmethod
+    def _parse(cls, text: str) -> ImageReference:
         ref = text.strip()
         if not ref:
             raise InputError("the image reference is empty", hint=_REF_HINT)
@@ -243,3 +251,8 @@ def canonical_glob(pattern: str) -> str:
     if host == DOCKER_HUB and "/" not in rest and rest[:1] not in _GLOB_CHARS:
         rest = f"{OFFICIAL_NAMESPACE}/{rest}"
     return f"{host}/{rest}"
+
+
+@lru_cache(maxsize=4096)
+def _parse(text: str) -> ImageReference:
+    return ImageReference._parse(text)

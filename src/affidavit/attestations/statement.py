@@ -19,6 +19,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from affidavit.attestations.exact_json import loads_exact
 from affidavit.errors import InputError, VerificationError
 
 INTOTO_STATEMENT_V1 = "https://in-toto.io/Statement/v1"
@@ -89,7 +90,7 @@ def parse_statement(payload: bytes) -> Statement:
     """Parse and check a DSSE payload as an in-toto Statement (v1, or cosign's v0.1)."""
     prefix = "statement is not an in-toto Statement v1: "
     try:
-        document = json.loads(payload)
+        document = loads_exact(payload)
     except (ValueError, UnicodeDecodeError) as e:
         raise VerificationError(prefix + f"not valid JSON ({e})") from e
     if not isinstance(document, dict):

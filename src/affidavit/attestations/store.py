@@ -11,9 +11,13 @@ blob whatever layout it came from.
 
 from __future__ import annotations
 
+import contextvars
 import json
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
+from functools import partial
+from typing import Any, TypeVar, cast
 
 from affidavit.attestations.dsse import DSSE_MEDIA_TYPE
 from affidavit.attestations.evidence import Storage
@@ -24,10 +28,15 @@ from affidavit.attestations.registry import (
     BodyTooLargeError,
     ContentError,
     ImageReference,
+    Manifest,
     RegistryClient,
     sha256_digest,
 )
 from affidavit.errors import InputError
+
+T = TypeVar("T")
+#: Registry requests one fetch sends at once (over the client's kept-alive connections).
+FETCH_WORKERS = 8
 
 BUNDLE_MEDIA_TYPE = "application/vnd.dev.sigstore.bundle.v0.3+json"
 COSIGN_CONFIG_MEDIA_TYPE = "application/vnd.oci.image.config.v1+json"
@@ -268,29 +277,34 @@ def _read_layer(
     return FetchedAttestation(storage, media_type, digest, predicate_type, data)
 
 
-def _cosign_layers(
-    client: RegistryClient, image: ImageReference, digest: str, limit: int
-) -> list[FetchedAttestation]:
-    manifest = client.find_manifest(image.with_tag(cosign_tag(digest)))
-    if manifest is None:
-        return []
-    found = []
-    for layer in manifest.json().get("layers") or []:
+def _parallel(calls: Sequence[Callable[[], T]]) -> list[T]:
+    """Run independent registry calls at once (at most ``FETCH_WORKERS``); results in order.
+
+    Each runs in a copy of the caller's context, so the webhook's registry deadline (a context
+    variable) bounds them as it bounds the caller; the first failure in order is raised.
+    """
+    if len(calls) <= 1:
+        return [call() for call in calls]
+    with ThreadPoolExecutor(max_workers=min(FETCH_WORKERS, len(calls))) as pool:
+        futures = [pool.submit(contextvars.copy_context().run, call) for call in calls]
+        return [f.result() for f in futures]
+
+
+def _cosign_layers(manifest: Manifest | None) -> list[tuple[Storage, dict[str, Any], str | None]]:
+    found: list[tuple[Storage, dict[str, Any], str | None]] = []
+    for layer in (manifest.json().get("layers") or []) if manifest is not None else []:
         if isinstance(layer, dict) and layer.get("mediaType") == DSSE_MEDIA_TYPE:
             annotations = layer.get("annotations") or {}
-            kind = annotations.get(ANNOTATION_PREDICATE_TYPE)
-            found.append(_read_layer(client, image, "cosign-tag", layer, kind, limit))
+            found.append(("cosign-tag", layer, annotations.get(ANNOTATION_PREDICATE_TYPE)))
     return found
 
 
 def _referrer_descriptors(
-    client: RegistryClient, image: ImageReference, digest: str
+    api: dict[str, Any] | None, tagged: Manifest | None
 ) -> list[tuple[Storage, dict[str, Any]]]:
     """Bundle referrers from the referrers API and from the fallback tag index, deduplicated."""
     found: list[tuple[Storage, dict[str, Any]]] = []
     seen: set[str] = set()
-    api = client.referrers(image, digest)
-    tagged = client.find_manifest(image.with_tag(index_tag(digest)))
     sources: list[tuple[Storage, dict[str, Any] | None]] = [
         ("referrer", api),
         ("tag-index", tagged.json() if tagged else None),
@@ -306,35 +320,61 @@ def _referrer_descriptors(
     return found
 
 
-def _bundle_layers(
-    client: RegistryClient, image: ImageReference, digest: str, limit: int
-) -> list[FetchedAttestation]:
-    found = []
-    for storage, entry in _referrer_descriptors(client, image, digest):
-        entry_digest = str(entry.get("digest", ""))
-        try:
-            manifest = client.get_manifest(image.with_digest(entry_digest)).json()
-        except ContentError as e:
-            found.append(
-                FetchedAttestation(storage, OCI_MANIFEST, entry_digest, None, None, e.message)
-            )
-            continue
-        annotations = manifest.get("annotations") or {}
-        kind = annotations.get(ANNOTATION_BUNDLE_PREDICATE_TYPE)
-        if (manifest.get("subject") or {}).get("digest") != digest:
-            continue  # listed for another image: not evidence about this one
-        for layer in manifest.get("layers") or []:
-            if isinstance(layer, dict) and layer.get("mediaType") == BUNDLE_MEDIA_TYPE:
-                found.append(_read_layer(client, image, storage, layer, kind, limit))
-    return found
+def _bundle_manifest(
+    client: RegistryClient, image: ImageReference, storage: Storage, entry: dict[str, Any]
+) -> dict[str, Any] | FetchedAttestation:
+    entry_digest = str(entry.get("digest", ""))
+    try:
+        manifest: dict[str, Any] = client.get_manifest(image.with_digest(entry_digest)).json()
+    except ContentError as e:
+        return FetchedAttestation(storage, OCI_MANIFEST, entry_digest, None, None, e.message)
+    return manifest
 
 
 def fetch(
     client: RegistryClient, image: ImageReference, *, max_layer_bytes: int = DEFAULT_MAX_BYTES
 ) -> list[FetchedAttestation]:
-    """Every envelope (cosign tag) and bundle (referrers, tag index) stored beside ``image``."""
+    """Every envelope (cosign tag) and bundle (referrers, tag index) stored beside ``image``.
+
+    Requests that do not depend on each other go out together over the client's kept-alive
+    connections: the three listings, then the bundles' manifests, then every layer.
+    """
     if image.digest is None:
         raise InputError(f"image {image} has no digest; resolve it first")
-    return _cosign_layers(client, image, image.digest, max_layer_bytes) + _bundle_layers(
-        client, image, image.digest, max_layer_bytes
+    digest = image.digest
+    cosign, api, tagged = _parallel(
+        [
+            lambda: client.find_manifest(image.with_tag(cosign_tag(digest))),
+            lambda: client.referrers(image, digest),
+            lambda: client.find_manifest(image.with_tag(index_tag(digest))),
+        ]
     )
+    layers = _cosign_layers(cast("Manifest | None", cosign))
+    entries = _referrer_descriptors(
+        cast("dict[str, Any] | None", api), cast("Manifest | None", tagged)
+    )
+    manifests = _parallel(
+        [partial(_bundle_manifest, client, image, storage, entry) for storage, entry in entries]
+    )
+    # In the order the sequential walk had: cosign layers, then each bundle's (or its failure).
+    slots: list[tuple[Storage, dict[str, Any], str | None] | FetchedAttestation] = list(layers)
+    for (storage, _), manifest in zip(entries, manifests, strict=True):
+        if isinstance(manifest, FetchedAttestation):
+            slots.append(manifest)
+            continue
+        if (manifest.get("subject") or {}).get("digest") != digest:
+            continue  # listed for another image: not evidence about this one
+        kind = (manifest.get("annotations") or {}).get(ANNOTATION_BUNDLE_PREDICATE_TYPE)
+        for layer in manifest.get("layers") or []:
+            if isinstance(layer, dict) and layer.get("mediaType") == BUNDLE_MEDIA_TYPE:
+                slots.append((storage, layer, kind))
+    read = iter(
+        _parallel(
+            [
+                partial(_read_layer, client, image, slot[0], slot[1], slot[2], max_layer_bytes)
+                for slot in slots
+                if not isinstance(slot, FetchedAttestation)
+            ]
+        )
+    )
+    return [slot if isinstance(slot, FetchedAttestation) else next(read) for slot in slots]

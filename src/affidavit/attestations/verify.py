@@ -52,10 +52,20 @@ class _Checked:
 
 
 def _identity(envelope: Envelope) -> str:
-    """Same payload, type and signatures = the same attestation, whichever layout holds it."""
-    sigs = sorted(s.sig for s in envelope.signatures)
-    key = json.dumps([envelope.payload_type, envelope.payload, sigs]).encode()
-    return hashlib.sha256(key).hexdigest()
+    """Same payload, type and signatures = the same attestation, whichever layout holds it.
+
+    Each part is hashed after its length, so no two lists of parts hash alike (and a payload
+    of tens of KB is not copied into a JSON text first)."""
+    h = hashlib.sha256()
+    for part in (
+        envelope.payload_type,
+        envelope.payload,
+        *sorted(s.sig for s in envelope.signatures),
+    ):
+        data = part.encode()
+        h.update(b"%d:" % len(data))
+        h.update(data)
+    return h.hexdigest()
 
 
 def _bundle_envelope(data: bytes, max_bytes: int) -> tuple[Envelope, bool]:
@@ -89,20 +99,17 @@ class _Verifier:
         self.keys: list[Verifier] = [verifier_for(s) for s in signers if isinstance(s, KeySigner)]
         self.keyless = [s for s in signers if isinstance(s, KeylessSigner)]
 
-    def check(self, item: FetchedAttestation, max_bytes: int) -> tuple[Envelope, VerifiedPayload]:
+    def check(self, item: FetchedAttestation, envelope: Envelope, keyless: bool) -> VerifiedPayload:
+        """Verify ``envelope``, parsed once from ``item`` (a bundle's: ``keyless`` if it is)."""
         assert item.data is not None
-        if item.media_type == BUNDLE_MEDIA_TYPE:
-            envelope, keyless = _bundle_envelope(item.data, max_bytes)
-            if keyless:
-                return envelope, self._keyless(item.data)
-        else:
-            envelope = parse_envelope(item.data, max_bytes=max_bytes)
+        if keyless:
+            return self._keyless(item.data)
         if not self.keys:
             raise VerificationError(
                 "the envelope is signed with a key and no trusted keys were given",
                 hint="pass the signer's public key (--key PUB)",
             )
-        return envelope, verify_envelope(envelope, self.keys)
+        return verify_envelope(envelope, self.keys)
 
     def _keyless(self, data: bytes) -> VerifiedPayload:
         if not self.keyless:
@@ -145,14 +152,15 @@ def _check_item(
         return reject(item.problem or "attestation layer could not be read")
     identity: str | None = None
     try:
+        keyless = False
         if item.media_type == BUNDLE_MEDIA_TYPE:
-            envelope, _ = _bundle_envelope(item.data, max_bytes)
+            envelope, keyless = _bundle_envelope(item.data, max_bytes)
         else:
             envelope = parse_envelope(item.data, max_bytes=max_bytes)
         identity = _identity(envelope)
         if identity in done:  # the same envelope already verified from the other layout
             return _Checked(identity, None, None)
-        _, payload = trusted.check(item, max_bytes)
+        payload = trusted.check(item, envelope, keyless)
         statement = parse_statement(payload.payload)
         if not statement.is_about(digest):
             named = ", ".join(sorted(statement.subject_digests())) or "without a sha256 digest"
@@ -331,14 +339,17 @@ class EvidenceCache:
         between repositories (the same image pushed twice carries each one's attestations)."""
         return f"{repository}@{digest}|{signers_digest(signers, predicate_types)}"
 
-    def get(self, key: str) -> ImageEvidence | None:
+    def get(self, key: str, *, count_miss: bool = True) -> ImageEvidence | None:
+        """The fresh entry for ``key``; ``count_miss=False``: a peek whose miss is looked up
+        (and counted) next."""
         with self._lock:
             entry = self._entries.get(key)
             if entry is not None and entry.expires <= self._clock():
                 del self._entries[key]
                 entry = None
             if entry is None:
-                self.misses += 1
+                if count_miss:
+                    self.misses += 1
                 return None
             self._entries.move_to_end(key)
             self.hits += 1

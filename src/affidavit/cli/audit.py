@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 import yaml
@@ -21,19 +21,12 @@ from affidavit.attestations.evidence import ImageEvidence, KeySigner
 from affidavit.attestations.reference import ImageReference
 from affidavit.attestations.registry import RegistryClient
 from affidavit.attestations.verify import verify_digest
-from affidavit.audit.pack import build_pack, check_period, write_pack
-from affidavit.audit.render import RENDERERS
-from affidavit.audit.report import (
-    ExceptionDetail,
-    ai_touched_from_evidence,
-    exception_details,
-    report_from_ledger,
-)
 from affidavit.cli.options import CheckpointsOpt, LedgerPublicKeyOpt, check_order
 from affidavit.errors import AffidavitError, InputError, LedgerError, UsageError
-from affidavit.ledger import Ledger, LedgerRecord
-from affidavit.ledger.checkpoint import load_checkpoints
-from affidavit.policy.decision import Decision
+
+if TYPE_CHECKING:  # the ledger (SQLAlchemy) is imported by the commands that read it
+    from affidavit.audit.report import ExceptionDetail
+    from affidavit.ledger import LedgerRecord
 
 audit_app = typer.Typer(
     help="Coverage reports and evidence packs from the decision ledger.", no_args_is_help=True
@@ -93,6 +86,8 @@ def _required(value: str, flag: str) -> datetime:
 
 
 def _exceptions(path: Path | None) -> dict[str, ExceptionDetail] | None:
+    from affidavit.audit.report import exception_details
+
     if path is None:
         return None
     try:
@@ -109,6 +104,9 @@ def _exceptions(path: Path | None) -> dict[str, ExceptionDetail] | None:
 def _ai_touched(
     records: list[LedgerRecord], keys: list[Path] | None, insecure: list[str] | None
 ) -> dict[str, bool] | None:
+    from affidavit.audit.report import ai_touched_from_evidence
+    from affidavit.policy.decision import Decision
+
     if not keys:
         return None
     signers = []
@@ -193,6 +191,11 @@ def report(
 ) -> None:
     """Coverage over a period: outcomes per region/cluster/namespace, evidence, AI-touched
     workloads, exceptions, top violated rules and controls, and the hash-chain verdict."""
+    from affidavit.audit.render import RENDERERS
+    from affidavit.audit.report import report_from_ledger
+    from affidavit.ledger import Ledger
+    from affidavit.ledger.checkpoint import load_checkpoints
+
     if fmt not in RENDERERS:
         raise UsageError(
             f"--format {fmt!r} is not one of json, markdown, html", hint="use --format html"
@@ -240,6 +243,10 @@ def pack(
 ) -> None:
     """A deterministic evidence pack (.zip): report in three formats, the period's ledger rows
     as stored, MANIFEST.json, SHA256SUMS and a README on verifying them with standard tools."""
+    from affidavit.audit.pack import build_pack, check_period, write_pack
+    from affidavit.ledger import Ledger
+    from affidavit.ledger.checkpoint import load_checkpoints
+
     start, end = _required(since, "--since"), _required(until, "--until")
     check_period(start, end)
     signed = load_checkpoints(ledger_public_key, checkpoints)

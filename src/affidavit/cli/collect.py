@@ -11,7 +11,6 @@ from typing import Annotated
 
 import typer
 
-from affidavit.attestations.collect import collect_provenance, load_registry
 from affidavit.cli import collect_review
 from affidavit.errors import UsageError
 
@@ -46,6 +45,8 @@ def provenance(
     ] = None,
 ) -> None:
     """Print the ai-provenance/v1 predicate for the commits in BASE..HEAD."""
+    from affidavit.attestations.collect import collect_provenance, load_registry
+
     registry = load_registry(tools)
     predicate = collect_provenance(repo, base, head, tools=registry, tiers_file=tiers)
     text = predicate.model_dump_json(by_alias=True, exclude_none=True, indent=2) + "\n"

@@ -9,16 +9,14 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from affidavit.attestations.collect.reviews import load_agent_identities
-from affidavit.attestations.collect.reviews_github import collect_github_review
-from affidavit.attestations.collect.reviews_gitlab import collect_gitlab_review
-from affidavit.attestations.collect.reviews_trailers import collect_trailer_review
-from affidavit.attestations.predicates.review import CodeReview
 from affidavit.errors import UsageError
+
+if TYPE_CHECKING:  # the collectors are imported by the command that runs them
+    from affidavit.attestations.predicates.review import CodeReview
 
 _SOURCES = (
     "--github-pr PR.json --github-reviews REVIEWS.json --github-commits COMMITS.json, "
@@ -100,6 +98,11 @@ def review(
     if len(modes) != 1:
         found = " and ".join(modes) if modes else "no source"
         raise UsageError(f"collect review needs exactly one source, got {found}", hint=_SOURCES)
+    from affidavit.attestations.collect.reviews import load_agent_identities
+    from affidavit.attestations.collect.reviews_github import collect_github_review
+    from affidavit.attestations.collect.reviews_gitlab import collect_gitlab_review
+    from affidavit.attestations.collect.reviews_trailers import collect_trailer_review
+
     agents = load_agent_identities(tools)
     predicate: CodeReview
     if modes[0] == "GitHub":

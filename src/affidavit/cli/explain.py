@@ -11,7 +11,7 @@ import json
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any, cast
+from typing import TYPE_CHECKING, Annotated, Any, cast
 
 import typer
 import yaml
@@ -27,20 +27,17 @@ from affidavit.attestations.predicates import (
 )
 from affidavit.attestations.reference import ImageReference, canonical_image
 from affidavit.errors import InputError, PolicyError, UsageError
-from affidavit.ledger import Ledger
-from affidavit.policy import EffectivePolicy, PolicyIndex, RequestContext, evaluate
-from affidavit.policy.decision import Decision
-from affidavit.policy.explain import explain_decision, explain_policy
-from affidavit.policy.health import why_not_applied
-from affidavit.policy.model import KIND_EXCEPTION, KIND_POLICY, KIND_REGION
-from affidavit.policy.presets import UnmatchedImages
-from affidavit.policy.unmatched import unmatched_rule, unmatched_violation
 
-_KINDS = (KIND_POLICY, KIND_REGION, KIND_EXCEPTION)
+if TYPE_CHECKING:  # the policy engine (pydantic CRD models) is imported by explain only
+    from affidavit.policy import EffectivePolicy, PolicyIndex
 
 
 def load_objects(files: list[Path]) -> dict[str, list[dict[str, Any]]]:
-    found: dict[str, list[dict[str, Any]]] = {k: [] for k in _KINDS}
+    from affidavit.policy.model import KIND_EXCEPTION, KIND_POLICY, KIND_REGION
+
+    found: dict[str, list[dict[str, Any]]] = {
+        k: [] for k in (KIND_POLICY, KIND_REGION, KIND_EXCEPTION)
+    }
     for path in files:
         try:
             docs = list(yaml.safe_load_all(path.read_text(encoding="utf-8")))
@@ -72,7 +69,7 @@ def load_objects(files: list[Path]) -> dict[str, list[dict[str, Any]]]:
             else:
                 raise InputError(
                     f"policy file {path}: found kind {doc.get('kind')!r}; expected one of "
-                    + ", ".join(_KINDS)
+                    + ", ".join(found)
                 )
     return found
 
@@ -158,7 +155,12 @@ def explain_recorded(
 ) -> None:
     """Print a decision the webhook recorded (what the denial points to): from the ledger
     database with ``--ledger``, else from the cluster's decisions API with the kubeconfig."""
+    from affidavit.policy.decision import Decision
+    from affidavit.policy.explain import explain_decision
+
     if ledger_url is not None:
+        from affidavit.ledger import Ledger  # SQLAlchemy: only for the command that reads it
+
         record = Ledger(ledger_url, read_only=True).get(decision_id)
         if record is None:
             raise UsageError(
@@ -192,6 +194,8 @@ def _explain_exceptions(
     now: datetime,
 ) -> None:
     """Each exception in ``namespace``: whether it would cover this workload's image, or why not."""
+    from affidavit.policy.health import why_not_applied
+
     mine = [e for e in index.exceptions if e.namespace == namespace]
     if not mine:
         return
@@ -217,6 +221,9 @@ def explain_unmatched(
     setting: str,
 ) -> None:
     """No policy matches: say so, and what the webhook does with the image (unmatchedImages)."""
+    from affidavit.policy.presets import UnmatchedImages
+    from affidavit.policy.unmatched import unmatched_rule, unmatched_violation
+
     if setting not in ("Allow", "Warn", "Deny"):
         raise UsageError(f"--unmatched-images {setting!r} is not Allow, Warn or Deny")
     rule = unmatched_rule(
@@ -310,6 +317,10 @@ def explain(
     --decision ID reads the record through the cluster's decisions API with your kubeconfig
     (or from --ledger URL); IMAGE with --policy FILE shows each requirement and the policy
     behind it, and --evidence DIR replays the decision."""
+    from affidavit.policy import PolicyIndex, RequestContext, evaluate
+    from affidavit.policy.explain import explain_decision, explain_policy
+    from affidavit.policy.model import KIND_EXCEPTION, KIND_POLICY, KIND_REGION
+
     if decision_id is not None:
         if image is not None or policy:
             raise UsageError("--decision explains a recorded decision; drop IMAGE and --policy")

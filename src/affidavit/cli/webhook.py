@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated, cast
+from typing import TYPE_CHECKING, Annotated, cast
 
 import typer
 
@@ -18,10 +18,9 @@ from affidavit import defaults
 from affidavit.attestations.reference import ImageReference
 from affidavit.cli.options import OUTCOMES, CheckpointsOpt, LedgerPublicKeyOpt, check_order
 from affidavit.errors import LedgerError, UsageError
-from affidavit.ledger import Ledger, LedgerRecord
-from affidavit.ledger.checkpoint import load_checkpoints
-from affidavit.policy.decision import Decision
-from affidavit.policy.messages import plural
+
+if TYPE_CHECKING:  # the ledger (SQLAlchemy) is imported by the commands that read it
+    from affidavit.ledger import LedgerRecord
 
 webhook_app = typer.Typer(help="Run the admission webhook.", no_args_is_help=True)
 decisions_app = typer.Typer(help="Read and verify the decision ledger.", no_args_is_help=True)
@@ -281,6 +280,8 @@ def _canonical_query(image: str) -> str:
 
 
 def _line(r: LedgerRecord) -> str:
+    from affidavit.policy.decision import Decision
+
     try:
         images = ",".join(i.ref for i in Decision.from_dict(r.decision).images)
     except (TypeError, KeyError, ValueError):
@@ -301,6 +302,8 @@ def list_decisions(
     as_json: Annotated[bool, typer.Option("--json", help="one full decision per line")] = False,
 ) -> None:
     """List recorded decisions, oldest first (seq, time, outcome, workload, images, id)."""
+    from affidavit.ledger import Ledger
+
     if image is not None and not image.startswith("sha256:"):
         image = _canonical_query(image)
     if outcome is not None and outcome not in OUTCOMES:
@@ -333,6 +336,10 @@ def verify_chain(
 ) -> None:
     """Recompute the hash chain, check every column against it and the rows against the signed
     checkpoints; exit non-zero naming the first fault. Never creates or repairs a ledger."""
+    from affidavit.ledger import Ledger
+    from affidavit.ledger.checkpoint import load_checkpoints
+    from affidavit.policy.messages import plural
+
     signed = load_checkpoints(ledger_public_key, checkpoints)
     report = Ledger(ledger, read_only=True).verify_chain(signed)
     if not report.ok:

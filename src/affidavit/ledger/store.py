@@ -30,17 +30,15 @@ from sqlalchemy import (
     inspect,
     or_,
     select,
-    update,
 )
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError, DBAPIError, IntegrityError, SQLAlchemyError
+from sqlalchemy.exc import ArgumentError, IntegrityError, SQLAlchemyError
 
 from affidavit.errors import LedgerError
 from affidavit.ledger.canonical import (
     GENESIS_HASH,
     DecisionLike,
     canonical_json,
-    chain_hash,
     decision_to_dict,
 )
 from affidavit.ledger.checkpoint import Checkpoint, Checkpointer
@@ -48,8 +46,6 @@ from affidavit.ledger.records import (
     ChainReport,
     Image,
     LedgerRecord,
-    images_of,
-    parse_time,
     record_from_row,
 )
 from affidavit.ledger.schema import (
@@ -63,8 +59,8 @@ from affidavit.ledger.schema import (
     sqlite_on_connect_read_only,
 )
 from affidavit.ledger.verify import walk_chain
+from affidavit.ledger.writer import HEAD_ID, ChainWriter
 
-_HEAD_ID = 1
 #: The outcomes that let a workload in (every one but ``denied``), named so a new one is not.
 _ADMITTING = ("allowed", "warned", "audited", "excepted")
 log = logging.getLogger("affidavit.ledger")
@@ -143,6 +139,15 @@ class Ledger:
             event.listen(self._engine, "begin", sqlite_on_begin)
         self._schema_ready = False
         self._schema_lock = threading.Lock()
+        #: Appends, concurrent ones sharing transactions (its ``commits`` tell how many).
+        self.writer = ChainWriter(
+            self._engine,
+            sqlite=self._sqlite,
+            wait=lock_timeout,
+            url=self.url,
+            unreachable=self._unreachable,
+            observe=self._checkpoint,
+        )
 
     # -- plumbing ---------------------------------------------------------------------------
 
@@ -209,7 +214,7 @@ class Ledger:
                     if not self._check_schema(conn):
                         metadata.create_all(conn)
                         conn.execute(
-                            insert(ledger_head).values(id=_HEAD_ID, seq=0, hash=GENESIS_HASH)
+                            insert(ledger_head).values(id=HEAD_ID, seq=0, hash=GENESIS_HASH)
                         )
             except IntegrityError:
                 pass  # another process created the tables or the head row first
@@ -227,76 +232,25 @@ class Ledger:
     # -- writing ----------------------------------------------------------------------------
 
     def append(self, decision: DecisionLike | Mapping[str, Any]) -> LedgerRecord:
-        """Append one decision at the head of the chain; idempotent for a repeated identical id."""
+        """Append one decision at the head of the chain; idempotent for a repeated identical id.
+
+        Concurrent appends share a transaction (:mod:`affidavit.ledger.writer`); each returns
+        once its decision is committed, or raises ``LedgerError`` within the lock wait.
+        """
         if self.read_only:
             raise LedgerError(f"ledger {self.url} was opened read-only")
         data = decision_to_dict(decision)
         canonical = canonical_json(data)
-        decision_id = str(data["id"])
         self._ensure_schema()
-        try:
-            conn_cm = self._engine.connect().execution_options(affidavit_immediate=True)
-            with conn_cm as conn, conn.begin():
-                record = self._append_locked(conn, data, canonical, decision_id)
-        except LedgerError:
-            raise
-        except IntegrityError as e:
-            raise LedgerError(
-                f"decision {decision_id} could not be appended: {str(e.orig).splitlines()[0]}"
-            ) from e
-        except (DBAPIError, SQLAlchemyError) as e:
-            raise self._unreachable(e) from e
-        if self.checkpointer is not None:
-            try:
-                self.checkpointer.observe(record.seq, record.hash)
-            except OSError as e:  # the decision is stored; the next checkpoint covers it
-                log.warning("cannot publish a ledger checkpoint: %s", e)
-        return record
+        return self.writer.append(data, canonical, str(data["id"]))
 
-    def _append_locked(
-        self, conn: Connection, data: dict[str, Any], canonical: str, decision_id: str
-    ) -> LedgerRecord:
-        head_query = select(ledger_head.c.seq, ledger_head.c.hash).where(
-            ledger_head.c.id == _HEAD_ID
-        )
-        if self._postgres:
-            head_query = head_query.with_for_update()
-        head = conn.execute(head_query).one()
-        existing = conn.execute(select(decisions).where(decisions.c.id == decision_id)).first()
-        if existing is not None:
-            if existing.decision == canonical:
-                return record_from_row(existing._mapping)
-            raise LedgerError(
-                f"decision id {decision_id} is already in the ledger (seq {existing.seq}) "
-                "with different content",
-                hint="decision ids must be unique; this points to a bug or a replayed write",
-            )
-        seq = int(head.seq) + 1
-        prev_hash = str(head.hash)
-        digest = chain_hash(prev_hash, canonical)
-        row = {
-            "seq": seq,
-            "id": decision_id,
-            "time": parse_time(str(data["time"])),
-            "outcome": str(data["outcome"]),
-            "namespace": str(data.get("namespace") or ""),
-            "kind": str(data.get("kind") or ""),
-            "name": str(data.get("name") or ""),
-            "decision": canonical,
-            "prev_hash": prev_hash,
-            "hash": digest,
-        }
-        conn.execute(insert(decisions).values(**row))
-        images = images_of(data)
-        if images:
-            conn.execute(
-                insert(decision_images),
-                [{"seq": seq, "ref": ref, "digest": dg} for ref, dg in images],
-            )
-        conn.execute(
-            update(ledger_head).where(ledger_head.c.id == _HEAD_ID).values(seq=seq, hash=digest)
-        )
-        return record_from_row(row)
+    def _checkpoint(self, record: LedgerRecord) -> None:
+        if self.checkpointer is None:
+            return
+        try:
+            self.checkpointer.observe(record.seq, record.hash)
+        except OSError as e:  # the decision is stored; the next checkpoint covers it
+            log.warning("cannot publish a ledger checkpoint: %s", e)
 
     # -- reading ----------------------------------------------------------------------------
 
@@ -306,9 +260,7 @@ class Ledger:
         try:
             with self._engine.connect() as conn:
                 row = conn.execute(
-                    select(ledger_head.c.seq, ledger_head.c.hash).where(
-                        ledger_head.c.id == _HEAD_ID
-                    )
+                    select(ledger_head.c.seq, ledger_head.c.hash).where(ledger_head.c.id == HEAD_ID)
                 ).first()
         except SQLAlchemyError as e:
             raise self._unreachable(e) from e

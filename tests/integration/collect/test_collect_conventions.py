@@ -87,6 +87,20 @@ CASES: dict[str, tuple[str, tuple[str, str], tuple[str, str], str, list[Any], li
         [{"name": "aider", "model": "claude-sonnet-4"}],
         ALICE,
     ),
+    "aider noreply at aider.dev (2025 on)": (
+        "Co-authored-by: aider (anthropic/claude-sonnet-4-20250514) <noreply@aider.dev>",
+        HUMAN,
+        HUMAN,
+        "assisted",
+        [
+            (
+                "trailer",
+                "Co-authored-by: aider (anthropic/claude-sonnet-4-20250514) <noreply@aider.dev>",
+            )
+        ],
+        [{"name": "aider", "model": "anthropic/claude-sonnet-4-20250514"}],
+        ALICE,
+    ),
     "aider author": (
         "",
         AIDER_AUTHOR,

@@ -1,0 +1,327 @@
+"""Extending the chain: group commit, and the append statements compiled once.
+
+Why: every admission waits for its decision to be durable before it is answered, and a durable
+commit (an fsync of SQLite's WAL, a WAL flush on PostgreSQL) costs more than the rest of a warm
+review. So concurrent decisions share one transaction (group commit): the first caller to find the
+writer idle leads and writes every decision queued so far, in arrival order, in one transaction;
+callers arriving meanwhile queue for the next transaction, led by the first of them. A caller gets
+its record (seq, hash) only once the transaction holding it has committed; a lone caller leads at
+once, so a quiet webhook pays no wait for company.
+
+No caller waits for the chain longer than the ledger's lock wait: one still queued then is taken
+out and gets the ``LedgerError`` a held lock gives, so the webhook buffers its decision as before.
+One whose transaction is already running gets that error as well; should that transaction commit
+after all, the buffer's later replay appends nothing (appends are idempotent by decision id).
+
+The statements are SQLAlchemy Core built from the schema's tables, compiled once per engine into
+the driver's SQL and run on the DB-API cursor: building, caching and compiling five statements
+per decision cost more than the write itself. What is written is unchanged: the same columns,
+the same canonical JSON and ``sha256(prev_hash + canonical)``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import Engine, bindparam, insert, select, update
+from sqlalchemy.exc import SQLAlchemyError
+
+from affidavit.errors import LedgerError
+from affidavit.ledger.canonical import chain_hash
+from affidavit.ledger.records import LedgerRecord, images_of, parse_time, record_from_row
+from affidavit.ledger.schema import decision_images, decisions, ledger_head
+
+HEAD_ID = 1
+#: DB-API parameters: positional (SQLite's qmark) or named (psycopg's pyformat).
+Params = Sequence[Any] | Mapping[str, Any]
+
+
+@dataclass
+class Pending:
+    """One decision waiting for the chain, and what became of it."""
+
+    data: Mapping[str, Any]
+    canonical: str
+    decision_id: str
+    done: threading.Event = field(default_factory=threading.Event)
+    record: LedgerRecord | None = None
+    error: LedgerError | None = None
+    #: Set when this caller is to lead the next transaction.
+    lead: bool = False
+
+
+class _Statement:
+    """A Core statement compiled for one dialect: its SQL and how to lay out its parameters."""
+
+    def __init__(self, stmt: Any, engine: Engine) -> None:
+        compiled = stmt.compile(dialect=engine.dialect)
+        self.sql = str(compiled)
+        self._order: tuple[str, ...] | None = (
+            tuple(compiled.positiontup) if compiled.positional else None
+        )
+
+    def params(self, values: Mapping[str, Any]) -> Params:
+        if self._order is None:
+            return values
+        return tuple(values[name] for name in self._order)
+
+
+class ChainWriter:
+    """Appends decisions to the chain of ``engine``, concurrent callers sharing transactions.
+
+    ``unreachable`` maps a database error to the ledger's ``LedgerError``; ``observe`` is called
+    with each stored record, in chain order, once its transaction has committed.
+    """
+
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        sqlite: bool,
+        wait: float,
+        url: str,
+        unreachable: Callable[[Exception], LedgerError],
+        observe: Callable[[LedgerRecord], None] | None = None,
+    ) -> None:
+        self._engine, self._sqlite, self.wait, self.url = engine, sqlite, wait, url
+        self._unreachable, self._observe = unreachable, observe
+        self._dbapi_error: type[Exception] = engine.dialect.loaded_dbapi.Error
+        self._integrity_error: type[Exception] = engine.dialect.loaded_dbapi.IntegrityError
+        head = select(ledger_head.c.seq, ledger_head.c.hash).where(
+            ledger_head.c.id == bindparam("head_id")
+        )
+        self._head = _Statement(head if sqlite else head.with_for_update(), engine)
+        self._existing = _Statement(
+            select(
+                decisions.c.seq, decisions.c.decision, decisions.c.prev_hash, decisions.c.hash
+            ).where(decisions.c.id == bindparam("decision_id")),
+            engine,
+        )
+        self._insert = _Statement(insert(decisions), engine)
+        self._insert_images = _Statement(insert(decision_images), engine)
+        self._move_head = _Statement(
+            update(ledger_head)
+            .where(ledger_head.c.id == bindparam("head_id"))
+            .values(seq=bindparam("new_seq"), hash=bindparam("new_hash")),
+            engine,
+        )
+        time_type = decisions.c.time.type.dialect_impl(engine.dialect)
+        bind_time = time_type.bind_processor(engine.dialect)
+        self._bind_time: Callable[[Any], Any] = bind_time or (lambda value: value)
+        self._lock = threading.Lock()
+        self._queue: deque[Pending] = deque()
+        self._writing = False
+        #: Transactions committed, and the decisions they stored (their ratio: the group size).
+        self.commits = 0
+        self.committed = 0
+
+    @property
+    def busy(self) -> bool:
+        """Whether a transaction is being written (or about to be, by a promoted caller)."""
+        with self._lock:
+            return self._writing
+
+    @property
+    def queued(self) -> int:
+        """Callers waiting for the next transaction."""
+        with self._lock:
+            return len(self._queue)
+
+    # -- group commit -----------------------------------------------------------------------
+
+    def append(self, data: Mapping[str, Any], canonical: str, decision_id: str) -> LedgerRecord:
+        """Append one decision; return its record once committed, or raise ``LedgerError``."""
+        mine = Pending(data, canonical, decision_id)
+        deadline = time.monotonic() + self.wait
+        with self._lock:
+            self._queue.append(mine)
+            if not self._writing:
+                self._writing = mine.lead = True
+        while not mine.lead:
+            signalled = mine.done.wait(max(0.0, deadline - time.monotonic()))
+            with self._lock:
+                if mine.lead and signalled and time.monotonic() < deadline:
+                    break  # promoted: lead the next transaction
+                if mine.lead:  # promoted as its wait ran out: pass the lead on
+                    mine.lead = False
+                    self._queue.remove(mine)
+                    self._promote_next()
+                    raise self._late()
+                if mine.done.is_set():
+                    break
+                if mine in self._queue:
+                    self._queue.remove(mine)
+                raise self._late()  # still queued, or its transaction is running (see above)
+        if mine.lead:
+            self._lead()
+        if mine.error is not None:
+            raise mine.error
+        assert mine.record is not None
+        return mine.record
+
+    def _late(self) -> LedgerError:
+        return LedgerError(
+            f"ledger database {self.url} did not commit the decision within {self.wait:g}s "
+            "(the transaction ahead of it is still writing)",
+            hint="find what slows the ledger's writes or holds its write lock; the webhook "
+            "buffers decisions until it is released",
+        )
+
+    def _promote_next(self) -> None:
+        """Hand the lead to the first queued caller, or mark the writer idle (``_lock`` held)."""
+        if self._queue:
+            nxt = self._queue[0]
+            nxt.lead = True
+            nxt.done.set()
+        else:
+            self._writing = False
+
+    def _lead(self) -> None:
+        with self._lock:
+            batch = list(self._queue)
+            self._queue.clear()
+            for item in batch:
+                item.lead = False
+        try:
+            self._write(batch)
+        finally:
+            with self._lock:
+                self._promote_next()
+            for item in batch:
+                item.done.set()
+
+    # -- one transaction --------------------------------------------------------------------
+
+    def _write(self, batch: list[Pending]) -> None:
+        """Store ``batch`` in one transaction; set each item's record or error."""
+        try:
+            stored = self._transaction(batch)
+        except LedgerError as e:
+            for item in batch:
+                item.error = e
+            return
+        except self._integrity_error as e:
+            if len(batch) > 1:  # find the one that does not fit, in transactions of their own
+                for item in batch:
+                    self._write([item])
+                return
+            detail = str(e).strip().splitlines()[0]
+            batch[0].error = LedgerError(
+                f"decision {batch[0].decision_id} could not be appended: {detail}"
+            )
+            return
+        except (SQLAlchemyError, self._dbapi_error) as e:
+            error = self._unreachable(e)
+            for item in batch:
+                item.error = error
+            return
+        if self._observe is not None:
+            for record in stored:
+                self._observe(record)
+
+    def _transaction(self, batch: list[Pending]) -> list[LedgerRecord]:
+        """Write the batch and commit; return the records new to the chain, in order."""
+        conn = self._engine.raw_connection()
+        try:
+            cur: Any = conn.cursor()  # DB-API: qmark or pyformat parameters
+            if self._sqlite:
+                cur.execute("BEGIN IMMEDIATE")
+            cur.execute(self._head.sql, self._head.params({"head_id": HEAD_ID}))
+            head = cur.fetchone()
+            if head is None:
+                raise LedgerError(
+                    f"ledger database {self.url} has a damaged schema: the ledger_head table "
+                    "has no head row"
+                )
+            seq, prev_hash = int(head[0]), str(head[1])
+            rows: list[Params] = []
+            images: list[Params] = []
+            stored: list[LedgerRecord] = []
+            new: dict[str, Pending] = {}
+            for item in batch:
+                if self._seen(cur, item, new):
+                    continue
+                seq += 1
+                digest = chain_hash(prev_hash, item.canonical)
+                row = self._row(item, seq, prev_hash, digest)
+                rows.append(self._insert.params({**row, "time": self._bind_time(row["time"])}))
+                images.extend(
+                    self._insert_images.params({"seq": seq, "ref": ref, "digest": dg})
+                    for ref, dg in images_of(item.data)
+                )
+                item.record = record_from_row(row)
+                stored.append(item.record)
+                new[item.decision_id] = item
+                prev_hash = digest
+            if rows:
+                cur.executemany(self._insert.sql, rows)
+                if images:
+                    cur.executemany(self._insert_images.sql, images)
+                cur.execute(
+                    self._move_head.sql,
+                    self._move_head.params(
+                        {"head_id": HEAD_ID, "new_seq": seq, "new_hash": prev_hash}
+                    ),
+                )
+            conn.commit()
+            self.commits += 1
+            self.committed += len(stored)
+            return stored
+        except BaseException:
+            for item in batch:
+                item.record = item.error = None
+            with contextlib.suppress(self._dbapi_error):  # gone: the pool replaces it
+                conn.rollback()
+            raise
+        finally:
+            conn.close()
+
+    def _seen(self, cur: Any, item: Pending, new: Mapping[str, Pending]) -> bool:
+        """Whether the decision is in the chain already (same content: its record is set).
+
+        A decision id in the chain with other content is that item's error, not the batch's.
+        """
+        earlier = new.get(item.decision_id)
+        if earlier is not None and earlier.record is not None:
+            rec = earlier.record
+            found: Sequence[Any] | None = (rec.seq, rec.canonical, rec.prev_hash, rec.hash)
+        else:
+            cur.execute(
+                self._existing.sql, self._existing.params({"decision_id": item.decision_id})
+            )
+            found = cur.fetchone()
+        if found is None:
+            return False
+        seq, canonical, prev_hash, digest = found
+        if canonical == item.canonical:
+            # Every column but the chain's is derived from the canonical JSON: rebuild them.
+            item.record = record_from_row(self._row(item, int(seq), str(prev_hash), str(digest)))
+            return True
+        item.error = LedgerError(
+            f"decision id {item.decision_id} is already in the ledger (seq {seq}) "
+            "with different content",
+            hint="decision ids must be unique; this points to a bug or a replayed write",
+        )
+        return True
+
+    @staticmethod
+    def _row(item: Pending, seq: int, prev_hash: str, digest: str) -> dict[str, Any]:
+        data = item.data
+        return {
+            "seq": seq,
+            "id": item.decision_id,
+            "time": parse_time(str(data["time"])),
+            "outcome": str(data["outcome"]),
+            "namespace": str(data.get("namespace") or ""),
+            "kind": str(data.get("kind") or ""),
+            "name": str(data.get("name") or ""),
+            "decision": item.canonical,
+            "prev_hash": prev_hash,
+            "hash": digest,
+        }
