@@ -19,7 +19,6 @@ from affidavit.attestations.predicates import (
     CodeReview,
 )
 from affidavit.errors import VerificationError
-from affidavit.policy.messages import plural
 
 
 @dataclass(frozen=True)
@@ -118,6 +117,9 @@ def trace_image(evidence: ImageEvidence) -> Trace:
 
 def render_trace(trace: Trace) -> str:
     """Plain text for a terminal or an incident ticket."""
+    # The policy engine (pydantic models) loads only here: `affidavit trace` must start fast.
+    from affidavit.policy.messages import plural
+
     lines = [
         f"image {trace.image}",
         f"  digest {trace.digest}, built from revision {trace.revision}",
