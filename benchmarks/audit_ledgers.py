@@ -85,8 +85,9 @@ def decision(i: int, n: int, rnd: random.Random) -> Decision:
     outcome = rnd.choice(OUTCOMES)
     region = REGIONS[i % len(REGIONS)]
     app = f"app-{i % 400}"
-    ref = f"registry.example/team{i % 40}/{app}:{i // 5000}"
-    digest = "sha256:" + hashlib.sha256(f"{app}/{i // 40}".encode()).hexdigest()
+    build = i // 20_000  # each app is rebuilt every ~50 of its rollouts
+    ref = f"registry.example/team{i % 40}/{app}:1.{build}"
+    digest = "sha256:" + hashlib.sha256(f"{app}/{build}".encode()).hexdigest()
     evidence = [EvidenceUsed(ref, AI_PROVENANCE_V1, "sha256:" + "e" * 64, "ci-release-key")]
     if rnd.random() < 0.8:
         evidence.append(EvidenceUsed(ref, CODE_REVIEW_V1, "sha256:" + "f" * 64, "ci-release-key"))
@@ -157,7 +158,7 @@ def _log(msg: str) -> None:
 def sqlite_ledger(n: int) -> str:
     """The URL of a cached SQLite ledger of ``n`` decisions (built on first use)."""
     CACHE.mkdir(parents=True, exist_ok=True)
-    path = CACHE / f"audit-v2-{n}.db"
+    path = CACHE / f"audit-v3-{n}.db"
     if not path.exists():
         t0 = time.perf_counter()
         tmp = path.with_suffix(".tmp.db")
@@ -249,7 +250,7 @@ class CachedPostgres:
         """The URL of database ``audit_N`` holding the ledger of ``n`` decisions (built once)."""
         import psycopg
 
-        db = f"audit_v2_{n}"
+        db = f"audit_v3_{n}"
         admin = f"host=127.0.0.1 port={self.port} user=affidavit dbname=postgres"
         with psycopg.connect(admin, autocommit=True) as conn:
             exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (db,)).fetchone()

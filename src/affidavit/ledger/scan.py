@@ -30,13 +30,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Connection, select, text
+from sqlalchemy import Connection, select
 from sqlalchemy.exc import DataError, OperationalError, ProgrammingError, SQLAlchemyError
 
 from affidavit.errors import LedgerError
 from affidavit.ledger.canonical import GENESIS_HASH
 from affidavit.ledger.checkpoint import Checkpoint
-from affidavit.ledger.records import ChainReport, check_row, record_from_row
+from affidavit.ledger.records import ChainReport, check_row, images_of, record_from_row
 from affidavit.ledger.schema import decision_images, decisions, ledger_head
 
 if TYPE_CHECKING:
@@ -44,7 +44,7 @@ if TYPE_CHECKING:
 
 __all__ = ["ChainScan", "Facts", "FastScanUnavailable", "ScanRow"]
 
-_CACHE_LIMIT = 200_000
+_CACHE_LIMIT = 50_000
 
 
 class FastScanUnavailable(LedgerError):
@@ -56,11 +56,14 @@ class Facts:
     """What to extract from each decision of the period.
 
     ``fields``: top-level keys (their JSON values, in order). ``arrays``: for a top-level array,
-    the keys to take from each of its objects (a tuple per element).
+    the keys to take from each of its objects (a tuple per element). The database extracts the
+    first ``per_array`` elements by position (one parse per row); a decision with more is parsed
+    here instead, so nothing is cut off.
     """
 
     fields: tuple[str, ...] = ()
     arrays: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    per_array: int = 2
 
 
 #: One row: seq, id, RFC 3339 time, outcome, namespace, kind, name, in the period, damaged
@@ -70,6 +73,92 @@ class Facts:
 ScanRow = tuple[
     int, str, str, str, str, str, str, bool, bool, str, str, str, tuple[Any, ...] | None
 ]
+
+#: Every decision's images are compared with its ``decision_images`` rows.
+_IMAGES = ("images", ("ref", "digest"))
+_MAX_IMAGES = 2
+
+
+def _arrays(facts: Facts, with_facts: bool) -> list[tuple[str, tuple[str, ...], int]]:
+    arrays = [(*_IMAGES, _MAX_IMAGES)]
+    if with_facts:
+        arrays += [(a, keys, facts.per_array) for a, keys in facts.arrays]
+    return arrays
+
+
+def _paths(facts: Facts, with_facts: bool) -> list[tuple[str, ...]]:
+    """JSON paths (as key tuples) in extraction order: the images, the fields, the arrays."""
+    out: list[tuple[str, ...]] = []
+    for n, (array, keys, limit) in enumerate(_arrays(facts, with_facts)):
+        if n == 1:
+            out += [(k,) for k in facts.fields]
+        for i in range(limit):
+            out += [(array, str(i), k) for k in keys]
+        out.append((array, str(limit)))  # present: more elements than extracted
+    if with_facts and len(_arrays(facts, with_facts)) == 1:
+        out += [(k,) for k in facts.fields]
+    return out
+
+
+def _shape(values: list[Any], facts: Facts, with_facts: bool) -> tuple[Any, ...] | None:
+    """(images, facts) from the extracted values; None when an array had more elements.
+
+    An element is present when its first key is (a rule, an image, a ref).
+    """
+    if any(type(v) is list for v in values):
+        values = [_freeze(v) for v in values]
+    pos = 0
+    arrays: list[tuple[tuple[Any, ...], ...]] = []
+    fields: tuple[Any, ...] = ()
+    for n, (_, keys, limit) in enumerate(_arrays(facts, with_facts)):
+        if n == 1:
+            fields = tuple(values[pos : pos + len(facts.fields)])
+            pos += len(facts.fields)
+        width = len(keys)
+        stop = pos + width * limit
+        if values[stop] is not None:
+            return None
+        arrays.append(
+            tuple(
+                tuple(values[j : j + width])
+                for j in range(pos, stop, width)
+                if values[j] is not None
+            )
+        )
+        pos = stop + 1
+    if with_facts and len(arrays) == 1:
+        fields = tuple(values[pos : pos + len(facts.fields)])
+    images = tuple(sorted(arrays[0], key=_image_key)) if len(arrays[0]) > 1 else arrays[0]
+    if not with_facts:
+        return (images, None)
+    return (images, _assemble(facts, fields, arrays[1:]))
+
+
+def _assemble(
+    facts: Facts, fields: tuple[Any, ...], arrays: Sequence[tuple[Any, ...]]
+) -> tuple[Any, ...]:
+    return ((fields,) if facts.fields else ()) + tuple(arrays)
+
+
+def _image_key(image: tuple[Any, ...]) -> tuple[str, str]:
+    return str(image[0]), str(image[1] or "")
+
+
+def _check(key: str) -> str:
+    if not key.replace("_", "").isalnum():
+        raise ValueError(f"fact key {key!r} is not a plain JSON key")
+    return key
+
+
+def _sqlite_path(path: tuple[str, ...]) -> str:
+    out = "$"
+    for part in path:
+        out += f"[{part}]" if part.isdigit() else f".{_check(part)}"
+    return f"'{out}'"
+
+
+def _pg_path(path: tuple[str, ...]) -> str:
+    return "x.j" + "".join(f"->{p}" if p.isdigit() else f"->'{_check(p)}'" for p in path)
 
 
 def _rfc3339(value: datetime) -> str:
@@ -81,51 +170,24 @@ def _sqlite_text(value: datetime) -> str:
     return value.astimezone(UTC).replace(tzinfo=None).strftime("%Y-%m-%d %H:%M:%S.%f")
 
 
-def _path(key: str) -> str:
-    if not key.replace("_", "").isalnum():
-        raise ValueError(f"fact key {key!r} is not a plain JSON key")
-    return f"'$.{key}'"
-
-
 def _sqlite_sql(facts: Facts) -> str:
     rfc = (
         "CASE WHEN substr(d.time, 20) = '.000000' "
         "THEN replace(substr(d.time, 1, 19), ' ', 'T') || 'Z' "
         "ELSE replace(d.time, ' ', 'T') || 'Z' END"
     )
-    images = (
-        "(SELECT json_group_array(json_object('digest', i.digest, 'ref', i.ref)) "
-        "FROM decision_images i WHERE i.seq = d.seq)"
-    )
     ok = (
         "json_extract(d.decision, '$.id', '$.outcome', '$.namespace', '$.kind', '$.name', "
-        f"'$.time', '$.images') = json_array(d.id, d.outcome, d.namespace, d.kind, d.name, "
-        f"{rfc}, json({images}))"
+        f"'$.time') = json_array(d.id, d.outcome, d.namespace, d.kind, d.name, {rfc})"
     )
     period = "(d.time >= :since AND d.time < :until)"
-    extra = []
-    if facts.fields:
-        paths = ", ".join(_path(k) for k in facts.fields)
-        one = f"json_array(json_extract(d.decision, {paths}))" if len(facts.fields) == 1 else ""
-        extra.append(
-            f"CASE WHEN {period} THEN {one or f'json_extract(d.decision, {paths})'} END"
-        )
-    for array, keys in facts.arrays:
-        inner = ", ".join(_path(k) for k in keys)
-        element = (
-            f"json_array(json_extract(e.value, {inner}))"
-            if len(keys) == 1
-            else f"json_extract(e.value, {inner})"
-        )
-        extra.append(
-            f"CASE WHEN {period} THEN (SELECT json_group_array(json({element})) "
-            f"FROM json_each(d.decision, {_path(array)}) e) END"
-        )
-    columns = "".join(f", {c}" for c in extra)
+    both = ", ".join(_sqlite_path(p) for p in _paths(facts, True))
+    images = ", ".join(_sqlite_path(p) for p in _paths(facts, False))
     return (
         f"SELECT d.seq, d.id, {rfc}, d.outcome, d.namespace, d.kind, d.name, {period}, "
-        f"d.decision, d.prev_hash, d.hash, {ok}{columns} "
-        "FROM decisions d WHERE d.seq <= :head ORDER BY d.seq"
+        f"d.decision, d.prev_hash, d.hash, {ok}, CASE WHEN {period} "
+        f"THEN json_extract(d.decision, {both}) ELSE json_extract(d.decision, {images}) END "
+        "FROM decisions d ORDER BY d.seq"
     )
 
 
@@ -134,36 +196,23 @@ def _pg_sql(facts: Facts) -> str:
         "to_char(d.time, 'YYYY-MM-DD\"T\"HH24:MI:SS') || CASE WHEN date_trunc('second', d.time)"
         " = d.time THEN '' ELSE to_char(d.time, '.US') END || 'Z'"
     )
-    images = (
-        "(SELECT coalesce(jsonb_agg(jsonb_build_object('digest', i.digest, 'ref', i.ref) "
-        "ORDER BY i.ctid), '[]'::jsonb) FROM decision_images i WHERE i.seq = d.seq)"
-    )
     ok = (
         "jsonb_build_array(x.j->'id', x.j->'outcome', x.j->'namespace', x.j->'kind', "
-        "x.j->'name', x.j->'time', x.j->'images') = jsonb_build_array(d.id, d.outcome, "
-        f"d.namespace, d.kind, d.name, {rfc}, {images})"
+        "x.j->'name', x.j->'time') = jsonb_build_array(d.id, d.outcome, d.namespace, d.kind, "
+        f"d.name, {rfc})"
     )
-    period = "(d.time >= :since AND d.time < :until)"
-    extra = []
-    if facts.fields:
-        values = ", ".join(f"x.j->'{k}'" for k in facts.fields if _path(k))
-        extra.append(f"CASE WHEN {period} THEN jsonb_build_array({values})::text END")
-    for array, keys in facts.arrays:
-        _path(array)
-        inner = ", ".join(f"e->'{k}'" for k in keys if _path(k))
-        extra.append(
-            f"CASE WHEN {period} AND jsonb_typeof(x.j->'{array}') = 'array' THEN "
-            f"(SELECT coalesce(jsonb_agg(jsonb_build_array({inner})), '[]'::jsonb) "
-            f"FROM jsonb_array_elements(x.j->'{array}') e)::text "
-            f"WHEN {period} THEN '[]' END"
-        )
-    columns = "".join(f", {c}" for c in extra)
+    period = "(d.time >= %(since)s AND d.time < %(until)s)"
+    both = ", ".join(_pg_path(p) for p in _paths(facts, True))
+    images = ", ".join(_pg_path(p) for p in _paths(facts, False))
     return (
         f"SELECT d.seq, d.id, {rfc}, d.outcome, d.namespace, d.kind, d.name, {period}, "
-        f"d.decision, d.prev_hash, d.hash, {ok}{columns} "
-        "FROM decisions d CROSS JOIN LATERAL (SELECT d.decision::jsonb AS j) x "
-        "WHERE d.seq <= :head ORDER BY d.seq"
+        f"d.decision, d.prev_hash, d.hash, {ok}, CASE WHEN {period} "
+        f"THEN jsonb_build_array({both})::text ELSE jsonb_build_array({images})::text END "
+        "FROM decisions d CROSS JOIN LATERAL (SELECT d.decision::jsonb AS j) x ORDER BY d.seq"
     )
+
+
+_IMAGE_ROWS = "SELECT seq, ref, digest FROM decision_images ORDER BY seq"
 
 
 def _head(led: Ledger, conn: Connection) -> tuple[int, str]:
@@ -173,29 +222,18 @@ def _head(led: Ledger, conn: Connection) -> tuple[int, str]:
     return int(row.seq), str(row.hash)
 
 
-def _orphans(conn: Connection) -> list[int]:
-    """Seqs that ``decision_images`` names but ``decisions`` lacks (foreign keys off)."""
-    q = (
-        select(decision_images.c.seq)
-        .where(decision_images.c.seq.not_in(select(decisions.c.seq)))
-        .distinct()
-        .order_by(decision_images.c.seq)
-    )
-    return [int(s) for s in conn.scalars(q)]
-
-
 def _facts_of(data: Mapping[str, Any], facts: Facts) -> tuple[Any, ...]:
     """The facts of a parsed decision, shaped as the fast scan shapes them."""
-    out: list[Any] = [tuple(data.get(k) for k in facts.fields)] if facts.fields else []
+    fields = tuple(_freeze(data.get(k)) for k in facts.fields)
+    arrays = []
     for array, keys in facts.arrays:
         items = data.get(array)
-        out.append(
-            tuple(
-                tuple(item.get(k) if isinstance(item, Mapping) else None for k in keys)
-                for item in (items if isinstance(items, list) else ())
-            )
+        elements = (
+            tuple(_freeze(item.get(k)) if isinstance(item, Mapping) else None for k in keys)
+            for item in (items if isinstance(items, list) else ())
         )
-    return tuple(out)
+        arrays.append(tuple(e for e in elements if e and e[0] is not None))
+    return _assemble(facts, fields, arrays)
 
 
 def _freeze(value: Any) -> Any:
@@ -210,6 +248,8 @@ class ChainScan:
 
     ``since``/``until`` bound the period (``until`` exclusive, None: open); every row of the
     ledger is still read and verified, because the chain is only as good as its whole length.
+    Rows from the first fault on are yielded with ``damaged`` set, so a reader can mark every
+    figure they feed.
     """
 
     ledger: Ledger
@@ -220,28 +260,20 @@ class ChainScan:
     fast: bool = True
     report: ChainReport | None = None
     head: tuple[int, str] = (0, GENESIS_HASH)
+    #: rows that failed the check (the first is the report's; later ones are counted here)
     faults: int = 0
-    _parsed: dict[str, Any] = field(default_factory=dict)
-
-    def _parse(self, value: str | None) -> Any:
-        if value is None:
-            return None
-        cached = self._parsed.get(value)
-        if cached is None:
-            if len(self._parsed) > _CACHE_LIMIT:
-                self._parsed.clear()
-            cached = self._parsed[value] = _freeze(json.loads(value))
-        return cached
+    _shaped: dict[tuple[bool, str], Any] = field(default_factory=dict)
 
     def __iter__(self) -> Iterator[ScanRow]:
         led = self.ledger
+        dbapi_error: type[Exception] = led.dbapi_error
         try:
             with led.read_snapshot() as conn:
                 yield from self._walk(conn)
         except FastScanUnavailable:
             raise
-        except (DataError, OperationalError, ProgrammingError) as e:
-            if self.fast and ("JSON" in str(e) or "json" in str(e)):
+        except (dbapi_error, DataError, OperationalError, ProgrammingError) as e:
+            if self.fast and "json" in str(e).lower():
                 raise FastScanUnavailable(
                     f"ledger database {led.url} holds a row whose stored JSON the database "
                     "cannot parse; scanning again row by row"
@@ -261,6 +293,7 @@ class ChainScan:
         return {"since": _sqlite_text(low), "until": _sqlite_text(high)}
 
     def _exact(self, conn: Connection, seq: int, expected_seq: int, prev: str) -> str | None:
+        """``check_row`` on one row, read again through the ordinary typed query."""
         row = conn.execute(select(decisions).where(decisions.c.seq == seq)).one()
         images = conn.execute(
             select(decision_images.c.ref, decision_images.c.digest).where(
@@ -270,9 +303,27 @@ class ChainScan:
         rec = record_from_row(row._mapping)
         return check_row(rec, expected_seq, prev, [(str(r), d) for r, d in images])
 
+    def _shape(self, in_period: bool, extracted: str | None, canonical: str) -> Any:
+        key = (in_period, extracted or "")
+        shaped = self._shaped.get(key)
+        if shaped is None:
+            values = json.loads(extracted) if extracted else None
+            shaped = _shape(values, self.facts, in_period) if isinstance(values, list) else None
+            if shaped is None:  # more elements than extracted: parse this decision here
+                try:
+                    data = json.loads(canonical)
+                except ValueError:
+                    data = {}
+                data = data if isinstance(data, dict) else {}
+                images = tuple(sorted(images_of(data), key=_image_key))
+                return (images, _facts_of(data, self.facts) if in_period else None)
+            if len(self._shaped) > _CACHE_LIMIT:
+                self._shaped.clear()
+            self._shaped[key] = shaped
+        return shaped
+
     def _walk(self, conn: Connection) -> Iterator[ScanRow]:
-        led = self.ledger
-        head_seq, head_hash = _head(led, conn)
+        head_seq, head_hash = _head(self.ledger, conn)
         self.head = (head_seq, head_hash)
         signed = {cp.size: cp for cp in self.checkpoints}
         newest = max(self.checkpoints, key=lambda cp: cp.size) if self.checkpoints else None
@@ -283,21 +334,32 @@ class ChainScan:
                 0, head_seq, 1, f"checkpoint {genesis.source} (size 0) is not genesis"
             )
             return
-        postgres = led.is_postgres
-        params = {**self._bounds(postgres), "head": head_seq}
-        rows = self._rows(conn, postgres, params)
+        rows, image_rows = self._cursors(conn)
+        image = next(image_rows, None)
+        orphan: int | None = None
         expected_prev, expected_seq, checked = GENESIS_HASH, 1, 0
         first_broken: int | None = None
         reason: str | None = None
         sha256 = hashlib.sha256
-        parse = self._parse
-        nfacts = len(self.facts.arrays) + (1 if self.facts.fields else 0)
         for row in rows:
-            seq, prev, digest, canonical, ok = row[0], row[9], row[10], row[8], row[11]
+            seq, canonical, prev, digest = row[0], row[8], row[9], row[10]
+            in_period = bool(row[7])
+            stored: list[tuple[Any, ...]] = []
+            while image is not None and image[0] <= seq:
+                if image[0] < seq:
+                    orphan = image[0] if orphan is None else orphan
+                else:
+                    stored.append((image[1], image[2]))
+                image = next(image_rows, None)
+            images, facts = self._shape(in_period, row[12], canonical)
             if not (
-                ok
+                row[11]
                 and seq == expected_seq
                 and prev == expected_prev
+                and (
+                    len(stored) == len(images) == 0
+                    or sorted(stored, key=_image_key) == list(images)
+                )
                 and sha256((prev + canonical).encode()).hexdigest() == digest
             ):
                 problem = self._exact(conn, seq, expected_seq, expected_prev)
@@ -318,10 +380,6 @@ class ChainScan:
             if first_broken is None:
                 checked += 1
             expected_prev, expected_seq = digest, seq + 1
-            in_period = bool(row[7])
-            facts = None
-            if in_period and nfacts:
-                facts = tuple(parse(v) for v in row[12 : 12 + nfacts])
             yield (
                 seq,
                 row[1],
@@ -337,6 +395,8 @@ class ChainScan:
                 digest,
                 facts,
             )
+        if image is not None and orphan is None:
+            orphan = image[0]
         end = expected_seq - 1
         if first_broken is None and (head_seq != end or head_hash != expected_prev):
             first_broken = expected_seq if head_seq >= expected_seq else head_seq
@@ -351,44 +411,34 @@ class ChainScan:
                 f"{end}: decisions {end + 1}..{newest.size} were removed and the head rewound "
                 "(truncation)"
             )
-        if first_broken is None:
-            orphans = _orphans(conn)
-            if orphans:
-                first_broken = orphans[0]
-                reason = (
-                    f"decision_images rows name seq {orphans[0]}, which is not in the "
-                    "decisions table"
-                )
+        if first_broken is None and orphan is not None:
+            first_broken = orphan
+            reason = f"decision_images rows name seq {orphan}, which is not in the decisions table"
         self.report = ChainReport(checked, head_seq, first_broken, reason, size)
 
-    def _rows(self, conn: Connection, postgres: bool, params: dict[str, Any]) -> Iterator[Any]:
-        if self.fast:
-            sql = _pg_sql(self.facts) if postgres else _sqlite_sql(self.facts)
-            result = conn.execution_options(stream_results=True, yield_per=2000).execute(
-                text(sql), params
-            )
-            yield from result
-            return
-        yield from self._slow_rows(conn, params)
+    def _cursors(self, conn: Connection) -> tuple[Iterator[Any], Iterator[Any]]:
+        """The decisions (with the check and the facts) and the image rows, both in seq order."""
+        postgres = self.ledger.is_postgres
+        dbapi: Any = conn.connection.dbapi_connection
+        side = dbapi.cursor(name="affidavit_scan_images") if postgres else dbapi.cursor()
+        images = _fetch(side, _IMAGE_ROWS, {})
+        if not self.fast:
+            return self._slow_rows(conn), images
+        params = self._bounds(postgres)
+        if postgres:
+            main = dbapi.cursor(name="affidavit_scan")
+            return _fetch(main, _pg_sql(self.facts), params), images
+        return _fetch(dbapi.cursor(), _sqlite_sql(self.facts), params), images
 
-    def _slow_rows(self, conn: Connection, params: dict[str, Any]) -> Iterator[Any]:
+    def _slow_rows(self, conn: Connection) -> Iterator[Any]:
         """The same rows as the fast query, parsed and compared in Python (``ok`` from the rule)."""
         low, high = self.since, self.until
         result = conn.execution_options(stream_results=True, yield_per=500).execute(
-            select(decisions).where(decisions.c.seq <= params["head"]).order_by(decisions.c.seq)
+            select(decisions).order_by(decisions.c.seq)
         )
         for row in result:
             rec = record_from_row(row._mapping)
-            images = conn.execute(
-                select(decision_images.c.ref, decision_images.c.digest).where(
-                    decision_images.c.seq == rec.seq
-                )
-            ).all()
-            stored = sorted(((str(r), d) for r, d in images), key=lambda i: (i[0], i[1] or ""))
-            ok = check_row(rec, rec.seq, rec.prev_hash, stored) is None
             in_period = (low is None or rec.time >= low) and (high is None or rec.time < high)
-            facts = _facts_of(rec.decision, self.facts) if in_period else ()
-            texts = [json.dumps(f) for f in facts]
             yield (
                 rec.seq,
                 rec.id,
@@ -401,6 +451,19 @@ class ChainScan:
                 rec.canonical,
                 rec.prev_hash,
                 rec.hash,
-                ok,
-                *texts,
+                False,  # every row goes through check_row
+                None,  # and is parsed here
             )
+
+
+def _fetch(cursor: Any, sql: str, params: Mapping[str, Any]) -> Iterator[Any]:
+    """Rows of ``sql`` in batches (a named cursor on PostgreSQL streams from the server)."""
+    try:
+        cursor.execute(sql, params)
+        while True:
+            batch = cursor.fetchmany(2000)
+            if not batch:
+                return
+            yield from batch
+    finally:
+        cursor.close()

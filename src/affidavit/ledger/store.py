@@ -416,6 +416,12 @@ class Ledger:
     def is_postgres(self) -> bool:
         return self._postgres
 
+    @property
+    def dbapi_error(self) -> type[Exception]:
+        """The driver's own error class (for code that reads through a raw cursor)."""
+        error: type[Exception] = self._engine.dialect.loaded_dbapi.Error
+        return error
+
     @contextmanager
     def read_snapshot(self) -> Iterator[Connection]:
         """One read transaction, one snapshot: the head and every row read in it agree, however
