@@ -57,13 +57,13 @@ class Facts:
 
     ``fields``: top-level keys (their JSON values, in order). ``arrays``: for a top-level array,
     the keys to take from each of its objects (a tuple per element). The database extracts the
-    first ``per_array`` elements by position (one parse per row); a decision with more is parsed
-    here instead, so nothing is cut off.
+    first elements by position (one parse per row); a decision with more is parsed here
+    instead, so nothing is cut off. Keys may be dotted (``snapshot.caller.authenticated``).
     """
 
     fields: tuple[str, ...] = ()
-    arrays: tuple[tuple[str, tuple[str, ...]], ...] = ()
-    per_array: int = 2
+    #: (dotted path of the array, dotted keys of each element, how many elements by position)
+    arrays: tuple[tuple[str, tuple[str, ...], int], ...] = ()
 
 
 #: One row: seq, id, RFC 3339 time, outcome, namespace, kind, name, in the period, damaged
@@ -75,15 +75,11 @@ ScanRow = tuple[
 ]
 
 #: Every decision's images are compared with its ``decision_images`` rows.
-_IMAGES = ("images", ("ref", "digest"))
-_MAX_IMAGES = 2
+_IMAGES = ("images", ("ref", "digest"), 2)
 
 
 def _arrays(facts: Facts, with_facts: bool) -> list[tuple[str, tuple[str, ...], int]]:
-    arrays = [(*_IMAGES, _MAX_IMAGES)]
-    if with_facts:
-        arrays += [(a, keys, facts.per_array) for a, keys in facts.arrays]
-    return arrays
+    return [_IMAGES, *facts.arrays] if with_facts else [_IMAGES]
 
 
 def _paths(facts: Facts, with_facts: bool) -> list[tuple[str, ...]]:
@@ -91,21 +87,35 @@ def _paths(facts: Facts, with_facts: bool) -> list[tuple[str, ...]]:
     out: list[tuple[str, ...]] = []
     for n, (array, keys, limit) in enumerate(_arrays(facts, with_facts)):
         if n == 1:
-            out += [(k,) for k in facts.fields]
+            out += [_split(k) for k in facts.fields]
         for i in range(limit):
-            out += [(array, str(i), k) for k in keys]
-        out.append((array, str(limit)))  # present: more elements than extracted
+            out += [(*_split(array), str(i), *_split(k)) for k in keys]
+        out.append((*_split(array), str(limit)))  # present: more elements than extracted
     if with_facts and len(_arrays(facts, with_facts)) == 1:
-        out += [(k,) for k in facts.fields]
+        out += [_split(k) for k in facts.fields]
     return out
 
 
-def _shape(values: list[Any], facts: Facts, with_facts: bool) -> tuple[Any, ...] | None:
+def _split(dotted: str) -> tuple[str, ...]:
+    return tuple(_check(p) for p in dotted.split("."))
+
+
+def _get(data: Any, dotted: str) -> Any:
+    for part in dotted.split("."):
+        if not isinstance(data, Mapping):
+            return None
+        data = data.get(part)
+    return data
+
+
+def _shape(
+    values: list[Any], facts: Facts, with_facts: bool, nested: bool = True
+) -> tuple[Any, ...] | None:
     """(images, facts) from the extracted values; None when an array had more elements.
 
     An element is present when its first key is (a rule, an image, a ref).
     """
-    if any(type(v) is list for v in values):
+    if nested:
         values = [_freeze(v) for v in values]
     pos = 0
     arrays: list[tuple[tuple[Any, ...], ...]] = []
@@ -183,8 +193,9 @@ def _sqlite_sql(facts: Facts) -> str:
     period = "(d.time >= :since AND d.time < :until)"
     both = ", ".join(_sqlite_path(p) for p in _paths(facts, True))
     images = ", ".join(_sqlite_path(p) for p in _paths(facts, False))
+    # Every interpolated part is built here from fixed text and checked plain keys (_check).
     return (
-        f"SELECT d.seq, d.id, {rfc}, d.outcome, d.namespace, d.kind, d.name, {period}, "
+        f"SELECT d.seq, d.id, {rfc}, d.outcome, d.namespace, d.kind, d.name, {period}, "  # noqa: S608
         f"d.decision, d.prev_hash, d.hash, {ok}, CASE WHEN {period} "
         f"THEN json_extract(d.decision, {both}) ELSE json_extract(d.decision, {images}) END "
         "FROM decisions d ORDER BY d.seq"
@@ -205,7 +216,7 @@ def _pg_sql(facts: Facts) -> str:
     both = ", ".join(_pg_path(p) for p in _paths(facts, True))
     images = ", ".join(_pg_path(p) for p in _paths(facts, False))
     return (
-        f"SELECT d.seq, d.id, {rfc}, d.outcome, d.namespace, d.kind, d.name, {period}, "
+        f"SELECT d.seq, d.id, {rfc}, d.outcome, d.namespace, d.kind, d.name, {period}, "  # noqa: S608
         f"d.decision, d.prev_hash, d.hash, {ok}, CASE WHEN {period} "
         f"THEN jsonb_build_array({both})::text ELSE jsonb_build_array({images})::text END "
         "FROM decisions d CROSS JOIN LATERAL (SELECT d.decision::jsonb AS j) x ORDER BY d.seq"
@@ -224,12 +235,12 @@ def _head(led: Ledger, conn: Connection) -> tuple[int, str]:
 
 def _facts_of(data: Mapping[str, Any], facts: Facts) -> tuple[Any, ...]:
     """The facts of a parsed decision, shaped as the fast scan shapes them."""
-    fields = tuple(_freeze(data.get(k)) for k in facts.fields)
+    fields = tuple(_freeze(_get(data, k)) for k in facts.fields)
     arrays = []
-    for array, keys in facts.arrays:
-        items = data.get(array)
+    for array, keys, _ in facts.arrays:
+        items = _get(data, array)
         elements = (
-            tuple(_freeze(item.get(k)) if isinstance(item, Mapping) else None for k in keys)
+            tuple(_freeze(_get(item, k)) for k in keys)
             for item in (items if isinstance(items, list) else ())
         )
         arrays.append(tuple(e for e in elements if e and e[0] is not None))
@@ -308,7 +319,10 @@ class ChainScan:
         shaped = self._shaped.get(key)
         if shaped is None:
             values = json.loads(extracted) if extracted else None
-            shaped = _shape(values, self.facts, in_period) if isinstance(values, list) else None
+            nested = "[" in (extracted or "")[1:]  # an array inside: make it a tuple
+            shaped = (
+                _shape(values, self.facts, in_period, nested) if isinstance(values, list) else None
+            )
             if shaped is None:  # more elements than extracted: parse this decision here
                 try:
                     data = json.loads(canonical)
