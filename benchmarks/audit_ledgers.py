@@ -219,9 +219,9 @@ class CachedPostgres:
             shutil.chown(self.base, "postgres", "postgres")
             self.run_as = ["runuser", "-u", "postgres", "--"]
         if not (self.data / "PG_VERSION").exists():
+            initdb = [str(self.bindir / "initdb"), "-D", str(self.data), "-U", "affidavit"]
             subprocess.run(
-                [*self.run_as, str(self.bindir / "initdb"), "-D", str(self.data)]
-                + ["-U", "affidavit", "--auth=trust"],
+                [*self.run_as, *initdb, "--auth=trust"],
                 check=True,
                 capture_output=True,
             )

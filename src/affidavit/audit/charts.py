@@ -42,9 +42,12 @@ def _open(title: str, width: int, height: int) -> str:
     )
 
 
-def _legend(items: Sequence[tuple[str, str]], x: int, y: int) -> str:
+def _legend(items: Sequence[tuple[str, str]], x: int, y: int, right: int = 750) -> str:
     out = []
+    start = x
     for label, colour in items:
+        if x + 24 + 7 * len(label) > right:
+            x, y = start, y + 14
         out.append(
             f'<rect x="{x}" y="{y}" width="10" height="10" fill="{colour}"/>'
             f'<text x="{x + 14}" y="{y + 9}" {_FONT}>{_e(label)}</text>'
@@ -86,7 +89,7 @@ def over_time(days: Sequence[Mapping[str, Any]]) -> str:
     svg.append(
         f'<line x1="{left}" y1="{top + plot_h}" x2="{width - 10}" y2="{top + plot_h}" '
         'stroke="#555"/>'
-        f'<text x="{left - 4}" y="{top + 8}" text-anchor="end" {_FONT}>{peak}</text>'
+        f'<text x="{left - 4}" y="{top + 8}" text-anchor="end" {_FONT}>{peak:,}</text>'
         f'<text x="{left - 4}" y="{top + plot_h}" text-anchor="end" {_FONT}>0</text>'
     )
     for i, (label, counts, damaged) in enumerate(buckets):
@@ -107,30 +110,40 @@ def over_time(days: Sequence[Mapping[str, Any]]) -> str:
                 f'<rect x="{x:.1f}" y="{top}" width="{bar:.1f}" height="6" fill="url(#damaged)">'
                 f"<title>{_e(label)}: {damaged} from the damaged range</title></rect>"
             )
-    for i in sorted({0, len(buckets) // 2, len(buckets) - 1}):
+    last = len(buckets) - 1
+    for i in sorted({0, len(buckets) // 2, last}):
+        anchor = "end" if i == last and i else "start"
+        x_label = left + i * step + (bar if anchor == "end" else 0)
         svg.append(
-            f'<text x="{left + i * step:.1f}" y="{height - bottom + 16}" {_FONT}>'
-            f"{_e(buckets[i][0])}</text>"
+            f'<text x="{x_label:.1f}" y="{height - bottom + 16}" text-anchor="{anchor}" '
+            f"{_FONT}>{_e(buckets[i][0])}</text>"
         )
     svg.append("</svg>")
     return "".join(svg)
 
 
 def _hbars(
-    title: str, rows: Sequence[tuple[str, Sequence[tuple[str, int, str]], int]], total: int
+    title: str,
+    rows: Sequence[tuple[str, Sequence[tuple[str, int, str]], int]],
+    total: int,
+    shares: bool = False,
 ) -> str:
-    """Horizontal stacked bars: (label, [(part, value, colour)], damaged) per row."""
+    """Horizontal stacked bars: (label, [(part, value, colour)], damaged) per row; with
+    ``shares`` every row spans the full width (its parts as shares of its own total)."""
     width, left, row_h = 760, 220, 22
-    height = 36 + row_h * max(1, len(rows)) + 8
-    svg = [_open(title, width, height)]
     parts = {p: c for _, segs, _ in rows for p, _, c in segs}
+    legend_rows = 1 + sum(24 + 7 * len(p) for p in parts) // (width - left)
+    top = 16 + 14 * legend_rows
+    height = top + row_h * max(1, len(rows)) + 8
+    svg = [_open(title, width, height)]
     svg.append(_legend(list(parts.items()), left, 8))
     if not rows:
         svg.append(f'<text x="{left}" y="44" {_FONT}>No decisions in this period.</text></svg>')
         return "".join(svg)
-    scale = (width - left - 70) / (total or 1)
     for i, (label, segs, damaged) in enumerate(rows):
-        y = 30 + i * row_h
+        y = top + i * row_h
+        n = sum(v for _, v, _ in segs)
+        scale = (width - left - 110) / ((n if shares else total) or 1)
         svg.append(
             f'<text x="{left - 6}" y="{y + 14}" text-anchor="end" {_FONT}>{_e(label)}</text>'
         )
@@ -143,9 +156,9 @@ def _hbars(
                     f'fill="{colour}"><title>{_e(label)}: {value} {_e(part)}</title></rect>'
                 )
             x += w
-        n = sum(v for _, v, _ in segs)
-        mark = f" ({damaged} damaged)" if damaged else ""
-        svg.append(f'<text x="{x + 4:.1f}" y="{y + 14}" {_FONT}>{n}{_e(mark)}</text>')
+        mark = f" ({damaged:,} damaged)" if damaged else ""
+        figure = f"{segs[0][1] / n:.1%} of {n:,}" if shares and n else f"{n:,}"
+        svg.append(f'<text x="{x + 4:.1f}" y="{y + 14}" {_FONT}>{figure}{_e(mark)}</text>')
         if damaged:
             svg.append(
                 f'<rect x="{left}" y="{y + row_h - 4}" width="{damaged * scale:.1f}" height="3" '
@@ -179,7 +192,7 @@ def coverage(r: Mapping[str, Any]) -> str:
             ("provenance and review", "withProvenanceAndReview"),
         )
     ]
-    return _hbars("Evidence coverage of admitted requests", rows, n)
+    return _hbars("Evidence coverage of admitted requests", rows, n, shares=True)
 
 
 def ai_share(r: Mapping[str, Any]) -> str:
@@ -206,8 +219,14 @@ def ai_share(r: Mapping[str, Any]) -> str:
             0,
         ),
     ]
-    return _hbars("AI-touched share and how it was reviewed", rows, admitted)
+    return _hbars("AI-touched share and how it was reviewed", rows, admitted, shares=True)
 
 
-def all_charts(r: Mapping[str, Any]) -> list[str]:
-    return [over_time(r["byDay"]), by_place(r), coverage(r), ai_share(r)]
+def all_charts(r: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """(caption, svg) of every chart, in reading order."""
+    return [
+        ("Decisions over time by outcome", over_time(r["byDay"])),
+        ("Outcome by region and cluster", by_place(r)),
+        ("Evidence coverage of admitted requests", coverage(r)),
+        ("AI-touched share and how it was reviewed", ai_share(r)),
+    ]

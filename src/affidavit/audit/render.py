@@ -190,14 +190,15 @@ def render_markdown(r: Mapping[str, Any]) -> str:
 
 
 _CSS = (
-    "body{font-family:system-ui,-apple-system,'Segoe UI',sans-serif;margin:0;color:#1b1b1b;"
+    "*{box-sizing:border-box}body{font-family:system-ui,-apple-system,'Segoe UI',sans-serif;margin:0;color:#1b1b1b;"
     "background:#f4f5f7}main{max-width:1040px;margin:0 auto;padding:2em 2.5em;background:#fff}"
     "header{border-bottom:3px solid #1b2a41;margin-bottom:1.2em}"
     "h1{font-size:1.6em;margin:.2em 0;color:#1b2a41}h2{font-size:1.15em;color:#1b2a41;"
     "border-bottom:1px solid #d0d4da;padding-bottom:.2em;margin-top:1.8em}"
     ".sub{color:#555;margin:.2em 0 .8em}"
     "table{border-collapse:collapse;margin-bottom:1.2em;font-size:.88em;width:100%}"
-    "th,td{border:1px solid #c8ccd2;padding:.3em .5em;text-align:left;vertical-align:top}"
+    "th,td{border:1px solid #c8ccd2;padding:.3em .5em;text-align:left;vertical-align:top;"
+    "overflow-wrap:anywhere}"
     "th{background:#eef0f3;font-weight:600}tr.damaged td{background:#ffebee}"
     ".verdict{padding:1em;font-weight:600;border-left:6px solid;margin:1em 0}"
     ".intact{background:#e8f5e9;border-color:#2e7d32}"
@@ -217,11 +218,11 @@ def _cards(r: Mapping[str, Any]) -> list[tuple[str, str]]:
     w, t, ev = r["workloads"], r["totals"], r["evidence"]
     share = "n/a" if ev["share"] is None else f"{ev['share']:.1%}"
     return [
-        (f"{w['workloads']}", "workloads"),
-        (f"{t['decisions']}", "admission requests"),
-        (f"{t['allowed']}", "admitted clean"),
-        (f"{w['requestsAdmittedWithFindings']}", "admitted with warnings or exceptions"),
-        (f"{t['denied']}", "denied"),
+        (f"{w['workloads']:,}", "workloads"),
+        (f"{t['decisions']:,}", "admission requests"),
+        (f"{t['allowed']:,}", "admitted clean"),
+        (f"{w['requestsAdmittedWithFindings']:,}", "admitted with warnings or exceptions"),
+        (f"{t['denied']:,}", "denied"),
         (share, "admitted with provenance and review"),
     ]
 
@@ -270,7 +271,10 @@ def render_html(r: Mapping[str, Any]) -> str:
         "</div>",
         "<h2>Charts</h2>",
         '<div class="charts">',
-        *(f"<figure>{svg}</figure>" for svg in all_charts(r)),
+        *(
+            f"<figure><figcaption>{e(caption)}</figcaption>{svg}</figure>"
+            for caption, svg in all_charts(r)
+        ),
         "</div>",
     ]
     for title, header, rows, damaged in _tables(r):

@@ -17,10 +17,12 @@ import pytest
 from audit_decisions import fill, tamper
 
 from affidavit.audit.pack import SIGNATURE_SPLIT, STATEMENT_CHECK
+from affidavit.audit.signing import REPORT_PREDICATE, ledger_verifier, subjects, verify_statement
 from affidavit.cli.main import main
 from affidavit.ledger import Ledger
 
 PERIOD = ["--since", "2026-03-01", "--until", "2026-04-01"]
+OPENSSL_VERIFY = ["openssl", "pkeyutl", "-verify", "-pubin", "-inkey", "affidavit-ledger.pub"]
 
 
 def _keys(folder: Path, name: str = "ledger") -> tuple[Path, Path]:
@@ -66,8 +68,7 @@ def test_a_signed_pack_verifies_offline_and_with_stock_tools(
     shutil.copy(pub, folder / "affidavit-ledger.pub")
     subprocess.run([sys.executable, "-c", SIGNATURE_SPLIT], cwd=folder, check=True)
     openssl = subprocess.run(
-        ["openssl", "pkeyutl", "-verify", "-pubin", "-inkey", "affidavit-ledger.pub"]
-        + ["-rawin", "-in", "pae.bin", "-sigfile", "sig.bin"],
+        [*OPENSSL_VERIFY, "-rawin", "-in", "pae.bin", "-sigfile", "sig.bin"],
         cwd=folder,
         capture_output=True,
         text=True,
@@ -133,9 +134,6 @@ def test_a_signed_report_verifies_with_the_ledger_key(
     args = ["audit", "report", "--ledger", ledger_url, *PERIOD, "--format", "html"]
     assert main([*args, "-o", str(page), "--ledger-key", str(key)]) == 0
     envelope = (tmp_path / "report.html.dsse.json").read_bytes()
-    from affidavit.audit.signing import REPORT_PREDICATE, ledger_verifier, subjects
-    from affidavit.audit.signing import verify_statement
-
     statement = verify_statement(envelope, ledger_verifier(pub), REPORT_PREDICATE, "report")
     assert subjects(statement) == {"report.html": hashlib.sha256(page.read_bytes()).hexdigest()}
     assert main([*args, "--ledger-key", str(key)]) == 2  # a signature needs a file to sign
