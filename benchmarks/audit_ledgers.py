@@ -266,21 +266,25 @@ class CachedPostgres:
         writer.head()  # the schema and the head row
         writer.close()
         last = (0, GENESIS_HASH)
+        # the same rows as the SQLite ledger (copied from it: generating them again is slower)
+        source = sqlite3.connect(sqlite_ledger(n).removeprefix("sqlite:///"))
         with psycopg.connect(admin.replace("postgres", db)) as conn:
             with conn.cursor() as cur:
                 with cur.copy(
                     "COPY decisions (seq,id,time,outcome,namespace,kind,name,decision,"
                     "prev_hash,hash) FROM STDIN"
                 ) as copy:
-                    images: list[tuple[int, str, str | None]] = []
-                    for row in rows(n):
-                        copy.write_row(row[:10])
-                        images += [(row[0], ref, dg) for ref, dg in row[10]]
+                    for row in source.execute(
+                        "SELECT seq,id,time,outcome,namespace,kind,name,decision,prev_hash,hash "
+                        "FROM decisions ORDER BY seq"
+                    ):
+                        copy.write_row(row)
                         last = (row[0], row[9])
                 with cur.copy("COPY decision_images (seq, ref, digest) FROM STDIN") as copy:
-                    for image in images:
+                    for image in source.execute("SELECT seq, ref, digest FROM decision_images"):
                         copy.write_row(image)
                 cur.execute("UPDATE ledger_head SET seq = %s, hash = %s WHERE id = 1", last)
             conn.execute("ANALYZE")
+        source.close()
         _log(f"built PostgreSQL {db} in {time.perf_counter() - t0:.0f}s")
         return self.url(db)

@@ -371,7 +371,7 @@ class ChainScan:
                 and seq == expected_seq
                 and prev == expected_prev
                 and (
-                    len(stored) == len(images) == 0
+                    stored == list(images)  # one image (the usual case) or already in order
                     or sorted(stored, key=_image_key) == list(images)
                 )
                 and sha256((prev + canonical).encode()).hexdigest() == digest
