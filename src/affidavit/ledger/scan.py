@@ -36,6 +36,17 @@ from sqlalchemy.exc import DataError, OperationalError, ProgrammingError, SQLAlc
 from affidavit.errors import LedgerError
 from affidavit.ledger.canonical import GENESIS_HASH
 from affidavit.ledger.checkpoint import Checkpoint
+from affidavit.ledger.extract import (
+    IMAGE_ROWS,
+    Facts,
+    facts_of,
+    image_key,
+    pg_sql,
+    rfc3339,
+    shape,
+    sqlite_sql,
+    sqlite_text,
+)
 from affidavit.ledger.records import ChainReport, check_row, images_of, record_from_row
 from affidavit.ledger.schema import decision_images, decisions, ledger_head
 
@@ -51,206 +62,17 @@ class FastScanUnavailable(LedgerError):
     """The database could not run the fast scan (malformed JSON in a row); scan with fast=False."""
 
 
-@dataclass(frozen=True)
-class Facts:
-    """What to extract from each decision of the period.
-
-    ``fields``: top-level keys (their JSON values, in order). ``arrays``: for a top-level array,
-    the keys to take from each of its objects (a tuple per element). The database extracts the
-    first elements by position (one parse per row); a decision with more is parsed here
-    instead, so nothing is cut off. Keys may be dotted (``snapshot.caller.authenticated``).
-    """
-
-    fields: tuple[str, ...] = ()
-    #: (dotted path of the array, dotted keys of each element, how many elements by position)
-    arrays: tuple[tuple[str, tuple[str, ...], int], ...] = ()
-
-
-#: One row: seq, id, RFC 3339 time, outcome, namespace, kind, name, in the period, damaged
-#: (at or after the first fault), the stored line's parts (decision, prev_hash, hash), and the
-#: facts (the ``fields`` tuple, then one tuple of tuples per array); facts are None outside the
-#: period.
 ScanRow = tuple[
     int, str, str, str, str, str, str, bool, bool, str, str, str, tuple[Any, ...] | None
 ]
 
+
 #: Every decision's images are compared with its ``decision_images`` rows.
-_IMAGES = ("images", ("ref", "digest"), 2)
-
-
-def _arrays(facts: Facts, with_facts: bool) -> list[tuple[str, tuple[str, ...], int]]:
-    return [_IMAGES, *facts.arrays] if with_facts else [_IMAGES]
-
-
-def _paths(facts: Facts, with_facts: bool) -> list[tuple[str, ...]]:
-    """JSON paths (as key tuples) in extraction order: the images, the fields, the arrays."""
-    out: list[tuple[str, ...]] = []
-    for n, (array, keys, limit) in enumerate(_arrays(facts, with_facts)):
-        if n == 1:
-            out += [_split(k) for k in facts.fields]
-        for i in range(limit):
-            out += [(*_split(array), str(i), *_split(k)) for k in keys]
-        out.append((*_split(array), str(limit)))  # present: more elements than extracted
-    if with_facts and len(_arrays(facts, with_facts)) == 1:
-        out += [_split(k) for k in facts.fields]
-    return out
-
-
-def _split(dotted: str) -> tuple[str, ...]:
-    return tuple(_check(p) for p in dotted.split("."))
-
-
-def _get(data: Any, dotted: str) -> Any:
-    for part in dotted.split("."):
-        if not isinstance(data, Mapping):
-            return None
-        data = data.get(part)
-    return data
-
-
-def _shape(
-    values: list[Any], facts: Facts, with_facts: bool, nested: bool = True
-) -> tuple[Any, ...] | None:
-    """(images, facts) from the extracted values; None when an array had more elements.
-
-    An element is present when its first key is (a rule, an image, a ref).
-    """
-    if nested:
-        values = [_freeze(v) for v in values]
-    pos = 0
-    arrays: list[tuple[tuple[Any, ...], ...]] = []
-    fields: tuple[Any, ...] = ()
-    for n, (_, keys, limit) in enumerate(_arrays(facts, with_facts)):
-        if n == 1:
-            fields = tuple(values[pos : pos + len(facts.fields)])
-            pos += len(facts.fields)
-        width = len(keys)
-        stop = pos + width * limit
-        if values[stop] is not None:
-            return None
-        arrays.append(
-            tuple(
-                tuple(values[j : j + width])
-                for j in range(pos, stop, width)
-                if values[j] is not None
-            )
-        )
-        pos = stop + 1
-    if with_facts and len(arrays) == 1:
-        fields = tuple(values[pos : pos + len(facts.fields)])
-    images = tuple(sorted(arrays[0], key=_image_key)) if len(arrays[0]) > 1 else arrays[0]
-    if not with_facts:
-        return (images, None)
-    return (images, _assemble(facts, fields, arrays[1:]))
-
-
-def _assemble(
-    facts: Facts, fields: tuple[Any, ...], arrays: Sequence[tuple[Any, ...]]
-) -> tuple[Any, ...]:
-    return ((fields,) if facts.fields else ()) + tuple(arrays)
-
-
-def _image_key(image: tuple[Any, ...]) -> tuple[str, str]:
-    return str(image[0]), str(image[1] or "")
-
-
-def _check(key: str) -> str:
-    if not key.replace("_", "").isalnum():
-        raise ValueError(f"fact key {key!r} is not a plain JSON key")
-    return key
-
-
-def _sqlite_path(path: tuple[str, ...]) -> str:
-    out = "$"
-    for part in path:
-        out += f"[{part}]" if part.isdigit() else f".{_check(part)}"
-    return f"'{out}'"
-
-
-def _pg_path(path: tuple[str, ...]) -> str:
-    return "x.j" + "".join(f"->{p}" if p.isdigit() else f"->'{_check(p)}'" for p in path)
-
-
-def _rfc3339(value: datetime) -> str:
-    value = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-    return value.isoformat().replace("+00:00", "Z")
-
-
-def _sqlite_text(value: datetime) -> str:
-    return value.astimezone(UTC).replace(tzinfo=None).strftime("%Y-%m-%d %H:%M:%S.%f")
-
-
-def _sqlite_sql(facts: Facts) -> str:
-    rfc = (
-        "CASE WHEN substr(d.time, 20) = '.000000' "
-        "THEN replace(substr(d.time, 1, 19), ' ', 'T') || 'Z' "
-        "ELSE replace(d.time, ' ', 'T') || 'Z' END"
-    )
-    ok = (
-        "json_extract(d.decision, '$.id', '$.outcome', '$.namespace', '$.kind', '$.name', "
-        f"'$.time') = json_array(d.id, d.outcome, d.namespace, d.kind, d.name, {rfc})"
-    )
-    period = "(d.time >= :since AND d.time < :until)"
-    both = ", ".join(_sqlite_path(p) for p in _paths(facts, True))
-    images = ", ".join(_sqlite_path(p) for p in _paths(facts, False))
-    # Every interpolated part is built here from fixed text and checked plain keys (_check).
-    return (
-        f"SELECT d.seq, d.id, {rfc}, d.outcome, d.namespace, d.kind, d.name, {period}, "  # noqa: S608
-        f"d.decision, d.prev_hash, d.hash, {ok}, CASE WHEN {period} "
-        f"THEN json_extract(d.decision, {both}) ELSE json_extract(d.decision, {images}) END "
-        "FROM decisions d ORDER BY d.seq"
-    )
-
-
-def _pg_sql(facts: Facts) -> str:
-    rfc = (
-        "to_char(d.time, 'YYYY-MM-DD\"T\"HH24:MI:SS') || CASE WHEN date_trunc('second', d.time)"
-        " = d.time THEN '' ELSE to_char(d.time, '.US') END || 'Z'"
-    )
-    ok = (
-        "jsonb_build_array(x.j->'id', x.j->'outcome', x.j->'namespace', x.j->'kind', "
-        "x.j->'name', x.j->'time') = jsonb_build_array(d.id, d.outcome, d.namespace, d.kind, "
-        f"d.name, {rfc})"
-    )
-    period = "(d.time >= %(since)s AND d.time < %(until)s)"
-    both = ", ".join(_pg_path(p) for p in _paths(facts, True))
-    images = ", ".join(_pg_path(p) for p in _paths(facts, False))
-    return (
-        f"SELECT d.seq, d.id, {rfc}, d.outcome, d.namespace, d.kind, d.name, {period}, "  # noqa: S608
-        f"d.decision, d.prev_hash, d.hash, {ok}, CASE WHEN {period} "
-        f"THEN jsonb_build_array({both})::text ELSE jsonb_build_array({images})::text END "
-        "FROM decisions d CROSS JOIN LATERAL (SELECT d.decision::jsonb AS j) x ORDER BY d.seq"
-    )
-
-
-_IMAGE_ROWS = "SELECT seq, ref, digest FROM decision_images ORDER BY seq"
-
-
 def _head(led: Ledger, conn: Connection) -> tuple[int, str]:
     row = conn.execute(select(ledger_head.c.seq, ledger_head.c.hash)).first()
     if row is None:
         raise led._damaged("the ledger_head table has no head row")
     return int(row.seq), str(row.hash)
-
-
-def _facts_of(data: Mapping[str, Any], facts: Facts) -> tuple[Any, ...]:
-    """The facts of a parsed decision, shaped as the fast scan shapes them."""
-    fields = tuple(_freeze(_get(data, k)) for k in facts.fields)
-    arrays = []
-    for array, keys, _ in facts.arrays:
-        items = _get(data, array)
-        elements = (
-            tuple(_freeze(_get(item, k)) for k in keys)
-            for item in (items if isinstance(items, list) else ())
-        )
-        arrays.append(tuple(e for e in elements if e and e[0] is not None))
-    return _assemble(facts, fields, arrays)
-
-
-def _freeze(value: Any) -> Any:
-    if isinstance(value, list):
-        return tuple(_freeze(v) for v in value)
-    return value
 
 
 @dataclass
@@ -301,7 +123,7 @@ class ChainScan:
                 "since": low.astimezone(UTC).replace(tzinfo=None),
                 "until": high.astimezone(UTC).replace(tzinfo=None),
             }
-        return {"since": _sqlite_text(low), "until": _sqlite_text(high)}
+        return {"since": sqlite_text(low), "until": sqlite_text(high)}
 
     def _exact(self, conn: Connection, seq: int, expected_seq: int, prev: str) -> str | None:
         """``check_row`` on one row, read again through the ordinary typed query."""
@@ -314,14 +136,14 @@ class ChainScan:
         rec = record_from_row(row._mapping)
         return check_row(rec, expected_seq, prev, [(str(r), d) for r, d in images])
 
-    def _shape(self, in_period: bool, extracted: str | None, canonical: str) -> Any:
+    def _read(self, in_period: bool, extracted: str | None, canonical: str) -> Any:
         key = (in_period, extracted or "")
         shaped = self._shaped.get(key)
         if shaped is None:
             values = json.loads(extracted) if extracted else None
             nested = "[" in (extracted or "")[1:]  # an array inside: make it a tuple
             shaped = (
-                _shape(values, self.facts, in_period, nested) if isinstance(values, list) else None
+                shape(values, self.facts, in_period, nested) if isinstance(values, list) else None
             )
             if shaped is None:  # more elements than extracted: parse this decision here
                 try:
@@ -329,8 +151,8 @@ class ChainScan:
                 except ValueError:
                     data = {}
                 data = data if isinstance(data, dict) else {}
-                images = tuple(sorted(images_of(data), key=_image_key))
-                return (images, _facts_of(data, self.facts) if in_period else None)
+                images = tuple(sorted(images_of(data), key=image_key))
+                return (images, facts_of(data, self.facts) if in_period else None)
             if len(self._shaped) > _CACHE_LIMIT:
                 self._shaped.clear()
             self._shaped[key] = shaped
@@ -365,14 +187,14 @@ class ChainScan:
                 else:
                     stored.append((image[1], image[2]))
                 image = next(image_rows, None)
-            images, facts = self._shape(in_period, row[12], canonical)
+            images, facts = self._read(in_period, row[12], canonical)
             if not (
                 row[11]
                 and seq == expected_seq
                 and prev == expected_prev
                 and (
                     stored == list(images)  # one image (the usual case) or already in order
-                    or sorted(stored, key=_image_key) == list(images)
+                    or sorted(stored, key=image_key) == list(images)
                 )
                 and sha256((prev + canonical).encode()).hexdigest() == digest
             ):
@@ -435,14 +257,14 @@ class ChainScan:
         postgres = self.ledger.is_postgres
         dbapi: Any = conn.connection.dbapi_connection
         side = dbapi.cursor(name="affidavit_scan_images") if postgres else dbapi.cursor()
-        images = _fetch(side, _IMAGE_ROWS, {})
+        images = _fetch(side, IMAGE_ROWS, {})
         if not self.fast:
             return self._slow_rows(conn), images
         params = self._bounds(postgres)
         if postgres:
             main = dbapi.cursor(name="affidavit_scan")
-            return _fetch(main, _pg_sql(self.facts), params), images
-        return _fetch(dbapi.cursor(), _sqlite_sql(self.facts), params), images
+            return _fetch(main, pg_sql(self.facts), params), images
+        return _fetch(dbapi.cursor(), sqlite_sql(self.facts), params), images
 
     def _slow_rows(self, conn: Connection) -> Iterator[Any]:
         """The same rows as the fast query, parsed and compared in Python (``ok`` from the rule)."""
@@ -456,7 +278,7 @@ class ChainScan:
             yield (
                 rec.seq,
                 rec.id,
-                _rfc3339(rec.time),
+                rfc3339(rec.time),
                 rec.outcome,
                 rec.namespace,
                 rec.kind,
