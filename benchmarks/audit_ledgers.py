@@ -207,17 +207,19 @@ class CachedPostgres:
         if not bins:
             raise RuntimeError("PostgreSQL is not installed (scripts/install-debs)")
         self.bindir = bins[0].parent
-        self.base = CACHE / "pg"
-        self.data = self.base / "data"
-        self.port = 55431
-        self.run_as: list[str] = []
         import os
         import shutil
 
-        self.base.mkdir(parents=True, exist_ok=True)
-        if os.geteuid() == 0:  # initdb refuses to run as root
-            shutil.chown(self.base, "postgres", "postgres")
+        self.run_as: list[str] = []
+        self.base = CACHE / "pg"
+        if os.geteuid() == 0:  # initdb refuses to run as root; postgres cannot enter ~root
+            self.base = Path("/var/tmp/affidavit-bench-pg")
             self.run_as = ["runuser", "-u", "postgres", "--"]
+        self.data = self.base / "data"
+        self.port = 55431
+        self.base.mkdir(parents=True, exist_ok=True)
+        if self.run_as:
+            shutil.chown(self.base, "postgres", "postgres")
         if not (self.data / "PG_VERSION").exists():
             initdb = [str(self.bindir / "initdb"), "-D", str(self.data), "-U", "affidavit"]
             subprocess.run(
