@@ -2,17 +2,19 @@
 
 It holds the coverage report (JSON, Markdown, HTML), the period's decisions exactly as the ledger
 stores them (seq, prev_hash, hash and the canonical JSON the hash covers), a MANIFEST.json and a
-SHA256SUMS file with the sha256 of every file, and a README.txt that shows how to re-verify the
-manifest and the hash chain with ``sha256sum`` and a Python one-liner. The zip is deterministic:
-fixed entry order, timestamps and permissions, no wall-clock time inside, so the same ledger and
-period always give the same bytes (and the same pack hash).
+SHA256SUMS file with the sha256 of every file, with ``--ledger-key`` a DSSE signature over all of
+them, and a README.txt that shows how to re-verify signature, files and hash chain with openssl,
+``sha256sum`` and Python one-liners. It is written as the ledger streams (one pass, the rows go
+straight into the zip), so a million decisions need no more memory than a thousand. The zip is
+deterministic: fixed entry order, timestamps and permissions, so the same ledger, period and
+generation time give the same bytes (and the same pack hash).
 """
 
 from __future__ import annotations
 
 import hashlib
-import io
 import json
+import tempfile
 import textwrap
 import zipfile
 from collections.abc import Mapping, Sequence
@@ -20,11 +22,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from affidavit.attestations.keys import PrivateKeySigner
 from affidavit.audit.render import render_html, render_json, render_markdown
 from affidavit.audit.report import ExceptionDetail, report_from_ledger
+from affidavit.audit.signing import PACK_PREDICATE, sha256_file, sign_files
 from affidavit.errors import UsageError
-from affidavit.ledger import GENESIS_HASH, Ledger, LedgerRecord
+from affidavit.ledger import GENESIS_HASH, Ledger
 from affidavit.ledger.checkpoint import Checkpoint
+from affidavit.ledger.scan import ScanRow
 
 PACK_SCHEMA = "https://affidavit.dev/audit/evidence-pack/v1"
 
@@ -48,23 +53,62 @@ MANIFEST_CHECK = (
 )
 
 
-def _stored_line(rec: LedgerRecord) -> str:
-    row = {
-        "seq": rec.seq,
-        "id": rec.id,
-        "time": rec.time.astimezone(UTC).isoformat().replace("+00:00", "Z"),
-        "outcome": rec.outcome,
-        "namespace": rec.namespace,
-        "kind": rec.kind,
-        "name": rec.name,
-        "decision": rec.canonical,
-        "prev_hash": rec.prev_hash,
-        "hash": rec.hash,
+def _stored_line(row: ScanRow) -> bytes:
+    """One ledger row as the pack stores it: exactly the stored values, sorted keys."""
+    line = {
+        "seq": row[0],
+        "id": row[1],
+        "time": row[2],
+        "outcome": row[3],
+        "namespace": row[4],
+        "kind": row[5],
+        "name": row[6],
+        "decision": row[9],
+        "prev_hash": row[10],
+        "hash": row[11],
     }
-    return json.dumps(row, sort_keys=True, separators=(",", ":"), ensure_ascii=False) + "\n"
+    return (
+        json.dumps(line, sort_keys=True, separators=(",", ":"), ensure_ascii=False) + "\n"
+    ).encode()
 
 
-def _readme(manifest: Mapping[str, Any]) -> str:
+#: Writes the DSSE pre-authentication encoding, the signature and the signed statement of
+#: SIGNATURE.dsse.json to files openssl reads (README.txt shows it).
+SIGNATURE_SPLIT = (
+    "import json,base64;"
+    'E=json.load(open("SIGNATURE.dsse.json"));P=base64.b64decode(E["payload"]);'
+    'T=E["payloadType"].encode();'
+    'open("pae.bin","wb").write(b"DSSEv1 %d %s %d %s"%(len(T),T,len(P),P));'
+    'open("sig.bin","wb").write(base64.b64decode(E["signatures"][0]["sig"]));'
+    'open("statement.json","wb").write(P)'
+)
+#: Checks every file against the signed statement's subjects.
+STATEMENT_CHECK = (
+    "import json,hashlib,os;"
+    'S={s["name"]:s["digest"]["sha256"] for s in json.load(open("statement.json"))["subject"]};'
+    'B=[n for n,h in S.items() if hashlib.sha256(open(n,"rb").read()).hexdigest()!=h];'
+    'print("MISMATCH:",B) if B else print("all",len(S),"files match the signed statement")'
+)
+
+
+def _signed_steps() -> list[str]:
+    return [
+        "0. Check the signature (the ledger's Ed25519 public key, affidavit-ledger.pub, the one",
+        "   that signs the ledger's checkpoints), or run: affidavit audit verify-pack PACK.zip",
+        "   --ledger-public-key affidavit-ledger.pub",
+        "",
+        f"   python3 -c '{SIGNATURE_SPLIT}'",
+        "   openssl pkeyutl -verify -pubin -inkey affidavit-ledger.pub -rawin -in pae.bin \\",
+        "       -sigfile sig.bin",
+        f"   python3 -c '{STATEMENT_CHECK}'",
+        "",
+        "   openssl prints 'Signature Verified Successfully'; the statement's subjects are every",
+        "   other file of the pack with its sha256.",
+        "",
+    ]
+
+
+def _readme(manifest: Mapping[str, Any], *, signed: bool = False) -> str:
     d = manifest["decisions"]
     if d["count"]:
         first = d["firstSeq"]
@@ -100,7 +144,16 @@ def _readme(manifest: Mapping[str, Any]) -> str:
             "                  'decision', the canonical JSON text the hash covers",
             "MANIFEST.json     sha256 of every file above, the period and the ledger head",
             "SHA256SUMS        the same sha256 values in the format sha256sum reads",
+            *(
+                [
+                    "SIGNATURE.dsse.json  DSSE envelope, signed with the ledger key, of an in-toto",
+                    "                  statement naming every other file by its sha256",
+                ]
+                if signed
+                else []
+            ),
             "",
+            *(_signed_steps() if signed else []),
             "1. Check that no file was changed (run inside the unpacked folder):",
             "",
             "   sha256sum -c SHA256SUMS",
@@ -117,8 +170,8 @@ def _readme(manifest: Mapping[str, Any]) -> str:
             "",
             textwrap.fill(scope, width=92, initial_indent="   ", subsequent_indent="   "),
             "",
-            "3. Keep the sha256 of this zip file with the audit record; the same ledger and",
-            "   period always produce a byte-identical pack.",
+            "3. Keep the sha256 of this zip file with the audit record; the same ledger, period",
+            "   and generation time always produce a byte-identical pack.",
             "",
         ]
     )
@@ -139,8 +192,68 @@ def check_period(since: datetime, until: datetime) -> None:
         )
 
 
+class _Stretch:
+    """decisions.jsonl, written as the scan streams: from the period's first row to its last.
+
+    Rows after a period row that are not in the period themselves wait in a spool until another
+    period row comes (they belong to the unbroken stretch) and are dropped at the end.
+    """
+
+    def __init__(self, zf: zipfile.ZipFile, stamp: tuple[int, int, int, int, int, int]) -> None:
+        self.out = zf.open(_info(DECISIONS, stamp, level=1), "w", force_zip64=True)
+        self.sha = hashlib.sha256()
+        self.pending = tempfile.SpooledTemporaryFile(max_size=16 << 20)  # noqa: SIM115
+        self.count = self.pending_count = 0
+        self.first: ScanRow | None = None
+        self.last: ScanRow | None = None
+
+    def add(self, row: ScanRow) -> None:
+        if self.first is None and not row[7]:
+            return
+        line = _stored_line(row)
+        if not row[7]:
+            self.pending.write(line)
+            self.pending_count += 1
+            return
+        if self.pending_count:
+            self.pending.seek(0)
+            for block in iter(lambda: self.pending.read(1 << 20), b""):
+                self._write(block)
+            self.pending.seek(0)
+            self.pending.truncate()
+            self.count += self.pending_count
+            self.pending_count = 0
+        self._write(line)
+        self.count += 1
+        self.first = self.first or row
+        self.last = row
+
+    def _write(self, data: bytes) -> None:
+        self.out.write(data)
+        self.sha.update(data)
+
+    def close(self) -> str:
+        self.out.close()
+        self.pending.close()
+        return self.sha.hexdigest()
+
+
+DECISIONS = "decisions.jsonl"
+SIGNATURE = "SIGNATURE.dsse.json"
+
+
+def _info(name: str, stamp: tuple[int, int, int, int, int, int], level: int = 9) -> zipfile.ZipInfo:
+    info = zipfile.ZipInfo(name, date_time=stamp)
+    info.compress_type = zipfile.ZIP_DEFLATED
+    info._compresslevel = level  # type: ignore[attr-defined]  # zf.open(info, "w") reads it
+    info.create_system = 3
+    info.external_attr = 0o100644 << 16
+    return info
+
+
 def build_pack(
     ledger: Ledger,
+    path: Path,
     *,
     since: datetime,
     until: datetime,
@@ -148,77 +261,90 @@ def build_pack(
     exceptions: Mapping[str, ExceptionDetail] | None = None,
     ai_touched: Mapping[str, bool] | None = None,
     checkpoints: Sequence[Checkpoint] = (),
-) -> tuple[bytes, dict[str, Any]]:
-    """The pack's zip bytes and its report document, for decisions in ``[since, until)``."""
+    signer: PrivateKeySigner | None = None,
+    generated_at: datetime | None = None,
+    ledger_url: str | None = None,
+) -> tuple[str, dict[str, Any]]:
+    """Write the pack for decisions in ``[since, until)`` to ``path`` (atomically, streaming);
+    return its sha256 and its report document."""
     check_period(since, until)
-    period = ledger.query(since=since, until=until, limit=None)
-    report = report_from_ledger(
-        ledger,
-        since=since,
-        until=until,
-        region=region,
-        exceptions=exceptions,
-        ai_touched=ai_touched,
-        records=period,
-        checkpoints=checkpoints,
-    )
-    stretch: Sequence[LedgerRecord] = ()
-    if period:
-        first, last = period[0].seq, period[-1].seq
-        contiguous = last - first + 1 == len(period)  # the usual case: no re-read needed
-        stretch = period if contiguous else ledger.after(first - 1, limit=last - first + 1)
-    files: dict[str, bytes] = {
-        "report.json": render_json(report).encode(),
-        "report.md": render_markdown(report).encode(),
-        "report.html": render_html(report).encode(),
-        "decisions.jsonl": "".join(_stored_line(r) for r in stretch).encode(),
-    }
-    integrity = report["integrity"]
-    manifest: dict[str, Any] = {
-        "schema": PACK_SCHEMA,
-        "period": report["period"],
-        "ledger": {
-            "headSeq": integrity["headSeq"],
-            "headHash": integrity["headHash"],
-            "verdict": report["verdict"],
-            "firstBrokenSeq": integrity["firstBrokenSeq"],
-            "checkpointSize": integrity["checkpointSize"],
-        },
-        "decisions": {
-            "count": len(stretch),
-            "firstSeq": stretch[0].seq if stretch else None,
-            "lastSeq": stretch[-1].seq if stretch else None,
-            "firstPrevHash": stretch[0].prev_hash if stretch else None,
-            "lastHash": stretch[-1].hash if stretch else None,
-        },
-        "files": {n: hashlib.sha256(b).hexdigest() for n, b in sorted(files.items())},
-    }
-    files["README.txt"] = _readme(manifest).encode()
-    manifest["files"]["README.txt"] = hashlib.sha256(files["README.txt"]).hexdigest()
-    manifest["files"] = dict(sorted(manifest["files"].items()))
-    files["SHA256SUMS"] = "".join(f"{h}  {n}\n" for n, h in manifest["files"].items()).encode()
-    files["MANIFEST.json"] = (json.dumps(manifest, indent=2, sort_keys=True) + "\n").encode()
-    buf = io.BytesIO()
-    stamp = _zip_time(until)
-    with zipfile.ZipFile(buf, "w") as zf:
-        for name in sorted(files):
-            info = zipfile.ZipInfo(name, date_time=stamp)
-            info.compress_type = zipfile.ZIP_DEFLATED
-            info.create_system = 3
-            info.external_attr = 0o100644 << 16
-            zf.writestr(info, files[name], compresslevel=9)
-    return buf.getvalue(), report
-
-
-def write_pack(path: Path, data: bytes) -> str:
-    """Write the pack (atomically) and return its sha256."""
     tmp = path.with_name(path.name + ".tmp")
+    stamp = _zip_time(until)
+    state: dict[str, Any] = {}
+
+    def start() -> None:
+        if "zf" in state:
+            state["zf"].close()
+        state["zf"] = zipfile.ZipFile(tmp, "w", compresslevel=1)
+        state["stretch"] = _Stretch(state["zf"], stamp)
+
     try:
-        tmp.write_bytes(data)
+        start()
+        report = report_from_ledger(
+            ledger,
+            since=since,
+            until=until,
+            region=region,
+            exceptions=exceptions,
+            ai_touched=ai_touched,
+            checkpoints=checkpoints,
+            sink=lambda row: state["stretch"].add(row),
+            reset=start,
+            generated_at=generated_at,
+            ledger_url=ledger_url,
+        )
+        zf: zipfile.ZipFile = state["zf"]
+        stretch: _Stretch = state["stretch"]
+        digests = {DECISIONS: stretch.close()}
+        first, last = stretch.first, stretch.last
+        files: dict[str, bytes] = {
+            "report.json": render_json(report).encode(),
+            "report.md": render_markdown(report).encode(),
+            "report.html": render_html(report).encode(),
+        }
+        integrity = report["integrity"]
+        manifest: dict[str, Any] = {
+            "schema": PACK_SCHEMA,
+            "period": report["period"],
+            "ledger": {
+                "headSeq": integrity["headSeq"],
+                "headHash": integrity["headHash"],
+                "verdict": report["verdict"],
+                "firstBrokenSeq": integrity["firstBrokenSeq"],
+                "checkpointSize": integrity["checkpointSize"],
+            },
+            "decisions": {
+                "count": stretch.count,
+                "firstSeq": first[0] if first else None,
+                "lastSeq": last[0] if last else None,
+                "firstPrevHash": first[10] if first else None,
+                "lastHash": last[11] if last else None,
+            },
+        }
+        digests |= {n: hashlib.sha256(b).hexdigest() for n, b in files.items()}
+        files["README.txt"] = _readme(manifest, signed=signer is not None).encode()
+        digests["README.txt"] = hashlib.sha256(files["README.txt"]).hexdigest()
+        manifest["files"] = dict(sorted(digests.items()))
+        files["SHA256SUMS"] = "".join(f"{h}  {n}\n" for n, h in manifest["files"].items()).encode()
+        files["MANIFEST.json"] = (json.dumps(manifest, indent=2, sort_keys=True) + "\n").encode()
+        if signer is not None:
+            every = {**digests, **{n: hashlib.sha256(files[n]).hexdigest() for n in files}}
+            files[SIGNATURE] = sign_files(every, PACK_PREDICATE, _predicate(manifest), signer)
+        for name in sorted(files):
+            zf.writestr(_info(name, stamp), files[name], compresslevel=9)
+        zf.close()
         tmp.replace(path)
     except OSError as e:
         raise UsageError(
             f"cannot write the evidence pack to {path}: {e.strerror or e}",
             hint="choose an --output path in a writable folder",
         ) from e
-    return hashlib.sha256(data).hexdigest()
+    finally:
+        if "zf" in state:
+            state["zf"].close()
+        tmp.unlink(missing_ok=True)
+    return sha256_file(path), report
+
+
+def _predicate(manifest: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: manifest[k] for k in ("schema", "period", "ledger", "decisions")}

@@ -15,6 +15,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from affidavit.audit.charts import all_charts
 from affidavit.audit.report import OUTCOMES
 
 __all__ = ["RENDERERS", "render_html", "render_json", "render_markdown"]
@@ -28,6 +29,32 @@ _COUNTS = (*OUTCOMES, "total")
 _EXC_COLS = ("exception", "uses", "workloads", "firstUse", "lastUse", "owner", "approvers")
 _SECTIONS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     ("Decisions by outcome", "totals", ("decisions", "admitted", *OUTCOMES)),
+    (
+        "Workloads and admission requests",
+        "workloads",
+        (
+            "workloads",
+            "workloadsAdmittedClean",
+            "requests",
+            "requestsAdmittedClean",
+            "requestsAdmittedWithFindings",
+            "requestsDenied",
+            "requestsWithoutAuthenticatedCaller",
+        ),
+    ),
+    (
+        "By control",
+        "controls",
+        (
+            "control",
+            "presets",
+            "violations",
+            "denied",
+            "admittedWithWarning",
+            "excepted",
+            "exceptions",
+        ),
+    ),
     ("Per region", "byRegion", ("region", *_COUNTS)),
     ("Per cluster", "byCluster", ("region", "cluster", *_COUNTS)),
     ("Per namespace", "byNamespace", ("cluster", "namespace", *_COUNTS)),
@@ -37,7 +64,11 @@ _SECTIONS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
         ("admitted", "withProvenance", "withReview", "withProvenanceAndReview", "share"),
     ),
     ("AI-touched workloads", "aiTouched", ("involvement", "admitted", "denied")),
-    ("Exceptions used", "exceptions", (*_EXC_COLS, "reason", "incidentId", "expiresAt")),
+    (
+        "Exceptions used",
+        "exceptions",
+        (*_EXC_COLS, "reason", "incidentId", "expiresAt", "controls"),
+    ),
     (
         "Top violated rules",
         "topViolatedRules",
@@ -58,6 +89,15 @@ _LABELS = {
     "incidentId": "incident",
     "expiresAt": "expires",
     "controls": "controls served",
+    "workloadsAdmittedClean": "workloads admitted clean",
+    "requests": "admission requests",
+    "requestsAdmittedClean": "admitted clean",
+    "requestsAdmittedWithFindings": "admitted with warnings or exceptions",
+    "requestsDenied": "denied",
+    "requestsWithoutAuthenticatedCaller": "caller not authenticated",
+    "admittedWithWarning": "admitted with warning",
+    "presets": "cited by presets",
+    "damaged": "from the damaged range",
 }
 
 
@@ -71,17 +111,36 @@ def _cell(value: Any, column: str) -> str:
     return str(value)
 
 
-def _tables(r: Mapping[str, Any]) -> list[tuple[str, tuple[str, ...], list[list[str]]]]:
-    """Every section of the report as (title, header, rows of plain text)."""
+Table = tuple[str, tuple[str, ...], list[list[str]], list[bool]]
+
+
+def _tables(r: Mapping[str, Any]) -> list[Table]:
+    """Every section as (title, header, rows of plain text, whether each row is damaged).
+
+    On a broken chain every table that counts decisions gains a "from the damaged range"
+    column, and its rows with such decisions are marked.
+    """
+    broken = not r["integrity"]["ok"]
     out = []
     for title, key, cols in _SECTIONS:
-        data = r[key]
+        data = r.get(key)
+        if data is None:
+            continue
         if key == "aiTouched":
             title = f"{title} (source: {data['source']})"
             data = [{"involvement": c, **data[c]} for c in ("ai", "human", "undetermined")]
         rows = data if isinstance(data, list) else [data]
+        if broken and any("damaged" in row for row in rows):
+            cols = (*cols, "damaged")
         header = tuple(_LABELS.get(c, c) for c in cols)
-        out.append((title, header, [[_cell(row.get(c), c) for c in cols] for row in rows]))
+        out.append(
+            (
+                title,
+                header,
+                [[_cell(row.get(c), c) for c in cols] for row in rows],
+                [broken and bool(row.get("damaged")) for row in rows],
+            )
+        )
     return out
 
 
@@ -118,7 +177,7 @@ def render_markdown(r: Mapping[str, Any]) -> str:
     lines = ["# Affidavit coverage report", ""]
     lines += [f"> **{'WARNING: ' if broken else ''}{_md(r['headline'])}**", ""]
     lines += [f"Period: {_md(_period(r))}", "", _md(_integrity_line(r)), ""]
-    for title, header, rows in _tables(r):
+    for title, header, rows, _ in _tables(r):
         lines += [f"## {_md(title)}", ""]
         if not rows:
             lines += ["None in this period.", ""]
@@ -131,17 +190,65 @@ def render_markdown(r: Mapping[str, Any]) -> str:
 
 
 _CSS = (
-    "body{font-family:system-ui,sans-serif;margin:2em;color:#222}"
-    "table{border-collapse:collapse;margin-bottom:1.5em}"
-    "th,td{border:1px solid #bbb;padding:.3em .6em;text-align:left;vertical-align:top}"
-    "th{background:#eee}.verdict{padding:1em;font-weight:bold;border:2px solid}"
+    "*{box-sizing:border-box}body{font-family:system-ui,-apple-system,'Segoe UI',sans-serif;margin:0;color:#1b1b1b;"
+    "background:#f4f5f7}main{max-width:1040px;margin:0 auto;padding:2em 2.5em;background:#fff}"
+    "header{border-bottom:3px solid #1b2a41;margin-bottom:1.2em}"
+    "h1{font-size:1.6em;margin:.2em 0;color:#1b2a41}h2{font-size:1.15em;color:#1b2a41;"
+    "border-bottom:1px solid #d0d4da;padding-bottom:.2em;margin-top:1.8em}"
+    ".sub{color:#555;margin:.2em 0 .8em}"
+    "table{border-collapse:collapse;margin-bottom:1.2em;font-size:.88em;width:100%}"
+    "th,td{border:1px solid #c8ccd2;padding:.3em .5em;text-align:left;vertical-align:top}"
+    "td{overflow-wrap:anywhere}"
+    "th{background:#eef0f3;font-weight:600}tr.damaged td{background:#ffebee}"
+    ".verdict{padding:1em;font-weight:600;border-left:6px solid;margin:1em 0}"
     ".intact{background:#e8f5e9;border-color:#2e7d32}"
-    ".broken{background:#ffebee;border-color:#c62828;color:#b71c1c;font-size:1.3em}"
+    ".broken{background:#ffebee;border-color:#c62828;color:#b71c1c;font-size:1.15em}"
+    ".cards{display:flex;flex-wrap:wrap;gap:.8em;margin:1em 0}"
+    ".card{flex:1 1 150px;border:1px solid #d0d4da;border-radius:4px;padding:.6em .8em}"
+    ".card b{display:block;font-size:1.5em;color:#1b2a41}.card span{color:#555;font-size:.85em}"
+    ".charts{display:grid;grid-template-columns:1fr;gap:1.2em}"
+    "figure{margin:0}figcaption{font-weight:600;margin-bottom:.3em}"
+    "dl{display:grid;grid-template-columns:max-content 1fr;gap:.2em 1em;font-size:.9em}"
+    "dt{color:#555}dd{margin:0;font-family:ui-monospace,monospace;word-break:break-all}"
+    "@media print{body{background:#fff}main{padding:0}}"
 )
 
 
+def _cards(r: Mapping[str, Any]) -> list[tuple[str, str]]:
+    w, t, ev = r["workloads"], r["totals"], r["evidence"]
+    share = "n/a" if ev["share"] is None else f"{ev['share']:.1%}"
+    return [
+        (f"{w['workloads']:,}", "workloads"),
+        (f"{t['decisions']:,}", "admission requests"),
+        (f"{t['allowed']:,}", "admitted clean"),
+        (f"{w['requestsAdmittedWithFindings']:,}", "admitted with warnings or exceptions"),
+        (f"{t['denied']:,}", "denied"),
+        (share, "admitted with provenance and review"),
+    ]
+
+
+def _metadata(r: Mapping[str, Any]) -> list[tuple[str, str]]:
+    m = r.get("metadata") or {}
+    samples = r.get("samples") or {}
+    return [
+        ("generated at", m.get("generatedAt") or "-"),
+        ("generated by", m.get("generator") or "-"),
+        ("ledger", m.get("ledger") or "-"),
+        ("ledger head", f"seq {r['integrity']['headSeq']}, {r['integrity']['headHash'] or '-'}"),
+        (
+            "signed checkpoint",
+            "-"
+            if r["integrity"]["checkpointSize"] is None
+            else f"size {r['integrity']['checkpointSize']}",
+        ),
+        ("denied (sample)", ", ".join(samples.get("denied") or ()) or "none"),
+        ("excepted (sample)", ", ".join(samples.get("excepted") or ()) or "none"),
+    ]
+
+
 def render_html(r: Mapping[str, Any]) -> str:
-    """One self-contained page: inline CSS, no scripts, no external assets, all text escaped."""
+    """One self-contained page: inline CSS and SVG, no scripts, no external assets, all text
+    escaped."""
 
     def e(text: Any) -> str:
         return html.escape(str(text), quote=True)
@@ -152,15 +259,25 @@ def render_html(r: Mapping[str, Any]) -> str:
         "<!DOCTYPE html>",
         '<html lang="en"><head><meta charset="utf-8">',
         '<meta http-equiv="Content-Security-Policy" content="default-src \'none\'; '
-        "style-src 'unsafe-inline'\">",
+        "style-src 'unsafe-inline'; img-src data:\">",
         f"<title>Affidavit coverage report: {e(_period(r))}</title>",
-        f"<style>{_CSS}</style></head><body>",
-        "<h1>Affidavit coverage report</h1>",
+        f"<style>{_CSS}</style></head><body><main>",
+        "<header><h1>Governance over AI-assisted code: coverage report</h1>",
+        f'<p class="sub">{e(_period(r))}</p></header>',
         f'<p class="verdict {cls}"{role}>{e(r["headline"])}</p>',
-        f"<p>Period: {e(_period(r))}</p>",
         f"<p>{e(_integrity_line(r))}</p>",
+        '<div class="cards">',
+        *(f'<div class="card"><b>{e(v)}</b><span>{e(k)}</span></div>' for v, k in _cards(r)),
+        "</div>",
+        "<h2>Charts</h2>",
+        '<div class="charts">',
+        *(
+            f"<figure><figcaption>{e(caption)}</figcaption>{svg}</figure>"
+            for caption, svg in all_charts(r)
+        ),
+        "</div>",
     ]
-    for title, header, rows in _tables(r):
+    for title, header, rows, damaged in _tables(r):
         out.append(f"<h2>{e(title)}</h2>")
         if not rows:
             out.append("<p>None in this period.</p>")
@@ -170,9 +287,16 @@ def render_html(r: Mapping[str, Any]) -> str:
             + "".join(f"<th>{e(h)}</th>" for h in header)
             + "</tr></thead><tbody>"
         )
-        out += ["<tr>" + "".join(f"<td>{e(c)}</td>" for c in row) + "</tr>" for row in rows]
+        out += [
+            ('<tr class="damaged">' if bad else "<tr>")
+            + "".join(f"<td>{e(c)}</td>" for c in row)
+            + "</tr>"
+            for row, bad in zip(rows, damaged, strict=True)
+        ]
         out.append("</tbody></table>")
-    out.append("</body></html>")
+    out.append("<h2>About this report</h2><dl>")
+    out += [f"<dt>{e(k)}</dt><dd>{e(v)}</dd>" for k, v in _metadata(r)]
+    out.append("</dl></main></body></html>")
     return "\n".join(out) + "\n"
 
 

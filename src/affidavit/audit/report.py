@@ -5,30 +5,41 @@ refused and on which evidence, which AI-touched workloads got through, which bre
 exceptions were used and which rules (and the controls they serve) were violated most. The hash
 chain is verified first: when it is broken the report says so at the top and refuses to present
 the figures as a clean bill. One JSON document is computed; Markdown and HTML are renderings of
-it, deterministic for the same ledger and period (no wall-clock time), every user-supplied text
-escaped (see :mod:`affidavit.audit.render`).
+it, every user-supplied text escaped (see :mod:`affidavit.audit.render`). The chain is verified
+in the same single pass that counts (:class:`affidavit.ledger.scan.ChainScan`), so a report over
+a million decisions takes seconds and little memory; when the chain is broken every figure says
+how many of its decisions come from the damaged range.
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
+from affidavit import __version__
 from affidavit.attestations.evidence import ImageEvidence
-from affidavit.attestations.predicates import AI_PROVENANCE_V1, CODE_REVIEW_V1
+from affidavit.audit.controls import control_view
+from affidavit.audit.tally import AI_CLASSES, FACTS, OUTCOMES, REVIEW_CLASSES, Kind, Tally
 from affidavit.audit.trace import trace_image
 from affidavit.errors import InputError, VerificationError
-from affidavit.ledger import ChainReport, Ledger, LedgerRecord
+from affidavit.ledger import ChainReport, Ledger
 from affidavit.ledger.checkpoint import Checkpoint
-from affidavit.policy.decision import Decision
+from affidavit.ledger.scan import ChainScan, FastScanUnavailable, ScanRow
 from affidavit.policy.index import PolicyIndex
 
 SCHEMA = "https://affidavit.dev/audit/coverage-report/v1"
-OUTCOMES = ("allowed", "warned", "audited", "excepted", "denied")
 TOP_RULES = 20
+__all__ = [
+    "OUTCOMES",
+    "SCHEMA",
+    "ExceptionDetail",
+    "ai_touched_from_evidence",
+    "exception_details",
+    "report_from_ledger",
+]
 
 
 @dataclass(frozen=True)
@@ -79,116 +90,71 @@ def ai_touched_from_evidence(evidence: Iterable[ImageEvidence]) -> dict[str, boo
 def _rfc3339(value: datetime | None) -> str | None:
     if value is None:
         return None
-    return value.isoformat().replace("+00:00", "Z")
+    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
-def _ai_class(d: Decision, ai_touched: Mapping[str, bool]) -> str:
-    """ "ai", "human" or "undetermined" for one decision.
-
-    The ledger alone knows AI was involved when a per-tier review rule fired (those rules apply
-    only to tiers AI-touched changes reached); the decision's snapshot of its verified provenance
-    settles the rest, and for rows recorded before snapshots (or images without verified
-    provenance then) provenance verified now (``ai_touched``, by digest).
-    """
-    known = [_ai_of(d, i.ref, i.digest, ai_touched) for i in d.images]
-    if any(known) or any(v.rule.startswith("review.") for v in d.violations):
-        return "ai"
-    if d.images and all(k is False for k in known):
-        return "human"
-    return "undetermined"
+def _counts(counter: Counter[str], damaged: int) -> dict[str, Any]:
+    return {
+        **{o: counter[o] for o in OUTCOMES},
+        "total": sum(counter.values()),
+        "damaged": damaged,
+    }
 
 
-def _ai_of(
-    d: Decision, ref: str, digest: str | None, ai_touched: Mapping[str, bool]
-) -> bool | None:
-    seen = d.snapshot.image(ref) if d.snapshot is not None else None
-    if seen is not None and seen.ai_touched is not None:
-        return seen.ai_touched
-    return ai_touched.get(digest) if digest else None
+def _grouped(t: Tally, key: Callable[[Kind, str], tuple[str, ...]]) -> list[Any]:
+    groups: dict[tuple[str, ...], tuple[Counter[str], list[int]]] = {}
+    for kind, ns, outcome, bad, n in t.rows():
+        counter, damaged = groups.setdefault(key(kind, ns), (Counter(), [0]))
+        counter[outcome] += n
+        damaged[0] += n if bad else 0
+    return [(g, _counts(c, d[0])) for g, (c, d) in sorted(groups.items())]
 
 
-def _snapshot_detail(d: Decision, key: str) -> ExceptionDetail | None:
-    e = d.snapshot.exception(key) if d.snapshot is not None else None
-    if e is None:
-        return None
-    return ExceptionDetail(e.key, e.owner, e.approvers, e.reason, e.incident_id, e.expires_at)
-
-
-def _has(d: Decision, predicate_type: str) -> bool:
-    covered = {e.image for e in d.evidence if e.predicate_type == predicate_type}
-    return bool(d.images) and all(i.ref in covered for i in d.images)
-
-
-def _row(keys: dict[str, str], counts: Counter[str]) -> dict[str, Any]:
-    return {**keys, **{o: counts[o] for o in OUTCOMES}, "total": sum(counts.values())}
-
-
-def coverage_report(
-    records: Iterable[LedgerRecord],
+def _document(
+    t: Tally,
     chain: ChainReport,
-    *,
+    head: tuple[int, str],
     since: datetime | None,
     until: datetime | None,
-    region: str | None = None,
-    ledger_head: tuple[int, str] | None = None,
-    exceptions: Mapping[str, ExceptionDetail] | None = None,
-    ai_touched: Mapping[str, bool] | None = None,
+    region: str | None,
+    exceptions: Mapping[str, ExceptionDetail],
 ) -> dict[str, Any]:
-    """The report document for ``records`` (already limited to the period) and the chain check."""
-    ai_touched = ai_touched or {}
-    exceptions = exceptions or {}
     totals: Counter[str] = Counter()
-    regions: dict[str, Counter[str]] = {}
-    clusters: dict[tuple[str, str], Counter[str]] = {}
-    namespaces: dict[tuple[str, str], Counter[str]] = {}
-    evidence: Counter[str] = Counter()
+    damaged = unauthenticated = 0
+    ev: Counter[str] = Counter()
     ai: Counter[str] = Counter()
-    exc_uses: dict[str, list[tuple[str, str]]] = {}
-    recorded: dict[str, ExceptionDetail] = {}  # from the decisions' snapshots, newest wins
+    rule_decisions: Counter[str] = Counter()
+    for kind, _ns, outcome, bad, n in t.rows():
+        totals[outcome] += n
+        damaged += n if bad else 0
+        unauthenticated += 0 if kind.authenticated else n
+        admitted = "denied" if outcome == "denied" else "admitted"
+        ai[f"{kind.ai}.{admitted}"] += n
+        if admitted == "admitted":
+            prov, rev = kind.provenance, kind.review
+            ev.update(admitted=n, prov=n * prov, rev=n * rev, both=n * (prov and rev))
+            ev["damaged"] += n if bad else 0
+            if kind.ai == "ai":
+                ai[f"review.{kind.how}"] += n
+        for rule in {str(v[0]) for v in kind.violations}:
+            rule_decisions[rule] += n
+    days: dict[str, Counter[str]] = {}
+    days_damaged: Counter[str] = Counter()
+    for (day, outcome, bad), n in t.days.items():
+        days.setdefault(day, Counter())[outcome] += n
+        days_damaged[day] += n if bad else 0
     rules: dict[str, dict[str, Any]] = {}
-    unreadable: list[int] = []
-    for rec in records:
-        try:
-            d = Decision.from_dict(rec.decision)
-        except (TypeError, KeyError, ValueError):
-            unreadable.append(rec.seq)
-            continue
-        if region is not None and d.region != region:
-            continue
-        totals[d.outcome] += 1
-        regions.setdefault(d.region, Counter())[d.outcome] += 1
-        clusters.setdefault((d.region, d.cluster), Counter())[d.outcome] += 1
-        namespaces.setdefault((d.cluster, d.namespace), Counter())[d.outcome] += 1
-        admitted = d.outcome != "denied"
-        ai[f"{_ai_class(d, ai_touched)}.{'admitted' if admitted else 'denied'}"] += 1
-        if admitted:
-            prov, rev = _has(d, AI_PROVENANCE_V1), _has(d, CODE_REVIEW_V1)
-            evidence.update(
-                admitted=1,
-                withProvenance=int(prov),
-                withReview=int(rev),
-                withBoth=int(prov and rev),
-            )
-        for key in filter(None, (d.exception or "").split(", ")) if d.outcome == "excepted" else ():
-            exc_uses.setdefault(key, []).append(
-                (d.time, f"{d.cluster}/{d.namespace}/{d.kind}/{d.name}")
-            )
-            detail = _snapshot_detail(d, key)
-            if detail is not None:
-                recorded[key] = detail
-        for rule_name in sorted({v.rule for v in d.violations}):
-            entry = rules.setdefault(
-                rule_name, {"violations": 0, "decisions": 0, "controls": set(), "policies": set()}
-            )
-            entry["decisions"] += 1
-        for v in d.violations:
-            entry = rules[v.rule]
-            entry["violations"] += 1
-            entry["policies"].add(v.policy)
-            if v.control:
-                entry["controls"].add(v.control)
-    admitted_n = evidence["admitted"]
+    for (rule, policy, control, _outcome, bad), n in t.rule_counts().items():
+        e = rules.setdefault(
+            rule, {"violations": 0, "controls": set(), "policies": set(), "damaged": 0}
+        )
+        e["violations"] += n
+        e["policies"].add(policy)
+        e["damaged"] += n if bad else 0
+        if control:
+            e["controls"].add(control)
     top = sorted(rules.items(), key=lambda kv: (-kv[1]["violations"], kv[0]))[:TOP_RULES]
+    admitted_n = ev["admitted"]
     report: dict[str, Any] = {
         "schema": SCHEMA,
         "period": {"since": _rfc3339(since), "until": _rfc3339(until), "region": region},
@@ -196,41 +162,57 @@ def coverage_report(
             "ok": chain.ok,
             "checked": chain.checked,
             "headSeq": chain.head_seq,
-            "headHash": ledger_head[1] if ledger_head else None,
+            "headHash": head[1],
             "firstBrokenSeq": chain.first_broken_seq,
             "reason": chain.reason,
             "checkpointSize": chain.checkpoint_size,
-            "unreadableSeqs": unreadable,
+            "unreadableSeqs": [],
         },
         "totals": {
             "decisions": sum(totals.values()),
             "admitted": sum(totals.values()) - totals["denied"],
             **{o: totals[o] for o in OUTCOMES},
+            "damaged": damaged,
         },
-        "byRegion": [_row({"region": r}, c) for r, c in sorted(regions.items())],
+        "workloads": {
+            "workloads": len(t.workloads),
+            "workloadsAdmittedClean": len(t.clean_workloads),
+            "requests": sum(totals.values()),
+            "requestsAdmittedClean": totals["allowed"],
+            "requestsAdmittedWithFindings": totals["warned"]
+            + totals["audited"]
+            + totals["excepted"],
+            "requestsDenied": totals["denied"],
+            "requestsWithoutAuthenticatedCaller": unauthenticated,
+        },
+        "byDay": [{"day": d, **_counts(c, days_damaged[d])} for d, c in sorted(days.items())],
+        "byRegion": [{"region": g[0], **c} for g, c in _grouped(t, lambda k, ns: (k.region,))],
         "byCluster": [
-            _row({"region": r, "cluster": c}, n) for (r, c), n in sorted(clusters.items())
+            {"region": g[0], "cluster": g[1], **c}
+            for g, c in _grouped(t, lambda k, ns: (k.region, k.cluster))
         ],
         "byNamespace": [
-            _row({"cluster": c, "namespace": ns}, n) for (c, ns), n in sorted(namespaces.items())
+            {"cluster": g[0], "namespace": g[1], **c}
+            for g, c in _grouped(t, lambda k, ns: (k.cluster, ns))
         ],
         "evidence": {
             "admitted": admitted_n,
-            "withProvenance": evidence["withProvenance"],
-            "withReview": evidence["withReview"],
-            "withProvenanceAndReview": evidence["withBoth"],
-            "share": round(evidence["withBoth"] / admitted_n, 4) if admitted_n else None,
+            "withProvenance": ev["prov"],
+            "withReview": ev["rev"],
+            "withProvenanceAndReview": ev["both"],
+            "share": round(ev["both"] / admitted_n, 4) if admitted_n else None,
+            "damaged": ev["damaged"],
         },
         "aiTouched": {
-            "source": "ledger and verified attestations" if ai_touched else "ledger",
+            "source": "ledger and verified attestations" if t.ai_touched else "ledger",
             **{
-                cls: {"admitted": ai[f"{cls}.admitted"], "denied": ai[f"{cls}.denied"]}
-                for cls in ("ai", "human", "undetermined")
+                c: {"admitted": ai[f"{c}.admitted"], "denied": ai[f"{c}.denied"]}
+                for c in AI_CLASSES
             },
+            "reviewOfAdmitted": {c: ai[f"review.{c}"] for c in REVIEW_CLASSES},
         },
         "exceptions": [
-            _exception_row(k, uses, recorded.get(k) or exceptions.get(k))
-            for k, uses in sorted(exc_uses.items())
+            _exception_row(k, use, exceptions.get(k)) for k, use in sorted(t.exception_uses.items())
         ],
         "topViolatedRules": [
             {
@@ -238,30 +220,37 @@ def coverage_report(
                 "controls": sorted(e["controls"]),
                 "policies": sorted(e["policies"]),
                 "violations": e["violations"],
-                "decisions": e["decisions"],
+                "decisions": rule_decisions[name],
+                "damaged": e["damaged"],
             }
             for name, e in top
         ],
+        "controls": control_view(t),
+        "samples": {k: list(v) for k, v in t.samples.items()},
     }
     report["verdict"], report["headline"] = _verdict(report)
     return report
 
 
 def _exception_row(
-    key: str, uses: list[tuple[str, str]], detail: ExceptionDetail | None
+    key: str, use: Mapping[str, Any], detail: ExceptionDetail | None
 ) -> dict[str, Any]:
-    times = sorted(t for t, _ in uses)
+    rec = use.get("recorded")  # the decision's own snapshot wins over today's object
+    if rec is not None:
+        detail = ExceptionDetail(key, rec[2], tuple(rec[4] or ()), rec[6], rec[3], rec[5])
     return {
         "exception": key,
-        "uses": len(uses),
-        "workloads": sorted({w for _, w in uses}),
-        "firstUse": times[0],
-        "lastUse": times[-1],
+        "uses": use["uses"],
+        "workloads": sorted(use["workloads"]),
+        "firstUse": use["first"],
+        "lastUse": use["last"],
         "owner": detail.owner if detail else None,
         "approvers": list(detail.approvers) if detail else None,
         "reason": detail.reason if detail else None,
         "incidentId": detail.incident_id if detail else None,
         "expiresAt": detail.expires_at if detail else None,
+        "controls": sorted(use.get("controls", ())),
+        "damaged": bool(use.get("damaged")),
     }
 
 
@@ -272,22 +261,46 @@ def _verdict(r: Mapping[str, Any]) -> tuple[str, str]:
             f"NOT A CLEAN BILL: the ledger's hash chain is broken at seq "
             f"{integrity['firstBrokenSeq']}: {integrity['reason']}. Decisions from that seq on "
             "may have been edited, removed or inserted; the figures below cannot be relied on "
-            "until the ledger is restored from a backup and verifies."
+            "until the ledger is restored from a backup and verifies "
+            f"({r['totals']['damaged']} of this period's decisions are in the damaged range, "
+            "marked in every table)."
         )
-    if integrity["unreadableSeqs"]:
-        seqs = ", ".join(str(s) for s in integrity["unreadableSeqs"])
-        return "unreadable-records", (
-            f"NOT A CLEAN BILL: the chain verifies but decisions at seq {seqs} are not readable "
-            "decisions; they are left out of the figures below."
-        )
-    ev = r["evidence"]
+    ev, w, totals = r["evidence"], r["workloads"], r["totals"]
     share = "n/a" if ev["share"] is None else f"{ev['share']:.1%}"
     return "intact", (
         f"The ledger's hash chain is intact ({integrity['checked']} decisions verified up to seq "
-        f"{integrity['headSeq']}). In this period {r['totals']['decisions']} admission decisions "
-        f"were taken; {ev['withProvenanceAndReview']} of {ev['admitted']} admitted workloads "
-        f"({share}) had verified provenance and review evidence."
+        f"{integrity['headSeq']}). In this period {totals['decisions']} admission requests "
+        f"about {w['workloads']} workloads were decided: {totals['allowed']} admitted clean, "
+        f"{w['requestsAdmittedWithFindings']} admitted with warnings or exceptions, "
+        f"{totals['denied']} denied; {ev['withProvenanceAndReview']} of {ev['admitted']} "
+        f"admitted ({share}) had verified provenance and review evidence."
     )
+
+
+def _scan(
+    ledger: Ledger,
+    tally: Callable[[], Tally],
+    checkpoints: Sequence[Checkpoint],
+    since: datetime | None,
+    until: datetime | None,
+    sink: Callable[[ScanRow], None] | None,
+    reset: Callable[[], None] | None,
+) -> tuple[Tally, ChainScan]:
+    """One pass: verify and count (and hand every row to ``sink``); row by row if need be."""
+    for fast in (True, False):
+        t = tally()
+        scan = ChainScan(ledger, checkpoints, since, until, FACTS, fast=fast)
+        try:
+            for row in scan:
+                t.add(row)
+                if sink is not None:
+                    sink(row)
+        except FastScanUnavailable:
+            if reset is not None:
+                reset()
+            continue
+        return t, scan
+    raise AssertionError("the row-by-row scan does not fall back")
 
 
 def report_from_ledger(
@@ -298,22 +311,34 @@ def report_from_ledger(
     region: str | None = None,
     exceptions: Mapping[str, ExceptionDetail] | None = None,
     ai_touched: Mapping[str, bool] | None = None,
-    records: Sequence[LedgerRecord] | None = None,
     checkpoints: Sequence[Checkpoint] = (),
+    sink: Callable[[ScanRow], None] | None = None,
+    reset: Callable[[], None] | None = None,
+    generated_at: datetime | None = None,
+    ledger_url: str | None = None,
 ) -> dict[str, Any]:
-    """Verify the whole chain (against the signed ``checkpoints``), then report on the period's
-    decisions (``since`` inclusive)."""
-    chain = ledger.verify_chain(checkpoints)
-    head = ledger.head()
-    if records is None:
-        records = ledger.query(since=since, until=until, limit=None)
-    return coverage_report(
-        records,
-        chain,
-        since=since,
-        until=until,
-        region=region,
-        ledger_head=head,
-        exceptions=exceptions,
-        ai_touched=ai_touched,
+    """Verify the whole chain (against the signed ``checkpoints``) and report on the period's
+    decisions (``since`` inclusive, ``until`` exclusive; ``region`` may be a glob like ``eu-*``)
+    in one pass; ``sink`` sees every row (the evidence pack writes them), ``reset`` is called
+    when the pass starts again row by row."""
+    t, scan = _scan(
+        ledger,
+        lambda: Tally(region=region, ai_touched=ai_touched or {}),
+        checkpoints,
+        since,
+        until,
+        sink,
+        reset,
     )
+    assert scan.report is not None
+    doc = _document(t, scan.report, scan.head, since, until, region, exceptions or {})
+    doc["metadata"] = {
+        "generatedAt": _rfc3339(generated_at),
+        "generator": f"affidavit {__version__}",
+        "ledger": ledger_url,
+        "headSeq": scan.head[0],
+        "headHash": scan.head[1],
+        "checkpointSize": scan.report.checkpoint_size,
+        "rowsFailingTheCheck": scan.faults,
+    }
+    return doc

@@ -10,6 +10,8 @@ hash chain still produces the report (which says so at the top) and then exits n
 
 from __future__ import annotations
 
+import hashlib
+import os
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -24,9 +26,9 @@ from affidavit.attestations.verify import verify_digest
 from affidavit.cli.options import CheckpointsOpt, LedgerPublicKeyOpt, check_order
 from affidavit.errors import AffidavitError, InputError, LedgerError, UsageError
 
-if TYPE_CHECKING:  # the ledger (SQLAlchemy) is imported by the commands that read it
+if TYPE_CHECKING:  # the ledger (SQLAlchemy) and the report load with the commands that use them
     from affidavit.audit.report import ExceptionDetail
-    from affidavit.ledger import LedgerRecord
+    from affidavit.ledger import Ledger
 
 audit_app = typer.Typer(
     help="Coverage reports and evidence packs from the decision ledger.", no_args_is_help=True
@@ -57,6 +59,15 @@ KeysOpt = Annotated[
         help="for decisions without a snapshot of their provenance (recorded before snapshots, or "
         "unattested then): trusted signer's public key (PEM) to verify each image's provenance "
         "in the registry now and count AI-touched workloads from evidence (repeatable)",
+    ),
+]
+LedgerKeyOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--ledger-key",
+        envvar="AFFIDAVIT_LEDGER_KEY",
+        help="Ed25519 ledger key (PEM, affidavit keygen --ledger-key): sign what is written "
+        "(DSSE, verifiable with its public key and stock tools).",
     ),
 ]
 InsecureOpt = Annotated[
@@ -102,13 +113,20 @@ def _exceptions(path: Path | None) -> dict[str, ExceptionDetail] | None:
 
 
 def _ai_touched(
-    records: list[LedgerRecord], keys: list[Path] | None, insecure: list[str] | None
+    led: Ledger,
+    start: datetime | None,
+    end: datetime | None,
+    keys: list[Path] | None,
+    insecure: list[str] | None,
 ) -> dict[str, bool] | None:
+    """Provenance verified now, for images the decisions' snapshots leave undetermined (rows
+    recorded before snapshots); reads the period (only with --public-key)."""
+    if not keys:
+        return None
     from affidavit.audit.report import ai_touched_from_evidence
     from affidavit.policy.decision import Decision
 
-    if not keys:
-        return None
+    records = led.query(since=start, until=end, limit=None)
     signers = []
     for path in keys:
         try:
@@ -139,17 +157,15 @@ def _ai_touched(
     return ai_touched_from_evidence(evidence)
 
 
-def _check_region(region: str | None, records: list[LedgerRecord]) -> None:
-    """A --region no decision of the period was made in is a typo until shown otherwise: say
-    which regions there are instead of printing an empty report."""
-    if region is None or not records:
-        return
-    regions = sorted({str(r.decision.get("region") or "") for r in records})
-    if region not in regions:
-        raise UsageError(
-            f"--region {region!r}: no decision of this period was made in that region",
-            hint="regions in this period: " + ", ".join(r or "(none)" for r in regions),
-        )
+def _generated_at() -> datetime:
+    """Now, or ``SOURCE_DATE_EPOCH`` (reproducible builds' convention) for a byte-identical pack."""
+    epoch = os.environ.get("SOURCE_DATE_EPOCH")
+    if epoch:
+        try:
+            return datetime.fromtimestamp(int(epoch), UTC)
+        except ValueError as e:
+            raise UsageError(f"SOURCE_DATE_EPOCH={epoch!r} is not a number of seconds") from e
+    return datetime.now(UTC)
 
 
 def _refuse_broken(report: dict[str, Any]) -> None:
@@ -188,11 +204,13 @@ def report(
     insecure_registry: InsecureOpt = None,
     ledger_public_key: LedgerPublicKeyOpt = None,
     checkpoints: CheckpointsOpt = None,
+    ledger_key: LedgerKeyOpt = None,
 ) -> None:
     """Coverage over a period: outcomes per region/cluster/namespace, evidence, AI-touched
     workloads, exceptions, top violated rules and controls, and the hash-chain verdict."""
     from affidavit.audit.render import RENDERERS
     from affidavit.audit.report import report_from_ledger
+    from affidavit.audit.signing import REPORT_PREDICATE, ledger_signer, sign_files
     from affidavit.ledger import Ledger
     from affidavit.ledger.checkpoint import load_checkpoints
 
@@ -204,24 +222,38 @@ def report(
     check_order(start, end)
     signed = load_checkpoints(ledger_public_key, checkpoints)
     led = Ledger(ledger, read_only=True)
-    records = led.query(since=start, until=end, limit=None)
-    _check_region(region, records)
+    if ledger_key is not None and output is None:
+        raise UsageError(
+            "--ledger-key signs the report file: give --output too",
+            hint="the signature is written beside it as OUTPUT.dsse.json",
+        )
+    signer = ledger_signer(ledger_key) if ledger_key is not None else None
     doc = report_from_ledger(
         led,
         since=start,
         until=end,
         region=region,
         exceptions=_exceptions(exceptions),
-        ai_touched=_ai_touched(records, public_key, insecure_registry),
-        records=records,
+        ai_touched=_ai_touched(led, start, end, public_key, insecure_registry),
         checkpoints=signed,
+        generated_at=_generated_at(),
+        ledger_url=led.url,
     )
     text = RENDERERS[fmt](doc)
     if output is None:
         typer.echo(text, nl=False)
     else:
+        data = text.encode()
         try:
-            output.write_text(text, encoding="utf-8")
+            output.write_bytes(data)
+            if signer is not None:
+                envelope = sign_files(
+                    {output.name: hashlib.sha256(data).hexdigest()},
+                    REPORT_PREDICATE,
+                    {"period": doc["period"], "integrity": doc["integrity"]},
+                    signer,
+                )
+                output.with_name(output.name + ".dsse.json").write_bytes(envelope)
         except OSError as e:
             raise UsageError(f"cannot write the report to {output}: {e.strerror or e}") from e
         typer.echo(f"wrote {fmt} report to {output}", err=True)
@@ -240,10 +272,12 @@ def pack(
     insecure_registry: InsecureOpt = None,
     ledger_public_key: LedgerPublicKeyOpt = None,
     checkpoints: CheckpointsOpt = None,
+    ledger_key: LedgerKeyOpt = None,
 ) -> None:
     """A deterministic evidence pack (.zip): report in three formats, the period's ledger rows
     as stored, MANIFEST.json, SHA256SUMS and a README on verifying them with standard tools."""
-    from affidavit.audit.pack import build_pack, check_period, write_pack
+    from affidavit.audit.pack import build_pack, check_period
+    from affidavit.audit.signing import ledger_signer
     from affidavit.ledger import Ledger
     from affidavit.ledger.checkpoint import load_checkpoints
 
@@ -251,23 +285,52 @@ def pack(
     check_period(start, end)
     signed = load_checkpoints(ledger_public_key, checkpoints)
     led = Ledger(ledger, read_only=True)
-    ai = None
-    if public_key:
-        ai = _ai_touched(
-            led.query(since=start, until=end, limit=None), public_key, insecure_registry
-        )
-    data, doc = build_pack(
+    digest, doc = build_pack(
         led,
+        output,
         since=start,
         until=end,
         region=region,
         exceptions=_exceptions(exceptions),
-        ai_touched=ai,
+        ai_touched=_ai_touched(led, start, end, public_key, insecure_registry),
         checkpoints=signed,
+        signer=ledger_signer(ledger_key) if ledger_key is not None else None,
+        generated_at=_generated_at(),
+        ledger_url=led.url,
     )
-    digest = write_pack(output, data)
     typer.echo(f"wrote evidence pack {output} (sha256 {digest}, verdict: {doc['verdict']})")
     _refuse_broken(doc)
+
+
+@audit_app.command("verify-pack")
+def verify_pack_cmd(
+    pack_file: Annotated[Path, typer.Argument(help="the evidence pack (.zip)")],
+    ledger_public_key: Annotated[
+        Path,
+        typer.Option(
+            "--ledger-public-key",
+            envvar="AFFIDAVIT_LEDGER_PUBLIC_KEY",
+            help="Ed25519 public key (PEM) of the ledger key that signed the pack.",
+        ),
+    ],
+) -> None:
+    """Check an evidence pack offline: its signature, every file's sha256, the hash chain of
+    its decisions, and the chain verdict recorded when it was made."""
+    from affidavit.audit.signing import ledger_verifier
+    from affidavit.audit.verify_pack import verify_pack
+
+    check = verify_pack(pack_file, ledger_verifier(ledger_public_key))
+    typer.echo(
+        f"evidence pack {pack_file}: signature verified with {ledger_public_key.name}; "
+        f"{check.files} files match it; {check.decisions} decisions (seq {check.first_seq} to "
+        f"{check.last_seq}) hash and link; ledger verdict when packed: {check.verdict}"
+    )
+    if check.verdict != "intact":
+        raise LedgerError(
+            f"evidence pack {pack_file} is authentic but records a ledger whose chain was "
+            f"{check.verdict} when it was packed; its figures are not a clean bill",
+            hint="read the report's headline inside the pack",
+        )
 
 
 def register(root: typer.Typer) -> None:

@@ -16,6 +16,7 @@ import logging
 import math
 import threading
 from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -370,6 +371,25 @@ class Ledger:
                 return [record_from_row(r._mapping) for r in conn.execute(query)]
         except SQLAlchemyError as e:
             raise self._unreachable(e) from e
+
+    @property
+    def is_postgres(self) -> bool:
+        return self._postgres
+
+    @property
+    def dbapi_error(self) -> type[Exception]:
+        """The driver's own error class (for code that reads through a raw cursor)."""
+        error: type[Exception] = self._engine.dialect.loaded_dbapi.Error
+        return error
+
+    @contextmanager
+    def read_snapshot(self) -> Iterator[Connection]:
+        """One read transaction, one snapshot: the head and every row read in it agree, however
+        many decisions writers append meanwhile (PostgreSQL: REPEATABLE READ; SQLite: WAL)."""
+        self._ensure_schema()
+        isolation = {"isolation_level": "REPEATABLE READ"} if self._postgres else {}
+        with self._engine.connect().execution_options(**isolation) as conn, conn.begin():
+            yield conn
 
     def iter_all(self, batch: int = 500) -> Iterator[LedgerRecord]:
         """Every decision in chain order, fetched in batches."""

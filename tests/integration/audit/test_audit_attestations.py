@@ -104,4 +104,5 @@ def test_ai_touched_from_verified_provenance(
         "ai": {"admitted": 1, "denied": 0},
         "human": {"admitted": 1, "denied": 0},
         "undetermined": {"admitted": 1, "denied": 0},
+        "reviewOfAdmitted": {"independent": 0, "approved": 0, "none": 1},
     }

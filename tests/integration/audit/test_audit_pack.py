@@ -12,7 +12,9 @@ import shutil
 import subprocess
 import sys
 import zipfile
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -21,6 +23,16 @@ from audit_decisions import EXCEPTION_OBJECT, SINCE, UNTIL, fill, tamper
 from affidavit.audit.pack import CHAIN_CHECK, MANIFEST_CHECK, build_pack
 from affidavit.cli.main import main
 from affidavit.ledger import GENESIS_HASH, Ledger
+
+AT = datetime(2026, 4, 2, 9, 0, tzinfo=UTC)
+
+
+def _pack(ledger: Ledger, folder: Path, **kw: Any) -> tuple[bytes, dict[str, Any]]:
+    path = folder / f"pack-{len(list(folder.glob('pack-*.zip')))}.zip"
+    digest, report = build_pack(ledger, path, since=SINCE, until=UNTIL, generated_at=AT, **kw)
+    data = path.read_bytes()
+    assert hashlib.sha256(data).hexdigest() == digest
+    return data, report
 
 
 def _unpack(data: bytes, into: Path) -> Path:
@@ -38,7 +50,7 @@ def _run(code: str, cwd: Path) -> str:
 
 def test_pack_contents_verify_with_standard_tools(ledger: Ledger, tmp_path: Path) -> None:
     fill(ledger)
-    data, report = build_pack(ledger, since=SINCE, until=UNTIL)
+    data, report = _pack(ledger, tmp_path)
     folder = _unpack(data, tmp_path / "pack")
     names = sorted(p.name for p in folder.iterdir())
     assert names == [
@@ -87,19 +99,19 @@ def test_pack_contents_verify_with_standard_tools(ledger: Ledger, tmp_path: Path
     assert _run(MANIFEST_CHECK, folder) == "MISMATCH: ['report.md']"
 
 
-def test_pack_is_byte_identical_for_the_same_inputs(ledger: Ledger) -> None:
+def test_pack_is_byte_identical_for_the_same_inputs(ledger: Ledger, tmp_path: Path) -> None:
     fill(ledger)
-    first, _ = build_pack(ledger, since=SINCE, until=UNTIL)
-    second, _ = build_pack(ledger, since=SINCE, until=UNTIL)
+    first, _ = _pack(ledger, tmp_path)
+    second, _ = _pack(ledger, tmp_path)
     assert first == second
-    other, _ = build_pack(ledger, since=SINCE, until=UNTIL, region="us-east-1")
+    other, _ = _pack(ledger, tmp_path, region="us-east-1")
     assert other != first
 
 
 def test_tampered_row_shows_in_the_pack(ledger: Ledger, ledger_url: str, tmp_path: Path) -> None:
     fill(ledger)
     tamper(ledger_url, 4)
-    data, report = build_pack(ledger, since=SINCE, until=UNTIL)
+    data, report = _pack(ledger, tmp_path)
     folder = _unpack(data, tmp_path / "pack")
     assert report["verdict"] == "chain-broken"
     assert json.loads((folder / "MANIFEST.json").read_text())["ledger"]["firstBrokenSeq"] == 4
@@ -108,8 +120,13 @@ def test_tampered_row_shows_in_the_pack(ledger: Ledger, ledger_url: str, tmp_pat
 
 
 def test_cli_report_and_pack(
-    ledger: Ledger, ledger_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    ledger: Ledger,
+    ledger_url: str,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", str(int(AT.timestamp())))
     fill(ledger)
     exc = tmp_path / "exceptions.yaml"
     exc.write_text(

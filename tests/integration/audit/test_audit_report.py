@@ -57,25 +57,44 @@ def test_figures_for_the_period_are_exact(ledger: Ledger) -> None:
         "decisions": 6,
         "admitted": 5,
         **_counts(allowed=2, warned=1, audited=1, excepted=1, denied=1),
+        "damaged": 0,
     }
     assert r["byRegion"] == [
-        {"region": "eu-west-1", **_counts(allowed=2, denied=1), "total": 3},
-        {"region": "us-east-1", **_counts(warned=1, audited=1, excepted=1), "total": 3},
+        {"region": "eu-west-1", **_counts(allowed=2, denied=1), "total": 3, "damaged": 0},
+        {
+            "region": "us-east-1",
+            **_counts(warned=1, audited=1, excepted=1),
+            "total": 3,
+            "damaged": 0,
+        },
     ]
     assert r["byCluster"] == [
-        {"region": "eu-west-1", "cluster": "prod-eu", **_counts(allowed=2, denied=1), "total": 3},
+        {
+            "region": "eu-west-1",
+            "cluster": "prod-eu",
+            **_counts(allowed=2, denied=1),
+            "total": 3,
+            "damaged": 0,
+        },
         {
             "region": "us-east-1",
             "cluster": "prod-us",
             **_counts(warned=1, audited=1, excepted=1),
             "total": 3,
+            "damaged": 0,
         },
     ]
     assert r["byNamespace"] == [
-        {"cluster": "prod-eu", "namespace": "pay", **_counts(denied=1), "total": 1},
-        {"cluster": "prod-eu", "namespace": "shop", **_counts(allowed=2), "total": 2},
-        {"cluster": "prod-us", "namespace": "pay", **_counts(excepted=1), "total": 1},
-        {"cluster": "prod-us", "namespace": "shop", **_counts(warned=1, audited=1), "total": 2},
+        {"cluster": "prod-eu", "namespace": "pay", **_counts(denied=1), "total": 1, "damaged": 0},
+        {"cluster": "prod-eu", "namespace": "shop", **_counts(allowed=2), "total": 2, "damaged": 0},
+        {"cluster": "prod-us", "namespace": "pay", **_counts(excepted=1), "total": 1, "damaged": 0},
+        {
+            "cluster": "prod-us",
+            "namespace": "shop",
+            **_counts(warned=1, audited=1),
+            "total": 2,
+            "damaged": 0,
+        },
     ]
     assert r["evidence"] == {
         "admitted": 5,
@@ -83,12 +102,14 @@ def test_figures_for_the_period_are_exact(ledger: Ledger) -> None:
         "withReview": 3,
         "withProvenanceAndReview": 3,
         "share": 0.6,
+        "damaged": 0,
     }
     assert r["aiTouched"] == {
         "source": "ledger and verified attestations",
         "ai": {"admitted": 2, "denied": 1},
         "human": {"admitted": 1, "denied": 0},
         "undetermined": {"admitted": 2, "denied": 0},
+        "reviewOfAdmitted": {"independent": 0, "approved": 2, "none": 0},
     }
     assert r["exceptions"] == [
         {
@@ -102,6 +123,8 @@ def test_figures_for_the_period_are_exact(ledger: Ledger) -> None:
             "reason": "payment outage hotfix",
             "incidentId": "INC-42",
             "expiresAt": "2026-03-10T00:00:00Z",
+            "controls": ["PCI DSS 6.2.3.1"],
+            "damaged": False,
         }
     ]
     assert r["topViolatedRules"] == [
@@ -111,6 +134,7 @@ def test_figures_for_the_period_are_exact(ledger: Ledger) -> None:
             "policies": ["preset/pci-dss"],
             "violations": 2,
             "decisions": 2,
+            "damaged": 0,
         },
         {
             "rule": "labels.owner",
@@ -118,6 +142,7 @@ def test_figures_for_the_period_are_exact(ledger: Ledger) -> None:
             "policies": ["AccountabilityPolicy/baseline"],
             "violations": 1,
             "decisions": 1,
+            "damaged": 0,
         },
         {
             "rule": "provenance.fresh",
@@ -125,12 +150,14 @@ def test_figures_for_the_period_are_exact(ledger: Ledger) -> None:
             "policies": ["preset/soc2"],
             "violations": 1,
             "decisions": 1,
+            "damaged": 0,
         },
     ]
     assert r["headline"] == (
         "The ledger's hash chain is intact (8 decisions verified up to seq 8). In this period 6 "
-        "admission decisions were taken; 3 of 5 admitted workloads (60.0%) had verified "
-        "provenance and review evidence."
+        "admission requests about 6 workloads were decided: 2 admitted clean, 3 admitted with "
+        "warnings or exceptions, 1 denied; 3 of 5 admitted (60.0%) had verified provenance and "
+        "review evidence."
     )
 
 
@@ -142,6 +169,7 @@ def test_region_filter_and_ledger_only_ai_split(ledger: Ledger) -> None:
         "decisions": 3,
         "admitted": 3,
         **_counts(warned=1, audited=1, excepted=1),
+        "damaged": 0,
     }
     assert [row["region"] for row in r["byRegion"]] == ["us-east-1"]
     # without attestations only a per-tier review rule proves AI involvement
@@ -150,6 +178,7 @@ def test_region_filter_and_ledger_only_ai_split(ledger: Ledger) -> None:
         "ai": {"admitted": 1, "denied": 0},
         "human": {"admitted": 0, "denied": 0},
         "undetermined": {"admitted": 2, "denied": 0},
+        "reviewOfAdmitted": {"independent": 0, "approved": 1, "none": 0},
     }
     # exception details were not given: the report says so rather than inventing them
     assert r["exceptions"][0]["owner"] is None
@@ -168,7 +197,8 @@ def test_broken_chain_is_named_and_refuses_a_clean_bill(ledger: Ledger, ledger_u
         f"NOT A CLEAN BILL: the ledger's hash chain is broken at seq 4: row seq 4 (decision {did}): "
         "the stored decision JSON does not match its hash (the row was edited). Decisions from that seq on may have been "
         "edited, removed or inserted; the figures below cannot be relied on until the ledger is "
-        "restored from a backup and verifies."
+        "restored from a backup and verifies (4 of this period's decisions are in the damaged "
+        "range, marked in every table)."
     )
     assert r["headline"] == headline
     md = render_markdown(r)

@@ -70,6 +70,7 @@ def test_the_report_reads_ai_involvement_and_exceptions_from_the_snapshots(
         "ai": {"admitted": 2, "denied": 0},
         "human": {"admitted": 1, "denied": 0},
         "undetermined": {"admitted": 1, "denied": 1},
+        "reviewOfAdmitted": {"independent": 0, "approved": 0, "none": 2},
     }
     row = {
         "exception": "pay/inc-42",
@@ -82,6 +83,8 @@ def test_the_report_reads_ai_involvement_and_exceptions_from_the_snapshots(
         "reason": "payment outage hotfix",
         "incidentId": "INC-42",
         "expiresAt": "2026-03-10T00:00:00Z",
+        "controls": ["PCI DSS 6.2.3.1"],
+        "damaged": False,
     }
     assert doc["exceptions"] == [row]
 

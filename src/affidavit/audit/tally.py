@@ -1,0 +1,229 @@
+"""Counting a period's decisions as the ledger streams them, in memory bounded by the variety.
+
+The report over a million decisions must not hold them: each decision of the period arrives once
+from :class:`affidavit.ledger.scan.ChainScan` as a few values (its columns and the facts below,
+already extracted by the database) and is folded into counters keyed by what the report shows
+(place, day, outcome, evidence class, rule). What a decision's evidence means (covered, AI-touched,
+how it was reviewed) is worked out once per distinct combination and cached. Every counter also
+carries whether the decision sits in the damaged range of a broken chain, so each figure can say
+how much of it the chain no longer vouches for.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from collections import Counter
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from affidavit.attestations.predicates import AI_PROVENANCE_V1, CODE_REVIEW_V1
+from affidavit.ledger.scan import Facts, ScanRow
+
+OUTCOMES = ("allowed", "warned", "audited", "excepted", "denied")
+SAMPLE = 10
+
+#: What the report needs of each decision, extracted by the database in the chain's one pass.
+FACTS = Facts(
+    fields=("region", "cluster", "exception", "snapshot.caller.authenticated"),
+    arrays=(
+        ("images", ("ref", "digest"), 2),
+        ("violations", ("rule", "policy", "control"), 3),
+        ("evidence", ("image", "predicate_type"), 4),
+        (
+            "snapshot.images",
+            (
+                "image",
+                "provenance",
+                "assisted",
+                "generated",
+                "review.approvals",
+                "review.independent_approvals",
+            ),
+            2,
+        ),
+        (
+            "snapshot.exceptions",
+            ("namespace", "name", "owner", "incident_id", "approvers", "expires_at", "reason"),
+            1,
+        ),
+    ),
+)
+
+#: AI classes and how an AI-touched admitted workload was reviewed.
+AI_CLASSES = ("ai", "human", "undetermined")
+REVIEW_CLASSES = ("independent", "approved", "none")
+
+_ALPHABET = set("bcdfghjklmnpqrstvwxz2456789")
+
+
+def _generated(suffix: str, lengths: tuple[int, ...]) -> bool:
+    return len(suffix) in lengths and set(suffix) <= _ALPHABET
+
+
+def workload_of(kind: str, name: str) -> str:
+    """The workload a request belongs to: a Deployment's ReplicaSets and Pods are the Deployment.
+
+    Kubernetes names a ReplicaSet ``<deployment>-<pod-template-hash>`` and a Pod
+    ``<owner>-<5 random>``, both from one alphabet; a StatefulSet's Pods are ``<name>-<ordinal>``.
+    """
+    if kind == "Pod":
+        base, _, tail = name.rpartition("-")
+        if base and (_generated(tail, (5,)) or tail.isdigit()):
+            name, kind = base, "ReplicaSet"
+        else:
+            return name
+    if kind == "ReplicaSet":
+        base, _, tail = name.rpartition("-")
+        if base and _generated(tail, tuple(range(6, 11))):
+            return base
+    return name
+
+
+@dataclass(frozen=True)
+class Kind:
+    """What a distinct combination of facts means (worked out once, shared by its decisions)."""
+
+    region: str
+    cluster: str
+    in_region: bool
+    provenance: bool  # every image has verified provenance evidence
+    review: bool  # every image has verified review evidence
+    ai: str  # AI_CLASSES
+    how: str  # REVIEW_CLASSES: how the images were reviewed
+    violations: tuple[tuple[Any, ...], ...]  # (rule, policy, control)
+    exception: str
+    authenticated: bool
+    recorded: tuple[tuple[Any, ...], ...]  # the snapshot's exceptions
+
+
+@dataclass
+class Tally:
+    """Fold :class:`ScanRow` s of the period into counters; per row only a few dict updates."""
+
+    region: str | None = None  # a glob: eu-* is every EU region
+    ai_touched: Mapping[str, bool] = field(default_factory=dict)  # digest -> verified now
+    kinds: list[Kind] = field(default_factory=list)
+    #: (kind index, namespace, outcome, damaged) -> decisions
+    decisions: Counter[tuple[int, str, str, bool]] = field(default_factory=Counter)
+    days: Counter[tuple[str, str, bool]] = field(default_factory=Counter)
+    exception_uses: dict[str, dict[str, Any]] = field(default_factory=dict)
+    workloads: set[tuple[str, str, str]] = field(default_factory=set)
+    clean_workloads: set[tuple[str, str, str]] = field(default_factory=set)
+    samples: dict[str, list[str]] = field(default_factory=lambda: {"denied": [], "excepted": []})
+    _by_facts: dict[int, tuple[Any, int]] = field(default_factory=dict)
+    _index: dict[Kind, int] = field(default_factory=dict)
+
+    def _kind(self, facts: tuple[Any, ...]) -> int:
+        """The index of the Kind of ``facts`` (cached by identity: the scan shares equal facts)."""
+        hit = self._by_facts.get(id(facts))
+        if hit is not None and hit[0] is facts:
+            return hit[1]
+        (region, cluster, exception, authenticated), images, viols, evs, seen, excs = facts
+        region, cluster = str(region or ""), str(cluster or "")
+        in_region = self.region is None or fnmatch.fnmatchcase(region, self.region)
+        prov, rev, ai, how = self._classify(images, evs, seen, viols)
+        kind = Kind(
+            region,
+            cluster,
+            in_region,
+            prov,
+            rev,
+            ai,
+            how,
+            tuple(v[:3] for v in viols),
+            str(exception or ""),
+            authenticated is True,
+            excs,
+        )
+        index = self._index.get(kind)
+        if index is None:
+            index = self._index[kind] = len(self.kinds)
+            self.kinds.append(kind)
+        if len(self._by_facts) > 100_000:
+            self._by_facts.clear()
+        self._by_facts[id(facts)] = (facts, index)
+        return index
+
+    def add(self, row: ScanRow) -> None:
+        facts = row[12]
+        if facts is None:
+            return
+        k = self._kind(facts)
+        kind = self.kinds[k]
+        if not kind.in_region:
+            return
+        outcome, namespace, damaged = row[3], row[4], row[8]
+        self.decisions[(k, namespace, outcome, damaged)] += 1
+        self.days[(row[2][:10], outcome, damaged)] += 1
+        wl = (kind.cluster, namespace, workload_of(row[5], row[6]))
+        self.workloads.add(wl)
+        if outcome == "allowed":
+            self.clean_workloads.add(wl)
+            return
+        if outcome in self.samples and len(self.samples[outcome]) < SAMPLE:
+            self.samples[outcome].append(f"{row[1]} (seq {row[0]})")
+        if outcome == "excepted":
+            self._excepted(row, kind)
+
+    def rows(self) -> list[tuple[Kind, str, str, bool, int]]:
+        """(kind, namespace, outcome, damaged, decisions) for every counted combination."""
+        return [(self.kinds[k], ns, o, bad, n) for (k, ns, o, bad), n in self.decisions.items()]
+
+    def rule_counts(self) -> Counter[tuple[str, str, str | None, str, bool]]:
+        """(rule, policy, control, outcome of the decision, damaged) -> violations."""
+        out: Counter[tuple[str, str, str | None, str, bool]] = Counter()
+        for kind, _ns, outcome, bad, n in self.rows():
+            for rule, policy, control in kind.violations:
+                out[(str(rule), str(policy), control, outcome, bad)] += n
+        return out
+
+    def _excepted(self, row: ScanRow, kind: Kind) -> None:
+        time, damaged = row[2], row[8]
+        recorded = {f"{e[0]}/{e[1]}": e for e in kind.recorded}
+        for exc in filter(None, kind.exception.split(", ")):
+            use = self.exception_uses.setdefault(
+                exc,
+                {"uses": 0, "workloads": set(), "first": time, "last": time, "controls": set()},
+            )
+            use["uses"] += 1
+            use["workloads"].add(f"{kind.cluster}/{row[4]}/{row[5]}/{row[6]}")
+            use["first"], use["last"] = min(use["first"], time), max(use["last"], time)
+            use["damaged"] = use.get("damaged", False) or damaged
+            use["controls"] |= {v[2] for v in kind.violations if v[2]}
+            if exc in recorded:
+                use["recorded"] = recorded[exc]
+
+    def _classify(
+        self,
+        images: tuple[tuple[Any, ...], ...],
+        evs: tuple[tuple[Any, ...], ...],
+        seen: tuple[tuple[Any, ...], ...],
+        viols: tuple[tuple[Any, ...], ...],
+    ) -> tuple[bool, bool, str, str]:
+        """(all images with provenance, with review, AI class, how the images were reviewed)."""
+        refs = [i[0] for i in images]
+        prov = bool(refs) and all((r, AI_PROVENANCE_V1) in evs for r in refs)
+        rev = bool(refs) and all((r, CODE_REVIEW_V1) in evs for r in refs)
+        by_ref = {s[0]: s for s in seen}
+        known: list[bool | None] = []
+        for ref, digest in images:
+            s = by_ref.get(ref)
+            if s is not None and s[1] is not None:  # verified provenance at decision time
+                known.append(bool((s[2] or 0) + (s[3] or 0)))
+            else:
+                known.append(self.ai_touched.get(digest) if digest else None)
+        if any(known) or any(str(v[0]).startswith("review.") for v in viols):
+            ai = "ai"
+        elif refs and all(k is False for k in known):
+            ai = "human"
+        else:
+            ai = "undetermined"
+        how = "none"
+        reviews = [by_ref[r] for r in refs if r in by_ref and by_ref[r][4] is not None]
+        if reviews and len(reviews) == len(refs):
+            independent = all(isinstance(s[5], int) and s[5] > 0 for s in reviews)
+            how = "independent" if independent else "approved"
+        elif rev:
+            how = "approved"
+        return prov, rev, ai, how
