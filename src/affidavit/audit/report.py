@@ -24,7 +24,7 @@ from affidavit.attestations.evidence import ImageEvidence
 from affidavit.audit.controls import control_view
 from affidavit.audit.tally import AI_CLASSES, FACTS, OUTCOMES, REVIEW_CLASSES, Kind, Tally
 from affidavit.audit.trace import trace_image
-from affidavit.errors import InputError, VerificationError
+from affidavit.errors import InputError, UsageError, VerificationError
 from affidavit.ledger import ChainReport, Ledger
 from affidavit.ledger.checkpoint import Checkpoint
 from affidavit.ledger.scan import ChainScan, FastScanUnavailable, ScanRow
@@ -331,6 +331,13 @@ def report_from_ledger(
         reset,
     )
     assert scan.report is not None
+    regions = sorted({k.region for k in t.kinds})
+    if region is not None and regions and not any(k.in_region for k in t.kinds):
+        # A --region no decision of the period was made in is a typo until shown otherwise.
+        raise UsageError(
+            f"--region {region!r}: no decision of this period was made in that region",
+            hint="regions in this period: " + ", ".join(r or "(none)" for r in regions),
+        )
     doc = _document(t, scan.report, scan.head, since, until, region, exceptions or {})
     doc["metadata"] = {
         "generatedAt": _rfc3339(generated_at),
