@@ -76,7 +76,7 @@ e2e: deps binaries
 # the figures: cases, statuses, 5xx, fail-opens, uid mismatches, RSS start and end.
 FUZZ_CASES ?= 100000
 fuzz: deps
-	AFFIDAVIT_FUZZ_CASES=$(FUZZ_CASES) $(PY) -m pytest -s -q tests/integration/admission/test_admission_fuzz.py
+	AFFIDAVIT_FUZZ_CASES=$(FUZZ_CASES) $(PY) -m pytest -s -q -o timeout=0 tests/integration/admission/test_admission_fuzz.py
 
 bench: deps binaries
 	for b in benchmarks/bench_*.py; do $(PY) $$b || exit 1; done
