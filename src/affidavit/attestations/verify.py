@@ -74,6 +74,8 @@ def _bundle_envelope(data: bytes, max_bytes: int) -> tuple[Envelope, bool]:
         bundle = json.loads(data)
     except (ValueError, UnicodeDecodeError) as e:
         raise VerificationError(f"Sigstore bundle is not valid JSON: {e}") from e
+    except RecursionError as e:  # a hostile layer: arrays or objects nested thousands deep
+        raise VerificationError("Sigstore bundle is not valid JSON: it nests too deeply") from e
     if not isinstance(bundle, dict):
         raise VerificationError(f"Sigstore bundle is a JSON {type(bundle).__name__}, not an object")
     media_type = str(bundle.get("mediaType", ""))
