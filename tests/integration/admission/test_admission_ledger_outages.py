@@ -321,6 +321,8 @@ def test_a_webhook_killed_mid_load_loses_no_answered_decision(
         assert set(api.answered) <= set(recorded)
         # recorded but never answered: at most the reviews in flight when the webhook died
         assert len(recorded) - len(api.answered) <= len(load.threads)
+        print(f"killed mid-load: {len(api.answered)} answered, all recorded "
+              f"({len(recorded)} rows: {len(recorded) - len(api.answered)} in flight at the kill)")  # fmt: skip
         assert ledger.verify_chain().ok
         wait_for(lambda: Path(f"{db}-buffer.jsonl").read_bytes() == b"", "the buffer flushed")
     finally:
