@@ -88,6 +88,11 @@ def _bundle_envelope(data: bytes, max_bytes: int) -> tuple[Envelope, bool]:
     if not isinstance(envelope, dict):
         raise VerificationError("Sigstore bundle holds no dsseEnvelope")
     material = bundle.get("verificationMaterial") or {}
+    if not isinstance(material, dict):
+        raise VerificationError(
+            f"Sigstore bundle's verificationMaterial is a JSON {type(material).__name__}, "
+            "not an object"
+        )
     keyless = "publicKey" not in material
     raw = json.dumps(envelope, separators=(",", ":")).encode()
     return parse_envelope(raw, max_bytes=max_bytes), keyless

@@ -11,16 +11,21 @@ AFFIDAVIT_FUZZ_CASES. Reproduce a run with AFFIDAVIT_FUZZ_SEED=<the printed seed
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import random
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
+import pytest
 from attestation_fuzz import (
     KEYLESS_IDENTITY,
     KEYLESS_ISSUER,
     KEYLESS_ROOT,
     Mutator,
+    Original,
     Originals,
     forged,
 )
@@ -44,6 +49,43 @@ def _keyless_signature(data: bytes) -> bool | str:
     except Exception as e:
         return f"{type(e).__name__}: {e}"
     return True
+
+
+def _verify_one(media_type: str, data: bytes, digest: str, signers: list[Any]) -> Any:
+    item = FetchedAttestation(
+        storage="cosign-tag",
+        media_type=media_type,
+        digest="sha256:" + hashlib.sha256(data).hexdigest(),
+        predicate_type=None,
+        data=data,
+    )
+    ref = ImageReference.parse(f"registry.example/shop/web@{digest}")
+    return verify_fetched([item], ref, signers, sigstore_trusted_root=KEYLESS_ROOT)
+
+
+@pytest.mark.parametrize(
+    ("layer", "reason"),
+    [
+        (
+            lambda o: json.dumps({**json.loads(o.data), "verificationMaterial": 1}).encode(),
+            "Sigstore bundle's verificationMaterial is a JSON int, not an object",
+        ),
+        (
+            lambda o: o.data[:-1] + b', "x": ' + b"[" * 50_000 + b"]" * 50_000 + b"}",
+            "Sigstore bundle is not valid JSON: it nests too deeply",
+        ),
+    ],
+)
+def test_what_earlier_runs_found_is_a_rejection_with_a_reason(
+    tmp_path: Path, layer: Callable[[Original], bytes], reason: str
+) -> None:
+    """Each once escaped the verifier as a TypeError or RecursionError."""
+    originals = Originals(tmp_path)
+    bundle = originals.all[1]  # the key-hinted bundle
+    signers: list[Any] = [KeySigner("ci", originals.public_pem.decode())]
+    evidence = _verify_one(bundle.media_type, layer(bundle), bundle.digest, signers)
+    assert evidence.verified == ()
+    assert [r.reason for r in evidence.rejected] == [reason]
 
 
 def test_mutated_attestations_never_verify_and_never_crash_the_verifier(tmp_path: Path) -> None:
