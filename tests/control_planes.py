@@ -17,6 +17,15 @@ import pytest
 from affidavit.envtest import BinariesMissingError, ControlPlane, ControlPlaneInfo, find_binaries
 
 
+def _require_binaries() -> None:
+    try:
+        find_binaries()
+    except BinariesMissingError as e:
+        if os.environ.get("CI") == "true":
+            pytest.fail(str(e))
+        pytest.skip(str(e))
+
+
 @contextmanager
 def started_control_plane(
     workdir: Path,
@@ -28,15 +37,20 @@ def started_control_plane(
 
     ``webhook_client_hosts``: the apiserver presents a client certificate to webhooks there.
     """
-    try:
-        find_binaries()
-    except BinariesMissingError as e:
-        if os.environ.get("CI") == "true":
-            pytest.fail(str(e))
-        pytest.skip(str(e))
+    _require_binaries()
     with ControlPlane(
         workdir,
         with_controller_manager=with_controller_manager,
         webhook_client_hosts=webhook_client_hosts,
     ) as info:
         yield info
+
+
+@contextmanager
+def restartable_control_plane(workdir: Path) -> Iterator[ControlPlane]:
+    """A control plane of the test's own (no controller manager) whose components it restarts
+    (``ControlPlane.restart``); the session's shared one is never restarted."""
+    _require_binaries()
+    plane = ControlPlane(workdir, with_controller_manager=False)
+    with plane:
+        yield plane

@@ -116,6 +116,8 @@ def parse_envelope(data: bytes, *, max_bytes: int = MAX_ENVELOPE_BYTES) -> Envel
         document = loads_exact(data)
     except (ValueError, UnicodeDecodeError) as e:
         raise VerificationError(f"envelope is not valid JSON: {e}") from e
+    except RecursionError as e:  # a hostile layer: arrays or objects nested thousands deep
+        raise VerificationError("envelope is not valid JSON: it nests too deeply") from e
     if not isinstance(document, dict):
         raise VerificationError(
             f"envelope is not a DSSE envelope: a JSON {type(document).__name__}, not an object"

@@ -93,6 +93,8 @@ def parse_statement(payload: bytes) -> Statement:
         document = loads_exact(payload)
     except (ValueError, UnicodeDecodeError) as e:
         raise VerificationError(prefix + f"not valid JSON ({e})") from e
+    except RecursionError as e:  # signed, but arrays or objects nested thousands deep
+        raise VerificationError(prefix + "not valid JSON (it nests too deeply)") from e
     if not isinstance(document, dict):
         raise VerificationError(prefix + f"a JSON {type(document).__name__}, not an object")
     kind = document.get("_type")

@@ -74,6 +74,8 @@ def _bundle_envelope(data: bytes, max_bytes: int) -> tuple[Envelope, bool]:
         bundle = json.loads(data)
     except (ValueError, UnicodeDecodeError) as e:
         raise VerificationError(f"Sigstore bundle is not valid JSON: {e}") from e
+    except RecursionError as e:  # a hostile layer: arrays or objects nested thousands deep
+        raise VerificationError("Sigstore bundle is not valid JSON: it nests too deeply") from e
     if not isinstance(bundle, dict):
         raise VerificationError(f"Sigstore bundle is a JSON {type(bundle).__name__}, not an object")
     media_type = str(bundle.get("mediaType", ""))
@@ -86,6 +88,11 @@ def _bundle_envelope(data: bytes, max_bytes: int) -> tuple[Envelope, bool]:
     if not isinstance(envelope, dict):
         raise VerificationError("Sigstore bundle holds no dsseEnvelope")
     material = bundle.get("verificationMaterial") or {}
+    if not isinstance(material, dict):
+        raise VerificationError(
+            f"Sigstore bundle's verificationMaterial is a JSON {type(material).__name__}, "
+            "not an object"
+        )
     keyless = "publicKey" not in material
     raw = json.dumps(envelope, separators=(",", ":")).encode()
     return parse_envelope(raw, max_bytes=max_bytes), keyless

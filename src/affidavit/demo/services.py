@@ -32,7 +32,13 @@ class LocalRegistry:
     def url(self) -> str:
         return f"http://{self.host}"
 
-    def start(self) -> LocalRegistry:
+    @property
+    def pid(self) -> int | None:
+        """The server's process id while it runs (a test freezes it to make a hung registry)."""
+        return self._proc.popen.pid if self._proc is not None else None
+
+    def start(self, port: int | None = None) -> LocalRegistry:
+        """Start it (at ``port``: a restarted registry keeps its address; default a free one)."""
         binary = shutil.which("docker-registry") or "/usr/bin/docker-registry"
         if not Path(binary).exists():
             raise ClusterError(
@@ -40,8 +46,7 @@ class LocalRegistry:
                 hint="run `make deps` (apt-get install docker-registry)",
             )
         self.root.mkdir(parents=True, exist_ok=True)
-        port = free_port()
-        self.host = f"127.0.0.1:{port}"
+        self.host = f"127.0.0.1:{port or free_port()}"
         config = self.root / "config.yml"
         config.write_text(
             "version: 0.1\n"

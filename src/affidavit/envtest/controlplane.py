@@ -129,6 +129,9 @@ class ControlPlane:
         self._extra_apiserver_args = tuple(extra_apiserver_args)
         self._procs: list[ManagedProcess] = []
         self._info: ControlPlaneInfo | None = None
+        #: How each component was started and how its health is checked, for ``restart``.
+        self._argv: dict[str, list[str]] = {}
+        self._health: dict[str, tuple[str, Callable[[], bool]]] = {}
 
     @property
     def info(self) -> ControlPlaneInfo:
@@ -182,6 +185,18 @@ class ControlPlane:
         self._stop_processes()
         self._info = None
 
+    def restart(self, name: str) -> None:
+        """Stop one component (SIGTERM) and start it again with the same arguments, port and
+        certificates, returning once it is healthy: a control-plane restart as clients see it."""
+        old = next((p for p in self._procs if p.name == name), None)
+        if old is None or name not in self._health:
+            raise ControlPlaneError(f"no running {name} to restart")
+        old.stop()
+        self._procs.remove(old)
+        proc = self._spawn(name, self._argv[name])
+        what, check = self._health[name]
+        self._wait(proc, what, check)
+
     def __enter__(self) -> ControlPlaneInfo:
         return self.start()
 
@@ -200,6 +215,7 @@ class ControlPlane:
             self._procs.pop().stop()
 
     def _spawn(self, name: str, argv: list[str]) -> ManagedProcess:
+        self._argv[name] = list(argv)
         try:
             if self.namespace is not None:
                 argv = self.namespace.command(argv, cwd=self.workdir)
@@ -210,6 +226,7 @@ class ControlPlane:
         return proc
 
     def _wait(self, proc: ManagedProcess, what: str, check: Callable[[], bool]) -> None:
+        self._health[proc.name] = (what, check)
         deadline = time.monotonic() + STARTUP_TIMEOUT
         last_error = ""
         while time.monotonic() < deadline:

@@ -105,14 +105,27 @@ class BufferedLedger:
             log.warning("ledger buffer: %s, flushing in the background", self.last_error)
 
     def _persist(self, data: Mapping[str, Any]) -> None:
-        """Append one decision to the file and fsync it (called with ``_lock`` held)."""
+        """Append one decision to the file and fsync it (called with ``_lock`` held).
+
+        Written to the descriptor, not through a userspace buffer, and cut back on failure: a
+        decision that cannot be persisted is refused, so no byte of it may stay behind (part of
+        a line makes the file unreadable at the next start; a whole one, kept in a buffer and
+        written with the next decision, would replay a decision nobody was given).
+        """
         if self._file is None:
             return
+        fd = self._file.fileno()
+        line = memoryview(canonical_json(data).encode() + b"\n")
+        size = os.fstat(fd).st_size
         try:
-            self._file.write(canonical_json(data).encode() + b"\n")
-            self._file.flush()
-            os.fsync(self._file.fileno())
+            while line:
+                line = line[os.write(fd, line) :]
+            os.fsync(fd)
         except OSError as e:
+            try:
+                os.ftruncate(fd, size)
+            except OSError as cut:
+                log.error("ledger buffer %s: a refused decision's bytes remain: %s", self.path, cut)
             raise LedgerError(
                 f"ledger unavailable and its buffer file {self.path} cannot be written: "
                 f"{e.strerror or e}",

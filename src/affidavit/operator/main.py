@@ -170,10 +170,7 @@ async def run_async(settings: OperatorSettings, stop: asyncio.Event | None = Non
         on_elected=reconciler.mark_dirty,
     )
     reconciler.is_leader = election.is_leader
-    loops = [
-        asyncio.create_task(election.run(stop), name="affidavit-leader"),
-        asyncio.create_task(reconciler.run(stop), name="affidavit-reconciler"),
-    ]
+    loops.append(asyncio.create_task(election.run(stop), name="affidavit-leader"))
     if settings.manage_certificates:
         dns, ips = settings.certificate_names()
         manager = certificates.CertificateManager(

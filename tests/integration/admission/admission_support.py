@@ -195,11 +195,19 @@ class WebhookProcess:
 
 
 def start_webhook(
-    workdir: Path, ca_pem: bytes, cert: Path, key: Path, *, args: list[str]
+    workdir: Path,
+    ca_pem: bytes,
+    cert: Path,
+    key: Path,
+    *,
+    args: list[str],
+    wrap: list[str] | None = None,
 ) -> WebhookProcess:
+    """``wrap``: a command that execs the webhook's (e.g. into a mount namespace of its own)."""
     port = free_port()
     log = workdir / f"webhook-{port}.log"
     cmd = [
+        *(wrap or []),
         sys.executable,
         "-m",
         "affidavit.cli.main",

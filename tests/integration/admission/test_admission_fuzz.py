@@ -16,6 +16,8 @@ from pathlib import Path
 from admission_fuzz import Mutator, problems
 from admission_support import Images, WebhookProcess
 
+PROGRESS_EVERY = 5_000
+
 
 def _rss_mb(pid: int) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
@@ -35,7 +37,17 @@ def test_fuzzed_reviews_never_fail_open_answer_another_uid_or_5xx(
     failures: list[str] = []
     kinds: Counter[str] = Counter()
     rss_start = _rss_mb(webhook.proc.pid)
+
+    def figures(done: int) -> str:
+        return (
+            f"fuzz: {done} cases, statuses {dict(sorted(statuses.items()))}, "
+            f"5xx {sum(v for k, v in statuses.items() if k >= 500)}, problems {dict(kinds)}, "
+            f"RSS {rss_start:.0f} MB -> {_rss_mb(webhook.proc.pid):.0f} MB"
+        )
+
     for n in range(cases):
+        if n and n % PROGRESS_EVERY == 0:  # a long run shows its figures (and RSS) as it goes
+            print(figures(n), flush=True)
         case = mutator.case(n)
         r = webhook.validate(case.body)
         statuses[r.status_code] += 1
@@ -46,10 +58,5 @@ def test_fuzzed_reviews_never_fail_open_answer_another_uid_or_5xx(
         for problem in problems(case, r.status_code, answer, images.bare):
             kinds[problem.split(" ", 1)[0]] += 1
             failures.append(f"case {n} ({case.mutation}): {problem}; body {case.body[:300]!r}")
-    rss_end = _rss_mb(webhook.proc.pid)
-    print(
-        f"fuzz: {cases} cases, statuses {dict(sorted(statuses.items()))}, "
-        f"5xx {sum(v for k, v in statuses.items() if k >= 500)}, problems {dict(kinds)}, "
-        f"RSS {rss_start:.0f} MB -> {rss_end:.0f} MB"
-    )
+    print(figures(cases))
     assert failures == [], f"seed {seed}:\n" + "\n".join(failures[:20])

@@ -155,6 +155,7 @@ def _wire(**changes: object) -> bytes:
             "envelope is not a DSSE envelope: extra: Extra inputs are not permitted",
         ),
         (_wire(signatures=[{"sig": "!!"}]), "envelope signature 0 is not base64"),
+        (b"[" * 100_000 + b"]" * 100_000, "envelope is not valid JSON: it nests too deeply"),
     ],
 )
 def test_malformed_envelopes(data: bytes, message: str) -> None:

@@ -68,6 +68,7 @@ def _doc(**changes: object) -> bytes:
         (_doc(subject=[]), "subject: List should have at least 1 item after validation, not 0"),
         (_doc(extra=1), "extra: Extra inputs are not permitted"),
         (_doc(predicate="x"), "predicate: Input should be a valid dictionary"),
+        (b"[" * 100_000 + b"]" * 100_000, "not valid JSON (it nests too deeply)"),
     ],
 )
 def test_parse_statement_rejects(payload: bytes, reason: str) -> None:
