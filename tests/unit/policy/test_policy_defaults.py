@@ -10,6 +10,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from affidavit.attestations.evidence import ImageEvidence, newest
+from affidavit.attestations.predicates import AI_PROVENANCE_V1, CODE_REVIEW_V1
+from affidavit.policy import Decision, PolicyIndex, evaluate
 from policy_builders import (
     DIGEST,
     IMAGE,
@@ -25,10 +28,6 @@ from policy_builders import (
     provenance,
     review,
 )
-
-from affidavit.attestations.evidence import ImageEvidence, newest
-from affidavit.attestations.predicates import AI_PROVENANCE_V1, CODE_REVIEW_V1
-from affidavit.policy import Decision, PolicyIndex, evaluate
 
 SIGNERS = {"keys": [{"name": "ci", "publicKey": PEM}]}
 COLLECT_PROV = (

@@ -11,6 +11,11 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+
+from affidavit.attestations.evidence import ImageEvidence, RejectedAttestation
+from affidavit.attestations.predicates import AI_PROVENANCE_V1, SLSA_PROVENANCE_V1
+from affidavit.policy import Decision, PolicyIndex, PolicyRef, admission_message, evaluate
+from affidavit.policy.presets import PRESETS
 from policy_builders import (
     DIGEST,
     IMAGE,
@@ -32,11 +37,6 @@ from policy_builders import (
     review,
     slsa,
 )
-
-from affidavit.attestations.evidence import ImageEvidence, RejectedAttestation
-from affidavit.attestations.predicates import AI_PROVENANCE_V1, SLSA_PROVENANCE_V1
-from affidavit.policy import Decision, PolicyIndex, PolicyRef, admission_message, evaluate
-from affidavit.policy.presets import PRESETS
 
 REVIEW_TYPE = "https://affidavit.dev/attestations/code-review/v1"
 ATTEST_REVIEW = (

@@ -12,6 +12,16 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+
+from affidavit.policy import Origin, PolicyIndex, Req, evaluate
+from affidavit.policy.health import (
+    exception_problems,
+    missing_groups,
+    region_condition,
+    why_not_applied,
+    without_exceptions,
+)
+from affidavit.policy.model import AccountabilityPolicySpec
 from policy_builders import (
     IMAGE,
     NOW,
@@ -24,16 +34,6 @@ from policy_builders import (
     policy,
     provenance,
 )
-
-from affidavit.policy import Origin, PolicyIndex, Req, evaluate
-from affidavit.policy.health import (
-    exception_problems,
-    missing_groups,
-    region_condition,
-    why_not_applied,
-    without_exceptions,
-)
-from affidavit.policy.model import AccountabilityPolicySpec
 
 KEY = "AccountabilityException/shop/hotfix"
 CLUSTER_MAX = (

@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 import yaml
-from policy_builders import IMAGE, approval, exception, policy, provenance, region_policy, review
 
 from affidavit.cli.main import main
 from affidavit.policy import evaluate
 from affidavit.policy.explain import explain_decision
+from policy_builders import IMAGE, approval, exception, policy, provenance, region_policy, review
 
 
 def write_policies(tmp_path: Path) -> Path:

@@ -12,6 +12,8 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+
+from affidavit.policy import Decision, ImageRef, PolicyIndex, admission_message, evaluate
 from policy_builders import (
     DIGEST,
     IMAGE,
@@ -26,8 +28,6 @@ from policy_builders import (
     region_policy,
     review,
 )
-
-from affidavit.policy import Decision, ImageRef, PolicyIndex, admission_message, evaluate
 
 HUB = f"docker.io/acme/app@{DIGEST}"
 

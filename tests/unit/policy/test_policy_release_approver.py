@@ -11,6 +11,11 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+
+from affidavit.attestations.evidence import ImageEvidence
+from affidavit.policy import Decision, PolicyIndex, evaluate
+from affidavit.policy.combine import Origin, Req
+from affidavit.policy.explain import explain_policy
 from policy_builders import (
     IMAGE,
     NOW,
@@ -25,11 +30,6 @@ from policy_builders import (
     provenance,
     review,
 )
-
-from affidavit.attestations.evidence import ImageEvidence
-from affidavit.policy import Decision, PolicyIndex, evaluate
-from affidavit.policy.combine import Origin, Req
-from affidavit.policy.explain import explain_policy
 
 REVIEW_TYPE = "https://affidavit.dev/attestations/code-review/v1"
 ATTEST_REVIEW = (

@@ -12,7 +12,6 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from policy_builders import IMAGE, NOW, ctx, evidence, index, policy, provenance
 from pydantic import ValidationError
 
 from affidavit.attestations.evidence import ImageEvidence
@@ -20,6 +19,7 @@ from affidavit.policy import Decision, PolicyIndex, evaluate
 from affidavit.policy.combine import Origin, Req
 from affidavit.policy.explain import requirements
 from affidavit.policy.model import Require
+from policy_builders import IMAGE, NOW, ctx, evidence, index, policy, provenance
 
 PIN = "sha256:" + "11" * 32
 OTHER = "sha256:" + "22" * 32
