@@ -25,6 +25,7 @@ from node_e2e_support import (
     Run,
     denial_text,
     deployment,
+    pods,
     policy,
     review_violation,
     running,
@@ -185,13 +186,24 @@ def test_helm_install_wait_pods_running_and_helm_test_passes(
     release: str, node_kubectl: Run, node_helm: Run
 ) -> None:
     assert len(running(node_kubectl, NS, WEBHOOK_PODS)) == 2
+    # Neither container was restarted on the way: not killed by a probe while still importing,
+    # not exited waiting for the certificate.
+    restarts = {
+        (p["metadata"]["name"], c["name"]): c["restartCount"]
+        for p in pods(node_kubectl, NS, WEBHOOK_PODS)
+        for c in p["status"]["containerStatuses"]
+    }
+    assert set(restarts.values()) == {0}, restarts
     vwc = json.loads(node_kubectl("get", "validatingwebhookconfiguration", RELEASE,
                                   "-o", "json").stdout)  # fmt: skip
     assert vwc["webhooks"][0]["clientConfig"]["service"] == {
         "name": RELEASE, "namespace": NS, "path": "/validate", "port": 443,
     }  # fmt: skip
-    proc = node_helm("test", RELEASE, "--namespace", NS, "--timeout", "3m", timeout=240)
+    proc = node_helm("test", RELEASE, "--namespace", NS, "--timeout", "3m", "--logs",
+                     timeout=240)  # fmt: skip
     assert "Phase:          Succeeded" in proc.stdout
+    # --logs reads the kept test Pod's log: /readyz answered through the Service over TLS
+    assert f"https://{RELEASE}.{NS}.svc:443/readyz 200" in proc.stdout
 
 
 def test_reviewed_release_gets_running_pods(
