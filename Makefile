@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 demo: deps binaries
 	$(VENV)/bin/affidavit demo
 
-test: deps binaries lint
+test: deps binaries node-binaries lint
 	$(PY) -m pytest tests
 
 deps: debs venv
@@ -40,8 +40,8 @@ image: deps
 	  operator/build-image --push "$(REGISTRY)/$(IMAGE_REPO):$(IMAGE_TAG)" --sign-key "$(SIGN_KEY)"; \
 	fi
 
-# What `make test` needs. The real node's parts (kubelet, containerd, CoreDNS, ...) are built only
-# for `make cluster` and the node tests (AFFIDAVIT_NODE_TESTS=1): `make node-binaries`.
+# What the tests need: the control plane's binaries, cosign, and (node-binaries) the real node's
+# parts (kubelet, containerd, CoreDNS, ...) for tests/e2e/node and `make cluster`.
 binaries:
 	@bash scripts/k8s-binaries k8s >/dev/null
 	@bash scripts/k8s-binaries cosign >/dev/null
@@ -69,7 +69,7 @@ unit: venv
 integration: deps
 	$(PY) -m pytest tests/integration
 
-e2e: deps binaries
+e2e: deps binaries node-binaries
 	$(PY) -m pytest tests/e2e
 
 # The seeded fuzz runs at length (make test runs 300 cases of each): AdmissionReviews against a

@@ -8,6 +8,7 @@ replicas on SQLite."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
@@ -206,9 +207,58 @@ def test_operator_is_ready_only_with_a_current_index(render: Render) -> None:
 def test_webhook_waits_for_its_certificate(render: Render) -> None:
     webhook = containers(render())["webhook"]
     assert env(webhook)["AFFIDAVIT_TLS_WAIT_SECONDS"] == "120"
-    # the kubelet leaves it that long (and a little more) before liveness may restart it
+    # the kubelet leaves it that long, plus a minute to import on a loaded node, before
+    # liveness may restart it
     startup = webhook["startupProbe"]
-    assert startup["periodSeconds"] * startup["failureThreshold"] == 130
+    assert startup["periodSeconds"] * startup["failureThreshold"] == 180
+
+
+def test_a_slow_start_is_never_killed_by_liveness(render: Render) -> None:
+    """On a loaded 2-core node the operator took over 75 s to import and log in; its liveness
+    probe (15 s + 3 x 20 s) killed it with empty logs, and the webhook waiting for its
+    certificate was killed in turn. A startup probe now holds liveness off for 5 minutes."""
+    operator = containers(render())["operator"]
+    startup = operator["startupProbe"]
+    assert startup["httpGet"] == operator["livenessProbe"]["httpGet"] == {
+        "path": "/healthz", "port": "health",
+    }  # fmt: skip
+    assert startup["periodSeconds"] * startup["failureThreshold"] == 300
+    assert "initialDelaySeconds" not in operator["livenessProbe"]
+
+
+def test_a_stopping_webhook_serves_until_the_service_drops_it(render: Render) -> None:
+    docs = render()
+    webhook = containers(docs)["webhook"]
+    assert webhook["lifecycle"] == {"preStop": {"exec": {"command": ["sleep", "5"]}}}
+    pod = one(docs, "Deployment")["spec"]["template"]["spec"]
+    assert pod["terminationGracePeriodSeconds"] == 35
+    off = containers(render("--set", "webhook.shutdownDelaySeconds=0"))["webhook"]
+    assert "lifecycle" not in off
+
+
+def test_the_network_policy_lets_prometheus_reach_the_metrics_port(render: Render) -> None:
+    netpol = one(render(), "NetworkPolicy")
+    assert netpol["spec"]["ingress"] == [
+        {"ports": [{"port": "https", "protocol": "TCP"}]},
+        {"ports": [{"port": "metrics", "protocol": "TCP"}]},
+    ]
+    source = {"namespaceSelector": {"matchLabels": {"name": "monitoring"}}}
+    netpol = one(render("--set-json", f"networkPolicy.metricsFrom=[{json.dumps(source)}]"),
+                 "NetworkPolicy")  # fmt: skip
+    assert netpol["spec"]["ingress"][1]["from"] == [source]
+    netpol = one(render("--set", "metrics.port=0"), "NetworkPolicy")
+    assert netpol["spec"]["ingress"] == [{"ports": [{"port": "https", "protocol": "TCP"}]}]
+
+
+def test_the_helm_test_pod_is_not_selected_by_the_service_or_the_budget(render: Render) -> None:
+    docs = render()
+    (pod,) = render("--show-only", "templates/tests/test-readyz.yaml")
+    labels = pod["metadata"]["labels"]
+    for selector in (one(docs, "Service")["spec"]["selector"],
+                     one(docs, "PodDisruptionBudget")["spec"]["selector"]["matchLabels"],
+                     one(docs, "NetworkPolicy")["spec"]["podSelector"]["matchLabels"]):  # fmt: skip
+        assert not selector.items() <= labels.items()
+    assert labels["app.kubernetes.io/component"] == "test"
 
 
 def test_helm_test_pod_is_kept_for_its_logs(render: Render) -> None:

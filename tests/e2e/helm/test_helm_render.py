@@ -403,9 +403,10 @@ def test_pdb_and_network_policy(render: Render) -> None:
     netpol = one(docs, "NetworkPolicy")
     assert netpol["spec"]["policyTypes"] == ["Ingress", "Egress"]
     assert netpol["spec"]["ingress"][0]["from"] == [{"ipBlock": {"cidr": "10.0.0.0/8"}}]
-    default = one(render(), "NetworkPolicy")  # on by default: ingress to the webhook port only
+    default = one(render(), "NetworkPolicy")  # on by default: the webhook and metrics ports
     assert default["spec"]["policyTypes"] == ["Ingress"]
-    assert default["spec"]["ingress"] == [{"ports": [{"port": "https", "protocol": "TCP"}]}]
+    assert default["spec"]["ingress"] == [{"ports": [{"port": "https", "protocol": "TCP"}]},
+                                          {"ports": [{"port": "metrics", "protocol": "TCP"}]}]  # fmt: skip
     assert not by_kind(render("--set", "networkPolicy.enabled=false"), "NetworkPolicy")
 
 

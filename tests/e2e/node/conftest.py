@@ -4,8 +4,10 @@ One node per session (``affidavit.envtest.Node``: control plane, kubelet, contai
 kube-proxy, CoreDNS, a registry and PostgreSQL, all inside namespaces of its own). Affidavit's
 image is built by ``operator/build-image`` (the build ``make image`` runs), pushed to the node's
 registry and its own attestations signed with a key made here. In CI (``CI=true``) missing
-binaries are a failure; elsewhere the tests skip with the command to run. They run only with
-``AFFIDAVIT_NODE_TESTS=1``; otherwise they skip saying so.
+binaries, or a machine that cannot make the node's namespaces, are a failure; elsewhere the
+tests skip saying what is missing. A failed test gets a "node diagnostics" section: every Pod's
+description, its containers' logs (the previous run's too), the events, and the tails of the
+kubelet's and containerd's logs.
 """
 
 from __future__ import annotations
@@ -14,11 +16,18 @@ import os
 import shutil
 import subprocess
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from pathlib import Path
 
 import pytest
-from node_e2e_support import BuiltImage, NodeReleases, Run, pause_binary, runnable_release
+from node_e2e_support import (
+    BuiltImage,
+    NodeReleases,
+    Run,
+    diagnose,
+    pause_binary,
+    runnable_release,
+)
 
 from affidavit.attestations.keys import generate_key_pair, load_signer
 from affidavit.attestations.registry import RegistryClient
@@ -34,7 +43,8 @@ from affidavit.envtest import (
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 BUILD_IMAGE = REPO_ROOT / "operator" / "build-image"
-GATE = "AFFIDAVIT_NODE_TESTS"
+#: The session's node while it runs (for the diagnostics of a failed test).
+_RUNNING: list[NodeInfo] = []
 
 
 def _missing(message: str) -> None:
@@ -43,14 +53,38 @@ def _missing(message: str) -> None:
     pytest.skip(message)
 
 
+def _cannot_make_namespaces() -> str | None:
+    """Why the node's network, mount and PID namespaces cannot be made here, if they cannot."""
+    if os.geteuid() != 0:
+        return "it needs root (kubelet, containerd and the namespaces the node lives in)"
+    for tool in ("unshare", "nsenter"):
+        if not shutil.which(tool):
+            return f"{tool} is not installed (util-linux)"
+    probe = subprocess.run(
+        ["unshare", "--net", "--mount", "--pid", "--fork", "--mount-proc", "true"],
+        capture_output=True, text=True, timeout=30, check=False,
+    )  # fmt: skip
+    if probe.returncode:
+        return f"`unshare --net --mount --pid` failed: {probe.stderr.strip()}"
+    return None
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    report = yield
+    if report.failed and _RUNNING:
+        report.sections.append(("node diagnostics", diagnose(_RUNNING[0])))
+    return report
+
+
 @pytest.fixture(scope="session")
 def node() -> Iterator[NodeInfo]:
     """A running node with PostgreSQL, shared by the session."""
-    if os.environ.get(GATE) != "1":
-        pytest.skip(
-            f"the real-node tests run with {GATE}=1 (not yet reliable enough for every CI run: "
-            "the image build and the chart on a loaded 2-core machine take minutes)"
-        )
+    reason = _cannot_make_namespaces()
+    if reason:
+        _missing(f"this machine cannot run a node: {reason}")
     try:
         find_binaries(("etcd", "kube-apiserver", "kube-controller-manager", "kubectl", "helm"))
         find_node_binaries()
@@ -61,8 +95,10 @@ def node() -> Iterator[NodeInfo]:
     workdir = Path(tempfile.mkdtemp(prefix="affidavit-node-e2e-"))
     try:
         with Node(workdir, postgres=True) as info:
+            _RUNNING.append(info)
             yield info
     finally:
+        _RUNNING.clear()
         shutil.rmtree(workdir, ignore_errors=True)
 
 

@@ -225,3 +225,41 @@ def running(kubectl: Run, namespace: str, selector: str) -> list[str]:
         ):
             names.append(p["metadata"]["name"])
     return sorted(names)
+
+
+def diagnose(node: NodeInfo, tail: int = 60) -> str:
+    """What a failure on the node needs to be understood: every Pod described, its containers'
+    logs (the current and the previous run: a restart's cause is in the one that died), the
+    events in time order, and the tails of the kubelet's and containerd's logs."""
+    cp = node.control_plane
+
+    def kubectl(*args: str) -> str:
+        proc = subprocess.run(
+            [str(cp.kubectl), f"--kubeconfig={cp.kubeconfig}", *args],
+            capture_output=True, text=True, timeout=60, check=False,
+        )  # fmt: skip
+        return proc.stdout + proc.stderr
+
+    parts = ["$ kubectl get pods -A -o wide", kubectl("get", "pods", "-A", "-o", "wide")]
+    parts += ["$ kubectl describe pods -A", kubectl("describe", "pods", "-A")]
+    listing = kubectl("get", "pods", "-A", "-o", "json")
+    try:
+        items = json.loads(listing)["items"]
+    except (ValueError, KeyError):
+        items = []
+    for pod in items:
+        ns, name = pod["metadata"]["namespace"], pod["metadata"]["name"]
+        for status in pod.get("status", {}).get("containerStatuses", []):
+            c = status["name"]
+            for previous in ([] if not status.get("restartCount") else ["--previous"]) + [""]:
+                args = ["logs", name, "-n", ns, "-c", c, f"--tail={tail}", "--timestamps"]
+                args += [previous] if previous else []
+                parts += [f"$ kubectl {' '.join(args)}", kubectl(*args)]
+    parts += ["$ kubectl get events -A --sort-by=.lastTimestamp",
+              kubectl("get", "events", "-A", "--sort-by=.lastTimestamp")]  # fmt: skip
+    for component in ("kubelet", "containerd"):
+        log = node.workdir / f"{component}.log"
+        if log.exists():
+            lines = log.read_text(errors="replace").splitlines()[-tail:]
+            parts += [f"$ tail -n {tail} {log}", "\n".join(lines)]
+    return "\n".join(parts)
