@@ -23,7 +23,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from affidavit.attestations.collect import collect_provenance
+from affidavit.collect import collect_provenance
 
 CACHE = Path.home() / ".cache" / "affidavit" / "bench"
 TRAILERS = (

@@ -45,7 +45,7 @@ def provenance(
     ] = None,
 ) -> None:
     """Print the ai-provenance/v1 predicate for the commits in BASE..HEAD."""
-    from affidavit.attestations.collect import collect_provenance, load_registry
+    from affidavit.collect import collect_provenance, load_registry
 
     registry = load_registry(tools)
     predicate = collect_provenance(repo, base, head, tools=registry, tiers_file=tiers)

@@ -98,10 +98,12 @@ def review(
     if len(modes) != 1:
         found = " and ".join(modes) if modes else "no source"
         raise UsageError(f"collect review needs exactly one source, got {found}", hint=_SOURCES)
-    from affidavit.attestations.collect.reviews import load_agent_identities
-    from affidavit.attestations.collect.reviews_github import collect_github_review
-    from affidavit.attestations.collect.reviews_gitlab import collect_gitlab_review
-    from affidavit.attestations.collect.reviews_trailers import collect_trailer_review
+    from affidavit.collect import (
+        collect_github_review,
+        collect_gitlab_review,
+        collect_trailer_review,
+        load_agent_identities,
+    )
 
     agents = load_agent_identities(tools)
     predicate: CodeReview

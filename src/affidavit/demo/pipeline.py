@@ -10,8 +10,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from affidavit.attestations.collect import collect_provenance
-from affidavit.attestations.collect.reviews_github import collect_github_review
 from affidavit.attestations.dsse import sign_envelope
 from affidavit.attestations.image import push_sample_image
 from affidavit.attestations.keys import Signer
@@ -19,6 +17,7 @@ from affidavit.attestations.predicates import AI_PROVENANCE_V1, CODE_REVIEW_V1
 from affidavit.attestations.registry import ImageReference, RegistryClient
 from affidavit.attestations.statement import make_statement
 from affidavit.attestations.store import attach
+from affidavit.collect import collect_github_review, collect_provenance
 from affidavit.demo.github_records import Approval, write_review_records
 from affidavit.demo.sample import SampleRepo
 

@@ -35,10 +35,10 @@ from admission_e2e_support import (
     wait_for,
 )
 
-from affidavit.attestations.collect.reviews_github import collect_github_review
 from affidavit.attestations.keys import generate_key_pair, load_signer
 from affidavit.attestations.predicates import CODE_REVIEW_V1
 from affidavit.attestations.registry import ImageReference, RegistryClient
+from affidavit.collect import collect_github_review
 from affidavit.demo.github_records import Approval, write_review_records
 from affidavit.demo.pipeline import attest_predicate, build_image, release
 from affidavit.demo.sample import BO, make_sample_repo

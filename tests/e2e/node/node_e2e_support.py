@@ -19,12 +19,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from affidavit.attestations.collect import collect_provenance
-from affidavit.attestations.collect.reviews_github import collect_github_review
 from affidavit.attestations.image import OCI_CONFIG, OCI_LAYER_GZIP
 from affidavit.attestations.keys import Signer
 from affidavit.attestations.predicates import AI_PROVENANCE_V1, CODE_REVIEW_V1
 from affidavit.attestations.registry import OCI_MANIFEST, ImageReference, RegistryClient
+from affidavit.collect import collect_github_review, collect_provenance
 from affidavit.demo.github_records import Approval, write_review_records
 from affidavit.demo.pipeline import attest_predicate
 from affidavit.demo.sample import SampleRepo

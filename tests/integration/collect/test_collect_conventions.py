@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from collect_gitrepo import HUMAN, Repo
 
-from affidavit.attestations.collect import collect_provenance, load_registry
+from affidavit.collect import collect_provenance, load_registry
 
 COPILOT_BOT = ("copilot-swe-agent[bot]", "198982749+Copilot@users.noreply.github.com")
 JULES_BOT = ("google-labs-jules[bot]", "161369871+google-labs-jules[bot]@users.noreply.github.com")

@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 from collect_gitrepo import HUMAN, Repo
 
-from affidavit.attestations.collect import collect_provenance
-from affidavit.attestations.collect.git import iter_commits, resolve_commit
-from affidavit.attestations.collect.trailers import parse_trailers
+from affidavit.collect import collect_provenance
+from affidavit.collect.git import iter_commits, resolve_commit
+from affidavit.collect.trailers import parse_trailers
 from affidavit.errors import CollectError
 
 BOT = ("copilot-swe-agent[bot]", "198982749+Copilot@users.noreply.github.com")

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from collect_gitrepo import Repo
 
-from affidavit.attestations.collect import collect_provenance
+from affidavit.collect import collect_provenance
 from affidavit.errors import CollectError
 
 AI_NOTE = """src/main.py

@@ -18,8 +18,8 @@ import jsonschema
 import pytest
 from collect_gitrepo import Repo
 
-from affidavit.attestations.collect import collect_provenance
 from affidavit.cli.main import main
+from affidavit.collect import collect_provenance
 
 ROOT = Path(__file__).resolve().parents[3]
 SCHEMA = json.loads((ROOT / "attestations/ai-provenance/v1/schema.json").read_text("utf-8"))

@@ -13,9 +13,9 @@ import jsonschema
 import pytest
 from collect_gitrepo import Repo
 
-from affidavit.attestations.collect import collect_provenance, default_tiers
-from affidavit.attestations.collect.tiers import DEFAULT_TIERS_TEXT
 from affidavit.cli.main import main
+from affidavit.collect import collect_provenance, default_tiers
+from affidavit.collect.tiers import DEFAULT_TIERS_TEXT
 from affidavit.errors import InputError
 
 ROOT = Path(__file__).resolve().parents[3]

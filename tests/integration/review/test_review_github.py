@@ -16,8 +16,8 @@ from typing import Any
 import pytest
 from review_helpers import GITHUB, github_args, review_json, run_cli
 
-from affidavit.attestations.collect.reviews import load_agent_identities
-from affidavit.attestations.collect.tools import builtin_tools
+from affidavit.collect.reviews import load_agent_identities
+from affidavit.collect.tools import builtin_tools
 from affidavit.errors import InputError
 
 EditFn = Callable[[Path, str, Callable[[Any], Any]], Path]

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from affidavit.attestations.collect.git import read_blob
+from affidavit.collect.git import read_blob
 from affidavit.errors import CollectError
 
 TRACE_PATH = ".agent-trace/traces.jsonl"

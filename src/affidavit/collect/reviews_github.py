@@ -12,7 +12,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from affidavit.attestations.collect.reviews import (
+from affidavit.attestations.predicates.provenance import Source
+from affidavit.attestations.predicates.review import (
+    ChangeRequest,
+    CodeReview,
+    Identity,
+    ReviewState,
+)
+from affidavit.collect.reviews import (
     AgentIdentities,
     Contributors,
     JsonInput,
@@ -23,13 +30,6 @@ from affidavit.attestations.collect.reviews import (
     get_field,
     get_revision,
     load_json,
-)
-from affidavit.attestations.predicates.provenance import Source
-from affidavit.attestations.predicates.review import (
-    ChangeRequest,
-    CodeReview,
-    Identity,
-    ReviewState,
 )
 
 __all__ = ["collect_github_review"]

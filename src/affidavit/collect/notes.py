@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from affidavit.attestations.collect.git import run_git
+from affidavit.collect.git import run_git
 
 NOTES_REF = "refs/notes/ai"
 _RANGE = re.compile(r"^\d+(?:-\d+)?(?:,\d+(?:-\d+)?)*$")

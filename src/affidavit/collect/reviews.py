@@ -20,21 +20,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from affidavit.attestations.collect.reviews_identities import (
-    AgentIdentities,
-    load_agent_identities,
-    login_from_email,
-    looks_like_bot,
-    matches_login_or_email,
-    parse_name_email,
-)
-from affidavit.attestations.collect.reviews_input import (
-    JsonInput,
-    check_head,
-    get_field,
-    get_revision,
-    load_json,
-)
 from affidavit.attestations.predicates.provenance import Source
 from affidavit.attestations.predicates.review import (
     ChangeRequest,
@@ -45,6 +30,21 @@ from affidavit.attestations.predicates.review import (
     ReviewSummary,
 )
 from affidavit.attestations.predicates.signed_time import utc_now_rfc3339
+from affidavit.collect.reviews_identities import (
+    AgentIdentities,
+    load_agent_identities,
+    login_from_email,
+    looks_like_bot,
+    matches_login_or_email,
+    parse_name_email,
+)
+from affidavit.collect.reviews_input import (
+    JsonInput,
+    check_head,
+    get_field,
+    get_revision,
+    load_json,
+)
 
 __all__ = [
     "AgentIdentities",

@@ -22,12 +22,12 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from affidavit.attestations.collect.agent_trace import TRACE_PATH, CommitTrace
-from affidavit.attestations.collect.git import RawCommit
-from affidavit.attestations.collect.notes import NOTES_REF, AuthorshipNote
-from affidavit.attestations.collect.tools import ToolRegistry, ToolSpec
-from affidavit.attestations.collect.trailers import parse_trailers, subject
 from affidavit.attestations.predicates.provenance import AiInvolvement, Evidence, Tool
+from affidavit.collect.agent_trace import TRACE_PATH, CommitTrace
+from affidavit.collect.git import RawCommit
+from affidavit.collect.notes import NOTES_REF, AuthorshipNote
+from affidavit.collect.tools import ToolRegistry, ToolSpec
+from affidavit.collect.trailers import parse_trailers, subject
 
 _NONE, _ASSISTED, _GENERATED = 0, 1, 2
 _LEVELS: dict[int, AiInvolvement] = {_ASSISTED: "assisted", _GENERATED: "generated"}

@@ -14,8 +14,8 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 
-from affidavit.attestations.collect.tools import builtin_tools, tools_from_file
 from affidavit.attestations.predicates.review import Identity
+from affidavit.collect.tools import builtin_tools, tools_from_file
 
 __all__ = [
     "AgentIdentities",

@@ -13,7 +13,9 @@ import re
 from pathlib import Path
 from typing import Any
 
-from affidavit.attestations.collect.reviews import (
+from affidavit.attestations.predicates.provenance import Source
+from affidavit.attestations.predicates.review import ChangeRequest, CodeReview, Identity
+from affidavit.collect.reviews import (
     AgentIdentities,
     Contributors,
     JsonInput,
@@ -25,8 +27,6 @@ from affidavit.attestations.collect.reviews import (
     get_revision,
     load_json,
 )
-from affidavit.attestations.predicates.provenance import Source
-from affidavit.attestations.predicates.review import ChangeRequest, CodeReview, Identity
 
 __all__ = ["collect_gitlab_review"]
 

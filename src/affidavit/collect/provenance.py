@@ -20,19 +20,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from affidavit import __version__
-from affidavit.attestations.collect.agent_trace import read_traces
-from affidavit.attestations.collect.classify import Classification, classify
-from affidavit.attestations.collect.git import (
-    RawCommit,
-    config_value,
-    iter_commits,
-    read_blob,
-    resolve_commit,
-    run_git,
-)
-from affidavit.attestations.collect.notes import read_notes
-from affidavit.attestations.collect.tiers import TIER_MAP_TIER, TIERS_PATH, TierMap, load_tiers
-from affidavit.attestations.collect.tools import ToolRegistry, load_registry
 from affidavit.attestations.predicates.provenance import (
     AiProvenance,
     Change,
@@ -44,6 +31,19 @@ from affidavit.attestations.predicates.provenance import (
     TiersSource,
 )
 from affidavit.attestations.predicates.signed_time import utc_now_rfc3339
+from affidavit.collect.agent_trace import read_traces
+from affidavit.collect.classify import Classification, classify
+from affidavit.collect.git import (
+    RawCommit,
+    config_value,
+    iter_commits,
+    read_blob,
+    resolve_commit,
+    run_git,
+)
+from affidavit.collect.notes import read_notes
+from affidavit.collect.tiers import TIER_MAP_TIER, TIERS_PATH, TierMap, load_tiers
+from affidavit.collect.tools import ToolRegistry, load_registry
 
 COLLECTOR_NAME = "affidavit"
 _PLATFORM_EMAILS = frozenset({"noreply@github.com", "noreply@gitlab.com"})

@@ -14,7 +14,9 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from affidavit.attestations.collect.reviews import (
+from affidavit.attestations.predicates.provenance import Source
+from affidavit.attestations.predicates.review import ChangeRequest, CodeReview, Identity
+from affidavit.collect.reviews import (
     AgentIdentities,
     Contributors,
     RawReview,
@@ -23,8 +25,6 @@ from affidavit.attestations.collect.reviews import (
     looks_like_bot,
     parse_name_email,
 )
-from affidavit.attestations.predicates.provenance import Source
-from affidavit.attestations.predicates.review import ChangeRequest, CodeReview, Identity
 from affidavit.errors import CollectError
 
 __all__ = ["REVIEW_TRAILERS", "collect_trailer_review"]
