@@ -17,9 +17,30 @@ from pathlib import Path
 import pytest
 
 from affidavit.demo.services import LocalRegistry
+from image_builds import IMAGE_TEST_DIRS, start_background_builds, stop_background_builds
 from ledger_databases import PostgresServer, pg_bin
 
 IN_CI = os.environ.get("CI") == "true"
+
+
+def _image_rank(item: pytest.Item) -> int:
+    path = Path(item.path).as_posix()
+    for rank, directory in enumerate(IMAGE_TEST_DIRS, start=1):
+        if f"/{directory}" in path:
+            return rank
+    return 0
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """The tests that need Affidavit's image run last, and its builds start now, so that
+    building (minutes, in CI every time) overlaps the rest of the session (image_builds.py)."""
+    items.sort(key=_image_rank)  # stable: the order within each group is kept
+    if not config.option.collectonly and any(_image_rank(item) for item in items):
+        start_background_builds()
+
+
+def pytest_sessionfinish() -> None:
+    stop_background_builds()
 
 
 def free_port() -> int:

@@ -40,6 +40,7 @@ from affidavit.envtest import (
     find_binaries,
     find_node_binaries,
 )
+from image_builds import wait_for_background_build
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 BUILD_IMAGE = REPO_ROOT / "operator" / "build-image"
@@ -142,6 +143,7 @@ def affidavit_image(node: NodeInfo, tmp_path_factory: pytest.TempPathFactory) ->
     """Affidavit's image, built by operator/build-image, pushed, its attestations signed."""
     if not BUILD_IMAGE.exists():
         _missing(f"{BUILD_IMAGE} is missing: the image build is not in this tree")
+    wait_for_background_build()  # then the push below finds the layout in the cache
     work = tmp_path_factory.mktemp("affidavit-image")
     private_pem, public_pem = generate_key_pair("ecdsa-p256")
     key = work / "build.key"
