@@ -57,13 +57,7 @@ def gather(
     """Look the covered images up (fairly, until ``deadline`` on the monotonic clock)."""
     jobs: dict[str, Future[Outcome]] = {}
     for image in ctx.images:
-        eff = index.effective(
-            cluster=ctx.cluster,
-            region=ctx.region,
-            namespace=ctx.namespace,
-            namespace_labels=ctx.namespace_labels,
-            image=image,
-        )
+        eff = ctx.effective(index, image)
         if eff is None or image in jobs:
             continue  # no policy covers this image: nothing to fetch
         cached = resolver.cached(
@@ -140,13 +134,7 @@ def note_unavailable(
                 violations[i] = replace(v, found=found)
                 break
         else:
-            eff = index.effective(
-                cluster=ctx.cluster,
-                region=ctx.region,
-                namespace=ctx.namespace,
-                namespace_labels=ctx.namespace_labels,
-                image=image,
-            )
+            eff = ctx.effective(index, image)
             if eff is not None and eff.fail_open:
                 added.append(
                     Violation(
