@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import ast
 import importlib
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -128,3 +130,16 @@ def test_the_walk_finds_private_imports_from_outside_and_allows_them_inside() ->
             src=SRC,
         )
     )
+
+
+def test_the_policy_layer_and_collection_load_no_verification_machinery() -> None:
+    """``affidavit.attestations`` exports lazily: importing policy (which uses its references)
+    or collection (its predicates) pulls in no HTTP client, no database and no verifier."""
+    code = (
+        "import sys, affidavit.policy, affidavit.collect\n"
+        "heavy = ('httpx', 'sqlalchemy', 'kubernetes', 'kopf', 'fastapi',\n"
+        "         'affidavit.attestations.verify', 'affidavit.attestations.registry')\n"
+        "print(sorted(m for m in heavy if m in sys.modules))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout == "[]\n"
