@@ -24,7 +24,6 @@ import hashlib
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -44,17 +43,25 @@ from affidavit.attestations.registry import ImageReference, RegistryClient
 from affidavit.attestations.statement import make_statement
 from affidavit.attestations.store import attach, fetch
 from affidavit.attestations.verify import EvidenceCache, verify_fetched
+from affidavit.envtest import free_port, wait_for
 
 PREDICATE_TYPE = "https://affidavit.dev/attestations/ai-provenance/v1"
+
+
+def answers(url: str) -> bool:
+    """Whether anything answers HTTP at ``url`` (any status)."""
+    try:
+        httpx.get(url, timeout=1)
+    except httpx.TransportError:
+        return False
+    return True
 
 
 @contextmanager
 def registry() -> Iterator[str]:
     binary = shutil.which("docker-registry") or "/usr/bin/docker-registry"
-    with tempfile.TemporaryDirectory(prefix="affidavit-bench-") as d, socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        host = f"127.0.0.1:{s.getsockname()[1]}"
-        s.close()
+    with tempfile.TemporaryDirectory(prefix="affidavit-bench-") as d:
+        host = f"127.0.0.1:{free_port()}"
         config = Path(d, "config.yml")
         config.write_text(
             "version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\n"
@@ -62,12 +69,7 @@ def registry() -> Iterator[str]:
         )
         proc = subprocess.Popen([binary, "serve", str(config)], stderr=subprocess.DEVNULL)
         try:
-            for _ in range(300):
-                try:
-                    httpx.get(f"http://{host}/v2/", timeout=1)
-                    break
-                except httpx.TransportError:
-                    time.sleep(0.1)
+            wait_for(lambda: answers(f"http://{host}/v2/"), "the registry", 30)
             yield host
         finally:
             proc.terminate()

@@ -26,7 +26,6 @@ import asyncio
 import json
 import os
 import shutil
-import socket
 import ssl
 import statistics
 import subprocess
@@ -48,21 +47,25 @@ from affidavit.attestations.predicates import AI_PROVENANCE_V1
 from affidavit.attestations.registry import ImageReference, RegistryClient
 from affidavit.attestations.statement import make_statement
 from affidavit.attestations.store import attach
+from affidavit.envtest import free_port, wait_for
 from affidavit.envtest.certs import issue_cert, make_ca
 
 REV = "c0ffee" + "0" * 34
 
 
-def _port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+def ready(url: str, http: httpx.Client | None = None, status: int | None = None) -> bool:
+    """Whether ``url`` answers (with ``status``, when given)."""
+    try:
+        got = (http or httpx).get(url, timeout=1).status_code
+    except httpx.TransportError:
+        return False
+    return status is None or got == status
 
 
 @contextmanager
 def registry(root: Path) -> Iterator[str]:
     binary = shutil.which("docker-registry") or "/usr/bin/docker-registry"
-    host = f"127.0.0.1:{_port()}"
+    host = f"127.0.0.1:{free_port()}"
     config = root / "registry.yml"
     config.write_text(
         "version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\n"
@@ -72,12 +75,7 @@ def registry(root: Path) -> Iterator[str]:
         ["taskset", "-c", "1", binary, "serve", str(config)], stderr=subprocess.DEVNULL
     )
     try:
-        for _ in range(300):
-            try:
-                httpx.get(f"http://{host}/v2/", timeout=1)
-                break
-            except httpx.TransportError:
-                time.sleep(0.05)
+        wait_for(lambda: ready(f"http://{host}/v2/"), "the registry", 30, interval=0.05)
         yield host
     finally:
         proc.terminate()
@@ -206,7 +204,7 @@ def main() -> int:
             ca = make_ca("bench-ca")
             cert, tls_key = issue_cert(ca, "webhook", ip_sans=["127.0.0.1"]).write(root, "tls")
             (root / "ca.pem").write_bytes(ca.cert_pem)
-            port = _port()
+            port = free_port()
             server = subprocess.Popen(
                 [
                     "taskset", "-c", "0", args.server_python, "-m", "affidavit.cli.main",
@@ -220,13 +218,7 @@ def main() -> int:
             ctx = ssl.create_default_context(cafile=str(root / "ca.pem"))
             try:
                 with httpx.Client(verify=ctx, timeout=30) as http:
-                    for _ in range(300):
-                        try:
-                            if http.get(f"{url}/readyz").status_code == 200:
-                                break
-                        except httpx.TransportError:
-                            pass
-                        time.sleep(0.1)
+                    wait_for(lambda: ready(f"{url}/readyz", http, 200), "the webhook", 30)
                     run(http, url, host, warm, cold, args.requests)
                 run_load(port, ctx, review([f"{host}/app/svc0@{warm[0]}"], "load"), args)
             finally:

@@ -17,7 +17,6 @@ import ssl
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -28,7 +27,7 @@ import pytest
 from kubernetes import client as k8s
 from kubernetes import config as k8s_config
 
-from affidavit.envtest import ControlPlane, ControlPlaneInfo, issue_cert, make_ca
+from affidavit.envtest import ControlPlane, ControlPlaneInfo, issue_cert, make_ca, wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -39,15 +38,9 @@ SETTLE = 90.0
 
 
 def eventually(probe: Callable[[], T | None], what: str, timeout: float = SETTLE) -> T:
-    """Poll ``probe`` until it returns something truthy; fail after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = probe()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what}: not seen within {timeout:.0f}s")
-        time.sleep(0.25)
+    """``wait_for`` typed by what ``probe`` returns."""
+    result: T = wait_for(probe, what, timeout, interval=0.25)
+    return result
 
 
 def deployment_manifest(namespace: str, name: str) -> dict[str, Any]:

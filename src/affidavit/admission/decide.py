@@ -6,6 +6,7 @@ budget (the apiserver gives up at its timeout; an answer after that is worthless
 lookup fails closed), the cap on images per request, which evidence problems may fail open (only
 a registry that is itself unavailable, where the policy says Ignore), the ledger's buffering, and
 the shape of the response for each mode (a denial's message, Warn's warnings, Audit's annotations).
+The evidence stage itself (lookups under the budget, the fail-open note) is ``admission.gather``.
 """
 
 from __future__ import annotations
@@ -14,20 +15,17 @@ import logging
 import re
 import time
 import uuid
-from collections.abc import Mapping
-from concurrent.futures import Future
-from concurrent.futures import wait as wait_futures
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from functools import partial
 from typing import Any
 
 from affidavit import defaults
+from affidavit.admission.gather import gather, note_unavailable
 from affidavit.admission.kinds import pod_source
 from affidavit.admission.metrics import Metrics
 from affidavit.admission.owners import OwnerChain
 from affidavit.admission.policy_source import NamespaceLabels, PolicySource
-from affidavit.admission.resolve import EvidenceResolver, Lookup, Missing, Outcome, Unavailable
+from affidavit.admission.resolve import EvidenceResolver
 from affidavit.admission.review import (
     AdmissionReview,
     MalformedReview,
@@ -37,12 +35,10 @@ from affidavit.admission.review import (
 )
 from affidavit.admission.schedule import FairScheduler
 from affidavit.admission.workloads import WorkloadImages, extract_images
-from affidavit.attestations.evidence import ImageEvidence
 from affidavit.errors import InputError, LedgerError
 from affidavit.ledger import BUFFERED_NOTE, BufferedLedger
-from affidavit.policy.decision import Caller, Decision, Violation
+from affidavit.policy.decision import Caller, Decision
 from affidavit.policy.evaluate import RequestContext, evaluate
-from affidavit.policy.index import PolicyIndex
 from affidavit.policy.messages import admission_message
 from affidavit.policy.presets import UnmatchedImages
 
@@ -167,14 +163,26 @@ class Webhook:
                 f"{self.judge.max_images} the webhook judges per request; split it into smaller "
                 "workloads or raise webhook.maxImagesPerRequest (--max-images-per-request)",
             )
-        evidence, missing, unavailable = self._gather(
-            index, req, ctx, workload.pull_secrets, started
+        found = gather(
+            index,
+            ctx,
+            workload.pull_secrets,
+            deadline=started + self.judge.budget_seconds,
+            budget_seconds=self.judge.budget_seconds,
+            resolver=self.resolver,
+            scheduler=self._scheduler,
+            metrics=self.metrics,
         )
         now = datetime.now(UTC)
         decision = evaluate(
-            ctx, evidence, index, now=now, decision_id=str(uuid.uuid4()), missing=missing
+            ctx,
+            found.evidence,
+            index,
+            now=now,
+            decision_id=str(uuid.uuid4()),
+            missing=found.missing,
         )
-        decision = self._note_unavailable(decision, ctx, index, unavailable)
+        decision = note_unavailable(decision, ctx, index, found.unavailable)
         return self._answer(req, decision)
 
     # -- what was already judged -------------------------------------------------------------
@@ -212,133 +220,6 @@ class Webhook:
         return Answer(
             200, review_response(req.uid, allowed=True, audit_annotations={"admitted": note})
         )
-
-    # -- evidence under a budget -----------------------------------------------------------
-
-    def _gather(
-        self,
-        index: PolicyIndex,
-        req: ParsedRequest,
-        ctx: RequestContext,
-        pull_secrets: tuple[str, ...],
-        started: float,
-    ) -> tuple[
-        dict[str, ImageEvidence | None], dict[str, tuple[str, str, str]], dict[str, Unavailable]
-    ]:
-        """Look the covered images up (fairly, under the budget): evidence, missing, unavailable."""
-        deadline = started + self.judge.budget_seconds
-        jobs: dict[str, Future[Outcome]] = {}
-        for image in ctx.images:
-            eff = index.effective(
-                cluster=ctx.cluster,
-                region=ctx.region,
-                namespace=ctx.namespace,
-                namespace_labels=ctx.namespace_labels,
-                image=image,
-            )
-            if eff is None or image in jobs:
-                continue  # no policy covers this image: nothing to fetch
-            cached = self.resolver.cached(
-                image, eff.signers, index=index, namespace=req.namespace, pull_secrets=pull_secrets
-            )
-            if cached is not None:  # answered from the cache: no lookup thread, no I/O
-                done: Future[Outcome] = Future()
-                done.set_result(cached)
-                jobs[image] = done
-                continue
-            lookup = partial(
-                self.resolver.outcome,
-                image,
-                eff.signers,
-                index=index,
-                namespace=req.namespace,
-                pull_secrets=pull_secrets,
-            )
-            jobs[image] = self._scheduler.submit(req.namespace, lookup, deadline=deadline)
-        wait_futures(list(jobs.values()), timeout=max(0.0, deadline - time.monotonic()))
-        evidence: dict[str, ImageEvidence | None] = {}
-        missing: dict[str, tuple[str, str, str]] = {}
-        unavailable: dict[str, Unavailable] = {}
-        for image, job in jobs.items():
-            evidence[image] = None
-            outcome = self._outcome(image, job)
-            if isinstance(outcome, Lookup):
-                self.metrics.cache.labels(result=outcome.cache).inc()
-                evidence[image] = outcome.evidence
-            elif isinstance(outcome, Unavailable):
-                self.metrics.registry_errors.inc()
-                unavailable[image] = outcome
-            elif outcome.late:
-                self.metrics.budget_exceeded.inc()
-                missing[image] = (
-                    "evidence.budget",
-                    f"evidence lookup for {image} exceeded the "
-                    f"{self.judge.budget_seconds:g}s budget",
-                    "retry; a slow registry or a busy webhook never makes a policy fail open",
-                )
-            else:
-                missing[image] = (
-                    "evidence.missing",
-                    f"missing evidence: {outcome.found}",
-                    outcome.fix,
-                )
-        return evidence, missing, unavailable
-
-    @staticmethod
-    def _outcome(image: str, job: Future[Outcome]) -> Outcome:
-        if not job.done() or job.cancelled():
-            job.cancel()  # queued: never runs; running: its registry calls end at the deadline
-            return Missing(image, "", "", late=True)
-        try:
-            return job.result()
-        except Exception as e:  # a bug must not become a 500 or an admit
-            log.exception("evidence lookup for %s crashed", image)
-            found = f"the lookup failed ({type(e).__name__})"
-            return Missing(image, found, "retry; the webhook's log has the detail")
-
-    def _note_unavailable(
-        self,
-        decision: Decision,
-        ctx: RequestContext,
-        index: PolicyIndex,
-        unavailable: Mapping[str, Unavailable],
-    ) -> Decision:
-        """Name the unreachable registry in denials; record fail-open admissions as warnings."""
-        if not unavailable:
-            return decision
-        violations = list(decision.violations)
-        added: list[Violation] = []
-        for image in sorted(unavailable):
-            found = unavailable[image].found
-            for i, v in enumerate(violations):
-                if v.image == image and v.rule == "evidence.unavailable":
-                    violations[i] = replace(v, found=found)
-                    break
-            else:
-                eff = index.effective(
-                    cluster=ctx.cluster,
-                    region=ctx.region,
-                    namespace=ctx.namespace,
-                    namespace_labels=ctx.namespace_labels,
-                    image=image,
-                )
-                if eff is not None and eff.fail_open:
-                    added.append(
-                        Violation(
-                            rule="evidence.unavailable",
-                            policy=eff.failure_policy.origin.source,
-                            control=eff.failure_policy.origin.control,
-                            found=found,
-                            expected="verified attestations for the image",
-                            fix="admitted because the registry itself is unavailable and the "
-                            "policy fails open (failurePolicy: Ignore); redeploy once it is back",
-                            image=image,
-                        )
-                    )
-        outcome = decision.outcome
-        if added and outcome == "allowed":
-            outcome = "warned"
-        return replace(decision, violations=(*violations, *added), outcome=outcome)
 
     # -- answers ---------------------------------------------------------------------------
 

@@ -15,7 +15,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-import re
 import ssl
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
@@ -259,22 +258,6 @@ class RegistryClient:
         )
         self._check(r, "PUT", ref)
         return digest
-
-    # -- listings ---------------------------------------------------------------------------
-
-    def list_tags(self, ref: ImageReference) -> list[str]:
-        tags: list[str] = []
-        path = "tags/list"
-        while True:
-            r = self._request("GET", ref, path, limit=self.max_bytes)
-            if r.status == 404:
-                return tags
-            self._check(r, "GET", ref)
-            tags.extend(json.loads(r.body).get("tags") or [])
-            match = re.search(r'<([^>]+)>;\s*rel="?next"?', r.headers.get("link", ""))
-            if not match:
-                return tags
-            path = urljoin(self._base(ref), match.group(1))
 
     def referrers(self, ref: ImageReference, digest: str) -> dict[str, Any] | None:
         """The referrers index for ``digest``, or None when the registry has no referrers API."""

@@ -34,7 +34,7 @@ from affidavit.envtest.certs import CertKeyPair, issue_cert, make_ca
 from affidavit.envtest.controlplane import ControlPlane, ControlPlaneError, ControlPlaneInfo
 from affidavit.envtest.namespaces import Namespaces
 from affidavit.envtest.node import Node, NodeError, NodeInfo
-from affidavit.envtest.process import ManagedProcess, child_setup, free_port
+from affidavit.envtest.process import ManagedProcess, child_setup, free_port, wait_for
 
 __all__ = [
     "BinariesMissingError",
@@ -56,4 +56,5 @@ __all__ = [
     "k8s_bin_dir",
     "make_ca",
     "pinned_versions",
+    "wait_for",
 ]

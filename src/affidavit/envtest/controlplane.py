@@ -7,7 +7,8 @@ starts etcd, kube-apiserver and (optionally) kube-controller-manager from the bi
 authorization, a ``system:masters`` client certificate and a generated kubeconfig. It waits
 until each component is healthy and stops them cleanly. With ``webhook_client_hosts`` the
 apiserver also presents a client certificate to the webhooks at those hosts
-(:mod:`~affidavit.envtest.admission_config`).
+(:mod:`~affidavit.envtest.admission_config`). What each component is started with (certificates,
+command lines, health probes) is :mod:`~affidavit.envtest.components`; this module runs them.
 
 No process may outlive its owner, even when a test fails or is interrupted: each component is
 a :class:`~affidavit.envtest.process.ManagedProcess` (own process group, SIGTERM then SIGKILL,
@@ -17,27 +18,20 @@ stopped at interpreter exit, killed by the kernel if the Python process itself d
 from __future__ import annotations
 
 import http.client
-import json
 import os
-import ssl
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 
+from affidavit.envtest import components
 from affidavit.envtest.admission_config import (
     DEFAULT_CLIENT_NAME,
     WebhookClientAuth,
     write_webhook_client_auth,
 )
 from affidavit.envtest.binaries import find_binaries
-from affidavit.envtest.certs import (
-    issue_cert,
-    make_ca,
-    make_rsa_key_pem,
-    public_key_pem,
-)
 from affidavit.envtest.kubeconfig import write_kubeconfig
 from affidavit.envtest.namespaces import Namespaces
 from affidavit.envtest.process import ManagedProcess, child_setup, free_port
@@ -49,8 +43,6 @@ __all__ = ["ControlPlane", "ControlPlaneError", "ControlPlaneInfo", "child_setup
 STARTUP_TIMEOUT = 90.0
 #: Starting is retried this many times when a picked port was taken meanwhile.
 _PORT_RETRIES = 3
-_SERVICE_CIDR = "10.0.0.0/24"
-_SERVICE_IP = "10.0.0.1"
 #: Log lines quoted when a component fails to start.
 _LOG_TAIL_LINES = 30
 
@@ -252,38 +244,9 @@ class ControlPlane:
     def _start_once(self, bin_dir: Path) -> ControlPlaneInfo:
         wd = self.workdir
         wd.mkdir(parents=True, exist_ok=True)
-        pki = wd / "pki"
-        pki.mkdir(exist_ok=True)
-
-        # Certificates: a serving CA, a client CA (also the controller manager's signing CA),
-        # the admin client identity and the service-account key pair.
-        serving_ca = make_ca("affidavit-envtest-ca")
-        client_ca = make_ca("affidavit-envtest-client-ca")
         ns = self.namespace
         host = "127.0.0.1" if ns is None else ns.ip
-        apiserver = issue_cert(
-            serving_ca,
-            "kube-apiserver",
-            ip_sans=sorted({"127.0.0.1", host, _SERVICE_IP}),
-            dns_sans=[
-                "localhost",
-                "kubernetes",
-                "kubernetes.default",
-                "kubernetes.default.svc",
-                "kubernetes.default.svc.cluster.local",
-            ],
-        )
-        admin = issue_cert(client_ca, "affidavit-admin", client=True, organization="system:masters")
-        ca_file, _ = serving_ca.write(pki, "ca")
-        client_ca_file, client_ca_key = client_ca.write(pki, "client-ca")
-        apiserver_crt, apiserver_key = apiserver.write(pki, "apiserver")
-        admin_crt, admin_key = admin.write(pki, "admin")
-        sa_key_pem = make_rsa_key_pem()
-        sa_key = pki / "sa.key"
-        sa_pub = pki / "sa.pub"
-        sa_key.write_bytes(sa_key_pem)
-        sa_key.chmod(0o600)
-        sa_pub.write_bytes(public_key_pem(sa_key_pem))
+        pki = components.write_pki(wd / "pki", host)
         webhook_client = None
         admission_args: list[str] = []
         if self._webhook_client_hosts:
@@ -299,115 +262,50 @@ class ControlPlane:
         etcd_url = f"http://127.0.0.1:{etcd_port}"
         peer_url = f"http://127.0.0.1:{peer_port}"
         server = f"https://{host}:{api_port}"
-        if ns is None:
-            placement = [
-                # No token controller runs before the controller manager; like envtest, do not
-                # make Pod creation wait for the default ServiceAccount.
-                "--disable-admission-plugins=ServiceAccount",
-                "--bind-address=127.0.0.1",
-                "--advertise-address=127.0.0.1",
-                # A 127.0.0.1 endpoint for the `kubernetes` Service is invalid; don't try.
-                "--endpoint-reconciler-type=none",
-            ]
-        else:
-            placement = [  # Pods run: they get their ServiceAccount token (admission plugin on)
-                "--bind-address=0.0.0.0",
-                f"--advertise-address={host}",
-                # Webhooks are called at their endpoints' Pod IPs, not through a ClusterIP
-                # (nothing in the apiserver's own network path runs kube-proxy's rules).
-                "--enable-aggregator-routing=true",
-                # `kubectl logs/exec` and the apiserver's calls to the kubelet.
-                f"--kubelet-client-certificate={admin_crt}",
-                f"--kubelet-client-key={admin_key}",
-                "--kubelet-preferred-address-types=InternalIP",
-            ]
 
-        etcd = self._spawn(
-            "etcd",
-            [
-                str(bin_dir / "etcd"),
-                "--name=default",
-                f"--data-dir={wd / 'etcd-data'}",
-                f"--listen-client-urls={etcd_url}",
-                f"--advertise-client-urls={etcd_url}",
-                f"--listen-peer-urls={peer_url}",
-                f"--initial-advertise-peer-urls={peer_url}",
-                f"--initial-cluster=default={peer_url}",
-                "--unsafe-no-fsync=true",
-                "--log-level=warn",
-            ],
-        )
-        self._wait(etcd, f"etcd at {etcd_url}", lambda: _etcd_healthy(etcd_port))
+        etcd = self._spawn("etcd", components.etcd_argv(bin_dir, wd, etcd_url, peer_url))
+        self._wait(etcd, f"etcd at {etcd_url}", lambda: components.etcd_healthy(etcd_port))
 
-        kube_apiserver = self._spawn(
-            "kube-apiserver",
-            [
-                str(bin_dir / "kube-apiserver"),
-                f"--etcd-servers={etcd_url}",
-                *placement,
-                f"--secure-port={api_port}",
-                f"--cert-dir={pki}",
-                f"--tls-cert-file={apiserver_crt}",
-                f"--tls-private-key-file={apiserver_key}",
-                f"--client-ca-file={client_ca_file}",
-                f"--service-cluster-ip-range={_SERVICE_CIDR}",
-                "--allow-privileged=true",
-                "--authorization-mode=RBAC",
-                f"--service-account-issuer={server}/",
-                f"--service-account-key-file={sa_pub}",
-                f"--service-account-signing-key-file={sa_key}",
-                *admission_args,
-                *self._extra_apiserver_args,
-            ],
+        argv = components.apiserver_argv(
+            bin_dir,
+            pki,
+            etcd_url=etcd_url,
+            host=host,
+            port=api_port,
+            in_namespace=ns is not None,
+            extra=[*admission_args, *self._extra_apiserver_args],
         )
-        ssl_ctx = ssl.create_default_context(cafile=str(ca_file))
-        ssl_ctx.load_cert_chain(str(admin_crt), str(admin_key))
+        kube_apiserver = self._spawn("kube-apiserver", argv)
+        ssl_ctx = components.admin_context(pki)
         self._wait(
             kube_apiserver,
             f"kube-apiserver at {server}",
-            lambda: _https_ok(host, api_port, "/readyz", ssl_ctx),
+            lambda: components.https_ok(host, api_port, "/readyz", ssl_ctx),
         )
 
         kubeconfig = wd / "kubeconfig"
-        write_kubeconfig(kubeconfig, server, serving_ca, admin)
+        write_kubeconfig(kubeconfig, server, pki.serving_ca, pki.admin)
 
         if self.with_controller_manager:
             kcm_port = free_port() if ns is None else 10257
             kcm = self._spawn(
                 "kube-controller-manager",
-                [
-                    str(bin_dir / "kube-controller-manager"),
-                    f"--kubeconfig={kubeconfig}",
-                    f"--authentication-kubeconfig={kubeconfig}",
-                    f"--authorization-kubeconfig={kubeconfig}",
-                    "--bind-address=127.0.0.1",
-                    f"--secure-port={kcm_port}",
-                    f"--cert-dir={wd / 'kcm-certs'}",
-                    f"--service-account-private-key-file={sa_key}",
-                    f"--root-ca-file={ca_file}",
-                    f"--cluster-signing-cert-file={client_ca_file}",
-                    f"--cluster-signing-key-file={client_ca_key}",
-                    "--use-service-account-credentials=true",
-                    "--leader-elect=false",
-                    "--controllers=*",
-                ],
+                components.controller_manager_argv(bin_dir, wd, kubeconfig, pki, kcm_port),
             )
-            insecure = ssl.create_default_context()
-            insecure.check_hostname = False
-            insecure.verify_mode = ssl.CERT_NONE  # its self-signed serving cert; /healthz only
+            insecure = components.unverified_context()
             self._wait(
                 kcm,
                 f"kube-controller-manager on port {kcm_port}",
-                lambda: _https_ok("127.0.0.1", kcm_port, "/healthz", insecure),
+                lambda: components.https_ok("127.0.0.1", kcm_port, "/healthz", insecure),
             )
 
         return ControlPlaneInfo(
             server=server,
             kubeconfig=kubeconfig,
-            ca_pem=serving_ca.cert_pem,
-            ca_file=ca_file,
-            client_cert=admin_crt,
-            client_key=admin_key,
+            ca_pem=pki.serving_ca.cert_pem,
+            ca_file=pki.ca_file,
+            client_cert=pki.admin_crt,
+            client_key=pki.admin_key,
             etcd_url=etcd_url,
             bin_dir=bin_dir,
             workdir=wd,
@@ -417,27 +315,3 @@ class ControlPlane:
 
 class _PortTaken(Exception):
     """A component exited because another process took the port we picked for it."""
-
-
-def _etcd_healthy(port: int) -> bool:
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
-    try:
-        conn.request("GET", "/health")
-        resp = conn.getresponse()
-        body = resp.read()
-    finally:
-        conn.close()
-    if resp.status != 200:
-        return False
-    return bool(json.loads(body).get("health") == "true")
-
-
-def _https_ok(host: str, port: int, path: str, ctx: ssl.SSLContext) -> bool:
-    conn = http.client.HTTPSConnection(host, port, timeout=2, context=ctx)
-    try:
-        conn.request("GET", path)
-        resp = conn.getresponse()
-        resp.read()
-        return resp.status == 200
-    finally:
-        conn.close()

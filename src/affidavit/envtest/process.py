@@ -24,11 +24,11 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 from affidavit.errors import ClusterError
 
-__all__ = ["STOP_TIMEOUT", "ManagedProcess", "child_setup", "free_port"]
+__all__ = ["STOP_TIMEOUT", "ManagedProcess", "child_setup", "free_port", "wait_for"]
 
 #: How long a child gets between SIGTERM and SIGKILL.
 STOP_TIMEOUT = 15.0
@@ -39,6 +39,26 @@ def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def wait_for(
+    check: Callable[[], Any], what: str, timeout: float = 60.0, *, interval: float = 0.2
+) -> Any:
+    """Poll ``check`` until it returns something truthy and return that; fail naming ``what``.
+
+    The one wait of the tests and benchmarks: they never assert how long anything took, they
+    wait for a state with a generous ``timeout`` and say what never came (and the last value).
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        last = check()
+        if last:
+            return last
+        if time.monotonic() > deadline:
+            raise AssertionError(
+                f"timed out after {timeout:.0f}s waiting for {what}; last: {last!r}"
+            )
+        time.sleep(interval)
 
 
 _PR_SET_PDEATHSIG = 1

@@ -12,7 +12,6 @@ PolicyReport CRD, a report per workload is kept as well. The cursor is stored in
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import re
 from collections.abc import Callable
@@ -23,7 +22,7 @@ from kubernetes import client
 
 from affidavit.errors import AffidavitError
 from affidavit.ledger import Ledger, LedgerRecord
-from affidavit.operator import kube
+from affidavit.operator import kube, supervise
 from affidavit.policy.decision import Decision, Violation
 
 log = logging.getLogger(__name__)
@@ -253,12 +252,15 @@ class EventReporter:
             )
 
     async def run(self, stop: asyncio.Event) -> None:
-        while not stop.is_set():
-            try:
-                await asyncio.to_thread(self.poll_once)
-            except (AffidavitError, OSError) as e:
-                log.warning("event reporter: %s", e)
-            except Exception as e:  # a bug must not silently stop the loop
-                log.exception("event reporter: %s", e)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), timeout=self.interval)
+        """Poll the ledger every ``interval`` (after a failure too) until ``stop``."""
+
+        async def step() -> None:
+            await asyncio.to_thread(self.poll_once)
+
+        await supervise.supervise(
+            "event reporter",
+            step,
+            stop,
+            interval=self.interval,
+            backoff=supervise.Backoff.constant(self.interval),
+        )

@@ -13,6 +13,15 @@ policy. A full list is one consistent view, so the published index is never weak
 objects in the cluster. The same loop is the exception timer: it wakes at the next ``expiresAt``
 and republishes the index without the expired exception.
 
+Why not kopf's indices (``@kopf.index``), which would spare the three LISTs: they give the
+"complete view" guarantee only once. kopf holds its handlers back until the *first* listing of
+every indexed kind is in, but after a watch expires (``410 Gone``) it lists again and reports
+the objects it finds, never the ones deleted in the gap: an ``AccountabilityException`` deleted
+then would stay in the index and keep admitting workloads, a weaker policy than the cluster's.
+Nor would the guarantee reach this loop, which is not a kopf handler (the expiry timer and the
+periodic resync run without any event). Events are coalesced by the dirty flag, so a burst of
+changes costs one listing, not one per event.
+
 The handlers use kopf's low-level event handlers, so kopf needs no finalizers and no
 annotations on the objects: the operator's only write to its CRDs is ``patch`` on ``/status``.
 """
@@ -31,7 +40,7 @@ import kopf
 
 from affidavit.errors import AffidavitError
 from affidavit.names import GROUP, INDEX_CONFIGMAP, INDEX_KEY, VERSION
-from affidavit.operator import kube
+from affidavit.operator import kube, supervise
 from affidavit.operator.readiness import Readiness
 from affidavit.policy import health
 from affidavit.policy.index import PolicyIndex
@@ -322,38 +331,28 @@ class Reconciler:
 
     async def run(self, stop: asyncio.Event) -> None:
         """Reconcile whenever marked dirty, at the next expiry, and every ``resync``."""
-        backoff = 1.0
-        self._dirty.set()
-        while not stop.is_set():
-            wait = self.resync.total_seconds()
-            try:
-                self._dirty.clear()
-                next_expiry = await asyncio.to_thread(self.reconcile_once)
-                backoff = 1.0
-                if self.readiness is not None and self.snapshot.index is not None:
-                    self.readiness.succeeded(self.snapshot.index.digest)
-                if next_expiry is not None:
-                    wait = min(wait, max(0.0, (next_expiry - _now()).total_seconds()) + 0.05)
-            except (AffidavitError, OSError) as e:
-                log.warning("reconcile failed, retrying in %.0fs: %s", backoff, e)
-                wait, backoff = backoff, min(backoff * 2, 30.0)
-                if self.readiness is not None:
-                    self.readiness.failed(str(e))
-            except Exception as e:  # a bug must not silently stop the loop
-                log.exception("reconcile failed, retrying in %.0fs: %s", backoff, e)
-                wait, backoff = backoff, min(backoff * 2, 30.0)
-                if self.readiness is not None:
-                    self.readiness.failed(f"{type(e).__name__}: {e}")
-            await _wait_any(self._dirty, stop, wait)
 
+        async def step() -> float | None:
+            next_expiry = await asyncio.to_thread(self.reconcile_once)
+            if self.readiness is not None and self.snapshot.index is not None:
+                self.readiness.succeeded(self.snapshot.index.digest)
+            if next_expiry is None:
+                return None
+            return max(0.0, (next_expiry - _now()).total_seconds()) + 0.05
 
-async def _wait_any(a: asyncio.Event, b: asyncio.Event, timeout: float) -> None:
-    tasks = [asyncio.ensure_future(a.wait()), asyncio.ensure_future(b.wait())]
-    try:
-        await asyncio.wait(tasks, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for t in tasks:
-            t.cancel()
+        def failed(error: Exception) -> None:
+            if self.readiness is not None:
+                self.readiness.failed(supervise.failure_text(error))
+
+        await supervise.supervise(
+            "reconcile",
+            step,
+            stop,
+            interval=self.resync.total_seconds(),
+            backoff=supervise.Backoff(first=1.0, factor=2.0, cap=30.0),
+            wake=self._dirty,
+            on_failure=failed,
+        )
 
 
 def register(registry: kopf.OperatorRegistry, reconciler: Reconciler) -> None:

@@ -22,9 +22,17 @@ from typing import Any
 
 import kopf
 
-from affidavit.errors import AffidavitError, UsageError
+from affidavit.errors import UsageError
 from affidavit.ledger import Ledger
-from affidavit.operator import certificates, events, handlers, kube, leader, readiness
+from affidavit.operator import (
+    certificates,
+    events,
+    handlers,
+    kube,
+    leader,
+    readiness,
+    supervise,
+)
 from affidavit.policy.lifetime import DEFAULT_EXCEPTION_MAX_DAYS
 
 log = logging.getLogger(__name__)
@@ -99,21 +107,21 @@ def _is_ip(host: str) -> bool:
 async def _cert_loop(
     manager: certificates.CertificateManager, interval: float, stop: asyncio.Event
 ) -> None:
-    while not stop.is_set():
-        wait = interval
-        try:
-            material = await asyncio.to_thread(manager.ensure)
-            until = certificates.renew_at(material, manager.policy)
-            now = datetime.datetime.now(datetime.UTC)
-            wait = min(interval, max(0.5, (until - now).total_seconds() + 0.1))
-        except (AffidavitError, OSError) as e:
-            log.warning("certificate manager: %s", e)
-            wait = min(interval, 5.0)
-        except Exception as e:  # a bug must not silently stop the loop
-            log.exception("certificate manager: %s", e)
-            wait = min(interval, 5.0)
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), timeout=wait)
+    """Keep the certificate current: check again at its renewal time, at least every interval."""
+
+    async def step() -> float:
+        material = await asyncio.to_thread(manager.ensure)
+        until = certificates.renew_at(material, manager.policy)
+        now = datetime.datetime.now(datetime.UTC)
+        return max(0.5, (until - now).total_seconds() + 0.1)
+
+    await supervise.supervise(
+        "certificate manager",
+        step,
+        stop,
+        interval=interval,
+        backoff=supervise.Backoff.constant(min(interval, 5.0)),
+    )
 
 
 def build_registry(

@@ -57,6 +57,16 @@ class RequestContext:
     unmatched_images: UnmatchedImages = "Warn"  # the cluster's setting (chart value)
     caller: Caller = field(default_factory=Caller)  # recorded in the snapshot, never judged
 
+    def effective(self, index: PolicyIndex, image: str) -> EffectivePolicy | None:
+        """The policy ``index`` applies to ``image`` here (cluster, region, namespace)."""
+        return index.effective(
+            cluster=self.cluster,
+            region=self.region,
+            namespace=self.namespace,
+            namespace_labels=self.namespace_labels,
+            image=image,
+        )
+
     def canonical(self) -> RequestContext:
         """This context with every image in canonical form, each once, in order.
 
@@ -106,13 +116,7 @@ def evaluate(
     for image in ctx.images:
         ev = evidence.get(image)
         refs.append(ImageRef(image, ev.digest if ev is not None else _digest_of(image)))
-        eff = index.effective(
-            cluster=ctx.cluster,
-            region=ctx.region,
-            namespace=ctx.namespace,
-            namespace_labels=ctx.namespace_labels,
-            image=image,
-        )
+        eff = ctx.effective(index, image)
         if eff is None:
             if unmatched is None:
                 unmatched = unmatched_rule(

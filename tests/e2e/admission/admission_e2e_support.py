@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import re
 import subprocess
-import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -23,7 +22,7 @@ from affidavit.attestations.reference import ImageReference
 from affidavit.attestations.registry import RegistryClient
 from affidavit.demo.pipeline import Release
 from affidavit.demo.stack import ClusterStack, StackSettings
-from affidavit.envtest import ControlPlaneInfo
+from affidavit.envtest import ControlPlaneInfo, wait_for
 from affidavit.ledger import Ledger
 from affidavit.names import INDEX_CONFIGMAP
 from affidavit.policy import Decision, admission_message
@@ -83,18 +82,6 @@ def running_stack(
             stack.remove_webhook_configurations()
     finally:
         stack.remove_webhook_configurations(check=False)
-
-
-def wait_for(check: Callable[[], Any], what: str, timeout: float = 60.0) -> Any:
-    """Poll ``check`` until it returns something truthy; fail naming ``what``."""
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        last = check()
-        if last:
-            return last
-        time.sleep(0.25)
-    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}; last: {last!r}")
 
 
 def rfc3339(t: datetime) -> str:

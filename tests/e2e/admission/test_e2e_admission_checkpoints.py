@@ -25,13 +25,12 @@ from admission_e2e_support import (
     latest,
     policy,
     running_stack,
-    wait_for,
 )
 from chart_identity import chart_webhook_kubeconfig, delete_chart_rbac
 from sqlalchemy import create_engine, text
 
 from affidavit.demo.stack import ClusterStack
-from affidavit.envtest import ControlPlaneInfo
+from affidavit.envtest import ControlPlaneInfo, wait_for
 from affidavit.ledger import Ledger
 
 SYSTEM = "affidavit-e2e-checkpoints"

@@ -29,11 +29,10 @@ from admission_e2e_support import (
     pod,
     policy,
     refused,
-    wait_for,
 )
 
 from affidavit.demo.stack import ClusterStack, StackSettings
-from affidavit.envtest import free_port
+from affidavit.envtest import free_port, wait_for
 from affidavit.ledger import Ledger
 from affidavit.policy.decision import Caller
 from control_planes import started_control_plane

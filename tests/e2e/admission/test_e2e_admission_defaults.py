@@ -32,7 +32,6 @@ from admission_e2e_support import (
     latest,
     refused,
     running_stack,
-    wait_for,
 )
 
 from affidavit.attestations.keys import generate_key_pair, load_signer
@@ -44,7 +43,7 @@ from affidavit.demo.pipeline import attest_predicate, build_image, release
 from affidavit.demo.sample import BO, make_sample_repo
 from affidavit.demo.services import LocalRegistry
 from affidavit.demo.stack import ClusterStack
-from affidavit.envtest import ControlPlaneInfo, free_port
+from affidavit.envtest import ControlPlaneInfo, free_port, wait_for
 
 SYSTEM = "affidavit-e2e-defaults"
 NS = "adm-defaults"

@@ -31,12 +31,11 @@ from admission_e2e_support import (
     region_policy,
     review_violation,
     running_stack,
-    wait_for,
 )
 
 from affidavit.attestations.predicates import AI_PROVENANCE_V1
 from affidavit.demo.stack import ClusterStack
-from affidavit.envtest import ControlPlaneInfo
+from affidavit.envtest import ControlPlaneInfo, wait_for
 from affidavit.policy.decision import (
     AiInvolvement,
     Caller,

@@ -29,11 +29,10 @@ from admission_e2e_support import (
     recorded,
     review_violation,
     running_stack,
-    wait_for,
 )
 
 from affidavit.demo.stack import ClusterStack
-from affidavit.envtest import ControlPlaneInfo
+from affidavit.envtest import ControlPlaneInfo, wait_for
 from affidavit.ledger import Ledger
 from affidavit.policy import Decision, admission_message
 

@@ -36,11 +36,10 @@ from admission_e2e_support import (
     review_violation,
     running_stack,
     tag,
-    wait_for,
 )
 
 from affidavit.demo.stack import ClusterStack
-from affidavit.envtest import ControlPlaneInfo
+from affidavit.envtest import ControlPlaneInfo, wait_for
 from affidavit.ledger import Ledger
 from affidavit.policy import Decision
 from affidavit.policy.messages import DRY_RUN_NOTE

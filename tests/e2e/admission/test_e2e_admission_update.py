@@ -32,12 +32,11 @@ from admission_e2e_support import (
     refused,
     running_stack,
     tag,
-    wait_for,
 )
 from chart_identity import chart_webhook_kubeconfig, delete_chart_rbac
 
 from affidavit.demo.stack import ClusterStack
-from affidavit.envtest import ControlPlaneInfo
+from affidavit.envtest import ControlPlaneInfo, wait_for
 from affidavit.ledger import Ledger
 
 SYSTEM = "affidavit-e2e-update"

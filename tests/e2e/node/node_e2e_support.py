@@ -13,12 +13,12 @@ import io
 import json
 import subprocess
 import tarfile
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from affidavit import envtest
 from affidavit.attestations.image import OCI_CONFIG, OCI_LAYER_GZIP
 from affidavit.attestations.keys import Signer
 from affidavit.attestations.predicates import AI_PROVENANCE_V1, CODE_REVIEW_V1
@@ -62,15 +62,8 @@ class NodeReleases:
 
 
 def wait_for(check: Callable[[], Any], what: str, timeout: float = 120.0) -> Any:
-    """Poll ``check`` until it returns something truthy; fail naming ``what``."""
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        last = check()
-        if last:
-            return last
-        time.sleep(0.5)
-    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}; last: {last!r}")
+    """``envtest.wait_for`` with the node's pace: kubectl on a loaded node, polled every 0.5 s."""
+    return envtest.wait_for(check, what, timeout, interval=0.5)
 
 
 def pause_binary(node_bin: Path) -> bytes:

@@ -22,10 +22,9 @@ from operator_support import (
     WEBHOOK_CONFIGURATION,
     RunningOperator,
     get_json,
-    wait_for,
 )
 
-from affidavit.envtest import ControlPlaneInfo, free_port
+from affidavit.envtest import ControlPlaneInfo, free_port, wait_for
 
 POLICY_REPORT_CRD: dict[str, Any] = {
     "apiVersion": "apiextensions.k8s.io/v1",

@@ -19,9 +19,9 @@ from typing import Any
 
 import httpx
 import pytest
-from operator_support import CRDS, wait_for
+from operator_support import CRDS
 
-from affidavit.envtest import ControlPlane, free_port
+from affidavit.envtest import ControlPlane, free_port, wait_for
 from control_planes import restartable_control_plane
 
 NS = "affidavit-restart-e2e"

@@ -20,10 +20,9 @@ from operator_support import (
     Kubectl,
     RunningOperator,
     get_json,
-    wait_for,
 )
 
-from affidavit.envtest import free_port
+from affidavit.envtest import free_port, wait_for
 
 
 def secret_data(kubectl: Kubectl) -> dict[str, bytes] | None:

@@ -9,9 +9,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from operator_support import Kubectl, RunningOperator, get_json, wait_for
+from operator_support import Kubectl, RunningOperator, get_json
 
-from affidavit.envtest import ControlPlaneInfo
+from affidavit.envtest import ControlPlaneInfo, wait_for
 from affidavit.ledger import Ledger
 from affidavit.operator import kube
 from affidavit.operator.events import CURSOR_KEY, STATE_CONFIGMAP, EventReporter

@@ -11,7 +11,9 @@ from collections.abc import Callable
 from typing import Any
 
 import yaml
-from operator_support import CRDS, NAMESPACE, RunningOperator, get_json, wait_for
+from operator_support import CRDS, NAMESPACE, RunningOperator, get_json
+
+from affidavit.envtest import wait_for
 
 Kubectl = Callable[..., subprocess.CompletedProcess[str]]
 

@@ -13,9 +13,9 @@ import sys
 from pathlib import Path
 
 import httpx
-from operator_support import Kubectl, RunningOperator, get_json, wait_for
+from operator_support import Kubectl, RunningOperator, get_json
 
-from affidavit.envtest import free_port
+from affidavit.envtest import free_port, wait_for
 
 
 def test_readyz_names_the_published_index(operator: RunningOperator, kubectl: Kubectl) -> None:

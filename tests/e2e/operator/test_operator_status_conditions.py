@@ -12,7 +12,9 @@ import subprocess
 from collections.abc import Callable
 from typing import Any
 
-from operator_support import NAMESPACE, RunningOperator, get_json, wait_for
+from operator_support import NAMESPACE, RunningOperator, get_json
+
+from affidavit.envtest import wait_for
 
 Kubectl = Callable[..., subprocess.CompletedProcess[str]]
 API = "affidavit.dev/v1alpha1"

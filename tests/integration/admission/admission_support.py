@@ -5,10 +5,9 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
-import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,6 +22,7 @@ from affidavit.attestations.predicates import AI_PROVENANCE_V1
 from affidavit.attestations.registry import ImageReference, RegistryClient
 from affidavit.attestations.statement import make_statement
 from affidavit.attestations.store import attach
+from affidavit.envtest import free_port, wait_for
 from affidavit.envtest.certs import CertKeyPair
 from affidavit.policy.decision import Decision
 
@@ -43,12 +43,6 @@ class Images:
     bare: str  # tag reference, no attestations
     bare_digest: str
     host: str
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def human_provenance() -> dict[str, Any]:
@@ -237,18 +231,41 @@ def start_webhook(
     ca.write_bytes(ca_pem)
     client = httpx.Client(verify=_ctx(ca), timeout=30)
     url = f"https://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
+
+    def ready() -> bool:
         if proc.poll() is not None:
             raise RuntimeError(f"webhook exited: {log.read_text()}")
         try:
-            if client.get(f"{url}/readyz").status_code == 200:
-                return WebhookProcess(url, proc, log, client)
+            return client.get(f"{url}/readyz").status_code == 200
         except httpx.TransportError:
-            pass
-        time.sleep(0.1)
-    proc.kill()
-    raise RuntimeError(f"webhook not ready: {log.read_text()}")
+            return False
+
+    try:
+        wait_for(ready, f"the webhook on port {port}", 30, interval=0.1)
+    except AssertionError:
+        proc.kill()
+        raise RuntimeError(f"webhook not ready: {log.read_text()}") from None
+    return WebhookProcess(url, proc, log, client)
+
+
+def start_ledgered_webhook(
+    workdir: Path,
+    tls: Tls,
+    *,
+    ledger: str,
+    policies: Path,
+    registry_host: str | None = None,
+    extra: Sequence[str] = (),
+    wrap: list[str] | None = None,
+) -> WebhookProcess:
+    """``start_webhook`` with what most tests give it: a ledger URL, a policy directory and the
+    registry it may reach (``--registry-allowed-host``), then any ``extra`` arguments."""
+    args = ["--ledger", ledger, "--policy-dir", str(policies)]
+    if registry_host is not None:
+        args += ["--registry-allowed-host", registry_host]
+    return start_webhook(
+        workdir, tls.ca.cert_pem, tls.cert, tls.key, args=[*args, *extra], wrap=wrap
+    )
 
 
 def _ctx(ca: Path) -> Any:

@@ -10,13 +10,13 @@ import json
 import ssl
 import threading
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import httpx
 from admission_support import WebhookProcess
 
+from affidavit.envtest import wait_for
 from affidavit.ledger import Ledger
 
 #: The webhook's request budget in these tests (``--budget-seconds``), and the apiserver's
@@ -77,14 +77,6 @@ class Apiserver:
             f"decision id, slowest answer {self.slowest:.2f}s (budget {BUDGET:g}s, apiserver "
             f"timeout {APISERVER_TIMEOUT:g}s)"
         )
-
-
-def wait_for(check: Callable[[], object], what: str, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.2)
 
 
 def recorded_ids(ledger: Ledger) -> list[str]:

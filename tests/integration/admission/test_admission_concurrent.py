@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from admission_support import Images, Tls, _ctx, review, start_webhook
+from admission_support import Images, Tls, _ctx, review, start_ledgered_webhook
 
 from affidavit.ledger import Ledger
 
@@ -21,19 +21,12 @@ def test_concurrent_reviews_are_each_recorded_before_their_answer(
     tmp_path: Path, tls: Tls, images: Images, workdir: Path
 ) -> None:
     db = tmp_path / "ledger.db"
-    hook = start_webhook(
+    hook = start_ledgered_webhook(
         tmp_path,
-        tls.ca.cert_pem,
-        tls.cert,
-        tls.key,
-        args=[
-            "--ledger",
-            f"sqlite:///{db}",
-            "--policy-dir",
-            str(workdir / "policies"),
-            "--registry-allowed-host",
-            images.host,
-        ],
+        tls,
+        ledger=f"sqlite:///{db}",
+        policies=workdir / "policies",
+        registry_host=images.host,
     )
     repository = images.good.rsplit(":", 1)[0]
     pinned = f"{repository}@{images.good_digest}"

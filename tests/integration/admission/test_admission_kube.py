@@ -7,8 +7,7 @@ from __future__ import annotations
 
 import base64
 import json
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +19,7 @@ from affidavit.admission.kube import KubeApi, api_client
 from affidavit.admission.policy_source import ConfigMapPolicySource, NamespaceLabels
 from affidavit.admission.resolve import secret_credentials
 from affidavit.attestations.registry import Credentials
-from affidavit.envtest import ControlPlaneInfo
+from affidavit.envtest import ControlPlaneInfo, wait_for
 from affidavit.errors import InputError
 from affidavit.policy.index import PolicyIndex
 from control_planes import started_control_plane
@@ -51,13 +50,6 @@ def _index(*names: str) -> str:
     return PolicyIndex.from_objects([policy(n, ["*"], PEM) for n in names], [], []).to_json()
 
 
-def _wait(check: Callable[[], bool], timeout: float = 20) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        assert time.monotonic() < deadline, "condition not reached"
-        time.sleep(0.1)
-
-
 def _names(source: ConfigMapPolicySource) -> list[str]:
     index = source.current()
     return [p.name for p in index.policies] if index is not None else []
@@ -70,7 +62,7 @@ def test_configmap_is_watched_and_the_last_good_index_is_kept(
     source = ConfigMapPolicySource(kube, "affidavit", retry_seconds=0.2, watch_seconds=5)
     source.start()
     try:
-        _wait(lambda: source.last_error is not None)
+        wait_for(lambda: source.last_error is not None, "the missing ConfigMap reported")
         assert source.current() is None
         assert source.last_error == (
             "ConfigMap affidavit/affidavit-policy-index does not exist (is the operator running?)"
@@ -80,21 +72,24 @@ def test_configmap_is_watched_and_the_last_good_index_is_kept(
             data={"index.json": _index("baseline")},
         )
         core.create_namespaced_config_map("affidavit", cm)
-        _wait(lambda: _names(source) == ["baseline"])
+        wait_for(lambda: _names(source) == ["baseline"], "the baseline index")
         core.patch_namespaced_config_map(
             "affidavit-policy-index", "affidavit", {"data": {"index.json": _index("a", "b")}}
         )
-        _wait(lambda: _names(source) == ["a", "b"])
+        wait_for(lambda: _names(source) == ["a", "b"], "the index of a and b")
         core.patch_namespaced_config_map(
             "affidavit-policy-index", "affidavit", {"data": {"index.json": "{broken"}}
         )
-        _wait(lambda: source.last_error is not None)
+        wait_for(lambda: source.last_error is not None, "the broken index reported")
         assert source.last_error.startswith(
             "ConfigMap affidavit/affidavit-policy-index key index.json is not a policy index: "
         )
         assert _names(source) == ["a", "b"]
         core.delete_namespaced_config_map("affidavit-policy-index", "affidavit")
-        _wait(lambda: source.last_error == "ConfigMap affidavit/affidavit-policy-index was deleted")
+        wait_for(
+            lambda: source.last_error == "ConfigMap affidavit/affidavit-policy-index was deleted",
+            "the deletion reported",
+        )
         assert _names(source) == ["a", "b"]
     finally:
         source.stop()

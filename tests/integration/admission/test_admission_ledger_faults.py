@@ -8,40 +8,25 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-import time
 from pathlib import Path
 
-from admission_support import Images, Tls, review, start_webhook
+from admission_support import Images, Tls, WebhookProcess, review, start_ledgered_webhook
 
+from affidavit.envtest import wait_for
 from affidavit.ledger import BUFFERED_NOTE, Ledger
 from ledger_databases import PostgresServer
-
-
-def _wait_for(check: object, what: str, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():  # type: ignore[operator]
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.2)
 
 
 def test_a_held_write_lock_buffers_the_decision_and_says_so(
     tmp_path: Path, tls: Tls, images: Images, workdir: Path
 ) -> None:
     db = tmp_path / "ledger.db"
-    hook = start_webhook(
+    hook = start_ledgered_webhook(
         tmp_path,
-        tls.ca.cert_pem,
-        tls.cert,
-        tls.key,
-        args=[
-            "--ledger",
-            f"sqlite:///{db}",
-            "--policy-dir",
-            str(workdir / "policies"),
-            "--registry-allowed-host",
-            images.host,
-        ],
+        tls,
+        ledger=f"sqlite:///{db}",
+        policies=workdir / "policies",
+        registry_host=images.host,
     )
     held, release = threading.Event(), threading.Event()
 
@@ -68,7 +53,7 @@ def test_a_held_write_lock_buffers_the_decision_and_says_so(
         decision_id = response["auditAnnotations"]["decision"]
         assert response["warnings"] == [f"{BUFFERED_NOTE} (decision {decision_id})"]
         ledger = Ledger(f"sqlite:///{db}")
-        _wait_for(lambda: ledger.get(decision_id) is not None, "the flusher to record it")
+        wait_for(lambda: ledger.get(decision_id) is not None, "the flusher to record it")
         assert ledger.count() == 2
         assert ledger.verify_chain().ok
     finally:
@@ -80,17 +65,18 @@ def test_a_webhook_killed_during_a_database_outage_loses_no_answered_decision(
 ) -> None:
     postgres = postgres_server
     buffer = tmp_path / "buffer.jsonl"
-    args = [
-        "--ledger",
-        postgres.url,
-        "--ledger-buffer-file",
-        str(buffer),
-        "--policy-dir",
-        str(workdir / "policies"),
-        "--registry-allowed-host",
-        images.host,
-    ]
-    hook = start_webhook(tmp_path, tls.ca.cert_pem, tls.cert, tls.key, args=args)
+
+    def start() -> WebhookProcess:
+        return start_ledgered_webhook(
+            tmp_path,
+            tls,
+            ledger=postgres.url,
+            policies=workdir / "policies",
+            registry_host=images.host,
+            extra=["--ledger-buffer-file", str(buffer)],
+        )
+
+    hook = start()
     answered: list[str] = []
     try:
         stored = hook.validate(review(images.good, uid="u-up")).json()["response"]
@@ -110,13 +96,13 @@ def test_a_webhook_killed_during_a_database_outage_loses_no_answered_decision(
         hook.client.close()
     assert len(buffer.read_bytes().splitlines()) == 5
     postgres.start()
-    hook = start_webhook(tmp_path, tls.ca.cert_pem, tls.cert, tls.key, args=args)
+    hook = start()
     try:
         ledger = Ledger(postgres.url)
-        _wait_for(lambda: ledger.count() == len(answered), "the replayed backlog")
+        wait_for(lambda: ledger.count() == len(answered), "the replayed backlog")
         assert [r.id for r in ledger.after(0)] == answered
         assert ledger.verify_chain().ok
-        _wait_for(lambda: buffer.read_bytes() == b"", "the buffer file to be truncated")
+        wait_for(lambda: buffer.read_bytes() == b"", "the buffer file to be truncated")
         ledger.close()
     finally:
         hook.stop()

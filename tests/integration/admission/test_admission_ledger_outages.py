@@ -28,8 +28,9 @@ from typing import Any
 import httpx
 import pytest
 from admission_support import Images, Tls, WebhookProcess, review, start_webhook
-from fault_support import BUDGET_ARGS, Apiserver, TimedOut, assert_all_recorded, wait_for
+from fault_support import BUDGET_ARGS, Apiserver, TimedOut, assert_all_recorded
 
+from affidavit.envtest import wait_for
 from affidavit.ledger import BUFFERED_NOTE, Ledger
 from ledger_databases import PostgresServer
 

@@ -6,7 +6,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import httpx
-from admission_support import Images, Tls, free_port, review, start_webhook
+from admission_support import Images, Tls, review, start_webhook
+
+from affidavit.envtest import free_port
 
 
 def test_metrics_on_their_own_port(tmp_path: Path, tls: Tls, images: Images, workdir: Path) -> None:

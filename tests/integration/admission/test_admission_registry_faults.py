@@ -24,7 +24,7 @@ from admission_support import (
     make_signing,
     push,
     review,
-    start_webhook,
+    start_ledgered_webhook,
     write_policies,
 )
 from fault_support import BUDGET_ARGS, Apiserver, assert_all_recorded
@@ -85,20 +85,13 @@ def test_a_registry_outage_keeps_cached_digests_deciding_and_answers_every_revie
     fault: str, own: Own, tmp_path: Path, tls: Tls
 ) -> None:
     db = tmp_path / "ledger.db"
-    hook = start_webhook(
+    hook = start_ledgered_webhook(
         tmp_path,
-        tls.ca.cert_pem,
-        tls.cert,
-        tls.key,
-        args=[
-            "--ledger",
-            f"sqlite:///{db}",
-            "--policy-dir",
-            str(tmp_path / "policies"),
-            "--registry-allowed-host",
-            own.registry.host,
-            *BUDGET_ARGS,
-        ],
+        tls,
+        ledger=f"sqlite:///{db}",
+        policies=tmp_path / "policies",
+        registry_host=own.registry.host,
+        extra=BUDGET_ARGS,
     )
     api = Apiserver(hook, tmp_path / "ca.pem")
     pid = own.registry.pid

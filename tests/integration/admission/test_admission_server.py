@@ -6,12 +6,12 @@ from __future__ import annotations
 
 import socket
 import ssl
-import time
 from pathlib import Path
 
 from admission_support import Images, Tls, review, start_webhook
 from cryptography import x509
 
+from affidavit.envtest import wait_for
 from affidavit.envtest.certs import issue_cert
 
 
@@ -52,12 +52,12 @@ def test_rotated_certificate_is_served_without_restart(
         assert _served_serial(port, ca) == first.certificate.serial_number
         second = issue_cert(tls.ca, "affidavit-webhook", ip_sans=["127.0.0.1"])
         second.write(tmp_path, "serving")
-        deadline = time.monotonic() + 20
-        serial = _served_serial(port, ca)
-        while serial != second.certificate.serial_number and time.monotonic() < deadline:
-            time.sleep(0.3)
-            serial = _served_serial(port, ca)
-        assert serial == second.certificate.serial_number
+        wait_for(
+            lambda: _served_serial(port, ca) == second.certificate.serial_number,
+            "the webhook to serve the new certificate",
+            20,
+            interval=0.3,
+        )
         # the app still answers over the new certificate
         assert hook.validate(review(images.good)).json()["response"]["allowed"] is True
     finally:

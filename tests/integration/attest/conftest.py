@@ -10,7 +10,6 @@ import itertools
 import shutil
 import socket
 import subprocess
-import time
 import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -24,6 +23,7 @@ from attest_token_server import ISSUER, SERVICE, make_signing_cert, token_server
 
 from affidavit.attestations.image import push_sample_image
 from affidavit.attestations.registry import ImageReference, RegistryClient
+from affidavit.envtest import wait_for
 
 _counter = itertools.count()
 
@@ -74,15 +74,7 @@ def _serve_registry(directory: Path, address: str, auth: str = "") -> Iterator[s
     with open(directory / "registry.log", "wb") as log:
         proc = subprocess.Popen([binary, "serve", str(config)], stdout=log, stderr=log)
         try:
-            deadline = time.monotonic() + 30
-            while True:
-                try:
-                    httpx.get(f"http://{host}/v2/", timeout=1)
-                    break
-                except httpx.TransportError:
-                    if time.monotonic() > deadline:
-                        raise RuntimeError(f"docker-registry on {host} did not start") from None
-                    time.sleep(0.1)
+            wait_for(lambda: _answers(f"http://{host}/v2/"), f"docker-registry on {host}", 30)
             yield host
         finally:
             proc.terminate()
@@ -152,3 +144,11 @@ def token_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TokenRe
         )
         for host in _serve_registry(directory, "127.0.0.1", auth):
             yield TokenRegistry(host, realm, granted)
+
+
+def _answers(url: str) -> bool:
+    try:
+        httpx.get(url, timeout=1)
+    except httpx.TransportError:
+        return False
+    return True

@@ -13,10 +13,11 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
+
+from affidavit.envtest import wait_for
 
 AFFIDAVIT = Path(sys.executable).parent / "affidavit"
 
@@ -28,13 +29,10 @@ pytestmark = pytest.mark.skipif(
 
 def _child_pid(unshare_pid: int) -> int:
     children = Path(f"/proc/{unshare_pid}/task/{unshare_pid}/children")
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        pids = children.read_text().split()
-        if pids:
-            return int(pids[0])
-        time.sleep(0.05)
-    raise AssertionError("unshare started no child")
+    pids: list[str] = wait_for(
+        lambda: children.read_text().split(), "unshare to start a child", 30, interval=0.05
+    )
+    return int(pids[0])
 
 
 def test_sigterm_stops_a_webhook_waiting_for_its_certificate_as_pid_1(tmp_path: Path) -> None:
