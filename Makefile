@@ -10,7 +10,7 @@ demo: deps binaries
 	$(VENV)/bin/affidavit demo
 
 test: deps binaries node-binaries lint
-	$(PY) -m pytest tests
+	$(PY) -m pytest tests --durations=30
 
 deps: debs venv
 
