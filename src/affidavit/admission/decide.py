@@ -39,6 +39,7 @@ from affidavit.errors import InputError, LedgerError
 from affidavit.ledger import BUFFERED_NOTE, BufferedLedger
 from affidavit.policy.decision import Caller, Decision
 from affidavit.policy.evaluate import RequestContext, evaluate
+from affidavit.policy.index import PolicyIndex
 from affidavit.policy.messages import admission_message
 from affidavit.policy.presets import UnmatchedImages
 
@@ -163,27 +164,40 @@ class Webhook:
                 f"{self.judge.max_images} the webhook judges per request; split it into smaller "
                 "workloads or raise webhook.maxImagesPerRequest (--max-images-per-request)",
             )
+        decision = self.judge_context(
+            ctx, workload.pull_secrets, index, started=started, decision_id=str(uuid.uuid4())
+        )
+        return self._answer(req, decision)
+
+    def judge_context(
+        self,
+        ctx: RequestContext,
+        pull_secrets: tuple[str, ...],
+        index: PolicyIndex,
+        *,
+        started: float,
+        decision_id: str,
+        now: datetime | None = None,
+    ) -> Decision:
+        """The judgement of one canonical workload: evidence under the budget, evaluation, the
+        unavailable registries named. Records and answers nothing: admission does that, and the
+        operator's re-check of running workloads (``affidavit.admission.recheck``) calls this
+        same method, so a running workload is judged exactly as its admission would be now."""
         found = gather(
             index,
             ctx,
-            workload.pull_secrets,
+            pull_secrets,
             deadline=started + self.judge.budget_seconds,
             budget_seconds=self.judge.budget_seconds,
             resolver=self.resolver,
             scheduler=self._scheduler,
             metrics=self.metrics,
         )
-        now = datetime.now(UTC)
+        now = now or datetime.now(UTC)
         decision = evaluate(
-            ctx,
-            found.evidence,
-            index,
-            now=now,
-            decision_id=str(uuid.uuid4()),
-            missing=found.missing,
+            ctx, found.evidence, index, now=now, decision_id=decision_id, missing=found.missing
         )
-        decision = note_unavailable(decision, ctx, index, found.unavailable)
-        return self._answer(req, decision)
+        return note_unavailable(decision, ctx, index, found.unavailable)
 
     # -- what was already judged -------------------------------------------------------------
 
