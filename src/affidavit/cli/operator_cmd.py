@@ -2,6 +2,10 @@
 
 The options map one to one onto ``affidavit.operator.main.OperatorSettings``; every one can also
 come from an ``AFFIDAVIT_*`` environment variable, which is how the Helm chart configures it.
+With ``--recheck-seconds`` this is also where the webhook's judgement
+(``affidavit.admission.recheck``) is built and handed to the operator: the CLI sits above both
+packages, which never import each other. The registry options are the webhook's, with the same
+names and environment variables, so the chart gives both containers the same values.
 """
 
 from __future__ import annotations
@@ -9,16 +13,20 @@ from __future__ import annotations
 import datetime
 import logging
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, cast
 
 import typer
 
+from affidavit import defaults
 from affidavit.errors import UsageError
+
+if TYPE_CHECKING:
+    from affidavit.policy.presets import UnmatchedImages
 
 operator_app = typer.Typer(
     name="operator",
     help="The operator: compiles policies into the index, manages webhook certificates, "
-    "expires exceptions and turns denials into Kubernetes Events.",
+    "expires exceptions, turns denials into Kubernetes Events and re-checks running workloads.",
     no_args_is_help=True,
 )
 
@@ -110,6 +118,54 @@ def run(
             "e.g. http://0.0.0.0:8081/readyz",
         ),
     ] = None,
+    recheck_seconds: Annotated[
+        float,
+        typer.Option(
+            envvar="AFFIDAVIT_RECHECK_SECONDS",
+            help="re-check running workloads this often (and when a policy or exception "
+            "changes) with the webhook's judgement, and publish PolicyReports; 0: off",
+        ),
+    ] = 0.0,
+    expiry_warning_seconds: Annotated[
+        float,
+        typer.Option(
+            envvar="AFFIDAVIT_EXPIRY_WARNING_SECONDS",
+            help="a workload running on an exception that expires within this is reported as warn",
+        ),
+    ] = 3 * 86400.0,
+    insecure_registry: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--insecure-registry", help="HOST:PORT reached over plain HTTP by the re-check (repeat)"
+        ),
+    ] = None,
+    registry_ca: Annotated[
+        Path | None, typer.Option("--registry-ca", envvar="AFFIDAVIT_REGISTRY_CA")
+    ] = None,
+    registry_allowed_host: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--registry-allowed-host",
+            envvar="AFFIDAVIT_REGISTRY_ALLOWED_HOSTS",
+            help="as for `webhook serve`: registries contacted besides those policies name",
+        ),
+    ] = None,
+    budget_seconds: Annotated[
+        float,
+        typer.Option(
+            "--budget-seconds",
+            envvar="AFFIDAVIT_BUDGET_SECONDS",
+            help="as for `webhook serve`: the time one workload's evidence lookup may take",
+        ),
+    ] = defaults.BUDGET_SECONDS,
+    unmatched_images: Annotated[
+        str,
+        typer.Option(
+            "--unmatched-images",
+            envvar="AFFIDAVIT_UNMATCHED_IMAGES",
+            help="as for `webhook serve`: Allow, Warn or Deny",
+        ),
+    ] = "Warn",
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="debug logging")] = False,
 ) -> None:
     """Run the operator until SIGTERM."""
@@ -125,6 +181,17 @@ def run(
         raise UsageError(
             f"--cert-renew-fraction must be between 0 and 1; found {cert_renew_fraction:g}",
             hint="0.33 renews the certificate when a third of its lifetime is left",
+        )
+    if recheck_seconds < 0 or expiry_warning_seconds < 0:
+        raise UsageError(
+            "--recheck-seconds and --expiry-warning-seconds must not be negative; found "
+            f"{recheck_seconds:g} and {expiry_warning_seconds:g}",
+            hint="--recheck-seconds 300 re-checks every 5 minutes; 0 turns the re-check off",
+        )
+    if unmatched_images not in ("Allow", "Warn", "Deny"):
+        raise UsageError(
+            f"--unmatched-images must be Allow, Warn or Deny; found {unmatched_images!r}",
+            hint="give the webhook's value (the chart's unmatchedImages)",
         )
     if exception_max_days < 1:
         raise UsageError(
@@ -155,13 +222,31 @@ def run(
         exception_max_days=exception_max_days,
         liveness_endpoint=liveness,
         readiness_endpoint=readiness_url,
+        recheck_period=datetime.timedelta(seconds=recheck_seconds or 300.0),
+        recheck_warn_within=datetime.timedelta(seconds=expiry_warning_seconds),
     )
     settings.certificate_names()  # validate --webhook-url before anything starts
     if readiness_url is not None:
         from affidavit.operator.readiness import parse_endpoint
 
         parse_endpoint(readiness_url)
-    run_operator(settings)
+    judge = None
+    if recheck_seconds > 0:
+        from affidavit.admission.recheck import RecheckSettings, build_running_judge
+
+        judge = build_running_judge(
+            RecheckSettings(
+                cluster_name=cluster_name,
+                region=region,
+                kubeconfig=kubeconfig,
+                insecure_registries=tuple(insecure_registry or ()),
+                registry_ca=registry_ca,
+                registry_allowed_hosts=tuple(registry_allowed_host or ()),
+                budget_seconds=budget_seconds,
+                unmatched_images=cast(UnmatchedImages, unmatched_images),
+            )
+        )
+    run_operator(settings, judge)
 
 
 def register(root: typer.Typer) -> None:

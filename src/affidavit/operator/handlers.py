@@ -201,6 +201,8 @@ class Reconciler:
     readiness: Readiness | None = None
     #: Only the replica holding the operator Lease publishes (see affidavit.operator.leader).
     is_leader: Callable[[], bool] = lambda: True
+    #: Told each compiled index (every replica; the re-check acts only on the leader's).
+    on_index: Callable[[PolicyIndex], None] | None = None
     _dirty: asyncio.Event = field(default_factory=asyncio.Event)
 
     def mark_dirty(self) -> None:
@@ -289,6 +291,8 @@ class Reconciler:
         problems = health.exception_problems(index, cluster=self.cluster, region=self.region)
         index = health.without_exceptions(index, problems)
         self.snapshot = Snapshot(objects=listed, index=index)
+        if self.on_index is not None:
+            self.on_index(index)
         if not self.is_leader():
             return None
         self.publish(index)

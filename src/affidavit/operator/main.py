@@ -1,9 +1,10 @@
 """The operator's entry point: settings, kopf in standalone mode, and the background loops.
 
-One process runs kopf (watching the CRDs, no kopf peering) beside four loops of its own: the
+One process runs kopf (watching the CRDs, no kopf peering) beside loops of its own: the
 leader election (a Lease: of several replicas, only its holder publishes), the reconciler
 (index, status, exception expiry), the certificate manager (Secret, cert dir, ``caBundle``,
-rotation; every replica, race-safe) and the event reporter (ledger -> Events). kopf logs
+rotation; every replica, race-safe), the event reporter (ledger -> Events) and, when the CLI
+hands it the webhook's judge, the re-check of running workloads (PolicyReports, a gauge). kopf logs
 in with the same kubeconfig (or service account) the loops use, so a local run against a test
 control plane and an in-cluster run differ only in ``--kubeconfig``.
 """
@@ -16,6 +17,7 @@ import datetime
 import logging
 import signal
 import urllib.parse
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,6 +33,7 @@ from affidavit.operator import (
     kube,
     leader,
     readiness,
+    recheck,
     supervise,
 )
 from affidavit.policy.lifetime import DEFAULT_EXCEPTION_MAX_DAYS
@@ -63,6 +66,10 @@ class OperatorSettings:
     #: The operator Lease: a dead leader is replaced within lease + renew seconds.
     lease_seconds: int = 15
     lease_renew_seconds: float = 5.0
+    #: Re-check running workloads this often (and on index changes); needs a judge to run.
+    recheck_period: datetime.timedelta = datetime.timedelta(minutes=5)
+    #: An exception expiring within this is reported as ``warn``.
+    recheck_warn_within: datetime.timedelta = datetime.timedelta(days=3)
 
     def certificate_names(self) -> tuple[tuple[str, ...], tuple[str, ...]]:
         """DNS and IP SANs: the Service's names, plus the host of ``webhook_url``."""
@@ -124,6 +131,16 @@ async def _cert_loop(
     )
 
 
+def _both(reconciler: handlers.Reconciler, rechecker: recheck.Rechecker) -> Callable[[], None]:
+    """On election: reconcile and re-check at once."""
+
+    def elected() -> None:
+        reconciler.mark_dirty()
+        rechecker.mark_dirty()
+
+    return elected
+
+
 def build_registry(
     reconciler: handlers.Reconciler, settings: OperatorSettings
 ) -> kopf.OperatorRegistry:
@@ -148,8 +165,15 @@ def build_registry(
     return registry
 
 
-async def run_async(settings: OperatorSettings, stop: asyncio.Event | None = None) -> None:
-    """Run until ``stop`` is set (or SIGINT/SIGTERM when run from the main thread)."""
+async def run_async(
+    settings: OperatorSettings,
+    stop: asyncio.Event | None = None,
+    judge: recheck.WorkloadJudge | None = None,
+) -> None:
+    """Run until ``stop`` is set (or SIGINT/SIGTERM when run from the main thread).
+
+    With ``judge`` (the webhook's engine, built by the CLI) running workloads are re-checked
+    and reported (``affidavit.operator.recheck``)."""
     stop = stop or asyncio.Event()
     client = kube.connect(settings.kubeconfig)
     ready = readiness.Readiness(max_age=2 * settings.resync + datetime.timedelta(seconds=60))
@@ -163,10 +187,23 @@ async def run_async(settings: OperatorSettings, stop: asyncio.Event | None = Non
         readiness=ready,
     )
     loops = [asyncio.create_task(reconciler.run(stop), name="affidavit-reconciler")]
+    rechecker = None
+    if judge is not None:
+        rechecker = recheck.Rechecker(
+            client,
+            judge,
+            lambda: reconciler.snapshot.index,
+            period=settings.recheck_period,
+            warn_within=settings.recheck_warn_within,
+        )
+        reconciler.on_index = rechecker.index_changed
+        loops.append(asyncio.create_task(rechecker.run(stop), name="affidavit-recheck"))
     if settings.readiness_endpoint:
+        metrics = rechecker.render if rechecker is not None else None
         loops.append(
             asyncio.create_task(
-                readiness.serve(ready, settings.readiness_endpoint, stop), name="affidavit-readyz"
+                readiness.serve(ready, settings.readiness_endpoint, stop, metrics),
+                name="affidavit-readyz",
             )
         )
     election = leader.LeaderElection(
@@ -175,9 +212,11 @@ async def run_async(settings: OperatorSettings, stop: asyncio.Event | None = Non
         leader.replica_identity(),
         lease_seconds=settings.lease_seconds,
         renew_seconds=settings.lease_renew_seconds,
-        on_elected=reconciler.mark_dirty,
+        on_elected=reconciler.mark_dirty if rechecker is None else _both(reconciler, rechecker),
     )
     reconciler.is_leader = election.is_leader
+    if rechecker is not None:
+        rechecker.is_leader = election.is_leader
     loops.append(asyncio.create_task(election.run(stop), name="affidavit-leader"))
     if settings.manage_certificates:
         dns, ips = settings.certificate_names()
@@ -234,7 +273,7 @@ async def run_async(settings: OperatorSettings, stop: asyncio.Event | None = Non
         client.close()
 
 
-def run(settings: OperatorSettings) -> None:
+def run(settings: OperatorSettings, judge: recheck.WorkloadJudge | None = None) -> None:
     """Blocking entry point for ``affidavit operator run``: stops cleanly on SIGTERM/SIGINT."""
 
     async def main() -> None:
@@ -243,6 +282,6 @@ def run(settings: OperatorSettings) -> None:
         for sig in (signal.SIGINT, signal.SIGTERM):
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.add_signal_handler(sig, stop.set)
-        await run_async(settings, stop)
+        await run_async(settings, stop, judge)
 
     asyncio.run(main())

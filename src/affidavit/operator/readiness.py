@@ -13,6 +13,7 @@ import asyncio
 import datetime
 import logging
 import urllib.parse
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from aiohttp import web
@@ -80,8 +81,13 @@ def parse_endpoint(url: str) -> tuple[str, int, str]:
     return parsed.hostname, parsed.port, parsed.path or "/readyz"
 
 
-async def serve(readiness: Readiness, url: str, stop: asyncio.Event) -> None:
-    """Answer ``GET PATH`` until ``stop`` is set."""
+async def serve(
+    readiness: Readiness,
+    url: str,
+    stop: asyncio.Event,
+    metrics: Callable[[], bytes] | None = None,
+) -> None:
+    """Answer ``GET PATH`` (and ``GET /metrics`` from ``metrics``) until ``stop`` is set."""
     host, port, path = parse_endpoint(url)
 
     async def readyz(_: web.Request) -> web.Response:
@@ -92,6 +98,13 @@ async def serve(readiness: Readiness, url: str, stop: asyncio.Event) -> None:
 
     app = web.Application()
     app.add_routes([web.get(path, readyz)])
+    if metrics is not None:
+        render = metrics
+
+        async def metrics_text(_: web.Request) -> web.Response:
+            return web.Response(body=render(), content_type="text/plain", charset="utf-8")
+
+        app.add_routes([web.get("/metrics", metrics_text)])
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     try:
