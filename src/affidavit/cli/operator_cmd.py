@@ -133,6 +133,14 @@ def run(
             help="a workload running on an exception that expires within this is reported as warn",
         ),
     ] = 3 * 86400.0,
+    exclude_namespace: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--exclude-namespace",
+            help="a namespace the webhook does not judge, so neither does the re-check (repeat; "
+            "the release namespace and kube-system always are)",
+        ),
+    ] = None,
     insecure_registry: Annotated[
         list[str] | None,
         typer.Option(
@@ -224,6 +232,7 @@ def run(
         readiness_endpoint=readiness_url,
         recheck_period=datetime.timedelta(seconds=recheck_seconds or 300.0),
         recheck_warn_within=datetime.timedelta(seconds=expiry_warning_seconds),
+        recheck_exclude_namespaces=tuple(exclude_namespace or ()),
     )
     settings.certificate_names()  # validate --webhook-url before anything starts
     if readiness_url is not None:
@@ -243,7 +252,7 @@ def run(
                 registry_ca=registry_ca,
                 registry_allowed_hosts=tuple(registry_allowed_host or ()),
                 budget_seconds=budget_seconds,
-                unmatched_images=cast(UnmatchedImages, unmatched_images),
+                unmatched_images=cast("UnmatchedImages", unmatched_images),
             )
         )
     run_operator(settings, judge)

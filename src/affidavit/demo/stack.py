@@ -103,6 +103,7 @@ class ClusterStack:
         webhook_port: int | None = None,
         webhook_kubeconfig: Path | None = None,
         webhook_args: Sequence[str] = (),
+        operator_args: Sequence[str] = (),
     ) -> None:
         self.cp = control_plane
         self.workdir = workdir
@@ -113,6 +114,8 @@ class ClusterStack:
         self.webhook_kubeconfig = webhook_kubeconfig or control_plane.kubeconfig
         #: More `affidavit webhook serve` options (e.g. a ledger key and its checkpoint trails).
         self.webhook_args = tuple(webhook_args)
+        #: More `affidavit operator run` options (e.g. the re-check of running workloads).
+        self.operator_args = tuple(operator_args)
         self.cert_dir = workdir / "webhook-certs"
         self.ledger_url = f"sqlite:///{workdir / 'ledger.db'}"
         # Given when the control plane was started with a client certificate for this host.
@@ -203,6 +206,7 @@ class ClusterStack:
             "--webhook-configuration", self.webhook_configuration,
             "--cert-dir", str(self.cert_dir),
             "--resync-seconds", "30",
+            *self.operator_args,
         ]  # fmt: skip
         self.operator = ManagedProcess("operator", argv, self.workdir / "operator.log")
         self.operator.wait_until(

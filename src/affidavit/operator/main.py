@@ -70,6 +70,8 @@ class OperatorSettings:
     recheck_period: datetime.timedelta = datetime.timedelta(minutes=5)
     #: An exception expiring within this is reported as ``warn``.
     recheck_warn_within: datetime.timedelta = datetime.timedelta(days=3)
+    #: Namespaces the webhook does not judge, besides ``namespace`` and kube-system.
+    recheck_exclude_namespaces: tuple[str, ...] = ()
 
     def certificate_names(self) -> tuple[tuple[str, ...], tuple[str, ...]]:
         """DNS and IP SANs: the Service's names, plus the host of ``webhook_url``."""
@@ -195,6 +197,9 @@ async def run_async(
             lambda: reconciler.snapshot.index,
             period=settings.recheck_period,
             warn_within=settings.recheck_warn_within,
+            exclude_namespaces=frozenset(
+                (settings.namespace, "kube-system", *settings.recheck_exclude_namespaces)
+            ),
         )
         reconciler.on_index = rechecker.index_changed
         loops.append(asyncio.create_task(rechecker.run(stop), name="affidavit-recheck"))

@@ -145,6 +145,9 @@ class Rechecker:
     period: datetime.timedelta = datetime.timedelta(minutes=5)
     warn_within: datetime.timedelta = datetime.timedelta(days=3)
     is_leader: Callable[[], bool] = lambda: True
+    #: Namespaces the webhook does not judge (the release's, kube-system, the chart's
+    #: webhook.excludeNamespaces): their workloads are not re-checked either.
+    exclude_namespaces: frozenset[str] = frozenset()
     registry: CollectorRegistry = field(default_factory=CollectorRegistry)
     _dirty: asyncio.Event = field(default_factory=asyncio.Event)
     _loop: asyncio.AbstractEventLoop | None = None
@@ -190,6 +193,8 @@ class Rechecker:
         counts = dict.fromkeys(RESULTS, 0)
         stamp = int(now.timestamp())
         for w in running_workloads(self.api):
+            if w.namespace in self.exclude_namespaces:
+                continue
             f = self._judge(w, index, now)
             if f is None:
                 continue
@@ -230,14 +235,17 @@ class Rechecker:
     # -- the reports ---------------------------------------------------------------------------
 
     def reports_available(self) -> bool:
-        if self._crd is None:
+        """Whether the cluster serves the PolicyReport CRD; asked again each pass until it does
+        (Policy Reporter or Kyverno may be installed after Affidavit)."""
+        if not self._crd:
             groups = kube.call("list API groups", lambda: self.api.apis.get_api_versions())
-            self._crd = any(
+            found = any(
                 g.name == GROUP and any(v.version == VERSION for v in g.versions)
                 for g in groups.groups or []
             )
-            if not self._crd:
+            if not found and self._crd is None:
                 log.warning("no %s/%s PolicyReport CRD: the re-check only counts", GROUP, VERSION)
+            self._crd = found
         return self._crd
 
     def publish(self, by_namespace: Mapping[str, list[dict[str, Any]]]) -> None:

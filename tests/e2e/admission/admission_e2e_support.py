@@ -62,10 +62,11 @@ def running_stack(
     *,
     webhook_kubeconfig: Path | None = None,
     webhook_args: Sequence[str] = (),
+    operator_args: Sequence[str] = (),
 ) -> Iterator[ClusterStack]:
     """A ClusterStack in namespace ``name`` with configuration ``name``; removed afterwards.
     The webhook runs as the cluster admin unless ``webhook_kubeconfig`` names an identity,
-    with the stack's options and ``webhook_args``."""
+    with the stack's options and ``webhook_args`` (the operator's: ``operator_args``)."""
     stack = ClusterStack(
         control_plane,
         workdir,
@@ -74,6 +75,7 @@ def running_stack(
         webhook_configuration=name,
         webhook_kubeconfig=webhook_kubeconfig,
         webhook_args=webhook_args,
+        operator_args=operator_args,
     )
     try:
         with stack:

@@ -11,6 +11,7 @@ import json
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -26,30 +27,18 @@ from operator_support import (
 
 from affidavit.envtest import ControlPlaneInfo, free_port, wait_for
 
-POLICY_REPORT_CRD: dict[str, Any] = {
-    "apiVersion": "apiextensions.k8s.io/v1",
-    "kind": "CustomResourceDefinition",
-    "metadata": {"name": "policyreports.wgpolicyk8s.io"},
-    "spec": {
-        "group": "wgpolicyk8s.io",
-        "names": {"kind": "PolicyReport", "plural": "policyreports", "singular": "policyreport",
-                  "listKind": "PolicyReportList", "shortNames": ["polr"]},
-        "scope": "Namespaced",
-        "versions": [{
-            "name": "v1alpha2", "served": True, "storage": True,
-            "schema": {"openAPIV3Schema": {"type": "object",
-                                            "x-kubernetes-preserve-unknown-fields": True}},
-        }],
-    },
-}  # fmt: skip
+#: The wgpolicyk8s.io/v1alpha2 PolicyReport CRD (structural, from the upstream API types).
+POLICY_REPORT_CRD = (
+    Path(__file__).resolve().parents[2] / "fixtures" / "crds" / "wgpolicyk8s.io_policyreports.yaml"
+)
 
 
 @pytest.fixture(scope="session")
 def crds(kubectl: Callable[..., subprocess.CompletedProcess[str]]) -> None:
     kubectl("apply", "--server-side", "--force-conflicts", "-f", CRDS)
-    # The PolicyReport CRD of the Kubernetes policy working group (wgpolicyk8s.io/v1alpha2),
-    # trimmed to its envelope: the operator writes reports only where this CRD exists.
-    kubectl("apply", "-f", "-", input=json.dumps(POLICY_REPORT_CRD))
+    # The PolicyReport CRD of the Kubernetes policy working group (wgpolicyk8s.io/v1alpha2):
+    # the operator writes reports only where this CRD exists.
+    kubectl("apply", "-f", POLICY_REPORT_CRD)
     kubectl("wait", "--for=condition=Established", "crd/policyreports.wgpolicyk8s.io",
             "--timeout=60s")  # fmt: skip
     for crd in CRDS.glob("*.yaml"):
