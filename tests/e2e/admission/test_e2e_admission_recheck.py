@@ -32,9 +32,11 @@ from admission_e2e_support import (
     deployment,
     exception,
     from_now,
+    pod,
     policy,
     review_violation,
     running_stack,
+    tag,
     wait_for,
 )
 
@@ -237,6 +239,41 @@ def test_an_exception_about_to_expire_is_a_warning_one_with_time_left_is_skipped
     assert counted["warn"] >= 1 and counted["skip"] >= 1
 
 
+def test_the_digest_the_kubelet_reports_is_the_one_judged(
+    stack: ClusterStack, releases: Releases
+) -> None:
+    """The spec names a tag the webhook pinned to the approved release; the Pod's status (as a
+    kubelet writes it) says another digest runs. The re-check judges what runs."""
+    reviewed, late = releases.reviewed, releases.late
+    image = tag(releases, "recheck-moved", reviewed.digest)
+    stack.apply(pod("ledger-moved", NS, image))  # admitted: the approved release
+    spec_image = stack.kubectl("get", "pod", "ledger-moved", "-n", NS,
+                               "-o", "jsonpath={.spec.containers[0].image}").stdout  # fmt: skip
+    assert spec_image == f"{image}@{reviewed.digest}"  # pinned at admission
+    passed = wait_for(lambda: result_for(stack, "ledger-moved", "pass"), "a pass for the Pod")
+    assert passed["properties"]["imagesFromSpec"] == spec_image
+    status = {"containerStatuses": [{
+        "name": "api", "image": image, "imageID": f"docker-pullable://{late.image}",
+        "ready": True, "restartCount": 0, "started": True,
+        "state": {"running": {"startedAt": "2026-01-01T00:00:00Z"}},
+    }]}  # fmt: skip
+    stack.kubectl("patch", "pod", "ledger-moved", "-n", NS, "--subresource=status",
+                  "--type=merge", "-p", json.dumps({"status": status}))  # fmt: skip
+    running = f"{image}@{late.digest}"
+    failed = wait_for(lambda: result_for(stack, "ledger-moved", "fail"), "a fail for the Pod")
+    assert failed["message"] == (
+        "Pod/ledger-moved runs without the evidence its policies now require "
+        "(1 violation; reported, not evicted):\n"
+        # the fix attests the digest that runs (the repository, pinned: no tag)
+        f"- {review_violation(POLICY, running, late.revision)}".replace(
+            f"--image {running}", f"--image {late.image}"
+        )
+    )
+    assert failed["properties"]["images"] == running
+    assert "imagesFromSpec" not in failed["properties"]
+    assert failed["resources"][0]["kind"] == "Pod"
+
+
 def test_deleting_a_workload_removes_its_result_and_the_last_one_the_report(
     stack: ClusterStack, metrics_port: int
 ) -> None:
@@ -246,7 +283,7 @@ def test_deleting_a_workload_removes_its_result_and_the_last_one_the_report(
                   "--timeout=60s")  # fmt: skip
     wait_for(lambda: result_for(stack, "ledger-api") is None and report(stack) is not None,
              "the deleted Deployment's result to go")  # fmt: skip
-    stack.kubectl("delete", "deployments", "--all", "-n", NS, "--cascade=foreground",
+    stack.kubectl("delete", "deployments,pods", "--all", "-n", NS, "--cascade=foreground",
                   "--timeout=60s")  # fmt: skip
     wait_for(lambda: report(stack) is None, "the namespace's report to go with its workloads")
     metric_matches_reports(stack, metrics_port)
