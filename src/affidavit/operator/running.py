@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 from kubernetes import client
@@ -154,14 +155,21 @@ class OwnerReads:
         return self._seen[key]
 
 
-def list_pods(api: kube.Kube) -> list[Mapping[str, Any]]:
-    """Every Pod in the cluster, as plain JSON (one list call)."""
-    raw = kube.call(
-        "list pods",
-        lambda: api.core.list_pod_for_all_namespaces(_preload_content=False, _request_timeout=60),
-    )
-    items = json.loads(raw.data).get("items") or []
-    return [p for p in items if isinstance(p, dict)]
+def list_pods(api: kube.Kube, page: int = 500) -> list[Mapping[str, Any]]:
+    """Every Pod in the cluster, as plain JSON, ``page`` at a time (a large cluster's list in
+    one answer would hold the API server and this process for its whole size)."""
+    pods: list[Mapping[str, Any]] = []
+    token: str | None = None
+    while True:
+        kwargs: dict[str, Any] = {"limit": page, "_preload_content": False, "_request_timeout": 60}
+        if token:
+            kwargs["_continue"] = token
+        raw = kube.call("list pods", partial(api.core.list_pod_for_all_namespaces, **kwargs))
+        body = json.loads(raw.data)
+        pods += [p for p in body.get("items") or [] if isinstance(p, dict)]
+        token = (body.get("metadata") or {}).get("continue")
+        if not token:
+            return pods
 
 
 def running_workloads(api: kube.Kube) -> list[Workload]:

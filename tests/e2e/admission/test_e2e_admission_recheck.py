@@ -239,6 +239,26 @@ def test_an_exception_about_to_expire_is_a_warning_one_with_time_left_is_skipped
     assert counted["warn"] >= 1 and counted["skip"] >= 1
 
 
+def test_when_the_exception_expires_the_warning_becomes_a_failure(
+    stack: ClusterStack, releases: Releases
+) -> None:
+    """The operator republishes the index without an expired exception; the re-check follows
+    at once, not at its next period."""
+    late, name = releases.late, "ledger-shortfix"
+    exc = exception(f"{name}-exc", NS, [f"{releases.registry_host}/{REPO}*"], from_now(seconds=90))
+    exc["spec"]["workloads"] = [{"kind": "Deployment", "name": name}]
+    apply_and_sync(stack, exc)
+    stack.apply(deployment(name, NS, late.image))  # admitted on the exception
+    wait_for(lambda: result_for(stack, name, "warn"), "a warn result while the exception runs")
+    failed = wait_for(lambda: result_for(stack, name, "fail"), "a fail once it expired", 180)
+    assert failed["message"] == (
+        f"Deployment/{name} runs without the evidence its policies now require "
+        "(1 violation; reported, not evicted):\n"
+        f"- {review_violation(POLICY, late.image, late.revision)}"
+    )
+    assert "exception" not in failed["properties"]
+
+
 def test_the_digest_the_kubelet_reports_is_the_one_judged(
     stack: ClusterStack, releases: Releases
 ) -> None:
