@@ -9,7 +9,12 @@ strictest-wins evaluation), and it lives in ``affidavit.admission``. The layerin
 the small protocol it needs (``affidavit.operator.recheck.WorkloadJudge``), and the CLI, which
 sits above both, builds this judge and hands it to the operator process. The operator keeps
 what is about the cluster (which Pods run, grouped by their top controller; the PolicyReports;
-the metric); this module keeps what is about judging.
+the metric); this module keeps what is about judging, including which images a Pod runs: the
+webhook's own extraction (every container list, image volumes) with, for each container, the
+digest the kubelet reports in ``status.imageID`` (what was pulled, whatever the tag says now).
+Without a status (a Pod not started yet, or a control plane with no kubelet, as in the e2e
+tests) the image is judged as the spec writes it, which the webhook pinned to the digest it
+judged at admission when it could; the result names those images (``imagesFromSpec``).
 
 What it leaves out of admission: the ledger (a re-check is not a decision anybody asked for; it
 is reported, never recorded as an admission), the owner chain (the operator judges the top

@@ -1,5 +1,6 @@
 """The cluster-side operator: policy CRDs -> the published policy index, status, webhook
-certificates, exception expiry, and Events/PolicyReports for denials and warnings.
+certificates, exception expiry, Events/PolicyReports for denials and warnings, and the
+re-check of running workloads (``recheck``: PolicyReports per namespace, nothing evicted).
 
 Public face: ``OperatorSettings`` and ``run`` / ``run_async`` (``affidavit operator run``), plus
 ``DIGEST_ANNOTATION`` and the certificate Secret ``SECRET_NAME`` (the index ConfigMap's name
