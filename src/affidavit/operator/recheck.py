@@ -24,7 +24,7 @@ What: one ``wgpolicyk8s.io/v1alpha2`` PolicyReport per namespace, ``affidavit-ru
 nothing left to report loses its report. Every workload Affidavit judges is namespaced, so no
 ClusterPolicyReport is written. Without the PolicyReport CRD the re-check still runs and counts.
 The gauge ``affidavit_running_workloads{result}`` counts the last pass (served at ``/metrics``
-beside ``/readyz``). Only the leader writes.
+beside ``/readyz``). Only the leader writes. The loop is ``supervise``d like the operator's others.
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ from typing import Any, Protocol
 from prometheus_client import CollectorRegistry, Gauge, generate_latest
 
 from affidavit.errors import AffidavitError
-from affidavit.operator import kube
+from affidavit.operator import kube, supervise
 from affidavit.operator.findings import RESULTS, Finding, failed, finding
 from affidavit.operator.running import Workload, running_workloads
 from affidavit.policy.decision import Decision
@@ -311,31 +311,23 @@ class Rechecker:
     # -- the loop ------------------------------------------------------------------------------
 
     async def run(self, stop: asyncio.Event) -> None:
+        """Re-check until ``stop`` (``supervise``: back-off on failure, ``mark_dirty`` wakes)."""
         self._loop = asyncio.get_running_loop()
-        backoff = 1.0
+
+        async def step() -> float | None:
+            warning = await asyncio.to_thread(self.check_once)
+            return None if warning is None else (warning - _now()).total_seconds() + 0.05
+
         self._dirty.set()
-        while not stop.is_set():
-            wait = self.period.total_seconds()
-            try:
-                self._dirty.clear()
-                warning = await asyncio.to_thread(self.check_once)
-                backoff = 1.0
-                if warning is not None:
-                    wait = min(wait, max(0.0, (warning - _now()).total_seconds()) + 0.05)
-            except (AffidavitError, OSError) as e:
-                log.warning("re-check failed, retrying in %.0fs: %s", backoff, e)
-                wait, backoff = backoff, min(backoff * 2, 30.0)
-            except Exception as e:  # a bug must not silently stop the loop
-                log.exception("re-check failed, retrying in %.0fs: %s", backoff, e)
-                wait, backoff = backoff, min(backoff * 2, 30.0)
-            dirty = asyncio.ensure_future(self._dirty.wait())
-            stopped = asyncio.ensure_future(stop.wait())
-            try:
-                await asyncio.wait(
-                    [dirty, stopped], timeout=wait, return_when=asyncio.FIRST_COMPLETED
-                )
-            finally:
-                dirty.cancel()
-                stopped.cancel()
-        with contextlib.suppress(Exception):
-            await asyncio.to_thread(self.judge.close)
+        try:
+            await supervise.supervise(
+                "re-check",
+                step,
+                stop,
+                interval=self.period.total_seconds(),
+                backoff=supervise.Backoff(),
+                wake=self._dirty,
+            )
+        finally:
+            with contextlib.suppress(Exception):
+                await asyncio.to_thread(self.judge.close)
