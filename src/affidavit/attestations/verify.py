@@ -35,10 +35,11 @@ from affidavit.attestations.evidence import (
     TrustedSigner,
     VerifiedAttestation,
 )
+from affidavit.attestations.fetch import fetch
 from affidavit.attestations.keys import Verifier, verifier_for
 from affidavit.attestations.registry import DEFAULT_MAX_BYTES, ImageReference, RegistryClient
 from affidavit.attestations.statement import parse_statement
-from affidavit.attestations.store import BUNDLE_MEDIA_TYPE, FetchedAttestation, fetch
+from affidavit.attestations.store import BUNDLE_MEDIA_TYPE, FetchedAttestation
 from affidavit.errors import AffidavitError, VerificationError
 
 
