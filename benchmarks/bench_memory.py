@@ -22,11 +22,12 @@ from bench_verify import PREDICATE_TYPE, provenance_of_size
 
 from affidavit.attestations.dsse import DSSE_MEDIA_TYPE, sign_envelope
 from affidavit.attestations.evidence import KeySigner
+from affidavit.attestations.evidence_cache import EvidenceCache
 from affidavit.attestations.keys import generate_key_pair, load_signer
 from affidavit.attestations.registry import ImageReference, sha256_digest
 from affidavit.attestations.statement import make_statement
 from affidavit.attestations.store import FetchedAttestation
-from affidavit.attestations.verify import EvidenceCache, verify_fetched
+from affidavit.attestations.verify import verify_fetched
 
 
 def rss_mib() -> float:

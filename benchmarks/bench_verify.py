@@ -37,13 +37,14 @@ import sigstore
 
 from affidavit.attestations.dsse import pae, sign_envelope
 from affidavit.attestations.evidence import KeySigner
+from affidavit.attestations.evidence_cache import EvidenceCache
 from affidavit.attestations.fetch import fetch
 from affidavit.attestations.image import push_sample_image
 from affidavit.attestations.keys import generate_key_pair, load_signer, load_verifier
 from affidavit.attestations.registry import ImageReference, RegistryClient
 from affidavit.attestations.statement import make_statement
 from affidavit.attestations.store import attach
-from affidavit.attestations.verify import EvidenceCache, verify_fetched
+from affidavit.attestations.verify import verify_fetched
 from affidavit.envtest import free_port, wait_for
 
 PREDICATE_TYPE = "https://affidavit.dev/attestations/ai-provenance/v1"

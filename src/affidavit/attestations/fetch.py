@@ -220,9 +220,9 @@ def fetch(
     for storage, entry in entries:
         twin = twins.get(str(entry.get("digest")))
         if twin is not None:
-            bundle_digest, bundle, kind = twin
+            bundle_digest, bundle, twin_type = twin
             slots.append(
-                FetchedAttestation(storage, BUNDLE_MEDIA_TYPE, bundle_digest, kind, bundle)
+                FetchedAttestation(storage, BUNDLE_MEDIA_TYPE, bundle_digest, twin_type, bundle)
             )
             continue
         manifest = next(manifests)
