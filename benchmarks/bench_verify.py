@@ -120,6 +120,7 @@ def main() -> None:
     parser.add_argument("--predicate-bytes", type=int, default=19_000)
     args = parser.parse_args()
     n = args.envelopes
+    print(f"load average {os.getloadavg()[0]:.2f} (figures under load: compare the ratios)")
 
     with tempfile.TemporaryDirectory() as keydir, registry() as host:
         private_pem, public_pem = generate_key_pair("ecdsa-p256")
