@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from attest_support import loopback_name
 from cryptography.hazmat.primitives import serialization
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
@@ -28,7 +29,6 @@ from affidavit.attestations.registry import ImageReference, RegistryClient
 from affidavit.attestations.registry_transport import DefaultTrust
 from affidavit.errors import RegistryError
 from affidavit.pki import build_ca, build_leaf, key_pem, new_key, subject_name
-from conftest import _loopback_name
 
 
 @dataclass(frozen=True)
@@ -55,7 +55,7 @@ def _ca_and_leaf(directory: Path, name: str) -> tuple[Path, Path, Path]:
 
 @pytest.fixture(scope="module")
 def tls_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TlsRegistry]:
-    name = _loopback_name()
+    name = loopback_name()
     if name is None:
         pytest.skip("this machine's host name does not resolve to a loopback address")
     binary = shutil.which("docker-registry") or "/usr/bin/docker-registry"
