@@ -37,12 +37,14 @@ import sigstore
 
 from affidavit.attestations.dsse import pae, sign_envelope
 from affidavit.attestations.evidence import KeySigner
+from affidavit.attestations.evidence_cache import EvidenceCache
+from affidavit.attestations.fetch import fetch
 from affidavit.attestations.image import push_sample_image
 from affidavit.attestations.keys import generate_key_pair, load_signer, load_verifier
 from affidavit.attestations.registry import ImageReference, RegistryClient
 from affidavit.attestations.statement import make_statement
-from affidavit.attestations.store import attach, fetch
-from affidavit.attestations.verify import EvidenceCache, verify_fetched
+from affidavit.attestations.store import attach
+from affidavit.attestations.verify import verify_fetched
 from affidavit.envtest import free_port, wait_for
 
 PREDICATE_TYPE = "https://affidavit.dev/attestations/ai-provenance/v1"
@@ -118,6 +120,7 @@ def main() -> None:
     parser.add_argument("--predicate-bytes", type=int, default=19_000)
     args = parser.parse_args()
     n = args.envelopes
+    print(f"load average {os.getloadavg()[0]:.2f} (figures under load: compare the ratios)")
 
     with tempfile.TemporaryDirectory() as keydir, registry() as host:
         private_pem, public_pem = generate_key_pair("ecdsa-p256")

@@ -29,6 +29,7 @@ from typing import Any, Protocol
 
 from affidavit.admission.registries import RegistryTrust, registry_host
 from affidavit.attestations.evidence import ImageEvidence, TrustedSigner
+from affidavit.attestations.evidence_cache import CacheResult, EvidenceCache
 from affidavit.attestations.reference import ImageReference
 from affidavit.attestations.registry import (
     BudgetExceededError,
@@ -37,7 +38,6 @@ from affidavit.attestations.registry import (
     RegistryUnavailableError,
     credentials_from_docker_config,
 )
-from affidavit.attestations.verify import CacheResult, EvidenceCache
 from affidavit.errors import AffidavitError, InputError
 from affidavit.policy.index import PolicyIndex
 

@@ -31,7 +31,7 @@ from affidavit.admission.policy_source import (
 )
 from affidavit.admission.resolve import EvidenceResolver
 from affidavit.admission.tls import ReloadingTLS
-from affidavit.attestations.verify import EvidenceCache
+from affidavit.attestations.evidence_cache import EvidenceCache
 from affidavit.errors import UsageError
 from affidavit.ledger import BufferedLedger, Ledger
 from affidavit.ledger.checkpoint import Checkpointer, CheckpointTrail, load_private_key
@@ -68,6 +68,9 @@ class WebhookSettings:
     registry_timeout_seconds: float | None = None  # default: 0.6 x budget
     max_images_per_request: int = defaults.MAX_IMAGES_PER_REQUEST
     cache_entries: int = 4096
+    # Predicate JSON the evidence cache holds at most (resident: several times this; the chart
+    # derives it from the memory limit, see values.yaml webhook.evidenceCacheMiB).
+    cache_bytes: int = 48 * 1024 * 1024
     negative_ttl_seconds: float = 30.0
     evidence_ttl_seconds: float = 300.0  # verified evidence is re-verified after this
     exception_max_days: int = DEFAULT_EXCEPTION_MAX_DAYS  # with --policy-dir
@@ -208,6 +211,7 @@ def build_webhook(settings: WebhookSettings) -> Webhook:
     resolver = EvidenceResolver(
         cache=EvidenceCache(
             max_entries=settings.cache_entries,
+            max_bytes=settings.cache_bytes,
             negative_ttl=settings.negative_ttl_seconds,
             positive_ttl=settings.evidence_ttl_seconds,
         ),

@@ -40,6 +40,8 @@ if TYPE_CHECKING:
         TrustedSigner,
         VerifiedAttestation,
     )
+    from affidavit.attestations.evidence_cache import CacheResult, EvidenceCache
+    from affidavit.attestations.fetch import fetch
     from affidavit.attestations.keys import Signer, generate_key_pair, load_signer, load_verifier
     from affidavit.attestations.reference import ImageReference, canonical_glob, canonical_image
     from affidavit.attestations.registry import RegistryClient
@@ -49,14 +51,8 @@ if TYPE_CHECKING:
         RegistryUnavailableError,
     )
     from affidavit.attestations.statement import make_statement
-    from affidavit.attestations.store import FetchedAttestation, attach, fetch
-    from affidavit.attestations.verify import (
-        CacheResult,
-        EvidenceCache,
-        verify_digest,
-        verify_fetched,
-        verify_image,
-    )
+    from affidavit.attestations.store import FetchedAttestation, attach
+    from affidavit.attestations.verify import verify_digest, verify_fetched, verify_image
 
 _HOMES = {
     "sign_envelope": "dsse",
@@ -82,9 +78,9 @@ _HOMES = {
     "make_statement": "statement",
     "FetchedAttestation": "store",
     "attach": "store",
-    "fetch": "store",
-    "CacheResult": "verify",
-    "EvidenceCache": "verify",
+    "fetch": "fetch",
+    "CacheResult": "evidence_cache",
+    "EvidenceCache": "evidence_cache",
     "verify_digest": "verify",
     "verify_fetched": "verify",
     "verify_image": "verify",

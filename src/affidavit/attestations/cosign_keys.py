@@ -22,8 +22,6 @@ import json
 import os
 from typing import Any, Literal
 
-import nacl.exceptions
-import nacl.secret
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 
@@ -43,8 +41,9 @@ ScryptStrength = Literal["legacy", "standard", "owasp"]
 _STRENGTHS: dict[str, dict[str, int]] = dict(
     zip(("legacy", "standard", "owasp"), KNOWN_SCRYPT_PARAMS, strict=True)
 )
-_KEY_SIZE = nacl.secret.SecretBox.KEY_SIZE
-_NONCE_SIZE = nacl.secret.SecretBox.NONCE_SIZE
+# NaCl's secretbox sizes (PyNaCl loads only when a cosign key is decrypted or written).
+_KEY_SIZE = 32
+_NONCE_SIZE = 24
 _SALT_SIZE = 32
 
 CosignPrivateKey = ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey
@@ -130,6 +129,9 @@ def decrypt_cosign_key(
     ciphertext = _b64(document, "ciphertext", source)
     if len(nonce) != _NONCE_SIZE:
         raise KeyMaterialError(f"cosign key {source} has a {len(nonce)}-byte nonce, expected 24")
+    import nacl.exceptions
+    import nacl.secret
+
     box = nacl.secret.SecretBox(_derive(password, salt, params))
     try:
         der = box.decrypt(ciphertext, nonce)
@@ -174,6 +176,8 @@ def write_cosign_key(
         serialization.NoEncryption(),
     )
     salt, nonce = os.urandom(_SALT_SIZE), os.urandom(_NONCE_SIZE)
+    import nacl.secret
+
     sealed = nacl.secret.SecretBox(_derive(password, salt, params)).encrypt(der, nonce)
     document = {
         "kdf": {

@@ -15,12 +15,11 @@ import binascii
 import hashlib
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
-
-from affidavit.attestations.exact_json import loads_exact
+from affidavit.attestations.exact_json import loads_numberless
 from affidavit.attestations.keys import Signer, Verifier
+from affidavit.attestations.shape import Shape
 from affidavit.errors import VerificationError
 
 PAYLOAD_TYPE_INTOTO = "application/vnd.in-toto+json"
@@ -48,27 +47,29 @@ def sha256_digest(data: bytes) -> str:
     return "sha256:" + hashlib.sha256(data).hexdigest()
 
 
-class Signature(BaseModel):
+@dataclass(frozen=True)
+class Signature:
     """One DSSE signature; ``keyid`` is an unauthenticated hint (cosign leaves it empty)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    keyid: str = ""
     sig: str
+    keyid: str = ""
 
 
-class Envelope(BaseModel):
-    """A DSSE envelope; ``raw`` is the exact bytes it was parsed from, when it was parsed."""
+@dataclass(frozen=True)
+class Envelope:
+    """A DSSE envelope; ``raw`` is the exact bytes it was parsed from, when it was parsed.
 
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    A plain dataclass checked by ``parse_envelope`` (``shape``), not a pydantic model: it is
+    built for every envelope verified. ``dataclasses.replace`` makes a changed copy that keeps
+    neither the original bytes nor the decoded payload.
+    """
 
     payload: str
-    payload_type: str = Field(alias="payloadType")
-    signatures: list[Signature]
-
-    _raw: bytes | None = PrivateAttr(default=None)
+    payload_type: str
+    signatures: tuple[Signature, ...]
+    _raw: bytes | None = field(default=None, init=False, repr=False, compare=False)
     # The payload decoded once (parsing checks it decodes; verifying needs the bytes).
-    _payload: bytes | None = PrivateAttr(default=None)
+    _payload: bytes | None = field(default=None, init=False, repr=False, compare=False)
 
     @property
     def raw(self) -> bytes | None:
@@ -79,16 +80,25 @@ class Envelope(BaseModel):
         if self._payload is not None:
             return self._payload
         try:
-            self._payload = b64decode(self.payload)
+            decoded = b64decode(self.payload)
         except (binascii.Error, ValueError) as e:
             raise VerificationError("envelope payload is not base64") from e
-        return self._payload
+        object.__setattr__(self, "_payload", decoded)
+        return decoded
+
+    def to_dict(self) -> dict[str, object]:
+        """The envelope as DSSE's JSON object."""
+        return {
+            "payload": self.payload,
+            "payloadType": self.payload_type,
+            "signatures": [{"keyid": s.keyid, "sig": s.sig} for s in self.signatures],
+        }
 
     def to_json(self) -> bytes:
         """The envelope's JSON: the original bytes when parsed, else compact JSON."""
         if self._raw is not None:
             return self._raw
-        return json.dumps(self.model_dump(by_alias=True), separators=(",", ":")).encode()
+        return json.dumps(self.to_dict(), separators=(",", ":")).encode()
 
     def digest(self) -> str:
         """``sha256:<hex>`` of ``to_json()``."""
@@ -113,7 +123,7 @@ def parse_envelope(data: bytes, *, max_bytes: int = MAX_ENVELOPE_BYTES) -> Envel
             hint="attestations are small; an oversized layer is refused rather than parsed",
         )
     try:
-        document = loads_exact(data)
+        document = loads_numberless(data)
     except (ValueError, UnicodeDecodeError) as e:
         raise VerificationError(f"envelope is not valid JSON: {e}") from e
     except RecursionError as e:  # a hostile layer: arrays or objects nested thousands deep
@@ -124,21 +134,29 @@ def parse_envelope(data: bytes, *, max_bytes: int = MAX_ENVELOPE_BYTES) -> Envel
         )
     if not document.get("signatures"):
         raise VerificationError("envelope has no signatures")
-    try:
-        envelope = Envelope.model_validate(document)
-    except ValidationError as e:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc']) or '(root)'}: {err['msg']}"
-            for err in e.errors()
-        )
-        raise VerificationError(f"envelope is not a DSSE envelope: {problems}") from e
+    shape = Shape()
+    payload = shape.string(document, "payload", "payload")
+    payload_type = shape.string(document, "payloadType", "payloadType")
+    signatures = []
+    for index, item in enumerate(shape.array(document, "signatures", "signatures")):
+        where = f"signatures.{index}"
+        entry = shape.item(item, where, "Signature")
+        if entry is not None:
+            keyid = shape.string(entry, "keyid", f"{where}.keyid", default="")
+            sig = shape.string(entry, "sig", f"{where}.sig")
+            shape.no_extra(entry, ("keyid", "sig"), f"{where}.")
+            signatures.append(Signature(sig=sig, keyid=keyid))
+    shape.no_extra(document, ("payload", "payloadType", "signatures"))
+    if shape.problems:
+        raise VerificationError(f"envelope is not a DSSE envelope: {'; '.join(shape.problems)}")
+    envelope = Envelope(payload, payload_type, tuple(signatures))
     envelope.payload_bytes()  # raises "envelope payload is not base64"
     for index, signature in enumerate(envelope.signatures):
         try:
             b64decode(signature.sig)
         except (binascii.Error, ValueError) as e:
             raise VerificationError(f"envelope signature {index} is not base64") from e
-    envelope._raw = bytes(data)
+    object.__setattr__(envelope, "_raw", bytes(data))
     return envelope
 
 
@@ -150,7 +168,7 @@ def sign_envelope(
     return Envelope(
         payload=base64.b64encode(payload).decode(),
         payload_type=payload_type,
-        signatures=[Signature(keyid=signer.keyid, sig=base64.b64encode(signature).decode())],
+        signatures=(Signature(keyid=signer.keyid, sig=base64.b64encode(signature).decode()),),
     )
 
 

@@ -12,11 +12,10 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import KW_ONLY, InitVar, dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
-from pydantic import BaseModel
-
-from affidavit.attestations.predicates.signed_time import signed_time
+if TYPE_CHECKING:  # the predicate models (pydantic) load when a policy first reads a predicate
+    from pydantic import BaseModel
 
 Storage = Literal["cosign-tag", "referrer", "tag-index", "local"]
 
@@ -39,7 +38,7 @@ class KeylessSigner:
 
 
 TrustedSigner = KeySigner | KeylessSigner
-M = TypeVar("M", bound=BaseModel)
+M = TypeVar("M", bound="BaseModel")
 
 
 @dataclass(frozen=True)
@@ -57,6 +56,8 @@ class Attestation:
     @property
     def signed_time(self) -> datetime | None:
         """When the signed predicate says it was made (see ``predicates.signed_time``)."""
+        from affidavit.attestations.predicates.signed_time import signed_time
+
         return signed_time(self.predicate_type, self.predicate)
 
     def parsed(self, model: type[M]) -> M:

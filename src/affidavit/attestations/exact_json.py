@@ -28,3 +28,16 @@ def loads_exact(data: bytes) -> Any:
         except orjson.JSONDecodeError:
             pass
     return json.loads(data)
+
+
+def loads_numberless(data: bytes) -> Any:
+    """``loads_exact`` for documents whose every valid form holds no number (a DSSE envelope:
+    strings, a list of objects of strings), without the scan for long integer literals.
+
+    Where orjson reads a number differently from ``json`` the document is refused either way
+    (a number is never a valid value there, and the refusal does not quote it), so only the
+    inputs orjson refuses outright need ``json``."""
+    try:
+        return orjson.loads(data)
+    except orjson.JSONDecodeError:
+        return json.loads(data)

@@ -17,7 +17,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, Protocol
 
-from cryptography import x509
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
@@ -219,6 +218,8 @@ def load_verifier(pem: bytes, *, name: str) -> Verifier:
     kind = pem_type(pem)
     try:
         if kind == "CERTIFICATE":
+            from cryptography import x509  # a verify with public keys never loads X.509
+
             key: object = x509.load_pem_x509_certificate(pem).public_key()
         else:
             key = serialization.load_pem_public_key(pem)

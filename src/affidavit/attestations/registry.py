@@ -34,6 +34,7 @@ from affidavit.attestations.registry_transport import (
     BodyTooLargeError,
     BudgetExceededError,
     ContentError,
+    DefaultTrust,
     ForbiddenHostError,
     HostRules,
     RegistryUnavailableError,
@@ -120,7 +121,7 @@ class RegistryClient:
         """``allowed_hosts``: the hosts a redirect or a token realm may lead to besides the
         registry itself (``HOST[:PORT]`` or ``*.DOMAIN``); None allows any host. Credentials
         only ever go to the host they are for."""
-        verify: ssl.SSLContext | bool = True
+        verify: ssl.SSLContext = DefaultTrust()
         if ca_bundle is not None:
             verify = ssl.create_default_context(cafile=str(ca_bundle))
         self._http = httpx.Client(verify=verify, timeout=timeout, follow_redirects=False)

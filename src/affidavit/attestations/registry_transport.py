@@ -15,10 +15,14 @@ from __future__ import annotations
 import contextlib
 import ipaddress
 import logging
+import os
+import ssl
+import threading
 import time
 from collections.abc import Collection, Iterator, Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass
+from typing import Any
 
 import httpx
 
@@ -114,6 +118,49 @@ class HostRules:
 
     def plain_http(self, host: str) -> bool:
         return self.insecure or host in self.insecure_hosts or is_loopback(host)
+
+
+class DefaultTrust(ssl.SSLContext):
+    """httpx's default TLS verification (certifi's CAs, or ``$SSL_CERT_FILE`` / ``$SSL_CERT_DIR``),
+    with the CAs loaded at the first handshake rather than when a client is made.
+
+    Loading certifi's bundle cost a sixth of a one-attestation ``affidavit verify`` against a
+    registry reached over plain HTTP (loopback, ``--insecure-registry``), which never needs it.
+    Hostname checking and ``CERT_REQUIRED`` are set from the start; no handshake runs without CAs.
+    """
+
+    _trusted: bool
+    _trust_lock: threading.Lock
+
+    def __new__(cls) -> DefaultTrust:
+        context = super().__new__(cls, ssl.PROTOCOL_TLS_CLIENT)
+        context.verify_mode = ssl.CERT_REQUIRED
+        context.check_hostname = True
+        context._trusted = False
+        context._trust_lock = threading.Lock()
+        return context
+
+    def _trust(self) -> None:
+        with self._trust_lock:
+            if self._trusted:
+                return
+            if os.environ.get("SSL_CERT_FILE"):  # as httpx's default context (trust_env)
+                self.load_verify_locations(cafile=os.environ["SSL_CERT_FILE"])
+            elif os.environ.get("SSL_CERT_DIR"):
+                self.load_verify_locations(capath=os.environ["SSL_CERT_DIR"])
+            else:
+                import certifi
+
+                self.load_verify_locations(cafile=certifi.where())
+            self._trusted = True
+
+    def wrap_socket(self, *args: Any, **kwargs: Any) -> ssl.SSLSocket:
+        self._trust()
+        return super().wrap_socket(*args, **kwargs)
+
+    def wrap_bio(self, *args: Any, **kwargs: Any) -> ssl.SSLObject:
+        self._trust()
+        return super().wrap_bio(*args, **kwargs)
 
 
 @contextlib.contextmanager

@@ -15,11 +15,11 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
-
 from affidavit.attestations.exact_json import loads_exact
+from affidavit.attestations.shape import Shape
 from affidavit.errors import InputError, VerificationError
 
 INTOTO_STATEMENT_V1 = "https://in-toto.io/Statement/v1"
@@ -29,23 +29,25 @@ ACCEPTED_STATEMENT_TYPES = (INTOTO_STATEMENT_V1, INTOTO_STATEMENT_V01)
 _DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
 
 
-class Subject(BaseModel):
+@dataclass(frozen=True)
+class Subject:
     """One artifact the statement is about: for Affidavit, the image (repository, manifest digest)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
     name: str
     digest: dict[str, str]
 
 
-class Statement(BaseModel):
-    """A parsed in-toto Statement (the signed bytes themselves stay with the envelope)."""
+@dataclass(frozen=True)
+class Statement:
+    """A parsed in-toto Statement (the signed bytes themselves stay with the envelope).
 
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    A plain dataclass checked by ``parse_statement`` (``shape``): one is built for every
+    attestation verified, and the predicate (tens of KB) is kept as parsed, never copied.
+    """
 
-    type: str = Field(alias="_type")
-    subject: list[Subject] = Field(min_length=1)
-    predicate_type: str = Field(alias="predicateType", min_length=1)
+    type: str
+    subject: tuple[Subject, ...]
+    predicate_type: str
     predicate: dict[str, Any]
 
     def subject_digests(self) -> set[str]:
@@ -102,11 +104,19 @@ def parse_statement(payload: bytes) -> Statement:
         raise VerificationError(
             prefix + f"_type is {kind!r}, expected {INTOTO_STATEMENT_V1!r}",
         )
-    try:
-        return Statement.model_validate(document)
-    except ValidationError as e:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc']) or '(root)'}: {err['msg']}"
-            for err in e.errors()
-        )
-        raise VerificationError(prefix + problems) from e
+    shape = Shape()
+    subjects = []
+    for index, item in enumerate(shape.array(document, "subject", "subject", min_length=1)):
+        where = f"subject.{index}"
+        entry = shape.item(item, where, "Subject")
+        if entry is not None:
+            name = shape.string(entry, "name", f"{where}.name")
+            digest = shape.strings(entry, "digest", f"{where}.digest")
+            shape.no_extra(entry, ("name", "digest"), f"{where}.")
+            subjects.append(Subject(name, digest))
+    predicate_type = shape.string(document, "predicateType", "predicateType", min_length=1)
+    predicate = shape.mapping(document, "predicate", "predicate")
+    shape.no_extra(document, ("_type", "subject", "predicateType", "predicate"))
+    if shape.problems:
+        raise VerificationError(prefix + "; ".join(shape.problems))
+    return Statement(kind, tuple(subjects), predicate_type, predicate)

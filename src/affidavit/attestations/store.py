@@ -11,32 +11,20 @@ blob whatever layout it came from.
 
 from __future__ import annotations
 
-import contextvars
 import json
-from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from functools import partial
-from typing import Any, TypeVar, cast
+from typing import Any
 
 from affidavit.attestations.dsse import DSSE_MEDIA_TYPE
 from affidavit.attestations.evidence import Storage
 from affidavit.attestations.registry import (
-    DEFAULT_MAX_BYTES,
     OCI_INDEX,
     OCI_MANIFEST,
-    BodyTooLargeError,
-    ContentError,
     ImageReference,
-    Manifest,
     RegistryClient,
     sha256_digest,
 )
 from affidavit.errors import InputError
-
-T = TypeVar("T")
-#: Registry requests one fetch sends at once (over the client's kept-alive connections).
-FETCH_WORKERS = 8
 
 BUNDLE_MEDIA_TYPE = "application/vnd.dev.sigstore.bundle.v0.3+json"
 COSIGN_CONFIG_MEDIA_TYPE = "application/vnd.oci.image.config.v1+json"
@@ -125,6 +113,24 @@ def _bundle_envelope(bundle: bytes) -> tuple[bytes, str | None]:
     return _json(envelope), pem
 
 
+def _artifact(
+    bundle_digest: str, size: int, subject: tuple[str, str, int], annotations: dict[str, str]
+) -> bytes:
+    """The OCI 1.1 artifact manifest ``attach`` writes for a bundle (media type, digest, size of
+    the subject image)."""
+    return _json(
+        {
+            "schemaVersion": 2,
+            "mediaType": OCI_MANIFEST,
+            "artifactType": BUNDLE_MEDIA_TYPE,
+            "config": {"mediaType": EMPTY_MEDIA_TYPE, "digest": EMPTY_DIGEST, "size": 2},
+            "layers": [{"mediaType": BUNDLE_MEDIA_TYPE, "digest": bundle_digest, "size": size}],
+            "subject": {"mediaType": subject[0], "digest": subject[1], "size": subject[2]},
+            "annotations": annotations,
+        }
+    )
+
+
 def attach(
     client: RegistryClient,
     image: ImageReference,
@@ -200,19 +206,8 @@ def attach(
         ANNOTATION_BUNDLE_CONTENT: "dsse-envelope",
         ANNOTATION_BUNDLE_PREDICATE_TYPE: predicate_type,
     }
-    artifact = _json(
-        {
-            "schemaVersion": 2,
-            "mediaType": OCI_MANIFEST,
-            "artifactType": BUNDLE_MEDIA_TYPE,
-            "config": {"mediaType": EMPTY_MEDIA_TYPE, "digest": EMPTY_DIGEST, "size": 2},
-            "layers": [
-                {"mediaType": BUNDLE_MEDIA_TYPE, "digest": bundle_digest, "size": len(bundle)}
-            ],
-            "subject": {"mediaType": subject_type, "digest": subject_digest, "size": subject_size},
-            "annotations": bundle_annotations,
-        }
-    )
+    artifact = _artifact(bundle_digest, len(bundle), (subject_type, subject_digest, subject_size),
+                         bundle_annotations)  # fmt: skip
     artifact_digest = sha256_digest(artifact)
     _, indexed = client.put_manifest(image.with_digest(artifact_digest), artifact, OCI_MANIFEST)
 
@@ -245,136 +240,3 @@ def attach(
         index_tag=tag_ref.tag or "",
         referrers_api=indexed,
     )
-
-
-def _read_layer(
-    client: RegistryClient,
-    image: ImageReference,
-    storage: Storage,
-    layer: dict[str, Any],
-    predicate_type: str | None,
-    max_layer_bytes: int,
-) -> FetchedAttestation:
-    digest = str(layer.get("digest", ""))
-    media_type = str(layer.get("mediaType", ""))
-
-    def failed(problem: str) -> FetchedAttestation:
-        return FetchedAttestation(storage, media_type, digest, predicate_type, None, problem)
-
-    size = layer.get("size")
-    if isinstance(size, int) and size > max_layer_bytes:
-        return failed(
-            f"attestation layer {digest} is {size} bytes, over the {max_layer_bytes}-byte limit"
-        )
-    try:
-        data = client.get_blob(image, digest, max_bytes=max_layer_bytes)
-    except BodyTooLargeError as e:
-        return failed(
-            f"attestation layer {digest} is {e.size} bytes, over the {max_layer_bytes}-byte limit"
-        )
-    except ContentError as e:
-        return failed(e.message)
-    return FetchedAttestation(storage, media_type, digest, predicate_type, data)
-
-
-def _parallel(calls: Sequence[Callable[[], T]]) -> list[T]:
-    """Run independent registry calls at once (at most ``FETCH_WORKERS``); results in order.
-
-    Each runs in a copy of the caller's context, so the webhook's registry deadline (a context
-    variable) bounds them as it bounds the caller; the first failure in order is raised.
-    """
-    if len(calls) <= 1:
-        return [call() for call in calls]
-    with ThreadPoolExecutor(max_workers=min(FETCH_WORKERS, len(calls))) as pool:
-        futures = [pool.submit(contextvars.copy_context().run, call) for call in calls]
-        return [f.result() for f in futures]
-
-
-def _cosign_layers(manifest: Manifest | None) -> list[tuple[Storage, dict[str, Any], str | None]]:
-    found: list[tuple[Storage, dict[str, Any], str | None]] = []
-    for layer in (manifest.json().get("layers") or []) if manifest is not None else []:
-        if isinstance(layer, dict) and layer.get("mediaType") == DSSE_MEDIA_TYPE:
-            annotations = layer.get("annotations") or {}
-            found.append(("cosign-tag", layer, annotations.get(ANNOTATION_PREDICATE_TYPE)))
-    return found
-
-
-def _referrer_descriptors(
-    api: dict[str, Any] | None, tagged: Manifest | None
-) -> list[tuple[Storage, dict[str, Any]]]:
-    """Bundle referrers from the referrers API and from the fallback tag index, deduplicated."""
-    found: list[tuple[Storage, dict[str, Any]]] = []
-    seen: set[str] = set()
-    sources: list[tuple[Storage, dict[str, Any] | None]] = [
-        ("referrer", api),
-        ("tag-index", tagged.json() if tagged else None),
-    ]
-    for storage, index in sources:
-        for entry in (index or {}).get("manifests") or []:
-            if not isinstance(entry, dict) or entry.get("artifactType") != BUNDLE_MEDIA_TYPE:
-                continue
-            if entry.get("digest") in seen:
-                continue
-            seen.add(str(entry.get("digest")))
-            found.append((storage, entry))
-    return found
-
-
-def _bundle_manifest(
-    client: RegistryClient, image: ImageReference, storage: Storage, entry: dict[str, Any]
-) -> dict[str, Any] | FetchedAttestation:
-    entry_digest = str(entry.get("digest", ""))
-    try:
-        manifest: dict[str, Any] = client.get_manifest(image.with_digest(entry_digest)).json()
-    except ContentError as e:
-        return FetchedAttestation(storage, OCI_MANIFEST, entry_digest, None, None, e.message)
-    return manifest
-
-
-def fetch(
-    client: RegistryClient, image: ImageReference, *, max_layer_bytes: int = DEFAULT_MAX_BYTES
-) -> list[FetchedAttestation]:
-    """Every envelope (cosign tag) and bundle (referrers, tag index) stored beside ``image``.
-
-    Requests that do not depend on each other go out together over the client's kept-alive
-    connections: the three listings, then the bundles' manifests, then every layer.
-    """
-    if image.digest is None:
-        raise InputError(f"image {image} has no digest; resolve it first")
-    digest = image.digest
-    cosign, api, tagged = _parallel(
-        [
-            lambda: client.find_manifest(image.with_tag(cosign_tag(digest))),
-            lambda: client.referrers(image, digest),
-            lambda: client.find_manifest(image.with_tag(index_tag(digest))),
-        ]
-    )
-    layers = _cosign_layers(cast("Manifest | None", cosign))
-    entries = _referrer_descriptors(
-        cast("dict[str, Any] | None", api), cast("Manifest | None", tagged)
-    )
-    manifests = _parallel(
-        [partial(_bundle_manifest, client, image, storage, entry) for storage, entry in entries]
-    )
-    # In the order the sequential walk had: cosign layers, then each bundle's (or its failure).
-    slots: list[tuple[Storage, dict[str, Any], str | None] | FetchedAttestation] = list(layers)
-    for (storage, _), manifest in zip(entries, manifests, strict=True):
-        if isinstance(manifest, FetchedAttestation):
-            slots.append(manifest)
-            continue
-        if (manifest.get("subject") or {}).get("digest") != digest:
-            continue  # listed for another image: not evidence about this one
-        kind = (manifest.get("annotations") or {}).get(ANNOTATION_BUNDLE_PREDICATE_TYPE)
-        for layer in manifest.get("layers") or []:
-            if isinstance(layer, dict) and layer.get("mediaType") == BUNDLE_MEDIA_TYPE:
-                slots.append((storage, layer, kind))
-    read = iter(
-        _parallel(
-            [
-                partial(_read_layer, client, image, slot[0], slot[1], slot[2], max_layer_bytes)
-                for slot in slots
-                if not isinstance(slot, FetchedAttestation)
-            ]
-        )
-    )
-    return [slot if isinstance(slot, FetchedAttestation) else next(read) for slot in slots]

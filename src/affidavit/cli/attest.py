@@ -14,30 +14,19 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from pydantic import BaseModel, ValidationError
 
-from affidavit.attestations.dsse import sign_envelope
 from affidavit.attestations.evidence import ImageEvidence, KeylessSigner, KeySigner, TrustedSigner
-from affidavit.attestations.keys import generate_key_pair, load_signer
-from affidavit.attestations.predicates import (
-    AI_PROVENANCE_V1,
-    CODE_REVIEW_V1,
-    AiProvenance,
-    CodeReview,
-)
 from affidavit.attestations.registry import (
     DEFAULT_MAX_BYTES,
     ImageReference,
     RegistryClient,
     credentials_from_docker_config,
 )
-from affidavit.attestations.statement import make_statement
-from affidavit.attestations.store import attach
-from affidavit.attestations.verify import verify_image
-from affidavit.audit.trace import render_trace, trace_image
 from affidavit.errors import InputError, KeyMaterialError, UsageError, VerificationError
 
-_MODELS: dict[str, type[BaseModel]] = {AI_PROVENANCE_V1: AiProvenance, CODE_REVIEW_V1: CodeReview}
+# Signing, the predicate models (pydantic), the store's writer and the trace are imported by the
+# commands that use them: ``verify`` starts without them (tests/integration/attest/
+# test_attest_cli_imports.py).
 
 InsecureOpt = Annotated[
     bool,
@@ -90,7 +79,20 @@ def _read_predicate(path: Path, predicate_type: str, max_bytes: int) -> dict[str
         raise InputError(
             f"predicate file {path} holds a JSON {type(predicate).__name__}, not an object"
         )
-    model = _MODELS.get(predicate_type)
+    from pydantic import BaseModel, ValidationError
+
+    from affidavit.attestations.predicates import (
+        AI_PROVENANCE_V1,
+        CODE_REVIEW_V1,
+        AiProvenance,
+        CodeReview,
+    )
+
+    models: dict[str, type[BaseModel]] = {
+        AI_PROVENANCE_V1: AiProvenance,
+        CODE_REVIEW_V1: CodeReview,
+    }
+    model = models.get(predicate_type)
     if model is not None:
         try:
             model.model_validate(predicate)
@@ -108,6 +110,8 @@ def _read_predicate(path: Path, predicate_type: str, max_bytes: int) -> dict[str
 def _check_type_uri(value: str) -> None:
     """in-toto's predicateType is a TypeURI: a scheme and the rest (``https://…``, ``urn:…``)."""
     from urllib.parse import urlsplit
+
+    from affidavit.attestations.predicates import AI_PROVENANCE_V1, CODE_REVIEW_V1
 
     parts = urlsplit(value)
     if not (parts.scheme and (parts.netloc or parts.path)) or " " in value:
@@ -136,6 +140,11 @@ def attest(
     max_bytes: MaxBytesOpt = DEFAULT_MAX_BYTES,
 ) -> None:
     """Sign PREDICATE about the image and push it beside the image (cosign tag and OCI referrer)."""
+    from affidavit.attestations.dsse import sign_envelope
+    from affidavit.attestations.keys import load_signer
+    from affidavit.attestations.statement import make_statement
+    from affidavit.attestations.store import attach
+
     if (key is None) == (not use_sigstore):
         raise UsageError("give exactly one of --key KEY and --sigstore")
     ref = ImageReference.parse(image)
@@ -250,6 +259,8 @@ def verify(
     max_bytes: MaxBytesOpt = DEFAULT_MAX_BYTES,
 ) -> None:
     """List the attestations beside IMAGE, which verified and by which signer."""
+    from affidavit.attestations.verify import verify_image
+
     signers = _signers(list(key or []), keyless_identity, keyless_issuer)
     ref = ImageReference.parse(image)
     with _client(insecure_registry, registry_config, ca_bundle, ref) as client:
@@ -296,6 +307,9 @@ def trace(
 ) -> None:
     """Answer the four questions for IMAGE from its verified attestations: was it AI-generated,
     by which tool, who accepted it, what review it had."""
+    from affidavit.attestations.verify import verify_image
+    from affidavit.audit.trace import render_trace, trace_image
+
     signers = _signers(list(key or []), keyless_identity, keyless_issuer)
     ref = ImageReference.parse(image)
     with _client(insecure_registry, registry_config, ca_bundle, ref) as client:
@@ -320,6 +334,8 @@ def keygen(
     ] = False,
 ) -> None:
     """Make a signing key pair (private key encrypted when $COSIGN_PASSWORD is set)."""
+    from affidavit.attestations.keys import generate_key_pair
+
     if ledger_key:
         kind = "ed25519"
         if output_prefix == Path("affidavit"):

@@ -101,6 +101,16 @@ def serve(
             help="Re-verify an image's attestations after this long (a newer one may be there).",
         ),
     ] = 300.0,
+    evidence_cache_mib: Annotated[
+        int,
+        typer.Option(
+            "--evidence-cache-mib",
+            envvar="AFFIDAVIT_EVIDENCE_CACHE_MIB",
+            min=1,
+            help="Predicate JSON (MiB) the evidence cache keeps; it takes several times this in "
+            "memory (see the chart's webhook.evidenceCacheMiB).",
+        ),
+    ] = 48,
     exception_max_days: Annotated[
         int,
         typer.Option(
@@ -242,6 +252,7 @@ def serve(
             registry_timeout_seconds=registry_timeout,
             max_images_per_request=max_images_per_request,
             evidence_ttl_seconds=evidence_ttl_seconds,
+            cache_bytes=evidence_cache_mib * 1024 * 1024,
             exception_max_days=exception_max_days,
             ledger_buffer_file=ledger_buffer_file,
             ledger_wait_seconds=ledger_wait,

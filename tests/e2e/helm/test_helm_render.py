@@ -167,6 +167,7 @@ def test_deployment_runs_webhook_and_operator_sharing_the_ledger(render: Render)
     )
     assert webhook_env["AFFIDAVIT_BUDGET_SECONDS"] == "8"
     assert webhook_env["AFFIDAVIT_EVIDENCE_TTL_SECONDS"] == "300"
+    assert webhook_env["AFFIDAVIT_EVIDENCE_CACHE_MIB"] == "48"
     operator_env = {e["name"]: e.get("value") for e in containers["operator"]["env"]}
     assert operator_env["AFFIDAVIT_CERT_DIR"] == "/var/run/affidavit/certs"
     assert operator_env["AFFIDAVIT_WEBHOOK_CONFIGURATION"] == "affidavit"

@@ -24,7 +24,7 @@ from admission_support import attest_provenance, make_signing, policy, push, rev
 from affidavit.admission.decide import Answer, Judge, Webhook
 from affidavit.admission.policy_source import FilePolicySource
 from affidavit.admission.resolve import EvidenceResolver
-from affidavit.attestations.verify import EvidenceCache
+from affidavit.attestations.evidence_cache import EvidenceCache
 from affidavit.policy.decision import Decision
 from hostile_registries import hostile_registry, manifest, stalling_registry
 

@@ -159,3 +159,16 @@ def missing(what: str, how: str) -> None:
     if os.environ.get("CI") == "true":
         pytest.fail(message)
     pytest.skip(message)
+
+
+def loopback_name() -> str | None:
+    """A name for this machine that resolves to a loopback address but is neither ``localhost``
+    nor an IP literal (Debian maps the host name to 127.0.0.1 or 127.0.1.1 in /etc/hosts)."""
+    name = socket.gethostname()
+    try:
+        addresses = {info[4][0] for info in socket.getaddrinfo(name, None, socket.AF_INET)}
+    except OSError:
+        return None
+    if name == "localhost" or not addresses or not all(a.startswith("127.") for a in addresses):
+        return None
+    return name

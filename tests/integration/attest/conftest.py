@@ -18,7 +18,7 @@ from typing import Any
 
 import httpx
 import pytest
-from attest_support import KeyPair, make_key, missing
+from attest_support import KeyPair, loopback_name, make_key, missing
 from attest_token_server import ISSUER, SERVICE, make_signing_cert, token_server
 
 from affidavit.attestations.image import push_sample_image
@@ -97,24 +97,11 @@ def auth_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     yield from _serve_registry(directory, "127.0.0.1", auth)
 
 
-def _loopback_name() -> str | None:
-    """A name for this machine that resolves to a loopback address but is neither ``localhost``
-    nor an IP literal (Debian maps the host name to 127.0.0.1 or 127.0.1.1 in /etc/hosts)."""
-    name = socket.gethostname()
-    try:
-        addresses = {info[4][0] for info in socket.getaddrinfo(name, None, socket.AF_INET)}
-    except OSError:
-        return None
-    if name == "localhost" or not addresses or not all(a.startswith("127.") for a in addresses):
-        return None
-    return name
-
-
 @pytest.fixture(scope="module")
 def named_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A plain-HTTP docker-registry on 127.0.0.1, addressed by a host name that is not a loopback
     literal: to the client it is an ordinary remote host. Traffic stays on loopback."""
-    name = _loopback_name()
+    name = loopback_name()
     if name is None:
         pytest.skip("this machine's host name does not resolve to a loopback address")
     server = _serve_registry(tmp_path_factory.mktemp("named-registry"), "127.0.0.1")

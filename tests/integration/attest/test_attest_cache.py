@@ -14,8 +14,8 @@ import httpx
 import pytest
 from attest_support import KeyPair, attest
 
+from affidavit.attestations.evidence_cache import EvidenceCache
 from affidavit.attestations.registry import ImageReference, RegistryClient
-from affidavit.attestations.verify import EvidenceCache
 
 NewImage = Callable[..., ImageReference]
 

@@ -1,7 +1,9 @@
 """The CLI imports only what the command it runs uses: ``affidavit verify`` (its help, and a real
 verification against the real registry) loads neither the ledger's SQLAlchemy nor the webhook's
 web stack nor the operator's Kubernetes clients nor the policy engine's CRD models; starting them
-cost most of a verify's time.
+cost most of a verify's time. A real verify also leaves out what only other commands use: the
+other commands' modules, the predicate models, X.509, PyNaCl, and httpx's own command-line client
+(click, rich, pygments).
 Each check runs the CLI in a fresh interpreter, which then reports what it imported."""
 
 from __future__ import annotations
@@ -27,22 +29,40 @@ HEAVY = [
     "uvicorn",
 ]
 
+#: What a real ``affidavit verify --key`` has no use for either (its ``--help`` renders with rich).
+NOT_FOR_VERIFY = [
+    "affidavit.attestations.predicates",
+    "affidavit.audit",
+    "affidavit.cli.audit",
+    "affidavit.cli.collect",
+    "affidavit.cli.webhook",
+    "click",
+    "cryptography.x509",
+    "nacl",
+    "pygments",
+    "rich",
+    "sigstore",
+    "yaml",
+]
+
 _PROBE = """
 import json, sys
 from affidavit.cli.main import main
 code = main(sys.argv[1:])
-names = {m.split(".")[0] for m in sys.modules} | {".".join(m.split(".")[:2]) for m in sys.modules}
+names = {".".join(m.split(".")[:n]) for m in sys.modules for n in (1, 2, 3)}
 loaded = sorted(names & set(json.loads(HEAVY)))
 print("LOADED " + json.dumps({"code": code, "heavy": loaded}))
 """
 
 
-def _imports(*argv: str) -> dict[str, object]:
-    probe = _PROBE.replace("json.loads(HEAVY)", f"json.loads({json.dumps(json.dumps(HEAVY))})")
-    out = subprocess.run(
+def _imports(*argv: str, heavy: list[str] = HEAVY) -> dict[str, object]:
+    probe = _PROBE.replace("json.loads(HEAVY)", f"json.loads({json.dumps(json.dumps(heavy))})")
+    done = subprocess.run(
         [sys.executable, "-c", probe, *argv], capture_output=True, text=True, timeout=120
-    ).stdout
-    line = [x for x in out.splitlines() if x.startswith("LOADED ")][-1]
+    )
+    lines = [x for x in done.stdout.splitlines() if x.startswith("LOADED ")]
+    assert lines, done.stderr
+    line = lines[-1]
     result: dict[str, object] = json.loads(line.removeprefix("LOADED "))
     return result
 
@@ -60,8 +80,39 @@ def test_a_real_verify_loads_no_ledger_web_or_kubernetes_stack(
     assert result == {"code": 0, "heavy": []}
 
 
+def test_a_real_verify_imports_only_the_verify_path(
+    new_image: Callable[..., ImageReference], client: RegistryClient, key: KeyPair, tmp_path: Path
+) -> None:
+    image = new_image()
+    attest(client, image, key)
+    argv = ("verify", str(image), "--key", str(key.public_path))
+    assert _imports(*argv, heavy=NOT_FOR_VERIFY) == {"code": 0, "heavy": []}
+    # the same probe sees them where a command uses them: attest checks a predicate's model
+    predicate = tmp_path / "p.json"
+    predicate.write_text("{}")
+    attested = _imports(
+        "attest", "--image", str(image), "--predicate", str(predicate), "--key",
+        str(key.private_path), "--type", "https://affidavit.dev/attestations/ai-provenance/v1",
+        heavy=NOT_FOR_VERIFY,
+    )  # fmt: skip
+    assert attested == {"code": 2, "heavy": ["affidavit.attestations.predicates"]}
+
+
 def test_the_ledger_commands_still_load_the_ledger(tmp_path: Path) -> None:
     # the laziness is per command: reading the ledger still imports it (here: a missing file)
     result = _imports("decisions", "verify-chain", "--ledger", f"sqlite:///{tmp_path / 'x.db'}")
     assert result["code"] != 0
     assert "sqlalchemy" in result["heavy"]  # type: ignore[operator]
+
+
+def test_each_command_is_found_in_the_module_that_registers_it() -> None:
+    # `affidavit COMMAND` builds the CLI from COMMAND_MODULES[COMMAND] alone: the table must
+    # name every command of every module, or that command would be missing when run directly
+    import typer.main
+
+    from affidavit.cli.main import COMMAND_MODULES, MODULES, build_app
+
+    for module in MODULES:
+        commands = set(typer.main.get_group(build_app([module])).commands) - {"version"}
+        assert commands == {c for c, m in COMMAND_MODULES.items() if m == module}, module
+    assert set(COMMAND_MODULES.values()) == set(MODULES)

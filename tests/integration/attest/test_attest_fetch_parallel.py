@@ -1,19 +1,27 @@
 """Fetching the attestations beside an image sends independent registry requests together (the
 three listings, the bundle manifests, every layer) yet returns what the one-by-one walk returned,
-in its order; and the caller's registry deadline (the webhook's request budget) bounds the
+in its order; a bundle that attach wrote beside a cosign layer is known by its digest, not read
+twice; and the caller's registry deadline (the webhook's request budget) bounds the
 requests made on its behalf in the fetch's worker threads too."""
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable
 
 import pytest
-from attest_support import PREDICATE_TYPE, REVIEW_TYPE, KeyPair, attest
+from attest_support import PREDICATE_TYPE, REVIEW_TYPE, KeyPair, attest, sign_for
 
-from affidavit.attestations.registry import BudgetExceededError, ImageReference, RegistryClient
+from affidavit.attestations.fetch import fetch
+from affidavit.attestations.registry import (
+    BudgetExceededError,
+    ImageReference,
+    Manifest,
+    RegistryClient,
+)
 from affidavit.attestations.registry_transport import deadline
-from affidavit.attestations.store import fetch
+from affidavit.attestations.store import attach, key_bundle
 
 NewImage = Callable[..., ImageReference]
 
@@ -41,3 +49,42 @@ def test_the_callers_deadline_bounds_the_parallel_requests(
     with deadline(time.monotonic() - 1), pytest.raises(BudgetExceededError) as e:
         fetch(client, image)
     assert e.value.message.startswith("the time budget ran out before registry ")
+
+
+class CountingClient(RegistryClient):
+    """The real client, counting the manifests and blobs it reads by digest."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.manifests: list[str] = []
+        self.blobs: list[str] = []
+
+    def get_manifest(self, ref: ImageReference) -> Manifest:
+        self.manifests.append(ref.reference)
+        return super().get_manifest(ref)
+
+    def get_blob(self, ref: ImageReference, digest: str, *, max_bytes: int | None = None) -> bytes:
+        self.blobs.append(digest)
+        return super().get_blob(ref, digest, max_bytes=max_bytes)
+
+
+def test_a_bundle_attach_wrote_beside_a_cosign_layer_is_not_read_twice(
+    client: RegistryClient, new_image: NewImage, key: KeyPair
+) -> None:
+    image = new_image()
+    results = [attest(client, image, key, {"n": i}) for i in range(5)]
+    # a bundle written by another tool (here: with a transparency-log entry) has no twin
+    theirs = json.loads(key_bundle(sign_for(image, key, {"n": "theirs"})))
+    theirs["verificationMaterial"]["tlogEntries"] = [{"logIndex": "7"}]
+    other = attach(client, image, PREDICATE_TYPE, bundle=json.dumps(theirs).encode())
+    with CountingClient() as counting:
+        found = fetch(counting, image)
+    assert [(f.storage, f.digest) for f in found] == [
+        *(("cosign-tag", r.envelope_digest) for r in [*results, other]),
+        *(("tag-index", r.bundle_digest) for r in [*results, other]),
+    ]
+    for f in found:  # the bytes the registry holds, whether read or known by their digest
+        assert (f.data, f.problem) == (client.get_blob(image, f.digest), None)
+    envelopes = [r.envelope_digest for r in [*results, other]]
+    assert sorted(counting.blobs) == sorted([*envelopes, other.bundle_digest])
+    assert counting.manifests == [other.referrer_digest]

@@ -14,8 +14,9 @@ from collections.abc import Callable
 import httpx
 from attest_support import PREDICATE_TYPE, REVIEW_TYPE, KeyPair, attest
 
+from affidavit.attestations.fetch import fetch
 from affidavit.attestations.registry import ImageReference, RegistryClient
-from affidavit.attestations.store import EMPTY_DIGEST, fetch
+from affidavit.attestations.store import EMPTY_DIGEST
 from affidavit.attestations.verify import verify_image
 
 NewImage = Callable[..., ImageReference]

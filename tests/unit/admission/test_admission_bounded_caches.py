@@ -14,8 +14,8 @@ import pytest
 from affidavit.admission import resolve
 from affidavit.admission.policy_source import NamespaceLabels
 from affidavit.admission.resolve import EvidenceResolver
+from affidavit.attestations.evidence_cache import EvidenceCache
 from affidavit.attestations.registry import Credentials
-from affidavit.attestations.verify import EvidenceCache
 from affidavit.policy import PolicyIndex
 
 _PEM = "-----BEGIN PUBLIC KEY-----\nMCowBQYDK2VwAyEAtest\n-----END PUBLIC KEY-----\n"

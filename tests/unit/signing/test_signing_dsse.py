@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -108,7 +109,7 @@ def test_changed_payload_type_is_rejected_even_when_expected(key_files: tuple[Pa
         "payloadType is 'application/x-other', expected 'application/vnd.in-toto+json'"
     )
     # The type is signed too: relabelling the envelope breaks the signature.
-    relabelled = envelope.model_copy(update={"payload_type": PAYLOAD_TYPE_INTOTO})
+    relabelled = replace(envelope, payload_type=PAYLOAD_TYPE_INTOTO)
     with pytest.raises(VerificationError, match="no signature verified"):
         verify_envelope(relabelled, [load_verifier(public, name="k")])
 
@@ -155,6 +156,40 @@ def _wire(**changes: object) -> bytes:
             "envelope is not a DSSE envelope: extra: Extra inputs are not permitted",
         ),
         (_wire(signatures=[{"sig": "!!"}]), "envelope signature 0 is not base64"),
+        (
+            _wire(signatures=["x"]),
+            "envelope is not a DSSE envelope: signatures.0: Input should be a valid dictionary "
+            "or instance of Signature",
+        ),
+        (
+            _wire(signatures=[{"keyid": 3}]),
+            "envelope is not a DSSE envelope: signatures.0.keyid: Input should be a valid "
+            "string; signatures.0.sig: Field required",
+        ),
+        (
+            _wire(signatures=[{"sig": "eA==", "other": 1}]),
+            "envelope is not a DSSE envelope: signatures.0.other: Extra inputs are not permitted",
+        ),
+        (
+            _wire(payload=5, signatures="abc"),
+            "envelope is not a DSSE envelope: payload: Input should be a valid string; "
+            "signatures: Input should be a valid list",
+        ),
+        (  # a number past 64 bits (orjson reads a float) is refused as json's int would be
+            _wire(payloadType=10**30),
+            "envelope is not a DSSE envelope: payloadType: Input should be a valid string",
+        ),
+        (  # NaN, which orjson refuses and json reads
+            _wire().replace(b'"payloadType"', b'"x": NaN, "payloadType"'),
+            "envelope is not a DSSE envelope: x: Extra inputs are not permitted",
+        ),
+        (  # DSSE's name only (a pydantic alias once let payload_type through)
+            json.dumps(
+                {"payload": "e30=", "payload_type": "t", "signatures": [{"sig": "eA=="}]}
+            ).encode(),
+            "envelope is not a DSSE envelope: payloadType: Field required; payload_type: Extra "
+            "inputs are not permitted",
+        ),
         (b"[" * 100_000 + b"]" * 100_000, "envelope is not valid JSON: it nests too deeply"),
     ],
 )
@@ -175,7 +210,7 @@ def test_oversized_envelope_is_refused_before_parsing() -> None:
 def test_keyid_is_only_a_hint(key_files: tuple[Path, bytes]) -> None:
     path, public = key_files
     envelope = sign_envelope(STATEMENT, load_signer(path))
-    renamed = envelope.model_copy(
-        update={"signatures": [Signature(keyid="someone-else", sig=envelope.signatures[0].sig)]}
+    renamed = replace(
+        envelope, signatures=(Signature(keyid="someone-else", sig=envelope.signatures[0].sig),)
     )
     assert verify_envelope(renamed, [load_verifier(public, name="k")]).signer == "k"

@@ -68,6 +68,17 @@ def _doc(**changes: object) -> bytes:
         (_doc(subject=[]), "subject: List should have at least 1 item after validation, not 0"),
         (_doc(extra=1), "extra: Extra inputs are not permitted"),
         (_doc(predicate="x"), "predicate: Input should be a valid dictionary"),
+        (
+            _doc(subject=[{"name": "a", "digest": {"sha256": 1}, "x": 2}]),
+            "subject.0.digest.sha256: Input should be a valid string; subject.0.x: Extra inputs "
+            "are not permitted",
+        ),
+        (
+            _doc(subject=["a"]),
+            "subject.0: Input should be a valid dictionary or instance of Subject",
+        ),
+        (_doc(subject={"a": 1}), "subject: Input should be a valid list"),
+        (_doc(predicateType=""), "predicateType: String should have at least 1 character"),
         (b"[" * 100_000 + b"]" * 100_000, "not valid JSON (it nests too deeply)"),
     ],
 )

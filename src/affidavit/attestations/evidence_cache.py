@@ -1,0 +1,213 @@
+"""The admission webhook's memory of verified digests, bounded by entries and by bytes.
+
+A warm review never touches the registry: ``EvidenceCache`` keeps each digest's verification
+result (the verified statements' predicates, the rejection reasons; never envelopes or raw JSON)
+for a bounded time. What bounds the webhook's memory is not the number of entries but their
+size: a real provenance predicate is tens of KB of JSON and several times that as Python
+objects, so the cache also holds at most ``max_bytes`` of predicate JSON (``evidence_bytes``),
+evicting the least recently used digests first. The chart sets that budget from the webhook's
+memory limit (charts/affidavit/values.yaml, ``webhook.evidenceCacheMiB``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Literal
+
+import orjson
+
+from affidavit.attestations.evidence import ImageEvidence, TrustedSigner
+from affidavit.attestations.registry import DEFAULT_MAX_BYTES, ImageReference, RegistryClient
+from affidavit.attestations.verify import verify_digest
+
+#: What an entry costs besides its predicates (keys, strings, the evidence objects), in bytes.
+ENTRY_OVERHEAD_BYTES = 1024
+
+
+def evidence_bytes(evidence: ImageEvidence) -> int:
+    """The bytes a cache entry is counted as: its predicates' JSON, reasons, and overhead."""
+    size = ENTRY_OVERHEAD_BYTES
+    for a in evidence.verified:
+        size += len(orjson.dumps(a.predicate)) + len(a.predicate_type) + len(a.signer)
+    for r in evidence.rejected:
+        size += len(r.reason) + len(r.predicate_type or "")
+    return size
+
+
+def signers_digest(signers: Sequence[TrustedSigner], predicate_types: Sequence[str] | None) -> str:
+    """A stable digest of a trust configuration (what a cache entry was verified against)."""
+    parts = sorted(json.dumps([type(s).__name__, *vars(s).values()]) for s in signers)
+    data = json.dumps([parts, sorted(predicate_types or [])]).encode()
+    return hashlib.sha256(data).hexdigest()
+
+
+@dataclass(frozen=True)
+class _Entry:
+    evidence: ImageEvidence
+    expires: float
+    size: int  # evidence_bytes(evidence)
+
+
+CacheResult = Literal["hit", "miss", "negative_hit"]
+
+
+@dataclass(frozen=True)
+class CacheLookup:
+    """What ``EvidenceCache.lookup`` found for an image: its digest, evidence, and the source."""
+
+    digest: str
+    evidence: ImageEvidence
+    result: CacheResult
+
+
+class EvidenceCache:
+    """Bounded LRU of verification results keyed by repository, digest and trust configuration.
+
+    A negative result (nothing verified) expires after ``negative_ttl`` seconds so that evidence
+    attached after a rejected deploy is picked up. A positive one expires too, after
+    ``positive_ttl`` seconds (5 minutes by default): the image digest is immutable, but the set
+    of attestations beside it is not (a newer review saying "changes requested" is attached
+    later), and the newest one must count within a bounded time. Registry errors are never
+    cached. At most ``max_entries`` digests and ``max_bytes`` (``evidence_bytes``) are kept,
+    the least recently used going first; one result larger than ``max_bytes`` is not kept.
+    Thread-safe.
+    """
+
+    def __init__(
+        self,
+        *,
+        max_entries: int = 1024,
+        max_bytes: int | None = None,
+        negative_ttl: float = 30.0,
+        positive_ttl: float = 300.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if not 0 < positive_ttl < float("inf"):
+            raise ValueError(f"positive_ttl must be a positive number of seconds: {positive_ttl}")
+        self.max_entries = max_entries
+        self.max_bytes = max_bytes
+        self.bytes = 0  # evidence_bytes of the entries kept
+        self.negative_ttl = negative_ttl
+        self.positive_ttl = positive_ttl
+        self.hits = 0
+        self.misses = 0
+        self._clock = clock
+        self._entries: OrderedDict[str, _Entry] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    @staticmethod
+    def key(
+        digest: str,
+        signers: Sequence[TrustedSigner],
+        predicate_types: Sequence[str] | None = None,
+        repository: str = "",
+    ) -> str:
+        """The cache key: the repository too, because what is stored beside one digest differs
+        between repositories (the same image pushed twice carries each one's attestations)."""
+        return f"{repository}@{digest}|{signers_digest(signers, predicate_types)}"
+
+    def get(self, key: str, *, count_miss: bool = True) -> ImageEvidence | None:
+        """The fresh entry for ``key``; ``count_miss=False``: a peek whose miss is looked up
+        (and counted) next."""
+        with self._lock:
+            entry = self._entries.get(key)
+            if entry is not None and entry.expires <= self._clock():
+                del self._entries[key]
+                self.bytes -= entry.size
+                entry = None
+            if entry is None:
+                if count_miss:
+                    self.misses += 1
+                return None
+            self._entries.move_to_end(key)
+            self.hits += 1
+            return entry.evidence
+
+    def put(self, key: str, evidence: ImageEvidence) -> None:
+        ttl = self.positive_ttl if evidence.verified else self.negative_ttl
+        size = evidence_bytes(evidence)
+        with self._lock:
+            old = self._entries.pop(key, None)
+            if old is not None:
+                self.bytes -= old.size
+            if self.max_bytes is not None and size > self.max_bytes:
+                return  # alone over the budget: verified again on each request instead
+            self._entries[key] = _Entry(evidence, self._clock() + ttl, size)
+            self.bytes += size
+            while len(self._entries) > self.max_entries or (
+                self.max_bytes is not None and self.bytes > self.max_bytes
+            ):
+                _, evicted = self._entries.popitem(last=False)
+                self.bytes -= evicted.size
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+            self.bytes = 0
+
+    def lookup(
+        self,
+        client: RegistryClient,
+        image: str,
+        signers: Sequence[TrustedSigner],
+        *,
+        predicate_types: Sequence[str] | None = None,
+        max_layer_bytes: int = DEFAULT_MAX_BYTES,
+        sigstore_trusted_root: Path | None = None,
+    ) -> CacheLookup:
+        """``verify_image`` through the cache, saying whether the answer came from it.
+
+        A tag is resolved on every call; a digest is not, but a cache miss on a digest checks
+        that the image exists, so a missing image is a ``RegistryError``, never "no
+        attestations". Registry errors propagate and are never cached.
+        """
+        ref = ImageReference.parse(image)
+        digest = ref.digest or client.resolve(ref)
+        key = self.key(digest, signers, predicate_types, ref.name)
+        cached = self.get(key)
+        if cached is not None:
+            found = cached if cached.image == image else replace(cached, image=image)
+            return CacheLookup(digest, found, "hit" if cached.verified else "negative_hit")
+        if ref.digest:
+            client.resolve(ref)
+        evidence = verify_digest(
+            client,
+            ref.with_digest(digest),
+            signers,
+            image=image,
+            predicate_types=predicate_types,
+            max_layer_bytes=max_layer_bytes,
+            sigstore_trusted_root=sigstore_trusted_root,
+        )
+        self.put(key, evidence)
+        return CacheLookup(digest, evidence, "miss")
+
+    def verify(
+        self,
+        client: RegistryClient,
+        image: str,
+        signers: Sequence[TrustedSigner],
+        *,
+        predicate_types: Sequence[str] | None = None,
+        max_layer_bytes: int = DEFAULT_MAX_BYTES,
+        sigstore_trusted_root: Path | None = None,
+    ) -> ImageEvidence:
+        """``verify_image`` through the cache."""
+        return self.lookup(
+            client,
+            image,
+            signers,
+            predicate_types=predicate_types,
+            max_layer_bytes=max_layer_bytes,
+            sigstore_trusted_root=sigstore_trusted_root,
+        ).evidence

@@ -1,0 +1,247 @@
+"""Read back every attestation stored beside an image, in both layouts, with few round trips.
+
+``store.attach`` writes each attestation twice (cosign's ``.att`` tag and an OCI 1.1 bundle
+artifact); a verifier has to read both, since other tools write only one. Reading is latency: the
+independent requests go out together over the client's kept-alive connections, and a bundle that
+``attach`` wrote beside a cosign layer already read is known by its digest without reading it
+again (``_twins``). One size limit and one digest check apply to every blob whatever its layout.
+"""
+
+from __future__ import annotations
+
+import contextvars
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from functools import partial
+from typing import Any, TypeVar, cast
+
+from affidavit.attestations.dsse import DSSE_MEDIA_TYPE
+from affidavit.attestations.evidence import Storage
+from affidavit.attestations.registry import (
+    DEFAULT_MAX_BYTES,
+    OCI_MANIFEST,
+    BodyTooLargeError,
+    ContentError,
+    ImageReference,
+    Manifest,
+    RegistryClient,
+    sha256_digest,
+)
+from affidavit.attestations.store import (
+    ANNOTATION_BUNDLE_CONTENT,
+    ANNOTATION_BUNDLE_PREDICATE_TYPE,
+    ANNOTATION_PREDICATE_TYPE,
+    BUNDLE_MEDIA_TYPE,
+    FetchedAttestation,
+    _artifact,
+    cosign_tag,
+    index_tag,
+    key_bundle,
+)
+from affidavit.errors import InputError, RegistryError
+
+T = TypeVar("T")
+#: Registry requests one fetch sends at once (over the client's kept-alive connections).
+FETCH_WORKERS = 8
+
+
+def _read_layer(
+    client: RegistryClient,
+    image: ImageReference,
+    storage: Storage,
+    layer: dict[str, Any],
+    predicate_type: str | None,
+    max_layer_bytes: int,
+) -> FetchedAttestation:
+    digest = str(layer.get("digest", ""))
+    media_type = str(layer.get("mediaType", ""))
+
+    def failed(problem: str) -> FetchedAttestation:
+        return FetchedAttestation(storage, media_type, digest, predicate_type, None, problem)
+
+    size = layer.get("size")
+    if isinstance(size, int) and size > max_layer_bytes:
+        return failed(
+            f"attestation layer {digest} is {size} bytes, over the {max_layer_bytes}-byte limit"
+        )
+    try:
+        data = client.get_blob(image, digest, max_bytes=max_layer_bytes)
+    except BodyTooLargeError as e:
+        return failed(
+            f"attestation layer {digest} is {e.size} bytes, over the {max_layer_bytes}-byte limit"
+        )
+    except ContentError as e:
+        return failed(e.message)
+    return FetchedAttestation(storage, media_type, digest, predicate_type, data)
+
+
+def _parallel(calls: Sequence[Callable[[], T]]) -> list[T]:
+    """Run independent registry calls at once (at most ``FETCH_WORKERS``); results in order.
+
+    Each runs in a copy of the caller's context, so the webhook's registry deadline (a context
+    variable) bounds them as it bounds the caller; the first failure in order is raised.
+    """
+    if len(calls) <= 1:
+        return [call() for call in calls]
+    with ThreadPoolExecutor(max_workers=min(FETCH_WORKERS, len(calls))) as pool:
+        futures = [pool.submit(contextvars.copy_context().run, call) for call in calls]
+        return [f.result() for f in futures]
+
+
+def _cosign_layers(manifest: Manifest | None) -> list[tuple[Storage, dict[str, Any], str | None]]:
+    found: list[tuple[Storage, dict[str, Any], str | None]] = []
+    for layer in (manifest.json().get("layers") or []) if manifest is not None else []:
+        if isinstance(layer, dict) and layer.get("mediaType") == DSSE_MEDIA_TYPE:
+            annotations = layer.get("annotations") or {}
+            found.append(("cosign-tag", layer, annotations.get(ANNOTATION_PREDICATE_TYPE)))
+    return found
+
+
+def _referrer_descriptors(
+    api: dict[str, Any] | None, tagged: Manifest | None
+) -> list[tuple[Storage, dict[str, Any]]]:
+    """Bundle referrers from the referrers API and from the fallback tag index, deduplicated."""
+    found: list[tuple[Storage, dict[str, Any]]] = []
+    seen: set[str] = set()
+    sources: list[tuple[Storage, dict[str, Any] | None]] = [
+        ("referrer", api),
+        ("tag-index", tagged.json() if tagged else None),
+    ]
+    for storage, index in sources:
+        for entry in (index or {}).get("manifests") or []:
+            if not isinstance(entry, dict) or entry.get("artifactType") != BUNDLE_MEDIA_TYPE:
+                continue
+            if entry.get("digest") in seen:
+                continue
+            seen.add(str(entry.get("digest")))
+            found.append((storage, entry))
+    return found
+
+
+def _bundle_manifest(
+    client: RegistryClient, image: ImageReference, storage: Storage, entry: dict[str, Any]
+) -> dict[str, Any] | FetchedAttestation:
+    entry_digest = str(entry.get("digest", ""))
+    try:
+        manifest: dict[str, Any] = client.get_manifest(image.with_digest(entry_digest)).json()
+    except ContentError as e:
+        return FetchedAttestation(storage, OCI_MANIFEST, entry_digest, None, None, e.message)
+    return manifest
+
+
+def _subject(client: RegistryClient, image: ImageReference) -> tuple[str, str, int] | None:
+    """The image manifest's (media type, digest, size), as an artifact's ``subject`` names it."""
+    try:
+        digest, media_type, size = client.head_manifest(image)
+    except RegistryError:
+        return None  # the listings say what is wrong, if anything; nothing is predicted
+    return media_type, digest, size
+
+
+_Twin = tuple[str, bytes, str]  # the bundle's digest and bytes, and its predicate type
+
+
+def _twins(
+    read: Sequence[FetchedAttestation], subject: tuple[str, str, int], max_layer_bytes: int
+) -> dict[str, _Twin]:
+    """The referrer artifacts ``attach`` writes beside cosign layers already read, by digest.
+
+    For a key-signed envelope both layouts hold the same statement: the bundle is ``key_bundle``
+    of the envelope and its artifact manifest is ``_artifact`` of that bundle, both made
+    deterministically, so their digests are known without asking the registry. A listed artifact
+    with such a digest is content-addressed to exactly these bytes: reading its manifest and its
+    layer would return what is here (and verifying it, what its cosign twin gave).
+    """
+    twins: dict[str, _Twin] = {}
+    for item in read:
+        if item.data is None or item.predicate_type is None:
+            continue
+        try:
+            bundle = key_bundle(item.data)
+        except (InputError, RecursionError):
+            continue
+        if len(bundle) > max_layer_bytes:
+            continue  # read it, so that it is refused as it would be
+        annotations = {
+            ANNOTATION_BUNDLE_CONTENT: "dsse-envelope",
+            ANNOTATION_BUNDLE_PREDICATE_TYPE: item.predicate_type,
+        }
+        digest = sha256_digest(bundle)
+        manifest = _artifact(digest, len(bundle), subject, annotations)
+        twins[sha256_digest(manifest)] = (digest, bundle, item.predicate_type)
+    return twins
+
+
+def fetch(
+    client: RegistryClient, image: ImageReference, *, max_layer_bytes: int = DEFAULT_MAX_BYTES
+) -> list[FetchedAttestation]:
+    """Every envelope (cosign tag) and bundle (referrers, tag index) stored beside ``image``.
+
+    Requests that do not depend on each other go out together over the client's kept-alive
+    connections: the three listings (and the image's own manifest), then the cosign layers, then
+    the bundles' manifests, then their layers. A bundle artifact that ``attach`` wrote beside a
+    cosign layer is not read again (``_twins``): with both layouts, N attestations cost N layer
+    reads, not 3N requests.
+    """
+    if image.digest is None:
+        raise InputError(f"image {image} has no digest; resolve it first")
+    digest = image.digest
+    cosign, api, tagged, subject = _parallel(
+        [
+            lambda: client.find_manifest(image.with_tag(cosign_tag(digest))),
+            lambda: client.referrers(image, digest),
+            lambda: client.find_manifest(image.with_tag(index_tag(digest))),
+            lambda: _subject(client, image),
+        ]
+    )
+    read_cosign = _parallel(
+        [
+            partial(_read_layer, client, image, storage, layer, kind, max_layer_bytes)
+            for storage, layer, kind in _cosign_layers(cast("Manifest | None", cosign))
+        ]
+    )
+    entries = _referrer_descriptors(
+        cast("dict[str, Any] | None", api), cast("Manifest | None", tagged)
+    )
+    twins: dict[str, _Twin] = {}
+    if entries and subject is not None:
+        twins = _twins(read_cosign, cast("tuple[str, str, int]", subject), max_layer_bytes)
+    manifests = iter(
+        _parallel(
+            [
+                partial(_bundle_manifest, client, image, storage, entry)
+                for storage, entry in entries
+                if str(entry.get("digest")) not in twins
+            ]
+        )
+    )
+    # In the order the sequential walk had: cosign layers, then each bundle's (or its failure).
+    slots: list[tuple[Storage, dict[str, Any], str | None] | FetchedAttestation] = [*read_cosign]
+    for storage, entry in entries:
+        twin = twins.get(str(entry.get("digest")))
+        if twin is not None:
+            bundle_digest, bundle, twin_type = twin
+            slots.append(
+                FetchedAttestation(storage, BUNDLE_MEDIA_TYPE, bundle_digest, twin_type, bundle)
+            )
+            continue
+        manifest = next(manifests)
+        if isinstance(manifest, FetchedAttestation):
+            slots.append(manifest)
+            continue
+        if (manifest.get("subject") or {}).get("digest") != digest:
+            continue  # listed for another image: not evidence about this one
+        kind = (manifest.get("annotations") or {}).get(ANNOTATION_BUNDLE_PREDICATE_TYPE)
+        for layer in manifest.get("layers") or []:
+            if isinstance(layer, dict) and layer.get("mediaType") == BUNDLE_MEDIA_TYPE:
+                slots.append((storage, layer, kind))
+    read = iter(
+        _parallel(
+            [
+                partial(_read_layer, client, image, slot[0], slot[1], slot[2], max_layer_bytes)
+                for slot in slots
+                if not isinstance(slot, FetchedAttestation)
+            ]
+        )
+    )
+    return [slot if isinstance(slot, FetchedAttestation) else next(read) for slot in slots]

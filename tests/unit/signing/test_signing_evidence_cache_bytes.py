@@ -1,0 +1,106 @@
+"""The evidence cache is bounded by the bytes of what it keeps, not only by its entry count: a
+webhook's memory follows the size of the predicates it caches (tens of KB of provenance each),
+so a byte budget is what keeps it under the Pod's memory limit whatever images it judges."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from affidavit.attestations.dsse import DSSE_MEDIA_TYPE, sign_envelope
+from affidavit.attestations.evidence import ImageEvidence, KeySigner
+from affidavit.attestations.evidence_cache import (
+    ENTRY_OVERHEAD_BYTES,
+    EvidenceCache,
+    evidence_bytes,
+)
+from affidavit.attestations.keys import generate_key_pair, load_signer
+from affidavit.attestations.registry import ImageReference, sha256_digest
+from affidavit.attestations.statement import make_statement
+from affidavit.attestations.store import FetchedAttestation
+from affidavit.attestations.verify import verify_fetched
+
+PREDICATE_TYPE = "https://affidavit.dev/attestations/ai-provenance/v1"
+MakeEvidence = Callable[[int, int], tuple[str, ImageEvidence]]
+
+
+@pytest.fixture(scope="module")
+def make_evidence(tmp_path_factory: pytest.TempPathFactory) -> MakeEvidence:
+    private_pem, public_pem = generate_key_pair("ecdsa-p256")
+    path = tmp_path_factory.mktemp("key") / "k.key"
+    path.write_bytes(private_pem)
+    signer = load_signer(path)
+    trusted = [KeySigner(name="k.pub", public_key_pem=public_pem.decode())]
+
+    def make(i: int, predicate_bytes: int) -> tuple[str, ImageEvidence]:
+        digest = "sha256:" + hashlib.sha256(str(i).encode()).hexdigest()
+        image = ImageReference.parse(f"reg.example/shop/app@{digest}")
+        predicate = {"note": "x" * predicate_bytes}
+        statement = make_statement(image.name, digest, PREDICATE_TYPE, predicate)
+        raw = sign_envelope(statement, signer).to_json()
+        item = FetchedAttestation("cosign-tag", DSSE_MEDIA_TYPE, sha256_digest(raw), None, raw)
+        evidence = verify_fetched([item], image, trusted)
+        assert evidence.verified
+        return EvidenceCache.key(digest, trusted, None, image.name), evidence
+
+    return make
+
+
+def test_an_entry_counts_its_predicates_json(make_evidence: MakeEvidence) -> None:
+    _, evidence = make_evidence(0, 10_000)
+    expected = len('{"note":""}') + 10_000 + len(PREDICATE_TYPE) + len("k.pub")
+    assert evidence_bytes(evidence) == ENTRY_OVERHEAD_BYTES + expected
+
+
+def test_the_least_recently_used_digests_go_when_the_bytes_run_out(
+    make_evidence: MakeEvidence,
+) -> None:
+    entries = [make_evidence(i, 10_000) for i in range(10)]
+    size = evidence_bytes(entries[0][1])
+    cache = EvidenceCache(max_entries=1000, max_bytes=4 * size)
+    for key, evidence in entries[:4]:
+        cache.put(key, evidence)
+    assert (len(cache), cache.bytes) == (4, 4 * size)
+    assert cache.get(entries[0][0]) is not None  # now the most recently used
+    for key, evidence in entries[4:6]:
+        cache.put(key, evidence)
+    assert (len(cache), cache.bytes) == (4, 4 * size)
+    kept = [i for i, (key, _) in enumerate(entries) if cache.get(key, count_miss=False)]
+    assert kept == [0, 3, 4, 5]
+    cache.put(*entries[3])  # a refresh counts once
+    assert cache.bytes == 4 * size
+    cache.clear()
+    assert (len(cache), cache.bytes) == (0, 0)
+
+
+def test_a_result_larger_than_the_budget_is_not_kept(make_evidence: MakeEvidence) -> None:
+    small_key, small = make_evidence(1, 100)
+    big_key, big = make_evidence(2, 50_000)
+    cache = EvidenceCache(max_bytes=20_000)
+    cache.put(small_key, small)
+    cache.put(big_key, big)
+    assert cache.get(big_key) is None
+    assert cache.get(small_key) is small
+    assert cache.bytes == evidence_bytes(small)
+
+
+def test_expired_entries_give_their_bytes_back(make_evidence: MakeEvidence) -> None:
+    now = [0.0]
+    key, evidence = make_evidence(3, 1_000)
+    cache = EvidenceCache(max_bytes=1 << 20, positive_ttl=10, clock=lambda: now[0])
+    cache.put(key, evidence)
+    now[0] = 11.0
+    assert cache.get(key) is None
+    assert (len(cache), cache.bytes) == (0, 0)
+
+
+def test_bench_memory_sizes_agree_with_the_chart() -> None:
+    # the webhook's default budget is the chart's default (values.yaml webhook.evidenceCacheMiB)
+    from affidavit.admission.server import WebhookSettings
+
+    values = (Path(__file__).parents[3] / "charts/affidavit/values.yaml").read_text()
+    assert "  evidenceCacheMiB: 48\n" in values
+    assert WebhookSettings.__dataclass_fields__["cache_bytes"].default == 48 * 1024 * 1024
