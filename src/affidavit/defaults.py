@@ -18,3 +18,6 @@ MAX_BODY_BYTES: Final = 3 * 1024 * 1024
 MAX_IMAGES_PER_REQUEST: Final = 64
 #: The ledger when none is given: SQLite in the working directory.
 LEDGER_URL: Final = "sqlite:///affidavit-ledger.db"
+#: The predicates the evidence cache keeps, in bytes (about 5x that in memory; the chart's
+#: ``webhook.evidenceCacheMiB`` sets it against the container's memory limit).
+EVIDENCE_CACHE_BYTES: Final = 48 * 1024 * 1024

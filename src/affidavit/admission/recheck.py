@@ -38,7 +38,7 @@ from affidavit.admission.policy_source import NamespaceLabels
 from affidavit.admission.resolve import EvidenceResolver
 from affidavit.admission.review import MalformedReview
 from affidavit.admission.workloads import extract_images
-from affidavit.attestations.verify import EvidenceCache
+from affidavit.attestations.evidence_cache import EvidenceCache
 from affidavit.errors import InputError
 from affidavit.policy.decision import Decision
 from affidavit.policy.evaluate import RequestContext
@@ -222,7 +222,9 @@ def build_running_judge(settings: RecheckSettings) -> RunningJudge:
 
     kube = KubeApi(api_client(settings.kubeconfig))
     resolver = EvidenceResolver(
-        cache=EvidenceCache(positive_ttl=settings.evidence_ttl_seconds),
+        cache=EvidenceCache(
+            max_bytes=defaults.EVIDENCE_CACHE_BYTES, positive_ttl=settings.evidence_ttl_seconds
+        ),
         secrets=kube if settings.read_pull_secrets else None,
         insecure_hosts=settings.insecure_registries,
         ca_bundle=settings.registry_ca,

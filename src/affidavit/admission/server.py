@@ -70,7 +70,7 @@ class WebhookSettings:
     cache_entries: int = 4096
     # Predicate JSON the evidence cache holds at most (resident: several times this; the chart
     # derives it from the memory limit, see values.yaml webhook.evidenceCacheMiB).
-    cache_bytes: int = 48 * 1024 * 1024
+    cache_bytes: int = defaults.EVIDENCE_CACHE_BYTES
     negative_ttl_seconds: float = 30.0
     evidence_ttl_seconds: float = 300.0  # verified evidence is re-verified after this
     exception_max_days: int = DEFAULT_EXCEPTION_MAX_DAYS  # with --policy-dir
