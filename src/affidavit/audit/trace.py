@@ -10,6 +10,9 @@ verification happen before it.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ValidationError
 
 from affidavit.attestations.evidence import ImageEvidence
 from affidavit.attestations.predicates import (
@@ -59,6 +62,24 @@ class Trace:
         return bool(self.ai_changes)
 
 
+_Model = TypeVar("_Model", bound=BaseModel)
+
+
+def _predicate(model: type[_Model], predicate: dict[str, Any], image: str, kind: str) -> _Model:
+    """The signed predicate as ``model``; a signed but malformed one is named, not a traceback."""
+    try:
+        return model.model_validate(predicate)
+    except ValidationError as e:
+        first = e.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "(the predicate)"
+        raise VerificationError(
+            f"{image}: the newest verified {kind} predicate is malformed at {where}: "
+            f"{first['msg']} ({e.error_count()} problem(s))",
+            hint="the signer's pipeline wrote a predicate this version of Affidavit cannot read; "
+            "re-run `affidavit collect` and `affidavit attest` with a current Affidavit",
+        ) from e
+
+
 def _person(name: str, email: str) -> str:
     return f"{name} <{email}>"
 
@@ -77,7 +98,9 @@ def trace_image(evidence: ImageEvidence) -> Trace:
         )
     newest_provenance = evidence.newest(AI_PROVENANCE_V1)
     assert newest_provenance is not None
-    provenance = AiProvenance.model_validate(newest_provenance.predicate)
+    provenance = _predicate(
+        AiProvenance, newest_provenance.predicate, evidence.image, AI_PROVENANCE_V1
+    )
     ai_changes = tuple(
         AiChange(
             commit=c.commit,
@@ -94,7 +117,7 @@ def trace_image(evidence: ImageEvidence) -> Trace:
     review: ReviewAnswer | None = None
     review_att = evidence.newest(CODE_REVIEW_V1)
     if review_att is not None:
-        cr = CodeReview.model_validate(review_att.predicate)
+        cr = _predicate(CodeReview, review_att.predicate, evidence.image, CODE_REVIEW_V1)
         review = ReviewAnswer(
             change_request=cr.change_request.url
             or f"{cr.change_request.system} #{cr.change_request.id}",

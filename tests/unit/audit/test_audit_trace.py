@@ -126,3 +126,16 @@ def test_trace_refuses_without_verified_provenance() -> None:
     assert err.value.message == (
         f"app: no verified {AI_PROVENANCE_V1} attestation (found: {CODE_REVIEW_V1})"
     )
+
+
+def test_trace_names_a_malformed_signed_predicate_instead_of_a_traceback() -> None:
+    broken = _provenance()
+    del broken["changes"][1]["committedAt"]  # type: ignore[index]
+    evidence = ImageEvidence(image="app", digest=DIGEST, verified=(_att(AI_PROVENANCE_V1, broken),))
+    with pytest.raises(VerificationError) as err:
+        trace_image(evidence)
+    assert err.value.message == (
+        f"app: the newest verified {AI_PROVENANCE_V1} predicate is malformed at "
+        "changes.1.committedAt: Field required (1 problem(s))"
+    )
+    assert err.value.hint is not None and "affidavit collect" in err.value.hint
