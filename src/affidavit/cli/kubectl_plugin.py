@@ -39,6 +39,7 @@ app = typer.Typer(
     "kubeconfig (RBAC: the ClusterRole affidavit-decision-reader).",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,
     add_completion=False,
     epilog=EXIT_CODES,
 )

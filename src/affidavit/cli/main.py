@@ -14,7 +14,17 @@ from typing import Annotated
 import typer
 
 from affidavit import __version__
-from affidavit.cli import attest, audit, collect, demo, explain, operator_cmd, test_cmd, webhook
+from affidavit.cli import (
+    attest,
+    audit,
+    collect,
+    demo,
+    explain,
+    keygen,
+    operator_cmd,
+    test_cmd,
+    webhook,
+)
 from affidavit.cli.options import EXIT_CODES
 from affidavit.errors import AffidavitError
 
@@ -26,11 +36,12 @@ app = typer.Typer(
     ),
     no_args_is_help=True,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,  # click's plain help: wrapped at the terminal's width, never cut
     add_completion=True,  # --install-completion / --show-completion (bash, zsh, fish, PowerShell)
     epilog=EXIT_CODES,
 )
 
-for module in (collect, attest, explain, test_cmd, webhook, operator_cmd, demo, audit):
+for module in (collect, attest, keygen, explain, test_cmd, webhook, operator_cmd, demo, audit):
     module.register(app)
 
 
@@ -68,8 +79,14 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def run(command: typer.Typer, prog_name: str, argv: Sequence[str] | None) -> int:
     """Run a typer app (``affidavit``, ``kubectl affidavit``) with the one error mapping."""
+    from typer.main import get_command
+
+    from affidavit.cli.plain_help import tidy
+
     try:
-        command(args=list(argv) if argv is not None else None, prog_name=prog_name)
+        tidy(get_command(command))(
+            args=list(argv) if argv is not None else None, prog_name=prog_name
+        )
     except AffidavitError as e:
         typer.echo(f"error: {e.diagnostic}", err=True)
         return e.exit_code

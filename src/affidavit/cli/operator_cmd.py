@@ -87,13 +87,18 @@ def run(
     ] = True,
     cert_lifetime: Annotated[
         float,
-        typer.Option(envvar="AFFIDAVIT_CERT_LIFETIME_SECONDS", help="serving certificate lifetime"),
+        typer.Option(
+            envvar="AFFIDAVIT_CERT_LIFETIME_SECONDS",
+            help="serving certificate lifetime in seconds (default: 90 days)",
+            show_default=False,
+        ),
     ] = 90 * 86400.0,
     cert_renew_fraction: Annotated[
         float,
         typer.Option(
             envvar="AFFIDAVIT_CERT_RENEW_FRACTION",
-            help="renew when less than this fraction of the lifetime is left",
+            help="renew when less than this fraction of the lifetime is left (default: 1/3)",
+            show_default=False,
         ),
     ] = 1 / 3,
     resync_seconds: Annotated[

@@ -16,7 +16,13 @@ import typer
 
 from affidavit import defaults
 from affidavit.attestations.reference import ImageReference
-from affidavit.cli.options import OUTCOMES, CheckpointsOpt, LedgerPublicKeyOpt, check_order
+from affidavit.cli.options import (
+    OUTCOMES,
+    CheckpointsOpt,
+    InsecureRegistryOpt,
+    LedgerPublicKeyOpt,
+    check_order,
+)
 from affidavit.errors import LedgerError, UsageError
 
 if TYPE_CHECKING:  # the ledger (SQLAlchemy) is imported by the commands that read it
@@ -61,10 +67,7 @@ def serve(
     budget_seconds: Annotated[
         float, typer.Option("--budget-seconds", envvar="AFFIDAVIT_BUDGET_SECONDS")
     ] = defaults.BUDGET_SECONDS,
-    insecure_registry: Annotated[
-        list[str] | None,
-        typer.Option("--insecure-registry", help="HOST:PORT reached over plain HTTP (repeat)."),
-    ] = None,
+    insecure_registry: InsecureRegistryOpt = None,
     registry_ca: Annotated[
         Path | None, typer.Option("--registry-ca", envvar="AFFIDAVIT_REGISTRY_CA")
     ] = None,
