@@ -342,6 +342,12 @@ def _trace_json(answers: Any) -> str:
 
 def register(root: typer.Typer) -> None:
     """Add ``attest``, ``verify`` and ``trace`` to the root app."""
-    root.command("attest")(attest)
-    root.command("verify")(verify)
-    root.command("trace")(trace)
+    root.command("attest", short_help="Sign a predicate about IMAGE and push it beside the image.")(
+        attest
+    )
+    root.command("verify", short_help="List the attestations beside IMAGE and which verified.")(
+        verify
+    )
+    root.command("trace", short_help="Answer the four questions for IMAGE from its evidence.")(
+        trace
+    )

@@ -200,7 +200,7 @@ def _refuse_broken(report: dict[str, Any]) -> None:
     )
 
 
-@audit_app.command("report")
+@audit_app.command("report", short_help="Coverage report over a period (JSON, Markdown, HTML).")
 def report(
     ledger: LedgerOpt,
     since: Annotated[
@@ -280,7 +280,7 @@ def report(
     _refuse_broken(doc)
 
 
-@audit_app.command("pack")
+@audit_app.command("pack", short_help="Write a deterministic evidence pack (.zip).")
 def pack(
     ledger: LedgerOpt,
     since: Annotated[str, typer.Option("--since", help="RFC 3339 or date, inclusive")],
@@ -325,7 +325,7 @@ def pack(
     _refuse_broken(doc)
 
 
-@audit_app.command("verify-pack")
+@audit_app.command("verify-pack", short_help="Check an evidence pack offline.")
 def verify_pack_cmd(
     pack_file: Annotated[Path, typer.Argument(help="the evidence pack (.zip)")],
     ledger_public_key: Annotated[

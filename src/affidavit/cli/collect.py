@@ -17,11 +17,14 @@ from affidavit.errors import UsageError
 
 collect_app = typer.Typer(
     help="Collect evidence (AI provenance, code review) as attestation predicates (JSON).",
+    short_help="Collect AI provenance and code review as predicates.",
     no_args_is_help=True,
 )
 
 
-@collect_app.command("provenance")
+@collect_app.command(
+    "provenance", short_help="Print the ai-provenance/v1 predicate for BASE..HEAD."
+)
 def provenance(
     head: Annotated[str, typer.Option("--head", help="Revision the image was built from.")],
     repo: Annotated[

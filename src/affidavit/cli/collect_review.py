@@ -151,4 +151,6 @@ def review(
 
 def register(app: typer.Typer) -> None:
     """Add the ``review`` command to the ``collect`` group ``app``."""
-    app.command("review")(review)
+    app.command("review", short_help="Print the code-review/v1 predicate of a change request.")(
+        review
+    )

@@ -421,4 +421,6 @@ def explain(
 
 def register(root: typer.Typer) -> None:
     """Add ``affidavit explain`` to the root app."""
-    root.command("explain")(explain)
+    root.command("explain", short_help="Explain a decision, or the effective policy for IMAGE.")(
+        explain
+    )

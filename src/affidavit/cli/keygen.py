@@ -110,4 +110,4 @@ def keygen(
 
 def register(root: typer.Typer) -> None:
     """Add ``keygen`` to the root app."""
-    root.command("keygen")(keygen)
+    root.command("keygen", short_help="Make a signing key pair (cosign's key format).")(keygen)

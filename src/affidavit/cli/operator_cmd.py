@@ -27,6 +27,7 @@ operator_app = typer.Typer(
     name="operator",
     help="The operator: compiles policies into the index, manages webhook certificates, "
     "expires exceptions, turns denials into Kubernetes Events and re-checks running workloads.",
+    short_help="Run the operator: policies, certificates, exceptions, re-checks.",
     no_args_is_help=True,
 )
 

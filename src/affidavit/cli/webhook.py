@@ -41,7 +41,7 @@ LedgerOpt = Annotated[
 ]
 
 
-@webhook_app.command("serve")
+@webhook_app.command("serve", short_help="Serve AdmissionReviews over HTTPS at /validate.")
 def serve(
     tls_cert: Annotated[Path, typer.Option("--tls-cert", envvar="AFFIDAVIT_TLS_CERT")],
     tls_key: Annotated[Path, typer.Option("--tls-key", envvar="AFFIDAVIT_TLS_KEY")],
@@ -293,7 +293,7 @@ def _line(r: LedgerRecord) -> str:
     return f"{r.seq}\t{when}\t{r.outcome}\t{r.namespace}/{r.kind}/{r.name}\t{images}\t{r.id}"
 
 
-@decisions_app.command("list")
+@decisions_app.command("list", short_help="List recorded decisions, oldest first.")
 def list_decisions(
     ledger: LedgerOpt,
     since: Annotated[str | None, typer.Option("--since", help="RFC 3339, inclusive")] = None,
@@ -331,7 +331,9 @@ def list_decisions(
             typer.echo(_line(r))
 
 
-@decisions_app.command("verify-chain")
+@decisions_app.command(
+    "verify-chain", short_help="Check the ledger's hash chain and signed checkpoints."
+)
 def verify_chain(
     ledger: LedgerOpt,
     ledger_public_key: LedgerPublicKeyOpt = None,

@@ -253,3 +253,33 @@ def test_attest_refuses_a_tag_and_bad_input(
         "https://t",
     )
     assert (code, err) == (2, "error: give exactly one of --key KEY and --sigstore\n")
+
+
+def test_attest_still_takes_the_image_as_the_deprecated_option(
+    new_image: NewImage, keys: Path, predicate: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Pipelines written for `attest --image IMAGE` keep working, with a warning on stderr."""
+    image = new_image()
+    argv = ["attest", "--image", str(image), "--predicate", str(predicate), "--type",
+            "https://example.com/custom/v1", "--key", str(keys / "ci.key")]  # fmt: skip
+    code, out, err = run(capsys, *argv)
+    assert (code, err) == (0, (
+        "warning: --image IMAGE is deprecated and will be removed; pass the image as the first "
+        "argument: affidavit attest IMAGE\n"
+    ))  # fmt: skip
+    assert out.splitlines()[0] == f"attested {image} (https://example.com/custom/v1)"
+    code, out, _ = run(capsys, "verify", str(image), "--key", str(keys / "ci.pub"))
+    assert (code, out.splitlines()[-1]) == (0, "1 verified, 0 rejected")
+
+    code, out, err = run(capsys, "attest", str(image), *argv[1:])
+    assert (code, out) == (2, "")
+    assert err == "error: give the image once: as IMAGE, not also as --image\n"
+
+
+def test_attest_without_an_image_names_what_is_missing(
+    predicate: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert run(capsys, "attest", "--predicate", str(predicate)) == (2, "", (
+        "error: missing IMAGE, --type URI\n"
+        "  hint: affidavit attest IMAGE@sha256:DIGEST --predicate FILE --type URI --key KEY\n"
+    ))  # fmt: skip
