@@ -122,7 +122,7 @@ def test_the_image_is_positional() -> None:
 
 
 def test_json_where_people_script_the_answer() -> None:
-    assert JSON_COMMANDS <= having("--json")
+    assert having("--json") >= JSON_COMMANDS
     for name in having("--json"):
         assert options(name)["--json"].is_flag, name
 
