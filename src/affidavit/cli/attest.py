@@ -44,7 +44,10 @@ _MODELS: dict[str, type[BaseModel]] = {AI_PROVENANCE_V1: AiProvenance, CODE_REVI
 RegistryConfigOpt = Annotated[
     Path | None,
     typer.Option(
-        "--registry-config", help="Registry credentials as a dockerconfigjson (imagePullSecret)."
+        "--registry-config",
+        help="Registry credentials as a dockerconfigjson (imagePullSecret), before those of "
+        "docker login and podman login (~/.docker/config.json, $DOCKER_CONFIG, "
+        "$REGISTRY_AUTH_FILE, credential helpers).",
     ),
 ]
 CaBundleOpt = Annotated[
@@ -64,8 +67,13 @@ def _client(
             credentials = credentials_from_docker_config(registry_config.read_bytes())
         except OSError as e:
             raise InputError(f"cannot read registry credentials {registry_config}: {e}") from e
+    from affidavit.attestations.docker_config import DockerCredentials
+
+    # --registry-config first, then docker's and podman's files and credential helpers
     return RegistryClient(
-        insecure_hosts=set(insecure or ()), ca_bundle=ca_bundle, credentials=credentials
+        insecure_hosts=set(insecure or ()),
+        ca_bundle=ca_bundle,
+        credentials=DockerCredentials(credentials),
     )
 
 

@@ -156,7 +156,9 @@ def _ai_touched(
             if image.digest:
                 images.setdefault(image.digest, image.ref)
     evidence: list[ImageEvidence] = []
-    with RegistryClient(insecure_hosts=insecure or ()) as client:
+    from affidavit.attestations.docker_config import DockerCredentials
+
+    with RegistryClient(insecure_hosts=insecure or (), credentials=DockerCredentials()) as client:
         for digest, ref in sorted(images.items()):
             try:
                 target = ImageReference.parse(ref).with_digest(digest)
