@@ -203,3 +203,26 @@ def test_where_credentials_are_looked_for_and_that_secrets_stay_out_of_logs() ->
     )
     assert found == {"docker.io": Credentials("", "", identity_token="refresh-me")}
     assert "refresh-me" not in repr(found) and "s3cret" not in repr(Credentials("ci", "s3cret"))
+
+
+def test_the_gitlab_template_hands_the_job_token_to_its_registry_only(tmp_path: Path) -> None:
+    import subprocess
+
+    import yaml
+
+    from affidavit.attestations.docker_config import DockerCredentials
+
+    root = Path(__file__).resolve().parents[3]
+    template = yaml.safe_load((root / "attestations/templates/gitlab/affidavit.gitlab-ci.yml")
+                              .read_text())  # fmt: skip
+    [snippet] = [s for s in template[".affidavit-attest"]["script"] if "REGISTRY_AUTH_FILE" in s]
+    env = {"PATH": os.environ["PATH"], "HOME": str(tmp_path), "TMPDIR": str(tmp_path),
+           "CI_REGISTRY": "registry.gitlab.example", "CI_REGISTRY_USER": "gitlab-ci-token",
+           "CI_REGISTRY_PASSWORD": "job-token"}  # fmt: skip
+    done = subprocess.run(["bash", "-ec", snippet + '\necho "$REGISTRY_AUTH_FILE"'], env=env,
+                          capture_output=True, text=True, check=True)  # fmt: skip
+    auth_file = Path(done.stdout.strip())
+    assert auth_file.stat().st_mode & 0o777 == 0o600
+    found = DockerCredentials(env={"HOME": str(tmp_path), "REGISTRY_AUTH_FILE": str(auth_file)})
+    assert found.get("registry.gitlab.example") == Credentials("gitlab-ci-token", "job-token")
+    assert found.get("registry.other.example") is None
