@@ -150,7 +150,9 @@ def run(
     insecure_registry: Annotated[
         list[str] | None,
         typer.Option(
-            "--insecure-registry", help="HOST:PORT reached over plain HTTP by the re-check (repeat)"
+            "--insecure-registry",
+            metavar="HOST",
+            help="Registry HOST[:PORT] the re-check reaches over plain HTTP (repeatable).",
         ),
     ] = None,
     registry_ca: Annotated[

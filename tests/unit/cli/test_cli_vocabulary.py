@@ -43,6 +43,7 @@ REGISTRY_USERS = {
     "affidavit audit report",
     "affidavit audit pack",
     "affidavit webhook serve",
+    "affidavit operator run",  # its re-check of running workloads
 }
 #: The commands about one image.
 IMAGE_COMMANDS = {
