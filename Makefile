@@ -36,7 +36,7 @@ image: deps
 	@if [ -z "$(REGISTRY)" ]; then \
 	  operator/build-image; \
 	else \
-	  test -f "$(SIGN_KEY)" || $(VENV)/bin/affidavit keygen --output-prefix "$(basename $(SIGN_KEY))"; \
+	  test -f "$(SIGN_KEY)" || $(VENV)/bin/affidavit keygen --output "$(basename $(SIGN_KEY))"; \
 	  operator/build-image --push "$(REGISTRY)/$(IMAGE_REPO):$(IMAGE_TAG)" --sign-key "$(SIGN_KEY)"; \
 	fi
 

@@ -263,10 +263,13 @@ class Webhook:
             note = None if req.dry_run else self._record(decision, annotations)
         except LedgerError as e:
             decision = replace(decision, outcome="denied")
-            self.metrics.decisions.labels(outcome="denied").inc()
+            self.metrics.ledger_write_failures.inc()
+            self.metrics.decided("denied", req.namespace)
             refusal = f"{e.message}; denied because the decision cannot be recorded"
             return Answer(200, review_response(req.uid, allowed=False, message=refusal), decision)
-        self.metrics.decisions.labels(outcome=decision.outcome).inc()
+        self.metrics.decided(
+            decision.outcome, req.namespace, tuple((v.rule, v.policy) for v in decision.violations)
+        )
         warnings: list[str] = []
         message: str | None = None
         if decision.outcome == "denied":
@@ -291,7 +294,7 @@ class Webhook:
         return Answer(200, body, decision)
 
     def _deny(self, req: ParsedRequest, message: str) -> Answer:
-        self.metrics.decisions.labels(outcome="denied").inc()
+        self.metrics.decided("denied", req.namespace)
         return Answer(200, review_response(req.uid, allowed=False, message=message))
 
     def too_large(self, head: bytes, size: int) -> Answer:
@@ -302,7 +305,7 @@ class Webhook:
             f"({limit / (1024 * 1024):g} MiB); the object is too large to judge"
         )
         uid = sniff_uid(head)
-        self.metrics.decisions.labels(outcome="denied").inc()
+        self.metrics.decided("denied", None)
         if uid is None:
             return Answer(413, {"error": message})
         return Answer(200, review_response(uid, allowed=False, message=message, code=413))

@@ -82,6 +82,7 @@ def gather(
     for image, job in jobs.items():
         found.evidence[image] = None
         outcome = _outcome(image, job)
+        metrics.lookups.labels(result=lookup_result(outcome)).inc()
         if isinstance(outcome, Lookup):
             metrics.cache.labels(result=outcome.cache).inc()
             found.evidence[image] = outcome.evidence
@@ -152,3 +153,12 @@ def note_unavailable(
     if added and outcome == "allowed":
         outcome = "warned"
     return replace(decision, violations=(*violations, *added), outcome=outcome)
+
+
+def lookup_result(outcome: Outcome) -> str:
+    """The ``result`` label of ``affidavit_evidence_lookups``."""
+    if isinstance(outcome, Lookup):
+        return "evidence"
+    if isinstance(outcome, Unavailable):
+        return "unavailable"
+    return "late" if outcome.late else "missing"

@@ -1,27 +1,71 @@
 """The webhook's Prometheus metrics, in their own registry so several apps can share a process.
 
-Platform engineers watch these to see what admission is doing (decisions by outcome), whether it
-is fast enough for the apiserver's timeout (the latency histogram), whether the evidence cache
-works (hits, misses, negative hits) and whether registries are failing.
+Platform engineers alert on these: decisions by outcome and namespace, the violations behind
+them by rule and policy, how evidence lookups end (evidence found, missing, registry unavailable,
+too late for the budget), ledger writes that failed (each one a denial), and the latency against
+the apiserver's timeout. The chart's Grafana dashboard queries exactly these names (a test scrapes
+a real webhook's /metrics for every one of them).
+
+Cardinality is bounded: outcomes, rules and lookup results are fixed sets; policies are the
+cluster's own objects; namespaces get their own label value up to ``namespace_limit`` distinct
+ones (the first seen), the rest are counted under ``_other`` — a cluster with thousands of
+namespaces cannot blow up the scrape.
 """
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, field
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 
 BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 8.0, 10.0)
+OUTCOMES = ("allowed", "denied", "warned", "audited", "excepted")
+#: How an evidence lookup ended: verified evidence (possibly none that verified: the policy
+#: decides), no evidence could be read, the registry unavailable, or past the request's budget.
+LOOKUP_RESULTS = ("evidence", "missing", "unavailable", "late")
+#: The namespace label of the requests beyond ``namespace_limit`` distinct namespaces.
+OTHER_NAMESPACE = "_other"
+#: The namespace label of a request that could not be read (no namespace known).
+NO_NAMESPACE = "_none"
+DEFAULT_NAMESPACE_LIMIT = 200
 
 
 @dataclass
 class Metrics:
     registry: CollectorRegistry = field(default_factory=CollectorRegistry)
+    namespace_limit: int = DEFAULT_NAMESPACE_LIMIT
 
     def __post_init__(self) -> None:
         r = self.registry
+        self._namespaces: set[str] = set()
+        self._lock = threading.Lock()
         self.decisions = Counter(
-            "affidavit_decisions", "Admission decisions by outcome.", ["outcome"], registry=r
+            "affidavit_decisions",
+            "Admission decisions by outcome and namespace (namespaces past the label limit are "
+            f"{OTHER_NAMESPACE}).",
+            ["outcome", "namespace"],
+            registry=r,
+        )
+        self.violations = Counter(
+            "affidavit_violations",
+            "Violations in admission decisions, by rule, the policy behind it, namespace and the "
+            "decision's outcome (denied, warned, audited, excepted).",
+            ["rule", "policy", "namespace", "outcome"],
+            registry=r,
+        )
+        self.lookups = Counter(
+            "affidavit_evidence_lookups",
+            "Evidence lookups by how they ended: evidence, missing, unavailable (the registry), "
+            "late (past the request's budget).",
+            ["result"],
+            registry=r,
+        )
+        self.ledger_write_failures = Counter(
+            "affidavit_ledger_write_failures",
+            "Decisions that could not be recorded (ledger and buffer unavailable): each one "
+            "was denied.",
+            registry=r,
         )
         self.duration = Histogram(
             "affidavit_admission_duration_seconds",
@@ -70,10 +114,38 @@ class Metrics:
         )
         for result in ("pinned", "unresolved"):
             self.pins.labels(result=result)
-        for outcome in ("allowed", "denied", "warned", "audited", "excepted"):
-            self.decisions.labels(outcome=outcome)
         for result in ("hit", "miss", "negative_hit"):
             self.cache.labels(result=result)
+        for result in LOOKUP_RESULTS:
+            self.lookups.labels(result=result)
+
+    def namespace(self, name: str | None) -> str:
+        """The label value for namespace ``name``: itself while under the limit."""
+        if not name:
+            return NO_NAMESPACE
+        with self._lock:
+            if name in self._namespaces:
+                return name
+            if len(self._namespaces) < self.namespace_limit:
+                self._namespaces.add(name)
+                return name
+        return OTHER_NAMESPACE
+
+    def decided(
+        self,
+        outcome: str,
+        namespace: str | None,
+        violations: tuple[tuple[str, str], ...] = (),
+    ) -> None:
+        """Count one decision and its violations (``(rule, policy)`` pairs)."""
+        label = self.namespace(namespace)
+        self.decisions.labels(outcome=outcome, namespace=label).inc()
+        if outcome == "allowed":
+            return
+        for rule, policy in violations:
+            self.violations.labels(
+                rule=rule, policy=policy or "-", namespace=label, outcome=outcome
+            ).inc()
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

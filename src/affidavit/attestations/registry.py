@@ -26,6 +26,7 @@ import httpx
 
 from affidavit.attestations.reference import ImageReference, canonical_host
 from affidavit.attestations.registry_auth import (
+    CredentialLookup,
     Credentials,
     authorization,
     credentials_from_docker_config,
@@ -113,7 +114,7 @@ class RegistryClient:
         insecure_hosts: Collection[str] = (),
         insecure: bool = False,
         ca_bundle: str | Path | None = None,
-        credentials: Mapping[str, Credentials] | None = None,
+        credentials: Mapping[str, Credentials] | CredentialLookup | None = None,
         max_bytes: int = DEFAULT_MAX_BYTES,
         timeout: float = 10.0,
         allowed_hosts: Collection[str] | None = None,
@@ -131,7 +132,11 @@ class RegistryClient:
             insecure_hosts=frozenset(_canonical(h) for h in insecure_hosts),
             insecure=insecure,
         )
-        self._credentials = {_canonical(h): c for h, c in (credentials or {}).items()}
+        self._credentials: CredentialLookup | dict[str, Credentials] = (
+            credentials
+            if isinstance(credentials, CredentialLookup)
+            else {_canonical(h): c for h, c in (credentials or {}).items()}
+        )
         self._tokens: dict[tuple[str, str], str] = {}
         self.max_bytes = max_bytes
 

@@ -12,13 +12,14 @@ import base64
 import json
 import logging
 import re
+from abc import ABC, abstractmethod
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
 
-from affidavit.attestations.reference import ImageReference
+from affidavit.attestations.reference import ImageReference, canonical_host
 from affidavit.attestations.registry_transport import (
     BudgetExceededError,
     ForbiddenHostError,
@@ -28,7 +29,7 @@ from affidavit.attestations.registry_transport import (
     connect_reason,
     request_timeout,
 )
-from affidavit.errors import InputError, RegistryError
+from affidavit.errors import AffidavitError, InputError, RegistryError
 
 log = logging.getLogger("affidavit.registry")
 _CHALLENGE_PARAM = re.compile(r'(\w+)="([^"]*)"')
@@ -36,10 +37,34 @@ _CHALLENGE_PARAM = re.compile(r'(\w+)="([^"]*)"')
 
 @dataclass(frozen=True)
 class Credentials:
-    """A user name and password for one registry host."""
+    """A user name and password for one registry host, or an identity token: an OAuth2 refresh
+    token the registry's token service exchanges for access (docker's ``identitytoken``)."""
 
     username: str
     password: str
+    identity_token: str | None = field(default=None, repr=False)
+
+    def __repr__(self) -> str:  # never a secret in a log line or a traceback
+        return f"Credentials(username={self.username!r}, password=***)"
+
+
+class CredentialLookup(ABC):
+    """Credentials found per registry host when a registry asks (files, helpers), not a
+    mapping filled in advance."""
+
+    @abstractmethod
+    def get(self, host: str) -> Credentials | None:
+        """The credentials for ``host`` (canonical), or None."""
+
+
+def host_of(key: str) -> str:
+    """The registry host a config key names: ``https://HOST/v1/``, ``HOST``, ``HOST/REPO``;
+    Docker Hub's names all as ``docker.io``."""
+    host = re.sub(r"^https?://", "", key.strip()).split("/", 1)[0]
+    try:
+        return canonical_host(host)
+    except AffidavitError:
+        return host
 
 
 def credentials_from_docker_config(
@@ -51,15 +76,18 @@ def credentials_from_docker_config(
         auths = document.get("auths", {})
         result: dict[str, Credentials] = {}
         for key, entry in auths.items():
-            host = re.sub(r"^https?://", "", key).split("/", 1)[0]
+            host = host_of(key)
             if entry.get("auth"):
                 user, _, password = (
                     base64.b64decode(entry["auth"], validate=True).decode().partition(":")
                 )
             else:
                 user, password = entry.get("username", ""), entry.get("password", "")
-            if user:
-                result[host] = Credentials(user, password)
+            token = entry.get("identitytoken") or None
+            if token is not None and not isinstance(token, str):
+                raise TypeError(f"the identitytoken of {key} is not a string")
+            if user or token:
+                result[host] = Credentials(user, password, identity_token=token)
         return result
     except (ValueError, AttributeError, TypeError, UnicodeDecodeError) as e:
         raise InputError(
@@ -87,7 +115,7 @@ def authorization(
     scheme, _, params_text = challenge.partition(" ")
     basic = (
         "Basic " + base64.b64encode(f"{creds.username}:{creds.password}".encode()).decode()
-        if creds
+        if creds and creds.username
         else None
     )
     if scheme.lower() == "basic":
@@ -95,7 +123,8 @@ def authorization(
             raise RegistryError(
                 f"registry {ref.registry} refused access to {ref.name}: it requires a user "
                 "name and password and none were given",
-                hint="pass credentials as a dockerconfigjson (--registry-config FILE)",
+                hint="docker login (or podman login) to it, or pass credentials as a "
+                "dockerconfigjson (--registry-config FILE)",
             )
         return basic
     if scheme.lower() != "bearer":
@@ -130,13 +159,28 @@ def authorization(
     query = {"scope": scope, **({"service": params["service"]} if "service" in params else {})}
     wait, budget_bound = request_timeout(ref.registry, timeout)
     try:
-        r = http.get(
-            realm_url,
-            params=query,
-            headers={"Authorization": basic} if basic else {},
-            timeout=wait,
-            follow_redirects=False,
-        )
+        if creds is not None and creds.identity_token:
+            # OAuth2: the refresh token is exchanged for an access token (distribution's
+            # token service; what docker does with an identitytoken)
+            r = http.post(
+                realm_url,
+                data={
+                    **query,
+                    "grant_type": "refresh_token",
+                    "refresh_token": creds.identity_token,
+                    "client_id": "affidavit",
+                },
+                timeout=wait,
+                follow_redirects=False,
+            )
+        else:
+            r = http.get(
+                realm_url,
+                params=query,
+                headers={"Authorization": basic} if basic else {},
+                timeout=wait,
+                follow_redirects=False,
+            )
     except httpx.TimeoutException as e:
         if budget_bound:
             raise BudgetExceededError(

@@ -1,6 +1,6 @@
-"""CLI: ``affidavit attest``, ``affidavit verify``, ``affidavit trace`` and ``affidavit keygen``.
+"""CLI: ``affidavit attest``, ``affidavit verify`` and ``affidavit trace``.
 
-The pipeline's half of Affidavit in three commands: make a key, sign a predicate about an image
+The pipeline's half of Affidavit (with ``affidavit keygen``): sign a predicate about an image
 digest and push it beside the image (both layouts), and check what is there the way the admission
 webhook will. ``verify`` exits 4 with the one specific reason when nothing verifies, so a pipeline
 step fails with something a person can act on.
@@ -8,8 +8,9 @@ step fails with something a person can act on.
 
 from __future__ import annotations
 
+import dataclasses
 import json
-import os
+import re
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -22,22 +23,20 @@ from affidavit.attestations.registry import (
     RegistryClient,
     credentials_from_docker_config,
 )
+from affidavit.cli.options import InsecureRegistryOpt, TrustedKeysOpt, deprecated
 from affidavit.errors import InputError, KeyMaterialError, UsageError, VerificationError
 
 # Signing, the predicate models (pydantic), the store's writer and the trace are imported by the
 # commands that use them: ``verify`` starts without them (tests/integration/attest/
 # test_attest_cli_imports.py).
 
-InsecureOpt = Annotated[
-    bool,
-    typer.Option(
-        "--insecure-registry", help="Allow plain HTTP to this registry (loopback always may)."
-    ),
-]
 RegistryConfigOpt = Annotated[
     Path | None,
     typer.Option(
-        "--registry-config", help="Registry credentials as a dockerconfigjson (imagePullSecret)."
+        "--registry-config",
+        help="Registry credentials as a dockerconfigjson (imagePullSecret), before those of "
+        "docker login and podman login (~/.docker/config.json, $DOCKER_CONFIG, "
+        "$REGISTRY_AUTH_FILE, credential helpers).",
     ),
 ]
 CaBundleOpt = Annotated[
@@ -49,7 +48,7 @@ MaxBytesOpt = Annotated[
 
 
 def _client(
-    insecure: bool, registry_config: Path | None, ca_bundle: Path | None, image: ImageReference
+    insecure: list[str] | None, registry_config: Path | None, ca_bundle: Path | None
 ) -> RegistryClient:
     credentials = None
     if registry_config is not None:
@@ -57,8 +56,14 @@ def _client(
             credentials = credentials_from_docker_config(registry_config.read_bytes())
         except OSError as e:
             raise InputError(f"cannot read registry credentials {registry_config}: {e}") from e
-    hosts = {image.registry} if insecure else set()
-    return RegistryClient(insecure_hosts=hosts, ca_bundle=ca_bundle, credentials=credentials)
+    from affidavit.attestations.docker_config import DockerCredentials
+
+    # --registry-config first, then docker's and podman's files and credential helpers
+    return RegistryClient(
+        insecure_hosts=set(insecure or ()),
+        ca_bundle=ca_bundle,
+        credentials=DockerCredentials(credentials),
+    )
 
 
 def _read_predicate(path: Path, predicate_type: str, max_bytes: int) -> dict[str, Any]:
@@ -122,9 +127,16 @@ def _check_type_uri(value: str) -> None:
 
 
 def attest(
-    image: Annotated[str, typer.Option("--image", help="REGISTRY/REPO@sha256:<digest>.")],
-    predicate: Annotated[Path, typer.Option("--predicate", help="Predicate JSON file.")],
-    predicate_type: Annotated[str, typer.Option("--type", help="Predicate type URI.")],
+    image: Annotated[
+        str | None,
+        typer.Argument(help="REGISTRY/REPO@sha256:DIGEST, the image the predicate is about."),
+    ] = None,
+    predicate: Annotated[
+        Path | None, typer.Option("--predicate", metavar="FILE", help="Predicate JSON file.")
+    ] = None,
+    predicate_type: Annotated[
+        str | None, typer.Option("--type", help="Predicate type URI.")
+    ] = None,
     key: Annotated[
         Path | None, typer.Option("--key", help="Signing key (PEM or cosign key file).")
     ] = None,
@@ -134,12 +146,28 @@ def attest(
     identity_token: Annotated[
         str | None, typer.Option("--identity-token", help="OIDC token for --sigstore.")
     ] = None,
-    insecure_registry: InsecureOpt = False,
+    insecure_registry: InsecureRegistryOpt = None,
     registry_config: RegistryConfigOpt = None,
     ca_bundle: CaBundleOpt = None,
     max_bytes: MaxBytesOpt = DEFAULT_MAX_BYTES,
+    image_option: Annotated[
+        str | None,
+        typer.Option("--image", hidden=True, help="Deprecated: pass IMAGE as the argument."),
+    ] = None,
 ) -> None:
-    """Sign PREDICATE about the image and push it beside the image (cosign tag and OCI referrer)."""
+    """Sign a predicate about IMAGE and push it beside the image (cosign tag, OCI referrer)."""
+    if image_option is not None:
+        if image is not None:
+            raise UsageError("give the image once: as IMAGE, not also as --image")
+        deprecated("--image IMAGE", "pass the image as the first argument: affidavit attest IMAGE")
+        image = image_option
+    if image is None or predicate is None or predicate_type is None:
+        given = {"IMAGE": image, "--predicate FILE": predicate, "--type URI": predicate_type}
+        missing = [what for what, value in given.items() if value is None]
+        raise UsageError(
+            f"missing {', '.join(missing)}",
+            hint="affidavit attest IMAGE@sha256:DIGEST --predicate FILE --type URI --key KEY",
+        )
     from affidavit.attestations.dsse import sign_envelope
     from affidavit.attestations.keys import load_signer
     from affidavit.attestations.statement import make_statement
@@ -150,12 +178,12 @@ def attest(
     ref = ImageReference.parse(image)
     if ref.digest is None:
         raise UsageError(
-            f"--image {image} names a tag; attestations are bound to a digest",
+            f"{image} names a tag; attestations are bound to a digest",
             hint="pass REGISTRY/REPO@sha256:<digest> (`affidavit verify REF` prints a tag's digest)",
         )
     _check_type_uri(predicate_type)
     body = _read_predicate(predicate, predicate_type, max_bytes)
-    with _client(insecure_registry, registry_config, ca_bundle, ref) as client:
+    with _client(insecure_registry, registry_config, ca_bundle) as client:
         client.resolve(ref)  # fail on a missing image before signing anything
         statement = make_statement(ref.name, ref.digest, predicate_type, body)
         if key is not None:
@@ -231,7 +259,7 @@ def _failure(evidence: ImageEvidence, ref: str, types: list[str]) -> Verificatio
         kind = f" of type {', '.join(types)}" if types else ""
         return VerificationError(
             f"no attestations{kind} found for {ref}",
-            hint="attach one with `affidavit attest --image IMAGE@DIGEST --predicate FILE "
+            hint="attach one with `affidavit attest IMAGE@DIGEST --predicate FILE "
             "--type URI --key KEY`",
         )
     reasons = list(dict.fromkeys(r.reason for r in evidence.rejected))
@@ -239,10 +267,8 @@ def _failure(evidence: ImageEvidence, ref: str, types: list[str]) -> Verificatio
 
 
 def verify(
-    image: Annotated[str, typer.Argument(help="REGISTRY/REPO@sha256:<digest> or REPO:TAG.")],
-    key: Annotated[
-        list[Path] | None, typer.Option("--key", help="Trusted public key (repeatable).")
-    ] = None,
+    image: Annotated[str, typer.Argument(help="REGISTRY/REPO@sha256:DIGEST or REPO:TAG.")],
+    key: TrustedKeysOpt = None,
     keyless_identity: Annotated[
         str | None, typer.Option("--keyless-identity", help="Trusted certificate identity.")
     ] = None,
@@ -253,7 +279,7 @@ def verify(
         list[str] | None, typer.Option("--type", help="Only these predicate types (repeatable).")
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
-    insecure_registry: InsecureOpt = False,
+    insecure_registry: InsecureRegistryOpt = None,
     registry_config: RegistryConfigOpt = None,
     ca_bundle: CaBundleOpt = None,
     max_bytes: MaxBytesOpt = DEFAULT_MAX_BYTES,
@@ -263,7 +289,7 @@ def verify(
 
     signers = _signers(list(key or []), keyless_identity, keyless_issuer)
     ref = ImageReference.parse(image)
-    with _client(insecure_registry, registry_config, ca_bundle, ref) as client:
+    with _client(insecure_registry, registry_config, ca_bundle) as client:
         digest = client.resolve(ref)
         pinned = ImageReference(ref.registry, ref.repository, digest=digest)
         evidence = verify_image(
@@ -290,17 +316,16 @@ def verify(
 
 
 def trace(
-    image: Annotated[str, typer.Argument(help="REGISTRY/REPO@sha256:<digest> or REPO:TAG.")],
-    key: Annotated[
-        list[Path] | None, typer.Option("--key", help="Trusted public key (repeatable).")
-    ] = None,
+    image: Annotated[str, typer.Argument(help="REGISTRY/REPO@sha256:DIGEST or REPO:TAG.")],
+    key: TrustedKeysOpt = None,
     keyless_identity: Annotated[
         str | None, typer.Option("--keyless-identity", help="Trusted certificate identity.")
     ] = None,
     keyless_issuer: Annotated[
         str | None, typer.Option("--keyless-issuer", help="OIDC issuer of that identity.")
     ] = None,
-    insecure_registry: InsecureOpt = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the answers as JSON.")] = False,
+    insecure_registry: InsecureRegistryOpt = None,
     registry_config: RegistryConfigOpt = None,
     ca_bundle: CaBundleOpt = None,
     max_bytes: MaxBytesOpt = DEFAULT_MAX_BYTES,
@@ -312,69 +337,39 @@ def trace(
 
     signers = _signers(list(key or []), keyless_identity, keyless_issuer)
     ref = ImageReference.parse(image)
-    with _client(insecure_registry, registry_config, ca_bundle, ref) as client:
+    with _client(insecure_registry, registry_config, ca_bundle) as client:
         pinned = ImageReference(ref.registry, ref.repository, digest=client.resolve(ref))
         evidence = verify_image(client, str(pinned), signers, max_layer_bytes=max_bytes)
-    typer.echo(render_trace(trace_image(evidence)))
+    answers = trace_image(evidence)
+    typer.echo(_trace_json(answers) if as_json else render_trace(answers))
 
 
-def keygen(
-    kind: Annotated[str, typer.Option("--kind", help="ecdsa-p256 or ed25519.")] = "ecdsa-p256",
-    output_prefix: Annotated[
-        Path, typer.Option("--output-prefix", help="Writes PREFIX.key and PREFIX.pub.")
-    ] = Path("affidavit"),
-    force: Annotated[bool, typer.Option("--force", help="Overwrite existing files.")] = False,
-    ledger_key: Annotated[
-        bool,
-        typer.Option(
-            "--ledger-key",
-            help="The webhook's ledger checkpoint key: Ed25519, never encrypted (keep it in a "
-            "Secret); --output-prefix defaults to affidavit-ledger.",
-        ),
-    ] = False,
-) -> None:
-    """Make a signing key pair (private key encrypted when $COSIGN_PASSWORD is set)."""
-    from affidavit.attestations.keys import generate_key_pair
+def _camel(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {
+            re.sub(r"_([a-z])", lambda m: m.group(1).upper(), k): _camel(v)
+            for k, v in value.items()
+        }
+    if isinstance(value, list | tuple):
+        return [_camel(v) for v in value]
+    return value
 
-    if ledger_key:
-        kind = "ed25519"
-        if output_prefix == Path("affidavit"):
-            output_prefix = Path("affidavit-ledger")
-    if kind not in ("ecdsa-p256", "ed25519"):
-        raise UsageError(f"--kind {kind!r} is not supported; use ecdsa-p256 or ed25519")
-    private_path = output_prefix.with_name(output_prefix.name + ".key")
-    public_path = output_prefix.with_name(output_prefix.name + ".pub")
-    for path in (private_path, public_path):
-        if path.exists() and not force:
-            raise UsageError(f"{path} already exists", hint="pass --force to overwrite it")
-    password = None if ledger_key else os.environ.get("COSIGN_PASSWORD")
-    private_pem, public_pem = generate_key_pair(
-        "ed25519" if kind == "ed25519" else "ecdsa-p256",
-        password=password.encode() if password else None,
-    )
-    for path in (private_path, public_path):
-        if not path.parent.is_dir():
-            raise UsageError(
-                f"cannot write {path}: the directory {path.parent} does not exist",
-                hint="create it first, or choose another --output-prefix",
-            )
-    try:
-        private_path.write_bytes(b"")
-        private_path.chmod(0o600)
-        private_path.write_bytes(private_pem)
-        public_path.write_bytes(public_pem)
-    except OSError as e:
-        raise UsageError(
-            f"cannot write the key pair to {output_prefix}: {e.strerror or e}",
-            hint="choose a writable --output-prefix",
-        ) from e
-    typer.echo(f"private key {private_path}")
-    typer.echo(f"public key  {public_path}")
+
+def _trace_json(answers: Any) -> str:
+    """The four answers as JSON, field for field the text's (camelCase, as in the predicates)."""
+    document = _camel(dataclasses.asdict(answers))
+    document["aiGenerated"] = answers.ai_generated
+    return json.dumps(document, indent=2)
 
 
 def register(root: typer.Typer) -> None:
-    """Add ``attest``, ``verify``, ``trace`` and ``keygen`` to the root app."""
-    root.command("attest")(attest)
-    root.command("verify")(verify)
-    root.command("trace")(trace)
-    root.command("keygen")(keygen)
+    """Add ``attest``, ``verify`` and ``trace`` to the root app."""
+    root.command("attest", short_help="Sign a predicate about IMAGE and push it beside the image.")(
+        attest
+    )
+    root.command("verify", short_help="List the attestations beside IMAGE and which verified.")(
+        verify
+    )
+    root.command("trace", short_help="Answer the four questions for IMAGE from its evidence.")(
+        trace
+    )

@@ -3,7 +3,7 @@
 "Show me your governance over AI-generated code over this period, per region" is one command
 over the decision ledger. Each decision carries a snapshot of its images' verified AI involvement
 and of the exceptions it used, so the report needs no registry and no exception objects; for
-rows recorded before snapshots, ``--public-key`` checks the images' provenance in the registry
+rows recorded before snapshots, ``--key`` checks the images' provenance in the registry
 now and ``--exceptions`` reads the exception objects. A broken
 hash chain still produces the report (which says so at the top) and then exits non-zero.
 """
@@ -23,7 +23,15 @@ from affidavit.attestations.evidence import ImageEvidence, KeySigner
 from affidavit.attestations.reference import ImageReference
 from affidavit.attestations.registry import RegistryClient
 from affidavit.attestations.verify import verify_digest
-from affidavit.cli.options import CheckpointsOpt, LedgerPublicKeyOpt, check_order
+from affidavit.cli.options import (
+    CheckpointsOpt,
+    ForceOpt,
+    InsecureRegistryOpt,
+    LedgerPublicKeyOpt,
+    check_order,
+    deprecated,
+    refuse_overwrite,
+)
 from affidavit.errors import AffidavitError, InputError, LedgerError, UsageError
 
 if TYPE_CHECKING:  # the ledger (SQLAlchemy) and the report load with the commands that use them
@@ -55,11 +63,16 @@ ExceptionsOpt = Annotated[
 KeysOpt = Annotated[
     list[Path] | None,
     typer.Option(
-        "--public-key",
+        "--key",
+        metavar="KEY",
         help="for decisions without a snapshot of their provenance (recorded before snapshots, or "
         "unattested then): trusted signer's public key (PEM) to verify each image's provenance "
         "in the registry now and count AI-touched workloads from evidence (repeatable)",
     ),
+]
+OldKeysOpt = Annotated[
+    list[Path] | None,
+    typer.Option("--public-key", hidden=True, help="Deprecated: use --key."),
 ]
 LedgerKeyOpt = Annotated[
     Path | None,
@@ -69,10 +82,6 @@ LedgerKeyOpt = Annotated[
         help="Ed25519 ledger key (PEM, affidavit keygen --ledger-key): sign what is written "
         "(DSSE, verifiable with its public key and stock tools).",
     ),
-]
-InsecureOpt = Annotated[
-    list[str] | None,
-    typer.Option("--insecure-registry", help="HOST:PORT reached over plain HTTP (repeatable)"),
 ]
 
 
@@ -120,7 +129,7 @@ def _ai_touched(
     insecure: list[str] | None,
 ) -> dict[str, bool] | None:
     """Provenance verified now, for images the decisions' snapshots leave undetermined (rows
-    recorded before snapshots); reads the period (only with --public-key)."""
+    recorded before snapshots); reads the period (only with --key)."""
     if not keys:
         return None
     from affidavit.audit.report import ai_touched_from_evidence
@@ -147,7 +156,9 @@ def _ai_touched(
             if image.digest:
                 images.setdefault(image.digest, image.ref)
     evidence: list[ImageEvidence] = []
-    with RegistryClient(insecure_hosts=insecure or ()) as client:
+    from affidavit.attestations.docker_config import DockerCredentials
+
+    with RegistryClient(insecure_hosts=insecure or (), credentials=DockerCredentials()) as client:
         for digest, ref in sorted(images.items()):
             try:
                 target = ImageReference.parse(ref).with_digest(digest)
@@ -155,6 +166,12 @@ def _ai_touched(
             except AffidavitError:
                 continue  # no verified evidence: counted as undetermined
     return ai_touched_from_evidence(evidence)
+
+
+def _keys(key: list[Path] | None, old: list[Path] | None) -> list[Path] | None:
+    if old:
+        deprecated("--public-key", "use --key, as `affidavit verify` and `trace` do")
+    return [*(key or []), *(old or [])] or None
 
 
 def _generated_at() -> datetime:
@@ -185,7 +202,7 @@ def _refuse_broken(report: dict[str, Any]) -> None:
     )
 
 
-@audit_app.command("report")
+@audit_app.command("report", short_help="Coverage report over a period (JSON, Markdown, HTML).")
 def report(
     ledger: LedgerOpt,
     since: Annotated[
@@ -200,11 +217,13 @@ def report(
         Path | None, typer.Option("--output", "-o", help="file (default: stdout)")
     ] = None,
     exceptions: ExceptionsOpt = None,
-    public_key: KeysOpt = None,
-    insecure_registry: InsecureOpt = None,
+    key: KeysOpt = None,
+    insecure_registry: InsecureRegistryOpt = None,
     ledger_public_key: LedgerPublicKeyOpt = None,
     checkpoints: CheckpointsOpt = None,
     ledger_key: LedgerKeyOpt = None,
+    force: ForceOpt = False,
+    old_public_key: OldKeysOpt = None,
 ) -> None:
     """Coverage over a period: outcomes per region/cluster/namespace, evidence, AI-touched
     workloads, exceptions, top violated rules and controls, and the hash-chain verdict."""
@@ -227,6 +246,9 @@ def report(
             "--ledger-key signs the report file: give --output too",
             hint="the signature is written beside it as OUTPUT.dsse.json",
         )
+    if output is not None:
+        signature = [output.with_name(output.name + ".dsse.json")] if ledger_key else []
+        refuse_overwrite(force, output, *signature)
     signer = ledger_signer(ledger_key) if ledger_key is not None else None
     doc = report_from_ledger(
         led,
@@ -234,7 +256,7 @@ def report(
         until=end,
         region=region,
         exceptions=_exceptions(exceptions),
-        ai_touched=_ai_touched(led, start, end, public_key, insecure_registry),
+        ai_touched=_ai_touched(led, start, end, _keys(key, old_public_key), insecure_registry),
         checkpoints=signed,
         generated_at=_generated_at(),
         ledger_url=led.url,
@@ -260,7 +282,7 @@ def report(
     _refuse_broken(doc)
 
 
-@audit_app.command("pack")
+@audit_app.command("pack", short_help="Write a deterministic evidence pack (.zip).")
 def pack(
     ledger: LedgerOpt,
     since: Annotated[str, typer.Option("--since", help="RFC 3339 or date, inclusive")],
@@ -268,11 +290,13 @@ def pack(
     output: Annotated[Path, typer.Option("--output", "-o", help="the .zip to write")],
     region: RegionOpt = None,
     exceptions: ExceptionsOpt = None,
-    public_key: KeysOpt = None,
-    insecure_registry: InsecureOpt = None,
+    key: KeysOpt = None,
+    insecure_registry: InsecureRegistryOpt = None,
     ledger_public_key: LedgerPublicKeyOpt = None,
     checkpoints: CheckpointsOpt = None,
     ledger_key: LedgerKeyOpt = None,
+    force: ForceOpt = False,
+    old_public_key: OldKeysOpt = None,
 ) -> None:
     """A deterministic evidence pack (.zip): report in three formats, the period's ledger rows
     as stored, MANIFEST.json, SHA256SUMS and a README on verifying them with standard tools."""
@@ -283,6 +307,7 @@ def pack(
 
     start, end = _required(since, "--since"), _required(until, "--until")
     check_period(start, end)
+    refuse_overwrite(force, output)
     signed = load_checkpoints(ledger_public_key, checkpoints)
     led = Ledger(ledger, read_only=True)
     digest, doc = build_pack(
@@ -292,7 +317,7 @@ def pack(
         until=end,
         region=region,
         exceptions=_exceptions(exceptions),
-        ai_touched=_ai_touched(led, start, end, public_key, insecure_registry),
+        ai_touched=_ai_touched(led, start, end, _keys(key, old_public_key), insecure_registry),
         checkpoints=signed,
         signer=ledger_signer(ledger_key) if ledger_key is not None else None,
         generated_at=_generated_at(),
@@ -302,7 +327,7 @@ def pack(
     _refuse_broken(doc)
 
 
-@audit_app.command("verify-pack")
+@audit_app.command("verify-pack", short_help="Check an evidence pack offline.")
 def verify_pack_cmd(
     pack_file: Annotated[Path, typer.Argument(help="the evidence pack (.zip)")],
     ledger_public_key: Annotated[

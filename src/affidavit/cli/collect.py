@@ -12,15 +12,19 @@ from typing import Annotated
 import typer
 
 from affidavit.cli import collect_review
+from affidavit.cli.options import ForceOpt, refuse_overwrite
 from affidavit.errors import UsageError
 
 collect_app = typer.Typer(
     help="Collect evidence (AI provenance, code review) as attestation predicates (JSON).",
+    short_help="Collect AI provenance and code review as predicates.",
     no_args_is_help=True,
 )
 
 
-@collect_app.command("provenance")
+@collect_app.command(
+    "provenance", short_help="Print the ai-provenance/v1 predicate for BASE..HEAD."
+)
 def provenance(
     head: Annotated[str, typer.Option("--head", help="Revision the image was built from.")],
     repo: Annotated[
@@ -43,10 +47,13 @@ def provenance(
     output: Annotated[
         Path | None, typer.Option("--output", "-o", help="Write the JSON here, not to stdout.")
     ] = None,
+    force: ForceOpt = False,
 ) -> None:
     """Print the ai-provenance/v1 predicate for the commits in BASE..HEAD."""
     from affidavit.collect import collect_provenance, load_registry
 
+    if output is not None:
+        refuse_overwrite(force, output)
     registry = load_registry(tools)
     predicate = collect_provenance(repo, base, head, tools=registry, tiers_file=tiers)
     text = predicate.model_dump_json(by_alias=True, exclude_none=True, indent=2) + "\n"

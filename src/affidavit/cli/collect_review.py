@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from affidavit.cli.options import ForceOpt, refuse_overwrite
 from affidavit.errors import UsageError
 
 if TYPE_CHECKING:  # the collectors are imported by the command that runs them
@@ -76,8 +77,10 @@ def review(
         typer.Option(help="YAML registry of AI tools whose identities are never independent."),
     ] = None,
     output: Annotated[
-        Path | None, typer.Option(help="Write the predicate here instead of stdout.")
+        Path | None,
+        typer.Option("--output", "-o", help="Write the predicate here instead of stdout."),
     ] = None,
+    force: ForceOpt = False,
 ) -> None:
     """Print the code-review/v1 predicate for a pull request, merge request or commit range."""
     github = {
@@ -95,6 +98,8 @@ def review(
         )
         if used
     ]
+    if output is not None:
+        refuse_overwrite(force, output)
     if len(modes) != 1:
         found = " and ".join(modes) if modes else "no source"
         raise UsageError(f"collect review needs exactly one source, got {found}", hint=_SOURCES)
@@ -146,4 +151,6 @@ def review(
 
 def register(app: typer.Typer) -> None:
     """Add the ``review`` command to the ``collect`` group ``app``."""
-    app.command("review")(review)
+    app.command("review", short_help="Print the code-review/v1 predicate of a change request.")(
+        review
+    )

@@ -33,4 +33,4 @@ def demo(
 
 def register(root: typer.Typer) -> None:
     """Add ``demo`` to the root app."""
-    root.command("demo")(demo)
+    root.command("demo", short_help="Run the end-to-end demo (git to admission to ledger).")(demo)

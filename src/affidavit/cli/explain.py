@@ -192,23 +192,24 @@ def _explain_exceptions(
     name: str,
     image: str,
     now: datetime,
-) -> None:
-    """Each exception in ``namespace``: whether it would cover this workload's image, or why not."""
+) -> list[tuple[str, str | None]]:
+    """Each exception in ``namespace`` with why it would not cover this workload's image
+    (``None``: it applies)."""
     from affidavit.policy.health import why_not_applied
 
     mine = [e for e in index.exceptions if e.namespace == namespace]
-    if not mine:
-        return
     bound = eff.exception_max_days
     max_days = (bound.value, str(bound.origin)) if bound is not None else None
     refs = {r.name: r for r in index.exceptions_for(namespace, kind, name, image, now)}
-    typer.echo(f"Exceptions in namespace {namespace} (for {kind}/{name})")
-    for e in mine:
-        why = why_not_applied(
-            e, refs.get(e.name), kind=kind, name=name, image=image, now=now, max_days=max_days
+    return [
+        (
+            e.name,
+            why_not_applied(
+                e, refs.get(e.name), kind=kind, name=name, image=image, now=now, max_days=max_days
+            ),
         )
-        verdict = "applies" if why is None else f"does not apply: {why}"
-        typer.echo(f"  {namespace}/{e.name}: {verdict}")
+        for e in mine
+    ]
 
 
 def explain_unmatched(
@@ -219,6 +220,7 @@ def explain_unmatched(
     namespace: str,
     ns_labels: dict[str, str],
     setting: str,
+    as_json: bool = False,
 ) -> None:
     """No policy matches: say so, and what the webhook does with the image (unmatchedImages)."""
     from affidavit.policy.presets import UnmatchedImages
@@ -233,14 +235,28 @@ def explain_unmatched(
         namespace_labels=ns_labels,
         cluster_setting=cast(UnmatchedImages, setting),
     )
+    violation = unmatched_violation(image, rule).message if rule.mode is not None else None
+    if as_json:
+        from affidavit.cli.explain_json import dumps
+
+        document = {
+            "image": image,
+            "matched": False,
+            "unmatchedImages": {"setting": rule.setting, "source": str(rule.origin)},
+            "message": violation,
+        }
+        typer.echo(dumps(document))
+        if rule.setting == "Deny":
+            raise typer.Exit(1)
+        return
     typer.echo(
         f"no AccountabilityPolicy matches {image} in cluster {cluster or '-'}, region "
         f"{region or '-'}, namespace {namespace}: it is not under policy"
     )
     does = {"Allow": "admits it", "Warn": "admits it with a warning", "Deny": "refuses it"}
     typer.echo(f"unmatchedImages: {rule.setting} ({rule.origin}): the webhook {does[rule.setting]}")
-    if rule.mode is not None:
-        typer.echo(f"  {unmatched_violation(image, rule).message}")
+    if violation is not None:
+        typer.echo(f"  {violation}")
     if rule.setting == "Deny":
         raise typer.Exit(1)
 
@@ -281,7 +297,7 @@ def explain(
         ),
     ] = "affidavit-system/affidavit",
     as_json: Annotated[
-        bool, typer.Option("--json", help="With --decision: print the record as JSON.")
+        bool, typer.Option("--json", help="Print the explanation (or the record) as JSON.")
     ] = False,
     region: Annotated[str, typer.Option(help="The cluster's region.")] = "",
     cluster: Annotated[str, typer.Option(help="The cluster's name.")] = "",
@@ -344,15 +360,37 @@ def explain(
         cluster=cluster, region=region, namespace=namespace, namespace_labels=ns_labels, image=image
     )
     if eff is None:
-        explain_unmatched(index, image, cluster, region, namespace, ns_labels, unmatched_images)
+        explain_unmatched(
+            index, image, cluster, region, namespace, ns_labels, unmatched_images, as_json
+        )
         return
-    typer.echo(explain_policy(eff))
     try:
         now = datetime.fromisoformat(at.replace("Z", "+00:00")) if at else datetime.now(UTC)
     except ValueError as e:
         raise UsageError(f"--at {at!r}: not an RFC 3339 time") from e
-    _explain_exceptions(index, eff, namespace, kind, name, image, now)
+    verdicts = _explain_exceptions(index, eff, namespace, kind, name, image, now)
+    document: dict[str, Any] = {}
+    if as_json:
+        from affidavit.cli.explain_json import policy_document
+
+        document = {"image": image, "matched": True, **policy_document(eff)}
+        document["exceptions"] = [
+            {"namespace": namespace, "name": n, "applies": why is None, "reason": why}
+            for n, why in verdicts
+        ]
+    else:
+        typer.echo(explain_policy(eff))
+        if verdicts:
+            typer.echo(f"Exceptions in namespace {namespace} (for {kind}/{name})")
+        for n, why in verdicts:
+            typer.echo(
+                f"  {namespace}/{n}: {'applies' if why is None else f'does not apply: {why}'}"
+            )
     if evidence is None:
+        if as_json:
+            from affidavit.cli.explain_json import dumps
+
+            typer.echo(dumps(document))
         return
     signer = eff.signers[0].name if eff.signers else "local"
     ctx = RequestContext(
@@ -370,12 +408,19 @@ def explain(
     )
     ev = {image: _load_evidence(evidence, image, signer)}
     decision = evaluate(ctx, ev, index, now=now, decision_id=f"explain-{uuid.uuid4().hex[:8]}")
-    typer.echo("")
-    typer.echo(explain_decision(decision))
+    if as_json:
+        from affidavit.cli.explain_json import decision_document, dumps
+
+        typer.echo(dumps({**document, "decision": decision_document(decision)}))
+    else:
+        typer.echo("")
+        typer.echo(explain_decision(decision))
     if decision.outcome == "denied":
         raise typer.Exit(1)
 
 
 def register(root: typer.Typer) -> None:
     """Add ``affidavit explain`` to the root app."""
-    root.command("explain")(explain)
+    root.command("explain", short_help="Explain a decision, or the effective policy for IMAGE.")(
+        explain
+    )

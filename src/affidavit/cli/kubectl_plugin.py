@@ -39,6 +39,7 @@ app = typer.Typer(
     "kubeconfig (RBAC: the ClusterRole affidavit-decision-reader).",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,
     add_completion=False,
     epilog=EXIT_CODES,
 )
@@ -160,7 +161,7 @@ def _children(cluster: Cluster, namespace: str, kind: str, name: str) -> list[tu
     return found
 
 
-@app.command("why")
+@app.command("why", short_help="The latest decisions for a workload and its children.")
 def why(
     workload: Annotated[str, typer.Argument(help="TYPE/NAME, e.g. deploy/checkout.")],
     namespace: NamespaceOpt = None,
@@ -247,7 +248,7 @@ def _table(rows: Sequence[Sequence[str]]) -> str:
     )
 
 
-@app.command("exceptions")
+@app.command("exceptions", short_help="Break-glass exceptions in force and about to end.")
 def exceptions(
     namespace: NamespaceOpt = None,
     all_namespaces: Annotated[
@@ -289,7 +290,7 @@ def exceptions(
     typer.echo(_table([header, *[r for _, r in sorted(rows, key=lambda x: x[0])]]))
 
 
-@app.command("policy")
+@app.command("policy", short_help="The effective policy for a namespace or an image.")
 def policy(
     image: Annotated[
         str | None, typer.Argument(help="An image: its effective policy, requirement by source.")

@@ -24,14 +24,24 @@ from affidavit.cli.options import EXIT_CODES
 from affidavit.errors import AffidavitError
 
 #: The modules of ``affidavit.cli`` that register commands, in the order ``--help`` lists them.
-MODULES = ("collect", "attest", "explain", "test_cmd", "webhook", "operator_cmd", "demo", "audit")
+MODULES = (
+    "collect",
+    "attest",
+    "keygen",
+    "explain",
+    "test_cmd",
+    "webhook",
+    "operator_cmd",
+    "demo",
+    "audit",
+)
 #: Each top-level command and the module that registers it (a test checks it against MODULES).
 COMMAND_MODULES = {
     "collect": "collect",
     "attest": "attest",
     "verify": "attest",
     "trace": "attest",
-    "keygen": "attest",
+    "keygen": "keygen",
     "explain": "explain",
     "test": "test_cmd",
     "webhook": "webhook",
@@ -52,6 +62,7 @@ def build_app(modules: Iterable[str] = MODULES) -> typer.Typer:
         ),
         no_args_is_help=True,
         pretty_exceptions_enable=False,
+        rich_markup_mode=None,  # click's plain help: wrapped at the terminal's width, never cut
         add_completion=True,  # --install-completion / --show-completion (bash, zsh, fish, ...)
         epilog=EXIT_CODES,
     )
@@ -104,8 +115,14 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def run(command: typer.Typer, prog_name: str, argv: Sequence[str] | None) -> int:
     """Run a typer app (``affidavit``, ``kubectl affidavit``) with the one error mapping."""
+    from typer.main import get_command
+
+    from affidavit.cli.plain_help import tidy
+
     try:
-        command(args=list(argv) if argv is not None else None, prog_name=prog_name)
+        tidy(get_command(command))(
+            args=list(argv) if argv is not None else None, prog_name=prog_name
+        )
     except AffidavitError as e:
         typer.echo(f"error: {e.diagnostic}", err=True)
         return e.exit_code

@@ -27,6 +27,7 @@ operator_app = typer.Typer(
     name="operator",
     help="The operator: compiles policies into the index, manages webhook certificates, "
     "expires exceptions, turns denials into Kubernetes Events and re-checks running workloads.",
+    short_help="Run the operator: policies, certificates, exceptions, re-checks.",
     no_args_is_help=True,
 )
 
@@ -87,13 +88,18 @@ def run(
     ] = True,
     cert_lifetime: Annotated[
         float,
-        typer.Option(envvar="AFFIDAVIT_CERT_LIFETIME_SECONDS", help="serving certificate lifetime"),
+        typer.Option(
+            envvar="AFFIDAVIT_CERT_LIFETIME_SECONDS",
+            help="serving certificate lifetime in seconds (default: 90 days)",
+            show_default=False,
+        ),
     ] = 90 * 86400.0,
     cert_renew_fraction: Annotated[
         float,
         typer.Option(
             envvar="AFFIDAVIT_CERT_RENEW_FRACTION",
-            help="renew when less than this fraction of the lifetime is left",
+            help="renew when less than this fraction of the lifetime is left (default: 1/3)",
+            show_default=False,
         ),
     ] = 1 / 3,
     resync_seconds: Annotated[
@@ -144,7 +150,9 @@ def run(
     insecure_registry: Annotated[
         list[str] | None,
         typer.Option(
-            "--insecure-registry", help="HOST:PORT reached over plain HTTP by the re-check (repeat)"
+            "--insecure-registry",
+            metavar="HOST",
+            help="Registry HOST[:PORT] the re-check reaches over plain HTTP (repeatable).",
         ),
     ] = None,
     registry_ca: Annotated[

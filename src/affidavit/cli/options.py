@@ -54,3 +54,33 @@ EXIT_CODES = (
     "4 no attestation verified; 5 registry unreachable or image missing; 6 ledger "
     "unavailable or its chain broken; 7 Kubernetes unreachable or refused."
 )
+
+InsecureRegistryOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--insecure-registry",
+        metavar="HOST",
+        help="Registry HOST[:PORT] reached over plain HTTP (repeatable).",
+    ),
+]
+ForceOpt = Annotated[
+    bool, typer.Option("--force", help="Overwrite the output files if they exist.")
+]
+TrustedKeysOpt = Annotated[
+    list[Path] | None,
+    typer.Option("--key", metavar="KEY", help="Trusted signer's public key, PEM (repeatable)."),
+]
+
+
+def refuse_overwrite(force: bool, *paths: Path) -> None:
+    """Outputs are never overwritten without --force, in every command that writes one."""
+    if force:
+        return
+    for path in paths:
+        if path.exists():
+            raise UsageError(f"{path} already exists", hint="pass --force to overwrite it")
+
+
+def deprecated(old: str, instead: str) -> None:
+    """Warn (on stderr, so pipelines keep their output) that a spelling will go away."""
+    typer.echo(f"warning: {old} is deprecated and will be removed; {instead}", err=True)

@@ -291,4 +291,4 @@ def run_tests(
 
 def register(root: typer.Typer) -> None:
     """Add ``affidavit test`` to the root app."""
-    root.command("test")(run_tests)
+    root.command("test", short_help="Judge policy test cases with the webhook's engine.")(run_tests)

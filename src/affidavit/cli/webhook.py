@@ -16,7 +16,13 @@ import typer
 
 from affidavit import defaults
 from affidavit.attestations.reference import ImageReference
-from affidavit.cli.options import OUTCOMES, CheckpointsOpt, LedgerPublicKeyOpt, check_order
+from affidavit.cli.options import (
+    OUTCOMES,
+    CheckpointsOpt,
+    InsecureRegistryOpt,
+    LedgerPublicKeyOpt,
+    check_order,
+)
 from affidavit.errors import LedgerError, UsageError
 
 if TYPE_CHECKING:  # the ledger (SQLAlchemy) is imported by the commands that read it
@@ -35,7 +41,7 @@ LedgerOpt = Annotated[
 ]
 
 
-@webhook_app.command("serve")
+@webhook_app.command("serve", short_help="Serve AdmissionReviews over HTTPS at /validate.")
 def serve(
     tls_cert: Annotated[Path, typer.Option("--tls-cert", envvar="AFFIDAVIT_TLS_CERT")],
     tls_key: Annotated[Path, typer.Option("--tls-key", envvar="AFFIDAVIT_TLS_KEY")],
@@ -61,10 +67,7 @@ def serve(
     budget_seconds: Annotated[
         float, typer.Option("--budget-seconds", envvar="AFFIDAVIT_BUDGET_SECONDS")
     ] = defaults.BUDGET_SECONDS,
-    insecure_registry: Annotated[
-        list[str] | None,
-        typer.Option("--insecure-registry", help="HOST:PORT reached over plain HTTP (repeat)."),
-    ] = None,
+    insecure_registry: InsecureRegistryOpt = None,
     registry_ca: Annotated[
         Path | None, typer.Option("--registry-ca", envvar="AFFIDAVIT_REGISTRY_CA")
     ] = None,
@@ -301,7 +304,7 @@ def _line(r: LedgerRecord) -> str:
     return f"{r.seq}\t{when}\t{r.outcome}\t{r.namespace}/{r.kind}/{r.name}\t{images}\t{r.id}"
 
 
-@decisions_app.command("list")
+@decisions_app.command("list", short_help="List recorded decisions, oldest first.")
 def list_decisions(
     ledger: LedgerOpt,
     since: Annotated[str | None, typer.Option("--since", help="RFC 3339, inclusive")] = None,
@@ -339,7 +342,9 @@ def list_decisions(
             typer.echo(_line(r))
 
 
-@decisions_app.command("verify-chain")
+@decisions_app.command(
+    "verify-chain", short_help="Check the ledger's hash chain and signed checkpoints."
+)
 def verify_chain(
     ledger: LedgerOpt,
     ledger_public_key: LedgerPublicKeyOpt = None,

@@ -27,8 +27,7 @@ def pinned(ref: str, digest: str | None) -> str:
 
 def attest_cmd(image: str, predicate_file: str, predicate_type: str) -> str:
     return (
-        f"affidavit attest --image {image} --predicate {predicate_file} "
-        f"--type {predicate_type} --key <key>"
+        f"affidavit attest {image} --predicate {predicate_file} --type {predicate_type} --key <key>"
     )
 
 

@@ -163,7 +163,7 @@ def check_image(
                     f"{att.subject_digest}",
                     f"subject {ev.digest} (the image being deployed)",
                     "attest the image that is deployed: `"
-                    + f"affidavit attest --image {repo_at} --predicate <file> "
+                    + f"affidavit attest {repo_at} --predicate <file> "
                     + f"--type {att.predicate_type} --key <key>`",
                     image,
                 )

@@ -51,7 +51,7 @@ def _affidavit(*args: str | Path) -> subprocess.CompletedProcess[str]:
 @pytest.fixture(scope="module")
 def keys(tmp_path_factory: pytest.TempPathFactory) -> Path:
     prefix = tmp_path_factory.mktemp("ledger-key") / "affidavit-ledger"
-    made = _affidavit("keygen", "--ledger-key", "--output-prefix", prefix)
+    made = _affidavit("keygen", "--ledger-key", "--output", prefix)
     assert made.returncode == 0, made.stderr
     return prefix
 

@@ -101,7 +101,7 @@ def test_region_policy_makes_eu_clusters_stricter(stack: ClusterStack, releases:
             f"`security` (sam) on the final revision of {pr}, then run `affidavit collect review "
             "--github-pr pr.json --github-reviews reviews.json --github-commits commits.json "
             f"--head {releases.reviewed.revision} --output review.json && affidavit attest "
-            f"--image {image} --predicate review.json "
+            f"{image} --predicate review.json "
             "--type https://affidavit.dev/attestations/code-review/v1 --key <key>`"
         ]
     finally:

@@ -186,7 +186,7 @@ def review_violation(policy: str, image: str, revision: str) -> str:
         f"fix: get 1 more independent approval on the final revision of {pr}, then run "
         "`affidavit collect review --github-pr pr.json --github-reviews reviews.json "
         f"--github-commits commits.json --head {revision} --output review.json && "
-        f"affidavit attest --image {image} --predicate review.json "
+        f"affidavit attest {image} --predicate review.json "
         "--type https://affidavit.dev/attestations/code-review/v1 --key <key>`"
     )
 

@@ -51,7 +51,7 @@ def test_the_webhook_signs_and_publishes_checkpoints(
     workdir: Path, tls: Tls, images: Images
 ) -> None:
     keys = workdir / "ledger-key"
-    assert _affidavit("keygen", "--ledger-key", "--output-prefix", str(keys)).returncode == 0
+    assert _affidavit("keygen", "--ledger-key", "--output", str(keys)).returncode == 0
     trail = workdir / "checkpoints"
     url = f"sqlite:///{workdir / 'signed-ledger.db'}"
     proc = start_webhook(

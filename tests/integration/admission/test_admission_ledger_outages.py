@@ -205,6 +205,7 @@ def test_a_full_volume_shared_with_the_buffer_fails_closed_and_keeps_no_refused_
                 "reason": "Forbidden",
             },
         }
+        assert hook.metric("affidavit_ledger_write_failures_total") == 1  # what alerts fire on
         filler.unlink()
         # Buffered again (the ledger locked): the file holds that decision, not the refused one.
         with seen.write_lock():

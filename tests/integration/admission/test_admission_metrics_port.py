@@ -27,7 +27,7 @@ def test_metrics_on_their_own_port(tmp_path: Path, tls: Tls, images: Images, wor
         assert hook.validate(review(images.bare)).json()["response"]["allowed"] is False
         plain = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10)
         assert plain.status_code == 200
-        line = 'affidavit_decisions_total{outcome="denied"} 1.0'
+        line = 'affidavit_decisions_total{namespace="shop",outcome="denied"} 1.0'
         assert line in plain.text.splitlines()
         assert line in hook.client.get(f"{hook.url}/metrics").text.splitlines()
     finally:

@@ -181,7 +181,7 @@ def test_evidence_cache_hits_misses_and_negative_hits(
     webhook.validate(review(image))
     h2, _m2, _n2 = counts()
     assert h2 >= h0 + 1
-    assert webhook.metric("affidavit_decisions_total", outcome="allowed") >= 1
+    assert webhook.metric("affidavit_decisions_total", namespace="shop", outcome="allowed") >= 1
 
 
 def test_health_readiness_and_non_workloads(webhook: WebhookProcess, workdir: Path) -> None:

@@ -27,6 +27,8 @@ from cryptography.x509.oid import NameOID
 
 ISSUER = "affidavit-test-issuer"
 SERVICE = "affidavit-test-registry"
+#: The identity token (OAuth2 refresh token) the test token service accepts.
+REFRESH_TOKEN = "affidavit-test-refresh-token"
 
 
 def _b64url(data: bytes) -> str:
@@ -55,9 +57,15 @@ def make_signing_cert(directory: Path) -> tuple[ec.EllipticCurvePrivateKey, byte
 
 @contextmanager
 def token_server(
-    key: ec.EllipticCurvePrivateKey, cert_der: bytes, user: str, password: str
+    key: ec.EllipticCurvePrivateKey,
+    cert_der: bytes,
+    user: str,
+    password: str,
+    refresh_token: str | None = None,
 ) -> Iterator[tuple[str, list[str]]]:
-    """Serve ``/token`` on 127.0.0.1; yields (realm URL, scopes granted so far)."""
+    """Serve ``/token`` on 127.0.0.1; yields (realm URL, scopes granted so far). With
+    ``refresh_token``, also the OAuth2 form (POST ``grant_type=refresh_token``, what docker
+    sends for an identity token), answering ``access_token``."""
     granted: list[str] = []
     expected = "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
 
@@ -71,6 +79,23 @@ def token_server(
                 self.send_response(401)
                 self.end_headers()
                 return
+            self._grant(query, "token")
+
+        def do_POST(self) -> None:
+            length = int(self.headers.get("Content-Length") or 0)
+            form = parse_qs(self.rfile.read(length).decode())
+            if (
+                refresh_token is None
+                or form.get("grant_type") != ["refresh_token"]
+                or (form.get("refresh_token") != [refresh_token])
+            ):
+                self.send_response(401)
+                self.end_headers()
+                return
+            granted.append("grant:refresh_token")
+            self._grant(form, "access_token")
+
+        def _grant(self, query: dict[str, list[str]], field: str) -> None:
             access = []
             for scope in query.get("scope", []):
                 kind, name, actions = scope.split(":")
@@ -93,7 +118,7 @@ def token_server(
             )
             r, s = decode_dss_signature(key.sign(signing_input.encode(), ec.ECDSA(hashes.SHA256())))
             token = signing_input + "." + _b64url(r.to_bytes(32, "big") + s.to_bytes(32, "big"))
-            body = json.dumps({"token": token}).encode()
+            body = json.dumps({field: token}).encode()
             self.send_response(200)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(body)))

@@ -19,7 +19,7 @@ from typing import Any
 import httpx
 import pytest
 from attest_support import KeyPair, loopback_name, make_key, missing
-from attest_token_server import ISSUER, SERVICE, make_signing_cert, token_server
+from attest_token_server import ISSUER, REFRESH_TOKEN, SERVICE, make_signing_cert, token_server
 
 from affidavit.attestations.image import push_sample_image
 from affidavit.attestations.registry import ImageReference, RegistryClient
@@ -121,10 +121,11 @@ class TokenRegistry:
 
 @pytest.fixture(scope="module")
 def token_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TokenRegistry]:
-    """A docker-registry using Bearer tokens from a real token service (user ci / s3cret)."""
+    """A docker-registry using Bearer tokens from a real token service (user ci / s3cret, or
+    the identity token ``REFRESH_TOKEN``)."""
     directory = tmp_path_factory.mktemp("token-registry")
     key, cert_der, bundle = make_signing_cert(directory)
-    with token_server(key, cert_der, "ci", "s3cret") as (realm, granted):
+    with token_server(key, cert_der, "ci", "s3cret", REFRESH_TOKEN) as (realm, granted):
         auth = (
             f"auth:\n  token:\n    realm: {realm}\n    service: {SERVICE}\n"
             f"    issuer: {ISSUER}\n    rootcertbundle: {bundle}\n"

@@ -22,8 +22,8 @@ NewImage = Callable[..., ImageReference]
 
 @pytest.fixture
 def keys(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Path:
-    assert main(["keygen", "--kind", "ecdsa-p256", "--output-prefix", str(tmp_path / "ci")]) == 0
-    assert main(["keygen", "--kind", "ed25519", "--output-prefix", str(tmp_path / "rogue")]) == 0
+    assert main(["keygen", "--kind", "ecdsa-p256", "--output", str(tmp_path / "ci")]) == 0
+    assert main(["keygen", "--kind", "ed25519", "--output", str(tmp_path / "rogue")]) == 0
     out = capsys.readouterr().out
     assert out.splitlines()[:2] == [
         f"private key {tmp_path / 'ci.key'}",
@@ -53,7 +53,6 @@ def test_attest_then_verify(
     code, out, _ = run(
         capsys,
         "attest",
-        "--image",
         str(image),
         "--predicate",
         str(predicate),
@@ -88,7 +87,7 @@ def test_verify_a_tag_prints_its_digest_and_json(
     image = new_image(tag="stable")
     key = str(keys / "ci.key")
     for kind in ("https://example.com/a", "https://example.com/b"):
-        argv = ["attest", "--image", str(image), "--predicate", str(predicate), "--type", kind]
+        argv = ["attest", str(image), "--predicate", str(predicate), "--type", kind]
         assert main([*argv, "--key", key]) == 0
     capsys.readouterr()
     code, out, _ = run(capsys, "verify", f"{image.name}:stable", "--key", str(keys / "ci.pub"))
@@ -126,7 +125,6 @@ def test_known_predicate_types_are_validated(
     code, _, err = run(
         capsys,
         "attest",
-        "--image",
         str(image),
         "--predicate",
         str(predicate),
@@ -143,7 +141,7 @@ def test_verify_with_the_wrong_key_exits_4(
     new_image: NewImage, keys: Path, predicate: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     image = new_image()
-    argv = ["attest", "--image", str(image), "--predicate", str(predicate)]
+    argv = ["attest", str(image), "--predicate", str(predicate)]
     assert main([*argv, "--type", "https://example.com/t", "--key", str(keys / "rogue.key")]) == 0
     capsys.readouterr()
     code, _, err = run(capsys, "verify", str(image), "--key", str(keys / "ci.pub"))
@@ -164,7 +162,7 @@ def test_verify_with_nothing_attached_exits_4(
     assert out.splitlines()[-1] == "0 verified, 0 rejected"
     assert err == (
         f"error: no attestations found for {image}\n"
-        "  hint: attach one with `affidavit attest --image IMAGE@DIGEST --predicate FILE "
+        "  hint: attach one with `affidavit attest IMAGE@DIGEST --predicate FILE "
         "--type URI --key KEY`\n"
     )
 
@@ -189,7 +187,6 @@ def test_image_missing_exits_5(
         ["verify", image, "--key", str(keys / "ci.pub")],
         [
             "attest",
-            "--image",
             image,
             "--predicate",
             str(predicate),
@@ -215,7 +212,6 @@ def test_attest_refuses_a_tag_and_bad_input(
     code, _, err = run(
         capsys,
         "attest",
-        "--image",
         f"{image.name}:v1",
         "--predicate",
         str(predicate),
@@ -224,12 +220,11 @@ def test_attest_refuses_a_tag_and_bad_input(
         *key,
     )
     assert code == 2
-    assert err.startswith(f"error: --image {image.name}:v1 names a tag; attestations are bound")
+    assert err.startswith(f"error: {image.name}:v1 names a tag; attestations are bound")
     predicate.write_text("[1")
     code, _, err = run(
         capsys,
         "attest",
-        "--image",
         str(image),
         "--predicate",
         str(predicate),
@@ -251,7 +246,6 @@ def test_attest_refuses_a_tag_and_bad_input(
     code, _, err = run(
         capsys,
         "attest",
-        "--image",
         str(image),
         "--predicate",
         str(predicate),
@@ -259,3 +253,33 @@ def test_attest_refuses_a_tag_and_bad_input(
         "https://t",
     )
     assert (code, err) == (2, "error: give exactly one of --key KEY and --sigstore\n")
+
+
+def test_attest_still_takes_the_image_as_the_deprecated_option(
+    new_image: NewImage, keys: Path, predicate: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Pipelines written for `attest --image IMAGE` keep working, with a warning on stderr."""
+    image = new_image()
+    argv = ["attest", "--image", str(image), "--predicate", str(predicate), "--type",
+            "https://example.com/custom/v1", "--key", str(keys / "ci.key")]  # fmt: skip
+    code, out, err = run(capsys, *argv)
+    assert (code, err) == (0, (
+        "warning: --image IMAGE is deprecated and will be removed; pass the image as the first "
+        "argument: affidavit attest IMAGE\n"
+    ))  # fmt: skip
+    assert out.splitlines()[0] == f"attested {image} (https://example.com/custom/v1)"
+    code, out, _ = run(capsys, "verify", str(image), "--key", str(keys / "ci.pub"))
+    assert (code, out.splitlines()[-1]) == (0, "1 verified, 0 rejected")
+
+    code, out, err = run(capsys, "attest", str(image), *argv[1:])
+    assert (code, out) == (2, "")
+    assert err == "error: give the image once: as IMAGE, not also as --image\n"
+
+
+def test_attest_without_an_image_names_what_is_missing(
+    predicate: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert run(capsys, "attest", "--predicate", str(predicate)) == (2, "", (
+        "error: missing IMAGE, --type URI\n"
+        "  hint: affidavit attest IMAGE@sha256:DIGEST --predicate FILE --type URI --key KEY\n"
+    ))  # fmt: skip

@@ -7,6 +7,7 @@ HTTP proxy stands in for the internet and records where the client wanted to go.
 
 from __future__ import annotations
 
+import json
 import socket
 import threading
 from collections.abc import Iterator
@@ -53,6 +54,18 @@ def test_trace_answers_for_a_released_image(
         "   https://github.com/acme/payments-api/pull/42: 0 approvals on the final revision, "
         "0 independent; reviewers: bo" in out
     )
+
+    assert main(["trace", rel.image, "--key", str(pub), "--json"]) == 0
+    answers = json.loads(capsys.readouterr().out)
+    assert (answers["digest"], answers["revision"]) == (rel.digest, sample.pushed_after_review)
+    assert (answers["aiGenerated"], answers["commits"], len(answers["aiChanges"])) == (True, 4, 3)
+    assert answers["tools"] == ["Claude Code", "aider"]
+    assert answers["review"] == {
+        "changeRequest": "https://github.com/acme/payments-api/pull/42",
+        "approvalsOnFinalRevision": 0,
+        "independentApprovals": 0,
+        "reviewers": ["bo"],
+    }
 
 
 def test_trace_refuses_an_image_without_verified_provenance(

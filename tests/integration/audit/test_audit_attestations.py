@@ -1,4 +1,4 @@
-"""`affidavit audit report --public-key`: AI-touched workloads counted from verified provenance in
+"""`affidavit audit report --key`: AI-touched workloads counted from verified provenance in
 the real registry (one image whose provenance declares an AI-generated change, one human-only,
 one with no attestation at all), through the trace's own answer to "was any of it AI-generated"."""
 
@@ -97,7 +97,7 @@ def test_ai_touched_from_verified_provenance(
     args = ["audit", "report", "--ledger", ledger_url, "--format", "json"]
     assert main(args) == 0
     assert json.loads(capsys.readouterr().out)["aiTouched"]["undetermined"]["admitted"] == 3
-    keyed = [*args, "--public-key", str(tmp_path / "ci.pub"), "--insecure-registry", registry.host]
+    keyed = [*args, "--key", str(tmp_path / "ci.pub"), "--insecure-registry", registry.host]
     assert main(keyed) == 0
     assert json.loads(capsys.readouterr().out)["aiTouched"] == {
         "source": "ledger and verified attestations",

@@ -27,7 +27,7 @@ OPENSSL_VERIFY = ["openssl", "pkeyutl", "-verify", "-pubin", "-inkey", "affidavi
 
 def _keys(folder: Path, name: str = "ledger") -> tuple[Path, Path]:
     prefix = folder / name
-    assert main(["keygen", "--ledger-key", "--output-prefix", str(prefix)]) == 0
+    assert main(["keygen", "--ledger-key", "--output", str(prefix)]) == 0
     return prefix.with_suffix(".key"), prefix.with_suffix(".pub")
 
 

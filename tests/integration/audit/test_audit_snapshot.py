@@ -3,7 +3,7 @@
 Decisions recorded with a snapshot carry each image's AI involvement (from the provenance
 verified at decision time) and the details of the exceptions they used; the report reads those.
 An exception object edited or deleted since does not change what the report says was approved.
-A row recorded before snapshots still counts (undetermined, unless ``--public-key`` verifies it
+A row recorded before snapshots still counts (undetermined, unless ``--key`` verifies it
 now), so old and new rows live in one ledger.
 """
 

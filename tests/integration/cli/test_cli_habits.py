@@ -69,9 +69,9 @@ def test_keygen_into_a_directory_that_does_not_exist(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     prefix = tmp_path / "nonexistent" / "x"
-    assert run(["keygen", "--output-prefix", str(prefix)], capsys) == (2, "", (
+    assert run(["keygen", "--output", str(prefix)], capsys) == (2, "", (
         f"error: cannot write {prefix}.key: the directory {prefix.parent} does not exist\n"
-        "  hint: create it first, or choose another --output-prefix\n"
+        "  hint: create it first, or choose another -o/--output\n"
     ))  # fmt: skip
 
 
@@ -183,7 +183,7 @@ def test_an_empty_policy_file_is_refused(
 def test_attest_type_must_be_a_uri(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     predicate = tmp_path / "p.json"
     predicate.write_text("{}")
-    argv = ["attest", "--image", f"127.0.0.1:1/acme/app@{DIGEST}", "--predicate", str(predicate),
+    argv = ["attest", f"127.0.0.1:1/acme/app@{DIGEST}", "--predicate", str(predicate),
             "--type", "ai-provenance", "--key", str(tmp_path / "ci.key")]  # fmt: skip
     assert run(argv, capsys) == (2, "", (
         "error: --type 'ai-provenance' is not a URI; in-toto predicate types are URIs\n"

@@ -35,11 +35,13 @@ class Cosign:
     binary: Path
     home: Path
 
-    def run(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    def run(
+        self, *args: str, check: bool = True, password: str = PASSWORD
+    ) -> subprocess.CompletedProcess[str]:
         env = {
             "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
             "HOME": str(self.home),
-            "COSIGN_PASSWORD": PASSWORD,
+            "COSIGN_PASSWORD": password,
             "TUF_ROOT": str(self.home / "tuf"),
             "COSIGN_EXPERIMENTAL": "0",
         }

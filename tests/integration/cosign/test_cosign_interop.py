@@ -49,7 +49,7 @@ def test_cosign_verifies_what_affidavit_pushed(
 ) -> None:
     image = sample_image("from-affidavit")
     monkeypatch.setenv("COSIGN_PASSWORD", PASSWORD)
-    argv = ["attest", "--image", image, "--predicate", str(predicate), "--type", TYPE]
+    argv = ["attest", image, "--predicate", str(predicate), "--type", TYPE]
     assert main([*argv, "--key", f"{cosign_keys}.key"]) == 0
     capsys.readouterr()
     result = cosign.run(
@@ -121,7 +121,7 @@ def test_affidavit_verifies_what_cosign_pushed(
     assert document["rejected"] == []
 
     wrong = cosign_keys.with_name("wrong")
-    assert main(["keygen", "--output-prefix", str(wrong)]) == 0
+    assert main(["keygen", "--output", str(wrong)]) == 0
     capsys.readouterr()
     assert main(["verify", image, "--key", f"{wrong}.pub"]) == 4
     assert capsys.readouterr().err == (

@@ -24,7 +24,7 @@ def test_pushed_image_carries_its_own_signed_provenance(
 ) -> None:
     cli = [sys.executable, "-m", "affidavit.cli.main"]
     subprocess.run(
-        [*cli, "keygen", "--output-prefix", str(tmp_path / "release")], check=True,
+        [*cli, "keygen", "--output", str(tmp_path / "release")], check=True,
         capture_output=True,
     )  # fmt: skip
     ref = f"{registry.host}/affidavit/affidavit:test"

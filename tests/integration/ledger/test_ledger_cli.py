@@ -133,7 +133,7 @@ def test_verify_chain_and_report_check_signed_checkpoints(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     prefix = tmp_path / "ledger-key"
-    assert main(["keygen", "--ledger-key", "--output-prefix", str(prefix)]) == 0
+    assert main(["keygen", "--ledger-key", "--output", str(prefix)]) == 0
     capsys.readouterr()
     trail = CheckpointTrail(tmp_path / "checkpoints")
     signer = Checkpointer(

@@ -23,7 +23,7 @@ def test_the_package_installs_kubectl_affidavit() -> None:
     assert got.returncode == 0, got.stderr
     assert "Usage: kubectl affidavit [OPTIONS] COMMAND [ARGS]..." in got.stdout
     for command in COMMANDS:
-        assert f"│ {command} " in got.stdout
+        assert f"\n  {command} " in got.stdout  # its row under Commands:
 
 
 def test_the_krew_manifest_names_a_file_that_runs_the_plugin() -> None:

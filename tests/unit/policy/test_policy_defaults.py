@@ -34,8 +34,7 @@ COLLECT_PROV = (
     "affidavit collect provenance --repo . --base <base> --head <revision> --output provenance.json"
 )
 ATTEST_PROV = (
-    f"affidavit attest --image {IMAGE} --predicate provenance.json "
-    f"--type {AI_PROVENANCE_V1} --key <key>"
+    f"affidavit attest {IMAGE} --predicate provenance.json --type {AI_PROVENANCE_V1} --key <key>"
 )
 OTHER_REV = "beef" + "0" * 36
 

@@ -39,16 +39,13 @@ from policy_builders import (
 )
 
 REVIEW_TYPE = "https://affidavit.dev/attestations/code-review/v1"
-ATTEST_REVIEW = (
-    f"affidavit attest --image {IMAGE} --predicate review.json --type {REVIEW_TYPE} --key <key>"
-)
+ATTEST_REVIEW = f"affidavit attest {IMAGE} --predicate review.json --type {REVIEW_TYPE} --key <key>"
 COLLECT_REVIEW = (
     "affidavit collect review --github-pr pr.json --github-reviews reviews.json "
     f"--github-commits commits.json --head {REV} --output review.json"
 )
 ATTEST_PROV = (
-    f"affidavit attest --image {IMAGE} --predicate provenance.json "
-    f"--type {AI_PROVENANCE_V1} --key <key>"
+    f"affidavit attest {IMAGE} --predicate provenance.json --type {AI_PROVENANCE_V1} --key <key>"
 )
 COLLECT_PROV = (
     "affidavit collect provenance --repo . --base <base> --head <revision> --output provenance.json"
@@ -256,7 +253,7 @@ def test_wrong_subject_is_reported_and_not_used() -> None:
     assert messages(d) == [
         f"{IMAGE}: subject.digest (AccountabilityPolicy/baseline): found an ai-provenance/v1 "
         f"attestation whose subject is {OTHER_DIGEST}; expected subject {DIGEST} (the image "
-        f"being deployed); fix: attest the image that is deployed: `affidavit attest --image "
+        f"being deployed); fix: attest the image that is deployed: `affidavit attest "
         f"{IMAGE} --predicate <file> --type {AI_PROVENANCE_V1} --key <key>`",
         f"{IMAGE}: provenance.present (AccountabilityPolicy/baseline): found no verified "
         f"ai-provenance/v1 attestation; expected an ai-provenance/v1 attestation signed by ci "

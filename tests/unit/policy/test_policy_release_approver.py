@@ -32,9 +32,7 @@ from policy_builders import (
 )
 
 REVIEW_TYPE = "https://affidavit.dev/attestations/code-review/v1"
-ATTEST_REVIEW = (
-    f"affidavit attest --image {IMAGE} --predicate review.json --type {REVIEW_TYPE} --key <key>"
-)
+ATTEST_REVIEW = f"affidavit attest {IMAGE} --predicate review.json --type {REVIEW_TYPE} --key <key>"
 COLLECT_REVIEW = (
     "affidavit collect review --github-pr pr.json --github-reviews reviews.json "
     f"--github-commits commits.json --head {REV} --output review.json"

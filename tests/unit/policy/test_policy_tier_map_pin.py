@@ -28,7 +28,7 @@ PROV_TYPE = "https://affidavit.dev/attestations/ai-provenance/v1"
 FIX = (
     "classify with the pinned map (commit it as .affidavit/tiers.yaml on the base revision, or "
     "pass it with --tiers), then run `affidavit collect provenance --repo . --base <base> "
-    "--head <revision> --output provenance.json && affidavit attest --image "
+    "--head <revision> --output provenance.json && affidavit attest "
     f"{IMAGE} --predicate provenance.json --type {PROV_TYPE} --key <key>`; if the map changed on "
     "purpose, update `require.tierMapDigest` in AccountabilityPolicy/{name}"
 )
