@@ -13,6 +13,7 @@ import typer
 
 from affidavit.cli import collect_review
 from affidavit.cli.options import ForceOpt, refuse_overwrite
+from affidavit.cli.progress import progress
 from affidavit.errors import UsageError
 
 collect_app = typer.Typer(
@@ -55,10 +56,16 @@ def provenance(
     if output is not None:
         refuse_overwrite(force, output)
     registry = load_registry(tools)
-    predicate = collect_provenance(repo, base, head, tools=registry, tiers_file=tiers)
+    with progress("reading history", "commits") as report:
+        predicate = collect_provenance(
+            repo, base, head, tools=registry, tiers_file=tiers, progress=report
+        )
     text = predicate.model_dump_json(by_alias=True, exclude_none=True, indent=2) + "\n"
     if not predicate.changes:
         raise _empty_range(repo, base, head)
+    _warn_if_too_large(
+        len(predicate.model_dump_json(by_alias=True, exclude_none=True)), len(predicate.changes)
+    )
     if output is None:
         typer.echo(text, nl=False)
     else:
@@ -69,6 +76,27 @@ def provenance(
                 f"cannot write {output}: {e.strerror or e}",
                 hint="create its directory first, or choose another --output",
             ) from e
+
+
+def _warn_if_too_large(compact_bytes: int, commits: int) -> None:
+    """Say so before writing a predicate whose signed attestation ``attest`` would refuse.
+
+    The envelope carries the statement base64-encoded (4/3 of its compact JSON) plus the
+    subject, signature and framing; the estimate errs on the large side by a few hundred bytes.
+    """
+    from affidavit.attestations.dsse import MAX_ENVELOPE_BYTES
+
+    estimate = 4 * ((compact_bytes + 1024 + 2) // 3) + 1024
+    if estimate <= MAX_ENVELOPE_BYTES:
+        return
+    mib = 1024 * 1024
+    typer.echo(
+        f"warning: these {commits} commits make a predicate whose signed attestation would be "
+        f"about {estimate / mib:.1f} MiB, over the {MAX_ENVELOPE_BYTES // mib} MiB that "
+        "`affidavit attest` and the verifiers accept; collect only what this release adds "
+        "with --base LAST_RELEASED_REVISION",
+        err=True,
+    )
 
 
 def _empty_range(repo: Path, base: str | None, head: str) -> UsageError:

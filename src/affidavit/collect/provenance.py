@@ -16,6 +16,7 @@ line count is known (from git-ai notes or Agent Trace); it is absent when no cou
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -196,6 +197,30 @@ def _source(repo: Path, base: str | None, head_arg: str, head: str) -> Source:
     )
 
 
+_PROGRESS_EVERY = 256
+
+
+def _read_commits(
+    repo: Path,
+    base: str | None,
+    head: str,
+    progress: Callable[[int, int | None], None] | None,
+) -> list[RawCommit]:
+    """The range's commits, oldest first, telling ``progress`` as they are read."""
+    if progress is None:
+        return list(iter_commits(repo, base, head))
+    revs = [head] if base is None else [head, f"^{base}"]
+    total = int(run_git(repo, "rev-list", "--count", *revs, "--").decode().strip() or 0)
+    progress(0, total)
+    raws: list[RawCommit] = []
+    for raw in iter_commits(repo, base, head):
+        raws.append(raw)
+        if len(raws) % _PROGRESS_EVERY == 0:
+            progress(len(raws), total)
+    progress(len(raws), total)
+    return raws
+
+
 def collect_provenance(
     repo: Path,
     base: str | None,
@@ -203,19 +228,21 @@ def collect_provenance(
     *,
     tools: ToolRegistry | None = None,
     tiers_file: Path | None = None,
+    progress: Callable[[int, int | None], None] | None = None,
 ) -> AiProvenance:
     """The ai-provenance/v1 predicate for ``base..head`` of the git repository at ``repo``.
 
     ``base`` None means every commit reachable from ``head``. ``tools`` defaults to the built-in
     registry; ``tiers_file`` overrides ``.affidavit/tiers.yaml`` at ``base`` (never the map at head:
-    the change does not decide its own review; see ``tiers``).
+    the change does not decide its own review; see ``tiers``). ``progress(done, total)`` is told
+    how many commits have been read, every few hundred (``total`` from ``git rev-list --count``).
     """
     registry = tools if tools is not None else load_registry()
     head_sha = resolve_commit(repo, head)
     base_sha = resolve_commit(repo, base) if base is not None else None
     base_map = read_blob(repo, base_sha, TIERS_PATH) if base_sha is not None else None
     tiers = load_tiers(tiers_file, base_map, base_sha)
-    raws = list(iter_commits(repo, base_sha, head_sha))
+    raws = _read_commits(repo, base_sha, head_sha, progress)
     shas = {r.sha for r in raws}
     notes = read_notes(repo, shas)
     traces = read_traces(repo, head_sha, shas)
