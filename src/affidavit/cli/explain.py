@@ -14,64 +14,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, cast
 
 import typer
-import yaml
-from pydantic import ValidationError
 
-from affidavit.attestations.evidence import AssumedAttestation, ImageEvidence
-from affidavit.attestations.predicates import (
-    AI_PROVENANCE_V1,
-    CODE_REVIEW_V1,
-    SLSA_PROVENANCE_V1,
-    AiProvenance,
-    CodeReview,
-)
-from affidavit.attestations.reference import ImageReference, canonical_image
-from affidavit.errors import InputError, PolicyError, UsageError
+from affidavit.attestations.reference import canonical_image
+from affidavit.errors import PolicyError, UsageError
 
 if TYPE_CHECKING:  # the policy engine (pydantic CRD models) is imported by explain only
     from affidavit.policy import EffectivePolicy, PolicyIndex
-
-
-def load_objects(files: list[Path]) -> dict[str, list[dict[str, Any]]]:
-    from affidavit.policy.model import KIND_EXCEPTION, KIND_POLICY, KIND_REGION
-
-    found: dict[str, list[dict[str, Any]]] = {
-        k: [] for k in (KIND_POLICY, KIND_REGION, KIND_EXCEPTION)
-    }
-    for path in files:
-        try:
-            docs = list(yaml.safe_load_all(path.read_text(encoding="utf-8")))
-        except OSError as e:
-            raise InputError(f"cannot read policy file {path}: {e.strerror}") from e
-        except UnicodeDecodeError as e:
-            raise InputError(
-                f"policy file {path} is not UTF-8 text (byte {e.start}: {e.object[e.start]:#04x})",
-                hint="save it as UTF-8; Kubernetes objects are UTF-8 YAML or JSON",
-            ) from e
-        except yaml.YAMLError as e:
-            raise InputError(f"policy file {path} is not valid YAML: {e}") from e
-        queue = [d for d in docs if d is not None]
-        if not queue:
-            raise InputError(
-                f"policy file {path} is empty: no policy, region policy or exception in it",
-                hint="check the path; an empty file would leave every image unmatched",
-            )
-        while queue:
-            doc = queue.pop(0)
-            if not isinstance(doc, dict):
-                raise InputError(
-                    f"policy file {path}: found a {type(doc).__name__}, expected an object"
-                )
-            if doc.get("kind") == "List":
-                queue += doc.get("items") or []
-            elif doc.get("kind") in found:
-                found[str(doc["kind"])].append(doc)
-            else:
-                raise InputError(
-                    f"policy file {path}: found kind {doc.get('kind')!r}; expected one of "
-                    + ", ".join(found)
-                )
-    return found
 
 
 def _pairs(values: list[str], option: str) -> dict[str, str]:
@@ -82,67 +30,6 @@ def _pairs(values: list[str], option: str) -> dict[str, str]:
             raise UsageError(f"{option} {v!r}: expected KEY=VALUE")
         out[key] = value
     return out
-
-
-def predicate_type(data: dict[str, Any]) -> str | None:
-    try:
-        AiProvenance.model_validate(data)
-        return AI_PROVENANCE_V1
-    except ValidationError:
-        pass
-    try:
-        CodeReview.model_validate(data)
-        return CODE_REVIEW_V1
-    except ValidationError:
-        pass
-    return SLSA_PROVENANCE_V1 if "buildDefinition" in data else None
-
-
-def _load_evidence(directory: Path, image: str, signer: str) -> ImageEvidence:
-    """Predicates (or in-toto Statements) in ``directory``, assumed (unchecked) from ``signer``."""
-    ref = ImageReference.parse(image)
-    digest = ref.digest
-    assumed = []
-    files = sorted(directory.glob("*.json")) if directory.is_dir() else []
-    if not files:
-        raise UsageError(f"--evidence {directory}: no *.json files found")
-    for path in files:
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as e:
-            raise InputError(f"evidence file {path} is not readable JSON: {e}") from e
-        subject = digest
-        ptype: str | None
-        if isinstance(data, dict) and "predicateType" in data:
-            ptype = str(data["predicateType"])
-            subjects = data.get("subject") or [{}]
-            sha = subjects[0].get("digest", {}).get("sha256")
-            subject = f"sha256:{sha}" if sha else digest
-            data = data.get("predicate", {})
-        else:
-            ptype = predicate_type(data) if isinstance(data, dict) else None
-        if ptype is None:
-            raise InputError(
-                f"evidence file {path}: not an ai-provenance/v1, code-review/v1 or SLSA "
-                "provenance predicate, nor an in-toto Statement"
-            )
-        if subject is None:
-            raise UsageError(
-                f"cannot tell which digest {path} is about",
-                hint="give the image by digest (REPOSITORY@sha256:...)",
-            )
-        assumed.append(
-            AssumedAttestation(
-                predicate_type=ptype,
-                subject_name=ref.name,
-                subject_digest=subject,
-                predicate=data,
-                envelope_digest=f"file:{path.name}",
-                signer=signer,
-                storage="local",
-            )
-        )
-    return ImageEvidence(image, digest or assumed[0].subject_digest, assumed=tuple(assumed))
 
 
 def explain_recorded(
@@ -347,6 +234,8 @@ def explain(
             "give IMAGE and at least one --policy FILE, or --decision ID",
             hint="`affidavit explain --decision <id>` explains a denial the webhook recorded",
         )
+    from affidavit.cli.explain_files import load_evidence, load_objects
+
     objs = load_objects(policy)
     index = PolicyIndex.from_objects(objs[KIND_POLICY], objs[KIND_REGION], objs[KIND_EXCEPTION])
     if index.errors:
@@ -406,7 +295,7 @@ def explain(
         labels=_pairs(label or [], "--label"),
         images=(image,),
     )
-    ev = {image: _load_evidence(evidence, image, signer)}
+    ev = {image: load_evidence(evidence, image, signer)}
     decision = evaluate(ctx, ev, index, now=now, decision_id=f"explain-{uuid.uuid4().hex[:8]}")
     if as_json:
         from affidavit.cli.explain_json import decision_document, dumps

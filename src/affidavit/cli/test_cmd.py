@@ -77,7 +77,7 @@ def _policy_files(paths: list[Path]) -> list[Path]:
 
 
 def _index(paths: list[Path]) -> Any:
-    from affidavit.cli.explain import load_objects
+    from affidavit.cli.explain_files import load_objects
     from affidavit.errors import PolicyError, UsageError
     from affidavit.policy import PolicyIndex
     from affidavit.policy.model import KIND_EXCEPTION, KIND_POLICY, KIND_REGION
@@ -103,7 +103,7 @@ def _evidence(directory: Path, images: tuple[str, ...], signer: str) -> dict[str
 
     from affidavit.attestations.evidence import AssumedAttestation, ImageEvidence
     from affidavit.attestations.reference import ImageReference
-    from affidavit.cli.explain import predicate_type
+    from affidavit.cli.explain_files import predicate_type
     from affidavit.errors import InputError
 
     found: dict[str, list[Any]] = {i: [] for i in images}
