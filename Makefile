@@ -4,12 +4,12 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test deps debs venv binaries lint unit integration e2e bench fuzz clean image cluster cluster-stop node-binaries
+.PHONY: demo test deps debs venv binaries sigstore-binaries lint unit integration e2e bench fuzz clean image cluster cluster-stop node-binaries
 
 demo: deps binaries
 	$(VENV)/bin/affidavit demo
 
-test: deps binaries node-binaries lint
+test: deps binaries node-binaries sigstore-binaries lint
 	$(PY) -m pytest tests --durations=30
 
 deps: debs venv
@@ -49,6 +49,11 @@ binaries:
 node-binaries:
 	@bash scripts/k8s-binaries node >/dev/null
 
+# A private Sigstore for the keyless tests (and air-gapped sites): Fulcio, Rekor v2
+# (rekor-tiles, POSIX files), a timestamp authority and TesseraCT, from the Go module proxy.
+sigstore-binaries:
+	@bash scripts/sigstore-binaries
+
 # A control plane and a real node (in namespaces of their own) with the chart installed from a
 # freshly built image; prints the kubeconfig. `make cluster-stop` removes it all.
 cluster: deps binaries node-binaries
@@ -69,7 +74,7 @@ unit: venv
 integration: deps
 	$(PY) -m pytest tests/integration
 
-e2e: deps binaries node-binaries
+e2e: deps binaries node-binaries sigstore-binaries
 	$(PY) -m pytest tests/e2e
 
 # The seeded fuzz runs at length (make test runs 300 cases of each): AdmissionReviews against a

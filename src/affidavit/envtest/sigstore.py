@@ -1,0 +1,334 @@
+"""A private Sigstore on loopback: Fulcio, Rekor v2, a timestamp authority and a CT log.
+
+Keyless signing needs a certificate authority that turns an OIDC identity into a short-lived
+certificate (Fulcio), a CT log that countersigns each certificate (TesseraCT, whose SCT Fulcio
+embeds), a transparency log for the signature (Rekor v2, rekor-tiles) and, because a Rekor v2
+entry carries no signed time, a timestamp authority. This module starts the four, built by
+``scripts/sigstore-binaries``, as plain processes on 127.0.0.1 with keys it makes itself, and
+writes the two files a client needs: ``trusted_root.json`` (what verifiers trust, offline) and
+``signing_config.json`` (where signers go). It is the tests' private instance and the recipe an
+air-gapped site follows. Each service's files stay in ``workdir``; nothing reaches past loopback.
+
+The identity comes from any OIDC issuer Fulcio can discover: the tests use the kube-apiserver's
+own service-account issuer (Fulcio's ``kubernetes`` issuer type, audience ``sigstore``).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import os
+import urllib.request
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from affidavit.envtest.binaries import BinariesMissingError, cache_root, pinned_versions
+from affidavit.envtest.process import ManagedProcess, free_port
+
+__all__ = ["PrivateSigstore", "SigstoreInfo", "find_sigstore_binaries"]
+
+#: Binary name -> the versions.env pin it is built at (scripts/sigstore-binaries).
+_PINS = {
+    "fulcio": "FULCIO_VERSION",
+    "rekor-server": "REKOR_TILES_VERSION",
+    "timestamp-server": "TSA_VERSION",
+    "tesseract": "TESSERACT_VERSION",
+}
+TRUSTED_ROOT_MEDIA_TYPE = "application/vnd.dev.sigstore.trustedroot+json;version=0.1"
+SIGNING_CONFIG_MEDIA_TYPE = "application/vnd.dev.sigstore.signingconfig.v0.2+json"
+OPERATOR = "affidavit-private-sigstore"
+
+
+def find_sigstore_binaries() -> dict[str, Path]:
+    """Each private-Sigstore binary built for its pin, or :class:`BinariesMissingError`."""
+    pins = pinned_versions()
+    found: dict[str, Path] = {}
+    for name, pin in _PINS.items():
+        path = cache_root() / "tools" / f"{name}-{pins.get(pin, '?')}" / "bin" / name
+        if not os.access(path, os.X_OK):
+            raise BinariesMissingError(
+                f"{name} is missing: {path}",
+                hint="run `bash scripts/sigstore-binaries` (or `make sigstore-binaries`) from "
+                "the repository root: it builds Fulcio, Rekor v2, the timestamp authority and "
+                "TesseraCT with Go from the module proxy",
+            )
+        found[name] = path
+    return found
+
+
+@dataclass(frozen=True)
+class SigstoreInfo:
+    """How to reach a running private Sigstore, and the files its clients need."""
+
+    fulcio_url: str
+    rekor_url: str
+    tsa_url: str
+    ctlog_url: str
+    #: The OIDC issuers Fulcio accepts (issuer URL -> Fulcio issuer type).
+    issuers: dict[str, str]
+    #: What verifiers trust: Fulcio's CA, Rekor's and the CT log's keys, the TSA's chain.
+    trusted_root: Path
+    #: Where signers go: Fulcio, Rekor v2, the TSA (a v0.2 signing config).
+    signing_config: Path
+    workdir: Path
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode()
+
+
+def _der_public(key: ec.EllipticCurvePrivateKey) -> bytes:
+    return key.public_key().public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+
+
+def _chain(pem: bytes) -> list[x509.Certificate]:
+    return x509.load_pem_x509_certificates(pem)
+
+
+def _get(url: str, timeout: float = 5.0) -> bytes:
+    with urllib.request.urlopen(url, timeout=timeout) as r:  # noqa: S310 - loopback http only
+        return bytes(r.read())
+
+
+@dataclass
+class PrivateSigstore:
+    """Start with :meth:`start` (or ``with``); every process stops with :meth:`stop`.
+
+    ``issuers`` maps each OIDC issuer URL Fulcio should accept to its Fulcio issuer type
+    (``kubernetes`` for a service-account issuer; the client id is always ``sigstore``).
+    ``issuer_ca_file`` is the PEM bundle Fulcio trusts when it discovers those issuers (the
+    kube-apiserver's serving CA). ``extra_rekor`` starts a second Rekor log that the trusted
+    root does not name (for tests of an entry from another log): its URL is ``other_rekor_url``.
+    """
+
+    workdir: Path
+    issuers: dict[str, str]
+    issuer_ca_file: Path | None = None
+    extra_rekor: bool = False
+    other_rekor_url: str = ""
+    other_signing_config: Path | None = None
+    _procs: list[ManagedProcess] = field(default_factory=list)
+    _info: SigstoreInfo | None = None
+
+    def __enter__(self) -> SigstoreInfo:
+        return self.start()
+
+    def __exit__(self, *_: object) -> None:
+        self.stop()
+
+    @property
+    def info(self) -> SigstoreInfo:
+        assert self._info is not None, "PrivateSigstore is not started"
+        return self._info
+
+    def stop(self) -> None:
+        while self._procs:
+            self._procs.pop().stop()
+
+    def start(self) -> SigstoreInfo:
+        bins = find_sigstore_binaries()
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        try:
+            self._info = self._start(bins)
+        except BaseException:
+            self.stop()
+            raise
+        return self._info
+
+    def _spawn(
+        self, name: str, argv: list[str], env: dict[str, str] | None = None
+    ) -> ManagedProcess:
+        proc = ManagedProcess(name, argv, self.workdir / f"{name}.log", env, cwd=self.workdir)
+        self._procs.append(proc)
+        return proc
+
+    def _start(self, bins: dict[str, Path]) -> SigstoreInfo:
+        wd = self.workdir
+        since = datetime.now(UTC) - timedelta(minutes=5)
+
+        tsa_port = free_port()
+        tsa = self._spawn(
+            "timestamp-server",
+            [str(bins["timestamp-server"]), "serve", "--host=127.0.0.1", f"--port={tsa_port}",
+             "--timestamp-signer=memory", "--disable-ntp-monitoring", "--log-type=prod"],
+        )  # fmt: skip
+        tsa_url = f"http://127.0.0.1:{tsa_port}"
+        tsa.wait_until(lambda: bool(_get(f"{tsa_url}/api/v1/timestamp/certchain")), "it serves")
+        tsa_chain = _chain(_get(f"{tsa_url}/api/v1/timestamp/certchain"))
+
+        ct_key = ec.generate_private_key(ec.SECP256R1())
+        ct_port = free_port()
+        ctlog_url = f"http://127.0.0.1:{ct_port}"
+        fulcio_url, fulcio_chain = self._start_fulcio(bins["fulcio"], ct_port)
+
+        (wd / "ctlog.key").write_bytes(
+            ct_key.private_bytes(
+                serialization.Encoding.PEM,
+                serialization.PrivateFormat.TraditionalOpenSSL,
+                serialization.NoEncryption(),
+            )
+        )
+        (wd / "ctlog-roots.pem").write_bytes(
+            fulcio_chain[-1].public_bytes(serialization.Encoding.PEM)
+        )
+        ct = self._spawn(
+            "tesseract",
+            [str(bins["tesseract"]), f"--http_endpoint=127.0.0.1:{ct_port}",
+             f"--origin=127.0.0.1:{ct_port}", f"--storage_dir={wd / 'ctlog'}",
+             f"--roots_pem_file={wd / 'ctlog-roots.pem'}", f"--private_key={wd / 'ctlog.key'}",
+             "--checkpoint_interval=200ms", "--batch_max_age=50ms"],
+        )  # fmt: skip
+        ct.wait_until(lambda: bool(_get(f"{ctlog_url}/checkpoint")), "it publishes a checkpoint")
+
+        rekor_url, rekor_key = self._start_rekor(bins["rekor-server"], "rekor")
+        if self.extra_rekor:
+            self.other_rekor_url, _ = self._start_rekor(bins["rekor-server"], "rekor-other")
+
+        root = {
+            "mediaType": TRUSTED_ROOT_MEDIA_TYPE,
+            "tlogs": [_log_instance(rekor_url, rekor_key, since)],
+            "certificateAuthorities": [
+                _authority("fulcio", fulcio_url, fulcio_chain, since),
+            ],
+            "ctlogs": [_log_instance(ctlog_url, ct_key, since)],
+            "timestampAuthorities": [_authority("tsa", tsa_url, tsa_chain, since)],
+        }
+        trusted_root = wd / "trusted_root.json"
+        trusted_root.write_text(json.dumps(root, indent=2))
+        signing_config = wd / "signing_config.json"
+        signing_config.write_text(
+            json.dumps(_signing_config(fulcio_url, rekor_url, tsa_url, since), indent=2)
+        )
+        if self.extra_rekor:
+            self.other_signing_config = wd / "signing_config.other-log.json"
+            self.other_signing_config.write_text(
+                json.dumps(
+                    _signing_config(fulcio_url, self.other_rekor_url, tsa_url, since), indent=2
+                )
+            )
+        return SigstoreInfo(
+            fulcio_url=fulcio_url,
+            rekor_url=rekor_url,
+            tsa_url=tsa_url,
+            ctlog_url=ctlog_url,
+            issuers=dict(self.issuers),
+            trusted_root=trusted_root,
+            signing_config=signing_config,
+            workdir=wd,
+        )
+
+    def _start_fulcio(self, binary: Path, ct_port: int) -> tuple[str, list[x509.Certificate]]:
+        wd = self.workdir
+        config = {
+            "OIDCIssuers": {
+                url: {"IssuerURL": url, "ClientID": "sigstore", "Type": kind}
+                for url, kind in self.issuers.items()
+            }
+        }
+        (wd / "fulcio.json").write_text(json.dumps(config, indent=2))
+        port, grpc_port, metrics_port = free_port(), free_port(), free_port()
+        env = {"SSL_CERT_FILE": str(self.issuer_ca_file)} if self.issuer_ca_file else None
+        fulcio = self._spawn(
+            "fulcio",
+            [str(binary), "serve", "--ca=ephemeralca", f"--config-path={wd / 'fulcio.json'}",
+             "--host=127.0.0.1", f"--port={port}", "--grpc-host=127.0.0.1",
+             f"--grpc-port={grpc_port}", f"--metrics-port={metrics_port}",
+             f"--legacy-unix-domain-socket={wd / 'fulcio-legacy.sock'}",
+             f"--ct-log-url=http://127.0.0.1:{ct_port}", f"--ct-log-origin=127.0.0.1:{ct_port}",
+             "--log_type=prod"],
+            env,
+        )  # fmt: skip
+        url = f"http://127.0.0.1:{port}"
+        fulcio.wait_until(lambda: bool(_get(f"{url}/api/v2/trustBundle")), "it serves")
+        bundle = json.loads(_get(f"{url}/api/v2/trustBundle"))
+        pems = bundle["chains"][0]["certificates"]
+        return url, [x509.load_pem_x509_certificate(p.encode()) for p in pems]
+
+    def _start_rekor(self, binary: Path, name: str) -> tuple[str, ec.EllipticCurvePrivateKey]:
+        wd = self.workdir
+        key = ec.generate_private_key(ec.SECP256R1())
+        key_file = wd / f"{name}.key"
+        key_file.write_bytes(
+            key.private_bytes(
+                serialization.Encoding.PEM,
+                serialization.PrivateFormat.PKCS8,
+                serialization.NoEncryption(),
+            )
+        )
+        port, grpc_port, metrics_port = free_port(), free_port(), free_port()
+        # The checkpoint origin is the log URL's host name: sigstore-go (cosign) checks it so.
+        rekor = self._spawn(
+            name,
+            [str(binary), "serve", f"--storage-dir={wd / name}", f"--signer-filepath={key_file}",
+             "--hostname=127.0.0.1", "--http-address=127.0.0.1", f"--http-port={port}",
+             "--grpc-address=127.0.0.1", f"--grpc-port={grpc_port}",
+             f"--http-metrics-port={metrics_port}", "--checkpoint-interval=200ms",
+             "--batch-max-age=50ms", "--log-level=warn"],
+        )  # fmt: skip
+        url = f"http://127.0.0.1:{port}"
+        rekor.wait_until(lambda: bool(_get(f"{url}/api/v2/checkpoint")), "it serves")
+        return url, key
+
+
+def _valid_for(since: datetime) -> dict[str, str]:
+    return {"start": since.strftime("%Y-%m-%dT%H:%M:%SZ")}
+
+
+def _log_instance(url: str, key: ec.EllipticCurvePrivateKey, since: datetime) -> dict[str, object]:
+    der = _der_public(key)
+    return {
+        "baseUrl": url,
+        "hashAlgorithm": "SHA2_256",
+        "publicKey": {
+            "rawBytes": _b64(der),
+            "keyDetails": "PKIX_ECDSA_P256_SHA_256",
+            "validFor": _valid_for(since),
+        },
+        # An ECDSA log's id is the SHA-256 of its DER public key (RFC 6962; rekor-tiles too).
+        "logId": {"keyId": _b64(hashlib.sha256(der).digest())},
+    }
+
+
+def _authority(
+    name: str, url: str, chain: list[x509.Certificate], since: datetime
+) -> dict[str, object]:
+    return {
+        "subject": {"organization": OPERATOR, "commonName": name},
+        "uri": url,
+        "certChain": {
+            "certificates": [
+                {"rawBytes": _b64(c.public_bytes(serialization.Encoding.DER))} for c in chain
+            ]
+        },
+        "validFor": _valid_for(since),
+    }
+
+
+def _signing_config(
+    fulcio_url: str, rekor_url: str, tsa_url: str, since: datetime
+) -> dict[str, object]:
+    def service(url: str, version: int) -> dict[str, object]:
+        return {
+            "url": url,
+            "majorApiVersion": version,
+            "validFor": _valid_for(since),
+            "operator": OPERATOR,
+        }
+
+    return {
+        "mediaType": SIGNING_CONFIG_MEDIA_TYPE,
+        "caUrls": [service(fulcio_url, 1)],
+        "oidcUrls": [],
+        "rekorTlogUrls": [service(rekor_url, 2)],
+        "tsaUrls": [service(f"{tsa_url}/api/v1/timestamp", 1)],
+        "rekorTlogConfig": {"selector": "ANY"},
+        "tsaConfig": {"selector": "ANY"},
+    }
