@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from affidavit.admission.registries import RegistryTrust, registry_host
+from affidavit.admission.trust_roots import TrustRoots
 from affidavit.attestations.evidence import ImageEvidence, TrustedSigner
 from affidavit.attestations.evidence_cache import CacheResult, EvidenceCache
 from affidavit.attestations.reference import ImageReference
@@ -121,11 +122,13 @@ class EvidenceResolver:
         predicate_types: Sequence[str] | None = None,
         allowed_hosts: Sequence[str] = (),
         clock: Callable[[], float] = time.monotonic,
+        trust_roots: TrustRoots | None = None,
     ) -> None:
         """``allowed_hosts``: registries contacted besides those the policies name, and the
         only hosts a redirect or a token realm may lead to (``HOST[:PORT]`` or ``*.DOMAIN``)."""
         self.cache = cache
         self.trust = RegistryTrust(allowed_hosts)
+        self._trust_roots = trust_roots
         self._secrets = secrets
         self._insecure_hosts = tuple(insecure_hosts)
         self._ca_bundle = ca_bundle
@@ -211,6 +214,8 @@ class EvidenceResolver:
         those are never cached.
         """
         client = self.client(self.credentials(namespace, pull_secrets))
+        if self._trust_roots is not None:
+            signers = self._trust_roots.resolve(signers) or []
         found = self.cache.lookup(client, image, signers, predicate_types=self._predicate_types)
         return Lookup(image, found.digest, found.evidence, found.result)
 
@@ -242,6 +247,11 @@ class EvidenceResolver:
                     cached = self._creds.get((namespace, name))
                     if cached is None or cached[0] <= now:
                         return None
+        if self._trust_roots is not None:
+            resolved = self._trust_roots.resolve(signers, io=False)
+            if resolved is None:
+                return None
+            signers = resolved
         key = self.cache.key(ref.digest, signers, self._predicate_types, ref.name)
         evidence = self.cache.get(key, count_miss=False)
         if evidence is None:

@@ -31,6 +31,7 @@ from affidavit.admission.policy_source import (
 )
 from affidavit.admission.resolve import EvidenceResolver
 from affidavit.admission.tls import ReloadingTLS
+from affidavit.admission.trust_roots import TrustRoots
 from affidavit.attestations.evidence_cache import EvidenceCache
 from affidavit.errors import UsageError
 from affidavit.ledger import BufferedLedger, Ledger
@@ -175,6 +176,7 @@ class WebhookSettings:
 def build_webhook(settings: WebhookSettings) -> Webhook:
     """The Webhook and its collaborators for these settings (no server started)."""
     policy: PolicySource
+    trust_roots = None
     secrets = None
     owners = None
     namespaces = NamespaceLabels()
@@ -208,6 +210,8 @@ def build_webhook(settings: WebhookSettings) -> Webhook:
         assert settings.policy_configmap is not None
         namespace, name = settings.policy_configmap.split("/")
         policy = ConfigMapPolicySource(kube, namespace, name)
+        # Keyless signers' private trusted roots: ConfigMaps of this (Affidavit's) namespace.
+        trust_roots = TrustRoots(kube, namespace)
     resolver = EvidenceResolver(
         cache=EvidenceCache(
             max_entries=settings.cache_entries,
@@ -220,6 +224,7 @@ def build_webhook(settings: WebhookSettings) -> Webhook:
         ca_bundle=settings.registry_ca,
         registry_timeout=settings.registry_timeout,
         allowed_hosts=settings.registry_allowed_hosts,
+        trust_roots=trust_roots,
     )
     return Webhook(
         judge=Judge(

@@ -30,11 +30,20 @@ class KeySigner:
 
 @dataclass(frozen=True)
 class KeylessSigner:
-    """A trusted Sigstore keyless identity: the certificate's SAN and OIDC issuer."""
+    """A trusted Sigstore keyless identity: the certificate's OIDC issuer and its SAN, exact
+    (``identity``) or a regular expression it must match whole (``identity_regexp``).
+
+    ``trusted_root`` is the text of the ``trusted_root.json`` its bundles verify against (None:
+    the verifier's default). ``trusted_root_ref`` names where a policy said to read it from (a
+    ConfigMap); a signer that has one and no ``trusted_root`` verifies nothing (fail closed).
+    """
 
     name: str
     issuer: str
-    identity: str
+    identity: str = ""
+    identity_regexp: str = ""
+    trusted_root: str | None = None
+    trusted_root_ref: str = ""
 
 
 TrustedSigner = KeySigner | KeylessSigner

@@ -128,12 +128,25 @@ class _Verifier:
         failure: VerificationError | None = None
         for signer in self.keyless:
             try:
+                if signer.trusted_root_ref and signer.trusted_root is None:
+                    name, _, key = signer.trusted_root_ref.partition("/")
+                    raise VerificationError(
+                        f"the trusted root of keyless signer {signer.name} (ConfigMap {name}, "
+                        f"key {key}) could not be read",
+                        hint="create that ConfigMap in Affidavit's namespace (the chart's "
+                        "sigstore.trustedRoots does), or see the webhook's log",
+                    )
                 return sigstore.verify_bundle(
                     data,
                     issuer=signer.issuer,
                     identity=signer.identity,
+                    identity_regexp=signer.identity_regexp,
                     name=signer.name,
-                    trusted_root=self.trusted_root,
+                    trusted_root=(
+                        signer.trusted_root
+                        if signer.trusted_root is not None
+                        else self.trusted_root
+                    ),
                 )
             except VerificationError as e:
                 failure = failure or e

@@ -146,6 +146,16 @@ def attest(
     identity_token: Annotated[
         str | None, typer.Option("--identity-token", help="OIDC token for --sigstore.")
     ] = None,
+    trusted_root: Annotated[
+        Path | None,
+        typer.Option("--trusted-root", help="A private Sigstore's trusted_root.json (--sigstore)."),
+    ] = None,
+    signing_config: Annotated[
+        Path | None,
+        typer.Option(
+            "--signing-config", help="Its signing config: Fulcio, Rekor, TSA URLs (--sigstore)."
+        ),
+    ] = None,
     insecure_registry: InsecureRegistryOpt = None,
     registry_config: RegistryConfigOpt = None,
     ca_bundle: CaBundleOpt = None,
@@ -175,6 +185,11 @@ def attest(
 
     if (key is None) == (not use_sigstore):
         raise UsageError("give exactly one of --key KEY and --sigstore")
+    if (trusted_root is None) != (signing_config is None) or (trusted_root and not use_sigstore):
+        raise UsageError(
+            "--trusted-root and --signing-config go together, with --sigstore",
+            hint="both name the private Sigstore to sign against; omit both for the public one",
+        )
     ref = ImageReference.parse(image)
     if ref.digest is None:
         raise UsageError(
@@ -192,7 +207,13 @@ def attest(
         else:
             from affidavit.attestations.sigstore import sign_dsse_keyless
 
-            envelope, bundle = None, sign_dsse_keyless(statement, identity_token=identity_token)
+            bundle = sign_dsse_keyless(
+                statement,
+                identity_token=identity_token,
+                trusted_root=trusted_root,
+                signing_config=signing_config,
+            )
+            envelope = None
         size = len(envelope if envelope is not None else bundle or b"")
         if size > max_bytes:
             raise InputError(
@@ -208,17 +229,27 @@ def attest(
     typer.echo(f"  tag index  {ref.name}:{result.index_tag}")
 
 
-def _signers(keys: list[Path], identity: str | None, issuer: str | None) -> list[TrustedSigner]:
+def _signers(
+    keys: list[Path], identity: str | None, issuer: str | None, identity_regexp: str | None = None
+) -> list[TrustedSigner]:
     signers: list[TrustedSigner] = []
     for path in keys:
         try:
             signers.append(KeySigner(name=str(path), public_key_pem=path.read_text()))
         except OSError as e:
             raise KeyMaterialError(f"cannot read public key {path}: {e.strerror or e}") from e
+    if identity is not None and identity_regexp is not None:
+        raise UsageError("give one of --keyless-identity and --keyless-identity-regexp")
+    if identity_regexp is not None:
+        identity = identity_regexp
     if (identity is None) != (issuer is None):
         raise UsageError("--keyless-identity and --keyless-issuer go together")
     if identity is not None and issuer is not None:
-        signers.append(KeylessSigner(name=identity, issuer=issuer, identity=identity))
+        signers.append(
+            KeylessSigner(name=identity, issuer=issuer, identity=identity)
+            if identity_regexp is None
+            else KeylessSigner(name=f"/{identity}/", issuer=issuer, identity_regexp=identity)
+        )
     if not signers:
         raise UsageError(
             "no trusted signer given",
@@ -275,6 +306,19 @@ def verify(
     keyless_issuer: Annotated[
         str | None, typer.Option("--keyless-issuer", help="OIDC issuer of that identity.")
     ] = None,
+    keyless_identity_regexp: Annotated[
+        str | None,
+        typer.Option(
+            "--keyless-identity-regexp", help="A regexp the certificate identity matches whole."
+        ),
+    ] = None,
+    trusted_root: Annotated[
+        Path | None,
+        typer.Option(
+            "--trusted-root",
+            help="trusted_root.json for keyless bundles (a private Sigstore; default: public).",
+        ),
+    ] = None,
     types: Annotated[
         list[str] | None, typer.Option("--type", help="Only these predicate types (repeatable).")
     ] = None,
@@ -287,13 +331,18 @@ def verify(
     """List the attestations beside IMAGE, which verified and by which signer."""
     from affidavit.attestations.verify import verify_image
 
-    signers = _signers(list(key or []), keyless_identity, keyless_issuer)
+    signers = _signers(list(key or []), keyless_identity, keyless_issuer, keyless_identity_regexp)
     ref = ImageReference.parse(image)
     with _client(insecure_registry, registry_config, ca_bundle) as client:
         digest = client.resolve(ref)
         pinned = ImageReference(ref.registry, ref.repository, digest=digest)
         evidence = verify_image(
-            client, str(pinned), signers, predicate_types=types or None, max_layer_bytes=max_bytes
+            client,
+            str(pinned),
+            signers,
+            predicate_types=types or None,
+            max_layer_bytes=max_bytes,
+            sigstore_trusted_root=trusted_root,
         )
     if as_json:
         typer.echo(_as_json(evidence))

@@ -167,12 +167,25 @@ def _add(cur: tuple[Req[T], ...], value: T | None, origin: Origin) -> tuple[Req[
 def _signer_key(s: TrustedSigner) -> tuple[str, ...]:
     if isinstance(s, KeySigner):
         return ("key", "".join(s.public_key_pem.split()))
-    return ("keyless", s.issuer, s.identity)
+    return ("keyless", s.issuer, s.identity, s.identity_regexp, s.trusted_root_ref)
 
 
 def _signers_of(spec: Signers) -> list[TrustedSigner]:
     out: list[TrustedSigner] = [KeySigner(k.name, k.public_key) for k in spec.keys]
-    out += [KeylessSigner(k.name, k.issuer, k.identity) for k in spec.keyless]
+    out += [
+        KeylessSigner(
+            k.name,
+            k.issuer,
+            identity=k.subject or k.identity or "",
+            identity_regexp=k.subject_reg_exp or "",
+            trusted_root_ref=(
+                f"{k.trusted_root.config_map_ref.name}/{k.trusted_root.config_map_ref.key}"
+                if k.trusted_root
+                else ""
+            ),
+        )
+        for k in spec.keyless
+    ]
     return out
 
 

@@ -7,7 +7,7 @@ from here, so ``affidavit explain`` and the operator's status say the same thing
 
 from __future__ import annotations
 
-from affidavit.attestations.evidence import KeySigner
+from affidavit.attestations.evidence import KeylessSigner, KeySigner
 from affidavit.policy.combine import EffectivePolicy, Origin, Req
 from affidavit.policy.decision import AiInvolvement, Decision, Snapshot
 from affidavit.policy.messages import short_type
@@ -77,7 +77,7 @@ def explain_policy(eff: EffectivePolicy) -> str:
     lines.append(f"  policies: {refs}")
     if eff.signers:
         signers = ", ".join(
-            f"{s.name} ({'key' if isinstance(s, KeySigner) else f'keyless {s.identity}'})"
+            f"{s.name} ({'key' if isinstance(s, KeySigner) else 'keyless ' + _subject(s)})"
             for s in eff.signers
         )
     else:
@@ -170,3 +170,7 @@ def explain_decision(decision: Decision) -> str:
         lines.append(f"     expected: {v.expected}")
         lines.append(f"     fix:      {v.fix}")
     return "\n".join(lines)
+
+
+def _subject(s: KeylessSigner) -> str:
+    return s.identity or f"/{s.identity_regexp}/"

@@ -135,15 +135,57 @@ class KeySignerSpec(SpecModel):
     """PEM public key (ECDSA P-256 or Ed25519)."""
 
 
+class ConfigMapKeyRef(SpecModel):
+    """A key of a ConfigMap in the namespace Affidavit runs in (the chart's release namespace)."""
+
+    name: str = Field(min_length=1, max_length=253)
+    """The ConfigMap's name."""
+    key: str = Field(default="trusted_root.json", min_length=1)
+    """The key holding the document."""
+
+
+class TrustedRootRef(SpecModel):
+    """Where a private Sigstore's trusted_root.json is read from (air-gapped verification)."""
+
+    config_map_ref: ConfigMapKeyRef
+    """The ConfigMap (in Affidavit's namespace) and key holding the trusted_root.json."""
+
+
 class KeylessSignerSpec(SpecModel):
-    """A Sigstore keyless signer: an OIDC identity certified by Fulcio."""
+    """A Sigstore keyless signer: an OIDC identity certified by Fulcio.
+
+    The certificate must name ``issuer`` and either the exact ``subject`` or a subject matching
+    ``subjectRegExp`` whole (as policy-controller's keyless.identities); ``identity`` is the
+    older name of ``subject``."""
 
     name: str = Field(min_length=1)
     """The signer's name, unique among the policy's keyless signers, shown in decisions."""
     issuer: str = Field(pattern=r"^https://")
     """The OIDC issuer URL the certificate must name."""
-    identity: str = Field(min_length=1)
-    """The certificate's subject alternative name (an email or a URI)."""
+    subject: str | None = Field(default=None, min_length=1)
+    """The certificate's subject alternative name (an email or a URI), exactly."""
+    subject_reg_exp: str | None = Field(default=None, min_length=1)
+    """A regular expression the certificate's subject alternative name must match whole."""
+    identity: str | None = Field(default=None, min_length=1)
+    """The same as subject (the field's earlier name)."""
+    trusted_root: TrustedRootRef | None = None
+    """A private Sigstore's trusted root to verify against (omitted: the public instance's)."""
+
+    @model_validator(mode="after")
+    def _one_subject(self) -> KeylessSignerSpec:
+        given = [v for v in (self.subject, self.subject_reg_exp, self.identity) if v]
+        if len(given) != 1:
+            raise ValueError(
+                f"keyless signer {self.name}: give exactly one of subject and subjectRegExp"
+            )
+        if self.subject_reg_exp:
+            try:
+                re.compile(self.subject_reg_exp)
+            except re.error as e:
+                raise ValueError(
+                    f"keyless signer {self.name}: subjectRegExp is not a regular expression: {e}"
+                ) from e
+        return self
 
 
 def _list_map(key: str) -> dict[str, Any]:

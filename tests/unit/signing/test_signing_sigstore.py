@@ -1,8 +1,8 @@
 """Sigstore: offline verification of a real public-good DSSE bundle (and its rejections), and
 the keyless-signing paths that need no OIDC identity or network.
 
-Not tested here, because no test has an OIDC identity: a successful keyless signature (Fulcio
-certificate + Rekor entry). That path is sigstore-python's own `sign_dsse`, wrapped unchanged.
+A successful keyless signature needs an OIDC identity and a Sigstore: tests/e2e/keyless signs
+against a private one on loopback, with the control plane's service-account identity.
 """
 
 from __future__ import annotations
@@ -45,9 +45,37 @@ def test_wrong_identity() -> None:
     with pytest.raises(VerificationError) as info:
         verify_bundle(BUNDLE, issuer=ISSUER, identity="mallory@example.com", trusted_root=ROOT)
     assert info.value.message == (
-        f"Sigstore bundle did not verify for mallory@example.com (issuer {ISSUER}): Certificate's"
-        f" SANs do not match mallory@example.com; actual SANs: {{'{IDENTITY}'}}"
+        f"the certificate's identity is {IDENTITY}, not the trusted identity mallory@example.com"
+        f" (issuer {ISSUER})"
     )
+
+
+def test_identity_regexp_matches_whole_subject() -> None:
+    result = verify_bundle(
+        BUNDLE, issuer=ISSUER, identity_regexp=r"[0-9]+-compute@developer\.gserviceaccount\.com",
+        trusted_root=ROOT,
+    )  # fmt: skip
+    assert result.signer == r"/[0-9]+-compute@developer\.gserviceaccount\.com/"
+    with pytest.raises(VerificationError) as info:
+        verify_bundle(BUNDLE, issuer=ISSUER, identity_regexp="[0-9]+-compute", trusted_root=ROOT)
+    assert info.value.message == (
+        f"the certificate's identity is {IDENTITY}, not the trusted identity /[0-9]+-compute/"
+        f" (issuer {ISSUER})"
+    )
+    with pytest.raises(VerificationError) as info:
+        verify_bundle(BUNDLE, issuer=ISSUER, identity_regexp="(", trusted_root=ROOT)
+    assert info.value.message == (
+        "subjectRegExp '(' is not a regular expression: missing ), unterminated subpattern at "
+        "position 0"
+    )
+
+
+def test_trusted_root_as_text() -> None:
+    result = verify_bundle(BUNDLE, issuer=ISSUER, identity=IDENTITY, trusted_root=ROOT.read_text())
+    assert result.signer == IDENTITY
+    with pytest.raises(KeyMaterialError) as info:
+        verify_bundle(BUNDLE, issuer=ISSUER, identity=IDENTITY, trusted_root="{}")
+    assert info.value.message.startswith("cannot load the Sigstore trusted root: ")
 
 
 def test_wrong_issuer() -> None:
@@ -55,8 +83,7 @@ def test_wrong_issuer() -> None:
     with pytest.raises(VerificationError) as info:
         verify_bundle(BUNDLE, issuer=github, identity=IDENTITY, trusted_root=ROOT)
     assert info.value.message == (
-        f"Sigstore bundle did not verify for {IDENTITY} (issuer {github}): Certificate's"
-        f" OIDCIssuer does not match (got '{ISSUER}', expected '{github}')"
+        f"the certificate's OIDC issuer is {ISSUER}, not the trusted issuer {github}"
     )
 
 

@@ -1,0 +1,109 @@
+"""Who a Sigstore certificate says signed, checked against a keyless signer's identity policy.
+
+A keyless signer is trusted by OIDC issuer plus either the exact subject (the certificate's
+SAN: an email, a URI such as a workflow or a Kubernetes service account) or a regular
+expression the subject must match whole, as policy-controller's ``keyless.identities`` and
+cosign's ``--certificate-identity[-regexp]`` do. sigstore-python's own policies give only an
+exact match and English that names neither side, so this policy is ours: each refusal names
+what the certificate says and what was trusted, because a release manager acts on it.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from cryptography import x509
+from cryptography.x509.oid import ObjectIdentifier
+
+from affidavit.errors import VerificationError
+
+# Fulcio's certificate extensions (github.com/sigstore/fulcio docs/oid-info.md).
+OIDC_ISSUER_V1 = ObjectIdentifier("1.3.6.1.4.1.57264.1.1")  # raw bytes (deprecated)
+OIDC_ISSUER_V2 = ObjectIdentifier("1.3.6.1.4.1.57264.1.8")  # DER UTF8String
+OTHERNAME_SAN = ObjectIdentifier("1.3.6.1.4.1.57264.1.7")
+
+
+def certificate_issuer(cert: x509.Certificate) -> str | None:
+    """The OIDC issuer Fulcio wrote into ``cert`` (the v2 extension, else the v1 one)."""
+    for oid, der in ((OIDC_ISSUER_V2, True), (OIDC_ISSUER_V1, False)):
+        try:
+            ext = cert.extensions.get_extension_for_oid(oid)
+        except x509.ExtensionNotFound:
+            continue
+        raw = ext.value.value if isinstance(ext.value, x509.UnrecognizedExtension) else b""
+        if der:
+            # UTF8String: tag 0x0c, then a short (< 128) or long length.
+            if len(raw) < 2 or raw[0] != 0x0C:
+                return None
+            length, start = raw[1], 2
+            if length & 0x80:
+                n = length & 0x7F
+                length, start = int.from_bytes(raw[2 : 2 + n], "big"), 2 + n
+            raw = raw[start : start + length]
+        try:
+            return raw.decode()
+        except UnicodeDecodeError:
+            return None
+    return None
+
+
+def certificate_subjects(cert: x509.Certificate) -> list[str]:
+    """The identities the certificate's SAN names (emails, URIs, Fulcio's othername)."""
+    try:
+        san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    except x509.ExtensionNotFound:
+        return []
+    out: list[str] = [*san.get_values_for_type(x509.RFC822Name)]
+    out += san.get_values_for_type(x509.UniformResourceIdentifier)
+    for other in san.get_values_for_type(x509.OtherName):
+        if other.type_id == OTHERNAME_SAN and len(other.value) > 2:
+            out.append(other.value[2:].decode(errors="replace"))
+    return out
+
+
+@dataclass(frozen=True)
+class IdentityPolicy:
+    """Issuer plus exact ``subject`` or ``subject_regexp`` (a sigstore VerificationPolicy)."""
+
+    issuer: str
+    subject: str = ""
+    subject_regexp: str = ""
+
+    def __post_init__(self) -> None:
+        if bool(self.subject) == bool(self.subject_regexp):
+            raise VerificationError(
+                "a keyless signer needs exactly one of subject and subjectRegExp"
+            )
+        if self.subject_regexp:
+            try:
+                re.compile(self.subject_regexp)
+            except re.error as e:
+                raise VerificationError(
+                    f"subjectRegExp {self.subject_regexp!r} is not a regular expression: {e}"
+                ) from e
+
+    @property
+    def wanted(self) -> str:
+        """The trusted subject as people read it."""
+        return self.subject or f"/{self.subject_regexp}/"
+
+    def verify(self, cert: x509.Certificate) -> None:
+        """Raise VerificationError (a sigstore one, caught by the caller) when not matched."""
+        issuer = certificate_issuer(cert)
+        if issuer != self.issuer:
+            raise VerificationError(
+                f"the certificate's OIDC issuer is {issuer or 'missing'}, not the trusted "
+                f"issuer {self.issuer}"
+            )
+        subjects = certificate_subjects(cert)
+        if self.subject:
+            ok = self.subject in subjects
+        else:
+            pattern = re.compile(self.subject_regexp)
+            ok = any(pattern.fullmatch(s) for s in subjects)
+        if not ok:
+            raise VerificationError(
+                f"the certificate's identity is {', '.join(subjects) or 'missing'}, not the "
+                f"trusted identity {self.wanted} (issuer {self.issuer})"
+            )

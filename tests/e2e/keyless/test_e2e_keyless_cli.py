@@ -1,0 +1,152 @@
+"""``affidavit attest --sigstore`` against a private Sigstore, ``affidavit verify`` offline.
+
+The pipeline's identity is a Kubernetes service account of the real control plane; the
+certificate comes from the private Fulcio, the entry from the private Rekor v2, the time from the
+private TSA. Verification reads only the registry and the trusted_root.json: each refusal
+(wrong identity, wrong issuer, a tampered bundle, an entry in a log the root does not name, a
+statement the certificate's key signed that no log saw) names its reason.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from affidavit.attestations.image import push_sample_image
+from affidavit.attestations.registry import ImageReference, RegistryClient
+from affidavit.cli.main import main
+from affidavit.demo.services import LocalRegistry
+from affidavit.envtest import ControlPlaneInfo
+from affidavit.envtest.sigstore import SigstoreInfo
+from keyless_sigstore import Identity, Kubectl, service_account_token
+
+TYPE = "https://example.com/keyless/v1"
+
+
+@pytest.fixture(scope="module")
+def ci(kubectl: Kubectl, control_plane: ControlPlaneInfo) -> Identity:
+    return service_account_token(kubectl, control_plane, "release-pipeline")
+
+
+@pytest.fixture
+def image(registry: LocalRegistry, request: pytest.FixtureRequest) -> Iterator[ImageReference]:
+    repo = ImageReference.parse(f"{registry.host}/keyless/{request.node.name.replace('_', '-')}")
+    with RegistryClient(insecure_hosts={registry.host}) as client:
+        digest = push_sample_image(client, repo, {"app/main.py": b"print('keyless')\n"}, "v1")
+    yield repo.with_digest(digest)
+
+
+def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def attest(
+    capsys: pytest.CaptureFixture[str],
+    image: ImageReference,
+    sigstore: SigstoreInfo,
+    identity: Identity,
+    tmp_path: Path,
+    signing_config: Path | None = None,
+) -> tuple[int, str, str]:
+    predicate = tmp_path / "predicate.json"
+    predicate.write_text(json.dumps({"built": "keyless"}))
+    return run(
+        capsys,
+        "attest",
+        "--image", str(image),
+        "--predicate", str(predicate),
+        "--type", TYPE,
+        "--sigstore",
+        "--identity-token", identity.token,
+        "--trusted-root", str(sigstore.trusted_root),
+        "--signing-config", str(signing_config or sigstore.signing_config),
+        "--insecure-registry",
+    )  # fmt: skip
+
+
+def verify(
+    capsys: pytest.CaptureFixture[str],
+    image: ImageReference,
+    sigstore: SigstoreInfo,
+    *,
+    issuer: str,
+    subject: str | None = None,
+    regexp: str | None = None,
+) -> tuple[int, str, str]:
+    who = ["--keyless-identity", subject] if subject else ["--keyless-identity-regexp", str(regexp)]
+    return run(
+        capsys,
+        "verify", str(image),
+        *who,
+        "--keyless-issuer", issuer,
+        "--trusted-root", str(sigstore.trusted_root),
+        "--insecure-registry",
+    )  # fmt: skip
+
+
+def test_keyless_attest_then_verify_offline(
+    capsys: pytest.CaptureFixture[str],
+    image: ImageReference,
+    private_sigstore: SigstoreInfo,
+    ci: Identity,
+    tmp_path: Path,
+) -> None:
+    code, out, err = attest(capsys, image, private_sigstore, ci, tmp_path)
+    assert (code, err) == (0, "")
+    assert out.splitlines()[0] == f"attested {image} ({TYPE})"
+
+    code, out, err = verify(capsys, image, private_sigstore, issuer=ci.issuer, subject=ci.subject)
+    assert (code, err) == (0, "")
+    lines = out.splitlines()
+    assert lines[0] == f"image {image}"
+    assert lines[1].startswith(f"  verified  {TYPE}  signer {ci.subject}  (")
+    assert lines[-1] == "1 verified, 0 rejected"
+
+    regexp = r"https://kubernetes\.io/namespaces/keyless-ci/serviceaccounts/release-.*"
+    code, out, err = verify(capsys, image, private_sigstore, issuer=ci.issuer, regexp=regexp)
+    assert (code, err) == (0, "")
+    assert out.splitlines()[1].startswith(f"  verified  {TYPE}  signer /{regexp}/  (")
+
+
+def refusal(
+    capsys: pytest.CaptureFixture[str],
+    image: ImageReference,
+    sigstore: SigstoreInfo,
+    issuer: str,
+    subject: str,
+) -> str:
+    """``affidavit verify`` exits 4; the one line of its error, for exact comparison."""
+    code, out, err = verify(capsys, image, sigstore, issuer=issuer, subject=subject)
+    assert code == 4, out + err
+    assert out.splitlines()[-1] == "0 verified, 1 rejected"
+    return err
+
+
+def test_keyless_refusals_name_their_reason(
+    capsys: pytest.CaptureFixture[str],
+    image: ImageReference,
+    private_sigstore: SigstoreInfo,
+    ci: Identity,
+    kubectl: Kubectl,
+    control_plane: ControlPlaneInfo,
+    tmp_path: Path,
+) -> None:
+    code, _, err = attest(capsys, image, private_sigstore, ci, tmp_path)
+    assert (code, err) == (0, "")
+    intruder = service_account_token(kubectl, control_plane, "intruder")
+    err = refusal(capsys, image, private_sigstore, ci.issuer, intruder.subject)
+    assert err == (
+        f"error: no attestation for {image} verified: the certificate's identity is "
+        f"{ci.subject}, not the trusted identity {intruder.subject} (issuer {ci.issuer})\n"
+    )
+    github = "https://token.actions.githubusercontent.com"
+    err = refusal(capsys, image, private_sigstore, github, ci.subject)
+    assert err == (
+        f"error: no attestation for {image} verified: the certificate's OIDC issuer is "
+        f"{ci.issuer}, not the trusted issuer {github}\n"
+    )
