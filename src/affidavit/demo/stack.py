@@ -16,7 +16,7 @@ import subprocess
 import sys
 import urllib.error
 import urllib.request
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -104,6 +104,7 @@ class ClusterStack:
         webhook_kubeconfig: Path | None = None,
         webhook_args: Sequence[str] = (),
         operator_args: Sequence[str] = (),
+        webhook_env: Mapping[str, str] | None = None,
     ) -> None:
         self.cp = control_plane
         self.workdir = workdir
@@ -116,6 +117,8 @@ class ClusterStack:
         self.webhook_args = tuple(webhook_args)
         #: More `affidavit operator run` options (e.g. the re-check of running workloads).
         self.operator_args = tuple(operator_args)
+        #: More environment for the webhook process (e.g. its own HOME and XDG directories).
+        self.webhook_env = dict(webhook_env or {})
         self.cert_dir = workdir / "webhook-certs"
         self.ledger_url = f"sqlite:///{workdir / 'ledger.db'}"
         # Given when the control plane was started with a client certificate for this host.
@@ -248,7 +251,9 @@ class ClusterStack:
         client = self.cp.webhook_client
         if client is not None:  # the apiserver presents a certificate: demand it
             argv += ["--client-ca", str(client.ca_file), "--client-name", client.name]
-        self.webhook = ManagedProcess("webhook", argv, self.workdir / "webhook.log")
+        self.webhook = ManagedProcess(
+            "webhook", argv, self.workdir / "webhook.log", self.webhook_env or None
+        )
         self.webhook.wait_until(self._webhook_ready, "the webhook answered /readyz")
 
     def _webhook_ready(self) -> bool:

@@ -274,7 +274,7 @@ class PrivateSigstore:
              "--batch-max-age=50ms", "--log-level=warn"],
         )  # fmt: skip
         url = f"http://127.0.0.1:{port}"
-        rekor.wait_until(lambda: bool(_get(f"{url}/api/v2/checkpoint")), "it serves")
+        rekor.wait_until(lambda: b"SERVING" in _get(f"{url}/healthz"), "it serves")
         return url, key
 
 

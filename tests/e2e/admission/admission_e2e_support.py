@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import re
 import subprocess
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -63,6 +63,7 @@ def running_stack(
     webhook_kubeconfig: Path | None = None,
     webhook_args: Sequence[str] = (),
     operator_args: Sequence[str] = (),
+    webhook_env: Mapping[str, str] | None = None,
 ) -> Iterator[ClusterStack]:
     """A ClusterStack in namespace ``name`` with configuration ``name``; removed afterwards.
     The webhook runs as the cluster admin unless ``webhook_kubeconfig`` names an identity,
@@ -76,6 +77,7 @@ def running_stack(
         webhook_kubeconfig=webhook_kubeconfig,
         webhook_args=webhook_args,
         operator_args=operator_args,
+        webhook_env=webhook_env,
     )
     try:
         with stack:

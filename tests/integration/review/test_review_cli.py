@@ -130,6 +130,13 @@ def _review_options() -> set[str]:
     return {opt for param in command.params for opt in param.opts}
 
 
+def _attest_options() -> set[str]:
+    import typer.main
+
+    command = typer.main.get_command(app).commands["attest"]  # type: ignore[attr-defined]
+    return {opt for param in command.params for opt in param.opts}
+
+
 def _flags_after(text: str, command: str) -> set[str]:
     flags: set[str] = set()
     for match in re.finditer(re.escape(command) + r"((?:[^\n]*\\\n)*[^\n]*)", text):
@@ -150,5 +157,10 @@ def test_templates_use_only_real_options(template: str) -> None:
     used = _flags_after(text, "affidavit collect review")
     assert {"--head", "--output", "--trailers", "--base", "--repo", "--repository"} <= used
     assert used <= _review_options()
+    sign = '"${sign[@]}"' if "github" in template else '"$@"'
     for predicate_type in ("ai-provenance/v1", "code-review/v1"):
-        assert f"--type https://affidavit.dev/attestations/{predicate_type} --key" in text
+        assert f"--type https://affidavit.dev/attestations/{predicate_type} {sign}" in text
+    attest = _flags_after(text, "affidavit attest") | _flags_after(text, "sign=(")
+    attest |= _flags_after(text, "set --") | _flags_after(text, "sign+=(")
+    assert {"--key", "--sigstore", "--trusted-root", "--signing-config"} <= attest
+    assert attest <= _attest_options() | {"--"}

@@ -7,9 +7,13 @@ control.
 
 from __future__ import annotations
 
+import pytest
+from pydantic import ValidationError
+
 from affidavit.attestations.evidence import KeylessSigner, KeySigner
 from affidavit.policy import EffectivePolicy, Origin, PolicyIndex, Req, evaluate
 from affidavit.policy.explain import explain_policy
+from affidavit.policy.model import Signers
 from policy_builders import (
     IMAGE,
     NOW,
@@ -154,6 +158,51 @@ def test_signers_intersect() -> None:
         ),
     )
     assert two({"signers": both}, {"signers": keyless}).signers == ()
+
+
+def test_keyless_signers_subject_regexp_and_trusted_root() -> None:
+    issuer = "https://token.actions.githubusercontent.com"
+    regexp = r"https://github\.com/example/shop/\.github/workflows/release\.yml@refs/tags/v.*"
+    keyless = {
+        "keyless": [
+            {
+                "name": "gha-tags",
+                "issuer": issuer,
+                "subjectRegExp": regexp,
+                "trustedRoot": {"configMapRef": {"name": "private-sigstore"}},
+            },
+            {"name": "k8s", "issuer": "https://kubernetes.default.svc/", "subject": "x"},
+        ]
+    }
+    e = two({"signers": keyless}, {"signers": None})
+    assert e.signers == (
+        KeylessSigner(
+            "gha-tags",
+            issuer,
+            identity_regexp=regexp,
+            trusted_root_ref="private-sigstore/trusted_root.json",
+        ),
+        KeylessSigner("k8s", "https://kubernetes.default.svc/", "x"),
+    )
+    # The same issuer and subject with another trusted root is another signer: no intersection.
+    other_root = {"keyless": [{**keyless["keyless"][0], "trustedRoot": None}]}
+    assert two({"signers": keyless}, {"signers": other_root}).signers == ()
+
+
+@pytest.mark.parametrize(
+    ("signer", "error"),
+    [
+        ({"subject": "a", "subjectRegExp": "b"}, "give exactly one of subject and subjectRegExp"),
+        ({}, "give exactly one of subject and subjectRegExp"),
+        ({"subjectRegExp": "("}, "subjectRegExp is not a regular expression: missing ), "),
+    ],
+)
+def test_keyless_signer_needs_one_valid_subject(signer: dict[str, str], error: str) -> None:
+    with pytest.raises(ValidationError) as info:
+        Signers.model_validate(
+            {"keyless": [{"name": "ci", "issuer": "https://issuer.example", **signer}]}
+        )
+    assert f"keyless signer ci: {error}" in str(info.value)
 
 
 def test_exception_length_takes_the_minimum_and_groups_intersect() -> None:

@@ -1,0 +1,195 @@
+"""Keyless-signed releases at admission, verified offline against a private Sigstore's root.
+
+The pipeline signs with its Kubernetes service account's identity against a private Sigstore
+on loopback (Fulcio, Rekor v2, a TSA, a CT log); the policy trusts that issuer and subject and
+names the trusted root by ConfigMap in Affidavit's namespace. The webhook then reads nothing
+but the registry and that ConfigMap: it runs with HOME and XDG directories of its own, which
+stay empty, so no TUF client was ever set up (sigstore-python keeps its TUF metadata there).
+Each refusal names its reason: the wrong identity, the wrong issuer, a tampered bundle, an
+entry in a log the root does not name, a signature the log never saw, a root that is missing.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from admission_e2e_support import (
+    apply_and_sync,
+    decision_id_in,
+    deployment,
+    recorded,
+    running_stack,
+)
+from keyless_sigstore import (
+    Identity,
+    Kubectl,
+    service_account_token,
+    started_private_sigstore,
+)
+
+from affidavit.attestations.collect import collect_provenance
+from affidavit.attestations.predicates import AI_PROVENANCE_V1
+from affidavit.attestations.registry import ImageReference, RegistryClient
+from affidavit.attestations.sigstore import sign_dsse_keyless
+from affidavit.attestations.statement import make_statement
+from affidavit.attestations.store import attach
+from affidavit.demo.pipeline import build_image
+from affidavit.demo.sample import make_sample_repo
+from affidavit.demo.services import LocalRegistry
+from affidavit.demo.stack import ClusterStack
+from affidavit.envtest import ControlPlaneInfo
+from affidavit.envtest.sigstore import PrivateSigstore
+from affidavit.names import API_VERSION as API
+
+SYSTEM = "adm-keyless"
+NS = "adm-keyless-apps"
+POLICY = "adm-keyless"
+ROOT_CONFIGMAP = "private-sigstore-root"
+REPO = "keyless/payments-api"
+
+
+@dataclass(frozen=True)
+class Signed:
+    sigstore: PrivateSigstore
+    ci: Identity
+    intruder: Identity
+    images: dict[str, str]  # case -> REGISTRY/REPO@DIGEST
+
+
+@pytest.fixture(scope="module")
+def signed(
+    control_plane: ControlPlaneInfo,
+    kubectl: Kubectl,
+    registry: LocalRegistry,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[Signed]:
+    work = tmp_path_factory.mktemp("admission-keyless")
+    with started_private_sigstore(control_plane, kubectl, work / "sigstore") as sigstore:
+        info = sigstore.info
+        ci = service_account_token(kubectl, control_plane, "release-pipeline")
+        intruder = service_account_token(kubectl, control_plane, "intruder")
+        sample = make_sample_repo(work / "payments-api")
+        provenance = collect_provenance(sample.path, sample.base, sample.reviewed).to_wire()
+        images: dict[str, str] = {}
+        with RegistryClient(insecure_hosts={registry.host}) as client:
+            for case in ("good", "intruder", "tampered", "other-log"):
+                image = build_image(client, registry.host, f"{REPO}-{case}", sample.reviewed)
+                assert image.digest is not None
+                statement = make_statement(image.name, image.digest, AI_PROVENANCE_V1, provenance)
+                bundle = sign_dsse_keyless(
+                    statement,
+                    identity_token=(intruder if case == "intruder" else ci).token,
+                    trusted_root=info.trusted_root,
+                    signing_config=(
+                        sigstore.other_signing_config
+                        if case == "other-log"
+                        else info.signing_config
+                    ),
+                )
+                if case == "tampered":
+                    bundle = _tamper(bundle)
+                attach(client, image, AI_PROVENANCE_V1, bundle=bundle)
+                images[case] = str(image)
+        yield Signed(sigstore, ci, intruder, images)
+
+
+def _tamper(bundle: bytes) -> bytes:
+    """The predicate edited after signing (one more approval than the pipeline recorded)."""
+    import base64
+
+    document = json.loads(bundle)
+    envelope = document["dsseEnvelope"]
+    statement = json.loads(base64.b64decode(envelope["payload"]))
+    statement["predicate"]["summary"]["commits"] += 1
+    envelope["payload"] = base64.b64encode(json.dumps(statement).encode()).decode()
+    return json.dumps(document).encode()
+
+
+def keyless_policy(
+    signed: Signed, registry_host: str, *, issuer: str | None = None, subject: str | None = None
+) -> dict[str, Any]:
+    signer = {
+        "name": "release-pipeline",
+        "issuer": issuer or signed.ci.issuer,
+        "subject": subject or signed.ci.subject,
+        "trustedRoot": {"configMapRef": {"name": ROOT_CONFIGMAP}},
+    }
+    return {
+        "apiVersion": API,
+        "kind": "AccountabilityPolicy",
+        "metadata": {"name": POLICY},
+        "spec": {
+            "mode": "Enforce",
+            "match": {"images": [f"{registry_host}/keyless/*"]},
+            "signers": {"keyless": [signer]},
+            "require": {"provenance": {"required": True}},
+        },
+    }
+
+
+@pytest.fixture(scope="module")
+def stack(
+    control_plane: ControlPlaneInfo,
+    registry: LocalRegistry,
+    signed: Signed,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[ClusterStack]:
+    work: Path = tmp_path_factory.mktemp("admission-keyless-stack")
+    home = work / "webhook-home"
+    env = {
+        "HOME": str(home),
+        "XDG_CACHE_HOME": str(home / "cache"),
+        "XDG_DATA_HOME": str(home / "data"),
+        "XDG_CONFIG_HOME": str(home / "config"),
+    }
+    for d in env.values():
+        Path(d).mkdir(parents=True, exist_ok=True)
+    with running_stack(control_plane, registry.host, work, SYSTEM, webhook_env=env) as running:
+        running.kubectl("create", "namespace", NS)
+        running.kubectl(
+            "-n", SYSTEM, "create", "configmap", ROOT_CONFIGMAP,
+            f"--from-file=trusted_root.json={signed.sigstore.info.trusted_root}",
+        )  # fmt: skip
+        apply_and_sync(running, keyless_policy(signed, registry.host))
+        try:
+            yield running
+        finally:
+            running.kubectl("delete", "accountabilitypolicy", POLICY, "--ignore-not-found")
+            running.kubectl("delete", "namespace", NS, "--wait=false", "--ignore-not-found")
+    # Nothing set up a TUF client: sigstore-python writes its metadata under these.
+    assert sorted(str(p.relative_to(home)) for p in home.rglob("*")) == [
+        "cache",
+        "config",
+        "data",
+    ]
+
+
+def apply(stack: ClusterStack, name: str, image: str) -> Any:
+    return stack.kubectl(
+        "apply", "-f", "-", input=json.dumps(deployment(name, NS, image)), check=False
+    )
+
+
+def test_keyless_release_admitted(stack: ClusterStack, signed: Signed) -> None:
+    proc = apply(stack, "good", signed.images["good"])
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "deployment.apps/good created"
+
+
+def refusal(stack: ClusterStack, name: str, image: str) -> str:
+    proc = apply(stack, name, image)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    decision = recorded(stack, decision_id_in(proc.stderr))
+    assert decision.outcome == "denied"
+    return "\n".join(v.message for v in decision.violations)
+
+
+def test_keyless_refusals(stack: ClusterStack, signed: Signed) -> None:
+    for case in ("intruder", "tampered", "other-log"):
+        print(case, "=>", refusal(stack, case, signed.images[case]))
+    assert False
