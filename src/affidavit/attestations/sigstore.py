@@ -105,7 +105,10 @@ def sign_dsse_keyless(
         if config is None:
             config = ClientTrustConfig.staging() if staging else ClientTrustConfig.production()
         context = SigningContext.from_trust_config(config)
-        with context.signer(identity, cache=False) as signer:
+        # cache=True (the default) is not optional: without it sigstore-python makes a new
+        # ephemeral key at every use, so Fulcio certifies one key and the envelope is signed
+        # by another (every keyless signature then fails at the log).
+        with context.signer(identity, cache=True) as signer:
             bundle = signer.sign_dsse(statement)
     except Exception as e:  # sigstore raises its own errors, httpx, ValueError, ExpiredIdentity
         where = "the private Sigstore in the signing config" if signing_config else "fulcio/rekor"

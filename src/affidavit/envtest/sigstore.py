@@ -43,6 +43,8 @@ _PINS = {
 TRUSTED_ROOT_MEDIA_TYPE = "application/vnd.dev.sigstore.trustedroot+json;version=0.1"
 SIGNING_CONFIG_MEDIA_TYPE = "application/vnd.dev.sigstore.signingconfig.v0.2+json"
 OPERATOR = "affidavit-private-sigstore"
+#: The CT log's checkpoint origin (static-ct-api: a URL without scheme or port).
+CT_ORIGIN = "ct.private-sigstore.invalid"
 
 
 def find_sigstore_binaries() -> dict[str, Path]:
@@ -182,11 +184,14 @@ class PrivateSigstore:
         ct = self._spawn(
             "tesseract",
             [str(bins["tesseract"]), f"--http_endpoint=127.0.0.1:{ct_port}",
-             f"--origin=127.0.0.1:{ct_port}", f"--storage_dir={wd / 'ctlog'}",
+             f"--origin={CT_ORIGIN}", f"--storage_dir={wd / 'ctlog'}",
              f"--roots_pem_file={wd / 'ctlog-roots.pem'}", f"--private_key={wd / 'ctlog.key'}",
              "--checkpoint_interval=200ms", "--batch_max_age=50ms"],
+            # It pushes OpenTelemetry metrics to localhost:4318 every minute: not here.
+            {"OTEL_METRIC_EXPORT_INTERVAL": "86400000",
+             "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT": f"http://127.0.0.1:{free_port()}"},
         )  # fmt: skip
-        ct.wait_until(lambda: bool(_get(f"{ctlog_url}/checkpoint")), "it publishes a checkpoint")
+        ct.wait_until(lambda: bool(_get(f"{ctlog_url}/ct/v1/get-roots")), "it serves")
 
         rekor_url, rekor_key = self._start_rekor(bins["rekor-server"], "rekor")
         if self.extra_rekor:
@@ -242,7 +247,7 @@ class PrivateSigstore:
              "--host=127.0.0.1", f"--port={port}", "--grpc-host=127.0.0.1",
              f"--grpc-port={grpc_port}", f"--metrics-port={metrics_port}",
              f"--legacy-unix-domain-socket={wd / 'fulcio-legacy.sock'}",
-             f"--ct-log-url=http://127.0.0.1:{ct_port}", f"--ct-log-origin=127.0.0.1:{ct_port}",
+             f"--ct-log-url=http://127.0.0.1:{ct_port}",
              "--log_type=prod"],
             env,
         )  # fmt: skip

@@ -9,6 +9,7 @@ statement the certificate's key signed that no log saw) names its reason.
 
 from __future__ import annotations
 
+import base64
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,11 +18,14 @@ import pytest
 
 from affidavit.attestations.image import push_sample_image
 from affidavit.attestations.registry import ImageReference, RegistryClient
+from affidavit.attestations.sigstore import private_trust_config, sign_dsse_keyless
+from affidavit.attestations.statement import make_statement
+from affidavit.attestations.store import attach
 from affidavit.cli.main import main
 from affidavit.demo.services import LocalRegistry
 from affidavit.envtest import ControlPlaneInfo
-from affidavit.envtest.sigstore import SigstoreInfo
-from keyless_sigstore import Identity, Kubectl, service_account_token
+from affidavit.envtest.sigstore import PrivateSigstore, SigstoreInfo
+from keyless_sigstore import Identity, Kubectl, resign, service_account_token
 
 TYPE = "https://example.com/keyless/v1"
 
@@ -97,7 +101,7 @@ def test_keyless_attest_then_verify_offline(
     tmp_path: Path,
 ) -> None:
     code, out, err = attest(capsys, image, private_sigstore, ci, tmp_path)
-    assert (code, err) == (0, "")
+    assert (code, err) == (0, ""), err
     assert out.splitlines()[0] == f"attested {image} ({TYPE})"
 
     code, out, err = verify(capsys, image, private_sigstore, issuer=ci.issuer, subject=ci.subject)
@@ -150,3 +154,79 @@ def test_keyless_refusals_name_their_reason(
         f"error: no attestation for {image} verified: the certificate's OIDC issuer is "
         f"{ci.issuer}, not the trusted issuer {github}\n"
     )
+
+
+def test_entry_from_another_log(
+    capsys: pytest.CaptureFixture[str],
+    image: ImageReference,
+    private_sigstore_instance: PrivateSigstore,
+    ci: Identity,
+    tmp_path: Path,
+) -> None:
+    """Signed through the same Fulcio, logged in a Rekor the trusted root does not name."""
+    info = private_sigstore_instance.info
+    other = private_sigstore_instance.other_signing_config
+    assert other is not None
+    code, _, err = attest(capsys, image, info, ci, tmp_path, signing_config=other)
+    assert (code, err) == (0, "")
+    err = refusal(capsys, image, info, ci.issuer, ci.subject)
+    print(err)
+    assert False
+
+
+def test_tampered_bundle(
+    capsys: pytest.CaptureFixture[str],
+    image: ImageReference,
+    private_sigstore: SigstoreInfo,
+    ci: Identity,
+) -> None:
+    statement = make_statement(image.name, str(image.digest), TYPE, {"built": "keyless"})
+    bundle = json.loads(
+        sign_dsse_keyless(
+            statement,
+            identity_token=ci.token,
+            trusted_root=private_sigstore.trusted_root,
+            signing_config=private_sigstore.signing_config,
+        )
+    )
+    payload = json.loads(base64.b64decode(bundle["dsseEnvelope"]["payload"]))
+    payload["predicate"]["built"] = "by hand"
+    bundle["dsseEnvelope"]["payload"] = base64.b64encode(json.dumps(payload).encode()).decode()
+    with RegistryClient(insecure_hosts={image.registry}) as client:
+        attach(client, image, TYPE, bundle=json.dumps(bundle).encode())
+    err = refusal(capsys, image, private_sigstore, ci.issuer, ci.subject)
+    print(err)
+    assert False
+
+
+def test_a_signature_no_log_saw(
+    capsys: pytest.CaptureFixture[str],
+    image: ImageReference,
+    private_sigstore: SigstoreInfo,
+    ci: Identity,
+) -> None:
+    """The certificate's key signs a statement after the fact (its certificate expires ten
+    minutes after issue): without the log's entry and timestamp for that signature, refused."""
+    from sigstore.dsse import Statement
+    from sigstore.oidc import IdentityToken
+    from sigstore.sign import SigningContext
+
+    config = private_trust_config(private_sigstore.trusted_root, private_sigstore.signing_config)
+    statement = make_statement(image.name, str(image.digest), TYPE, {"built": "keyless"})
+    with SigningContext.from_trust_config(config).signer(
+        IdentityToken(ci.token), cache=True
+    ) as signer:
+        genuine = json.loads(signer.sign_dsse(Statement(statement)).to_json())
+        key = signer._private_key  # the ephemeral key the certificate certifies
+    later = make_statement(image.name, str(image.digest), TYPE, {"built": "after the fact"})
+    with_old_entry = json.loads(json.dumps(genuine))
+    resign(with_old_entry, key, later)
+    without_entry = json.loads(json.dumps(with_old_entry))
+    without_entry["verificationMaterial"].pop("tlogEntries")
+    without_entry["verificationMaterial"].pop("timestampVerificationData", None)
+    with RegistryClient(insecure_hosts={image.registry}) as client:
+        for forged in (with_old_entry, without_entry):
+            attach(client, image, TYPE, bundle=json.dumps(forged).encode())
+            err = refusal(capsys, image, private_sigstore, ci.issuer, ci.subject)
+            print(err)
+    assert False
