@@ -119,6 +119,24 @@ def sign_dsse_keyless(
     return bundle.to_json().encode()
 
 
+NO_LOG_ENTRY = (
+    "the bundle has no transparency log entry: a keyless certificate is valid for minutes, and "
+    "only the log's entry (with its time) shows the signature was made while it was"
+)
+
+
+def _has_log_entry(bundle: bytes) -> bool:
+    """Whether the bundle lists a log entry (said plainly here, not as a schema error)."""
+    try:
+        doc = json.loads(bundle)
+    except (ValueError, RecursionError):
+        return True  # Bundle.from_json names the problem
+    material = doc.get("verificationMaterial") if isinstance(doc, dict) else None
+    if not isinstance(material, dict):
+        return True
+    return bool(material.get("tlogEntries"))
+
+
 # Verifiers by the digest of their trusted root's text: a webhook verifies against the same few
 # roots all day, and parsing one costs more than checking a bundle.
 _VERIFIERS: OrderedDict[str, Verifier] = OrderedDict()
@@ -192,6 +210,8 @@ def verify_bundle(
     policy = IdentityPolicy(issuer, identity, identity_regexp)
     if len(bundle) > max_bytes:
         raise VerificationError(f"bundle is {len(bundle)} bytes, over the {max_bytes}-byte limit")
+    if not _has_log_entry(bundle):
+        raise VerificationError(NO_LOG_ENTRY)
     try:
         parsed = Bundle.from_json(bundle)
     except (InvalidBundle, ValueError, Error) as e:

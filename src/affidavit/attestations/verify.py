@@ -39,6 +39,8 @@ from affidavit.attestations.statement import parse_statement
 from affidavit.attestations.store import BUNDLE_MEDIA_TYPE, FetchedAttestation
 from affidavit.errors import AffidavitError, VerificationError
 
+NO_TRUSTED_KEYS = "the envelope is signed with a key and no trusted keys were given"
+
 
 @dataclass(frozen=True)
 class _Checked:
@@ -111,7 +113,7 @@ class _Verifier:
             return self._keyless(item.data)
         if not self.keys:
             raise VerificationError(
-                "the envelope is signed with a key and no trusted keys were given",
+                NO_TRUSTED_KEYS,
                 hint="pass the signer's public key (--key PUB)",
             )
         return verify_envelope(envelope, self.keys)
@@ -232,7 +234,10 @@ def verify_fetched(
             if wanted is None or good.predicate_type in wanted:
                 verified.append(good)
             continue
-        bad = next((c.rejected for c in outcomes if c.rejected is not None), None)
+        # A keyless bundle's cosign-tag twin has no certificate: its "no trusted keys" would hide
+        # why the bundle itself was refused.
+        bads = [c.rejected for c in outcomes if c.rejected is not None]
+        bad = next((b for b in bads if b.reason != NO_TRUSTED_KEYS), bads[0] if bads else None)
         if bad is not None and (wanted is None or bad.predicate_type in (wanted | {None})):
             rejected.append(bad)
     return ImageEvidence(

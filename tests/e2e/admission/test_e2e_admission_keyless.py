@@ -25,16 +25,10 @@ from admission_e2e_support import (
     recorded,
     running_stack,
 )
-from keyless_sigstore import (
-    Identity,
-    Kubectl,
-    service_account_token,
-    started_private_sigstore,
-)
 
 from affidavit.attestations.collect import collect_provenance
 from affidavit.attestations.predicates import AI_PROVENANCE_V1
-from affidavit.attestations.registry import ImageReference, RegistryClient
+from affidavit.attestations.registry import RegistryClient
 from affidavit.attestations.sigstore import sign_dsse_keyless
 from affidavit.attestations.statement import make_statement
 from affidavit.attestations.store import attach
@@ -45,6 +39,12 @@ from affidavit.demo.stack import ClusterStack
 from affidavit.envtest import ControlPlaneInfo
 from affidavit.envtest.sigstore import PrivateSigstore
 from affidavit.names import API_VERSION as API
+from keyless_sigstore import (
+    Identity,
+    Kubectl,
+    service_account_token,
+    started_private_sigstore,
+)
 
 SYSTEM = "adm-keyless"
 NS = "adm-keyless-apps"

@@ -16,7 +16,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from keyless_sigstore import Identity, Kubectl, service_account_token
 
 from affidavit.attestations.image import push_sample_image
 from affidavit.attestations.registry import ImageReference, RegistryClient
@@ -24,6 +23,7 @@ from affidavit.cli.main import main
 from affidavit.demo.services import LocalRegistry
 from affidavit.envtest import BinariesMissingError, ControlPlaneInfo, find_cosign
 from affidavit.envtest.sigstore import SigstoreInfo
+from keyless_sigstore import Identity, Kubectl, service_account_token
 
 TYPE = "https://affidavit.dev/attestations/interop-test/v1"
 
