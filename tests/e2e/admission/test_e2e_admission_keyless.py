@@ -29,7 +29,11 @@ from admission_e2e_support import (
 from affidavit.attestations.collect import collect_provenance
 from affidavit.attestations.predicates import AI_PROVENANCE_V1
 from affidavit.attestations.registry import RegistryClient
-from affidavit.attestations.sigstore import sign_dsse_keyless
+from affidavit.attestations.sigstore import (
+    NO_LOG_ENTRY,
+    private_trust_config,
+    sign_dsse_keyless,
+)
 from affidavit.attestations.statement import make_statement
 from affidavit.attestations.store import attach
 from affidavit.demo.pipeline import build_image
@@ -39,9 +43,11 @@ from affidavit.demo.stack import ClusterStack
 from affidavit.envtest import ControlPlaneInfo
 from affidavit.envtest.sigstore import PrivateSigstore
 from affidavit.names import API_VERSION as API
+from affidavit.policy.messages import collect_provenance_fix
 from keyless_sigstore import (
     Identity,
     Kubectl,
+    resign,
     service_account_token,
     started_private_sigstore,
 )
@@ -77,7 +83,7 @@ def signed(
         provenance = collect_provenance(sample.path, sample.base, sample.reviewed).to_wire()
         images: dict[str, str] = {}
         with RegistryClient(insecure_hosts={registry.host}) as client:
-            for case in ("good", "intruder", "tampered", "other-log"):
+            for case in ("good", "intruder", "tampered", "other-log", "no-log"):
                 image = build_image(client, registry.host, f"{REPO}-{case}", sample.reviewed)
                 assert image.digest is not None
                 statement = make_statement(image.name, image.digest, AI_PROVENANCE_V1, provenance)
@@ -93,6 +99,8 @@ def signed(
                 )
                 if case == "tampered":
                     bundle = _tamper(bundle)
+                if case == "no-log":
+                    bundle = _unlogged(sigstore, ci, statement)
                 attach(client, image, AI_PROVENANCE_V1, bundle=bundle)
                 images[case] = str(image)
         yield Signed(sigstore, ci, intruder, images)
@@ -110,14 +118,33 @@ def _tamper(bundle: bytes) -> bytes:
     return json.dumps(document).encode()
 
 
+def _unlogged(sigstore: PrivateSigstore, ci: Identity, statement: bytes) -> bytes:
+    """What the holder of a certificate's key can make after the fact: the statement signed
+    with that key, without the log entry and timestamp that only the genuine signature got."""
+    from sigstore.dsse import Statement
+    from sigstore.oidc import IdentityToken
+    from sigstore.sign import SigningContext
+
+    config = private_trust_config(sigstore.info.trusted_root, sigstore.info.signing_config)
+    with SigningContext.from_trust_config(config).signer(IdentityToken(ci.token)) as signer:
+        genuine = json.loads(signer.sign_dsse(Statement(statement)).to_json())
+        key = signer._private_key
+    later = json.loads(statement)
+    later["predicate"]["summary"]["commits"] += 1
+    resign(genuine, key, json.dumps(later).encode())
+    genuine["verificationMaterial"].pop("tlogEntries")
+    genuine["verificationMaterial"].pop("timestampVerificationData", None)
+    return json.dumps(genuine).encode()
+
+
 def keyless_policy(
-    signed: Signed, registry_host: str, *, issuer: str | None = None, subject: str | None = None
+    signed: Signed, registry_host: str, *, issuer: str | None = None, root: str = ROOT_CONFIGMAP
 ) -> dict[str, Any]:
     signer = {
         "name": "release-pipeline",
         "issuer": issuer or signed.ci.issuer,
-        "subject": subject or signed.ci.subject,
-        "trustedRoot": {"configMapRef": {"name": ROOT_CONFIGMAP}},
+        "subject": signed.ci.subject,
+        "trustedRoot": {"configMapRef": {"name": root}},
     }
     return {
         "apiVersion": API,
@@ -182,14 +209,57 @@ def test_keyless_release_admitted(stack: ClusterStack, signed: Signed) -> None:
 
 
 def refusal(stack: ClusterStack, name: str, image: str) -> str:
+    """kubectl is refused; the recorded decision's one violation message."""
     proc = apply(stack, name, image)
     assert proc.returncode == 1, proc.stdout + proc.stderr
     decision = recorded(stack, decision_id_in(proc.stderr))
     assert decision.outcome == "denied"
-    return "\n".join(v.message for v in decision.violations)
+    [violation] = decision.violations
+    assert violation.message in proc.stderr
+    return violation.message
 
 
-def test_keyless_refusals(stack: ClusterStack, signed: Signed) -> None:
-    for case in ("intruder", "tampered", "other-log"):
-        print(case, "=>", refusal(stack, case, signed.images[case]))
-    assert False
+def denied_for(image: str, reason: str) -> str:
+    digest = image.split("@")[1]
+    return (
+        f"{image}: provenance.present (AccountabilityPolicy/{POLICY}): found no verified "
+        f"ai-provenance/v1 attestation (rejected: {reason}); expected an ai-provenance/v1 "
+        f"attestation signed by release-pipeline with subject {digest}; fix: "
+        f"{collect_provenance_fix(image)}"
+    )
+
+
+def test_keyless_refusals_name_their_reason(stack: ClusterStack, signed: Signed) -> None:
+    ci, images = signed.ci, signed.images
+    why = f"Sigstore bundle did not verify for {ci.subject} (issuer {ci.issuer})"
+    reasons = {
+        "intruder": f"the certificate's identity is {signed.intruder.subject}, not the trusted "
+        f"identity {ci.subject} (issuer {ci.issuer})",
+        "tampered": f"{why}: DSSE: invalid signature",
+        "other-log": f"{why}: invalid log entry: checkpoint: invalid signature: keyring: "
+        "invalid signature",
+        "no-log": NO_LOG_ENTRY,
+    }
+    for case, reason in reasons.items():
+        assert refusal(stack, case, images[case]) == denied_for(images[case], reason)
+
+
+def test_wrong_issuer_and_missing_root(
+    stack: ClusterStack, signed: Signed, registry: LocalRegistry
+) -> None:
+    good = signed.images["good"]
+    github = "https://token.actions.githubusercontent.com"
+    apply_and_sync(stack, keyless_policy(signed, registry.host, issuer=github))
+    try:
+        assert refusal(stack, "good-other-issuer", good) == denied_for(
+            good,
+            f"the certificate's OIDC issuer is {signed.ci.issuer}, not the trusted issuer {github}",
+        )
+        apply_and_sync(stack, keyless_policy(signed, registry.host, root="no-such-root"))
+        assert refusal(stack, "good-no-root", good) == denied_for(
+            good,
+            "the trusted root of keyless signer release-pipeline (ConfigMap no-such-root, key "
+            "trusted_root.json) could not be read",
+        )
+    finally:
+        apply_and_sync(stack, keyless_policy(signed, registry.host))
