@@ -1,9 +1,10 @@
 """Keyless interop with the real cosign, against the same private Sigstore.
 
-``cosign verify-attestation --trusted-root … --certificate-identity … --certificate-oidc-issuer …``
-accepts what ``affidavit attest --sigstore`` pushed, and ``affidavit verify`` accepts what
-``cosign attest --new-bundle-format --signing-config …`` pushed; both offline. cosign runs with
-a TUF_ROOT and HOME of its own that stay empty: it fetched no TUF metadata either.
+``cosign verify-attestation --trusted-root … --certificate-identity … --certificate-oidc-issuer …
+--use-signed-timestamps`` accepts what ``affidavit attest --sigstore`` pushed (offline; cosign runs
+with a TUF_ROOT and HOME of its own that stay empty: it fetched no TUF metadata either). The other
+way, ``cosign attest --new-bundle-format --signing-config …`` then ``affidavit verify``, cannot
+pass with cosign 2.6.5 against Rekor v2: see the xfail's reason.
 """
 
 from __future__ import annotations
@@ -93,7 +94,8 @@ def test_cosign_verifies_affidavit_keyless(
     )  # fmt: skip
     assert code == 0, capsys.readouterr().err
     verify = [
-        "verify-attestation", "--new-bundle-format", "--type", TYPE, "--allow-insecure-registry",
+        "verify-attestation", "--new-bundle-format", "--use-signed-timestamps", "--type", TYPE,
+        "--allow-insecure-registry",
         "--trusted-root", str(private_sigstore.trusted_root),
         "--certificate-oidc-issuer", ci.issuer,
     ]  # fmt: skip
@@ -107,9 +109,17 @@ def test_cosign_verifies_affidavit_keyless(
     other = ci.subject.replace("release-pipeline", "intruder")
     refused = run_cosign(cosign, *verify, "--certificate-identity", other, str(image))
     assert refused.returncode != 0
-    assert "none of the expected identities matched" in refused.stderr
+    assert "no matching CertificateIdentity found" in refused.stderr
 
 
+@pytest.mark.xfail(
+    strict=True,
+    reason="cosign 2.6.5 logs a DSSE attestation in Rekor v2 as a dsse/0.0.2 entry, which "
+    "rekor-tiles v2.3 no longer accepts ('invalid type, must be hashedrekord': Rekor v2 now "
+    "logs DSSE as a hashedrekord of its PAE, as sigstore-python 4.5 does); and sigstore-python "
+    "4.5 cannot verify dsse/0.0.2 entries from an older Rekor v2 either. Passes once cosign "
+    "follows the current Rekor v2 spec.",
+)
 def test_affidavit_verifies_cosign_keyless(
     cosign: tuple[Path, Path],
     image: ImageReference,
