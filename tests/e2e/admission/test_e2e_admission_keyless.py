@@ -25,8 +25,8 @@ from admission_e2e_support import (
     recorded,
     running_stack,
 )
-
 from affidavit.attestations.collect import collect_provenance
+
 from affidavit.attestations.predicates import AI_PROVENANCE_V1
 from affidavit.attestations.registry import RegistryClient
 from affidavit.attestations.sigstore import (

@@ -451,3 +451,26 @@ def test_chart_names_are_the_ones_the_processes_use(render: Render) -> None:
     for crd in crds:
         assert crd["spec"]["group"] == GROUP
         assert [v["name"] for v in crd["spec"]["versions"]] == [VERSION]
+
+
+def test_chart_carries_private_sigstore_trusted_roots(
+    render: Render, helm: Path, tmp_path: Path
+) -> None:
+    root = json.dumps(
+        {"mediaType": "application/vnd.dev.sigstore.trustedroot+json;version=0.1", "tlogs": []}
+    )
+    values = tmp_path / "roots.yaml"
+    values.write_text(json.dumps({"sigstore": {"trustedRoots": {"private-sigstore": root}}}))
+    [cm] = [
+        d
+        for d in render("-f", values)
+        if d["kind"] == "ConfigMap" and d["metadata"]["name"] == "private-sigstore"
+    ]
+    assert cm["metadata"]["namespace"] == "affidavit-system"
+    assert json.loads(cm["data"]["trusted_root.json"]) == json.loads(root)
+    assert not [d for d in render() if d["metadata"]["name"] == "private-sigstore"]
+    values.write_text(json.dumps({"sigstore": {"trustedRoots": {"x": "not a root"}}}))
+    out = run_helm(helm, "template", "affidavit", CHART, *KUBE_VERSION_ARGS, "-f", values,
+                   check=False)  # fmt: skip
+    assert out.returncode != 0
+    assert "at '/sigstore/trustedRoots/x': 'not a root' does not match pattern" in out.stderr
