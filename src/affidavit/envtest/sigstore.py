@@ -337,3 +337,40 @@ def _signing_config(
         "rekorTlogConfig": {"selector": "ANY"},
         "tsaConfig": {"selector": "ANY"},
     }
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m affidavit.envtest.sigstore WORKDIR --issuer URL=TYPE [--issuer-ca PEM]``:
+    start a private Sigstore, print where its files are, run until interrupted."""
+    import argparse
+    import contextlib
+    import signal
+    import threading
+
+    parser = argparse.ArgumentParser(prog="python -m affidavit.envtest.sigstore")
+    parser.add_argument("workdir", type=Path)
+    parser.add_argument(
+        "--issuer",
+        action="append",
+        required=True,
+        metavar="URL=TYPE",
+        help="an OIDC issuer Fulcio accepts and its type (kubernetes, email, ...)",
+    )
+    parser.add_argument("--issuer-ca", type=Path, help="PEM CAs for the issuers' TLS")
+    args = parser.parse_args(argv)  # fmt: skip
+    issuers = dict(i.rsplit("=", 1) for i in args.issuer)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    with PrivateSigstore(args.workdir, issuers, issuer_ca_file=args.issuer_ca) as info:
+        print(f"fulcio          {info.fulcio_url}")
+        print(f"rekor           {info.rekor_url}")
+        print(f"tsa             {info.tsa_url}")
+        print(f"trusted root    {info.trusted_root}")
+        print(f"signing config  {info.signing_config}", flush=True)
+        with contextlib.suppress(KeyboardInterrupt):
+            stop.wait()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
