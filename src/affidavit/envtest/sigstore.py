@@ -8,6 +8,8 @@ entry carries no signed time, a timestamp authority. This module starts the four
 writes the two files a client needs: ``trusted_root.json`` (what verifiers trust, offline) and
 ``signing_config.json`` (where signers go). It is the tests' private instance and the recipe an
 air-gapped site follows. Each service's files stay in ``workdir``; nothing reaches past loopback.
+One caveat: timestamp-server v2 serves its metrics on :2112 of every interface, with no flag to
+move it, so one runs per machine; the instances of one process share it (``_SharedTSA``).
 
 The identity comes from any OIDC issuer Fulcio can discover: the tests use the kube-apiserver's
 own service-account issuer (Fulcio's ``kubernetes`` issuer type, audience ``sigstore``).
@@ -19,10 +21,12 @@ import base64
 import hashlib
 import json
 import os
+import threading
 import urllib.request
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import ClassVar
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
@@ -119,6 +123,7 @@ class PrivateSigstore:
     other_signing_config: Path | None = None
     _procs: list[ManagedProcess] = field(default_factory=list)
     _info: SigstoreInfo | None = None
+    _tsa_held: bool = False
 
     def __enter__(self) -> SigstoreInfo:
         return self.start()
@@ -134,6 +139,9 @@ class PrivateSigstore:
     def stop(self) -> None:
         while self._procs:
             self._procs.pop().stop()
+        if self._tsa_held:
+            self._tsa_held = False
+            _SharedTSA.release()
 
     def start(self) -> SigstoreInfo:
         bins = find_sigstore_binaries()
@@ -156,15 +164,8 @@ class PrivateSigstore:
         wd = self.workdir
         since = datetime.now(UTC) - timedelta(minutes=5)
 
-        tsa_port = free_port()
-        tsa = self._spawn(
-            "timestamp-server",
-            [str(bins["timestamp-server"]), "serve", "--host=127.0.0.1", f"--port={tsa_port}",
-             "--timestamp-signer=memory", "--disable-ntp-monitoring", "--log-type=prod"],
-        )  # fmt: skip
-        tsa_url = f"http://127.0.0.1:{tsa_port}"
-        tsa.wait_until(lambda: bool(_get(f"{tsa_url}/api/v1/timestamp/certchain")), "it serves")
-        tsa_chain = _chain(_get(f"{tsa_url}/api/v1/timestamp/certchain"))
+        tsa_url, tsa_chain = _SharedTSA.acquire(bins["timestamp-server"], wd)
+        self._tsa_held = True
 
         ct_key = ec.generate_private_key(ec.SECP256R1())
         ct_port = free_port()
@@ -281,6 +282,53 @@ class PrivateSigstore:
         url = f"http://127.0.0.1:{port}"
         rekor.wait_until(lambda: b"SERVING" in _get(f"{url}/healthz"), "it serves")
         return url, key
+
+
+class _SharedTSA:
+    """One timestamp authority for every private Sigstore of this process.
+
+    timestamp-server v2 always serves its metrics on :2112 (no flag moves it), so a second one
+    on the machine cannot start; instances started together share the first one's (each
+    trusted root names its chain)."""
+
+    _lock = threading.Lock()
+    _proc: ManagedProcess | None = None
+    _url = ""
+    _chain: ClassVar[list[x509.Certificate]] = []
+    _refs = 0
+
+    @classmethod
+    def acquire(cls, binary: Path, workdir: Path) -> tuple[str, list[x509.Certificate]]:
+        with cls._lock:
+            if cls._proc is None or not cls._proc.alive():
+                port = free_port()
+                proc = ManagedProcess(
+                    "timestamp-server",
+                    [str(binary), "serve", "--host=127.0.0.1", f"--port={port}",
+                     "--timestamp-signer=memory", "--disable-ntp-monitoring", "--log-type=prod"],
+                    workdir / "timestamp-server.log",
+                    cwd=workdir,
+                )  # fmt: skip
+                url = f"http://127.0.0.1:{port}"
+                try:
+                    proc.wait_until(
+                        lambda: bool(_get(f"{url}/api/v1/timestamp/certchain")), "it serves"
+                    )
+                    cls._chain = _chain(_get(f"{url}/api/v1/timestamp/certchain"))
+                except BaseException:
+                    proc.stop()
+                    raise
+                cls._proc, cls._url, cls._refs = proc, url, 0
+            cls._refs += 1
+            return cls._url, list(cls._chain)
+
+    @classmethod
+    def release(cls) -> None:
+        with cls._lock:
+            cls._refs -= 1
+            if cls._refs <= 0 and cls._proc is not None:
+                cls._proc.stop()
+                cls._proc = None
 
 
 def _valid_for(since: datetime) -> dict[str, str]:

@@ -25,7 +25,6 @@ from admission_e2e_support import (
     recorded,
     running_stack,
 )
-from affidavit.attestations.collect import collect_provenance
 
 from affidavit.attestations.predicates import AI_PROVENANCE_V1
 from affidavit.attestations.registry import RegistryClient
@@ -36,6 +35,7 @@ from affidavit.attestations.sigstore import (
 )
 from affidavit.attestations.statement import make_statement
 from affidavit.attestations.store import attach
+from affidavit.collect import collect_provenance
 from affidavit.demo.pipeline import build_image
 from affidavit.demo.sample import make_sample_repo
 from affidavit.demo.services import LocalRegistry

@@ -1,4 +1,4 @@
-"""Fixtures for the keyless tests: one private Sigstore on loopback for the session's modules.
+"""Fixtures for the keyless tests: a private Sigstore on loopback for each module.
 
 Fulcio, Rekor v2, a timestamp authority and a CT log (``affidavit.envtest.sigstore``, built by
 ``scripts/sigstore-binaries``) trust the session control plane's service-account issuer (type
@@ -16,7 +16,7 @@ from affidavit.envtest.sigstore import PrivateSigstore, SigstoreInfo
 from keyless_sigstore import Kubectl, started_private_sigstore
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def private_sigstore_instance(
     control_plane: ControlPlaneInfo, kubectl: Kubectl, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[PrivateSigstore]:
@@ -26,6 +26,6 @@ def private_sigstore_instance(
         yield sigstore
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def private_sigstore(private_sigstore_instance: PrivateSigstore) -> SigstoreInfo:
     return private_sigstore_instance.info
