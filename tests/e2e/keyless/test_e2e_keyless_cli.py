@@ -62,14 +62,13 @@ def attest(
     return run(
         capsys,
         "attest",
-        "--image", str(image),
+        str(image),
         "--predicate", str(predicate),
         "--type", TYPE,
         "--sigstore",
         "--identity-token", identity.token,
         "--trusted-root", str(sigstore.trusted_root),
         "--signing-config", str(signing_config or sigstore.signing_config),
-        "--insecure-registry",
     )  # fmt: skip
 
 
@@ -89,7 +88,6 @@ def verify(
         *who,
         "--keyless-issuer", issuer,
         "--trusted-root", str(sigstore.trusted_root),
-        "--insecure-registry",
     )  # fmt: skip
 
 

@@ -86,10 +86,10 @@ def test_cosign_verifies_affidavit_keyless(
 ) -> None:
     code = main(
         [
-            "attest", "--image", str(image), "--predicate", str(predicate), "--type", TYPE,
+            "attest", str(image), "--predicate", str(predicate), "--type", TYPE,
             "--sigstore", "--identity-token", ci.token,
             "--trusted-root", str(private_sigstore.trusted_root),
-            "--signing-config", str(private_sigstore.signing_config), "--insecure-registry",
+            "--signing-config", str(private_sigstore.signing_config),
         ]
     )  # fmt: skip
     assert code == 0, capsys.readouterr().err
@@ -139,7 +139,7 @@ def test_affidavit_verifies_cosign_keyless(
     code = main(
         [
             "verify", str(image), "--keyless-identity", ci.subject, "--keyless-issuer", ci.issuer,
-            "--trusted-root", str(private_sigstore.trusted_root), "--insecure-registry",
+            "--trusted-root", str(private_sigstore.trusted_root),
             "--type", TYPE, "--json",
         ]
     )  # fmt: skip
