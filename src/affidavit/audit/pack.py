@@ -272,14 +272,9 @@ def build_pack(
     stamp = _zip_time(until)
     state: dict[str, Any] = {}
 
-    def start() -> None:
-        if "zf" in state:
-            state["zf"].close()
+    try:
         state["zf"] = zipfile.ZipFile(tmp, "w", compresslevel=1)
         state["stretch"] = _Stretch(state["zf"], stamp)
-
-    try:
-        start()
         report = report_from_ledger(
             ledger,
             since=since,
@@ -288,8 +283,7 @@ def build_pack(
             exceptions=exceptions,
             ai_touched=ai_touched,
             checkpoints=checkpoints,
-            sink=lambda row: state["stretch"].add(row),
-            reset=start,
+            sink=state["stretch"].add,
             generated_at=generated_at,
             ledger_url=ledger_url,
         )
