@@ -22,6 +22,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 from affidavit.attestations.keys import PrivateKeySigner
 from affidavit.audit.render import render_html, render_json, render_markdown
 from affidavit.audit.report import ExceptionDetail, report_from_ledger
@@ -53,6 +55,11 @@ MANIFEST_CHECK = (
 )
 
 
+_LINE = orjson.OPT_SORT_KEYS
+#: decisions.jsonl is compressed and hashed in blocks of about this many bytes, not per line.
+_BLOCK = 1 << 20
+
+
 def _stored_line(row: ScanRow) -> bytes:
     """One ledger row as the pack stores it: exactly the stored values, sorted keys."""
     line = {
@@ -67,9 +74,12 @@ def _stored_line(row: ScanRow) -> bytes:
         "prev_hash": row[10],
         "hash": row[11],
     }
-    return (
-        json.dumps(line, sort_keys=True, separators=(",", ":"), ensure_ascii=False) + "\n"
-    ).encode()
+    try:  # orjson writes the same bytes as json.dumps below, in a fraction of the time
+        return orjson.dumps(line, option=_LINE) + b"\n"
+    except orjson.JSONEncodeError:  # text orjson refuses (a lone surrogate): json decides
+        return (
+            json.dumps(line, sort_keys=True, separators=(",", ":"), ensure_ascii=False) + "\n"
+        ).encode()
 
 
 #: Writes the DSSE pre-authentication encoding, the signature and the signed statement of
@@ -203,7 +213,8 @@ class _Stretch:
         self.out = zf.open(_info(DECISIONS, stamp, level=1), "w", force_zip64=True)
         self.sha = hashlib.sha256()
         self.pending = tempfile.SpooledTemporaryFile(max_size=16 << 20)  # noqa: SIM115
-        self.count = self.pending_count = 0
+        self.count = self.pending_count = self.size = 0
+        self.block: list[bytes] = []
         self.first: ScanRow | None = None
         self.last: ScanRow | None = None
 
@@ -223,16 +234,26 @@ class _Stretch:
             self.pending.truncate()
             self.count += self.pending_count
             self.pending_count = 0
-        self._write(line)
+        self.block.append(line)
+        self.size += len(line)
+        if self.size >= _BLOCK:
+            self._write(b"")
         self.count += 1
         self.first = self.first or row
         self.last = row
 
     def _write(self, data: bytes) -> None:
+        """Write the lines gathered so far, then ``data``."""
+        if self.block:
+            self.block.append(data)
+            data = b"".join(self.block)
+            self.block.clear()
+            self.size = 0
         self.out.write(data)
         self.sha.update(data)
 
     def close(self) -> str:
+        self._write(b"")
         self.out.close()
         self.pending.close()
         return self.sha.hexdigest()
