@@ -13,7 +13,8 @@ the sha256 pass is the figure to compare.
 
 Ledgers come from :mod:`audit_ledgers` (real decisions, bulk-inserted valid chained rows, cached
 under ``~/.cache/affidavit/bench/``). Run:
-``.venv/bin/python benchmarks/bench_audit.py [--decisions N ...] [--backend sqlite|postgresql]``.
+``.venv/bin/python benchmarks/bench_audit.py [--decisions N ...] [--backend sqlite|postgresql]
+[--case report|report-eu|pack ...]``.
 The machine's load average is printed: the figures are only comparable on an idle machine.
 """
 
@@ -96,15 +97,18 @@ def _sha_pass(url: str) -> tuple[float, float]:
     return took
 
 
-def bench(url: str, label: str, n: int, out: Path) -> None:
+CASES = {
+    "report": ("report, the year, all regions (html)", YEAR, None, "report"),
+    "report-eu": ("report, last quarter, eu-* (html)", QUARTER, "eu-*", "report"),
+    "pack": ("pack, the year, all regions", YEAR, None, "pack"),
+}
+
+
+def bench(url: str, label: str, n: int, out: Path, which: list[str]) -> None:
     env_epoch = {"SOURCE_DATE_EPOCH": str(int(datetime(2027, 1, 2, tzinfo=UTC).timestamp()))}
     os.environ.update(env_epoch)
     common = ["--ledger", url]
-    cases = [
-        ("report, the year, all regions (html)", YEAR, None, "report"),
-        ("report, last quarter, eu-* (html)", QUARTER, "eu-*", "report"),
-        ("pack, the year, all regions", YEAR, None, "pack"),
-    ]
+    cases = [CASES[c] for c in which]
     sha, sha_cpu = _sha_pass(url)
     for name, (since, until), region, command in cases:
         args = [AFFIDAVIT, "audit", command, *common, "--since", since, "--until", until]
@@ -128,7 +132,9 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--decisions", type=int, action="append")
     parser.add_argument("--backend", action="append", choices=("sqlite", "postgresql"))
+    parser.add_argument("--case", action="append", choices=tuple(CASES))
     args = parser.parse_args()
+    which = args.case or list(CASES)
     sizes = args.decisions or [100_000, 1_000_000]
     backends = args.backend or ["sqlite", "postgresql"]
     print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs", flush=True)
@@ -140,13 +146,13 @@ def main() -> None:
         out = Path(tmp)
         if "sqlite" in backends:
             for n in sizes:
-                bench(sqlite_ledger(n), "sqlite", n, out)
+                bench(sqlite_ledger(n), "sqlite", n, out, which)
         if "postgresql" in backends:
             pg = CachedPostgres()
             pg.start()
             try:
                 for n in sizes:
-                    bench(pg.ledger(n), "postgresql", n, out)
+                    bench(pg.ledger(n), "postgresql", n, out, which)
             finally:
                 pg.stop()
 
