@@ -26,9 +26,9 @@ from affidavit.audit.tally import (
     AI_CLASSES,
     OUTCOMES,
     REVIEW_CLASSES,
+    CachedFacts,
     Kind,
     Tally,
-    decision_facts,
 )
 from affidavit.audit.trace import trace_image
 from affidavit.errors import InputError, UsageError, VerificationError
@@ -293,7 +293,7 @@ def _scan(
     sink: Callable[[ScanRow], None] | None,
 ) -> ChainScan:
     """One pass: verify and count (and hand every row to ``sink``)."""
-    scan = ChainScan(ledger, checkpoints, since, until, decision_facts)
+    scan = ChainScan(ledger, checkpoints, since, until, CachedFacts())
     add = t.add
     if sink is None:
         for row in scan:
