@@ -4,19 +4,24 @@ and PostgreSQL, each beside a bare ``GROUP BY`` over the same table in the same 
 Why: an auditor asks for a year's (or a quarter's, in one region) governance figures and should
 get them in seconds, from a report that verified the whole hash chain on the way. This runs the
 real commands as an auditor would (a fresh ``affidavit`` process each, so interpreter start and
-imports count) and reads each one's wall time and peak resident memory from the kernel
-(``wait4``), next to the least any report could do:
-``SELECT outcome, count(*) FROM decisions WHERE time in the period GROUP BY outcome``.
+imports count) and reads each one's wall time, CPU time and peak resident memory from the
+kernel (``wait4``), next to two baselines measured in the same run: the least any report could
+ask (``SELECT outcome, count(*) FROM decisions WHERE time in the period GROUP BY outcome``) and
+the least any *verifying* report must do (every row streamed once through the driver's cursor
+and its stored text hashed with sha256: the ``sha256 pass``). On a loaded machine the ratio to
+the sha256 pass is the figure to compare.
 
 Ledgers come from :mod:`audit_ledgers` (real decisions, bulk-inserted valid chained rows, cached
 under ``~/.cache/affidavit/bench/``). Run:
-``.venv/bin/python benchmarks/bench_audit.py [--decisions N ...] [--backend sqlite|postgresql]``.
+``.venv/bin/python benchmarks/bench_audit.py [--decisions N ...] [--backend sqlite|postgresql]
+[--case report|report-eu|pack ...]``.
 The machine's load average is printed: the figures are only comparable on an idle machine.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import os
 import subprocess
 import sys
@@ -24,6 +29,7 @@ import tempfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import create_engine, text
 
@@ -35,8 +41,8 @@ YEAR = ("2026-01-01", "2027-01-01")
 QUARTER = ("2026-10-01", "2027-01-01")
 
 
-def _run(args: list[str]) -> tuple[float, float, int]:
-    """(wall seconds, peak RSS in MB, exit code) of one command, from the kernel's accounting."""
+def _run(args: list[str]) -> tuple[float, float, float, int]:
+    """(wall s, CPU s, peak RSS MB, exit code) of one command, from the kernel's accounting."""
     t0 = time.perf_counter()
     proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     _, status, usage = os.wait4(proc.pid, 0)
@@ -44,10 +50,11 @@ def _run(args: list[str]) -> tuple[float, float, int]:
     proc.returncode = os.waitstatus_to_exitcode(status)
     if proc.returncode != 0 and proc.stderr is not None:
         print(proc.stderr.read().decode(errors="replace"), file=sys.stderr)
-    return wall, usage.ru_maxrss / 1024, proc.returncode
+    return wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024, proc.returncode
 
 
-def _baseline(url: str, since: str, until: str) -> float:
+def _group_by(url: str, since: str, until: str) -> float:
+    """Seconds for the least any report could ask: outcomes of the period, counted in SQL."""
     engine = create_engine(url)
     bounds = {
         "s": datetime.fromisoformat(since).replace(tzinfo=None),
@@ -65,15 +72,44 @@ def _baseline(url: str, since: str, until: str) -> float:
     return took
 
 
-def bench(url: str, label: str, n: int, out: Path) -> None:
+def _sha_pass(url: str) -> tuple[float, float]:
+    """Seconds for the least any verifying report must do: stream every row once through the
+    driver's cursor and sha256 its stored text (no parse, no check, no counting); wall and CPU
+    seconds of this process."""
+    engine = create_engine(url)
+    sql = "SELECT prev_hash, decision, hash FROM decisions ORDER BY seq"
+    bad = 0
+    with engine.connect() as conn:
+        dbapi: Any = conn.connection.dbapi_connection
+        postgres = engine.dialect.name == "postgresql"
+        t0, c0 = time.perf_counter(), time.process_time()
+        cursor = dbapi.cursor(name="bench_sha") if postgres else dbapi.cursor()
+        cursor.execute(sql)
+        sha256 = hashlib.sha256
+        while batch := cursor.fetchmany(5000):
+            for prev, decision, digest in batch:
+                bad += sha256((prev + decision).encode()).hexdigest() != digest
+        cursor.close()
+        took = time.perf_counter() - t0, time.process_time() - c0
+    engine.dispose()
+    if bad:
+        raise SystemExit(f"{url}: {bad} rows do not hash to their stored hash")
+    return took
+
+
+CASES = {
+    "report": ("report, the year, all regions (html)", YEAR, None, "report"),
+    "report-eu": ("report, last quarter, eu-* (html)", QUARTER, "eu-*", "report"),
+    "pack": ("pack, the year, all regions", YEAR, None, "pack"),
+}
+
+
+def bench(url: str, label: str, n: int, out: Path, which: list[str]) -> None:
     env_epoch = {"SOURCE_DATE_EPOCH": str(int(datetime(2027, 1, 2, tzinfo=UTC).timestamp()))}
     os.environ.update(env_epoch)
     common = ["--ledger", url]
-    cases = [
-        ("report, the year, all regions (html)", YEAR, None, "report"),
-        ("report, last quarter, eu-* (html)", QUARTER, "eu-*", "report"),
-        ("pack, the year, all regions", YEAR, None, "pack"),
-    ]
+    cases = [CASES[c] for c in which]
+    sha, sha_cpu = _sha_pass(url)
     for name, (since, until), region, command in cases:
         args = [AFFIDAVIT, "audit", command, *common, "--since", since, "--until", until]
         if region:
@@ -82,12 +118,12 @@ def bench(url: str, label: str, n: int, out: Path) -> None:
             args += ["--format", "html", "-o", str(out / "report.html")]
         else:
             args += ["-o", str(out / "pack.zip")]
-        wall, rss, code = _run(args)
-        base = _baseline(url, since, until)
+        wall, cpu, rss, code = _run(args)
+        base = _group_by(url, since, until)
         status = "" if code == 0 else f"  EXIT {code}"
         print(
-            f"{label:<10} {n:>9,} {name:<40} {wall:8.1f} s {rss:7.0f} MB   "
-            f"GROUP BY {base:6.2f} s{status}",
+            f"{label:<10} {n:>9,} {name:<38} {wall:7.1f} s {cpu:7.1f} s {rss:6.0f} MB"
+            f"   GROUP BY {base:6.2f} s   sha256 pass {sha:6.1f} s ({sha_cpu:.1f} s CPU){status}",
             flush=True,
         )
 
@@ -96,22 +132,27 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--decisions", type=int, action="append")
     parser.add_argument("--backend", action="append", choices=("sqlite", "postgresql"))
+    parser.add_argument("--case", action="append", choices=tuple(CASES))
     args = parser.parse_args()
+    which = args.case or list(CASES)
     sizes = args.decisions or [100_000, 1_000_000]
     backends = args.backend or ["sqlite", "postgresql"]
     print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs", flush=True)
-    print(f"{'backend':<10} {'decisions':>9} {'command':<40} {'wall':>10} {'peak RSS':>10}")
+    print(
+        f"{'backend':<10} {'decisions':>9} {'command':<38} {'wall':>9} {'CPU':>9} "
+        f"{'peak RSS':>9}   baselines in the same run"
+    )
     with tempfile.TemporaryDirectory(prefix="bench-audit-") as tmp:
         out = Path(tmp)
         if "sqlite" in backends:
             for n in sizes:
-                bench(sqlite_ledger(n), "sqlite", n, out)
+                bench(sqlite_ledger(n), "sqlite", n, out, which)
         if "postgresql" in backends:
             pg = CachedPostgres()
             pg.start()
             try:
                 for n in sizes:
-                    bench(pg.ledger(n), "postgresql", n, out)
+                    bench(pg.ledger(n), "postgresql", n, out, which)
             finally:
                 pg.stop()
 

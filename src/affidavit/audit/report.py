@@ -22,12 +22,19 @@ from typing import Any
 from affidavit import __version__
 from affidavit.attestations.evidence import ImageEvidence
 from affidavit.audit.controls import control_view
-from affidavit.audit.tally import AI_CLASSES, FACTS, OUTCOMES, REVIEW_CLASSES, Kind, Tally
+from affidavit.audit.tally import (
+    AI_CLASSES,
+    OUTCOMES,
+    REVIEW_CLASSES,
+    CachedFacts,
+    Kind,
+    Tally,
+)
 from affidavit.audit.trace import trace_image
 from affidavit.errors import InputError, UsageError, VerificationError
 from affidavit.ledger import ChainReport, Ledger
 from affidavit.ledger.checkpoint import Checkpoint
-from affidavit.ledger.scan import ChainScan, FastScanUnavailable, ScanRow
+from affidavit.ledger.scan import ChainScan, ScanRow
 from affidavit.policy.index import PolicyIndex
 
 SCHEMA = "https://affidavit.dev/audit/coverage-report/v1"
@@ -279,28 +286,23 @@ def _verdict(r: Mapping[str, Any]) -> tuple[str, str]:
 
 def _scan(
     ledger: Ledger,
-    tally: Callable[[], Tally],
+    t: Tally,
     checkpoints: Sequence[Checkpoint],
     since: datetime | None,
     until: datetime | None,
     sink: Callable[[ScanRow], None] | None,
-    reset: Callable[[], None] | None,
-) -> tuple[Tally, ChainScan]:
-    """One pass: verify and count (and hand every row to ``sink``); row by row if need be."""
-    for fast in (True, False):
-        t = tally()
-        scan = ChainScan(ledger, checkpoints, since, until, FACTS, fast=fast)
-        try:
-            for row in scan:
-                t.add(row)
-                if sink is not None:
-                    sink(row)
-        except FastScanUnavailable:
-            if reset is not None:
-                reset()
-            continue
-        return t, scan
-    raise AssertionError("the row-by-row scan does not fall back")
+) -> ChainScan:
+    """One pass: verify and count (and hand every row to ``sink``)."""
+    scan = ChainScan(ledger, checkpoints, since, until, CachedFacts())
+    add = t.add
+    if sink is None:
+        for row in scan:
+            add(row)
+    else:
+        for row in scan:
+            add(row)
+            sink(row)
+    return scan
 
 
 def report_from_ledger(
@@ -313,23 +315,14 @@ def report_from_ledger(
     ai_touched: Mapping[str, bool] | None = None,
     checkpoints: Sequence[Checkpoint] = (),
     sink: Callable[[ScanRow], None] | None = None,
-    reset: Callable[[], None] | None = None,
     generated_at: datetime | None = None,
     ledger_url: str | None = None,
 ) -> dict[str, Any]:
     """Verify the whole chain (against the signed ``checkpoints``) and report on the period's
     decisions (``since`` inclusive, ``until`` exclusive; ``region`` may be a glob like ``eu-*``)
-    in one pass; ``sink`` sees every row (the evidence pack writes them), ``reset`` is called
-    when the pass starts again row by row."""
-    t, scan = _scan(
-        ledger,
-        lambda: Tally(region=region, ai_touched=ai_touched or {}),
-        checkpoints,
-        since,
-        until,
-        sink,
-        reset,
-    )
+    in one pass; ``sink`` sees every row (the evidence pack writes them)."""
+    t = Tally(region=region, ai_touched=ai_touched or {})
+    scan = _scan(ledger, t, checkpoints, since, until, sink)
     assert scan.report is not None
     regions = sorted({k.region for k in t.kinds})
     if region is not None and regions and not any(k.in_region for k in t.kinds):

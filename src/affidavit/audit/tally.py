@@ -2,7 +2,8 @@
 
 The report over a million decisions must not hold them: each decision of the period arrives once
 from :class:`affidavit.ledger.scan.ChainScan` as a few values (its columns and the facts below,
-already extracted by the database) and is folded into counters keyed by what the report shows
+taken by :func:`decision_facts` from the one parse the scan checked the row against) and is
+folded into counters keyed by what the report shows
 (place, day, outcome, evidence class, rule). What a decision's evidence means (covered, AI-touched,
 how it was reviewed) is worked out once per distinct combination and cached. Every counter also
 carries whether the decision sits in the damaged range of a broken chain, so each figure can say
@@ -17,38 +18,146 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
+
 from affidavit.attestations.predicates import AI_PROVENANCE_V1, CODE_REVIEW_V1
-from affidavit.ledger.scan import Facts, ScanRow
+from affidavit.ledger.scan import ScanRow
 
 OUTCOMES = ("allowed", "warned", "audited", "excepted", "denied")
 SAMPLE = 10
+#: Distinct facts remembered (each a few hundred bytes) before the caches start again.
+_FACTS_CACHE = 20_000
 
-#: What the report needs of each decision, extracted by the database in the chain's one pass.
-FACTS = Facts(
-    fields=("region", "cluster", "exception", "snapshot.caller.authenticated"),
-    arrays=(
-        ("images", ("ref", "digest"), 2),
-        ("violations", ("rule", "policy", "control"), 3),
-        ("evidence", ("image", "predicate_type"), 4),
-        (
-            "snapshot.images",
-            (
-                "image",
-                "provenance",
-                "assisted",
-                "generated",
-                "review.approvals",
-                "review.independent_approvals",
-            ),
-            2,
-        ),
-        (
-            "snapshot.exceptions",
-            ("namespace", "name", "owner", "incident_id", "approvers", "expires_at", "reason"),
-            1,
-        ),
-    ),
+#: Taken from each decision's JSON (parsed once by the scan); their order is the one
+#: ``decision_facts`` gives and ``Tally._kind`` reads.
+FIELDS = ("region", "cluster", "exception", "snapshot.caller.authenticated")
+IMAGE_KEYS = ("ref", "digest")
+VIOLATION_KEYS = ("rule", "policy", "control")
+EVIDENCE_KEYS = ("image", "predicate_type")
+SEEN_KEYS = (
+    "image",
+    "provenance",
+    "assisted",
+    "generated",
+    "review.approvals",
+    "review.independent_approvals",
 )
+RECORDED_KEYS = ("namespace", "name", "owner", "incident_id", "approvers", "expires_at", "reason")
+
+
+def _elements(items: Any, keys: tuple[str, ...], frozen: bool = False) -> tuple[Any, ...]:
+    """(keys' values) of each object of a JSON array whose first key is set (others dropped);
+    ``frozen``: values that are lists (an exception's approvers) as tuples."""
+    if type(items) is not list:
+        return ()
+    first = keys[0]
+    return tuple(
+        [
+            tuple([freeze(i.get(k)) if frozen else i.get(k) for k in keys])
+            for i in items
+            if type(i) is dict and i.get(first) is not None
+        ]
+    )
+
+
+def _seen(items: Any) -> tuple[tuple[Any, ...], ...]:
+    out = []
+    for i in items if type(items) is list else ():
+        if type(i) is dict and i.get("image") is not None:
+            review = i.get("review")
+            review = review if type(review) is dict else {}
+            out.append(
+                (
+                    i["image"],
+                    i.get("provenance"),
+                    i.get("assisted"),
+                    i.get("generated"),
+                    review.get("approvals"),
+                    review.get("independent_approvals"),
+                )
+            )
+    return tuple(out)
+
+
+def decision_facts(data: dict[str, Any]) -> tuple[Any, ...]:
+    """What the report counts of one decision: ``(FIELDS values)``, then its images
+    (``IMAGE_KEYS``), violations, evidence, the snapshot's images (``SEEN_KEYS``) and the
+    snapshot's exceptions (``RECORDED_KEYS``), each a tuple of tuples. Called once per decision
+    of the period, so it is written out rather than walked from the key lists; values are JSON
+    values as parsed (``Tally`` freezes a list or object before counting it)."""
+    get = data.get
+    snapshot = get("snapshot")
+    snapshot = snapshot if type(snapshot) is dict else {}
+    caller = snapshot.get("caller")
+    return (
+        (
+            get("region"),
+            get("cluster"),
+            get("exception"),
+            caller.get("authenticated") if type(caller) is dict else None,
+        ),
+        _elements(get("images"), IMAGE_KEYS),
+        _elements(get("violations"), VIOLATION_KEYS),
+        _elements(get("evidence"), EVIDENCE_KEYS),
+        _seen(snapshot.get("images")),
+        _elements(snapshot.get("exceptions"), RECORDED_KEYS, frozen=True),
+    )
+
+
+class CachedFacts:
+    """:func:`decision_facts`, worked out once per distinct combination and then shared.
+
+    Most decisions repeat another's facts (the same image, evidence, rules, place). The cache
+    key is the exact JSON (orjson, one C call) of every value ``decision_facts`` reads, so two
+    decisions share an answer only when those values are equal; the shared tuple lets ``Tally``
+    find its counters by identity instead of hashing the facts again.
+    """
+
+    def __init__(self, limit: int = 20_000) -> None:
+        self.limit = limit
+        self._cache: dict[bytes, tuple[Any, ...]] = {}
+
+    def __call__(self, data: dict[str, Any]) -> tuple[Any, ...]:
+        get = data.get
+        snapshot = get("snapshot")
+        if type(snapshot) is dict:
+            caller = snapshot.get("caller")
+            snap: Any = (
+                caller.get("authenticated") if type(caller) is dict else None,
+                snapshot.get("images"),
+                snapshot.get("exceptions"),
+            )
+        else:
+            snap = None
+        parts = (
+            get("region"),
+            get("cluster"),
+            get("exception"),
+            get("images"),
+            get("violations"),
+            get("evidence"),
+            snap,
+        )
+        try:
+            key = orjson.dumps(parts)
+        except orjson.JSONEncodeError:
+            return decision_facts(data)
+        facts = self._cache.get(key)
+        if facts is None:
+            if len(self._cache) >= self.limit:
+                self._cache.clear()
+            facts = self._cache[key] = decision_facts(data)
+        return facts
+
+
+def freeze(value: Any) -> Any:
+    """Lists and tuples as tuples, objects as (key, value) tuples: hashable, to be counted."""
+    if type(value) is list or type(value) is tuple:
+        return tuple(freeze(v) for v in value)
+    if type(value) is dict:
+        return tuple((k, freeze(v)) for k, v in value.items())
+    return value
+
 
 #: AI classes and how an AI-touched admitted workload was reviewed.
 AI_CLASSES = ("ai", "human", "undetermined")
@@ -111,18 +220,40 @@ class Tally:
     workloads: set[tuple[str, str, str]] = field(default_factory=set)
     clean_workloads: set[tuple[str, str, str]] = field(default_factory=set)
     samples: dict[str, list[str]] = field(default_factory=lambda: {"denied": [], "excepted": []})
-    _by_facts: dict[int, tuple[Any, int]] = field(default_factory=dict)
+    _by_facts: dict[tuple[Any, ...], int] = field(default_factory=dict)
+    #: id(facts) -> (facts, kind index): equal facts shared by ``CachedFacts`` are found here
+    _by_id: dict[int, tuple[Any, int]] = field(default_factory=dict)
     _index: dict[Kind, int] = field(default_factory=dict)
+    _places: dict[tuple[Any, ...], tuple[Any, ...]] = field(default_factory=dict)
+    _evidence: dict[tuple[Any, ...], tuple[bool, bool, bool, bool, str]] = field(
+        default_factory=dict
+    )
 
     def _kind(self, facts: tuple[Any, ...]) -> int:
-        """The index of the Kind of ``facts`` (cached by identity: the scan shares equal facts)."""
-        hit = self._by_facts.get(id(facts))
-        if hit is not None and hit[0] is facts:
-            return hit[1]
-        (region, cluster, exception, authenticated), images, viols, evs, seen, excs = facts
-        region, cluster = str(region or ""), str(cluster or "")
-        in_region = self.region is None or fnmatch.fnmatchcase(region, self.region)
-        prov, rev, ai, how = self._classify(images, evs, seen, viols)
+        """The index of the Kind of ``facts``, worked out from two smaller caches: where and
+        under which rules it was decided, and what its images' evidence says (many workloads
+        share each; far fewer than share both)."""
+        fields, images, viols, evs, seen, excs = facts
+        place = self._places.get((fields, viols, excs))
+        if place is None:
+            region, cluster, exception, authenticated = fields
+            region, cluster = str(region or ""), str(cluster or "")
+            place = self._places[(fields, viols, excs)] = (
+                region,
+                cluster,
+                self.region is None or fnmatch.fnmatchcase(region, self.region),
+                tuple(v[:3] for v in viols),
+                str(exception or ""),
+                authenticated is True,
+                excs,
+                any(str(v[0]).startswith("review.") for v in viols),
+            )
+        evidence = self._evidence.get((images, evs, seen))
+        if evidence is None:
+            evidence = self._evidence[(images, evs, seen)] = self._classify(images, evs, seen)
+        prov, rev, touched, untouched, how = evidence
+        ai = "ai" if touched or place[7] else "human" if untouched else "undetermined"
+        region, cluster, in_region, violations, exception, authenticated, recorded, _ = place
         kind = Kind(
             region,
             cluster,
@@ -131,25 +262,34 @@ class Tally:
             rev,
             ai,
             how,
-            tuple(v[:3] for v in viols),
-            str(exception or ""),
-            authenticated is True,
-            excs,
+            violations,
+            exception,
+            authenticated,
+            recorded,
         )
         index = self._index.get(kind)
         if index is None:
             index = self._index[kind] = len(self.kinds)
             self.kinds.append(kind)
-        if len(self._by_facts) > 100_000:
+        if len(self._by_facts) > _FACTS_CACHE:
             self._by_facts.clear()
-        self._by_facts[id(facts)] = (facts, index)
+            self._places.clear()
+            self._evidence.clear()
+        self._by_facts[facts] = index
         return index
 
     def add(self, row: ScanRow) -> None:
         facts = row[12]
         if facts is None:
             return
-        k = self._kind(facts)
+        hit = self._by_id.get(id(facts))
+        if hit is not None and hit[0] is facts:
+            k = hit[1]
+        else:
+            k = self._lookup(facts)
+            if len(self._by_id) > _FACTS_CACHE:
+                self._by_id.clear()
+            self._by_id[id(facts)] = (facts, k)
         kind = self.kinds[k]
         if not kind.in_region:
             return
@@ -165,6 +305,14 @@ class Tally:
             self.samples[outcome].append(f"{row[1]} (seq {row[0]})")
         if outcome == "excepted":
             self._excepted(row, kind)
+
+    def _lookup(self, facts: tuple[Any, ...]) -> int:
+        try:
+            k = self._by_facts.get(facts)
+        except TypeError:  # a list or object among the values: count its frozen form
+            facts = freeze(facts)
+            k = self._by_facts.get(facts)
+        return self._kind(facts) if k is None else k
 
     def rows(self) -> list[tuple[Kind, str, str, bool, int]]:
         """(kind, namespace, outcome, damaged, decisions) for every counted combination."""
@@ -199,9 +347,9 @@ class Tally:
         images: tuple[tuple[Any, ...], ...],
         evs: tuple[tuple[Any, ...], ...],
         seen: tuple[tuple[Any, ...], ...],
-        viols: tuple[tuple[Any, ...], ...],
-    ) -> tuple[bool, bool, str, str]:
-        """(all images with provenance, with review, AI class, how the images were reviewed)."""
+    ) -> tuple[bool, bool, bool, bool, str]:
+        """(all images with provenance, with review, some image known AI-touched, every image
+        known not AI-touched, how the images were reviewed)."""
         refs = [i[0] for i in images]
         prov = bool(refs) and all((r, AI_PROVENANCE_V1) in evs for r in refs)
         rev = bool(refs) and all((r, CODE_REVIEW_V1) in evs for r in refs)
@@ -213,12 +361,6 @@ class Tally:
                 known.append(bool((s[2] or 0) + (s[3] or 0)))
             else:
                 known.append(self.ai_touched.get(digest) if digest else None)
-        if any(known) or any(str(v[0]).startswith("review.") for v in viols):
-            ai = "ai"
-        elif refs and all(k is False for k in known):
-            ai = "human"
-        else:
-            ai = "undetermined"
         how = "none"
         reviews = [by_ref[r] for r in refs if r in by_ref and by_ref[r][4] is not None]
         if reviews and len(reviews) == len(refs):
@@ -226,4 +368,4 @@ class Tally:
             how = "independent" if independent else "approved"
         elif rev:
             how = "approved"
-        return prov, rev, ai, how
+        return prov, rev, any(known), bool(refs) and all(k is False for k in known), how

@@ -2,72 +2,64 @@
 
 An audit report over a million decisions cannot afford to read the chain twice, build a Python
 object per decision, or hold the period in memory. So the scan reads every row once, in chain
-order (a server-side cursor on PostgreSQL, a plain cursor on SQLite, both inside one read
-transaction so the head and the rows agree), checks it while it streams, and yields one small
-tuple per row. The checks are those of :func:`affidavit.ledger.records.check_row`, split where
-they are cheapest:
+order, through the driver's own cursor (a server-side cursor on PostgreSQL, a plain cursor on
+SQLite, both inside one read transaction so the head and the rows agree), checks it while it
+streams, and yields one small tuple per row. Per row it does the least that still checks
+everything :func:`affidavit.ledger.records.check_row` checks:
 
-- the hash and the link are computed here, in Python, over the exact stored text
-  (``sha256(prev_hash + decision)``): the database is never trusted to hash;
-- the database's own JSON parser compares the indexed columns, the time and the
-  ``decision_images`` rows with the JSON the hash covers, as one boolean per row. That
-  comparison is conservative (equal values in the writer's format): a row it does not pass is
-  re-checked by ``check_row`` itself, which decides and names the fault exactly as before.
+- one sha256 over the exact stored text (``prev_hash + decision``): the database is never
+  trusted to hash;
+- one parse of that same text (orjson, :func:`affidavit.attestations.exact_json.loads_exact`),
+  against which every indexed column, the time and the ``decision_images`` rows are compared
+  as plain values, and from which the period's facts are taken. The comparison is conservative
+  (equal values in the writer's format): a row it does not pass is re-checked by ``check_row``
+  itself, which decides and names the fault exactly as before.
 
-What a reader needs from each decision of the period (``facts``: top-level values and
-projections of arrays) is extracted by the same parser, and parsed here once per distinct text.
-A database that cannot run the fast scan (a row whose stored JSON is malformed) raises
-:class:`FastScanUnavailable` before anything is lost, and the caller scans again with
-``fast=False``: every row parsed and checked in Python, slower and exactly as strict.
+The database's JSON functions are not used: measured, they parse several times slower than the
+scan does, and the text must reach the scan for the hash anyway (:mod:`affidavit.ledger.extract`).
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
-from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, select
 from sqlalchemy.exc import DataError, OperationalError, ProgrammingError, SQLAlchemyError
 
-from affidavit.errors import LedgerError
+from affidavit.attestations.exact_json import loads_exact
 from affidavit.ledger.canonical import GENESIS_HASH
 from affidavit.ledger.checkpoint import Checkpoint
 from affidavit.ledger.extract import (
     IMAGE_ROWS,
-    Facts,
-    facts_of,
+    PG_ROWS,
+    SQLITE_ROWS,
     image_key,
-    pg_sql,
     rfc3339,
-    shape,
-    sqlite_sql,
     sqlite_text,
 )
-from affidavit.ledger.records import ChainReport, check_row, images_of, record_from_row
+from affidavit.ledger.records import ChainReport, check_row, record_from_row
 from affidavit.ledger.schema import decision_images, decisions, ledger_head
 
 if TYPE_CHECKING:
     from affidavit.ledger.store import Ledger
 
-__all__ = ["ChainScan", "Facts", "FastScanUnavailable", "ScanRow"]
+__all__ = ["ChainScan", "Facts", "ScanRow"]
 
-_CACHE_LIMIT = 50_000
+#: What a reader takes from each parsed decision of the period (None: nothing).
+Facts = Callable[[dict[str, Any]], Any]
 
-
-class FastScanUnavailable(LedgerError):
-    """The database could not run the fast scan (malformed JSON in a row); scan with fast=False."""
-
+#: Rows fetched from the cursor at a time (a server-side cursor's round trips).
+_BATCH = 5000
 
 ScanRow = tuple[
     int, str, str, str, str, str, str, bool, bool, str, str, str, tuple[Any, ...] | None
 ]
 
 
-#: Every decision's images are compared with its ``decision_images`` rows.
 def _head(led: Ledger, conn: Connection) -> tuple[int, str]:
     row = conn.execute(select(ledger_head.c.seq, ledger_head.c.hash)).first()
     if row is None:
@@ -82,20 +74,19 @@ class ChainScan:
     ``since``/``until`` bound the period (``until`` exclusive, None: open); every row of the
     ledger is still read and verified, because the chain is only as good as its whole length.
     Rows from the first fault on are yielded with ``damaged`` set, so a reader can mark every
-    figure they feed.
+    figure they feed. ``facts`` is called with each parsed decision of the period (the parse the
+    columns were checked against) and its answer is the row's last member.
     """
 
     ledger: Ledger
     checkpoints: Sequence[Checkpoint] = ()
     since: datetime | None = None
     until: datetime | None = None
-    facts: Facts = field(default_factory=Facts)
-    fast: bool = True
+    facts: Facts | None = None
     report: ChainReport | None = None
     head: tuple[int, str] = (0, GENESIS_HASH)
     #: rows that failed the check (the first is the report's; later ones are counted here)
     faults: int = 0
-    _shaped: dict[tuple[bool, str], Any] = field(default_factory=dict)
 
     def __iter__(self) -> Iterator[ScanRow]:
         led = self.ledger
@@ -103,14 +94,7 @@ class ChainScan:
         try:
             with led.read_snapshot() as conn:
                 yield from self._walk(conn)
-        except FastScanUnavailable:
-            raise
         except (dbapi_error, DataError, OperationalError, ProgrammingError) as e:
-            if self.fast and "json" in str(e).lower():
-                raise FastScanUnavailable(
-                    f"ledger database {led.url} holds a row whose stored JSON the database "
-                    "cannot parse; scanning again row by row"
-                ) from e
             raise led._unreachable(e) from e
         except SQLAlchemyError as e:
             raise led._unreachable(e) from e
@@ -125,8 +109,11 @@ class ChainScan:
             }
         return {"since": sqlite_text(low), "until": sqlite_text(high)}
 
-    def _exact(self, conn: Connection, seq: int, expected_seq: int, prev: str) -> str | None:
-        """``check_row`` on one row, read again through the ordinary typed query."""
+    def _exact(
+        self, conn: Connection, seq: int, expected_seq: int, prev: str
+    ) -> tuple[str | None, bool, str]:
+        """``check_row`` on one row, read again through the ordinary typed query; whether its
+        (parsed) time is in the period, and that time in RFC 3339."""
         row = conn.execute(select(decisions).where(decisions.c.seq == seq)).one()
         images = conn.execute(
             select(decision_images.c.ref, decision_images.c.digest).where(
@@ -134,29 +121,10 @@ class ChainScan:
             )
         ).all()
         rec = record_from_row(row._mapping)
-        return check_row(rec, expected_seq, prev, [(str(r), d) for r, d in images])
-
-    def _read(self, in_period: bool, extracted: str | None, canonical: str) -> Any:
-        key = (in_period, extracted or "")
-        shaped = self._shaped.get(key)
-        if shaped is None:
-            values = json.loads(extracted) if extracted else None
-            nested = "[" in (extracted or "")[1:]  # an array inside: make it a tuple
-            shaped = (
-                shape(values, self.facts, in_period, nested) if isinstance(values, list) else None
-            )
-            if shaped is None:  # more elements than extracted: parse this decision here
-                try:
-                    data = json.loads(canonical)
-                except ValueError:
-                    data = {}
-                data = data if isinstance(data, dict) else {}
-                images = tuple(sorted(images_of(data), key=image_key))
-                return (images, facts_of(data, self.facts) if in_period else None)
-            if len(self._shaped) > _CACHE_LIMIT:
-                self._shaped.clear()
-            self._shaped[key] = shaped
-        return shaped
+        problem = check_row(rec, expected_seq, prev, [(str(r), d) for r, d in images])
+        low, high = self.since, self.until
+        in_period = (low is None or rec.time >= low) and (high is None or rec.time < high)
+        return problem, in_period, rfc3339(rec.time)
 
     def _walk(self, conn: Connection) -> Iterator[ScanRow]:
         head_seq, head_hash = _head(self.ledger, conn)
@@ -176,10 +144,8 @@ class ChainScan:
         expected_prev, expected_seq, checked = GENESIS_HASH, 1, 0
         first_broken: int | None = None
         reason: str | None = None
-        sha256 = hashlib.sha256
-        for row in rows:
-            seq, canonical, prev, digest = row[0], row[8], row[9], row[10]
-            in_period = bool(row[7])
+        sha256, loads, facts = hashlib.sha256, loads_exact, self.facts
+        for seq, id_, rfc, outcome, ns, kind, name, in_period, canonical, prev, digest in rows:
             stored: list[tuple[Any, ...]] = []
             while image is not None and image[0] <= seq:
                 if image[0] < seq:
@@ -187,18 +153,30 @@ class ChainScan:
                 else:
                     stored.append((image[1], image[2]))
                 image = next(image_rows, None)
-            images, facts = self._read(in_period, row[12], canonical)
+            text = canonical.encode()
+            try:
+                data = loads(text)
+            except ValueError:
+                data = None
+            if type(data) is not dict:
+                data = {}
+            listed = _images(data.get("images"))
             if not (
-                row[11]
-                and seq == expected_seq
+                seq == expected_seq
                 and prev == expected_prev
+                and data.get("id") == id_
+                and data.get("outcome") == outcome
+                and data.get("namespace") == ns
+                and data.get("kind") == kind
+                and data.get("name") == name
+                and data.get("time") == rfc
                 and (
-                    stored == list(images)  # one image (the usual case) or already in order
-                    or sorted(stored, key=image_key) == list(images)
+                    stored == listed  # one image (the usual case) or in the same order
+                    or sorted(stored, key=image_key) == sorted(listed, key=image_key)
                 )
-                and sha256((prev + canonical).encode()).hexdigest() == digest
+                and sha256(prev.encode() + text).hexdigest() == digest
             ):
-                problem = self._exact(conn, seq, expected_seq, expected_prev)
+                problem, in_period, rfc = self._exact(conn, seq, expected_seq, expected_prev)
                 if problem is not None:
                     self.faults += 1
                     if first_broken is None:
@@ -209,7 +187,7 @@ class ChainScan:
                     first_broken, reason = (
                         seq,
                         f"checkpoint {cp.source} signs size {cp.size} with head hash "
-                        f"{cp.head_hash[:12]}… but row seq {seq} (decision {row[1]}) hashes to "
+                        f"{cp.head_hash[:12]}… but row seq {seq} (decision {id_}) hashes to "
                         f"{digest[:12]}…: history up to seq {cp.size} was rewritten and "
                         "re-chained after it was checkpointed",
                     )
@@ -218,18 +196,18 @@ class ChainScan:
             expected_prev, expected_seq = digest, seq + 1
             yield (
                 seq,
-                row[1],
-                row[2],
-                row[3],
-                row[4],
-                row[5],
-                row[6],
-                in_period,
+                id_,
+                rfc,
+                outcome,
+                ns,
+                kind,
+                name,
+                bool(in_period),
                 first_broken is not None,
                 canonical,
                 prev,
                 digest,
-                facts,
+                facts(data) if in_period and facts is not None else None,
             )
         if image is not None and orphan is None:
             orphan = image[0]
@@ -253,43 +231,29 @@ class ChainScan:
         self.report = ChainReport(checked, head_seq, first_broken, reason, size)
 
     def _cursors(self, conn: Connection) -> tuple[Iterator[Any], Iterator[Any]]:
-        """The decisions (with the check and the facts) and the image rows, both in seq order."""
+        """The decisions and the image rows, both in seq order, through the driver's cursors."""
         postgres = self.ledger.is_postgres
         dbapi: Any = conn.connection.dbapi_connection
-        side = dbapi.cursor(name="affidavit_scan_images") if postgres else dbapi.cursor()
-        images = _fetch(side, IMAGE_ROWS, {})
-        if not self.fast:
-            return self._slow_rows(conn), images
         params = self._bounds(postgres)
-        if postgres:
-            main = dbapi.cursor(name="affidavit_scan")
-            return _fetch(main, pg_sql(self.facts), params), images
-        return _fetch(dbapi.cursor(), sqlite_sql(self.facts), params), images
+        if postgres:  # named: server-side, streamed in batches, never the whole result
+            images = _fetch(dbapi.cursor(name="affidavit_scan_images"), IMAGE_ROWS, {})
+            return _fetch(dbapi.cursor(name="affidavit_scan"), PG_ROWS, params), images
+        images = _fetch(dbapi.cursor(), IMAGE_ROWS, {})
+        return _fetch(dbapi.cursor(), SQLITE_ROWS, params), images
 
-    def _slow_rows(self, conn: Connection) -> Iterator[Any]:
-        """The same rows as the fast query, parsed and compared in Python (``ok`` from the rule)."""
-        low, high = self.since, self.until
-        result = conn.execution_options(stream_results=True, yield_per=500).execute(
-            select(decisions).order_by(decisions.c.seq)
-        )
-        for row in result:
-            rec = record_from_row(row._mapping)
-            in_period = (low is None or rec.time >= low) and (high is None or rec.time < high)
-            yield (
-                rec.seq,
-                rec.id,
-                rfc3339(rec.time),
-                rec.outcome,
-                rec.namespace,
-                rec.kind,
-                rec.name,
-                in_period,
-                rec.canonical,
-                rec.prev_hash,
-                rec.hash,
-                False,  # every row goes through check_row
-                None,  # and is parsed here
-            )
+
+def _images(items: Any) -> list[tuple[Any, ...]]:
+    """The ``decision_images`` rows the JSON implies (``records.images_of``, for a parsed list)."""
+    if type(items) is not list:
+        return []
+    out: list[tuple[Any, ...]] = []
+    for item in items:
+        if type(item) is dict:
+            ref = item.get("ref")
+            if type(ref) is str:
+                digest = item.get("digest")
+                out.append((ref, digest if type(digest) is str else None))
+    return out
 
 
 def _fetch(cursor: Any, sql: str, params: Mapping[str, Any]) -> Iterator[Any]:
@@ -297,7 +261,7 @@ def _fetch(cursor: Any, sql: str, params: Mapping[str, Any]) -> Iterator[Any]:
     try:
         cursor.execute(sql, params)
         while True:
-            batch = cursor.fetchmany(2000)
+            batch = cursor.fetchmany(_BATCH)
             if not batch:
                 return
             yield from batch

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 from affidavit.ledger.checkpoint import Checkpoint
 from affidavit.ledger.records import ChainReport
-from affidavit.ledger.scan import ChainScan, FastScanUnavailable
+from affidavit.ledger.scan import ChainScan
 
 if TYPE_CHECKING:
     from affidavit.ledger.store import Ledger
@@ -22,13 +22,7 @@ if TYPE_CHECKING:
 
 def walk_chain(ledger: Ledger, checkpoints: Sequence[Checkpoint] = ()) -> ChainReport:
     """Verify every row of ``ledger`` in order, then its head, then the ``checkpoints``."""
-    try:
-        return _walk(ChainScan(ledger, checkpoints))
-    except FastScanUnavailable:
-        return _walk(ChainScan(ledger, checkpoints, fast=False))
-
-
-def _walk(scan: ChainScan) -> ChainReport:
+    scan = ChainScan(ledger, checkpoints)
     for _ in scan:
         pass
     assert scan.report is not None

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import json
 import re
+from datetime import UTC, datetime
+from pathlib import Path
 
 from audit_decisions import (
     AI_TOUCHED,
@@ -16,6 +18,7 @@ from audit_decisions import (
     fill,
     tamper,
 )
+from sqlalchemy import create_engine, text
 
 from affidavit.audit.render import render_html, render_json, render_markdown
 from affidavit.audit.report import exception_details, report_from_ledger
@@ -233,3 +236,26 @@ def test_empty_period(ledger: Ledger) -> None:
     assert r["verdict"] == "intact"
     assert "None in this period." in render_markdown(r)
     assert "None in this period." in render_html(r)
+
+
+def test_a_time_column_rewritten_in_another_text_counts_by_the_hashed_time(
+    tmp_path: Path,
+) -> None:
+    """SQLite compares the period as text: '2026-03-03T10:00…' sorts after '2026-03-03 12:00…'.
+    A time column rewritten with the same instant in another text (still the hashed time, so
+    the chain holds) must not move a decision into or out of the period."""
+    url = f"sqlite:///{tmp_path / 'ledger.db'}"
+    ledger = Ledger(url)
+    fill(ledger)
+    engine = create_engine(url)
+    with engine.begin() as conn:  # seq 4: 03-03 10:00 (before), seq 5: 03-04 10:00 (inside)
+        conn.execute(
+            text("UPDATE decisions SET time = replace(time, ' ', 'T') WHERE seq IN (4, 5)")
+        )
+    engine.dispose()
+    since, until = datetime(2026, 3, 3, 12, tzinfo=UTC), datetime(2026, 3, 4, 12, tzinfo=UTC)
+    r = report_from_ledger(ledger, since=since, until=until)
+    assert r["verdict"] == "intact"
+    assert r["totals"] == {"decisions": 1, "admitted": 1, **_counts(excepted=1), "damaged": 0}
+    assert r["samples"]["excepted"] == ["d-005 (seq 5)"]
+    assert ledger.verify_chain().ok

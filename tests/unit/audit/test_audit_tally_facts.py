@@ -1,0 +1,73 @@
+"""The report's facts are cached by the exact JSON of the values they come from: decisions that
+differ in any of those values never share an answer, and equal ones share one tuple (which the
+tally then finds by identity)."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from affidavit.audit.tally import CachedFacts, Tally, decision_facts
+
+BASE: dict[str, Any] = {
+    "id": "d-1",
+    "region": "eu-west-1",
+    "cluster": "prod-eu",
+    "exception": None,
+    "images": [{"ref": "r/a:1", "digest": "sha256:" + "a" * 64}],
+    "violations": [{"rule": "labels.owner", "policy": "p", "control": None}],
+    "evidence": [{"image": "r/a:1", "predicate_type": "https://x/ai-provenance/v1"}],
+    "snapshot": {
+        "caller": {"authenticated": True},
+        "images": [{"image": "r/a:1", "provenance": "k", "assisted": 1, "generated": 0}],
+        "exceptions": [{"namespace": "n", "name": "e", "approvers": ["c@x"]}],
+    },
+}
+
+
+def _with(path: tuple[Any, ...], value: Any) -> dict[str, Any]:
+    data = copy.deepcopy(BASE)
+    target: Any = data
+    for part in path[:-1]:
+        target = target[part]
+    target[path[-1]] = value
+    return data
+
+
+def test_equal_facts_share_one_tuple_and_differing_ones_never_do() -> None:
+    facts = CachedFacts()
+    first = facts(copy.deepcopy(BASE))
+    assert first == decision_facts(copy.deepcopy(BASE))
+    assert facts({**copy.deepcopy(BASE), "id": "d-2", "time": "t"}) is first
+    changes = [
+        (("region",), "us-east-1"),
+        (("cluster",), "prod-us"),
+        (("exception",), "n/e"),
+        (("images", 0, "digest"), "sha256:" + "b" * 64),
+        (("violations", 0, "control"), "SOC 2 CC8.1"),
+        (("evidence", 0, "predicate_type"), "https://x/code-review/v1"),
+        (("snapshot", "caller", "authenticated"), False),
+        (("snapshot", "images", 0, "generated"), 1),
+        (("snapshot", "exceptions", 0, "approvers"), ["d@x"]),
+        (("violations", 0, "control"), 1),  # the number 1 is not the text "1"
+        (("violations", 0, "control"), "1"),
+    ]
+    for path, value in changes:
+        data = _with(path, value)
+        got = facts(data)
+        assert got == decision_facts(_with(path, value)), path
+        assert got != first, path
+    number, text = _with(("violations", 0, "control"), 1), _with(("violations", 0, "control"), "1")
+    assert facts(number) != facts(text)
+
+
+def test_the_tally_counts_shared_and_unshared_facts_alike() -> None:
+    cached, plain = Tally(), Tally()
+    facts = CachedFacts()
+    for n in range(6):
+        data = _with(("region",), "eu-west-1" if n % 2 else "us-east-1")
+        row = (n + 1, f"d-{n}", "2026-03-01T00:00:00Z", "denied", "ns", "Pod", "p", True, False)
+        cached.add((*row, "{}", "0" * 64, "f" * 64, facts(data)))
+        plain.add((*row, "{}", "0" * 64, "f" * 64, decision_facts(data)))
+    assert sorted(cached.rows(), key=repr) == sorted(plain.rows(), key=repr)
+    assert len(cached.kinds) == len(plain.kinds) == 2
