@@ -17,7 +17,7 @@ import json
 import tempfile
 import textwrap
 import zipfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -282,6 +282,7 @@ def build_pack(
     signer: PrivateKeySigner | None = None,
     generated_at: datetime | None = None,
     ledger_url: str | None = None,
+    progress: Callable[[int, int | None], None] | None = None,
 ) -> tuple[str, dict[str, Any]]:
     """Write the pack for decisions in ``[since, until)`` to ``path`` (atomically, streaming);
     return its sha256 and its report document."""
@@ -304,6 +305,7 @@ def build_pack(
             sink=state["stretch"].add,
             generated_at=generated_at,
             ledger_url=ledger_url,
+            progress=progress,
         )
         zf: zipfile.ZipFile = state["zf"]
         stretch: _Stretch = state["stretch"]

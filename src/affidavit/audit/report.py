@@ -284,6 +284,9 @@ def _verdict(r: Mapping[str, Any]) -> tuple[str, str]:
     )
 
 
+_PROGRESS_EVERY = 4096
+
+
 def _scan(
     ledger: Ledger,
     t: Tally,
@@ -291,17 +294,26 @@ def _scan(
     since: datetime | None,
     until: datetime | None,
     sink: Callable[[ScanRow], None] | None,
+    progress: Callable[[int, int | None], None] | None = None,
 ) -> ChainScan:
-    """One pass: verify and count (and hand every row to ``sink``)."""
+    """One pass: verify and count (and hand every row to ``sink``); ``progress(done, total)``
+    hears every few thousand rows (``total``: the ledger's head)."""
     scan = ChainScan(ledger, checkpoints, since, until, CachedFacts())
     add = t.add
-    if sink is None:
+    if progress is None and sink is None:
         for row in scan:
             add(row)
-    else:
-        for row in scan:
-            add(row)
+        return scan
+    done = 0
+    for row in scan:
+        add(row)
+        if sink is not None:
             sink(row)
+        done += 1
+        if progress is not None and done % _PROGRESS_EVERY == 0:
+            progress(done, scan.head[0])
+    if progress is not None:
+        progress(done, scan.head[0])
     return scan
 
 
@@ -317,12 +329,14 @@ def report_from_ledger(
     sink: Callable[[ScanRow], None] | None = None,
     generated_at: datetime | None = None,
     ledger_url: str | None = None,
+    progress: Callable[[int, int | None], None] | None = None,
 ) -> dict[str, Any]:
     """Verify the whole chain (against the signed ``checkpoints``) and report on the period's
     decisions (``since`` inclusive, ``until`` exclusive; ``region`` may be a glob like ``eu-*``)
-    in one pass; ``sink`` sees every row (the evidence pack writes them)."""
+    in one pass; ``sink`` sees every row (the evidence pack writes them), ``progress`` how many
+    have been read."""
     t = Tally(region=region, ai_touched=ai_touched or {})
-    scan = _scan(ledger, t, checkpoints, since, until, sink)
+    scan = _scan(ledger, t, checkpoints, since, until, sink, progress)
     assert scan.report is not None
     regions = sorted({k.region for k in t.kinds})
     if region is not None and regions and not any(k.in_region for k in t.kinds):

@@ -32,6 +32,7 @@ from affidavit.cli.options import (
     deprecated,
     refuse_overwrite,
 )
+from affidavit.cli.progress import progress
 from affidavit.errors import AffidavitError, InputError, LedgerError, UsageError
 
 if TYPE_CHECKING:  # the ledger (SQLAlchemy) and the report load with the commands that use them
@@ -250,17 +251,20 @@ def report(
         signature = [output.with_name(output.name + ".dsse.json")] if ledger_key else []
         refuse_overwrite(force, output, *signature)
     signer = ledger_signer(ledger_key) if ledger_key is not None else None
-    doc = report_from_ledger(
-        led,
-        since=start,
-        until=end,
-        region=region,
-        exceptions=_exceptions(exceptions),
-        ai_touched=_ai_touched(led, start, end, _keys(key, old_public_key), insecure_registry),
-        checkpoints=signed,
-        generated_at=_generated_at(),
-        ledger_url=led.url,
-    )
+    touched = _ai_touched(led, start, end, _keys(key, old_public_key), insecure_registry)
+    with progress("verifying the ledger", "decisions") as report_progress:
+        doc = report_from_ledger(
+            led,
+            since=start,
+            until=end,
+            region=region,
+            exceptions=_exceptions(exceptions),
+            ai_touched=touched,
+            checkpoints=signed,
+            generated_at=_generated_at(),
+            ledger_url=led.url,
+            progress=report_progress,
+        )
     text = RENDERERS[fmt](doc)
     if output is None:
         typer.echo(text, nl=False)
@@ -310,19 +314,22 @@ def pack(
     refuse_overwrite(force, output)
     signed = load_checkpoints(ledger_public_key, checkpoints)
     led = Ledger(ledger, read_only=True)
-    digest, doc = build_pack(
-        led,
-        output,
-        since=start,
-        until=end,
-        region=region,
-        exceptions=_exceptions(exceptions),
-        ai_touched=_ai_touched(led, start, end, _keys(key, old_public_key), insecure_registry),
-        checkpoints=signed,
-        signer=ledger_signer(ledger_key) if ledger_key is not None else None,
-        generated_at=_generated_at(),
-        ledger_url=led.url,
-    )
+    touched = _ai_touched(led, start, end, _keys(key, old_public_key), insecure_registry)
+    with progress("packing the ledger", "decisions") as pack_progress:
+        digest, doc = build_pack(
+            led,
+            output,
+            since=start,
+            until=end,
+            region=region,
+            exceptions=_exceptions(exceptions),
+            ai_touched=touched,
+            checkpoints=signed,
+            signer=ledger_signer(ledger_key) if ledger_key is not None else None,
+            generated_at=_generated_at(),
+            ledger_url=led.url,
+            progress=pack_progress,
+        )
     typer.echo(f"wrote evidence pack {output} (sha256 {digest}, verdict: {doc['verdict']})")
     _refuse_broken(doc)
 

@@ -8,12 +8,11 @@ on a pseudo-terminal (what a person has) or on a pipe (what CI has).
 from __future__ import annotations
 
 import json
-import os
-import pty
-import select
 import subprocess
 import sys
 from pathlib import Path
+
+from terminal import run_on_a_terminal
 
 AI = "Co-authored-by: Claude <noreply@anthropic.com>"
 
@@ -47,37 +46,11 @@ def _collect(repo: Path, out: Path) -> list[str]:
     ]  # fmt: skip
 
 
-def _run_on_a_terminal(argv: list[str]) -> tuple[int, str]:
-    """Run ``argv`` with stderr on a pseudo-terminal; its exit code and what the terminal got."""
-    leader, follower = pty.openpty()
-    env = {**os.environ, "TERM": "xterm-256color", "COLUMNS": "100"}
-    env.pop("AFFIDAVIT_NO_PROGRESS", None)
-    proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                            stderr=follower, env=env)  # fmt: skip
-    os.close(follower)
-    seen = bytearray()
-    try:
-        while True:
-            ready, _, _ = select.select([leader], [], [], 120)
-            if not ready:
-                break
-            try:
-                chunk = os.read(leader, 65536)
-            except OSError:  # EIO: the process closed the terminal
-                break
-            if not chunk:
-                break
-            seen += chunk
-    finally:
-        os.close(leader)
-    return proc.wait(timeout=120), seen.decode(errors="replace")
-
-
 def test_collect_shows_progress_at_a_terminal(tmp_path: Path) -> None:
     repo = tmp_path / "repo"
     _history(repo, 700)
     out = tmp_path / "provenance.json"
-    code, terminal = _run_on_a_terminal(_collect(repo, out))
+    code, terminal = run_on_a_terminal(_collect(repo, out))
     assert code == 0, terminal
     assert "reading history" in terminal
     assert "700/700" in terminal  # the total from `git rev-list --count`, reached
