@@ -259,12 +259,6 @@ def test_when_the_exception_expires_the_warning_becomes_a_failure(
     assert "exception" not in failed["properties"]
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="known defect, found at the last merge of 2026-12-01: after the verification-speed "
-    "work (merge a7d6497) the re-check reports the status digest of an unreviewed release as "
-    "`pass` (admission still denies it); passed on 97340ab, fails on 08f4ca8; cause not found",
-)
 def test_the_digest_the_kubelet_reports_is_the_one_judged(
     stack: ClusterStack, releases: Releases
 ) -> None:
