@@ -35,3 +35,18 @@ def api_client(kubeconfig: Path | None) -> Any:
             f"cannot load Kubernetes credentials from {where}: {e}",
             hint="pass --kubeconfig FILE, or run inside a pod with a service account",
         ) from e
+
+
+def owner_readers(api: Any) -> dict[tuple[str, str], Any]:
+    """The read call for each controller kind a Pod's owner chain can name, by (group, kind):
+    the one table the webhook's owner check and the operator's re-check both follow."""
+    apps, batch, core = client.AppsV1Api(api), client.BatchV1Api(api), client.CoreV1Api(api)
+    return {
+        ("apps", "ReplicaSet"): apps.read_namespaced_replica_set,
+        ("apps", "Deployment"): apps.read_namespaced_deployment,
+        ("apps", "StatefulSet"): apps.read_namespaced_stateful_set,
+        ("apps", "DaemonSet"): apps.read_namespaced_daemon_set,
+        ("batch", "Job"): batch.read_namespaced_job,
+        ("batch", "CronJob"): batch.read_namespaced_cron_job,
+        ("", "ReplicationController"): core.read_namespaced_replication_controller,
+    }

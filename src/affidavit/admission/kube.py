@@ -16,7 +16,7 @@ from kubernetes import client, watch
 from kubernetes.client.exceptions import ApiException
 
 from affidavit.errors import ClusterError
-from affidavit.kubeconfig import api_client
+from affidavit.kubeconfig import api_client, owner_readers
 
 __all__ = ["KubeApi", "api_client"]  # api_client: re-exported, defined in affidavit.kubeconfig
 
@@ -31,16 +31,7 @@ class KubeApi:
         self._core = client.CoreV1Api(api)
         self._timeout = request_timeout
         self._owner_timeout = owner_timeout
-        apps, batch = client.AppsV1Api(api), client.BatchV1Api(api)
-        self._owner_reads: dict[tuple[str, str], Callable[..., Any]] = {
-            ("apps", "ReplicaSet"): apps.read_namespaced_replica_set,
-            ("apps", "Deployment"): apps.read_namespaced_deployment,
-            ("apps", "StatefulSet"): apps.read_namespaced_stateful_set,
-            ("apps", "DaemonSet"): apps.read_namespaced_daemon_set,
-            ("batch", "Job"): batch.read_namespaced_job,
-            ("batch", "CronJob"): batch.read_namespaced_cron_job,
-            ("", "ReplicationController"): self._core.read_namespaced_replication_controller,
-        }
+        self._owner_reads: dict[tuple[str, str], Callable[..., Any]] = owner_readers(api)
 
     def read_owner(
         self, group: str, kind: str, namespace: str, name: str

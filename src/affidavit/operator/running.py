@@ -21,9 +21,8 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
-from kubernetes import client
-
 from affidavit.errors import AffidavitError
+from affidavit.kubeconfig import owner_readers
 from affidavit.operator import kube
 
 #: (API group, kind) -> apiVersion, for the kinds a controller chain may pass through.
@@ -123,16 +122,7 @@ class OwnerReads:
     """Reads owners through the API, each once per pass (Pods of one ReplicaSet share it)."""
 
     def __init__(self, api: kube.Kube) -> None:
-        apps, batch = client.AppsV1Api(api.api), client.BatchV1Api(api.api)
-        self._reads: dict[tuple[str, str], Callable[..., Any]] = {
-            ("apps", "ReplicaSet"): apps.read_namespaced_replica_set,
-            ("apps", "Deployment"): apps.read_namespaced_deployment,
-            ("apps", "StatefulSet"): apps.read_namespaced_stateful_set,
-            ("apps", "DaemonSet"): apps.read_namespaced_daemon_set,
-            ("batch", "Job"): batch.read_namespaced_job,
-            ("batch", "CronJob"): batch.read_namespaced_cron_job,
-            ("", "ReplicationController"): api.core.read_namespaced_replication_controller,
-        }
+        self._reads: dict[tuple[str, str], Callable[..., Any]] = owner_readers(api.api)
         self._seen: dict[tuple[str, str, str, str], Mapping[str, Any] | None] = {}
 
     def __call__(
