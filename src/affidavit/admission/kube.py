@@ -9,6 +9,7 @@ a real apiserver, and a local run needs no cluster at all.
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any, cast
 
@@ -32,6 +33,8 @@ class KubeApi:
         self._timeout = request_timeout
         self._owner_timeout = owner_timeout
         self._owner_reads: dict[tuple[str, str], Callable[..., Any]] = owner_readers(api)
+        self._watches: set[watch.Watch] = set()
+        self._watches_lock = threading.Lock()
 
     def read_owner(
         self, group: str, kind: str, namespace: str, name: str
@@ -90,6 +93,8 @@ class KubeApi:
         self, namespace: str, name: str, resource_version: str | None, timeout_seconds: int
     ) -> Iterator[tuple[str, Mapping[str, Any]]]:
         w = watch.Watch()  # type: ignore[no-untyped-call]
+        with self._watches_lock:
+            self._watches.add(w)
         kwargs: dict[str, Any] = {
             "field_selector": f"metadata.name={name}",
             "timeout_seconds": timeout_seconds,
@@ -110,4 +115,14 @@ class KubeApi:
                 return
             raise
         finally:
+            w.stop()  # type: ignore[no-untyped-call]
+            with self._watches_lock:
+                self._watches.discard(w)
+
+    def stop_watches(self) -> None:
+        """Interrupt every open watch now (its socket is shut down): a watch otherwise blocks
+        its thread until the next event or its server-side timeout."""
+        with self._watches_lock:
+            open_watches = list(self._watches)
+        for w in open_watches:
             w.stop()  # type: ignore[no-untyped-call]

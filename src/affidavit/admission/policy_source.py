@@ -182,13 +182,15 @@ class FilePolicySource:
 
 
 class ConfigMapApi(Protocol):
-    """The two calls the ConfigMap source needs (the app wires in the Kubernetes API)."""
+    """The calls the ConfigMap source needs (the app wires in the Kubernetes API)."""
 
     def get_config_map(self, namespace: str, name: str) -> Mapping[str, Any] | None: ...
 
     def watch_config_map(
         self, namespace: str, name: str, resource_version: str | None, timeout_seconds: int
     ) -> Iterator[tuple[str, Mapping[str, Any]]]: ...
+
+    def stop_watches(self) -> None: ...
 
 
 class ConfigMapPolicySource:
@@ -235,6 +237,7 @@ class ConfigMapPolicySource:
 
     def stop(self) -> None:
         self._stop.set()
+        self.api.stop_watches()
         if self._thread is not None:
             self._thread.join(timeout=5)
 

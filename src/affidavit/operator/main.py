@@ -144,7 +144,7 @@ def _both(reconciler: handlers.Reconciler, rechecker: recheck.Rechecker) -> Call
 
 
 def build_registry(
-    reconciler: handlers.Reconciler, settings: OperatorSettings
+    reconciler: handlers.Reconciler, settings: OperatorSettings, stop: asyncio.Event
 ) -> kopf.OperatorRegistry:
     registry = kopf.OperatorRegistry()
 
@@ -161,6 +161,13 @@ def build_registry(
     @kopf.on.login(registry=registry)
     def _login(**_: Any) -> kopf.ConnectionInfo | None:
         return kube.kopf_login(kubeconfig)
+
+    @kopf.on.cleanup(registry=registry)
+    def _stop_ours(**_: Any) -> None:
+        # kopf takes SIGTERM's handler from ours, then waits up to 5 s for every other task in
+        # the loop before cancelling it; setting ``stop`` here lets our loops (and the lease
+        # release) finish at once instead of being cancelled after that wait.
+        stop.set()
 
     kubeconfig = settings.kubeconfig
     handlers.register(registry, reconciler)
@@ -251,7 +258,7 @@ async def run_async(
             is_leader=election.is_leader,
         )
         loops.append(asyncio.create_task(reporter.run(stop), name="affidavit-events"))
-    registry = build_registry(reconciler, settings)
+    registry = build_registry(reconciler, settings, stop)
     kopf_stop: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
 
     async def relay_stop() -> None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import json
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -148,3 +149,22 @@ def test_kubeconfig_errors_are_actionable(tmp_path: Path) -> None:
         f"cannot load Kubernetes credentials from {tmp_path / 'nope.yaml'}: "
     )
     assert e.value.hint == "pass --kubeconfig FILE, or run inside a pod with a service account"
+
+
+def test_stop_interrupts_an_open_watch(core: client.CoreV1Api, kube: KubeApi) -> None:
+    """A stopping webhook must not wait for the next event (or the watch's server-side timeout)
+    on its policy ConfigMap: ``stop`` shuts the open watch down and its thread ends."""
+    core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name="stopping")))
+    cm = client.V1ConfigMap(
+        metadata=client.V1ObjectMeta(name="affidavit-policy-index"),
+        data={"index.json": _index("baseline")},
+    )
+    core.create_namespaced_config_map("stopping", cm)
+    source = ConfigMapPolicySource(kube, "stopping", watch_seconds=600)
+    source.start()
+    try:
+        wait_for(lambda: _names(source) == ["baseline"], "the baseline index")
+    finally:
+        source.stop()
+    watching = [t for t in threading.enumerate() if t.name == "affidavit-policy-watch"]
+    assert watching == [], "the policy watch thread outlived stop()"
