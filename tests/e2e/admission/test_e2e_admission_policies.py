@@ -228,7 +228,7 @@ def test_expired_exception_does_not_admit(stack: ClusterStack, releases: Release
 
 def test_exception_stops_admitting_when_it_expires(stack: ClusterStack, releases: Releases) -> None:
     late = releases.late
-    short = exception("login-short", NS, [late.image], from_now(seconds=30))
+    short = exception("login-short", NS, [late.image], from_now(hours=1))
     short["spec"]["workloads"] = [{"kind": "Deployment", "name": "login-short"}]
     apply_and_sync(stack, short)
     try:
@@ -236,6 +236,10 @@ def test_exception_stops_admitting_when_it_expires(stack: ClusterStack, releases
         assert first.returncode == 0, first.stderr
         # A dry run is answered like the real request but not recorded: read the answer.
         assert f"Warning: admitted under exception {NS}/login-short" in first.stderr
+        # Its owner shortens it: it now ends within seconds, by the clock.
+        stack.kubectl("patch", "accountabilityexception", "login-short", "-n", NS,
+                      "--type=merge", "-p",
+                      json.dumps({"spec": {"expiresAt": from_now(seconds=3)}}))  # fmt: skip
         # The operator republishes the index without it at expiresAt; the webhook also
         # refuses an expired exception on its own. Poll until the answer changes.
         last = wait_for(

@@ -245,11 +245,14 @@ def test_when_the_exception_expires_the_warning_becomes_a_failure(
     """The operator republishes the index without an expired exception; the re-check follows
     at once, not at its next period."""
     late, name = releases.late, "ledger-shortfix"
-    exc = exception(f"{name}-exc", NS, [f"{releases.registry_host}/{REPO}*"], from_now(seconds=90))
+    exc = exception(f"{name}-exc", NS, [f"{releases.registry_host}/{REPO}*"], from_now(hours=1))
     exc["spec"]["workloads"] = [{"kind": "Deployment", "name": name}]
     apply_and_sync(stack, exc)
     stack.apply(deployment(name, NS, late.image))  # admitted on the exception
     wait_for(lambda: result_for(stack, name, "warn"), "a warn result while the exception runs")
+    # Its owner shortens it: it now ends within seconds, by the clock, like any other expiry.
+    stack.kubectl("patch", "accountabilityexception", f"{name}-exc", "-n", NS, "--type=merge",
+                  "-p", json.dumps({"spec": {"expiresAt": from_now(seconds=3)}}))  # fmt: skip
     failed = wait_for(lambda: result_for(stack, name, "fail"), "a fail once it expired", 180)
     assert failed["message"] == (
         f"Deployment/{name} runs without the evidence its policies now require "

@@ -360,7 +360,7 @@ def test_drain_respects_the_pod_disruption_budget(
     wait_for(lambda: len(running(node_kubectl, NS, WEBHOOK_PODS)) == 2, "two webhook Pods")
     try:
         proc = node_kubectl("drain", node.name, "--ignore-daemonsets", "--delete-emptydir-data",
-                            "--timeout=40s", check=False, timeout=120)  # fmt: skip
+                            "--timeout=15s", check=False, timeout=120)  # fmt: skip
         assert proc.returncode != 0
         assert "disruption budget" in proc.stderr
         assert len(running(node_kubectl, NS, WEBHOOK_PODS)) == 1
