@@ -227,7 +227,10 @@ def iter_commits(repo: Path, base: str | None, head: str) -> Generator[RawCommit
     stdout = proc.stdout
 
     def chunks() -> Iterator[bytes]:
-        while chunk := stdout.read(_CHUNK):
+        # read1: whatever git has written so far (up to a chunk), so parsing runs on one core
+        # while git walks and diffs on the other; read() would wait for a full chunk, which
+        # for a few thousand commits is the whole output.
+        while chunk := stdout.read1(_CHUNK):
             yield chunk
 
     try:
