@@ -16,30 +16,51 @@ from pathlib import Path
 import pytest
 
 from affidavit.demo.services import LocalRegistry
+from binary_builds import NODE_TESTS, SIGSTORE_TESTS, start_binary_builds, stop_binary_builds
 from image_builds import IMAGE_TEST_DIRS, start_background_builds, stop_background_builds
 from ledger_databases import PostgresServer, pg_bin
 
 IN_CI = os.environ.get("CI") == "true"
 
 
-def _image_rank(item: pytest.Item) -> int:
+def _in(item: pytest.Item, paths: tuple[str, ...]) -> bool:
     path = Path(item.path).as_posix()
+    return any(f"/{p}" in path for p in paths)
+
+
+def _image_rank(item: pytest.Item) -> int:
     for rank, directory in enumerate(IMAGE_TEST_DIRS, start=1):
-        if f"/{directory}" in path:
+        if _in(item, (directory,)):
             return rank
     return 0
 
 
+def _rank(item: pytest.Item) -> int:
+    """0: needs nothing built during the session; 1: the private Sigstore's binaries; then the
+    image's tests (the node's among them) in IMAGE_TEST_DIRS order."""
+    image = _image_rank(item)
+    if image:
+        return 1 + image
+    return 1 if _in(item, SIGSTORE_TESTS) else 0
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """The tests that need Affidavit's image run last, and its builds start now, so that
-    building (minutes, in CI every time) overlaps the rest of the session (image_builds.py)."""
-    items.sort(key=_image_rank)  # stable: the order within each group is kept
-    if not config.option.collectonly and any(_image_rank(item) for item in items):
+    """The tests that need something built during the session run last, and the builds start
+    now, so that building (minutes, in CI every time) overlaps the rest of the session: the
+    image (image_builds.py), and under ``make test`` the node's and the private Sigstore's
+    binaries when they are not built yet (binary_builds.py)."""
+    items.sort(key=_rank)  # stable: the order within each group is kept
+    if config.option.collectonly:
+        return
+    if any(_image_rank(item) for item in items):
         start_background_builds()
+    kinds = (("sigstore", SIGSTORE_TESTS), ("node", NODE_TESTS))
+    start_binary_builds(tuple(k for k, paths in kinds if any(_in(i, paths) for i in items)))
 
 
 def pytest_sessionfinish() -> None:
     stop_background_builds()
+    stop_binary_builds()
 
 
 def missing(what: str, how: str) -> None:

@@ -25,6 +25,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from affidavit.attestations.dsse import PAYLOAD_TYPE_INTOTO, pae
 from affidavit.envtest import BinariesMissingError, ControlPlaneInfo
 from affidavit.envtest.sigstore import PrivateSigstore, find_sigstore_binaries
+from binary_builds import wait_for_binaries
 
 Kubectl = Callable[..., "subprocess.CompletedProcess[str]"]
 NAMESPACE = "keyless-ci"
@@ -91,6 +92,7 @@ def started_private_sigstore(
     and a second Rekor log the trusted root does not name. In CI (``CI=true``) missing
     binaries fail the test; elsewhere it skips with the command that builds them."""
     try:
+        wait_for_binaries("sigstore")
         find_sigstore_binaries()
     except BinariesMissingError as e:
         if os.environ.get("CI") == "true":

@@ -40,6 +40,7 @@ from affidavit.envtest import (
     find_binaries,
     find_node_binaries,
 )
+from binary_builds import wait_for_binaries
 from image_builds import wait_for_background_build
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
@@ -87,6 +88,7 @@ def node() -> Iterator[NodeInfo]:
     if reason:
         _missing(f"this machine cannot run a node: {reason}")
     try:
+        wait_for_binaries("node")
         find_binaries(("etcd", "kube-apiserver", "kube-controller-manager", "kubectl", "helm"))
         find_node_binaries()
     except BinariesMissingError as e:

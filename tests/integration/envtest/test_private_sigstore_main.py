@@ -17,10 +17,12 @@ import pytest
 
 from affidavit.envtest import BinariesMissingError
 from affidavit.envtest.sigstore import find_sigstore_binaries
+from binary_builds import wait_for_binaries
 
 
 def test_runs_until_sigterm_and_writes_a_trusted_root(tmp_path: Path) -> None:
     try:
+        wait_for_binaries("sigstore")
         find_sigstore_binaries()
     except BinariesMissingError as e:
         if os.environ.get("CI") == "true":
