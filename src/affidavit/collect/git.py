@@ -222,15 +222,16 @@ def iter_commits(repo: Path, base: str | None, head: str) -> Generator[RawCommit
     ]
     decode = _Decoder(config_value(repo, "i18n.commitEncoding"))
     errfile = tempfile.TemporaryFile()  # noqa: SIM115 -- closed in the finally below
-    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=errfile)
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=errfile, bufsize=0)
     assert proc.stdout is not None
     stdout = proc.stdout
 
     def chunks() -> Iterator[bytes]:
-        # read1: whatever git has written so far (up to a chunk), so parsing runs on one core
-        # while git walks and diffs on the other; read() would wait for a full chunk, which
-        # for a few thousand commits is the whole output.
-        while chunk := stdout.read1(_CHUNK):
+        # Unbuffered (bufsize=0): each read returns whatever git has written so far (up to a
+        # chunk), so parsing runs on one core while git walks and diffs on the other; a
+        # buffered read waits for a full chunk, which for a few thousand commits is the whole
+        # output.
+        while chunk := stdout.read(_CHUNK):
             yield chunk
 
     try:
