@@ -25,10 +25,26 @@ def pinned(ref: str, digest: str | None) -> str:
     return f"{repository(ref)}@{digest}" if digest else f"{repository(ref)}@sha256:<digest>"
 
 
+KEY_FLAG = "--key <key>"
+KEYLESS_FLAG = "--sigstore"
+
+
 def attest_cmd(image: str, predicate_file: str, predicate_type: str) -> str:
     return (
-        f"affidavit attest {image} --predicate {predicate_file} --type {predicate_type} --key <key>"
+        f"affidavit attest {image} --predicate {predicate_file} --type {predicate_type} " + KEY_FLAG
     )
+
+
+def signed_as_trusted(violations: list[Violation], keyless_only: bool) -> list[Violation]:
+    """The fixes' ``affidavit attest`` commands sign the way the policy's signers can be
+    trusted: ``--sigstore`` when every signer is a keyless identity (a key-signed attestation
+    would not count), else ``--key <key>`` (the flag appears in fixes only in those commands)."""
+    if not keyless_only:
+        return violations
+    return [
+        replace(v, fix=v.fix.replace(KEY_FLAG, KEYLESS_FLAG)) if KEY_FLAG in v.fix else v
+        for v in violations
+    ]
 
 
 def collect_provenance_fix(image: str) -> str:

@@ -24,7 +24,7 @@ from affidavit.attestations.predicates import (
 from affidavit.attestations.reference import ImageReference
 from affidavit.policy.combine import EffectivePolicy, Origin, Req
 from affidavit.policy.decision import EvidenceUsed, Violation
-from affidavit.policy.messages import a, collect_provenance_fix, pinned, short_type
+from affidavit.policy.messages import KEY_FLAG, a, collect_provenance_fix, pinned, short_type
 from affidavit.policy.release import check_release_approver
 from affidavit.policy.tiers import check_review, check_tools, touched_tiers
 
@@ -164,7 +164,7 @@ def check_image(
                     f"subject {ev.digest} (the image being deployed)",
                     "attest the image that is deployed: `"
                     + f"affidavit attest {repo_at} --predicate <file> "
-                    + f"--type {att.predicate_type} --key <key>`",
+                    + f"--type {att.predicate_type} {KEY_FLAG}`",
                     image,
                 )
             )

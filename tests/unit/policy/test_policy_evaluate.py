@@ -22,6 +22,7 @@ from policy_builders import (
     NOW,
     OTHER_DIGEST,
     OWNER,
+    PEM,
     PR_URL,
     REPO,
     REV,
@@ -346,3 +347,25 @@ def test_bot_approval_never_counts_as_human() -> None:
     assert [(v.rule, v.found) for v in d.violations] == [
         ("review.*.humanApprovals", f"0 human approvals on the final revision of {PR_URL}")
     ]
+
+
+GHA = {
+    "name": "gha",
+    "issuer": "https://token.actions.githubusercontent.com",
+    "identity": "https://github.com/example/shop/.github/workflows/release.yml@refs/heads/main",
+}
+
+
+@pytest.mark.parametrize(
+    ("signers", "flag"),
+    [
+        ({"keyless": [GHA]}, "--sigstore"),  # a key-signed attestation would not count
+        ({"keyless": [GHA], "keys": [{"name": "ci", "publicKey": PEM}]}, "--key <key>"),
+    ],
+)
+def test_the_fix_signs_the_way_the_policys_signers_are_trusted(
+    signers: dict[str, Any], flag: str
+) -> None:
+    d = run(index([policy(signers=signers)]), evidence())
+    (fix,) = [v.fix for v in d.violations if v.rule == "provenance.present"]
+    assert fix == f"run `{COLLECT_PROV} && {ATTEST_PROV}`".replace("--key <key>", flag)
