@@ -18,6 +18,13 @@ from typing import TYPE_CHECKING, Annotated, cast
 import typer
 
 from affidavit import defaults
+from affidavit.cli.options import (
+    BudgetSecondsOpt,
+    InsecureRegistryOpt,
+    RegistryAllowedHostOpt,
+    RegistryCaOpt,
+    UnmatchedImagesOpt,
+)
 from affidavit.errors import UsageError
 
 if TYPE_CHECKING:
@@ -147,41 +154,11 @@ def run(
             "the release namespace and kube-system always are)",
         ),
     ] = None,
-    insecure_registry: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--insecure-registry",
-            metavar="HOST",
-            help="Registry HOST[:PORT] the re-check reaches over plain HTTP (repeatable).",
-        ),
-    ] = None,
-    registry_ca: Annotated[
-        Path | None, typer.Option("--registry-ca", envvar="AFFIDAVIT_REGISTRY_CA")
-    ] = None,
-    registry_allowed_host: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--registry-allowed-host",
-            envvar="AFFIDAVIT_REGISTRY_ALLOWED_HOSTS",
-            help="as for `webhook serve`: registries contacted besides those policies name",
-        ),
-    ] = None,
-    budget_seconds: Annotated[
-        float,
-        typer.Option(
-            "--budget-seconds",
-            envvar="AFFIDAVIT_BUDGET_SECONDS",
-            help="as for `webhook serve`: the time one workload's evidence lookup may take",
-        ),
-    ] = defaults.BUDGET_SECONDS,
-    unmatched_images: Annotated[
-        str,
-        typer.Option(
-            "--unmatched-images",
-            envvar="AFFIDAVIT_UNMATCHED_IMAGES",
-            help="as for `webhook serve`: Allow, Warn or Deny",
-        ),
-    ] = "Warn",
+    insecure_registry: InsecureRegistryOpt = None,
+    registry_ca: RegistryCaOpt = None,
+    registry_allowed_host: RegistryAllowedHostOpt = None,
+    budget_seconds: BudgetSecondsOpt = defaults.BUDGET_SECONDS,
+    unmatched_images: UnmatchedImagesOpt = "Warn",
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="debug logging")] = False,
 ) -> None:
     """Run the operator until SIGTERM."""

@@ -63,6 +63,40 @@ InsecureRegistryOpt = Annotated[
         help="Registry HOST[:PORT] reached over plain HTTP (repeatable).",
     ),
 ]
+RegistryCaOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--registry-ca",
+        envvar="AFFIDAVIT_REGISTRY_CA",
+        help="PEM bundle of the CAs registries' TLS certificates are checked against.",
+    ),
+]
+RegistryAllowedHostOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--registry-allowed-host",
+        envvar="AFFIDAVIT_REGISTRY_ALLOWED_HOSTS",
+        help="HOST[:PORT] or *.DOMAIN contacted besides the registries policies name, and "
+        "allowed as redirect (blob storage) or token realm host (repeat; env: space-separated).",
+    ),
+]
+BudgetSecondsOpt = Annotated[
+    float,
+    typer.Option(
+        "--budget-seconds",
+        envvar="AFFIDAVIT_BUDGET_SECONDS",
+        help="The time one workload's evidence lookup may take; past it the review fails closed.",
+    ),
+]
+UnmatchedImagesOpt = Annotated[
+    str,
+    typer.Option(
+        "--unmatched-images",
+        envvar="AFFIDAVIT_UNMATCHED_IMAGES",
+        help="What an image no AccountabilityPolicy matches gets: Allow, Warn (recorded and "
+        "warned about) or Deny. Presets such as pci-dss may demand Deny.",
+    ),
+]
 ForceOpt = Annotated[
     bool, typer.Option("--force", help="Overwrite the output files if they exist.")
 ]

@@ -18,9 +18,13 @@ from affidavit import defaults
 from affidavit.attestations.reference import ImageReference
 from affidavit.cli.options import (
     OUTCOMES,
+    BudgetSecondsOpt,
     CheckpointsOpt,
     InsecureRegistryOpt,
     LedgerPublicKeyOpt,
+    RegistryAllowedHostOpt,
+    RegistryCaOpt,
+    UnmatchedImagesOpt,
     check_order,
 )
 from affidavit.errors import LedgerError, UsageError
@@ -64,22 +68,10 @@ def serve(
     kubeconfig: Annotated[
         Path | None, typer.Option("--kubeconfig", envvar="AFFIDAVIT_KUBECONFIG")
     ] = None,
-    budget_seconds: Annotated[
-        float, typer.Option("--budget-seconds", envvar="AFFIDAVIT_BUDGET_SECONDS")
-    ] = defaults.BUDGET_SECONDS,
+    budget_seconds: BudgetSecondsOpt = defaults.BUDGET_SECONDS,
     insecure_registry: InsecureRegistryOpt = None,
-    registry_ca: Annotated[
-        Path | None, typer.Option("--registry-ca", envvar="AFFIDAVIT_REGISTRY_CA")
-    ] = None,
-    registry_allowed_host: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--registry-allowed-host",
-            envvar="AFFIDAVIT_REGISTRY_ALLOWED_HOSTS",
-            help="HOST[:PORT] or *.DOMAIN contacted besides the registries policies name, and "
-            "allowed as redirect (blob storage) or token realm host (repeat; env: space-separated).",
-        ),
-    ] = None,
+    registry_ca: RegistryCaOpt = None,
+    registry_allowed_host: RegistryAllowedHostOpt = None,
     registry_timeout: Annotated[
         float | None,
         typer.Option(
@@ -195,15 +187,7 @@ def serve(
             "the environment variable takes names separated by spaces).",
         ),
     ] = None,
-    unmatched_images: Annotated[
-        str,
-        typer.Option(
-            "--unmatched-images",
-            envvar="AFFIDAVIT_UNMATCHED_IMAGES",
-            help="What an image no AccountabilityPolicy matches gets: Allow, Warn (recorded and "
-            "warned about) or Deny. Presets such as pci-dss may demand Deny.",
-        ),
-    ] = "Warn",
+    unmatched_images: UnmatchedImagesOpt = "Warn",
     tls_wait_seconds: Annotated[
         float,
         typer.Option(
