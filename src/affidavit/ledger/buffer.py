@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import IO, Any, Literal
 
 from affidavit.errors import LedgerError
-from affidavit.ledger.canonical import DecisionLike, canonical_json, decision_to_dict
+from affidavit.ledger.canonical import DecisionLike, canonical_pair
 from affidavit.ledger.store import Ledger, LedgerRecord
 
 log = logging.getLogger("affidavit.ledger")
@@ -104,8 +104,8 @@ class BufferedLedger:
             self.last_error = f"{len(self._pending)} decisions replayed from {path}"
             log.warning("ledger buffer: %s, flushing in the background", self.last_error)
 
-    def _persist(self, data: Mapping[str, Any]) -> None:
-        """Append one decision to the file and fsync it (called with ``_lock`` held).
+    def _persist(self, canonical: str) -> None:
+        """Append one decision (its canonical JSON) to the file and fsync it (``_lock`` held).
 
         Written to the descriptor, not through a userspace buffer, and cut back on failure: a
         decision that cannot be persisted is refused, so no byte of it may stay behind (part of
@@ -115,7 +115,7 @@ class BufferedLedger:
         if self._file is None:
             return
         fd = self._file.fileno()
-        line = memoryview(canonical_json(data).encode() + b"\n")
+        line = memoryview(canonical.encode() + b"\n")
         size = os.fstat(fd).st_size
         try:
             while line:
@@ -162,12 +162,12 @@ class BufferedLedger:
 
         Never writes the backlog: while decisions are waiting, a new one waits behind them.
         """
-        data = decision_to_dict(decision)
+        data, canonical = canonical_pair(decision)
         with self._lock:
             waiting = bool(self._pending)
         if not waiting:
             try:
-                return RecordResult("stored", record=self.ledger.append(data))
+                return RecordResult("stored", record=self.ledger.append(data, canonical))
             except LedgerError as e:
                 self.last_error = e.message
         with self._lock:
@@ -177,7 +177,7 @@ class BufferedLedger:
                     f"{self.last_error}",
                     hint="restore the ledger database; until then requests are denied",
                 )
-            self._persist(data)
+            self._persist(canonical)
             self._pending.append(data)
             count = len(self._pending)
         log.warning(

@@ -36,12 +36,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, IntegrityError, SQLAlchemyError
 
 from affidavit.errors import LedgerError
-from affidavit.ledger.canonical import (
-    GENESIS_HASH,
-    DecisionLike,
-    canonical_json,
-    decision_to_dict,
-)
+from affidavit.ledger.canonical import GENESIS_HASH, DecisionLike, canonical_pair
 from affidavit.ledger.checkpoint import Checkpoint, Checkpointer
 from affidavit.ledger.records import (
     ChainReport,
@@ -228,20 +223,25 @@ class Ledger:
             self._schema_lock.release()
 
     def close(self) -> None:
+        self.writer.close()
         self._engine.dispose()
 
     # -- writing ----------------------------------------------------------------------------
 
-    def append(self, decision: DecisionLike | Mapping[str, Any]) -> LedgerRecord:
+    def append(
+        self, decision: DecisionLike | Mapping[str, Any], canonical: str | None = None
+    ) -> LedgerRecord:
         """Append one decision at the head of the chain; idempotent for a repeated identical id.
 
         Concurrent appends share a transaction (:mod:`affidavit.ledger.writer`); each returns
         once its decision is committed, or raises ``LedgerError`` within the lock wait.
+        ``canonical``: the decision's canonical JSON, when the caller has it (a dict decision).
         """
         if self.read_only:
             raise LedgerError(f"ledger {self.url} was opened read-only")
-        data = decision_to_dict(decision)
-        canonical = canonical_json(data)
+        if canonical is None or not isinstance(decision, Mapping):
+            decision, canonical = canonical_pair(decision)
+        data = decision
         self._ensure_schema()
         return self.writer.append(data, canonical, str(data["id"]))
 
