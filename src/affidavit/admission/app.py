@@ -10,19 +10,23 @@ The three paths every admission and every probe takes (``POST /validate``, ``POS
 ``GET /healthz``) are plain ASGI in front of the FastAPI app, which serves the rest (readiness,
 metrics, and the 404/405 answers): FastAPI's routing and middleware layers cost as much CPU per
 request as the TLS floor itself (``benchmarks/bench_webhook.py``), on the one event loop that
-every connection shares.
+every connection shares. For the same reason a review is handed to the judging threads by
+``loop.run_in_executor`` on a plain thread pool (the event loop is woken once, when the answer
+is ready), and answers are written by orjson.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import threading
 from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 
+import orjson
 from fastapi import FastAPI, Response
-from starlette.concurrency import run_in_threadpool
 
 from affidavit.admission.client_auth import (
     ASGIApp,
@@ -42,6 +46,8 @@ from affidavit.admission.review import review_response
 log = logging.getLogger("affidavit.admission")
 
 _HEAD_KEEP = 65536
+#: Threads judging reviews at once (as many as Starlette's thread pool had).
+JUDGES = 40
 
 
 _JSON = b"application/json"
@@ -55,7 +61,10 @@ async def _respond(send: Send, status: int, body: bytes, content_type: bytes) ->
 
 
 async def _respond_json(send: Send, answer: Answer) -> None:
-    body = json.dumps(answer.body, separators=(",", ":")).encode()
+    try:
+        body = orjson.dumps(answer.body)
+    except (orjson.JSONEncodeError, TypeError):  # a lone surrogate in a message: escaped
+        body = json.dumps(answer.body, separators=(",", ":")).encode()
     await _respond(send, answer.status, body, _JSON)
 
 
@@ -72,6 +81,7 @@ def create_app(
     """
     stop = threading.Event()
     pinner = Pinner(webhook)
+    judges = ThreadPoolExecutor(JUDGES, thread_name_prefix="affidavit-judge")
 
     def flusher() -> None:
         # The only writer of the ledger's backlog (replayed from its file at start, or buffered
@@ -94,6 +104,7 @@ def create_app(
             yield
         finally:
             stop.set()
+            judges.shutdown(wait=False)
             webhook.policy.stop()
             webhook.close()
 
@@ -131,7 +142,7 @@ def create_app(
             return
         body = b"".join(chunks)
         try:
-            result = await run_in_threadpool(handle, body)
+            result = await asyncio.get_running_loop().run_in_executor(judges, handle, body)
         except Exception as e:  # a bug answers as a denial for this request, not a 500
             log.exception("admission review crashed")
             uid = sniff_uid(body)

@@ -230,7 +230,7 @@ class Webhook:
                 note = f"runs the images of its admitted owner {owner}"
         if reason is None:
             return None
-        self.metrics.already_judged.labels(reason=reason).inc()
+        self.metrics.inc(self.metrics.already_judged, reason)
         return Answer(
             200, review_response(req.uid, allowed=True, audit_annotations={"admitted": note})
         )

@@ -82,9 +82,9 @@ def gather(
     for image, job in jobs.items():
         found.evidence[image] = None
         outcome = _outcome(image, job)
-        metrics.lookups.labels(result=lookup_result(outcome)).inc()
+        metrics.inc(metrics.lookups, lookup_result(outcome))
         if isinstance(outcome, Lookup):
-            metrics.cache.labels(result=outcome.cache).inc()
+            metrics.inc(metrics.cache, outcome.cache)
             found.evidence[image] = outcome.evidence
         elif isinstance(outcome, Unavailable):
             metrics.registry_errors.inc()

@@ -9,13 +9,16 @@ a real webhook's /metrics for every one of them).
 Cardinality is bounded: outcomes, rules and lookup results are fixed sets; policies are the
 cluster's own objects; namespaces get their own label value up to ``namespace_limit`` distinct
 ones (the first seen), the rest are counted under ``_other`` — a cluster with thousands of
-namespaces cannot blow up the scrape.
+namespaces cannot blow up the scrape. Every review counts several labelled series, so ``inc``
+keeps each series' child once looked up (prometheus_client's ``labels`` checks and locks on every
+call); the label sets are the bounded ones above.
 """
 
 from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, field
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 
@@ -40,6 +43,7 @@ class Metrics:
         r = self.registry
         self._namespaces: set[str] = set()
         self._lock = threading.Lock()
+        self._children: dict[tuple[Counter, tuple[str, ...]], Any] = {}
         self.decisions = Counter(
             "affidavit_decisions",
             "Admission decisions by outcome and namespace (namespaces past the label limit are "
@@ -119,6 +123,14 @@ class Metrics:
         for result in LOOKUP_RESULTS:
             self.lookups.labels(result=result)
 
+    def inc(self, counter: Counter, *values: str) -> None:
+        """``counter.labels(*values).inc()``, the child looked up once."""
+        key = (counter, values)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = counter.labels(*values)
+        child.inc()
+
     def namespace(self, name: str | None) -> str:
         """The label value for namespace ``name``: itself while under the limit."""
         if not name:
@@ -139,13 +151,11 @@ class Metrics:
     ) -> None:
         """Count one decision and its violations (``(rule, policy)`` pairs)."""
         label = self.namespace(namespace)
-        self.decisions.labels(outcome=outcome, namespace=label).inc()
+        self.inc(self.decisions, outcome, label)
         if outcome == "allowed":
             return
         for rule, policy in violations:
-            self.violations.labels(
-                rule=rule, policy=policy or "-", namespace=label, outcome=outcome
-            ).inc()
+            self.inc(self.violations, rule, policy or "-", label, outcome)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

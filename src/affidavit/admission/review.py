@@ -221,9 +221,12 @@ def parse_review(body: bytes | str) -> ParsedRequest:
         raise MalformedReview(f"request.uid {_SURROGATE_TEXT}")
     uid = uid or None
     raw = body.encode("utf-8", "surrogatepass") if isinstance(body, str) else body
-    problem = _walk(doc, check_text=_SURROGATE_ESCAPE.search(raw) is not None)
-    if problem is not None:
-        raise MalformedReview(problem, uid=uid)
+    check_text = _SURROGATE_ESCAPE.search(raw) is not None
+    # Each level opens a bracket: with fewer brackets than MAX_DEPTH, only text needs a walk.
+    if check_text or raw.count(b"{") + raw.count(b"[") > MAX_DEPTH:
+        problem = _walk(doc, check_text=check_text)
+        if problem is not None:
+            raise MalformedReview(problem, uid=uid)
     repeat = _first_repeat(doc) if hook.seen else None
     if repeat is not None:
         raise MalformedReview(f"{repeat} appears more than once", uid=uid)
