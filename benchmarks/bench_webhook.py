@@ -12,7 +12,12 @@ its timeout (10 s by default); a slow webhook slows every deploy in the cluster.
   kube-apiserver does when many writes arrive together; ``/healthz`` and a warm review at the
   same concurrency, and their ratio. Every review's decision is durable in the ledger (SQLite,
   ``synchronous=FULL``) before it is answered; concurrent decisions share commits. This client is
-  asyncio (uvloop when installed) over raw TLS streams, so that it is not the bottleneck.
+  asyncio (uvloop when installed) over raw TLS streams, so that it is not the bottleneck. Each
+  load row also prints the server process's CPU time per request (user + system, from /proc),
+  which a machine loaded by other work disturbs much less than the wall-clock rates;
+- ``--baseline-python P``: a second webhook run by another checkout's interpreter (main's venv)
+  answers the same load rows, interleaved with this one's (``--rounds`` times), so a
+  before/after comes from one run.
 
 The server is a real ``affidavit webhook serve`` process (uvicorn, TLS, SQLite ledger) pinned to
 core 0 with ``taskset -c 0``; this client runs on core 1. Run:
@@ -23,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import shutil
@@ -34,6 +40,7 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -48,7 +55,7 @@ from affidavit.attestations.registry import ImageReference, RegistryClient
 from affidavit.attestations.statement import make_statement
 from affidavit.attestations.store import attach
 from affidavit.envtest import free_port, wait_for
-from affidavit.envtest.certs import issue_cert, make_ca
+from affidavit.envtest.certs import CertKeyPair, issue_cert, make_ca
 
 REV = "c0ffee" + "0" * 34
 
@@ -172,6 +179,11 @@ def main() -> int:
         help="the interpreter that runs the webhook (another checkout's venv: a before/after)",
     )
     parser.add_argument("--load", type=int, default=4000, help="requests per load row")
+    parser.add_argument(
+        "--baseline-python",
+        help="also run the load rows against a webhook run by this interpreter, interleaved",
+    )
+    parser.add_argument("--rounds", type=int, default=2, help="interleaved rounds of load rows")
     args = parser.parse_args()
     if hasattr(os, "sched_setaffinity") and (os.cpu_count() or 1) > 1:
         os.sched_setaffinity(0, {1})
@@ -202,29 +214,59 @@ def main() -> int:
             (root / "policies").mkdir()
             (root / "policies" / "p.yaml").write_text(yaml.safe_dump(policy))
             ca = make_ca("bench-ca")
-            cert, tls_key = issue_cert(ca, "webhook", ip_sans=["127.0.0.1"]).write(root, "tls")
             (root / "ca.pem").write_bytes(ca.cert_pem)
-            port = free_port()
-            server = subprocess.Popen(
-                [
-                    "taskset", "-c", "0", args.server_python, "-m", "affidavit.cli.main",
-                    "webhook", "serve", "--tls-cert", str(cert), "--tls-key", str(tls_key),
-                    "--host", "127.0.0.1", "--port", str(port), "--cluster-name", "bench",
-                    "--region", "eu-west-1", "--ledger", f"sqlite:///{root / 'ledger.db'}",
-                    "--policy-dir", str(root / "policies"), "--log-level", "warning",
-                ],
-            )  # fmt: skip
-            url = f"https://127.0.0.1:{port}"
             ctx = ssl.create_default_context(cafile=str(root / "ca.pem"))
-            try:
+            servers = {"this tree": args.server_python}
+            if args.baseline_python:
+                servers["baseline"] = args.baseline_python
+            with contextlib.ExitStack() as stack:
+                started = {
+                    label: stack.enter_context(webhook(python, root / f"s{i}", ca, ctx))
+                    for i, (label, python) in enumerate(servers.items())
+                }
+                port = started["this tree"].port
+                url = f"https://127.0.0.1:{port}"
                 with httpx.Client(verify=ctx, timeout=30) as http:
-                    wait_for(lambda: ready(f"{url}/readyz", http, 200), "the webhook", 30)
                     run(http, url, host, warm, cold, args.requests)
-                run_load(port, ctx, review([f"{host}/app/svc0@{warm[0]}"], "load"), args)
-            finally:
-                server.terminate()
-                server.wait(10)
+                run_load(started, ctx, review([f"{host}/app/svc0@{warm[0]}"], "load"), args)
     return 0
+
+
+@dataclass(frozen=True)
+class Server:
+    port: int
+    pid: int
+
+    def cpu(self) -> float:
+        """CPU seconds (user + system) the server process has used so far."""
+        fields = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+@contextmanager
+def webhook(python: str, root: Path, ca: CertKeyPair, ctx: ssl.SSLContext) -> Iterator[Server]:
+    """An ``affidavit webhook serve`` run by ``python`` on core 0, with its own SQLite ledger."""
+    root.mkdir()
+    cert, tls_key = issue_cert(ca, "webhook", ip_sans=["127.0.0.1"]).write(root, "tls")
+    port = free_port()
+    policies = root.parent / "policies"
+    server = subprocess.Popen(
+        [
+            "taskset", "-c", "0", python, "-m", "affidavit.cli.main",
+            "webhook", "serve", "--tls-cert", str(cert), "--tls-key", str(tls_key),
+            "--host", "127.0.0.1", "--port", str(port), "--cluster-name", "bench",
+            "--region", "eu-west-1", "--ledger", f"sqlite:///{root / 'ledger.db'}",
+            "--policy-dir", str(policies), "--log-level", "warning",
+        ],
+    )  # fmt: skip
+    try:
+        with httpx.Client(verify=ctx, timeout=30) as http:
+            url = f"https://127.0.0.1:{port}/readyz"
+            wait_for(lambda: ready(url, http, 200), "the webhook", 30)
+        yield Server(port, server.pid)
+    finally:
+        server.terminate()
+        server.wait(10)
 
 
 def run(http: httpx.Client, url: str, host: str, warm: list[str], cold: list[str], n: int) -> None:
@@ -255,8 +297,11 @@ def run(http: httpx.Client, url: str, host: str, warm: list[str], cold: list[str
     )
 
 
-def run_load(port: int, ctx: ssl.SSLContext, body: bytes, args: argparse.Namespace) -> None:
-    """The load rows: ``/healthz`` and a warm review over the same number of connections."""
+def run_load(
+    servers: dict[str, Server], ctx: ssl.SSLContext, body: bytes, args: argparse.Namespace
+) -> None:
+    """The load rows: ``/healthz`` and a warm review over the same number of connections, for
+    each server in turn, ``args.rounds`` times."""
     try:
         import uvloop
 
@@ -271,18 +316,29 @@ def run_load(port: int, ctx: ssl.SSLContext, body: bytes, args: argparse.Namespa
     )
     c, n = args.connections, args.load
     print(f"\nunder load: {c} kept-alive connections, {n} requests per row")
-    runner(_load(port, ctx, health, b"ok", c, n // 4))  # warm-up
-    floor = runner(_load(port, ctx, health, b"ok", c, n))
-    report(f"GET /healthz, {c} connections", *floor)
-    runner(_load(port, ctx, validate, b'"allowed":true', c, n // 4))
-    warm = runner(_load(port, ctx, validate, b'"allowed":true', c, n))
-    report(f"warm review (ledger durable), {c} connections", *warm)
-    lat_h, lat_w = sorted(floor[1]), sorted(warm[1])
-    print(
-        f"review / healthz: throughput {n / warm[0] / (n / floor[0]):.2f}x, "
-        f"p50 {statistics.median(lat_w) / statistics.median(lat_h):.2f}x, "
-        f"p99 {_p99(lat_w) / _p99(lat_h):.2f}x"
-    )
+    allowed = b'"allowed":true'
+    for server in servers.values():  # warm-up
+        runner(_load(server.port, ctx, health, b"ok", c, n // 4))
+        runner(_load(server.port, ctx, validate, allowed, c, n // 4))
+    for r in range(args.rounds):
+        for label, server in servers.items():
+            print(f"round {r + 1}, {label}:")
+            before = server.cpu()
+            floor = runner(_load(server.port, ctx, health, b"ok", c, n))
+            floor_cpu = server.cpu() - before
+            report(f"  GET /healthz, {c} connections", *floor)
+            before = server.cpu()
+            warm = runner(_load(server.port, ctx, validate, allowed, c, n))
+            warm_cpu = server.cpu() - before
+            report(f"  warm review (ledger durable), {c} connections", *warm)
+            lat_h, lat_w = sorted(floor[1]), sorted(warm[1])
+            print(
+                f"  server CPU per request: /healthz {floor_cpu / n * 1000:.3f} ms, review "
+                f"{warm_cpu / n * 1000:.3f} ms ({warm_cpu / floor_cpu:.2f}x)\n"
+                f"  review / healthz: throughput {n / warm[0] / (n / floor[0]):.2f}x, "
+                f"p50 {statistics.median(lat_w) / statistics.median(lat_h):.2f}x, "
+                f"p99 {_p99(lat_w) / _p99(lat_h):.2f}x"
+            )
 
 
 def _p99(lat: list[float]) -> float:
