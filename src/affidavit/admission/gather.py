@@ -55,7 +55,8 @@ def gather(
     metrics: Metrics,
 ) -> Gathered:
     """Look the covered images up (fairly, until ``deadline`` on the monotonic clock)."""
-    jobs: dict[str, Future[Outcome]] = {}
+    jobs: dict[str, Future[Outcome] | Outcome] = {}
+    lookups: list[Future[Outcome]] = []
     for image in ctx.images:
         eff = ctx.effective(index, image)
         if eff is None or image in jobs:
@@ -63,10 +64,8 @@ def gather(
         cached = resolver.cached(
             image, eff.signers, index=index, namespace=ctx.namespace, pull_secrets=pull_secrets
         )
-        if cached is not None:  # answered from the cache: no lookup thread, no I/O
-            done: Future[Outcome] = Future()
-            done.set_result(cached)
-            jobs[image] = done
+        if cached is not None:  # answered from the cache: no lookup thread, no I/O, no wait
+            jobs[image] = cached
             continue
         lookup = partial(
             resolver.outcome,
@@ -76,12 +75,15 @@ def gather(
             namespace=ctx.namespace,
             pull_secrets=pull_secrets,
         )
-        jobs[image] = scheduler.submit(ctx.namespace, lookup, deadline=deadline)
-    wait_futures(list(jobs.values()), timeout=max(0.0, deadline - time.monotonic()))
+        submitted = scheduler.submit(ctx.namespace, lookup, deadline=deadline)
+        jobs[image] = submitted
+        lookups.append(submitted)
+    if lookups:
+        wait_futures(lookups, timeout=max(0.0, deadline - time.monotonic()))
     found = Gathered({}, {}, {})
     for image, job in jobs.items():
         found.evidence[image] = None
-        outcome = _outcome(image, job)
+        outcome = _outcome(image, job) if isinstance(job, Future) else job
         metrics.inc(metrics.lookups, lookup_result(outcome))
         if isinstance(outcome, Lookup):
             metrics.inc(metrics.cache, outcome.cache)
