@@ -7,6 +7,7 @@ plain-HTTP requests to the proxy (in absolute form, which the registry serves), 
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import threading
 from collections.abc import Callable, Iterator
@@ -54,20 +55,16 @@ class Relay:
         except OSError:
             pass
         for s in (source, sink):
-            try:
+            with contextlib.suppress(OSError):
                 s.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
 
     def cut(self) -> None:
         """Close every relayed connection, as a server ends idle keep-alive connections."""
         with self.lock:
             connections, self.open = self.open, []
         for s in connections:
-            try:
+            with contextlib.suppress(OSError):
                 s.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
             s.close()
 
     def close(self) -> None:
@@ -102,9 +99,7 @@ def test_a_fetch_reuses_kept_alive_connections(
         assert relay.accepted == before  # the second fetch made no new connection
 
 
-def test_connections_the_server_closed_are_replaced(
-    new_image: NewImage, relay: Relay
-) -> None:
+def test_connections_the_server_closed_are_replaced(new_image: NewImage, relay: Relay) -> None:
     image = _through(new_image(), relay)
     with RegistryClient() as fresh:
         assert fresh.resolve(image) == image.digest

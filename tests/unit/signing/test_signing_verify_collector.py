@@ -74,7 +74,9 @@ def test_a_failing_check_still_turns_the_collector_back_on(
     assert gc.isenabled()
 
 
-def test_a_callers_own_disabled_collector_stays_disabled(tmp_path: Path, collector_on: None) -> None:
+def test_a_callers_own_disabled_collector_stays_disabled(
+    tmp_path: Path, collector_on: None
+) -> None:
     item, signer = _signed(tmp_path)
     gc.disable()
     assert len(verify_fetched([item], IMAGE, [signer]).verified) == 1
