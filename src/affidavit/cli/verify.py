@@ -160,17 +160,18 @@ def run_verify(
 ) -> None:
     """List the attestations beside IMAGE, which verified and by which signer (``echo`` prints
     a line); raises VerificationError (exit 4) when none verified."""
-    from affidavit.attestations.verify import verify_image
+    from affidavit.attestations.verify import verify_digest
 
     trusted = signers(list(key or []), keyless_identity, keyless_issuer, keyless_identity_regexp)
     ref = ImageReference.parse(image)
     with client(insecure_registry, registry_config, ca_bundle) as registry:
-        digest = registry.resolve(ref)
+        digest = registry.resolve(ref)  # once: the pinned reference needs no second look-up
         pinned = ImageReference(ref.registry, ref.repository, digest=digest)
-        evidence = verify_image(
+        evidence = verify_digest(
             registry,
-            str(pinned),
+            pinned,
             trusted,
+            image=str(pinned),
             predicate_types=types or None,
             max_layer_bytes=max_bytes,
             sigstore_trusted_root=trusted_root,
