@@ -3,7 +3,8 @@
 The pipeline's half of Affidavit (with ``affidavit keygen``): sign a predicate about an image
 digest and push it beside the image (both layouts), and check what is there the way the admission
 webhook will. ``verify`` exits 4 with the one specific reason when nothing verifies, so a pipeline
-step fails with something a person can act on.
+step fails with something a person can act on. Its work is ``cli/verify.py``'s ``run_verify``,
+which a plain ``affidavit verify`` argument list reaches without building this typer command.
 """
 
 from __future__ import annotations
