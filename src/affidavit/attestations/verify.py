@@ -22,6 +22,7 @@ from pathlib import Path
 from affidavit.attestations.dsse import (
     Envelope,
     VerifiedPayload,
+    check_base64,
     parse_envelope,
     verify_envelope,
 )
@@ -64,7 +65,7 @@ def _identity(envelope: Envelope) -> str:
         envelope.payload,
         *sorted(s.sig for s in envelope.signatures),
     ):
-        data = part.encode()
+        data = part.encode("utf-8", "surrogatepass")  # JSON may hold lone surrogates
         h.update(b"%d:" % len(data))
         h.update(data)
     return h.hexdigest()
@@ -97,7 +98,7 @@ def _bundle_envelope(data: bytes, max_bytes: int) -> tuple[Envelope, bool]:
         )
     keyless = "publicKey" not in material
     raw = json.dumps(envelope, separators=(",", ":")).encode()
-    return parse_envelope(raw, max_bytes=max_bytes), keyless
+    return parse_envelope(raw, max_bytes=max_bytes, decode=False), keyless
 
 
 class _Verifier:
@@ -178,10 +179,12 @@ def _check_item(
         if item.media_type == BUNDLE_MEDIA_TYPE:
             envelope, keyless = _bundle_envelope(item.data, max_bytes)
         else:
-            envelope = parse_envelope(item.data, max_bytes=max_bytes)
-        identity = _identity(envelope)
-        if identity in done:  # the same envelope already verified from the other layout
-            return _Checked(identity, None, None)
+            envelope = parse_envelope(item.data, max_bytes=max_bytes, decode=False)
+        same = _identity(envelope)
+        if same in done:  # the same envelope already verified from the other layout (so its
+            return _Checked(same, None, None)  # base64 decoded): not decoded again
+        check_base64(envelope)  # a failure here is this item's own, as when parsing decoded
+        identity = same
         payload = trusted.check(item, envelope, keyless)
         statement = parse_statement(payload.payload)
         if not statement.is_about(digest):
