@@ -21,8 +21,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import subprocess
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -131,6 +129,9 @@ class DockerCredentials(CredentialLookup):
         return None
 
     def _helper(self, name: str, host: str, path: Path) -> Credentials | None:
+        import shutil  # only a helper needs them: a verify of a public image starts without
+        import subprocess
+
         program = f"docker-credential-{name}"
         binary = shutil.which(program, path=self._env.get("PATH"))
         if binary is None:

@@ -115,8 +115,13 @@ class VerifiedPayload:
     keyid: str
 
 
-def parse_envelope(data: bytes, *, max_bytes: int = MAX_ENVELOPE_BYTES) -> Envelope:
-    """Parse DSSE envelope bytes strictly, with a size limit checked before anything else."""
+def parse_envelope(
+    data: bytes, *, max_bytes: int = MAX_ENVELOPE_BYTES, decode: bool = True
+) -> Envelope:
+    """Parse DSSE envelope bytes strictly, with a size limit checked before anything else.
+
+    ``decode=False`` leaves the base64 checks (``check_base64``) to the caller: a verifier that
+    meets the same envelope in both layouts decodes the copy it has already verified no more."""
     if len(data) > max_bytes:
         raise VerificationError(
             f"envelope is {len(data)} bytes, over the {max_bytes}-byte limit",
@@ -150,14 +155,24 @@ def parse_envelope(data: bytes, *, max_bytes: int = MAX_ENVELOPE_BYTES) -> Envel
     if shape.problems:
         raise VerificationError(f"envelope is not a DSSE envelope: {'; '.join(shape.problems)}")
     envelope = Envelope(payload, payload_type, tuple(signatures))
+    if decode:
+        check_base64(envelope)
+    object.__setattr__(envelope, "_raw", bytes(data))
+    return envelope
+
+
+def check_base64(envelope: Envelope) -> None:
+    """Decode the payload (kept) and check every signature decodes.
+
+    Raises:
+        VerificationError: "envelope payload is not base64", or which signature is not.
+    """
     envelope.payload_bytes()  # raises "envelope payload is not base64"
     for index, signature in enumerate(envelope.signatures):
         try:
             b64decode(signature.sig)
         except (binascii.Error, ValueError) as e:
             raise VerificationError(f"envelope signature {index} is not base64") from e
-    object.__setattr__(envelope, "_raw", bytes(data))
-    return envelope
 
 
 def sign_envelope(

@@ -2,8 +2,8 @@
 
 Attestations live beside the image in its registry, so signing, verification, the admission
 webhook and the demo all need the same handful of distribution-spec calls: resolve a tag, get and
-put manifests and blobs, list tags, ask the referrers API. Doing them here over httpx (rather than
-shelling out to a registry tool) lets every caller get the same safety rules: plain HTTP only for
+put manifests and blobs, list tags, ask the referrers API. Doing them here (over ``registry_wire``,
+rather than shelling out to a registry tool) lets every caller get the same safety rules: plain HTTP only for
 loopback or explicitly insecure hosts, redirects and token realms only where the caller allows
 (``registry_transport``), a size limit enforced while the body streams, a digest check on
 everything fetched by digest, and registry failures that name the registry, the image and the
@@ -21,8 +21,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urljoin
-
-import httpx
 
 from affidavit.attestations.reference import ImageReference, canonical_host
 from affidavit.attestations.registry_auth import (
@@ -43,6 +41,7 @@ from affidavit.attestations.registry_transport import (
     allowed_patterns,
     send,
 )
+from affidavit.attestations.registry_wire import Wire
 from affidavit.errors import AffidavitError, RegistryError
 
 __all__ = [
@@ -125,7 +124,7 @@ class RegistryClient:
         verify: ssl.SSLContext = DefaultTrust()
         if ca_bundle is not None:
             verify = ssl.create_default_context(cafile=str(ca_bundle))
-        self._http = httpx.Client(verify=verify, timeout=timeout, follow_redirects=False)
+        self._http = Wire(verify)
         self._timeout = timeout
         self._rules = HostRules(
             allowed=allowed_patterns(allowed_hosts),

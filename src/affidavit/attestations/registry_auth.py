@@ -16,8 +16,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
-
-import httpx
+from urllib.parse import urlencode, urlsplit
 
 from affidavit.attestations.reference import ImageReference, canonical_host
 from affidavit.attestations.registry_transport import (
@@ -29,6 +28,7 @@ from affidavit.attestations.registry_transport import (
     connect_reason,
     request_timeout,
 )
+from affidavit.attestations.registry_wire import Wire, WireError
 from affidavit.errors import AffidavitError, InputError, RegistryError
 
 log = logging.getLogger("affidavit.registry")
@@ -97,7 +97,7 @@ def credentials_from_docker_config(
 
 
 def authorization(
-    http: httpx.Client,
+    http: Wire,
     ref: ImageReference,
     challenge: str,
     creds: Credentials | None,
@@ -136,13 +136,12 @@ def authorization(
     if not realm:
         raise RegistryError(f"registry {ref.registry} sent a Bearer challenge without a realm")
     try:
-        realm_url = httpx.URL(realm)
-    except httpx.InvalidURL as e:
+        realm_host = authority(realm)
+        registry_host = authority(f"https://{ref.registry}/")
+    except ValueError as e:
         raise RegistryError(f"registry {ref.registry} named an invalid token realm") from e
-    realm_host = authority(realm_url)
-    if realm_host != authority(httpx.URL(f"https://{ref.registry}/")) and not rules.permits(
-        realm_host
-    ):
+    realm_scheme = urlsplit(realm).scheme.lower()
+    if realm_host != registry_host and not rules.permits(realm_host):
         log.warning("registry %s named token realm %s, which is not allowed", ref.registry, realm)
         raise ForbiddenHostError(
             f"registry {ref.registry} named a token service on another host, which is not "
@@ -150,7 +149,7 @@ def authorization(
             hint="if that host is the registry's token service, add it to "
             "registry.allowedHosts (--registry-allowed-host)",
         )
-    if realm_url.scheme != "https" and not rules.plain_http(realm_host):
+    if realm_scheme != "https" and not rules.plain_http(realm_host):
         raise ForbiddenHostError(
             f"registry {ref.registry} named a token service over plain HTTP on {realm_host}, "
             "which must use TLS"
@@ -162,27 +161,31 @@ def authorization(
         if creds is not None and creds.identity_token:
             # OAuth2: the refresh token is exchanged for an access token (distribution's
             # token service; what docker does with an identitytoken)
-            r = http.post(
-                realm_url,
-                data={
-                    **query,
-                    "grant_type": "refresh_token",
-                    "refresh_token": creds.identity_token,
-                    "client_id": "affidavit",
-                },
+            form = {
+                **query,
+                "grant_type": "refresh_token",
+                "refresh_token": creds.identity_token,
+                "client_id": "affidavit",
+            }
+            request = http.stream(
+                "POST",
+                realm,
+                headers={"Content-Type": "application/x-www-form-urlencoded"},
+                content=urlencode(form).encode(),
                 timeout=wait,
-                follow_redirects=False,
             )
         else:
-            r = http.get(
-                realm_url,
-                params=query,
+            separator = "&" if urlsplit(realm).query else "?"
+            request = http.stream(
+                "GET",
+                realm + separator + urlencode(query),
                 headers={"Authorization": basic} if basic else {},
                 timeout=wait,
-                follow_redirects=False,
             )
-    except httpx.TimeoutException as e:
-        if budget_bound:
+        with request as r:
+            status, answer = r.status_code, r.read()
+    except WireError as e:
+        if e.timed_out and budget_bound:
             raise BudgetExceededError(
                 f"the time budget ran out before registry {ref.registry} answered"
             ) from e
@@ -190,27 +193,22 @@ def authorization(
             ref.registry,
             f"token service {realm} of registry {ref.registry} is unreachable: {connect_reason(e)}",
         ) from e
-    except httpx.TransportError as e:
+    if status >= 500:
         raise RegistryUnavailableError(
             ref.registry,
-            f"token service {realm} of registry {ref.registry} is unreachable: {connect_reason(e)}",
-        ) from e
-    if r.status_code >= 500:
-        raise RegistryUnavailableError(
-            ref.registry,
-            f"token service {realm} of registry {ref.registry} answered HTTP {r.status_code}",
+            f"token service {realm} of registry {ref.registry} answered HTTP {status}",
         )
-    if r.status_code != 200:
+    if status != 200:
         raise RegistryError(
             f"registry {ref.registry} refused access to {ref.name}: its token service "
-            f"answered HTTP {r.status_code}",
+            f"answered HTTP {status}",
             hint="check the credentials (--registry-config) and that they may "
             f"{'push to' if push else 'pull from'} {ref.repository}",
         )
     try:
-        body = r.json()
+        body = json.loads(answer)
         token = body.get("token") or body.get("access_token")
-    except (ValueError, AttributeError) as e:
+    except (ValueError, AttributeError, UnicodeDecodeError) as e:
         raise RegistryError(f"token service {realm} answered with no token") from e
     if not isinstance(token, str) or not token:
         raise RegistryError(f"token service {realm} answered with no token")

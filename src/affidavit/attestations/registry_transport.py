@@ -22,10 +22,11 @@ import time
 from collections.abc import Collection, Iterator, Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass
+from email.message import Message
 from typing import Any
+from urllib.parse import urljoin, urlsplit
 
-import httpx
-
+from affidavit.attestations.registry_wire import Wire, WireError
 from affidavit.errors import RegistryError
 
 log = logging.getLogger("affidavit.registry")
@@ -82,12 +83,19 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def authority(url: httpx.URL) -> str:
-    """``host[:port]`` of ``url``, lower-case, without the scheme's default port."""
-    host = url.host.lower()
+def authority(url: str) -> str:
+    """``host[:port]`` of ``url``, lower-case, without the scheme's default port.
+
+    Raises:
+        ValueError: the port is not a number.
+    """
+    parts = urlsplit(url)
+    host = (parts.hostname or "").lower()
     if ":" in host:
         host = f"[{host}]"
-    return host if url.port is None else f"{host}:{url.port}"
+    port = parts.port
+    default = {"http": 80, "https": 443}.get(parts.scheme.lower())
+    return host if port is None or port == default else f"{host}:{port}"
 
 
 def host_matches(host: str, pattern: str) -> bool:
@@ -121,8 +129,9 @@ class HostRules:
 
 
 class DefaultTrust(ssl.SSLContext):
-    """httpx's default TLS verification (certifi's CAs, or ``$SSL_CERT_FILE`` / ``$SSL_CERT_DIR``),
-    with the CAs loaded at the first handshake rather than when a client is made.
+    """The default TLS verification, as httpx's (certifi's CAs, or ``$SSL_CERT_FILE`` /
+    ``$SSL_CERT_DIR``), with the CAs loaded at the first handshake rather than when a client is
+    made.
 
     Loading certifi's bundle cost a sixth of a one-attestation ``affidavit verify`` against a
     registry reached over plain HTTP (loopback, ``--insecure-registry``), which never needs it.
@@ -184,30 +193,21 @@ def request_timeout(registry: str, default: float) -> tuple[float, bool]:
     return (left, True) if left < default else (default, False)
 
 
-def connect_reason(error: httpx.TransportError) -> str:
+def connect_reason(error: WireError) -> str:
     """A short human reason for a transport failure (refused, timed out, ...)."""
-    text = str(error).lower()
-    if "refused" in text:
-        return "connection refused"
-    if isinstance(error, httpx.TimeoutException):
-        return "timed out"
-    if "name or service not known" in text or "nodename nor servname" in text:
-        return "host name not found"
-    if "certificate" in text or "ssl" in text:
-        return f"TLS failed ({error})"
-    return str(error) or type(error).__name__
+    return str(error)
 
 
 @dataclass(frozen=True)
 class Response:
     status: int
-    headers: httpx.Headers
+    headers: Message
     body: bytes
-    url: httpx.URL
+    url: str
 
 
 def send(
-    http: httpx.Client,
+    http: Wire,
     method: str,
     url: str,
     *,
@@ -228,7 +228,7 @@ def send(
             to plain HTTP on a host that must use TLS.
         BodyTooLargeError: the body is over ``limit`` (checked while streaming).
     """
-    target = httpx.URL(url)
+    target = url
     origin = authority(target)
     send_headers = dict(headers)
     for _hop in range(MAX_REDIRECTS + 1):
@@ -236,8 +236,11 @@ def send(
         location = r.headers.get("location")
         if r.status not in _REDIRECTS or not location:
             return r
-        target = target.join(location)
-        host = authority(target)
+        target = urljoin(target, location)
+        try:
+            host = authority(target)
+        except ValueError as e:
+            raise RegistryError(f"registry {registry} redirected to an invalid URL") from e
         if host != origin:
             if not rules.permits(host):
                 log.warning("registry %s redirected to %s, which is not allowed", registry, host)
@@ -248,7 +251,7 @@ def send(
                     "registry.allowedHosts (--registry-allowed-host)",
                 )
             send_headers = {k: v for k, v in send_headers.items() if k.lower() != "authorization"}
-        if target.scheme != "https" and not rules.plain_http(host):
+        if urlsplit(target).scheme.lower() != "https" and not rules.plain_http(host):
             raise ForbiddenHostError(
                 f"registry {registry} redirected to plain HTTP on {host}, which must use TLS"
             )
@@ -258,9 +261,9 @@ def send(
 
 
 def _once(
-    http: httpx.Client,
+    http: Wire,
     method: str,
-    url: httpx.URL,
+    url: str,
     registry: str,
     headers: Mapping[str, str],
     content: bytes | None,
@@ -286,17 +289,15 @@ def _once(
                     chunks.append(chunk)
                     request_timeout(registry, default_timeout)  # raises once the deadline passed
             return Response(r.status_code, r.headers, b"".join(chunks), url)
-    except httpx.TimeoutException as e:
-        if budget_bound:
+    except WireError as e:
+        if e.timed_out and budget_bound:
             raise BudgetExceededError(
                 f"the time budget ran out before registry {registry} answered"
             ) from e
         raise _unreachable(registry, e) from e
-    except httpx.TransportError as e:
-        raise _unreachable(registry, e) from e
 
 
-def _unreachable(registry: str, e: httpx.TransportError) -> RegistryUnavailableError:
+def _unreachable(registry: str, e: WireError) -> RegistryUnavailableError:
     return RegistryUnavailableError(
         registry,
         f"registry {registry} is unreachable: {connect_reason(e)}; check the address "

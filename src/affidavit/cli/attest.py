@@ -3,7 +3,8 @@
 The pipeline's half of Affidavit (with ``affidavit keygen``): sign a predicate about an image
 digest and push it beside the image (both layouts), and check what is there the way the admission
 webhook will. ``verify`` exits 4 with the one specific reason when nothing verifies, so a pipeline
-step fails with something a person can act on.
+step fails with something a person can act on. Its work is ``cli/verify.py``'s ``run_verify``,
+which a plain ``affidavit verify`` argument list reaches without building this typer command.
 """
 
 from __future__ import annotations
@@ -16,15 +17,10 @@ from typing import Annotated, Any
 
 import typer
 
-from affidavit.attestations.evidence import ImageEvidence, KeylessSigner, KeySigner, TrustedSigner
-from affidavit.attestations.registry import (
-    DEFAULT_MAX_BYTES,
-    ImageReference,
-    RegistryClient,
-    credentials_from_docker_config,
-)
+from affidavit.attestations.registry import DEFAULT_MAX_BYTES, ImageReference
 from affidavit.cli.options import InsecureRegistryOpt, TrustedKeysOpt, deprecated
-from affidavit.errors import InputError, KeyMaterialError, UsageError, VerificationError
+from affidavit.cli.verify import client, run_verify, signers
+from affidavit.errors import InputError, UsageError
 
 # Signing, the predicate models (pydantic), the store's writer and the trace are imported by the
 # commands that use them: ``verify`` starts without them (tests/integration/attest/
@@ -45,25 +41,6 @@ CaBundleOpt = Annotated[
 MaxBytesOpt = Annotated[
     int, typer.Option("--max-bytes", help="Largest envelope or attestation layer accepted.")
 ]
-
-
-def _client(
-    insecure: list[str] | None, registry_config: Path | None, ca_bundle: Path | None
-) -> RegistryClient:
-    credentials = None
-    if registry_config is not None:
-        try:
-            credentials = credentials_from_docker_config(registry_config.read_bytes())
-        except OSError as e:
-            raise InputError(f"cannot read registry credentials {registry_config}: {e}") from e
-    from affidavit.attestations.docker_config import DockerCredentials
-
-    # --registry-config first, then docker's and podman's files and credential helpers
-    return RegistryClient(
-        insecure_hosts=set(insecure or ()),
-        ca_bundle=ca_bundle,
-        credentials=DockerCredentials(credentials),
-    )
 
 
 def _read_predicate(path: Path, predicate_type: str, max_bytes: int) -> dict[str, Any]:
@@ -198,8 +175,8 @@ def attest(
         )
     _check_type_uri(predicate_type)
     body = _read_predicate(predicate, predicate_type, max_bytes)
-    with _client(insecure_registry, registry_config, ca_bundle) as client:
-        client.resolve(ref)  # fail on a missing image before signing anything
+    with client(insecure_registry, registry_config, ca_bundle) as registry:
+        registry.resolve(ref)  # fail on a missing image before signing anything
         statement = make_statement(ref.name, ref.digest, predicate_type, body)
         if key is not None:
             envelope = sign_envelope(statement, load_signer(key)).to_json()
@@ -219,7 +196,7 @@ def attest(
             raise InputError(
                 f"the signed attestation is {size} bytes, over the {max_bytes}-byte limit"
             )
-        result = attach(client, ref, predicate_type, envelope=envelope, bundle=bundle)
+        result = attach(registry, ref, predicate_type, envelope=envelope, bundle=bundle)
     typer.echo(f"attested {ref} ({predicate_type})")
     typer.echo(f"  envelope   {result.envelope_digest}")
     typer.echo(
@@ -227,74 +204,6 @@ def attest(
     )
     typer.echo(f"  referrer   {ref.name}@{result.referrer_digest} (bundle {result.bundle_digest})")
     typer.echo(f"  tag index  {ref.name}:{result.index_tag}")
-
-
-def _signers(
-    keys: list[Path], identity: str | None, issuer: str | None, identity_regexp: str | None = None
-) -> list[TrustedSigner]:
-    signers: list[TrustedSigner] = []
-    for path in keys:
-        try:
-            signers.append(KeySigner(name=str(path), public_key_pem=path.read_text()))
-        except OSError as e:
-            raise KeyMaterialError(f"cannot read public key {path}: {e.strerror or e}") from e
-    if identity is not None and identity_regexp is not None:
-        raise UsageError("give one of --keyless-identity and --keyless-identity-regexp")
-    if identity_regexp is not None:
-        identity = identity_regexp
-    if (identity is None) != (issuer is None):
-        raise UsageError("--keyless-identity and --keyless-issuer go together")
-    if identity is not None and issuer is not None:
-        signers.append(
-            KeylessSigner(name=identity, issuer=issuer, identity=identity)
-            if identity_regexp is None
-            else KeylessSigner(name=f"/{identity}/", issuer=issuer, identity_regexp=identity)
-        )
-    if not signers:
-        raise UsageError(
-            "no trusted signer given",
-            hint="pass --key PUB and/or --keyless-identity/--keyless-issuer",
-        )
-    return signers
-
-
-def _as_json(evidence: ImageEvidence) -> str:
-    document = {
-        "image": evidence.image,
-        "digest": evidence.digest,
-        "verified": [
-            {
-                "predicateType": a.predicate_type,
-                "signer": a.signer,
-                "storage": a.storage,
-                "envelopeDigest": a.envelope_digest,
-                "subject": f"{a.subject_name}@{a.subject_digest}",
-            }
-            for a in evidence.verified
-        ],
-        "rejected": [
-            {
-                "predicateType": r.predicate_type,
-                "storage": r.storage,
-                "envelopeDigest": r.envelope_digest,
-                "reason": r.reason,
-            }
-            for r in evidence.rejected
-        ],
-    }
-    return json.dumps(document, indent=2)
-
-
-def _failure(evidence: ImageEvidence, ref: str, types: list[str]) -> VerificationError:
-    if not evidence.rejected:
-        kind = f" of type {', '.join(types)}" if types else ""
-        return VerificationError(
-            f"no attestations{kind} found for {ref}",
-            hint="attach one with `affidavit attest IMAGE@DIGEST --predicate FILE "
-            "--type URI --key KEY`",
-        )
-    reasons = list(dict.fromkeys(r.reason for r in evidence.rejected))
-    return VerificationError(f"no attestation for {ref} verified: {'; '.join(reasons)}")
 
 
 def verify(
@@ -329,39 +238,21 @@ def verify(
     max_bytes: MaxBytesOpt = DEFAULT_MAX_BYTES,
 ) -> None:
     """List the attestations beside IMAGE, which verified and by which signer."""
-    from affidavit.attestations.verify import verify_image
-
-    signers = _signers(list(key or []), keyless_identity, keyless_issuer, keyless_identity_regexp)
-    ref = ImageReference.parse(image)
-    with _client(insecure_registry, registry_config, ca_bundle) as client:
-        digest = client.resolve(ref)
-        pinned = ImageReference(ref.registry, ref.repository, digest=digest)
-        evidence = verify_image(
-            client,
-            str(pinned),
-            signers,
-            predicate_types=types or None,
-            max_layer_bytes=max_bytes,
-            sigstore_trusted_root=trusted_root,
-        )
-    if as_json:
-        typer.echo(_as_json(evidence))
-    else:
-        if ref.digest is None:
-            typer.echo(f"{ref} resolved to {digest}")
-        typer.echo(f"image {pinned}")
-        for a in evidence.verified:
-            typer.echo(
-                f"  verified  {a.predicate_type}  signer {a.signer}  ({a.storage} {a.envelope_digest})"
-            )
-        for r in evidence.rejected:
-            typer.echo(
-                f"  rejected  {r.predicate_type or '(unknown type)'}  ({r.storage} "
-                f"{r.envelope_digest}): {r.reason}"
-            )
-        typer.echo(f"{len(evidence.verified)} verified, {len(evidence.rejected)} rejected")
-    if not evidence.verified:
-        raise _failure(evidence, str(pinned), list(types or []))
+    run_verify(
+        typer.echo,
+        image,
+        key,
+        keyless_identity,
+        keyless_issuer,
+        keyless_identity_regexp,
+        trusted_root,
+        types,
+        as_json,
+        insecure_registry,
+        registry_config,
+        ca_bundle,
+        max_bytes,
+    )
 
 
 def trace(
@@ -384,11 +275,11 @@ def trace(
     from affidavit.attestations.verify import verify_image
     from affidavit.audit.trace import render_trace, trace_image
 
-    signers = _signers(list(key or []), keyless_identity, keyless_issuer)
+    trusted = signers(list(key or []), keyless_identity, keyless_issuer)
     ref = ImageReference.parse(image)
-    with _client(insecure_registry, registry_config, ca_bundle) as client:
-        pinned = ImageReference(ref.registry, ref.repository, digest=client.resolve(ref))
-        evidence = verify_image(client, str(pinned), signers, max_layer_bytes=max_bytes)
+    with client(insecure_registry, registry_config, ca_bundle) as registry:
+        pinned = ImageReference(ref.registry, ref.repository, digest=registry.resolve(ref))
+        evidence = verify_image(registry, str(pinned), trusted, max_layer_bytes=max_bytes)
     answers = trace_image(evidence)
     typer.echo(_trace_json(answers) if as_json else render_trace(answers))
 

@@ -116,3 +116,22 @@ def test_each_command_is_found_in_the_module_that_registers_it() -> None:
         commands = set(typer.main.get_group(build_app([module])).commands) - {"version"}
         assert commands == {c for c, m in COMMAND_MODULES.items() if m == module}, module
     assert set(COMMAND_MODULES.values()) == set(MODULES)
+
+
+#: What a plain ``affidavit verify IMAGE --key K`` (``cli/verify.py``) starts without: the CLI
+#: framework and its type adapters, and an HTTP stack beside the registry client's own (httpx's
+#: client module: ``affidavit`` itself puts a ``httpx._main`` entry in ``sys.modules``).
+NOT_FOR_A_PLAIN_VERIFY = ["h11", "httpcore", "httpx._client", "pydantic", "typer"]
+
+
+def test_a_plain_verify_starts_without_typer_pydantic_or_httpx(
+    new_image: Callable[..., ImageReference], client: RegistryClient, key: KeyPair
+) -> None:
+    image = new_image()
+    attest(client, image, key)
+    argv = ("verify", str(image), "--key", str(key.public_path))
+    assert _imports(*argv, heavy=NOT_FOR_A_PLAIN_VERIFY) == {"code": 0, "heavy": []}
+    # the same probe sees typer where it is used: help and usage errors are still its own
+    helped = _imports("verify", "--help", heavy=NOT_FOR_A_PLAIN_VERIFY)
+    assert helped["code"] == 0
+    assert "typer" in helped["heavy"]  # type: ignore[operator]
