@@ -16,23 +16,39 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import tempfile
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from multiprocessing.connection import Connection
-from typing import Any
+from typing import IO, Any, Protocol
 
 from affidavit.audit.facts import CachedFacts
 from affidavit.audit.tally import SAMPLE, Tally
+from affidavit.errors import AffidavitError
 from affidavit.ledger import ChainReport, Ledger
 from affidavit.ledger.checkpoint import Checkpoint
 from affidavit.ledger.ranges import join_spans, recheck_row, seq_bounds
-from affidavit.ledger.scan import ChainScan, Span
+from affidavit.ledger.scan import ChainScan, ScanRow, Span
 
-__all__ = ["PARALLEL_FROM", "parallel_scan"]
+__all__ = ["PARALLEL_FROM", "SINGLE_PASS", "LineSink", "SplitFailed", "parallel_scan"]
 
 #: Decisions from which the pass is split over two processes (below, forking costs more).
 PARALLEL_FROM = 50_000
+#: A ``parallel_from`` that always takes the single pass.
+SINGLE_PASS = 2**62
 _PROGRESS_EVERY = 4096
+
+
+class LineSink(Protocol):
+    """Where the evidence pack's rows go (:class:`affidavit.audit.stretch.Stretch`)."""
+
+    def line(self, row: ScanRow, /) -> bytes: ...
+    def add(self, row: ScanRow, /) -> None: ...
+    def add_line(self, in_period: bool, line: bytes, /) -> None: ...
+
+
+class SplitFailed(AffidavitError):
+    """The worker of a split pass failed after rows went to a :class:`LineSink`: start again."""
 
 
 def _url(ledger: Ledger) -> str:
@@ -49,8 +65,11 @@ def _worker(
     tally_args: tuple[Any, ...],
     done: Any,
     parent: Ledger,
+    lines: tuple[Callable[[ScanRow], bytes], IO[bytes]] | None,
 ) -> None:
-    """Scan and count seqs from ``lo`` on (in the forked process); send the outcome back."""
+    """Scan and count seqs from ``lo`` on (in the forked process); send the outcome back. With
+    ``lines``, every row's pack line goes to the spool and whether it is in the period to a
+    list of flags sent back with the counters."""
     try:
         parent._engine.dispose(close=False)  # the parent's connections stay the parent's
         ledger = Ledger(url, read_only=True)
@@ -58,13 +77,26 @@ def _worker(
         checkpoints, since, until = scan_args
         scan = ChainScan(ledger, checkpoints, since, until, CachedFacts(), lo=lo)
         add, n = t.add, 0
-        for row in scan:
-            add(row)
-            n += 1
-            if n % _PROGRESS_EVERY == 0:
-                done.value = n
+        flags = bytearray()
+        if lines is None:
+            for row in scan:
+                add(row)
+                n += 1
+                if n % _PROGRESS_EVERY == 0:
+                    done.value = n
+        else:
+            line, spool = lines
+            write, flag = spool.write, flags.append
+            for row in scan:
+                add(row)
+                write(line(row))
+                flag(row[7])
+                n += 1
+                if n % _PROGRESS_EVERY == 0:
+                    done.value = n
+            spool.flush()
         done.value = n
-        out.send(("ok", t.portable(), scan.span, scan.head))
+        out.send(("ok", t.portable(), scan.span, scan.head, bytes(flags)))
     except BaseException as e:
         out.send(("failed", repr(e)))
     finally:
@@ -115,6 +147,20 @@ def _all_damaged(t: Tally) -> None:
         use["damaged"] = True
 
 
+def _replay(spool: IO[bytes], flags: bytes, lines: LineSink) -> None:
+    """Hand the worker's lines (one per row, each ending in a newline) to ``lines``."""
+    spool.seek(0)
+    add_line, rest, i = lines.add_line, b"", 0
+    for chunk in iter(lambda: spool.read(1 << 20), b""):
+        parts = (rest + chunk).split(b"\n")
+        rest = parts.pop()
+        for part in parts:
+            add_line(bool(flags[i]), part + b"\n")
+            i += 1
+    if rest or i != len(flags):
+        raise SplitFailed(f"the split pass's worker wrote {i} lines for {len(flags)} rows")
+
+
 def parallel_scan(
     ledger: Ledger,
     t: Tally,
@@ -123,10 +169,13 @@ def parallel_scan(
     until: datetime | None,
     progress: Callable[[int, int | None], None] | None = None,
     parallel_from: int = PARALLEL_FROM,
+    lines: LineSink | None = None,
 ) -> tuple[ChainReport, tuple[int, str], int] | None:
     """(verdict, head, rows failing the check) of the pass over two processes, counted into
-    ``t``; None when the ledger is too small or the split cannot be used (then ``t`` is
-    untouched and the caller runs the single pass)."""
+    ``t`` (and every row handed to ``lines`` in seq order); None when the ledger is too small
+    or the split cannot be used (then ``t`` and ``lines`` are untouched and the caller runs the
+    single pass). Raises :class:`SplitFailed` when the worker failed after rows went to
+    ``lines``."""
     if (os.cpu_count() or 1) < 2 or any(
         cp.size == 0
         for cp in checkpoints  # a genesis checkpoint: the single pass checks it
@@ -144,9 +193,19 @@ def parallel_scan(
     done = ctx.Value("q", 0, lock=False)
     tally_args = (t.region, t.ai_touched)
     scan_args = (tuple(checkpoints), since, until)
+    spool = tempfile.TemporaryFile() if lines is not None else None  # noqa: SIM115
     worker = ctx.Process(
         target=_worker,
-        args=(send, _url(ledger), mid + 1, scan_args, tally_args, done, ledger),
+        args=(
+            send,
+            _url(ledger),
+            mid + 1,
+            scan_args,
+            tally_args,
+            done,
+            ledger,
+            None if lines is None or spool is None else (lines.line, spool),
+        ),
         daemon=True,
     )
     worker.start()
@@ -155,8 +214,11 @@ def parallel_scan(
     try:
         scan = ChainScan(ledger, tuple(checkpoints), since, until, CachedFacts(), hi=mid)
         add, n = mine.add, 0
+        sink = lines.add if lines is not None else None
         for row in scan:
             add(row)
+            if sink is not None:
+                sink(row)
             n += 1
             if progress is not None and n % _PROGRESS_EVERY == 0:
                 progress(n + done.value, scan.head[0])
@@ -164,15 +226,21 @@ def parallel_scan(
             answer = receive.recv()
         except EOFError:
             answer = ("failed", "the worker ended without an answer")
+        if answer[0] != "ok" or scan.span is None or answer[2] is None:
+            if lines is not None:
+                raise SplitFailed(f"the split pass's worker failed: {answer[-1]}")
+            return None
+        if lines is not None and spool is not None:
+            _replay(spool, answer[4], lines)
     finally:
         receive.close()
         worker.join(timeout=5)
         if worker.is_alive():
             worker.kill()
             worker.join()
-    if answer[0] != "ok" or scan.span is None or answer[2] is None:
-        return None
-    _, theirs, span, head = answer
+        if spool is not None:
+            spool.close()
+    _, theirs, span, head, _flags = answer
     spans: list[Span] = [scan.span, span]
     joined = join_spans(spans, head, checkpoints, lambda s, e, p: recheck_row(ledger, s, e, p))
     if joined.damaged_from == 0:

@@ -23,7 +23,7 @@ from affidavit import __version__
 from affidavit.attestations.evidence import ImageEvidence
 from affidavit.audit.controls import control_view
 from affidavit.audit.facts import CachedFacts
-from affidavit.audit.parallel import PARALLEL_FROM, parallel_scan
+from affidavit.audit.parallel import PARALLEL_FROM, LineSink, parallel_scan
 from affidavit.audit.tally import (
     AI_CLASSES,
     OUTCOMES,
@@ -297,15 +297,18 @@ def _scan(
     sink: Callable[[ScanRow], None] | None,
     progress: Callable[[int, int | None], None] | None = None,
     parallel_from: int = PARALLEL_FROM,
+    lines: LineSink | None = None,
 ) -> tuple[ChainReport, tuple[int, str], int]:
     """One pass: verify and count (and hand every row to ``sink``); ``progress(done, total)``
     hears every few thousand rows (``total``: the ledger's head). The verdict, the head and
-    how many rows failed the check. Without a sink a large ledger is split over two processes
-    (:mod:`affidavit.audit.parallel`)."""
+    how many rows failed the check. Unless there is a ``sink``, a large ledger is split over two
+    processes (:mod:`affidavit.audit.parallel`), which hand ``lines`` every row in seq order."""
     if sink is None:
-        split = parallel_scan(ledger, t, checkpoints, since, until, progress, parallel_from)
+        split = parallel_scan(ledger, t, checkpoints, since, until, progress, parallel_from, lines)
         if split is not None:
             return split
+    if lines is not None:
+        sink = lines.add
     scan = ChainScan(ledger, checkpoints, since, until, CachedFacts())
     add = t.add
     if progress is None and sink is None:
@@ -340,14 +343,18 @@ def report_from_ledger(
     ledger_url: str | None = None,
     progress: Callable[[int, int | None], None] | None = None,
     parallel_from: int = PARALLEL_FROM,
+    lines: LineSink | None = None,
 ) -> dict[str, Any]:
     """Verify the whole chain (against the signed ``checkpoints``) and report on the period's
     decisions (``since`` inclusive, ``until`` exclusive; ``region`` may be a glob like ``eu-*``)
     in one pass; ``sink`` sees every row (the evidence pack writes them), ``progress`` how many
     have been read; ``parallel_from``: from how many decisions the pass is split over two
-    processes (without a sink)."""
+    processes (without a sink); ``lines``: the evidence pack's writer, which sees every row in
+    seq order (the worker of a split pass writes its rows' lines)."""
     t = Tally(region=region, ai_touched=ai_touched or {})
-    chain, head, faults = _scan(ledger, t, checkpoints, since, until, sink, progress, parallel_from)
+    chain, head, faults = _scan(
+        ledger, t, checkpoints, since, until, sink, progress, parallel_from, lines
+    )
     regions = sorted({k.region for k in t.kinds})
     if region is not None and regions and not any(k.in_region for k in t.kinds):
         # A --region no decision of the period was made in is a typo until shown otherwise.

@@ -1,24 +1,29 @@
-"""The report's pass split over two processes gives the single pass's report, byte for byte.
+"""The pass split over two processes gives the single pass's report and pack, byte for byte.
 
 Above ``parallel_from`` decisions the chain is verified and counted in two seq ranges in two
 processes and joined at the boundary hash. Every case here (an intact ledger, and tampering
 below, at and above the boundary, and at the end) renders the split report and the single
 pass's report of the same ledger and requires the same JSON and HTML: the same verdict, the
-same fault named at the same seq, every figure of the damaged range marked the same way.
+same fault named at the same seq, every figure of the damaged range marked the same way; the
+evidence pack, whose upper range's lines the worker writes, is the same zip.
 On SQLite and on the real PostgreSQL.
 """
 
 from __future__ import annotations
 
+import json
+import zipfile
 from collections.abc import Callable
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 from audit_decisions import CRITICAL, FRESH, OWNER, SINCE, UNTIL, decision
 from sqlalchemy import create_engine, text
 
 from affidavit.attestations.predicates import AI_PROVENANCE_V1, CODE_REVIEW_V1
-from affidavit.audit.parallel import parallel_scan
+from affidavit.audit.pack import build_pack
+from affidavit.audit.parallel import SINGLE_PASS, parallel_scan
 from affidavit.audit.render import render_html, render_json
 from affidavit.audit.report import report_from_ledger
 from affidavit.audit.tally import Tally
@@ -144,3 +149,32 @@ def test_the_split_pass_reports_exactly_what_the_single_pass_does(
 def test_a_small_ledger_takes_the_single_pass(ledger: Ledger) -> None:
     _fill(ledger)
     assert parallel_scan(ledger, Tally(), (), SINCE, UNTIL, parallel_from=N + 1) is None
+
+
+@pytest.mark.parametrize("case", ["intact", "boundary prev_hash edited", "both ranges edited"])
+def test_the_split_pack_is_the_single_pass_pack_byte_for_byte(
+    ledger: Ledger, ledger_url: str, case: str, tmp_path: Path
+) -> None:
+    _fill(ledger)
+    signed = _checkpoints(ledger_url)
+    TAMPER[case](ledger_url)
+    packs = []
+    for parallel_from in (2, SINGLE_PASS):
+        path = tmp_path / f"pack-{parallel_from}.zip"
+        digest, _doc = build_pack(
+            ledger,
+            path,
+            since=SINCE,
+            until=UNTIL,
+            checkpoints=signed,
+            generated_at=GENERATED,
+            ledger_url="the-ledger",
+            parallel_from=parallel_from,
+        )
+        packs.append((digest, path.read_bytes()))
+    assert packs[0] == packs[1]
+    with zipfile.ZipFile(tmp_path / "pack-2.zip") as zf:
+        lines = zf.read("decisions.jsonl").splitlines()
+    # the stretch runs across the boundary: rows of both ranges, in seq order
+    seqs = [json.loads(line)["seq"] for line in lines]
+    assert seqs == sorted(seqs) and seqs[0] <= MID < seqs[-1]
