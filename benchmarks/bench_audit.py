@@ -27,6 +27,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -42,21 +43,46 @@ YEAR = ("2026-01-01", "2027-01-01")
 QUARTER = ("2026-10-01", "2027-01-01")
 
 
-def _run(args: list[str], src: str | None = None) -> tuple[float, float, float, int]:
-    """(wall s, CPU s, peak RSS MB, exit code) of one command, from the kernel's accounting
-    (the report's worker process included); ``src``: run that source tree instead."""
+def _pss_kb(pid: int) -> int:
+    """Proportional set size of ``pid`` and its children (shared pages counted once)."""
+    total = 0
+    try:
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+        for p in [pid, *map(int, children)]:
+            for line in Path(f"/proc/{p}/smaps_rollup").read_text().splitlines():
+                if line.startswith("Pss:"):
+                    total += int(line.split()[1])
+    except (OSError, ValueError):
+        pass
+    return total
+
+
+def _watch(pid: int, peak: list[int], stop: threading.Event) -> None:
+    while not stop.wait(0.25):
+        peak[0] = max(peak[0], _pss_kb(pid))
+
+
+def _run(args: list[str], src: str | None = None) -> tuple[float, float, float, int, float]:
+    """(wall s, CPU s, peak RSS MB, exit code, peak PSS MB) of one command: time and RSS from
+    the kernel's accounting (the report's worker process included), PSS summed over the command
+    and its worker, sampled every 0.25 s; ``src``: run that source tree instead."""
     env = {**os.environ, "PYTHONPATH": src} if src else None
     t0 = time.perf_counter()
     proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
+    peak, stop = [0], threading.Event()
+    watcher = threading.Thread(target=_watch, args=(proc.pid, peak, stop), daemon=True)
+    watcher.start()
     _, status, usage = os.wait4(proc.pid, 0)
     wall = time.perf_counter() - t0
+    stop.set()
+    watcher.join()
     # Linux's wait4 reports the command's own time plus that of the children it reaped (the
     # report's worker process); peak RSS is the larger of the two processes', not their sum
     cpu = usage.ru_utime + usage.ru_stime
     proc.returncode = os.waitstatus_to_exitcode(status)
     if proc.returncode != 0 and proc.stderr is not None:
         print(proc.stderr.read().decode(errors="replace"), file=sys.stderr)
-    return wall, cpu, usage.ru_maxrss / 1024, proc.returncode
+    return wall, cpu, usage.ru_maxrss / 1024, proc.returncode, peak[0] / 1024
 
 
 def _group_by(url: str, since: str, until: str) -> float:
@@ -128,7 +154,7 @@ def bench(url: str, label: str, n: int, out: Path, which: list[str], before: str
                 args += ["--format", "html", "-o", str(target), "--force"]
             else:
                 args += ["-o", str(target), "--force"]
-            wall, cpu, rss, code = _run(args, src)
+            wall, cpu, rss, code, pss = _run(args, src)
             base = _group_by(url, since, until)
             status = "" if code == 0 else f"  EXIT {code}"
             if code == 0:
@@ -136,6 +162,7 @@ def bench(url: str, label: str, n: int, out: Path, which: list[str], before: str
             shown = f"{name} {which_src}".strip()
             print(
                 f"{label:<10} {n:>9,} {shown:<45} {wall:7.1f} s {cpu:7.1f} s {rss:6.0f} MB"
+                f" {pss:6.0f} MB"
                 f"   GROUP BY {base:6.2f} s   sha256 pass {sha:6.1f} s ({sha_cpu:.1f} s CPU)"
                 f"{status}",
                 flush=True,
@@ -165,7 +192,7 @@ def main() -> None:
     print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs", flush=True)
     print(
         f"{'backend':<10} {'decisions':>9} {'command':<38} {'wall':>9} {'CPU':>9} "
-        f"{'peak RSS':>9}   baselines in the same run"
+        f"{'peak RSS':>9} {'PSS sum':>9}   baselines in the same run"
     )
     with tempfile.TemporaryDirectory(prefix="bench-audit-") as tmp:
         out = Path(tmp)

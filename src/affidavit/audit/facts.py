@@ -103,7 +103,7 @@ class CachedFacts:
     The shared tuple lets ``Tally`` find its counters by identity instead of hashing the facts.
     """
 
-    def __init__(self, limit: int = 50_000) -> None:
+    def __init__(self, limit: int = 20_000) -> None:
         self.limit = limit
         self._places: dict[bytes, tuple[Any, ...]] = {}
         self._evidence: dict[bytes, tuple[Any, ...]] = {}

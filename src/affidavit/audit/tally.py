@@ -25,7 +25,7 @@ from affidavit.ledger.scan import ScanRow
 OUTCOMES = ("allowed", "warned", "audited", "excepted", "denied")
 SAMPLE = 10
 #: Distinct facts remembered (each a few hundred bytes) before the caches start again.
-_FACTS_CACHE = 100_000
+_FACTS_CACHE = 50_000
 
 #: AI classes and how an AI-touched admitted workload was reviewed.
 AI_CLASSES = ("ai", "human", "undetermined")
