@@ -14,7 +14,8 @@ the sha256 pass is the figure to compare.
 Ledgers come from :mod:`audit_ledgers` (real decisions, bulk-inserted valid chained rows, cached
 under ``~/.cache/affidavit/bench/``). Run:
 ``.venv/bin/python benchmarks/bench_audit.py [--decisions N ...] [--backend sqlite|postgresql]
-[--case report|report-eu|pack ...]``.
+[--case report|report-eu|pack ...] [--before SRC]``; with ``--before`` each case also runs
+on an earlier source tree, interleaved, and the outputs must be byte-identical.
 The machine's load average is printed: the figures are only comparable on an idle machine.
 """
 
@@ -26,6 +27,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -41,16 +43,46 @@ YEAR = ("2026-01-01", "2027-01-01")
 QUARTER = ("2026-10-01", "2027-01-01")
 
 
-def _run(args: list[str]) -> tuple[float, float, float, int]:
-    """(wall s, CPU s, peak RSS MB, exit code) of one command, from the kernel's accounting."""
+def _pss_kb(pid: int) -> int:
+    """Proportional set size of ``pid`` and its children (shared pages counted once)."""
+    total = 0
+    try:
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+        for p in [pid, *map(int, children)]:
+            for line in Path(f"/proc/{p}/smaps_rollup").read_text().splitlines():
+                if line.startswith("Pss:"):
+                    total += int(line.split()[1])
+    except (OSError, ValueError):
+        pass
+    return total
+
+
+def _watch(pid: int, peak: list[int], stop: threading.Event) -> None:
+    while not stop.wait(0.25):
+        peak[0] = max(peak[0], _pss_kb(pid))
+
+
+def _run(args: list[str], src: str | None = None) -> tuple[float, float, float, int, float]:
+    """(wall s, CPU s, peak RSS MB, exit code, peak PSS MB) of one command: time and RSS from
+    the kernel's accounting (the report's worker process included), PSS summed over the command
+    and its worker, sampled every 0.25 s; ``src``: run that source tree instead."""
+    env = {**os.environ, "PYTHONPATH": src} if src else None
     t0 = time.perf_counter()
-    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
+    peak, stop = [0], threading.Event()
+    watcher = threading.Thread(target=_watch, args=(proc.pid, peak, stop), daemon=True)
+    watcher.start()
     _, status, usage = os.wait4(proc.pid, 0)
     wall = time.perf_counter() - t0
+    stop.set()
+    watcher.join()
+    # Linux's wait4 reports the command's own time plus that of the children it reaped (the
+    # report's worker process); peak RSS is the larger of the two processes', not their sum
+    cpu = usage.ru_utime + usage.ru_stime
     proc.returncode = os.waitstatus_to_exitcode(status)
     if proc.returncode != 0 and proc.stderr is not None:
         print(proc.stderr.read().decode(errors="replace"), file=sys.stderr)
-    return wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024, proc.returncode
+    return wall, cpu, usage.ru_maxrss / 1024, proc.returncode, peak[0] / 1024
 
 
 def _group_by(url: str, since: str, until: str) -> float:
@@ -104,28 +136,42 @@ CASES = {
 }
 
 
-def bench(url: str, label: str, n: int, out: Path, which: list[str]) -> None:
+def bench(url: str, label: str, n: int, out: Path, which: list[str], before: str | None) -> None:
     env_epoch = {"SOURCE_DATE_EPOCH": str(int(datetime(2027, 1, 2, tzinfo=UTC).timestamp()))}
     os.environ.update(env_epoch)
     common = ["--ledger", url]
     cases = [CASES[c] for c in which]
     sha, sha_cpu = _sha_pass(url)
     for name, (since, until), region, command in cases:
-        args = [AFFIDAVIT, "audit", command, *common, "--since", since, "--until", until]
-        if region:
-            args += ["--region", region]
-        if command == "report":
-            args += ["--format", "html", "-o", str(out / "report.html")]
-        else:
-            args += ["-o", str(out / "pack.zip")]
-        wall, cpu, rss, code = _run(args)
-        base = _group_by(url, since, until)
-        status = "" if code == 0 else f"  EXIT {code}"
-        print(
-            f"{label:<10} {n:>9,} {name:<38} {wall:7.1f} s {cpu:7.1f} s {rss:6.0f} MB"
-            f"   GROUP BY {base:6.2f} s   sha256 pass {sha:6.1f} s ({sha_cpu:.1f} s CPU){status}",
-            flush=True,
-        )
+        runs: list[tuple[str, str | None]] = [("before", before)] if before else []
+        written: dict[str, str] = {}
+        for which_src, src in [*runs, ("", None)]:
+            target = out / f"{which_src or 'after'}-{command}"
+            args = [AFFIDAVIT, "audit", command, *common, "--since", since, "--until", until]
+            if region:
+                args += ["--region", region]
+            if command == "report":
+                args += ["--format", "html", "-o", str(target), "--force"]
+            else:
+                args += ["-o", str(target), "--force"]
+            wall, cpu, rss, code, pss = _run(args, src)
+            base = _group_by(url, since, until)
+            status = "" if code == 0 else f"  EXIT {code}"
+            if code == 0:
+                written[which_src] = hashlib.sha256(target.read_bytes()).hexdigest()
+            shown = f"{name} {which_src}".strip()
+            print(
+                f"{label:<10} {n:>9,} {shown:<45} {wall:7.1f} s {cpu:7.1f} s {rss:6.0f} MB"
+                f" {pss:6.0f} MB"
+                f"   GROUP BY {base:6.2f} s   sha256 pass {sha:6.1f} s ({sha_cpu:.1f} s CPU)"
+                f"{status}",
+                flush=True,
+            )
+        if before and len(written) == 2:
+            same = written["before"] == written[""]
+            print(f"{'':<10} {'':>9} output byte-identical before and after: {same}", flush=True)
+            if not same:
+                raise SystemExit(f"{name}: the output changed ({written})")
 
 
 def main() -> None:
@@ -133,6 +179,12 @@ def main() -> None:
     parser.add_argument("--decisions", type=int, action="append")
     parser.add_argument("--backend", action="append", choices=("sqlite", "postgresql"))
     parser.add_argument("--case", action="append", choices=tuple(CASES))
+    parser.add_argument(
+        "--before",
+        metavar="SRC",
+        help="also run each case with this source tree (e.g. `git archive main src` unpacked),"
+        " interleaved, and require byte-identical output",
+    )
     args = parser.parse_args()
     which = args.case or list(CASES)
     sizes = args.decisions or [100_000, 1_000_000]
@@ -140,19 +192,19 @@ def main() -> None:
     print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs", flush=True)
     print(
         f"{'backend':<10} {'decisions':>9} {'command':<38} {'wall':>9} {'CPU':>9} "
-        f"{'peak RSS':>9}   baselines in the same run"
+        f"{'peak RSS':>9} {'PSS sum':>9}   baselines in the same run"
     )
     with tempfile.TemporaryDirectory(prefix="bench-audit-") as tmp:
         out = Path(tmp)
         if "sqlite" in backends:
             for n in sizes:
-                bench(sqlite_ledger(n), "sqlite", n, out, which)
+                bench(sqlite_ledger(n), "sqlite", n, out, which, args.before)
         if "postgresql" in backends:
             pg = CachedPostgres()
             pg.start()
             try:
                 for n in sizes:
-                    bench(pg.ledger(n), "postgresql", n, out, which)
+                    bench(pg.ledger(n), "postgresql", n, out, which, args.before)
             finally:
                 pg.stop()
 

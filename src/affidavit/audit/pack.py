@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import tempfile
 import textwrap
 import zipfile
 from collections.abc import Callable, Mapping, Sequence
@@ -22,16 +21,15 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import orjson
-
 from affidavit.attestations.keys import PrivateKeySigner
+from affidavit.audit.parallel import PARALLEL_FROM, SINGLE_PASS, SplitFailed
 from affidavit.audit.render import render_html, render_json, render_markdown
 from affidavit.audit.report import ExceptionDetail, report_from_ledger
 from affidavit.audit.signing import PACK_PREDICATE, sha256_file, sign_files
+from affidavit.audit.stretch import DECISIONS, Stretch, info
 from affidavit.errors import UsageError
 from affidavit.ledger import GENESIS_HASH, Ledger
 from affidavit.ledger.checkpoint import Checkpoint
-from affidavit.ledger.scan import ScanRow
 
 PACK_SCHEMA = "https://affidavit.dev/audit/evidence-pack/v1"
 
@@ -53,30 +51,6 @@ MANIFEST_CHECK = (
     'B=[n for n,h in M["files"].items() if hashlib.sha256(open(n,"rb").read()).hexdigest()!=h];'
     'print("MISMATCH:",B) if B else print("manifest ok:",len(M["files"]),"files")'
 )
-
-
-_LINE = orjson.OPT_SORT_KEYS
-#: decisions.jsonl is compressed and hashed in blocks of about this many bytes, not per line.
-_BLOCK = 1 << 20
-
-
-def _stored_line(row: ScanRow) -> bytes:
-    """One ledger row as the pack stores it: exactly the stored values, sorted keys."""
-    line = {
-        "seq": row[0],
-        "id": row[1],
-        "time": row[2],
-        "outcome": row[3],
-        "namespace": row[4],
-        "kind": row[5],
-        "name": row[6],
-        "decision": row[9],
-        "prev_hash": row[10],
-        "hash": row[11],
-    }
-    # The bytes of json.dumps(line, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    # (tests/unit/audit/test_audit_pack_lines.py), in a fraction of the time.
-    return orjson.dumps(line, option=_LINE) + b"\n"
 
 
 #: Writes the DSSE pre-authentication encoding, the signature and the signed statement of
@@ -199,74 +173,7 @@ def check_period(since: datetime, until: datetime) -> None:
         )
 
 
-class _Stretch:
-    """decisions.jsonl, written as the scan streams: from the period's first row to its last.
-
-    Rows after a period row that are not in the period themselves wait in a spool until another
-    period row comes (they belong to the unbroken stretch) and are dropped at the end.
-    """
-
-    def __init__(self, zf: zipfile.ZipFile, stamp: tuple[int, int, int, int, int, int]) -> None:
-        self.out = zf.open(_info(DECISIONS, stamp, level=1), "w", force_zip64=True)
-        self.sha = hashlib.sha256()
-        self.pending = tempfile.SpooledTemporaryFile(max_size=16 << 20)  # noqa: SIM115
-        self.count = self.pending_count = self.size = 0
-        self.block: list[bytes] = []
-        self.first: ScanRow | None = None
-        self.last: ScanRow | None = None
-
-    def add(self, row: ScanRow) -> None:
-        if self.first is None and not row[7]:
-            return
-        line = _stored_line(row)
-        if not row[7]:
-            self.pending.write(line)
-            self.pending_count += 1
-            return
-        if self.pending_count:
-            self.pending.seek(0)
-            for block in iter(lambda: self.pending.read(1 << 20), b""):
-                self._write(block)
-            self.pending.seek(0)
-            self.pending.truncate()
-            self.count += self.pending_count
-            self.pending_count = 0
-        self.block.append(line)
-        self.size += len(line)
-        if self.size >= _BLOCK:
-            self._write(b"")
-        self.count += 1
-        self.first = self.first or row
-        self.last = row
-
-    def _write(self, data: bytes) -> None:
-        """Write the lines gathered so far, then ``data``."""
-        if self.block:
-            self.block.append(data)
-            data = b"".join(self.block)
-            self.block.clear()
-            self.size = 0
-        self.out.write(data)
-        self.sha.update(data)
-
-    def close(self) -> str:
-        self._write(b"")
-        self.out.close()
-        self.pending.close()
-        return self.sha.hexdigest()
-
-
-DECISIONS = "decisions.jsonl"
 SIGNATURE = "SIGNATURE.dsse.json"
-
-
-def _info(name: str, stamp: tuple[int, int, int, int, int, int], level: int = 9) -> zipfile.ZipInfo:
-    info = zipfile.ZipInfo(name, date_time=stamp)
-    info.compress_type = zipfile.ZIP_DEFLATED
-    info._compresslevel = level  # type: ignore[attr-defined]  # zf.open(info, "w") reads it
-    info.create_system = 3
-    info.external_attr = 0o100644 << 16
-    return info
 
 
 def build_pack(
@@ -283,9 +190,11 @@ def build_pack(
     generated_at: datetime | None = None,
     ledger_url: str | None = None,
     progress: Callable[[int, int | None], None] | None = None,
+    parallel_from: int = PARALLEL_FROM,
 ) -> tuple[str, dict[str, Any]]:
     """Write the pack for decisions in ``[since, until)`` to ``path`` (atomically, streaming);
-    return its sha256 and its report document."""
+    return its sha256 and its report document. From ``parallel_from`` decisions the pass is
+    split over two processes; should the split fail, the pack is written again in one pass."""
     check_period(since, until)
     tmp = path.with_name(path.name + ".tmp")
     stamp = _zip_time(until)
@@ -293,7 +202,7 @@ def build_pack(
 
     try:
         state["zf"] = zipfile.ZipFile(tmp, "w", compresslevel=1)
-        state["stretch"] = _Stretch(state["zf"], stamp)
+        state["stretch"] = Stretch(state["zf"], stamp)
         report = report_from_ledger(
             ledger,
             since=since,
@@ -302,15 +211,16 @@ def build_pack(
             exceptions=exceptions,
             ai_touched=ai_touched,
             checkpoints=checkpoints,
-            sink=state["stretch"].add,
+            lines=state["stretch"],
             generated_at=generated_at,
             ledger_url=ledger_url,
             progress=progress,
+            parallel_from=parallel_from,
         )
         zf: zipfile.ZipFile = state["zf"]
-        stretch: _Stretch = state["stretch"]
+        stretch: Stretch = state["stretch"]
         digests = {DECISIONS: stretch.close()}
-        first, last = stretch.first, stretch.last
+        first, last = stretch.ends()
         files: dict[str, bytes] = {
             "report.json": render_json(report).encode(),
             "report.md": render_markdown(report).encode(),
@@ -329,10 +239,10 @@ def build_pack(
             },
             "decisions": {
                 "count": stretch.count,
-                "firstSeq": first[0] if first else None,
-                "lastSeq": last[0] if last else None,
-                "firstPrevHash": first[10] if first else None,
-                "lastHash": last[11] if last else None,
+                "firstSeq": first["seq"] if first else None,
+                "lastSeq": last["seq"] if last else None,
+                "firstPrevHash": first["prev_hash"] if first else None,
+                "lastHash": last["hash"] if last else None,
             },
         }
         digests |= {n: hashlib.sha256(b).hexdigest() for n, b in files.items()}
@@ -345,9 +255,27 @@ def build_pack(
             every = {**digests, **{n: hashlib.sha256(files[n]).hexdigest() for n in files}}
             files[SIGNATURE] = sign_files(every, PACK_PREDICATE, _predicate(manifest), signer)
         for name in sorted(files):
-            zf.writestr(_info(name, stamp), files[name], compresslevel=9)
+            zf.writestr(info(name, stamp), files[name], compresslevel=9)
         zf.close()
         tmp.replace(path)
+    except SplitFailed:  # some rows are already in the zip: start again, in one pass
+        state["zf"].close()
+        tmp.unlink(missing_ok=True)
+        state["retry"] = {
+            "ledger": ledger,
+            "path": path,
+            "since": since,
+            "until": until,
+            "region": region,
+            "exceptions": exceptions,
+            "ai_touched": ai_touched,
+            "checkpoints": checkpoints,
+            "signer": signer,
+            "generated_at": generated_at,
+            "ledger_url": ledger_url,
+            "progress": progress,
+            "parallel_from": SINGLE_PASS,
+        }
     except OSError as e:
         raise UsageError(
             f"cannot write the evidence pack to {path}: {e.strerror or e}",
@@ -357,6 +285,8 @@ def build_pack(
         if "zf" in state:
             state["zf"].close()
         tmp.unlink(missing_ok=True)
+    if "retry" in state:
+        return build_pack(**state["retry"])
     return sha256_file(path), report
 
 

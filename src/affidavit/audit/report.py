@@ -22,11 +22,12 @@ from typing import Any
 from affidavit import __version__
 from affidavit.attestations.evidence import ImageEvidence
 from affidavit.audit.controls import control_view
+from affidavit.audit.facts import CachedFacts
+from affidavit.audit.parallel import PARALLEL_FROM, LineSink, parallel_scan
 from affidavit.audit.tally import (
     AI_CLASSES,
     OUTCOMES,
     REVIEW_CLASSES,
-    CachedFacts,
     Kind,
     Tally,
 )
@@ -295,26 +296,37 @@ def _scan(
     until: datetime | None,
     sink: Callable[[ScanRow], None] | None,
     progress: Callable[[int, int | None], None] | None = None,
-) -> ChainScan:
+    parallel_from: int = PARALLEL_FROM,
+    lines: LineSink | None = None,
+) -> tuple[ChainReport, tuple[int, str], int]:
     """One pass: verify and count (and hand every row to ``sink``); ``progress(done, total)``
-    hears every few thousand rows (``total``: the ledger's head)."""
+    hears every few thousand rows (``total``: the ledger's head). The verdict, the head and
+    how many rows failed the check. Unless there is a ``sink``, a large ledger is split over two
+    processes (:mod:`affidavit.audit.parallel`), which hand ``lines`` every row in seq order."""
+    if sink is None:
+        split = parallel_scan(ledger, t, checkpoints, since, until, progress, parallel_from, lines)
+        if split is not None:
+            return split
+    if lines is not None:
+        sink = lines.add
     scan = ChainScan(ledger, checkpoints, since, until, CachedFacts())
     add = t.add
     if progress is None and sink is None:
         for row in scan:
             add(row)
-        return scan
-    done = 0
-    for row in scan:
-        add(row)
-        if sink is not None:
-            sink(row)
-        done += 1
-        if progress is not None and done % _PROGRESS_EVERY == 0:
+    else:
+        done = 0
+        for row in scan:
+            add(row)
+            if sink is not None:
+                sink(row)
+            done += 1
+            if progress is not None and done % _PROGRESS_EVERY == 0:
+                progress(done, scan.head[0])
+        if progress is not None:
             progress(done, scan.head[0])
-    if progress is not None:
-        progress(done, scan.head[0])
-    return scan
+    assert scan.report is not None
+    return scan.report, scan.head, scan.faults
 
 
 def report_from_ledger(
@@ -330,14 +342,19 @@ def report_from_ledger(
     generated_at: datetime | None = None,
     ledger_url: str | None = None,
     progress: Callable[[int, int | None], None] | None = None,
+    parallel_from: int = PARALLEL_FROM,
+    lines: LineSink | None = None,
 ) -> dict[str, Any]:
     """Verify the whole chain (against the signed ``checkpoints``) and report on the period's
     decisions (``since`` inclusive, ``until`` exclusive; ``region`` may be a glob like ``eu-*``)
     in one pass; ``sink`` sees every row (the evidence pack writes them), ``progress`` how many
-    have been read."""
+    have been read; ``parallel_from``: from how many decisions the pass is split over two
+    processes (without a sink); ``lines``: the evidence pack's writer, which sees every row in
+    seq order (the worker of a split pass writes its rows' lines)."""
     t = Tally(region=region, ai_touched=ai_touched or {})
-    scan = _scan(ledger, t, checkpoints, since, until, sink, progress)
-    assert scan.report is not None
+    chain, head, faults = _scan(
+        ledger, t, checkpoints, since, until, sink, progress, parallel_from, lines
+    )
     regions = sorted({k.region for k in t.kinds})
     if region is not None and regions and not any(k.in_region for k in t.kinds):
         # A --region no decision of the period was made in is a typo until shown otherwise.
@@ -345,14 +362,14 @@ def report_from_ledger(
             f"--region {region!r}: no decision of this period was made in that region",
             hint="regions in this period: " + ", ".join(r or "(none)" for r in regions),
         )
-    doc = _document(t, scan.report, scan.head, since, until, region, exceptions or {})
+    doc = _document(t, chain, head, since, until, region, exceptions or {})
     doc["metadata"] = {
         "generatedAt": _rfc3339(generated_at),
         "generator": f"affidavit {__version__}",
         "ledger": ledger_url,
-        "headSeq": scan.head[0],
-        "headHash": scan.head[1],
-        "checkpointSize": scan.report.checkpoint_size,
-        "rowsFailingTheCheck": scan.faults,
+        "headSeq": head[0],
+        "headHash": head[1],
+        "checkpointSize": chain.checkpoint_size,
+        "rowsFailingTheCheck": faults,
     }
     return doc

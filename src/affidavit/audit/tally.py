@@ -2,7 +2,7 @@
 
 The report over a million decisions must not hold them: each decision of the period arrives once
 from :class:`affidavit.ledger.scan.ChainScan` as a few values (its columns and the facts below,
-taken by :func:`decision_facts` from the one parse the scan checked the row against) and is
+taken by :func:`affidavit.audit.facts.decision_facts` from the one parse the scan checked the row against) and is
 folded into counters keyed by what the report shows
 (place, day, outcome, evidence class, rule). What a decision's evidence means (covered, AI-touched,
 how it was reviewed) is worked out once per distinct combination and cached. Every counter also
@@ -18,146 +18,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-import orjson
-
 from affidavit.attestations.predicates import AI_PROVENANCE_V1, CODE_REVIEW_V1
+from affidavit.audit.facts import freeze
 from affidavit.ledger.scan import ScanRow
 
 OUTCOMES = ("allowed", "warned", "audited", "excepted", "denied")
 SAMPLE = 10
 #: Distinct facts remembered (each a few hundred bytes) before the caches start again.
-_FACTS_CACHE = 20_000
-
-#: Taken from each decision's JSON (parsed once by the scan); their order is the one
-#: ``decision_facts`` gives and ``Tally._kind`` reads.
-FIELDS = ("region", "cluster", "exception", "snapshot.caller.authenticated")
-IMAGE_KEYS = ("ref", "digest")
-VIOLATION_KEYS = ("rule", "policy", "control")
-EVIDENCE_KEYS = ("image", "predicate_type")
-SEEN_KEYS = (
-    "image",
-    "provenance",
-    "assisted",
-    "generated",
-    "review.approvals",
-    "review.independent_approvals",
-)
-RECORDED_KEYS = ("namespace", "name", "owner", "incident_id", "approvers", "expires_at", "reason")
-
-
-def _elements(items: Any, keys: tuple[str, ...], frozen: bool = False) -> tuple[Any, ...]:
-    """(keys' values) of each object of a JSON array whose first key is set (others dropped);
-    ``frozen``: values that are lists (an exception's approvers) as tuples."""
-    if type(items) is not list:
-        return ()
-    first = keys[0]
-    return tuple(
-        [
-            tuple([freeze(i.get(k)) if frozen else i.get(k) for k in keys])
-            for i in items
-            if type(i) is dict and i.get(first) is not None
-        ]
-    )
-
-
-def _seen(items: Any) -> tuple[tuple[Any, ...], ...]:
-    out = []
-    for i in items if type(items) is list else ():
-        if type(i) is dict and i.get("image") is not None:
-            review = i.get("review")
-            review = review if type(review) is dict else {}
-            out.append(
-                (
-                    i["image"],
-                    i.get("provenance"),
-                    i.get("assisted"),
-                    i.get("generated"),
-                    review.get("approvals"),
-                    review.get("independent_approvals"),
-                )
-            )
-    return tuple(out)
-
-
-def decision_facts(data: dict[str, Any]) -> tuple[Any, ...]:
-    """What the report counts of one decision: ``(FIELDS values)``, then its images
-    (``IMAGE_KEYS``), violations, evidence, the snapshot's images (``SEEN_KEYS``) and the
-    snapshot's exceptions (``RECORDED_KEYS``), each a tuple of tuples. Called once per decision
-    of the period, so it is written out rather than walked from the key lists; values are JSON
-    values as parsed (``Tally`` freezes a list or object before counting it)."""
-    get = data.get
-    snapshot = get("snapshot")
-    snapshot = snapshot if type(snapshot) is dict else {}
-    caller = snapshot.get("caller")
-    return (
-        (
-            get("region"),
-            get("cluster"),
-            get("exception"),
-            caller.get("authenticated") if type(caller) is dict else None,
-        ),
-        _elements(get("images"), IMAGE_KEYS),
-        _elements(get("violations"), VIOLATION_KEYS),
-        _elements(get("evidence"), EVIDENCE_KEYS),
-        _seen(snapshot.get("images")),
-        _elements(snapshot.get("exceptions"), RECORDED_KEYS, frozen=True),
-    )
-
-
-class CachedFacts:
-    """:func:`decision_facts`, worked out once per distinct combination and then shared.
-
-    Most decisions repeat another's facts (the same image, evidence, rules, place). The cache
-    key is the exact JSON (orjson, one C call) of every value ``decision_facts`` reads, so two
-    decisions share an answer only when those values are equal; the shared tuple lets ``Tally``
-    find its counters by identity instead of hashing the facts again.
-    """
-
-    def __init__(self, limit: int = 20_000) -> None:
-        self.limit = limit
-        self._cache: dict[bytes, tuple[Any, ...]] = {}
-
-    def __call__(self, data: dict[str, Any]) -> tuple[Any, ...]:
-        get = data.get
-        snapshot = get("snapshot")
-        if type(snapshot) is dict:
-            caller = snapshot.get("caller")
-            snap: Any = (
-                caller.get("authenticated") if type(caller) is dict else None,
-                snapshot.get("images"),
-                snapshot.get("exceptions"),
-            )
-        else:
-            snap = None
-        parts = (
-            get("region"),
-            get("cluster"),
-            get("exception"),
-            get("images"),
-            get("violations"),
-            get("evidence"),
-            snap,
-        )
-        try:
-            key = orjson.dumps(parts)
-        except orjson.JSONEncodeError:
-            return decision_facts(data)
-        facts = self._cache.get(key)
-        if facts is None:
-            if len(self._cache) >= self.limit:
-                self._cache.clear()
-            facts = self._cache[key] = decision_facts(data)
-        return facts
-
-
-def freeze(value: Any) -> Any:
-    """Lists and tuples as tuples, objects as (key, value) tuples: hashable, to be counted."""
-    if type(value) is list or type(value) is tuple:
-        return tuple(freeze(v) for v in value)
-    if type(value) is dict:
-        return tuple((k, freeze(v)) for k, v in value.items())
-    return value
-
+_FACTS_CACHE = 50_000
 
 #: AI classes and how an AI-touched admitted workload was reviewed.
 AI_CLASSES = ("ai", "human", "undetermined")
@@ -222,12 +90,13 @@ class Tally:
     samples: dict[str, list[str]] = field(default_factory=lambda: {"denied": [], "excepted": []})
     _by_facts: dict[tuple[Any, ...], int] = field(default_factory=dict)
     #: id(facts) -> (facts, kind index): equal facts shared by ``CachedFacts`` are found here
-    _by_id: dict[int, tuple[Any, int]] = field(default_factory=dict)
+    _by_id: dict[int, tuple[Any, int, Kind]] = field(default_factory=dict)
     _index: dict[Kind, int] = field(default_factory=dict)
     _places: dict[tuple[Any, ...], tuple[Any, ...]] = field(default_factory=dict)
     _evidence: dict[tuple[Any, ...], tuple[bool, bool, bool, bool, str]] = field(
         default_factory=dict
     )
+    _pairs: dict[tuple[int, tuple[bool, bool, bool, bool, str]], int] = field(default_factory=dict)
 
     def _kind(self, facts: tuple[Any, ...]) -> int:
         """The index of the Kind of ``facts``, worked out from two smaller caches: where and
@@ -251,60 +120,86 @@ class Tally:
         evidence = self._evidence.get((images, evs, seen))
         if evidence is None:
             evidence = self._evidence[(images, evs, seen)] = self._classify(images, evs, seen)
-        prov, rev, touched, untouched, how = evidence
-        ai = "ai" if touched or place[7] else "human" if untouched else "undetermined"
-        region, cluster, in_region, violations, exception, authenticated, recorded, _ = place
-        kind = Kind(
-            region,
-            cluster,
-            in_region,
-            prov,
-            rev,
-            ai,
-            how,
-            violations,
-            exception,
-            authenticated,
-            recorded,
-        )
-        index = self._index.get(kind)
+        pair = (id(place), evidence)  # ``place`` is kept alive by ``_places`` (cleared together)
+        index = self._pairs.get(pair)
         if index is None:
-            index = self._index[kind] = len(self.kinds)
-            self.kinds.append(kind)
+            index = self._pairs[pair] = self._kind_index(place, evidence)
         if len(self._by_facts) > _FACTS_CACHE:
             self._by_facts.clear()
             self._places.clear()
             self._evidence.clear()
+            self._pairs.clear()
         self._by_facts[facts] = index
         return index
 
+    def _kind_index(self, place: tuple[Any, ...], evidence: tuple[Any, ...]) -> int:
+        prov, rev, touched, untouched, how = evidence
+        ai = "ai" if touched or place[7] else "human" if untouched else "undetermined"
+        region, cluster, in_region, violations, exception, authenticated, recorded, _ = place
+        return self.index_of(
+            Kind(
+                region,
+                cluster,
+                in_region,
+                prov,
+                rev,
+                ai,
+                how,
+                violations,
+                exception,
+                authenticated,
+                recorded,
+            )
+        )
+
     def add(self, row: ScanRow) -> None:
-        facts = row[12]
+        seq, id_, time, outcome, namespace, kind_, name, _, damaged, _, _, _, facts = row
         if facts is None:
             return
         hit = self._by_id.get(id(facts))
         if hit is not None and hit[0] is facts:
-            k = hit[1]
+            k, kind = hit[1], hit[2]
         else:
             k = self._lookup(facts)
-            if len(self._by_id) > _FACTS_CACHE:
+            kind = self.kinds[k]
+            if len(self._by_id) > 2 * _FACTS_CACHE:
                 self._by_id.clear()
-            self._by_id[id(facts)] = (facts, k)
-        kind = self.kinds[k]
+            self._by_id[id(facts)] = (facts, k, kind)
         if not kind.in_region:
             return
-        outcome, namespace, damaged = row[3], row[4], row[8]
-        self.decisions[(k, namespace, outcome, damaged)] += 1
-        self.days[(row[2][:10], outcome, damaged)] += 1
-        wl = (kind.cluster, namespace, workload_of(row[5], row[6]))
+        counts, key = self.decisions, (k, namespace, outcome, damaged)
+        counts[key] = counts.get(key, 0) + 1
+        days, key2 = self.days, (time[:10], outcome, damaged)
+        days[key2] = days.get(key2, 0) + 1
+        wl = (
+            kind.cluster,
+            namespace,
+            workload_of(kind_, name) if kind_ == "Pod" or kind_ == "ReplicaSet" else name,
+        )
         self.workloads.add(wl)
         if outcome == "allowed":
             self.clean_workloads.add(wl)
             return
-        if outcome in self.samples and len(self.samples[outcome]) < SAMPLE:
-            self.samples[outcome].append(f"{row[1]} (seq {row[0]})")
+        samples = self.samples.get(outcome)
+        if samples is not None and len(samples) < SAMPLE:
+            samples.append(f"{id_} (seq {seq})")
         if outcome == "excepted":
             self._excepted(row, kind)
+
+    def index_of(self, kind: Kind) -> int:
+        """The index of ``kind`` in ``kinds`` (added when new)."""
+        index = self._index.get(kind)
+        if index is None:
+            index = self._index[kind] = len(self.kinds)
+            self.kinds.append(kind)
+        return index
+
+    def portable(self) -> Tally:
+        """This tally without its caches (keyed by object identity, meaningless elsewhere)."""
+        for cache in (self._by_facts, self._by_id, self._index, self._places, self._evidence):
+            cache.clear()
+        self._pairs.clear()
+        return self
 
     def _lookup(self, facts: tuple[Any, ...]) -> int:
         try:

@@ -48,11 +48,22 @@ _PG_RFC = (
 )
 _ROWS = (
     "SELECT d.seq, d.id, {rfc}, d.outcome, d.namespace, d.kind, d.name, {period}, d.decision, "
-    "d.prev_hash, d.hash FROM decisions d ORDER BY d.seq"
+    "d.prev_hash, d.hash FROM decisions d WHERE d.seq BETWEEN {lo} AND {hi} ORDER BY d.seq"
 )
 
-#: Every row in chain order: its columns, the time in RFC 3339, whether it is in the period.
-SQLITE_ROWS = _ROWS.format(rfc=_SQLITE_RFC, period="(d.time >= :since AND d.time < :until)")
-PG_ROWS = _ROWS.format(rfc=_PG_RFC, period="(d.time >= %(since)s AND d.time < %(until)s)")
+#: Every row of a seq range (``lo``..``hi``) in chain order: its columns, the time in RFC 3339,
+#: whether it is in the period.
+SQLITE_ROWS = _ROWS.format(
+    rfc=_SQLITE_RFC, period="(d.time >= :since AND d.time < :until)", lo=":lo", hi=":hi"
+)
+PG_ROWS = _ROWS.format(
+    rfc=_PG_RFC, period="(d.time >= %(since)s AND d.time < %(until)s)", lo="%(lo)s", hi="%(hi)s"
+)
 
-IMAGE_ROWS = "SELECT seq, ref, digest FROM decision_images ORDER BY seq"
+_IMAGES = (
+    "SELECT seq, ref, digest FROM decision_images WHERE seq BETWEEN {lo} AND {hi} ORDER BY seq"
+)
+SQLITE_IMAGE_ROWS = _IMAGES.format(lo=":lo", hi=":hi")
+PG_IMAGE_ROWS = _IMAGES.format(lo="%(lo)s", hi="%(hi)s")
+#: The widest seq range (an open bound).
+SEQ_MIN, SEQ_MAX = -(2**63), 2**63 - 1

@@ -34,8 +34,11 @@ from affidavit.attestations.exact_json import loads_exact
 from affidavit.ledger.canonical import GENESIS_HASH
 from affidavit.ledger.checkpoint import Checkpoint
 from affidavit.ledger.extract import (
-    IMAGE_ROWS,
+    PG_IMAGE_ROWS,
     PG_ROWS,
+    SEQ_MAX,
+    SEQ_MIN,
+    SQLITE_IMAGE_ROWS,
     SQLITE_ROWS,
     image_key,
     rfc3339,
@@ -47,7 +50,7 @@ from affidavit.ledger.schema import decision_images, decisions, ledger_head
 if TYPE_CHECKING:
     from affidavit.ledger.store import Ledger
 
-__all__ = ["ChainScan", "Facts", "ScanRow"]
+__all__ = ["ChainScan", "Facts", "ScanRow", "Span", "close_chain"]
 
 #: What a reader takes from each parsed decision of the period (None: nothing).
 Facts = Callable[[dict[str, Any]], Any]
@@ -58,6 +61,60 @@ _BATCH = 5000
 ScanRow = tuple[
     int, str, str, str, str, str, str, bool, bool, str, str, str, tuple[Any, ...] | None
 ]
+
+
+@dataclass(frozen=True)
+class Span:
+    """What a scan of one seq range found, for joining ranges scanned apart into one chain.
+
+    The range's first row was taken on trust as to its link (``entry``: its seq and prev_hash):
+    the join checks it against the previous range's ``exit`` (last seq and hash).
+    """
+
+    rows: int
+    entry: tuple[int, str] | None
+    #: whether the first row failed the check on its own (with its link taken on trust)
+    entry_fault: bool
+    exit: tuple[int, str] | None
+    checked: int
+    first_broken: int | None
+    reason: str | None
+    faults: int
+    orphan: int | None
+
+
+def close_chain(
+    checked: int,
+    first_broken: int | None,
+    reason: str | None,
+    end: tuple[int, str],
+    head: tuple[int, str],
+    checkpoints: Sequence[Checkpoint],
+    orphan: int | None,
+) -> ChainReport:
+    """The chain's verdict once its last row (``end``: seq and hash) is read: the head must sit
+    there, the largest signed checkpoint must not lie beyond it, no image row may be orphaned."""
+    head_seq, head_hash = head
+    newest = max(checkpoints, key=lambda cp: cp.size) if checkpoints else None
+    last, last_hash = end
+    if first_broken is None and (head_seq != last or head_hash != last_hash):
+        first_broken = last + 1 if head_seq >= last + 1 else head_seq
+        reason = (
+            f"the head records seq {head_seq} but the chain ends at seq {last}: "
+            "rows were removed from the end or the head was edited"
+        )
+    if first_broken is None and newest is not None and last < newest.size:
+        first_broken = last + 1
+        reason = (
+            f"checkpoint {newest.source} signs size {newest.size} but the ledger ends at seq "
+            f"{last}: decisions {last + 1}..{newest.size} were removed and the head rewound "
+            "(truncation)"
+        )
+    if first_broken is None and orphan is not None:
+        first_broken = orphan
+        reason = f"decision_images rows name seq {orphan}, which is not in the decisions table"
+    size = newest.size if newest else None
+    return ChainReport(checked, head_seq, first_broken, reason, size)
 
 
 def _head(led: Ledger, conn: Connection) -> tuple[int, str]:
@@ -87,6 +144,11 @@ class ChainScan:
     head: tuple[int, str] = (0, GENESIS_HASH)
     #: rows that failed the check (the first is the report's; later ones are counted here)
     faults: int = 0
+    #: a seq range (None: open): its first row's link is taken on trust, and the scan ends in
+    #: ``span`` instead of ``report`` (:mod:`affidavit.ledger.ranges` joins the ranges)
+    lo: int | None = None
+    hi: int | None = None
+    span: Span | None = None
 
     def __iter__(self) -> Iterator[ScanRow]:
         led = self.ledger
@@ -130,8 +192,6 @@ class ChainScan:
         head_seq, head_hash = _head(self.ledger, conn)
         self.head = (head_seq, head_hash)
         signed = {cp.size: cp for cp in self.checkpoints}
-        newest = max(self.checkpoints, key=lambda cp: cp.size) if self.checkpoints else None
-        size = newest.size if newest else None
         genesis = signed.get(0)
         if genesis is not None and genesis.head_hash != GENESIS_HASH:
             self.report = ChainReport(
@@ -145,40 +205,76 @@ class ChainScan:
         first_broken: int | None = None
         reason: str | None = None
         sha256, loads, facts = hashlib.sha256, loads_exact, self.facts
+        none: list[tuple[Any, ...]] = []
+        ranged = self.lo is not None or self.hi is not None
+        trust = self.lo is not None  # the first row's link is then checked by the join
+        entry: tuple[int, str] | None = None
+        entry_fault = False
+        count = 0
         for seq, id_, rfc, outcome, ns, kind, name, in_period, canonical, prev, digest in rows:
-            stored: list[tuple[Any, ...]] = []
-            while image is not None and image[0] <= seq:
-                if image[0] < seq:
-                    orphan = image[0] if orphan is None else orphan
-                else:
-                    stored.append((image[1], image[2]))
-                image = next(image_rows, None)
-            text = canonical.encode()
+            # The image rows of this seq: usually exactly one, compared without a list.
+            single: tuple[Any, ...] | None = None
+            stored = none
+            if image is not None and image[0] <= seq:
+                following = next(image_rows, None) if image[0] == seq else image
+                if following is not image and (following is None or following[0] != seq):
+                    single, image = image, following
+                else:  # several image rows, or rows naming a seq that is not there
+                    stored = []
+                    if following is not image:
+                        stored.append((image[1], image[2]))
+                        image = following
+                    while image is not None and image[0] <= seq:
+                        if image[0] < seq:
+                            orphan = image[0] if orphan is None else orphan
+                        else:
+                            stored.append((image[1], image[2]))
+                        image = next(image_rows, None)
+            if count == 0 and ranged:
+                entry = (seq, prev)
+                if trust:
+                    expected_prev, expected_seq = prev, seq
+            count += 1
+            text = canonical.encode() if type(canonical) is str else canonical
             try:
                 data = loads(text)
             except ValueError:
                 data = None
             if type(data) is not dict:
                 data = {}
-            listed = _images(data.get("images"))
+            get = data.get
+            listed = get("images")
+            if single is not None:
+                item = listed[0] if type(listed) is list and len(listed) == 1 else None
+                same_images = (
+                    type(item) is dict
+                    and type(item.get("ref")) is str
+                    and item.get("ref") == single[1]
+                    and item.get("digest") == single[2]
+                )
+            elif stored:
+                listed = _images(listed)
+                same_images = stored == listed or sorted(stored, key=image_key) == sorted(
+                    listed, key=image_key
+                )
+            else:
+                same_images = not _images(listed) if listed else True
             if not (
                 seq == expected_seq
                 and prev == expected_prev
-                and data.get("id") == id_
-                and data.get("outcome") == outcome
-                and data.get("namespace") == ns
-                and data.get("kind") == kind
-                and data.get("name") == name
-                and data.get("time") == rfc
-                and (
-                    stored == listed  # one image (the usual case) or in the same order
-                    or sorted(stored, key=image_key) == sorted(listed, key=image_key)
-                )
+                and same_images
+                and get("id") == id_
+                and get("outcome") == outcome
+                and get("namespace") == ns
+                and get("kind") == kind
+                and get("name") == name
+                and get("time") == rfc
                 and sha256(prev.encode() + text).hexdigest() == digest
             ):
                 problem, in_period, rfc = self._exact(conn, seq, expected_seq, expected_prev)
                 if problem is not None:
                     self.faults += 1
+                    entry_fault = entry_fault or count == 1
                     if first_broken is None:
                         first_broken, reason = seq, problem
             if signed and first_broken is None:
@@ -194,6 +290,7 @@ class ChainScan:
             if first_broken is None:
                 checked += 1
             expected_prev, expected_seq = digest, seq + 1
+            period = bool(in_period)
             yield (
                 seq,
                 id_,
@@ -202,43 +299,39 @@ class ChainScan:
                 ns,
                 kind,
                 name,
-                bool(in_period),
+                period,
                 first_broken is not None,
                 canonical,
                 prev,
                 digest,
-                facts(data) if in_period and facts is not None else None,
+                facts(data) if period and facts is not None else None,
             )
         if image is not None and orphan is None:
             orphan = image[0]
-        end = expected_seq - 1
-        if first_broken is None and (head_seq != end or head_hash != expected_prev):
-            first_broken = expected_seq if head_seq >= expected_seq else head_seq
-            reason = (
-                f"the head records seq {head_seq} but the chain ends at seq {end}: "
-                "rows were removed from the end or the head was edited"
+        if ranged:
+            last = (expected_seq - 1, expected_prev) if count else None
+            self.span = Span(
+                count, entry, entry_fault, last, checked, first_broken, reason, self.faults, orphan
             )
-        if first_broken is None and newest is not None and end < newest.size:
-            first_broken = end + 1
-            reason = (
-                f"checkpoint {newest.source} signs size {newest.size} but the ledger ends at seq "
-                f"{end}: decisions {end + 1}..{newest.size} were removed and the head rewound "
-                "(truncation)"
-            )
-        if first_broken is None and orphan is not None:
-            first_broken = orphan
-            reason = f"decision_images rows name seq {orphan}, which is not in the decisions table"
-        self.report = ChainReport(checked, head_seq, first_broken, reason, size)
+            return
+        end = (expected_seq - 1, expected_prev)
+        self.report = close_chain(
+            checked, first_broken, reason, end, self.head, self.checkpoints, orphan
+        )
 
     def _cursors(self, conn: Connection) -> tuple[Iterator[Any], Iterator[Any]]:
         """The decisions and the image rows, both in seq order, through the driver's cursors."""
         postgres = self.ledger.is_postgres
         dbapi: Any = conn.connection.dbapi_connection
-        params = self._bounds(postgres)
+        seqs = {
+            "lo": SEQ_MIN if self.lo is None else self.lo,
+            "hi": SEQ_MAX if self.hi is None else self.hi,
+        }
+        params = self._bounds(postgres) | seqs
         if postgres:  # named: server-side, streamed in batches, never the whole result
-            images = _fetch(dbapi.cursor(name="affidavit_scan_images"), IMAGE_ROWS, {})
+            images = _fetch(dbapi.cursor(name="affidavit_scan_images"), PG_IMAGE_ROWS, seqs)
             return _fetch(dbapi.cursor(name="affidavit_scan"), PG_ROWS, params), images
-        images = _fetch(dbapi.cursor(), IMAGE_ROWS, {})
+        images = _fetch(dbapi.cursor(), SQLITE_IMAGE_ROWS, seqs)
         return _fetch(dbapi.cursor(), SQLITE_ROWS, params), images
 
 

@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from affidavit.audit.pack import _stored_line
+from affidavit.audit.stretch import stored_line as _stored_line
 
 TEXTS = [
     '{"name":"plain"}',

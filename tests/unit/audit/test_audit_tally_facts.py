@@ -7,7 +7,8 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from affidavit.audit.tally import CachedFacts, Tally, decision_facts
+from affidavit.audit.facts import CachedFacts, decision_facts
+from affidavit.audit.tally import Tally
 
 BASE: dict[str, Any] = {
     "id": "d-1",
