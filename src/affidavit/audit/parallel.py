@@ -51,12 +51,6 @@ class SplitFailed(AffidavitError):
     """The worker of a split pass failed after rows went to a :class:`LineSink`: start again."""
 
 
-def _url(ledger: Ledger) -> str:
-    """The ledger's URL with its password (``Ledger.url`` hides it, for messages)."""
-    url: str = ledger._engine.url.render_as_string(hide_password=False)
-    return url
-
-
 def _worker(
     out: Connection,
     url: str,
@@ -71,7 +65,7 @@ def _worker(
     ``lines``, every row's pack line goes to the spool and whether it is in the period to a
     list of flags sent back with the counters."""
     try:
-        parent._engine.dispose(close=False)  # the parent's connections stay the parent's
+        parent.after_fork()
         ledger = Ledger(url, read_only=True)
         t = Tally(*tally_args)
         checkpoints, since, until = scan_args
@@ -198,7 +192,7 @@ def parallel_scan(
         target=_worker,
         args=(
             send,
-            _url(ledger),
+            ledger.url_for_worker(),
             mid + 1,
             scan_args,
             tally_args,

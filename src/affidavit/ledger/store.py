@@ -226,6 +226,14 @@ class Ledger:
         self.writer.close()
         self._engine.dispose()
 
+    def url_for_worker(self) -> str:
+        """The URL with its password, for a process reading the same database (never shown)."""
+        return self._engine.url.render_as_string(hide_password=False)
+
+    def after_fork(self) -> None:
+        """In a forked process: leave the pooled connections to the parent that opened them."""
+        self._engine.dispose(close=False)
+
     # -- writing ----------------------------------------------------------------------------
 
     def append(
