@@ -15,6 +15,9 @@ from affidavit.errors import LedgerError
 from affidavit.ledger import Ledger
 from affidavit.ledger import writer as writer_module
 
+# SQLite has no server to close a connection: these run on PostgreSQL only (not skipped on SQLite)
+POSTGRESQL_ONLY = pytest.mark.parametrize("ledger_url", ["postgresql"], indirect=True)
+
 
 def test_transactions_share_the_writers_connection(ledger: Ledger) -> None:
     first = ledger.append(make_decision())
@@ -25,11 +28,10 @@ def test_transactions_share_the_writers_connection(ledger: Ledger) -> None:
     assert ledger.verify_chain().ok
 
 
+@POSTGRESQL_ONLY
 def test_a_connection_the_server_closed_while_idle_is_replaced(
     ledger: Ledger, ledger_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    if not ledger.is_postgres:
-        pytest.skip("SQLite has no server to close a connection")
     ledger.append(make_decision(did="before"))
     backend = _backend_of(ledger)
     other = create_engine(ledger_url)
@@ -59,11 +61,10 @@ def _backend_of(ledger: Ledger) -> object:
     return pid
 
 
+@POSTGRESQL_ONLY
 def test_a_connection_that_failed_a_transaction_is_not_used_again(
     ledger: Ledger, ledger_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    if not ledger.is_postgres:
-        pytest.skip("SQLite has no server to close a connection")
     monkeypatch.setattr(writer_module, "IDLE_PING", 1e9)  # never pinged: the transaction fails
     ledger.append(make_decision(did="before"))
     other = create_engine(ledger_url)
