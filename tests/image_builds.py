@@ -224,8 +224,10 @@ def rootfs_argv(
     environment only (``env``: NAME=value), as ``user``, working directory /tmp.
 
     A private mount namespace holds the mounts, so nothing outside it changes; the network is
-    the caller's (loopback reaches the test's control plane and registry). When the unshare
-    process is terminated, the command gets SIGTERM.
+    the caller's (loopback reaches the test's control plane and registry). unshare ignores
+    SIGTERM while it waits for the command (util-linux 2.38): start it in a session of its own
+    and signal the group to reach the command; should unshare be killed, the command gets
+    SIGTERM (``--kill-child``).
     """
     return [
         "unshare", "--mount", "--propagation", "private", "--fork", "--kill-child=SIGTERM",
