@@ -48,9 +48,17 @@ def decision_to_dict(decision: DecisionLike | Mapping[str, Any]) -> dict[str, An
     """The decision as plain JSON-able data (dataclasses recursively, tuples as lists)."""
     if isinstance(decision, Mapping):
         return dict(decision)
+    return _plain(decision)[0]
+
+
+def _plain(decision: DecisionLike | Mapping[str, Any]) -> tuple[dict[str, Any], _Plain]:
+    """The decision converted by one :class:`_Plain` pass, and that pass (its ``exact``)."""
+    plain = _Plain()
+    if isinstance(decision, Mapping):
+        return {k: plain.value(v) for k, v in decision.items()}, plain
     if not dataclasses.is_dataclass(decision) or isinstance(decision, type):
         raise TypeError(f"ledger entries must be dataclass instances, got {type(decision)!r}")
-    return _Plain().dict(decision)
+    return plain.dict(decision), plain
 
 
 class _Plain:
@@ -90,13 +98,7 @@ class _Plain:
 
 def canonical_pair(decision: DecisionLike | Mapping[str, Any]) -> tuple[dict[str, Any], str]:
     """``decision_to_dict(decision)`` and its ``canonical_json``, by one pass and orjson."""
-    plain = _Plain()
-    if isinstance(decision, Mapping):
-        data = {k: plain.value(v) for k, v in decision.items()}
-    elif not dataclasses.is_dataclass(decision) or isinstance(decision, type):
-        raise TypeError(f"ledger entries must be dataclass instances, got {type(decision)!r}")
-    else:
-        data = plain.dict(decision)
+    data, plain = _plain(decision)
     if plain.exact:
         try:
             return data, orjson.dumps(data, option=orjson.OPT_SORT_KEYS).decode()
