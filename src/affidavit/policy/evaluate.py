@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 
-from affidavit.attestations.evidence import ImageEvidence, KeylessSigner
+from affidavit.attestations.evidence import ImageEvidence
 from affidavit.attestations.reference import ImageReference, canonical_image
 from affidavit.policy.combine import MODE_STRICTNESS, EffectivePolicy
 from affidavit.policy.decision import (
@@ -32,7 +32,6 @@ from affidavit.policy.decision import (
     Violation,
 )
 from affidavit.policy.index import PolicyIndex
-from affidavit.policy.messages import signed_as_trusted
 from affidavit.policy.presets import UnmatchedImages
 from affidavit.policy.rules import check_image, check_workload
 from affidavit.policy.snapshot import snapshot
@@ -136,8 +135,6 @@ def evaluate(
         modes.append(eff.mode)
         policies += [p for p in eff.policies if p not in policies]
         found, evidence_used = check_image(image, ev, eff, now, (missing or {}).get(image))
-        keyless_only = bool(eff.signers) and all(isinstance(s, KeylessSigner) for s in eff.signers)
-        found = signed_as_trusted(found, keyless_only)
         used += evidence_used
         labels_key = tuple(r.value for r in (*eff.owner_labels, *eff.escalation_labels))
         if labels_key not in workload_checked:

@@ -7,8 +7,10 @@ every fix names the command that produces the missing evidence.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import replace
 
+from affidavit.attestations.evidence import KeylessSigner, TrustedSigner
 from affidavit.attestations.predicates import AI_PROVENANCE_V1, CODE_REVIEW_V1
 from affidavit.attestations.reference import ImageReference
 from affidavit.policy.decision import Decision, Violation
@@ -29,28 +31,22 @@ KEY_FLAG = "--key <key>"
 KEYLESS_FLAG = "--sigstore"
 
 
-def attest_cmd(image: str, predicate_file: str, predicate_type: str) -> str:
-    return (
-        f"affidavit attest {image} --predicate {predicate_file} --type {predicate_type} " + KEY_FLAG
-    )
+def signing(signers: Sequence[TrustedSigner]) -> str:
+    """How a fix's ``affidavit attest`` signs so that the policy's signers can trust it:
+    ``--sigstore`` when every signer is a keyless identity (a key-signed attestation would not
+    count), else ``--key <key>``."""
+    keyless = bool(signers) and all(isinstance(s, KeylessSigner) for s in signers)
+    return KEYLESS_FLAG if keyless else KEY_FLAG
 
 
-def signed_as_trusted(violations: list[Violation], keyless_only: bool) -> list[Violation]:
-    """The fixes' ``affidavit attest`` commands sign the way the policy's signers can be
-    trusted: ``--sigstore`` when every signer is a keyless identity (a key-signed attestation
-    would not count), else ``--key <key>`` (the flag appears in fixes only in those commands)."""
-    if not keyless_only:
-        return violations
-    return [
-        replace(v, fix=v.fix.replace(KEY_FLAG, KEYLESS_FLAG)) if KEY_FLAG in v.fix else v
-        for v in violations
-    ]
+def attest_cmd(image: str, predicate_file: str, predicate_type: str, sign: str) -> str:
+    return f"affidavit attest {image} --predicate {predicate_file} --type {predicate_type} " + sign
 
 
-def collect_provenance_fix(image: str) -> str:
+def collect_provenance_fix(image: str, sign: str) -> str:
     return (
         "run `affidavit collect provenance --repo . --base <base> --head <revision> "
-        f"--output provenance.json && {attest_cmd(image, 'provenance.json', AI_PROVENANCE_V1)}`"
+        f"--output provenance.json && {attest_cmd(image, 'provenance.json', AI_PROVENANCE_V1, sign)}`"
     )
 
 
@@ -66,11 +62,11 @@ def collect_review_cmd(system: str | None, revision: str | None) -> str:
 
 
 def collect_review_fix(
-    image: str, todo: str, system: str | None = None, revision: str | None = None
+    image: str, todo: str, system: str | None = None, revision: str | None = None, *, sign: str
 ) -> str:
     return (
         f"{todo}, then run `{collect_review_cmd(system, revision)} && "
-        f"{attest_cmd(image, 'review.json', CODE_REVIEW_V1)}`"
+        f"{attest_cmd(image, 'review.json', CODE_REVIEW_V1, sign)}`"
     )
 
 

@@ -15,7 +15,7 @@ from affidavit.attestations.predicates import CODE_REVIEW_V1, CodeReview
 from affidavit.attestations.predicates.review import Identity
 from affidavit.policy.combine import EffectivePolicy
 from affidavit.policy.decision import Violation
-from affidavit.policy.messages import collect_review_fix, short_type
+from affidavit.policy.messages import collect_review_fix, short_type, signing
 from affidavit.policy.tiers import Touched, change_label
 
 RULE = "review.releaseApprover"
@@ -53,6 +53,7 @@ def check_release_approver(
     if req is None or not touched.any_ai:
         return []
     origin = req.origin
+    sign = signing(eff.signers)
 
     def v(found: str, expected: str, fix: str) -> Violation:
         return Violation(RULE, origin.source, found, expected, fix, image, origin.control)
@@ -72,7 +73,7 @@ def check_release_approver(
             f"a {short_type(CODE_REVIEW_V1)} attestation naming who merged the change "
             f"({_why(touched)})"
         )
-        return [v(found, expected, collect_review_fix(repo_at, todo))]
+        return [v(found, expected, collect_review_fix(repo_at, todo, sign=sign))]
 
     cr = review.change_request
     label = change_label(review)
@@ -82,7 +83,7 @@ def check_release_approver(
     )
 
     def fix(todo: str) -> str:
-        return collect_review_fix(repo_at, todo, cr.system, review.source.revision)
+        return collect_review_fix(repo_at, todo, cr.system, review.source.revision, sign=sign)
 
     relanded = (
         f"have someone who neither wrote nor reviewed {label} merge it (re-land it in a new "

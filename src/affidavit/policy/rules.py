@@ -24,7 +24,7 @@ from affidavit.attestations.predicates import (
 from affidavit.attestations.reference import ImageReference
 from affidavit.policy.combine import EffectivePolicy, Origin, Req
 from affidavit.policy.decision import EvidenceUsed, Violation
-from affidavit.policy.messages import KEY_FLAG, a, collect_provenance_fix, pinned, short_type
+from affidavit.policy.messages import a, collect_provenance_fix, pinned, short_type, signing
 from affidavit.policy.release import check_release_approver
 from affidavit.policy.tiers import check_review, check_tools, touched_tiers
 
@@ -101,6 +101,7 @@ def check_image(
     """
     out: list[Violation] = []
     repo_at = pinned(image, ev.digest if ev is not None else None)
+    sign = signing(eff.signers)
     if eff.require_digest and "@sha256:" not in image:
         assert eff.require_digest_req is not None
         out.append(
@@ -164,7 +165,7 @@ def check_image(
                     f"subject {ev.digest} (the image being deployed)",
                     "attest the image that is deployed: `"
                     + f"affidavit attest {repo_at} --predicate <file> "
-                    + f"--type {att.predicate_type} {KEY_FLAG}`",
+                    + f"--type {att.predicate_type} {sign}`",
                     image,
                 )
             )
@@ -191,7 +192,7 @@ def check_image(
                     ev,
                     eff.provenance.origin,
                     f"signed by {signer_names} with subject {ev.digest}",
-                    collect_provenance_fix(repo_at),
+                    collect_provenance_fix(repo_at, sign),
                 )
             )
         elif isinstance(prov, str):
@@ -201,14 +202,14 @@ def check_image(
                     eff.provenance.origin,
                     f"an ai-provenance/v1 predicate that does not parse ({prov})",
                     "a predicate valid against the ai-provenance/v1 schema",
-                    collect_provenance_fix(repo_at),
+                    collect_provenance_fix(repo_at, sign),
                     image,
                 )
             )
     if isinstance(prov, AiProvenance):
-        out += _tier_map(prov, eff.tier_map_digests, image, repo_at)
+        out += _tier_map(prov, eff.tier_map_digests, image, repo_at, sign)
     if isinstance(prov, AiProvenance) and eff.provenance_max_age_days is not None:
-        out += _freshness(prov, eff.provenance_max_age_days, image, repo_at, now)
+        out += _freshness(prov, eff.provenance_max_age_days, image, repo_at, sign, now)
     if eff.consistent_revision is not None:
         out += _consistency(prov, review, first(SLSA_PROVENANCE_V1), eff, image, repo_at)
     if isinstance(prov, AiProvenance):
@@ -234,7 +235,7 @@ def _tier_map_source(prov: AiProvenance) -> str:
 
 
 def _tier_map(
-    prov: AiProvenance, pins: tuple[Req[str], ...], image: str, repo_at: str
+    prov: AiProvenance, pins: tuple[Req[str], ...], image: str, repo_at: str, sign: str
 ) -> list[Violation]:
     """``require.tierMapDigest``: the files were put in tiers by the map the policy pins, so a
     pipeline cannot classify with a map of its own choosing."""
@@ -251,7 +252,7 @@ def _tier_map(
         fix = (
             "classify with the pinned map (commit it as .affidavit/tiers.yaml on the base "
             "revision, or pass it with --tiers), then "
-            + collect_provenance_fix(repo_at)
+            + collect_provenance_fix(repo_at, sign)
             + f"; if the map changed on purpose, update `require.tierMapDigest` in {pin.origin.source}"
         )
         expected = f"files classified with the pinned tier map {pin.value}"
@@ -260,7 +261,7 @@ def _tier_map(
 
 
 def _freshness(
-    prov: AiProvenance, req: Req[int], image: str, repo_at: str, now: datetime
+    prov: AiProvenance, req: Req[int], image: str, repo_at: str, sign: str, now: datetime
 ) -> list[Violation]:
     rev = prov.source.revision
     change = next((c for c in prov.changes if c.commit == rev), None)
@@ -271,7 +272,7 @@ def _freshness(
             parsed.append(datetime.fromisoformat(t.replace("Z", "+00:00")))
         except ValueError:
             continue
-    fix = "rebuild from a recent revision, then " + collect_provenance_fix(repo_at)
+    fix = "rebuild from a recent revision, then " + collect_provenance_fix(repo_at, sign)
     expected = f"a revision committed at most {req.value} days ago"
     if not parsed:
         found = f"no commit time for revision {rev[:12]}"
@@ -310,7 +311,7 @@ def _consistency(
             found,
             "one source revision across all attestations",
             "collect provenance and review for the revision the image was built from, then "
-            "attest both: " + collect_provenance_fix(repo_at),
+            "attest both: " + collect_provenance_fix(repo_at, signing(eff.signers)),
             image,
         )
     ]

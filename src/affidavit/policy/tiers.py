@@ -18,7 +18,7 @@ from affidavit.attestations.predicates import CODE_REVIEW_V1, AiProvenance, Code
 from affidavit.attestations.predicates.review import Identity
 from affidavit.policy.combine import EffectivePolicy, Req, TierRules
 from affidavit.policy.decision import Violation
-from affidavit.policy.messages import collect_review_fix, plural, short_type
+from affidavit.policy.messages import collect_review_fix, plural, short_type, signing
 
 AI = ("assisted", "generated")
 SECURITY_GROUP = "security"
@@ -102,7 +102,8 @@ def check_review(
         return []
     rules0, paths0 = applicable[0]
     origin = _first_origin(rules0).origin
-    fix0 = collect_review_fix(repo_at, "review the change on its final revision")
+    sign = signing(eff.signers)
+    fix0 = collect_review_fix(repo_at, "review the change on its final revision", sign=sign)
     if review is None:
         rejected = [r.reason for r in ev.rejected if r.predicate_type in (None, CODE_REVIEW_V1)]
         found = f"no verified {short_type(CODE_REVIEW_V1)} attestation"
@@ -130,7 +131,7 @@ def check_review(
     system, revision = review.change_request.system, review.source.revision
 
     def fix(todo: str) -> str:
-        return collect_review_fix(repo_at, todo, system, revision)
+        return collect_review_fix(repo_at, todo, system, revision, sign=sign)
 
     out: list[Violation] = []
     for fname, (have, noun) in counts.items():

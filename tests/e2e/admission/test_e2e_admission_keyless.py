@@ -43,7 +43,7 @@ from affidavit.demo.stack import ClusterStack
 from affidavit.envtest import ControlPlaneInfo
 from affidavit.envtest.sigstore import PrivateSigstore
 from affidavit.names import API_VERSION as API
-from affidavit.policy.messages import KEY_FLAG, KEYLESS_FLAG, collect_provenance_fix
+from affidavit.policy.messages import KEYLESS_FLAG, collect_provenance_fix
 from keyless_sigstore import (
     Identity,
     Kubectl,
@@ -226,7 +226,7 @@ def denied_for(image: str, reason: str) -> str:
         f"ai-provenance/v1 attestation (rejected: {reason}); expected an ai-provenance/v1 "
         f"attestation signed by release-pipeline with subject {digest}; fix: "
         # the policy trusts only a keyless identity: the fix signs keyless
-        f"{collect_provenance_fix(image).replace(KEY_FLAG, KEYLESS_FLAG)}"
+        f"{collect_provenance_fix(image, KEYLESS_FLAG)}"
     )
 
 
