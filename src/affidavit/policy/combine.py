@@ -25,10 +25,10 @@ from affidavit.policy.model import (
     FailurePolicy,
     Mode,
     Require,
-    Signers,
     TierRequirement,
     with_policy_defaults,
 )
+from affidavit.policy.signer_model import Signers
 
 T = TypeVar("T")
 T_co = TypeVar("T_co", covariant=True)

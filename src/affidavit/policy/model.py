@@ -1,5 +1,6 @@
 """The three policy CRDs as strict models: the one definition both the CRDs and the engine use.
 
+Whose signatures count lives in ``signer_model.py`` and the strict base in ``spec_base.py``.
 The CRD schemas in charts/affidavit/crds/ are generated from these models (see ``crds.py``), so
 what the kube-apiserver accepts and what the engine understands cannot drift apart. Specs are
 parsed strictly: an unknown field is an error, because a typo in a policy must never silently
@@ -14,14 +15,14 @@ from typing import Annotated, Any, Literal
 from pydantic import (
     AfterValidator,
     AwareDatetime,
-    BaseModel,
     ConfigDict,
     Field,
     model_validator,
 )
-from pydantic.alias_generators import to_camel
 
 from affidavit.names import API_VERSION, GROUP, VERSION
+from affidavit.policy.signer_model import Signers
+from affidavit.policy.spec_base import SpecModel, cel
 
 __all__ = ["API_VERSION", "GROUP", "VERSION"]  # re-exported: the models' wire identity
 
@@ -35,29 +36,6 @@ AppliesTo = Literal["ai", "all"]
 LABEL_KEY = r"^([a-z0-9]([-a-z0-9.]*[a-z0-9])?/)?[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$"
 
 
-def _cel(*rules: tuple[str, str]) -> dict[str, Any]:
-    return {"x-kubernetes-validations": [{"rule": r, "message": m} for r, m in rules]}
-
-
-class SpecModel(BaseModel):
-    """Strict, immutable, camelCase on the wire.
-
-    Each field's docstring is its description in the generated CRD, so ``kubectl explain``
-    reads the same text as this file (a test fails when a field has none).
-    """
-
-    model_config = ConfigDict(
-        extra="forbid",
-        frozen=True,
-        alias_generator=to_camel,
-        populate_by_name=True,
-        use_attribute_docstrings=True,
-    )
-
-    def to_wire(self) -> dict[str, Any]:
-        return self.model_dump(mode="json", by_alias=True, exclude_none=True)
-
-
 class LabelSelectorRequirement(SpecModel):
     """One namespace label requirement, as in a Kubernetes label selector."""
 
@@ -69,7 +47,7 @@ class LabelSelectorRequirement(SpecModel):
     """Label values; required (non-empty) for In and NotIn, ignored otherwise."""
 
     model_config = ConfigDict(
-        json_schema_extra=_cel(
+        json_schema_extra=cel(
             (
                 "self.operator in ['Exists', 'DoesNotExist'] || "
                 "(has(self.values) && size(self.values) > 0)",
@@ -126,94 +104,6 @@ class Match(SpecModel):
     """Globs of the cluster's name as the webhook is configured with it."""
 
 
-class KeySignerSpec(SpecModel):
-    """A signer known by its public key (``affidavit keygen`` or cosign key pairs)."""
-
-    name: str = Field(min_length=1)
-    """The signer's name, unique among the policy's keys, shown in decisions."""
-    public_key: str = Field(pattern=r"^\s*-----BEGIN PUBLIC KEY-----")
-    """PEM public key (ECDSA P-256 or Ed25519)."""
-
-
-class ConfigMapKeyRef(SpecModel):
-    """A key of a ConfigMap in the namespace Affidavit runs in (the chart's release namespace)."""
-
-    name: str = Field(min_length=1, max_length=253)
-    """The ConfigMap's name."""
-    key: str = Field(default="trusted_root.json", min_length=1)
-    """The key holding the document."""
-
-
-class TrustedRootRef(SpecModel):
-    """Where a private Sigstore's trusted_root.json is read from (air-gapped verification)."""
-
-    config_map_ref: ConfigMapKeyRef
-    """The ConfigMap (in Affidavit's namespace) and key holding the trusted_root.json."""
-
-
-class KeylessSignerSpec(SpecModel):
-    """A Sigstore keyless signer: an OIDC identity certified by Fulcio.
-
-    The certificate must name ``issuer`` and either the exact ``subject`` or a subject matching
-    ``subjectRegExp`` whole (as policy-controller's keyless.identities); ``identity`` is the
-    older name of ``subject``."""
-
-    name: str = Field(min_length=1)
-    """The signer's name, unique among the policy's keyless signers, shown in decisions."""
-    issuer: str = Field(pattern=r"^https://")
-    """The OIDC issuer URL the certificate must name."""
-    subject: str | None = Field(default=None, min_length=1)
-    """The certificate's subject alternative name (an email or a URI), exactly."""
-    subject_reg_exp: str | None = Field(default=None, min_length=1)
-    """A regular expression the certificate's subject alternative name must match whole."""
-    identity: str | None = Field(default=None, min_length=1)
-    """The same as subject (the field's earlier name)."""
-    trusted_root: TrustedRootRef | None = None
-    """A private Sigstore's trusted root to verify against (omitted: the public instance's)."""
-
-    @model_validator(mode="after")
-    def _one_subject(self) -> KeylessSignerSpec:
-        given = [v for v in (self.subject, self.subject_reg_exp, self.identity) if v]
-        if len(given) != 1:
-            raise ValueError(
-                f"keyless signer {self.name}: give exactly one of subject and subjectRegExp"
-            )
-        if self.subject_reg_exp:
-            try:
-                re.compile(self.subject_reg_exp)
-            except re.error as e:
-                raise ValueError(
-                    f"keyless signer {self.name}: subjectRegExp is not a regular expression: {e}"
-                ) from e
-        return self
-
-
-def _list_map(key: str) -> dict[str, Any]:
-    return {"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": [key]}
-
-
-class Signers(SpecModel):
-    """Whose signatures count; an attestation signed by anyone else is ignored."""
-
-    keys: list[KeySignerSpec] = Field(default_factory=list, json_schema_extra=_list_map("name"))
-    """Signers by public key."""
-    keyless: list[KeylessSignerSpec] = Field(
-        default_factory=list, json_schema_extra=_list_map("name")
-    )
-    """Signers by OIDC identity (Sigstore keyless)."""
-
-    @model_validator(mode="after")
-    def _unique(self) -> Signers:
-        for what, names in (
-            ("keys", [k.name for k in self.keys]),
-            ("keyless", [k.name for k in self.keyless]),
-        ):
-            dup = sorted({n for n in names if names.count(n) > 1})
-            if dup:
-                raise ValueError(f"signers.{what}: duplicate name {', '.join(dup)}")
-        return self
-
-
 class ProvenanceRequirement(SpecModel):
     """Whether a signed ai-provenance/v1 attestation must be present, and how fresh."""
 
@@ -240,7 +130,7 @@ class TierRequirement(SpecModel):
     """ai: only AI-involved changes need this review; all: every change does."""
 
     model_config = ConfigDict(
-        json_schema_extra=_cel(
+        json_schema_extra=cel(
             (
                 "!has(self.independentApprovals) || !has(self.approvals) || "
                 "self.approvals == 0 || self.independentApprovals <= self.approvals",
@@ -409,7 +299,7 @@ class AccountabilityExceptionSpec(SpecModel):
     """When the waiver ends (RFC 3339, with a time zone), within the policy's maxDays."""
 
     model_config = ConfigDict(
-        json_schema_extra=_cel(
+        json_schema_extra=cel(
             (
                 "(has(self.images) && size(self.images) > 0) || "
                 "(has(self.workloads) && size(self.workloads) > 0)",

@@ -13,7 +13,7 @@ from pydantic import ValidationError
 from affidavit.attestations.evidence import KeylessSigner, KeySigner
 from affidavit.policy import EffectivePolicy, Origin, PolicyIndex, Req, evaluate
 from affidavit.policy.explain import explain_policy
-from affidavit.policy.model import Signers
+from affidavit.policy.signer_model import Signers
 from policy_builders import (
     IMAGE,
     NOW,

@@ -24,7 +24,7 @@ from affidavit.policy.crds import (
     structural_schema,
     undescribed,
 )
-from affidavit.policy.model import SpecModel
+from affidavit.policy.spec_base import SpecModel
 from policy_builders import IMAGE, exception, index, obj, policy, region_policy
 
 CHART_CRDS = Path(__file__).resolve().parents[3] / "charts" / "affidavit" / "crds"
