@@ -156,8 +156,12 @@ class ClusterStack:
             self.webhook_configuration, self.namespace, self.webhook_url, self.mutate_url
         ):
             self.apply(configuration)
+        # Both start at once: the webhook waits for the certificate the operator writes and
+        # for the index it publishes, so its start-up overlaps the operator's.
         self._start_operator()
-        self.start_webhook()
+        self.start_webhook(wait=False)
+        self._wait_for_operator()
+        self._wait_for_webhook()
         self._wait_for_ca_bundle()
         return self
 
@@ -212,6 +216,9 @@ class ClusterStack:
             *self.operator_args,
         ]  # fmt: skip
         self.operator = ManagedProcess("operator", argv, self.workdir / "operator.log")
+
+    def _wait_for_operator(self) -> None:
+        assert self.operator is not None
         self.operator.wait_until(
             lambda: (self.cert_dir / "tls.crt").exists() and self._index_published(),
             "the operator wrote the webhook certificate and published the policy index",
@@ -221,9 +228,11 @@ class ClusterStack:
         proc = self.kubectl("get", "configmap", INDEX_CONFIGMAP, "-n", self.namespace, check=False)
         return proc.returncode == 0
 
-    def start_webhook(self, *, region: str | None = None, policy_dir: Path | None = None) -> None:
+    def start_webhook(
+        self, *, region: str | None = None, policy_dir: Path | None = None, wait: bool = True
+    ) -> None:
         """Start (or restart, e.g. in another region, or on policy files instead of the
-        operator's index) the webhook and wait until it is ready."""
+        operator's index) the webhook and, unless ``wait`` is false, wait until it is ready."""
         if self.webhook is not None:
             self.webhook.stop()
         s = self.settings
@@ -236,6 +245,7 @@ class ClusterStack:
             *self._python(), "webhook", "serve",
             "--tls-cert", str(self.cert_dir / "tls.crt"),
             "--tls-key", str(self.cert_dir / "tls.key"),
+            "--tls-wait-seconds", "60",
             "--host", "127.0.0.1",
             "--port", str(self.webhook_port),
             "--cluster-name", s.cluster_name,
@@ -254,6 +264,11 @@ class ClusterStack:
         self.webhook = ManagedProcess(
             "webhook", argv, self.workdir / "webhook.log", self.webhook_env or None
         )
+        if wait:
+            self._wait_for_webhook()
+
+    def _wait_for_webhook(self) -> None:
+        assert self.webhook is not None
         self.webhook.wait_until(self._webhook_ready, "the webhook answered /readyz")
 
     def _webhook_ready(self) -> bool:
