@@ -1,12 +1,16 @@
 """The admission webhook's memory of verified digests, bounded by entries and by bytes.
 
 A warm review never touches the registry: ``EvidenceCache`` keeps each digest's verification
-result (the verified statements' predicates, the rejection reasons; never envelopes or raw JSON)
-for a bounded time. What bounds the webhook's memory is not the number of entries but their
-size: a real provenance predicate is tens of KB of JSON and several times that as Python
-objects, so the cache also holds at most ``max_bytes`` of predicate JSON (``evidence_bytes``),
-evicting the least recently used digests first. The chart sets that budget from the webhook's
-memory limit (charts/affidavit/values.yaml, ``webhook.evidenceCacheMiB``).
+result (the verified statements' predicates, the rejection reasons; never envelopes) for a
+bounded time. What bounds the webhook's memory is not the number of entries but their size: a
+real provenance predicate is tens of KB of JSON and about five times that as Python objects.
+So the cache keeps every predicate packed (its JSON, compressed: a 19 KB provenance packs to
+about 4 KB) and only the most recently used ``hot_bytes`` of predicate JSON parsed as well;
+a colder entry's predicate is parsed again from its packed JSON when a review reads it (a
+fraction of a millisecond, against a registry round trip for a miss). ``max_bytes`` bounds the
+packed bytes (``evidence_bytes``), evicting the least recently used digests first. The chart
+sets that budget from the webhook's memory limit (charts/affidavit/values.yaml,
+``webhook.evidenceCacheMiB``).
 """
 
 from __future__ import annotations
@@ -21,24 +25,34 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Literal
 
-import orjson
-
 from affidavit.attestations.evidence import ImageEvidence, TrustedSigner
 from affidavit.attestations.registry import DEFAULT_MAX_BYTES, ImageReference, RegistryClient
 from affidavit.attestations.verify import verify_digest
 
 #: What an entry costs besides its predicates (keys, strings, the evidence objects), in bytes.
 ENTRY_OVERHEAD_BYTES = 1024
+#: The predicate JSON kept parsed besides packed (the most recently used entries'): parsed and
+#: validated by the policy's models, it costs about 13 times this in memory (bench_memory),
+#: and 2 MiB is about a hundred images of real-size provenance.
+HOT_BYTES = 2 * 1024 * 1024
+
+
+def _sizes(evidence: ImageEvidence) -> tuple[int, int]:
+    """(``evidence_bytes``, the predicate JSON the entry holds parsed while hot)."""
+    size, parsed = ENTRY_OVERHEAD_BYTES, 0
+    for a in evidence.verified:
+        packed, raw = a.pack()
+        size += packed + len(a.predicate_type) + len(a.signer)
+        parsed += raw
+    for r in evidence.rejected:
+        size += len(r.reason) + len(r.predicate_type or "")
+    return size, parsed
 
 
 def evidence_bytes(evidence: ImageEvidence) -> int:
-    """The bytes a cache entry is counted as: its predicates' JSON, reasons, and overhead."""
-    size = ENTRY_OVERHEAD_BYTES
-    for a in evidence.verified:
-        size += len(orjson.dumps(a.predicate)) + len(a.predicate_type) + len(a.signer)
-    for r in evidence.rejected:
-        size += len(r.reason) + len(r.predicate_type or "")
-    return size
+    """The bytes a cache entry is counted as: its packed predicates, reasons, and overhead
+    (packs each verified attestation's predicate, see ``Attestation.pack``)."""
+    return _sizes(evidence)[0]
 
 
 def signers_digest(signers: Sequence[TrustedSigner], predicate_types: Sequence[str] | None) -> str:
@@ -53,6 +67,7 @@ class _Entry:
     evidence: ImageEvidence
     expires: float
     size: int  # evidence_bytes(evidence)
+    parsed: int  # its predicates' JSON bytes, held parsed while the entry is hot
 
 
 CacheResult = Literal["hit", "miss", "negative_hit"]
@@ -75,9 +90,10 @@ class EvidenceCache:
     ``positive_ttl`` seconds (5 minutes by default): the image digest is immutable, but the set
     of attestations beside it is not (a newer review saying "changes requested" is attached
     later), and the newest one must count within a bounded time. Registry errors are never
-    cached. At most ``max_entries`` digests and ``max_bytes`` (``evidence_bytes``) are kept,
-    the least recently used going first; one result larger than ``max_bytes`` is not kept.
-    Thread-safe.
+    cached. At most ``max_entries`` digests and ``max_bytes`` (``evidence_bytes``, packed) are
+    kept, the least recently used going first; one result larger than ``max_bytes`` is not
+    kept. The most recently used entries, up to ``hot_bytes`` of predicate JSON, also keep
+    their predicates parsed; the others are compacted (``Attestation.compact``). Thread-safe.
     """
 
     def __init__(
@@ -85,6 +101,7 @@ class EvidenceCache:
         *,
         max_entries: int = 1024,
         max_bytes: int | None = None,
+        hot_bytes: int = HOT_BYTES,
         negative_ttl: float = 30.0,
         positive_ttl: float = 300.0,
         clock: Callable[[], float] = time.monotonic,
@@ -94,6 +111,9 @@ class EvidenceCache:
         self.max_entries = max_entries
         self.max_bytes = max_bytes
         self.bytes = 0  # evidence_bytes of the entries kept
+        self.hot_bytes = hot_bytes
+        self.hot = 0  # the parsed predicate JSON of the hot entries
+        self._hot: OrderedDict[str, int] = OrderedDict()  # key -> its parsed bytes
         self.negative_ttl = negative_ttl
         self.positive_ttl = positive_ttl
         self.hits = 0
@@ -122,38 +142,60 @@ class EvidenceCache:
         with self._lock:
             entry = self._entries.get(key)
             if entry is not None and entry.expires <= self._clock():
-                del self._entries[key]
-                self.bytes -= entry.size
+                self._drop(key)
                 entry = None
             if entry is None:
                 if count_miss:
                     self.misses += 1
                 return None
             self._entries.move_to_end(key)
+            self._heat(key, entry)
             self.hits += 1
             return entry.evidence
 
     def put(self, key: str, evidence: ImageEvidence) -> None:
         ttl = self.positive_ttl if evidence.verified else self.negative_ttl
-        size = evidence_bytes(evidence)
+        size, parsed = _sizes(evidence)
         with self._lock:
-            old = self._entries.pop(key, None)
-            if old is not None:
-                self.bytes -= old.size
+            self._drop(key)
             if self.max_bytes is not None and size > self.max_bytes:
                 return  # alone over the budget: verified again on each request instead
-            self._entries[key] = _Entry(evidence, self._clock() + ttl, size)
+            entry = self._entries[key] = _Entry(evidence, self._clock() + ttl, size, parsed)
             self.bytes += size
+            self._heat(key, entry)
             while len(self._entries) > self.max_entries or (
                 self.max_bytes is not None and self.bytes > self.max_bytes
             ):
-                _, evicted = self._entries.popitem(last=False)
-                self.bytes -= evicted.size
+                self._drop(next(iter(self._entries)))
 
     def clear(self) -> None:
         with self._lock:
             self._entries.clear()
-            self.bytes = 0
+            self._hot.clear()
+            self.bytes = self.hot = 0
+
+    def _drop(self, key: str) -> None:
+        """Forget ``key`` (the lock is held)."""
+        entry = self._entries.pop(key, None)
+        if entry is not None:
+            self.bytes -= entry.size
+        self.hot -= self._hot.pop(key, 0)
+
+    def _heat(self, key: str, entry: _Entry) -> None:
+        """``key`` was just used: it keeps its predicates parsed, and the least recently used
+        hot entries past ``hot_bytes`` are compacted (the lock is held)."""
+        if key in self._hot:
+            self._hot.move_to_end(key)
+        else:
+            self._hot[key] = entry.parsed
+            self.hot += entry.parsed
+        while self.hot > self.hot_bytes and len(self._hot) > 1:
+            cold, parsed = self._hot.popitem(last=False)
+            self.hot -= parsed
+            kept = self._entries.get(cold)
+            if kept is not None:
+                for a in kept.evidence.verified:
+                    a.compact()
 
     def lookup(
         self,

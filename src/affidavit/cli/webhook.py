@@ -102,8 +102,8 @@ def serve(
             "--evidence-cache-mib",
             envvar="AFFIDAVIT_EVIDENCE_CACHE_MIB",
             min=1,
-            help="Predicate JSON (MiB) the evidence cache keeps; it takes several times this in "
-            "memory (see the chart's webhook.evidenceCacheMiB).",
+            help="Packed predicates (MiB, compressed JSON) the evidence cache keeps; about 1.2x "
+            "this in memory (see the chart's webhook.evidenceCacheMiB).",
         ),
     ] = 48,
     exception_max_days: Annotated[

@@ -1,14 +1,18 @@
 """The evidence cache is bounded by the bytes of what it keeps, not only by its entry count: a
 webhook's memory follows the size of the predicates it caches (tens of KB of provenance each),
-so a byte budget is what keeps it under the Pod's memory limit whatever images it judges."""
+so a byte budget is what keeps it under the Pod's memory limit whatever images it judges. It
+keeps every predicate packed (compressed JSON) and only the most recently used ones parsed."""
 
 from __future__ import annotations
 
 import hashlib
+import zlib
 from collections.abc import Callable
 from pathlib import Path
 
+import orjson
 import pytest
+from pydantic import BaseModel
 
 from affidavit.attestations.dsse import DSSE_MEDIA_TYPE, sign_envelope
 from affidavit.attestations.evidence import ImageEvidence, KeySigner
@@ -24,6 +28,12 @@ from affidavit.attestations.store import FetchedAttestation
 from affidavit.attestations.verify import verify_fetched
 
 PREDICATE_TYPE = "https://affidavit.dev/attestations/ai-provenance/v1"
+
+
+class ReviewLike(BaseModel):
+    note: str
+
+
 MakeEvidence = Callable[[int, int], tuple[str, ImageEvidence]]
 
 
@@ -38,7 +48,12 @@ def make_evidence(tmp_path_factory: pytest.TempPathFactory) -> MakeEvidence:
     def make(i: int, predicate_bytes: int) -> tuple[str, ImageEvidence]:
         digest = "sha256:" + hashlib.sha256(str(i).encode()).hexdigest()
         image = ImageReference.parse(f"reg.example/shop/app@{digest}")
-        predicate = {"note": "x" * predicate_bytes}
+        # hex text: it packs to about half, as commit ids and digests do
+        noise = "".join(
+            hashlib.sha256(f"{i}/{k}".encode()).hexdigest()
+            for k in range(predicate_bytes // 64 + 1)
+        )
+        predicate = {"note": noise[:predicate_bytes]}
         statement = make_statement(image.name, digest, PREDICATE_TYPE, predicate)
         raw = sign_envelope(statement, signer).to_json()
         item = FetchedAttestation("cosign-tag", DSSE_MEDIA_TYPE, sha256_digest(raw), None, raw)
@@ -49,29 +64,61 @@ def make_evidence(tmp_path_factory: pytest.TempPathFactory) -> MakeEvidence:
     return make
 
 
-def test_an_entry_counts_its_predicates_json(make_evidence: MakeEvidence) -> None:
+def test_an_entry_counts_its_packed_predicates(make_evidence: MakeEvidence) -> None:
     _, evidence = make_evidence(0, 10_000)
-    expected = len('{"note":""}') + 10_000 + len(PREDICATE_TYPE) + len("k.pub")
+    (attestation,) = evidence.verified
+    packed = zlib.compress(orjson.dumps(attestation.predicate), 1)
+    assert 4_000 < len(packed) < 10_000
+    expected = len(packed) + len(PREDICATE_TYPE) + len("k.pub")
     assert evidence_bytes(evidence) == ENTRY_OVERHEAD_BYTES + expected
+
+
+def test_only_the_most_recently_used_entries_keep_their_predicates_parsed(
+    make_evidence: MakeEvidence,
+) -> None:
+    entries = [make_evidence(10 + i, 10_000) for i in range(4)]
+    originals = [dict(e.verified[0].predicate) for _, e in entries]
+    json_bytes = len(orjson.dumps(originals[0]))
+    cache = EvidenceCache(max_entries=100, hot_bytes=2 * json_bytes + json_bytes // 2)
+
+    def parsed() -> list[bool]:
+        return ["predicate" in e.verified[0].__dict__ for _, e in entries]
+
+    for key, evidence in entries:
+        cache.put(key, evidence)
+    assert parsed() == [False, False, True, True]
+    assert cache.hot == 2 * json_bytes
+    entries[2][1].verified[0].parsed(ReviewLike)  # a memo the compaction must drop too
+    found = cache.get(entries[0][0])  # used again: hot, and the oldest hot entry cools
+    assert found is entries[0][1]
+    assert parsed() == [False, False, False, True]
+    assert "_parsed" not in entries[2][1].verified[0].__dict__
+    # a compacted predicate reads back equal, from its packed JSON, and stays parsed while hot
+    assert [e.verified[0].predicate for _, e in entries] == originals
+    assert parsed()[0]
+    assert len(cache) == 4 and cache.bytes == sum(evidence_bytes(e) for _, e in entries)
+    cache.clear()
+    assert (cache.bytes, cache.hot) == (0, 0)
 
 
 def test_the_least_recently_used_digests_go_when_the_bytes_run_out(
     make_evidence: MakeEvidence,
 ) -> None:
     entries = [make_evidence(i, 10_000) for i in range(10)]
-    size = evidence_bytes(entries[0][1])
-    cache = EvidenceCache(max_entries=1000, max_bytes=4 * size)
+    size = [evidence_bytes(e) for _, e in entries]  # packed: each a few bytes apart
+    assert max(size) < 1.1 * min(size)
+    cache = EvidenceCache(max_entries=1000, max_bytes=4 * max(size) + min(size) // 2)
     for key, evidence in entries[:4]:
         cache.put(key, evidence)
-    assert (len(cache), cache.bytes) == (4, 4 * size)
+    assert (len(cache), cache.bytes) == (4, sum(size[:4]))
     assert cache.get(entries[0][0]) is not None  # now the most recently used
     for key, evidence in entries[4:6]:
         cache.put(key, evidence)
-    assert (len(cache), cache.bytes) == (4, 4 * size)
     kept = [i for i, (key, _) in enumerate(entries) if cache.get(key, count_miss=False)]
     assert kept == [0, 3, 4, 5]
+    assert cache.bytes == sum(size[i] for i in kept)
     cache.put(*entries[3])  # a refresh counts once
-    assert cache.bytes == 4 * size
+    assert cache.bytes == sum(size[i] for i in kept)
     cache.clear()
     assert (len(cache), cache.bytes) == (0, 0)
 
