@@ -26,6 +26,7 @@ def parser(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> I
         monkeypatch.setattr(exact_json, "_orjson", orjson)
     yield request.param
 
+
 SAME = [
     b'{"commit":"3f786850e387550fdab836ed7e6dc881de23001b","n":[1,2.5,true,null]}',
     b'{"big":123456789012345678901234567890}',  # orjson alone: a float
