@@ -35,6 +35,10 @@ SAME = [
     b'{"s":"\\ud800"}',
     '{"t":"UTF-16 text"}'.encode("utf-16"),
     b'{"a":1,"a":2}',
+    b'{"a":1,"\\u0061":2}',  # the same key, escaped: still the last one
+    b'{ "a" :1 ,\n"a"\t:\r2 }',
+    # a second subject after the predicate (and one inside it): the last top-level one counts
+    b'{"subject":[1],"predicate":{"subject":[2]},"subject":[3]}',
     b'{"unicode":"caf\\u00e9 \xc3\xa9"}',
 ]
 
@@ -70,3 +74,19 @@ print("orjson" in sys.modules)
 def test_orjson_is_imported_once_enough_has_been_parsed_to_pay_for_it() -> None:
     done = subprocess.run([sys.executable, "-c", _PROBE], capture_output=True, text=True)
     assert done.stdout == "False True\n", done.stderr
+
+
+def test_a_statement_reads_the_same_under_both_parsers(parser: str) -> None:
+    # a process parses with json first and orjson later: a signed statement that repeats its
+    # subject (before and after the predicate, escaped) must name the same image under both
+    from affidavit.attestations.statement import parse_statement
+
+    subject = '{"name":"r","digest":{"sha256":"%s"}}'
+    payload = (
+        '{"_type":"https://in-toto.io/Statement/v1","subject":[' + subject % ("a" * 64) + "],"
+        '"predicateType":"t","predicate":{"subject":[' + subject % ("b" * 64) + "]},"
+        '"s\\u0075bject":[' + subject % ("c" * 64) + "]}"
+    ).encode()
+    statement = parse_statement(payload)
+    assert statement.subject_digests() == {"sha256:" + "c" * 64}
+    assert statement.predicate == json.loads(payload)["predicate"]
