@@ -10,13 +10,15 @@ again (``_twins``). One size limit and one digest check apply to every blob what
 from __future__ import annotations
 
 import contextvars
+import json
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from functools import partial
 from typing import Any, TypeVar, cast
 
 from affidavit.attestations.dsse import DSSE_MEDIA_TYPE
 from affidavit.attestations.evidence import Storage
+from affidavit.attestations.exact_json import loads_numberless
 from affidavit.attestations.registry import (
     DEFAULT_MAX_BYTES,
     OCI_MANIFEST,
@@ -167,10 +169,40 @@ def _subject(client: RegistryClient, image: ImageReference) -> tuple[str, str, i
 _Twin = tuple[str, bytes, str]  # the bundle's digest and bytes, and its predicate type
 
 
+#: ``key_bundle``'s bytes around the key id and the envelope (``store._json`` of its dict).
+_BUNDLE_HEAD = b'{"mediaType":"%s","verificationMaterial":{"publicKey":{"hint":' % (
+    BUNDLE_MEDIA_TYPE.encode()
+)
+_BUNDLE_MID = b'},"tlogEntries":[]},"dsseEnvelope":'
+
+
+def _bundles_of(data: bytes) -> Iterator[bytes]:
+    """``key_bundle(data)``: first as spliced around ``data`` itself, which is that bundle when
+    the envelope is written as ``Envelope.to_json`` writes it (compact, ASCII: what ``attach``
+    stores), then, if that differs, as ``key_bundle`` writes it out again (a copy of the layer's
+    whole JSON, most of a fetch's own CPU for large envelopes). Nothing when it has none."""
+    try:
+        keyid = loads_numberless(data)["signatures"][0].get("keyid", "")
+        spliced = _BUNDLE_HEAD + json.dumps(keyid).encode() + _BUNDLE_MID + data + b"}"
+    except (ValueError, KeyError, IndexError, TypeError, AttributeError, RecursionError):
+        return  # key_bundle refuses it too
+    yield spliced
+    try:
+        exact = key_bundle(data)
+    except (InputError, RecursionError):
+        return
+    if exact != spliced:
+        yield exact
+
+
 def _twins(
-    read: Sequence[FetchedAttestation], subject: tuple[str, str, int], max_layer_bytes: int
+    read: Sequence[FetchedAttestation],
+    subject: tuple[str, str, int],
+    max_layer_bytes: int,
+    listed: Collection[str],
 ) -> dict[str, _Twin]:
-    """The referrer artifacts ``attach`` writes beside cosign layers already read, by digest.
+    """The referrer artifacts ``attach`` writes beside cosign layers already read, by digest,
+    among the ``listed`` artifact digests.
 
     For a key-signed envelope both layouts hold the same statement: the bundle is ``key_bundle``
     of the envelope and its artifact manifest is ``_artifact`` of that bundle, both made
@@ -182,19 +214,18 @@ def _twins(
     for item in read:
         if item.data is None or item.predicate_type is None:
             continue
-        try:
-            bundle = key_bundle(item.data)
-        except (InputError, RecursionError):
-            continue
-        if len(bundle) > max_layer_bytes:
-            continue  # read it, so that it is refused as it would be
         annotations = {
             ANNOTATION_BUNDLE_CONTENT: "dsse-envelope",
             ANNOTATION_BUNDLE_PREDICATE_TYPE: item.predicate_type,
         }
-        digest = sha256_digest(bundle)
-        manifest = _artifact(digest, len(bundle), subject, annotations)
-        twins[sha256_digest(manifest)] = (digest, bundle, item.predicate_type)
+        for bundle in _bundles_of(item.data):
+            if len(bundle) > max_layer_bytes:
+                continue  # read it, so that it is refused as it would be
+            digest = sha256_digest(bundle)
+            manifest = sha256_digest(_artifact(digest, len(bundle), subject, annotations))
+            if manifest in listed:
+                twins[manifest] = (digest, bundle, item.predicate_type)
+                break
     return twins
 
 
@@ -231,7 +262,8 @@ def fetch(
     )
     twins: dict[str, _Twin] = {}
     if entries and subject is not None:
-        twins = _twins(read_cosign, cast("tuple[str, str, int]", subject), max_layer_bytes)
+        listed = {str(entry.get("digest")) for _, entry in entries}
+        twins = _twins(read_cosign, cast("tuple[str, str, int]", subject), max_layer_bytes, listed)
     manifests = iter(
         _parallel(
             [
