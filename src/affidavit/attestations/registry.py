@@ -347,36 +347,24 @@ class RegistryClient:
         challenge: str,
         push: bool,
     ) -> str:
-        """The Authorization to retry with after a 401 to a request that sent ``sent``.
-
-        One exchange per repository at a time: the parallel first requests of a fetch all meet
-        the 401, and each used to run the token exchange (and the credential helper) itself. A
-        request that waited while another exchanged takes that token; a push exchanges its
-        own, since a token another request got may be for pulling only.
-        """
-        lock = self._exchanges.setdefault(key, threading.Lock())
-        with lock:
+        """The Authorization to retry with after a 401 to a request that sent ``sent``: one
+        exchange per repository at a time (a fetch's parallel first requests all meet the 401).
+        A pull that waited takes the token another request got; a push exchanges its own."""
+        with self._exchanges.setdefault(key, threading.Lock()):
             current = self._tokens.get(key)
             if not push and current is not None and current != sent:
                 return current
-            auth = self._authenticate(ref, challenge, push)
+            creds = self._credentials.get(ref.registry)
+            auth = authorization(
+                self._http, ref, challenge, creds, push=push, rules=self._rules,
+                timeout=self._timeout,
+            )  # fmt: skip
             self._tokens[key] = auth
             # Keyed by repository, which a request names freely: the oldest go first.
             for stale in list(self._tokens)[: max(0, len(self._tokens) - MAX_TOKENS)]:
                 self._tokens.pop(stale, None)
                 self._exchanges.pop(stale, None)
             return auth
-
-    def _authenticate(self, ref: ImageReference, challenge: str, push: bool) -> str:
-        return authorization(
-            self._http,
-            ref,
-            challenge,
-            self._credentials.get(ref.registry),
-            push=push,
-            rules=self._rules,
-            timeout=self._timeout,
-        )
 
     def _refused(self, ref: ImageReference, r: Response) -> RegistryError:
         return RegistryError(
