@@ -133,6 +133,19 @@ def parse_envelope(
         raise VerificationError(f"envelope is not valid JSON: {e}") from e
     except RecursionError as e:  # a hostile layer: arrays or objects nested thousands deep
         raise VerificationError("envelope is not valid JSON: it nests too deeply") from e
+    envelope = envelope_from_document(document)
+    if decode:
+        check_base64(envelope)
+    object.__setattr__(envelope, "_raw", bytes(data))
+    return envelope
+
+
+def envelope_from_document(document: object) -> Envelope:
+    """The envelope a parsed DSSE JSON document holds, checked as strictly as ``parse_envelope``
+    checks it (which calls this); the envelope keeps no original bytes.
+
+    For an envelope parsed as part of a larger document (a Sigstore bundle's ``dsseEnvelope``).
+    """
     if not isinstance(document, dict):
         raise VerificationError(
             f"envelope is not a DSSE envelope: a JSON {type(document).__name__}, not an object"
@@ -154,11 +167,7 @@ def parse_envelope(
     shape.no_extra(document, ("payload", "payloadType", "signatures"))
     if shape.problems:
         raise VerificationError(f"envelope is not a DSSE envelope: {'; '.join(shape.problems)}")
-    envelope = Envelope(payload, payload_type, tuple(signatures))
-    if decode:
-        check_base64(envelope)
-    object.__setattr__(envelope, "_raw", bytes(data))
-    return envelope
+    return Envelope(payload, payload_type, tuple(signatures))
 
 
 def check_base64(envelope: Envelope) -> None:

@@ -10,13 +10,15 @@ again (``_twins``). One size limit and one digest check apply to every blob what
 from __future__ import annotations
 
 import contextvars
-from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+import json
+import threading
+from collections.abc import Callable, Collection, Iterator, Sequence
 from functools import partial
 from typing import Any, TypeVar, cast
 
 from affidavit.attestations.dsse import DSSE_MEDIA_TYPE
 from affidavit.attestations.evidence import Storage
+from affidavit.attestations.exact_json import loads_numberless
 from affidavit.attestations.registry import (
     DEFAULT_MAX_BYTES,
     OCI_MANIFEST,
@@ -79,13 +81,39 @@ def _parallel(calls: Sequence[Callable[[], T]]) -> list[T]:
     """Run independent registry calls at once (at most ``FETCH_WORKERS``); results in order.
 
     Each runs in a copy of the caller's context, so the webhook's registry deadline (a context
-    variable) bounds them as it bounds the caller; the first failure in order is raised.
+    variable) bounds them as it bounds the caller; every call ends before this returns, and the
+    first failure in order is raised. Plain threads taking the calls in turn: what
+    ``concurrent.futures`` adds (and its import of ``logging``) is of no use here, and cost a
+    tenth of a one-attestation ``affidavit verify``'s start.
     """
     if len(calls) <= 1:
         return [call() for call in calls]
-    with ThreadPoolExecutor(max_workers=min(FETCH_WORKERS, len(calls))) as pool:
-        futures = [pool.submit(contextvars.copy_context().run, call) for call in calls]
-        return [f.result() for f in futures]
+    jobs = iter([(i, call, contextvars.copy_context()) for i, call in enumerate(calls)])
+    results: list[T | None] = [None] * len(calls)
+    failures: list[BaseException | None] = [None] * len(calls)
+    lock = threading.Lock()
+
+    def work() -> None:
+        while True:
+            with lock:
+                job = next(jobs, None)
+            if job is None:
+                return
+            i, call, context = job
+            try:
+                results[i] = context.run(call)
+            except BaseException as e:
+                failures[i] = e
+
+    threads = [threading.Thread(target=work) for _ in range(min(FETCH_WORKERS, len(calls)))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    for failure in failures:
+        if failure is not None:
+            raise failure
+    return cast("list[T]", results)
 
 
 def _cosign_layers(manifest: Manifest | None) -> list[tuple[Storage, dict[str, Any], str | None]]:
@@ -141,10 +169,40 @@ def _subject(client: RegistryClient, image: ImageReference) -> tuple[str, str, i
 _Twin = tuple[str, bytes, str]  # the bundle's digest and bytes, and its predicate type
 
 
+#: ``key_bundle``'s bytes around the key id and the envelope (``store._json`` of its dict).
+_BUNDLE_HEAD = b'{"mediaType":"%s","verificationMaterial":{"publicKey":{"hint":' % (
+    BUNDLE_MEDIA_TYPE.encode()
+)
+_BUNDLE_MID = b'},"tlogEntries":[]},"dsseEnvelope":'
+
+
+def _bundles_of(data: bytes) -> Iterator[bytes]:
+    """``key_bundle(data)``: first as spliced around ``data`` itself, which is that bundle when
+    the envelope is written as ``Envelope.to_json`` writes it (compact, ASCII: what ``attach``
+    stores), then, if that differs, as ``key_bundle`` writes it out again (a copy of the layer's
+    whole JSON, most of a fetch's own CPU for large envelopes). Nothing when it has none."""
+    try:
+        keyid = loads_numberless(data)["signatures"][0].get("keyid", "")
+        spliced = _BUNDLE_HEAD + json.dumps(keyid).encode() + _BUNDLE_MID + data + b"}"
+    except (ValueError, KeyError, IndexError, TypeError, AttributeError, RecursionError):
+        return  # key_bundle refuses it too
+    yield spliced
+    try:
+        exact = key_bundle(data)
+    except (InputError, RecursionError):
+        return
+    if exact != spliced:
+        yield exact
+
+
 def _twins(
-    read: Sequence[FetchedAttestation], subject: tuple[str, str, int], max_layer_bytes: int
+    read: Sequence[FetchedAttestation],
+    subject: tuple[str, str, int],
+    max_layer_bytes: int,
+    listed: Collection[str],
 ) -> dict[str, _Twin]:
-    """The referrer artifacts ``attach`` writes beside cosign layers already read, by digest.
+    """The referrer artifacts ``attach`` writes beside cosign layers already read, by digest,
+    among the ``listed`` artifact digests.
 
     For a key-signed envelope both layouts hold the same statement: the bundle is ``key_bundle``
     of the envelope and its artifact manifest is ``_artifact`` of that bundle, both made
@@ -156,19 +214,18 @@ def _twins(
     for item in read:
         if item.data is None or item.predicate_type is None:
             continue
-        try:
-            bundle = key_bundle(item.data)
-        except (InputError, RecursionError):
-            continue
-        if len(bundle) > max_layer_bytes:
-            continue  # read it, so that it is refused as it would be
         annotations = {
             ANNOTATION_BUNDLE_CONTENT: "dsse-envelope",
             ANNOTATION_BUNDLE_PREDICATE_TYPE: item.predicate_type,
         }
-        digest = sha256_digest(bundle)
-        manifest = _artifact(digest, len(bundle), subject, annotations)
-        twins[sha256_digest(manifest)] = (digest, bundle, item.predicate_type)
+        for bundle in _bundles_of(item.data):
+            if len(bundle) > max_layer_bytes:
+                continue  # read it, so that it is refused as it would be
+            digest = sha256_digest(bundle)
+            manifest = sha256_digest(_artifact(digest, len(bundle), subject, annotations))
+            if manifest in listed:
+                twins[manifest] = (digest, bundle, item.predicate_type)
+                break
     return twins
 
 
@@ -205,7 +262,8 @@ def fetch(
     )
     twins: dict[str, _Twin] = {}
     if entries and subject is not None:
-        twins = _twins(read_cosign, cast("tuple[str, str, int]", subject), max_layer_bytes)
+        listed = {str(entry.get("digest")) for _, entry in entries}
+        twins = _twins(read_cosign, cast("tuple[str, str, int]", subject), max_layer_bytes, listed)
     manifests = iter(
         _parallel(
             [

@@ -15,15 +15,16 @@ import hashlib
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal, Protocol
+from typing import TYPE_CHECKING, Literal, Protocol
 
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 
-from affidavit.attestations.cosign_keys import decrypt_cosign_key, is_cosign_key, pem_type
-from affidavit.attestations.evidence import KeySigner
 from affidavit.errors import KeyMaterialError
+
+if TYPE_CHECKING:
+    from affidavit.attestations.evidence import KeySigner
 
 PublicKey = ec.EllipticCurvePublicKey | ed25519.Ed25519PublicKey
 PrivateKey = ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey
@@ -48,15 +49,73 @@ def keyid_of(public_key: PublicKey) -> str:
     cosign skips a signature whose non-empty key id differs from the one it computes, so every
     envelope Affidavit signs carries this id and verifies with cosign as well as with Affidavit.
     """
+    from cryptography.hazmat.primitives import serialization
+
     openssh = public_key.public_bytes(
         serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH
     )
     blob = base64.b64decode(openssh.split()[1])
+    return _ssh_keyid(blob)
+
+
+def _ssh_keyid(blob: bytes) -> str:
+    """``keyid_of`` from the key's OpenSSH wire-format blob."""
     return "SHA256:" + base64.b64encode(hashlib.sha256(blob).digest()).decode().rstrip("=")
+
+
+def _ssh_string(data: bytes) -> bytes:
+    return len(data).to_bytes(4, "big") + data
+
+
+#: The DER SubjectPublicKeyInfo of a P-256 key and of an Ed25519 key, up to the key's bytes:
+#: every such key's SPKI is this prefix and the key (a 65-byte uncompressed point, 32 bytes).
+_P256_SPKI = bytes.fromhex("3059301306072a8648ce3d020106082a8648ce3d030107034200")
+_ED25519_SPKI = bytes.fromhex("302a300506032b6570032100")
+_PEM_BEGIN, _PEM_END = b"-----BEGIN PUBLIC KEY-----", b"-----END PUBLIC KEY-----"
+
+
+def _plain_public_key(pem: bytes, name: str) -> Verifier | None:
+    """The ``Verifier`` of a lone PEM ``PUBLIC KEY`` block holding a P-256 (uncompressed) or
+    Ed25519 key (what ``cosign.pub`` and ``openssl pkey -pubout`` write), read without
+    cryptography's serialization package; None for any other file (``load_verifier`` reads it).
+
+    The fast path for ``affidavit verify``: ``serialization`` loads the SSH key formats and every
+    cipher with it, a third of the command's start. The bytes are matched exactly, so a key read
+    here is the one ``load_pem_public_key`` would return (``from_encoded_point`` checks the point
+    is on the curve); anything else goes the general way.
+    """
+    body = pem.strip()
+    if not (body.startswith(_PEM_BEGIN) and body.endswith(_PEM_END)):
+        return None
+    text = body[len(_PEM_BEGIN) : -len(_PEM_END)]
+    if b"-" in text or b":" in text:
+        return None  # another block, or headers: the general loader decides
+    try:
+        der = base64.b64decode(b"".join(text.split()), validate=True)
+    except ValueError:
+        return None
+    key: PublicKey
+    if len(der) == len(_P256_SPKI) + 65 and der.startswith(_P256_SPKI) and der[-65] == 4:
+        point = der[-65:]
+        try:
+            key = ec.EllipticCurvePublicKey.from_encoded_point(ec.SECP256R1(), point)
+        except ValueError:
+            return None
+        blob = _ssh_string(b"ecdsa-sha2-nistp256") + _ssh_string(b"nistp256")
+        blob += _ssh_string(point)
+    elif len(der) == len(_ED25519_SPKI) + 32 and der.startswith(_ED25519_SPKI):
+        raw = der[-32:]
+        key = ed25519.Ed25519PublicKey.from_public_bytes(raw)
+        blob = _ssh_string(b"ssh-ed25519") + _ssh_string(raw)
+    else:
+        return None
+    return Verifier(name=name, keyid=_ssh_keyid(blob), public_key=key)
 
 
 def public_pem(public_key: PublicKey) -> bytes:
     """The SubjectPublicKeyInfo PEM of ``public_key`` (what ``cosign.pub`` holds)."""
+    from cryptography.hazmat.primitives import serialization
+
     return public_key.public_bytes(
         serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
     )
@@ -68,6 +127,29 @@ def _kind_of(key: PrivateKey | PublicKey) -> KeyKind:
         if isinstance(key, ed25519.Ed25519PrivateKey | ed25519.Ed25519PublicKey)
         else "ecdsa-p256"
     )
+
+
+class _VerifyECDSA(ec.ECDSA):
+    """ECDSA over SHA-256 for checking signatures, made without ``ec.ECDSA``'s constructor.
+
+    That constructor imports cryptography's whole OpenSSL backend (every cipher and mode) to ask
+    whether deterministic signing is supported, a question only signing asks: it cost a tenth of
+    an ``affidavit verify``. A verifier reads the two public properties, given here.
+    """
+
+    def __init__(self) -> None:  # no backend: see the class docstring
+        pass
+
+    @property
+    def algorithm(self) -> hashes.HashAlgorithm:
+        return hashes.SHA256()
+
+    @property
+    def deterministic_signing(self) -> bool:
+        return False
+
+
+_ECDSA_SHA256 = _VerifyECDSA()
 
 
 @dataclass(frozen=True)
@@ -84,7 +166,7 @@ class Verifier:
             if isinstance(self.public_key, ed25519.Ed25519PublicKey):
                 self.public_key.verify(signature, data)
             else:
-                self.public_key.verify(signature, data, ec.ECDSA(hashes.SHA256()))
+                self.public_key.verify(signature, data, _ECDSA_SHA256)
         except (InvalidSignature, ValueError):
             return False
         return True
@@ -138,6 +220,10 @@ def _checked(key: object, source: str) -> PrivateKey:
 
 
 def _load_pem_private(data: bytes, password: bytes | None, source: str) -> object:
+    from cryptography.hazmat.primitives import serialization
+
+    from affidavit.attestations.cosign_keys import pem_type
+
     kind = pem_type(data)
     if kind is None:
         raise KeyMaterialError(
@@ -180,6 +266,8 @@ def load_signer(
     The password of an encrypted key is ``password`` or else the ``password_env`` variable.
     ``keyid`` overrides the envelope key id (default: ``keyid_of`` the public key).
     """
+    from affidavit.attestations.cosign_keys import decrypt_cosign_key, is_cosign_key
+
     source = str(path)
     try:
         data = path.read_bytes()
@@ -215,6 +303,13 @@ def load_signer(
 
 def load_verifier(pem: bytes, *, name: str) -> Verifier:
     """A ``Verifier`` from a PEM public key (or the public key of a PEM certificate)."""
+    plain = _plain_public_key(pem, name)
+    if plain is not None:
+        return plain
+    from cryptography.hazmat.primitives import serialization
+
+    from affidavit.attestations.cosign_keys import pem_type
+
     kind = pem_type(pem)
     try:
         if kind == "CERTIFICATE":
@@ -255,6 +350,8 @@ def generate_key_pair(kind: KeyKind, *, password: bytes | None = None) -> tuple[
         private = ed25519.Ed25519PrivateKey.generate()
     else:
         raise KeyMaterialError(f"unknown key kind {kind!r}; use ecdsa-p256 or ed25519")
+    from cryptography.hazmat.primitives import serialization
+
     encryption: serialization.KeySerializationEncryption = (
         serialization.BestAvailableEncryption(password)
         if password

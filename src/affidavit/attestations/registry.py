@@ -16,6 +16,7 @@ import contextlib
 import hashlib
 import json
 import ssl
+import threading
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -137,6 +138,7 @@ class RegistryClient:
             else {_canonical(h): c for h, c in (credentials or {}).items()}
         )
         self._tokens: dict[tuple[str, str], str] = {}
+        self._exchanges: dict[tuple[str, str], threading.Lock] = {}
         self.max_bytes = max_bytes
 
     def __enter__(self) -> RegistryClient:
@@ -300,18 +302,16 @@ class RegistryClient:
         send_headers = dict(headers or {})
         if accept:
             send_headers["Accept"] = ", ".join(accept)
-        auth = self._tokens.get((ref.registry, ref.repository))
+        key = (ref.registry, ref.repository)
+        auth = self._tokens.get(key)
         for attempt in range(2):
             if auth:
                 send_headers["Authorization"] = auth
             response = self._send(method, url, ref, send_headers, content, limit, what)
             if response.status != 401 or attempt:
                 break
-            auth = self._authenticate(ref, response.headers.get("www-authenticate", ""), push)
-            self._tokens[(ref.registry, ref.repository)] = auth
-            # Keyed by repository, which a request names freely: the oldest go first.
-            for stale in list(self._tokens)[: max(0, len(self._tokens) - MAX_TOKENS)]:
-                self._tokens.pop(stale, None)
+            challenge = response.headers.get("www-authenticate", "")
+            auth = self._token(key, auth, ref, challenge, push)
         if response.status in (401, 403):
             raise self._refused(ref, response)
         return response
@@ -339,16 +339,32 @@ class RegistryClient:
             what=what,
         )
 
-    def _authenticate(self, ref: ImageReference, challenge: str, push: bool) -> str:
-        return authorization(
-            self._http,
-            ref,
-            challenge,
-            self._credentials.get(ref.registry),
-            push=push,
-            rules=self._rules,
-            timeout=self._timeout,
-        )
+    def _token(
+        self,
+        key: tuple[str, str],
+        sent: str | None,
+        ref: ImageReference,
+        challenge: str,
+        push: bool,
+    ) -> str:
+        """The Authorization to retry with after a 401 to a request that sent ``sent``: one
+        exchange per repository at a time (a fetch's parallel first requests all meet the 401).
+        A pull that waited takes the token another request got; a push exchanges its own."""
+        with self._exchanges.setdefault(key, threading.Lock()):
+            current = self._tokens.get(key)
+            if not push and current is not None and current != sent:
+                return current
+            creds = self._credentials.get(ref.registry)
+            auth = authorization(
+                self._http, ref, challenge, creds, push=push, rules=self._rules,
+                timeout=self._timeout,
+            )  # fmt: skip
+            self._tokens[key] = auth
+            # Keyed by repository, which a request names freely: the oldest go first.
+            for stale in list(self._tokens)[: max(0, len(self._tokens) - MAX_TOKENS)]:
+                self._tokens.pop(stale, None)
+                self._exchanges.pop(stale, None)
+            return auth
 
     def _refused(self, ref: ImageReference, r: Response) -> RegistryError:
         return RegistryError(

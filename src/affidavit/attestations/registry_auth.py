@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import base64
 import json
-import logging
 import re
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
@@ -31,7 +30,6 @@ from affidavit.attestations.registry_transport import (
 from affidavit.attestations.registry_wire import Wire, WireError
 from affidavit.errors import AffidavitError, InputError, RegistryError
 
-log = logging.getLogger("affidavit.registry")
 _CHALLENGE_PARAM = re.compile(r'(\w+)="([^"]*)"')
 
 
@@ -142,7 +140,11 @@ def authorization(
         raise RegistryError(f"registry {ref.registry} named an invalid token realm") from e
     realm_scheme = urlsplit(realm).scheme.lower()
     if realm_host != registry_host and not rules.permits(realm_host):
-        log.warning("registry %s named token realm %s, which is not allowed", ref.registry, realm)
+        import logging  # only when a registry misbehaves: the start of a verify
+
+        logging.getLogger("affidavit.registry").warning(
+            "registry %s named token realm %s, which is not allowed", ref.registry, realm
+        )
         raise ForbiddenHostError(
             f"registry {ref.registry} named a token service on another host, which is not "
             "among the allowed registry hosts",

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import contextlib
 import ipaddress
-import logging
 import os
 import ssl
 import threading
@@ -28,8 +27,6 @@ from urllib.parse import urljoin, urlsplit
 
 from affidavit.attestations.registry_wire import Wire, WireError
 from affidavit.errors import RegistryError
-
-log = logging.getLogger("affidavit.registry")
 
 MAX_REDIRECTS = 5
 _REDIRECTS = (301, 302, 303, 307, 308)
@@ -243,7 +240,11 @@ def send(
             raise RegistryError(f"registry {registry} redirected to an invalid URL") from e
         if host != origin:
             if not rules.permits(host):
-                log.warning("registry %s redirected to %s, which is not allowed", registry, host)
+                import logging  # only when a registry misbehaves: the start of a verify
+
+                logging.getLogger("affidavit.registry").warning(
+                    "registry %s redirected to %s, which is not allowed", registry, host
+                )
                 raise ForbiddenHostError(
                     f"registry {registry} redirected to another host, which is not among the "
                     "allowed registry hosts",

@@ -13,7 +13,7 @@ from collections.abc import Callable
 import pytest
 from attest_support import PREDICATE_TYPE, REVIEW_TYPE, KeyPair, attest, sign_for
 
-from affidavit.attestations.fetch import fetch
+from affidavit.attestations.fetch import _bundles_of, fetch
 from affidavit.attestations.registry import (
     BudgetExceededError,
     ImageReference,
@@ -88,3 +88,37 @@ def test_a_bundle_attach_wrote_beside_a_cosign_layer_is_not_read_twice(
     envelopes = [r.envelope_digest for r in [*results, other]]
     assert sorted(counting.blobs) == sorted([*envelopes, other.bundle_digest])
     assert counting.manifests == [other.referrer_digest]
+
+
+def test_a_twin_is_known_whether_or_not_its_envelope_is_written_compactly(
+    client: RegistryClient, new_image: NewImage, key: KeyPair
+) -> None:
+    # attach's bundle is the envelope spliced in when it is written as Envelope.to_json writes
+    # it; an envelope written otherwise (spaces, another key order: another tool's) is written
+    # out again inside the bundle, and its twin is still known without reading it
+    image = new_image()
+    compact = sign_for(image, key, {"n": "compact"})
+    loose = json.dumps(json.loads(sign_for(image, key, {"n": "loose"})), indent=1).encode()
+    reordered = json.loads(sign_for(image, key, {"n": "reordered"}))
+    reordered = json.dumps(dict(reversed(list(reordered.items())))).encode()
+    stored = [
+        attach(client, image, PREDICATE_TYPE, envelope=e) for e in (compact, loose, reordered)
+    ]
+    # the compact one's bundle is found by splicing alone (no second JSON write of the layer)
+    assert list(_bundles_of(compact)) == [key_bundle(compact)]
+    assert list(_bundles_of(loose)) == [_spliced(loose), key_bundle(loose)]
+    with CountingClient() as counting:
+        found = fetch(counting, image)
+    assert sorted(counting.blobs) == sorted(r.envelope_digest for r in stored)
+    assert counting.manifests == []
+    for f in found:
+        assert (f.data, f.problem) == (client.get_blob(image, f.digest), None)
+    assert [f.digest for f in found if f.storage == "tag-index"] == [
+        r.bundle_digest for r in stored
+    ]
+
+
+def _spliced(envelope: bytes) -> bytes:
+    return key_bundle(envelope).replace(
+        json.dumps(json.loads(envelope), separators=(",", ":")).encode(), envelope
+    )

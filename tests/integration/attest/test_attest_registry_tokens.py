@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from affidavit.attestations import registry
+from affidavit.attestations.fetch import fetch
 from affidavit.attestations.image import push_sample_image
 from affidavit.attestations.registry import Credentials, ImageReference, RegistryClient
 
@@ -21,3 +22,32 @@ def test_bearer_tokens_are_bounded_oldest_first(
         for name in ("one", "two", "three"):
             push_sample_image(client, ImageReference.parse(f"{host}/{name}"), {"a": b"1"}, "v1")
         assert list(client._tokens) == [(host, "two"), (host, "three")]
+
+
+def test_parallel_first_requests_share_one_token_exchange(token_registry: Any) -> None:
+    # a fresh client's fetch sends its first requests together; each meets the 401, and the
+    # token service is asked once for the repository, not once per request
+    host = token_registry.host
+    credentials = {host: Credentials("ci", "s3cret")}
+    image = ImageReference.parse(f"{host}/shared-token")
+    with RegistryClient(credentials=credentials) as client:
+        image = image.with_digest(push_sample_image(client, image, {"a": b"1"}, "v1"))
+    for _ in range(3):
+        before = len(token_registry.granted)
+        with RegistryClient(credentials=credentials) as client:
+            fetch(client, image)
+        assert token_registry.granted[before:] == ["repository:shared-token:pull"]
+
+
+def test_a_push_exchanges_its_own_token_after_a_pull(token_registry: Any) -> None:
+    # a pull token another request got is not reused for a push, which needs push scope
+    host = token_registry.host
+    credentials = {host: Credentials("ci", "s3cret")}
+    image = ImageReference.parse(f"{host}/pull-then-push")
+    with RegistryClient(credentials=credentials) as client:
+        push_sample_image(client, image, {"a": b"1"}, "v1")
+    with RegistryClient(credentials=credentials) as client:
+        assert client.find_manifest(image.with_tag("v1")) is not None
+        before = len(token_registry.granted)
+        push_sample_image(client, image, {"a": b"2"}, "v2")
+        assert token_registry.granted[before:] == ["repository:pull-then-push:pull,push"]
