@@ -15,8 +15,6 @@ from dataclasses import KW_ONLY, InitVar, dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
-import orjson
-
 if TYPE_CHECKING:  # the predicate models (pydantic) load when a policy first reads a predicate
     from pydantic import BaseModel
 
@@ -81,6 +79,8 @@ class Attestation:
         its JSON size for both."""
         sizes: tuple[int, int] | None = self.__dict__.get("_sizes")
         if sizes is None:
+            import orjson  # only the evidence cache packs: a plain verify never loads orjson
+
             try:
                 raw = orjson.dumps(self.predicate)
             except orjson.JSONEncodeError:
@@ -105,6 +105,8 @@ class Attestation:
             packed = self.__dict__.get("_packed") if name == "predicate" else None
             if packed is None:
                 raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+            import orjson
+
             value = self.__dict__["predicate"] = orjson.loads(zlib.decompress(packed))
             return value
 
