@@ -1,7 +1,7 @@
 """The HTTP face of the webhook: /validate, /mutate, health, readiness and metrics.
 
 A thin shell over ``Webhook``: it reads the body with a hard size cap (a huge object must not
-exhaust memory before we refuse it), runs the blocking judgement off the event loop, and turns
+exhaust memory before we refuse it), judges warm reviews inline and the rest in threads, and turns
 anything unexpected into a denial for that request, never into a 500 the apiserver would report
 as a broken webhook. With ``client_auth``, only the kube-apiserver's client certificate reaches
 anything but the probes and metrics (see ``client_auth``).
@@ -10,9 +10,10 @@ The three paths every admission and every probe takes (``POST /validate``, ``POS
 ``GET /healthz``) are plain ASGI in front of the FastAPI app, which serves the rest (readiness,
 metrics, and the 404/405 answers): FastAPI's routing and middleware layers cost as much CPU per
 request as the TLS floor itself (``benchmarks/bench_webhook.py``), on the one event loop that
-every connection shares. For the same reason a review is handed to the judging threads by
-``loop.run_in_executor`` on a plain thread pool (the event loop is woken once, when the answer
-is ready), and answers are written by orjson.
+every connection shares. For the same reason a warm review is judged on the event loop itself
+and awaits its ledger commit there (``admission.warm``); one that needs I/O is handed to the
+judging threads by ``loop.run_in_executor`` on a plain thread pool (the event loop is woken once,
+when the answer is ready), and answers are written by orjson.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import asyncio
 import json
 import logging
 import threading
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 
@@ -42,6 +43,7 @@ from affidavit.admission.decisions_api import PREFIX as DECISIONS_PREFIX
 from affidavit.admission.decisions_api import add_decision_routes
 from affidavit.admission.pin import Pinner
 from affidavit.admission.review import review_response
+from affidavit.admission.warm import WarmJudge
 
 log = logging.getLogger("affidavit.admission")
 
@@ -82,6 +84,7 @@ def create_app(
     stop = threading.Event()
     pinner = Pinner(webhook)
     judges = ThreadPoolExecutor(JUDGES, thread_name_prefix="affidavit-judge")
+    warm = WarmJudge(webhook, judges)
 
     def flusher() -> None:
         # The only writer of the ledger's backlog (replayed from its file at start, or buffered
@@ -119,7 +122,9 @@ def create_app(
         add_decision_routes(api, lambda: webhook.ledger.ledger if webhook.ledger else None)
     limit = webhook.judge.max_body_bytes
 
-    async def answer(receive: Receive, send: Send, handle: Callable[[bytes], Answer]) -> None:
+    async def answer(
+        receive: Receive, send: Send, handle: Callable[[bytes], Awaitable[Answer]]
+    ) -> None:
         chunks: list[bytes] = []
         size = 0
         head = b""
@@ -142,7 +147,7 @@ def create_app(
             return
         body = b"".join(chunks)
         try:
-            result = await asyncio.get_running_loop().run_in_executor(judges, handle, body)
+            result = await handle(body)
         except Exception as e:  # a bug answers as a denial for this request, not a 500
             log.exception("admission review crashed")
             uid = sniff_uid(body)
@@ -160,11 +165,17 @@ def create_app(
             path, method = scope["path"], scope["method"]
             if path == "/validate" and method == "POST":
                 caller = caller_of(scope, client_auth)
-                await answer(receive, send, lambda body: webhook.handle(body, caller))
+                await answer(receive, send, lambda body: warm.judge(body, caller))
                 return
             if path == "/mutate" and method == "POST":
                 # Pin a Pod's tags to the digests that were verified (affidavit.admission.pin).
-                await answer(receive, send, pinner.handle)
+                await answer(
+                    receive,
+                    send,
+                    lambda body: asyncio.get_running_loop().run_in_executor(
+                        judges, pinner.handle, body
+                    ),
+                )
                 return
             if path == "/healthz" and method == "GET":
                 await _respond(send, 200, b"ok\n", _TEXT)

@@ -20,10 +20,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 from affidavit import defaults
-from affidavit.admission.gather import gather, note_unavailable
+from affidavit.admission.gather import NotWarm, gather, note_unavailable
 from affidavit.admission.kinds import pod_source
 from affidavit.admission.metrics import Metrics
-from affidavit.admission.owners import OwnerChain
+from affidavit.admission.owners import OwnerChain, controller_ref
 from affidavit.admission.policy_source import NamespaceLabels, PolicySource
 from affidavit.admission.resolve import EvidenceResolver
 from affidavit.admission.review import (
@@ -36,7 +36,7 @@ from affidavit.admission.review import (
 from affidavit.admission.schedule import FairScheduler
 from affidavit.admission.workloads import WorkloadImages, extract_images
 from affidavit.errors import InputError, LedgerError
-from affidavit.ledger import BUFFERED_NOTE, BufferedLedger
+from affidavit.ledger import BUFFERED_NOTE, BufferedLedger, RecordResult
 from affidavit.policy.decision import Caller, Decision
 from affidavit.policy.evaluate import RequestContext, evaluate
 from affidavit.policy.index import PolicyIndex
@@ -58,6 +58,14 @@ class Answer:
     status: int
     body: AdmissionReview | dict[str, Any]
     decision: Decision | None = None
+
+
+@dataclass(frozen=True)
+class Judged:
+    """A review judged and not yet recorded or answered (``Webhook.prepare``)."""
+
+    req: ParsedRequest
+    decision: Decision
 
 
 @dataclass(frozen=True)
@@ -104,11 +112,20 @@ class Webhook:
         one) is recorded in the decision's snapshot."""
         started = time.monotonic()
         try:
-            return self._handle(body, started, caller)
+            judged = self.prepare(body, started, caller)
+            return judged if isinstance(judged, Answer) else self._answer(judged)
         finally:
             self.metrics.duration.observe(time.monotonic() - started)
 
-    def _handle(self, body: bytes, started: float, caller: Caller) -> Answer:
+    def prepare(
+        self, body: bytes, started: float, caller: Caller, *, warm_only: bool = False
+    ) -> Answer | Judged:
+        """Judge one review: its answer, or its decision still to be recorded (``recorded``).
+
+        ``warm_only``: raise ``NotWarm`` where judging would wait for I/O (an image's evidence
+        not in the cache, the namespace's labels or a controller owner to ask the API server
+        for), before anything waits; then nothing was counted or recorded for the review.
+        """
         if len(body) > self.judge.max_body_bytes:
             return self.too_large(body[:65536], len(body))
         try:
@@ -122,7 +139,7 @@ class Webhook:
             if e.uid is None:
                 return Answer(400, {"error": e.message})
             return Answer(200, review_response(e.uid, allowed=False, message=e.message, code=400))
-        routine = self._already_judged(req, workload, started)
+        routine = self._already_judged(req, workload, started, warm_only)
         if routine is not None:
             return routine
         index = self.policy.current()
@@ -132,8 +149,11 @@ class Webhook:
                 "no policy index is loaded yet (the webhook is not ready); "
                 "retry when /readyz answers 200",
             )
+        ns_labels = self.namespaces.cached(req.namespace) if warm_only else None
+        if warm_only and ns_labels is None:
+            raise NotWarm(req.namespace)
         try:
-            ns_labels = self.namespaces.labels(req.namespace)
+            ns_labels = ns_labels or self.namespaces.labels(req.namespace)
         except Exception as e:
             return self._deny(req, f"cannot read the labels of namespace {req.namespace}: {e}")
         labels = {**workload.pod_labels, **req.labels}
@@ -165,9 +185,14 @@ class Webhook:
                 "workloads or raise webhook.maxImagesPerRequest (--max-images-per-request)",
             )
         decision = self.judge_context(
-            ctx, workload.pull_secrets, index, started=started, decision_id=str(uuid.uuid4())
+            ctx,
+            workload.pull_secrets,
+            index,
+            started=started,
+            decision_id=str(uuid.uuid4()),
+            warm_only=warm_only,
         )
-        return self._answer(req, decision)
+        return Judged(req, decision)
 
     def judge_context(
         self,
@@ -178,6 +203,7 @@ class Webhook:
         started: float,
         decision_id: str,
         now: datetime | None = None,
+        warm_only: bool = False,
     ) -> Decision:
         """The judgement of one canonical workload: evidence under the budget, evaluation, the
         unavailable registries named. Records and answers nothing: admission does that, and the
@@ -192,6 +218,7 @@ class Webhook:
             resolver=self.resolver,
             scheduler=self._scheduler,
             metrics=self.metrics,
+            warm_only=warm_only,
         )
         now = now or datetime.now(UTC)
         decision = evaluate(
@@ -202,7 +229,7 @@ class Webhook:
     # -- what was already judged -------------------------------------------------------------
 
     def _already_judged(
-        self, req: ParsedRequest, workload: WorkloadImages, started: float
+        self, req: ParsedRequest, workload: WorkloadImages, started: float, warm_only: bool
     ) -> Answer | None:
         """Admit, with no new decision, what runs only images that were judged already.
 
@@ -216,6 +243,9 @@ class Webhook:
             reason = "unchanged"
             note = "the update changes no image"
         elif self.owners is not None:
+            assert req.object is not None
+            if warm_only and controller_ref(req.kind, req.object) is not None:
+                raise NotWarm(req.name)  # the owner is read from the API server
             remaining = self.judge.budget_seconds - (time.monotonic() - started)
             assert req.object is not None
             owner = self.owners.verify(
@@ -237,36 +267,40 @@ class Webhook:
 
     # -- answers ---------------------------------------------------------------------------
 
-    def _record(self, decision: Decision, annotations: dict[str, str]) -> str | None:
-        """Append to the ledger; return a note when buffered; raise LedgerError when full.
+    def _answer(self, judged: Judged) -> Answer:
+        """Record (unless a dry run), waiting for the ledger, and answer."""
+        req, decision = judged.req, judged.decision
+        try:
+            result = None if req.dry_run or self.ledger is None else self.ledger.record(decision)
+        except LedgerError as e:
+            return self.unrecorded(judged, e)
+        return self.recorded(judged, result)
 
-        A stored decision's annotations carry its chain position (``ledger``: seq and hash),
-        which the apiserver audit log keeps outside the database."""
-        if self.ledger is None:
-            return None
-        result = self.ledger.record(decision)
-        if result.status == "buffered":
-            self.metrics.ledger_buffered.inc()
-            return f"{BUFFERED_NOTE} (decision {decision.id})"
-        if result.record is not None:
-            annotations["ledger"] = f"seq={result.record.seq} hash={result.record.hash}"
-        return None
+    def unrecorded(self, judged: Judged, e: LedgerError) -> Answer:
+        """The answer to a review whose decision can be neither stored nor buffered: denied."""
+        req, decision = judged.req, replace(judged.decision, outcome="denied")
+        self.metrics.ledger_write_failures.inc()
+        self.metrics.decided("denied", req.namespace)
+        refusal = f"{e.message}; denied because the decision cannot be recorded"
+        return Answer(200, review_response(req.uid, allowed=False, message=refusal), decision)
 
-    def _answer(self, req: ParsedRequest, decision: Decision) -> Answer:
-        """Record (unless a dry run) and answer; a dry run is judged and answered the same.
+    def recorded(self, judged: Judged, result: RecordResult | None) -> Answer:
+        """The answer once the decision is in the ledger or its buffer (``result``; None for a
+        dry run or no ledger); a dry run is judged and answered the same.
 
         ``dryRun`` is the apiserver's promise that the object will not be persisted, so it only
         skips side effects (ledger row, hence Events and PolicyReports), never the judgement.
+        A stored decision's annotations carry its chain position (``ledger``: seq and hash),
+        which the apiserver audit log keeps outside the database.
         """
+        req, decision = judged.req, judged.decision
         annotations = {DECISION_ANNOTATION: decision.id}
-        try:
-            note = None if req.dry_run else self._record(decision, annotations)
-        except LedgerError as e:
-            decision = replace(decision, outcome="denied")
-            self.metrics.ledger_write_failures.inc()
-            self.metrics.decided("denied", req.namespace)
-            refusal = f"{e.message}; denied because the decision cannot be recorded"
-            return Answer(200, review_response(req.uid, allowed=False, message=refusal), decision)
+        note = None
+        if result is not None and result.status == "buffered":
+            self.metrics.ledger_buffered.inc()
+            note = f"{BUFFERED_NOTE} (decision {decision.id})"
+        elif result is not None and result.record is not None:
+            annotations["ledger"] = f"seq={result.record.seq} hash={result.record.hash}"
         self.metrics.decided(
             decision.outcome, req.namespace, tuple((v.rule, v.policy) for v in decision.violations)
         )

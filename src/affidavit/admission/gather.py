@@ -31,6 +31,11 @@ from affidavit.policy.index import PolicyIndex
 log = logging.getLogger("affidavit.admission")
 
 
+class NotWarm(Exception):
+    """Judging this review would wait for I/O (a registry, the API server): not on the event
+    loop. Raised before anything is submitted, so the review is judged afresh in a thread."""
+
+
 @dataclass(frozen=True)
 class Gathered:
     """What the lookups found, by canonical image."""
@@ -53,8 +58,12 @@ def gather(
     resolver: EvidenceResolver,
     scheduler: FairScheduler,
     metrics: Metrics,
+    warm_only: bool = False,
 ) -> Gathered:
-    """Look the covered images up (fairly, until ``deadline`` on the monotonic clock)."""
+    """Look the covered images up (fairly, until ``deadline`` on the monotonic clock).
+
+    ``warm_only``: raise ``NotWarm`` instead of submitting a lookup (an image not in the cache).
+    """
     jobs: dict[str, Future[Outcome] | Outcome] = {}
     lookups: list[Future[Outcome]] = []
     for image in ctx.images:
@@ -67,6 +76,8 @@ def gather(
         if cached is not None:  # answered from the cache: no lookup thread, no I/O, no wait
             jobs[image] = cached
             continue
+        if warm_only:
+            raise NotWarm(image)
         lookup = partial(
             resolver.outcome,
             image,

@@ -110,6 +110,15 @@ class Metrics:
         )
         for reason in ("unchanged", "owner"):
             self.already_judged.labels(reason=reason)
+        self.judged = Counter(
+            "affidavit_reviews_judged",
+            "Reviews judged on the event loop (inline: every image's evidence cached, nothing "
+            "to wait for) or handed to the judging threads (pool).",
+            ["where"],
+            registry=r,
+        )
+        for where in ("inline", "pool"):
+            self.judged.labels(where=where)
         self.pins = Counter(
             "affidavit_pins",
             "Pod image tags pinned to their verified digest, or left as written (unresolved).",

@@ -331,6 +331,14 @@ class NamespaceLabels:
         self._cache: OrderedDict[str, tuple[float, dict[str, str]]] = OrderedDict()
         self._lock = threading.Lock()
 
+    def cached(self, namespace: str) -> Mapping[str, str] | None:
+        """``labels`` when it would ask nothing of the API server, else None."""
+        if self._reader is None:
+            return {NAME_LABEL: namespace}
+        with self._lock:
+            cached = self._cache.get(namespace)
+        return cached[1] if cached is not None and cached[0] > self._clock() else None
+
     def labels(self, namespace: str) -> Mapping[str, str]:
         base = {NAME_LABEL: namespace}
         if self._reader is None:

@@ -163,13 +163,16 @@ class BufferedLedger:
         Never writes the backlog: while decisions are waiting, a new one waits behind them.
         """
         data, canonical = canonical_pair(decision)
-        with self._lock:
-            waiting = bool(self._pending)
-        if not waiting:
+        if not self.pending:
             try:
                 return RecordResult("stored", record=self.ledger.append(data, canonical))
             except LedgerError as e:
                 self.last_error = e.message
+        return self.keep(data, canonical)
+
+    def keep(self, data: Mapping[str, Any], canonical: str) -> RecordResult:
+        """Buffer a decision the ledger did not store (or that must wait behind the backlog);
+        raise ``LedgerError`` if the buffer is full. ``canonical``: its canonical JSON."""
         with self._lock:
             if len(self._pending) >= self.capacity:
                 raise LedgerError(
@@ -178,7 +181,7 @@ class BufferedLedger:
                     hint="restore the ledger database; until then requests are denied",
                 )
             self._persist(canonical)
-            self._pending.append(data)
+            self._pending.append(dict(data))
             count = len(self._pending)
         log.warning(
             "%s: id=%s pending=%d (%s)", BUFFERED_NOTE, data.get("id"), count, self.last_error

@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 import math
 import threading
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -55,7 +55,7 @@ from affidavit.ledger.schema import (
     sqlite_on_connect_read_only,
 )
 from affidavit.ledger.verify import walk_chain
-from affidavit.ledger.writer import HEAD_ID, ChainWriter
+from affidavit.ledger.writer import HEAD_ID, ChainWriter, Pending
 
 #: The outcomes that let a workload in (every one but ``denied``), named so a new one is not.
 _ADMITTING = ("allowed", "warned", "audited", "excepted")
@@ -252,6 +252,15 @@ class Ledger:
         data = decision
         self._ensure_schema()
         return self.writer.append(data, canonical, str(data["id"]))
+
+    def submit(
+        self, decision: Mapping[str, Any], canonical: str, notify: Callable[[Pending], None]
+    ) -> Pending | None:
+        """``append`` without waiting (``ChainWriter.submit``); None before the schema is known
+        to be there (the first append creates it: use ``append``) or when read-only."""
+        if self.read_only or not self._schema_ready:
+            return None
+        return self.writer.submit(decision, canonical, str(decision["id"]), notify)
 
     def _checkpoint(self, record: LedgerRecord) -> None:
         if self.checkpointer is None:

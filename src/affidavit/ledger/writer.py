@@ -26,58 +26,46 @@ columns, the same canonical JSON and ``sha256(prev_hash + canonical)``.
 from __future__ import annotations
 
 import contextlib
+import logging
 import threading
 import time
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
-from datetime import UTC
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Engine, bindparam, insert, select, update
 from sqlalchemy.exc import SQLAlchemyError
 
-from affidavit.attestations.exact_json import loads_exact
 from affidavit.errors import LedgerError
 from affidavit.ledger.canonical import chain_hash
+from affidavit.ledger.dbapi import Params, Statement, discard, record_of
 from affidavit.ledger.records import LedgerRecord, images_of, parse_time
 from affidavit.ledger.schema import decision_images, decisions, ledger_head
+
+log = logging.getLogger("affidavit.ledger")
 
 HEAD_ID = 1
 #: A kept connection unused for this many seconds is pinged before its next transaction.
 IDLE_PING = 1.0
-#: DB-API parameters: positional (SQLite's qmark) or named (psycopg's pyformat).
-Params = Sequence[Any] | Mapping[str, Any]
 
 
-@dataclass
+@dataclass(eq=False)  # each one is itself: found in the queue by identity
 class Pending:
     """One decision waiting for the chain, and what became of it."""
 
     data: Mapping[str, Any]
     canonical: str
     decision_id: str
-    done: threading.Event = field(default_factory=threading.Event)
+    #: Set when the record or error is (or the caller is to lead); a thread waits on it.
+    done: threading.Event | None = None
     record: LedgerRecord | None = None
     error: LedgerError | None = None
     #: Set when this caller is to lead the next transaction.
     lead: bool = False
-
-
-class _Statement:
-    """A Core statement compiled for one dialect: its SQL and how to lay out its parameters."""
-
-    def __init__(self, stmt: Any, engine: Engine) -> None:
-        compiled = stmt.compile(dialect=engine.dialect)
-        self.sql = str(compiled)
-        self._order: tuple[str, ...] | None = (
-            tuple(compiled.positiontup) if compiled.positional else None
-        )
-
-    def params(self, values: Mapping[str, Any]) -> Params:
-        if self._order is None:
-            return values
-        return tuple(values[name] for name in self._order)
+    #: For a decision submitted without a waiting thread (``ChainWriter.submit``): called on
+    #: the writer's own thread once ``record`` or ``error`` is set.
+    notify: Callable[[Pending], None] | None = None
 
 
 class ChainWriter:
@@ -104,16 +92,16 @@ class ChainWriter:
         head = select(ledger_head.c.seq, ledger_head.c.hash).where(
             ledger_head.c.id == bindparam("head_id")
         )
-        self._head = _Statement(head if sqlite else head.with_for_update(), engine)
-        self._existing = _Statement(
+        self._head = Statement(head if sqlite else head.with_for_update(), engine)
+        self._existing = Statement(
             select(
                 decisions.c.seq, decisions.c.decision, decisions.c.prev_hash, decisions.c.hash
             ).where(decisions.c.id == bindparam("decision_id")),
             engine,
         )
-        self._insert = _Statement(insert(decisions), engine)
-        self._insert_images = _Statement(insert(decision_images), engine)
-        self._move_head = _Statement(
+        self._insert = Statement(insert(decisions), engine)
+        self._insert_images = Statement(insert(decision_images), engine)
+        self._move_head = Statement(
             update(ledger_head)
             .where(ledger_head.c.id == bindparam("head_id"))
             .values(seq=bindparam("new_seq"), hash=bindparam("new_hash")),
@@ -125,6 +113,10 @@ class ChainWriter:
         self._lock = threading.Lock()
         self._queue: deque[Pending] = deque()
         self._writing = False
+        #: Set when the writer's own thread is to lead (a submitted decision is first in line).
+        self._wake = threading.Event()
+        self._leader: threading.Thread | None = None
+        self._closed = False
         self._conn: Any = None  # the kept DB-API connection (a pool fairy), used by the leader
         self._used = 0.0  # when it last finished a transaction (monotonic)
         #: Transactions committed, and the decisions they stored (their ratio: the group size).
@@ -147,14 +139,15 @@ class ChainWriter:
 
     def append(self, data: Mapping[str, Any], canonical: str, decision_id: str) -> LedgerRecord:
         """Append one decision; return its record once committed, or raise ``LedgerError``."""
-        mine = Pending(data, canonical, decision_id)
+        done = threading.Event()
+        mine = Pending(data, canonical, decision_id, done=done)
         deadline = time.monotonic() + self.wait
         with self._lock:
             self._queue.append(mine)
             if not self._writing:
                 self._writing = mine.lead = True
         while not mine.lead:
-            signalled = mine.done.wait(max(0.0, deadline - time.monotonic()))
+            signalled = done.wait(max(0.0, deadline - time.monotonic()))
             with self._lock:
                 if mine.lead and signalled and time.monotonic() < deadline:
                     break  # promoted: lead the next transaction
@@ -162,12 +155,12 @@ class ChainWriter:
                     mine.lead = False
                     self._queue.remove(mine)
                     self._promote_next()
-                    raise self._late()
-                if mine.done.is_set():
+                    raise self.late()
+                if done.is_set():
                     break
                 if mine in self._queue:
                     self._queue.remove(mine)
-                raise self._late()  # still queued, or its transaction is running (see above)
+                raise self.late()  # still queued, or its transaction is running (see above)
         if mine.lead:
             self._lead()
         if mine.error is not None:
@@ -175,7 +168,8 @@ class ChainWriter:
         assert mine.record is not None
         return mine.record
 
-    def _late(self) -> LedgerError:
+    def late(self) -> LedgerError:
+        """What a decision gets that was not committed within the ledger's wait."""
         return LedgerError(
             f"ledger database {self.url} did not commit the decision within {self.wait:g}s "
             "(the transaction ahead of it is still writing)",
@@ -185,12 +179,15 @@ class ChainWriter:
 
     def _promote_next(self) -> None:
         """Hand the lead to the first queued caller, or mark the writer idle (``_lock`` held)."""
-        if self._queue:
+        if not self._queue:
+            self._writing = False
+        elif self._queue[0].notify is not None:
+            self._wake_leader()  # nobody waits on that decision: the writer's thread leads
+        else:
             nxt = self._queue[0]
             nxt.lead = True
+            assert nxt.done is not None
             nxt.done.set()
-        else:
-            self._writing = False
 
     def _lead(self) -> None:
         with self._lock:
@@ -199,12 +196,78 @@ class ChainWriter:
             for item in batch:
                 item.lead = False
         try:
-            self._write(batch)
+            if batch:  # empty when the submitted decisions were withdrawn meanwhile
+                self._write(batch)
         finally:
             with self._lock:
                 self._promote_next()
             for item in batch:
-                item.done.set()
+                if item.done is not None:
+                    item.done.set()
+                if item.notify is not None:
+                    if item.record is None and item.error is None:  # the write crashed
+                        item.error = LedgerError("the ledger writer failed; decision not written")
+                    try:
+                        item.notify(item)
+                    except Exception:
+                        log.exception("notifying a ledger decision's waiter failed")
+
+    # -- submitted decisions (no thread waits on them) ----------------------------------------
+
+    def submit(
+        self,
+        data: Mapping[str, Any],
+        canonical: str,
+        decision_id: str,
+        notify: Callable[[Pending], None],
+    ) -> Pending:
+        """Queue one decision for the next transaction without waiting for it.
+
+        ``notify(pending)`` is called on the writer's own thread once the transaction holding it
+        has committed (``record`` set) or failed (``error`` set). Thus an event loop can await
+        its decisions with no thread blocked per decision: this writer's one thread leads the
+        transactions that start with a submitted decision. The caller bounds its wait itself,
+        and ``withdraw``s a decision it stops waiting for.
+        """
+        mine = Pending(data, canonical, decision_id, notify=notify)
+        with self._lock:
+            if self._closed:
+                raise self.late()
+            self._queue.append(mine)
+            if not self._writing:
+                self._writing = True
+                self._wake_leader()
+        return mine
+
+    def withdraw(self, pending: Pending) -> bool:
+        """Take a submitted decision out of the queue; False when its transaction has begun
+        (it may still commit: a later replay of it appends nothing, see the module)."""
+        with self._lock:
+            if pending in self._queue:
+                self._queue.remove(pending)
+                return True
+            return False
+
+    def _wake_leader(self) -> None:
+        """Hand the next transaction to the writer's thread, started on first use (``_lock``
+        held)."""
+        if self._leader is None:
+            self._leader = threading.Thread(
+                target=self._leading, name="affidavit-ledger-writer", daemon=True
+            )
+            self._leader.start()
+        self._wake.set()
+
+    def _leading(self) -> None:
+        while True:
+            self._wake.wait()
+            self._wake.clear()
+            if self._closed:
+                return
+            try:
+                self._lead()
+            except Exception:  # a bug; the decisions it held were told (see ``_lead``)
+                log.exception("ledger writer crashed")
 
     # -- one transaction --------------------------------------------------------------------
 
@@ -240,8 +303,10 @@ class ChainWriter:
                 self._observe(record)
 
     def close(self) -> None:
-        """Give the kept connection back (the ledger is closing)."""
+        """Give the kept connection back and stop the writer's thread (the ledger is closing)."""
         with self._lock:
+            self._closed = True
+            self._wake.set()
             conn, self._conn = self._conn, None
         if conn is not None:
             with contextlib.suppress(Exception):
@@ -257,7 +322,7 @@ class ChainWriter:
                 cur.fetchall()
                 cur.close()
             except self._dbapi_error:
-                _discard(conn)  # gone (a restarted database): the pool opens another
+                discard(conn)  # gone (a restarted database): the pool opens another
                 conn = None
         return conn if conn is not None else self._engine.raw_connection()
 
@@ -291,7 +356,7 @@ class ChainWriter:
                     self._insert_images.params({"seq": seq, "ref": ref, "digest": dg})
                     for ref, dg in images_of(item.data)
                 )
-                item.record = _record(row, item.canonical)
+                item.record = record_of(row, item.canonical)
                 stored.append(item.record)
                 new[item.decision_id] = item
                 prev_hash = digest
@@ -315,7 +380,7 @@ class ChainWriter:
                 item.record = item.error = None
             with contextlib.suppress(self._dbapi_error):
                 conn.rollback()
-            _discard(conn)  # whatever failed, the next transaction starts afresh
+            discard(conn)  # whatever failed, the next transaction starts afresh
             raise
 
     def _seen(self, cur: Any, item: Pending, new: Mapping[str, Pending]) -> bool:
@@ -337,7 +402,9 @@ class ChainWriter:
         seq, canonical, prev_hash, digest = found
         if canonical == item.canonical:
             # Every column but the chain's is derived from the canonical JSON: rebuild them.
-            item.record = _record(self._row(item, int(seq), str(prev_hash), str(digest)), canonical)
+            item.record = record_of(
+                self._row(item, int(seq), str(prev_hash), str(digest)), canonical
+            )
             return True
         item.error = LedgerError(
             f"decision id {item.decision_id} is already in the ledger (seq {seq}) "
@@ -361,29 +428,3 @@ class ChainWriter:
             "prev_hash": prev_hash,
             "hash": digest,
         }
-
-
-def _record(row: Mapping[str, Any], canonical: str) -> LedgerRecord:
-    """``record_from_row`` for a row built here (naive UTC time, canonical JSON as written)."""
-    data = loads_exact(canonical.encode())
-    return LedgerRecord(
-        seq=row["seq"],
-        id=row["id"],
-        time=row["time"].replace(tzinfo=UTC),
-        outcome=row["outcome"],
-        namespace=row["namespace"],
-        kind=row["kind"],
-        name=row["name"],
-        decision=data if isinstance(data, dict) else {},
-        canonical=canonical,
-        prev_hash=row["prev_hash"],
-        hash=row["hash"],
-    )
-
-
-def _discard(conn: Any) -> None:
-    """Close a pooled connection for good: the pool opens a new one in its place."""
-    with contextlib.suppress(Exception):
-        conn.invalidate()
-    with contextlib.suppress(Exception):
-        conn.close()

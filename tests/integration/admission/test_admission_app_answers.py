@@ -1,6 +1,6 @@
 """The app's answers as bytes on the wire, in-process (the ASGI app, no server): a review that
-crashes the judgement is a denial for its uid (400 without one), never a 500, now that reviews are
-judged on the app's own thread pool; answers are UTF-8 JSON (orjson) that read back as the text
+crashes the judgement is a denial for its uid (400 without one), never a 500, whether it is judged
+on the event loop (warm) or on the app's own thread pool; answers are UTF-8 JSON (orjson) that read back as the text
 the webhook wrote, non-ASCII included."""
 
 from __future__ import annotations
@@ -20,9 +20,15 @@ from affidavit.policy.decision import Caller
 
 
 class _Crashing(Webhook):
-    """A webhook with a bug: every judgement raises."""
+    """A webhook with a bug: every judgement raises, on the event loop (``prepare``, warm reviews)
+    and in the judging threads (``handle``) alike."""
 
     def handle(self, body: bytes, caller: Caller = UNAUTHENTICATED) -> Any:
+        raise RuntimeError("a bug")
+
+    def prepare(
+        self, body: bytes, started: float, caller: Caller, *, warm_only: bool = False
+    ) -> Any:
         raise RuntimeError("a bug")
 
 

@@ -1,0 +1,133 @@
+"""Warm reviews judged on the event loop, their decisions awaited from the ledger's writer.
+
+Why: a review whose every image has cached, fresh evidence needs no I/O to be judged, only CPU
+(about a third of a millisecond). Handing it to a thread costs more than judging it: the hop to
+the pool and back, a thread blocked per decision until the group commit answers, and the
+threads' contention for the GIL, all on the one core the event loop needs for TLS and HTTP. So
+such a review is judged right on the event loop (``Webhook.prepare(warm_only=True)``), its
+decision submitted to the ledger's writer thread (``Ledger.submit``: concurrent decisions share
+one transaction), and the answer sent when the writer's commit resolves its future. Nothing
+changes in what is answered: the decision is durable before the answer, a ledger that does not
+commit within its wait buffers it (the buffer's fsync runs in a thread), a full buffer denies.
+
+Anything that would wait (an image to look up, a namespace's labels or a controller owner to
+read from the API server) raises ``NotWarm`` before it starts, and the whole review is judged in
+a thread by ``Webhook.handle`` as before: the fair scheduler, the budget and the owner check
+apply there unchanged. ``affidavit_reviews_judged_total{where}`` counts both paths.
+
+The writer's thread hands committed decisions back in one wake-up of the event loop per batch
+(not one per decision): each cross-thread wake-up costs the loop a GIL hand-off.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections import deque
+from concurrent.futures import Executor
+
+from affidavit.admission.decide import UNAUTHENTICATED, Answer, Judged, Webhook
+from affidavit.admission.gather import NotWarm
+from affidavit.errors import LedgerError
+from affidavit.ledger import RecordResult
+from affidavit.ledger.canonical import canonical_pair
+from affidavit.ledger.writer import Pending
+from affidavit.policy.decision import Caller
+
+
+class WarmJudge:
+    """``judge`` for one app: warm reviews on its event loop, the rest in ``offload``."""
+
+    def __init__(self, webhook: Webhook, offload: Executor) -> None:
+        self.webhook = webhook
+        self.offload = offload
+        self._loop: asyncio.AbstractEventLoop | None = None
+        #: Submitted decisions, by their answer's future (touched on the event loop only).
+        self._waiting: dict[Pending, asyncio.Future[Pending | None]] = {}
+        self._committed: deque[Pending] = deque()  # filled by the writer's thread
+        self._lock = threading.Lock()
+        self._scheduled = False
+
+    async def judge(self, body: bytes, caller: Caller = UNAUTHENTICATED) -> Answer:
+        """The answer to one review: judged here when warm, else by ``webhook.handle`` in a
+        thread."""
+        webhook, loop = self.webhook, asyncio.get_running_loop()
+        started = time.monotonic()
+        try:
+            judged = webhook.prepare(body, started, caller, warm_only=True)
+        except NotWarm:
+            webhook.metrics.inc(webhook.metrics.judged, "pool")
+            return await loop.run_in_executor(self.offload, webhook.handle, body, caller)
+        webhook.metrics.inc(webhook.metrics.judged, "inline")
+        try:
+            if isinstance(judged, Answer):
+                return judged
+            if judged.req.dry_run or webhook.ledger is None:
+                return webhook.recorded(judged, None)
+            try:
+                result = await self.record(judged)
+            except LedgerError as e:
+                return webhook.unrecorded(judged, e)
+            return webhook.recorded(judged, result)
+        finally:
+            webhook.metrics.duration.observe(time.monotonic() - started)
+
+    async def record(self, judged: Judged) -> RecordResult:
+        """``BufferedLedger.record(judged.decision)`` without a thread waiting on the commit.
+
+        Raises:
+            LedgerError: the decision is neither stored nor buffered (the buffer is full or its
+                file cannot be written): the review is denied.
+        """
+        ledger = self.webhook.ledger
+        assert ledger is not None
+        loop = asyncio.get_running_loop()
+        data, canonical = canonical_pair(judged.decision)
+        if ledger.pending:  # a backlog: the decision waits behind it (``BufferedLedger.record``)
+            return await loop.run_in_executor(self.offload, ledger.keep, data, canonical)
+        self._loop = loop
+        pending = ledger.ledger.submit(data, canonical, self._notify)
+        if pending is None:  # the ledger's first use (it may create its schema): in a thread
+            return await loop.run_in_executor(self.offload, ledger.record, judged.decision)
+        done: asyncio.Future[Pending | None] = loop.create_future()
+        self._waiting[pending] = done
+        writer = ledger.ledger.writer
+        # Past the ledger's wait the decision is buffered, as a waiting thread's would be.
+        timer = loop.call_later(writer.wait, self._settle_one, pending, None)
+        try:
+            outcome = await done
+        finally:
+            timer.cancel()
+            self._waiting.pop(pending, None)
+        if outcome is None:  # not committed in time: out of the queue if it is still there
+            writer.withdraw(pending)
+            error: LedgerError | None = writer.late()
+        else:
+            error = outcome.error
+        if error is None and outcome is not None and outcome.record is not None:
+            return RecordResult("stored", record=outcome.record)
+        ledger.last_error = error.message if error is not None else "the ledger wrote nothing"
+        return await loop.run_in_executor(self.offload, ledger.keep, data, canonical)
+
+    def _notify(self, pending: Pending) -> None:
+        """On the writer's thread: queue the outcome, wake the event loop once per batch."""
+        self._committed.append(pending)
+        with self._lock:
+            if self._scheduled:
+                return
+            self._scheduled = True
+        assert self._loop is not None
+        self._loop.call_soon_threadsafe(self._settle)
+
+    def _settle(self) -> None:
+        with self._lock:
+            self._scheduled = False
+        while self._committed:
+            pending = self._committed.popleft()
+            self._settle_one(pending, pending)
+
+    def _settle_one(self, pending: Pending, outcome: Pending | None) -> None:
+        done = self._waiting.get(pending)
+        if done is not None and not done.done():
+            done.set_result(outcome)
