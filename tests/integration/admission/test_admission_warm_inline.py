@@ -100,6 +100,8 @@ def test_a_warm_review_held_past_the_ledger_wait_is_buffered_then_written(
         assert _judged(hook) == (1, 1)
         ledger = Ledger(f"sqlite:///{db}", read_only=True)
         wait_for(lambda: ledger.get(decision) is not None, "the buffered decision written", 30)
+        buffer = Path(f"{db}-buffer.jsonl")  # emptied once nothing waits in the buffer
+        wait_for(lambda: buffer.stat().st_size == 0, "the buffer emptied", 30)
         after = _answer(hook, review(pinned, uid="after"))
         assert "warnings" not in after and "ledger" in after["auditAnnotations"]
         assert ledger.count() == 3
