@@ -34,11 +34,12 @@ from affidavit.admission.review import (
     review_response,
 )
 from affidavit.admission.schedule import FairScheduler
+from affidavit.admission.verdicts import Verdicts
 from affidavit.admission.workloads import WorkloadImages, extract_images
 from affidavit.errors import InputError, LedgerError
 from affidavit.ledger import BUFFERED_NOTE, BufferedLedger, RecordResult
 from affidavit.policy.decision import Caller, Decision
-from affidavit.policy.evaluate import RequestContext, evaluate
+from affidavit.policy.evaluate import RequestContext
 from affidavit.policy.index import PolicyIndex
 from affidavit.policy.messages import admission_message
 from affidavit.policy.presets import UnmatchedImages
@@ -94,6 +95,7 @@ class Webhook:
 
     def __post_init__(self) -> None:
         self._scheduler = FairScheduler(self.workers, self.per_namespace)
+        self.verdicts = Verdicts()  # policy.evaluate, remembering what no clock can change
 
     def close(self) -> None:
         self._scheduler.close()
@@ -221,7 +223,7 @@ class Webhook:
             warm_only=warm_only,
         )
         now = now or datetime.now(UTC)
-        decision = evaluate(
+        decision = self.verdicts.evaluate(
             ctx, found.evidence, index, now=now, decision_id=decision_id, missing=found.missing
         )
         return note_unavailable(decision, ctx, index, found.unavailable)
