@@ -8,6 +8,11 @@ callers arriving meanwhile queue for the next transaction, led by the first of t
 its record (seq, hash) only once the transaction holding it has committed; a lone caller leads at
 once, so a quiet webhook pays no wait for company.
 
+A decision can also be ``submit``ted with no thread waiting on it (the webhook's event loop, which
+judges warm reviews itself and must never block): it queues like any other, the writer's own
+thread leads the transactions that start with such a decision, and a callback reports its
+record or error once its transaction is over; its submitter bounds the wait and ``withdraw``s it.
+
 No caller waits for the chain longer than the ledger's lock wait: one still queued then is taken
 out and gets the ``LedgerError`` a held lock gives, so the webhook buffers its decision as before.
 One whose transaction is already running gets that error as well; should that transaction commit
