@@ -14,7 +14,9 @@ its timeout (10 s by default); a slow webhook slows every deploy in the cluster.
   ``synchronous=FULL``) before it is answered; concurrent decisions share commits. This client is
   asyncio (uvloop when installed) over raw TLS streams, so that it is not the bottleneck. Each
   load row also prints the server process's CPU time per request (user + system, from /proc),
-  which a machine loaded by other work disturbs much less than the wall-clock rates;
+  which a machine loaded by other work disturbs much less than the wall-clock rates, and its
+  inverse: what one core the server had to itself would answer per second (on a shared core the
+  scheduler shares CPU per thread, so wall-clock rates favour a server with more threads);
 - ``--baseline-python P``: a second webhook run by another checkout's interpreter (main's venv)
   answers the same load rows, interleaved with this one's (``--rounds`` times), so a
   before/after comes from one run.
@@ -335,6 +337,8 @@ def run_load(
             print(
                 f"  server CPU per request: /healthz {floor_cpu / n * 1000:.3f} ms, review "
                 f"{warm_cpu / n * 1000:.3f} ms ({warm_cpu / floor_cpu:.2f}x)\n"
+                f"  one-core capacity (1 / server CPU per request): /healthz "
+                f"{n / floor_cpu:.0f}/s, review {n / warm_cpu:.0f}/s\n"
                 f"  review / healthz: throughput {n / warm[0] / (n / floor[0]):.2f}x, "
                 f"p50 {statistics.median(lat_w) / statistics.median(lat_h):.2f}x, "
                 f"p99 {_p99(lat_w) / _p99(lat_h):.2f}x"
