@@ -15,7 +15,8 @@ only where no rule reads it, so a verdict is remembered only when:
   (an active one expires by the clock; one that is not active now never becomes active: expired
   stays expired, and everything else ``exceptions_for`` matches on is in the key);
 - no effective policy sets ``provenance.maxAgeDays`` (provenance ages by the clock).
-Anything else is evaluated every time, as before.
+Anything else is evaluated every time, as before. Only the current index's verdicts are kept (a
+new index clears them), at most ``MAX_VERDICTS``; each keeps its evidence alive until dropped.
 """
 
 from __future__ import annotations
@@ -48,6 +49,7 @@ class Verdicts:
     def __init__(self, max_entries: int = MAX_VERDICTS) -> None:
         self.max_entries = max_entries
         self._entries: OrderedDict[Hashable, _Entry] = OrderedDict()
+        self._index: PolicyIndex | None = None  # the index of every entry
         self._lock = threading.Lock()
         #: Verdicts answered from memory, and evaluated (for tests and benchmarks).
         self.hits = 0
@@ -76,6 +78,9 @@ class Verdicts:
         decision = evaluate(ctx, evidence, index, now=now, decision_id=decision_id, missing=missing)
         with self._lock:
             self.misses += 1
+            if key is not None and index is not self._index:
+                self._entries.clear()  # no verdict of an older index is asked for again
+                self._index = index
             if key is not None:
                 kept = tuple(evidence.get(image) for image in ctx.images)
                 self._entries[key] = _Entry(index, kept, decision)
