@@ -11,6 +11,7 @@ On SQLite and on the real PostgreSQL.
 
 from __future__ import annotations
 
+import gc
 import json
 import zipfile
 from collections.abc import Callable
@@ -26,9 +27,11 @@ from affidavit.audit.pack import build_pack
 from affidavit.audit.parallel import SINGLE_PASS, parallel_scan
 from affidavit.audit.render import render_html, render_json
 from affidavit.audit.report import report_from_ledger
+from affidavit.audit.stretch import stored_line
 from affidavit.audit.tally import Tally
 from affidavit.ledger import Ledger
 from affidavit.ledger.checkpoint import Checkpoint
+from affidavit.ledger.scan import ScanRow
 
 N = 40
 MID = (1 + N) // 2  # the lower range is seqs 1..20, the upper one 21..40
@@ -178,3 +181,36 @@ def test_the_split_pack_is_the_single_pass_pack_byte_for_byte(
     # the stretch runs across the boundary: rows of both ranges, in seq order
     seqs = [json.loads(line)["seq"] for line in lines]
     assert seqs == sorted(seqs) and seqs[0] <= MID < seqs[-1]
+
+
+class _Watch:
+    """A pack's line sink that notes whether the cycle collector runs as each row arrives."""
+
+    line = staticmethod(stored_line)
+
+    def __init__(self, seen: list[bool]) -> None:
+        self.seen = seen
+
+    def add(self, row: ScanRow) -> None:
+        self.seen.append(gc.isenabled())
+
+    def add_line(self, in_period: bool, line: bytes) -> None:
+        pass  # the worker's rows, replayed after its pass
+
+
+def test_the_pass_runs_without_the_cycle_collector_and_gives_it_back(ledger: Ledger) -> None:
+    _fill(ledger)
+    seen: list[bool] = []
+    split = parallel_scan(ledger, Tally(), (), SINCE, UNTIL, parallel_from=2, lines=_Watch(seen))
+    assert split is not None and len(seen) == MID
+    report_from_ledger(
+        ledger, since=SINCE, until=UNTIL, sink=lambda row: seen.append(gc.isenabled())
+    )
+    assert len(seen) == MID + N and not any(seen)
+    assert gc.isenabled()
+    gc.disable()  # a caller that turned it off keeps it off
+    try:
+        report_from_ledger(ledger, since=SINCE, until=UNTIL)
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
