@@ -23,7 +23,7 @@ from affidavit import __version__
 from affidavit.attestations.evidence import ImageEvidence
 from affidavit.audit.controls import control_view
 from affidavit.audit.facts import CachedFacts
-from affidavit.audit.parallel import PARALLEL_FROM, LineSink, parallel_scan
+from affidavit.audit.parallel import PARALLEL_FROM, LineSink, no_cycle_collection, parallel_scan
 from affidavit.audit.tally import (
     AI_CLASSES,
     OUTCOMES,
@@ -311,20 +311,21 @@ def _scan(
         sink = lines.add
     scan = ChainScan(ledger, checkpoints, since, until, CachedFacts())
     add = t.add
-    if progress is None and sink is None:
-        for row in scan:
-            add(row)
-    else:
-        done = 0
-        for row in scan:
-            add(row)
-            if sink is not None:
-                sink(row)
-            done += 1
-            if progress is not None and done % _PROGRESS_EVERY == 0:
+    with no_cycle_collection():
+        if progress is None and sink is None:
+            for row in scan:
+                add(row)
+        else:
+            done = 0
+            for row in scan:
+                add(row)
+                if sink is not None:
+                    sink(row)
+                done += 1
+                if progress is not None and done % _PROGRESS_EVERY == 0:
+                    progress(done, scan.head[0])
+            if progress is not None:
                 progress(done, scan.head[0])
-        if progress is not None:
-            progress(done, scan.head[0])
     assert scan.report is not None
     return scan.report, scan.head, scan.faults
 

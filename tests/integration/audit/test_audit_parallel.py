@@ -11,6 +11,7 @@ On SQLite and on the real PostgreSQL.
 
 from __future__ import annotations
 
+import gc
 import json
 import zipfile
 from collections.abc import Callable
@@ -23,15 +24,21 @@ from sqlalchemy import create_engine, text
 
 from affidavit.attestations.predicates import AI_PROVENANCE_V1, CODE_REVIEW_V1
 from affidavit.audit.pack import build_pack
-from affidavit.audit.parallel import SINGLE_PASS, parallel_scan
+from affidavit.audit.parallel import PACK_SHARE, SINGLE_PASS, parallel_scan
 from affidavit.audit.render import render_html, render_json
 from affidavit.audit.report import report_from_ledger
+from affidavit.audit.stretch import stored_line
 from affidavit.audit.tally import Tally
 from affidavit.ledger import Ledger
 from affidavit.ledger.checkpoint import Checkpoint
+from affidavit.ledger.scan import ScanRow
 
 N = 40
 MID = (1 + N) // 2  # the lower range is seqs 1..20, the upper one 21..40
+#: where a pack's split falls (its own process compresses every line, so it scans fewer rows)
+PACK_MID = 1 + int((N - 1) * PACK_SHARE)
+#: the pack's period begins in the lower range of both splits (at seq 9)
+PACK_SINCE = datetime(2026, 2, 10, tzinfo=UTC)
 GENERATED = datetime(2026, 4, 2, tzinfo=UTC)
 OUTCOMES = ("allowed", "denied", "warned", "excepted", "audited", "allowed", "denied")
 
@@ -126,6 +133,14 @@ TAMPER: dict[str, Callable[[str], None]] = {
         "UPDATE ledger_head SET seq = 36, hash = (SELECT hash FROM decisions WHERE seq = 36)",
     ),
     "head edited": lambda url: _sql(url, "UPDATE ledger_head SET seq = 38"),
+    "pack boundary prev_hash edited": lambda url: _sql(
+        url, f"UPDATE decisions SET prev_hash = hash WHERE seq = {PACK_MID + 1}"
+    ),
+    "pack's lower range's last row removed": lambda url: _sql(
+        url,
+        f"DELETE FROM decision_images WHERE seq = {PACK_MID}",
+        f"DELETE FROM decisions WHERE seq = {PACK_MID}",
+    ),
 }
 
 
@@ -151,7 +166,16 @@ def test_a_small_ledger_takes_the_single_pass(ledger: Ledger) -> None:
     assert parallel_scan(ledger, Tally(), (), SINCE, UNTIL, parallel_from=N + 1) is None
 
 
-@pytest.mark.parametrize("case", ["intact", "boundary prev_hash edited", "both ranges edited"])
+@pytest.mark.parametrize(
+    "case",
+    [
+        "intact",
+        "boundary prev_hash edited",
+        "both ranges edited",
+        "pack boundary prev_hash edited",
+        "pack's lower range's last row removed",
+    ],
+)
 def test_the_split_pack_is_the_single_pass_pack_byte_for_byte(
     ledger: Ledger, ledger_url: str, case: str, tmp_path: Path
 ) -> None:
@@ -164,7 +188,7 @@ def test_the_split_pack_is_the_single_pass_pack_byte_for_byte(
         digest, _doc = build_pack(
             ledger,
             path,
-            since=SINCE,
+            since=PACK_SINCE,
             until=UNTIL,
             checkpoints=signed,
             generated_at=GENERATED,
@@ -177,4 +201,45 @@ def test_the_split_pack_is_the_single_pass_pack_byte_for_byte(
         lines = zf.read("decisions.jsonl").splitlines()
     # the stretch runs across the boundary: rows of both ranges, in seq order
     seqs = [json.loads(line)["seq"] for line in lines]
-    assert seqs == sorted(seqs) and seqs[0] <= MID < seqs[-1]
+    assert seqs == sorted(seqs) and 1 < seqs[0] <= PACK_MID < MID < seqs[-1]
+
+
+def test_a_pack_splits_where_its_own_process_scans_the_smaller_share(ledger: Ledger) -> None:
+    """The pack's process also compresses the worker's lines: it scans seqs 1..PACK_MID."""
+    _fill(ledger)
+    seen: list[bool] = []
+    assert parallel_scan(ledger, Tally(), (), SINCE, UNTIL, parallel_from=2, lines=_Watch(seen))
+    assert PACK_MID < MID and len(seen) == PACK_MID
+
+
+class _Watch:
+    """A pack's line sink that notes whether the cycle collector runs as each row arrives."""
+
+    line = staticmethod(stored_line)
+
+    def __init__(self, seen: list[bool]) -> None:
+        self.seen = seen
+
+    def add(self, row: ScanRow) -> None:
+        self.seen.append(gc.isenabled())
+
+    def add_line(self, in_period: bool, line: bytes) -> None:
+        pass  # the worker's rows, replayed after its pass
+
+
+def test_the_pass_runs_without_the_cycle_collector_and_gives_it_back(ledger: Ledger) -> None:
+    _fill(ledger)
+    seen: list[bool] = []
+    split = parallel_scan(ledger, Tally(), (), SINCE, UNTIL, parallel_from=2, lines=_Watch(seen))
+    assert split is not None and len(seen) == PACK_MID
+    report_from_ledger(
+        ledger, since=SINCE, until=UNTIL, sink=lambda row: seen.append(gc.isenabled())
+    )
+    assert len(seen) == PACK_MID + N and not any(seen)
+    assert gc.isenabled()
+    gc.disable()  # a caller that turned it off keeps it off
+    try:
+        report_from_ledger(ledger, since=SINCE, until=UNTIL)
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
