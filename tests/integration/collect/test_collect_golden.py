@@ -21,6 +21,7 @@ from pathlib import Path
 
 from collect_gitrepo import Repo
 
+from affidavit.attestations.predicates.provenance import AiProvenance
 from affidavit.collect import collect_provenance
 
 GOLDEN = Path(__file__).parent / "golden" / "provenance-varied.json"
@@ -168,6 +169,8 @@ def _predicate_json(repo: Repo, base: str | None) -> str:
     """The bytes the CLI writes, with the two run-dependent values (path, time) replaced."""
     predicate = collect_provenance(repo.path, base, "main")
     text = predicate.model_dump_json(by_alias=True, exclude_none=True, indent=2) + "\n"
+    # built without per-object validation: the full, strict validation must accept it unchanged
+    assert AiProvenance.model_validate_json(text) == predicate
     where = json.dumps(str(repo.path.resolve()))
     assert text.count(where) == 1
     text = text.replace(where, '"REPO"')
