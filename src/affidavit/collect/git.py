@@ -155,7 +155,10 @@ def parse_log(stream: Iterator[bytes], decode: _Decoder) -> Iterator[RawCommit]:
     files: list[FileStat] = []
 
     def build(h: list[bytes]) -> RawCommit:
-        text = [decode(b) for b in h]
+        try:  # one decode for the whole header: UTF-8 never puts a NUL inside a character
+            text = b"\0".join(h).decode("utf-8").split("\0")
+        except UnicodeDecodeError:
+            text = [decode(b) for b in h]
         return RawCommit(
             sha=text[0],
             parents=tuple(text[1].split()),
