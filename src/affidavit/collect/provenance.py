@@ -242,21 +242,32 @@ def _read_commits(
     repo: Path,
     base: str | None,
     head: str,
+    registry: ToolRegistry,
     progress: Callable[[int, int | None], None] | None,
-) -> list[RawCommit]:
-    """The range's commits, oldest first, telling ``progress`` as they are read."""
+) -> tuple[list[RawCommit], list[Classification]]:
+    """The range's commits, oldest first, telling ``progress`` as they are read.
+
+    Each is classified from its identities and message as it arrives, while git is still
+    walking and diffing the rest (on a second core); the few commits that git-ai notes or
+    Agent Trace records cover are classified again once those are read.
+    """
+    raws: list[RawCommit] = []
+    classes: list[Classification] = []
     if progress is None:
-        return list(iter_commits(repo, base, head))
+        for raw in iter_commits(repo, base, head):
+            raws.append(raw)
+            classes.append(classify(raw, registry))
+        return raws, classes
     revs = [head] if base is None else [head, f"^{base}"]
     total = int(run_git(repo, "rev-list", "--count", *revs, "--").decode().strip() or 0)
     progress(0, total)
-    raws: list[RawCommit] = []
     for raw in iter_commits(repo, base, head):
         raws.append(raw)
+        classes.append(classify(raw, registry))
         if len(raws) % _PROGRESS_EVERY == 0:
             progress(len(raws), total)
     progress(len(raws), total)
-    return raws
+    return raws, classes
 
 
 def collect_provenance(
@@ -280,11 +291,15 @@ def collect_provenance(
     base_sha = resolve_commit(repo, base) if base is not None else None
     base_map = read_blob(repo, base_sha, TIERS_PATH) if base_sha is not None else None
     tiers = load_tiers(tiers_file, base_map, base_sha)
-    raws = _read_commits(repo, base_sha, head_sha, progress)
+    raws, classes = _read_commits(repo, base_sha, head_sha, registry, progress)
     shas = {r.sha for r in raws}
     notes = read_notes(repo, shas)
     traces = read_traces(repo, head_sha, shas)
-    classes = [classify(r, registry, notes.get(r.sha), traces.get(r.sha)) for r in raws]
+    if notes or traces:
+        for i, r in enumerate(raws):
+            note, trace = notes.get(r.sha), traces.get(r.sha)
+            if note is not None or trace is not None:
+                classes[i] = classify(r, registry, note, trace)
     needs_merger = any(
         c.involvement in ("assisted", "generated") and len(r.parents) <= 1
         for r, c in zip(raws, classes, strict=True)
