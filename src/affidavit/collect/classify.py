@@ -21,8 +21,14 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from functools import lru_cache
 
-from affidavit.attestations.predicates.provenance import AiInvolvement, Evidence, Tool
+from affidavit.attestations.predicates.provenance import (
+    AiInvolvement,
+    Evidence,
+    EvidenceKind,
+    Tool,
+)
 from affidavit.collect.agent_trace import TRACE_PATH, CommitTrace
 from affidavit.collect.git import RawCommit
 from affidavit.collect.notes import NOTES_REF, AuthorshipNote
@@ -35,6 +41,18 @@ _IDENT = re.compile(r"^\s*(?P<name>.*?)\s*<(?P<email>[^>]*)>\s*$")
 _PARENS = re.compile(r"\((?P<inner>[^()]+)\)\s*$")
 _YES = {"yes", "true", "y", "1"}
 _NO = {"no", "false", "n", "0", "none"}
+
+
+@lru_cache(maxsize=4096)
+def _evidence(kind: EvidenceKind, detail: str) -> Evidence:
+    """One shared (immutable) Evidence per distinct item: most repeat across commits."""
+    return Evidence(kind=kind, detail=detail)
+
+
+@lru_cache(maxsize=1024)
+def _tool(name: str, model: str | None = None, version: str | None = None) -> Tool:
+    """One shared (immutable) Tool per distinct (name, model, version)."""
+    return Tool(name=name, model=model, version=version)
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,15 +72,15 @@ class _Acc:
     evidence: list[Evidence] = field(default_factory=list)
     tools: dict[tuple[str, str | None, str | None], None] = field(default_factory=dict)
 
-    def ai(self, level: int, kind: str, detail: str, tool: Tool | None) -> None:
+    def ai(self, level: int, kind: EvidenceKind, detail: str, tool: Tool | None) -> None:
         self.level = max(self.level, level)
-        self.evidence.append(Evidence(kind=kind, detail=detail))
+        self.evidence.append(_evidence(kind, detail))
         if tool is not None:
             self.tools[(tool.name, tool.model, tool.version)] = None
 
-    def human(self, kind: str, detail: str) -> None:
+    def human(self, kind: EvidenceKind, detail: str) -> None:
         self.declared_human = True
-        self.evidence.append(Evidence(kind=kind, detail=detail))
+        self.evidence.append(_evidence(kind, detail))
 
 
 def _model_from_name(name: str, spec: ToolSpec) -> str | None:
@@ -81,7 +99,7 @@ def _model_from_name(name: str, spec: ToolSpec) -> str | None:
 
 def _named_tool(registry: ToolRegistry, text: str, model: str | None = None) -> Tool:
     spec = registry.by_alias(text)
-    return Tool(name=spec.name if spec else text.strip(), model=model or None)
+    return _tool(spec.name if spec else text.strip(), model or None)
 
 
 def _identity(acc: _Acc, registry: ToolRegistry, role: str, name: str, email: str) -> None:
@@ -89,11 +107,11 @@ def _identity(acc: _Acc, registry: ToolRegistry, role: str, name: str, email: st
     detail = f"{role}: {name} <{email}>"
     spec = registry.identity(name, email)
     if spec is not None:
-        acc.ai(level, "identity", detail, Tool(name=spec.name))
+        acc.ai(level, "identity", detail, _tool(spec.name))
         return
     hit = registry.by_name_suffix(name)
     if hit is not None:
-        acc.ai(level, "identity", detail, Tool(name=hit[0].name))
+        acc.ai(level, "identity", detail, _tool(hit[0].name))
 
 
 def _trailers(acc: _Acc, registry: ToolRegistry, message: str) -> None:
@@ -110,7 +128,7 @@ def _trailers(acc: _Acc, registry: ToolRegistry, message: str) -> None:
                     _ASSISTED,
                     "trailer",
                     text,
-                    Tool(name=spec.name, model=_model_from_name(name, spec)),
+                    _tool(spec.name, _model_from_name(name, spec)),
                 )
         elif key == "assisted-by" and value:
             first = value.split()[0]
@@ -131,7 +149,7 @@ def _trailers(acc: _Acc, registry: ToolRegistry, message: str) -> None:
         else:
             spec = registry.by_trailer_key(t.key)
             if spec is not None:
-                acc.ai(_ASSISTED, "trailer", text, Tool(name=spec.name))
+                acc.ai(_ASSISTED, "trailer", text, _tool(spec.name))
 
 
 def _note(acc: _Acc, registry: ToolRegistry, note: AuthorshipNote) -> None:
@@ -156,7 +174,7 @@ def _trace(acc: _Acc, registry: ToolRegistry, trace: CommitTrace) -> None:
         acc.ai(_ASSISTED, "agent-trace", detail, None)
         for t in trace.tools:
             base = _named_tool(registry, t.name or "unknown agent", t.model)
-            tool = Tool(name=base.name, model=base.model, version=t.version)
+            tool = _tool(base.name, base.model, t.version)
             acc.tools[(tool.name, tool.model, tool.version)] = None
     elif trace.contributor_types == {"human"}:
         acc.human("agent-trace", detail)
@@ -192,7 +210,7 @@ def classify(
     subj = subject(raw.message)
     prefix = registry.by_subject_prefix(subj)
     if prefix is not None:
-        acc.ai(_GENERATED, "identity", f"subject: {subj}", Tool(name=prefix[0].name))
+        acc.ai(_GENERATED, "identity", f"subject: {subj}", _tool(prefix[0].name))
     _trailers(acc, registry, raw.message)
     if note is not None:
         _note(acc, registry, note)
@@ -207,7 +225,7 @@ def classify(
         involvement = "unknown"
     detailed = {n for n, m, v in acc.tools if m or v}
     tools = tuple(
-        Tool(name=n, model=m, version=v)
+        _tool(n, m, v)
         for n, m, v in acc.tools
         if m or v or n not in detailed  # a bare name adds nothing to a detailed entry
     )

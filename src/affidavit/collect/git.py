@@ -25,6 +25,7 @@ import subprocess
 import tempfile
 from collections.abc import Generator, Iterator
 from dataclasses import dataclass
+from itertools import islice
 from pathlib import Path
 
 from affidavit.errors import CollectError
@@ -144,10 +145,6 @@ def _tokens(stream: Iterator[bytes]) -> Iterator[bytes]:
         yield tail
 
 
-def _parse_count(raw: bytes) -> int | None:
-    return None if raw == b"-" else int(raw)
-
-
 def parse_log(stream: Iterator[bytes], decode: _Decoder) -> Iterator[RawCommit]:
     """Parse the output of ``git log -z --numstat --format=_FORMAT`` incrementally."""
     tokens = _tokens(stream)
@@ -155,7 +152,10 @@ def parse_log(stream: Iterator[bytes], decode: _Decoder) -> Iterator[RawCommit]:
     files: list[FileStat] = []
 
     def build(h: list[bytes]) -> RawCommit:
-        text = [decode(b) for b in h]
+        try:  # one decode for the whole header: UTF-8 never puts a NUL inside a character
+            text = b"\0".join(h).decode("utf-8").split("\0")
+        except UnicodeDecodeError:
+            text = [decode(b) for b in h]
         return RawCommit(
             sha=text[0],
             parents=tuple(text[1].split()),
@@ -169,26 +169,33 @@ def parse_log(stream: Iterator[bytes], decode: _Decoder) -> Iterator[RawCommit]:
             files=tuple(files),
         )
 
+    rest = _HEADER_FIELDS - 1
     for tok in tokens:
-        if tok.startswith(b"\n"):
+        if tok[:1] == b"\n":
             tok = tok[1:]
         if not tok:
             continue
         if tok[0] == 0x1E:
             if header is not None:
                 yield build(header)
-            header = [tok[1:]]
-            for _ in range(_HEADER_FIELDS - 1):
-                header.append(next(tokens, b""))
+            header = [tok[1:], *islice(tokens, rest)]
+            if len(header) < _HEADER_FIELDS:  # truncated output: empty fields, as before
+                header += [b""] * (_HEADER_FIELDS - len(header))
             files = []
             continue
         added, deleted, path = tok.split(b"\t", 2)
+        n_added = None if added == b"-" else int(added)
+        n_deleted = None if deleted == b"-" else int(deleted)
         if path:
-            files.append(FileStat(decode(path), _parse_count(added), _parse_count(deleted)))
+            try:
+                text = path.decode("utf-8")
+            except UnicodeDecodeError:
+                text = decode(path)
+            files.append(FileStat(text, n_added, n_deleted))
         else:  # rename or copy: the old and new path follow as their own tokens
             old = decode(next(tokens, b""))
             new = decode(next(tokens, b""))
-            files.append(FileStat(new, _parse_count(added), _parse_count(deleted), old))
+            files.append(FileStat(new, n_added, n_deleted, old))
     if header is not None:
         yield build(header)
 

@@ -65,6 +65,13 @@ class ToolRegistry:
     _trailers: dict[str, ToolSpec] = field(init=False, repr=False, compare=False)
     _suffixes: tuple[tuple[str, ToolSpec], ...] = field(init=False, repr=False, compare=False)
     _prefixes: tuple[tuple[str, ToolSpec], ...] = field(init=False, repr=False, compare=False)
+    # identities repeat across thousands of commits: their look-ups are remembered
+    _identities: dict[tuple[str, str], ToolSpec | None] = field(
+        init=False, repr=False, compare=False, default_factory=dict
+    )
+    _suffix_hits: dict[str, tuple[ToolSpec, str] | None] = field(
+        init=False, repr=False, compare=False, default_factory=dict
+    )
 
     def __post_init__(self) -> None:
         def index(attr: str) -> dict[str, ToolSpec]:
@@ -97,11 +104,16 @@ class ToolRegistry:
 
     def by_name_suffix(self, name: str) -> tuple[ToolSpec, str] | None:
         """The tool whose suffix ends ``name``, and the name without it (the human)."""
+        if name in self._suffix_hits:
+            return self._suffix_hits[name]
+        hit: tuple[ToolSpec, str] | None = None
         lowered = name.lower()
         for suffix, tool in self._suffixes:
             if lowered.endswith(suffix):
-                return tool, name[: len(name) - len(suffix)].strip()
-        return None
+                hit = tool, name[: len(name) - len(suffix)].strip()
+                break
+        self._suffix_hits[name] = hit
+        return hit
 
     def by_subject_prefix(self, subject: str) -> tuple[ToolSpec, str] | None:
         """The tool whose prefix starts ``subject``, and the prefix as written."""
@@ -113,7 +125,11 @@ class ToolRegistry:
 
     def identity(self, name: str, email: str) -> ToolSpec | None:
         """The tool a whole identity (a bot account) belongs to, if any."""
-        return self.by_bot_name(name) or self.by_email(email)
+        key = (name, email)
+        if key in self._identities:
+            return self._identities[key]
+        spec = self._identities[key] = self.by_bot_name(name) or self.by_email(email)
+        return spec
 
 
 def _parse(text: str, origin: str) -> list[_ToolEntry]:
