@@ -12,10 +12,9 @@ answer repeated requests for the same digest without going back to the registry
 from __future__ import annotations
 
 import contextlib
-import gc
 import hashlib
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -41,6 +40,7 @@ from affidavit.attestations.keys import Verifier, verifier_for
 from affidavit.attestations.registry import DEFAULT_MAX_BYTES, ImageReference, RegistryClient
 from affidavit.attestations.statement import parse_statement
 from affidavit.attestations.store import BUNDLE_MEDIA_TYPE, FetchedAttestation
+from affidavit.cycles import cycle_collection_paused
 from affidavit.errors import AffidavitError, VerificationError
 
 NO_TRUSTED_KEYS = "the envelope is signed with a key and no trusted keys were given"
@@ -218,26 +218,6 @@ def _check_item(
     return _Checked(identity, verified, None)
 
 
-@contextlib.contextmanager
-def _cycle_collector_paused() -> Iterator[None]:
-    """Python's cyclic garbage collector off while envelopes are parsed and checked.
-
-    A parsed statement is a tree of a thousand or so dicts and lists (JSON makes no cycles), and
-    allocating them set off collections that walked every object alive, again and again: a fifth
-    of verifying 19 KB provenance envelopes (``bench_verify.py``). Memory is still freed as
-    references drop; only the search for cycles waits. Process-wide, so it is switched back on
-    only by whoever switched it off (a caller's own ``gc.disable()`` stays).
-    """
-    if not gc.isenabled():
-        yield
-        return
-    gc.disable()
-    try:
-        yield
-    finally:
-        gc.enable()
-
-
 def verify_fetched(
     items: Sequence[FetchedAttestation],
     ref: ImageReference,
@@ -254,7 +234,7 @@ def verify_fetched(
     trusted = _Verifier(signers, sigstore_trusted_root)
     groups: dict[str, list[_Checked]] = {}
     done: set[str] = set()
-    with _cycle_collector_paused():
+    with cycle_collection_paused():
         for item in items:
             checked = _check_item(item, trusted, ref.digest, max_layer_bytes, done)
             groups.setdefault(checked.identity, []).append(checked)

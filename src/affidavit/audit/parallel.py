@@ -15,18 +15,17 @@ it) and the single pass runs instead: it decides, and names any error as before.
 
 from __future__ import annotations
 
-import gc
 import multiprocessing
 import os
 import tempfile
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from multiprocessing.connection import Connection
 from typing import IO, Any, Protocol
 
 from affidavit.audit.facts import CachedFacts
 from affidavit.audit.tally import SAMPLE, Tally
+from affidavit.cycles import cycle_collection_paused
 from affidavit.errors import AffidavitError
 from affidavit.ledger import ChainReport, Ledger
 from affidavit.ledger.checkpoint import Checkpoint
@@ -39,7 +38,6 @@ __all__ = [
     "SINGLE_PASS",
     "LineSink",
     "SplitFailed",
-    "no_cycle_collection",
     "parallel_scan",
 ]
 
@@ -53,23 +51,6 @@ PACK_SHARE = 0.4
 #: A ``parallel_from`` that always takes the single pass.
 SINGLE_PASS = 2**62
 _PROGRESS_EVERY = 4096
-
-
-@contextmanager
-def no_cycle_collection() -> Iterator[None]:
-    """The pass without Python's cyclic garbage collector (enabled again afterwards).
-
-    The pass makes no reference cycles per row (tuples, parsed JSON, counters), so the collector
-    finds nothing; but its caches grow to tens of thousands of objects, and each of its
-    collections walks them all again: measured, a tenth to a fifth of the pass's time.
-    Reference counting still frees every row as soon as it is counted."""
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
 
 
 class LineSink(Protocol):
@@ -106,7 +87,7 @@ def _worker(
         add, n = t.add, 0
         flags = bytearray()
         if lines is None:
-            with no_cycle_collection():
+            with cycle_collection_paused():
                 for row in scan:
                     add(row)
                     n += 1
@@ -115,7 +96,7 @@ def _worker(
         else:
             line, spool = lines
             write, flag = spool.write, flags.append
-            with no_cycle_collection():
+            with cycle_collection_paused():
                 for row in scan:
                     add(row)
                     write(line(row))
@@ -245,7 +226,7 @@ def parallel_scan(
         scan = ChainScan(ledger, tuple(checkpoints), since, until, CachedFacts(), hi=mid)
         add, n = mine.add, 0
         sink = lines.add if lines is not None else None
-        with no_cycle_collection():
+        with cycle_collection_paused():
             for row in scan:
                 add(row)
                 if sink is not None:

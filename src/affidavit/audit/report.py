@@ -23,7 +23,7 @@ from affidavit import __version__
 from affidavit.attestations.evidence import ImageEvidence
 from affidavit.audit.controls import control_view
 from affidavit.audit.facts import CachedFacts
-from affidavit.audit.parallel import PARALLEL_FROM, LineSink, no_cycle_collection, parallel_scan
+from affidavit.audit.parallel import PARALLEL_FROM, LineSink, parallel_scan
 from affidavit.audit.tally import (
     AI_CLASSES,
     OUTCOMES,
@@ -32,6 +32,7 @@ from affidavit.audit.tally import (
     Tally,
 )
 from affidavit.audit.trace import trace_image
+from affidavit.cycles import cycle_collection_paused
 from affidavit.errors import InputError, UsageError, VerificationError
 from affidavit.ledger import ChainReport, Ledger
 from affidavit.ledger.checkpoint import Checkpoint
@@ -311,7 +312,7 @@ def _scan(
         sink = lines.add
     scan = ChainScan(ledger, checkpoints, since, until, CachedFacts())
     add = t.add
-    with no_cycle_collection():
+    with cycle_collection_paused():
         if progress is None and sink is None:
             for row in scan:
                 add(row)
