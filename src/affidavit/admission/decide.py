@@ -155,7 +155,8 @@ class Webhook:
         if warm_only and ns_labels is None:
             raise NotWarm(req.namespace)
         try:
-            ns_labels = ns_labels or self.namespaces.labels(req.namespace)
+            if ns_labels is None:
+                ns_labels = self.namespaces.labels(req.namespace)
         except Exception as e:
             return self._deny(req, f"cannot read the labels of namespace {req.namespace}: {e}")
         labels = {**workload.pod_labels, **req.labels}
@@ -249,7 +250,6 @@ class Webhook:
             if warm_only and controller_ref(req.kind, req.object) is not None:
                 raise NotWarm(req.name)  # the owner is read from the API server
             remaining = self.judge.budget_seconds - (time.monotonic() - started)
-            assert req.object is not None
             owner = self.owners.verify(
                 req.kind,
                 req.namespace,

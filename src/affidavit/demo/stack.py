@@ -127,6 +127,7 @@ class ClusterStack:
         self.mutate_url = f"https://127.0.0.1:{self.webhook_port}/mutate"
         self.operator: ManagedProcess | None = None
         self.webhook: ManagedProcess | None = None
+        self._admin_tls: ssl.SSLContext | None = None  # made at the first start-up poll
 
     # --- kubectl ---------------------------------------------------------------------------
 
@@ -229,11 +230,12 @@ class ClusterStack:
 
         The start-up waits poll with this, not kubectl: a kubectl process per poll costs about
         a tenth of a CPU-second, taken from the operator and webhook being waited for."""
-        ctx = ssl.create_default_context(cafile=str(self.cp.ca_file))
-        ctx.load_cert_chain(str(self.cp.client_cert), str(self.cp.client_key))
+        if self._admin_tls is None:
+            self._admin_tls = ssl.create_default_context(cafile=str(self.cp.ca_file))
+            self._admin_tls.load_cert_chain(str(self.cp.client_cert), str(self.cp.client_key))
         url = f"{self.cp.server}{path}"
         try:
-            with urllib.request.urlopen(url, timeout=5, context=ctx) as r:  # noqa: S310 - https
+            with urllib.request.urlopen(url, timeout=5, context=self._admin_tls) as r:  # noqa: S310 - https
                 body: dict[str, Any] = json.loads(r.read())
                 return body
         except urllib.error.HTTPError as e:
