@@ -13,9 +13,10 @@ demo: deps binaries
 	$(VENV)/bin/affidavit demo
 
 # The node's and the private Sigstore's binaries are built by the test session itself, in the
-# background, while the tests that need neither run (tests/binary_builds.py).
+# background, while the tests that need neither run (tests/binary_builds.py). The suite runs as
+# two pytest sessions side by side, one per core (tests/lanes.py; scripts/test-lanes).
 test: deps binaries lint
-	AFFIDAVIT_BUILD_BINARIES=1 $(PY) -m pytest tests --durations=30
+	AFFIDAVIT_BUILD_BINARIES=1 $(PY) scripts/test-lanes --durations=30
 
 deps: debs venv
 

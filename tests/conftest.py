@@ -18,6 +18,7 @@ import pytest
 from affidavit.demo.services import LocalRegistry
 from binary_builds import NODE_TESTS, SIGSTORE_TESTS, start_binary_builds, stop_binary_builds
 from image_builds import IMAGE_TEST_DIRS, start_background_builds, stop_background_builds
+from lanes import add_lane_option, keep_lane
 from ledger_databases import PostgresServer, pg_bin
 
 IN_CI = os.environ.get("CI") == "true"
@@ -44,11 +45,17 @@ def _rank(item: pytest.Item) -> int:
     return 1 if _in(item, SIGSTORE_TESTS) else 0
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    add_lane_option(parser)
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """The tests that need something built during the session run last, and the builds start
-    now, so that building (minutes, in CI every time) overlaps the rest of the session: the
-    image (image_builds.py), and under ``make test`` the node's and the private Sigstore's
-    binaries when they are not built yet (binary_builds.py)."""
+    """Only this lane's tests are kept (``--lane``, lanes.py). The tests that need something
+    built during the session run last, and the builds start now, so that building (minutes, in
+    CI every time) overlaps the rest of the session: the image (image_builds.py), and under
+    ``make test`` the node's and the private Sigstore's binaries when they are not built yet
+    (binary_builds.py)."""
+    keep_lane(config, items, lambda item: _rank(item) > 0)
     items.sort(key=_rank)  # stable: the order within each group is kept
     if config.option.collectonly:
         return
