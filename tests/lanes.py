@@ -28,6 +28,9 @@ import pytest
 #: test directories (and files) that run in lane 2, unless they need a session build
 LANE_2 = (
     "tests/e2e/admission/",
+    "tests/e2e/decisions/",
+    "tests/e2e/policy/",
+    "tests/integration/admission/",
     "tests/unit/",
 )
 
