@@ -22,6 +22,7 @@ from lanes import add_lane_option, keep_lane
 from ledger_databases import PostgresServer, pg_bin
 
 IN_CI = os.environ.get("CI") == "true"
+pytest_plugins = ("teardown_times",)
 
 
 def _in(item: pytest.Item, paths: tuple[str, ...]) -> bool:
