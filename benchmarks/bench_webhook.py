@@ -19,7 +19,13 @@ its timeout (10 s by default); a slow webhook slows every deploy in the cluster.
   scheduler shares CPU per thread, so wall-clock rates favour a server with more threads);
 - ``--baseline-python P``: a second webhook run by another checkout's interpreter (main's venv)
   answers the same load rows, interleaved with this one's (``--rounds`` times), so a
-  before/after comes from one run.
+  before/after comes from one run;
+- ``--cold-digest``: only the cold-digest rows, against the goal "p50 within two registry round
+  trips of the floor". Per round and per server (this tree, and the baseline when given,
+  interleaved): the registry round trip (p50 of a kept-alive ``GET`` of a manifest by digest
+  with ``RegistryClient``, the webhook's own client), the warm floor (a review of a cached
+  digest), then ``--cold`` reviews each naming a digest that server has never seen (each with
+  a real signed attestation in both layouts), and p50(cold) - p50(warm) in round trips.
 
 The server is a real ``affidavit webhook serve`` process (uvicorn, TLS, SQLite ledger) pinned to
 core 0 with ``taskset -c 0``; this client runs on core 1. Run:
@@ -186,6 +192,9 @@ def main() -> int:
         help="also run the load rows against a webhook run by this interpreter, interleaved",
     )
     parser.add_argument("--rounds", type=int, default=2, help="interleaved rounds of load rows")
+    parser.add_argument(
+        "--cold-digest", action="store_true", help="only the cold-digest rows (see above)"
+    )
     args = parser.parse_args()
     if hasattr(os, "sched_setaffinity") and (os.cpu_count() or 1) > 1:
         os.sched_setaffinity(0, {1})
@@ -196,11 +205,12 @@ def main() -> int:
             private_pem, public_pem = generate_key_pair("ecdsa-p256")
             key = root / "ci.key"
             key.write_bytes(private_pem)
+            fresh = args.cold
+            if args.cold_digest:  # a fresh set per server and round
+                fresh *= args.rounds * (2 if args.baseline_python else 1)
             with RegistryClient() as client:
                 warm = [push_attested(client, host, f"app/svc{i}", "1", key) for i in range(3)]
-                cold = [
-                    push_attested(client, host, "app/cold", f"v{i}", key) for i in range(args.cold)
-                ]
+                cold = [push_attested(client, host, "app/cold", f"v{i}", key) for i in range(fresh)]
             pem = public_pem.decode()
             policy = {
                 "apiVersion": "affidavit.dev/v1alpha1",
@@ -226,6 +236,9 @@ def main() -> int:
                     label: stack.enter_context(webhook(python, root / f"s{i}", ca, ctx))
                     for i, (label, python) in enumerate(servers.items())
                 }
+                if args.cold_digest:
+                    run_cold(started, ctx, host, warm[0], cold, args)
+                    return 0
                 port = started["this tree"].port
                 url = f"https://127.0.0.1:{port}"
                 with httpx.Client(verify=ctx, timeout=30) as http:
@@ -297,6 +310,74 @@ def run(http: httpx.Client, url: str, host: str, warm: list[str], cold: list[str
         "cold, first sight of a digest (registry)",
         *measure(len(cold), lambda i: post(review([f"{host}/app/cold@{cold[i]}"], f"c{i}"))),
     )
+
+
+def run_cold(
+    servers: dict[str, Server],
+    ctx: ssl.SSLContext,
+    host: str,
+    warm: str,
+    cold: list[str],
+    args: argparse.Namespace,
+) -> None:
+    """The cold-digest rows, each server in turn, ``args.rounds`` times (see the docstring)."""
+    fresh = iter(cold)
+    manifest = ImageReference.parse(f"{host}/app/svc0@{warm}")
+    pinned = review([f"{host}/app/svc0@{warm}"], "warm")
+    n = args.requests
+    print(f"cold digests: webhook on core 0, registry and client on core 1; {args.cold} per row")
+    with contextlib.ExitStack() as stack:
+        https = {
+            label: stack.enter_context(httpx.Client(verify=ctx, timeout=30)) for label in servers
+        }
+        registry_client = stack.enter_context(RegistryClient())
+        for label, server in servers.items():  # warm up: connections, caches, the lookup pool
+            for _ in range(20):
+                _post(https[label], server.port, pinned)
+        for _ in range(20):
+            registry_client.get_manifest(manifest)
+        for r in range(args.rounds):
+            for label, server in servers.items():
+                print(f"round {r + 1}, {label}:")
+                digests = [next(fresh) for _ in range(args.cold)]
+                _cold_rows(
+                    https[label], server, registry_client, manifest, pinned, host, digests, n
+                )
+
+
+def _cold_rows(
+    http: httpx.Client,
+    server: Server,
+    registry_client: RegistryClient,
+    manifest: ImageReference,
+    pinned: bytes,
+    host: str,
+    digests: list[str],
+    n: int,
+) -> None:
+    rtt = measure(n, lambda i: registry_client.get_manifest(manifest) and None)
+    report("  registry round trip (GET manifest, kept alive)", *rtt)
+    warm = measure(n, lambda i: _post(http, server.port, pinned))
+    report("  warm review (cached digest)", *warm)
+    before = server.cpu()
+    cold = measure(
+        len(digests),
+        lambda i: _post(http, server.port, review([f"{host}/app/cold@{digests[i]}"], f"c{i}")),
+    )
+    cpu = (server.cpu() - before) / len(digests)
+    report("  cold review (digest never seen)", *cold)
+    floor, warm_p50 = statistics.median(rtt[1]), statistics.median(warm[1])
+    gap = statistics.median(cold[1]) - warm_p50
+    print(
+        f"  p50(cold) - p50(warm) = {gap * 1000:.2f} ms = {gap / floor:.1f} registry round "
+        f"trips (goal: <= 2); server CPU per cold review {cpu * 1000:.1f} ms"
+    )
+
+
+def _post(http: httpx.Client, port: int, body: bytes) -> None:
+    headers = {"content-type": "application/json"}
+    r = http.post(f"https://127.0.0.1:{port}/validate", content=body, headers=headers)
+    assert r.status_code == 200 and r.json()["response"]["allowed"], r.text
 
 
 def run_load(

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Literal
 
 from affidavit.attestations.evidence import ImageEvidence, TrustedSigner
+from affidavit.attestations.fetch import Subject
 from affidavit.attestations.registry import DEFAULT_MAX_BYTES, ImageReference, RegistryClient
 from affidavit.attestations.verify import verify_digest
 
@@ -210,18 +211,21 @@ class EvidenceCache:
         """``verify_image`` through the cache, saying whether the answer came from it.
 
         A tag is resolved on every call; a digest is not, but a cache miss on a digest checks
-        that the image exists, so a missing image is a ``RegistryError``, never "no
-        attestations". Registry errors propagate and are never cached.
+        that the image exists (its HEAD goes out with the attestation listings, not before
+        them), so a missing image is a ``RegistryError``, never "no attestations". Registry
+        errors propagate and are never cached.
         """
         ref = ImageReference.parse(image)
-        digest = ref.digest or client.resolve(ref)
+        subject: Subject | None = None
+        digest = ref.digest
+        if digest is None:
+            digest, media_type, size = client.head_manifest(ref)
+            subject = (media_type, digest, size)
         key = self.key(digest, signers, predicate_types, ref.name)
         cached = self.get(key)
         if cached is not None:
             found = cached if cached.image == image else replace(cached, image=image)
             return CacheLookup(digest, found, "hit" if cached.verified else "negative_hit")
-        if ref.digest:
-            client.resolve(ref)
         evidence = verify_digest(
             client,
             ref.with_digest(digest),
@@ -230,6 +234,8 @@ class EvidenceCache:
             predicate_types=predicate_types,
             max_layer_bytes=max_layer_bytes,
             sigstore_trusted_root=sigstore_trusted_root,
+            subject=subject,
+            check_image=subject is None,
         )
         self.put(key, evidence)
         return CacheLookup(digest, evidence, "miss")

@@ -157,13 +157,53 @@ def _bundle_manifest(
     return manifest
 
 
-def _subject(client: RegistryClient, image: ImageReference) -> tuple[str, str, int] | None:
-    """The image manifest's (media type, digest, size), as an artifact's ``subject`` names it."""
+Subject = tuple[str, str, int]  # the image manifest's (media type, digest, size)
+
+
+def _subject(client: RegistryClient, image: ImageReference, required: bool) -> Subject | None:
+    """The image manifest's (media type, digest, size), as an artifact's ``subject`` names it.
+
+    ``required``: the image must exist (a missing one is ``client.resolve``'s RegistryError, and
+    any other failure is raised too); otherwise a failure only means no twin is predicted.
+    """
     try:
         digest, media_type, size = client.head_manifest(image)
     except RegistryError:
+        if required:
+            raise
         return None  # the listings say what is wrong, if anything; nothing is predicted
     return media_type, digest, size
+
+
+def _cosign(
+    client: RegistryClient,
+    image: ImageReference,
+    digest: str,
+    max_layer_bytes: int,
+    slot: threading.BoundedSemaphore,
+) -> list[FetchedAttestation]:
+    """The cosign tag's layers, read as soon as its manifest is in (not after the other
+    listings: the layer reads are the second round trip, and only they depend on it). Each
+    request holds one of the fetch's ``slot``s, so that the layers and the listings still in
+    flight are at most ``FETCH_WORKERS`` requests at once."""
+    with slot:
+        manifest = client.find_manifest(image.with_tag(cosign_tag(digest)))
+    return _parallel(
+        [
+            _holding(
+                slot, partial(_read_layer, client, image, storage, layer, kind, max_layer_bytes)
+            )
+            for storage, layer, kind in _cosign_layers(manifest)
+        ]
+    )
+
+
+def _holding(slot: threading.BoundedSemaphore, call: Callable[[], T]) -> Callable[[], T]:
+    def held() -> T:
+        with slot:
+            return call()
+
+    return held
 
 
 _Twin = tuple[str, bytes, str]  # the bundle's digest and bytes, and its predicate type
@@ -197,7 +237,7 @@ def _bundles_of(data: bytes) -> Iterator[bytes]:
 
 def _twins(
     read: Sequence[FetchedAttestation],
-    subject: tuple[str, str, int],
+    subject: Subject,
     max_layer_bytes: int,
     listed: Collection[str],
 ) -> dict[str, _Twin]:
@@ -230,40 +270,48 @@ def _twins(
 
 
 def fetch(
-    client: RegistryClient, image: ImageReference, *, max_layer_bytes: int = DEFAULT_MAX_BYTES
+    client: RegistryClient,
+    image: ImageReference,
+    *,
+    max_layer_bytes: int = DEFAULT_MAX_BYTES,
+    subject: Subject | None = None,
+    check_image: bool = False,
 ) -> list[FetchedAttestation]:
     """Every envelope (cosign tag) and bundle (referrers, tag index) stored beside ``image``.
 
     Requests that do not depend on each other go out together over the client's kept-alive
-    connections: the three listings (and the image's own manifest), then the cosign layers, then
-    the bundles' manifests, then their layers. A bundle artifact that ``attach`` wrote beside a
-    cosign layer is not read again (``_twins``): with both layouts, N attestations cost N layer
-    reads, not 3N requests.
+    connections: the image's own manifest (HEAD), the three listings and, as soon as the cosign
+    tag's manifest is in, its layers; then the bundles' manifests, then their layers. A bundle
+    artifact that ``attach`` wrote beside a cosign layer is not read again (``_twins``): with
+    both layouts, one attestation costs five requests in two round trips.
+
+    ``subject``: the image manifest's (media type, digest, size) when the caller has it (from
+    resolving a tag): no HEAD is sent. ``check_image``: the HEAD doubles as the check that the
+    image exists (a missing image raises ``client.resolve``'s RegistryError, and its failure is
+    raised before any other), so a caller need not send it first, a round trip on its own.
     """
     if image.digest is None:
         raise InputError(f"image {image} has no digest; resolve it first")
     digest = image.digest
-    cosign, api, tagged, subject = _parallel(
-        [
-            lambda: client.find_manifest(image.with_tag(cosign_tag(digest))),
-            lambda: client.referrers(image, digest),
-            lambda: client.find_manifest(image.with_tag(index_tag(digest))),
-            lambda: _subject(client, image),
-        ]
-    )
-    read_cosign = _parallel(
-        [
-            partial(_read_layer, client, image, storage, layer, kind, max_layer_bytes)
-            for storage, layer, kind in _cosign_layers(cast("Manifest | None", cosign))
-        ]
-    )
+    slot = threading.BoundedSemaphore(FETCH_WORKERS)
+    calls: list[Callable[[], object]] = [
+        partial(_cosign, client, image, digest, max_layer_bytes, slot),
+        _holding(slot, partial(client.referrers, image, digest)),
+        _holding(slot, partial(client.find_manifest, image.with_tag(index_tag(digest)))),
+    ]
+    if subject is None:  # first: a missing image is the failure raised
+        calls.insert(0, _holding(slot, partial(_subject, client, image, check_image)))
+    *head, cosign, api, tagged = _parallel(calls)
+    if head:
+        subject = cast("Subject | None", head[0])
+    read_cosign = cast("list[FetchedAttestation]", cosign)
     entries = _referrer_descriptors(
         cast("dict[str, Any] | None", api), cast("Manifest | None", tagged)
     )
     twins: dict[str, _Twin] = {}
     if entries and subject is not None:
         listed = {str(entry.get("digest")) for _, entry in entries}
-        twins = _twins(read_cosign, cast("tuple[str, str, int]", subject), max_layer_bytes, listed)
+        twins = _twins(read_cosign, subject, max_layer_bytes, listed)
     manifests = iter(
         _parallel(
             [

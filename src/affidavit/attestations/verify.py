@@ -35,7 +35,7 @@ from affidavit.attestations.evidence import (
     TrustedSigner,
     VerifiedAttestation,
 )
-from affidavit.attestations.fetch import fetch
+from affidavit.attestations.fetch import Subject, fetch
 from affidavit.attestations.keys import Verifier, verifier_for
 from affidavit.attestations.registry import DEFAULT_MAX_BYTES, ImageReference, RegistryClient
 from affidavit.attestations.statement import parse_statement
@@ -272,10 +272,16 @@ def verify_digest(
     predicate_types: Sequence[str] | None = None,
     max_layer_bytes: int = DEFAULT_MAX_BYTES,
     sigstore_trusted_root: Path | None = None,
+    subject: Subject | None = None,
+    check_image: bool = False,
 ) -> ImageEvidence:
-    """Fetch and verify everything stored beside ``ref`` (which must carry its digest)."""
+    """Fetch and verify everything stored beside ``ref`` (which must carry its digest);
+    ``subject`` and ``check_image`` as ``fetch`` takes them."""
+    fetched = fetch(
+        client, ref, max_layer_bytes=max_layer_bytes, subject=subject, check_image=check_image
+    )
     return verify_fetched(
-        fetch(client, ref, max_layer_bytes=max_layer_bytes),
+        fetched,
         ref,
         signers,
         image=image,
@@ -296,13 +302,18 @@ def verify_image(
 ) -> ImageEvidence:
     """Resolve ``image`` (tag or digest; a missing image is a RegistryError) and verify it."""
     ref = ImageReference.parse(image)
-    digest = client.resolve(ref)
+    subject: Subject | None = None
+    if ref.digest is None:
+        digest, media_type, size = client.head_manifest(ref)
+        ref, subject = ref.with_digest(digest), (media_type, digest, size)
     return verify_digest(
         client,
-        ref.with_digest(digest),
+        ref,
         signers,
         image=image,
         predicate_types=predicate_types,
         max_layer_bytes=max_layer_bytes,
         sigstore_trusted_root=sigstore_trusted_root,
+        subject=subject,
+        check_image=subject is None,
     )

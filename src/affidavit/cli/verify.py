@@ -165,7 +165,13 @@ def run_verify(
     trusted = signers(list(key or []), keyless_identity, keyless_issuer, keyless_identity_regexp)
     ref = ImageReference.parse(image)
     with client(insecure_registry, registry_config, ca_bundle) as registry:
-        digest = registry.resolve(ref)  # once: the pinned reference needs no second look-up
+        # a tag is resolved once (its HEAD also gives the subject a bundle names); a digest's
+        # HEAD goes out with the attestation listings and checks that the image exists
+        subject = None
+        digest = ref.digest
+        if digest is None:
+            digest, media_type, size = registry.head_manifest(ref)
+            subject = (media_type, digest, size)
         pinned = ImageReference(ref.registry, ref.repository, digest=digest)
         evidence = verify_digest(
             registry,
@@ -175,6 +181,8 @@ def run_verify(
             predicate_types=types or None,
             max_layer_bytes=max_bytes,
             sigstore_trusted_root=trusted_root,
+            subject=subject,
+            check_image=subject is None,
         )
     if json_output:
         echo(as_json(evidence))
