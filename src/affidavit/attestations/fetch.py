@@ -2,9 +2,10 @@
 
 ``store.attach`` writes each attestation twice (cosign's ``.att`` tag and an OCI 1.1 bundle
 artifact); a verifier has to read both, since other tools write only one. Reading is latency: the
-independent requests go out together over the client's kept-alive connections, and a bundle that
-``attach`` wrote beside a cosign layer already read is known by its digest without reading it
-again (``_twins``). One size limit and one digest check apply to every blob whatever its layout.
+independent requests go out together over the client's kept-alive connections, a cosign layer
+whose descriptor embeds its bytes is not read again, and a bundle that ``attach`` wrote beside a
+cosign layer already read is known by its digest without reading it again (``_twins``). One
+size limit and one digest check apply to every blob whatever its layout.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from affidavit.attestations.store import (
     FetchedAttestation,
     _artifact,
     cosign_tag,
+    embedded,
     index_tag,
     key_bundle,
 )
@@ -66,6 +68,9 @@ def _read_layer(
         return failed(
             f"attestation layer {digest} is {size} bytes, over the {max_layer_bytes}-byte limit"
         )
+    data = embedded(layer, max_layer_bytes)
+    if data is not None:  # the descriptor carries the blob's exact bytes: no request
+        return FetchedAttestation(storage, media_type, digest, predicate_type, data)
     try:
         data = client.get_blob(image, digest, max_bytes=max_layer_bytes)
     except BodyTooLargeError as e:
@@ -281,9 +286,11 @@ def fetch(
 
     Requests that do not depend on each other go out together over the client's kept-alive
     connections: the image's own manifest (HEAD), the three listings and, as soon as the cosign
-    tag's manifest is in, its layers; then the bundles' manifests, then their layers. A bundle
-    artifact that ``attach`` wrote beside a cosign layer is not read again (``_twins``): with
-    both layouts, one attestation costs five requests in two round trips.
+    tag's manifest is in, its layers (unless the manifest embeds them: ``store.embedded``);
+    then the bundles' manifests, then their layers. A bundle artifact that ``attach`` wrote
+    beside a cosign layer is not read again (``_twins``): what ``attach`` wrote costs four
+    requests sent together, one round trip; a cosign layer written without its embedded copy,
+    one request more, sent as soon as the cosign manifest is in.
 
     ``subject``: the image manifest's (media type, digest, size) when the caller has it (from
     resolving a tag): no HEAD is sent. ``check_image``: the HEAD doubles as the check that the

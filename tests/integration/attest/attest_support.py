@@ -110,6 +110,17 @@ def push_cosign_layer(
     return layer_digest
 
 
+def strip_embedded(client: RegistryClient, image: ImageReference) -> None:
+    """Rewrite the cosign ``.att`` manifest without the envelopes ``attach`` embeds in its layer
+    descriptors (as cosign writes it): a verifier has to read every layer's blob."""
+    assert image.digest is not None
+    att = image.with_tag(image.digest.replace(":", "-") + ".att")
+    manifest = client.get_manifest(att).json()
+    for layer in manifest["layers"]:
+        layer.pop("data", None)
+    client.put_manifest(att, json.dumps(manifest).encode(), manifest["mediaType"])
+
+
 def rewrite_envelopes(
     client: RegistryClient,
     image: ImageReference,

@@ -1,16 +1,18 @@
 """What a cold digest costs on the wire, seen by a recording proxy in front of the real registry:
 the image's HEAD (the existence check), the cosign tag, the referrers API and the fallback tag
-index go out together, the cosign layer is read as soon as its manifest is in (without waiting
-for the other three), the image's HEAD is sent once, not once to check the image and again to
-predict the bundle twins, and a second cold digest reuses the first one's kept-alive connections.
-Counted requests and requests observed in flight together; no clock."""
+index go out together, and that is all for what ``attach`` wrote (the envelope is embedded in
+the cosign manifest, its bundle twin predicted); a layer written without its embedded copy (as
+cosign writes it) is read as soon as the cosign manifest is in, without waiting for the other
+three. The image's HEAD is sent once, not once to check the image and again to predict the
+bundle twins, and a second cold digest reuses the first one's kept-alive connections. Counted
+requests and requests observed in flight together; no clock."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from typing import Any
 
-from attest_support import KeyPair, attest
+from attest_support import KeyPair, attest, strip_embedded
 
 from affidavit.attestations.evidence import KeySigner
 from affidavit.attestations.evidence_cache import EvidenceCache
@@ -30,11 +32,11 @@ def _signers(key: KeyPair) -> list[KeySigner]:
     return [key.trusted]
 
 
-def test_a_cold_digest_is_five_requests_the_first_four_sent_together(
+def test_a_cold_digest_is_four_requests_sent_together(
     registry: Any, client: RegistryClient, new_image: NewImage, key: KeyPair
 ) -> None:
     image = new_image()
-    attached = attest(client, image, key)
+    attest(client, image, key)
     digest = str(image.digest)
     with counting_proxy(registry.host, gather=4) as proxy, RegistryClient() as via_proxy:
         found = EvidenceCache().lookup(via_proxy, str(_via(image, proxy.host)), _signers(key))
@@ -43,30 +45,30 @@ def test_a_cold_digest_is_five_requests_the_first_four_sent_together(
     assert sorted(proxy.requests()) == sorted(
         [
             ("HEAD", f"{base}manifests/{digest}"),  # once: the check and the bundles' subject
-            ("GET", f"{base}manifests/{cosign_tag(digest)}"),
+            ("GET", f"{base}manifests/{cosign_tag(digest)}"),  # with the envelope embedded
             ("GET", f"{base}referrers/{digest}"),
-            ("GET", f"{base}manifests/{index_tag(digest)}"),
-            ("GET", f"{base}blobs/{attached.envelope_digest}"),  # the twin bundle is not read
+            ("GET", f"{base}manifests/{index_tag(digest)}"),  # its bundle: the envelope's twin
         ]
     )
-    first_round = [f for f in proxy.seen if "/blobs/" not in f.path]
-    assert [f.alongside for f in first_round] == [4, 4, 4, 4]
-    (blob,) = (f for f in proxy.seen if "/blobs/" in f.path)
-    assert blob.connection in {f.connection for f in first_round}  # kept alive
+    assert [f.alongside for f in proxy.seen] == [4, 4, 4, 4]
 
 
-def test_the_cosign_layer_is_read_without_waiting_for_the_other_listings(
+def test_a_layer_without_its_embedded_copy_is_read_without_waiting_for_the_other_listings(
     registry: Any, client: RegistryClient, new_image: NewImage, key: KeyPair
 ) -> None:
     image = new_image()
     attached = attest(client, image, key)
+    strip_embedded(client, image)  # as cosign writes it
     # the referrers API does not answer until the layer has been asked for
     hold = ("/referrers/", f"/blobs/{attached.envelope_digest}")
     with counting_proxy(registry.host, hold=hold) as proxy, RegistryClient() as via_proxy:
         evidence = verify_image(via_proxy, str(_via(image, proxy.host)), _signers(key))
     assert len(evidence.verified) == 1
+    assert len(proxy.seen) == 5  # the four, and the layer
     (blob,) = (f for f in proxy.seen if "/blobs/" in f.path)
     assert any("/referrers/" in path for path in blob.arrived_during)
+    cosign = next(f for f in proxy.seen if f.path.endswith(".att"))
+    assert blob.connection == cosign.connection  # kept alive
 
 
 def test_a_tag_is_resolved_by_one_head_that_also_names_the_subject(
@@ -80,7 +82,7 @@ def test_a_tag_is_resolved_by_one_head_that_also_names_the_subject(
     assert len(evidence.verified) == 1
     heads = [path for method, path in proxy.requests() if method == "HEAD"]
     assert heads == [f"/v2/{image.repository}/manifests/v7"]
-    assert len(proxy.seen) == 5
+    assert len(proxy.seen) == 4
 
 
 def test_the_next_cold_digest_reuses_the_kept_alive_connections(
@@ -95,5 +97,5 @@ def test_the_next_cold_digest_reuses_the_kept_alive_connections(
         opened = {f.connection for f in proxy.seen}
         proxy.reset()
         cache.lookup(via_proxy, str(_via(images[1], proxy.host)), _signers(key))
-        assert len(proxy.seen) == 5
+        assert len(proxy.seen) == 4
         assert {f.connection for f in proxy.seen} <= opened

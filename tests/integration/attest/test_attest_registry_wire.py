@@ -13,7 +13,7 @@ import threading
 from collections.abc import Callable, Iterator
 
 import pytest
-from attest_support import KeyPair, attest
+from attest_support import KeyPair, attest, strip_embedded
 
 from affidavit.attestations.fetch import FETCH_WORKERS, fetch
 from affidavit.attestations.registry import ImageReference, RegistryClient
@@ -89,6 +89,7 @@ def test_a_fetch_reuses_kept_alive_connections(
     image = new_image()
     for i in range(24):
         attest(client, image, key, {"n": i})
+    strip_embedded(client, image)  # every layer is read
     with RegistryClient() as fresh:
         found = fetch(fresh, _through(image, relay))
         assert len(found) == 48 and all(f.data is not None for f in found)

@@ -22,6 +22,7 @@ from attest_support import (
     push_cosign_layer,
     rewrite_envelopes,
     sign_for,
+    strip_embedded,
 )
 
 from affidavit.attestations.registry import ImageReference, RegistryClient
@@ -157,6 +158,7 @@ def test_layer_changed_at_rest_in_the_registry(
 ) -> None:
     image = new_image()
     result = attest(client, image, key)
+    strip_embedded(client, image)  # as cosign writes it: the envelope only in its blob
     hexdigest = result.envelope_digest.removeprefix("sha256:")
     blob = Path(registry.root, "data/docker/registry/v2/blobs/sha256", hexdigest[:2], hexdigest)
     (blob / "data").write_bytes(b"{}")  # the storage backend no longer holds what was pushed
@@ -186,3 +188,26 @@ def test_image_missing(client: RegistryClient, registry: Any, key: KeyPair) -> N
         verify_image(client, image, [key.trusted])
     assert caught.value.message == f"image {image} not found in the registry"
     assert caught.value.hint == "check the repository and digest, or push the image first"
+
+
+def test_an_embedded_envelope_that_is_not_the_layers_content_is_never_believed(
+    client: RegistryClient, new_image: NewImage, key: KeyPair
+) -> None:
+    # someone with push access swaps the copy embedded in the cosign layer's descriptor for
+    # another envelope (signed by the same key, over another predicate) and leaves the digest
+    image = new_image()
+    result = attest(client, image, key, {"commits": 3})
+    substitute = sign_for(image, key, {"commits": 999})
+    att = image.with_tag(result.cosign_tag)
+    manifest = client.get_manifest(att).json()
+    [layer] = manifest["layers"]
+    assert base64.b64decode(layer["data"]) == client.get_blob(image, result.envelope_digest)
+    layer["data"] = base64.b64encode(substitute).decode()
+    client.put_manifest(att, json.dumps(manifest).encode(), manifest["mediaType"])
+    evidence = verify_image(client, str(image), [key.trusted])
+    # the blob the digest names is read instead: what was signed for that layer, nothing else
+    assert [(a.storage, a.envelope_digest) for a in evidence.verified] == [
+        ("cosign-tag", result.envelope_digest)
+    ]
+    assert [a.predicate for a in evidence.verified] == [{"commits": 3}]
+    assert evidence.rejected == ()
