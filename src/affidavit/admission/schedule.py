@@ -109,7 +109,10 @@ class FairScheduler:
                     self._running[job.namespace] -= 1
                     if not self._running[job.namespace]:
                         del self._running[job.namespace]
-                    self._cv.notify_all()
+                    # One slot freed: this worker looks for the next job itself, and one waiter
+                    # at most is needed besides. Waking them all cost every cold lookup a
+                    # context switch per idle worker (16 by default), each finding nothing.
+                    self._cv.notify()
 
     @staticmethod
     def _run(job: _Job) -> None:

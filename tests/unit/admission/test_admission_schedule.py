@@ -84,3 +84,29 @@ def test_a_job_past_its_deadline_is_cancelled_not_run() -> None:
     finally:
         gate.set()
         pool.close()
+
+
+class CountingScheduler(FairScheduler):
+    """The real scheduler, counting how often a worker looks for a job."""
+
+    looked = 0
+
+    def _next(self) -> object:  # type: ignore[override]
+        CountingScheduler.looked += 1
+        return super()._next()
+
+
+def test_a_finished_job_does_not_wake_every_idle_worker() -> None:
+    # the webhook's pool: 16 threads, nearly all idle; each cold lookup is one job
+    pool = CountingScheduler(workers=16)
+    try:
+        jobs = 40
+        for i in range(jobs):
+            assert pool.submit("shop", lambda i=i: i, deadline=LATER).result(timeout=30) == i
+    finally:
+        pool.close()
+    for thread in pool._threads:
+        thread.join(30)
+    # each job: the worker a submit wakes looks once, and again when it is done; a worker woken
+    # for nothing looks once more. Waking all 15 idle workers per job would look ~16 times each
+    assert CountingScheduler.looked <= 4 * jobs + 2 * 16, CountingScheduler.looked
