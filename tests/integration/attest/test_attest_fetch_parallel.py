@@ -7,13 +7,14 @@ requests made on its behalf in the fetch's worker threads too."""
 from __future__ import annotations
 
 import json
+import threading
 import time
 from collections.abc import Callable
 
 import pytest
 from attest_support import PREDICATE_TYPE, REVIEW_TYPE, KeyPair, attest, sign_for
 
-from affidavit.attestations.fetch import _bundles_of, fetch
+from affidavit.attestations.fetch import _bundles_of, _parallel, fetch
 from affidavit.attestations.registry import (
     BudgetExceededError,
     ImageReference,
@@ -122,3 +123,21 @@ def _spliced(envelope: bytes) -> bytes:
     return key_bundle(envelope).replace(
         json.dumps(json.loads(envelope), separators=(",", ":")).encode(), envelope
     )
+
+
+def test_a_round_runs_on_the_threads_the_last_one_left_idle() -> None:
+    # four calls that each wait for the other three: four threads, the caller and three helpers
+    def rounds() -> list[threading.Thread]:
+        meet = threading.Barrier(4)
+
+        def call() -> threading.Thread:
+            meet.wait(30)
+            return threading.current_thread()
+
+        ran = _parallel([call] * 4)
+        assert len(set(ran)) == 4 and threading.current_thread() in ran
+        return ran
+
+    rounds()
+    alive = set(threading.enumerate())
+    assert set(rounds()) <= alive  # no thread started: the helpers were kept
