@@ -25,9 +25,10 @@ its timeout (10 s by default); a slow webhook slows every deploy in the cluster.
   interleaved): the registry round trip (p50 of a kept-alive ``GET`` of a manifest by digest
   with ``RegistryClient``, the webhook's own client), the dependent pair (the cosign tag's
   manifest, then its layer: what no client can send together), the warm floor (a review of a
-  cached digest), then ``--cold`` reviews each naming a digest that server has never seen (each
-  with a real signed attestation in both layouts), and p50(cold) - p50(warm) in round trips
-  and in dependent pairs, with the server's CPU per cold review.
+  cached digest) and ``--cold`` reviews each naming a digest that server has never seen (each
+  with a real signed attestation in both layouts), all four interleaved sample by sample so
+  that they see the same load; then p50(cold) - p50(warm) in round trips and in dependent
+  pairs, and the server's CPU per cold review.
 
 The server is a real ``affidavit webhook serve`` process (uvicorn, TLS, SQLite ledger) pinned to
 core 0 with ``taskset -c 0``; this client runs on core 1. Run:
@@ -357,25 +358,43 @@ def _cold_rows(
     digests: list[str],
     n: int,
 ) -> None:
-    rtt = measure(n, lambda i: _get_manifest(registry_client, manifest))
-    report("  registry round trip (GET manifest, kept alive)", *rtt)
-    chain = measure(n, lambda i: _chain(registry_client, manifest))
-    report("  the dependent pair: GET .att manifest, then its layer", *chain)
-    warm = measure(n, lambda i: _post(http, server.port, pinned))
-    report("  warm review (cached digest)", *warm)
-    before = server.cpu()
-    cold = measure(
-        len(digests),
-        lambda i: _post(http, server.port, review([f"{host}/app/cold@{digests[i]}"], f"c{i}")),
+    """The four rows, interleaved sample by sample (a round trip, a dependent pair, a warm
+    review, a cold review, and again), so that all four see the same load on a shared machine;
+    the server's CPU is read around each cold review alone."""
+    rows: dict[str, list[float]] = {"rtt": [], "pair": [], "warm": [], "cold": []}
+    floors: tuple[tuple[str, Callable[[], None]], ...] = (
+        ("rtt", lambda: _get_manifest(registry_client, manifest)),
+        ("pair", lambda: _chain(registry_client, manifest)),
+        ("warm", lambda: _post(http, server.port, pinned)),
     )
-    cpu = (server.cpu() - before) / len(digests)
-    report("  cold review (digest never seen)", *cold)
-    floor, warm_p50 = statistics.median(rtt[1]), statistics.median(warm[1])
-    gap = statistics.median(cold[1]) - warm_p50
+    cpu = 0.0
+    start = time.perf_counter()
+    for i, digest in enumerate(digests):
+        for _ in range(max(1, n // len(digests))):  # ``n`` samples of each floor in all
+            for row, call in floors:
+                t = time.perf_counter()
+                call()
+                rows[row].append(time.perf_counter() - t)
+        body = review([f"{host}/app/cold@{digest}"], f"c{i}")
+        before, t = server.cpu(), time.perf_counter()
+        _post(http, server.port, body)
+        rows["cold"].append(time.perf_counter() - t)
+        cpu += server.cpu() - before
+    total = time.perf_counter() - start  # rates: each row's own time, not the interleaved run's
+    labels = {
+        "rtt": "registry round trip (GET manifest, kept alive)",
+        "pair": "the dependent pair: GET .att manifest, then its layer",
+        "warm": "warm review (cached digest)",
+        "cold": "cold review (digest never seen)",
+    }
+    for row, label in labels.items():
+        report(f"  {label}", sum(rows[row]) or total, rows[row])
+    p50 = {row: statistics.median(lat) for row, lat in rows.items()}
+    gap = p50["cold"] - p50["warm"]
     print(
-        f"  p50(cold) - p50(warm) = {gap * 1000:.2f} ms = {gap / floor:.1f} registry round "
-        f"trips (goal: <= 2) = {gap / statistics.median(chain[1]):.2f}x the dependent pair; "
-        f"server CPU per cold review {cpu * 1000:.1f} ms"
+        f"  p50(cold) - p50(warm) = {gap * 1000:.2f} ms = {gap / p50['rtt']:.1f} registry round "
+        f"trips (goal: <= 2) = {gap / p50['pair']:.2f}x the dependent pair; "
+        f"server CPU per cold review {cpu / len(digests) * 1000:.1f} ms"
     )
 
 
