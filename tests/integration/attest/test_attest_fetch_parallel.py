@@ -14,7 +14,8 @@ from collections.abc import Callable
 import pytest
 from attest_support import PREDICATE_TYPE, REVIEW_TYPE, KeyPair, attest, sign_for
 
-from affidavit.attestations.fetch import _bundles_of, _parallel, fetch
+from affidavit.attestations.fetch import _bundles_of, fetch
+from affidavit.attestations.parallel import _parallel
 from affidavit.attestations.registry import (
     BudgetExceededError,
     ImageReference,

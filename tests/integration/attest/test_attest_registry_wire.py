@@ -15,7 +15,8 @@ from collections.abc import Callable, Iterator
 import pytest
 from attest_support import KeyPair, attest, strip_embedded
 
-from affidavit.attestations.fetch import FETCH_WORKERS, fetch
+from affidavit.attestations.fetch import fetch
+from affidavit.attestations.parallel import FETCH_WORKERS
 from affidavit.attestations.registry import ImageReference, RegistryClient
 
 NewImage = Callable[..., ImageReference]
