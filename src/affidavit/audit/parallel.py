@@ -23,8 +23,7 @@ from datetime import datetime
 from multiprocessing.connection import Connection
 from typing import IO, Any, Protocol
 
-from affidavit.audit.facts import CachedFacts
-from affidavit.audit.tally import SAMPLE, Tally
+from affidavit.audit.tally import SAMPLE, ScanFacts, Tally
 from affidavit.cycles import cycle_collection_paused
 from affidavit.errors import AffidavitError
 from affidavit.ledger import ChainReport, Ledger
@@ -83,7 +82,7 @@ def _worker(
         ledger = Ledger(url, read_only=True)
         t = Tally(*tally_args)
         checkpoints, since, until = scan_args
-        scan = ChainScan(ledger, checkpoints, since, until, CachedFacts(), lo=lo)
+        scan = ChainScan(ledger, checkpoints, since, until, ScanFacts(t), lo=lo)
         add, n = t.add, 0
         flags = bytearray()
         if lines is None:
@@ -223,7 +222,7 @@ def parallel_scan(
     send.close()
     mine = Tally(*tally_args)
     try:
-        scan = ChainScan(ledger, tuple(checkpoints), since, until, CachedFacts(), hi=mid)
+        scan = ChainScan(ledger, tuple(checkpoints), since, until, ScanFacts(mine), hi=mid)
         add, n = mine.add, 0
         sink = lines.add if lines is not None else None
         with cycle_collection_paused():

@@ -22,13 +22,13 @@ from typing import Any
 from affidavit import __version__
 from affidavit.attestations.evidence import ImageEvidence
 from affidavit.audit.controls import control_view
-from affidavit.audit.facts import CachedFacts
 from affidavit.audit.parallel import PARALLEL_FROM, LineSink, parallel_scan
 from affidavit.audit.tally import (
     AI_CLASSES,
     OUTCOMES,
     REVIEW_CLASSES,
     Kind,
+    ScanFacts,
     Tally,
 )
 from affidavit.audit.trace import trace_image
@@ -310,7 +310,7 @@ def _scan(
             return split
     if lines is not None:
         sink = lines.add
-    scan = ChainScan(ledger, checkpoints, since, until, CachedFacts())
+    scan = ChainScan(ledger, checkpoints, since, until, ScanFacts(t))
     add = t.add
     with cycle_collection_paused():
         if progress is None and sink is None:

@@ -19,7 +19,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from affidavit.attestations.predicates import AI_PROVENANCE_V1, CODE_REVIEW_V1
-from affidavit.audit.facts import freeze
+from affidavit.audit.facts import CachedFacts, decision_facts, freeze
+from affidavit.ledger.decode import raw_value
 from affidavit.ledger.scan import ScanRow
 
 OUTCOMES = ("allowed", "warned", "audited", "excepted", "denied")
@@ -264,3 +265,72 @@ class Tally:
         elif rev:
             how = "approved"
         return prov, rev, any(known), bool(refs) and all(k is False for k in known), how
+
+
+class ScanFacts:
+    """What the chain scan hands a :class:`Tally` for each decision of the period: facts that
+    stand for the decision's :class:`Kind`.
+
+    Most decisions are decoded by the scan with their values kept as raw JSON bytes
+    (:mod:`affidavit.ledger.decode`). Two halves of them are looked up by those bytes: where the
+    decision was made and under which rules (``PLACE``), and what its images' evidence was
+    (``EVIDENCE``), whose meaning is its evidence class (``Tally._classify``, few values however
+    many images there are). Each half is decoded and worked out once per distinct bytes; the
+    pair of a place and an evidence class is one Kind, represented by the facts of the first
+    decision of that pair (the tally reads only the Kind of facts), shared by identity. A
+    decision the scan parsed whole (``__call__``) gets its facts as before.
+    """
+
+    #: The snapshot holds both where (the caller, the exceptions) and what (the images).
+    PLACE = ("region", "cluster", "exception", "violations", "snapshot")
+    EVIDENCE = ("images", "evidence", "snapshot")
+    keys = ("region", "cluster", "exception", "violations", "images", "evidence", "snapshot")
+
+    def __init__(self, tally: Tally, limit: int = 20_000) -> None:
+        self.tally, self.limit = tally, limit
+        self.cached = CachedFacts()
+        self._places: dict[bytes, tuple[Any, ...]] = {}
+        self._evidence: dict[bytes, tuple[Any, ...]] = {}
+        #: (id(place), evidence class) -> the facts standing for that Kind
+        self._pairs: dict[tuple[int, tuple[Any, ...]], tuple[Any, ...]] = {}
+
+    def __call__(self, data: dict[str, Any]) -> tuple[Any, ...]:
+        return self.cached(data)
+
+    def raw(self, values: Any) -> tuple[Any, ...]:
+        """The facts for a decision decoded with its ``keys`` values raw (attributes)."""
+        # no raw NUL byte is valid JSON: each join is unambiguous
+        where = b"\0".join(
+            (values.region, values.cluster, values.exception, values.violations, values.snapshot)
+        )
+        what = b"\0".join((values.images, values.evidence, values.snapshot))
+        place = self._places.get(where)
+        if place is None or (evidence := self._evidence.get(what)) is None:
+            place, evidence = self._halves(values, where, what)
+        pair = (id(place), evidence[0])  # ``place`` is kept alive by ``_places``
+        facts = self._pairs.get(pair)
+        if facts is None:
+            fields, viols, excs = place
+            _, images, evs, seen = evidence
+            facts = self._pairs[pair] = (fields, images, viols, evs, seen, excs)
+        return facts
+
+    def _halves(
+        self, values: Any, where: bytes, what: bytes
+    ) -> tuple[tuple[Any, ...], tuple[Any, ...]]:
+        if len(self._places) >= self.limit or len(self._evidence) >= self.limit:
+            self._places.clear()
+            self._evidence.clear()
+            self._pairs.clear()
+        place = self._places.get(where)
+        if place is None:
+            data = {k: raw_value(getattr(values, k)) for k in self.PLACE}
+            fields, _, viols, _, _, excs = freeze(decision_facts(data))
+            place = self._places[where] = (fields, viols, excs)
+        evidence = self._evidence.get(what)
+        if evidence is None:
+            data = {k: raw_value(getattr(values, k)) for k in self.EVIDENCE}
+            _, images, _, evs, seen, _ = freeze(decision_facts(data))
+            kind = self.tally._classify(images, evs, seen)
+            evidence = self._evidence[what] = (kind, images, evs, seen)
+        return place, evidence

@@ -9,9 +9,11 @@ everything :func:`affidavit.ledger.records.check_row` checks:
 
 - one sha256 over the exact stored text (``prev_hash + decision``): the database is never
   trusted to hash;
-- one parse of that same text (orjson, :func:`affidavit.attestations.exact_json.loads_exact`),
+- one parse of that same text (:mod:`affidavit.ledger.decode`: msgspec decodes the indexed
+  fields and keeps the values a reader counts as raw JSON bytes, the images' among them),
   against which every indexed column, the time and the ``decision_images`` rows are compared
-  as plain values, and from which the period's facts are taken. The comparison is conservative
+  as plain values. A text the decode refuses is parsed whole as before
+  (:func:`affidavit.attestations.exact_json.loads_exact`). The comparison is conservative
   (equal values in the writer's format): a row it does not pass is re-checked by ``check_row``
   itself, which decides and names the fault exactly as before.
 
@@ -33,6 +35,7 @@ from sqlalchemy.exc import DataError, OperationalError, ProgrammingError, SQLAlc
 from affidavit.attestations.exact_json import loads_exact
 from affidavit.ledger.canonical import GENESIS_HASH
 from affidavit.ledger.checkpoint import Checkpoint
+from affidavit.ledger.decode import DecodeError, decoder, images_of_raw
 from affidavit.ledger.extract import (
     PG_IMAGE_ROWS,
     PG_ROWS,
@@ -57,6 +60,8 @@ Facts = Callable[[dict[str, Any]], Any]
 
 #: Rows fetched from the cursor at a time (a server-side cursor's round trips).
 _BATCH = 5000
+#: Distinct ``images`` values whose implied image rows are remembered (then forgotten at once).
+_CACHE = 20_000
 
 ScanRow = tuple[
     int, str, str, str, str, str, str, bool, bool, str, str, str, tuple[Any, ...] | None
@@ -205,6 +210,10 @@ class ChainScan:
         first_broken: int | None = None
         reason: str | None = None
         sha256, loads, facts = hashlib.sha256, loads_exact, self.facts
+        # a reader that takes its facts from raw values (see affidavit.ledger.decode)
+        raw_facts: Callable[[Any], Any] | None = getattr(facts, "raw", None)
+        decode = decoder(("images", *(getattr(facts, "keys", ()) if raw_facts else ())))
+        images_seen: dict[bytes, list[tuple[Any, ...]]] = {}
         none: list[tuple[Any, ...]] = []
         ranged = self.lo is not None or self.hi is not None
         trust = self.lo is not None  # the first row's link is then checked by the join
@@ -237,38 +246,43 @@ class ChainScan:
             count += 1
             text = canonical.encode() if type(canonical) is str else canonical
             try:
-                data = loads(text)
-            except ValueError:
+                fast = decode(text)
+            except DecodeError:
+                fast = None
+            if fast is not None:
                 data = None
-            if type(data) is not dict:
-                data = {}
-            get = data.get
-            listed = get("images")
-            if single is not None:
-                item = listed[0] if type(listed) is list and len(listed) == 1 else None
-                same_images = (
-                    type(item) is dict
-                    and type(item.get("ref")) is str
-                    and item.get("ref") == single[1]
-                    and item.get("digest") == single[2]
-                )
-            elif stored:
-                listed = _images(listed)
-                same_images = stored == listed or sorted(stored, key=image_key) == sorted(
-                    listed, key=image_key
+                raw_images = bytes(fast.images)
+                listed = images_seen.get(raw_images)
+                if listed is None:
+                    if len(images_seen) >= _CACHE:
+                        images_seen.clear()
+                    listed = images_seen[raw_images] = images_of_raw(raw_images)
+                if single is not None:
+                    same_images = len(listed) == 1 and listed[0] == (single[1], single[2])
+                elif stored:
+                    same_images = stored == listed or sorted(stored, key=image_key) == sorted(
+                        listed, key=image_key
+                    )
+                else:
+                    same_images = not listed
+                same_columns = (
+                    fast.id == id_
+                    and fast.outcome == outcome
+                    and fast.namespace == ns
+                    and fast.kind == kind
+                    and fast.name == name
+                    and fast.time == rfc
                 )
             else:
-                same_images = not _images(listed) if listed else True
+                data = _parsed(loads, text)
+                same_images, same_columns = _agrees(
+                    data, single, stored, (id_, outcome, ns, kind, name, rfc)
+                )
             if not (
                 seq == expected_seq
                 and prev == expected_prev
                 and same_images
-                and get("id") == id_
-                and get("outcome") == outcome
-                and get("namespace") == ns
-                and get("kind") == kind
-                and get("name") == name
-                and get("time") == rfc
+                and same_columns
                 and sha256(prev.encode() + text).hexdigest() == digest
             ):
                 problem, in_period, rfc = self._exact(conn, seq, expected_seq, expected_prev)
@@ -291,6 +305,14 @@ class ChainScan:
                 checked += 1
             expected_prev, expected_seq = digest, seq + 1
             period = bool(in_period)
+            fact = None
+            if period and facts is not None:
+                if data is not None:
+                    fact = facts(data)
+                elif raw_facts is not None:
+                    fact = raw_facts(fast)
+                else:
+                    fact = facts(_parsed(loads, text))
             yield (
                 seq,
                 id_,
@@ -304,7 +326,7 @@ class ChainScan:
                 canonical,
                 prev,
                 digest,
-                facts(data) if period and facts is not None else None,
+                fact,
             )
         if image is not None and orphan is None:
             orphan = image[0]
@@ -333,6 +355,52 @@ class ChainScan:
             return _fetch(dbapi.cursor(name="affidavit_scan"), PG_ROWS, params), images
         images = _fetch(dbapi.cursor(), SQLITE_IMAGE_ROWS, seqs)
         return _fetch(dbapi.cursor(), SQLITE_ROWS, params), images
+
+
+def _parsed(loads: Callable[[bytes], Any], text: bytes) -> dict[str, Any]:
+    """The decision as ``json.loads`` gives it ({} when it is not a JSON object)."""
+    try:
+        data = loads(text)
+    except ValueError:
+        data = None
+    return data if type(data) is dict else {}
+
+
+def _agrees(
+    data: dict[str, Any],
+    single: tuple[Any, ...] | None,
+    stored: list[tuple[Any, ...]],
+    columns: tuple[str, ...],
+) -> tuple[bool, bool]:
+    """Whether the image rows (one, ``single``, or ``stored``) and the ``columns`` (id, outcome,
+    namespace, kind, name, time in RFC 3339) plainly agree with the parsed decision."""
+    get = data.get
+    listed = get("images")
+    if single is not None:
+        item = listed[0] if type(listed) is list and len(listed) == 1 else None
+        same_images = (
+            type(item) is dict
+            and type(item.get("ref")) is str
+            and item.get("ref") == single[1]
+            and item.get("digest") == single[2]
+        )
+    elif stored:
+        listed = _images(listed)
+        same_images = stored == listed or sorted(stored, key=image_key) == sorted(
+            listed, key=image_key
+        )
+    else:
+        same_images = not _images(listed) if listed else True
+    id_, outcome, ns, kind, name, rfc = columns
+    same_columns = (
+        get("id") == id_
+        and get("outcome") == outcome
+        and get("namespace") == ns
+        and get("kind") == kind
+        and get("name") == name
+        and get("time") == rfc
+    )
+    return same_images, same_columns
 
 
 def _images(items: Any) -> list[tuple[Any, ...]]:

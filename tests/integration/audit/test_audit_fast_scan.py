@@ -1,0 +1,157 @@
+"""The report's fast path counts a ledger of rare shapes exactly as the parse of every row does.
+
+The scan decodes each decision's indexed fields and keeps the values the report counts as raw
+bytes, looked up by those bytes (``affidavit.ledger.decode``, ``affidavit.audit.tally.ScanFacts``).
+Rows it does not decode (here: a NaN) are parsed whole. This ledger mixes many repeated shapes
+with rare ones (a region that is a list, a rule cited with and without a control, an
+unauthenticated caller, an AI-touched image reviewed
+independently, two images, none, a NaN) and checks the figures exactly, and that the single
+pass, the split pass and a tally of every row parsed whole agree on every counter.
+On SQLite and on the real PostgreSQL.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from affidavit.attestations.predicates import AI_PROVENANCE_V1, CODE_REVIEW_V1
+from affidavit.audit.facts import CachedFacts
+from affidavit.audit.parallel import SINGLE_PASS
+from affidavit.audit.render import render_json
+from affidavit.audit.report import report_from_ledger
+from affidavit.audit.tally import ScanFacts, Tally
+from affidavit.ledger import Ledger
+from affidavit.ledger.scan import ChainScan
+
+SINCE = datetime(2026, 3, 1, tzinfo=UTC)
+UNTIL = datetime(2026, 4, 1, tzinfo=UTC)
+DIGEST = "sha256:" + "a" * 64
+
+
+def _decision(n: int, **changes: Any) -> dict[str, Any]:
+    ref = f"registry.example/shop/app-{n % 3}:1.0"
+    data: dict[str, Any] = {
+        "id": f"d-{n:03d}",
+        "time": f"2026-03-{1 + n % 28:02d}T{n % 24:02d}:00:00Z",
+        "cluster": "prod-eu",
+        "region": "eu-west-1",
+        "namespace": ("shop", "pay")[n % 2],
+        "kind": ("Deployment", "Pod")[n % 2],
+        "name": f"app-{n % 3}" if n % 2 == 0 else f"app-{n % 3}-7c9f8d6b5c-x2k9p",
+        "operation": "CREATE",
+        "user": "alice",
+        "outcome": ("allowed", "denied", "warned")[n % 3],
+        "mode": "Enforce",
+        "images": [{"ref": ref, "digest": DIGEST}],
+        "violations": [],
+        "evidence": [{"image": ref, "predicate_type": AI_PROVENANCE_V1}],
+        "policies": [],
+        "exception": None,
+    }
+    if data["outcome"] != "allowed":
+        data["violations"] = [{"rule": "labels.owner", "policy": "p", "control": "SOC 2 CC8.1"}]
+    return data | changes
+
+
+RARE: list[dict[str, Any]] = [
+    _decision(100, region=["eu-west-1"]),  # counted in a region of its own
+    _decision(
+        101,
+        outcome="denied",
+        violations=[{"rule": "provenance.required", "policy": "p", "control": None}],
+    ),
+    _decision(
+        102,
+        outcome="denied",
+        violations=[{"rule": "provenance.required", "policy": "p", "control": "1"}],
+    ),
+    _decision(
+        103,
+        outcome="allowed",
+        violations=[],
+        snapshot={
+            "caller": {"authenticated": False},
+            "images": [
+                {
+                    "image": "registry.example/shop/app-1:1.0",
+                    "provenance": "k",
+                    "assisted": 2,
+                    "generated": 0,
+                    "review": {"approvals": 2, "independent_approvals": 1},
+                }
+            ],
+        },
+        evidence=[
+            {"image": "registry.example/shop/app-1:1.0", "predicate_type": AI_PROVENANCE_V1},
+            {"image": "registry.example/shop/app-1:1.0", "predicate_type": CODE_REVIEW_V1},
+        ],
+    ),
+    _decision(
+        104,
+        images=[
+            {"ref": "registry.example/shop/app-1:1.0", "digest": DIGEST},
+            {"ref": "registry.example/shop/app-2:1.0", "digest": None},
+        ],
+    ),
+    _decision(105, images=[], evidence=[]),
+    _decision(106, score=float("nan")),  # stored as NaN: parsed whole, not decoded
+    _decision(
+        107,
+        outcome="excepted",
+        exception="pay/inc-1",
+        snapshot={
+            "caller": {"authenticated": True},
+            "exceptions": [{"namespace": "pay", "name": "inc-1", "approvers": ["c@x"]}],
+        },
+    ),
+]
+
+
+def _fill(ledger: Ledger) -> None:
+    for n in range(60):
+        ledger.append(_decision(n))
+        if n % 8 == 0:
+            ledger.append(RARE[n // 8])
+    # a common shape but for its authenticated caller (the snapshot is where as well as what)
+    ledger.append(_decision(60, snapshot={"caller": {"authenticated": True}}))
+
+
+def _tally(ledger: Ledger, fast: bool) -> Tally:
+    t = Tally()
+    reader = ScanFacts(t) if fast else CachedFacts()  # no raw values: every row parsed whole
+    for row in ChainScan(ledger, (), SINCE, UNTIL, reader):
+        t.add(row)
+    return t
+
+
+def test_rare_shapes_are_counted_exactly(ledger: Ledger) -> None:
+    _fill(ledger)
+    fast, parsed = _tally(ledger, True), _tally(ledger, False)
+    assert sorted(fast.rows(), key=repr) == sorted(parsed.rows(), key=repr)
+    assert (fast.days, fast.workloads, fast.clean_workloads) == (
+        parsed.days,
+        parsed.workloads,
+        parsed.clean_workloads,
+    )
+    assert (fast.exception_uses, fast.samples) == (parsed.exception_uses, parsed.samples)
+
+    single = report_from_ledger(
+        ledger, since=SINCE, until=UNTIL, parallel_from=SINGLE_PASS, generated_at=UNTIL
+    )
+    split = report_from_ledger(
+        ledger, since=SINCE, until=UNTIL, parallel_from=2, generated_at=UNTIL
+    )
+    assert render_json(single) == render_json(split)
+    assert single["integrity"]["ok"] is True
+    assert single["totals"]["decisions"] == 69
+    by_region = {r["region"]: r["total"] for r in single["byRegion"]}
+    assert by_region == {"eu-west-1": 68, "('eu-west-1',)": 1}  # frozen, as before
+    assert single["workloads"]["requestsWithoutAuthenticatedCaller"] == 67
+    assert single["aiTouched"]["ai"] == {"admitted": 1, "denied": 0}
+    assert single["aiTouched"]["reviewOfAdmitted"]["independent"] == 1
+    rules = {r["rule"]: (r["violations"], r["controls"]) for r in single["topViolatedRules"]}
+    assert rules["provenance.required"] == (2, ["1"])
+    assert rules["labels.owner"][0] == 40 + 4  # decisions 100, 104, 106 and 107 too
+    assert [e["exception"] for e in single["exceptions"]] == ["pay/inc-1"]
+    assert single["evidence"]["withProvenanceAndReview"] == 1
