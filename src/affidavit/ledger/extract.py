@@ -46,14 +46,19 @@ _PG_RFC = (
     "to_char(d.time, 'YYYY-MM-DD\"T\"HH24:MI:SS') || CASE WHEN date_trunc('second', d.time)"
     " = d.time THEN '' ELSE to_char(d.time, '.US') END || 'Z'"
 )
+#: The indexed columns in one text, joined by ``SEP`` (NULL when the time is not in the
+#: writer's format): one value per row to fetch and compare instead of six.
+SEP = "\x1f"
 _ROWS = (
-    "SELECT d.seq, d.id, {rfc}, d.outcome, d.namespace, d.kind, d.name, {period}, d.decision, "
-    "d.prev_hash, d.hash FROM decisions d WHERE d.seq BETWEEN {lo} AND {hi} ORDER BY d.seq"
+    "SELECT d.seq, d.id || chr(31) || d.outcome || chr(31) || d.namespace || chr(31) || d.kind"
+    " || chr(31) || d.name || chr(31) || {rfc}, {period}, d.decision, d.prev_hash, d.hash "
+    "FROM decisions d WHERE d.seq BETWEEN {lo} AND {hi} ORDER BY d.seq"
 )
 
-#: Every row of a seq range (``lo``..``hi``) in chain order: its columns, the time in RFC 3339,
-#: whether it is in the period.
-SQLITE_ROWS = _ROWS.format(
+#: Every row of a seq range (``lo``..``hi``) in chain order: id, outcome, namespace, kind, name
+#: and the time in RFC 3339 joined by ``SEP``, whether it is in the period, the stored JSON and
+#: the chain's hashes.
+SQLITE_ROWS = _ROWS.replace("chr(31)", "char(31)").format(
     rfc=_SQLITE_RFC, period="(d.time >= :since AND d.time < :until)", lo=":lo", hi=":hi"
 )
 PG_ROWS = _ROWS.format(

@@ -39,6 +39,7 @@ from affidavit.ledger.decode import DecodeError, decoder, images_of_raw
 from affidavit.ledger.extract import (
     PG_IMAGE_ROWS,
     PG_ROWS,
+    SEP,
     SEQ_MAX,
     SEQ_MIN,
     SQLITE_IMAGE_ROWS,
@@ -178,9 +179,10 @@ class ChainScan:
 
     def _exact(
         self, conn: Connection, seq: int, expected_seq: int, prev: str
-    ) -> tuple[str | None, bool, str]:
+    ) -> tuple[str | None, bool, tuple[str, str, str, str, str, str]]:
         """``check_row`` on one row, read again through the ordinary typed query; whether its
-        (parsed) time is in the period, and that time in RFC 3339."""
+        (parsed) time is in the period, and its id, outcome, namespace, kind, name and time
+        (in RFC 3339) as stored."""
         row = conn.execute(select(decisions).where(decisions.c.seq == seq)).one()
         images = conn.execute(
             select(decision_images.c.ref, decision_images.c.digest).where(
@@ -191,7 +193,8 @@ class ChainScan:
         problem = check_row(rec, expected_seq, prev, [(str(r), d) for r, d in images])
         low, high = self.since, self.until
         in_period = (low is None or rec.time >= low) and (high is None or rec.time < high)
-        return problem, in_period, rfc3339(rec.time)
+        stored = (rec.id, rec.outcome, rec.namespace, rec.kind, rec.name, rfc3339(rec.time))
+        return problem, in_period, stored
 
     def _walk(self, conn: Connection) -> Iterator[ScanRow]:
         head_seq, head_hash = _head(self.ledger, conn)
@@ -214,13 +217,14 @@ class ChainScan:
         raw_facts: Callable[[Any], Any] | None = getattr(facts, "raw", None)
         decode = decoder(("images", *(getattr(facts, "keys", ()) if raw_facts else ())))
         images_seen: dict[bytes, list[tuple[Any, ...]]] = {}
+        join = SEP.join
         none: list[tuple[Any, ...]] = []
         ranged = self.lo is not None or self.hi is not None
         trust = self.lo is not None  # the first row's link is then checked by the join
         entry: tuple[int, str] | None = None
         entry_fault = False
         count = 0
-        for seq, id_, rfc, outcome, ns, kind, name, in_period, canonical, prev, digest in rows:
+        for seq, columns, in_period, canonical, prev, digest in rows:
             # The image rows of this seq: usually exactly one, compared without a list.
             single: tuple[Any, ...] | None = None
             stored = none
@@ -265,19 +269,25 @@ class ChainScan:
                     )
                 else:
                     same_images = not listed
-                same_columns = (
-                    fast.id == id_
-                    and fast.outcome == outcome
-                    and fast.namespace == ns
-                    and fast.kind == kind
-                    and fast.name == name
-                    and fast.time == rfc
+                id_, outcome, ns, kind, name = (
+                    fast.id,
+                    fast.outcome,
+                    fast.namespace,
+                    fast.kind,
+                    fast.name,
                 )
+                rfc = fast.time
+                # one text each side; no separator inside a value, so each column is equal
+                joined = join((id_, outcome, ns, kind, name, rfc))
+                same_columns = columns == joined and joined.count(SEP) == 5
             else:
                 data = _parsed(loads, text)
-                same_images, same_columns = _agrees(
-                    data, single, stored, (id_, outcome, ns, kind, name, rfc)
-                )
+                parts: list[str] = columns.split(SEP) if columns is not None else []
+                if len(parts) == 6:
+                    id_, outcome, ns, kind, name, rfc = parts
+                    same_images, same_columns = _agrees(data, single, stored, parts)
+                else:
+                    same_images = same_columns = False
             if not (
                 seq == expected_seq
                 and prev == expected_prev
@@ -285,7 +295,10 @@ class ChainScan:
                 and same_columns
                 and sha256(prev.encode() + text).hexdigest() == digest
             ):
-                problem, in_period, rfc = self._exact(conn, seq, expected_seq, expected_prev)
+                problem, in_period, stored_columns = self._exact(
+                    conn, seq, expected_seq, expected_prev
+                )
+                id_, outcome, ns, kind, name, rfc = stored_columns
                 if problem is not None:
                     self.faults += 1
                     entry_fault = entry_fault or count == 1
@@ -370,7 +383,7 @@ def _agrees(
     data: dict[str, Any],
     single: tuple[Any, ...] | None,
     stored: list[tuple[Any, ...]],
-    columns: tuple[str, ...],
+    columns: Sequence[str],
 ) -> tuple[bool, bool]:
     """Whether the image rows (one, ``single``, or ``stored``) and the ``columns`` (id, outcome,
     namespace, kind, name, time in RFC 3339) plainly agree with the parsed decision."""

@@ -15,6 +15,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+from sqlalchemy import create_engine, text
+
 from affidavit.attestations.predicates import AI_PROVENANCE_V1, CODE_REVIEW_V1
 from affidavit.audit.facts import CachedFacts
 from affidavit.audit.parallel import SINGLE_PASS
@@ -155,3 +157,25 @@ def test_rare_shapes_are_counted_exactly(ledger: Ledger) -> None:
     assert rules["labels.owner"][0] == 40 + 4  # decisions 100, 104, 106 and 107 too
     assert [e["exception"] for e in single["exceptions"]] == ["pay/inc-1"]
     assert single["evidence"]["withProvenanceAndReview"] == 1
+
+
+def test_columns_that_join_to_the_hashed_text_but_split_differently_are_caught(
+    ledger: Ledger,
+) -> None:
+    """The indexed columns are fetched and compared as one text joined by a separator; a
+    value may hold that separator, so columns that join to the same text as the hashed
+    decision's fields while each differs must still be named, exactly as before."""
+    for n in range(5):
+        ledger.append(_decision(n, id=f"a{n}\x1fb" if n == 3 else f"d-{n}", outcome="allowed"))
+    engine = create_engine(ledger.url)
+    with engine.begin() as conn:
+        conn.execute(
+            text("UPDATE decisions SET id = :id, outcome = :outcome WHERE seq = 4"),
+            {"id": "a3", "outcome": "b\x1fallowed"},
+        )
+    engine.dispose()
+    doc = report_from_ledger(ledger, since=SINCE, until=UNTIL, parallel_from=SINGLE_PASS)
+    assert doc["integrity"]["firstBrokenSeq"] == 4
+    assert doc["integrity"]["reason"] == (
+        "row seq 4 (decision a3): column id='a3' disagrees with the hashed decision"
+    )
