@@ -215,7 +215,9 @@ class ChainScan:
         sha256, loads, facts = hashlib.sha256, loads_exact, self.facts
         # a reader that takes its facts from raw values (see affidavit.ledger.decode)
         raw_facts: Callable[[Any], Any] | None = getattr(facts, "raw", None)
-        decode = decoder(("images", *(getattr(facts, "keys", ()) if raw_facts else ())))
+        # rows outside the period need only what the check compares: fewer raw values to keep
+        decode_lean = decoder(("images",))
+        decode = decoder(("images", *getattr(facts, "keys", ()))) if raw_facts else decode_lean
         images_seen: dict[bytes, list[tuple[Any, ...]]] = {}
         join = SEP.join
         none: list[tuple[Any, ...]] = []
@@ -249,8 +251,9 @@ class ChainScan:
                     expected_prev, expected_seq = prev, seq
             count += 1
             text = canonical.encode() if type(canonical) is str else canonical
+            lean = not in_period  # (the exact check may yet find the row in the period)
             try:
-                fast = decode(text)
+                fast = decode_lean(text) if lean else decode(text)
             except DecodeError:
                 fast = None
             if fast is not None:
@@ -322,7 +325,7 @@ class ChainScan:
             if period and facts is not None:
                 if data is not None:
                     fact = facts(data)
-                elif raw_facts is not None:
+                elif raw_facts is not None and not lean:
                     fact = raw_facts(fast)
                 else:
                     fact = facts(_parsed(loads, text))

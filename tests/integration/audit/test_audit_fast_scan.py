@@ -179,3 +179,23 @@ def test_columns_that_join_to_the_hashed_text_but_split_differently_are_caught(
     assert doc["integrity"]["reason"] == (
         "row seq 4 (decision a3): column id='a3' disagrees with the hashed decision"
     )
+
+
+def test_a_row_the_database_places_outside_the_period_but_the_exact_check_inside_is_counted(
+    ledger: Ledger,
+) -> None:
+    """Rows outside the period are decoded without the counted values; a row the database's
+    text comparison puts outside but whose time (checked exactly) is inside is still counted,
+    with its facts, as the single parse counted it."""
+    for n in range(4):  # the last at the first instant of the period
+        at = {"time": "2026-03-01T00:00:00Z"} if n == 3 else {}
+        ledger.append(_decision(n, outcome="denied", region="ap-south-1", **at))
+    if not ledger.is_postgres:  # SQLite's time column is text, compared with the period as text
+        engine = create_engine(ledger.url)
+        with engine.begin() as conn:  # the same instant, without the fraction: before the
+            # period's first instant as text ('2026-03-01 00:00:00.000000'), at it as a time
+            conn.execute(text("UPDATE decisions SET time = '2026-03-01 00:00:00' WHERE seq = 4"))
+        engine.dispose()
+    doc = report_from_ledger(ledger, since=SINCE, until=UNTIL, parallel_from=SINGLE_PASS)
+    assert doc["integrity"]["ok"] is True
+    assert [(r["region"], r["denied"]) for r in doc["byRegion"]] == [("ap-south-1", 4)]
