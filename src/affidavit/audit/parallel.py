@@ -157,13 +157,21 @@ def _all_damaged(t: Tally) -> None:
 
 
 def _replay(spool: IO[bytes], flags: bytes, lines: LineSink) -> None:
-    """Hand the worker's lines (one per row, each ending in a newline) to ``lines``."""
+    """Hand the worker's lines (one per row, each ending in a newline) to ``lines``: a run of
+    rows all in the period as one text where ``lines`` takes that (``add_lines``)."""
     spool.seek(0)
     add_line, rest, i = lines.add_line, b"", 0
+    add_lines = getattr(lines, "add_lines", None)
     for chunk in iter(lambda: spool.read(1 << 20), b""):
-        parts = (rest + chunk).split(b"\n")
-        rest = parts.pop()
-        for part in parts:
+        data = rest + chunk
+        end = data.rfind(b"\n") + 1
+        body, rest = data[:end], data[end:]
+        n = body.count(b"\n")
+        if n and add_lines is not None and flags.count(1, i, i + n) == n:
+            add_lines(body, n)
+            i += n
+            continue
+        for part in body.split(b"\n")[:-1]:
             add_line(bool(flags[i]), part + b"\n")
             i += 1
     if rest or i != len(flags):
