@@ -1,8 +1,9 @@
 """Counting a period's decisions as the ledger streams them, in memory bounded by the variety.
 
 The report over a million decisions must not hold them: each decision of the period arrives once
-from :class:`affidavit.ledger.scan.ChainScan` as a few values (its columns and the facts below,
-taken by :func:`affidavit.audit.facts.decision_facts` from the one parse the scan checked the row against) and is
+from :class:`affidavit.ledger.scan.ChainScan` as a few values (its columns and facts that stand
+for its :class:`Kind`, found by :class:`ScanFacts` from the raw bytes of the values the scan
+decoded, or taken by :func:`affidavit.audit.facts.decision_facts` from a whole parse) and is
 folded into counters keyed by what the report shows
 (place, day, outcome, evidence class, rule). What a decision's evidence means (covered, AI-touched,
 how it was reviewed) is worked out once per distinct combination and cached. Every counter also
