@@ -45,7 +45,9 @@ PARALLEL_FROM = 50_000
 #: The share of the seqs this process scans itself when it also writes an evidence pack: it then
 #: compresses every row's line (the worker's too, after the worker is done) while the worker
 #: only scans. Measured on a million decisions (CPU seconds of this process / of the worker):
-#: 54.9 / 41.2 at an even split, 45.4 / 43.4 at this share. A report splits evenly.
+#: 54.9 / 41.2 at an even split, 45.4 / 43.4 at this share; with the raw-value decode (idle
+#: machine) 32.5 / 20.1 at an even split, 25.3 / 20.7 at this share (29.1 s), 26.2 / 31.7 at
+#: 0.3 (45.6 s). A report splits evenly.
 PACK_SHARE = 0.4
 #: A ``parallel_from`` that always takes the single pass.
 SINGLE_PASS = 2**62
