@@ -8,6 +8,7 @@ and equal facts are one shared object the tally can recognise by identity.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import orjson
@@ -47,6 +48,19 @@ def _elements(items: Any, keys: tuple[str, ...], frozen: bool = False) -> tuple[
     )
 
 
+def _label(value: Any) -> Any:
+    """A violation's rule, policy or control as the report shows and sorts it: text as it
+    is, absent as None, anything else (a number, a list: not what Affidavit writes, but a
+    hashed decision may hold it) as its JSON text, so one odd row cannot break the sorting."""
+    if value is None or type(value) is str:
+        return value
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+def _violations(items: Any) -> tuple[Any, ...]:
+    return tuple([tuple([_label(v) for v in row]) for row in _elements(items, VIOLATION_KEYS)])
+
+
 def _seen(items: Any) -> tuple[tuple[Any, ...], ...]:
     out = []
     for i in items if type(items) is list else ():
@@ -84,7 +98,7 @@ def decision_facts(data: dict[str, Any]) -> tuple[Any, ...]:
             caller.get("authenticated") if type(caller) is dict else None,
         ),
         _elements(get("images"), IMAGE_KEYS),
-        _elements(get("violations"), VIOLATION_KEYS),
+        _violations(get("violations")),
         _elements(get("evidence"), EVIDENCE_KEYS),
         _seen(snapshot.get("images")),
         _elements(snapshot.get("exceptions"), RECORDED_KEYS, frozen=True),
@@ -137,7 +151,7 @@ class CachedFacts:
                 self._clear()
             place = self._places[where] = (
                 (region, cluster, exception, authenticated),
-                _elements(viols, VIOLATION_KEYS),
+                _violations(viols),
                 _elements(recorded, RECORDED_KEYS, frozen=True),
             )
         ev = self._evidence.get(what)

@@ -199,3 +199,28 @@ def test_a_row_the_database_places_outside_the_period_but_the_exact_check_inside
     doc = report_from_ledger(ledger, since=SINCE, until=UNTIL, parallel_from=SINGLE_PASS)
     assert doc["integrity"]["ok"] is True
     assert [(r["region"], r["denied"]) for r in doc["byRegion"]] == [("ap-south-1", 4)]
+
+
+def test_a_violation_whose_names_are_not_text_is_reported_not_a_crash(ledger: Ledger) -> None:
+    """Affidavit writes a violation's rule, policy and control as text, but a hashed decision
+    may hold a number or a list there (another writer, a later version); the report shows such
+    a value as its JSON text and sorts it with the rest instead of failing on ``sorted``."""
+    odd = [
+        {"rule": 7, "policy": ["p", "q"], "control": 5},
+        {"rule": "labels.owner", "policy": "p", "control": "SOC 2 CC8.1"},
+    ]
+    for n in range(4):
+        ledger.append(_decision(n, outcome="denied", violations=odd if n % 2 else None))
+    for parallel_from in (SINGLE_PASS, 2):
+        doc = report_from_ledger(
+            ledger, since=SINCE, until=UNTIL, parallel_from=parallel_from, generated_at=UNTIL
+        )
+        assert doc["integrity"]["ok"] is True
+        rules = {
+            r["rule"]: (r["violations"], r["controls"], r["policies"])
+            for r in doc["topViolatedRules"]
+        }
+        assert rules == {
+            "7": (2, ["5"], ['["p","q"]']),
+            "labels.owner": (2, ["SOC 2 CC8.1"], ["p"]),
+        }
