@@ -24,7 +24,7 @@ import msgspec
 
 from affidavit.attestations.exact_json import loads_exact
 
-__all__ = ["COLUMNS", "NULL", "DecodeError", "decoder", "images_of_raw", "raw_value"]
+__all__ = ["COLUMNS", "NULL", "DecodeError", "decoder", "images_in", "images_of_raw", "raw_value"]
 
 #: The decision's fields its indexed columns repeat (decoded; must be JSON strings).
 COLUMNS = ("id", "outcome", "namespace", "kind", "name", "time")
@@ -48,9 +48,13 @@ def raw_value(raw: msgspec.Raw) -> Any:
 
 
 def images_of_raw(raw: bytes) -> list[tuple[Any, ...]]:
-    """The ``decision_images`` rows a decision's raw ``images`` value implies (as
-    ``records.images_of`` on the parsed decision)."""
-    items = loads_exact(raw)
+    """The ``decision_images`` rows a decision's raw ``images`` value implies."""
+    return images_in(loads_exact(raw))
+
+
+def images_in(items: Any) -> list[tuple[Any, ...]]:
+    """The ``decision_images`` rows a decision's parsed ``images`` value implies (as
+    ``records.images_of`` on the parsed decision; anything but a list implies none)."""
     if type(items) is not list:
         return []
     out: list[tuple[Any, ...]] = []

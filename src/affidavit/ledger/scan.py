@@ -35,7 +35,7 @@ from sqlalchemy.exc import DataError, OperationalError, ProgrammingError, SQLAlc
 from affidavit.attestations.exact_json import loads_exact
 from affidavit.ledger.canonical import GENESIS_HASH
 from affidavit.ledger.checkpoint import Checkpoint
-from affidavit.ledger.decode import DecodeError, decoder, images_of_raw
+from affidavit.ledger.decode import DecodeError, decoder, images_in, images_of_raw
 from affidavit.ledger.extract import (
     PG_IMAGE_ROWS,
     PG_ROWS,
@@ -401,12 +401,12 @@ def _agrees(
             and item.get("digest") == single[2]
         )
     elif stored:
-        listed = _images(listed)
+        listed = images_in(listed)
         same_images = stored == listed or sorted(stored, key=image_key) == sorted(
             listed, key=image_key
         )
     else:
-        same_images = not _images(listed) if listed else True
+        same_images = not images_in(listed) if listed else True
     id_, outcome, ns, kind, name, rfc = columns
     same_columns = (
         get("id") == id_
@@ -417,20 +417,6 @@ def _agrees(
         and get("time") == rfc
     )
     return same_images, same_columns
-
-
-def _images(items: Any) -> list[tuple[Any, ...]]:
-    """The ``decision_images`` rows the JSON implies (``records.images_of``, for a parsed list)."""
-    if type(items) is not list:
-        return []
-    out: list[tuple[Any, ...]] = []
-    for item in items:
-        if type(item) is dict:
-            ref = item.get("ref")
-            if type(ref) is str:
-                digest = item.get("digest")
-                out.append((ref, digest if type(digest) is str else None))
-    return out
 
 
 def _fetch(cursor: Any, sql: str, params: Mapping[str, Any]) -> Iterator[Any]:
