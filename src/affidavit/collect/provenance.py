@@ -254,20 +254,18 @@ def _read_commits(
     """
     raws: list[RawCommit] = []
     classes: list[Classification] = []
-    if progress is None:
-        for raw in iter_commits(repo, base, head):
-            raws.append(raw)
-            classes.append(classify(raw, registry))
-        return raws, classes
-    revs = [head] if base is None else [head, f"^{base}"]
-    total = int(run_git(repo, "rev-list", "--count", *revs, "--").decode().strip() or 0)
-    progress(0, total)
+    total: int | None = None
+    if progress is not None:
+        revs = [head] if base is None else [head, f"^{base}"]
+        total = int(run_git(repo, "rev-list", "--count", *revs, "--").decode().strip() or 0)
+        progress(0, total)
     for raw in iter_commits(repo, base, head):
         raws.append(raw)
         classes.append(classify(raw, registry))
-        if len(raws) % _PROGRESS_EVERY == 0:
+        if progress is not None and len(raws) % _PROGRESS_EVERY == 0:
             progress(len(raws), total)
-    progress(len(raws), total)
+    if progress is not None:
+        progress(len(raws), total)
     return raws, classes
 
 
