@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Literal
 
 from affidavit.attestations.evidence import ImageEvidence, TrustedSigner
-from affidavit.attestations.fetch import Subject
+from affidavit.attestations.fetch import digest_and_subject
 from affidavit.attestations.registry import DEFAULT_MAX_BYTES, ImageReference, RegistryClient
 from affidavit.attestations.verify import verify_digest
 
@@ -216,11 +216,7 @@ class EvidenceCache:
         errors propagate and are never cached.
         """
         ref = ImageReference.parse(image)
-        subject: Subject | None = None
-        digest = ref.digest
-        if digest is None:
-            digest, media_type, size = client.head_manifest(ref)
-            subject = (media_type, digest, size)
+        digest, subject = digest_and_subject(client, ref)
         key = self.key(digest, signers, predicate_types, ref.name)
         cached = self.get(key)
         if cached is not None:

@@ -19,7 +19,7 @@ from typing import Any, TypeVar, cast
 from affidavit.attestations.dsse import DSSE_MEDIA_TYPE
 from affidavit.attestations.evidence import Storage
 from affidavit.attestations.exact_json import loads_numberless
-from affidavit.attestations.parallel import FETCH_WORKERS, _parallel
+from affidavit.attestations.parallel import FETCH_WORKERS, in_parallel
 from affidavit.attestations.registry import (
     DEFAULT_MAX_BYTES,
     OCI_MANIFEST,
@@ -124,6 +124,17 @@ def _bundle_manifest(
 Subject = tuple[str, str, int]  # the image manifest's (media type, digest, size)
 
 
+def digest_and_subject(client: RegistryClient, ref: ImageReference) -> tuple[str, Subject | None]:
+    """The digest ``ref`` names and, when a tag had to be resolved for it, the image manifest's
+    subject (one HEAD, whose answer is also what a bundle's ``subject`` names; give it to
+    ``fetch``). A digest reference sends nothing here: its HEAD goes out with the attestation
+    listings instead (``fetch``'s ``check_image``, when the subject is None)."""
+    if ref.digest is not None:
+        return ref.digest, None
+    digest, media_type, size = client.head_manifest(ref)
+    return digest, (media_type, digest, size)
+
+
 def _subject(client: RegistryClient, image: ImageReference, required: bool) -> Subject | None:
     """The image manifest's (media type, digest, size), as an artifact's ``subject`` names it.
 
@@ -152,7 +163,7 @@ def _cosign(
     flight are at most ``FETCH_WORKERS`` requests at once."""
     with slot:
         manifest = client.find_manifest(image.with_tag(cosign_tag(digest)))
-    return _parallel(
+    return in_parallel(
         [
             _holding(
                 slot, partial(_read_layer, client, image, storage, layer, kind, max_layer_bytes)
@@ -267,7 +278,7 @@ def fetch(
     ]
     if subject is None:  # first: a missing image is the failure raised
         calls.insert(0, _holding(slot, partial(_subject, client, image, check_image)))
-    *head, cosign, api, tagged = _parallel(calls)
+    *head, cosign, api, tagged = in_parallel(calls)
     if head:
         subject = cast("Subject | None", head[0])
     read_cosign = cast("list[FetchedAttestation]", cosign)
@@ -279,7 +290,7 @@ def fetch(
         listed = {str(entry.get("digest")) for _, entry in entries}
         twins = _twins(read_cosign, subject, max_layer_bytes, listed)
     manifests = iter(
-        _parallel(
+        in_parallel(
             [
                 partial(_bundle_manifest, client, image, storage, entry)
                 for storage, entry in entries
@@ -308,7 +319,7 @@ def fetch(
             if isinstance(layer, dict) and layer.get("mediaType") == BUNDLE_MEDIA_TYPE:
                 slots.append((storage, layer, kind))
     read = iter(
-        _parallel(
+        in_parallel(
             [
                 partial(_read_layer, client, image, slot[0], slot[1], slot[2], max_layer_bytes)
                 for slot in slots

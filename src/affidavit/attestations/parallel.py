@@ -23,7 +23,7 @@ KEEP_IDLE = 32
 
 
 class _Helpers:
-    """Threads kept idle between ``_parallel`` rounds: starting one (and waiting for it to
+    """Threads kept idle between ``in_parallel`` rounds: starting one (and waiting for it to
     start) cost a cold lookup more CPU than the request it then sent.
 
     ``run`` hands a job to an idle thread, reserved under the lock (so every job has its
@@ -47,7 +47,7 @@ class _Helpers:
 
     def _serve(self, job: Callable[[], None], done: threading.Semaphore) -> None:
         while True:
-            job()  # never raises: ``_parallel``'s work() keeps every failure
+            job()  # never raises: ``in_parallel``'s work() keeps every failure
             with self._lock:
                 keep = self._idle < KEEP_IDLE
                 self._idle += keep
@@ -68,7 +68,7 @@ def _fresh_helpers() -> None:  # a forked child has none of its parent's threads
 os.register_at_fork(after_in_child=_fresh_helpers)
 
 
-def _parallel(calls: Sequence[Callable[[], T]]) -> list[T]:
+def in_parallel(calls: Sequence[Callable[[], T]]) -> list[T]:
     """Run independent registry calls at once (at most ``FETCH_WORKERS``); results in order.
 
     Each runs in a copy of the caller's context, so the webhook's registry deadline (a context

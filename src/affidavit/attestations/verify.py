@@ -35,7 +35,7 @@ from affidavit.attestations.evidence import (
     TrustedSigner,
     VerifiedAttestation,
 )
-from affidavit.attestations.fetch import Subject, fetch
+from affidavit.attestations.fetch import Subject, digest_and_subject, fetch
 from affidavit.attestations.keys import Verifier, verifier_for
 from affidavit.attestations.registry import DEFAULT_MAX_BYTES, ImageReference, RegistryClient
 from affidavit.attestations.statement import parse_statement
@@ -302,13 +302,10 @@ def verify_image(
 ) -> ImageEvidence:
     """Resolve ``image`` (tag or digest; a missing image is a RegistryError) and verify it."""
     ref = ImageReference.parse(image)
-    subject: Subject | None = None
-    if ref.digest is None:
-        digest, media_type, size = client.head_manifest(ref)
-        ref, subject = ref.with_digest(digest), (media_type, digest, size)
+    digest, subject = digest_and_subject(client, ref)
     return verify_digest(
         client,
-        ref,
+        ref.with_digest(digest),
         signers,
         image=image,
         predicate_types=predicate_types,

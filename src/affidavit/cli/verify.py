@@ -160,6 +160,7 @@ def run_verify(
 ) -> None:
     """List the attestations beside IMAGE, which verified and by which signer (``echo`` prints
     a line); raises VerificationError (exit 4) when none verified."""
+    from affidavit.attestations.fetch import digest_and_subject
     from affidavit.attestations.verify import verify_digest
 
     trusted = signers(list(key or []), keyless_identity, keyless_issuer, keyless_identity_regexp)
@@ -167,11 +168,7 @@ def run_verify(
     with client(insecure_registry, registry_config, ca_bundle) as registry:
         # a tag is resolved once (its HEAD also gives the subject a bundle names); a digest's
         # HEAD goes out with the attestation listings and checks that the image exists
-        subject = None
-        digest = ref.digest
-        if digest is None:
-            digest, media_type, size = registry.head_manifest(ref)
-            subject = (media_type, digest, size)
+        digest, subject = digest_and_subject(registry, ref)
         pinned = ImageReference(ref.registry, ref.repository, digest=digest)
         evidence = verify_digest(
             registry,

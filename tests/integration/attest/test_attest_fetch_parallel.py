@@ -15,7 +15,7 @@ import pytest
 from attest_support import PREDICATE_TYPE, REVIEW_TYPE, KeyPair, attest, sign_for
 
 from affidavit.attestations.fetch import _bundles_of, fetch
-from affidavit.attestations.parallel import _parallel
+from affidavit.attestations.parallel import in_parallel
 from affidavit.attestations.registry import (
     BudgetExceededError,
     ImageReference,
@@ -135,7 +135,7 @@ def test_a_round_runs_on_the_threads_the_last_one_left_idle() -> None:
             meet.wait(30)
             return threading.current_thread()
 
-        ran = _parallel([call] * 4)
+        ran = in_parallel([call] * 4)
         assert len(set(ran)) == 4 and threading.current_thread() in ran
         return ran
 
