@@ -285,7 +285,7 @@ class ScanFacts:
     #: The snapshot holds both where (the caller, the exceptions) and what (the images).
     PLACE = ("region", "cluster", "exception", "violations", "snapshot")
     EVIDENCE = ("images", "evidence", "snapshot")
-    keys = ("region", "cluster", "exception", "violations", "images", "evidence", "snapshot")
+    keys = tuple(dict.fromkeys(PLACE + EVIDENCE))  # the values the scan keeps raw
 
     def __init__(self, tally: Tally, limit: int = 20_000) -> None:
         self.tally, self.limit = tally, limit

@@ -264,14 +264,7 @@ class ChainScan:
                     if len(images_seen) >= _CACHE:
                         images_seen.clear()
                     listed = images_seen[raw_images] = images_of_raw(raw_images)
-                if single is not None:
-                    same_images = len(listed) == 1 and listed[0] == (single[1], single[2])
-                elif stored:
-                    same_images = stored == listed or sorted(stored, key=image_key) == sorted(
-                        listed, key=image_key
-                    )
-                else:
-                    same_images = not listed
+                same_images = _same_images(listed, single, stored)
                 id_, outcome, ns, kind, name = (
                     fast.id,
                     fast.outcome,
@@ -382,6 +375,18 @@ def _parsed(loads: Callable[[bytes], Any], text: bytes) -> dict[str, Any]:
     return data if type(data) is dict else {}
 
 
+def _same_images(
+    listed: list[tuple[Any, ...]], single: tuple[Any, ...] | None, stored: list[tuple[Any, ...]]
+) -> bool:
+    """Whether the stored image rows (one, ``single``, or ``stored``) are the (ref, digest) rows
+    the decision's JSON implies (``listed``), in any order."""
+    if single is not None:
+        return len(listed) == 1 and listed[0] == (single[1], single[2])
+    if stored:
+        return stored == listed or sorted(stored, key=image_key) == sorted(listed, key=image_key)
+    return not listed
+
+
 def _agrees(
     data: dict[str, Any],
     single: tuple[Any, ...] | None,
@@ -391,22 +396,7 @@ def _agrees(
     """Whether the image rows (one, ``single``, or ``stored``) and the ``columns`` (id, outcome,
     namespace, kind, name, time in RFC 3339) plainly agree with the parsed decision."""
     get = data.get
-    listed = get("images")
-    if single is not None:
-        item = listed[0] if type(listed) is list and len(listed) == 1 else None
-        same_images = (
-            type(item) is dict
-            and type(item.get("ref")) is str
-            and item.get("ref") == single[1]
-            and item.get("digest") == single[2]
-        )
-    elif stored:
-        listed = images_in(listed)
-        same_images = stored == listed or sorted(stored, key=image_key) == sorted(
-            listed, key=image_key
-        )
-    else:
-        same_images = not images_in(listed) if listed else True
+    same_images = _same_images(images_in(get("images")), single, stored)
     id_, outcome, ns, kind, name, rfc = columns
     same_columns = (
         get("id") == id_
