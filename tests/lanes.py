@@ -62,8 +62,10 @@ def keep_lane(
     lane: int | None = config.getoption("lane")
     if lane is None:
         return
-    kept = [item for item in items if lane_of(item, needs_session_build) == lane]
-    other = [item for item in items if lane_of(item, needs_session_build) != lane]
+    kept: list[pytest.Item] = []
+    other: list[pytest.Item] = []
+    for item in items:
+        (kept if lane_of(item, needs_session_build) == lane else other).append(item)
     if other:
         config.hook.pytest_deselected(items=other)
     items[:] = kept
