@@ -123,11 +123,11 @@ def parse_note(text: str) -> AuthorshipNote | None:
 def read_notes(repo: Path, commits: set[str]) -> dict[str, AuthorshipNote]:
     """The git-ai notes of ``commits`` (full shas), keyed by commit."""
     listing = run_git(repo, "notes", "--ref", NOTES_REF, "list", check=False)
-    wanted: dict[str, str] = {}
+    wanted: dict[str, list[str]] = {}  # two commits can carry the same note, one blob
     for line in listing.decode("ascii", "replace").splitlines():
         blob, _, commit = line.partition(" ")
         if commit in commits:
-            wanted[blob] = commit
+            wanted.setdefault(blob, []).append(commit)
     if not wanted:
         return {}
     batch = run_git(repo, "cat-file", "--batch", stdin="".join(b + "\n" for b in wanted).encode())
@@ -144,5 +144,6 @@ def read_notes(repo: Path, commits: set[str]) -> dict[str, AuthorshipNote]:
         pos += size + 1
         note = parse_note(body)
         if note is not None:
-            result[wanted[fields[0].decode()]] = note
+            for commit in wanted.get(fields[0].decode(), ()):
+                result[commit] = note
     return result

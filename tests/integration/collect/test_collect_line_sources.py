@@ -125,6 +125,23 @@ def test_line_share_over_files_with_known_counts(
     assert summary["tools"] == ["Claude Code", "Cursor"]
 
 
+def test_two_commits_with_the_same_note_text_both_get_it(make_repo: Callable[[str], Repo]) -> None:
+    """Identical note texts are one blob in git; each commit that carries it gets its evidence."""
+    repo = make_repo("same-note")
+    base = repo.commit("initial", {"README.md": "hi\n"})
+    first = repo.commit("first", {"src/main.py": _lines(20), "src/util.py": _lines(5)})
+    second = repo.commit("second", {"src/main.py": _lines(21), "src/util.py": _lines(6)})
+    for sha in (first, second):
+        repo.git("notes", "--ref", "ai", "add", "-F", "-", sha, stdin=AI_NOTE.encode())
+    changes = collect_provenance(repo.path, base, "HEAD").to_wire()["changes"]
+    assert [c["commit"] for c in changes] == [first, second]
+    for change in changes:
+        assert change["aiInvolvement"] == "assisted"
+        assert change["evidence"] == [
+            {"kind": "git-ai-note", "detail": "refs/notes/ai: 17 AI lines in 2 files (cursor)"}
+        ]
+
+
 def test_agent_trace_records_map_to_commits(make_repo: Callable[[str], Repo]) -> None:
     repo = make_repo("trace")
     base = repo.commit("initial", {"README.md": "hi\n"})
