@@ -105,10 +105,13 @@ def _add_record(acc: _Acc, record: dict[str, Any]) -> None:
                     ] = None
 
 
-def parse_traces(text: str, commits: set[str]) -> dict[str, CommitTrace]:
-    """Group the records of a traces.jsonl text by the commit (full sha) they name."""
-    by_prefix: dict[str, str] = {}
-    accs: dict[str, _Acc] = {}
+def trace_records(text: str) -> list[tuple[str, dict[str, Any]]]:
+    """The records of a traces.jsonl text that name a revision, as (lowercased revision, record).
+
+    Parsed once, before the range is read, so that the collector knows which commits a record
+    may name (``revision_keys``) while git still streams the rest.
+    """
+    records: list[tuple[str, dict[str, Any]]] = []
     for lineno, line in enumerate(text.splitlines(), 1):
         if not line.strip():
             continue
@@ -128,7 +131,25 @@ def parse_traces(text: str, commits: set[str]) -> dict[str, CommitTrace]:
         rev = _str(vcs.get("revision"))
         if rev is None or len(rev) < 7:
             continue
-        rev = rev.lower()
+        records.append((rev.lower(), record))
+    return records
+
+
+def revision_keys(records: list[tuple[str, dict[str, Any]]]) -> frozenset[str]:
+    """The first 7 characters of every revision the records name: a commit whose sha does not
+    start with one of them is named by no record (a superset test, exact in the other direction).
+    """
+    return frozenset(rev[:7] for rev, _ in records)
+
+
+def group_traces(
+    records: list[tuple[str, dict[str, Any]]], commits: set[str]
+) -> dict[str, CommitTrace]:
+    """Group the records by the commit (full sha) of ``commits`` they name; an ambiguous or
+    unknown revision names none."""
+    by_prefix: dict[str, str] = {}
+    accs: dict[str, _Acc] = {}
+    for rev, record in records:
         commit = rev if rev in commits else by_prefix.get(rev)
         if commit is None:
             matches = [c for c in commits if c.startswith(rev)]
@@ -143,9 +164,10 @@ def parse_traces(text: str, commits: set[str]) -> dict[str, CommitTrace]:
     }
 
 
-def read_traces(repo: Path, head: str, commits: set[str]) -> dict[str, CommitTrace]:
-    """The Agent Trace records at ``head``, by commit; empty when the file does not exist."""
+def read_trace_records(repo: Path, head: str) -> list[tuple[str, dict[str, Any]]]:
+    """The Agent Trace records at ``head`` that name a revision; empty when the file does not
+    exist."""
     blob = read_blob(repo, head, TRACE_PATH)
     if blob is None:
-        return {}
-    return parse_traces(blob.decode("utf-8", "replace"), commits)
+        return []
+    return trace_records(blob.decode("utf-8", "replace"))

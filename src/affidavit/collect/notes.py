@@ -120,12 +120,22 @@ def parse_note(text: str) -> AuthorshipNote | None:
     )
 
 
-def read_notes(repo: Path, commits: set[str]) -> dict[str, AuthorshipNote]:
-    """The git-ai notes of ``commits`` (full shas), keyed by commit."""
+def list_notes(repo: Path) -> dict[str, str]:
+    """Every commit (full sha) that has a git-ai note, with its note's blob: one ``git notes
+    list``, read before the range so the collector knows which commits wait for their note."""
     listing = run_git(repo, "notes", "--ref", NOTES_REF, "list", check=False)
-    wanted: dict[str, list[str]] = {}  # two commits can carry the same note, one blob
+    noted: dict[str, str] = {}
     for line in listing.decode("ascii", "replace").splitlines():
         blob, _, commit = line.partition(" ")
+        if commit:
+            noted[commit] = blob
+    return noted
+
+
+def read_notes(repo: Path, noted: dict[str, str], commits: set[str]) -> dict[str, AuthorshipNote]:
+    """The git-ai notes of ``commits`` (full shas), keyed by commit; ``noted`` is ``list_notes``."""
+    wanted: dict[str, list[str]] = {}  # two commits can carry the same note, one blob
+    for commit, blob in noted.items():
         if commit in commits:
             wanted.setdefault(blob, []).append(commit)
     if not wanted:

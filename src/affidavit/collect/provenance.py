@@ -35,7 +35,7 @@ from affidavit.attestations.predicates.provenance import (
     TiersSource,
 )
 from affidavit.attestations.predicates.signed_time import utc_now_rfc3339
-from affidavit.collect.agent_trace import read_traces
+from affidavit.collect.agent_trace import group_traces, read_trace_records, revision_keys
 from affidavit.collect.classify import Classification, classify
 from affidavit.collect.git import (
     RawCommit,
@@ -45,7 +45,7 @@ from affidavit.collect.git import (
     resolve_commit,
     run_git,
 )
-from affidavit.collect.notes import read_notes
+from affidavit.collect.notes import list_notes, read_notes
 from affidavit.collect.tiers import TIER_MAP_TIER, TIERS_PATH, TierMap, load_tiers
 from affidavit.collect.tools import ToolRegistry, load_registry
 from affidavit.cycles import cycle_collection_paused
@@ -91,22 +91,6 @@ def _mergers(commits: list[RawCommit], head: str) -> dict[str, RawCommit]:
             merger[sha] = merge
             stack.extend(p for p in by_sha[sha].parents if p in by_sha)
     return merger
-
-
-def _acceptor(
-    raw: RawCommit, registry: ToolRegistry, mergers: dict[str, RawCommit]
-) -> _Acceptor | None:
-    person = _human(registry, raw.committer_name, raw.committer_email) or _human(
-        registry, raw.author_name, raw.author_email
-    )
-    if person is not None:
-        return _Acceptor(person, raw.committed_at)
-    merge = mergers.get(raw.sha)
-    if merge is not None:
-        person = _human(registry, merge.committer_name, merge.committer_email)
-        if person is not None:
-            return _Acceptor(person, merge.committed_at)
-    return None
 
 
 _M = TypeVar("_M", bound=BaseModel)
@@ -237,36 +221,78 @@ def _source(repo: Path, base: str | None, head_arg: str, head: str) -> Source:
 
 
 _PROGRESS_EVERY = 256
+_AI = ("assisted", "generated")
 
 
-def _read_commits(
+def _direct_acceptor(raw: RawCommit, registry: ToolRegistry) -> _Acceptor | None:
+    """The human committer, else the human author, of ``raw``: the acceptor when there is one."""
+    person = _human(registry, raw.committer_name, raw.committer_email) or _human(
+        registry, raw.author_name, raw.author_email
+    )
+    return _Acceptor(person, raw.committed_at) if person is not None else None
+
+
+def _merger_acceptor(merge: RawCommit | None, registry: ToolRegistry) -> _Acceptor | None:
+    """The human committer of the mainline merge that brought a commit in, if any."""
+    if merge is None:
+        return None
+    person = _human(registry, merge.committer_name, merge.committer_email)
+    return _Acceptor(person, merge.committed_at) if person is not None else None
+
+
+@dataclass(slots=True)
+class _Range:
+    """The range as read: every commit, its classification and, where it could already be
+    built, its change. ``waiting`` holds the positions whose change waits for what is only known
+    once the whole range is in: a git-ai note or Agent Trace record, or the merger."""
+
+    raws: list[RawCommit]
+    classes: list[Classification]
+    changes: list[Change | None]
+    waiting: list[int]
+
+
+def _read_range(
     repo: Path,
     base: str | None,
     head: str,
     registry: ToolRegistry,
+    tiers: TierMap,
+    people: _People,
+    maybe_annotated: Callable[[str], bool],
     progress: Callable[[int, int | None], None] | None,
-) -> tuple[list[RawCommit], list[Classification]]:
+) -> _Range:
     """The range's commits, oldest first, telling ``progress`` as they are read.
 
-    Each is classified from its identities and message as it arrives, while git is still
-    walking and diffing the rest (on a second core); the few commits that git-ai notes or
-    Agent Trace records cover are classified again once those are read.
+    Each commit is classified, and its change built, as it arrives, while git is still walking
+    and diffing the rest (on a second core): on long ranges that work used to follow git's, and
+    was about a third of the collector's wall time. A commit that a note or trace may cover
+    (``maybe_annotated``), or an AI-touched one with no human committer or author (its acceptor
+    may be the merger), waits until the range is in.
     """
-    raws: list[RawCommit] = []
-    classes: list[Classification] = []
+    got = _Range([], [], [], [])
     total: int | None = None
     if progress is not None:
         revs = [head] if base is None else [head, f"^{base}"]
         total = int(run_git(repo, "rev-list", "--count", *revs, "--").decode().strip() or 0)
         progress(0, total)
     for raw in iter_commits(repo, base, head):
-        raws.append(raw)
-        classes.append(classify(raw, registry))
-        if progress is not None and len(raws) % _PROGRESS_EVERY == 0:
-            progress(len(raws), total)
+        c = classify(raw, registry)
+        change: Change | None = None
+        if not maybe_annotated(raw.sha):
+            acceptor = _direct_acceptor(raw, registry) if c.involvement in _AI else None
+            if acceptor is not None or c.involvement not in _AI:
+                change = _change(raw, c, tiers, acceptor, people)
+        if change is None:
+            got.waiting.append(len(got.raws))
+        got.raws.append(raw)
+        got.classes.append(c)
+        got.changes.append(change)
+        if progress is not None and len(got.raws) % _PROGRESS_EVERY == 0:
+            progress(len(got.raws), total)
     if progress is not None:
-        progress(len(raws), total)
-    return raws, classes
+        progress(len(got.raws), total)
+    return got
 
 
 @cycle_collection_paused()
@@ -291,35 +317,50 @@ def collect_provenance(
     base_sha = resolve_commit(repo, base) if base is not None else None
     base_map = read_blob(repo, base_sha, TIERS_PATH) if base_sha is not None else None
     tiers = load_tiers(tiers_file, base_map, base_sha)
-    raws, classes = _read_commits(repo, base_sha, head_sha, registry, progress)
+    noted = list_notes(repo)
+    records = read_trace_records(repo, head_sha)
+    traced = revision_keys(records)
+    people = _People()
+    got = _read_range(
+        repo,
+        base_sha,
+        head_sha,
+        registry,
+        tiers,
+        people,
+        lambda sha: sha in noted or sha[:7] in traced,
+        progress,
+    )
+    raws, classes = got.raws, got.classes
     shas = {r.sha for r in raws}
-    notes = read_notes(repo, shas)
-    traces = read_traces(repo, head_sha, shas)
-    if notes or traces:
-        for i, r in enumerate(raws):
-            note, trace = notes.get(r.sha), traces.get(r.sha)
-            if note is not None or trace is not None:
-                classes[i] = classify(r, registry, note, trace)
+    notes = read_notes(repo, noted, shas) if noted else {}
+    traces = group_traces(records, shas) if records else {}
+    for i in got.waiting:
+        r = raws[i]
+        note, trace = notes.get(r.sha), traces.get(r.sha)
+        if note is not None or trace is not None:
+            classes[i] = classify(r, registry, note, trace)
+    # the merger is the acceptor of last resort, and only looked for when some AI-touched
+    # non-merge commit is in the range (as before the changes were built in the stream)
     needs_merger = any(
-        c.involvement in ("assisted", "generated") and len(r.parents) <= 1
-        for r, c in zip(raws, classes, strict=True)
+        c.involvement in _AI and len(r.parents) <= 1 for r, c in zip(raws, classes, strict=True)
     )
     mergers = _mergers(raws, head_sha) if needs_merger else {}
-    people = _People()
-    changes = [
-        _change(
-            r,
-            c,
-            tiers,
-            _acceptor(r, registry, mergers) if c.involvement in ("assisted", "generated") else None,
-            people,
-        )
-        for r, c in zip(raws, classes, strict=True)
-    ]
+    changes = got.changes
+    for i in got.waiting:
+        r, c = raws[i], classes[i]
+        acceptor = None
+        if c.involvement in _AI:
+            acceptor = _direct_acceptor(r, registry) or _merger_acceptor(
+                mergers.get(r.sha), registry
+            )
+        changes[i] = _change(r, c, tiers, acceptor, people)
+    built = [ch for ch in changes if ch is not None]
+    assert len(built) == len(raws)  # every waiting position was built just above
     return AiProvenance(
         source=_source(repo, base_sha, head, head_sha),
-        changes=changes,
-        summary=summarize(changes),
+        changes=built,
+        summary=summarize(built),
         collector=Collector(
             name=COLLECTOR_NAME,
             version=__version__,
