@@ -14,14 +14,21 @@ for the collector (including JSON serialisation, as the CLI does) and for the ba
 run, the ratio, and the collector's own Python CPU per commit: git runs in a second process, so
 on an idle machine the wall ratio is about max(git, Python CPU) / git, and under load it is the
 Python CPU per commit that moves it.
+
+``--before SRC``: the collector of another checkout (``SRC/src``, e.g. a worktree of main) is
+timed too, each round interleaved with this tree's and with git's, both in a fresh process, so
+a before/after and both ratios to git come from the same run.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import random
 import shutil
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -161,17 +168,41 @@ def time_collect(repo: Path) -> tuple[float, float, int]:
     return elapsed, cpu, predicate.summary.commits
 
 
+def time_collect_in(src: Path, repo: Path) -> tuple[float, float, int]:
+    """``time_collect`` in a fresh process that imports the collector from ``src/src``."""
+    env = {**os.environ, "PYTHONPATH": str(src / "src")}
+    out = subprocess.run(
+        [sys.executable, __file__, "--time-one", str(repo)],
+        env=env,
+        capture_output=True,
+        check=True,
+        text=True,
+    ).stdout
+    elapsed, cpu, n = json.loads(out.strip().splitlines()[-1])
+    return float(elapsed), float(cpu), int(n)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--commits", type=int, default=50_000)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument(
+        "--before", type=Path, help="another checkout whose collector is timed interleaved"
+    )
+    parser.add_argument("--time-one", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.time_one is not None:  # the child of time_collect_in
+        print(json.dumps(time_collect(args.time_one)))
+        return
     repo = repository(args.commits)
     count = int(
         subprocess.run(
             ["git", "-C", str(repo), "rev-list", "--count", "main"], capture_output=True, check=True
         ).stdout
     )
+    if args.before is not None:
+        compare(repo, count, args.before, args.rounds)
+        return
     base_times = []
     flagged_times = []
     collect_times = []
@@ -201,6 +232,26 @@ def main() -> None:
         f"collector's Python CPU:           {cpu / count * 1e6:10.0f} us/commit"
         f"  ({cpu:.2f} s, best of {args.rounds}; git's own CPU excluded)"
     )
+
+
+def compare(repo: Path, count: int, before: Path, rounds: int) -> None:
+    """Rounds of git log, this tree's collector and ``before``'s, each a fresh process; the
+    order alternates between rounds so that neither tree always runs after git."""
+    here = Path(__file__).resolve().parent.parent
+    trees = {"this tree": here, "before": before.resolve()}
+    print(f"commits in range: {count}; this tree {here}, before {trees['before']}")
+    for r in range(1, rounds + 1):
+        base = time_git_log(repo)
+        order = list(trees.items()) if r % 2 else list(reversed(trees.items()))
+        row = []
+        for label, src in order:
+            elapsed, cpu, n = time_collect_in(src, repo)
+            assert n == count, f"{label} collected {n} commits, not {count}"
+            row.append(
+                f"{label}: {elapsed:6.2f} s = {elapsed / base:4.2f}x git, "
+                f"Python CPU {cpu / count * 1e6:4.0f} us/commit"
+            )
+        print(f"round {r}: git log --numstat {base:6.2f} s; " + "; ".join(row))
 
 
 if __name__ == "__main__":
