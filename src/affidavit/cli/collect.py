@@ -7,7 +7,7 @@ The group is built here; each sub-command lives in its own module (``provenance`
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -15,6 +15,9 @@ from affidavit.cli import collect_review
 from affidavit.cli.options import ForceOpt, refuse_overwrite
 from affidavit.cli.progress import progress
 from affidavit.errors import UsageError
+
+if TYPE_CHECKING:
+    from affidavit.attestations.predicates.provenance import AiProvenance
 
 collect_app = typer.Typer(
     help="Collect evidence (AI provenance, code review) as attestation predicates (JSON).",
@@ -63,9 +66,7 @@ def provenance(
     text = predicate.model_dump_json(by_alias=True, exclude_none=True, indent=2) + "\n"
     if not predicate.changes:
         raise _empty_range(repo, base, head)
-    _warn_if_too_large(
-        len(predicate.model_dump_json(by_alias=True, exclude_none=True)), len(predicate.changes)
-    )
+    _warn_if_too_large(predicate, text)
     if output is None:
         typer.echo(text, nl=False)
     else:
@@ -78,21 +79,29 @@ def provenance(
             ) from e
 
 
-def _warn_if_too_large(compact_bytes: int, commits: int) -> None:
+def _warn_if_too_large(predicate: AiProvenance, indented: str) -> None:
     """Say so before writing a predicate whose signed attestation ``attest`` would refuse.
 
     The envelope carries the statement base64-encoded (4/3 of its compact JSON) plus the
     subject, signature and framing; the estimate errs on the large side by a few hundred bytes.
+    The compact JSON is never longer than the indented text already made, so it is only
+    serialised (a second pass over every change) when the indented text is over the limit.
     """
     from affidavit.attestations.dsse import MAX_ENVELOPE_BYTES
 
-    estimate = 4 * ((compact_bytes + 1024 + 2) // 3) + 1024
-    if estimate <= MAX_ENVELOPE_BYTES:
+    def estimate(compact_bytes: int) -> int:
+        return 4 * ((compact_bytes + 1024 + 2) // 3) + 1024
+
+    if estimate(len(indented.encode())) <= MAX_ENVELOPE_BYTES:
         return
+    size = estimate(len(predicate.model_dump_json(by_alias=True, exclude_none=True).encode()))
+    if size <= MAX_ENVELOPE_BYTES:
+        return
+    commits = len(predicate.changes)
     mib = 1024 * 1024
     typer.echo(
         f"warning: these {commits} commits make a predicate whose signed attestation would be "
-        f"about {estimate / mib:.1f} MiB, over the {MAX_ENVELOPE_BYTES // mib} MiB that "
+        f"about {size / mib:.1f} MiB, over the {MAX_ENVELOPE_BYTES // mib} MiB that "
         "`affidavit attest` and the verifiers accept; collect only what this release adds "
         "with --base LAST_RELEASED_REVISION",
         err=True,

@@ -90,3 +90,17 @@ def test_a_predicate_within_the_limit_gets_no_warning(tmp_path: Path) -> None:
     done = subprocess.run(_collect(repo, out), capture_output=True, text=True, check=False)
     assert done.returncode == 0, done.stderr
     assert done.stderr == ""
+
+
+def test_a_predicate_whose_indented_text_alone_is_over_the_limit_gets_no_warning(
+    tmp_path: Path,
+) -> None:
+    """The file written is indented, but the envelope carries the compact JSON: only that counts."""
+    repo = tmp_path / "repo"
+    _history(repo, 28, files_per_commit=700)  # 19,600 file entries: about 3.4 MiB signed
+    out = tmp_path / "provenance.json"
+    done = subprocess.run(_collect(repo, out), capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr
+    assert done.stderr == ""
+    # the indented text alone would estimate over the limit
+    assert 4 * (out.stat().st_size + 1026) // 3 + 1024 > 4 * 1024 * 1024
