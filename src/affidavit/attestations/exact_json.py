@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import sys
+import threading
 from types import ModuleType
 from typing import Any
 
@@ -72,3 +73,26 @@ def loads_numberless(data: bytes) -> Any:
         except orjson.JSONDecodeError:
             pass
     return json.loads(data)
+
+
+_LIMIT_RAISED = threading.Lock()
+
+
+def loads_deferred(data: bytes) -> Any:
+    """``loads_exact`` of JSON that a check has already found well formed, parsed later (a
+    statement's predicate: ``statement._decode_statement``).
+
+    ``json`` counts nesting against the interpreter's recursion limit from wherever it is
+    called, so the same text can parse at one stack depth and not at a deeper one. The check
+    counted it the same way when it passed; if the first read comes from deeper in a stack and
+    runs out, the parse is done once more with the limit doubled (one thread at a time)."""
+    try:
+        return loads_exact(data)
+    except RecursionError:
+        with _LIMIT_RAISED:
+            limit = sys.getrecursionlimit()
+            sys.setrecursionlimit(2 * limit)
+            try:
+                return loads_exact(data)
+            finally:
+                sys.setrecursionlimit(limit)
