@@ -17,10 +17,9 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-import msgspec
 import pybase64
 
-from affidavit.attestations.exact_json import loads_numberless
+from affidavit.attestations.exact_json import documents, loads_numberless
 from affidavit.attestations.keys import Signer, Verifier
 from affidavit.attestations.shape import Shape
 from affidavit.errors import VerificationError
@@ -162,33 +161,21 @@ def parse_envelope(
     return envelope
 
 
-class _SignatureDocument(msgspec.Struct, forbid_unknown_fields=True, gc=False):
-    sig: str
-    keyid: str = ""
-
-
-class _EnvelopeDocument(
-    msgspec.Struct, forbid_unknown_fields=True, gc=False, rename={"payload_type": "payloadType"}
-):
-    payload: str
-    payload_type: str
-    signatures: list[_SignatureDocument]
-
-
-_envelope_document = msgspec.json.Decoder(_EnvelopeDocument).decode
-
-
 def _decode_envelope(data: bytes) -> Envelope | None:
     """The envelope ``envelope_from_document(json.loads(data))`` makes, decoded in one pass by
-    msgspec into exactly the envelope's fields; None for anything it does not take.
+    msgspec into exactly the envelope's fields (``documents``); None for anything it does not
+    take, or while msgspec is not worth importing (``exact_json.documents``).
 
     A well-formed envelope only: msgspec reads escaped and repeated keys and the strings' escapes
     as ``json`` does, and refuses what it would read differently (a lone surrogate escape, a
     byte-order mark, text that is not UTF-8); each refusal, like every malformed envelope, goes
     to the exact path, which decides with its own message (``tests/unit/attestations``)."""
+    decoders = documents(len(data))
+    if decoders is None:  # msgspec not worth importing yet
+        return None
     try:
-        document = _envelope_document(data)
-    except (msgspec.DecodeError, ValueError, RecursionError):
+        document = decoders.envelope(data)
+    except (decoders.DecodeError, ValueError, RecursionError):
         return None
     if not document.signatures:
         return None

@@ -17,11 +17,12 @@ import re
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import msgspec
+from affidavit.attestations.exact_json import documents, loads_deferred, loads_exact
 
-from affidavit.attestations.exact_json import loads_deferred, loads_exact
+if TYPE_CHECKING:
+    from msgspec import Raw
 from affidavit.attestations.shape import Shape
 from affidavit.errors import InputError, VerificationError
 
@@ -53,7 +54,7 @@ class Statement:
     type: str
     subject: tuple[Subject, ...]
     predicate_type: str
-    predicate_json: bytes | msgspec.Raw | None = field(default=None, repr=False)
+    predicate_json: bytes | Raw | None = field(default=None, repr=False)
     _predicate: dict[str, Any] | None = field(default=None, repr=False, compare=False)
 
     @property
@@ -107,24 +108,6 @@ def make_statement(
     return canonical_json(statement)
 
 
-class _SubjectDocument(msgspec.Struct, forbid_unknown_fields=True, gc=False):
-    name: str
-    digest: dict[str, str]
-
-
-class _StatementDocument(
-    msgspec.Struct,
-    forbid_unknown_fields=True,
-    gc=False,
-    rename={"type": "_type", "predicate_type": "predicateType"},
-):
-    type: str
-    subject: list[_SubjectDocument]
-    predicate_type: str
-    predicate: msgspec.Raw
-
-
-_statement_document = msgspec.json.Decoder(_StatementDocument).decode
 _DIGITS = b"0123456789"
 
 
@@ -152,7 +135,8 @@ def _run_through(data: bytes, p: int, most: int) -> int:
 
 def _decode_statement(payload: bytes) -> Statement | None:
     """The statement ``parse_statement`` makes, without building the predicate's objects; None
-    for anything this does not take (the exact path then decides, with its own messages).
+    for anything this does not take (the exact path then decides, with its own messages), or
+    while msgspec is not worth importing (``exact_json.documents``).
 
     msgspec decodes exactly the statement's fields (reading escaped and repeated keys as
     ``json`` does) and keeps the predicate as its exact JSON text, which it has checked is well
@@ -163,9 +147,12 @@ def _decode_statement(payload: bytes) -> Statement | None:
     what ``json`` reads and it does not (NaN, a lone surrogate escape, a byte-order mark). Its
     check counts nesting against the same recursion limit as ``json``'s parse, which
     ``loads_deferred`` raises if the first read happens deeper in a stack than this did."""
+    decoders = documents(len(payload))
+    if decoders is None:  # msgspec not worth importing yet
+        return None
     try:
-        document = _statement_document(payload)
-    except (msgspec.DecodeError, ValueError, RecursionError):
+        document = decoders.statement(payload)
+    except (decoders.DecodeError, ValueError, RecursionError):
         return None
     predicate = document.predicate  # a view of ``payload``: not copied
     if (

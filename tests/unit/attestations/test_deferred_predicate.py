@@ -28,6 +28,14 @@ PREDICATE = (
 )
 
 
+@pytest.fixture(autouse=True)
+def msgspec_loaded(monkeypatch: pytest.MonkeyPatch) -> None:
+    """msgspec's decoders in use (as once a process has verified enough to pay for them)."""
+    from affidavit.attestations import documents, exact_json
+
+    monkeypatch.setattr(exact_json, "_documents", documents)
+
+
 def _verified(tmp_path: Path, predicate: str = PREDICATE) -> tuple[VerifiedAttestation, bytes]:
     private, public = generate_key_pair("ecdsa-p256")
     (tmp_path / "k.key").write_bytes(private)

@@ -97,6 +97,15 @@ def test_a_statement_reads_the_same_under_both_parsers(parser: str) -> None:
 # decodes, the result is what the exact path (``json``) makes; where it does not, it refuses
 # (None) and the exact path decides. The cases are the ones where parsers differ.
 
+
+@pytest.fixture
+def msgspec_loaded(monkeypatch: pytest.MonkeyPatch) -> None:
+    """msgspec's decoders in use (as once a process has verified enough to pay for them)."""
+    from affidavit.attestations import documents
+
+    monkeypatch.setattr(exact_json, "_documents", documents)
+
+
 _S = '{"name":"r","digest":{"sha256":"%s"}}' % ("a" * 64)
 _ENVELOPE_TAKEN = [
     b'{"payload":"QUJD","payloadType":"t","signatures":[{"sig":"QQ=="}]}',
@@ -134,7 +143,9 @@ def _envelope_exact(data: bytes) -> object:
 
 
 @pytest.mark.parametrize("data", _ENVELOPE_TAKEN + _ENVELOPE_LEFT)
-def test_the_envelope_decode_makes_what_json_makes_or_refuses(data: bytes) -> None:
+def test_the_envelope_decode_makes_what_json_makes_or_refuses(
+    data: bytes, msgspec_loaded: None
+) -> None:
     from affidavit.attestations.dsse import _decode_envelope
 
     fast = _decode_envelope(data)
@@ -196,7 +207,9 @@ def _statement_exact(payload: bytes) -> object:
 
 
 @pytest.mark.parametrize("payload", _STATEMENT_TAKEN + _STATEMENT_LEFT)
-def test_the_statement_decode_makes_what_json_makes_or_refuses(payload: bytes) -> None:
+def test_the_statement_decode_makes_what_json_makes_or_refuses(
+    payload: bytes, msgspec_loaded: None
+) -> None:
     from affidavit.attestations.statement import _decode_statement, parse_statement
 
     fast = _decode_statement(payload)
@@ -209,7 +222,9 @@ def test_the_statement_decode_makes_what_json_makes_or_refuses(payload: bytes) -
         assert json.dumps(got.predicate) == json.dumps(json.loads(payload)["predicate"])
 
 
-def test_a_predicate_read_deeper_in_the_stack_than_it_was_checked_still_parses() -> None:
+def test_a_predicate_read_deeper_in_the_stack_than_it_was_checked_still_parses(
+    msgspec_loaded: None,
+) -> None:
     # the check counted the nesting against the recursion limit from a shallow stack; the first
     # read comes from a deep one, where json alone would run out: it parses all the same, and
     # the limit is as it was after
@@ -231,3 +246,25 @@ def test_a_predicate_read_deeper_in_the_stack_than_it_was_checked_still_parses()
     predicate = deeper(300, lambda: statement.predicate)
     assert sys.getrecursionlimit() == limit
     assert json.dumps(predicate) == json.dumps(json.loads(payload)["predicate"])
+
+
+_MSGSPEC_PROBE = """
+import sys
+from affidavit.attestations.statement import parse_statement
+payload = sys.stdin.buffer.read()
+parse_statement(payload)
+print("msgspec" in sys.modules, end=" ")
+for _ in range(30):
+    parse_statement(payload)
+print("msgspec" in sys.modules, parse_statement(payload).predicate_json is not None)
+"""
+
+
+def test_msgspec_is_imported_once_enough_has_been_verified_to_pay_for_it() -> None:
+    payload = _statement(
+        '{"changes":[' + ",".join(f'{{"commit":"{i:040d}"}}' for i in range(400)) + "]}"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", _MSGSPEC_PROBE], input=payload, capture_output=True
+    )
+    assert done.stdout == b"False True True\n", done.stderr
