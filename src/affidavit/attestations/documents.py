@@ -33,7 +33,7 @@ class SignatureDocument(msgspec.Struct, forbid_unknown_fields=True, gc=False):
 class EnvelopeDocument(
     msgspec.Struct, forbid_unknown_fields=True, gc=False, rename={"payload_type": "payloadType"}
 ):
-    payload: str
+    payload: msgspec.Raw  # the base64 text's JSON token, a view: tens of KB not copied
     payload_type: str
     signatures: list[SignatureDocument]
 

@@ -16,6 +16,7 @@ import hashlib
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 import pybase64
 
@@ -35,7 +36,7 @@ def pae(payload_type: str, payload: bytes) -> bytes:
     return b"DSSEv1 %d %s %d %s" % (len(kind), kind, len(payload), payload)
 
 
-def b64decode(text: str) -> bytes:
+def b64decode(text: str | memoryview) -> bytes:
     """Standard or URL-safe base64, padded or not (the DSSE spec allows all four), strictly:
     a character outside the alphabet or misplaced padding is refused (``binascii.Error``).
 
@@ -44,13 +45,14 @@ def b64decode(text: str) -> bytes:
     Where pybase64 accepts, it returns the standard library's bytes; a few oddities the
     standard library accepts and pybase64 refuses (padding past a full quantum, as ``QQQQ=``)
     are left to the standard library, so what is accepted and what it decodes to are the same
-    as before (``tests/unit/attestations/test_dsse_base64.py``)."""
+    as before (``tests/unit/attestations/test_dsse_base64.py``). ``text`` may be a view of
+    ASCII bytes (an envelope's payload as parsed: ``Envelope.payload_text``)."""
     if len(text) % 4 == 0:
         try:  # the standard alphabet only: URL-safe text is refused here, decoded below
             return pybase64.b64decode(text, validate=True)
         except ValueError:  # binascii.Error is one; a non-ASCII str raises ValueError
             pass
-    return b64decode_stdlib(text)
+    return b64decode_stdlib(text if isinstance(text, str) else str(text, "ascii"))
 
 
 def b64decode_stdlib(text: str) -> bytes:
@@ -81,6 +83,10 @@ class Envelope:
     A plain dataclass checked by ``parse_envelope`` (``shape``), not a pydantic model: it is
     built for every envelope verified. ``dataclasses.replace`` makes a changed copy that keeps
     neither the original bytes nor the decoded payload.
+
+    An envelope decoded by msgspec from plain ASCII JSON keeps its payload as a view of the
+    parsed bytes (``_payload_text``: the base64 text's exact bytes, tens of KB, not copied into
+    a str) and makes ``payload`` from it only when it is read.
     """
 
     payload: str
@@ -94,16 +100,34 @@ class Envelope:
     def raw(self) -> bytes | None:
         return self._raw
 
+    def payload_text(self) -> bytes | memoryview:
+        """The payload's base64 text as bytes (a view of the parsed JSON where there is one)."""
+        view: memoryview | None = self.__dict__.get("_payload_text")
+        if view is not None:
+            return view
+        return self.payload.encode("utf-8", "surrogatepass")  # JSON may hold lone surrogates
+
     def payload_bytes(self) -> bytes:
         """The decoded payload (the signed statement bytes), decoded once."""
         if self._payload is not None:
             return self._payload
+        view: memoryview | None = self.__dict__.get("_payload_text")
         try:
-            decoded = b64decode(self.payload)
+            decoded = b64decode(self.payload if view is None else view)
         except (binascii.Error, ValueError) as e:
             raise VerificationError("envelope payload is not base64") from e
         object.__setattr__(self, "_payload", decoded)
         return decoded
+
+    if not TYPE_CHECKING:  # hidden from mypy, which would otherwise accept any attribute
+
+        def __getattr__(self, name: str) -> Any:
+            # Only reached when normal lookup fails: ``payload`` kept as a view until read.
+            view = self.__dict__.get("_payload_text") if name == "payload" else None
+            if view is None:
+                raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+            text = self.__dict__["payload"] = str(view, "ascii")
+            return text
 
     def to_dict(self) -> dict[str, object]:
         """The envelope as DSSE's JSON object."""
@@ -177,10 +201,22 @@ def _decode_envelope(data: bytes) -> Envelope | None:
         document = decoders.envelope(data)
     except (decoders.DecodeError, ValueError, RecursionError):
         return None
-    if not document.signatures:
+    view = memoryview(document.payload)  # the payload's JSON token, as it is in ``data``
+    # a JSON string; in ASCII text with no escape anywhere its bytes between the quotes are
+    # exactly the string's (anything else: the exact path reads it)
+    if (
+        not document.signatures
+        or len(view) < 2
+        or view[0] != 0x22
+        or not data.isascii()
+        or b"\\" in data
+    ):
         return None
     signatures = tuple(Signature(sig=s.sig, keyid=s.keyid) for s in document.signatures)
-    return Envelope(document.payload, document.payload_type, signatures)
+    envelope = Envelope("", document.payload_type, signatures)
+    del envelope.__dict__["payload"]  # made from the view when read (Envelope.__getattr__)
+    envelope.__dict__["_payload_text"] = view[1:-1]
+    return envelope
 
 
 def envelope_from_document(document: object) -> Envelope:

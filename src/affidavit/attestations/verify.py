@@ -56,8 +56,9 @@ class _Identity:
 
     def __init__(self, envelope: Envelope) -> None:
         signatures = tuple(sorted(s.sig for s in envelope.signatures))
-        self.parts = (envelope.payload_type, signatures, envelope.payload)
-        self._hash = hash((envelope.payload_type, signatures, len(envelope.payload)))
+        text = envelope.payload_text()  # the parsed bytes themselves where they can be
+        self.parts = (envelope.payload_type, signatures, text)
+        self._hash = hash((envelope.payload_type, signatures, len(text)))
 
     def __hash__(self) -> int:
         return self._hash

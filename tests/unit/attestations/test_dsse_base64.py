@@ -54,3 +54,9 @@ def test_a_real_payload_takes_the_fast_decoder(monkeypatch: pytest.MonkeyPatch) 
     text = base64.b64encode(random.Random(1).randbytes(19_000)).decode()
     monkeypatch.setattr(dsse, "b64decode_stdlib", None)  # calling it would raise TypeError
     assert b64decode(text) == base64.b64decode(text)
+
+
+@pytest.mark.parametrize("text", [t for t in _texts() if t.isascii()])
+def test_a_view_of_the_text_decodes_as_the_text(text: str) -> None:
+    # an envelope parsed by msgspec hands its payload over as a view of the parsed bytes
+    assert _outcome(b64decode, memoryview(text.encode())) == _outcome(b64decode_stdlib, text)

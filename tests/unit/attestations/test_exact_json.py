@@ -111,11 +111,14 @@ _ENVELOPE_TAKEN = [
     b'{"payload":"QUJD","payloadType":"t","signatures":[{"sig":"QQ=="}]}',
     b'{"payload":"QUJD","payloadType":"t","signatures":[{"keyid":"k","sig":"QQ=="}]}',
     b'{"payload":"eA==","payload":"QUJD","payloadType":"t","signatures":[{"sig":"QQ=="}]}',
+    b' {"payload" : "QUJD" ,"payloadType":"t","signatures":[{"sig":"QQ=="}]}\n',
+]
+_ENVELOPE_LEFT = [  # the exact path decides each (some accept, some refuse)
+    # an escape or a non-ASCII byte anywhere: the payload's text is not its JSON bytes
     b'{"\\u0070ayload":"QUJD","payloadType":"t","signatures":[{"sig":"QQ=="}]}',
     b' {"payload" : "QUJ\\u0044" ,"payloadType":"t\\u00e9\\ud83d\\ude00","signatures":[{"sig":"QQ=="}]}\n',
     '{"payload":"QUJD","payloadType":"caf\u00e9","signatures":[{"sig":"QQ=="}]}'.encode(),
-]
-_ENVELOPE_LEFT = [  # the exact path decides each (some accept, some refuse)
+    b'{"payload":1,"payloadType":"t","signatures":[{"sig":"QQ=="}]}',
     b'{"payload":"QUJD","payloadType":"\\ud800","signatures":[{"sig":"QQ=="}]}',
     b'\xef\xbb\xbf{"payload":"QUJD","payloadType":"t","signatures":[{"sig":"QQ=="}]}',
     '{"payload":"QUJD","payloadType":"t","signatures":[{"sig":"QQ=="}]}'.encode("utf-16"),
