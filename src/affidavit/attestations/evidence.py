@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 if TYPE_CHECKING:  # the predicate models (pydantic) load when a policy first reads a predicate
+    from msgspec import Raw
     from pydantic import BaseModel
 
 Storage = Literal["cosign-tag", "referrer", "tag-index", "local"]
@@ -62,6 +63,16 @@ class Attestation:
     envelope_digest: str  # "sha256:<hex>" of the stored envelope or bundle bytes
     signer: str  # the trusted signer's name
     storage: Storage
+    _: KW_ONLY
+    # The predicate's exact JSON text instead of ``predicate`` (then passed as {}): read on the
+    # first access, as ``json.loads`` reads it. Verification passes it only for text it has
+    # checked ``json.loads`` reads (``statement._decode_statement``).
+    predicate_json: InitVar[bytes | Raw | None] = None
+
+    def __post_init__(self, predicate_json: bytes | Raw | None) -> None:
+        if predicate_json is not None:
+            del self.__dict__["predicate"]
+            self.__dict__["_json"] = predicate_json
 
     @property
     def signed_time(self) -> datetime | None:
@@ -79,13 +90,15 @@ class Attestation:
         its JSON size for both."""
         sizes: tuple[int, int] | None = self.__dict__.get("_sizes")
         if sizes is None:
-            import orjson  # only the evidence cache packs: a plain verify never loads orjson
+            raw: bytes | Raw | None = self.__dict__.get("_json")  # the signed text: no parse
+            if raw is None:
+                import orjson  # only the evidence cache packs: a plain verify never loads orjson
 
-            try:
-                raw = orjson.dumps(self.predicate)
-            except orjson.JSONEncodeError:
-                n = len(repr(self.predicate))
-                return n, n
+                try:
+                    raw = orjson.dumps(self.predicate)
+                except orjson.JSONEncodeError:
+                    n = len(repr(self.predicate))
+                    return n, n
             packed = self.__dict__["_packed"] = zlib.compress(raw, 1)
             sizes = self.__dict__["_sizes"] = (len(packed), len(raw))
         return sizes
@@ -97,17 +110,23 @@ class Attestation:
         if "_packed" in self.__dict__:
             self.__dict__.pop("predicate", None)
             self.__dict__.pop("_parsed", None)
+            self.__dict__.pop("_json", None)
 
     if not TYPE_CHECKING:  # hidden from mypy, which would otherwise accept any attribute
 
         def __getattr__(self, name: str) -> Any:
-            # Only reached when normal lookup fails: after compact(), for ``predicate``.
-            packed = self.__dict__.get("_packed") if name == "predicate" else None
-            if packed is None:
+            # Only reached when normal lookup fails: for ``predicate`` kept as its JSON text
+            # (``predicate_json``) or packed (``compact``), until its first read.
+            text = None
+            if name == "predicate":
+                text = self.__dict__.get("_json")
+                if text is None and "_packed" in self.__dict__:
+                    text = zlib.decompress(self.__dict__["_packed"])
+            if text is None:
                 raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
-            import orjson
+            from affidavit.attestations.exact_json import loads_deferred
 
-            value = self.__dict__["predicate"] = orjson.loads(zlib.decompress(packed))
+            value = self.__dict__["predicate"] = loads_deferred(bytes(text))
             return value
 
     def parsed(self, model: type[M]) -> M:
@@ -142,7 +161,8 @@ class VerifiedAttestation(Attestation):
     _: KW_ONLY
     seal: InitVar[object] = None
 
-    def __post_init__(self, seal: object) -> None:
+    def __post_init__(self, predicate_json: bytes | Raw | None, seal: object) -> None:
+        super().__post_init__(predicate_json)
         if seal is not _SEAL:
             raise TypeError(
                 "a VerifiedAttestation comes only from affidavit.attestations.verify; "

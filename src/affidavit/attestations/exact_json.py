@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import sys
+import threading
 from types import ModuleType
 from typing import Any
 
@@ -29,6 +30,11 @@ _LONG_RUN = b"0" * 19
 ORJSON_AFTER_BYTES = 2 * 1024 * 1024
 _parsed = 0
 _orjson: ModuleType | None = None
+#: Bytes of envelopes and statements verified by the exact path before msgspec's decoders
+#: (``documents``) are worth importing: they save about 10 us a KB, the import costs a few ms.
+MSGSPEC_AFTER_BYTES = 512 * 1024
+_verified = 0
+_documents: ModuleType | None = None
 
 
 def _fast(size: int) -> ModuleType | None:
@@ -72,3 +78,42 @@ def loads_numberless(data: bytes) -> Any:
         except orjson.JSONDecodeError:
             pass
     return json.loads(data)
+
+
+_LIMIT_RAISED = threading.Lock()
+
+
+def loads_deferred(data: bytes) -> Any:
+    """``loads_exact`` of JSON that a check has already found well formed, parsed later (a
+    statement's predicate: ``statement._decode_statement``).
+
+    ``json`` counts nesting against the interpreter's recursion limit from wherever it is
+    called, so the same text can parse at one stack depth and not at a deeper one. The check
+    counted it the same way when it passed; if the first read comes from deeper in a stack and
+    runs out, the parse is done once more with the limit doubled (one thread at a time)."""
+    try:
+        return loads_exact(data)
+    except RecursionError:
+        with _LIMIT_RAISED:
+            limit = sys.getrecursionlimit()
+            sys.setrecursionlimit(2 * limit)
+            try:
+                return loads_exact(data)
+            finally:
+                sys.setrecursionlimit(limit)
+
+
+def documents(size: int) -> ModuleType | None:
+    """msgspec's decoders of envelopes and statements (``affidavit.attestations.documents``),
+    once msgspec is loaded here or elsewhere or once the process has verified
+    ``MSGSPEC_AFTER_BYTES`` of documents the exact path parsed; else None (parse exactly)."""
+    global _documents, _verified
+    if _documents is not None:
+        return _documents
+    _verified += size
+    if "msgspec" not in sys.modules and _verified <= MSGSPEC_AFTER_BYTES:
+        return None
+    from affidavit.attestations import documents as module
+
+    _documents = module
+    return module

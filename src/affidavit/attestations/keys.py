@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal, Protocol
@@ -20,6 +21,7 @@ from typing import TYPE_CHECKING, Literal, Protocol
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
+from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
 
 from affidavit.errors import KeyMaterialError
 
@@ -149,7 +151,24 @@ class _VerifyECDSA(ec.ECDSA):
         return False
 
 
+class _VerifyECDSAPrehashed(ec.ECDSA):
+    """``_VerifyECDSA`` over a SHA-256 digest computed by the caller (``Verifier.verify_parts``)."""
+
+    def __init__(self) -> None:  # no backend: see _VerifyECDSA
+        pass
+
+    @property
+    def algorithm(self) -> hashes.HashAlgorithm | Prehashed:
+        return _PREHASHED_SHA256
+
+    @property
+    def deterministic_signing(self) -> bool:
+        return False
+
+
 _ECDSA_SHA256 = _VerifyECDSA()
+_PREHASHED_SHA256 = Prehashed(hashes.SHA256())
+_ECDSA_PREHASHED = _VerifyECDSAPrehashed()
 
 
 @dataclass(frozen=True)
@@ -167,6 +186,21 @@ class Verifier:
                 self.public_key.verify(signature, data)
             else:
                 self.public_key.verify(signature, data, _ECDSA_SHA256)
+        except (InvalidSignature, ValueError):
+            return False
+        return True
+
+    def verify_parts(self, signature: bytes, parts: Sequence[bytes]) -> bool:
+        """``verify(signature, b"".join(parts))``, without joining them for an ECDSA key (its
+        digest is fed the parts in turn): a DSSE payload of tens of KB is not copied into its
+        pre-authentication encoding (``dsse.verify_envelope``)."""
+        if isinstance(self.public_key, ed25519.Ed25519PublicKey):
+            return self.verify(signature, b"".join(parts))
+        digest = hashlib.sha256()
+        for part in parts:
+            digest.update(part)
+        try:
+            self.public_key.verify(signature, digest.digest(), _ECDSA_PREHASHED)
         except (InvalidSignature, ValueError):
             return False
         return True

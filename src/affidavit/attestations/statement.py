@@ -14,11 +14,15 @@ from __future__ import annotations
 
 import json
 import re
+import sys
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
-from affidavit.attestations.exact_json import loads_exact
+from affidavit.attestations.exact_json import documents, loads_deferred, loads_exact
+
+if TYPE_CHECKING:
+    from msgspec import Raw
 from affidavit.attestations.shape import Shape
 from affidavit.errors import InputError, VerificationError
 
@@ -41,14 +45,26 @@ class Subject:
 class Statement:
     """A parsed in-toto Statement (the signed bytes themselves stay with the envelope).
 
-    A plain dataclass checked by ``parse_statement`` (``shape``): one is built for every
-    attestation verified, and the predicate (tens of KB) is kept as parsed, never copied.
+    A plain dataclass checked by ``parse_statement``: one is built for every attestation
+    verified. The predicate (tens of KB) is either parsed already (``predicate_json`` None) or
+    kept as its exact JSON text, checked to be JSON that ``json.loads`` reads, and parsed on the
+    first read of ``predicate`` (``_decode_statement`` says why that read cannot fail).
     """
 
     type: str
     subject: tuple[Subject, ...]
     predicate_type: str
-    predicate: dict[str, Any]
+    predicate_json: bytes | Raw | None = field(default=None, repr=False)
+    _predicate: dict[str, Any] | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def predicate(self) -> dict[str, Any]:
+        """The predicate as ``json.loads`` reads it (parsed once, on the first read)."""
+        if self._predicate is None:
+            assert self.predicate_json is not None
+            object.__setattr__(self, "_predicate", loads_deferred(bytes(self.predicate_json)))
+        assert self._predicate is not None
+        return self._predicate
 
     def subject_digests(self) -> set[str]:
         """Every ``sha256:<hex>`` digest the statement names."""
@@ -58,7 +74,11 @@ class Statement:
 
     def is_about(self, digest: str) -> bool:
         """True when ``digest`` (``sha256:<hex>``) is one of the statement's subjects."""
-        return digest.lower() in self.subject_digests()
+        wanted = digest.lower()
+        return any(
+            "sha256" in s.digest and f"sha256:{s.digest['sha256'].lower()}" == wanted
+            for s in self.subject
+        )
 
 
 def canonical_json(value: Any) -> bytes:
@@ -88,8 +108,79 @@ def make_statement(
     return canonical_json(statement)
 
 
+_DIGITS = b"0123456789"
+
+
+def _long_digit_run(data: bytes, limit: int) -> bool:
+    """Whether ``data`` holds more than ``limit`` digits in a row.
+
+    Any such run covers one of the positions ``0, limit, 2*limit, ...``, so only the runs
+    through those few positions are measured (a full scan of a real predicate costs a tenth of
+    a signature check)."""
+    for p in range(0, len(data), limit):
+        if (
+            48 <= data[p] <= 57
+            and _run_through(data, p, 64) >= 64  # most runs are short: two small slices
+            and _run_through(data, p, limit + 1) > limit
+        ):
+            return True
+    return False
+
+
+def _run_through(data: bytes, p: int, most: int) -> int:
+    """The length of the run of digits through ``data[p]``, or ``most`` or more if longer."""
+    left, right = data[max(0, p - most) : p], data[p : p + most]
+    return len(left) - len(left.rstrip(_DIGITS)) + len(right) - len(right.lstrip(_DIGITS))
+
+
+def _decode_statement(payload: bytes) -> Statement | None:
+    """The statement ``parse_statement`` makes, without building the predicate's objects; None
+    for anything this does not take (the exact path then decides, with its own messages), or
+    while msgspec is not worth importing (``exact_json.documents``).
+
+    msgspec decodes exactly the statement's fields (reading escaped and repeated keys as
+    ``json`` does) and keeps the predicate as its exact JSON text, which it has checked is well
+    formed (its grammar, escapes and nesting). What ``json.loads`` would still refuse there is
+    refused here too, so the predicate's parse on first read cannot fail: bytes that are not
+    UTF-8 (``json`` decodes with ``surrogatepass``, so encoded surrogates pass both), and an
+    integer past the interpreter's digit limit. msgspec refuses, and leaves to the exact path,
+    what ``json`` reads and it does not (NaN, a lone surrogate escape, a byte-order mark). Its
+    check counts nesting against the same recursion limit as ``json``'s parse, which
+    ``loads_deferred`` raises if the first read happens deeper in a stack than this did."""
+    decoders = documents(len(payload))
+    if decoders is None:  # msgspec not worth importing yet
+        return None
+    try:
+        document = decoders.statement(payload)
+    except (decoders.DecodeError, ValueError, RecursionError):
+        return None
+    predicate = document.predicate  # a view of ``payload``: not copied
+    if (
+        document.type not in ACCEPTED_STATEMENT_TYPES
+        or not document.subject
+        or not document.predicate_type
+        or memoryview(predicate)[0] != 0x7B  # "{": the predicate is an object
+    ):
+        return None
+    # Both checks over the whole payload, which holds the predicate (its other strings were
+    # decoded strictly by msgspec).
+    if not payload.isascii():
+        try:
+            payload.decode("utf-8", "surrogatepass")
+        except UnicodeDecodeError:
+            return None
+    limit = sys.get_int_max_str_digits()
+    if limit and _long_digit_run(payload, limit):
+        return None
+    subjects = tuple(Subject(s.name, s.digest) for s in document.subject)
+    return Statement(document.type, subjects, document.predicate_type, predicate)
+
+
 def parse_statement(payload: bytes) -> Statement:
     """Parse and check a DSSE payload as an in-toto Statement (v1, or cosign's v0.1)."""
+    fast = _decode_statement(payload)
+    if fast is not None:
+        return fast
     prefix = "statement is not an in-toto Statement v1: "
     try:
         document = loads_exact(payload)
@@ -119,4 +210,4 @@ def parse_statement(payload: bytes) -> Statement:
     shape.no_extra(document, ("_type", "subject", "predicateType", "predicate"))
     if shape.problems:
         raise VerificationError(prefix + "; ".join(shape.problems))
-    return Statement(kind, tuple(subjects), predicate_type, predicate)
+    return Statement(kind, tuple(subjects), predicate_type, _predicate=predicate)

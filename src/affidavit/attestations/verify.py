@@ -12,7 +12,6 @@ answer repeated requests for the same digest without going back to the registry
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -46,30 +45,35 @@ from affidavit.errors import AffidavitError, VerificationError
 NO_TRUSTED_KEYS = "the envelope is signed with a key and no trusted keys were given"
 
 
+class _Identity:
+    """Same payload, type and signatures = the same attestation, whichever layout holds it.
+
+    Compared part by part; hashed by the short parts and the payload's length only, so the
+    payload (tens of KB) is never hashed or copied, and compared only with a candidate that
+    matches everything else (in practice: its own copy in the other layout)."""
+
+    __slots__ = ("_hash", "parts")
+
+    def __init__(self, envelope: Envelope) -> None:
+        signatures = tuple(sorted(s.sig for s in envelope.signatures))
+        text = envelope.payload_text()  # the parsed bytes themselves where they can be
+        self.parts = (envelope.payload_type, signatures, text)
+        self._hash = hash((envelope.payload_type, signatures, len(text)))
+
+    def __hash__(self) -> int:
+        return self._hash
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, _Identity) and self.parts == other.parts
+
+
 @dataclass(frozen=True)
 class _Checked:
     """One fetched item after parsing: its dedupe identity and its outcome."""
 
-    identity: str
+    identity: _Identity | str  # a str for an item that never parsed as an envelope
     verified: VerifiedAttestation | None
     rejected: RejectedAttestation | None
-
-
-def _identity(envelope: Envelope) -> str:
-    """Same payload, type and signatures = the same attestation, whichever layout holds it.
-
-    Each part is hashed after its length, so no two lists of parts hash alike (and a payload
-    of tens of KB is not copied into a JSON text first)."""
-    h = hashlib.sha256()
-    for part in (
-        envelope.payload_type,
-        envelope.payload,
-        *sorted(s.sig for s in envelope.signatures),
-    ):
-        data = part.encode("utf-8", "surrogatepass")  # JSON may hold lone surrogates
-        h.update(b"%d:" % len(data))
-        h.update(data)
-    return h.hexdigest()
 
 
 def _bundle_envelope(data: bytes, max_bytes: int) -> tuple[Envelope, bool]:
@@ -169,9 +173,13 @@ class _Verifier:
 
 
 def _check_item(
-    item: FetchedAttestation, trusted: _Verifier, digest: str, max_bytes: int, done: set[str]
+    item: FetchedAttestation,
+    trusted: _Verifier,
+    digest: str,
+    max_bytes: int,
+    done: set[_Identity | str],
 ) -> _Checked:
-    def reject(reason: str, identity: str | None = None) -> _Checked:
+    def reject(reason: str, identity: _Identity | None = None) -> _Checked:
         rejected = RejectedAttestation(
             envelope_digest=item.digest,
             reason=reason,
@@ -182,14 +190,14 @@ def _check_item(
 
     if item.problem is not None or item.data is None:
         return reject(item.problem or "attestation layer could not be read")
-    identity: str | None = None
+    identity: _Identity | None = None
     try:
         keyless = False
         if item.media_type == BUNDLE_MEDIA_TYPE:
             envelope, keyless = _bundle_envelope(item.data, max_bytes)
         else:
             envelope = parse_envelope(item.data, max_bytes=max_bytes, decode=False)
-        same = _identity(envelope)
+        same = _Identity(envelope)
         if same in done:  # the same envelope already verified from the other layout (so its
             return _Checked(same, None, None)  # base64 decoded): not decoded again
         check_base64(envelope)  # a failure here is this item's own, as when parsing decoded
@@ -209,10 +217,12 @@ def _check_item(
         predicate_type=statement.predicate_type,
         subject_name=subject.name,
         subject_digest=digest,
-        predicate=statement.predicate,
+        # the predicate's checked JSON text, parsed on first read, or the parse already made
+        predicate={} if statement.predicate_json is not None else statement.predicate,
         envelope_digest=item.digest,
         signer=payload.signer,
         storage=item.storage,
+        predicate_json=statement.predicate_json,
         seal=_SEAL,
     )
     return _Checked(identity, verified, None)
@@ -232,8 +242,8 @@ def verify_fetched(
     if ref.digest is None:
         raise VerificationError(f"image {ref} has no digest to verify against")
     trusted = _Verifier(signers, sigstore_trusted_root)
-    groups: dict[str, list[_Checked]] = {}
-    done: set[str] = set()
+    groups: dict[_Identity | str, list[_Checked]] = {}
+    done: set[_Identity | str] = set()
     with cycle_collection_paused():
         for item in items:
             checked = _check_item(item, trusted, ref.digest, max_layer_bytes, done)

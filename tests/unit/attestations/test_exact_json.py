@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import orjson
 import pytest
@@ -90,3 +90,184 @@ def test_a_statement_reads_the_same_under_both_parsers(parser: str) -> None:
     statement = parse_statement(payload)
     assert statement.subject_digests() == {"sha256:" + "c" * 64}
     assert statement.predicate == json.loads(payload)["predicate"]
+
+
+# -- msgspec: the envelope's and the statement's fast decodes -----------------------------------
+# Each decodes only the fields it knows and keeps the predicate as its JSON text; where it
+# decodes, the result is what the exact path (``json``) makes; where it does not, it refuses
+# (None) and the exact path decides. The cases are the ones where parsers differ.
+
+
+@pytest.fixture
+def msgspec_loaded(monkeypatch: pytest.MonkeyPatch) -> None:
+    """msgspec's decoders in use (as once a process has verified enough to pay for them)."""
+    from affidavit.attestations import documents
+
+    monkeypatch.setattr(exact_json, "_documents", documents)
+
+
+_S = '{"name":"r","digest":{"sha256":"%s"}}' % ("a" * 64)
+_ENVELOPE_TAKEN = [
+    b'{"payload":"QUJD","payloadType":"t","signatures":[{"sig":"QQ=="}]}',
+    b'{"payload":"QUJD","payloadType":"t","signatures":[{"keyid":"k","sig":"QQ=="}]}',
+    b'{"payload":"eA==","payload":"QUJD","payloadType":"t","signatures":[{"sig":"QQ=="}]}',
+    b' {"payload" : "QUJD" ,"payloadType":"t","signatures":[{"sig":"QQ=="}]}\n',
+]
+_ENVELOPE_LEFT = [  # the exact path decides each (some accept, some refuse)
+    # an escape or a non-ASCII byte anywhere: the payload's text is not its JSON bytes
+    b'{"\\u0070ayload":"QUJD","payloadType":"t","signatures":[{"sig":"QQ=="}]}',
+    b' {"payload" : "QUJ\\u0044" ,"payloadType":"t\\u00e9\\ud83d\\ude00","signatures":[{"sig":"QQ=="}]}\n',
+    '{"payload":"QUJD","payloadType":"caf\u00e9","signatures":[{"sig":"QQ=="}]}'.encode(),
+    b'{"payload":1,"payloadType":"t","signatures":[{"sig":"QQ=="}]}',
+    b'{"payload":"QUJD","payloadType":"\\ud800","signatures":[{"sig":"QQ=="}]}',
+    b'\xef\xbb\xbf{"payload":"QUJD","payloadType":"t","signatures":[{"sig":"QQ=="}]}',
+    '{"payload":"QUJD","payloadType":"t","signatures":[{"sig":"QQ=="}]}'.encode("utf-16"),
+    b'{"payload":"QUJD","payloadType":"\xed\xa0\x80","signatures":[{"sig":"QQ=="}]}',
+    b'{"payload":"QUJD","payloadType":"\xff","signatures":[{"sig":"QQ=="}]}',
+    b'{"payload":"QUJD","payloadType":"t","signatures":[]}',
+    b'{"payload":"QUJD","payloadType":"t","signatures":[{"sig":"QQ==","keyid":null}]}',
+    b'{"payload":"QUJD","payloadType":"t","signatures":[{"sig":"QQ=="}],"x":1}',
+    b'{"payload":"QUJD","payloadType":1,"signatures":[{"sig":"QQ=="}]}',
+    b'{"payload":"QUJD","payloadType":"t","signatures":[{"sig":"QQ=="},]}',
+    b'[{"payload":"QUJD"}]',
+    b'{"payload":"QUJD","payloadType":"t","signatures":[{"sig":"QQ=="}]} x',
+]
+
+
+def _envelope_exact(data: bytes) -> object:
+    from affidavit.attestations.dsse import envelope_from_document
+    from affidavit.errors import VerificationError
+
+    try:
+        envelope = envelope_from_document(json.loads(data))
+    except (ValueError, VerificationError) as e:
+        return type(e)
+    return (envelope.payload, envelope.payload_type, envelope.signatures)
+
+
+@pytest.mark.parametrize("data", _ENVELOPE_TAKEN + _ENVELOPE_LEFT)
+def test_the_envelope_decode_makes_what_json_makes_or_refuses(
+    data: bytes, msgspec_loaded: None
+) -> None:
+    from affidavit.attestations.dsse import _decode_envelope
+
+    fast = _decode_envelope(data)
+    assert (fast is not None) == (data in _ENVELOPE_TAKEN)  # the fast path is the one taken
+    if fast is not None:
+        assert (fast.payload, fast.payload_type, fast.signatures) == _envelope_exact(data)
+
+
+def _statement(predicate: str, *, extra: str = "", prefix: str = "") -> bytes:
+    return (
+        prefix + '{"_type":"https://in-toto.io/Statement/v1","subject":[' + _S + "],"
+        '"predicateType":"t","predicate":' + predicate + extra + "}"
+    ).encode("utf-8", "surrogatepass")
+
+
+_DEEP = "[" * 200 + "]" * 200
+_STATEMENT_TAKEN = [
+    _statement('{"a":[1,2.5,-0,1e400,true,null],"b":{"c":"d"}}'),
+    _statement('{"a":1,"a":2,"\\u0061":3}'),  # repeated and escaped keys: the last counts
+    _statement('{"a":1}', extra=',"predicate":{"b":2}'),  # a repeated predicate: the last
+    _statement('{"a":1}', extra=',"\\u0070redicate":{"b":2}'),
+    _statement('{"big":123456789012345678901234567890,"neg":-18446744073709551617}'),
+    _statement('{"n":' + "7" * 4300 + "}"),  # at the interpreter's digit limit
+    _statement('{"s":"caf\u00e9 \\u00e9 \\ud83d\\ude00 \\"\\\\\\/\\b\\f\\n\\r\\t"}'),
+    _statement('{"s":"\ud800"}'),  # an encoded surrogate: json (surrogatepass) reads it
+    _statement(' \n{"deep":' + _DEEP + "}\t"),
+]
+_STATEMENT_LEFT = [
+    # digits in a string have no limit, but the check does not tell strings from numbers
+    _statement('{"s":"' + "7" * 5000 + '"}'),
+    _statement('{"x":NaN}'),  # json reads NaN; msgspec refuses: the exact path accepts
+    _statement('{"s":"\\ud800"}'),  # a lone surrogate escape: likewise
+    _statement('{"a":1}', prefix="\ufeff"),  # json.loads of bytes skips a byte-order mark
+    _statement('{"n":' + "7" * 4301 + "}"),  # past the digit limit: json refuses
+    _statement('{"s":"\xff"}').replace(b"\xc3\xbf", b"\xff"),  # not UTF-8: json refuses
+    _statement('{"s":"a\x01b"}'),  # a raw control character: both refuse
+    _statement('{"s":"\\x"}'),  # an invalid escape: both refuse
+    _statement('{"a":[1,]}'),
+    _statement("[1]"),  # a predicate that is not an object
+    _statement("{}", extra=',"extra":1'),
+    _statement("{}").replace(b"Statement/v1", b"Statement/v2"),
+    _statement("{" + '"d":' * 0 + '"deep":' + "[" * 5000 + "]" * 5000 + "}"),
+]
+
+
+def _statement_exact(payload: bytes) -> object:
+    from affidavit.attestations import statement as module
+    from affidavit.errors import VerificationError
+
+    saved = module._decode_statement
+    module._decode_statement = lambda payload: None
+    try:
+        found = module.parse_statement(payload)
+    except VerificationError as e:
+        return e.message
+    finally:
+        module._decode_statement = saved
+    return (found.type, found.subject, found.predicate_type, json.dumps(found.predicate))
+
+
+@pytest.mark.parametrize("payload", _STATEMENT_TAKEN + _STATEMENT_LEFT)
+def test_the_statement_decode_makes_what_json_makes_or_refuses(
+    payload: bytes, msgspec_loaded: None
+) -> None:
+    from affidavit.attestations.statement import _decode_statement, parse_statement
+
+    fast = _decode_statement(payload)
+    assert (fast is not None) == (payload in _STATEMENT_TAKEN)  # the fast path is the one taken
+    got = parse_statement(payload) if fast is not None else None
+    if got is not None:
+        assert got.predicate_json is not None  # kept as text, read on first access
+        found = (got.type, got.subject, got.predicate_type, json.dumps(got.predicate))
+        assert found == _statement_exact(payload)
+        assert json.dumps(got.predicate) == json.dumps(json.loads(payload)["predicate"])
+
+
+def test_a_predicate_read_deeper_in_the_stack_than_it_was_checked_still_parses(
+    msgspec_loaded: None,
+) -> None:
+    # the check counted the nesting against the recursion limit from a shallow stack; the first
+    # read comes from a deep one, where json alone would run out: it parses all the same, and
+    # the limit is as it was after
+    import sys
+
+    from affidavit.attestations.statement import parse_statement
+
+    limit = sys.getrecursionlimit()
+    depth = limit - 150
+    payload = _statement('{"deep":' + "[" * depth + "]" * depth + "}")
+    statement = parse_statement(payload)
+    assert statement.predicate_json is not None
+
+    def deeper(n: int, read: Callable[[], object]) -> object:
+        return deeper(n - 1, read) if n else read()
+
+    with pytest.raises(RecursionError):  # json alone, from that deep
+        deeper(300, lambda: json.loads(bytes(statement.predicate_json or b"")))
+    predicate = deeper(300, lambda: statement.predicate)
+    assert sys.getrecursionlimit() == limit
+    assert json.dumps(predicate) == json.dumps(json.loads(payload)["predicate"])
+
+
+_MSGSPEC_PROBE = """
+import sys
+from affidavit.attestations.statement import parse_statement
+payload = sys.stdin.buffer.read()
+parse_statement(payload)
+print("msgspec" in sys.modules, end=" ")
+for _ in range(30):
+    parse_statement(payload)
+print("msgspec" in sys.modules, parse_statement(payload).predicate_json is not None)
+"""
+
+
+def test_msgspec_is_imported_once_enough_has_been_verified_to_pay_for_it() -> None:
+    payload = _statement(
+        '{"changes":[' + ",".join(f'{{"commit":"{i:040d}"}}' for i in range(400)) + "]}"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", _MSGSPEC_PROBE], input=payload, capture_output=True
+    )
+    assert done.stdout == b"False True True\n", done.stderr
