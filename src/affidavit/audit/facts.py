@@ -180,7 +180,16 @@ class CachedFacts:
 
 
 def freeze(value: Any) -> Any:
-    """Lists and tuples as tuples, objects as (key, value) tuples: hashable, to be counted."""
+    """Lists and tuples as tuples, objects as (key, value) tuples: hashable, to be counted.
+
+    A value that hashes already holds no list or object (a parsed JSON value holds nothing
+    else unhashable) and is returned as it is: one C call instead of a walk of every member."""
+    try:
+        hash(value)
+    except TypeError:
+        pass
+    else:
+        return value
     if type(value) is list or type(value) is tuple:
         return tuple(freeze(v) for v in value)
     if type(value) is dict:

@@ -27,6 +27,7 @@ import hashlib
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from itertools import chain
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, select
@@ -250,10 +251,9 @@ class ChainScan:
                 if trust:
                     expected_prev, expected_seq = prev, seq
             count += 1
-            text = canonical.encode() if type(canonical) is str else canonical
             lean = not in_period  # (the exact check may yet find the row in the period)
             try:
-                fast = decode_lean(text) if lean else decode(text)
+                fast = decode_lean(canonical) if lean else decode(canonical)
             except DecodeError:
                 fast = None
             if fast is not None:
@@ -277,7 +277,7 @@ class ChainScan:
                 joined = join((id_, outcome, ns, kind, name, rfc))
                 same_columns = columns == joined and joined.count(SEP) == 5
             else:
-                data = _parsed(loads, text)
+                data = _parsed(loads, _text(canonical))
                 parts: list[str] = columns.split(SEP) if columns is not None else []
                 if len(parts) == 6:
                     id_, outcome, ns, kind, name, rfc = parts
@@ -289,7 +289,13 @@ class ChainScan:
                 and prev == expected_prev
                 and same_images
                 and same_columns
-                and sha256(prev.encode() + text).hexdigest() == digest
+                # (msgspec reads a str as its UTF-8 bytes: the text is encoded once, here)
+                and sha256(
+                    (prev + canonical).encode()
+                    if type(canonical) is str
+                    else prev.encode() + canonical
+                ).hexdigest()
+                == digest
             ):
                 problem, in_period, stored_columns = self._exact(
                     conn, seq, expected_seq, expected_prev
@@ -321,7 +327,7 @@ class ChainScan:
                 elif raw_facts is not None and not lean:
                     fact = raw_facts(fast)
                 else:
-                    fact = facts(_parsed(loads, text))
+                    fact = facts(_parsed(loads, _text(canonical)))
             yield (
                 seq,
                 id_,
@@ -364,6 +370,11 @@ class ChainScan:
             return _fetch(dbapi.cursor(name="affidavit_scan"), PG_ROWS, params), images
         images = _fetch(dbapi.cursor(), SQLITE_IMAGE_ROWS, seqs)
         return _fetch(dbapi.cursor(), SQLITE_ROWS, params), images
+
+
+def _text(canonical: Any) -> Any:
+    """The stored decision as the bytes the whole parse reads (as stored when not a str)."""
+    return canonical.encode() if type(canonical) is str else canonical
 
 
 def _parsed(loads: Callable[[bytes], Any], text: bytes) -> dict[str, Any]:
@@ -410,13 +421,15 @@ def _agrees(
 
 
 def _fetch(cursor: Any, sql: str, params: Mapping[str, Any]) -> Iterator[Any]:
-    """Rows of ``sql`` in batches (a named cursor on PostgreSQL streams from the server)."""
+    """Rows of ``sql`` fetched in batches (a named cursor on PostgreSQL streams from the
+    server), handed out one by one in C (no Python frame resumed per row)."""
+    return chain.from_iterable(_batches(cursor, sql, params))
+
+
+def _batches(cursor: Any, sql: str, params: Mapping[str, Any]) -> Iterator[list[Any]]:
     try:
         cursor.execute(sql, params)
-        while True:
-            batch = cursor.fetchmany(_BATCH)
-            if not batch:
-                return
-            yield from batch
+        while batch := cursor.fetchmany(_BATCH):
+            yield batch
     finally:
         cursor.close()

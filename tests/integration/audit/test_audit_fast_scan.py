@@ -224,3 +224,33 @@ def test_a_violation_whose_names_are_not_text_is_reported_not_a_crash(ledger: Le
             "7": (2, ["5"], ['["p","q"]']),
             "labels.owner": (2, ["SOC 2 CC8.1"], ["p"]),
         }
+
+
+class _CountingScan(ChainScan):
+    """The scan, counting the rows its exact check reads again (each a fast-path miss)."""
+
+    rechecked = 0
+
+    def _exact(self, conn: Any, seq: int, expected_seq: int, prev: str) -> Any:
+        self.rechecked += 1
+        return super()._exact(conn, seq, expected_seq, prev)
+
+
+def test_an_intact_ledger_is_verified_without_reading_a_row_again(ledger: Ledger) -> None:
+    # The fast path hashes the stored text as it decodes it (non-ASCII text included): on an
+    # intact chain no row may fall to the exact check, which would mean its hash or its
+    # comparison is not over the stored bytes. A tampered row still does (and is named).
+    _fill(ledger)
+    ledger.append(_decision(61, user="zoë", policies=[{"name": "règle ✓", "kind": "preset"}]))
+    scan = _CountingScan(ledger, (), SINCE, UNTIL, ScanFacts(Tally()))
+    assert sum(1 for _ in scan) == 70
+    assert scan.report is not None and scan.report.first_broken_seq is None
+    assert scan.rechecked == 0
+    engine = create_engine(ledger.url)
+    with engine.begin() as conn:
+        conn.execute(text("UPDATE decisions SET decision = replace(decision, 'zoë', 'zoe')"))
+    engine.dispose()
+    scan = _CountingScan(ledger, (), SINCE, UNTIL, ScanFacts(Tally()))
+    assert sum(1 for _ in scan) == 70
+    assert scan.report is not None and scan.report.first_broken_seq == 70
+    assert scan.rechecked == 1
