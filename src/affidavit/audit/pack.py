@@ -259,6 +259,7 @@ def build_pack(
         zf.close()
         tmp.replace(path)
     except SplitFailed:  # some rows are already in the zip: start again, in one pass
+        state["stretch"].abandon()
         state["zf"].close()
         tmp.unlink(missing_ok=True)
         state["retry"] = {
@@ -283,6 +284,8 @@ def build_pack(
         ) from e
     finally:
         if "zf" in state:
+            if "stretch" in state and not state["stretch"].out.closed:
+                state["stretch"].abandon()  # an error ended the pack: keep it, not the close's
             state["zf"].close()
         tmp.unlink(missing_ok=True)
     if "retry" in state:

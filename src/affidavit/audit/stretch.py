@@ -131,6 +131,12 @@ class Stretch:
         self.out.write(data)
         self.sha.update(data)
 
+    def abandon(self) -> None:
+        """Close the entry without its remaining lines (the pack is being given up): the zip
+        can then be closed without hiding the error that ended the pack."""
+        self.block.clear()
+        self.out.close()
+
     def close(self) -> str:
         self._write(b"")
         self.out.close()

@@ -140,8 +140,19 @@ def _images_text(images: list[Image]) -> str:
     return "[" + ", ".join(f"{r}@{d}" if d else r for r, d in sorted(images, key=_image_key)) + "]"
 
 
+def stored_text(value: object) -> str:
+    """A stored decision as text. The writer stores text; SQLite also keeps a BLOB in a TEXT
+    column (a row rewritten by another client): its bytes are the same JSON when they are UTF-8,
+    and a hash mismatch otherwise (``check_row``), shown with U+FFFD where they are not."""
+    if type(value) is str:
+        return value
+    if isinstance(value, bytes | bytearray | memoryview):
+        return bytes(value).decode("utf-8", "replace")
+    return str(value)
+
+
 def record_from_row(row: Mapping[str, Any] | RowMapping) -> LedgerRecord:
-    canonical = str(row["decision"])
+    canonical = stored_text(row["decision"])
     try:
         data = json.loads(canonical)
     except ValueError:

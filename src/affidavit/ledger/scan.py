@@ -49,7 +49,7 @@ from affidavit.ledger.extract import (
     rfc3339,
     sqlite_text,
 )
-from affidavit.ledger.records import ChainReport, check_row, record_from_row
+from affidavit.ledger.records import ChainReport, check_row, record_from_row, stored_text
 from affidavit.ledger.schema import decision_images, decisions, ledger_head
 
 if TYPE_CHECKING:
@@ -319,6 +319,8 @@ class ChainScan:
             if first_broken is None:
                 checked += 1
             expected_prev, expected_seq = digest, seq + 1
+            if type(canonical) is not str:  # a BLOB (SQLite): the pack writes text
+                canonical = stored_text(canonical)
             period = bool(in_period)
             fact = None
             if period and facts is not None:

@@ -156,6 +156,14 @@ class Ledger:
                 hint="find the process holding the ledger's write lock; the webhook buffers "
                 "decisions until it is released",
             )
+        if "Could not decode to UTF-8" in detail:  # SQLite hands out stored bytes as text
+            return LedgerError(
+                f"ledger database {self.url} holds a value that is not UTF-8 text ({detail[:160]}"
+                "…): Affidavit's writer stores only UTF-8 JSON, so a row was written or edited "
+                "by another client",
+                hint="treat the ledger as tampered: compare it with its signed checkpoints and "
+                "restore it from a backup",
+            )
         return LedgerError(
             f"ledger database {self.url} is unreachable: {detail}",
             hint=(

@@ -19,9 +19,12 @@ from typing import Any
 import pytest
 import yaml
 from audit_decisions import EXCEPTION_OBJECT, SINCE, UNTIL, fill, tamper
+from sqlalchemy import create_engine, text
 
 from affidavit.audit.pack import CHAIN_CHECK, MANIFEST_CHECK, build_pack
+from affidavit.audit.parallel import SINGLE_PASS
 from affidavit.cli.main import main
+from affidavit.errors import LedgerError
 from affidavit.ledger import GENESIS_HASH, Ledger
 
 AT = datetime(2026, 4, 2, 9, 0, tzinfo=UTC)
@@ -117,6 +120,36 @@ def test_tampered_row_shows_in_the_pack(ledger: Ledger, ledger_url: str, tmp_pat
     assert json.loads((folder / "MANIFEST.json").read_text())["ledger"]["firstBrokenSeq"] == 4
     assert _run(CHAIN_CHECK, folder) == "chain BROKEN at seq 4"
     assert "NOT A CLEAN BILL" in (folder / "report.md").read_text()
+
+
+@pytest.mark.parametrize("parallel_from", [SINGLE_PASS, 2], ids=["single", "split"])
+def test_a_decision_stored_as_a_blob_is_packed_as_its_text_on_sqlite(
+    tmp_path: Path, parallel_from: int
+) -> None:
+    """SQLite keeps a BLOB in a TEXT column (a row rewritten by another client). Bytes that are
+    the hashed text are the same decision: the pack is the one the text gives, not a crash.
+    Text that is not UTF-8 (which SQLite stores as given) is named, and no pack is left."""
+    url = f"sqlite:///{tmp_path / 'ledger.db'}"
+    ledger = Ledger(url)
+    fill(ledger)
+    clean, _ = _pack(ledger, tmp_path, parallel_from=parallel_from)
+    engine = create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(text("UPDATE decisions SET decision = CAST(decision AS BLOB) WHERE seq < 4"))
+        stored = conn.execute(text("SELECT typeof(decision) FROM decisions WHERE seq = 2")).one()
+        assert stored == ("blob",)
+    same, report = _pack(ledger, tmp_path, parallel_from=parallel_from)
+    assert report["verdict"] == "intact"
+    assert same == clean
+    with engine.begin() as conn:
+        conn.execute(text("UPDATE decisions SET decision = decision || x'ff' WHERE seq = 5"))
+    engine.dispose()
+    target = tmp_path / "broken.zip"
+    with pytest.raises(LedgerError, match="holds a value that is not UTF-8 text"):
+        build_pack(ledger, target, since=SINCE, until=UNTIL, parallel_from=parallel_from)
+    ledger.close()
+    assert not target.exists()
+    assert not target.with_name(target.name + ".tmp").exists()
 
 
 def test_cli_report_and_pack(
