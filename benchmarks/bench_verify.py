@@ -297,9 +297,19 @@ def pieces(
             parse_statement(p).predicate for p in payloads
         ],
     }
+    best = _best_of(work, rounds)
+    bare = best["bare ECDSA P-256 verify over the PAE"]
+    print(f"\none envelope's pieces ({len(payloads[0]):,}-byte statement), best of {rounds}:")
+    for label, seconds in best.items():
+        print(f"  {label:<50} {seconds / n * 1e6:8.1f} us  {seconds / bare:5.2f}x bare")
+
+
+def _best_of(work: dict[str, Callable[[], object]], rounds: int) -> dict[str, float]:
+    """The best time of each piece of ``work`` over ``rounds`` rounds, the pieces interleaved
+    within each round, without the cyclic collector (as ``verify_fetched`` runs)."""
     best = dict.fromkeys(work, float("inf"))
     gc_was = gc.isenabled()
-    gc.disable()  # as verify_fetched runs
+    gc.disable()
     try:
         for _ in range(rounds):
             for label, run in work.items():
@@ -309,10 +319,7 @@ def pieces(
     finally:
         if gc_was:
             gc.enable()
-    bare = best["bare ECDSA P-256 verify over the PAE"]
-    print(f"\none envelope's pieces ({len(payloads[0]):,}-byte statement), best of {rounds}:")
-    for label, seconds in best.items():
-        print(f"  {label:<50} {seconds / n * 1e6:8.1f} us  {seconds / bare:5.2f}x bare")
+    return best
 
 
 def whole_check(
@@ -327,22 +334,11 @@ def whole_check(
     """Goal 3's ratio measured interleaved: each round runs the bare checks and then the whole
     check of the same envelopes (``verify_fetched`` over the cosign-tag layers), so both see the
     same load; the best round of each. Runs on an older tree too (``--tree``)."""
-    best = {"bare": float("inf"), "whole": float("inf")}
     work: dict[str, Callable[[], object]] = {
         "bare": lambda: [verifier.verify(s, m) for s, m in signed],
         "whole": lambda: verify_fetched(items, image, trusted),
     }
-    gc_was = gc.isenabled()
-    gc.disable()
-    try:
-        for _ in range(rounds * 3):
-            for label, run in work.items():
-                start = time.perf_counter()
-                run()
-                best[label] = min(best[label], time.perf_counter() - start)
-    finally:
-        if gc_was:
-            gc.enable()
+    best = _best_of(work, rounds * 3)
     print(
         f"\nwhole check, interleaved with the bare check (best of {rounds * 3}): "
         f"{best['whole'] / n * 1e6:.1f} us an envelope, bare {best['bare'] / n * 1e6:.1f} us: "
