@@ -64,7 +64,18 @@ class _Identity:
         return self._hash
 
     def __eq__(self, other: object) -> bool:
-        return isinstance(other, _Identity) and self.parts == other.parts
+        if not isinstance(other, _Identity):
+            return False
+        kind, signatures, text = self.parts
+        other_kind, other_signatures, other_text = other.parts
+        # a memoryview compares item by item (44 us for a 24 KB payload); bytes with memcmp
+        return (
+            kind == other_kind
+            and signatures == other_signatures
+            and len(text) == len(other_text)
+            and (text if type(text) is bytes else bytes(text))
+            == (other_text if type(other_text) is bytes else bytes(other_text))
+        )
 
 
 @dataclass(frozen=True)
