@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import pybase64
 
-from affidavit.attestations.exact_json import documents, loads_numberless
+from affidavit.attestations.exact_json import fast_decode, loads_numberless
 from affidavit.attestations.keys import Signer, Verifier
 from affidavit.attestations.shape import Shape
 from affidavit.errors import VerificationError
@@ -194,12 +194,8 @@ def _decode_envelope(data: bytes) -> Envelope | None:
     as ``json`` does, and refuses what it would read differently (a lone surrogate escape, a
     byte-order mark, text that is not UTF-8); each refusal, like every malformed envelope, goes
     to the exact path, which decides with its own message (``tests/unit/attestations``)."""
-    decoders = documents(len(data))
-    if decoders is None:  # msgspec not worth importing yet
-        return None
-    try:
-        document = decoders.envelope(data)
-    except (decoders.DecodeError, ValueError, RecursionError):
+    document = fast_decode(data, "envelope")
+    if document is None:
         return None
     view = memoryview(document.payload)  # the payload's JSON token, as it is in ``data``
     # a JSON string; in ASCII text with no escape anywhere its bytes between the quotes are

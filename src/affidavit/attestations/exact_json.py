@@ -117,3 +117,16 @@ def documents(size: int) -> ModuleType | None:
 
     _documents = module
     return module
+
+
+def fast_decode(data: bytes, kind: str) -> Any:
+    """``data`` decoded by msgspec as the document ``kind`` (``"envelope"`` or ``"statement"``,
+    structs of ``affidavit.attestations.documents``); None while msgspec is not worth importing
+    (``documents``) or when it refuses ``data``: the caller's exact path then decides."""
+    decoders = documents(len(data))
+    if decoders is None:
+        return None
+    try:
+        return getattr(decoders, kind)(data)
+    except (decoders.DecodeError, ValueError, RecursionError):
+        return None

@@ -19,7 +19,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from affidavit.attestations.exact_json import documents, loads_deferred, loads_exact
+from affidavit.attestations.exact_json import fast_decode, loads_deferred, loads_exact
 
 if TYPE_CHECKING:
     from msgspec import Raw
@@ -147,12 +147,8 @@ def _decode_statement(payload: bytes) -> Statement | None:
     what ``json`` reads and it does not (NaN, a lone surrogate escape, a byte-order mark). Its
     check counts nesting against the same recursion limit as ``json``'s parse, which
     ``loads_deferred`` raises if the first read happens deeper in a stack than this did."""
-    decoders = documents(len(payload))
-    if decoders is None:  # msgspec not worth importing yet
-        return None
-    try:
-        document = decoders.statement(payload)
-    except (decoders.DecodeError, ValueError, RecursionError):
+    document = fast_decode(payload, "statement")
+    if document is None:
         return None
     predicate = document.predicate  # a view of ``payload``: not copied
     if (
