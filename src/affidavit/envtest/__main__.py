@@ -10,16 +10,14 @@ it is up (for scripts that wait for it).
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
-import signal
 import sys
 import tempfile
-import threading
 from pathlib import Path
 
 from affidavit.envtest.controlplane import ControlPlane
 from affidavit.envtest.node import Node
+from affidavit.envtest.process import StopSignal
 from affidavit.errors import AffidavitError
 
 
@@ -31,8 +29,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--ready-file", type=Path, help="write the addresses here when up")
     args = parser.parse_args(argv)
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="affidavit-envtest-"))
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    stop = StopSignal()
     try:
         if args.node:
             with Node(workdir, postgres=args.postgres) as node:
@@ -55,16 +52,14 @@ def main(argv: list[str]) -> int:
                 print(f"export KUBECONFIG={info.kubeconfig}", flush=True)
                 if args.ready_file:
                     args.ready_file.write_text(json.dumps(facts, indent=2))
-                with contextlib.suppress(KeyboardInterrupt):
-                    stop.wait()
+                stop.wait()
             return 0
         with ControlPlane(workdir) as info:
             print(f"kube-apiserver: {info.server}")
             print(f"binaries:       {info.bin_dir}")
             print(f"logs:           {info.workdir}")
             print(f"export KUBECONFIG={info.kubeconfig}", flush=True)
-            with contextlib.suppress(KeyboardInterrupt):
-                stop.wait()
+            stop.wait()
     except AffidavitError as e:
         print(f"error: {e}", file=sys.stderr)
         return e.exit_code

@@ -28,10 +28,32 @@ from typing import IO, Any
 
 from affidavit.errors import ClusterError
 
-__all__ = ["STOP_TIMEOUT", "ManagedProcess", "child_setup", "free_port", "wait_for"]
+__all__ = ["STOP_TIMEOUT", "ManagedProcess", "StopSignal", "child_setup", "free_port", "wait_for"]
 
 #: How long a child gets between SIGTERM and SIGKILL.
 STOP_TIMEOUT = 15.0
+
+
+class StopSignal:
+    """SIGTERM noted from the moment this is made; ``wait()`` blocks until it (or SIGINT) comes.
+
+    The handler only sets a flag. A handler that takes a lock, as ``threading.Event.set`` does,
+    can run while the main thread itself holds that lock inside ``Event.wait`` and then waits on
+    it forever: seen once in CI, a private Sigstore that never stopped. A SIGTERM that comes
+    while the services start is kept, and ``wait()`` then returns at once.
+    """
+
+    def __init__(self) -> None:
+        self.stopped = False
+        signal.signal(signal.SIGTERM, self._note)
+
+    def _note(self, signum: int, frame: object) -> None:
+        self.stopped = True
+
+    def wait(self) -> None:
+        with contextlib.suppress(KeyboardInterrupt):
+            while not self.stopped:
+                time.sleep(0.2)  # a signal ends the sleep early; the flag is then read
 
 
 def free_port() -> int:

@@ -33,7 +33,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from affidavit.envtest.binaries import BinariesMissingError, cache_root, pinned_versions
-from affidavit.envtest.process import ManagedProcess, free_port
+from affidavit.envtest.process import ManagedProcess, StopSignal, free_port
 
 __all__ = ["PrivateSigstore", "SigstoreInfo", "find_sigstore_binaries"]
 
@@ -391,9 +391,6 @@ def main(argv: list[str] | None = None) -> int:
     """``python -m affidavit.envtest.sigstore WORKDIR --issuer URL=TYPE [--issuer-ca PEM]``:
     start a private Sigstore, print where its files are, run until interrupted."""
     import argparse
-    import contextlib
-    import signal
-    import threading
 
     parser = argparse.ArgumentParser(prog="python -m affidavit.envtest.sigstore")
     parser.add_argument("workdir", type=Path)
@@ -407,16 +404,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--issuer-ca", type=Path, help="PEM CAs for the issuers' TLS")
     args = parser.parse_args(argv)  # fmt: skip
     issuers = dict(i.rsplit("=", 1) for i in args.issuer)
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    stop = StopSignal()
     with PrivateSigstore(args.workdir, issuers, issuer_ca_file=args.issuer_ca) as info:
         print(f"fulcio          {info.fulcio_url}")
         print(f"rekor           {info.rekor_url}")
         print(f"tsa             {info.tsa_url}")
         print(f"trusted root    {info.trusted_root}")
         print(f"signing config  {info.signing_config}", flush=True)
-        with contextlib.suppress(KeyboardInterrupt):
-            stop.wait()
+        stop.wait()
     return 0
 
 
