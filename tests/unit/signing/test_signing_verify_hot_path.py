@@ -31,10 +31,13 @@ TYPE = "https://affidavit.dev/attestations/ai-provenance/v1"
 
 @pytest.fixture
 def collector_on() -> Iterator[None]:
+    """The collector on for the test, and after it as it was before (a test may turn it off)."""
     was = gc.isenabled()
     gc.enable()
     yield
-    if not was:
+    if was:
+        gc.enable()
+    else:
         gc.disable()
 
 
