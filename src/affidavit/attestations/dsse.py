@@ -32,8 +32,14 @@ MAX_ENVELOPE_BYTES = 4 * 1024 * 1024
 
 def pae(payload_type: str, payload: bytes) -> bytes:
     """DSSE's pre-authentication encoding of ``payload`` (what is actually signed)."""
+    return b"".join(pae_parts(payload_type, payload))
+
+
+def pae_parts(payload_type: str, payload: bytes) -> tuple[bytes, bytes]:
+    """``pae`` as its header and the payload itself: a verifier that hashes them in turn does
+    not copy a payload of tens of KB into one message (``Verifier.verify_parts``)."""
     kind = payload_type.encode()
-    return b"DSSEv1 %d %s %d %s" % (len(kind), kind, len(payload), payload)
+    return b"DSSEv1 %d %s %d " % (len(kind), kind, len(payload)), payload
 
 
 def b64decode(text: str | memoryview) -> bytes:
@@ -290,8 +296,7 @@ def verify_envelope(
             "no trusted keys to verify the envelope with", hint="pass --key PUBLIC_KEY.pem"
         )
     payload = envelope.payload_bytes()
-    kind = envelope.payload_type.encode()
-    message = (b"DSSEv1 %d %s %d " % (len(kind), kind, len(payload)), payload)  # pae(), in parts
+    message = pae_parts(envelope.payload_type, payload)
     for signature in envelope.signatures:
         try:
             raw = b64decode(signature.sig)

@@ -335,8 +335,8 @@ def collect_provenance(
     )
     raws, classes = got.raws, got.classes
     shas = {r.sha for r in raws}
-    notes = read_notes(repo, noted, shas) if noted else {}
-    traces = group_traces(records, shas) if records else {}
+    notes = read_notes(repo, noted, shas)
+    traces = group_traces(records, shas)
     for i in got.waiting:
         r = raws[i]
         note, trace = notes.get(r.sha), traces.get(r.sha)
