@@ -21,10 +21,10 @@ import time
 from collections.abc import Collection, Iterator, Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass
-from email.message import Message
 from typing import Any
 from urllib.parse import urljoin, urlsplit
 
+from affidavit.attestations.http1 import Headers
 from affidavit.attestations.registry_wire import Wire, WireError
 from affidavit.errors import RegistryError
 
@@ -198,7 +198,7 @@ def connect_reason(error: WireError) -> str:
 @dataclass(frozen=True)
 class Response:
     status: int
-    headers: Message
+    headers: Headers
     body: bytes
     url: str
 

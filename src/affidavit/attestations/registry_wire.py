@@ -24,10 +24,10 @@ import socket
 import ssl
 import threading
 from collections.abc import Iterator, Mapping
-from email.message import Message
 from urllib.parse import SplitResult, unquote, urlsplit
 
 from affidavit import __version__
+from affidavit.attestations.http1 import BadRequest, BadResponse, Headers, Reader, request_head
 
 #: Idle connections kept per host (``fetch`` sends at most 8 requests at once).
 MAX_IDLE_PER_HOST = 16
@@ -55,6 +55,13 @@ def _failure(e: BaseException) -> WireError:
     if isinstance(e, ssl.SSLError | ssl.CertificateError):
         return WireError(f"TLS failed ({e})", cause=e)
     return WireError(str(e) or type(e).__name__, cause=e)
+
+
+def _host(key: _Key) -> str:
+    """The ``Host`` field for ``key`` (the port only when it is not the scheme's default)."""
+    scheme, host, port = key
+    name = f"[{host}]" if ":" in host else host
+    return name if port == (443 if scheme == "https" else 80) else f"{name}:{port}"
 
 
 def _split(url: str) -> tuple[SplitResult, _Key]:
@@ -117,16 +124,15 @@ class _Tunnelled(http.client.HTTPSConnection):
 class Response:
     """A response whose body is read with ``iter_bytes`` (once) or ``read``."""
 
-    def __init__(self, raw: http.client.HTTPResponse) -> None:
+    def __init__(self, raw: Reader) -> None:
         self._raw = raw
         self.status_code = raw.status
-        self.headers: Message = raw.headers
+        self.headers: Headers = raw.headers
 
     def iter_bytes(self) -> Iterator[bytes]:
         try:
-            while chunk := self._raw.read(CHUNK):
-                yield chunk
-        except (OSError, http.client.HTTPException) as e:
+            yield from self._raw.chunks()
+        except (OSError, BadResponse) as e:
             raise _failure(e) from e
 
     def read(self) -> bytes:
@@ -176,14 +182,19 @@ class Wire:
         for attempt in range(2):
             connection, reused, target = self._connection(parts, key, timeout, send)
             try:
-                connection.request(method, target, body=content, headers=send)
-                raw = connection.getresponse()
+                if connection.sock is None:
+                    connection.connect()
+                sock = connection.sock
+                head = request_head(method, target, _host(key), send, content)
+                sock.sendall(head + content if content else head)  # one write: no Nagle wait
+                raw = Reader(sock, method)
+                raw.begin()
                 break
-            except (ConnectionError, http.client.BadStatusLine) as e:
+            except ConnectionError as e:  # NoAnswer among them: a kept-alive one the server ended
                 connection.close()
                 if not reused or attempt:
                     raise _failure(e) from e
-            except (OSError, http.client.HTTPException) as e:
+            except (OSError, BadResponse, BadRequest, http.client.HTTPException) as e:
                 connection.close()
                 raise _failure(e) from e
         response = Response(raw)
@@ -192,21 +203,20 @@ class Wire:
         finally:
             self._release(key, connection, raw)
 
-    def _release(
-        self, key: _Key, connection: http.client.HTTPConnection, raw: http.client.HTTPResponse
-    ) -> None:
-        if not raw.isclosed():
-            length = raw.length
-            if length is None or length > CHUNK:
+    def _release(self, key: _Key, connection: http.client.HTTPConnection, raw: Reader) -> None:
+        if not raw.done:
+            if raw.length is None or raw.length > CHUNK:
                 connection.close()  # an unread body (a redirect's, a refused blob): not kept
                 return
             try:
-                raw.read()
-            except (OSError, http.client.HTTPException):
+                for _ in raw.chunks():
+                    pass
+            except (OSError, BadResponse):
                 connection.close()
                 return
-        if connection.sock is None:
-            return  # the server ended it (Connection: close)
+        if not raw.reusable or connection.sock is None:
+            connection.close()  # the server ends it (Connection: close, a body to the close)
+            return
         with self._lock:
             idle = self._idle.setdefault(key, [])
             if len(idle) < MAX_IDLE_PER_HOST:
