@@ -70,6 +70,27 @@ class Judged:
 
 
 @dataclass(frozen=True)
+class Unjudged:
+    """A review parsed and put in canonical form on the event loop whose evidence needs a
+    lookup: judged from here in a thread (``Webhook.finish``), not parsed again."""
+
+    req: ParsedRequest
+    ctx: RequestContext
+    pull_secrets: tuple[str, ...]
+    index: PolicyIndex
+    started: float
+    decision_id: str
+
+
+class ColdReview(NotWarm):
+    """``NotWarm`` raised by the evidence stage, with the review as far as it was judged."""
+
+    def __init__(self, unjudged: Unjudged) -> None:
+        super().__init__(unjudged.req.uid)
+        self.unjudged = unjudged
+
+
+@dataclass(frozen=True)
 class Judge:
     cluster: str
     region: str
@@ -126,7 +147,8 @@ class Webhook:
 
         ``warm_only``: raise ``NotWarm`` where judging would wait for I/O (an image's evidence
         not in the cache, the namespace's labels or a controller owner to ask the API server
-        for), before anything waits; then nothing was counted or recorded for the review.
+        for), before anything waits; then nothing was counted or recorded for the review. An
+        image's evidence is ``ColdReview``, which carries the review for ``finish``.
         """
         if len(body) > self.judge.max_body_bytes:
             return self.too_large(body[:65536], len(body))
@@ -187,15 +209,36 @@ class Webhook:
                 f"{self.judge.max_images} the webhook judges per request; split it into smaller "
                 "workloads or raise webhook.maxImagesPerRequest (--max-images-per-request)",
             )
-        decision = self.judge_context(
-            ctx,
-            workload.pull_secrets,
-            index,
-            started=started,
-            decision_id=str(uuid.uuid4()),
-            warm_only=warm_only,
-        )
+        decision_id = str(uuid.uuid4())
+        try:
+            decision = self.judge_context(
+                ctx,
+                workload.pull_secrets,
+                index,
+                started=started,
+                decision_id=decision_id,
+                warm_only=warm_only,
+            )
+        except NotWarm:  # an image to look up: the rest is judged in a thread, from here
+            unjudged = Unjudged(req, ctx, workload.pull_secrets, index, started, decision_id)
+            raise ColdReview(unjudged) from None
         return Judged(req, decision)
+
+    def finish(self, unjudged: Unjudged) -> Answer:
+        """Judge, record and answer a review that ``prepare(warm_only=True)`` left at its
+        evidence stage (``ColdReview``): what ``handle`` does from there, under the budget that
+        started when the review arrived."""
+        try:
+            decision = self.judge_context(
+                unjudged.ctx,
+                unjudged.pull_secrets,
+                unjudged.index,
+                started=unjudged.started,
+                decision_id=unjudged.decision_id,
+            )
+            return self._answer(Judged(unjudged.req, decision))
+        finally:
+            self.metrics.duration.observe(time.monotonic() - unjudged.started)
 
     def judge_context(
         self,

@@ -11,9 +11,11 @@ changes in what is answered: the decision is durable before the answer, a ledger
 commit within its wait buffers it (the buffer's fsync runs in a thread), a full buffer denies.
 
 Anything that would wait (an image to look up, a namespace's labels or a controller owner to
-read from the API server) raises ``NotWarm`` before it starts, and the whole review is judged in
-a thread by ``Webhook.handle`` as before: the fair scheduler, the budget and the owner check
-apply there unchanged. ``affidavit_reviews_judged_total{where}`` counts both paths.
+read from the API server) raises ``NotWarm`` before it starts, and the review is judged in a
+thread: from its evidence stage by ``Webhook.finish`` when only an image's evidence is missing
+(``ColdReview`` carries the parsed review: a cold review is not parsed twice), else whole by
+``Webhook.handle``. The fair scheduler, the budget (from the review's arrival) and the owner
+check apply there unchanged. ``affidavit_reviews_judged_total{where}`` counts both paths.
 
 The writer's thread hands committed decisions back in one wake-up of the event loop per batch
 (not one per decision): each cross-thread wake-up costs the loop a GIL hand-off.
@@ -27,7 +29,7 @@ import time
 from collections import deque
 from concurrent.futures import Executor
 
-from affidavit.admission.decide import UNAUTHENTICATED, Answer, Judged, Webhook
+from affidavit.admission.decide import UNAUTHENTICATED, Answer, ColdReview, Judged, Webhook
 from affidavit.admission.gather import NotWarm
 from affidavit.errors import LedgerError
 from affidavit.ledger import RecordResult
@@ -56,6 +58,9 @@ class WarmJudge:
         started = time.monotonic()
         try:
             judged = webhook.prepare(body, started, caller, warm_only=True)
+        except ColdReview as e:  # parsed already: judged on from its evidence stage
+            webhook.metrics.inc(webhook.metrics.judged, "pool")
+            return await loop.run_in_executor(self.offload, webhook.finish, e.unjudged)
         except NotWarm:
             webhook.metrics.inc(webhook.metrics.judged, "pool")
             return await loop.run_in_executor(self.offload, webhook.handle, body, caller)
