@@ -24,11 +24,14 @@ its timeout (10 s by default); a slow webhook slows every deploy in the cluster.
   trips of the floor". Per round and per server (this tree, and the baseline when given,
   interleaved): the registry round trip (p50 of a kept-alive ``GET`` of a manifest by digest
   with ``RegistryClient``, the webhook's own client), the dependent pair (the cosign tag's
-  manifest, then its layer: what no client can send together), the warm floor (a review of a
-  cached digest) and ``--cold`` reviews each naming a digest that server has never seen (each
-  with a real signed attestation in both layouts), all four interleaved sample by sample so
-  that they see the same load; then p50(cold) - p50(warm) in round trips and in dependent
-  pairs, and the server's CPU per cold review.
+  manifest, then its layer: what no client can send together), a cold digest's fetch from this
+  client (the requests the webhook sends, together, as it sends them), the warm floor (a review
+  of a cached digest) and ``--cold`` reviews each naming a digest that server has never seen
+  (each with a real signed attestation in both layouts), all five interleaved sample by sample
+  so that they see the same load; then p50(cold) - p50(warm) in round trips and in dependent
+  pairs, the server's CPU per cold review, and the floor under it: p50(fetch), and the
+  registry's own CPU per cold review (it runs on one core, so the answers to requests sent
+  together come one after another).
 
 The server is a real ``affidavit webhook serve`` process (uvicorn, TLS, SQLite ledger) pinned to
 core 0 with ``taskset -c 0``; this client runs on core 1. Run:
@@ -81,7 +84,8 @@ def ready(url: str, http: httpx.Client | None = None, status: int | None = None)
 
 
 @contextmanager
-def registry(root: Path) -> Iterator[str]:
+def registry(root: Path) -> Iterator[tuple[str, int]]:
+    """A ``docker-registry`` on core 1: its ``host:port`` and its process id."""
     binary = shutil.which("docker-registry") or "/usr/bin/docker-registry"
     host = f"127.0.0.1:{free_port()}"
     config = root / "registry.yml"
@@ -94,7 +98,7 @@ def registry(root: Path) -> Iterator[str]:
     )
     try:
         wait_for(lambda: ready(f"http://{host}/v2/"), "the registry", 30, interval=0.05)
-        yield host
+        yield host, proc.pid
     finally:
         proc.terminate()
         proc.wait(10)
@@ -204,7 +208,7 @@ def main() -> int:
 
     with tempfile.TemporaryDirectory(prefix="affidavit-bench-webhook-") as d:
         root = Path(d)
-        with registry(root) as host:
+        with registry(root) as (host, registry_pid):
             private_pem, public_pem = generate_key_pair("ecdsa-p256")
             key = root / "ci.key"
             key.write_bytes(private_pem)
@@ -240,7 +244,7 @@ def main() -> int:
                     for i, (label, python) in enumerate(servers.items())
                 }
                 if args.cold_digest:
-                    run_cold(started, ctx, host, warm[0], cold, args)
+                    run_cold(started, ctx, host, registry_pid, warm[0], cold, args)
                     return 0
                 port = started["this tree"].port
                 url = f"https://127.0.0.1:{port}"
@@ -257,8 +261,13 @@ class Server:
 
     def cpu(self) -> float:
         """CPU seconds (user + system) the server process has used so far."""
-        fields = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        return cpu_seconds(self.pid)
+
+
+def cpu_seconds(pid: int) -> float:
+    """CPU seconds (user + system) process ``pid`` has used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 @contextmanager
@@ -319,6 +328,7 @@ def run_cold(
     servers: dict[str, Server],
     ctx: ssl.SSLContext,
     host: str,
+    registry_pid: int,
     warm: str,
     cold: list[str],
     args: argparse.Namespace,
@@ -334,56 +344,72 @@ def run_cold(
             label: stack.enter_context(httpx.Client(verify=ctx, timeout=30)) for label in servers
         }
         registry_client = stack.enter_context(RegistryClient())
+        fetcher = Fetcher(manifest)
+        stack.callback(fetcher.close)
         for label, server in servers.items():  # warm up: connections, caches, the lookup pool
             for _ in range(20):
                 _post(https[label], server.port, pinned)
         for _ in range(20):
             _chain(registry_client, manifest)
+            fetcher()
         for r in range(args.rounds):
             for label, server in servers.items():
                 print(f"round {r + 1}, {label}:")
                 digests = [next(fresh) for _ in range(args.cold)]
                 _cold_rows(
-                    https[label], server, registry_client, manifest, pinned, host, digests, n
+                    https[label],
+                    server,
+                    (registry_client, registry_pid, fetcher),
+                    manifest,
+                    pinned,
+                    host,
+                    digests,
+                    n,
                 )
 
 
 def _cold_rows(
     http: httpx.Client,
     server: Server,
-    registry_client: RegistryClient,
+    registry: tuple[RegistryClient, int, Fetcher],
     manifest: ImageReference,
     pinned: bytes,
     host: str,
     digests: list[str],
     n: int,
 ) -> None:
-    """The four rows, interleaved sample by sample (a round trip, a dependent pair, a warm
-    review, a cold review, and again), so that all four see the same load on a shared machine;
-    the server's CPU is read around each cold review alone."""
-    rows: dict[str, list[float]] = {"rtt": [], "pair": [], "warm": [], "cold": []}
-    floors: tuple[tuple[str, Callable[[], None]], ...] = (
+    """The five rows, interleaved sample by sample (a round trip, a dependent pair, a cold
+    digest's fetch, a warm review, a cold review, and again), so that all five see the same
+    load on a shared machine; the server's and the registry's CPU are read around each cold
+    review alone."""
+    registry_client, registry_pid, fetcher = registry
+    rows: dict[str, list[float]] = {"rtt": [], "pair": [], "fetch": [], "warm": [], "cold": []}
+    floors: tuple[tuple[str, Callable[[], float | None]], ...] = (
         ("rtt", lambda: _get_manifest(registry_client, manifest)),
         ("pair", lambda: _chain(registry_client, manifest)),
+        ("fetch", fetcher),
         ("warm", lambda: _post(http, server.port, pinned)),
     )
-    cpu = 0.0
+    cpu = registry_cpu = 0.0
     start = time.perf_counter()
     for i, digest in enumerate(digests):
         for _ in range(max(1, n // len(digests))):  # ``n`` samples of each floor in all
             for row, call in floors:
                 t = time.perf_counter()
-                call()
-                rows[row].append(time.perf_counter() - t)
+                took = call()
+                rows[row].append(time.perf_counter() - t if took is None else took)
         body = review([f"{host}/app/cold@{digest}"], f"c{i}")
-        before, t = server.cpu(), time.perf_counter()
+        before, registry_before = server.cpu(), cpu_seconds(registry_pid)
+        t = time.perf_counter()
         _post(http, server.port, body)
         rows["cold"].append(time.perf_counter() - t)
         cpu += server.cpu() - before
+        registry_cpu += cpu_seconds(registry_pid) - registry_before
     total = time.perf_counter() - start  # rates: each row's own time, not the interleaved run's
     labels = {
         "rtt": "registry round trip (GET manifest, kept alive)",
         "pair": "the dependent pair: GET .att manifest, then its layer",
+        "fetch": "a cold digest's requests, sent together from core 0",
         "warm": "warm review (cached digest)",
         "cold": "cold review (digest never seen)",
     }
@@ -394,12 +420,53 @@ def _cold_rows(
     print(
         f"  p50(cold) - p50(warm) = {gap * 1000:.2f} ms = {gap / p50['rtt']:.1f} registry round "
         f"trips (goal: <= 2) = {gap / p50['pair']:.2f}x the dependent pair; "
-        f"server CPU per cold review {cpu / len(digests) * 1000:.1f} ms"
+        f"server CPU per cold review {cpu / len(digests) * 1000:.1f} ms\n"
+        f"  floor: p50(fetch) = {p50['fetch'] * 1000:.2f} ms = "
+        f"{p50['fetch'] / p50['rtt']:.1f} round trips; the registry's CPU per cold review "
+        f"{registry_cpu / len(digests) * 1000:.1f} ms = "
+        f"{registry_cpu / len(digests) / p50['rtt']:.1f} round trips (one core serves them)"
     )
 
 
 def _get_manifest(client: RegistryClient, image: ImageReference) -> None:
     client.get_manifest(image)
+
+
+_FETCHER = """
+import sys, time
+from affidavit.attestations.fetch import fetch
+from affidavit.attestations.registry import ImageReference, RegistryClient
+image, client = ImageReference.parse(sys.argv[1]), RegistryClient()
+for _ in sys.stdin:
+    t = time.perf_counter()
+    fetch(client, image, check_image=True)
+    print(time.perf_counter() - t, flush=True)
+"""
+
+
+class Fetcher:
+    """What a cold digest asks the registry (``fetch``, as the webhook calls it), sent from core
+    0 (the webhook's, idle between reviews) by a process of its own, so that this client does
+    not share the registry's core; each call answers the fetch's own wall time."""
+
+    def __init__(self, image: ImageReference) -> None:
+        self._proc = subprocess.Popen(
+            ["taskset", "-c", "0", sys.executable, "-c", _FETCHER, str(image)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+
+    def __call__(self) -> float:
+        assert self._proc.stdin is not None and self._proc.stdout is not None
+        self._proc.stdin.write("\n")
+        self._proc.stdin.flush()
+        return float(self._proc.stdout.readline())
+
+    def close(self) -> None:
+        if self._proc.stdin is not None:
+            self._proc.stdin.close()
+        self._proc.wait(10)
 
 
 def _chain(client: RegistryClient, image: ImageReference) -> None:
