@@ -87,7 +87,8 @@ def request_head(
 class Reader:
     """One response read from ``sock``: ``begin`` reads its head, ``chunks`` its body.
 
-    ``reusable`` after the body is read to its end: the connection may carry another request.
+    ``reusable`` after the body is read to its end: the connection may carry another request
+    (not when the server sent more than the response: the next answer could not be told apart).
     """
 
     def __init__(self, sock: socket.socket, method: str) -> None:
@@ -104,7 +105,8 @@ class Reader:
 
     @property
     def reusable(self) -> bool:
-        return self.done and self.keep_alive
+        """Read to its end, kept alive, and nothing unasked-for after it."""
+        return self.done and self.keep_alive and not self._buffer
 
     def _recv(self) -> bytes:
         return self._sock.recv(_RECV)

@@ -70,6 +70,11 @@ def test_a_chunked_body_is_joined_and_its_trailers_skipped(pair: Pair) -> None:
     assert body == b"hello world" and reader.reusable
 
 
+def test_bytes_after_the_body_make_the_connection_unfit_for_another_request(pair: Pair) -> None:
+    reader, body = answer(pair, b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nokHTTP/1.1 200 OK")
+    assert body == b"ok" and not reader.reusable
+
+
 def test_a_body_without_length_runs_to_the_close_and_is_not_kept(pair: Pair) -> None:
     reader, body = answer(pair, b"HTTP/1.1 200 OK\r\n\r\nall of it", close=True)
     assert body == b"all of it" and not reader.reusable
