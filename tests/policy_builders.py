@@ -174,7 +174,13 @@ def slsa(commit: str) -> dict[str, Any]:
 
 
 def att(
-    ptype: str, predicate: dict[str, Any], *, subject: str = DIGEST, signer: str = "ci", n: int = 1
+    ptype: str,
+    predicate: dict[str, Any],
+    *,
+    subject: str = DIGEST,
+    signer: str = "ci",
+    n: int = 1,
+    predicate_json: bytes | None = None,  # kept as text, parsed at its first read (then {})
 ) -> VerifiedAttestation:
     return VerifiedAttestation(
         predicate_type=ptype,
@@ -184,6 +190,7 @@ def att(
         envelope_digest="sha256:" + f"{n:02x}" * 32,
         signer=signer,
         storage="cosign-tag",
+        predicate_json=predicate_json,
         seal=_SEAL,  # engine tests stand in for the verifier
     )
 

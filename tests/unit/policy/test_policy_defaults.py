@@ -8,6 +8,7 @@ counts, whatever order the registry lists them in (15).
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from affidavit.attestations.evidence import ImageEvidence, newest
@@ -142,6 +143,14 @@ def test_signed_time_falls_back_to_the_content_and_then_to_the_digest() -> None:
     assert newest(undated, CODE_REVIEW_V1) is undated[1]
     assert newest([*undated, a], CODE_REVIEW_V1) is a
     assert newest(undated, AI_PROVENANCE_V1) is None
+
+
+def test_the_only_attestation_of_a_type_is_the_newest_without_its_predicate_being_parsed() -> None:
+    text = json.dumps(review(approval("bob"))).encode()
+    only = att(CODE_REVIEW_V1, {}, n=3, predicate_json=text)
+    assert newest([only], CODE_REVIEW_V1) is only
+    assert "predicate" not in only.__dict__  # still its JSON text: no signed time was read
+    assert only.predicate == json.loads(text)
 
 
 def _ev(atts: tuple[Any, ...]) -> ImageEvidence:
