@@ -289,6 +289,9 @@ class ChainScan:
                 and prev == expected_prev
                 and same_images
                 and same_columns
+                # a BLOB (SQLite keeps one in the TEXT column): msgspec does not check the UTF-8
+                # of the values it skips, so bytes that are not UTF-8 go to the exact check
+                and (type(canonical) is str or _utf8(canonical))
                 # (msgspec reads a str as its UTF-8 bytes: the text is encoded once, here)
                 and sha256(
                     (prev + canonical).encode()
@@ -377,6 +380,15 @@ class ChainScan:
 def _text(canonical: Any) -> Any:
     """The stored decision as the bytes the whole parse reads (as stored when not a str)."""
     return canonical.encode() if type(canonical) is str else canonical
+
+
+def _utf8(stored: Any) -> bool:
+    """Whether a decision stored as bytes is UTF-8 text (the text the exact check reads)."""
+    try:
+        bytes(stored).decode()
+    except UnicodeDecodeError:
+        return False
+    return True
 
 
 def _parsed(loads: Callable[[bytes], Any], text: bytes) -> dict[str, Any]:

@@ -118,6 +118,12 @@ TAMPER: dict[str, Callable[[str], None]] = {
     "boundary prev_hash edited": lambda url: _sql(
         url, f"UPDATE decisions SET prev_hash = hash WHERE seq = {MID + 1}"
     ),
+    # prev_hash + decision, the bytes the hash covers, unchanged: only where they split moved
+    "boundary row's prev_hash end moved into its decision": lambda url: _sql(
+        url,
+        "UPDATE decisions SET decision = substr(prev_hash, 64) || decision, "
+        f"prev_hash = substr(prev_hash, 1, 63) WHERE seq = {MID + 1}",
+    ),
     "upper range image row removed": lambda url: _sql(
         url, "DELETE FROM decision_images WHERE seq = 30"
     ),

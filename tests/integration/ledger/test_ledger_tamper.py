@@ -8,6 +8,7 @@ it, which the tests sign with a real Ed25519 ledger key before the database is t
 
 from __future__ import annotations
 
+import hashlib
 import time
 from collections.abc import Iterator
 from datetime import datetime
@@ -113,6 +114,69 @@ def test_editing_the_hash_or_prev_hash_column_is_detected(ledger: Ledger, engine
     assert _broken(ledger, 2) == (
         f"row seq 2 (decision {recs[1].id}): prev_hash eeeeeeeeeeee… does not match the hash of "
         f"seq 1 ({recs[0].hash[:12]}…): rows were reordered, removed or rehashed"
+    )
+
+
+def test_moving_a_character_between_prev_hash_and_decision_is_detected(
+    ledger: Ledger, engine: Engine
+) -> None:
+    # The scan hashes prev_hash + decision as one run of bytes: this edit leaves those bytes,
+    # and so the hash, exactly as they were; only where one column ends moved.
+    recs = _fill(ledger)
+    _sql(
+        engine,
+        "UPDATE decisions SET decision = substr(prev_hash, 64) || decision, "
+        "prev_hash = substr(prev_hash, 1, 63) WHERE seq = 3",
+    )
+    assert _broken(ledger, 3) == (
+        f"row seq 3 (decision {recs[2].id}): prev_hash {recs[1].hash[:12]}… does not match the "
+        f"hash of seq 2 ({recs[1].hash[:12]}…): rows were reordered, removed or rehashed"
+    )
+
+
+def _not_utf8(ledger: Ledger, engine: Engine, recs: list[LedgerRecord], as_blob: bool) -> None:
+    """Seq 5 (the last) rewritten as bytes that are not UTF-8 where the scan's decode skips
+    them (a value no column repeats), its hash and the head recomputed over those bytes."""
+    last = recs[-1]
+    stored = last.canonical.encode()
+    assert b'"user":"alice"' in stored
+    forged = stored.replace(b'"user":"alice"', b'"user":"al\xffice"')
+    forged_hash = hashlib.sha256(last.prev_hash.encode() + forged).hexdigest()
+    value = "CAST(:d AS BLOB)" if as_blob else "CAST(:d AS TEXT)"
+    _sql(
+        engine,
+        f"UPDATE decisions SET decision = {value}, hash = :h WHERE seq = 5",
+        "UPDATE ledger_head SET hash = :h",
+        d=forged,
+        h=forged_hash,
+    )
+
+
+def test_text_that_is_not_utf8_is_named_even_with_its_hash_recomputed(
+    ledger: Ledger, engine: Engine
+) -> None:
+    # SQLite stores whatever bytes it is given as TEXT (PostgreSQL refuses them). The hash
+    # over those exact bytes matches: the scan must still refuse them as text, not pass them.
+    if ledger.is_postgres:
+        pytest.skip("PostgreSQL refuses text that is not UTF-8 when it is written")
+    recs = _fill(ledger)
+    _not_utf8(ledger, engine, recs, as_blob=False)
+    with pytest.raises(LedgerError, match="holds a value that is not UTF-8 text"):
+        ledger.verify_chain()
+
+
+def test_a_blob_that_is_not_utf8_is_an_edited_row_even_with_its_hash_recomputed(
+    ledger: Ledger, engine: Engine
+) -> None:
+    # A BLOB is read as its UTF-8 text (U+FFFD where it is not): that text is not what the hash
+    # covers, so the row is named as edited, however its hash was recomputed.
+    if ledger.is_postgres:
+        pytest.skip("a SQLite column keeps a BLOB; PostgreSQL's text column does not")
+    recs = _fill(ledger)
+    _not_utf8(ledger, engine, recs, as_blob=True)
+    assert _broken(ledger, 5) == (
+        f"row seq 5 (decision {recs[4].id}): the stored decision JSON does not match its hash "
+        "(the row was edited)"
     )
 
 
