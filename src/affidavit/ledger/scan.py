@@ -264,7 +264,12 @@ class ChainScan:
                     if len(images_seen) >= _CACHE:
                         images_seen.clear()
                     listed = images_seen[raw_images] = images_of_raw(raw_images)
-                same_images = _same_images(listed, single, stored)
+                # one image row, one image: compared here (no call, no pair built)
+                same_images = (
+                    len(listed) == 1 and listed[0][0] == single[1] and listed[0][1] == single[2]
+                    if single is not None
+                    else _same_images(listed, None, stored)
+                )
                 id_, outcome, ns, kind, name = (
                     fast.id,
                     fast.outcome,

@@ -200,6 +200,19 @@ def test_deleting_or_editing_image_rows_is_detected(ledger: Ledger, engine: Engi
     )
 
 
+def test_editing_an_image_rows_digest_alone_is_detected(ledger: Ledger, engine: Engine) -> None:
+    # The ref stays: only the digest (the image actually admitted) is swapped, or cleared.
+    recs = _fill(ledger)
+    other = "sha256:" + "b" * 64
+    for digest, shown in ((other, f"@{other}"), (None, "")):
+        _sql(engine, "UPDATE decision_images SET digest = :d WHERE seq = 3", d=digest)
+        assert _broken(ledger, 3) == (
+            f"row seq 3 (decision {recs[2].id}): its decision_images rows "
+            f"[registry.example/shop/web:1.0{shown}] disagree with the hashed decision's "
+            f"images [registry.example/shop/web:1.0@{DIGEST}]"
+        )
+
+
 def test_reordering_rows_is_detected(ledger: Ledger, engine: Engine) -> None:
     recs = _fill(ledger)
     _sql(
