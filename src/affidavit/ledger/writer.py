@@ -1,4 +1,4 @@
-"""Extending the chain: group commit, and the append statements compiled once.
+"""Extending the chain: group commit (what one transaction writes: :mod:`affidavit.ledger.append`).
 
 Why: every admission waits for its decision to be durable before it is answered, and a durable
 commit (an fsync of SQLite's WAL, a WAL flush on PostgreSQL) costs more than the rest of a warm
@@ -18,41 +18,30 @@ out and gets the ``LedgerError`` a held lock gives, so the webhook buffers its d
 One whose transaction is already running gets that error as well; should that transaction commit
 after all, the buffer's later replay appends nothing (appends are idempotent by decision id).
 
-The statements are SQLAlchemy Core built from the schema's tables, compiled once per engine into
-the driver's SQL and run on the DB-API cursor: building, caching and compiling five statements
-per decision cost more than the write itself. The writer keeps its one connection between
-transactions (only the leader of a transaction uses it): the pool's checkout, ping and
-reset-on-return cost as much CPU as the statements. A connection idle for ``IDLE_PING`` seconds
-is pinged before use and replaced when it does not answer, and one that fails a transaction is
-dropped, so a restarted database costs no decision. What is written is unchanged: the same
-columns, the same canonical JSON and ``sha256(prev_hash + canonical)``.
+Only the leader of a transaction uses the one connection the writer keeps between them
+(``ChainAppend``), so the writes of one ledger never contend with each other for it.
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Engine, bindparam, insert, select, update
+from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from affidavit.errors import LedgerError
-from affidavit.ledger.canonical import chain_hash
-from affidavit.ledger.dbapi import Params, Statement, discard, record_of
-from affidavit.ledger.records import LedgerRecord, images_of, parse_time
-from affidavit.ledger.schema import decision_images, decisions, ledger_head
+from affidavit.ledger.append import HEAD_ID, ChainAppend
+from affidavit.ledger.records import LedgerRecord
 
 log = logging.getLogger("affidavit.ledger")
 
-HEAD_ID = 1
-#: A kept connection unused for this many seconds is pinged before its next transaction.
-IDLE_PING = 1.0
+__all__ = ["HEAD_ID", "ChainWriter", "Pending"]
 
 
 @dataclass(eq=False)  # each one is itself: found in the queue by identity
@@ -90,31 +79,10 @@ class ChainWriter:
         unreachable: Callable[[Exception], LedgerError],
         observe: Callable[[LedgerRecord], None] | None = None,
     ) -> None:
-        self._engine, self._sqlite, self.wait, self.url = engine, sqlite, wait, url
+        self.wait, self.url = wait, url
         self._unreachable, self._observe = unreachable, observe
-        self._dbapi_error: type[Exception] = engine.dialect.loaded_dbapi.Error
-        self._integrity_error: type[Exception] = engine.dialect.loaded_dbapi.IntegrityError
-        head = select(ledger_head.c.seq, ledger_head.c.hash).where(
-            ledger_head.c.id == bindparam("head_id")
-        )
-        self._head = Statement(head if sqlite else head.with_for_update(), engine)
-        self._existing = Statement(
-            select(
-                decisions.c.seq, decisions.c.decision, decisions.c.prev_hash, decisions.c.hash
-            ).where(decisions.c.id == bindparam("decision_id")),
-            engine,
-        )
-        self._insert = Statement(insert(decisions), engine)
-        self._insert_images = Statement(insert(decision_images), engine)
-        self._move_head = Statement(
-            update(ledger_head)
-            .where(ledger_head.c.id == bindparam("head_id"))
-            .values(seq=bindparam("new_seq"), hash=bindparam("new_hash")),
-            engine,
-        )
-        time_type = decisions.c.time.type.dialect_impl(engine.dialect)
-        bind_time = time_type.bind_processor(engine.dialect)
-        self._bind_time: Callable[[Any], Any] = bind_time or (lambda value: value)
+        #: What one transaction writes (its kept connection, its statements).
+        self.chain = ChainAppend(engine, sqlite=sqlite, url=url)
         self._lock = threading.Lock()
         self._queue: deque[Pending] = deque()
         self._writing = False
@@ -122,8 +90,6 @@ class ChainWriter:
         self._wake = threading.Event()
         self._leader: threading.Thread | None = None
         self._closed = False
-        self._conn: Any = None  # the kept DB-API connection (a pool fairy), used by the leader
-        self._used = 0.0  # when it last finished a transaction (monotonic)
         #: Transactions committed, and the decisions they stored (their ratio: the group size).
         self.commits = 0
         self.committed = 0
@@ -283,12 +249,12 @@ class ChainWriter:
         unique, so a decision already stored (a replay) fails the transaction, and then each
         decision is written alone, looked up first (``check``)."""
         try:
-            stored = self._transaction(batch, check)
+            stored = self.chain.transaction(batch, check)
         except LedgerError as e:
             for item in batch:
                 item.error = e
             return
-        except self._integrity_error as e:
+        except self.chain.integrity_error as e:
             if len(batch) > 1 or not check:  # find the one that does not fit, each alone
                 for item in batch:
                     self._write([item], check=True)
@@ -298,11 +264,13 @@ class ChainWriter:
                 f"decision {batch[0].decision_id} could not be appended: {detail}"
             )
             return
-        except (SQLAlchemyError, self._dbapi_error) as e:
+        except (SQLAlchemyError, self.chain.dbapi_error) as e:
             error = self._unreachable(e)
             for item in batch:
                 item.error = error
             return
+        self.commits += 1
+        self.committed += len(stored)
         if self._observe is not None:
             for record in stored:
                 self._observe(record)
@@ -312,124 +280,4 @@ class ChainWriter:
         with self._lock:
             self._closed = True
             self._wake.set()
-            conn, self._conn = self._conn, None
-        if conn is not None:
-            with contextlib.suppress(Exception):
-                conn.close()
-
-    def _connection(self) -> Any:
-        """The kept connection, pinged when it was idle, or a new one from the pool."""
-        conn, self._conn = self._conn, None
-        if conn is not None and time.monotonic() - self._used > IDLE_PING:
-            try:
-                cur = conn.cursor()
-                cur.execute("SELECT 1")
-                cur.fetchall()
-                cur.close()
-            except self._dbapi_error:
-                discard(conn)  # gone (a restarted database): the pool opens another
-                conn = None
-        return conn if conn is not None else self._engine.raw_connection()
-
-    def _transaction(self, batch: list[Pending], check: bool) -> list[LedgerRecord]:
-        """Write the batch and commit; return the records new to the chain, in order."""
-        conn = self._connection()
-        try:
-            cur: Any = conn.cursor()  # DB-API: qmark or pyformat parameters
-            if self._sqlite:
-                cur.execute("BEGIN IMMEDIATE")
-            cur.execute(self._head.sql, self._head.params({"head_id": HEAD_ID}))
-            head = cur.fetchone()
-            if head is None:
-                raise LedgerError(
-                    f"ledger database {self.url} has a damaged schema: the ledger_head table "
-                    "has no head row"
-                )
-            seq, prev_hash = int(head[0]), str(head[1])
-            rows: list[Params] = []
-            images: list[Params] = []
-            stored: list[LedgerRecord] = []
-            new: dict[str, Pending] = {}
-            for item in batch:
-                if (check or item.decision_id in new) and self._seen(cur, item, new):
-                    continue
-                seq += 1
-                digest = chain_hash(prev_hash, item.canonical)
-                row = self._row(item, seq, prev_hash, digest)
-                rows.append(self._insert.params({**row, "time": self._bind_time(row["time"])}))
-                images.extend(
-                    self._insert_images.params({"seq": seq, "ref": ref, "digest": dg})
-                    for ref, dg in images_of(item.data)
-                )
-                item.record = record_of(row, item.canonical)
-                stored.append(item.record)
-                new[item.decision_id] = item
-                prev_hash = digest
-            if rows:
-                cur.executemany(self._insert.sql, rows)
-                if images:
-                    cur.executemany(self._insert_images.sql, images)
-                cur.execute(
-                    self._move_head.sql,
-                    self._move_head.params(
-                        {"head_id": HEAD_ID, "new_seq": seq, "new_hash": prev_hash}
-                    ),
-                )
-            conn.commit()
-            self.commits += 1
-            self.committed += len(stored)
-            self._conn, self._used = conn, time.monotonic()  # kept for the next transaction
-            return stored
-        except BaseException:
-            for item in batch:
-                item.record = item.error = None
-            with contextlib.suppress(self._dbapi_error):
-                conn.rollback()
-            discard(conn)  # whatever failed, the next transaction starts afresh
-            raise
-
-    def _seen(self, cur: Any, item: Pending, new: Mapping[str, Pending]) -> bool:
-        """Whether the decision is in the chain already (same content: its record is set).
-
-        A decision id in the chain with other content is that item's error, not the batch's.
-        """
-        earlier = new.get(item.decision_id)
-        if earlier is not None and earlier.record is not None:
-            rec = earlier.record
-            found: Sequence[Any] | None = (rec.seq, rec.canonical, rec.prev_hash, rec.hash)
-        else:
-            cur.execute(
-                self._existing.sql, self._existing.params({"decision_id": item.decision_id})
-            )
-            found = cur.fetchone()
-        if found is None:
-            return False
-        seq, canonical, prev_hash, digest = found
-        if canonical == item.canonical:
-            # Every column but the chain's is derived from the canonical JSON: rebuild them.
-            item.record = record_of(
-                self._row(item, int(seq), str(prev_hash), str(digest)), canonical
-            )
-            return True
-        item.error = LedgerError(
-            f"decision id {item.decision_id} is already in the ledger (seq {seq}) "
-            "with different content",
-            hint="decision ids must be unique; this points to a bug or a replayed write",
-        )
-        return True
-
-    @staticmethod
-    def _row(item: Pending, seq: int, prev_hash: str, digest: str) -> dict[str, Any]:
-        data = item.data
-        return {
-            "seq": seq,
-            "id": item.decision_id,
-            "time": parse_time(str(data["time"])),
-            "outcome": str(data["outcome"]),
-            "namespace": str(data.get("namespace") or ""),
-            "kind": str(data.get("kind") or ""),
-            "name": str(data.get("name") or ""),
-            "decision": item.canonical,
-            "prev_hash": prev_hash,
-            "hash": digest,
-        }
+        self.chain.close()

@@ -13,7 +13,7 @@ from sqlalchemy import create_engine, text
 
 from affidavit.errors import LedgerError
 from affidavit.ledger import Ledger
-from affidavit.ledger import writer as writer_module
+from affidavit.ledger import append as append_module
 
 # SQLite has no server to close a connection: these run on PostgreSQL only (not skipped on SQLite)
 POSTGRESQL_ONLY = pytest.mark.parametrize("ledger_url", ["postgresql"], indirect=True)
@@ -38,7 +38,7 @@ def test_a_connection_the_server_closed_while_idle_is_replaced(
     with other.connect() as conn:
         assert conn.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": backend}).scalar()
     other.dispose()
-    monkeypatch.setattr(writer_module, "IDLE_PING", 0.0)
+    monkeypatch.setattr(append_module, "IDLE_PING", 0.0)
     time.sleep(0.05)
     record = ledger.append(make_decision(did="after"))  # no LedgerError: pinged, reconnected
     assert record.seq == 2
@@ -49,7 +49,7 @@ def test_a_connection_the_server_closed_while_idle_is_replaced(
 def _backend_of(ledger: Ledger) -> object:
     """The identity of the writer's kept connection: PostgreSQL's backend pid, or the SQLite
     DB-API connection object."""
-    conn = ledger.writer._conn  # what is kept is the point of the test
+    conn = ledger.writer.chain._conn  # what is kept is the point of the test
     assert conn is not None
     if not ledger.is_postgres:
         return id(conn.dbapi_connection)
@@ -65,7 +65,7 @@ def _backend_of(ledger: Ledger) -> object:
 def test_a_connection_that_failed_a_transaction_is_not_used_again(
     ledger: Ledger, ledger_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(writer_module, "IDLE_PING", 1e9)  # never pinged: the transaction fails
+    monkeypatch.setattr(append_module, "IDLE_PING", 1e9)  # never pinged: the transaction fails
     ledger.append(make_decision(did="before"))
     other = create_engine(ledger_url)
     with other.connect() as conn:
