@@ -17,8 +17,6 @@ own service-account issuer (Fulcio's ``kubernetes`` issuer type, audience ``sigs
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import json
 import os
 import threading
@@ -34,6 +32,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from affidavit.envtest.binaries import BinariesMissingError, cache_root, pinned_versions
 from affidavit.envtest.process import ManagedProcess, StopSignal, free_port
+from affidavit.envtest.sigstore_documents import signing_config_document, trusted_root_document
 
 __all__ = ["PrivateSigstore", "SigstoreInfo", "find_sigstore_binaries"]
 
@@ -44,9 +43,6 @@ _PINS = {
     "timestamp-server": "TSA_VERSION",
     "tesseract": "TESSERACT_VERSION",
 }
-TRUSTED_ROOT_MEDIA_TYPE = "application/vnd.dev.sigstore.trustedroot+json;version=0.1"
-SIGNING_CONFIG_MEDIA_TYPE = "application/vnd.dev.sigstore.signingconfig.v0.2+json"
-OPERATOR = "affidavit-private-sigstore"
 #: The CT log's checkpoint origin (static-ct-api: a URL without scheme or port).
 CT_ORIGIN = "ct.private-sigstore.invalid"
 
@@ -83,16 +79,6 @@ class SigstoreInfo:
     #: Where signers go: Fulcio, Rekor v2, the TSA (a v0.2 signing config).
     signing_config: Path
     workdir: Path
-
-
-def _b64(data: bytes) -> str:
-    return base64.b64encode(data).decode()
-
-
-def _der_public(key: ec.EllipticCurvePrivateKey) -> bytes:
-    return key.public_key().public_bytes(
-        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
-    )
 
 
 def _chain(pem: bytes) -> list[x509.Certificate]:
@@ -198,26 +184,25 @@ class PrivateSigstore:
         if self.extra_rekor:
             self.other_rekor_url, _ = self._start_rekor(bins["rekor-server"], "rekor-other")
 
-        root = {
-            "mediaType": TRUSTED_ROOT_MEDIA_TYPE,
-            "tlogs": [_log_instance(rekor_url, rekor_key, since)],
-            "certificateAuthorities": [
-                _authority("fulcio", fulcio_url, fulcio_chain, since),
-            ],
-            "ctlogs": [_log_instance(ctlog_url, ct_key, since)],
-            "timestampAuthorities": [_authority("tsa", tsa_url, tsa_chain, since)],
-        }
+        root = trusted_root_document(
+            rekor=(rekor_url, rekor_key),
+            ctlog=(ctlog_url, ct_key),
+            fulcio=(fulcio_url, fulcio_chain),
+            tsa=(tsa_url, tsa_chain),
+            since=since,
+        )
         trusted_root = wd / "trusted_root.json"
         trusted_root.write_text(json.dumps(root, indent=2))
         signing_config = wd / "signing_config.json"
         signing_config.write_text(
-            json.dumps(_signing_config(fulcio_url, rekor_url, tsa_url, since), indent=2)
+            json.dumps(signing_config_document(fulcio_url, rekor_url, tsa_url, since), indent=2)
         )
         if self.extra_rekor:
             self.other_signing_config = wd / "signing_config.other-log.json"
             self.other_signing_config.write_text(
                 json.dumps(
-                    _signing_config(fulcio_url, self.other_rekor_url, tsa_url, since), indent=2
+                    signing_config_document(fulcio_url, self.other_rekor_url, tsa_url, since),
+                    indent=2,
                 )
             )
         return SigstoreInfo(
@@ -329,62 +314,6 @@ class _SharedTSA:
             if cls._refs <= 0 and cls._proc is not None:
                 cls._proc.stop()
                 cls._proc = None
-
-
-def _valid_for(since: datetime) -> dict[str, str]:
-    return {"start": since.strftime("%Y-%m-%dT%H:%M:%SZ")}
-
-
-def _log_instance(url: str, key: ec.EllipticCurvePrivateKey, since: datetime) -> dict[str, object]:
-    der = _der_public(key)
-    return {
-        "baseUrl": url,
-        "hashAlgorithm": "SHA2_256",
-        "publicKey": {
-            "rawBytes": _b64(der),
-            "keyDetails": "PKIX_ECDSA_P256_SHA_256",
-            "validFor": _valid_for(since),
-        },
-        # An ECDSA log's id is the SHA-256 of its DER public key (RFC 6962; rekor-tiles too).
-        "logId": {"keyId": _b64(hashlib.sha256(der).digest())},
-    }
-
-
-def _authority(
-    name: str, url: str, chain: list[x509.Certificate], since: datetime
-) -> dict[str, object]:
-    return {
-        "subject": {"organization": OPERATOR, "commonName": name},
-        "uri": url,
-        "certChain": {
-            "certificates": [
-                {"rawBytes": _b64(c.public_bytes(serialization.Encoding.DER))} for c in chain
-            ]
-        },
-        "validFor": _valid_for(since),
-    }
-
-
-def _signing_config(
-    fulcio_url: str, rekor_url: str, tsa_url: str, since: datetime
-) -> dict[str, object]:
-    def service(url: str, version: int) -> dict[str, object]:
-        return {
-            "url": url,
-            "majorApiVersion": version,
-            "validFor": _valid_for(since),
-            "operator": OPERATOR,
-        }
-
-    return {
-        "mediaType": SIGNING_CONFIG_MEDIA_TYPE,
-        "caUrls": [service(fulcio_url, 1)],
-        "oidcUrls": [],
-        "rekorTlogUrls": [service(rekor_url, 2)],
-        "tsaUrls": [service(f"{tsa_url}/api/v1/timestamp", 1)],
-        "rekorTlogConfig": {"selector": "ANY"},
-        "tsaConfig": {"selector": "ANY"},
-    }
 
 
 def main(argv: list[str] | None = None) -> int:
