@@ -608,7 +608,7 @@ async def _paced(
                 at = start + i / rate
                 if (wait := at - time.perf_counter()) > 0:
                     await asyncio.sleep(wait)
-                late.append(time.perf_counter() - at)
+                late.append(max(0.0, time.perf_counter() - at))
                 writer.write(request)
                 head = await reader.readuntil(b"\r\n\r\n")
                 length = 0

@@ -14,7 +14,6 @@ from __future__ import annotations
 import logging
 import re
 import time
-import uuid
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
@@ -37,6 +36,7 @@ from affidavit.admission.schedule import FairScheduler
 from affidavit.admission.verdicts import Verdicts
 from affidavit.admission.workloads import WorkloadImages, extract_images
 from affidavit.errors import InputError, LedgerError
+from affidavit.ids import new_id
 from affidavit.ledger import BUFFERED_NOTE, BufferedLedger, RecordResult
 from affidavit.policy.decision import Caller, Decision
 from affidavit.policy.evaluate import RequestContext
@@ -209,7 +209,7 @@ class Webhook:
                 f"{self.judge.max_images} the webhook judges per request; split it into smaller "
                 "workloads or raise webhook.maxImagesPerRequest (--max-images-per-request)",
             )
-        decision_id = str(uuid.uuid4())
+        decision_id = new_id()
         try:
             decision = self.judge_context(
                 ctx,

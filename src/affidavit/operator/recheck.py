@@ -33,7 +33,6 @@ import asyncio
 import contextlib
 import datetime
 import logging
-import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import partial
@@ -42,6 +41,7 @@ from typing import Any, Protocol
 from prometheus_client import CollectorRegistry, Gauge, generate_latest
 
 from affidavit.errors import AffidavitError
+from affidavit.ids import new_id
 from affidavit.operator import kube, supervise
 from affidavit.operator.findings import RESULTS, Finding, failed, finding
 from affidavit.operator.running import Workload, running_workloads
@@ -218,7 +218,7 @@ class Rechecker:
                 pods=w.pods,
                 index=index,
                 now=now,
-                decision_id=str(uuid.uuid4()),
+                decision_id=new_id(),
             )
         except AffidavitError as e:
             return failed(name, e.message)
