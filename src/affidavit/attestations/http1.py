@@ -3,9 +3,9 @@
 Why: ``http.client`` cost about 0.2 ms of CPU per registry request on loopback (its request
 builder, an ``email`` parser for the headers, a buffered file per response), three times what
 the socket calls themselves cost; a cold digest in the webhook sends four requests, all on the
-event loop's one core. The wire (``registry_wire``) still lets ``http.client`` open connections
-(TCP, TLS, a proxy's CONNECT tunnel) and frames requests and responses here, with what a
-registry client needs: a body framed by ``Content-Length``, chunked or read to the close; no body
+event loop's one core. The wire (``registry_wire``) opens the connections (TCP, TLS, a proxy's
+CONNECT tunnel, whose answer is read here too) and frames requests and responses here, with what
+a registry client needs: a body framed by ``Content-Length``, chunked or read to the close; no body
 for HEAD, 1xx, 204 and 304; interim 1xx answers skipped; keep-alive unless the server closes.
 Request targets and header fields holding control characters are refused before anything is
 sent, as ``http.client`` refuses them (a redirect's ``Location`` is the server's text).
@@ -102,6 +102,11 @@ class Reader:
         self._to_close = False  # the body runs until the server closes
         self.done = False  # the whole body has been read
         self.keep_alive = False
+
+    @property
+    def unread(self) -> bool:
+        """Whether bytes past what was read so far have arrived (buffered, not yet handed out)."""
+        return bool(self._buffer)
 
     @property
     def reusable(self) -> bool:

@@ -2,10 +2,12 @@
 
 The registry client needs little of HTTP: a request, the status and headers, a body read in
 chunks (so a size limit holds while it streams), TLS with the caller's trust, keep-alive, and the
-proxy the environment names. ``http.client`` opens the connections (TCP, TLS, a proxy's CONNECT
-tunnel); the requests and responses on them are framed by ``http1``, at half the CPU a request
-of ``http.client``'s own (its ``email`` header parser, a buffered file per response). httpx,
-httpcore and h11 cost three times a whole ``cosign verify-attestation`` just to import.
+proxy the environment names. The connections are plain sockets (TCP, a proxy's CONNECT tunnel,
+TLS), and the requests and responses on them are framed by ``http1``: at half the CPU a request
+of ``http.client``'s own (its ``email`` header parser, a buffered file per response), and
+without importing ``http.client`` and ``email`` at all, which cost ``affidavit verify`` about a
+tenth of its start. httpx, httpcore and h11 cost three times a whole ``cosign
+verify-attestation`` just to import.
 
 Connections are kept per (scheme, host, port) and shared by threads (one request at a time
 each), so the parallel fetches of ``fetch`` reuse them. An idle connection the server closed is
@@ -19,7 +21,6 @@ from __future__ import annotations
 
 import base64
 import contextlib
-import http.client
 import os
 import select
 import socket
@@ -87,40 +88,61 @@ def _no_proxy(host: str, rules: list[str]) -> bool:
     return False
 
 
-class _Tunnelled(http.client.HTTPSConnection):
-    """HTTPS to ``host`` through an HTTP proxy's CONNECT tunnel (HTTP/1.1, as httpx sends it;
-    ``http.client``'s own tunnel speaks HTTP/1.0 before Python 3.12)."""
+class _Connection:
+    """One connection to a host: TCP (``TCP_NODELAY``, as ``http.client`` sets it), through an
+    HTTP proxy's CONNECT tunnel when ``tunnel`` names the target, then TLS when ``tls`` is given.
+    Opened by ``connect``; ``sock`` is None until then and after ``close``."""
+
+    __slots__ = ("_address", "_server_name", "_tls", "_tunnel", "sock", "timeout")
 
     def __init__(
         self,
-        proxy: tuple[str, int],
-        host: str,
-        port: int,
+        address: tuple[str, int],
         *,
         timeout: float,
-        context: ssl.SSLContext,
-        headers: Mapping[str, str],
+        tls: ssl.SSLContext | None = None,
+        server_name: str = "",
+        tunnel: tuple[str, Mapping[str, str]] | None = None,
     ) -> None:
-        super().__init__(host, port, timeout=timeout, context=context)
-        self._via = proxy
-        self._via_headers = dict(headers)
-        self._tls = context
+        self._address = address
+        self._tls, self._server_name, self._tunnel = tls, server_name, tunnel
+        self.timeout = timeout
+        self.sock: socket.socket | None = None
 
-    def connect(self) -> None:
-        sock = socket.create_connection(self._via, self.timeout)
+    def connect(self) -> socket.socket:
+        sock = socket.create_connection(self._address, self.timeout)
         try:
-            name = f"[{self.host}]" if ":" in self.host else self.host
-            lines = [f"CONNECT {name}:{self.port} HTTP/1.1", f"Host: {name}:{self.port}"]
-            lines += [f"{k}: {v}" for k, v in self._via_headers.items()]
-            sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1"))
-            answer = http.client.HTTPResponse(sock, method="CONNECT")
-            answer.begin()
-            if answer.status != 200:
-                raise OSError(f"Tunnel connection failed: {answer.status} {answer.reason}")
-            self.sock = self._tls.wrap_socket(sock, server_hostname=self.host)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            if self._tunnel is not None:
+                _open_tunnel(sock, *self._tunnel)
+            if self._tls is not None:
+                sock = self._tls.wrap_socket(sock, server_hostname=self._server_name)
         except BaseException:
             sock.close()
             raise
+        self.sock = sock
+        return sock
+
+    def close(self) -> None:
+        sock, self.sock = self.sock, None
+        if sock is not None:
+            sock.close()
+
+
+def _open_tunnel(sock: socket.socket, target: str, headers: Mapping[str, str]) -> None:
+    """Ask the proxy on ``sock`` for a tunnel to ``target`` (``host:port``), in HTTP/1.1 as
+    httpx asks (``http.client``'s own tunnel spoke HTTP/1.0 before Python 3.12).
+
+    Raises:
+        OSError: the proxy refused, or answered more than its head (TLS must start clean).
+    """
+    sock.sendall(request_head("CONNECT", target, target, headers, None))
+    answer = Reader(sock, "CONNECT")
+    answer.begin()
+    if answer.status != 200:
+        raise OSError(f"Tunnel connection failed: {answer.status}")
+    if answer.unread:
+        raise OSError("the proxy sent more than its answer to CONNECT")
 
 
 class Response:
@@ -146,7 +168,7 @@ class Wire:
 
     def __init__(self, context: ssl.SSLContext, *, env: Mapping[str, str] | None = None) -> None:
         self._context = context
-        self._idle: dict[_Key, list[http.client.HTTPConnection]] = {}
+        self._idle: dict[_Key, list[_Connection]] = {}
         self._lock = threading.Lock()
         environ = os.environ if env is None else env
         lower = {k.lower(): v for k, v in environ.items() if k.isupper() and v}
@@ -184,9 +206,7 @@ class Wire:
         for attempt in range(2):
             connection, reused, target = self._connection(parts, key, timeout, send)
             try:
-                if connection.sock is None:
-                    connection.connect()
-                sock = connection.sock
+                sock = connection.sock or connection.connect()
                 head = request_head(method, target, _host(key), send, content)
                 sock.sendall(head + content if content else head)  # one write: no Nagle wait
                 raw = Reader(sock, method)
@@ -196,7 +216,7 @@ class Wire:
                 connection.close()
                 if not reused or attempt:
                     raise _failure(e) from e
-            except (OSError, BadResponse, BadRequest, http.client.HTTPException) as e:
+            except (OSError, BadResponse, BadRequest) as e:
                 connection.close()
                 raise _failure(e) from e
         response = Response(raw)
@@ -205,7 +225,7 @@ class Wire:
         finally:
             self._release(key, connection, raw)
 
-    def _release(self, key: _Key, connection: http.client.HTTPConnection, raw: Reader) -> None:
+    def _release(self, key: _Key, connection: _Connection, raw: Reader) -> None:
         if not raw.done:
             if raw.length is None or raw.length > CHUNK:
                 connection.close()  # an unread body (a redirect's, a refused blob): not kept
@@ -228,7 +248,7 @@ class Wire:
 
     def _connection(
         self, parts: SplitResult, key: _Key, timeout: float, headers: dict[str, str]
-    ) -> tuple[http.client.HTTPConnection, bool, str]:
+    ) -> tuple[_Connection, bool, str]:
         """A connection for ``key`` (idle and still open, else new), whether it was reused, and
         the request target to send on it."""
         scheme, host, port = key
@@ -250,14 +270,13 @@ class Wire:
                 connection.timeout = timeout
                 return connection, True, target
             connection.close()  # closed by the server while idle (or sent something unasked)
+        tls = self._context if scheme == "https" else None
         if not proxy:
-            if scheme == "https":
-                new: http.client.HTTPConnection = http.client.HTTPSConnection(
-                    host, port, timeout=timeout, context=self._context
-                )
-            else:
-                new = http.client.HTTPConnection(host, port, timeout=timeout)
-            return new, False, target
+            return (
+                _Connection((host, port), timeout=timeout, tls=tls, server_name=host),
+                False,
+                target,
+            )
         via = urlsplit(proxy if "://" in proxy else f"http://{proxy}")
         if via.scheme != "http" or not via.hostname:
             raise WireError(
@@ -268,19 +287,13 @@ class Wire:
         if via.username:
             pair = f"{unquote(via.username)}:{unquote(via.password or '')}".encode()
             auth["Proxy-Authorization"] = "Basic " + base64.b64encode(pair).decode()
+        via_address = (via.hostname, via.port or 80)
         if scheme == "https":
-            tunnelled = _Tunnelled(
-                (via.hostname, via.port or 80),
-                host,
-                port,
-                timeout=timeout,
-                context=self._context,
-                headers=auth,
+            name = f"[{host}]" if ":" in host else host
+            tunnel = (f"{name}:{port}", auth)
+            tunnelled = _Connection(
+                via_address, timeout=timeout, tls=tls, server_name=host, tunnel=tunnel
             )
             return tunnelled, False, target
         headers.update(auth)
-        return (
-            http.client.HTTPConnection(via.hostname, via.port or 80, timeout=timeout),
-            False,
-            target,
-        )
+        return _Connection(via_address, timeout=timeout), False, target
