@@ -31,13 +31,18 @@ def sqlite_text(value: datetime) -> str:
 
 #: The time column in RFC 3339 as the writer puts it in the JSON (whole seconds without
 #: fraction), so the check is one string comparison per row. On SQLite only a column in the
-#: writer's exact text gets one (the period is compared as text, which orders only that format);
-#: any other text is NULL, fails the comparison and goes to the exact check.
+#: writer's exact text gets one (the period is compared as text, which orders only that format),
+#: and only when it is a time (the exact check reads it as one); any other text is NULL, fails the
+#: comparison and goes to the exact check.
 _SQLITE_TIME = (
     "[0-9]" * 4 + "-[0-9][0-9]-[0-9][0-9] [0-9][0-9]:[0-9][0-9]:[0-9][0-9]." + "[0-9]" * 6
 )
 _SQLITE_RFC = (
     f"CASE WHEN d.time NOT GLOB '{_SQLITE_TIME}' THEN NULL "
+    # digits in the right places that are no time (month 13, February 30, 24:00): SQLite's own
+    # reading, written back, differs; the exact check then names the row
+    "WHEN strftime('%Y-%m-%d %H:%M:%S', julianday(substr(d.time, 1, 19))) "
+    "IS NOT substr(d.time, 1, 19) THEN NULL "
     "WHEN substr(d.time, 20) = '.000000' "
     "THEN replace(substr(d.time, 1, 19), ' ', 'T') || 'Z' "
     "ELSE replace(d.time, ' ', 'T') || 'Z' END"

@@ -30,7 +30,7 @@ from datetime import UTC, datetime
 from itertools import chain
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, String, cast, select
 from sqlalchemy.exc import DataError, OperationalError, ProgrammingError, SQLAlchemyError
 
 from affidavit.attestations.exact_json import loads_exact
@@ -184,18 +184,44 @@ class ChainScan:
         """``check_row`` on one row, read again through the ordinary typed query; whether its
         (parsed) time is in the period, and its id, outcome, namespace, kind, name and time
         (in RFC 3339) as stored."""
-        row = conn.execute(select(decisions).where(decisions.c.seq == seq)).one()
+        try:
+            row = conn.execute(select(decisions).where(decisions.c.seq == seq)).one()
+            rec = record_from_row(row._mapping)
+        except ValueError:  # the time column holds no time (SQLite keeps any text there)
+            return self._timeless(conn, seq)
         images = conn.execute(
             select(decision_images.c.ref, decision_images.c.digest).where(
                 decision_images.c.seq == seq
             )
         ).all()
-        rec = record_from_row(row._mapping)
         problem = check_row(rec, expected_seq, prev, [(str(r), d) for r, d in images])
         low, high = self.since, self.until
         in_period = (low is None or rec.time >= low) and (high is None or rec.time < high)
         stored = (rec.id, rec.outcome, rec.namespace, rec.kind, rec.name, rfc3339(rec.time))
         return problem, in_period, stored
+
+    @staticmethod
+    def _timeless(
+        conn: Connection, seq: int
+    ) -> tuple[str, bool, tuple[str, str, str, str, str, str]]:
+        """``_exact`` for a row whose time column the typed query cannot read: named as edited,
+        outside any period, its columns as stored."""
+        raw = conn.execute(
+            select(
+                decisions.c.id,
+                decisions.c.outcome,
+                decisions.c.namespace,
+                decisions.c.kind,
+                decisions.c.name,
+                cast(decisions.c.time, String),
+            ).where(decisions.c.seq == seq)
+        ).one()
+        id_, outcome, ns, kind, name, time = (str(v) for v in raw)
+        problem = (
+            f"row seq {seq} (decision {id_}): the time column holds {time[:40]!r}, which is not "
+            "a time (the row was edited)"
+        )
+        return problem, False, (id_, outcome, ns, kind, name, time)
 
     def _walk(self, conn: Connection) -> Iterator[ScanRow]:
         head_seq, head_hash = _head(self.ledger, conn)

@@ -396,6 +396,13 @@ class Ledger:
                 return [record_from_row(r._mapping) for r in conn.execute(query)]
         except SQLAlchemyError as e:
             raise self._unreachable(e) from e
+        except ValueError as e:  # SQLite keeps any text in the time column
+            raise LedgerError(
+                f"ledger database {self.url} holds a decision time that is not a time ({e}): "
+                "a row was edited by another client",
+                hint="run `affidavit audit verify-chain` to name the row, and treat the ledger "
+                "as tampered",
+            ) from e
 
     @property
     def is_postgres(self) -> bool:

@@ -213,6 +213,40 @@ def test_editing_an_image_rows_digest_alone_is_detected(ledger: Ledger, engine: 
         )
 
 
+@pytest.mark.parametrize(
+    ("date", "clock"),
+    [("2026-13-01", "10:00:00"), ("2026-02-30", "10:00:00"), ("2026-02-28", "24:00:00")],
+)
+def test_a_time_that_is_no_time_is_named_even_with_its_hash_recomputed(
+    ledger: Ledger, engine: Engine, date: str, clock: str
+) -> None:
+    # SQLite keeps any text in the time column. Digits in the right places that are no time,
+    # in the JSON and the column alike, with the hash and the head recomputed: the fast check
+    # compared the two texts and passed the row; the exact check could not read it at all.
+    if ledger.is_postgres:
+        pytest.skip("PostgreSQL's timestamp column refuses a time that does not exist")
+    recs = _fill(ledger)
+    last = recs[-1]
+    stamp = last.time.strftime("%Y-%m-%dT%H:%M:%SZ")
+    assert f'"time":"{stamp}"' in last.canonical
+    forged = last.canonical.replace(f'"time":"{stamp}"', f'"time":"{date}T{clock}Z"')
+    forged_hash = chain_hash(last.prev_hash, forged)
+    _sql(
+        engine,
+        "UPDATE decisions SET decision = :d, time = :t, hash = :h WHERE seq = 5",
+        "UPDATE ledger_head SET hash = :h",
+        d=forged,
+        t=f"{date} {clock}.000000",
+        h=forged_hash,
+    )
+    assert _broken(ledger, 5) == (
+        f"row seq 5 (decision {last.id}): the time column holds "
+        f"'{date} {clock}.000000', which is not a time (the row was edited)"
+    )
+    with pytest.raises(LedgerError, match="holds a decision time that is not a time"):
+        ledger.after(0)
+
+
 def test_reordering_rows_is_detected(ledger: Ledger, engine: Engine) -> None:
     recs = _fill(ledger)
     _sql(
