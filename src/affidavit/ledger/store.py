@@ -17,7 +17,7 @@ import math
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +29,6 @@ from sqlalchemy import (
     func,
     insert,
     inspect,
-    or_,
     select,
 )
 from sqlalchemy.engine import make_url
@@ -38,6 +37,7 @@ from sqlalchemy.exc import ArgumentError, IntegrityError, SQLAlchemyError
 from affidavit.errors import LedgerError
 from affidavit.ledger.canonical import GENESIS_HASH, DecisionLike, canonical_pair
 from affidavit.ledger.checkpoint import Checkpoint, Checkpointer
+from affidavit.ledger.faults import damaged, not_a_time, unreachable
 from affidavit.ledger.records import (
     ChainReport,
     Image,
@@ -54,18 +54,11 @@ from affidavit.ledger.schema import (
     sqlite_on_connect,
     sqlite_on_connect_read_only,
 )
+from affidavit.ledger.selects import admitting, matching
 from affidavit.ledger.verify import walk_chain
 from affidavit.ledger.writer import HEAD_ID, ChainWriter, Pending
 
-#: The outcomes that let a workload in (every one but ``denied``), named so a new one is not.
-_ADMITTING = ("allowed", "warned", "audited", "excepted")
 log = logging.getLogger("affidavit.ledger")
-
-
-def _naive_utc(value: datetime) -> datetime:
-    if value.tzinfo is None:
-        return value
-    return value.astimezone(UTC).replace(tzinfo=None)
 
 
 class Ledger:
@@ -148,38 +141,10 @@ class Ledger:
     # -- plumbing ---------------------------------------------------------------------------
 
     def _unreachable(self, e: Exception) -> LedgerError:
-        detail = str(getattr(e, "orig", None) or e).strip().splitlines()[0]
-        if "database is locked" in detail or "lock timeout" in detail:
-            return LedgerError(
-                f"ledger database {self.url} stayed locked by another writer for more than "
-                f"{self.lock_timeout:g}s ({detail})",
-                hint="find the process holding the ledger's write lock; the webhook buffers "
-                "decisions until it is released",
-            )
-        if "Could not decode to UTF-8" in detail:  # SQLite hands out stored bytes as text
-            return LedgerError(
-                f"ledger database {self.url} holds a value that is not UTF-8 text ({detail[:160]}"
-                "…): Affidavit's writer stores only UTF-8 JSON, so a row was written or edited "
-                "by another client",
-                hint="treat the ledger as tampered: compare it with its signed checkpoints and "
-                "restore it from a backup",
-            )
-        return LedgerError(
-            f"ledger database {self.url} is unreachable: {detail}",
-            hint=(
-                "check that the database is running and the --ledger URL is right"
-                if self.read_only
-                else "check that the database is running and the --ledger URL is right; "
-                "the webhook keeps deciding and buffers decisions until it returns"
-            ),
-        )
+        return unreachable(self.url, e, lock_timeout=self.lock_timeout, read_only=self.read_only)
 
     def _damaged(self, what: str) -> LedgerError:
-        return LedgerError(
-            f"ledger database {self.url} has a damaged schema: {what}",
-            hint="Affidavit does not repair a ledger; restore it from a backup and investigate "
-            "who had write access to the database",
-        )
+        return damaged(self.url, what)
 
     def _check_schema(self, conn: Connection) -> bool:
         """True when every table exists; False when none does; raise when only some do."""
@@ -332,33 +297,17 @@ class Ledger:
         (``reg/app:1.0``), a digest (``sha256:…``) or a repository (``reg/app``: any tag/digest).
         ``kind`` and ``names`` select workloads (a Deployment and the names of its children).
         """
-        q = select(decisions)
-        if since is not None:
-            q = q.where(decisions.c.time >= _naive_utc(since))
-        if until is not None:
-            q = q.where(decisions.c.time < _naive_utc(until))
-        if namespace is not None:
-            q = q.where(decisions.c.namespace == namespace)
-        if outcome is not None:
-            q = q.where(decisions.c.outcome == outcome)
-        if kind is not None:
-            q = q.where(decisions.c.kind == kind)
-        if names:
-            q = q.where(decisions.c.name.in_(tuple(names)))
-        if image is not None:
-            pattern = image.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-            matching = select(decision_images.c.seq).where(
-                or_(
-                    decision_images.c.ref == image,
-                    decision_images.c.digest == image,
-                    decision_images.c.ref.like(pattern + ":%", escape="\\"),
-                    decision_images.c.ref.like(pattern + "@%", escape="\\"),
-                )
-            )
-            q = q.where(decisions.c.seq.in_(matching))
-        q = q.order_by(decisions.c.seq.desc() if newest_first else decisions.c.seq)
-        if limit is not None:
-            q = q.limit(limit)
+        q = matching(
+            since=since,
+            until=until,
+            namespace=namespace,
+            outcome=outcome,
+            image=image,
+            limit=limit,
+            kind=kind,
+            names=names,
+            newest_first=newest_first,
+        )
         return self._select(q)
 
     def admitted(self, namespace: str, ref: str, digest: str) -> bool:
@@ -369,19 +318,7 @@ class Ledger:
         ``ref@digest`` counts too, as it judged the same digest under the same name. One indexed
         lookup (``decision_images.ref``), for the webhook's check of pinned children.
         """
-        judged = select(decision_images.c.seq).where(
-            decision_images.c.ref.in_((ref, f"{ref}@{digest}")),
-            decision_images.c.digest == digest,
-        )
-        query = (
-            select(decisions.c.seq)
-            .where(
-                decisions.c.seq.in_(judged),
-                decisions.c.namespace == namespace,
-                decisions.c.outcome.in_(_ADMITTING),
-            )
-            .limit(1)
-        )
+        query = admitting(namespace, ref, digest)
         self._ensure_schema()
         try:
             with self._engine.connect() as conn:
@@ -397,12 +334,7 @@ class Ledger:
         except SQLAlchemyError as e:
             raise self._unreachable(e) from e
         except ValueError as e:  # SQLite keeps any text in the time column
-            raise LedgerError(
-                f"ledger database {self.url} holds a decision time that is not a time ({e}): "
-                "a row was edited by another client",
-                hint="run `affidavit audit verify-chain` to name the row, and treat the ledger "
-                "as tampered",
-            ) from e
+            raise not_a_time(self.url, e) from e
 
     @property
     def is_postgres(self) -> bool:
