@@ -571,21 +571,28 @@ async def _load(
         try:
             for _ in range(count):
                 t = time.perf_counter()
-                writer.write(request)
-                head = await reader.readuntil(b"\r\n\r\n")
-                length = 0
-                for line in head.split(b"\r\n"):
-                    if line.lower().startswith(b"content-length:"):
-                        length = int(line.split(b":", 1)[1])
-                body = await reader.readexactly(length)
+                await _exchange(reader, writer, request, expect)
                 latencies.append(time.perf_counter() - t)
-                assert head.startswith(b"HTTP/1.1 200") and expect in body, head + body
         finally:
             writer.close()
 
     start = time.perf_counter()
     await asyncio.gather(*(worker(total // conns) for _ in range(conns)))
     return time.perf_counter() - start, latencies
+
+
+async def _exchange(
+    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, request: bytes, expect: bytes
+) -> None:
+    """Send ``request`` and read its answer, which must be a 200 whose body holds ``expect``."""
+    writer.write(request)
+    head = await reader.readuntil(b"\r\n\r\n")
+    length = 0
+    for line in head.split(b"\r\n"):
+        if line.lower().startswith(b"content-length:"):
+            length = int(line.split(b":", 1)[1])
+    body = await reader.readexactly(length)
+    assert head.startswith(b"HTTP/1.1 200") and expect in body, head + body
 
 
 async def _paced(
@@ -609,15 +616,8 @@ async def _paced(
                 if (wait := at - time.perf_counter()) > 0:
                     await asyncio.sleep(wait)
                 late.append(max(0.0, time.perf_counter() - at))
-                writer.write(request)
-                head = await reader.readuntil(b"\r\n\r\n")
-                length = 0
-                for line in head.split(b"\r\n"):
-                    if line.lower().startswith(b"content-length:"):
-                        length = int(line.split(b":", 1)[1])
-                body = await reader.readexactly(length)
+                await _exchange(reader, writer, request, expect)
                 latencies.append(time.perf_counter() - at)
-                assert head.startswith(b"HTTP/1.1 200") and expect in body, head + body
         finally:
             writer.close()
 
