@@ -549,11 +549,15 @@ def run_load(
                     ("review", validate, allowed),
                 ):
                     before = server.cpu()
-                    took, lat = runner(_paced(server.port, ctx, request, expect, c, n, args.rate))
+                    paced = _paced(server.port, ctx, request, expect, c, n, args.rate)
+                    took, lat, late = runner(paced)
                     used = server.cpu() - before
                     report(f"  {what}, {args.rate:,}/s offered (paced)", took, lat)
                     print(
-                        f"    server CPU {used / n * 1000:.3f} ms a request ({used / took:.0%} of its core)"
+                        f"    server CPU {used / n * 1000:.3f} ms a request ({used / took:.0%} of "
+                        f"its core); sends late by p50 {statistics.median(late) * 1e3:.2f} ms, "
+                        f"p99 {_p99(sorted(late)) * 1e3:.2f} ms (the client's timer, or every "
+                        "connection busy)"
                     )
 
 
@@ -597,12 +601,12 @@ async def _exchange(
 
 async def _paced(
     port: int, ctx: ssl.SSLContext, request: bytes, expect: bytes, conns: int, total: int, rate: int
-) -> tuple[float, list[float]]:
+) -> tuple[float, list[float], list[float]]:
     """``total`` requests offered at ``rate`` a second (request i is due at start + i/rate),
     each sent on whichever of ``conns`` kept-alive connections is free. A request's latency runs
     from its due time, not from when a connection was free to send it, so a server that falls
     behind shows it in the percentiles (no coordinated omission) and the rate achieved is the
-    rate it kept up with."""
+    rate it kept up with. Also returns how late each request was sent."""
     latencies: list[float] = []
     late: list[float] = []  # how late each send was: the client's timer, or all connections busy
     due = iter(range(total))
@@ -622,12 +626,7 @@ async def _paced(
             writer.close()
 
     await asyncio.gather(*(worker() for _ in range(conns)))
-    took = time.perf_counter() - start
-    late.sort()
-    print(
-        f"    sends late by p50 {late[len(late) // 2] * 1e3:.2f} ms, p99 {_p99(late) * 1e3:.2f} ms"
-    )
-    return took, latencies
+    return time.perf_counter() - start, latencies, late
 
 
 def _ok(r: httpx.Response) -> None:
