@@ -43,6 +43,9 @@ _PINS = {
     "timestamp-server": "TSA_VERSION",
     "tesseract": "TESSERACT_VERSION",
 }
+#: Binary name -> the mark its cache key carries after the version: it is built from a patched
+#: copy of its module (the same table as scripts/sigstore-binaries' ``patch_mark``).
+_PATCH_MARKS = {"timestamp-server": "metrics-addr"}
 #: The CT log's checkpoint origin (static-ct-api: a URL without scheme or port).
 CT_ORIGIN = "ct.private-sigstore.invalid"
 
@@ -52,7 +55,8 @@ def find_sigstore_binaries() -> dict[str, Path]:
     pins = pinned_versions()
     found: dict[str, Path] = {}
     for name, pin in _PINS.items():
-        path = cache_root() / "tools" / f"{name}-{pins.get(pin, '?')}" / "bin" / name
+        key = "-".join(filter(None, (pins.get(pin, "?"), _PATCH_MARKS.get(name))))
+        path = cache_root() / "tools" / f"{name}-{key}" / "bin" / name
         if not os.access(path, os.X_OK):
             raise BinariesMissingError(
                 f"{name} is missing: {path}",
