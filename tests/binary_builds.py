@@ -33,6 +33,7 @@ SCRIPTS = {
 # Test paths that need each, in the order they run (after every other test, before the image's).
 SIGSTORE_TESTS = (
     "tests/integration/envtest/test_private_sigstore_main.py",
+    "tests/integration/envtest/test_private_sigstore_loopback.py",
     "tests/e2e/keyless/",
     "tests/e2e/admission/test_e2e_admission_keyless.py",
 )

@@ -8,8 +8,9 @@ entry carries no signed time, a timestamp authority. This module starts the four
 writes the two files a client needs: ``trusted_root.json`` (what verifiers trust, offline) and
 ``signing_config.json`` (where signers go). It is the tests' private instance and the recipe an
 air-gapped site follows. Each service's files stay in ``workdir``; nothing reaches past loopback.
-One caveat: timestamp-server v2 serves its metrics on :2112 of every interface, with no flag to
-move it, so one runs per machine; the instances of one process share it (``_SharedTSA``).
+One caveat: released timestamp-server v2 serves its metrics on :2112 of every interface, with no
+flag to move it; the script builds it patched to read that address from ``TSA_METRICS_ADDR``
+(a free port on 127.0.0.1 here), so every instance starts its own.
 
 The identity comes from any OIDC issuer Fulcio can discover: the tests use the kube-apiserver's
 own service-account issuer (Fulcio's ``kubernetes`` issuer type, audience ``sigstore``).
@@ -19,12 +20,10 @@ from __future__ import annotations
 
 import json
 import os
-import threading
 import urllib.request
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import ClassVar
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
@@ -113,7 +112,6 @@ class PrivateSigstore:
     other_signing_config: Path | None = None
     _procs: list[ManagedProcess] = field(default_factory=list)
     _info: SigstoreInfo | None = None
-    _tsa_held: bool = False
 
     def __enter__(self) -> SigstoreInfo:
         return self.start()
@@ -129,9 +127,6 @@ class PrivateSigstore:
     def stop(self) -> None:
         while self._procs:
             self._procs.pop().stop()
-        if self._tsa_held:
-            self._tsa_held = False
-            _SharedTSA.release()
 
     def start(self) -> SigstoreInfo:
         bins = find_sigstore_binaries()
@@ -154,8 +149,7 @@ class PrivateSigstore:
         wd = self.workdir
         since = datetime.now(UTC) - timedelta(minutes=5)
 
-        tsa_url, tsa_chain = _SharedTSA.acquire(bins["timestamp-server"], wd)
-        self._tsa_held = True
+        tsa_url, tsa_chain = self._start_tsa(bins["timestamp-server"])
 
         ct_key = ec.generate_private_key(ec.SECP256R1())
         ct_port = free_port()
@@ -220,6 +214,19 @@ class PrivateSigstore:
             workdir=wd,
         )
 
+    def _start_tsa(self, binary: Path) -> tuple[str, list[x509.Certificate]]:
+        port = free_port()
+        tsa = self._spawn(
+            "timestamp-server",
+            [str(binary), "serve", "--host=127.0.0.1", f"--port={port}",
+             "--timestamp-signer=memory", "--disable-ntp-monitoring", "--log-type=prod"],
+            # Its Prometheus listener (scripts/sigstore-binaries patches it to read this).
+            {"TSA_METRICS_ADDR": f"127.0.0.1:{free_port()}"},
+        )  # fmt: skip
+        url = f"http://127.0.0.1:{port}"
+        tsa.wait_until(lambda: bool(_get(f"{url}/api/v1/timestamp/certchain")), "it serves")
+        return url, _chain(_get(f"{url}/api/v1/timestamp/certchain"))
+
     def _start_fulcio(self, binary: Path, ct_port: int) -> tuple[str, list[x509.Certificate]]:
         wd = self.workdir
         config = {
@@ -271,53 +278,6 @@ class PrivateSigstore:
         url = f"http://127.0.0.1:{port}"
         rekor.wait_until(lambda: b"SERVING" in _get(f"{url}/healthz"), "it serves")
         return url, key
-
-
-class _SharedTSA:
-    """One timestamp authority for every private Sigstore of this process.
-
-    timestamp-server v2 always serves its metrics on :2112 (no flag moves it), so a second one
-    on the machine cannot start; instances started together share the first one's (each
-    trusted root names its chain)."""
-
-    _lock = threading.Lock()
-    _proc: ManagedProcess | None = None
-    _url = ""
-    _chain: ClassVar[list[x509.Certificate]] = []
-    _refs = 0
-
-    @classmethod
-    def acquire(cls, binary: Path, workdir: Path) -> tuple[str, list[x509.Certificate]]:
-        with cls._lock:
-            if cls._proc is None or not cls._proc.alive():
-                port = free_port()
-                proc = ManagedProcess(
-                    "timestamp-server",
-                    [str(binary), "serve", "--host=127.0.0.1", f"--port={port}",
-                     "--timestamp-signer=memory", "--disable-ntp-monitoring", "--log-type=prod"],
-                    workdir / "timestamp-server.log",
-                    cwd=workdir,
-                )  # fmt: skip
-                url = f"http://127.0.0.1:{port}"
-                try:
-                    proc.wait_until(
-                        lambda: bool(_get(f"{url}/api/v1/timestamp/certchain")), "it serves"
-                    )
-                    cls._chain = _chain(_get(f"{url}/api/v1/timestamp/certchain"))
-                except BaseException:
-                    proc.stop()
-                    raise
-                cls._proc, cls._url, cls._refs = proc, url, 0
-            cls._refs += 1
-            return cls._url, list(cls._chain)
-
-    @classmethod
-    def release(cls) -> None:
-        with cls._lock:
-            cls._refs -= 1
-            if cls._refs <= 0 and cls._proc is not None:
-                cls._proc.stop()
-                cls._proc = None
 
 
 def main(argv: list[str] | None = None) -> int:
