@@ -8,9 +8,10 @@ entry carries no signed time, a timestamp authority. This module starts the four
 writes the two files a client needs: ``trusted_root.json`` (what verifiers trust, offline) and
 ``signing_config.json`` (where signers go). It is the tests' private instance and the recipe an
 air-gapped site follows. Each service's files stay in ``workdir``; nothing reaches past loopback.
-One caveat: released timestamp-server v2 serves its metrics on :2112 of every interface, with no
-flag to move it; the script builds it patched to read that address from ``TSA_METRICS_ADDR``
-(a free port on 127.0.0.1 here), so every instance starts its own.
+Two caveats. Released timestamp-server v2 serves its metrics on :2112 of every interface, with
+no flag to move it; the script builds it patched to read that address from ``TSA_METRICS_ADDR``
+(a free port on 127.0.0.1 here), so every instance starts its own. Fulcio's metrics
+(``--metrics-port``, a free port) still listen on every interface: no flag sets their host.
 
 The identity comes from any OIDC issuer Fulcio can discover: the tests use the kube-apiserver's
 own service-account issuer (Fulcio's ``kubernetes`` issuer type, audience ``sigstore``).
