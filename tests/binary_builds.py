@@ -111,3 +111,20 @@ def wait_for_binaries(kind: str) -> None:
     returns at once when this session builds nothing."""
     if _background is not None and kind in _background.done:
         _background.done[kind].result(timeout=BUILD_TIMEOUT)
+
+
+def sigstore_binaries_or_skip() -> None:
+    """Wait for this session's build of the private Sigstore's binaries, then find them: a test
+    without them fails in CI (``CI=true``) and elsewhere skips, with the command that builds them."""
+    import pytest
+
+    from affidavit.envtest import BinariesMissingError
+    from affidavit.envtest.sigstore import find_sigstore_binaries
+
+    try:
+        wait_for_binaries("sigstore")
+        find_sigstore_binaries()
+    except BinariesMissingError as e:
+        if os.environ.get("CI") == "true":
+            pytest.fail(str(e))
+        pytest.skip(str(e))

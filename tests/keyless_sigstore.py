@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 import subprocess
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -18,14 +17,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import pytest
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from affidavit.attestations.dsse import PAYLOAD_TYPE_INTOTO, pae
-from affidavit.envtest import BinariesMissingError, ControlPlaneInfo
-from affidavit.envtest.sigstore import PrivateSigstore, find_sigstore_binaries
-from binary_builds import wait_for_binaries
+from affidavit.envtest import ControlPlaneInfo
+from affidavit.envtest.sigstore import PrivateSigstore
+from binary_builds import sigstore_binaries_or_skip
 
 Kubectl = Callable[..., "subprocess.CompletedProcess[str]"]
 NAMESPACE = "keyless-ci"
@@ -91,13 +89,7 @@ def started_private_sigstore(
     """Fulcio (trusting the control plane's service-account issuer), Rekor v2, a TSA, a CT log,
     and a second Rekor log the trusted root does not name. In CI (``CI=true``) missing
     binaries fail the test; elsewhere it skips with the command that builds them."""
-    try:
-        wait_for_binaries("sigstore")
-        find_sigstore_binaries()
-    except BinariesMissingError as e:
-        if os.environ.get("CI") == "true":
-            pytest.fail(str(e))
-        pytest.skip(str(e))
+    sigstore_binaries_or_skip()
     allow_issuer_discovery(kubectl)
     sigstore = PrivateSigstore(
         workdir,

@@ -18,23 +18,10 @@ import sys
 from pathlib import Path
 from urllib.parse import urlsplit
 
-import pytest
-
-from affidavit.envtest import BinariesMissingError
-from affidavit.envtest.sigstore import PrivateSigstore, find_sigstore_binaries
-from binary_builds import wait_for_binaries
+from affidavit.envtest.sigstore import PrivateSigstore
+from binary_builds import sigstore_binaries_or_skip
 
 ISSUER = {"https://127.0.0.1:1/": "kubernetes"}
-
-
-def _binaries_or_skip() -> None:
-    try:
-        wait_for_binaries("sigstore")
-        find_sigstore_binaries()
-    except BinariesMissingError as e:
-        if os.environ.get("CI") == "true":
-            pytest.fail(str(e))
-        pytest.skip(str(e))
 
 
 def _address(hex_address: str) -> tuple[str, int]:
@@ -98,7 +85,7 @@ def _assert_tsa_on_loopback(workdir: Path, tsa_url: str) -> None:
 
 
 def test_each_tsa_listens_on_loopback_only_with_three_at_once(tmp_path: Path) -> None:
-    _binaries_or_skip()
+    sigstore_binaries_or_skip()
     other = subprocess.Popen(
         [sys.executable, "-m", "affidavit.envtest.sigstore", str(tmp_path / "other"),
          "--issuer", "https://127.0.0.1:1/=kubernetes"],

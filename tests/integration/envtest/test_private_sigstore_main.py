@@ -7,27 +7,16 @@ process it started. The trusted root names the four services it printed.
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
-from affidavit.envtest import BinariesMissingError
-from affidavit.envtest.sigstore import find_sigstore_binaries
-from binary_builds import wait_for_binaries
+from binary_builds import sigstore_binaries_or_skip
 
 
 def test_runs_until_sigterm_and_writes_a_trusted_root(tmp_path: Path) -> None:
-    try:
-        wait_for_binaries("sigstore")
-        find_sigstore_binaries()
-    except BinariesMissingError as e:
-        if os.environ.get("CI") == "true":
-            pytest.fail(str(e))
-        pytest.skip(str(e))
+    sigstore_binaries_or_skip()
     proc = subprocess.Popen(
         [sys.executable, "-m", "affidavit.envtest.sigstore", str(tmp_path / "sigstore"),
          "--issuer", "https://127.0.0.1:1/=kubernetes"],
