@@ -74,11 +74,19 @@ class Statement:
 
     def is_about(self, digest: str) -> bool:
         """True when ``digest`` (``sha256:<hex>``) is one of the statement's subjects."""
-        wanted = digest.lower()
-        return any(
-            "sha256" in s.digest and f"sha256:{s.digest['sha256'].lower()}" == wanted
-            for s in self.subject
-        )
+        return self.subject_for(digest) is not None
+
+    def subject_for(self, digest: str) -> Subject | None:
+        """The first subject whose sha256 is ``digest`` (``sha256:<hex>``), the hex compared
+        in either case (as ``is_about`` and ``subject_digests`` read it), or None."""
+        algorithm, _, wanted = digest.lower().partition(":")
+        if algorithm != "sha256":
+            return None
+        for subject in self.subject:
+            hex_digest = subject.digest.get("sha256")
+            if hex_digest is not None and (hex_digest == wanted or hex_digest.lower() == wanted):
+                return subject
+        return None
 
 
 def canonical_json(value: Any) -> bytes:

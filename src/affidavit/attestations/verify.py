@@ -215,7 +215,8 @@ def _check_item(
         identity = same
         payload = trusted.check(item, envelope, keyless)
         statement = parse_statement(payload.payload)
-        if not statement.is_about(digest):
+        subject = statement.subject_for(digest)
+        if subject is None:
             named = ", ".join(sorted(statement.subject_digests())) or "without a sha256 digest"
             raise VerificationError(
                 f"statement subject is {named}, not this image's {digest}; the attestation was "
@@ -223,7 +224,6 @@ def _check_item(
             )
     except AffidavitError as e:
         return reject(e.message, identity)
-    subject = next(s for s in statement.subject if f"sha256:{s.digest.get('sha256')}" == digest)
     verified = VerifiedAttestation(
         predicate_type=statement.predicate_type,
         subject_name=subject.name,

@@ -150,3 +150,51 @@ def test_an_undecodable_payload_is_still_refused_in_both_layouts(tmp_path: Path)
             ("cosign-tag", "envelope payload is not base64"),
             ("tag-index", "envelope payload is not base64"),
         ]
+
+
+def _signed_statement(
+    tmp_path: Path, subjects: list[dict[str, object]]
+) -> tuple[FetchedAttestation, KeySigner]:
+    private, public = generate_key_pair("ecdsa-p256")
+    (tmp_path / "k.key").write_bytes(private)
+    statement = json.dumps(
+        {
+            "_type": "https://in-toto.io/Statement/v1",
+            "subject": subjects,
+            "predicateType": TYPE,
+            "predicate": {},
+        }
+    ).encode()
+    data = sign_envelope(statement, load_signer(tmp_path / "k.key")).to_json()
+    item = FetchedAttestation("cosign-tag", DSSE_MEDIA_TYPE, sha256_digest(data), TYPE, data)
+    return item, KeySigner(name="k.pub", public_key_pem=public.decode())
+
+
+def test_a_subject_digest_in_upper_case_hex_is_the_image_it_names(tmp_path: Path) -> None:
+    # The subject check compared the hex in either case, the lookup of the subject's name after
+    # it only in lower case: a signed statement naming the image in upper-case hex raised
+    # StopIteration out of verification (a stack trace in the CLI, a 500 in the webhook).
+    item, signer = _signed_statement(
+        tmp_path,
+        [
+            {"name": "other", "digest": {"sha256": "cd" * 32}},
+            {"name": IMAGE.name, "digest": {"sha256": DIGEST.removeprefix("sha256:").upper()}},
+        ],
+    )
+    evidence = verify_fetched([item], IMAGE, [signer])
+    assert evidence.rejected == ()
+    (verified,) = evidence.verified
+    assert (verified.subject_name, verified.subject_digest) == (IMAGE.name, DIGEST)
+
+
+def test_a_statement_about_another_image_is_rejected_naming_both(tmp_path: Path) -> None:
+    item, signer = _signed_statement(
+        tmp_path, [{"name": "other", "digest": {"sha256": "CD" * 32, "sha512": "ef" * 64}}]
+    )
+    evidence = verify_fetched([item], IMAGE, [signer])
+    assert evidence.verified == ()
+    (rejected,) = evidence.rejected
+    assert rejected.reason == (
+        f"statement subject is sha256:{'cd' * 32}, not this image's {DIGEST}; the attestation "
+        "was made for another image"
+    )
