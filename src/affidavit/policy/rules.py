@@ -67,15 +67,23 @@ def _review(att: Attestation | None) -> CodeReview | str | None:
 
 
 def _slsa_revisions(att: Attestation | None) -> set[str]:
+    """The git revisions a SLSA v1 provenance names (``resolvedDependencies[].digest``).
+
+    The predicate is any builder's signed JSON, read without a model: a field of another shape
+    than SLSA v1's names no revision (the other attestations must still agree)."""
     if att is None:
         return set()
-    deps = att.predicate.get("buildDefinition", {}).get("resolvedDependencies", [])
+    definition = att.predicate.get("buildDefinition")
+    deps = definition.get("resolvedDependencies") if isinstance(definition, dict) else None
     out = set()
     for dep in deps if isinstance(deps, list) else []:
-        digest = dep.get("digest", {}) if isinstance(dep, dict) else {}
+        digest = dep.get("digest") if isinstance(dep, dict) else None
+        if not isinstance(digest, dict):
+            continue
         for algo in ("gitCommit", "sha1"):
-            if isinstance(digest.get(algo), str):
-                out.add(digest[algo])
+            value = digest.get(algo)
+            if isinstance(value, str):
+                out.add(value)
     return out
 
 

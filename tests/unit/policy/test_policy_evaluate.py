@@ -369,3 +369,28 @@ def test_the_fix_signs_the_way_the_policys_signers_are_trusted(
     d = run(index([policy(signers=signers)]), evidence())
     (fix,) = [v.fix for v in d.violations if v.rule == "provenance.present"]
     assert fix == f"run `{COLLECT_PROV} && {ATTEST_PROV}`".replace("--key <key>", flag)
+
+
+@pytest.mark.parametrize(
+    "predicate",
+    [
+        {"buildDefinition": []},
+        {"buildDefinition": "v1"},
+        {"buildDefinition": None},
+        {"buildDefinition": {"resolvedDependencies": {"uri": "git+https://x"}}},
+        {"buildDefinition": {"resolvedDependencies": [{"digest": ["gitCommit", "5" * 40]}]}},
+        {"buildDefinition": {"resolvedDependencies": [{"digest": "5" * 40}, 7, None]}},
+    ],
+    ids=["list", "string", "null", "deps-object", "digest-list", "digest-string"],
+)
+def test_a_slsa_provenance_of_another_shape_names_no_revision_and_breaks_nothing(
+    predicate: dict[str, Any],
+) -> None:
+    # A signed SLSA provenance is any builder's JSON: a field of another shape than v1's means
+    # no revision is read from it (the other attestations still have to agree), never a crash.
+    extra = (att(SLSA_PROVENANCE_V1, predicate, n=3),)
+    good = evidence(provenance(), review(approval("bob")), extra=extra)
+    assert run(index(), good).outcome == "allowed"
+    other = "bad" + "1" * 37
+    bad = evidence(provenance(), review(approval("bob"), revision=other), extra=extra)
+    assert [v.rule for v in run(index(), bad).violations] == ["revision.consistent"]
