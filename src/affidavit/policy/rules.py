@@ -24,6 +24,7 @@ from affidavit.attestations.predicates import (
 from affidavit.attestations.reference import ImageReference
 from affidavit.policy.combine import EffectivePolicy, Origin, Req
 from affidavit.policy.decision import EvidenceUsed, Violation
+from affidavit.policy.lifetime import parse_time
 from affidavit.policy.messages import a, collect_provenance_fix, pinned, short_type, signing
 from affidavit.policy.release import check_release_approver
 from affidavit.policy.tiers import check_review, check_tools, touched_tiers
@@ -274,12 +275,8 @@ def _freshness(
     rev = prov.source.revision
     change = next((c for c in prov.changes if c.commit == rev), None)
     times = [change.committed_at] if change else [c.committed_at for c in prov.changes]
-    parsed = []
-    for t in times:
-        try:
-            parsed.append(datetime.fromisoformat(t.replace("Z", "+00:00")))
-        except ValueError:
-            continue
+    # a time without a zone is no instant to compare with now: no commit time, as unreadable
+    parsed = [p for p in map(parse_time, times) if p is not None]
     fix = "rebuild from a recent revision, then " + collect_provenance_fix(repo_at, sign)
     expected = f"a revision committed at most {req.value} days ago"
     if not parsed:

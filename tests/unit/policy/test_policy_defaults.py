@@ -11,6 +11,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import pytest
+
 from affidavit.attestations.evidence import ImageEvidence, newest
 from affidavit.attestations.predicates import AI_PROVENANCE_V1, CODE_REVIEW_V1
 from affidavit.policy import Decision, PolicyIndex, evaluate
@@ -155,3 +157,18 @@ def test_the_only_attestation_of_a_type_is_the_newest_without_its_predicate_bein
 
 def _ev(atts: tuple[Any, ...]) -> ImageEvidence:
     return ImageEvidence(IMAGE, DIGEST, tuple(atts))
+
+
+@pytest.mark.parametrize(
+    "created",
+    ["0001-01-01T00:00:00+01:00", "9999-12-31T23:59:59-01:00", "2026-11-22T00:00:00"],
+    ids=["before-year-1-in-utc", "after-9999-in-utc", "no-zone"],
+)
+def test_a_created_at_that_is_no_utc_time_counts_as_none(created: str) -> None:
+    # Signed, but no instant in UTC (the zone moves it out of datetime's range) or no instant at
+    # all (no zone): read as no createdAt, so the content's times decide. Before, the first two
+    # raised OverflowError out of the evaluation (the webhook denied as an internal error).
+    odd = att(CODE_REVIEW_V1, review(approval("bob")) | {"createdAt": created}, n=1)
+    dated = att(CODE_REVIEW_V1, review() | {"createdAt": "2026-11-22T00:00:00Z"}, n=2)
+    assert newest([odd, dated], CODE_REVIEW_V1) is dated
+    assert newest([dated, odd], CODE_REVIEW_V1) is dated

@@ -394,3 +394,21 @@ def test_a_slsa_provenance_of_another_shape_names_no_revision_and_breaks_nothing
     other = "bad" + "1" * 37
     bad = evidence(provenance(), review(approval("bob"), revision=other), extra=extra)
     assert [v.rule for v in run(index(), bad).violations] == ["revision.consistent"]
+
+
+@pytest.mark.parametrize(
+    "times",
+    [("2026-11-28T10:00:00",), ("2026-11-28T10:00:00Z", "2026-11-27T10:00:00")],
+    ids=["no-zone", "one-without-zone"],
+)
+def test_a_commit_time_without_a_zone_is_no_commit_time(times: tuple[str, ...]) -> None:
+    # maxAgeDays compares commit times with now (in UTC): a time without a zone is no instant.
+    # Before, subtracting it (or comparing it with one that had a zone) raised TypeError.
+    ix = index([policy(require={"provenance": {"required": True, "maxAgeDays": 30}})])
+    changes = [change(commit=f"{i}" * 40, committed_at=t) for i, t in enumerate(times)]
+    d = run(ix, evidence(provenance(*changes), review()))
+    if len(times) == 1:
+        assert [v.rule for v in d.violations] == ["provenance.fresh"]
+        assert "found no commit time for revision" in messages(d)[0]
+    else:
+        assert d.outcome == "allowed"

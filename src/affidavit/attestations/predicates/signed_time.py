@@ -30,9 +30,11 @@ def _parse(value: object) -> datetime | None:
         return None
     try:
         parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
+        # signed, so only the signer chose it: a zone that moves it past year 1 or 9999 in UTC
+        # (OverflowError) makes it no time, as an unreadable one is
+        return parsed.astimezone(UTC) if parsed.tzinfo else None
+    except (ValueError, OverflowError):
         return None
-    return parsed.astimezone(UTC) if parsed.tzinfo else None
 
 
 def _items(value: object) -> Iterable[Mapping[str, Any]]:
