@@ -24,6 +24,7 @@ from affidavit.errors import AffidavitError
 from affidavit.ledger import Ledger, LedgerRecord
 from affidavit.operator import kube, supervise
 from affidavit.policy.decision import Decision, Violation
+from affidavit.printable import printable
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +69,7 @@ def short_message(record: LedgerRecord) -> str:
     )
     more = f" (+{len(violations) - 1} more)" if len(violations) > 1 else ""
     first = violations[0]
-    text = f"{head}: {first.rule}: found {first.found}{more}"
+    text = f"{head}: {first.rule}: found {printable(first.found)}{more}"
     if len(text) + len(why) > _MAX_MESSAGE:
         rules = list(dict.fromkeys(v.rule for v in violations))
         text = f"{head}: violated {', '.join(rules)}"

@@ -17,6 +17,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from affidavit.printable import printable
+
 Outcome = Literal["allowed", "denied", "warned", "audited", "excepted"]
 Mode = Literal["Enforce", "Warn", "Audit"]
 
@@ -35,9 +37,10 @@ class Violation:
 
     @property
     def message(self) -> str:
+        """One line; what the evidence brought in (paths, names, revisions) shown printable."""
         subject = f"{self.image}: " if self.image else ""
         cite = f" [{self.control}]" if self.control else ""
-        return (
+        return printable(
             f"{subject}{self.rule} ({self.policy}{cite}): found {self.found}; "
             f"expected {self.expected}; fix: {self.fix}"
         )

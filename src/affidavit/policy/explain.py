@@ -11,6 +11,7 @@ from affidavit.attestations.evidence import KeylessSigner, KeySigner
 from affidavit.policy.combine import EffectivePolicy, Origin, Req
 from affidavit.policy.decision import AiInvolvement, Decision, Snapshot
 from affidavit.policy.messages import short_type
+from affidavit.printable import printable
 
 
 def _fmt(value: object) -> str:
@@ -169,7 +170,8 @@ def explain_decision(decision: Decision) -> str:
         lines.append(f"     found:    {v.found}")
         lines.append(f"     expected: {v.expected}")
         lines.append(f"     fix:      {v.fix}")
-    return "\n".join(lines)
+    # a line at a time: what a predicate or repository says stays on its own line
+    return "\n".join(map(printable, lines))
 
 
 def _subject(s: KeylessSigner) -> str:

@@ -14,6 +14,7 @@ from affidavit.attestations.evidence import KeylessSigner, TrustedSigner
 from affidavit.attestations.predicates import AI_PROVENANCE_V1, CODE_REVIEW_V1
 from affidavit.attestations.reference import ImageReference
 from affidavit.policy.decision import Decision, Violation
+from affidavit.printable import printable
 
 MAX_SHOWN = 3
 
@@ -131,4 +132,4 @@ def admission_message(decision: Decision, *, recorded: bool = True) -> str:
         lines.append(f"run `affidavit explain --decision {decision.id}` for the full record")
     else:
         lines.append(DRY_RUN_NOTE)
-    return "\n".join(lines)
+    return "\n".join(map(printable, lines))

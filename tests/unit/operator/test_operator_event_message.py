@@ -49,3 +49,12 @@ def test_a_finding_too_long_for_an_event_is_replaced_by_the_rules_not_cut() -> N
         f"review.critical.independentApprovals, provenance.present{WHY}"
     )
     assert len(message) <= 1000
+
+
+def test_a_finding_with_terminal_controls_is_shown_escaped() -> None:
+    # kubectl describe prints an Event's message to a terminal: an escape sequence in a file
+    # name or author name must show as text, not act.
+    found = "1 approval by \x1b[2K\rbob\nWarning: none\u202e"
+    message = short_message(_record([_violation("review.present", found)]))
+    assert message.isprintable()
+    assert "found 1 approval by \\x1b[2K\\rbob\\nWarning: none\\u202e" in message
