@@ -14,7 +14,7 @@ backslash, so escaping twice changes nothing more.
 
 from __future__ import annotations
 
-__all__ = ["printable"]
+__all__ = ["printable", "printable_lines"]
 
 
 _SHORT = {"\t": "\\t", "\n": "\\n", "\r": "\\r"}
@@ -37,3 +37,8 @@ def printable(text: str) -> str:
     if text.isprintable():
         return text
     return "".join(c if c.isprintable() else _escape(c) for c in text)
+
+
+def printable_lines(text: str) -> str:
+    """``text`` printable line by line: its own line breaks kept, none within a line added."""
+    return "\n".join(map(printable, text.split("\n")))

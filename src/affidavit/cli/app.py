@@ -18,6 +18,7 @@ from affidavit import __version__
 from affidavit.cli.main import MODULES
 from affidavit.cli.options import EXIT_CODES
 from affidavit.errors import AffidavitError
+from affidavit.printable import printable_lines
 
 
 def build_app(modules: Iterable[str] = MODULES) -> typer.Typer:
@@ -77,7 +78,7 @@ def run(command: typer.Typer, prog_name: str, argv: Sequence[str] | None) -> int
             args=list(argv) if argv is not None else None, prog_name=prog_name
         )
     except AffidavitError as e:
-        typer.echo(f"error: {e.diagnostic}", err=True)
+        typer.echo(f"error: {printable_lines(e.diagnostic)}", err=True)
         return e.exit_code
     except SystemExit as e:  # click exits for --help, usage errors and normal completion
         if e.code is None:

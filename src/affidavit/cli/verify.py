@@ -32,6 +32,7 @@ from affidavit.errors import (
     UsageError,
     VerificationError,
 )
+from affidavit.printable import printable, printable_lines
 
 Echo = Callable[[str], None]
 
@@ -187,14 +188,21 @@ def run_verify(
         if ref.digest is None:
             echo(f"{ref} resolved to {digest}")
         echo(f"image {pinned}")
+        # A rejected layer's type is its unsigned annotation (anyone who can push writes it) and
+        # a reason may quote the statement: shown printable, neither can forge a "verified" line.
         for a in evidence.verified:
             echo(
-                f"  verified  {a.predicate_type}  signer {a.signer}  ({a.storage} {a.envelope_digest})"
+                printable(
+                    f"  verified  {a.predicate_type}  signer {a.signer}  "
+                    f"({a.storage} {a.envelope_digest})"
+                )
             )
         for r in evidence.rejected:
             echo(
-                f"  rejected  {r.predicate_type or '(unknown type)'}  ({r.storage} "
-                f"{r.envelope_digest}): {r.reason}"
+                printable(
+                    f"  rejected  {r.predicate_type or '(unknown type)'}  ({r.storage} "
+                    f"{r.envelope_digest}): {r.reason}"
+                )
             )
         echo(f"{len(evidence.verified)} verified, {len(evidence.rejected)} rejected")
     if not evidence.verified:
@@ -279,7 +287,7 @@ def plain_main(argv: Sequence[str], prog_name: str = "affidavit") -> int | None:
     try:
         run_verify(_writer(sys.stdout), **arguments)
     except AffidavitError as e:
-        _writer(sys.stderr)(f"error: {e.diagnostic}")
+        _writer(sys.stderr)(f"error: {printable_lines(e.diagnostic)}")
         return e.exit_code
     except KeyboardInterrupt:
         return 130  # as click's Exit(130)

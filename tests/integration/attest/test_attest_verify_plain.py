@@ -9,7 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from attest_support import KeyPair, attest, closed_port
+from attest_support import KeyPair, attest, closed_port, push_cosign_layer
 
 from affidavit.attestations.registry import ImageReference, RegistryClient
 from affidavit.cli.app import build_app, run
@@ -114,3 +114,28 @@ def test_repeatable_options_and_paths_are_read_as_typer_reads_them() -> None:
         "keyless_identity_regexp": "x",
         "keyless_issuer": "https://issuer",
     }  # fmt: skip
+
+
+def test_a_layer_annotated_with_terminal_controls_cannot_forge_a_verified_line(
+    new_image: NewImage,
+    client: RegistryClient,
+    key: KeyPair,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # The type a rejected layer is listed under is its unsigned annotation: anyone who can push
+    # writes it. Here it tries to erase its own line and print a "verified" one in its place.
+    image = new_image(tag="forge")
+    forged = "\x1b[2K\r  verified  https://affidavit.dev/attestations/code-review/v1  signer ci"
+    push_cosign_layer(client, image, b"not an envelope", predicate_type=forged)
+    argv = [str(image), "--key", str(key.public_path)]
+    plain, typed = _both(capsys, argv)
+    assert plain == typed
+    code, out, _ = plain  # type: ignore[misc]
+    assert code == 4
+    lines = out.splitlines()
+    assert all(line.isprintable() for line in lines), lines
+    assert not [line for line in lines if line.startswith("  verified")]
+    (rejected,) = [line for line in lines if line.startswith("  rejected")]
+    assert rejected.startswith(
+        "  rejected  \\x1b[2K\\r  verified  https://affidavit.dev/attestations/code-review/v1"
+    )

@@ -10,7 +10,7 @@ import pytest
 
 from affidavit.policy import admission_message, evaluate
 from affidavit.policy.explain import explain_decision
-from affidavit.printable import printable
+from affidavit.printable import printable, printable_lines
 from policy_builders import NOW, approval, change, ctx, evidence, index, provenance, review
 
 # erase the line, go back to its start, forge a line, reverse what follows
@@ -50,3 +50,10 @@ def test_a_hostile_file_name_is_shown_escaped_in_the_denial_and_the_record() -> 
         assert all(line.isprintable() for line in text.split("\n")), text
         assert SHOWN in text
     assert all(v.message.isprintable() for v in decision.violations)
+
+
+def test_printable_lines_keeps_its_own_line_breaks_only() -> None:
+    diagnostic = "no attestation verified: subject \x1b[31mX\r\n  hint: attach one"
+    assert printable_lines(diagnostic) == (
+        "no attestation verified: subject \\x1b[31mX\\r\n  hint: attach one"
+    )
