@@ -17,6 +17,7 @@ from typing import Any
 
 from affidavit.audit.charts import all_charts
 from affidavit.audit.report import OUTCOMES
+from affidavit.printable import printable
 
 __all__ = ["RENDERERS", "render_html", "render_json", "render_markdown"]
 
@@ -168,7 +169,8 @@ _MD_SPECIAL = re.compile(r"([\\`*_\[\]|~])")
 
 
 def _md(text: str) -> str:
-    escaped = html.escape(" ".join(str(text).split()), quote=False)
+    # printed to the terminal without --output: tool, model and file names come from predicates
+    escaped = html.escape(printable(" ".join(str(text).split())), quote=False)
     return _MD_SPECIAL.sub(r"\\\1", escaped)
 
 

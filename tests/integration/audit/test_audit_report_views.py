@@ -142,3 +142,13 @@ def test_the_report_says_when_and_over_what_it_was_made(ledger: Ledger) -> None:
         "denied": ["d-004 (seq 4)"],
         "excepted": ["d-005 (seq 5)", "d-009 (seq 9)"],
     }
+
+
+def test_the_markdown_report_shows_terminal_controls_as_text(ledger: Ledger) -> None:
+    # Printed to the terminal when no --output is given; its cells quote what predicates said.
+    fill(ledger)
+    r = dict(report_from_ledger(ledger, since=SINCE, until=UNTIL))
+    r["headline"] = "all \x1b[32mclean\x1b[0m\u202e"
+    text = render_markdown(r)
+    assert all(line.isprintable() for line in text.split("\n"))
+    assert "all \\\\x1b\\[32mclean\\\\x1b\\[0m\\\\u202e" in text
