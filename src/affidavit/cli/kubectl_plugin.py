@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from affidavit.cli.options import EXIT_CODES
+from affidavit.printable import printable
 
 if TYPE_CHECKING:
     from affidavit.cli.cluster import Cluster
@@ -241,7 +242,9 @@ def _duration(delta: timedelta) -> str:
     return f"{sign}{hours}h{rest // 60}m"
 
 
-def _table(rows: Sequence[Sequence[str]]) -> str:
+def _table(cells: Sequence[Sequence[str]]) -> str:
+    # a tenant writes an exception's incident, owner and approvers: shown printable
+    rows = [[printable(cell) for cell in row] for row in cells]
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     return "\n".join(
         "   ".join(cell.ljust(w) for cell, w in zip(r, widths, strict=True)).rstrip() for r in rows
