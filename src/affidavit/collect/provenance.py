@@ -46,6 +46,7 @@ from affidavit.collect.git import (
     run_git,
 )
 from affidavit.collect.notes import list_notes, read_notes
+from affidavit.collect.remote import public_url
 from affidavit.collect.tiers import TIER_MAP_TIER, TIERS_PATH, TierMap, load_tiers
 from affidavit.collect.tools import ToolRegistry, load_registry
 from affidavit.cycles import cycle_collection_paused
@@ -213,7 +214,7 @@ def _source(repo: Path, base: str | None, head_arg: str, head: str) -> Source:
     ref = run_git(repo, "rev-parse", "--symbolic-full-name", head_arg, check=False)
     ref_text = ref.decode("utf-8", "replace").strip()
     return Source(
-        repository=origin or str(repo.resolve()),
+        repository=public_url(origin) if origin else str(repo.resolve()),
         revision=head,
         base_revision=base,
         ref=ref_text if ref_text.startswith("refs/") else None,

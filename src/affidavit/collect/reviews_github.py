@@ -19,6 +19,7 @@ from affidavit.attestations.predicates.review import (
     Identity,
     ReviewState,
 )
+from affidavit.collect.remote import public_url
 from affidavit.collect.reviews import (
     AgentIdentities,
     Contributors,
@@ -191,7 +192,7 @@ def collect_github_review(
     review_comments = get_field(pr_src, pr, "review_comments", int, where=where, required=False)
     evidence = ReviewEvidence(
         source=Source(
-            repository=repo_url,
+            repository=public_url(repo_url),
             revision=revision,
             base_revision=get_revision(pr_src, pr, "base.sha", where=where, required=False),
             ref=f"refs/heads/{head_ref}" if head_ref else None,

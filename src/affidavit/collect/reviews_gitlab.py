@@ -15,6 +15,7 @@ from typing import Any
 
 from affidavit.attestations.predicates.provenance import Source
 from affidavit.attestations.predicates.review import ChangeRequest, CodeReview, Identity
+from affidavit.collect.remote import public_url
 from affidavit.collect.reviews import (
     AgentIdentities,
     Contributors,
@@ -133,7 +134,7 @@ def collect_gitlab_review(
     branch = get_field(mr_src, mr, "source_branch", str, where=where, required=False)
     evidence = ReviewEvidence(
         source=Source(
-            repository=repo_url,
+            repository=public_url(repo_url),
             revision=revision,
             base_revision=get_revision(
                 mr_src, mr, "diff_refs.base_sha", where=where, required=False

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from affidavit.attestations.predicates.provenance import Source
 from affidavit.attestations.predicates.review import ChangeRequest, CodeReview, Identity
+from affidavit.collect.remote import public_url
 from affidavit.collect.reviews import (
     AgentIdentities,
     Contributors,
@@ -145,7 +146,9 @@ def collect_trailer_review(
     merged = len(tip.parents) > 1
     evidence = ReviewEvidence(
         source=Source(
-            repository=repository or _origin(repo), revision=head_sha, base_revision=base_sha
+            repository=public_url(repository or _origin(repo)),
+            revision=head_sha,
+            base_revision=base_sha,
         ),
         change_request=ChangeRequest(
             system="trailers",
