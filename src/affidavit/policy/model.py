@@ -170,8 +170,8 @@ class Require(SpecModel):
     independent_release_approver: bool = False
     """AI-involved changes must be merged by neither their author nor a reviewer."""
     consistent_revision: bool | None = None
-    """Provenance, review and build name one source revision; omitted in an
-    AccountabilityPolicy = true."""
+    """Provenance, review and build name one source revision, provenance and review one
+    repository; omitted in an AccountabilityPolicy = true."""
     tier_map_digest: str | None = Field(default=None, pattern=r"^sha256:[0-9a-f]{64}$")
     """The provenance must have classified files with this trust-tier map (its
     collector.tiersDigest)."""

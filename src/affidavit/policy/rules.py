@@ -25,8 +25,16 @@ from affidavit.attestations.reference import ImageReference
 from affidavit.policy.combine import EffectivePolicy, Origin, Req
 from affidavit.policy.decision import EvidenceUsed, Violation
 from affidavit.policy.lifetime import parse_time
-from affidavit.policy.messages import a, collect_provenance_fix, pinned, short_type, signing
+from affidavit.policy.messages import (
+    a,
+    collect_provenance_fix,
+    collect_review_fix,
+    pinned,
+    short_type,
+    signing,
+)
 from affidavit.policy.release import check_release_approver
+from affidavit.policy.sources import repository_key
 from affidavit.policy.tiers import check_review, check_tools, touched_tiers
 
 
@@ -298,6 +306,7 @@ def _consistency(
     repo_at: str,
 ) -> list[Violation]:
     assert eff.consistent_revision is not None
+    out = []
     seen: dict[str, str] = {}
     if isinstance(prov, AiProvenance):
         seen["ai-provenance"] = prov.source.revision
@@ -306,20 +315,41 @@ def _consistency(
     slsa_revs = _slsa_revisions(slsa)
     if slsa_revs and seen and not set(seen.values()) & slsa_revs:
         seen["slsa"] = ",".join(sorted(slsa_revs))
-    if len(set(seen.values())) <= 1:
-        return []
-    found = ", ".join(f"{k} {v[:12]}" for k, v in seen.items())
-    return [
-        _v(
-            "revision.consistent",
-            eff.consistent_revision.origin,
-            found,
-            "one source revision across all attestations",
-            "collect provenance and review for the revision the image was built from, then "
-            "attest both: " + collect_provenance_fix(repo_at, signing(eff.signers)),
-            image,
+    if len(set(seen.values())) > 1:
+        found = ", ".join(f"{k} {v[:12]}" for k, v in seen.items())
+        out.append(
+            _v(
+                "revision.consistent",
+                eff.consistent_revision.origin,
+                found,
+                "one source revision across all attestations",
+                "collect provenance and review for the revision the image was built from, then "
+                "attest both: " + collect_provenance_fix(repo_at, signing(eff.signers)),
+                image,
+            )
         )
-    ]
+    if isinstance(prov, AiProvenance) and isinstance(review, CodeReview):
+        built, reviewed = prov.source.repository, review.source.repository
+        if repository_key(built) != repository_key(reviewed):
+            # a fork shares its commits: the same revision reviewed elsewhere is no review here
+            system = review.change_request.system
+            out.append(
+                _v(
+                    "repository.consistent",
+                    eff.consistent_revision.origin,
+                    f"ai-provenance of {built}, code-review of {reviewed}",
+                    "the review of a change request in the repository the image was built from",
+                    collect_review_fix(
+                        repo_at,
+                        f"collect the review of the change request in {built}",
+                        system,
+                        prov.source.revision,
+                        sign=signing(eff.signers),
+                    ),
+                    image,
+                )
+            )
+    return out
 
 
 def check_workload(
