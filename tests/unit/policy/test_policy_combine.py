@@ -319,6 +319,9 @@ def test_explain_policy_names_the_source_of_each_requirement() -> None:
     )
     assert "mode: Enforce <- AccountabilityPolicy/baseline" in body
     assert "failurePolicy: Fail <- AccountabilityPolicy/baseline (default)" in body
+    # one switch, both rules it governs named, each with where it comes from
+    assert "revision.consistent: true <- AccountabilityPolicy/baseline" in body
+    assert "repository.consistent: true <- AccountabilityPolicy/baseline" in body
 
 
 def test_fedramp_requires_tool_details_and_us_residency() -> None:
