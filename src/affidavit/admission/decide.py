@@ -41,7 +41,7 @@ from affidavit.ledger import BUFFERED_NOTE, BufferedLedger, RecordResult
 from affidavit.policy.decision import Caller, Decision
 from affidavit.policy.evaluate import RequestContext
 from affidavit.policy.index import PolicyIndex
-from affidavit.policy.messages import admission_message
+from affidavit.policy.messages import admission_message, admission_warnings
 from affidavit.policy.presets import UnmatchedImages
 
 log = logging.getLogger("affidavit.admission")
@@ -354,7 +354,7 @@ class Webhook:
         if decision.outcome == "denied":
             message = admission_message(decision, recorded=not req.dry_run)
         elif decision.outcome == "warned":
-            warnings = [v.message for v in decision.violations]
+            warnings = admission_warnings(decision, recorded=not req.dry_run)
         elif decision.outcome == "audited":
             annotations["violations"] = str(len(decision.violations))
         elif decision.outcome == "excepted" and decision.exception:

@@ -133,3 +133,35 @@ def admission_message(decision: Decision, *, recorded: bool = True) -> str:
     else:
         lines.append(DRY_RUN_NOTE)
     return "\n".join(map(printable, lines))
+
+
+#: The kube-apiserver keeps a response's warnings whole up to 4,096 characters in all; past that
+#: it cuts every warning to 256 and drops those that come after (k8s.io/apiserver's warning
+#: recorder). Kept under it, with room for the ledger's own note (``ledger.buffer.BUFFERED_NOTE``).
+WARNINGS_BUDGET = 3584
+
+
+def admission_warnings(decision: Decision, *, recorded: bool = True) -> list[str]:
+    """A Warn-mode decision's violations as admission warnings, each whole: as many as fit the
+    apiserver's budget, then one line saying how many more and where the full record is.
+
+    Before, every violation was a warning: a workload with a dozen images went past the budget
+    and kubectl showed each cut at 256 characters, the fix commands lost."""
+    messages = [v.message for v in decision.violations]
+    where = (
+        f"run `affidavit explain --decision {decision.id}` for the full record"
+        if recorded
+        else DRY_RUN_NOTE
+    )
+    shown: list[str] = []
+    used = 0
+    for n, message in enumerate(messages):
+        rest = len(messages) - n - 1
+        tail = len(f"and {rest} more violations: {where}") if rest else 0
+        if used + len(message) + tail > WARNINGS_BUDGET:
+            break
+        shown.append(message)
+        used += len(message)
+    if len(shown) < len(messages):
+        shown.append(f"and {plural(len(messages) - len(shown), 'more violation')}: {where}")
+    return shown

@@ -13,6 +13,7 @@ import pytest
 from admission_support import Images, Tls, WebhookProcess, review, start_webhook
 
 from affidavit.ledger import Ledger
+from affidavit.policy.messages import WARNINGS_BUDGET
 
 FIX_HINT = (
     "write it as [HOST[:PORT]/]REPOSITORY[:TAG][@sha256:<64 hex>], e.g. "
@@ -114,3 +115,25 @@ def test_mutate_skips_a_reference_that_is_no_reference(
             "value": f"{images.good}@{images.good_digest}",
         }
     ]
+
+
+def test_many_warnings_stay_whole_within_the_apiservers_budget(
+    webhook: WebhookProcess, images: Images
+) -> None:
+    # The kube-apiserver cuts every warning to 256 characters once they pass 4,096 in all: the
+    # webhook gives as many whole as fit, then says how many more and where the record is.
+    port = images.host.rsplit(":", 1)[1]
+    written = [f"localhost:{port}/elsewhere/app{i}:1" for i in range(20)]
+    response = webhook.validate(review(*written, uid="u-many")).json()["response"]
+    assert response["allowed"] is True
+    warnings = response["warnings"]
+    assert sum(map(len, warnings)) <= WARNINGS_BUDGET
+    *whole, last = warnings
+    assert whole == [
+        unmatched_warning(image, image.rsplit(":", 1)[0], "Warn") for image in written[: len(whole)]
+    ]
+    decision = response["auditAnnotations"]["decision"]
+    assert last == (
+        f"and {20 - len(whole)} more violations: run `affidavit explain --decision {decision}` "
+        "for the full record"
+    )
