@@ -15,11 +15,14 @@ or, from trailers, the same remote or a ``file://`` URI. Each is reduced to ``ho
 from __future__ import annotations
 
 import re
-from urllib.parse import unquote, urlsplit
+from urllib.parse import unquote
 
 __all__ = ["repository_key"]
 
-_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
+# scheme "://" authority (up to the path, query or fragment) path. Read by this pattern, not by
+# urlsplit, which raises on what a signer may write ("https://[::1", a bracketed non-address).
+_URL = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://([^/?#]*)([^?#]*)")
+_PORT = re.compile(r":\d*$")
 # git's scp-like syntax: [user@]host:path, with no "/" before the ":" (else it is a local path)
 _SCP = re.compile(r"^(?:[^@/]*@)?([^:/]+):(.*)$")
 
@@ -31,15 +34,17 @@ def _trimmed(path: str) -> str:
 
 
 def repository_key(name: str) -> str:
-    """``host/path`` of a remote repository, or ``path:/…`` of a local one."""
+    """``host/path`` of a remote repository, or ``path:/…`` of a local one (never raises: the
+    name is signed text, any string)."""
     text = name.strip()
-    if _SCHEME.match(text):
-        parts = urlsplit(text)
-        if parts.scheme.lower() == "file":
-            return "path:/" + _trimmed(unquote(parts.path))
-        host = parts.netloc.rpartition("@")[2]
-        host = re.sub(r":\d*$", "", host)  # the port: ssh on :22 and https name one repository
-        return f"{host.lower()}/{_trimmed(unquote(parts.path))}"
+    url = _URL.match(text)
+    if url is not None:
+        scheme, authority, path = url.groups()
+        if scheme.lower() == "file":
+            return "path:/" + _trimmed(unquote(path))
+        # the login and the port: ssh on :22 and https name one repository
+        host = _PORT.sub("", authority.rpartition("@")[2])
+        return f"{host.lower()}/{_trimmed(unquote(path))}"
     scp = _SCP.match(text)
     if scp is not None and len(scp.group(1)) > 1:  # "C:\\…" is a drive, not a host
         return f"{scp.group(1).lower()}/{_trimmed(scp.group(2))}"

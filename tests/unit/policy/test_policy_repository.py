@@ -101,3 +101,14 @@ def test_consistent_revision_false_also_turns_the_repository_check_off() -> None
     relaxed = index([policy(require=require | {"consistentRevision": False})])
     assert _run(index([policy(require=require)]), provenance(), fork).outcome == "denied"
     assert _run(relaxed, provenance(), fork).outcome == "allowed"
+
+
+@pytest.mark.parametrize("malformed", ["https://[::1", "https://[zz]/example/shop", "http://:/"])
+def test_a_malformed_repository_url_is_another_repository_not_a_crash(malformed: str) -> None:
+    # signed text, any string: urlsplit raised ValueError on these, out of the evaluation (the
+    # webhook then denied the image as an internal error)
+    assert repository_key(malformed) != repository_key(SHOP)
+    fork = _with_repository(review(approval("bob")), malformed)
+    assert [v.rule for v in _run(index(), provenance(), fork).violations] == [
+        "repository.consistent"
+    ]
