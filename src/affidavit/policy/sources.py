@@ -15,6 +15,7 @@ or, from trailers, the same remote or a ``file://`` URI. Each is reduced to ``ho
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 from urllib.parse import unquote
 
 __all__ = ["repository_key"]
@@ -33,6 +34,9 @@ def _trimmed(path: str) -> str:
     return path.rstrip("/").lower()
 
 
+# Every evaluation with provenance and a review reads two names, the same few again and again;
+# bounded, so signed names an attacker varies cannot grow it.
+@lru_cache(maxsize=1024)
 def repository_key(name: str) -> str:
     """``host/path`` of a remote repository, or ``path:/…`` of a local one (never raises: the
     name is signed text, any string)."""
