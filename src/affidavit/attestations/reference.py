@@ -256,3 +256,8 @@ def canonical_glob(pattern: str) -> str:
 @lru_cache(maxsize=4096)
 def _parse(text: str) -> ImageReference:
     return ImageReference._parse(text)
+
+
+def is_digest(text: str) -> bool:
+    """Whether ``text`` is a digest as a reference writes it (``sha256:<64 lowercase hex>``)."""
+    return _DIGEST.match(text) is not None

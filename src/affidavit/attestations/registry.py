@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urljoin
 
-from affidavit.attestations.reference import ImageReference, canonical_host
+from affidavit.attestations.reference import ImageReference, canonical_host, is_digest
 from affidavit.attestations.registry_auth import (
     CredentialLookup,
     Credentials,
@@ -164,10 +164,22 @@ class RegistryClient:
         self._check(r, "HEAD", ref)
         digest = r.headers.get("docker-content-digest")
         media_type = r.headers.get("content-type", "").split(";")[0]
-        size = int(r.headers.get("content-length", "0"))
+        length = r.headers.get("content-length", "0")
         if not digest:
             manifest = self.get_manifest(ref)
             return manifest.digest, manifest.media_type, len(manifest.data)
+        # the registry's own text (a HEAD has no body to check it against): a malformed one is
+        # the registry's error, not a crash and not the user's reference
+        for field, value, valid in (
+            ("Docker-Content-Digest", digest, is_digest(digest)),
+            ("Content-Length", length, length.isdigit()),
+        ):
+            if not valid:
+                raise RegistryError(
+                    f"registry {ref.registry} answered HEAD {ref} with an invalid {field} "
+                    f"{value[:80]!r}"
+                )
+        size = int(length)
         if ref.digest and digest != ref.digest:
             raise RegistryError(f"registry {ref.registry} answered digest {digest} for {ref}")
         return digest, media_type, size
