@@ -8,10 +8,11 @@ entry carries no signed time, a timestamp authority. This module starts the four
 writes the two files a client needs: ``trusted_root.json`` (what verifiers trust, offline) and
 ``signing_config.json`` (where signers go). It is the tests' private instance and the recipe an
 air-gapped site follows. Each service's files stay in ``workdir``; nothing reaches past loopback.
-Two caveats. Released timestamp-server v2 serves its metrics on :2112 of every interface, with
-no flag to move it; the script builds it patched to read that address from ``TSA_METRICS_ADDR``
-(a free port on 127.0.0.1 here), so every instance starts its own. Fulcio's metrics
-(``--metrics-port``, a free port) still listen on every interface: no flag sets their host.
+Two caveats, both about a metrics listener no flag keeps on loopback. Released timestamp-server
+v2 serves its metrics on :2112 of every interface; the script builds it patched to read that
+address from ``TSA_METRICS_ADDR`` (a free port on 127.0.0.1 here), so every instance starts its
+own. Released Fulcio serves its metrics on ``--metrics-port`` of every interface; the script
+builds it patched to serve them on ``--host`` (127.0.0.1 here).
 
 The identity comes from any OIDC issuer Fulcio can discover: the tests use the kube-apiserver's
 own service-account issuer (Fulcio's ``kubernetes`` issuer type, audience ``sigstore``).
@@ -45,7 +46,7 @@ _PINS = {
 }
 #: Binary name -> the mark its cache key carries after the version: it is built from a patched
 #: copy of its module (the same table as scripts/sigstore-binaries' ``patch_mark``).
-_PATCH_MARKS = {"timestamp-server": "metrics-addr"}
+_PATCH_MARKS = {"timestamp-server": "metrics-addr", "fulcio": "metrics-host"}
 #: The CT log's checkpoint origin (static-ct-api: a URL without scheme or port).
 CT_ORIGIN = "ct.private-sigstore.invalid"
 

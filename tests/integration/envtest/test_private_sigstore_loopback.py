@@ -1,11 +1,13 @@
-"""The private Sigstore's timestamp authority listens on 127.0.0.1 only, and several run at once.
+"""Every process of the private Sigstore listens on 127.0.0.1 only, and several run at once.
 
 Released timestamp-server v2 serves its metrics on ":2112" of every interface; the binary
-``scripts/sigstore-binaries`` builds takes that address from ``TSA_METRICS_ADDR``. Here two
-private Sigstores run in this process while a third runs in another (``python -m``), and each
-TSA's listening sockets, read from ``/proc``, are its API port and its own metrics address, all
-on 127.0.0.1. With the unpatched binary the first TSA listens on *:2112 and the second cannot
-start.
+``scripts/sigstore-binaries`` builds takes that address from ``TSA_METRICS_ADDR``. Released
+Fulcio serves its metrics on ``--metrics-port`` of every interface; the binary built serves them
+on ``--host``. Here two private Sigstores run in this process while a third runs in another
+(``python -m``), and each service's listening sockets, read from ``/proc``, are all on 127.0.0.1:
+each TSA's are its API port and its own metrics address, each Fulcio's include its metrics port.
+With the unpatched timestamp-server the first listens on *:2112 and the second cannot start;
+with the unpatched Fulcio each listens on *:<metrics port>.
 """
 
 from __future__ import annotations
@@ -52,21 +54,26 @@ def _listening(pid: int) -> set[tuple[str, int]]:
     return found
 
 
-def _tsa_pid(workdir: Path) -> int:
-    """The timestamp-server whose working directory is ``workdir`` (each service runs there)."""
-    pids = []
+#: The services a private Sigstore starts, by the name the kernel gives each process (``comm``,
+#: at most 15 characters).
+SERVICES = ("fulcio", "rekor-server", "timestamp-serve", "tesseract")
+
+
+def _service_pids(workdir: Path) -> dict[str, int]:
+    """The private Sigstore's processes whose working directory is ``workdir`` (each service
+    runs there), by name: one of each."""
+    found: dict[str, list[int]] = {}
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
         try:
-            if Path(entry / "cwd").resolve() == workdir.resolve() and (
-                (entry / "comm").read_text().strip() == "timestamp-serve"
-            ):
-                pids.append(int(entry.name))
+            if Path(entry / "cwd").resolve() == workdir.resolve():
+                comm = (entry / "comm").read_text().strip()
+                found.setdefault(comm, []).append(int(entry.name))
         except OSError:  # gone, or not ours
             continue
-    assert len(pids) == 1, f"timestamp-servers in {workdir}: {pids}"
-    return pids[0]
+    assert all(len(found.get(name, [])) == 1 for name in SERVICES), f"in {workdir}: {found}"
+    return {name: found[name][0] for name in SERVICES}
 
 
 def _metrics_addr(pid: int) -> tuple[str, int]:
@@ -76,15 +83,29 @@ def _metrics_addr(pid: int) -> tuple[str, int]:
     return host, int(port)
 
 
-def _assert_tsa_on_loopback(workdir: Path, tsa_url: str) -> None:
-    pid = _tsa_pid(workdir)
+def _flag(pid: int, name: str) -> str:
+    """The value of ``--name=VALUE`` on process ``pid``'s command line."""
+    argv = Path(f"/proc/{pid}/cmdline").read_bytes().decode().split("\0")
+    (value,) = [a.partition("=")[2] for a in argv if a.startswith(f"--{name}=")]
+    return value
+
+
+def _assert_on_loopback(workdir: Path, tsa_url: str) -> None:
+    pids = _service_pids(workdir)
+    for name, pid in pids.items():
+        listening = _listening(pid)
+        assert listening, f"{name} listens on nothing"
+        assert {host for host, _ in listening} == {"127.0.0.1"}, f"{name}: {listening}"
     api = urlsplit(tsa_url)
-    expected = {(api.hostname, api.port), _metrics_addr(pid)}
-    assert _listening(pid) == expected
-    assert {host for host, _ in expected} == {"127.0.0.1"}
+    assert _listening(pids["timestamp-serve"]) == {
+        (api.hostname, api.port),
+        _metrics_addr(pids["timestamp-serve"]),
+    }
+    fulcio_metrics = ("127.0.0.1", int(_flag(pids["fulcio"], "metrics-port")))
+    assert fulcio_metrics in _listening(pids["fulcio"])
 
 
-def test_each_tsa_listens_on_loopback_only_with_three_at_once(tmp_path: Path) -> None:
+def test_each_service_listens_on_loopback_only_with_three_at_once(tmp_path: Path) -> None:
     sigstore_binaries_or_skip()
     other = subprocess.Popen(
         [sys.executable, "-m", "affidavit.envtest.sigstore", str(tmp_path / "other"),
@@ -99,9 +120,9 @@ def test_each_tsa_listens_on_loopback_only_with_three_at_once(tmp_path: Path) ->
             assert other.stdout is not None
             printed = dict(other.stdout.readline().split() for _ in range(3))
             assert len({first.tsa_url, second.tsa_url, printed["tsa"]}) == 3
-            _assert_tsa_on_loopback(first.workdir, first.tsa_url)
-            _assert_tsa_on_loopback(second.workdir, second.tsa_url)
-            _assert_tsa_on_loopback(tmp_path / "other", printed["tsa"])
+            _assert_on_loopback(first.workdir, first.tsa_url)
+            _assert_on_loopback(second.workdir, second.tsa_url)
+            _assert_on_loopback(tmp_path / "other", printed["tsa"])
     finally:
         other.send_signal(signal.SIGTERM)
         code = other.wait(timeout=60)

@@ -1,8 +1,8 @@
 """``scripts/sigstore-binaries`` builds where :func:`find_sigstore_binaries` looks.
 
-The timestamp authority is built patched, under its version plus a mark (``-metrics-addr``), in
-both the script's ``--print-bin-dirs`` and the Python lookup; a binary built before the patch is
-not found.
+The timestamp authority and Fulcio are built patched, under their version plus a mark
+(``-metrics-addr``, ``-metrics-host``), in both the script's ``--print-bin-dirs`` and the Python
+lookup; a binary built before the patch is not found.
 """
 
 from __future__ import annotations
@@ -37,5 +37,8 @@ def test_script_builds_where_find_sigstore_binaries_looks(
         binary.chmod(binary.stat().st_mode | stat.S_IXUSR)
         made.append(binary)
     assert sorted(find_sigstore_binaries().values()) == sorted(made)
-    tsa = f"timestamp-server-{pinned_versions()['TSA_VERSION']}-metrics-addr"
+    pins = pinned_versions()
+    tsa = f"timestamp-server-{pins['TSA_VERSION']}-metrics-addr"
     assert [p.parent.parent.name for p in made if p.name == "timestamp-server"] == [tsa]
+    fulcio = f"fulcio-{pins['FULCIO_VERSION']}-metrics-host"
+    assert [p.parent.parent.name for p in made if p.name == "fulcio"] == [fulcio]
