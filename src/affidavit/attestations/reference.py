@@ -39,11 +39,11 @@ DOCKER_HUB_ALIASES = frozenset({"docker.io", "index.docker.io", "registry-1.dock
 OFFICIAL_NAMESPACE = "library"
 
 _COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
-_REPOSITORY = re.compile(rf"^{_COMPONENT}(?:/{_COMPONENT})*$")
-_TAG = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
-_DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
-_HOSTNAME = re.compile(r"^[a-z0-9](?:[a-z0-9-]*[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]*[a-z0-9])?)*$")
-_HOST_PORT = re.compile(r"^(?P<host>\[[^\]]*\]|[^:\[\]]*)(?::(?P<port>[^:]*))?$")
+_REPOSITORY = re.compile(rf"{_COMPONENT}(?:/{_COMPONENT})*")
+_TAG = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}")
+_DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
+_HOSTNAME = re.compile(r"[a-z0-9](?:[a-z0-9-]*[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]*[a-z0-9])?)*")
+_HOST_PORT = re.compile(r"(?P<host>\[[^\]]*\]|[^:\[\]]*)(?::(?P<port>[^:]*))?")
 _GLOB_CHARS = frozenset("*?[")
 _MAX_NAME = 255  # distribution's limit on host + repository
 
@@ -70,7 +70,7 @@ def canonical_host(host: str, *, text: str | None = None) -> str:
     """``HOST[:PORT]`` in canonical form: lower case, compressed IPv6, no ``:443``, Hub aliases
     folded into ``docker.io``. Raises ``InputError`` for something that is not a host."""
     where = text if text is not None else host
-    m = _HOST_PORT.match(host.lower())
+    m = _HOST_PORT.fullmatch(host.lower())
     if m is None or not m.group("host"):
         raise _bad(where, f"has an invalid registry host {host!r}")
     name, port = m.group("host"), m.group("port")
@@ -80,7 +80,7 @@ def canonical_host(host: str, *, text: str | None = None) -> str:
         except ValueError as e:
             raise _bad(where, f"has an invalid IPv6 registry host {host!r}") from e
         name = f"[{address.compressed}]"
-    elif not _HOSTNAME.match(name):
+    elif not _HOSTNAME.fullmatch(name):
         raise _bad(where, f"has an invalid registry host {host!r}")
     if port is not None:
         if not port.isdigit() or not 0 < int(port) < 65536:
@@ -127,7 +127,7 @@ class ImageReference:
         repository = self.repository
         if registry == DOCKER_HUB and "/" not in repository:
             repository = f"{OFFICIAL_NAMESPACE}/{repository}"
-        if not _REPOSITORY.match(repository):
+        if not _REPOSITORY.fullmatch(repository):
             raise _bad(
                 text,
                 f"has an invalid repository {self.repository!r} (lowercase letters, digits and "
@@ -135,9 +135,9 @@ class ImageReference:
             )
         if len(registry) + 1 + len(repository) > _MAX_NAME:
             raise _bad(text, f"is longer than {_MAX_NAME} characters")
-        if self.tag is not None and not _TAG.match(self.tag):
+        if self.tag is not None and not _TAG.fullmatch(self.tag):
             raise _bad(text, f"has an invalid tag {self.tag!r}")
-        if self.digest is not None and not _DIGEST.match(self.digest):
+        if self.digest is not None and not _DIGEST.fullmatch(self.digest):
             raise _bad(text, f"has digest {self.digest!r}, which is not sha256:<64 lowercase hex>")
         object.__setattr__(self, "registry", registry)
         object.__setattr__(self, "repository", repository)
@@ -160,7 +160,7 @@ class ImageReference:
         rest, digest = ref, None
         if "@" in ref:
             rest, digest = ref.split("@", 1)
-            if not _DIGEST.match(digest):
+            if not _DIGEST.fullmatch(digest):
                 raise _bad(text, f"has digest {digest!r}, which is not sha256:<64 lowercase hex>")
         host, sep, path = rest.partition("/")
         if not sep or not _is_host(host):
@@ -172,9 +172,9 @@ class ImageReference:
         tag = None
         if ":" in path.rsplit("/", 1)[-1]:
             path, tag = path.rsplit(":", 1)
-            if not _TAG.match(tag):
+            if not _TAG.fullmatch(tag):
                 raise _bad(text, f"has an invalid tag {tag!r}")
-        if not _REPOSITORY.match(path):
+        if not _REPOSITORY.fullmatch(path):
             raise _bad(
                 text,
                 f"has an invalid repository {path!r} (lowercase letters, digits and separators "
@@ -260,4 +260,4 @@ def _parse(text: str) -> ImageReference:
 
 def is_digest(text: str) -> bool:
     """Whether ``text`` is a digest as a reference writes it (``sha256:<64 lowercase hex>``)."""
-    return _DIGEST.match(text) is not None
+    return _DIGEST.fullmatch(text) is not None

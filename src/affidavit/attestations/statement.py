@@ -13,13 +13,13 @@ verify what cosign pushes, and never produced.
 from __future__ import annotations
 
 import json
-import re
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from affidavit.attestations.exact_json import fast_decode, loads_deferred, loads_exact
+from affidavit.attestations.reference import is_digest
 
 if TYPE_CHECKING:
     from msgspec import Raw
@@ -29,8 +29,6 @@ from affidavit.errors import InputError, VerificationError
 INTOTO_STATEMENT_V1 = "https://in-toto.io/Statement/v1"
 INTOTO_STATEMENT_V01 = "https://in-toto.io/Statement/v0.1"
 ACCEPTED_STATEMENT_TYPES = (INTOTO_STATEMENT_V1, INTOTO_STATEMENT_V01)
-
-_DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
 
 
 @dataclass(frozen=True)
@@ -98,7 +96,7 @@ def make_statement(
     subject_name: str, digest: str, predicate_type: str, predicate: Mapping[str, Any]
 ) -> bytes:
     """The Statement v1 bytes for ``predicate`` about the image ``subject_name@digest``."""
-    if not _DIGEST.match(digest):
+    if not is_digest(digest):
         raise InputError(
             f"image digest {digest!r} is not of the form sha256:<64 lowercase hex>",
             hint="pass the manifest digest, e.g. REGISTRY/REPO@sha256:<hex> (`crane digest` prints it)",

@@ -114,6 +114,28 @@ def test_construction_canonicalises_too() -> None:
 
 
 @pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        (
+            {"digest": D + "\n"},
+            f"image reference 'reg.example/app' has digest {D + chr(10)!r}, which is not "
+            "sha256:<64 lowercase hex>",
+        ),
+        ({"tag": "v1\n"}, "image reference 'reg.example/app' has an invalid tag 'v1\\n'"),
+    ],
+)
+def test_a_constructed_reference_with_a_trailing_newline_is_refused(
+    fields: dict[str, str], message: str
+) -> None:
+    """A reference built from a registry's answer (a descriptor's digest, a tag list) is checked
+    whole: ``$`` let a trailing newline through, to be refused later, if at all, as something
+    else (a malformed request to the registry, a subject that never matches)."""
+    with pytest.raises(InputError) as caught:
+        ImageReference("reg.example", "app", **fields)
+    assert caught.value.message.startswith(message)
+
+
+@pytest.mark.parametrize(
     ("text", "message"),
     [
         ("", "the image reference is empty"),

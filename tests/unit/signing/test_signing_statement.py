@@ -41,7 +41,10 @@ def test_round_trip() -> None:
     assert not statement.is_about("sha256:" + "cd" * 32)
 
 
-@pytest.mark.parametrize("digest", ["ab" * 32, "sha256:" + "AB" * 32, "sha512:" + "ab" * 64, ""])
+@pytest.mark.parametrize(
+    "digest",
+    ["ab" * 32, "sha256:" + "AB" * 32, "sha512:" + "ab" * 64, "", "sha256:" + "ab" * 32 + "\n"],
+)
 def test_make_statement_rejects_bad_digests(digest: str) -> None:
     with pytest.raises(InputError) as info:
         make_statement("reg.example/app", digest, PT, {})
