@@ -12,7 +12,9 @@ manifest says. The first fault is named; the pack's own chain verdict is reporte
 from __future__ import annotations
 
 import json
+import lzma
 import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,6 +26,26 @@ from affidavit.ledger.records import check_row, images_of, parse_time, record_fr
 
 SIGNATURE = "SIGNATURE.dsse.json"
 DECISIONS = "decisions.jsonl"
+
+#: What reading an entry whose bytes were edited raises: a bad CRC, a broken deflate stream, a
+#: truncated entry, a compression method or encryption zipfile does not read.
+_DAMAGED = (
+    zipfile.BadZipFile,
+    zlib.error,
+    lzma.LZMAError,
+    EOFError,
+    OSError,
+    NotImplementedError,
+    RuntimeError,
+)
+
+
+def _damaged(path: Path, name: str, e: Exception) -> VerificationError:
+    return VerificationError(
+        f"evidence pack {path}: {name} cannot be read from the zip ({e}): it was changed "
+        "after signing or damaged",
+        hint="ask for the pack again; keep its sha256 with the audit record",
+    )
 
 
 @dataclass(frozen=True)
@@ -49,9 +71,11 @@ def verify_pack(path: Path, verifier: Verifier) -> PackCheck:
                 f"evidence pack {path} is not signed (no {SIGNATURE})",
                 hint="make packs with `affidavit audit pack --ledger-key KEY`",
             )
-        statement = verify_statement(
-            zf.read(SIGNATURE), verifier, PACK_PREDICATE, f"evidence pack {path}"
-        )
+        try:
+            envelope = zf.read(SIGNATURE)
+        except _DAMAGED as e:
+            raise _damaged(path, SIGNATURE, e) from e
+        statement = verify_statement(envelope, verifier, PACK_PREDICATE, f"evidence pack {path}")
         signed = subjects(statement)
         unsigned = sorted(names - set(signed) - {SIGNATURE})
         if unsigned:
@@ -59,11 +83,13 @@ def verify_pack(path: Path, verifier: Verifier) -> PackCheck:
         for name, digest in sorted(signed.items()):
             if name not in names:
                 raise VerificationError(f"evidence pack {path}: signed file {name} is missing")
-            if _sha256(zf, name) != digest:
+            if _sha256(zf, path, name) != digest:
                 raise VerificationError(
                     f"evidence pack {path}: {name} does not match the sha256 the signature names "
                     "(it was changed after signing)"
                 )
+        if DECISIONS not in signed:
+            raise VerificationError(f"evidence pack {path}: the signature names no {DECISIONS}")
         predicate = statement.get("predicate") or {}
         stretch = predicate.get("decisions") or {}
         count, first, last = _check_chain(zf, path, stretch)
@@ -77,13 +103,16 @@ def verify_pack(path: Path, verifier: Verifier) -> PackCheck:
     )
 
 
-def _sha256(zf: zipfile.ZipFile, name: str) -> str:
+def _sha256(zf: zipfile.ZipFile, path: Path, name: str) -> str:
     import hashlib
 
     h = hashlib.sha256()
-    with zf.open(name) as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
+    try:
+        with zf.open(name) as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                h.update(block)
+    except _DAMAGED as e:
+        raise _damaged(path, name, e) from e
     return h.hexdigest()
 
 

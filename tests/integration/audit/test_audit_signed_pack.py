@@ -138,3 +138,53 @@ def test_a_signed_report_verifies_with_the_ledger_key(
     assert subjects(statement) == {"report.html": hashlib.sha256(page.read_bytes()).hexdigest()}
     assert main([*args, "--ledger-key", str(key)]) == 2  # a signature needs a file to sign
     assert "--ledger-key signs the report file: give --output too" in capsys.readouterr().err
+
+
+def _entry_data_offset(pack: Path, name: str) -> int:
+    """Where an entry's (compressed) bytes start in the zip file."""
+    with zipfile.ZipFile(pack) as zf:
+        entry = zf.getinfo(name)
+    raw = pack.read_bytes()
+    name_len, extra_len = (
+        int.from_bytes(raw[entry.header_offset + 26 : entry.header_offset + 28], "little"),
+        int.from_bytes(raw[entry.header_offset + 28 : entry.header_offset + 30], "little"),
+    )
+    return entry.header_offset + 30 + name_len + extra_len
+
+
+@pytest.mark.parametrize(
+    ("name", "stored"),
+    [("report.md", False), ("decisions.jsonl", False), ("report.html", True)],
+    ids=["deflate-stream", "decisions", "crc"],
+)
+def test_a_pack_whose_zip_bytes_were_edited_is_refused_by_name(
+    ledger: Ledger,
+    ledger_url: str,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    name: str,
+    stored: bool,
+) -> None:
+    """Editing a byte inside a compressed entry (a broken deflate stream) or a stored one (a bad
+    CRC) made verify-pack end in zlib.error / BadZipFile with a stack trace."""
+    fill(ledger)
+    key, pub = _keys(tmp_path)
+    pack = tmp_path / "evidence.zip"
+    assert _pack(ledger_url, pack, key) == 0
+    if stored:  # the same pack with this entry stored, as some zip tools write it
+        with zipfile.ZipFile(pack) as zf:
+            files = [(i, zf.read(i.filename)) for i in zf.infolist()]
+        with zipfile.ZipFile(pack, "w") as zf:
+            for info, data in files:
+                info.compress_type = (
+                    zipfile.ZIP_STORED if info.filename == name else info.compress_type
+                )
+                zf.writestr(info, data)
+    raw = bytearray(pack.read_bytes())
+    raw[_entry_data_offset(pack, name) + 5] ^= 0xFF
+    pack.write_bytes(bytes(raw))
+    capsys.readouterr()
+    assert main(["audit", "verify-pack", str(pack), "--ledger-public-key", str(pub)]) == 4
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: evidence pack {pack}: {name} cannot be read from the zip (")
+    assert "): it was changed after signing or damaged\n" in err
