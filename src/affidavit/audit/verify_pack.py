@@ -40,12 +40,20 @@ _DAMAGED = (
 )
 
 
+_AGAIN = "ask for the pack again; keep its sha256 with the audit record"
+
+
 def _damaged(path: Path, name: str, e: Exception) -> VerificationError:
     return VerificationError(
         f"evidence pack {path}: {name} cannot be read from the zip ({e}): it was changed "
         "after signing or damaged",
-        hint="ask for the pack again; keep its sha256 with the audit record",
+        hint=_AGAIN,
     )
+
+
+def _shown(name: str) -> str:
+    """An entry name from the zip, quoted and escaped: a newline in it cannot forge a line."""
+    return repr(name)
 
 
 @dataclass(frozen=True)
@@ -65,7 +73,15 @@ def verify_pack(path: Path, verifier: Verifier) -> PackCheck:
     except (OSError, zipfile.BadZipFile) as e:
         raise InputError(f"cannot open evidence pack {path}: {e}") from e
     with zf:
-        names = set(zf.namelist())
+        listed = zf.namelist()
+        names = set(listed)
+        if len(names) != len(listed):  # zipfile reads the last entry of a name; others the first
+            twice = next(n for n in listed if listed.count(n) > 1)
+            raise VerificationError(
+                f"evidence pack {path}: the zip holds {listed.count(twice)} entries named "
+                f"{_shown(twice)}; unzip tools differ in which one they show",
+                hint=_AGAIN,
+            )
         if SIGNATURE not in names:
             raise VerificationError(
                 f"evidence pack {path} is not signed (no {SIGNATURE})",
@@ -79,7 +95,9 @@ def verify_pack(path: Path, verifier: Verifier) -> PackCheck:
         signed = subjects(statement)
         unsigned = sorted(names - set(signed) - {SIGNATURE})
         if unsigned:
-            raise VerificationError(f"evidence pack {path}: {unsigned[0]} is not in the signature")
+            raise VerificationError(
+                f"evidence pack {path}: {_shown(unsigned[0])} is not in the signature"
+            )
         for name, digest in sorted(signed.items()):
             if name not in names:
                 raise VerificationError(f"evidence pack {path}: signed file {name} is missing")

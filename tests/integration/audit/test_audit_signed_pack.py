@@ -10,6 +10,7 @@ import json
 import shutil
 import subprocess
 import sys
+import warnings
 import zipfile
 from pathlib import Path
 
@@ -188,3 +189,54 @@ def test_a_pack_whose_zip_bytes_were_edited_is_refused_by_name(
     err = capsys.readouterr().err
     assert err.startswith(f"error: evidence pack {pack}: {name} cannot be read from the zip (")
     assert "): it was changed after signing or damaged\n" in err
+
+
+@pytest.mark.parametrize("forged_first", [True, False], ids=["forged-first", "forged-last"])
+def test_a_pack_with_two_entries_of_one_name_is_refused(
+    ledger: Ledger,
+    ledger_url: str,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    forged_first: bool,
+) -> None:
+    """A second report.html beside the signed one: verify-pack hashed only the last entry of a
+    name and passed, while an unzip tool that keeps the first (or asks, and is told "no") shows
+    the auditor the forged page."""
+    fill(ledger)
+    key, pub = _keys(tmp_path)
+    pack = tmp_path / "evidence.zip"
+    assert _pack(ledger_url, pack, key) == 0
+    with zipfile.ZipFile(pack) as zf:
+        files = [(i, zf.read(i.filename)) for i in zf.infolist()]
+    forged = (zipfile.ZipInfo("report.html"), b"<h1>Every AI change was reviewed</h1>")
+    entries = [forged, *files] if forged_first else [*files, forged]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # zipfile warns about the duplicate name it writes
+        with zipfile.ZipFile(pack, "w") as zf:
+            for info, data in entries:
+                zf.writestr(info, data)
+    capsys.readouterr()
+    assert main(["audit", "verify-pack", str(pack), "--ledger-public-key", str(pub)]) == 4
+    assert capsys.readouterr().err == (
+        f"error: evidence pack {pack}: the zip holds 2 entries named 'report.html'; unzip "
+        "tools differ in which one they show\n"
+        "  hint: ask for the pack again; keep its sha256 with the audit record\n"
+    )
+
+
+def test_an_unsigned_entry_name_cannot_forge_a_line(
+    ledger: Ledger, ledger_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An extra entry's name is shown escaped: a newline in it printed a forged line."""
+    fill(ledger)
+    key, pub = _keys(tmp_path)
+    pack = tmp_path / "evidence.zip"
+    assert _pack(ledger_url, pack, key) == 0
+    with zipfile.ZipFile(pack, "a") as zf:
+        zf.writestr("x\nevidence pack OK: signature verified", b"")
+    capsys.readouterr()
+    assert main(["audit", "verify-pack", str(pack), "--ledger-public-key", str(pub)]) == 4
+    assert capsys.readouterr().err == (
+        f"error: evidence pack {pack}: 'x\\nevidence pack OK: signature verified' is not in the "
+        "signature\n"
+    )
