@@ -163,6 +163,26 @@ def _change(
         )
         for f in raw.files
     ]
+    # A rename across tiers is also a change where the file was: without -M git shows it as a
+    # deletion there, and a move out of src/auth/ must not leave the critical tier untouched.
+    files += [
+        _trusted(
+            FileChange,
+            {
+                "path": f.previous_path,
+                "tier": tier_of(f.previous_path),
+                "lines_added": 0,
+                "lines_deleted": 0,
+                "ai_lines": None if ai_lines is None or f.added is None else 0,
+                "binary": f.added is None,
+                "previous_path": None,
+            },
+        )
+        for f in raw.files
+        if f.previous_path is not None
+        and f.previous_path != TIERS_PATH
+        and tier_of(f.previous_path) != tier_of(f.path)
+    ]
     return _trusted(
         Change,
         {

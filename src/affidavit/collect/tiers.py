@@ -23,7 +23,8 @@ File shape::
 Globs: ``**`` spans directories, ``*`` and ``?`` stay within one path segment; a pattern without
 ``/`` matches the file name in any directory (like .gitignore). The FIRST matching rule wins, so
 list stricter tiers first (the default map puts ``critical`` before ``low``: ``docs/auth.md`` is
-``critical`` -- when in doubt, fail closed).
+``critical`` -- when in doubt, fail closed). A renamed file is classified by its new path and,
+when the old path is in another tier, listed under the old path too (see ``provenance``).
 """
 
 from __future__ import annotations

@@ -151,3 +151,40 @@ def test_cli_records_the_base_map(
         "path": ".affidavit/tiers.yaml",
         "revision": base,
     }
+
+
+LOGIN = "".join(f"def check_{n}(user): return user.ok_{n}\n" for n in range(20))
+
+
+@pytest.mark.parametrize(
+    ("new_path", "tiers"),
+    [
+        ("docs/login.py", ["critical", "low"]),  # out of critical into low
+        ("src/login.py", ["critical", "standard"]),  # out of critical into the default
+    ],
+)
+def test_an_ai_rename_out_of_a_critical_path_still_touches_critical(
+    make_repo: Callable[[str], Repo], new_path: str, tiers: list[str]
+) -> None:
+    """Rename detection (-M) made a moved file one entry classified by its new path only: an AI
+    commit that moved src/auth/login.py to docs/ (and changed it on the way) touched only
+    ``low``, and the critical tier's review never applied. Without -M git shows the same commit
+    as a deletion in src/auth/, which is critical."""
+    repo = make_repo("shop")
+    base = repo.commit(
+        "release 1.0",
+        {".affidavit/tiers.yaml": STRICT, "src/auth/login.py": LOGIN, "docs/index.md": "hi\n"},
+    )
+    repo.git("mv", "src/auth/login.py", new_path)
+    changed = LOGIN.replace("user.ok_3", "True")
+    repo.commit("move login" + CLAUDE, {new_path: changed})
+    predicate = collect_provenance(repo.path, base, "HEAD").to_wire()
+    jsonschema.Draft202012Validator(SCHEMA).validate(predicate)
+    files = predicate["changes"][0]["files"]
+    assert [(f["path"], f["tier"], f.get("previousPath")) for f in files] == [
+        (new_path, tiers[1], "src/auth/login.py"),
+        ("src/auth/login.py", "critical", None),
+    ]
+    assert files[0]["linesAdded"] == files[0]["linesDeleted"] == 1
+    assert files[1]["linesAdded"] == files[1]["linesDeleted"] == 0
+    assert predicate["summary"]["tiersTouchedByAi"] == tiers
