@@ -188,3 +188,20 @@ def test_an_ai_rename_out_of_a_critical_path_still_touches_critical(
     assert files[0]["linesAdded"] == files[0]["linesDeleted"] == 1
     assert files[1]["linesAdded"] == files[1]["linesDeleted"] == 0
     assert predicate["summary"]["tiersTouchedByAi"] == tiers
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["src/auth/login\n.py", "db/migrations/0002_grant\n.sql", "src/auth/\nlegacy/token.py"],
+    ids=["file", "migration", "directory"],
+)
+def test_a_newline_in_a_path_does_not_leave_the_critical_tier(
+    make_repo: Callable[[str], Repo], path: str
+) -> None:
+    """``**`` compiled to ``.*``, which stops at a newline: a file named with one inside
+    src/auth/ or db/migrations/ (a migration runner loads every file there) was ``standard``."""
+    repo = make_repo("shop")
+    base = repo.commit("release 1.0", {"README.md": "shop\n"})  # no map: the default applies
+    repo.commit("add" + CLAUDE, {path: "GRANT ALL ON users TO app;\n"})
+    predicate = collect_provenance(repo.path, base, "HEAD").to_wire()
+    assert _tiers(predicate) == [(path, "critical")]
