@@ -245,6 +245,21 @@ CASES: dict[str, tuple[str, tuple[str, str], tuple[str, str], str, list[Any], li
         [{"name": "Claude Code"}],
         ALICE,
     ),
+    "claude footer, trailer deleted, declared no": (
+        "🤖 Generated with [Claude Code](https://claude.com/claude-code)\n\nAI-Assisted: no",
+        HUMAN,
+        HUMAN,
+        "assisted",
+        [
+            (
+                "identity",
+                "message: 🤖 Generated with [Claude Code](https://claude.com/claude-code)",
+            ),
+            ("declaration", "AI-Assisted: no"),
+        ],
+        [{"name": "Claude Code"}],
+        ALICE,
+    ),
     "no signal": (
         "Signed-off-by: Alice Human <alice@example.com>",
         HUMAN,
