@@ -116,6 +116,21 @@ def read_blob(repo: Path, rev: str, path: str) -> bytes | None:
     return proc.stdout if proc.returncode == 0 else None
 
 
+def gitlink_paths(repo: Path, *revs: str) -> frozenset[str]:
+    """The paths that are submodules (gitlinks, mode 160000) in any of ``revs``' trees.
+
+    A change to one is a change to a whole folder, which its numstat line does not show.
+    """
+    paths: set[str] = set()
+    for rev in revs:
+        out = run_git(repo, "ls-tree", "-r", "-z", "--full-tree", rev)
+        for entry in out.split(b"\0"):
+            meta, tab, path = entry.partition(b"\t")
+            if tab and meta.startswith(b"160000 "):
+                paths.add(path.decode("utf-8", "replace"))
+    return frozenset(paths)
+
+
 class _Decoder:
     """UTF-8 first; the repository's commit encoding for legacy bytes; replacement otherwise."""
 

@@ -40,6 +40,7 @@ from affidavit.collect.classify import Classification, classify
 from affidavit.collect.git import (
     RawCommit,
     config_value,
+    gitlink_paths,
     iter_commits,
     read_blob,
     resolve_commit,
@@ -47,7 +48,7 @@ from affidavit.collect.git import (
 )
 from affidavit.collect.notes import list_notes, read_notes
 from affidavit.collect.remote import public_url
-from affidavit.collect.tiers import TIER_MAP_TIER, TIERS_PATH, TierMap, load_tiers
+from affidavit.collect.tiers import TIER_MAP_TIER, TIERS_PATH, TierMap, load_tiers, with_folders
 from affidavit.collect.tools import ToolRegistry, load_registry
 from affidavit.cycles import cycle_collection_paused
 
@@ -340,6 +341,8 @@ def collect_provenance(
     base_sha = resolve_commit(repo, base) if base is not None else None
     base_map = read_blob(repo, base_sha, TIERS_PATH) if base_sha is not None else None
     tiers = load_tiers(tiers_file, base_map, base_sha)
+    revs = (head_sha,) if base_sha is None else (base_sha, head_sha)
+    tiers = with_folders(tiers, gitlink_paths(repo, *revs))
     noted = list_notes(repo)
     records = read_trace_records(repo, head_sha)
     traced = revision_keys(records)

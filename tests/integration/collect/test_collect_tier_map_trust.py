@@ -205,3 +205,23 @@ def test_a_newline_in_a_path_does_not_leave_the_critical_tier(
     repo.commit("add" + CLAUDE, {path: "GRANT ALL ON users TO app;\n"})
     predicate = collect_provenance(repo.path, base, "HEAD").to_wire()
     assert _tiers(predicate) == [(path, "critical")]
+
+
+def test_an_ai_bump_of_a_submodule_at_a_critical_path_is_critical(
+    make_repo: Callable[[str], Repo],
+) -> None:
+    """A submodule is one numstat line for its own path (``src/auth``), which ``**/auth/**``
+    did not match: bumping a vendored auth submodule to AI-written code was ``standard``."""
+    lib = make_repo("auth-lib")
+    old = lib.commit("auth 1.0", {"login.py": "def login(): ...\n"})
+    new = lib.commit("auth 1.1" + CLAUDE, {"login.py": "def login(): return True\n"})
+    repo = make_repo("shop")
+    repo.git("update-index", "--add", "--cacheinfo", f"160000,{old},src/auth")
+    repo.git("update-index", "--add", "--cacheinfo", f"160000,{old},vendor/tests")
+    base = repo.commit("release 1.0", {".affidavit/tiers.yaml": STRICT})
+    repo.git("update-index", "--cacheinfo", f"160000,{new},src/auth")
+    repo.git("update-index", "--cacheinfo", f"160000,{new},vendor/tests")
+    repo.commit("bump auth" + CLAUDE)
+    predicate = collect_provenance(repo.path, base, "HEAD").to_wire()
+    assert _tiers(predicate) == [("src/auth", "critical"), ("vendor/tests", "standard")]
+    assert predicate["summary"]["tiersTouchedByAi"] == ["critical", "standard"]
