@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from affidavit.attestations.dsse import MAX_ENVELOPE_BYTES
 from affidavit.attestations.keys import Verifier
 from affidavit.audit.signing import PACK_PREDICATE, subjects, verify_statement
 from affidavit.errors import InputError, VerificationError
@@ -26,6 +27,8 @@ from affidavit.ledger.records import check_row, images_of, parse_time, record_fr
 
 SIGNATURE = "SIGNATURE.dsse.json"
 DECISIONS = "decisions.jsonl"
+#: SIGNATURE's size limit: the largest envelope parse_envelope accepts anyway
+_MAX_SIGNATURE = MAX_ENVELOPE_BYTES
 
 #: What reading an entry whose bytes were edited raises: a bad CRC, a broken deflate stream, a
 #: truncated entry, a compression method or encryption zipfile does not read.
@@ -86,6 +89,13 @@ def verify_pack(path: Path, verifier: Verifier) -> PackCheck:
             raise VerificationError(
                 f"evidence pack {path} is not signed (no {SIGNATURE})",
                 hint="make packs with `affidavit audit pack --ledger-key KEY`",
+            )
+        size = zf.getinfo(SIGNATURE).file_size
+        if size > _MAX_SIGNATURE:  # read whole before anything is verified: no zip bomb
+            raise VerificationError(
+                f"evidence pack {path}: {SIGNATURE} holds {size} bytes, more than the "
+                f"{_MAX_SIGNATURE} an envelope may hold",
+                hint=_AGAIN,
             )
         try:
             envelope = zf.read(SIGNATURE)

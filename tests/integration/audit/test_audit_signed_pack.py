@@ -240,3 +240,30 @@ def test_an_unsigned_entry_name_cannot_forge_a_line(
         f"error: evidence pack {pack}: 'x\\nevidence pack OK: signature verified' is not in the "
         "signature\n"
     )
+
+
+def test_an_oversized_signature_entry_is_refused_before_it_is_read(
+    ledger: Ledger, ledger_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """SIGNATURE.dsse.json is read whole before anything is verified: a zip bomb there (64 MiB
+    of spaces in 64 KiB here; zip64 declares up to 16 EiB) was inflated into memory before the
+    envelope's 4 MiB limit was checked."""
+    fill(ledger)
+    key, pub = _keys(tmp_path)
+    pack = tmp_path / "evidence.zip"
+    assert _pack(ledger_url, pack, key) == 0
+    with zipfile.ZipFile(pack) as zf:
+        files = {n: zf.read(n) for n in zf.namelist()}
+    files["SIGNATURE.dsse.json"] = files["SIGNATURE.dsse.json"] + b" " * (64 << 20)
+    with zipfile.ZipFile(pack, "w", zipfile.ZIP_DEFLATED) as zf:
+        for n, content in files.items():
+            zf.writestr(n, content)
+    assert pack.stat().st_size < 1 << 20
+    capsys.readouterr()
+    assert main(["audit", "verify-pack", str(pack), "--ledger-public-key", str(pub)]) == 4
+    size = len(files["SIGNATURE.dsse.json"])
+    assert capsys.readouterr().err == (
+        f"error: evidence pack {pack}: SIGNATURE.dsse.json holds {size} bytes, more than the "
+        "4194304 an envelope may hold\n"
+        "  hint: ask for the pack again; keep its sha256 with the audit record\n"
+    )
