@@ -158,7 +158,7 @@ def _check_chain(
                 line = json.loads(raw)
                 row = {**line, "time": parse_time(str(line["time"]))}
                 rec = record_from_row(row)
-            except (ValueError, KeyError, TypeError) as e:
+            except (ValueError, KeyError, TypeError, RecursionError) as e:
                 raise VerificationError(f"{where} is not a ledger row: {e}") from e
             problem = check_row(
                 rec,
