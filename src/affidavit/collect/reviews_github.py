@@ -177,6 +177,12 @@ def collect_github_review(
             f"no commit is the pull request's head {pr_head} (head.sha in {pr_path}); "
             "the commits must be those of the same pull request"
         )
+    listed = get_field(pr_src, pr, "commits", int, where=where, required=False)
+    if listed is not None and len(shas) < listed:  # GitHub lists at most 250 per pull request
+        raise commits_src.error(
+            f"holds {len(shas)} of the pull request's {listed} commits ('commits' in {pr_path}); "
+            "the author of a missing one would count as an independent reviewer"
+        )
 
     reviews_src = JsonInput("github reviews file", str(reviews_path), REVIEWS_ENDPOINT)
     comments = _review_comment_counts(comments_path) if comments_path is not None else None

@@ -331,3 +331,23 @@ def test_odd_json_is_a_short_input_error(
         f"error: github pull request file {bad}: {problem}; "
         "expected the JSON of GET /repos/{o}/{r}/pulls/{n}\n"
     )
+
+
+def test_a_commits_file_missing_commits_of_the_pull_request_is_refused(
+    capsys: pytest.CaptureFixture[str], edited: EditFn
+) -> None:
+    """GitHub lists at most 250 commits of a pull request (and a page can be lost): the author
+    of a commit past them was no contributor, so their approval counted as independent."""
+
+    def grow(pr: dict[str, Any]) -> dict[str, Any]:
+        return {**pr, "commits": 300}
+
+    folder = edited(GITHUB / "approved-final-revision", "pr.json", grow)
+    code, out, err = run_cli(capsys, "collect", "review", *github_args(folder))
+    assert (code, out) == (2, "")
+    assert err == (
+        f"error: github commits file {folder / 'commits.json'}: holds 2 of the pull request's "
+        f"300 commits ('commits' in {folder / 'pr.json'}); the author of a missing one would "
+        "count as an independent reviewer; expected the JSON of "
+        "GET /repos/{o}/{r}/pulls/{n}/commits\n"
+    )
