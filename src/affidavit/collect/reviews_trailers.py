@@ -16,6 +16,7 @@ from pathlib import Path
 
 from affidavit.attestations.predicates.provenance import Source
 from affidavit.attestations.predicates.review import ChangeRequest, CodeReview, Identity
+from affidavit.collect.git import GIT
 from affidavit.collect.remote import public_url
 from affidavit.collect.reviews import (
     AgentIdentities,
@@ -52,7 +53,7 @@ class _Commit:
 def _git(repo: Path, *args: str) -> str:
     try:
         done = subprocess.run(
-            ["git", "-C", str(repo), *args], capture_output=True, check=False, timeout=600
+            [*GIT, "-C", str(repo), *args], capture_output=True, check=False, timeout=600
         )
     except OSError as e:
         raise CollectError(f"cannot run git: {e}", hint="install git") from e
