@@ -22,6 +22,7 @@ from affidavit.attestations.predicates import (
     CodeReview,
 )
 from affidavit.errors import VerificationError
+from affidavit.printable import printable
 
 
 @dataclass(frozen=True)
@@ -185,4 +186,6 @@ def render_trace(trace: Trace) -> str:
             "final revision, "
             f"{r.independent_approvals} independent; reviewers: {', '.join(r.reviewers) or 'none'}"
         )
-    return "\n".join(lines)
+    # a line at a time: tool names, people and reviewers are written by whoever commits, and an
+    # escape sequence among them could rewrite the answers above it on a terminal
+    return "\n".join(map(printable, lines))

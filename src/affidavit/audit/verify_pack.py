@@ -12,11 +12,14 @@ manifest says. The first fault is named; the pack's own chain verdict is reporte
 from __future__ import annotations
 
 import json
+import lzma
 import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from affidavit.attestations.dsse import MAX_ENVELOPE_BYTES
 from affidavit.attestations.keys import Verifier
 from affidavit.audit.signing import PACK_PREDICATE, subjects, verify_statement
 from affidavit.errors import InputError, VerificationError
@@ -24,6 +27,36 @@ from affidavit.ledger.records import check_row, images_of, parse_time, record_fr
 
 SIGNATURE = "SIGNATURE.dsse.json"
 DECISIONS = "decisions.jsonl"
+#: SIGNATURE's size limit: the largest envelope parse_envelope accepts anyway
+_MAX_SIGNATURE = MAX_ENVELOPE_BYTES
+
+#: What reading an entry whose bytes were edited raises: a bad CRC, a broken deflate stream, a
+#: truncated entry, a compression method or encryption zipfile does not read.
+_DAMAGED = (
+    zipfile.BadZipFile,
+    zlib.error,
+    lzma.LZMAError,
+    EOFError,
+    OSError,
+    NotImplementedError,
+    RuntimeError,
+)
+
+
+_AGAIN = "ask for the pack again; keep its sha256 with the audit record"
+
+
+def _damaged(path: Path, name: str, e: Exception) -> VerificationError:
+    return VerificationError(
+        f"evidence pack {path}: {name} cannot be read from the zip ({e}): it was changed "
+        "after signing or damaged",
+        hint=_AGAIN,
+    )
+
+
+def _shown(name: str) -> str:
+    """An entry name from the zip, quoted and escaped: a newline in it cannot forge a line."""
+    return repr(name)
 
 
 @dataclass(frozen=True)
@@ -43,27 +76,48 @@ def verify_pack(path: Path, verifier: Verifier) -> PackCheck:
     except (OSError, zipfile.BadZipFile) as e:
         raise InputError(f"cannot open evidence pack {path}: {e}") from e
     with zf:
-        names = set(zf.namelist())
+        listed = zf.namelist()
+        names = set(listed)
+        if len(names) != len(listed):  # zipfile reads the last entry of a name; others the first
+            twice = next(n for n in listed if listed.count(n) > 1)
+            raise VerificationError(
+                f"evidence pack {path}: the zip holds {listed.count(twice)} entries named "
+                f"{_shown(twice)}; unzip tools differ in which one they show",
+                hint=_AGAIN,
+            )
         if SIGNATURE not in names:
             raise VerificationError(
                 f"evidence pack {path} is not signed (no {SIGNATURE})",
                 hint="make packs with `affidavit audit pack --ledger-key KEY`",
             )
-        statement = verify_statement(
-            zf.read(SIGNATURE), verifier, PACK_PREDICATE, f"evidence pack {path}"
-        )
+        size = zf.getinfo(SIGNATURE).file_size
+        if size > _MAX_SIGNATURE:  # read whole before anything is verified: no zip bomb
+            raise VerificationError(
+                f"evidence pack {path}: {SIGNATURE} holds {size} bytes, more than the "
+                f"{_MAX_SIGNATURE} an envelope may hold",
+                hint=_AGAIN,
+            )
+        try:
+            envelope = zf.read(SIGNATURE)
+        except _DAMAGED as e:
+            raise _damaged(path, SIGNATURE, e) from e
+        statement = verify_statement(envelope, verifier, PACK_PREDICATE, f"evidence pack {path}")
         signed = subjects(statement)
         unsigned = sorted(names - set(signed) - {SIGNATURE})
         if unsigned:
-            raise VerificationError(f"evidence pack {path}: {unsigned[0]} is not in the signature")
+            raise VerificationError(
+                f"evidence pack {path}: {_shown(unsigned[0])} is not in the signature"
+            )
         for name, digest in sorted(signed.items()):
             if name not in names:
                 raise VerificationError(f"evidence pack {path}: signed file {name} is missing")
-            if _sha256(zf, name) != digest:
+            if _sha256(zf, path, name) != digest:
                 raise VerificationError(
                     f"evidence pack {path}: {name} does not match the sha256 the signature names "
                     "(it was changed after signing)"
                 )
+        if DECISIONS not in signed:
+            raise VerificationError(f"evidence pack {path}: the signature names no {DECISIONS}")
         predicate = statement.get("predicate") or {}
         stretch = predicate.get("decisions") or {}
         count, first, last = _check_chain(zf, path, stretch)
@@ -77,13 +131,16 @@ def verify_pack(path: Path, verifier: Verifier) -> PackCheck:
     )
 
 
-def _sha256(zf: zipfile.ZipFile, name: str) -> str:
+def _sha256(zf: zipfile.ZipFile, path: Path, name: str) -> str:
     import hashlib
 
     h = hashlib.sha256()
-    with zf.open(name) as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
+    try:
+        with zf.open(name) as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                h.update(block)
+    except _DAMAGED as e:
+        raise _damaged(path, name, e) from e
     return h.hexdigest()
 
 
@@ -101,7 +158,7 @@ def _check_chain(
                 line = json.loads(raw)
                 row = {**line, "time": parse_time(str(line["time"]))}
                 rec = record_from_row(row)
-            except (ValueError, KeyError, TypeError) as e:
+            except (ValueError, KeyError, TypeError, RecursionError) as e:
                 raise VerificationError(f"{where} is not a ledger row: {e}") from e
             problem = check_row(
                 rec,

@@ -111,13 +111,24 @@ def _exceptions(path: Path | None) -> dict[str, ExceptionDetail] | None:
 
     if path is None:
         return None
+    hint = "pass the output of kubectl get accountabilityexceptions -A -o yaml"
+
+    def refuse(problem: str) -> InputError:
+        return InputError(f"cannot read exceptions from {path}: {problem}", hint=hint)
+
     try:
         docs = list(yaml.safe_load_all(path.read_text(encoding="utf-8")))
+    except UnicodeDecodeError as e:
+        raise refuse("it is not UTF-8 text") from e
     except (OSError, yaml.YAMLError) as e:
-        raise InputError(f"cannot read exceptions from {path}: {e}") from e
+        raise refuse(str(e)) from e
     objects: list[dict[str, Any]] = []
     for doc in docs:
+        if doc is not None and not isinstance(doc, dict):
+            raise refuse("a document is not an object or a List")
         items = doc.get("items") if isinstance(doc, dict) and "items" in doc else [doc]
+        if items is not None and not isinstance(items, list):
+            raise refuse("'items' is not a list")
         objects += [o for o in items or [] if isinstance(o, dict)]
     return exception_details(objects)
 

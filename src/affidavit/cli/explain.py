@@ -16,10 +16,11 @@ from typing import TYPE_CHECKING, Annotated, Any, cast
 import typer
 
 from affidavit.attestations.reference import canonical_image
-from affidavit.errors import PolicyError, UsageError
+from affidavit.errors import LedgerError, PolicyError, UsageError
 
 if TYPE_CHECKING:  # the policy engine (pydantic CRD models) is imported by explain only
     from affidavit.policy import EffectivePolicy, PolicyIndex
+    from affidavit.policy.decision import Decision
 
 
 def _pairs(values: list[str], option: str) -> dict[str, str]:
@@ -42,7 +43,6 @@ def explain_recorded(
 ) -> None:
     """Print a decision the webhook recorded (what the denial points to): from the ledger
     database with ``--ledger``, else from the cluster's decisions API with the kubeconfig."""
-    from affidavit.policy.decision import Decision
     from affidavit.policy.explain import explain_decision
 
     if ledger_url is not None:
@@ -67,8 +67,27 @@ def explain_recorded(
     if as_json:
         typer.echo(json.dumps(found, indent=2, sort_keys=True))
         return
-    typer.echo(explain_decision(Decision.from_dict(found["decision"])))
+    typer.echo(explain_decision(_read_decision(found, decision_id)))
     typer.echo(f"ledger: seq {found['seq']}, hash {found['hash']}")
+
+
+def _read_decision(found: dict[str, Any], decision_id: str) -> Decision:
+    """The recorded decision; a row that is not one (edited in the database, or written by a
+    newer Affidavit) is a LedgerError naming it, never a stack trace."""
+    from affidavit.policy.decision import Decision
+
+    data = found.get("decision")
+    try:
+        if not isinstance(data, dict) or not data:
+            raise ValueError("it holds no decision (not a JSON object, or an empty one)")
+        return Decision.from_dict(data)
+    except (TypeError, KeyError, ValueError, AttributeError) as e:
+        raise LedgerError(
+            f"decision {decision_id} (ledger seq {found.get('seq')}) is not a decision this "
+            f"Affidavit reads: {e}",
+            hint="check whether the row was edited: affidavit decisions verify-chain --ledger "
+            "URL (the ledger the webhook writes to)",
+        ) from e
 
 
 def _explain_exceptions(

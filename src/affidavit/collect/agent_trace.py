@@ -117,7 +117,7 @@ def trace_records(text: str) -> list[tuple[str, dict[str, Any]]]:
             continue
         try:
             record = json.loads(line)
-        except ValueError as e:
+        except (ValueError, RecursionError) as e:  # RecursionError: nested too deeply
             raise CollectError(
                 f"{TRACE_PATH} line {lineno} is not valid JSON: {e}",
                 hint="repair or remove the malformed Agent Trace record and commit the file",

@@ -6,7 +6,8 @@ exactly what was found, so a reviewer or auditor can check the answer by hand. L
 - ``generated``: the change was authored by an AI identity: a bot author (``copilot-swe-agent[bot]``),
   an author name with a tool suffix (``Alice (aider)``), a tool subject prefix (``aider: ``), or a
   ``Generated-by:`` trailer;
-- ``assisted``: a co-author trailer with a known AI identity, ``Assisted-by:``, ``Made-with:``, a
+- ``assisted``: a co-author trailer with a known AI identity, a tool's footer line anywhere in
+  the message (``🤖 Generated with [Claude Code]``), ``Assisted-by:``, ``Made-with:``, a
   tool-specific trailer (``Claude-Session:``), an AI committer identity, ``AI-Assisted: yes``, AI
   line ranges in a git-ai note, or an Agent Trace record with an ``ai``/``mixed`` contributor;
 - ``none``: declared human, by ``AI-Assisted: no``, a git-ai note with only human ranges, or Agent
@@ -211,6 +212,8 @@ def classify(
     prefix = registry.by_subject_prefix(subj)
     if prefix is not None:
         acc.ai(_GENERATED, "identity", f"subject: {subj}", _tool(prefix[0].name))
+    for spec, line in registry.by_message_line(raw.message):
+        acc.ai(_ASSISTED, "identity", f"message: {line}", _tool(spec.name))
     _trailers(acc, registry, raw.message)
     if note is not None:
         _note(acc, registry, note)

@@ -30,6 +30,10 @@ from pathlib import Path
 
 from affidavit.errors import CollectError
 
+#: git as the collectors run it: never through refs/replace, which anyone who can push a ref
+#: can fill, to show another commit's message and identities under an AI commit's own sha
+GIT = ("git", "--no-replace-objects")
+
 _HEADER_FIELDS = 9  # sha, parents, an, ae, aI, cn, ce, cI, message
 _FORMAT = "%x1e%H%x00%P%x00%an%x00%ae%x00%aI%x00%cn%x00%ce%x00%cI%x00%B"
 _CHUNK = 1 << 20
@@ -65,7 +69,7 @@ def run_git(repo: Path, *args: str, stdin: bytes | None = None, check: bool = Tr
     """Run one git command in ``repo`` and return its stdout; failures become CollectError."""
     try:
         proc = subprocess.run(
-            ["git", "-C", str(repo), *args],
+            [*GIT, "-C", str(repo), *args],
             input=stdin,
             capture_output=True,
             check=False,
@@ -109,11 +113,26 @@ def config_value(repo: Path, key: str) -> str | None:
 def read_blob(repo: Path, rev: str, path: str) -> bytes | None:
     """The content of ``path`` at ``rev``, or None when the file does not exist there."""
     proc = subprocess.run(
-        ["git", "-C", str(repo), "cat-file", "blob", f"{rev}:{path}"],
+        [*GIT, "-C", str(repo), "cat-file", "blob", f"{rev}:{path}"],
         capture_output=True,
         check=False,
     )
     return proc.stdout if proc.returncode == 0 else None
+
+
+def gitlink_paths(repo: Path, *revs: str) -> frozenset[str]:
+    """The paths that are submodules (gitlinks, mode 160000) in any of ``revs``' trees.
+
+    A change to one is a change to a whole folder, which its numstat line does not show.
+    """
+    paths: set[str] = set()
+    for rev in revs:
+        out = run_git(repo, "ls-tree", "-r", "-z", "--full-tree", rev)
+        for entry in out.split(b"\0"):
+            meta, tab, path = entry.partition(b"\t")
+            if tab and meta.startswith(b"160000 "):
+                paths.add(path.decode("utf-8", "replace"))
+    return frozenset(paths)
 
 
 class _Decoder:
@@ -207,7 +226,7 @@ def iter_commits(repo: Path, base: str | None, head: str) -> Generator[RawCommit
     """
     revs = [head] if base is None else [head, f"^{base}"]
     args = [
-        "git",
+        *GIT,
         "-C",
         str(repo),
         "-c",

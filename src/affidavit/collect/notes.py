@@ -77,7 +77,7 @@ def parse_note(text: str) -> AuthorshipNote | None:
             return None
     try:
         meta = json.loads(tail)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: nested too deeply
         return None
     if not isinstance(meta, dict):
         return None

@@ -40,6 +40,7 @@ from affidavit.collect.classify import Classification, classify
 from affidavit.collect.git import (
     RawCommit,
     config_value,
+    gitlink_paths,
     iter_commits,
     read_blob,
     resolve_commit,
@@ -47,7 +48,7 @@ from affidavit.collect.git import (
 )
 from affidavit.collect.notes import list_notes, read_notes
 from affidavit.collect.remote import public_url
-from affidavit.collect.tiers import TIER_MAP_TIER, TIERS_PATH, TierMap, load_tiers
+from affidavit.collect.tiers import TIER_MAP_TIER, TIERS_PATH, TierMap, load_tiers, with_folders
 from affidavit.collect.tools import ToolRegistry, load_registry
 from affidavit.cycles import cycle_collection_paused
 
@@ -162,6 +163,26 @@ def _change(
             },
         )
         for f in raw.files
+    ]
+    # A rename across tiers is also a change where the file was: without -M git shows it as a
+    # deletion there, and a move out of src/auth/ must not leave the critical tier untouched.
+    files += [
+        _trusted(
+            FileChange,
+            {
+                "path": f.previous_path,
+                "tier": tier_of(f.previous_path),
+                "lines_added": 0,
+                "lines_deleted": 0,
+                "ai_lines": None if ai_lines is None or f.added is None else 0,
+                "binary": f.added is None,
+                "previous_path": None,
+            },
+        )
+        for f in raw.files
+        if f.previous_path is not None
+        and f.previous_path != TIERS_PATH
+        and tier_of(f.previous_path) != tier_of(f.path)
     ]
     return _trusted(
         Change,
@@ -320,6 +341,8 @@ def collect_provenance(
     base_sha = resolve_commit(repo, base) if base is not None else None
     base_map = read_blob(repo, base_sha, TIERS_PATH) if base_sha is not None else None
     tiers = load_tiers(tiers_file, base_map, base_sha)
+    revs = (head_sha,) if base_sha is None else (base_sha, head_sha)
+    tiers = with_folders(tiers, gitlink_paths(repo, *revs))
     noted = list_notes(repo)
     records = read_trace_records(repo, head_sha)
     traced = revision_keys(records)

@@ -32,6 +32,7 @@ from affidavit.collect.reviews import (
     get_revision,
     load_json,
 )
+from affidavit.collect.reviews_input import shown
 
 __all__ = ["collect_github_review"]
 
@@ -112,15 +113,18 @@ def _reviews(
         state = get_field(source, item, "state", str, where=where)
         if state not in _STATES:
             raise source.error(
-                f"{where} has 'state' = \"{state}\", expected one of {', '.join(_STATES)}"
+                f"{where} has 'state' = {shown(state)}, expected one of {', '.join(_STATES)}"
             )
         if not isinstance(item, dict) or "commit_id" not in item:
             raise source.error(f"{where} has no 'commit_id'")
         revision = get_revision(source, item, "commit_id", where=where, required=False)
         url = get_field(source, item, "pull_request_url", str, where=where, required=False)
         if url is not None and not url.rstrip("/").endswith(f"/pulls/{number}"):
+            other = shown(url)
+            other = other[1:-1] if other.endswith('"') else other  # unquoted unless cut
             raise source.error(
-                f"{where} belongs to {url}, not to pull request #{number} of the pull request file"
+                f"{where} belongs to {other}, not to "
+                f"pull request #{number} of the pull request file"
             )
         count = 0
         if comments is not None:
@@ -172,6 +176,12 @@ def collect_github_review(
         raise commits_src.error(
             f"no commit is the pull request's head {pr_head} (head.sha in {pr_path}); "
             "the commits must be those of the same pull request"
+        )
+    listed = get_field(pr_src, pr, "commits", int, where=where, required=False)
+    if listed is not None and len(shas) < listed:  # GitHub lists at most 250 per pull request
+        raise commits_src.error(
+            f"holds {len(shas)} of the pull request's {listed} commits ('commits' in {pr_path}); "
+            "the author of a missing one would count as an independent reviewer"
         )
 
     reviews_src = JsonInput("github reviews file", str(reviews_path), REVIEWS_ENDPOINT)

@@ -16,7 +16,7 @@ from typing import Any, Literal, overload
 
 from affidavit.errors import InputError, UsageError
 
-__all__ = ["JsonInput", "check_head", "get_field", "get_revision", "load_json"]
+__all__ = ["JsonInput", "check_head", "get_field", "get_revision", "load_json", "shown"]
 
 
 @dataclass(frozen=True)
@@ -58,6 +58,10 @@ def load_json(source: JsonInput, *, array: bool) -> Any:
         values = _decode_all(text)
     except json.JSONDecodeError as e:
         raise source.error(f"is not valid JSON (line {e.lineno}, column {e.colno}: {e.msg})") from e
+    except RecursionError as e:  # json recurses once per level of nesting
+        raise source.error("is not valid JSON (nested too deeply to read)") from e
+    except ValueError as e:  # an integer of more digits than Python converts
+        raise source.error(f"is not valid JSON ({e})") from e
     if not values:
         raise source.error("is empty")
     if array:
@@ -81,6 +85,14 @@ def _kind(value: object) -> str:
 
 
 _MISSING = object()
+_SHOWN = 80  # characters of a wrong value quoted in a message
+
+
+def shown(value: object) -> str:
+    """A wrong value as JSON for a message, cut to its first characters: a field of megabytes
+    must not become a message of megabytes."""
+    text = json.dumps(value)
+    return text if len(text) <= _SHOWN else text[:_SHOWN] + f"... ({len(text)} characters)"
 
 
 def _lookup(obj: Mapping[str, Any], dotted: str) -> Any:
@@ -116,7 +128,7 @@ def get_field(
     if (isinstance(value, bool) and kind in (int, (int,))) or not isinstance(value, kind):
         names = kind.__name__ if isinstance(kind, type) else " or ".join(k.__name__ for k in kind)
         names = names.replace("str", "string").replace("dict", "object").replace("list", "array")
-        raise source.error(f"{where} has '{dotted}' = {json.dumps(value)}, expected {names}")
+        raise source.error(f"{where} has '{dotted}' = {shown(value)}, expected {names}")
     return value
 
 
@@ -141,9 +153,7 @@ def get_revision(
     """A commit id field: 40 (SHA-1) or 64 (SHA-256) lower-case hex digits."""
     value = get_field(source, obj, dotted, str, where=where, required=required)
     if value is not None and not _REVISION.match(value):
-        raise source.error(
-            f"{where} has '{dotted}' = {json.dumps(value)}, expected a full commit id"
-        )
+        raise source.error(f"{where} has '{dotted}' = {shown(value)}, expected a full commit id")
     return value  # type: ignore[no-any-return]
 
 

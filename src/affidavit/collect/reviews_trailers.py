@@ -16,6 +16,7 @@ from pathlib import Path
 
 from affidavit.attestations.predicates.provenance import Source
 from affidavit.attestations.predicates.review import ChangeRequest, CodeReview, Identity
+from affidavit.collect.git import GIT
 from affidavit.collect.remote import public_url
 from affidavit.collect.reviews import (
     AgentIdentities,
@@ -34,7 +35,9 @@ __all__ = ["REVIEW_TRAILERS", "collect_trailer_review"]
 REVIEW_TRAILERS = ("reviewed-by", "acked-by", "approved-by")
 
 _FIELDS = ("%H", "%P", "%an", "%ae", "%aI", "%cn", "%ce", "%cI", "%(trailers:only,unfold)")
-_FORMAT = "%x1f".join(_FIELDS) + "%x1e"
+# Every field ends in NUL, which no commit message, name or trailer can hold (git's own
+# objects end text there); any other separator is text a commit message may carry.
+_FORMAT = "".join(f + "%x00" for f in _FIELDS)
 
 
 @dataclass(frozen=True)
@@ -50,7 +53,7 @@ class _Commit:
 def _git(repo: Path, *args: str) -> str:
     try:
         done = subprocess.run(
-            ["git", "-C", str(repo), *args], capture_output=True, check=False, timeout=600
+            [*GIT, "-C", str(repo), *args], capture_output=True, check=False, timeout=600
         )
     except OSError as e:
         raise CollectError(f"cannot run git: {e}", hint="install git") from e
@@ -72,11 +75,11 @@ def _resolve(repo: Path, rev: str, name: str) -> str:
 
 def _read_commits(repo: Path, base: str, head: str) -> list[_Commit]:
     commits = []
-    for record in _git(repo, "log", f"--format={_FORMAT}", f"{base}..{head}").split("\x1e"):
-        record = record.lstrip("\n")
-        if not record:
-            continue
-        sha, parents, an, ae, _ai, cn, ce, ci, trailer_text = record.split("\x1f")
+    fields = _git(repo, "log", f"--format={_FORMAT}", f"{base}..{head}").split("\0")
+    n = len(_FIELDS)
+    for i in range(0, len(fields) - n + 1, n):  # the text after the last NUL is git's newline
+        sha, parents, an, ae, _ai, cn, ce, ci, trailer_text = fields[i : i + n]
+        sha = sha.lstrip("\n")  # the newline git ends each commit's output with
         trailers = []
         for line in trailer_text.splitlines():
             key, sep, value = line.partition(":")

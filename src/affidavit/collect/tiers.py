@@ -23,14 +23,16 @@ File shape::
 Globs: ``**`` spans directories, ``*`` and ``?`` stay within one path segment; a pattern without
 ``/`` matches the file name in any directory (like .gitignore). The FIRST matching rule wins, so
 list stricter tiers first (the default map puts ``critical`` before ``low``: ``docs/auth.md`` is
-``critical`` -- when in doubt, fail closed).
+``critical`` -- when in doubt, fail closed). A renamed file is classified by its new path and,
+when the old path is in another tier, listed under the old path too (see ``provenance``). A
+submodule is a folder: ``src/auth`` as a submodule is ``critical`` under ``**/auth/**``.
 """
 
 from __future__ import annotations
 
 import hashlib
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -113,7 +115,8 @@ def glob_to_regex(pattern: str) -> re.Pattern[str]:
         else:
             out.append(re.escape(pat[i]))
             i += 1
-    return re.compile("".join(out) + r"\Z", re.IGNORECASE)
+    # DOTALL: ``**`` spans any character a path may hold, a newline too (git allows one)
+    return re.compile("".join(out) + r"\Z", re.IGNORECASE | re.DOTALL)
 
 
 @dataclass(frozen=True)
@@ -131,6 +134,8 @@ class TierMap:
     kind: TiersKind = "built-in"
     path: str | None = None
     revision: str | None = None
+    #: submodule paths: each also read as the folder it is (``src/auth`` as ``src/auth/``)
+    folders: frozenset[str] = field(default=frozenset(), repr=False, compare=False)
     _compiled: tuple[tuple[str, re.Pattern[str]], ...] = field(default=(), repr=False)
     _cache: dict[str, str] = field(default_factory=dict, repr=False, compare=False)
 
@@ -142,15 +147,18 @@ class TierMap:
         """The tier of ``path`` (repository-relative, ``/``-separated).
 
         The tier map file itself is always ``critical``: a change to it changes how every later
-        change is reviewed.
+        change is reviewed. A submodule (in ``folders``) is also read as the folder it is, so
+        ``**/auth/**`` covers a submodule at ``src/auth``; the first rule either reading
+        matches wins.
         """
         if path == TIERS_PATH:
             return TIER_MAP_TIER
         hit = self._cache.get(path)
         if hit is None:
+            readings = (path, path + "/") if path in self.folders else (path,)
             hit = self.default
             for tier, rx in self._compiled:
-                if rx.match(path):
+                if any(rx.match(p) for p in readings):
                     hit = tier
                     break
             self._cache[path] = hit
@@ -222,3 +230,8 @@ def load_tiers(
             base_revision,
         )
     return default_tiers()
+
+
+def with_folders(tiers: TierMap, folders: frozenset[str]) -> TierMap:
+    """``tiers`` reading each of ``folders`` (submodule paths) as a folder too."""
+    return replace(tiers, folders=folders, _cache={}) if folders else tiers

@@ -28,6 +28,7 @@ class _ToolEntry(BaseModel):
     logins: list[str] = Field(default_factory=list)
     name_suffixes: list[str] = Field(default_factory=list, alias="nameSuffixes")
     subject_prefixes: list[str] = Field(default_factory=list, alias="subjectPrefixes")
+    message_lines: list[str] = Field(default_factory=list, alias="messageLines")
     aliases: list[str] = Field(default_factory=list)
     trailers: list[str] = Field(default_factory=list)
 
@@ -50,6 +51,7 @@ class ToolSpec:
     logins: tuple[str, ...] = ()  # review-system logins (collect review's independence rule)
     name_suffixes: tuple[str, ...] = ()
     subject_prefixes: tuple[str, ...] = ()
+    message_lines: tuple[str, ...] = ()  # a line of the message starting so marks the tool
     aliases: tuple[str, ...] = ()
     trailers: tuple[str, ...] = ()
 
@@ -65,6 +67,7 @@ class ToolRegistry:
     _trailers: dict[str, ToolSpec] = field(init=False, repr=False, compare=False)
     _suffixes: tuple[tuple[str, ToolSpec], ...] = field(init=False, repr=False, compare=False)
     _prefixes: tuple[tuple[str, ToolSpec], ...] = field(init=False, repr=False, compare=False)
+    _lines: tuple[tuple[str, ToolSpec], ...] = field(init=False, repr=False, compare=False)
     # identities repeat across thousands of commits: their look-ups are remembered
     _identities: dict[tuple[str, str], ToolSpec | None] = field(
         init=False, repr=False, compare=False, default_factory=dict
@@ -89,6 +92,8 @@ class ToolRegistry:
         prefixes = tuple((x.lower(), t) for t in self.tools for x in t.subject_prefixes if x)
         object.__setattr__(self, "_suffixes", suffixes)
         object.__setattr__(self, "_prefixes", prefixes)
+        lines = tuple((x.lower(), t) for t in self.tools for x in t.message_lines if x.strip())
+        object.__setattr__(self, "_lines", lines)
 
     def by_email(self, email: str) -> ToolSpec | None:
         return self._emails.get(email.strip().lower())
@@ -122,6 +127,22 @@ class ToolRegistry:
             if lowered.startswith(prefix):
                 return tool, subject[: len(prefix)]
         return None
+
+    def by_message_line(self, message: str) -> list[tuple[ToolSpec, str]]:
+        """Each tool one of whose marks starts a line of ``message`` (anywhere, not only in the
+        trailers: a footer such as Claude Code's), with the first such line as written."""
+        whole = message.lower()
+        marks = [(mark, tool) for mark, tool in self._lines if mark in whole]
+        if not marks:  # nearly every commit: one pass over the message, no split
+            return []
+        hits: dict[str, tuple[ToolSpec, str]] = {}
+        for line in message.split("\n"):
+            text = line.strip()
+            lowered = text.lower()
+            for mark, tool in marks:
+                if tool.id not in hits and lowered.startswith(mark):
+                    hits[tool.id] = tool, text
+        return list(hits.values())
 
     def identity(self, name: str, email: str) -> ToolSpec | None:
         """The tool a whole identity (a bot account) belongs to, if any."""
@@ -159,6 +180,7 @@ def _spec(entry: _ToolEntry) -> ToolSpec:
         logins=tuple(entry.logins),
         name_suffixes=tuple(entry.name_suffixes),
         subject_prefixes=tuple(entry.subject_prefixes),
+        message_lines=tuple(entry.message_lines),
         aliases=tuple(entry.aliases),
         trailers=tuple(entry.trailers),
     )

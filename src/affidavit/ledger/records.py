@@ -155,7 +155,7 @@ def record_from_row(row: Mapping[str, Any] | RowMapping) -> LedgerRecord:
     canonical = stored_text(row["decision"])
     try:
         data = json.loads(canonical)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: an edit nested it too deeply
         data = {}
     if not isinstance(data, dict):
         data = {}

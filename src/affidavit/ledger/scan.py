@@ -426,7 +426,7 @@ def _parsed(loads: Callable[[bytes], Any], text: bytes) -> dict[str, Any]:
     """The decision as ``json.loads`` gives it ({} when it is not a JSON object)."""
     try:
         data = loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: an edit nested it too deeply
         data = None
     return data if type(data) is dict else {}
 

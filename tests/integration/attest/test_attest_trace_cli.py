@@ -8,7 +8,9 @@ HTTP proxy stands in for the internet and records where the client wanted to go.
 from __future__ import annotations
 
 import json
+import os
 import socket
+import subprocess
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,10 +18,12 @@ from pathlib import Path
 import pytest
 
 from affidavit.attestations.keys import generate_key_pair, load_signer
+from affidavit.attestations.predicates import AI_PROVENANCE_V1
 from affidavit.attestations.registry import RegistryClient
 from affidavit.cli.main import main
+from affidavit.collect import collect_provenance
 from affidavit.demo.github_records import Approval
-from affidavit.demo.pipeline import build_image, release
+from affidavit.demo.pipeline import attest_predicate, build_image, release
 from affidavit.demo.sample import BO, make_sample_repo
 from affidavit.demo.services import LocalRegistry
 
@@ -156,3 +160,46 @@ def test_trace_of_a_docker_hub_image_goes_to_docker_hubs_endpoint(
     err = capsys.readouterr().err
     assert err.startswith("error: registry docker.io is unreachable"), err
     assert proxy == ["CONNECT registry-1.docker.io:443 HTTP/1.1"]
+
+
+def test_trace_shows_terminal_controls_from_the_repository_escaped(
+    registry: LocalRegistry, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Tool names (free ``Assisted-by:`` text) and who accepted a change (a git author name) are
+    written by whoever commits; trace printed them raw, so an escape sequence could move the
+    cursor up and erase "yes: 1 of 2 commits were AI-assisted" from the auditor's terminal."""
+    key, pub = _keys(tmp_path)
+    repo = tmp_path / "repo"
+    env = {
+        "GIT_CONFIG_NOSYSTEM": "1",
+        "HOME": str(tmp_path),
+        "GIT_AUTHOR_NAME": "Eve\x1b[2K",
+        "GIT_AUTHOR_EMAIL": "eve@example.com",
+        "GIT_COMMITTER_NAME": "Eve\x1b[2K",
+        "GIT_COMMITTER_EMAIL": "eve@example.com",
+        "PATH": os.environ["PATH"],
+    }
+
+    def git(*args: str) -> str:
+        done = subprocess.run(
+            ["git", "-C", str(repo), *args], env=env, check=True, capture_output=True, text=True
+        )
+        return done.stdout.strip()
+
+    repo.mkdir()
+    git("init", "-q", "-b", "main")
+    git("commit", "-q", "--allow-empty", "-m", "base")
+    base = git("rev-parse", "HEAD")
+    erase = "\x1b[3A\x1b[2K\r   no AI involvement declared"
+    git("commit", "-q", "--allow-empty", "-m", f"fix\n\nAssisted-by: {erase}\n")
+    head = git("rev-parse", "HEAD")
+    with RegistryClient(insecure_hosts={registry.host}) as client:
+        image = build_image(client, registry.host, "trace/controls", head)
+        predicate = collect_provenance(repo, base, head).to_wire()
+        attest_predicate(client, image, AI_PROVENANCE_V1, predicate, load_signer(key))
+    assert main(["trace", str(image), "--key", str(pub)]) == 0
+    out = capsys.readouterr().out
+    assert "\x1b" not in out and "\r" not in out
+    assert "   yes: 1 of 1 commit was AI-assisted or generated" in out
+    assert "   \\x1b[3A\\x1b[2K\\r   no AI involvement declared\n" in out
+    assert f"   - {head[:12]} accepted by Eve\\x1b[2K <eve@example.com> at " in out

@@ -231,3 +231,32 @@ def test_cli_usage_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) ->
         "error: the period is empty: --since 2026-04-01T00:00:00+00:00 is not before --until "
         "2026-03-01T00:00:00+00:00\n  hint: give --since an earlier time than --until\n"
     )
+
+
+@pytest.mark.parametrize(
+    ("content", "problem"),
+    [
+        (b"\xff\xfe items", "it is not UTF-8 text"),
+        (b"items: 5\n", "'items' is not a list"),
+        (b"[1, 2]\n", "a document is not an object or a List"),
+    ],
+    ids=["not-utf8", "items-not-a-list", "a-list"],
+)
+def test_a_malformed_exceptions_file_is_an_input_error(
+    ledger: Ledger,
+    ledger_url: str,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    content: bytes,
+    problem: str,
+) -> None:
+    """A file that is not UTF-8 ended in UnicodeDecodeError, 'items: 5' in TypeError."""
+    fill(ledger)
+    exc = tmp_path / "exceptions.yaml"
+    exc.write_bytes(content)
+    args = ["audit", "report", "--ledger", ledger_url, "--since", "2026-03-01"]
+    assert main([*args, "--until", "2026-04-01", "--exceptions", str(exc)]) == 2
+    assert capsys.readouterr().err == (
+        f"error: cannot read exceptions from {exc}: {problem}\n"
+        "  hint: pass the output of kubectl get accountabilityexceptions -A -o yaml\n"
+    )

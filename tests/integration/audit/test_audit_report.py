@@ -9,6 +9,7 @@ import re
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pytest
 from audit_decisions import (
     AI_TOUCHED,
     EXCEPTION_OBJECT,
@@ -22,6 +23,7 @@ from sqlalchemy import create_engine, text
 
 from affidavit.audit.render import render_html, render_json, render_markdown
 from affidavit.audit.report import exception_details, report_from_ledger
+from affidavit.cli.main import main
 from affidavit.ledger import Ledger
 
 COUNTS = ("allowed", "warned", "audited", "excepted", "denied")
@@ -259,3 +261,29 @@ def test_a_time_column_rewritten_in_another_text_counts_by_the_hashed_time(
     assert r["totals"] == {"decisions": 1, "admitted": 1, **_counts(excepted=1), "damaged": 0}
     assert r["samples"]["excepted"] == ["d-005 (seq 5)"]
     assert ledger.verify_chain().ok
+
+
+def test_a_row_edited_into_deeply_nested_json_is_a_broken_chain_not_a_crash(
+    ledger: Ledger, ledger_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Someone with write access to the database replaces a decision with JSON nested 100,000
+    levels deep: json.loads raised RecursionError, and report and pack ended in a stack trace
+    instead of naming the edited row."""
+    fill(ledger)
+    engine = create_engine(ledger_url)
+    with engine.begin() as conn:
+        conn.execute(
+            text("UPDATE decisions SET decision = :d WHERE seq = 4"),
+            {"d": "[" * 100_000 + "]" * 100_000},
+        )
+    engine.dispose()
+    r = report_from_ledger(ledger, since=SINCE, until=UNTIL)
+    assert (r["verdict"], r["integrity"]["firstBrokenSeq"]) == ("chain-broken", 4)
+    assert r["headline"].startswith(
+        "NOT A CLEAN BILL: the ledger's hash chain is broken at seq 4: row seq 4"
+    )
+    args = ["--ledger", ledger_url, "--since", "2026-03-01", "--until", "2026-04-01"]
+    assert main(["audit", "report", *args]) == 6
+    assert "> **WARNING: NOT A CLEAN BILL" in capsys.readouterr().out
+    assert main(["audit", "pack", *args, "-o", str(tmp_path / "p.zip")]) == 6
+    assert "verdict: chain-broken" in capsys.readouterr().out

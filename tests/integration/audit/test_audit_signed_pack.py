@@ -10,6 +10,7 @@ import json
 import shutil
 import subprocess
 import sys
+import warnings
 import zipfile
 from pathlib import Path
 
@@ -138,3 +139,131 @@ def test_a_signed_report_verifies_with_the_ledger_key(
     assert subjects(statement) == {"report.html": hashlib.sha256(page.read_bytes()).hexdigest()}
     assert main([*args, "--ledger-key", str(key)]) == 2  # a signature needs a file to sign
     assert "--ledger-key signs the report file: give --output too" in capsys.readouterr().err
+
+
+def _entry_data_offset(pack: Path, name: str) -> int:
+    """Where an entry's (compressed) bytes start in the zip file."""
+    with zipfile.ZipFile(pack) as zf:
+        entry = zf.getinfo(name)
+    raw = pack.read_bytes()
+    name_len, extra_len = (
+        int.from_bytes(raw[entry.header_offset + 26 : entry.header_offset + 28], "little"),
+        int.from_bytes(raw[entry.header_offset + 28 : entry.header_offset + 30], "little"),
+    )
+    return entry.header_offset + 30 + name_len + extra_len
+
+
+@pytest.mark.parametrize(
+    ("name", "stored"),
+    [("report.md", False), ("decisions.jsonl", False), ("report.html", True)],
+    ids=["deflate-stream", "decisions", "crc"],
+)
+def test_a_pack_whose_zip_bytes_were_edited_is_refused_by_name(
+    ledger: Ledger,
+    ledger_url: str,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    name: str,
+    stored: bool,
+) -> None:
+    """Editing a byte inside a compressed entry (a broken deflate stream) or a stored one (a bad
+    CRC) made verify-pack end in zlib.error / BadZipFile with a stack trace."""
+    fill(ledger)
+    key, pub = _keys(tmp_path)
+    pack = tmp_path / "evidence.zip"
+    assert _pack(ledger_url, pack, key) == 0
+    if stored:  # the same pack with this entry stored, as some zip tools write it
+        with zipfile.ZipFile(pack) as zf:
+            files = [(i, zf.read(i.filename)) for i in zf.infolist()]
+        with zipfile.ZipFile(pack, "w") as zf:
+            for info, data in files:
+                info.compress_type = (
+                    zipfile.ZIP_STORED if info.filename == name else info.compress_type
+                )
+                zf.writestr(info, data)
+    raw = bytearray(pack.read_bytes())
+    raw[_entry_data_offset(pack, name) + 5] ^= 0xFF
+    pack.write_bytes(bytes(raw))
+    capsys.readouterr()
+    assert main(["audit", "verify-pack", str(pack), "--ledger-public-key", str(pub)]) == 4
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: evidence pack {pack}: {name} cannot be read from the zip (")
+    assert "): it was changed after signing or damaged\n" in err
+
+
+@pytest.mark.parametrize("forged_first", [True, False], ids=["forged-first", "forged-last"])
+def test_a_pack_with_two_entries_of_one_name_is_refused(
+    ledger: Ledger,
+    ledger_url: str,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    forged_first: bool,
+) -> None:
+    """A second report.html beside the signed one: verify-pack hashed only the last entry of a
+    name and passed, while an unzip tool that keeps the first (or asks, and is told "no") shows
+    the auditor the forged page."""
+    fill(ledger)
+    key, pub = _keys(tmp_path)
+    pack = tmp_path / "evidence.zip"
+    assert _pack(ledger_url, pack, key) == 0
+    with zipfile.ZipFile(pack) as zf:
+        files = [(i, zf.read(i.filename)) for i in zf.infolist()]
+    forged = (zipfile.ZipInfo("report.html"), b"<h1>Every AI change was reviewed</h1>")
+    entries = [forged, *files] if forged_first else [*files, forged]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # zipfile warns about the duplicate name it writes
+        with zipfile.ZipFile(pack, "w") as zf:
+            for info, data in entries:
+                zf.writestr(info, data)
+    capsys.readouterr()
+    assert main(["audit", "verify-pack", str(pack), "--ledger-public-key", str(pub)]) == 4
+    assert capsys.readouterr().err == (
+        f"error: evidence pack {pack}: the zip holds 2 entries named 'report.html'; unzip "
+        "tools differ in which one they show\n"
+        "  hint: ask for the pack again; keep its sha256 with the audit record\n"
+    )
+
+
+def test_an_unsigned_entry_name_cannot_forge_a_line(
+    ledger: Ledger, ledger_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An extra entry's name is shown escaped: a newline in it printed a forged line."""
+    fill(ledger)
+    key, pub = _keys(tmp_path)
+    pack = tmp_path / "evidence.zip"
+    assert _pack(ledger_url, pack, key) == 0
+    with zipfile.ZipFile(pack, "a") as zf:
+        zf.writestr("x\nevidence pack OK: signature verified", b"")
+    capsys.readouterr()
+    assert main(["audit", "verify-pack", str(pack), "--ledger-public-key", str(pub)]) == 4
+    assert capsys.readouterr().err == (
+        f"error: evidence pack {pack}: 'x\\nevidence pack OK: signature verified' is not in the "
+        "signature\n"
+    )
+
+
+def test_an_oversized_signature_entry_is_refused_before_it_is_read(
+    ledger: Ledger, ledger_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """SIGNATURE.dsse.json is read whole before anything is verified: a zip bomb there (64 MiB
+    of spaces in 64 KiB here; zip64 declares up to 16 EiB) was inflated into memory before the
+    envelope's 4 MiB limit was checked."""
+    fill(ledger)
+    key, pub = _keys(tmp_path)
+    pack = tmp_path / "evidence.zip"
+    assert _pack(ledger_url, pack, key) == 0
+    with zipfile.ZipFile(pack) as zf:
+        files = {n: zf.read(n) for n in zf.namelist()}
+    files["SIGNATURE.dsse.json"] = files["SIGNATURE.dsse.json"] + b" " * (64 << 20)
+    with zipfile.ZipFile(pack, "w", zipfile.ZIP_DEFLATED) as zf:
+        for n, content in files.items():
+            zf.writestr(n, content)
+    assert pack.stat().st_size < 1 << 20
+    capsys.readouterr()
+    assert main(["audit", "verify-pack", str(pack), "--ledger-public-key", str(pub)]) == 4
+    size = len(files["SIGNATURE.dsse.json"])
+    assert capsys.readouterr().err == (
+        f"error: evidence pack {pack}: SIGNATURE.dsse.json holds {size} bytes, more than the "
+        "4194304 an envelope may hold\n"
+        "  hint: ask for the pack again; keep its sha256 with the audit record\n"
+    )

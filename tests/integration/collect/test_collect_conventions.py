@@ -245,6 +245,21 @@ CASES: dict[str, tuple[str, tuple[str, str], tuple[str, str], str, list[Any], li
         [{"name": "Claude Code"}],
         ALICE,
     ),
+    "claude footer, trailer deleted, declared no": (
+        "🤖 Generated with [Claude Code](https://claude.com/claude-code)\n\nAI-Assisted: no",
+        HUMAN,
+        HUMAN,
+        "assisted",
+        [
+            (
+                "identity",
+                "message: 🤖 Generated with [Claude Code](https://claude.com/claude-code)",
+            ),
+            ("declaration", "AI-Assisted: no"),
+        ],
+        [{"name": "Claude Code"}],
+        ALICE,
+    ),
     "no signal": (
         "Signed-off-by: Alice Human <alice@example.com>",
         HUMAN,
@@ -347,3 +362,25 @@ def test_user_registry_extends_and_overrides(
     assert [c["aiInvolvement"] for c in changes] == ["assisted", "assisted"]
     assert changes[0]["tools"] == [{"name": "Windsurf"}]
     assert changes[1]["tools"] == [{"name": "OpenAI Codex CLI"}]
+
+
+def test_a_replace_ref_cannot_swap_the_message_of_an_ai_commit(
+    make_repo: Callable[[str], Repo],
+) -> None:
+    """``git replace`` (refs/replace/*, a ref anyone who can push may push, and a mirror fetches)
+    made git log show another commit's message and identities under the AI commit's own sha: the
+    collector recorded the Claude commit as declared human."""
+    repo = make_repo("replaced")
+    base = repo.commit("initial", {"README.md": "hello\n"})
+    ai = repo.commit(
+        "login\n\nCo-authored-by: Claude <noreply@anthropic.com>\n", {"src/login.py": "x = 1\n"}
+    )
+    tree, parent = repo.git("rev-parse", f"{ai}^{{tree}}"), repo.git("rev-parse", f"{ai}^")
+    clean = repo.git("commit-tree", tree, "-p", parent, "-m", "login\n\nAI-Assisted: no")
+    repo.git("replace", ai, clean)
+    assert "Claude" not in repo.git("log", "-1", "--format=%B", ai)  # what git shows now
+    [change] = collect_provenance(repo.path, base, ai).to_wire()["changes"]
+    assert (change["commit"], change["aiInvolvement"]) == (ai, "assisted")
+    assert change["evidence"] == [
+        {"kind": "trailer", "detail": "Co-authored-by: Claude <noreply@anthropic.com>"}
+    ]

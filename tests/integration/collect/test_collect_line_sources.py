@@ -198,3 +198,31 @@ def test_corrupt_trace_file_is_an_error(make_repo: Callable[[str], Repo]) -> Non
         "Expecting property name enclosed in double quotes: line 1 column 2 (char 1)\n"
         "  hint: repair or remove the malformed Agent Trace record and commit the file"
     )
+
+
+DEEP = "[" * 100_000 + "]" * 100_000
+
+
+def test_a_trace_record_nested_too_deeply_is_an_error_not_a_crash(
+    make_repo: Callable[[str], Repo],
+) -> None:
+    """json recurses once per level: a deeply nested line ended collect in RecursionError."""
+    repo = make_repo("deeptrace")
+    base = repo.commit("initial", {"README.md": "hi\n"})
+    repo.commit("traces", {".agent-trace/traces.jsonl": '{"version": "0.1.0"}\n' + DEEP + "\n"})
+    with pytest.raises(CollectError) as err:
+        collect_provenance(repo.path, base, "HEAD")
+    assert str(err.value).startswith(
+        ".agent-trace/traces.jsonl line 2 is not valid JSON: maximum recursion depth exceeded"
+    )
+
+
+def test_a_note_nested_too_deeply_is_not_a_note(make_repo: Callable[[str], Repo]) -> None:
+    """Like any note whose metadata is not JSON, it is ignored (the commit stays undeclared)."""
+    repo = make_repo("deepnote")
+    base = repo.commit("initial", {"README.md": "hi\n"})
+    sha = repo.commit("work", {"src/a.py": "a = 1\n"})
+    note = "src/a.py\n  s_c9883b05a2487d::t_9f8e7d6c5b4a32 1\n---\n" + DEEP
+    repo.git("notes", "--ref", "ai", "add", "-F", "-", sha, stdin=note.encode())
+    changes = collect_provenance(repo.path, base, "HEAD").to_wire()["changes"]
+    assert [(c["aiInvolvement"], c["evidence"]) for c in changes] == [("unknown", [])]

@@ -151,3 +151,77 @@ def test_cli_records_the_base_map(
         "path": ".affidavit/tiers.yaml",
         "revision": base,
     }
+
+
+LOGIN = "".join(f"def check_{n}(user): return user.ok_{n}\n" for n in range(20))
+
+
+@pytest.mark.parametrize(
+    ("new_path", "tiers"),
+    [
+        ("docs/login.py", ["critical", "low"]),  # out of critical into low
+        ("src/login.py", ["critical", "standard"]),  # out of critical into the default
+    ],
+)
+def test_an_ai_rename_out_of_a_critical_path_still_touches_critical(
+    make_repo: Callable[[str], Repo], new_path: str, tiers: list[str]
+) -> None:
+    """Rename detection (-M) made a moved file one entry classified by its new path only: an AI
+    commit that moved src/auth/login.py to docs/ (and changed it on the way) touched only
+    ``low``, and the critical tier's review never applied. Without -M git shows the same commit
+    as a deletion in src/auth/, which is critical."""
+    repo = make_repo("shop")
+    base = repo.commit(
+        "release 1.0",
+        {".affidavit/tiers.yaml": STRICT, "src/auth/login.py": LOGIN, "docs/index.md": "hi\n"},
+    )
+    repo.git("mv", "src/auth/login.py", new_path)
+    changed = LOGIN.replace("user.ok_3", "True")
+    repo.commit("move login" + CLAUDE, {new_path: changed})
+    predicate = collect_provenance(repo.path, base, "HEAD").to_wire()
+    jsonschema.Draft202012Validator(SCHEMA).validate(predicate)
+    files = predicate["changes"][0]["files"]
+    assert [(f["path"], f["tier"], f.get("previousPath")) for f in files] == [
+        (new_path, tiers[1], "src/auth/login.py"),
+        ("src/auth/login.py", "critical", None),
+    ]
+    assert files[0]["linesAdded"] == files[0]["linesDeleted"] == 1
+    assert files[1]["linesAdded"] == files[1]["linesDeleted"] == 0
+    assert predicate["summary"]["tiersTouchedByAi"] == tiers
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["src/auth/login\n.py", "db/migrations/0002_grant\n.sql", "src/auth/\nlegacy/token.py"],
+    ids=["file", "migration", "directory"],
+)
+def test_a_newline_in_a_path_does_not_leave_the_critical_tier(
+    make_repo: Callable[[str], Repo], path: str
+) -> None:
+    """``**`` compiled to ``.*``, which stops at a newline: a file named with one inside
+    src/auth/ or db/migrations/ (a migration runner loads every file there) was ``standard``."""
+    repo = make_repo("shop")
+    base = repo.commit("release 1.0", {"README.md": "shop\n"})  # no map: the default applies
+    repo.commit("add" + CLAUDE, {path: "GRANT ALL ON users TO app;\n"})
+    predicate = collect_provenance(repo.path, base, "HEAD").to_wire()
+    assert _tiers(predicate) == [(path, "critical")]
+
+
+def test_an_ai_bump_of_a_submodule_at_a_critical_path_is_critical(
+    make_repo: Callable[[str], Repo],
+) -> None:
+    """A submodule is one numstat line for its own path (``src/auth``), which ``**/auth/**``
+    did not match: bumping a vendored auth submodule to AI-written code was ``standard``."""
+    lib = make_repo("auth-lib")
+    old = lib.commit("auth 1.0", {"login.py": "def login(): ...\n"})
+    new = lib.commit("auth 1.1" + CLAUDE, {"login.py": "def login(): return True\n"})
+    repo = make_repo("shop")
+    repo.git("update-index", "--add", "--cacheinfo", f"160000,{old},src/auth")
+    repo.git("update-index", "--add", "--cacheinfo", f"160000,{old},vendor/tests")
+    base = repo.commit("release 1.0", {".affidavit/tiers.yaml": STRICT})
+    repo.git("update-index", "--cacheinfo", f"160000,{new},src/auth")
+    repo.git("update-index", "--cacheinfo", f"160000,{new},vendor/tests")
+    repo.commit("bump auth" + CLAUDE)
+    predicate = collect_provenance(repo.path, base, "HEAD").to_wire()
+    assert _tiers(predicate) == [("src/auth", "critical"), ("vendor/tests", "standard")]
+    assert predicate["summary"]["tiersTouchedByAi"] == ["critical", "standard"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -68,4 +69,36 @@ def test_explain_needs_an_image_and_policy_or_a_decision(
     assert main(["explain"]) == 2
     assert "error: give IMAGE and at least one --policy FILE, or --decision ID" in (
         capsys.readouterr().err
+    )
+
+
+@pytest.mark.parametrize(
+    ("stored", "detail"),
+    [
+        ('{"id": "d-42"}', "Decision.__init__() missing 10 required positional arguments"),
+        (
+            "[" * 100_000 + "]" * 100_000,
+            "it holds no decision (not a JSON object, or an empty one)",
+        ),
+    ],
+    ids=["fields-removed", "nested-too-deeply"],
+)
+def test_an_edited_row_is_named_not_a_stack_trace(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], stored: str, detail: str
+) -> None:
+    """A row edited behind Affidavit's back (fields removed, or JSON nested too deeply) ended
+    explain in TypeError or RecursionError instead of pointing at the edited row."""
+    url = f"sqlite:///{tmp_path / 'ledger.db'}"
+    record = Ledger(url).append(_decision())
+    with sqlite3.connect(tmp_path / "ledger.db") as db:
+        db.execute("UPDATE decisions SET decision = ? WHERE seq = ?", (stored, record.seq))
+    assert main(["explain", "--decision", "d-42", "--ledger", url]) == 6
+    err = capsys.readouterr().err
+    assert err.startswith(
+        f"error: decision d-42 (ledger seq {record.seq}) is not a decision this Affidavit reads: "
+        f"{detail}"
+    )
+    assert err.endswith(
+        "  hint: check whether the row was edited: affidavit decisions verify-chain --ledger URL "
+        "(the ledger the webhook writes to)\n"
     )

@@ -297,3 +297,57 @@ def test_agent_identities_come_from_the_tools_registry() -> None:
         assert {e.lower() for e in tool.emails} <= agents.emails
         assert {x.lower() for x in (*tool.logins, *tool.names)} <= agents.logins
     assert "copilot-pull-request-reviewer[bot]" in agents.logins
+
+
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        ("[" * 100_000 + "]" * 100_000, "is not valid JSON (nested too deeply to read)"),
+        (
+            '{"number": ' + "9" * 5000 + "}",
+            "is not valid JSON (Exceeds the limit (4300 digits) for integer string conversion: "
+            "value has 5000 digits; use sys.set_int_max_str_digits() to increase the limit)",
+        ),
+        (
+            '{"number": "' + "x" * 3_000_000 + '"}',
+            "the pull request has 'number' = \"" + "x" * 79 + "... (3000002 characters), "
+            "expected int",
+        ),
+    ],
+    ids=["deep", "long-integer", "huge-field"],
+)
+def test_odd_json_is_a_short_input_error(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, text: str, problem: str
+) -> None:
+    """A deeply nested file ended in RecursionError and a 5000-digit number in ValueError (stack
+    traces); a wrong field of megabytes was quoted whole in the message."""
+    bad = tmp_path / "pr.json"
+    bad.write_text(text)
+    args = github_args("approved-final-revision")
+    args[1] = str(bad)
+    code, _, err = run_cli(capsys, "collect", "review", *args)
+    assert code == 2
+    assert err == (
+        f"error: github pull request file {bad}: {problem}; "
+        "expected the JSON of GET /repos/{o}/{r}/pulls/{n}\n"
+    )
+
+
+def test_a_commits_file_missing_commits_of_the_pull_request_is_refused(
+    capsys: pytest.CaptureFixture[str], edited: EditFn
+) -> None:
+    """GitHub lists at most 250 commits of a pull request (and a page can be lost): the author
+    of a commit past them was no contributor, so their approval counted as independent."""
+
+    def grow(pr: dict[str, Any]) -> dict[str, Any]:
+        return {**pr, "commits": 300}
+
+    folder = edited(GITHUB / "approved-final-revision", "pr.json", grow)
+    code, out, err = run_cli(capsys, "collect", "review", *github_args(folder))
+    assert (code, out) == (2, "")
+    assert err == (
+        f"error: github commits file {folder / 'commits.json'}: holds 2 of the pull request's "
+        f"300 commits ('commits' in {folder / 'pr.json'}); the author of a missing one would "
+        "count as an independent reviewer; expected the JSON of "
+        "GET /repos/{o}/{r}/pulls/{n}/commits\n"
+    )

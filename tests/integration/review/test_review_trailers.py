@@ -153,3 +153,22 @@ def test_not_a_repository(capsys: pytest.CaptureFixture[str], tmp_path: Path) ->
     )  # fmt: skip
     assert code == 3
     assert err == f"error: {tmp_path} is not a git repository\n  hint: pass --repo PATH\n"
+
+
+def test_separator_characters_in_a_message_are_text(
+    capsys: pytest.CaptureFixture[str], git_repo: GitRepo
+) -> None:
+    """The log was split on \\x1e and \\x1f, which a commit message may hold: one in a trailer
+    ended the command in ValueError (a stack trace), and an earlier commit's message could add a
+    whole forged commit record (any sha, author and review) to the evidence."""
+    base = git_repo.commit("Initial import")
+    mallory = ["Mallory", "m@evil.example", "2026-01-01T00:00:00+00:00"]
+    forged = "\x1f".join(["f" * 40, "", *mallory, *mallory, f"Reviewed-by: {BOB}"])
+    first = git_repo.commit(f"Add refunds\n\nAcked-by: Dan Reed <dan@acme.example>\x1e{forged}")
+    head = git_repo.commit(f"Refunds: per-tenant\n\nReviewed-by: {BOB}\x1f")
+    pred = review_json(
+        capsys, "--trailers", "--repo", str(git_repo.path), "--base", base, "--head", "HEAD"
+    )
+    got = [(r["reviewer"].get("email"), r["revision"]) for r in pred["reviews"]]
+    assert got == [("dan@acme.example", first), ("bob@acme.example", head)]
+    assert [c["email"] for c in pred["changeRequest"]["committers"]] == ["alice@acme.example"]
