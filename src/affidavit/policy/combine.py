@@ -4,8 +4,8 @@ No policy can weaken another: numbers take the maximum (the exception length, a 
 the minimum), booleans OR, label requirements and tier map pins add up, allow-lists and
 reviewer-group lists stay separate constraints that must all hold (an intersection), modes take the strictest
 (Enforce > Warn > Audit), and ``failurePolicy: Fail`` beats ``Ignore``. An AccountabilityPolicy's
-omitted ``provenance``, ``consistentRevision`` and ``failurePolicy`` count with their secure
-defaults (``with_policy_defaults``), so a policy that is silent is never weakened by one that
+omitted ``provenance``, ``consistentRevision``, ``platformReview`` and ``failurePolicy`` count
+with their secure defaults (``with_policy_defaults``), so a policy that is silent is never weakened by one that
 relaxes. Every value remembers the policy or preset (and control) it came from, for messages and
 ``explain``.
 """
@@ -107,6 +107,7 @@ class EffectivePolicy:
     owner_labels: tuple[Req[str], ...] = ()
     escalation_labels: tuple[Req[str], ...] = ()
     consistent_revision: Req[bool] | None = None
+    platform_review: Req[bool] | None = None
     tier_map_digests: tuple[Req[str], ...] = ()  # every pin must hold
     require_digest_req: Req[bool] | None = None
     retention_days: Req[int] | None = None
@@ -196,6 +197,7 @@ def _omitted(r: Require) -> frozenset[str]:
         for path, value in (
             ("provenance.required", r.provenance),
             ("consistentRevision", r.consistent_revision),
+            ("platformReview", r.platform_review),
             ("failurePolicy", r.failure_policy),
         )
         if value is None
@@ -237,7 +239,7 @@ def combine(layers: Sequence[Layer]) -> EffectivePolicy:
     signer_sources: list[str] = []
     groups: dict[str, frozenset[str]] = {}
     prov = prov_age = tool_details = unknown_ai = consistent = digest = None
-    retention = pseudo = exc_days = release_approver = None
+    retention = pseudo = exc_days = release_approver = platform = None
     tools: tuple[Req[tuple[str, ...]], ...] = ()
     owners: tuple[Req[str], ...] = ()
     escalations: tuple[Req[str], ...] = ()
@@ -293,6 +295,7 @@ def combine(layers: Sequence[Layer]) -> EffectivePolicy:
         owners = _add(owners, r.owner_label, o("ownerLabel"))
         escalations = _add(escalations, r.escalation_label, o("escalationLabel"))
         consistent = _or(consistent, bool(r.consistent_revision), o("consistentRevision"))
+        platform = _or(platform, bool(r.platform_review), o("platformReview"))
         tier_maps = _add(tier_maps, r.tier_map_digest, o("tierMapDigest"))
         digest = _or(digest, r.require_digest, o("requireDigest"))
         retention = _max(retention, r.retention_days, o("retentionDays"))
@@ -321,6 +324,7 @@ def combine(layers: Sequence[Layer]) -> EffectivePolicy:
         owner_labels=owners,
         escalation_labels=escalations,
         consistent_revision=consistent,
+        platform_review=platform,
         tier_map_digests=tier_maps,
         require_digest_req=digest,
         retention_days=retention,

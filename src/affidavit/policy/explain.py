@@ -40,6 +40,7 @@ def requirements(eff: EffectivePolicy) -> list[tuple[str, str, Origin]]:
     for pin in eff.tier_map_digests:
         add("provenance.tierMap", pin)
     add("treatUnknownAsAi", eff.treat_unknown_as_ai)
+    add("review.platform", eff.platform_review)
     for t in eff.tiers:
         scope = "AI-involved changes" if t.scope == "ai" else "all changes"
         prefix = f"review.{t.tier}"

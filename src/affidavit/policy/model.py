@@ -172,6 +172,10 @@ class Require(SpecModel):
     consistent_revision: bool | None = None
     """Provenance, review and build name one source revision, provenance and review one
     repository; omitted in an AccountabilityPolicy = true."""
+    platform_review: bool | None = None
+    """Approvals count only as a code-review platform (GitHub, GitLab, Gerrit) recorded them,
+    not from Reviewed-by/Acked-by/Approved-by trailers, which whoever commits writes; omitted in
+    an AccountabilityPolicy = true."""
     tier_map_digest: str | None = Field(default=None, pattern=r"^sha256:[0-9a-f]{64}$")
     """The provenance must have classified files with this trust-tier map (its
     collector.tiersDigest)."""
@@ -189,8 +193,8 @@ def with_policy_defaults(require: Require) -> Require:
 
     A matched policy that says nothing about provenance still requires it (an image with no
     attestations at all must not pass), the review must be for the revision the provenance
-    describes, and an unreachable registry denies: each only when the policy does not say
-    otherwise. In the strictest-wins merge the default counts like a written value, so one
+    describes and was recorded by a review platform (not commit trailers), and an unreachable
+    registry denies: each only when the policy does not say otherwise. In the strictest-wins merge the default counts like a written value, so one
     policy's ``Ignore`` or ``required: false`` cannot weaken another policy that is silent.
     """
     fill: dict[str, Any] = {}
@@ -198,6 +202,8 @@ def with_policy_defaults(require: Require) -> Require:
         fill["provenance"] = ProvenanceRequirement()
     if require.consistent_revision is None:
         fill["consistent_revision"] = True
+    if require.platform_review is None:
+        fill["platform_review"] = True
     if require.failure_policy is None:
         fill["failure_policy"] = "Fail"
     return require.model_copy(update=fill) if fill else require

@@ -54,7 +54,7 @@ class Preset:
         return self.controls.get(path)
 
 
-_BASE_CONTROLS = ("provenance.required", "consistentRevision", "treatUnknownAsAi")
+_BASE_CONTROLS = ("provenance.required", "consistentRevision", "platformReview", "treatUnknownAsAi")
 
 
 def _preset(
@@ -73,6 +73,7 @@ def _preset(
     base = {
         "provenance": {"required": True},
         "consistentRevision": True,
+        "platformReview": True,
         "treatUnknownAsAi": True,
     }
     all_controls = {path: base_control for path in _BASE_CONTROLS} | controls

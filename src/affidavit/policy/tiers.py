@@ -4,7 +4,8 @@ The ai-provenance predicate says which files each change touched and in which ti
 repository's ``.affidavit/tiers.yaml``); the code-review predicate says who approved the final
 revision. Tier rules apply only when a change in their scope touches their tier (``*`` = any),
 so a docs-only AI change does not need the review an AI change to the payment code needs.
-Approvals by bots or AI agents never count as independent or human approvals.
+Approvals by bots or AI agents never count as independent or human approvals, and approvals
+read from commit trailers count only where every policy says they may (``platformReview``).
 """
 
 from __future__ import annotations
@@ -73,6 +74,39 @@ def _why(rules: TierRules, paths: tuple[str, ...]) -> str:
     return f"{who} touch {where}" + (f": {shown}" if shown else "")
 
 
+def _trailer_review(
+    review: CodeReview,
+    req: Req[bool],
+    rules: TierRules,
+    paths: tuple[str, ...],
+    image: str,
+    repo_at: str,
+    sign: str,
+) -> Violation:
+    """``review.platform``: approvals read from commit trailers are words in a commit message,
+    which whoever commits writes (``Reviewed-by: Bob`` on a direct push), so they stand for no
+    review until the policy says its trailers are written by a system it trusts."""
+    final = [r for r in review.reviews if r.state == "approved" and r.on_final_revision]
+    named = ", ".join(sorted({_who(r.reviewer) for r in final})) or "nobody"
+    found = (
+        f"approvals read from the commit trailers of {review.change_request.id} "
+        f"(approved by: {named}), which whoever commits writes"
+    )
+    expected = (
+        "approvals recorded by a code-review platform (GitHub, GitLab) on the final revision "
+        f"({_why(rules, paths)})"
+    )
+    todo = (
+        "build from the merged pull or merge request and collect the review its platform "
+        "recorded (if a system you trust writes these trailers, as Gerrit's submit does, set "
+        f"`require.platformReview: false` in {req.origin.source} and every other policy that "
+        "applies instead)"
+    )
+    fix = collect_review_fix(repo_at, todo, "github", review.source.revision, sign=sign)
+    origin = req.origin
+    return Violation("review.platform", origin.source, found, expected, fix, image, origin.control)
+
+
 def change_label(review: CodeReview) -> str:
     cr = review.change_request
     if cr.url:
@@ -119,6 +153,10 @@ def check_review(
         return [
             Violation("review.valid", origin.source, found, expected, fix0, image, origin.control)
         ]
+
+    if eff.platform_review is not None and review.change_request.system == "trailers":
+        platform = eff.platform_review
+        return [_trailer_review(review, platform, rules0, paths0, image, repo_at, sign)]
 
     final = [r for r in review.reviews if r.state == "approved" and r.on_final_revision]
     humans = {_who(r.reviewer) for r in final if not r.reviewer.is_bot}
