@@ -48,10 +48,11 @@ def explain_recorded(
     if ledger_url is not None:
         from affidavit.ledger import Ledger  # SQLAlchemy: only for the command that reads it
 
-        record = Ledger(ledger_url, read_only=True).get(decision_id)
+        ledger = Ledger(ledger_url, read_only=True)
+        record = ledger.get(decision_id)
         if record is None:
-            raise UsageError(
-                f"decision {decision_id} is not in the ledger {ledger_url}",
+            raise UsageError(  # ledger.url: the password hidden (this lands in CI logs)
+                f"decision {decision_id} is not in the ledger {ledger.url}",
                 hint="pass the ledger the webhook writes to with --ledger or $AFFIDAVIT_LEDGER",
             )
         found: dict[str, Any] = {

@@ -63,6 +63,20 @@ def test_unknown_decision_names_the_ledger(
     assert "hint: pass the ledger the webhook writes to with --ledger or $AFFIDAVIT_LEDGER" in err
 
 
+def test_unknown_decision_names_the_ledger_without_its_password(
+    postgres_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # the server trusts loopback, so the password is sent and ignored: what the error shows is
+    # what a CI log would keep
+    url = postgres_url.replace("://affidavit@", "://affidavit:s3cret-pw@")
+    Ledger(url).append(_decision())
+    assert main(["explain", "--decision", "nope", "--ledger", url]) == 2
+    err = capsys.readouterr().err
+    assert "s3cret-pw" not in err
+    shown = url.replace("s3cret-pw", "***")
+    assert f"error: decision nope is not in the ledger {shown}\n" in err
+
+
 def test_explain_needs_an_image_and_policy_or_a_decision(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
