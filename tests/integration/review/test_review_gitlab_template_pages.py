@@ -1,0 +1,135 @@
+"""The GitLab template reads every page of a merge request's commits.
+
+GitLab sends at most 100 commits a page. The template fetched ``commits?per_page=100`` once, so
+on a merge request of more than 100 commits the authors and committers of the older ones were
+unknown to ``collect review``, and their approvals counted as independent. Here the template's
+own fetch step runs in bash against a server on loopback that answers GitLab's REST paths with
+the recorded real-shaped responses of ``tests/fixtures/gitlab/committer-approval`` (a fake of
+GitLab's API: no test can reach gitlab.com), its commits spread over two pages behind 100
+commits of filler; Dave, who committed the head and approved, must not count as independent.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import subprocess
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any, ClassVar
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+import yaml
+from review_helpers import GITLAB, ROOT, review_json
+
+TEMPLATE = ROOT / "attestations" / "templates" / "gitlab" / "affidavit.gitlab-ci.yml"
+FIXTURE = GITLAB / "committer-approval"
+PROJECT, MR = "4821", "70"
+
+
+def _commits() -> list[dict[str, Any]]:
+    """100 commits by the fixture's author, then the fixture's two (Dave's among them): Dave's
+    commit lands on the second page."""
+    recorded = json.loads((FIXTURE / "commits.json").read_text())
+    older = []
+    for n in range(100):
+        commit = copy.deepcopy(recorded[1])
+        sha = f"{n:040x}"
+        commit.update(id=sha, short_id=sha[:8], title=f"step {n}", message=f"step {n}\n")
+        older.append(commit)
+    return [*older, *recorded]
+
+
+class _GitLab(BaseHTTPRequestHandler):
+    commits: ClassVar[list[dict[str, Any]]] = []
+
+    def do_GET(self) -> None:
+        url = urlsplit(self.path)
+        base = f"/api/v4/projects/{PROJECT}/merge_requests/{MR}"
+        body: Any
+        if self.headers.get("PRIVATE-TOKEN") != "t0ken":
+            self.send_error(401)
+            return
+        if url.path == base:
+            body = json.loads((FIXTURE / "mr.json").read_text())
+        elif url.path == base + "/approvals":
+            body = json.loads((FIXTURE / "approvals.json").read_text())
+        elif url.path == base + "/commits":
+            query = parse_qs(url.query)
+            size = min(int(query.get("per_page", ["20"])[0]), 100)
+            page = int(query.get("page", ["1"])[0])
+            body = self.commits[(page - 1) * size : page * size]
+        else:
+            self.send_error(404)
+            return
+        data = json.dumps(body).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def gitlab_api() -> Iterator[str]:
+    _GitLab.commits = _commits()
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _GitLab)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/api/v4"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def _fetch_step() -> str:
+    """The template's step that fetches the merge request's JSON (the one naming per_page)."""
+    script: list[str] = yaml.safe_load(TEMPLATE.read_text())[".affidavit-attest"]["script"]
+    (step,) = [s for s in script if "per_page" in s]
+    return step
+
+
+def test_every_page_of_commits_is_fetched_and_the_committer_is_no_independent_reviewer(
+    gitlab_api: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "OUT": str(tmp_path),
+        "API": f"{gitlab_api}/projects/{PROJECT}",
+        "CI_MERGE_REQUEST_IID": MR,
+        "AFFIDAVIT_GITLAB_TOKEN": "t0ken",
+        "HEAD_SHA": json.loads((FIXTURE / "mr.json").read_text())["sha"],
+    }
+    subprocess.run(["bash", "-eo", "pipefail", "-c", _fetch_step()], env=env, check=True)
+    pages = (tmp_path / "commits.json").read_text().splitlines()
+    assert [len(json.loads(p)) for p in pages] == [100, 2]
+    predicate = review_json(
+        capsys,
+        "--gitlab-mr", str(tmp_path / "mr.json"),
+        "--gitlab-approvals", str(tmp_path / "approvals.json"),
+        "--gitlab-commits", str(tmp_path / "commits.json"),
+    )  # fmt: skip
+    independent = [r["reviewer"]["login"] for r in predicate["reviews"] if r["independent"]]
+    assert independent == ["carol"]  # as with the fixture's own one-page file; with the first
+    # page alone, Dave's approval counted as independent too
+
+
+def test_a_failing_page_fails_the_step(gitlab_api: str, tmp_path: Path) -> None:
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "OUT": str(tmp_path),
+        "API": f"{gitlab_api}/projects/{PROJECT}",
+        "CI_MERGE_REQUEST_IID": MR,
+        "AFFIDAVIT_GITLAB_TOKEN": "wrong",
+        "HEAD_SHA": "0" * 40,
+    }
+    done = subprocess.run(["bash", "-c", _fetch_step()], env=env, capture_output=True, text=True)
+    assert done.returncode != 0
+    assert "401" in done.stderr
