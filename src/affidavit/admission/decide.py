@@ -300,7 +300,7 @@ class Webhook:
                 workload.images,
                 timeout=min(OWNER_CHECK_SECONDS, remaining / 2),
             )
-            if owner is not None:
+            if owner is not None and not self._unpinned_tag(req, workload):
                 reason = "owner"
                 note = f"runs the images of its admitted owner {owner}"
         if reason is None:
@@ -309,6 +309,39 @@ class Webhook:
         return Answer(
             200, review_response(req.uid, allowed=True, audit_annotations={"admitted": note})
         )
+
+    def _unpinned_tag(self, req: ParsedRequest, workload: WorkloadImages) -> bool:
+        """Whether a Pod runs a tag a policy covers as written, not pinned to a digest.
+
+        The pinning webhook pins every such tag of a new Pod, but only as far as its lookup
+        goes, and the request decides whether that fails (an imagePullSecret without registry
+        credentials, a flood that runs out its namespace's threads) as may the registry. The
+        owner's decision says nothing about what the tag names now (it may have moved to a
+        digest nobody judged), so such a Pod is judged. Anything unsure counts as a tag.
+        """
+        if req.kind != "Pod":
+            return False  # templates keep their tags; their Pods are pinned or judged
+        tags = [image for image in workload.images if "@" not in image]
+        if not tags:
+            return False
+        index = self.policy.current()
+        if index is None:
+            return True
+        try:
+            ns_labels = self.namespaces.labels(req.namespace)
+            return any(
+                index.effective(
+                    cluster=self.judge.cluster,
+                    region=self.judge.region,
+                    namespace=req.namespace,
+                    namespace_labels=ns_labels,
+                    image=image,
+                )
+                is not None
+                for image in tags
+            )
+        except Exception:  # the namespace or the reference cannot be read: judge it
+            return True
 
     # -- answers ---------------------------------------------------------------------------
 

@@ -4,7 +4,8 @@ Pod all get their ReplicaSets and Pods with no denial in the ledger and no Faile
 while a new image is refused, and so is a Pod or ReplicaSet that claims an admitted owner but
 runs other images, or names it with a forged UID. The Deployment runs a tag, so its Pods are
 pinned to the digest that was judged (the templates keep the tag) and still count as its own;
-after a retag, a Pod pinned to the new, never-judged digest is judged and refused. An AccountabilityException for a Deployment
+after a retag, a Pod pinned to the new, never-judged digest is judged and refused, and so is
+one whose tag the pinning webhook could not pin. An AccountabilityException for a Deployment
 reaches the ReplicaSet and Pods its controller creates, and nothing else.
 
 The webhook runs as the chart's ServiceAccount with the chart's RBAC (``chart_identity``), so
@@ -228,3 +229,36 @@ def test_an_exception_for_a_deployment_reaches_what_it_creates(
         assert created.stdout.strip() == "replicaset.apps/login-hotfix-twin created"
     finally:
         delete_and_sync(stack, "accountabilityexception", app, NS)
+
+
+def test_a_tag_the_pinning_webhook_could_not_pin_is_judged_not_admitted_on_its_owner(
+    stack: ClusterStack, releases: Releases
+) -> None:
+    """A Pod's pin is best effort (a lookup that fails leaves the tag as written), and the
+    request chooses whether it fails: an imagePullSecret that holds no registry credentials
+    makes the pinning webhook's lookup *missing evidence* (the kubelet only skips it and pulls
+    anyway). Such a Pod claiming its real ReplicaSet used to be admitted on the old decision,
+    unpinned, after a retag: the kubelet then pulled a digest nobody judged. It is judged now."""
+    reviewed, late = releases.reviewed, releases.late
+    app = "unpinned-api"
+    image = tag(releases, "update-unpinned", reviewed.digest)
+    stack.apply(deployment(app, NS, image))
+    assert latest(stack, NS, "Deployment", app).outcome == "allowed"
+    wait_for(lambda: pod_names(stack, app), "the first Pod")
+    (rs,) = objects(stack, "replicasets", app)
+    stack.kubectl(
+        "create", "secret", "generic", "no-registry-credentials", "-n", NS,
+        "--from-literal=token=x",
+    )  # fmt: skip
+    tag(releases, "update-unpinned", late.digest)
+
+    sneaky = owned_by(pod("unpinned-api-sneaky", NS, image), rs)
+    sneaky["spec"]["imagePullSecrets"] = [{"name": "no-registry-credentials"}]
+    decision = refused(stack, stack.apply(sneaky, check=False))
+    assert [(i.ref, v.rule) for i in decision.images for v in decision.violations] == [
+        (image, "evidence.missing")
+    ]
+    # Without the sabotage the same Pod is pinned to the new digest, judged and refused too.
+    plain = owned_by(pod("unpinned-api-plain", NS, image), rs)
+    assert refused(stack, stack.apply(plain, check=False)).images[0].digest == late.digest
+    assert refusals(stack, app) == ["Pod/unpinned-api-sneaky", "Pod/unpinned-api-plain"]
