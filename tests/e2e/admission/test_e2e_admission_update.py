@@ -262,3 +262,35 @@ def test_a_tag_the_pinning_webhook_could_not_pin_is_judged_not_admitted_on_its_o
     plain = owned_by(pod("unpinned-api-plain", NS, image), rs)
     assert refused(stack, stack.apply(plain, check=False)).images[0].digest == late.digest
     assert refusals(stack, app) == ["Pod/unpinned-api-sneaky", "Pod/unpinned-api-plain"]
+
+
+def test_an_exception_for_one_deployment_does_not_admit_its_digest_for_another(
+    stack: ClusterStack, releases: Releases
+) -> None:
+    """Two Deployments run one tag. After a retag to an unreviewed digest, an exception admits
+    one of them (by workload); its Pods run, pinned to that digest. The other's Pods, pinned to
+    the same digest when its ReplicaSet replaces one, used to be admitted on the exception's
+    decision (the ledger counted any admitting decision for the tag and digest): they are
+    judged now, and refused."""
+    reviewed, late = releases.reviewed, releases.late
+    image = tag(releases, "update-shared", reviewed.digest)
+    stack.apply(deployment("shared-bystander", NS, image))
+    (first,) = wait_for(lambda: pod_names(stack, "shared-bystander"), "the bystander's Pod")
+
+    tag(releases, "update-shared", late.digest)
+    hotfix = exception("shared-hotfix", NS, [image], from_now(hours=4))
+    hotfix["spec"]["workloads"] = [{"kind": "Deployment", "name": "shared-hotfix"}]
+    apply_and_sync(stack, hotfix)
+    try:
+        stack.apply(deployment("shared-hotfix", NS, image))
+        assert latest(stack, NS, "Deployment", "shared-hotfix").outcome == "excepted"
+        (made,) = wait_for(lambda: objects(stack, "pods", "shared-hotfix"), "the hotfix's Pod")
+        assert made["spec"]["containers"][0]["image"] == f"{image}@{late.digest}"
+        assert refusals(stack, "shared-hotfix") == []
+
+        stack.kubectl("delete", "pod", first, "-n", NS, "--wait=false")
+        wait_for(lambda: refusals(stack, "shared-bystander"), "the replacement to be refused")
+        assert first not in pod_names(stack, "shared-bystander")
+        assert pod_names(stack, "shared-bystander") == set()
+    finally:
+        delete_and_sync(stack, "accountabilityexception", "shared-hotfix", NS)
