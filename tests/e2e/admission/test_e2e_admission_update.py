@@ -6,7 +6,9 @@ runs other images, or names it with a forged UID. The Deployment runs a tag, so 
 pinned to the digest that was judged (the templates keep the tag) and still count as its own;
 after a retag, a Pod pinned to the new, never-judged digest is judged and refused, and so is
 one whose tag the pinning webhook could not pin. An AccountabilityException for a Deployment
-reaches the ReplicaSet and Pods its controller creates, and nothing else.
+reaches the ReplicaSet and Pods its controller creates, and nothing else (not another
+workload's Pods pinned to the digest it admitted). An update that drops a label a policy
+requires is judged; other label changes are not.
 
 The webhook runs as the chart's ServiceAccount with the chart's RBAC (``chart_identity``), so
 the owner reads it makes are the ones the chart grants.
@@ -294,3 +296,46 @@ def test_an_exception_for_one_deployment_does_not_admit_its_digest_for_another(
         assert pod_names(stack, "shared-bystander") == set()
     finally:
         delete_and_sync(stack, "accountabilityexception", "shared-hotfix", NS)
+
+
+def test_an_update_that_drops_the_owner_label_a_policy_requires_is_judged(
+    stack: ClusterStack, releases: Releases
+) -> None:
+    """``require.ownerLabel`` names who answers for a workload. An UPDATE that changes no image
+    is not judged (scale, restart, labels), so removing the label right after the admission
+    used to pass: the workload ran with no owner. Dropping a label a policy requires is
+    judged now; other label changes stay routine, even on a workload admitted before the
+    policy asked for the label."""
+    owner_key = "affidavit.dev/owner"
+    reviewed = releases.reviewed
+    older = deployment("owned-before", NS, reviewed.image)
+    stack.apply(older)
+    owned = deployment("owned-api", NS, reviewed.image)
+    owned["metadata"]["labels"] = {owner_key: "payments", "tier": "web"}
+    strict = baseline(releases)
+    strict["spec"]["require"]["ownerLabel"] = owner_key
+    apply_and_sync(stack, strict)
+    try:
+        stack.apply(owned)
+        assert latest(stack, NS, "Deployment", "owned-api").outcome == "allowed"
+        stack.kubectl("label", "deployment", "owned-api", "-n", NS, "tier-", "team=payments")
+        stack.kubectl("label", "deployment", "owned-before", "-n", NS, "team=payments")
+        assert refusals(stack, "owned-") == []
+
+        dropped = stack.kubectl(
+            "label", "deployment", "owned-api", "-n", NS, f"{owner_key}-", check=False
+        )
+        decision = refused(stack, dropped)
+        assert (decision.operation, [v.rule for v in decision.violations]) == (
+            "UPDATE",
+            ["labels.owner"],
+        )
+        emptied = stack.kubectl(
+            "label", "deployment", "owned-api", "-n", NS, f"{owner_key}=", "--overwrite",
+            check=False,
+        )  # fmt: skip
+        assert [v.rule for v in refused(stack, emptied).violations] == ["labels.owner"]
+        labels = get(stack, "deployment", "owned-api")["metadata"]["labels"]
+        assert labels[owner_key] == "payments"
+    finally:
+        apply_and_sync(stack, baseline(releases))
