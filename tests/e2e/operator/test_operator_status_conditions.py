@@ -218,3 +218,31 @@ def test_a_preset_needing_an_undefined_group_is_not_ready(
         )
     finally:
         kubectl("delete", "accountabilitypolicy", "e2e-oversight", "--ignore-not-found")
+
+
+def test_an_exception_with_a_port_in_other_digits_does_not_stop_the_index(
+    operator: RunningOperator, kubectl: Kubectl
+) -> None:
+    """A registry port written in other Unicode digits (``²``, ``٥``) once raised ValueError
+    out of the reference grammar: one such exception, which any namespace that may hold
+    exceptions can create, made every reconcile fail, so no later policy, exception or
+    revocation reached the webhook. It is an image glob that names no registry now: the
+    index is published, the exceptions judged like any other."""
+    apply(kubectl, exception("e2e-odd-port", ["registry.example:²/x"], in_future(hours=2)))
+    apply(kubectl, exception("e2e-after-odd-port", ["registry.example/ok*"], in_future(hours=2)))
+    try:
+
+        def published() -> set[str]:
+            now = index(kubectl)
+            seen = {e["name"] for e in now["exceptions"]}
+            seen |= {key.rsplit("/", 1)[-1] for key in now["errors"]}
+            return seen
+
+        # Both were read and judged (in force, or Invalid with their reason).
+        wait_for(
+            lambda: {"e2e-after-odd-port", "e2e-odd-port"} <= published(),
+            "the index with the exception after the odd port",
+        )
+    finally:
+        kubectl("delete", "accountabilityexception", "e2e-odd-port", "-n", NAMESPACE)
+        kubectl("delete", "accountabilityexception", "e2e-after-odd-port", "-n", NAMESPACE)
