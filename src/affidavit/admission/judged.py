@@ -5,8 +5,9 @@ says ``X:T``, so the owner check cannot compare image sets as written. Dropping 
 reopen the hole pinning closes: after a retag to an unreviewed ``D2``, a Pod pinned to ``D2``
 would run on the old decision. So a pinned child matches its owner's tag only when the ledger
 holds an admitting decision for ``X:T`` at ``D`` in the child's namespace; one that admitted it
-under an AccountabilityException counts only for the workload it was about (its owner, or the
-owner's controller), since an exception may name one workload and says nothing of the evidence.
+despite violations (under an AccountabilityException, or in Warn or Audit mode) counts only for
+the workload it was about (its owner, or the owner's controller): an exception may name one
+workload, a policy may enforce since, and the evidence fell short for every other workload.
 
 Positive answers are cached briefly and in bounded number (a decision never stops having been
 taken); negative answers are not, so a decision just recorded counts at once. Anything unsure
@@ -35,8 +36,8 @@ class AdmittedQuery(Protocol):
     def admitted(
         self, namespace: str, ref: str, digest: str, workloads: Sequence[tuple[str, str]] = ()
     ) -> bool:
-        """Whether a decision in ``namespace`` admitted ``ref`` at ``digest`` (an exception's
-        only for ``workloads``, ``(kind, name)`` pairs)."""
+        """Whether a decision in ``namespace`` admitted ``ref`` at ``digest`` (one with
+        violations only for ``workloads``, ``(kind, name)`` pairs)."""
         ...
 
 
@@ -66,7 +67,7 @@ class JudgedDigests:
     def admitted(
         self, namespace: str, ref: str, digest: str, workloads: Sequence[tuple[str, str]] = ()
     ) -> bool:
-        """``Ledger.admitted``: an excepted decision counts for ``workloads`` only."""
+        """``Ledger.admitted``: a decision with violations counts for ``workloads`` only."""
         try:
             ref = canonical_image(ref)  # the ledger records canonical names
         except InputError:

@@ -18,10 +18,10 @@ because those images were judged.
 A controller's Pod is pinned (``affidavit.admission.pin``): it runs ``X:T@sha256:D`` where the
 template says ``X:T``. Such an image matches the template's ``X:T`` only when the ledger shows
 ``D`` was judged and admitted for ``X:T`` in the namespace (``JudgedDigests``); a digest the tag
-moved to later was not, so that Pod is judged. A decision that admitted ``D`` under an
-AccountabilityException counts only for the workload it was about: the owner, or the owner's own
-controller (a ReplicaSet's Deployment) once the API server confirms it like an owner. Images that
-are not pinned compare exactly.
+moved to later was not, so that Pod is judged. A decision that admitted ``D`` despite
+violations (an AccountabilityException, Warn or Audit mode) counts only for the workload it was
+about: the owner, or the owner's own controller (a ReplicaSet's Deployment) once the API server
+confirms it like an owner. Images that are not pinned compare exactly.
 
 Owner snapshots are cached (bounded in entries and time); a snapshot that does not match the
 child is read again once, so a cached old template never refuses a new child. Reads run in a
@@ -207,8 +207,8 @@ class OwnerChain:
         workloads = [(ref.kind, ref.name)]
         if all(judged.admitted(namespace, *p, workloads=workloads) for p in pins):
             return True
-        # An exception may have admitted the owner's own controller (a ReplicaSet's
-        # Deployment): its decision counts when that controller is the owner's as the API
+        # A lenient decision (an exception, Warn, Audit) may be about the owner's own controller
+        # (a ReplicaSet's Deployment): it counts when that controller is the owner's as the API
         # server says (same UID, the same images in its template), never on the owner's claim.
         above = self._controller(owner, namespace)
         if above is None:

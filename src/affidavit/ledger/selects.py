@@ -75,15 +75,16 @@ def admitting(
     namespace: str, ref: str, digest: str, workloads: Sequence[tuple[str, str]] = ()
 ) -> Any:
     """The first decision in ``namespace`` that admitted ``ref`` at ``digest`` (see
-    ``Ledger.admitted``); an ``excepted`` one only when it is about one of ``workloads``
-    (``(kind, name)`` pairs)."""
+    ``Ledger.admitted``); one that admitted it despite violations (warned, audited, excepted)
+    only when it is about one of ``workloads`` (``(kind, name)`` pairs)."""
     judged = select(decision_images.c.seq).where(
         decision_images.c.ref.in_((ref, f"{ref}@{digest}")),
         decision_images.c.digest == digest,
     )
-    on_evidence = decisions.c.outcome.in_([o for o in ADMITTING if o != "excepted"])
+    on_evidence = decisions.c.outcome == "allowed"
+    lenient = [o for o in ADMITTING if o != "allowed"]
     excepted = [
-        and_(decisions.c.outcome == "excepted", decisions.c.kind == k, decisions.c.name == n)
+        and_(decisions.c.outcome.in_(lenient), decisions.c.kind == k, decisions.c.name == n)
         for k, n in workloads
     ]
     query = (

@@ -347,6 +347,33 @@ def test_an_excepted_digest_counts_only_for_the_workload_the_exception_admitted(
         ledger.close()
 
 
+@pytest.mark.parametrize("outcome", ["warned", "audited"])
+def test_a_digest_admitted_despite_violations_counts_only_for_its_own_workload(
+    apps: client.AppsV1Api, kube: KubeApi, tmp_path: Path, outcome: str
+) -> None:
+    """Warn and Audit admit a digest whose evidence fails the policy. Another workload of the
+    same tag, admitted at a digest that passed, must not have its Pods pinned to that digest
+    admitted on that decision (once the policy enforces, they would run it unjudged)."""
+    d4 = "sha256:" + "4" * 64
+    ledger = Ledger(f"sqlite:///{tmp_path / 'ledger.db'}")
+    ledger.append(admission(1, outcome, NS, TAG, d4, name=f"lenient-{outcome}"))
+    lenient = deployment(apps, f"lenient-{outcome}", TAG)
+    strict = deployment(apps, f"strict-{outcome}", TAG)
+    owners = OwnerChain(kube, judged=JudgedDigests(ledger))
+    pinned = f"{TAG}@{d4}"
+    try:
+
+        def check(owner: str, uid: str) -> OwnerRef | None:
+            child = replica_set(owner, uid, pinned)
+            return owners.verify("ReplicaSet", NS, child, (pinned,), timeout=10)
+
+        assert check(f"lenient-{outcome}", lenient) is not None
+        assert check(f"strict-{outcome}", strict) is None
+    finally:
+        owners.close()
+        ledger.close()
+
+
 def test_judged_digests_cache_admissions_only_and_give_up_on_an_unreachable_ledger(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
