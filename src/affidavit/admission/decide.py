@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import re
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
@@ -285,7 +286,11 @@ class Webhook:
         running workloads are reported, not broken. Anything unsure returns None: judge it.
         """
         reason: str | None = None
-        if req.operation == "UPDATE" and images_unchanged(req, workload):
+        if (
+            req.operation == "UPDATE"
+            and images_unchanged(req, workload)
+            and not self._drops_required_label(req, workload, warm_only)
+        ):
             reason = "unchanged"
             note = "the update changes no image"
         elif self.owners is not None:
@@ -300,7 +305,7 @@ class Webhook:
                 workload.images,
                 timeout=min(OWNER_CHECK_SECONDS, remaining / 2),
             )
-            if owner is not None:
+            if owner is not None and not self._unpinned_tag(req, workload):
                 reason = "owner"
                 note = f"runs the images of its admitted owner {owner}"
         if reason is None:
@@ -309,6 +314,84 @@ class Webhook:
         return Answer(
             200, review_response(req.uid, allowed=True, audit_annotations={"admitted": note})
         )
+
+    def _drops_required_label(
+        self, req: ParsedRequest, workload: WorkloadImages, warm_only: bool
+    ) -> bool:
+        """Whether an UPDATE removes (or empties) a label a policy on its images requires.
+
+        ``require.ownerLabel`` and ``escalationLabel`` name who answers for a workload; an
+        update that keeps the images but drops such a label would leave it running with no
+        owner, so it is judged. Other label changes stay routine, even on a workload admitted
+        before a policy asked for the label. Anything unsure counts as dropped.
+        """
+        assert req.old_object is not None  # images_unchanged read it
+        try:
+            before = extract_images(req.kind, req.old_object, uid=req.uid).pod_labels
+        except MalformedReview:
+            return True
+        old_meta = req.old_object.get("metadata")
+        old_labels = old_meta.get("labels") if isinstance(old_meta, Mapping) else None
+        if isinstance(old_labels, Mapping):
+            before = {**before, **{str(k): str(v) for k, v in old_labels.items()}}
+        after = {**workload.pod_labels, **req.labels}
+        dropped = {key for key, value in before.items() if value and not after.get(key)}
+        if not dropped:
+            return False
+        index = self.policy.current()
+        if index is None:
+            return True
+        if warm_only and self.namespaces.cached(req.namespace) is None:
+            raise NotWarm(req.namespace)  # read from the API server: in a thread
+        try:
+            ns_labels = self.namespaces.labels(req.namespace)
+            for image in workload.images:
+                eff = index.effective(
+                    cluster=self.judge.cluster,
+                    region=self.judge.region,
+                    namespace=req.namespace,
+                    namespace_labels=ns_labels,
+                    image=image,
+                )
+                required = () if eff is None else (*eff.owner_labels, *eff.escalation_labels)
+                if any(r.value in dropped for r in required):
+                    return True
+        except Exception:  # the namespace or a reference cannot be read: judge it
+            return True
+        return False
+
+    def _unpinned_tag(self, req: ParsedRequest, workload: WorkloadImages) -> bool:
+        """Whether a Pod runs a tag a policy covers as written, not pinned to a digest.
+
+        The pinning webhook pins every such tag of a new Pod, but only as far as its lookup
+        goes, and the request decides whether that fails (an imagePullSecret without registry
+        credentials, a flood that runs out its namespace's threads) as may the registry. The
+        owner's decision says nothing about what the tag names now (it may have moved to a
+        digest nobody judged), so such a Pod is judged. Anything unsure counts as a tag.
+        """
+        if req.kind != "Pod":
+            return False  # templates keep their tags; their Pods are pinned or judged
+        tags = [image for image in workload.images if "@" not in image]
+        if not tags:
+            return False
+        index = self.policy.current()
+        if index is None:
+            return True
+        try:
+            ns_labels = self.namespaces.labels(req.namespace)
+            return any(
+                index.effective(
+                    cluster=self.judge.cluster,
+                    region=self.judge.region,
+                    namespace=req.namespace,
+                    namespace_labels=ns_labels,
+                    image=image,
+                )
+                is not None
+                for image in tags
+            )
+        except Exception:  # the namespace or the reference cannot be read: judge it
+            return True
 
     # -- answers ---------------------------------------------------------------------------
 

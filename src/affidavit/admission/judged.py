@@ -4,7 +4,10 @@ The pinning webhook creates a controller's Pod as ``X:T@sha256:D`` while its own
 says ``X:T``, so the owner check cannot compare image sets as written. Dropping the digest would
 reopen the hole pinning closes: after a retag to an unreviewed ``D2``, a Pod pinned to ``D2``
 would run on the old decision. So a pinned child matches its owner's tag only when the ledger
-holds an admitting decision for ``X:T`` at ``D`` in the child's namespace.
+holds an admitting decision for ``X:T`` at ``D`` in the child's namespace; one that admitted it
+despite violations (under an AccountabilityException, or in Warn or Audit mode) counts only for
+the workload it was about (its owner, or the owner's controller): an exception may name one
+workload, a policy may enforce since, and the evidence fell short for every other workload.
 
 Positive answers are cached briefly and in bounded number (a decision never stops having been
 taken); negative answers are not, so a decision just recorded counts at once. Anything unsure
@@ -20,7 +23,7 @@ import logging
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Protocol
 
 from affidavit.attestations.reference import canonical_image
@@ -30,8 +33,11 @@ log = logging.getLogger("affidavit.admission")
 
 
 class AdmittedQuery(Protocol):
-    def admitted(self, namespace: str, ref: str, digest: str) -> bool:
-        """Whether a decision in ``namespace`` admitted ``ref`` at ``digest``."""
+    def admitted(
+        self, namespace: str, ref: str, digest: str, workloads: Sequence[tuple[str, str]] = ()
+    ) -> bool:
+        """Whether a decision in ``namespace`` admitted ``ref`` at ``digest`` (one with
+        violations only for ``workloads``, ``(kind, name)`` pairs)."""
         ...
 
 
@@ -53,15 +59,21 @@ class JudgedDigests:
         self._retry = retry_interval
         self._clock = clock
         self._failed_at: float | None = None
-        self._cache: OrderedDict[tuple[str, str, str], float] = OrderedDict()
+        self._cache: OrderedDict[tuple[str, str, str, tuple[tuple[str, str], ...]], float] = (
+            OrderedDict()
+        )
         self._lock = threading.Lock()
 
-    def admitted(self, namespace: str, ref: str, digest: str) -> bool:
+    def admitted(
+        self, namespace: str, ref: str, digest: str, workloads: Sequence[tuple[str, str]] = ()
+    ) -> bool:
+        """``Ledger.admitted``: a decision with violations counts for ``workloads`` only."""
         try:
             ref = canonical_image(ref)  # the ledger records canonical names
         except InputError:
             return False
-        key = (namespace, ref, digest)
+        workloads = tuple(workloads)
+        key = (namespace, ref, digest, workloads)
         now = self._clock()
         with self._lock:
             expires = self._cache.get(key)
@@ -72,7 +84,7 @@ class JudgedDigests:
             if self._failed_at is not None and now - self._failed_at < self._retry:
                 return False
         try:
-            found = self._ledger.admitted(namespace, ref, digest)
+            found = self._ledger.admitted(namespace, ref, digest, workloads)
         except Exception as e:  # the ledger broke: not shown to be judged
             log.warning(
                 "cannot tell whether %s at %s was admitted in %s: %s",

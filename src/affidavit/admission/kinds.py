@@ -92,14 +92,15 @@ def covered(rules: Sequence[Mapping[str, Any]]) -> set[tuple[str, str, str]]:
 
 
 def pin_rules() -> list[dict[str, Any]]:
-    """The mutating webhook's rule: Pod CREATE only (templates are judged, never rewritten)."""
+    """The mutating webhook's rule: Pods, as created and as updated (a container's image is
+    mutable, ``kubectl debug`` adds an ephemeral one); templates are judged, never rewritten."""
     pod = _BY_KIND[("", "Pod")]
     return [
         {
             "apiGroups": [pod.group],
             "apiVersions": [pod.version],
-            "operations": ["CREATE"],
-            "resources": [pod.resource],
+            "operations": list(OPERATIONS),
+            "resources": list(pod.resources),
             "scope": "Namespaced",
         }
     ]

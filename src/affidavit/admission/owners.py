@@ -18,7 +18,10 @@ because those images were judged.
 A controller's Pod is pinned (``affidavit.admission.pin``): it runs ``X:T@sha256:D`` where the
 template says ``X:T``. Such an image matches the template's ``X:T`` only when the ledger shows
 ``D`` was judged and admitted for ``X:T`` in the namespace (``JudgedDigests``); a digest the tag
-moved to later was not, so that Pod is judged. Images that are not pinned compare exactly.
+moved to later was not, so that Pod is judged. A decision that admitted ``D`` despite
+violations (an AccountabilityException, Warn or Audit mode) counts only for the workload it was
+about: the owner, or the owner's own controller (a ReplicaSet's Deployment) once the API server
+confirms it like an owner. Images that are not pinned compare exactly.
 
 Owner snapshots are cached (bounded in entries and time); a snapshot that does not match the
 child is read again once, so a cached old template never refuses a new child. Reads run in a
@@ -90,6 +93,9 @@ class OwnerRef:
 class _Snapshot:
     uid: str
     images: frozenset[str]
+    #: The owner's own controller reference, as the API server keeps the owner (a claim until
+    #: checked): a ReplicaSet's Deployment, a Job's CronJob.
+    controller: OwnerRef | None = None
 
 
 def controller_ref(kind: str, obj: Mapping[str, Any]) -> OwnerRef | None:
@@ -184,6 +190,7 @@ class OwnerChain:
         key = (ref.group, ref.kind, namespace, ref.name)
         cached = self._cached(key)
         pins = _matches(cached, ref, images) if cached is not None else None
+        fresh = None
         if pins is None:
             fresh = self._read(key)
             pins = _matches(fresh, ref, images) if fresh is not None else None
@@ -192,7 +199,36 @@ class OwnerChain:
         judged = self._judged
         if pins and judged is None:
             return False
-        return all(judged is not None and judged.admitted(namespace, *p) for p in pins)
+        if not pins:
+            return True
+        assert judged is not None
+        owner = fresh or cached
+        assert owner is not None
+        workloads = [(ref.kind, ref.name)]
+        if all(judged.admitted(namespace, *p, workloads=workloads) for p in pins):
+            return True
+        # A lenient decision (an exception, Warn, Audit) may be about the owner's own controller
+        # (a ReplicaSet's Deployment): it counts when that controller is the owner's as the API
+        # server says (same UID, the same images in its template), never on the owner's claim.
+        above = self._controller(owner, namespace)
+        if above is None:
+            return False
+        workloads.append((above.kind, above.name))
+        return all(judged.admitted(namespace, *p, workloads=workloads) for p in pins)
+
+    def _controller(self, owner: _Snapshot, namespace: str) -> OwnerRef | None:
+        """The owner's own controller, verified like an owner: exists with the UID the owner
+        names and runs the owner's images; None otherwise."""
+        above = owner.controller
+        if above is None:
+            return None
+        key = (above.group, above.kind, namespace, above.name)
+        found = self._cached(key)
+        if found is None or found.uid != above.uid or found.images != owner.images:
+            found = self._read(key)
+        if found is None or found.uid != above.uid or found.images != owner.images:
+            return None
+        return above
 
     def _cached(self, key: tuple[str, str, str, str]) -> _Snapshot | None:
         now = self._clock()
@@ -221,7 +257,7 @@ class OwnerChain:
             owned = extract_images(kind, obj)
         except MalformedReview:
             return None
-        snapshot = _Snapshot(uid, frozenset(owned.images))
+        snapshot = _Snapshot(uid, frozenset(owned.images), controller_ref(kind, obj))
         with self._lock:
             self._cache[key] = (self._clock() + self._ttl, snapshot)
             self._cache.move_to_end(key)

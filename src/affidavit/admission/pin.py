@@ -2,14 +2,18 @@
 
 A Deployment by tag is judged at the digest its tag names at that moment; retag the image, and
 a restart or a new node pulls something that was never judged. So the mutating webhook
-(``/mutate``, Pod CREATE only) rewrites each tag reference that a policy covers to
+(``/mutate``, Pods only) rewrites each tag reference that a policy covers to
 ``NAME:TAG@sha256:...``, where the digest is the one the evidence lookup resolved and judged:
 the same resolver, registry trust, cache and fair threads as the validating webhook, which is
 called after it and judges the digest form (a cache hit, never a second resolution that could
 disagree).
 
 Workload templates are judged but never rewritten, so GitOps tools see no drift; their Pods are
-pinned as the controllers create them. Nothing is written for an image that no policy covers
+pinned as the controllers create them. A Pod's UPDATE (a container's image is mutable, and
+``kubectl debug`` adds an ephemeral container through ``pods/ephemeralcontainers``) gets the
+same for each image the update brings in; an image the Pod already ran is left as written,
+since rewriting it would restart its container, and the validating webhook admits an update that
+changes no image without judging it. Nothing is written for an image that no policy covers
 (its registry is not ours to contact), nor for one an active exception admits by name (an
 exception naming a tag does not cover every digest), nor for one whose tag does not resolve in
 time: the validating webhook then judges it as before, and denies what it cannot verify. The
@@ -20,6 +24,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Mapping
 from concurrent.futures import Future
 from concurrent.futures import wait as wait_futures
 from dataclasses import dataclass
@@ -46,13 +51,18 @@ class Pinner:
     webhook: Webhook
 
     def handle(self, body: bytes) -> Answer:
-        """Answer a Pod CREATE review with a JSON Patch pinning its covered tags, if any."""
+        """Answer a Pod CREATE or UPDATE review with a JSON Patch pinning the covered tags it
+        brings in, if any."""
         started = time.monotonic()
         if len(body) > self.webhook.judge.max_body_bytes:
             return self.webhook.too_large(body[:65536], len(body))
         try:
             req = parse_review(body)
-            if (req.group, req.kind, req.operation, req.sub_resource) != ("", "Pod", "CREATE", ""):
+            if (req.group, req.kind) != ("", "Pod") or (req.operation, req.sub_resource) not in (
+                ("CREATE", ""),
+                ("UPDATE", ""),
+                ("UPDATE", "ephemeralcontainers"),
+            ):
                 return Answer(200, review_response(req.uid, allowed=True))
             assert req.object is not None
             pod = extract_images("Pod", req.object, uid=req.uid)
@@ -60,7 +70,8 @@ class Pinner:
             if e.uid is None:
                 return Answer(400, {"error": e.message})
             return Answer(200, review_response(e.uid, allowed=False, message=e.message, code=400))
-        tags = [c for c in pod.containers if "@" not in c.image]
+        kept = _images_before(req.old_object) if req.operation == "UPDATE" else frozenset()
+        tags = [c for c in pod.containers if "@" not in c.image and c.image not in kept]
         if len(pod.images) > self.webhook.judge.max_images:
             tags = []  # the validating webhook refuses the request; nothing to look up
         patch = self._pins(tags, req.namespace, req.name, pod.pull_secrets, started) if tags else []
@@ -139,3 +150,14 @@ class Pinner:
             self.webhook.metrics.pins.labels(result="pinned").inc()
             log.info("pinned %s at %s to %s", c.image, c.pointer, digest)
         return patch
+
+
+def _images_before(old: Mapping[str, Any] | None) -> frozenset[str]:
+    """The images an updated Pod ran before (none when the old object cannot be read: then
+    every tag is pinned, as the validating webhook then judges every image)."""
+    if old is None:
+        return frozenset()
+    try:
+        return frozenset(extract_images("Pod", old).images)
+    except MalformedReview:
+        return frozenset()

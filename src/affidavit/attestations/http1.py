@@ -129,7 +129,9 @@ class Reader:
             lines = head.decode("latin-1").split("\r\n")
             version, _, rest = lines[0].partition(" ")
             code = rest[:3]
-            if not version.startswith("HTTP/1.") or len(code) != 3 or not code.isdigit():
+            # ASCII digits only: a latin-1 '²' is a digit to str.isdigit() and not to int().
+            ok = len(code) == 3 and code.isascii() and code.isdigit()
+            if not version.startswith("HTTP/1.") or not ok:
                 raise BadResponse(f"not an HTTP/1.1 status line: {lines[0][:80]!r}")
             fields: dict[str, str] = {}
             for line in lines[1:]:
@@ -150,7 +152,7 @@ class Reader:
             self._chunked = True
         elif "content-length" in fields:
             length = fields["content-length"]
-            if not length.isdigit():
+            if not (length.isascii() and length.isdigit()):
                 raise BadResponse(f"invalid Content-Length {length[:40]!r}")
             self.length = int(length)
         else:

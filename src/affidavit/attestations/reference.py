@@ -83,7 +83,9 @@ def canonical_host(host: str, *, text: str | None = None) -> str:
     elif not _HOSTNAME.fullmatch(name):
         raise _bad(where, f"has an invalid registry host {host!r}")
     if port is not None:
-        if not port.isdigit() or not 0 < int(port) < 65536:
+        # ASCII digits only: str.isdigit() also says yes to '²' (int() then raises ValueError)
+        # and to '٥٠٠٠' (which int() reads as 5000, a port no runtime would parse).
+        if not (port.isascii() and port.isdigit()) or not 0 < int(port) < 65536:
             raise _bad(where, f"has an invalid registry port {port!r}")
         port = str(int(port))
         if port == "443" and not _is_loopback_host(name):

@@ -172,7 +172,7 @@ class RegistryClient:
         # the registry's error, not a crash and not the user's reference
         for field, value, valid in (
             ("Docker-Content-Digest", digest, is_digest(digest)),
-            ("Content-Length", length, length.isdigit()),
+            ("Content-Length", length, length.isascii() and length.isdigit()),
         ):
             if not valid:
                 raise RegistryError(

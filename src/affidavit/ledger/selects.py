@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import or_, select
+from sqlalchemy import and_, or_, select
 
 from affidavit.ledger.schema import decision_images, decisions
 
@@ -71,19 +71,28 @@ def matching(
     return q
 
 
-def admitting(namespace: str, ref: str, digest: str) -> Any:
+def admitting(
+    namespace: str, ref: str, digest: str, workloads: Sequence[tuple[str, str]] = ()
+) -> Any:
     """The first decision in ``namespace`` that admitted ``ref`` at ``digest`` (see
-    ``Ledger.admitted``)."""
+    ``Ledger.admitted``); one that admitted it despite violations (warned, audited, excepted)
+    only when it is about one of ``workloads`` (``(kind, name)`` pairs)."""
     judged = select(decision_images.c.seq).where(
         decision_images.c.ref.in_((ref, f"{ref}@{digest}")),
         decision_images.c.digest == digest,
     )
+    on_evidence = decisions.c.outcome == "allowed"
+    lenient = [o for o in ADMITTING if o != "allowed"]
+    excepted = [
+        and_(decisions.c.outcome.in_(lenient), decisions.c.kind == k, decisions.c.name == n)
+        for k, n in workloads
+    ]
     query = (
         select(decisions.c.seq)
         .where(
             decisions.c.seq.in_(judged),
             decisions.c.namespace == namespace,
-            decisions.c.outcome.in_(ADMITTING),
+            or_(on_evidence, *excepted),
         )
         .limit(1)
     )

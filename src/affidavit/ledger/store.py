@@ -310,15 +310,21 @@ class Ledger:
         )
         return self._select(q)
 
-    def admitted(self, namespace: str, ref: str, digest: str) -> bool:
+    def admitted(
+        self, namespace: str, ref: str, digest: str, workloads: Sequence[tuple[str, str]] = ()
+    ) -> bool:
         """Whether a decision in ``namespace`` admitted ``ref`` at ``digest``.
 
-        Admitted: any outcome but ``denied`` (allowed, warned, audited, excepted). ``ref`` is the
-        reference as recorded (a tag, ``reg/app:1.0``); a decision recorded under the pinned form
+        Admitted: any outcome but ``denied`` (allowed, warned, audited, excepted), where one
+        that admitted despite violations (warned, audited, excepted) counts only for the
+        workloads it was about (``workloads``: the ``(kind, name)`` pairs asked for): an
+        AccountabilityException may name one workload, a policy may enforce since, and such an
+        admission says the digest's evidence fell short. ``ref`` is the reference as
+        recorded (a tag, ``reg/app:1.0``); a decision recorded under the pinned form
         ``ref@digest`` counts too, as it judged the same digest under the same name. One indexed
         lookup (``decision_images.ref``), for the webhook's check of pinned children.
         """
-        query = admitting(namespace, ref, digest)
+        query = admitting(namespace, ref, digest, workloads)
         self._ensure_schema()
         try:
             with self._engine.connect() as conn:

@@ -269,6 +269,10 @@ _NAMED_GLOB_MESSAGE = (
     "must start with literal text (a registry, repository or name prefix), not a wildcard: "
     "an exception for every image switches the policy off"
 )
+_NAMED_WORKLOAD_MESSAGE = (
+    "must start with literal text (a workload name or prefix), not a wildcard: an exception for "
+    "every workload switches the policy off"
+)
 
 
 def _list(value: object) -> list[Any]:
@@ -281,7 +285,7 @@ class WorkloadRef(SpecModel):
     kind: str = Field(min_length=1)
     """The workload's kind, e.g. Deployment."""
     name: str = Field(min_length=1)
-    """A glob of the workload's name."""
+    """A glob of the workload's name, starting with literal text (never `*`)."""
 
 
 class AccountabilityExceptionSpec(SpecModel):
@@ -324,6 +328,11 @@ class AccountabilityExceptionSpec(SpecModel):
         for i, glob in enumerate(_list(data.get("images"))):
             if isinstance(glob, str) and re.match(NAMED_GLOB, glob) is None:
                 raise ValueError(f"images[{i}] {glob!r} {_NAMED_GLOB_MESSAGE}")
+        # Like an image glob: a workload glob that names no workload excepts them all.
+        for i, workload in enumerate(_list(data.get("workloads"))):
+            glob = workload.get("name") if isinstance(workload, dict) else None
+            if isinstance(glob, str) and re.match(NAMED_GLOB, glob) is None:
+                raise ValueError(f"workloads[{i}].name {glob!r} {_NAMED_WORKLOAD_MESSAGE}")
         return data
 
     @model_validator(mode="after")

@@ -8,7 +8,8 @@
 - A Deployment by tag: its Pod carries the digest the webhook verified (the templates keep the
   tag); after a retag, a new Pod by that tag is pinned to (and judged at) the new digest; a tag
   that does not resolve is not rewritten, and validation denies it as before; an image admitted
-  by an exception is not rewritten either.
+  by an exception is not rewritten either. A tag a Pod's update brings in (a container's new
+  image, `kubectl debug`) is pinned the same way; the images an update keeps are left alone.
 """
 
 from __future__ import annotations
@@ -240,3 +241,31 @@ def test_an_image_admitted_by_exception_is_not_pinned(
         refused(stack, stack.apply(pod("hotfix-pinned", NS, pinned), check=False))
     finally:
         stack.kubectl("delete", "accountabilityexception", "hotfix", "-n", NS, "--ignore-not-found")
+
+
+def test_an_image_an_update_or_kubectl_debug_brings_in_runs_the_digest_that_was_verified(
+    stack: ClusterStack, releases: Releases
+) -> None:
+    """A Pod's image is mutable (`kubectl set image pod/...`), and `kubectl debug` adds one: each
+    new tag is judged at the digest it named then, so it is pinned to that digest as a new Pod's
+    is; otherwise a retag right after the admission (or before a restart under
+    imagePullPolicy Always) ran a digest nobody judged. Images the update keeps are left as
+    they are (rewriting one would restart its container)."""
+    reviewed, late = releases.reviewed, releases.late
+    first = tag(releases, "pin-update-1", reviewed.digest)
+    second = tag(releases, "pin-update-2", reviewed.digest)
+    debug = tag(releases, "pin-update-debug", reviewed.digest)
+    stack.apply(pod("swapped", NS, reviewed.image))
+    stack.kubectl("set", "image", "pod/swapped", f"api={first}", "-n", NS)
+    stack.kubectl("debug", "swapped", "-n", NS, f"--image={debug}", "--container=dbg")
+    got = json.loads(stack.kubectl("get", "pod", "swapped", "-n", NS, "-o", "json").stdout)
+    assert got["spec"]["containers"][0]["image"] == f"{first}@{reviewed.digest}"
+    assert got["spec"]["ephemeralContainers"][0]["image"] == f"{debug}@{reviewed.digest}"
+    # Retagged: the swap to the tag is judged at its new digest, pinned there, and refused.
+    tag(releases, "pin-update-2", late.digest)
+    proc = stack.kubectl("set", "image", "pod/swapped", f"api={second}", "-n", NS, check=False)
+    decision = refused(stack, proc)
+    assert (decision.operation, decision.images[0].ref) == ("UPDATE", f"{second}@{late.digest}")
+    # An update that keeps the images (a label) is not rewritten and not judged.
+    stack.kubectl("label", "pod", "swapped", "-n", NS, "touched=yes")
+    assert rows_about(stack, "swapped")[-1] == decision.id

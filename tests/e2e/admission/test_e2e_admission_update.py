@@ -4,8 +4,11 @@ Pod all get their ReplicaSets and Pods with no denial in the ledger and no Faile
 while a new image is refused, and so is a Pod or ReplicaSet that claims an admitted owner but
 runs other images, or names it with a forged UID. The Deployment runs a tag, so its Pods are
 pinned to the digest that was judged (the templates keep the tag) and still count as its own;
-after a retag, a Pod pinned to the new, never-judged digest is judged and refused. An AccountabilityException for a Deployment
-reaches the ReplicaSet and Pods its controller creates, and nothing else.
+after a retag, a Pod pinned to the new, never-judged digest is judged and refused, and so is
+one whose tag the pinning webhook could not pin. An AccountabilityException for a Deployment
+reaches the ReplicaSet and Pods its controller creates, and nothing else (not another
+workload's Pods pinned to the digest it admitted). An update that drops a label a policy
+requires is judged; other label changes are not.
 
 The webhook runs as the chart's ServiceAccount with the chart's RBAC (``chart_identity``), so
 the owner reads it makes are the ones the chart grants.
@@ -228,3 +231,111 @@ def test_an_exception_for_a_deployment_reaches_what_it_creates(
         assert created.stdout.strip() == "replicaset.apps/login-hotfix-twin created"
     finally:
         delete_and_sync(stack, "accountabilityexception", app, NS)
+
+
+def test_a_tag_the_pinning_webhook_could_not_pin_is_judged_not_admitted_on_its_owner(
+    stack: ClusterStack, releases: Releases
+) -> None:
+    """A Pod's pin is best effort (a lookup that fails leaves the tag as written), and the
+    request chooses whether it fails: an imagePullSecret that holds no registry credentials
+    makes the pinning webhook's lookup *missing evidence* (the kubelet only skips it and pulls
+    anyway). Such a Pod claiming its real ReplicaSet used to be admitted on the old decision,
+    unpinned, after a retag: the kubelet then pulled a digest nobody judged. It is judged now."""
+    reviewed, late = releases.reviewed, releases.late
+    app = "unpinned-api"
+    image = tag(releases, "update-unpinned", reviewed.digest)
+    stack.apply(deployment(app, NS, image))
+    assert latest(stack, NS, "Deployment", app).outcome == "allowed"
+    wait_for(lambda: pod_names(stack, app), "the first Pod")
+    (rs,) = objects(stack, "replicasets", app)
+    stack.kubectl(
+        "create", "secret", "generic", "no-registry-credentials", "-n", NS,
+        "--from-literal=token=x",
+    )  # fmt: skip
+    tag(releases, "update-unpinned", late.digest)
+
+    sneaky = owned_by(pod("unpinned-api-sneaky", NS, image), rs)
+    sneaky["spec"]["imagePullSecrets"] = [{"name": "no-registry-credentials"}]
+    decision = refused(stack, stack.apply(sneaky, check=False))
+    assert [(i.ref, v.rule) for i in decision.images for v in decision.violations] == [
+        (image, "evidence.missing")
+    ]
+    # Without the sabotage the same Pod is pinned to the new digest, judged and refused too.
+    plain = owned_by(pod("unpinned-api-plain", NS, image), rs)
+    assert refused(stack, stack.apply(plain, check=False)).images[0].digest == late.digest
+    assert refusals(stack, app) == ["Pod/unpinned-api-sneaky", "Pod/unpinned-api-plain"]
+
+
+def test_an_exception_for_one_deployment_does_not_admit_its_digest_for_another(
+    stack: ClusterStack, releases: Releases
+) -> None:
+    """Two Deployments run one tag. After a retag to an unreviewed digest, an exception admits
+    one of them (by workload); its Pods run, pinned to that digest. The other's Pods, pinned to
+    the same digest when its ReplicaSet replaces one, used to be admitted on the exception's
+    decision (the ledger counted any admitting decision for the tag and digest): they are
+    judged now, and refused."""
+    reviewed, late = releases.reviewed, releases.late
+    image = tag(releases, "update-shared", reviewed.digest)
+    stack.apply(deployment("shared-bystander", NS, image))
+    (first,) = wait_for(lambda: pod_names(stack, "shared-bystander"), "the bystander's Pod")
+
+    tag(releases, "update-shared", late.digest)
+    hotfix = exception("shared-hotfix", NS, [image], from_now(hours=4))
+    hotfix["spec"]["workloads"] = [{"kind": "Deployment", "name": "shared-hotfix"}]
+    apply_and_sync(stack, hotfix)
+    try:
+        stack.apply(deployment("shared-hotfix", NS, image))
+        assert latest(stack, NS, "Deployment", "shared-hotfix").outcome == "excepted"
+        (made,) = wait_for(lambda: objects(stack, "pods", "shared-hotfix"), "the hotfix's Pod")
+        assert made["spec"]["containers"][0]["image"] == f"{image}@{late.digest}"
+        assert refusals(stack, "shared-hotfix") == []
+
+        stack.kubectl("delete", "pod", first, "-n", NS, "--wait=false")
+        wait_for(lambda: refusals(stack, "shared-bystander"), "the replacement to be refused")
+        assert first not in pod_names(stack, "shared-bystander")
+        assert pod_names(stack, "shared-bystander") == set()
+    finally:
+        delete_and_sync(stack, "accountabilityexception", "shared-hotfix", NS)
+
+
+def test_an_update_that_drops_the_owner_label_a_policy_requires_is_judged(
+    stack: ClusterStack, releases: Releases
+) -> None:
+    """``require.ownerLabel`` names who answers for a workload. An UPDATE that changes no image
+    is not judged (scale, restart, labels), so removing the label right after the admission
+    used to pass: the workload ran with no owner. Dropping a label a policy requires is
+    judged now; other label changes stay routine, even on a workload admitted before the
+    policy asked for the label."""
+    owner_key = "affidavit.dev/owner"
+    reviewed = releases.reviewed
+    older = deployment("owned-before", NS, reviewed.image)
+    stack.apply(older)
+    owned = deployment("owned-api", NS, reviewed.image)
+    owned["metadata"]["labels"] = {owner_key: "payments", "tier": "web"}
+    strict = baseline(releases)
+    strict["spec"]["require"]["ownerLabel"] = owner_key
+    apply_and_sync(stack, strict)
+    try:
+        stack.apply(owned)
+        assert latest(stack, NS, "Deployment", "owned-api").outcome == "allowed"
+        stack.kubectl("label", "deployment", "owned-api", "-n", NS, "tier-", "team=payments")
+        stack.kubectl("label", "deployment", "owned-before", "-n", NS, "team=payments")
+        assert refusals(stack, "owned-") == []
+
+        dropped = stack.kubectl(
+            "label", "deployment", "owned-api", "-n", NS, f"{owner_key}-", check=False
+        )
+        decision = refused(stack, dropped)
+        assert (decision.operation, [v.rule for v in decision.violations]) == (
+            "UPDATE",
+            ["labels.owner"],
+        )
+        emptied = stack.kubectl(
+            "label", "deployment", "owned-api", "-n", NS, f"{owner_key}=", "--overwrite",
+            check=False,
+        )  # fmt: skip
+        assert [v.rule for v in refused(stack, emptied).violations] == ["labels.owner"]
+        labels = get(stack, "deployment", "owned-api")["metadata"]["labels"]
+        assert labels[owner_key] == "payments"
+    finally:
+        apply_and_sync(stack, baseline(releases))

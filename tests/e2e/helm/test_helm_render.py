@@ -285,8 +285,8 @@ def test_mutating_webhook_pins_pods_only(render: Render) -> None:
         {
             "apiGroups": [""],
             "apiVersions": ["v1"],
-            "operations": ["CREATE"],
-            "resources": ["pods"],
+            "operations": ["CREATE", "UPDATE"],
+            "resources": ["pods", "pods/ephemeralcontainers"],
             "scope": "Namespaced",
         }
     ]

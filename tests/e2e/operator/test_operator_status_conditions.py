@@ -1,5 +1,6 @@
 """The operator on a real kube-apiserver says when a valid-looking object cannot do its job
-(issue 7, items 17 and 21): an exception for every image (`images: ["*"]`) or one that outlives
+(issue 7, items 17 and 21): an exception for every image (`images: ["*"]`) or every workload
+(`workloads: [{name: "*"}]`), or one that outlives
 the cluster's maximum is Invalid and left out of the published index; a RegionPolicy whose glob
 can match no region is Invalid, one for another region says it does not apply here; a policy
 whose preset needs a reviewer group that no policy defines is not Ready."""
@@ -91,6 +92,34 @@ def test_an_exception_for_every_image_is_invalid(
         )
     finally:
         kubectl("delete", "accountabilityexception", "e2e-everything", "-n", NAMESPACE)
+
+
+def test_an_exception_for_every_workload_is_invalid(
+    operator: RunningOperator, kubectl: Kubectl
+) -> None:
+    """``workloads: [{kind: Deployment, name: "*"}]`` with no images excepts every image of every
+    Deployment in the namespace: the policy switched off as surely as ``images: ["*"]``."""
+    everything = exception("e2e-every-workload", [], in_future(hours=2))
+    del everything["spec"]["images"]
+    everything["spec"]["workloads"] = [
+        {"kind": "Deployment", "name": "checkout"},
+        {"kind": "Deployment", "name": "*"},
+    ]
+    apply(kubectl, everything)
+    try:
+        obj = invalid_exception(kubectl, "e2e-every-workload")
+        expected = (
+            "spec: Value error, workloads[1].name '*' must start with literal text (a workload "
+            "name or prefix), not a wildcard: an exception for every workload switches the "
+            "policy off"
+        )
+        c = condition(obj)
+        assert c is not None
+        assert (obj["status"]["phase"], c["message"]) == ("Invalid", expected)
+        published = index(kubectl)
+        assert all(e["name"] != "e2e-every-workload" for e in published["exceptions"])
+    finally:
+        kubectl("delete", "accountabilityexception", "e2e-every-workload", "-n", NAMESPACE)
 
 
 def test_an_exception_longer_than_the_cluster_maximum_is_invalid(
@@ -189,3 +218,31 @@ def test_a_preset_needing_an_undefined_group_is_not_ready(
         )
     finally:
         kubectl("delete", "accountabilitypolicy", "e2e-oversight", "--ignore-not-found")
+
+
+def test_an_exception_with_a_port_in_other_digits_does_not_stop_the_index(
+    operator: RunningOperator, kubectl: Kubectl
+) -> None:
+    """A registry port written in other Unicode digits (``²``, ``٥``) once raised ValueError
+    out of the reference grammar: one such exception, which any namespace that may hold
+    exceptions can create, made every reconcile fail, so no later policy, exception or
+    revocation reached the webhook. It is an image glob that names no registry now: the
+    index is published, the exceptions judged like any other."""
+    apply(kubectl, exception("e2e-odd-port", ["registry.example:²/x"], in_future(hours=2)))
+    apply(kubectl, exception("e2e-after-odd-port", ["registry.example/ok*"], in_future(hours=2)))
+    try:
+
+        def published() -> set[str]:
+            now = index(kubectl)
+            seen = {e["name"] for e in now["exceptions"]}
+            seen |= {key.rsplit("/", 1)[-1] for key in now["errors"]}
+            return seen
+
+        # Both were read and judged (in force, or Invalid with their reason).
+        wait_for(
+            lambda: {"e2e-after-odd-port", "e2e-odd-port"} <= published(),
+            "the index with the exception after the odd port",
+        )
+    finally:
+        kubectl("delete", "accountabilityexception", "e2e-odd-port", "-n", NAMESPACE)
+        kubectl("delete", "accountabilityexception", "e2e-after-odd-port", "-n", NAMESPACE)

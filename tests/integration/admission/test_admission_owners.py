@@ -235,15 +235,24 @@ TAG = "registry.example/shop/pinned:1"
 D1, D2 = "sha256:" + "1" * 64, "sha256:" + "2" * 64
 
 
-def admission(n: int, outcome: str, namespace: str, ref: str, digest: str) -> Decision:
+def admission(
+    n: int,
+    outcome: str,
+    namespace: str,
+    ref: str,
+    digest: str,
+    *,
+    kind: str = "Deployment",
+    name: str = "pinned",
+) -> Decision:
     return Decision(
         id=f"pin-{n}",
         time="2026-03-01T10:00:00Z",
         cluster="prod-1",
         region="eu-west-1",
         namespace=namespace,
-        kind="Deployment",
-        name="pinned",
+        kind=kind,
+        name=name,
         operation="CREATE",
         user="alice",
         outcome=outcome,  # type: ignore[arg-type]
@@ -283,6 +292,85 @@ def test_a_pinned_child_matches_its_owners_tag_only_at_an_admitted_digest(
     finally:
         owners.close()
         unjudged.close()
+        ledger.close()
+
+
+def test_an_excepted_digest_counts_only_for_the_workload_the_exception_admitted(
+    apps: client.AppsV1Api, kube: KubeApi, tmp_path: Path
+) -> None:
+    """An AccountabilityException may name one workload; the decision it allowed must not
+    admit that digest for every other workload running the tag in the namespace (after a
+    retag, their restarted Pods ran the unreviewed digest), nor outlive the exception there."""
+    d3 = "sha256:" + "3" * 64
+    ledger = Ledger(f"sqlite:///{tmp_path / 'ledger.db'}")
+    ledger.append(admission(1, "excepted", NS, TAG, d3, name="hotfixed"))
+    ledger.append(admission(2, "allowed", NS, TAG, D1, name="bystander"))
+    ledger.append(admission(3, "excepted", NS, TAG, d3, kind="Pod", name="hotfixed-debug"))
+    hotfixed = deployment(apps, "hotfixed", TAG)
+    bystander = deployment(apps, "bystander", TAG)
+
+    def rs_of(owner: str, uid: str, *images: str) -> tuple[str, str]:
+        body = replica_set(owner, uid, *(images or (TAG,)))
+        body["metadata"]["name"] += str(len(images))
+        body["spec"] |= {"replicas": 0, "selector": {"matchLabels": {"app": owner}}}
+        created: Any = apps.create_namespaced_replica_set(NS, body)  # type: ignore[arg-type]
+        return str(created.metadata.name), str(created.metadata.uid)
+
+    def pod_of(rs: tuple[str, str], *images: str) -> dict[str, Any]:
+        ref = {"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": rs[0], "uid": rs[1],
+               "controller": True}  # fmt: skip
+        return {"metadata": {"name": f"{rs[0]}-x", "ownerReferences": [ref]},
+                "spec": _template(rs[0], [*images])["spec"]}  # fmt: skip
+
+    owners = OwnerChain(kube, judged=JudgedDigests(ledger))
+    try:
+
+        def check(kind: str, obj: dict[str, Any], *images: str) -> OwnerRef | None:
+            return owners.verify(kind, NS, obj, images, timeout=10)
+
+        pinned = f"{TAG}@{d3}"
+        # The workload the exception admitted, and what its controllers create: its own.
+        assert check("ReplicaSet", replica_set("hotfixed", hotfixed, pinned), pinned)
+        hotfixed_rs = rs_of("hotfixed", hotfixed)
+        assert check("Pod", pod_of(hotfixed_rs, pinned), pinned)
+        # Another workload of the same tag, admitted at D1: D3 was never judged for it.
+        assert check("ReplicaSet", replica_set("bystander", bystander, pinned), pinned) is None
+        bystander_rs = rs_of("bystander", bystander)
+        assert check("Pod", pod_of(bystander_rs, pinned), pinned) is None
+        assert check("Pod", pod_of(bystander_rs, f"{TAG}@{D1}"), f"{TAG}@{D1}")
+        # A ReplicaSet that only claims the excepted Deployment (another template: it was
+        # judged on its own) does not inherit the exception's decision.
+        rogue_rs = rs_of("hotfixed", hotfixed, TAG, APP)
+        assert check("Pod", pod_of(rogue_rs, pinned, APP), pinned, APP) is None
+    finally:
+        owners.close()
+        ledger.close()
+
+
+@pytest.mark.parametrize("outcome", ["warned", "audited"])
+def test_a_digest_admitted_despite_violations_counts_only_for_its_own_workload(
+    apps: client.AppsV1Api, kube: KubeApi, tmp_path: Path, outcome: str
+) -> None:
+    """Warn and Audit admit a digest whose evidence fails the policy. Another workload of the
+    same tag, admitted at a digest that passed, must not have its Pods pinned to that digest
+    admitted on that decision (once the policy enforces, they would run it unjudged)."""
+    d4 = "sha256:" + "4" * 64
+    ledger = Ledger(f"sqlite:///{tmp_path / 'ledger.db'}")
+    ledger.append(admission(1, outcome, NS, TAG, d4, name=f"lenient-{outcome}"))
+    lenient = deployment(apps, f"lenient-{outcome}", TAG)
+    strict = deployment(apps, f"strict-{outcome}", TAG)
+    owners = OwnerChain(kube, judged=JudgedDigests(ledger))
+    pinned = f"{TAG}@{d4}"
+    try:
+
+        def check(owner: str, uid: str) -> OwnerRef | None:
+            child = replica_set(owner, uid, pinned)
+            return owners.verify("ReplicaSet", NS, child, (pinned,), timeout=10)
+
+        assert check(f"lenient-{outcome}", lenient) is not None
+        assert check(f"strict-{outcome}", strict) is None
+    finally:
+        owners.close()
         ledger.close()
 
 

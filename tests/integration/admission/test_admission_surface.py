@@ -1,7 +1,8 @@
 """The webhook's reach over HTTPS, on a real `affidavit webhook serve` and the real registry:
 image volumes and `kubectl debug`'s ephemeral-container subresource are judged, a dry run is
 judged and answered like the real request but leaves no ledger row, and /mutate pins a Pod's
-covered tags to the digests the evidence lookup resolved (and nothing else)."""
+covered tags to the digests the evidence lookup resolved (and nothing else; on an update, only
+the images it brings in)."""
 
 from __future__ import annotations
 
@@ -167,9 +168,32 @@ def test_mutate_pins_covered_tags_to_the_resolved_digests(
     assert pinned["allowed"] is True
 
 
-def test_mutate_leaves_templates_and_updates_alone(webhook: WebhookProcess, images: Images) -> None:
+def test_mutate_leaves_templates_and_the_images_an_update_keeps_alone(
+    webhook: WebhookProcess, images: Images
+) -> None:
     update = pod_review(containers(images.good), uid="u-upd", operation="UPDATE")
+    update["request"]["oldObject"] = {"kind": "Pod", "spec": containers(images.good)}
     assert mutate(webhook, update) == {"uid": "u-upd", "allowed": True}
+    # What an update brings in (a container's new image, kubectl debug's) is pinned.
+    swap = pod_review(containers(images.good, images.bare), uid="u-swap", operation="UPDATE")
+    swap["request"]["oldObject"] = {"kind": "Pod", "spec": containers(images.good)}
+    assert patch_of(mutate(webhook, swap)) == [
+        {
+            "op": "replace",
+            "path": "/spec/containers/1/image",
+            "value": f"{images.bare}@{images.bare_digest}",
+        }
+    ]
+    debug = pod_review(
+        {**containers(images.good), "ephemeralContainers": [{"name": "d", "image": images.bare}]},
+        uid="u-debug",
+        operation="UPDATE",
+        sub_resource="ephemeralcontainers",
+    )
+    debug["request"]["oldObject"] = {"kind": "Pod", "spec": containers(images.good)}
+    assert [op["path"] for op in patch_of(mutate(webhook, debug))] == [
+        "/spec/ephemeralContainers/0/image"
+    ]
     body = pod_review(containers(images.good), uid="u-deploy")
     body["request"]["kind"] = {"group": "apps", "version": "v1", "kind": "Deployment"}
     assert mutate(webhook, body) == {"uid": "u-deploy", "allowed": True}

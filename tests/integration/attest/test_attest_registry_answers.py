@@ -13,7 +13,7 @@ import pytest
 
 from affidavit.attestations.reference import ImageReference
 from affidavit.attestations.registry import RegistryClient
-from affidavit.errors import RegistryError
+from affidavit.errors import AffidavitError, RegistryError
 from hostile_registries import OCI_MANIFEST, Reply, Seen, hostile_registry
 
 DIGEST = "sha256:" + "ab" * 32
@@ -53,3 +53,26 @@ def test_a_well_formed_head_answer_is_taken() -> None:
         ref = ImageReference.parse(f"{registry.host}/team/app:1")
         with RegistryClient(allowed_hosts=()) as client:
             assert client.head_manifest(ref) == (DIGEST, OCI_MANIFEST, 0)
+
+
+def test_a_length_in_other_digits_is_the_registrys_error_not_a_crash() -> None:
+    """``'²'.isdigit()`` is true (a latin-1 header byte 0xB2), and ``int('²')`` raised
+    ValueError: a stack trace in the CLI, an internal error in the webhook."""
+
+    def answer(seen: Seen) -> Reply:
+        headers = {"Content-Type": OCI_MANIFEST, "Content-Length": "\xb2"}
+        if seen.method == "HEAD":
+            headers["Docker-Content-Digest"] = DIGEST
+        return Reply(200, headers)
+
+    with hostile_registry(answer) as registry:
+        ref = ImageReference.parse(f"{registry.host}/team/app:1")
+        with RegistryClient(allowed_hosts=()) as client:
+            with pytest.raises(RegistryError) as head:
+                client.head_manifest(ref)
+            with pytest.raises(AffidavitError) as get:
+                client.get_manifest(ref.with_digest(DIGEST))
+    assert head.value.message == (
+        f"registry {registry.host} answered HEAD {ref} with an invalid Content-Length '\xb2'"
+    )
+    assert "invalid Content-Length '\xb2'" in get.value.message, get.value.message

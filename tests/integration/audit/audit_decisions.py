@@ -129,7 +129,7 @@ EXCEPTION_OBJECT: dict[str, Any] = {
     "kind": "AccountabilityException",
     "metadata": {"name": "inc-42", "namespace": "pay"},
     "spec": {
-        "workloads": [{"kind": "Deployment", "name": "*"}],
+        "workloads": [{"kind": "Deployment", "name": "pay*"}],
         "reason": "payment outage hotfix",
         "incidentId": "INC-42",
         "owner": "bob@example.com",

@@ -1,7 +1,8 @@
 """``Ledger.admitted`` on SQLite and real PostgreSQL: whether a digest was judged and admitted for
 a tag in a namespace (what a pinned Pod needs to run on its owner's decision). Only an admitting
-outcome in the same namespace, for that reference at that digest, counts; a decision recorded
-under the pinned form of the same tag and digest counts too."""
+outcome in the same namespace, for that reference at that digest, counts (one that admitted
+despite violations only for the workload it was about); a decision recorded under the pinned form
+of the same tag and digest counts too."""
 
 from __future__ import annotations
 
@@ -35,9 +36,14 @@ def test_only_an_admitting_decision_for_that_tag_digest_and_namespace_counts(
 
 
 @pytest.mark.parametrize("outcome", ["warned", "audited", "excepted"])
-def test_every_outcome_that_admits_counts(ledger: Ledger, outcome: str) -> None:
-    ledger.append(make_decision(outcome=outcome, image=TAG, digest=D2))
-    assert ledger.admitted("shop", TAG, D2)
+def test_an_admission_despite_violations_counts_only_for_its_workload(
+    ledger: Ledger, outcome: str
+) -> None:
+    lenient = make_decision(outcome=outcome, image=TAG, digest=D2)
+    ledger.append(lenient)
+    assert not ledger.admitted("shop", TAG, D2)
+    assert not ledger.admitted("shop", TAG, D2, [("Deployment", "web"), ("Pod", lenient.name)])
+    assert ledger.admitted("shop", TAG, D2, [("ReplicaSet", "web-1"), ("Deployment", lenient.name)])
 
 
 def test_a_decision_on_the_pinned_form_counts_for_its_own_digest(ledger: Ledger) -> None:

@@ -57,13 +57,13 @@ def test_webhook_rules_name_every_resource_and_subresource() -> None:
     assert ("", "v1", "pods/ephemeralcontainers") in covered(webhook_rules())
 
 
-def test_only_pod_creation_is_pinned() -> None:
+def test_only_pods_are_pinned_as_created_and_as_updated() -> None:
     assert pin_rules() == [
         {
             "apiGroups": [""],
             "apiVersions": ["v1"],
-            "operations": ["CREATE"],
-            "resources": ["pods"],
+            "operations": ["CREATE", "UPDATE"],
+            "resources": ["pods", "pods/ephemeralcontainers"],
             "scope": "Namespaced",
         }
     ]

@@ -182,6 +182,15 @@ def test_a_constructed_reference_with_a_trailing_newline_is_refused(
             "registry.example.com:http/x",
             "image reference 'registry.example.com:http/x' has an invalid registry port 'http'",
         ),
+        (  # str.isdigit() says yes; int() raised ValueError (a crash, not a refusal)
+            "registry.example.com:\u00b2/x",
+            "image reference 'registry.example.com:\u00b2/x' has an invalid registry port '\u00b2'",
+        ),
+        (  # int() reads it as 5000, a port no container runtime parses
+            "registry.example.com:\u0665\u0660\u0660\u0660/x",
+            "image reference 'registry.example.com:\u0665\u0660\u0660\u0660/x' has an "
+            "invalid registry port '\u0665\u0660\u0660\u0660'",
+        ),
         (
             "[::g]:5000/x",
             "image reference '[::g]:5000/x' has an invalid IPv6 registry host '[::g]:5000'",
@@ -234,6 +243,7 @@ def test_canonical_host(host: str, canonical: str) -> None:
         ("REGISTRY.EXAMPLE.COM/x", "registry.example.com/x"),
         ("127.0.0.1:5000/team/*", "127.0.0.1:5000/team/*"),
         ("[0:0::1]:5000/x", "[[]::1]:5000/x"),  # escaped: not a character class
+        ("registry.example:\u00b2/x", "registry.example:\u00b2/x"),  # no host: as written
     ],
 )
 def test_policy_globs_are_read_with_the_grammar(glob: str, canonical: str) -> None:

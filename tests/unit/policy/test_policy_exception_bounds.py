@@ -62,6 +62,18 @@ def hotfix(**spec: Any) -> dict[str, Any]:
             "registry, repository or name prefix), not a wildcard: an exception for every image "
             "switches the policy off",
         ),
+        (
+            {"images": [], "workloads": [{"kind": "Deployment", "name": "*"}]},
+            "spec: Value error, workloads[0].name '*' must start with literal text (a workload "
+            "name or prefix), not a wildcard: an exception for every workload switches the "
+            "policy off",
+        ),
+        (
+            {"workloads": [{"kind": "Pod", "name": "checkout-*"}, {"kind": "Pod", "name": "?*"}]},
+            "spec: Value error, workloads[1].name '?*' must start with literal text (a workload "
+            "name or prefix), not a wildcard: an exception for every workload switches the "
+            "policy off",
+        ),
     ],
 )
 def test_an_exception_for_everything_is_refused(spec: dict[str, Any], error: str) -> None:
