@@ -42,7 +42,7 @@ from affidavit.errors import AffidavitError
 from affidavit.names import GROUP, INDEX_CONFIGMAP, INDEX_KEY, VERSION
 from affidavit.operator import kube, supervise
 from affidavit.operator.readiness import Readiness
-from affidavit.policy import health
+from affidavit.policy import budget, health
 from affidavit.policy.index import PolicyIndex
 from affidavit.policy.lifetime import DEFAULT_EXCEPTION_MAX_DAYS
 from affidavit.policy.model import (
@@ -291,15 +291,24 @@ class Reconciler:
         # the webhook agree that it admits nothing.
         problems = health.exception_problems(index, cluster=self.cluster, region=self.region)
         index = health.without_exceptions(index, problems)
-        self.snapshot = Snapshot(objects=listed, index=index)
+        # A flood of exceptions must not stop the index from reaching the webhook: past what
+        # its ConfigMap carries, the newest exceptions give way, Invalid in their status.
+        published, left_out = budget.within_budget(index)
+        if left_out:
+            log.warning(
+                "%d exceptions left out of the policy index: it would not fit its ConfigMap",
+                len(left_out),
+            )
+        statuses = health.without_exceptions(index, left_out)
+        self.snapshot = Snapshot(objects=listed, index=published)
         if self.on_index is not None:
-            self.on_index(index)
+            self.on_index(published)
         if not self.is_leader():
             return None
-        self.publish(index)
+        self.publish(published)
         for kind in KINDS:
             for obj in listed[kind]:
-                self._update_status(kind, obj, index, now)
+                self._update_status(kind, obj, statuses, now)
         upcoming = [t for o in live_exceptions if (t := expires_at(o)) is not None]
         return min(upcoming) if upcoming else None
 

@@ -282,22 +282,22 @@ def _list(value: object) -> list[Any]:
 class WorkloadRef(SpecModel):
     """A workload by kind and name glob, in the exception's namespace."""
 
-    kind: str = Field(min_length=1)
+    kind: str = Field(min_length=1, max_length=63)
     """The workload's kind, e.g. Deployment."""
-    name: str = Field(min_length=1)
+    name: str = Field(min_length=1, max_length=253)
     """A glob of the workload's name, starting with literal text (never `*`)."""
 
 
 class AccountabilityExceptionSpec(SpecModel):
     """A time-bound, approved waiver of the policies for some images or workloads."""
 
-    images: list[str] = Field(default_factory=list)
+    images: list[Annotated[str, Field(max_length=512)]] = Field(default_factory=list, max_length=32)
     """Image reference globs, each starting with literal text (never `*`)."""
-    workloads: list[WorkloadRef] = Field(default_factory=list)
+    workloads: list[WorkloadRef] = Field(default_factory=list, max_length=32)
     """Workloads (kind and name glob) in this namespace the exception covers."""
-    reason: str = Field(min_length=1)
+    reason: str = Field(min_length=1, max_length=2048)
     """Why the waiver is needed, recorded with every decision it allows."""
-    incident_id: str = Field(min_length=1)
+    incident_id: str = Field(min_length=1, max_length=256)
     """The incident or change ticket the waiver belongs to."""
     owner: str = Field(min_length=1, max_length=256)
     """Who is accountable for the waiver."""

@@ -246,3 +246,50 @@ def test_an_exception_with_a_port_in_other_digits_does_not_stop_the_index(
     finally:
         kubectl("delete", "accountabilityexception", "e2e-odd-port", "-n", NAMESPACE)
         kubectl("delete", "accountabilityexception", "e2e-after-odd-port", "-n", NAMESPACE)
+
+
+def test_a_flood_of_exceptions_cannot_stop_the_index(
+    operator: RunningOperator, kubectl: Kubectl
+) -> None:
+    """Exceptions as large as the schema lets them be, more than a ConfigMap carries: before,
+    every publish failed (the ConfigMap would pass 1 MiB) and the webhook kept its last index,
+    so a policy made after the flood never reached it. Now the oldest exceptions that fit stay
+    in force, the newest are Invalid and say why, and the later policy is published."""
+    governing = {
+        "apiVersion": API, "kind": "AccountabilityPolicy", "metadata": {"name": "e2e-flooded"},
+        "spec": {"match": {"images": ["registry.example/e2e-flood/*"]}},
+    }  # fmt: skip
+    apply(kubectl, governing)
+    names = [f"e2e-flood-{i:02d}" for i in range(64)]
+    try:
+        for i, name in enumerate(names):
+            big = exception(
+                name,
+                [f"registry.example/e2e-flood/{i:02d}-{j:02d}-{'x' * 460}*" for j in range(32)],
+                in_future(hours=2),
+            )
+            big["spec"]["reason"] = "r" * 2048
+            big["metadata"]["labels"] = {"e2e": "flood"}
+            apply(kubectl, big)
+        apply(kubectl, {**governing, "metadata": {"name": "e2e-after-flood"}})
+
+        def published() -> dict[str, Any] | None:
+            now = index(kubectl)
+            return now if any(p["name"] == "e2e-after-flood" for p in now["policies"]) else None
+
+        now = wait_for(published, "the policy made after the flood in the published index")
+        cm = get_json(kubectl, "configmap", "affidavit-policy-index", "-n", NAMESPACE)
+        assert len(cm["data"]["index.json"].encode()) <= 900 * 1024
+        kept = sorted(e["name"] for e in now["exceptions"] if e["name"] in names)
+        assert 0 < len(kept) < len(names)
+        newest = invalid_exception(kubectl, names[-1])
+        c = condition(newest)
+        assert c is not None
+        assert c["message"].startswith("left out of the published policy index: with every")
+        assert "ResourceQuota on count/accountabilityexceptions.affidavit.dev" in c["message"]
+        oldest = condition(get_json(kubectl, "accountabilityexception", names[0], "-n", NAMESPACE))
+        assert names[0] in kept and oldest is not None and oldest["status"] == "True"
+    finally:
+        kubectl("delete", "accountabilityexception", "-l", "e2e=flood", "-n", NAMESPACE)
+        kubectl("delete", "accountabilitypolicy", "e2e-flooded", "e2e-after-flood",
+                "--ignore-not-found")  # fmt: skip
