@@ -5,7 +5,8 @@ one of its reviewers, so that no one both produces (or vouches for) code and let
 code-review/v1 predicate records that person as ``changeRequest.mergedBy``. The check applies
 when the image carries AI-involved changes, as the ``ai``-scoped review rules decide, and fails
 closed: a change with no recorded merger, or a merger with neither login nor email to compare,
-does not pass.
+does not pass; nor does a merger read from a commit's committer field (a trailers review), which
+whoever commits writes, unless every policy says ``platformReview: false``.
 """
 
 from __future__ import annotations
@@ -90,6 +91,23 @@ def check_release_approver(
         "change request if it is already merged)"
     )
     merger = cr.merged_by
+    if merger is not None and cr.system == "trailers" and eff.platform_review is not None:
+        # the merge commit's committer field: whoever commits writes it, as the trailers
+        found = (
+            f"merged by {_who(merger)} as the committer field of {label}'s last commit says, "
+            "which whoever commits writes (`require.platformReview`)"
+        )
+        todo = (
+            "build from a pull or merge request merged by someone who neither wrote nor "
+            "reviewed it, and collect the review its platform recorded"
+        )
+        return [
+            v(
+                found,
+                expected,
+                collect_review_fix(repo_at, todo, "github", review.source.revision, sign=sign),
+            )
+        ]
     if merger is None:
         todo = f"have someone who neither wrote nor reviewed {label} merge it, and collect the "
         todo += "review after the merge so that mergedBy is recorded"

@@ -113,3 +113,19 @@ def _require(**extra: Any) -> dict[str, Any]:
         "tiers": {"critical": {"independentApprovals": 1}},
         "consistentRevision": True,
     } | extra
+
+
+def test_a_merger_read_from_a_committer_field_is_no_independent_release_approver() -> None:
+    # what collect review --trailers records for a merge commit: its committer as mergedBy
+    merged = _trailer_review(approval("bob"))
+    merged["changeRequest"]["mergedBy"] = {"name": "Mia Release", "email": "mia@example.com"}
+    require = _require(independentReleaseApprover=True)
+    d = _run(index([policy(require=require)]), merged)
+    assert [v.rule for v in d.violations] == ["review.platform", "review.releaseApprover"]
+    (release,) = [v for v in d.violations if v.rule == "review.releaseApprover"]
+    assert release.found == (
+        f"merged by mia@example.com as the committer field of change {RANGE}'s last commit "
+        "says, which whoever commits writes (`require.platformReview`)"
+    )
+    trusting = index([policy(require=require | {"platformReview": False})])
+    assert _run(trusting, merged).outcome == "allowed"
