@@ -41,11 +41,18 @@ class StopSignal:
     can run while the main thread itself holds that lock inside ``Event.wait`` and then waits on
     it forever: seen once in CI, a private Sigstore that never stopped. A SIGTERM that comes
     while the services start is kept, and ``wait()`` then returns at once.
+
+    SIGINT is made to raise ``KeyboardInterrupt`` again where it was ignored: a shell without job
+    control starts its background jobs with SIGINT ignored, and Python then leaves it so; a node
+    started that way (a CI script's ``&``) did not stop on SIGINT, and everything in its
+    namespaces ran on.
     """
 
     def __init__(self) -> None:
         self.stopped = False
         signal.signal(signal.SIGTERM, self._note)
+        if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+            signal.signal(signal.SIGINT, signal.default_int_handler)
 
     def _note(self, signum: int, frame: object) -> None:
         self.stopped = True
