@@ -82,7 +82,9 @@ def test_a_warm_review_held_past_the_ledger_wait_is_buffered_then_written(
     db = tmp_path / "ledger.db"
     hook = start_ledgered_webhook(
         tmp_path, tls, ledger=f"sqlite:///{db}", policies=workdir / "policies",
-        registry_host=images.host, extra=["--ledger-wait", "0.3"],
+        # long enough that the review after the lock is released is written within it on a
+        # loaded machine (at 0.3 s a CI run once saw it buffered); the held one waits it out
+        registry_host=images.host, extra=["--ledger-wait", "2"],
     )  # fmt: skip
     pinned = f"{images.good.rsplit(':', 1)[0]}@{images.good_digest}"
     try:
