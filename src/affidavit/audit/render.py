@@ -23,7 +23,22 @@ __all__ = ["RENDERERS", "render_html", "render_json", "render_markdown"]
 
 
 def render_json(report: Mapping[str, Any]) -> str:
-    return json.dumps(report, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+    """The report as JSON, with every character Python does not call printable written as its
+    ``\\uXXXX`` escape: the same JSON, but a namespace or reason holding a C1 control or a bidi
+    override cannot rearrange what an auditor reads on a terminal (``json`` escapes only C0)."""
+    text = json.dumps(report, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+    if all(line.isprintable() for line in text.split("\n")):
+        return text
+    # JSON's own structure is ASCII, so each such character stands inside a string
+    return "".join(c if c.isprintable() or c == "\n" else _json_escape(c) for c in text)
+
+
+def _json_escape(c: str) -> str:
+    point = ord(c)
+    if point < 0x10000:
+        return f"\\u{point:04x}"
+    point -= 0x10000  # past the BMP: a UTF-16 surrogate pair, as JSON writes it
+    return f"\\u{0xD800 + (point >> 10):04x}\\u{0xDC00 + (point & 0x3FF):04x}"
 
 
 _COUNTS = (*OUTCOMES, "total")
