@@ -39,6 +39,7 @@ from affidavit.admission.workloads import WorkloadImages, extract_images
 from affidavit.errors import InputError, LedgerError
 from affidavit.ids import new_id
 from affidavit.ledger import BUFFERED_NOTE, BufferedLedger, RecordResult
+from affidavit.policy.combine import EffectivePolicy
 from affidavit.policy.decision import Caller, Decision
 from affidavit.policy.evaluate import RequestContext
 from affidavit.policy.index import PolicyIndex
@@ -338,27 +339,15 @@ class Webhook:
         dropped = {key for key, value in before.items() if value and not after.get(key)}
         if not dropped:
             return False
-        index = self.policy.current()
-        if index is None:
+        effective = self._effective_policies(req, workload.images, warm_only)
+        if effective is None:
             return True
-        if warm_only and self.namespaces.cached(req.namespace) is None:
-            raise NotWarm(req.namespace)  # read from the API server: in a thread
-        try:
-            ns_labels = self.namespaces.labels(req.namespace)
-            for image in workload.images:
-                eff = index.effective(
-                    cluster=self.judge.cluster,
-                    region=self.judge.region,
-                    namespace=req.namespace,
-                    namespace_labels=ns_labels,
-                    image=image,
-                )
-                required = () if eff is None else (*eff.owner_labels, *eff.escalation_labels)
-                if any(r.value in dropped for r in required):
-                    return True
-        except Exception:  # the namespace or a reference cannot be read: judge it
-            return True
-        return False
+        return any(
+            r.value in dropped
+            for eff in effective
+            if eff is not None
+            for r in (*eff.owner_labels, *eff.escalation_labels)
+        )
 
     def _unpinned_tag(self, req: ParsedRequest, workload: WorkloadImages) -> bool:
         """Whether a Pod runs a tag a policy covers as written, not pinned to a digest.
@@ -374,12 +363,30 @@ class Webhook:
         tags = [image for image in workload.images if "@" not in image]
         if not tags:
             return False
+        # reached only off the event loop: a warm review of a controller's Pod went to a thread
+        # for its owner (NotWarm) before this is asked
+        effective = self._effective_policies(req, tuple(tags), warm_only=False)
+        return effective is None or any(eff is not None for eff in effective)
+
+    def _effective_policies(
+        self, req: ParsedRequest, images: tuple[str, ...], warm_only: bool
+    ) -> list[EffectivePolicy | None] | None:
+        """The effective policy of each of ``images`` in the request's namespace (None for an
+        image no policy covers); None when the index, the namespace or an image cannot be read
+        (the caller then judges the object).
+
+        Raises:
+            NotWarm: ``warm_only`` and the namespace's labels are not cached (reading them
+                blocks on the API server: the review goes to a thread).
+        """
         index = self.policy.current()
         if index is None:
-            return True
+            return None
+        if warm_only and self.namespaces.cached(req.namespace) is None:
+            raise NotWarm(req.namespace)
         try:
             ns_labels = self.namespaces.labels(req.namespace)
-            return any(
+            return [
                 index.effective(
                     cluster=self.judge.cluster,
                     region=self.judge.region,
@@ -387,11 +394,10 @@ class Webhook:
                     namespace_labels=ns_labels,
                     image=image,
                 )
-                is not None
-                for image in tags
-            )
-        except Exception:  # the namespace or the reference cannot be read: judge it
-            return True
+                for image in images
+            ]
+        except Exception:  # the namespace or a reference cannot be read
+            return None
 
     # -- answers ---------------------------------------------------------------------------
 

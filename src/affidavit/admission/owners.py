@@ -223,12 +223,11 @@ class OwnerChain:
         if above is None:
             return None
         key = (above.group, above.kind, namespace, above.name)
-        found = self._cached(key)
-        if found is None or found.uid != above.uid or found.images != owner.images:
-            found = self._read(key)
-        if found is None or found.uid != above.uid or found.images != owner.images:
-            return None
-        return above
+
+        def confirms(found: _Snapshot | None) -> bool:
+            return found is not None and found.uid == above.uid and found.images == owner.images
+
+        return above if confirms(self._cached(key)) or confirms(self._read(key)) else None
 
     def _cached(self, key: tuple[str, str, str, str]) -> _Snapshot | None:
         now = self._clock()

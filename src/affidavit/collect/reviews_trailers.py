@@ -10,13 +10,12 @@ Every author, committer and ``Co-authored-by`` of the range is a contributor, ne
 
 from __future__ import annotations
 
-import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
 from affidavit.attestations.predicates.provenance import Source
 from affidavit.attestations.predicates.review import ChangeRequest, CodeReview, Identity
-from affidavit.collect.git import GIT
+from affidavit.collect.git import run_git
 from affidavit.collect.remote import public_url
 from affidavit.collect.reviews import (
     AgentIdentities,
@@ -51,16 +50,7 @@ class _Commit:
 
 
 def _git(repo: Path, *args: str) -> str:
-    try:
-        done = subprocess.run(
-            [*GIT, "-C", str(repo), *args], capture_output=True, check=False, timeout=600
-        )
-    except OSError as e:
-        raise CollectError(f"cannot run git: {e}", hint="install git") from e
-    if done.returncode != 0:
-        stderr = done.stderr.decode("utf-8", "replace").strip()
-        raise CollectError(f"git {' '.join(args)} failed in {repo}: {stderr}")
-    return done.stdout.decode("utf-8", "replace")
+    return run_git(repo, *args).decode("utf-8", "replace")
 
 
 def _resolve(repo: Path, rev: str, name: str) -> str:

@@ -39,7 +39,8 @@ def within_budget(
     The oldest exceptions are kept, as many as fit (an exception made during a flood is the one
     to give way, not one that was already in force). An index whose policies alone do not fit
     is returned as it is: publishing it fails and the operator says so."""
-    if size(index) <= budget:
+    whole = size(index)
+    if whole <= budget:
         return index, {}
     exception_errors = {k: v for k, v in index.errors.items() if k.startswith(f"{KIND_EXCEPTION}/")}
     errors = index.errors
@@ -58,7 +59,6 @@ def within_budget(
         else:
             high = mid - 1
     left_out = oldest[low:]
-    whole = size(index)
     why = (
         f"left out of the published policy index: with every exception it would take "
         f"{whole:,} bytes, past the {budget:,} its ConfigMap can carry, and then no policy "

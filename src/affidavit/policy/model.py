@@ -194,8 +194,9 @@ def with_policy_defaults(require: Require) -> Require:
     A matched policy that says nothing about provenance still requires it (an image with no
     attestations at all must not pass), the review must be for the revision the provenance
     describes and was recorded by a review platform (not commit trailers), and an unreachable
-    registry denies: each only when the policy does not say otherwise. In the strictest-wins merge the default counts like a written value, so one
-    policy's ``Ignore`` or ``required: false`` cannot weaken another policy that is silent.
+    registry denies: each only when the policy does not say otherwise. In the strictest-wins
+    merge the default counts like a written value, so one policy's ``Ignore`` or
+    ``required: false`` cannot weaken another policy that is silent.
     """
     fill: dict[str, Any] = {}
     if require.provenance is None:
