@@ -4,7 +4,8 @@ A shell without job control starts its background jobs with SIGINT ignored, and 
 inherited ignore: a node started from a CI script with ``&`` ran on after SIGINT, with its
 control plane, kubelet and containerd (seen in a CI run of ``test_node_cluster.py``). Here a
 process that waits on ``StopSignal`` is started with SIGINT ignored, as such a shell would, and
-must end on SIGINT; and on SIGTERM, as before.
+must end on SIGINT (through the wait, or by KeyboardInterrupt when the signal lands just before
+it); and on SIGTERM, as before, always through the wait.
 """
 
 from __future__ import annotations
@@ -43,4 +44,10 @@ def test_a_waiter_started_with_sigint_ignored_stops(sent: signal.Signals) -> Non
     finally:
         proc.kill()
         proc.wait()
+    if sent == signal.SIGINT and proc.returncode == -signal.SIGINT:
+        # SIGINT raises KeyboardInterrupt: one that lands between the "waiting" line and the
+        # wait (seen once in CI) ends the process by SIGINT rather than through the wait.
+        # Either way it stopped, which is what an ignored SIGINT prevented.
+        assert out == ""
+        return
     assert (proc.returncode, out) == (0, "stopped\n")
