@@ -23,7 +23,7 @@ from affidavit import defaults
 from affidavit.admission.gather import NotWarm, gather, note_unavailable
 from affidavit.admission.kinds import pod_source
 from affidavit.admission.metrics import Metrics
-from affidavit.admission.owners import OwnerChain, controller_ref
+from affidavit.admission.owners import OwnerChain, OwnerMatch, controller_ref
 from affidavit.admission.policy_source import NamespaceLabels, PolicySource
 from affidavit.admission.resolve import EvidenceResolver
 from affidavit.admission.review import (
@@ -45,6 +45,7 @@ from affidavit.policy.evaluate import RequestContext
 from affidavit.policy.index import PolicyIndex
 from affidavit.policy.messages import admission_message, admission_warnings
 from affidavit.policy.presets import UnmatchedImages
+from affidavit.printable import printable
 
 log = logging.getLogger("affidavit.admission")
 
@@ -69,6 +70,9 @@ class Judged:
 
     req: ParsedRequest
     decision: Decision
+    #: Which of the object's images this decision did not judge, and why (its owner's
+    #: admission, or an earlier one of the Pod's); None when it judged them all.
+    scope_note: str | None = None
 
 
 @dataclass(frozen=True)
@@ -82,6 +86,7 @@ class Unjudged:
     index: PolicyIndex
     started: float
     decision_id: str
+    scope_note: str | None = None
 
 
 class ColdReview(NotWarm):
@@ -166,8 +171,9 @@ class Webhook:
                 return Answer(400, {"error": e.message})
             return Answer(200, review_response(e.uid, allowed=False, message=e.message, code=400))
         routine = self._already_judged(req, workload, started, warm_only)
-        if routine is not None:
+        if isinstance(routine, Answer):
             return routine
+        images, scope_note = judged_scope(req, workload, routine)
         index = self.policy.current()
         if index is None:
             return self._deny(
@@ -195,7 +201,7 @@ class Webhook:
             operation=req.operation,
             user=req.user,
             labels=labels,
-            images=workload.images,
+            images=images,
             unmatched_images=self.judge.unmatched_images,
             caller=caller,
         )
@@ -222,9 +228,11 @@ class Webhook:
                 warm_only=warm_only,
             )
         except NotWarm:  # an image to look up: the rest is judged in a thread, from here
-            unjudged = Unjudged(req, ctx, workload.pull_secrets, index, started, decision_id)
+            unjudged = Unjudged(
+                req, ctx, workload.pull_secrets, index, started, decision_id, scope_note
+            )
             raise ColdReview(unjudged) from None
-        return Judged(req, decision)
+        return Judged(req, decision, scope_note)
 
     def finish(self, unjudged: Unjudged) -> Answer:
         """Judge, record and answer a review that ``prepare(warm_only=True)`` left at its
@@ -238,7 +246,7 @@ class Webhook:
                 started=unjudged.started,
                 decision_id=unjudged.decision_id,
             )
-            return self._answer(Judged(unjudged.req, decision))
+            return self._answer(Judged(unjudged.req, decision, unjudged.scope_note))
         finally:
             self.metrics.duration.observe(time.monotonic() - unjudged.started)
 
@@ -278,13 +286,15 @@ class Webhook:
 
     def _already_judged(
         self, req: ParsedRequest, workload: WorkloadImages, started: float, warm_only: bool
-    ) -> Answer | None:
+    ) -> Answer | OwnerMatch | None:
         """Admit, with no new decision, what runs only images that were judged already.
 
         An UPDATE that leaves the set of images as it was (scale, labels, finalizers, a
         controller's bookkeeping) and an object whose controller owner on the API server runs
         the same images (``OwnerChain``). Policies that tightened since apply to new rollouts;
-        running workloads are reported, not broken. Anything unsure returns None: judge it.
+        running workloads are reported, not broken. A Pod that runs its owner's images and
+        more (a mesh's injected proxy, a debug container) returns its ``OwnerMatch``: only the
+        images beyond the owner's are judged. Anything unsure returns None: judge it all.
         """
         reason: str | None = None
         if (
@@ -293,22 +303,25 @@ class Webhook:
             and not self._drops_required_label(req, workload, warm_only)
         ):
             reason = "unchanged"
-            note = "the update changes no image"
+            note = "the update brings in no image the object did not run"
         elif self.owners is not None:
             assert req.object is not None
             if warm_only and controller_ref(req.kind, req.object) is not None:
                 raise NotWarm(req.name)  # the owner is read from the API server
             remaining = self.judge.budget_seconds - (time.monotonic() - started)
-            owner = self.owners.verify(
+            match = self.owners.match(
                 req.kind,
                 req.namespace,
                 req.object,
                 workload.images,
                 timeout=min(OWNER_CHECK_SECONDS, remaining / 2),
             )
-            if owner is not None and not self._unpinned_tag(req, workload):
+            if match is not None and not self._unpinned_tag(req, workload):
+                if match.extras:
+                    self.metrics.inc(self.metrics.already_judged, "owner-partial")
+                    return match
                 reason = "owner"
-                note = f"runs the images of its admitted owner {owner}"
+                note = f"runs the images of its admitted owner {match.owner}"
         if reason is None:
             return None
         self.metrics.inc(self.metrics.already_judged, reason)
@@ -429,6 +442,8 @@ class Webhook:
         """
         req, decision = judged.req, judged.decision
         annotations = {DECISION_ANNOTATION: decision.id}
+        if judged.scope_note is not None:
+            annotations["scope"] = judged.scope_note
         note = None
         if result is not None and result.status == "buffered":
             self.metrics.ledger_buffered.inc()
@@ -442,6 +457,8 @@ class Webhook:
         message: str | None = None
         if decision.outcome == "denied":
             message = admission_message(decision, recorded=not req.dry_run)
+            if judged.scope_note is not None:
+                message = f"{message}\n{judged.scope_note}"
         elif decision.outcome == "warned":
             warnings = admission_warnings(decision, recorded=not req.dry_run)
         elif decision.outcome == "audited":
@@ -479,16 +496,54 @@ class Webhook:
         return Answer(200, review_response(uid, allowed=False, message=message, code=413))
 
 
+def judged_scope(
+    req: ParsedRequest, workload: WorkloadImages, owner: OwnerMatch | None
+) -> tuple[tuple[str, ...], str | None]:
+    """The images a review judges, and what its answer says of those it does not (None: all).
+
+    A Pod that runs its verified owner's images and more (``owner``) is judged on the more. A
+    Pod's UPDATE is judged on the images it brings in: the others run already, admitted when
+    the Pod was (only one container's image changes, or an ephemeral container is added;
+    nothing else restarts). A workload's UPDATE is a new rollout, judged whole.
+    """
+    images = workload.images if owner is None else owner.extras
+    ran = pod_images_before(req)
+    judged = tuple(image for image in images if image not in ran)
+    if judged == workload.images:
+        return judged, None
+    parts = []
+    if owner is not None:
+        owned = [image for image in workload.images if image not in owner.extras]
+        parts.append(f"{', '.join(owned)} run(s) on the admission of its owner {owner.owner}")
+    if ran_before := [image for image in images if image in ran]:
+        parts.append(f"{', '.join(ran_before)} ran in the Pod already")
+    parts.append(f"judged here: {', '.join(judged)}")
+    return judged, printable("; ".join(parts))
+
+
+def pod_images_before(req: ParsedRequest) -> frozenset[str]:
+    """The images a Pod ran before its UPDATE (empty for anything else, or an old object that
+    cannot be read: then every image is judged)."""
+    if req.kind != "Pod" or req.operation != "UPDATE" or req.old_object is None:
+        return frozenset()
+    try:
+        return frozenset(extract_images(req.kind, req.old_object, uid=req.uid).images)
+    except MalformedReview:
+        return frozenset()
+
+
 def images_unchanged(req: ParsedRequest, workload: WorkloadImages) -> bool:
-    """Whether an UPDATE's old object ran the same set of images (every list the extractor
-    reads). An old object that cannot be read counts as changed: the update is judged."""
+    """Whether an UPDATE brings in no image its old object did not run (every list the
+    extractor reads; a workload's must run the same set). An old object that cannot be read
+    counts as changed: the update is judged."""
     if req.old_object is None:
         return False
     try:
-        before = extract_images(req.kind, req.old_object, uid=req.uid)
+        before = set(extract_images(req.kind, req.old_object, uid=req.uid).images)
     except MalformedReview:
         return False
-    return set(before.images) == set(workload.images)
+    after = set(workload.images)
+    return after <= before if req.kind == "Pod" else after == before
 
 
 def sniff_uid(body: bytes) -> str | None:

@@ -103,12 +103,13 @@ class Metrics:
         )
         self.already_judged = Counter(
             "affidavit_already_judged",
-            "Admitted without a new decision: the update changes no image (unchanged) or the "
-            "object runs its verified owner's images (owner).",
+            "Admitted without a new decision: the update brings in no image (unchanged), the "
+            "object runs its verified owner's images (owner), or a Pod runs them and more, "
+            "and only the more was judged (owner-partial).",
             ["reason"],
             registry=r,
         )
-        for reason in ("unchanged", "owner"):
+        for reason in ("unchanged", "owner", "owner-partial"):
             self.already_judged.labels(reason=reason)
         self.judged = Counter(
             "affidavit_reviews_judged",

@@ -23,6 +23,14 @@ violations (an AccountabilityException, Warn or Audit mode) counts only for the 
 about: the owner, or the owner's own controller (a ReplicaSet's Deployment) once the API server
 confirms it like an owner. Images that are not pinned compare exactly.
 
+A Pod may run more than its template: a service mesh's injector (Istio, Linkerd) adds its proxy
+and init containers, ``kubectl debug`` an ephemeral one. Judging such a Pod whole refused every
+new replica of an admitted workload once a policy tightened (the template's images no longer
+pass), so a scale or a restart broke a meshed workload. Such a Pod matches with ``extras``: the
+template's images (all of them, as written or pinned to a judged digest) are its owner's, and
+only the images the template does not run are judged. Other kinds (a ReplicaSet, a Job) must
+run exactly their owner's images: no controller adds to a template.
+
 Owner snapshots are cached (bounded in entries and time); a snapshot that does not match the
 child is read again once, so a cached old template never refuses a new child. Reads run in a
 small pool of their own with a timeout, so a slow API server costs a request at most the time it
@@ -87,6 +95,19 @@ class OwnerRef:
 
     def __str__(self) -> str:
         return f"{self.kind}/{self.name} (uid {self.uid})"
+
+
+@dataclass(frozen=True)
+class OwnerMatch:
+    """A child shown to run its verified owner's images, and the images it runs beyond them
+    (only a Pod may: a mesh's proxy, a debug container), which are judged on their own."""
+
+    owner: OwnerRef
+    extras: tuple[str, ...] = ()
+
+
+#: The child kinds that may run images beyond their owner's template (injected, not templated).
+EXTRAS_KINDS = frozenset({"Pod"})
 
 
 @dataclass(frozen=True)
@@ -157,7 +178,22 @@ class OwnerChain:
         *,
         timeout: float,
     ) -> OwnerRef | None:
-        """The verified owner of ``obj`` (a ``kind`` in ``namespace`` running ``images``), or None.
+        """The verified owner of ``obj`` (a ``kind`` in ``namespace`` running exactly its
+        owner's ``images``), or None: judge it."""
+        found = self.match(kind, namespace, obj, images, timeout=timeout)
+        return found.owner if found is not None and not found.extras else None
+
+    def match(
+        self,
+        kind: str,
+        namespace: str,
+        obj: Mapping[str, Any],
+        images: tuple[str, ...],
+        *,
+        timeout: float,
+    ) -> OwnerMatch | None:
+        """The verified owner of ``obj`` (a ``kind`` in ``namespace`` running ``images``) and the
+        images beyond its owner's (a Pod's only), or None.
 
         None means "not shown to be an admitted template's child": judge it. That includes an
         API server that does not answer within ``timeout`` seconds, or all reads busy.
@@ -169,13 +205,18 @@ class OwnerChain:
             log.warning("owner check of %s in %s skipped: all reads busy", ref, namespace)
             return None
         try:
-            job = self._pool.submit(self._verify, ref, namespace, frozenset(images))
+            job = self._pool.submit(
+                self._verify, ref, namespace, frozenset(images), kind in EXTRAS_KINDS
+            )
         except RuntimeError:  # shut down
             self._slots.release()
             return None
         job.add_done_callback(lambda _job: self._slots.release())
         try:
-            return ref if job.result(timeout=timeout) else None
+            extras = job.result(timeout=timeout)
+            if extras is None:
+                return None
+            return OwnerMatch(ref, tuple(image for image in images if image in extras))
         except FutureTimeout:
             log.warning("owner check of %s in %s timed out after %gs", ref, namespace, timeout)
         except AffidavitError as e:  # the API said no: judge the child
@@ -186,35 +227,41 @@ class OwnerChain:
             )
         return None
 
-    def _verify(self, ref: OwnerRef, namespace: str, images: frozenset[str]) -> bool:
+    def _verify(
+        self, ref: OwnerRef, namespace: str, images: frozenset[str], extras_allowed: bool
+    ) -> frozenset[str] | None:
+        """The images beyond the owner's (empty when exact), or None: not the owner's child."""
         key = (ref.group, ref.kind, namespace, ref.name)
         cached = self._cached(key)
-        pins = _matches(cached, ref, images) if cached is not None else None
+        found = _matches(cached, ref, images, extras_allowed) if cached is not None else None
         fresh = None
-        if pins is None:
+        if found is None:
             fresh = self._read(key)
-            pins = _matches(fresh, ref, images) if fresh is not None else None
-        if pins is None:
-            return False
+            found = _matches(fresh, ref, images, extras_allowed) if fresh is not None else None
+        if found is None:
+            return None
+        pins, extras = found
         judged = self._judged
         if pins and judged is None:
-            return False
+            return None
         if not pins:
-            return True
+            return extras
         assert judged is not None
         owner = fresh or cached
         assert owner is not None
         workloads = [(ref.kind, ref.name)]
         if all(judged.admitted(namespace, *p, workloads=workloads) for p in pins):
-            return True
+            return extras
         # A lenient decision (an exception, Warn, Audit) may be about the owner's own controller
         # (a ReplicaSet's Deployment): it counts when that controller is the owner's as the API
         # server says (same UID, the same images in its template), never on the owner's claim.
         above = self._controller(owner, namespace)
         if above is None:
-            return False
+            return None
         workloads.append((above.kind, above.name))
-        return all(judged.admitted(namespace, *p, workloads=workloads) for p in pins)
+        if all(judged.admitted(namespace, *p, workloads=workloads) for p in pins):
+            return extras
+        return None
 
     def _controller(self, owner: _Snapshot, namespace: str) -> OwnerRef | None:
         """The owner's own controller, verified like an owner: exists with the UID the owner
@@ -266,25 +313,31 @@ class OwnerChain:
 
 
 def _matches(
-    owner: _Snapshot, ref: OwnerRef, images: frozenset[str]
-) -> list[tuple[str, str]] | None:
-    """None when ``images`` are not the owner's; else the ``(tag, digest)`` pins to confirm.
+    owner: _Snapshot, ref: OwnerRef, images: frozenset[str], extras_allowed: bool = False
+) -> tuple[list[tuple[str, str]], frozenset[str]] | None:
+    """None when ``images`` are not the owner's; else the ``(tag, digest)`` pins to confirm and
+    the images beyond the owner's (empty unless ``extras_allowed``).
 
     An image is the owner's as written, or pinned (``X:T@sha256:D``) from a tag ``X:T`` of the
     owner's that the child does not also run as written; the pins are then confirmed against
-    the ledger. The owner's images must all be accounted for, as before.
+    the ledger. The owner's images must all be accounted for: a child that drops one of them
+    is not the template's.
     """
     if owner.uid != ref.uid:
         return None
     pins: list[tuple[str, str]] = []
-    unpinned: set[str] = set()
+    owned: set[str] = set()
+    extras: set[str] = set()
     for image in images:
-        pinned = None if image in owner.images else _PINNED.match(image)
-        if pinned is None:
-            unpinned.add(image)
-        elif (name := pinned["name"]) in owner.images:
+        if image in owner.images:
+            owned.add(image)
+        elif (pinned := _PINNED.match(image)) is not None and (name := pinned["name"]) in (
+            owner.images
+        ):
             pins.append((name, pinned["digest"]))
-            unpinned.add(name)
+            owned.add(name)
+        elif extras_allowed:
+            extras.add(image)
         else:
             return None
-    return pins if unpinned == owner.images else None
+    return (pins, frozenset(extras)) if owned == owner.images else None

@@ -8,7 +8,9 @@ after a retag, a Pod pinned to the new, never-judged digest is judged and refuse
 one whose tag the pinning webhook could not pin. An AccountabilityException for a Deployment
 reaches the ReplicaSet and Pods its controller creates, and nothing else (not another
 workload's Pods pinned to the digest it admitted). An update that drops a label a policy
-requires is judged; other label changes are not.
+requires is judged; other label changes are not. A meshed Deployment (a real mutating webhook
+adds a proxy to its Pods) keeps scaling after a policy tightens: only what its Pods run beyond
+the template is judged, and so is only the container ``kubectl debug`` adds.
 
 The webhook runs as the chart's ServiceAccount with the chart's RBAC (``chart_identity``), so
 the owner reads it makes are the ones the chart grants.
@@ -37,6 +39,7 @@ from admission_e2e_support import (
     tag,
 )
 from chart_identity import chart_webhook_kubeconfig, delete_chart_rbac
+from mesh_injector import INJECT_LABEL, mesh_injector
 
 from affidavit.demo.stack import ClusterStack
 from affidavit.envtest import ControlPlaneInfo, wait_for
@@ -45,6 +48,9 @@ from affidavit.ledger import Ledger
 SYSTEM = "affidavit-e2e-update"
 NS = "adm-update"
 POLICY = "adm-update-baseline"
+#: A mesh's proxy and a debugging image: registries no policy covers (never contacted).
+PROXY = "mesh.example/proxy/envoy:1.31.2"
+DEBUG = "tools.example/debug/busybox:1.37"
 
 
 @pytest.fixture(scope="module")
@@ -339,3 +345,58 @@ def test_an_update_that_drops_the_owner_label_a_policy_requires_is_judged(
         assert labels[owner_key] == "payments"
     finally:
         apply_and_sync(stack, baseline(releases))
+
+
+def test_a_meshed_workload_keeps_scaling_after_a_policy_tightens(
+    stack: ClusterStack, releases: Releases, tmp_path: Path
+) -> None:
+    """A service mesh's injector adds its proxy to every Pod it is asked about, so a meshed
+    Deployment's Pods never ran exactly their template: they were judged whole, and after a
+    policy tightened every new replica was refused (scale, restart, a drained node). A Pod that
+    runs its verified owner's images and more is now judged on the more alone; so is the
+    ephemeral container ``kubectl debug`` adds. An extra image that fails is still refused,
+    and the denial names only it."""
+    reviewed, late = releases.reviewed, releases.late
+    app = "mesh-api"
+    image = tag(releases, "update-mesh", reviewed.digest)
+    pinned = f"{image}@{reviewed.digest}"
+    meshed = deployment(app, NS, image)
+    meshed["spec"]["template"]["metadata"]["labels"][INJECT_LABEL] = "true"
+    with mesh_injector(stack, NS, PROXY, tmp_path) as injected:
+        stack.apply(meshed)
+        assert latest(stack, NS, "Deployment", app).outcome == "allowed"
+        (first,) = wait_for(lambda: objects(stack, "pods", app), "the first meshed Pod")
+        assert [c["image"] for c in first["spec"]["containers"]] == [pinned, PROXY]
+        apply_and_sync(stack, baseline(releases, approvals=2))
+        try:
+            stack.kubectl("scale", "deployment", app, "-n", NS, "--replicas=3")
+            pods = wait_for(lambda: len(p := objects(stack, "pods", app)) == 3 and p, "3 Pods")
+            assert refusals(stack, app) == []
+            assert len(injected) >= 3  # the API server really called the injector
+            for made in pods:
+                assert {c["image"] for c in made["spec"]["containers"]} == {pinned, PROXY}
+                decision = latest(stack, NS, "Pod", made["metadata"]["name"])
+                assert decision.outcome != "denied"
+                assert [i.ref for i in decision.images] == [PROXY]
+
+            # kubectl debug adds an ephemeral container: judged alone, the Pod keeps running.
+            name = first["metadata"]["name"]
+            stack.kubectl("debug", name, "-n", NS, f"--image={DEBUG}", "--container=dbg")
+            debugged = latest(stack, NS, "Pod", name)
+            assert (debugged.operation, [i.ref for i in debugged.images]) == ("UPDATE", [DEBUG])
+
+            # The extra image is judged, not waved through: an unreviewed one is refused, and
+            # the denial names it alone and says what ran on the owner's admission.
+            rs = objects(stack, "replicasets", app)[0]
+            rogue = owned_by(pod("mesh-api-rogue", NS, image), rs)
+            rogue["spec"]["containers"].append({"name": "tool", "image": late.image})
+            proc = stack.apply(rogue, check=False)
+            decision = refused(stack, proc)
+            assert [i.ref for i in decision.images] == [late.image]
+            assert f"{pinned} run(s) on the admission of its owner ReplicaSet/" in proc.stderr
+            # Without the owner's images it is no child of the owner's: judged whole.
+            stray = owned_by(pod("mesh-api-stray", NS, late.image), rs)
+            stray["spec"]["containers"].append({"name": "proxy", "image": PROXY})
+            assert len(refused(stack, stack.apply(stray, check=False)).images) == 2
+        finally:
+            apply_and_sync(stack, baseline(releases))

@@ -1,7 +1,8 @@
 """The owner check against a real kube-apiserver: a child is its owner's only when the owner the
 child names exists on the API server with that UID, is a kind that creates the child's kind, and
 its template runs exactly the child's images — a forged UID, another image, an extra image, a
-non-controller reference or an owner of the wrong kind are not. A pinned child
+non-controller reference or an owner of the wrong kind are not, except that a Pod may run more
+than its ReplicaSet's template (a mesh's proxy), and the more is left to judge. A pinned child
 (``TAG@sha256:D``) matches its owner's ``TAG`` only at a digest a real ledger shows admitted for
 that tag in that namespace: a digest the tag moved to later, a denied decision, another
 namespace's decision, no ledger or an unreachable one do not count. Owner snapshots are cached,
@@ -23,7 +24,7 @@ from kubernetes import client
 
 from affidavit.admission.judged import JudgedDigests
 from affidavit.admission.kube import KubeApi, api_client
-from affidavit.admission.owners import OwnerChain, OwnerRef, controller_ref
+from affidavit.admission.owners import OwnerChain, OwnerMatch, OwnerRef, controller_ref
 from affidavit.envtest import ControlPlaneInfo
 from affidavit.ledger import Ledger
 from affidavit.policy.decision import Decision, ImageRef
@@ -403,3 +404,71 @@ def test_judged_digests_cache_admissions_only_and_give_up_on_an_unreachable_ledg
         f"cannot tell whether {TAG} at {D1} was admitted in {NS}: ledger database "
         "postgresql+psycopg://affidavit@127.0.0.1:9/none is unreachable: "
     )
+
+
+PROXY = "mesh.example/proxy/envoy:1.31.2"
+
+
+def pod_of(replica_set_name: str, uid: str, *images: str) -> dict[str, Any]:
+    """A Pod as it claims its ReplicaSet (never created: the check reads only the owner)."""
+    ref = {"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": replica_set_name, "uid": uid,
+           "controller": True}  # fmt: skip
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {
+            "name": f"{replica_set_name}-x7k2p",
+            "namespace": NS,
+            "ownerReferences": [ref],
+        },
+        "spec": _template(replica_set_name, [*images])["spec"],
+    }
+
+
+def test_a_pod_may_run_more_than_its_owners_images_and_only_the_more_is_left_to_judge(
+    apps: client.AppsV1Api, kube: KubeApi, tmp_path: Path
+) -> None:
+    """A mesh's injector adds its proxy to a ReplicaSet's Pods; ``kubectl debug`` adds a
+    container. Such a Pod still matches its owner, with the images beyond the template as
+    ``extras`` (judged by the caller), provided it runs every image of the template (a pinned
+    one at an admitted digest). A ReplicaSet with more than its Deployment's images does not:
+    no controller adds to a template."""
+    ledger = Ledger(f"sqlite:///{tmp_path / 'ledger.db'}")
+    ledger.append(admission(1, "allowed", NS, TAG, D1))
+    body: dict[str, Any] = {
+        "apiVersion": "apps/v1",
+        "kind": "ReplicaSet",
+        "metadata": {"name": "meshed"},
+        "spec": {
+            "replicas": 0,
+            "selector": {"matchLabels": {"app": "meshed"}},
+            "template": _template("meshed", [TAG, APP]),
+        },
+    }
+    created: Any = apps.create_namespaced_replica_set(NS, body)  # type: ignore[arg-type]
+    uid = str(created.metadata.uid)
+    chain = OwnerChain(kube, judged=JudgedDigests(ledger))
+    try:
+
+        def match(*images: str, owner_uid: str = uid) -> OwnerMatch | None:
+            return chain.match("Pod", NS, pod_of("meshed", owner_uid, *images), images,
+                               timeout=10)  # fmt: skip
+
+        owner = OwnerRef("apps", "ReplicaSet", "meshed", uid)
+        assert match(TAG, APP) == OwnerMatch(owner)
+        assert match(f"{TAG}@{D1}", APP, PROXY) == OwnerMatch(owner, (PROXY,))
+        assert match(PROXY, TAG, OTHER, APP) == OwnerMatch(owner, (PROXY, OTHER))
+        assert match(APP, PROXY) is None  # the template's TAG is missing: not its Pod
+        assert match(f"{TAG}@{D2}", APP, PROXY) is None  # pinned to a digest never admitted
+        assert match(TAG, APP, PROXY, owner_uid="forged-uid") is None
+        # verify() is the exact check: a Pod with more is not exactly its owner's
+        meshed = pod_of("meshed", uid, TAG, APP, PROXY)
+        assert chain.verify("Pod", NS, meshed, (TAG, APP, PROXY), timeout=10) is None
+        assert chain.verify("Pod", NS, meshed, (TAG, APP), timeout=10) == owner
+
+        dep = deployment(apps, "meshed-dep", APP)
+        rs = replica_set("meshed-dep", dep, APP, PROXY)
+        assert chain.match("ReplicaSet", NS, rs, (APP, PROXY), timeout=10) is None
+    finally:
+        chain.close()
+        ledger.close()

@@ -2,7 +2,7 @@
 admits them without judging and without a ledger row (even when the images would be refused
 today), while an UPDATE that changes the set of images — a new image, an added image, an
 ephemeral container — is judged like a CREATE, and an old object that cannot be read counts as
-a change."""
+a change. A Pod's UPDATE is judged on the images it brings in, not on those it ran already."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from admission_support import Images, WebhookProcess, review
 
 from affidavit.ledger import Ledger
 
-UNCHANGED = {"admitted": "the update changes no image"}
+UNCHANGED = {"admitted": "the update brings in no image the object did not run"}
 
 
 def _rows(workdir: Path) -> int:
@@ -99,6 +99,52 @@ def test_an_ephemeral_container_is_a_changed_image(
         update(old, pod_review([images.good], (images.good,), uid="u-same"))
     ).json()["response"]
     assert response == {"uid": "u-same", "allowed": True, "auditAnnotations": UNCHANGED}
+
+
+def test_a_pods_update_is_judged_on_the_images_it_brings_in(
+    webhook: WebhookProcess, images: Images, workdir: Path
+) -> None:
+    """Only one container's image of a Pod can change, or an ephemeral container be added;
+    nothing else restarts. So a Pod admitted before a policy tightened (here: one running an
+    image that would be refused today) can still be debugged with an image that passes, the
+    decision names only the image judged, and an image brought in that fails is refused."""
+
+    def judged(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
+        answer: dict[str, Any] = webhook.validate(update(old, new)).json()["response"]
+        return answer
+
+    def recorded_images(answer: dict[str, Any]) -> list[str]:
+        ledger = Ledger(f"sqlite:///{workdir / 'ledger.db'}")
+        try:
+            record = ledger.get(answer["auditAnnotations"]["decision"])
+        finally:
+            ledger.close()
+        assert record is not None
+        return [i["ref"] for i in record.decision["images"]]
+
+    ran = pod_review([images.bare])
+    scope = f"{images.bare} ran in the Pod already; judged here: {images.good}"
+    debugged = judged(ran, pod_review([images.bare], (images.good,), uid="u-debug-good"))
+    assert (debugged["allowed"], debugged["auditAnnotations"]["scope"]) == (True, scope)
+    assert recorded_images(debugged) == [images.good]
+    # A second container's image swapped to one that passes: the first keeps running.
+    two = pod_review([images.bare, images.bare])
+    two["request"]["object"]["spec"]["containers"][1]["name"] = "c1"
+    swapped = pod_review([images.bare, images.good], uid="u-swap-one")
+    swapped["request"]["object"]["spec"]["containers"][1]["name"] = "c1"
+    answer = judged(two, swapped)
+    assert (answer["allowed"], answer["auditAnnotations"]["scope"]) == (True, scope)
+    # Swapping its only image is judged whole, as before.
+    whole = judged(ran, pod_review([images.good], uid="u-swap-all"))
+    assert whole["allowed"] is True and "scope" not in whole["auditAnnotations"]
+    assert recorded_images(whole) == [images.good]
+    # An image brought in that fails is refused, and the denial says what was not judged.
+    bad = judged(pod_review([images.good]), pod_review([images.good], (images.bare,), uid="u-b"))
+    assert bad["allowed"] is False
+    assert bad["status"]["message"].endswith(
+        f"{images.good} ran in the Pod already; judged here: {images.bare}"
+    )
+    assert recorded_images(bad) == [images.bare]
 
 
 def test_an_unreadable_old_object_counts_as_a_change(
