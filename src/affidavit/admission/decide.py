@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 import re
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
@@ -514,11 +514,17 @@ def judged_scope(
     parts = []
     if owner is not None:
         owned = [image for image in workload.images if image not in owner.extras]
-        parts.append(f"{', '.join(owned)} run(s) on the admission of its owner {owner.owner}")
+        parts.append(f"{_listed(owned)} run(s) on the admission of its owner {owner.owner}")
     if ran_before := [image for image in images if image in ran]:
-        parts.append(f"{', '.join(ran_before)} ran in the Pod already")
-    parts.append(f"judged here: {', '.join(judged)}")
+        parts.append(f"{_listed(ran_before)} ran in the Pod already")
+    parts.append(f"judged here: {_listed(judged)}")
     return judged, printable("; ".join(parts))
+
+
+def _listed(images: Sequence[str], most: int = 8) -> str:
+    """Images named in an answer's note: a Pod may run hundreds; the ledger has them all."""
+    shown = ", ".join(images[:most])
+    return shown if len(images) <= most else f"{shown} and {len(images) - most} more"
 
 
 def pod_images_before(req: ParsedRequest) -> frozenset[str]:
