@@ -10,16 +10,11 @@ really called by the apiserver, whose denial reaches kubectl's stderr. Nothing h
 
 from __future__ import annotations
 
-import base64
 import json
 import os
-import ssl
 import subprocess
 import sys
-import threading
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -27,7 +22,8 @@ import pytest
 from kubernetes import client as k8s
 from kubernetes import config as k8s_config
 
-from affidavit.envtest import ControlPlane, ControlPlaneInfo, issue_cert, make_ca, wait_for
+from affidavit.envtest import ControlPlane, ControlPlaneInfo, wait_for
+from loopback_webhooks import LoopbackWebhook, loopback_webhook
 
 pytestmark = pytest.mark.e2e
 
@@ -213,64 +209,23 @@ def test_crd_installs_and_serves_objects(kubectl: Any, api: Any) -> None:
 DENIAL = "smoke webhook says no to"
 
 
-@dataclass
-class WebhookServer:
-    url: str
-    ca_pem: bytes
-    reviews: list[dict[str, Any]] = field(default_factory=list)
+def _deny_some(request: dict[str, Any]) -> dict[str, Any]:
+    """Deny ConfigMaps whose name starts with ``deny-``."""
+    name = request.get("name") or request["object"]["metadata"].get("name", "")
+    if name.startswith("deny-"):
+        return {"allowed": False, "status": {"code": 403, "message": f"{DENIAL} {name}"}}
+    return {"allowed": True}
 
 
 @pytest.fixture
-def webhook_server(tmp_path: Path) -> Iterator[WebhookServer]:
+def webhook_server(tmp_path: Path) -> Iterator[LoopbackWebhook]:
     """An HTTPS server on 127.0.0.1 that denies ConfigMaps whose name starts with ``deny-``."""
-    ca = make_ca("smoke-webhook-ca")
-    cert, key = issue_cert(ca, "smoke-webhook", ip_sans=["127.0.0.1"]).write(tmp_path, "tls")
-    reviews: list[dict[str, Any]] = []
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            length = int(self.headers.get("Content-Length", "0"))
-            review = json.loads(self.rfile.read(length))
-            reviews.append(review)
-            request = review["request"]
-            name = request.get("name") or request["object"]["metadata"].get("name", "")
-            allowed = not name.startswith("deny-")
-            response: dict[str, Any] = {"uid": request["uid"], "allowed": allowed}
-            if not allowed:
-                response["status"] = {"code": 403, "message": f"{DENIAL} {name}"}
-            body = json.dumps(
-                {
-                    "apiVersion": review["apiVersion"],
-                    "kind": "AdmissionReview",
-                    "response": response,
-                }
-            ).encode()
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, format: str, *args: Any) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    ctx.load_cert_chain(str(cert), str(key))
-    server.socket = ctx.wrap_socket(server.socket, server_side=True)
-    thread = threading.Thread(target=server.serve_forever, name="smoke-webhook", daemon=True)
-    thread.start()
-    try:
-        port = server.server_address[1]
-        yield WebhookServer(f"https://127.0.0.1:{port}/validate", ca.cert_pem, reviews)
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=10)
+    with loopback_webhook(_deny_some, tmp_path, "smoke-webhook") as server:
+        yield server
 
 
 def test_validating_webhook_on_loopback_is_called(
-    kubectl: Any, webhook_server: WebhookServer
+    kubectl: Any, webhook_server: LoopbackWebhook
 ) -> None:
     ns = "smoke-webhook"
     kubectl("create", "namespace", ns)
@@ -283,8 +238,7 @@ def test_validating_webhook_on_loopback_is_called(
             {
                 "name": "configmaps.smoke.affidavit.test",
                 "clientConfig": {
-                    "url": webhook_server.url,
-                    "caBundle": base64.b64encode(webhook_server.ca_pem).decode(),
+                    **webhook_server.client_config(),
                 },
                 "rules": [
                     {
