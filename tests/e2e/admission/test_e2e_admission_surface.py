@@ -101,7 +101,9 @@ def test_kubectl_debug_with_an_unreviewed_image_is_refused(
     )
     decision = assert_review_refusal(stack, proc, late.image, late.revision)
     assert (decision.kind, decision.name, decision.operation) == ("Pod", "debug-me", "UPDATE")
-    assert [i.ref for i in decision.images] == [reviewed.image, late.image]
+    # judged on what the update brings in; the image the Pod runs was judged at its creation
+    assert [i.ref for i in decision.images] == [late.image]
+    assert f"{reviewed.image} ran in the Pod already; judged here: {late.image}" in proc.stderr
     got = stack.kubectl("get", "pod", "debug-me", "-n", NS, "-o", "json").stdout
     assert json.loads(got)["spec"].get("ephemeralContainers") is None
 
