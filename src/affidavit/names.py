@@ -20,3 +20,8 @@ API_VERSION: Final = f"{GROUP}/{VERSION}"
 #: and the key holding the index's JSON.
 INDEX_CONFIGMAP: Final = "affidavit-policy-index"
 INDEX_KEY: Final = "index.json"
+
+#: The annotation the mutating webhook writes on every AccountabilityException: the API server's
+#: authenticated name of whoever last wrote its spec (``affidavit.admission.stamp``); the
+#: operator copies it into the index, and decisions record it.
+REQUESTED_BY_ANNOTATION: Final = f"{GROUP}/requested-by"

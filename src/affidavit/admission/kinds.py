@@ -13,6 +13,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from affidavit.names import GROUP, VERSION
+
 
 @dataclass(frozen=True)
 class PodSource:
@@ -101,6 +103,20 @@ def pin_rules() -> list[dict[str, Any]]:
             "apiVersions": [pod.version],
             "operations": list(OPERATIONS),
             "resources": list(pod.resources),
+            "scope": "Namespaced",
+        }
+    ]
+
+
+def stamp_rules() -> list[dict[str, Any]]:
+    """The rule that sends every AccountabilityException written to ``/mutate``, which stamps
+    who asked for it (``affidavit.admission.stamp``)."""
+    return [
+        {
+            "apiGroups": [GROUP],
+            "apiVersions": [VERSION],
+            "operations": list(OPERATIONS),
+            "resources": ["accountabilityexceptions"],
             "scope": "Namespaced",
         }
     ]

@@ -18,6 +18,9 @@ changes no image without judging it. Nothing is written for an image that no pol
 exception naming a tag does not cover every digest), nor for one whose tag does not resolve in
 time: the validating webhook then judges it as before, and denies what it cannot verify. The
 mutation never denies on its own, except a request it cannot read, refused like a bad review.
+
+``/mutate`` also receives AccountabilityExceptions, and stamps who asked for each
+(``affidavit.admission.stamp``).
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ from typing import Any
 from affidavit.admission.decide import Answer, Webhook
 from affidavit.admission.resolve import Lookup, Outcome
 from affidavit.admission.review import MalformedReview, parse_review, review_response
+from affidavit.admission.stamp import is_exception, stamp_patch
 from affidavit.admission.workloads import ContainerImage, extract_images
 from affidavit.attestations.reference import canonical_image
 from affidavit.errors import InputError
@@ -58,6 +62,9 @@ class Pinner:
             return self.webhook.too_large(body[:65536], len(body))
         try:
             req = parse_review(body)
+            if is_exception(req):  # the other mutation: who asked for it (admission.stamp)
+                patch = stamp_patch(req)
+                return Answer(200, review_response(req.uid, allowed=True, patch=patch))
             if (req.group, req.kind) != ("", "Pod") or (req.operation, req.sub_resource) not in (
                 ("CREATE", ""),
                 ("UPDATE", ""),

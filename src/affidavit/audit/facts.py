@@ -30,7 +30,16 @@ SEEN_KEYS = (
     "review.approvals",
     "review.independent_approvals",
 )
-RECORDED_KEYS = ("namespace", "name", "owner", "incident_id", "approvers", "expires_at", "reason")
+RECORDED_KEYS = (
+    "namespace",
+    "name",
+    "owner",
+    "incident_id",
+    "approvers",
+    "expires_at",
+    "reason",
+    "requested_by",  # snapshot version 2; None before
+)
 
 
 def _elements(items: Any, keys: tuple[str, ...], frozen: bool = False) -> tuple[Any, ...]:

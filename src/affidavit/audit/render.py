@@ -42,7 +42,16 @@ def _json_escape(c: str) -> str:
 
 
 _COUNTS = (*OUTCOMES, "total")
-_EXC_COLS = ("exception", "uses", "workloads", "firstUse", "lastUse", "owner", "approvers")
+_EXC_COLS = (
+    "exception",
+    "uses",
+    "workloads",
+    "firstUse",
+    "lastUse",
+    "owner",
+    "approvers",
+    "requestedBy",
+)
 _SECTIONS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     ("Decisions by outcome", "totals", ("decisions", "admitted", *OUTCOMES)),
     (
@@ -101,6 +110,7 @@ _LABELS = {
     "firstUse": "first use",
     "lastUse": "last use",
     "owner": "owner (who)",
+    "requestedBy": "requested by (as authenticated)",
     "reason": "reason (why)",
     "incidentId": "incident",
     "expiresAt": "expires",
@@ -120,6 +130,8 @@ _LABELS = {
 def _cell(value: Any, column: str) -> str:
     if column == "share":
         return "n/a" if value is None else f"{value:.1%}"
+    if value is None and column == "requestedBy":
+        return "not stamped"
     if value is None:
         return "not recorded (pass --exceptions)"
     if isinstance(value, list):

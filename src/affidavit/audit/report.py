@@ -61,6 +61,8 @@ class ExceptionDetail:
     reason: str
     incident_id: str
     expires_at: str
+    #: The API server's name for whoever wrote the spec (the webhook's stamp); None: unstamped.
+    requested_by: str | None = None
 
 
 def exception_details(objects: Iterable[Mapping[str, Any]]) -> dict[str, ExceptionDetail]:
@@ -77,6 +79,7 @@ def exception_details(objects: Iterable[Mapping[str, Any]]) -> dict[str, Excepti
             reason=e.spec.reason,
             incident_id=e.spec.incident_id,
             expires_at=e.spec.expires_at.isoformat().replace("+00:00", "Z"),
+            requested_by=e.requested_by,
         )
         for e in index.exceptions
     }
@@ -246,7 +249,7 @@ def _exception_row(
 ) -> dict[str, Any]:
     rec = use.get("recorded")  # the decision's own snapshot wins over today's object
     if rec is not None:
-        detail = ExceptionDetail(key, rec[2], tuple(rec[4] or ()), rec[6], rec[3], rec[5])
+        detail = ExceptionDetail(key, rec[2], tuple(rec[4] or ()), rec[6], rec[3], rec[5], rec[7])
     return {
         "exception": key,
         "uses": use["uses"],
@@ -255,6 +258,7 @@ def _exception_row(
         "lastUse": use["last"],
         "owner": detail.owner if detail else None,
         "approvers": list(detail.approvers) if detail else None,
+        "requestedBy": detail.requested_by if detail else None,
         "reason": detail.reason if detail else None,
         "incidentId": detail.incident_id if detail else None,
         "expiresAt": detail.expires_at if detail else None,

@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from affidavit.cli.options import EXIT_CODES
+from affidavit.names import REQUESTED_BY_ANNOTATION
 from affidavit.printable import printable
 
 if TYPE_CHECKING:
@@ -283,13 +284,15 @@ def exceptions(
             str(spec.get("expiresAt") or ""),
             [str(meta.get("namespace")), str(meta.get("name")), state, left,
              str(spec.get("expiresAt") or "-"), str(spec.get("incidentId") or "-"),
-             str(spec.get("owner") or "-"), ",".join(spec.get("approvers") or []) or "-"],
+             str(spec.get("owner") or "-"), ",".join(spec.get("approvers") or []) or "-",
+             str((meta.get("annotations") or {}).get(REQUESTED_BY_ANNOTATION) or "(not stamped)")],
         ))  # fmt: skip
     where = "any namespace" if ns is None else f"namespace {ns}"
     if not rows:
         typer.echo(f"no {'' if show_all else 'active '}AccountabilityException in {where}")
         return
-    header = ["NAMESPACE", "NAME", "STATE", "LEFT", "EXPIRES", "INCIDENT", "OWNER", "APPROVERS"]
+    header = ["NAMESPACE", "NAME", "STATE", "LEFT", "EXPIRES", "INCIDENT", "OWNER", "APPROVERS",
+              "REQUESTED BY"]  # fmt: skip
     typer.echo(_table([header, *[r for _, r in sorted(rows, key=lambda x: x[0])]]))
 
 

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from affidavit import defaults
-from affidavit.admission.kinds import pin_rules, webhook_rules
+from affidavit.admission.kinds import pin_rules, stamp_rules, webhook_rules
 from affidavit.demo.services import ManagedProcess
 from affidavit.envtest import ControlPlaneInfo, free_port
 from affidavit.errors import ClusterError
@@ -71,11 +71,17 @@ def webhook_configurations(
         "reinvocationPolicy": "IfNeeded",
         "rules": pin_rules(),
     }
+    stamping = {
+        **hook("exceptions.affidavit.dev", mutate_url),
+        "sideEffects": "None",
+        "reinvocationPolicy": "Never",
+        "rules": stamp_rules(),
+    }
     return [
-        {"apiVersion": api, "kind": kind, "metadata": {"name": name}, "webhooks": [webhook]}
-        for kind, webhook in (
-            ("ValidatingWebhookConfiguration", validating),
-            ("MutatingWebhookConfiguration", mutating),
+        {"apiVersion": api, "kind": kind, "metadata": {"name": name}, "webhooks": webhooks}
+        for kind, webhooks in (
+            ("ValidatingWebhookConfiguration", [validating]),
+            ("MutatingWebhookConfiguration", [mutating, stamping]),
         )
     ]
 

@@ -6,8 +6,8 @@ Since snapshot version 1 the record also carries a :class:`Snapshot` of what was
 time (each image's AI involvement from its verified provenance, the exceptions used with their
 owner, incident, approvers and expiry, the policy index digest, whether the caller was
 authenticated), inside the hashed JSON so it is as tamper-evident as the outcome: the audit
-needs neither the registry nor the exception objects, which may be long gone. This module is the
-one place that reads the ledger's decision JSON back (:meth:`Decision.from_dict`); rows written
+needs neither the registry nor the exception objects, which may be long gone. Version 2 adds
+who asked for each exception, as the API server authenticated them. This module is the one place that reads the ledger's decision JSON back (:meth:`Decision.from_dict`); rows written
 before snapshots existed read with ``snapshot=None``.
 """
 
@@ -128,6 +128,9 @@ class ExceptionUsed:
     approvers: tuple[str, ...]
     expires_at: str  # RFC 3339, UTC
     reason: str
+    #: Who wrote the exception's spec, as the API server authenticated them (the webhook's stamp,
+    #: ``affidavit.admission.stamp``); None when not stamped, or recorded before version 2.
+    requested_by: str | None = None
 
     @property
     def key(self) -> str:
@@ -144,8 +147,9 @@ class Caller:
     identity: str | None = None
 
 
-#: The snapshot layout this version writes and the newest it reads.
-SNAPSHOT_VERSION = 1
+#: The snapshot layout this version writes and the newest it reads (2: an exception's
+#: ``requested_by``).
+SNAPSHOT_VERSION = 2
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from affidavit.attestations.evidence import KeylessSigner, KeySigner
 from affidavit.policy.combine import EffectivePolicy, Origin, Req
-from affidavit.policy.decision import AiInvolvement, Decision, Snapshot
+from affidavit.policy.decision import AiInvolvement, Decision, ExceptionUsed, Snapshot
 from affidavit.policy.messages import short_type
 from affidavit.printable import printable
 
@@ -129,10 +129,19 @@ def _snapshot_lines(s: Snapshot) -> list[str]:
     lines += [_ai_line(i) for i in s.images]
     lines += [
         f"  exception {e.key}: owner {e.owner}, incident {e.incident_id}, approvers "
-        f"{', '.join(e.approvers) or 'none'}, expires {e.expires_at}; reason: {e.reason}"
+        f"{', '.join(e.approvers) or 'none'}, requested by {_requester(e)}, "
+        f"expires {e.expires_at}; reason: {e.reason}"
         for e in s.exceptions
     ]
     return lines
+
+
+def _requester(e: ExceptionUsed) -> str:
+    """Who wrote the exception, as the API server authenticated them; "(not stamped)" for one
+    written while the webhook did not run, or a decision taken before Affidavit stamped them."""
+    if e.requested_by is not None:
+        return e.requested_by
+    return "(not stamped)"
 
 
 def explain_decision(decision: Decision) -> str:

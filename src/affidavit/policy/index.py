@@ -18,6 +18,7 @@ from typing import Any
 
 from affidavit.attestations.reference import ImageReference, canonical_glob
 from affidavit.errors import PolicyError
+from affidavit.names import REQUESTED_BY_ANNOTATION
 from affidavit.policy.combine import EffectivePolicy, Layer, combine
 from affidavit.policy.lifetime import (
     CLUSTER_SOURCE,
@@ -159,6 +160,8 @@ class PolicyIndex:
                     meta = {k: item[k] for k in ("name", "namespace", "generation") if k in item}
                     if "creationTimestamp" in item:
                         meta["creationTimestamp"] = item["creationTimestamp"]
+                    if "requestedBy" in item:
+                        meta["annotations"] = {REQUESTED_BY_ANNOTATION: item["requestedBy"]}
                     out.append(
                         {
                             "apiVersion": API_VERSION,
@@ -329,6 +332,7 @@ class PolicyIndex:
                     approvers=tuple(s.approvers),
                     expires_at=s.expires_at,
                     created_at=created,
+                    requested_by=e.requested_by,
                 )
             )
         return out

@@ -98,6 +98,7 @@ def exception_used(e: ExceptionRef) -> ExceptionUsed:
         approvers=tuple(e.approvers),
         expires_at=rfc3339(e.expires_at.astimezone(UTC)),
         reason=e.reason,
+        requested_by=e.requested_by,
     )
 
 

@@ -13,11 +13,14 @@ from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
+from affidavit.names import REQUESTED_BY_ANNOTATION
 from affidavit.policy.decision import PolicyRef
 from affidavit.policy.model import API_VERSION, KIND_EXCEPTION
 
 S = TypeVar("S", bound=BaseModel)
 _TOP_LEVEL = ("apiVersion", "kind", "metadata", "spec", "status")
+#: A requester's name is kept to this many characters (the index has a size budget).
+MAX_REQUESTER = 256
 
 
 @dataclass(frozen=True)
@@ -30,6 +33,8 @@ class Stored(Generic[S]):
     generation: int | None = None
     namespace: str | None = None
     created: str | None = None  # metadata.creationTimestamp
+    #: An exception's stamped requester (the API server's name for whoever wrote its spec).
+    requested_by: str | None = None
 
     @property
     def ref(self) -> PolicyRef:
@@ -41,6 +46,8 @@ class Stored(Generic[S]):
             out["namespace"] = self.namespace
         if self.created is not None:
             out["creationTimestamp"] = self.created
+        if self.requested_by is not None:
+            out["requestedBy"] = self.requested_by
         out["spec"] = self.spec.model_dump(mode="json", by_alias=True, exclude_none=True)
         return out
 
@@ -57,6 +64,7 @@ class ExceptionRef:
     approvers: tuple[str, ...]
     expires_at: datetime
     created_at: datetime | None = None
+    requested_by: str | None = None  # None: not stamped (written while the webhook did not run)
 
     @property
     def key(self) -> str:
@@ -104,6 +112,8 @@ def parse_object(
         return None
     gen = meta.get("generation")
     created = meta.get("creationTimestamp")
+    annotations = meta.get("annotations")
+    stamped = annotations.get(REQUESTED_BY_ANNOTATION) if isinstance(annotations, Mapping) else None
     return Stored(
         kind=kind,
         name=name,
@@ -111,4 +121,9 @@ def parse_object(
         generation=gen if isinstance(gen, int) else None,
         namespace=str(ns) if ns else None,
         created=str(created) if created else None,
+        requested_by=(
+            stamped[:MAX_REQUESTER]
+            if kind == KIND_EXCEPTION and isinstance(stamped, str) and stamped
+            else None
+        ),
     )

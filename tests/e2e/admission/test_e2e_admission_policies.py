@@ -25,17 +25,21 @@ from admission_e2e_support import (
     deployment,
     exception,
     from_now,
+    generation_of,
+    index_has,
     latest,
     policy,
     refused,
     region_policy,
     review_violation,
     running_stack,
+    webhook_loaded,
 )
 
 from affidavit.attestations.predicates import AI_PROVENANCE_V1
 from affidavit.demo.stack import ClusterStack
 from affidavit.envtest import ControlPlaneInfo, wait_for
+from affidavit.names import REQUESTED_BY_ANNOTATION
 from affidavit.policy.decision import (
     AiInvolvement,
     Caller,
@@ -48,6 +52,8 @@ from affidavit.policy.messages import DRY_RUN_NOTE
 
 SYSTEM = "affidavit-e2e-policies"
 NS = "adm-policies"
+#: The user of the suite's kubeconfig (its client certificate's CN), as the API server names it.
+ADMIN = "affidavit-admin"
 POLICY = "adm-policies-baseline"
 
 
@@ -197,10 +203,92 @@ def test_the_decision_records_what_was_true_when_it_was_taken(
                 approvers=("victor",),
                 expires_at=expires,
                 reason="login outage hotfix",
+                requested_by=ADMIN,  # the webhook's stamp: who applied it
             ),
         ),
     )
     assert decision.snapshot.images[0].ai_touched and not decision.snapshot.images[0].reviewed
+
+
+def test_the_decision_records_who_asked_for_the_exception_as_the_api_server_knows_them(
+    stack: ClusterStack, releases: Releases
+) -> None:
+    """An exception's owner and approvers are whatever its author typed. The webhook stamps the
+    name the API server authenticated: a stamp the author wrote is overwritten, another user's
+    edit of the annotation alone is undone, an edit of the spec names its writer, and the
+    decision the exception admits records that name."""
+    late = releases.late
+    name = "login-requested"
+    stack.apply(exception_writers())
+    hotfix = exception(name, NS, [late.image], from_now(hours=4))
+    hotfix["spec"]["workloads"] = [{"kind": "Deployment", "name": name}]
+    hotfix["metadata"]["annotations"] = {REQUESTED_BY_ANNOTATION: "victor"}  # forged
+    try:
+        stack.kubectl("apply", "--as=alice", "-f", "-", input=json.dumps(hotfix))
+        assert requester(stack, name) == "alice"
+        stack.kubectl(
+            "annotate", "--as=bob", "--overwrite", "accountabilityexception", name, "-n", NS,
+            f"{REQUESTED_BY_ANNOTATION}=bob",
+        )  # fmt: skip
+        assert requester(stack, name) == "alice"
+        stack.kubectl(
+            "patch", "--as=bob", "--type=merge", "accountabilityexception", name, "-n", NS,
+            "-p", json.dumps({"spec": {"reason": "login outage hotfix, extended by bob"}}),
+        )  # fmt: skip
+        assert requester(stack, name) == "bob"
+        generation = generation_of(stack, "accountabilityexception", name, NS)
+        webhook_loaded(stack, index_has("exceptions", name, generation, NS))
+        stack.apply(deployment(name, NS, late.image))
+        decision = latest(stack, NS, "Deployment", name)
+        assert decision.outcome == "excepted" and decision.snapshot is not None
+        (used,) = decision.snapshot.exceptions
+        assert (used.owner, used.approvers, used.requested_by) == ("olga", ("victor",), "bob")
+    finally:
+        delete_and_sync(stack, "accountabilityexception", name, NS)
+
+
+def exception_writers() -> dict[str, Any]:
+    """alice and bob may write AccountabilityExceptions in NS (and nothing else)."""
+    return {
+        "apiVersion": "v1",
+        "kind": "List",
+        "items": [
+            {
+                "apiVersion": "rbac.authorization.k8s.io/v1",
+                "kind": "Role",
+                "metadata": {"name": "exception-writers", "namespace": NS},
+                "rules": [
+                    {
+                        "apiGroups": ["affidavit.dev"],
+                        "resources": ["accountabilityexceptions"],
+                        "verbs": ["get", "list", "create", "update", "patch"],
+                    }
+                ],
+            },
+            {
+                "apiVersion": "rbac.authorization.k8s.io/v1",
+                "kind": "RoleBinding",
+                "metadata": {"name": "exception-writers", "namespace": NS},
+                "roleRef": {
+                    "apiGroup": "rbac.authorization.k8s.io",
+                    "kind": "Role",
+                    "name": "exception-writers",
+                },
+                "subjects": [
+                    {"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": user}
+                    for user in ("alice", "bob")
+                ],
+            },
+        ],
+    }
+
+
+def requester(stack: ClusterStack, name: str) -> str | None:
+    got = json.loads(
+        stack.kubectl("get", "accountabilityexception", name, "-n", NS, "-o", "json").stdout
+    )
+    value: str | None = (got["metadata"].get("annotations") or {}).get(REQUESTED_BY_ANNOTATION)
+    return value
 
 
 def test_expired_exception_does_not_admit(stack: ClusterStack, releases: Releases) -> None:

@@ -22,6 +22,8 @@ from affidavit.policy.explain import explain_decision, explain_policy
 pytestmark = pytest.mark.e2e
 
 PLUGIN = Path(sys.executable).parent / "kubectl-affidavit"
+#: The suite's admin, as the API server names it (its client certificate's CN).
+ADMIN_USER = "affidavit-admin"
 
 
 def plugin(
@@ -157,11 +159,15 @@ def test_exceptions_lists_the_active_and_the_expiring_soonest_first(
         "INCIDENT",
         "OWNER",
         "APPROVERS",
+        "REQUESTED",
+        "BY",
     ]
-    assert [r[:3] + r[4:] for r in rows[1:]] == [
+    assert [r[:3] + r[4:8] for r in rows[1:]] == [
         ["shop", "hotfix", "Expiring", stamp["hotfix"], "INC-hotfix", "rita", "sam"],
         ["shop", "rollback", "Active", stamp["rollback"], "INC-rollback", "rita", "sam"],
     ]
+    # who applied them, as the API server named them (the webhook's stamp)
+    assert {" ".join(r[8:]) for r in rows[1:]} == {ADMIN_USER}
     assert re.fullmatch(r"[0-2]h\d+m", rows[1][3]) and re.fullmatch(r"[45]d\d+h", rows[2][3])
     every = plugin(proxied, "exceptions", "-A", "--all")
     names = [line.split()[1:3] for line in every.stdout.splitlines()[1:]]

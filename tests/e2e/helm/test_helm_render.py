@@ -15,7 +15,7 @@ from helm_podsecurity import pod_specs, restricted_violations
 from helm_support import CHART, CI_VALUES, KUBE_VERSION_ARGS, Render, load_yaml, run_helm
 
 from affidavit import defaults
-from affidavit.admission.kinds import POD_SOURCES, covered, pin_rules, webhook_rules
+from affidavit.admission.kinds import POD_SOURCES, covered, pin_rules, stamp_rules, webhook_rules
 from affidavit.admission.owners import CREATORS
 from affidavit.admission.workloads import POD_SPEC_PATHS
 from affidavit.demo.stack import webhook_configurations
@@ -272,15 +272,16 @@ def test_webhook_rules_cover_exactly_what_the_extractor_reads(render: Render) ->
     (demo_hook,) = demo_vwc["webhooks"]
     assert covered(demo_hook["rules"]) == from_list
     assert demo_hook["sideEffects"] == hook["sideEffects"]
-    (demo_pin,) = demo_mwc["webhooks"]
-    (pin,) = one(render(), "MutatingWebhookConfiguration")["webhooks"]
+    demo_pin, demo_stamp = demo_mwc["webhooks"]
+    pin, stamp = one(render(), "MutatingWebhookConfiguration")["webhooks"]
     assert demo_pin["rules"] == pin["rules"] == pin_rules()
+    assert demo_stamp["rules"] == stamp["rules"] == stamp_rules()
 
 
-def test_mutating_webhook_pins_pods_only(render: Render) -> None:
+def test_mutating_webhook_pins_pods_and_stamps_exceptions(render: Render) -> None:
     mwc = one(render(), "MutatingWebhookConfiguration")
     assert mwc["metadata"]["name"] == "affidavit"
-    (hook,) = mwc["webhooks"]
+    hook, stamp = mwc["webhooks"]
     assert hook["rules"] == [
         {
             "apiGroups": [""],
@@ -302,9 +303,24 @@ def test_mutating_webhook_pins_pods_only(render: Render) -> None:
         "IfNeeded",
     )
     vwc = one(render(), "ValidatingWebhookConfiguration")["webhooks"][0]
-    assert hook["namespaceSelector"] == vwc["namespaceSelector"]
+    assert hook["namespaceSelector"] == vwc["namespaceSelector"] == stamp["namespaceSelector"]
+    assert stamp["rules"] == [
+        {
+            "apiGroups": ["affidavit.dev"],
+            "apiVersions": ["v1alpha1"],
+            "operations": ["CREATE", "UPDATE"],
+            "resources": ["accountabilityexceptions"],
+            "scope": "Namespaced",
+        }
+    ]
+    assert stamp["clientConfig"]["service"] == hook["clientConfig"]["service"]
+    assert (stamp["failurePolicy"], stamp["sideEffects"], stamp["reinvocationPolicy"]) == (
+        "Fail",
+        "None",
+        "Never",
+    )
     ignore = one(render("--set", "webhook.failurePolicy=Ignore"), "MutatingWebhookConfiguration")
-    assert ignore["webhooks"][0]["failurePolicy"] == "Ignore"
+    assert [w["failurePolicy"] for w in ignore["webhooks"]] == ["Ignore", "Ignore"]
 
 
 def operator_role(docs: list[dict[str, Any]]) -> dict[str, Any]:

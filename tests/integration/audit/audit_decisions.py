@@ -127,7 +127,12 @@ AI_TOUCHED = {digest("a"): True, digest("c"): False}
 EXCEPTION_OBJECT: dict[str, Any] = {
     "apiVersion": "affidavit.dev/v1alpha1",
     "kind": "AccountabilityException",
-    "metadata": {"name": "inc-42", "namespace": "pay"},
+    "metadata": {
+        "name": "inc-42",
+        "namespace": "pay",
+        # the webhook's stamp: who wrote the spec, as the API server authenticated them
+        "annotations": {"affidavit.dev/requested-by": "oidc:bob@example.com"},
+    },
     "spec": {
         "workloads": [{"kind": "Deployment", "name": "pay*"}],
         "reason": "payment outage hotfix",

@@ -125,6 +125,7 @@ def test_figures_for_the_period_are_exact(ledger: Ledger) -> None:
             "lastUse": "2026-03-04T10:00:00Z",
             "owner": "bob@example.com",
             "approvers": ["carol@example.com"],
+            "requestedBy": "oidc:bob@example.com",
             "reason": "payment outage hotfix",
             "incidentId": "INC-42",
             "expiresAt": "2026-03-10T00:00:00Z",

@@ -30,6 +30,7 @@ INC_42 = ExceptionUsed(
     approvers=("victor@example.com", "carol@example.com"),
     expires_at="2026-03-10T00:00:00Z",
     reason="payment outage hotfix",
+    requested_by="oidc:olga@example.com",
 )
 
 
@@ -80,6 +81,7 @@ def test_the_report_reads_ai_involvement_and_exceptions_from_the_snapshots(
         "lastUse": "2026-03-03T10:00:00Z",
         "owner": "olga@example.com",
         "approvers": ["victor@example.com", "carol@example.com"],
+        "requestedBy": "oidc:olga@example.com",
         "reason": "payment outage hotfix",
         "incidentId": "INC-42",
         "expiresAt": "2026-03-10T00:00:00Z",

@@ -17,6 +17,7 @@ from sqlalchemy import Engine, create_engine, text
 
 from affidavit.ledger import BufferedLedger, Ledger
 from affidavit.policy.decision import (
+    SNAPSHOT_VERSION,
     AiInvolvement,
     Caller,
     Decision,
@@ -100,7 +101,7 @@ def test_editing_a_snapshot_breaks_the_chain_at_that_row(ledger: Ledger, engine:
 
 def test_a_snapshot_newer_than_this_version_is_refused_by_name(ledger: Ledger) -> None:
     data = dataclasses.asdict(dataclasses.replace(make_decision(), snapshot=SNAPSHOT))
-    data["snapshot"]["version"] = 2
+    data["snapshot"]["version"] = SNAPSHOT_VERSION + 1
     rec = ledger.append(data)
     assert ledger.verify_chain().ok  # the chain is sound; only this reader is too old
     stored = ledger.get(rec.id)
@@ -108,9 +109,24 @@ def test_a_snapshot_newer_than_this_version_is_refused_by_name(ledger: Ledger) -
     with pytest.raises(ValueError) as raised:
         Decision.from_dict(stored.decision)
     assert str(raised.value) == (
-        "decision snapshot version 2 is not one this Affidavit reads (1..1); upgrade Affidavit "
-        "to read it"
+        f"decision snapshot version {SNAPSHOT_VERSION + 1} is not one this Affidavit reads "
+        f"(1..{SNAPSHOT_VERSION}); upgrade Affidavit to read it"
     )
+
+
+def test_a_version_1_snapshot_reads_with_no_requester(ledger: Ledger) -> None:
+    """Decisions recorded before exceptions were stamped (snapshot version 1) read as before:
+    their exceptions name no requester."""
+    data = dataclasses.asdict(dataclasses.replace(make_decision(), snapshot=SNAPSHOT))
+    data["snapshot"]["version"] = 1
+    for used in data["snapshot"]["exceptions"]:
+        del used["requested_by"]
+    rec = ledger.append(data)
+    stored = ledger.get(rec.id)
+    assert stored is not None
+    snapshot = Decision.from_dict(stored.decision).snapshot
+    assert snapshot is not None and snapshot.version == 1
+    assert [e.requested_by for e in snapshot.exceptions] == [None] * len(SNAPSHOT.exceptions)
 
 
 def test_a_snapshot_survives_the_buffer_file_and_a_restart(tmp_path: Path) -> None:

@@ -9,6 +9,7 @@ import dataclasses
 
 from affidavit.attestations.evidence import ImageEvidence
 from affidavit.attestations.predicates import AI_PROVENANCE_V1
+from affidavit.names import REQUESTED_BY_ANNOTATION
 from affidavit.policy import PolicyIndex, evaluate
 from affidavit.policy.decision import (
     AiInvolvement,
@@ -138,9 +139,28 @@ def test_explain_shows_what_the_decision_recorded() -> None:
         f"  ai: {IMAGE}: 1 of 1 commits AI-touched (0 assisted, 1 generated), 0 undeclared; "
         f"tools: claude-code (claude-sonnet-4-5) in 1; tiers: critical; review: {PR_URL}, "
         "0 approvals on the final revision, 0 independent",
-        "  exception shop/hotfix: owner olga, incident INC-7, approvers victor, expires "
-        "2026-11-30T00:00:00Z; reason: payment outage hotfix",
+        "  exception shop/hotfix: owner olga, incident INC-7, approvers victor, requested by "
+        "(not stamped), expires 2026-11-30T00:00:00Z; reason: payment outage hotfix",
     ]
     assert f"  ai: {IMAGE}: undetermined (no verified provenance)" in (
         explain_decision(run(ix, None)).splitlines()
     )
+
+
+def test_who_asked_for_an_exception_is_recorded_from_its_stamp_through_the_index() -> None:
+    """The webhook stamps an exception with the API server's name for its author; the index
+    carries the stamp (through its JSON, as the webhook loads it) into the decision, and
+    explain shows it beside the owner and approvers the author typed."""
+    stamped = exception("hotfix")
+    requester = "oidc:mallory@example.com"
+    stamped["metadata"]["annotations"] = {REQUESTED_BY_ANNOTATION: requester}
+    ix = PolicyIndex.from_json(index([policy()], exceptions=[stamped]).to_json())
+    d = run(ix, evidence(provenance(), review()))
+    assert d.snapshot is not None
+    assert [e.requested_by for e in d.snapshot.exceptions] == [requester]
+    assert Decision.from_dict(dataclasses.asdict(d)) == d
+    assert f"approvers victor, requested by {requester}, expires" in explain_decision(d)
+    # The annotation on anything but an exception means nothing: not carried into the index.
+    annotated = policy()
+    annotated["metadata"]["annotations"] = {REQUESTED_BY_ANNOTATION: requester}
+    assert index([annotated]).to_json() == index([policy()]).to_json()
