@@ -114,6 +114,8 @@ class EffectivePolicy:
     residency: tuple[Req[str], ...] = ()
     pseudonymous_identities: Req[bool] | None = None
     exception_max_days: Req[int] | None = None
+    #: An exception admits nothing its own requester deploys (separation of duties).
+    exception_separation: Req[bool] | None = None
     groups: tuple[tuple[str, frozenset[str]], ...] = ()
     sources: tuple[str, ...] = ()
 
@@ -239,7 +241,7 @@ def combine(layers: Sequence[Layer]) -> EffectivePolicy:
     signer_sources: list[str] = []
     groups: dict[str, frozenset[str]] = {}
     prov = prov_age = tool_details = unknown_ai = consistent = digest = None
-    retention = pseudo = exc_days = release_approver = platform = None
+    retention = pseudo = exc_days = exc_separation = release_approver = platform = None
     tools: tuple[Req[tuple[str, ...]], ...] = ()
     owners: tuple[Req[str], ...] = ()
     escalations: tuple[Req[str], ...] = ()
@@ -306,6 +308,11 @@ def combine(layers: Sequence[Layer]) -> EffectivePolicy:
             pseudo = _or(pseudo, ev.pseudonymous_identities, o("evidence.pseudonymousIdentities"))
         if layer.exceptions is not None:
             exc_days = _min(exc_days, layer.exceptions.max_days, o("exceptions.maxDays"))
+            exc_separation = _or(
+                exc_separation,
+                layer.exceptions.separate_requester,
+                o("exceptions.separateRequester"),
+            )
 
     default = Origin("default")
     return EffectivePolicy(
@@ -331,6 +338,7 @@ def combine(layers: Sequence[Layer]) -> EffectivePolicy:
         residency=residency,
         pseudonymous_identities=pseudo,
         exception_max_days=exc_days,
+        exception_separation=exc_separation,
         groups=tuple(sorted(groups.items())),
         sources=tuple(sources),
     )

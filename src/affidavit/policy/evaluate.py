@@ -33,7 +33,7 @@ from affidavit.policy.decision import (
 )
 from affidavit.policy.index import PolicyIndex
 from affidavit.policy.presets import UnmatchedImages
-from affidavit.policy.rules import check_image, check_workload
+from affidavit.policy.rules import check_image, check_workload, separation_violation
 from affidavit.policy.snapshot import snapshot
 from affidavit.policy.stored import ExceptionRef
 from affidavit.policy.unmatched import UnmatchedRule, unmatched_rule, unmatched_violation
@@ -146,13 +146,18 @@ def evaluate(
             ]
         if not found:
             continue
-        violations += found
         violating_modes.append(eff.mode)
         active = [
             e
             for e in index.exceptions_for(ctx.namespace, ctx.kind, ctx.name, image, now)
             if _bounded(e, eff, now)
         ]
+        if eff.exception_separation is not None and active:
+            own = [e for e in active if e.requested_by is None or e.requested_by == ctx.user]
+            active = [e for e in active if e not in own]
+            if own and not active:
+                found.append(separation_violation(image, own, ctx.user, eff.exception_separation))
+        violations += found
         if active:
             exceptions.update((e.key, e) for e in active if e.key not in exceptions)
         else:

@@ -67,6 +67,7 @@ def requirements(eff: EffectivePolicy) -> list[tuple[str, str, Origin]]:
         add("evidence.residency", where)
     add("evidence.pseudonymousIdentities", eff.pseudonymous_identities)
     add("exceptions.maxDays", eff.exception_max_days)
+    add("exceptions.separateRequester", eff.exception_separation)
     return out
 
 

@@ -85,7 +85,7 @@ def _max_days(
     best = (index.exception_max_days, CLUSTER_SOURCE)
     source = f"{p.kind}/{p.name}"
     candidates: list[tuple[int, str]] = []
-    if p.spec.exceptions is not None:
+    if p.spec.exceptions is not None and p.spec.exceptions.max_days is not None:
         candidates.append((p.spec.exceptions.max_days, source))
     candidates += _preset_days(p.spec.jurisdictions, source)
     for r in index.region_policies:
@@ -101,7 +101,7 @@ def _preset_days(names: Sequence[PresetName], via: str) -> list[tuple[int, str]]
     out = []
     for name in names:
         for preset, _chain in expand(name):
-            if preset.exceptions is not None:
+            if preset.exceptions is not None and preset.exceptions.max_days is not None:
                 out.append((preset.exceptions.max_days, f"preset/{preset.name} via {via}"))
     return out
 

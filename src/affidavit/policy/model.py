@@ -213,8 +213,13 @@ def with_policy_defaults(require: Require) -> Require:
 class ExceptionRules(SpecModel):
     """Bounds on the AccountabilityExceptions that may relax this policy."""
 
-    max_days: int = Field(ge=1)
+    max_days: int | None = Field(default=None, ge=1)
     """The longest an AccountabilityException may last, from creation to expiry."""
+    separate_requester: bool = False
+    """Separation of duties: an exception admits nothing its own requester deploys. The
+    requester is the API server's name for whoever wrote the exception's spec (stamped by the
+    webhook, annotation affidavit.dev/requested-by); an exception without that stamp admits
+    nothing under this rule."""
 
 
 class EvidenceRules(SpecModel):

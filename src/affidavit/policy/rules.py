@@ -8,7 +8,7 @@ image being deployed; everything else is reported, never used.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 
 from pydantic import ValidationError
@@ -35,6 +35,7 @@ from affidavit.policy.messages import (
 )
 from affidavit.policy.release import check_release_approver
 from affidavit.policy.sources import repository_key
+from affidavit.policy.stored import ExceptionRef
 from affidavit.policy.tiers import check_review, check_tools, touched_tiers
 
 
@@ -375,3 +376,22 @@ def check_workload(
                 )
             )
     return out
+
+
+def separation_violation(
+    image: str, own: Sequence[ExceptionRef], user: str, req: Req[bool]
+) -> Violation:
+    """``exceptions.separateRequester``: every exception that would have admitted ``image`` was
+    requested by the deployer ``user`` themself, or by nobody on record (not stamped)."""
+    names = ", ".join(
+        f"{e.key} (requested by {e.requested_by or 'nobody on record: not stamped'})" for e in own
+    )
+    return _v(
+        "exceptions.separateRequester",
+        req.origin,
+        f"the exceptions covering it cannot admit what {user} deploys: {names}",
+        "an exception requested by someone other than the deployer (separation of duties)",
+        "have a second person with the right to write AccountabilityExceptions apply or edit "
+        "the exception (the webhook records who did), then deploy again",
+        image,
+    )

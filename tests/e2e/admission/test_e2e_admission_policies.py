@@ -216,12 +216,13 @@ def test_the_decision_records_who_asked_for_the_exception_as_the_api_server_know
     """An exception's owner and approvers are whatever its author typed. The webhook stamps the
     name the API server authenticated: a stamp the author wrote is overwritten, another user's
     edit of the annotation alone is undone, an edit of the spec names its writer, and the
-    decision the exception admits records that name."""
+    decision the exception admits records that name. Under ``exceptions.separateRequester``
+    the exception no longer admits what its requester deploys themself."""
     late = releases.late
     name = "login-requested"
     stack.apply(exception_writers())
     hotfix = exception(name, NS, [late.image], from_now(hours=4))
-    hotfix["spec"]["workloads"] = [{"kind": "Deployment", "name": name}]
+    hotfix["spec"]["workloads"] = [{"kind": "Deployment", "name": f"{name}*"}]
     hotfix["metadata"]["annotations"] = {REQUESTED_BY_ANNOTATION: "victor"}  # forged
     try:
         stack.kubectl("apply", "--as=alice", "-f", "-", input=json.dumps(hotfix))
@@ -243,12 +244,28 @@ def test_the_decision_records_who_asked_for_the_exception_as_the_api_server_know
         assert decision.outcome == "excepted" and decision.snapshot is not None
         (used,) = decision.snapshot.exceptions
         assert (used.owner, used.approvers, used.requested_by) == ("olga", ("victor",), "bob")
+
+        # Separation of duties: bob's exception does not admit what bob deploys himself.
+        apply_and_sync(stack, baseline(releases, exceptions={"separateRequester": True}))
+        own = deployment(f"{name}-bob", NS, late.image)
+        proc = stack.kubectl("apply", "--as=bob", "-f", "-", input=json.dumps(own), check=False)
+        refusal = refused(stack, proc)
+        assert refusal.user == "bob"
+        (sod,) = [v for v in refusal.violations if v.rule == "exceptions.separateRequester"]
+        assert sod.found == (
+            f"the exceptions covering it cannot admit what bob deploys: "
+            f"{NS}/{name} (requested by bob)"
+        )
+        # someone else deploying the same is admitted under it
+        stack.apply(own)
+        assert latest(stack, NS, "Deployment", f"{name}-bob").outcome == "excepted"
     finally:
+        apply_and_sync(stack, baseline(releases))
         delete_and_sync(stack, "accountabilityexception", name, NS)
 
 
 def exception_writers() -> dict[str, Any]:
-    """alice and bob may write AccountabilityExceptions in NS (and nothing else)."""
+    """alice and bob may write AccountabilityExceptions and Deployments in NS."""
     return {
         "apiVersion": "v1",
         "kind": "List",
@@ -262,7 +279,12 @@ def exception_writers() -> dict[str, Any]:
                         "apiGroups": ["affidavit.dev"],
                         "resources": ["accountabilityexceptions"],
                         "verbs": ["get", "list", "create", "update", "patch"],
-                    }
+                    },
+                    {
+                        "apiGroups": ["apps"],
+                        "resources": ["deployments"],
+                        "verbs": ["get", "create", "patch"],
+                    },
                 ],
             },
             {
