@@ -40,7 +40,7 @@ from affidavit.errors import InputError, LedgerError
 from affidavit.ids import new_id
 from affidavit.ledger import BUFFERED_NOTE, BufferedLedger, RecordResult
 from affidavit.policy.combine import EffectivePolicy
-from affidavit.policy.decision import Caller, Decision
+from affidavit.policy.decision import Caller, Decision, NotJudged
 from affidavit.policy.evaluate import RequestContext
 from affidavit.policy.index import PolicyIndex
 from affidavit.policy.messages import admission_message, admission_warnings
@@ -70,7 +70,7 @@ class Judged:
 
     req: ParsedRequest
     decision: Decision
-    #: Which of the object's images this decision did not judge, and why (its owner's
+    #: What the answer says of the object's images this decision did not judge (its owner's
     #: admission, or an earlier one of the Pod's); None when it judged them all.
     scope_note: str | None = None
 
@@ -86,7 +86,7 @@ class Unjudged:
     index: PolicyIndex
     started: float
     decision_id: str
-    scope_note: str | None = None
+    scope: Scope | None = None
 
 
 class ColdReview(NotWarm):
@@ -173,7 +173,7 @@ class Webhook:
         routine = self._already_judged(req, workload, started, warm_only)
         if isinstance(routine, Answer):
             return routine
-        images, scope_note = judged_scope(req, workload, routine)
+        scope = judged_scope(req, workload, routine)
         index = self.policy.current()
         if index is None:
             return self._deny(
@@ -201,7 +201,7 @@ class Webhook:
             operation=req.operation,
             user=req.user,
             labels=labels,
-            images=images,
+            images=scope.judged,
             unmatched_images=self.judge.unmatched_images,
             caller=caller,
         )
@@ -228,11 +228,9 @@ class Webhook:
                 warm_only=warm_only,
             )
         except NotWarm:  # an image to look up: the rest is judged in a thread, from here
-            unjudged = Unjudged(
-                req, ctx, workload.pull_secrets, index, started, decision_id, scope_note
-            )
+            unjudged = Unjudged(req, ctx, workload.pull_secrets, index, started, decision_id, scope)
             raise ColdReview(unjudged) from None
-        return Judged(req, decision, scope_note)
+        return Judged(req, scope.record(decision), scope.note)
 
     def finish(self, unjudged: Unjudged) -> Answer:
         """Judge, record and answer a review that ``prepare(warm_only=True)`` left at its
@@ -246,7 +244,12 @@ class Webhook:
                 started=unjudged.started,
                 decision_id=unjudged.decision_id,
             )
-            return self._answer(Judged(unjudged.req, decision, unjudged.scope_note))
+            scope = unjudged.scope
+            if scope is not None:
+                decision = scope.record(decision)
+            return self._answer(
+                Judged(unjudged.req, decision, None if scope is None else scope.note)
+            )
         finally:
             self.metrics.duration.observe(time.monotonic() - unjudged.started)
 
@@ -496,10 +499,23 @@ class Webhook:
         return Answer(200, review_response(uid, allowed=False, message=message, code=413))
 
 
-def judged_scope(
-    req: ParsedRequest, workload: WorkloadImages, owner: OwnerMatch | None
-) -> tuple[tuple[str, ...], str | None]:
-    """The images a review judges, and what its answer says of those it does not (None: all).
+@dataclass(frozen=True)
+class Scope:
+    """The images a review judges; those it does not, and why; what its answer says of them."""
+
+    judged: tuple[str, ...]
+    not_judged: tuple[NotJudged, ...] = ()
+    note: str | None = None  # None: every image is judged
+
+    def record(self, decision: Decision) -> Decision:
+        """``decision`` with the images it did not judge in its (hashed) snapshot."""
+        if not self.not_judged or decision.snapshot is None:
+            return decision
+        return replace(decision, snapshot=replace(decision.snapshot, not_judged=self.not_judged))
+
+
+def judged_scope(req: ParsedRequest, workload: WorkloadImages, owner: OwnerMatch | None) -> Scope:
+    """The images a review judges, those it does not and why, and what its answer says.
 
     A Pod that runs its verified owner's images and more (``owner``) is judged on the more. A
     Pod's UPDATE is judged on the images it brings in: the others run already, admitted when
@@ -510,15 +526,21 @@ def judged_scope(
     ran = pod_images_before(req)
     judged = tuple(image for image in images if image not in ran)
     if judged == workload.images:
-        return judged, None
+        return Scope(judged)
     parts = []
+    owned: list[str] = []
     if owner is not None:
         owned = [image for image in workload.images if image not in owner.extras]
         parts.append(f"{_listed(owned)} run(s) on the admission of its owner {owner.owner}")
     if ran_before := [image for image in images if image in ran]:
         parts.append(f"{_listed(ran_before)} ran in the Pod already")
     parts.append(f"judged here: {_listed(judged)}")
-    return judged, printable("; ".join(parts))
+    not_judged = tuple(
+        [NotJudged(image, f"runs on the admission of its owner {owner.owner}") for image in owned]
+        if owner is not None
+        else []
+    ) + tuple(NotJudged(image, "ran in the Pod before this update") for image in ran_before)
+    return Scope(judged, not_judged, printable("; ".join(parts)))
 
 
 def _listed(images: Sequence[str], most: int = 8) -> str:

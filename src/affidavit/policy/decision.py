@@ -7,7 +7,8 @@ time (each image's AI involvement from its verified provenance, the exceptions u
 owner, incident, approvers and expiry, the policy index digest, whether the caller was
 authenticated), inside the hashed JSON so it is as tamper-evident as the outcome: the audit
 needs neither the registry nor the exception objects, which may be long gone. Version 2 adds
-who asked for each exception, as the API server authenticated them. This module is the one place that reads the ledger's decision JSON back (:meth:`Decision.from_dict`); rows written
+who asked for each exception, as the API server authenticated them, and which of the object's
+images the decision did not judge, and why. This module is the one place that reads the ledger's decision JSON back (:meth:`Decision.from_dict`); rows written
 before snapshots existed read with ``snapshot=None``.
 """
 
@@ -139,6 +140,15 @@ class ExceptionUsed:
 
 
 @dataclass(frozen=True)
+class NotJudged:
+    """An image the object runs that this decision did not judge, and why: it runs on its
+    owner's admission (``because`` names the owner) or ran in the Pod before this update."""
+
+    image: str
+    because: str
+
+
+@dataclass(frozen=True)
 class Caller:
     """Who asked: ``authenticated`` when the webhook required and verified the kube-apiserver's
     client certificate (``webhook.clientAuth``); ``identity`` is that certificate's subject."""
@@ -148,7 +158,7 @@ class Caller:
 
 
 #: The snapshot layout this version writes and the newest it reads (2: an exception's
-#: ``requested_by``).
+#: ``requested_by``, the images not judged).
 SNAPSHOT_VERSION = 2
 
 
@@ -160,6 +170,9 @@ class Snapshot:
     caller: Caller = field(default_factory=Caller)
     images: tuple[AiInvolvement, ...] = ()
     exceptions: tuple[ExceptionUsed, ...] = ()
+    #: Images of the object this decision did not judge (a Pod's owner's, or ran before its
+    #: update); empty when it judged every one, and on version-1 snapshots.
+    not_judged: tuple[NotJudged, ...] = ()
     version: int = SNAPSHOT_VERSION
 
     def image(self, ref: str) -> AiInvolvement | None:
@@ -195,6 +208,7 @@ class Snapshot:
                 ExceptionUsed(**{**e, "approvers": tuple(e.get("approvers") or ())})
                 for e in data.get("exceptions") or ()
             ),
+            not_judged=tuple(NotJudged(**n) for n in data.get("not_judged") or ()),
             version=version,
         )
 

@@ -134,6 +134,7 @@ def _snapshot_lines(s: Snapshot) -> list[str]:
         f"expires {e.expires_at}; reason: {e.reason}"
         for e in s.exceptions
     ]
+    lines += [f"  not judged here: {n.image} ({n.because})" for n in s.not_judged]
     return lines
 
 

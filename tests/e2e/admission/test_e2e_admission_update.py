@@ -383,6 +383,12 @@ def test_a_meshed_workload_keeps_scaling_after_a_policy_tightens(
                 decision = latest(stack, NS, "Pod", made["metadata"]["name"])
                 assert decision.outcome != "denied"
                 assert [i.ref for i in decision.images] == [PROXY]
+                assert decision.snapshot is not None
+                ((unjudged, because),) = [
+                    (n.image, n.because) for n in decision.snapshot.not_judged
+                ]
+                assert unjudged == pinned
+                assert because.startswith("runs on the admission of its owner ReplicaSet/mesh-api-")
 
             # kubectl debug adds an ephemeral container: judged alone, the Pod keeps running.
             name = first["metadata"]["name"]

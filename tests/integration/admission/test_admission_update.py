@@ -13,6 +13,7 @@ from typing import Any
 from admission_support import Images, WebhookProcess, review
 
 from affidavit.ledger import Ledger
+from affidavit.policy.decision import Decision, NotJudged
 
 UNCHANGED = {"admitted": "the update brings in no image the object did not run"}
 
@@ -113,20 +114,26 @@ def test_a_pods_update_is_judged_on_the_images_it_brings_in(
         answer: dict[str, Any] = webhook.validate(update(old, new)).json()["response"]
         return answer
 
-    def recorded_images(answer: dict[str, Any]) -> list[str]:
+    def recorded(answer: dict[str, Any]) -> Decision:
         ledger = Ledger(f"sqlite:///{workdir / 'ledger.db'}")
         try:
             record = ledger.get(answer["auditAnnotations"]["decision"])
         finally:
             ledger.close()
         assert record is not None
-        return [i["ref"] for i in record.decision["images"]]
+        return Decision.from_dict(record.decision)
+
+    def recorded_images(answer: dict[str, Any]) -> list[str]:
+        return [i.ref for i in recorded(answer).images]
 
     ran = pod_review([images.bare])
     scope = f"{images.bare} ran in the Pod already; judged here: {images.good}"
     debugged = judged(ran, pod_review([images.bare], (images.good,), uid="u-debug-good"))
     assert (debugged["allowed"], debugged["auditAnnotations"]["scope"]) == (True, scope)
     assert recorded_images(debugged) == [images.good]
+    snapshot = recorded(debugged).snapshot  # the hashed record says what it did not judge
+    assert snapshot is not None
+    assert snapshot.not_judged == (NotJudged(images.bare, "ran in the Pod before this update"),)
     # A second container's image swapped to one that passes: the first keeps running.
     two = pod_review([images.bare, images.bare])
     two["request"]["object"]["spec"]["containers"][1]["name"] = "c1"
@@ -138,6 +145,8 @@ def test_a_pods_update_is_judged_on_the_images_it_brings_in(
     whole = judged(ran, pod_review([images.good], uid="u-swap-all"))
     assert whole["allowed"] is True and "scope" not in whole["auditAnnotations"]
     assert recorded_images(whole) == [images.good]
+    assert recorded(whole).snapshot is not None
+    assert recorded(whole).snapshot.not_judged == ()  # type: ignore[union-attr]
     # An image brought in that fails is refused, and the denial says what was not judged.
     bad = judged(pod_review([images.good]), pod_review([images.good], (images.bare,), uid="u-b"))
     assert bad["allowed"] is False

@@ -7,10 +7,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from affidavit.admission.decide import judged_scope
+from affidavit.admission.decide import Scope, judged_scope
 from affidavit.admission.owners import OwnerMatch, OwnerRef
 from affidavit.admission.review import ParsedRequest
 from affidavit.admission.workloads import extract_images
+from affidavit.policy.decision import NotJudged
 
 RS = OwnerRef("apps", "ReplicaSet", "web-5d8f", "u1")
 
@@ -27,8 +28,9 @@ def request(kind: str, new: dict[str, Any], old: dict[str, Any] | None) -> Parse
 def scope(
     new: dict[str, Any], old: dict[str, Any] | None = None, owner: OwnerMatch | None = None
 ) -> tuple[tuple[str, ...], str | None]:
-    req = request("Pod", new, old)
-    return judged_scope(req, extract_images("Pod", new), owner)
+    """What is judged, and the answer's note."""
+    found = judged_scope(request("Pod", new, old), extract_images("Pod", new), owner)
+    return found.judged, found.note
 
 
 def test_a_pod_is_judged_on_what_its_owner_and_its_past_do_not_account_for() -> None:
@@ -57,7 +59,7 @@ def test_a_workloads_update_and_an_unreadable_old_pod_are_judged_whole() -> None
     deployment = {"spec": {"template": pod("a", "b")}}
     old = {"spec": {"template": pod("a")}}
     req = request("Deployment", deployment, old)
-    assert judged_scope(req, extract_images("Deployment", deployment), None) == (("a", "b"), None)
+    assert judged_scope(req, extract_images("Deployment", deployment), None) == Scope(("a", "b"))
     assert scope(pod("a", "b"), old={"spec": "not a pod spec"}) == (("a", "b"), None)
 
 
@@ -69,3 +71,16 @@ def test_the_note_names_a_few_images_printably() -> None:
     assert note.startswith("r.example/app0:1, r.example/app1:1,")
     assert "r.example/app7:1 and 12 more ran in the Pod already" in note
     assert note.endswith("judged here: dbg\\x1b[2J")
+
+
+def test_what_is_not_judged_is_listed_with_why_for_the_record() -> None:
+    found = judged_scope(
+        request("Pod", pod("a", "proxy", "dbg"), pod("a", "proxy")),
+        extract_images("Pod", pod("a", "proxy", "dbg")),
+        OwnerMatch(RS, ("proxy", "dbg")),
+    )
+    assert found.judged == ("dbg",)
+    assert found.not_judged == (
+        NotJudged("a", f"runs on the admission of its owner {RS}"),
+        NotJudged("proxy", "ran in the Pod before this update"),
+    )

@@ -16,6 +16,7 @@ from affidavit.policy.decision import (
     Caller,
     Decision,
     ExceptionUsed,
+    NotJudged,
     ReviewSeen,
     Snapshot,
     ToolUse,
@@ -164,3 +165,17 @@ def test_who_asked_for_an_exception_is_recorded_from_its_stamp_through_the_index
     annotated = policy()
     annotated["metadata"]["annotations"] = {REQUESTED_BY_ANNOTATION: requester}
     assert index([annotated]).to_json() == index([policy()]).to_json()
+
+
+def test_the_images_a_decision_did_not_judge_are_recorded_and_explained() -> None:
+    """A meshed Pod judged on its proxy alone says, inside the hashed record, which image ran
+    on its owner's admission; explain shows it."""
+    d = run(index([policy()]), evidence(provenance(), review(approval("bo"))))
+    assert d.snapshot is not None and d.snapshot.not_judged == ()
+    owner = "runs on the admission of its owner ReplicaSet/web-5d8f (uid u1)"
+    partial = dataclasses.replace(
+        d,
+        snapshot=dataclasses.replace(d.snapshot, not_judged=(NotJudged("r.example/app:1", owner),)),
+    )
+    assert Decision.from_dict(dataclasses.asdict(partial)) == partial
+    assert f"  not judged here: r.example/app:1 ({owner})" in explain_decision(partial).splitlines()
