@@ -86,7 +86,7 @@ class Unjudged:
     index: PolicyIndex
     started: float
     decision_id: str
-    scope: Scope | None = None
+    scope: Scope
 
 
 class ColdReview(NotWarm):
@@ -245,11 +245,7 @@ class Webhook:
                 decision_id=unjudged.decision_id,
             )
             scope = unjudged.scope
-            if scope is not None:
-                decision = scope.record(decision)
-            return self._answer(
-                Judged(unjudged.req, decision, None if scope is None else scope.note)
-            )
+            return self._answer(Judged(unjudged.req, scope.record(decision), scope.note))
         finally:
             self.metrics.duration.observe(time.monotonic() - unjudged.started)
 
