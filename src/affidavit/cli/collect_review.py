@@ -21,7 +21,8 @@ if TYPE_CHECKING:  # the collectors are imported by the command that runs them
 
 _SOURCES = (
     "--github-pr PR.json --github-reviews REVIEWS.json --github-commits COMMITS.json, "
-    "--gitlab-mr MR.json --gitlab-approvals APPROVALS.json, "
+    "--gitlab-mr MR.json --gitlab-approvals APPROVALS.json [--gitlab-versions VERSIONS.json "
+    "--gitlab-notes NOTES.json], "
     "or --trailers --repo PATH --base A --head B"
 )
 
@@ -60,6 +61,21 @@ def review(
         Path | None,
         typer.Option(help="Optional JSON of GET /projects/:id/merge_requests/:iid/commits."),
     ] = None,
+    gitlab_versions: Annotated[
+        Path | None,
+        typer.Option(
+            help="JSON of GET /projects/:id/merge_requests/:iid/versions (every page): with "
+            "--gitlab-notes, an approval given before a later push counts for the revision it "
+            "approved, not the final one."
+        ),
+    ] = None,
+    gitlab_notes: Annotated[
+        Path | None,
+        typer.Option(
+            help="JSON of GET /projects/:id/merge_requests/:iid/notes (every page): when each "
+            "approval was given. Needed with --gitlab-versions once the MR was pushed to again."
+        ),
+    ] = None,
     trailers: Annotated[
         bool, typer.Option("--trailers", help="Read Reviewed-by/Acked-by/Approved-by trailers.")
     ] = False,
@@ -93,7 +109,11 @@ def review(
         name
         for name, used in (
             ("GitHub", any(v is not None for v in github.values()) or github_review_comments),
-            ("GitLab", any(v is not None for v in gitlab.values()) or gitlab_commits),
+            (
+                "GitLab",
+                any(v is not None for v in gitlab.values())
+                or any(v is not None for v in (gitlab_commits, gitlab_versions, gitlab_notes)),
+            ),
             ("--trailers", trailers),
         )
         if used
@@ -131,6 +151,8 @@ def review(
             gitlab_mr,
             gitlab_approvals,
             commits_path=gitlab_commits,
+            versions_path=gitlab_versions,
+            notes_path=gitlab_notes,
             head=head,
             repository=repository,
             agents=agents,

@@ -1,10 +1,13 @@
 """Read a GitLab merge request and its approvals (REST API JSON) as review evidence.
 
-GitLab's approvals carry no revision: they are the approvals in force for the merge request's
-current head (``sha``). So they count for the final revision only when the image was built from
-that head (or from the MR's merge or squash commit); approvals reset by a push are simply absent.
-GitLab commits carry names and emails but no usernames, so independence also compares display
-names, which errs toward "not independent" (fail closed).
+GitLab's approvals carry no revision: they are the approvals in force, and one given before a
+later push stays in force unless the project resets approvals on push. With the merge request's
+versions and notes (``reviews_gitlab_pushes``) each approval is timed against the pushes and
+approved the head current when it was given; without them, every approval is taken to be of the
+current head (``sha``), as GitLab shows it. Approvals count for the final revision only when the
+image was built from that head (or from the MR's merge or squash commit). GitLab commits carry
+names and emails but no usernames, so independence also compares display names, which errs
+toward "not independent" (fail closed).
 """
 
 from __future__ import annotations
@@ -28,6 +31,14 @@ from affidavit.collect.reviews import (
     get_revision,
     load_json,
 )
+from affidavit.collect.reviews_gitlab_pushes import (
+    ApprovalTime,
+    Push,
+    approval_times,
+    approved_revision,
+    pushes,
+)
+from affidavit.errors import InputError, UsageError
 
 __all__ = ["collect_gitlab_review"]
 
@@ -75,11 +86,49 @@ def _commits(path: Path, contributors: Contributors) -> None:
         contributors.add_co_authors(message or "")
 
 
+def _approved(
+    username: str,
+    mr_head: str,
+    versions: list[Push] | None,
+    times: dict[str, ApprovalTime] | None,
+) -> tuple[str | None, str | None]:
+    """The revision ``username``'s approval in force approved, and when it was given (None:
+    not known; such an approval counts for no revision)."""
+    when = times.get(username.lower()) if times is not None else None
+    if versions is None or len(versions) == 1:  # no push since the head it approved
+        return mr_head, when.text if when else None
+    if when is None:  # pushed to since it opened, and no note says when this approval came
+        return None, None
+    return approved_revision(versions, when.at), when.text
+
+
+def _versions(path: Path, notes_path: Path | None, mr_head: str) -> list[Push]:
+    found = pushes(path)
+    if found[-1].head != mr_head:
+        raise InputError(
+            f"gitlab versions file {path}: its newest version's head is {found[-1].head}, the "
+            f"merge request's head is {mr_head}",
+            hint="fetch the merge request, its approvals, versions and notes together, after "
+            "the last push",
+        )
+    if len(found) > 1 and notes_path is None:
+        raise UsageError(
+            f"the merge request was pushed to {len(found) - 1} time(s) after it opened, so an "
+            "approval in force may be of an earlier revision; --gitlab-notes says when each "
+            "approval was given",
+            hint="pass --gitlab-notes with the JSON of GET /projects/:id/merge_requests/:iid/"
+            "notes (every page), as the GitLab template fetches it",
+        )
+    return found
+
+
 def collect_gitlab_review(
     mr_path: Path,
     approvals_path: Path,
     *,
     commits_path: Path | None = None,
+    versions_path: Path | None = None,
+    notes_path: Path | None = None,
     head: str | None = None,
     repository: str | None = None,
     agents: AgentIdentities | None = None,
@@ -87,7 +136,10 @@ def collect_gitlab_review(
     """code-review/v1 for a GitLab merge request from the JSON of its REST API endpoints.
 
     ``commits_path`` (the MR's commits) adds commit authors and committers to the independence
-    check; without it only the MR author is excluded.
+    check; without it only the MR author is excluded. ``versions_path`` and ``notes_path`` (the
+    MR's versions and notes) time each approval against the pushes: one given before the last
+    push approved an earlier revision (``reviews_gitlab_pushes``). Notes without versions say
+    when, not what: they are refused.
     """
     mr_src = JsonInput("gitlab merge request file", str(mr_path), MR_ENDPOINT)
     mr = load_json(mr_src, array=False)
@@ -113,12 +165,22 @@ def collect_gitlab_review(
             f"the approvals are for merge request !{approvals_iid}, not !{iid} of {mr_path}"
         )
     approved_by = get_field(approvals_src, approvals, "approved_by", list, where="the object")
+    if notes_path is not None and versions_path is None:
+        raise UsageError(
+            "--gitlab-notes says when each approval was given, and only --gitlab-versions says "
+            "which revision was current then",
+            hint="pass --gitlab-versions with the JSON of GET /projects/:id/merge_requests/:iid/"
+            "versions (every page)",
+        )
+    versions = _versions(versions_path, notes_path, mr_head) if versions_path else None
+    times = approval_times(notes_path) if notes_path is not None else None
     reviews = []
     for number, item in enumerate(approved_by, start=1):
         user = _user(approvals_src, item, "user", f"approved_by item {number}", required=True)
-        assert user is not None  # required=True
+        assert user is not None and user.login is not None  # required=True; username required
+        revision, submitted_at = _approved(user.login, mr_head, versions, times)
         reviews.append(
-            RawReview(reviewer=user, state="approved", submitted_at=None, revision=mr_head)
+            RawReview(reviewer=user, state="approved", submitted_at=submitted_at, revision=revision)
         )
 
     contributors = Contributors()

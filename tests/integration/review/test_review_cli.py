@@ -21,8 +21,8 @@ from affidavit.cli.main import app
 
 SOURCES = (
     "  hint: --github-pr PR.json --github-reviews REVIEWS.json --github-commits COMMITS.json, "
-    "--gitlab-mr MR.json --gitlab-approvals APPROVALS.json, "
-    "or --trailers --repo PATH --base A --head B\n"
+    "--gitlab-mr MR.json --gitlab-approvals APPROVALS.json [--gitlab-versions VERSIONS.json "
+    "--gitlab-notes NOTES.json], or --trailers --repo PATH --base A --head B\n"
 )
 
 

@@ -1,12 +1,14 @@
-"""The GitLab template reads every page of a merge request's commits.
+"""The GitLab template reads every page of a merge request's commits, versions and notes.
 
-GitLab sends at most 100 commits a page. The template fetched ``commits?per_page=100`` once, so
+GitLab sends at most 100 items a page. The template fetched ``commits?per_page=100`` once, so
 on a merge request of more than 100 commits the authors and committers of the older ones were
 unknown to ``collect review``, and their approvals counted as independent. Here the template's
-own fetch step runs in bash against a server on loopback that answers GitLab's REST paths with
-the recorded real-shaped responses of ``tests/fixtures/gitlab/committer-approval`` (a fake of
-GitLab's API: no test can reach gitlab.com), its commits spread over two pages behind 100
-commits of filler; Dave, who committed the head and approved, must not count as independent.
+own steps run in bash against a server on loopback that answers GitLab's REST paths with the
+recorded real-shaped responses of ``tests/fixtures/gitlab`` (a fake of GitLab's API: no test can
+reach gitlab.com): ``committer-approval``'s commits spread over two pages behind 100 commits of
+filler (Dave, who committed the head and approved, must not count as independent), and
+``approved-then-pushed``'s notes behind 100 comments, where the template's own review step must
+find that bob approved the revision before the AI commit.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from __future__ import annotations
 import copy
 import json
 import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -27,6 +30,7 @@ from review_helpers import GITLAB, ROOT, review_json
 
 TEMPLATE = ROOT / "attestations" / "templates" / "gitlab" / "affidavit.gitlab-ci.yml"
 FIXTURE = GITLAB / "committer-approval"
+PUSHED = GITLAB / "approved-then-pushed"
 PROJECT, MR = "4821", "70"
 
 
@@ -43,8 +47,26 @@ def _commits() -> list[dict[str, Any]]:
     return [*older, *recorded]
 
 
+def _comments() -> list[dict[str, Any]]:
+    """100 comments, older than every note of ``approved-then-pushed``: its approvals land on the
+    second page of notes in ascending order."""
+    recorded = json.loads((PUSHED / "notes.json").read_text())
+    comment = next(n for n in recorded if n["body"] == "approved this merge request")
+    return [
+        {
+            **comment,
+            "id": 1940000 + n,
+            "body": f"looks fine ({n})",
+            "system": False,
+            "created_at": f"2025-06-02T09:{n // 60:02d}:{n % 60:02d}.000Z",
+        }
+        for n in range(100)
+    ]
+
+
 class _GitLab(BaseHTTPRequestHandler):
-    commits: ClassVar[list[dict[str, Any]]] = []
+    folder: ClassVar[Path] = FIXTURE
+    lists: ClassVar[dict[str, list[dict[str, Any]]]] = {}
 
     def do_GET(self) -> None:
         url = urlsplit(self.path)
@@ -53,15 +75,19 @@ class _GitLab(BaseHTTPRequestHandler):
         if self.headers.get("PRIVATE-TOKEN") != "t0ken":
             self.send_error(401)
             return
+        listed = url.path.removeprefix(base + "/")
+        query = parse_qs(url.query)
         if url.path == base:
-            body = json.loads((FIXTURE / "mr.json").read_text())
+            body = json.loads((self.folder / "mr.json").read_text())
         elif url.path == base + "/approvals":
-            body = json.loads((FIXTURE / "approvals.json").read_text())
-        elif url.path == base + "/commits":
-            query = parse_qs(url.query)
+            body = json.loads((self.folder / "approvals.json").read_text())
+        elif listed in self.lists:
+            items = self.lists[listed]
+            if listed == "notes" and query.get("sort") == ["asc"]:
+                items = sorted(items, key=lambda n: n["created_at"])
             size = min(int(query.get("per_page", ["20"])[0]), 100)
             page = int(query.get("page", ["1"])[0])
-            body = self.commits[(page - 1) * size : page * size]
+            body = items[(page - 1) * size : page * size]
         else:
             self.send_error(404)
             return
@@ -76,9 +102,18 @@ class _GitLab(BaseHTTPRequestHandler):
         pass
 
 
+def _serve(folder: Path, **lists: list[dict[str, Any]]) -> None:
+    """Answer from ``folder``'s files; ``lists`` replace its paged ones."""
+    _GitLab.folder = folder
+    _GitLab.lists = {
+        name: lists.get(name) or json.loads((folder / f"{name}.json").read_text())
+        for name in ("commits", "versions", "notes")
+    }
+
+
 @pytest.fixture
 def gitlab_api() -> Iterator[str]:
-    _GitLab.commits = _commits()
+    _serve(FIXTURE, commits=_commits())
     server = ThreadingHTTPServer(("127.0.0.1", 0), _GitLab)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
@@ -89,11 +124,16 @@ def gitlab_api() -> Iterator[str]:
         server.server_close()
 
 
+def _step(marker: str) -> str:
+    """The template's one step whose script holds ``marker``."""
+    script: list[str] = yaml.safe_load(TEMPLATE.read_text())[".affidavit-attest"]["script"]
+    (step,) = [s for s in script if marker in s]
+    return step
+
+
 def _fetch_step() -> str:
     """The template's step that fetches the merge request's JSON (the one naming per_page)."""
-    script: list[str] = yaml.safe_load(TEMPLATE.read_text())[".affidavit-attest"]["script"]
-    (step,) = [s for s in script if "per_page" in s]
-    return step
+    return _step("per_page")
 
 
 def test_every_page_of_commits_is_fetched_and_the_committer_is_no_independent_reviewer(
@@ -115,6 +155,8 @@ def test_every_page_of_commits_is_fetched_and_the_committer_is_no_independent_re
         "--gitlab-mr", str(tmp_path / "mr.json"),
         "--gitlab-approvals", str(tmp_path / "approvals.json"),
         "--gitlab-commits", str(tmp_path / "commits.json"),
+        "--gitlab-versions", str(tmp_path / "versions.json"),
+        "--gitlab-notes", str(tmp_path / "notes.json"),
     )  # fmt: skip
     independent = [r["reviewer"]["login"] for r in predicate["reviews"] if r["independent"]]
     assert independent == ["carol"]  # as with the fixture's own one-page file; with the first
@@ -133,3 +175,32 @@ def test_a_failing_page_fails_the_step(gitlab_api: str, tmp_path: Path) -> None:
     done = subprocess.run(["bash", "-c", _fetch_step()], env=env, capture_output=True, text=True)
     assert done.returncode != 0
     assert "401" in done.stderr
+
+
+def test_the_templates_review_step_finds_the_approval_given_before_the_ai_commit(
+    gitlab_api: str, tmp_path: Path
+) -> None:
+    """The template's own fetch step, then its own review step (the real ``affidavit`` on PATH):
+    the notes come in two pages, oldest first, the approvals on the second."""
+    _serve(PUSHED, notes=[*_comments(), *json.loads((PUSHED / "notes.json").read_text())])
+    head = json.loads((PUSHED / "mr.json").read_text())["sha"]
+    env = {
+        "PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin",
+        "HOME": str(tmp_path),
+        "OUT": str(tmp_path),
+        "API": f"{gitlab_api}/projects/{PROJECT}",
+        "CI_MERGE_REQUEST_IID": MR,
+        "AFFIDAVIT_GITLAB_TOKEN": "t0ken",
+        "HEAD_SHA": head,
+        "CI_PROJECT_URL": "https://gitlab.example.com/acme/platform/ledger-service",
+        "TOOLS_ARGS": "",
+    }
+    subprocess.run(["bash", "-eo", "pipefail", "-c", _fetch_step()], env=env, check=True)
+    notes = (tmp_path / "notes.json").read_text().splitlines()
+    assert [len(json.loads(p)) for p in notes] == [100, 9]
+    review = _step("collect review $TOOLS_ARGS --gitlab-mr")
+    subprocess.run(["bash", "-eo", "pipefail", "-c", review], env=env, check=True)
+    predicate = json.loads((tmp_path / "review.json").read_text())
+    on_final = {r["reviewer"]["login"]: r["onFinalRevision"] for r in predicate["reviews"]}
+    assert on_final == {"bob": False, "carol": True}
+    assert predicate["summary"]["approvalsOnFinalRevision"] == 1
