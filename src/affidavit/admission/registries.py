@@ -52,9 +52,18 @@ class RegistryTrust:
     def __init__(self, allowed_hosts: Sequence[str] = ()) -> None:
         self.allowed = allowed_patterns(allowed_hosts) or frozenset()
         self._lock = threading.Lock()
-        self._cached: tuple[str, frozenset[str]] | None = None
+        self._cached: tuple[str, tuple[frozenset[str], frozenset[str], tuple[str, ...]]] | None = (
+            None
+        )
 
     def policy_hosts(self, index: PolicyIndex) -> frozenset[str]:
+        return self._patterns(index)[0]
+
+    def _patterns(
+        self, index: PolicyIndex
+    ) -> tuple[frozenset[str], frozenset[str], tuple[str, ...]]:
+        """The policies' hosts; and of those and the allow-list, the exact hosts and the
+        ``*.DOMAIN`` patterns (every review asks: worked out once per index)."""
         with self._lock:
             if self._cached is not None and self._cached[0] == index.digest:
                 return self._cached[1]
@@ -64,10 +73,14 @@ class RegistryTrust:
             for glob in p.spec.match.images
             if (h := named_host(glob)) is not None
         )
+        patterns = self.allowed | hosts
+        wildcards = tuple(sorted(p for p in patterns if p.startswith("*.")))
+        exact = frozenset(p.lower() for p in patterns if not p.startswith("*."))
+        found = (hosts, exact, wildcards)
         with self._lock:
-            self._cached = (index.digest, hosts)
-        return hosts
+            self._cached = (index.digest, found)
+        return found
 
     def permits(self, host: str, index: PolicyIndex) -> bool:
-        patterns = self.allowed | self.policy_hosts(index)
-        return any(host_matches(host, p) for p in patterns)
+        _, exact, wildcards = self._patterns(index)
+        return host.lower() in exact or any(host_matches(host, p) for p in wildcards)

@@ -22,6 +22,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
+from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
@@ -57,9 +58,17 @@ def evidence_bytes(evidence: ImageEvidence) -> int:
 
 
 def signers_digest(signers: Sequence[TrustedSigner], predicate_types: Sequence[str] | None) -> str:
-    """A stable digest of a trust configuration (what a cache entry was verified against)."""
+    """A stable digest of a trust configuration (what a cache entry was verified against).
+
+    Asked on every review (each image's cache key): remembered for the last few configurations,
+    which are few (one per policy's signers) and, being frozen, hash by their fields."""
+    return _signers_digest(tuple(signers), tuple(predicate_types or ()))
+
+
+@lru_cache(maxsize=256)
+def _signers_digest(signers: tuple[TrustedSigner, ...], predicate_types: tuple[str, ...]) -> str:
     parts = sorted(json.dumps([type(s).__name__, *vars(s).values()]) for s in signers)
-    data = json.dumps([parts, sorted(predicate_types or [])]).encode()
+    data = json.dumps([parts, sorted(predicate_types)]).encode()
     return hashlib.sha256(data).hexdigest()
 
 
