@@ -48,8 +48,8 @@ def _commits() -> list[dict[str, Any]]:
 
 
 def _comments() -> list[dict[str, Any]]:
-    """100 comments, older than every note of ``approved-then-pushed``: its approvals land on the
-    second page of notes in ascending order."""
+    """100 comments, newer than every note of ``approved-then-pushed`` (made after the merge):
+    its approvals land on the second page of notes, newest first."""
     recorded = json.loads((PUSHED / "notes.json").read_text())
     comment = next(n for n in recorded if n["body"] == "approved this merge request")
     return [
@@ -58,7 +58,7 @@ def _comments() -> list[dict[str, Any]]:
             "id": 1940000 + n,
             "body": f"looks fine ({n})",
             "system": False,
-            "created_at": f"2025-06-02T09:{n // 60:02d}:{n % 60:02d}.000Z",
+            "created_at": f"2025-06-04T09:{n // 60:02d}:{n % 60:02d}.000Z",
         }
         for n in range(100)
     ]
@@ -83,8 +83,8 @@ class _GitLab(BaseHTTPRequestHandler):
             body = json.loads((self.folder / "approvals.json").read_text())
         elif listed in self.lists:
             items = self.lists[listed]
-            if listed == "notes" and query.get("sort") == ["asc"]:
-                items = sorted(items, key=lambda n: n["created_at"])
+            if listed == "notes":  # GitLab's default order: newest first
+                items = sorted(items, key=lambda n: n["created_at"], reverse=True)
             size = min(int(query.get("per_page", ["20"])[0]), 100)
             page = int(query.get("page", ["1"])[0])
             body = items[(page - 1) * size : page * size]
@@ -181,7 +181,7 @@ def test_the_templates_review_step_finds_the_approval_given_before_the_ai_commit
     gitlab_api: str, tmp_path: Path
 ) -> None:
     """The template's own fetch step, then its own review step (the real ``affidavit`` on PATH):
-    the notes come in two pages, oldest first, the approvals on the second."""
+    the notes come in two pages, newest first, the approvals on the second."""
     _serve(PUSHED, notes=[*_comments(), *json.loads((PUSHED / "notes.json").read_text())])
     head = json.loads((PUSHED / "mr.json").read_text())["sha"]
     env = {
