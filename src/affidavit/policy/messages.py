@@ -56,7 +56,8 @@ def collect_review_cmd(system: str | None, revision: str | None) -> str:
     head = f" --head {revision}" if revision else ""
     source = {
         "github": "--github-pr pr.json --github-reviews reviews.json --github-commits commits.json",
-        "gitlab": "--gitlab-mr mr.json --gitlab-approvals approvals.json",
+        "gitlab": "--gitlab-mr mr.json --gitlab-approvals approvals.json --gitlab-commits "
+        "commits.json --gitlab-versions versions.json --gitlab-notes notes.json",
         "trailers": "--trailers --repo . --base <base>",
     }.get(system or "", "...")
     return f"affidavit collect review {source}{head} --output review.json"

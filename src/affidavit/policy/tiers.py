@@ -10,13 +10,13 @@ read from commit trailers count only where every policy says they may (``platfor
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
 
 from affidavit.attestations.evidence import ImageEvidence
 from affidavit.attestations.predicates import CODE_REVIEW_V1, AiProvenance, CodeReview
-from affidavit.attestations.predicates.review import Identity
+from affidavit.attestations.predicates.review import Identity, Review
 from affidavit.policy.combine import EffectivePolicy, Req, TierRules
 from affidavit.policy.decision import Violation
 from affidavit.policy.messages import collect_review_fix, plural, short_type, signing
@@ -114,6 +114,20 @@ def change_label(review: CodeReview) -> str:
     return {"github": f"PR #{cr.id}", "gitlab": f"MR !{cr.id}"}.get(cr.system, f"change {cr.id}")
 
 
+def _earlier(review: CodeReview, counts: Callable[[Review], bool]) -> str:
+    """Who approved only an earlier revision (a push came after), among the approvals that
+    would count: why a reviewer who did approve is not counted, said in the denial."""
+    seen = [
+        f"{_who(r.reviewer)} approved "
+        + (f"earlier revision {r.revision[:12]}" if r.revision else "no known revision")
+        for r in review.reviews
+        if r.state == "approved" and not r.on_final_revision and counts(r)
+    ]
+    if not seen:
+        return ""
+    return " (not counted: " + ", ".join(sorted(set(seen))) + ")"
+
+
 def _ids(who: Identity) -> set[str]:
     return {x.lower() for x in (who.login, who.email) if x}
 
@@ -165,6 +179,11 @@ def check_review(
         "independentApprovals": (review.summary.independent_approvals, "independent approval"),
         "humanApprovals": (len(humans), "human approval"),
     }
+    earlier = {
+        "approvals": _earlier(review, lambda r: True),
+        "independentApprovals": _earlier(review, lambda r: r.independent and not r.reviewer.is_bot),
+        "humanApprovals": _earlier(review, lambda r: not r.reviewer.is_bot),
+    }
     label = change_label(review)
     system, revision = review.change_request.system, review.source.revision
 
@@ -190,7 +209,7 @@ def check_review(
             Violation(
                 f"review.{rules.tier}.{fname}",
                 req.origin.source,
-                f"{plural(have, noun)} on the final revision of {label}",
+                f"{plural(have, noun)} on the final revision of {label}{earlier[fname]}",
                 f"at least {req.value} ({_why(rules, paths)})",
                 fix(todo),
                 image,

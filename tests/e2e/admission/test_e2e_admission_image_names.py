@@ -88,7 +88,7 @@ def test_an_upper_case_registry_is_judged_by_the_policy_that_names_it(
     decision = refused(stack, stack.apply(pod("names-upper", NS, written), check=False))
     assert decision.images == (ImageRef(canonical, late.digest),)
     assert [v.message for v in decision.violations] == [
-        review_violation(POLICY, canonical, late.revision)
+        review_violation(POLICY, canonical, late.revision, releases.reviewed.revision)
     ]
     # the reviewed release under the same spelling is admitted on its evidence
     reviewed = f"LOCALHOST:{port}/{REPO}@{releases.reviewed.digest}"

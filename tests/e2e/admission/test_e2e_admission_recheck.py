@@ -192,7 +192,7 @@ def test_a_tightened_policy_turns_pass_into_fail_and_evicts_nothing(
     assert failed["message"] == (
         f"Deployment/{app} runs without the evidence its policies now require "
         "(1 violation; reported, not evicted):\n"
-        f"- {review_violation(POLICY, late.image, late.revision)}"
+        f"- {review_violation(POLICY, late.image, late.revision, releases.reviewed.revision)}"
     )
     assert (failed["policy"], failed["rule"]) == (
         f"AccountabilityPolicy/{POLICY}",
@@ -226,7 +226,7 @@ def test_an_exception_about_to_expire_is_a_warning_one_with_time_left_is_skipped
         f"Deployment/ledger-hotfix runs on exception {NS}/ledger-hotfix-exc, which expires at "
         f"{soon}, within the 1h warning window; then it runs without the evidence its "
         "policies require (1 violation; reported, not evicted):\n"
-        f"- {review_violation(POLICY, late.image, late.revision)}"
+        f"- {review_violation(POLICY, late.image, late.revision, releases.reviewed.revision)}"
     )
     assert warned["properties"]["exception"] == f"{NS}/ledger-hotfix-exc"
     assert warned["properties"]["expiresAt"] == soon
@@ -257,7 +257,7 @@ def test_when_the_exception_expires_the_warning_becomes_a_failure(
     assert failed["message"] == (
         f"Deployment/{name} runs without the evidence its policies now require "
         "(1 violation; reported, not evicted):\n"
-        f"- {review_violation(POLICY, late.image, late.revision)}"
+        f"- {review_violation(POLICY, late.image, late.revision, releases.reviewed.revision)}"
     )
     assert "exception" not in failed["properties"]
 
@@ -288,7 +288,7 @@ def test_the_digest_the_kubelet_reports_is_the_one_judged(
         "Pod/ledger-moved runs without the evidence its policies now require "
         "(1 violation; reported, not evicted):\n"
         # the fix attests the digest that runs (the repository, pinned: no tag)
-        f"- {review_violation(POLICY, running, late.revision)}".replace(
+        f"- {review_violation(POLICY, running, late.revision, reviewed.revision)}".replace(
             f"affidavit attest {running}", f"affidavit attest {late.image}"
         )
     )

@@ -81,10 +81,15 @@ def events_mentioning(stack: ClusterStack, text: str) -> list[dict[str, Any]]:
 
 
 def assert_review_refusal(
-    stack: ClusterStack, proc: subprocess.CompletedProcess[str], image: str, revision: str
+    stack: ClusterStack,
+    proc: subprocess.CompletedProcess[str],
+    image: str,
+    revision: str,
+    approved: str,
 ) -> Decision:
     decision = refused(stack, proc)
-    assert [v.message for v in decision.violations] == [review_violation(POLICY, image, revision)]
+    violation = review_violation(POLICY, image, revision, approved)
+    assert [v.message for v in decision.violations] == [violation]
     return decision
 
 
@@ -99,7 +104,7 @@ def test_kubectl_debug_with_an_unreviewed_image_is_refused(
     proc = stack.kubectl(
         "debug", "debug-me", "-n", NS, f"--image={late.image}", "--container=dbg", check=False
     )
-    decision = assert_review_refusal(stack, proc, late.image, late.revision)
+    decision = assert_review_refusal(stack, proc, late.image, late.revision, reviewed.revision)
     assert (decision.kind, decision.name, decision.operation) == ("Pod", "debug-me", "UPDATE")
     # judged on what the update brings in; the image the Pod runs was judged at its creation
     assert [i.ref for i in decision.images] == [late.image]
@@ -126,7 +131,7 @@ def with_image_volume(name: str, image: str, volume_image: str) -> dict[str, Any
 def test_an_unreviewed_image_volume_is_refused(stack: ClusterStack, releases: Releases) -> None:
     reviewed, late = releases.reviewed, releases.late
     proc = stack.apply(with_image_volume("volume-late", reviewed.image, late.image), check=False)
-    decision = assert_review_refusal(stack, proc, late.image, late.revision)
+    decision = assert_review_refusal(stack, proc, late.image, late.revision, reviewed.revision)
     assert [i.ref for i in decision.images] == [reviewed.image, late.image]
 
     ok = stack.apply(with_image_volume("volume-ok", reviewed.image, reviewed.image))
@@ -146,7 +151,7 @@ def test_dry_runs_are_judged_but_leave_no_record_and_no_event(
     dry = stack.kubectl("apply", "--dry-run=server", "-f", "-", input=manifest, check=False)
     assert dry.returncode == 1, dry.stdout
     dry_id = decision_id_in(dry.stderr)
-    violation = review_violation(POLICY, late.image, late.revision)
+    violation = review_violation(POLICY, late.image, late.revision, reviewed.revision)
     assert (
         denial_text(
             f"Affidavit denied Deployment/dry-late in namespace {NS} (decision {dry_id}): "
@@ -167,7 +172,7 @@ def test_dry_runs_are_judged_but_leave_no_record_and_no_event(
     # The real request is judged the same, and recorded; its Event comes after the dry runs'
     # would have (the operator follows the ledger in order), so none of theirs is pending.
     real = stack.apply(deployment("dry-late", NS, late.image), check=False)
-    decision = assert_review_refusal(stack, real, late.image, late.revision)
+    decision = assert_review_refusal(stack, real, late.image, late.revision, reviewed.revision)
     wait_for(lambda: events_mentioning(stack, decision.id), "the real denial's Event")
     assert rows_about(stack, "dry-late") == [decision.id]
     assert rows_about(stack, "dry-ok") == []
@@ -209,7 +214,7 @@ def test_a_pod_runs_the_digest_that_was_verified(stack: ClusterStack, releases: 
     proc = stack.apply(pod("pinned-after-retag", NS, image), check=False)
     decision = refused(stack, proc)
     # Named as pinned; the fix attests the digest (late.image is REPOSITORY@digest).
-    violation = review_violation(POLICY, late.image, late.revision)
+    violation = review_violation(POLICY, late.image, late.revision, reviewed.revision)
     assert [v.message for v in decision.violations] == [
         f"{image}@{late.digest}" + violation.removeprefix(late.image)
     ]

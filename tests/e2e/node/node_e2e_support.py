@@ -176,12 +176,14 @@ def deployment(name: str, namespace: str, image: str, replicas: int = 1) -> dict
     }
 
 
-def review_violation(policy: str, image: str, revision: str) -> str:
-    """The violation sentence for an image whose critical AI change lacks the approval."""
+def review_violation(policy: str, image: str, revision: str, approved: str) -> str:
+    """The violation sentence for an image whose critical AI change lacks the approval: Bo
+    approved ``approved``, the revision before the AI change was pushed."""
     pr = "https://github.com/acme/payments-api/pull/42"
     return (
         f"{image}: review.critical.independentApprovals (AccountabilityPolicy/{policy}): "
-        f"found 0 independent approvals on the final revision of {pr}; expected at least 1 "
+        f"found 0 independent approvals on the final revision of {pr} (not counted: bo "
+        f"approved earlier revision {approved[:12]}); expected at least 1 "
         "(AI-involved changes touch tier critical: src/auth/login.py); "
         f"fix: get 1 more independent approval on the final revision of {pr}, then run "
         "`affidavit collect review --github-pr pr.json --github-reviews reviews.json "

@@ -223,7 +223,7 @@ def test_unreviewed_release_is_refused_with_the_exact_message(
     proc = _apply(node_kubectl, deployment("login-late", APPS, late.image), check=False)
     assert proc.returncode != 0
     decision = _decision(node, APPS, "Deployment", "login-late")
-    violation = review_violation(POLICY, late.image, late.revision)
+    violation = review_violation(POLICY, late.image, late.revision, node_releases.reviewed.revision)
     assert [v.message for v in decision.violations] == [violation]
     message = admission_message(decision)
     assert message == (

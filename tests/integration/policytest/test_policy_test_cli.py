@@ -44,9 +44,10 @@ def test_the_template_passes_the_pipeline_it_ships(
     assert main(step["run"].split()[1:]) == 0
     assert capsys.readouterr().out == (
         "PASS  ai-change-after-the-review (denied)\n"
+        "PASS  gitlab-approval-before-the-ai-push (denied)\n"
         "PASS  reviewed-release (allowed)\n"
         "PASS  unattested-image (denied)\n"
-        "3 cases: 3 passed, 0 failed\n"
+        "4 cases: 4 passed, 0 failed\n"
     )
 
 
@@ -55,18 +56,20 @@ def test_a_tightened_policy_that_would_refuse_a_good_release_fails_with_exit_1(
 ) -> None:
     _edit(repo / "policies" / "payments-baseline.yaml",
           {"spec.require.tiers": {"critical": {"independentApprovals": 2}}})  # fmt: skip
-    denied = repo / "tests" / "ai-change-after-the-review" / "case.yaml"
-    case = yaml.safe_load(denied.read_text())
-    del case["expect"]["message"]  # it names the number of approvals the policy asks for
-    denied.write_text(yaml.safe_dump(case))
+    for name in ("ai-change-after-the-review", "gitlab-approval-before-the-ai-push"):
+        denied = repo / "tests" / name / "case.yaml"
+        case = yaml.safe_load(denied.read_text())
+        del case["expect"]["message"]  # it names the number of approvals the policy asks for
+        denied.write_text(yaml.safe_dump(case))
     assert main(["test", str(repo / "tests")]) == 1
     assert capsys.readouterr().out == (
         "PASS  ai-change-after-the-review (denied)\n"
+        "PASS  gitlab-approval-before-the-ai-push (denied)\n"
         "FAIL  reviewed-release\n"
         "      expected outcome allowed, got denied\n"
         "      expected rules [], got ['review.critical.independentApprovals']\n"
         "PASS  unattested-image (denied)\n"
-        "3 cases: 2 passed, 1 failed\n"
+        "4 cases: 3 passed, 1 failed\n"
     )
 
 
@@ -96,10 +99,11 @@ def test_an_invalid_case_is_an_error_with_exit_2_and_the_others_still_run(
     case = repo / "tests" / "reviewed-release" / "case.yaml"
     assert capsys.readouterr().out == (
         "PASS  ai-change-after-the-review (denied)\n"
+        "PASS  gitlab-approval-before-the-ai-push (denied)\n"
         f"ERROR reviewed-release: {case}: expect.outcome 'admitted' is not one of allowed, "
         "denied, warned, audited, excepted\n"
         "PASS  unattested-image (denied)\n"
-        "3 cases: 2 passed, 0 failed, 1 invalid\n"
+        "4 cases: 3 passed, 0 failed, 1 invalid\n"
     )
 
 

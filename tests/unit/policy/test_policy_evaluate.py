@@ -412,3 +412,21 @@ def test_a_commit_time_without_a_zone_is_no_commit_time(times: tuple[str, ...]) 
         assert "found no commit time for revision" in messages(d)[0]
     else:
         assert d.outcome == "allowed"
+
+
+def test_approvals_of_earlier_revisions_are_named_as_not_counted() -> None:
+    """A reviewer who approved before the last push (or at no known time: a GitLab approval
+    without its note) is named, so the release manager sees why it does not count; an approval
+    that would not count anyway (the author's own) is not named under independent approvals."""
+    earlier = {**approval("bob"), "revision": "e" * 40, "onFinalRevision": False}
+    unknown = {k: v for k, v in approval("carol").items() if k != "revision"}
+    own = {**approval("alice", independent=False), "revision": "a" * 40, "onFinalRevision": False}
+    d = run(
+        index(), evidence(provenance(), review(earlier, {**unknown, "onFinalRevision": False}, own))
+    )
+    expected = NO_INDEPENDENT.replace(
+        f"found 0 independent approvals on the final revision of {PR_URL}; ",
+        f"found 0 independent approvals on the final revision of {PR_URL} (not counted: bob "
+        "approved earlier revision eeeeeeeeeeee, carol approved no known revision); ",
+    )
+    assert messages(d) == [expected]
