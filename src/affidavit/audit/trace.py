@@ -42,6 +42,7 @@ class ReviewAnswer:
     approvals_on_final_revision: int
     independent_approvals: int
     reviewers: tuple[str, ...]
+    not_counted: tuple[str, ...] = ()  # approvals of another revision (CodeReview.not_counted)
 
 
 @dataclass(frozen=True)
@@ -125,6 +126,7 @@ def trace_image(evidence: ImageEvidence) -> Trace:
             approvals_on_final_revision=cr.summary.approvals_on_final_revision,
             independent_approvals=cr.summary.independent_approvals,
             reviewers=tuple(cr.summary.reviewers),
+            not_counted=tuple(cr.not_counted()),
         )
     return Trace(
         image=evidence.image,
@@ -186,6 +188,8 @@ def render_trace(trace: Trace) -> str:
             "final revision, "
             f"{r.independent_approvals} independent; reviewers: {', '.join(r.reviewers) or 'none'}"
         )
+        if r.not_counted:
+            lines.append(f"   not counted: {', '.join(r.not_counted)}")
     # a line at a time: tool names, people and reviewers are written by whoever commits, and an
     # escape sequence among them could rewrite the answers above it on a terminal
     return "\n".join(map(printable, lines))

@@ -115,17 +115,10 @@ def change_label(review: CodeReview) -> str:
 
 
 def _earlier(review: CodeReview, counts: Callable[[Review], bool]) -> str:
-    """Who approved only an earlier revision (a push came after), among the approvals that
-    would count: why a reviewer who did approve is not counted, said in the denial."""
-    seen = [
-        f"{_who(r.reviewer)} approved "
-        + (f"earlier revision {r.revision[:12]}" if r.revision else "no known revision")
-        for r in review.reviews
-        if r.state == "approved" and not r.on_final_revision and counts(r)
-    ]
-    if not seen:
-        return ""
-    return " (not counted: " + ", ".join(sorted(set(seen))) + ")"
+    """Who approved only another revision, among the approvals that would count: why a
+    reviewer who did approve is not counted, said in the denial."""
+    seen = review.not_counted(counts)
+    return " (not counted: " + ", ".join(seen) + ")" if seen else ""
 
 
 def _ids(who: Identity) -> set[str]:

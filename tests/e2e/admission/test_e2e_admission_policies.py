@@ -121,7 +121,7 @@ def test_warn_mode_admits_with_a_warning(stack: ClusterStack, releases: Releases
     try:
         proc = stack.apply(deployment("login-warned", NS, late.image))
         assert proc.stdout.strip() == "deployment.apps/login-warned created"
-        violation = review_violation(POLICY, late.image, late.revision)
+        violation = review_violation(POLICY, late.image, late.revision, releases.reviewed.revision)
         assert proc.stderr.splitlines() == [f"Warning: {violation}"]
         decision = latest(stack, NS, "Deployment", "login-warned")
         assert (decision.outcome, decision.mode) == ("warned", "Warn")
@@ -144,7 +144,7 @@ def test_unexpired_exception_admits_and_is_recorded(
         decision = latest(stack, NS, "Deployment", "login-hotfix")
         assert (decision.outcome, decision.exception) == ("excepted", f"{NS}/login-hotfix")
         assert [v.message for v in decision.violations] == [
-            review_violation(POLICY, late.image, late.revision)
+            review_violation(POLICY, late.image, late.revision, releases.reviewed.revision)
         ]
         # The exception names one workload: another Deployment of the same image is refused.
         other = refused(stack, stack.apply(deployment("login-other", NS, late.image), check=False))
@@ -330,7 +330,7 @@ def test_expired_exception_does_not_admit(stack: ClusterStack, releases: Release
         )
         assert decision.exception is None
         assert [v.message for v in decision.violations] == [
-            review_violation(POLICY, late.image, late.revision)
+            review_violation(POLICY, late.image, late.revision, releases.reviewed.revision)
         ]
     finally:
         stack.kubectl("delete", "accountabilityexception", "login-stale", "-n", NS)

@@ -65,8 +65,10 @@ def assert_refused(
     name: str,
     image: str,
     revision: str,
+    approved: str,
 ) -> Decision:
-    """kubectl failed with the exact admission message of the recorded denial."""
+    """kubectl failed with the exact admission message of the recorded denial (Bo approved
+    ``approved``, before the AI change at ``revision`` was pushed)."""
     assert proc.returncode == 1, proc.stdout
     decision = recorded(stack, decision_id_in(proc.stderr))
     assert (decision.outcome, decision.kind, decision.name, decision.namespace) == (
@@ -75,11 +77,13 @@ def assert_refused(
         name,
         NS,
     )
-    assert [v.message for v in decision.violations] == [review_violation(POLICY, image, revision)]
+    assert [v.message for v in decision.violations] == [
+        review_violation(POLICY, image, revision, approved)
+    ]
     message = admission_message(decision)
     assert message == (
         f"Affidavit denied {kind}/{name} in namespace {NS} (decision {decision.id}): "
-        f"1 violation\n- {review_violation(POLICY, image, revision)}\n"
+        f"1 violation\n- {review_violation(POLICY, image, revision, approved)}\n"
         f"run `affidavit explain --decision {decision.id}` for the full record"
     )
     assert denial_text(message) in proc.stderr
@@ -91,7 +95,15 @@ def test_unreviewed_ai_change_to_critical_code_is_refused(
 ) -> None:
     late = releases.late
     proc = stack.apply(deployment("login-late", NS, late.image), check=False)
-    decision = assert_refused(stack, proc, "Deployment", "login-late", late.image, late.revision)
+    decision = assert_refused(
+        stack,
+        proc,
+        "Deployment",
+        "login-late",
+        late.image,
+        late.revision,
+        releases.reviewed.revision,
+    )
     assert stack.kubectl("get", "deployment", "login-late", "-n", NS, check=False).returncode == 1
 
     # The operator follows the ledger and tells the workload's owners where they look first.
@@ -161,7 +173,15 @@ def test_patching_an_admitted_deployment_to_the_unreviewed_image_is_refused(
     proc = stack.kubectl(
         "set", "image", "deployment/login-patched", f"api={late.image}", "-n", NS, check=False
     )
-    assert_refused(stack, proc, "Deployment", "login-patched", late.image, late.revision)
+    assert_refused(
+        stack,
+        proc,
+        "Deployment",
+        "login-patched",
+        late.image,
+        late.revision,
+        releases.reviewed.revision,
+    )
     image = stack.kubectl(
         "get", "deployment", "login-patched", "-n", NS,
         "-o", "jsonpath={.spec.template.spec.containers[0].image}",
@@ -172,9 +192,19 @@ def test_patching_an_admitted_deployment_to_the_unreviewed_image_is_refused(
 def test_bare_pods_and_cronjobs_are_checked(stack: ClusterStack, releases: Releases) -> None:
     late = releases.late
     proc = stack.apply(pod("login-pod", NS, late.image), check=False)
-    assert_refused(stack, proc, "Pod", "login-pod", late.image, late.revision)
+    assert_refused(
+        stack, proc, "Pod", "login-pod", late.image, late.revision, releases.reviewed.revision
+    )
     proc = stack.apply(cronjob("login-rotate", NS, late.image), check=False)
-    assert_refused(stack, proc, "CronJob", "login-rotate", late.image, late.revision)
+    assert_refused(
+        stack,
+        proc,
+        "CronJob",
+        "login-rotate",
+        late.image,
+        late.revision,
+        releases.reviewed.revision,
+    )
 
     ok = stack.apply(pod("login-pod", NS, releases.reviewed.image))
     assert ok.stdout.strip() == "pod/login-pod created"

@@ -56,7 +56,8 @@ def test_trace_answers_for_a_released_image(
     )
     assert (
         "   https://github.com/acme/payments-api/pull/42: 0 approvals on the final revision, "
-        "0 independent; reviewers: bo" in out
+        "0 independent; reviewers: bo\n"
+        f"   not counted: bo approved earlier revision {sample.reviewed[:12]}" in out
     )
 
     assert main(["trace", rel.image, "--key", str(pub), "--json"]) == 0
@@ -69,6 +70,7 @@ def test_trace_answers_for_a_released_image(
         "approvalsOnFinalRevision": 0,
         "independentApprovals": 0,
         "reviewers": ["bo"],
+        "notCounted": [f"bo approved earlier revision {sample.reviewed[:12]}"],
     }
 
 

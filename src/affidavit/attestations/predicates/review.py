@@ -7,6 +7,7 @@ agents, because an approval by the change's own author or by the agent that wrot
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Literal
 
 from pydantic import Field
@@ -61,3 +62,19 @@ class CodeReview(WireModel):
     reviews: list[Review]
     summary: ReviewSummary
     created_at: str | None = None  # RFC 3339; the newest review attestation counts (signed_time.py)
+
+    def not_counted(self, counts: Callable[[Review], bool] = lambda review: True) -> list[str]:
+        """Each approval of a revision other than the final one (a push came after it, or no
+        revision is known), among those ``counts`` selects, as ``bo approved earlier revision
+        <12 hex>``: why a reviewer who did approve is not counted, for denials and ``trace``."""
+        found = {
+            f"{_named(r.reviewer)} approved "
+            + (f"earlier revision {r.revision[:12]}" if r.revision else "no known revision")
+            for r in self.reviews
+            if r.state == "approved" and not r.on_final_revision and counts(r)
+        }
+        return sorted(found)
+
+
+def _named(who: Identity) -> str:
+    return who.login or who.email or who.name or "?"
