@@ -144,6 +144,7 @@ def test_every_page_of_commits_is_fetched_and_the_committer_is_no_independent_re
         "OUT": str(tmp_path),
         "API": f"{gitlab_api}/projects/{PROJECT}",
         "CI_MERGE_REQUEST_IID": MR,
+        "AFFIDAVIT_MAX_PAGES": "100",
         "AFFIDAVIT_GITLAB_TOKEN": "t0ken",
         "HEAD_SHA": json.loads((FIXTURE / "mr.json").read_text())["sha"],
     }
@@ -169,6 +170,7 @@ def test_a_failing_page_fails_the_step(gitlab_api: str, tmp_path: Path) -> None:
         "OUT": str(tmp_path),
         "API": f"{gitlab_api}/projects/{PROJECT}",
         "CI_MERGE_REQUEST_IID": MR,
+        "AFFIDAVIT_MAX_PAGES": "100",
         "AFFIDAVIT_GITLAB_TOKEN": "wrong",
         "HEAD_SHA": "0" * 40,
     }
@@ -190,6 +192,7 @@ def test_the_templates_review_step_finds_the_approval_given_before_the_ai_commit
         "OUT": str(tmp_path),
         "API": f"{gitlab_api}/projects/{PROJECT}",
         "CI_MERGE_REQUEST_IID": MR,
+        "AFFIDAVIT_MAX_PAGES": "100",
         "AFFIDAVIT_GITLAB_TOKEN": "t0ken",
         "HEAD_SHA": head,
         "CI_PROJECT_URL": "https://gitlab.example.com/acme/platform/ledger-service",
@@ -204,3 +207,25 @@ def test_the_templates_review_step_finds_the_approval_given_before_the_ai_commit
     on_final = {r["reviewer"]["login"]: r["onFinalRevision"] for r in predicate["reviews"]}
     assert on_final == {"bob": False, "carol": True}
     assert predicate["summary"]["approvalsOnFinalRevision"] == 1
+
+
+def test_past_the_page_limit_the_step_fails_rather_than_attest_a_partial_list(
+    gitlab_api: str, tmp_path: Path
+) -> None:
+    """102 commits, a limit of one page: the second page is not dropped in silence (Dave, who
+    committed and approved, is on it, and would count as independent)."""
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "OUT": str(tmp_path),
+        "API": f"{gitlab_api}/projects/{PROJECT}",
+        "CI_MERGE_REQUEST_IID": MR,
+        "AFFIDAVIT_MAX_PAGES": "1",
+        "AFFIDAVIT_GITLAB_TOKEN": "t0ken",
+        "HEAD_SHA": json.loads((FIXTURE / "mr.json").read_text())["sha"],
+    }
+    done = subprocess.run(["bash", "-c", _fetch_step()], env=env, capture_output=True, text=True)
+    assert done.returncode == 1
+    assert done.stderr == (
+        f"affidavit: {gitlab_api}/projects/{PROJECT}/merge_requests/{MR}/commits has more than 1 "
+        "pages of 100; refusing to attest a partial list (raise AFFIDAVIT_MAX_PAGES)\n"
+    )
