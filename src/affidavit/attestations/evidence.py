@@ -9,13 +9,13 @@ whose seal its constructor demands. A what-if (``affidavit explain --evidence``)
 
 from __future__ import annotations
 
-import zlib
 from collections.abc import Iterable
 from dataclasses import KW_ONLY, InitVar, dataclass, field
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 if TYPE_CHECKING:  # the predicate models (pydantic) load when a policy first reads a predicate
+    from datetime import datetime
+
     from msgspec import Raw
     from pydantic import BaseModel
 
@@ -99,6 +99,8 @@ class Attestation:
                 except orjson.JSONEncodeError:
                     n = len(repr(self.predicate))
                     return n, n
+            import zlib  # the webhook's cache packs; a CLI verify never does
+
             packed = self.__dict__["_packed"] = zlib.compress(raw, 1)
             sizes = self.__dict__["_sizes"] = (len(packed), len(raw))
         return sizes
@@ -121,6 +123,8 @@ class Attestation:
             if name == "predicate":
                 text = self.__dict__.get("_json")
                 if text is None and "_packed" in self.__dict__:
+                    import zlib
+
                     text = zlib.decompress(self.__dict__["_packed"])
             if text is None:
                 raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
@@ -176,7 +180,6 @@ class AssumedAttestation(Attestation):
 
 
 A = TypeVar("A", bound=Attestation)
-_NEVER = datetime.min.replace(tzinfo=UTC)
 
 
 def newest(attestations: Iterable[A], predicate_type: str) -> A | None:
@@ -188,7 +191,10 @@ def newest(attestations: Iterable[A], predicate_type: str) -> A | None:
     of_type = [a for a in attestations if a.predicate_type == predicate_type]
     if len(of_type) < 2:  # nothing to order: no signed time is read (the predicate's parse)
         return of_type[0] if of_type else None
-    return max(of_type, key=lambda a: (a.signed_time or _NEVER, a.envelope_digest))
+    from datetime import UTC, datetime  # only here: a verify imports it for nothing else
+
+    never = datetime.min.replace(tzinfo=UTC)
+    return max(of_type, key=lambda a: (a.signed_time or never, a.envelope_digest))
 
 
 @dataclass(frozen=True)
