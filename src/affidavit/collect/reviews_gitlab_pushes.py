@@ -1,9 +1,9 @@
 """Which revision a GitLab approval approved: its time, against the merge request's pushes.
 
 GitLab's approvals API lists the approvals in force, and neither their revision nor their time.
-Unless the project resets approvals on push (a Premium setting, and off unless someone turns it
-on), an approval stays in force through later pushes: approve a harmless revision, push an
-AI-written commit to the authentication code, merge, and the approval read as a review of the
+Unless the project resets approvals on push (a setting of GitLab's paid tiers, which a project
+may turn off), an approval stays in force through later pushes: approve a harmless revision, push
+an AI-written commit to the authentication code, merge, and the approval read as a review of the
 final revision. Two more endpoints say what happened, each with the server's own clock:
 
 - the merge request's diff versions (``GET .../merge_requests/:iid/versions``): one per push,
