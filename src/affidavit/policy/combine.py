@@ -116,6 +116,8 @@ class EffectivePolicy:
     exception_max_days: Req[int] | None = None
     #: An exception admits nothing its own requester deploys (separation of duties).
     exception_separation: Req[bool] | None = None
+    #: An exception's image globs may each cover one repository at most.
+    exception_repository_only: Req[bool] | None = None
     groups: tuple[tuple[str, frozenset[str]], ...] = ()
     sources: tuple[str, ...] = ()
 
@@ -242,6 +244,7 @@ def combine(layers: Sequence[Layer]) -> EffectivePolicy:
     groups: dict[str, frozenset[str]] = {}
     prov = prov_age = tool_details = unknown_ai = consistent = digest = None
     retention = pseudo = exc_days = exc_separation = release_approver = platform = None
+    exc_repository = None
     tools: tuple[Req[tuple[str, ...]], ...] = ()
     owners: tuple[Req[str], ...] = ()
     escalations: tuple[Req[str], ...] = ()
@@ -313,6 +316,11 @@ def combine(layers: Sequence[Layer]) -> EffectivePolicy:
                 layer.exceptions.separate_requester,
                 o("exceptions.separateRequester"),
             )
+            exc_repository = _or(
+                exc_repository,
+                layer.exceptions.repository_only,
+                o("exceptions.repositoryOnly"),
+            )
 
     default = Origin("default")
     return EffectivePolicy(
@@ -339,6 +347,7 @@ def combine(layers: Sequence[Layer]) -> EffectivePolicy:
         pseudonymous_identities=pseudo,
         exception_max_days=exc_days,
         exception_separation=exc_separation,
+        exception_repository_only=exc_repository,
         groups=tuple(sorted(groups.items())),
         sources=tuple(sources),
     )

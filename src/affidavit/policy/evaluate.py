@@ -32,8 +32,14 @@ from affidavit.policy.decision import (
     Violation,
 )
 from affidavit.policy.index import PolicyIndex
+from affidavit.policy.matching import one_repository
 from affidavit.policy.presets import UnmatchedImages
-from affidavit.policy.rules import check_image, check_workload, separation_violation
+from affidavit.policy.rules import (
+    check_image,
+    check_workload,
+    scope_violation,
+    separation_violation,
+)
 from affidavit.policy.snapshot import snapshot
 from affidavit.policy.stored import ExceptionRef
 from affidavit.policy.unmatched import UnmatchedRule, unmatched_rule, unmatched_violation
@@ -81,6 +87,11 @@ def _bounded(exc: ExceptionRef, eff: EffectivePolicy, now: datetime) -> bool:
         return True
     start = exc.created_at or now
     return exc.expires_at - start <= timedelta(days=eff.exception_max_days.value)
+
+
+def _broad_globs(index: PolicyIndex, exc: ExceptionRef) -> tuple[str, ...]:
+    """The image globs of ``exc`` that cover more than one repository."""
+    return tuple(g for g in index.exception_globs(exc.namespace, exc.name) if not one_repository(g))
 
 
 def evaluate(
@@ -152,6 +163,12 @@ def evaluate(
             for e in index.exceptions_for(ctx.namespace, ctx.kind, ctx.name, image, now)
             if _bounded(e, eff, now)
         ]
+        if eff.exception_repository_only is not None and active:
+            broad = [(e, _broad_globs(index, e)) for e in active]
+            broad = [(e, globs) for e, globs in broad if globs]
+            active = [e for e in active if e not in {b for b, _ in broad}]
+            if broad and not active:
+                found.append(scope_violation(image, broad, eff.exception_repository_only))
         if eff.exception_separation is not None and active:
             own = [e for e in active if e.requested_by is None or e.requested_by == ctx.user]
             active = [e for e in active if e not in own]

@@ -68,6 +68,7 @@ def requirements(eff: EffectivePolicy) -> list[tuple[str, str, Origin]]:
     add("evidence.pseudonymousIdentities", eff.pseudonymous_identities)
     add("exceptions.maxDays", eff.exception_max_days)
     add("exceptions.separateRequester", eff.exception_separation)
+    add("exceptions.repositoryOnly", eff.exception_repository_only)
     return out
 
 

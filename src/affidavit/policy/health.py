@@ -4,7 +4,8 @@ Parsing catches objects that are malformed. Some well-formed objects still say n
 something that cannot hold, and their authors only find out from a surprised denial later:
 
 - an AccountabilityException that no policy in this cluster could use: longer than a policy or
-  preset governing its images allows (``exceptions.maxDays``), or naming images that no
+  preset governing its images allows (``exceptions.maxDays``), broader than one repository where
+  a governing policy says ``exceptions.repositoryOnly``, or naming images that no
   AccountabilityPolicy here governs (for an exception that names only workloads, just the
   length is checked). It is invalid as a whole, like a malformed one: the operator
   leaves it out of the index, so its status and the webhook agree that it admits nothing;
@@ -32,7 +33,7 @@ from fnmatch import fnmatchcase
 
 from affidavit.policy.index import PolicyIndex
 from affidavit.policy.lifetime import CLUSTER_SOURCE, duration, parse_time, rfc3339, too_long
-from affidavit.policy.matching import image_matches
+from affidavit.policy.matching import image_matches, one_repository
 from affidavit.policy.model import (
     KIND_EXCEPTION,
     AccountabilityExceptionSpec,
@@ -124,11 +125,28 @@ def exception_problems(index: PolicyIndex, *, cluster: str, region: str) -> dict
         created = parse_time(e.created)
         for p in governing:
             days, source = _max_days(p, index, region)
-            problem = too_long(created, e.spec.expires_at, days, source)
+            problem = too_long(created, e.spec.expires_at, days, source) or _too_broad(e.spec, p)
             if problem is not None:
                 out[key] = problem
                 break
     return out
+
+
+def _too_broad(
+    spec: AccountabilityExceptionSpec, p: Stored[AccountabilityPolicySpec]
+) -> str | None:
+    """Why the exception names more than ``p``'s ``exceptions.repositoryOnly`` allows, if so."""
+    if p.spec.exceptions is None or not p.spec.exceptions.repository_only:
+        return None
+    broad = [g for g in spec.images if not one_repository(g)]
+    if not broad:
+        return None
+    return (
+        f"spec.images: {', '.join(broad)} cover(s) more than one repository, and "
+        f"{p.kind}/{p.name} allows exceptions only for one repository each "
+        "(exceptions.repositoryOnly); name the repository, with a wildcard at most in the tag "
+        "or digest (REGISTRY/REPOSITORY or REGISTRY/REPOSITORY:*)"
+    )
 
 
 def without_exceptions(index: PolicyIndex, problems: dict[str, str]) -> PolicyIndex:

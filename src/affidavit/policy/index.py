@@ -300,6 +300,10 @@ class PolicyIndex:
             self._cache[key] = result
         return result
 
+    def exception_globs(self, namespace: str, name: str) -> tuple[str, ...]:
+        """The image globs of exception ``namespace/name``, as the index reads them."""
+        return self._exception_globs.get((namespace, name), ())
+
     def exceptions_for(
         self, namespace: str, kind: str, name: str, image: str, now: datetime
     ) -> list[ExceptionRef]:

@@ -13,10 +13,30 @@ from fnmatch import fnmatchcase
 from affidavit.attestations.reference import ImageReference, canonical_glob
 from affidavit.policy.model import NamespaceSelector
 
+_WILDCARDS = frozenset("*?[")
+
 
 def glob_any(globs: Sequence[str], value: str) -> bool:
     """Whether ``value`` matches any of the shell-style ``globs`` (case-sensitive)."""
     return any(fnmatchcase(value, g) for g in globs)
+
+
+def one_repository(glob: str) -> bool:
+    """Whether an image glob covers the images of one repository at most: its registry and
+    repository written out, a wildcard only in the tag or the digest (``exceptions.
+    repositoryOnly``). Read as the index reads globs (``canonical_glob``: ``nginx*`` is
+    ``docker.io/library/nginx*``, a wildcard in the repository's name)."""
+    text = canonical_glob(glob)
+    host, sep, rest = text.partition("/")
+    if host.startswith("[[]"):  # an IPv6 host, its bracket escaped for fnmatch
+        host = host[3:].replace("]", "", 1)
+    if not sep or not rest or _WILDCARDS.intersection(host):
+        return False
+    path, at, _digest = rest.partition("@")
+    if not at:  # the tag is what follows a colon in the last path component
+        head, slash, last = path.rpartition("/")
+        path = head + slash + last.partition(":")[0]
+    return bool(path) and not _WILDCARDS.intersection(path)
 
 
 def covers(patterns: Sequence[str], ref: ImageReference, *, pinned_tags: bool = False) -> bool:

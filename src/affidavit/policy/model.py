@@ -220,6 +220,12 @@ class ExceptionRules(SpecModel):
     requester is the API server's name for whoever wrote the exception's spec (stamped by the
     webhook, annotation affidavit.dev/requested-by); an exception without that stamp admits
     nothing under this rule."""
+    repository_only: bool = False
+    """An exception's image globs may each cover one repository at most: registry and
+    repository written out, a wildcard only in the tag or digest (``registry.example/team/app``,
+    ``registry.example/team/app:*``). ``registry.example/*`` or ``registry.example/team/*``
+    would switch the policy off for everything they cover; such an exception is Invalid and
+    admits nothing here."""
 
 
 class EvidenceRules(SpecModel):

@@ -378,6 +378,29 @@ def check_workload(
     return out
 
 
+def scope_violation(
+    image: str, broad: Sequence[tuple[ExceptionRef, tuple[str, ...]]], req: Req[bool]
+) -> Violation:
+    """``exceptions.repositoryOnly``: every exception that would have admitted ``image`` names
+    images beyond one repository (each given with the globs that do)."""
+    names = "; ".join(f"{e.key} names {', '.join(globs)}" for e, globs in broad)
+    return _v(
+        "exceptions.repositoryOnly",
+        req.origin,
+        f"the exceptions covering it cover more than one repository: {names}",
+        "an exception whose image globs each name one repository (a wildcard only in the tag "
+        "or digest)",
+        "narrow the exception's spec.images to the repository it is for (e.g. "
+        f"{_repository_of(image)} or {_repository_of(image)}:*), then deploy again",
+        image,
+    )
+
+
+def _repository_of(image: str) -> str:
+    ref = ImageReference.parse(image)
+    return f"{ref.registry}/{ref.repository}"
+
+
 def separation_violation(
     image: str, own: Sequence[ExceptionRef], user: str, req: Req[bool]
 ) -> Violation:

@@ -1,7 +1,8 @@
 """The operator on a real kube-apiserver says when a valid-looking object cannot do its job
 (issue 7, items 17 and 21): an exception for every image (`images: ["*"]`) or every workload
-(`workloads: [{name: "*"}]`), or one that outlives
-the cluster's maximum is Invalid and left out of the published index; a RegionPolicy whose glob
+(`workloads: [{name: "*"}]`), one that outlives
+the cluster's maximum, or one wider than a repository where a policy says `exceptions.
+repositoryOnly`, is Invalid and left out of the published index; a RegionPolicy whose glob
 can match no region is Invalid, one for another region says it does not apply here; a policy
 whose preset needs a reviewer group that no policy defines is not Ready."""
 
@@ -120,6 +121,46 @@ def test_an_exception_for_every_workload_is_invalid(
         assert all(e["name"] != "e2e-every-workload" for e in published["exceptions"])
     finally:
         kubectl("delete", "accountabilityexception", "e2e-every-workload", "-n", NAMESPACE)
+
+
+def test_an_exception_wider_than_one_repository_is_invalid_where_a_policy_says_so(
+    operator: RunningOperator, kubectl: Kubectl
+) -> None:
+    """``exceptions.repositoryOnly``: ``registry.example/checkout/*`` would except every
+    repository of the team's namespace; the policy asks for one repository an exception."""
+    scoped = {
+        "apiVersion": API,
+        "kind": "AccountabilityPolicy",
+        "metadata": {"name": "e2e-repository-only"},
+        "spec": {
+            "match": {"images": ["registry.example/checkout/*"]},
+            "exceptions": {"repositoryOnly": True},
+        },
+    }
+    apply(kubectl, scoped)
+    apply(kubectl, exception("e2e-too-wide", ["registry.example/checkout/*"], in_future(hours=2)))
+    apply(kubectl, exception("e2e-one-repo", ["registry.example/checkout/api"], in_future(hours=2)))
+    try:
+        obj = invalid_exception(kubectl, "e2e-too-wide")
+        c = condition(obj)
+        assert c is not None
+        assert (obj["status"]["phase"], c["message"]) == (
+            "Invalid",
+            "spec.images: registry.example/checkout/* cover(s) more than one repository, and "
+            "AccountabilityPolicy/e2e-repository-only allows exceptions only for one repository "
+            "each (exceptions.repositoryOnly); name the repository, with a wildcard at most in "
+            "the tag or digest (REGISTRY/REPOSITORY or REGISTRY/REPOSITORY:*)",
+        )
+
+        def published() -> set[str] | None:
+            names = {e["name"] for e in index(kubectl)["exceptions"]}
+            return names if "e2e-one-repo" in names else None
+
+        assert "e2e-too-wide" not in wait_for(published, "the narrow exception in the index")
+    finally:
+        for name in ("e2e-too-wide", "e2e-one-repo"):
+            kubectl("delete", "accountabilityexception", name, "-n", NAMESPACE)
+        kubectl("delete", "accountabilitypolicy", "e2e-repository-only")
 
 
 def test_an_exception_longer_than_the_cluster_maximum_is_invalid(
