@@ -17,7 +17,7 @@ from affidavit.attestations.evidence import (
     VerifiedAttestation,
 )
 from affidavit.attestations.predicates import AI_PROVENANCE_V1, CODE_REVIEW_V1
-from affidavit.policy import PolicyIndex, RequestContext
+from affidavit.policy import Decision, PolicyIndex, RequestContext, evaluate
 from affidavit.policy.presets import UnmatchedImages
 
 NOW = datetime(2026, 11, 29, 12, 0, tzinfo=UTC)
@@ -235,3 +235,10 @@ def ctx(
         images=images,
         unmatched_images=unmatched_images,
     )
+
+
+def judge_unreviewed(ix: PolicyIndex) -> Decision:
+    """``ctx()``'s deployment of ``IMAGE``, a critical AI change without approval, judged under
+    ``ix``: denied unless an exception admits it (the exception rules' tests)."""
+    unreviewed = evidence(provenance(), review())
+    return evaluate(ctx(), {IMAGE: unreviewed}, ix, now=NOW, decision_id="d-1")

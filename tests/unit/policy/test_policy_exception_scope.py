@@ -14,13 +14,10 @@ from typing import Any
 
 import pytest
 
-from affidavit.policy import PolicyIndex, evaluate
-from affidavit.policy.decision import Decision
 from affidavit.policy.explain import explain_policy
 from affidavit.policy.health import exception_problems
 from affidavit.policy.matching import one_repository
-from policy_builders import IMAGE, NOW, REPO, ctx, evidence, exception, index, policy, provenance
-from policy_builders import review as review_of
+from policy_builders import IMAGE, REPO, exception, index, judge_unreviewed, policy
 
 
 @pytest.mark.parametrize(
@@ -52,14 +49,9 @@ def scoped(name: str = "baseline") -> dict[str, Any]:
     return policy(name, exceptions={"repositoryOnly": True})
 
 
-def judge(ix: PolicyIndex) -> Decision:
-    unreviewed = evidence(provenance(), review_of())  # a critical AI change without approval
-    return evaluate(ctx(), {IMAGE: unreviewed}, ix, now=NOW, decision_id="d-1")
-
-
 def test_an_exception_for_the_whole_registry_admits_nothing() -> None:
     wide = exception("hotfix", images=["registry.example/*", f"{REPO}:*"])
-    d = judge(index([scoped()], exceptions=[wide]))
+    d = judge_unreviewed(index([scoped()], exceptions=[wide]))
     assert d.outcome == "denied"
     (scope,) = [v for v in d.violations if v.rule == "exceptions.repositoryOnly"]
     assert scope.policy == "AccountabilityPolicy/baseline"
@@ -78,20 +70,20 @@ def test_an_exception_for_the_whole_registry_admits_nothing() -> None:
 
 def test_an_exception_for_the_repository_admits_and_a_wide_one_beside_it_is_not_used() -> None:
     narrow = exception("hotfix", images=[REPO])  # every tag and digest of one repository
-    d = judge(index([scoped()], exceptions=[narrow]))
+    d = judge_unreviewed(index([scoped()], exceptions=[narrow]))
     assert (d.outcome, d.exception) == ("excepted", "shop/hotfix")
     assert exception_problems(index([scoped()], exceptions=[narrow]), cluster="c", region="r") == {}
     both = [exception("wide", images=["registry.example/shop/*"]), narrow]
-    d = judge(index([scoped()], exceptions=both))
+    d = judge_unreviewed(index([scoped()], exceptions=both))
     assert (d.outcome, d.exception) == ("excepted", "shop/hotfix")
     assert all(v.rule != "exceptions.repositoryOnly" for v in d.violations)
 
 
 def test_one_policy_is_enough_and_without_the_rule_nothing_changes() -> None:
     wide = [exception("hotfix", images=["registry.example/*"])]
-    assert judge(index([policy()], exceptions=wide)).outcome == "excepted"
+    assert judge_unreviewed(index([policy()], exceptions=wide)).outcome == "excepted"
     strict = index([policy("lax"), scoped("strict")], exceptions=wide)
-    assert judge(strict).outcome == "denied"
+    assert judge_unreviewed(strict).outcome == "denied"
     eff = strict.effective(
         cluster="prod-1", region="us-east-1", namespace="shop", namespace_labels={}, image=IMAGE
     )
@@ -103,5 +95,5 @@ def test_an_exception_naming_only_workloads_is_narrow_already() -> None:
     by_workload = exception(
         "hotfix", images=[], workloads=[{"kind": "Deployment", "name": "payments"}]
     )
-    d = judge(index([scoped()], exceptions=[by_workload]))
+    d = judge_unreviewed(index([scoped()], exceptions=[by_workload]))
     assert (d.outcome, d.exception) == ("excepted", "shop/hotfix")

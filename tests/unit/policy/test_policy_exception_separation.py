@@ -11,10 +11,8 @@ from __future__ import annotations
 from typing import Any
 
 from affidavit.names import REQUESTED_BY_ANNOTATION
-from affidavit.policy import PolicyIndex, evaluate
-from affidavit.policy.decision import Decision
 from affidavit.policy.explain import explain_policy
-from policy_builders import IMAGE, NOW, ctx, evidence, exception, index, policy, provenance, review
+from policy_builders import IMAGE, exception, index, judge_unreviewed, policy
 
 DEPLOYER = "release-bot"  # the user of policy_builders.ctx()
 
@@ -30,13 +28,8 @@ def separated(name: str = "baseline") -> dict[str, Any]:
     return policy(name, exceptions={"separateRequester": True})
 
 
-def judge(ix: PolicyIndex) -> Decision:
-    unreviewed = evidence(provenance(), review())  # a critical AI change without approval
-    return evaluate(ctx(), {IMAGE: unreviewed}, ix, now=NOW, decision_id="d-1")
-
-
 def test_the_deployers_own_exception_admits_nothing() -> None:
-    d = judge(index([separated()], exceptions=[stamped("hotfix", DEPLOYER)]))
+    d = judge_unreviewed(index([separated()], exceptions=[stamped("hotfix", DEPLOYER)]))
     assert d.outcome == "denied"
     (sod,) = [v for v in d.violations if v.rule == "exceptions.separateRequester"]
     assert sod.policy == "AccountabilityPolicy/baseline"
@@ -48,7 +41,7 @@ def test_the_deployers_own_exception_admits_nothing() -> None:
 
 
 def test_an_unstamped_exception_admits_nothing_under_the_rule() -> None:
-    d = judge(index([separated()], exceptions=[stamped("hotfix", None)]))
+    d = judge_unreviewed(index([separated()], exceptions=[stamped("hotfix", None)]))
     assert d.outcome == "denied"
     assert any(
         "shop/hotfix (requested by nobody on record: not stamped)" in v.found for v in d.violations
@@ -56,22 +49,22 @@ def test_an_unstamped_exception_admits_nothing_under_the_rule() -> None:
 
 
 def test_another_persons_exception_admits_and_is_recorded() -> None:
-    d = judge(index([separated()], exceptions=[stamped("hotfix", "oncall-lead")]))
+    d = judge_unreviewed(index([separated()], exceptions=[stamped("hotfix", "oncall-lead")]))
     assert (d.outcome, d.exception) == ("excepted", "shop/hotfix")
     assert d.snapshot is not None
     assert [e.requested_by for e in d.snapshot.exceptions] == ["oncall-lead"]
     # The deployer's own beside another's: the other one admits, the own one is not used.
     both = [stamped("mine", DEPLOYER), stamped("theirs", "oncall-lead")]
-    d = judge(index([separated()], exceptions=both))
+    d = judge_unreviewed(index([separated()], exceptions=both))
     assert (d.outcome, d.exception) == ("excepted", "shop/theirs")
     assert all(v.rule != "exceptions.separateRequester" for v in d.violations)
 
 
 def test_one_policy_is_enough_and_without_the_rule_nothing_changes() -> None:
     own = [stamped("hotfix", DEPLOYER)]
-    assert judge(index([policy()], exceptions=own)).outcome == "excepted"
+    assert judge_unreviewed(index([policy()], exceptions=own)).outcome == "excepted"
     strict = index([policy("lax"), separated("strict")], exceptions=own)
-    assert judge(strict).outcome == "denied"
+    assert judge_unreviewed(strict).outcome == "denied"
     eff = strict.effective(
         cluster="prod-1", region="us-east-1", namespace="shop", namespace_labels={}, image=IMAGE
     )
