@@ -15,11 +15,9 @@ from __future__ import annotations
 import threading
 from collections.abc import Sequence
 
-from affidavit.attestations.reference import ImageReference, canonical_glob
+from affidavit.attestations.reference import GLOB_CHARS, ImageReference, canonical_glob
 from affidavit.attestations.registry_transport import allowed_patterns, host_matches
 from affidavit.policy.index import PolicyIndex
-
-_GLOB = frozenset("*?[")
 
 
 def registry_host(image: str) -> str:
@@ -39,9 +37,9 @@ def named_host(glob: str) -> str | None:
         return None
     if host.startswith("[[]"):  # an IPv6 literal, its bracket escaped for fnmatch
         return "[" + host[3:]
-    if host.startswith("*.") and not (_GLOB & set(host[2:])):
+    if host.startswith("*.") and not (GLOB_CHARS & set(host[2:])):
         return host.lower().removesuffix(":443")
-    if _GLOB & set(host):
+    if GLOB_CHARS & set(host):
         return None
     return host
 

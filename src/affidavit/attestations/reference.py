@@ -44,7 +44,8 @@ _TAG = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}")
 _DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
 _HOSTNAME = re.compile(r"[a-z0-9](?:[a-z0-9-]*[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]*[a-z0-9])?)*")
 _HOST_PORT = re.compile(r"(?P<host>\[[^\]]*\]|[^:\[\]]*)(?::(?P<port>[^:]*))?")
-_GLOB_CHARS = frozenset("*?[")
+#: The characters that make a glob (fnmatch) of an image reference.
+GLOB_CHARS = frozenset("*?[")
 _MAX_NAME = 255  # distribution's limit on host + repository
 
 _REF_HINT = (
@@ -241,7 +242,7 @@ def canonical_glob(pattern: str) -> str:
             return canonical_host(host).replace("[", "[[]", 1) + f"/{rest}"
         except InputError:
             return text
-    if not text or _GLOB_CHARS.intersection(host if sep else text[:1]):
+    if not text or GLOB_CHARS.intersection(host if sep else text[:1]):
         return text
     if sep and _is_host(host):
         try:
@@ -250,7 +251,7 @@ def canonical_glob(pattern: str) -> str:
             return text  # not a host after all: left to match as written
     else:
         host, rest = DOCKER_HUB, text
-    if host == DOCKER_HUB and "/" not in rest and rest[:1] not in _GLOB_CHARS:
+    if host == DOCKER_HUB and "/" not in rest and rest[:1] not in GLOB_CHARS:
         rest = f"{OFFICIAL_NAMESPACE}/{rest}"
     return f"{host}/{rest}"
 

@@ -164,9 +164,9 @@ def evaluate(
             if _bounded(e, eff, now)
         ]
         if eff.exception_repository_only is not None and active:
-            broad = [(e, _broad_globs(index, e)) for e in active]
-            broad = [(e, globs) for e, globs in broad if globs]
-            active = [e for e in active if e not in {b for b, _ in broad}]
+            broad = [(e, globs) for e in active if (globs := _broad_globs(index, e))]
+            wide = {e for e, _ in broad}
+            active = [e for e in active if e not in wide]
             if broad and not active:
                 found.append(scope_violation(image, broad, eff.exception_repository_only))
         if eff.exception_separation is not None and active:

@@ -10,10 +10,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from fnmatch import fnmatchcase
 
-from affidavit.attestations.reference import ImageReference, canonical_glob
+from affidavit.attestations.reference import GLOB_CHARS, ImageReference, canonical_glob
 from affidavit.policy.model import NamespaceSelector
-
-_WILDCARDS = frozenset("*?[")
 
 
 def glob_any(globs: Sequence[str], value: str) -> bool:
@@ -30,13 +28,13 @@ def one_repository(glob: str) -> bool:
     host, sep, rest = text.partition("/")
     if host.startswith("[[]"):  # an IPv6 host, its bracket escaped for fnmatch
         host = host[3:].replace("]", "", 1)
-    if not sep or not rest or _WILDCARDS.intersection(host):
+    if not sep or not rest or GLOB_CHARS.intersection(host):
         return False
     path, at, _digest = rest.partition("@")
     if not at:  # the tag is what follows a colon in the last path component
         head, slash, last = path.rpartition("/")
         path = head + slash + last.partition(":")[0]
-    return bool(path) and not _WILDCARDS.intersection(path)
+    return bool(path) and not GLOB_CHARS.intersection(path)
 
 
 def covers(patterns: Sequence[str], ref: ImageReference, *, pinned_tags: bool = False) -> bool:

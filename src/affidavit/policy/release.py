@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from affidavit.attestations.evidence import ImageEvidence
 from affidavit.attestations.predicates import CODE_REVIEW_V1, CodeReview
-from affidavit.attestations.predicates.review import Identity
+from affidavit.attestations.predicates.review import Identity, named
 from affidavit.policy.combine import EffectivePolicy
 from affidavit.policy.decision import Violation
 from affidavit.policy.messages import collect_review_fix, short_type, signing
@@ -24,10 +24,6 @@ RULE = "review.releaseApprover"
 
 def _ids(who: Identity) -> set[str]:
     return {x.lower() for x in (who.login, who.email) if x}
-
-
-def _who(who: Identity) -> str:
-    return who.login or who.email or who.name or "?"
 
 
 def _why(touched: Touched) -> str:
@@ -94,7 +90,7 @@ def check_release_approver(
     if merger is not None and cr.system == "trailers" and eff.platform_review is not None:
         # the merge commit's committer field: whoever commits writes it, as the trailers
         found = (
-            f"merged by {_who(merger)} as the committer field of {label}'s last commit says, "
+            f"merged by {named(merger)} as the committer field of {label}'s last commit says, "
             "which whoever commits writes (`require.platformReview`)"
         )
         todo = (
@@ -114,12 +110,12 @@ def check_release_approver(
         return [v(f"no mergedBy recorded for {label}", expected, fix(todo))]
     mine = _ids(merger)
     if not mine:
-        found = f"merged by {_who(merger)}, with no login or email recorded to compare"
+        found = f"merged by {named(merger)}, with no login or email recorded to compare"
         return [v(found, expected, fix(relanded))]
     if mine & _ids(cr.author):
-        found = f"merged by {_who(merger)}, who is the author of {label}"
+        found = f"merged by {named(merger)}, who is the author of {label}"
         return [v(found, expected, fix(relanded))]
     if any(mine & _ids(r.reviewer) for r in review.reviews):
-        found = f"merged by {_who(merger)}, who is a reviewer of {label}"
+        found = f"merged by {named(merger)}, who is a reviewer of {label}"
         return [v(found, expected, fix(relanded))]
     return []

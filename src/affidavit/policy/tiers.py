@@ -16,7 +16,7 @@ from fnmatch import fnmatchcase
 
 from affidavit.attestations.evidence import ImageEvidence
 from affidavit.attestations.predicates import CODE_REVIEW_V1, AiProvenance, CodeReview
-from affidavit.attestations.predicates.review import Identity, Review
+from affidavit.attestations.predicates.review import Identity, Review, named
 from affidavit.policy.combine import EffectivePolicy, Req, TierRules
 from affidavit.policy.decision import Violation
 from affidavit.policy.messages import collect_review_fix, plural, short_type, signing
@@ -87,10 +87,10 @@ def _trailer_review(
     which whoever commits writes (``Reviewed-by: Bob`` on a direct push), so they stand for no
     review until the policy says its trailers are written by a system it trusts."""
     final = [r for r in review.reviews if r.state == "approved" and r.on_final_revision]
-    named = ", ".join(sorted({_who(r.reviewer) for r in final})) or "nobody"
+    approvers = ", ".join(sorted({named(r.reviewer) for r in final})) or "nobody"
     found = (
         f"approvals read from the commit trailers of {review.change_request.id} "
-        f"(approved by: {named}), which whoever commits writes"
+        f"(approved by: {approvers}), which whoever commits writes"
     )
     expected = (
         "approvals recorded by a code-review platform (GitHub, GitLab) on the final revision "
@@ -123,10 +123,6 @@ def _earlier(review: CodeReview, counts: Callable[[Review], bool]) -> str:
 
 def _ids(who: Identity) -> set[str]:
     return {x.lower() for x in (who.login, who.email) if x}
-
-
-def _who(who: Identity) -> str:
-    return who.login or who.email or who.name or "?"
 
 
 def check_review(
@@ -166,16 +162,16 @@ def check_review(
         return [_trailer_review(review, platform, rules0, paths0, image, repo_at, sign)]
 
     final = [r for r in review.reviews if r.state == "approved" and r.on_final_revision]
-    humans = {_who(r.reviewer) for r in final if not r.reviewer.is_bot}
+    humans = {named(r.reviewer) for r in final if not r.reviewer.is_bot}
     counts = {
         "approvals": (review.summary.approvals_on_final_revision, "approval"),
         "independentApprovals": (review.summary.independent_approvals, "independent approval"),
         "humanApprovals": (len(humans), "human approval"),
     }
-    earlier = {
-        "approvals": _earlier(review, lambda r: True),
-        "independentApprovals": _earlier(review, lambda r: r.independent and not r.reviewer.is_bot),
-        "humanApprovals": _earlier(review, lambda r: not r.reviewer.is_bot),
+    counted: dict[str, Callable[[Review], bool]] = {  # which approvals each count takes
+        "approvals": lambda r: True,
+        "independentApprovals": lambda r: r.independent and not r.reviewer.is_bot,
+        "humanApprovals": lambda r: not r.reviewer.is_bot,
     }
     label = change_label(review)
     system, revision = review.change_request.system, review.source.revision
@@ -202,7 +198,8 @@ def check_review(
             Violation(
                 f"review.{rules.tier}.{fname}",
                 req.origin.source,
-                f"{plural(have, noun)} on the final revision of {label}{earlier[fname]}",
+                f"{plural(have, noun)} on the final revision of {label}"
+                + _earlier(review, counted[fname]),
                 f"at least {req.value} ({_why(rules, paths)})",
                 fix(todo),
                 image,
@@ -210,7 +207,7 @@ def check_review(
             )
         )
     independent = [r for r in final if r.independent and not r.reviewer.is_bot]
-    approvers = ", ".join(sorted(_who(r.reviewer) for r in independent)) or "nobody"
+    approvers = ", ".join(sorted(named(r.reviewer) for r in independent)) or "nobody"
     done: set[tuple[str, ...]] = set()
     for rules, paths in applicable:
         wanted: list[tuple[str, Req[tuple[str, ...]] | Req[bool]]] = [

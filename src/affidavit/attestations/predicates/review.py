@@ -68,7 +68,7 @@ class CodeReview(WireModel):
         revision is known), among those ``counts`` selects, as ``bo approved earlier revision
         <12 hex>``: why a reviewer who did approve is not counted, for denials and ``trace``."""
         found = {
-            f"{_named(r.reviewer)} approved "
+            f"{named(r.reviewer)} approved "
             + (f"earlier revision {r.revision[:12]}" if r.revision else "no known revision")
             for r in self.reviews
             if r.state == "approved" and not r.on_final_revision and counts(r)
@@ -76,5 +76,6 @@ class CodeReview(WireModel):
         return sorted(found)
 
 
-def _named(who: Identity) -> str:
+def named(who: Identity) -> str:
+    """How a person is named in denials and answers: login, else email, else name."""
     return who.login or who.email or who.name or "?"
