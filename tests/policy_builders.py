@@ -12,6 +12,7 @@ from typing import Any
 
 from affidavit.attestations.evidence import (
     _SEAL,
+    CertifiedSource,
     ImageEvidence,
     RejectedAttestation,
     VerifiedAttestation,
@@ -181,6 +182,7 @@ def att(
     signer: str = "ci",
     n: int = 1,
     predicate_json: bytes | None = None,  # kept as text, parsed at its first read (then {})
+    certified: CertifiedSource | None = None,  # what a keyless certificate names
 ) -> VerifiedAttestation:
     return VerifiedAttestation(
         predicate_type=ptype,
@@ -190,6 +192,7 @@ def att(
         envelope_digest="sha256:" + f"{n:02x}" * 32,
         signer=signer,
         storage="cosign-tag",
+        certified_source=certified,
         predicate_json=predicate_json,
         seal=_SEAL,  # engine tests stand in for the verifier
     )

@@ -25,6 +25,9 @@ from affidavit.attestations.keys import Signer, Verifier
 from affidavit.attestations.shape import Shape
 from affidavit.errors import VerificationError
 
+if TYPE_CHECKING:
+    from affidavit.attestations.evidence import CertifiedSource
+
 PAYLOAD_TYPE_INTOTO = "application/vnd.in-toto+json"
 DSSE_MEDIA_TYPE = "application/vnd.dsse.envelope.v1+json"
 MAX_ENVELOPE_BYTES = 4 * 1024 * 1024
@@ -156,12 +159,14 @@ class Envelope:
 
 @dataclass(frozen=True)
 class VerifiedPayload:
-    """A payload whose signature verified; ``signer`` is the trusted key's (or identity's) name."""
+    """A payload whose signature verified; ``signer`` is the trusted key's (or identity's) name,
+    ``certified_source`` the source a keyless certificate names (see ``CertifiedSource``)."""
 
     payload: bytes
     payload_type: str
     signer: str
     keyid: str
+    certified_source: CertifiedSource | None = None
 
 
 def parse_envelope(

@@ -49,6 +49,19 @@ class KeylessSigner:
 
 
 TrustedSigner = KeySigner | KeylessSigner
+
+
+@dataclass(frozen=True)
+class CertifiedSource:
+    """The source a keyless signature's certificate names: the repository's web address and the
+    commit (``revision``, empty if not named) that the CI platform's identity token said the
+    signing workflow ran for (Fulcio's Source Repository URI and Digest). It is the platform's
+    word, where a predicate's ``source`` is the signing pipeline's."""
+
+    repository: str
+    revision: str
+
+
 M = TypeVar("M", bound="BaseModel")
 
 
@@ -64,6 +77,9 @@ class Attestation:
     signer: str  # the trusted signer's name
     storage: Storage
     _: KW_ONLY
+    # What the keyless certificate that signed it certifies (None: signed by a key, or by an
+    # identity that names no source).
+    certified_source: CertifiedSource | None = None
     # The predicate's exact JSON text instead of ``predicate`` (then passed as {}): read on the
     # first access, as ``json.loads`` reads it. Verification passes it only for text it has
     # checked ``json.loads`` reads (``statement._decode_statement``).

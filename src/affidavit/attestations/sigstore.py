@@ -25,7 +25,7 @@ from affidavit.attestations.dsse import (
     PAYLOAD_TYPE_INTOTO,
     VerifiedPayload,
 )
-from affidavit.attestations.sigstore_identity import IdentityPolicy
+from affidavit.attestations.sigstore_identity import IdentityPolicy, certified_source
 from affidavit.errors import KeyMaterialError, SigningError, VerificationError
 
 if TYPE_CHECKING:
@@ -232,5 +232,9 @@ def verify_bundle(
             f"payloadType is {payload_type!r}, expected {PAYLOAD_TYPE_INTOTO!r}"
         )
     return VerifiedPayload(
-        payload=payload, payload_type=payload_type, signer=name or policy.wanted, keyid=""
+        payload=payload,
+        payload_type=payload_type,
+        signer=name or policy.wanted,
+        keyid="",
+        certified_source=certified_source(parsed.signing_certificate),
     )

@@ -6,6 +6,11 @@ expression the subject must match whole, as policy-controller's ``keyless.identi
 cosign's ``--certificate-identity[-regexp]`` do. sigstore-python's own policies give only an
 exact match and English that names neither side, so this policy is ours: each refusal names
 what the certificate says and what was trusted, because a release manager acts on it.
+
+The certificate also says which repository and commit the CI platform's token named
+(``certified_source``); the policy holds a statement's own ``source`` to it (``certifiedSource``,
+in ``affidavit.policy.certified``), so an identity trusted by a broad pattern cannot describe
+another repository than the one it ran for.
 """
 
 from __future__ import annotations
@@ -16,36 +21,84 @@ from dataclasses import dataclass
 from cryptography import x509
 from cryptography.x509.oid import ObjectIdentifier
 
+from affidavit.attestations.evidence import CertifiedSource
 from affidavit.errors import VerificationError
 
 # Fulcio's certificate extensions (github.com/sigstore/fulcio docs/oid-info.md).
 OIDC_ISSUER_V1 = ObjectIdentifier("1.3.6.1.4.1.57264.1.1")  # raw bytes (deprecated)
 OIDC_ISSUER_V2 = ObjectIdentifier("1.3.6.1.4.1.57264.1.8")  # DER UTF8String
 OTHERNAME_SAN = ObjectIdentifier("1.3.6.1.4.1.57264.1.7")
+# The source the CI platform's token names (docs/oid-info.md): the repository's web address and
+# the commit the workflow ran at, both DER UTF8Strings.
+SOURCE_REPOSITORY_URI = ObjectIdentifier("1.3.6.1.4.1.57264.1.12")
+SOURCE_REPOSITORY_DIGEST = ObjectIdentifier("1.3.6.1.4.1.57264.1.13")
+
+
+def _der_utf8(raw: bytes) -> str | None:
+    """The text of a DER UTF8String (tag 0x0c, a short or long length, exactly that many bytes),
+    or None if ``raw`` is not one."""
+    if len(raw) < 2 or raw[0] != 0x0C:
+        return None
+    length, start = raw[1], 2
+    if length & 0x80:
+        n = length & 0x7F
+        if n == 0 or n > 4 or len(raw) < 2 + n:
+            return None
+        length, start = int.from_bytes(raw[2 : 2 + n], "big"), 2 + n
+    if len(raw) != start + length:
+        return None
+    try:
+        return raw[start:].decode()
+    except UnicodeDecodeError:
+        return None
+
+
+def _extension_bytes(cert: x509.Certificate, oid: ObjectIdentifier) -> bytes | None:
+    try:
+        ext = cert.extensions.get_extension_for_oid(oid)
+    except x509.ExtensionNotFound:
+        return None
+    return ext.value.value if isinstance(ext.value, x509.UnrecognizedExtension) else b""
 
 
 def certificate_issuer(cert: x509.Certificate) -> str | None:
     """The OIDC issuer Fulcio wrote into ``cert`` (the v2 extension, else the v1 one)."""
-    for oid, der in ((OIDC_ISSUER_V2, True), (OIDC_ISSUER_V1, False)):
-        try:
-            ext = cert.extensions.get_extension_for_oid(oid)
-        except x509.ExtensionNotFound:
+    raw = _extension_bytes(cert, OIDC_ISSUER_V2)
+    if raw is not None:
+        return _der_utf8(raw)
+    raw = _extension_bytes(cert, OIDC_ISSUER_V1)
+    if raw is None:
+        return None
+    try:
+        return raw.decode()
+    except UnicodeDecodeError:
+        return None
+
+
+def certified_source(cert: x509.Certificate) -> CertifiedSource | None:
+    """The repository and commit the CI platform vouched for, as Fulcio wrote them from the
+    identity token's claims (GitHub Actions, GitLab CI, Buildkite, ...), or None for an identity
+    that names no source (an email, a Kubernetes service account).
+
+    A certificate whose extension is present but is not a DER UTF8String is refused: a source
+    that cannot be read must not count as no source."""
+    found: dict[ObjectIdentifier, str] = {}
+    for oid, what in (
+        (SOURCE_REPOSITORY_URI, "Source Repository URI"),
+        (SOURCE_REPOSITORY_DIGEST, "Source Repository Digest"),
+    ):
+        raw = _extension_bytes(cert, oid)
+        if raw is None:
             continue
-        raw = ext.value.value if isinstance(ext.value, x509.UnrecognizedExtension) else b""
-        if der:
-            # UTF8String: tag 0x0c, then a short (< 128) or long length.
-            if len(raw) < 2 or raw[0] != 0x0C:
-                return None
-            length, start = raw[1], 2
-            if length & 0x80:
-                n = length & 0x7F
-                length, start = int.from_bytes(raw[2 : 2 + n], "big"), 2 + n
-            raw = raw[start : start + length]
-        try:
-            return raw.decode()
-        except UnicodeDecodeError:
-            return None
-    return None
+        text = _der_utf8(raw)
+        if text is None:
+            raise VerificationError(
+                f"the certificate's {what} extension ({oid.dotted_string}) is not a DER UTF8String"
+            )
+        found[oid] = text
+    if SOURCE_REPOSITORY_URI not in found:
+        return None
+    return CertifiedSource(found[SOURCE_REPOSITORY_URI], found.get(SOURCE_REPOSITORY_DIGEST, ""))
 
 
 def certificate_subjects(cert: x509.Certificate) -> list[str]:

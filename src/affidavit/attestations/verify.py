@@ -233,6 +233,7 @@ def _check_item(
         envelope_digest=item.digest,
         signer=payload.signer,
         storage=item.storage,
+        certified_source=payload.certified_source,
         predicate_json=statement.predicate_json,
         seal=_SEAL,
     )

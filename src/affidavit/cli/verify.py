@@ -114,6 +114,11 @@ def as_json(evidence: ImageEvidence) -> str:
                 "storage": a.storage,
                 "envelopeDigest": a.envelope_digest,
                 "subject": f"{a.subject_name}@{a.subject_digest}",
+                **(
+                    {"certifiedSource": {"repository": c.repository, "revision": c.revision}}
+                    if (c := a.certified_source) is not None
+                    else {}
+                ),
             }
             for a in evidence.verified
         ],
@@ -195,6 +200,9 @@ def run_verify(
                     f"({a.storage} {a.envelope_digest})"
                 )
             )
+            if (c := a.certified_source) is not None:  # what the CI platform vouched for
+                at = f" at {c.revision}" if c.revision else ""
+                echo(printable(f"            certified source {c.repository}{at}"))
         for r in evidence.rejected:
             echo(
                 printable(

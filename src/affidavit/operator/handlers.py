@@ -117,6 +117,7 @@ def describe_require(require: Require) -> list[str]:
         (require.require_tool_details, "AI tool, model and version recorded"),
         (require.treat_unknown_as_ai, "undeclared commits count as AI-involved"),
         (require.consistent_revision, "one source revision across attestations"),
+        (require.certified_source, "keyless statements name the source their certificate names"),
         (require.platform_review, "approvals recorded by a review platform, not commit trailers"),
         (require.require_digest, "images pinned by digest"),
     )

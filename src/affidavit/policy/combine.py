@@ -4,7 +4,8 @@ No policy can weaken another: numbers take the maximum (the exception length, a 
 the minimum), booleans OR, label requirements and tier map pins add up, allow-lists and
 reviewer-group lists stay separate constraints that must all hold (an intersection), modes take the strictest
 (Enforce > Warn > Audit), and ``failurePolicy: Fail`` beats ``Ignore``. An AccountabilityPolicy's
-omitted ``provenance``, ``consistentRevision``, ``platformReview`` and ``failurePolicy`` count
+omitted ``provenance``, ``consistentRevision``, ``certifiedSource``, ``platformReview`` and
+``failurePolicy`` count
 with their secure defaults (``with_policy_defaults``), so a policy that is silent is never weakened by one that
 relaxes. Every value remembers the policy or preset (and control) it came from, for messages and
 ``explain``.
@@ -107,6 +108,7 @@ class EffectivePolicy:
     owner_labels: tuple[Req[str], ...] = ()
     escalation_labels: tuple[Req[str], ...] = ()
     consistent_revision: Req[bool] | None = None
+    certified_source: Req[bool] | None = None
     platform_review: Req[bool] | None = None
     tier_map_digests: tuple[Req[str], ...] = ()  # every pin must hold
     require_digest_req: Req[bool] | None = None
@@ -201,6 +203,7 @@ def _omitted(r: Require) -> frozenset[str]:
         for path, value in (
             ("provenance.required", r.provenance),
             ("consistentRevision", r.consistent_revision),
+            ("certifiedSource", r.certified_source),
             ("platformReview", r.platform_review),
             ("failurePolicy", r.failure_policy),
         )
@@ -244,6 +247,7 @@ def combine(layers: Sequence[Layer]) -> EffectivePolicy:
     groups: dict[str, frozenset[str]] = {}
     prov = prov_age = tool_details = unknown_ai = consistent = digest = None
     retention = pseudo = exc_days = exc_separation = release_approver = platform = None
+    certified = None
     exc_repository = None
     tools: tuple[Req[tuple[str, ...]], ...] = ()
     owners: tuple[Req[str], ...] = ()
@@ -300,6 +304,7 @@ def combine(layers: Sequence[Layer]) -> EffectivePolicy:
         owners = _add(owners, r.owner_label, o("ownerLabel"))
         escalations = _add(escalations, r.escalation_label, o("escalationLabel"))
         consistent = _or(consistent, bool(r.consistent_revision), o("consistentRevision"))
+        certified = _or(certified, bool(r.certified_source), o("certifiedSource"))
         platform = _or(platform, bool(r.platform_review), o("platformReview"))
         tier_maps = _add(tier_maps, r.tier_map_digest, o("tierMapDigest"))
         digest = _or(digest, r.require_digest, o("requireDigest"))
@@ -339,6 +344,7 @@ def combine(layers: Sequence[Layer]) -> EffectivePolicy:
         owner_labels=owners,
         escalation_labels=escalations,
         consistent_revision=consistent,
+        certified_source=certified,
         platform_review=platform,
         tier_map_digests=tier_maps,
         require_digest_req=digest,

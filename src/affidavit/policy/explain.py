@@ -37,6 +37,7 @@ def requirements(eff: EffectivePolicy) -> list[tuple[str, str, Origin]]:
     add("provenance.maxAgeDays", eff.provenance_max_age_days)
     add("revision.consistent", eff.consistent_revision)
     add("repository.consistent", eff.consistent_revision)  # the same switch (policy.sources)
+    add("source.certified", eff.certified_source)
     for pin in eff.tier_map_digests:
         add("provenance.tierMap", pin)
     add("treatUnknownAsAi", eff.treat_unknown_as_ai)

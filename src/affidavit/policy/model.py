@@ -172,6 +172,10 @@ class Require(SpecModel):
     consistent_revision: bool | None = None
     """Provenance, review and build name one source revision, provenance and review one
     repository; omitted in an AccountabilityPolicy = true."""
+    certified_source: bool | None = None
+    """A statement signed keyless names, as its ``source``, the repository and commit its
+    certificate certifies (the CI platform's claims, Fulcio's Source Repository URI and Digest),
+    where the certificate names any; omitted in an AccountabilityPolicy = true."""
     platform_review: bool | None = None
     """Approvals count only as a code-review platform (GitHub, GitLab, Gerrit) recorded them,
     not from Reviewed-by/Acked-by/Approved-by trailers, which whoever commits writes; omitted in
@@ -193,7 +197,8 @@ def with_policy_defaults(require: Require) -> Require:
 
     A matched policy that says nothing about provenance still requires it (an image with no
     attestations at all must not pass), the review must be for the revision the provenance
-    describes and was recorded by a review platform (not commit trailers), and an unreachable
+    describes and was recorded by a review platform (not commit trailers), a keyless statement
+    names the source its certificate certifies, and an unreachable
     registry denies: each only when the policy does not say otherwise. In the strictest-wins
     merge the default counts like a written value, so one policy's ``Ignore`` or
     ``required: false`` cannot weaken another policy that is silent.
@@ -203,6 +208,8 @@ def with_policy_defaults(require: Require) -> Require:
         fill["provenance"] = ProvenanceRequirement()
     if require.consistent_revision is None:
         fill["consistent_revision"] = True
+    if require.certified_source is None:
+        fill["certified_source"] = True
     if require.platform_review is None:
         fill["platform_review"] = True
     if require.failure_policy is None:

@@ -54,7 +54,13 @@ class Preset:
         return self.controls.get(path)
 
 
-_BASE_CONTROLS = ("provenance.required", "consistentRevision", "platformReview", "treatUnknownAsAi")
+_BASE_CONTROLS = (
+    "provenance.required",
+    "consistentRevision",
+    "certifiedSource",
+    "platformReview",
+    "treatUnknownAsAi",
+)
 
 
 def _preset(
@@ -73,6 +79,7 @@ def _preset(
     base = {
         "provenance": {"required": True},
         "consistentRevision": True,
+        "certifiedSource": True,
         "platformReview": True,
         "treatUnknownAsAi": True,
     }

@@ -22,6 +22,7 @@ from affidavit.attestations.predicates import (
     CodeReview,
 )
 from affidavit.attestations.reference import ImageReference
+from affidavit.policy.certified import certified_source_violation
 from affidavit.policy.combine import EffectivePolicy, Origin, Req
 from affidavit.policy.decision import EvidenceUsed, Violation
 from affidavit.policy.lifetime import parse_time
@@ -188,6 +189,11 @@ def check_image(
                 )
             )
             continue
+        if eff.certified_source is not None:
+            mismatch = certified_source_violation(att, eff.certified_source, image)
+            if mismatch is not None:  # the platform's word beats the pipeline's: not used
+                out.append(mismatch)
+                continue
         usable.append(att)
     counted = [
         n for t in dict.fromkeys(a.predicate_type for a in usable) if (n := newest(usable, t))

@@ -89,6 +89,7 @@ def test_valid_policy_is_published_and_ready(operator: RunningOperator, kubectl:
             "provenance required (at most 30 days old)",
             "tier critical (AI-touched changes): 2 independent approvals, security review",
             "one source revision across attestations",
+            "keyless statements name the source their certificate names",
             "approvals recorded by a review platform, not commit trailers",
         ],
         "appliesToThisCluster": True,  # region eu-west-1 matches eu-*

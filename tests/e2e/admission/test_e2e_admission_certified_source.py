@@ -1,0 +1,233 @@
+"""A keyless statement must describe the source its certificate certifies (``certifiedSource``).
+
+The policy trusts every release workflow of the ``acme`` organisation on GitHub (issuer plus a
+subject regular expression, as policy-controller's examples write it). A developer with a
+scratch repository of that organisation builds unreviewed code there, collects provenance from
+a clone of ``acme/payments-api`` at its reviewed revision, and signs it keyless from the scratch
+repository's workflow. Fulcio certifies what GitHub's token says: the scratch repository and the
+commit its workflow ran at. Before this rule the signature verified, the statement read as the
+payments repository's reviewed revision, and the image was admitted.
+
+Real: the private Fulcio (issuer type ``github-workflow``), Rekor v2, the TSA, the registry, the
+kube-apiserver and the webhook. The one fake is the OIDC issuer standing in for GitHub's token
+service (``ci_oidc``): only GitHub mints tokens with a ``repository`` claim.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from admission_e2e_support import (
+    apply_and_sync,
+    decision_id_in,
+    deployment,
+    recorded,
+    running_stack,
+)
+
+from affidavit.attestations.predicates import AI_PROVENANCE_V1
+from affidavit.attestations.registry import RegistryClient
+from affidavit.attestations.sigstore import sign_dsse_keyless
+from affidavit.attestations.statement import make_statement
+from affidavit.attestations.store import attach
+from affidavit.cli.main import main
+from affidavit.collect import collect_provenance
+from affidavit.demo.pipeline import build_image
+from affidavit.demo.sample import make_sample_repo
+from affidavit.demo.services import LocalRegistry
+from affidavit.demo.stack import ClusterStack
+from affidavit.envtest import ControlPlaneInfo
+from affidavit.envtest.sigstore import PrivateSigstore
+from affidavit.names import API_VERSION as API
+from binary_builds import sigstore_binaries_or_skip
+from ci_oidc import GitHubActionsIssuer, Workflow, github_actions_issuer
+
+SYSTEM = "adm-certified"
+NS = "adm-certified-apps"
+POLICY = "adm-certified"
+ROOT_CONFIGMAP = "private-sigstore-root"
+REPO = "certified/payments-api"
+PAYMENTS = "acme/payments-api"
+
+
+@dataclass(frozen=True)
+class Signed:
+    issuer: GitHubActionsIssuer
+    trusted_root: Path  # the private Sigstore's, kept after it stops
+    reviewed: str  # the revision the provenance describes
+    images: dict[str, str]  # case -> REGISTRY/REPO@DIGEST
+    jobs: dict[str, Workflow]  # case -> the workflow that signed
+
+
+@pytest.fixture(scope="module")
+def signed(registry: LocalRegistry, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Signed]:
+    sigstore_binaries_or_skip()
+    work = tmp_path_factory.mktemp("admission-certified")
+    sample = make_sample_repo(work / "payments-api")
+    subprocess.run(
+        ["git", "-C", str(sample.path), "remote", "set-url", "origin",
+         f"git@github.com:{PAYMENTS}.git"],
+        check=True,
+    )  # fmt: skip
+    provenance = collect_provenance(sample.path, sample.base, sample.reviewed).to_wire()
+    assert provenance["source"]["repository"] == f"git@github.com:{PAYMENTS}.git"
+    jobs = {
+        "payments": Workflow(PAYMENTS, sample.reviewed),
+        # the developer's own repository of the organisation, at the same commit id
+        "scratch": Workflow("acme/scratch", sample.reviewed),
+        # the payments repository's workflow, run at another commit than the one described
+        "other-commit": Workflow(PAYMENTS, sample.pushed_after_review),
+    }
+    with (
+        github_actions_issuer(work / "github") as issuer,
+        PrivateSigstore(
+            work / "sigstore", {issuer.url: "github-workflow"}, issuer_ca_file=issuer.ca_file
+        ) as sigstore,
+        RegistryClient(insecure_hosts={registry.host}) as client,
+    ):
+        images: dict[str, str] = {}
+        for case, job in jobs.items():
+            image = build_image(client, registry.host, f"{REPO}-{case}", sample.reviewed)
+            assert image.digest is not None
+            statement = make_statement(image.name, image.digest, AI_PROVENANCE_V1, provenance)
+            bundle = sign_dsse_keyless(
+                statement,
+                identity_token=issuer.token(job),
+                trusted_root=sigstore.trusted_root,
+                signing_config=sigstore.signing_config,
+            )
+            attach(client, image, AI_PROVENANCE_V1, bundle=bundle)
+            images[case] = str(image)
+        root = work / "trusted_root.json"
+        root.write_bytes(sigstore.trusted_root.read_bytes())
+    yield Signed(issuer, root, sample.reviewed, images, jobs)
+
+
+def org_policy(signed: Signed, registry_host: str, **require: Any) -> dict[str, Any]:
+    """Trust every release workflow of the acme organisation."""
+    signer = {
+        "name": "acme-release",
+        "issuer": signed.issuer.url,
+        "subjectRegExp": r"https://github\.com/acme/[^/]+/\.github/workflows/release\.yml@refs/heads/main",
+        "trustedRoot": {"configMapRef": {"name": ROOT_CONFIGMAP}},
+    }
+    return {
+        "apiVersion": API,
+        "kind": "AccountabilityPolicy",
+        "metadata": {"name": POLICY},
+        "spec": {
+            "mode": "Enforce",
+            "match": {"images": [f"{registry_host}/certified/*"]},
+            "signers": {"keyless": [signer]},
+            "require": {"provenance": {"required": True}, **require},
+        },
+    }
+
+
+@pytest.fixture(scope="module")
+def stack(
+    control_plane: ControlPlaneInfo,
+    registry: LocalRegistry,
+    signed: Signed,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[ClusterStack]:
+    work: Path = tmp_path_factory.mktemp("admission-certified-stack")
+    with running_stack(control_plane, registry.host, work, SYSTEM) as running:
+        running.kubectl("create", "namespace", NS)
+        running.kubectl(
+            "-n", SYSTEM, "create", "configmap", ROOT_CONFIGMAP,
+            f"--from-file=trusted_root.json={signed.trusted_root}",
+        )  # fmt: skip
+        apply_and_sync(running, org_policy(signed, registry.host))
+        try:
+            yield running
+        finally:
+            running.kubectl("delete", "accountabilitypolicy", POLICY, "--ignore-not-found")
+            running.kubectl("delete", "namespace", NS, "--wait=false", "--ignore-not-found")
+
+
+def apply(stack: ClusterStack, name: str, image: str) -> subprocess.CompletedProcess[str]:
+    return stack.kubectl(
+        "apply", "-f", "-", input=json.dumps(deployment(name, NS, image)), check=False
+    )
+
+
+def certified_violation(stack: ClusterStack, name: str, image: str) -> str:
+    """kubectl is refused; the recorded decision's ``source.certified`` message."""
+    proc = apply(stack, name, image)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    decision = recorded(stack, decision_id_in(proc.stderr))
+    assert decision.outcome == "denied"
+    [violation] = [v for v in decision.violations if v.rule == "source.certified"]
+    assert violation.message in proc.stderr
+    return violation.message
+
+
+def expected(image: str, signed: Signed, case: str) -> str:
+    job = signed.jobs[case]
+    return (
+        f"{image}: source.certified (AccountabilityPolicy/{POLICY}): found an ai-provenance/v1 "
+        f"attestation claiming git@github.com:{PAYMENTS}.git at {signed.reviewed[:12]}, signed "
+        f"by acme-release with a certificate for https://github.com/{job.repository} at "
+        f"{job.sha[:12]}; expected the repository and revision the signing certificate "
+        "certifies (the CI platform's claims, not the pipeline's); fix: sign the "
+        f"ai-provenance/v1 in the pipeline of git@github.com:{PAYMENTS}.git for the revision "
+        "the image was built from; if another repository's pipeline builds it on purpose, set "
+        "`spec.require.certifiedSource: false` in every policy that applies"
+    )
+
+
+def test_the_repositorys_own_workflow_at_the_described_commit_is_admitted(
+    stack: ClusterStack, signed: Signed
+) -> None:
+    proc = apply(stack, "payments", signed.images["payments"])
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "deployment.apps/payments created"
+
+
+def test_another_repositorys_workflow_or_another_commit_is_refused(
+    stack: ClusterStack, signed: Signed
+) -> None:
+    for case in ("scratch", "other-commit"):
+        image = signed.images[case]
+        assert certified_violation(stack, case, image) == expected(image, signed, case)
+
+
+def test_a_central_build_repository_turns_the_rule_off_in_its_policy(
+    stack: ClusterStack, signed: Signed, registry: LocalRegistry
+) -> None:
+    apply_and_sync(stack, org_policy(signed, registry.host, certifiedSource=False))
+    try:
+        proc = apply(stack, "scratch-allowed", signed.images["scratch"])
+        assert proc.returncode == 0, proc.stderr
+    finally:
+        apply_and_sync(stack, org_policy(signed, registry.host))
+
+
+def test_verify_shows_the_source_the_certificate_names(
+    signed: Signed, capsys: pytest.CaptureFixture[str]
+) -> None:
+    image = signed.images["scratch"]
+    argv = [
+        "verify", image,
+        "--keyless-identity-regexp", r"https://github\.com/acme/.+",
+        "--keyless-issuer", signed.issuer.url,
+        "--trusted-root", str(signed.trusted_root),
+    ]  # fmt: skip
+    assert main(argv) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[2] == (
+        f"            certified source https://github.com/acme/scratch at {signed.reviewed}"
+    )
+    assert main([*argv, "--json"]) == 0
+    [verified] = json.loads(capsys.readouterr().out)["verified"]
+    assert verified["certifiedSource"] == {
+        "repository": "https://github.com/acme/scratch",
+        "revision": signed.reviewed,
+    }
