@@ -72,6 +72,7 @@ lint: venv
 	$(VENV)/bin/ruff check src tests benchmarks
 	$(VENV)/bin/ruff format --check src tests benchmarks
 	$(VENV)/bin/mypy --cache-dir $(MYPY_CACHE)
+	MYPY_CACHE=$(MYPY_CACHE) bash scripts/typecheck-tests
 	$(VENV)/bin/lint-imports
 
 unit: venv

@@ -66,6 +66,8 @@ def private_imports(source: str, module: str, *, is_package: bool, src: Path) ->
             imported = [(base, alias.name) for alias in node.names]
         elif isinstance(node, ast.Import):
             imported = [(alias.name, None) for alias in node.names]
+        else:
+            continue
         for target, name in imported:
             if not target.startswith("affidavit"):
                 continue

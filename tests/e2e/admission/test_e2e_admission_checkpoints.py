@@ -113,8 +113,8 @@ def test_decisions_are_signed_into_the_configmap_trail_the_chart_grants(
 
     dumped = tmp_path / "checkpoints.yaml"
     dumped.write_text(wait_for(trail, f"checkpoint {head} in ConfigMap {SYSTEM}/{TRAIL}"))
-    flags = ["--ledger", stack.ledger_url, "--ledger-public-key", keys.with_suffix(".pub")]
-    flags += ["--checkpoints", dumped]
+    flags: list[str | Path] = ["--ledger", stack.ledger_url]
+    flags += ["--ledger-public-key", keys.with_suffix(".pub"), "--checkpoints", dumped]
     ok = _affidavit("decisions", "verify-chain", *flags)
     assert (ok.returncode, ok.stdout) == (
         0,

@@ -21,7 +21,7 @@ import re
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -116,7 +116,7 @@ class ProxiedCluster:
             )
         return proc
 
-    def apply(self, obj: dict[str, object]) -> None:
+    def apply(self, obj: Mapping[str, object]) -> None:
         self.kubectl("apply", "-f", "-", input=json.dumps(obj))
 
     def user(self, name: str, namespace: str = "team") -> Path:
@@ -271,6 +271,6 @@ def _wire(cluster: ProxiedCluster, ca_pem: bytes) -> None:
     for configuration in webhook_configurations(
         SERVICE, SYSTEM, f"https://{IP}:{PORT}/validate", f"https://{IP}:{PORT}/mutate"
     ):
-        for hook in configuration["webhooks"]:  # type: ignore[attr-defined]
+        for hook in configuration["webhooks"]:
             hook["clientConfig"]["caBundle"] = bundle
         cluster.apply(configuration)

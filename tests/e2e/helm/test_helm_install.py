@@ -13,7 +13,7 @@ import json
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -147,7 +147,7 @@ def test_service_account_cannot_do_anything_else(release: str, kubectl: Kubectl)
     assert allowed == []
 
 
-def _pod(name: str, spec: dict[str, Any]) -> str:
+def _pod(name: str, spec: Mapping[str, Any]) -> str:
     return json.dumps({"apiVersion": "v1", "kind": "Pod",
                        "metadata": {"name": name, "namespace": NS}, "spec": spec})  # fmt: skip
 
@@ -155,7 +155,8 @@ def _pod(name: str, spec: dict[str, Any]) -> str:
 def test_pods_pass_the_apiservers_restricted_admission(
     release: str, helm: Path, kubectl: Kubectl
 ) -> None:
-    args = ("template", RELEASE, CHART, "--namespace", NS, *KUBE_VERSION_ARGS, *SET)
+    args: tuple[str | Path, ...] = ("template", RELEASE, CHART, "--namespace", NS)
+    args += (*KUBE_VERSION_ARGS, *SET)
     rendered = run_helm(helm, *args).stdout
     tests = run_helm(helm, *args,
                      "--show-only", "templates/tests/test-readyz.yaml").stdout  # fmt: skip

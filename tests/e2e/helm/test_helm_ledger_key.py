@@ -192,9 +192,11 @@ def _sa_kubeconfig(cp: ControlPlaneInfo, helm: Path, namespace: str, workdir: Pa
             rbac.create_namespaced_role(namespace, d)
         elif kind == "RoleBinding":
             rbac.create_namespaced_role_binding(namespace, d)
-    token = core.create_namespaced_service_account_token(
+    status = core.create_namespaced_service_account_token(
         account, namespace, client.AuthenticationV1TokenRequest(spec={"audiences": []})
-    ).status.token
+    ).status
+    assert status is not None
+    token = status.token
     admin = yaml.safe_load(cp.kubeconfig.read_text())
     cluster = admin["clusters"][0]
     config = {

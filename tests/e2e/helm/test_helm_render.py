@@ -75,7 +75,7 @@ def test_every_values_key_is_declared_in_the_schema() -> None:
 def test_schema_rejects_what_it_should() -> None:
     schema = json.loads((CHART / "values.schema.json").read_text())
     defaults = load_yaml(CHART / "values.yaml")
-    bad = [
+    bad: list[dict[str, Any]] = [
         {"webhook": {"failurePolicy": "Sometimes"}},
         {"ledger": {"type": "postgres", "postgres": {"existingSecret": ""}}},
         {"clusterName": ""},
@@ -92,7 +92,9 @@ def test_schema_rejects_what_it_should() -> None:
 
 def test_helm_lint_passes_for_every_scenario(helm: Path) -> None:
     for path in [None, *CI_VALUES]:
-        args = ["lint", CHART, "--strict"] + (["-f", path] if path else [])
+        args: list[str | Path] = ["lint", CHART, "--strict"]
+        if path:
+            args += ["-f", path]
         out = run_helm(helm, *args)
         assert "0 chart(s) failed" in out.stdout
 

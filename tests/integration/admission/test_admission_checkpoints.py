@@ -97,10 +97,11 @@ def test_the_webhook_signs_and_publishes_checkpoints(
     dash, name, blob_b64 = sig.rstrip("\n").split(" ")
     assert (dash, name) == ("\u2014", "affidavit.dev/ledger/prod-1")
     public = serialization.load_pem_public_key(keys.with_suffix(".pub").read_bytes())
+    assert isinstance(public, ed25519.Ed25519PublicKey)
     raw = public.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
     blob = base64.b64decode(blob_b64)
     assert blob[:4] == hashlib.sha256(name.encode() + b"\n\x01" + raw).digest()[:4]
-    public.verify(blob[4:], (body + "\n").encode())  # type: ignore[union-attr]
+    public.verify(blob[4:], (body + "\n").encode())
 
     verified = _affidavit(
         "decisions",
@@ -141,6 +142,7 @@ def test_the_configmap_trail_keeps_the_newest_checkpoints_for_an_offline_check(
         obj = client.CoreV1Api(api).read_namespaced_config_map("affidavit-checkpoints", "default")
         dumped = tmp_path / "cm.yaml"
         dumped.write_text(yaml.safe_dump(api.sanitize_for_serialization(obj)))
+    assert obj.data is not None
     assert sorted(obj.data) == ["checkpoint.0000000000000002", "checkpoint.0000000000000003"]
     flags = ["--ledger", url, "--ledger-public-key", str(public), "--checkpoints", str(dumped)]
     ok = _affidavit("decisions", "verify-chain", *flags)

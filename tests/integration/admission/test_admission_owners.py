@@ -213,7 +213,9 @@ def test_an_owner_the_webhook_may_not_read_makes_the_check_give_up(
         NS, client.V1ServiceAccount(metadata=client.V1ObjectMeta(name="no-rbac"))
     )
     request = client.AuthenticationV1TokenRequest(spec=client.V1TokenRequestSpec(audiences=[]))
-    token = core.create_namespaced_service_account_token("no-rbac", NS, request).status.token
+    status = core.create_namespaced_service_account_token("no-rbac", NS, request).status
+    assert status is not None
+    token = status.token
     admin = yaml.safe_load(cluster.kubeconfig.read_text())
     admin["users"] = [{"name": "no-rbac", "user": {"token": token}}]
     admin["contexts"][0]["context"]["user"] = "no-rbac"

@@ -24,6 +24,7 @@ from admission_support import attest_provenance, make_signing, policy, push, rev
 from affidavit.admission.decide import Answer, Judge, Webhook
 from affidavit.admission.policy_source import FilePolicySource
 from affidavit.admission.resolve import EvidenceResolver
+from affidavit.admission.review import AdmissionResponse
 from affidavit.attestations.evidence_cache import EvidenceCache
 from affidavit.policy.decision import Decision
 from hostile_registries import hostile_registry, manifest, stalling_registry
@@ -105,7 +106,7 @@ def webhook(setup: Setup) -> Iterator[Webhook]:
     hook.close()
 
 
-def judge(hook: Webhook, body: dict[str, Any]) -> tuple[dict[str, Any], Decision | None]:
+def judge(hook: Webhook, body: dict[str, Any]) -> tuple[AdmissionResponse, Decision | None]:
     answer: Answer = hook.handle(json.dumps(body).encode())
     assert answer.status == 200
     assert isinstance(answer.body, dict)
@@ -238,7 +239,7 @@ def test_a_flood_from_one_namespace_does_not_starve_another(setup: Setup) -> Non
     with stalling_registry() as slow:
         hook = make_webhook(setup, allowed=(slow.host,), workers=4, budget=3.0)
         try:
-            flood: list[dict[str, Any]] = []
+            flood: list[AdmissionResponse] = []
 
             def send(n: int) -> None:
                 images = [f"{slow.host}/lenient/app{n}-{i}:1" for i in range(20)]

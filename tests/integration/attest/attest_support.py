@@ -180,6 +180,7 @@ def loopback_name() -> str | None:
         addresses = {info[4][0] for info in socket.getaddrinfo(name, None, socket.AF_INET)}
     except OSError:
         return None
-    if name == "localhost" or not addresses or not all(a.startswith("127.") for a in addresses):
+    loopback = all(isinstance(a, str) and a.startswith("127.") for a in addresses)
+    if name == "localhost" or not addresses or not loopback:
         return None
     return name

@@ -11,7 +11,7 @@ import shutil
 import socket
 import subprocess
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -56,7 +56,7 @@ def new_image(registry: Any, client: RegistryClient) -> Callable[..., ImageRefer
     return make
 
 
-def _serve_registry(directory: Path, address: str, auth: str = "") -> Iterator[str]:
+def _serve_registry(directory: Path, address: str, auth: str = "") -> Generator[str, None, None]:
     """Run docker-registry with an extra config section; yields ``host:port``."""
     binary = shutil.which("docker-registry") or "/usr/bin/docker-registry"
     if not Path(binary).exists():

@@ -79,7 +79,8 @@ def test_a_bundle_attach_wrote_beside_a_cosign_layer_is_not_read_twice(
     theirs = json.loads(key_bundle(sign_for(image, key, {"n": "theirs"})))
     theirs["verificationMaterial"]["tlogEntries"] = [{"logIndex": "7"}]
     other = attach(client, image, PREDICATE_TYPE, bundle=json.dumps(theirs).encode())
-    with CountingClient() as counting:
+    counting = CountingClient()
+    with counting:  # as RegistryClient.__enter__ is typed, `as` would not be a CountingClient
         found = fetch(counting, image)
     assert [(f.storage, f.digest) for f in found] == [
         *(("cosign-tag", r.envelope_digest) for r in [*results, other]),
@@ -109,7 +110,8 @@ def test_a_twin_is_known_whether_or_not_its_envelope_is_written_compactly(
     # the compact one's bundle is found by splicing alone (no second JSON write of the layer)
     assert list(_bundles_of(compact)) == [key_bundle(compact)]
     assert list(_bundles_of(loose)) == [_spliced(loose), key_bundle(loose)]
-    with CountingClient() as counting:
+    counting = CountingClient()
+    with counting:  # as RegistryClient.__enter__ is typed, `as` would not be a CountingClient
         found = fetch(counting, image)
     assert counting.blobs == []  # embedded in the cosign manifest, and every bundle a twin
     assert counting.manifests == []

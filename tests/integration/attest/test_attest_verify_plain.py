@@ -19,7 +19,10 @@ from affidavit.cli.verify import parse, plain_main
 NewImage = Callable[..., ImageReference]
 
 
-def _both(capsys: pytest.CaptureFixture[str], argv: list[str]) -> tuple[object, object]:
+Outcome = tuple[int, str, str]  # exit code, stdout, stderr
+
+
+def _both(capsys: pytest.CaptureFixture[str], argv: list[str]) -> tuple[Outcome, Outcome]:
     """(code, stdout, stderr) of the plain start and of the typer command for ``verify argv``."""
     plain = plain_main(argv)
     assert plain is not None, "the plain start left this argument list to typer"
@@ -53,7 +56,7 @@ def test_the_plain_start_answers_as_the_typer_command(
     for argv in cases:
         plain, typed = _both(capsys, argv)
         assert plain == typed, argv
-        codes.append(plain[0])  # type: ignore[index]
+        codes.append(plain[0])
     assert codes == [0, 0, 4, 4, 2, 2, 5]
 
 
@@ -130,7 +133,7 @@ def test_a_layer_annotated_with_terminal_controls_cannot_forge_a_verified_line(
     argv = [str(image), "--key", str(key.public_path)]
     plain, typed = _both(capsys, argv)
     assert plain == typed
-    code, out, _ = plain  # type: ignore[misc]
+    code, out, _ = plain
     assert code == 4
     lines = out.splitlines()
     assert all(line.isprintable() for line in lines), lines

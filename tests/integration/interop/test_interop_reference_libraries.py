@@ -19,7 +19,7 @@ from in_toto_attestation.v1.resource_descriptor import ResourceDescriptor
 from in_toto_attestation.v1.statement import Statement as ItaStatement
 from securesystemslib.dsse import Envelope as SslibEnvelope
 from securesystemslib.exceptions import VerificationError as SslibVerificationError
-from securesystemslib.signer import CryptoSigner, SSlibKey  # type: ignore[attr-defined]
+from securesystemslib.signer import CryptoSigner, SSlibKey
 
 from affidavit.attestations.dsse import (
     PAYLOAD_TYPE_INTOTO,

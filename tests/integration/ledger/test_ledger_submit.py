@@ -76,7 +76,8 @@ def test_submitted_and_appended_decisions_share_commits_in_one_chain(tmp_path: P
     assert led.writer.commits - commits == 2  # the leader's, then one for the seven behind it
     assert [p.error for p in told.items] == [None] * 6
     records = {p.decision_id: p.record for p in told.items}
-    assert records[lead.decision_id] is not None and records[lead.decision_id].seq == 2
+    lead_record = records[lead.decision_id]
+    assert lead_record is not None and lead_record.seq == 2
     for pending in submitted:
         assert led.get(pending.decision_id) == records[pending.decision_id]
     seqs = sorted(r.seq for r in [*records.values(), *appended] if r is not None)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import threading
 import time
+from functools import partial
 
 from affidavit.admission.schedule import FairScheduler
 
@@ -23,9 +24,7 @@ def test_a_flooding_namespace_gets_only_its_share_of_threads() -> None:
             release.wait()
             return name
 
-        flood = [
-            pool.submit("flood", lambda i=i: blocked(f"f{i}"), deadline=LATER) for i in range(50)
-        ]
+        flood = [pool.submit("flood", partial(blocked, f"f{i}"), deadline=LATER) for i in range(50)]
         other = pool.submit("shop", lambda: "shop", deadline=LATER)
         assert other.result(timeout=30) == "shop"  # while the flood still blocks its threads
         assert sorted(started) == ["f0", "f1"]
@@ -50,12 +49,8 @@ def test_namespaces_take_turns() -> None:
 
         first = pool.submit("a", hold, deadline=LATER)  # holds the only thread
         assert running.wait(30)
-        jobs = [
-            pool.submit("a", lambda i=i: order.append(f"a{i}"), deadline=LATER) for i in range(3)
-        ]
-        jobs += [
-            pool.submit("b", lambda i=i: order.append(f"b{i}"), deadline=LATER) for i in range(2)
-        ]
+        jobs = [pool.submit("a", partial(order.append, f"a{i}"), deadline=LATER) for i in range(3)]
+        jobs += [pool.submit("b", partial(order.append, f"b{i}"), deadline=LATER) for i in range(2)]
         gate.set()
         first.result(timeout=30)
         for j in jobs:
@@ -102,7 +97,7 @@ def test_a_finished_job_does_not_wake_every_idle_worker() -> None:
     try:
         jobs = 40
         for i in range(jobs):
-            assert pool.submit("shop", lambda i=i: i, deadline=LATER).result(timeout=30) == i
+            assert pool.submit("shop", partial(int, i), deadline=LATER).result(timeout=30) == i
     finally:
         pool.close()
     for thread in pool._threads:

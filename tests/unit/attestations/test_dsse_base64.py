@@ -8,16 +8,20 @@ from __future__ import annotations
 import base64
 import binascii
 import random
+from collections.abc import Callable
+from typing import TypeVar
 
 import pytest
 
 from affidavit.attestations import dsse
 from affidavit.attestations.dsse import b64decode, b64decode_stdlib
 
+T = TypeVar("T")
 
-def _outcome(decode: object, text: str) -> bytes | str:
+
+def _outcome(decode: Callable[[T], bytes], text: T) -> bytes | str:
     try:
-        return decode(text)  # type: ignore[operator,no-any-return]
+        return decode(text)
     except (binascii.Error, ValueError):
         return "refused"
 

@@ -9,17 +9,32 @@ from __future__ import annotations
 
 import ast
 from pathlib import Path
+from typing import Any, TypedDict
 
 import pytest
 
 from affidavit.attestations.evidence import (
     AssumedAttestation,
     ImageEvidence,
+    Storage,
     VerifiedAttestation,
 )
 
+
+class Fields(TypedDict):
+    """An attestation's fields, as its constructor takes them (all but the seal)."""
+
+    predicate_type: str
+    subject_name: str
+    subject_digest: str
+    predicate: dict[str, Any]
+    envelope_digest: str
+    signer: str
+    storage: Storage
+
+
 SRC = Path(__file__).resolve().parents[3] / "src" / "affidavit"
-FIELDS = {
+FIELDS: Fields = {
     "predicate_type": "https://affidavit.dev/ai-provenance/v1",
     "subject_name": "127.0.0.1:5000/app",
     "subject_digest": "sha256:" + "ab" * 32,
@@ -32,13 +47,13 @@ FIELDS = {
 
 def test_building_one_without_the_verifiers_seal_fails() -> None:
     with pytest.raises(TypeError, match=r"comes only from affidavit\.attestations\.verify"):
-        VerifiedAttestation(**FIELDS)  # type: ignore[arg-type]
+        VerifiedAttestation(**FIELDS)
     with pytest.raises(TypeError, match=r"comes only from affidavit\.attestations\.verify"):
-        VerifiedAttestation(**FIELDS, seal=object())  # type: ignore[arg-type]
+        VerifiedAttestation(**FIELDS, seal=object())
 
 
 def test_assumed_statements_are_weighed_but_never_called_verified() -> None:
-    assumed = AssumedAttestation(**FIELDS)  # type: ignore[arg-type]
+    assumed = AssumedAttestation(**FIELDS)
     evidence = ImageEvidence("127.0.0.1:5000/app", FIELDS["subject_digest"], assumed=(assumed,))
     assert evidence.verified == ()
     assert evidence.statements == (assumed,)

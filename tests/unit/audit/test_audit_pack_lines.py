@@ -9,6 +9,7 @@ import json
 import pytest
 
 from affidavit.audit.stretch import stored_line as _stored_line
+from affidavit.ledger.scan import ScanRow
 
 TEXTS = [
     '{"name":"plain"}',
@@ -20,8 +21,10 @@ TEXTS = [
 
 @pytest.mark.parametrize("decision", TEXTS)
 def test_a_line_is_what_json_dumps_writes(decision: str) -> None:
-    row = (7, "d-1", "2026-03-01T00:00:00Z", "allowed", "ns", "Pod", "p", True, False)
-    row += (decision, "0" * 64, "f" * 64, None)
+    row: ScanRow = (
+        7, "d-1", "2026-03-01T00:00:00Z", "allowed", "ns", "Pod", "p", True, False,
+        decision, "0" * 64, "f" * 64, None,
+    )  # fmt: skip
     expected = {
         "seq": 7,
         "id": "d-1",

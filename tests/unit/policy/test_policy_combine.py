@@ -7,6 +7,8 @@ control.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import pytest
 from pydantic import ValidationError
 
@@ -45,7 +47,7 @@ def eff(ix: PolicyIndex, region: str = "us-east-1", **kw: str) -> EffectivePolic
     return e
 
 
-def two(a: dict[str, object], b: dict[str, object]) -> EffectivePolicy:
+def two(a: Mapping[str, object], b: Mapping[str, object]) -> EffectivePolicy:
     return eff(index([policy("a", **a), policy("b", **b)]))
 
 
@@ -163,7 +165,7 @@ def test_signers_intersect() -> None:
 def test_keyless_signers_subject_regexp_and_trusted_root() -> None:
     issuer = "https://token.actions.githubusercontent.com"
     regexp = r"https://github\.com/example/shop/\.github/workflows/release\.yml@refs/tags/v.*"
-    keyless = {
+    keyless: dict[str, list[dict[str, object]]] = {
         "keyless": [
             {
                 "name": "gha-tags",

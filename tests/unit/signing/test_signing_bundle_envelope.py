@@ -63,14 +63,15 @@ def _variants(envelope: bytes) -> list[bytes]:
     out = [json.dumps(bundle).encode(), json.dumps(bundle, indent=2).encode()]
     escaped = json.dumps(bundle).replace('"payloadType"', '"p\\u0061yloadType"')
     out.append(escaped.replace("application/vnd", "application\\/vnd").encode())
-    for change in (
+    changes: list[dict[str, object]] = [
         {"payload": 7},  # a number where a string belongs
         {"payload": 123456789012345678901234567890},  # one orjson reads as a float
         {"signatures": []},
         {"signatures": [{"sig": "x", "extra": "y"}]},
         {"extra": "z"},
         {"payloadType": None},
-    ):
+    ]
+    for change in changes:
         out.append(json.dumps({**bundle, "dsseEnvelope": {**inner, **change}}).encode())
     out.append(json.dumps({**bundle, "dsseEnvelope": [inner]}).encode())
     return out

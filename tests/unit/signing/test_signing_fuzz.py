@@ -30,7 +30,7 @@ from attestation_fuzz import (
     forged,
 )
 
-from affidavit.attestations.evidence import KeylessSigner, KeySigner
+from affidavit.attestations.evidence import KeylessSigner, KeySigner, TrustedSigner
 from affidavit.attestations.reference import ImageReference
 from affidavit.attestations.sigstore import verify_bundle
 from affidavit.attestations.store import FetchedAttestation
@@ -93,7 +93,7 @@ def test_mutated_attestations_never_verify_and_never_crash_the_verifier(tmp_path
     cases = int(os.environ.get("AFFIDAVIT_FUZZ_CASES") or 300)
     print(f"\nattestation fuzz: seed {seed} (AFFIDAVIT_FUZZ_SEED={seed} reproduces), {cases} cases")
     originals = Originals(tmp_path)
-    signers = [
+    signers: list[TrustedSigner] = [
         KeySigner("ci", originals.public_pem.decode()),
         KeylessSigner("gcb", KEYLESS_ISSUER, KEYLESS_IDENTITY),
     ]

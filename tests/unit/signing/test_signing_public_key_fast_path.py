@@ -20,7 +20,7 @@ from affidavit.errors import KeyMaterialError
 def _general(pem: bytes, name: str) -> keys.Verifier:
     """What ``load_verifier`` returns without its fast path."""
     saved = keys._plain_public_key
-    keys._plain_public_key = lambda pem, name: None  # type: ignore[assignment]
+    keys._plain_public_key = lambda pem, name: None
     try:
         return load_verifier(pem, name=name)
     finally:
