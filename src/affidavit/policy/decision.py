@@ -55,10 +55,17 @@ class ImageRef:
 
 @dataclass(frozen=True)
 class EvidenceUsed:
+    """An attestation a decision counted. A keyless one whose certificate names a source also
+    records it (``certified_*``: the repository and commit the CI platform said the signing
+    workflow ran for), so an auditor reads which repository's pipeline vouched for a deployment
+    from the ledger alone, even where the policy trusts a whole organisation by a pattern."""
+
     image: str
     predicate_type: str
     envelope_digest: str
     signer: str
+    certified_repository: str | None = None
+    certified_revision: str | None = None
 
 
 @dataclass(frozen=True)

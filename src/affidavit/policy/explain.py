@@ -167,9 +167,13 @@ def explain_decision(decision: Decision) -> str:
             )
         )
     for ev in d.evidence:
+        certified = ""
+        if ev.certified_repository:
+            at = f" at {ev.certified_revision}" if ev.certified_revision else ""
+            certified = f" (certified source {ev.certified_repository}{at})"
         lines.append(
             f"  evidence: {short_type(ev.predicate_type)} {ev.envelope_digest} "
-            f"signed by {ev.signer} for {ev.image}"
+            f"signed by {ev.signer}{certified} for {ev.image}"
         )
     if d.exception:
         lines.append(f"  exception: {d.exception}")

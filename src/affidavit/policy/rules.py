@@ -198,7 +198,16 @@ def check_image(
     counted = [
         n for t in dict.fromkeys(a.predicate_type for a in usable) if (n := newest(usable, t))
     ]
-    used = [EvidenceUsed(image, a.predicate_type, a.envelope_digest, a.signer) for a in counted]
+    used = [
+        EvidenceUsed(
+            image,
+            a.predicate_type,
+            a.envelope_digest,
+            a.signer,
+            *((c.repository, c.revision or None) if (c := a.certified_source) else ()),
+        )
+        for a in counted
+    ]
 
     def first(ptype: str) -> Attestation | None:
         return newest(usable, ptype)  # the newest by its signed time, never the registry's order

@@ -27,6 +27,7 @@ from admission_e2e_support import (
     apply_and_sync,
     decision_id_in,
     deployment,
+    latest,
     recorded,
     running_stack,
 )
@@ -189,6 +190,13 @@ def test_the_repositorys_own_workflow_at_the_described_commit_is_admitted(
     proc = apply(stack, "payments", signed.images["payments"])
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "deployment.apps/payments created"
+    # the ledger says which repository's workflow vouched for it, not only "acme-release"
+    [used] = latest(stack, NS, "Deployment", "payments").evidence
+    assert (used.signer, used.certified_repository, used.certified_revision) == (
+        "acme-release",
+        f"https://github.com/{PAYMENTS}",
+        signed.reviewed,
+    )
 
 
 def test_another_repositorys_workflow_or_another_commit_is_refused(

@@ -14,7 +14,7 @@ from typing import Any
 from affidavit.attestations.evidence import CertifiedSource, ImageEvidence, VerifiedAttestation
 from affidavit.attestations.predicates import AI_PROVENANCE_V1, CODE_REVIEW_V1
 from affidavit.policy import Decision, PolicyIndex, evaluate
-from affidavit.policy.explain import explain_policy
+from affidavit.policy.explain import explain_decision, explain_policy
 from policy_builders import (
     DIGEST,
     IMAGE,
@@ -54,7 +54,15 @@ def judged(
 
 
 def test_the_source_the_certificate_names_is_admitted_however_it_is_spelt() -> None:
-    assert judged(CertifiedSource(SHOP, REV), CertifiedSource(SHOP, REV)).outcome == "allowed"
+    d = judged(CertifiedSource(SHOP, REV), CertifiedSource(SHOP, ""))
+    assert d.outcome == "allowed"
+    # the decision records what each certificate certified, for the auditor
+    assert [(e.certified_repository, e.certified_revision) for e in d.evidence] == [
+        (SHOP, REV),
+        (SHOP, None),
+    ]
+    assert f"signed by ci (certified source {SHOP} at {REV}) for {IMAGE}" in explain_decision(d)
+    assert judged(None).evidence[0].certified_repository is None
     spelt = CertifiedSource("https://GitHub.com/Example/Shop/", REV.upper())
     prov = provenance()
     prov["source"]["repository"] = "git@github.com:example/shop.git"
