@@ -47,17 +47,24 @@ def _uint(n: int) -> str:
 
 @dataclass(frozen=True)
 class Workflow:
-    """Where a GitHub Actions job ran: ``owner/repo``, the commit, the workflow file."""
+    """Where a GitHub Actions job ran: ``owner/repo``, the commit, the workflow file, and the
+    reusable workflow the job called (``uses: OWNER/REPO/.github/workflows/F@REF``), if any."""
 
     repository: str
     sha: str
     workflow: str = ".github/workflows/release.yml"
     ref: str = "refs/heads/main"
+    reusable: str | None = None  # "OWNER/REPO/.github/workflows/F@REF"
+
+    @property
+    def job_workflow_ref(self) -> str:
+        """What GitHub names the job's instructions: the reusable workflow, else the caller's."""
+        return self.reusable or f"{self.repository}/{self.workflow}@{self.ref}"
 
     @property
     def subject(self) -> str:
         """The SAN Fulcio writes: the job's workflow ref as a github.com URL."""
-        return f"https://github.com/{self.repository}/{self.workflow}@{self.ref}"
+        return f"https://github.com/{self.job_workflow_ref}"
 
 
 class GitHubActionsIssuer:
@@ -148,7 +155,7 @@ class GitHubActionsIssuer:
             "workflow": "release",
             "workflow_ref": workflow_ref,
             "workflow_sha": job.sha,
-            "job_workflow_ref": workflow_ref,
+            "job_workflow_ref": job.job_workflow_ref,
             "job_workflow_sha": job.sha,
             "runner_environment": "github-hosted",
             "run_id": "4242",

@@ -55,6 +55,7 @@ POLICY = "adm-certified"
 ROOT_CONFIGMAP = "private-sigstore-root"
 REPO = "certified/payments-api"
 PAYMENTS = "acme/payments-api"
+REUSABLE = "acme/release-workflows/.github/workflows/attest.yml@refs/heads/main"
 
 
 @dataclass(frozen=True)
@@ -84,6 +85,10 @@ def signed(registry: LocalRegistry, tmp_path_factory: pytest.TempPathFactory) ->
         "scratch": Workflow("acme/scratch", sample.reviewed),
         # the payments repository's workflow, run at another commit than the one described
         "other-commit": Workflow(PAYMENTS, sample.pushed_after_review),
+        # the hardened set-up: every repository calls one reusable workflow of a protected
+        # repository, and the policy trusts that workflow alone (the certificate's subject)
+        "payments-reusable": Workflow(PAYMENTS, sample.reviewed, reusable=REUSABLE),
+        "scratch-reusable": Workflow("acme/scratch", sample.reviewed, reusable=REUSABLE),
     }
     with (
         github_actions_issuer(work / "github") as issuer,
@@ -110,12 +115,22 @@ def signed(registry: LocalRegistry, tmp_path_factory: pytest.TempPathFactory) ->
     yield Signed(issuer, root, sample.reviewed, images, jobs)
 
 
-def org_policy(signed: Signed, registry_host: str, **require: Any) -> dict[str, Any]:
-    """Trust every release workflow of the acme organisation."""
+def org_policy(
+    signed: Signed, registry_host: str, *, subject: str | None = None, **require: Any
+) -> dict[str, Any]:
+    """Trust every release workflow of the acme organisation (or one ``subject``)."""
+    who = (
+        {"subject": subject}
+        if subject
+        else {
+            "subjectRegExp": r"https://github\.com/acme/[^/]+/\.github/workflows/release\.yml"
+            r"@refs/heads/main"
+        }
+    )
     signer = {
         "name": "acme-release",
         "issuer": signed.issuer.url,
-        "subjectRegExp": r"https://github\.com/acme/[^/]+/\.github/workflows/release\.yml@refs/heads/main",
+        **who,
         "trustedRoot": {"configMapRef": {"name": ROOT_CONFIGMAP}},
     }
     return {
@@ -239,3 +254,23 @@ def test_verify_shows_the_source_the_certificate_names(
         "repository": "https://github.com/acme/scratch",
         "revision": signed.reviewed,
     }
+
+
+def test_one_trusted_reusable_workflow_serves_every_repository_of_the_organisation(
+    stack: ClusterStack, signed: Signed, registry: LocalRegistry
+) -> None:
+    """Trusting only the protected reusable workflow keeps a caller from rewriting what signs
+    (a workflow file on a branch is the developer's to edit), and the certified source keeps
+    each caller to its own repository."""
+    apply_and_sync(
+        stack, org_policy(signed, registry.host, subject=f"https://github.com/{REUSABLE}")
+    )
+    try:
+        proc = apply(stack, "payments-reusable", signed.images["payments-reusable"])
+        assert proc.returncode == 0, proc.stderr
+        image = signed.images["scratch-reusable"]
+        assert certified_violation(stack, "scratch-reusable", image) == expected(
+            image, signed, "scratch-reusable"
+        )
+    finally:
+        apply_and_sync(stack, org_policy(signed, registry.host))
