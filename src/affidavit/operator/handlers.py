@@ -54,6 +54,7 @@ from affidavit.policy.model import (
     Require,
     with_policy_defaults,
 )
+from affidavit.policy.signer_scope import open_signers
 from affidavit.policy.stored import Stored
 
 log = logging.getLogger(__name__)
@@ -258,13 +259,19 @@ class Reconciler:
             expiry = expires_at(obj)
             message = f"active until {_rfc3339(expiry)}" if expiry else message
         ready = ready_condition(True, "Compiled", message, generation, previous)
-        lacking = None
+        problems: list[tuple[str, str]] = []  # (reason, why): in force, but not as meant
         if isinstance(spec, AccountabilityPolicySpec | RegionPolicySpec):
             source = f"{kind}/{meta.get('name')}"
             lacking = health.missing_groups(index, spec.require, spec.jurisdictions, source)
-        if lacking is not None:  # in force (fail closed), but it cannot be satisfied
-            message = f"compiled and enforced, but {lacking}"
-            ready = ready_condition(False, "GroupUndefined", message, generation, previous)
+            if lacking is not None:  # fail closed: every change that rule covers is denied
+                problems.append(("GroupUndefined", lacking))
+        if isinstance(spec, AccountabilityPolicySpec) and spec.signers is not None:
+            strangers = open_signers(spec.signers)
+            if strangers is not None:  # fail open for strangers: say so where it is read
+                problems.append(("SignerTooBroad", strangers))
+        if problems:
+            message = "compiled and enforced, but " + "; and ".join(why for _, why in problems)
+            ready = ready_condition(False, problems[0][0], message, generation, previous)
         status["conditions"] = [ready]
         if isinstance(spec, RegionPolicySpec):
             c = health.region_condition(spec.regions, self.region)

@@ -261,6 +261,50 @@ def test_a_preset_needing_an_undefined_group_is_not_ready(
         kubectl("delete", "accountabilitypolicy", "e2e-oversight", "--ignore-not-found")
 
 
+def test_a_keyless_signer_a_strangers_workflow_also_matches_is_not_ready(
+    operator: RunningOperator, kubectl: Kubectl
+) -> None:
+    """``acme.*`` does not end the owner's name: anyone can create ``acme-intruder`` on
+    github.com, and the public Fulcio certifies its workflows. The policy stays in force as
+    written (nothing changes at admission); its status names a subject it would trust."""
+    github = "https://token.actions.githubusercontent.com"
+
+    def signed_by(pattern: str) -> dict[str, Any]:
+        return {"apiVersion": API, "kind": "AccountabilityPolicy",
+                "metadata": {"name": "e2e-keyless-org"},
+                "spec": {"match": {"images": ["registry.example/e2e-keyless-org/*"]},
+                         "signers": {"keyless": [{"name": "acme-release", "issuer": github,
+                                                  "subjectRegExp": pattern}]}}}  # fmt: skip
+
+    apply(kubectl, signed_by(r"https://github\.com/acme.*"))
+    try:
+
+        def not_ready() -> dict[str, Any] | None:
+            c = condition(get_json(kubectl, "accountabilitypolicy", "e2e-keyless-org"))
+            return c if c and c["status"] == "False" else None
+
+        c = wait_for(not_ready, "e2e-keyless-org to be reported")
+        assert (c["reason"], c["message"]) == (
+            "SignerTooBroad",
+            "compiled and enforced, but keyless signer acme-release's subjectRegExp "
+            rf"https://github\.com/acme.* (issuer {github}) also matches "
+            "https://github.com/acme-intruder/app/.github/workflows/release.yml@refs/heads/main, "
+            "a workflow of an owner anyone can create on github.com: end the owner's name with "
+            r"a `/` in the pattern (`https://github\.com/acme/…`)",
+        )
+        assert any(p["name"] == "e2e-keyless-org" for p in index(kubectl)["policies"])
+        apply(kubectl, signed_by(r"https://github\.com/acme/.+"))
+        wait_for(
+            lambda: (
+                (c := condition(get_json(kubectl, "accountabilitypolicy", "e2e-keyless-org")))
+                and c["status"] == "True"
+            ),
+            "e2e-keyless-org to be Ready once the owner ends with /",
+        )
+    finally:
+        kubectl("delete", "accountabilitypolicy", "e2e-keyless-org", "--ignore-not-found")
+
+
 def test_an_exception_with_a_port_in_other_digits_does_not_stop_the_index(
     operator: RunningOperator, kubectl: Kubectl
 ) -> None:

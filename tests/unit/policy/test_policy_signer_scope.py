@@ -1,0 +1,94 @@
+"""A keyless signer's subject pattern that a stranger's workflow on a public forge also matches.
+
+Each pattern below is one a policy author could write for GitHub Actions (or gitlab.com). Those
+that end the owner's name with ``/`` trust one owner; the others also match a subject of an
+owner anyone can create, and the finding names that subject (an example the pattern matches
+whole, never a guess). Patterns this cannot build an example for are not reported.
+"""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from affidavit.policy.signer_model import Signers
+from affidavit.policy.signer_scope import open_signers, stranger_subject
+
+GITHUB = "https://token.actions.githubusercontent.com"
+GITLAB = "https://gitlab.com"
+TAIL = "/app/.github/workflows/release.yml@refs/heads/main"
+
+
+@pytest.mark.parametrize(
+    ("pattern", "stranger"),
+    [
+        (r"https://github\.com/acme/.+", None),
+        (r"https://github\.com/acme/[^/]+/\.github/workflows/release\.yml@refs/heads/main", None),
+        (r"https://github\.com/acme/payments/\.github/workflows/release\.yml@refs/tags/v.*", None),
+        (r"https://github\.com/(acme|acme-labs)/.*", None),
+        (r"(?i)https://github\.com/acme/.*", None),
+        (r"https://github.com/acme/.*", None),  # the unescaped dots: Fulcio writes github.com
+        (r"https://github\.com/acme.*", f"https://github.com/acme-intruder{TAIL}"),
+        (r"https://github\.com/acme\b.*", f"https://github.com/acme-intruder{TAIL}"),
+        (r"https://github\.com/(acme|acme-labs).*", f"https://github.com/acme-intruder{TAIL}"),
+        (
+            r"https://github\.com/acme[^/]*/payments/\.github/workflows/.*",
+            "https://github.com/acme-intruder/payments/.github/workflows/",
+        ),
+        (
+            r"https://github\.com/.*/payments/\.github/workflows/release\.yml@refs/heads/main",
+            "https://github.com/intruder/payments/.github/workflows/release.yml@refs/heads/main",
+        ),
+        (r"https://github\.com/\w+/payments/.+", "https://github.com/intruder/payments/a"),
+        (r".*", f"https://github.com/intruder{TAIL}"),
+        (
+            r"https://github\.com/acme/.*|https://github\.com/.*",
+            "https://github.com/acme-intruder/",
+        ),
+        (r"(a)\1", None),  # a back reference: no example is built, nothing is said
+        (r"https://github\.com/a{99999999}.*", None),  # no example of that size is built
+    ],
+)
+def test_github_patterns(pattern: str, stranger: str | None) -> None:
+    found = stranger_subject(GITHUB, pattern)
+    assert found == stranger
+    if found is not None:  # the finding is a subject the pattern really matches
+        assert re.fullmatch(pattern, found)
+
+
+def test_other_forges_and_issuers() -> None:
+    assert stranger_subject(GITLAB, r"https://gitlab\.com/acme.*") == (
+        "https://gitlab.com/acme-intruder/app//.gitlab-ci.yml@refs/heads/main"
+    )
+    assert stranger_subject(GITLAB + "/", r"https://gitlab\.com/acme/.*") is None
+    # an issuer whose owners are not anyone's to create (a company's own GitLab, Google
+    # accounts, a cluster's service accounts) is not judged
+    assert stranger_subject("https://gitlab.acme.example", r".*") is None
+    assert stranger_subject("https://accounts.google.com", r".*@acme\.example") is None
+
+
+def test_the_finding_names_the_signer_its_pattern_and_the_fix() -> None:
+    signers = Signers.model_validate(
+        {
+            "keyless": [
+                {
+                    "name": "pinned",
+                    "issuer": GITHUB,
+                    "subjectRegExp": r"https://github\.com/acme/.+",
+                },
+                {"name": "open", "issuer": GITHUB, "subjectRegExp": r"https://github\.com/acme.*"},
+                {"name": "exact", "issuer": GITHUB, "subject": "https://github.com/acme/x"},
+            ]
+        }
+    )
+    assert open_signers(signers) == (
+        r"keyless signer open's subjectRegExp https://github\.com/acme.* (issuer "
+        f"{GITHUB}) also matches https://github.com/acme-intruder{TAIL}, a workflow of an owner "
+        r"anyone can create on github.com: end the owner's name with a `/` in the pattern "
+        r"(`https://github\.com/acme/…`)"
+    )
+    assert (
+        open_signers(Signers.model_validate({"keyless": signers.model_dump()["keyless"][:1]}))
+        is None
+    )
