@@ -58,6 +58,9 @@ class Trace:
     tools: tuple[str, ...]
     review: ReviewAnswer | None
     signers: tuple[str, ...]
+    #: The sources keyless certificates certified ("REPOSITORY at COMMIT"): the CI platform's
+    #: word on which repository's pipeline signed, beside the signer's name in the policy.
+    certified_sources: tuple[str, ...] = ()
 
     @property
     def ai_generated(self) -> bool:
@@ -138,6 +141,15 @@ def trace_image(evidence: ImageEvidence) -> Trace:
         tools=tuple(provenance.summary.tools),
         review=review,
         signers=tuple(sorted({a.signer for a in evidence.verified})),
+        certified_sources=tuple(
+            sorted(
+                {
+                    f"{c.repository} at {c.revision}" if c.revision else c.repository
+                    for a in evidence.verified
+                    if (c := a.certified_source) is not None
+                }
+            )
+        ),
     )
 
 
@@ -150,6 +162,7 @@ def render_trace(trace: Trace) -> str:
         f"image {trace.image}",
         f"  digest {trace.digest}, built from revision {trace.revision}",
         f"  evidence signed by: {', '.join(trace.signers) or 'nobody'}",
+        *(f"  certified source: {source}" for source in trace.certified_sources),
         "",
         "1. Was any of it AI-generated?",
     ]

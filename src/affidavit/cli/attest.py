@@ -41,6 +41,19 @@ CaBundleOpt = Annotated[
 MaxBytesOpt = Annotated[
     int, typer.Option("--max-bytes", help="Largest envelope or attestation layer accepted.")
 ]
+KeylessRegexpOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--keyless-identity-regexp", help="A regexp the certificate identity matches whole."
+    ),
+]
+KeylessRootOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--trusted-root",
+        help="trusted_root.json for keyless bundles (a private Sigstore; default: public).",
+    ),
+]
 
 
 def _read_predicate(path: Path, predicate_type: str, max_bytes: int) -> dict[str, Any]:
@@ -215,19 +228,8 @@ def verify(
     keyless_issuer: Annotated[
         str | None, typer.Option("--keyless-issuer", help="OIDC issuer of that identity.")
     ] = None,
-    keyless_identity_regexp: Annotated[
-        str | None,
-        typer.Option(
-            "--keyless-identity-regexp", help="A regexp the certificate identity matches whole."
-        ),
-    ] = None,
-    trusted_root: Annotated[
-        Path | None,
-        typer.Option(
-            "--trusted-root",
-            help="trusted_root.json for keyless bundles (a private Sigstore; default: public).",
-        ),
-    ] = None,
+    keyless_identity_regexp: KeylessRegexpOpt = None,
+    trusted_root: KeylessRootOpt = None,
     types: Annotated[
         list[str] | None, typer.Option("--type", help="Only these predicate types (repeatable).")
     ] = None,
@@ -264,6 +266,8 @@ def trace(
     keyless_issuer: Annotated[
         str | None, typer.Option("--keyless-issuer", help="OIDC issuer of that identity.")
     ] = None,
+    keyless_identity_regexp: KeylessRegexpOpt = None,
+    trusted_root: KeylessRootOpt = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the answers as JSON.")] = False,
     insecure_registry: InsecureRegistryOpt = None,
     registry_config: RegistryConfigOpt = None,
@@ -275,11 +279,17 @@ def trace(
     from affidavit.attestations.verify import verify_image
     from affidavit.audit.trace import render_trace, trace_image
 
-    trusted = signers(list(key or []), keyless_identity, keyless_issuer)
+    trusted = signers(list(key or []), keyless_identity, keyless_issuer, keyless_identity_regexp)
     ref = ImageReference.parse(image)
     with client(insecure_registry, registry_config, ca_bundle) as registry:
         pinned = ImageReference(ref.registry, ref.repository, digest=registry.resolve(ref))
-        evidence = verify_image(registry, str(pinned), trusted, max_layer_bytes=max_bytes)
+        evidence = verify_image(
+            registry,
+            str(pinned),
+            trusted,
+            max_layer_bytes=max_bytes,
+            sigstore_trusted_root=trusted_root,
+        )
     answers = trace_image(evidence)
     typer.echo(_trace_json(answers) if as_json else render_trace(answers))
 

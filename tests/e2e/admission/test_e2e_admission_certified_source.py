@@ -274,3 +274,24 @@ def test_one_trusted_reusable_workflow_serves_every_repository_of_the_organisati
         )
     finally:
         apply_and_sync(stack, org_policy(signed, registry.host))
+
+
+def test_trace_names_the_certified_source_beside_the_signer(
+    signed: Signed, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = [
+        "trace", signed.images["payments"],
+        "--keyless-identity-regexp", r"https://github\.com/acme/.+",
+        "--keyless-issuer", signed.issuer.url,
+        "--trusted-root", str(signed.trusted_root),
+    ]  # fmt: skip
+    assert main(argv) == 0
+    lines = capsys.readouterr().out.splitlines()
+    signer = r"/https://github\.com/acme/.+/"
+    assert lines[2:4] == [
+        f"  evidence signed by: {signer}",
+        f"  certified source: https://github.com/{PAYMENTS} at {signed.reviewed}",
+    ]
+    assert main([*argv, "--json"]) == 0
+    answers = json.loads(capsys.readouterr().out)
+    assert answers["certifiedSources"] == [f"https://github.com/{PAYMENTS} at {signed.reviewed}"]
