@@ -120,6 +120,24 @@ def policy(name: str, registry_host: str, public_pem: str, **spec: Any) -> dict[
     }
 
 
+def keyless_policy(
+    name: str, images: str, signer: dict[str, Any], **require: Any
+) -> dict[str, Any]:
+    """An Enforce AccountabilityPolicy for the ``images`` glob that trusts one keyless
+    ``signer`` and requires provenance (and ``require``'s other rules)."""
+    return {
+        "apiVersion": API,
+        "kind": "AccountabilityPolicy",
+        "metadata": {"name": name},
+        "spec": {
+            "mode": "Enforce",
+            "match": {"images": [images]},
+            "signers": {"keyless": [signer]},
+            "require": {"provenance": {"required": True}, **require},
+        },
+    }
+
+
 def region_policy(name: str, regions: list[str], **spec: Any) -> dict[str, Any]:
     return {
         "apiVersion": API,

@@ -27,6 +27,7 @@ from admission_e2e_support import (
     apply_and_sync,
     decision_id_in,
     deployment,
+    keyless_policy,
     latest,
     recorded,
     running_stack,
@@ -45,7 +46,6 @@ from affidavit.demo.services import LocalRegistry
 from affidavit.demo.stack import ClusterStack
 from affidavit.envtest import ControlPlaneInfo
 from affidavit.envtest.sigstore import PrivateSigstore
-from affidavit.names import API_VERSION as API
 from binary_builds import sigstore_binaries_or_skip
 from ci_oidc import GitHubActionsIssuer, Workflow, github_actions_issuer
 
@@ -133,17 +133,7 @@ def org_policy(
         **who,
         "trustedRoot": {"configMapRef": {"name": ROOT_CONFIGMAP}},
     }
-    return {
-        "apiVersion": API,
-        "kind": "AccountabilityPolicy",
-        "metadata": {"name": POLICY},
-        "spec": {
-            "mode": "Enforce",
-            "match": {"images": [f"{registry_host}/certified/*"]},
-            "signers": {"keyless": [signer]},
-            "require": {"provenance": {"required": True}, **require},
-        },
-    }
+    return keyless_policy(POLICY, f"{registry_host}/certified/*", signer, **require)
 
 
 @pytest.fixture(scope="module")
@@ -233,16 +223,19 @@ def test_a_central_build_repository_turns_the_rule_off_in_its_policy(
         apply_and_sync(stack, org_policy(signed, registry.host))
 
 
-def test_verify_shows_the_source_the_certificate_names(
-    signed: Signed, capsys: pytest.CaptureFixture[str]
-) -> None:
-    image = signed.images["scratch"]
-    argv = [
-        "verify", image,
+def trusting_the_organisation(signed: Signed) -> list[str]:
+    """``verify``/``trace`` flags trusting every workflow of the acme organisation."""
+    return [
         "--keyless-identity-regexp", r"https://github\.com/acme/.+",
         "--keyless-issuer", signed.issuer.url,
         "--trusted-root", str(signed.trusted_root),
     ]  # fmt: skip
+
+
+def test_verify_shows_the_source_the_certificate_names(
+    signed: Signed, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = ["verify", signed.images["scratch"], *trusting_the_organisation(signed)]
     assert main(argv) == 0
     lines = capsys.readouterr().out.splitlines()
     assert lines[2] == (
@@ -279,12 +272,7 @@ def test_one_trusted_reusable_workflow_serves_every_repository_of_the_organisati
 def test_trace_names_the_certified_source_beside_the_signer(
     signed: Signed, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    argv = [
-        "trace", signed.images["payments"],
-        "--keyless-identity-regexp", r"https://github\.com/acme/.+",
-        "--keyless-issuer", signed.issuer.url,
-        "--trusted-root", str(signed.trusted_root),
-    ]  # fmt: skip
+    argv = ["trace", signed.images["payments"], *trusting_the_organisation(signed)]
     assert main(argv) == 0
     lines = capsys.readouterr().out.splitlines()
     signer = r"/https://github\.com/acme/.+/"

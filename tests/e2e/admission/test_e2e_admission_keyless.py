@@ -22,6 +22,7 @@ from admission_e2e_support import (
     apply_and_sync,
     decision_id_in,
     deployment,
+    keyless_policy,
     recorded,
     running_stack,
 )
@@ -42,7 +43,6 @@ from affidavit.demo.services import LocalRegistry
 from affidavit.demo.stack import ClusterStack
 from affidavit.envtest import ControlPlaneInfo
 from affidavit.envtest.sigstore import PrivateSigstore
-from affidavit.names import API_VERSION as API
 from affidavit.policy.messages import KEYLESS_FLAG, collect_provenance_fix
 from keyless_sigstore import (
     Identity,
@@ -137,7 +137,7 @@ def _unlogged(sigstore: PrivateSigstore, ci: Identity, statement: bytes) -> byte
     return json.dumps(genuine).encode()
 
 
-def keyless_policy(
+def signed_policy(
     signed: Signed, registry_host: str, *, issuer: str | None = None, root: str = ROOT_CONFIGMAP
 ) -> dict[str, Any]:
     signer = {
@@ -146,17 +146,7 @@ def keyless_policy(
         "subject": signed.ci.subject,
         "trustedRoot": {"configMapRef": {"name": root}},
     }
-    return {
-        "apiVersion": API,
-        "kind": "AccountabilityPolicy",
-        "metadata": {"name": POLICY},
-        "spec": {
-            "mode": "Enforce",
-            "match": {"images": [f"{registry_host}/keyless/*"]},
-            "signers": {"keyless": [signer]},
-            "require": {"provenance": {"required": True}},
-        },
-    }
+    return keyless_policy(POLICY, f"{registry_host}/keyless/*", signer)
 
 
 @pytest.fixture(scope="module")
@@ -182,7 +172,7 @@ def stack(
             "-n", SYSTEM, "create", "configmap", ROOT_CONFIGMAP,
             f"--from-file=trusted_root.json={signed.sigstore.info.trusted_root}",
         )  # fmt: skip
-        apply_and_sync(running, keyless_policy(signed, registry.host))
+        apply_and_sync(running, signed_policy(signed, registry.host))
         try:
             yield running
         finally:
@@ -250,17 +240,17 @@ def test_wrong_issuer_and_missing_root(
 ) -> None:
     good = signed.images["good"]
     github = "https://token.actions.githubusercontent.com"
-    apply_and_sync(stack, keyless_policy(signed, registry.host, issuer=github))
+    apply_and_sync(stack, signed_policy(signed, registry.host, issuer=github))
     try:
         assert refusal(stack, "good-other-issuer", good) == denied_for(
             good,
             f"the certificate's OIDC issuer is {signed.ci.issuer}, not the trusted issuer {github}",
         )
-        apply_and_sync(stack, keyless_policy(signed, registry.host, root="no-such-root"))
+        apply_and_sync(stack, signed_policy(signed, registry.host, root="no-such-root"))
         assert refusal(stack, "good-no-root", good) == denied_for(
             good,
             "the trusted root of keyless signer release-pipeline (ConfigMap no-such-root, key "
             "trusted_root.json) could not be read",
         )
     finally:
-        apply_and_sync(stack, keyless_policy(signed, registry.host))
+        apply_and_sync(stack, signed_policy(signed, registry.host))

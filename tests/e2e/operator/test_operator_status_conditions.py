@@ -63,6 +63,17 @@ def invalid_exception(kubectl: Kubectl, name: str) -> dict[str, Any]:
     return obj
 
 
+def policy_ready(kubectl: Kubectl, name: str, ready: bool, why: str) -> dict[str, Any]:
+    """The Ready condition of AccountabilityPolicy ``name``, once its status is ``ready``."""
+
+    def check() -> dict[str, Any] | None:
+        c = condition(get_json(kubectl, "accountabilitypolicy", name))
+        return c if c and c["status"] == str(ready) else None
+
+    found: dict[str, Any] = wait_for(check, f"{name} {why}")
+    return found
+
+
 def in_future(**delta: float) -> str:
     t = datetime.datetime.now(datetime.UTC) + datetime.timedelta(**delta)
     return t.strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -234,12 +245,7 @@ def test_a_preset_needing_an_undefined_group_is_not_ready(
                   "jurisdictions": ["eu-ai-act-high-risk"]}},
     )  # fmt: skip
     try:
-
-        def not_ready() -> dict[str, Any] | None:
-            c = condition(get_json(kubectl, "accountabilitypolicy", "e2e-oversight"))
-            return c if c and c["status"] == "False" else None
-
-        c = wait_for(not_ready, "e2e-oversight to be reported")
+        c = policy_ready(kubectl, "e2e-oversight", False, "to be reported")
         assert (c["reason"], c["message"]) == (
             "GroupUndefined",
             "compiled and enforced, but preset/eu-ai-act-high-risk tiers.*.reviewerGroups needs "
@@ -250,13 +256,7 @@ def test_a_preset_needing_an_undefined_group_is_not_ready(
         assert any(p["name"] == "e2e-oversight" for p in index(kubectl)["policies"])
         kubectl("patch", "accountabilitypolicy", "e2e-oversight", "--type=merge",
                 "-p", json.dumps({"spec": {"groups": {"oversight": ["olga"]}}}))  # fmt: skip
-        wait_for(
-            lambda: (
-                (c := condition(get_json(kubectl, "accountabilitypolicy", "e2e-oversight")))
-                and c["status"] == "True"
-            ),
-            "e2e-oversight to be Ready once the group is defined",
-        )
+        policy_ready(kubectl, "e2e-oversight", True, "to be Ready once the group is defined")
     finally:
         kubectl("delete", "accountabilitypolicy", "e2e-oversight", "--ignore-not-found")
 
@@ -278,12 +278,7 @@ def test_a_keyless_signer_a_strangers_workflow_also_matches_is_not_ready(
 
     apply(kubectl, signed_by(r"https://github\.com/acme.*"))
     try:
-
-        def not_ready() -> dict[str, Any] | None:
-            c = condition(get_json(kubectl, "accountabilitypolicy", "e2e-keyless-org"))
-            return c if c and c["status"] == "False" else None
-
-        c = wait_for(not_ready, "e2e-keyless-org to be reported")
+        c = policy_ready(kubectl, "e2e-keyless-org", False, "to be reported")
         assert (c["reason"], c["message"]) == (
             "SignerTooBroad",
             "compiled and enforced, but keyless signer acme-release's subjectRegExp "
@@ -294,13 +289,7 @@ def test_a_keyless_signer_a_strangers_workflow_also_matches_is_not_ready(
         )
         assert any(p["name"] == "e2e-keyless-org" for p in index(kubectl)["policies"])
         apply(kubectl, signed_by(r"https://github\.com/acme/.+"))
-        wait_for(
-            lambda: (
-                (c := condition(get_json(kubectl, "accountabilitypolicy", "e2e-keyless-org")))
-                and c["status"] == "True"
-            ),
-            "e2e-keyless-org to be Ready once the owner ends with /",
-        )
+        policy_ready(kubectl, "e2e-keyless-org", True, "to be Ready once the owner ends with /")
     finally:
         kubectl("delete", "accountabilitypolicy", "e2e-keyless-org", "--ignore-not-found")
 
