@@ -88,6 +88,38 @@ def running_stack(
         stack.remove_webhook_configurations(check=False)
 
 
+@contextmanager
+def keyless_stack(
+    control_plane: ControlPlaneInfo,
+    registry_host: str,
+    workdir: Path,
+    name: str,
+    *,
+    namespace: str,
+    root: tuple[str, Path],
+    policy: dict[str, Any],
+    webhook_env: Mapping[str, str] | None = None,
+) -> Iterator[ClusterStack]:
+    """``running_stack`` with namespace ``namespace`` for workloads, a private Sigstore's
+    trusted root in ConfigMap ``root[0]`` (from the file ``root[1]``) and ``policy`` in force;
+    the policy and the namespace are removed afterwards."""
+    with running_stack(
+        control_plane, registry_host, workdir, name, webhook_env=webhook_env
+    ) as running:
+        running.kubectl("create", "namespace", namespace)
+        running.kubectl(
+            "-n", name, "create", "configmap", root[0], f"--from-file=trusted_root.json={root[1]}"
+        )
+        apply_and_sync(running, policy)
+        try:
+            yield running
+        finally:
+            running.kubectl(
+                "delete", "accountabilitypolicy", policy["metadata"]["name"], "--ignore-not-found"
+            )
+            running.kubectl("delete", "namespace", namespace, "--wait=false", "--ignore-not-found")
+
+
 def rfc3339(t: datetime) -> str:
     return t.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 

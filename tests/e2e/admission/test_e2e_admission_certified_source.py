@@ -28,9 +28,9 @@ from admission_e2e_support import (
     decision_id_in,
     deployment,
     keyless_policy,
+    keyless_stack,
     latest,
     recorded,
-    running_stack,
 )
 
 from affidavit.attestations.predicates import AI_PROVENANCE_V1
@@ -144,18 +144,12 @@ def stack(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[ClusterStack]:
     work: Path = tmp_path_factory.mktemp("admission-certified-stack")
-    with running_stack(control_plane, registry.host, work, SYSTEM) as running:
-        running.kubectl("create", "namespace", NS)
-        running.kubectl(
-            "-n", SYSTEM, "create", "configmap", ROOT_CONFIGMAP,
-            f"--from-file=trusted_root.json={signed.trusted_root}",
-        )  # fmt: skip
-        apply_and_sync(running, org_policy(signed, registry.host))
-        try:
-            yield running
-        finally:
-            running.kubectl("delete", "accountabilitypolicy", POLICY, "--ignore-not-found")
-            running.kubectl("delete", "namespace", NS, "--wait=false", "--ignore-not-found")
+    with keyless_stack(
+        control_plane, registry.host, work, SYSTEM,
+        namespace=NS, root=(ROOT_CONFIGMAP, signed.trusted_root),
+        policy=org_policy(signed, registry.host),
+    ) as running:  # fmt: skip
+        yield running
 
 
 def apply(stack: ClusterStack, name: str, image: str) -> subprocess.CompletedProcess[str]:

@@ -23,8 +23,8 @@ from admission_e2e_support import (
     decision_id_in,
     deployment,
     keyless_policy,
+    keyless_stack,
     recorded,
-    running_stack,
 )
 
 from affidavit.attestations.predicates import AI_PROVENANCE_V1
@@ -166,18 +166,12 @@ def stack(
     }
     for d in env.values():
         Path(d).mkdir(parents=True, exist_ok=True)
-    with running_stack(control_plane, registry.host, work, SYSTEM, webhook_env=env) as running:
-        running.kubectl("create", "namespace", NS)
-        running.kubectl(
-            "-n", SYSTEM, "create", "configmap", ROOT_CONFIGMAP,
-            f"--from-file=trusted_root.json={signed.sigstore.info.trusted_root}",
-        )  # fmt: skip
-        apply_and_sync(running, signed_policy(signed, registry.host))
-        try:
-            yield running
-        finally:
-            running.kubectl("delete", "accountabilitypolicy", POLICY, "--ignore-not-found")
-            running.kubectl("delete", "namespace", NS, "--wait=false", "--ignore-not-found")
+    with keyless_stack(
+        control_plane, registry.host, work, SYSTEM,
+        namespace=NS, root=(ROOT_CONFIGMAP, signed.sigstore.info.trusted_root),
+        policy=signed_policy(signed, registry.host), webhook_env=env,
+    ) as running:  # fmt: skip
+        yield running
     # Nothing set up a TUF client: sigstore-python writes its metadata under these.
     assert sorted(str(p.relative_to(home)) for p in home.rglob("*")) == [
         "cache",
