@@ -11,6 +11,7 @@ from affidavit.attestations.evidence import KeylessSigner, KeySigner
 from affidavit.policy.combine import EffectivePolicy, Origin, Req
 from affidavit.policy.decision import AiInvolvement, Decision, ExceptionUsed, Snapshot
 from affidavit.policy.messages import short_type
+from affidavit.policy.signer_scope import stranger_finding
 from affidavit.printable import printable
 
 
@@ -89,6 +90,11 @@ def explain_policy(eff: EffectivePolicy) -> str:
     else:
         signers = "none (no signer is trusted by every policy that names signers)"
     lines.append(f"  trusted signers: {signers}  <- {', '.join(eff.signer_sources) or 'no policy'}")
+    for s in eff.signers:
+        if isinstance(s, KeylessSigner) and s.identity_regexp:
+            finding = stranger_finding(s.name, s.issuer, s.identity_regexp)
+            if finding is not None:
+                lines.append(printable(f"  warning: {finding}"))  # the pattern's own text
     for name, members in eff.groups:
         lines.append(f"  group {name}: {', '.join(sorted(members)) or '(empty)'}")
     lines.append("Requirements")

@@ -146,19 +146,27 @@ def stranger_subject(issuer: str, pattern: str) -> str | None:
     return next((probe for probe in probes if compiled.fullmatch(probe)), None)
 
 
+def stranger_finding(name: str, issuer: str, pattern: str) -> str | None:
+    """What a keyless signer ``name`` trusting ``pattern`` under ``issuer`` also trusts, with the
+    fix, or None when no stranger's subject was found."""
+    probe = stranger_subject(issuer, pattern)
+    if probe is None:
+        return None
+    base = PUBLIC_FORGES[issuer.rstrip("/")]
+    return (
+        f"keyless signer {name}'s subjectRegExp {pattern} (issuer {issuer}) also matches "
+        f"{probe}, a workflow of an owner anyone can create on "
+        f"{base.removeprefix('https://').rstrip('/')}: end the owner's name with a `/` in the "
+        f"pattern (`{re.escape(base)}acme/…`)"
+    )
+
+
 def open_signers(signers: Signers) -> str | None:
     """Why the keyless signers of a policy's ``signers`` trust strangers' workflows, or None."""
-    found = []
-    for k in signers.keyless:
-        if not k.subject_reg_exp:
-            continue
-        probe = stranger_subject(k.issuer, k.subject_reg_exp)
-        if probe is not None:
-            base = PUBLIC_FORGES[k.issuer.rstrip("/")]
-            found.append(
-                f"keyless signer {k.name}'s subjectRegExp {k.subject_reg_exp} (issuer "
-                f"{k.issuer}) also matches {probe}, a workflow of an owner anyone can create on "
-                f"{base.removeprefix('https://').rstrip('/')}: end the owner's name with a `/` "
-                f"in the pattern (`{re.escape(base)}acme/…`)"
-            )
+    found = [
+        finding
+        for k in signers.keyless
+        if k.subject_reg_exp
+        and (finding := stranger_finding(k.name, k.issuer, k.subject_reg_exp)) is not None
+    ]
     return "; ".join(found) or None

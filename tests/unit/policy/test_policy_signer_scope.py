@@ -12,8 +12,10 @@ import re
 
 import pytest
 
+from affidavit.policy.explain import explain_policy
 from affidavit.policy.signer_model import Signers
 from affidavit.policy.signer_scope import open_signers, stranger_subject
+from policy_builders import IMAGE, index, policy
 
 GITHUB = "https://token.actions.githubusercontent.com"
 GITLAB = "https://gitlab.com"
@@ -92,3 +94,22 @@ def test_the_finding_names_the_signer_its_pattern_and_the_fix() -> None:
         open_signers(Signers.model_validate({"keyless": signers.model_dump()["keyless"][:1]}))
         is None
     )
+
+
+def test_explain_warns_where_there_is_no_operator_to_say_it() -> None:
+    """A pipeline or a webhook run with policy files (``--policy``) has no status to read."""
+
+    def explained(pattern: str) -> str:
+        keyless = [{"name": "acme", "issuer": GITHUB, "subjectRegExp": pattern}]
+        ix = index([policy(signers={"keyless": keyless})])
+        eff = ix.effective(
+            cluster="prod-1", region="us-east-1", namespace="shop", namespace_labels={}, image=IMAGE
+        )
+        assert eff is not None
+        return explain_policy(eff)
+
+    assert (
+        f"  warning: keyless signer acme's subjectRegExp https://github\\.com/acme.* (issuer "
+        f"{GITHUB}) also matches https://github.com/acme-intruder{TAIL}, "
+    ) in explained(r"https://github\.com/acme.*")
+    assert "warning" not in explained(r"https://github\.com/acme/.+")
