@@ -206,7 +206,11 @@ class Reconciler:
     is_leader: Callable[[], bool] = lambda: True
     #: Told each compiled index (every replica; the re-check acts only on the leader's).
     on_index: Callable[[PolicyIndex], None] | None = None
+    #: Why the served CRDs are older than this version's, or None (``crd_drift.check``); asked
+    #: at the first reconcile and then once a resync period.
+    crds_check: Callable[[], str | None] | None = None
     _dirty: asyncio.Event = field(default_factory=asyncio.Event)
+    _crds_checked: datetime.datetime | None = None
 
     def mark_dirty(self) -> None:
         self._dirty.set()
@@ -355,6 +359,11 @@ class Reconciler:
         """Reconcile whenever marked dirty, at the next expiry, and every ``resync``."""
 
         async def step() -> float | None:
+            now = _now()
+            due = self._crds_checked is None or now - self._crds_checked >= self.resync
+            if self.crds_check is not None and self.readiness is not None and due:
+                self._crds_checked = now
+                self.readiness.crds(await asyncio.to_thread(self.crds_check))
             next_expiry = await asyncio.to_thread(self.reconcile_once)
             if self.readiness is not None and self.snapshot.index is not None:
                 self.readiness.succeeded(self.snapshot.index.digest)

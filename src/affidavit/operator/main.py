@@ -28,6 +28,7 @@ from affidavit.errors import UsageError
 from affidavit.ledger import Ledger
 from affidavit.operator import (
     certificates,
+    crd_drift,
     events,
     handlers,
     kube,
@@ -194,6 +195,7 @@ async def run_async(
         settings.resync,
         exception_max_days=settings.exception_max_days,
         readiness=ready,
+        crds_check=lambda: crd_drift.check(client),
     )
     loops = [asyncio.create_task(reconciler.run(stop), name="affidavit-reconciler")]
     rechecker = None

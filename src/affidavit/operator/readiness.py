@@ -35,6 +35,8 @@ class Readiness:
     index_digest: str | None = None
     succeeded_at: datetime.datetime | None = None
     error: str | None = None
+    #: Why the served CRDs are older than this operator's (``crd_drift``), or None.
+    crds_problem: str | None = None
     _reported: bool | None = field(default=None, repr=False)
 
     def succeeded(self, digest: str) -> None:
@@ -45,9 +47,23 @@ class Readiness:
         self.error = reason
         self._log_change()
 
+    def crds(self, problem: str | None) -> None:
+        """Record the CRD check's answer; a new problem is logged even while already not ready
+        for another reason, a solved one as the state it leaves."""
+        if problem == self.crds_problem:
+            return
+        self.crds_problem = problem
+        if problem is not None:
+            log.warning("not ready: %s", problem)
+            self._reported = False
+        else:
+            self._log_change()
+
     def state(self, now: datetime.datetime | None = None) -> tuple[bool, str]:
         """(ready, the one-line reason)."""
         now = now or _now()
+        if self.crds_problem is not None:
+            return False, self.crds_problem
         if self.error is not None:
             since = "never compiled" if self.succeeded_at is None else "index is stale"
             return False, f"policy index not current ({since}): {self.error}"

@@ -8,6 +8,7 @@ no index could be compiled.
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -73,3 +74,46 @@ def test_unreachable_api_is_not_ready_and_says_why(tmp_path: Path) -> None:
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+
+
+def test_crds_older_than_the_operator_make_it_not_ready_and_say_which_fields(
+    operator: RunningOperator, kubectl: Kubectl
+) -> None:
+    """``helm upgrade`` leaves a chart's ``crds/`` as first installed. Against an older schema
+    the API server drops a policy's newer fields, and what they say is silently not in force;
+    the operator reads the served schema (OpenAPI v3, no CRD RBAC) and is not ready until the
+    CRDs are applied, so a rollout stops there while the old Pods serve."""
+    crd = "accountabilitypolicies.affidavit.dev"
+    field = "/spec/versions/0/schema/openAPIV3Schema/properties/spec/properties/require/properties"
+    wait_for(
+        lambda: httpx.get(operator.readiness_url, timeout=5).status_code == 200,
+        "the operator's /readyz to answer 200",
+    )
+    require = get_json(kubectl, "crd", crd)["spec"]["versions"][0]["schema"]["openAPIV3Schema"][
+        "properties"
+    ]["spec"]["properties"]["require"]["properties"]
+    kept = require["certifiedSource"]
+    kubectl("patch", "crd", crd, "--type=json",
+            "-p", json.dumps([{"op": "remove", "path": f"{field}/certifiedSource"}]))  # fmt: skip
+    try:
+        response = wait_for(
+            lambda: (r := httpx.get(operator.readiness_url, timeout=5)).status_code == 503 and r,
+            "the operator to notice the older CRD",
+            timeout=120,
+        )
+        assert response.text == (
+            "not ready: the API server serves older Affidavit CRDs than this operator's: "
+            "AccountabilityPolicy has no spec.require.certifiedSource; it drops those fields "
+            "from every object it stores, so what they say is not in force: kubectl apply "
+            "--server-side -f charts/affidavit/crds/ (helm upgrade leaves a chart's crds/ as "
+            "first installed)\n"
+        )
+    finally:
+        kubectl("patch", "crd", crd, "--type=json",
+                "-p", json.dumps([{"op": "add", "path": f"{field}/certifiedSource",
+                                   "value": kept}]))  # fmt: skip
+    wait_for(
+        lambda: httpx.get(operator.readiness_url, timeout=5).status_code == 200,
+        "the operator to be ready once the CRD is current",
+        timeout=120,
+    )
