@@ -182,6 +182,10 @@ def condition(
     }
 
 
+#: The least time between two reads of the served CRD schemas (one small OpenAPI document).
+CRDS_CHECK_EVERY = datetime.timedelta(seconds=10)
+
+
 @dataclass
 class Snapshot:
     """The objects of the last reconcile, by kind, as listed from the API."""
@@ -207,7 +211,8 @@ class Reconciler:
     #: Told each compiled index (every replica; the re-check acts only on the leader's).
     on_index: Callable[[PolicyIndex], None] | None = None
     #: Why the served CRDs are older than this version's, or None (``crd_drift.check``); asked
-    #: at the first reconcile and then once a resync period.
+    #: at a reconcile when CRDS_CHECK_EVERY (or the resync period, if shorter) has passed since
+    #: the last answer, so applying the CRDs is noticed at the next change or resync.
     crds_check: Callable[[], str | None] | None = None
     _dirty: asyncio.Event = field(default_factory=asyncio.Event)
     _crds_checked: datetime.datetime | None = None
@@ -360,7 +365,8 @@ class Reconciler:
 
         async def step() -> float | None:
             now = _now()
-            due = self._crds_checked is None or now - self._crds_checked >= self.resync
+            every = min(self.resync, CRDS_CHECK_EVERY)
+            due = self._crds_checked is None or now - self._crds_checked >= every
             if self.crds_check is not None and self.readiness is not None and due:
                 self._crds_checked = now
                 self.readiness.crds(await asyncio.to_thread(self.crds_check))

@@ -85,35 +85,45 @@ def test_crds_older_than_the_operator_make_it_not_ready_and_say_which_fields(
     CRDs are applied, so a rollout stops there while the old Pods serve."""
     crd = "accountabilitypolicies.affidavit.dev"
     field = "/spec/versions/0/schema/openAPIV3Schema/properties/spec/properties/require/properties"
-    wait_for(
-        lambda: httpx.get(operator.readiness_url, timeout=5).status_code == 200,
-        "the operator's /readyz to answer 200",
-    )
+    poke = {"apiVersion": "affidavit.dev/v1alpha1", "kind": "AccountabilityPolicy",
+            "metadata": {"name": "e2e-crd-poke"},
+            "spec": {"match": {"images": ["registry.example/e2e-crd-poke/*"]}}}  # fmt: skip
+    kubectl("apply", "-f", "-", input=json.dumps(poke))
+    pokes = iter(range(10**6))
+
+    def readyz(status: int) -> httpx.Response | None:
+        """/readyz once it answers ``status``; each look is a change (a reconcile, where the
+        operator checks the CRDs again once CRDS_CHECK_EVERY has passed)."""
+        kubectl("annotate", "accountabilitypolicy", "e2e-crd-poke", f"poke={next(pokes)}",
+                "--overwrite")  # fmt: skip
+        r = httpx.get(operator.readiness_url, timeout=5)
+        return r if r.status_code == status else None
+
     require = get_json(kubectl, "crd", crd)["spec"]["versions"][0]["schema"]["openAPIV3Schema"][
         "properties"
     ]["spec"]["properties"]["require"]["properties"]
     kept = require["certifiedSource"]
-    kubectl("patch", "crd", crd, "--type=json",
-            "-p", json.dumps([{"op": "remove", "path": f"{field}/certifiedSource"}]))  # fmt: skip
     try:
-        response = wait_for(
-            lambda: (r := httpx.get(operator.readiness_url, timeout=5)).status_code == 503 and r,
-            "the operator to notice the older CRD",
-            timeout=120,
-        )
-        assert response.text == (
-            "not ready: the API server serves older Affidavit CRDs than this operator's: "
-            "AccountabilityPolicy has no spec.require.certifiedSource; it drops those fields "
-            "from every object it stores, so what they say is not in force: kubectl apply "
-            "--server-side -f charts/affidavit/crds/ (helm upgrade leaves a chart's crds/ as "
-            "first installed)\n"
+        wait_for(lambda: readyz(200), "the operator's /readyz to answer 200", interval=1)
+        kubectl("patch", "crd", crd, "--type=json",
+                "-p", json.dumps([{"op": "remove", "path": f"{field}/certifiedSource"}]))  # fmt: skip
+        try:
+            response = wait_for(
+                lambda: readyz(503), "the operator to notice the older CRD", interval=1
+            )
+            assert response.text == (
+                "not ready: the API server serves older Affidavit CRDs than this operator's: "
+                "AccountabilityPolicy has no spec.require.certifiedSource; it drops those fields "
+                "from every object it stores, so what they say is not in force: kubectl apply "
+                "--server-side -f charts/affidavit/crds/ (helm upgrade leaves a chart's crds/ as "
+                "first installed)\n"
+            )
+        finally:
+            kubectl("patch", "crd", crd, "--type=json",
+                    "-p", json.dumps([{"op": "add", "path": f"{field}/certifiedSource",
+                                       "value": kept}]))  # fmt: skip
+        wait_for(
+            lambda: readyz(200), "the operator to be ready once the CRD is current", interval=1
         )
     finally:
-        kubectl("patch", "crd", crd, "--type=json",
-                "-p", json.dumps([{"op": "add", "path": f"{field}/certifiedSource",
-                                   "value": kept}]))  # fmt: skip
-    wait_for(
-        lambda: httpx.get(operator.readiness_url, timeout=5).status_code == 200,
-        "the operator to be ready once the CRD is current",
-        timeout=120,
-    )
+        kubectl("delete", "accountabilitypolicy", "e2e-crd-poke", "--ignore-not-found")
