@@ -43,6 +43,9 @@ class Result:
     passed: bool
     outcome: str
     problems: tuple[str, ...]
+    #: What the policies allow that their authors may not mean (a keyless pattern a stranger's
+    #: workflow also matches): said once after the summary, the exit code unchanged.
+    warnings: tuple[str, ...] = ()
 
 
 def _yaml_docs(path: Path) -> list[Any]:
@@ -223,7 +226,14 @@ def run_case(case_dir: Path, policies: list[Path]) -> Result:
             problems.append(f"expected rules {sorted(set(expect['rules'] or []))}, got {rules}")
     if "message" in expect and (expect["message"] or "").rstrip("\n") != (message or ""):
         problems.append(f"expected message:\n{expect['message']}\ngot:\n{message or '(none)'}")
-    return Result(case_dir.name, not problems, decision.outcome, tuple(problems))
+    from affidavit.policy.signer_scope import open_signers
+
+    warnings = tuple(
+        f"AccountabilityPolicy/{p.name}: {found}"
+        for p in index.policies
+        if p.spec.signers is not None and (found := open_signers(p.spec.signers)) is not None
+    )
+    return Result(case_dir.name, not problems, decision.outcome, tuple(problems), warnings)
 
 
 def _manifest(case_dir: Path, named: object) -> Path:
@@ -265,6 +275,7 @@ def run_tests(
         raise UsageError(f"no {CASE_FILE} found under {directory}",
                          hint="each case is a directory with case.yaml, a manifest, evidence/")  # fmt: skip
     failed = invalid = 0
+    warnings: dict[str, None] = {}  # each once, in the order met
     for case in cases:
         label = str(case.relative_to(directory)) if case != directory else case.name
         try:
@@ -273,6 +284,7 @@ def run_tests(
             invalid += 1
             typer.echo(f"ERROR {label}: {e.diagnostic}")
             continue
+        warnings.update(dict.fromkeys(result.warnings))
         if result.passed:
             typer.echo(f"PASS  {label} ({result.outcome})")
         else:
@@ -283,6 +295,8 @@ def run_tests(
     passed = len(cases) - failed - invalid
     summary = f"{plural(len(cases), 'case')}: {passed} passed, {failed} failed"
     typer.echo(summary + (f", {invalid} invalid" if invalid else ""))
+    for warning in warnings:
+        typer.echo(f"warning: {warning}", err=True)
     if invalid:
         raise typer.Exit(2)
     if failed:

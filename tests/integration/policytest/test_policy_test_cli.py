@@ -115,3 +115,28 @@ def test_a_directory_without_cases_is_a_usage_error(
         f"error: no case.yaml found under {tmp_path}\n"
         "  hint: each case is a directory with case.yaml, a manifest, evidence/\n"
     )
+
+
+def test_a_keyless_pattern_a_strangers_workflow_matches_is_warned_of_once(
+    repo: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The policy repository's CI is where an open pattern is cheapest to catch: before it
+    reaches a cluster. The cases still pass (the pattern admits what it admitted); the warning
+    comes once, after the summary, on stderr."""
+    github = "https://token.actions.githubusercontent.com"
+    keyless = [{"name": "acme", "issuer": github, "subjectRegExp": r"https://github\.com/acme.*"}]
+    policy = repo / "policies" / "payments-baseline.yaml"
+    doc = yaml.safe_load(policy.read_text())
+    doc["spec"]["signers"]["keyless"] = keyless
+    policy.write_text(yaml.safe_dump(doc, sort_keys=False))
+    assert main(["test", str(repo / "tests")]) == 0
+    out, err = capsys.readouterr()
+    assert out.endswith("4 cases: 4 passed, 0 failed\n")
+    name = doc["metadata"]["name"]
+    assert err == (
+        f"warning: AccountabilityPolicy/{name}: keyless signer acme's subjectRegExp "
+        rf"https://github\.com/acme.* (issuer {github}) also matches "
+        "https://github.com/acme-intruder/app/.github/workflows/release.yml@refs/heads/main, a "
+        "workflow of an owner anyone can create on github.com: end the owner's name with a `/` "
+        r"in the pattern (`https://github\.com/acme/…`)" + "\n"
+    )
