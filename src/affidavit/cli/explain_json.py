@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 def policy_document(eff: EffectivePolicy) -> dict[str, Any]:
     """The effective policy as ``explain`` prints it: policies, signers, groups, requirements."""
     from affidavit.attestations.evidence import KeySigner
-    from affidavit.policy.explain import requirements
+    from affidavit.policy.explain import requirements, signer_warnings
 
     return {
         "policies": [
@@ -29,10 +29,17 @@ def policy_document(eff: EffectivePolicy) -> dict[str, Any]:
         "trustedSigners": [
             {"name": s.name, "key": True}
             if isinstance(s, KeySigner)
-            else {"name": s.name, "key": False, "identity": s.identity}
+            else {
+                "name": s.name,
+                "key": False,
+                "issuer": s.issuer,
+                "identity": s.identity,
+                **({"identityRegExp": s.identity_regexp} if s.identity_regexp else {}),
+            }
             for s in eff.signers
         ],
         "signerSources": list(eff.signer_sources),
+        "warnings": signer_warnings(eff),
         "groups": {name: sorted(members) for name, members in eff.groups},
         "requirements": [
             {

@@ -74,6 +74,17 @@ def requirements(eff: EffectivePolicy) -> list[tuple[str, str, Origin]]:
     return out
 
 
+def signer_warnings(eff: EffectivePolicy) -> list[str]:
+    """What the trusted keyless signers' patterns also trust (``signer_scope``), if anything."""
+    return [
+        finding
+        for s in eff.signers
+        if isinstance(s, KeylessSigner)
+        and s.identity_regexp
+        and (finding := stranger_finding(s.name, s.issuer, s.identity_regexp)) is not None
+    ]
+
+
 def explain_policy(eff: EffectivePolicy) -> str:
     """The effective policy, one requirement a line, each with the policy and control behind it."""
     lines = ["Effective policy"]
@@ -90,11 +101,8 @@ def explain_policy(eff: EffectivePolicy) -> str:
     else:
         signers = "none (no signer is trusted by every policy that names signers)"
     lines.append(f"  trusted signers: {signers}  <- {', '.join(eff.signer_sources) or 'no policy'}")
-    for s in eff.signers:
-        if isinstance(s, KeylessSigner) and s.identity_regexp:
-            finding = stranger_finding(s.name, s.issuer, s.identity_regexp)
-            if finding is not None:
-                lines.append(printable(f"  warning: {finding}"))  # the pattern's own text
+    # the pattern's own text, shown printable
+    lines += [printable(f"  warning: {w}") for w in signer_warnings(eff)]
     for name, members in eff.groups:
         lines.append(f"  group {name}: {', '.join(sorted(members)) or '(empty)'}")
     lines.append("Requirements")

@@ -69,3 +69,23 @@ def test_an_image_under_no_policy_as_json(
         "message": document["message"],
     }
     assert document["message"].startswith(f"{IMAGE}: image.unmatched (cluster setting ")
+
+
+def test_a_keyless_pattern_and_what_it_also_trusts_as_json(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    github = "https://token.actions.githubusercontent.com"
+    keyless = [{"name": "acme", "issuer": github, "subjectRegExp": r"https://github\.com/acme.*"}]
+    f = tmp_path / "p.yaml"
+    f.write_text(yaml.safe_dump(policy(signers={"keyless": keyless})))
+    assert main(["explain", IMAGE, "--policy", str(f), "--json"]) == 0
+    document = json.loads(capsys.readouterr().out)
+    assert document["trustedSigners"] == [
+        {"name": "acme", "key": False, "issuer": github, "identity": "",
+         "identityRegExp": r"https://github\.com/acme.*"}
+    ]  # fmt: skip
+    [warning] = document["warnings"]
+    assert warning.startswith(
+        r"keyless signer acme's subjectRegExp https://github\.com/acme.* (issuer "
+        f"{github}) also matches https://github.com/acme-intruder/"
+    )
