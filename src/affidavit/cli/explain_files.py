@@ -16,7 +16,7 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from affidavit.attestations.evidence import AssumedAttestation, ImageEvidence
+from affidavit.attestations.evidence import AssumedAttestation, CertifiedSource, ImageEvidence
 from affidavit.attestations.predicates import (
     AI_PROVENANCE_V1,
     CODE_REVIEW_V1,
@@ -86,6 +86,38 @@ def predicate_type(data: dict[str, Any]) -> str | None:
     return SLSA_PROVENANCE_V1 if "buildDefinition" in data else None
 
 
+def read_evidence_file(path: Path) -> tuple[Any, CertifiedSource | None]:
+    """An evidence file's JSON. A Sigstore bundle (what ``attest --sigstore`` pushes) is read as
+    the Statement in its envelope, with the source its certificate names (``certifiedSource``):
+    neither is verified here, as nothing in a what-if is."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        raise InputError(f"evidence file {path} is not readable JSON: {e}") from e
+    if not (isinstance(data, dict) and isinstance(data.get("dsseEnvelope"), dict)):
+        return data, None
+    import base64
+    import binascii
+
+    from cryptography import x509
+
+    from affidavit.attestations.sigstore_identity import certified_source
+    from affidavit.errors import VerificationError
+
+    material = data.get("verificationMaterial") or {}
+    chain = (material.get("x509CertificateChain") or {}).get("certificates") or [{}]
+    raw = (material.get("certificate") or {}).get("rawBytes") or chain[0].get("rawBytes")
+    try:
+        statement = json.loads(base64.b64decode(data["dsseEnvelope"]["payload"], validate=True))
+        cert = x509.load_der_x509_certificate(base64.b64decode(raw, validate=True)) if raw else None
+        return statement, certified_source(cert) if cert is not None else None
+    except (KeyError, TypeError, ValueError, binascii.Error, VerificationError) as e:
+        raise InputError(
+            f"evidence file {path}: a Sigstore bundle whose envelope or certificate cannot be "
+            f"read: {e}"
+        ) from e
+
+
 def load_evidence(directory: Path, image: str, signer: str) -> ImageEvidence:
     """Predicates (or in-toto Statements) in ``directory``, assumed (unchecked) from ``signer``."""
     ref = ImageReference.parse(image)
@@ -95,10 +127,7 @@ def load_evidence(directory: Path, image: str, signer: str) -> ImageEvidence:
     if not files:
         raise UsageError(f"--evidence {directory}: no *.json files found")
     for path in files:
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as e:
-            raise InputError(f"evidence file {path} is not readable JSON: {e}") from e
+        data, certified = read_evidence_file(path)
         subject = digest
         ptype: str | None
         if isinstance(data, dict) and "predicateType" in data:
@@ -128,6 +157,7 @@ def load_evidence(directory: Path, image: str, signer: str) -> ImageEvidence:
                 envelope_digest=f"file:{path.name}",
                 signer=signer,
                 storage="local",
+                certified_source=certified,
             )
         )
     return ImageEvidence(image, digest or assumed[0].subject_digest, assumed=tuple(assumed))

@@ -102,21 +102,17 @@ def _evidence(directory: Path, images: tuple[str, ...], signer: str) -> dict[str
     """Each image's evidence from the files (Statements by subject; a bare predicate belongs to
     the only image), assumed: their signatures are never checked here. An image with no file
     has no attestations, as in an empty registry."""
-    import json
 
     from affidavit.attestations.evidence import AssumedAttestation, ImageEvidence
     from affidavit.attestations.reference import ImageReference
-    from affidavit.cli.explain_files import predicate_type
+    from affidavit.cli.explain_files import predicate_type, read_evidence_file
     from affidavit.errors import InputError
 
     found: dict[str, list[Any]] = {i: [] for i in images}
     digests: dict[str, str] = {}
     files = sorted(directory.glob("*.json")) if directory.is_dir() else []
     for path in files:
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as e:
-            raise InputError(f"evidence file {path} is not readable JSON: {e}") from e
+        data, certified = read_evidence_file(path)
         if not isinstance(data, dict):
             raise InputError(f"evidence file {path} holds a JSON {type(data).__name__}")
         if "predicateType" in data:
@@ -154,6 +150,7 @@ def _evidence(directory: Path, images: tuple[str, ...], signer: str) -> dict[str
                     envelope_digest=f"file:{path.name}",
                     signer=signer,
                     storage="local",
+                    certified_source=certified,
                 )
             )
     return {

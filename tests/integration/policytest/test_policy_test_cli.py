@@ -140,3 +140,37 @@ def test_a_keyless_pattern_a_strangers_workflow_matches_is_warned_of_once(
         "workflow of an owner anyone can create on github.com: end the owner's name with a `/` "
         r"in the pattern (`https://github\.com/acme/…`)" + "\n"
     )
+
+
+def test_a_case_reads_a_sigstore_bundle_with_its_certificates_source(
+    repo: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The released provenance as ``attest --sigstore`` pushes it, signed in another
+    repository's pipeline: the case that expected it allowed now fails on ``source.certified``
+    (the rule the cluster applies by default), which a predicate file could never show."""
+    import base64
+    import json
+
+    from cryptography.hazmat.primitives.serialization import Encoding
+
+    from affidavit.attestations.sigstore_identity import (
+        SOURCE_REPOSITORY_DIGEST,
+        SOURCE_REPOSITORY_URI,
+    )
+    from fulcio_certs import cert, utf8
+
+    evidence = repo / "tests" / "reviewed-release" / "evidence"
+    statement = (evidence / "provenance.json").read_bytes()
+    revision = json.loads(statement)["predicate"]["source"]["revision"]
+    der = cert({SOURCE_REPOSITORY_URI: utf8("https://github.com/acme/scratch"),
+                SOURCE_REPOSITORY_DIGEST: utf8(revision)}).public_bytes(Encoding.DER)  # fmt: skip
+    (evidence / "provenance.json").unlink()
+    (evidence / "provenance.sigstore.json").write_text(json.dumps({
+        "verificationMaterial": {"certificate": {"rawBytes": base64.b64encode(der).decode()}},
+        "dsseEnvelope": {"payload": base64.b64encode(statement).decode(),
+                         "payloadType": "application/vnd.in-toto+json", "signatures": []},
+    }))  # fmt: skip
+    assert main(["test", str(repo / "tests" / "reviewed-release")]) == 1
+    out = capsys.readouterr().out
+    assert out.startswith("FAIL  reviewed-release\n      expected outcome allowed, got denied\n")
+    assert "'source.certified'" in out

@@ -8,13 +8,7 @@ issues are read in tests/e2e/admission/test_e2e_admission_certified_source.py.
 
 from __future__ import annotations
 
-import datetime
-
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import ObjectIdentifier
 
 from affidavit.attestations.evidence import CertifiedSource
 from affidavit.attestations.sigstore_identity import (
@@ -26,33 +20,9 @@ from affidavit.attestations.sigstore_identity import (
     certified_source,
 )
 from affidavit.errors import VerificationError
+from fulcio_certs import cert, utf8
 
 SHA = "ab" * 20
-
-
-def utf8(text: str) -> bytes:
-    body = text.encode()
-    if len(body) < 128:
-        return bytes([0x0C, len(body)]) + body
-    return bytes([0x0C, 0x82]) + len(body).to_bytes(2, "big") + body
-
-
-def cert(extensions: dict[ObjectIdentifier, bytes]) -> x509.Certificate:
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(x509.NameOID.COMMON_NAME, "sigstore-intermediate")])
-    now = datetime.datetime.now(datetime.UTC)
-    builder = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(1)
-        .not_valid_before(now)
-        .not_valid_after(now + datetime.timedelta(minutes=10))
-    )
-    for oid, value in extensions.items():
-        builder = builder.add_extension(x509.UnrecognizedExtension(oid, value), critical=False)
-    return builder.sign(key, hashes.SHA256())
 
 
 def test_the_source_the_platform_named_is_read() -> None:
