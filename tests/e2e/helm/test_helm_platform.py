@@ -286,6 +286,7 @@ def test_notes_warn_about_defaults_left_in_place(
     text = notes(helm, control_plane, "--set", "clusterName=prod-1", "--set", "region=eu-west-1",
                  "--set", "ledger.sqlite.persistence.enabled=true")  # fmt: skip
     assert "WARNING" not in text
+    assert "UPGRADE" not in text  # said on an upgrade only
 
 
 def test_platform_scenario_installs_into_the_apiserver(
@@ -309,6 +310,16 @@ def test_platform_scenario_installs_into_the_apiserver(
                    "--set", "webhook.failurePolicy=Ignore", env=env, timeout=180)  # fmt: skip
     try:
         assert "would violate PodSecurity" not in out.stdout + out.stderr
+        # an upgrade is told that Helm leaves crds/ alone, and what to run
+        upgrade = run_helm(helm, "upgrade", release, CHART, "--namespace", namespace,
+                           "-f", PLATFORM, "--set", "metrics.serviceMonitor.enabled=false",
+                           "--set", "webhook.failurePolicy=Ignore", "--dry-run=client",
+                           env=env)  # fmt: skip
+        assert (
+            "UPGRADE: helm upgrade leaves the CRDs in this chart's crds/ as they were first "
+            "installed. Apply this version's:\n"
+            "  kubectl apply --server-side -f charts/affidavit/crds/\n"
+        ) in upgrade.stdout
         claim = kubectl("get", "pvc", f"{release}-ledger", "-n", namespace, "-o",
                         "jsonpath={.spec.resources.requests.storage}").stdout  # fmt: skip
         assert claim == "5Gi"
