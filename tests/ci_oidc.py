@@ -18,8 +18,6 @@ import json
 import ssl
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -95,6 +93,7 @@ class GitHubActionsIssuer:
         self._server.socket = self._tls.wrap_socket(self._server.socket, server_side=True)
         self.url = f"https://127.0.0.1:{self._server.server_address[1]}"
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._served = self._documents()
 
     def _documents(self) -> dict[str, bytes]:
         numbers = self._key.public_key().public_numbers()
@@ -118,7 +117,7 @@ class GitHubActionsIssuer:
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:
-                body = issuer._documents().get(self.path)
+                body = issuer._served.get(self.path)
                 self.send_response(200 if body is not None else 404)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(body or b"")))
@@ -178,10 +177,4 @@ class GitHubActionsIssuer:
         self._thread.join(timeout=5)
 
 
-@contextmanager
-def github_actions_issuer(workdir: Path) -> Iterator[GitHubActionsIssuer]:
-    with GitHubActionsIssuer(workdir) as issuer:
-        yield issuer
-
-
-__all__ = ["GitHubActionsIssuer", "Workflow", "github_actions_issuer"]
+__all__ = ["GitHubActionsIssuer", "Workflow"]

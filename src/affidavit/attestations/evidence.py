@@ -61,6 +61,10 @@ class CertifiedSource:
     repository: str
     revision: str
 
+    def __str__(self) -> str:
+        """``REPOSITORY at COMMIT`` (the repository alone when no commit is named)."""
+        return f"{self.repository} at {self.revision}" if self.revision else self.repository
+
 
 M = TypeVar("M", bound="BaseModel")
 

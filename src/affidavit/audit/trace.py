@@ -142,13 +142,7 @@ def trace_image(evidence: ImageEvidence) -> Trace:
         review=review,
         signers=tuple(sorted({a.signer for a in evidence.verified})),
         certified_sources=tuple(
-            sorted(
-                {
-                    f"{c.repository} at {c.revision}" if c.revision else c.repository
-                    for a in evidence.verified
-                    if (c := a.certified_source) is not None
-                }
-            )
+            sorted({str(a.certified_source) for a in evidence.verified if a.certified_source})
         ),
     )
 

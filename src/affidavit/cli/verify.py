@@ -200,9 +200,8 @@ def run_verify(
                     f"({a.storage} {a.envelope_digest})"
                 )
             )
-            if (c := a.certified_source) is not None:  # what the CI platform vouched for
-                at = f" at {c.revision}" if c.revision else ""
-                echo(printable(f"            certified source {c.repository}{at}"))
+            if a.certified_source is not None:  # what the CI platform vouched for
+                echo(printable(f"            certified source {a.certified_source}"))
         for r in evidence.rejected:
             echo(
                 printable(

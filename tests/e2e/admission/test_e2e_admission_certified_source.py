@@ -47,7 +47,7 @@ from affidavit.demo.stack import ClusterStack
 from affidavit.envtest import ControlPlaneInfo
 from affidavit.envtest.sigstore import PrivateSigstore
 from binary_builds import sigstore_binaries_or_skip
-from ci_oidc import GitHubActionsIssuer, Workflow, github_actions_issuer
+from ci_oidc import GitHubActionsIssuer, Workflow
 
 SYSTEM = "adm-certified"
 NS = "adm-certified-apps"
@@ -91,7 +91,7 @@ def signed(registry: LocalRegistry, tmp_path_factory: pytest.TempPathFactory) ->
         "scratch-reusable": Workflow("acme/scratch", sample.reviewed, reusable=REUSABLE),
     }
     with (
-        github_actions_issuer(work / "github") as issuer,
+        GitHubActionsIssuer(work / "github") as issuer,
         PrivateSigstore(
             work / "sigstore", {issuer.url: "github-workflow"}, issuer_ca_file=issuer.ca_file
         ) as sigstore,
