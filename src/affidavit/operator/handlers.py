@@ -274,6 +274,14 @@ class Reconciler:
             lacking = health.missing_groups(index, spec.require, spec.jurisdictions, source)
             if lacking is not None:  # fail closed: every change that rule covers is denied
                 problems.append(("GroupUndefined", lacking))
+            evidence = spec.evidence if isinstance(spec, RegionPolicySpec) else None
+            unplaced = (
+                health.missing_locations(index, evidence, spec.jurisdictions, source, self.region)
+                if health.applies_in(spec, self.region)
+                else None
+            )
+            if unplaced is not None:  # fail closed: every image it covers is denied
+                problems.append(("ResidencyUndeclared", unplaced))
         if isinstance(spec, AccountabilityPolicySpec) and spec.signers is not None:
             strangers = open_signers(spec.signers)
             if strangers is not None:  # fail open for strangers: say so where it is read

@@ -19,6 +19,7 @@ from typing import Generic, TypeVar
 
 from affidavit.attestations.evidence import KeylessSigner, KeySigner, TrustedSigner
 from affidavit.policy.decision import PolicyRef
+from affidavit.policy.matching import registry_glob
 from affidavit.policy.model import (
     AppliesTo,
     EvidenceRules,
@@ -114,6 +115,8 @@ class EffectivePolicy:
     require_digest_req: Req[bool] | None = None
     retention_days: Req[int] | None = None
     residency: tuple[Req[str], ...] = ()
+    #: (registry host glob in canonical form, location) as the region policies declare them.
+    registry_locations: tuple[Req[tuple[str, str]], ...] = ()
     pseudonymous_identities: Req[bool] | None = None
     exception_max_days: Req[int] | None = None
     #: An exception admits nothing its own requester deploys (separation of duties).
@@ -254,6 +257,7 @@ def combine(layers: Sequence[Layer]) -> EffectivePolicy:
     escalations: tuple[Req[str], ...] = ()
     tier_maps: tuple[Req[str], ...] = ()
     residency: tuple[Req[str], ...] = ()
+    locations: tuple[Req[tuple[str, str]], ...] = ()
     policies: list[PolicyRef] = []
     sources: list[str] = []
 
@@ -312,7 +316,11 @@ def combine(layers: Sequence[Layer]) -> EffectivePolicy:
         if layer.evidence is not None:
             ev = layer.evidence
             retention = _max(retention, ev.retention_days, o("evidence.retentionDays"))
-            residency = _add(residency, ev.residency, o("evidence.residency"))
+            where = ev.residency.lower() if ev.residency is not None else None
+            residency = _add(residency, where, o("evidence.residency"))
+            for declared in ev.registry_locations:
+                located = (registry_glob(declared.registry), declared.location.lower())
+                locations = _add(locations, located, o("evidence.registryLocations"))
             pseudo = _or(pseudo, ev.pseudonymous_identities, o("evidence.pseudonymousIdentities"))
         if layer.exceptions is not None:
             exc_days = _min(exc_days, layer.exceptions.max_days, o("exceptions.maxDays"))
@@ -350,6 +358,7 @@ def combine(layers: Sequence[Layer]) -> EffectivePolicy:
         require_digest_req=digest,
         retention_days=retention,
         residency=residency,
+        registry_locations=locations,
         pseudonymous_identities=pseudo,
         exception_max_days=exc_days,
         exception_separation=exc_separation,

@@ -64,10 +64,13 @@ def requirements(eff: EffectivePolicy) -> list[tuple[str, str, Origin]]:
         add("labels.owner", label)
     for label in eff.escalation_labels:
         add("labels.escalation", label)
-    add("evidence.retentionDays", eff.retention_days)
+    add("evidence.retentionDays (not checked at admission)", eff.retention_days)
     for where in eff.residency:
         add("evidence.residency", where)
-    add("evidence.pseudonymousIdentities", eff.pseudonymous_identities)
+    for place in eff.registry_locations:
+        glob, location = place.value
+        out.append(("evidence.registryLocation", f"{glob} in {location}", place.origin))
+    add("evidence.pseudonymousIdentities (not checked at admission)", eff.pseudonymous_identities)
     add("exceptions.maxDays", eff.exception_max_days)
     add("exceptions.separateRequester", eff.exception_separation)
     add("exceptions.repositoryOnly", eff.exception_repository_only)

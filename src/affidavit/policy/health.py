@@ -12,6 +12,10 @@ something that cannot hold, and their authors only find out from a surprised den
 - a policy or RegionPolicy whose preset (or own tier rule) needs reviewers from a group that no
   AccountabilityPolicy or RegionPolicy defines: every AI-involved change it covers is denied
   (fail closed; the policy stays in force) until someone defines the group;
+- a policy or RegionPolicy whose evidence residency (its own or a preset's, such as eu) no
+  RegionPolicy of this cluster's region declares any registry for (``evidence.
+  registryLocations``): every image it covers is denied until someone says where the region's
+  registries are;
 - a RegionPolicy that does not apply to this cluster's region (the same manifests go to every
   cluster, so that is a fact to show, not an error) or whose region is unknown.
 
@@ -38,10 +42,13 @@ from affidavit.policy.model import (
     KIND_EXCEPTION,
     AccountabilityExceptionSpec,
     AccountabilityPolicySpec,
+    EvidenceRules,
     PresetName,
+    RegionPolicySpec,
     Require,
 )
 from affidavit.policy.presets import expand
+from affidavit.policy.residency import within
 from affidavit.policy.stored import ExceptionRef, Stored
 from affidavit.policy.tiers import SECURITY_GROUP
 
@@ -201,6 +208,59 @@ def missing_groups(
         "; ".join(lacking)
         + ", and no AccountabilityPolicy or RegionPolicy defines it: every change that rule "
         "covers is denied; define the group in spec.groups (members' logins or emails)"
+    )
+
+
+def _residencies(
+    evidence: EvidenceRules | None, jurisdictions: Sequence[PresetName], source: str
+) -> list[tuple[str, str]]:
+    out = []
+    if evidence is not None and evidence.residency is not None:
+        out.append((evidence.residency.lower(), source))
+    for name in jurisdictions:
+        for preset, _chain in expand(name):
+            if preset.evidence is not None and preset.evidence.residency is not None:
+                out.append((preset.evidence.residency.lower(), f"preset/{preset.name}"))
+    return out
+
+
+def applies_in(spec: AccountabilityPolicySpec | RegionPolicySpec, region: str) -> bool:
+    """Whether ``spec`` can apply in ``region`` at all (its region globs, if it has any)."""
+    globs = spec.regions if isinstance(spec, RegionPolicySpec) else spec.match.regions
+    if isinstance(spec, AccountabilityPolicySpec) and not globs:
+        return True
+    return any(fnmatchcase(region, g) for g in globs)
+
+
+def missing_locations(
+    index: PolicyIndex,
+    evidence: EvidenceRules | None,
+    jurisdictions: Sequence[PresetName],
+    source: str,
+    region: str,
+) -> str | None:
+    """Why the evidence residency an object requires cannot be met in this cluster's region
+    (no RegionPolicy that applies here places any registry there), or None when it can."""
+    declared = [
+        d.location.lower()
+        for r in index.region_policies
+        if r.spec.evidence is not None and any(fnmatchcase(region, g) for g in r.spec.regions)
+        for d in r.spec.evidence.registry_locations
+    ]
+    lacking: list[str] = []
+    for where, who in _residencies(evidence, jurisdictions, source):
+        if any(within(location, where) for location in declared):
+            continue
+        text = f"{who} evidence.residency needs images from registries located in {where}"
+        if text not in lacking:
+            lacking.append(text)
+    if not lacking:
+        return None
+    return (
+        "; ".join(lacking)
+        + f", and no RegionPolicy that applies in region {region or '(unknown)'} declares one: "
+        "every image it covers is denied; declare where this region's registries store data "
+        "in a RegionPolicy's evidence.registryLocations"
     )
 
 

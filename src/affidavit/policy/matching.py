@@ -10,7 +10,13 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from fnmatch import fnmatchcase
 
-from affidavit.attestations.reference import GLOB_CHARS, ImageReference, canonical_glob
+from affidavit.attestations.reference import (
+    GLOB_CHARS,
+    ImageReference,
+    canonical_glob,
+    canonical_host,
+)
+from affidavit.errors import InputError
 from affidavit.policy.model import NamespaceSelector
 
 
@@ -59,6 +65,23 @@ def image_matches(globs: Sequence[str], ref: str, *, pinned_tags: bool = False) 
     """
     patterns = [canonical_glob(g) for g in globs]
     return covers(patterns, ImageReference.parse(ref), pinned_tags=pinned_tags)
+
+
+def registry_glob(text: str) -> str:
+    """A registry host glob as image references are compared: a plain host in canonical form
+    (``REGISTRY.example:443`` is ``registry.example``, ``index.docker.io`` is ``docker.io``), a
+    glob in lower case."""
+    if GLOB_CHARS.intersection(text):
+        return text.lower()
+    try:
+        return canonical_host(text)
+    except InputError:
+        return text.lower()  # the model's pattern already refused what no host could be
+
+
+def registry_matches(glob: str, registry: str) -> bool:
+    """Whether the canonical ``registry`` host of an image is one ``registry_glob`` names."""
+    return fnmatchcase(registry, glob)
 
 
 def selector_matches(sel: NamespaceSelector | None, labels: Mapping[str, str]) -> bool:

@@ -235,13 +235,38 @@ class ExceptionRules(SpecModel):
     admits nothing here."""
 
 
+#: A registry host[:port] or a glob of hosts: letters, digits, dots, dashes, an IPv6 literal in
+#: brackets, a port, and the glob characters ``*`` and ``?`` (no path: a location is a registry's).
+REGISTRY_GLOB = r"^[A-Za-z0-9*?.\-]+(:[0-9*?]+)?$|^\[[0-9A-Fa-f:.]+\](:[0-9]+)?$"
+#: A location name: ``eu``, ``us``, ``eu-central-1``.
+LOCATION_NAME = r"^[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?$"
+
+
+class RegistryLocation(SpecModel):
+    """Where one registry, or every registry a host glob names, keeps what is pushed to it."""
+
+    registry: str = Field(min_length=1, max_length=261, pattern=REGISTRY_GLOB)
+    """A registry host[:port] as image references name it (registry.eu.example.com,
+    10.0.0.5:5000), or a glob of hosts (*.eu.example.com); docker.io for Docker Hub."""
+    location: str = Field(min_length=1, max_length=63, pattern=LOCATION_NAME)
+    """Where that registry stores data, e.g. eu or eu-central-1 (compared in lower case). A
+    residency of eu is met by a registry located in eu or in eu-<anything>."""
+
+
 class EvidenceRules(SpecModel):
-    """How a region's evidence is kept (recorded with decisions; not enforced at admission)."""
+    """How a region's evidence is kept. residency is checked at admission against the
+    registries declared in registryLocations; retentionDays and pseudonymousIdentities are shown
+    by explain and not checked at admission."""
 
     retention_days: int | None = Field(default=None, ge=1)
     """The ledger must keep decisions at least this many days."""
     residency: str | None = None
-    """Where evidence must be stored (a region name)."""
+    """Where evidence must be stored: a location name such as eu (compared in lower case). An image's attestations are
+    stored beside it, so an image is admitted only from a registry that registryLocations
+    places there (eu is met by eu and eu-*)."""
+    registry_locations: list[RegistryLocation] = Field(default_factory=list, max_length=64)
+    """Where the registries of these regions store data. Facts the regional operator declares
+    for residency: a registry nobody declares is in no location."""
     pseudonymous_identities: bool = False
     """People are named by pseudonymous identifiers in the evidence."""
 

@@ -35,6 +35,7 @@ from affidavit.policy.messages import (
     signing,
 )
 from affidavit.policy.release import check_release_approver
+from affidavit.policy.residency import residency_violations
 from affidavit.policy.sources import repository_key
 from affidavit.policy.stored import ExceptionRef
 from affidavit.policy.tiers import check_review, check_tools, touched_tiers
@@ -133,6 +134,7 @@ def check_image(
                 image,
             )
         )
+    out += residency_violations(image, ev.digest if ev is not None else None, eff)
     if ev is None:
         if missing is not None:
             rule, found, fix = missing

@@ -4,7 +4,8 @@
 the cluster's maximum, or one wider than a repository where a policy says `exceptions.
 repositoryOnly`, is Invalid and left out of the published index; a RegionPolicy whose glob
 can match no region is Invalid, one for another region says it does not apply here; a policy
-whose preset needs a reviewer group that no policy defines is not Ready."""
+whose preset needs a reviewer group that no policy defines, or evidence kept where no RegionPolicy
+of the region declares a registry, is not Ready."""
 
 from __future__ import annotations
 
@@ -63,12 +64,17 @@ def invalid_exception(kubectl: Kubectl, name: str) -> dict[str, Any]:
     return obj
 
 
-def policy_ready(kubectl: Kubectl, name: str, ready: bool, why: str) -> dict[str, Any]:
-    """The Ready condition of AccountabilityPolicy ``name``, once its status is ``ready``."""
+def policy_ready(
+    kubectl: Kubectl, name: str, ready: bool, why: str, reason: str | None = None
+) -> dict[str, Any]:
+    """The Ready condition of AccountabilityPolicy ``name``, once its status is ``ready`` (and
+    its reason ``reason``, when given)."""
 
     def check() -> dict[str, Any] | None:
         c = condition(get_json(kubectl, "accountabilitypolicy", name))
-        return c if c and c["status"] == str(ready) else None
+        if c is None or c["status"] != str(ready):
+            return None
+        return c if reason is None or c["reason"] == reason else None
 
     found: dict[str, Any] = wait_for(check, f"{name} {why}")
     return found
@@ -235,15 +241,25 @@ def test_region_policies_say_whether_they_can_apply(
         kubectl("delete", "regionpolicy", "e2e-upper", "e2e-us", "--ignore-not-found")
 
 
-def test_a_preset_needing_an_undefined_group_is_not_ready(
+def test_a_preset_needing_an_undefined_group_or_undeclared_registries_is_not_ready(
     operator: RunningOperator, kubectl: Kubectl
 ) -> None:
+    """eu-ai-act-high-risk needs an `oversight` approver and (through eu) evidence kept in the
+    EU. With no group and no registry declared in eu, every image it covers is denied: the
+    status says both, and turns Ready once the group is defined and a RegionPolicy of this
+    region (eu-west-1) says where its registry stores data."""
     apply(
         kubectl,
         {"apiVersion": API, "kind": "AccountabilityPolicy", "metadata": {"name": "e2e-oversight"},
          "spec": {"match": {"images": ["registry.example/e2e-oversight/*"]},
                   "jurisdictions": ["eu-ai-act-high-risk"]}},
     )  # fmt: skip
+    residency = (
+        "preset/eu evidence.residency needs images from registries located in eu, and no "
+        "RegionPolicy that applies in region eu-west-1 declares one: every image it covers is "
+        "denied; declare where this region's registries store data in a RegionPolicy's "
+        "evidence.registryLocations"
+    )
     try:
         c = policy_ready(kubectl, "e2e-oversight", False, "to be reported")
         assert (c["reason"], c["message"]) == (
@@ -251,14 +267,35 @@ def test_a_preset_needing_an_undefined_group_is_not_ready(
             "compiled and enforced, but preset/eu-ai-act-high-risk tiers.*.reviewerGroups needs "
             "an approver from `oversight`, and no AccountabilityPolicy or RegionPolicy defines "
             "it: every change that rule covers is denied; define the group in spec.groups "
-            "(members' logins or emails)",
+            f"(members' logins or emails); and {residency}",
         )
         assert any(p["name"] == "e2e-oversight" for p in index(kubectl)["policies"])
         kubectl("patch", "accountabilitypolicy", "e2e-oversight", "--type=merge",
                 "-p", json.dumps({"spec": {"groups": {"oversight": ["olga"]}}}))  # fmt: skip
-        policy_ready(kubectl, "e2e-oversight", True, "to be Ready once the group is defined")
+        c = policy_ready(
+            kubectl, "e2e-oversight", False, "to name only the residency", "ResidencyUndeclared"
+        )
+        assert c["message"] == f"compiled and enforced, but {residency}"
+
+        def region_policy(name: str, regions: list[str]) -> dict[str, Any]:
+            where = [{"registry": "registry.example", "location": "eu"}]
+            return {"apiVersion": API, "kind": "RegionPolicy", "metadata": {"name": name},
+                    "spec": {"regions": regions, "evidence": {"registryLocations": where}}}  # fmt: skip
+
+        # a RegionPolicy of another region declares nothing here
+        apply(kubectl, region_policy("e2e-apac-registries", ["ap-*"]))
+        wait_for(
+            lambda: condition(get_json(kubectl, "regionpolicy", "e2e-apac-registries")),
+            "e2e-apac-registries to be reconciled",
+        )
+        c = policy_ready(kubectl, "e2e-oversight", False, "to stay not ready")
+        assert c["reason"] == "ResidencyUndeclared"
+        apply(kubectl, region_policy("e2e-eu-registries", ["eu-*"]))
+        policy_ready(kubectl, "e2e-oversight", True, "to be Ready once its registry is placed")
     finally:
         kubectl("delete", "accountabilitypolicy", "e2e-oversight", "--ignore-not-found")
+        kubectl("delete", "regionpolicy", "e2e-apac-registries", "e2e-eu-registries",
+                "--ignore-not-found")  # fmt: skip
 
 
 def test_a_keyless_signer_a_strangers_workflow_also_matches_is_not_ready(

@@ -243,6 +243,8 @@ def test_match_by_namespace_selector_region_and_cluster() -> None:
 
 
 EU = region_policy("eu", ["eu-*"], jurisdictions=["pci-dss"])
+#: The test registry, declared in a location below us (us-east-1 is in us).
+US_REGISTRY = {"registry": "registry.example", "location": "us-east-1"}
 SECURITY_FIX = (
     f"get an approval from a member of `security` (sam) on the final revision of {PR_URL}, then run"
 )
@@ -317,7 +319,8 @@ def test_explain_policy_names_the_source_of_each_requirement() -> None:
         in body
     )
     assert (
-        "evidence.retentionDays: 365 <- preset/pci-dss via RegionPolicy/eu [PCI DSS 10.5.1]" in body
+        "evidence.retentionDays (not checked at admission): 365 <- preset/pci-dss via "
+        "RegionPolicy/eu [PCI DSS 10.5.1]" in body
     )
     assert "mode: Enforce <- AccountabilityPolicy/baseline" in body
     assert "failurePolicy: Fail <- AccountabilityPolicy/baseline (default)" in body
@@ -327,7 +330,8 @@ def test_explain_policy_names_the_source_of_each_requirement() -> None:
 
 
 def test_fedramp_requires_tool_details_and_us_residency() -> None:
-    ix = index([policy(jurisdictions=["us-fedramp-moderate"])])
+    where = region_policy("us", ["us-*"], evidence={"registryLocations": [US_REGISTRY]})
+    ix = index([policy(jurisdictions=["us-fedramp-moderate"])], [where])
     e = eff(ix)
     assert [r.value for r in e.residency] == ["us"]
     bare = change(tools=({"name": "claude-code"},))

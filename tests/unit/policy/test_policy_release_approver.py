@@ -28,6 +28,7 @@ from policy_builders import (
     index,
     policy,
     provenance,
+    region_policy,
     review,
 )
 
@@ -61,9 +62,18 @@ def message(
     )
 
 
+#: Where the test registry keeps data, for the presets that require a residency (us, eu).
+LOCATED = region_policy(
+    "located",
+    ["*"],
+    evidence={"registryLocations": [{"registry": "registry.example", "location": "us"}]},
+)
+
+
 def pci(*jurisdictions: str) -> PolicyIndex:
-    """The baseline policy under ``jurisdictions`` (pci-dss unless named otherwise)."""
-    return index([policy(jurisdictions=list(jurisdictions or ("pci-dss",)))])
+    """The baseline policy under ``jurisdictions`` (pci-dss unless named otherwise), its
+    registry located in the us."""
+    return index([policy(jurisdictions=list(jurisdictions or ("pci-dss",)))], [LOCATED])
 
 
 def reviewed(merged_by: dict[str, Any] | None, *extra: dict[str, Any]) -> ImageEvidence:
@@ -143,7 +153,8 @@ def test_fedramp_moderate_takes_the_rule_from_pci_dss_review_rules() -> None:
 
 @pytest.mark.parametrize("jurisdictions", [[], ["soc2"], ["eu"], ["slsa-source-l4"]])
 def test_policy_without_pci_dss_does_not_check_the_merger(jurisdictions: list[str]) -> None:
-    ix = index([policy(jurisdictions=jurisdictions)])
+    in_eu = {"registryLocations": [{"registry": "registry.example", "location": "eu-west-1"}]}
+    ix = index([policy(jurisdictions=jurisdictions)], [region_policy("eu", ["*"], evidence=in_eu)])
     for merged_by in ({"login": "alice"}, None):
         ev = evidence(provenance(), review(approval("rita"), approval("sam"), merged_by=merged_by))
         d = run(ix, ev)
