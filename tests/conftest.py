@@ -1,4 +1,4 @@
-"""Fixtures shared by every test layer: a real OCI registry and a real PostgreSQL server.
+"""Fixtures shared by every test layer: real OCI registries and a real PostgreSQL server.
 
 Both are Debian's own servers started on 127.0.0.1 with random ports, the way a developer would
 run them; nothing here is a mock. In CI (``CI=true``) a missing server binary is a failure, so a
@@ -89,6 +89,19 @@ def registry() -> Iterator[LocalRegistry]:
         missing("docker-registry", "run `make deps` (apt-get install docker-registry)")
     with (
         tempfile.TemporaryDirectory(prefix="affidavit-registry-") as d,
+        LocalRegistry(Path(d)) as server,
+    ):
+        yield server
+
+
+@pytest.fixture(scope="session")
+def mirror_registry() -> Iterator[LocalRegistry]:
+    """A second registry like ``registry``, on a port of its own: where ``affidavit copy``
+    promotes images to (a regional or air-gapped mirror)."""
+    if not (shutil.which("docker-registry") or Path("/usr/bin/docker-registry").exists()):
+        missing("docker-registry", "run `make deps` (apt-get install docker-registry)")
+    with (
+        tempfile.TemporaryDirectory(prefix="affidavit-mirror-") as d,
         LocalRegistry(Path(d)) as server,
     ):
         yield server

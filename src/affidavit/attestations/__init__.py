@@ -12,6 +12,7 @@ Public face (each name from the module that owns it):
 - the registry: ``RegistryClient``, ``Credentials``, ``credentials_from_docker_config``,
   ``RegistryUnavailableError``, ``BudgetExceededError``;
 - attaching and fetching: ``attach``, ``fetch``, ``FetchedAttestation``;
+- promoting an image with its evidence to another registry: ``copy_image``, ``CopyResult``;
 - signing: ``make_statement``, ``sign_envelope``, ``Signer``, ``generate_key_pair``,
   ``load_signer``, ``load_verifier``;
 - verifying: ``verify_image``, ``verify_fetched``, ``verify_digest``, ``EvidenceCache``,
@@ -30,6 +31,7 @@ from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from affidavit.attestations.copy import CopyResult, copy_image
     from affidavit.attestations.dsse import sign_envelope
     from affidavit.attestations.evidence import (
         AssumedAttestation,
@@ -55,6 +57,8 @@ if TYPE_CHECKING:
     from affidavit.attestations.verify import verify_digest, verify_fetched, verify_image
 
 _HOMES = {
+    "CopyResult": "copy",
+    "copy_image": "copy",
     "sign_envelope": "dsse",
     "AssumedAttestation": "evidence",
     "ImageEvidence": "evidence",
@@ -90,6 +94,7 @@ __all__ = [
     "AssumedAttestation",
     "BudgetExceededError",
     "CacheResult",
+    "CopyResult",
     "Credentials",
     "EvidenceCache",
     "FetchedAttestation",
@@ -106,6 +111,7 @@ __all__ = [
     "attach",
     "canonical_glob",
     "canonical_image",
+    "copy_image",
     "credentials_from_docker_config",
     "fetch",
     "generate_key_pair",

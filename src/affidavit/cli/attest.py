@@ -18,7 +18,13 @@ from typing import Annotated, Any
 import typer
 
 from affidavit.attestations.registry import DEFAULT_MAX_BYTES, ImageReference
-from affidavit.cli.options import InsecureRegistryOpt, TrustedKeysOpt, deprecated
+from affidavit.cli.options import (
+    CaBundleOpt,
+    InsecureRegistryOpt,
+    RegistryConfigOpt,
+    TrustedKeysOpt,
+    deprecated,
+)
 from affidavit.cli.verify import client, run_verify, signers
 from affidavit.errors import InputError, UsageError
 
@@ -26,18 +32,6 @@ from affidavit.errors import InputError, UsageError
 # commands that use them: ``verify`` starts without them (tests/integration/attest/
 # test_attest_cli_imports.py).
 
-RegistryConfigOpt = Annotated[
-    Path | None,
-    typer.Option(
-        "--registry-config",
-        help="Registry credentials as a dockerconfigjson (imagePullSecret), before those of "
-        "docker login and podman login (~/.docker/config.json, $DOCKER_CONFIG, "
-        "$REGISTRY_AUTH_FILE, credential helpers).",
-    ),
-]
-CaBundleOpt = Annotated[
-    Path | None, typer.Option("--ca-bundle", help="CA certificates (PEM) for the registry's TLS.")
-]
 MaxBytesOpt = Annotated[
     int, typer.Option("--max-bytes", help="Largest envelope or attestation layer accepted.")
 ]

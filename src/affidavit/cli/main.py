@@ -27,6 +27,7 @@ __all__ = ["COMMAND_MODULES", "MODULES", "build_app", "main", "run"]
 MODULES = (
     "collect",
     "attest",
+    "copy",
     "keygen",
     "explain",
     "test_cmd",
@@ -41,6 +42,7 @@ COMMAND_MODULES = {
     "attest": "attest",
     "verify": "attest",
     "trace": "attest",
+    "copy": "copy",
     "keygen": "keygen",
     "explain": "explain",
     "test": "test_cmd",

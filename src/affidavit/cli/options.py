@@ -63,6 +63,20 @@ InsecureRegistryOpt = Annotated[
         help="Registry HOST[:PORT] reached over plain HTTP (repeatable).",
     ),
 ]
+#: The registry options of the commands that talk to one registry at a user's request (attest,
+#: verify, trace, copy); the webhook's and the operator's trust is configured apart.
+RegistryConfigOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--registry-config",
+        help="Registry credentials as a dockerconfigjson (imagePullSecret), before those of "
+        "docker login and podman login (~/.docker/config.json, $DOCKER_CONFIG, "
+        "$REGISTRY_AUTH_FILE, credential helpers).",
+    ),
+]
+CaBundleOpt = Annotated[
+    Path | None, typer.Option("--ca-bundle", help="CA certificates (PEM) for the registry's TLS.")
+]
 RegistryCaOpt = Annotated[
     Path | None,
     typer.Option(

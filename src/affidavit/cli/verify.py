@@ -52,10 +52,14 @@ VALUE_OPTIONS = {
 
 
 def client(
-    insecure: list[str] | None, registry_config: Path | None, ca_bundle: Path | None
+    insecure: list[str] | None,
+    registry_config: Path | None,
+    ca_bundle: Path | None,
+    *,
+    timeout: float = 10.0,
 ) -> RegistryClient:
     """The registry client of a CLI command: --registry-config first, then docker's and podman's
-    files and credential helpers (read only when a registry asks)."""
+    files and credential helpers (read only when a registry asks); ``timeout`` per request."""
     credentials = None
     if registry_config is not None:
         try:
@@ -68,6 +72,7 @@ def client(
         insecure_hosts=set(insecure or ()),
         ca_bundle=ca_bundle,
         credentials=DockerCredentials(credentials),
+        timeout=timeout,
     )
 
 

@@ -6,8 +6,8 @@ command or option that breaks it fails here.
 - ``--key`` names the trusted public key wherever attestations are verified, repeatable;
 - ``--insecure-registry HOST`` is a repeatable value wherever a registry is contacted;
 - every command that writes a file takes ``-o/--output`` and ``--force``;
-- ``--json`` on ``verify``, ``trace``, ``explain`` and ``decisions list`` (and the plugin's
-  ``explain``);
+- ``--json`` on ``copy``, ``verify``, ``trace``, ``explain`` and ``decisions list`` (and the
+  plugin's ``explain``);
 - deprecated spellings are hidden from help.
 """
 
@@ -38,6 +38,7 @@ WRITERS = {
 #: The commands that contact an OCI registry.
 REGISTRY_USERS = {
     "affidavit attest",
+    "affidavit copy",
     "affidavit verify",
     "affidavit trace",
     "affidavit audit report",
@@ -60,6 +61,7 @@ VERIFIERS = {
     "affidavit audit pack",
 }
 JSON_COMMANDS = {
+    "affidavit copy",
     "affidavit verify",
     "affidavit trace",
     "affidavit explain",
