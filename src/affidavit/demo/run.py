@@ -61,12 +61,19 @@ def _policy(registry_host: str, public_pem: str) -> dict[str, Any]:
     }
 
 
-def _region_policy() -> dict[str, Any]:
+def _region_policy(registry_host: str) -> dict[str, Any]:
+    """The EU regional operator's policy: the eu preset (evidence kept in the EU, among others)
+    and where the demo's registry stores data (on this machine, taken to be in eu-west-1)."""
+    located = [{"registry": registry_host, "location": "eu-west-1"}]
     return {
         "apiVersion": API_VERSION,
         "kind": "RegionPolicy",
         "metadata": {"name": "eu"},
-        "spec": {"regions": ["eu-*"], "jurisdictions": ["eu"]},
+        "spec": {
+            "regions": ["eu-*"],
+            "jurisdictions": ["eu"],
+            "evidence": {"registryLocations": located},
+        },
     }
 
 
@@ -177,9 +184,10 @@ def _run(echo: Echo, base: Path, region: str) -> int:
             echo(f"  kube-apiserver {cp.server}; webhook {stack.webhook_url}")
             stack.kubectl("create", "namespace", APP_NAMESPACE)
             stack.apply(_policy(registry.host, public_pem.decode()))
-            stack.apply(_region_policy())
+            stack.apply(_region_policy(registry.host))
             echo("  applied AccountabilityPolicy/payments-baseline (soc2; critical tier needs an")
-            echo("  independent approval of AI-touched changes) and RegionPolicy/eu (eu preset)")
+            echo("  independent approval of AI-touched changes) and RegionPolicy/eu (eu preset;")
+            echo(f"  evidence kept in the EU: the registry {registry.host} is placed in eu-west-1)")
             _wait_for_policies(stack)
             return _deployments(echo, stack, good, late, ai_touched_from_evidence(evidences))
 
