@@ -194,21 +194,22 @@ def missing_groups(
                 (path, groups, f"preset/{preset.name}")
                 for path, groups in _needed_groups(preset.require)
             ]
-    lacking: list[str] = []
-    for path, groups, who in needs:
-        if any(g in defined for g in groups):
-            continue
-        names = " or ".join(f"`{g}`" for g in groups)
-        text = f"{who} {path} needs an approver from {names}"
-        if text not in lacking:
-            lacking.append(text)
-    if not lacking:
-        return None
-    return (
-        "; ".join(lacking)
-        + ", and no AccountabilityPolicy or RegionPolicy defines it: every change that rule "
-        "covers is denied; define the group in spec.groups (members' logins or emails)"
+    lacking = (
+        f"{who} {path} needs an approver from {' or '.join(f'`{g}`' for g in groups)}"
+        for path, groups, who in needs
+        if not any(g in defined for g in groups)
     )
+    return _unmet(
+        lacking,
+        ", and no AccountabilityPolicy or RegionPolicy defines it: every change that rule "
+        "covers is denied; define the group in spec.groups (members' logins or emails)",
+    )
+
+
+def _unmet(lacking: Iterable[str], consequence: str) -> str | None:
+    """Each distinct unmet need once, then what follows from them; None when none is unmet."""
+    unique = list(dict.fromkeys(lacking))
+    return "; ".join(unique) + consequence if unique else None
 
 
 def _residencies(
@@ -247,20 +248,16 @@ def missing_locations(
         if r.spec.evidence is not None and any(fnmatchcase(region, g) for g in r.spec.regions)
         for d in r.spec.evidence.registry_locations
     ]
-    lacking: list[str] = []
-    for where, who in _residencies(evidence, jurisdictions, source):
-        if any(within(location, where) for location in declared):
-            continue
-        text = f"{who} evidence.residency needs images from registries located in {where}"
-        if text not in lacking:
-            lacking.append(text)
-    if not lacking:
-        return None
-    return (
-        "; ".join(lacking)
-        + f", and no RegionPolicy that applies in region {region or '(unknown)'} declares one: "
+    lacking = (
+        f"{who} evidence.residency needs images from registries located in {where}"
+        for where, who in _residencies(evidence, jurisdictions, source)
+        if not any(within(location, where) for location in declared)
+    )
+    return _unmet(
+        lacking,
+        f", and no RegionPolicy that applies in region {region or '(unknown)'} declares one: "
         "every image it covers is denied; declare where this region's registries store data "
-        "in a RegionPolicy's evidence.registryLocations"
+        "in a RegionPolicy's evidence.registryLocations",
     )
 
 
