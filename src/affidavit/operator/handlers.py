@@ -50,6 +50,7 @@ from affidavit.policy.model import (
     KIND_POLICY,
     KIND_REGION,
     AccountabilityPolicySpec,
+    EvidenceRules,
     RegionPolicySpec,
     Require,
     with_policy_defaults,
@@ -143,12 +144,35 @@ def compiled_summary(kind: str, spec: Any, cluster: str, region: str) -> dict[st
             "appliesToThisCluster": applies,
         }
     if isinstance(spec, RegionPolicySpec):
-        return {
+        summary: dict[str, Any] = {
             "jurisdictions": list(spec.jurisdictions),
             "rules": describe_require(spec.require),
             "appliesToThisCluster": any(fnmatchcase(region, g) for g in spec.regions),
         }
+        if spec.evidence is not None:
+            summary["evidence"] = describe_evidence(spec.evidence)
+        return summary
     return {}
+
+
+def describe_evidence(evidence: EvidenceRules) -> list[str]:
+    """A RegionPolicy's evidence rules in words, each saying whether admission checks it."""
+    out = []
+    if evidence.residency is not None:
+        out.append(
+            f"evidence kept in {evidence.residency.lower()}: images only from registries placed "
+            "there (checked at admission)"
+        )
+    out += [
+        f"{d.registry} stores data in {d.location.lower()}" for d in evidence.registry_locations
+    ]
+    if evidence.retention_days is not None:
+        out.append(
+            f"decisions kept at least {evidence.retention_days} days (not checked at admission)"
+        )
+    if evidence.pseudonymous_identities:
+        out.append("people named by pseudonyms in the evidence (not checked at admission)")
+    return out
 
 
 def ready_condition(

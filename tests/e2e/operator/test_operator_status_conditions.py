@@ -292,6 +292,8 @@ def test_a_preset_needing_an_undefined_group_or_undeclared_registries_is_not_rea
         assert c["reason"] == "ResidencyUndeclared"
         apply(kubectl, region_policy("e2e-eu-registries", ["eu-*"]))
         policy_ready(kubectl, "e2e-oversight", True, "to be Ready once its registry is placed")
+        placed = get_json(kubectl, "regionpolicy", "e2e-eu-registries")
+        assert placed["status"]["compiled"]["evidence"] == ["registry.example stores data in eu"]
     finally:
         kubectl("delete", "accountabilitypolicy", "e2e-oversight", "--ignore-not-found")
         kubectl("delete", "regionpolicy", "e2e-apac-registries", "e2e-eu-registries",
