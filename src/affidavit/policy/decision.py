@@ -58,7 +58,10 @@ class EvidenceUsed:
     """An attestation a decision counted. A keyless one whose certificate names a source also
     records it (``certified_*``: the repository and commit the CI platform said the signing
     workflow ran for), so an auditor reads which repository's pipeline vouched for a deployment
-    from the ledger alone, even where the policy trusts a whole organisation by a pattern."""
+    from the ledger alone, even where the policy trusts a whole organisation by a pattern.
+    Where a policy required an evidence residency, ``location`` records where the RegionPolicies
+    then placed the image's registry (the attestation is stored beside the image), so the ledger
+    shows where each admitted image's evidence was kept, not only that no rule fired."""
 
     image: str
     predicate_type: str
@@ -66,6 +69,7 @@ class EvidenceUsed:
     signer: str
     certified_repository: str | None = None
     certified_revision: str | None = None
+    location: str | None = None
 
 
 @dataclass(frozen=True)

@@ -188,9 +188,10 @@ def explain_decision(decision: Decision) -> str:
         if ev.certified_repository:
             at = f" at {ev.certified_revision}" if ev.certified_revision else ""
             certified = f" (certified source {ev.certified_repository}{at})"
+        stored = f", stored at {ev.location}" if ev.location else ""
         lines.append(
             f"  evidence: {short_type(ev.predicate_type)} {ev.envelope_digest} "
-            f"signed by {ev.signer}{certified} for {ev.image}"
+            f"signed by {ev.signer}{certified} for {ev.image}{stored}"
         )
     if d.exception:
         lines.append(f"  exception: {d.exception}")

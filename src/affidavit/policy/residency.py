@@ -39,6 +39,16 @@ def declared(registry: str, eff: EffectivePolicy) -> tuple[Req[tuple[str, str]],
     return tuple(d for d in eff.registry_locations if registry_matches(d.value[0], registry))
 
 
+def stored_location(image: str, eff: EffectivePolicy) -> str | None:
+    """Where the RegionPolicies place the registry of ``image`` (``registry.example in
+    eu-west-1``), recorded with the evidence a decision used; None where no residency applies."""
+    if not eff.residency:
+        return None
+    registry = ImageReference.parse(image).registry
+    places = sorted({d.value[1] for d in declared(registry, eff)})
+    return f"{registry} in {', '.join(places) or 'no declared location'}"
+
+
 def _places(declarations: tuple[Req[tuple[str, str]], ...]) -> str:
     return ", ".join(f"{d.value[1]} ({d.origin.source})" for d in declarations)
 

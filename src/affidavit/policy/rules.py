@@ -35,7 +35,7 @@ from affidavit.policy.messages import (
     signing,
 )
 from affidavit.policy.release import check_release_approver
-from affidavit.policy.residency import residency_violations
+from affidavit.policy.residency import residency_violations, stored_location
 from affidavit.policy.sources import repository_key
 from affidavit.policy.stored import ExceptionRef
 from affidavit.policy.tiers import check_review, check_tools, touched_tiers
@@ -200,13 +200,16 @@ def check_image(
     counted = [
         n for t in dict.fromkeys(a.predicate_type for a in usable) if (n := newest(usable, t))
     ]
+    location = stored_location(image, eff)
     used = [
         EvidenceUsed(
             image,
             a.predicate_type,
             a.envelope_digest,
             a.signer,
-            *((c.repository, c.revision or None) if (c := a.certified_source) else ()),
+            certified_repository=c.repository if (c := a.certified_source) else None,
+            certified_revision=(c.revision or None) if c else None,
+            location=location,
         )
         for a in counted
     ]

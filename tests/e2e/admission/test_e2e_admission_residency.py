@@ -119,6 +119,8 @@ def test_an_image_from_a_registry_outside_the_region_is_refused_until_copied_in(
     assert allowed.outcome == "allowed", [v.message for v in allowed.violations]
     # admitted on the attestations copied beside the mirror's image, not on anything at home
     assert {e.image for e in allowed.evidence} == {copied}
+    # and the ledger says where that evidence was kept, as the RegionPolicy placed it then
+    assert {e.location for e in allowed.evidence} == {f"{mirror.host} in us-east-1"}
     assert {e.predicate_type.rsplit("/", 2)[-2] for e in allowed.evidence} >= {
         "ai-provenance",
         "code-review",

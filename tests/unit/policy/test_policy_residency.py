@@ -222,3 +222,15 @@ def test_the_status_says_when_no_registry_of_the_region_is_declared_in_the_resid
     )
     assert not health.applies_in(region.spec, "us-east-1")
     assert health.applies_in(region.spec, "eu-north-1")
+
+
+def test_the_evidence_a_decision_used_records_where_its_registry_is_placed() -> None:
+    from affidavit.policy.explain import explain_decision
+
+    d = judge(index([policy()], [eu(at("registry.example", "eu-central-1"))]))
+    assert d.outcome == "allowed"
+    assert {e.location for e in d.evidence} == {"registry.example in eu-central-1"}
+    assert "stored at registry.example in eu-central-1" in explain_decision(d)
+    # no residency in force: nothing recorded, the row stays as it was
+    elsewhere = judge(index([policy()], [eu(at("registry.example", "eu"))]), region="us-east-1")
+    assert elsewhere.evidence and {e.location for e in elsewhere.evidence} == {None}
