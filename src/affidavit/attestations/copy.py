@@ -14,7 +14,8 @@ referrer already there is dropped.
 Every manifest is read from the source, and the destination's cosign tags compared with it,
 before anything is written: a copy that would replace destination evidence the source lacks (a
 ``.att`` layer attached at the mirror) stops unless ``force`` says so. Each blob is asked for at the
-destination first (HEAD), so a second copy moves nothing. Blobs are copied side by side (as
+destination first (HEAD), so a second copy moves nothing; within one registry it is mounted
+from the source repository (no bytes move) where the registry agrees. Blobs are copied side by side (as
 cosign's copy does: one at a time left a copy of 64 MiB at half cosign's speed), at most
 ``FETCH_WORKERS`` requests at once. The registry client reads a blob whole, so blobs copied side
 by side hold at most ``MEMORY_BUDGET`` bytes between them, and a larger one (up to
@@ -77,13 +78,14 @@ class Tally:
     blobs_copied: int = 0
     blobs_present: int = 0
     bytes_copied: int = 0
+    blobs_mounted: int = 0  # linked from the source repository of the same registry
 
     def __add__(self, other: Tally) -> Tally:
         return Tally(*(getattr(self, f.name) + getattr(other, f.name) for f in fields(self)))
 
     @property
     def moved(self) -> bool:
-        return bool(self.manifests_copied or self.blobs_copied)
+        return bool(self.manifests_copied or self.blobs_copied or self.blobs_mounted)
 
 
 @dataclass(frozen=True)
@@ -348,6 +350,10 @@ class _Copier:
     def _copy_blob(self, digest: str, size: int | None) -> Tally:
         if self.client.has_blob(self.dst, digest):
             return Tally(blobs_present=1)
+        if self.src.registry == self.dst.registry and self.client.mount_blob(
+            self.dst, digest, self.src.repository
+        ):
+            return Tally(blobs_mounted=1)
         with self._budget.holding(size if size is not None else self.max_blob_bytes):
             try:
                 data = self.client.get_blob(self.src, digest, max_bytes=self.max_blob_bytes)

@@ -278,6 +278,18 @@ class RegistryClient:
         self._check(r, "PUT", ref)
         return digest
 
+    def mount_blob(self, ref: ImageReference, digest: str, source_repository: str) -> bool:
+        """Ask ``ref``'s registry to link ``digest`` from another of its repositories into
+        ``ref``'s (no bytes move); False when it would not (the upload it started is cancelled)."""
+        path = f"blobs/uploads/?mount={digest}&from={source_repository}"
+        r = self._request("POST", ref, path, push=True, content=b"")
+        if r.status == 201:
+            return True
+        self._check(r, "POST", ref)
+        if location := r.headers.get("location"):  # 202: an upload session nobody will use
+            self._request("DELETE", ref, urljoin(self._base(ref), location), push=True)
+        return False
+
     def referrers(self, ref: ImageReference, digest: str) -> dict[str, Any] | None:
         """The referrers index for ``digest``, or None when the registry has no referrers API."""
         r = self._request(

@@ -30,7 +30,10 @@ def _count(n: int, unit: str) -> str:
 
 
 def _moved(tally: Tally) -> str:
-    return f"{_count(tally.blobs_copied, 'blob')} copied, {tally.blobs_present} already there"
+    mounted = f", {tally.blobs_mounted} mounted" if tally.blobs_mounted else ""
+    return (
+        f"{_count(tally.blobs_copied, 'blob')} copied{mounted}, {tally.blobs_present} already there"
+    )
 
 
 def _part(label: str, part: Part, unit: str, extra: str = "") -> str:
@@ -75,6 +78,7 @@ def _tally(tally: Tally) -> dict[str, int]:
         "blobsCopied": tally.blobs_copied,
         "blobsAlreadyThere": tally.blobs_present,
         "bytesCopied": tally.bytes_copied,
+        "blobsMounted": tally.blobs_mounted,
     }
 
 

@@ -114,6 +114,7 @@ def test_a_second_copy_copies_nothing_new(
         "blobsCopied": 0,
         "blobsAlreadyThere": 2,
         "bytesCopied": 0,
+        "blobsMounted": 0,
     }
     assert document["bundles"] == {
         "bundles": 1,
@@ -123,6 +124,7 @@ def test_a_second_copy_copies_nothing_new(
         "blobsCopied": 0,
         "blobsAlreadyThere": 2,
         "bytesCopied": 0,
+        "blobsMounted": 0,
     }
 
 
@@ -374,3 +376,33 @@ def test_copy_help_names_its_options_and_loads_only_the_cli(
     )
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60)
     assert done.stdout.splitlines()[-1] == "[]", done.stderr
+
+
+def test_a_promotion_within_one_registry_mounts_the_blobs_instead_of_moving_them(
+    new_image: NewImage, client: RegistryClient, keys: Keys, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """staging -> production on the same registry: the registry links each blob from the
+    source repository (cross-repository mount), so no layer travels through the copier."""
+    image, _ = new_image(b"promoted\n")
+    attest(client, image, keys, PROVENANCE)
+    production = f"{image.registry}/production/{image.repository.rsplit('/', 1)[-1]}"
+    code, out, err = run(capsys, "copy", f"{image.name}:v1", production)
+    assert (code, err) == (0, "")
+    lines = out.splitlines()
+    assert lines[1] == "image: 0 blobs copied, 2 mounted, 0 already there"
+    assert (
+        lines[2]
+        == "cosign attestations (.att): 1 envelope, 0 blobs copied, 2 mounted, 0 already there"
+    )
+    copied = _pinned(production, image.digest)
+    for digest in [d["digest"] for d in client.get_manifest(copied).json()["layers"]]:
+        assert client.get_blob(copied, digest) == client.get_blob(image, digest)
+    found = fetch(client, copied)
+    assert [f.storage for f in found] == ["cosign-tag", "tag-index"]
+    for storage in ("cosign-tag", "tag-index"):
+        alone = [f for f in found if f.storage == storage]
+        assert [
+            a.predicate_type for a in verify_fetched(alone, copied, [keys.trusted]).verified
+        ] == [PROVENANCE]
+    code, out, _ = run(capsys, "copy", f"{image.name}:v1", production, "--json")
+    assert json_of(out)["image"]["blobsMounted"] == 0  # a second copy finds them there
