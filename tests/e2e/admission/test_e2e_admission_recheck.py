@@ -9,7 +9,8 @@ the apiserver validates against the structural CRD in ``tests/fixtures/crds``. W
 a workload admitted under a loose policy is ``pass``; tightening the policy makes it ``fail``
 with the violation in full (rule, policy, evidence found and expected, the fix) while its Pods
 run on, untouched; a workload on an exception that expires within the warning window is
-``warn``, one whose exception has time left is ``skip``; deleting a workload removes its result
+``warn``, one whose exception has time left is ``skip``; a residency the region adds fails
+what runs from a registry placed elsewhere until the registry is placed in it; deleting a workload removes its result
 (and the last one, the report); the gauge at the operator's ``/metrics`` counts what the
 reports say. There is no kubelet, so no Pod has ``status.imageID``: the images are judged as the
 Pod spec writes them, and the result says so (``imagesFromSpec``).
@@ -34,6 +35,7 @@ from admission_e2e_support import (
     from_now,
     pod,
     policy,
+    region_policy,
     review_violation,
     running_stack,
     tag,
@@ -295,6 +297,39 @@ def test_the_digest_the_kubelet_reports_is_the_one_judged(
     assert failed["properties"]["images"] == running
     assert "imagesFromSpec" not in failed["properties"]
     assert failed["resources"][0]["kind"] == "Pod"
+
+
+def test_a_residency_the_region_adds_turns_pass_into_fail_until_the_registry_is_placed(
+    stack: ClusterStack, releases: Releases
+) -> None:
+    """A regional operator adds a residency to the region a workload already runs in: what
+    runs from a registry placed elsewhere is reported (never evicted), and placing the registry
+    in the region clears it at the next re-check."""
+    reviewed, app, name = releases.reviewed, "where-api", "recheck-residency"
+    stack.apply(deployment(app, NS, reviewed.image))
+    wait_for(lambda: len(pods(stack, app)) == 1, "the controller manager to create the Pod")
+    wait_for(lambda: result_for(stack, app, "pass"), "a pass result for the Deployment")
+    before = pods(stack, app)
+
+    def placed_in(location: str) -> dict[str, Any]:
+        where = [{"registry": releases.registry_host, "location": location}]
+        evidence = {"residency": "us", "registryLocations": where}
+        return region_policy(name, ["us-*"], evidence=evidence)
+
+    try:
+        stack.apply(placed_in("eu-west-1"))
+        failed = wait_for(lambda: result_for(stack, app, "fail"), "the result to turn to fail")
+        assert (failed["policy"], failed["rule"]) == (f"RegionPolicy/{name}", "evidence.residency")
+        assert (
+            f"found {releases.registry_host} keeps the image and its attestations, and is "
+            f"declared in eu-west-1 (RegionPolicy/{name})" in failed["message"]
+        )
+        assert pods(stack, app) == before  # reported, not evicted
+        stack.apply(placed_in("us-east-1"))
+        wait_for(lambda: result_for(stack, app, "pass"), "a pass once the registry is in the US")
+    finally:
+        stack.kubectl("delete", "regionpolicy", name, "--ignore-not-found")
+        stack.kubectl("delete", "deployment", app, "-n", NS, "--ignore-not-found")
 
 
 def test_deleting_a_workload_removes_its_result_and_the_last_one_the_report(
