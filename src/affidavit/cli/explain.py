@@ -278,17 +278,25 @@ def explain(
     except ValueError as e:
         raise UsageError(f"--at {at!r}: not an RFC 3339 time") from e
     verdicts = _explain_exceptions(index, eff, namespace, kind, name, image, now)
+    from affidavit.policy.residency import residency_violations
+
+    by_name = residency_violations(image, None, eff)  # known before any evidence is looked at
     document: dict[str, Any] = {}
     if as_json:
         from affidavit.cli.explain_json import policy_document
 
         document = {"image": image, "matched": True, **policy_document(eff)}
+        document["unmetByName"] = [v.message for v in by_name]
         document["exceptions"] = [
             {"namespace": namespace, "name": n, "applies": why is None, "reason": why}
             for n, why in verdicts
         ]
     else:
         typer.echo(explain_policy(eff))
+        if by_name:
+            typer.echo("Unmet by the image's name alone, whatever its evidence")
+        for v in by_name:
+            typer.echo(f"  {v.message}")
         if verdicts:
             typer.echo(f"Exceptions in namespace {namespace} (for {kind}/{name})")
         for n, why in verdicts:

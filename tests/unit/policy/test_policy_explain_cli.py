@@ -204,3 +204,27 @@ def test_explain_says_which_exceptions_apply_and_why_the_others_do_not(
         "  shop/over: does not apply: expired at 2026-11-28T00:00:00Z",
         "  shop/short: applies",
     ]
+
+
+def test_explain_says_what_the_images_name_alone_already_fails(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A release manager asks before deploying: the registry's location is known without any
+    evidence, so a residency it cannot meet is said at once, with the copy that fixes it."""
+    f = tmp_path / "policies.yaml"
+    placed = [{"registry": "registry.eu.example", "location": "eu-west-1"}]
+    eu = region_policy("eu", ["eu-*"], jurisdictions=["eu"], evidence={"registryLocations": placed})
+    f.write_text(yaml.safe_dump_all([policy(), eu]))
+    code = main(["explain", "--policy", str(f), "--region", "eu-west-1", IMAGE])
+    out = capsys.readouterr().out.splitlines()
+    assert code == 0
+    heading = out.index("Unmet by the image's name alone, whatever its evidence")
+    assert out[heading + 1].startswith(
+        f"  {IMAGE}: evidence.residency (preset/eu via RegionPolicy/eu"
+    )
+    assert "`affidavit copy registry.example/shop/payments@sha256:" in out[heading + 1]
+    assert main(["explain", "--policy", str(f), "--region", "eu-west-1", "--json", IMAGE]) == 0
+    (message,) = json.loads(capsys.readouterr().out)["unmetByName"]
+    assert message == out[heading + 1][2:]
+    assert main(["explain", "--policy", str(f), "--region", "us-east-1", "--json", IMAGE]) == 0
+    assert json.loads(capsys.readouterr().out)["unmetByName"] == []
