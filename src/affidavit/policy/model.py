@@ -252,6 +252,21 @@ class RegistryLocation(SpecModel):
     """Where that registry stores data, e.g. eu or eu-central-1 (compared in lower case). A
     residency of eu is met by a registry located in eu or in eu-<anything>."""
 
+    @model_validator(mode="before")
+    @classmethod
+    def _names_a_domain(cls, data: Any) -> Any:
+        """Checked by the operator (status Invalid, with this message), not by the CRD schema:
+        ``*`` or ``*.com`` would place registries nobody named, which switches residency off
+        as ``images: ["*"]`` would switch a policy off in an exception."""
+        glob = data.get("registry") if isinstance(data, dict) else None
+        host = glob.partition(":")[0] if isinstance(glob, str) else ""
+        if re.search(r"[*?]", host) and not re.search(r"\.[A-Za-z0-9-]+\.[A-Za-z0-9-]+$", host):
+            raise ValueError(
+                f"registry {glob!r}: a glob must end with a domain of at least two literal "
+                "labels (*.eu.example.com): a wider one places registries nobody named"
+            )
+        return data
+
 
 class EvidenceRules(SpecModel):
     """How a region's evidence is kept. residency is checked at admission against the

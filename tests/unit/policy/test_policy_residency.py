@@ -234,3 +234,28 @@ def test_the_evidence_a_decision_used_records_where_its_registry_is_placed() -> 
     # no residency in force: nothing recorded, the row stays as it was
     elsewhere = judge(index([policy()], [eu(at("registry.example", "eu"))]), region="us-east-1")
     assert elsewhere.evidence and {e.location for e in elsewhere.evidence} == {None}
+
+
+@pytest.mark.parametrize(
+    ("registry", "valid"),
+    [
+        ("*", False),
+        ("*:5000", False),
+        ("*.com", False),
+        ("*.*.com", False),
+        ("registry.*", False),
+        ("*.eu.example", True),
+        ("registry-?.eu.example:*", True),
+        ("localhost:5000", True),
+        ("127.0.0.1:5000", True),
+        ("[::1]:5000", True),
+    ],
+)
+def test_a_glob_that_names_no_domain_cannot_place_registries(registry: str, valid: bool) -> None:
+    ix = index([policy()], [eu(at(registry, "eu"))])
+    assert ("RegionPolicy/eu" not in ix.errors) is valid, ix.errors
+    if not valid:
+        assert (
+            "a glob must end with a domain of at least two literal labels"
+            in ix.errors["RegionPolicy/eu"]
+        )
