@@ -10,6 +10,7 @@ from __future__ import annotations
 from affidavit.attestations.evidence import KeylessSigner, KeySigner
 from affidavit.policy.combine import EffectivePolicy, Origin, Req
 from affidavit.policy.decision import AiInvolvement, Decision, ExceptionUsed, Snapshot
+from affidavit.policy.matching import shown_registry
 from affidavit.policy.messages import short_type
 from affidavit.policy.signer_scope import stranger_finding
 from affidavit.printable import printable
@@ -69,7 +70,8 @@ def requirements(eff: EffectivePolicy) -> list[tuple[str, str, Origin]]:
         add("evidence.residency", where)
     for place in eff.registry_locations:
         glob, location = place.value
-        out.append(("evidence.registryLocation", f"{glob} in {location}", place.origin))
+        shown = f"{shown_registry(glob)} in {location}"
+        out.append(("evidence.registryLocation", shown, place.origin))
     add("evidence.pseudonymousIdentities (not checked at admission)", eff.pseudonymous_identities)
     add("exceptions.maxDays", eff.exception_max_days)
     add("exceptions.separateRequester", eff.exception_separation)

@@ -69,14 +69,24 @@ def image_matches(globs: Sequence[str], ref: str, *, pinned_tags: bool = False) 
 
 def registry_glob(text: str) -> str:
     """A registry host glob as image references are compared: a plain host in canonical form
-    (``REGISTRY.example:443`` is ``registry.example``, ``index.docker.io`` is ``docker.io``), a
-    glob in lower case."""
+    (``REGISTRY.example:443`` is ``registry.example``, ``index.docker.io`` is ``docker.io``, an
+    IPv6 literal compressed, its bracket escaped for fnmatch), a glob in lower case."""
+    if text.startswith("["):
+        try:
+            return canonical_host(text).replace("[", "[[]", 1)
+        except InputError:
+            return text.lower().replace("[", "[[]", 1)
     if GLOB_CHARS.intersection(text):
         return text.lower()
     try:
         return canonical_host(text)
     except InputError:
         return text.lower()  # the model's pattern already refused what no host could be
+
+
+def shown_registry(glob: str) -> str:
+    """A ``registry_glob`` as its author wrote it (an IPv6 literal's bracket unescaped)."""
+    return glob.replace("[[]", "[", 1)
 
 
 def registry_matches(glob: str, registry: str) -> bool:

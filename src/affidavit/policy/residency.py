@@ -20,13 +20,15 @@ keeps every digest, and so every attestation, valid.
 
 from __future__ import annotations
 
-from affidavit.attestations.reference import GLOB_CHARS, ImageReference
+from affidavit.attestations.reference import ImageReference
 from affidavit.policy.combine import EffectivePolicy, Req
 from affidavit.policy.decision import Violation
-from affidavit.policy.matching import registry_matches
+from affidavit.policy.matching import registry_matches, shown_registry
 from affidavit.policy.messages import pinned
 
 RULE = "evidence.residency"
+#: What makes a declared registry a glob of many (an IPv6 literal's bracket is not one).
+WILDCARDS = frozenset("*?")
 
 
 def within(location: str, residency: str) -> bool:
@@ -77,8 +79,10 @@ def residency_violations(image: str, digest: str | None, eff: EffectivePolicy) -
         there = [d for d in eff.registry_locations if within(d.value[1], where)]
         expected = f"the image and its attestations in a registry located in {where}"
         if there:
-            expected += ": " + ", ".join(f"{d.value[0]} ({d.origin.source})" for d in there)
-            hosts = [d.value[0] for d in there if not GLOB_CHARS.intersection(d.value[0])]
+            expected += ": " + ", ".join(
+                f"{shown_registry(d.value[0])} ({d.origin.source})" for d in there
+            )
+            hosts = [shown_registry(d.value[0]) for d in there if not WILDCARDS & set(d.value[0])]
             target = f"{hosts[0] if hosts else '<registry in ' + where + '>'}/{ref.repository}"
             fix = (
                 f"copy the image with its attestations into a registry in {where} "

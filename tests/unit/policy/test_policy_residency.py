@@ -110,6 +110,9 @@ def test_a_registry_elsewhere_is_refused_and_the_fix_copies_the_image_into_the_r
         ("docker.io", "registry-1.docker.io/library/nginx", True),
         ("127.0.0.1:5000", "127.0.0.1:5000/shop/payments", True),
         ("127.0.0.1:5000", "127.0.0.1:5001/shop/payments", False),
+        ("[::1]:5000", "[::1]:5000/shop/payments", True),
+        ("[0:0::1]:5000", "[::1]:5000/shop/payments", True),
+        ("[::1]:5000", "[::2]:5000/shop/payments", False),
     ],
 )
 def test_registries_are_compared_in_canonical_form(declared: str, image: str, met: bool) -> None:
@@ -259,3 +262,20 @@ def test_a_glob_that_names_no_domain_cannot_place_registries(registry: str, vali
             "a glob must end with a domain of at least two literal labels"
             in ix.errors["RegionPolicy/eu"]
         )
+
+
+def test_an_ipv6_registry_is_named_as_written_in_the_denial_and_explain() -> None:
+    ix = index([policy(match={"images": []})], [eu(at("[::1]:5000", "eu"))])
+    d = judge(ix)
+    (message,) = residency(d)
+    assert (
+        "expected the image and its attestations in a registry located in eu: [::1]:5000 ("
+        in message
+    )
+    assert "`affidavit copy registry.example/shop/payments@" in message
+    assert "[::1]:5000/shop/payments`" in message
+    effective = ctx(region="eu-west-1").effective(ix, IMAGE)
+    assert effective is not None
+    assert "evidence.registryLocation: [::1]:5000 in eu" in " ".join(
+        explain_policy(effective).split()
+    )
