@@ -208,7 +208,7 @@ class _Copier:
         self._blobs_done: set[str] = set()
         self._claimed = threading.Lock()  # which part a blob is counted under
         self._copied: dict[str, Tally] = {}  # blobs already copied side by side
-        self._budget = _Budget(max(MEMORY_BUDGET, max_blob_bytes))
+        self._budget = _Budget(MEMORY_BUDGET)  # a larger blob waits, then goes alone
 
     # -- reading the source ------------------------------------------------------------------
 

@@ -48,3 +48,16 @@ def test_a_blob_larger_than_the_budget_goes_alone() -> None:
     big_out.set()
     a.join(5)
     big.join(5)
+
+
+def test_a_copy_holds_the_budget_whatever_its_largest_blob_may_be() -> None:
+    """--max-blob-mib raises the largest blob a copy accepts (copied alone), not what blobs
+    copied side by side may hold between them."""
+    from affidavit.attestations.copy import DEFAULT_MAX_BLOB_BYTES, MEMORY_BUDGET, _Copier
+    from affidavit.attestations.registry import ImageReference, RegistryClient
+
+    ref = ImageReference.parse("registry.example/acme/app")
+    with RegistryClient() as client:
+        for largest in (1024 * 1024, DEFAULT_MAX_BLOB_BYTES, 8 * DEFAULT_MAX_BLOB_BYTES):
+            copier = _Copier(client, ref, ref, largest)
+            assert copier._budget._limit == MEMORY_BUDGET
