@@ -205,9 +205,8 @@ class _Copier:
         self.src = src
         self.dst = dst
         self.max_blob_bytes = max_blob_bytes
-        self._blobs_done: set[str] = set()
         self._claimed = threading.Lock()  # which part a blob is counted under
-        self._copied: dict[str, Tally] = {}  # blobs already copied side by side
+        self._copied: dict[str, Tally] = {}  # blobs copied side by side, not yet counted
         self._budget = _Budget(MEMORY_BUDGET)  # a larger blob waits, then goes alone
 
     # -- reading the source ------------------------------------------------------------------
@@ -363,12 +362,10 @@ class _Copier:
         return Tally(blobs_copied=1, bytes_copied=len(data))
 
     def blob(self, digest: str) -> Tally:
+        """What ``copy_blobs`` did with ``digest``, counted once: under the first part that
+        lists it (every blob ``put`` meets was copied by ``copy_blobs`` first)."""
         with self._claimed:
-            if digest in self._blobs_done:
-                return Tally()
-            self._blobs_done.add(digest)
-        copied = self._copied.get(digest)
-        return copied if copied is not None else self._copy_blob(digest, None)
+            return self._copied.pop(digest, Tally())
 
     def put(self, tree: list[Manifest], tag: str | None) -> tuple[Tally, bool]:
         """Copy a tree's blobs and manifests, children first; the root under ``tag`` (or its

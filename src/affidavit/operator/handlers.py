@@ -33,7 +33,6 @@ import datetime
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from fnmatch import fnmatchcase
 from typing import Any
 
 import kopf
@@ -133,21 +132,17 @@ def describe_require(require: Require) -> list[str]:
 def compiled_summary(kind: str, spec: Any, cluster: str, region: str) -> dict[str, Any]:
     """What an object contributes, in words, and whether it applies to this cluster."""
     if isinstance(spec, AccountabilityPolicySpec):
-        m = spec.match
-        applies = (not m.regions or any(fnmatchcase(region, g) for g in m.regions)) and (
-            not m.clusters or any(fnmatchcase(cluster, g) for g in m.clusters)
-        )
         return {
             "mode": spec.mode,
             "jurisdictions": list(spec.jurisdictions),
             "rules": describe_require(with_policy_defaults(spec.require)),
-            "appliesToThisCluster": applies,
+            "appliesToThisCluster": health.applies_here(spec, cluster, region),
         }
     if isinstance(spec, RegionPolicySpec):
         summary: dict[str, Any] = {
             "jurisdictions": list(spec.jurisdictions),
             "rules": describe_require(spec.require),
-            "appliesToThisCluster": any(fnmatchcase(region, g) for g in spec.regions),
+            "appliesToThisCluster": health.applies_here(spec, cluster, region),
         }
         if spec.evidence is not None:
             summary["evidence"] = describe_evidence(spec.evidence)
@@ -301,7 +296,7 @@ class Reconciler:
             evidence = spec.evidence if isinstance(spec, RegionPolicySpec) else None
             unplaced = (
                 health.missing_locations(index, evidence, spec.jurisdictions, source, self.region)
-                if health.applies_in(spec, self.region)
+                if health.applies_here(spec, self.cluster, self.region)
                 else None
             )
             if unplaced is not None:  # fail closed: every image it covers is denied

@@ -72,8 +72,14 @@ def _overlap(a: str, b: str) -> bool:
     return la.startswith(lb) or lb.startswith(la)
 
 
-def _applies_here(p: Stored[AccountabilityPolicySpec], cluster: str, region: str) -> bool:
-    m = p.spec.match
+def applies_here(
+    spec: AccountabilityPolicySpec | RegionPolicySpec, cluster: str, region: str
+) -> bool:
+    """Whether ``spec`` can apply in this cluster at all: a RegionPolicy by its region globs, a
+    policy by its match.regions and match.clusters (each unrestricted when empty)."""
+    if isinstance(spec, RegionPolicySpec):
+        return any(fnmatchcase(region, g) for g in spec.regions)
+    m = spec.match
     return (not m.regions or any(fnmatchcase(region, g) for g in m.regions)) and (
         not m.clusters or any(fnmatchcase(cluster, g) for g in m.clusters)
     )
@@ -116,7 +122,7 @@ def _preset_days(names: Sequence[PresetName], via: str) -> list[tuple[int, str]]
 
 def exception_problems(index: PolicyIndex, *, cluster: str, region: str) -> dict[str, str]:
     """``AccountabilityException/ns/name`` -> why it cannot apply in this cluster."""
-    policies = [p for p in index.policies if _applies_here(p, cluster, region)]
+    policies = [p for p in index.policies if applies_here(p.spec, cluster, region)]
     out: dict[str, str] = {}
     for e in index.exceptions:
         key = f"{KIND_EXCEPTION}/{e.namespace}/{e.name}"
@@ -225,14 +231,6 @@ def _residencies(
     return out
 
 
-def applies_in(spec: AccountabilityPolicySpec | RegionPolicySpec, region: str) -> bool:
-    """Whether ``spec`` can apply in ``region`` at all (its region globs, if it has any)."""
-    globs = spec.regions if isinstance(spec, RegionPolicySpec) else spec.match.regions
-    if isinstance(spec, AccountabilityPolicySpec) and not globs:
-        return True
-    return any(fnmatchcase(region, g) for g in globs)
-
-
 def missing_locations(
     index: PolicyIndex,
     evidence: EvidenceRules | None,
@@ -245,7 +243,7 @@ def missing_locations(
     declared = [
         d.location.lower()
         for r in index.region_policies
-        if r.spec.evidence is not None and any(fnmatchcase(region, g) for g in r.spec.regions)
+        if r.spec.evidence is not None and applies_here(r.spec, "", region)
         for d in r.spec.evidence.registry_locations
     ]
     lacking = (

@@ -276,9 +276,9 @@ class EvidenceRules(SpecModel):
     retention_days: int | None = Field(default=None, ge=1)
     """The ledger must keep decisions at least this many days."""
     residency: str | None = None
-    """Where evidence must be stored: a location name such as eu (compared in lower case). An image's attestations are
-    stored beside it, so an image is admitted only from a registry that registryLocations
-    places there (eu is met by eu and eu-*)."""
+    """Where evidence must be stored: a location name such as eu (compared in lower case). An
+    image's attestations are stored beside it, so an image is admitted only from a registry
+    that registryLocations places there (eu is met by eu and eu-*)."""
     registry_locations: list[RegistryLocation] = Field(default_factory=list, max_length=64)
     """Where the registries of these regions store data. Facts the regional operator declares
     for residency: a registry nobody declares is in no location."""

@@ -223,8 +223,8 @@ def test_the_status_says_when_no_registry_of_the_region_is_declared_in_the_resid
         )
         is not None
     )
-    assert not health.applies_in(region.spec, "us-east-1")
-    assert health.applies_in(region.spec, "eu-north-1")
+    assert not health.applies_here(region.spec, "prod-eu-1", "us-east-1")
+    assert health.applies_here(region.spec, "prod-eu-1", "eu-north-1")
 
 
 def test_the_evidence_a_decision_used_records_where_its_registry_is_placed() -> None:
