@@ -17,9 +17,14 @@ before anything is written: a copy that would replace destination evidence the s
 destination first (HEAD), so a second copy moves nothing; within one registry it is mounted
 from the source repository (no bytes move) where the registry agrees. Blobs are copied side by side (as
 cosign's copy does: one at a time left a copy of 64 MiB at half cosign's speed), at most
-``FETCH_WORKERS`` requests at once. The registry client reads a blob whole, so blobs copied side
-by side hold at most ``MEMORY_BUDGET`` bytes between them, and a larger one (up to
-``max_blob_bytes``) is copied alone.
+``FETCH_WORKERS`` requests at once, each streamed from the source's answer into the
+destination's upload (``RegistryClient.stream_blob``): a copy holds a read's worth of each blob,
+never the blob, so an image with layers of gigabytes copies in the memory of one with kilobytes
+(reading blobs whole, a 64 MiB image took 178 MiB of memory). Its length and digest are checked
+as it passes. Only a blob whose manifest gives no size (which the image specifications forbid)
+is read whole, within ``MEMORY_BUDGET`` between the blobs copied side by side.
+``max_blob_bytes`` bounds the blob a copy accepts, checked against the manifests before anything
+is written.
 """
 
 from __future__ import annotations
@@ -51,12 +56,12 @@ from affidavit.errors import RegistryError, UsageError
 __all__ = ["DEFAULT_MAX_BLOB_BYTES", "CopyResult", "Part", "Tally", "copy_image", "signature_tag"]
 
 MIB = 1024 * 1024
-DEFAULT_MAX_BLOB_BYTES = 1024 * MIB
+DEFAULT_MAX_BLOB_BYTES = 16 * 1024 * MIB
 INDEX_TYPES = frozenset({OCI_INDEX, DOCKER_LIST})
 #: Indexes listing indexes, at most this deep (content addressing rules out cycles, not depth).
 MAX_NESTING = 4
-#: Blob bytes held in memory at once by the blobs copied side by side; a larger blob is copied
-#: alone, so a copy holds at most this or its largest blob.
+#: Bytes that blobs without a declared size, read whole, may hold in memory between them; a
+#: larger one is copied alone, and one over ``max_blob_bytes`` refused while it streams in.
 MEMORY_BUDGET = 256 * MIB
 
 #: Fallback index states: written, already holding every referrer, or left to the registry's
@@ -275,7 +280,7 @@ class _Copier:
         return ContentError(
             f"blob {digest} in {self.src.name} is {size} bytes, over the {self.max_blob_bytes}"
             f"-byte limit ({self.max_blob_bytes / MIB:g} MiB) of a copy",
-            hint="raise --max-blob-mib: copy reads each blob whole into memory before pushing it",
+            hint="raise --max-blob-mib if a blob that large is expected",
         )
 
     def evidence(self, subject: str) -> _Evidence:
@@ -353,6 +358,9 @@ class _Copier:
             self.dst, digest, self.src.repository
         ):
             return Tally(blobs_mounted=1)
+        if size is not None:  # streamed: a read's worth in memory at a time
+            self.client.stream_blob(self.src, self.dst, digest, size)
+            return Tally(blobs_copied=1, bytes_copied=size)
         with self._budget.holding(size if size is not None else self.max_blob_bytes):
             try:
                 data = self.client.get_blob(self.src, digest, max_bytes=self.max_blob_bytes)

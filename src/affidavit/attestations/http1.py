@@ -64,9 +64,10 @@ class Headers:
 
 
 def request_head(
-    method: str, target: str, host: str, headers: Mapping[str, str], body: bytes | None
+    method: str, target: str, host: str, headers: Mapping[str, str], body: bytes | int | None
 ) -> bytes:
-    """The request line and header fields of one request (``Host`` first, then ``headers``).
+    """The request line and header fields of one request (``Host`` first, then ``headers``);
+    ``body`` is the body, or its length when it is sent after the head as it is produced.
 
     Raises:
         BadRequest: a control character in the target or a header field.
@@ -78,7 +79,9 @@ def request_head(
         if _BAD_FIELD.search(name) or ":" in name or _BAD_FIELD.search(value):
             raise BadRequest(f"invalid characters in the header field {name!r}")
         lines.append(f"{name}: {value}")
-    if body is not None or method in ("POST", "PUT", "PATCH"):
+    if isinstance(body, int):
+        lines.append(f"Content-Length: {body}")
+    elif body is not None or method in ("POST", "PUT", "PATCH"):
         lines.append(f"Content-Length: {len(body or b'')}")
     lines.append("\r\n")
     return "\r\n".join(lines).encode("latin-1")

@@ -17,7 +17,7 @@ import hashlib
 import json
 import ssl
 import threading
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -40,9 +40,11 @@ from affidavit.attestations.registry_transport import (
     RegistryUnavailableError,
     Response,
     allowed_patterns,
+    open_body,
     send,
 )
-from affidavit.attestations.registry_wire import Wire
+from affidavit.attestations.registry_wire import Response as WireResponse
+from affidavit.attestations.registry_wire import Streamed, Wire, WireError
 from affidavit.errors import AffidavitError, RegistryError
 
 __all__ = [
@@ -64,6 +66,7 @@ __all__ = [
 ]
 
 DEFAULT_MAX_BYTES = 4 * 1024 * 1024
+ERROR_BODY_BYTES = 64 * 1024  # of an error answer to a streamed blob, read for its message
 MAX_TOKENS = 1024  # bearer tokens a client keeps, by (registry, repository)
 
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
@@ -260,23 +263,126 @@ class RegistryClient:
         digest = sha256_digest(data)
         if self.has_blob(ref, digest):
             return digest
-        r = self._request("POST", ref, "blobs/uploads/", push=True, content=b"")
-        self._check(r, "POST", ref)
-        location = r.headers.get("location")
-        if not location:
-            raise RegistryError(f"registry {ref.registry} started an upload without a Location")
-        url = urljoin(self._base(ref), location)
-        url += ("&" if "?" in url else "?") + f"digest={digest}"
         r = self._request(
             "PUT",
             ref,
-            url,
+            _completed(self._upload(ref), digest),
             content=data,
             headers={"Content-Type": "application/octet-stream"},
             push=True,
         )
         self._check(r, "PUT", ref)
         return digest
+
+    def stream_blob(self, src: ImageReference, dst: ImageReference, digest: str, size: int) -> None:
+        """Copy blob ``digest`` of ``size`` bytes (as its descriptor declares) from ``src``'s
+        repository into ``dst``'s as it arrives, holding one read at a time, never the blob.
+
+        Both ends check it: its length and SHA-256 are counted as it passes (a mismatch ends the
+        upload unfinished, so the destination keeps nothing), and the destination refuses an
+        upload whose content is not ``digest``. An upload left unfinished is cancelled; one that
+        had taken part of the blob (a digest found wrong at its last read) cannot be, on
+        distribution, and is left to the registry's purge of stale uploads, never completed.
+
+        Raises:
+            ContentError: the source lacks the blob, or sent another length or other bytes.
+            RegistryError: either registry refused or is unreachable (which one is named).
+        """
+        if not digest.startswith("sha256:"):
+            raise ContentError(f"blob {digest} is not a SHA-256 digest, which copy can check")
+        if not self.has_blob(src, digest):  # also takes the pull token before the stream
+            raise ContentError(
+                f"blob {digest} not found in {src.name}",
+                hint="the manifest refers to a blob the registry does not have; push it again",
+            )
+        upload = self._upload(dst)
+        finished = False
+        try:
+            with self._open_blob(src, digest) as body:
+                declared = body.headers.get("content-length")
+                if declared is not None and declared != str(size):
+                    raise ContentError(
+                        f"blob {digest} in {src.name} is {declared} bytes; the manifest that "
+                        f"lists it says {size}"
+                    )
+                r = self._request(
+                    "PUT",
+                    dst,
+                    _completed(upload, digest),
+                    content=Streamed(self._checked(src, digest, size, body), size),
+                    headers={"Content-Type": "application/octet-stream"},
+                    push=True,
+                )
+            self._check(r, "PUT", dst)
+            finished = True
+        finally:
+            if not finished:  # the upload session is of no use to anyone: end it
+                with contextlib.suppress(RegistryError):
+                    self._request("DELETE", dst, upload, push=True)
+
+    @contextlib.contextmanager
+    def _open_blob(self, ref: ImageReference, digest: str) -> Iterator[WireResponse]:
+        """The GET of a blob whose body is read inside the context (redirects followed)."""
+        headers = {}
+        if auth := self._tokens.get((ref.registry, ref.repository)):
+            headers["Authorization"] = auth
+        with open_body(
+            self._http,
+            self._base(ref) + f"blobs/{digest}",
+            registry=ref.registry,
+            rules=self._rules,
+            timeout=self._timeout,
+            headers=headers,
+        ) as r:
+            if r.status_code != 200:
+                error = Response(r.status_code, r.headers, _error_body(r), "")
+                if r.status_code == 404:
+                    raise ContentError(f"blob {digest} not found in {ref.name}")
+                if r.status_code in (401, 403):
+                    raise self._refused(ref, error)
+                self._check(error, "GET", ref)
+                raise RegistryError(f"registry {ref.registry} answered HTTP {r.status_code}")
+            yield r
+
+    def _checked(
+        self, ref: ImageReference, digest: str, size: int, body: WireResponse
+    ) -> Iterator[bytes]:
+        """``body``'s bytes as they arrive, refused past ``size`` or when they are not
+        ``digest`` (raised before the upload's last byte is sent)."""
+        hasher = hashlib.sha256()
+        seen = 0
+        try:
+            for chunk in body.iter_bytes():
+                seen += len(chunk)
+                if seen > size:
+                    raise ContentError(
+                        f"blob {digest} from {ref.name} is over the {size} bytes its manifest says"
+                    )
+                hasher.update(chunk)
+                if seen == size and "sha256:" + hasher.hexdigest() != digest:
+                    raise ContentError(
+                        f"blob {digest} from {ref.name} has digest sha256:{hasher.hexdigest()}; "
+                        "the registry returned other content than asked for"
+                    )
+                yield chunk
+        except WireError as e:  # the source failed mid-blob, not the destination
+            raise RegistryUnavailableError(
+                ref.registry, f"registry {ref.registry} failed while sending blob {digest}: {e}"
+            ) from e
+        if seen != size:
+            raise ContentError(
+                f"blob {digest} from {ref.name} ended at {seen} of the {size} bytes its manifest "
+                "says"
+            )
+
+    def _upload(self, ref: ImageReference) -> str:
+        """A new upload session's URL in ``ref``'s repository."""
+        r = self._request("POST", ref, "blobs/uploads/", push=True, content=b"")
+        self._check(r, "POST", ref)
+        location = r.headers.get("location")
+        if not location:
+            raise RegistryError(f"registry {ref.registry} started an upload without a Location")
+        return urljoin(self._base(ref), location)
 
     def mount_blob(self, ref: ImageReference, digest: str, source_repository: str) -> bool:
         """Ask ``ref``'s registry to link ``digest`` from another of its repositories into
@@ -317,7 +423,7 @@ class RegistryClient:
         *,
         accept: Collection[str] = (),
         headers: Mapping[str, str] | None = None,
-        content: bytes | None = None,
+        content: bytes | Streamed | None = None,
         limit: int | None = None,
         what: str | None = None,
         push: bool = False,
@@ -332,8 +438,8 @@ class RegistryClient:
             if auth:
                 send_headers["Authorization"] = auth
             response = self._send(method, url, ref, send_headers, content, limit, what)
-            if response.status != 401 or attempt:
-                break
+            if response.status != 401 or attempt or isinstance(content, Streamed):
+                break  # a streamed body is gone once sent: its 401 is final
             challenge = response.headers.get("www-authenticate", "")
             auth = self._token(key, auth, ref, challenge, push)
         if response.status in (401, 403):
@@ -346,7 +452,7 @@ class RegistryClient:
         url: str,
         ref: ImageReference,
         headers: Mapping[str, str],
-        content: bytes | None,
+        content: bytes | Streamed | None,
         limit: int | None,
         what: str | None,
     ) -> Response:
@@ -413,6 +519,21 @@ class RegistryClient:
         if r.status >= 500 or r.status == 429:  # the registry's own trouble, not the request's
             raise RegistryUnavailableError(ref.registry, message)
         raise RegistryError(message)
+
+
+def _completed(upload: str, digest: str) -> str:
+    """The URL that completes upload session ``upload`` as ``digest``."""
+    return upload + ("&" if "?" in upload else "?") + f"digest={digest}"
+
+
+def _error_body(r: WireResponse) -> bytes:
+    """An error answer's body, read up to ``ERROR_BODY_BYTES`` (the rest is left unread)."""
+    body = b""
+    for chunk in r.iter_bytes():
+        body += chunk
+        if len(body) >= ERROR_BODY_BYTES:
+            break
+    return body[:ERROR_BODY_BYTES]
 
 
 def _error_text(body: bytes) -> str:

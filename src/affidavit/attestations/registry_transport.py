@@ -25,7 +25,8 @@ from typing import Any
 from urllib.parse import urljoin, urlsplit
 
 from affidavit.attestations.http1 import Headers
-from affidavit.attestations.registry_wire import Wire, WireError
+from affidavit.attestations.registry_wire import Response as WireResponse
+from affidavit.attestations.registry_wire import Streamed, Wire, WireError
 from affidavit.errors import RegistryError
 
 MAX_REDIRECTS = 5
@@ -212,11 +213,12 @@ def send(
     rules: HostRules,
     timeout: float,
     headers: Mapping[str, str],
-    content: bytes | None = None,
+    content: bytes | Streamed | None = None,
     limit: int | None = None,
     what: str | None = None,
 ) -> Response:
-    """One registry request, following redirects only where ``rules`` allow.
+    """One registry request, following redirects only where ``rules`` allow (not with a
+    ``Streamed`` body, which cannot be sent twice).
 
     Raises:
         RegistryUnavailableError: the registry refused the connection or timed out on its own.
@@ -233,32 +235,88 @@ def send(
         location = r.headers.get("location")
         if r.status not in _REDIRECTS or not location:
             return r
-        target = urljoin(target, location)
-        try:
-            host = authority(target)
-        except ValueError as e:
-            raise RegistryError(f"registry {registry} redirected to an invalid URL") from e
-        if host != origin:
-            if not rules.permits(host):
-                import logging  # only when a registry misbehaves: the start of a verify
-
-                logging.getLogger("affidavit.registry").warning(
-                    "registry %s redirected to %s, which is not allowed", registry, host
-                )
-                raise ForbiddenHostError(
-                    f"registry {registry} redirected to another host, which is not among the "
-                    "allowed registry hosts",
-                    hint="if that host is the registry's blob storage, add it to "
-                    "registry.allowedHosts (--registry-allowed-host)",
-                )
-            send_headers = {k: v for k, v in send_headers.items() if k.lower() != "authorization"}
-        if urlsplit(target).scheme.lower() != "https" and not rules.plain_http(host):
-            raise ForbiddenHostError(
-                f"registry {registry} redirected to plain HTTP on {host}, which must use TLS"
+        if isinstance(content, Streamed):
+            raise RegistryError(
+                f"registry {registry} redirected an upload of {content.length} bytes, which "
+                "cannot be sent again"
             )
+        target, send_headers = _redirected(registry, rules, origin, target, location, send_headers)
         if r.status == 303:
             method, content = "GET", None
     raise RegistryError(f"registry {registry} redirected more than {MAX_REDIRECTS} times")
+
+
+@contextlib.contextmanager
+def open_body(
+    http: Wire,
+    url: str,
+    *,
+    registry: str,
+    rules: HostRules,
+    timeout: float,
+    headers: Mapping[str, str],
+) -> Iterator[WireResponse]:
+    """A GET whose answer's body is read inside the context, as it arrives (a blob copied on
+    without being held), after redirects followed as ``send`` follows them.
+
+    Raises:
+        RegistryUnavailableError, BudgetExceededError, ForbiddenHostError: as ``send``.
+    """
+    target = url
+    origin = authority(target)
+    send_headers = dict(headers)
+    for _hop in range(MAX_REDIRECTS + 1):
+        wait, budget_bound = request_timeout(registry, timeout)
+        try:
+            with http.stream("GET", target, headers=send_headers, timeout=wait) as r:
+                location = r.headers.get("location")
+                if r.status_code not in _REDIRECTS or not location:
+                    yield r
+                    return
+        except WireError as e:
+            if e.timed_out and budget_bound:
+                raise BudgetExceededError(
+                    f"the time budget ran out before registry {registry} answered"
+                ) from e
+            raise _unreachable(registry, e) from e
+        target, send_headers = _redirected(registry, rules, origin, target, location, send_headers)
+    raise RegistryError(f"registry {registry} redirected more than {MAX_REDIRECTS} times")
+
+
+def _redirected(
+    registry: str,
+    rules: HostRules,
+    origin: str,
+    target: str,
+    location: str,
+    headers: dict[str, str],
+) -> tuple[str, dict[str, str]]:
+    """Where a redirect from ``target`` to ``location`` leads, and the headers to send there
+    (without Authorization on another host), or the error that forbids following it."""
+    target = urljoin(target, location)
+    try:
+        host = authority(target)
+    except ValueError as e:
+        raise RegistryError(f"registry {registry} redirected to an invalid URL") from e
+    if host != origin:
+        if not rules.permits(host):
+            import logging  # only when a registry misbehaves: the start of a verify
+
+            logging.getLogger("affidavit.registry").warning(
+                "registry %s redirected to %s, which is not allowed", registry, host
+            )
+            raise ForbiddenHostError(
+                f"registry {registry} redirected to another host, which is not among the "
+                "allowed registry hosts",
+                hint="if that host is the registry's blob storage, add it to "
+                "registry.allowedHosts (--registry-allowed-host)",
+            )
+        headers = {k: v for k, v in headers.items() if k.lower() != "authorization"}
+    if urlsplit(target).scheme.lower() != "https" and not rules.plain_http(host):
+        raise ForbiddenHostError(
+            f"registry {registry} redirected to plain HTTP on {host}, which must use TLS"
+        )
+    return target, headers
 
 
 def _once(
@@ -267,7 +325,7 @@ def _once(
     url: str,
     registry: str,
     headers: Mapping[str, str],
-    content: bytes | None,
+    content: bytes | Streamed | None,
     limit: int | None,
     what: str | None,
     default_timeout: float,

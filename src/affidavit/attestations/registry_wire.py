@@ -15,6 +15,11 @@ noticed before reuse, and a reused connection that fails before any answer is re
 new one. Proxies come from ``https_proxy``/``http_proxy``/``all_proxy`` and ``no_proxy`` (either
 case), as httpx read them: an HTTPS registry is reached through a CONNECT tunnel, a plain one by
 its absolute URL. Every transport failure is a ``WireError``; ``timed_out`` says which are timeouts.
+
+A body may also be sent as it is produced (``Streamed``: a blob copied registry to registry
+without holding it). Such a request goes on a new connection, since it could not be sent again
+on another after a kept-alive one turned out closed, and a failure while producing it closes
+the connection, so the server never takes a short body for a whole one.
 """
 
 from __future__ import annotations
@@ -26,7 +31,8 @@ import select
 import socket
 import ssl
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
 from urllib.parse import SplitResult, unquote, urlsplit
 
 from affidavit import __version__
@@ -37,6 +43,15 @@ MAX_IDLE_PER_HOST = 16
 CHUNK = 64 * 1024
 USER_AGENT = f"affidavit/{__version__}"
 _Key = tuple[str, str, int]
+
+
+@dataclass(frozen=True)
+class Streamed:
+    """A request body sent as it is produced: exactly ``length`` bytes from ``chunks``, once.
+    ``chunks`` raising (or yielding another length) ends the connection mid-request."""
+
+    chunks: Iterable[bytes]
+    length: int
 
 
 class WireError(Exception):
@@ -129,6 +144,17 @@ class _Connection:
             sock.close()
 
 
+def _send_chunks(sock: socket.socket, body: Streamed) -> None:
+    sent = 0
+    for chunk in body.chunks:
+        sent += len(chunk)
+        if sent > body.length:
+            raise ValueError(f"the body is longer than the {body.length} bytes it declared")
+        sock.sendall(chunk)
+    if sent != body.length:
+        raise ValueError(f"the body ended at {sent} of the {body.length} bytes it declared")
+
+
 def _open_tunnel(sock: socket.socket, target: str, headers: Mapping[str, str]) -> None:
     """Ask the proxy on ``sock`` for a tunnel to ``target`` (``host:port``), in HTTP/1.1 as
     httpx asks (``http.client``'s own tunnel spoke HTTP/1.0 before Python 3.12).
@@ -193,22 +219,29 @@ class Wire:
         url: str,
         *,
         headers: Mapping[str, str],
-        content: bytes | None = None,
+        content: bytes | Streamed | None = None,
         timeout: float,
     ) -> Iterator[Response]:
         """Send one request; the response's body is read inside the context.
 
         Raises:
             WireError: no answer (connect, TLS, proxy, reset) or a timeout.
+            ValueError: a ``Streamed`` body's chunks came to another length than it declared
+                (the connection is closed first); whatever its chunks raise, likewise.
         """
         parts, key = _split(url)
         send = {"User-Agent": USER_AGENT, "Accept": "*/*", **headers}
+        streamed = isinstance(content, Streamed)
         for attempt in range(2):
-            connection, reused, target = self._connection(parts, key, timeout, send)
+            connection, reused, target = self._connection(parts, key, timeout, send, fresh=streamed)
             try:
                 sock = connection.sock or connection.connect()
-                head = request_head(method, target, _host(key), send, content)
-                sock.sendall(head + content if content else head)  # one write: no Nagle wait
+                if isinstance(content, Streamed):
+                    sock.sendall(request_head(method, target, _host(key), send, content.length))
+                    _send_chunks(sock, content)
+                else:
+                    head = request_head(method, target, _host(key), send, content)
+                    sock.sendall(head + content if content else head)  # one write: no Nagle wait
                 raw = Reader(sock, method)
                 raw.begin()
                 break
@@ -219,6 +252,9 @@ class Wire:
             except (OSError, BadResponse, BadRequest) as e:
                 connection.close()
                 raise _failure(e) from e
+            except BaseException:  # a streamed body's producer failed: the request is unfinished
+                connection.close()
+                raise
         response = Response(raw)
         try:
             yield response
@@ -247,10 +283,16 @@ class Wire:
         connection.close()
 
     def _connection(
-        self, parts: SplitResult, key: _Key, timeout: float, headers: dict[str, str]
+        self,
+        parts: SplitResult,
+        key: _Key,
+        timeout: float,
+        headers: dict[str, str],
+        *,
+        fresh: bool = False,
     ) -> tuple[_Connection, bool, str]:
-        """A connection for ``key`` (idle and still open, else new), whether it was reused, and
-        the request target to send on it."""
+        """A connection for ``key`` (idle and still open, else new; always new when ``fresh``),
+        whether it was reused, and the request target to send on it."""
         scheme, host, port = key
         target = parts.path or "/"
         if parts.query:
@@ -258,7 +300,7 @@ class Wire:
         proxy = self._proxies[scheme] if not _no_proxy(host, self._no_proxy) else ""
         if proxy and scheme == "http":
             target = parts.geturl()
-        while True:
+        while not fresh:
             with self._lock:
                 idle = self._idle.get(key)
                 connection = idle.pop() if idle else None

@@ -139,9 +139,10 @@ def copy(
         typer.Option(
             "--max-blob-mib",
             min=1,
-            help="Largest blob copied, in MiB (each is held in memory while it is copied).",
+            help="Largest blob copied, in MiB. Blobs stream from registry to registry; only "
+            "one whose manifest gives no size is held in memory while it is copied.",
         ),
-    ] = 1024,
+    ] = 16384,
     insecure_registry: InsecureRegistryOpt = None,
     registry_config: RegistryConfigOpt = None,
     ca_bundle: CaBundleOpt = None,
