@@ -35,6 +35,8 @@ from affidavit.policy.model import KIND_EXCEPTION, KIND_POLICY, KIND_REGION
 log = logging.getLogger("affidavit.admission")
 
 NAME_LABEL = "kubernetes.io/metadata.name"
+#: How long ``stop`` waits for the policy watch thread to end.
+STOP_SECONDS = 5.0
 
 
 class PolicySource(Protocol):
@@ -236,10 +238,19 @@ class ConfigMapPolicySource:
             self._thread.start()
 
     def stop(self) -> None:
+        """End the watch thread (within ``STOP_SECONDS``). Open watches are interrupted again
+        until it has ended: one opened just as the first interruption ran (the thread had
+        passed its stop check; or the client's watch, not started yet, cleared its own stop
+        flag when it did) would otherwise hold the thread to its server-side timeout."""
         self._stop.set()
-        self.api.stop_watches()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
+        deadline = time.monotonic() + STOP_SECONDS
+        while True:
+            self.api.stop_watches()
+            if self._thread is None:
+                return
+            self._thread.join(timeout=0.05)
+            if not self._thread.is_alive() or time.monotonic() > deadline:
+                return
 
     def apply(self, config_map: Mapping[str, Any]) -> None:
         """Load the index from a ConfigMap object; keep the last one if it is broken."""
