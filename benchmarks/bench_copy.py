@@ -5,8 +5,9 @@ for) is a copy of everything beside it. Operators already have ``cosign copy``; 
 much more, and it also copies what cosign's leaves behind (the Sigstore bundles found through the
 referrers fallback index). Both run as the commands operators run, into a fresh repository of a
 second real registry each round, interleaved so that both see the same load; then a second copy
-onto what is there (nothing new to move); and each process's peak memory, because ours holds
-whole blobs in memory (at most 256 MiB of them side by side) where cosign streams.
+onto what is there (nothing new to move); and each process's peak memory: both stream each blob
+from the source's answer into the destination's upload (ours read blobs whole until it did,
+178 MiB for this image).
 
 Two real docker-registry processes on 127.0.0.1; the image has ``--layers`` layers of
 ``--layer-mib`` MiB of random bytes (incompressible, as layers are) and ``--attestations``
