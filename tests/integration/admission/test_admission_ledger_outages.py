@@ -4,10 +4,10 @@ held under load, PostgreSQL restarted, and the webhook SIGKILLed mid-load.
 Each asserts the same three things (see ``fault_support``): every review is answered before the
 apiserver's timeout (a little above the webhook's budget), every answered decision is in the
 ledger once the fault is over, and the chain verifies. A full disk is real: the webhook runs in a
-mount namespace of its own (``unshare --mount --map-root-user``) where the ledger's directory is a
-2 MiB tmpfs, filled by the test (through ``/proc/PID/root``) until the kernel says ENOSPC. SQLite
-resolves ``/proc/PID/root`` to ``/``, so the ledger there is read (and locked) from inside the
-webhook's namespaces (``nsenter``).
+mount namespace of its own (``unshare --mount``; ``--map-root-user`` too when not root) where
+the ledger's directory is a 2 MiB tmpfs, filled by the test (through ``/proc/PID/root``) until
+the kernel says ENOSPC. SQLite resolves ``/proc/PID/root`` to ``/``, so the ledger there is read
+(and locked) from inside the webhook's namespaces (``nsenter``).
 """
 
 from __future__ import annotations
@@ -80,7 +80,10 @@ def small_volume(tmp_path: Path) -> tuple[Path, list[str]]:
     """A directory, and the command prefix that runs a process with a 2 MiB tmpfs mounted on it."""
     volume = tmp_path / "volume"
     volume.mkdir()
-    wrap = ["unshare", "--mount", "--map-root-user", "--propagation", "private", "--", "sh", "-c",
+    # Root needs no user namespace to mount, and one may be refused where a mount namespace is
+    # not (user.max_user_namespaces=0 in some CI sandboxes); anyone else maps itself to root.
+    user = [] if os.geteuid() == 0 else ["--map-root-user"]
+    wrap = ["unshare", "--mount", *user, "--propagation", "private", "--", "sh", "-c",
             'mount -t tmpfs -o size=2m tmpfs "$0" && exec "$@"', str(volume)]  # fmt: skip
     probe = subprocess.run([*wrap, "true"], capture_output=True, text=True, check=False)
     if shutil.which("unshare") is None or probe.returncode != 0:
@@ -117,7 +120,8 @@ class VolumeView:
         self.files = Path(f"/proc/{pid}/root") / volume.relative_to("/")
 
     def _python(self, code: str, *args: str, **kw: object) -> list[str]:
-        enter = ["nsenter", f"--target={self.pid}", "--user", "--mount", "--preserve-credentials"]
+        user = [] if os.geteuid() == 0 else ["--user", "--preserve-credentials"]  # as small_volume
+        enter = ["nsenter", f"--target={self.pid}", *user, "--mount"]
         return [*enter, sys.executable, "-c", code, *args]
 
     def ledger(self) -> tuple[list[str], bool]:
