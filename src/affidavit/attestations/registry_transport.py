@@ -274,11 +274,7 @@ def open_body(
                     yield r
                     return
         except WireError as e:
-            if e.timed_out and budget_bound:
-                raise BudgetExceededError(
-                    f"the time budget ran out before registry {registry} answered"
-                ) from e
-            raise _unreachable(registry, e) from e
+            raise _wire_failure(registry, e, budget_bound) from e
         target, send_headers = _redirected(registry, rules, origin, target, location, send_headers)
     raise RegistryError(f"registry {registry} redirected more than {MAX_REDIRECTS} times")
 
@@ -349,11 +345,15 @@ def _once(
                     request_timeout(registry, default_timeout)  # raises once the deadline passed
             return Response(r.status_code, r.headers, b"".join(chunks), url)
     except WireError as e:
-        if e.timed_out and budget_bound:
-            raise BudgetExceededError(
-                f"the time budget ran out before registry {registry} answered"
-            ) from e
-        raise _unreachable(registry, e) from e
+        raise _wire_failure(registry, e, budget_bound) from e
+
+
+def _wire_failure(registry: str, e: WireError, budget_bound: bool) -> RegistryError:
+    """A request's failure below HTTP as the caller sees it: the caller's own deadline run out
+    (a timeout that the budget, not the registry's timeout, set), else the registry unreachable."""
+    if e.timed_out and budget_bound:
+        return BudgetExceededError(f"the time budget ran out before registry {registry} answered")
+    return _unreachable(registry, e)
 
 
 def _unreachable(registry: str, e: WireError) -> RegistryUnavailableError:
