@@ -44,6 +44,8 @@ __all__ = ["KERNEL_TUNABLES", "NamespaceError", "Namespaces"]
 T = TypeVar("T")
 
 _CLONE_NEWNET = 0x40000000
+#: Seconds a forwarded connection waits to be connected inside (only the connect: see _serve).
+CONNECT_TIMEOUT = 10
 #: Machine-wide tunables (``/proc/sys`` paths) kubelet sets at start and kube-proxy may touch;
 #: inside the namespace each is a workdir file bind-mounted over the real one.
 KERNEL_TUNABLES = (
@@ -244,10 +246,14 @@ class _Forwarder:
 
     def _serve(self, conn: socket.socket) -> None:
         try:
-            upstream = self._ns.call(socket.create_connection, self._target, 10)
+            upstream = self._ns.call(socket.create_connection, self._target, CONNECT_TIMEOUT)
         except (OSError, NamespaceError, RuntimeError):
             conn.close()
             return
+        # The timeout was the connect's alone: a relayed answer may take longer to begin (an
+        # apiserver waiting on an admission webhook, a watch with no event yet), and a timed-out
+        # read would cut the client's connection mid-request ("unexpected EOF").
+        upstream.settimeout(None)
         with self._lock:
             self._open.update((conn, upstream))
         directions_left = [2]

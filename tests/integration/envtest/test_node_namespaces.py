@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
 import subprocess
 import urllib.request
 from collections.abc import Iterator
@@ -17,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from affidavit.envtest import ManagedProcess, Namespaces
+from affidavit.envtest import ManagedProcess, Namespaces, namespaces
 from affidavit.envtest.namespaces import KERNEL_TUNABLES
 
 pytestmark = pytest.mark.skipif(
@@ -80,6 +81,35 @@ def test_the_relay_reaches_a_server_inside(ns: Namespaces, tmp_path: Path) -> No
                 return bool(r.read() == b"from inside\n")
 
         server.wait_until(fetch, "the relayed server answered", timeout=30)
+    finally:
+        server.stop()
+
+
+def test_the_relay_waits_for_an_answer_slower_than_its_connect_timeout(
+    ns: Namespaces, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An apiserver waiting on an admission webhook answers after seconds of silence: the relay's
+    connect timeout must not become a read timeout that cuts the client off mid-request."""
+    monkeypatch.setattr(namespaces, "CONNECT_TIMEOUT", 0.5)
+    ready = tmp_path / "listening"
+    slow = (
+        "import pathlib, socket, sys, time\n"
+        "server = socket.create_server(('10.88.0.1', 8001))\n"
+        "pathlib.Path(sys.argv[1]).touch()\n"
+        "conn, _ = server.accept()\n"
+        "conn.recv(1024)\n"
+        "time.sleep(2)\n"  # four connect timeouts of silence
+        "conn.sendall(b'answered after the silence')\n"
+        "conn.close()\n"
+    )
+    argv = ["python3", "-c", slow, str(ready)]
+    server = ManagedProcess("slow", ns.command(argv), tmp_path / "slow.log")
+    try:
+        server.wait_until(ready.exists, "the server inside listens", timeout=30)
+        port = ns.forward("10.88.0.1", 8001)
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as client:
+            client.sendall(b"request")
+            assert client.recv(1024) == b"answered after the silence"
     finally:
         server.stop()
 
