@@ -359,11 +359,8 @@ class RegistryClient:
                         f"blob {digest} from {ref.name} is over the {size} bytes its manifest says"
                     )
                 hasher.update(chunk)
-                if seen == size and "sha256:" + hasher.hexdigest() != digest:
-                    raise ContentError(
-                        f"blob {digest} from {ref.name} has digest sha256:{hasher.hexdigest()}; "
-                        "the registry returned other content than asked for"
-                    )
+                if seen == size:  # checked before the last read goes on
+                    _same_digest(ref, digest, hasher)
                 yield chunk
         except WireError as e:  # the source failed mid-blob, not the destination
             raise RegistryUnavailableError(
@@ -374,6 +371,8 @@ class RegistryClient:
                 f"blob {digest} from {ref.name} ended at {seen} of the {size} bytes its manifest "
                 "says"
             )
+        if size == 0:  # no read to check it at
+            _same_digest(ref, digest, hasher)
 
     def _upload(self, ref: ImageReference) -> str:
         """A new upload session's URL in ``ref``'s repository."""
@@ -519,6 +518,16 @@ class RegistryClient:
         if r.status >= 500 or r.status == 429:  # the registry's own trouble, not the request's
             raise RegistryUnavailableError(ref.registry, message)
         raise RegistryError(message)
+
+
+def _same_digest(ref: ImageReference, digest: str, hasher: Any) -> None:
+    """Refuse a blob whose bytes, hashed into ``hasher``, are not ``digest``."""
+    actual = "sha256:" + hasher.hexdigest()
+    if actual != digest:
+        raise ContentError(
+            f"blob {digest} from {ref.name} has digest {actual}; the registry returned other "
+            "content than asked for"
+        )
 
 
 def _completed(upload: str, digest: str) -> str:

@@ -42,8 +42,11 @@ PEAK_RSS = (
 )
 
 
-def _image(client: RegistryClient, host: str, repository: str, layer: bytes) -> ImageReference:
-    """An image of one uncompressed layer ``layer`` in ``host/repository`` (tag v1)."""
+def _image(
+    client: RegistryClient, host: str, repository: str, layer: bytes, size: int | None = None
+) -> ImageReference:
+    """An image of one uncompressed layer ``layer`` in ``host/repository`` (tag v1), its
+    descriptor giving ``size`` (default: the layer's)."""
     ref = ImageReference.parse(f"{host}/{repository}")
     config, blob = client.put_blob(ref, CONFIG), client.put_blob(ref, layer)
     manifest = {
@@ -58,7 +61,7 @@ def _image(client: RegistryClient, host: str, repository: str, layer: bytes) -> 
             {
                 "mediaType": "application/vnd.oci.image.layer.v1.tar",
                 "digest": blob,
-                "size": len(layer),
+                "size": len(layer) if size is None else size,
             }
         ],
     }
@@ -120,30 +123,34 @@ def test_a_layer_larger_than_the_copys_memory_streams_through(
     assert _open_uploads(mirror_registry, "stream/big") == []
 
 
-@pytest.mark.parametrize("damage", ["other bytes", "fewer bytes"])
+@pytest.mark.parametrize("damage", ["other bytes", "fewer bytes", "no bytes"])
 def test_a_source_serving_a_damaged_blob_leaves_nothing_at_the_destination(
     registry: Any, mirror_registry: Any, capsys: pytest.CaptureFixture[str], damage: str
 ) -> None:
+    """ "no bytes": a manifest that says the layer is empty, and a registry that serves it
+    empty, for a digest of other content (no read to check it at, so it is checked after)."""
     layer = os.urandom(3 * MIB)
     layer_digest = "sha256:" + hashlib.sha256(layer).hexdigest()
     repository = f"stream/damaged-{damage.split()[0]}"
+    served = {"other bytes": bytes(reversed(layer)), "fewer bytes": layer[: 2 * MIB]}
     with RegistryClient() as client:
-        image = _image(client, registry.host, repository, layer)
-        stored = _blob_file(registry, layer_digest)
+        image = _image(
+            client, registry.host, repository, layer, 0 if damage == "no bytes" else None
+        )
         # what a failing disk or a tampering operator leaves in the source's storage
-        stored.write_bytes(bytes(reversed(layer)) if damage == "other bytes" else layer[: 2 * MIB])
+        _blob_file(registry, layer_digest).write_bytes(served.get(damage, b""))
         code, err = _copy(capsys, str(image), f"{mirror_registry.host}/{repository}")
         assert code == 5, err
-        if damage == "other bytes":
-            actual = "sha256:" + hashlib.sha256(bytes(reversed(layer))).hexdigest()
-            assert err.startswith(
-                f"error: blob {layer_digest} from {registry.host}/{repository} has digest "
-                f"{actual}; the registry returned other content than asked for"
-            ), err
-        else:
+        if damage == "fewer bytes":
             assert err.startswith(
                 f"error: blob {layer_digest} in {registry.host}/{repository} is {2 * MIB} bytes; "
                 f"the manifest that lists it says {3 * MIB}"
+            ), err
+        else:
+            actual = "sha256:" + hashlib.sha256(served.get(damage, b"")).hexdigest()
+            assert err.startswith(
+                f"error: blob {layer_digest} from {registry.host}/{repository} has digest "
+                f"{actual}; the registry returned other content than asked for"
             ), err
         mirror = ImageReference.parse(f"{mirror_registry.host}/{repository}")
         assert not client.has_blob(mirror, layer_digest)
