@@ -156,19 +156,23 @@ def authorization(
             f"registry {ref.registry} named a token service over plain HTTP on {realm_host}, "
             "which must use TLS"
         )
+    # A challenge may name several scopes, space-separated (a blob mount asks for pull on the
+    # repository it mounts from too): each goes to the token service as a scope of its own.
     scope = params.get("scope") or f"repository:{ref.repository}:{'pull,push' if push else 'pull'}"
-    query = {"scope": scope, **({"service": params["service"]} if "service" in params else {})}
+    query = [("scope", one) for one in scope.split()]
+    if "service" in params:
+        query.append(("service", params["service"]))
     wait, budget_bound = request_timeout(ref.registry, timeout)
     try:
         if creds is not None and creds.identity_token:
             # OAuth2: the refresh token is exchanged for an access token (distribution's
             # token service; what docker does with an identitytoken)
-            form = {
-                **query,
-                "grant_type": "refresh_token",
-                "refresh_token": creds.identity_token,
-                "client_id": "affidavit",
-            }
+            form = [
+                *query,
+                ("grant_type", "refresh_token"),
+                ("refresh_token", creds.identity_token),
+                ("client_id", "affidavit"),
+            ]
             request = http.stream(
                 "POST",
                 realm,

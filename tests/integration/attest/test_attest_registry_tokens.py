@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from affidavit.attestations import registry
+from affidavit.attestations.copy import copy_image
 from affidavit.attestations.fetch import fetch
 from affidavit.attestations.image import push_sample_image
 from affidavit.attestations.registry import Credentials, ImageReference, RegistryClient
@@ -59,3 +60,21 @@ def test_a_push_exchanges_its_own_token_after_a_pull(token_registry: Any) -> Non
             "pull-then-push",
             ["pull", "push"],
         )
+
+
+def test_a_copy_within_a_token_registry_mounts_its_blobs(token_registry: Any) -> None:
+    """Staging to production in one registry: the mount's 401 names two scopes (push on the
+    destination, pull on the repository mounted from), space-separated; each goes to the token
+    service as a scope of its own. Sent as one, the token service could not read it and the
+    copy failed."""
+    host = token_registry.host
+    credentials = {host: Credentials("ci", "s3cret")}
+    staging = ImageReference.parse(f"{host}/staging/app")
+    with RegistryClient(credentials=credentials) as client:
+        staging = staging.with_digest(push_sample_image(client, staging, {"a": b"1"}, "v1"))
+    with RegistryClient(credentials=credentials) as client:
+        result = copy_image(client, staging, ImageReference.parse(f"{host}/production/app"))
+        assert (result.image.blobs_mounted, result.image.blobs_copied) == (2, 0)
+        copied = ImageReference.parse(f"{host}/production/app").with_digest(str(staging.digest))
+        assert client.get_manifest(copied).digest == staging.digest
+    assert "repository:staging/app:pull" in token_registry.granted
