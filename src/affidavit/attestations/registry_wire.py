@@ -144,6 +144,26 @@ class _Connection:
             sock.close()
 
 
+def _send_streamed(sock: socket.socket, method: str, head: bytes, body: Streamed) -> Reader:
+    """Send ``head`` and ``body``; the answer's reader, its head read. A server that refuses
+    before it has read the body (a 401, 404 or 413 of a registry) answers and closes, and the
+    send fails with a broken pipe: the answer it sent is read then, so the caller hears why."""
+    sock.sendall(head)
+    try:
+        _send_chunks(sock, body)
+    except OSError as failed:
+        raw = Reader(sock, method)
+        try:
+            raw.begin()
+        except (OSError, BadResponse):
+            raise failed from None
+        raw.keep_alive = False  # the rest of the body was never sent: the connection is done
+        return raw
+    raw = Reader(sock, method)
+    raw.begin()
+    return raw
+
+
 def _send_chunks(sock: socket.socket, body: Streamed) -> None:
     sent = 0
     for chunk in body.chunks:
@@ -237,13 +257,13 @@ class Wire:
             try:
                 sock = connection.sock or connection.connect()
                 if isinstance(content, Streamed):
-                    sock.sendall(request_head(method, target, _host(key), send, content.length))
-                    _send_chunks(sock, content)
+                    head = request_head(method, target, _host(key), send, content.length)
+                    raw = _send_streamed(sock, method, head, content)
                 else:
                     head = request_head(method, target, _host(key), send, content)
                     sock.sendall(head + content if content else head)  # one write: no Nagle wait
-                raw = Reader(sock, method)
-                raw.begin()
+                    raw = Reader(sock, method)
+                    raw.begin()
                 break
             except ConnectionError as e:  # NoAnswer among them: a kept-alive one the server ended
                 connection.close()

@@ -26,6 +26,7 @@ from typing import Any
 import pytest
 
 from affidavit.attestations.registry import OCI_MANIFEST, ImageReference, RegistryClient
+from affidavit.attestations.registry_wire import Streamed
 from affidavit.cli.main import main
 from hostile_registries import hostile_registry, redirect_to
 
@@ -180,3 +181,16 @@ def test_a_blob_the_source_sends_from_its_storage_by_redirect_streams_through(
         }
         mirror = ImageReference.parse(f"{mirror_registry.host}/stream/redirected")
         assert client.has_blob(mirror, layer_digest)
+
+
+def test_a_destination_refusing_an_upload_before_its_body_is_heard(mirror_registry: Any) -> None:
+    """docker-registry refuses a PUT to an upload session it does not know as soon as it has the
+    head, and hangs up while the body still streams: the refusal is read and named (HTTP 404,
+    BLOB_UPLOAD_INVALID), not taken for an unreachable destination."""
+    ref = ImageReference.parse(f"{mirror_registry.host}/stream/refused")
+    url = f"http://{mirror_registry.host}/v2/stream/refused/blobs/uploads/0?_state=x&digest=sha256:{'0' * 64}"
+    body = Streamed(iter([b"x" * MIB] * 64), 64 * MIB)
+    with RegistryClient() as client:
+        answer = client._request("PUT", ref, url, content=body, push=True)
+    assert answer.status == 404
+    assert b"BLOB_UPLOAD_INVALID" in answer.body

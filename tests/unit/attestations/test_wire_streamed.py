@@ -34,6 +34,7 @@ class Server:
     sock: socket.socket
     seen: list[Seen] = field(default_factory=list)
     connections: int = 0
+    early: bytes | None = None  # answered as soon as a head is read, then the connection closed
 
     @property
     def url(self) -> str:
@@ -60,6 +61,10 @@ class Server:
                     buffer += data
                 head, _, buffer = buffer.partition(b"\r\n\r\n")
                 text = head.decode("latin-1")
+                if self.early is not None:  # a refusal before the body: answer, then hang up
+                    conn.sendall(self.early)
+                    self.seen.append(Seen(number, text, buffer, whole=False))
+                    return
                 length = next(
                     (int(line.split(":")[1]) for line in text.split("\r\n")
                      if line.lower().startswith("content-length:")),
@@ -152,3 +157,19 @@ def test_a_streamed_request_never_takes_an_idle_kept_alive_connection(
     assert _put(wire, server.url, Streamed(iter([b"third"]), 5)) == 201
     seen = _settled(server, 3)
     assert [(s.connection, s.body) for s in seen] == [(1, b"first"), (1, b"second"), (2, b"third")]
+
+
+def test_an_answer_sent_before_the_body_was_read_is_heard(server: Server, wire: Wire) -> None:
+    """A registry refusing an upload (413, 401, an unknown session) answers once it has the head
+    and hangs up; the send then fails with a broken pipe, and the answer is what the caller
+    gets, not "unreachable"."""
+    refusal = b'{"errors":[{"code":"SIZE_INVALID","message":"too large"}]}'
+    server.early = (
+        b"HTTP/1.1 413 Payload Too Large\r\nConnection: close\r\n"
+        b"Content-Length: %d\r\n\r\n%s" % (len(refusal), refusal)
+    )
+    body = Streamed(iter([b"x" * 65536] * 512), 65536 * 512)  # 32 MiB: more than any buffer
+    with wire.stream("PUT", server.url, headers={}, content=body, timeout=5) as r:
+        assert (r.status_code, r.read()) == (413, refusal)
+    [seen] = _settled(server, 1)
+    assert not seen.whole
