@@ -14,6 +14,7 @@ import pytest
 import yaml
 from decisions_e2e_support import REGISTRY, ProxiedCluster
 
+from affidavit.envtest import wait_for
 from affidavit.ledger import Ledger, LedgerRecord
 from affidavit.policy import PolicyIndex
 from affidavit.policy.decision import Decision
@@ -95,11 +96,17 @@ def test_why_covers_the_workload_and_what_its_controllers_made(proxied: ProxiedC
     pods.append("catalog-extra")
     workloads = {("Deployment", "catalog"), ("ReplicaSet", rs_name)} | {("Pod", p) for p in pods}
     ledger = Ledger(proxied.ledger_url, read_only=True)
-    records = [
-        r for r in ledger.query(namespace="shop", limit=None) if (r.kind, r.name) in workloads
-    ]
+
+    def recorded() -> list[LedgerRecord] | None:
+        """The workload's rows once the extra Pod's is among them: on a loaded machine its
+        decision may wait in the webhook's buffer past --ledger-wait, flushed just after."""
+        rows = [
+            r for r in ledger.query(namespace="shop", limit=None) if (r.kind, r.name) in workloads
+        ]
+        return rows if ("Pod", "catalog-extra") in {(r.kind, r.name) for r in rows} else None
+
+    records: list[LedgerRecord] = wait_for(recorded, "the extra Pod's decision in the ledger", 60)
     assert (records[0].kind, records[0].outcome) == ("Deployment", "warned")
-    assert ("Pod", "catalog-extra") in {(r.kind, r.name) for r in records}
     got = plugin(proxied, "why", "deployment/catalog", "-n", "shop", "--limit", "20")
     assert (got.returncode, got.stderr) == (0, "")
     assert got.stdout == _full(list(reversed(records)))
