@@ -290,11 +290,6 @@ class RegistryClient:
         """
         if not digest.startswith("sha256:"):
             raise ContentError(f"blob {digest} is not a SHA-256 digest, which copy can check")
-        if not self.has_blob(src, digest):  # also takes the pull token before the stream
-            raise ContentError(
-                f"blob {digest} not found in {src.name}",
-                hint="the manifest refers to a blob the registry does not have; push it again",
-            )
         upload = self._upload(dst)
         finished = False
         try:
@@ -322,27 +317,44 @@ class RegistryClient:
 
     @contextlib.contextmanager
     def _open_blob(self, ref: ImageReference, digest: str) -> Iterator[WireResponse]:
-        """The GET of a blob whose body is read inside the context (redirects followed)."""
-        headers = {}
-        if auth := self._tokens.get((ref.registry, ref.repository)):
-            headers["Authorization"] = auth
-        with open_body(
-            self._http,
-            self._base(ref) + f"blobs/{digest}",
-            registry=ref.registry,
-            rules=self._rules,
-            timeout=self._timeout,
-            headers=headers,
-        ) as r:
-            if r.status_code != 200:
-                error = Response(r.status_code, r.headers, _error_body(r), "")
-                if r.status_code == 404:
-                    raise ContentError(f"blob {digest} not found in {ref.name}")
-                if r.status_code in (401, 403):
-                    raise self._refused(ref, error)
-                self._check(error, "GET", ref)
-                raise RegistryError(f"registry {ref.registry} answered HTTP {r.status_code}")
-            yield r
+        """The GET of a blob whose body is read inside the context (redirects followed; a 401
+        answered with a pull token and the GET sent again, as ``_request`` does)."""
+        key = (ref.registry, ref.repository)
+        auth = self._tokens.get(key)
+        challenge = ""
+        for attempt in range(2):
+            with open_body(
+                self._http,
+                self._base(ref) + f"blobs/{digest}",
+                registry=ref.registry,
+                rules=self._rules,
+                timeout=self._timeout,
+                headers={"Authorization": auth} if auth else {},
+            ) as r:
+                if r.status_code == 401 and not attempt:
+                    challenge = r.headers.get("www-authenticate", "")
+                else:
+                    if r.status_code != 200:
+                        raise self._blob_refused(ref, digest, r)
+                    yield r
+                    return
+            auth = self._token(key, auth, ref, challenge, False)
+
+    def _blob_refused(self, ref: ImageReference, digest: str, r: WireResponse) -> RegistryError:
+        """The error for a blob's GET answered with anything but 200."""
+        error = Response(r.status_code, r.headers, _error_body(r), "")
+        if r.status_code == 404:
+            return ContentError(
+                f"blob {digest} not found in {ref.name}",
+                hint="the manifest refers to a blob the registry does not have; push it again",
+            )
+        if r.status_code in (401, 403):
+            return self._refused(ref, error)
+        try:
+            self._check(error, "GET", ref)
+        except RegistryError as e:
+            return e
+        return RegistryError(f"registry {ref.registry} answered HTTP {r.status_code}")
 
     def _checked(
         self, ref: ImageReference, digest: str, size: int, body: WireResponse

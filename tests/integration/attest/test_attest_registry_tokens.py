@@ -78,3 +78,21 @@ def test_a_copy_within_a_token_registry_mounts_its_blobs(token_registry: Any) ->
         copied = ImageReference.parse(f"{host}/production/app").with_digest(str(staging.digest))
         assert client.get_manifest(copied).digest == staging.digest
     assert "repository:staging/app:pull" in token_registry.granted
+
+
+def test_a_copy_out_of_a_token_registry_streams_each_blob_with_a_pull_token(
+    token_registry: Any, mirror_registry: Any
+) -> None:
+    """Into another registry the blobs stream from the source's GET, which meets the source's
+    401 first: the pull token is taken then and the GET sent again."""
+    host = token_registry.host
+    source = ImageReference.parse(f"{host}/outbound/app")
+    with RegistryClient(credentials={host: Credentials("ci", "s3cret")}) as client:
+        source = source.with_digest(push_sample_image(client, source, {"a": b"2"}, "v1"))
+    destination = ImageReference.parse(f"{mirror_registry.host}/outbound/app")
+    with RegistryClient(credentials={host: Credentials("ci", "s3cret")}) as client:
+        result = copy_image(client, source, destination)
+        assert (result.image.blobs_copied, result.image.blobs_mounted) == (2, 0)
+        assert client.get_manifest(destination.with_digest(str(source.digest))).digest == (
+            source.digest
+        )
