@@ -17,7 +17,13 @@ from affidavit.attestations.evidence import (
     RejectedAttestation,
     VerifiedAttestation,
 )
-from affidavit.attestations.predicates import AI_PROVENANCE_V1, CODE_REVIEW_V1
+from affidavit.attestations.predicates import (
+    AI_PROVENANCE_V1,
+    CODE_REVIEW_V1,
+    AiProvenance,
+    CodeReview,
+)
+from affidavit.attestations.pseudonyms import PseudonymKey
 from affidavit.policy import Decision, PolicyIndex, RequestContext, evaluate
 from affidavit.policy.presets import UnmatchedImages
 
@@ -245,3 +251,20 @@ def judge_unreviewed(ix: PolicyIndex) -> Decision:
     ``ix``: denied unless an exception admits it (the exception rules' tests)."""
     unreviewed = evidence(provenance(), review())
     return evaluate(ctx(), {IMAGE: unreviewed}, ix, now=NOW, decision_id="d-1")
+
+
+#: The pseudonym key of the engine tests' pipeline (``collect --pseudonym-key``).
+PSEUDONYM_KEY = PseudonymKey(b"affidavit engine tests, pseudonym key 0123")
+
+
+def pseudonymous(predicate: dict[str, Any]) -> dict[str, Any]:
+    """A provenance or review predicate as ``collect --pseudonym-key`` writes it: through the
+    collector's own rewriting, with the built-in tools registry."""
+    from affidavit.collect import load_registry
+    from affidavit.collect.pseudonymize import pseudonymous_provenance, pseudonymous_review
+
+    if "changes" in predicate:
+        prov = AiProvenance.model_validate(predicate)
+        return pseudonymous_provenance(prov, PSEUDONYM_KEY, load_registry()).to_wire()
+    review = CodeReview.model_validate(predicate)
+    return pseudonymous_review(review, PSEUDONYM_KEY).to_wire()

@@ -21,9 +21,12 @@ from affidavit.attestations.registry import DEFAULT_MAX_BYTES, ImageReference
 from affidavit.cli.options import (
     CaBundleOpt,
     InsecureRegistryOpt,
+    PeopleOpt,
     RegistryConfigOpt,
+    RevealKeyOpt,
     TrustedKeysOpt,
     deprecated,
+    revealer,
 )
 from affidavit.cli.verify import client, run_verify, signers
 from affidavit.errors import InputError, UsageError
@@ -267,12 +270,16 @@ def trace(
     registry_config: RegistryConfigOpt = None,
     ca_bundle: CaBundleOpt = None,
     max_bytes: MaxBytesOpt = DEFAULT_MAX_BYTES,
+    pseudonym_key: RevealKeyOpt = None,
+    people: PeopleOpt = None,
 ) -> None:
     """Answer the four questions for IMAGE from its verified attestations: was it AI-generated,
-    by which tool, who accepted it, what review it had."""
+    by which tool, who accepted it, what review it had. Where the evidence names people by
+    pseudonyms, --pseudonym-key and --people show who the listed people's pseudonyms are."""
     from affidavit.attestations.verify import verify_image
     from affidavit.audit.trace import render_trace, trace_image
 
+    shown = revealer(pseudonym_key, people, json_text=as_json) or (lambda text: text)
     trusted = signers(list(key or []), keyless_identity, keyless_issuer, keyless_identity_regexp)
     ref = ImageReference.parse(image)
     with client(insecure_registry, registry_config, ca_bundle) as registry:
@@ -285,7 +292,7 @@ def trace(
             sigstore_trusted_root=trusted_root,
         )
     answers = trace_image(evidence)
-    typer.echo(_trace_json(answers) if as_json else render_trace(answers))
+    typer.echo(shown(_trace_json(answers) if as_json else render_trace(answers)))
 
 
 def _camel(value: Any) -> Any:

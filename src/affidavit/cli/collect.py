@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from affidavit.cli import collect_review
-from affidavit.cli.options import ForceOpt, refuse_overwrite
+from affidavit.cli.options import ForceOpt, PseudonymKeyOpt, refuse_overwrite
 from affidavit.cli.progress import progress
 from affidavit.errors import UsageError
 
@@ -52,17 +52,24 @@ def provenance(
         Path | None, typer.Option("--output", "-o", help="Write the JSON here, not to stdout.")
     ] = None,
     force: ForceOpt = False,
+    pseudonym_key: PseudonymKeyOpt = None,
 ) -> None:
     """Print the ai-provenance/v1 predicate for the commits in BASE..HEAD."""
+    from affidavit.attestations.pseudonyms import load_key
     from affidavit.collect import collect_provenance, load_registry
 
     if output is not None:
         refuse_overwrite(force, output)
+    key = load_key(pseudonym_key) if pseudonym_key is not None else None
     registry = load_registry(tools)
     with progress("reading history", "commits") as report:
         predicate = collect_provenance(
             repo, base, head, tools=registry, tiers_file=tiers, progress=report
         )
+    if key is not None:
+        from affidavit.collect.pseudonymize import pseudonymous_provenance
+
+        predicate = pseudonymous_provenance(predicate, key, registry)
     text = predicate.model_dump_json(by_alias=True, exclude_none=True, indent=2) + "\n"
     if not predicate.changes:
         raise _empty_range(repo, base, head)

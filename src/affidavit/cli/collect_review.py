@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from affidavit.cli.options import ForceOpt, refuse_overwrite
+from affidavit.cli.options import ForceOpt, PseudonymKeyOpt, refuse_overwrite
 from affidavit.errors import UsageError
 
 if TYPE_CHECKING:  # the collectors are imported by the command that runs them
@@ -97,6 +97,7 @@ def review(
         typer.Option("--output", "-o", help="Write the predicate here instead of stdout."),
     ] = None,
     force: ForceOpt = False,
+    pseudonym_key: PseudonymKeyOpt = None,
 ) -> None:
     """Print the code-review/v1 predicate for a pull request, merge request or commit range."""
     github = {
@@ -123,6 +124,7 @@ def review(
     if len(modes) != 1:
         found = " and ".join(modes) if modes else "no source"
         raise UsageError(f"collect review needs exactly one source, got {found}", hint=_SOURCES)
+    from affidavit.attestations.pseudonyms import load_key
     from affidavit.collect import (
         collect_github_review,
         collect_gitlab_review,
@@ -130,6 +132,7 @@ def review(
         load_agent_identities,
     )
 
+    key = load_key(pseudonym_key) if pseudonym_key is not None else None
     agents = load_agent_identities(tools)
     predicate: CodeReview
     if modes[0] == "GitHub":
@@ -161,6 +164,10 @@ def review(
         _require({"--base": base, "--head": head}, "--trailers")
         assert base and head
         predicate = collect_trailer_review(repo, base, head, repository=repository, agents=agents)
+    if key is not None:
+        from affidavit.collect.pseudonymize import pseudonymous_review
+
+        predicate = pseudonymous_review(predicate, key)
     text = json.dumps(predicate.to_wire(), indent=2) + "\n"
     if output is None:
         typer.echo(text, nl=False)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, cast
@@ -16,6 +17,7 @@ from typing import TYPE_CHECKING, Annotated, Any, cast
 import typer
 
 from affidavit.attestations.reference import canonical_image
+from affidavit.cli.options import PeopleOpt, RevealKeyOpt, revealer
 from affidavit.errors import LedgerError, PolicyError, UsageError
 
 if TYPE_CHECKING:  # the policy engine (pydantic CRD models) is imported by explain only
@@ -40,9 +42,11 @@ def explain_recorded(
     context: str | None,
     service: str,
     as_json: bool,
+    shown: Callable[[str], str] = lambda text: text,
 ) -> None:
     """Print a decision the webhook recorded (what the denial points to): from the ledger
-    database with ``--ledger``, else from the cluster's decisions API with the kubeconfig."""
+    database with ``--ledger``, else from the cluster's decisions API with the kubeconfig;
+    ``shown`` is what the printed text goes through (the pseudonyms of ``--people``)."""
     from affidavit.policy.explain import explain_decision
 
     if ledger_url is not None:
@@ -66,9 +70,9 @@ def explain_recorded(
         ref = ServiceRef.parse(service)
         found = Cluster(kubeconfig, context).decision(ref, decision_id)
     if as_json:
-        typer.echo(json.dumps(found, indent=2, sort_keys=True))
+        typer.echo(shown(json.dumps(found, indent=2, sort_keys=True)))
         return
-    typer.echo(explain_decision(_read_decision(found, decision_id)))
+    typer.echo(shown(explain_decision(_read_decision(found, decision_id))))
     typer.echo(f"ledger: seq {found['seq']}, hash {found['hash']}")
 
 
@@ -234,6 +238,8 @@ def explain(
             help="The cluster's unmatchedImages setting (Allow, Warn, Deny; chart default Warn).",
         ),
     ] = "Warn",
+    pseudonym_key: RevealKeyOpt = None,
+    people: PeopleOpt = None,
 ) -> None:
     """Explain a recorded decision, or the effective policy for IMAGE by source.
 
@@ -247,7 +253,8 @@ def explain(
     if decision_id is not None:
         if image is not None or policy:
             raise UsageError("--decision explains a recorded decision; drop IMAGE and --policy")
-        explain_recorded(decision_id, ledger, kubeconfig, context, service, as_json)
+        shown = revealer(pseudonym_key, people, json_text=as_json) or (lambda text: text)
+        explain_recorded(decision_id, ledger, kubeconfig, context, service, as_json, shown)
         return
     if image is None or not policy:
         raise UsageError(

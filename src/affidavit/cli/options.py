@@ -3,6 +3,7 @@ the checks of their values that more than one command makes."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
@@ -111,6 +112,70 @@ UnmatchedImagesOpt = Annotated[
         "warned about) or Deny. Presets such as pci-dss may demand Deny.",
     ),
 ]
+PseudonymKeyOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--pseudonym-key",
+        envvar="AFFIDAVIT_PSEUDONYM_KEY_FILE",
+        metavar="FILE",
+        help="Name every person by a keyed pseudonym (psn:KEYID:...), never by name, email or "
+        "login: evidence that leaves the region then carries no personal data (the eu preset's "
+        "evidence.pseudonymousIdentities). Make the key with `affidavit pseudonym key`.",
+    ),
+]
+RevealKeyOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--pseudonym-key",
+        envvar="AFFIDAVIT_PSEUDONYM_KEY_FILE",
+        metavar="FILE",
+        help="With --people: the key the evidence's pseudonyms were made with.",
+    ),
+]
+PeopleOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--people",
+        metavar="FILE",
+        help="Show who a pseudonym is, for the people listed (a login, an email, a name or "
+        "'Name <email>' a line; e.g. git log --format='%an <%ae>' | sort -u), with "
+        "--pseudonym-key.",
+    ),
+]
+
+
+def revealer(
+    key: Path | None, people: Path | None, *, json_text: bool = False
+) -> Callable[[str], str] | None:
+    """A text's pseudonyms of the ``people`` file's people shown as who they are (escaped for
+    a JSON document's strings with ``json_text``), or None when neither option is given.
+
+    Raises:
+        UsageError: one option without the other, or a people file that cannot be read.
+        InputError: the key cannot be read or is too short.
+    """
+    if key is None and people is None:
+        return None
+    if key is None or people is None:
+        raise UsageError(
+            "--people and --pseudonym-key go together",
+            hint="give the key the pipeline collected with and the file of people to look for",
+        )
+    from affidavit.attestations.pseudonyms import load_key, reveal
+
+    pseudonym_key = load_key(key)
+    try:
+        listed = people.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as e:
+        reason = e.strerror if isinstance(e, OSError) else "not UTF-8 text"
+        raise UsageError(f"cannot read --people {people}: {reason}") from e
+    if json_text:
+        import json
+
+        return lambda text: reveal(text, pseudonym_key, listed, lambda v: json.dumps(v)[1:-1])
+    return lambda text: reveal(text, pseudonym_key, listed)
+
+
 ForceOpt = Annotated[
     bool, typer.Option("--force", help="Overwrite the output files if they exist.")
 ]

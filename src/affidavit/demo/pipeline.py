@@ -14,10 +14,12 @@ from affidavit.attestations.dsse import sign_envelope
 from affidavit.attestations.image import push_sample_image
 from affidavit.attestations.keys import Signer
 from affidavit.attestations.predicates import AI_PROVENANCE_V1, CODE_REVIEW_V1
+from affidavit.attestations.pseudonyms import PseudonymKey
 from affidavit.attestations.registry import ImageReference, RegistryClient
 from affidavit.attestations.statement import make_statement
 from affidavit.attestations.store import attach
-from affidavit.collect import collect_github_review, collect_provenance
+from affidavit.collect import collect_github_review, collect_provenance, load_registry
+from affidavit.collect.pseudonymize import pseudonymous_provenance, pseudonymous_review
 from affidavit.demo.github_records import Approval, write_review_records
 from affidavit.demo.sample import SampleRepo
 
@@ -63,16 +65,22 @@ def release(
     workdir: Path,
     *,
     with_review: bool = True,
+    pseudonym_key: PseudonymKey | None = None,
 ) -> Release:
-    """Build an image from ``head`` and attest its AI provenance and (optionally) its review."""
+    """Build an image from ``head`` and attest its AI provenance and (optionally) its review;
+    with ``pseudonym_key``, naming people by pseudonyms (``collect --pseudonym-key``)."""
     image = build_image(client, registry_host, name, head)
     provenance = collect_provenance(sample.path, sample.base, head)
+    if pseudonym_key is not None:
+        provenance = pseudonymous_provenance(provenance, pseudonym_key, load_registry())
     attest_predicate(client, image, AI_PROVENANCE_V1, provenance.to_wire(), signer)
     if with_review:
         records = write_review_records(
             workdir / f"github-{head[:12]}", sample.path, sample.base, head, approvals
         )
         review = collect_github_review(records.pr, records.reviews, records.commits, head=head)
+        if pseudonym_key is not None:
+            review = pseudonymous_review(review, pseudonym_key)
         attest_predicate(client, image, CODE_REVIEW_V1, review.to_wire(), signer)
     assert image.digest is not None
     return Release(image=str(image), digest=image.digest, revision=head)

@@ -10,6 +10,7 @@ approval is refused, and the demo shows why, from the rejection to the ledger.
 
 from __future__ import annotations
 
+import secrets
 import shutil
 import tempfile
 from collections.abc import Callable
@@ -18,6 +19,7 @@ from typing import Any
 
 from affidavit.attestations.evidence import KeySigner
 from affidavit.attestations.keys import generate_key_pair, load_signer
+from affidavit.attestations.pseudonyms import PseudonymKey, reveal
 from affidavit.attestations.registry import RegistryClient
 from affidavit.attestations.verify import verify_image
 from affidavit.audit.render import render_markdown
@@ -25,7 +27,7 @@ from affidavit.audit.report import ai_touched_from_evidence, report_from_ledger
 from affidavit.audit.trace import render_trace, trace_image
 from affidavit.demo.github_records import Approval
 from affidavit.demo.pipeline import Release, release
-from affidavit.demo.sample import BO, make_sample_repo
+from affidavit.demo.sample import ANA, BO, make_sample_repo
 from affidavit.demo.services import LocalRegistry
 from affidavit.demo.stack import ClusterStack, StackSettings
 from affidavit.envtest import ControlPlane
@@ -37,6 +39,8 @@ from affidavit.policy.explain import explain_decision
 
 Echo = Callable[[str], None]
 APP_NAMESPACE = "payments"
+#: The people of the sample's history, as the key holder's list would name them (``--people``).
+PEOPLE = (f"{ANA[0]} <{ANA[1]}>", f"{BO[0]} <{BO[1]}>", "ana", "bo", "mia", "Mia Release")
 OWNER_LABEL = "affidavit.dev/owner"
 
 
@@ -144,34 +148,41 @@ def _run(echo: Echo, base: Path, region: str) -> int:
     ):
         _step(echo, f"2. Pipelines build, collect and attest to the registry at {registry.host}")
         approvals = [Approval(login="bo", name=BO[0], commit=sample.reviewed)]
-        good = release(
-            client,
-            registry.host,
-            "acme/payments-api",
-            sample,
-            sample.reviewed,
-            approvals,
-            signer,
-            base,
-        )
-        late = release(
-            client,
-            registry.host,
-            "acme/payments-api",
-            sample,
-            sample.pushed_after_review,
-            approvals,
-            signer,
-            base,
-        )
+        # the eu preset names people only by pseudonyms: the pipeline collects with its key
+        pseudonym_key = PseudonymKey(secrets.token_hex(32).encode("ascii"))
+        made = [
+            release(
+                client,
+                registry.host,
+                "acme/payments-api",
+                sample,
+                head,
+                approvals,
+                signer,
+                base,
+                pseudonym_key=pseudonym_key,
+            )
+            for head in (sample.reviewed, sample.pushed_after_review)
+        ]
+        good, late = made
         for rel in (good, late):
             echo(f"  attested ai-provenance/v1 and code-review/v1 for {rel.image}")
+        echo(
+            f"  people named by pseudonyms of key {pseudonym_key.key_id} (collect "
+            "--pseudonym-key): Ana is"
+        )
+        echo(f"  {pseudonym_key.of(ANA[1])}, and nothing in the evidence says so")
+
+        def shown(text: str) -> str:
+            return reveal(text, pseudonym_key, PEOPLE)
 
         _step(echo, "3. The four questions, answered from the verified attestations")
+        echo("  (as the key holder sees them: $ affidavit trace IMAGE --pseudonym-key KEY --people")
+        echo("  people.txt; without the key every person is a psn:... pseudonym)")
         evidences = [verify_image(client, rel.image, trusted) for rel in (good, late)]
         for evidence in evidences:
             echo("")
-            for line in render_trace(trace_image(evidence)).splitlines():
+            for line in shown(render_trace(trace_image(evidence))).splitlines():
                 echo(f"  {line}")
 
         _step(echo, f"4. A real control plane (region {region}) with the operator and the webhook")
@@ -189,7 +200,8 @@ def _run(echo: Echo, base: Path, region: str) -> int:
             echo("  independent approval of AI-touched changes) and RegionPolicy/eu (eu preset;")
             echo(f"  evidence kept in the EU: the registry {registry.host} is placed in eu-west-1)")
             _wait_for_policies(stack)
-            return _deployments(echo, stack, good, late, ai_touched_from_evidence(evidences))
+            touched = ai_touched_from_evidence(evidences)
+            return _deployments(echo, stack, good, late, touched, shown)
 
 
 def _wait_for_policies(stack: ClusterStack) -> None:
@@ -219,7 +231,12 @@ def _webhook_sees(stack: ClusterStack) -> bool:
 
 
 def _deployments(
-    echo: Echo, stack: ClusterStack, good: Release, late: Release, ai_touched: dict[str, bool]
+    echo: Echo,
+    stack: ClusterStack,
+    good: Release,
+    late: Release,
+    ai_touched: dict[str, bool],
+    shown: Callable[[str], str],
 ) -> int:
     _step(echo, "5. Release managers deploy")
     admitted = _deploy(stack, echo, "payments-api", good.image)
@@ -229,8 +246,12 @@ def _deployments(
     denied = ledger.query(outcome="denied", namespace=APP_NAMESPACE)
     if denied:
         decision = Decision.from_dict(denied[-1].decision)
-        _step(echo, f"6. Why? $ affidavit explain --decision {decision.id}")
-        for line in explain_decision(decision).splitlines():
+        _step(
+            echo,
+            f"6. Why? $ affidavit explain --decision {decision.id} --pseudonym-key KEY "
+            "--people people.txt",
+        )
+        for line in shown(explain_decision(decision)).splitlines():
             echo(f"  {line}")
 
     _step(echo, "7. Audit: every decision, hash-chained ($ affidavit decisions list)")

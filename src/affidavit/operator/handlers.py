@@ -166,7 +166,10 @@ def describe_evidence(evidence: EvidenceRules) -> list[str]:
             f"decisions kept at least {evidence.retention_days} days (not checked at admission)"
         )
     if evidence.pseudonymous_identities:
-        out.append("people named by pseudonyms in the evidence (not checked at admission)")
+        out.append(
+            "people named only by pseudonyms in the provenance and review evidence (checked at "
+            "admission)"
+        )
     return out
 
 

@@ -72,7 +72,7 @@ def requirements(eff: EffectivePolicy) -> list[tuple[str, str, Origin]]:
         glob, location = place.value
         shown = f"{shown_registry(glob)} in {location}"
         out.append(("evidence.registryLocation", shown, place.origin))
-    add("evidence.pseudonymousIdentities (not checked at admission)", eff.pseudonymous_identities)
+    add("evidence.pseudonymousIdentities", eff.pseudonymous_identities)
     add("exceptions.maxDays", eff.exception_max_days)
     add("exceptions.separateRequester", eff.exception_separation)
     add("exceptions.repositoryOnly", eff.exception_repository_only)

@@ -44,16 +44,36 @@ def attest_cmd(image: str, predicate_file: str, predicate_type: str, sign: str) 
     return f"affidavit attest {image} --predicate {predicate_file} --type {predicate_type} " + sign
 
 
-def collect_provenance_fix(image: str, sign: str) -> str:
+#: What a fix adds to ``collect`` where people must be named by pseudonyms.
+PSEUDONYM_FLAG = " --pseudonym-key <pseudonym key>"
+
+
+def with_pseudonyms(violation: Violation) -> Violation:
+    """``violation`` with ``--pseudonym-key`` in each ``affidavit collect`` command of its fix
+    that lacks it: where the policy requires pseudonymous identities, a fix that collected
+    plain evidence would only lead to the next denial."""
+    fix = re.sub(
+        r"(affidavit collect (?:provenance|review) [^`]*?)( --output (?:provenance|review)\.json)",
+        lambda m: m[0] if PSEUDONYM_FLAG in m[1] else m[1] + PSEUDONYM_FLAG + m[2],
+        violation.fix,
+    )
+    return violation if fix == violation.fix else replace(violation, fix=fix)
+
+
+def collect_provenance_fix(image: str, sign: str, *, pseudonyms: bool = False) -> str:
+    flag = PSEUDONYM_FLAG if pseudonyms else ""
     return (
-        "run `affidavit collect provenance --repo . --base <base> --head <revision> "
+        f"run `affidavit collect provenance --repo . --base <base> --head <revision>{flag} "
         f"--output provenance.json && {attest_cmd(image, 'provenance.json', AI_PROVENANCE_V1, sign)}`"
     )
 
 
-def collect_review_cmd(system: str | None, revision: str | None) -> str:
+def collect_review_cmd(
+    system: str | None, revision: str | None, *, pseudonyms: bool = False
+) -> str:
     """The ``affidavit collect review`` invocation for the review system in use."""
     head = f" --head {revision}" if revision else ""
+    head += PSEUDONYM_FLAG if pseudonyms else ""
     source = {
         "github": "--github-pr pr.json --github-reviews reviews.json --github-commits commits.json",
         "gitlab": "--gitlab-mr mr.json --gitlab-approvals approvals.json --gitlab-commits "
@@ -64,10 +84,16 @@ def collect_review_cmd(system: str | None, revision: str | None) -> str:
 
 
 def collect_review_fix(
-    image: str, todo: str, system: str | None = None, revision: str | None = None, *, sign: str
+    image: str,
+    todo: str,
+    system: str | None = None,
+    revision: str | None = None,
+    *,
+    sign: str,
+    pseudonyms: bool = False,
 ) -> str:
     return (
-        f"{todo}, then run `{collect_review_cmd(system, revision)} && "
+        f"{todo}, then run `{collect_review_cmd(system, revision, pseudonyms=pseudonyms)} && "
         f"{attest_cmd(image, 'review.json', CODE_REVIEW_V1, sign)}`"
     )
 

@@ -270,8 +270,9 @@ class RegistryLocation(SpecModel):
 
 class EvidenceRules(SpecModel):
     """How a region's evidence is kept. residency is checked at admission against the
-    registries declared in registryLocations; retentionDays and pseudonymousIdentities are shown
-    by explain and not checked at admission."""
+    registries declared in registryLocations, and pseudonymousIdentities against the people the
+    provenance and review attestations name; retentionDays is shown by explain and not checked
+    at admission."""
 
     retention_days: int | None = Field(default=None, ge=1)
     """The ledger must keep decisions at least this many days."""
@@ -283,7 +284,9 @@ class EvidenceRules(SpecModel):
     """Where the registries of these regions store data. Facts the regional operator declares
     for residency: a registry nobody declares is in no location."""
     pseudonymous_identities: bool = False
-    """People are named by pseudonymous identifiers in the evidence."""
+    """The provenance and review attestations name every person (author, committer, accepter,
+    reviewer) by a keyed pseudonym (psn:KEYID:..., affidavit collect --pseudonym-key), never by
+    name, email or login: evidence copied out of the region then carries no personal data."""
 
 
 class AccountabilityPolicySpec(SpecModel):

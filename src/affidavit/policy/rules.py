@@ -33,7 +33,9 @@ from affidavit.policy.messages import (
     pinned,
     short_type,
     signing,
+    with_pseudonyms,
 )
+from affidavit.policy.pseudonymous import pseudonym_violations
 from affidavit.policy.release import check_release_approver
 from affidavit.policy.residency import residency_violations, stored_location
 from affidavit.policy.sources import repository_key
@@ -258,6 +260,9 @@ def check_image(
         reported = any(v.rule in ("review.present", "review.valid") for v in reviewed)
         out += check_release_approver(tiers, review, eff, image, repo_at, ev, reported)
         out += check_tools(prov, unknown_ai, eff, image)
+    if eff.pseudonymous_identities is not None and eff.pseudonymous_identities.value:
+        out = [with_pseudonyms(v) for v in out]
+        out += pseudonym_violations(prov, review, eff, image, repo_at, sign)
     return out, used
 
 

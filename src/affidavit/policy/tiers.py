@@ -17,9 +17,11 @@ from fnmatch import fnmatchcase
 from affidavit.attestations.evidence import ImageEvidence
 from affidavit.attestations.predicates import CODE_REVIEW_V1, AiProvenance, CodeReview
 from affidavit.attestations.predicates.review import Identity, Review, named
+from affidavit.attestations.pseudonyms import key_id_of
 from affidavit.policy.combine import EffectivePolicy, Req, TierRules
 from affidavit.policy.decision import Violation
 from affidavit.policy.messages import collect_review_fix, plural, short_type, signing
+from affidavit.policy.pseudonymous import key_ids
 
 AI = ("assisted", "generated")
 SECURITY_GROUP = "security"
@@ -234,6 +236,7 @@ def check_review(
             )
             if undefined:
                 found += " (" + ", ".join(f"`{g}`" for g in undefined) + " defined by no policy)"
+            found += _key_mismatch(members, review)
             todo = (
                 f"get an approval from a member of {names}{_who_can(members, review)} on the "
                 f"final revision of {label}"
@@ -250,6 +253,29 @@ def check_review(
                 )
             )
     return out
+
+
+def _key_mismatch(members: set[str], review: CodeReview) -> str:
+    """Why members cannot match when the review names people by pseudonyms: the groups list
+    plain logins, or another key's pseudonyms. Empty when neither is the case."""
+    named_under = key_ids(None, review)
+    if not named_under or not members:
+        return ""
+    keys = ", ".join(sorted(named_under))
+    listed = {k for m in members if (k := key_id_of(m)) is not None}
+    if not listed:
+        return (
+            f" (the review names people by pseudonyms of key {keys}, the groups list plain "
+            "logins or emails: list their pseudonyms, `affidavit pseudonym of --key <pseudonym "
+            "key> LOGIN...`)"
+        )
+    if not listed & named_under:
+        return (
+            f" (the groups list pseudonyms of key {', '.join(sorted(listed))}, the review names "
+            f"people under key {keys}: list the members' pseudonyms under the key the pipeline "
+            "collects with)"
+        )
+    return ""
 
 
 def _who_can(members: set[str], review: CodeReview) -> str:

@@ -321,6 +321,9 @@ def test_platform_scenario_installs_into_the_apiserver(
             "  kubectl apply --server-side -f charts/affidavit/crds/\n"
         ) in upgrade.stdout
         assert "(spec.evidence.registryLocations)" in upgrade.stdout
+        assert "must collect with\n  --pseudonym-key (spec.evidence.pseudonymousIdentities)" in (
+            upgrade.stdout
+        )
         claim = kubectl("get", "pvc", f"{release}-ledger", "-n", namespace, "-o",
                         "jsonpath={.spec.resources.requests.storage}").stdout  # fmt: skip
         assert claim == "5Gi"

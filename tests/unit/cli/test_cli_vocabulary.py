@@ -32,6 +32,7 @@ WRITERS = {
     "affidavit collect provenance",
     "affidavit collect review",
     "affidavit keygen",
+    "affidavit pseudonym key",
     "affidavit audit report",
     "affidavit audit pack",
 }

@@ -27,7 +27,8 @@ def test_the_compiled_summary_says_which_evidence_rules_admission_checks() -> No
         "registry.eu.example stores data in eu-west-1",
         "*.us.example stores data in us",
         "decisions kept at least 183 days (not checked at admission)",
-        "people named by pseudonyms in the evidence (not checked at admission)",
+        "people named only by pseudonyms in the provenance and review evidence (checked at "
+        "admission)",
     ]
     bare = RegionPolicySpec.model_validate({"regions": ["eu-*"], "jurisdictions": ["eu"]})
     assert "evidence" not in compiled_summary("RegionPolicy", bare, "prod-eu-1", "eu-west-1")

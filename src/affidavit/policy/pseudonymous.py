@@ -1,0 +1,179 @@
+"""``evidence.pseudonymousIdentities``: the evidence names every person by a pseudonym.
+
+The ``eu`` preset's answer to GDPR Chapter V: attestations are copied with their image to
+registries anywhere, so the people in them (authors, committers, accepters of AI changes, the
+change request's author, merger, committers and reviewers) must be named by the keyed pseudonyms
+``collect --pseudonym-key`` writes, never by a name, an email or a login. The cluster holds no
+key and needs none: it checks the form of every identity field of the verified provenance and
+review predicates it uses, and judges reviews on the pseudonyms as it would on logins.
+
+A denial names where plain identities were found (the field, the commit), never their values:
+the decision is kept in the ledger, and repeating the personal data there would defeat the rule.
+"""
+
+from __future__ import annotations
+
+from affidavit.attestations.predicates import CODE_REVIEW_V1, AiProvenance, CodeReview
+from affidavit.attestations.predicates.provenance import Person
+from affidavit.attestations.predicates.review import Identity
+from affidavit.attestations.pseudonyms import (
+    bot_account,
+    is_pseudonym,
+    is_pseudonymous_name,
+    key_id_of,
+)
+from affidavit.policy.combine import EffectivePolicy, Req
+from affidavit.policy.decision import Violation
+from affidavit.policy.messages import (
+    MAX_SHOWN,
+    attest_cmd,
+    collect_provenance_fix,
+    collect_review_cmd,
+    plural,
+)
+
+__all__ = ["key_ids", "plain_in_provenance", "plain_in_review", "pseudonym_violations"]
+
+RULE = "evidence.pseudonymousIdentities"
+
+
+def _person(person: Person, role: str) -> list[str]:
+    """The fields of ``person`` in plain text, as ``author.email``."""
+    out = []
+    if not is_pseudonymous_name(person.name):
+        out.append(f"{role}.name")
+    if not is_pseudonym(person.email):
+        out.append(f"{role}.email")
+    return out
+
+
+def _identity(who: Identity, role: str) -> list[str]:
+    """The fields of a review identity in plain text; a bot account names no one."""
+    if bot_account(who):
+        return []
+    fields = (("name", who.name), ("login", who.login), ("email", who.email))
+    return [f"{role}.{name}" for name, value in fields if value and not is_pseudonym(value)]
+
+
+def _detail(detail: str) -> bool:
+    """Whether an identity evidence item of a person (``author: NAME <EMAIL>``, ``committer:
+    …``) names them in plain text. Items quoting the commit message (``subject:``,
+    ``message:``) name a tool, not a person."""
+    role, _, rest = detail.partition(": ")
+    if role not in ("author", "committer"):
+        return False
+    name, _, email = rest.rpartition(" <")
+    return not (is_pseudonymous_name(name) and is_pseudonym(email.removesuffix(">")))
+
+
+def plain_in_provenance(prov: AiProvenance) -> list[str]:
+    """Where ``prov`` names a person in plain text, as ``commit 1a2b3c4d5e6f author.email``."""
+    out: list[str] = []
+    for change in prov.changes:
+        at = f"commit {change.commit[:12]} "
+        fields = _person(change.author, "author") + _person(change.committer, "committer")
+        if change.accepted_by is not None:
+            fields += _person(change.accepted_by, "acceptedBy")
+        fields += [
+            f"evidence[{i}].detail"
+            for i, e in enumerate(change.evidence)
+            if e.kind == "identity" and _detail(e.detail)
+        ]
+        out += [at + f for f in fields]
+    return out
+
+
+def plain_in_review(review: CodeReview) -> list[str]:
+    """Where ``review`` names a person in plain text, as ``reviews[1].reviewer.login``."""
+    cr = review.change_request
+    out = _identity(cr.author, "changeRequest.author")
+    if cr.merged_by is not None:
+        out += _identity(cr.merged_by, "changeRequest.mergedBy")
+    for i, c in enumerate(cr.committers):
+        out += _identity(c, f"changeRequest.committers[{i}]")
+    for i, r in enumerate(review.reviews):
+        out += _identity(r.reviewer, f"reviews[{i}].reviewer")
+    bots = {r.reviewer.login or r.reviewer.name for r in review.reviews if bot_account(r.reviewer)}
+    out += [
+        f"summary.reviewers[{i}]"
+        for i, name in enumerate(review.summary.reviewers)
+        if not is_pseudonym(name) and name not in bots
+    ]
+    return out
+
+
+def key_ids(prov: AiProvenance | None, review: CodeReview | None) -> set[str]:
+    """The pseudonym keys the people of the two predicates are named under."""
+    found: set[str] = set()
+    for change in prov.changes if prov is not None else ():
+        for p in (change.author, change.committer, change.accepted_by):
+            if p is not None and (k := key_id_of(p.email)):
+                found.add(k)
+    if review is not None:
+        cr = review.change_request
+        people = [cr.author, *cr.committers, *(r.reviewer for r in review.reviews)]
+        if cr.merged_by is not None:
+            people.append(cr.merged_by)
+        for who in people:
+            for value in (who.login, who.email):
+                if value and (k := key_id_of(value)):
+                    found.add(k)
+    return found
+
+
+def _found(kind: str, places: list[str]) -> str:
+    shown = ", ".join(places[:MAX_SHOWN])
+    more = f", and {len(places) - MAX_SHOWN} more" if len(places) > MAX_SHOWN else ""
+    return (
+        f"the {kind} attestation names people in plain text in "
+        f"{plural(len(places), 'field')} ({shown}{more})"
+    )
+
+
+def pseudonym_violations(
+    prov: AiProvenance | str | None,
+    review: CodeReview | str | None,
+    eff: EffectivePolicy,
+    image: str,
+    repo_at: str,
+    sign: str,
+) -> list[Violation]:
+    """A violation for each of the verified provenance and review predicates in use that names
+    a person in plain text, when a policy requires pseudonymous identities."""
+    req: Req[bool] | None = eff.pseudonymous_identities
+    if req is None or not req.value:
+        return []
+    expected = (
+        "every person named by a pseudonym (psn:KEYID:...), as `affidavit collect "
+        "--pseudonym-key` writes them, so that the evidence carries no personal data"
+    )
+    out: list[Violation] = []
+    if isinstance(prov, AiProvenance) and (places := plain_in_provenance(prov)):
+        fix = collect_provenance_fix(repo_at, sign, pseudonyms=True)
+        out.append(
+            Violation(
+                RULE,
+                req.origin.source,
+                _found("ai-provenance/v1", places),
+                expected,
+                fix,
+                image,
+                req.origin.control,
+            )
+        )
+    if isinstance(review, CodeReview) and (places := plain_in_review(review)):
+        system, revision = review.change_request.system, review.source.revision
+        command = collect_review_cmd(system, revision, pseudonyms=True)
+        fix = f"run `{command} && {attest_cmd(repo_at, 'review.json', CODE_REVIEW_V1, sign)}`"
+        out.append(
+            Violation(
+                RULE,
+                req.origin.source,
+                _found("code-review/v1", places),
+                expected,
+                fix,
+                image,
+                req.origin.control,
+            )
+        )
+    return out
