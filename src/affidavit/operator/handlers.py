@@ -170,6 +170,11 @@ def describe_evidence(evidence: EvidenceRules) -> list[str]:
             "people named only by pseudonyms in the provenance and review evidence (checked at "
             "admission)"
         )
+    if evidence.pseudonym_key_ids:
+        out.append(
+            f"pseudonyms only of key {' or '.join(evidence.pseudonym_key_ids)} (checked at "
+            "admission)"
+        )
     return out
 
 

@@ -118,6 +118,8 @@ class EffectivePolicy:
     #: (registry host glob in canonical form, location) as the region policies declare them.
     registry_locations: tuple[Req[tuple[str, str]], ...] = ()
     pseudonymous_identities: Req[bool] | None = None
+    #: Each RegionPolicy's list of the pseudonym keys people may be named under: every one holds.
+    pseudonym_keys: tuple[Req[tuple[str, ...]], ...] = ()
     exception_max_days: Req[int] | None = None
     #: An exception admits nothing its own requester deploys (separation of duties).
     exception_separation: Req[bool] | None = None
@@ -258,6 +260,7 @@ def combine(layers: Sequence[Layer]) -> EffectivePolicy:
     tier_maps: tuple[Req[str], ...] = ()
     residency: tuple[Req[str], ...] = ()
     locations: tuple[Req[tuple[str, str]], ...] = ()
+    pseudonym_keys: tuple[Req[tuple[str, ...]], ...] = ()
     policies: list[PolicyRef] = []
     sources: list[str] = []
 
@@ -322,6 +325,8 @@ def combine(layers: Sequence[Layer]) -> EffectivePolicy:
                 located = (registry_glob(declared.registry), declared.location.lower())
                 locations = _add(locations, located, o("evidence.registryLocations"))
             pseudo = _or(pseudo, ev.pseudonymous_identities, o("evidence.pseudonymousIdentities"))
+            key_ids = tuple(sorted(set(ev.pseudonym_key_ids))) or None
+            pseudonym_keys = _add(pseudonym_keys, key_ids, o("evidence.pseudonymKeyIds"))
         if layer.exceptions is not None:
             exc_days = _min(exc_days, layer.exceptions.max_days, o("exceptions.maxDays"))
             exc_separation = _or(
@@ -360,6 +365,7 @@ def combine(layers: Sequence[Layer]) -> EffectivePolicy:
         residency=residency,
         registry_locations=locations,
         pseudonymous_identities=pseudo,
+        pseudonym_keys=pseudonym_keys,
         exception_max_days=exc_days,
         exception_separation=exc_separation,
         exception_repository_only=exc_repository,

@@ -73,6 +73,8 @@ def requirements(eff: EffectivePolicy) -> list[tuple[str, str, Origin]]:
         shown = f"{shown_registry(glob)} in {location}"
         out.append(("evidence.registryLocation", shown, place.origin))
     add("evidence.pseudonymousIdentities", eff.pseudonymous_identities)
+    for keys in eff.pseudonym_keys:
+        add("evidence.pseudonymKeyIds", keys)
     add("exceptions.maxDays", eff.exception_max_days)
     add("exceptions.separateRequester", eff.exception_separation)
     add("exceptions.repositoryOnly", eff.exception_repository_only)

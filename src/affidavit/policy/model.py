@@ -240,6 +240,7 @@ class ExceptionRules(SpecModel):
 REGISTRY_GLOB = r"^[A-Za-z0-9*?.\-]+(:[0-9*?]+)?$|^\[[0-9A-Fa-f:.]+\](:[0-9]+)?$"
 #: A location name: ``eu``, ``us``, ``eu-central-1``.
 LOCATION_NAME = r"^[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?$"
+PSEUDONYM_KEY_ID = r"^[0-9a-f]{8}$"
 
 
 class RegistryLocation(SpecModel):
@@ -270,8 +271,8 @@ class RegistryLocation(SpecModel):
 
 class EvidenceRules(SpecModel):
     """How a region's evidence is kept. residency is checked at admission against the
-    registries declared in registryLocations, and pseudonymousIdentities against the people the
-    provenance and review attestations name; retentionDays is shown by explain and not checked
+    registries declared in registryLocations, and pseudonymousIdentities (with the keys of
+    pseudonymKeyIds) against the people the provenance and review attestations name; retentionDays is shown by explain and not checked
     at admission."""
 
     retention_days: int | None = Field(default=None, ge=1)
@@ -283,6 +284,13 @@ class EvidenceRules(SpecModel):
     registry_locations: list[RegistryLocation] = Field(default_factory=list, max_length=64)
     """Where the registries of these regions store data. Facts the regional operator declares
     for residency: a registry nobody declares is in no location."""
+    pseudonym_key_ids: list[Annotated[str, Field(pattern=PSEUDONYM_KEY_ID)]] = Field(
+        default_factory=list, max_length=16
+    )
+    """The pseudonym keys the evidence may name people under, by key id (the 8 hex digits of
+    psn:KEYID:..., printed by affidavit pseudonym key): pseudonyms of any other key, such as a
+    key only one team holds, which nobody accountable could re-identify, are refused. List the
+    old and the new key while a key is rotated."""
     pseudonymous_identities: bool = False
     """The provenance and review attestations name every person (author, committer, accepter,
     reviewer) by a keyed pseudonym (psn:KEYID:..., affidavit collect --pseudonym-key), never by

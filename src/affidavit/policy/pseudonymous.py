@@ -32,9 +32,16 @@ from affidavit.policy.messages import (
     plural,
 )
 
-__all__ = ["key_ids", "plain_in_provenance", "plain_in_review", "pseudonym_violations"]
+__all__ = [
+    "KEYS_RULE",
+    "key_ids",
+    "plain_in_provenance",
+    "plain_in_review",
+    "pseudonym_violations",
+]
 
 RULE = "evidence.pseudonymousIdentities"
+KEYS_RULE = "evidence.pseudonymKeyIds"
 
 
 def _person(person: Person, role: str) -> list[str]:
@@ -102,23 +109,25 @@ def plain_in_review(review: CodeReview) -> list[str]:
     return out
 
 
+def _prov_values(prov: AiProvenance) -> list[str]:
+    people = [p for c in prov.changes for p in (c.author, c.committer, c.accepted_by) if p]
+    return [v for p in people for v in (p.name, p.email)]
+
+
+def _review_values(review: CodeReview) -> list[str]:
+    cr = review.change_request
+    people = [cr.author, *cr.committers, *(r.reviewer for r in review.reviews)]
+    if cr.merged_by is not None:
+        people.append(cr.merged_by)
+    return [v for who in people for v in (who.name, who.login, who.email) if v]
+
+
 def key_ids(prov: AiProvenance | None, review: CodeReview | None) -> set[str]:
     """The pseudonym keys the people of the two predicates are named under."""
-    found: set[str] = set()
-    for change in prov.changes if prov is not None else ():
-        for p in (change.author, change.committer, change.accepted_by):
-            if p is not None and (k := key_id_of(p.email)):
-                found.add(k)
-    if review is not None:
-        cr = review.change_request
-        people = [cr.author, *cr.committers, *(r.reviewer for r in review.reviews)]
-        if cr.merged_by is not None:
-            people.append(cr.merged_by)
-        for who in people:
-            for value in (who.login, who.email):
-                if value and (k := key_id_of(value)):
-                    found.add(k)
-    return found
+    values = (_prov_values(prov) if prov is not None else []) + (
+        _review_values(review) if review is not None else []
+    )
+    return {k for v in values if (k := key_id_of(v)) is not None}
 
 
 def _found(kind: str, places: list[str]) -> str:
@@ -140,14 +149,14 @@ def pseudonym_violations(
 ) -> list[Violation]:
     """A violation for each of the verified provenance and review predicates in use that names
     a person in plain text, when a policy requires pseudonymous identities."""
+    out = _key_violations(prov, review, eff, image, repo_at, sign)
     req: Req[bool] | None = eff.pseudonymous_identities
     if req is None or not req.value:
-        return []
+        return out
     expected = (
         "every person named by a pseudonym (psn:KEYID:...), as `affidavit collect "
         "--pseudonym-key` writes them, so that the evidence carries no personal data"
     )
-    out: list[Violation] = []
     if isinstance(prov, AiProvenance) and (places := plain_in_provenance(prov)):
         fix = collect_provenance_fix(repo_at, sign, pseudonyms=True)
         out.append(
@@ -172,6 +181,53 @@ def pseudonym_violations(
                 _found("code-review/v1", places),
                 expected,
                 fix,
+                image,
+                req.origin.control,
+            )
+        )
+    return out
+
+
+def _key_violations(
+    prov: AiProvenance | str | None,
+    review: CodeReview | str | None,
+    eff: EffectivePolicy,
+    image: str,
+    repo_at: str,
+    sign: str,
+) -> list[Violation]:
+    """A violation for each RegionPolicy list of pseudonym keys that the evidence's pseudonyms
+    are not all from: people named under a key nobody accountable holds cannot be found."""
+    p = prov if isinstance(prov, AiProvenance) else None
+    r = review if isinstance(review, CodeReview) else None
+    found = {"ai-provenance/v1": key_ids(p, None), "code-review/v1": key_ids(None, r)}
+    out: list[Violation] = []
+    for req in eff.pseudonym_keys:
+        allowed = set(req.value)
+        outside = {kind: sorted(keys - allowed) for kind, keys in found.items() if keys - allowed}
+        if not outside:
+            continue
+        said = "; ".join(f"the {kind} attestation under key {', '.join(keys)}"
+                         for kind, keys in outside.items())  # fmt: skip
+        commands = []
+        if "ai-provenance/v1" in outside:
+            commands.append(collect_provenance_fix(repo_at, sign, pseudonyms=True))
+        if "code-review/v1" in outside and r is not None:
+            command = collect_review_cmd(
+                r.change_request.system, r.source.revision, pseudonyms=True
+            )
+            commands.append(
+                f"run `{command} && {attest_cmd(repo_at, 'review.json', CODE_REVIEW_V1, sign)}`"
+            )
+        listed = " or ".join(req.value)
+        out.append(
+            Violation(
+                KEYS_RULE,
+                req.origin.source,
+                f"people named by pseudonyms of a key this region does not list: {said}",
+                f"pseudonyms of key {listed}, which the region's accountable people hold",
+                f"with the pseudonym key whose id is {listed} (`affidavit pseudonym key` prints "
+                "a new key's id), " + "; and ".join(commands),
                 image,
                 req.origin.control,
             )

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -47,8 +48,13 @@ SYSTEM = "affidavit-e2e-pseudonyms"
 NS = "adm-pseudonyms"
 REPO = "pseudonyms-e2e/payments-api"
 RULE = "evidence.pseudonymousIdentities"
-#: What the sample's history names people by, in every form the predicates hold them.
-PLAIN = ("Ana Developer", "ana@example.com", "Bo Reviewer", "bo@example.com", '"bo"', "Mia")
+#: What the sample's history names people by, in every form the predicates hold them (as whole
+#: words: a pseudonym's base32 may well hold the letters "bo").
+PLAIN = ("Ana Developer", "ana@example.com", "Bo Reviewer", "bo@example.com", "bo", "ana", "Mia")
+
+
+def names_anyone(text: str) -> list[str]:
+    return [p for p in PLAIN if re.search(rf"\b{re.escape(p)}\b", text)]
 
 
 @dataclass(frozen=True)
@@ -102,7 +108,9 @@ def stack(
         running.kubectl("create", "namespace", NS)
         matched = {"images": [f"{registry.host}/{REPO}*"]}
         apply_and_sync(running, policy(SYSTEM, registry.host, made.public_pem, match=matched))
-        evidence = {"pseudonymousIdentities": True}
+        # the region lists the pipeline's key: pseudonyms of any other key are refused
+        keys = [load_key(made.key_file).key_id]
+        evidence = {"pseudonymousIdentities": True, "pseudonymKeyIds": keys}
         apply_and_sync(running, region_policy(SYSTEM, ["us-*"], evidence=evidence))
         try:
             yield running
@@ -136,8 +144,7 @@ def test_plain_evidence_is_refused_and_the_ledger_names_nobody(
     finally:
         ledger.close()
     recorded = json.dumps([r.decision for r in rows]) + proc.stderr
-    for person in PLAIN:
-        assert person not in recorded, person
+    assert rows and names_anyone(recorded) == []
 
 
 def test_pseudonymous_evidence_is_admitted_and_judged_as_plain_evidence_was(
@@ -176,8 +183,7 @@ def test_the_key_holder_traces_who_accepted_and_reviewed(
     common = ("trace", made.reviewed.image, "--key", str(pem), "--insecure-registry", registry.host)
     bare = cli(*common)
     assert bare.returncode == 0, bare.stderr
-    for person in PLAIN:
-        assert person.strip('"') not in bare.stdout, person
+    assert names_anyone(bare.stdout) == []
     assert "accepted by psn:" in bare.stdout
     shown = cli(*common, "--pseudonym-key", str(made.key_file), "--people", str(made.people))
     assert shown.returncode == 0, shown.stderr
@@ -188,3 +194,11 @@ def test_the_key_holder_traces_who_accepted_and_reviewed(
     assert as_json.returncode == 0, as_json.stderr
     answers = json.loads(as_json.stdout)
     assert "Ana Developer <ana@example.com>" in json.dumps(answers)
+
+
+def test_the_api_server_refuses_a_key_id_that_is_not_one(stack: ClusterStack) -> None:
+    bad = region_policy(f"{SYSTEM}-bad", ["us-*"], evidence={"pseudonymKeyIds": ["Team-Key"]})
+    proc = stack.apply(bad, check=False)
+    assert proc.returncode == 1
+    assert "spec.evidence.pseudonymKeyIds[0]" in proc.stderr, proc.stderr
+    assert "should match '^[0-9a-f]{8}$'" in proc.stderr, proc.stderr

@@ -236,3 +236,49 @@ def test_the_key_holder_sees_who_a_pseudonym_is_and_nobody_else_does() -> None:
     assert reveal(f'"{odd}"', PSEUDONYM_KEY, ['Ana "x"'], lambda v: v.replace('"', '\\"')) == (
         '"Ana \\"x\\""'
     )
+
+
+def pinned(*key_ids: str) -> PolicyIndex:
+    evidence = {"pseudonymousIdentities": True, "pseudonymKeyIds": list(key_ids)}
+    keys = region_policy("eu-keys", ["eu-*"], evidence=evidence)
+    return index([policy()], [EU, keys])
+
+
+def test_pseudonyms_of_a_key_the_region_does_not_list_are_refused() -> None:
+    """A team's own key (or a throwaway one) would hide people from everyone accountable."""
+    ours = PSEUDONYM_KEY.key_id
+    d = judge(pseudonymous(provenance()), pseudonymous(reviewed()), pinned(ours, "0badc0de"))
+    assert d.outcome == "allowed", [v.message for v in d.violations]
+
+    d = judge(pseudonymous(provenance()), pseudonymous(reviewed()), pinned("0badc0de"))
+    assert rules(d) == ["evidence.pseudonymKeyIds"]
+    assert d.violations[0].message == (
+        f"{IMAGE}: evidence.pseudonymKeyIds (RegionPolicy/eu-keys): found people named by "
+        "pseudonyms of a key this region does not list: the ai-provenance/v1 attestation under "
+        f"key {ours}; the code-review/v1 attestation under key {ours}; expected pseudonyms of "
+        "key 0badc0de, which the region's accountable people hold; fix: with the pseudonym key "
+        "whose id is 0badc0de (`affidavit pseudonym key` prints a new key's id), run `affidavit "
+        "collect provenance --repo . --base <base> --head <revision> --pseudonym-key <pseudonym "
+        "key> --output provenance.json && affidavit attest "
+        f"{IMAGE} --predicate provenance.json --type {PROV_TYPE} --key <key>`; and run "
+        "`affidavit collect review --github-pr pr.json --github-reviews reviews.json "
+        f"--github-commits commits.json --head {REV} --pseudonym-key <pseudonym key> --output "
+        f"review.json && affidavit attest {IMAGE} --predicate review.json --type {REVIEW_TYPE} "
+        "--key <key>`"
+    )
+
+
+def test_one_person_under_another_key_is_enough_to_refuse() -> None:
+    rev = pseudonymous(reviewed())
+    other = PseudonymKey(b"a second key, thirty-two bytes or more").of("carl")
+    rev["reviews"].append(approval(other) | {"independent": False})
+    d = judge(pseudonymous(provenance()), rev, pinned(PSEUDONYM_KEY.key_id))
+    assert rules(d) == ["evidence.pseudonymKeyIds"]
+    assert "the code-review/v1 attestation under key" in d.violations[0].found
+    assert "ai-provenance/v1" not in d.violations[0].found
+
+
+@pytest.mark.parametrize("key_id", ["0BADC0DE", "0badc0d", "0badc0de0", "psn:0badc0de"])
+def test_a_key_id_that_is_not_eight_lower_hex_digits_is_invalid(key_id: str) -> None:
+    keys = region_policy("eu-keys", ["eu-*"], evidence={"pseudonymKeyIds": [key_id]})
+    assert "RegionPolicy/eu-keys" in index([policy()], [keys]).errors
