@@ -229,3 +229,34 @@ def test_a_bad_key_is_refused_before_anything_is_read(
         assert (code, out) == (2, ""), args
         assert err.startswith("error: ") and message in err, err
         assert "Traceback" not in err
+
+
+@pytest.mark.parametrize("key_given", [True, False])
+def test_the_github_actions_collect_step_pseudonymises_with_its_input(
+    make_repo: Callable[[str], Repo], key_file: Path, tmp_path: Path, key_given: bool
+) -> None:
+    """The action's own step script, in bash as the runner runs it, with the real CLI."""
+    import subprocess
+    import sys
+
+    import yaml
+
+    action = yaml.safe_load((ROOT / "attestations/templates/github/action.yml").read_text())
+    assert "pseudonym-key" in action["inputs"]
+    (step,) = [s for s in action["runs"]["steps"] if s["name"] == "Collect ai-provenance/v1"]
+    repo, base, head, _ = history(make_repo)
+    out = tmp_path / "out"
+    out.mkdir()
+    env = {
+        "BASE": base, "PUSH_BEFORE": "", "TOOLS": "", "HEAD_SHA": head, "OUT": str(out),
+        "PSEUDONYM_KEY": str(key_file) if key_given else "",
+        "PATH": f"{Path(sys.executable).parent}:{os.environ.get('PATH', '/usr/bin:/bin')}",
+    }  # fmt: skip
+    assert set(step["env"]) == set(env) - {"PATH"}
+    done = subprocess.run(["bash", "-euo", "pipefail", "-c", step["run"]], cwd=repo.path,
+                          env={**os.environ, **env}, capture_output=True, text=True,
+                          timeout=120, check=False)  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    written = (out / "provenance.json").read_text()
+    assert ("alice@example.com" in written) is not key_given
+    assert (load_key(key_file).of("alice@example.com") in written) is key_given
