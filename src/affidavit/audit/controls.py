@@ -20,6 +20,29 @@ if TYPE_CHECKING:
     from affidavit.audit.tally import Tally
 
 
+#: Rule paths a preset cites that admission cannot judge: how long decisions are kept is the
+#: ledger's property, shown by the report's retention statement (``report.retention``).
+RETENTION_PATHS = frozenset({"retentionDays", "evidence.retentionDays"})
+
+
+def retention_demands() -> list[dict[str, Any]]:
+    """Each retention period a preset asks, with the control it cites: ``{"control": "PCI DSS
+    10.5.1", "preset": "pci-dss", "days": 365}``, longest first."""
+    found: dict[tuple[str, str], int] = {}
+    for preset in PRESETS.values():
+        evidence_days = preset.evidence.retention_days if preset.evidence else None
+        for path, days in (
+            ("retentionDays", preset.require.retention_days),
+            ("evidence.retentionDays", evidence_days),
+        ):
+            control = preset.control(path)
+            if days and control:
+                key = (control, preset.name)
+                found[key] = max(days, found.get(key, 0))
+    rows = [{"control": c, "preset": p, "days": d} for (c, p), d in found.items()]
+    return sorted(rows, key=lambda r: (-r["days"], r["control"], r["preset"]))
+
+
 def preset_controls() -> dict[str, dict[str, set[str]]]:
     """control -> {"presets": names citing it, "rules": the rule paths it serves}."""
     out: dict[str, dict[str, set[str]]] = {}
@@ -60,6 +83,9 @@ def control_view(t: Tally) -> list[dict[str, Any]]:
                 "excepted": c["excepted"],
                 "exceptions": sorted(exceptions.get(control, ())),
                 "damaged": damaged[control],
+                "checkedBy": "ledger retention"
+                if entry["rules"] and entry["rules"] <= RETENTION_PATHS
+                else "admission",
             }
         )
     return rows

@@ -78,6 +78,7 @@ _SECTIONS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
             "admittedWithWarning",
             "excepted",
             "exceptions",
+            "checkedBy",
         ),
     ),
     ("Per region", "byRegion", ("region", *_COUNTS)),
@@ -124,6 +125,7 @@ _LABELS = {
     "admittedWithWarning": "admitted with warning",
     "presets": "cited by presets",
     "damaged": "from the damaged range",
+    "checkedBy": "checked by",
 }
 
 
@@ -206,6 +208,8 @@ def render_markdown(r: Mapping[str, Any]) -> str:
     lines = ["# Affidavit coverage report", ""]
     lines += [f"> **{'WARNING: ' if broken else ''}{_md(r['headline'])}**", ""]
     lines += [f"Period: {_md(_period(r))}", "", _md(_integrity_line(r)), ""]
+    if "retention" in r:
+        lines += [_md(r["retention"]["statement"]), ""]
     for title, header, rows, _ in _tables(r):
         lines += [f"## {_md(title)}", ""]
         if not rows:
@@ -295,6 +299,7 @@ def render_html(r: Mapping[str, Any]) -> str:
         f'<p class="sub">{e(_period(r))}</p></header>',
         f'<p class="verdict {cls}"{role}>{e(r["headline"])}</p>',
         f"<p>{e(_integrity_line(r))}</p>",
+        *([f"<p>{e(r['retention']['statement'])}</p>"] if "retention" in r else []),
         '<div class="cards">',
         *(f'<div class="card"><b>{e(v)}</b><span>{e(k)}</span></div>' for v, k in _cards(r)),
         "</div>",

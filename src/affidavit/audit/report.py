@@ -23,6 +23,7 @@ from affidavit import __version__
 from affidavit.attestations.evidence import ImageEvidence
 from affidavit.audit.controls import control_view
 from affidavit.audit.parallel import PARALLEL_FROM, LineSink, parallel_scan
+from affidavit.audit.retention import retention_statement
 from affidavit.audit.tally import (
     AI_CLASSES,
     OUTCOMES,
@@ -369,6 +370,7 @@ def report_from_ledger(
             hint="regions in this period: " + ", ".join(r or "(none)" for r in regions),
         )
     doc = _document(t, chain, head, since, until, region, exceptions or {})
+    doc["retention"] = retention_statement(ledger, chain, generated_at)
     doc["metadata"] = {
         "generatedAt": _rfc3339(generated_at),
         "generator": f"affidavit {__version__}",

@@ -163,7 +163,8 @@ def describe_evidence(evidence: EvidenceRules) -> list[str]:
     ]
     if evidence.retention_days is not None:
         out.append(
-            f"decisions kept at least {evidence.retention_days} days (not checked at admission)"
+            f"decisions kept at least {evidence.retention_days} days (not checked at admission; "
+            "the audit report shows whether the ledger removed any)"
         )
     if evidence.pseudonymous_identities:
         out.append(

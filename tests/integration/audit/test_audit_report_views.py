@@ -6,6 +6,7 @@ parse (the fast scan falls back to the row-by-row one and names the row)."""
 from __future__ import annotations
 
 import dataclasses
+import html
 from datetime import UTC, datetime
 
 from audit_decisions import CRITICAL, SINCE, UNTIL, decision, fill, tamper
@@ -76,13 +77,20 @@ def test_the_view_by_control(ledger: Ledger) -> None:
         "excepted": 1,
         "exceptions": ["pay/inc-42"],
         "damaged": 0,
+        "checkedBy": "admission",
     }
     assert controls["SOC 2 CC8.1"]["violations"] == 1
     assert controls["SOC 2 CC8.1"]["denied"] == 1
     # every control a preset cites is listed, with or without a finding
     assert controls["NIST SP 800-53 SA-15"]["violations"] == 0
     assert controls["NIST SP 800-53 SA-15"]["presets"] == ["us-fedramp-moderate"]
-    assert "| PCI DSS 6.2.3.1 | pci-dss | 2 | 1 | 0 | 1 | pay/inc-42 |" in render_markdown(r)
+    assert "| PCI DSS 6.2.3.1 | pci-dss | 2 | 1 | 0 | 1 | pay/inc-42 | admission |" in (
+        render_markdown(r)
+    )
+    # retention is no rule admission judges: the row says who shows it, not "0 violations"
+    assert controls["PCI DSS 10.5.1"]["checkedBy"] == "ledger retention"
+    assert controls["NIST SP 800-53 AU-11"]["checkedBy"] == "ledger retention"
+    assert controls["GDPR Chapter V"]["checkedBy"] == "admission"
 
 
 def test_a_region_glob(ledger: Ledger) -> None:
@@ -152,3 +160,51 @@ def test_the_markdown_report_shows_terminal_controls_as_text(ledger: Ledger) -> 
     text = render_markdown(r)
     assert all(line.isprintable() for line in text.split("\n"))
     assert "all \\\\x1b\\[32mclean\\\\x1b\\[0m\\\\u202e" in text
+
+
+RETENTION_ASKED = (
+    "EU AI Act Art. 18 (eu-ai-act-high-risk): 3650 days, PCI DSS 10.5.1 (pci-dss): 365 days, EU "
+    "AI Act Art. 19 (eu): 183 days, NIST SP 800-53 AU-11 (us-fedramp-moderate): 90 days"
+)
+
+
+def test_the_report_says_how_long_the_ledger_has_kept_everything(ledger: Ledger) -> None:
+    fill(ledger)
+    at = datetime(2026, 4, 2, 9, 0, tzinfo=UTC)
+    r = report_from_ledger(ledger, since=SINCE, until=UNTIL, generated_at=at)
+    first = ledger.after(0, limit=1)[0]
+    kept = (at - datetime.fromisoformat(first.decision["time"].replace("Z", "+00:00"))).days
+    assert r["retention"]["nothingRemoved"] is True
+    assert r["retention"]["oldestSeq"] == 1
+    assert r["retention"]["keptDays"] == kept
+    statement = (
+        f"Retention: no decision has been removed since the ledger's first (seq 1, "
+        f"{first.decision['time']}), {kept} days before this report; the periods asked "
+        f"({RETENTION_ASKED}) are met for the ledger's whole life."
+    )
+    assert r["retention"]["statement"] == statement
+    assert html.escape(statement) in render_html(r)
+    assert "Retention: no decision has been removed" in render_markdown(r)
+
+
+def test_a_ledger_whose_oldest_decisions_were_deleted_cannot_show_retention(
+    ledger: Ledger, ledger_url: str
+) -> None:
+    """An operator short of disk deletes the oldest rows behind Affidavit's back."""
+    fill(ledger)
+    engine = create_engine(ledger_url)
+    with engine.begin() as conn:
+        conn.execute(text("DELETE FROM decision_images WHERE seq <= 2"))
+        conn.execute(text("DELETE FROM decisions WHERE seq <= 2"))
+    engine.dispose()
+    r = report_from_ledger(ledger, since=SINCE, until=UNTIL)
+    assert r["retention"]["nothingRemoved"] is False
+    assert r["retention"]["oldestSeq"] == 3
+    assert r["retention"]["statement"].startswith("Retention cannot be shown: ")
+    assert "so decisions may have been removed" in r["retention"]["statement"]
+
+
+def test_an_empty_ledger_has_nothing_to_keep(ledger: Ledger) -> None:
+    r = report_from_ledger(ledger)
+    assert r["retention"]["statement"] == "Retention: the ledger holds no decision yet."
+    assert r["retention"]["nothingRemoved"] is False

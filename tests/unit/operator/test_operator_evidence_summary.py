@@ -27,7 +27,8 @@ def test_the_compiled_summary_says_which_evidence_rules_admission_checks() -> No
         "evidence kept in eu: images only from registries placed there (checked at admission)",
         "registry.eu.example stores data in eu-west-1",
         "*.us.example stores data in us",
-        "decisions kept at least 183 days (not checked at admission)",
+        "decisions kept at least 183 days (not checked at admission; the audit report shows "
+        "whether the ledger removed any)",
         "people named only by pseudonyms in the provenance and review evidence (checked at "
         "admission)",
         "pseudonyms only of key da5469a3 or 0badc0de (checked at admission)",
