@@ -13,6 +13,8 @@ the decision is kept in the ledger, and repeating the personal data there would 
 
 from __future__ import annotations
 
+from typing import Any
+
 from affidavit.attestations.predicates import CODE_REVIEW_V1, AiProvenance, CodeReview
 from affidavit.attestations.predicates.provenance import Person
 from affidavit.attestations.predicates.review import Identity
@@ -139,6 +141,19 @@ def _found(kind: str, places: list[str]) -> str:
     )
 
 
+def _review_fix(review: CodeReview, repo_at: str, sign: str) -> str:
+    """The collect-and-attest of the review predicate, with ``--pseudonym-key``."""
+    cr, revision = review.change_request, review.source.revision
+    command = collect_review_cmd(cr.system, revision, pseudonyms=True)
+    return f"run `{command} && {attest_cmd(repo_at, 'review.json', CODE_REVIEW_V1, sign)}`"
+
+
+def _violation(
+    rule: str, req: Req[Any], found: str, expected: str, fix: str, image: str
+) -> Violation:
+    return Violation(rule, req.origin.source, found, expected, fix, image, req.origin.control)
+
+
 def pseudonym_violations(
     prov: AiProvenance | str | None,
     review: CodeReview | str | None,
@@ -148,7 +163,8 @@ def pseudonym_violations(
     sign: str,
 ) -> list[Violation]:
     """A violation for each of the verified provenance and review predicates in use that names
-    a person in plain text, when a policy requires pseudonymous identities."""
+    a person in plain text, when a policy requires pseudonymous identities, and for pseudonyms
+    of a key the region does not list."""
     out = _key_violations(prov, review, eff, image, repo_at, sign)
     req: Req[bool] | None = eff.pseudonymous_identities
     if req is None or not req.value:
@@ -159,32 +175,10 @@ def pseudonym_violations(
     )
     if isinstance(prov, AiProvenance) and (places := plain_in_provenance(prov)):
         fix = collect_provenance_fix(repo_at, sign, pseudonyms=True)
-        out.append(
-            Violation(
-                RULE,
-                req.origin.source,
-                _found("ai-provenance/v1", places),
-                expected,
-                fix,
-                image,
-                req.origin.control,
-            )
-        )
+        out.append(_violation(RULE, req, _found("ai-provenance/v1", places), expected, fix, image))
     if isinstance(review, CodeReview) and (places := plain_in_review(review)):
-        system, revision = review.change_request.system, review.source.revision
-        command = collect_review_cmd(system, revision, pseudonyms=True)
-        fix = f"run `{command} && {attest_cmd(repo_at, 'review.json', CODE_REVIEW_V1, sign)}`"
-        out.append(
-            Violation(
-                RULE,
-                req.origin.source,
-                _found("code-review/v1", places),
-                expected,
-                fix,
-                image,
-                req.origin.control,
-            )
-        )
+        fix = _review_fix(review, repo_at, sign)
+        out.append(_violation(RULE, req, _found("code-review/v1", places), expected, fix, image))
     return out
 
 
@@ -207,29 +201,24 @@ def _key_violations(
         outside = {kind: sorted(keys - allowed) for kind, keys in found.items() if keys - allowed}
         if not outside:
             continue
-        said = "; ".join(f"the {kind} attestation under key {', '.join(keys)}"
-                         for kind, keys in outside.items())  # fmt: skip
+        said = "; ".join(
+            f"the {kind} attestation under key {', '.join(keys)}" for kind, keys in outside.items()
+        )
         commands = []
         if "ai-provenance/v1" in outside:
             commands.append(collect_provenance_fix(repo_at, sign, pseudonyms=True))
         if "code-review/v1" in outside and r is not None:
-            command = collect_review_cmd(
-                r.change_request.system, r.source.revision, pseudonyms=True
-            )
-            commands.append(
-                f"run `{command} && {attest_cmd(repo_at, 'review.json', CODE_REVIEW_V1, sign)}`"
-            )
+            commands.append(_review_fix(r, repo_at, sign))
         listed = " or ".join(req.value)
         out.append(
-            Violation(
+            _violation(
                 KEYS_RULE,
-                req.origin.source,
+                req,
                 f"people named by pseudonyms of a key this region does not list: {said}",
                 f"pseudonyms of key {listed}, which the region's accountable people hold",
                 f"with the pseudonym key whose id is {listed} (`affidavit pseudonym key` prints "
                 "a new key's id), " + "; and ".join(commands),
                 image,
-                req.origin.control,
             )
         )
     return out
