@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from affidavit.cli.options import EXIT_CODES
+from affidavit.cli.options import EXIT_CODES, PeopleOpt, RevealKeyOpt, revealer
 from affidavit.names import REQUESTED_BY_ANNOTATION
 from affidavit.printable import printable
 
@@ -171,6 +171,8 @@ def why(
     kubeconfig: KubeconfigOpt = None,
     context: ContextOpt = None,
     service: ServiceOpt = DEFAULT_SERVICE,
+    pseudonym_key: RevealKeyOpt = None,
+    people: PeopleOpt = None,
 ) -> None:
     """The latest decisions for a workload and its children, newest first, in full."""
     from affidavit.cli.cluster import Cluster, ServiceRef
@@ -178,6 +180,7 @@ def why(
     from affidavit.policy.explain import explain_decision
 
     kind, name = _workload(workload)
+    shown_as = revealer(pseudonym_key, people) or (lambda text: text)
     ref = ServiceRef.parse(service)
     ns = _namespace(kubeconfig, context, namespace)
     cluster = Cluster(kubeconfig, context)
@@ -197,7 +200,7 @@ def why(
     for n, item in enumerate(shown):
         if n:
             typer.echo("")
-        typer.echo(explain_decision(Decision.from_dict(item["decision"])))
+        typer.echo(shown_as(explain_decision(Decision.from_dict(item["decision"]))))
         typer.echo(f"ledger: seq {item['seq']}, hash {item['hash']}")
     if len(mine) > limit:
         typer.echo(f"\n({len(mine) - limit} older not shown; --limit N shows more)")
@@ -210,11 +213,14 @@ def explain(
     kubeconfig: KubeconfigOpt = None,
     context: ContextOpt = None,
     service: ServiceOpt = DEFAULT_SERVICE,
+    pseudonym_key: RevealKeyOpt = None,
+    people: PeopleOpt = None,
 ) -> None:
     """One recorded decision, in full."""
     from affidavit.cli.explain import explain_recorded
 
-    explain_recorded(decision_id, None, kubeconfig, context, service, as_json)
+    shown = revealer(pseudonym_key, people, json_text=as_json) or (lambda text: text)
+    explain_recorded(decision_id, None, kubeconfig, context, service, as_json, shown)
 
 
 def _state(obj: dict[str, Any], now: datetime, soon: timedelta) -> tuple[str, str]:

@@ -135,6 +135,30 @@ def test_explain_as_a_plugin_command(proxied: ProxiedCluster) -> None:
     assert (got.returncode, got.stderr, got.stdout) == (0, "", _full([record]))
 
 
+def test_the_key_holder_reads_a_decision_with_its_people_named(
+    proxied: ProxiedCluster, tmp_path: Path
+) -> None:
+    """``--pseudonym-key`` with ``--people`` shows who a pseudonym in the record is; the record
+    here names nobody, so the text is the plain one, and one option without the other is a
+    usage error naming both."""
+    decision_id = proxied.denied("pseudonyms")
+    record = Ledger(proxied.ledger_url, read_only=True).get(decision_id)
+    assert record is not None
+    key = tmp_path / "pseudonym.key"
+    key.write_text("k" * 64 + "\n")
+    people = tmp_path / "people.txt"
+    people.write_text("rita\n")
+    for command in ("explain", "why"):
+        target = decision_id if command == "explain" else "deploy/pseudonyms"
+        extra = ("-n", "shop") if command == "why" else ()
+        got = plugin(proxied, command, target, *extra, "--pseudonym-key", str(key),
+                     "--people", str(people))  # fmt: skip
+        assert (got.returncode, got.stderr, got.stdout) == (0, "", _full([record])), command
+        half = plugin(proxied, command, target, *extra, "--people", str(people))
+        assert half.returncode == 2, command
+        assert "--people and --pseudonym-key go together" in half.stderr, command
+
+
 def _exception(name: str, expires: datetime) -> dict[str, object]:
     return {
         "apiVersion": "affidavit.dev/v1alpha1", "kind": "AccountabilityException",
