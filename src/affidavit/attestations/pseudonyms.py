@@ -45,8 +45,9 @@ _TOKEN_CHARS = 26  # of base32: 130 bits of the HMAC
 _PSEUDONYM = re.compile(r"psn:([0-9a-f]{8}):[a-z2-7]{26}")
 _ANGLE = re.compile(r"^(?P<name>[^<>]*?)\s*<(?P<email>[^<>\s]+)>$")
 #: A name may keep the AI tool's suffix collection recognised (``psn:…:… (aider)``): the suffix
-#: is the evidence that the commit was AI-generated, and names a tool, not a person.
-_NAME = re.compile(r"psn:[0-9a-f]{8}:[a-z2-7]{26}(?: \([^()\s][^()]{0,62}\))?")
+#: is the evidence that the commit was AI-generated, and names a tool, not a person. One word
+#: of a tool's name, so that a suffix cannot carry "(Alice Smith)" past the check.
+_NAME = re.compile(r"psn:[0-9a-f]{8}:[a-z2-7]{26}(?: \([A-Za-z0-9][A-Za-z0-9._-]{0,31}\))?")
 
 
 @dataclass(frozen=True)

@@ -155,6 +155,11 @@ def test_an_ai_tool_suffix_of_a_name_is_kept_and_its_evidence_pseudonymised() ->
     done["changes"][0]["evidence"][0]["detail"] = "author: Alice (aider) <alice@example.com>"
     d = judge(done, pseudonymous(reviewed()))
     assert "(commit c0ffee000000 evidence[0].detail)" in d.violations[0].found
+    # the tool's suffix is one word of a tool's name: a person's name cannot ride in it
+    done = pseudonymous(prov)
+    done["changes"][0]["author"]["name"] = PSEUDONYM_KEY.of("x") + " (Alice Smith)"
+    d = judge(done, pseudonymous(reviewed()))
+    assert "(commit c0ffee000000 author.name)" in d.violations[0].found
 
 
 def test_groups_listing_the_reviewers_pseudonyms_judge_a_security_review() -> None:
