@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from affidavit.demo.services import LocalRegistry
+from affidavit.demo.services import LocalRegistry, ReferrersRegistry
 from binary_builds import NODE_TESTS, SIGSTORE_TESTS, start_binary_builds, stop_binary_builds
 from image_builds import IMAGE_TEST_DIRS, start_background_builds, stop_background_builds
 from lanes import add_lane_option, keep_lane
@@ -92,6 +92,24 @@ def registry() -> Iterator[LocalRegistry]:
         LocalRegistry(Path(d)) as server,
     ):
         yield server
+
+
+@pytest.fixture(scope="session")
+def referrers_registry() -> Iterator[ReferrersRegistry]:
+    """A real registry with the OCI 1.1 referrers API (go-containerregistry's, built beside
+    cosign by ``scripts/k8s-binaries cosign``), shared by the session."""
+    from affidavit.envtest.binaries import BinariesMissingError
+
+    with tempfile.TemporaryDirectory(prefix="affidavit-referrers-") as d:
+        try:
+            server = ReferrersRegistry(Path(d)).start()
+        except BinariesMissingError as e:
+            missing("oci-registry", e.hint or "run `bash scripts/k8s-binaries cosign`")
+            raise
+        try:
+            yield server
+        finally:
+            server.stop()
 
 
 @pytest.fixture(scope="session")

@@ -35,6 +35,7 @@ from affidavit.attestations.store import (
     ANNOTATION_BUNDLE_PREDICATE_TYPE,
     ANNOTATION_PREDICATE_TYPE,
     BUNDLE_MEDIA_TYPE,
+    EMPTY_MEDIA_TYPE,
     FetchedAttestation,
     _artifact,
     cosign_tag,
@@ -93,6 +94,23 @@ def _referrer_descriptors(
     api: dict[str, Any] | None, tagged: Manifest | None
 ) -> list[tuple[Storage, dict[str, Any]]]:
     """Bundle referrers from the referrers API and from the fallback tag index, deduplicated."""
+
+    def bundle(entry: object) -> bool:
+        if not isinstance(entry, dict):
+            return False
+        kind = entry.get("artifactType")
+        if kind == BUNDLE_MEDIA_TYPE:
+            return True
+        # A registry that lists the config's media type (the empty one) where the artifact's
+        # own artifactType belongs, as go-containerregistry's does: the bundle's annotations
+        # still say what it is. Its manifest is read, and only its bundle layers are used.
+        annotations = entry.get("annotations")
+        return (
+            kind in (None, EMPTY_MEDIA_TYPE)
+            and isinstance(annotations, dict)
+            and (ANNOTATION_BUNDLE_CONTENT in annotations)
+        )
+
     found: list[tuple[Storage, dict[str, Any]]] = []
     seen: set[str] = set()
     sources: list[tuple[Storage, dict[str, Any] | None]] = [
@@ -101,7 +119,7 @@ def _referrer_descriptors(
     ]
     for storage, index in sources:
         for entry in (index or {}).get("manifests") or []:
-            if not isinstance(entry, dict) or entry.get("artifactType") != BUNDLE_MEDIA_TYPE:
+            if not bundle(entry):
                 continue
             if entry.get("digest") in seen:
                 continue

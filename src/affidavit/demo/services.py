@@ -17,7 +17,7 @@ from affidavit.errors import ClusterError
 
 # ManagedProcess lives in envtest (the control plane starts its components with it too); the
 # demo stack imports it from here.
-__all__ = ["LocalRegistry", "ManagedProcess"]
+__all__ = ["LocalRegistry", "ManagedProcess", "ReferrersRegistry"]
 
 
 class LocalRegistry:
@@ -73,6 +73,53 @@ class LocalRegistry:
             self._proc = None
 
     def __enter__(self) -> LocalRegistry:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+class ReferrersRegistry:
+    """go-containerregistry's in-memory registry with the OCI 1.1 referrers API on 127.0.0.1
+    (``scripts/oci-registry``): where the referrers API path is tested against a real server.
+
+    Like the registries that serve the API (GHCR, Harbor, zot), it lists an image's referrers at
+    ``/v2/NAME/referrers/DIGEST``; unlike them it sends no ``OCI-Subject`` header when a manifest
+    with a subject is pushed, and lists each referrer's config media type as its
+    ``artifactType``. Nothing it stores outlives the process."""
+
+    def __init__(self, workdir: Path) -> None:
+        self.workdir = workdir
+        self._proc: ManagedProcess | None = None
+        self.host = ""
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}"
+
+    def start(self) -> ReferrersRegistry:
+        from affidavit.envtest.binaries import find_oci_registry
+
+        binary = find_oci_registry()
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.host = f"127.0.0.1:{free_port()}"
+        self._proc = ManagedProcess(
+            "oci-registry", [str(binary), "--address", self.host], self.workdir / "registry.log"
+        )
+
+        def ready() -> bool:
+            with urllib.request.urlopen(f"{self.url}/v2/", timeout=1) as r:  # noqa: S310 - loopback
+                return bool(r.status == 200)
+
+        self._proc.wait_until(ready, "the registry answered /v2/", timeout=30)
+        return self
+
+    def stop(self) -> None:
+        if self._proc is not None:
+            self._proc.stop()
+            self._proc = None
+
+    def __enter__(self) -> ReferrersRegistry:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:

@@ -21,6 +21,7 @@ __all__ = [
     "find_binaries",
     "find_cosign",
     "find_node_binaries",
+    "find_oci_registry",
     "k8s_bin_dir",
     "node_root",
     "pinned_versions",
@@ -126,6 +127,22 @@ def find_cosign() -> Path:
             f"cosign is missing: {path}",
             hint="run `bash scripts/k8s-binaries cosign` from the repository root "
             "(builds it with Go from the module proxy), or set AFFIDAVIT_COSIGN",
+        )
+    return path
+
+
+def find_oci_registry() -> Path:
+    """The OCI registry with the referrers API that ``scripts/k8s-binaries cosign`` builds
+    (``scripts/oci-registry``, go-containerregistry at the pinned GGCR_VERSION)."""
+    version = pinned_versions().get("GGCR_VERSION")
+    if not version:
+        raise BinariesMissingError("scripts/versions.env sets no GGCR_VERSION")
+    path = cache_root() / "tools" / f"oci-registry-{version}" / "bin" / "oci-registry"
+    if not os.access(path, os.X_OK):
+        raise BinariesMissingError(
+            f"the OCI registry with the referrers API is missing: {path}",
+            hint="run `bash scripts/k8s-binaries cosign` from the repository root (builds it "
+            "with Go from the module proxy, beside cosign)",
         )
     return path
 
