@@ -120,3 +120,24 @@ def test_copy_moves_a_bundle_only_the_api_lists_to_a_registry_without_it(
     assert client.referrers(copied, image.digest) is None
     evidence = verify_image(client, str(copied), [signer[1]])
     assert [(s.predicate_type, s.storage) for s in evidence.statements] == [(TYPE, "tag-index")]
+
+
+def test_copy_into_a_registry_with_the_api_leaves_evidence_that_verifies_there(
+    client: RegistryClient,
+    registry: LocalRegistry,
+    referrers_registry: ReferrersRegistry,
+    signer: tuple[Path, KeySigner],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    image = image_on(client, registry.host)
+    attested(client, image, signer[0])
+    assert image.digest is not None
+    destination = f"{referrers_registry.host}/promoted/api{next(_n)}"
+    assert main(["copy", str(image), destination]) == 0, capsys.readouterr().err
+    capsys.readouterr()
+    copied = ImageReference.parse(f"{destination}@{image.digest}")
+    listed = client.referrers(copied, image.digest)
+    assert listed is not None and len(listed["manifests"]) == 1  # the registry indexed it
+    evidence = verify_image(client, str(copied), [signer[1]])
+    assert [s.predicate_type for s in evidence.statements] == [TYPE]
+    assert evidence.rejected == ()
