@@ -310,6 +310,15 @@ class Reconciler:
             )
             if unplaced is not None:  # fail closed: every image it covers is denied
                 problems.append(("ResidencyUndeclared", unplaced))
+            plain = (
+                health.plain_groups(
+                    index, spec.require, spec.jurisdictions, evidence, source, self.region
+                )
+                if health.applies_here(spec, self.cluster, self.region)
+                else None
+            )
+            if plain is not None:  # fail closed: every change that rule covers is denied
+                problems.append(("GroupNotPseudonymous", plain))
         if isinstance(spec, AccountabilityPolicySpec) and spec.signers is not None:
             strangers = open_signers(spec.signers)
             if strangers is not None:  # fail open for strangers: say so where it is read

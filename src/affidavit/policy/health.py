@@ -16,6 +16,11 @@ something that cannot hold, and their authors only find out from a surprised den
   RegionPolicy of this cluster's region declares any registry for (``evidence.
   registryLocations``): every image it covers is denied until someone says where the region's
   registries are;
+- a policy or RegionPolicy whose review needs approvers from a group that lists its members only
+  by login or email while the evidence must name people by pseudonyms (``evidence.
+  pseudonymousIdentities``, its own, a preset's such as eu, or a RegionPolicy's of this region):
+  no approval can match them, so every change that rule covers is denied until the group lists
+  its members' pseudonyms;
 - a RegionPolicy that does not apply to this cluster's region (the same manifests go to every
   cluster, so that is a fact to show, not an error) or whose region is unknown.
 
@@ -35,6 +40,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from fnmatch import fnmatchcase
 
+from affidavit.attestations.pseudonyms import is_pseudonym
 from affidavit.policy.index import PolicyIndex
 from affidavit.policy.lifetime import CLUSTER_SOURCE, duration, parse_time, rfc3339, too_long
 from affidavit.policy.matching import image_matches, one_repository
@@ -209,6 +215,64 @@ def missing_groups(
         lacking,
         ", and no AccountabilityPolicy or RegionPolicy defines it: every change that rule "
         "covers is denied; define the group in spec.groups (members' logins or emails)",
+    )
+
+
+def _pseudonyms_asked(
+    evidence: EvidenceRules | None, jurisdictions: Sequence[PresetName], source: str
+) -> list[str]:
+    """Who (this object, or one of its presets) has the evidence name people by pseudonyms."""
+    out = [source] if evidence is not None and evidence.pseudonymous_identities else []
+    for name in jurisdictions:
+        for preset, _chain in expand(name):
+            if preset.evidence is not None and preset.evidence.pseudonymous_identities:
+                out.append(f"preset/{preset.name}")
+    return out
+
+
+def plain_groups(
+    index: PolicyIndex,
+    require: Require,
+    jurisdictions: Sequence[PresetName],
+    evidence: EvidenceRules | None,
+    source: str,
+    region: str,
+) -> str | None:
+    """Why the reviewer-group rules of an object cannot be met while the evidence names people
+    by pseudonyms (the object's own rule, or a RegionPolicy's that applies in ``region``): a
+    group that lists members, none of them by pseudonym, matches no approver. None otherwise."""
+    asked = _pseudonyms_asked(evidence, jurisdictions, source)
+    for r in index.region_policies:
+        if applies_here(r.spec, "", region):
+            asked += _pseudonyms_asked(r.spec.evidence, r.spec.jurisdictions, f"{r.kind}/{r.name}")
+    if not asked:
+        return None
+    members: dict[str, set[str]] = {}
+    definitions = [p.spec.groups for p in index.policies]
+    definitions += [r.spec.groups for r in index.region_policies]
+    for groups in definitions:
+        for group, listed in groups.items():
+            members.setdefault(group, set()).update(listed)
+    needs = [(path, groups, source) for path, groups in _needed_groups(require)]
+    for name in jurisdictions:
+        for preset, _chain in expand(name):
+            needs += [
+                (path, groups, f"preset/{preset.name}")
+                for path, groups in _needed_groups(preset.require)
+            ]
+    lacking = (
+        f"{who} {path} needs an approver from {' or '.join(f'`{g}`' for g in groups)}, whose "
+        "members are listed by login or email"
+        for path, groups, who in needs
+        if any(members.get(g) for g in groups)
+        and not any(is_pseudonym(m) for g in groups for m in members.get(g, ()))
+    )
+    return _unmet(
+        lacking,
+        f", while {' and '.join(dict.fromkeys(asked))} has the evidence name people only by "
+        "pseudonyms: no approval can match them, so every change that rule covers is denied; "
+        "list the members' pseudonyms in spec.groups (`affidavit pseudonym of --key <pseudonym "
+        "key> LOGIN...`)",
     )
 
 

@@ -17,6 +17,7 @@ from typing import Any
 
 from operator_support import NAMESPACE, RunningOperator, get_json
 
+from affidavit.attestations.pseudonyms import PseudonymKey
 from affidavit.envtest import wait_for
 
 Kubectl = Callable[..., subprocess.CompletedProcess[str]]
@@ -245,9 +246,10 @@ def test_a_preset_needing_an_undefined_group_or_undeclared_registries_is_not_rea
     operator: RunningOperator, kubectl: Kubectl
 ) -> None:
     """eu-ai-act-high-risk needs an `oversight` approver and (through eu) evidence kept in the
-    EU. With no group and no registry declared in eu, every image it covers is denied: the
-    status says both, and turns Ready once the group is defined and a RegionPolicy of this
-    region (eu-west-1) says where its registry stores data."""
+    EU that names people by pseudonyms. With no group and no registry declared in eu, every
+    image it covers is denied: the status says both. A group of logins matches no pseudonymous
+    approver: the status says that too, and turns Ready once the group lists a pseudonym and a
+    RegionPolicy of this region (eu-west-1) says where its registry stores data."""
     apply(
         kubectl,
         {"apiVersion": API, "kind": "AccountabilityPolicy", "metadata": {"name": "e2e-oversight"},
@@ -272,10 +274,18 @@ def test_a_preset_needing_an_undefined_group_or_undeclared_registries_is_not_rea
         assert any(p["name"] == "e2e-oversight" for p in index(kubectl)["policies"])
         kubectl("patch", "accountabilitypolicy", "e2e-oversight", "--type=merge",
                 "-p", json.dumps({"spec": {"groups": {"oversight": ["olga"]}}}))  # fmt: skip
-        c = policy_ready(
-            kubectl, "e2e-oversight", False, "to name only the residency", "ResidencyUndeclared"
+        # the eu preset has the evidence name people by pseudonyms: a login matches no one
+        plain = (
+            "preset/eu-ai-act-high-risk tiers.*.reviewerGroups needs an approver from "
+            "`oversight`, whose members are listed by login or email, while preset/eu has the "
+            "evidence name people only by pseudonyms: no approval can match them, so every "
+            "change that rule covers is denied; list the members' pseudonyms in spec.groups "
+            "(`affidavit pseudonym of --key <pseudonym key> LOGIN...`)"
         )
-        assert c["message"] == f"compiled and enforced, but {residency}"
+        c = policy_ready(
+            kubectl, "e2e-oversight", False, "to name the residency", "ResidencyUndeclared"
+        )
+        assert c["message"] == f"compiled and enforced, but {residency}; and {plain}"
 
         def region_policy(name: str, regions: list[str]) -> dict[str, Any]:
             where = [{"registry": "registry.example", "location": "eu"}]
@@ -291,7 +301,13 @@ def test_a_preset_needing_an_undefined_group_or_undeclared_registries_is_not_rea
         c = policy_ready(kubectl, "e2e-oversight", False, "to stay not ready")
         assert c["reason"] == "ResidencyUndeclared"
         apply(kubectl, region_policy("e2e-eu-registries", ["eu-*"]))
-        policy_ready(kubectl, "e2e-oversight", True, "to be Ready once its registry is placed")
+        c = policy_ready(kubectl, "e2e-oversight", False, "to name only the plain group",
+                         "GroupNotPseudonymous")  # fmt: skip
+        assert c["message"] == f"compiled and enforced, but {plain}"
+        olga = PseudonymKey(b"the e2e pipeline's pseudonym key, 32 bytes").of("olga")
+        kubectl("patch", "accountabilitypolicy", "e2e-oversight", "--type=merge",
+                "-p", json.dumps({"spec": {"groups": {"oversight": [olga]}}}))  # fmt: skip
+        policy_ready(kubectl, "e2e-oversight", True, "to be Ready once the group is pseudonymous")
         placed = get_json(kubectl, "regionpolicy", "e2e-eu-registries")
         assert placed["status"]["compiled"]["evidence"] == ["registry.example stores data in eu"]
     finally:

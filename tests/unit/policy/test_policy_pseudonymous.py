@@ -287,3 +287,29 @@ def test_one_person_under_another_key_is_enough_to_refuse() -> None:
 def test_a_key_id_that_is_not_eight_lower_hex_digits_is_invalid(key_id: str) -> None:
     keys = region_policy("eu-keys", ["eu-*"], evidence={"pseudonymKeyIds": [key_id]})
     assert "RegionPolicy/eu-keys" in index([policy()], [keys]).errors
+
+
+def test_the_status_says_when_a_group_of_logins_can_match_no_pseudonymous_approver() -> None:
+    from affidavit.policy import health
+
+    secure = {"critical": {"independentApprovals": 1, "securityReview": True}}
+    require = policy()["spec"]["require"] | {"tiers": secure}
+
+    def why(groups: dict[str, list[str]], region: str = "eu-west-1", **evidence: Any) -> Any:
+        regional = region_policy("eu-people", ["eu-*"], evidence=evidence or None)
+        ix = index([policy(groups=groups, require=require)], [regional])
+        (p,) = ix.policies
+        source = "AccountabilityPolicy/baseline"
+        return health.plain_groups(ix, p.spec.require, p.spec.jurisdictions, None, source, region)
+
+    assert why({"security": ["sam"]}, pseudonymousIdentities=True) == (
+        "AccountabilityPolicy/baseline tiers.critical.securityReview needs an approver from "
+        "`security`, whose members are listed by login or email, while RegionPolicy/eu-people "
+        "has the evidence name people only by pseudonyms: no approval can match them, so every "
+        "change that rule covers is denied; list the members' pseudonyms in spec.groups "
+        "(`affidavit pseudonym of --key <pseudonym key> LOGIN...`)"
+    )
+    sam = PSEUDONYM_KEY.of("sam")
+    assert why({"security": ["sam", sam]}, pseudonymousIdentities=True) is None
+    assert why({"security": ["sam"]}, region="us-east-1", pseudonymousIdentities=True) is None
+    assert why({"security": ["sam"]}) is None  # no pseudonyms asked: logins match
