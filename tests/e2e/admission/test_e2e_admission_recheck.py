@@ -332,6 +332,36 @@ def test_a_residency_the_region_adds_turns_pass_into_fail_until_the_registry_is_
         stack.kubectl("delete", "deployment", app, "-n", NS, "--ignore-not-found")
 
 
+def test_pseudonyms_the_region_asks_for_are_reported_and_the_workload_still_scales(
+    stack: ClusterStack, releases: Releases
+) -> None:
+    """A regional operator starts requiring pseudonymous evidence (the eu preset's GDPR rule)
+    where a workload attested with plain names already runs: it is reported, never evicted,
+    and scaling it still works (its new Pods are its admitted template's); dropping the rule
+    clears the result."""
+    reviewed, app, name = releases.reviewed, "who-api", "recheck-pseudonyms"
+    stack.apply(deployment(app, NS, reviewed.image))
+    wait_for(lambda: len(pods(stack, app)) == 1, "the controller manager to create the Pod")
+    wait_for(lambda: result_for(stack, app, "pass"), "a pass result for the Deployment")
+    before = pods(stack, app)
+    try:
+        stack.apply(region_policy(name, ["us-*"], evidence={"pseudonymousIdentities": True}))
+        failed = wait_for(lambda: result_for(stack, app, "fail"), "the result to turn to fail")
+        assert (failed["policy"], failed["rule"]) == (
+            f"RegionPolicy/{name}",
+            "evidence.pseudonymousIdentities",
+        )
+        assert "names people in plain text in" in failed["message"]
+        assert pods(stack, app) == before  # reported, not evicted
+        stack.kubectl("scale", "deployment", app, "-n", NS, "--replicas=2")
+        wait_for(lambda: len(pods(stack, app)) == 2, "the scaled Deployment's second Pod")
+        stack.kubectl("delete", "regionpolicy", name)
+        wait_for(lambda: result_for(stack, app, "pass"), "a pass once the rule is gone")
+    finally:
+        stack.kubectl("delete", "regionpolicy", name, "--ignore-not-found")
+        stack.kubectl("delete", "deployment", app, "-n", NS, "--ignore-not-found")
+
+
 def test_deleting_a_workload_removes_its_result_and_the_last_one_the_report(
     stack: ClusterStack, metrics_port: int
 ) -> None:
