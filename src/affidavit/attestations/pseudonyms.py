@@ -67,13 +67,6 @@ class PseudonymKey:
         token = base64.b32encode(mac).decode("ascii").lower()[:_TOKEN_CHARS]
         return f"psn:{self.key_id}:{token}"
 
-    def of_name(self, name: str, tool_suffix: str | None = None) -> str:
-        """A name's pseudonym, keeping ``tool_suffix`` (``(aider)``) when the name ends in it."""
-        if tool_suffix and name.lower().endswith(tool_suffix.lower()):
-            human = name[: len(name) - len(tool_suffix)].strip()
-            return f"{self.of(human)} {name[len(name) - len(tool_suffix) :].strip()}"
-        return self.of(name)
-
 
 def bot_account(who: Identity) -> bool:
     """A review identity that is a bot's account, not a person: flagged as a bot and called

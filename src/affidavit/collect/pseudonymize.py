@@ -45,8 +45,9 @@ class _Names:
         found = self._seen.get((name, True))
         if found is None:
             hit = self.registry.by_name_suffix(name)
-            suffix = name[len(hit[1]) :].strip() if hit is not None and hit[1] else None
-            found = self._seen[(name, True)] = self.key.of_name(name, suffix)
+            # the tool's suffix kept as its id, one word (``(aider)``), whatever the name wrote
+            found = f"{self.key.of(hit[1])} ({hit[0].id})" if hit and hit[1] else self.key.of(name)
+            self._seen[(name, True)] = found
         return found
 
     def person(self, person: Person) -> Person:
