@@ -15,13 +15,14 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import re
 import ssl
 import threading
 from collections.abc import Collection, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import urljoin
+from urllib.parse import urljoin, urlsplit
 
 from affidavit.attestations.reference import ImageReference, canonical_host, is_digest
 from affidavit.attestations.registry_auth import (
@@ -68,6 +69,9 @@ __all__ = [
 DEFAULT_MAX_BYTES = 4 * 1024 * 1024
 ERROR_BODY_BYTES = 64 * 1024  # of an error answer to a streamed blob, read for its message
 MAX_TOKENS = 1024  # bearer tokens a client keeps, by (registry, repository)
+#: Pages of one referrers list read at most (``Link: <URL>; rel="next"``).
+MAX_REFERRER_PAGES = 16
+_NEXT_PAGE = re.compile(r'<([^<>]*)>\s*;\s*rel="?next"?', re.IGNORECASE)
 
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
@@ -408,17 +412,44 @@ class RegistryClient:
         return False
 
     def referrers(self, ref: ImageReference, digest: str) -> dict[str, Any] | None:
-        """The referrers index for ``digest``, or None when the registry has no referrers API."""
-        r = self._request(
-            "GET", ref, f"referrers/{digest}", accept=(OCI_INDEX,), limit=self.max_bytes
-        )
-        if r.status in (404, 400, 405):
-            return None
-        self._check(r, "GET", ref)
-        if not r.headers.get("content-type", "").startswith(OCI_INDEX):
-            return None
-        value = json.loads(r.body)
-        return value if isinstance(value, dict) else None
+        """The referrers index for ``digest``, or None when the registry has no referrers API.
+
+        A registry may split the list into pages (``Link: <…>; rel="next"``, OCI distribution
+        1.1): each page's ``manifests`` are joined, for at most ``MAX_REFERRER_PAGES`` pages and
+        ``max_bytes`` in all.
+        A next page on another host is not asked for (the request would carry this registry's
+        credentials there). Either way what was read is returned: a referrer not in it is
+        evidence not found, which denies, never an outage that ``failurePolicy`` could admit.
+        """
+        url = f"{self._base(ref)}referrers/{digest}"
+        document: dict[str, Any] | None = None
+        manifests: list[Any] = []
+        read = 0
+        for _page in range(MAX_REFERRER_PAGES):
+            r = self._request("GET", ref, url, accept=(OCI_INDEX,), limit=self.max_bytes - read)
+            if document is None and r.status in (404, 400, 405):
+                return None
+            if document is not None and r.status != 200:
+                break  # a later page that fails ends the list: nothing read is an outage
+            self._check(r, "GET", ref)
+            read += len(r.body)
+            value = (
+                json.loads(r.body)
+                if r.headers.get("content-type", "").startswith(OCI_INDEX)
+                else None
+            )
+            if not isinstance(value, dict):
+                break  # not an index: no API on the first page, the end of the list after it
+            document = document if document is not None else value
+            listed = value.get("manifests")
+            manifests += listed if isinstance(listed, list) else []
+            following = _NEXT_PAGE.search(r.headers.get("link", ""))
+            if following is None:
+                break
+            url, here = urljoin(url, following.group(1)), url
+            if urlsplit(url)[:2] != urlsplit(here)[:2] or read >= self.max_bytes:
+                break
+        return None if document is None else {**document, "manifests": manifests}
 
     # -- transport --------------------------------------------------------------------------
 

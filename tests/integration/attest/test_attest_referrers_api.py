@@ -8,12 +8,15 @@ cosign writes none where the API answers); an image's referrers never stand for 
 ``affidavit copy`` moves a bundle the API alone lists to a registry without the API, where it
 verifies through the fallback tag index. This registry, like some others, lists a referrer's
 config media type (the empty one) where the artifact's own ``artifactType`` belongs: the bundle
-is still recognised by its annotations.
+is still recognised by its annotations. A list the registry splits into pages (``Link``) is read
+to its end, through a front that pages the real registry's list (no registry here pages), but
+never from another host.
 """
 
 from __future__ import annotations
 
 import itertools
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -24,12 +27,13 @@ from affidavit.attestations.dsse import sign_envelope
 from affidavit.attestations.evidence import KeySigner
 from affidavit.attestations.image import push_sample_image
 from affidavit.attestations.keys import generate_key_pair, load_signer
-from affidavit.attestations.registry import ImageReference, RegistryClient
+from affidavit.attestations.registry import OCI_INDEX, ImageReference, RegistryClient
 from affidavit.attestations.statement import make_statement
 from affidavit.attestations.store import AttachResult, attach, cosign_tag, index_tag
 from affidavit.attestations.verify import verify_image
 from affidavit.cli.main import main
 from affidavit.demo.services import LocalRegistry, ReferrersRegistry
+from hostile_registries import Behaviour, Reply, Seen, hostile_registry
 
 TYPE = "https://affidavit.dev/attestations/ai-provenance/v1"
 _n = itertools.count()
@@ -141,3 +145,70 @@ def test_copy_into_a_registry_with_the_api_leaves_evidence_that_verifies_there(
     evidence = verify_image(client, str(copied), [signer[1]])
     assert [s.predicate_type for s in evidence.statements] == [TYPE]
     assert evidence.rejected == ()
+
+
+REVIEW = "https://affidavit.dev/attestations/code-review/v1"
+
+
+def paginating(real: str, page_size: int = 1, next_host: str | None = None) -> Behaviour:
+    """A front to the real registry at ``real`` that serves its referrers lists one entry a
+    page with ``Link: <…>; rel="next"`` (as the OCI 1.1 spec lets a registry), the next page on
+    ``next_host`` when given, and redirects every other request to the real registry."""
+
+    def answer(req: Seen) -> Reply:
+        path, _, query = req.path.partition("?")
+        if "/referrers/" not in path:
+            return Reply(307, {"Location": real + req.path})
+        whole = json.loads(httpx.get(real + path).content)
+        page = int(query.removeprefix("page=") or 0) if query.startswith("page=") else 0
+        entries = sorted(whole["manifests"], key=lambda m: m["digest"])  # Go map order varies
+        shown = {**whole, "manifests": entries[page * page_size : (page + 1) * page_size]}
+        headers = {"Content-Type": OCI_INDEX}
+        if (page + 1) * page_size < len(entries):
+            there = f"http://{next_host}" if next_host else ""
+            headers["Link"] = f'<{there}{path}?page={page + 1}>; rel="next"'
+        return Reply(200, headers, json.dumps(shown).encode())
+
+    return answer
+
+
+def two_bundles_the_api_alone_lists(
+    client: RegistryClient, referrers_registry: ReferrersRegistry, key: Path
+) -> ImageReference:
+    image = image_on(client, referrers_registry.host)
+    assert image.digest is not None
+    for predicate_type in (TYPE, REVIEW):
+        statement = make_statement(image.name, image.digest, predicate_type, {"n": 1})
+        envelope = sign_envelope(statement, load_signer(key)).to_json()
+        attach(client, image, predicate_type, envelope=envelope)
+    delete_tag(image, index_tag(image.digest))
+    delete_tag(image, cosign_tag(image.digest))
+    return image
+
+
+def test_a_referrers_list_in_pages_is_read_to_its_end(
+    client: RegistryClient, referrers_registry: ReferrersRegistry, signer: tuple[Path, KeySigner]
+) -> None:
+    image = two_bundles_the_api_alone_lists(client, referrers_registry, signer[0])
+    with hostile_registry(paginating(referrers_registry.url)) as front:
+        fronted = f"{front.host}/{image.repository}@{image.digest}"
+        evidence = verify_image(client, fronted, [signer[1]])
+        pages = [s.path for s in front.seen if "/referrers/" in s.path]
+    assert sorted(s.predicate_type for s in evidence.statements) == sorted((TYPE, REVIEW))
+    assert len(pages) == 2 and pages[1].endswith("?page=1")
+
+
+def test_a_next_page_on_another_host_is_not_asked_for(
+    client: RegistryClient, referrers_registry: ReferrersRegistry, signer: tuple[Path, KeySigner]
+) -> None:
+    """The request would carry this registry's credentials to that host: the list ends there,
+    and what it lacks is evidence not found (a denial), never an outage."""
+    image = two_bundles_the_api_alone_lists(client, referrers_registry, signer[0])
+    with (
+        hostile_registry(lambda _req: Reply(500)) as elsewhere,
+        hostile_registry(paginating(referrers_registry.url, next_host=elsewhere.host)) as front,
+    ):
+        fronted = f"{front.host}/{image.repository}@{image.digest}"
+        evidence = verify_image(client, fronted, [signer[1]])
+    assert elsewhere.seen == []
+    assert len(evidence.statements) == 1
