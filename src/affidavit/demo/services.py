@@ -20,17 +20,39 @@ from affidavit.errors import ClusterError
 __all__ = ["LocalRegistry", "ManagedProcess", "ReferrersRegistry"]
 
 
-class LocalRegistry:
-    """Debian's docker-registry (distribution 2.8: no referrers API) on 127.0.0.1."""
+class _LoopbackRegistry:
+    """A registry process on 127.0.0.1: its address, readiness, and stopping it."""
 
-    def __init__(self, root: Path) -> None:
-        self.root = root
+    def __init__(self) -> None:
         self._proc: ManagedProcess | None = None
         self.host = ""
 
     @property
     def url(self) -> str:
         return f"http://{self.host}"
+
+    def _started(self, proc: ManagedProcess) -> None:
+        """Keep ``proc`` and wait until it answers ``/v2/``."""
+        self._proc = proc
+
+        def ready() -> bool:
+            with urllib.request.urlopen(f"{self.url}/v2/", timeout=1) as r:  # noqa: S310 - loopback
+                return bool(r.status == 200)
+
+        proc.wait_until(ready, "the registry answered /v2/", timeout=30)
+
+    def stop(self) -> None:
+        if self._proc is not None:
+            self._proc.stop()
+            self._proc = None
+
+
+class LocalRegistry(_LoopbackRegistry):
+    """Debian's docker-registry (distribution 2.8: no referrers API) on 127.0.0.1."""
+
+    def __init__(self, root: Path) -> None:
+        super().__init__()
+        self.root = root
 
     @property
     def pid(self) -> int | None:
@@ -56,21 +78,12 @@ class LocalRegistry:
             "  delete:\n    enabled: true\n"
             f"http:\n  addr: {self.host}\n"
         )
-        self._proc = ManagedProcess(
-            "docker-registry", [binary, "serve", str(config)], self.root / "registry.log"
+        self._started(
+            ManagedProcess(
+                "docker-registry", [binary, "serve", str(config)], self.root / "registry.log"
+            )
         )
-
-        def ready() -> bool:
-            with urllib.request.urlopen(f"{self.url}/v2/", timeout=1) as r:  # noqa: S310 - loopback
-                return bool(r.status == 200)
-
-        self._proc.wait_until(ready, "the registry answered /v2/", timeout=30)
         return self
-
-    def stop(self) -> None:
-        if self._proc is not None:
-            self._proc.stop()
-            self._proc = None
 
     def __enter__(self) -> LocalRegistry:
         return self.start()
@@ -79,7 +92,7 @@ class LocalRegistry:
         self.stop()
 
 
-class ReferrersRegistry:
+class ReferrersRegistry(_LoopbackRegistry):
     """go-containerregistry's in-memory registry with the OCI 1.1 referrers API on 127.0.0.1
     (``scripts/oci-registry``): where the referrers API path is tested against a real server.
 
@@ -89,13 +102,8 @@ class ReferrersRegistry:
     ``artifactType``. Nothing it stores outlives the process."""
 
     def __init__(self, workdir: Path) -> None:
+        super().__init__()
         self.workdir = workdir
-        self._proc: ManagedProcess | None = None
-        self.host = ""
-
-    @property
-    def url(self) -> str:
-        return f"http://{self.host}"
 
     def start(self) -> ReferrersRegistry:
         from affidavit.envtest.binaries import find_oci_registry
@@ -103,21 +111,12 @@ class ReferrersRegistry:
         binary = find_oci_registry()
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.host = f"127.0.0.1:{free_port()}"
-        self._proc = ManagedProcess(
-            "oci-registry", [str(binary), "--address", self.host], self.workdir / "registry.log"
+        self._started(
+            ManagedProcess(
+                "oci-registry", [str(binary), "--address", self.host], self.workdir / "registry.log"
+            )
         )
-
-        def ready() -> bool:
-            with urllib.request.urlopen(f"{self.url}/v2/", timeout=1) as r:  # noqa: S310 - loopback
-                return bool(r.status == 200)
-
-        self._proc.wait_until(ready, "the registry answered /v2/", timeout=30)
         return self
-
-    def stop(self) -> None:
-        if self._proc is not None:
-            self._proc.stop()
-            self._proc = None
 
     def __enter__(self) -> ReferrersRegistry:
         return self.start()

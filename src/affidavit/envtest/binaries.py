@@ -109,42 +109,41 @@ def find_binaries(required: tuple[str, ...] = CONTROL_PLANE_BINARIES) -> Path:
     return directory
 
 
+def _tool(name: str, pin: str, what: str, hint: str, override: str | None = None) -> Path:
+    """``tools/NAME-<PIN's version>/bin/NAME`` in the cache (or ``override``), executable."""
+    if override:
+        path = Path(override)
+    else:
+        version = pinned_versions().get(pin)
+        if not version:
+            raise BinariesMissingError(f"scripts/versions.env sets no {pin}")
+        path = cache_root() / "tools" / f"{name}-{version}" / "bin" / name
+    if not os.access(path, os.X_OK):
+        raise BinariesMissingError(f"{what} is missing: {path}", hint=hint)
+    return path
+
+
 def find_cosign() -> Path:
     """The cosign binary ``scripts/k8s-binaries cosign`` built for the pinned COSIGN_VERSION.
 
     ``$AFFIDAVIT_COSIGN`` (a path to a cosign binary) wins when set.
     """
-    override = os.environ.get("AFFIDAVIT_COSIGN")
-    if override:
-        path = Path(override)
-    else:
-        version = pinned_versions().get("COSIGN_VERSION")
-        if not version:
-            raise BinariesMissingError("scripts/versions.env sets no COSIGN_VERSION")
-        path = cache_root() / "tools" / f"cosign-{version}" / "bin" / "cosign"
-    if not os.access(path, os.X_OK):
-        raise BinariesMissingError(
-            f"cosign is missing: {path}",
-            hint="run `bash scripts/k8s-binaries cosign` from the repository root "
-            "(builds it with Go from the module proxy), or set AFFIDAVIT_COSIGN",
-        )
-    return path
+    hint = (
+        "run `bash scripts/k8s-binaries cosign` from the repository root (builds it with Go "
+        "from the module proxy), or set AFFIDAVIT_COSIGN"
+    )
+    return _tool("cosign", "COSIGN_VERSION", "cosign", hint, os.environ.get("AFFIDAVIT_COSIGN"))
 
 
 def find_oci_registry() -> Path:
     """The OCI registry with the referrers API that ``scripts/k8s-binaries cosign`` builds
     (``scripts/oci-registry``, go-containerregistry at the pinned GGCR_VERSION)."""
-    version = pinned_versions().get("GGCR_VERSION")
-    if not version:
-        raise BinariesMissingError("scripts/versions.env sets no GGCR_VERSION")
-    path = cache_root() / "tools" / f"oci-registry-{version}" / "bin" / "oci-registry"
-    if not os.access(path, os.X_OK):
-        raise BinariesMissingError(
-            f"the OCI registry with the referrers API is missing: {path}",
-            hint="run `bash scripts/k8s-binaries cosign` from the repository root (builds it "
-            "with Go from the module proxy, beside cosign)",
-        )
-    return path
+    hint = (
+        "run `bash scripts/k8s-binaries cosign` from the repository root (builds it with Go "
+        "from the module proxy, beside cosign)"
+    )
+    what = "the OCI registry with the referrers API"
+    return _tool("oci-registry", "GGCR_VERSION", what, hint)
 
 
 def node_root() -> Path:

@@ -192,13 +192,11 @@ def _needed_groups(require: Require) -> Iterable[tuple[str, tuple[str, ...]]]:
             yield f"tiers.{tier}.securityReview", (SECURITY_GROUP,)
 
 
-def missing_groups(
-    index: PolicyIndex, require: Require, jurisdictions: Sequence[PresetName], source: str
-) -> str | None:
-    """Why the reviewer-group rules of an object cannot be met, or None when they can."""
-    defined = {g for p in index.policies for g in p.spec.groups} | {
-        g for r in index.region_policies for g in r.spec.groups
-    }
+def _group_needs(
+    require: Require, jurisdictions: Sequence[PresetName], source: str
+) -> list[tuple[str, tuple[str, ...], str]]:
+    """(rule path, the groups one of which must approve, who asks) of an object and its
+    presets."""
     needs = [(path, groups, source) for path, groups in _needed_groups(require)]
     for name in jurisdictions:
         for preset, _chain in expand(name):
@@ -206,6 +204,17 @@ def missing_groups(
                 (path, groups, f"preset/{preset.name}")
                 for path, groups in _needed_groups(preset.require)
             ]
+    return needs
+
+
+def missing_groups(
+    index: PolicyIndex, require: Require, jurisdictions: Sequence[PresetName], source: str
+) -> str | None:
+    """Why the reviewer-group rules of an object cannot be met, or None when they can."""
+    defined = {g for p in index.policies for g in p.spec.groups} | {
+        g for r in index.region_policies for g in r.spec.groups
+    }
+    needs = _group_needs(require, jurisdictions, source)
     lacking = (
         f"{who} {path} needs an approver from {' or '.join(f'`{g}`' for g in groups)}"
         for path, groups, who in needs
@@ -253,13 +262,7 @@ def plain_groups(
     for groups in definitions:
         for group, listed in groups.items():
             members.setdefault(group, set()).update(listed)
-    needs = [(path, groups, source) for path, groups in _needed_groups(require)]
-    for name in jurisdictions:
-        for preset, _chain in expand(name):
-            needs += [
-                (path, groups, f"preset/{preset.name}")
-                for path, groups in _needed_groups(preset.require)
-            ]
+    needs = _group_needs(require, jurisdictions, source)
     lacking = (
         f"{who} {path} needs an approver from {' or '.join(f'`{g}`' for g in groups)}, whose "
         "members are listed by login or email"

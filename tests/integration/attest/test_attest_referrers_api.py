@@ -36,6 +36,7 @@ from affidavit.demo.services import LocalRegistry, ReferrersRegistry
 from hostile_registries import Behaviour, Reply, Seen, hostile_registry
 
 TYPE = "https://affidavit.dev/attestations/ai-provenance/v1"
+REVIEW = "https://affidavit.dev/attestations/code-review/v1"
 _n = itertools.count()
 
 
@@ -72,6 +73,22 @@ def delete_tag(image: ImageReference, tag: str) -> None:
     assert httpx.delete(url).status_code in (200, 202)
 
 
+def only_the_api_lists(
+    client: RegistryClient, referrers_registry: ReferrersRegistry, key: Path, *types: str
+) -> ImageReference:
+    """A new image with one attestation of each of ``types``, whose bundles only the referrers
+    API lists (its fallback tag index and cosign tag removed, as a cleanup might)."""
+    image = image_on(client, referrers_registry.host)
+    assert image.digest is not None
+    for predicate_type in types:
+        statement = make_statement(image.name, image.digest, predicate_type, {"n": 1})
+        envelope = sign_envelope(statement, load_signer(key)).to_json()
+        attach(client, image, predicate_type, envelope=envelope)
+    delete_tag(image, index_tag(image.digest))
+    delete_tag(image, cosign_tag(image.digest))
+    return image
+
+
 def test_the_api_lists_the_bundle_attest_pushed(
     client: RegistryClient, referrers_registry: ReferrersRegistry, signer: tuple[Path, KeySigner]
 ) -> None:
@@ -94,11 +111,7 @@ def test_the_api_lists_the_bundle_attest_pushed(
 def test_a_bundle_only_the_api_lists_verifies(
     client: RegistryClient, referrers_registry: ReferrersRegistry, signer: tuple[Path, KeySigner]
 ) -> None:
-    image = image_on(client, referrers_registry.host)
-    attested(client, image, signer[0])
-    assert image.digest is not None
-    delete_tag(image, index_tag(image.digest))
-    delete_tag(image, cosign_tag(image.digest))
+    image = only_the_api_lists(client, referrers_registry, signer[0], TYPE)
     evidence = verify_image(client, str(image), [signer[1]])
     assert [(s.predicate_type, s.storage) for s in evidence.statements] == [(TYPE, "referrer")]
     assert evidence.rejected == ()
@@ -111,11 +124,7 @@ def test_copy_moves_a_bundle_only_the_api_lists_to_a_registry_without_it(
     signer: tuple[Path, KeySigner],
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    image = image_on(client, referrers_registry.host)
-    attested(client, image, signer[0])
-    assert image.digest is not None
-    delete_tag(image, index_tag(image.digest))
-    delete_tag(image, cosign_tag(image.digest))
+    image = only_the_api_lists(client, referrers_registry, signer[0], TYPE)
     destination = f"{mirror_registry.host}/mirror/api{next(_n)}"
     assert main(["copy", str(image), destination]) == 0, capsys.readouterr().err
     capsys.readouterr()
@@ -147,9 +156,6 @@ def test_copy_into_a_registry_with_the_api_leaves_evidence_that_verifies_there(
     assert evidence.rejected == ()
 
 
-REVIEW = "https://affidavit.dev/attestations/code-review/v1"
-
-
 def paginating(real: str, page_size: int = 1, next_host: str | None = None) -> Behaviour:
     """A front to the real registry at ``real`` that serves its referrers lists one entry a
     page with ``Link: <…>; rel="next"`` (as the OCI 1.1 spec lets a registry), the next page on
@@ -172,24 +178,10 @@ def paginating(real: str, page_size: int = 1, next_host: str | None = None) -> B
     return answer
 
 
-def two_bundles_the_api_alone_lists(
-    client: RegistryClient, referrers_registry: ReferrersRegistry, key: Path
-) -> ImageReference:
-    image = image_on(client, referrers_registry.host)
-    assert image.digest is not None
-    for predicate_type in (TYPE, REVIEW):
-        statement = make_statement(image.name, image.digest, predicate_type, {"n": 1})
-        envelope = sign_envelope(statement, load_signer(key)).to_json()
-        attach(client, image, predicate_type, envelope=envelope)
-    delete_tag(image, index_tag(image.digest))
-    delete_tag(image, cosign_tag(image.digest))
-    return image
-
-
 def test_a_referrers_list_in_pages_is_read_to_its_end(
     client: RegistryClient, referrers_registry: ReferrersRegistry, signer: tuple[Path, KeySigner]
 ) -> None:
-    image = two_bundles_the_api_alone_lists(client, referrers_registry, signer[0])
+    image = only_the_api_lists(client, referrers_registry, signer[0], TYPE, REVIEW)
     with hostile_registry(paginating(referrers_registry.url)) as front:
         fronted = f"{front.host}/{image.repository}@{image.digest}"
         evidence = verify_image(client, fronted, [signer[1]])
@@ -203,7 +195,7 @@ def test_a_next_page_on_another_host_is_not_asked_for(
 ) -> None:
     """The request would carry this registry's credentials to that host: the list ends there,
     and what it lacks is evidence not found (a denial), never an outage."""
-    image = two_bundles_the_api_alone_lists(client, referrers_registry, signer[0])
+    image = only_the_api_lists(client, referrers_registry, signer[0], TYPE, REVIEW)
     with (
         hostile_registry(lambda _req: Reply(500)) as elsewhere,
         hostile_registry(paginating(referrers_registry.url, next_host=elsewhere.host)) as front,
