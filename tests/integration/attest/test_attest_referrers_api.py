@@ -125,6 +125,7 @@ def test_copy_moves_a_bundle_only_the_api_lists_to_a_registry_without_it(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     image = only_the_api_lists(client, referrers_registry, signer[0], TYPE)
+    assert image.digest is not None
     destination = f"{mirror_registry.host}/mirror/api{next(_n)}"
     assert main(["copy", str(image), destination]) == 0, capsys.readouterr().err
     capsys.readouterr()
