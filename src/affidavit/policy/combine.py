@@ -140,6 +140,12 @@ class EffectivePolicy:
     def require_digest(self) -> bool:
         return self.require_digest_req is not None and self.require_digest_req.value
 
+    @property
+    def pseudonyms(self) -> bool:
+        """Whether the evidence must name people by pseudonyms: every ``affidavit collect`` a
+        fix names then carries ``--pseudonym-key``."""
+        return self.pseudonymous_identities is not None and self.pseudonymous_identities.value
+
     def members(self, group: str) -> frozenset[str] | None:
         """Members of ``group`` (lower-cased logins/emails), or None when no policy defines it."""
         for name, members in self.groups:

@@ -48,18 +48,6 @@ def attest_cmd(image: str, predicate_file: str, predicate_type: str, sign: str) 
 PSEUDONYM_FLAG = " --pseudonym-key <pseudonym key>"
 
 
-def with_pseudonyms(violation: Violation) -> Violation:
-    """``violation`` with ``--pseudonym-key`` in each ``affidavit collect`` command of its fix
-    that lacks it: where the policy requires pseudonymous identities, a fix that collected
-    plain evidence would only lead to the next denial."""
-    fix = re.sub(
-        r"(affidavit collect (?:provenance|review) [^`]*?)( --output (?:provenance|review)\.json)",
-        lambda m: m[0] if PSEUDONYM_FLAG in m[1] else m[1] + PSEUDONYM_FLAG + m[2],
-        violation.fix,
-    )
-    return violation if fix == violation.fix else replace(violation, fix=fix)
-
-
 def collect_provenance_fix(image: str, sign: str, *, pseudonyms: bool = False) -> str:
     flag = PSEUDONYM_FLAG if pseudonyms else ""
     return (

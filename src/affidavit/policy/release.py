@@ -50,7 +50,7 @@ def check_release_approver(
     if req is None or not touched.any_ai:
         return []
     origin = req.origin
-    sign = signing(eff.signers)
+    sign, pseudonyms = signing(eff.signers), eff.pseudonyms
 
     def v(found: str, expected: str, fix: str) -> Violation:
         return Violation(RULE, origin.source, found, expected, fix, image, origin.control)
@@ -70,7 +70,9 @@ def check_release_approver(
             f"a {short_type(CODE_REVIEW_V1)} attestation naming who merged the change "
             f"({_why(touched)})"
         )
-        return [v(found, expected, collect_review_fix(repo_at, todo, sign=sign))]
+        return [
+            v(found, expected, collect_review_fix(repo_at, todo, sign=sign, pseudonyms=pseudonyms))
+        ]
 
     cr = review.change_request
     label = change_label(review)
@@ -80,7 +82,9 @@ def check_release_approver(
     )
 
     def fix(todo: str) -> str:
-        return collect_review_fix(repo_at, todo, cr.system, review.source.revision, sign=sign)
+        return collect_review_fix(
+            repo_at, todo, cr.system, review.source.revision, sign=sign, pseudonyms=pseudonyms
+        )
 
     relanded = (
         f"have someone who neither wrote nor reviewed {label} merge it (re-land it in a new "
@@ -101,7 +105,14 @@ def check_release_approver(
             v(
                 found,
                 expected,
-                collect_review_fix(repo_at, todo, "github", review.source.revision, sign=sign),
+                collect_review_fix(
+                    repo_at,
+                    todo,
+                    "github",
+                    review.source.revision,
+                    sign=sign,
+                    pseudonyms=pseudonyms,
+                ),
             )
         ]
     if merger is None:

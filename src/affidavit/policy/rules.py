@@ -33,7 +33,6 @@ from affidavit.policy.messages import (
     pinned,
     short_type,
     signing,
-    with_pseudonyms,
 )
 from affidavit.policy.pseudonymous import pseudonym_violations
 from affidavit.policy.release import check_release_approver
@@ -232,7 +231,7 @@ def check_image(
                     ev,
                     eff.provenance.origin,
                     f"signed by {signer_names} with subject {ev.digest}",
-                    collect_provenance_fix(repo_at, sign),
+                    collect_provenance_fix(repo_at, sign, pseudonyms=eff.pseudonyms),
                 )
             )
         elif isinstance(prov, str):
@@ -242,14 +241,16 @@ def check_image(
                     eff.provenance.origin,
                     f"an ai-provenance/v1 predicate that does not parse ({prov})",
                     "a predicate valid against the ai-provenance/v1 schema",
-                    collect_provenance_fix(repo_at, sign),
+                    collect_provenance_fix(repo_at, sign, pseudonyms=eff.pseudonyms),
                     image,
                 )
             )
     if isinstance(prov, AiProvenance):
-        out += _tier_map(prov, eff.tier_map_digests, image, repo_at, sign)
+        out += _tier_map(prov, eff.tier_map_digests, image, repo_at, sign, eff.pseudonyms)
     if isinstance(prov, AiProvenance) and eff.provenance_max_age_days is not None:
-        out += _freshness(prov, eff.provenance_max_age_days, image, repo_at, sign, now)
+        out += _freshness(
+            prov, eff.provenance_max_age_days, image, repo_at, sign, now, eff.pseudonyms
+        )
     if eff.consistent_revision is not None:
         out += _consistency(prov, review, first(SLSA_PROVENANCE_V1), eff, image, repo_at)
     if isinstance(prov, AiProvenance):
@@ -260,8 +261,7 @@ def check_image(
         reported = any(v.rule in ("review.present", "review.valid") for v in reviewed)
         out += check_release_approver(tiers, review, eff, image, repo_at, ev, reported)
         out += check_tools(prov, unknown_ai, eff, image)
-    if eff.pseudonymous_identities is not None and eff.pseudonymous_identities.value:
-        out = [with_pseudonyms(v) for v in out]
+    if eff.pseudonyms:
         out += pseudonym_violations(prov, review, eff, image, repo_at, sign)
     return out, used
 
@@ -278,7 +278,12 @@ def _tier_map_source(prov: AiProvenance) -> str:
 
 
 def _tier_map(
-    prov: AiProvenance, pins: tuple[Req[str], ...], image: str, repo_at: str, sign: str
+    prov: AiProvenance,
+    pins: tuple[Req[str], ...],
+    image: str,
+    repo_at: str,
+    sign: str,
+    pseudonyms: bool,
 ) -> list[Violation]:
     """``require.tierMapDigest``: the files were put in tiers by the map the policy pins, so a
     pipeline cannot classify with a map of its own choosing."""
@@ -295,7 +300,7 @@ def _tier_map(
         fix = (
             "classify with the pinned map (commit it as .affidavit/tiers.yaml on the base "
             "revision, or pass it with --tiers), then "
-            + collect_provenance_fix(repo_at, sign)
+            + collect_provenance_fix(repo_at, sign, pseudonyms=pseudonyms)
             + f"; if the map changed on purpose, update `require.tierMapDigest` in {pin.origin.source}"
         )
         expected = f"files classified with the pinned tier map {pin.value}"
@@ -304,14 +309,22 @@ def _tier_map(
 
 
 def _freshness(
-    prov: AiProvenance, req: Req[int], image: str, repo_at: str, sign: str, now: datetime
+    prov: AiProvenance,
+    req: Req[int],
+    image: str,
+    repo_at: str,
+    sign: str,
+    now: datetime,
+    pseudonyms: bool,
 ) -> list[Violation]:
     rev = prov.source.revision
     change = next((c for c in prov.changes if c.commit == rev), None)
     times = [change.committed_at] if change else [c.committed_at for c in prov.changes]
     # a time without a zone is no instant to compare with now: no commit time, as unreadable
     parsed = [p for p in map(parse_time, times) if p is not None]
-    fix = "rebuild from a recent revision, then " + collect_provenance_fix(repo_at, sign)
+    fix = "rebuild from a recent revision, then " + collect_provenance_fix(
+        repo_at, sign, pseudonyms=pseudonyms
+    )
     expected = f"a revision committed at most {req.value} days ago"
     if not parsed:
         found = f"no commit time for revision {rev[:12]}"
@@ -350,7 +363,8 @@ def _consistency(
                 found,
                 "one source revision across all attestations",
                 "collect provenance and review for the revision the image was built from, then "
-                "attest both: " + collect_provenance_fix(repo_at, signing(eff.signers)),
+                "attest both: "
+                + collect_provenance_fix(repo_at, signing(eff.signers), pseudonyms=eff.pseudonyms),
                 image,
             )
         )
@@ -371,6 +385,7 @@ def _consistency(
                         system,
                         prov.source.revision,
                         sign=signing(eff.signers),
+                        pseudonyms=eff.pseudonyms,
                     ),
                     image,
                 )

@@ -84,6 +84,7 @@ def _trailer_review(
     image: str,
     repo_at: str,
     sign: str,
+    pseudonyms: bool,
 ) -> Violation:
     """``review.platform``: approvals read from commit trailers are words in a commit message,
     which whoever commits writes (``Reviewed-by: Bob`` on a direct push), so they stand for no
@@ -104,7 +105,9 @@ def _trailer_review(
         f"`require.platformReview: false` in {req.origin.source} and every other policy that "
         "applies instead)"
     )
-    fix = collect_review_fix(repo_at, todo, "github", review.source.revision, sign=sign)
+    fix = collect_review_fix(
+        repo_at, todo, "github", review.source.revision, sign=sign, pseudonyms=pseudonyms
+    )
     origin = req.origin
     return Violation("review.platform", origin.source, found, expected, fix, image, origin.control)
 
@@ -142,7 +145,10 @@ def check_review(
     rules0, paths0 = applicable[0]
     origin = _first_origin(rules0).origin
     sign = signing(eff.signers)
-    fix0 = collect_review_fix(repo_at, "review the change on its final revision", sign=sign)
+    pseudonyms = eff.pseudonyms
+    fix0 = collect_review_fix(
+        repo_at, "review the change on its final revision", sign=sign, pseudonyms=pseudonyms
+    )
     if review is None:
         rejected = [r.reason for r in ev.rejected if r.predicate_type in (None, CODE_REVIEW_V1)]
         found = f"no verified {short_type(CODE_REVIEW_V1)} attestation"
@@ -161,7 +167,7 @@ def check_review(
 
     if eff.platform_review is not None and review.change_request.system == "trailers":
         platform = eff.platform_review
-        return [_trailer_review(review, platform, rules0, paths0, image, repo_at, sign)]
+        return [_trailer_review(review, platform, rules0, paths0, image, repo_at, sign, pseudonyms)]
 
     final = [r for r in review.reviews if r.state == "approved" and r.on_final_revision]
     humans = {named(r.reviewer) for r in final if not r.reviewer.is_bot}
@@ -179,7 +185,7 @@ def check_review(
     system, revision = review.change_request.system, review.source.revision
 
     def fix(todo: str) -> str:
-        return collect_review_fix(repo_at, todo, system, revision, sign=sign)
+        return collect_review_fix(repo_at, todo, system, revision, sign=sign, pseudonyms=pseudonyms)
 
     out: list[Violation] = []
     for fname, (have, noun) in counts.items():
