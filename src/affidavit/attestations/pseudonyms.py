@@ -29,6 +29,7 @@ from affidavit.errors import InputError
 
 __all__ = [
     "MIN_KEY_BYTES",
+    "PERSON_DETAIL",
     "PseudonymKey",
     "bot_account",
     "is_pseudonym",
@@ -43,6 +44,10 @@ MIN_KEY_BYTES = 32
 _DOMAIN = b"affidavit pseudonym v1\x00"
 _TOKEN_CHARS = 26  # of base32: 130 bits of the HMAC
 _PSEUDONYM = re.compile(r"psn:([0-9a-f]{8}):[a-z2-7]{26}")
+#: An identity evidence item of a person, as collection records it (``author: Alice (aider)
+#: <alice@example.org>``); ``subject:`` and ``message:`` items quote the commit message's words,
+#: which name a tool.
+PERSON_DETAIL = re.compile(r"(?P<role>author|committer): (?P<name>.*) <(?P<email>[^<>]*)>")
 _ANGLE = re.compile(r"^(?P<name>[^<>]*?)\s*<(?P<email>[^<>\s]+)>$")
 #: A name may keep the AI tool's suffix collection recognised (``psn:…:… (aider)``): the suffix
 #: is the evidence that the commit was AI-generated, and names a tool, not a person. One word

@@ -12,19 +12,13 @@ bots whose login or name ends in ``[bot]`` (accounts, not people).
 
 from __future__ import annotations
 
-import re
-
 from affidavit.attestations.predicates.provenance import AiProvenance, Change, Evidence, Person
 from affidavit.attestations.predicates.review import CodeReview, Identity, Review
-from affidavit.attestations.pseudonyms import PseudonymKey, bot_account
+from affidavit.attestations.pseudonyms import PERSON_DETAIL, PseudonymKey, bot_account
 from affidavit.collect.reviews import reviewer_key
 from affidavit.collect.tools import ToolRegistry
 
 __all__ = ["pseudonymous_provenance", "pseudonymous_review"]
-
-#: ``author: Alice (aider) <alice@example.org>``, as ``classify`` records an identity's evidence.
-#: (``subject:`` and ``message:`` items quote the commit message's words, which name a tool.)
-_IDENTITY_DETAIL = re.compile(r"(?P<role>author|committer): (?P<name>.*) <(?P<email>[^<>]*)>")
 
 
 class _Names:
@@ -54,7 +48,7 @@ class _Names:
         return Person(name=self.name(person.name), email=self.value(person.email))
 
     def evidence(self, item: Evidence) -> Evidence:
-        match = _IDENTITY_DETAIL.fullmatch(item.detail) if item.kind == "identity" else None
+        match = PERSON_DETAIL.fullmatch(item.detail) if item.kind == "identity" else None
         if match is None:
             return item
         name, email = self.name(match["name"]), self.value(match["email"])

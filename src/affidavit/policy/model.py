@@ -287,10 +287,10 @@ class EvidenceRules(SpecModel):
     pseudonym_key_ids: list[Annotated[str, Field(pattern=PSEUDONYM_KEY_ID)]] = Field(
         default_factory=list, max_length=16
     )
-    """The pseudonym keys the evidence may name people under, by key id (the 8 hex digits of
-    psn:KEYID:..., printed by affidavit pseudonym key): pseudonyms of any other key, such as a
-    key only one team holds, which nobody accountable could re-identify, are refused. List the
-    old and the new key while a key is rotated."""
+    """Where pseudonymousIdentities is in force, the pseudonym keys the evidence may name people
+    under, by key id (the 8 hex digits of psn:KEYID:..., printed by affidavit pseudonym key):
+    pseudonyms of any other key, such as a key only one team holds, which nobody accountable
+    could re-identify, are refused. List the old and the new key while a key is rotated."""
     pseudonymous_identities: bool = False
     """The provenance and review attestations name every person (author, committer, accepter,
     reviewer) by a keyed pseudonym (psn:KEYID:..., affidavit collect --pseudonym-key), never by

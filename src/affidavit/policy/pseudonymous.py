@@ -19,6 +19,7 @@ from affidavit.attestations.predicates import CODE_REVIEW_V1, AiProvenance, Code
 from affidavit.attestations.predicates.provenance import Person
 from affidavit.attestations.predicates.review import Identity
 from affidavit.attestations.pseudonyms import (
+    PERSON_DETAIL,
     bot_account,
     is_pseudonym,
     is_pseudonymous_name,
@@ -68,11 +69,10 @@ def _detail(detail: str) -> bool:
     """Whether an identity evidence item of a person (``author: NAME <EMAIL>``, ``committer:
     …``) names them in plain text. Items quoting the commit message (``subject:``,
     ``message:``) name a tool, not a person."""
-    role, _, rest = detail.partition(": ")
-    if role not in ("author", "committer"):
-        return False
-    name, _, email = rest.rpartition(" <")
-    return not (is_pseudonymous_name(name) and is_pseudonym(email.removesuffix(">")))
+    match = PERSON_DETAIL.fullmatch(detail)
+    if match is None:  # a tool's words, or a person's item out of shape (fail closed)
+        return detail.startswith(("author:", "committer:"))
+    return not (is_pseudonymous_name(match["name"]) and is_pseudonym(match["email"]))
 
 
 def plain_in_provenance(prov: AiProvenance) -> list[str]:
@@ -193,7 +193,7 @@ def _key_violations(
     """A violation for each RegionPolicy list of pseudonym keys that the evidence's pseudonyms
     are not all from: people named under a key nobody accountable holds cannot be found."""
     if not eff.pseudonym_keys:
-        return []  # the common case, on every admission: read no identity
+        return []  # no RegionPolicy lists keys: nothing to compare, no identity read
     p = prov if isinstance(prov, AiProvenance) else None
     r = review if isinstance(review, CodeReview) else None
     found = {"ai-provenance/v1": key_ids(p, None), "code-review/v1": key_ids(None, r)}
