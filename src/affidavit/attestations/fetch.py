@@ -90,27 +90,29 @@ def _cosign_layers(manifest: Manifest | None) -> list[tuple[Storage, dict[str, A
     return found
 
 
+def _lists_a_bundle(entry: object) -> bool:
+    """Whether an index entry (the referrers API's or the fallback tag's) is a Sigstore bundle.
+
+    A registry may list the config's media type (the empty one) where the artifact's own
+    artifactType belongs, as go-containerregistry's does: the bundle's annotations still say
+    what it is. Its manifest is read, and only its bundle layers are used."""
+    if not isinstance(entry, dict):
+        return False
+    kind = entry.get("artifactType")
+    if kind == BUNDLE_MEDIA_TYPE:
+        return True
+    annotations = entry.get("annotations")
+    return (
+        kind in (None, EMPTY_MEDIA_TYPE)
+        and isinstance(annotations, dict)
+        and ANNOTATION_BUNDLE_CONTENT in annotations
+    )
+
+
 def _referrer_descriptors(
     api: dict[str, Any] | None, tagged: Manifest | None
 ) -> list[tuple[Storage, dict[str, Any]]]:
     """Bundle referrers from the referrers API and from the fallback tag index, deduplicated."""
-
-    def bundle(entry: object) -> bool:
-        if not isinstance(entry, dict):
-            return False
-        kind = entry.get("artifactType")
-        if kind == BUNDLE_MEDIA_TYPE:
-            return True
-        # A registry that lists the config's media type (the empty one) where the artifact's
-        # own artifactType belongs, as go-containerregistry's does: the bundle's annotations
-        # still say what it is. Its manifest is read, and only its bundle layers are used.
-        annotations = entry.get("annotations")
-        return (
-            kind in (None, EMPTY_MEDIA_TYPE)
-            and isinstance(annotations, dict)
-            and (ANNOTATION_BUNDLE_CONTENT in annotations)
-        )
-
     found: list[tuple[Storage, dict[str, Any]]] = []
     seen: set[str] = set()
     sources: list[tuple[Storage, dict[str, Any] | None]] = [
@@ -119,7 +121,7 @@ def _referrer_descriptors(
     ]
     for storage, index in sources:
         for entry in (index or {}).get("manifests") or []:
-            if not bundle(entry):
+            if not _lists_a_bundle(entry):
                 continue
             if entry.get("digest") in seen:
                 continue

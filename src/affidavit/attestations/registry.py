@@ -434,7 +434,7 @@ class RegistryClient:
             self._check(r, "GET", ref)
             read += len(r.body)
             value = (
-                json.loads(r.body)
+                _json_or_none(r.body)
                 if r.headers.get("content-type", "").startswith(OCI_INDEX)
                 else None
             )
@@ -586,6 +586,14 @@ def _error_body(r: WireResponse) -> bytes:
         if len(body) >= ERROR_BODY_BYTES:
             break
     return body[:ERROR_BODY_BYTES]
+
+
+def _json_or_none(body: bytes) -> Any:
+    """``body`` parsed, or None when it is not JSON (a registry's garbage is no index)."""
+    try:
+        return json.loads(body)
+    except ValueError:
+        return None
 
 
 def _error_text(body: bytes) -> str:

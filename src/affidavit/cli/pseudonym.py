@@ -86,7 +86,16 @@ def of(
     from affidavit.attestations.pseudonyms import load_key
 
     pseudonym_key = load_key(key_file)
-    given = values or [line for line in sys.stdin.read().splitlines() if line.strip()]
+    if values:
+        given = values
+    else:
+        try:
+            text = sys.stdin.buffer.read().decode("utf-8")
+        except UnicodeDecodeError as e:
+            raise UsageError(
+                "the values on stdin are not UTF-8 text", hint="convert them with iconv"
+            ) from e
+        given = [line for line in text.splitlines() if line.strip()]
     if not given:
         raise UsageError("no value to pseudonymise", hint="give logins or emails, or pipe them")
     for value in given:

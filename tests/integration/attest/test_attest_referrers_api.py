@@ -205,3 +205,24 @@ def test_a_next_page_on_another_host_is_not_asked_for(
         evidence = verify_image(client, fronted, [signer[1]])
     assert elsewhere.seen == []
     assert len(evidence.statements) == 1
+
+
+def test_a_referrers_answer_that_is_not_json_is_no_list(
+    client: RegistryClient, referrers_registry: ReferrersRegistry, signer: tuple[Path, KeySigner]
+) -> None:
+    """Garbage where the index belongs is read as no referrers API (the fallback tag index is
+    still read), never an error that would count as the registry being down."""
+    image = image_on(client, referrers_registry.host)
+    attested(client, image, signer[0])
+
+    def garbage(req: Seen) -> Reply:
+        if "/referrers/" in req.path:
+            return Reply(200, {"Content-Type": OCI_INDEX}, b"{not json")
+        return Reply(307, {"Location": referrers_registry.url + req.path})
+
+    with hostile_registry(garbage) as front:
+        fronted = ImageReference.parse(f"{front.host}/{image.repository}@{image.digest}")
+        assert fronted.digest is not None
+        assert client.referrers(fronted, fronted.digest) is None
+        evidence = verify_image(client, str(fronted), [signer[1]])
+    assert [s.predicate_type for s in evidence.statements] == [TYPE]

@@ -260,3 +260,17 @@ def test_the_github_actions_collect_step_pseudonymises_with_its_input(
     written = (out / "provenance.json").read_text()
     assert ("alice@example.com" in written) is not key_given
     assert (load_key(key_file).of("alice@example.com") in written) is key_given
+
+
+def test_values_on_stdin_that_are_not_text_are_a_clear_error(key_file: Path) -> None:
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, "-m", "affidavit.cli", "pseudonym", "of", "--key", str(key_file)],
+        input=b"\xff\xfe bo\n", capture_output=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert (done.returncode, done.stdout) == (2, b"")
+    assert done.stderr.decode() == (
+        "error: the values on stdin are not UTF-8 text\n  hint: convert them with iconv\n"
+    )
