@@ -17,18 +17,9 @@ from typing import Any
 
 from affidavit.audit.controls import retention_demands
 from affidavit.ledger import ChainReport, Ledger
+from affidavit.policy.lifetime import parse_time
 
 __all__ = ["retention_statement"]
-
-
-def _parse(value: object) -> datetime | None:
-    if not isinstance(value, str):
-        return None
-    try:
-        when = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return when if when.tzinfo is not None else when.replace(tzinfo=UTC)
 
 
 def retention_statement(
@@ -39,7 +30,8 @@ def retention_statement(
     sentence the report prints."""
     first = ledger.after(0, limit=1)
     oldest = first[0] if first else None
-    when = _parse(oldest.decision.get("time")) if oldest is not None else None
+    time = oldest.decision.get("time") if oldest is not None else None
+    when = parse_time(time) if isinstance(time, str) else None
     now = generated_at or datetime.now(UTC)
     kept = max((now - when).days, 0) if when is not None else None
     demands = retention_demands()
