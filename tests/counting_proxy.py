@@ -67,7 +67,11 @@ class CountingProxy:
 
 @contextmanager
 def counting_proxy(
-    upstream: str, *, gather: int = 1, hold: tuple[str, str] | None = None
+    upstream: str,
+    *,
+    gather: int = 1,
+    hold: tuple[str, str] | None = None,
+    hold_for: float = 20.0,
 ) -> Iterator[CountingProxy]:
     """A proxy for the plain-HTTP registry at ``upstream`` (``HOST:PORT``).
 
@@ -75,8 +79,11 @@ def counting_proxy(
     ``gather`` requests are in flight, or at most 0.5 s, so that requests sent together are seen
     in flight together however loaded the machine is, and a request sent alone is seen alone.
     ``hold``: ``(HELD, AWAITED)``: a request whose path contains HELD is not answered until one
-    whose path contains AWAITED has arrived (or 2 s have passed): whether the client sends the
-    second while the first is unanswered, that is, without waiting for it.
+    whose path contains AWAITED has arrived (or ``hold_for`` seconds have passed): whether the
+    client sends the second while the first is unanswered, that is, without waiting for it. The
+    bound is generous because a loaded machine (CI runs two lanes on two cores) can take seconds
+    to send the awaited request even when it is not waiting; a client that does wait only makes
+    the test slower by it, and still fails it.
     """
     proxy = CountingProxy(host="")
     arrived = threading.Condition()
@@ -97,7 +104,7 @@ def counting_proxy(
                         arrived.wait_for(lambda: proxy._in_flight >= gather, 0.5)
                     if hold is not None and hold[0] in self.path:
                         awaited = hold[1]
-                        arrived.wait_for(lambda: any(awaited in f.path for f in proxy.seen), 2)
+                        arrived.wait_for(lambda: any(awaited in f.path for f in proxy.seen), hold_for)
                 length = int(self.headers.get("content-length") or 0)
                 body = self.rfile.read(length) if length else None
                 headers = {k: v for k, v in self.headers.items() if k.lower() != "host"}
