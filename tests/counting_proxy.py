@@ -104,7 +104,9 @@ def counting_proxy(
                         arrived.wait_for(lambda: proxy._in_flight >= gather, 5)
                     if hold is not None and hold[0] in self.path:
                         awaited = hold[1]
-                        arrived.wait_for(lambda: any(awaited in f.path for f in proxy.seen), hold_for)
+                        arrived.wait_for(
+                            lambda: any(awaited in f.path for f in proxy.seen), hold_for
+                        )
                 length = int(self.headers.get("content-length") or 0)
                 body = self.rfile.read(length) if length else None
                 headers = {k: v for k, v in self.headers.items() if k.lower() != "host"}
