@@ -76,7 +76,7 @@ def counting_proxy(
     """A proxy for the plain-HTTP registry at ``upstream`` (``HOST:PORT``).
 
     ``gather``: every request waits (after it is counted, before it is forwarded) until
-    ``gather`` requests are in flight, or at most 5 s, so that requests sent together are seen
+    ``gather`` requests are in flight, or at most 20 s, so that requests sent together are seen
     in flight together however loaded the machine is, and a request sent alone is seen alone.
     ``hold``: ``(HELD, AWAITED)``: a request whose path contains HELD is not answered until one
     whose path contains AWAITED has arrived (or ``hold_for`` seconds have passed): whether the
@@ -101,7 +101,7 @@ def counting_proxy(
                 with arrived:
                     arrived.notify_all()
                     if gather > 1:
-                        arrived.wait_for(lambda: proxy._in_flight >= gather, 5)
+                        arrived.wait_for(lambda: proxy._in_flight >= gather, 20)
                     if hold is not None and hold[0] in self.path:
                         awaited = hold[1]
                         arrived.wait_for(

@@ -31,10 +31,17 @@ import yaml
 
 from affidavit.attestations.keys import generate_key_pair
 from affidavit.demo.stack import webhook_configurations
-from affidavit.envtest import BinariesMissingError, ControlPlane, find_binaries, pinned_versions
+from affidavit.envtest import (
+    BinariesMissingError,
+    ControlPlane,
+    find_binaries,
+    pinned_versions,
+    wait_for,
+)
 from affidavit.envtest.certs import issue_cert, make_ca
 from affidavit.envtest.namespaces import Namespaces
 from affidavit.envtest.process import ManagedProcess
+from affidavit.ledger import Ledger
 from affidavit.policy import PolicyIndex
 from affidavit.policy.crds import render_all
 
@@ -91,7 +98,15 @@ class ProxiedCluster:
             r"Affidavit denied Deployment/\S+ in namespace shop \(decision (\S+)\)", got.stderr
         )
         assert found, got.stderr
-        return found.group(1)
+        decision_id = found.group(1)
+        # answered is not yet recorded on a loaded machine: past --ledger-wait the decision
+        # waits in the webhook's buffer, flushed just after
+        ledger = Ledger(self.ledger_url, read_only=True)
+        try:
+            wait_for(lambda: ledger.get(decision_id), f"decision {decision_id} in the ledger")
+        finally:
+            ledger.close()
+        return decision_id
 
     def reader(self, name: str) -> Path:
         """A person bound to the chart's ClusterRole affidavit-decision-reader, and nothing else."""

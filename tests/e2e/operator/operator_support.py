@@ -14,7 +14,8 @@ Kubectl = Callable[..., subprocess.CompletedProcess[str]]
 CRDS = Path(__file__).resolve().parents[3] / "charts" / "affidavit" / "crds"
 NAMESPACE = "affidavit-operator-e2e"
 WEBHOOK_CONFIGURATION = "affidavit-operator-e2e"
-CERT_LIFETIME = 12.0  # seconds; renewed when less than half is left
+CERT_LIFETIME = 30.0  # seconds; renewed when less than half is left (long enough that a
+# loaded machine's slow polls never miss a whole rotation)
 RENEW_FRACTION = 0.5
 
 

@@ -117,7 +117,7 @@ def test_certificate_rotates_before_expiry_with_overlapping_trust(
         d = consistent(kubectl, operator)
         return d if d and d["tls.crt"] != first["tls.crt"] else None
 
-    second = wait_for(rotated, "the certificate to rotate", timeout=CERT_LIFETIME * 2)
+    second = wait_for(rotated, "the certificate to rotate", timeout=CERT_LIFETIME * 3)
     second_cert = x509.load_pem_x509_certificate(second["tls.crt"])
     # renewed while the old one was still valid
     assert second_cert.not_valid_before_utc < first_cert.not_valid_after_utc

@@ -88,9 +88,13 @@ def test_denial_and_warning_become_events(operator: RunningOperator, kubectl: Ku
     assert events_for(kubectl, "catalog") == []
 
     # the cursor is persisted: a later decision is reported once, earlier ones not again
-    state = get_json(kubectl, "configmap", "affidavit-operator-state", "-n", operator.namespace)
-    seq, _, digest = state["data"]["eventsCursor"].partition(":")
-    assert int(seq) >= 3
+    # (saved after the Events and the report are written: waited for, not read at once)
+    def saved() -> str | None:
+        state = get_json(kubectl, "configmap", "affidavit-operator-state", "-n", operator.namespace)
+        cursor = str(((state or {}).get("data") or {}).get("eventsCursor") or "")
+        return cursor if cursor and int(cursor.partition(":")[0]) >= 3 else None
+
+    seq, _, digest = wait_for(saved, "the events cursor past the third decision").partition(":")
     assert digest == ledger.after(int(seq) - 1, 1)[0].hash
     again = decision("denied", "checkout", (MISSING_REVIEW,))
     ledger.append(again)

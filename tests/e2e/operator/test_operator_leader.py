@@ -30,9 +30,11 @@ def api(control_plane: ControlPlaneInfo, kubectl: Kubectl) -> Iterator[kube.Kube
         kubectl("delete", "namespace", NS, "--wait=false")
 
 
-def replicas(api: kube.Kube, n: int, name: str) -> list[LeaderElection]:
+def replicas(api: kube.Kube, n: int, name: str, lease: int = 30) -> list[LeaderElection]:
+    """Replicas with ``lease``-second leases: long where the test does not wait for one to run
+    out, so that a loaded machine's slow API calls cannot let a lease lapse mid-test."""
     return [
-        LeaderElection(api, NS, f"replica-{i}", lease_seconds=2, renew_seconds=0.5, name=name)
+        LeaderElection(api, NS, f"replica-{i}", lease_seconds=lease, renew_seconds=0.5, name=name)
         for i in range(n)
     ]
 
@@ -58,19 +60,20 @@ def test_exactly_one_of_racing_replicas_wins(api: kube.Kube, kubectl: Kubectl) -
 def test_a_dead_leader_is_replaced_after_the_lease_runs_out(
     api: kube.Kube, kubectl: Kubectl
 ) -> None:
-    first, second = replicas(api, 2, "dead")
+    first, second = replicas(api, 2, "dead", lease=3)
     assert first.try_acquire_or_renew()
     assert not second.try_acquire_or_renew()
     # `first` dies: it renews no more. Within the lease it still believes it leads, then not.
     died = time.monotonic()
     while not second.try_acquire_or_renew():
-        assert time.monotonic() - died < 10
+        assert time.monotonic() - died < 60
         time.sleep(0.2)
-    assert time.monotonic() - died >= 1.5  # not before the lease ran out
-    assert holder(kubectl, "dead") == "replica-1"
-    time.sleep(max(0.0, first._valid_until - time.monotonic()))
+    # not before the lease ran out: by then `first` has stopped believing it leads
+    assert time.monotonic() >= first._valid_until
     assert not first.is_leader()
+    assert second.try_acquire_or_renew()  # renewed, so the lease is fresh for the next line
     assert not first.try_acquire_or_renew()
+    assert holder(kubectl, "dead") == "replica-1"
 
 
 def test_a_leader_that_stops_cleanly_hands_over_at_once(api: kube.Kube, kubectl: Kubectl) -> None:

@@ -201,8 +201,13 @@ def test_invalid_policy_reports_the_validation_error(
 def test_exception_expires_and_leaves_the_index(
     operator: RunningOperator, kubectl: Kubectl
 ) -> None:
-    expiry = datetime.datetime.now(datetime.UTC) + datetime.timedelta(seconds=8)
-    stamp = expiry.strftime("%Y-%m-%dT%H:%M:%SZ")
+    def stamp_in(seconds: int) -> str:
+        at = datetime.datetime.now(datetime.UTC) + datetime.timedelta(seconds=seconds)
+        return at.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+    # Active is checked with an hour to go, so that a slow machine cannot see it expire first;
+    # then expiresAt is moved to a few seconds from now, and the operator's timer must follow.
+    far = stamp_in(3600)
     apply(
         kubectl,
         {
@@ -215,7 +220,7 @@ def test_exception_expires_and_leaves_the_index(
                 "incidentId": "INC-42",
                 "owner": "alice",
                 "approvers": ["bob"],
-                "expiresAt": stamp,
+                "expiresAt": far,
             },
         },
     )
@@ -224,11 +229,15 @@ def test_exception_expires_and_leaves_the_index(
         obj = get_json(kubectl, "accountabilityexception", "break-glass", "-n", NAMESPACE)
         return obj if obj and (obj.get("status") or {}).get("phase") == p else None
 
-    active = wait_for(lambda: phase("Active"), "break-glass to be Active", timeout=8)
-    assert ready(active)["message"] == f"active until {stamp}"  # type: ignore[index]
+    active = wait_for(lambda: phase("Active"), "break-glass to be Active", timeout=60)
+    assert ready(active)["message"] == f"active until {far}"  # type: ignore[index]
     assert any(e["name"] == "break-glass" for e in published_index(kubectl)[0]["exceptions"])
 
-    expired = wait_for(lambda: phase("Expired"), "break-glass to expire", timeout=30)
+    stamp = stamp_in(3)
+    patch = json.dumps({"spec": {"expiresAt": stamp}})
+    kubectl("patch", "accountabilityexception", "break-glass", "-n", NAMESPACE,
+            "--type=merge", "-p", patch)  # fmt: skip
+    expired = wait_for(lambda: phase("Expired"), "break-glass to expire", timeout=60)
     c = ready(expired)
     assert c is not None
     assert (c["status"], c["reason"]) == ("False", "Expired")

@@ -23,7 +23,7 @@ def test_readyz_names_the_published_index(operator: RunningOperator, kubectl: Ku
     configmap = get_json(kubectl, "configmap", "affidavit-policy-index", "-n", operator.namespace)
     digest = configmap["metadata"]["annotations"]["affidavit.dev/index-digest"]
     response = wait_for(
-        lambda: (r := httpx.get(operator.readiness_url, timeout=5)).status_code == 200 and r,
+        lambda: (r := httpx.get(operator.readiness_url, timeout=30)).status_code == 200 and r,
         "the operator's /readyz to answer 200",
     )
     assert response.text == f"ok: policy index {digest} published\n"
@@ -96,7 +96,7 @@ def test_crds_older_than_the_operator_make_it_not_ready_and_say_which_fields(
         operator checks the CRDs again once CRDS_CHECK_EVERY has passed)."""
         kubectl("annotate", "accountabilitypolicy", "e2e-crd-poke", f"poke={next(pokes)}",
                 "--overwrite")  # fmt: skip
-        r = httpx.get(operator.readiness_url, timeout=5)
+        r = httpx.get(operator.readiness_url, timeout=30)
         return r if r.status_code == status else None
 
     require = get_json(kubectl, "crd", crd)["spec"]["versions"][0]["schema"]["openAPIV3Schema"][

@@ -87,10 +87,15 @@ def webhook(
             f"sqlite:///{workdir / 'ledger.db'}",
             "--policy-dir",
             str(workdir / "policies"),
+            # Margins for a loaded machine: the real registry answers well within the
+            # registry timeout, the hanging one never does (so it is "unreachable", not "over
+            # budget"), and the ledger's commit is waited for, not buffered.
             "--budget-seconds",
-            "3",
+            "10",
             "--registry-timeout",
-            "0.5",
+            "2",
+            "--ledger-wait",
+            "5",
             *allowed,
         ],
     )

@@ -21,8 +21,10 @@ from affidavit.ledger import Ledger
 
 #: The webhook's request budget in these tests (``--budget-seconds``), and the apiserver's
 #: patience: its ``timeoutSeconds`` sits above the budget as the chart's 10 s sits above 8 s.
+#: The margin here is 4 s, not the chart's 2: four load threads and the webhook share a loaded
+#: 2-core CI machine, where a review answered at its budget can take seconds more to arrive.
 BUDGET = 4.0
-APISERVER_TIMEOUT = BUDGET + 2.0
+APISERVER_TIMEOUT = BUDGET + 4.0
 BUDGET_ARGS = ["--budget-seconds", f"{BUDGET:g}"]
 
 

@@ -43,7 +43,7 @@ def pinned(registry: Any, tmp_path_factory: pytest.TempPathFactory) -> tuple[Pat
 @pytest.fixture
 def webhook(pinned: tuple[Path, str], tmp_path: Path) -> Iterator[Webhook]:
     hook = Webhook(
-        judge=Judge(cluster="prod-1", region="eu-west-1", budget_seconds=3.0),
+        judge=Judge(cluster="prod-1", region="eu-west-1", budget_seconds=20.0),
         policy=FilePolicySource(pinned[0]),
         resolver=EvidenceResolver(cache=EvidenceCache()),
         ledger=BufferedLedger(Ledger(f"sqlite:///{tmp_path / 'ledger.db'}")),

@@ -53,7 +53,7 @@ def apps(cluster: ControlPlaneInfo) -> client.AppsV1Api:
 
 @pytest.fixture(scope="module")
 def kube(cluster: ControlPlaneInfo) -> KubeApi:
-    return KubeApi(api_client(cluster.kubeconfig))
+    return KubeApi(api_client(cluster.kubeconfig), owner_timeout=30)  # a loaded apiserver
 
 
 def _template(name: str, images: list[str]) -> dict[str, Any]:

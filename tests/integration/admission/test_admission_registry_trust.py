@@ -81,7 +81,7 @@ def make_webhook(
     setup: Setup,
     *,
     allowed: tuple[str, ...] = (),
-    budget: float = 3.0,
+    budget: float = 20.0,  # a margin for a loaded machine; the budget tests pass their own
     registry_timeout: float = 10.0,
     workers: int = 16,
 ) -> Webhook:
@@ -217,7 +217,7 @@ def test_running_out_of_budget_never_fails_open(setup: Setup) -> None:
 
 def test_a_registry_that_times_out_on_its_own_is_unavailable(setup: Setup) -> None:
     with stalling_registry() as down:
-        hook = make_webhook(setup, allowed=(down.host,), budget=3.0, registry_timeout=0.5)
+        hook = make_webhook(setup, allowed=(down.host,), registry_timeout=1.0)
         try:
             image = f"{down.host}/lenient/app:1"
             response, decision = judge(hook, review(image))
@@ -237,7 +237,7 @@ def test_a_flood_from_one_namespace_does_not_starve_another(setup: Setup) -> Non
     """Dry-run Pods with many images on a stalled registry in `flood`; a reviewed image in
     `shop` is still judged on its evidence, and the flood's queued lookups never run."""
     with stalling_registry() as slow:
-        hook = make_webhook(setup, allowed=(slow.host,), workers=4, budget=3.0)
+        hook = make_webhook(setup, allowed=(slow.host,), workers=4, budget=8.0)
         try:
             flood: list[AdmissionResponse] = []
 

@@ -19,7 +19,7 @@ def _served_serial(port: int, ca: Path) -> int:
     ctx = ssl.create_default_context(cafile=str(ca))
     ctx.check_hostname = False  # no SNI: the apiserver dials https://127.0.0.1:PORT
     with (
-        socket.create_connection(("127.0.0.1", port), timeout=5) as raw,
+        socket.create_connection(("127.0.0.1", port), timeout=30) as raw,
         ctx.wrap_socket(raw, server_hostname=None) as tls_sock,
     ):
         der = tls_sock.getpeercert(binary_form=True)

@@ -10,13 +10,15 @@ from __future__ import annotations
 import dataclasses
 import json
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, tzinfo
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 from admission_support import Images, review
 
+from affidavit.admission import decide
 from affidavit.admission.decide import Webhook
 from affidavit.admission.server import WebhookSettings, build_webhook
 from affidavit.envtest import wait_for
@@ -110,10 +112,23 @@ def test_a_changed_policy_index_is_judged_afresh(
         hook.close()
 
 
+class _Clock(datetime):
+    """The webhook's clock (``decide.datetime``), moved on by the test instead of slept past:
+    a loaded machine could take longer than a short expiry to make the first decisions."""
+
+    ahead = timedelta(0)
+
+    @classmethod
+    def now(cls, tz: tzinfo | None = None) -> _Clock:
+        moved = datetime.now(tz) + cls.ahead
+        return cls.fromtimestamp(moved.timestamp(), tz)
+
+
 def test_an_exception_that_expires_by_the_clock_is_never_remembered(
-    tmp_path: Path, images: Images, workdir: Path
+    tmp_path: Path, images: Images, workdir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    expires = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=3)
+    monkeypatch.setattr(decide, "datetime", _Clock)
+    expires = datetime.now(UTC).replace(microsecond=0) + timedelta(hours=1)
     exception = {
         "apiVersion": "affidavit.dev/v1alpha1",
         "kind": "AccountabilityException",
@@ -134,8 +149,7 @@ def test_an_exception_that_expires_by_the_clock_is_never_remembered(
         assert _decide(hook, bare).outcome == "excepted"
         assert _decide(hook, bare).outcome == "excepted"
         assert hook.verdicts.hits == 0  # the clock decides when it ends: evaluated each time
-        while datetime.now(UTC) <= expires:
-            time.sleep(0.2)
+        monkeypatch.setattr(_Clock, "ahead", timedelta(hours=2))
         assert _decide(hook, bare).outcome == "denied"
         assert hook.verdicts.hits == 0
     finally:
@@ -165,14 +179,18 @@ def test_evidence_past_its_ttl_is_verified_again_and_judged_afresh(
     tmp_path: Path, images: Images, workdir: Path
 ) -> None:
     _write(tmp_path / "policies", _policies(workdir))
-    hook = _webhook(tmp_path, images, evidence_ttl_seconds=1.0)
+    hook = _webhook(tmp_path, images, evidence_ttl_seconds=60.0)
+    # the cache's clock, moved on by the test: a real one-second TTL could run out between
+    # the first two reviews on a loaded machine
+    ahead = [0.0]
+    hook.resolver.cache._clock = lambda: time.monotonic() + ahead[0]
     good = _pinned(images.good, images.good_digest)
     try:
         assert _decide(hook, good).outcome == "allowed"
         assert _decide(hook, good).outcome == "allowed"
         assert hook.verdicts.hits == 1
         misses = _cache_misses(hook)
-        time.sleep(1.2)  # past the evidence TTL: the next review verifies the image again
+        ahead[0] = 61.0  # past the evidence TTL: the next review verifies the image again
         assert _decide(hook, good).outcome == "allowed"
         assert _cache_misses(hook) == misses + 1
         assert (hook.verdicts.misses, hook.verdicts.hits) == (2, 1)

@@ -44,7 +44,9 @@ def test_warm_reviews_are_judged_inline_and_recorded_before_their_answer(
     db = tmp_path / "ledger.db"
     hook = start_ledgered_webhook(
         tmp_path, tls, ledger=f"sqlite:///{db}", policies=workdir / "policies",
-        registry_host=images.host,
+        # a loaded machine's commit may take longer than the default second: waited for,
+        # not buffered, since what is asserted is the decision durable before its answer
+        registry_host=images.host, extra=["--ledger-wait", "5"],
     )  # fmt: skip
     pinned = f"{images.good.rsplit(':', 1)[0]}@{images.good_digest}"
     try:
@@ -84,7 +86,7 @@ def test_a_warm_review_held_past_the_ledger_wait_is_buffered_then_written(
         tmp_path, tls, ledger=f"sqlite:///{db}", policies=workdir / "policies",
         # long enough that the review after the lock is released is written within it on a
         # loaded machine (at 0.3 s a CI run once saw it buffered); the held one waits it out
-        registry_host=images.host, extra=["--ledger-wait", "2"],
+        registry_host=images.host, extra=["--ledger-wait", "5"],
     )  # fmt: skip
     pinned = f"{images.good.rsplit(':', 1)[0]}@{images.good_digest}"
     try:

@@ -56,7 +56,7 @@ def test_sigterm_stops_a_webhook_waiting_for_its_certificate_as_pid_1(tmp_path: 
         ]  # fmt: skip
         assert nspid.split()[-1] == "1"  # PID 1 in its namespace
         os.kill(inner, signal.SIGTERM)
-        code = proc.wait(timeout=10)  # before the fix: ignored, still waiting after 120 s
+        code = proc.wait(timeout=60)  # before the fix: ignored, still waiting after 120 s
     finally:
         if proc.poll() is None:
             proc.kill()

@@ -105,7 +105,7 @@ def _put(wire: Wire, url: str, content: bytes | Streamed) -> int:
 
 
 def _settled(server: Server, count: int) -> list[Seen]:
-    for _ in range(500):
+    for _ in range(6000):  # bounded (60 s), not timed: a loaded machine may take seconds
         if len(server.seen) >= count:
             break
         threading.Event().wait(0.01)
