@@ -283,8 +283,22 @@ def test_notes_warn_about_defaults_left_in_place(
         in text
     )
     assert "WARNING: the decision ledger is SQLite on an emptyDir" in text
+    assert (
+        "WARNING: one webhook replica, failurePolicy Fail: while it restarts (a helm upgrade;"
+        in (text)
+    )
     text = notes(helm, control_plane, "--set", "clusterName=prod-1", "--set", "region=eu-west-1",
                  "--set", "ledger.sqlite.persistence.enabled=true")  # fmt: skip
+    # kept on a volume, the one replica is also stopped before the next starts on an upgrade
+    assert text.count("WARNING") == 1
+    assert (
+        "WARNING: one webhook replica, failurePolicy Fail: while it restarts (a helm upgrade, "
+        "which\n  stops it before starting the next, since its ledger volume is ReadWriteOnce; "
+        "a node drain; a lost node)"
+    ) in text
+    text = notes(helm, control_plane, "--set", "clusterName=prod-1", "--set", "region=eu-west-1",
+                 "--set", "ledger.type=postgres", "--set", "ledger.postgres.existingSecret=db",
+                 "--set", "replicaCount=2")  # fmt: skip
     assert "WARNING" not in text
     assert "UPGRADE" not in text  # said on an upgrade only
 
