@@ -4,7 +4,7 @@ Affidavit's image (built by operator/build-image) runs as two replicas with the 
 ledger; the kube-apiserver calls the webhook through its Service. Released images are runnable
 (see node_e2e_support), so an admitted Deployment really gets Running Pods. The tests run in
 file order: the last ones disturb the release (a webhook Pod killed during a stream of
-admissions, then a drain).
+admissions, a drain, then a `helm upgrade` during another stream).
 """
 
 from __future__ import annotations
@@ -389,3 +389,78 @@ def test_drain_respects_the_pod_disruption_budget(
     finally:
         node_kubectl("uncordon", node.name)
     wait_for(lambda: len(running(node_kubectl, NS, WEBHOOK_PODS)) == 2, "two webhook Pods again")
+
+
+def test_a_helm_upgrade_rolls_both_webhook_pods_while_admissions_stream(
+    policies: None,
+    node: NodeInfo,
+    node_kubectl: Run,
+    node_helm: Run,
+    node_releases: NodeReleases,
+) -> None:
+    """The routine upgrade: `helm upgrade --reuse-values` with a changed Pod template replaces
+    both webhook Pods (a new one Ready before an old one stops; the old one serves on through
+    its preStop delay while its endpoint leaves the Service) while Deployments keep being
+    applied. Every apply is answered and admitted, every decision is in the ledger, two new
+    Pods run without a restart, and `helm test` passes on the upgraded release."""
+    wait_for(lambda: len(running(node_kubectl, NS, WEBHOOK_PODS)) == 2, "two webhook Pods")
+    before = set(running(node_kubectl, NS, WEBHOOK_PODS))
+    image = node_releases.reviewed.image
+    applied: list[str] = []
+    failures: list[str] = []
+    upgraded = threading.Event()
+
+    def stream() -> None:
+        # until the upgrade is done and a few more after it, at most 400
+        tail = 0
+        while tail < 5 and len(applied) < 400:
+            name = f"upgrade-{len(applied):03d}"
+            proc = _apply(node_kubectl, deployment(name, APPS, image, replicas=0), check=False)
+            applied.append(name)
+            if proc.returncode:
+                failures.append(f"{name}: {proc.stderr.strip()}")
+            tail += upgraded.is_set()
+            time.sleep(0.2)
+
+    worker = threading.Thread(target=stream)
+    worker.start()
+    try:
+        wait_for(lambda: len(applied) >= 5, "the first admissions of the stream", 60)
+        started = time.monotonic()
+        node_helm("upgrade", RELEASE, CHART, "--namespace", NS, "--reuse-values",
+                  "--set-string", "podAnnotations.affidavit-e2e/rollout=1",
+                  "--wait", "--timeout", "6m", timeout=420)  # fmt: skip
+        took = time.monotonic() - started  # printed, never asserted
+    finally:
+        upgraded.set()
+        worker.join(timeout=600)
+    assert not worker.is_alive()
+    after = running(node_kubectl, NS, WEBHOOK_PODS)
+    print(f"\nhelm upgrade --wait mid-stream took {took:.1f} s: {len(applied) - len(failures)} of "
+          f"{len(applied)} admissions answered; webhook Pods {sorted(before)} -> {sorted(after)}")  # fmt: skip
+    assert failures == []
+    assert len(after) == 2 and not set(after) & before
+    restarts = [
+        c["restartCount"]
+        for p in pods(node_kubectl, NS, WEBHOOK_PODS)
+        if p["metadata"]["name"] in after
+        for c in p["status"]["containerStatuses"]
+    ]
+    assert set(restarts) == {0}
+    ledger = Ledger(node.postgres_local_url or "")
+    try:
+        wait_for(
+            lambda: (
+                set(applied)
+                <= {
+                    r.name
+                    for r in ledger.query(namespace=APPS, limit=None)
+                    if r.kind == "Deployment"
+                }
+            ),
+            "every admission of the stream in the ledger",
+        )
+    finally:
+        ledger.close()
+    proc = node_helm("test", RELEASE, "--namespace", NS, "--timeout", "3m", timeout=240)
+    assert "Phase:          Succeeded" in proc.stdout
