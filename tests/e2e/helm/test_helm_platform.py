@@ -120,7 +120,7 @@ def test_metrics_port_and_service_monitor(render: Render) -> None:
         "selector": {"matchLabels": SELECTOR},
         "namespaceSelector": {"matchNames": ["affidavit-system"]},
         "endpoints": [{"port": "metrics", "path": "/metrics", "scheme": "http",
-                       "interval": "30s"}],
+                       "honorLabels": True, "interval": "30s"}],
     }  # fmt: skip
 
 
