@@ -17,10 +17,12 @@ call); the label sets are the bounded ones above.
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 8.0, 10.0)
 OUTCOMES = ("allowed", "denied", "warned", "audited", "excepted")
@@ -32,6 +34,14 @@ OTHER_NAMESPACE = "_other"
 #: The namespace label of a request that could not be read (no namespace known).
 NO_NAMESPACE = "_none"
 DEFAULT_NAMESPACE_LIMIT = 200
+
+
+def _first(validity: Callable[[], tuple[float, float]]) -> float:
+    return validity()[0]
+
+
+def _second(validity: Callable[[], tuple[float, float]]) -> float:
+    return validity()[1]
 
 
 @dataclass
@@ -132,6 +142,20 @@ class Metrics:
             self.cache.labels(result=result)
         for result in LOOKUP_RESULTS:
             self.lookups.labels(result=result)
+
+    def serving_certificate(self, validity: Callable[[], tuple[float, float]]) -> None:
+        """Export the served certificate's notBefore and notAfter, read at each scrape."""
+        for name, what, pick in (
+            ("not_before", "notBefore", _first),
+            ("not_after", "notAfter", _second),
+        ):
+            gauge = Gauge(
+                f"affidavit_serving_certificate_{name}_timestamp_seconds",
+                f"The {what} (Unix time) of the TLS certificate the webhook serves; the "
+                "operator or cert-manager renews it once a third of its lifetime is left.",
+                registry=self.registry,
+            )
+            gauge.set_function(partial(pick, validity))
 
     def inc(self, counter: Counter, *values: str) -> None:
         """``counter.labels(*values).inc()``, the child looked up once."""

@@ -320,6 +320,7 @@ def serve(settings: WebhookSettings) -> None:
         wait=settings.tls_wait_seconds,
     )
     webhook = build_webhook(settings)
+    webhook.metrics.serving_certificate(tls.validity)
     if settings.metrics_port is not None:
         serve_metrics(webhook, settings.host, settings.metrics_port)
     app = create_app(webhook, client_auth=auth, decisions_api=settings.decisions_api)

@@ -12,6 +12,10 @@ against it, and a changed CA file is picked up like a changed certificate.
 In the chart the operator (the other container of the Pod) writes the first pair a few seconds
 after the Pod starts; ``wait`` lets the webhook wait for it, bounded and saying what it waits
 for, instead of exiting and being restarted by the kubelet until the files appear.
+
+``validity`` is the served certificate's notBefore and notAfter, exported as metrics: an expired
+serving certificate makes the API server refuse every workload (failurePolicy Fail), and the
+only warning of a renewal that stopped is a certificate that keeps getting older.
 """
 
 from __future__ import annotations
@@ -21,6 +25,8 @@ import ssl
 import threading
 import time
 from pathlib import Path
+
+from cryptography import x509
 
 from affidavit.admission.client_auth import server_verifies_clients
 from affidavit.errors import UsageError
@@ -36,6 +42,13 @@ def _load(cert: Path, key: Path, client_ca: Path | None) -> ssl.SSLContext:
     if client_ca is not None:
         server_verifies_clients(ctx, client_ca)
     return ctx
+
+
+def _validity(cert: Path) -> tuple[float, float]:
+    """The first certificate's notBefore and notAfter (Unix time) in the PEM file ``cert``; a file
+    that changed since it loaded is read again at the next stamp check."""
+    leaf = x509.load_pem_x509_certificate(cert.read_bytes())
+    return leaf.not_valid_before_utc.timestamp(), leaf.not_valid_after_utc.timestamp()
 
 
 def _stamp(*files: Path) -> tuple[int, ...]:
@@ -66,8 +79,9 @@ class ReloadingTLS:
             try:
                 self._current = _load(cert, key, client_ca)
                 self._stamp = _stamp(*self._files)
+                self._validity = _validity(cert)
                 break
-            except (OSError, ssl.SSLError) as e:
+            except (OSError, ssl.SSLError, ValueError) as e:
                 now = time.monotonic()
                 if now >= deadline:
                     what = f"the TLS certificate {cert} and key {key}"
@@ -99,6 +113,11 @@ class ReloadingTLS:
         self.context = _load(cert, key, client_ca)
         self.context.sni_callback = self._on_hello
 
+    def validity(self) -> tuple[float, float]:
+        """notBefore and notAfter (Unix time) of the certificate the next handshake serves."""
+        self.current()
+        return self._validity
+
     def current(self) -> ssl.SSLContext:
         now = time.monotonic()
         if now - self._checked >= self.interval:
@@ -116,10 +135,12 @@ class ReloadingTLS:
         if stamp == self._stamp:
             return
         try:
-            self._current = _load(self.cert, self.key, self.client_ca)
-        except (OSError, ssl.SSLError) as e:
+            current = _load(self.cert, self.key, self.client_ca)
+            validity = _validity(self.cert)
+        except (OSError, ssl.SSLError, ValueError) as e:
             log.warning("TLS certificate changed but does not load yet (%s); keeping the old", e)
             return
+        self._current, self._validity = current, validity
         self._stamp = stamp
         self.reloads += 1
         log.info("TLS certificate reloaded from %s", self.cert)
