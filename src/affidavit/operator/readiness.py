@@ -5,6 +5,15 @@ policy, yet kopf's liveness probe answers as long as the process runs, so the Po
 ``/readyz`` answers 200 only when the last reconcile succeeded and is recent (within two resync
 periods, so a wedged loop shows too), and 503 otherwise with the reason in the body, the same
 reason the operator logs, so ``kubectl describe``/``curl`` and the logs tell one story.
+
+It gates the operator's start, not the Pod's readiness for its whole life. A Pod is Ready only
+when every container is, and the Service sends the API server's admission calls only to Ready
+Pods: as a readiness probe it made an operator not ready in every Pod at once (CRDs older than
+it, an API it cannot reach) into a webhook without endpoints, and failurePolicy Fail into every
+workload of the cluster refused, though the webhook serves from its last index. So the chart
+probes it as the operator's startup probe (a new Pod of a rollout against older CRDs is held
+back while the old ones serve), and ``/metrics`` beside ``/readyz`` exports it as
+``affidavit_operator_ready`` (1 or 0) for the chart's alert.
 """
 
 from __future__ import annotations
@@ -97,13 +106,25 @@ def parse_endpoint(url: str) -> tuple[str, int, str]:
     return parsed.hostname, parsed.port, parsed.path or "/readyz"
 
 
+def render_metrics(readiness: Readiness) -> bytes:
+    """``affidavit_operator_ready`` in Prometheus's text format, read now."""
+    ready, _ = readiness.state()
+    return (
+        b"# HELP affidavit_operator_ready Whether the operator's policy index is compiled, "
+        b"published and current (1), or not (0: GET /readyz and the log say why).\n"
+        b"# TYPE affidavit_operator_ready gauge\n"
+        b"affidavit_operator_ready " + (b"1.0" if ready else b"0.0") + b"\n"
+    )
+
+
 async def serve(
     readiness: Readiness,
     url: str,
     stop: asyncio.Event,
     metrics: Callable[[], bytes] | None = None,
 ) -> None:
-    """Answer ``GET PATH`` (and ``GET /metrics`` from ``metrics``) until ``stop`` is set."""
+    """Answer ``GET PATH`` and ``GET /metrics`` (the readiness gauge, then what ``metrics``
+    renders) until ``stop`` is set."""
     host, port, path = parse_endpoint(url)
 
     async def readyz(_: web.Request) -> web.Response:
@@ -112,15 +133,12 @@ async def serve(
             status=200 if ready else 503, text=("ok: " if ready else "not ready: ") + reason + "\n"
         )
 
+    async def metrics_text(_: web.Request) -> web.Response:
+        body = render_metrics(readiness) + (metrics() if metrics is not None else b"")
+        return web.Response(body=body, content_type="text/plain", charset="utf-8")
+
     app = web.Application()
-    app.add_routes([web.get(path, readyz)])
-    if metrics is not None:
-        render = metrics
-
-        async def metrics_text(_: web.Request) -> web.Response:
-            return web.Response(body=render(), content_type="text/plain", charset="utf-8")
-
-        app.add_routes([web.get("/metrics", metrics_text)])
+    app.add_routes([web.get(path, readyz), web.get("/metrics", metrics_text)])
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     try:

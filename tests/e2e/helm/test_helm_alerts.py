@@ -37,9 +37,8 @@ def test_the_rules_namespace_can_be_the_prometheus_one(render: Render) -> None:
 
 
 def test_the_service_monitor_keeps_the_metrics_namespace_label(render: Render) -> None:
-    docs = render("--set", "metrics.serviceMonitor.enabled=true",
-                  "--set", "operator.recheck.enabled=true")  # fmt: skip
+    docs = render("--set", "metrics.serviceMonitor.enabled=true")
     [monitor] = [d for d in docs if d["kind"] == "ServiceMonitor"]
     endpoints = monitor["spec"]["endpoints"]
-    assert len(endpoints) == 2  # the webhook's metrics and the operator's re-check gauge
+    assert len(endpoints) == 2  # the webhook's metrics and the operator's
     assert [e.get("honorLabels") for e in endpoints] == [True, True]

@@ -120,6 +120,8 @@ def test_metrics_port_and_service_monitor(render: Render) -> None:
         "selector": {"matchLabels": SELECTOR},
         "namespaceSelector": {"matchNames": ["affidavit-system"]},
         "endpoints": [{"port": "metrics", "path": "/metrics", "scheme": "http",
+                       "honorLabels": True, "interval": "30s"},
+                      {"targetPort": "ready", "path": "/metrics", "scheme": "http",
                        "honorLabels": True, "interval": "30s"}],
     }  # fmt: skip
 
@@ -195,11 +197,16 @@ def test_extra_args_env_and_volumes(render: Render) -> None:
     assert {"name": "extra-config", "configMap": {"name": "affidavit-extra"}} in volumes
 
 
-def test_operator_is_ready_only_with_a_current_index(render: Render) -> None:
-    operator = containers(render())["operator"]
+def test_the_operators_readiness_is_served_but_is_not_the_pods(render: Render) -> None:
+    """/readyz (a current index) on the ready port, but no readinessProbe: once started, the
+    Pod's readiness, and so the webhook's endpoint, is the webhook container's alone (see the
+    node test test_an_operator_that_is_not_ready_leaves_admission_served)."""
+    by_name = containers(render())
+    operator = by_name["operator"]
     assert "--readiness=http://0.0.0.0:8081/readyz" in operator["args"]
     assert {"name": "ready", "containerPort": 8081, "protocol": "TCP"} in operator["ports"]
-    assert operator["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "ready"}
+    assert "readinessProbe" not in operator
+    assert by_name["webhook"]["readinessProbe"]["httpGet"]["path"] == "/readyz"
     # kopf's peering identity from the Pod's name, not from /etc/passwd
     assert env(operator)["AFFIDAVIT_POD_NAME"] == {"fieldRef": {"fieldPath": "metadata.name"}}
 
@@ -216,12 +223,14 @@ def test_webhook_waits_for_its_certificate(render: Render) -> None:
 def test_a_slow_start_is_never_killed_by_liveness(render: Render) -> None:
     """On a loaded 2-core node the operator took over 75 s to import and log in; its liveness
     probe (15 s + 3 x 20 s) killed it with empty logs, and the webhook waiting for its
-    certificate was killed in turn. A startup probe now holds liveness off for 5 minutes."""
+    certificate was killed in turn. A startup probe now holds liveness off for 5 minutes; it
+    is the operator's readiness (a current policy index), so a new Pod of a rollout against
+    older CRDs is held back while the old ones serve, and nothing later (see
+    test_the_operators_readiness_is_served_but_is_not_the_pods)."""
     operator = containers(render())["operator"]
     startup = operator["startupProbe"]
-    assert startup["httpGet"] == operator["livenessProbe"]["httpGet"] == {
-        "path": "/healthz", "port": "health",
-    }  # fmt: skip
+    assert startup["httpGet"] == {"path": "/readyz", "port": "ready"}
+    assert operator["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "health"}
     assert startup["periodSeconds"] * startup["failureThreshold"] == 300
     assert "initialDelaySeconds" not in operator["livenessProbe"]
 
@@ -240,7 +249,8 @@ def test_the_network_policy_lets_prometheus_reach_the_metrics_port(render: Rende
     netpol = one(render(), "NetworkPolicy")
     assert netpol["spec"]["ingress"] == [
         {"ports": [{"port": "https", "protocol": "TCP"}]},
-        {"ports": [{"port": "metrics", "protocol": "TCP"}]},
+        # the webhook's metrics, and the operator's (its readiness gauge) on its ready port
+        {"ports": [{"port": "metrics", "protocol": "TCP"}, {"port": "ready", "protocol": "TCP"}]},
     ]
     source = {"namespaceSelector": {"matchLabels": {"name": "monitoring"}}}
     netpol = one(render("--set-json", f"networkPolicy.metricsFrom=[{json.dumps(source)}]"),

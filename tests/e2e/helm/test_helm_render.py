@@ -425,7 +425,8 @@ def test_pdb_and_network_policy(render: Render) -> None:
     default = one(render(), "NetworkPolicy")  # on by default: the webhook and metrics ports
     assert default["spec"]["policyTypes"] == ["Ingress"]
     assert default["spec"]["ingress"] == [{"ports": [{"port": "https", "protocol": "TCP"}]},
-                                          {"ports": [{"port": "metrics", "protocol": "TCP"}]}]  # fmt: skip
+                                          {"ports": [{"port": "metrics", "protocol": "TCP"},
+                                                     {"port": "ready", "protocol": "TCP"}]}]  # fmt: skip
     assert not by_kind(render("--set", "networkPolicy.enabled=false"), "NetworkPolicy")
 
 

@@ -464,3 +464,47 @@ def test_a_helm_upgrade_rolls_both_webhook_pods_while_admissions_stream(
         ledger.close()
     proc = node_helm("test", RELEASE, "--namespace", NS, "--timeout", "3m", timeout=240)
     assert "Phase:          Succeeded" in proc.stdout
+
+
+CRD = "accountabilitypolicies.affidavit.dev"
+REQUIRE = "/spec/versions/0/schema/openAPIV3Schema/properties/spec/properties/require/properties"
+
+
+def test_an_operator_that_is_not_ready_leaves_admission_served(
+    policies: None, node_kubectl: Run, node_releases: NodeReleases
+) -> None:
+    """The operator's readiness (its policy index compiled, published and current) is not the
+    Pod's. A Pod is Ready only when every container is, and the Service sends the API server's
+    calls only to Ready Pods: an operator not ready in every Pod at once (here the CRDs are older
+    than it, as after an old chart's crds/ were applied) would leave the webhook no endpoint,
+    and failurePolicy Fail would refuse every workload in the cluster, though the webhook serves
+    from its last index. The operator says so in its log, /readyz and metrics instead; the
+    webhook Pods stay Ready and admissions go on."""
+    wait_for(lambda: len(running(node_kubectl, NS, WEBHOOK_PODS)) == 2, "two webhook Pods")
+    crd = json.loads(node_kubectl("get", "crd", CRD, "-o", "json").stdout)
+    kept = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"][
+        "properties"
+    ]["require"]["properties"]["certifiedSource"]
+    pods_now = running(node_kubectl, NS, WEBHOOK_PODS)
+    pokes = iter(range(10**6))
+
+    def every_operator_said_not_ready() -> bool:
+        # each look changes the policy, a reconcile in which the operator checks the CRDs again
+        node_kubectl("annotate", "accountabilitypolicy", POLICY, f"poke={next(pokes)}",
+                     "--overwrite")  # fmt: skip
+        logs = [node_kubectl("logs", p, "-n", NS, "-c", "operator").stdout for p in pods_now]
+        return all("serves older Affidavit CRDs" in log for log in logs)
+
+    node_kubectl("patch", "crd", CRD, "--type=json",
+                 "-p", json.dumps([{"op": "remove", "path": f"{REQUIRE}/certifiedSource"}]))  # fmt: skip
+    try:
+        wait_for(every_operator_said_not_ready, "both operators to report the older CRD", 180)
+        time.sleep(20)  # past the kubelet's readiness failureThreshold (3 x 5 s) had there been one
+        ready = running(node_kubectl, NS, WEBHOOK_PODS)
+        probe = deployment("while-operator-unready", APPS, node_releases.reviewed.image, 0)
+        proc = _apply(node_kubectl, probe, check=False)
+        assert (proc.returncode, proc.stderr) == (0, ""), proc.stderr
+        assert sorted(ready) == sorted(pods_now)
+    finally:
+        patch = [{"op": "add", "path": f"{REQUIRE}/certifiedSource", "value": kept}]
+        node_kubectl("patch", "crd", CRD, "--type=json", "-p", json.dumps(patch))

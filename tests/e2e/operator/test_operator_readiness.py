@@ -15,8 +15,21 @@ from pathlib import Path
 
 import httpx
 from operator_support import Kubectl, RunningOperator, get_json
+from prometheus_client.parser import text_string_to_metric_families
 
 from affidavit.envtest import free_port, wait_for
+
+
+def _ready_gauge(readiness_url: str) -> float:
+    """``affidavit_operator_ready`` from ``/metrics`` beside ``/readyz``."""
+    text = httpx.get(readiness_url.rsplit("/", 1)[0] + "/metrics", timeout=30).text
+    (value,) = [
+        sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if sample.name == "affidavit_operator_ready"
+    ]
+    return float(value)
 
 
 def test_readyz_names_the_published_index(operator: RunningOperator, kubectl: Kubectl) -> None:
@@ -118,6 +131,8 @@ def test_crds_older_than_the_operator_make_it_not_ready_and_say_which_fields(
                 "--server-side -f charts/affidavit/crds/ (helm upgrade leaves a chart's crds/ as "
                 "first installed)\n"
             )
+            # the gauge the chart's alert reads (the Pod's readiness is the webhook's alone)
+            assert _ready_gauge(operator.readiness_url) == 0.0
         finally:
             kubectl("patch", "crd", crd, "--type=json",
                     "-p", json.dumps([{"op": "add", "path": f"{field}/certifiedSource",
@@ -125,5 +140,6 @@ def test_crds_older_than_the_operator_make_it_not_ready_and_say_which_fields(
         wait_for(
             lambda: readyz(200), "the operator to be ready once the CRD is current", interval=1
         )
+        assert _ready_gauge(operator.readiness_url) == 1.0
     finally:
         kubectl("delete", "accountabilitypolicy", "e2e-crd-poke", "--ignore-not-found")

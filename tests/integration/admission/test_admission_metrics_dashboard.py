@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import re
+from datetime import timedelta
 from pathlib import Path
 from typing import Any, cast
 
@@ -25,11 +26,14 @@ from admission_support import Images, Tls, free_port, review, start_webhook
 from prometheus_client.parser import text_string_to_metric_families
 
 from affidavit.admission.metrics import Metrics
+from affidavit.operator.readiness import Readiness, render_metrics
 from affidavit.operator.recheck import Rechecker
 
 CHART = Path(__file__).resolve().parents[3] / "charts" / "affidavit"
 DASHBOARD = CHART / "dashboards"
 ALERTS = CHART / "alerts" / "affidavit.rules.yaml"
+#: Labels Prometheus adds to every series of a ServiceMonitor's target (not the metric's own).
+TARGET_LABELS = frozenset({"instance", "job", "pod", "service", "container", "endpoint"})
 METRIC = re.compile(r"\baffidavit_[a-z_]+\b")
 BY = re.compile(r"\bby \(([^)]*)\)\s*\(\s*(?:rate|increase)\((affidavit_[a-z_]+)")
 
@@ -145,7 +149,7 @@ def _check_alert(expr: str, samples: dict[str, list[dict[str, str]]]) -> int:
 
     def grouped(n: promql_parser.Expr) -> None:
         if isinstance(n, promql_parser.AggregateExpr) and n.modifier is not None:
-            for label in n.modifier.labels:
+            for label in set(n.modifier.labels) - TARGET_LABELS:
                 for selector in _selectors(n.expr):
                     assert any(label in s for s in series(selector)), (expr, label)
 
@@ -157,8 +161,11 @@ def test_every_alert_parses_and_selects_what_is_exported(
     scraped: dict[str, list[dict[str, str]]],
 ) -> None:
     # the operator's re-check gauge, from a real Rechecker's registry (nothing else is used)
+    # the operator's /metrics: its readiness gauge and the re-check's, from a real Readiness
+    # and Rechecker (nothing else of them is used)
     rechecker = Rechecker(api=cast(Any, None), judge=cast(Any, None), index=lambda: None)
-    samples = {**scraped, **_families(rechecker.render().decode())}
+    operator = render_metrics(Readiness(max_age=timedelta(minutes=10))) + rechecker.render()
+    samples = {**scraped, **_families(operator.decode())}
     (group,) = yaml.safe_load(ALERTS.read_text())["groups"]
     rules = group["rules"]
     assert len({r["alert"] for r in rules}) == len(rules) >= 8
@@ -183,6 +190,7 @@ def test_the_alert_check_catches_a_misnamed_series_or_label(
         'sum(increase(affidavit_evidence_lookups_total{result="unreachable"}[10m])) > 0',
         'sum(increase(affidavit_decisions_total{verdict="denied"}[10m])) > 0',
         "sum by (registry) (increase(affidavit_registry_errors_total[10m])) > 0",
+        "max by (pod) (affidavit_operator_readiness) == 0",
     ):
         with pytest.raises(AssertionError):
             _check_alert(wrong, scraped)
