@@ -42,7 +42,10 @@ def _listening(pid: int) -> set[tuple[str, int]]:
     namespace's tables, state 0A (LISTEN)."""
     inodes = set()
     for fd in Path(f"/proc/{pid}/fd").iterdir():
-        target = os.readlink(fd)
+        try:
+            target = os.readlink(fd)
+        except FileNotFoundError:  # closed since it was listed (a connection that ended)
+            continue
         if target.startswith("socket:["):
             inodes.add(target[len("socket:[") : -1])
     found = set()
