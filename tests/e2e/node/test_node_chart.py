@@ -4,7 +4,8 @@ Affidavit's image (built by operator/build-image) runs as two replicas with the 
 ledger; the kube-apiserver calls the webhook through its Service. Released images are runnable
 (see node_e2e_support), so an admitted Deployment really gets Running Pods. The tests run in
 file order: the last ones disturb the release (a webhook Pod killed during a stream of
-admissions, a drain, then a `helm upgrade` during another stream).
+admissions, a drain, a `helm upgrade` during another stream, operators made not ready by an
+older CRD, and a rollout held back by one).
 """
 
 from __future__ import annotations
@@ -508,3 +509,64 @@ def test_an_operator_that_is_not_ready_leaves_admission_served(
     finally:
         patch = [{"op": "add", "path": f"{REQUIRE}/certifiedSource", "value": kept}]
         node_kubectl("patch", "crd", CRD, "--type=json", "-p", json.dumps(patch))
+
+
+def test_a_rollout_against_older_crds_waits_while_the_old_pods_serve(
+    policies: None, node_kubectl: Run, node_helm: Run, node_releases: NodeReleases
+) -> None:
+    """The operator's readiness gates its start: a new Pod whose operator finds the CRDs older
+    than it (an upgrade before `kubectl apply -f crds/`) never becomes Ready, so the rollout
+    waits and the old Pods keep serving admissions; once the CRDs are current the new Pod
+    starts and the rollout completes."""
+    wait_for(lambda: len(running(node_kubectl, NS, WEBHOOK_PODS)) == 2, "two webhook Pods")
+    before = set(running(node_kubectl, NS, WEBHOOK_PODS))
+    crd = json.loads(node_kubectl("get", "crd", CRD, "-o", "json").stdout)
+    kept = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"][
+        "properties"
+    ]["require"]["properties"]["certifiedSource"]
+    pokes = iter(range(10**6))
+
+    def poke() -> None:  # a change: a reconcile, in which an operator checks the CRDs again
+        node_kubectl("annotate", "accountabilitypolicy", POLICY, f"poke={next(pokes)}",
+                     "--overwrite")  # fmt: skip
+
+    def new_pods() -> list[str]:
+        return [p["metadata"]["name"] for p in pods(node_kubectl, NS, WEBHOOK_PODS)
+                if p["metadata"]["name"] not in before
+                and "deletionTimestamp" not in p["metadata"]]  # fmt: skip
+
+    def held_back() -> str | None:
+        poke()
+        for name in new_pods():
+            log = node_kubectl("logs", name, "-n", NS, "-c", "operator", check=False).stdout
+            if "serves older Affidavit CRDs" in log:
+                return name
+        return None
+
+    node_kubectl("patch", "crd", CRD, "--type=json",
+                 "-p", json.dumps([{"op": "remove", "path": f"{REQUIRE}/certifiedSource"}]))  # fmt: skip
+    restored = False
+    try:
+        node_helm("upgrade", RELEASE, CHART, "--namespace", NS, "--reuse-values",
+                  "--set-string", "podAnnotations.affidavit-e2e/rollout=2",
+                  timeout=180)  # fmt: skip
+        new = wait_for(held_back, "the new Pod's operator to find the older CRD", 240)
+        assert new not in running(node_kubectl, NS, WEBHOOK_PODS)  # not Ready: held back
+        assert set(running(node_kubectl, NS, WEBHOOK_PODS)) == before  # the old ones serve
+        probe = deployment("during-held-rollout", APPS, node_releases.reviewed.image, 0)
+        proc = _apply(node_kubectl, probe, check=False)
+        assert (proc.returncode, proc.stderr) == (0, ""), proc.stderr
+        patch = [{"op": "add", "path": f"{REQUIRE}/certifiedSource", "value": kept}]
+        node_kubectl("patch", "crd", CRD, "--type=json", "-p", json.dumps(patch))
+        restored = True
+
+        def rolled_out() -> bool:
+            poke()
+            now = running(node_kubectl, NS, WEBHOOK_PODS)
+            return len(now) == 2 and not set(now) & before
+
+        wait_for(rolled_out, "the rollout to complete once the CRDs are current", 420)
+    finally:
+        if not restored:
+            patch = [{"op": "add", "path": f"{REQUIRE}/certifiedSource", "value": kept}]
+            node_kubectl("patch", "crd", CRD, "--type=json", "-p", json.dumps(patch))
