@@ -30,6 +30,8 @@ class Forwarded:
     alongside: int = 1
     #: The paths of the requests already in flight when this one arrived.
     arrived_during: tuple[str, ...] = ()
+    #: The paths of the requests already answered when this one arrived.
+    answered_before: tuple[str, ...] = ()
 
 
 @dataclass
@@ -39,11 +41,13 @@ class CountingProxy:
     most_in_flight: int = 0
     _in_flight: int = 0
     _active: list[Forwarded] = field(default_factory=list)
+    _answered: list[str] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def reset(self) -> None:
         with self._lock:
             self.seen.clear()
+            self._answered.clear()
             self.most_in_flight = 0
 
     def requests(self) -> list[tuple[str, str]]:
@@ -52,6 +56,7 @@ class CountingProxy:
     def _enter(self, seen: Forwarded) -> None:
         with self._lock:
             seen.arrived_during = tuple(other.path for other in self._active)
+            seen.answered_before = tuple(self._answered)
             self.seen.append(seen)
             self._active.append(seen)
             self._in_flight += 1
@@ -63,6 +68,7 @@ class CountingProxy:
         with self._lock:
             self._in_flight -= 1
             self._active.remove(seen)
+            self._answered.append(seen.path)
 
 
 @contextmanager
@@ -70,20 +76,24 @@ def counting_proxy(
     upstream: str,
     *,
     gather: int = 1,
+    gather_for: float = 0.5,
     hold: tuple[str, str] | None = None,
-    hold_for: float = 20.0,
+    hold_for: float = 8.0,
 ) -> Iterator[CountingProxy]:
     """A proxy for the plain-HTTP registry at ``upstream`` (``HOST:PORT``).
 
     ``gather``: every request waits (after it is counted, before it is forwarded) until
-    ``gather`` requests are in flight, or at most 20 s, so that requests sent together are seen
-    in flight together however loaded the machine is, and a request sent alone is seen alone.
+    ``gather`` requests are in flight, or at most ``gather_for`` seconds, so that requests sent
+    together are seen in flight together however loaded the machine is, and a request sent alone
+    is seen alone. Keep ``gather_for`` below the client's timeout (10 s): a request that waits
+    longer fails as unreachable, which is no finding about concurrency.
     ``hold``: ``(HELD, AWAITED)``: a request whose path contains HELD is not answered until one
     whose path contains AWAITED has arrived (or ``hold_for`` seconds have passed): whether the
     client sends the second while the first is unanswered, that is, without waiting for it. The
-    bound is generous because a loaded machine (CI runs two lanes on two cores) can take seconds
-    to send the awaited request even when it is not waiting; a client that does wait only makes
-    the test slower by it, and still fails it.
+    bound is generous, since a loaded machine (CI runs two lanes on two cores) took over 2 s to
+    send the awaited request of a client that does not wait; and below the client's timeout
+    (10 s), since a client that waits would otherwise give up on the held request first and
+    then send the awaited one, before the held one was answered.
     """
     proxy = CountingProxy(host="")
     arrived = threading.Condition()
@@ -101,7 +111,7 @@ def counting_proxy(
                 with arrived:
                     arrived.notify_all()
                     if gather > 1:
-                        arrived.wait_for(lambda: proxy._in_flight >= gather, 20)
+                        arrived.wait_for(lambda: proxy._in_flight >= gather, gather_for)
                     if hold is not None and hold[0] in self.path:
                         awaited = hold[1]
                         arrived.wait_for(
