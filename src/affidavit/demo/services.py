@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import shutil
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 
 from affidavit.envtest.process import ManagedProcess, free_port
@@ -18,6 +19,9 @@ from affidavit.errors import ClusterError
 # ManagedProcess lives in envtest (the control plane starts its components with it too); the
 # demo stack imports it from here.
 __all__ = ["LocalRegistry", "ManagedProcess", "ReferrersRegistry"]
+
+#: How many free ports a registry is started on before a port taken meanwhile is an error.
+_START_ATTEMPTS = 4
 
 
 class _LoopbackRegistry:
@@ -40,6 +44,20 @@ class _LoopbackRegistry:
                 return bool(r.status == 200)
 
         proc.wait_until(ready, "the registry answered /v2/", timeout=30)
+
+    def _start_on_a_free_port(self, start: Callable[[str], ManagedProcess]) -> None:
+        """Run ``start(host)`` on a free port until one stays free until the registry binds it:
+        anything else on the machine may ask the kernel for a free port, or connect out, between
+        the choice and the bind."""
+        for attempt in range(1, _START_ATTEMPTS + 1):
+            self.host = f"127.0.0.1:{free_port()}"
+            try:
+                self._started(start(self.host))
+                return
+            except ClusterError as e:
+                self.stop()
+                if "address already in use" not in e.message or attempt == _START_ATTEMPTS:
+                    raise
 
     def stop(self) -> None:
         if self._proc is not None:
@@ -68,21 +86,26 @@ class LocalRegistry(_LoopbackRegistry):
                 hint="run `make deps` (apt-get install docker-registry)",
             )
         self.root.mkdir(parents=True, exist_ok=True)
-        self.host = f"127.0.0.1:{port or free_port()}"
-        config = self.root / "config.yml"
-        config.write_text(
-            "version: 0.1\n"
-            "log:\n  level: error\n  accesslog:\n    disabled: true\n"
-            "storage:\n"
-            f"  filesystem:\n    rootdirectory: {self.root / 'data'}\n"
-            "  delete:\n    enabled: true\n"
-            f"http:\n  addr: {self.host}\n"
-        )
-        self._started(
-            ManagedProcess(
+
+        def serve(host: str) -> ManagedProcess:
+            config = self.root / "config.yml"
+            config.write_text(
+                "version: 0.1\n"
+                "log:\n  level: error\n  accesslog:\n    disabled: true\n"
+                "storage:\n"
+                f"  filesystem:\n    rootdirectory: {self.root / 'data'}\n"
+                "  delete:\n    enabled: true\n"
+                f"http:\n  addr: {host}\n"
+            )
+            return ManagedProcess(
                 "docker-registry", [binary, "serve", str(config)], self.root / "registry.log"
             )
-        )
+
+        if port is None:
+            self._start_on_a_free_port(serve)
+        else:
+            self.host = f"127.0.0.1:{port}"
+            self._started(serve(self.host))
         return self
 
     def __enter__(self) -> LocalRegistry:
@@ -110,10 +133,9 @@ class ReferrersRegistry(_LoopbackRegistry):
 
         binary = find_oci_registry()
         self.workdir.mkdir(parents=True, exist_ok=True)
-        self.host = f"127.0.0.1:{free_port()}"
-        self._started(
-            ManagedProcess(
-                "oci-registry", [str(binary), "--address", self.host], self.workdir / "registry.log"
+        self._start_on_a_free_port(
+            lambda host: ManagedProcess(
+                "oci-registry", [str(binary), "--address", host], self.workdir / "registry.log"
             )
         )
         return self

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import urllib.request
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -34,6 +35,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from affidavit.envtest.binaries import BinariesMissingError, cache_root, pinned_versions
 from affidavit.envtest.process import ManagedProcess, StopSignal, free_port
 from affidavit.envtest.sigstore_documents import signing_config_document, trusted_root_document
+from affidavit.errors import ClusterError
 
 __all__ = ["PrivateSigstore", "SigstoreInfo", "find_sigstore_binaries"]
 
@@ -47,6 +49,9 @@ _PINS = {
 #: Binary name -> the mark its cache key carries after the version: it is built from a patched
 #: copy of its module (the same table as scripts/sigstore-binaries' ``patch_mark``).
 _PATCH_MARKS = {"timestamp-server": "metrics-addr", "fulcio": "metrics-host"}
+#: How often :meth:`PrivateSigstore.start` starts the services when a port was taken meanwhile.
+_START_ATTEMPTS = 4
+
 #: The CT log's checkpoint origin (static-ct-api: a URL without scheme or port).
 CT_ORIGIN = "ct.private-sigstore.invalid"
 
@@ -131,14 +136,24 @@ class PrivateSigstore:
             self._procs.pop().stop()
 
     def start(self) -> SigstoreInfo:
+        """Start every service; a port taken between its choice and the service's bind (by
+        anything else on the machine that asked the kernel for a free port, or connected out,
+        meanwhile) starts them all again on fresh ports, as the control plane does."""
         bins = find_sigstore_binaries()
         self.workdir.mkdir(parents=True, exist_ok=True)
-        try:
-            self._info = self._start(bins)
-        except BaseException:
-            self.stop()
-            raise
-        return self._info
+        attempt = 1
+        while True:
+            try:
+                self._info = self._start(bins)
+                return self._info
+            except BaseException as e:
+                self.stop()
+                taken = isinstance(e, ClusterError) and "address already in use" in e.message
+                if not taken or attempt == _START_ATTEMPTS:
+                    raise
+            for store in ("ctlog", "rekor", "rekor-other"):  # logs the next keys do not sign
+                shutil.rmtree(self.workdir / store, ignore_errors=True)
+            attempt += 1
 
     def _spawn(
         self, name: str, argv: list[str], env: dict[str, str] | None = None

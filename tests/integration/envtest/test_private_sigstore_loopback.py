@@ -15,11 +15,15 @@ from __future__ import annotations
 import ipaddress
 import os
 import signal
+import socket
 import subprocess
 import sys
 from pathlib import Path
 from urllib.parse import urlsplit
 
+import pytest
+
+from affidavit.envtest.process import free_port
 from affidavit.envtest.sigstore import PrivateSigstore
 from binary_builds import sigstore_binaries_or_skip
 
@@ -93,6 +97,19 @@ def _flag(pid: int, name: str) -> str:
     return value
 
 
+def _printed_urls(other: subprocess.Popen[str]) -> dict[str, str]:
+    """The first three lines the other private Sigstore prints (service, URL); if it ends
+    before printing them, what it wrote to stderr."""
+    assert other.stdout is not None and other.stderr is not None
+    lines = [other.stdout.readline() for _ in range(3)]
+    if not all(lines):
+        other.wait(timeout=60)
+        raise AssertionError(
+            f"the other Sigstore ended ({other.returncode}): {other.stderr.read()}"
+        )
+    return dict(line.split() for line in lines)
+
+
 def _assert_on_loopback(workdir: Path, tsa_url: str) -> None:
     pids = _service_pids(workdir)
     for name, pid in pids.items():
@@ -120,8 +137,7 @@ def test_each_service_listens_on_loopback_only_with_three_at_once(tmp_path: Path
             PrivateSigstore(tmp_path / "first", ISSUER) as first,
             PrivateSigstore(tmp_path / "second", ISSUER) as second,
         ):
-            assert other.stdout is not None
-            printed = dict(other.stdout.readline().split() for _ in range(3))
+            printed = _printed_urls(other)
             assert len({first.tsa_url, second.tsa_url, printed["tsa"]}) == 3
             _assert_on_loopback(first.workdir, first.tsa_url)
             _assert_on_loopback(second.workdir, second.tsa_url)
@@ -130,3 +146,29 @@ def test_each_service_listens_on_loopback_only_with_three_at_once(tmp_path: Path
         other.send_signal(signal.SIGTERM)
         code = other.wait(timeout=60)
     assert code == 0, other.stderr.read() if other.stderr else ""
+
+
+def test_a_port_taken_before_the_service_binds_it_starts_the_services_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The first port chosen is taken (a listener holds it) before the timestamp server binds
+    it, as when another process asks for a free port meanwhile: the services start again on
+    fresh ports, and the one that found its port taken said so in its log."""
+    sigstore_binaries_or_skip()
+    import affidavit.envtest.sigstore as module
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        held = taken.getsockname()[1]
+        handed: list[int] = []
+
+        def first_taken() -> int:
+            handed.append(held if not handed else free_port())
+            return handed[-1]
+
+        monkeypatch.setattr(module, "free_port", first_taken)
+        with PrivateSigstore(tmp_path, ISSUER) as info:
+            assert urlsplit(info.tsa_url).port != held
+            _assert_on_loopback(tmp_path, info.tsa_url)
+    assert "address already in use" in (tmp_path / "timestamp-server.log").read_text()
