@@ -11,7 +11,6 @@ from __future__ import annotations
 import itertools
 import os
 import shutil
-import socket
 import subprocess
 import tempfile
 from collections.abc import Iterator
@@ -20,6 +19,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine, text
 
+from affidavit.envtest.process import free_port
 from affidavit.ledger import Ledger
 
 _databases = itertools.count(1)
@@ -56,9 +56,7 @@ class PostgresServer:
             check=True,
             capture_output=True,
         )
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            self.port = int(s.getsockname()[1])
+        self.port = free_port()
         self.url = f"postgresql+psycopg://affidavit@127.0.0.1:{self.port}/ledger"
 
     def _ctl(self, *args: str) -> None:

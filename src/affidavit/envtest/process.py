@@ -17,7 +17,6 @@ import ctypes
 import ctypes.util
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -26,6 +25,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import IO, Any
 
+from affidavit.envtest.ports import free_port
 from affidavit.errors import ClusterError
 
 __all__ = ["STOP_TIMEOUT", "ManagedProcess", "StopSignal", "child_setup", "free_port", "wait_for"]
@@ -61,13 +61,6 @@ class StopSignal:
         with contextlib.suppress(KeyboardInterrupt):
             while not self.stopped:
                 time.sleep(0.2)  # a signal ends the sleep early; the flag is then read
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that was free a moment ago."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def wait_for(

@@ -20,6 +20,7 @@ from admission_support import (
 )
 
 from affidavit.envtest.certs import issue_cert, make_ca
+from affidavit.envtest.process import free_port
 
 
 @pytest.fixture(scope="module")
@@ -62,9 +63,8 @@ def hanging_registry() -> Iterator[str]:
 
 @pytest.fixture(scope="module")
 def closed_port() -> str:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return f"127.0.0.1:{s.getsockname()[1]}"
+    """A loopback port nothing listens on (:func:`free_port` hands it to nobody else)."""
+    return f"127.0.0.1:{free_port()}"
 
 
 @pytest.fixture(scope="module")

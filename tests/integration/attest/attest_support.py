@@ -18,6 +18,7 @@ from affidavit.attestations.keys import PrivateKeySigner, generate_key_pair, loa
 from affidavit.attestations.registry import ImageReference, RegistryClient, sha256_digest
 from affidavit.attestations.statement import make_statement
 from affidavit.attestations.store import AttachResult, attach
+from affidavit.envtest.process import free_port
 
 PREDICATE_TYPE = "https://affidavit.dev/attestations/ai-provenance/v1"
 REVIEW_TYPE = "https://affidavit.dev/attestations/code-review/v1"
@@ -158,10 +159,8 @@ def rewrite_envelopes(
 
 
 def closed_port() -> int:
-    """A loopback port nothing listens on (bound, read, released)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    """A loopback port nothing listens on (:func:`free_port` hands it to nobody else)."""
+    return free_port()
 
 
 def missing(what: str, how: str) -> None:

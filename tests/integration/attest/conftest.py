@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import itertools
 import shutil
-import socket
 import subprocess
 import warnings
 from collections.abc import Callable, Generator, Iterator
@@ -23,7 +22,7 @@ from attest_token_server import ISSUER, REFRESH_TOKEN, SERVICE, make_signing_cer
 
 from affidavit.attestations.image import push_sample_image
 from affidavit.attestations.registry import ImageReference, RegistryClient
-from affidavit.envtest import wait_for
+from affidavit.envtest import free_port, wait_for
 
 _counter = itertools.count()
 
@@ -61,10 +60,7 @@ def _serve_registry(directory: Path, address: str, auth: str = "") -> Generator[
     binary = shutil.which("docker-registry") or "/usr/bin/docker-registry"
     if not Path(binary).exists():
         missing("docker-registry", "run `make deps` (apt-get install docker-registry)")
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((address, 0))
-        port = int(s.getsockname()[1])
-    host = f"{address}:{port}"
+    host = f"{address}:{free_port(address)}"
     config = directory / "config.yml"
     config.write_text(
         "version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\n"

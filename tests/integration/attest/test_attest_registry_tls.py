@@ -27,6 +27,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID
 from affidavit.attestations.image import push_sample_image
 from affidavit.attestations.registry import ImageReference, RegistryClient
 from affidavit.attestations.registry_transport import DefaultTrust
+from affidavit.envtest.process import free_port
 from affidavit.errors import RegistryError
 from affidavit.pki import build_ca, build_leaf, key_pem, new_key, subject_name
 
@@ -61,9 +62,7 @@ def tls_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TlsRegist
     binary = shutil.which("docker-registry") or "/usr/bin/docker-registry"
     directory = tmp_path_factory.mktemp("tls-registry")
     ca, cert, key = _ca_and_leaf(directory, name)
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = int(s.getsockname()[1])
+    port = free_port()
     (directory / "config.yml").write_text(
         "version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\n"
         f"storage:\n  filesystem:\n    rootdirectory: {directory / 'data'}\n"

@@ -4,7 +4,6 @@ the CLI run in-process, and raw reads of what a registry holds."""
 from __future__ import annotations
 
 import json
-import socket
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,6 +18,7 @@ from affidavit.attestations.registry import ImageReference, RegistryClient
 from affidavit.attestations.statement import make_statement
 from affidavit.attestations.store import AttachResult, attach
 from affidavit.cli.main import main
+from affidavit.envtest.process import free_port
 
 PROVENANCE = "https://affidavit.dev/attestations/ai-provenance/v1"
 REVIEW = "https://affidavit.dev/attestations/code-review/v1"
@@ -79,10 +79,8 @@ def delete_manifest(image: ImageReference, digest: str) -> None:
 
 
 def closed_port() -> int:
-    """A loopback port nothing listens on (bound, read, released)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    """A loopback port nothing listens on (:func:`free_port` hands it to nobody else)."""
+    return free_port()
 
 
 def json_of(out: str) -> dict[str, Any]:

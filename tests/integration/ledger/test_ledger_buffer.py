@@ -11,17 +11,14 @@ from pathlib import Path
 import pytest
 from ledger_decisions import make_decision
 
+from affidavit.envtest.process import free_port
 from affidavit.errors import LedgerError
 from affidavit.ledger import BufferedLedger, Ledger, canonical_json
 from affidavit.ledger.canonical import decision_to_dict
 
 
 def test_closed_port_buffers_then_fails_closed_when_full() -> None:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()  # handed to nobody else meanwhile: it stays closed
     led = Ledger(f"postgresql+psycopg://affidavit@127.0.0.1:{port}/ledger", connect_timeout=1)
     buffered = BufferedLedger(led, capacity=2)
     first = buffered.record(make_decision())
