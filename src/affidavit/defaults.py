@@ -12,6 +12,9 @@ from typing import Final
 
 #: The webhook answers within this, well inside the apiserver's 10 s webhook timeout.
 BUDGET_SECONDS: Final = 8.0
+#: How long a review waits for the API server to show a child's owner (and at most half the
+#: budget left); past it the child is judged on its own.
+OWNER_CHECK_SECONDS: Final = 2.0
 #: The largest AdmissionReview body read; the apiserver's own request limit is 3 MiB.
 MAX_BODY_BYTES: Final = 3 * 1024 * 1024
 #: Distinct images judged per request; a request naming more is denied.

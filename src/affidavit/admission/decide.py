@@ -50,8 +50,6 @@ from affidavit.printable import printable
 log = logging.getLogger("affidavit.admission")
 
 DECISION_ANNOTATION = "decision"
-#: At most this long (and half the remaining budget) for asking the API server about an owner.
-OWNER_CHECK_SECONDS = 2.0
 UNAUTHENTICATED = Caller()
 
 
@@ -313,7 +311,7 @@ class Webhook:
                 req.namespace,
                 req.object,
                 workload.images,
-                timeout=min(OWNER_CHECK_SECONDS, remaining / 2),
+                timeout=min(self.owners.check_seconds, remaining / 2),
             )
             if match is not None and not self._unpinned_tag(req, workload):
                 if match.extras:

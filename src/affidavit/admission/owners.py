@@ -50,6 +50,7 @@ from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from affidavit import defaults
 from affidavit.admission.judged import JudgedDigests
 from affidavit.admission.review import MalformedReview
 from affidavit.admission.workloads import extract_images
@@ -155,8 +156,12 @@ class OwnerChain:
         workers: int = 4,
         clock: Callable[[], float] = time.monotonic,
         judged: JudgedDigests | None = None,
+        check_seconds: float = defaults.OWNER_CHECK_SECONDS,
     ) -> None:
         self._reader = reader
+        #: How long a review waits for an owner at most (``Webhook`` also keeps it within half
+        #: the remaining budget).
+        self.check_seconds = check_seconds
         self._judged = judged  # None: a pinned child never matches a template's tag
         self._ttl = ttl
         self._max = max_entries

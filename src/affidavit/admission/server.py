@@ -67,6 +67,11 @@ class WebhookSettings:
     # A registry that does not answer within this is unavailable (fail-open where a policy says
     # Ignore); below the budget, so that an outage is told apart from a request out of time.
     registry_timeout_seconds: float | None = None  # default: 0.6 x budget
+    # How long a review waits for the API server to show a child's owner (a Pod's ReplicaSet, a
+    # ReplicaSet's Deployment) before the child is judged on its own; also half the remaining
+    # budget at most. A loaded API server that answers slower turns a scale after a policy
+    # tightened into denials: raise it there.
+    owner_check_seconds: float = defaults.OWNER_CHECK_SECONDS
     max_images_per_request: int = defaults.MAX_IMAGES_PER_REQUEST
     cache_entries: int = 4096
     # Predicate JSON the evidence cache holds at most (resident: several times this; the chart
@@ -140,6 +145,13 @@ class WebhookSettings:
                 hint="a registry is unavailable when it does not answer within this time; the "
                 "budget must leave room for it",
             )
+        if not self.owner_check_seconds > 0:
+            raise UsageError(
+                f"--owner-check-seconds {self.owner_check_seconds:g} must be more than 0",
+                hint="a review waits this long for the API server to show a child's owner (never "
+                "more than half of what is left of --budget-seconds); the default is "
+                f"{defaults.OWNER_CHECK_SECONDS:g}",
+            )
         wait = self.ledger_wait_seconds
         if wait is not None and not 0 < wait < self.budget_seconds:
             raise UsageError(
@@ -196,12 +208,12 @@ def build_webhook(settings: WebhookSettings) -> Webhook:
     if settings.policy_configmap is not None or settings.kubeconfig is not None:
         from affidavit.admission.kube import KubeApi, api_client
 
-        kube = KubeApi(api_client(settings.kubeconfig))
+        kube = KubeApi(api_client(settings.kubeconfig), owner_timeout=settings.owner_check_seconds)
         secrets = kube
         namespaces = NamespaceLabels(kube)
         # A pinned Pod matches its template's tag only at a digest the ledger shows admitted.
         judged = JudgedDigests(ledger.ledger) if ledger is not None else None
-        owners = OwnerChain(kube, judged=judged)
+        owners = OwnerChain(kube, judged=judged, check_seconds=settings.owner_check_seconds)
     if settings.policy_dir is not None:
         policy = FilePolicySource(
             settings.policy_dir, exception_max_days=settings.exception_max_days

@@ -80,6 +80,15 @@ def serve(
             help="Seconds after which a silent registry is unavailable (default 0.6 x budget).",
         ),
     ] = None,
+    owner_check_seconds: Annotated[
+        float,
+        typer.Option(
+            "--owner-check-seconds",
+            envvar="AFFIDAVIT_OWNER_CHECK_SECONDS",
+            help="Seconds a review waits for the API server to show a child's owner (at most "
+            "half the budget left); past it the child (a Pod, a ReplicaSet) is judged alone.",
+        ),
+    ] = defaults.OWNER_CHECK_SECONDS,
     max_images_per_request: Annotated[
         int,
         typer.Option(
@@ -239,6 +248,7 @@ def serve(
             registry_timeout_seconds=registry_timeout,
             max_images_per_request=max_images_per_request,
             evidence_ttl_seconds=evidence_ttl_seconds,
+            owner_check_seconds=owner_check_seconds,
             cache_bytes=evidence_cache_mib * 1024 * 1024,
             exception_max_days=exception_max_days,
             ledger_buffer_file=ledger_buffer_file,

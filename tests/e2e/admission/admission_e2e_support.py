@@ -75,7 +75,9 @@ def running_stack(
         namespace=name,
         webhook_configuration=name,
         webhook_kubeconfig=webhook_kubeconfig,
-        webhook_args=webhook_args,
+        # A loaded CI machine's apiserver may show an owner later than the default 2 s: a Pod
+        # of an admitted Deployment would then be judged alone (a later flag wins).
+        webhook_args=("--owner-check-seconds", "3.5", *webhook_args),
         operator_args=operator_args,
         webhook_env=webhook_env,
     )

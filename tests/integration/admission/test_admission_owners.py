@@ -11,20 +11,25 @@ answers, or forbids the read, makes the check give up (the child is then judged)
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import socket
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
+from admission_support import Images, review
 from kubernetes import client
 
 from affidavit.admission.judged import JudgedDigests
 from affidavit.admission.kube import KubeApi, api_client
 from affidavit.admission.owners import OwnerChain, OwnerMatch, OwnerRef, controller_ref
+from affidavit.admission.server import WebhookSettings, build_webhook
 from affidavit.envtest import ControlPlaneInfo
 from affidavit.ledger import Ledger
 from affidavit.policy.decision import Decision, ImageRef
@@ -474,3 +479,112 @@ def test_a_pod_may_run_more_than_its_owners_images_and_only_the_more_is_left_to_
     finally:
         chain.close()
         ledger.close()
+
+
+class StallingProxy:
+    """A TCP proxy in front of the API server (TLS passes through untouched) that holds what
+    clients send until a moment the test sets: an API server that answers late, not never."""
+
+    def __init__(self, upstream: str) -> None:
+        host, port = upstream.removeprefix("https://").rsplit(":", 1)
+        self._upstream = (host, int(port))
+        self._until = 0.0
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.server = f"https://127.0.0.1:{self._listener.getsockname()[1]}"
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def stall(self, seconds: float) -> None:
+        """Hold everything clients send for the next ``seconds``."""
+        self._until = time.monotonic() + seconds
+
+    def close(self) -> None:
+        self._listener.close()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                conn, _ = self._listener.accept()
+            except OSError:  # closed
+                return
+            upstream = socket.create_connection(self._upstream)
+            threading.Thread(target=self._pump, args=(conn, upstream, True), daemon=True).start()
+            threading.Thread(target=self._pump, args=(upstream, conn, False), daemon=True).start()
+
+    def _pump(self, src: socket.socket, dst: socket.socket, held: bool) -> None:
+        with contextlib.suppress(OSError):
+            while chunk := src.recv(65536):
+                if held and (wait := self._until - time.monotonic()) > 0:
+                    time.sleep(wait)
+                dst.sendall(chunk)
+        for s in (src, dst):
+            with contextlib.suppress(OSError):
+                s.shutdown(socket.SHUT_RDWR)
+
+
+def _replica_set_review(owner: str, uid: str, image: str) -> dict[str, Any]:
+    body = review(image, kind="ReplicaSet", namespace=NS, name=f"{owner}-5d8f", uid=f"rs-{owner}")
+    body["request"]["resource"]["resource"] = "replicasets"
+    body["request"]["object"]["metadata"]["ownerReferences"] = [
+        {"apiVersion": "apps/v1", "kind": "Deployment", "name": owner, "uid": uid,
+         "controller": True}
+    ]  # fmt: skip
+    return body
+
+
+@pytest.mark.parametrize(("check_seconds", "admitted"), [(None, False), (6.0, True)])
+def test_an_api_server_slower_than_the_owner_check_time_leaves_the_child_judged(
+    cluster: ControlPlaneInfo,
+    apps: client.AppsV1Api,
+    images: Images,
+    workdir: Path,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+    check_seconds: float | None,
+    admitted: bool,
+) -> None:
+    """A ReplicaSet of an admitted Deployment that runs an image without evidence (the policy
+    tightened since): the API server shows its owner 2.5 s late. Under the default 2 s
+    ``--owner-check-seconds`` the ReplicaSet is judged alone and denied, and the log says the
+    check timed out; with 6 s it is admitted on its owner's admission, with no decision."""
+    proxy = StallingProxy(cluster.server)
+    kubeconfig = tmp_path / "stalling"
+    kubeconfig.write_text(cluster.kubeconfig.read_text().replace(cluster.server, proxy.server))
+    bare = f"{images.bare.rsplit(':', 1)[0]}@{images.bare_digest}"
+    name = f"slow-{check_seconds or 'default'}".replace(".", "-")
+    uid = deployment(apps, name, bare)
+    hook = build_webhook(
+        WebhookSettings(
+            tls_cert=tmp_path / "unused.crt",
+            tls_key=tmp_path / "unused.key",
+            cluster_name="prod-1",
+            region="eu-west-1",
+            ledger_url=None,
+            policy_dir=workdir / "policies",
+            registry_allowed_hosts=(images.host,),
+            kubeconfig=kubeconfig,
+            budget_seconds=20,
+            owner_check_seconds=check_seconds or WebhookSettings.owner_check_seconds,
+        )
+    )
+    hook.policy.start()
+    try:
+        # The namespace's labels are read (and cached) before the API server slows down.
+        hook.handle(json.dumps(review(images.good, namespace=NS, uid="warm")).encode())
+        proxy.stall(2.5)
+        with caplog.at_level(logging.WARNING, logger="affidavit.admission"):
+            answer = hook.handle(json.dumps(_replica_set_review(name, uid, bare)).encode())
+        response = answer.body["response"]
+        timed_out = f"owner check of Deployment/{name} (uid {uid}) in {NS} timed out after"
+        logged = [r.getMessage() for r in caplog.records if r.name == "affidavit.admission"]
+        if admitted:
+            assert response["allowed"] is True and answer.decision is None
+            assert "its admitted owner Deployment/" in response["auditAnnotations"]["admitted"]
+            assert not any(m.startswith(timed_out) for m in logged)
+        else:
+            assert response["allowed"] is False
+            assert answer.decision is not None and answer.decision.outcome == "denied"
+            assert f"{timed_out} 2s" in logged
+    finally:
+        hook.policy.stop()
+        hook.close()
+        proxy.close()

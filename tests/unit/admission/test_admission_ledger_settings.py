@@ -1,6 +1,7 @@
 """The webhook's ledger settings: the lock wait stays well inside the request budget (so a held
 lock buffers the decision instead of outliving the apiserver's timeout), and buffered decisions
-get a file by default beside a SQLite ledger."""
+get a file by default beside a SQLite ledger. The owner check's time is a positive setting of
+its own (``--owner-check-seconds``)."""
 
 from __future__ import annotations
 
@@ -42,3 +43,22 @@ def test_the_buffer_file_defaults_beside_a_sqlite_ledger(tmp_path: Path) -> None
     given = tmp_path / "buffer.jsonl"
     assert _settings(tmp_path, ledger_url=pg, ledger_buffer_file=given).ledger_buffer_path == given
     assert _settings(tmp_path, ledger_url=None).ledger_buffer_path is None
+
+
+def test_the_owner_check_time_is_positive_and_reaches_the_cli(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert _settings(tmp_path).owner_check_seconds == 2.0
+    assert _settings(tmp_path, owner_check_seconds=5).owner_check_seconds == 5
+    with pytest.raises(UsageError) as e:
+        _settings(tmp_path, owner_check_seconds=0)
+    assert e.value.message == "--owner-check-seconds 0 must be more than 0"
+    from affidavit.cli.main import main
+
+    code = main(
+        ["webhook", "serve", "--tls-cert", str(tmp_path / "c"), "--tls-key", str(tmp_path / "k"),
+         "--cluster-name", "c", "--region", "r", "--policy-dir", str(tmp_path),
+         "--owner-check-seconds", "-1"]
+    )  # fmt: skip
+    assert code != 0
+    assert "--owner-check-seconds -1 must be more than 0" in capsys.readouterr().err
