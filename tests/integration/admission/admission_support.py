@@ -15,6 +15,8 @@ from typing import Any
 import httpx
 import yaml
 
+from affidavit.admission.decide import Webhook
+from affidavit.admission.server import WebhookSettings, build_webhook
 from affidavit.attestations.dsse import sign_envelope
 from affidavit.attestations.image import push_sample_image
 from affidavit.attestations.keys import generate_key_pair, load_signer
@@ -277,3 +279,23 @@ def _ctx(ca: Path) -> Any:
 def decision_from_json(data: dict[str, Any]) -> Decision:
     """Rebuild a Decision from the ledger's JSON (to recompute the admission message)."""
     return Decision.from_dict(data)
+
+
+def in_process_webhook(
+    tmp_path: Path, policy_dir: Path, images: Images | None = None, **settings: Any
+) -> Webhook:
+    """A Webhook built as ``webhook serve`` builds it (no server, no ledger unless ``settings``
+    name one), its policies read from ``policy_dir``, allowed to reach ``images``' registry;
+    the caller starts ``policy`` and closes it."""
+    return build_webhook(
+        WebhookSettings(
+            tls_cert=tmp_path / "unused.crt",
+            tls_key=tmp_path / "unused.key",
+            cluster_name=settings.pop("cluster_name", "prod-1"),
+            region="eu-west-1",
+            ledger_url=settings.pop("ledger_url", None),
+            policy_dir=policy_dir,
+            registry_allowed_hosts=(images.host,) if images is not None else (),
+            **settings,
+        )
+    )

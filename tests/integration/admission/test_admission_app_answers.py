@@ -12,10 +12,10 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from admission_support import in_process_webhook
 
 from affidavit.admission.app import create_app
 from affidavit.admission.decide import UNAUTHENTICATED, Webhook
-from affidavit.admission.server import WebhookSettings, build_webhook
 from affidavit.policy.decision import Caller
 
 
@@ -34,15 +34,7 @@ class _Crashing(Webhook):
 
 def _webhook(tmp_path: Path) -> Webhook:
     (tmp_path / "policies").mkdir()
-    settings = WebhookSettings(
-        tls_cert=tmp_path / "unused.crt",
-        tls_key=tmp_path / "unused.key",
-        cluster_name="test",
-        region="eu-west-1",
-        ledger_url=None,
-        policy_dir=tmp_path / "policies",
-    )
-    return build_webhook(settings)
+    return in_process_webhook(tmp_path, tmp_path / "policies", cluster_name="test")
 
 
 def _post(webhook: Webhook, body: bytes) -> httpx.Response:

@@ -23,13 +23,13 @@ from typing import Any
 
 import pytest
 import yaml
-from admission_support import Images, review
+from admission_support import Images, in_process_webhook, review
 from kubernetes import client
 
 from affidavit.admission.judged import JudgedDigests
 from affidavit.admission.kube import KubeApi, api_client
 from affidavit.admission.owners import OwnerChain, OwnerMatch, OwnerRef, controller_ref
-from affidavit.admission.server import WebhookSettings, build_webhook
+from affidavit.admission.server import WebhookSettings
 from affidavit.envtest import ControlPlaneInfo
 from affidavit.ledger import Ledger
 from affidavit.policy.decision import Decision, ImageRef
@@ -552,19 +552,13 @@ def test_an_api_server_slower_than_the_owner_check_time_leaves_the_child_judged(
     bare = f"{images.bare.rsplit(':', 1)[0]}@{images.bare_digest}"
     name = f"slow-{check_seconds or 'default'}".replace(".", "-")
     uid = deployment(apps, name, bare)
-    hook = build_webhook(
-        WebhookSettings(
-            tls_cert=tmp_path / "unused.crt",
-            tls_key=tmp_path / "unused.key",
-            cluster_name="prod-1",
-            region="eu-west-1",
-            ledger_url=None,
-            policy_dir=workdir / "policies",
-            registry_allowed_hosts=(images.host,),
-            kubeconfig=kubeconfig,
-            budget_seconds=20,
-            owner_check_seconds=check_seconds or WebhookSettings.owner_check_seconds,
-        )
+    hook = in_process_webhook(
+        tmp_path,
+        workdir / "policies",
+        images,
+        kubeconfig=kubeconfig,
+        budget_seconds=20,
+        owner_check_seconds=check_seconds or WebhookSettings.owner_check_seconds,
     )
     hook.policy.start()
     try:

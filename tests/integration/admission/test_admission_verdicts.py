@@ -16,11 +16,10 @@ from typing import Any
 
 import pytest
 import yaml
-from admission_support import Images, review
+from admission_support import Images, in_process_webhook, review
 
 from affidavit.admission import decide
 from affidavit.admission.decide import Webhook
-from affidavit.admission.server import WebhookSettings, build_webhook
 from affidavit.envtest import wait_for
 from affidavit.policy.decision import Decision
 
@@ -36,18 +35,7 @@ def _write(directory: Path, docs: list[dict[str, Any]]) -> None:
 
 
 def _webhook(tmp_path: Path, images: Images, **settings: Any) -> Webhook:
-    hook = build_webhook(
-        WebhookSettings(
-            tls_cert=tmp_path / "unused.crt",
-            tls_key=tmp_path / "unused.key",
-            cluster_name="prod-1",
-            region="eu-west-1",
-            ledger_url=None,
-            policy_dir=tmp_path / "policies",
-            registry_allowed_hosts=(images.host,),
-            **settings,
-        )
-    )
+    hook = in_process_webhook(tmp_path, tmp_path / "policies", images, **settings)
     hook.policy.start()
     return hook
 
