@@ -6,9 +6,12 @@ pseudonym key, collection writes each of them as ``psn:KEYID:TOKEN``: an HMAC-SH
 trimmed, lower-cased value under the key. Equal values stay equal, so "the reviewer is not the
 author" and group membership are still judged, on pseudonyms; without the key nobody can tell
 whose they are, and the key's holder re-identifies by computing the pseudonyms of the people in
-question (``affidavit pseudonym of``). ``KEYID`` is the first 8 hex digits of the key's SHA-256:
-a pseudonym says which key made it, so a policy listing another key's pseudonyms is explained,
-not silently unmatched.
+question (``affidavit pseudonym of``). ``KEYID`` is the first 16 hex digits of the key's
+SHA-256: a pseudonym says which key made it, so a policy listing another key's pseudonyms is
+explained, not silently unmatched, and a region can refuse any key but its own
+(``evidence.pseudonymKeyIds``). Sixteen digits, 64 bits: with eight, a team could try keys
+until one had the region's key id (2^32 SHA-256s, minutes on one core) and hide people behind a
+key nobody accountable holds.
 
 Both sides use this one module: collection to write pseudonyms, admission to check that the
 evidence names nobody in plain text.
@@ -43,7 +46,7 @@ __all__ = [
 MIN_KEY_BYTES = 32
 _DOMAIN = b"affidavit pseudonym v1\x00"
 _TOKEN_CHARS = 26  # of base32: 130 bits of the HMAC
-_PSEUDONYM = re.compile(r"psn:([0-9a-f]{8}):[a-z2-7]{26}")
+_PSEUDONYM = re.compile(r"psn:([0-9a-f]{16}):[a-z2-7]{26}")
 #: An identity evidence item of a person, as collection records it (``author: Alice (aider)
 #: <alice@example.org>``); ``subject:`` and ``message:`` items quote the commit message's words,
 #: which name a tool.
@@ -52,7 +55,7 @@ _ANGLE = re.compile(r"^(?P<name>[^<>]*?)\s*<(?P<email>[^<>\s]+)>$")
 #: A name may keep the AI tool's suffix collection recognised (``psn:…:… (aider)``): the suffix
 #: is the evidence that the commit was AI-generated, and names a tool, not a person. One word
 #: of a tool's name, so that a suffix cannot carry "(Alice Smith)" past the check.
-_NAME = re.compile(r"psn:[0-9a-f]{8}:[a-z2-7]{26}(?: \([A-Za-z0-9][A-Za-z0-9._-]{0,31}\))?")
+_NAME = re.compile(r"psn:[0-9a-f]{16}:[a-z2-7]{26}(?: \([A-Za-z0-9][A-Za-z0-9._-]{0,31}\))?")
 
 
 @dataclass(frozen=True)
@@ -63,7 +66,7 @@ class PseudonymKey:
 
     @property
     def key_id(self) -> str:
-        return hashlib.sha256(self.secret).hexdigest()[:8]
+        return hashlib.sha256(self.secret).hexdigest()[:16]
 
     def of(self, value: str) -> str:
         """The pseudonym of a login, email or name (trimmed and compared lower-cased)."""

@@ -240,7 +240,7 @@ class ExceptionRules(SpecModel):
 REGISTRY_GLOB = r"^[A-Za-z0-9*?.\-]+(:[0-9*?]+)?$|^\[[0-9A-Fa-f:.]+\](:[0-9]+)?$"
 #: A location name: ``eu``, ``us``, ``eu-central-1``.
 LOCATION_NAME = r"^[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?$"
-PSEUDONYM_KEY_ID = r"^[0-9a-f]{8}$"
+PSEUDONYM_KEY_ID = r"^[0-9a-f]{16}$"
 
 
 class RegistryLocation(SpecModel):
@@ -288,7 +288,7 @@ class EvidenceRules(SpecModel):
         default_factory=list, max_length=16
     )
     """Where pseudonymousIdentities is in force, the pseudonym keys the evidence may name people
-    under, by key id (the 8 hex digits of psn:KEYID:..., printed by affidavit pseudonym key):
+    under, by key id (the 16 hex digits of psn:KEYID:..., printed by affidavit pseudonym key):
     pseudonyms of any other key, such as a key only one team holds, which nobody accountable
     could re-identify, are refused. List the old and the new key while a key is rotated."""
     pseudonymous_identities: bool = False

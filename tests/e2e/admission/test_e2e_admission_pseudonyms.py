@@ -201,4 +201,4 @@ def test_the_api_server_refuses_a_key_id_that_is_not_one(stack: ClusterStack) ->
     proc = stack.apply(bad, check=False)
     assert proc.returncode == 1
     assert "spec.evidence.pseudonymKeyIds[0]" in proc.stderr, proc.stderr
-    assert "should match '^[0-9a-f]{8}$'" in proc.stderr, proc.stderr
+    assert "should match '^[0-9a-f]{16}$'" in proc.stderr, proc.stderr

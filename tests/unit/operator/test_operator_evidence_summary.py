@@ -18,7 +18,7 @@ def test_the_compiled_summary_says_which_evidence_rules_admission_checks() -> No
                 ],
                 "retentionDays": 183,
                 "pseudonymousIdentities": True,
-                "pseudonymKeyIds": ["da5469a3", "0badc0de"],
+                "pseudonymKeyIds": ["da5469a3c0ffee42", "0badc0de0badc0de"],
             },
         }
     )
@@ -31,7 +31,7 @@ def test_the_compiled_summary_says_which_evidence_rules_admission_checks() -> No
         "whether the ledger removed any)",
         "people named only by pseudonyms in the provenance and review evidence (checked at "
         "admission)",
-        "pseudonyms only of key da5469a3 or 0badc0de (checked at admission)",
+        "pseudonyms only of key da5469a3c0ffee42 or 0badc0de0badc0de (checked at admission)",
     ]
     bare = RegionPolicySpec.model_validate({"regions": ["eu-*"], "jurisdictions": ["eu"]})
     assert "evidence" not in compiled_summary("RegionPolicy", bare, "prod-eu-1", "eu-west-1")

@@ -116,6 +116,7 @@ def test_one_plain_reviewer_among_pseudonyms_is_named_by_its_field() -> None:
         (PSEUDONYM_KEY.of("rita").upper(), True),  # another spelling is not the collector's
         ("psn:rita", True),
         ("psn:0123abcd:rita", True),
+        ("psn:0123abcd:" + PSEUDONYM_KEY.of("rita").rsplit(":", 1)[1], True),  # an 8-digit id
         (PSEUDONYM_KEY.of("rita") + " ", True),
         (PSEUDONYM_KEY.of("rita") + "@example.com", True),
         ("rita", True),
@@ -252,17 +253,20 @@ def pinned(*key_ids: str) -> PolicyIndex:
 def test_pseudonyms_of_a_key_the_region_does_not_list_are_refused() -> None:
     """A team's own key (or a throwaway one) would hide people from everyone accountable."""
     ours = PSEUDONYM_KEY.key_id
-    d = judge(pseudonymous(provenance()), pseudonymous(reviewed()), pinned(ours, "0badc0de"))
+    d = judge(
+        pseudonymous(provenance()), pseudonymous(reviewed()), pinned(ours, "0badc0de0badc0de")
+    )
     assert d.outcome == "allowed", [v.message for v in d.violations]
 
-    d = judge(pseudonymous(provenance()), pseudonymous(reviewed()), pinned("0badc0de"))
+    d = judge(pseudonymous(provenance()), pseudonymous(reviewed()), pinned("0badc0de0badc0de"))
     assert rules(d) == ["evidence.pseudonymKeyIds"]
     assert d.violations[0].message == (
         f"{IMAGE}: evidence.pseudonymKeyIds (RegionPolicy/eu-keys): found people named by "
         "pseudonyms of a key this region does not list: the ai-provenance/v1 attestation under "
         f"key {ours}; the code-review/v1 attestation under key {ours}; expected pseudonyms of "
-        "key 0badc0de, which the region's accountable people hold; fix: with the pseudonym key "
-        "whose id is 0badc0de (`affidavit pseudonym key` prints a new key's id), run `affidavit "
+        "key 0badc0de0badc0de, which the region's accountable people hold; fix: with the "
+        "pseudonym key whose id is 0badc0de0badc0de (`affidavit pseudonym key` prints a new "
+        "key's id), run `affidavit "
         "collect provenance --repo . --base <base> --head <revision> --pseudonym-key <pseudonym "
         "key> --output provenance.json && affidavit attest "
         f"{IMAGE} --predicate provenance.json --type {PROV_TYPE} --key <key>`; and run "
@@ -283,8 +287,17 @@ def test_one_person_under_another_key_is_enough_to_refuse() -> None:
     assert "ai-provenance/v1" not in d.violations[0].found
 
 
-@pytest.mark.parametrize("key_id", ["0BADC0DE", "0badc0d", "0badc0de0", "psn:0badc0de"])
-def test_a_key_id_that_is_not_eight_lower_hex_digits_is_invalid(key_id: str) -> None:
+@pytest.mark.parametrize(
+    "key_id",
+    [
+        "0BADC0DE0BADC0DE",
+        "0badc0de",
+        "0badc0de0badc0d",
+        "0badc0de0badc0de0",
+        "psn:0badc0de0badc0de",
+    ],
+)
+def test_a_key_id_that_is_not_sixteen_lower_hex_digits_is_invalid(key_id: str) -> None:
     keys = region_policy("eu-keys", ["eu-*"], evidence={"pseudonymKeyIds": [key_id]})
     assert "RegionPolicy/eu-keys" in index([policy()], [keys]).errors
 
