@@ -312,6 +312,7 @@ class Webhook:
                 req.object,
                 workload.images,
                 timeout=min(self.owners.check_seconds, remaining / 2),
+                outcome=lambda result: self.metrics.inc(self.metrics.owner_checks, result),
             )
             if match is not None and not self._unpinned_tag(req, workload):
                 if match.extras:

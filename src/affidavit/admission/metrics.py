@@ -24,6 +24,8 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
+from affidavit.admission.owners import OUTCOMES as OWNER_OUTCOMES
+
 BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 8.0, 10.0)
 OUTCOMES = ("allowed", "denied", "warned", "audited", "excepted")
 #: How an evidence lookup ended: verified evidence (possibly none that verified: the policy
@@ -121,6 +123,16 @@ class Metrics:
         )
         for reason in ("unchanged", "owner", "owner-partial"):
             self.already_judged.labels(reason=reason)
+        self.owner_checks = Counter(
+            "affidavit_owner_checks",
+            "Owner checks of a child with a controller (a Pod, a ReplicaSet, a Job), by result: "
+            "its owner's (owners), not shown to be (not-owners), or given up on the API server "
+            "(timeout, busy, error): the child was then judged on its own.",
+            ["result"],
+            registry=r,
+        )
+        for result in OWNER_OUTCOMES:
+            self.owner_checks.labels(result=result)
         self.judged = Counter(
             "affidavit_reviews_judged",
             "Reviews judged on the event loop (inline: every image's evidence cached, nothing "

@@ -58,6 +58,12 @@ from affidavit.errors import AffidavitError
 
 log = logging.getLogger("affidavit.admission")
 
+#: How an owner check of a child with a controller ends: its owner's child (``owners``), not
+#: shown to be (``not-owners``: another template, another UID, no such owner), or given up:
+#: the API server past the check's time (``timeout``), every read busy (``busy``), or an API
+#: error (``error``). Each but ``owners`` leaves the child judged on its own.
+OUTCOMES = ("owners", "not-owners", "timeout", "busy", "error")
+
 #: ``NAME[:TAG]@sha256:<hex>``, as the pinning webhook writes a tag it pinned.
 _PINNED = re.compile(r"^(?P<name>[^@]+)@(?P<digest>sha256:[0-9a-f]{64})$")
 
@@ -182,10 +188,11 @@ class OwnerChain:
         images: tuple[str, ...],
         *,
         timeout: float,
+        outcome: Callable[[str], None] | None = None,
     ) -> OwnerRef | None:
         """The verified owner of ``obj`` (a ``kind`` in ``namespace`` running exactly its
         owner's ``images``), or None: judge it."""
-        found = self.match(kind, namespace, obj, images, timeout=timeout)
+        found = self.match(kind, namespace, obj, images, timeout=timeout, outcome=outcome)
         return found.owner if found is not None and not found.extras else None
 
     def match(
@@ -196,18 +203,23 @@ class OwnerChain:
         images: tuple[str, ...],
         *,
         timeout: float,
+        outcome: Callable[[str], None] | None = None,
     ) -> OwnerMatch | None:
         """The verified owner of ``obj`` (a ``kind`` in ``namespace`` running ``images``) and the
         images beyond its owner's (a Pod's only), or None.
 
         None means "not shown to be an admitted template's child": judge it. That includes an
         API server that does not answer within ``timeout`` seconds, or all reads busy.
+        ``outcome`` hears how a check of a child with a controller ended (one of
+        :data:`OUTCOMES`), so an operator sees checks that gave up, not only their log lines.
         """
         ref = controller_ref(kind, obj)
         if ref is None or not images or timeout <= 0:
             return None
+        said = outcome or (lambda _result: None)
         if not self._slots.acquire(blocking=False):
             log.warning("owner check of %s in %s skipped: all reads busy", ref, namespace)
+            said("busy")
             return None
         try:
             job = self._pool.submit(
@@ -215,21 +227,28 @@ class OwnerChain:
             )
         except RuntimeError:  # shut down
             self._slots.release()
+            said("error")
             return None
         job.add_done_callback(lambda _job: self._slots.release())
         try:
             extras = job.result(timeout=timeout)
-            if extras is None:
-                return None
-            return OwnerMatch(ref, tuple(image for image in images if image in extras))
         except FutureTimeout:
             log.warning("owner check of %s in %s timed out after %gs", ref, namespace, timeout)
+            said("timeout")
         except AffidavitError as e:  # the API said no: judge the child
             log.warning("owner check of %s in %s failed: %s", ref, namespace, e.message)
+            said("error")
         except Exception as e:  # the API broke: judge the child
             log.warning(
                 "owner check of %s in %s failed: %s: %s", ref, namespace, type(e).__name__, e
             )
+            said("error")
+        else:
+            if extras is None:
+                said("not-owners")
+                return None
+            said("owners")
+            return OwnerMatch(ref, tuple(image for image in images if image in extras))
         return None
 
     def _verify(

@@ -101,10 +101,11 @@ def test_a_child_is_its_owners_only_when_the_api_server_says_so(
 ) -> None:
     uid = deployment(apps, "web", APP)
     owners = OwnerChain(kube)
+    seen: list[str] = []
     try:
 
         def check(obj: dict[str, Any], *images: str, kind: str = "ReplicaSet") -> OwnerRef | None:
-            return owners.verify(kind, NS, obj, images, timeout=10)
+            return owners.verify(kind, NS, obj, images, timeout=10, outcome=seen.append)
 
         assert check(replica_set("web", uid, APP), APP) == OwnerRef(
             "apps", "Deployment", "web", uid
@@ -116,6 +117,8 @@ def test_a_child_is_its_owners_only_when_the_api_server_says_so(
         assert check(replica_set("absent", uid, APP), APP) is None
         # A Deployment creates ReplicaSets, not Pods: a Pod claiming one is judged.
         assert check(replica_set("web", uid, APP), APP, kind="Pod") is None
+        # Only a child with a controller owner of a creating kind is checked at all.
+        assert seen == ["owners", *["not-owners"] * 4]
     finally:
         owners.close()
 
@@ -193,10 +196,14 @@ def test_an_api_server_that_never_answers_makes_the_check_give_up(
     owners = OwnerChain(KubeApi(api_client(kubeconfig), owner_timeout=30), workers=1)
     try:
         child = replica_set("web", "u1", APP)
+        seen: list[str] = []
         with caplog.at_level(logging.WARNING, logger="affidavit.admission"):
-            assert owners.verify("ReplicaSet", NS, child, (APP,), timeout=0.2) is None
+            assert owners.verify("ReplicaSet", NS, child, (APP,), timeout=0.2,
+                                 outcome=seen.append) is None  # fmt: skip
             # The one read is still stuck: the next check does not queue behind it.
-            assert owners.verify("ReplicaSet", NS, child, (APP,), timeout=10) is None
+            assert owners.verify("ReplicaSet", NS, child, (APP,), timeout=10,
+                                 outcome=seen.append) is None  # fmt: skip
+        assert seen == ["timeout", "busy"]
         assert [r.getMessage() for r in caplog.records if r.name == "affidavit.admission"] == [
             f"owner check of Deployment/web (uid u1) in {NS} timed out after 0.2s",
             f"owner check of Deployment/web (uid u1) in {NS} skipped: all reads busy",
@@ -545,7 +552,8 @@ def test_an_api_server_slower_than_the_owner_check_time_leaves_the_child_judged(
     """A ReplicaSet of an admitted Deployment that runs an image without evidence (the policy
     tightened since): the API server shows its owner 2.5 s late. Under the default 2 s
     ``--owner-check-seconds`` the ReplicaSet is judged alone and denied, and the log says the
-    check timed out; with 6 s it is admitted on its owner's admission, with no decision."""
+    check timed out; with 6 s it is admitted on its owner's admission, with no decision. The
+    webhook's ``affidavit_owner_checks_total`` counts either result."""
     proxy = StallingProxy(cluster.server)
     kubeconfig = tmp_path / "stalling"
     kubeconfig.write_text(cluster.kubeconfig.read_text().replace(cluster.server, proxy.server))
@@ -570,14 +578,22 @@ def test_an_api_server_slower_than_the_owner_check_time_leaves_the_child_judged(
         response = answer.body["response"]
         timed_out = f"owner check of Deployment/{name} (uid {uid}) in {NS} timed out after"
         logged = [r.getMessage() for r in caplog.records if r.name == "affidavit.admission"]
+        checks = {
+            result: hook.metrics.registry.get_sample_value(
+                "affidavit_owner_checks_total", {"result": result}
+            )
+            for result in ("owners", "timeout")
+        }
         if admitted:
             assert response["allowed"] is True and answer.decision is None
             assert "its admitted owner Deployment/" in response["auditAnnotations"]["admitted"]
             assert not any(m.startswith(timed_out) for m in logged)
+            assert checks == {"owners": 1.0, "timeout": 0.0}
         else:
             assert response["allowed"] is False
             assert answer.decision is not None and answer.decision.outcome == "denied"
             assert f"{timed_out} 2s" in logged
+            assert checks == {"owners": 0.0, "timeout": 1.0}  # what the alert watches
     finally:
         hook.policy.stop()
         hook.close()
