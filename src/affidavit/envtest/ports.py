@@ -52,9 +52,15 @@ def _handed_file() -> Path:
 
 @contextlib.contextmanager
 def _handed() -> Iterator[dict[str, float]]:
-    """The ports handed out lately (port -> when), locked against every other process."""
+    """The ports handed out lately (port -> when), locked against every other process. A
+    record that cannot be opened as this user's own file (another user's, or a link planted in
+    the shared temp directory: never followed) gives an empty one that nobody else sees."""
     path = _handed_file()
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+    except OSError:
+        yield {}
+        return
     with os.fdopen(fd, "r+") as f:
         fcntl.flock(f, fcntl.LOCK_EX)
         try:

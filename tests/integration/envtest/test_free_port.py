@@ -80,3 +80,11 @@ def test_a_record_cut_short_is_started_again(own_file: Path) -> None:
     record.write_text('{"20001": 17')
     assert free_port() >= ports.LOWEST
     assert record.read_text().startswith("{")
+
+
+def test_a_link_planted_where_the_record_goes_is_not_followed(own_file: Path) -> None:
+    target = own_file / "elsewhere"
+    target.write_text("untouched")
+    (own_file / f"affidavit-ports-{os.getuid()}.json").symlink_to(target)
+    assert ports.LOWEST <= free_port() < _ephemeral()[0]
+    assert target.read_text() == "untouched"
