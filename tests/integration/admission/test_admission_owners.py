@@ -538,7 +538,7 @@ def _replica_set_review(owner: str, uid: str, image: str) -> dict[str, Any]:
     return body
 
 
-@pytest.mark.parametrize(("check_seconds", "admitted"), [(None, False), (6.0, True)])
+@pytest.mark.parametrize(("check_seconds", "admitted"), [(None, False), (12.0, True)])
 def test_an_api_server_slower_than_the_owner_check_time_leaves_the_child_judged(
     cluster: ControlPlaneInfo,
     apps: client.AppsV1Api,
@@ -552,8 +552,8 @@ def test_an_api_server_slower_than_the_owner_check_time_leaves_the_child_judged(
     """A ReplicaSet of an admitted Deployment that runs an image without evidence (the policy
     tightened since): the API server shows its owner 2.5 s late. Under the default 2 s
     ``--owner-check-seconds`` the ReplicaSet is judged alone and denied, and the log says the
-    check timed out; with 6 s it is admitted on its owner's admission, with no decision. The
-    webhook's ``affidavit_owner_checks_total`` counts either result."""
+    check timed out; with 12 s (a loaded machine may add to the 2.5 s) it is admitted on its
+    owner's admission, with no decision. ``affidavit_owner_checks_total`` counts either result."""
     proxy = StallingProxy(cluster.server)
     kubeconfig = tmp_path / "stalling"
     kubeconfig.write_text(cluster.kubeconfig.read_text().replace(cluster.server, proxy.server))
@@ -565,7 +565,7 @@ def test_an_api_server_slower_than_the_owner_check_time_leaves_the_child_judged(
         workdir / "policies",
         images,
         kubeconfig=kubeconfig,
-        budget_seconds=20,
+        budget_seconds=29,
         owner_check_seconds=check_seconds or WebhookSettings.owner_check_seconds,
     )
     hook.policy.start()
