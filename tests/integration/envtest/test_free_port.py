@@ -41,14 +41,11 @@ def _choose_first(monkeypatch: pytest.MonkeyPatch, port: int) -> None:
     monkeypatch.setattr(ports.random, "randrange", lambda *a: first.pop() if first else real(*a))
 
 
-def test_ports_come_from_below_the_ephemeral_range_and_bind(own_file: Path) -> None:
+def test_ports_come_from_below_the_ephemeral_range_each_once(own_file: Path) -> None:
     low, _ = _ephemeral()
     handed = [free_port() for _ in range(50)]
     assert len(set(handed)) == 50
     assert all(ports.LOWEST <= p < low for p in handed)
-    for port in handed[:5]:
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", port))
 
 
 def test_a_port_handed_in_another_process_is_not_handed_again(
