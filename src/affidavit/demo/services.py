@@ -13,7 +13,7 @@ import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
-from affidavit.envtest.process import ManagedProcess, free_port
+from affidavit.envtest.process import ManagedProcess, PortTaken, free_port
 from affidavit.errors import ClusterError
 
 # ManagedProcess lives in envtest (the control plane starts its components with it too); the
@@ -56,7 +56,7 @@ class _LoopbackRegistry:
                 return
             except ClusterError as e:
                 self.stop()
-                if "address already in use" not in e.message or attempt == _START_ATTEMPTS:
+                if not isinstance(e, PortTaken) or attempt == _START_ATTEMPTS:
                     raise
 
     def stop(self) -> None:

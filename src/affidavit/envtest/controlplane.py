@@ -34,7 +34,7 @@ from affidavit.envtest.admission_config import (
 from affidavit.envtest.binaries import find_binaries
 from affidavit.envtest.kubeconfig import write_kubeconfig
 from affidavit.envtest.namespaces import Namespaces
-from affidavit.envtest.process import ManagedProcess, child_setup, free_port
+from affidavit.envtest.process import ManagedProcess, PortTaken, child_setup, free_port, port_taken
 from affidavit.errors import ClusterError
 
 __all__ = ["ControlPlane", "ControlPlaneError", "ControlPlaneInfo", "child_setup", "free_port"]
@@ -160,7 +160,7 @@ class ControlPlane:
                 try:
                     self._info = self._start_once(bin_dir)
                     return self._info
-                except _PortTaken:
+                except PortTaken:
                     self._stop_processes()
                     if attempt == _PORT_RETRIES:
                         raise ControlPlaneError(
@@ -224,8 +224,8 @@ class ControlPlane:
         while time.monotonic() < deadline:
             if proc.popen.poll() is not None:
                 tail = proc.log_tail(_LOG_TAIL_LINES)
-                if "address already in use" in tail:
-                    raise _PortTaken(proc.name)
+                if port_taken(tail):
+                    raise PortTaken(f"{proc.name} could not bind its port:\n{tail}")
                 raise ControlPlaneError(
                     f"{proc.name} exited with code {proc.popen.returncode} while starting; "
                     f"last lines of {proc.log_path}:\n{tail}"
@@ -311,7 +311,3 @@ class ControlPlane:
             workdir=wd,
             webhook_client=webhook_client,
         )
-
-
-class _PortTaken(Exception):
-    """A component exited because another process took the port we picked for it."""

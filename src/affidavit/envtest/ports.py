@@ -95,9 +95,10 @@ def _kernels_choice(host: str) -> int:
 
 
 def free_port(host: str = "127.0.0.1") -> int:
-    """A TCP port on ``host`` (a loopback address) that is free now and that no other caller of this function, in
-    any process of this user, was handed in the last :data:`HELD_FOR` seconds; outside the
-    ephemeral range, so no outgoing connection or bind to port 0 takes it meanwhile."""
+    """A TCP port on ``host`` (a loopback address), free now, that no other caller of this
+    function in any process of this user was handed in the last :data:`HELD_FOR` seconds;
+    outside the ephemeral range, so no outgoing connection or bind to port 0 takes it
+    meanwhile."""
     high = _ephemeral_low()
     if high - LOWEST < _FEWEST:
         return _kernels_choice(host)

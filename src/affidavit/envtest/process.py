@@ -28,10 +28,29 @@ from typing import IO, Any
 from affidavit.envtest.ports import free_port
 from affidavit.errors import ClusterError
 
-__all__ = ["STOP_TIMEOUT", "ManagedProcess", "StopSignal", "child_setup", "free_port", "wait_for"]
+__all__ = [
+    "STOP_TIMEOUT",
+    "ManagedProcess",
+    "PortTaken",
+    "StopSignal",
+    "child_setup",
+    "free_port",
+    "port_taken",
+    "wait_for",
+]
 
 #: How long a child gets between SIGTERM and SIGKILL.
 STOP_TIMEOUT = 15.0
+
+
+class PortTaken(ClusterError):
+    """A child exited because something else bound the port chosen for it between the choice
+    and its own bind: its owner starts it again on another (:func:`free_port`)."""
+
+
+def port_taken(log_tail: str) -> bool:
+    """Whether a child's last log lines say it could not bind its port (Go's and etcd's words)."""
+    return "address already in use" in log_tail
 
 
 class StopSignal:
@@ -170,9 +189,10 @@ class ManagedProcess:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if not self.alive():
-                raise ClusterError(
-                    f"{self.name} exited with {self.popen.returncode} before {what}:\n"
-                    f"{self.log_tail()}"
+                tail = self.log_tail()
+                error = PortTaken if port_taken(tail) else ClusterError
+                raise error(
+                    f"{self.name} exited with {self.popen.returncode} before {what}:\n{tail}"
                 )
             with contextlib.suppress(Exception):
                 if check():

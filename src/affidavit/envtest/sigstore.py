@@ -33,9 +33,8 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from affidavit.envtest.binaries import BinariesMissingError, cache_root, pinned_versions
-from affidavit.envtest.process import ManagedProcess, StopSignal, free_port
+from affidavit.envtest.process import ManagedProcess, PortTaken, StopSignal, free_port
 from affidavit.envtest.sigstore_documents import signing_config_document, trusted_root_document
-from affidavit.errors import ClusterError
 
 __all__ = ["PrivateSigstore", "SigstoreInfo", "find_sigstore_binaries"]
 
@@ -146,11 +145,13 @@ class PrivateSigstore:
             try:
                 self._info = self._start(bins)
                 return self._info
-            except BaseException as e:
+            except PortTaken:
                 self.stop()
-                taken = isinstance(e, ClusterError) and "address already in use" in e.message
-                if not taken or attempt == _START_ATTEMPTS:
+                if attempt == _START_ATTEMPTS:
                     raise
+            except BaseException:
+                self.stop()
+                raise
             for store in ("ctlog", "rekor", "rekor-other"):  # logs the next keys do not sign
                 shutil.rmtree(self.workdir / store, ignore_errors=True)
             attempt += 1
