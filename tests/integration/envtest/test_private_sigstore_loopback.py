@@ -15,15 +15,11 @@ from __future__ import annotations
 import ipaddress
 import os
 import signal
-import socket
 import subprocess
 import sys
 from pathlib import Path
 from urllib.parse import urlsplit
 
-import pytest
-
-from affidavit.envtest.process import free_port
 from affidavit.envtest.sigstore import PrivateSigstore
 from binary_builds import sigstore_binaries_or_skip
 
@@ -149,26 +145,13 @@ def test_each_service_listens_on_loopback_only_with_three_at_once(tmp_path: Path
 
 
 def test_a_port_taken_before_the_service_binds_it_starts_the_services_again(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, first_port_taken: int
 ) -> None:
     """The first port chosen is taken (a listener holds it) before the timestamp server binds
     it, as when another process asks for a free port meanwhile: the services start again on
     fresh ports, and the one that found its port taken said so in its log."""
     sigstore_binaries_or_skip()
-    import affidavit.envtest.sigstore as module
-
-    with socket.socket() as taken:
-        taken.bind(("127.0.0.1", 0))
-        taken.listen()
-        held = taken.getsockname()[1]
-        handed: list[int] = []
-
-        def first_taken() -> int:
-            handed.append(held if not handed else free_port())
-            return handed[-1]
-
-        monkeypatch.setattr(module, "free_port", first_taken)
-        with PrivateSigstore(tmp_path, ISSUER) as info:
-            assert urlsplit(info.tsa_url).port != held
-            _assert_on_loopback(tmp_path, info.tsa_url)
+    with PrivateSigstore(tmp_path, ISSUER) as info:
+        assert urlsplit(info.tsa_url).port != first_port_taken
+        _assert_on_loopback(tmp_path, info.tsa_url)
     assert "address already in use" in (tmp_path / "timestamp-server.log").read_text()

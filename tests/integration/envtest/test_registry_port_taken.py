@@ -9,32 +9,10 @@ why it needed it.
 
 from __future__ import annotations
 
-import socket
 import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
-
-import affidavit.demo.services as services
 from affidavit.demo.services import LocalRegistry, ReferrersRegistry
-from affidavit.envtest.process import free_port
-
-
-@pytest.fixture
-def first_port_taken(monkeypatch: pytest.MonkeyPatch) -> Iterator[int]:
-    with socket.socket() as taken:
-        taken.bind(("127.0.0.1", 0))
-        taken.listen()
-        held = int(taken.getsockname()[1])
-        handed: list[int] = []
-
-        def first_taken() -> int:
-            handed.append(held if not handed else free_port())
-            return handed[-1]
-
-        monkeypatch.setattr(services, "free_port", first_taken)
-        yield held
 
 
 def _serves(url: str) -> bool:
