@@ -31,6 +31,7 @@ from affidavit.names import INDEX_CONFIGMAP, INDEX_KEY
 from affidavit.policy.index import PolicyIndex
 from affidavit.policy.lifetime import DEFAULT_EXCEPTION_MAX_DAYS
 from affidavit.policy.model import KIND_EXCEPTION, KIND_POLICY, KIND_REGION
+from affidavit.policy.stored import object_key
 
 log = logging.getLogger("affidavit.admission")
 
@@ -103,16 +104,6 @@ def load_policy_files(
             "silently weakens a policy); the webhook keeps the last good policy index meanwhile",
         )
     return index
-
-
-def object_key(kind: str, obj: Mapping[str, Any]) -> str:
-    """The key ``PolicyIndex.errors`` uses: ``Kind/name`` or ``Kind/namespace/name``."""
-    meta = obj.get("metadata")
-    meta = meta if isinstance(meta, Mapping) else {}
-    name = meta.get("name") or "?"
-    if kind == KIND_EXCEPTION:
-        return f"{kind}/{meta.get('namespace')}/{name}"
-    return f"{kind}/{name}"
 
 
 def _fingerprint(path: Path) -> tuple[tuple[str, int, int], ...]:

@@ -55,7 +55,7 @@ from affidavit.policy.model import (
     with_policy_defaults,
 )
 from affidavit.policy.signer_scope import open_signers
-from affidavit.policy.stored import Stored
+from affidavit.policy.stored import Stored, object_key
 
 log = logging.getLogger(__name__)
 
@@ -69,14 +69,6 @@ def _now() -> datetime.datetime:
 
 def _rfc3339(t: datetime.datetime) -> str:
     return t.astimezone(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def object_key(kind: str, obj: Mapping[str, Any]) -> str:
-    """The key ``PolicyIndex.errors`` uses: ``Kind/name`` or ``Kind/namespace/name``."""
-    meta = obj.get("metadata", {})
-    if kind == KIND_EXCEPTION:
-        return f"{kind}/{meta.get('namespace')}/{meta.get('name')}"
-    return f"{kind}/{meta.get('name')}"
 
 
 def expires_at(obj: Mapping[str, Any]) -> datetime.datetime | None:
@@ -348,6 +340,7 @@ class Reconciler:
             listed[KIND_REGION],
             live_exceptions,
             exception_max_days=self.exception_max_days,
+            last_good=self.in_force(),
         )
         # An exception that cannot apply here is Invalid and left out, so that its status and
         # the webhook agree that it admits nothing.
@@ -373,6 +366,21 @@ class Reconciler:
                 self._update_status(kind, obj, statuses, now)
         upcoming = [t for o in live_exceptions if (t := expires_at(o)) is not None]
         return min(upcoming) if upcoming else None
+
+    def in_force(self) -> PolicyIndex | None:
+        """The index in force: the last one this operator built, or (on its first pass, after a
+        restart or a change of leader) the one published; None if there is none to read. A
+        policy an edit has broken stays in force as this index holds it
+        (``PolicyIndex.from_objects``)."""
+        if self.snapshot.index is not None:
+            return self.snapshot.index
+        try:
+            existing = kube.read_configmap(self.api, self.namespace, INDEX_CONFIGMAP)
+            text = (existing.data or {}).get(INDEX_KEY) if existing is not None else None
+            return PolicyIndex.from_json(text) if isinstance(text, str) else None
+        except AffidavitError as e:
+            log.warning("the published policy index is not read as the one in force: %s", e)
+            return None
 
     def publish(self, index: PolicyIndex) -> bool:
         """Write the index to the ConfigMap unless it already holds this digest."""

@@ -4,7 +4,8 @@ The operator builds it from the CRD objects it watches and publishes it as JSON 
 the webhook reads the JSON and asks it for the effective policy of each image. One immutable
 value shared by both means they cannot disagree about which objects are valid. Invalid objects
 are kept out (fail closed: a broken policy never half-applies) and listed in ``errors`` so the
-operator can report them in the object's status.
+operator can report them in the object's status; a policy in force that an edit breaks stays in
+force as it was (``_carried``), since leaving it out would leave its images unmatched.
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ from affidavit.policy.model import (
     Require,
 )
 from affidavit.policy.presets import expand
-from affidavit.policy.stored import ExceptionRef, Stored, parse_object
+from affidavit.policy.stored import ExceptionRef, Stored, object_key, parse_object
 
 _CACHE_LIMIT = 4096
 # The cache key holds request strings (image, namespace, labels): a key longer than any valid
@@ -64,6 +65,40 @@ def _preset_layers(names: Sequence[PresetName], via: str) -> list[Layer]:
                 )
             )
     return layers
+
+
+def _carried(
+    kind: str,
+    objects: Sequence[Mapping[str, Any]],
+    errors: dict[str, str],
+    in_force: Sequence[Stored[Any]],
+) -> list[Stored[Any]]:
+    """The version in force of each of ``objects`` that no longer parses, where the index in
+    force holds the same object (its name and creationTimestamp: not one deleted and made again).
+
+    An edit that breaks a policy in force must not take it out of force: its images would match
+    no policy, which the default ``unmatchedImages: Warn`` admits, so a typo (or a field the
+    schema allows and the model refuses) would switch enforcement off. The object's error says
+    which generation stays in force. Exceptions are never carried: they only admit, so a broken
+    one leaves the index, as before.
+    """
+    by_name = {s.name: s for s in in_force}
+    kept: list[Stored[Any]] = []
+    for obj in objects:
+        key = object_key(kind, obj)
+        meta = obj.get("metadata")
+        meta = meta if isinstance(meta, Mapping) else {}
+        old = by_name.get(str(meta.get("name")))
+        if key not in errors or old is None or old.created is None:
+            continue
+        if old.created != meta.get("creationTimestamp"):
+            continue
+        kept.append(old)
+        errors[key] += (
+            f"; generation {old.generation}, its last valid spec, stays in force until this is "
+            "fixed"
+        )
+    return kept
 
 
 class PolicyIndex:
@@ -103,15 +138,22 @@ class PolicyIndex:
         exceptions: Sequence[Mapping[str, Any]],
         *,
         exception_max_days: int = DEFAULT_EXCEPTION_MAX_DAYS,
+        last_good: PolicyIndex | None = None,
     ) -> PolicyIndex:
         """Parse and validate; invalid objects are left out and named in ``errors``.
 
         An exception that outlives the cluster's ``exception_max_days`` is invalid: it could
         never admit anything, and its owner must learn that from its status, not from a denial.
+
+        A policy or region policy that ``last_good`` (the index in force) holds and that an edit
+        has made invalid stays in force as it was there (``_carried``).
         """
         errors: dict[str, str] = {}
         ps = [parse_object(o, KIND_POLICY, AccountabilityPolicySpec, errors) for o in policies]
         rs = [parse_object(o, KIND_REGION, RegionPolicySpec, errors) for o in region_policies]
+        if last_good is not None:
+            ps += _carried(KIND_POLICY, policies, errors, last_good.policies)
+            rs += _carried(KIND_REGION, region_policies, errors, last_good.region_policies)
         es = [
             parse_object(o, KIND_EXCEPTION, AccountabilityExceptionSpec, errors) for o in exceptions
         ]

@@ -80,6 +80,14 @@ def _validation_message(e: ValidationError) -> str:
     return "; ".join(parts)
 
 
+def object_key(kind: str, obj: Mapping[str, Any]) -> str:
+    """The key ``PolicyIndex.errors`` uses: ``Kind/name`` or ``Kind/namespace/name``."""
+    meta = obj.get("metadata") if isinstance(obj.get("metadata"), Mapping) else {}
+    assert isinstance(meta, Mapping)
+    name = str(meta.get("name") or "?")
+    return f"{kind}/{meta.get('namespace')}/{name}" if kind == KIND_EXCEPTION else f"{kind}/{name}"
+
+
 def parse_object(
     obj: Mapping[str, Any], kind: str, model: type[S], errors: dict[str, str]
 ) -> Stored[S] | None:
@@ -88,7 +96,7 @@ def parse_object(
     assert isinstance(meta, Mapping)
     name = str(meta.get("name") or "?")
     ns = meta.get("namespace")
-    key = f"{kind}/{ns}/{name}" if kind == KIND_EXCEPTION else f"{kind}/{name}"
+    key = object_key(kind, obj)
     if obj.get("kind") != kind:
         errors[key] = f"kind: found {obj.get('kind')!r}; expected {kind!r}"
         return None

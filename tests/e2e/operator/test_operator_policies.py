@@ -13,7 +13,9 @@ from typing import Any
 import yaml
 from operator_support import CRDS, NAMESPACE, RunningOperator, get_json
 
-from affidavit.envtest import wait_for
+from affidavit.envtest import ControlPlaneInfo, wait_for
+from affidavit.operator import kube
+from affidavit.operator.handlers import Reconciler
 
 Kubectl = Callable[..., subprocess.CompletedProcess[str]]
 
@@ -243,3 +245,65 @@ def test_exception_expires_and_leaves_the_index(
     assert (c["status"], c["reason"]) == ("False", "Expired")
     assert c["message"] == f"expired at {stamp}; it no longer admits workloads"
     assert all(e["name"] != "break-glass" for e in published_index(kubectl)[0]["exceptions"])
+
+
+def test_an_edit_that_breaks_a_policy_in_force_leaves_its_last_valid_spec_in_force(
+    operator: RunningOperator, control_plane: ControlPlaneInfo, kubectl: Kubectl
+) -> None:
+    """The schema lets through what the model refuses (a keyless signer with both subject and
+    subjectRegExp). Left out of the index, the policy's images would match nothing, which the
+    default unmatchedImages: Warn admits: one bad edit would switch enforcement off."""
+    name = "e2e-in-force"
+    keyless = {"name": "ci", "issuer": "https://token.actions.githubusercontent.com"}
+    apply(
+        kubectl,
+        policy(
+            name,
+            mode="Enforce",
+            match={"images": ["registry.example/in-force/*"]},
+            signers={"keyless": [keyless | {"subject": "ci@example.com"}]},
+            require={"provenance": {"required": True}},
+        ),
+    )
+
+    def in_index() -> dict[str, Any] | None:
+        index, _ = published_index(kubectl)
+        return next((p for p in index["policies"] if p["name"] == name), None)
+
+    wait_for(in_index, f"{name} to be published")
+    broken = {"signers": {"keyless": [keyless | {"subject": "ci@example.com",
+                                                 "subjectRegExp": ".*"}]}}  # fmt: skip
+    kubectl("patch", "accountabilitypolicy", name, "--type=merge", "-p",
+            json.dumps({"spec": broken}))  # fmt: skip
+
+    def invalid() -> dict[str, Any] | None:
+        c = ready(get_json(kubectl, "accountabilitypolicy", name))
+        return c if c and c["status"] == "False" and c["observedGeneration"] == 2 else None
+
+    c = wait_for(invalid, f"{name} to be reported invalid")
+    assert c["reason"] == "Invalid"
+    assert "give exactly one of subject and subjectRegExp" in c["message"]
+    assert c["message"].endswith(
+        "; generation 1, its last valid spec, stays in force until this is fixed"
+    )
+    index, digest = published_index(kubectl)
+    kept = next(p for p in index["policies"] if p["name"] == name)
+    assert kept["generation"] == 1
+    assert kept["spec"]["signers"]["keyless"][0] == keyless | {"subject": "ci@example.com"}
+    assert index["errors"][f"AccountabilityPolicy/{name}"] == c["message"]
+
+    # An operator started afresh (a restart, a new leader) reads the index in force from the
+    # ConfigMap and keeps the same version, so it publishes nothing new.
+    fresh = kube.connect(control_plane.kubeconfig)
+    try:
+        reconciler = Reconciler(api=fresh, namespace=NAMESPACE)
+        assert reconciler.in_force() is not None
+        reconciler.reconcile_once()
+        assert reconciler.snapshot.index is not None
+        assert reconciler.snapshot.index.digest == digest
+    finally:
+        fresh.close()
+
+    # Deleting it takes it out of force; it is not resurrected from the index.
+    kubectl("delete", "accountabilitypolicy", name)
+    wait_for(lambda: in_index() is None, f"{name} to leave the index")
