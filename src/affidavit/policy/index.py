@@ -27,7 +27,7 @@ from affidavit.policy.lifetime import (
     parse_time,
     too_long,
 )
-from affidavit.policy.matching import covers, glob_any, selector_matches
+from affidavit.policy.matching import covers, covers_any_tag, glob_any, selector_matches
 from affidavit.policy.model import (
     API_VERSION,
     KIND_EXCEPTION,
@@ -297,15 +297,17 @@ class PolicyIndex:
         if key in self._cache:
             return self._cache[key]
         layers: list[Layer] = []
-        for p in self._policies:
-            m = p.spec.match
-            if not (
-                covers(self._policy_globs[p.name], ref, pinned_tags=True)
-                and (not m.regions or glob_any(m.regions, region))
-                and (not m.clusters or glob_any(m.clusters, cluster))
-                and selector_matches(m.namespace_selector, namespace_labels)
-            ):
-                continue
+        scoped = [
+            p
+            for p in self._policies
+            if (not p.spec.match.regions or glob_any(p.spec.match.regions, region))
+            and (not p.spec.match.clusters or glob_any(p.spec.match.clusters, cluster))
+            and selector_matches(p.spec.match.namespace_selector, namespace_labels)
+        ]
+        matched = [p for p in scoped if covers(self._policy_globs[p.name], ref, pinned_tags=True)]
+        if not matched:  # a digest no glob names is still under its repository's tag globs
+            matched = [p for p in scoped if covers_any_tag(self._policy_globs[p.name], ref)]
+        for p in matched:
             source = f"{p.kind}/{p.name}"
             layers.append(
                 Layer(

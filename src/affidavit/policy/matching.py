@@ -52,6 +52,34 @@ def covers(patterns: Sequence[str], ref: ImageReference, *, pinned_tags: bool = 
     )
 
 
+def named_repository(glob: str) -> str | None:
+    """The repository glob of a canonical image glob that names a tag (``reg/app:v*`` is
+    ``reg/app``); None for one that names no tag, or names a digest."""
+    host, sep, rest = glob.partition("/")
+    if not sep or "@" in rest:
+        return None
+    head, slash, last = rest.rpartition("/")
+    name, colon, _tag = last.partition(":")
+    return f"{host}/{head}{slash}{name}" if colon and name else None
+
+
+def covers_any_tag(patterns: Sequence[str], ref: ImageReference) -> bool:
+    """Whether a glob names ``ref``'s repository with some tag, ``ref`` carrying a digest.
+
+    The container runtime pulls a reference with a digest by its digest: its tag, if it has
+    one, is whatever the requester wrote (``app:made-up@sha256:..``), and a digest alone is
+    every tag's image there ever was. So for policy coverage, where matching more is stricter,
+    such a reference that no glob matches otherwise is covered by every glob naming its
+    repository with a tag (``app:*``, ``app:v*``, ``app:1.0``): a tag glob never lets a digest
+    escape the policies of its repository (``PolicyIndex.effective``)."""
+    if ref.digest is None:
+        return False
+    return any(
+        (repository := named_repository(p)) is not None and fnmatchcase(ref.name, repository)
+        for p in patterns
+    )
+
+
 def image_matches(globs: Sequence[str], ref: str, *, pinned_tags: bool = False) -> bool:
     """An empty list matches every image; a glob may match the full reference or the repository.
 

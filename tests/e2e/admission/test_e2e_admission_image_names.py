@@ -116,6 +116,32 @@ def test_another_name_for_the_registry_is_warned_about_and_recorded(
     assert [v.message for v in decision.violations] == [warning]
 
 
+def test_a_digest_is_judged_by_the_policy_naming_its_repository_by_tag(
+    stack: ClusterStack, releases: Releases
+) -> None:
+    """A policy naming the repository as ``REPO:*`` (the form ``affidavit explain`` suggests)
+    covers the unreviewed release by digest alone, and under a tag the requester made up: the
+    runtime pulls the digest, whatever tag is written beside it."""
+    host = releases.registry_host  # 127.0.0.1:PORT: no other policy of this suite names it
+    tagged = policy("adm-names-every-tag", host, releases.public_pem,
+                    match={"images": [f"{host}/{REPO}:*"]})  # fmt: skip
+    apply_and_sync(stack, tagged)
+    try:
+        pinned = f"{host}/{REPO}@{releases.late.digest}"
+        # the fix's `affidavit attest` names the digest, whatever tag the requester wrote
+        fix = review_violation("adm-names-every-tag", pinned, releases.late.revision,
+                               releases.reviewed.revision).removeprefix(pinned)  # fmt: skip
+        for name, image in (
+            ("names-digest", pinned),
+            ("names-made-up-tag", f"{host}/{REPO}:made-up@{releases.late.digest}"),
+        ):
+            decision = refused(stack, stack.apply(pod(name, NS, image), check=False))
+            assert [p.name for p in decision.policies] == ["adm-names-every-tag"]
+            assert [v.message for v in decision.violations] == [image + fix]
+    finally:
+        delete_and_sync(stack, "accountabilitypolicy", "adm-names-every-tag")
+
+
 def test_deny_refuses_an_unmatched_image(stack: ClusterStack, releases: Releases) -> None:
     image = releases.late.image
     stack.settings = replace(stack.settings, unmatched_images="Deny")
