@@ -94,7 +94,7 @@ class Missing:
 
 @dataclass(frozen=True)
 class Unavailable:
-    """The image's registry itself failed (refused, timed out on its own, 5xx)."""
+    """The image's registry itself failed (refused, timed out on its own, 5xx; not 429)."""
 
     image: str
     registry: str

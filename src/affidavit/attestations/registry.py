@@ -558,8 +558,18 @@ class RegistryClient:
         detail = _error_text(r.body)
         message = f"registry {ref.registry} answered HTTP {r.status} to {method} for {ref.name}"
         message += f": {detail}" if detail else ""
-        if r.status >= 500 or r.status == 429:  # the registry's own trouble, not the request's
+        if r.status >= 500:  # the registry's own trouble, not the request's
             raise RegistryUnavailableError(ref.registry, message)
+        if r.status == 429:
+            # Up and answering, throttling an account, which the request may choose (its pull
+            # secrets): were it an outage, a spent account listed first would be a way to the
+            # fail-open path of a policy with failurePolicy: Ignore.
+            raise RegistryError(
+                message + " (throttled: an answer, not an outage, so no policy's "
+                "failurePolicy: Ignore admits on it)",
+                hint="retry once the registry's limit resets, or pull with an account (an "
+                "imagePullSecret) whose limit is not spent",
+            )
         raise RegistryError(message)
 
 

@@ -6,8 +6,8 @@ one place, rather than in each distribution call: redirects are followed by hand
 same host, or to a host the caller allows, and without the Authorization header when the host
 changes); a caller-set deadline caps every request's timeout, so outstanding work stops when
 the caller's budget does; and failures are sorted into the registry's own unavailability
-(``RegistryUnavailableError``: refused, timed out on its own, 5xx) versus everything else, which
-callers must not mistake for an outage.
+(``RegistryUnavailableError``: refused, timed out on its own, 5xx; not 429) versus everything
+else, which callers must not mistake for an outage.
 """
 
 from __future__ import annotations
@@ -49,7 +49,8 @@ class BodyTooLargeError(ContentError):
 
 
 class RegistryUnavailableError(RegistryError):
-    """The registry itself failed: connection refused, its own timeout, TLS, or HTTP 5xx/429.
+    """The registry itself failed: connection refused, its own timeout, TLS, or HTTP 5xx (not
+    429: a throttled account is the request's to choose, ``RegistryClient._check``).
 
     The only failure that may count as "registry unavailable" for a fail-open policy; the
     message holds the detail for logs and the CLI, ``registry`` the host to name elsewhere.

@@ -27,7 +27,7 @@ from affidavit.admission.resolve import EvidenceResolver
 from affidavit.admission.review import AdmissionResponse
 from affidavit.attestations.evidence_cache import EvidenceCache
 from affidavit.policy.decision import Decision
-from hostile_registries import hostile_registry, manifest, stalling_registry
+from hostile_registries import Reply, hostile_registry, manifest, stalling_registry
 
 
 @dataclass(frozen=True)
@@ -229,6 +229,60 @@ def test_a_registry_that_times_out_on_its_own_is_unavailable(setup: Setup) -> No
             "evidence.unavailable",
             "AccountabilityPolicy/lenient",
             f"registry {down.host} is unreachable",
+        )
+    ]
+
+
+THROTTLED = json.dumps(
+    {"errors": [{"code": "TOOMANYREQUESTS", "message": "You have reached your pull rate limit"}]}
+).encode()
+
+
+def test_a_throttled_account_is_not_an_outage(setup: Setup) -> None:
+    """HTTP 429 is the registry up and answering, about an account the request may choose (a
+    spent one listed first among its imagePullSecrets): the policy's failurePolicy: Ignore does
+    not admit on it, as it would on an outage."""
+    throttled = lambda _req: Reply(429, {"Retry-After": "3600"}, THROTTLED)  # noqa: E731
+    with hostile_registry(throttled) as busy:
+        hook = make_webhook(setup, allowed=(busy.host,))
+        try:
+            image = f"{busy.host}/lenient/app:1"
+            response, decision = judge(hook, review(image))
+        finally:
+            hook.close()
+    assert response["allowed"] is False
+    assert found(decision) == [
+        (
+            "evidence.missing",
+            "AccountabilityPolicy/lenient",
+            f"missing evidence: registry {busy.host} answered HTTP 429 to HEAD for {busy.host}/lenient/app "
+            "(throttled: an answer, not an outage, so no policy's failurePolicy: Ignore admits "
+            "on it)",
+        )
+    ]
+    assert decision is not None
+    assert decision.violations[0].fix == (
+        "retry once the registry's limit resets, or pull with an account (an imagePullSecret) "
+        "whose limit is not spent"
+    )
+
+
+def test_a_registry_failing_on_its_own_is_unavailable(setup: Setup) -> None:
+    """HTTP 503 is the registry's own trouble, whoever asks: the policy's Ignore admits, with
+    the warning naming it."""
+    with hostile_registry(lambda _req: Reply(503, {}, b"")) as failing:
+        hook = make_webhook(setup, allowed=(failing.host,))
+        try:
+            image = f"{failing.host}/lenient/app:1"
+            response, decision = judge(hook, review(image))
+        finally:
+            hook.close()
+    assert response["allowed"] is True
+    assert found(decision) == [
+        (
+            "evidence.unavailable",
+            "AccountabilityPolicy/lenient",
+            f"registry {failing.host} is unreachable",
         )
     ]
 
