@@ -35,6 +35,7 @@ from affidavit.attestations.reference import ImageReference
 from affidavit.attestations.registry import (
     BudgetExceededError,
     Credentials,
+    RegistryAccessError,
     RegistryClient,
     RegistryUnavailableError,
     credentials_from_docker_config,
@@ -46,6 +47,8 @@ log = logging.getLogger("affidavit.admission")
 
 MAX_CLIENTS = 64  # pooled registry clients, one per distinct set of pull-secret credentials
 MAX_SECRETS = 1024  # cached pull secrets, by (namespace, name)
+#: Credentials tried for one registry, in the workload's order (each try is a lookup).
+MAX_CREDENTIALS_PER_HOST = 4
 
 
 class SecretReader(Protocol):
@@ -152,7 +155,12 @@ class EvidenceResolver:
 
     def credentials(self, namespace: str, secret_names: Sequence[str]) -> dict[str, Credentials]:
         """Credentials by registry host from the named pull secrets (first secret wins per host)."""
-        merged: dict[str, Credentials] = {}
+        return {host: found[0] for host, found in self.choices(namespace, secret_names).items()}
+
+    def choices(self, namespace: str, secret_names: Sequence[str]) -> dict[str, list[Credentials]]:
+        """Every distinct credential the named pull secrets hold for each registry host, in the
+        order the workload lists its secrets (the order the kubelet tries them in)."""
+        merged: dict[str, list[Credentials]] = {}
         if self._secrets is None:
             return merged
         now = self._clock()
@@ -175,13 +183,19 @@ class EvidenceResolver:
                     while len(self._creds) > MAX_SECRETS:
                         self._creds.popitem(last=False)
             for host, c in creds.items():
-                merged.setdefault(host, c)
+                found = merged.setdefault(host, [])
+                if c not in found:
+                    found.append(c)
         return merged
 
     def client(self, credentials: Mapping[str, Credentials]) -> RegistryClient:
         """A pooled registry client for this set of credentials."""
         fingerprint = hashlib.sha256(
-            json.dumps(sorted((h, c.username, c.password) for h, c in credentials.items())).encode()
+            json.dumps(
+                sorted(
+                    (h, c.username, c.password, c.identity_token) for h, c in credentials.items()
+                )
+            ).encode()
         ).hexdigest()
         with self._lock:
             found = self._clients.get(fingerprint)
@@ -213,11 +227,28 @@ class EvidenceResolver:
         Raises ``RegistryError``/``InputError`` when the image cannot be resolved or fetched;
         those are never cached.
         """
-        client = self.client(self.credentials(namespace, pull_secrets))
+        choices = self.choices(namespace, pull_secrets)
+        credentials = {host: found[0] for host, found in choices.items()}
         if self._trust_roots is not None:
             signers = self._trust_roots.resolve(signers) or []
-        found = self.cache.lookup(client, image, signers, predicate_types=self._predicate_types)
-        return Lookup(image, found.digest, found.evidence, found.result)
+        host = registry_host(image)
+        refusal: RegistryAccessError | None = None
+        # As the kubelet pulls: the workload's credentials for the image's registry in the order
+        # it lists them, the next one where the registry refuses or throttles the last one.
+        tries: list[Credentials | None] = [*choices.get(host, [])[:MAX_CREDENTIALS_PER_HOST]]
+        for alternative in tries or [None]:
+            if alternative is not None:
+                credentials[host] = alternative
+            try:
+                found = self.cache.lookup(
+                    self.client(credentials), image, signers, predicate_types=self._predicate_types
+                )
+            except RegistryAccessError as e:
+                refusal = refusal or e
+                continue
+            return Lookup(image, found.digest, found.evidence, found.result)
+        assert refusal is not None
+        raise refusal
 
     def cached(
         self,

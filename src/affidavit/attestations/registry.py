@@ -38,6 +38,7 @@ from affidavit.attestations.registry_transport import (
     DefaultTrust,
     ForbiddenHostError,
     HostRules,
+    RegistryAccessError,
     RegistryUnavailableError,
     Response,
     allowed_patterns,
@@ -60,6 +61,7 @@ __all__ = [
     "ForbiddenHostError",
     "ImageReference",
     "Manifest",
+    "RegistryAccessError",
     "RegistryClient",
     "RegistryUnavailableError",
     "credentials_from_docker_config",
@@ -539,7 +541,7 @@ class RegistryClient:
             return auth
 
     def _refused(self, ref: ImageReference, r: Response) -> RegistryError:
-        return RegistryError(
+        return RegistryAccessError(
             f"registry {ref.registry} refused access to {ref.name} (HTTP {r.status}"
             f"{': ' + _error_text(r.body) if _error_text(r.body) else ''})",
             hint="pass credentials with pull and push access as a dockerconfigjson "
@@ -564,7 +566,7 @@ class RegistryClient:
             # Up and answering, throttling an account, which the request may choose (its pull
             # secrets): were it an outage, a spent account listed first would be a way to the
             # fail-open path of a policy with failurePolicy: Ignore.
-            raise RegistryError(
+            raise RegistryAccessError(
                 message + " (throttled: an answer, not an outage, so no policy's "
                 "failurePolicy: Ignore admits on it)",
                 hint="retry once the registry's limit resets, or pull with an account (an "

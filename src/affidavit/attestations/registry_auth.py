@@ -22,6 +22,7 @@ from affidavit.attestations.registry_transport import (
     BudgetExceededError,
     ForbiddenHostError,
     HostRules,
+    RegistryAccessError,
     RegistryUnavailableError,
     authority,
     connect_reason,
@@ -118,7 +119,7 @@ def authorization(
     )
     if scheme.lower() == "basic":
         if basic is None:
-            raise RegistryError(
+            raise RegistryAccessError(
                 f"registry {ref.registry} refused access to {ref.name}: it requires a user "
                 "name and password and none were given",
                 hint="docker login (or podman login) to it, or pass credentials as a "
@@ -205,7 +206,7 @@ def authorization(
             f"token service {realm} of registry {ref.registry} answered HTTP {status}",
         )
     if status != 200:
-        raise RegistryError(
+        raise RegistryAccessError(
             f"registry {ref.registry} refused access to {ref.name}: its token service "
             f"answered HTTP {status}",
             hint="check the credentials (--registry-config) and that they may "

@@ -61,6 +61,12 @@ class RegistryUnavailableError(RegistryError):
         self.registry = registry
 
 
+class RegistryAccessError(RegistryError):
+    """The registry answered about the credentials: refused them (401, 403, its token service's
+    refusal, none given where it needs some) or throttled their account (429). Another account
+    may do: a workload's pull secrets are tried in turn, as the kubelet does."""
+
+
 class BudgetExceededError(RegistryError):
     """The caller's deadline passed before the registry answered (the caller's limit, not an
     outage: the registry was never given its own full timeout)."""

@@ -27,7 +27,7 @@ from affidavit.admission.resolve import EvidenceResolver
 from affidavit.admission.review import AdmissionResponse
 from affidavit.attestations.evidence_cache import EvidenceCache
 from affidavit.policy.decision import Decision
-from hostile_registries import Reply, hostile_registry, manifest, stalling_registry
+from hostile_registries import Reply, Seen, hostile_registry, manifest, stalling_registry
 
 
 @dataclass(frozen=True)
@@ -81,13 +81,14 @@ def make_webhook(
     setup: Setup,
     *,
     allowed: tuple[str, ...] = (),
+    secrets: Secrets = SECRETS,
     budget: float = 20.0,  # a margin for a loaded machine; the budget tests pass their own
     registry_timeout: float = 10.0,
     workers: int = 16,
 ) -> Webhook:
     resolver = EvidenceResolver(
         cache=EvidenceCache(),
-        secrets=SECRETS,
+        secrets=secrets,
         registry_timeout=registry_timeout,
         allowed_hosts=allowed,
     )
@@ -265,6 +266,80 @@ def test_a_throttled_account_is_not_an_outage(setup: Setup) -> None:
         "retry once the registry's limit resets, or pull with an account (an imagePullSecret) "
         "whose limit is not spent"
     )
+
+
+def basic(user: str, password: str) -> str:
+    return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
+
+
+def docker_secret(host: str, user: str, password: str) -> dict[str, Any]:
+    """A kubernetes.io/dockerconfigjson Secret as the API server returns it."""
+    auth = base64.b64encode(f"{user}:{password}".encode()).decode()
+    config = json.dumps({"auths": {host: {"auth": auth}}}).encode()
+    return {
+        "type": "kubernetes.io/dockerconfigjson",
+        "data": {".dockerconfigjson": base64.b64encode(config).decode()},
+    }
+
+
+def test_the_next_pull_secret_is_tried_where_the_registry_refuses_or_throttles_one(
+    setup: Setup,
+) -> None:
+    """As the kubelet pulls: a workload's pull secrets for the image's registry in its order,
+    the next where the registry refuses (a stale password during a rotation) or throttles (a
+    spent account) the last. Before, the first alone was used: a rotation's stale secret listed
+    first was a denial, a spent account listed first was (as an outage) a way to fail open."""
+    fresh, stale, spent = basic("ci", "fresh"), basic("ci", "old"), basic("free", "spent")
+
+    def behaviour(req: Seen) -> Reply:
+        if req.authorization == fresh:
+            return manifest(req)
+        if req.authorization == spent:
+            return Reply(429, {}, THROTTLED)
+        return Reply(401, {"WWW-Authenticate": 'Basic realm="registry"'})
+
+    with hostile_registry(behaviour) as registry:
+        host = registry.host
+        secrets = Secrets(
+            {
+                ("shop", "stale"): docker_secret(host, "ci", "old"),
+                ("shop", "spent"): docker_secret(host, "free", "spent"),
+                ("shop", "fresh"): docker_secret(host, "ci", "fresh"),
+            }
+        )
+        hook = make_webhook(setup, allowed=(host,), secrets=secrets)
+        image = f"{host}/lenient/app:1"
+
+        def judged_with(*names: str) -> list[tuple[str, str, str]]:
+            body = review(image)
+            pod = body["request"]["object"]["spec"]["template"]["spec"]
+            pod["imagePullSecrets"] = [{"name": n} for n in names]
+            registry.seen.clear()
+            return found(judge(hook, body)[1])
+
+        try:
+            for first in ("stale", "spent"):
+                problems = judged_with(first, "fresh")
+                sent = list(
+                    dict.fromkeys(s.authorization for s in registry.seen if s.authorization)
+                )
+                assert sent == [stale if first == "stale" else spent, fresh]
+                # judged on what the registry holds (no attestations), not on the first secret
+                assert all("refused" not in text and "429" not in text for *_, text in problems)
+                assert problems
+            problems = judged_with("stale", "spent")
+            assert problems == [
+                (
+                    "evidence.missing",
+                    "AccountabilityPolicy/lenient",
+                    f"missing evidence: registry {host} refused access to {host}/lenient/app "
+                    "(HTTP 401)",
+                )
+            ]
+            sent = list(dict.fromkeys(s.authorization for s in registry.seen if s.authorization))
+            assert sent == [stale, spent]
+        finally:
+            hook.close()
 
 
 def test_a_registry_failing_on_its_own_is_unavailable(setup: Setup) -> None:

@@ -82,3 +82,17 @@ def test_pull_secrets_and_registry_clients_are_bounded(monkeypatch: pytest.Monke
         assert len(resolver._clients) == resolve.MAX_CLIENTS
     finally:
         resolver.close()
+
+
+def test_credentials_differing_only_in_their_identity_token_get_their_own_clients() -> None:
+    """Two workloads' identity tokens (docker's ``identitytoken``, user ``<token>``, no password)
+    must not share one pooled client: the second would be looked up with the first's token."""
+    resolver = EvidenceResolver(cache=EvidenceCache())
+    try:
+        first = resolver.client({"reg.example": Credentials("<token>", "", identity_token="a")})
+        second = resolver.client({"reg.example": Credentials("<token>", "", identity_token="b")})
+        assert first is not second
+        again = resolver.client({"reg.example": Credentials("<token>", "", identity_token="a")})
+        assert again is first
+    finally:
+        resolver.close()
