@@ -49,4 +49,6 @@ def owner_readers(api: Any) -> dict[tuple[str, str], Any]:
         ("batch", "Job"): batch.read_namespaced_job,
         ("batch", "CronJob"): batch.read_namespaced_cron_job,
         ("", "ReplicationController"): core.read_namespaced_replication_controller,
+        # not an owner: the template a StatefulSet's current revision keeps (owners.py)
+        ("apps", "ControllerRevision"): apps.read_namespaced_controller_revision,
     }

@@ -31,6 +31,11 @@ template's images (all of them, as written or pinned to a judged digest) are its
 only the images the template does not run are judged. Other kinds (a ReplicaSet, a Job) must
 run exactly their owner's images: no controller adds to a template.
 
+A StatefulSet's Pods are not all made from its template: during a rollout, and below a
+partition, the controller makes them from the revision ``status.currentRevision`` names (a
+ControllerRevision). A Pod that matches that revision, read from the API server and owned by the
+same StatefulSet, is the StatefulSet's too (its pins confirmed the same way).
+
 Owner snapshots are cached (bounded in entries and time); a snapshot that does not match the
 child is read again once, so a cached old template never refuses a new child. Reads run in a
 small pool of their own with a timeout, so a slow API server costs a request at most the time it
@@ -124,6 +129,9 @@ class _Snapshot:
     #: The owner's own controller reference, as the API server keeps the owner (a claim until
     #: checked): a ReplicaSet's Deployment, a Job's CronJob.
     controller: OwnerRef | None = None
+    #: A StatefulSet's images at its current revision, while a rollout or a partition keeps
+    #: Pods there (``_current_revision``); None when every Pod is made from the template.
+    current: frozenset[str] | None = None
 
 
 def controller_ref(kind: str, obj: Mapping[str, Any]) -> OwnerRef | None:
@@ -327,7 +335,8 @@ class OwnerChain:
             owned = extract_images(kind, obj)
         except MalformedReview:
             return None
-        snapshot = _Snapshot(uid, frozenset(owned.images), controller_ref(kind, obj))
+        current = self._current_revision(obj, namespace, uid) if kind == "StatefulSet" else None
+        snapshot = _Snapshot(uid, frozenset(owned.images), controller_ref(kind, obj), current)
         with self._lock:
             self._cache[key] = (self._clock() + self._ttl, snapshot)
             self._cache.move_to_end(key)
@@ -335,9 +344,71 @@ class OwnerChain:
                 self._cache.popitem(last=False)
         return snapshot
 
+    def _current_revision(
+        self, obj: Mapping[str, Any], namespace: str, uid: str
+    ) -> frozenset[str] | None:
+        """The images of a StatefulSet's current revision where it is not its update revision.
+
+        The StatefulSet controller makes a Pod below a rollout's partition, or not yet rolled,
+        from the current revision's template, which ``spec.template`` no longer holds: without
+        it such a Pod, recreated by a drain or a deletion, was judged alone, and refused once a
+        policy had tightened. The revision is the one ``status.currentRevision`` names (status
+        is the controller's to write, not the Pod's), read as a ControllerRevision whose
+        controller is this StatefulSet (its UID): never a revision the child names, nor an older
+        one of the history. None when there is none, or it cannot be read as such."""
+        status = obj.get("status")
+        if not isinstance(status, Mapping):
+            return None
+        name, update = status.get("currentRevision"), status.get("updateRevision")
+        if not isinstance(name, str) or not name or name == update:
+            return None
+        try:
+            revision = self._reader.read_owner("apps", "ControllerRevision", namespace, name)
+        except Exception as e:  # the template still counts; the current revision cannot
+            log.warning(
+                "current revision %s of a StatefulSet in %s unread: %s: %s",
+                name,
+                namespace,
+                type(e).__name__,
+                getattr(e, "message", None) or e,
+            )
+            return None
+        if revision is None or controller_uid(revision) != uid:
+            return None
+        data = revision.get("data")
+        try:
+            images = extract_images("StatefulSet", data if isinstance(data, Mapping) else {})
+        except MalformedReview:
+            return None
+        return frozenset(images.images)
+
+
+def controller_uid(obj: Mapping[str, Any]) -> str | None:
+    """The UID of ``obj``'s controller ownerReference, as the API server keeps ``obj``."""
+    meta = obj.get("metadata")
+    refs = meta.get("ownerReferences") if isinstance(meta, Mapping) else None
+    for ref in refs if isinstance(refs, list) else ():
+        if isinstance(ref, Mapping) and ref.get("controller") is True:
+            uid = ref.get("uid")
+            return uid if isinstance(uid, str) else None
+    return None
+
 
 def _matches(
     owner: _Snapshot, ref: OwnerRef, images: frozenset[str], extras_allowed: bool = False
+) -> tuple[list[tuple[str, str]], frozenset[str]] | None:
+    """``_matches_template`` of the owner's template, or else of a StatefulSet's current
+    revision (``OwnerChain._current_revision``)."""
+    if owner.uid != ref.uid:
+        return None
+    found = _matches_template(owner.images, images, extras_allowed)
+    if found is None and owner.current is not None:
+        found = _matches_template(owner.current, images, extras_allowed)
+    return found
+
+
+def _matches_template(
+    template: frozenset[str], images: frozenset[str], extras_allowed: bool
 ) -> tuple[list[tuple[str, str]], frozenset[str]] | None:
     """None when ``images`` are not the owner's; else the ``(tag, digest)`` pins to confirm and
     the images beyond the owner's (empty unless ``extras_allowed``).
@@ -347,16 +418,14 @@ def _matches(
     the ledger. The owner's images must all be accounted for: a child that drops one of them
     is not the template's.
     """
-    if owner.uid != ref.uid:
-        return None
     pins: list[tuple[str, str]] = []
     owned: set[str] = set()
     extras: set[str] = set()
     for image in images:
-        if image in owner.images:
+        if image in template:
             owned.add(image)
         elif (pinned := _PINNED.match(image)) is not None and (name := pinned["name"]) in (
-            owner.images
+            template
         ):
             pins.append((name, pinned["digest"]))
             owned.add(name)
@@ -364,4 +433,4 @@ def _matches(
             extras.add(image)
         else:
             return None
-    return (pins, frozenset(extras)) if owned == owner.images else None
+    return (pins, frozenset(extras)) if owned == template else None

@@ -10,7 +10,9 @@ reaches the ReplicaSet and Pods its controller creates, and nothing else (not an
 workload's Pods pinned to the digest it admitted). An update that drops a label a policy
 requires is judged; other label changes are not. A meshed Deployment (a real mutating webhook
 adds a proxy to its Pods) keeps scaling after a policy tightens: only what its Pods run beyond
-the template is judged, and so is only the container ``kubectl debug`` adds.
+the template is judged, and so is only the container ``kubectl debug`` adds. A StatefulSet's Pod
+below its rollout's partition, deleted, comes back at the current revision after a policy
+tightens.
 
 The webhook runs as the chart's ServiceAccount with the chart's RBAC (``chart_identity``), so
 the owner reads it makes are the ones the chart grants.
@@ -411,3 +413,61 @@ def test_a_meshed_workload_keeps_scaling_after_a_policy_tightens(
             assert len(refused(stack, stack.apply(stray, check=False)).images) == 2
         finally:
             apply_and_sync(stack, baseline(releases))
+
+
+def statefulset(name: str, image: str, partition: int = 0) -> dict[str, Any]:
+    """A StatefulSet of two Pods, made in parallel (no kubelet here makes a Pod Ready)."""
+    labels = {"app": name}
+    template = deployment(name, NS, image)["spec"]["template"]
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "StatefulSet",
+        "metadata": {"name": name, "namespace": NS},
+        "spec": {
+            "replicas": 2,
+            "serviceName": name,
+            "podManagementPolicy": "Parallel",
+            "selector": {"matchLabels": labels},
+            "template": template,
+            "updateStrategy": {"type": "RollingUpdate", "rollingUpdate": {"partition": partition}},
+        },
+    }
+
+
+def test_a_statefulset_pod_below_its_partition_comes_back_after_a_policy_tightens(
+    stack: ClusterStack, releases: Releases
+) -> None:
+    """A canary by partition: the template moves to a new tag for ordinal 1 and up, db-0 stays
+    at the current revision. A drain or a deletion of db-0 then makes the controller create it
+    again from that revision, whose image is not the template's: it is the StatefulSet's Pod
+    still (the revision its status names, owned by it), so a policy that tightened since does
+    not leave the replica down."""
+    app = "ledger-db"
+    reviewed = releases.reviewed.digest
+    old, new = tag(releases, "sts-old", reviewed), tag(releases, "sts-new", reviewed)
+    stack.apply(statefulset(app, old))
+    wait_for(lambda: pod_names(stack, app) == {f"{app}-0", f"{app}-1"}, "both Pods")
+    stack.apply(statefulset(app, new, partition=1))
+
+    def rolled() -> bool:
+        images = {p["metadata"]["name"]: p["spec"]["containers"][0]["image"]
+                  for p in objects(stack, "pods", app)}  # fmt: skip
+        return images == {f"{app}-0": f"{old}@{reviewed}", f"{app}-1": f"{new}@{reviewed}"}
+
+    wait_for(rolled, "ordinal 1 at the new revision, ordinal 0 at the current one")
+    apply_and_sync(stack, baseline(releases, approvals=2))
+    try:
+        refused(stack, stack.apply(deployment("sts-probe", NS, old), check=False))
+        first = get(stack, "pod", f"{app}-0")["metadata"]["uid"]
+        stack.kubectl("delete", "pod", f"{app}-0", "-n", NS, "--wait=false")
+
+        def back() -> bool:
+            found = [p for p in objects(stack, "pods", app) if p["metadata"]["name"] == f"{app}-0"]
+            return bool(found) and found[0]["metadata"]["uid"] != first
+
+        wait_for(back, f"{app}-0 to be created again")
+        assert refusals(stack, app) == []
+        assert rolled()
+    finally:
+        apply_and_sync(stack, baseline(releases))
+        stack.kubectl("delete", "statefulset", app, "-n", NS, "--wait=false")

@@ -107,6 +107,7 @@ MUST = [
     ("get", "jobs.batch/rotate-1", "-n", "team-a"),
     ("get", "cronjobs.batch/rotate", "-n", "team-a"),
     ("get", "replicationcontrollers/legacy", "-n", "team-a"),
+    ("get", "controllerrevisions.apps/db-7c9f", "-n", "team-a"),  # a StatefulSet's revision
 ]
 MUST_NOT = [
     ("patch", "accountabilitypolicies.affidavit.dev"),  # only status
@@ -127,6 +128,7 @@ MUST_NOT = [
     ("create", "pods", "-n", "team-a"),
     ("create", "deployments.apps", "-n", NS),
     ("list", "replicasets.apps", "-n", "team-a"),  # owners are read one by one, by name
+    ("list", "controllerrevisions.apps", "-n", "team-a"),
     ("watch", "deployments.apps", "-n", "team-a"),
     ("update", "replicasets.apps/web-5d8f", "-n", "team-a"),
     ("get", "pods/web-5d8f-x2x9q", "-n", "team-a"),  # Pods own nothing the webhook judges

@@ -394,12 +394,15 @@ def test_rbac_is_least_privilege(render: Render) -> None:
         (("affidavit-webhook-tls",), "patch"),
     }
     # The webhook reads the owner of a controller-made object, and only reads it: get on
-    # exactly the kinds that create the webhook's kinds (owners.CREATORS).
+    # exactly the kinds that create the webhook's kinds (owners.CREATORS), and on the
+    # ControllerRevision holding a StatefulSet's current revision.
     owner_kinds = {owner for creators in CREATORS.values() for owner in creators}
     plural = {k: k.lower() + "s" for _, k in owner_kinds}
     assert {(g, r, n, v) for g, r, n, v in verbs if g in ("apps", "batch")} | {
         (g, r, n, v) for g, r, n, v in verbs if r == "replicationcontrollers"
-    } == {(g, plural[k], (), "get") for g, k in owner_kinds}
+    } == {(g, plural[k], (), "get") for g, k in owner_kinds} | {
+        ("apps", "controllerrevisions", (), "get")
+    }
     # create is the only secret verb without a name, and only in the release namespace
     assert any(
         r["resources"] == ["configmaps", "secrets"] and r["verbs"] == ["create"] for r in ns_rules

@@ -598,3 +598,93 @@ def test_an_api_server_slower_than_the_owner_check_time_leaves_the_child_judged(
         hook.policy.stop()
         hook.close()
         proxy.close()
+
+
+def _statefulset_pod(name: str, uid: str, *images: str) -> dict[str, Any]:
+    """A Pod as it claims its StatefulSet (never created: the check reads the owner)."""
+    ref = {"apiVersion": "apps/v1", "kind": "StatefulSet", "name": name, "uid": uid,
+           "controller": True}  # fmt: skip
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": f"{name}-0", "namespace": NS, "ownerReferences": [ref]},
+        "spec": _template(name, [*images])["spec"],
+    }
+
+
+def _revision(apps: client.AppsV1Api, name: str, owner: str, uid: str, image: str) -> None:
+    """A ControllerRevision as the StatefulSet controller keeps one: the template, owned by
+    the StatefulSet (its controller)."""
+    ref = {"apiVersion": "apps/v1", "kind": "StatefulSet", "name": owner, "uid": uid,
+           "controller": True, "blockOwnerDeletion": True}  # fmt: skip
+    template = {**_template(owner, [image]), "$patch": "replace"}
+    body = {
+        "apiVersion": "apps/v1",
+        "kind": "ControllerRevision",
+        "metadata": {"name": name, "ownerReferences": [ref]},
+        "data": {"spec": {"template": template}},
+        "revision": 1,
+    }
+    apps.create_namespaced_controller_revision(NS, body)  # type: ignore[arg-type]
+
+
+def test_a_statefulset_pod_of_its_current_revision_is_the_statefulsets(
+    apps: client.AppsV1Api, kube: KubeApi, tmp_path: Path
+) -> None:
+    """A partitioned rollout: the template now runs NEW, the Pods below the partition still run
+    the current revision's OLD (the controller recreates them at it after a drain). Such a Pod
+    is the StatefulSet's when the API server says so: the revision is the one its status names
+    as current, and the StatefulSet is that revision's controller. Its pinned image counts at a
+    digest admitted for the StatefulSet, as the template's would."""
+    old, new = "registry.example/shop/db:1", "registry.example/shop/db:2"
+    ledger = Ledger(f"sqlite:///{tmp_path / 'ledger.db'}")
+    ledger.append(admission(1, "allowed", NS, old, D1, kind="StatefulSet", name="db"))
+    body: dict[str, Any] = {
+        "apiVersion": "apps/v1",
+        "kind": "StatefulSet",
+        "metadata": {"name": "db"},
+        "spec": {
+            "replicas": 0,
+            "serviceName": "db",
+            "selector": {"matchLabels": {"app": "db"}},
+            "template": _template("db", [new]),
+            "updateStrategy": {"type": "RollingUpdate", "rollingUpdate": {"partition": 1}},
+        },
+    }
+    created: Any = apps.create_namespaced_stateful_set(NS, body)  # type: ignore[arg-type]
+    uid = str(created.metadata.uid)
+    _revision(apps, "db-old", "db", uid, old)
+    _revision(apps, "db-new", "db", uid, new)
+    _revision(apps, "db-stray", "db", "another-statefulsets-uid", OTHER)
+
+    def status(current: str) -> None:
+        patch = {"status": {"replicas": 0, "currentRevision": current, "updateRevision": "db-new"}}
+        apps.patch_namespaced_stateful_set_status("db", NS, patch)
+
+    def check(*images: str, ttl: float = 0.0) -> OwnerRef | None:
+        chain = OwnerChain(kube, judged=JudgedDigests(ledger), ttl=ttl)
+        try:
+            pod = _statefulset_pod("db", uid, *images)
+            return chain.verify("Pod", NS, pod, images, timeout=10)
+        finally:
+            chain.close()
+
+    owner = OwnerRef("apps", "StatefulSet", "db", uid)
+    try:
+        assert check(new) == owner
+        assert check(old) is None  # no rollout in progress: the template alone
+        status("db-old")
+        assert check(new) == owner
+        assert check(old) == owner  # below the partition: the current revision's image
+        assert check(f"{old}@{D1}") == owner  # pinned at the digest admitted for the StatefulSet
+        assert check(f"{old}@{D2}") is None  # a digest the tag moved to was never admitted
+        assert check(OTHER) is None
+        status("db-stray")  # a revision of another StatefulSet (its controller's UID) is not
+        assert check(OTHER) is None
+        assert check(old) is None
+        status("db-gone")  # a revision that does not exist: the template alone
+        assert check(new) == owner
+        assert check(old) is None
+    finally:
+        apps.delete_namespaced_stateful_set("db", NS)
+        ledger.close()
