@@ -226,7 +226,9 @@ class ExceptionRules(SpecModel):
     """Separation of duties: an exception admits nothing its own requester deploys. The
     requester is the API server's name for whoever wrote the exception's spec (stamped by the
     webhook, annotation affidavit.dev/requested-by); an exception without that stamp admits
-    nothing under this rule."""
+    nothing under this rule. The deployer's name is the one its admission request gives: only
+    webhook.clientAuth makes every request the webhook judges the API server's; without it,
+    anyone who reaches the webhook's port could send one under another name."""
     repository_only: bool = False
     """An exception's image globs may each cover one repository at most: registry and
     repository written out, a wildcard only in the tag or digest (``registry.example/team/app``,
