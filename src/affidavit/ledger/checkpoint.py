@@ -21,12 +21,14 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import hashlib
 import logging
 import os
 import threading
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -147,6 +149,10 @@ class Publisher(Protocol):
 
     def publish(self, size: int, note: str) -> object: ...
 
+    def notes(self) -> list[tuple[str, str]]:
+        """``(source, note)`` of the checkpoints published there (none if it cannot be read)."""
+        ...
+
 
 def checkpoint_key(size: int) -> str:
     """The file name / ConfigMap key of the checkpoint at ``size`` (sorts by size)."""
@@ -170,6 +176,15 @@ class CheckpointTrail:
         tmp.write_text(note, encoding="utf-8")
         os.replace(tmp, path)
         return path
+
+    def notes(self) -> list[tuple[str, str]]:
+        """``(path, note)`` of every checkpoint file of the directory (none if there is none)."""
+        if not self.directory.is_dir():
+            return []
+        return [
+            (str(p), p.read_text(encoding="utf-8"))
+            for p in sorted(self.directory.glob(_PREFIX + "*"))
+        ]
 
     def read(self, public: ed25519.Ed25519PublicKey) -> list[Checkpoint]:
         """Every checkpoint in the trail, verified, oldest first; a bad one raises."""
@@ -205,7 +220,21 @@ def _config_map_notes(path: Path) -> list[tuple[str, str]]:
 
 
 class Checkpointer:
-    """Signs the head every ``every`` decisions and every ``interval`` seconds, to a trail."""
+    """Signs the head every ``every`` decisions and every ``interval`` seconds, to a trail.
+
+    It signs only a head that continues what it signed last: the newest checkpoint of its trail
+    or its mirrors (read at start, so a restart forgets nothing), whose row must still have the
+    signed hash (``hash_at``, the ledger's). A database whose history was rewritten, cut short,
+    or restored to an earlier point would otherwise get its new history signed, and the
+    checkpoints that caught the rewrite would be outnumbered (the ConfigMap keeps the newest)
+    or overwritten (a new note at a size already signed). Then nothing is signed, ``problem``
+    says why (logged as an error), and decisions are still recorded: an operator checks the
+    chain (``affidavit decisions verify-chain``) and, for a restore they made, moves the old
+    trail aside.
+
+    Mirrors (the ConfigMap) are published from a thread of their own: a slow or failing API
+    server never holds a decision's write, and its errors are logged, never raised.
+    """
 
     def __init__(
         self,
@@ -225,18 +254,92 @@ class Checkpointer:
         self._last_at = time.monotonic()
         self._lock = threading.Lock()
         self._stop = threading.Event()
+        #: The hash of the ledger row at a seq (the ledger binds it: ``Ledger``); None: unbound.
+        self.hash_at: Callable[[int], str | None] | None = None
+        #: Why no checkpoint is signed now (history does not continue the signed one), or None.
+        self.problem: str | None = None
+        self.signed: Checkpoint | None = self._newest_signed()
+        self._mirroring = ThreadPoolExecutor(1, thread_name_prefix="ledger-checkpoint-mirror")
+
+    def _newest_signed(self) -> Checkpoint | None:
+        """The newest checkpoint of this origin by this key in the trail and its mirrors."""
+        public = self.key.public_key()
+        newest: Checkpoint | None = None
+        for place in (self.trail, *self.mirrors):
+            try:
+                notes = place.notes()
+            except Exception as e:  # unreadable: what it holds cannot be compared
+                log.warning("cannot read the checkpoints published to %s: %s", place, e)
+                continue
+            for source, text in notes:
+                try:
+                    found = open_checkpoint(text, public, source)
+                except LedgerError:  # another key's (rotated) or damaged: not ours to continue
+                    continue
+                if found.origin == self.origin and (newest is None or found.size > newest.size):
+                    newest = found
+        return newest
+
+    def _breaks_signed(self, size: int, head_hash: str) -> str | None:
+        """Why ``(size, head_hash)`` does not continue the newest signed checkpoint, or None."""
+        signed = self.signed
+        if signed is None:
+            return None
+        if size < signed.size:
+            return (
+                f"the ledger's head is decision {size}, below the signed checkpoint at "
+                f"{signed.size}: decisions were removed, or the database was restored to an "
+                "earlier point"
+            )
+        if size == signed.size:
+            found: str | None = head_hash
+        elif self.hash_at is None:
+            return None
+        else:
+            found = self.hash_at(signed.size)
+        if found != signed.head_hash:
+            return (
+                f"decision {signed.size} of the ledger no longer has the hash its signed "
+                f"checkpoint holds: history up to it was rewritten, or the database is not the "
+                "one the checkpoints were signed for"
+            )
+        return None
 
     def checkpoint(self, size: int, head_hash: str) -> Path | None:
-        """Sign and publish ``(size, head_hash)`` unless a checkpoint at that size exists."""
+        """Sign and publish ``(size, head_hash)`` unless a checkpoint at that size exists, or
+        the head does not continue the newest signed checkpoint (``problem``)."""
         with self._lock:
             if size <= self.last_size:
                 return None
+            problem = self._breaks_signed(size, head_hash)
+            if problem is not None:
+                if problem != self.problem:
+                    log.error(
+                        "ledger checkpoints stopped: %s; check the chain with `affidavit "
+                        "decisions verify-chain`",
+                        problem,
+                    )
+                self.problem, self._last_at = problem, time.monotonic()
+                return None
+            self.problem = None
+            if self.signed is not None and size == self.signed.size:  # signed before a restart
+                self.last_size, self._last_at = size, time.monotonic()
+                return None
             note = sign_checkpoint(Checkpoint(self.origin, size, head_hash), self.key, self.origin)
             path = self.trail.publish(size, note)
-            for mirror in self.mirrors:
-                mirror.publish(size, note)
+            self.signed = Checkpoint(self.origin, size, head_hash, str(path))
             self.last_size, self._last_at = size, time.monotonic()
+            for mirror in self.mirrors:
+                with contextlib.suppress(RuntimeError):  # stopped: the next start publishes
+                    self._mirroring.submit(self._mirror, mirror, size, note)
             return path
+
+    @staticmethod
+    def _mirror(mirror: Publisher, size: int, note: str) -> None:
+        try:
+            mirror.publish(size, note)
+        except Exception as e:  # a mirror never fails a decision; the next checkpoint tries
+            log.warning("cannot publish ledger checkpoint %d to %s: %s", size, mirror, e)
 
     def observe(self, size: int, head_hash: str) -> Path | None:
         """Called after each append: checkpoint when ``every`` rows or ``interval`` s passed."""
@@ -253,8 +356,8 @@ class Checkpointer:
             while not self._stop.wait(self.interval):
                 try:
                     self.checkpoint(*head())
-                except (LedgerError, OSError) as e:
-                    log.warning("ledger checkpoint failed: %s", e)
+                except Exception as e:  # the timer keeps going: the next tick tries again
+                    log.warning("ledger checkpoint failed: %s", getattr(e, "message", None) or e)
 
         thread = threading.Thread(target=loop, name="ledger-checkpoints", daemon=True)
         thread.start()
@@ -262,6 +365,11 @@ class Checkpointer:
 
     def stop(self) -> None:
         self._stop.set()
+        self._mirroring.shutdown(wait=False)
+
+    def wait_for_mirrors(self) -> None:
+        """Until every mirror publish submitted so far has run (tests; a clean stop)."""
+        self._mirroring.submit(lambda: None).result()
 
 
 def load_checkpoints(public_key: Path | None, directory: Path | None) -> list[Checkpoint]:

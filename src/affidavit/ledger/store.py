@@ -102,6 +102,8 @@ class Ledger:
         self.lock_timeout = lock_timeout
         self.read_only = read_only
         self.checkpointer = checkpointer
+        if checkpointer is not None:
+            checkpointer.hash_at = self.hash_at
         if read_only and self._sqlite:
             path = parsed.database or ""
             if path in ("", ":memory:") or not Path(path).is_file():
@@ -240,8 +242,8 @@ class Ledger:
             return
         try:
             self.checkpointer.observe(record.seq, record.hash)
-        except OSError as e:  # the decision is stored; the next checkpoint covers it
-            log.warning("cannot publish a ledger checkpoint: %s", e)
+        except Exception as e:  # the decision is stored; the next checkpoint covers it
+            log.warning("cannot publish a ledger checkpoint: %s", getattr(e, "message", None) or e)
 
     # -- reading ----------------------------------------------------------------------------
 
@@ -258,6 +260,16 @@ class Ledger:
         if row is None:
             raise self._damaged("the ledger_head table has no head row")
         return int(row.seq), str(row.hash)
+
+    def hash_at(self, seq: int) -> str | None:
+        """The hash of decision ``seq``, or None when there is none (checkpoint continuity)."""
+        self._ensure_schema()
+        try:
+            with self._engine.connect() as conn:
+                found = conn.execute(select(decisions.c.hash).where(decisions.c.seq == seq)).first()
+        except SQLAlchemyError as e:
+            raise self._unreachable(e) from e
+        return None if found is None else str(found.hash)
 
     def count(self) -> int:
         self._ensure_schema()

@@ -139,6 +139,7 @@ def test_the_configmap_trail_keeps_the_newest_checkpoints_for_an_offline_check(
         url = f"sqlite:///{tmp_path / 'l.db'}"
         led = Ledger(url, checkpointer=signer)
         recs = [led.append(_decision(i)) for i in range(3)]
+        signer.wait_for_mirrors()  # published from a thread of its own
         obj = client.CoreV1Api(api).read_namespaced_config_map("affidavit-checkpoints", "default")
         dumped = tmp_path / "cm.yaml"
         dumped.write_text(yaml.safe_dump(api.sanitize_for_serialization(obj)))
