@@ -89,7 +89,7 @@ def _trailer_review(
     """``review.platform``: approvals read from commit trailers are words in a commit message,
     which whoever commits writes (``Reviewed-by: Bob`` on a direct push), so they stand for no
     review until the policy says its trailers are written by a system it trusts."""
-    final = [r for r in review.reviews if r.state == "approved" and r.on_final_revision]
+    final = review.final_approvals()
     approvers = ", ".join(sorted({named(r.reviewer) for r in final})) or "nobody"
     found = (
         f"approvals read from the commit trailers of {review.change_request.id} "
@@ -169,11 +169,17 @@ def check_review(
         platform = eff.platform_review
         return [_trailer_review(review, platform, rules0, paths0, image, repo_at, sign, pseudonyms)]
 
-    final = [r for r in review.reviews if r.state == "approved" and r.on_final_revision]
+    final = review.final_approvals()  # a withdrawn approval (changes requested since) is none
     humans = {named(r.reviewer) for r in final if not r.reviewer.is_bot}
+    # The summary's counts, and never more than the reviews themselves show: a summary that
+    # says more than its reviews (written by another producer, or by hand) is not believed.
+    standing_independent = [r for r in final if r.independent and not r.reviewer.is_bot]
     counts = {
-        "approvals": (review.summary.approvals_on_final_revision, "approval"),
-        "independentApprovals": (review.summary.independent_approvals, "independent approval"),
+        "approvals": (min(review.summary.approvals_on_final_revision, len(final)), "approval"),
+        "independentApprovals": (
+            min(review.summary.independent_approvals, len(standing_independent)),
+            "independent approval",
+        ),
         "humanApprovals": (len(humans), "human approval"),
     }
     counted: dict[str, Callable[[Review], bool]] = {  # which approvals each count takes
@@ -214,7 +220,7 @@ def check_review(
                 req.origin.control,
             )
         )
-    independent = [r for r in final if r.independent and not r.reviewer.is_bot]
+    independent = standing_independent
     approvers = ", ".join(sorted(named(r.reviewer) for r in independent)) or "nobody"
     done: set[tuple[str, ...]] = set()
     for rules, paths in applicable:

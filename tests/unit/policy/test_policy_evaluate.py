@@ -430,3 +430,39 @@ def test_approvals_of_earlier_revisions_are_named_as_not_counted() -> None:
         "approved earlier revision eeeeeeeeeeee, carol approved no known revision); ",
     )
     assert messages(d) == [expected]
+
+
+def withdrawn(login: str, at: str, state: str = "changes_requested") -> dict[str, Any]:
+    """``login``'s later review of the final revision that takes back their approval."""
+    return approval(login) | {"state": state, "submittedAt": at}
+
+
+def test_an_approval_withdrawn_later_counts_for_nobody() -> None:
+    """bob approves the final revision, then requests changes on it: his approval no longer
+    stands, for the security review, the reviewer groups and the human count alike (the
+    collector's summary already left it out; the reviews are read the same way)."""
+    rules = {"humanApprovals": 2, "securityReview": True, "appliesTo": "all"}
+    ix = index([policy(groups={"security": ["bob"]}, require={"tiers": {"*": rules}})])
+    bob, carol = approval("bob") | {"submittedAt": "2026-11-28T09:00:00Z"}, approval("carol")
+    standing = run(ix, evidence(provenance(), review(bob, carol)))
+    assert standing.outcome == "allowed", messages(standing)
+    for state in ("changes_requested", "dismissed"):
+        later = withdrawn("bob", "2026-11-28T11:00:00Z", state)
+        d = run(ix, evidence(provenance(), review(bob, later, carol)))
+        assert sorted(v.rule for v in d.violations) == [
+            "review.*.humanApprovals",
+            "review.*.securityReview",
+        ], state
+        found = {v.rule: v.found for v in d.violations}
+        assert found["review.*.humanApprovals"].startswith("1 human approval on the final")
+    # a comment after the approval takes nothing back
+    comment = withdrawn("bob", "2026-11-28T11:00:00Z", "commented")
+    assert run(ix, evidence(provenance(), review(bob, comment, carol))).outcome == "allowed"
+
+
+def test_a_summary_that_counts_more_than_its_reviews_show_is_not_believed() -> None:
+    ix = index()  # critical: one independent approval
+    lying = review(approval("alice", independent=False))
+    lying["summary"] = {"approvalsOnFinalRevision": 3, "independentApprovals": 3}
+    d = run(ix, evidence(provenance(), lying))
+    assert [v.rule for v in d.violations] == ["review.critical.independentApprovals"]

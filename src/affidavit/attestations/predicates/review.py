@@ -63,6 +63,17 @@ class CodeReview(WireModel):
     summary: ReviewSummary
     created_at: str | None = None  # RFC 3339; the newest review attestation counts (signed_time.py)
 
+    def final_approvals(self) -> list[Review]:
+        """The approvals that stand on the final revision: each reviewer's latest deciding
+        review (``commented`` and ``pending`` decide nothing), in submission order, where it is
+        an approval of the final revision. An approval later withdrawn (changes requested,
+        dismissed) counts for nobody, as the summary's counts are made (``collect review``)."""
+        standing: dict[str, Review] = {}
+        for r in sorted(self.reviews, key=lambda r: r.submitted_at or ""):  # stable on ties
+            if r.state not in ("commented", "pending"):
+                standing[named(r.reviewer).lower()] = r
+        return [r for r in standing.values() if r.state == "approved" and r.on_final_revision]
+
     def not_counted(self, counts: Callable[[Review], bool] = lambda review: True) -> list[str]:
         """Each approval of a revision other than the final one (a push came after it, or no
         revision is known), among those ``counts`` selects, as ``bo approved earlier revision
