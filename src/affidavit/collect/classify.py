@@ -6,8 +6,9 @@ exactly what was found, so a reviewer or auditor can check the answer by hand. L
 - ``generated``: the change was authored by an AI identity: a bot author (``copilot-swe-agent[bot]``),
   an author name with a tool suffix (``Alice (aider)``), a tool subject prefix (``aider: ``), or a
   ``Generated-by:`` trailer;
-- ``assisted``: a co-author trailer with a known AI identity, a tool's footer line anywhere in
-  the message (``🤖 Generated with [Claude Code]``), ``Assisted-by:``, ``Made-with:``, a
+- ``assisted``: a co-author trailer with a known AI identity (or such a line anywhere in the
+  message, where a squash leaves it), a tool's footer line anywhere in the message
+  (``🤖 Generated with [Claude Code]``), ``Assisted-by:``, ``Made-with:``, a
   tool-specific trailer (``Claude-Session:``), an AI committer identity, ``AI-Assisted: yes``, AI
   line ranges in a git-ai note, or an Agent Trace record with an ``ai``/``mixed`` contributor;
 - ``none``: declared human, by ``AI-Assisted: no``, a git-ai note with only human ranges, or Agent
@@ -153,6 +154,33 @@ def _trailers(acc: _Acc, registry: ToolRegistry, message: str) -> None:
                 acc.ai(_ASSISTED, "trailer", text, _tool(spec.name))
 
 
+_BODY_COAUTHOR = re.compile(r"^\s*co-authored-by\s*:\s*(?P<value>.+?)\s*$", re.IGNORECASE)
+
+
+def _body_coauthors(acc: _Acc, registry: ToolRegistry, message: str) -> None:
+    """A known AI co-author's line anywhere else in the message, indented or not: a squash
+    (``git rebase -i``, ``git merge --squash``) keeps the squashed commits' trailers in the body,
+    where git no longer reads them as trailers, and the human commit's ``AI-Assisted: no`` would
+    otherwise be the only word left. An unknown co-author there is text, as before."""
+    counted = {
+        (found.group("name"), found.group("email"))
+        for t in parse_trailers(message)
+        if t.lower_key == "co-authored-by" and (found := _IDENT.match(t.value)) is not None
+    }
+    for line in message.splitlines():
+        m = _BODY_COAUTHOR.match(line)
+        ident = _IDENT.match(m.group("value")) if m is not None else None
+        if ident is None:
+            continue
+        name, email = ident.group("name"), ident.group("email")
+        if (name, email) in counted:  # a trailer: read as one already
+            continue
+        spec = registry.by_email(email) or registry.by_bot_name(name)
+        if spec is not None:
+            tool = _tool(spec.name, _model_from_name(name, spec))
+            acc.ai(_ASSISTED, "identity", f"message: {line.strip()}", tool)
+
+
 def _note(acc: _Acc, registry: ToolRegistry, note: AuthorshipNote) -> None:
     ai = note.total_ai_lines
     if ai:
@@ -215,6 +243,7 @@ def classify(
     for spec, line in registry.by_message_line(raw.message):
         acc.ai(_ASSISTED, "identity", f"message: {line}", _tool(spec.name))
     _trailers(acc, registry, raw.message)
+    _body_coauthors(acc, registry, raw.message)
     if note is not None:
         _note(acc, registry, note)
     if trace is not None:

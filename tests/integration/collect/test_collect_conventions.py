@@ -3,7 +3,8 @@
 Each commit uses one convention as the tool writes it (Claude Code, Codex, aider, Copilot, Cursor,
 Jules, Devin, Amazon Q, Assisted-by, Made-with, Generated-by, AI-Assisted declarations); the test
 asserts the exact classification, the exact evidence text, the tools and who accepted the change.
-Also: a trailer-like line outside the last paragraph is not evidence, and --tools extends the
+Also: an unknown co-author's line outside the last paragraph is not evidence, a known AI
+co-author's is (a squash leaves it there, under a human declaration), and --tools extends the
 registry.
 """
 
@@ -269,14 +270,42 @@ CASES: dict[str, tuple[str, tuple[str, str], tuple[str, str], str, list[Any], li
         [],
         None,
     ),
-    "not last paragraph": (
-        "Co-authored-by: Claude <noreply@anthropic.com>\n\nThis paragraph ends the message.",
+    "not last paragraph": (  # an unknown co-author there is text
+        "Co-authored-by: Alice Human <alice@example.com>\n\nThis paragraph ends the message.",
         HUMAN,
         HUMAN,
         "unknown",
         [],
         [],
         None,
+    ),
+    # `git rebase -i` squashed an AI commit into a human one: its trailer is in the body now,
+    # and the human commit's declaration is the message's only trailer
+    "squashed over a human declaration": (
+        "Co-authored-by: Codex <noreply@openai.com>\n\nfix the tests by hand\n\nAI-Assisted: no",
+        HUMAN,
+        HUMAN,
+        "assisted",
+        [
+            ("declaration", "AI-Assisted: no"),
+            ("identity", "message: Co-authored-by: Codex <noreply@openai.com>"),
+        ],
+        [{"name": "Codex"}],
+        ALICE,
+    ),
+    # `git merge --squash` indents each squashed commit's message by four spaces
+    "merge squash": (
+        "Squashed commit of the following:\n\ncommit 0123abcd\n\n    add login\n\n"
+        "    Co-Authored-By: Claude Opus 4.6 <noreply@anthropic.com>\n\nAI-Assisted: no",
+        HUMAN,
+        HUMAN,
+        "assisted",
+        [
+            ("declaration", "AI-Assisted: no"),
+            ("identity", "message: Co-Authored-By: Claude Opus 4.6 <noreply@anthropic.com>"),
+        ],
+        [{"name": "Claude Code", "model": "Claude Opus 4.6"}],
+        ALICE,
     ),
 }
 
@@ -323,7 +352,7 @@ def test_summary_counts_and_tools(collected: dict[str, dict[str, Any]]) -> None:
     unknown = sum(1 for c in CASES.values() if c[3] == "unknown")
     none = sum(1 for c in CASES.values() if c[3] == "none")
     assert summary["commits"] == total
-    assert summary["undeclaredCommits"] == unknown == 2
+    assert summary["undeclaredCommits"] == unknown == 2  # "no trailers", "not last paragraph"
     assert summary["aiTouchedCommits"] == total - unknown - none
     assert summary["traceabilityCoverage"] == round((total - unknown) / total, 4)
     assert summary["tools"] == [
