@@ -21,7 +21,8 @@ File shape::
     default: standard
 
 Globs: ``**`` spans directories, ``*`` and ``?`` stay within one path segment; a pattern without
-``/`` matches the file name in any directory (like .gitignore). The FIRST matching rule wins, so
+``/`` matches the file name in any directory, and a pattern that names a folder covers what is
+under it (``src/auth`` is ``src/auth/**``), both as in .gitignore. The FIRST matching rule wins, so
 list stricter tiers first (the default map puts ``critical`` before ``low``: ``docs/auth.md`` is
 ``critical`` -- when in doubt, fail closed). A renamed file is classified by its new path and,
 when the old path is in another tier, listed under the old path too (see ``provenance``). A
@@ -115,8 +116,10 @@ def glob_to_regex(pattern: str) -> re.Pattern[str]:
         else:
             out.append(re.escape(pat[i]))
             i += 1
+    # A pattern that names a folder covers everything under it, as in .gitignore: ``src/auth``
+    # (no trailing ``/**``) is the login module's tier, not only a file called auth.
     # DOTALL: ``**`` spans any character a path may hold, a newline too (git allows one)
-    return re.compile("".join(out) + r"\Z", re.IGNORECASE | re.DOTALL)
+    return re.compile("".join(out) + r"(?:/.*)?\Z", re.IGNORECASE | re.DOTALL)
 
 
 @dataclass(frozen=True)

@@ -225,3 +225,24 @@ def test_an_ai_bump_of_a_submodule_at_a_critical_path_is_critical(
     predicate = collect_provenance(repo.path, base, "HEAD").to_wire()
     assert _tiers(predicate) == [("src/auth", "critical"), ("vendor/tests", "standard")]
     assert predicate["summary"]["tiersTouchedByAi"] == ["critical", "standard"]
+
+
+def test_a_folder_named_without_a_glob_covers_what_is_under_it(
+    make_repo: Callable[[str], Repo],
+) -> None:
+    """``src/auth`` and ``migrations`` name folders, as a .gitignore line would: an AI change
+    under them is critical, not the default tier (it was, silently, when only ``/**`` did)."""
+    repo = make_repo("folders")
+    folders = b'tiers:\n  - tier: critical\n    paths: ["src/auth", "migrations"]\ndefault: low\n'
+    base = repo.commit("release", {".affidavit/tiers.yaml": folders, "README": "x\n"})
+    repo.commit(
+        "login and schema" + CLAUDE,
+        {"src/auth/login.py": "def login(): ...\n", "db/migrations/001.sql": "create table t;\n",
+         "src/authz.py": "x = 1\n"},
+    )  # fmt: skip
+    predicate = collect_provenance(repo.path, base, "HEAD").to_wire()
+    assert sorted(_tiers(predicate)) == [
+        ("db/migrations/001.sql", "critical"),
+        ("src/auth/login.py", "critical"),
+        ("src/authz.py", "low"),  # a name that starts like the folder is not under it
+    ]
