@@ -104,6 +104,29 @@ def resolve_commit(repo: Path, rev: str) -> str:
     return sha
 
 
+def check_range(repo: Path, base: str | None, head: str) -> None:
+    """Refuse a range that crosses the edge of a shallow clone: past it, git reads the boundary
+    commit as a root (all its files added by it) and the commits before it, AI ones among them,
+    as never made. ``base`` and ``head`` are full shas (``resolve_commit``). (An empty range is
+    the command's to refuse, with its own words: ``cli.collect``.)"""
+    shallow = Path(run_git(repo, "rev-parse", "--git-path", "shallow").decode().strip())
+    if not shallow.is_absolute():
+        shallow = repo / shallow
+    if not shallow.is_file():
+        return
+    edges = set(shallow.read_text(encoding="ascii", errors="replace").split())
+    revs = [head] if base is None else [head, f"^{base}"]
+    inside = run_git(repo, "rev-list", *revs, "--").decode().split()
+    crossed = next((sha for sha in inside if sha in edges), None)
+    if crossed is not None:
+        raise CollectError(
+            f"commit {crossed[:12]} in the range is the edge of a shallow clone: the commits "
+            "before it are missing, so what they changed (and whether AI wrote it) cannot be read",
+            hint="fetch the whole history (git fetch --unshallow; actions/checkout with "
+            "fetch-depth: 0)",
+        )
+
+
 def config_value(repo: Path, key: str) -> str | None:
     """A git config value of the repository, or None when unset."""
     out = run_git(repo, "config", "--get", key, check=False).decode("utf-8", "replace").strip()

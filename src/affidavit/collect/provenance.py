@@ -39,6 +39,7 @@ from affidavit.collect.agent_trace import group_traces, read_trace_records, revi
 from affidavit.collect.classify import Classification, classify
 from affidavit.collect.git import (
     RawCommit,
+    check_range,
     config_value,
     gitlink_paths,
     iter_commits,
@@ -339,6 +340,7 @@ def collect_provenance(
     registry = tools if tools is not None else load_registry()
     head_sha = resolve_commit(repo, head)
     base_sha = resolve_commit(repo, base) if base is not None else None
+    check_range(repo, base_sha, head_sha)
     base_map = read_blob(repo, base_sha, TIERS_PATH) if base_sha is not None else None
     tiers = load_tiers(tiers_file, base_map, base_sha)
     revs = (head_sha,) if base_sha is None else (base_sha, head_sha)

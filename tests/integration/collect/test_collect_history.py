@@ -192,3 +192,29 @@ def test_trailer_keys_are_case_insensitive() -> None:
     (trailer,) = parse_trailers("s\n\nCO-AUTHORED-BY: X <x@y>\n")
     assert trailer.lower_key == "co-authored-by"
     assert HUMAN[0] == "Alice Human"
+
+
+def test_a_range_across_the_edge_of_a_shallow_clone_is_refused(
+    make_repo: Callable[[str], Repo], tmp_path: Path
+) -> None:
+    """A CI checkout of depth 3 of a change of five commits, its base fetched apart: git reads
+    the shallow edge as a root, so the AI commit before it would vanish and the edge would
+    seem to add every file by hand. Refused, naming the edge and the fetch that mends it."""
+    origin = make_repo("origin")
+    base = origin.commit("release", {"src/auth/login.py": "v = 0\n"})
+    origin.commit("ai login" + "\n\nCo-authored-by: Claude <noreply@anthropic.com>\n",
+                  {"src/auth/login.py": "v = 1\n"})  # fmt: skip
+    for n in range(2, 5):
+        origin.commit(f"change {n}", {"src/auth/login.py": f"v = {n}\n"})
+    clone = tmp_path / "shallow"
+    url = f"file://{origin.path}"
+    subprocess.run(["git", "clone", "-q", "--depth", "3", url, str(clone)], check=True)
+    subprocess.run(["git", "-C", str(clone), "fetch", "-q", "--depth", "1", "origin", base],
+                   check=True)  # fmt: skip
+    with pytest.raises(CollectError) as refused:
+        collect_provenance(clone, base, "HEAD")
+    assert "is the edge of a shallow clone" in refused.value.message
+    assert refused.value.hint is not None and "fetch-depth: 0" in refused.value.hint
+    subprocess.run(["git", "-C", str(clone), "fetch", "-q", "--unshallow"], check=True)
+    whole = collect_provenance(clone, base, "HEAD").to_wire()
+    assert [c["aiInvolvement"] for c in whole["changes"]][:1] == ["assisted"]
