@@ -44,6 +44,7 @@ from affidavit.admission.decisions_api import add_decision_routes
 from affidavit.admission.pin import Pinner
 from affidavit.admission.review import review_response
 from affidavit.admission.warm import WarmJudge
+from affidavit.ledger.buffer import BufferedLedger
 
 log = logging.getLogger("affidavit.admission")
 
@@ -98,6 +99,25 @@ def create_app(
             if stop.wait(flush_interval):
                 return
 
+    def last_flush(ledger: BufferedLedger) -> None:
+        """At shutdown, one last write of the decisions answered and buffered; those still
+        buffered are named: they wait in the buffer file for the next start on its volume, and
+        are lost with it (an emptyDir is deleted with its Pod)."""
+        try:
+            left = ledger.flush()
+        except Exception as e:
+            log.warning("last ledger flush failed: %s", getattr(e, "message", None) or e)
+            left = ledger.pending
+        if left:
+            where = ledger.path if ledger.path is not None else "memory (no --ledger-buffer-file)"
+            log.error(
+                "%d answered decision(s) not in the ledger at shutdown (%s): they stay in %s "
+                "for the next start on this volume, and are lost if it is not kept",
+                left,
+                ledger.last_error or "the ledger is unavailable",
+                where,
+            )
+
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         webhook.policy.start()
@@ -110,6 +130,8 @@ def create_app(
             judges.shutdown(wait=False)
             webhook.policy.stop()
             webhook.close()
+            if webhook.ledger is not None:
+                last_flush(webhook.ledger)
 
     api = FastAPI(
         title="affidavit admission webhook",

@@ -311,6 +311,7 @@ def test_notes_warn_about_defaults_left_in_place(
                  "--set", "replicaCount=2")  # fmt: skip
     assert "WARNING" not in text
     assert "UPGRADE" not in text  # said on an upgrade only
+    assert "a Pod deleted before then (a drain, an upgrade) loses them" in text
 
 
 def test_platform_scenario_installs_into_the_apiserver(

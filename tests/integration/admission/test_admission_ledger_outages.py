@@ -337,3 +337,35 @@ def test_a_webhook_killed_mid_load_loses_no_answered_decision(
         wait_for(lambda: Path(f"{db}-buffer.jsonl").read_bytes() == b"", "the buffer flushed")
     finally:
         hook.stop()
+
+
+def test_decisions_still_buffered_at_shutdown_are_named_and_replayed_by_the_next_start(
+    tmp_path: Path, tls: Tls, images: Images, workdir: Path, postgres_server: PostgresServer
+) -> None:
+    """A drain or an upgrade while the database is away: the webhook stops with answered
+    decisions buffered. It says how many and where they wait (lost with an emptyDir), and a
+    webhook started on the same buffer file writes them once the database is back."""
+    postgres = postgres_server
+    buffer = tmp_path / "buffer.jsonl"
+    args = ("--ledger", postgres.url, "--ledger-buffer-file", str(buffer))
+    hook = _hook(tmp_path, tls, images, workdir, *args)
+    api = Apiserver(hook, tmp_path / "ca.pem")
+    try:
+        postgres.stop()
+        for i in range(2):
+            assert _buffered(api.send(review(images.good, uid=f"draining-{i}")))
+    finally:
+        api.close()
+        hook.stop()
+    log = hook.log.read_text()
+    assert "2 answered decision(s) not in the ledger at shutdown" in log
+    assert f"they stay in {buffer} for the next start on this volume" in log
+    postgres.start()
+    (tmp_path / "again").mkdir()
+    again = _hook(tmp_path / "again", tls, images, workdir, *args)
+    ledger = Ledger(postgres.url)
+    try:
+        assert_all_recorded(ledger, api.answered)
+    finally:
+        ledger.close()
+        again.stop()
