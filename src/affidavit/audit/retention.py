@@ -6,8 +6,9 @@ kept for a period (the presets' ``retentionDays``). Admission cannot judge that,
 control that showed those controls with "0 violations" would read as a pass nobody checked. The
 ledger can show it: its rows are hash-chained from a genesis, so a chain that verifies from seq 1
 has lost nothing since its first decision, and every period is met for as long as the ledger has
-existed. A broken chain, or a first row that is not seq 1, says that decisions may have been
-removed, and the statement says so instead.
+existed, provided signed checkpoints show the chain is the one the webhook wrote (a ledger
+rewritten whole, or started again from an empty database, chains from seq 1 too). A broken chain,
+a first row that is not seq 1, or no checkpoints, and the statement says what it cannot show.
 """
 
 from __future__ import annotations
@@ -49,6 +50,16 @@ def retention_statement(
             f"Retention cannot be shown: {where}, so decisions may have been removed "
             f"(asked: {asked})."
         )
+    elif chain.checkpoint_size is None:
+        # Chained from seq 1, but a ledger rewritten whole, cut at its tail or started again
+        # from an empty database chains from seq 1 too: only signed checkpoints tell them apart.
+        text = (
+            f"Retention not shown: the chain is whole from the ledger's first decision (seq 1, "
+            f"{oldest.decision.get('time')}), {kept} days before this report, but without "
+            "signed checkpoints a ledger rewritten, cut short or started again would be as "
+            "whole; pass --ledger-public-key and --checkpoints to show that nothing was removed "
+            f"(asked: {asked})."
+        )
     else:
         text = (
             f"Retention: no decision has been removed since the ledger's first (seq 1, "
@@ -59,7 +70,8 @@ def retention_statement(
         "oldestSeq": oldest.seq if oldest is not None else None,
         "oldestDecision": oldest.decision.get("time") if oldest is not None else None,
         "keptDays": kept,
-        "nothingRemoved": whole,
+        "nothingRemoved": whole and chain.checkpoint_size is not None,
+        "signedCheckpoint": chain.checkpoint_size,
         "asked": demands,
         "statement": text,
     }

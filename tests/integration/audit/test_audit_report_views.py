@@ -16,6 +16,7 @@ from affidavit.audit.render import render_html, render_markdown
 from affidavit.audit.report import report_from_ledger
 from affidavit.audit.tally import workload_of
 from affidavit.ledger import Ledger
+from affidavit.ledger.checkpoint import Checkpoint
 
 
 def test_a_deployment_its_replicaset_and_pods_are_one_workload(ledger: Ledger) -> None:
@@ -171,7 +172,8 @@ RETENTION_ASKED = (
 def test_the_report_says_how_long_the_ledger_has_kept_everything(ledger: Ledger) -> None:
     fill(ledger)
     at = datetime(2026, 4, 2, 9, 0, tzinfo=UTC)
-    r = report_from_ledger(ledger, since=SINCE, until=UNTIL, generated_at=at)
+    signed = [Checkpoint("test", *ledger.head())]  # as load_checkpoints gives it, verified
+    r = report_from_ledger(ledger, since=SINCE, until=UNTIL, generated_at=at, checkpoints=signed)
     first = ledger.after(0, limit=1)[0]
     kept = (at - datetime.fromisoformat(first.decision["time"].replace("Z", "+00:00"))).days
     assert r["retention"]["nothingRemoved"] is True
@@ -185,6 +187,16 @@ def test_the_report_says_how_long_the_ledger_has_kept_everything(ledger: Ledger)
     assert r["retention"]["statement"] == statement
     assert html.escape(statement) in render_html(r)
     assert "Retention: no decision has been removed" in render_markdown(r)
+    # Without checkpoints a ledger rewritten whole, or started again, chains from seq 1 too.
+    r = report_from_ledger(ledger, since=SINCE, until=UNTIL, generated_at=at)
+    assert r["retention"]["nothingRemoved"] is False
+    assert r["retention"]["statement"] == (
+        f"Retention not shown: the chain is whole from the ledger's first decision (seq 1, "
+        f"{first.decision['time']}), {kept} days before this report, but without signed "
+        "checkpoints a ledger rewritten, cut short or started again would be as whole; pass "
+        f"--ledger-public-key and --checkpoints to show that nothing was removed "
+        f"(asked: {RETENTION_ASKED})."
+    )
 
 
 def test_a_ledger_whose_oldest_decisions_were_deleted_cannot_show_retention(
