@@ -306,12 +306,16 @@ def list_decisions(
     namespace: Annotated[str | None, typer.Option("--namespace", "-n")] = None,
     outcome: Annotated[str | None, typer.Option("--outcome")] = None,
     image: Annotated[str | None, typer.Option("--image", help="ref, repository or digest")] = None,
-    limit: Annotated[int, typer.Option("--limit")] = 100,
+    limit: Annotated[
+        int, typer.Option("--limit", help="at most this many (stderr says when more match)")
+    ] = 100,
     as_json: Annotated[bool, typer.Option("--json", help="one full decision per line")] = False,
 ) -> None:
     """List recorded decisions, oldest first (seq, time, outcome, workload, images, id)."""
     from affidavit.ledger import Ledger
 
+    if limit < 1:
+        raise UsageError(f"--limit {limit} lists nothing", hint="give a positive number")
     if image is not None and not image.startswith("sha256:"):
         image = _canonical_query(image)
     if outcome is not None and outcome not in OUTCOMES:
@@ -327,13 +331,19 @@ def list_decisions(
         namespace=namespace,
         outcome=outcome,
         image=image,
-        limit=limit,
+        limit=limit + 1,  # one more: whether the list was cut
     )
-    for r in records:
+    for r in records[:limit]:
         if as_json:
             typer.echo(json.dumps({"seq": r.seq, "hash": r.hash, "decision": r.decision}))
         else:
             typer.echo(_line(r))
+    if len(records) > limit:
+        typer.echo(
+            f"(the first {limit} shown; more decisions match: raise --limit, or narrow with "
+            "--since, --until, --namespace, --outcome or --image)",
+            err=True,
+        )
 
 
 @decisions_app.command(

@@ -178,3 +178,23 @@ def test_verify_chain_and_report_check_signed_checkpoints(
     assert main(["audit", "report", "--format", "json", *flags, str(trail.directory)]) == 6
     doc = json.loads(capsys.readouterr().out)
     assert (doc["verdict"], doc["integrity"]["reason"]) == ("chain-broken", truncation)
+
+
+def test_a_list_cut_at_its_limit_says_so(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    url = f"sqlite:///{tmp_path / 'l.db'}"
+    led = Ledger(url)
+    for n in range(3):
+        led.append(make_decision(did=f"d-{n}"))
+    assert main(["decisions", "list", "--ledger", url, "--limit", "2"]) == 0
+    out, err = capsys.readouterr()
+    assert [line.split("\t")[-1] for line in out.splitlines()] == ["d-0", "d-1"]
+    assert err == (
+        "(the first 2 shown; more decisions match: raise --limit, or narrow with --since, "
+        "--until, --namespace, --outcome or --image)\n"
+    )
+    assert main(["decisions", "list", "--ledger", url, "--limit", "3"]) == 0
+    assert capsys.readouterr().err == ""
+    assert main(["decisions", "list", "--ledger", url, "--limit", "0"]) == 2
+    assert capsys.readouterr().err.startswith("error: --limit 0 lists nothing")
