@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -226,3 +227,42 @@ def test_a_note_nested_too_deeply_is_not_a_note(make_repo: Callable[[str], Repo]
     repo.git("notes", "--ref", "ai", "add", "-F", "-", sha, stdin=note.encode())
     changes = collect_provenance(repo.path, base, "HEAD").to_wire()["changes"]
     assert [(c["aiInvolvement"], c["evidence"]) for c in changes] == [("unknown", [])]
+
+
+def test_the_github_actions_step_fetches_the_notes_a_clone_leaves_behind(
+    make_repo: Callable[[str], Repo], tmp_path: Path
+) -> None:
+    """actions/checkout fetches no refs/notes: the action's collect step fetches git-ai's, so a
+    commit known only by its note is not ``unknown`` in CI. Run as the runner runs it, in a
+    real clone of a repository whose notes live only on its origin."""
+    import os
+    import subprocess
+    import sys
+
+    import yaml
+
+    origin = make_repo("origin")
+    base = origin.commit("init", {"README.md": "x\n"})
+    sha = origin.commit("add main", {"src/main.py": _lines(20), "src/util.py": _lines(3)})
+    origin.git("notes", "--ref", "ai", "add", "-F", "-", sha, stdin=AI_NOTE.encode())
+    clone = tmp_path / "checkout"
+    subprocess.run(["git", "clone", "-q", str(origin.path), str(clone)], check=True)
+    root = Path(__file__).resolve().parents[3]
+    action = yaml.safe_load((root / "attestations/templates/github/action.yml").read_text())
+    (step,) = [s for s in action["runs"]["steps"] if s["name"] == "Collect ai-provenance/v1"]
+    out = tmp_path / "out"
+    out.mkdir()
+    env = {
+        "BASE": base, "PUSH_BEFORE": "", "TOOLS": "", "HEAD_SHA": sha, "OUT": str(out),
+        "PSEUDONYM_KEY": "",
+        "PATH": f"{Path(sys.executable).parent}:{os.environ.get('PATH', '/usr/bin:/bin')}",
+    }  # fmt: skip
+    done = subprocess.run(["bash", "-euo", "pipefail", "-c", step["run"]], cwd=clone,
+                          env={**os.environ, **env}, capture_output=True, text=True,
+                          timeout=120, check=False)  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    (change,) = json.loads((out / "provenance.json").read_text())["changes"]
+    assert change["aiInvolvement"] == "assisted"
+    assert change["evidence"] == [
+        {"kind": "git-ai-note", "detail": "refs/notes/ai: 17 AI lines in 2 files (cursor)"}
+    ]
