@@ -171,6 +171,10 @@ class Webhook:
         routine = self._already_judged(req, workload, started, warm_only)
         if isinstance(routine, Answer):
             return routine
+        lineage: tuple[tuple[str, str], ...] = ()
+        if routine is not None and not routine.confirmed:
+            lineage = routine.lineage
+            routine = None
         scope = judged_scope(req, workload, routine)
         index = self.policy.current()
         if index is None:
@@ -202,6 +206,7 @@ class Webhook:
             images=scope.judged,
             unmatched_images=self.judge.unmatched_images,
             caller=caller,
+            lineage=lineage,
         )
         try:  # one name per image from here on: matching, evidence, ledger, messages
             ctx = ctx.canonical()
@@ -314,6 +319,8 @@ class Webhook:
                 timeout=min(self.owners.check_seconds, remaining / 2),
                 outcome=lambda result: self.metrics.inc(self.metrics.owner_checks, result),
             )
+            if match is not None and not match.confirmed:
+                return match  # judged whole; exceptions naming its lineage reach it
             if match is not None and not self._unpinned_tag(req, workload):
                 if match.extras:
                     self.metrics.inc(self.metrics.already_judged, "owner-partial")

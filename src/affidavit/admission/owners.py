@@ -52,7 +52,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
 from affidavit import defaults
@@ -112,10 +112,18 @@ class OwnerRef:
 @dataclass(frozen=True)
 class OwnerMatch:
     """A child shown to run its verified owner's images, and the images it runs beyond them
-    (only a Pod may: a mesh's proxy, a debug container), which are judged on their own."""
+    (only a Pod may: a mesh's proxy, a debug container), which are judged on their own.
+
+    ``confirmed`` False: the owner checks out (it exists with the child's UID, its template
+    runs the child's images) but a digest its tag is pinned to is not shown admitted (no
+    ledger, a ledger that cannot answer, or a digest the tag moved to). The child is judged,
+    and ``lineage`` names the workloads the API server shows it belongs to (its owner, and that
+    owner's verified controller), so an AccountabilityException naming one reaches it."""
 
     owner: OwnerRef
     extras: tuple[str, ...] = ()
+    confirmed: bool = True
+    lineage: tuple[tuple[str, str], ...] = ()
 
 
 #: The child kinds that may run images beyond their owner's template (injected, not templated).
@@ -201,7 +209,7 @@ class OwnerChain:
         """The verified owner of ``obj`` (a ``kind`` in ``namespace`` running exactly its
         owner's ``images``), or None: judge it."""
         found = self.match(kind, namespace, obj, images, timeout=timeout, outcome=outcome)
-        return found.owner if found is not None and not found.extras else None
+        return found.owner if found is not None and found.confirmed and not found.extras else None
 
     def match(
         self,
@@ -239,7 +247,7 @@ class OwnerChain:
             return None
         job.add_done_callback(lambda _job: self._slots.release())
         try:
-            extras = job.result(timeout=timeout)
+            found = job.result(timeout=timeout)
         except FutureTimeout:
             log.warning("owner check of %s in %s timed out after %gs", ref, namespace, timeout)
             said("timeout")
@@ -252,17 +260,19 @@ class OwnerChain:
             )
             said("error")
         else:
-            if extras is None:
+            if found is None or not found.confirmed:
                 said("not-owners")
-                return None
+                return found
             said("owners")
-            return OwnerMatch(ref, tuple(image for image in images if image in extras))
+            return replace(found, extras=tuple(image for image in images if image in found.extras))
         return None
 
     def _verify(
         self, ref: OwnerRef, namespace: str, images: frozenset[str], extras_allowed: bool
-    ) -> frozenset[str] | None:
-        """The images beyond the owner's (empty when exact), or None: not the owner's child."""
+    ) -> OwnerMatch | None:
+        """The match (its ``extras`` as a set of the images beyond the owner's), one whose
+        pins are not confirmed (``confirmed`` False, with its ``lineage``), or None: not the
+        owner's child."""
         key = (ref.group, ref.kind, namespace, ref.name)
         cached = self._cached(key)
         found = _matches(cached, ref, images, extras_allowed) if cached is not None else None
@@ -273,27 +283,28 @@ class OwnerChain:
         if found is None:
             return None
         pins, extras = found
-        judged = self._judged
-        if pins and judged is None:
-            return None
+        matched = OwnerMatch(ref, tuple(extras))
         if not pins:
-            return extras
-        assert judged is not None
+            return matched
         owner = fresh or cached
         assert owner is not None
         workloads = [(ref.kind, ref.name)]
-        if all(judged.admitted(namespace, *p, workloads=workloads) for p in pins):
-            return extras
+        judged = self._judged
+        if judged is not None and all(
+            judged.admitted(namespace, *p, workloads=workloads) for p in pins
+        ):
+            return matched
         # A lenient decision (an exception, Warn, Audit) may be about the owner's own controller
         # (a ReplicaSet's Deployment): it counts when that controller is the owner's as the API
         # server says (same UID, the same images in its template), never on the owner's claim.
         above = self._controller(owner, namespace)
-        if above is None:
-            return None
-        workloads.append((above.kind, above.name))
-        if all(judged.admitted(namespace, *p, workloads=workloads) for p in pins):
-            return extras
-        return None
+        if above is not None:
+            workloads.append((above.kind, above.name))
+            if judged is not None and all(
+                judged.admitted(namespace, *p, workloads=workloads) for p in pins
+            ):
+                return matched
+        return replace(matched, confirmed=False, lineage=tuple(workloads))
 
     def _controller(self, owner: _Snapshot, namespace: str) -> OwnerRef | None:
         """The owner's own controller, verified like an owner: exists with the UID the owner

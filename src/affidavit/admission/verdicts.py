@@ -29,7 +29,7 @@ from datetime import UTC, datetime
 
 from affidavit.attestations.evidence import ImageEvidence
 from affidavit.policy.decision import Decision
-from affidavit.policy.evaluate import RequestContext, evaluate
+from affidavit.policy.evaluate import RequestContext, evaluate, exceptions_reaching
 from affidavit.policy.index import PolicyIndex
 
 #: Remembered verdicts at most (least recently used dropped first).
@@ -102,7 +102,7 @@ class Verdicts:
             eff = ctx.effective(index, image)
             if eff is not None and eff.provenance_max_age_days is not None:
                 return None
-            if index.exceptions_for(ctx.namespace, ctx.kind, ctx.name, image, now):
+            if exceptions_reaching(index, ctx, image, now):
                 return None
             ev = evidence.get(image)
             if ev is None:
@@ -117,6 +117,7 @@ class Verdicts:
             tuple(sorted(ctx.namespace_labels.items())),
             ctx.kind,
             ctx.name,
+            ctx.lineage,
             ctx.operation,
             ctx.user,
             tuple(sorted(ctx.labels.items())),

@@ -62,6 +62,10 @@ class RequestContext:
     images: tuple[str, ...] = ()
     unmatched_images: UnmatchedImages = "Warn"  # the cluster's setting (chart value)
     caller: Caller = field(default_factory=Caller)  # recorded in the snapshot, never judged
+    #: The workloads the API server shows this object belongs to ((kind, name): its owner and
+    #: the owner's verified controller), where its owner check could not confirm a pinned
+    #: digest: an exception naming one of them reaches it (``admission.owners.OwnerMatch``).
+    lineage: tuple[tuple[str, str], ...] = ()
 
     def effective(self, index: PolicyIndex, image: str) -> EffectivePolicy | None:
         """The policy ``index`` applies to ``image`` here (cluster, region, namespace)."""
@@ -80,6 +84,19 @@ class RequestContext:
         """
         images = tuple(dict.fromkeys(canonical_image(i) for i in self.images))
         return self if images == self.images else replace(self, images=images)
+
+
+def exceptions_reaching(
+    index: PolicyIndex, ctx: RequestContext, image: str, now: datetime, *, lineage: bool = True
+) -> list[ExceptionRef]:
+    """The active exceptions covering ``image`` for this object and, with ``lineage``, those
+    naming a workload it belongs to (``RequestContext.lineage``), each once."""
+    found = {e.key: e for e in index.exceptions_for(ctx.namespace, ctx.kind, ctx.name, image, now)}
+    if lineage:
+        for kind, name in ctx.lineage:
+            for e in index.exceptions_for(ctx.namespace, kind, name, image, now):
+                found.setdefault(e.key, e)
+    return list(found.values())
 
 
 def _bounded(exc: ExceptionRef, eff: EffectivePolicy, now: datetime) -> bool:
@@ -158,11 +175,12 @@ def evaluate(
         if not found:
             continue
         violating_modes.append(eff.mode)
-        active = [
-            e
-            for e in index.exceptions_for(ctx.namespace, ctx.kind, ctx.name, image, now)
-            if _bounded(e, eff, now)
-        ]
+        # Under separation of duties an exception reaches only what its deployer is known for:
+        # a child by its lineage was made by a controller, on nobody's word (fail closed).
+        reaching = exceptions_reaching(
+            index, ctx, image, now, lineage=eff.exception_separation is None
+        )
+        active = [e for e in reaching if _bounded(e, eff, now)]
         if eff.exception_repository_only is not None and active:
             broad = [(e, globs) for e in active if (globs := _broad_globs(index, e))]
             wide = {e for e, _ in broad}

@@ -18,12 +18,14 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 from admission_support import Images, in_process_webhook, review
+from admission_support import policy as policy_doc
 from kubernetes import client
 
 from affidavit.admission.judged import JudgedDigests
@@ -473,7 +475,10 @@ def test_a_pod_may_run_more_than_its_owners_images_and_only_the_more_is_left_to_
         assert match(f"{TAG}@{D1}", APP, PROXY) == OwnerMatch(owner, (PROXY,))
         assert match(PROXY, TAG, OTHER, APP) == OwnerMatch(owner, (PROXY, OTHER))
         assert match(APP, PROXY) is None  # the template's TAG is missing: not its Pod
-        assert match(f"{TAG}@{D2}", APP, PROXY) is None  # pinned to a digest never admitted
+        # pinned to a digest never admitted: judged, its lineage named for the exceptions
+        assert match(f"{TAG}@{D2}", APP, PROXY) == OwnerMatch(
+            owner, (PROXY,), confirmed=False, lineage=(("ReplicaSet", "meshed"),)
+        )
         assert match(TAG, APP, PROXY, owner_uid="forged-uid") is None
         # verify() is the exact check: a Pod with more is not exactly its owner's
         meshed = pod_of("meshed", uid, TAG, APP, PROXY)
@@ -688,3 +693,81 @@ def test_a_statefulset_pod_of_its_current_revision_is_the_statefulsets(
     finally:
         apps.delete_namespaced_stateful_set("db", NS)
         ledger.close()
+
+
+def _pod_review(pod: dict[str, Any], uid: str) -> dict[str, Any]:
+    """An AdmissionReview of ``pod``'s CREATE by the ReplicaSet controller."""
+    body = review(uid=uid, namespace=NS, name=pod["metadata"]["name"])
+    request = body["request"]
+    request["kind"] = {"group": "", "version": "v1", "kind": "Pod"}
+    request["resource"] = {"group": "", "version": "v1", "resource": "pods"}
+    request["userInfo"] = {"username": "system:serviceaccount:kube-system:replicaset-controller"}
+    request["object"] = pod
+    return body
+
+
+@pytest.mark.parametrize("separate", [False, True])
+def test_an_exception_for_a_deployment_reaches_its_pods_when_no_ledger_can_confirm_their_digest(
+    apps: client.AppsV1Api, images: Images, tmp_path: Path, cluster: ControlPlaneInfo,
+    separate: bool,
+) -> None:  # fmt: skip
+    """A Deployment admitted under an AccountabilityException runs a tag; its Pods are pinned.
+    With no ledger to show the pinned digest admitted (none configured, one restarted empty,
+    one that cannot answer), a Pod is judged alone. It is still the Deployment's, as the API
+    server shows (its ReplicaSet, that ReplicaSet's Deployment, their UIDs and templates), so
+    the exception naming the Deployment reaches it, as it would through the ledger. Under
+    separation of duties nobody's name is on a controller's Pod: it does not (fail closed).
+    A Pod of another Deployment never does."""
+    name = f"excepted-{'sep' if separate else 'plain'}"
+    now = datetime.now(UTC)
+    exc = {
+        "apiVersion": "affidavit.dev/v1alpha1",
+        "kind": "AccountabilityException",
+        "metadata": {"name": f"hotfix-{name}", "namespace": NS, "creationTimestamp":
+                     now.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                     "annotations": {"affidavit.dev/requested-by": "olga"}},
+        "spec": {"images": [f"{images.host}/*"], "workloads": [{"kind": "Deployment", "name": name}],
+                 "reason": "outage", "incidentId": "INC-9", "owner": "olga",
+                 "approvers": ["victor"],
+                 "expiresAt": (now + timedelta(days=1)).strftime("%Y-%m-%dT%H:%M:%SZ")},
+    }  # fmt: skip
+    pem = "-----BEGIN PUBLIC KEY-----\nMCowBQYDK2VwAyEAtest\n-----END PUBLIC KEY-----\n"
+    extra = {"exceptions": {"separateRequester": True}} if separate else {}
+    strict = policy_doc(f"owners-{name}", [f"{images.host}/*"], pem, **extra)
+    policies = tmp_path / "policies"
+    policies.mkdir()
+    (policies / "p.yaml").write_text(yaml.safe_dump_all([strict, exc]))
+
+    def family(deployment_name: str) -> tuple[str, str]:
+        """A Deployment running the bare tag and its ReplicaSet (its controller); the RS's name
+        and UID."""
+        dep_uid = deployment(apps, deployment_name, images.bare)
+        rs = replica_set(deployment_name, dep_uid, images.bare)
+        rs["spec"] |= {"replicas": 0, "selector": {"matchLabels": {"app": deployment_name}}}
+        del rs["metadata"]["namespace"]
+        created: Any = apps.create_namespaced_replica_set(NS, rs)  # type: ignore[arg-type]
+        return str(created.metadata.name), str(created.metadata.uid)
+
+    hook = in_process_webhook(tmp_path, policies, images, kubeconfig=cluster.kubeconfig,
+                              budget_seconds=29)  # fmt: skip
+    hook.policy.start()
+    pinned = f"{images.bare}@{images.bare_digest}"
+    try:
+        rs_name, rs_uid = family(name)
+        answer = hook.handle(
+            json.dumps(_pod_review(pod_of(rs_name, rs_uid, pinned), "p1")).encode()
+        )
+        decision = answer.decision
+        assert decision is not None  # judged (no ledger confirms the digest), not waved through
+        if separate:
+            assert decision.outcome == "denied"
+        else:
+            assert decision.outcome == "excepted", decision.violations
+            assert decision.exception == f"{NS}/hotfix-{name}"
+        other_rs, other_uid = family(f"{name}-other")
+        stranger = pod_of(other_rs, other_uid, pinned)
+        answer = hook.handle(json.dumps(_pod_review(stranger, "p2")).encode())
+        assert answer.decision is not None and answer.decision.outcome == "denied"
+    finally:
+        hook.policy.stop()
+        hook.close()

@@ -49,6 +49,7 @@ OTHER: dict[str, Any] = {
     "images": ("registry.example/shop/api:2.0",),
     "unmatched_images": "Deny",
     "caller": Caller(authenticated=False),
+    "lineage": (("ReplicaSet", "api-5d8f"), ("Deployment", "api")),
 }
 
 
