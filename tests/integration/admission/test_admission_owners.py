@@ -425,19 +425,15 @@ def test_judged_digests_cache_admissions_only_and_give_up_on_an_unreachable_ledg
 PROXY = "mesh.example/proxy/envoy:1.31.2"
 
 
-def pod_of(replica_set_name: str, uid: str, *images: str) -> dict[str, Any]:
-    """A Pod as it claims its ReplicaSet (never created: the check reads only the owner)."""
-    ref = {"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": replica_set_name, "uid": uid,
-           "controller": True}  # fmt: skip
+def pod_of(owner: str, uid: str, *images: str, kind: str = "ReplicaSet") -> dict[str, Any]:
+    """A Pod as it claims its ReplicaSet (or another ``kind`` of owner); never created: the
+    check reads only the owner."""
+    ref = {"apiVersion": "apps/v1", "kind": kind, "name": owner, "uid": uid, "controller": True}
     return {
         "apiVersion": "v1",
         "kind": "Pod",
-        "metadata": {
-            "name": f"{replica_set_name}-x7k2p",
-            "namespace": NS,
-            "ownerReferences": [ref],
-        },
-        "spec": _template(replica_set_name, [*images])["spec"],
+        "metadata": {"name": f"{owner}-x7k2p", "namespace": NS, "ownerReferences": [ref]},
+        "spec": _template(owner, [*images])["spec"],
     }
 
 
@@ -605,18 +601,6 @@ def test_an_api_server_slower_than_the_owner_check_time_leaves_the_child_judged(
         proxy.close()
 
 
-def _statefulset_pod(name: str, uid: str, *images: str) -> dict[str, Any]:
-    """A Pod as it claims its StatefulSet (never created: the check reads the owner)."""
-    ref = {"apiVersion": "apps/v1", "kind": "StatefulSet", "name": name, "uid": uid,
-           "controller": True}  # fmt: skip
-    return {
-        "apiVersion": "v1",
-        "kind": "Pod",
-        "metadata": {"name": f"{name}-0", "namespace": NS, "ownerReferences": [ref]},
-        "spec": _template(name, [*images])["spec"],
-    }
-
-
 def _revision(apps: client.AppsV1Api, name: str, owner: str, uid: str, image: str) -> None:
     """A ControllerRevision as the StatefulSet controller keeps one: the template, owned by
     the StatefulSet (its controller)."""
@@ -669,7 +653,7 @@ def test_a_statefulset_pod_of_its_current_revision_is_the_statefulsets(
     def check(*images: str, ttl: float = 0.0) -> OwnerRef | None:
         chain = OwnerChain(kube, judged=JudgedDigests(ledger), ttl=ttl)
         try:
-            pod = _statefulset_pod("db", uid, *images)
+            pod = pod_of("db", uid, *images, kind="StatefulSet")
             return chain.verify("Pod", NS, pod, images, timeout=10)
         finally:
             chain.close()

@@ -27,7 +27,14 @@ from affidavit.admission.resolve import EvidenceResolver
 from affidavit.admission.review import AdmissionResponse
 from affidavit.attestations.evidence_cache import EvidenceCache
 from affidavit.policy.decision import Decision
-from hostile_registries import Reply, Seen, hostile_registry, manifest, stalling_registry
+from hostile_registries import (
+    Behaviour,
+    Reply,
+    Seen,
+    hostile_registry,
+    manifest,
+    stalling_registry,
+)
 
 
 @dataclass(frozen=True)
@@ -234,6 +241,19 @@ def test_a_registry_that_times_out_on_its_own_is_unavailable(setup: Setup) -> No
     ]
 
 
+def lenient_image_on(
+    behaviour: Behaviour, setup: Setup
+) -> tuple[str, AdmissionResponse, Decision | None]:
+    """A lenient (failurePolicy: Ignore) image on a registry that answers with ``behaviour``,
+    judged by a webhook allowed to reach it: the registry's host, the answer, the decision."""
+    with hostile_registry(behaviour) as registry:
+        hook = make_webhook(setup, allowed=(registry.host,))
+        try:
+            return registry.host, *judge(hook, review(f"{registry.host}/lenient/app:1"))
+        finally:
+            hook.close()
+
+
 THROTTLED = json.dumps(
     {"errors": [{"code": "TOOMANYREQUESTS", "message": "You have reached your pull rate limit"}]}
 ).encode()
@@ -243,20 +263,15 @@ def test_a_throttled_account_is_not_an_outage(setup: Setup) -> None:
     """HTTP 429 is the registry up and answering, about an account the request may choose (a
     spent one listed first among its imagePullSecrets): the policy's failurePolicy: Ignore does
     not admit on it, as it would on an outage."""
-    throttled = lambda _req: Reply(429, {"Retry-After": "3600"}, THROTTLED)  # noqa: E731
-    with hostile_registry(throttled) as busy:
-        hook = make_webhook(setup, allowed=(busy.host,))
-        try:
-            image = f"{busy.host}/lenient/app:1"
-            response, decision = judge(hook, review(image))
-        finally:
-            hook.close()
+    host, response, decision = lenient_image_on(
+        lambda _req: Reply(429, {"Retry-After": "3600"}, THROTTLED), setup
+    )
     assert response["allowed"] is False
     assert found(decision) == [
         (
             "evidence.missing",
             "AccountabilityPolicy/lenient",
-            f"missing evidence: registry {busy.host} answered HTTP 429 to HEAD for {busy.host}/lenient/app "
+            f"missing evidence: registry {host} answered HTTP 429 to HEAD for {host}/lenient/app "
             "(throttled: an answer, not an outage, so no policy's failurePolicy: Ignore admits "
             "on it)",
         )
@@ -345,20 +360,10 @@ def test_the_next_pull_secret_is_tried_where_the_registry_refuses_or_throttles_o
 def test_a_registry_failing_on_its_own_is_unavailable(setup: Setup) -> None:
     """HTTP 503 is the registry's own trouble, whoever asks: the policy's Ignore admits, with
     the warning naming it."""
-    with hostile_registry(lambda _req: Reply(503, {}, b"")) as failing:
-        hook = make_webhook(setup, allowed=(failing.host,))
-        try:
-            image = f"{failing.host}/lenient/app:1"
-            response, decision = judge(hook, review(image))
-        finally:
-            hook.close()
+    host, response, decision = lenient_image_on(lambda _req: Reply(503, {}, b""), setup)
     assert response["allowed"] is True
     assert found(decision) == [
-        (
-            "evidence.unavailable",
-            "AccountabilityPolicy/lenient",
-            f"registry {failing.host} is unreachable",
-        )
+        ("evidence.unavailable", "AccountabilityPolicy/lenient", f"registry {host} is unreachable")
     ]
 
 

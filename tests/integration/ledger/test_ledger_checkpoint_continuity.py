@@ -8,30 +8,17 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ed25519
 from ledger_decisions import make_decision
-from sqlalchemy import Engine, create_engine, text
+from sqlalchemy import Engine, text
 
 from affidavit.admission.checkpoint_trail import ConfigMapTrail
 from affidavit.envtest import free_port
 from affidavit.ledger import Ledger, LedgerRecord
 from affidavit.ledger.checkpoint import Checkpointer, CheckpointTrail, checkpoint_key
-
-
-@pytest.fixture
-def engine(ledger_url: str) -> Iterator[Engine]:
-    eng = create_engine(ledger_url)
-    yield eng
-    eng.dispose()
-
-
-@pytest.fixture
-def key() -> ed25519.Ed25519PrivateKey:
-    return ed25519.Ed25519PrivateKey.generate()
 
 
 def signer(key: ed25519.Ed25519PrivateKey, trail: Path, *mirrors: Path) -> Checkpointer:

@@ -10,32 +10,19 @@ from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ed25519
 from ledger_decisions import make_decision
-from sqlalchemy import Engine, create_engine, inspect, text
+from sqlalchemy import Engine, inspect, text
 
 from affidavit.errors import LedgerError
 from affidavit.ledger import Ledger, LedgerRecord, canonical_json, chain_hash
 from affidavit.ledger.checkpoint import Checkpointer, CheckpointTrail
 
 DIGEST = "sha256:" + "a" * 64
-
-
-@pytest.fixture
-def engine(ledger_url: str) -> Iterator[Engine]:
-    eng = create_engine(ledger_url)
-    yield eng
-    eng.dispose()
-
-
-@pytest.fixture
-def key() -> ed25519.Ed25519PrivateKey:
-    return ed25519.Ed25519PrivateKey.generate()
 
 
 def _fill(ledger: Ledger, n: int = 5) -> list[LedgerRecord]:
