@@ -290,9 +290,13 @@ class OwnerChain:
         assert owner is not None
         workloads = [(ref.kind, ref.name)]
         judged = self._judged
-        if judged is not None and all(
-            judged.admitted(namespace, *p, workloads=workloads) for p in pins
-        ):
+
+        def admitted() -> bool:
+            return judged is not None and all(
+                judged.admitted(namespace, *p, workloads=workloads) for p in pins
+            )
+
+        if admitted():
             return matched
         # A lenient decision (an exception, Warn, Audit) may be about the owner's own controller
         # (a ReplicaSet's Deployment): it counts when that controller is the owner's as the API
@@ -300,9 +304,7 @@ class OwnerChain:
         above = self._controller(owner, namespace)
         if above is not None:
             workloads.append((above.kind, above.name))
-            if judged is not None and all(
-                judged.admitted(namespace, *p, workloads=workloads) for p in pins
-            ):
+            if admitted():
                 return matched
         return replace(matched, confirmed=False, lineage=tuple(workloads))
 

@@ -153,10 +153,6 @@ class EvidenceResolver:
                 client.close()
             self._clients.clear()
 
-    def credentials(self, namespace: str, secret_names: Sequence[str]) -> dict[str, Credentials]:
-        """Credentials by registry host from the named pull secrets (first secret wins per host)."""
-        return {host: found[0] for host, found in self.choices(namespace, secret_names).items()}
-
     def choices(self, namespace: str, secret_names: Sequence[str]) -> dict[str, list[Credentials]]:
         """Every distinct credential the named pull secrets hold for each registry host, in the
         order the workload lists its secrets (the order the kubelet tries them in)."""

@@ -116,7 +116,9 @@ def _identity(acc: _Acc, registry: ToolRegistry, role: str, name: str, email: st
         acc.ai(level, "identity", detail, _tool(hit[0].name))
 
 
-def _trailers(acc: _Acc, registry: ToolRegistry, message: str) -> None:
+def _trailers(acc: _Acc, registry: ToolRegistry, message: str) -> set[tuple[str, str]]:
+    """Read the trailers; return the ``(name, email)`` of every co-author among them."""
+    coauthors: set[tuple[str, str]] = set()
     for t in parse_trailers(message):
         key, value, text = t.lower_key, t.value, str(t)
         if key == "co-authored-by":
@@ -124,6 +126,7 @@ def _trailers(acc: _Acc, registry: ToolRegistry, message: str) -> None:
             if not m:
                 continue
             name, email = m.group("name"), m.group("email")
+            coauthors.add((name, email))
             spec = registry.by_email(email) or registry.by_bot_name(name)
             if spec is not None:
                 acc.ai(
@@ -152,24 +155,25 @@ def _trailers(acc: _Acc, registry: ToolRegistry, message: str) -> None:
             spec = registry.by_trailer_key(t.key)
             if spec is not None:
                 acc.ai(_ASSISTED, "trailer", text, _tool(spec.name))
+    return coauthors
 
 
-_BODY_COAUTHOR = re.compile(r"^\s*co-authored-by\s*:\s*(?P<value>.+?)\s*$", re.IGNORECASE)
+_BODY_COAUTHOR = re.compile(
+    r"^[ \t]*(?P<line>co-authored-by[ \t]*:[ \t]*(?P<value>[^\r\n]*?))[ \t\r]*$",
+    re.IGNORECASE | re.MULTILINE,
+)
 
 
-def _body_coauthors(acc: _Acc, registry: ToolRegistry, message: str) -> None:
+def _body_coauthors(
+    acc: _Acc, registry: ToolRegistry, message: str, counted: set[tuple[str, str]]
+) -> None:
     """A known AI co-author's line anywhere else in the message, indented or not: a squash
     (``git rebase -i``, ``git merge --squash``) keeps the squashed commits' trailers in the body,
     where git no longer reads them as trailers, and the human commit's ``AI-Assisted: no`` would
-    otherwise be the only word left. An unknown co-author there is text, as before."""
-    counted = {
-        (found.group("name"), found.group("email"))
-        for t in parse_trailers(message)
-        if t.lower_key == "co-authored-by" and (found := _IDENT.match(t.value)) is not None
-    }
-    for line in message.splitlines():
-        m = _BODY_COAUTHOR.match(line)
-        ident = _IDENT.match(m.group("value")) if m is not None else None
+    otherwise be the only word left. An unknown co-author there is text, as before.
+    ``counted``: the co-authors already read as trailers."""
+    for m in _BODY_COAUTHOR.finditer(message):
+        ident = _IDENT.match(m.group("value"))
         if ident is None:
             continue
         name, email = ident.group("name"), ident.group("email")
@@ -178,7 +182,7 @@ def _body_coauthors(acc: _Acc, registry: ToolRegistry, message: str) -> None:
         spec = registry.by_email(email) or registry.by_bot_name(name)
         if spec is not None:
             tool = _tool(spec.name, _model_from_name(name, spec))
-            acc.ai(_ASSISTED, "identity", f"message: {line.strip()}", tool)
+            acc.ai(_ASSISTED, "identity", f"message: {m.group('line')}", tool)
 
 
 def _note(acc: _Acc, registry: ToolRegistry, note: AuthorshipNote) -> None:
@@ -242,8 +246,7 @@ def classify(
         acc.ai(_GENERATED, "identity", f"subject: {subj}", _tool(prefix[0].name))
     for spec, line in registry.by_message_line(raw.message):
         acc.ai(_ASSISTED, "identity", f"message: {line}", _tool(spec.name))
-    _trailers(acc, registry, raw.message)
-    _body_coauthors(acc, registry, raw.message)
+    _body_coauthors(acc, registry, raw.message, _trailers(acc, registry, raw.message))
     if note is not None:
         _note(acc, registry, note)
     if trace is not None:

@@ -191,10 +191,7 @@ class CheckpointTrail:
         if self.directory.is_file():
             notes = _config_map_notes(self.directory)
         elif self.directory.is_dir():
-            notes = [
-                (str(p), p.read_text(encoding="utf-8"))
-                for p in sorted(self.directory.glob(_PREFIX + "*"))
-            ]
+            notes = self.notes()
         else:
             raise LedgerError(
                 f"checkpoint directory {self.directory} does not exist",

@@ -74,7 +74,7 @@ def test_pull_secrets_and_registry_clients_are_bounded(monkeypatch: pytest.Monke
     resolver = EvidenceResolver(cache=EvidenceCache(), secrets=_Secrets())
     try:
         for n in range(resolve.MAX_SECRETS + 50):
-            resolver.credentials("shop", [f"secret-{n}"])
+            resolver.choices("shop", [f"secret-{n}"])
         assert len(resolver._creds) == resolve.MAX_SECRETS
         assert ("shop", f"secret-{resolve.MAX_SECRETS + 49}") in resolver._creds
         for n in range(resolve.MAX_CLIENTS + 10):
