@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 import pybase64
 
 from affidavit.attestations.exact_json import fast_decode, loads_numberless
-from affidavit.attestations.keys import Signer, Verifier
+from affidavit.attestations.keys import Message, Signer, Verifier
 from affidavit.attestations.shape import Shape
 from affidavit.errors import VerificationError
 
@@ -31,6 +31,10 @@ if TYPE_CHECKING:
 PAYLOAD_TYPE_INTOTO = "application/vnd.in-toto+json"
 DSSE_MEDIA_TYPE = "application/vnd.dsse.envelope.v1+json"
 MAX_ENVELOPE_BYTES = 4 * 1024 * 1024
+#: The signatures ``verify_envelope`` tries, each with every trusted key: cosign writes one, and
+#: a handful covers any co-signing; a 4 MiB envelope could otherwise carry 37,000 junk ones and
+#: hold a webhook's core for most of a minute before it is refused.
+MAX_SIGNATURES = 16
 
 
 def pae(payload_type: str, payload: bytes) -> bytes:
@@ -300,15 +304,21 @@ def verify_envelope(
         raise VerificationError(
             "no trusted keys to verify the envelope with", hint="pass --key PUBLIC_KEY.pem"
         )
+    if len(envelope.signatures) > MAX_SIGNATURES:
+        raise VerificationError(
+            f"envelope has {len(envelope.signatures):,} signatures; at most {MAX_SIGNATURES}"
+            " are tried, so it is refused unread",
+            hint="sign the statement into an envelope of its own (one signature per signer)",
+        )
     payload = envelope.payload_bytes()
-    message = pae_parts(envelope.payload_type, payload)
+    message = Message(pae_parts(envelope.payload_type, payload))
     for signature in envelope.signatures:
         try:
             raw = b64decode(signature.sig)
         except (binascii.Error, ValueError):
             continue
         for verifier in verifiers:
-            if verifier.verify_parts(raw, message):
+            if verifier.verify_message(raw, message):
                 return VerifiedPayload(
                     payload=payload,
                     payload_type=envelope.payload_type,

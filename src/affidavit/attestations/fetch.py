@@ -6,6 +6,13 @@ independent requests go out together over the client's kept-alive connections, a
 whose descriptor embeds its bytes is not read again, and a bundle that ``attach`` wrote beside a
 cosign layer already read is known by its digest without reading it again (``_twins``). One
 size limit and one digest check apply to every blob whatever its layout.
+
+An image's attestations are read whole before any is judged, so what one image may make a reader
+fetch is bounded: at most ``MAX_ATTESTATIONS`` items in each layout, and ``MAX_TOTAL_BYTES`` of
+them in all (a blob listed twice is read once). Anyone who may push to one repository of a
+trusted registry could otherwise list tens of thousands of multi-megabyte layers beside an image
+and have every admission of it fetch gigabytes; such an image is refused, naming the count, not
+read in part (which of its attestations would count would then be the attacker's choice).
 """
 
 from __future__ import annotations
@@ -47,6 +54,16 @@ from affidavit.errors import InputError, RegistryError
 
 T = TypeVar("T")
 
+#: The attestations read for one image in each layout (a cosign tag's layers; the bundles the
+#: referrers API and the fallback tag list): ``attach`` adds two a predicate type per run.
+MAX_ATTESTATIONS = 256
+#: The bytes of attestation blobs read for one image, both layouts together (16 provenance
+#: envelopes of the largest size one may have, or thousands of real ones).
+MAX_TOTAL_BYTES = 64 * 1024 * 1024
+#: A bundle's artifact manifest lists its bundle (``attach`` writes about 700 bytes): a larger
+#: one is refused as that item's problem, so 256 of them cannot hold gigabytes between reads.
+MAX_BUNDLE_MANIFEST_BYTES = 1024 * 1024
+
 
 def _read_layer(
     client: RegistryClient,
@@ -82,12 +99,46 @@ def _read_layer(
 
 
 def _cosign_layers(manifest: Manifest | None) -> list[tuple[Storage, dict[str, Any], str | None]]:
+    """The cosign tag's DSSE layers, each digest once."""
     found: list[tuple[Storage, dict[str, Any], str | None]] = []
+    seen: set[object] = set()
     for layer in (manifest.json().get("layers") or []) if manifest is not None else []:
         if isinstance(layer, dict) and layer.get("mediaType") == DSSE_MEDIA_TYPE:
+            if layer.get("digest") in seen:
+                continue
+            seen.add(layer.get("digest"))
             annotations = layer.get("annotations") or {}
             found.append(("cosign-tag", layer, annotations.get(ANNOTATION_PREDICATE_TYPE)))
     return found
+
+
+def _declared_bytes(layer: dict[str, Any], max_layer_bytes: int) -> int:
+    """What reading ``layer`` may cost: its declared size (a blob larger than declared fails its
+    digest check), or the per-blob limit when it declares none."""
+    size = layer.get("size")
+    if isinstance(size, int) and not isinstance(size, bool) and size >= 0:
+        return min(size, max_layer_bytes)
+    return max_layer_bytes
+
+
+def _check_limits(image: ImageReference, where: str, count: int, total: int) -> None:
+    """Refuse an image whose attestations are more than a reader reads (see the module)."""
+    fix = (
+        "remove the stale attestations (`cosign clean --type attestation IMAGE`) and attest"
+        " the image again"
+    )
+    if count > MAX_ATTESTATIONS:
+        raise ContentError(
+            f"{image} has {count:,} attestations in {where}, more than the"
+            f" {MAX_ATTESTATIONS} a verifier reads for one image; none were read",
+            hint=fix,
+        )
+    if total > MAX_TOTAL_BYTES:
+        raise ContentError(
+            f"{image}'s attestations in {where} add up to {total:,} bytes, more than the"
+            f" {MAX_TOTAL_BYTES:,} a verifier reads for one image; none were read",
+            hint=fix,
+        )
 
 
 def _lists_a_bundle(entry: object) -> bool:
@@ -135,7 +186,9 @@ def _bundle_manifest(
 ) -> dict[str, Any] | FetchedAttestation:
     entry_digest = str(entry.get("digest", ""))
     try:
-        manifest: dict[str, Any] = client.get_manifest(image.with_digest(entry_digest)).json()
+        manifest: dict[str, Any] = client.get_manifest(
+            image.with_digest(entry_digest), max_bytes=MAX_BUNDLE_MANIFEST_BYTES
+        ).json()
     except ContentError as e:
         return FetchedAttestation(storage, OCI_MANIFEST, entry_digest, None, None, e.message)
     return manifest
@@ -183,12 +236,15 @@ def _cosign(
     flight are at most ``FETCH_WORKERS`` requests at once."""
     with slot:
         manifest = client.find_manifest(image.with_tag(cosign_tag(digest)))
+    layers = _cosign_layers(manifest)
+    total = sum(_declared_bytes(layer, max_layer_bytes) for _, layer, _ in layers)
+    _check_limits(image, "its cosign tag", len(layers), total)
     return in_parallel(
         [
             _holding(
                 slot, partial(_read_layer, client, image, storage, layer, kind, max_layer_bytes)
             )
-            for storage, layer, kind in _cosign_layers(manifest)
+            for storage, layer, kind in layers
         ]
     )
 
@@ -305,6 +361,7 @@ def fetch(
     entries = _referrer_descriptors(
         cast("dict[str, Any] | None", api), cast("Manifest | None", tagged)
     )
+    _check_limits(image, "its referrers", len(entries), 0)
     twins: dict[str, _Twin] = {}
     if entries and subject is not None:
         listed = {str(entry.get("digest")) for _, entry in entries}
@@ -338,12 +395,20 @@ def fetch(
         for layer in manifest.get("layers") or []:
             if isinstance(layer, dict) and layer.get("mediaType") == BUNDLE_MEDIA_TYPE:
                 slots.append((storage, layer, kind))
+    unread = [slot for slot in slots if not isinstance(slot, FetchedAttestation)]
+    _check_limits(image, "its referrers", len(slots) - len(read_cosign), 0)
+    _check_limits(
+        image,
+        "its cosign tag and its referrers",
+        0,
+        sum(len(item.data or b"") for item in slots if isinstance(item, FetchedAttestation))
+        + sum(_declared_bytes(layer, max_layer_bytes) for _, layer, _ in unread),
+    )
     read = iter(
         in_parallel(
             [
                 partial(_read_layer, client, image, slot[0], slot[1], slot[2], max_layer_bytes)
-                for slot in slots
-                if not isinstance(slot, FetchedAttestation)
+                for slot in unread
             ]
         )
     )

@@ -194,16 +194,43 @@ class Verifier:
         """``verify(signature, b"".join(parts))``, without joining them for an ECDSA key (its
         digest is fed the parts in turn): a DSSE payload of tens of KB is not copied into its
         pre-authentication encoding (``dsse.verify_envelope``)."""
+        return self.verify_message(signature, Message(parts))
+
+    def verify_message(self, signature: bytes, message: Message) -> bool:
+        """``verify_parts`` over a ``Message`` that several signatures and keys share: its
+        digest (ECDSA) or joined bytes (Ed25519) are made once, not once a try."""
         if isinstance(self.public_key, ed25519.Ed25519PublicKey):
-            return self.verify(signature, b"".join(parts))
-        digest = hashlib.sha256()
-        for part in parts:
-            digest.update(part)
+            return self.verify(signature, message.joined())
         try:
-            self.public_key.verify(signature, digest.digest(), _ECDSA_PREHASHED)
+            self.public_key.verify(signature, message.sha256(), _ECDSA_PREHASHED)
         except (InvalidSignature, ValueError):
             return False
         return True
+
+
+class Message:
+    """A signed message given in parts, with its SHA-256 digest and its joined bytes each worked
+    out on first use: an envelope's every signature is tried with every trusted key."""
+
+    __slots__ = ("_digest", "_joined", "parts")
+
+    def __init__(self, parts: Sequence[bytes]) -> None:
+        self.parts = parts
+        self._digest: bytes | None = None
+        self._joined: bytes | None = None
+
+    def sha256(self) -> bytes:
+        if self._digest is None:
+            digest = hashlib.sha256()
+            for part in self.parts:
+                digest.update(part)
+            self._digest = digest.digest()
+        return self._digest
+
+    def joined(self) -> bytes:
+        if self._joined is None:
+            self._joined = b"".join(self.parts)
+        return self._joined
 
 
 @dataclass(frozen=True)

@@ -193,20 +193,23 @@ class RegistryClient:
             raise RegistryError(f"registry {ref.registry} answered digest {digest} for {ref}")
         return digest, media_type, size
 
-    def get_manifest(self, ref: ImageReference) -> Manifest:
-        manifest = self.find_manifest(ref)
+    def get_manifest(self, ref: ImageReference, *, max_bytes: int | None = None) -> Manifest:
+        manifest = self.find_manifest(ref, max_bytes=max_bytes)
         if manifest is None:
             raise self._missing(ref)
         return manifest
 
-    def find_manifest(self, ref: ImageReference) -> Manifest | None:
-        """The manifest ``ref`` names, or None when the registry has none; digest-checked."""
+    def find_manifest(
+        self, ref: ImageReference, *, max_bytes: int | None = None
+    ) -> Manifest | None:
+        """The manifest ``ref`` names, or None when the registry has none; digest-checked.
+        ``max_bytes``: a smaller limit than the client's (a manifest that lists, not holds)."""
         r = self._request(
             "GET",
             ref,
             f"manifests/{ref.reference}",
             accept=MANIFEST_TYPES,
-            limit=self.max_bytes,
+            limit=self.max_bytes if max_bytes is None else max_bytes,
             what=f"manifest {ref}",
         )
         if r.status == 404:

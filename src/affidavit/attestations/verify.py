@@ -40,7 +40,7 @@ from affidavit.attestations.registry import DEFAULT_MAX_BYTES, ImageReference, R
 from affidavit.attestations.statement import parse_statement
 from affidavit.attestations.store import BUNDLE_MEDIA_TYPE, FetchedAttestation
 from affidavit.cycles import cycle_collection_paused
-from affidavit.errors import AffidavitError, VerificationError
+from affidavit.errors import AffidavitError, KeyMaterialError, VerificationError
 
 NO_TRUSTED_KEYS = "the envelope is signed with a key and no trusted keys were given"
 
@@ -179,6 +179,12 @@ class _Verifier:
                 )
             except VerificationError as e:
                 failure = failure or e
+            except KeyMaterialError as e:  # this signer's root is unusable; the next may do
+                failure = failure or VerificationError(
+                    f"the trusted root of keyless signer {signer.name} cannot be used: {e.message}",
+                    hint="fix that signer's trustedRoot (a trusted_root.json), or see the"
+                    " webhook's log",
+                )
         assert failure is not None
         raise failure
 

@@ -61,9 +61,9 @@ class CountingClient(RegistryClient):
         self.manifests: list[str] = []
         self.blobs: list[str] = []
 
-    def get_manifest(self, ref: ImageReference) -> Manifest:
+    def get_manifest(self, ref: ImageReference, *, max_bytes: int | None = None) -> Manifest:
         self.manifests.append(ref.reference)
-        return super().get_manifest(ref)
+        return super().get_manifest(ref, max_bytes=max_bytes)
 
     def get_blob(self, ref: ImageReference, digest: str, *, max_bytes: int | None = None) -> bytes:
         self.blobs.append(digest)

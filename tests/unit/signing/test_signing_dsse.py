@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from affidavit.attestations.dsse import (
+    MAX_SIGNATURES,
     PAYLOAD_TYPE_INTOTO,
     Envelope,
     Signature,
@@ -214,3 +215,41 @@ def test_keyid_is_only_a_hint(key_files: tuple[Path, bytes]) -> None:
         envelope, signatures=(Signature(keyid="someone-else", sig=envelope.signatures[0].sig),)
     )
     assert verify_envelope(renamed, [load_verifier(public, name="k")]).signer == "k"
+
+
+def test_the_good_signature_among_junk_is_found_within_the_limit(
+    key_files: tuple[Path, bytes], tmp_path: Path
+) -> None:
+    # every signature is tried with every key (cosign writes no key ids), up to the limit; the
+    # message is hashed once for them all (ECDSA) or joined once (Ed25519)
+    path, public = key_files
+    good = sign_envelope(STATEMENT, load_signer(path)).signatures[0]
+    private, other = generate_key_pair("ed25519")
+    junk = [Signature(keyid="", sig=base64.b64encode(bytes([i]) * 64).decode()) for i in range(15)]
+    envelope = replace(sign_envelope(STATEMENT, load_signer(path)), signatures=(*junk, good))
+    verifiers = [load_verifier(other, name="ed"), load_verifier(public, name="release")]
+    assert len(envelope.signatures) == MAX_SIGNATURES
+    assert verify_envelope(envelope, verifiers).signer == "release"
+    (tmp_path / "ed.key").write_bytes(private)
+    ed_good = sign_envelope(STATEMENT, load_signer(tmp_path / "ed.key")).signatures[0]
+    assert verify_envelope(replace(envelope, signatures=(*junk, ed_good)), verifiers).signer == "ed"
+
+
+def test_an_envelope_with_more_signatures_than_are_tried_is_refused_unread(
+    key_files: tuple[Path, bytes],
+) -> None:
+    # a 4 MiB envelope could carry 37,000 junk signatures, each tried with every trusted key
+    path, public = key_files
+    envelope = sign_envelope(STATEMENT, load_signer(path))
+    junk = Signature(keyid="", sig=base64.b64encode(b"\x00" * 64).decode())
+    flooded = replace(envelope, signatures=(junk,) * MAX_SIGNATURES + envelope.signatures)
+    with pytest.raises(VerificationError) as info:
+        verify_envelope(flooded, [load_verifier(public, name="k")])
+    assert info.value.message == (
+        f"envelope has {MAX_SIGNATURES + 1} signatures; at most {MAX_SIGNATURES} are tried, so it"
+        " is refused unread"
+    )
+    assert (
+        info.value.hint
+        == "sign the statement into an envelope of its own (one signature per signer)"
+    )

@@ -171,3 +171,29 @@ def test_keyless_rejects_bad_statement_and_bad_token() -> None:
     with pytest.raises(SigningError) as info:
         sign_dsse_keyless(statement, identity_token="not-a-jwt")
     assert info.value.message.startswith("Sigstore keyless signing failed: ")
+
+
+def test_an_unusable_trusted_root_fails_its_signer_only() -> None:
+    # one keyless signer's root is broken (a malformed ConfigMap): the next signer, whose root
+    # is sound, still checks the bundle's signature; alone, the broken one refuses it by name
+    from affidavit.attestations.evidence import KeylessSigner
+    from affidavit.attestations.reference import ImageReference
+    from affidavit.attestations.store import BUNDLE_MEDIA_TYPE, FetchedAttestation
+    from affidavit.attestations.verify import verify_fetched
+
+    digest = "sha256:461317362419124b6012e855423a9078d6de8aed3e74fa78cc74d669b23dc6cf"
+    image = ImageReference.parse(f"registry.example/gcb@{digest}")
+    item = FetchedAttestation("referrer", BUNDLE_MEDIA_TYPE, "sha256:" + "1" * 64, None, BUNDLE)
+    broken = KeylessSigner("broken", ISSUER, identity=IDENTITY, trusted_root="{}")
+    sound = KeylessSigner("sound", ISSUER, identity=IDENTITY, trusted_root=ROOT.read_text())
+    # the signature verifies with the sound root: what is left is the statement (this PEP 740
+    # attestation's predicate is not an object, so it is not evidence Affidavit uses)
+    [rejected] = verify_fetched([item], image, [broken, sound]).rejected
+    assert rejected.reason == (
+        "statement is not an in-toto Statement v1: predicate: Input should be a valid dictionary"
+    )
+    [rejected] = verify_fetched([item], image, [broken]).rejected
+    assert rejected.reason.startswith(
+        "the trusted root of keyless signer broken cannot be used: cannot load the Sigstore"
+        " trusted root: "
+    )
