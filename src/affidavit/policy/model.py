@@ -110,7 +110,8 @@ class ProvenanceRequirement(SpecModel):
     required: bool = True
     """An image without signed provenance is denied."""
     max_age_days: int | None = Field(default=None, ge=1)
-    """The provenance must have been signed at most this many days ago (omitted = any age)."""
+    """The revision must have been committed at most this many days ago (omitted = any age). A
+    commit time after the attestation was made, or in the future, shows no age and is denied."""
 
 
 class TierRequirement(SpecModel):

@@ -9,7 +9,7 @@ image being deployed; everything else is reported, never used.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from pydantic import ValidationError
 
@@ -308,6 +308,11 @@ def _tier_map(
     return out
 
 
+#: How far a commit time may lie after the attestation was made (or now) and still be taken as
+#: a time: the committer's clock and the pipeline's differ by a little.
+COMMIT_CLOCK_SKEW = timedelta(minutes=5)
+
+
 def _freshness(
     prov: AiProvenance,
     req: Req[int],
@@ -329,10 +334,27 @@ def _freshness(
     if not parsed:
         found = f"no commit time for revision {rev[:12]}"
         return [_v("provenance.fresh", req.origin, found, expected, fix, image)]
-    age = (now - max(parsed)).days
-    if age <= req.value:
+    committed = max(parsed)
+    # A commit time is what the committer's clock (or GIT_COMMITTER_DATE) said: one after the
+    # attestation was made, or after now, shows nothing about freshness (it would pass forever).
+    made = parse_time(prov.created_at) if prov.created_at else None
+    bound, bound_name = (made, "the attestation was made") if made and made < now else (now, "now")
+    if committed > bound + COMMIT_CLOCK_SKEW:
+        found = (
+            f"revision {rev[:12]} committed at {committed:%Y-%m-%dT%H:%M:%SZ}, after"
+            f" {bound_name} ({bound:%Y-%m-%dT%H:%M:%SZ}): a commit time set ahead shows no age"
+        )
+        fix = (
+            "commit with the real time (no GIT_COMMITTER_DATE, a synchronised clock), rebuild,"
+            " then " + collect_provenance_fix(repo_at, sign, pseudonyms=pseudonyms)
+        )
+        return [_v("provenance.fresh", req.origin, found, expected, fix, image)]
+    age = now - committed
+    if age <= timedelta(days=req.value):
         return []
-    found = f"revision {rev[:12]} committed {age} days ago"
+    # "30 days ago" would read as meeting "at most 30 days": the hours past the limit are named
+    hours = f" {age.seconds // 3600} hours" if age.days == req.value else ""
+    found = f"revision {rev[:12]} committed {age.days} days{hours} ago"
     return [_v("provenance.fresh", req.origin, found, expected, fix, image)]
 
 

@@ -308,6 +308,39 @@ def test_stale_provenance() -> None:
     assert run(ix, evidence(provenance(), review())).outcome == "allowed"
 
 
+def test_a_commit_time_set_ahead_shows_no_freshness() -> None:
+    # a commit time is what the committer's clock (or GIT_COMMITTER_DATE) said: one in the
+    # future would pass maxAgeDays forever, one after the attestation was made is no age either
+    ix = index([policy(require={"provenance": {"required": True, "maxAgeDays": 30}})])
+    future = provenance(change(committed_at="2099-01-01T00:00:00Z"))
+    d = run(ix, evidence(future, review()))
+    assert d.outcome == "denied"
+    assert messages(d)[0].startswith(
+        f"{IMAGE}: provenance.fresh (AccountabilityPolicy/baseline): found revision {REV[:12]}"
+        " committed at 2099-01-01T00:00:00Z, after now (2026-11-29T12:00:00Z): a commit time set"
+        " ahead shows no age; expected a revision committed at most 30 days ago; fix: commit with"
+        " the real time (no GIT_COMMITTER_DATE, a synchronised clock), rebuild, then run `"
+    )
+    made_before = provenance(change(committed_at="2026-11-28T10:00:00Z"))
+    made_before["createdAt"] = "2026-11-20T09:00:00Z"
+    d = run(ix, evidence(made_before, review()))
+    assert "after the attestation was made (2026-11-20T09:00:00Z)" in messages(d)[0]
+    # within the clock skew of the attestation's making: a time
+    made_just_before = provenance(change(committed_at="2026-11-28T10:00:00Z"))
+    made_just_before["createdAt"] = "2026-11-28T09:56:00Z"
+    assert run(ix, evidence(made_just_before, review())).outcome == "allowed"
+
+
+def test_a_revision_hours_past_the_limit_is_stale_and_says_so() -> None:
+    # whole days were compared: 30 days and 23 hours passed a 30-day limit
+    ix = index([policy(require={"provenance": {"required": True, "maxAgeDays": 30}})])
+    late = provenance(change(committed_at="2026-10-29T13:00:00Z"))  # 30 days 23 hours
+    d = run(ix, evidence(late, review()))
+    assert f"found revision {REV[:12]} committed 30 days 23 hours ago;" in messages(d)[0]
+    on_time = provenance(change(committed_at="2026-10-30T12:00:00Z"))  # 30 days exactly
+    assert run(ix, evidence(on_time, review())).outcome == "allowed"
+
+
 def test_allowed_tools_and_owner_labels() -> None:
     ix = index(
         [
