@@ -104,10 +104,13 @@ PRESETS: Mapping[str, Preset] = {
             "soc2",
             "SOC 2 change management",
             base_control="SOC 2 CC8.1",
-            require={"tiers": {"*": {"approvals": 1, "independentApprovals": 1}}},
+            require={
+                "tiers": {"*": {"approvals": 1, "independentApprovals": 1, "appliesTo": "all"}}
+            },
             controls={
                 "tiers.*.approvals": "SOC 2 CC8.1",
                 "tiers.*.independentApprovals": "SOC 2 CC8.1",
+                "tiers.*.appliesTo": "SOC 2 CC8.1",
                 "exceptions.maxDays": "SOC 2 CC8.1",
             },
             exceptions={"maxDays": 7},
@@ -120,7 +123,11 @@ PRESETS: Mapping[str, Preset] = {
             extends=("soc2",),
             require={
                 "tiers": {
-                    "*": {"independentApprovals": 1, "reviewerGroups": ["secure-code-reviewers"]},
+                    "*": {
+                        "independentApprovals": 1,
+                        "reviewerGroups": ["secure-code-reviewers"],
+                        "appliesTo": "all",
+                    },
                     "critical": {"securityReview": True},
                 },
                 "independentReleaseApprover": True,
@@ -129,6 +136,7 @@ PRESETS: Mapping[str, Preset] = {
             controls={
                 "tiers.*.independentApprovals": "PCI DSS 6.2.3.1",
                 "tiers.*.reviewerGroups": "PCI DSS 6.2.3.1",
+                "tiers.*.appliesTo": "PCI DSS 6.2.3",
                 "independentReleaseApprover": "PCI DSS 6.2.3.1",
                 "tiers.critical.securityReview": "PCI DSS 6.2.4",
                 "retentionDays": "PCI DSS 10.5.1",
@@ -150,8 +158,9 @@ PRESETS: Mapping[str, Preset] = {
                         "approvals": 1,
                         "independentApprovals": 1,
                         "reviewerGroups": ["secure-code-reviewers"],
+                        "appliesTo": "all",
                     },
-                    "critical": {"securityReview": True},
+                    "critical": {"securityReview": True, "appliesTo": "all"},
                 },
                 "independentReleaseApprover": True,
                 "requireToolDetails": True,
@@ -161,7 +170,9 @@ PRESETS: Mapping[str, Preset] = {
                 "tiers.*.approvals": "NIST SP 800-53 CM-3",
                 "tiers.*.independentApprovals": "NIST SP 800-53 CM-3",
                 "tiers.*.reviewerGroups": "NIST SP 800-53 CM-3",
+                "tiers.*.appliesTo": "NIST SP 800-53 CM-3",
                 "tiers.critical.securityReview": "NIST SP 800-53 CM-3(4)",
+                "tiers.critical.appliesTo": "NIST SP 800-53 CM-3(4)",
                 "independentReleaseApprover": "NIST SP 800-53 CM-3",
                 "requireToolDetails": "NIST SP 800-53 SA-15",
                 "retentionDays": "NIST SP 800-53 AU-11",
@@ -197,11 +208,14 @@ PRESETS: Mapping[str, Preset] = {
             base_control="EU AI Act Art. 12",
             extends=("eu",),
             require={
-                "tiers": {"*": {"approvals": 1, "reviewerGroups": ["oversight"]}},
+                "tiers": {
+                    "*": {"approvals": 1, "reviewerGroups": ["oversight"], "appliesTo": "all"}
+                },
                 "retentionDays": 3650,
             },
             controls={
                 "tiers.*.approvals": "EU AI Act Art. 14",
+                "tiers.*.appliesTo": "EU AI Act Art. 14",
                 "tiers.*.reviewerGroups": "EU AI Act Art. 14",
                 "retentionDays": "EU AI Act Art. 18",
             },

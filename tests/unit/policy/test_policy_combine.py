@@ -315,7 +315,7 @@ def test_explain_policy_names_the_source_of_each_requirement() -> None:
         in body
     )
     assert (
-        "review.*.reviewerGroups (AI-involved changes): [secure-code-reviewers] <- preset/pci-dss via RegionPolicy/eu [PCI DSS 6.2.3.1]"
+        "review.*.reviewerGroups (all changes): [secure-code-reviewers] <- preset/pci-dss via RegionPolicy/eu [PCI DSS 6.2.3.1]"
         in body
     )
     assert (
@@ -357,6 +357,20 @@ def test_slsa_source_l4_needs_two_humans_on_every_change() -> None:
         ("review.*.independentApprovals", "at least 2 (changes touch any tier: README.md)"),
         ("review.*.humanApprovals", "at least 2 (changes touch any tier: README.md)"),
     ]
+
+
+@pytest.mark.parametrize("preset", ["soc2", "pci-dss", "us-fedramp-moderate", "eu"])
+def test_compliance_presets_review_every_change_not_only_declared_ai(preset: str) -> None:
+    # their controls (CC8.1, PCI 6.2.3, CM-3) cover every change, whoever wrote it; whether a
+    # change was AI-involved is the committer's own word (an "AI-Assisted: no" trailer), so a
+    # change declared human-written to the auth code was allowed with no review at all
+    ix = index([policy(jurisdictions=[preset])])
+    human = provenance(change(involvement="none"))
+    d = evaluate(ctx(), {IMAGE: evidence(human)}, ix, now=NOW, decision_id="d")
+    assert "review.present" in [v.rule for v in d.violations], preset
+    reviewed = evidence(human, review(approval("rita"), approval("sam")))
+    d = evaluate(ctx(), {IMAGE: reviewed}, ix, now=NOW, decision_id="d")
+    assert not [v.rule for v in d.violations if v.rule.startswith("review.")], preset
 
 
 def test_every_preset_rule_cites_a_control() -> None:
