@@ -29,7 +29,16 @@ def api_client(kubeconfig: Path | None) -> Any:
         configuration = client.Configuration()
         config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
         return client.ApiClient(configuration)
-    except (config.ConfigException, OSError, yaml.YAMLError) as e:
+    except (
+        config.ConfigException,
+        OSError,
+        yaml.YAMLError,
+        UnicodeDecodeError,
+        TypeError,
+        AttributeError,
+        KeyError,
+        ValueError,
+    ) as e:  # a file that is not a kubeconfig (binary, a list, a string) fails in the client
         where = str(kubeconfig) if kubeconfig else "the in-cluster service account"
         raise ClusterError(
             f"cannot load Kubernetes credentials from {where}: {e}",

@@ -71,6 +71,11 @@ def load_policy_files(
     for file in files:
         try:
             docs = list(yaml.safe_load_all(file.read_text(encoding="utf-8")))
+        except UnicodeDecodeError as e:
+            raise PolicyError(
+                f"cannot read policy file {file}: it is not UTF-8 text (byte {e.start})",
+                hint="a policy directory holds AccountabilityPolicy YAML files only",
+            ) from e
         except (OSError, yaml.YAMLError) as e:
             raise PolicyError(f"cannot read policy file {file}: {e}") from e
         for i, doc in enumerate(docs):

@@ -33,6 +33,7 @@ from affidavit.admission.resolve import EvidenceResolver
 from affidavit.admission.tls import ReloadingTLS
 from affidavit.admission.trust_roots import TrustRoots
 from affidavit.attestations.evidence_cache import EvidenceCache
+from affidavit.attestations.registry import ca_context
 from affidavit.errors import UsageError
 from affidavit.ledger import BufferedLedger, Ledger
 from affidavit.ledger.checkpoint import Checkpointer, CheckpointTrail, load_private_key
@@ -41,6 +42,9 @@ from affidavit.policy.lifetime import DEFAULT_EXCEPTION_MAX_DAYS
 from affidavit.policy.presets import UnmatchedImages
 
 log = logging.getLogger("affidavit.admission")
+
+
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 
 @dataclass(frozen=True)
@@ -162,6 +166,14 @@ class WebhookSettings:
             raise UsageError(
                 f"--max-images-per-request {self.max_images_per_request} must be at least 1"
             )
+        if self.log_level.upper() not in LOG_LEVELS:
+            raise UsageError(
+                f"--log-level {self.log_level!r} is not a log level",
+                hint="use one of " + ", ".join(name.lower() for name in LOG_LEVELS),
+            )
+        for flag, port in (("--port", self.port), ("--metrics-port", self.metrics_port)):
+            if port is not None and not 0 < port < 65536:
+                raise UsageError(f"{flag} {port} is not a TCP port (1-65535)")
 
     @property
     def ledger_wait(self) -> float:
@@ -325,6 +337,8 @@ def serve(settings: WebhookSettings) -> None:
         level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     auth = client_auth(settings)  # checked before anything loads
+    if settings.registry_ca is not None:  # a bad bundle stops the start, not every lookup
+        ca_context(settings.registry_ca)
     tls = ReloadingTLS(
         settings.tls_cert,
         settings.tls_key,

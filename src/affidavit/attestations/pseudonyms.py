@@ -112,7 +112,8 @@ def load_key(path: Path) -> PseudonymKey:
     except OSError as e:
         raise InputError(
             f"cannot read pseudonym key {path}: {e.strerror or e}",
-            hint="pass --pseudonym-key with the file `affidavit pseudonym key` wrote",
+            hint="pass the file `affidavit pseudonym key` wrote (`collect --pseudonym-key`,"
+            " `pseudonym of --key`)",
         ) from e
     if len(secret) < MIN_KEY_BYTES:
         raise InputError(

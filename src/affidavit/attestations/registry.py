@@ -47,7 +47,7 @@ from affidavit.attestations.registry_transport import (
 )
 from affidavit.attestations.registry_wire import Response as WireResponse
 from affidavit.attestations.registry_wire import Streamed, Wire, WireError
-from affidavit.errors import AffidavitError, RegistryError
+from affidavit.errors import AffidavitError, InputError, RegistryError
 
 __all__ = [
     "DEFAULT_MAX_BYTES",
@@ -114,6 +114,19 @@ def _canonical(host: str) -> str:
         return host
 
 
+def ca_context(ca_bundle: str | Path) -> ssl.SSLContext:
+    """A TLS context trusting the CA certificates in the PEM file ``ca_bundle``, or an
+    ``InputError`` naming the file (a missing file, a directory, no certificate in it)."""
+    try:
+        return ssl.create_default_context(cafile=str(ca_bundle))
+    except (OSError, ssl.SSLError, UnicodeDecodeError) as e:
+        reason = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
+        raise InputError(
+            f"CA bundle {ca_bundle} cannot be used: {reason}",
+            hint="give a PEM file of the registry's CA certificates (--ca-bundle, --registry-ca)",
+        ) from e
+
+
 class RegistryClient:
     """Distribution-spec calls with auth, TLS rules, size limits and digest checks."""
 
@@ -131,9 +144,7 @@ class RegistryClient:
         """``allowed_hosts``: the hosts a redirect or a token realm may lead to besides the
         registry itself (``HOST[:PORT]`` or ``*.DOMAIN``); None allows any host. Credentials
         only ever go to the host they are for."""
-        verify: ssl.SSLContext = DefaultTrust()
-        if ca_bundle is not None:
-            verify = ssl.create_default_context(cafile=str(ca_bundle))
+        verify: ssl.SSLContext = DefaultTrust() if ca_bundle is None else ca_context(ca_bundle)
         self._http = Wire(verify)
         self._timeout = timeout
         self._rules = HostRules(

@@ -36,7 +36,7 @@ from affidavit.errors import InputError, UsageError
 # test_attest_cli_imports.py).
 
 MaxBytesOpt = Annotated[
-    int, typer.Option("--max-bytes", help="Largest envelope or attestation layer accepted.")
+    int, typer.Option("--max-bytes", min=1, help="Largest envelope or attestation layer accepted.")
 ]
 KeylessRegexpOpt = Annotated[
     str | None,
@@ -185,11 +185,12 @@ def attest(
         )
     _check_type_uri(predicate_type)
     body = _read_predicate(predicate, predicate_type, max_bytes)
+    signer = load_signer(key) if key is not None else None  # a bad key is named, not the registry
     with client(insecure_registry, registry_config, ca_bundle) as registry:
         registry.resolve(ref)  # fail on a missing image before signing anything
         statement = make_statement(ref.name, ref.digest, predicate_type, body)
-        if key is not None:
-            envelope = sign_envelope(statement, load_signer(key)).to_json()
+        if signer is not None:
+            envelope = sign_envelope(statement, signer).to_json()
             bundle = None
         else:
             from affidavit.attestations.sigstore import sign_dsse_keyless

@@ -154,6 +154,11 @@ def _ai_touched(
             signers.append(KeySigner(name=path.stem, public_key_pem=path.read_text()))
         except OSError as e:
             raise InputError(f"cannot read public key {path}: {e.strerror or e}") from e
+        except UnicodeDecodeError as e:
+            raise InputError(
+                f"public key {path} is not a PEM public key (not text)",
+                hint="pass the signers' .pub files (--key), as `affidavit verify` takes them",
+            ) from e
     images: dict[str, str] = {}
     for rec in records:
         try:

@@ -63,8 +63,8 @@ class Cluster:
             where = kubeconfig or "$KUBECONFIG or ~/.kube/config"
             raise ClusterError(
                 f"cannot use the kubeconfig {where}: {e}",
-                hint="pass --kubeconfig FILE (and --context NAME), or --ledger URL to read a "
-                "ledger database directly",
+                hint="pass --kubeconfig FILE (and --context NAME); `affidavit explain "
+                "--decision` also reads a ledger database directly with --ledger URL",
             ) from e
 
     def get(self, path: str, query: list[tuple[str, str]] | None = None) -> Any:

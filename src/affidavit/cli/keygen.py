@@ -53,8 +53,9 @@ def keygen(
         typer.Option("--output-prefix", hidden=True, help="Deprecated: use -o/--output."),
     ] = None,
 ) -> None:
-    """Make a signing key pair; the private key in cosign's encrypted format, with the
-    password in $COSIGN_PASSWORD."""
+    """Make a signing key pair. The private key is in cosign's encrypted format when
+    $COSIGN_PASSWORD is set (its password) or with --cosign; otherwise it is an unencrypted
+    PKCS#8 key, which Affidavit signs with but cosign does not read."""
     if output_prefix is not None:
         if output is not None:
             raise UsageError("give -o/--output, not also --output-prefix")
@@ -68,6 +69,11 @@ def keygen(
         output = Path("affidavit-ledger" if ledger_key else "affidavit")
     if kind not in ("ecdsa-p256", "ed25519"):
         raise UsageError(f"--kind {kind!r} is not supported; use ecdsa-p256 or ed25519")
+    if output.name in ("", ".", ".."):
+        raise UsageError(
+            f"-o/--output {str(output)!r} names a directory, not a key file prefix",
+            hint="give a prefix such as ci or keys/ci (writes ci.key and ci.pub)",
+        )
     private_path = output.with_name(output.name + ".key")
     public_path = output.with_name(output.name + ".pub")
     refuse_overwrite(force, private_path, public_path)
@@ -92,7 +98,11 @@ def keygen(
         private_path.write_bytes(b"")
         private_path.chmod(0o600)
         private_path.write_bytes(private_pem)
-        public_path.write_bytes(public_pem)
+        try:
+            public_path.write_bytes(public_pem)
+        except OSError:
+            private_path.unlink()  # no private key left behind without its public half
+            raise
     except OSError as e:
         raise UsageError(
             f"cannot write the key pair to {output}: {e.strerror or e}",

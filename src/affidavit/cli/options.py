@@ -50,10 +50,11 @@ def check_order(start: datetime | None, end: datetime | None) -> None:
 
 #: Shown under every command's --help; the README's table says the same.
 EXIT_CODES = (
-    "Exit codes: 0 success; 1 denied, a failed check or test case, or a broken ledger report; "
+    "Exit codes: 0 success; 1 denied, or a failed check or test case; "
     "2 usage or input error (a bad flag, file, policy or key); 3 collecting or signing failed; "
     "4 no attestation verified; 5 registry unreachable or image missing; 6 ledger "
-    "unavailable or its chain broken; 7 Kubernetes unreachable or refused."
+    "unavailable or its chain broken (a report over it is still written); 7 Kubernetes "
+    "unreachable or refused."
 )
 
 InsecureRegistryOpt = Annotated[

@@ -86,6 +86,11 @@ def signers(
             found.append(KeySigner(name=str(path), public_key_pem=path.read_text()))
         except OSError as e:
             raise KeyMaterialError(f"cannot read public key {path}: {e.strerror or e}") from e
+        except UnicodeDecodeError as e:
+            raise KeyMaterialError(
+                f"public key {path} is not a PEM public key (not text)",
+                hint="pass the .pub file `affidavit keygen` or `cosign generate-key-pair` wrote",
+            ) from e
     if identity is not None and identity_regexp is not None:
         raise UsageError("give one of --keyless-identity and --keyless-identity-regexp")
     if identity_regexp is not None:
@@ -264,8 +269,8 @@ def parse(argv: Sequence[str]) -> dict[str, Any] | None:
             values[field] = Path(values[field])
     if "max_bytes" in values:
         text = values["max_bytes"]
-        if not (text.isascii() and text.isdigit()):
-            return None
+        if not (text.isascii() and text.isdigit()) or int(text) < 1:
+            return None  # click refuses it (min=1)
         values["max_bytes"] = int(text)
     values["types"] = values.pop("type", None)
     return {"image": image, **values}

@@ -45,6 +45,10 @@ LedgerOpt = Annotated[
 ]
 
 
+#: The most ``decisions list`` prints (beyond, SQLite's integers overflow; and a terminal).
+MAX_LIST_LIMIT = 1_000_000_000
+
+
 @webhook_app.command("serve", short_help="Serve AdmissionReviews over HTTPS at /validate.")
 def serve(
     tls_cert: Annotated[Path, typer.Option("--tls-cert", envvar="AFFIDAVIT_TLS_CERT")],
@@ -316,6 +320,11 @@ def list_decisions(
 
     if limit < 1:
         raise UsageError(f"--limit {limit} lists nothing", hint="give a positive number")
+    if limit > MAX_LIST_LIMIT:
+        raise UsageError(
+            f"--limit {limit} is more than a list can hold ({MAX_LIST_LIMIT:,})",
+            hint="narrow with --since and --until, or read everything with `affidavit audit`",
+        )
     if image is not None and not image.startswith("sha256:"):
         image = _canonical_query(image)
     if outcome is not None and outcome not in OUTCOMES:

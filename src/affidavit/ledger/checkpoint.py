@@ -181,10 +181,7 @@ class CheckpointTrail:
         """``(path, note)`` of every checkpoint file of the directory (none if there is none)."""
         if not self.directory.is_dir():
             return []
-        return [
-            (str(p), p.read_text(encoding="utf-8"))
-            for p in sorted(self.directory.glob(_PREFIX + "*"))
-        ]
+        return [(str(p), _note_text(p)) for p in sorted(self.directory.glob(_PREFIX + "*"))]
 
     def read(self, public: ed25519.Ed25519PublicKey) -> list[Checkpoint]:
         """Every checkpoint in the trail, verified, oldest first; a bad one raises."""
@@ -201,10 +198,21 @@ class CheckpointTrail:
         return sorted(out, key=lambda c: c.size)
 
 
+def _note_text(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        reason = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
+        raise LedgerError(
+            f"checkpoint {path} cannot be read as a signed note: {reason}",
+            hint="a checkpoint file is the webhook's signed text; move aside what is not one",
+        ) from e
+
+
 def _config_map_notes(path: Path) -> list[tuple[str, str]]:
     try:
         doc: Any = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError) as e:
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as e:
         raise LedgerError(f"cannot read the checkpoint ConfigMap {path}: {e}") from e
     data = doc.get("data") if isinstance(doc, dict) else None
     if not isinstance(data, dict):
