@@ -131,6 +131,16 @@ def run(
             "e.g. http://0.0.0.0:8081/readyz",
         ),
     ] = None,
+    crds_hold_start: Annotated[
+        bool,
+        typer.Option(
+            "--crds-hold-start/--crds-do-not-hold-start",
+            envvar="AFFIDAVIT_CRDS_HOLD_START",
+            help="older CRDs than this operator's fail /startz as well as /readyz (a rollout "
+            "stops while old Pods serve); turn off under a Recreate rollout, where no old Pod "
+            "serves meanwhile",
+        ),
+    ] = True,
     recheck_seconds: Annotated[
         float,
         typer.Option(
@@ -215,6 +225,7 @@ def run(
         exception_max_days=exception_max_days,
         liveness_endpoint=liveness,
         readiness_endpoint=readiness_url,
+        crds_hold_start=crds_hold_start,
         recheck_period=datetime.timedelta(seconds=recheck_seconds or 300.0),
         recheck_warn_within=datetime.timedelta(seconds=expiry_warning_seconds),
         recheck_exclude_namespaces=tuple(exclude_namespace or ()),

@@ -64,6 +64,7 @@ class OperatorSettings:
     events_interval: float = 2.0
     liveness_endpoint: str | None = None  # e.g. http://0.0.0.0:8080/healthz (kopf's probe)
     readiness_endpoint: str | None = None  # e.g. http://0.0.0.0:8081/readyz (index current)
+    crds_hold_start: bool = True  # older CRDs hold /startz too (not under a Recreate rollout)
     #: The operator Lease: a dead leader is replaced within lease + renew seconds.
     lease_seconds: int = 15
     lease_renew_seconds: float = 5.0
@@ -186,7 +187,10 @@ async def run_async(
     and reported (``affidavit.operator.recheck``)."""
     stop = stop or asyncio.Event()
     client = kube.connect(settings.kubeconfig)
-    ready = readiness.Readiness(max_age=2 * settings.resync + datetime.timedelta(seconds=60))
+    ready = readiness.Readiness(
+        max_age=2 * settings.resync + datetime.timedelta(seconds=60),
+        crds_hold_start=settings.crds_hold_start,
+    )
     reconciler = handlers.Reconciler(
         client,
         settings.namespace,

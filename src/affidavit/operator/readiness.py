@@ -14,6 +14,13 @@ workload of the cluster refused, though the webhook serves from its last index. 
 probes it as the operator's startup probe (a new Pod of a rollout against older CRDs is held
 back while the old ones serve), and ``/metrics`` beside ``/readyz`` exports it as
 ``affidavit_operator_ready`` (1 or 0) for the chart's alert.
+
+The startup probe reads ``/startz``: ``/readyz``'s answer, except that older CRDs hold the start
+only where old Pods serve meanwhile. A Recreate rollout (the SQLite ledger's one volume) stops
+the old Pod first; holding the new one then left the webhook without endpoints and, under
+failurePolicy Fail, every workload refused until someone applied the CRDs. There the new Pod
+starts and serves the policies as stored (the fields the old schema lacks could not be set
+before the upgrade either), while ``/readyz``, the gauge and the log name the older CRDs.
 """
 
 from __future__ import annotations
@@ -46,6 +53,10 @@ class Readiness:
     error: str | None = None
     #: Why the served CRDs are older than this operator's (``crd_drift``), or None.
     crds_problem: str | None = None
+    #: Whether older CRDs hold the operator's start (``/startz``) as well as make it not ready.
+    #: Only where another Pod serves meanwhile: under a Recreate rollout (the SQLite ledger's
+    #: one volume) the old Pod is gone first, and a held start was a webhook without endpoints.
+    crds_hold_start: bool = True
     _reported: bool | None = field(default=None, repr=False)
 
     def succeeded(self, digest: str) -> None:
@@ -68,10 +79,13 @@ class Readiness:
         else:
             self._log_change()
 
-    def state(self, now: datetime.datetime | None = None) -> tuple[bool, str]:
-        """(ready, the one-line reason)."""
+    def state(
+        self, now: datetime.datetime | None = None, *, start: bool = False
+    ) -> tuple[bool, str]:
+        """(ready, the one-line reason); ``start``: whether the Pod may start (``/startz``),
+        which older CRDs do not hold unless ``crds_hold_start``."""
         now = now or _now()
-        if self.crds_problem is not None:
+        if self.crds_problem is not None and (self.crds_hold_start or not start):
             return False, self.crds_problem
         if self.error is not None:
             since = "never compiled" if self.succeeded_at is None else "index is stale"
@@ -127,18 +141,28 @@ async def serve(
     renders) until ``stop`` is set."""
     host, port, path = parse_endpoint(url)
 
-    async def readyz(_: web.Request) -> web.Response:
-        ready, reason = readiness.state()
+    def answer(ready: bool, reason: str) -> web.Response:
         return web.Response(
             status=200 if ready else 503, text=("ok: " if ready else "not ready: ") + reason + "\n"
         )
+
+    async def readyz(_: web.Request) -> web.Response:
+        return answer(*readiness.state())
+
+    async def startz(_: web.Request) -> web.Response:
+        ready, reason = readiness.state(start=True)
+        if ready and readiness.crds_problem is not None:
+            reason += f"; started though {readiness.crds_problem}"
+        return answer(ready, reason)
 
     async def metrics_text(_: web.Request) -> web.Response:
         body = render_metrics(readiness) + (metrics() if metrics is not None else b"")
         return web.Response(body=body, content_type="text/plain", charset="utf-8")
 
     app = web.Application()
-    app.add_routes([web.get(path, readyz), web.get("/metrics", metrics_text)])
+    app.add_routes(
+        [web.get(path, readyz), web.get("/startz", startz), web.get("/metrics", metrics_text)]
+    )
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     try:

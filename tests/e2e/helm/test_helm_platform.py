@@ -229,10 +229,23 @@ def test_a_slow_start_is_never_killed_by_liveness(render: Render) -> None:
     test_the_operators_readiness_is_served_but_is_not_the_pods)."""
     operator = containers(render())["operator"]
     startup = operator["startupProbe"]
-    assert startup["httpGet"] == {"path": "/readyz", "port": "ready"}
+    assert startup["httpGet"] == {"path": "/startz", "port": "ready"}
     assert operator["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "health"}
     assert startup["periodSeconds"] * startup["failureThreshold"] == 300
     assert "initialDelaySeconds" not in operator["livenessProbe"]
+
+
+def test_older_crds_hold_a_start_only_where_old_pods_serve_meanwhile(render: Render) -> None:
+    """Under RollingUpdate the old Pods serve while a new one is held back by older CRDs; under
+    Recreate (the SQLite ledger's one volume) the old Pod is stopped first, and a held start
+    left the webhook without endpoints: every workload refused until someone applied the
+    CRDs. There the operator is told not to let older CRDs hold its start."""
+    rolling = one(render(), "Deployment")
+    assert "strategy" not in rolling["spec"]
+    assert "--crds-do-not-hold-start" not in containers(render())["operator"]["args"]
+    recreate = ("--set", "ledger.sqlite.persistence.enabled=true")
+    assert one(render(*recreate), "Deployment")["spec"]["strategy"] == {"type": "Recreate"}
+    assert "--crds-do-not-hold-start" in containers(render(*recreate))["operator"]["args"]
 
 
 def test_a_stopping_webhook_serves_until_the_service_drops_it(render: Render) -> None:

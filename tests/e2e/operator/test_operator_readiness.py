@@ -133,6 +133,9 @@ def test_crds_older_than_the_operator_make_it_not_ready_and_say_which_fields(
             )
             # the gauge the chart's alert reads (the Pod's readiness is the webhook's alone)
             assert _ready_gauge(operator.readiness_url) == 0.0
+            # the startup probe's answer: held too (this operator runs as under RollingUpdate)
+            startz = httpx.get(operator.readiness_url.replace("/readyz", "/startz"), timeout=30)
+            assert (startz.status_code, startz.text) == (503, response.text)
         finally:
             kubectl("patch", "crd", crd, "--type=json",
                     "-p", json.dumps([{"op": "add", "path": f"{field}/certifiedSource",

@@ -11,6 +11,8 @@ import copy
 import datetime
 from typing import Any
 
+import pytest
+
 from affidavit.operator.crd_drift import describe, fields, missing_fields
 from affidavit.operator.readiness import Readiness
 from affidavit.policy.crds import CRDS, render
@@ -81,3 +83,21 @@ def test_readiness_says_the_crds_first_and_recovers() -> None:
     )
     ready.crds(None)
     assert ready.state() == (True, "policy index sha256:ab published")
+
+
+@pytest.mark.parametrize("hold", [True, False])
+def test_older_crds_hold_the_start_only_when_told_to(hold: bool) -> None:
+    # under a Recreate rollout no old Pod serves while a new one starts: a held start was a
+    # webhook without endpoints; /readyz (and the gauge) still say not ready either way
+    ready = Readiness(max_age=datetime.timedelta(minutes=5), crds_hold_start=hold)
+    ready.succeeded("sha256:ab")
+    problem = "the API server serves older Affidavit CRDs than this operator's: …"
+    ready.crds(problem)
+    assert ready.state() == (False, problem)
+    assert ready.state(start=True) == (
+        (False, problem) if hold else (True, "policy index sha256:ab published")
+    )
+    # what holds any start holds this one too: no index yet
+    fresh = Readiness(max_age=datetime.timedelta(minutes=5), crds_hold_start=hold)
+    fresh.crds(problem)
+    assert fresh.state(start=True)[0] is False
