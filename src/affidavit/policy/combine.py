@@ -103,6 +103,9 @@ class EffectivePolicy:
     provenance_max_age_days: Req[int] | None = None
     tiers: tuple[TierRules, ...] = ()
     allowed_tools: tuple[Req[tuple[str, ...]], ...] = ()
+    #: Each policy's repository globs: the provenance's and review's source must match one of
+    #: every policy's (``rules.source_repository``).
+    source_repositories: tuple[Req[tuple[str, ...]], ...] = ()
     require_tool_details: Req[bool] | None = None
     treat_unknown_as_ai: Req[bool] | None = None
     independent_release_approver: Req[bool] | None = None
@@ -261,6 +264,7 @@ def combine(layers: Sequence[Layer]) -> EffectivePolicy:
     certified = None
     exc_repository = None
     tools: tuple[Req[tuple[str, ...]], ...] = ()
+    repositories: tuple[Req[tuple[str, ...]], ...] = ()
     owners: tuple[Req[str], ...] = ()
     escalations: tuple[Req[str], ...] = ()
     tier_maps: tuple[Req[str], ...] = ()
@@ -309,6 +313,10 @@ def combine(layers: Sequence[Layer]) -> EffectivePolicy:
             b.tier(layer, key, treq)
         if r.allowed_tools is not None:
             tools = _add(tools, tuple(r.allowed_tools), o("allowedTools"))
+        if r.source_repositories is not None:
+            repositories = _add(
+                repositories, tuple(r.source_repositories), o("sourceRepositories")
+            )
         tool_details = _or(tool_details, r.require_tool_details, o("requireToolDetails"))
         unknown_ai = _or(unknown_ai, r.treat_unknown_as_ai, o("treatUnknownAsAi"))
         release_approver = _or(
@@ -357,6 +365,7 @@ def combine(layers: Sequence[Layer]) -> EffectivePolicy:
         provenance_max_age_days=prov_age,
         tiers=tuple(b.tiers[k] for k in sorted(b.tiers)),
         allowed_tools=tools,
+        source_repositories=repositories,
         require_tool_details=tool_details,
         treat_unknown_as_ai=unknown_ai,
         independent_release_approver=release_approver,

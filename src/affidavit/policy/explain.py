@@ -60,6 +60,8 @@ def requirements(eff: EffectivePolicy) -> list[tuple[str, str, Origin]]:
     add("review.releaseApprover (AI-involved changes)", eff.independent_release_approver)
     for tools in eff.allowed_tools:
         add("tools.allowed", tools)
+    for repositories in eff.source_repositories:
+        add("source.repositories", repositories)
     add("tools.details", eff.require_tool_details)
     for label in eff.owner_labels:
         add("labels.owner", label)

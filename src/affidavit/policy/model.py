@@ -160,6 +160,12 @@ class Require(SpecModel):
     """Trust tier name (from the repository's tier map; `*` = every tier) -> review needed."""
     allowed_tools: list[str] | None = None
     """AI tool name globs that may have written code; omitted = any tool."""
+    source_repositories: list[str] | None = Field(default=None, min_length=1, max_length=32)
+    """The repositories the image must be built from: globs of the address the provenance and
+    the review name as their source (https://github.com/acme/payments, github.com/acme/*; a
+    scheme, a login, a port and .git do not matter). An attestation of a build from another
+    repository, however honestly signed (a shared CI key, a reusable signing workflow any
+    repository may call), is not evidence for these images; omitted = any repository."""
     require_tool_details: bool = False
     """AI-involved changes must name the tool, its model and its version."""
     treat_unknown_as_ai: bool = False

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
+from fnmatch import fnmatchcase
 
 from pydantic import ValidationError
 
@@ -37,7 +38,7 @@ from affidavit.policy.messages import (
 from affidavit.policy.pseudonymous import pseudonym_violations
 from affidavit.policy.release import check_release_approver
 from affidavit.policy.residency import residency_violations, stored_location
-from affidavit.policy.sources import repository_key
+from affidavit.policy.sources import repository_glob_key, repository_key
 from affidavit.policy.stored import ExceptionRef
 from affidavit.policy.tiers import check_review, check_tools, touched_tiers
 
@@ -253,6 +254,7 @@ def check_image(
         )
     if eff.consistent_revision is not None:
         out += _consistency(prov, review, first(SLSA_PROVENANCE_V1), eff, image, repo_at)
+    out += source_repository(prov, review, eff, image)
     if isinstance(prov, AiProvenance):
         unknown_ai = eff.treat_unknown_as_ai is not None
         tiers = touched_tiers(prov, unknown_ai)
@@ -356,6 +358,40 @@ def _freshness(
     hours = f" {age.seconds // 3600} hours" if age.days == req.value else ""
     found = f"revision {rev[:12]} committed {age.days} days{hours} ago"
     return [_v("provenance.fresh", req.origin, found, expected, fix, image)]
+
+
+def source_repository(
+    prov: object, review: object, eff: EffectivePolicy, image: str
+) -> list[Violation]:
+    """The provenance and the review must name a repository each policy's
+    ``sourceRepositories`` allows. A signature says who signed, not for which repository: a
+    CI key shared by many repositories, or a reusable signing workflow any repository may call,
+    signs honest attestations of another repository's build, which would otherwise stand for
+    this image (pushed to its path by anyone who may push there)."""
+    out: list[Violation] = []
+    named = [
+        (kind, predicate.source.repository)
+        for kind, predicate in (("ai-provenance", prov), ("code-review", review))
+        if isinstance(predicate, AiProvenance | CodeReview)
+    ]
+    for req in eff.source_repositories:
+        globs = [repository_glob_key(g).lower() for g in req.value]
+        for kind, repository in named:
+            if any(fnmatchcase(repository_key(repository).lower(), g) for g in globs):
+                continue
+            out.append(
+                _v(
+                    "source.repository",
+                    req.origin,
+                    f"{kind} of a build from {repository}",
+                    "a build from one of: " + ", ".join(req.value),
+                    "build and attest the image in one of those repositories; if this one is"
+                    f" meant to deploy here, have {req.origin.source} add it to"
+                    " `spec.require.sourceRepositories`",
+                    image,
+                )
+            )
+    return out
 
 
 def _consistency(

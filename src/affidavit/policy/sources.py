@@ -53,3 +53,12 @@ def repository_key(name: str) -> str:
     if scp is not None and len(scp.group(1)) > 1:  # "C:\\…" is a drive, not a host
         return f"{scp.group(1).lower()}/{_trimmed(scp.group(2))}"
     return "path:/" + _trimmed(text)
+
+
+def repository_glob_key(glob: str) -> str:
+    """``repository_key`` of a policy's repository glob, where a glob may also be written as
+    ``host/path`` with no scheme (``github.com/acme/*``)."""
+    text = glob.strip()
+    if text.startswith("/") or _URL.match(text) or _SCP.match(text):
+        return repository_key(text)
+    return repository_key("https://" + text)
