@@ -330,7 +330,7 @@ def check_tools(
     out: list[Violation] = []
     reported: set[tuple[str, tuple[str, ...]]] = set()
     for change in prov.changes:
-        if change.ai_involvement not in AI:
+        if not is_ai(change.ai_involvement, unknown_as_ai):  # as requireToolDetails counts them
             continue
         for allowed in eff.allowed_tools:
             names = [t.name for t in change.tools] or ["(none named)"]

@@ -341,6 +341,19 @@ def test_a_revision_hours_past_the_limit_is_stale_and_says_so() -> None:
     assert run(ix, evidence(on_time, review())).outcome == "allowed"
 
 
+def test_allowed_tools_hold_undeclared_changes_where_they_count_as_ai() -> None:
+    # treatUnknownAsAi counted an undeclared commit naming a tool for requireToolDetails but
+    # not for allowedTools: a tool off the list passed by leaving out the declaration
+    require = {"provenance": {"required": True}, "allowedTools": ["claude-code"]}
+    unknown = change(involvement="unknown", files=(("README.md", "low"),))
+    unknown["tools"] = [{"name": "evil-tool"}]
+    prov = provenance(unknown)
+    lax = index([policy(require=require)])
+    assert run(lax, evidence(prov, review())).outcome == "allowed"
+    strict = index([policy(require={**require, "treatUnknownAsAi": True})])
+    assert [v.rule for v in run(strict, evidence(prov, review())).violations] == ["tools.allowed"]
+
+
 def test_allowed_tools_and_owner_labels() -> None:
     ix = index(
         [
