@@ -36,6 +36,7 @@ from affidavit.operator import (
     readiness,
     recheck,
     supervise,
+    webhook_owner,
 )
 from affidavit.policy.lifetime import DEFAULT_EXCEPTION_MAX_DAYS
 
@@ -132,6 +133,25 @@ async def _cert_loop(
         stop,
         interval=interval,
         backoff=supervise.Backoff.constant(min(interval, 5.0)),
+    )
+
+
+async def _own_loop(client: kube.Kube, settings: OperatorSettings, stop: asyncio.Event) -> None:
+    """Keep this release's webhook configurations owned by its namespace (``webhook_owner``):
+    at start, then every resync period (a re-installed configuration is owned again)."""
+
+    async def step() -> float:
+        await asyncio.to_thread(
+            webhook_owner.own, client, settings.webhook_configuration, settings.namespace
+        )
+        return settings.resync.total_seconds()
+
+    await supervise.supervise(
+        "webhook configurations' owner",
+        step,
+        stop,
+        interval=settings.resync.total_seconds(),
+        backoff=supervise.Backoff.constant(min(settings.resync.total_seconds(), 30.0)),
     )
 
 
@@ -236,6 +256,7 @@ async def run_async(
     if rechecker is not None:
         rechecker.is_leader = election.is_leader
     loops.append(asyncio.create_task(election.run(stop), name="affidavit-leader"))
+    loops.append(asyncio.create_task(_own_loop(client, settings, stop), name="affidavit-owner"))
     if settings.manage_certificates:
         dns, ips = settings.certificate_names()
         manager = certificates.CertificateManager(

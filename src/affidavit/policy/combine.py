@@ -314,9 +314,7 @@ def combine(layers: Sequence[Layer]) -> EffectivePolicy:
         if r.allowed_tools is not None:
             tools = _add(tools, tuple(r.allowed_tools), o("allowedTools"))
         if r.source_repositories is not None:
-            repositories = _add(
-                repositories, tuple(r.source_repositories), o("sourceRepositories")
-            )
+            repositories = _add(repositories, tuple(r.source_repositories), o("sourceRepositories"))
         tool_details = _or(tool_details, r.require_tool_details, o("requireToolDetails"))
         unknown_ai = _or(unknown_ai, r.treat_unknown_as_ai, o("treatUnknownAsAi"))
         release_approver = _or(

@@ -1,0 +1,116 @@
+"""The webhook configurations go when Affidavit's namespace goes, on a real control plane (its
+garbage collector and namespace controller, kube-controller-manager's).
+
+Deleting the namespace used to leave both cluster-scoped, fail-closed configurations pointing at
+a Service that no longer existed: every Pod create or update outside kube-system refused, and
+Helm's release record gone with the namespace. The operator makes the namespace their owner."""
+
+from __future__ import annotations
+
+import itertools
+import json
+from typing import Any
+
+from operator_support import NAMESPACE, WEBHOOK_CONFIGURATION, Kubectl, RunningOperator, get_json
+
+from affidavit.envtest import ControlPlaneInfo, wait_for
+from affidavit.operator import kube, webhook_owner
+
+_n = itertools.count()
+
+
+def _configuration(kind: str, name: str, namespace: str) -> dict[str, Any]:
+    """A fail-closed configuration like the chart's, which matches nothing here (a namespace
+    label nobody sets), pointing at a Service in ``namespace``."""
+    webhook = {
+        "name": "workloads.affidavit.dev",
+        "admissionReviewVersions": ["v1"],
+        "sideEffects": "None",
+        "failurePolicy": "Fail",
+        "clientConfig": {"service": {"name": "affidavit", "namespace": namespace}},
+        "namespaceSelector": {"matchLabels": {"affidavit-e2e": "never"}},
+        "rules": [{"apiGroups": [""], "apiVersions": ["v1"], "operations": ["CREATE"],
+                   "resources": ["pods"]}],
+    }  # fmt: skip
+    return {
+        "apiVersion": "admissionregistration.k8s.io/v1",
+        "kind": f"{kind.capitalize()}WebhookConfiguration",
+        "metadata": {"name": name},
+        "webhooks": [webhook],
+    }
+
+
+def _owners(kubectl: Kubectl, kind: str, name: str) -> list[dict[str, Any]] | None:
+    found = get_json(kubectl, f"{kind}webhookconfiguration", name)
+    return None if not found else found["metadata"].get("ownerReferences", [])
+
+
+def test_deleting_the_namespace_removes_both_configurations(
+    control_plane: ControlPlaneInfo, kubectl: Kubectl
+) -> None:
+    n = next(_n)
+    namespace, name = f"affidavit-owned-{n}", f"affidavit-owned-{n}"
+    kubectl("create", "namespace", namespace)
+    for kind in webhook_owner.KINDS:
+        kubectl("apply", "-f", "-", input=json.dumps(_configuration(kind, name, namespace)))
+    client = kube.connect(control_plane.kubeconfig)
+    try:
+        assert webhook_owner.own(client, name, namespace) == ["validating", "mutating"]
+        uid = get_json(kubectl, "namespace", namespace)["metadata"]["uid"]
+        expected = [{"apiVersion": "v1", "kind": "Namespace", "name": namespace, "uid": uid}]
+        for kind in webhook_owner.KINDS:
+            assert _owners(kubectl, kind, name) == expected
+        # again: nothing to change, and the configurations keep one reference each
+        assert webhook_owner.own(client, name, namespace) == ["validating", "mutating"]
+        assert _owners(kubectl, "validating", name) == expected
+        # a configuration absent (never installed, or removed by hand) is skipped
+        assert webhook_owner.own(client, "affidavit-absent", namespace) == []
+    finally:
+        client.close()
+    kubectl("delete", "namespace", namespace, "--wait=false")
+    wait_for(
+        lambda: all(_owners(kubectl, kind, name) is None for kind in webhook_owner.KINDS),
+        "the garbage collector to remove both configurations with their namespace",
+        timeout=120,
+        interval=1,
+    )
+
+
+def test_a_reference_to_an_earlier_namespace_of_that_name_is_replaced(
+    control_plane: ControlPlaneInfo, kubectl: Kubectl
+) -> None:
+    # a namespace deleted and made again has another uid; other owners are kept (one that
+    # exists here, so the garbage collector keeps the configuration meanwhile)
+    n = next(_n)
+    namespace, name = f"affidavit-owned-{n}", f"affidavit-owned-{n}"
+    kubectl("create", "namespace", namespace)
+    public = get_json(kubectl, "namespace", "kube-public")["metadata"]["uid"]
+    other = {"apiVersion": "v1", "kind": "Namespace", "name": "kube-public", "uid": public}
+    stale = {"apiVersion": "v1", "kind": "Namespace", "name": namespace,
+             "uid": "00000000-0000-0000-0000-000000000000"}  # fmt: skip
+    configuration = _configuration("validating", name, namespace)
+    configuration["metadata"]["ownerReferences"] = [other, stale]
+    kubectl("apply", "-f", "-", input=json.dumps(configuration))
+    client = kube.connect(control_plane.kubeconfig)
+    try:
+        assert webhook_owner.own(client, name, namespace) == ["validating"]
+        uid = get_json(kubectl, "namespace", namespace)["metadata"]["uid"]
+        fresh = {"apiVersion": "v1", "kind": "Namespace", "name": namespace, "uid": uid}
+        assert _owners(kubectl, "validating", name) == [other, fresh]
+    finally:
+        client.close()
+        kubectl("delete", "validatingwebhookconfiguration", name, "--ignore-not-found")
+        kubectl("delete", "namespace", namespace, "--wait=false")
+
+
+def test_the_running_operator_owns_its_configuration(
+    operator: RunningOperator, kubectl: Kubectl
+) -> None:
+    uid = get_json(kubectl, "namespace", NAMESPACE)["metadata"]["uid"]
+    expected = [{"apiVersion": "v1", "kind": "Namespace", "name": NAMESPACE, "uid": uid}]
+    wait_for(
+        lambda: _owners(kubectl, "validating", WEBHOOK_CONFIGURATION) == expected,
+        "the operator to make its namespace the configuration's owner",
+        timeout=60,
+        interval=1,
+    )
