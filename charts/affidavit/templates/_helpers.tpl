@@ -88,6 +88,9 @@ app.kubernetes.io/part-of: affidavit
 {{- end -}}
 
 {{- define "affidavit.validate" -}}
+{{- if eq .Release.Namespace "default" -}}
+{{- fail "install Affidavit into a namespace of its own (-n affidavit-system --create-namespace): the release namespace is never judged, so every workload in \"default\" would run unjudged" -}}
+{{- end -}}
 {{- if and (gt (int .Values.replicaCount) 1) (ne .Values.ledger.type "postgres") -}}
 {{- fail "replicaCount > 1 needs ledger.type=postgres: each replica would otherwise keep its own SQLite ledger" -}}
 {{- end -}}

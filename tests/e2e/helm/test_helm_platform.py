@@ -327,6 +327,35 @@ def test_notes_warn_about_defaults_left_in_place(
     assert "a Pod deleted before then (a drain, an upgrade) loses them" in text
 
 
+def test_notes_say_what_is_never_judged_and_when_workloads_pass_unjudged(
+    helm: Path, control_plane: ControlPlaneInfo
+) -> None:
+    text = notes(helm, control_plane)
+    assert (
+        "Never judged: workloads in affidavit-system, kube-system. Whoever may write in\n" in text
+    )
+    assert "WARNING: failurePolicy Ignore" not in text
+    assert "The webhook refuses requests until the operator has issued its certificate" in text
+    # the decisions API answers any Pod unless the NetworkPolicy names the control plane
+    assert "NOTE: the decisions API (/decisions: every decision's workload" in text
+    # failurePolicy Ignore said plainly, and no longer "refuses requests until ..." under it
+    text = notes(helm, control_plane, "--set", "webhook.failurePolicy=Ignore",
+                 "--set", "networkPolicy.ingressFrom[0].ipBlock.cidr=10.0.0.1/32")  # fmt: skip
+    assert "WARNING: failurePolicy Ignore: whenever the API server cannot reach the webhook" in text
+    assert "refuses requests until" not in text
+    assert "workloads are admitted unjudged (failurePolicy Ignore)" in text
+    assert "NOTE: the decisions API" not in text
+
+
+def test_the_default_namespace_is_refused(helm: Path, control_plane: ControlPlaneInfo) -> None:
+    # the release namespace is never judged: installed into "default" (helm install without
+    # -n, on a context whose namespace is default), every workload there ran unjudged
+    out = run_helm(helm, "install", "affidavit", CHART, "--dry-run=client", "--namespace",
+                   "default", check=False, env=control_plane.env())  # fmt: skip
+    assert out.returncode != 0
+    assert "install Affidavit into a namespace of its own" in out.stderr
+
+
 def test_platform_scenario_installs_into_the_apiserver(
     helm: Path, control_plane: ControlPlaneInfo, kubectl: Kubectl, tmp_path: Path
 ) -> None:
