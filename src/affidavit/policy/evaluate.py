@@ -138,7 +138,6 @@ def evaluate(
     violating_modes: list[Mode] = []
     exceptions: dict[str, ExceptionRef] = {}
     uncovered = False
-    workload_checked: set[tuple[str, ...]] = set()
     unmatched: UnmatchedRule | None = None
 
     for image in ctx.images:
@@ -164,14 +163,10 @@ def evaluate(
         policies += [p for p in eff.policies if p not in policies]
         found, evidence_used = check_image(image, ev, eff, now, (missing or {}).get(image))
         used += evidence_used
-        labels_key = tuple(r.value for r in (*eff.owner_labels, *eff.escalation_labels))
-        if labels_key not in workload_checked:
-            workload_checked.add(labels_key)
-            found += [
-                v
-                for v in check_workload(ctx.kind, ctx.name, ctx.namespace, ctx.labels, eff)
-                if v not in violations
-            ]
+        # The workload's labels are judged under every image's policy, each with its own mode
+        # and exceptions: judged once, under the first image's, an Audit policy's image listed
+        # first let an Enforce policy's missing label through (recorded once, below).
+        found += check_workload(ctx.kind, ctx.name, ctx.namespace, ctx.labels, eff)
         if not found:
             continue
         violating_modes.append(eff.mode)
@@ -192,7 +187,7 @@ def evaluate(
             active = [e for e in active if e not in own]
             if own and not active:
                 found.append(separation_violation(image, own, ctx.user, eff.exception_separation))
-        violations += found
+        violations += [v for v in found if v not in violations]
         if active:
             exceptions.update((e.key, e) for e in active if e.key not in exceptions)
         else:

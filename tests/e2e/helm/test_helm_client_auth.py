@@ -97,6 +97,16 @@ def test_half_a_configuration_fails_the_render(helm: Path, sets: list[str], mess
     args = ["--set", "webhook.clientAuth.enabled=true"]
     for s in sets:
         args += ["--set", s]
-    out = run_helm(helm, "template", "affidavit", CHART, *KUBE_VERSION_ARGS, *args, check=False)
+    out = run_helm(
+        helm,
+        "template",
+        "affidavit",
+        CHART,
+        "-n",
+        "affidavit-system",
+        *KUBE_VERSION_ARGS,
+        *args,
+        check=False,
+    )
     assert out.returncode != 0
     assert message in out.stderr

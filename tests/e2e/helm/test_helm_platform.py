@@ -75,7 +75,7 @@ def test_by_default_the_ledger_is_on_an_emptydir(render: Render) -> None:
 
 
 def test_several_replicas_on_sqlite_are_refused(helm: Path) -> None:
-    out = run_helm(helm, "template", "affidavit", CHART, "--set", "replicaCount=2",
+    out = run_helm(helm, "template", "affidavit", CHART, "-n", "affidavit-system", "--set", "replicaCount=2",
                    "--set", "ledger.sqlite.persistence.enabled=true", check=False)  # fmt: skip
     assert out.returncode != 0
     assert "replicaCount > 1 needs ledger.type=postgres" in out.stderr

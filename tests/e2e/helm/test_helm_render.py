@@ -209,7 +209,7 @@ def test_postgres_scenario_reads_the_url_from_a_secret(render: Render) -> None:
 
 
 def test_several_replicas_need_postgres(helm: Path) -> None:
-    out = run_helm(helm, "template", "affidavit", CHART, *KUBE_VERSION_ARGS,
+    out = run_helm(helm, "template", "affidavit", CHART, "-n", "affidavit-system", *KUBE_VERSION_ARGS,
                    "--set", "replicaCount=2", check=False)  # fmt: skip
     assert out.returncode != 0
     assert "replicaCount > 1 needs ledger.type=postgres" in out.stderr

@@ -381,6 +381,31 @@ def test_allowed_tools_and_owner_labels() -> None:
     ]
 
 
+def test_a_label_rule_is_judged_under_every_image_that_asks_for_it() -> None:
+    # it was judged once, under the first image listed: an Audit policy's image first made a
+    # missing owner label an audit, and an exception naming only that image excepted the Pod,
+    # though an Enforce policy also required the label for the other image
+    tools, shop = "registry.example/tools/debug@" + DIGEST, IMAGE
+    audit = policy("audit", mode="Audit", match={"images": ["registry.example/tools/*"]},
+                   require={"provenance": {"required": False}, "ownerLabel": OWNER})  # fmt: skip
+    enforce = policy(match={"images": ["registry.example/shop/*"]},
+                     require={"provenance": {"required": False}, "ownerLabel": OWNER})  # fmt: skip
+    for images in ((tools, shop), (shop, tools)):
+        d = run(index([audit, enforce]), {i: evidence(image=i) for i in images}, images=images)
+        assert d.outcome == "denied", images
+        assert sorted((v.rule, v.policy) for v in d.violations) == [  # once per policy
+            ("labels.owner", "AccountabilityPolicy/audit"),
+            ("labels.owner", "AccountabilityPolicy/baseline"),
+        ]
+    only_tools = exception("debug", images=["registry.example/tools/*"])
+    d = run(index([audit, enforce], exceptions=[only_tools]), {tools: evidence(image=tools), shop: evidence(image=shop)},
+            images=(tools, shop))  # fmt: skip
+    assert d.outcome == "denied"
+    labelled = run(index([audit, enforce]), {tools: evidence(image=tools), shop: evidence(image=shop)}, images=(tools, shop),
+                   labels={OWNER: "payments-team"})  # fmt: skip
+    assert labelled.outcome == "allowed"
+
+
 def test_image_outside_every_policy_is_allowed_without_policies_when_the_cluster_allows() -> None:
     ix = index([policy(match={"images": ["registry.example/other/*"]})])
     d = run(ix, evidence(provenance(), review()), unmatched_images="Allow")
