@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from affidavit.policy import Decision, evaluate
+from affidavit.policy.explain import explain_policy
 from policy_builders import (
     IMAGE,
     NOW,
@@ -19,9 +21,6 @@ from policy_builders import (
     provenance,
     review,
 )
-
-from affidavit.policy import Decision, evaluate
-from affidavit.policy.explain import explain_policy
 
 APPROVED = (approval("rita"), approval("sam"))
 
