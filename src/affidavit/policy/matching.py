@@ -44,8 +44,14 @@ def one_repository(glob: str) -> bool:
 
 
 def covers(patterns: Sequence[str], ref: ImageReference, *, pinned_tags: bool = False) -> bool:
-    """``image_matches`` for globs already in canonical form (the index reads them once)."""
+    """``image_matches`` for globs already in canonical form (the index reads them once).
+
+    A reference with a digest is also read without its tag (``app:x@sha256:D`` as
+    ``app@sha256:D``): the runtime pulls the digest, so a tag written beside it must not take
+    the image out of a glob that names the digest."""
     if not patterns or glob_any(patterns, str(ref)) or glob_any(patterns, ref.name):
+        return True
+    if ref.digest and ref.tag and glob_any(patterns, f"{ref.name}@{ref.digest}"):
         return True
     return bool(pinned_tags and ref.digest and ref.tag) and glob_any(
         patterns, f"{ref.name}:{ref.tag}"
