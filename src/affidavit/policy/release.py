@@ -129,4 +129,7 @@ def check_release_approver(
     if any(mine & _ids(r.reviewer) for r in review.reviews):
         found = f"merged by {named(merger)}, who is a reviewer of {label}"
         return [v(found, expected, fix(relanded))]
+    if any(mine & _ids(c) for c in cr.committers):  # wrote part of it, if not its author
+        found = f"merged by {named(merger)}, who committed to {label}"
+        return [v(found, expected, fix(relanded))]
     return []

@@ -229,3 +229,16 @@ def test_explain_shows_the_requirement_with_its_origin(jurisdiction: str, line: 
     )
     assert plain is not None
     assert "releaseApprover" not in explain_policy(plain)
+
+
+def test_merge_by_someone_who_pushed_into_the_change_is_denied() -> None:
+    # bob opened it, mallory pushed an AI commit into it, rita and sam approved, mallory
+    # merged: she is neither its author nor a reviewer, yet released what she wrote
+    rev = review(approval("rita"), approval("sam"), merged_by={"login": "mallory"})
+    rev["changeRequest"]["committers"] = [{"login": "alice"}, {"login": "Mallory"}]
+    d = run(pci(), evidence(provenance(), rev))
+    assert [v.message for v in d.violations] == [
+        message(f"merged by mallory, who committed to {PR_URL}")
+    ]
+    rev["changeRequest"]["mergedBy"] = {"login": "mia"}
+    assert run(pci(), evidence(provenance(), rev)).outcome == "allowed"
