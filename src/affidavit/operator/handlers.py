@@ -390,6 +390,9 @@ class Reconciler:
             same_digest = (existing.metadata.annotations or {}).get(DIGEST_ANNOTATION)
             if same_data and same_digest == index.digest:
                 return False
+        if not self.is_leader():  # lost the Lease while building or reading (a long pause):
+            log.info("not publishing policy index %s: no longer the leader", index.digest)
+            return False  # the new leader's index must not be written over with an older one
         kube.apply_configmap(
             self.api,
             self.namespace,

@@ -307,3 +307,27 @@ def test_an_edit_that_breaks_a_policy_in_force_leaves_its_last_valid_spec_in_for
     # Deleting it takes it out of force; it is not resurrected from the index.
     kubectl("delete", "accountabilitypolicy", name)
     wait_for(lambda: in_index() is None, f"{name} to leave the index")
+
+
+def test_a_replica_that_loses_the_lease_while_building_does_not_publish(
+    control_plane: ControlPlaneInfo, kubectl: Kubectl, crds: None
+) -> None:
+    """Leadership is asked again right before the write: a replica paused between building
+    its index and writing it (the Lease lapsed meanwhile, another took over) wrote an older
+    index over the new leader's, which stood until the next change or resync."""
+    namespace = "affidavit-stale-leader"
+    kubectl("create", "namespace", namespace, check=False)
+    fresh = kube.connect(control_plane.kubeconfig)
+    try:
+        reconciler = Reconciler(api=fresh, namespace=namespace)
+        answers = iter([True, False])  # a leader when it starts, no longer when it writes
+        reconciler.is_leader = lambda: next(answers, False)
+        reconciler.reconcile_once()
+        assert reconciler.snapshot.index is not None  # built, for this replica's own use
+        assert kube.read_configmap(fresh, namespace, "affidavit-policy-index") is None
+        reconciler.is_leader = lambda: True
+        reconciler.reconcile_once()
+        assert kube.read_configmap(fresh, namespace, "affidavit-policy-index") is not None
+    finally:
+        fresh.close()
+        kubectl("delete", "namespace", namespace, "--wait=false")
