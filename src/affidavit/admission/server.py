@@ -45,6 +45,8 @@ log = logging.getLogger("affidavit.admission")
 
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+#: The first bytes of every SQLite database file.
+SQLITE_MAGIC = b"SQLite format 3\x00"
 
 
 @dataclass(frozen=True)
@@ -174,6 +176,43 @@ class WebhookSettings:
         for flag, port in (("--port", self.port), ("--metrics-port", self.metrics_port)):
             if port is not None and not 0 < port < 65536:
                 raise UsageError(f"{flag} {port} is not a TCP port (1-65535)")
+        self._check_ledger_options()
+
+    def _check_ledger_options(self) -> None:
+        """What is never a passing outage is refused at start: it would otherwise be logged
+        once a decision, or a checkpoint, for as long as the webhook runs."""
+        signing = self.ledger_key or self.checkpoint_dir or self.checkpoint_configmap
+        if not self.ledger_url and signing:
+            raise UsageError(
+                "--ledger-key, --checkpoint-dir and --checkpoint-configmap sign the ledger's "
+                "head, and --ledger is off",
+                hint="give --ledger URL, or drop the checkpoint options",
+            )
+        if self.checkpoint_dir is not None and self.checkpoint_dir.exists():
+            if not self.checkpoint_dir.is_dir():
+                raise UsageError(
+                    f"--checkpoint-dir {self.checkpoint_dir} is a file, not a directory",
+                    hint="name a directory (it is made if missing) outside the database",
+                )
+        if not self.ledger_url:
+            return
+        url = make_url(self.ledger_url)
+        if url.get_backend_name() != "sqlite" or not url.database:
+            return
+        path = Path(url.database)
+        if path.is_dir():
+            raise UsageError(
+                f"--ledger {self.ledger_url}: {path} is a directory, not a SQLite database file",
+                hint="name a file, e.g. sqlite:////var/lib/affidavit/ledger.db",
+            )
+        if path.is_file() and path.stat().st_size:
+            with path.open("rb") as f:
+                head = f.read(len(SQLITE_MAGIC))
+            if head != SQLITE_MAGIC:
+                raise UsageError(
+                    f"--ledger {self.ledger_url}: {path} is not a SQLite database",
+                    hint="name the ledger's own file, or a new path (a ledger is created there)",
+                )
 
     @property
     def ledger_wait(self) -> float:

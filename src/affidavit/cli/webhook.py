@@ -291,15 +291,20 @@ def _canonical_query(image: str) -> str:
     return ref.name if ref.tag is None and ref.digest is None else str(ref)
 
 
-def _line(r: LedgerRecord) -> str:
+def _images(r: LedgerRecord) -> str | None:
+    """The decision's images, or None when the row is no readable decision."""
     from affidavit.policy.decision import Decision
 
     try:
-        images = ",".join(i.ref for i in Decision.from_dict(r.decision).images)
-    except (TypeError, KeyError, ValueError):
-        images = "?"  # not a readable decision: `decisions verify-chain` says why
+        return ",".join(i.ref for i in Decision.from_dict(r.decision).images)
+    except (TypeError, KeyError, ValueError, AttributeError):
+        return None
+
+
+def _line(r: LedgerRecord, images: str | None) -> str:
     when = r.time.strftime("%Y-%m-%dT%H:%M:%SZ")
-    return f"{r.seq}\t{when}\t{r.outcome}\t{r.namespace}/{r.kind}/{r.name}\t{images}\t{r.id}"
+    shown = "?" if images is None else images
+    return f"{r.seq}\t{when}\t{r.outcome}\t{r.namespace}/{r.kind}/{r.name}\t{shown}\t{r.id}"
 
 
 @decisions_app.command("list", short_help="List recorded decisions, oldest first.")
@@ -342,11 +347,22 @@ def list_decisions(
         image=image,
         limit=limit + 1,  # one more: whether the list was cut
     )
+    unreadable = []
     for r in records[:limit]:
+        images = _images(r)
+        if images is None:
+            unreadable.append(r.seq)
         if as_json:
             typer.echo(json.dumps({"seq": r.seq, "hash": r.hash, "decision": r.decision}))
         else:
-            typer.echo(_line(r))
+            typer.echo(_line(r, images))
+    if unreadable:
+        shown = ", ".join(map(str, unreadable[:10])) + (", ..." if len(unreadable) > 10 else "")
+        typer.echo(
+            f"({len(unreadable)} listed row(s) are not readable decisions, seq {shown}: the"
+            " ledger may have been edited; `affidavit decisions verify-chain` says where)",
+            err=True,
+        )
     if len(records) > limit:
         typer.echo(
             f"(the first {limit} shown; more decisions match: raise --limit, or narrow with "

@@ -192,3 +192,32 @@ def test_a_max_bytes_below_one_is_a_usage_error(capsys: pytest.CaptureFixture[st
     for argv in (["--max-bytes", "0"], ["--max-bytes=0"]):  # the fast parse, and click's
         code, err = run(["verify", f"127.0.0.1:1/app@{DIGEST}", "--key", "k.pub", *argv], capsys)
         assert code == 2 and "Invalid value for '--max-bytes'" in err
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--ledger", "sqlite:///{binary}"],
+         "error: --ledger sqlite:///{binary}: {binary} is not a SQLite database"),
+        (["--ledger", "sqlite:///{tmp}"],
+         "error: --ledger sqlite:///{tmp}: {tmp} is a directory, not a SQLite database file"),
+        (["--ledger", "sqlite:///{tmp}/l.db", "--ledger-key", "{binary}", "--checkpoint-dir",
+          "{binary}"], "error: --checkpoint-dir {binary} is a file, not a directory"),
+        (["--ledger", "", "--ledger-key", "{binary}"],
+         "error: --ledger-key, --checkpoint-dir and --checkpoint-configmap sign the ledger's"
+         " head, and --ledger is off"),
+    ],
+)  # fmt: skip
+def test_ledger_mistakes_are_refused_at_start(
+    flags: list[str], message: str, binary: Path, tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:  # fmt: skip
+    # each used to start and report ready, then buffer every decision as if the database were
+    # away ("file is not a database"), or log a failed checkpoint every time, for as long as
+    # it ran
+    fill = {"binary": binary, "tmp": tmp_path}
+    argv = ["webhook", "serve", "--cluster-name", "c", "--region", "r",
+            "--policy-dir", str(tmp_path), "--tls-cert", str(tmp_path / "none.crt"),
+            "--tls-key", str(tmp_path / "none.key"), *(f.format(**fill) for f in flags)]  # fmt: skip
+    code, err = run(argv, capsys)
+    assert (code, err.splitlines()[0]) == (2, message.format(**fill))

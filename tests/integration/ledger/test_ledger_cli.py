@@ -47,6 +47,30 @@ def test_list_and_verify(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> 
     )
 
 
+def test_list_names_rows_that_are_no_readable_decision(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # an edited row printed "?" (or "decision": {} as JSON), exit 0, with nothing on stderr
+    url = f"sqlite:///{tmp_path / 'l.db'}"
+    led = Ledger(url)
+    for n in range(3):
+        led.append(make_decision(did=f"d-{n}"))
+    engine = create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(
+            text('UPDATE decisions SET decision = \'{"not": "a decision"}\' WHERE seq = 2')
+        )
+    engine.dispose()
+    for extra in ([], ["--json"]):
+        assert main(["decisions", "list", "--ledger", url, *extra]) == 0
+        out, err = capsys.readouterr()
+        assert len(out.splitlines()) == 3
+        assert err == (
+            "(1 listed row(s) are not readable decisions, seq 2: the ledger may have been"
+            " edited; `affidavit decisions verify-chain` says where)\n"
+        )
+
+
 def test_bad_url_and_bad_time(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["decisions", "list", "--ledger", "mysql://x/y"]) == 6
     assert "names an unsupported database 'mysql'" in capsys.readouterr().err
