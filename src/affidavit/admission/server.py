@@ -188,12 +188,12 @@ class WebhookSettings:
                 "head, and --ledger is off",
                 hint="give --ledger URL, or drop the checkpoint options",
             )
-        if self.checkpoint_dir is not None and self.checkpoint_dir.exists():
-            if not self.checkpoint_dir.is_dir():
-                raise UsageError(
-                    f"--checkpoint-dir {self.checkpoint_dir} is a file, not a directory",
-                    hint="name a directory (it is made if missing) outside the database",
-                )
+        where = self.checkpoint_dir
+        if where is not None and where.exists() and not where.is_dir():
+            raise UsageError(
+                f"--checkpoint-dir {where} is a file, not a directory",
+                hint="name a directory (it is made if missing) outside the database",
+            )
         if not self.ledger_url:
             return
         url = make_url(self.ledger_url)
