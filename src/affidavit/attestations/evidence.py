@@ -9,6 +9,7 @@ whose seal its constructor demands. A what-if (``affidavit explain --evidence``)
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from dataclasses import KW_ONLY, InitVar, dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
@@ -106,8 +107,8 @@ class Attestation:
     def pack(self) -> tuple[int, int]:
         """Keep the predicate's JSON compressed beside it, so ``compact`` can drop the parsed
         form; returns (packed, JSON) sizes in bytes. A predicate orjson cannot write (an
-        integer past 64 bits) is never packed (``compact`` then keeps it parsed) and counts
-        its JSON size for both."""
+        integer past 64 bits, or NaN and the infinities, which it writes as null) is never
+        packed (``compact`` then keeps it parsed) and counts its JSON size for both."""
         sizes: tuple[int, int] | None = self.__dict__.get("_sizes")
         if sizes is None:
             raw: bytes | Raw | None = self.__dict__.get("_json")  # the signed text: no parse
@@ -115,6 +116,8 @@ class Attestation:
                 import orjson  # only the evidence cache packs: a plain verify never loads orjson
 
                 try:
+                    if _non_finite(self.predicate):  # orjson would write null: another value
+                        raise orjson.JSONEncodeError("NaN or an infinity")
                     raw = orjson.dumps(self.predicate)
                 except orjson.JSONEncodeError:
                     n = len(repr(self.predicate))
@@ -252,3 +255,14 @@ class ImageEvidence:
     def newest(self, predicate_type: str) -> Attestation | None:
         """The attestation of this type that counts: the newest by its signed time."""
         return newest(self.statements, predicate_type)
+
+
+def _non_finite(value: object) -> bool:
+    """Whether a parsed JSON value holds NaN or an infinity anywhere."""
+    if isinstance(value, float):
+        return not math.isfinite(value)
+    if isinstance(value, dict):
+        return any(_non_finite(v) for v in value.values())
+    if isinstance(value, list):
+        return any(_non_finite(v) for v in value)
+    return False

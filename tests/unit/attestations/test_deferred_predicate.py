@@ -79,6 +79,20 @@ def test_a_predicate_the_fast_check_leaves_is_parsed_at_once(tmp_path: Path) -> 
     assert json.dumps(verified.predicate) == '{"x": NaN}'
 
 
+@pytest.mark.parametrize("value", ["NaN", "Infinity", "-Infinity", "1e400"])
+def test_a_predicate_holding_nan_or_an_infinity_reads_the_same_after_compact(
+    tmp_path: Path, value: str
+) -> None:
+    # packing wrote it with orjson, which writes NaN and the infinities as null: the same
+    # signed predicate read NaN while hot in the cache and None once compacted
+    verified, _payload = _verified(tmp_path, '{"x":[1,{"y":' + value + "}]}")
+    before = json.dumps(verified.predicate)
+    verified.pack()
+    verified.compact()
+    assert json.dumps(verified.predicate) == before
+    assert "null" not in before
+
+
 @pytest.mark.parametrize("kind", ["ecdsa-p256", "ed25519"])
 def test_verify_parts_verifies_what_the_joined_message_verifies(tmp_path: Path, kind: str) -> None:
     private, _public = generate_key_pair(kind)  # type: ignore[arg-type]
