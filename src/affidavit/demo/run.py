@@ -31,6 +31,7 @@ from affidavit.demo.sample import ANA, BO, make_sample_repo
 from affidavit.demo.services import LocalRegistry
 from affidavit.demo.stack import ClusterStack, StackSettings
 from affidavit.envtest import ControlPlane
+from affidavit.errors import UsageError
 from affidavit.ledger import Ledger
 from affidavit.names import API_VERSION, INDEX_CONFIGMAP
 from affidavit.policy import PolicyIndex
@@ -118,6 +119,13 @@ def _deploy(stack: ClusterStack, echo: Echo, name: str, image: str) -> bool:
 def run_demo(echo: Echo, workdir: Path | None = None, *, region: str = "eu-west-1") -> int:
     """Run the demo; returns a process exit code (0 when every step behaved as intended)."""
     own_dir = workdir is None
+    used = workdir is not None and workdir.exists()
+    if used and workdir is not None and (not workdir.is_dir() or any(workdir.iterdir())):
+        raise UsageError(
+            f"--workdir {workdir} is not a new or empty directory",
+            hint="the demo makes its repository, keys and servers' files there: name a new"
+            " directory (or omit --workdir for a temporary one)",
+        )
     base = workdir or Path(tempfile.mkdtemp(prefix="affidavit-demo-"))
     base.mkdir(parents=True, exist_ok=True)
     try:

@@ -221,3 +221,21 @@ def test_ledger_mistakes_are_refused_at_start(
             "--tls-key", str(tmp_path / "none.key"), *(f.format(**fill) for f in flags)]  # fmt: skip
     code, err = run(argv, capsys)
     assert (code, err.splitlines()[0]) == (2, message.format(**fill))
+
+
+@pytest.mark.parametrize("kind", ["file", "used"])
+def test_demo_wants_a_new_or_empty_workdir(
+    kind: str, binary: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # a file ended in FileExistsError; a directory of an earlier run in "remote origin
+    # already exists", exit 3, after starting servers
+    workdir = binary
+    if kind == "used":
+        workdir = tmp_path / "earlier"
+        workdir.mkdir()
+        (workdir / "repo").mkdir()
+    code, err = run(["demo", "--workdir", str(workdir)], capsys)
+    assert (code, err.splitlines()[0]) == (
+        2,
+        f"error: --workdir {workdir} is not a new or empty directory",
+    )
