@@ -141,6 +141,16 @@ def run(
             "serves meanwhile",
         ),
     ] = True,
+    webhook_failure_policy: Annotated[
+        str | None,
+        typer.Option(
+            "--webhook-failure-policy",
+            envvar="AFFIDAVIT_WEBHOOK_FAILURE_POLICY",
+            help="the failurePolicy the webhook configurations were installed with (Fail or "
+            "Ignore): a live webhook that differs is logged and exported as "
+            "affidavit_webhook_configuration_drift",
+        ),
+    ] = None,
     recheck_seconds: Annotated[
         float,
         typer.Option(
@@ -226,11 +236,16 @@ def run(
         liveness_endpoint=liveness,
         readiness_endpoint=readiness_url,
         crds_hold_start=crds_hold_start,
+        webhook_failure_policy=webhook_failure_policy,
         recheck_period=datetime.timedelta(seconds=recheck_seconds or 300.0),
         recheck_warn_within=datetime.timedelta(seconds=expiry_warning_seconds),
         recheck_exclude_namespaces=tuple(exclude_namespace or ()),
     )
     settings.certificate_names()  # validate --webhook-url before anything starts
+    if webhook_failure_policy not in (None, "Fail", "Ignore"):
+        raise UsageError(
+            f"--webhook-failure-policy {webhook_failure_policy!r} is not Fail or Ignore"
+        )
     if readiness_url is not None:
         from affidavit.operator.readiness import parse_endpoint
 

@@ -66,6 +66,8 @@ class OperatorSettings:
     liveness_endpoint: str | None = None  # e.g. http://0.0.0.0:8080/healthz (kopf's probe)
     readiness_endpoint: str | None = None  # e.g. http://0.0.0.0:8081/readyz (index current)
     crds_hold_start: bool = True  # older CRDs hold /startz too (not under a Recreate rollout)
+    #: The failurePolicy the webhook configurations were installed with (None: not compared).
+    webhook_failure_policy: str | None = None
     #: The operator Lease: a dead leader is replaced within lease + renew seconds.
     lease_seconds: int = 15
     lease_renew_seconds: float = 5.0
@@ -136,14 +138,24 @@ async def _cert_loop(
     )
 
 
-async def _own_loop(client: kube.Kube, settings: OperatorSettings, stop: asyncio.Event) -> None:
-    """Keep this release's webhook configurations owned by its namespace (``webhook_owner``):
-    at start, then every resync period (a re-installed configuration is owned again)."""
+async def _own_loop(
+    client: kube.Kube, settings: OperatorSettings, drift: webhook_owner.Drift, stop: asyncio.Event
+) -> None:
+    """Keep this release's webhook configurations owned by its namespace, and compare their
+    failurePolicy with the installed one (``webhook_owner``): at start, then every resync
+    period (a re-installed configuration is owned again)."""
+
+    def check() -> None:
+        webhook_owner.own(client, settings.webhook_configuration, settings.namespace)
+        if settings.webhook_failure_policy is not None:
+            drift.update(
+                webhook_owner.failure_policy_drift(
+                    client, settings.webhook_configuration, settings.webhook_failure_policy
+                )
+            )
 
     async def step() -> float:
-        await asyncio.to_thread(
-            webhook_owner.own, client, settings.webhook_configuration, settings.namespace
-        )
+        await asyncio.to_thread(check)
         return settings.resync.total_seconds()
 
     await supervise.supervise(
@@ -236,8 +248,13 @@ async def run_async(
         )
         reconciler.on_index = rechecker.index_changed
         loops.append(asyncio.create_task(rechecker.run(stop), name="affidavit-recheck"))
+    drift = webhook_owner.Drift()
     if settings.readiness_endpoint:
-        metrics = rechecker.render if rechecker is not None else None
+        renderers = [drift.render] + ([rechecker.render] if rechecker is not None else [])
+
+        def metrics() -> bytes:
+            return b"".join(render() for render in renderers)
+
         loops.append(
             asyncio.create_task(
                 readiness.serve(ready, settings.readiness_endpoint, stop, metrics),
@@ -256,7 +273,9 @@ async def run_async(
     if rechecker is not None:
         rechecker.is_leader = election.is_leader
     loops.append(asyncio.create_task(election.run(stop), name="affidavit-leader"))
-    loops.append(asyncio.create_task(_own_loop(client, settings, stop), name="affidavit-owner"))
+    loops.append(
+        asyncio.create_task(_own_loop(client, settings, drift, stop), name="affidavit-owner")
+    )
     if settings.manage_certificates:
         dns, ips = settings.certificate_names()
         manager = certificates.CertificateManager(

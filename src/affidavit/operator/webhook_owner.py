@@ -13,11 +13,19 @@ delete the configurations too; nothing is handed to anyone who could not already
 enforcement off. The reference blocks nothing (``blockOwnerDeletion`` is unset), and a Helm
 upgrade leaves it (the chart does not write the field). It is checked at every start and every
 resync, so a configuration written again (a re-install) is owned again.
+
+At the same time the operator compares each webhook's live ``failurePolicy`` with the one the
+chart installed (``--webhook-failure-policy``). A ``kubectl edit`` to ``Ignore`` makes every
+workload pass unjudged, unpinned and unrecorded whenever the webhook cannot be reached, and
+nothing of the webhook's own would say so: the operator logs it and exports
+``affidavit_webhook_configuration_drift`` (1 while any webhook differs), which the chart's
+alert reads.
 """
 
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass, field
 from typing import Any
 
 from affidavit.errors import ClusterError
@@ -44,24 +52,31 @@ def own(k: kube.Kube, configuration: str, namespace: str) -> list[str]:
     return owned
 
 
-def _own(k: kube.Kube, kind: str, name: str, reference: dict[str, Any]) -> bool:
+def _calls(k: kube.Kube, kind: str) -> tuple[Any, Any]:
     api = k.admission
     if kind == "validating":
-        read, write = (
+        return (
             api.read_validating_webhook_configuration,
             api.patch_validating_webhook_configuration,
         )
-    else:
-        read, write = (
-            api.read_mutating_webhook_configuration,
-            api.patch_mutating_webhook_configuration,
-        )
+    return api.read_mutating_webhook_configuration, api.patch_mutating_webhook_configuration
+
+
+def _read(k: kube.Kube, kind: str, name: str) -> Any | None:
+    read, _ = _calls(k, kind)
     try:
-        current = kube.call(f"get {kind}webhookconfiguration {name}", lambda: read(name))
+        return kube.call(f"get {kind}webhookconfiguration {name}", lambda: read(name))
     except ClusterError as e:
         if kube.is_not_found(e):
-            return False
+            return None
         raise
+
+
+def _own(k: kube.Kube, kind: str, name: str, reference: dict[str, Any]) -> bool:
+    _, write = _calls(k, kind)
+    current = _read(k, kind, name)
+    if current is None:
+        return False
     existing = [
         {"apiVersion": r.api_version, "kind": r.kind, "name": r.name, "uid": r.uid}
         for r in current.metadata.owner_references or []
@@ -86,3 +101,48 @@ def _own(k: kube.Kube, kind: str, name: str, reference: dict[str, Any]) -> bool:
         reference["name"],
     )
     return True
+
+
+def failure_policy_drift(k: kube.Kube, configuration: str, expected: str) -> list[str]:
+    """One line for each webhook of this release's configurations whose live failurePolicy is
+    not ``expected`` (the chart's ``webhook.failurePolicy``)."""
+    found = []
+    for kind in KINDS:
+        current = _read(k, kind, configuration)
+        for webhook in (current.webhooks or []) if current is not None else []:
+            live = webhook.failure_policy or "Fail"  # the API server's default
+            if live != expected:
+                found.append(
+                    f"{kind}webhookconfiguration {configuration}, webhook {webhook.name}:"
+                    f" failurePolicy {live}, installed as {expected}"
+                )
+    return found
+
+
+@dataclass
+class Drift:
+    """The last drift found; logged when it changes, exported as a gauge."""
+
+    found: list[str] = field(default_factory=list)
+
+    def update(self, found: list[str]) -> None:
+        if found == self.found:
+            return
+        self.found = found
+        if found:
+            log.warning(
+                "webhook configuration edited since it was installed (%s): workloads pass "
+                "unjudged and unrecorded whenever the webhook cannot be reached; restore it "
+                "with helm upgrade --reuse-values",
+                "; ".join(found),
+            )
+        else:
+            log.info("webhook configurations are as installed again")
+
+    def render(self) -> bytes:
+        return (
+            b"# HELP affidavit_webhook_configuration_drift Whether a webhook's failurePolicy "
+            b"differs from the one installed (1; the operator's log names it).\n"
+            b"# TYPE affidavit_webhook_configuration_drift gauge\n"
+            b"affidavit_webhook_configuration_drift " + (b"1.0" if self.found else b"0.0") + b"\n"
+        )

@@ -209,6 +209,10 @@ def test_the_operators_readiness_is_served_but_is_not_the_pods(render: Render) -
     assert by_name["webhook"]["readinessProbe"]["httpGet"]["path"] == "/readyz"
     # kopf's peering identity from the Pod's name, not from /etc/passwd
     assert env(operator)["AFFIDAVIT_POD_NAME"] == {"fieldRef": {"fieldPath": "metadata.name"}}
+    # the failurePolicy installed, which the operator compares the live webhooks with
+    assert env(operator)["AFFIDAVIT_WEBHOOK_FAILURE_POLICY"] == "Fail"
+    ignore = containers(render("--set", "webhook.failurePolicy=Ignore"))["operator"]
+    assert env(ignore)["AFFIDAVIT_WEBHOOK_FAILURE_POLICY"] == "Ignore"
 
 
 def test_webhook_waits_for_its_certificate(render: Render) -> None:

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import itertools
 import json
+import logging
 from typing import Any
 
+import pytest
 from operator_support import NAMESPACE, WEBHOOK_CONFIGURATION, Kubectl, RunningOperator, get_json
 
 from affidavit.envtest import ControlPlaneInfo, wait_for
@@ -114,3 +116,40 @@ def test_the_running_operator_owns_its_configuration(
         timeout=60,
         interval=1,
     )
+
+
+def test_a_failure_policy_edited_since_install_is_found(
+    control_plane: ControlPlaneInfo, kubectl: Kubectl, caplog: pytest.LogCaptureFixture
+) -> None:
+    """`kubectl edit` to failurePolicy Ignore made every workload pass unjudged whenever the
+    webhook could not be reached, and nothing of Affidavit's said so."""
+    n = next(_n)
+    name = f"affidavit-drift-{n}"
+    for kind in webhook_owner.KINDS:
+        kubectl("apply", "-f", "-", input=json.dumps(_configuration(kind, name, "nowhere")))
+    client = kube.connect(control_plane.kubeconfig)
+    drift = webhook_owner.Drift()
+    try:
+        assert webhook_owner.failure_policy_drift(client, name, "Fail") == []
+        kubectl("patch", "mutatingwebhookconfiguration", name, "--type=json", "-p",
+                json.dumps([{"op": "replace", "path": "/webhooks/0/failurePolicy",
+                             "value": "Ignore"}]))  # fmt: skip
+        found = webhook_owner.failure_policy_drift(client, name, "Fail")
+        assert found == [
+            f"mutatingwebhookconfiguration {name}, webhook workloads.affidavit.dev:"
+            " failurePolicy Ignore, installed as Fail"
+        ]
+        with caplog.at_level(logging.WARNING, logger="affidavit.operator.webhook_owner"):
+            drift.update(found)
+        assert "webhook configuration edited since it was installed" in caplog.text
+        assert drift.render().endswith(b"affidavit_webhook_configuration_drift 1.0\n")
+        # restored (helm upgrade --reuse-values): the gauge goes back to 0
+        kubectl("patch", "mutatingwebhookconfiguration", name, "--type=json", "-p",
+                json.dumps([{"op": "replace", "path": "/webhooks/0/failurePolicy",
+                             "value": "Fail"}]))  # fmt: skip
+        drift.update(webhook_owner.failure_policy_drift(client, name, "Fail"))
+        assert drift.render().endswith(b"affidavit_webhook_configuration_drift 0.0\n")
+    finally:
+        client.close()
+        for kind in webhook_owner.KINDS:
+            kubectl("delete", f"{kind}webhookconfiguration", name, "--ignore-not-found")

@@ -47,6 +47,7 @@ HEALTHY = {
     "affidavit_unauthenticated_requests_total": "0x90",
     'affidavit_running_workloads{result="fail"}': "0x90",
     'affidavit_running_workloads{result="pass"}': "12x90",
+    "affidavit_webhook_configuration_drift": "0x90",
 }
 
 
@@ -129,6 +130,7 @@ FAILURES: list[tuple[str, dict[str, str | None], int]] = [
      {"affidavit_unauthenticated_requests_total": "0+1x90"}, 5),
     ("AffidavitRunningWithoutEvidence",
      {'affidavit_running_workloads{result="fail"}': "2x90"}, 45),
+    ("AffidavitWebhookConfigurationDrift", {"affidavit_webhook_configuration_drift": "1x90"}, 10),
 ]  # fmt: skip
 
 

@@ -28,6 +28,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from affidavit.admission.metrics import Metrics
 from affidavit.operator.readiness import Readiness, render_metrics
 from affidavit.operator.recheck import Rechecker
+from affidavit.operator.webhook_owner import Drift
 
 CHART = Path(__file__).resolve().parents[3] / "charts" / "affidavit"
 DASHBOARD = CHART / "dashboards"
@@ -164,7 +165,11 @@ def test_every_alert_parses_and_selects_what_is_exported(
     # the operator's /metrics: its readiness gauge and the re-check's, from a real Readiness
     # and Rechecker (nothing else of them is used)
     rechecker = Rechecker(api=cast(Any, None), judge=cast(Any, None), index=lambda: None)
-    operator = render_metrics(Readiness(max_age=timedelta(minutes=10))) + rechecker.render()
+    operator = (
+        render_metrics(Readiness(max_age=timedelta(minutes=10)))
+        + rechecker.render()
+        + Drift().render()
+    )
     samples = {**scraped, **_families(operator.decode())}
     (group,) = yaml.safe_load(ALERTS.read_text())["groups"]
     rules = group["rules"]
