@@ -332,8 +332,11 @@ def check_tools(
     for change in prov.changes:
         if not is_ai(change.ai_involvement, unknown_as_ai):  # as requireToolDetails counts them
             continue
+        declared = change.ai_involvement in AI
         for allowed in eff.allowed_tools:
-            names = [t.name for t in change.tools] or ["(none named)"]
+            # an undeclared change is held to the tools it names, none to a placeholder: an
+            # ordinary commit with no trailer at all names none
+            names = [t.name for t in change.tools] or (["(none named)"] if declared else [])
             for name in names:
                 ok = any(fnmatchcase(name.lower(), g.lower()) for g in allowed.value)
                 if ok or (name, allowed.value) in reported:

@@ -352,6 +352,10 @@ def test_allowed_tools_hold_undeclared_changes_where_they_count_as_ai() -> None:
     assert run(lax, evidence(prov, review())).outcome == "allowed"
     strict = index([policy(require={**require, "treatUnknownAsAi": True})])
     assert [v.rule for v in run(strict, evidence(prov, review())).violations] == ["tools.allowed"]
+    # an ordinary commit with no declaration at all names no tool: nothing to hold it to
+    plain = change(involvement="unknown", files=(("README.md", "low"),))
+    plain["tools"] = []
+    assert run(strict, evidence(provenance(plain), review())).outcome == "allowed"
 
 
 def test_allowed_tools_and_owner_labels() -> None:
