@@ -55,10 +55,13 @@ from affidavit.errors import InputError, RegistryError
 T = TypeVar("T")
 
 #: The attestations read for one image in each layout (a cosign tag's layers; the bundles the
-#: referrers API and the fallback tag list): ``attach`` adds two a predicate type per run.
-MAX_ATTESTATIONS = 256
-#: The bytes of attestation blobs read for one image, both layouts together (16 provenance
-#: envelopes of the largest size one may have, or thousands of real ones).
+#: referrers API and the fallback tag list), other tools' included: ``attach`` adds one to each
+#: a predicate type per run, and a daily ``cosign attest`` of a long-lived image one a day.
+MAX_ATTESTATIONS = 1024
+#: The bytes of attestation blobs (and bundle manifests) read for one image, both layouts
+#: together: 16 envelopes of the largest size one may have, or thousands of real ones. A blob
+#: larger than the per-blob limit is never read (that item's problem), so it counts nothing;
+#: each is read with its declared size as its limit, so a size understated fails alone.
 MAX_TOTAL_BYTES = 64 * 1024 * 1024
 #: A bundle's artifact manifest lists its bundle (``attach`` writes about 700 bytes): a larger
 #: one is refused as that item's problem, so 256 of them cannot hold gigabytes between reads.
@@ -87,11 +90,13 @@ def _read_layer(
     data = embedded(layer, max_layer_bytes)
     if data is not None:  # the descriptor carries the blob's exact bytes: no request
         return FetchedAttestation(storage, media_type, digest, predicate_type, data)
+    limit = _declared_bytes(layer, max_layer_bytes)  # the image's total was checked with it
     try:
-        data = client.get_blob(image, digest, max_bytes=max_layer_bytes)
+        data = client.get_blob(image, digest, max_bytes=limit)
     except BodyTooLargeError as e:
+        said = "" if limit == max_layer_bytes else f" (the {limit} it declares)"
         return failed(
-            f"attestation layer {digest} is {e.size} bytes, over the {max_layer_bytes}-byte limit"
+            f"attestation layer {digest} is {e.size} bytes, over the {limit}-byte limit{said}"
         )
     except ContentError as e:
         return failed(e.message)
@@ -113,11 +118,11 @@ def _cosign_layers(manifest: Manifest | None) -> list[tuple[Storage, dict[str, A
 
 
 def _declared_bytes(layer: dict[str, Any], max_layer_bytes: int) -> int:
-    """What reading ``layer`` may cost: its declared size (a blob larger than declared fails its
-    digest check), or the per-blob limit when it declares none."""
+    """What reading ``layer`` may cost: its declared size (it is read with that as its limit),
+    the per-blob limit when it declares none, nothing when it declares more (never read)."""
     size = layer.get("size")
     if isinstance(size, int) and not isinstance(size, bool) and size >= 0:
-        return min(size, max_layer_bytes)
+        return size if size <= max_layer_bytes else 0
     return max_layer_bytes
 
 
@@ -130,13 +135,15 @@ def _check_limits(image: ImageReference, where: str, count: int, total: int) -> 
     if count > MAX_ATTESTATIONS:
         raise ContentError(
             f"{image} has {count:,} attestations in {where}, more than the"
-            f" {MAX_ATTESTATIONS} a verifier reads for one image; none were read",
+            f" {MAX_ATTESTATIONS:,} a verifier reads for one image; the image's attestations"
+            " are refused",
             hint=fix,
         )
     if total > MAX_TOTAL_BYTES:
         raise ContentError(
             f"{image}'s attestations in {where} add up to {total:,} bytes, more than the"
-            f" {MAX_TOTAL_BYTES:,} a verifier reads for one image; none were read",
+            f" {MAX_TOTAL_BYTES:,} a verifier reads for one image; the image's attestations"
+            " are refused",
             hint=fix,
         )
 
@@ -185,9 +192,10 @@ def _bundle_manifest(
     client: RegistryClient, image: ImageReference, storage: Storage, entry: dict[str, Any]
 ) -> dict[str, Any] | FetchedAttestation:
     entry_digest = str(entry.get("digest", ""))
+    limit = _declared_bytes(entry, MAX_BUNDLE_MANIFEST_BYTES) or MAX_BUNDLE_MANIFEST_BYTES
     try:
         manifest: dict[str, Any] = client.get_manifest(
-            image.with_digest(entry_digest), max_bytes=MAX_BUNDLE_MANIFEST_BYTES
+            image.with_digest(entry_digest), max_bytes=limit
         ).json()
     except ContentError as e:
         return FetchedAttestation(storage, OCI_MANIFEST, entry_digest, None, None, e.message)
@@ -361,7 +369,12 @@ def fetch(
     entries = _referrer_descriptors(
         cast("dict[str, Any] | None", api), cast("Manifest | None", tagged)
     )
-    _check_limits(image, "its referrers", len(entries), 0)
+    # the bundle manifests to read count too (each at most what it declares, and 1 MiB)
+    listed = sum(
+        _declared_bytes(entry, MAX_BUNDLE_MANIFEST_BYTES) or MAX_BUNDLE_MANIFEST_BYTES
+        for _, entry in entries
+    )
+    _check_limits(image, "its referrers", len(entries), listed)
     twins: dict[str, _Twin] = {}
     if entries and subject is not None:
         listed = {str(entry.get("digest")) for _, entry in entries}

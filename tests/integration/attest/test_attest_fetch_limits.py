@@ -15,9 +15,9 @@ import pytest
 from attest_support import PREDICATE_TYPE, KeyPair, attest, sign_for
 from test_attest_fetch_parallel import CountingClient
 
+from affidavit.attestations import fetch as fetch_module
 from affidavit.attestations.dsse import DSSE_MEDIA_TYPE
 from affidavit.attestations.fetch import (
-    MAX_ATTESTATIONS,
     MAX_BUNDLE_MANIFEST_BYTES,
     MAX_TOTAL_BYTES,
     fetch,
@@ -76,19 +76,28 @@ def _counted_fetch(image: ImageReference) -> tuple[CountingClient, pytest.Except
     return counting, e
 
 
+#: The count limit, lowered for these tests (1,024 in use): what is checked is the rule.
+LIMIT = 8
+
+
+@pytest.fixture
+def lower_count_limit(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(fetch_module, "MAX_ATTESTATIONS", LIMIT)
+
+
 def test_a_cosign_tag_with_more_layers_than_a_reader_reads_is_refused_unread(
-    client: RegistryClient, new_image: NewImage
+    client: RegistryClient, new_image: NewImage, lower_count_limit: None
 ) -> None:
     image = new_image()
     layers = [
         _dsse_layer(client.put_blob(image, b"junk %d" % i), len(b"junk %d" % i))
-        for i in range(MAX_ATTESTATIONS + 1)
+        for i in range(LIMIT + 1)
     ]
     _put_cosign_manifest(client, image, layers)
     counting, e = _counted_fetch(image)
     assert e.value.message == (
-        f"{image} has {MAX_ATTESTATIONS + 1} attestations in its cosign tag, more than the"
-        f" {MAX_ATTESTATIONS} a verifier reads for one image; none were read"
+        f"{image} has {LIMIT + 1} attestations in its cosign tag, more than the {LIMIT} a"
+        " verifier reads for one image; the image's attestations are refused"
     )
     assert e.value.hint is not None and "cosign clean --type attestation" in e.value.hint
     assert counting.blobs == []
@@ -108,8 +117,8 @@ def test_layers_declaring_more_bytes_in_all_than_a_reader_holds_are_refused_unre
     counting, e = _counted_fetch(image)
     assert e.value.message == (
         f"{image}'s attestations in its cosign tag add up to {count * DEFAULT_MAX_BYTES:,}"
-        f" bytes, more than the {MAX_TOTAL_BYTES:,} a verifier reads for one image; none were"
-        " read"
+        f" bytes, more than the {MAX_TOTAL_BYTES:,} a verifier reads for one image; the"
+        " image's attestations are refused"
     )
     assert counting.blobs == []
     # one layer fewer is within the total: every one is read (the digest, not the declared
@@ -181,17 +190,17 @@ def _put_tag_index(
 
 
 def test_a_referrer_listing_with_more_bundles_than_a_reader_reads_is_refused_unread(
-    client: RegistryClient, new_image: NewImage
+    client: RegistryClient, new_image: NewImage, lower_count_limit: None
 ) -> None:
     image = new_image()
     client.put_blob(image, b"{}")
     bundle = client.put_blob(image, b'{"x": 1}\n')
-    entries = [_artifact(client, image, n, bundle) for n in range(MAX_ATTESTATIONS + 1)]
+    entries = [_artifact(client, image, n, bundle) for n in range(LIMIT + 1)]
     _put_tag_index(client, image, entries)
     counting, e = _counted_fetch(image)
     assert e.value.message == (
-        f"{image} has {MAX_ATTESTATIONS + 1} attestations in its referrers, more than the"
-        f" {MAX_ATTESTATIONS} a verifier reads for one image; none were read"
+        f"{image} has {LIMIT + 1} attestations in its referrers, more than the {LIMIT} a"
+        " verifier reads for one image; the image's attestations are refused"
     )
     assert counting.manifests == [] and counting.blobs == []
 
@@ -213,3 +222,36 @@ def test_a_bundle_manifest_too_large_to_be_a_listing_is_that_items_problem(
     assert f"over the {MAX_BUNDLE_MANIFEST_BYTES}-byte limit" in str(problems[huge["digest"]])
     verified = verify_fetched(found, image, [key.trusted])
     assert [a.predicate_type for a in verified.verified] == [PREDICATE_TYPE]
+
+
+def test_a_layer_larger_than_a_blob_may_be_costs_the_total_nothing(
+    client: RegistryClient, new_image: NewImage, key: KeyPair
+) -> None:
+    # another tool's 10 MB SBOM layers are never read (each that item's problem): seventeen
+    # of them must not refuse the image's own envelope with the total
+    image = new_image()
+    envelope = sign_for(image, key)
+    good = client.put_blob(image, envelope)
+    big = [_dsse_layer(client.put_blob(image, b"sbom %d" % i), 10_000_000) for i in range(17)]
+    _put_cosign_manifest(client, image, [*big, _dsse_layer(good, len(envelope))])
+    found = fetch(client, image)
+    assert [f.problem is None for f in found] == [False] * 17 + [True]
+    verified = verify_fetched(found, image, [key.trusted])
+    assert [a.predicate_type for a in verified.verified] == [PREDICATE_TYPE]
+
+
+def test_a_size_understated_fails_alone(
+    client: RegistryClient, new_image: NewImage, key: KeyPair
+) -> None:
+    # a layer declaring 1 byte is read with that limit: bytes beyond it are refused on the
+    # way in, so understated sizes cannot carry gigabytes past the total
+    image = new_image()
+    envelope = sign_for(image, key)
+    good = client.put_blob(image, envelope)
+    lie = client.put_blob(image, b"x" * 100_000)
+    _put_cosign_manifest(client, image, [_dsse_layer(lie, 1), _dsse_layer(good, len(envelope))])
+    counting = CountingClient()
+    with counting:
+        found = fetch(counting, image)
+    assert [f.problem for f in found][1] is None
+    assert "is 100000 bytes, over the 1-byte limit (the 1 it declares)" in str(found[0].problem)
