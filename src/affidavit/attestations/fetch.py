@@ -370,11 +370,11 @@ def fetch(
         cast("dict[str, Any] | None", api), cast("Manifest | None", tagged)
     )
     # the bundle manifests to read count too (each at most what it declares, and 1 MiB)
-    listed = sum(
+    manifest_bytes = sum(
         _declared_bytes(entry, MAX_BUNDLE_MANIFEST_BYTES) or MAX_BUNDLE_MANIFEST_BYTES
         for _, entry in entries
     )
-    _check_limits(image, "its referrers", len(entries), listed)
+    _check_limits(image, "its referrers", len(entries), manifest_bytes)
     twins: dict[str, _Twin] = {}
     if entries and subject is not None:
         listed = {str(entry.get("digest")) for _, entry in entries}
