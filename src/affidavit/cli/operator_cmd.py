@@ -141,6 +141,16 @@ def run(
             "serves meanwhile",
         ),
     ] = True,
+    own_webhook_configurations: Annotated[
+        bool,
+        typer.Option(
+            "--own-webhook-configurations",
+            envvar="AFFIDAVIT_OWN_WEBHOOK_CONFIGURATIONS",
+            help="make Affidavit's namespace the owner of both webhook configurations, so "
+            "deleting the namespace removes them (enforcement off) instead of leaving them "
+            "failing closed",
+        ),
+    ] = False,
     webhook_failure_policy: Annotated[
         str | None,
         typer.Option(
@@ -237,6 +247,7 @@ def run(
         readiness_endpoint=readiness_url,
         crds_hold_start=crds_hold_start,
         webhook_failure_policy=webhook_failure_policy,
+        own_webhook_configurations=own_webhook_configurations,
         recheck_period=datetime.timedelta(seconds=recheck_seconds or 300.0),
         recheck_warn_within=datetime.timedelta(seconds=expiry_warning_seconds),
         recheck_exclude_namespaces=tuple(exclude_namespace or ()),

@@ -68,6 +68,8 @@ class OperatorSettings:
     crds_hold_start: bool = True  # older CRDs hold /startz too (not under a Recreate rollout)
     #: The failurePolicy the webhook configurations were installed with (None: not compared).
     webhook_failure_policy: str | None = None
+    #: Make Affidavit's namespace own both webhook configurations (``webhook_owner``).
+    own_webhook_configurations: bool = False
     #: The operator Lease: a dead leader is replaced within lease + renew seconds.
     lease_seconds: int = 15
     lease_renew_seconds: float = 5.0
@@ -146,7 +148,8 @@ async def _own_loop(
     period (a re-installed configuration is owned again)."""
 
     def check() -> None:
-        webhook_owner.own(client, settings.webhook_configuration, settings.namespace)
+        if settings.own_webhook_configurations:
+            webhook_owner.own(client, settings.webhook_configuration, settings.namespace)
         if settings.webhook_failure_policy is not None:
             drift.update(
                 webhook_owner.failure_policy_drift(

@@ -1,18 +1,20 @@
-"""The webhook configurations go when Affidavit's namespace goes.
+"""The webhook configurations as installed: who owns them, and whether they were edited since.
 
 Both webhook configurations are cluster-scoped and fail closed, and point at a Service in
 Affidavit's namespace. Deleting that namespace (``kubectl delete ns``, a GitOps prune, an
-uninstall that stops half-way) took the Service, the Pods and Helm's release record with it and
-left the configurations behind: every Pod create or update outside kube-system refused, with
-nothing left to answer and nothing left for ``helm uninstall`` to clean up.
+uninstall that stops half-way) takes the Service, the Pods and Helm's release record with it and
+leaves the configurations behind: every Pod create or update outside kube-system refused, with
+nothing left to answer. That is failing closed, and it stays the default: the right to delete a
+namespace is not the right to delete webhook configurations (a GitOps pruner or a namespace
+provisioner often has the first only), so tying them to the namespace would hand whoever holds
+the first a way to switch enforcement off cluster-wide. NOTES say how to recover.
 
-So the operator makes the namespace an owner of both configurations (a cluster-scoped object
-may be owned by another cluster-scoped one): when the namespace is gone, the API server's
-garbage collector removes them. Whoever can delete a namespace, a cluster-scoped object, can
-delete the configurations too; nothing is handed to anyone who could not already switch
-enforcement off. The reference blocks nothing (``blockOwnerDeletion`` is unset), and a Helm
-upgrade leaves it (the chart does not write the field). It is checked at every start and every
-resync, so a configuration written again (a re-install) is owned again.
+Where a cluster prefers the other way (``--own-webhook-configurations``, the chart's
+``webhook.removeWithNamespace``), the operator makes the namespace an owner of both
+configurations (a cluster-scoped object may be owned by another cluster-scoped one), and the
+garbage collector removes them with it. The reference blocks nothing (``blockOwnerDeletion`` is
+unset), a Helm upgrade leaves it (the chart does not write the field), and it is checked at
+every start and every resync, so a configuration written again (a re-install) is owned again.
 
 At the same time the operator compares each webhook's live ``failurePolicy`` with the one the
 chart installed (``--webhook-failure-policy``). A ``kubectl edit`` to ``Ignore`` makes every
@@ -93,7 +95,12 @@ def _own(k: kube.Kube, kind: str, name: str, reference: dict[str, Any]) -> bool:
             "resourceVersion": current.metadata.resource_version,
         }
     }
-    kube.call(f"patch {kind}webhookconfiguration {name}", lambda: write(name, patch))
+    # a JSON merge patch replaces the list (a strategic one merges it by uid: the stale
+    # reference would stay)
+    kube.call(
+        f"patch {kind}webhookconfiguration {name}",
+        lambda: write(name, patch, _content_type="application/merge-patch+json"),
+    )
     log.info(
         "%swebhookconfiguration %s is owned by namespace %s: it goes when the namespace does",
         kind,

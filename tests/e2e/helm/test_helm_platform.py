@@ -213,6 +213,10 @@ def test_the_operators_readiness_is_served_but_is_not_the_pods(render: Render) -
     assert env(operator)["AFFIDAVIT_WEBHOOK_FAILURE_POLICY"] == "Fail"
     ignore = containers(render("--set", "webhook.failurePolicy=Ignore"))["operator"]
     assert env(ignore)["AFFIDAVIT_WEBHOOK_FAILURE_POLICY"] == "Ignore"
+    # the namespace owns the webhook configurations only when asked (fail closed otherwise)
+    assert "AFFIDAVIT_OWN_WEBHOOK_CONFIGURATIONS" not in env(operator)
+    owned = containers(render("--set", "webhook.removeWithNamespace=true"))["operator"]
+    assert env(owned)["AFFIDAVIT_OWN_WEBHOOK_CONFIGURATIONS"] == "true"
 
 
 def test_webhook_waits_for_its_certificate(render: Render) -> None:
@@ -342,13 +346,17 @@ def test_notes_say_what_is_never_judged_and_when_workloads_pass_unjudged(
     assert "The webhook refuses requests until the operator has issued its certificate" in text
     # the decisions API answers any Pod unless the NetworkPolicy names the control plane
     assert "NOTE: the decisions API (/decisions: every decision's workload" in text
+    # deleting the namespace leaves the configurations failing closed: said, with the command
+    assert "kubectl delete validatingwebhookconfiguration,mutatingwebhookconfiguration" in text
     # failurePolicy Ignore said plainly, and no longer "refuses requests until ..." under it
     text = notes(helm, control_plane, "--set", "webhook.failurePolicy=Ignore",
-                 "--set", "networkPolicy.ingressFrom[0].ipBlock.cidr=10.0.0.1/32")  # fmt: skip
+                 "--set", "networkPolicy.ingressFrom[0].ipBlock.cidr=10.0.0.1/32",
+                 "--set", "webhook.removeWithNamespace=true")  # fmt: skip
     assert "WARNING: failurePolicy Ignore: whenever the API server cannot reach the webhook" in text
     assert "refuses requests until" not in text
     assert "workloads are admitted unjudged (failurePolicy Ignore)" in text
     assert "NOTE: the decisions API" not in text
+    assert "validatingwebhookconfiguration,mutatingwebhookconfiguration" not in text
 
 
 def test_the_default_namespace_is_refused(helm: Path, control_plane: ControlPlaneInfo) -> None:

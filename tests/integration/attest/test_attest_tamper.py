@@ -150,8 +150,7 @@ def test_oversized_layer_that_lies_about_its_size(
     layer = push_cosign_layer(client, image, b" " * 9_000_000, declared_size=100)
     # read with the size it declares as its limit: refused past 100 bytes, not 4 MiB
     assert only_reason(client, image, key) == (
-        f"attestation layer {layer} is 9000000 bytes, over the 100-byte limit (the 100 it"
-        " declares)"
+        f"attestation layer {layer} is 9000000 bytes, over the 100-byte limit (the 100 it declares)"
     )
 
 
