@@ -305,15 +305,13 @@ class PolicyIndex:
             and selector_matches(p.spec.match.namespace_selector, namespace_labels)
         ]
         matched = [p for p in scoped if covers(self._policy_globs[p.name], ref, pinned_tags=True)]
-        # A digest is under its repository's tag globs: always when no tag is written (it is
-        # every tag's image: a repository-wide policy matching it must not shadow the stricter
-        # one of a tag), and when nothing else matched it (``covers_any_tag``).
-        if ref.digest and (not matched or ref.tag is None):
-            matched += [
-                p
-                for p in scoped
-                if p not in matched and covers_any_tag(self._policy_globs[p.name], ref)
-            ]
+        # A digest no glob names is still under its repository's tag globs. Not also where a
+        # repository-wide policy names it: a tag written beside a digest is the requester's
+        # word, so that would hold honest digest deployments (GitOps image automation) to
+        # every tag's policy while `app:dev@sha256:<prod>` still escaped; tag policies of one
+        # repository are a convenience, not a boundary (README).
+        if not matched:
+            matched = [p for p in scoped if covers_any_tag(self._policy_globs[p.name], ref)]
         for p in matched:
             source = f"{p.kind}/{p.name}"
             layers.append(

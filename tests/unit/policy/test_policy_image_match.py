@@ -99,15 +99,16 @@ def test_an_exception_naming_a_tag_still_does_not_stretch_to_a_digest() -> None:
     assert index.exceptions_for("shop", "Pod", "p", f"reg.example/app@{DIGEST}", NOW) == []
 
 
-def test_a_repository_wide_policy_does_not_shadow_a_tag_policy_for_a_bare_digest() -> None:
-    """A digest with no tag written is every tag's image: a policy naming the whole registry
-    matched it, and the stricter policy of the repository's prod tags was never asked."""
+def test_a_repository_wide_policy_decides_a_bare_digest_it_names() -> None:
+    """A tag beside a digest is the requester's word, so tag policies of one repository cannot
+    be a boundary: a digest a repository-wide policy names is judged by that one, as a digest
+    written with any tag is; holding it to every tag's policy too would refuse honest
+    deployments by digest and stop nobody (``app:dev@sha256:<prod>``)."""
     prod = policy("prod", match={"images": ["reg.example/app:prod-*"]})
     base = policy("base", match={"images": ["reg.example/*"]})
-    assert governing([prod, base], f"reg.example/app@{DIGEST}") == ["base", "prod"]
-    # a tag written beside the digest still picks the policies of that tag
+    assert governing([prod, base], f"reg.example/app@{DIGEST}") == ["base"]
     assert governing([prod, base], f"reg.example/app:prod-1@{DIGEST}") == ["base", "prod"]
-    assert governing([prod, base], "reg.example/app:dev-1") == ["base"]
+    assert governing([prod], f"reg.example/app@{DIGEST}") == ["prod"]  # nothing else names it
 
 
 def test_a_tag_written_beside_a_digest_does_not_escape_a_glob_naming_the_digest() -> None:
