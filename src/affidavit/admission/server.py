@@ -15,6 +15,7 @@ from pathlib import Path
 
 import uvicorn
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 
 from affidavit import defaults
 from affidavit.admission.app import create_app
@@ -196,7 +197,13 @@ class WebhookSettings:
             )
         if not self.ledger_url:
             return
-        url = make_url(self.ledger_url)
+        try:
+            url = make_url(self.ledger_url)
+        except (ArgumentError, ValueError) as e:
+            raise UsageError(
+                f"--ledger {self.ledger_url!r} is not a database URL: {e}",
+                hint="sqlite:////PATH/ledger.db or postgresql+psycopg://USER@HOST:PORT/DB",
+            ) from e
         if url.get_backend_name() != "sqlite" or not url.database:
             return
         path = Path(url.database)

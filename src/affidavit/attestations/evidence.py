@@ -115,10 +115,10 @@ class Attestation:
             if raw is None:
                 import orjson  # only the evidence cache packs: a plain verify never loads orjson
 
-                try:
-                    if _non_finite(self.predicate):  # orjson would write null: another value
-                        raise orjson.JSONEncodeError("NaN or an infinity")
+                try:  # orjson refuses what nests past 255 first: the walk below stays shallow
                     raw = orjson.dumps(self.predicate)
+                    if _non_finite(self.predicate):  # orjson wrote null: another value
+                        raise orjson.JSONEncodeError("NaN or an infinity")
                 except orjson.JSONEncodeError:
                     n = len(repr(self.predicate))
                     return n, n

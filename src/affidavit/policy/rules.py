@@ -9,7 +9,7 @@ image being deployed; everything else is reported, never used.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from fnmatch import fnmatchcase
 
 from pydantic import ValidationError
@@ -343,8 +343,9 @@ def _freshness(
     bound, bound_name = (made, "the attestation was made") if made and made < now else (now, "now")
     if committed > bound + COMMIT_CLOCK_SKEW:
         found = (
-            f"revision {rev[:12]} committed at {committed:%Y-%m-%dT%H:%M:%SZ}, after"
-            f" {bound_name} ({bound:%Y-%m-%dT%H:%M:%SZ}): a commit time set ahead shows no age"
+            f"revision {rev[:12]} committed at {committed.astimezone(UTC):%Y-%m-%dT%H:%M:%SZ},"
+            f" after {bound_name} ({bound.astimezone(UTC):%Y-%m-%dT%H:%M:%SZ}): a commit time"
+            " set ahead shows no age"
         )
         fix = (
             "commit with the real time (no GIT_COMMITTER_DATE, a synchronised clock), rebuild,"
@@ -365,9 +366,11 @@ def source_repository(
 ) -> list[Violation]:
     """The provenance and the review must name a repository each policy's
     ``sourceRepositories`` allows. A signature says who signed, not for which repository: a
-    CI key shared by many repositories, or a reusable signing workflow any repository may call,
-    signs honest attestations of another repository's build, which would otherwise stand for
-    this image (pushed to its path by anyone who may push there)."""
+    reusable signing workflow any repository may call signs honest attestations of another
+    repository's build, which would otherwise stand for this image (pushed to its path by
+    anyone who may push there). The repository a statement names is the platform's word only
+    where ``certifiedSource`` holds it to its certificate (keyless); under a key many
+    repositories share, it is the pipeline's."""
     out: list[Violation] = []
     named = [
         (kind, predicate.source.repository)
@@ -375,9 +378,12 @@ def source_repository(
         if isinstance(predicate, AiProvenance | CodeReview)
     ]
     for req in eff.source_repositories:
-        globs = [repository_glob_key(g).lower() for g in req.value]
+        globs = [repository_glob_key(g).lower().split("/") for g in req.value]
         for kind, repository in named:
-            if any(fnmatchcase(repository_key(repository).lower(), g) for g in globs):
+            # path segment by segment: `*` never spans a `/` (`*/acme/app` must not match
+            # gitlab.com/mallory/acme/app)
+            parts = repository_key(repository).lower().split("/")
+            if any(len(g) == len(parts) and all(map(fnmatchcase, parts, g)) for g in globs):
                 continue
             out.append(
                 _v(

@@ -203,6 +203,9 @@ def test_a_max_bytes_below_one_is_a_usage_error(capsys: pytest.CaptureFixture[st
          "error: --ledger sqlite:///{tmp}: {tmp} is a directory, not a SQLite database file"),
         (["--ledger", "sqlite:///{tmp}/l.db", "--ledger-key", "{binary}", "--checkpoint-dir",
           "{binary}"], "error: --checkpoint-dir {binary} is a file, not a directory"),
+        (["--ledger", "notaurl"],
+         "error: --ledger 'notaurl' is not a database URL: Could not parse SQLAlchemy URL from"
+         " given URL string"),
         (["--ledger", "", "--ledger-key", "{binary}"],
          "error: --ledger-key, --checkpoint-dir and --checkpoint-configmap sign the ledger's"
          " head, and --ledger is off"),

@@ -93,6 +93,17 @@ def test_a_predicate_holding_nan_or_an_infinity_reads_the_same_after_compact(
     assert "null" not in before
 
 
+def test_a_deeply_nested_predicate_is_kept_parsed_not_packed(tmp_path: Path) -> None:
+    # on the exact path (a NaN sends it there) and deeper than orjson writes (255): never
+    # packed, and the NaN walk, after orjson's refusal, never recurses that deep
+    deep = '{"x":' + "[" * 900 + "1" + "]" * 900 + ',"n":NaN}'
+    verified, _payload = _verified(tmp_path, deep)
+    packed, raw = verified.pack()
+    assert packed == raw  # not packed: its size counted for both
+    verified.compact()
+    assert verified.predicate["x"] is not None
+
+
 @pytest.mark.parametrize("kind", ["ecdsa-p256", "ed25519"])
 def test_verify_parts_verifies_what_the_joined_message_verifies(tmp_path: Path, kind: str) -> None:
     private, _public = generate_key_pair(kind)  # type: ignore[arg-type]

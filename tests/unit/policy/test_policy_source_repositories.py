@@ -63,6 +63,12 @@ def test_the_repositorys_other_spellings_and_globs_match() -> None:
         prov, rev = _from(name, provenance()), _from(name, review(*APPROVED))
         for glob in ("https://github.com/example/shop", "github.com/example/*"):
             assert run([payments(glob)], prov, rev).outcome == "allowed", (name, glob)
+    # `*` stands for one path segment: a deeper path elsewhere does not match
+    deep = "https://gitlab.com/mallory/example/shop"
+    d = run([payments("*/example/shop")], _from(deep, provenance()),
+            _from(deep, review(*APPROVED)))  # fmt: skip
+    assert [v.rule for v in d.violations] == ["source.repository"] * 2
+    assert run([payments("*/example/shop")], provenance(), review(*APPROVED)).outcome == "allowed"
     # a glob names the path, not a prefix: the organisation's other repositories stay out
     other = "https://github.com/example/shop-fork"
     d = run([payments("github.com/example/shop")], _from(other, provenance()),
