@@ -233,7 +233,12 @@ class OwnerChain:
         if ref is None or not images or timeout <= 0:
             return None
         said = outcome or (lambda _result: None)
-        if not self._slots.acquire(blocking=False):
+        # A slot is waited for within the check's time, not given up on at once: a controller
+        # makes its Pods in bursts (1, 2, 4, ... 500 at a time), and a Pod whose check was
+        # skipped was judged whole, without its owner's lineage: a scale-up after a policy
+        # tightened, or of a workload an exception names, was refused Pod by Pod.
+        deadline = time.monotonic() + timeout
+        if not self._slots.acquire(timeout=timeout):
             log.warning("owner check of %s in %s skipped: all reads busy", ref, namespace)
             said("busy")
             return None
@@ -247,7 +252,7 @@ class OwnerChain:
             return None
         job.add_done_callback(lambda _job: self._slots.release())
         try:
-            found = job.result(timeout=timeout)
+            found = job.result(timeout=max(0.0, deadline - time.monotonic()))
         except FutureTimeout:
             log.warning("owner check of %s in %s timed out after %gs", ref, namespace, timeout)
             said("timeout")
