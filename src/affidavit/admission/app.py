@@ -85,7 +85,7 @@ def create_app(
     stop = threading.Event()
     pinner = Pinner(webhook)
     judges = ThreadPoolExecutor(JUDGES, thread_name_prefix="affidavit-judge")
-    warm = WarmJudge(webhook, judges)
+    warm = WarmJudge(webhook, judges, per_namespace=max(1, JUDGES // 4))
 
     def flusher() -> None:
         # The only writer of the ledger's backlog (replayed from its file at start, or buffered

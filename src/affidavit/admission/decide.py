@@ -91,7 +91,7 @@ class ColdReview(NotWarm):
     """``NotWarm`` raised by the evidence stage, with the review as far as it was judged."""
 
     def __init__(self, unjudged: Unjudged) -> None:
-        super().__init__(unjudged.req.uid)
+        super().__init__(unjudged.req.uid, namespace=unjudged.req.namespace, uid=unjudged.req.uid)
         self.unjudged = unjudged
 
 
@@ -185,7 +185,7 @@ class Webhook:
             )
         ns_labels = self.namespaces.cached(req.namespace) if warm_only else None
         if warm_only and ns_labels is None:
-            raise NotWarm(req.namespace)
+            raise NotWarm(req.namespace, namespace=req.namespace, uid=req.uid)
         try:
             if ns_labels is None:
                 ns_labels = self.namespaces.labels(req.namespace)
@@ -309,7 +309,8 @@ class Webhook:
         elif self.owners is not None:
             assert req.object is not None
             if warm_only and controller_ref(req.kind, req.object) is not None:
-                raise NotWarm(req.name)  # the owner is read from the API server
+                # the owner is read from the API server
+                raise NotWarm(req.name, namespace=req.namespace, uid=req.uid)
             remaining = self.judge.budget_seconds - (time.monotonic() - started)
             match = self.owners.match(
                 req.kind,
@@ -401,7 +402,7 @@ class Webhook:
         if index is None:
             return None
         if warm_only and self.namespaces.cached(req.namespace) is None:
-            raise NotWarm(req.namespace)
+            raise NotWarm(req.namespace, namespace=req.namespace, uid=req.uid)
         try:
             ns_labels = self.namespaces.labels(req.namespace)
             return [

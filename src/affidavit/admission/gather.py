@@ -33,7 +33,13 @@ log = logging.getLogger("affidavit.admission")
 
 class NotWarm(Exception):
     """Judging this review would wait for I/O (a registry, the API server): not on the event
-    loop. Raised before anything is submitted, so the review is judged afresh in a thread."""
+    loop. Raised before anything is submitted, so the review is judged afresh in a thread.
+    ``namespace`` and ``uid`` are the review's (the thread it gets is its namespace's turn)."""
+
+    def __init__(self, what: str, *, namespace: str | None = None, uid: str | None = None):
+        super().__init__(what)
+        self.namespace = namespace
+        self.uid = uid
 
 
 @dataclass(frozen=True)
@@ -77,7 +83,7 @@ def gather(
             jobs[image] = cached
             continue
         if warm_only:
-            raise NotWarm(image)
+            raise NotWarm(image, namespace=ctx.namespace, uid=ctx.uid)
         lookup = partial(
             resolver.outcome,
             image,

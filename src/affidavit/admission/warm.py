@@ -24,26 +24,35 @@ The writer's thread hands committed decisions back in one wake-up of the event l
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from concurrent.futures import Executor
+from functools import partial
 
 from affidavit.admission.decide import UNAUTHENTICATED, Answer, ColdReview, Judged, Webhook
 from affidavit.admission.gather import NotWarm
+from affidavit.admission.review import review_response
 from affidavit.errors import LedgerError
 from affidavit.ledger import RecordResult
 from affidavit.ledger.canonical import canonical_pair
 from affidavit.ledger.writer import Pending
 from affidavit.policy.decision import Caller
 
+log = logging.getLogger("affidavit.admission")
+
 
 class WarmJudge:
     """``judge`` for one app: warm reviews on its event loop, the rest in ``offload``."""
 
-    def __init__(self, webhook: Webhook, offload: Executor) -> None:
+    def __init__(self, webhook: Webhook, offload: Executor, per_namespace: int = 10) -> None:
         self.webhook = webhook
         self.offload = offload
+        #: Of ``offload``'s threads, the most one namespace's reviews hold at once.
+        self.per_namespace = per_namespace
+        self._turns: dict[str, asyncio.Semaphore] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
         #: Submitted decisions, by their answer's future (touched on the event loop only).
         self._waiting: dict[Pending, asyncio.Future[Pending | None]] = {}
@@ -54,16 +63,16 @@ class WarmJudge:
     async def judge(self, body: bytes, caller: Caller = UNAUTHENTICATED) -> Answer:
         """The answer to one review: judged here when warm, else by ``webhook.handle`` in a
         thread."""
-        webhook, loop = self.webhook, asyncio.get_running_loop()
+        webhook = self.webhook
         started = time.monotonic()
         try:
             judged = webhook.prepare(body, started, caller, warm_only=True)
         except ColdReview as e:  # parsed already: judged on from its evidence stage
             webhook.metrics.inc(webhook.metrics.judged, "pool")
-            return await loop.run_in_executor(self.offload, webhook.finish, e.unjudged)
-        except NotWarm:
+            return await self._in_turn(e, started, partial(webhook.finish, e.unjudged))
+        except NotWarm as e:
             webhook.metrics.inc(webhook.metrics.judged, "pool")
-            return await loop.run_in_executor(self.offload, webhook.handle, body, caller)
+            return await self._in_turn(e, started, partial(webhook.handle, body, caller))
         webhook.metrics.inc(webhook.metrics.judged, "inline")
         try:
             if isinstance(judged, Answer):
@@ -77,6 +86,36 @@ class WarmJudge:
             return webhook.recorded(judged, result)
         finally:
             webhook.metrics.duration.observe(time.monotonic() - started)
+
+    async def _in_turn(self, e: NotWarm, started: float, work: Callable[[], Answer]) -> Answer:
+        """``work`` in a thread, in its namespace's turn: at most ``per_namespace`` of one
+        namespace's reviews hold a thread at once. The threads are shared (first come, first
+        served), so one namespace's flood of reviews that each wait out their budget on a slow
+        or absent registry (dry runs cost their sender nothing) held every thread, and every
+        other namespace's review was denied as late. A review whose namespace has no turn free
+        within its budget is denied, never left to the API server's timeout (which
+        ``failurePolicy: Ignore`` would turn into an admission)."""
+        loop = asyncio.get_running_loop()
+        if e.namespace is None or e.uid is None:
+            return await loop.run_in_executor(self.offload, work)
+        turn = self._turns.get(e.namespace)
+        if turn is None:
+            turn = self._turns[e.namespace] = asyncio.Semaphore(self.per_namespace)
+        left = self.webhook.judge.budget_seconds - (time.monotonic() - started)
+        try:
+            await asyncio.wait_for(turn.acquire(), timeout=max(0.0, left))
+        except TimeoutError:
+            log.warning("review %s of namespace %s denied: no turn free", e.uid, e.namespace)
+            message = (
+                f"Affidavit is judging {self.per_namespace} other requests of namespace"
+                f" {e.namespace} (the most it judges of one namespace at once) and none ended"
+                " within this one's time; retry, or send fewer at once"
+            )
+            return Answer(200, review_response(e.uid, allowed=False, message=message, code=429))
+        try:
+            return await loop.run_in_executor(self.offload, work)
+        finally:
+            turn.release()
 
     async def record(self, judged: Judged) -> RecordResult:
         """``BufferedLedger.record(judged.decision)`` without a thread waiting on the commit.

@@ -1,0 +1,140 @@
+"""One namespace's flood of cold reviews does not take every judging thread.
+
+Cold reviews are judged in threads shared by all namespaces. Before, they were first come, first
+served: a namespace sending many reviews that each hold a thread a while (images on a slow
+registry a policy covers; dry runs cost their sender nothing) queued ahead of everyone, and a
+reviewed image of another namespace, its evidence one lookup away, was denied as late. Now at most ``per_namespace`` of one
+namespace's reviews hold a thread at once; the rest of that namespace waits its turn within its
+own budget and is denied (never left to the API server's timeout) when none comes.
+
+In-process, against the real registry (a signed attestation) and a registry that answers every
+request, after half a second, with 404.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from admission_support import attest_provenance, make_signing, policy, push, review
+
+from affidavit.admission.decide import Answer, Judge, Webhook
+from affidavit.admission.policy_source import FilePolicySource
+from affidavit.admission.resolve import EvidenceResolver
+from affidavit.admission.warm import WarmJudge
+from affidavit.attestations.evidence_cache import EvidenceCache
+from hostile_registries import HostileRegistry, Reply, Seen, hostile_registry
+
+BUDGET = 3.0
+
+
+BATCH, WAVES = 12, 8
+FLOOD = BATCH * WAVES
+
+
+def _slow_404(_: Seen) -> Reply:
+    time.sleep(0.5)
+    return Reply(404)
+
+
+@pytest.fixture(scope="module")
+def slow() -> Iterator[HostileRegistry]:
+    with hostile_registry(_slow_404) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def setup(registry: Any, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    work = tmp_path_factory.mktemp("judge-turns")
+    host: str = registry.host
+    signing = make_signing(work)
+    digest = push(host, "turns/good", "1", content=f"good {work}".encode())
+    attest_provenance(host, "turns/good", digest, signing)
+    docs = [
+        policy("named", [f"{host}/turns/*"], signing.public_pem),
+        policy("slow", ["*/slow/*"], signing.public_pem),
+    ]
+    (work / "policies").mkdir()
+    (work / "policies" / "p.yaml").write_text(yaml.safe_dump_all(docs))
+    return work / "policies", f"{host}/turns/good@{digest}"
+
+
+def _answers(
+    setup: tuple[Path, str], slow: HostileRegistry, per_namespace: int
+) -> tuple[list[Answer], Answer]:
+    """A stream of reviews of namespace "attacker" naming images on the slow registry, and in
+    its midst one of namespace "shop" naming the attested image, on six judging threads."""
+    policies, good = setup
+    webhook = Webhook(
+        judge=Judge(cluster="prod-1", region="eu-west-1", budget_seconds=BUDGET),
+        policy=FilePolicySource(policies),
+        resolver=EvidenceResolver(
+            cache=EvidenceCache(),
+            registry_timeout=BUDGET * 0.9,
+            insecure_hosts=(slow.host,),
+            allowed_hosts=(slow.host,),
+        ),
+    )
+    threads = ThreadPoolExecutor(6)
+    warm = WarmJudge(webhook, threads, per_namespace=per_namespace)
+
+    def attack(i: int) -> asyncio.Task[Answer]:
+        body = review(f"{slow.host}/slow/app:{i}", uid=f"a-{i}", namespace="attacker")
+        return asyncio.create_task(warm.judge(json.dumps(body).encode()))
+
+    async def flood() -> tuple[list[Answer], Answer]:
+        # a steady stream: BATCH reviews every half second, the release a second in
+        attacks = []
+        for wave in range(WAVES):
+            attacks += [attack(wave * BATCH + i) for i in range(BATCH)]
+            if wave == 2:
+                release = asyncio.create_task(
+                    warm.judge(json.dumps(review(good, uid="v", namespace="shop")).encode())
+                )
+            await asyncio.sleep(0.5)
+        return list(await asyncio.gather(*attacks)), await release
+
+    try:
+        return asyncio.run(flood())
+    finally:
+        threads.shutdown(wait=False)
+        webhook.close()
+
+
+def _response(answer: Answer) -> dict[str, Any]:
+    assert answer.status == 200 and isinstance(answer.body, dict)
+    return dict(answer.body["response"])
+
+
+def test_a_flood_of_one_namespace_leaves_threads_for_the_others(
+    setup: tuple[Path, str], slow: HostileRegistry
+) -> None:
+    attacks, victim = _answers(setup, slow, per_namespace=2)
+    assert _response(victim)["allowed"] is True, _response(victim)
+    responses = [_response(a) for a in attacks]
+    assert not any(r["allowed"] for r in responses)
+    # some judged (no image there); the others found no turn within their time and were
+    # denied by the webhook, not left to the API server's timeout
+    refused = [r for r in responses if r["status"].get("code") == 429]
+    assert refused and len(refused) < FLOOD
+    assert refused[0]["status"]["message"] == (
+        "Affidavit is judging 2 other requests of namespace attacker (the most it judges of one"
+        " namespace at once) and none ended within this one's time; retry, or send fewer at once"
+    )
+
+
+def test_first_come_first_served_the_same_flood_starved_the_release(
+    setup: tuple[Path, str], slow: HostileRegistry
+) -> None:
+    # the baseline the turns replace: every thread free to one namespace
+    _attacks, victim = _answers(setup, slow, per_namespace=FLOOD)
+    response = _response(victim)
+    assert response["allowed"] is False
+    assert "evidence.budget" in response["status"]["message"]
