@@ -130,6 +130,11 @@ class EvidenceCache:
         self.misses = 0
         self._clock = clock
         self._entries: OrderedDict[str, _Entry] = OrderedDict()
+        #: The entries with nothing verified, oldest first: at most a quarter of the entries,
+        #: so a flood of unattested images (anyone who may push to a covered registry) pushes
+        #: out its own, never the verified evidence other workloads' reviews are judged from.
+        self._negative: OrderedDict[str, None] = OrderedDict()
+        self.max_negative = max(1, max_entries // 4)
         self._lock = threading.Lock()
 
     def __len__(self) -> int:
@@ -173,6 +178,10 @@ class EvidenceCache:
             entry = self._entries[key] = _Entry(evidence, self._clock() + ttl, size, parsed)
             self.bytes += size
             self._heat(key, entry)
+            if not evidence.verified:
+                self._negative[key] = None
+                while len(self._negative) > self.max_negative:
+                    self._drop(next(iter(self._negative)))
             while len(self._entries) > self.max_entries or (
                 self.max_bytes is not None and self.bytes > self.max_bytes
             ):
@@ -181,6 +190,7 @@ class EvidenceCache:
     def clear(self) -> None:
         with self._lock:
             self._entries.clear()
+            self._negative.clear()
             self._hot.clear()
             self.bytes = self.hot = 0
 
@@ -189,6 +199,7 @@ class EvidenceCache:
         entry = self._entries.pop(key, None)
         if entry is not None:
             self.bytes -= entry.size
+        self._negative.pop(key, None)
         self.hot -= self._hot.pop(key, 0)
 
     def _heat(self, key: str, entry: _Entry) -> None:

@@ -151,3 +151,23 @@ def test_bench_memory_sizes_agree_with_the_chart() -> None:
     values = (Path(__file__).parents[3] / "charts/affidavit/values.yaml").read_text()
     assert "  evidenceCacheMiB: 48\n" in values
     assert WebhookSettings.__dataclass_fields__["cache_bytes"].default == 48 * 1024 * 1024
+
+
+def test_a_flood_of_unattested_images_never_pushes_out_verified_evidence(
+    make_evidence: MakeEvidence,
+) -> None:
+    """Entries with nothing verified are at most a quarter of the cache: anyone who may push to
+    a covered registry pushed thousands of unattested images, each lookup's negative entry
+    evicting other workloads' verified evidence, whose reviews then went cold."""
+    cache = EvidenceCache(max_entries=8)
+    verified = [make_evidence(100 + i, 100) for i in range(6)]
+    for key, evidence in verified:
+        cache.put(key, evidence)
+    for i in range(1000):  # the flood: nothing verified for any of them
+        digest = "sha256:" + hashlib.sha256(f"flood {i}".encode()).hexdigest()
+        cache.put(f"reg.example/x@{digest}|k", ImageEvidence(f"reg.example/x@{digest}", digest))
+    assert len(cache) == 6 + cache.max_negative == 8
+    assert all(cache.get(key) is evidence for key, evidence in verified)
+    # the newest negative entries are the ones kept
+    last = "sha256:" + hashlib.sha256(b"flood 999").hexdigest()
+    assert cache.get(f"reg.example/x@{last}|k") is not None
