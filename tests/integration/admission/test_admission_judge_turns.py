@@ -28,7 +28,7 @@ from admission_support import attest_provenance, make_signing, policy, push, rev
 from affidavit.admission.decide import Answer, Judge, Webhook
 from affidavit.admission.policy_source import FilePolicySource
 from affidavit.admission.resolve import EvidenceResolver
-from affidavit.admission.warm import WarmJudge
+from affidavit.admission.warm import LARGE_BODY, WarmJudge
 from affidavit.attestations.evidence_cache import EvidenceCache
 from hostile_registries import HostileRegistry, Reply, Seen, hostile_registry
 
@@ -138,3 +138,46 @@ def test_first_come_first_served_the_same_flood_starved_the_release(
     response = _response(victim)
     assert response["allowed"] is False
     assert "evidence.budget" in response["status"]["message"]
+
+
+def _large_review(i: int, image: str) -> bytes:
+    body = review(image, uid=f"big-{i}", namespace="bulk")
+    spec = body["request"]["object"]["spec"]["template"]["spec"]
+    spec["containers"][0]["env"] = [{"name": f"V{k}", "value": "x" * 10} for k in range(40_000)]
+    data = json.dumps(body).encode()
+    assert len(data) > LARGE_BODY
+    return data
+
+
+def test_large_reviews_are_judged_in_threads_and_do_not_hold_the_others(
+    setup: tuple[Path, str],
+) -> None:
+    """Parsed on the event loop, each multi-megabyte review held it (and tens of MB) while it
+    was parsed: eight sent at once all went before a small review sent after them. Now they are
+    judged in threads, two at a time, and the small review is answered meanwhile."""
+    policies, _good = setup
+    webhook = Webhook(
+        judge=Judge(cluster="prod-1", region="eu-west-1", budget_seconds=BUDGET),
+        policy=FilePolicySource(policies),
+        resolver=EvidenceResolver(cache=EvidenceCache()),
+    )
+    threads = ThreadPoolExecutor(6)
+    warm = WarmJudge(webhook, threads)
+    uncovered = "registry.example/elsewhere/app:1"  # no policy covers it: judged at once
+    bodies = [_large_review(i, uncovered) for i in range(8)]
+
+    async def run() -> tuple[Answer, int]:
+        large = [asyncio.create_task(warm.judge(b)) for b in bodies]
+        await asyncio.sleep(0)  # each large review starts (inline, it ran to its answer here)
+        small = await warm.judge(json.dumps(review(uncovered, uid="small")).encode())
+        pending = sum(not t.done() for t in large)
+        await asyncio.gather(*large)
+        return small, pending
+
+    try:
+        small, pending = asyncio.run(run())
+    finally:
+        threads.shutdown(wait=False)
+        webhook.close()
+    assert _response(small)["allowed"] is True
+    assert pending > 0  # answered while large reviews were still being judged
