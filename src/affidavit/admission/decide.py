@@ -135,10 +135,13 @@ class Webhook:
 
     # -- entry point -----------------------------------------------------------------------
 
-    def handle(self, body: bytes, caller: Caller = UNAUTHENTICATED) -> Answer:
+    def handle(
+        self, body: bytes, caller: Caller = UNAUTHENTICATED, started: float | None = None
+    ) -> Answer:
         """Judge one review; ``caller`` (the verified client certificate, if the app required
-        one) is recorded in the decision's snapshot."""
-        started = time.monotonic()
+        one) is recorded in the decision's snapshot. ``started``: when the review arrived, if
+        it waited for a thread (its budget runs from then, not from now)."""
+        started = time.monotonic() if started is None else started
         try:
             judged = self.prepare(body, started, caller)
             return judged if isinstance(judged, Answer) else self._answer(judged)

@@ -72,7 +72,7 @@ class WarmJudge:
         webhook = self.webhook
         started = time.monotonic()
         if len(body) > LARGE_BODY:
-            return await self._large_review(body, caller)
+            return await self._large_review(body, caller, started)
         try:
             judged = webhook.prepare(body, started, caller, warm_only=True)
         except ColdReview as e:  # parsed already: judged on from its evidence stage
@@ -80,7 +80,7 @@ class WarmJudge:
             return await self._in_turn(e, started, partial(webhook.finish, e.unjudged))
         except NotWarm as e:
             webhook.metrics.inc(webhook.metrics.judged, "pool")
-            return await self._in_turn(e, started, partial(webhook.handle, body, caller))
+            return await self._in_turn(e, started, partial(webhook.handle, body, caller, started))
         webhook.metrics.inc(webhook.metrics.judged, "inline")
         try:
             if isinstance(judged, Answer):
@@ -95,7 +95,7 @@ class WarmJudge:
         finally:
             webhook.metrics.duration.observe(time.monotonic() - started)
 
-    async def _large_review(self, body: bytes, caller: Caller) -> Answer:
+    async def _large_review(self, body: bytes, caller: Caller, started: float) -> Answer:
         """A review of more than ``LARGE_BODY`` bytes, judged whole in a thread, at most
         ``LARGE_AT_ONCE`` at once. Parsed on the event loop, a 3 MB review held it for about
         0.4 s and 25 MB of memory: thirty such dry runs at once (they never reach etcd, so its
@@ -106,7 +106,9 @@ class WarmJudge:
         self.webhook.metrics.inc(self.webhook.metrics.judged, "pool")
         async with self._large:
             loop = asyncio.get_running_loop()
-            return await loop.run_in_executor(self.offload, self.webhook.handle, body, caller)
+            return await loop.run_in_executor(
+                self.offload, self.webhook.handle, body, caller, started
+            )
 
     async def _in_turn(self, e: NotWarm, started: float, work: Callable[[], Answer]) -> Answer:
         """``work`` in a thread, in its namespace's turn: at most ``per_namespace`` of one
