@@ -23,7 +23,9 @@ class _Crashing(Webhook):
     """A webhook with a bug: every judgement raises, on the event loop (``prepare``, warm reviews)
     and in the judging threads (``handle``) alike."""
 
-    def handle(self, body: bytes, caller: Caller = UNAUTHENTICATED) -> Any:
+    def handle(
+        self, body: bytes, caller: Caller = UNAUTHENTICATED, started: float | None = None
+    ) -> Any:
         raise RuntimeError("a bug")
 
     def prepare(
