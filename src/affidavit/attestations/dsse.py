@@ -208,26 +208,69 @@ def _decode_envelope(data: bytes) -> Envelope | None:
     A well-formed envelope only: msgspec reads escaped and repeated keys and the strings' escapes
     as ``json`` does, and refuses what it would read differently (a lone surrogate escape, a
     byte-order mark, text that is not UTF-8); each refusal, like every malformed envelope, goes
-    to the exact path, which decides with its own message (``tests/unit/attestations``)."""
+    to the exact path, which decides with its own message (``tests/unit/attestations``).
+
+    ASCII text with no escape anywhere is what signers write; for it the payload's tens of KB
+    are skimmed, not scanned by msgspec (``_skim_envelope``)."""
+    if not data.isascii() or b"\\" in data:
+        return None  # the payload's text is not its JSON bytes: the exact path reads it
+    skimmed = _skim_envelope(data)
+    if skimmed is not None:
+        return skimmed
     document = fast_decode(data, "envelope")
-    if document is None:
+    if document is None or not document.signatures:
         return None
     view = memoryview(document.payload)  # the payload's JSON token, as it is in ``data``
-    # a JSON string; in ASCII text with no escape anywhere its bytes between the quotes are
-    # exactly the string's (anything else: the exact path reads it)
-    if (
-        not document.signatures
-        or len(view) < 2
-        or view[0] != 0x22
-        or not data.isascii()
-        or b"\\" in data
-    ):
+    if len(view) < 2 or view[0] != 0x22:  # not a string
         return None
+    return _envelope(document, view[1:-1], None)
+
+
+def _envelope(document: Any, text: memoryview, decoded: bytes | None) -> Envelope:
     signatures = tuple(Signature(sig=s.sig, keyid=s.keyid) for s in document.signatures)
     envelope = Envelope("", document.payload_type, signatures)
     del envelope.__dict__["payload"]  # made from the view when read (Envelope.__getattr__)
-    envelope.__dict__["_payload_text"] = view[1:-1]
+    envelope.__dict__["_payload_text"] = text
+    if decoded is not None:
+        object.__setattr__(envelope, "_payload", decoded)
     return envelope
+
+
+#: What stands in for the payload's text while the rest is decoded: an escape, which text with
+#: no backslash holds nowhere else.
+_SKIM_MARK = b"\\u0000"
+_SKIM_TOKEN = b'"' + _SKIM_MARK + b'"'
+
+
+def _skim_envelope(data: bytes) -> Envelope | None:
+    """``_decode_envelope`` of ASCII ``data`` with no backslash, its payload decoded, without
+    reading the payload's text as JSON; None where this does not decide.
+
+    Without a backslash no string can hold a quote, so the text between the first quote after
+    the first ``"payload"`` and the next quote is found by ``bytes.find`` (memchr), not scanned
+    a character at a time. An escape is put in its place and msgspec decodes what is left (a few
+    hundred bytes) as the envelope. A backslash is only valid JSON inside a string, so if that
+    decodes, the text taken out was a string's; and if the payload msgspec reads is the escape,
+    it was the payload's, and the last of that key's values, as ``json`` takes it. When strict
+    base64 decodes the text, it holds only characters a string may hold as they are (no quote,
+    backslash or control character), so the whole is as valid as what msgspec decoded, and the
+    same envelope, its payload decoded as ``Envelope.payload_bytes`` decodes it. Anything else
+    (the first ``"payload"`` not the key, a repeated key, a payload that is not base64): None,
+    and msgspec reads the whole."""
+    key = data.find(b'"payload"')
+    opening = data.find(b'"', key + 9) if key >= 0 else -1
+    closing = data.find(b'"', opening + 1) if opening >= 0 else -1
+    if closing < 0:
+        return None
+    document = fast_decode(data[: opening + 1] + _SKIM_MARK + data[closing:], "envelope")
+    if document is None or not document.signatures or bytes(document.payload) != _SKIM_TOKEN:
+        return None
+    text = memoryview(data)[opening + 1 : closing]
+    try:
+        decoded = b64decode(text)
+    except (binascii.Error, ValueError):  # msgspec, then the exact path, decide
+        return None
+    return _envelope(document, text, decoded)
 
 
 def envelope_from_document(document: object) -> Envelope:

@@ -157,6 +157,117 @@ def test_the_envelope_decode_makes_what_json_makes_or_refuses(
         assert (fast.payload, fast.payload_type, fast.signatures) == _envelope_exact(data)
 
 
+# -- the skim: an envelope's payload found by quotes, the rest decoded by msgspec ---------------
+# ``_skim_envelope`` takes the text after the first ``"payload"`` out without reading it as JSON;
+# what it makes must be what ``json`` makes, and where it cannot be sure it must leave the
+# envelope to msgspec (None). The cases are the ones where the text taken out is not the payload.
+
+_SIG = '"signatures":[{"sig":"QQ=="}]'
+_SKIMMED = [  # the skim decides these
+    b'{"payload":"QUJD","payloadType":"t",' + _SIG.encode() + b"}",
+    b'{"payloadType":"t",' + _SIG.encode() + b',"payload":"QUJD"}',  # the payload last
+    b' {"payload" : "QUJD" ,"payloadType":"t",' + _SIG.encode() + b"}\n",
+    b'{"payload":"-_-_","payloadType":"t",' + _SIG.encode() + b"}",  # URL-safe
+    b'{"payload":"QUI","payloadType":"t",' + _SIG.encode() + b"}",  # unpadded
+    b'{"payload":"","payloadType":"t",' + _SIG.encode() + b"}",
+]
+_NOT_SKIMMED = [  # msgspec or the exact path decides these (some accept, some refuse)
+    # a repeated key: the first value is taken out, json takes the last
+    b'{"payload":"eA==","payload":"QUJD","payloadType":"t",' + _SIG.encode() + b"}",
+    # the first "payload" a value: the key after it is taken out
+    b'{"payloadType":"payload","payload":"QUJD",' + _SIG.encode() + b"}",
+    b'{"payloadType":"t","signatures":[{"keyid":"payload","sig":"QQ=="}],"payload":"QUJD"}',
+    # the text after "payload" is not a string: the escape put there is no valid JSON
+    b'{"a":"b"payload"c":"QUJD","payload":"QUJD","payloadType":"t",' + _SIG.encode() + b"}",
+    b'["payload" ,"QUJD"]',
+    b'{"payload":1,"x":"QUJD","payloadType":"t",' + _SIG.encode() + b"}",
+    # not base64, or holding what a JSON string may not hold raw
+    b'{"payload":"QU\x01JD","payloadType":"t",' + _SIG.encode() + b"}",
+    b'{"payload":"QU JD","payloadType":"t",' + _SIG.encode() + b"}",
+    b'{"payload":"QUJD" "x","payloadType":"t",' + _SIG.encode() + b"}",
+    b'{"payload":"QUJD","payloadType":"t","signatures":[]}',
+    b'{"payload":"QUJD","payloadType":"t",' + _SIG.encode() + b',"x":1}',
+    b'{"payload":"QUJD"',
+    b'{"payload":"QUJD',
+    b'{"payload"',
+]
+
+
+@pytest.mark.parametrize("data", _SKIMMED + _NOT_SKIMMED)
+def test_the_skim_makes_what_json_makes_or_leaves_the_envelope(
+    data: bytes, msgspec_loaded: None
+) -> None:
+    from affidavit.attestations.dsse import _decode_envelope, _skim_envelope, b64decode
+
+    skimmed = _skim_envelope(data)
+    assert (skimmed is not None) == (data in _SKIMMED)
+    fast = _decode_envelope(data)
+    if fast is not None:  # skimmed or decoded by msgspec: what json makes
+        assert (fast.payload, fast.payload_type, fast.signatures) == _envelope_exact(data)
+    if skimmed is not None:
+        assert skimmed._payload == b64decode(skimmed.payload)  # decoded, as payload_bytes would
+
+
+def test_the_skim_agrees_with_json_on_thousands_of_mangled_envelopes(msgspec_loaded: None) -> None:
+    """Random edits of real envelopes (quotes, backslashes, brackets, keys, base64 characters),
+    seeded: wherever the fast decode takes one, json makes the same envelope."""
+    import random
+
+    from affidavit.attestations.dsse import _decode_envelope, _skim_envelope, b64decode
+
+    bases = [
+        b'{"payload":"eyJhIjoxfQ==","payloadType":"application/vnd.in-toto+json",'
+        b'"signatures":[{"keyid":"k","sig":"MEUCIQ=="}]}',
+        b'{"payloadType":"t","signatures":[{"sig":"QQ=="},{"keyid":"payload","sig":"Qg=="}],'
+        b'"payload":"cGF5bG9hZA=="}',
+    ]
+    pieces = [
+        b'"',
+        b"\\",
+        b"{",
+        b"}",
+        b"[",
+        b"]",
+        b",",
+        b":",
+        b" ",
+        b"A",
+        b"=",
+        b"-",
+        b'"payload"',
+        b'"payload":"QUJD"',
+        b'"x":"y"',
+        b"\x01",
+        b"1",
+    ]
+    members = [b'"payload":"QUJD",', b'"payload":"eA==",', b'"payloadType":"payload",', b'"x":1,']
+    rng = random.Random(11)
+    skimmed = taken = 0
+    for _ in range(4000):
+        data = bytearray(rng.choice(bases))
+        for _ in range(rng.randint(1, 3)):
+            at = rng.randrange(len(data) + 1)
+            if rng.random() < 0.3:  # a member added where members go (a repeated key, say)
+                at = rng.choice([i + 1 for i, c in enumerate(data) if c in b"{,"] or [0])
+                data[at:at] = rng.choice(members)
+            elif rng.random() < 0.4 and at < len(data):
+                del data[at : at + rng.randint(1, 4)]
+            else:
+                data[at:at] = rng.choice(pieces)
+        text = bytes(data)
+        fast = _decode_envelope(text)
+        if fast is None:
+            continue
+        taken += 1
+        assert (fast.payload, fast.payload_type, fast.signatures) == _envelope_exact(text), text
+        skim = _skim_envelope(text)
+        if skim is not None:
+            skimmed += 1
+            assert (skim.payload, skim.payload_type, skim.signatures) == _envelope_exact(text)
+            assert skim._payload == b64decode(skim.payload), text
+    assert skimmed > 200 and taken > skimmed  # both paths were exercised
+
+
 def _statement(predicate: str, *, extra: str = "", prefix: str = "") -> bytes:
     return (
         prefix + '{"_type":"https://in-toto.io/Statement/v1","subject":[' + _S + "],"
