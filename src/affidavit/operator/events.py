@@ -12,6 +12,7 @@ PolicyReport CRD, a report per workload is kept as well. The cursor is stored in
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import re
 from collections.abc import Callable
@@ -19,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from kubernetes import client
+from kubernetes.client.exceptions import ApiException
 
 from affidavit.errors import AffidavitError
 from affidavit.ledger import Ledger, LedgerRecord
@@ -79,10 +81,52 @@ def short_message(record: LedgerRecord) -> str:
     return text + why
 
 
+#: Object names (an Event's, a PolicyReport's) are DNS subdomains: at most 253 characters.
+_MAX_NAME = 253
+#: What a PolicyReport lists of one decision: a few rules at most in practice; a decision of 64
+#: images each missing everything stays well inside etcd's 1.5 MiB object limit.
+_MAX_RESULTS = 50
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^a-z0-9.-]+", "-", text.lower())
+
+
 def event_name(record: LedgerRecord) -> str:
-    """A valid, unique object name for the Event of one decision."""
-    slug = re.sub(r"[^a-z0-9.-]+", "-", f"{record.name}.affidavit-{record.id}".lower())
-    return slug.strip(".-")[:253]
+    """A valid, unique object name for the Event of one decision: the workload's name, cut
+    where it must be, then the decision id, always (a name of 253 characters would otherwise
+    leave no room for it, and every later Event of that workload would collide)."""
+    suffix = _slug(f".affidavit-{record.id}").rstrip(".-")
+    head = _slug(record.name).strip(".-")[: _MAX_NAME - len(suffix)].rstrip(".-")
+    return (head + suffix).lstrip(".-")
+
+
+def report_name(kind: str, name: str) -> str:
+    """The PolicyReport of one workload: ``affidavit-<kind>-<name>``, or, where that is longer
+    than a name may be, its first characters and a hash of the whole (still one per workload)."""
+    full = _slug(f"affidavit-{kind}-{name}").strip(".-")
+    if len(full) <= _MAX_NAME:
+        return full
+    digest = hashlib.sha256(f"{kind}/{name}".encode()).hexdigest()[:16]
+    return full[: _MAX_NAME - 17].rstrip(".-") + "-" + digest
+
+
+def _transient(error: AffidavitError) -> bool:
+    """Whether a failed call is worth retrying: the API server unreachable, overloaded or
+    failing (no status, 429, 5xx). Anything else (the namespace gone or terminating, an object
+    the API server refuses) fails the same way every time."""
+    cause = error.__cause__
+    status = getattr(cause, "status", None) if isinstance(cause, ApiException) else None
+    return status is None or status == 429 or status >= 500
+
+
+def _bounded(message: str, most: int = 4 * _MAX_MESSAGE) -> str:
+    """A PolicyReport result's message, cut to ``most`` characters where it is longer (the
+    whole text is in the ledger)."""
+    if len(message) <= most:
+        return message
+    cut = " … (cut; the ledger holds the whole text)"
+    return message[: most - len(cut)] + cut
 
 
 def event_body(record: LedgerRecord, cluster: str) -> Any:
@@ -122,6 +166,8 @@ class EventReporter:
     #: Only the replica holding the operator Lease reports (see affidavit.operator.leader).
     is_leader: Callable[[], bool] = lambda: True
     _policy_reports: bool | None = field(default=None, repr=False)
+    #: Decisions whose Event or PolicyReport the API server refused for good (logged, skipped).
+    skipped: int = 0
 
     def load_cursor(self) -> int:
         """The last seq already reported, if the stored cursor belongs to this ledger.
@@ -163,12 +209,45 @@ class EventReporter:
             records = self.ledger.after(self.cursor, self.batch)
             if not records:
                 return emitted
+            done: LedgerRecord | None = None
             for record in records:
                 if record.outcome in REASONS:
-                    self.emit(record)
-                    emitted += 1
+                    try:
+                        self.emit(record)
+                    except AffidavitError as e:
+                        if _transient(e):  # tried again from this decision on the next poll
+                            if done is not None:
+                                self.cursor = done.seq
+                                self.save_cursor(done)
+                            raise
+                        # One decision's refusal must not hold every later one (in any
+                        # namespace) back for ever: a namespace deleted after a denial, say.
+                        self.skipped += 1
+                        log.warning(
+                            "no Event or PolicyReport for decision %s (%s/%s in %s): %s; it "
+                            "stays in the ledger (affidavit explain --decision %s)",
+                            record.id,
+                            record.kind,
+                            printable(record.name),
+                            record.namespace,
+                            e.message,
+                            record.id,
+                        )
+                    else:
+                        emitted += 1
+                done = record
             self.cursor = records[-1].seq
             self.save_cursor(records[-1])
+
+    def render(self) -> bytes:
+        """``affidavit_operator_events_skipped_total`` in Prometheus's text format."""
+        return (
+            b"# HELP affidavit_operator_events_skipped_total Denials and warnings whose Event "
+            b"or PolicyReport the API server refused (the log names each; the ledger keeps "
+            b"them).\n"
+            b"# TYPE affidavit_operator_events_skipped_total counter\n"
+            b"affidavit_operator_events_skipped_total %d\n" % self.skipped
+        )
 
     def emit(self, record: LedgerRecord) -> None:
         body = event_body(record, self.cluster)
@@ -196,21 +275,24 @@ class EventReporter:
     def report(self, record: LedgerRecord) -> None:
         """Replace the workload's PolicyReport with the results of this decision."""
         group, version, plural = POLICY_REPORT
-        name = re.sub(r"[^a-z0-9.-]+", "-", f"affidavit-{record.kind}-{record.name}".lower())
+        name = report_name(record.kind, record.name)
         result = "fail" if record.outcome == "denied" else "warn"
         stamp = int(record.time.timestamp())
-        results = [
+        violations = recorded_violations(record)
+        results: list[dict[str, Any]] = [
             {
                 "source": "affidavit",
                 "policy": v.policy,
                 "rule": v.rule,
                 "result": result,
-                "message": v.message,
+                "message": _bounded(v.message),
                 "timestamp": {"seconds": stamp, "nanos": 0},
                 "properties": {"decision": record.id},
             }
-            for v in recorded_violations(record)
+            for v in violations[:_MAX_RESULTS]
         ]
+        if len(violations) > _MAX_RESULTS:
+            results[-1]["properties"]["omitted"] = str(len(violations) - _MAX_RESULTS)
         body: dict[str, Any] = {
             "apiVersion": f"{group}/{version}",
             "kind": "PolicyReport",

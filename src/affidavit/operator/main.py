@@ -252,8 +252,8 @@ async def run_async(
         reconciler.on_index = rechecker.index_changed
         loops.append(asyncio.create_task(rechecker.run(stop), name="affidavit-recheck"))
     drift = webhook_owner.Drift()
+    renderers = [drift.render] + ([rechecker.render] if rechecker is not None else [])
     if settings.readiness_endpoint:
-        renderers = [drift.render] + ([rechecker.render] if rechecker is not None else [])
 
         def metrics() -> bytes:
             return b"".join(render() for render in renderers)
@@ -306,6 +306,7 @@ async def run_async(
             interval=settings.events_interval,
             is_leader=election.is_leader,
         )
+        renderers.append(reporter.render)  # read at each scrape: the list, not a copy
         loops.append(asyncio.create_task(reporter.run(stop), name="affidavit-events"))
     registry = build_registry(reconciler, settings, stop)
     kopf_stop: asyncio.Future[Any] = asyncio.get_running_loop().create_future()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime
 import uuid
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -150,4 +151,54 @@ def test_a_cursor_from_another_ledger_is_not_trusted(
     again = EventReporter(api=kube.connect(control_plane.kubeconfig), ledger=ledger,
                           namespace=state_ns)  # fmt: skip
     assert again.load_cursor() == 2
+    assert again.poll_once() == 0
+
+
+def test_a_decision_the_api_server_refuses_to_report_does_not_hold_back_the_rest(
+    control_plane: ControlPlaneInfo, kubectl: Kubectl, tmp_path: Path, crds: None
+) -> None:
+    """A denial in a namespace deleted since, a Pod named with all 253 characters a name may
+    have (its report's name would be longer) and a decision of hundreds of violations: each is
+    reported as far as the API server allows, or skipped and counted, and the denial after them
+    still becomes an Event. Before, the first refusal was raised on every poll, the cursor never
+    moved, and no Event or PolicyReport reached any namespace again."""
+    state_ns = "affidavit-skip-e2e"
+    kubectl("create", "namespace", state_ns, check=False)
+    kubectl("create", "namespace", NS, check=False)
+    ledger = Ledger(f"sqlite:///{tmp_path / 'ledger.db'}")
+    gone = replace(decision("denied", "checkout", (MISSING_REVIEW,)),
+                   namespace=f"affidavit-gone-{uuid.uuid4().hex[:8]}")  # fmt: skip
+    long_name = ("p" + uuid.uuid4().hex) * 8
+    long_name = (long_name * 2)[:253]
+    pod = replace(decision("denied", long_name, (MISSING_REVIEW,)), kind="Pod")
+    pod_again = replace(decision("denied", long_name, (MISSING_REVIEW,)), kind="Pod")
+    many = tuple(replace(MISSING_REVIEW, found=f"junk layer {i}: " + "x" * 10_000)
+                 for i in range(300))  # fmt: skip
+    crowded = decision("denied", f"crowded-{uuid.uuid4().hex[:8]}", many)
+    after = decision("denied", f"after-{uuid.uuid4().hex[:8]}", (MISSING_REVIEW,))
+    for d in (gone, pod, pod_again, crowded, after):
+        ledger.append(d)
+    reporter = EventReporter(api=kube.connect(control_plane.kubeconfig), ledger=ledger,
+                             namespace=state_ns)  # fmt: skip
+
+    assert reporter.poll_once() == 4
+    assert reporter.skipped == 1  # the deleted namespace's
+    assert b"affidavit_operator_events_skipped_total 1\n" in reporter.render()
+    assert len(events_for(kubectl, after.name)) == 1
+    # both denials of the long-named Pod have their own Event: the decision id is kept whole
+    ids = sorted(e["message"].split("decision ")[1][:36] for e in events_for(kubectl, long_name))
+    assert ids == sorted([pod.id, pod_again.id])
+    reports = get_json(kubectl, "policyreports.wgpolicyk8s.io", "-n", NS)
+    assert reports is not None
+    (long_report,) = [r for r in reports["items"] if r["scope"]["name"] == long_name]
+    assert len(long_report["metadata"]["name"]) <= 253
+    assert long_report["results"][0]["properties"] == {"decision": pod_again.id}
+    (crowded_report,) = [r for r in reports["items"] if r["scope"]["name"] == crowded.name]
+    assert len(crowded_report["results"]) == 50
+    assert crowded_report["results"][-1]["properties"]["omitted"] == "250"
+    assert all(len(r["message"]) <= 4000 for r in crowded_report["results"])
+    # the cursor moved past all five: a fresh reporter has nothing left to do
+    again = EventReporter(api=kube.connect(control_plane.kubeconfig), ledger=ledger,
+                          namespace=state_ns)  # fmt: skip
+    assert again.load_cursor() == 5
     assert again.poll_once() == 0
