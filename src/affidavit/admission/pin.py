@@ -14,9 +14,10 @@ pinned as the controllers create them. A Pod's UPDATE (a container's image is mu
 same for each image the update brings in; an image the Pod already ran is left as written,
 since rewriting it would restart its container, and the validating webhook admits an update that
 changes no image without judging it. Nothing is written for an image that no policy covers
-(its registry is not ours to contact), nor for one an active exception admits by name (an
-exception naming a tag does not cover every digest), nor for one whose tag does not resolve in
-time: the validating webhook then judges it as before, and denies what it cannot verify. The
+(its registry is not ours to contact), nor for one an active exception admits by name because
+its evidence falls short (an exception naming a tag does not cover its pinned form; where the
+evidence suffices the exception is not used, and the tag is pinned), nor for one whose tag does
+not resolve in time: the validating webhook then judges it as before, and denies what it cannot verify. The
 mutation never denies on its own, except a request it cannot read, refused like a bad review.
 
 ``/mutate`` also receives AccountabilityExceptions, and stamps who asked for each
@@ -37,11 +38,18 @@ from typing import Any
 
 from affidavit.admission.decide import Answer, Webhook
 from affidavit.admission.resolve import Lookup, Outcome
-from affidavit.admission.review import MalformedReview, parse_review, review_response
+from affidavit.admission.review import (
+    MalformedReview,
+    ParsedRequest,
+    parse_review,
+    review_response,
+)
 from affidavit.admission.stamp import is_exception, stamp_patch
-from affidavit.admission.workloads import ContainerImage, extract_images
+from affidavit.admission.workloads import ContainerImage, WorkloadImages, extract_images
 from affidavit.attestations.reference import canonical_image
 from affidavit.errors import InputError
+from affidavit.ids import new_id
+from affidavit.policy.evaluate import RequestContext
 
 log = logging.getLogger("affidavit.admission")
 
@@ -79,23 +87,20 @@ class Pinner:
             return Answer(200, review_response(e.uid, allowed=False, message=e.message, code=400))
         kept = _images_before(req.old_object) if req.operation == "UPDATE" else frozenset()
         tags = [c for c in pod.containers if "@" not in c.image and c.image not in kept]
-        if len(pod.images) > self.webhook.judge.max_images:
+        if _distinct(pod.images) > self.webhook.judge.max_images:
             tags = []  # the validating webhook refuses the request; nothing to look up
-        patch = self._pins(tags, req.namespace, req.name, pod.pull_secrets, started) if tags else []
+        patch = self._pins(tags, req, pod, started) if tags else []
         annotations = {PINNED_ANNOTATION: str(len(patch))} if patch else None
         return Answer(
             200, review_response(req.uid, allowed=True, patch=patch, audit_annotations=annotations)
         )
 
     def _pins(
-        self,
-        tags: list[ContainerImage],
-        namespace: str,
-        name: str,
-        pull_secrets: tuple[str, ...],
-        started: float,
+        self, tags: list[ContainerImage], req: ParsedRequest, pod: WorkloadImages, started: float
     ) -> list[dict[str, Any]]:
-        """A JSON Patch ``replace`` for every tag whose evidence lookup resolved in time."""
+        """A JSON Patch ``replace`` for every tag whose evidence lookup resolved in time (and,
+        where an exception covers it, whose evidence admits the pinned form on its own)."""
+        namespace, name, pull_secrets = req.namespace, req.name, pod.pull_secrets
         index = self.webhook.policy.current()
         if index is None:
             return []  # the validating webhook refuses until an index is loaded
@@ -106,6 +111,7 @@ class Pinner:
             return []
         deadline = started + self.webhook.judge.budget_seconds
         jobs: dict[str, Future[Outcome]] = {}
+        excepted: set[str] = set()
         now = datetime.now(UTC)
         for image in dict.fromkeys(c.image for c in tags):
             try:
@@ -113,7 +119,7 @@ class Pinner:
             except InputError:
                 continue  # not an image reference: the validating webhook refuses the Pod
             if index.exceptions_for(namespace, "Pod", name, image, now):
-                continue  # break-glass admits it by name, not by evidence: nothing to pin
+                excepted.add(image)  # pinned only if its evidence admits it without one
             eff = index.effective(
                 cluster=self.webhook.judge.cluster,
                 region=self.webhook.judge.region,
@@ -140,6 +146,11 @@ class Pinner:
                 job.result() if job.done() and not job.cancelled() and not job.exception() else None
             )
             if isinstance(outcome, Lookup):
+                pinned = f"{image}@{outcome.digest}"
+                if image in excepted and not self._admits(req, pod, ns_labels, pinned, started):
+                    # Break-glass admits the tag by name, not by evidence: an exception naming
+                    # a tag does not cover its pinned form, so pinning would refuse the Pod.
+                    continue
                 digests[image] = outcome.digest
                 continue
             job.cancel()
@@ -157,6 +168,60 @@ class Pinner:
             self.webhook.metrics.pins.labels(result="pinned").inc()
             log.info("pinned %s at %s to %s", c.image, c.pointer, digest)
         return patch
+
+    def _admits(
+        self,
+        req: ParsedRequest,
+        pod: WorkloadImages,
+        ns_labels: Mapping[str, str],
+        pinned: str,
+        started: float,
+    ) -> bool:
+        """Whether the validating webhook would admit ``pinned`` in this Pod on its evidence
+        alone (the lookup that resolved it is cached: nothing is fetched again).
+
+        An exception that covers an image admits it only where its evidence falls short. Where
+        the evidence suffices the exception is not used, so the tag is pinned as any other:
+        left as written, a retag would run a digest nobody judged (with the decision recording
+        a clean admission and no exception), even one the exception itself could never admit,
+        such as one whose requester a ``separateRequester`` policy refuses."""
+        index = self.webhook.policy.current()
+        if index is None:
+            return False
+        ctx = RequestContext(
+            uid=req.uid,
+            cluster=self.webhook.judge.cluster,
+            region=self.webhook.judge.region,
+            namespace=req.namespace,
+            namespace_labels=ns_labels,
+            kind=req.kind,
+            name=req.name,
+            operation=req.operation,
+            user=req.user,
+            labels={**pod.pod_labels, **req.labels},
+            images=(pinned,),
+            unmatched_images=self.webhook.judge.unmatched_images,
+        )
+        try:
+            decision = self.webhook.judge_context(
+                ctx.canonical(), pod.pull_secrets, index, started=started, decision_id=new_id()
+            )
+        except Exception as e:  # the validating webhook judges the tag as written
+            log.warning("not pinning %s: judging its evidence failed: %s", pinned, e)
+            return False
+        return decision.outcome == "allowed" and decision.exception is None
+
+
+def _distinct(images: tuple[str, ...]) -> int:
+    """How many images the validating webhook counts: by canonical name (``Registry.example``
+    and ``registry.example``, a port written ``:05000`` and ``:5000``, are one image)."""
+    names = set()
+    for image in images:
+        try:
+            names.add(canonical_image(image))
+        except InputError:
+            names.add(image)
+    return len(names)
 
 
 def _images_before(old: Mapping[str, Any] | None) -> frozenset[str]:

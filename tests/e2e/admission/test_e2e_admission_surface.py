@@ -250,6 +250,30 @@ def test_an_image_admitted_by_exception_is_not_pinned(
         stack.kubectl("delete", "accountabilityexception", "hotfix", "-n", NS, "--ignore-not-found")
 
 
+def test_a_reviewed_image_an_exception_also_covers_is_pinned(
+    stack: ClusterStack, releases: Releases
+) -> None:
+    """An exception admits an image only where its evidence falls short. Where the evidence
+    suffices the exception is not used, so the tag is pinned as any other. Left as written (as
+    it was while any exception named it), a retag, then a gated Pod released or a restart,
+    ran a digest nobody judged, under a decision that recorded a clean admission and no
+    exception: even a digest the exception itself refuses (its requester deploying it)."""
+    image = tag(releases, "covered-1", releases.reviewed.digest)
+    apply_and_sync(stack, exception("covered", NS, [image], from_now(hours=1)))
+    try:
+        stack.apply(pod("covered", NS, image))
+        got = stack.kubectl("get", "pod", "covered", "-n", NS, "-o", "json").stdout
+        assert json.loads(got)["spec"]["containers"][0]["image"] == (
+            f"{image}@{releases.reviewed.digest}"
+        )
+        decision = latest(stack, NS, "Pod", "covered")
+        assert (decision.outcome, decision.exception) == ("allowed", None)
+    finally:
+        stack.kubectl(
+            "delete", "accountabilityexception", "covered", "-n", NS, "--ignore-not-found"
+        )
+
+
 def test_an_image_an_update_or_kubectl_debug_brings_in_runs_the_digest_that_was_verified(
     stack: ClusterStack, releases: Releases
 ) -> None:

@@ -168,6 +168,29 @@ def test_mutate_pins_covered_tags_to_the_resolved_digests(
     assert pinned["allowed"] is True
 
 
+def test_mutate_counts_images_as_the_validating_webhook_does(
+    webhook: WebhookProcess, images: Images
+) -> None:
+    """One image spelled 65 ways (the registry's port with leading zeros) is one image to the
+    validating webhook, which judges it; the pinner counted 65, past the cap of 64, and pinned
+    nothing, so the Pod ran the tag as written and a retag ran an unjudged digest."""
+    host, _, rest = images.good.partition("/")
+    address, _, port = host.rpartition(":")
+    spellings = [f"{address}:{'0' * i}{port}/{rest}" for i in range(1, 65)]
+    spec = {
+        **containers(images.good),
+        "volumes": [{"name": f"v{i}", "image": {"reference": s}} for i, s in enumerate(spellings)],
+    }
+    ops = patch_of(mutate(webhook, pod_review(spec, uid="u-spellings")))
+    assert len(ops) == 65
+    assert ops[0] == {
+        "op": "replace",
+        "path": "/spec/containers/0/image",
+        "value": f"{images.good}@{images.good_digest}",
+    }
+    assert ops[-1]["value"] == f"{spellings[-1]}@{images.good_digest}"
+
+
 def test_mutate_leaves_templates_and_the_images_an_update_keeps_alone(
     webhook: WebhookProcess, images: Images
 ) -> None:
