@@ -18,7 +18,6 @@ when the answer is ready), and answers are written by orjson.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import threading
@@ -191,13 +190,7 @@ def create_app(
                 return
             if path == "/mutate" and method == "POST":
                 # Pin a Pod's tags to the digests that were verified (affidavit.admission.pin).
-                await answer(
-                    receive,
-                    send,
-                    lambda body: asyncio.get_running_loop().run_in_executor(
-                        judges, pinner.handle, body
-                    ),
-                )
+                await answer(receive, send, lambda body: warm.pin(pinner, body))
                 return
             if path == "/healthz" and method == "GET":
                 await _respond(send, 200, b"ok\n", _TEXT)

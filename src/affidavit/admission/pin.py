@@ -18,7 +18,9 @@ changes no image without judging it. Nothing is written for an image that no pol
 its evidence falls short (an exception naming a tag does not cover its pinned form; where the
 evidence suffices the exception is not used, and the tag is pinned), nor for one whose tag does
 not resolve in time: the validating webhook then judges it as before, and denies what it cannot verify. The
-mutation never denies on its own, except a request it cannot read, refused like a bad review.
+mutation never denies on its own, except a request it cannot read, refused like a bad review,
+and one whose namespace has no turn free within its budget (its lookups share the validating
+webhook's threads and per-namespace turns: ``WarmJudge.pin``), refused with code 429.
 
 ``/mutate`` also receives AccountabilityExceptions, and stamps who asked for each
 (``affidavit.admission.stamp``).
@@ -57,15 +59,31 @@ PINNED_ANNOTATION = "pinned"
 
 
 @dataclass(frozen=True)
+class PinWork:
+    """A Pod review with tags to look up: ``Pinner.pin``'s part, which waits for registries."""
+
+    req: ParsedRequest
+    pod: WorkloadImages
+    tags: tuple[ContainerImage, ...]
+
+
+@dataclass(frozen=True)
 class Pinner:
     """The mutating half of the webhook; borrows the judge's policy, resolver, threads, budget."""
 
     webhook: Webhook
 
-    def handle(self, body: bytes) -> Answer:
+    def handle(self, body: bytes, started: float | None = None) -> Answer:
         """Answer a Pod CREATE or UPDATE review with a JSON Patch pinning the covered tags it
-        brings in, if any."""
-        started = time.monotonic()
+        brings in, if any. ``started``: when the review arrived (its budget runs from then)."""
+        started = time.monotonic() if started is None else started
+        work = self.prepare(body)
+        return work if isinstance(work, Answer) else self.pin(work, started)
+
+    def prepare(self, body: bytes) -> Answer | PinWork:
+        """Read the review (no I/O): its answer where nothing is to be looked up (a request
+        that is not a Pod's, a Pod with no tag to pin, an exception to stamp, a review it cannot
+        read), else what ``pin`` looks up, which waits for the registry."""
         if len(body) > self.webhook.judge.max_body_bytes:
             return self.webhook.too_large(body[:65536], len(body))
         try:
@@ -87,9 +105,16 @@ class Pinner:
             return Answer(200, review_response(e.uid, allowed=False, message=e.message, code=400))
         kept = _images_before(req.old_object) if req.operation == "UPDATE" else frozenset()
         tags = [c for c in pod.containers if "@" not in c.image and c.image not in kept]
-        if _distinct(pod.images) > self.webhook.judge.max_images:
-            tags = []  # the validating webhook refuses the request; nothing to look up
-        patch = self._pins(tags, req, pod, started) if tags else []
+        if not tags or _distinct(pod.images) > self.webhook.judge.max_images:
+            # nothing to pin, or the validating webhook refuses the request: nothing to look up
+            return Answer(200, review_response(req.uid, allowed=True))
+        return PinWork(req, pod, tuple(tags))
+
+    def pin(self, work: PinWork, started: float) -> Answer:
+        """The answer to ``work``: its tags looked up (under the budget that began at
+        ``started``) and those resolved pinned."""
+        req = work.req
+        patch = self._pins(list(work.tags), req, work.pod, started)
         annotations = {PINNED_ANNOTATION: str(len(patch))} if patch else None
         return Answer(
             200, review_response(req.uid, allowed=True, patch=patch, audit_annotations=annotations)

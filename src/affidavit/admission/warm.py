@@ -34,6 +34,7 @@ from functools import partial
 
 from affidavit.admission.decide import UNAUTHENTICATED, Answer, ColdReview, Judged, Webhook
 from affidavit.admission.gather import NotWarm
+from affidavit.admission.pin import Pinner
 from affidavit.admission.review import review_response
 from affidavit.errors import LedgerError
 from affidavit.ledger import RecordResult
@@ -77,10 +78,12 @@ class WarmJudge:
             judged = webhook.prepare(body, started, caller, warm_only=True)
         except ColdReview as e:  # parsed already: judged on from its evidence stage
             webhook.metrics.inc(webhook.metrics.judged, "pool")
-            return await self._in_turn(e, started, partial(webhook.finish, e.unjudged))
+            work = partial(webhook.finish, e.unjudged)
+            return await self._in_turn(e.namespace, e.uid, started, work)
         except NotWarm as e:
             webhook.metrics.inc(webhook.metrics.judged, "pool")
-            return await self._in_turn(e, started, partial(webhook.handle, body, caller, started))
+            work = partial(webhook.handle, body, caller, started)
+            return await self._in_turn(e.namespace, e.uid, started, work)
         webhook.metrics.inc(webhook.metrics.judged, "inline")
         try:
             if isinstance(judged, Answer):
@@ -110,7 +113,30 @@ class WarmJudge:
                 self.offload, self.webhook.handle, body, caller, started
             )
 
-    async def _in_turn(self, e: NotWarm, started: float, work: Callable[[], Answer]) -> Answer:
+    async def pin(self, pinner: Pinner, body: bytes) -> Answer:
+        """The mutating webhook's answer (``Pinner``): read on the event loop (an exception's
+        stamp, a Pod with nothing to pin: no thread at all), its lookups in a thread in its
+        namespace's turn, the same turns as the validating webhook's cold reviews. On the
+        shared threads first come, first served, one namespace's flood of Pod dry runs naming
+        tags on a slow registry (each holding a thread for its whole budget, counted from when
+        the thread started) held every thread, and every Pod's pinning and every other
+        namespace's cold review in the cluster answered after the API server's timeout."""
+        started = time.monotonic()
+        loop = asyncio.get_running_loop()
+        if len(body) > LARGE_BODY:
+            if self._large is None:
+                self._large = asyncio.Semaphore(LARGE_AT_ONCE)
+            async with self._large:
+                return await loop.run_in_executor(self.offload, pinner.handle, body, started)
+        work = pinner.prepare(body)
+        if isinstance(work, Answer):
+            return work
+        pin = partial(pinner.pin, work, started)
+        return await self._in_turn(work.req.namespace, work.req.uid, started, pin)
+
+    async def _in_turn(
+        self, namespace: str | None, uid: str | None, started: float, work: Callable[[], Answer]
+    ) -> Answer:
         """``work`` in a thread, in its namespace's turn: at most ``per_namespace`` of one
         namespace's reviews hold a thread at once. The threads are shared (first come, first
         served), so one namespace's flood of reviews that each wait out their budget on a slow
@@ -119,22 +145,22 @@ class WarmJudge:
         within its budget is denied, never left to the API server's timeout (which
         ``failurePolicy: Ignore`` would turn into an admission)."""
         loop = asyncio.get_running_loop()
-        if e.namespace is None or e.uid is None:
+        if namespace is None or uid is None:
             return await loop.run_in_executor(self.offload, work)
-        turn = self._turns.get(e.namespace)
+        turn = self._turns.get(namespace)
         if turn is None:
-            turn = self._turns[e.namespace] = asyncio.Semaphore(self.per_namespace)
+            turn = self._turns[namespace] = asyncio.Semaphore(self.per_namespace)
         left = self.webhook.judge.budget_seconds - (time.monotonic() - started)
         try:
             await asyncio.wait_for(turn.acquire(), timeout=max(0.0, left))
         except TimeoutError:
-            log.warning("review %s of namespace %s denied: no turn free", e.uid, e.namespace)
+            log.warning("review %s of namespace %s denied: no turn free", uid, namespace)
             message = (
                 f"Affidavit is judging {self.per_namespace} other requests of namespace"
-                f" {e.namespace} (the most it judges of one namespace at once) and none ended"
+                f" {namespace} (the most it judges of one namespace at once) and none ended"
                 " within this one's time; retry, or send fewer at once"
             )
-            return Answer(200, review_response(e.uid, allowed=False, message=message, code=429))
+            return Answer(200, review_response(uid, allowed=False, message=message, code=429))
         try:
             return await loop.run_in_executor(self.offload, work)
         finally:

@@ -14,6 +14,7 @@ request, after half a second, with 404.
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import time
 from collections.abc import Iterator
@@ -26,6 +27,7 @@ import yaml
 from admission_support import attest_provenance, make_signing, policy, push, review
 
 from affidavit.admission.decide import Answer, Judge, Webhook
+from affidavit.admission.pin import Pinner
 from affidavit.admission.policy_source import FilePolicySource
 from affidavit.admission.resolve import EvidenceResolver
 from affidavit.admission.warm import LARGE_BODY, WarmJudge
@@ -181,3 +183,85 @@ def test_large_reviews_are_judged_in_threads_and_do_not_hold_the_others(
         webhook.close()
     assert _response(small)["allowed"] is True
     assert pending > 0  # answered while large reviews were still being judged
+
+
+def _pod_review(image: str, uid: str, namespace: str) -> bytes:
+    body = review(image, uid=uid, namespace=namespace, kind="Pod")
+    request = body["request"]
+    request["kind"] = {"group": "", "version": "v1", "kind": "Pod"}
+    request["resource"] = {"group": "", "version": "v1", "resource": "pods"}
+    request["object"] = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": request["name"], "namespace": namespace},
+        "spec": request["object"]["spec"]["template"]["spec"],
+    }
+    return json.dumps(body).encode()
+
+
+def _pins(
+    setup: tuple[Path, str], slow: HostileRegistry, per_namespace: int
+) -> tuple[list[Answer], Answer]:
+    """The same stream as ``_answers``, of Pods to pin (``/mutate``): the attacker's name tags
+    on the slow registry, the release's the attested image's tag."""
+    policies, good = setup
+    webhook = Webhook(
+        judge=Judge(cluster="prod-1", region="eu-west-1", budget_seconds=BUDGET),
+        policy=FilePolicySource(policies),
+        resolver=EvidenceResolver(
+            cache=EvidenceCache(),
+            registry_timeout=BUDGET * 0.9,
+            insecure_hosts=(slow.host,),
+            allowed_hosts=(slow.host,),
+        ),
+    )
+    threads = ThreadPoolExecutor(6)
+    warm = WarmJudge(webhook, threads, per_namespace=per_namespace)
+    pinner = Pinner(webhook)
+    tag = good.split("@")[0] + ":1"
+
+    def attack(i: int) -> asyncio.Task[Answer]:
+        body = _pod_review(f"{slow.host}/slow/app:{i}", f"a-{i}", "attacker")
+        return asyncio.create_task(warm.pin(pinner, body))
+
+    async def flood() -> tuple[list[Answer], Answer]:
+        attacks = []
+        for wave in range(WAVES):
+            attacks += [attack(wave * BATCH + i) for i in range(BATCH)]
+            if wave == 2:
+                release = asyncio.create_task(warm.pin(pinner, _pod_review(tag, "v", "shop")))
+            await asyncio.sleep(0.5)
+        return list(await asyncio.gather(*attacks)), await release
+
+    try:
+        return asyncio.run(flood())
+    finally:
+        threads.shutdown(wait=False)
+        webhook.close()
+
+
+def _patch(answer: Answer) -> list[dict[str, Any]]:
+    response = _response(answer)
+    assert response["allowed"] is True, response
+    if "patch" not in response:
+        return []
+    ops: list[dict[str, Any]] = json.loads(base64.b64decode(response["patch"]))
+    return ops
+
+
+def test_a_flood_of_pods_to_pin_leaves_threads_for_the_others(
+    setup: tuple[Path, str], slow: HostileRegistry
+) -> None:
+    """``/mutate`` ran on the shared threads first come, first served: one namespace's stream
+    of Pod dry runs naming tags on a slow registry held them all, and another namespace's Pod
+    was answered unpinned, after its budget (its tag then runs whatever it names later)."""
+    _attacks, release = _pins(setup, slow, per_namespace=2)
+    digest = setup[1].split("@")[1]
+    assert [op["value"].split("@")[1] for op in _patch(release)] == [digest]
+
+
+def test_first_come_first_served_the_same_flood_left_the_pod_unpinned(
+    setup: tuple[Path, str], slow: HostileRegistry
+) -> None:
+    _attacks, release = _pins(setup, slow, per_namespace=FLOOD)
+    assert _patch(release) == []
