@@ -22,6 +22,11 @@ from affidavit.kubeconfig import api_client, owner_readers
 __all__ = ["KubeApi", "api_client"]  # api_client: re-exported, defined in affidavit.kubeconfig
 
 
+#: How long past its server-side timeout a watch's connection may stay silent before it is
+#: taken for dead (and the ConfigMap listed again over a new one).
+WATCH_SLACK_SECONDS = 10.0
+
+
 class KubeApi:
     """Implements SecretReader, NamespaceReader, ConfigMapApi and OwnerReader over the client."""
 
@@ -98,6 +103,12 @@ class KubeApi:
         kwargs: dict[str, Any] = {
             "field_selector": f"metadata.name={name}",
             "timeout_seconds": timeout_seconds,
+            # The API server ends the watch after ``timeout_seconds``; a connection that died
+            # without closing (an API server node lost, a load balancer failing over,
+            # connection tracking dropped) never says so, and a watch only reads: without a
+            # read timeout the thread waited on it for ever, and the webhook kept an old
+            # index (a revoked exception admitting, a new policy never enforced) while ready.
+            "_request_timeout": (self._timeout, timeout_seconds + WATCH_SLACK_SECONDS),
         }
         if resource_version:
             kwargs["resource_version"] = resource_version

@@ -6,13 +6,18 @@ real Secret objects and turned into registry credentials."""
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
+import socket
 import threading
+import time
+import urllib.parse
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from admission_support import policy
 from kubernetes import client
 
@@ -173,3 +178,96 @@ def test_stop_interrupts_an_open_watch(core: client.CoreV1Api, kube: KubeApi) ->
     # stop() waits a few seconds for the thread; a loaded machine may take longer, but never
     # the watch's 600 s: a watch that stop() did not shut down outlives this wait
     wait_for(lambda: not watching(), "the policy watch thread to end after stop()", 60)
+
+
+class _FreezingRelay:
+    """A TCP relay on loopback to the API server whose open connections can be frozen: their
+    bytes stop in both directions and neither side is closed, as when an API server node is lost
+    or a load balancer fails over. Connections made after a freeze are relayed as usual."""
+
+    def __init__(self, target: tuple[str, int]) -> None:
+        self.target = target
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.frozen: set[int] = set()  # generations frozen
+        self.generation = 0
+        self.sockets: list[socket.socket] = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def freeze(self) -> None:
+        self.frozen.add(self.generation)
+        self.generation += 1
+
+    def close(self) -> None:
+        for s in [self.listener, *self.sockets]:
+            with contextlib.suppress(OSError):
+                s.close()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                near, _ = self.listener.accept()
+            except OSError:
+                return
+            far = socket.create_connection(self.target)
+            self.sockets += [near, far]
+            generation = self.generation
+            for a, b in ((near, far), (far, near)):
+                threading.Thread(target=self._pump, args=(a, b, generation), daemon=True).start()
+
+    def _pump(self, source: socket.socket, sink: socket.socket, generation: int) -> None:
+        while True:
+            try:
+                data = source.recv(65536)
+            except OSError:
+                return
+            while generation in self.frozen:  # held: nothing passes, nothing is closed
+                time.sleep(0.1)
+            if not data:
+                with contextlib.suppress(OSError):
+                    sink.shutdown(socket.SHUT_WR)
+                return
+            try:
+                sink.sendall(data)
+            except OSError:
+                return
+
+
+def test_a_watch_whose_connection_dies_silently_is_replaced(
+    core: client.CoreV1Api, cluster: ControlPlaneInfo, tmp_path: Path
+) -> None:
+    """The watch of the index ConfigMap had no read timeout: on a connection that died without
+    closing it waited for ever, and the webhook enforced an old index (a revoked exception
+    still admitting, a new policy never enforced) while it reported ready. Now a watch silent
+    past its server-side timeout is given up and the ConfigMap listed again."""
+    core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name="frozen")))
+    cm = client.V1ConfigMap(
+        metadata=client.V1ObjectMeta(name="affidavit-policy-index"),
+        data={"index.json": _index("baseline")},
+    )
+    core.create_namespaced_config_map("frozen", cm)
+    server = urllib.parse.urlsplit(cluster.server)
+    assert server.hostname is not None and server.port is not None
+    relay = _FreezingRelay((server.hostname, server.port))
+    config = yaml.safe_load(cluster.kubeconfig.read_text())
+    for entry in config["clusters"]:
+        entry["cluster"]["server"] = f"https://127.0.0.1:{relay.port}"
+    relayed = tmp_path / "relayed.kubeconfig"
+    relayed.write_text(yaml.safe_dump(config))
+    source = ConfigMapPolicySource(
+        KubeApi(api_client(relayed), request_timeout=2.0), "frozen", retry_seconds=0.2,
+        watch_seconds=2,
+    )  # fmt: skip
+    source.start()
+    try:
+        wait_for(lambda: _names(source) == ["baseline"], "the baseline index")
+        time.sleep(0.5)  # the watch is open on the relayed connection
+        relay.freeze()
+        core.patch_namespaced_config_map(
+            "affidavit-policy-index", "frozen", {"data": {"index.json": _index("tightened")}}
+        )
+        # the watch's 2 s, its 10 s of slack, a new connection and a list
+        wait_for(lambda: _names(source) == ["tightened"], "the index edited meanwhile", 60)
+    finally:
+        source.stop()
+        relay.close()
