@@ -41,6 +41,7 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from affidavit.errors import UsageError
 from affidavit.policy.decision import Caller
+from affidavit.printable import printable
 
 log = logging.getLogger("affidavit.admission")
 
@@ -122,10 +123,65 @@ def peer_certificate(tls_object: ssl.SSLObject | ssl.SSLSocket | None) -> PeerCe
     return _parse(der) if der else None
 
 
+#: The longest request target and the most header bytes a request may carry. The API server
+#: sends ``/validate?timeout=10s`` and a few short headers; httptools itself has no limit, and
+#: uvicorn grows the target by concatenation (quadratic), so one unauthenticated connection
+#: could send a 16 MB target or header and hold the event loop and the memory meanwhile.
+MAX_TARGET_BYTES = 8 * 1024
+MAX_HEADER_BYTES = 64 * 1024
+#: httptools gathers a header's pieces before it hands the header over, so the bytes received
+#: while a request's head is incomplete are bounded too (loosely: a read may hold the start of
+#: the body as well, and uvloop reads up to 256 KiB at once).
+MAX_HEAD_READ_BYTES = 1024 * 1024
+
+
+class RequestHeadTooLarge(Exception):
+    """Raised in the parser's callback: httptools turns it into a parse error, which uvicorn
+    answers with 400 and a closed connection."""
+
+
 class PeerCertProtocol(HttpToolsProtocol):
     """uvicorn's httptools protocol, plus the connection's verified client certificate in each
     scope (httptools: a C parser; uvicorn's pure-Python h11 one cost a third of the event
-    loop's time per request, see ``benchmarks/bench_webhook.py``)."""
+    loop's time per request, see ``benchmarks/bench_webhook.py``), and limits on the request's
+    target and headers (``MAX_TARGET_BYTES``, ``MAX_HEADER_BYTES``)."""
+
+    _header_bytes = 0
+    _head_read = 0  # bytes received since the request began, until its headers are complete
+    _in_head = True
+
+    def data_received(self, data: bytes) -> None:
+        if self._in_head:
+            self._head_read += len(data)
+            if self._head_read > MAX_HEAD_READ_BYTES:
+                self.send_400_response("Request head too large.")
+                return
+        super().data_received(data)
+
+    def on_message_begin(self) -> None:
+        self._header_bytes = 0
+        self._in_head = True
+        super().on_message_begin()
+
+    def on_headers_complete(self) -> None:
+        self._in_head = False
+        self._head_read = 0
+        super().on_headers_complete()
+
+    def on_message_complete(self) -> None:
+        self._in_head = True  # the next request on this connection begins with its head
+        super().on_message_complete()
+
+    def on_url(self, url: bytes) -> None:
+        if len(self.url) + len(url) > MAX_TARGET_BYTES:
+            raise RequestHeadTooLarge(f"request target over {MAX_TARGET_BYTES} bytes")
+        super().on_url(url)
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._header_bytes += len(name) + len(value)
+        if self._header_bytes > MAX_HEADER_BYTES:
+            raise RequestHeadTooLarge(f"request headers over {MAX_HEADER_BYTES} bytes")
+        super().on_header(name, value)
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -188,7 +244,14 @@ class RequireClientCert:
         if self.on_refused is not None:
             self.on_refused()
         client = scope.get("client") or ("?", 0)
-        log.warning("refused %s %s from %s: %s", scope["method"], scope["path"], client[0], reason)
+        # the path is the caller's (percent-decoded: a newline would forge a log line)
+        log.warning(
+            "refused %s %s from %s: %s",
+            scope["method"],
+            printable(scope["path"][:200]),
+            client[0],
+            printable(reason[:400]),
+        )
         body = json.dumps({"error": reason}).encode()
         await send(
             {

@@ -27,6 +27,7 @@ images.
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Callable
 from typing import Any
 
@@ -35,6 +36,13 @@ from starlette.concurrency import run_in_threadpool
 
 from affidavit.errors import LedgerError
 from affidavit.ledger import Ledger, LedgerRecord
+
+log = logging.getLogger("affidavit.admission")
+
+
+class _NoLedger(LedgerError):
+    """The webhook keeps no ledger: said as it is (nothing internal in it)."""
+
 
 #: The path prefix of the API (open without a client certificate when enabled).
 PREFIX = "/decisions"
@@ -56,11 +64,18 @@ def add_decision_routes(app: FastAPI, ledger: Callable[[], Ledger | None]) -> No
     def store() -> Ledger:
         found = ledger()
         if found is None:
-            raise LedgerError("this webhook runs without a ledger (--ledger ''): no decisions")
+            raise _NoLedger("this webhook runs without a ledger (--ledger ''): no decisions")
         return found
 
     def unavailable(e: LedgerError) -> Response:
-        return _json({"error": e.message}, 503)
+        if isinstance(e, _NoLedger):
+            return _json({"error": e.message}, 503)
+        # The cause names the database (host, name, file) and the driver's words: for the log,
+        # not for whoever reaches the port (these routes take no client certificate).
+        log.warning("decisions API: %s", e.message)
+        return _json(
+            {"error": "the webhook's ledger cannot be read now; its log names the cause"}, 503
+        )
 
     @app.get(PREFIX + "/{decision_id}")
     async def one(decision_id: str) -> Response:

@@ -12,7 +12,9 @@ kube-apiserver itself.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import socket
 import ssl
 import subprocess
 import sys
@@ -23,6 +25,7 @@ import httpx
 import pytest
 from admission_support import Images, Tls, WebhookProcess, review, start_webhook
 
+from affidavit.envtest import wait_for
 from affidavit.envtest.certs import CertKeyPair, issue_cert, make_ca
 from affidavit.ledger import Ledger
 
@@ -205,3 +208,61 @@ def test_a_client_ca_without_an_expected_name_is_refused(authn_dir: Path, tls: T
         "  hint: name the identity the kube-apiserver presents: --client-name CN (the subject CN "
         "or a DNS SAN of its webhook client certificate)\n"
     )
+
+
+def _raw(hook: WebhookProcess, authn_dir: Path, data: bytes) -> bytes:
+    """``data`` sent as it is over TLS (no certificate); what comes back before the close."""
+    url = httpx.URL(hook.url)
+    ctx = ssl.create_default_context(cafile=str(authn_dir / "ca.pem"))
+    with (
+        socket.create_connection((url.host, url.port), timeout=30) as sock,
+        ctx.wrap_socket(sock, server_hostname=url.host) as tls_sock,
+    ):
+        with contextlib.suppress(OSError):  # the server may close before it has read it all
+            tls_sock.sendall(data)
+        answer = b""
+        with contextlib.suppress(OSError):
+            while chunk := tls_sock.recv(65536):
+                answer += chunk
+        return answer
+
+
+@pytest.mark.parametrize(
+    "head",
+    [
+        b"GET /" + b"a" * 20_000 + b" HTTP/1.1\r\nHost: w\r\n\r\n",
+        b"GET /healthz HTTP/1.1\r\nHost: w\r\nX-Big: " + b"b" * 200_000 + b"\r\n\r\n",
+        b"GET /healthz HTTP/1.1\r\nHost: w\r\n" + b"X-Many: c\r\n" * 20_000 + b"\r\n",
+        b"GET /healthz HTTP/1.1\r\nHost: w\r\nX-Endless: " + b"d" * 3_000_000,  # never ends
+    ],
+    ids=["target", "header", "headers", "unfinished"],
+)
+def test_an_oversized_request_head_is_refused_and_the_webhook_stays_up(
+    guarded: WebhookProcess, authn_dir: Path, tls: Tls, head: bytes
+) -> None:
+    """httptools sets no limit on a request's target or headers (uvicorn grows the target by
+    concatenation, quadratically): one unauthenticated connection held the event loop and
+    megabytes per request. Now a head past its limits gets 400 and a closed connection."""
+    with _client(tls, authn_dir, None, "none") as client:  # writes ca.pem for _raw
+        assert client.get(f"{guarded.url}/healthz").status_code == 200
+    answer = _raw(guarded, authn_dir, head)
+    assert answer.startswith(b"HTTP/1.1 400 "), answer[:200]
+    with _client(tls, authn_dir, None, "none") as client:
+        assert client.get(f"{guarded.url}/healthz").status_code == 200
+
+
+def test_a_refused_path_cannot_forge_a_line_of_the_log(
+    guarded: WebhookProcess, authn_dir: Path, tls: Tls
+) -> None:
+    """The refusal's log line named the (percent-decoded) path as it came: a newline in it
+    began a line of the caller's choosing."""
+    forged = "2099-01-01 00:00:00 INFO affidavit.admission: policy index sha256:forged loaded"
+    with _client(tls, authn_dir, None, "none") as client:
+        r = client.post(f"{guarded.url}/x%0a{forged.replace(' ', '%20')}", content=b"{}")
+    assert r.status_code == 401
+    lines = guarded.log.read_text(errors="replace").splitlines()
+    wait_for(lambda: any("refused POST /x" in line for line in guarded.log.read_text().splitlines()),
+             "the refusal logged")  # fmt: skip
+    lines = guarded.log.read_text(errors="replace").splitlines()
+    assert not any(line.startswith("2099-01-01") for line in lines)
+    assert any(r"refused POST /x\n2099-01-01" in line for line in lines)
