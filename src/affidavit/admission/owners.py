@@ -60,6 +60,7 @@ from affidavit.admission.judged import JudgedDigests
 from affidavit.admission.review import MalformedReview
 from affidavit.admission.workloads import extract_images
 from affidavit.errors import AffidavitError
+from affidavit.printable import printable
 
 log = logging.getLogger("affidavit.admission")
 
@@ -140,6 +141,12 @@ class _Snapshot:
     #: A StatefulSet's images at its current revision, while a rollout or a partition keeps
     #: Pods there (``_current_revision``); None when every Pod is made from the template.
     current: frozenset[str] | None = None
+
+
+def shown(ref: object) -> str:
+    """An owner reference for the log: its name is the object's author's, not checked as a
+    name by the API server (a newline in it would begin a log line of their choosing)."""
+    return printable(str(ref)[:300])
 
 
 def controller_ref(kind: str, obj: Mapping[str, Any]) -> OwnerRef | None:
@@ -239,7 +246,7 @@ class OwnerChain:
         # tightened, or of a workload an exception names, was refused Pod by Pod.
         deadline = time.monotonic() + timeout
         if not self._slots.acquire(timeout=timeout):
-            log.warning("owner check of %s in %s skipped: all reads busy", ref, namespace)
+            log.warning("owner check of %s in %s skipped: all reads busy", shown(ref), namespace)
             said("busy")
             return None
         try:
@@ -254,14 +261,16 @@ class OwnerChain:
         try:
             found = job.result(timeout=max(0.0, deadline - time.monotonic()))
         except FutureTimeout:
-            log.warning("owner check of %s in %s timed out after %gs", ref, namespace, timeout)
+            log.warning(
+                "owner check of %s in %s timed out after %gs", shown(ref), namespace, timeout
+            )
             said("timeout")
         except AffidavitError as e:  # the API said no: judge the child
-            log.warning("owner check of %s in %s failed: %s", ref, namespace, e.message)
+            log.warning("owner check of %s in %s failed: %s", shown(ref), namespace, e.message)
             said("error")
         except Exception as e:  # the API broke: judge the child
             log.warning(
-                "owner check of %s in %s failed: %s: %s", ref, namespace, type(e).__name__, e
+                "owner check of %s in %s failed: %s: %s", shown(ref), namespace, type(e).__name__, e
             )
             said("error")
         else:
@@ -385,7 +394,7 @@ class OwnerChain:
         except Exception as e:  # the template still counts; the current revision cannot
             log.warning(
                 "current revision %s of a StatefulSet in %s unread: %s: %s",
-                name,
+                printable(name[:300]),
                 namespace,
                 type(e).__name__,
                 getattr(e, "message", None) or e,
