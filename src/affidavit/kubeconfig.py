@@ -7,6 +7,7 @@ everywhere and names where the credentials were looked for.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +45,24 @@ def api_client(kubeconfig: Path | None) -> Any:
             f"cannot load Kubernetes credentials from {where}: {e}",
             hint="pass --kubeconfig FILE, or run inside a pod with a service account",
         ) from e
+
+
+#: Which owner kinds (API group, kind) create which child kinds: the built-in controllers. An
+#: owner reference to any other kind (a bare Pod naming a Deployment as its controller, with
+#: its uid, which anyone in the namespace can read) is not a controller that made it.
+CREATORS: Mapping[str, frozenset[tuple[str, str]]] = {
+    "Pod": frozenset(
+        {
+            ("apps", "ReplicaSet"),
+            ("apps", "StatefulSet"),
+            ("apps", "DaemonSet"),
+            ("batch", "Job"),
+            ("", "ReplicationController"),
+        }
+    ),
+    "ReplicaSet": frozenset({("apps", "Deployment")}),
+    "Job": frozenset({("batch", "CronJob")}),
+}
 
 
 def owner_readers(api: Any) -> dict[tuple[str, str], Any]:

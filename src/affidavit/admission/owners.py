@@ -60,6 +60,7 @@ from affidavit.admission.judged import JudgedDigests
 from affidavit.admission.review import MalformedReview
 from affidavit.admission.workloads import extract_images
 from affidavit.errors import AffidavitError
+from affidavit.kubeconfig import CREATORS
 from affidavit.printable import printable
 
 log = logging.getLogger("affidavit.admission")
@@ -72,22 +73,6 @@ OUTCOMES = ("owners", "not-owners", "timeout", "busy", "error")
 
 #: ``NAME[:TAG]@sha256:<hex>``, as the pinning webhook writes a tag it pinned.
 _PINNED = re.compile(r"^(?P<name>[^@]+)@(?P<digest>sha256:[0-9a-f]{64})$")
-
-#: Which owner kinds (API group, kind) create which child kinds: the built-in controllers.
-CREATORS: Mapping[str, frozenset[tuple[str, str]]] = {
-    "Pod": frozenset(
-        {
-            ("apps", "ReplicaSet"),
-            ("apps", "StatefulSet"),
-            ("apps", "DaemonSet"),
-            ("batch", "Job"),
-            ("", "ReplicationController"),
-        }
-    ),
-    "ReplicaSet": frozenset({("apps", "Deployment")}),
-    "Job": frozenset({("batch", "CronJob")}),
-}
-
 
 class OwnerReader(Protocol):
     def read_owner(

@@ -22,7 +22,7 @@ from functools import partial
 from typing import Any
 
 from affidavit.errors import AffidavitError
-from affidavit.kubeconfig import owner_readers
+from affidavit.kubeconfig import CREATORS, owner_readers
 from affidavit.operator import kube
 
 #: (API group, kind) -> apiVersion, for the kinds a controller chain may pass through.
@@ -84,6 +84,8 @@ def top_controller(pod: Mapping[str, Any], read: Reader) -> Workload:
         group, ref_kind = _group(ref_version), str(ref.get("kind") or "")
         if (group, ref_kind) not in API_VERSIONS:
             break  # a custom controller: its Pods are reported as Pods (as they were judged)
+        if (group, ref_kind) not in CREATORS.get(kind, frozenset()):
+            break  # no controller of that kind makes this one (admission judged it alone)
         owner = read(group, ref_kind, namespace, str(ref.get("name") or ""))
         if owner is None or (owner.get("metadata") or {}).get("uid") != ref.get("uid"):
             break

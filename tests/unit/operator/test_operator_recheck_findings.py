@@ -114,6 +114,9 @@ def test_pods_are_grouped_by_their_top_controller() -> None:
         _obj("Pod", "old-1-a", "p6", ("apps/v1", "ReplicaSet", "old-1", "rs2")),
         # a forged reference (not the owner's uid) is not followed
         _obj("Pod", "forged", "p7", ("apps/v1", "ReplicaSet", "web-1", "not-rs1")),
+        # nor one to a kind that makes no Pods, even with its uid (anyone may read it): the
+        # Pod would be reported as the Deployment, with its labels and workload exceptions
+        _obj("Pod", "posing", "p8", ("apps/v1", "Deployment", "web", "d1")),
     ]  # fmt: skip
     found = group_pods(pods, lambda g, k, ns, n: owners.get((g, k, ns, n)))
     assert [(w.api_version, w.kind, w.name, w.uid, len(w.pods)) for w in found] == [
@@ -121,6 +124,7 @@ def test_pods_are_grouped_by_their_top_controller() -> None:
         ("apps/v1", "Deployment", "web", "d1", 2),
         ("v1", "Pod", "debug", "p5", 1),
         ("v1", "Pod", "forged", "p7", 1),
+        ("v1", "Pod", "posing", "p8", 1),
         ("apps/v1", "ReplicaSet", "old-1", "rs2", 1),
     ]
     assert found[1].labels == {"app": "web"}  # the Deployment's own labels
