@@ -101,6 +101,30 @@ def short_type(predicate_type: str) -> str:
     return "/".join(parts[-2:]) if len(parts) >= 2 else predicate_type
 
 
+#: Of an image's rejected attestations, the distinct reasons a violation names, and how much of
+#: each: whoever may push to the repository can attach a thousand junk layers beside an image,
+#: and every one of them named made a finding of tens of KB, in every denial, ledger row and
+#: PolicyReport about it.
+REJECTED_SHOWN = 5
+REJECTED_REASON_CHARS = 300
+
+
+def rejected_reasons(reasons: Sequence[str]) -> str:
+    """``(rejected: A; B (x3); … and N more)``: the distinct reasons, in order, counted."""
+    counts: dict[str, int] = {}
+    for reason in reasons:
+        if len(reason) > REJECTED_REASON_CHARS:
+            reason = reason[: REJECTED_REASON_CHARS - 1] + "…"
+        counts[reason] = counts.get(reason, 0) + 1
+    shown = [
+        reason if n == 1 else f"{reason} (x{n})"
+        for reason, n in list(counts.items())[:REJECTED_SHOWN]
+    ]
+    rest = len(counts) - len(shown)
+    more = f"; and {rest} other reason{'s' if rest != 1 else ''}" if rest else ""
+    return f"(rejected: {'; '.join(shown)}{more})"
+
+
 _FIX = re.compile(r"^(?:(?P<todo>.+), then )?run `(?P<command>[^`]+)`$", re.DOTALL)
 
 

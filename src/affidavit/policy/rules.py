@@ -32,6 +32,7 @@ from affidavit.policy.messages import (
     collect_provenance_fix,
     collect_review_fix,
     pinned,
+    rejected_reasons,
     short_type,
     signing,
 )
@@ -107,7 +108,7 @@ def _missing(
     rejected = [r for r in ev.rejected if r.predicate_type in (None, ptype)]
     found = f"no verified {short_type(ptype)} attestation"
     if rejected:
-        found += " (rejected: " + "; ".join(r.reason for r in rejected) + ")"
+        found += " " + rejected_reasons([r.reason for r in rejected])
     return _v(rule, origin, found, f"{a(short_type(ptype))} attestation {why}", fix, ev.image)
 
 

@@ -20,7 +20,13 @@ from affidavit.attestations.predicates.review import Identity, Review, named
 from affidavit.attestations.pseudonyms import key_id_of
 from affidavit.policy.combine import EffectivePolicy, Req, TierRules
 from affidavit.policy.decision import Violation
-from affidavit.policy.messages import collect_review_fix, plural, short_type, signing
+from affidavit.policy.messages import (
+    collect_review_fix,
+    plural,
+    rejected_reasons,
+    short_type,
+    signing,
+)
 from affidavit.policy.pseudonymous import key_ids
 
 AI = ("assisted", "generated")
@@ -153,7 +159,7 @@ def check_review(
         rejected = [r.reason for r in ev.rejected if r.predicate_type in (None, CODE_REVIEW_V1)]
         found = f"no verified {short_type(CODE_REVIEW_V1)} attestation"
         if rejected:
-            found += " (rejected: " + "; ".join(rejected) + ")"
+            found += " " + rejected_reasons(rejected)
         expected = f"a {short_type(CODE_REVIEW_V1)} attestation ({_why(rules0, paths0)})"
         return [
             Violation("review.present", origin.source, found, expected, fix0, image, origin.control)

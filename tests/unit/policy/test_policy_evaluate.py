@@ -136,6 +136,24 @@ def test_missing_review_attestation_names_what_is_missing_and_rejections() -> No
     ]
 
 
+def test_a_thousand_rejected_layers_are_summed_up_not_listed() -> None:
+    """Whoever may push to the repository can attach a thousand junk layers beside an image:
+    each named in full made the finding tens of KB, in every denial, ledger row and report."""
+    junk = [
+        RejectedAttestation(f"sha256:{i:064x}", f"envelope is not valid JSON: junk {i % 7}")
+        for i in range(1000)
+    ] + [RejectedAttestation("sha256:" + "ab" * 32, "x" * 5000)]
+    d = run(index(), evidence(provenance(), None, rejected=tuple(junk)))
+    (found,) = [v.found for v in d.violations if v.rule == "review.present"]
+    assert found == (
+        "no verified code-review/v1 attestation (rejected: "
+        + "; ".join(f"envelope is not valid JSON: junk {k} (x{143 if k < 6 else 142})"
+                    for k in range(5))
+        + "; and 3 other reasons)"
+    )  # fmt: skip
+    assert len(found) < 600
+
+
 def test_missing_provenance() -> None:
     d = run(index(), evidence(None, review(approval("bob"))))
     assert messages(d) == [
