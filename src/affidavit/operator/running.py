@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import Any
 
@@ -102,14 +103,38 @@ def top_controller(pod: Mapping[str, Any], read: Reader) -> Workload:
     )
 
 
-def group_pods(pods: Iterable[Mapping[str, Any]], read: Reader) -> list[Workload]:
+#: A terminating Pod is left out while its end is this near. Its owner sets how long it may
+#: take (``terminationGracePeriodSeconds``): a Pod told to take a day, whose process ignores
+#: SIGTERM, runs for a day after a delete or a scale to zero, and was hidden from the re-check
+#: all that time.
+TERMINATING_GRACE = timedelta(minutes=5)
+
+
+def _ending_soon(meta: Mapping[str, Any], now: datetime) -> bool:
+    """Whether a Pod is being deleted and due to be gone within ``TERMINATING_GRACE``."""
+    stamp = meta.get("deletionTimestamp")
+    if not stamp:
+        return False
+    try:
+        due = datetime.fromisoformat(str(stamp).replace("Z", "+00:00"))
+    except ValueError:
+        return False  # no time: judged as running
+    if due.tzinfo is None:
+        due = due.replace(tzinfo=UTC)
+    return due <= now + TERMINATING_GRACE
+
+
+def group_pods(
+    pods: Iterable[Mapping[str, Any]], read: Reader, now: datetime | None = None
+) -> list[Workload]:
     """Running Pods grouped by top controller, sorted by namespace, kind and name."""
+    now = now or datetime.now(UTC)
     found: dict[tuple[str, str, str], Workload] = {}
     members: dict[tuple[str, str, str], list[Mapping[str, Any]]] = {}
     for pod in pods:
         if (pod.get("status") or {}).get("phase") in FINISHED:
             continue
-        if (pod.get("metadata") or {}).get("deletionTimestamp"):
+        if _ending_soon(pod.get("metadata") or {}, now):
             continue
         w = top_controller(pod, read)
         found.setdefault(w.key, w)

@@ -128,3 +128,23 @@ def test_pods_are_grouped_by_their_top_controller() -> None:
         ("apps/v1", "ReplicaSet", "old-1", "rs2", 1),
     ]
     assert found[1].labels == {"app": "web"}  # the Deployment's own labels
+
+
+def test_a_pod_terminating_for_longer_than_a_few_minutes_is_still_rechecked() -> None:
+    """A Pod deleted (or scaled away) is left out while it goes. One whose owner gave it a day
+    to stop (``terminationGracePeriodSeconds``), with a process that ignores SIGTERM, runs a
+    day after the delete: it was hidden from the re-check all that time."""
+    now = datetime(2026, 12, 4, 12, 0, tzinfo=UTC)
+
+    def deleted(name: str, uid: str, due: str) -> dict[str, Any]:
+        pod = _obj("Pod", name, uid)
+        pod["metadata"]["deletionTimestamp"] = due
+        return pod
+
+    pods = [
+        deleted("going", "p1", "2026-12-04T12:00:30Z"),  # the usual 30 s: left out
+        deleted("lingering", "p2", "2026-12-05T12:00:00Z"),  # a day: still running, judged
+        deleted("odd", "p3", "not a time"),  # judged as running
+    ]
+    found = group_pods(pods, lambda g, k, ns, n: None, now=now)
+    assert [w.name for w in found] == ["lingering", "odd"]
