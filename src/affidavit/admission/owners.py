@@ -74,6 +74,7 @@ OUTCOMES = ("owners", "not-owners", "timeout", "busy", "error")
 #: ``NAME[:TAG]@sha256:<hex>``, as the pinning webhook writes a tag it pinned.
 _PINNED = re.compile(r"^(?P<name>[^@]+)@(?P<digest>sha256:[0-9a-f]{64})$")
 
+
 class OwnerReader(Protocol):
     def read_owner(
         self, group: str, kind: str, namespace: str, name: str
@@ -416,6 +417,18 @@ def _matches(
     found = _matches_template(owner.images, images, extras_allowed)
     if found is None and owner.current is not None:
         found = _matches_template(owner.current, images, extras_allowed)
+        if found is not None:
+            # A revision is no template anyone submitted: anyone who may create one (with
+            # the StatefulSet as its controller) and write the StatefulSet's status could make
+            # it current and run a digest never judged. Its digests count only where an
+            # admission of this StatefulSet admitted them, as a pinned tag's do.
+            pins, extras = found
+            exact = [
+                (image, pinned["digest"])
+                for image in images
+                if image in owner.current and (pinned := _PINNED.match(image)) is not None
+            ]
+            found = ([*pins, *exact], extras)
     return found
 
 

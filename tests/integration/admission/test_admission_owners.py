@@ -711,6 +711,56 @@ def test_a_statefulset_pod_of_its_current_revision_is_the_statefulsets(
         ledger.close()
 
 
+def test_a_current_revision_nobody_admitted_does_not_admit_its_pods(
+    apps: client.AppsV1Api, kube: KubeApi, tmp_path: Path
+) -> None:
+    """A ControllerRevision is no template anyone submitted, and the webhook judges none.
+    Whoever may create one (with the StatefulSet's UID as its controller: a namespace Role
+    granting ``apps/*``) and write the StatefulSet's status made it current, and its Pods,
+    naming a digest nobody judged, were admitted as the StatefulSet's. A revision's digest now
+    counts only where an admission of this StatefulSet admitted it."""
+    admitted_ref = f"registry.example/shop/db@{D1}"
+    evil = f"registry.example/shop/evil@{D2}"
+    ledger = Ledger(f"sqlite:///{tmp_path / 'ledger.db'}")
+    ledger.append(admission(1, "allowed", NS, admitted_ref, D1, kind="StatefulSet", name="rev"))
+    body: dict[str, Any] = {
+        "apiVersion": "apps/v1",
+        "kind": "StatefulSet",
+        "metadata": {"name": "rev"},
+        "spec": {
+            "replicas": 0,
+            "serviceName": "rev",
+            "selector": {"matchLabels": {"app": "rev"}},
+            "template": _template("rev", ["registry.example/shop/db:3"]),
+        },
+    }
+    created: Any = apps.create_namespaced_stateful_set(NS, body)  # type: ignore[arg-type]
+    uid = str(created.metadata.uid)
+    _revision(apps, "rev-old", "rev", uid, admitted_ref)
+    _revision(apps, "rev-forged", "rev", uid, evil)
+
+    def current(name: str) -> None:
+        patch = {"status": {"replicas": 0, "currentRevision": name, "updateRevision": "rev-new"}}
+        apps.patch_namespaced_stateful_set_status("rev", NS, patch)
+
+    def check(image: str) -> OwnerRef | None:
+        chain = OwnerChain(kube, judged=JudgedDigests(ledger), ttl=0.0)
+        try:
+            pod = pod_of("rev", uid, image, kind="StatefulSet")
+            return chain.verify("Pod", NS, pod, (image,), timeout=10)
+        finally:
+            chain.close()
+
+    try:
+        current("rev-forged")
+        assert check(evil) is None  # judged on its own
+        current("rev-old")
+        assert check(admitted_ref) == OwnerRef("apps", "StatefulSet", "rev", uid)
+    finally:
+        apps.delete_namespaced_stateful_set("rev", NS)
+        ledger.close()
+
+
 def _pod_review(pod: dict[str, Any], uid: str) -> dict[str, Any]:
     """An AdmissionReview of ``pod``'s CREATE by the ReplicaSet controller."""
     body = review(uid=uid, namespace=NS, name=pod["metadata"]["name"])
