@@ -36,6 +36,7 @@ from affidavit.admission.review import (
 from affidavit.admission.schedule import FairScheduler
 from affidavit.admission.verdicts import Verdicts
 from affidavit.admission.workloads import WorkloadImages, extract_images
+from affidavit.attestations.reference import canonical_image
 from affidavit.errors import InputError, LedgerError
 from affidavit.ids import new_id
 from affidavit.ledger import BUFFERED_NOTE, BufferedLedger, RecordResult
@@ -213,6 +214,11 @@ class Webhook:
         )
         try:  # one name per image from here on: matching, evidence, ledger, messages
             ctx = ctx.canonical()
+            if req.kind == "Pod":  # the tags it brings in were pinned, as far as that went
+                before = pod_images_before(req)
+                ctx = replace(ctx, expect_pinned=frozenset(
+                    canonical_image(i) for i in scope.judged if "@" not in i and i not in before
+                ))  # fmt: skip
         except InputError as e:
             return self._deny(req, f"{e.message}, so it cannot be judged; fix: {e.hint}")
         distinct = len(set(ctx.images))

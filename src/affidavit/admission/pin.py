@@ -17,7 +17,9 @@ changes no image without judging it. Nothing is written for an image that no pol
 (its registry is not ours to contact), nor for one an active exception admits by name because
 its evidence falls short (an exception naming a tag does not cover its pinned form; where the
 evidence suffices the exception is not used, and the tag is pinned), nor for one whose tag does
-not resolve in time: the validating webhook then judges it as before, and denies what it cannot verify. The
+not resolve in time: the validating webhook then judges the tag as written, denies what it
+cannot verify, and refuses (``image.pinned``, to be retried) what passes under an Enforce
+policy, since a tag left as written runs whatever it names at the next pull. The
 mutation never denies on its own, except a request it cannot read, refused like a bad review,
 and one whose namespace has no turn free within its budget (its lookups share the validating
 webhook's threads and per-namespace turns: ``WarmJudge.pin``), refused with code 429.

@@ -118,6 +118,7 @@ class Verdicts:
             ctx.kind,
             ctx.name,
             ctx.lineage,
+            tuple(sorted(ctx.expect_pinned)),
             ctx.operation,
             ctx.user,
             tuple(sorted(ctx.labels.items())),

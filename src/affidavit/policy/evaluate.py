@@ -39,6 +39,7 @@ from affidavit.policy.rules import (
     check_workload,
     scope_violation,
     separation_violation,
+    unpinned_violation,
 )
 from affidavit.policy.snapshot import snapshot
 from affidavit.policy.stored import ExceptionRef
@@ -66,6 +67,9 @@ class RequestContext:
     #: the owner's verified controller), where its owner check could not confirm a pinned
     #: digest: an exception naming one of them reaches it (``admission.owners.OwnerMatch``).
     lineage: tuple[tuple[str, str], ...] = ()
+    #: The images (canonical) a Pod brings in as tags, which Affidavit's mutating webhook pins
+    #: to the digest it judged before this judgement: one still a tag was not pinned.
+    expect_pinned: frozenset[str] = frozenset()
 
     def effective(self, index: PolicyIndex, image: str) -> EffectivePolicy | None:
         """The policy ``index`` applies to ``image`` here (cluster, region, namespace)."""
@@ -163,6 +167,8 @@ def evaluate(
         policies += [p for p in eff.policies if p not in policies]
         found, evidence_used = check_image(image, ev, eff, now, (missing or {}).get(image))
         used += evidence_used
+        if not found and ev is not None and image in ctx.expect_pinned and eff.mode == "Enforce":
+            found.append(unpinned_violation(image, ev.digest, eff))
         # The workload's labels are judged under every image's policy, each with its own mode
         # and exceptions: judged once, under the first image's, an Audit policy's image listed
         # first let an Enforce policy's missing label through (recorded once, below).

@@ -112,6 +112,26 @@ def _missing(
     return _v(rule, origin, found, f"{a(short_type(ptype))} attestation {why}", fix, ev.image)
 
 
+def unpinned_violation(image: str, digest: str, eff: EffectivePolicy) -> Violation:
+    """A Pod's tag that passed on its evidence but was not pinned to the digest judged.
+
+    The mutating webhook pins every covered tag a Pod brings in, as far as its lookup goes in
+    time; where it could not, the tag as written would run whatever it names at each pull (a
+    retag, then a restart or a gated Pod released, runs a digest nobody judged). Refused, to be
+    retried: a controller retries by itself, and the lookup's answer is cached by then."""
+    return _v(
+        "image.pinned",
+        eff.mode_req.origin,
+        f"tag reference {image} as written, not pinned to the digest judged ({digest})",
+        "the tag pinned to the digest judged, by Affidavit's mutating webhook, so that what "
+        "runs is what was judged",
+        "retry (the mutating webhook pins the tag once it resolves in time); if every retry is "
+        "refused, check that Affidavit's MutatingWebhookConfiguration is installed and reaches "
+        f"the webhook, or deploy `{image}@{digest}`",
+        image,
+    )
+
+
 def check_image(
     image: str,
     ev: ImageEvidence | None,

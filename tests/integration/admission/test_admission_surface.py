@@ -11,7 +11,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from admission_support import Images, WebhookProcess, decision_from_json
+from admission_support import Images, WebhookProcess, decision_from_json, review
 
 from affidavit.ledger import Ledger
 from affidavit.policy.messages import DRY_RUN_NOTE, admission_message
@@ -66,11 +66,17 @@ def patch_of(response: dict[str, Any]) -> list[dict[str, Any]]:
     return ops
 
 
+def pinned(images: Images) -> str:
+    """The attested image's tag as the pinning webhook writes it, which /validate then sees."""
+    return f"{images.good}@{images.good_digest}"
+
+
 def test_an_image_volume_is_judged_like_a_container(
     webhook: WebhookProcess, images: Images, workdir: Path
 ) -> None:
+    good = pinned(images)  # as the pinning webhook wrote it
     spec = {
-        **containers(images.good),
+        **containers(good),
         "volumes": [{"name": "model", "image": {"reference": images.bare}}],
     }
     response = webhook.validate(pod_review(spec, uid="u-volume")).json()["response"]
@@ -78,7 +84,7 @@ def test_an_image_volume_is_judged_like_a_container(
     record = _ledger(workdir).get(response["auditAnnotations"]["decision"])
     assert record is not None
     assert record.decision["images"] == [
-        {"ref": images.good, "digest": images.good_digest},
+        {"ref": good, "digest": images.good_digest},
         {"ref": images.bare, "digest": images.bare_digest},
     ]
     assert {v["image"] for v in record.decision["violations"]} == {images.bare}
@@ -87,7 +93,10 @@ def test_an_image_volume_is_judged_like_a_container(
 def test_an_ephemeral_container_is_judged(
     webhook: WebhookProcess, images: Images, workdir: Path
 ) -> None:
-    spec = {**containers(images.good), "ephemeralContainers": [{"name": "d", "image": images.bare}]}
+    spec = {
+        **containers(pinned(images)),
+        "ephemeralContainers": [{"name": "d", "image": images.bare}],
+    }
     body = pod_review(spec, uid="u-debug", operation="UPDATE", sub_resource="ephemeralcontainers")
     response = webhook.validate(body).json()["response"]
     assert response["allowed"] is False
@@ -117,10 +126,39 @@ def test_a_dry_run_is_judged_the_same_but_not_recorded(
     expected = admission_message(decision).replace(decision.id, dry_id).splitlines()[:-1]
     assert dry["status"]["message"].splitlines() == [*expected, DRY_RUN_NOTE]
     # An admitted dry run is admitted the same, and leaves no row either.
-    ok = webhook.validate(pod_review(containers(images.good), uid="u-dry-ok", dry_run=True))
+    ok = webhook.validate(pod_review(containers(pinned(images)), uid="u-dry-ok", dry_run=True))
     response = ok.json()["response"]
     assert response["allowed"] is True
     assert _ledger(workdir).get(response["auditAnnotations"]["decision"]) is None
+
+
+def test_a_tag_the_pinning_webhook_did_not_pin_is_refused_until_it_is(
+    webhook: WebhookProcess, images: Images, workdir: Path
+) -> None:
+    """The pinning webhook pins each covered tag a Pod brings in, as far as its lookup goes in
+    time. Where it could not (its budget spent in a flood, the namespace's labels unread, a
+    mutating webhook after it writing the image back), /validate judged the tag as written and
+    admitted it on its evidence; a retag, then a restart or a gated Pod released, ran a digest
+    nobody judged. Now that Pod is refused, to be retried (a controller retries by itself);
+    pinned, it passes; a template keeps its tag (its Pods are pinned as they are made)."""
+    response = webhook.validate(pod_review(containers(images.good), uid="u-unpinned")).json()[
+        "response"
+    ]
+    assert response["allowed"] is False
+    record = _ledger(workdir).get(response["auditAnnotations"]["decision"])
+    assert record is not None
+    (violation,) = record.decision["violations"]
+    assert (violation["rule"], violation["image"]) == ("image.pinned", images.good)
+    assert violation["found"] == (
+        f"tag reference {images.good} as written, not pinned to the digest judged"
+        f" ({images.good_digest})"
+    )
+    assert "retry" in violation["fix"]
+    good = pinned(images)
+    ok = webhook.validate(pod_review(containers(good), uid="u-pinned-ok")).json()["response"]
+    assert ok["allowed"] is True
+    template = webhook.validate(review(images.good, uid="u-template")).json()["response"]
+    assert template["allowed"] is True
 
 
 def test_mutate_pins_covered_tags_to_the_resolved_digests(

@@ -126,25 +126,27 @@ def test_a_pods_update_is_judged_on_the_images_it_brings_in(
     def recorded_images(answer: dict[str, Any]) -> list[str]:
         return [i.ref for i in recorded(answer).images]
 
+    # what the pinning webhook makes of the tag an update brings in (/validate sees it pinned)
+    good = f"{images.good}@{images.good_digest}"
     ran = pod_review([images.bare])
-    scope = f"{images.bare} ran in the Pod already; judged here: {images.good}"
-    debugged = judged(ran, pod_review([images.bare], (images.good,), uid="u-debug-good"))
+    scope = f"{images.bare} ran in the Pod already; judged here: {good}"
+    debugged = judged(ran, pod_review([images.bare], (good,), uid="u-debug-good"))
     assert (debugged["allowed"], debugged["auditAnnotations"]["scope"]) == (True, scope)
-    assert recorded_images(debugged) == [images.good]
+    assert recorded_images(debugged) == [good]
     snapshot = recorded(debugged).snapshot  # the hashed record says what it did not judge
     assert snapshot is not None
     assert snapshot.not_judged == (NotJudged(images.bare, "ran in the Pod before this update"),)
     # A second container's image swapped to one that passes: the first keeps running.
     two = pod_review([images.bare, images.bare])
     two["request"]["object"]["spec"]["containers"][1]["name"] = "c1"
-    swapped = pod_review([images.bare, images.good], uid="u-swap-one")
+    swapped = pod_review([images.bare, good], uid="u-swap-one")
     swapped["request"]["object"]["spec"]["containers"][1]["name"] = "c1"
     answer = judged(two, swapped)
     assert (answer["allowed"], answer["auditAnnotations"]["scope"]) == (True, scope)
     # Swapping its only image is judged whole, as before.
-    whole = judged(ran, pod_review([images.good], uid="u-swap-all"))
+    whole = judged(ran, pod_review([good], uid="u-swap-all"))
     assert whole["allowed"] is True and "scope" not in whole["auditAnnotations"]
-    assert recorded_images(whole) == [images.good]
+    assert recorded_images(whole) == [good]
     assert recorded(whole).snapshot is not None
     assert recorded(whole).snapshot.not_judged == ()  # type: ignore[union-attr]
     # An image brought in that fails is refused, and the denial says what was not judged.

@@ -50,6 +50,7 @@ OTHER: dict[str, Any] = {
     "unmatched_images": "Deny",
     "caller": Caller(authenticated=False),
     "lineage": (("ReplicaSet", "api-5d8f"), ("Deployment", "api")),
+    "expect_pinned": frozenset({"registry.example/shop/api:1.0"}),
 }
 
 
