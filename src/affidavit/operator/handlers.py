@@ -341,6 +341,9 @@ class Reconciler:
             live_exceptions,
             exception_max_days=self.exception_max_days,
             last_good=self.in_force(),
+            # stored by the API server, which prunes what its CRDs do not declare: a field
+            # unknown here is one of newer CRDs (``PolicyIndex.from_objects``)
+            leave_out_unknown_fields=True,
         )
         # An exception that cannot apply here is Invalid and left out, so that its status and
         # the webhook agree that it admits nothing.

@@ -41,7 +41,7 @@ from affidavit.policy.model import (
     Require,
 )
 from affidavit.policy.presets import expand
-from affidavit.policy.stored import ExceptionRef, Stored, object_key, parse_object
+from affidavit.policy.stored import IGNORED_NOTE, ExceptionRef, Stored, object_key, parse_object
 
 _CACHE_LIMIT = 4096
 # The cache key holds request strings (image, namespace, labels): a key longer than any valid
@@ -139,8 +139,14 @@ class PolicyIndex:
         *,
         exception_max_days: int = DEFAULT_EXCEPTION_MAX_DAYS,
         last_good: PolicyIndex | None = None,
+        leave_out_unknown_fields: bool = False,
     ) -> PolicyIndex:
         """Parse and validate; invalid objects are left out and named in ``errors``.
+
+        ``leave_out_unknown_fields``, for objects the API server stored (or an index built from
+        them): a policy or region policy whose only faults are fields this version does not
+        know stays in force without them, and its error names them (``stored.parse_object``).
+        Never an exception: it only admits, and a field it does not know may narrow it.
 
         An exception that outlives the cluster's ``exception_max_days`` is invalid: it could
         never admit anything, and its owner must learn that from its status, not from a denial.
@@ -149,11 +155,19 @@ class PolicyIndex:
         has made invalid stays in force as it was there (``_carried``).
         """
         errors: dict[str, str] = {}
-        ps = [parse_object(o, KIND_POLICY, AccountabilityPolicySpec, errors) for o in policies]
-        rs = [parse_object(o, KIND_REGION, RegionPolicySpec, errors) for o in region_policies]
+        ignored: dict[str, str] | None = {} if leave_out_unknown_fields else None
+        ps = [
+            parse_object(o, KIND_POLICY, AccountabilityPolicySpec, errors, ignored=ignored)
+            for o in policies
+        ]
+        rs = [
+            parse_object(o, KIND_REGION, RegionPolicySpec, errors, ignored=ignored)
+            for o in region_policies
+        ]
         if last_good is not None:
             ps += _carried(KIND_POLICY, policies, errors, last_good.policies)
             rs += _carried(KIND_REGION, region_policies, errors, last_good.region_policies)
+        errors.update(ignored or {})  # in force, without what they name
         es = [
             parse_object(o, KIND_EXCEPTION, AccountabilityExceptionSpec, errors) for o in exceptions
         ]
@@ -222,19 +236,22 @@ class PolicyIndex:
                 objs("regionPolicies", KIND_REGION),
                 objs("exceptions", KIND_EXCEPTION),
                 exception_max_days=max_days,
+                leave_out_unknown_fields=True,  # an index a newer operator published
             )
         except (ValueError, KeyError, TypeError) as e:
             raise PolicyError(
                 f"the published policy index is unreadable: {e}",
                 hint="the operator rewrites it on the next policy change; check its logs",
             ) from e
-        if index.errors:
-            raise PolicyError(f"the published policy index holds invalid objects: {index.errors}")
+        left_out = {k: v for k, v in index.errors.items() if v.endswith(IGNORED_NOTE)}
+        invalid = {k: v for k, v in index.errors.items() if k not in left_out}
+        if invalid:
+            raise PolicyError(f"the published policy index holds invalid objects: {invalid}")
         return cls(
             index._policies,
             index._regions,
             index._exceptions,
-            data.get("errors", {}),
+            {**data.get("errors", {}), **left_out},
             exception_max_days=index.exception_max_days,
         )
 

@@ -6,7 +6,8 @@ object that does not parse names its kind, name and field instead of half-applyi
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import copy
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Generic, TypeVar
@@ -88,10 +89,44 @@ def object_key(kind: str, obj: Mapping[str, Any]) -> str:
     return f"{kind}/{meta.get('namespace')}/{name}" if kind == KIND_EXCEPTION else f"{kind}/{name}"
 
 
+#: What an object's status says of spec fields this version does not know and left out.
+IGNORED_NOTE = (
+    "a field this version of Affidavit does not know, left out: the rest of the spec is in "
+    "force. The CRDs are newer than the operator (as after `helm rollback`): upgrade the "
+    "operator, or remove the field"
+)
+
+
+def _without(spec: Any, locs: Sequence[tuple[Any, ...]]) -> Any:
+    """A deep copy of ``spec`` without the fields at ``locs`` (pydantic's error locations)."""
+    copied = copy.deepcopy(spec)
+    for loc in locs:
+        node = copied
+        for step in loc[:-1]:
+            node = node[step] if isinstance(node, (dict, list)) else None
+            if node is None:
+                break
+        if isinstance(node, dict):
+            node.pop(loc[-1], None)
+    return copied
+
+
 def parse_object(
-    obj: Mapping[str, Any], kind: str, model: type[S], errors: dict[str, str]
+    obj: Mapping[str, Any],
+    kind: str,
+    model: type[S],
+    errors: dict[str, str],
+    *,
+    ignored: dict[str, str] | None = None,
 ) -> Stored[S] | None:
-    """``obj`` as a Stored spec, or None with the reason in ``errors`` under the object's key."""
+    """``obj`` as a Stored spec, or None with the reason in ``errors`` under the object's key.
+
+    With ``ignored`` (objects read from the API server), a spec whose only faults are fields
+    unknown here is parsed without them, and they are named in ``ignored``. The API server
+    prunes fields its CRD schema does not declare (a typo never reaches us), so an unknown field
+    means the CRD is newer than this code, as after a ``helm rollback`` (Helm never downgrades
+    ``crds/``): leaving the whole policy out would switch its enforcement off (its images then
+    match no policy), where the rest of it still holds."""
     meta = obj.get("metadata") if isinstance(obj.get("metadata"), Mapping) else {}
     assert isinstance(meta, Mapping)
     name = str(meta.get("name") or "?")
@@ -116,8 +151,18 @@ def parse_object(
     try:
         spec = model.model_validate(obj.get("spec") or {})
     except ValidationError as e:
-        errors[key] = _validation_message(e)
-        return None
+        unknown_only = all(err["type"] == "extra_forbidden" for err in e.errors())
+        if ignored is None or not unknown_only:
+            errors[key] = _validation_message(e)
+            return None
+        locs = [tuple(err["loc"]) for err in e.errors()]
+        try:
+            spec = model.model_validate(_without(obj.get("spec") or {}, locs))
+        except ValidationError as again:
+            errors[key] = _validation_message(again)
+            return None
+        fields = ", ".join("spec." + ".".join(str(p) for p in loc) for loc in locs)
+        ignored[key] = f"{fields}: {IGNORED_NOTE}"
     gen = meta.get("generation")
     created = meta.get("creationTimestamp")
     annotations = meta.get("annotations")

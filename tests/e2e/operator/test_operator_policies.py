@@ -200,6 +200,54 @@ def test_invalid_policy_reports_the_validation_error(
     kubectl("delete", "accountabilitypolicy", "e2e-inconsistent")
 
 
+def newer_crd_with_a_field() -> str:
+    """The chart's AccountabilityPolicy CRD plus a field of a later version's
+    (``spec.require.futureRule``): what a cluster keeps after ``helm rollback``, since Helm
+    never downgrades ``crds/``."""
+    crd = yaml.safe_load((CRDS / "accountabilitypolicies.affidavit.dev.yaml").read_text())
+    schema = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
+    require = schema["properties"]["spec"]["properties"]["require"]["properties"]
+    require["futureRule"] = {"type": "object", "properties": {"on": {"type": "boolean"}}}
+    return json.dumps(crd)
+
+
+def test_a_field_of_newer_crds_leaves_the_policy_in_force_without_it(
+    operator: RunningOperator, kubectl: Kubectl
+) -> None:
+    """After an upgrade a policy adopts a new field; after `helm rollback` the older operator
+    refused the whole policy as unknown, and (reading the index the newer one had published
+    no better) left it out: its images matched no policy, which the default
+    unmatchedImages: Warn admits. The API server prunes what its CRDs do not declare, so an
+    unknown field here can only be a newer one's: the rest of the policy stays in force."""
+    name = "e2e-from-the-future"
+    kubectl("apply", "-f", "-", input=newer_crd_with_a_field())
+    try:
+        apply(
+            kubectl,
+            policy(
+                name,
+                mode="Enforce",
+                match={"images": ["registry.example/future/*"]},
+                require={"provenance": {"required": True}, "futureRule": {"on": True}},
+            ),
+        )
+
+        def noted() -> dict[str, Any] | None:
+            c = ready(get_json(kubectl, "accountabilitypolicy", name))
+            return c if c and c["status"] == "False" and c["observedGeneration"] == 1 else None
+
+        c = wait_for(noted, f"{name}'s status to name the field")
+        assert c["message"].startswith("spec.require.futureRule: a field this version of")
+        index, _ = published_index(kubectl)
+        kept = next(p for p in index["policies"] if p["name"] == name)
+        assert kept["spec"]["require"]["provenance"] == {"required": True}
+        assert "futureRule" not in kept["spec"]["require"]
+    finally:
+        kubectl("delete", "accountabilitypolicy", name, "--ignore-not-found")
+        kubectl("apply", "--server-side", "--force-conflicts", "-f",
+                CRDS / "accountabilitypolicies.affidavit.dev.yaml")  # fmt: skip
+
+
 def test_exception_expires_and_leaves_the_index(
     operator: RunningOperator, kubectl: Kubectl
 ) -> None:

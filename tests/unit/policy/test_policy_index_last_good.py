@@ -113,3 +113,51 @@ def test_a_broken_exception_is_never_carried() -> None:
     after = build([in_force_policy()], good, exceptions=[edited])
     assert after.exceptions == ()  # an exception only admits: broken, it leaves
     assert not after.errors["AccountabilityException/shop/hotfix"].endswith("until this is fixed")
+
+
+# -- fields of newer CRDs (a `helm rollback`: Helm never downgrades crds/) ---------------------
+
+
+def from_the_future(obj: dict[str, Any]) -> dict[str, Any]:
+    """``obj`` with a field a newer version's CRDs declare (the API server keeps it)."""
+    edited = {**obj, "spec": {**obj["spec"]}}
+    edited["spec"]["require"] = {**obj["spec"].get("require", {}), "futureRule": {"on": True}}
+    return edited
+
+
+def test_a_field_of_newer_crds_is_left_out_and_the_policy_stays_in_force() -> None:
+    """After an upgrade, a policy adopts a new field; after `helm rollback`, this older operator
+    refused the whole policy as unknown (and, unable to read the index the newer one had
+    published, had no last one to keep): its images matched no policy, which the default
+    ``unmatchedImages: Warn`` admits. Now the rest of the policy stays in force."""
+    stored = [from_the_future(in_force_policy())]
+    index = PolicyIndex.from_objects(stored, [], [], leave_out_unknown_fields=True)
+    assert [p.name for p in index.policies] == ["shop"] and governs(index)
+    note = index.errors["AccountabilityPolicy/shop"]
+    assert note.startswith("spec.require.futureRule: a field this version of Affidavit does not")
+    assert "helm rollback" in note
+    # the index it publishes reads back, the note with it (an older webhook reads it too)
+    again = PolicyIndex.from_json(index.to_json())
+    assert [p.name for p in again.policies] == ["shop"] and again.errors == index.errors
+
+
+def test_a_file_or_an_exception_with_an_unknown_field_is_still_refused() -> None:
+    # a file is no API server's object: an unknown field there is a typo
+    assert PolicyIndex.from_objects([from_the_future(in_force_policy())], [], []).policies == ()
+    # an exception only admits: a field it does not know may narrow it
+    odd = exception("hotfix", images=[IMAGE])
+    odd["spec"]["futureScope"] = "narrow"
+    index = PolicyIndex.from_objects([], [], [odd], leave_out_unknown_fields=True)
+    assert index.exceptions == ()
+    # an unknown field beside a real fault: refused as before
+    both = broken(from_the_future(in_force_policy()))
+    assert PolicyIndex.from_objects([both], [], [], leave_out_unknown_fields=True).policies == ()
+
+
+def test_an_index_published_by_a_newer_operator_is_read_without_its_new_fields() -> None:
+    newer = PolicyIndex.from_objects([in_force_policy()], [], [])
+    text = newer.to_json().replace('"require":{', '"require":{"futureRule":{"on":true},', 1)
+    assert "futureRule" in text
+    older = PolicyIndex.from_json(text)
+    assert governs(older)
+    assert "spec.require.futureRule" in older.errors["AccountabilityPolicy/shop"]
