@@ -7,12 +7,18 @@ otherwise replicas with a momentarily different view would overwrite each other'
 every denial would be reported twice. That one is the holder of the Lease
 ``affidavit-operator`` in the release namespace.
 
-The holder renews the Lease every ``renew_seconds``. A replica that finds the Lease not renewed
-for ``lease_seconds`` takes it over (optimistic concurrency on ``resourceVersion``: two
-candidates cannot both win), so after the leader dies another replica publishes within
-``lease_seconds + renew_seconds``. A leader that stops cleanly releases the Lease at once. A
-leader that cannot renew stops publishing as soon as its own lease could have expired, before
-anyone else may take over.
+The holder renews the Lease every ``renew_seconds``. A replica that has seen the Lease record
+(holder, ``renewTime``, ``resourceVersion``) unchanged for ``lease_seconds`` takes it over
+(optimistic concurrency on ``resourceVersion``: two candidates cannot both win), so after the
+leader dies another replica publishes within ``lease_seconds + renew_seconds``. "Unchanged for"
+is measured on this replica's monotonic clock from when it last saw the record change, never by
+comparing ``renewTime`` (the holder's wall clock) with this replica's wall clock: with the clocks
+of two nodes apart by more than the lease, that comparison let a replica take over a Lease still
+being renewed, and two replicas published at once. So a replica that has just started waits one
+lease duration before it takes over a Lease somebody holds (as client-go's leader election does).
+
+A leader that stops cleanly releases the Lease at once. A leader that cannot renew stops
+publishing as soon as its own lease could have expired, before anyone else may take over.
 """
 
 from __future__ import annotations
@@ -64,17 +70,24 @@ class LeaderElection:
     renew_seconds: float = 5.0
     name: str = LEASE_NAME
     on_elected: Callable[[], None] = lambda: None
+    #: Wall clock: only written into the Lease (``renewTime``, ``acquireTime``) for people to read.
+    wall: Callable[[], datetime.datetime] = _now
+    #: This replica's monotonic clock: every expiry decision is taken on it.
+    monotonic: Callable[[], float] = time.monotonic
     _valid_until: float = field(default=0.0, init=False)
+    #: The Lease record last seen (holder, renewTime, resourceVersion) and when it was first seen.
+    _observed: tuple[str, str, str] | None = field(default=None, init=False)
+    _observed_at: float = field(default=0.0, init=False)
 
     def is_leader(self) -> bool:
         """True while this replica holds a Lease nobody else may yet have taken over."""
-        return time.monotonic() < self._valid_until
+        return self.monotonic() < self._valid_until
 
     def try_acquire_or_renew(self) -> bool:
         """One round: create, renew or take over the Lease; True if this replica holds it."""
         coordination = client.CoordinationV1Api(self.api.api)
-        started = time.monotonic()
-        now = _now()
+        started = self.monotonic()
+        now = self.wall()
         try:
             lease = kube.call(
                 f"read lease {self.name}",
@@ -97,11 +110,10 @@ class LeaderElection:
         if holder == self.identity:
             lease.spec = self._spec(now, spec.lease_transitions or 0, spec.acquire_time or now)
             return self._write(started, lambda: self._replace(coordination, lease), "renew")
-        renewed = spec.renew_time or spec.acquire_time
+        self._observe(lease)
         duration = spec.lease_duration_seconds or self.lease_seconds
-        expired = (
-            not holder or renewed is None or now - renewed > datetime.timedelta(seconds=duration)
-        )
+        # Never ``now - spec.renew_time``: that is the holder's clock against ours.
+        expired = not holder or self.monotonic() - self._observed_at > duration
         if not expired:
             self._valid_until = 0.0
             return False
@@ -161,14 +173,28 @@ class LeaderElection:
             lambda: coordination.replace_namespaced_lease(self.name, self.namespace, lease),
         )
 
+    def _observe(self, lease: Any) -> None:
+        """Note the Lease record; restart the expiry count if it changed since last seen."""
+        spec = lease.spec or client.V1LeaseSpec()
+        metadata = lease.metadata or client.V1ObjectMeta()
+        record = (
+            spec.holder_identity or "",
+            str(spec.renew_time),
+            str(metadata.resource_version),
+        )
+        if record != self._observed:
+            self._observed = record
+            self._observed_at = self.monotonic()
+
     def _write(self, started: float, write: Callable[[], Any], what: str) -> bool:
         try:
-            kube.call(f"{what} lease {self.name}", write)
+            written = kube.call(f"{what} lease {self.name}", write)
         except AffidavitError as e:
             if kube.is_conflict(e):  # another replica wrote first
                 self._valid_until = 0.0
                 return False
             raise
+        self._observe(written)
         # Counted from before the read: never believe in a lease longer than others will.
         self._valid_until = started + self.lease_seconds
         return True

@@ -1,9 +1,11 @@
 """Of several operator replicas exactly one holds the Lease and publishes; another takes over
-when it dies (after the lease runs out) or at once when it stops cleanly. Real kube-apiserver,
+when it dies (after the lease runs out) or at once when it stops cleanly, and not while it is
+renewed even when the replicas' wall clocks disagree by more than the lease. Real kube-apiserver,
 short leases so the test is quick."""
 
 from __future__ import annotations
 
+import datetime
 import subprocess
 import time
 from collections.abc import Callable, Iterator
@@ -37,6 +39,16 @@ def replicas(api: kube.Kube, n: int, name: str, lease: int = 30) -> list[LeaderE
         LeaderElection(api, NS, f"replica-{i}", lease_seconds=lease, renew_seconds=0.5, name=name)
         for i in range(n)
     ]
+
+
+class SteppedClock:
+    """A monotonic clock the test moves by hand, so lease expiry needs no sleeping."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
 
 
 def holder(kubectl: Kubectl, name: str) -> str:
@@ -83,3 +95,26 @@ def test_a_leader_that_stops_cleanly_hands_over_at_once(api: kube.Kube, kubectl:
     assert not first.is_leader()
     assert second.try_acquire_or_renew()
     assert holder(kubectl, LEASE_NAME) == "replica-1"
+
+
+def test_a_replica_whose_clock_runs_ahead_does_not_take_a_renewed_lease(
+    api: kube.Kube, kubectl: Kubectl
+) -> None:
+    first, second = replicas(api, 2, "skew")
+    # `second`'s node's wall clock is a minute ahead: more than the 30 s lease.
+    second.wall = lambda: datetime.datetime.now(datetime.UTC) + datetime.timedelta(seconds=60)
+    second.monotonic = clock = SteppedClock()
+    assert first.try_acquire_or_renew()
+    for _ in range(5):  # 100 s in all on `second`'s clock, but `first` renews every 20 s
+        assert not second.try_acquire_or_renew()
+        clock.now += 20
+        assert first.try_acquire_or_renew()
+    assert not second.try_acquire_or_renew()
+    assert holder(kubectl, "skew") == "replica-0"
+    # `first` dies: `second` takes over once a whole lease passes with the record unchanged.
+    clock.now += 29
+    assert not second.try_acquire_or_renew()
+    clock.now += 2
+    assert second.try_acquire_or_renew()
+    assert second.is_leader()
+    assert holder(kubectl, "skew") == "replica-1"
