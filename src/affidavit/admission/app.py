@@ -43,6 +43,7 @@ from affidavit.admission.decisions_api import add_decision_routes
 from affidavit.admission.pin import Pinner
 from affidavit.admission.review import review_response
 from affidavit.admission.warm import WarmJudge
+from affidavit.ledger import Ledger
 from affidavit.ledger.buffer import BufferedLedger
 
 log = logging.getLogger("affidavit.admission")
@@ -76,10 +77,13 @@ def create_app(
     flush_interval: float = 2.0,
     client_auth: ClientAuth | None = None,
     decisions_api: bool = False,
+    decisions_ledger: Callable[[], Ledger | None] | None = None,
 ) -> ASGIApp:
     """The ASGI app; starts the policy source and the ledger flusher with the server.
 
-    ``decisions_api``: also serve the ledger read-only at ``/decisions`` (see ``decisions_api``).
+    ``decisions_api``: also serve the ledger read-only at ``/decisions`` (see ``decisions_api``),
+    through ``decisions_ledger`` (``decisions_api.reading_ledger``: its own connections), or
+    else the webhook's.
     """
     stop = threading.Event()
     pinner = Pinner(webhook)
@@ -140,7 +144,10 @@ def create_app(
         openapi_url=None,
     )
     if decisions_api:
-        add_decision_routes(api, lambda: webhook.ledger.ledger if webhook.ledger else None)
+        add_decision_routes(
+            api,
+            decisions_ledger or (lambda: webhook.ledger.ledger if webhook.ledger else None),
+        )
     limit = webhook.judge.max_body_bytes
 
     async def answer(

@@ -26,10 +26,12 @@ images.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
+import threading
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 from fastapi import FastAPI, Query, Response
 from starlette.concurrency import run_in_threadpool
@@ -38,10 +40,35 @@ from affidavit.errors import LedgerError
 from affidavit.ledger import Ledger, LedgerRecord
 
 log = logging.getLogger("affidavit.admission")
+T = TypeVar("T")
 
 
 class _NoLedger(LedgerError):
     """The webhook keeps no ledger: said as it is (nothing internal in it)."""
+
+
+#: Reads of the decisions API served at once; more are refused with 429 at once. The routes
+#: take no client certificate (see the module docstring), and a read may scan the whole table.
+AT_ONCE = 4
+
+
+def reading_ledger(url: str) -> Callable[[], Ledger | None]:
+    """The decisions API's own connection to the ledger at ``url``, opened at its first use.
+
+    Apart from admission's: with one engine, a flood of reads (from anyone who reaches the port)
+    held the connections that admission's own reads wait for (a pinned child's digest is
+    confirmed in the ledger), and such children were judged whole, refused once a policy had
+    tightened. Read-only: it never creates the ledger, and opening it waits for one to exist."""
+    opened: list[Ledger] = []
+    lock = threading.Lock()
+
+    def ledger() -> Ledger:
+        with lock:
+            if not opened:
+                opened.append(Ledger(url, read_only=True))
+            return opened[0]
+
+    return ledger
 
 
 #: The path prefix of the API (open without a client certificate when enabled).
@@ -61,6 +88,8 @@ def _json(body: dict[str, Any], status: int = 200) -> Response:
 def add_decision_routes(app: FastAPI, ledger: Callable[[], Ledger | None]) -> None:
     """Serve ``/decisions`` from the ledger ``ledger()`` returns (None: the webhook keeps none)."""
 
+    busy = asyncio.Semaphore(AT_ONCE)
+
     def store() -> Ledger:
         found = ledger()
         if found is None:
@@ -77,10 +106,21 @@ def add_decision_routes(app: FastAPI, ledger: Callable[[], Ledger | None]) -> No
             {"error": "the webhook's ledger cannot be read now; its log names the cause"}, 503
         )
 
+    def too_many() -> Response:
+        return _json(
+            {"error": f"the decisions API is answering {AT_ONCE} other requests; retry"}, 429
+        )
+
+    async def read(work: Callable[[], T]) -> T:
+        async with busy:
+            return await run_in_threadpool(work)
+
     @app.get(PREFIX + "/{decision_id}")
     async def one(decision_id: str) -> Response:
+        if busy.locked():
+            return too_many()
         try:
-            record = await run_in_threadpool(lambda: store().get(decision_id))
+            record = await read(lambda: store().get(decision_id))
         except LedgerError as e:
             return unavailable(e)
         if record is None:
@@ -102,8 +142,10 @@ def add_decision_routes(app: FastAPI, ledger: Callable[[], Ledger | None]) -> No
         limit: int = 20,
     ) -> Response:
         limit = max(1, min(limit, MAX_LIMIT))
+        if busy.locked():
+            return too_many()
         try:
-            records = await run_in_threadpool(
+            records = await read(
                 lambda: store().query(
                     namespace=namespace,
                     kind=kind,

@@ -10,6 +10,7 @@ uvloop with the httptools parser: measured against asyncio's loop and h11 in
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,6 +22,7 @@ from affidavit import defaults
 from affidavit.admission.app import create_app
 from affidavit.admission.client_auth import ASGIApp, ClientAuth, PeerCertProtocol
 from affidavit.admission.decide import Judge, Webhook
+from affidavit.admission.decisions_api import reading_ledger
 from affidavit.admission.judged import JudgedDigests
 from affidavit.admission.metrics import Metrics
 from affidavit.admission.owners import OwnerChain
@@ -357,7 +359,15 @@ def build_app(settings: WebhookSettings) -> ASGIApp:
         build_webhook(settings),
         client_auth=client_auth(settings),
         decisions_api=settings.decisions_api,
+        decisions_ledger=decisions_ledger(settings),
     )
+
+
+def decisions_ledger(settings: WebhookSettings) -> Callable[[], Ledger | None]:
+    """The decisions API's own read-only connection to the ledger (none without a ledger)."""
+    if not settings.ledger_url:
+        return lambda: None
+    return reading_ledger(settings.ledger_url)
 
 
 def serve_metrics(webhook: Webhook, host: str, port: int) -> None:
@@ -395,7 +405,12 @@ def serve(settings: WebhookSettings) -> None:
     webhook.metrics.serving_certificate(tls.validity)
     if settings.metrics_port is not None:
         serve_metrics(webhook, settings.host, settings.metrics_port)
-    app = create_app(webhook, client_auth=auth, decisions_api=settings.decisions_api)
+    app = create_app(
+        webhook,
+        client_auth=auth,
+        decisions_api=settings.decisions_api,
+        decisions_ledger=decisions_ledger(settings),
+    )
     config = uvicorn.Config(
         app,
         host=settings.host,

@@ -76,3 +76,51 @@ def test_no_ledger_is_said_as_it_is() -> None:
         503,
         {"error": "this webhook runs without a ledger (--ledger ''): no decisions"},
     )
+
+
+def test_reads_past_the_limit_are_refused_at_once_and_the_api_has_its_own_connections(
+    postgres_url: str,
+) -> None:
+    """The routes take no client certificate and a read may scan the whole table: with one
+    engine, a flood of reads held the connections admission's own reads wait for (a pinned
+    child's digest is confirmed in the ledger). Now the API reads through a ledger of its own,
+    at most ``AT_ONCE`` at a time; more are told to retry, at once, not queued.
+
+    Real PostgreSQL: a table lock held by another session keeps the API's reads waiting."""
+    import sqlalchemy
+
+    from affidavit.admission.decisions_api import AT_ONCE, reading_ledger
+
+    writer = Ledger(postgres_url)
+    writer.query(limit=1)  # the schema exists
+    opened = reading_ledger(postgres_url)
+    api = opened()
+    assert api is not writer and api is opened()  # its own engine, opened once
+    app = FastAPI()
+    add_decision_routes(app, opened)
+    engine = sqlalchemy.create_engine(postgres_url)
+
+    async def flood() -> list[int]:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://webhook") as c:
+            held = [asyncio.create_task(c.get("/decisions?namespace=shop")) for _ in range(AT_ONCE)]
+            await asyncio.sleep(1.0)  # each holds its turn, waiting on the lock
+            late = await c.get("/decisions/some-id")
+            release.set()
+            return [late.status_code, *[(await t).status_code for t in held]]
+
+    release = asyncio.Event()
+    with engine.connect() as locker:
+        locker.execute(sqlalchemy.text("BEGIN"))
+        locker.execute(sqlalchemy.text("LOCK TABLE decisions IN ACCESS EXCLUSIVE MODE"))
+
+        async def run() -> list[int]:
+            task = asyncio.create_task(flood())
+            await release.wait()
+            await asyncio.to_thread(locker.execute, sqlalchemy.text("ROLLBACK"))
+            return await task
+
+        codes = asyncio.run(run())
+    assert codes[0] == 429
+    assert codes[1:] == [200] * AT_ONCE
+    engine.dispose()
