@@ -1,10 +1,11 @@
 """The CLI's way into a cluster with nothing but a kubeconfig: the decisions API and a few reads.
 
 Why: a release manager's laptop has a kubeconfig, not the webhook's database. Every read here
-goes through the kube-apiserver with the user's own credentials, so RBAC decides what they see:
+goes through the kube-apiserver with the user's own credentials, so RBAC decides who may read:
 decisions through the service proxy of the webhook's Service (the chart's ClusterRole
-``affidavit-decision-reader``), and policies, exceptions and workloads with ordinary ``get`` and
-``list``. Errors name the permission or object that is missing, never a stack trace.
+``affidavit-decision-reader``: all of them, every namespace's, since the proxy passes the
+webhook no identity to filter by), and policies, exceptions and workloads with ordinary ``get``
+and ``list``. Errors name the permission or object that is missing, never a stack trace.
 """
 
 from __future__ import annotations

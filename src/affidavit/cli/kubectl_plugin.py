@@ -13,8 +13,9 @@ asks the cluster:
 * ``policy [IMAGE]``: the effective policy in a namespace, from the policy index the webhook
   judges by, with the source of each requirement.
 
-Every read is the user's own (kubeconfig), so RBAC decides what they see: the chart's
-ClusterRole ``affidavit-decision-reader`` grants exactly these reads. Imports stay inside the
+Every read is the user's own (kubeconfig), so RBAC decides who may read: the chart's
+ClusterRole ``affidavit-decision-reader`` grants exactly these reads (the decisions of every
+namespace: the service proxy passes the webhook no identity to filter by). Imports stay inside the
 commands so ``kubectl affidavit --help`` starts fast.
 """
 
