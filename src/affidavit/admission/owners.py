@@ -252,11 +252,17 @@ class OwnerChain:
             )
             said("timeout")
         except AffidavitError as e:  # the API said no: judge the child
-            log.warning("owner check of %s in %s failed: %s", shown(ref), namespace, e.message)
+            log.warning(
+                "owner check of %s in %s failed: %s", shown(ref), namespace, printable(e.message)
+            )
             said("error")
         except Exception as e:  # the API broke: judge the child
             log.warning(
-                "owner check of %s in %s failed: %s: %s", shown(ref), namespace, type(e).__name__, e
+                "owner check of %s in %s failed: %s: %s",
+                shown(ref),
+                namespace,
+                type(e).__name__,
+                printable(str(e)),
             )
             said("error")
         else:
@@ -383,7 +389,7 @@ class OwnerChain:
                 printable(name[:300]),
                 namespace,
                 type(e).__name__,
-                getattr(e, "message", None) or e,
+                printable(str(getattr(e, "message", None) or e)),
             )
             return None
         if revision is None or controller_uid(revision) != uid:
