@@ -107,7 +107,8 @@ class Pinner:
             return Answer(200, review_response(e.uid, allowed=False, message=e.message, code=400))
         kept = _images_before(req.old_object) if req.operation == "UPDATE" else frozenset()
         tags = [c for c in pod.containers if "@" not in c.image and c.image not in kept]
-        if not tags or _distinct(pod.images) > self.webhook.judge.max_images:
+        brought = tuple(i for i in pod.images if i not in kept)  # what the validator judges
+        if not tags or _distinct(brought) > self.webhook.judge.max_images:
             # nothing to pin, or the validating webhook refuses the request: nothing to look up
             return Answer(200, review_response(req.uid, allowed=True))
         return PinWork(req, pod, tuple(tags))

@@ -229,6 +229,33 @@ def test_mutate_counts_images_as_the_validating_webhook_does(
     assert ops[-1]["value"] == f"{spellings[-1]}@{images.good_digest}"
 
 
+def test_mutate_counts_only_what_an_update_brings_in(
+    webhook: WebhookProcess, images: Images
+) -> None:
+    """`kubectl debug` on a Pod that already runs more images than the 64 judged per request:
+    the validating webhook judges only the debug container's; the pinner counted the whole Pod,
+    pinned nothing, and the debug container was refused as unpinned on every retry."""
+    many = [f"registry.example/other/tool{i}:1" for i in range(65)]
+    old = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "web"},
+        "spec": containers(*many),
+    }
+    spec = {**containers(*many), "ephemeralContainers": [{"name": "dbg", "image": images.good}]}
+    body = pod_review(
+        spec, uid="u-debug-many", operation="UPDATE", sub_resource="ephemeralcontainers"
+    )
+    body["request"]["oldObject"] = old
+    assert patch_of(mutate(webhook, body)) == [
+        {
+            "op": "replace",
+            "path": "/spec/ephemeralContainers/0/image",
+            "value": f"{images.good}@{images.good_digest}",
+        }
+    ]
+
+
 def test_mutate_leaves_templates_and_the_images_an_update_keeps_alone(
     webhook: WebhookProcess, images: Images
 ) -> None:
