@@ -55,7 +55,7 @@ from affidavit.policy.model import (
     with_policy_defaults,
 )
 from affidavit.policy.signer_scope import open_signers
-from affidavit.policy.stored import Stored, object_key
+from affidavit.policy.stored import IGNORED_NOTE, Stored, object_key
 
 log = logging.getLogger(__name__)
 
@@ -264,7 +264,9 @@ class Reconciler:
                     )
                 ]
                 return status
-        if error is not None:
+        # Fields of newer CRDs left out: the rest of the spec is in force (``parse_object``).
+        left_out = error if error is not None and error.endswith(IGNORED_NOTE) else None
+        if error is not None and left_out is None:
             status["conditions"] = [ready_condition(False, "Invalid", error, generation, previous)]
             status["compiled"] = None
             return status
@@ -289,6 +291,8 @@ class Reconciler:
             message = f"active until {_rfc3339(expiry)}" if expiry else message
         ready = ready_condition(True, "Compiled", message, generation, previous)
         problems: list[tuple[str, str]] = []  # (reason, why): in force, but not as meant
+        if left_out is not None:
+            problems.append(("FieldsLeftOut", left_out))
         if isinstance(spec, AccountabilityPolicySpec | RegionPolicySpec):
             source = f"{kind}/{meta.get('name')}"
             lacking = health.missing_groups(index, spec.require, spec.jurisdictions, source)

@@ -237,7 +237,12 @@ def test_a_field_of_newer_crds_leaves_the_policy_in_force_without_it(
             return c if c and c["status"] == "False" and c["observedGeneration"] == 1 else None
 
         c = wait_for(noted, f"{name}'s status to name the field")
-        assert c["message"].startswith("spec.require.futureRule: a field this version of")
+        assert c["reason"] == "FieldsLeftOut"
+        assert c["message"].startswith(
+            "compiled and enforced, but spec.require.futureRule: a field this version of"
+        )
+        obj = get_json(kubectl, "accountabilitypolicy", name)
+        assert obj["status"]["compiled"] is not None  # in force, and said to be
         index, _ = published_index(kubectl)
         kept = next(p for p in index["policies"] if p["name"] == name)
         assert kept["spec"]["require"]["provenance"] == {"required": True}
