@@ -275,7 +275,8 @@ class Webhook:
         """The judgement of one canonical workload: evidence under the budget, evaluation, the
         unavailable registries named. Records and answers nothing: admission does that, and the
         operator's re-check of running workloads (``affidavit.admission.recheck``) calls this
-        same method, so a running workload is judged exactly as its admission would be now."""
+        same method, so a running workload is judged as its admission would be now (by the
+        digests it runs: no tag there waits to be pinned, ``RequestContext.expect_pinned``)."""
         found = gather(
             index,
             ctx,

@@ -113,11 +113,17 @@ def report_name(kind: str, name: str) -> str:
 
 def _transient(error: AffidavitError) -> bool:
     """Whether a failed call is worth retrying: the API server unreachable, overloaded or
-    failing (no status, 429, 5xx). Anything else (the namespace gone or terminating, an object
-    the API server refuses) fails the same way every time."""
+    failing (no status, 429, 5xx), or this operator's credentials or permissions refused (401,
+    a 403 but a terminating namespace's): an installation to fix, after which every Event is
+    still owed. Anything else (the namespace gone or terminating, an object the API server
+    refuses) fails the same way every time."""
     cause = error.__cause__
-    status = getattr(cause, "status", None) if isinstance(cause, ApiException) else None
-    return status is None or status == 429 or status >= 500
+    if not isinstance(cause, ApiException):
+        return True
+    status = cause.status
+    if status is None or status in (401, 429) or status >= 500:
+        return True
+    return status == 403 and "being terminated" not in str(cause.body or "")
 
 
 def _bounded(message: str, most: int = 4 * _MAX_MESSAGE) -> str:

@@ -110,7 +110,8 @@ REJECTED_REASON_CHARS = 300
 
 
 def rejected_reasons(reasons: Sequence[str]) -> str:
-    """``(rejected: A; B (x3); … and N more)``: the distinct reasons, in order, counted."""
+    """``(rejected: A; B (x3); and N other reasons)``: the distinct reasons, in order, counted,
+    ``REJECTED_SHOWN`` at most."""
     counts: dict[str, int] = {}
     for reason in reasons:
         if len(reason) > REJECTED_REASON_CHARS:
