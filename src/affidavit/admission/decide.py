@@ -195,23 +195,7 @@ class Webhook:
                 ns_labels = self.namespaces.labels(req.namespace)
         except Exception as e:
             return self._deny(req, f"cannot read the labels of namespace {req.namespace}: {e}")
-        labels = {**workload.pod_labels, **req.labels}
-        ctx = RequestContext(
-            uid=req.uid,
-            cluster=self.judge.cluster,
-            region=self.judge.region,
-            namespace=req.namespace,
-            namespace_labels=ns_labels,
-            kind=req.kind,
-            name=req.name,
-            operation=req.operation,
-            user=req.user,
-            labels=labels,
-            images=scope.judged,
-            unmatched_images=self.judge.unmatched_images,
-            caller=caller,
-            lineage=lineage,
-        )
+        ctx = self.context(req, workload, ns_labels, scope.judged, caller=caller, lineage=lineage)
         try:  # one name per image from here on: matching, evidence, ledger, messages
             ctx = ctx.canonical()
             if req.kind == "Pod":  # the tags it brings in were pinned, as far as that went
@@ -260,6 +244,34 @@ class Webhook:
             return self._answer(Judged(unjudged.req, scope.record(decision), scope.note))
         finally:
             self.metrics.duration.observe(time.monotonic() - unjudged.started)
+
+    def context(
+        self,
+        req: ParsedRequest,
+        workload: WorkloadImages,
+        ns_labels: Mapping[str, str],
+        images: tuple[str, ...],
+        *,
+        caller: Caller = UNAUTHENTICATED,
+        lineage: tuple[tuple[str, str], ...] = (),
+    ) -> RequestContext:
+        """What the policy engine judges of ``req``: ``images`` of ``workload`` (as written)."""
+        return RequestContext(
+            uid=req.uid,
+            cluster=self.judge.cluster,
+            region=self.judge.region,
+            namespace=req.namespace,
+            namespace_labels=ns_labels,
+            kind=req.kind,
+            name=req.name,
+            operation=req.operation,
+            user=req.user,
+            labels={**workload.pod_labels, **req.labels},
+            images=images,
+            unmatched_images=self.judge.unmatched_images,
+            caller=caller,
+            lineage=lineage,
+        )
 
     def judge_context(
         self,

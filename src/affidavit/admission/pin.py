@@ -53,7 +53,6 @@ from affidavit.admission.workloads import ContainerImage, WorkloadImages, extrac
 from affidavit.attestations.reference import canonical_image
 from affidavit.errors import InputError
 from affidavit.ids import new_id
-from affidavit.policy.evaluate import RequestContext
 
 log = logging.getLogger("affidavit.admission")
 
@@ -216,20 +215,7 @@ class Pinner:
         index = self.webhook.policy.current()
         if index is None:
             return False
-        ctx = RequestContext(
-            uid=req.uid,
-            cluster=self.webhook.judge.cluster,
-            region=self.webhook.judge.region,
-            namespace=req.namespace,
-            namespace_labels=ns_labels,
-            kind=req.kind,
-            name=req.name,
-            operation=req.operation,
-            user=req.user,
-            labels={**pod.pod_labels, **req.labels},
-            images=(pinned,),
-            unmatched_images=self.webhook.judge.unmatched_images,
-        )
+        ctx = self.webhook.context(req, pod, ns_labels, (pinned,))
         try:
             decision = self.webhook.judge_context(
                 ctx.canonical(), pod.pull_secrets, index, started=started, decision_id=new_id()

@@ -68,12 +68,10 @@ def setup(registry: Any, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path
     return work / "policies", f"{host}/turns/good@{digest}"
 
 
-def _answers(
-    setup: tuple[Path, str], slow: HostileRegistry, per_namespace: int
-) -> tuple[list[Answer], Answer]:
-    """A stream of reviews of namespace "attacker" naming images on the slow registry, and in
-    its midst one of namespace "shop" naming the attested image, on six judging threads."""
-    policies, good = setup
+def _judging(
+    policies: Path, slow: HostileRegistry, per_namespace: int
+) -> tuple[Webhook, ThreadPoolExecutor, WarmJudge]:
+    """A webhook judging on six threads, ``per_namespace`` of them one namespace's at most."""
     webhook = Webhook(
         judge=Judge(cluster="prod-1", region="eu-west-1", budget_seconds=BUDGET),
         policy=FilePolicySource(policies),
@@ -85,7 +83,16 @@ def _answers(
         ),
     )
     threads = ThreadPoolExecutor(6)
-    warm = WarmJudge(webhook, threads, per_namespace=per_namespace)
+    return webhook, threads, WarmJudge(webhook, threads, per_namespace=per_namespace)
+
+
+def _answers(
+    setup: tuple[Path, str], slow: HostileRegistry, per_namespace: int
+) -> tuple[list[Answer], Answer]:
+    """A stream of reviews of namespace "attacker" naming images on the slow registry, and in
+    its midst one of namespace "shop" naming the attested image, on six judging threads."""
+    policies, good = setup
+    webhook, threads, warm = _judging(policies, slow, per_namespace)
 
     def attack(i: int) -> asyncio.Task[Answer]:
         body = review(f"{slow.host}/slow/app:{i}", uid=f"a-{i}", namespace="attacker")
@@ -205,18 +212,7 @@ def _pins(
     """The same stream as ``_answers``, of Pods to pin (``/mutate``): the attacker's name tags
     on the slow registry, the release's the attested image's tag."""
     policies, good = setup
-    webhook = Webhook(
-        judge=Judge(cluster="prod-1", region="eu-west-1", budget_seconds=BUDGET),
-        policy=FilePolicySource(policies),
-        resolver=EvidenceResolver(
-            cache=EvidenceCache(),
-            registry_timeout=BUDGET * 0.9,
-            insecure_hosts=(slow.host,),
-            allowed_hosts=(slow.host,),
-        ),
-    )
-    threads = ThreadPoolExecutor(6)
-    warm = WarmJudge(webhook, threads, per_namespace=per_namespace)
+    webhook, threads, warm = _judging(policies, slow, per_namespace)
     pinner = Pinner(webhook)
     tag = good.split("@")[0] + ":1"
 

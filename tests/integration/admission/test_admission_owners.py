@@ -649,6 +649,29 @@ def _revision(apps: client.AppsV1Api, name: str, owner: str, uid: str, image: st
     apps.create_namespaced_controller_revision(NS, body)  # type: ignore[arg-type]
 
 
+def _statefulset(apps: client.AppsV1Api, name: str, image: str, partition: int = 0) -> str:
+    """A StatefulSet of no replicas running ``image``; its UID."""
+    spec: dict[str, Any] = {
+        "replicas": 0,
+        "serviceName": name,
+        "selector": {"matchLabels": {"app": name}},
+        "template": _template(name, [image]),
+    }
+    if partition:
+        spec["updateStrategy"] = {
+            "type": "RollingUpdate",
+            "rollingUpdate": {"partition": partition},
+        }
+    body = {
+        "apiVersion": "apps/v1",
+        "kind": "StatefulSet",
+        "metadata": {"name": name},
+        "spec": spec,
+    }
+    created: Any = apps.create_namespaced_stateful_set(NS, body)  # type: ignore[arg-type]
+    return str(created.metadata.uid)
+
+
 def test_a_statefulset_pod_of_its_current_revision_is_the_statefulsets(
     apps: client.AppsV1Api, kube: KubeApi, tmp_path: Path
 ) -> None:
@@ -660,20 +683,7 @@ def test_a_statefulset_pod_of_its_current_revision_is_the_statefulsets(
     old, new = "registry.example/shop/db:1", "registry.example/shop/db:2"
     ledger = Ledger(f"sqlite:///{tmp_path / 'ledger.db'}")
     ledger.append(admission(1, "allowed", NS, old, D1, kind="StatefulSet", name="db"))
-    body: dict[str, Any] = {
-        "apiVersion": "apps/v1",
-        "kind": "StatefulSet",
-        "metadata": {"name": "db"},
-        "spec": {
-            "replicas": 0,
-            "serviceName": "db",
-            "selector": {"matchLabels": {"app": "db"}},
-            "template": _template("db", [new]),
-            "updateStrategy": {"type": "RollingUpdate", "rollingUpdate": {"partition": 1}},
-        },
-    }
-    created: Any = apps.create_namespaced_stateful_set(NS, body)  # type: ignore[arg-type]
-    uid = str(created.metadata.uid)
+    uid = _statefulset(apps, "db", new, partition=1)
     _revision(apps, "db-old", "db", uid, old)
     _revision(apps, "db-new", "db", uid, new)
     _revision(apps, "db-stray", "db", "another-statefulsets-uid", OTHER)
@@ -723,19 +733,7 @@ def test_a_current_revision_nobody_admitted_does_not_admit_its_pods(
     evil = f"registry.example/shop/evil@{D2}"
     ledger = Ledger(f"sqlite:///{tmp_path / 'ledger.db'}")
     ledger.append(admission(1, "allowed", NS, admitted_ref, D1, kind="StatefulSet", name="rev"))
-    body: dict[str, Any] = {
-        "apiVersion": "apps/v1",
-        "kind": "StatefulSet",
-        "metadata": {"name": "rev"},
-        "spec": {
-            "replicas": 0,
-            "serviceName": "rev",
-            "selector": {"matchLabels": {"app": "rev"}},
-            "template": _template("rev", ["registry.example/shop/db:3"]),
-        },
-    }
-    created: Any = apps.create_namespaced_stateful_set(NS, body)  # type: ignore[arg-type]
-    uid = str(created.metadata.uid)
+    uid = _statefulset(apps, "rev", "registry.example/shop/db:3")
     _revision(apps, "rev-old", "rev", uid, admitted_ref)
     _revision(apps, "rev-forged", "rev", uid, evil)
 
