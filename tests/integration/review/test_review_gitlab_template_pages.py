@@ -229,3 +229,20 @@ def test_past_the_page_limit_the_step_fails_rather_than_attest_a_partial_list(
         f"affidavit: {gitlab_api}/projects/{PROJECT}/merge_requests/{MR}/commits has more than 1 "
         "pages of 100; refusing to attest a partial list (raise AFFIDAVIT_MAX_PAGES)\n"
     )
+
+
+def test_review_files_committed_where_the_job_writes_are_never_read(tmp_path: Path) -> None:
+    """The job wrote the merge request's JSON into the checkout's `.affidavit/` (where the
+    repository keeps tiers.yaml), and read `mr.json` from there when it found no merge request:
+    a committed `.affidavit/mr.json` set the range's base (leaving an earlier AI commit out).
+    Its folder is now its own, emptied before anything is fetched."""
+    variables = yaml.safe_load(TEMPLATE.read_text())[".affidavit-attest"]["variables"]
+    assert variables["OUT"] == "${CI_PROJECT_DIR}/.affidavit-attest"
+    out = tmp_path / ".affidavit-attest"
+    out.mkdir()
+    (out / "mr.json").write_text(json.dumps({"diff_refs": {"base_sha": "f" * 40}}))
+    (out / "commits.json").write_text("[]\n")
+    step = _step('mkdir -p "$OUT"')
+    subprocess.run(["bash", "-eo", "pipefail", "-c", step],
+                   env={"PATH": "/usr/bin:/bin", "OUT": str(out)}, check=True)  # fmt: skip
+    assert out.is_dir() and list(out.iterdir()) == []
