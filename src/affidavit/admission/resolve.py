@@ -16,6 +16,7 @@ nothing more; the detail goes to the log.
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import json
 import logging
@@ -55,6 +56,16 @@ class SecretReader(Protocol):
     """Reads a Secret object (``{"type": ..., "data": {...}}``, values base64) or None if absent."""
 
     def read_secret(self, namespace: str, name: str) -> Mapping[str, Any] | None: ...
+
+
+@functools.lru_cache(maxsize=1024)
+def access_of(credentials: Credentials | None) -> str:
+    """Who reads a registry with ``credentials``, as the evidence cache tells readers apart: a
+    fingerprint of them (no secret in it), or "" for none."""
+    if credentials is None:
+        return ""
+    parts = [credentials.username, credentials.password, credentials.identity_token]
+    return hashlib.sha256(json.dumps(parts).encode()).hexdigest()[:32]
 
 
 def secret_credentials(secret: Mapping[str, Any], *, where: str) -> dict[str, Credentials]:
@@ -237,7 +248,11 @@ class EvidenceResolver:
                 credentials[host] = alternative
             try:
                 found = self.cache.lookup(
-                    self.client(credentials), image, signers, predicate_types=self._predicate_types
+                    self.client(credentials),
+                    image,
+                    signers,
+                    predicate_types=self._predicate_types,
+                    access=access_of(credentials.get(host)),
                 )
             except RegistryAccessError as e:
                 refusal = refusal or e
@@ -267,6 +282,7 @@ class EvidenceResolver:
             return None
         if ref.digest is None or not self.trust.permits(ref.registry, index):
             return None
+        first: Credentials | None = None  # the lookup's first try for the image's registry
         if pull_secrets:
             now = self._clock()
             with self._lock:
@@ -274,6 +290,8 @@ class EvidenceResolver:
                     cached = self._creds.get((namespace, name))
                     if cached is None or cached[0] <= now:
                         return None
+                    if first is None:
+                        first = cached[1].get(ref.registry)
         if self._trust_roots is not None:
             resolved = self._trust_roots.resolve(signers, io=False)
             if resolved is None:
@@ -281,8 +299,8 @@ class EvidenceResolver:
             signers = resolved
         key = self.cache.key(ref.digest, signers, self._predicate_types, ref.name)
         evidence = self.cache.get(key, count_miss=False)
-        if evidence is None:
-            return None
+        if evidence is None or not self.cache.read_by(key, access_of(first)):
+            return None  # a reader not yet shown to the registry asks it (``EvidenceCache``)
         if evidence.image != image:
             evidence = replace(evidence, image=image)
         return Lookup(image, ref.digest, evidence, "hit" if evidence.verified else "negative_hit")

@@ -78,6 +78,9 @@ class _Entry:
     expires: float
     size: int  # evidence_bytes(evidence)
     parsed: int  # its predicates' JSON bytes, held parsed while the entry is hot
+    #: Who has shown the registry lets them read the image (``lookup``'s ``access``): None, no
+    #: one is asked (a CLI's own cache).
+    readers: set[str] | None = None
 
 
 CacheResult = Literal["hit", "miss", "negative_hit"]
@@ -168,14 +171,17 @@ class EvidenceCache:
             self.hits += 1
             return entry.evidence
 
-    def put(self, key: str, evidence: ImageEvidence) -> None:
+    def put(self, key: str, evidence: ImageEvidence, *, access: str | None = None) -> None:
+        """Keep ``evidence`` under ``key``; ``access``: who read it (``lookup``)."""
         ttl = self.positive_ttl if evidence.verified else self.negative_ttl
         size, parsed = _sizes(evidence)
+        readers = None if access is None else {access}
         with self._lock:
             self._drop(key)
             if self.max_bytes is not None and size > self.max_bytes:
                 return  # alone over the budget: verified again on each request instead
-            entry = self._entries[key] = _Entry(evidence, self._clock() + ttl, size, parsed)
+            entry = _Entry(evidence, self._clock() + ttl, size, parsed, readers)
+            self._entries[key] = entry
             self.bytes += size
             self._heat(key, entry)
             if not evidence.verified:
@@ -186,6 +192,19 @@ class EvidenceCache:
                 self.max_bytes is not None and self.bytes > self.max_bytes
             ):
                 self._drop(next(iter(self._entries)))
+
+    def read_by(self, key: str, access: str) -> bool:
+        """Whether ``access`` has shown it may read the image of ``key``'s entry (or no one is
+        asked); False without an entry."""
+        with self._lock:
+            entry = self._entries.get(key)
+            return entry is not None and (entry.readers is None or access in entry.readers)
+
+    def _admit_reader(self, key: str, access: str) -> None:
+        with self._lock:
+            entry = self._entries.get(key)
+            if entry is not None and entry.readers is not None:
+                entry.readers.add(access)
 
     def clear(self) -> None:
         with self._lock:
@@ -227,6 +246,7 @@ class EvidenceCache:
         predicate_types: Sequence[str] | None = None,
         max_layer_bytes: int = DEFAULT_MAX_BYTES,
         sigstore_trusted_root: Path | None = None,
+        access: str | None = None,
     ) -> CacheLookup:
         """``verify_image`` through the cache, saying whether the answer came from it.
 
@@ -234,12 +254,23 @@ class EvidenceCache:
         that the image exists (its HEAD goes out with the attestation listings, not before
         them), so a missing image is a ``RegistryError``, never "no attestations". Registry
         errors propagate and are never cached.
+
+        ``access`` names whose credentials ``client`` holds for the image's registry (the
+        admission webhook's: a fingerprint, "" for none). An entry answers only those who have
+        shown the registry lets them read the image: a digest is not resolved, so the evidence
+        one workload's pull secret fetched answered another's request for the same digest with
+        no secret, or another's (a denial then showed another team's reviewers and files). A
+        caller not yet shown sends one HEAD of the manifest with its own credentials first.
         """
         ref = ImageReference.parse(image)
         digest, subject = digest_and_subject(client, ref)
         key = self.key(digest, signers, predicate_types, ref.name)
         cached = self.get(key)
         if cached is not None:
+            if access is not None and not self.read_by(key, access):
+                if ref.digest is not None:  # a tag was resolved just now, with these
+                    client.head_manifest(ref)  # RegistryAccessError: not this caller's to read
+                self._admit_reader(key, access)
             found = cached if cached.image == image else replace(cached, image=image)
             return CacheLookup(digest, found, "hit" if cached.verified else "negative_hit")
         evidence = verify_digest(
@@ -253,7 +284,7 @@ class EvidenceCache:
             subject=subject,
             check_image=subject is None,
         )
-        self.put(key, evidence)
+        self.put(key, evidence, access=access)
         return CacheLookup(digest, evidence, "miss")
 
     def verify(
