@@ -31,6 +31,7 @@ from __future__ import annotations
 import asyncio
 import datetime
 import logging
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -234,8 +235,14 @@ class Reconciler:
     #: at a reconcile when CRDS_CHECK_EVERY (or the resync period, if shorter) has passed since
     #: the last answer, so applying the CRDs is noticed at the next change or resync.
     crds_check: Callable[[], str | None] | None = None
+    #: The least time between two passes. Anyone who may edit an exception in their namespace
+    #: may edit it in a loop; each edit is a new index (its generation is in it): a rewrite of a
+    #: ConfigMap of up to 900 KiB, every webhook's re-parse and emptied verdict cache, and a
+    #: cluster-wide re-check. Edits closer than this are taken in one pass (its list sees all).
+    min_pass_gap: float = 2.0
     _dirty: asyncio.Event = field(default_factory=asyncio.Event)
     _crds_checked: datetime.datetime | None = None
+    _last_pass: float | None = None
 
     def mark_dirty(self) -> None:
         self._dirty.set()
@@ -427,6 +434,12 @@ class Reconciler:
         """Reconcile whenever marked dirty, at the next expiry, and every ``resync``."""
 
         async def step() -> float | None:
+            if self._last_pass is not None:
+                wait = self.min_pass_gap - (time.monotonic() - self._last_pass)
+                if wait > 0:
+                    await asyncio.sleep(wait)
+            self._dirty.clear()  # the list below sees every change marked until now
+            self._last_pass = time.monotonic()
             now = _now()
             every = min(self.resync, CRDS_CHECK_EVERY)
             due = self._crds_checked is None or now - self._crds_checked >= every
