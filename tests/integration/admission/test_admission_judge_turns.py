@@ -17,7 +17,7 @@ import asyncio
 import base64
 import json
 import time
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -94,27 +94,29 @@ def _answers(
     policies, good = setup
     webhook, threads, warm = _judging(policies, slow, per_namespace)
 
-    def attack(i: int) -> asyncio.Task[Answer]:
+    def attack(i: int) -> Awaitable[Answer]:
         body = review(f"{slow.host}/slow/app:{i}", uid=f"a-{i}", namespace="attacker")
-        return asyncio.create_task(warm.judge(json.dumps(body).encode()))
+        return warm.judge(json.dumps(body).encode())
 
-    async def flood() -> tuple[list[Answer], Answer]:
-        # a steady stream: BATCH reviews every half second, the release a second in
-        attacks = []
-        for wave in range(WAVES):
-            attacks += [attack(wave * BATCH + i) for i in range(BATCH)]
-            if wave == 2:
-                release = asyncio.create_task(
-                    warm.judge(json.dumps(review(good, uid="v", namespace="shop")).encode())
-                )
-            await asyncio.sleep(0.5)
-        return list(await asyncio.gather(*attacks)), await release
-
+    release = json.dumps(review(good, uid="v", namespace="shop")).encode()
     try:
-        return asyncio.run(flood())
+        return asyncio.run(_stream(attack, lambda: warm.judge(release)))
     finally:
         threads.shutdown(wait=False)
         webhook.close()
+
+
+async def _stream(
+    attack: Callable[[int], Awaitable[Answer]], release: Callable[[], Awaitable[Answer]]
+) -> tuple[list[Answer], Answer]:
+    """A steady stream: BATCH attacks every half second, the release a second in."""
+    attacks: list[asyncio.Task[Answer]] = []
+    for wave in range(WAVES):
+        attacks += [asyncio.ensure_future(attack(wave * BATCH + i)) for i in range(BATCH)]
+        if wave == 2:
+            released = asyncio.ensure_future(release())
+        await asyncio.sleep(0.5)
+    return list(await asyncio.gather(*attacks)), await released
 
 
 def _response(answer: Answer) -> dict[str, Any]:
@@ -216,21 +218,13 @@ def _pins(
     pinner = Pinner(webhook)
     tag = good.split("@")[0] + ":1"
 
-    def attack(i: int) -> asyncio.Task[Answer]:
+    def attack(i: int) -> Awaitable[Answer]:
         body = _pod_review(f"{slow.host}/slow/app:{i}", f"a-{i}", "attacker")
-        return asyncio.create_task(warm.pin(pinner, body))
+        return warm.pin(pinner, body)
 
-    async def flood() -> tuple[list[Answer], Answer]:
-        attacks = []
-        for wave in range(WAVES):
-            attacks += [attack(wave * BATCH + i) for i in range(BATCH)]
-            if wave == 2:
-                release = asyncio.create_task(warm.pin(pinner, _pod_review(tag, "v", "shop")))
-            await asyncio.sleep(0.5)
-        return list(await asyncio.gather(*attacks)), await release
-
+    release = _pod_review(tag, "v", "shop")
     try:
-        return asyncio.run(flood())
+        return asyncio.run(_stream(attack, lambda: warm.pin(pinner, release)))
     finally:
         threads.shutdown(wait=False)
         webhook.close()
