@@ -10,7 +10,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import replace
 
-from affidavit.attestations.evidence import KeylessSigner, TrustedSigner
+from affidavit.attestations.evidence import ImageEvidence, KeylessSigner, TrustedSigner
 from affidavit.attestations.predicates import AI_PROVENANCE_V1, CODE_REVIEW_V1
 from affidavit.attestations.reference import ImageReference
 from affidavit.policy.decision import Decision, Violation
@@ -107,6 +107,14 @@ def short_type(predicate_type: str) -> str:
 #: PolicyReport about it.
 REJECTED_SHOWN = 5
 REJECTED_REASON_CHARS = 300
+
+
+def unverified(predicate_type: str, evidence: ImageEvidence) -> str:
+    """What a violation found where no ``predicate_type`` attestation verified: that, and why
+    the ones of that type (or of no known type) were rejected (``rejected_reasons``)."""
+    found = f"no verified {short_type(predicate_type)} attestation"
+    rejected = [r.reason for r in evidence.rejected if r.predicate_type in (None, predicate_type)]
+    return f"{found} {rejected_reasons(rejected)}" if rejected else found
 
 
 def rejected_reasons(reasons: Sequence[str]) -> str:

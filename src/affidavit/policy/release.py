@@ -16,7 +16,7 @@ from affidavit.attestations.predicates import CODE_REVIEW_V1, CodeReview
 from affidavit.attestations.predicates.review import Identity, named
 from affidavit.policy.combine import EffectivePolicy
 from affidavit.policy.decision import Violation
-from affidavit.policy.messages import collect_review_fix, rejected_reasons, short_type, signing
+from affidavit.policy.messages import collect_review_fix, short_type, signing, unverified
 from affidavit.policy.tiers import Touched, change_label
 
 RULE = "review.releaseApprover"
@@ -60,10 +60,7 @@ def check_release_approver(
             return []
         todo = "have the change merged by someone who neither wrote nor reviewed it"
         if review is None:
-            rejected = [r.reason for r in ev.rejected if r.predicate_type in (None, CODE_REVIEW_V1)]
-            found = f"no verified {short_type(CODE_REVIEW_V1)} attestation"
-            if rejected:
-                found += " " + rejected_reasons(rejected)
+            found = unverified(CODE_REVIEW_V1, ev)
         else:
             found = f"a code-review/v1 predicate that does not parse ({review})"
         expected = (

@@ -32,9 +32,9 @@ from affidavit.policy.messages import (
     collect_provenance_fix,
     collect_review_fix,
     pinned,
-    rejected_reasons,
     short_type,
     signing,
+    unverified,
 )
 from affidavit.policy.pseudonymous import pseudonym_violations
 from affidavit.policy.release import check_release_approver
@@ -105,10 +105,7 @@ def _slsa_revisions(att: Attestation | None) -> set[str]:
 def _missing(
     rule: str, ptype: str, ev: ImageEvidence, origin: Origin, why: str, fix: str
 ) -> Violation:
-    rejected = [r for r in ev.rejected if r.predicate_type in (None, ptype)]
-    found = f"no verified {short_type(ptype)} attestation"
-    if rejected:
-        found += " " + rejected_reasons([r.reason for r in rejected])
+    found = unverified(ptype, ev)
     return _v(rule, origin, found, f"{a(short_type(ptype))} attestation {why}", fix, ev.image)
 
 

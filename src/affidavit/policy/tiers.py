@@ -23,9 +23,9 @@ from affidavit.policy.decision import Violation
 from affidavit.policy.messages import (
     collect_review_fix,
     plural,
-    rejected_reasons,
     short_type,
     signing,
+    unverified,
 )
 from affidavit.policy.pseudonymous import key_ids
 
@@ -156,10 +156,7 @@ def check_review(
         repo_at, "review the change on its final revision", sign=sign, pseudonyms=pseudonyms
     )
     if review is None:
-        rejected = [r.reason for r in ev.rejected if r.predicate_type in (None, CODE_REVIEW_V1)]
-        found = f"no verified {short_type(CODE_REVIEW_V1)} attestation"
-        if rejected:
-            found += " " + rejected_reasons(rejected)
+        found = unverified(CODE_REVIEW_V1, ev)
         expected = f"a {short_type(CODE_REVIEW_V1)} attestation ({_why(rules0, paths0)})"
         return [
             Violation("review.present", origin.source, found, expected, fix0, image, origin.control)
