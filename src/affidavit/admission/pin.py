@@ -53,6 +53,7 @@ from affidavit.admission.workloads import ContainerImage, WorkloadImages, extrac
 from affidavit.attestations.reference import canonical_image
 from affidavit.errors import InputError
 from affidavit.ids import new_id
+from affidavit.policy.index import PolicyIndex
 
 log = logging.getLogger("affidavit.admission")
 
@@ -174,7 +175,9 @@ class Pinner:
             )
             if isinstance(outcome, Lookup):
                 pinned = f"{image}@{outcome.digest}"
-                if image in excepted and not self._admits(req, pod, ns_labels, pinned, started):
+                if image in excepted and not self._admits(
+                    req, pod, ns_labels, index, pinned, started
+                ):
                     # Break-glass admits the tag by name, not by evidence: an exception naming
                     # a tag does not cover its pinned form, so pinning would refuse the Pod.
                     continue
@@ -201,6 +204,7 @@ class Pinner:
         req: ParsedRequest,
         pod: WorkloadImages,
         ns_labels: Mapping[str, str],
+        index: PolicyIndex,
         pinned: str,
         started: float,
     ) -> bool:
@@ -212,9 +216,6 @@ class Pinner:
         left as written, a retag would run a digest nobody judged (with the decision recording
         a clean admission and no exception), even one the exception itself could never admit,
         such as one whose requester a ``separateRequester`` policy refuses."""
-        index = self.webhook.policy.current()
-        if index is None:
-            return False
         ctx = self.webhook.context(req, pod, ns_labels, (pinned,))
         try:
             decision = self.webhook.judge_context(

@@ -104,14 +104,15 @@ class WarmJudge:
         0.4 s and 25 MB of memory: thirty such dry runs at once (they never reach etcd, so its
         1.5 MiB limit does not apply) kept every other review and the probes waiting for
         seconds, and grew the process past its memory limit."""
+        self.webhook.metrics.inc(self.webhook.metrics.judged, "pool")
+        return await self._in_large(partial(self.webhook.handle, body, caller, started))
+
+    async def _in_large(self, work: Callable[[], Answer]) -> Answer:
+        """``work`` (a large review's, parsed in it) in a thread, ``LARGE_AT_ONCE`` at once."""
         if self._large is None:
             self._large = asyncio.Semaphore(LARGE_AT_ONCE)
-        self.webhook.metrics.inc(self.webhook.metrics.judged, "pool")
         async with self._large:
-            loop = asyncio.get_running_loop()
-            return await loop.run_in_executor(
-                self.offload, self.webhook.handle, body, caller, started
-            )
+            return await asyncio.get_running_loop().run_in_executor(self.offload, work)
 
     async def pin(self, pinner: Pinner, body: bytes) -> Answer:
         """The mutating webhook's answer (``Pinner``): read on the event loop (an exception's
@@ -122,12 +123,8 @@ class WarmJudge:
         the thread started) held every thread, and every Pod's pinning and every other
         namespace's cold review in the cluster answered after the API server's timeout."""
         started = time.monotonic()
-        loop = asyncio.get_running_loop()
         if len(body) > LARGE_BODY:
-            if self._large is None:
-                self._large = asyncio.Semaphore(LARGE_AT_ONCE)
-            async with self._large:
-                return await loop.run_in_executor(self.offload, pinner.handle, body, started)
+            return await self._in_large(partial(pinner.handle, body, started))
         work = pinner.prepare(body)
         if isinstance(work, Answer):
             return work

@@ -56,7 +56,7 @@ from affidavit.policy.model import (
     with_policy_defaults,
 )
 from affidavit.policy.signer_scope import open_signers
-from affidavit.policy.stored import IGNORED_NOTE, Stored, object_key
+from affidavit.policy.stored import Stored, left_out, object_key
 
 log = logging.getLogger(__name__)
 
@@ -272,8 +272,8 @@ class Reconciler:
                 ]
                 return status
         # Fields of newer CRDs left out: the rest of the spec is in force (``parse_object``).
-        left_out = error if error is not None and error.endswith(IGNORED_NOTE) else None
-        if error is not None and left_out is None:
+        without = error if error is not None and left_out(error) else None
+        if error is not None and without is None:
             status["conditions"] = [ready_condition(False, "Invalid", error, generation, previous)]
             status["compiled"] = None
             return status
@@ -298,8 +298,8 @@ class Reconciler:
             message = f"active until {_rfc3339(expiry)}" if expiry else message
         ready = ready_condition(True, "Compiled", message, generation, previous)
         problems: list[tuple[str, str]] = []  # (reason, why): in force, but not as meant
-        if left_out is not None:
-            problems.append(("FieldsLeftOut", left_out))
+        if without is not None:
+            problems.append(("FieldsLeftOut", without))
         if isinstance(spec, AccountabilityPolicySpec | RegionPolicySpec):
             source = f"{kind}/{meta.get('name')}"
             lacking = health.missing_groups(index, spec.require, spec.jurisdictions, source)

@@ -25,6 +25,7 @@ from typing import Any
 from affidavit.errors import AffidavitError
 from affidavit.kubeconfig import CREATORS, owner_readers
 from affidavit.operator import kube
+from affidavit.policy.lifetime import parse_time
 
 #: (API group, kind) -> apiVersion, for the kinds a controller chain may pass through.
 API_VERSIONS: Mapping[tuple[str, str], str] = {
@@ -113,15 +114,8 @@ TERMINATING_GRACE = timedelta(minutes=5)
 def _ending_soon(meta: Mapping[str, Any], now: datetime) -> bool:
     """Whether a Pod is being deleted and due to be gone within ``TERMINATING_GRACE``."""
     stamp = meta.get("deletionTimestamp")
-    if not stamp:
-        return False
-    try:
-        due = datetime.fromisoformat(str(stamp).replace("Z", "+00:00"))
-    except ValueError:
-        return False  # no time: judged as running
-    if due.tzinfo is None:
-        due = due.replace(tzinfo=UTC)
-    return due <= now + TERMINATING_GRACE
+    due = parse_time(stamp) if isinstance(stamp, str) else None
+    return due is not None and due <= now + TERMINATING_GRACE  # no time: judged as running
 
 
 def group_pods(

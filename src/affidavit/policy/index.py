@@ -41,7 +41,7 @@ from affidavit.policy.model import (
     Require,
 )
 from affidavit.policy.presets import expand
-from affidavit.policy.stored import IGNORED_NOTE, ExceptionRef, Stored, object_key, parse_object
+from affidavit.policy.stored import ExceptionRef, Stored, left_out, object_key, parse_object
 
 _CACHE_LIMIT = 4096
 # The cache key holds request strings (image, namespace, labels): a key longer than any valid
@@ -243,15 +243,15 @@ class PolicyIndex:
                 f"the published policy index is unreadable: {e}",
                 hint="the operator rewrites it on the next policy change; check its logs",
             ) from e
-        left_out = {k: v for k, v in index.errors.items() if v.endswith(IGNORED_NOTE)}
-        invalid = {k: v for k, v in index.errors.items() if k not in left_out}
+        without = {k: v for k, v in index.errors.items() if left_out(v)}
+        invalid = {k: v for k, v in index.errors.items() if k not in without}
         if invalid:
             raise PolicyError(f"the published policy index holds invalid objects: {invalid}")
         return cls(
             index._policies,
             index._regions,
             index._exceptions,
-            {**data.get("errors", {}), **left_out},
+            {**data.get("errors", {}), **without},
             exception_max_days=index.exception_max_days,
         )
 

@@ -97,6 +97,12 @@ IGNORED_NOTE = (
 )
 
 
+def left_out(error: str) -> bool:
+    """Whether an object's error says it is in force without fields it holds (``IGNORED_NOTE``)
+    rather than invalid."""
+    return error.endswith(IGNORED_NOTE)
+
+
 def _without(spec: Any, locs: Sequence[tuple[Any, ...]]) -> Any:
     """A deep copy of ``spec`` without the fields at ``locs`` (pydantic's error locations)."""
     copied = copy.deepcopy(spec)
