@@ -144,9 +144,13 @@ def approval(login: str, *, independent: bool = True, bot: bool = False) -> dict
 
 
 def review(
-    *reviews: dict[str, Any], revision: str = REV, merged_by: dict[str, Any] | None = MERGER
+    *reviews: dict[str, Any],
+    revision: str = REV,
+    merged_by: dict[str, Any] | None = MERGER,
+    commits: tuple[str, ...] | None = None,
 ) -> dict[str, Any]:
-    """A code-review/v1 predicate for PR #42 by alice, merged by ``merged_by`` (None: unmerged)."""
+    """A code-review/v1 predicate for PR #42 by alice, merged by ``merged_by`` (None: unmerged),
+    holding ``commits`` (default: the commit ``change()`` makes, and ``revision``)."""
     final = [r for r in reviews if r["state"] == "approved" and r["onFinalRevision"]]
     change_request: dict[str, Any] = {
         "system": "github",
@@ -156,6 +160,9 @@ def review(
     }
     if merged_by is not None:
         change_request["mergedBy"] = merged_by
+    change_request["commits"] = list(
+        commits if commits is not None else dict.fromkeys((REV, revision))
+    )
     return {
         "source": {"repository": "https://github.com/example/shop", "revision": revision},
         "changeRequest": change_request,

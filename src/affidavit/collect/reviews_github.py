@@ -4,7 +4,10 @@ Pipelines fetch these with ``gh api`` (the composite action in attestations/temp
 this module checks that the three files belong together (the head commit is among the commits,
 each review names the same pull request) and maps GitHub's review states onto code-review/v1.
 A review counts for the revision in its ``commit_id``; when the image is built from the PR's
-merge commit (``merge_commit_sha``) the reviewed final revision is still the PR head.
+merge commit (``merge_commit_sha``) the reviewed final revision is still the PR head. The PR's
+commits and its merge commit (the squash commit, once squashed) are recorded as the commits the
+review holds, so that a policy can tell them from an earlier commit that reached the branch
+unreviewed and rides along in the same build.
 """
 
 from __future__ import annotations
@@ -65,12 +68,15 @@ def _user(
     )
 
 
-def _commits(source: JsonInput, items: list[Any]) -> tuple[Contributors, set[str]]:
+def _commits(source: JsonInput, items: list[Any]) -> tuple[Contributors, list[str]]:
+    """The authors and committers of the PR's commits, and the commits in the API's order."""
     contributors = Contributors()
-    shas: set[str] = set()
+    shas: list[str] = []
     for number, item in enumerate(items, start=1):
         where = f"item {number}"
-        shas.add(get_revision(source, item, "sha", where=where))
+        sha = get_revision(source, item, "sha", where=where)
+        if sha not in shas:
+            shas.append(sha)
         message = get_field(source, item, "commit.message", str, where=where, required=False)
         for role in ("author", "committer"):
             email = get_field(
@@ -215,6 +221,7 @@ def collect_github_review(
             author=author,
             merged_by=merged_by,
             merged_at=get_field(pr_src, pr, "merged_at", str, where=where, required=False),
+            commits=[*shas, merge_sha] if merge_sha and merge_sha not in shas else shas,
         ),
         final_revision=final,
         reviews=tuple(reviews),

@@ -69,10 +69,15 @@ def _user(
     )
 
 
-def _commits(path: Path, contributors: Contributors) -> None:
+def _commits(path: Path, contributors: Contributors) -> list[str]:
+    """Add the MR's commit authors and committers to ``contributors``; the commits, in order."""
     source = JsonInput("gitlab commits file", str(path), COMMITS_ENDPOINT)
+    shas: list[str] = []
     for number, item in enumerate(load_json(source, array=True), start=1):
         where = f"item {number}"
+        sha = get_revision(source, item, "id", where=where)
+        if sha not in shas:
+            shas.append(sha)
         for role in ("author", "committer"):
             contributors.add(
                 Identity(
@@ -84,6 +89,7 @@ def _commits(path: Path, contributors: Contributors) -> None:
             )
         message = get_field(source, item, "message", str, where=where, required=False)
         contributors.add_co_authors(message or "")
+    return shas
 
 
 def _approved(
@@ -151,9 +157,10 @@ def collect_gitlab_review(
     assert author is not None  # required=True
     merged_by = _user(mr_src, mr, "merged_by", where, required=False)
     merge_shas = {
-        get_revision(mr_src, mr, key, where=where, required=False)
+        sha
         for key in ("merge_commit_sha", "squash_commit_sha")
-    } - {None}
+        if (sha := get_revision(mr_src, mr, key, where=where, required=False)) is not None
+    }
 
     approvals_src = JsonInput("gitlab approvals file", str(approvals_path), APPROVALS_ENDPOINT)
     approvals = load_json(approvals_src, array=False)
@@ -184,8 +191,18 @@ def collect_gitlab_review(
         )
 
     contributors = Contributors()
-    if commits_path is not None:
-        _commits(commits_path, contributors)
+    # without the MR's commits, none is recorded as held (a policy then refuses AI-involved
+    # commits that need review): the merge and squash commits alone would say the MR held
+    # nothing else
+    shas = _commits(commits_path, contributors) if commits_path is not None else None
+    if shas is not None:
+        if mr_head not in shas:
+            raise InputError(
+                f"gitlab commits file {commits_path}: no commit is the merge request's head "
+                f"{mr_head} (sha in {mr_path})",
+                hint="fetch the merge request and its commits together, after the last push",
+            )
+        shas += sorted(s for s in merge_shas if s not in shas)
 
     revision = head or mr_head
     final = mr_head if revision == mr_head or revision in merge_shas else revision
@@ -211,6 +228,7 @@ def collect_gitlab_review(
             author=author,
             merged_by=merged_by,
             merged_at=get_field(mr_src, mr, "merged_at", str, where=where, required=False),
+            commits=shas,
         ),
         final_revision=final,
         reviews=tuple(reviews),

@@ -149,6 +149,7 @@ def collect_trailer_review(
             author=author_commit.author,
             merged_by=tip.committer if merged else None,
             merged_at=tip.committed_at if merged else None,
+            commits=[c.sha for c in reversed(commits)],  # the range is the change
         ),
         final_revision=head_sha,
         reviews=tuple(reviews),

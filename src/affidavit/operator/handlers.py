@@ -113,6 +113,10 @@ def describe_require(require: Require) -> list[str]:
         (require.consistent_revision, "one source revision across attestations"),
         (require.certified_source, "keyless statements name the source their certificate names"),
         (require.platform_review, "approvals recorded by a review platform, not commit trailers"),
+        (
+            require.review_covers_commits,
+            "the reviewed change request holds the commits needing review",
+        ),
         (require.require_digest, "images pinned by digest"),
     )
     rules += [text for on, text in flags if on]

@@ -4,8 +4,8 @@ No policy can weaken another: numbers take the maximum (the exception length, a 
 the minimum), booleans OR, label requirements and tier map pins add up, allow-lists and
 reviewer-group lists stay separate constraints that must all hold (an intersection), modes take the strictest
 (Enforce > Warn > Audit), and ``failurePolicy: Fail`` beats ``Ignore``. An AccountabilityPolicy's
-omitted ``provenance``, ``consistentRevision``, ``certifiedSource``, ``platformReview`` and
-``failurePolicy`` count
+omitted ``provenance``, ``consistentRevision``, ``certifiedSource``, ``platformReview``,
+``reviewCoversCommits`` and ``failurePolicy`` count
 with their secure defaults (``with_policy_defaults``), so a policy that is silent is never weakened by one that
 relaxes. Every value remembers the policy or preset (and control) it came from, for messages and
 ``explain``.
@@ -114,6 +114,7 @@ class EffectivePolicy:
     consistent_revision: Req[bool] | None = None
     certified_source: Req[bool] | None = None
     platform_review: Req[bool] | None = None
+    review_covers_commits: Req[bool] | None = None
     tier_map_digests: tuple[Req[str], ...] = ()  # every pin must hold
     require_digest_req: Req[bool] | None = None
     retention_days: Req[int] | None = None
@@ -219,6 +220,7 @@ def _omitted(r: Require) -> frozenset[str]:
             ("consistentRevision", r.consistent_revision),
             ("certifiedSource", r.certified_source),
             ("platformReview", r.platform_review),
+            ("reviewCoversCommits", r.review_covers_commits),
             ("failurePolicy", r.failure_policy),
         )
         if value is None
@@ -261,6 +263,7 @@ def combine(layers: Sequence[Layer]) -> EffectivePolicy:
     groups: dict[str, frozenset[str]] = {}
     prov = prov_age = tool_details = unknown_ai = consistent = digest = None
     retention = pseudo = exc_days = exc_separation = release_approver = platform = None
+    covers = None
     certified = None
     exc_repository = None
     tools: tuple[Req[tuple[str, ...]], ...] = ()
@@ -325,6 +328,7 @@ def combine(layers: Sequence[Layer]) -> EffectivePolicy:
         consistent = _or(consistent, bool(r.consistent_revision), o("consistentRevision"))
         certified = _or(certified, bool(r.certified_source), o("certifiedSource"))
         platform = _or(platform, bool(r.platform_review), o("platformReview"))
+        covers = _or(covers, bool(r.review_covers_commits), o("reviewCoversCommits"))
         tier_maps = _add(tier_maps, r.tier_map_digest, o("tierMapDigest"))
         digest = _or(digest, r.require_digest, o("requireDigest"))
         retention = _max(retention, r.retention_days, o("retentionDays"))
@@ -372,6 +376,7 @@ def combine(layers: Sequence[Layer]) -> EffectivePolicy:
         consistent_revision=consistent,
         certified_source=certified,
         platform_review=platform,
+        review_covers_commits=covers,
         tier_map_digests=tier_maps,
         require_digest_req=digest,
         retention_days=retention,

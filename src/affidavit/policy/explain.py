@@ -44,6 +44,7 @@ def requirements(eff: EffectivePolicy) -> list[tuple[str, str, Origin]]:
         add("provenance.tierMap", pin)
     add("treatUnknownAsAi", eff.treat_unknown_as_ai)
     add("review.platform", eff.platform_review)
+    add("review.coversCommits", eff.review_covers_commits)
     for t in eff.tiers:
         scope = "AI-involved changes" if t.scope == "ai" else "all changes"
         prefix = f"review.{t.tier}"

@@ -187,6 +187,11 @@ class Require(SpecModel):
     """Approvals count only as a code-review platform (GitHub, GitLab, Gerrit) recorded them,
     not from Reviewed-by/Acked-by/Approved-by trailers, which whoever commits writes; omitted in
     an AccountabilityPolicy = true."""
+    review_covers_commits: bool | None = None
+    """Every commit whose tier needs review is one the reviewed change request holds (its own
+    commits, the merge or squash commit it landed as), so an earlier commit that reached the
+    branch unreviewed cannot pass under a later change's approval; omitted in an
+    AccountabilityPolicy = true."""
     tier_map_digest: str | None = Field(default=None, pattern=r"^sha256:[0-9a-f]{64}$")
     """The provenance must have classified files with this trust-tier map (its
     collector.tiersDigest)."""
@@ -204,7 +209,8 @@ def with_policy_defaults(require: Require) -> Require:
 
     A matched policy that says nothing about provenance still requires it (an image with no
     attestations at all must not pass), the review must be for the revision the provenance
-    describes and was recorded by a review platform (not commit trailers), a keyless statement
+    describes, recorded by a review platform (not commit trailers) and of a change request that
+    holds the commits needing review, a keyless statement
     names the source its certificate certifies, and an unreachable
     registry denies: each only when the policy does not say otherwise. In the strictest-wins
     merge the default counts like a written value, so one policy's ``Ignore`` or
@@ -219,6 +225,8 @@ def with_policy_defaults(require: Require) -> Require:
         fill["certified_source"] = True
     if require.platform_review is None:
         fill["platform_review"] = True
+    if require.review_covers_commits is None:
+        fill["review_covers_commits"] = True
     if require.failure_policy is None:
         fill["failure_policy"] = "Fail"
     return require.model_copy(update=fill) if fill else require

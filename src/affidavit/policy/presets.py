@@ -59,6 +59,7 @@ _BASE_CONTROLS = (
     "consistentRevision",
     "certifiedSource",
     "platformReview",
+    "reviewCoversCommits",
     "treatUnknownAsAi",
 )
 
@@ -81,6 +82,7 @@ def _preset(
         "consistentRevision": True,
         "certifiedSource": True,
         "platformReview": True,
+        "reviewCoversCommits": True,
         "treatUnknownAsAi": True,
     }
     all_controls = {path: base_control for path in _BASE_CONTROLS} | controls

@@ -35,12 +35,16 @@ SECURITY_GROUP = "security"
 
 @dataclass(frozen=True)
 class Touched:
-    """tier -> paths, for AI-involved changes (``ai``) and for every change (``all``)."""
+    """tier -> paths, for AI-involved changes (``ai``) and for every change (``all``); and
+    tier -> the commits that touch it, in the same two scopes (``ai_commits``, ``all_commits``;
+    under ``*`` every commit in the scope)."""
 
     ai: Mapping[str, tuple[str, ...]]
     all: Mapping[str, tuple[str, ...]]
     any_ai: bool
     any_change: bool
+    ai_commits: Mapping[str, tuple[str, ...]]
+    all_commits: Mapping[str, tuple[str, ...]]
 
     def paths(self, rules: TierRules) -> tuple[str, ...] | None:
         """Paths that make ``rules`` apply, or None when they do not apply."""
@@ -51,6 +55,10 @@ class Touched:
             return tuple(p for paths in tiers.values() for p in paths)
         return tiers.get(rules.tier)
 
+    def commits(self, rules: TierRules) -> tuple[str, ...]:
+        """The commits whose changes make ``rules`` apply (for ``*``, every commit in scope)."""
+        return (self.ai_commits if rules.scope == "ai" else self.all_commits).get(rules.tier, ())
+
 
 def is_ai(involvement: str, unknown_as_ai: bool) -> bool:
     return involvement in AI or (unknown_as_ai and involvement == "unknown")
@@ -59,19 +67,29 @@ def is_ai(involvement: str, unknown_as_ai: bool) -> bool:
 def touched_tiers(prov: AiProvenance, unknown_as_ai: bool) -> Touched:
     ai: dict[str, list[str]] = {}
     every: dict[str, list[str]] = {}
+    ai_commits: dict[str, dict[str, None]] = {}
+    all_commits: dict[str, dict[str, None]] = {}
     any_ai = False
     for change in prov.changes:
         flagged = is_ai(change.ai_involvement, unknown_as_ai)
         any_ai = any_ai or flagged
+        for commits, on in ((all_commits, True), (ai_commits, flagged)):
+            if on:  # under `*`: every commit in scope, one that lists no file too
+                commits.setdefault("*", {})[change.commit] = None
         for f in change.files:
-            for target, on in ((every, True), (ai, flagged)):
-                if on and f.path not in target.setdefault(f.tier, []):
+            for target, commits, on in ((every, all_commits, True), (ai, ai_commits, flagged)):
+                if not on:
+                    continue
+                if f.path not in target.setdefault(f.tier, []):
                     target[f.tier].append(f.path)
+                commits.setdefault(f.tier, {})[change.commit] = None
     return Touched(
         ai={k: tuple(v) for k, v in ai.items()},
         all={k: tuple(v) for k, v in every.items()},
         any_ai=any_ai,
         any_change=bool(prov.changes),
+        ai_commits={k: tuple(v) for k, v in ai_commits.items()},
+        all_commits={k: tuple(v) for k, v in all_commits.items()},
     )
 
 
@@ -197,6 +215,8 @@ def check_review(
         return collect_review_fix(repo_at, todo, system, revision, sign=sign, pseudonyms=pseudonyms)
 
     out: list[Violation] = []
+    if eff.review_covers_commits is not None:
+        out += _uncovered(touched, applicable, review, eff.review_covers_commits, image, fix)
     for fname, (have, noun) in counts.items():
         best: tuple[Req[int], TierRules, tuple[str, ...]] | None = None
         for rules, paths in applicable:
@@ -268,6 +288,76 @@ def check_review(
                 )
             )
     return out
+
+
+def _uncovered(
+    touched: Touched,
+    applicable: list[tuple[TierRules, tuple[str, ...]]],
+    review: CodeReview,
+    req: Req[bool],
+    image: str,
+    fix: Callable[[str], str],
+) -> list[Violation]:
+    """``review.coversCommits``: a change request's approval covers the commits it holds, not
+    every commit in the provenance's range. An AI commit pushed to the branch without review
+    and built into the next image would otherwise pass under that image's pull request's
+    approval (a range that starts before the pull request's own base, a release range of
+    several requests). The commits are those the review names as held (``commits``): the
+    request's own, and its merge or squash commit."""
+    cr = review.change_request
+    label = change_label(review)
+    needing: dict[str, None] = {}
+    for rules, _ in applicable:
+        needing.update(dict.fromkeys(touched.commits(rules)))
+    held = {c.lower() for c in cr.commits or ()}
+    outside = [c for c in needing if c.lower() not in held]
+    if not outside:
+        return []
+    ai = set(touched.ai_commits.get("*", ()))
+    shown = ", ".join(_commit_words(c, touched, c in ai) for c in outside[:5]) + (
+        f" +{len(outside) - 5} more" if len(outside) > 5 else ""
+    )
+    if cr.commits is None:
+        found = (
+            f"{shown}, and a review of {label} that lists no commits (collected before "
+            "Affidavit recorded the commits a change request holds)"
+        )
+        todo = fix(f"collect the review of {label} again with this version of Affidavit")
+    else:
+        found = (
+            f"{shown}, which {label} does not hold ({plural(len(cr.commits), 'commit')} held: "
+            "its own and the commit it landed as)"
+        )
+        todo = (
+            "have those commits reviewed (revert them, or propose them in a pull or merge "
+            "request of their own), then build and attest from that request's merge; an image "
+            "is judged on one change request's review, so a range spanning several requests "
+            "(e.g. since the last release) holds commits the last one's review does not cover"
+        )
+    origin = req.origin
+    return [
+        Violation(
+            "review.coversCommits",
+            origin.source,
+            found,
+            "every commit whose tier needs review held by the reviewed change request",
+            todo,
+            image,
+            origin.control,
+        )
+    ]
+
+
+def _commit_words(commit: str, touched: Touched, ai: bool) -> str:
+    """``AI-involved commit 5a1d0c3e7b2f (tiers critical, low)``, as a denial names it."""
+    tiers = sorted(
+        t
+        for t, cs in (touched.ai_commits if ai else touched.all_commits).items()
+        if t != "*" and commit in cs
+    )
+    noun = "tier" if len(tiers) == 1 else "tiers"
+    where = f" ({noun} {', '.join(tiers)})" if tiers else ""
+    return ("AI-involved commit " if ai else "commit ") + commit[:12] + where
 
 
 def _key_mismatch(members: set[str], review: CodeReview) -> str:

@@ -351,3 +351,15 @@ def test_a_commits_file_missing_commits_of_the_pull_request_is_refused(
         "count as an independent reviewer; expected the JSON of "
         "GET /repos/{o}/{r}/pulls/{n}/commits\n"
     )
+
+
+def test_the_commits_the_pull_request_holds_are_recorded(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # the PR's commits in the API's order, then its merge commit (the squash commit, once
+    # squashed): a policy admits AI commits only where the reviewed request holds them
+    folder = GITHUB / "approved-final-revision"
+    pr = json.loads((folder / "pr.json").read_text())
+    shas = [c["sha"] for c in json.loads((folder / "commits.json").read_text())]
+    cr = review_json(capsys, *github_args(folder))["changeRequest"]
+    assert cr["commits"] == [*shas, pr["merge_commit_sha"]]

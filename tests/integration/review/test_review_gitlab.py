@@ -144,3 +144,31 @@ def test_merge_request_without_sha(capsys: pytest.CaptureFixture[str], edited: E
         f"error: gitlab merge request file {folder / 'mr.json'}: the merge request has no 'sha'; "
         "expected the JSON of GET /projects/:id/merge_requests/:iid\n"
     )
+
+
+def test_the_commits_the_merge_request_holds_are_recorded(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # every commit of the MR and the commits it landed as: a policy admits AI commits only
+    # where the reviewed request holds them (review.coversCommits)
+    folder = GITLAB / "approved-final-revision"
+    mr = json.loads((folder / "mr.json").read_text())
+    ids = [c["id"] for c in json.loads((folder / "commits.json").read_text())]
+    landed = sorted(s for s in (mr.get("merge_commit_sha"), mr.get("squash_commit_sha")) if s)
+    assert landed  # the fixture was merged
+    cr = review_json(capsys, *gitlab_args(folder))["changeRequest"]
+    assert cr["commits"] == ids + [s for s in landed if s not in ids]
+    # without the MR's commits none is recorded as held (not the merge commit alone)
+    bare = review_json(capsys, *gitlab_args(folder)[:4])["changeRequest"]
+    assert "commits" not in bare
+
+
+def test_commits_of_another_merge_request_are_refused(
+    capsys: pytest.CaptureFixture[str], edited: EditFn
+) -> None:
+    folder = edited(GITLAB / "approved-final-revision", "commits.json", lambda c: c[1:] or c)
+    mr = json.loads((folder / "mr.json").read_text())
+    assert mr["sha"] not in [c["id"] for c in json.loads((folder / "commits.json").read_text())]
+    code, out, err = run_cli(capsys, "collect", "review", *gitlab_args(folder))
+    assert (code, out) == (2, "")
+    assert f"no commit is the merge request's head {mr['sha']}" in err

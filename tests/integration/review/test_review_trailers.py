@@ -53,6 +53,7 @@ def test_only_head_commit_trailers_approve_the_final_revision(
     assert cr["id"] == f"{base[:12]}..{head[:12]}"
     assert cr["author"] == {"name": "Alice Martin", "email": "alice@acme.example", "isBot": False}
     assert "mergedBy" not in cr
+    assert cr["commits"] == [first, head]  # the range is the change: it holds every commit
 
 
 def test_review_of_an_earlier_commit_does_not_count(

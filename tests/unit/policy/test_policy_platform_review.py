@@ -39,6 +39,7 @@ def _trailer_review(*reviews: dict[str, Any]) -> dict[str, Any]:
         "system": "trailers",
         "id": RANGE,
         "author": {"name": "Alice", "email": "alice@example.com"},
+        "commits": [REV],  # the range base..REV is the change
     }
     return predicate
 

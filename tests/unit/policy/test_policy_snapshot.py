@@ -58,7 +58,8 @@ def test_ai_involvement_counts_by_tool_and_model_and_names_the_tiers() -> None:
         change("5" * 40, "none", files=(("src/c.py", "standard"),)),
     )
     ix = index([policy()])
-    d = run(ix, evidence(prov, review(approval("bo"))))
+    held = tuple(c * 40 for c in "12345")  # the pull request holds every commit of the range
+    d = run(ix, evidence(prov, review(approval("bo"), commits=held)))
     assert d.outcome == "allowed"
     assert d.snapshot == Snapshot(
         policy_index=ix.digest,

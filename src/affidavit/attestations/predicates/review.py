@@ -37,6 +37,10 @@ class ChangeRequest(WireModel):
     merged_by: Identity | None = None
     merged_at: str | None = None
     committers: list[Identity] = Field(default_factory=list)
+    commits: list[str] | None = Field(default=None, max_length=100_000)
+    """Every commit the change request holds, as its platform lists them, and the commits it
+    landed as (its merge or squash commit): a policy admits AI-involved commits only where the
+    reviewed change request holds them. None: not recorded (a collector before the field)."""
 
 
 class Review(WireModel):
