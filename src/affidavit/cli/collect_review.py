@@ -79,8 +79,18 @@ def review(
     trailers: Annotated[
         bool, typer.Option("--trailers", help="Read Reviewed-by/Acked-by/Approved-by trailers.")
     ] = False,
-    repo: Annotated[Path, typer.Option(help="Git repository for --trailers.")] = Path("."),
-    base: Annotated[str | None, typer.Option(help="First excluded commit (--trailers).")] = None,
+    repo: Annotated[
+        Path, typer.Option(help="Git repository for --trailers, and for --base with GitHub/GitLab.")
+    ] = Path("."),
+    base: Annotated[
+        str | None,
+        typer.Option(
+            help="First excluded commit. --trailers reads base..head. With GitHub or GitLab: the "
+            "commits of base..head that make the same change (git patch-id) as one of the "
+            "request's, as a rebase merge lands it, are recorded as the request's too (its "
+            "commits must be in --repo: git fetch origin pull/N/head)."
+        ),
+    ] = None,
     head: Annotated[
         str | None,
         typer.Option(help="Revision the image was built from (default: the PR/MR head)."),
@@ -164,6 +174,8 @@ def review(
         _require({"--base": base, "--head": head}, "--trailers")
         assert base and head
         predicate = collect_trailer_review(repo, base, head, repository=repository, agents=agents)
+    if base is not None and modes[0] != "--trailers":
+        predicate = _with_landed(predicate, repo, base)
     if key is not None:
         from affidavit.collect.pseudonymize import pseudonymous_review
 
@@ -176,6 +188,24 @@ def review(
         output.write_text(text, encoding="utf-8")
     except OSError as e:
         raise UsageError(f"cannot write --output {output}: {e.strerror or e}") from e
+
+
+def _with_landed(predicate: CodeReview, repo: Path, base: str) -> CodeReview:
+    """Add the range's copies of the request's commits; warn of those ``repo`` lacks."""
+    from affidavit.collect.landed import with_landed
+
+    predicate, landed = with_landed(predicate, repo, base)
+    if landed.missing:
+        shown = ", ".join(c[:12] for c in landed.missing[:5])
+        more = f" +{len(landed.missing) - 5} more" if len(landed.missing) > 5 else ""
+        typer.echo(
+            f"warning: {len(landed.missing)} of the change request's commits are not in {repo} "
+            f"({shown}{more}): a rebased copy of them is not recorded as the request's, and a "
+            "policy refuses it as review.coversCommits; fetch them first (GitHub: git fetch "
+            "origin pull/N/head, GitLab: git fetch origin merge-requests/N/head)",
+            err=True,
+        )
+    return predicate
 
 
 def register(app: typer.Typer) -> None:
