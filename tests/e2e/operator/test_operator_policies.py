@@ -93,6 +93,7 @@ def test_valid_policy_is_published_and_ready(operator: RunningOperator, kubectl:
             "one source revision across attestations",
             "keyless statements name the source their certificate names",
             "approvals recorded by a review platform, not commit trailers",
+            "the reviewed change request holds the commits needing review",
         ],
         "appliesToThisCluster": True,  # region eu-west-1 matches eu-*
     }

@@ -44,11 +44,12 @@ def test_the_template_passes_the_pipeline_it_ships(
     assert main(step["run"].split()[1:]) == 0
     assert capsys.readouterr().out == (
         "PASS  ai-change-after-the-review (denied)\n"
+        "PASS  ai-commit-pushed-before-the-review (denied)\n"
         "PASS  eu-release-from-a-us-registry (denied)\n"
         "PASS  gitlab-approval-before-the-ai-push (denied)\n"
         "PASS  reviewed-release (allowed)\n"
         "PASS  unattested-image (denied)\n"
-        "5 cases: 5 passed, 0 failed\n"
+        "6 cases: 6 passed, 0 failed\n"
     )
 
 
@@ -59,25 +60,28 @@ def test_a_tightened_policy_that_would_refuse_a_good_release_fails_with_exit_1(
           {"spec.require.tiers": {"critical": {"independentApprovals": 2}}})  # fmt: skip
     for name in (
         "ai-change-after-the-review",
+        "ai-commit-pushed-before-the-review",
         "gitlab-approval-before-the-ai-push",
         "eu-release-from-a-us-registry",
     ):
         denied = repo / "tests" / name / "case.yaml"
         case = yaml.safe_load(denied.read_text())
         del case["expect"]["message"]  # it names the number of approvals the policy asks for
-        if name == "eu-release-from-a-us-registry":  # denied already; now on its review too
+        if name in ("eu-release-from-a-us-registry", "ai-commit-pushed-before-the-review"):
+            # denied already; now on its review's approvals too
             del case["expect"]["rules"]
         denied.write_text(yaml.safe_dump(case))
     assert main(["test", str(repo / "tests")]) == 1
     assert capsys.readouterr().out == (
         "PASS  ai-change-after-the-review (denied)\n"
+        "PASS  ai-commit-pushed-before-the-review (denied)\n"
         "PASS  eu-release-from-a-us-registry (denied)\n"
         "PASS  gitlab-approval-before-the-ai-push (denied)\n"
         "FAIL  reviewed-release\n"
         "      expected outcome allowed, got denied\n"
         "      expected rules [], got ['review.critical.independentApprovals']\n"
         "PASS  unattested-image (denied)\n"
-        "5 cases: 4 passed, 1 failed\n"
+        "6 cases: 5 passed, 1 failed\n"
     )
 
 
@@ -107,12 +111,13 @@ def test_an_invalid_case_is_an_error_with_exit_2_and_the_others_still_run(
     case = repo / "tests" / "reviewed-release" / "case.yaml"
     assert capsys.readouterr().out == (
         "PASS  ai-change-after-the-review (denied)\n"
+        "PASS  ai-commit-pushed-before-the-review (denied)\n"
         "PASS  eu-release-from-a-us-registry (denied)\n"
         "PASS  gitlab-approval-before-the-ai-push (denied)\n"
         f"ERROR reviewed-release: {case}: expect.outcome 'admitted' is not one of allowed, "
         "denied, warned, audited, excepted\n"
         "PASS  unattested-image (denied)\n"
-        "5 cases: 4 passed, 0 failed, 1 invalid\n"
+        "6 cases: 5 passed, 0 failed, 1 invalid\n"
     )
 
 
@@ -140,7 +145,7 @@ def test_a_keyless_pattern_a_strangers_workflow_matches_is_warned_of_once(
     policy.write_text(yaml.safe_dump(doc, sort_keys=False))
     assert main(["test", str(repo / "tests")]) == 0
     out, err = capsys.readouterr()
-    assert out.endswith("5 cases: 5 passed, 0 failed\n")
+    assert out.endswith("6 cases: 6 passed, 0 failed\n")
     name = doc["metadata"]["name"]
     assert err == (
         f"warning: AccountabilityPolicy/{name}: keyless signer acme's subjectRegExp "
