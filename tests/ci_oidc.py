@@ -45,14 +45,16 @@ def _uint(n: int) -> str:
 
 @dataclass(frozen=True)
 class Workflow:
-    """Where a GitHub Actions job ran: ``owner/repo``, the commit, the workflow file, and the
-    reusable workflow the job called (``uses: OWNER/REPO/.github/workflows/F@REF``), if any."""
+    """Where a GitHub Actions job ran: ``owner/repo``, the commit, the workflow file, the
+    reusable workflow the job called (``uses: OWNER/REPO/.github/workflows/F@REF``), if any,
+    and the event that started it."""
 
     repository: str
     sha: str
     workflow: str = ".github/workflows/release.yml"
     ref: str = "refs/heads/main"
     reusable: str | None = None  # "OWNER/REPO/.github/workflows/F@REF"
+    event: str = "push"  # what started the run (a pull request's: pull_request)
 
     @property
     def job_workflow_ref(self) -> str:
@@ -150,7 +152,7 @@ class GitHubActionsIssuer:
             "sha": job.sha,
             "ref": job.ref,
             "ref_type": "branch",
-            "event_name": "push",
+            "event_name": job.event,
             "workflow": "release",
             "workflow_ref": workflow_ref,
             "workflow_sha": job.sha,

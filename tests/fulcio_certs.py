@@ -20,8 +20,9 @@ def utf8(text: str) -> bytes:
     return bytes([0x0C, 0x82]) + len(body).to_bytes(2, "big") + body
 
 
-def cert(extensions: dict[ObjectIdentifier, bytes]) -> x509.Certificate:
-    """A self-signed certificate carrying ``extensions`` (raw values) and nothing else."""
+def cert(extensions: dict[ObjectIdentifier, bytes], uri: str | None = None) -> x509.Certificate:
+    """A self-signed certificate carrying ``extensions`` (raw values), and ``uri`` as its
+    subject alternative name where given, and nothing else."""
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(x509.NameOID.COMMON_NAME, "sigstore-intermediate")])
     now = datetime.datetime.now(datetime.UTC)
@@ -34,6 +35,9 @@ def cert(extensions: dict[ObjectIdentifier, bytes]) -> x509.Certificate:
         .not_valid_before(now)
         .not_valid_after(now + datetime.timedelta(minutes=10))
     )
+    if uri is not None:
+        san = x509.SubjectAlternativeName([x509.UniformResourceIdentifier(uri)])
+        builder = builder.add_extension(san, critical=False)
     for oid, value in extensions.items():
         builder = builder.add_extension(x509.UnrecognizedExtension(oid, value), critical=False)
     return builder.sign(key, hashes.SHA256())

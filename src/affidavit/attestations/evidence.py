@@ -39,6 +39,8 @@ class KeylessSigner:
     ``trusted_root`` is the text of the ``trusted_root.json`` its bundles verify against (None:
     the verifier's default). ``trusted_root_ref`` names where a policy said to read it from (a
     ConfigMap); a signer that has one and no ``trusted_root`` verifies nothing (fail closed).
+    ``refs`` and ``triggers`` are the certificate's Source Repository Refs and Build Triggers
+    trusted (``sigstore_identity``).
     """
 
     name: str
@@ -47,6 +49,8 @@ class KeylessSigner:
     identity_regexp: str = ""
     trusted_root: str | None = None
     trusted_root_ref: str = ""
+    refs: tuple[str, ...] = ()  # the refs the CI run may have been for (empty: any)
+    triggers: tuple[str, ...] = ()  # the events that may have started it (empty: any)
 
 
 TrustedSigner = KeySigner | KeylessSigner

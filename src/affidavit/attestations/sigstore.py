@@ -187,13 +187,16 @@ def verify_bundle(
     issuer: str,
     identity: str = "",
     identity_regexp: str = "",
+    refs: tuple[str, ...] = (),
+    triggers: tuple[str, ...] = (),
     trusted_root: Path | str | None = None,
     offline: bool = True,
     name: str | None = None,
     max_bytes: int = MAX_ENVELOPE_BYTES,
 ) -> VerifiedPayload:
     """Verify a Sigstore bundle's DSSE envelope for a certificate from ``issuer`` whose subject
-    is ``identity`` (or matches ``identity_regexp`` whole).
+    is ``identity`` (or matches ``identity_regexp`` whole), certified for one of ``refs`` and
+    started by one of ``triggers`` where those are given.
 
     Checked offline: the certificate chains to the trusted root's CA at a verified time (the
     Rekor v1 entry's signed time or an RFC 3161 timestamp) and carries a valid SCT; the log
@@ -207,7 +210,7 @@ def verify_bundle(
     from sigstore.errors import VerificationError as SigstoreVerificationError
     from sigstore.models import Bundle, InvalidBundle
 
-    policy = IdentityPolicy(issuer, identity, identity_regexp)
+    policy = IdentityPolicy(issuer, identity, identity_regexp, refs, triggers)
     if len(bundle) > max_bytes:
         raise VerificationError(f"bundle is {len(bundle)} bytes, over the {max_bytes}-byte limit")
     if not _has_log_entry(bundle):

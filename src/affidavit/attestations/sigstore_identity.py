@@ -11,6 +11,14 @@ The certificate also says which repository and commit the CI platform's token na
 (``certified_source``); the policy holds a statement's own ``source`` to it (``certifiedSource``,
 in ``affidavit.policy.certified``), so an identity trusted by a broad pattern cannot describe
 another repository than the one it ran for.
+
+A CI identity's subject names the workflow that ran, not why it ran: a reusable release
+workflow called from a pull request's run has the same subject as when it is called from a push
+to main, and a caller's workflow file names its own ref only where the platform puts it in the
+subject. So a signer may also name the refs the run was for (Fulcio's Source Repository Ref) and
+the events that may have started it (Build Trigger), as cosign's
+``--certificate-github-workflow-ref`` and ``-trigger`` do; a certificate that names neither is
+refused by a signer that asks for them.
 """
 
 from __future__ import annotations
@@ -32,6 +40,10 @@ OTHERNAME_SAN = ObjectIdentifier("1.3.6.1.4.1.57264.1.7")
 # the commit the workflow ran at, both DER UTF8Strings.
 SOURCE_REPOSITORY_URI = ObjectIdentifier("1.3.6.1.4.1.57264.1.12")
 SOURCE_REPOSITORY_DIGEST = ObjectIdentifier("1.3.6.1.4.1.57264.1.13")
+# The ref the run was for (refs/heads/main, refs/pull/7/merge) and the event that started it
+# (push, pull_request, workflow_dispatch), DER UTF8Strings too.
+SOURCE_REPOSITORY_REF = ObjectIdentifier("1.3.6.1.4.1.57264.1.14")
+BUILD_TRIGGER = ObjectIdentifier("1.3.6.1.4.1.57264.1.20")
 
 
 def _der_utf8(raw: bytes) -> str | None:
@@ -75,6 +87,20 @@ def certificate_issuer(cert: x509.Certificate) -> str | None:
         return None
 
 
+def _claim(cert: x509.Certificate, oid: ObjectIdentifier, what: str) -> str | None:
+    """One of Fulcio's DER UTF8String extensions, None when absent; one that is present and
+    unreadable is refused (it must not count as absent)."""
+    raw = _extension_bytes(cert, oid)
+    if raw is None:
+        return None
+    text = _der_utf8(raw)
+    if text is None:
+        raise VerificationError(
+            f"the certificate's {what} extension ({oid.dotted_string}) is not a DER UTF8String"
+        )
+    return text
+
+
 def certified_source(cert: x509.Certificate) -> CertifiedSource | None:
     """The repository and commit the CI platform vouched for, as Fulcio wrote them from the
     identity token's claims (GitHub Actions, GitLab CI, Buildkite, ...), or None for an identity
@@ -82,23 +108,11 @@ def certified_source(cert: x509.Certificate) -> CertifiedSource | None:
 
     A certificate whose extension is present but is not a DER UTF8String is refused: a source
     that cannot be read must not count as no source."""
-    found: dict[ObjectIdentifier, str] = {}
-    for oid, what in (
-        (SOURCE_REPOSITORY_URI, "Source Repository URI"),
-        (SOURCE_REPOSITORY_DIGEST, "Source Repository Digest"),
-    ):
-        raw = _extension_bytes(cert, oid)
-        if raw is None:
-            continue
-        text = _der_utf8(raw)
-        if text is None:
-            raise VerificationError(
-                f"the certificate's {what} extension ({oid.dotted_string}) is not a DER UTF8String"
-            )
-        found[oid] = text
-    if SOURCE_REPOSITORY_URI not in found:
+    repository = _claim(cert, SOURCE_REPOSITORY_URI, "Source Repository URI")
+    revision = _claim(cert, SOURCE_REPOSITORY_DIGEST, "Source Repository Digest")
+    if repository is None:
         return None
-    return CertifiedSource(found[SOURCE_REPOSITORY_URI], found.get(SOURCE_REPOSITORY_DIGEST, ""))
+    return CertifiedSource(repository, revision or "")
 
 
 def certificate_subjects(cert: x509.Certificate) -> list[str]:
@@ -122,6 +136,8 @@ class IdentityPolicy:
     issuer: str
     subject: str = ""
     subject_regexp: str = ""
+    refs: tuple[str, ...] = ()  # the Source Repository Refs trusted (empty: any)
+    triggers: tuple[str, ...] = ()  # the Build Triggers trusted (empty: any)
 
     def __post_init__(self) -> None:
         if bool(self.subject) == bool(self.subject_regexp):
@@ -160,3 +176,16 @@ class IdentityPolicy:
                 f"the certificate's identity is {', '.join(subjects) or 'missing'}, not the "
                 f"trusted identity {self.wanted} (issuer {self.issuer})"
             )
+        for wanted, oid, what in (
+            (self.refs, SOURCE_REPOSITORY_REF, "Source Repository Ref"),
+            (self.triggers, BUILD_TRIGGER, "Build Trigger"),
+        ):
+            if not wanted:
+                continue
+            claim = _claim(cert, oid, what)
+            if claim not in wanted:
+                said = f"is {claim}" if claim is not None else f"is missing ({oid.dotted_string})"
+                raise VerificationError(
+                    f"the certificate's {what} {said}, not one the signer {self.wanted} is "
+                    f"trusted for: {', '.join(wanted)}"
+                )

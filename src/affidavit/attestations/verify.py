@@ -170,6 +170,8 @@ class _Verifier:
                     issuer=signer.issuer,
                     identity=signer.identity,
                     identity_regexp=signer.identity_regexp,
+                    refs=signer.refs,
+                    triggers=signer.triggers,
                     name=signer.name,
                     trusted_root=(
                         signer.trusted_root

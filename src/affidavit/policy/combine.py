@@ -189,7 +189,15 @@ def _add(cur: tuple[Req[T], ...], value: T | None, origin: Origin) -> tuple[Req[
 def _signer_key(s: TrustedSigner) -> tuple[str, ...]:
     if isinstance(s, KeySigner):
         return ("key", "".join(s.public_key_pem.split()))
-    return ("keyless", s.issuer, s.identity, s.identity_regexp, s.trusted_root_ref)
+    return (
+        "keyless",
+        s.issuer,
+        s.identity,
+        s.identity_regexp,
+        s.trusted_root_ref,
+        ",".join(s.refs),
+        ",".join(s.triggers),
+    )
 
 
 def _signers_of(spec: Signers) -> list[TrustedSigner]:
@@ -205,6 +213,8 @@ def _signers_of(spec: Signers) -> list[TrustedSigner]:
                 if k.trusted_root
                 else ""
             ),
+            refs=tuple(k.source_repository_refs or ()),
+            triggers=tuple(k.build_triggers or ()),
         )
         for k in spec.keyless
     ]

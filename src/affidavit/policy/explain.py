@@ -219,4 +219,11 @@ def explain_decision(decision: Decision) -> str:
 
 
 def _subject(s: KeylessSigner) -> str:
-    return s.identity or f"/{s.identity_regexp}/"
+    """``/regexp/ on refs/heads/main, started by push``: the identity and what it is trusted
+    for."""
+    said = s.identity or f"/{s.identity_regexp}/"
+    if s.refs:
+        said += " on " + " or ".join(s.refs)
+    if s.triggers:
+        said += (", " if s.refs else " ") + "started by " + " or ".join(s.triggers)
+    return said

@@ -59,6 +59,14 @@ class KeylessSignerSpec(SpecModel):
     """The same as subject (the field's earlier name)."""
     trusted_root: TrustedRootRef | None = None
     """A private Sigstore's trusted root to verify against (omitted: the public instance's)."""
+    source_repository_refs: list[str] | None = Field(default=None, min_length=1, max_length=32)
+    """The refs the CI run must have been for, exactly, as the certificate's Source Repository
+    Ref names them (refs/heads/main, refs/tags/v1.2.0): a reusable workflow's subject is the
+    same for a pull request's run as for a push to main; omitted = any ref."""
+    build_triggers: list[str] | None = Field(default=None, min_length=1, max_length=32)
+    """The events that may have started the CI run, as the certificate's Build Trigger names
+    them (GitHub: push, workflow_dispatch; a pull request's run is pull_request or
+    pull_request_target); omitted = any event."""
 
     @model_validator(mode="after")
     def _one_subject(self) -> KeylessSignerSpec:

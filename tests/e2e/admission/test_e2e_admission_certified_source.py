@@ -89,6 +89,14 @@ def signed(registry: LocalRegistry, tmp_path_factory: pytest.TempPathFactory) ->
         # repository, and the policy trusts that workflow alone (the certificate's subject)
         "payments-reusable": Workflow(PAYMENTS, sample.reviewed, reusable=REUSABLE),
         "scratch-reusable": Workflow("acme/scratch", sample.reviewed, reusable=REUSABLE),
+        # the same reusable workflow, called by a pull request's run: the same subject
+        "payments-reusable-pr": Workflow(
+            PAYMENTS,
+            sample.reviewed,
+            ref="refs/pull/7/merge",
+            reusable=REUSABLE,
+            event="pull_request",
+        ),
     }
     with (
         GitHubActionsIssuer(work / "github") as issuer,
@@ -116,9 +124,15 @@ def signed(registry: LocalRegistry, tmp_path_factory: pytest.TempPathFactory) ->
 
 
 def org_policy(
-    signed: Signed, registry_host: str, *, subject: str | None = None, **require: Any
+    signed: Signed,
+    registry_host: str,
+    *,
+    subject: str | None = None,
+    run: dict[str, list[str]] | None = None,
+    **require: Any,
 ) -> dict[str, Any]:
-    """Trust every release workflow of the acme organisation (or one ``subject``)."""
+    """Trust every release workflow of the acme organisation (or one ``subject``), for the
+    runs ``run`` names (sourceRepositoryRefs, buildTriggers; None: any run)."""
     who = (
         {"subject": subject}
         if subject
@@ -132,6 +146,7 @@ def org_policy(
         "issuer": signed.issuer.url,
         **who,
         "trustedRoot": {"configMapRef": {"name": ROOT_CONFIGMAP}},
+        **(run or {}),
     }
     return keyless_policy(POLICY, f"{registry_host}/certified/*", signer, **require)
 
@@ -277,3 +292,32 @@ def test_trace_names_the_certified_source_beside_the_signer(
     assert main([*argv, "--json"]) == 0
     answers = json.loads(capsys.readouterr().out)
     assert answers["certifiedSources"] == [f"https://github.com/{PAYMENTS} at {signed.reviewed}"]
+
+
+def test_a_pull_requests_run_of_the_trusted_workflow_is_refused_where_the_signer_names_runs(
+    stack: ClusterStack, signed: Signed, registry: LocalRegistry
+) -> None:
+    """The reusable workflow's subject is the same whether a push to main or a pull request's
+    run called it: trusting the subject alone, the pull request's run signs for the cluster.
+    A signer that names the refs and triggers it is trusted for refuses that run (Fulcio's
+    Source Repository Ref and Build Trigger, from the token's ``ref`` and ``event_name``)."""
+    reusable = f"https://github.com/{REUSABLE}"
+    image = signed.images["payments-reusable-pr"]
+    apply_and_sync(stack, org_policy(signed, registry.host, subject=reusable))
+    try:
+        proc = apply(stack, "payments-pr-subject", image)
+        assert proc.returncode == 0, proc.stderr  # the subject alone trusts the PR's run
+        main_only = {"sourceRepositoryRefs": ["refs/heads/main"], "buildTriggers": ["push"]}
+        apply_and_sync(stack, org_policy(signed, registry.host, subject=reusable, run=main_only))
+        proc = apply(stack, "payments-pr-run", image)
+        assert proc.returncode == 1, proc.stdout + proc.stderr
+        decision = recorded(stack, decision_id_in(proc.stderr))
+        [missing] = [v for v in decision.violations if v.rule == "provenance.present"]
+        assert (
+            "the certificate's Source Repository Ref is refs/pull/7/merge, not one the signer "
+            f"{reusable} is trusted for: refs/heads/main"
+        ) in missing.message
+        proc = apply(stack, "payments-main-run", signed.images["payments-reusable"])
+        assert proc.returncode == 0, proc.stderr
+    finally:
+        apply_and_sync(stack, org_policy(signed, registry.host))
