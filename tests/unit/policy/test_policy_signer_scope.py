@@ -113,3 +113,26 @@ def test_explain_warns_where_there_is_no_operator_to_say_it() -> None:
         f"{GITHUB}) also matches https://github.com/acme-intruder{TAIL}, "
     ) in explained(r"https://github\.com/acme.*")
     assert "warning" not in explained(r"https://github\.com/acme/.+")
+
+
+def test_explain_names_the_runs_a_signer_is_trusted_for() -> None:
+    subject = "https://github.com/acme/release/.github/workflows/attest.yml@refs/heads/main"
+    keyless = [
+        {
+            "name": "release",
+            "issuer": GITHUB,
+            "subject": subject,
+            "sourceRepositoryRefs": ["refs/heads/main", "refs/heads/release"],
+            "buildTriggers": ["push"],
+        }
+    ]
+    ix = index([policy(signers={"keyless": keyless})])
+    eff = ix.effective(
+        cluster="prod-1", region="us-east-1", namespace="shop", namespace_labels={}, image=IMAGE
+    )
+    assert eff is not None
+    (signer,) = eff.signers
+    assert (signer.refs, signer.triggers) == (("refs/heads/main", "refs/heads/release"), ("push",))  # type: ignore[union-attr]
+    assert (
+        f"release (keyless {subject} on refs/heads/main or refs/heads/release, started by push)"
+    ) in explain_policy(eff)
