@@ -322,7 +322,10 @@ def _uncovered(
             f"{shown}, and a review of {label} that lists no commits (collected before "
             "Affidavit recorded the commits a change request holds)"
         )
-        todo = fix(f"collect the review of {label} again with this version of Affidavit")
+        todo = fix(f"collect the review of {label} again with this version of Affidavit") + (
+            f" (until every pipeline does, `require.reviewCoversCommits: false` in "
+            f"{req.origin.source} and every other policy that applies turns the rule off)"
+        )
     else:
         found = (
             f"{shown}, which {label} does not hold ({plural(len(cr.commits), 'commit')} held: "

@@ -117,6 +117,10 @@ def test_a_review_that_lists_no_commits_is_refused_with_the_fix() -> None:
         "collect the review of https://github.com/example/shop/pull/42 again with this "
         "version of Affidavit, then run `affidavit collect review"
     )
+    assert v.fix.endswith(
+        " (until every pipeline does, `require.reviewCoversCommits: false` in "
+        "AccountabilityPolicy/baseline and every other policy that applies turns the rule off)"
+    )
 
 
 def test_every_policy_turning_it_off_restores_the_old_judgement() -> None:
