@@ -44,6 +44,22 @@ KeylessRegexpOpt = Annotated[
         "--keyless-identity-regexp", help="A regexp the certificate identity matches whole."
     ),
 ]
+KeylessRefOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--keyless-source-ref",
+        help="A ref the keyless signer's CI run may have been for, as its certificate's Source "
+        "Repository Ref names it (refs/heads/main; repeatable; default: any).",
+    ),
+]
+KeylessTriggerOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--keyless-build-trigger",
+        help="An event that may have started the keyless signer's CI run, as its certificate's "
+        "Build Trigger names it (push; repeatable; default: any).",
+    ),
+]
 KeylessRootOpt = Annotated[
     Path | None,
     typer.Option(
@@ -227,6 +243,8 @@ def verify(
         str | None, typer.Option("--keyless-issuer", help="OIDC issuer of that identity.")
     ] = None,
     keyless_identity_regexp: KeylessRegexpOpt = None,
+    keyless_source_ref: KeylessRefOpt = None,
+    keyless_build_trigger: KeylessTriggerOpt = None,
     trusted_root: KeylessRootOpt = None,
     types: Annotated[
         list[str] | None, typer.Option("--type", help="Only these predicate types (repeatable).")
@@ -252,6 +270,7 @@ def verify(
         registry_config,
         ca_bundle,
         max_bytes,
+        (keyless_source_ref, keyless_build_trigger),
     )
 
 
@@ -265,6 +284,8 @@ def trace(
         str | None, typer.Option("--keyless-issuer", help="OIDC issuer of that identity.")
     ] = None,
     keyless_identity_regexp: KeylessRegexpOpt = None,
+    keyless_source_ref: KeylessRefOpt = None,
+    keyless_build_trigger: KeylessTriggerOpt = None,
     trusted_root: KeylessRootOpt = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the answers as JSON.")] = False,
     insecure_registry: InsecureRegistryOpt = None,
@@ -281,7 +302,13 @@ def trace(
     from affidavit.audit.trace import render_trace, trace_image
 
     shown = revealer(pseudonym_key, people, json_text=as_json) or (lambda text: text)
-    trusted = signers(list(key or []), keyless_identity, keyless_issuer, keyless_identity_regexp)
+    trusted = signers(
+        list(key or []),
+        keyless_identity,
+        keyless_issuer,
+        keyless_identity_regexp,
+        (keyless_source_ref, keyless_build_trigger),
+    )
     ref = ImageReference.parse(image)
     with client(insecure_registry, registry_config, ca_bundle) as registry:
         pinned = ImageReference(ref.registry, ref.repository, digest=registry.resolve(ref))

@@ -42,6 +42,8 @@ VALUE_OPTIONS = {
     "--keyless-identity": False,
     "--keyless-issuer": False,
     "--keyless-identity-regexp": False,
+    "--keyless-source-ref": True,
+    "--keyless-build-trigger": True,
     "--trusted-root": False,
     "--type": True,
     "--insecure-registry": True,
@@ -77,9 +79,14 @@ def client(
 
 
 def signers(
-    keys: list[Path], identity: str | None, issuer: str | None, identity_regexp: str | None = None
+    keys: list[Path],
+    identity: str | None,
+    issuer: str | None,
+    identity_regexp: str | None = None,
+    runs: tuple[list[str] | None, list[str] | None] = (None, None),
 ) -> list[TrustedSigner]:
-    """The trusted signers a command names: public keys, and at most one keyless identity."""
+    """The trusted signers a command names: public keys, and at most one keyless identity,
+    trusted for the refs and triggers ``runs`` names (none: any run)."""
     found: list[TrustedSigner] = []
     for path in keys:
         try:
@@ -97,11 +104,19 @@ def signers(
         identity = identity_regexp
     if (identity is None) != (issuer is None):
         raise UsageError("--keyless-identity and --keyless-issuer go together")
+    refs, triggers = (tuple(given or ()) for given in runs)
+    if (refs or triggers) and identity is None:
+        raise UsageError("--keyless-source-ref and --keyless-build-trigger need --keyless-identity")
     if identity is not None and issuer is not None:
         found.append(
-            KeylessSigner(name=identity, issuer=issuer, identity=identity)
-            if identity_regexp is None
-            else KeylessSigner(name=f"/{identity}/", issuer=issuer, identity_regexp=identity)
+            KeylessSigner(
+                name=identity if identity_regexp is None else f"/{identity}/",
+                issuer=issuer,
+                identity=identity if identity_regexp is None else "",
+                identity_regexp=identity_regexp or "",
+                refs=refs,
+                triggers=triggers,
+            )
         )
     if not found:
         raise UsageError(
@@ -171,13 +186,16 @@ def run_verify(
     registry_config: Path | None = None,
     ca_bundle: Path | None = None,
     max_bytes: int = DEFAULT_MAX_BYTES,
+    runs: tuple[list[str] | None, list[str] | None] = (None, None),
 ) -> None:
     """List the attestations beside IMAGE, which verified and by which signer (``echo`` prints
     a line); raises VerificationError (exit 4) when none verified."""
     from affidavit.attestations.fetch import digest_and_subject
     from affidavit.attestations.verify import verify_digest
 
-    trusted = signers(list(key or []), keyless_identity, keyless_issuer, keyless_identity_regexp)
+    trusted = signers(
+        list(key or []), keyless_identity, keyless_issuer, keyless_identity_regexp, runs
+    )
     ref = ImageReference.parse(image)
     with client(insecure_registry, registry_config, ca_bundle) as registry:
         # a tag is resolved once (its HEAD also gives the subject a bundle names); a digest's
@@ -273,6 +291,12 @@ def parse(argv: Sequence[str]) -> dict[str, Any] | None:
             return None  # click refuses it (min=1)
         values["max_bytes"] = int(text)
     values["types"] = values.pop("type", None)
+    refs, triggers = (
+        values.pop("keyless_source_ref", None),
+        values.pop("keyless_build_trigger", None),
+    )
+    if refs is not None or triggers is not None:
+        values["runs"] = (refs, triggers)
     return {"image": image, **values}
 
 

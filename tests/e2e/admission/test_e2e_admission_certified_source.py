@@ -321,3 +321,21 @@ def test_a_pull_requests_run_of_the_trusted_workflow_is_refused_where_the_signer
         assert proc.returncode == 0, proc.stderr
     finally:
         apply_and_sync(stack, org_policy(signed, registry.host))
+
+
+def test_verify_takes_the_runs_a_signer_is_trusted_for(
+    signed: Signed, capsys: pytest.CaptureFixture[str]
+) -> None:
+    reusable = f"https://github.com/{REUSABLE}"
+    argv = [
+        "--keyless-identity", reusable, "--keyless-issuer", signed.issuer.url,
+        "--trusted-root", str(signed.trusted_root),
+        "--keyless-source-ref", "refs/heads/main", "--keyless-build-trigger", "push",
+    ]  # fmt: skip
+    assert main(["verify", signed.images["payments-reusable"], *argv]) == 0
+    capsys.readouterr()
+    assert main(["verify", signed.images["payments-reusable-pr"], *argv]) == 4
+    assert (
+        "the certificate's Source Repository Ref is refs/pull/7/merge, not one the signer "
+        f"{reusable} is trusted for: refs/heads/main"
+    ) in capsys.readouterr().out

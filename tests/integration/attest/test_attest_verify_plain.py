@@ -50,6 +50,7 @@ def test_the_plain_start_answers_as_the_typer_command(
         [str(image), "--key", wrong],  # rejected: exit 4 with the reason
         [str(image), "--key", str(tmp_path / "missing.pub")],  # no key file: exit 2
         [str(image), "--key", pub, "--keyless-identity", "ci@example.com"],  # exit 2
+        [str(image), "--key", pub, "--keyless-source-ref", "refs/heads/main"],  # exit 2
         [f"127.0.0.1:{closed_port()}/app:v1", "--key", pub, "--max-bytes", "1000"],  # exit 5
     ]
     codes = []
@@ -57,7 +58,7 @@ def test_the_plain_start_answers_as_the_typer_command(
         plain, typed = _both(capsys, argv)
         assert plain == typed, argv
         codes.append(plain[0])
-    assert codes == [0, 0, 4, 4, 2, 2, 5]
+    assert codes == [0, 0, 4, 4, 2, 2, 2, 5]
 
 
 @pytest.mark.parametrize(
@@ -104,7 +105,8 @@ def test_repeatable_options_and_paths_are_read_as_typer_reads_them() -> None:
         ["--key", "a.pub", "IMAGE", "--key=b.pub", "--type", "t1", "--type", "t2",
          "--insecure-registry", "h:5000", "--registry-config", "c.json", "--ca-bundle", "ca.pem",
          "--trusted-root", "root.json", "--max-bytes", "0100", "--keyless-identity-regexp", "x",
-         "--keyless-issuer", "https://issuer"]
+         "--keyless-issuer", "https://issuer", "--keyless-source-ref", "refs/heads/main",
+         "--keyless-build-trigger", "push", "--keyless-source-ref", "refs/heads/release"]
     ) == {
         "image": "IMAGE",
         "key": [Path("a.pub"), Path("b.pub")],
@@ -116,6 +118,7 @@ def test_repeatable_options_and_paths_are_read_as_typer_reads_them() -> None:
         "max_bytes": 100,
         "keyless_identity_regexp": "x",
         "keyless_issuer": "https://issuer",
+        "runs": (["refs/heads/main", "refs/heads/release"], ["push"]),
     }  # fmt: skip
 
 
