@@ -25,3 +25,6 @@ INDEX_KEY: Final = "index.json"
 #: authenticated name of whoever last wrote its spec (``affidavit.admission.stamp``); the
 #: operator copies it into the index, and decisions record it.
 REQUESTED_BY_ANNOTATION: Final = f"{GROUP}/requested-by"
+#: Beside it, the groups the API server authenticated that writer in (a JSON array): who the
+#: writer may act as (impersonate, or mint a token for) is asked with them.
+REQUESTED_BY_GROUPS_ANNOTATION: Final = f"{GROUP}/requested-by-groups"

@@ -20,6 +20,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from affidavit import defaults
+from affidavit.admission.acting import Acting
 from affidavit.admission.gather import NotWarm, gather, note_unavailable
 from affidavit.admission.kinds import pod_source
 from affidavit.admission.metrics import Metrics
@@ -42,7 +43,7 @@ from affidavit.ids import new_id
 from affidavit.ledger import BUFFERED_NOTE, BufferedLedger, RecordResult
 from affidavit.policy.combine import EffectivePolicy
 from affidavit.policy.decision import Caller, Decision, NotJudged
-from affidavit.policy.evaluate import RequestContext
+from affidavit.policy.evaluate import RequestContext, exceptions_reaching
 from affidavit.policy.index import PolicyIndex
 from affidavit.policy.messages import admission_message, admission_warnings
 from affidavit.policy.presets import UnmatchedImages
@@ -119,6 +120,9 @@ class Webhook:
     workers: int = 16
     per_namespace: int | None = None  # lookup threads one namespace may hold (workers // 4)
     owners: OwnerChain | None = None  # None: every child of a controller is judged
+    #: Who of an exception's requesters may act as the deployer (None: nobody is asked, and
+    #: ``separateRequester`` compares names alone).
+    acting: Acting | None = None
 
     def __post_init__(self) -> None:
         self._scheduler = FairScheduler(self.workers, self.per_namespace)
@@ -304,7 +308,48 @@ class Webhook:
         decision = self.verdicts.evaluate(
             ctx, found.evidence, index, now=now, decision_id=decision_id, missing=found.missing
         )
+        acting = self._acting_requesters(ctx, index, decision, now, warm_only)
+        if acting:  # their exceptions are the deployer's own: judged again without them
+            decision = self.verdicts.evaluate(
+                replace(ctx, acts_as=acting),
+                found.evidence,
+                index,
+                now=now,
+                decision_id=decision_id,
+                missing=found.missing,
+            )
         return note_unavailable(decision, ctx, index, found.unavailable)
+
+    def _acting_requesters(
+        self,
+        ctx: RequestContext,
+        index: PolicyIndex,
+        decision: Decision,
+        now: datetime,
+        warm_only: bool,
+    ) -> frozenset[str]:
+        """The requesters of the exceptions ``decision`` used, under ``separateRequester``,
+        whom the API server lets act as the deployer (``admission.acting``)."""
+        if self.acting is None or not decision.exception:
+            return frozenset()
+        separated = any(
+            (eff := ctx.effective(index, image)) is not None
+            and eff.exception_separation is not None
+            for image in ctx.images
+        )
+        if not separated:
+            return frozenset()
+        used = set(decision.exception.split(", "))  # namespace/name keys (no comma in a name)
+        requesters = [
+            (e.requested_by, e.requested_groups)
+            for image in ctx.images
+            for e in exceptions_reaching(index, ctx, image, now)
+            if e.key in used and e.requested_by is not None and e.requested_by != ctx.user
+        ]
+        found = self.acting.who_may_act_as(ctx.user, requesters, remembered_only=warm_only)
+        if found is None:  # an answer to ask the API server for: not on the event loop
+            raise NotWarm(ctx.name, namespace=ctx.namespace, uid=ctx.uid)
+        return found
 
     # -- what was already judged -------------------------------------------------------------
 

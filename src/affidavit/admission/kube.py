@@ -1,5 +1,6 @@
-"""The webhook's only contact with the Kubernetes API: Secrets, Namespaces, one ConfigMap, and
-the owners of controller-made objects (``get`` only, on the built-in workload kinds).
+"""The webhook's only contact with the Kubernetes API: Secrets, Namespaces, one ConfigMap, the
+owners of controller-made objects (``get`` only, on the built-in workload kinds), and
+SubjectAccessReviews (who may act as a deployer, ``admission.acting``).
 
 Kept apart so the rest of the admission package works on plain mappings behind small protocols
 (``SecretReader``, ``NamespaceReader``, ``ConfigMapApi``, ``OwnerReader``): tests hand in real objects read from
@@ -15,6 +16,7 @@ from typing import Any, cast
 
 from kubernetes import client, watch
 from kubernetes.client.exceptions import ApiException
+from urllib3.exceptions import HTTPError
 
 from affidavit.errors import ClusterError
 from affidavit.kubeconfig import api_client, owner_readers
@@ -35,6 +37,7 @@ class KubeApi:
     ) -> None:
         self._api = api
         self._core = client.CoreV1Api(api)
+        self._authorization = client.AuthorizationV1Api(api)
         self._timeout = request_timeout
         self._owner_timeout = owner_timeout
         self._owner_reads: dict[tuple[str, str], Callable[..., Any]] = owner_readers(api)
@@ -63,6 +66,34 @@ class KubeApi:
 
     def _plain(self, obj: Any) -> dict[str, Any]:
         return cast(dict[str, Any], self._api.sanitize_for_serialization(obj))
+
+    def review_access(
+        self, user: str, groups: tuple[str, ...], attributes: Mapping[str, str]
+    ) -> bool:
+        """A SubjectAccessReview: whether ``user`` in ``groups`` may do what ``attributes``
+        (resourceAttributes) say (``admission.acting``)."""
+        body = client.V1SubjectAccessReview(
+            spec=client.V1SubjectAccessReviewSpec(
+                user=user,
+                groups=list(groups),
+                resource_attributes=client.V1ResourceAttributes(**attributes),
+            )
+        )
+        try:
+            raw: Any = self._authorization.create_subject_access_review(
+                body, _preload_content=False, _request_timeout=self._owner_timeout
+            )
+            answer = json.loads(raw.data)
+        except ApiException as e:
+            raise ClusterError(
+                f"cannot create a SubjectAccessReview: {e.status} {e.reason}",
+                hint="the webhook's ServiceAccount needs create on "
+                "subjectaccessreviews.authorization.k8s.io (chart RBAC)",
+            ) from e
+        except (OSError, ValueError, HTTPError) as e:  # a connection lost, timed out; not JSON
+            raise ClusterError(f"cannot create a SubjectAccessReview: {e}") from e
+        status = answer.get("status") if isinstance(answer, dict) else None
+        return isinstance(status, dict) and status.get("allowed") is True
 
     def read_secret(self, namespace: str, name: str) -> Mapping[str, Any] | None:
         try:

@@ -19,6 +19,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
 from affidavit import defaults
+from affidavit.admission.acting import Acting
 from affidavit.admission.app import create_app
 from affidavit.admission.client_auth import ASGIApp, ClientAuth, PeerCertProtocol
 from affidavit.admission.decide import Judge, Webhook
@@ -251,6 +252,7 @@ def build_webhook(settings: WebhookSettings) -> Webhook:
     trust_roots = None
     secrets = None
     owners = None
+    acting = None
     namespaces = NamespaceLabels()
     ledger = None
     if settings.ledger_url:
@@ -274,6 +276,7 @@ def build_webhook(settings: WebhookSettings) -> Webhook:
         # A pinned Pod matches its template's tag only at a digest the ledger shows admitted.
         judged = JudgedDigests(ledger.ledger) if ledger is not None else None
         owners = OwnerChain(kube, judged=judged, check_seconds=settings.owner_check_seconds)
+        acting = Acting(kube)  # separateRequester: who may act as the deployer
     if settings.policy_dir is not None:
         policy = FilePolicySource(
             settings.policy_dir, exception_max_days=settings.exception_max_days
@@ -313,6 +316,7 @@ def build_webhook(settings: WebhookSettings) -> Webhook:
         ledger=ledger,
         metrics=Metrics(),
         owners=owners,
+        acting=acting,
     )
 
 

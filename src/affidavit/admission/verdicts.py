@@ -119,6 +119,7 @@ class Verdicts:
             ctx.name,
             ctx.lineage,
             tuple(sorted(ctx.expect_pinned)),
+            tuple(sorted(ctx.acts_as)),
             ctx.operation,
             ctx.user,
             tuple(sorted(ctx.labels.items())),

@@ -70,6 +70,10 @@ class RequestContext:
     #: The images (canonical) a Pod brings in as tags, which Affidavit's mutating webhook pins
     #: to the digest it judged before this judgement: one still a tag was not pinned.
     expect_pinned: frozenset[str] = frozenset()
+    #: The exceptions' requesters the API server lets act as ``user`` (impersonate it, or mint
+    #: a token for it, where ``user`` is a ServiceAccount): under ``separateRequester`` an
+    #: exception one of them requested is the deployer's own (``admission.acting``).
+    acts_as: frozenset[str] = frozenset()
 
     def effective(self, index: PolicyIndex, image: str) -> EffectivePolicy | None:
         """The policy ``index`` applies to ``image`` here (cluster, region, namespace)."""
@@ -189,7 +193,8 @@ def evaluate(
             if broad and not active:
                 found.append(scope_violation(image, broad, eff.exception_repository_only))
         if eff.exception_separation is not None and active:
-            own = [e for e in active if e.requested_by is None or e.requested_by == ctx.user]
+            mine = {ctx.user, *ctx.acts_as}
+            own = [e for e in active if e.requested_by is None or e.requested_by in mine]
             active = [e for e in active if e not in own]
             if own and not active:
                 found.append(separation_violation(image, own, ctx.user, eff.exception_separation))

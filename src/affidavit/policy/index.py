@@ -19,7 +19,7 @@ from typing import Any
 
 from affidavit.attestations.reference import ImageReference, canonical_glob
 from affidavit.errors import PolicyError
-from affidavit.names import REQUESTED_BY_ANNOTATION
+from affidavit.names import REQUESTED_BY_ANNOTATION, REQUESTED_BY_GROUPS_ANNOTATION
 from affidavit.policy.combine import EffectivePolicy, Layer, combine
 from affidavit.policy.lifetime import (
     CLUSTER_SOURCE,
@@ -218,6 +218,10 @@ class PolicyIndex:
                         meta["creationTimestamp"] = item["creationTimestamp"]
                     if "requestedBy" in item:
                         meta["annotations"] = {REQUESTED_BY_ANNOTATION: item["requestedBy"]}
+                        if "requestedByGroups" in item:
+                            meta["annotations"][REQUESTED_BY_GROUPS_ANNOTATION] = json.dumps(
+                                item["requestedByGroups"]
+                            )
                     out.append(
                         {
                             "apiVersion": API_VERSION,
@@ -403,6 +407,7 @@ class PolicyIndex:
                     expires_at=s.expires_at,
                     created_at=created,
                     requested_by=e.requested_by,
+                    requested_groups=e.requested_groups,
                 )
             )
         return out

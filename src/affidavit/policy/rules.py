@@ -527,10 +527,17 @@ def separation_violation(
     image: str, own: Sequence[ExceptionRef], user: str, req: Req[bool]
 ) -> Violation:
     """``exceptions.separateRequester``: every exception that would have admitted ``image`` was
-    requested by the deployer ``user`` themself, or by nobody on record (not stamped)."""
-    names = ", ".join(
-        f"{e.key} (requested by {e.requested_by or 'nobody on record: not stamped'})" for e in own
-    )
+    requested by the deployer ``user`` themself, by someone who may act as ``user``
+    (impersonate it, or mint its token), or by nobody on record (not stamped)."""
+
+    def by(e: ExceptionRef) -> str:
+        if e.requested_by is None:
+            return "nobody on record: not stamped"
+        if e.requested_by == user:
+            return e.requested_by
+        return f"{e.requested_by}, who may act as {user}: impersonate it or mint its token"
+
+    names = ", ".join(f"{e.key} (requested by {by(e)})" for e in own)
     return _v(
         "exceptions.separateRequester",
         req.origin,

@@ -7,6 +7,7 @@ object that does not parse names its kind, name and field instead of half-applyi
 from __future__ import annotations
 
 import copy
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -14,7 +15,7 @@ from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from affidavit.names import REQUESTED_BY_ANNOTATION
+from affidavit.names import REQUESTED_BY_ANNOTATION, REQUESTED_BY_GROUPS_ANNOTATION
 from affidavit.policy.decision import PolicyRef
 from affidavit.policy.model import API_VERSION, KIND_EXCEPTION
 
@@ -22,6 +23,7 @@ S = TypeVar("S", bound=BaseModel)
 _TOP_LEVEL = ("apiVersion", "kind", "metadata", "spec", "status")
 #: A requester's name is kept to this many characters (the index has a size budget).
 MAX_REQUESTER = 256
+MAX_GROUPS = 256
 
 
 @dataclass(frozen=True)
@@ -36,6 +38,8 @@ class Stored(Generic[S]):
     created: str | None = None  # metadata.creationTimestamp
     #: An exception's stamped requester (the API server's name for whoever wrote its spec).
     requested_by: str | None = None
+    #: And the groups it authenticated them in (None: not stamped, or stamped before groups were).
+    requested_groups: tuple[str, ...] | None = None
 
     @property
     def ref(self) -> PolicyRef:
@@ -49,6 +53,8 @@ class Stored(Generic[S]):
             out["creationTimestamp"] = self.created
         if self.requested_by is not None:
             out["requestedBy"] = self.requested_by
+            if self.requested_groups is not None:
+                out["requestedByGroups"] = list(self.requested_groups)
         out["spec"] = self.spec.model_dump(mode="json", by_alias=True, exclude_none=True)
         return out
 
@@ -66,6 +72,8 @@ class ExceptionRef:
     expires_at: datetime
     created_at: datetime | None = None
     requested_by: str | None = None  # None: not stamped (written while the webhook did not run)
+    #: The requester's groups as stamped (None: not known).
+    requested_groups: tuple[str, ...] | None = None
 
     @property
     def key(self) -> str:
@@ -173,6 +181,11 @@ def parse_object(
     created = meta.get("creationTimestamp")
     annotations = meta.get("annotations")
     stamped = annotations.get(REQUESTED_BY_ANNOTATION) if isinstance(annotations, Mapping) else None
+    groups = (
+        _groups(annotations.get(REQUESTED_BY_GROUPS_ANNOTATION))
+        if kind == KIND_EXCEPTION and isinstance(annotations, Mapping)
+        else None
+    )
     return Stored(
         kind=kind,
         name=name,
@@ -185,4 +198,25 @@ def parse_object(
             if kind == KIND_EXCEPTION and isinstance(stamped, str) and stamped
             else None
         ),
+        requested_groups=groups if isinstance(stamped, str) and stamped else None,
     )
+
+
+def _groups(value: Any) -> tuple[str, ...] | None:
+    """The stamped groups (a JSON array of strings, at most ``MAX_GROUPS`` of at most
+    ``MAX_REQUESTER`` characters), or None: absent or not that shape (the webhook writes it, a
+    writer who edits it has it put back, so a bad one was written while the webhook did not
+    run, and counts as unknown)."""
+    if not isinstance(value, str) or len(value) > MAX_GROUPS * (MAX_REQUESTER + 4):
+        return None
+    try:
+        parsed = json.loads(value)
+    except ValueError:
+        return None
+    if (
+        not isinstance(parsed, list)
+        or len(parsed) > MAX_GROUPS
+        or not all(isinstance(g, str) and len(g) <= MAX_REQUESTER for g in parsed)
+    ):
+        return None
+    return tuple(parsed)

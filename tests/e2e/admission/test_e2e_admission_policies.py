@@ -39,7 +39,7 @@ from admission_e2e_support import (
 from affidavit.attestations.predicates import AI_PROVENANCE_V1
 from affidavit.demo.stack import ClusterStack
 from affidavit.envtest import ControlPlaneInfo, wait_for
-from affidavit.names import REQUESTED_BY_ANNOTATION
+from affidavit.names import REQUESTED_BY_ANNOTATION, REQUESTED_BY_GROUPS_ANNOTATION
 from affidavit.policy.decision import (
     AiInvolvement,
     Caller,
@@ -262,6 +262,102 @@ def test_the_decision_records_who_asked_for_the_exception_as_the_api_server_know
     finally:
         apply_and_sync(stack, baseline(releases))
         delete_and_sync(stack, "accountabilityexception", name, NS)
+
+
+def test_a_requester_who_may_act_as_the_deploying_service_account_is_its_deployer(
+    stack: ClusterStack, releases: Releases
+) -> None:
+    """``separateRequester`` compared names alone: bob requested the exception, then applied
+    the workload as the namespace's deploy ServiceAccount (``kubectl --as=system:serviceaccount:
+    NS:deployer``, which the built-in ``edit`` role lets anyone in the namespace do), and the
+    exception admitted it as if a second person had. The webhook now asks the API server
+    whether the requester, in the groups stamped with its name, may impersonate the deployer
+    or mint its token; bob may, through a group (as most RBAC is granted), so the exception is
+    his own. alice may not: her exception admits what the ServiceAccount deploys."""
+    late = releases.late
+    name = "login-acting"
+    deployer = f"system:serviceaccount:{NS}:deployer"
+    stack.apply(exception_writers())
+    stack.apply(deploy_account())
+    hotfix = exception(name, NS, [late.image], from_now(hours=4))
+    hotfix["spec"]["workloads"] = [{"kind": "Deployment", "name": f"{name}*"}]
+    try:
+        stack.kubectl(
+            "apply", "--as=bob", "--as-group=oncall", "--as-group=system:authenticated",
+            "-f", "-", input=json.dumps(hotfix),
+        )  # fmt: skip
+        got = json.loads(
+            stack.kubectl("get", "accountabilityexception", name, "-n", NS, "-o", "json").stdout
+        )
+        annotations = got["metadata"]["annotations"]
+        assert annotations[REQUESTED_BY_ANNOTATION] == "bob"
+        assert json.loads(annotations[REQUESTED_BY_GROUPS_ANNOTATION]) == [
+            "oncall",
+            "system:authenticated",
+        ]
+        generation = generation_of(stack, "accountabilityexception", name, NS)
+        webhook_loaded(stack, index_has("exceptions", name, generation, NS))
+        apply_and_sync(stack, baseline(releases, exceptions={"separateRequester": True}))
+        as_deployer = deployment(f"{name}-ci", NS, late.image)
+        proc = stack.kubectl(
+            "apply", f"--as={deployer}", "-f", "-", input=json.dumps(as_deployer), check=False
+        )
+        refusal = refused(stack, proc)
+        assert refusal.user == deployer
+        (sod,) = [v for v in refusal.violations if v.rule == "exceptions.separateRequester"]
+        assert sod.found == (
+            f"the exceptions covering it cannot admit what {deployer} deploys: {NS}/{name} "
+            f"(requested by bob, who may act as {deployer}: impersonate it or mint its token)"
+        )
+        # alice (no such right) rewrites the exception: it admits what the account deploys
+        stack.kubectl(
+            "patch", "--as=alice", "--type=merge", "accountabilityexception", name, "-n", NS,
+            "-p", json.dumps({"spec": {"reason": "login outage hotfix, taken over by alice"}}),
+        )  # fmt: skip
+        webhook_loaded(
+            stack,
+            index_has(
+                "exceptions", name, generation_of(stack, "accountabilityexception", name, NS), NS
+            ),
+        )
+        stack.kubectl("apply", f"--as={deployer}", "-f", "-", input=json.dumps(as_deployer))
+        admitted = latest(stack, NS, "Deployment", f"{name}-ci")
+        assert (admitted.outcome, admitted.user) == ("excepted", deployer)
+    finally:
+        apply_and_sync(stack, baseline(releases))
+        delete_and_sync(stack, "accountabilityexception", name, NS)
+
+
+def deploy_account() -> dict[str, Any]:
+    """The namespace's deploy ServiceAccount may write Deployments; the group ``oncall`` may
+    impersonate it (as the built-in ``edit`` role lets its holders)."""
+
+    def role(name: str, rules: list[dict[str, Any]], subject: dict[str, str]) -> list[Any]:
+        return [
+            {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
+             "metadata": {"name": name, "namespace": NS}, "rules": rules},
+            {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+             "metadata": {"name": name, "namespace": NS},
+             "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": name},
+             "subjects": [subject]},
+        ]  # fmt: skip
+
+    writes = [{"apiGroups": ["apps"], "resources": ["deployments"],
+               "verbs": ["get", "create", "patch"]}]  # fmt: skip
+    acts = [{"apiGroups": [""], "resources": ["serviceaccounts"], "verbs": ["impersonate"],
+             "resourceNames": ["deployer"]}]  # fmt: skip
+    return {
+        "apiVersion": "v1",
+        "kind": "List",
+        "items": [
+            {"apiVersion": "v1", "kind": "ServiceAccount",
+             "metadata": {"name": "deployer", "namespace": NS}},
+            *role("deployer-writes", writes,
+                  {"kind": "ServiceAccount", "name": "deployer", "namespace": NS}),
+            *role("oncall-acts-as-deployer", acts,
+                  {"apiGroup": "rbac.authorization.k8s.io", "kind": "Group", "name": "oncall"}),
+        ],
+    }  # fmt: skip
 
 
 def exception_writers() -> dict[str, Any]:

@@ -403,6 +403,10 @@ def test_rbac_is_least_privilege(render: Render) -> None:
     } == {(g, plural[k], (), "get") for g, k in owner_kinds} | {
         ("apps", "controllerrevisions", (), "get")
     }
+    # separateRequester asks who may act as a deployer: a review, which grants nothing
+    assert {(g, r, n, v) for g, r, n, v in verbs if g == "authorization.k8s.io"} == {
+        ("authorization.k8s.io", "subjectaccessreviews", (), "create")
+    }
     # create is the only secret verb without a name, and only in the release namespace
     assert any(
         r["resources"] == ["configmaps", "secrets"] and r["verbs"] == ["create"] for r in ns_rules

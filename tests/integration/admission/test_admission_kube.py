@@ -21,6 +21,7 @@ import yaml
 from admission_support import policy
 from kubernetes import client
 
+from affidavit.admission.acting import Acting, acting_attributes
 from affidavit.admission.kube import KubeApi, api_client
 from affidavit.admission.policy_source import ConfigMapPolicySource, NamespaceLabels
 from affidavit.admission.resolve import secret_credentials
@@ -271,3 +272,73 @@ def test_a_watch_whose_connection_dies_silently_is_replaced(
     finally:
         source.stop()
         relay.close()
+
+
+def _oncall_may_act_as_deployer(cluster: ControlPlaneInfo) -> None:
+    """In namespace ``acting``: the group ``oncall`` may impersonate ServiceAccount ``deployer``
+    (what the built-in ``edit`` role grants for every ServiceAccount of its namespace)."""
+    rbac = client.RbacAuthorizationV1Api(api_client(cluster.kubeconfig))
+    core = client.CoreV1Api(api_client(cluster.kubeconfig))
+    meta = client.V1ObjectMeta
+    with contextlib.suppress(client.ApiException):
+        core.create_namespace(client.V1Namespace(metadata=meta(name="acting")))
+    with contextlib.suppress(client.ApiException):
+        rule = client.V1PolicyRule(
+            api_groups=[""],
+            resources=["serviceaccounts"],
+            verbs=["impersonate"],
+            resource_names=["deployer"],
+        )
+        rbac.create_namespaced_role(
+            "acting", client.V1Role(metadata=meta(name="act-as-deployer"), rules=[rule])
+        )
+        oncall = client.RbacV1Subject(
+            api_group="rbac.authorization.k8s.io", kind="Group", name="oncall"
+        )
+        ref = client.V1RoleRef(
+            api_group="rbac.authorization.k8s.io", kind="Role", name="act-as-deployer"
+        )
+        binding = client.V1RoleBinding(
+            metadata=meta(name="act-as-deployer"), role_ref=ref, subjects=[oncall]
+        )
+        rbac.create_namespaced_role_binding("acting", binding)
+
+
+def test_the_api_server_says_who_may_act_as_a_deployer(
+    cluster: ControlPlaneInfo, kube: KubeApi
+) -> None:
+    """``separateRequester``'s question, asked with a real SubjectAccessReview: bob in
+    ``oncall`` may act as the deploy ServiceAccount, bob without his groups and alice may not;
+    the deployer itself is no requester of its own."""
+    _oncall_may_act_as_deployer(cluster)
+    deployer = "system:serviceaccount:acting:deployer"
+    (impersonate, _token) = acting_attributes(deployer)
+    assert kube.review_access("bob", ("oncall", "system:authenticated"), impersonate)
+    assert not kube.review_access("bob", ("system:authenticated",), impersonate)
+    acting = Acting(kube)
+    requesters = [("bob", ("oncall",)), ("alice", ()), (deployer, None), ("bob", ("oncall",))]
+    assert acting.who_may_act_as(deployer, requesters) == frozenset({"bob"})
+    # remembered: asked again without I/O
+    assert acting.who_may_act_as(deployer, requesters, remembered_only=True) == frozenset({"bob"})
+    assert acting.who_may_act_as(deployer, [("carol", ())], remembered_only=True) is None
+    # a user is impersonated by name (cluster-scoped): nobody here may
+    assert acting.who_may_act_as("rita", [("bob", ("oncall",))]) == frozenset()
+
+
+def test_an_api_server_that_does_not_answer_counts_as_may(
+    cluster: ControlPlaneInfo, tmp_path: Path
+) -> None:
+    """Fail closed: the exception then admits nothing for this deployer (not remembered: the
+    next review asks again)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # closed once the block ends
+    config = yaml.safe_load(Path(cluster.kubeconfig).read_text())
+    for entry in config["clusters"]:
+        entry["cluster"]["server"] = f"https://127.0.0.1:{port}"
+    dead = tmp_path / "dead.kubeconfig"
+    dead.write_text(yaml.safe_dump(config))
+    acting = Acting(KubeApi(api_client(dead), owner_timeout=1.0))
+    deployer = "system:serviceaccount:acting:deployer"
+    assert acting.who_may_act_as(deployer, [("alice", ())]) == frozenset({"alice"})
+    assert acting.who_may_act_as(deployer, [("alice", ())], remembered_only=True) is None

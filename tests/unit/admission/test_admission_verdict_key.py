@@ -51,6 +51,7 @@ OTHER: dict[str, Any] = {
     "caller": Caller(authenticated=False),
     "lineage": (("ReplicaSet", "api-5d8f"), ("Deployment", "api")),
     "expect_pinned": frozenset({"registry.example/shop/api:1.0"}),
+    "acts_as": frozenset({"carol"}),
 }
 
 
