@@ -13,6 +13,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from affidavit.policy import Decision, PolicyIndex, evaluate
 from affidavit.policy.explain import requirements
 from policy_builders import (
@@ -93,7 +95,8 @@ def test_a_change_no_tier_rule_covers_needs_no_platform() -> None:
     assert _run(index(), _trailer_review(), docs).outcome == "allowed"
 
 
-def test_explain_lists_the_rule_and_its_default() -> None:
+@pytest.mark.parametrize("rule", ["review.platform", "review.coversCommits"])
+def test_explain_lists_the_rule_and_its_default(rule: str) -> None:
     c = ctx()
     eff = index().effective(
         cluster=c.cluster,
@@ -103,7 +106,7 @@ def test_explain_lists_the_rule_and_its_default() -> None:
         image=IMAGE,
     )
     assert eff is not None
-    (entry,) = [r for r in requirements(eff) if r[0] == "review.platform"]
+    (entry,) = [r for r in requirements(eff) if r[0] == rule]
     assert entry[1] == "true"
     assert str(entry[2]) == "AccountabilityPolicy/baseline (default)"
 

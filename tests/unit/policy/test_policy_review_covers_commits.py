@@ -12,7 +12,6 @@ from __future__ import annotations
 from typing import Any
 
 from affidavit.policy import Decision, PolicyIndex, evaluate
-from affidavit.policy.explain import requirements
 from policy_builders import (
     NOW,
     REV,
@@ -155,18 +154,3 @@ def test_a_trailer_review_holds_its_whole_range() -> None:
         "commits": [PUSHED, REV],
     }
     assert _run(index([policy(require=trusting)]), _ride_along(), rev).outcome == "allowed"
-
-
-def test_explain_lists_the_rule_and_its_default() -> None:
-    c = ctx()
-    eff = index().effective(
-        cluster=c.cluster,
-        region=c.region,
-        namespace=c.namespace,
-        namespace_labels=c.namespace_labels,
-        image=c.images[0],
-    )
-    assert eff is not None
-    (entry,) = [r for r in requirements(eff) if r[0] == "review.coversCommits"]
-    assert entry[1] == "true"
-    assert str(entry[2]) == "AccountabilityPolicy/baseline (default)"
