@@ -62,32 +62,44 @@ def _present(repo: Path, commits: Iterable[str]) -> tuple[list[str], list[str]]:
     return [c for c in wanted if c in have], [c for c in wanted if c not in have]
 
 
+def _authored(repo: Path, *args: str) -> dict[str, tuple[str, str]]:
+    """commit -> (author time, author email) of the commits ``git log ARGS`` lists."""
+    out = run_git(repo, "log", "--format=%H %at %ae", *args).decode("utf-8", "replace")
+    found: dict[str, tuple[str, str]] = {}
+    for line in out.splitlines():
+        commit, _, rest = line.partition(" ")
+        at, _, email = rest.partition(" ")
+        found[commit] = (at, email.lower())
+    return found
+
+
 def landed_commits(repo: Path, base: str, head: str, held: Iterable[str]) -> Landed:
     """The commits of ``base..head`` in ``repo``, not in ``held``, that make the same change as
-    a commit of ``held``."""
+    a commit of ``held``.
+
+    Only the range's commits with the author and author time of one of ``held`` are compared
+    (a rebase keeps both): a range of thousands of commits is not read as patches."""
     base_sha = resolve_commit(repo, base)
     head_sha = resolve_commit(repo, head)
     held_set = {c.lower() for c in held}
     present, missing = _present(repo, held_set)
     if not present:
         return Landed((), tuple(sorted(missing)))
-    show = run_git(repo, "show", "--no-color", "--format=commit %H", "--end-of-options", *present)
-    reviewed = set(_patch_ids(repo, show).values())
-    listing = run_git(
-        repo,
-        "log",
-        "--no-color",
-        "--reverse",
-        "-p",
-        "--format=commit %H",
-        f"{base_sha}..{head_sha}",
-    )
-    copies = tuple(
-        c
-        for c, patch in _patch_ids(repo, listing).items()
-        if patch in reviewed and c not in held_set
-    )
+    reviewed_by = _authored(repo, "--no-walk=unsorted", "--end-of-options", *present)
+    ranged = _authored(repo, "--reverse", f"{base_sha}..{head_sha}")
+    wanted = set(reviewed_by.values())
+    candidates = [c for c, who in ranged.items() if who in wanted and c not in held_set]
+    if not candidates:
+        return Landed((), tuple(sorted(missing)))
+    patches = _patch_ids(repo, _shown(repo, [*present, *candidates]))
+    reviewed = {patches[c] for c in present if c in patches}
+    copies = tuple(c for c in candidates if patches.get(c) in reviewed)
     return Landed(copies, tuple(sorted(missing)))
+
+
+def _shown(repo: Path, commits: list[str]) -> bytes:
+    """The commits' patches, each under a ``commit <id>`` line (what ``git patch-id`` reads)."""
+    return run_git(repo, "show", "--no-color", "--format=commit %H", "--end-of-options", *commits)
 
 
 def with_landed(review: CodeReview, repo: Path, base: str) -> tuple[CodeReview, Landed]:
