@@ -16,6 +16,7 @@ from fnmatch import fnmatchcase
 
 from affidavit.attestations.evidence import ImageEvidence
 from affidavit.attestations.predicates import CODE_REVIEW_V1, AiProvenance, CodeReview
+from affidavit.attestations.predicates.provenance import Change
 from affidavit.attestations.predicates.review import Identity, Review, named
 from affidavit.attestations.pseudonyms import key_id_of
 from affidavit.policy.combine import EffectivePolicy, Req, TierRules
@@ -35,16 +36,15 @@ SECURITY_GROUP = "security"
 
 @dataclass(frozen=True)
 class Touched:
-    """tier -> paths, for AI-involved changes (``ai``) and for every change (``all``); and
-    tier -> the commits that touch it, in the same two scopes (``ai_commits``, ``all_commits``;
-    under ``*`` every commit in the scope)."""
+    """tier -> paths, for AI-involved changes (``ai``) and for every change (``all``), and the
+    provenance they were read from (for the commits behind them, ``commits``)."""
 
     ai: Mapping[str, tuple[str, ...]]
     all: Mapping[str, tuple[str, ...]]
     any_ai: bool
     any_change: bool
-    ai_commits: Mapping[str, tuple[str, ...]]
-    all_commits: Mapping[str, tuple[str, ...]]
+    provenance: AiProvenance | None = None
+    unknown_as_ai: bool = False
 
     def paths(self, rules: TierRules) -> tuple[str, ...] | None:
         """Paths that make ``rules`` apply, or None when they do not apply."""
@@ -55,9 +55,20 @@ class Touched:
             return tuple(p for paths in tiers.values() for p in paths)
         return tiers.get(rules.tier)
 
-    def commits(self, rules: TierRules) -> tuple[str, ...]:
-        """The commits whose changes make ``rules`` apply (for ``*``, every commit in scope)."""
-        return (self.ai_commits if rules.scope == "ai" else self.all_commits).get(rules.tier, ())
+    def flagged(self, change: Change) -> bool:
+        """Whether ``change`` counts as AI-involved here."""
+        return is_ai(change.ai_involvement, self.unknown_as_ai)
+
+    def commits(self, rules: TierRules) -> list[str]:
+        """The commits whose changes make ``rules`` apply (for ``*``, every commit in scope, one
+        that lists no file too). Worked out when asked: most reviews never ask."""
+        changes = self.provenance.changes if self.provenance is not None else ()
+        return [
+            c.commit
+            for c in changes
+            if (rules.scope != "ai" or self.flagged(c))
+            and (rules.tier == "*" or any(f.tier == rules.tier for f in c.files))
+        ]
 
 
 def is_ai(involvement: str, unknown_as_ai: bool) -> bool:
@@ -65,31 +76,24 @@ def is_ai(involvement: str, unknown_as_ai: bool) -> bool:
 
 
 def touched_tiers(prov: AiProvenance, unknown_as_ai: bool) -> Touched:
-    ai: dict[str, list[str]] = {}
-    every: dict[str, list[str]] = {}
-    ai_commits: dict[str, dict[str, None]] = {}
-    all_commits: dict[str, dict[str, None]] = {}
+    # dicts as ordered sets: a provenance of thousands of commits and files is read in one pass
+    ai: dict[str, dict[str, None]] = {}
+    every: dict[str, dict[str, None]] = {}
     any_ai = False
     for change in prov.changes:
         flagged = is_ai(change.ai_involvement, unknown_as_ai)
         any_ai = any_ai or flagged
-        for commits, on in ((all_commits, True), (ai_commits, flagged)):
-            if on:  # under `*`: every commit in scope, one that lists no file too
-                commits.setdefault("*", {})[change.commit] = None
         for f in change.files:
-            for target, commits, on in ((every, all_commits, True), (ai, ai_commits, flagged)):
-                if not on:
-                    continue
-                if f.path not in target.setdefault(f.tier, []):
-                    target[f.tier].append(f.path)
-                commits.setdefault(f.tier, {})[change.commit] = None
+            every.setdefault(f.tier, {})[f.path] = None
+            if flagged:
+                ai.setdefault(f.tier, {})[f.path] = None
     return Touched(
         ai={k: tuple(v) for k, v in ai.items()},
         all={k: tuple(v) for k, v in every.items()},
         any_ai=any_ai,
         any_change=bool(prov.changes),
-        ai_commits={k: tuple(v) for k, v in ai_commits.items()},
-        all_commits={k: tuple(v) for k, v in all_commits.items()},
+        provenance=prov,
+        unknown_as_ai=unknown_as_ai,
     )
 
 
@@ -306,15 +310,17 @@ def _uncovered(
     request's own, and its merge or squash commit."""
     cr = review.change_request
     label = change_label(review)
+    held = {c.lower() for c in cr.commits or ()}
+    changes = touched.provenance.changes if touched.provenance is not None else ()
+    if all(c.commit.lower() in held for c in changes):
+        return []  # the usual case: the range is the request's own
     needing: dict[str, None] = {}
     for rules, _ in applicable:
         needing.update(dict.fromkeys(touched.commits(rules)))
-    held = {c.lower() for c in cr.commits or ()}
     outside = [c for c in needing if c.lower() not in held]
     if not outside:
         return []
-    ai = set(touched.ai_commits.get("*", ()))
-    shown = ", ".join(_commit_words(c, touched, c in ai) for c in outside[:5]) + (
+    shown = ", ".join(_commit_words(c, touched) for c in outside[:5]) + (
         f" +{len(outside) - 5} more" if len(outside) > 5 else ""
     )
     if cr.commits is None:
@@ -351,16 +357,14 @@ def _uncovered(
     ]
 
 
-def _commit_words(commit: str, touched: Touched, ai: bool) -> str:
+def _commit_words(commit: str, touched: Touched) -> str:
     """``AI-involved commit 5a1d0c3e7b2f (tiers critical, low)``, as a denial names it."""
-    tiers = sorted(
-        t
-        for t, cs in (touched.ai_commits if ai else touched.all_commits).items()
-        if t != "*" and commit in cs
-    )
+    assert touched.provenance is not None  # a commit was found in it
+    change = next(c for c in touched.provenance.changes if c.commit == commit)
+    tiers = sorted({f.tier for f in change.files})
     noun = "tier" if len(tiers) == 1 else "tiers"
     where = f" ({noun} {', '.join(tiers)})" if tiers else ""
-    return ("AI-involved commit " if ai else "commit ") + commit[:12] + where
+    return ("AI-involved commit " if touched.flagged(change) else "commit ") + commit[:12] + where
 
 
 def _key_mismatch(members: set[str], review: CodeReview) -> str:
