@@ -3,20 +3,25 @@
 A policy admits an AI-involved commit only where the reviewed change request holds it
 (``review.coversCommits``). GitHub's "Rebase and merge" lands a pull request as new commits (the
 committer and so the id change) that its API never lists: only the last one is its
-``merge_commit_sha``. A rebased commit makes the same change as the commit it copies, which
-``git patch-id --verbatim`` tells: a digest of the diff (its files, context and changed
-lines) blind to line numbers only, not to whitespace, which is code in Python or YAML. So the
-commits of the image's range that make the same change as one of the request's own are the
-request's, landed; an unreviewed commit pushed beside it makes another change and stays out.
+``merge_commit_sha``, the image's revision. Those copies are exactly the first-parent chain of
+as many commits as the request has (merges aside) ending at that revision, in the request's
+order, which nobody else can push into. So that chain, and only that chain, is compared with the
+request's own commits pair by pair: each copy must make the same change as the commit it stands
+for (``git patch-id --verbatim`` of the ``-U0`` diff: the files and the changed lines, whitespace
+included, since it is code in Python or YAML; not the context, which a rebase onto a moved
+branch changes). If every pair matches, the chain is recorded as the request's; otherwise none
+of it (a squash merge lands as one commit, which the platform lists). A copy of one of the
+request's commits elsewhere in the range (a commit the request itself reverted, cherry-picked
+to the branch by hand) is never taken for the request's.
 
 The request's own commits must be in the repository for their changes to be compared
 (``git fetch origin pull/N/head`` on GitHub, ``merge-requests/N/head`` on GitLab); those that
-are not are reported, and their copies are then not recognised (the policy refuses them).
+are not are reported, and the copies are then not recognised (the policy refuses them).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,17 +33,49 @@ __all__ = ["Landed", "with_landed"]
 
 @dataclass(frozen=True)
 class Landed:
-    """The range's commits that copy one of the request's (in the range's order, oldest
-    first), and the request's commits the repository does not have."""
+    """The request's rebased copies (oldest first), and the request's commits the repository
+    does not have."""
 
     commits: tuple[str, ...]
     missing: tuple[str, ...]
 
 
-def _patch_ids(repo: Path, listing: bytes) -> dict[str, str]:
-    """commit -> patch id, from ``git log -p``/``git show`` output (merges and empty commits
-    have none)."""
-    out = run_git(repo, "patch-id", "--verbatim", stdin=listing).decode()
+def _parents(repo: Path, commits: Sequence[str]) -> dict[str, int]:
+    """commit -> its number of parents, for the commits ``repo`` has (the others left out)."""
+    if not commits:
+        return {}
+    out = run_git(
+        repo,
+        "cat-file",
+        "--batch",
+        stdin="\n".join(commits).encode() + b"\n",
+    )
+    found: dict[str, int] = {}
+    view = memoryview(out)
+    at = 0
+    while at < len(out):
+        end = out.index(b"\n", at)
+        header = bytes(view[at:end]).split()
+        at = end + 1
+        if len(header) == 2 and header[1] == b"missing":
+            continue
+        size = int(header[2])
+        body = bytes(view[at : at + size])
+        at += size + 1
+        if header[1] == b"commit":
+            head, _, _ = body.partition(b"\n\n")
+            found[header[0].decode()] = sum(
+                1 for line in head.split(b"\n") if line.startswith(b"parent ")
+            )
+    return found
+
+
+def _patch_ids(repo: Path, commits: Sequence[str]) -> dict[str, str]:
+    """commit -> the patch id of its ``-U0`` diff (an empty commit has none)."""
+    shown = run_git(
+        repo, "show", "--no-color", "-U0", "--format=commit %H", "--end-of-options", *commits
+    )
+    out = run_git(repo, "patch-id", "--verbatim", stdin=shown).decode()
     found: dict[str, str] = {}
     for line in out.splitlines():
         patch, _, commit = line.partition(" ")
@@ -47,64 +84,36 @@ def _patch_ids(repo: Path, listing: bytes) -> dict[str, str]:
     return found
 
 
-def _present(repo: Path, commits: Iterable[str]) -> tuple[list[str], list[str]]:
-    """The commits ``repo`` has, and those it has not."""
-    wanted = list(dict.fromkeys(commits))
-    if not wanted:
-        return [], []
-    out = run_git(
-        repo,
-        "cat-file",
-        "--batch-check=%(objectname) %(objecttype)",
-        stdin="\n".join(wanted).encode(),
-    ).decode()
-    have = {line.split()[0] for line in out.splitlines() if line.endswith(" commit")}
-    return [c for c in wanted if c in have], [c for c in wanted if c not in have]
-
-
-def _authored(repo: Path, *args: str) -> dict[str, tuple[str, str]]:
-    """commit -> (author time, author email) of the commits ``git log ARGS`` lists."""
-    out = run_git(repo, "log", "--format=%H %at %ae", *args).decode("utf-8", "replace")
-    found: dict[str, tuple[str, str]] = {}
-    for line in out.splitlines():
-        commit, _, rest = line.partition(" ")
-        at, _, email = rest.partition(" ")
-        found[commit] = (at, email.lower())
-    return found
-
-
-def landed_commits(repo: Path, base: str, head: str, held: Iterable[str]) -> Landed:
-    """The commits of ``base..head`` in ``repo``, not in ``held``, that make the same change as
-    a commit of ``held``.
-
-    Only the range's commits with the author and author time of one of ``held`` are compared
-    (a rebase keeps both): a range of thousands of commits is not read as patches."""
+def landed_commits(repo: Path, base: str, head: str, held: Sequence[str]) -> Landed:
+    """The first-parent chain ending at ``head`` within ``base..head`` that copies the request's
+    own commits (``held``, in the platform's order; merges and ``head`` aside) pair by pair."""
     base_sha = resolve_commit(repo, base)
     head_sha = resolve_commit(repo, head)
-    held_set = {c.lower() for c in held}
-    present, missing = _present(repo, held_set)
-    if not present:
-        return Landed((), tuple(sorted(missing)))
-    reviewed_by = _authored(repo, "--no-walk=unsorted", "--end-of-options", *present)
-    ranged = _authored(repo, "--reverse", f"{base_sha}..{head_sha}")
-    wanted = set(reviewed_by.values())
-    candidates = [c for c, who in ranged.items() if who in wanted and c not in held_set]
-    if not candidates:
-        return Landed((), tuple(sorted(missing)))
-    patches = _patch_ids(repo, _shown(repo, [*present, *candidates]))
-    reviewed = {patches[c] for c in present if c in patches}
-    copies = tuple(c for c in candidates if patches.get(c) in reviewed)
-    return Landed(copies, tuple(sorted(missing)))
-
-
-def _shown(repo: Path, commits: list[str]) -> bytes:
-    """The commits' patches, each under a ``commit <id>`` line (what ``git patch-id`` reads)."""
-    return run_git(repo, "show", "--no-color", "--format=commit %H", "--end-of-options", *commits)
+    wanted = list(dict.fromkeys(c.lower() for c in held))
+    parents = _parents(repo, [*wanted, head_sha])
+    missing = tuple(sorted(c for c in wanted if c not in parents))
+    own = [c for c in wanted if parents.get(c) == 1 and c != head_sha]
+    if missing or not own or head_sha in wanted[:-1] or parents.get(head_sha) != 1:
+        # a request the repository lacks, one built at its own head, or landed by a merge
+        return Landed((), missing)
+    chain = (
+        run_git(
+            repo, "rev-list", "--first-parent", f"--max-count={len(own)}", f"{base_sha}..{head_sha}"
+        )
+        .decode()
+        .split()[::-1]
+    )
+    if len(chain) != len(own) or chain[-1] != head_sha:
+        return Landed((), missing)
+    patches = _patch_ids(repo, [*own, *chain])
+    if any(patches.get(copy) != patches.get(mine) for copy, mine in zip(chain, own, strict=True)):
+        return Landed((), missing)  # not a rebase of the request (a squash, another history)
+    return Landed(tuple(c for c in chain if c not in wanted), missing)
 
 
 def with_landed(review: CodeReview, repo: Path, base: str) -> tuple[CodeReview, Landed]:
-    """``review`` with the commits of ``base..`` its revision (in ``repo``) that copy one of its
-    change request's commits added to those it holds."""
+    """``review`` with its change request's rebased copies in ``base..`` its revision (in
+    ``repo``) added to the commits it holds."""
     held = review.change_request.commits
     if held is None:  # nothing recorded as held: nothing can be a copy of it
         return review, Landed((), ())

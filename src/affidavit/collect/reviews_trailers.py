@@ -6,6 +6,8 @@ not for later ones, so only trailers on the head commit of ``base..head`` (a mer
 change was merged) count as approvals of the final revision. Trailers on earlier commits are
 recorded as approvals of those commits, with ``onFinalRevision: false``, and count for nothing.
 Every author, committer and ``Co-authored-by`` of the range is a contributor, never independent.
+The change holds what the head's trailers vouch for: the head commit, and for a merge the commits
+it brought in; an earlier commit of the range is not held (``review.coversCommits``).
 """
 
 from __future__ import annotations
@@ -88,6 +90,16 @@ def _read_commits(repo: Path, base: str, head: str) -> list[_Commit]:
     return commits
 
 
+def _vouched(repo: Path, tip: _Commit) -> list[str]:
+    """What the head commit's trailers vouch for, as the commits the change holds: the head
+    itself, and for a merge the commits it brought in (``head^1..head``), oldest first. Not
+    the rest of ``base..head``: a commit pushed before it carries no approval of its own."""
+    if len(tip.parents) < 2:
+        return [tip.sha]
+    brought = _git(repo, "rev-list", "--reverse", f"{tip.parents[0]}..{tip.sha}").split()
+    return [c for c in brought if c != tip.sha] + [tip.sha]
+
+
 def _origin(repo: Path) -> str:
     try:
         return _git(repo, "remote", "get-url", "origin").strip()
@@ -149,7 +161,7 @@ def collect_trailer_review(
             author=author_commit.author,
             merged_by=tip.committer if merged else None,
             merged_at=tip.committed_at if merged else None,
-            commits=[c.sha for c in reversed(commits)],  # the range is the change
+            commits=_vouched(repo, tip),
         ),
         final_revision=head_sha,
         reviews=tuple(reviews),

@@ -326,9 +326,13 @@ def _uncovered(
     if cr.commits is None:
         found = (
             f"{shown}, and a review of {label} that lists no commits (collected before "
-            "Affidavit recorded the commits a change request holds)"
+            "Affidavit recorded the commits a change request holds, or from GitLab without "
+            "the merge request's commits)"
         )
-        todo = fix(f"collect the review of {label} again with this version of Affidavit") + (
+        todo = fix(
+            f"collect the review of {label} again with this version of Affidavit (from GitLab "
+            "with --gitlab-commits)"
+        ) + (
             f" (until every pipeline does, `require.reviewCoversCommits: false` in "
             f"{req.origin.source} and every other policy that applies turns the rule off)"
         )

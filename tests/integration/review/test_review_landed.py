@@ -175,3 +175,79 @@ def test_the_prs_commits_missing_from_the_repository_are_named(
         "first (GitHub: git fetch origin pull/N/head, GitLab: git fetch origin "
         "merge-requests/N/head)\n"
     )
+
+
+def test_a_copy_of_a_commit_the_pr_itself_undid_is_not_the_prs(
+    capsys: pytest.CaptureFixture[str], git_repo: GitRepo, tmp_path: Path
+) -> None:
+    """The PR skips a check, reverts that, and is approved on a docs change; its first commit,
+    cherry-picked straight to main (same author, time and change), rode in as "a copy of the
+    PR's". Only the chain a rebase merge lands, pair by pair, is taken now: a merge commit
+    lands nothing of the kind."""
+    repo = git_repo
+    repo.git("remote", "add", "origin", "https://github.com/acme/payments-api")
+    login = "def login(user):\n    check(user)\n    return True\n"
+    base = _commit(repo, "src/auth/login.py", login, "Initial import")
+    repo.git("checkout", "-q", "-b", "rate-limit")
+    skip = login.replace("    check(user)\n", "    return True  # skip the check\n")
+    first = _commit(repo, "src/auth/login.py", skip, f"Faster logins\n\n{CLAUDE}")
+    _commit(repo, "src/auth/login.py", login, "Revert faster logins")
+    last = _commit(repo, "docs/usage.md", "rate limits\n", "Document the rate limit")
+    repo.git("checkout", "-q", "main")
+    env = repo._identity(("Ana", "ana@acme.example"), ("Dave", "dave@acme.example"))
+    repo.git("cherry-pick", first, env=env)  # keeps the author and the author time
+    pushed = repo.git("rev-parse", "HEAD")
+    assert pushed != first
+    merged = repo.merge(last, "Merge pull request #42", RELEASER)
+    rec = write_review_records(
+        tmp_path / "github", repo.path, base, last, [Approval("bob", "Bob", last)]
+    )
+    pr = json.loads(rec.pr.read_text())
+    rec.pr.write_text(json.dumps({**pr, "merge_commit_sha": merged}))
+    args = ["--github-pr", str(rec.pr), "--github-reviews", str(rec.reviews),
+            "--github-commits", str(rec.commits), "--head", merged]  # fmt: skip
+    prov, _ = _collect(
+        capsys, "provenance", "--repo", str(repo.path), "--base", base, "--head", merged
+    )
+    review, _ = _collect(capsys, "review", *args, "--repo", str(repo.path), "--base", base)
+    assert pushed not in review["changeRequest"]["commits"]
+    d = _judge(prov, review)
+    assert [v.rule for v in d.violations] == ["review.coversCommits"]
+    assert d.violations[0].found.startswith(f"AI-involved commit {pushed[:12]} (tier critical)")
+
+
+def test_a_rebase_onto_lines_changed_nearby_is_still_the_prs(
+    capsys: pytest.CaptureFixture[str], git_repo: GitRepo, tmp_path: Path
+) -> None:
+    """A rebase onto a branch that changed lines next to the PR's (no conflict) changes each
+    copy's context, not its change: the copies are compared on their changed lines."""
+    repo = git_repo
+    repo.git("remote", "add", "origin", "https://github.com/acme/payments-api")
+    lines = [f"limit_{i} = {i}\n" for i in range(20)]
+    base = _commit(repo, "src/auth/limits.py", "".join(lines), "Initial import")
+    repo.git("checkout", "-q", "-b", "rate-limit")
+    ours = list(lines)
+    ours[10] = "limit_10 = 'ai'\n"
+    first = _commit(repo, "src/auth/limits.py", "".join(ours), f"Tune limit 10\n\n{CLAUDE}")
+    last = _commit(repo, "docs/usage.md", "rate limits\n", "Document the rate limit")
+    repo.git("checkout", "-q", "main")
+    theirs = list(lines)
+    theirs[8] = "limit_8 = 'other'\n"
+    moved = _commit(repo, "src/auth/limits.py", "".join(theirs), "Another reviewed change")
+    env = repo._identity(("Ana", "ana@acme.example"), RELEASER)
+    repo.git("cherry-pick", first, last, env=env)
+    head = repo.git("rev-parse", "HEAD")
+    copy = repo.git("rev-parse", "HEAD~1")
+    rec = write_review_records(
+        tmp_path / "github", repo.path, base, last, [Approval("bob", "Bob", last)]
+    )
+    pr = json.loads(rec.pr.read_text())
+    rec.pr.write_text(json.dumps({**pr, "merge_commit_sha": head}))
+    args = ["--github-pr", str(rec.pr), "--github-reviews", str(rec.reviews),
+            "--github-commits", str(rec.commits), "--head", head]  # fmt: skip
+    prov, _ = _collect(
+        capsys, "provenance", "--repo", str(repo.path), "--base", moved, "--head", head
+    )
+    review, _ = _collect(capsys, "review", *args, "--repo", str(repo.path), "--base", moved)
+    assert review["changeRequest"]["commits"][-1] == copy
+    assert _judge(prov, review).outcome == "allowed"

@@ -53,7 +53,8 @@ def test_only_head_commit_trailers_approve_the_final_revision(
     assert cr["id"] == f"{base[:12]}..{head[:12]}"
     assert cr["author"] == {"name": "Alice Martin", "email": "alice@acme.example", "isBot": False}
     assert "mergedBy" not in cr
-    assert cr["commits"] == [first, head]  # the range is the change: it holds every commit
+    # the head's trailers vouch for the head: `first`, pushed before it, is not held
+    assert cr["commits"] == [head]
 
 
 def test_review_of_an_earlier_commit_does_not_count(
@@ -74,7 +75,7 @@ def test_merge_commit_trailers_approve_the_merged_change(
 ) -> None:
     base = git_repo.commit("Initial import")
     git_repo.git("checkout", "-q", "-b", "feature")
-    git_repo.commit("Ledger export", author=("Erin Cho", "erin@acme.example"))
+    export = git_repo.commit("Ledger export", author=("Erin Cho", "erin@acme.example"))
     git_repo.git("checkout", "-q", "main")
     git_repo.commit("Unrelated fix on main", author=("Frank Li", "frank@acme.example"))
     merge = git_repo.merge(
@@ -103,6 +104,8 @@ def test_merge_commit_trailers_approve_the_merged_change(
     ]
     assert pred["summary"]["approvalsOnFinalRevision"] == 2
     assert pred["summary"]["independentApprovals"] == 1
+    # the merge's trailers vouch for what it brought in, not for the fix pushed to main
+    assert cr["commits"] == [export, merge]
 
 
 def test_aider_author_suffix_and_bot_reviewers(

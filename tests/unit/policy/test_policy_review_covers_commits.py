@@ -110,11 +110,13 @@ def test_a_review_that_lists_no_commits_is_refused_with_the_fix() -> None:
     assert v.found == (
         f"AI-involved commit {REV[:12]} (tier critical), and a review of "
         "https://github.com/example/shop/pull/42 that lists no commits (collected before "
-        "Affidavit recorded the commits a change request holds)"
+        "Affidavit recorded the commits a change request holds, or from GitLab without the "
+        "merge request's commits)"
     )
     assert v.fix.startswith(
         "collect the review of https://github.com/example/shop/pull/42 again with this "
-        "version of Affidavit, then run `affidavit collect review"
+        "version of Affidavit (from GitLab with --gitlab-commits), then run `affidavit collect "
+        "review"
     )
     assert v.fix.endswith(
         " (until every pipeline does, `require.reviewCoversCommits: false` in "
@@ -139,18 +141,22 @@ def test_every_policy_turning_it_off_restores_the_old_judgement() -> None:
     ]
 
 
-def test_a_trailer_review_holds_its_whole_range() -> None:
-    # what `collect review --trailers` records: the range base..head is the change
+def test_a_trailer_review_holds_only_what_its_head_vouches_for() -> None:
+    # what `collect review --trailers` records: the head commit (a merge: what it brought in),
+    # not a commit pushed before it, whose message carries no approval of its own
     trusting = {
         "provenance": {"required": True},
         "tiers": {"critical": {"independentApprovals": 1}},
         "platformReview": False,
     }
-    rev = review(approval("bob"), commits=(PUSHED, REV))
+    rev = review(approval("bob"))
     rev["changeRequest"] = {
         "system": "trailers",
         "id": f"{'b' * 12}..{REV[:12]}",
         "author": {"name": "Alice", "email": "alice@example.com"},
-        "commits": [PUSHED, REV],
+        "commits": [REV],
     }
+    d = _run(index([policy(require=trusting)]), _ride_along(), rev)
+    assert [v.rule for v in d.violations] == ["review.coversCommits"]
+    rev["changeRequest"]["commits"] = [PUSHED, REV]  # a merge that brought PUSHED in
     assert _run(index([policy(require=trusting)]), _ride_along(), rev).outcome == "allowed"
