@@ -14,7 +14,13 @@ because verifying a 60-byte predicate hides what decoding and parsing a real pay
 whole processes: ``affidavit verify`` beside the real ``cosign verify-attestation`` (the one
 ``make binaries`` builds) on an image with one attestation and on the image with N, and under
 the first the floor: an interpreter that only imports what a verify cannot do without. Run:
-``.venv/bin/python benchmarks/bench_verify.py [--envelopes N] [--rounds R] [--predicate-bytes B]``.
+``.venv/bin/python benchmarks/bench_verify.py [--envelopes N] [--rounds R] [--predicate-bytes B]
+[--before SRC]``.
+
+``--before SRC``: goal 3's whole check of another checkout (``SRC/src``, e.g. a worktree of main)
+beside this tree's, on the same fetched envelopes, and nothing else. Each tree runs in a process
+of its own (one heap each, as a verifier has), the two taking turns round by round while the
+other waits, so a before/after and both ratios to the bare check come from the same run.
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ import gc
 import hashlib
 import json
 import os
+import pickle
 import resource
 import shutil
 import subprocess
@@ -130,7 +137,15 @@ def main() -> None:
     parser.add_argument("--envelopes", type=int, default=200)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--predicate-bytes", type=int, default=19_000)
+    parser.add_argument(
+        "--before", type=Path, metavar="SRC", help="another checkout, its whole check interleaved"
+    )
+    parser.add_argument("--worker", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--heap", choices=("kept", "fresh"), help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.worker is not None:  # a process of compare_trees
+        worker(args.worker, args.heap)
+        return
     n = args.envelopes
     print(f"load average {os.getloadavg()[0]:.2f} (figures under load: compare the ratios)")
 
@@ -157,6 +172,9 @@ def main() -> None:
             print(f"fetched {len(items)} layers once in {fetched_in * 1e3:.1f} ms")
             cosign_items = [i for i in items if i.storage == "cosign-tag"]
             assert len(cosign_items) == n
+            if args.before is not None:
+                compare_trees(args.before, args.rounds, image, public_pem, cosign_items)
+                return
 
             verifier = load_verifier(public_pem, name="bench.pub")
             signed = [
@@ -342,17 +360,146 @@ def whole_check(
 ) -> None:
     """Goal 3's ratio measured interleaved: each round runs the bare checks and then the whole
     check of the same envelopes (``verify_fetched`` over the cosign-tag layers), so both see the
-    same load; the best round of each. Runs on an older tree too (``--tree``)."""
+    same load; the best round of each. Also the page faults an envelope (``_faults``)."""
     work: dict[str, Callable[[], object]] = {
         "bare": lambda: [verifier.verify(s, m) for s, m in signed],
         "whole": lambda: verify_fetched(items, image, trusted),
     }
+    faults = _faults()
     best = _best_of(work, rounds * 3)
+    faults = (_faults() - faults) / (rounds * 3 * n)
     print(
         f"\nwhole check, interleaved with the bare check (best of {rounds * 3}): "
         f"{best['whole'] / n * 1e6:.1f} us an envelope, bare {best['bare'] / n * 1e6:.1f} us: "
-        f"{best['whole'] / best['bare']:.2f}x bare"
+        f"{best['whole'] / best['bare']:.2f}x bare; {faults:.1f} page faults an envelope"
     )
+
+
+def _faults() -> int:
+    """This process's minor page faults so far. A verification keeps each decoded payload (tens
+    of KB, in the attestation it makes); whether that memory is fresh, faulted in page by page,
+    or memory the last round gave back and glibc kept depends on the process's history (glibc
+    returns freed memory at the heap's top until a large block has been freed once, which
+    raises its thresholds), and moves the whole check by a tenth of a bare check."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+
+
+def compare_trees(
+    before: Path,
+    rounds: int,
+    image: ImageReference,
+    public_pem: bytes,
+    items: list[FetchedAttestation],
+) -> None:
+    """``whole_check`` of this tree and of ``before`` on the same envelopes, each tree in a
+    process of its own (``worker``), in both of glibc's heap regimes (``_faults``): the
+    processes take turns one round at a time, 8 rounds a set of processes; ``rounds`` fresh
+    sets, since a process's heap layout alone moves its figures by a few percent. Each round
+    times the bare checks and then the whole check."""
+    here = Path(__file__).resolve().parent.parent
+    trees = {"before": before.resolve(), "this tree": here}
+    runs = [(tree, heap) for heap in ("kept", "fresh") for tree in trees]
+    n = len(items)
+    best = {run: (float("inf"), float("inf")) for run in runs}
+    ratios: dict[tuple[str, str], list[float]] = {run: [] for run in runs}
+    faults: dict[tuple[str, str], float] = {}
+    with tempfile.TemporaryDirectory() as d:
+        job = Path(d, "job.pickle")
+        layers = [(i.storage, i.media_type, i.digest, i.predicate_type, i.data) for i in items]
+        job.write_bytes(pickle.dumps((str(image), public_pem, layers)))
+        for number in range(1, rounds + 1):
+            found = _take_turns(job, {run: trees[run[0]] for run in runs}, 8)
+            row = []
+            for run, (bare, whole, run_faults) in found.items():
+                best[run] = (min(best[run][0], bare), min(best[run][1], whole))
+                ratios[run].append(whole / bare)
+                faults[run] = run_faults
+                row.append(f"{run[0]} {whole / bare:.2f}x")
+            print(f"set {number}: best of 8, whole / bare: " + "; ".join(row))
+    print(f"\nwhole check of {n} envelopes against the bare check ({rounds} sets of processes):")
+    for (tree, heap), (bare, whole) in best.items():
+        run = (tree, heap)
+        print(
+            f"  {tree:<10} heap {heap:<5} ({faults[run]:3.1f} faults an envelope): whole "
+            f"{whole / n * 1e6:6.1f} us, bare {bare / n * 1e6:5.1f} us: {whole / bare:.2f}x bare "
+            f"(best of all); a set's best {min(ratios[run]):.2f}-{max(ratios[run]):.2f}x"
+        )
+
+
+def _take_turns(
+    job: Path, runs: dict[tuple[str, str], Path], count: int
+) -> dict[tuple[str, str], tuple[float, float, float]]:
+    """The best bare and whole times of ``count`` rounds, and the page faults an envelope, in a
+    fresh process for each run (a tree and a heap regime), the processes running one round at a
+    time in turn (the others wait on their input)."""
+    workers = {
+        run: subprocess.Popen(
+            [sys.executable, __file__, "--worker", str(job), "--heap", run[1]],
+            env={**os.environ, "PYTHONPATH": str(src / "src")},
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        for run, src in runs.items()
+    }
+    best = {run: (float("inf"), float("inf"), 0.0) for run in runs}
+    try:
+        for run, proc in workers.items():  # each says where it imports from, when ready
+            assert proc.stdout is not None
+            where = proc.stdout.readline().strip()
+            assert where == f"imports {runs[run] / 'src'}", f"{run}: {where}"
+        for _ in range(count):
+            for run, proc in workers.items():
+                assert proc.stdin is not None and proc.stdout is not None
+                proc.stdin.write("round\n")
+                proc.stdin.flush()
+                bare, whole, faults = map(float, proc.stdout.readline().split())
+                best[run] = (min(best[run][0], bare), min(best[run][1], whole), faults)
+    finally:
+        for proc in workers.values():
+            if proc.stdin is not None:
+                proc.stdin.close()
+            proc.wait()
+    return best
+
+
+def worker(job: Path, heap: str) -> None:
+    """One run's side of ``compare_trees``: on each line ``round`` from the parent, the bare
+    checks and the whole check of the job's envelopes once each, without the cyclic collector
+    (as ``verify_fetched`` runs), answered as the two times in seconds and the whole check's
+    page faults an envelope. The job is read without a large temporary; with ``heap`` "kept",
+    a 16 MiB block is then freed, after which glibc keeps what each round frees (``_faults``)."""
+    import affidavit
+
+    with job.open("rb") as f:
+        image_text, public_pem, layers = pickle.load(f)
+    image = ImageReference.parse(image_text)
+    items = [FetchedAttestation(*layer) for layer in layers]
+    trusted = [KeySigner(name="bench.pub", public_key_pem=public_pem.decode())]
+    verifier = load_verifier(public_pem, name="bench.pub")
+    signed = []
+    for layer in layers:
+        envelope = parse_envelope(layer[4])
+        message = pae(envelope.payload_type, envelope.payload_bytes())
+        signed.append((base64.b64decode(envelope.signatures[0].sig), message))
+    if heap == "kept":  # glibc maps a block this large; freeing it raises its thresholds
+        block = bytearray(16 << 20)
+        del block
+    for _ in range(3):  # warm: the decoders load once enough has been verified
+        assert len(verify_fetched(items, image, trusted).verified) == len(items)
+    print(f"imports {Path(affidavit.__file__).parent.parent}", flush=True)
+    gc.disable()
+    for line in sys.stdin:
+        assert line.strip() == "round"
+        start = time.perf_counter()
+        for sig, message in signed:
+            assert verifier.verify(sig, message)
+        bare = time.perf_counter() - start
+        faults = _faults()
+        start = time.perf_counter()
+        verify_fetched(items, image, trusted)
+        whole = time.perf_counter() - start
+        print(bare, whole, (_faults() - faults) / len(items), flush=True)
 
 
 def _exact_statement(payload: bytes) -> object:
