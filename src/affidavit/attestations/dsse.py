@@ -211,12 +211,12 @@ def _decode_envelope(data: bytes) -> Envelope | None:
     to the exact path, which decides with its own message (``tests/unit/attestations``).
 
     ASCII text with no escape anywhere is what signers write; for it the payload's tens of KB
-    are skimmed, not scanned by msgspec (``_skim_envelope``)."""
-    if not data.isascii() or b"\\" in data:
-        return None  # the payload's text is not its JSON bytes: the exact path reads it
+    are skimmed, not scanned by msgspec (``_skim_envelope``), nor for backslashes or ASCII."""
     skimmed = _skim_envelope(data)
     if skimmed is not None:
         return skimmed
+    if not data.isascii() or b"\\" in data:
+        return None  # the payload's text may not be its JSON bytes: the exact path reads it
     document = fast_decode(data, "envelope")
     if document is None or not document.signatures:
         return None
@@ -244,25 +244,31 @@ _SKIM_TOKEN = b'"' + _SKIM_MARK + b'"'
 
 def _skim_envelope(data: bytes) -> Envelope | None:
     """``_decode_envelope`` of ASCII ``data`` with no backslash, its payload decoded, without
-    reading the payload's text as JSON; None where this does not decide.
+    reading the payload's text as JSON, nor scanning it for either but by decoding it; None
+    where this does not decide (and for ``data`` that is not ASCII or holds a backslash).
 
     Without a backslash no string can hold a quote, so the text between the first quote after
     the first ``"payload"`` and the next quote is found by ``bytes.find`` (memchr), not scanned
-    a character at a time. An escape is put in its place and msgspec decodes what is left (a few
-    hundred bytes) as the envelope. A backslash is only valid JSON inside a string, so if that
-    decodes, the text taken out was a string's; and if the payload msgspec reads is the escape,
-    it was the payload's, and the last of that key's values, as ``json`` takes it. When strict
-    base64 decodes the text, it holds only characters a string may hold as they are (no quote,
-    backslash or control character), so the whole is as valid as what msgspec decoded, and the
-    same envelope, its payload decoded as ``Envelope.payload_bytes`` decodes it. Anything else
-    (the first ``"payload"`` not the key, a repeated key, a payload that is not base64): None,
-    and msgspec reads the whole."""
+    a character at a time. An escape is put in its place and what is left (a few hundred bytes)
+    is checked to be ASCII with no backslash but the escape's; the text taken out is as well if
+    strict base64 decodes it (below), so then ``data`` is. msgspec decodes what is left as the
+    envelope. A backslash is only valid JSON inside a string, so if that decodes, the text taken
+    out was a string's; and if the payload msgspec reads is the escape, it was the payload's,
+    and the last of that key's values, as ``json`` takes it. When strict base64 decodes the
+    text, it holds only characters a string may hold as they are (no quote, backslash or
+    control character), so the whole is as valid as what msgspec decoded, and the same
+    envelope, its payload decoded as ``Envelope.payload_bytes`` decodes it. Anything else (the
+    first ``"payload"`` not the key, a repeated key, a payload that is not base64): None, and
+    msgspec reads the whole."""
     key = data.find(b'"payload"')
     opening = data.find(b'"', key + 9) if key >= 0 else -1
     closing = data.find(b'"', opening + 1) if opening >= 0 else -1
     if closing < 0:
         return None
-    document = fast_decode(data[: opening + 1] + _SKIM_MARK + data[closing:], "envelope")
+    rest = data[: opening + 1] + _SKIM_MARK + data[closing:]
+    if not rest.isascii() or rest.count(b"\\") != 1:  # the mark's backslash only; the text
+        return None  # taken out holds neither a backslash nor anything but ASCII if it decodes
+    document = fast_decode(rest, "envelope")
     if document is None or not document.signatures or bytes(document.payload) != _SKIM_TOKEN:
         return None
     text = memoryview(data)[opening + 1 : closing]

@@ -124,6 +124,7 @@ _ENVELOPE_LEFT = [  # the exact path decides each (some accept, some refuse)
     '{"payload":"QUJD","payloadType":"t","signatures":[{"sig":"QQ=="}]}'.encode("utf-16"),
     b'{"payload":"QUJD","payloadType":"\xed\xa0\x80","signatures":[{"sig":"QQ=="}]}',
     b'{"payload":"QUJD","payloadType":"\xff","signatures":[{"sig":"QQ=="}]}',
+    '{"payload":"QUJ\u00e9","payloadType":"t","signatures":[{"sig":"QQ=="}]}'.encode(),
     b'{"payload":"QUJD","payloadType":"t","signatures":[]}',
     b'{"payload":"QUJD","payloadType":"t","signatures":[{"sig":"QQ==","keyid":null}]}',
     b'{"payload":"QUJD","payloadType":"t","signatures":[{"sig":"QQ=="}],"x":1}',
@@ -184,6 +185,11 @@ _NOT_SKIMMED = [  # msgspec or the exact path decides these (some accept, some r
     # not base64, or holding what a JSON string may not hold raw
     b'{"payload":"QU\x01JD","payloadType":"t",' + _SIG.encode() + b"}",
     b'{"payload":"QU JD","payloadType":"t",' + _SIG.encode() + b"}",
+    # not ASCII, in the text taken out or in the rest (which json would read, or refuse)
+    '{"payload":"QUJ\u00e9","payloadType":"t",'.encode() + _SIG.encode() + b"}",
+    '{"payload":"QUJD","payloadType":"caf\u00e9",'.encode() + _SIG.encode() + b"}",
+    b'{"payload":"QUJD","payloadType":"\xed\xa0\x80",' + _SIG.encode() + b"}",
+    b'{"payload":"QUJD","payloadType":"\xff",' + _SIG.encode() + b"}",
     b'{"payload":"QUJD" "x","payloadType":"t",' + _SIG.encode() + b"}",
     b'{"payload":"QUJD","payloadType":"t","signatures":[]}',
     b'{"payload":"QUJD","payloadType":"t",' + _SIG.encode() + b',"x":1}',
@@ -209,8 +215,9 @@ def test_the_skim_makes_what_json_makes_or_leaves_the_envelope(
 
 
 def test_the_skim_agrees_with_json_on_thousands_of_mangled_envelopes(msgspec_loaded: None) -> None:
-    """Random edits of real envelopes (quotes, backslashes, brackets, keys, base64 characters),
-    seeded: wherever the fast decode takes one, json makes the same envelope."""
+    """Random edits of real envelopes (quotes, backslashes, brackets, keys, base64 characters,
+    bytes that are not ASCII), seeded: wherever the fast decode takes one, json makes the same
+    envelope."""
     import random
 
     from affidavit.attestations.dsse import _decode_envelope, _skim_envelope, b64decode
@@ -239,6 +246,12 @@ def test_the_skim_agrees_with_json_on_thousands_of_mangled_envelopes(msgspec_loa
         b'"x":"y"',
         b"\x01",
         b"1",
+        # not ASCII: the skim checks only the text it does not take out (what it takes out is
+        # ASCII if strict base64 decodes it), json reads or refuses the rest
+        "\u00e9".encode(),
+        b"\xff",
+        b"\xed\xa0\x80",  # an encoded surrogate: json reads it, msgspec refuses it
+        b"\x00",
     ]
     members = [b'"payload":"QUJD",', b'"payload":"eA==",', b'"payloadType":"payload",', b'"x":1,']
     rng = random.Random(11)
