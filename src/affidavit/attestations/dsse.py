@@ -76,6 +76,14 @@ def b64decode_stdlib(text: str) -> bytes:
     return base64.b64decode(padded, altchars=altchars, validate=True)
 
 
+def _b64_or_none(signature: Signature) -> bytes | None:
+    """``signature`` decoded, or None where it is not base64."""
+    try:
+        return b64decode(signature.sig)
+    except (binascii.Error, ValueError):
+        return None
+
+
 def sha256_digest(data: bytes) -> str:
     """``sha256:<hex>`` of ``data`` (how envelopes and bundles are named in evidence)."""
     return "sha256:" + hashlib.sha256(data).hexdigest()
@@ -130,6 +138,14 @@ class Envelope:
         except (binascii.Error, ValueError) as e:
             raise VerificationError("envelope payload is not base64") from e
         object.__setattr__(self, "_payload", decoded)
+        return decoded
+
+    def signature_bytes(self) -> tuple[bytes | None, ...]:
+        """Each signature decoded (None where it is not base64), decoded once: parsing checks
+        they decode (``check_base64``), verifying needs the bytes."""
+        decoded: tuple[bytes | None, ...] | None = self.__dict__.get("_signatures")
+        if decoded is None:
+            decoded = self.__dict__["_signatures"] = tuple(map(_b64_or_none, self.signatures))
         return decoded
 
     if not TYPE_CHECKING:  # hidden from mypy, which would otherwise accept any attribute
@@ -227,13 +243,28 @@ def _decode_envelope(data: bytes) -> Envelope | None:
 
 
 def _envelope(document: Any, text: memoryview, decoded: bytes | None) -> Envelope:
-    signatures = tuple(Signature(sig=s.sig, keyid=s.keyid) for s in document.signatures)
-    envelope = Envelope("", document.payload_type, signatures)
-    del envelope.__dict__["payload"]  # made from the view when read (Envelope.__getattr__)
-    envelope.__dict__["_payload_text"] = text
-    if decoded is not None:
-        object.__setattr__(envelope, "_payload", decoded)
+    """The ``Envelope`` of a decoded ``document`` whose payload's text is ``text`` (and decodes
+    to ``decoded``, where known), built as its constructor would build it less ``payload``,
+    made from the view when read (``Envelope.__getattr__``): one dict update, not a frozen
+    dataclass's attribute-by-attribute ``__init__`` (an envelope is built for every one
+    verified)."""
+    signatures = tuple(_signature(s.sig, s.keyid) for s in document.signatures)
+    envelope = object.__new__(Envelope)
+    envelope.__dict__.update(
+        payload_type=document.payload_type,
+        signatures=signatures,
+        _raw=None,
+        _payload=decoded,
+        _payload_text=text,
+    )
     return envelope
+
+
+def _signature(sig: str, keyid: str) -> Signature:
+    """``Signature(sig, keyid)``, built as ``_envelope`` builds the envelope."""
+    signature = object.__new__(Signature)
+    signature.__dict__.update(sig=sig, keyid=keyid)
+    return signature
 
 
 #: What stands in for the payload's text while the rest is decoded: an escape, which text with
@@ -316,11 +347,9 @@ def check_base64(envelope: Envelope) -> None:
         VerificationError: "envelope payload is not base64", or which signature is not.
     """
     envelope.payload_bytes()  # raises "envelope payload is not base64"
-    for index, signature in enumerate(envelope.signatures):
-        try:
-            b64decode(signature.sig)
-        except (binascii.Error, ValueError) as e:
-            raise VerificationError(f"envelope signature {index} is not base64") from e
+    if None in envelope.signature_bytes():
+        index = envelope.signature_bytes().index(None)
+        raise VerificationError(f"envelope signature {index} is not base64")
 
 
 def sign_envelope(
@@ -361,19 +390,20 @@ def verify_envelope(
         )
     payload = envelope.payload_bytes()
     message = Message(pae_parts(envelope.payload_type, payload))
-    for signature in envelope.signatures:
-        try:
-            raw = b64decode(signature.sig)
-        except (binascii.Error, ValueError):
+    for raw in envelope.signature_bytes():
+        if raw is None:  # not base64
             continue
         for verifier in verifiers:
             if verifier.verify_message(raw, message):
-                return VerifiedPayload(
+                verified = object.__new__(VerifiedPayload)  # set as _envelope sets an envelope
+                verified.__dict__.update(
                     payload=payload,
                     payload_type=envelope.payload_type,
                     signer=verifier.name,
                     keyid=verifier.keyid,
+                    certified_source=None,
                 )
+                return verified
     names = ", ".join(v.name for v in verifiers)
     raise VerificationError(
         f"no signature verified with the trusted keys ({names}): the payload was changed after"

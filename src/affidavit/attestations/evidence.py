@@ -194,11 +194,50 @@ class VerifiedAttestation(Attestation):
 
     def __post_init__(self, predicate_json: bytes | Raw | None, seal: object) -> None:
         super().__post_init__(predicate_json)
-        if seal is not _SEAL:
-            raise TypeError(
-                "a VerifiedAttestation comes only from affidavit.attestations.verify; "
-                "evaluate unverified statements as AssumedAttestation"
-            )
+        _check_seal(seal)
+
+    @classmethod
+    def sealed(
+        cls,
+        seal: object,
+        *,
+        predicate_type: str,
+        subject_name: str,
+        subject_digest: str,
+        predicate: dict[str, Any],
+        envelope_digest: str,
+        signer: str,
+        storage: Storage,
+        certified_source: CertifiedSource | None,
+        predicate_json: bytes | Raw | None,
+    ) -> VerifiedAttestation:
+        """What ``VerifiedAttestation(..., seal=seal)`` makes, the same seal demanded, set in one
+        dict update rather than by the frozen dataclass's ``__init__`` field by field (the
+        verifier builds one for every envelope it verifies)."""
+        _check_seal(seal)
+        attestation = object.__new__(cls)
+        attestation.__dict__.update(
+            predicate_type=predicate_type,
+            subject_name=subject_name,
+            subject_digest=subject_digest,
+            envelope_digest=envelope_digest,
+            signer=signer,
+            storage=storage,
+            certified_source=certified_source,
+        )
+        if predicate_json is None:
+            attestation.__dict__["predicate"] = predicate
+        else:  # as ``Attestation.__post_init__`` keeps it
+            attestation.__dict__["_json"] = predicate_json
+        return attestation
+
+
+def _check_seal(seal: object) -> None:
+    if seal is not _SEAL:
+        raise TypeError(
+            "a VerifiedAttestation comes only from affidavit.attestations.verify; "
+            "evaluate unverified statements as AssumedAttestation"
+        )
 
 
 @dataclass(frozen=True)

@@ -55,6 +55,23 @@ class Statement:
     predicate_json: bytes | Raw | None = field(default=None, repr=False)
     _predicate: dict[str, Any] | None = field(default=None, repr=False, compare=False)
 
+    @classmethod
+    def checked(
+        cls, kind: str, subject: tuple[Subject, ...], predicate_type: str, predicate_json: Raw
+    ) -> Statement:
+        """``Statement(kind, subject, predicate_type, predicate_json)``, set in one dict update
+        rather than by the frozen dataclass's ``__init__`` field by field: the verifier builds
+        one for every envelope it verifies (``_decode_statement``)."""
+        statement = object.__new__(cls)
+        statement.__dict__.update(
+            type=kind,
+            subject=subject,
+            predicate_type=predicate_type,
+            predicate_json=predicate_json,
+            _predicate=None,
+        )
+        return statement
+
     @property
     def predicate(self) -> dict[str, Any]:
         """The predicate as ``json.loads`` reads it (parsed once, on the first read)."""
@@ -174,8 +191,16 @@ def _decode_statement(payload: bytes) -> Statement | None:
     limit = sys.get_int_max_str_digits()
     if limit and _long_digit_run(payload, limit):
         return None
-    subjects = tuple(Subject(s.name, s.digest) for s in document.subject)
-    return Statement(document.type, subjects, document.predicate_type, predicate)
+    subjects = tuple(map(_subject, document.subject))
+    return Statement.checked(document.type, subjects, document.predicate_type, predicate)
+
+
+def _subject(document: Any) -> Subject:
+    """``Subject(document.name, document.digest)``, set in one dict update (as
+    ``Statement.checked``)."""
+    subject = object.__new__(Subject)
+    subject.__dict__.update(name=document.name, digest=document.digest)
+    return subject
 
 
 def parse_statement(payload: bytes) -> Statement:

@@ -14,8 +14,8 @@ from __future__ import annotations
 import contextlib
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 from affidavit.attestations.dsse import (
     Envelope,
@@ -78,8 +78,7 @@ class _Identity:
         )
 
 
-@dataclass(frozen=True)
-class _Checked:
+class _Checked(NamedTuple):
     """One fetched item after parsing: its dedupe identity and its outcome."""
 
     identity: _Identity | str  # a str for an item that never parsed as an envelope
@@ -191,6 +190,16 @@ class _Verifier:
         raise failure
 
 
+def _rejected(item: FetchedAttestation, reason: str, identity: _Identity | None = None) -> _Checked:
+    rejected = RejectedAttestation(
+        envelope_digest=item.digest,
+        reason=reason,
+        predicate_type=item.predicate_type,
+        storage=item.storage,
+    )
+    return _Checked(identity or f"item:{item.storage}:{item.digest}", None, rejected)
+
+
 def _check_item(
     item: FetchedAttestation,
     trusted: _Verifier,
@@ -198,17 +207,8 @@ def _check_item(
     max_bytes: int,
     done: set[_Identity | str],
 ) -> _Checked:
-    def reject(reason: str, identity: _Identity | None = None) -> _Checked:
-        rejected = RejectedAttestation(
-            envelope_digest=item.digest,
-            reason=reason,
-            predicate_type=item.predicate_type,
-            storage=item.storage,
-        )
-        return _Checked(identity or f"item:{item.storage}:{item.digest}", None, rejected)
-
     if item.problem is not None or item.data is None:
-        return reject(item.problem or "attestation layer could not be read")
+        return _rejected(item, item.problem or "attestation layer could not be read")
     identity: _Identity | None = None
     try:
         keyless = False
@@ -231,8 +231,9 @@ def _check_item(
                 "made for another image"
             )
     except AffidavitError as e:
-        return reject(e.message, identity)
-    verified = VerifiedAttestation(
+        return _rejected(item, e.message, identity)
+    verified = VerifiedAttestation.sealed(
+        _SEAL,
         predicate_type=statement.predicate_type,
         subject_name=subject.name,
         subject_digest=digest,
@@ -243,7 +244,6 @@ def _check_item(
         storage=item.storage,
         certified_source=payload.certified_source,
         predicate_json=statement.predicate_json,
-        seal=_SEAL,
     )
     return _Checked(identity, verified, None)
 
