@@ -248,7 +248,7 @@ def _envelope(document: Any, text: memoryview, decoded: bytes | None) -> Envelop
     made from the view when read (``Envelope.__getattr__``): one dict update, not a frozen
     dataclass's attribute-by-attribute ``__init__`` (an envelope is built for every one
     verified)."""
-    signatures = tuple(_signature(s.sig, s.keyid) for s in document.signatures)
+    signatures = tuple(map(_signature, document.signatures))
     envelope = object.__new__(Envelope)
     envelope.__dict__.update(
         payload_type=document.payload_type,
@@ -260,10 +260,10 @@ def _envelope(document: Any, text: memoryview, decoded: bytes | None) -> Envelop
     return envelope
 
 
-def _signature(sig: str, keyid: str) -> Signature:
-    """``Signature(sig, keyid)``, built as ``_envelope`` builds the envelope."""
+def _signature(document: Any) -> Signature:
+    """``Signature(document.sig, document.keyid)``, built as ``_envelope`` builds the envelope."""
     signature = object.__new__(Signature)
-    signature.__dict__.update(sig=sig, keyid=keyid)
+    signature.__dict__.update(sig=document.sig, keyid=document.keyid)
     return signature
 
 

@@ -123,7 +123,7 @@ def fast_decode(data: bytes, kind: str) -> Any:
     """``data`` decoded by msgspec as the document ``kind`` (``"envelope"`` or ``"statement"``,
     structs of ``affidavit.attestations.documents``); None while msgspec is not worth importing
     (``documents``) or when it refuses ``data``: the caller's exact path then decides."""
-    decoders = documents(len(data))
+    decoders = _documents or documents(len(data))
     if decoders is None:
         return None
     try:

@@ -16,7 +16,7 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal, Protocol
+from typing import TYPE_CHECKING, Literal, Protocol, cast
 
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes
@@ -178,14 +178,21 @@ class Verifier:
     name: str
     keyid: str
     public_key: PublicKey
+    # The key if it is an ECDSA one (else Ed25519), asked once: the key types are abstract
+    # classes, whose ``isinstance`` runs Python code (``abc``) at every signature checked.
+    _ecdsa: ec.EllipticCurvePublicKey | None = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        ecdsa = None if isinstance(self.public_key, ed25519.Ed25519PublicKey) else self.public_key
+        object.__setattr__(self, "_ecdsa", ecdsa)
 
     def verify(self, signature: bytes, data: bytes) -> bool:
         """True when ``signature`` is this key's signature of ``data``."""
         try:
-            if isinstance(self.public_key, ed25519.Ed25519PublicKey):
-                self.public_key.verify(signature, data)
+            if self._ecdsa is not None:
+                self._ecdsa.verify(signature, data, _ECDSA_SHA256)
             else:
-                self.public_key.verify(signature, data, _ECDSA_SHA256)
+                cast(ed25519.Ed25519PublicKey, self.public_key).verify(signature, data)
         except (InvalidSignature, ValueError):
             return False
         return True
@@ -199,10 +206,10 @@ class Verifier:
     def verify_message(self, signature: bytes, message: Message) -> bool:
         """``verify_parts`` over a ``Message`` that several signatures and keys share: its
         digest (ECDSA) or joined bytes (Ed25519) are made once, not once a try."""
-        if isinstance(self.public_key, ed25519.Ed25519PublicKey):
+        if self._ecdsa is None:
             return self.verify(signature, message.joined())
         try:
-            self.public_key.verify(signature, message.sha256(), _ECDSA_PREHASHED)
+            self._ecdsa.verify(signature, message.sha256(), _ECDSA_PREHASHED)
         except (InvalidSignature, ValueError):
             return False
         return True

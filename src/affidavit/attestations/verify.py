@@ -55,7 +55,8 @@ class _Identity:
     __slots__ = ("_hash", "parts")
 
     def __init__(self, envelope: Envelope) -> None:
-        signatures = tuple(sorted(s.sig for s in envelope.signatures))
+        signed = envelope.signatures
+        signatures = (signed[0].sig,) if len(signed) == 1 else tuple(sorted(s.sig for s in signed))
         text = envelope.payload_text()  # the parsed bytes themselves where they can be
         self.parts = (envelope.payload_type, signatures, text)
         self._hash = hash((envelope.payload_type, signatures, len(text)))
@@ -274,7 +275,11 @@ def verify_fetched(
     verified: list[VerifiedAttestation] = []
     rejected: list[RejectedAttestation] = []
     for outcomes in groups.values():
-        good = next((c.verified for c in outcomes if c.verified is not None), None)
+        good = None
+        for outcome in outcomes:  # (not a generator: this runs for every envelope)
+            if outcome.verified is not None:
+                good = outcome.verified
+                break
         if good is not None:
             if wanted is None or good.predicate_type in wanted:
                 verified.append(good)

@@ -96,6 +96,7 @@ def decoders(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) ->
     """Envelopes read by the exact path (the payload a str), or by msgspec's decoders (the
     payload a view of the layer's bytes, compared with the bundle twin's bytes)."""
     if request.param == "exact":
+        monkeypatch.setattr(exact_json, "_documents", None)  # not loaded, nor ever to be
         monkeypatch.setattr(exact_json, "documents", lambda size: None)
     else:
         from affidavit.attestations import documents
