@@ -14,7 +14,7 @@ relaxes. Every value remembers the policy or preset (and control) it came from, 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Generic, TypeVar
 
 from affidavit.attestations.evidence import KeylessSigner, KeySigner, TrustedSigner
@@ -187,17 +187,30 @@ def _add(cur: tuple[Req[T], ...], value: T | None, origin: Origin) -> tuple[Req[
 
 
 def _signer_key(s: TrustedSigner) -> tuple[str, ...]:
+    """Who the signer is (not which runs it is trusted for: ``_both_trust`` merges those)."""
     if isinstance(s, KeySigner):
         return ("key", "".join(s.public_key_pem.split()))
-    return (
-        "keyless",
-        s.issuer,
-        s.identity,
-        s.identity_regexp,
-        s.trusted_root_ref,
-        ",".join(s.refs),
-        ",".join(s.triggers),
-    )
+    return ("keyless", s.issuer, s.identity, s.identity_regexp, s.trusted_root_ref)
+
+
+def _narrowed(a: tuple[str, ...], b: tuple[str, ...]) -> tuple[str, ...] | None:
+    """What both lists allow (empty: anything), None when they share nothing."""
+    if not a or not b:
+        return a or b
+    both = tuple(sorted(set(a) & set(b)))
+    return both or None
+
+
+def _both_trust(s: TrustedSigner, other: TrustedSigner) -> TrustedSigner | None:
+    """The signer as two policies that name it both trust it: the runs both name (a policy
+    adding refs or triggers to a signer another names without them narrows it, never drops
+    it); None when they share no ref or no trigger."""
+    if not isinstance(s, KeylessSigner) or not isinstance(other, KeylessSigner):
+        return s
+    refs, triggers = _narrowed(s.refs, other.refs), _narrowed(s.triggers, other.triggers)
+    if refs is None or triggers is None:
+        return None
+    return replace(s, refs=refs, triggers=triggers)
 
 
 def _signers_of(spec: Signers) -> list[TrustedSigner]:
@@ -213,8 +226,8 @@ def _signers_of(spec: Signers) -> list[TrustedSigner]:
                 if k.trusted_root
                 else ""
             ),
-            refs=tuple(k.source_repository_refs or ()),
-            triggers=tuple(k.build_triggers or ()),
+            refs=tuple(sorted(set(k.source_repository_refs or ()))),
+            triggers=tuple(sorted(set(k.build_triggers or ()))),
         )
         for k in spec.keyless
     ]
@@ -314,8 +327,13 @@ def combine(layers: Sequence[Layer]) -> EffectivePolicy:
             if signers is None:
                 signers = mine
             else:
-                keys = {_signer_key(s) for s in mine}
-                signers = [s for s in signers if _signer_key(s) in keys]
+                named = {_signer_key(s): s for s in mine}
+                signers = [
+                    both
+                    for s in signers
+                    if (other := named.get(_signer_key(s))) is not None
+                    and (both := _both_trust(s, other)) is not None
+                ]
         for gname, members in layer.groups.items():
             mset = frozenset(m.lower() for m in members)
             groups[gname] = groups[gname] & mset if gname in groups else mset

@@ -136,3 +136,39 @@ def test_explain_names_the_runs_a_signer_is_trusted_for() -> None:
     assert (
         f"release (keyless {subject} on refs/heads/main or refs/heads/release, started by push)"
     ) in explain_policy(eff)
+
+
+def test_two_policies_naming_one_signer_trust_the_runs_both_name() -> None:
+    """Signers are intersected across policies; a signer one policy names with refs and another
+    without (an operator adding refs one policy at a time) was dropped as two signers, leaving
+    none, so every image was refused. Now it is the same signer, trusted for the runs both
+    name; refs written in another order are the same refs."""
+    subject = "https://github.com/acme/release/.github/workflows/attest.yml@refs/heads/main"
+
+    def signer(**runs: list[str]) -> dict[str, object]:
+        return {"name": "release", "issuer": GITHUB, "subject": subject, **runs}
+
+    def signers_of(*specs: dict[str, object]) -> list[tuple[tuple[str, ...], tuple[str, ...]]]:
+        ix = index([policy(f"p{i}", signers={"keyless": [s]}) for i, s in enumerate(specs)])
+        eff = ix.effective(
+            cluster="prod-1", region="us-east-1", namespace="shop", namespace_labels={}, image=IMAGE
+        )
+        assert eff is not None
+        return [(s.refs, s.triggers) for s in eff.signers]  # type: ignore[union-attr]
+
+    main, both = ["refs/heads/main"], ["refs/heads/release", "refs/heads/main"]
+    assert signers_of(signer(sourceRepositoryRefs=main), signer()) == [(("refs/heads/main",), ())]
+    assert signers_of(
+        signer(sourceRepositoryRefs=both, buildTriggers=["push"]),
+        signer(sourceRepositoryRefs=list(reversed(both))),
+    ) == [(("refs/heads/main", "refs/heads/release"), ("push",))]
+    assert signers_of(signer(sourceRepositoryRefs=both), signer(sourceRepositoryRefs=main)) == [
+        (("refs/heads/main",), ())
+    ]
+    # refs that share nothing trust no run: no such signer
+    assert (
+        signers_of(
+            signer(sourceRepositoryRefs=main), signer(sourceRepositoryRefs=["refs/heads/release"])
+        )
+        == []
+    )
