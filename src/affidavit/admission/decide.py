@@ -270,6 +270,7 @@ class Webhook:
             name=req.name,
             operation=req.operation,
             user=req.user,
+            groups=req.groups,
             labels={**workload.pod_labels, **req.labels},
             images=images,
             unmatched_images=self.judge.unmatched_images,
@@ -308,7 +309,8 @@ class Webhook:
         decision = self.verdicts.evaluate(
             ctx, found.evidence, index, now=now, decision_id=decision_id, missing=found.missing
         )
-        acting = self._acting_requesters(ctx, index, decision, now, warm_only)
+        deadline = started + self.judge.budget_seconds
+        acting = self._acting_requesters(ctx, index, decision, now, deadline, warm_only)
         if acting:  # their exceptions are the deployer's own: judged again without them
             decision = self.verdicts.evaluate(
                 replace(ctx, acts_as=acting),
@@ -326,27 +328,35 @@ class Webhook:
         index: PolicyIndex,
         decision: Decision,
         now: datetime,
+        deadline: float,
         warm_only: bool,
-    ) -> frozenset[str]:
-        """The requesters of the exceptions ``decision`` used, under ``separateRequester``,
-        whom the API server lets act as the deployer (``admission.acting``)."""
-        if self.acting is None or not decision.exception:
-            return frozenset()
+    ) -> tuple[tuple[str, str], ...]:
+        """(requester, why) for the requesters of the exceptions ``decision`` used, under
+        ``separateRequester``, who count as the deployer (``admission.acting``)."""
+        if self.acting is None or decision.outcome != "excepted":
+            return ()
         separated = any(
             (eff := ctx.effective(index, image)) is not None
             and eff.exception_separation is not None
             for image in ctx.images
         )
         if not separated:
-            return frozenset()
-        used = set(decision.exception.split(", "))  # namespace/name keys (no comma in a name)
+            return ()
+        snapshot = decision.snapshot
+        used = (
+            {e.key for e in snapshot.exceptions}
+            if snapshot is not None
+            else set((decision.exception or "").split(", "))
+        )
         requesters = [
             (e.requested_by, e.requested_groups)
             for image in ctx.images
             for e in exceptions_reaching(index, ctx, image, now)
             if e.key in used and e.requested_by is not None and e.requested_by != ctx.user
         ]
-        found = self.acting.who_may_act_as(ctx.user, requesters, remembered_only=warm_only)
+        found = self.acting.who_counts_as(
+            ctx.user, ctx.groups, requesters, deadline=deadline, remembered_only=warm_only
+        )
         if found is None:  # an answer to ask the API server for: not on the event loop
             raise NotWarm(ctx.name, namespace=ctx.namespace, uid=ctx.uid)
         return found

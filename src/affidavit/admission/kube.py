@@ -68,7 +68,11 @@ class KubeApi:
         return cast(dict[str, Any], self._api.sanitize_for_serialization(obj))
 
     def review_access(
-        self, user: str, groups: tuple[str, ...], attributes: Mapping[str, str]
+        self,
+        user: str,
+        groups: tuple[str, ...],
+        attributes: Mapping[str, str],
+        timeout: float | None = None,
     ) -> bool:
         """A SubjectAccessReview: whether ``user`` in ``groups`` may do what ``attributes``
         (resourceAttributes) say (``admission.acting``)."""
@@ -81,7 +85,7 @@ class KubeApi:
         )
         try:
             raw: Any = self._authorization.create_subject_access_review(
-                body, _preload_content=False, _request_timeout=self._owner_timeout
+                body, _preload_content=False, _request_timeout=timeout or self._owner_timeout
             )
             answer = json.loads(raw.data)
         except ApiException as e:

@@ -70,10 +70,12 @@ class RequestContext:
     #: The images (canonical) a Pod brings in as tags, which Affidavit's mutating webhook pins
     #: to the digest it judged before this judgement: one still a tag was not pinned.
     expect_pinned: frozenset[str] = frozenset()
-    #: The exceptions' requesters the API server lets act as ``user`` (impersonate it, or mint
-    #: a token for it, where ``user`` is a ServiceAccount): under ``separateRequester`` an
-    #: exception one of them requested is the deployer's own (``admission.acting``).
-    acts_as: frozenset[str] = frozenset()
+    #: The groups the API server authenticated ``user`` in (asked with, never judged).
+    groups: tuple[str, ...] = ()
+    #: (requester, why) for the exceptions' requesters who count as ``user`` (``admission.
+    #: acting``: either may act as the other, or it could not be known): under
+    #: ``separateRequester`` an exception one of them requested is the deployer's own.
+    acts_as: tuple[tuple[str, str], ...] = ()
 
     def effective(self, index: PolicyIndex, image: str) -> EffectivePolicy | None:
         """The policy ``index`` applies to ``image`` here (cluster, region, namespace)."""
@@ -193,11 +195,17 @@ def evaluate(
             if broad and not active:
                 found.append(scope_violation(image, broad, eff.exception_repository_only))
         if eff.exception_separation is not None and active:
-            mine = {ctx.user, *ctx.acts_as}
-            own = [e for e in active if e.requested_by is None or e.requested_by in mine]
+            why = dict(ctx.acts_as)
+            own = [
+                e
+                for e in active
+                if e.requested_by is None or e.requested_by == ctx.user or e.requested_by in why
+            ]
             active = [e for e in active if e not in own]
             if own and not active:
-                found.append(separation_violation(image, own, ctx.user, eff.exception_separation))
+                found.append(
+                    separation_violation(image, own, ctx.user, eff.exception_separation, why)
+                )
         violations += [v for v in found if v not in violations]
         if active:
             exceptions.update((e.key, e) for e in active if e.key not in exceptions)

@@ -524,18 +524,22 @@ def _repository_of(image: str) -> str:
 
 
 def separation_violation(
-    image: str, own: Sequence[ExceptionRef], user: str, req: Req[bool]
+    image: str,
+    own: Sequence[ExceptionRef],
+    user: str,
+    req: Req[bool],
+    acting: Mapping[str, str] | None = None,
 ) -> Violation:
     """``exceptions.separateRequester``: every exception that would have admitted ``image`` was
-    requested by the deployer ``user`` themself, by someone who may act as ``user``
-    (impersonate it, or mint its token), or by nobody on record (not stamped)."""
+    requested by the deployer ``user`` themself, by someone who counts as ``user`` (``acting``:
+    requester -> why, as ``admission.acting`` says it), or by nobody on record (not stamped)."""
 
     def by(e: ExceptionRef) -> str:
         if e.requested_by is None:
             return "nobody on record: not stamped"
-        if e.requested_by == user:
+        if e.requested_by == user or acting is None or e.requested_by not in acting:
             return e.requested_by
-        return f"{e.requested_by}, who may act as {user}: impersonate it or mint its token"
+        return f"{e.requested_by}, {acting[e.requested_by]}"
 
     names = ", ".join(f"{e.key} (requested by {by(e)})" for e in own)
     return _v(

@@ -22,8 +22,10 @@ from affidavit.policy.model import API_VERSION, KIND_EXCEPTION
 S = TypeVar("S", bound=BaseModel)
 _TOP_LEVEL = ("apiVersion", "kind", "metadata", "spec", "status")
 #: A requester's name is kept to this many characters (the index has a size budget).
-MAX_REQUESTER = 256
-MAX_GROUPS = 256
+#: The longest stamped name read (a ServiceAccount's is at most 339 characters); a longer one
+#: is no stamp (under ``separateRequester``, admits nothing), never cut to another name.
+MAX_REQUESTER = 1024
+MAX_GROUPS = 1024
 
 
 @dataclass(frozen=True)
@@ -194,8 +196,10 @@ def parse_object(
         namespace=str(ns) if ns else None,
         created=str(created) if created else None,
         requested_by=(
-            stamped[:MAX_REQUESTER]
-            if kind == KIND_EXCEPTION and isinstance(stamped, str) and stamped
+            stamped
+            if kind == KIND_EXCEPTION
+            and isinstance(stamped, str)
+            and 0 < len(stamped) <= MAX_REQUESTER
             else None
         ),
         requested_groups=groups if isinstance(stamped, str) and stamped else None,

@@ -307,7 +307,7 @@ def test_a_requester_who_may_act_as_the_deploying_service_account_is_its_deploye
         (sod,) = [v for v in refusal.violations if v.rule == "exceptions.separateRequester"]
         assert sod.found == (
             f"the exceptions covering it cannot admit what {deployer} deploys: {NS}/{name} "
-            f"(requested by bob, who may act as {deployer}: impersonate it or mint its token)"
+            "(requested by bob, who may act as the deployer: impersonate it or mint its token)"
         )
         # alice (no such right) rewrites the exception: it admits what the account deploys
         stack.kubectl(

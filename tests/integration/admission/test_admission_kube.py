@@ -21,7 +21,7 @@ import yaml
 from admission_support import policy
 from kubernetes import client
 
-from affidavit.admission.acting import Acting, acting_attributes
+from affidavit.admission.acting import ACTED_AS, ACTS_AS, UNKNOWN, Acting, acting_attributes
 from affidavit.admission.kube import KubeApi, api_client
 from affidavit.admission.policy_source import ConfigMapPolicySource, NamespaceLabels
 from affidavit.admission.resolve import secret_credentials
@@ -307,29 +307,51 @@ def _oncall_may_act_as_deployer(cluster: ControlPlaneInfo) -> None:
 def test_the_api_server_says_who_may_act_as_a_deployer(
     cluster: ControlPlaneInfo, kube: KubeApi
 ) -> None:
-    """``separateRequester``'s question, asked with a real SubjectAccessReview: bob in
-    ``oncall`` may act as the deploy ServiceAccount, bob without his groups and alice may not;
-    the deployer itself is no requester of its own."""
+    """``separateRequester``'s question, asked with real SubjectAccessReviews, both ways: bob in
+    ``oncall`` may act as the deploy ServiceAccount; bob without his groups and alice may not;
+    the deployer may act as a requester (it wrote the exception as the account and deploys as
+    itself); a requester whose groups were not stamped (or lack ``system:authenticated``, which
+    the API server gives every authenticated name) counts as the deployer."""
     _oncall_may_act_as_deployer(cluster)
     deployer = "system:serviceaccount:acting:deployer"
+    authenticated = "system:authenticated"
     (impersonate, _token) = acting_attributes(deployer)
-    assert kube.review_access("bob", ("oncall", "system:authenticated"), impersonate)
-    assert not kube.review_access("bob", ("system:authenticated",), impersonate)
+    assert kube.review_access("bob", ("oncall", authenticated), impersonate)
+    assert not kube.review_access("bob", (authenticated,), impersonate)
     acting = Acting(kube)
-    requesters = [("bob", ("oncall",)), ("alice", ()), (deployer, None), ("bob", ("oncall",))]
-    assert acting.who_may_act_as(deployer, requesters) == frozenset({"bob"})
-    # remembered: asked again without I/O
-    assert acting.who_may_act_as(deployer, requesters, remembered_only=True) == frozenset({"bob"})
-    assert acting.who_may_act_as(deployer, [("carol", ())], remembered_only=True) is None
+    requesters = [
+        ("bob", ("oncall", authenticated)),
+        ("alice", (authenticated,)),
+        (deployer, None),  # the deployer is no requester of its own
+        ("bob", ("oncall", authenticated)),
+    ]
+    assert acting.who_counts_as(deployer, (authenticated,), requesters) == (("bob", ACTS_AS),)
+    # remembered: asked again without I/O; a question not asked yet needs I/O
+    assert acting.who_counts_as(deployer, (authenticated,), requesters, remembered_only=True) == (
+        ("bob", ACTS_AS),
+    )
+    carol = [("carol", (authenticated,))]
+    assert acting.who_counts_as(deployer, (), carol, remembered_only=True) is None
+    # the other way, for a ServiceAccount requester: bob (in oncall) deploys as himself an
+    # exception he wrote as the account
+    assert acting.who_counts_as(
+        "bob", ("oncall", authenticated), [(deployer, (authenticated,))]
+    ) == ((deployer, ACTED_AS),)
+    # not known: no groups stamped, or groups without system:authenticated (a forged stamp)
+    for groups in (None, (), ("oncall",)):
+        assert acting.who_counts_as(deployer, (authenticated,), [("carol", groups)]) == (
+            ("carol", UNKNOWN),
+        )
     # a user is impersonated by name (cluster-scoped): nobody here may
-    assert acting.who_may_act_as("rita", [("bob", ("oncall",))]) == frozenset()
+    assert acting.who_counts_as("rita", (authenticated,), requesters[:2]) == ()
 
 
-def test_an_api_server_that_does_not_answer_counts_as_may(
+def test_an_api_server_that_does_not_answer_counts_as_unknown(
     cluster: ControlPlaneInfo, tmp_path: Path
 ) -> None:
-    """Fail closed: the exception then admits nothing for this deployer (not remembered: the
-    next review asks again)."""
+    """Fail closed: the exception then admits nothing for this deployer; the missing answer is
+    remembered briefly (not asked again at every review), and past the review's deadline no
+    question is asked."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]  # closed once the block ends
@@ -338,7 +360,11 @@ def test_an_api_server_that_does_not_answer_counts_as_may(
         entry["cluster"]["server"] = f"https://127.0.0.1:{port}"
     dead = tmp_path / "dead.kubeconfig"
     dead.write_text(yaml.safe_dump(config))
-    acting = Acting(KubeApi(api_client(dead), owner_timeout=1.0))
+    acting = Acting(KubeApi(api_client(dead)), timeout=1.0)
     deployer = "system:serviceaccount:acting:deployer"
-    assert acting.who_may_act_as(deployer, [("alice", ())]) == frozenset({"alice"})
-    assert acting.who_may_act_as(deployer, [("alice", ())], remembered_only=True) is None
+    alice = [("alice", ("system:authenticated",))]
+    assert acting.who_counts_as(deployer, (), alice) == (("alice", UNKNOWN),)
+    assert acting.who_counts_as(deployer, (), alice, remembered_only=True) == (("alice", UNKNOWN),)
+    late = Acting(KubeApi(api_client(cluster.kubeconfig)))
+    past = time.monotonic() - 1
+    assert late.who_counts_as(deployer, (), alice, deadline=past) == (("alice", UNKNOWN),)

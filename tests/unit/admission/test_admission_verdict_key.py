@@ -51,7 +51,8 @@ OTHER: dict[str, Any] = {
     "caller": Caller(authenticated=False),
     "lineage": (("ReplicaSet", "api-5d8f"), ("Deployment", "api")),
     "expect_pinned": frozenset({"registry.example/shop/api:1.0"}),
-    "acts_as": frozenset({"carol"}),
+    "acts_as": (("carol", "who may act as the deployer"),),
+    "groups": ("oncall", "system:authenticated"),
 }
 
 

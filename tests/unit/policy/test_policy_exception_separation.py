@@ -8,11 +8,12 @@ turning the rule on is enough (strictest wins); without it nothing changes.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
-from affidavit.names import REQUESTED_BY_ANNOTATION
+from affidavit.names import REQUESTED_BY_ANNOTATION, REQUESTED_BY_GROUPS_ANNOTATION
 from affidavit.policy.explain import explain_policy
-from policy_builders import IMAGE, exception, index, judge_unreviewed, policy
+from policy_builders import IMAGE, NOW, exception, index, judge_unreviewed, policy
 
 DEPLOYER = "release-bot"  # the user of policy_builders.ctx()
 
@@ -72,3 +73,31 @@ def test_one_policy_is_enough_and_without_the_rule_nothing_changes() -> None:
     assert "exceptions.separateRequester" in explain_policy(eff)
     # a policy may ask for the separation alone: the cluster's maxDays still bounds exceptions
     assert eff.exception_max_days is not None and eff.exception_max_days.value == 7
+
+
+def test_a_long_stamp_is_no_stamp_not_another_name() -> None:
+    """A stamp was cut to 256 characters, so a long ServiceAccount's own exception (its name up
+    to 339 characters) no longer named it and admitted what it deployed (found by a review
+    helper). Names are read whole now; one past the limit counts as no stamp."""
+    long_account = "system:serviceaccount:" + "n" * 63 + ":" + "a" * 253
+    own = index([separated()], exceptions=[stamped("hotfix", long_account)])
+    (ref,) = own.exceptions_for("shop", "Deployment", "api", IMAGE, NOW)
+    assert ref.requested_by == long_account
+    past = index([separated()], exceptions=[stamped("hotfix", "x" * 1025)])
+    (ref,) = past.exceptions_for("shop", "Deployment", "api", IMAGE, NOW)
+    assert ref.requested_by is None
+
+
+def test_the_stamped_groups_are_read_only_in_their_shape() -> None:
+    def groups_of(value: str) -> tuple[str, ...] | None:
+        obj = stamped("hotfix", "bob")
+        obj["metadata"]["annotations"][REQUESTED_BY_GROUPS_ANNOTATION] = value
+        (ref,) = index([separated()], exceptions=[obj]).exceptions_for(
+            "shop", "Deployment", "api", IMAGE, NOW
+        )
+        return ref.requested_groups
+
+    assert groups_of('["oncall", "system:authenticated"]') == ("oncall", "system:authenticated")
+    assert groups_of(json.dumps([f"g{i}" for i in range(1024)])) is not None
+    for bad in ("oncall", '{"a": 1}', "[1]", json.dumps([f"g{i}" for i in range(1025)])):
+        assert groups_of(bad) is None  # unknown: under the rule, the exception admits nothing
