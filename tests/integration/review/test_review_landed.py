@@ -27,6 +27,18 @@ CLAUDE = "Co-authored-by: Claude <noreply@anthropic.com>"
 RELEASER = ("GitHub", "noreply@github.com")  # the rebase merge's committer
 
 
+def _pr_records(tmp: Path, repo: GitRepo, base: str, last: str, landed_as: str) -> list[str]:
+    """PR #42's GitHub-shaped JSON (base..last, approved by bob on ``last``), merged as
+    ``landed_as``; the ``collect review`` flags that read it."""
+    rec = write_review_records(
+        tmp / "github", repo.path, base, last, [Approval("bob", "Bob", last)]
+    )
+    pr = json.loads(rec.pr.read_text())
+    rec.pr.write_text(json.dumps({**pr, "merge_commit_sha": landed_as}))
+    return ["--github-pr", str(rec.pr), "--github-reviews", str(rec.reviews),
+            "--github-commits", str(rec.commits)]  # fmt: skip
+
+
 def _write(repo: GitRepo, path: str, text: str) -> None:
     target = repo.path / path
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -75,18 +87,7 @@ class RebaseMerged:
 
     def records(self, tmp: Path) -> list[str]:
         """The PR's GitHub-shaped JSON (merged by rebase: merge_commit_sha is the last copy)."""
-        rec = write_review_records(
-            tmp / "github",
-            self.repo.path,
-            self.base,
-            self.pr[-1],
-            [Approval("bob", "Bob", self.pr[-1])],
-        )
-        pr = json.loads(rec.pr.read_text())
-        pr["merge_commit_sha"] = self.head
-        rec.pr.write_text(json.dumps(pr))
-        return ["--github-pr", str(rec.pr), "--github-reviews", str(rec.reviews),
-                "--github-commits", str(rec.commits)]  # fmt: skip
+        return _pr_records(tmp, self.repo, self.base, self.pr[-1], self.head)
 
 
 def _collect(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[dict[str, Any], str]:
@@ -199,13 +200,7 @@ def test_a_copy_of_a_commit_the_pr_itself_undid_is_not_the_prs(
     pushed = repo.git("rev-parse", "HEAD")
     assert pushed != first
     merged = repo.merge(last, "Merge pull request #42", RELEASER)
-    rec = write_review_records(
-        tmp_path / "github", repo.path, base, last, [Approval("bob", "Bob", last)]
-    )
-    pr = json.loads(rec.pr.read_text())
-    rec.pr.write_text(json.dumps({**pr, "merge_commit_sha": merged}))
-    args = ["--github-pr", str(rec.pr), "--github-reviews", str(rec.reviews),
-            "--github-commits", str(rec.commits), "--head", merged]  # fmt: skip
+    args = [*_pr_records(tmp_path, repo, base, last, merged), "--head", merged]
     prov, _ = _collect(
         capsys, "provenance", "--repo", str(repo.path), "--base", base, "--head", merged
     )
@@ -238,13 +233,7 @@ def test_a_rebase_onto_lines_changed_nearby_is_still_the_prs(
     repo.git("cherry-pick", first, last, env=env)
     head = repo.git("rev-parse", "HEAD")
     copy = repo.git("rev-parse", "HEAD~1")
-    rec = write_review_records(
-        tmp_path / "github", repo.path, base, last, [Approval("bob", "Bob", last)]
-    )
-    pr = json.loads(rec.pr.read_text())
-    rec.pr.write_text(json.dumps({**pr, "merge_commit_sha": head}))
-    args = ["--github-pr", str(rec.pr), "--github-reviews", str(rec.reviews),
-            "--github-commits", str(rec.commits), "--head", head]  # fmt: skip
+    args = [*_pr_records(tmp_path, repo, base, last, head), "--head", head]
     prov, _ = _collect(
         capsys, "provenance", "--repo", str(repo.path), "--base", moved, "--head", head
     )
