@@ -248,7 +248,8 @@ def test_the_github_actions_collect_step_pseudonymises_with_its_input(
     out = tmp_path / "out"
     out.mkdir()
     env = {
-        "BASE": base, "PUSH_BEFORE": "", "TOOLS": "", "HEAD_SHA": head, "OUT": str(out),
+        "BASE": base, "EVENT_NAME": "push", "PUSH_BEFORE": "", "TOOLS": "", "HEAD_SHA": head,
+        "OUT": str(out),
         "PSEUDONYM_KEY": str(key_file) if key_given else "",
         "PATH": f"{Path(sys.executable).parent}:{os.environ.get('PATH', '/usr/bin:/bin')}",
     }  # fmt: skip
