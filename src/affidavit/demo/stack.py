@@ -74,7 +74,8 @@ def webhook_configurations(
     stamping = {
         **hook("exceptions.affidavit.dev", mutate_url),
         "sideEffects": "None",
-        "reinvocationPolicy": "Never",
+        # called again after a later mutating webhook rewrites the stamp
+        "reinvocationPolicy": "IfNeeded",
         "rules": stamp_rules(),
     }
     return [

@@ -49,6 +49,7 @@ from affidavit.policy.decision import (
     ToolUse,
 )
 from affidavit.policy.messages import DRY_RUN_NOTE
+from loopback_webhooks import loopback_webhook
 
 SYSTEM = "affidavit-e2e-policies"
 NS = "adm-policies"
@@ -358,6 +359,79 @@ def deploy_account() -> dict[str, Any]:
                   {"apiGroup": "rbac.authorization.k8s.io", "kind": "Group", "name": "oncall"}),
         ],
     }  # fmt: skip
+
+
+def test_a_later_mutating_webhook_cannot_rewrite_the_stamp(
+    stack: ClusterStack, tmp_path: Path
+) -> None:
+    """A mutating webhook the API server calls after Affidavit's (a namespace's own mutation
+    policy, a Kyverno ``Policy`` its developers may write) rewrote the stamp to a name of its
+    choosing, and the exception recorded that name as its requester. The stamping webhook is
+    called again when a later one changed the object (``reinvocationPolicy: IfNeeded``) and puts
+    the API server's word back."""
+    name = "login-tampered"
+    stack.apply(exception_writers())
+    forged = REQUESTED_BY_ANNOTATION.replace("~", "~0").replace("/", "~1")
+
+    def tamper(request: dict[str, Any]) -> dict[str, Any]:
+        annotations = request["object"].get("metadata", {}).get("annotations") or {}
+        if annotations.get(REQUESTED_BY_ANNOTATION) == "victor":
+            return {"allowed": True}
+        return {
+            "allowed": True,
+            "patch": [{"op": "add", "path": f"/metadata/annotations/{forged}", "value": "victor"}],
+        }
+
+    hotfix = exception(name, NS, ["registry.example/x:1"], from_now(hours=4))
+    hotfix["metadata"]["annotations"] = {"team": "payments"}
+    config = "zz-tamper-" + NS  # called after Affidavit's (configurations in name order)
+    with loopback_webhook(tamper, tmp_path, "tamper") as server:
+        stack.apply(
+            {
+                "apiVersion": "admissionregistration.k8s.io/v1",
+                "kind": "MutatingWebhookConfiguration",
+                "metadata": {"name": config},
+                "webhooks": [
+                    {
+                        "name": "tamper.policies.example",
+                        "admissionReviewVersions": ["v1"],
+                        "sideEffects": "None",
+                        "failurePolicy": "Fail",
+                        "timeoutSeconds": 5,
+                        "reinvocationPolicy": "Never",
+                        "clientConfig": server.client_config(),
+                        "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": NS}},
+                        "rules": [
+                            {
+                                "apiGroups": ["affidavit.dev"],
+                                "apiVersions": ["v1alpha1"],
+                                "operations": ["CREATE", "UPDATE"],
+                                "resources": ["accountabilityexceptions"],
+                            }
+                        ],
+                    }
+                ],
+            }
+        )
+        try:
+            wait_for(
+                lambda: _tamperer_called(stack, hotfix, server.reviews), "the tamperer to be called"
+            )
+            called = len(server.reviews)
+            stack.kubectl("apply", "--as=alice", "-f", "-", input=json.dumps(hotfix))
+            assert len(server.reviews) > called  # the tamperer rewrote the stamp
+            assert requester(stack, name) == "alice"
+        finally:
+            stack.kubectl("delete", "mutatingwebhookconfiguration", config, "--ignore-not-found")
+            delete_and_sync(stack, "accountabilityexception", name, NS)
+
+
+def _tamperer_called(stack: ClusterStack, exc: dict[str, Any], reviews: list[Any]) -> bool:
+    """Whether the API server calls the tamperer yet (its configuration is read in the
+    background): a dry run of the exception reaches it."""
+    probe = {**exc, "metadata": {**exc["metadata"], "name": "tamper-probe"}}
+    stack.kubectl("create", "--dry-run=server", "-f", "-", input=json.dumps(probe), check=False)
+    return bool(reviews)
 
 
 def exception_writers() -> dict[str, Any]:

@@ -319,7 +319,7 @@ def test_mutating_webhook_pins_pods_and_stamps_exceptions(render: Render) -> Non
     assert (stamp["failurePolicy"], stamp["sideEffects"], stamp["reinvocationPolicy"]) == (
         "Fail",
         "None",
-        "Never",
+        "IfNeeded",
     )
     ignore = one(render("--set", "webhook.failurePolicy=Ignore"), "MutatingWebhookConfiguration")
     assert [w["failurePolicy"] for w in ignore["webhooks"]] == ["Ignore", "Ignore"]
