@@ -342,12 +342,7 @@ class Webhook:
         )
         if not separated:
             return ()
-        snapshot = decision.snapshot
-        used = (
-            {e.key for e in snapshot.exceptions}
-            if snapshot is not None
-            else set((decision.exception or "").split(", "))
-        )
+        used = {e.key for e in decision.snapshot.exceptions} if decision.snapshot else set()
         requesters = [
             (e.requested_by, e.requested_groups)
             for image in ctx.images

@@ -85,10 +85,11 @@ def review(
     base: Annotated[
         str | None,
         typer.Option(
-            help="First excluded commit. --trailers reads base..head. With GitHub or GitLab: the "
-            "commits of base..head that make the same change (git patch-id) as one of the "
-            "request's, as a rebase merge lands it, are recorded as the request's too (its "
-            "commits must be in --repo: git fetch origin pull/N/head)."
+            help="First excluded commit. --trailers reads base..head. With GitHub or GitLab: "
+            "the commits a rebase merge lands in base..head (the first-parent chain ending at "
+            "--head, each making the same change, by git patch-id, as the request's commit it "
+            "stands for) are recorded as the request's too (its commits must be in --repo: "
+            "git fetch origin pull/N/head)."
         ),
     ] = None,
     head: Annotated[

@@ -44,30 +44,15 @@ def _parents(repo: Path, commits: Sequence[str]) -> dict[str, int]:
     """commit -> its number of parents, for the commits ``repo`` has (the others left out)."""
     if not commits:
         return {}
-    out = run_git(
-        repo,
-        "cat-file",
-        "--batch",
-        stdin="\n".join(commits).encode() + b"\n",
-    )
-    found: dict[str, int] = {}
-    view = memoryview(out)
-    at = 0
-    while at < len(out):
-        end = out.index(b"\n", at)
-        header = bytes(view[at:end]).split()
-        at = end + 1
-        if len(header) == 2 and header[1] == b"missing":
-            continue
-        size = int(header[2])
-        body = bytes(view[at : at + size])
-        at += size + 1
-        if header[1] == b"commit":
-            head, _, _ = body.partition(b"\n\n")
-            found[header[0].decode()] = sum(
-                1 for line in head.split(b"\n") if line.startswith(b"parent ")
-            )
-    return found
+    listed = run_git(
+        repo, "cat-file", "--batch-check=%(objectname) %(objecttype)",
+        stdin="\n".join(commits).encode(),
+    ).decode()  # fmt: skip
+    present = [line.split()[0] for line in listed.splitlines() if line.endswith(" commit")]
+    if not present:
+        return {}
+    out = run_git(repo, "log", "--no-walk=unsorted", "--format=%H %P", *present).decode()
+    return {line.split()[0]: len(line.split()) - 1 for line in out.splitlines() if line}
 
 
 def _patch_ids(repo: Path, commits: Sequence[str]) -> dict[str, str]:

@@ -21,7 +21,6 @@ from affidavit.policy.model import API_VERSION, KIND_EXCEPTION
 
 S = TypeVar("S", bound=BaseModel)
 _TOP_LEVEL = ("apiVersion", "kind", "metadata", "spec", "status")
-#: A requester's name is kept to this many characters (the index has a size budget).
 #: The longest stamped name read (a ServiceAccount's is at most 339 characters); a longer one
 #: is no stamp (under ``separateRequester``, admits nothing), never cut to another name.
 MAX_REQUESTER = 1024
@@ -183,9 +182,9 @@ def parse_object(
     created = meta.get("creationTimestamp")
     annotations = meta.get("annotations")
     stamped = annotations.get(REQUESTED_BY_ANNOTATION) if isinstance(annotations, Mapping) else None
-    groups = (
-        _groups(annotations.get(REQUESTED_BY_GROUPS_ANNOTATION))
-        if kind == KIND_EXCEPTION and isinstance(annotations, Mapping)
+    requester = (
+        stamped
+        if kind == KIND_EXCEPTION and isinstance(stamped, str) and 0 < len(stamped) <= MAX_REQUESTER
         else None
     )
     return Stored(
@@ -195,14 +194,12 @@ def parse_object(
         generation=gen if isinstance(gen, int) else None,
         namespace=str(ns) if ns else None,
         created=str(created) if created else None,
-        requested_by=(
-            stamped
-            if kind == KIND_EXCEPTION
-            and isinstance(stamped, str)
-            and 0 < len(stamped) <= MAX_REQUESTER
+        requested_by=requester,
+        requested_groups=(
+            _groups(annotations.get(REQUESTED_BY_GROUPS_ANNOTATION))
+            if requester is not None and isinstance(annotations, Mapping)
             else None
         ),
-        requested_groups=groups if isinstance(stamped, str) and stamped else None,
     )
 
 

@@ -43,8 +43,8 @@ class Touched:
     all: Mapping[str, tuple[str, ...]]
     any_ai: bool
     any_change: bool
-    provenance: AiProvenance | None = None
-    unknown_as_ai: bool = False
+    provenance: AiProvenance
+    unknown_as_ai: bool
 
     def paths(self, rules: TierRules) -> tuple[str, ...] | None:
         """Paths that make ``rules`` apply, or None when they do not apply."""
@@ -62,10 +62,9 @@ class Touched:
     def commits(self, rules: TierRules) -> list[str]:
         """The commits whose changes make ``rules`` apply (for ``*``, every commit in scope, one
         that lists no file too). Worked out when asked: most reviews never ask."""
-        changes = self.provenance.changes if self.provenance is not None else ()
         return [
             c.commit
-            for c in changes
+            for c in self.provenance.changes
             if (rules.scope != "ai" or self.flagged(c))
             and (rules.tier == "*" or any(f.tier == rules.tier for f in c.files))
         ]
@@ -311,8 +310,7 @@ def _uncovered(
     cr = review.change_request
     label = change_label(review)
     held = {c.lower() for c in cr.commits or ()}
-    changes = touched.provenance.changes if touched.provenance is not None else ()
-    if all(c.commit.lower() in held for c in changes):
+    if all(c.commit.lower() in held for c in touched.provenance.changes):
         return []  # the usual case: the range is the request's own
     needing: dict[str, None] = {}
     for rules, _ in applicable:
@@ -363,7 +361,6 @@ def _uncovered(
 
 def _commit_words(commit: str, touched: Touched) -> str:
     """``AI-involved commit 5a1d0c3e7b2f (tiers critical, low)``, as a denial names it."""
-    assert touched.provenance is not None  # a commit was found in it
     change = next(c for c in touched.provenance.changes if c.commit == commit)
     tiers = sorted({f.tier for f in change.files})
     noun = "tier" if len(tiers) == 1 else "tiers"
